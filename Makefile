@@ -1,0 +1,39 @@
+# Strata: the two commands of the quick start are `make run` and `make test`.
+# Each installs missing Debian packages (scripts/install-deps.sh), then configures and
+# builds Release into build/ with every core.
+
+BUILD_DIR  ?= build
+BUILD_TYPE ?= Release
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+SAN_DIR    ?= build-sanitize
+
+.PHONY: all deps build test run bench sanitize clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/bin/strata-value --tour
+
+bench: build
+	scripts/run-benchmarks.sh $(BUILD_DIR)
+
+sanitize: deps
+	cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=ON $(CMAKE_ARGS)
+	cmake --build $(SAN_DIR) -j $(JOBS)
+	ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR) $(SAN_DIR)

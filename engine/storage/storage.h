@@ -1,0 +1,125 @@
+// engine/storage: the only part of Strata that talks to WiredTiger (the only place that
+// includes wiredtiger.h). Everything above it sees tables of bytes. See docs/storage.md.
+//
+// Threading: Storage is thread-safe. A Session belongs to one thread at a time (it wraps a
+// WiredTiger session and its cached cursors); open one per thread.
+//
+// Durability: Session::Commit() makes a transaction visible and crash-consistent but NOT
+// durable. It becomes durable (survives kill -9 and power loss) when the log is flushed
+// with fsync; the flusher thread of Storage does that for all sessions at once (group
+// commit). Ask for an acknowledgement with WhenDurable()/WaitDurable().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "strata/status.h"
+
+namespace strata {
+
+struct StorageOptions {
+  std::string path;                          // data directory; created when missing
+  uint64_t cache_size_bytes = 512ull << 20;  // WiredTiger cache: bounds the memory used
+  int checkpoint_interval_s = 60;            // periodic checkpoints bound the log and recovery
+  uint64_t log_file_max_bytes = 100ull << 20;  // log files are preallocated at this size
+  int max_sessions = 200;                    // user sessions (WiredTiger's own are added)
+};
+
+// Tables hold either byte keys (key_format=u: the order-preserving key encoding of
+// strata/key_codec.h) or int64 keys (key_format=q: depot offsets). Values are bytes.
+enum class TableKind : uint8_t { kBytes, kLog };
+
+// A small dense id for an open table; valid for the life of the Storage.
+using TableId = uint32_t;
+
+class Session;
+
+class Storage {
+ public:
+  // Opens (creating if needed) the WiredTiger database in options.path, runs recovery,
+  // and starts the flusher thread. Fails with kBusy when another process has it open.
+  static Result<std::unique_ptr<Storage>> Open(const StorageOptions& options);
+  // Stops the flusher after a final flush, closes every session and the connection
+  // (which takes a checkpoint). All Sessions must have been destroyed.
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  // Creates the table if it does not exist, then returns its id. Idempotent; the kind
+  // must match the existing table's. Names are [A-Za-z0-9_.-]+.
+  Result<TableId> OpenTable(std::string_view name, TableKind kind);
+  // Drops a table and its data. No session may use it concurrently.
+  Status DropTable(std::string_view name);
+  // Whether a table of this name exists on disk.
+  Result<bool> TableExists(std::string_view name);
+  // Names of existing tables that start with `prefix`, sorted.
+  Result<std::vector<std::string>> ListTables(std::string_view prefix);
+
+  Result<std::unique_ptr<Session>> OpenSession();
+
+  // Group commit. Calls `done` (from the flusher thread, never inline) once every
+  // transaction that committed before this call is durable; Status is non-OK if the
+  // flush failed. `done` must be quick and must not call back into WhenDurable's waits.
+  void WhenDurable(std::function<void(Status)> done);
+  // Blocks until every transaction that committed before this call is durable.
+  Status WaitDurable();
+
+  const StorageOptions& options() const;
+
+  class Impl;
+
+ private:
+  explicit Storage(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend class Session;
+};
+
+// One thread's handle on the database: transactions and table access. Key/value views
+// passed to callbacks are valid only during the callback.
+class Session {
+ public:
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Explicit transactions. Without one, each write is its own transaction.
+  // `snapshot` gives repeatable reads for the transaction's duration.
+  Status Begin(bool snapshot = false);
+  Status Commit();
+  void Rollback();
+  bool in_transaction() const;
+
+  // Byte-keyed tables.
+  // Returns false when the key is absent.
+  Result<bool> Get(TableId table, std::string_view key, std::string* value);
+  Status Put(TableId table, std::string_view key, std::string_view value);
+  // Returns false when the key was absent.
+  Result<bool> Remove(TableId table, std::string_view key);
+  // Visits keys in [begin, end) in ascending order (descending when `reverse`), calling
+  // fn(key, value) until it returns false. An empty `end` means "to the end of the table".
+  Status Scan(TableId table, std::string_view begin, std::string_view end, bool reverse,
+              const std::function<bool(std::string_view key, std::string_view value)>& fn);
+
+  // Log tables (int64 keys).
+  Status PutRecord(TableId table, int64_t key, std::string_view value);
+  Result<bool> GetRecord(TableId table, int64_t key, std::string* value);
+  // Visits keys in [from, to) ascending, until fn returns false.
+  Status ScanRecords(TableId table, int64_t from, int64_t to,
+                     const std::function<bool(int64_t key, std::string_view value)>& fn);
+  // The largest key of the table, or -1 when it is empty.
+  Result<int64_t> LastRecordKey(TableId table);
+  // The smallest key of the table, or -1 when it is empty.
+  Result<int64_t> FirstRecordKey(TableId table);
+
+  class Impl;
+
+ private:
+  friend class Storage;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs every Debian package Strata needs to build and test. Idempotent: when all
+# packages are present it changes nothing and calls no package manager.
+# Usage: scripts/install-deps.sh [--fuzz]   (--fuzz adds clang-14 and libFuzzer)
+set -eu
+
+PACKAGES="g++ cmake make pkg-config git ca-certificates \
+  libwiredtiger-dev wiredtiger libsnappy1v5 \
+  libflatbuffers-dev flatbuffers-compiler \
+  libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  procps tmux"
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES="$PACKAGES clang-14 libfuzzer-14-dev libclang-rt-14-dev"
+fi
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-deps: run as root (or install sudo)" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

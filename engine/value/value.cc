@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "strata/json.h"
 #include "strata/status.h"
@@ -63,6 +64,15 @@ double CanonicalDouble(double d) {
 Value::Value(double v) : rep_(CanonicalDouble(v)) {}
 
 Value Value::MapOf(Map entries) {
+  // Decoders hand over entries that are already sorted and unique: keep them as they
+  // are (a linear check) instead of sorting and copying.
+  if (std::adjacent_find(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+        return !KeyLess(a, b);
+      }) == entries.end()) {
+    Value v;
+    v.rep_ = MapRep{std::move(entries)};
+    return v;
+  }
   // Stable sort keeps input order among equal keys, so the last duplicate wins below.
   std::stable_sort(entries.begin(), entries.end(), KeyLess);
   Map out;
@@ -80,8 +90,11 @@ Value Value::MapOf(Map entries) {
 }
 
 Value Value::SetOf(Set elements) {
-  std::sort(elements.begin(), elements.end());
-  elements.erase(std::unique(elements.begin(), elements.end()), elements.end());
+  if (std::adjacent_find(elements.begin(), elements.end(), std::greater_equal<>()) !=
+      elements.end()) {
+    std::sort(elements.begin(), elements.end());
+    elements.erase(std::unique(elements.begin(), elements.end()), elements.end());
+  }
   Value v;
   v.rep_ = SetRep{std::move(elements)};
   return v;

@@ -1,0 +1,531 @@
+// The FlexBuffers value encoding: the documented layout ($set/$map conventions), round
+// trips of random values, buffers from other writers, depth limits and hostile buffers.
+#include "strata/value_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <flatbuffers/flexbuffers.h>
+
+#include "testing/random_value.h"
+
+namespace strata {
+namespace {
+
+using namespace std::string_literals;
+using ::strata::testing::RandomValueGenerator;
+
+constexpr uint64_t kSeed = 977;
+constexpr int kCases = 10000;
+
+std::string Label(uint64_t seed, int i) {
+  return "seed " + std::to_string(seed) + ", case " + std::to_string(i);
+}
+
+std::string AsString(const std::vector<uint8_t>& bytes) {
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+Value Nest(Value inner, int levels) {
+  for (int i = 0; i < levels; ++i) inner = Value::ListOf({std::move(inner)});
+  return inner;
+}
+
+// Builds a buffer the way another language's FlexBuffers writer would.
+template <typename F>
+std::vector<uint8_t> Build(F f) {
+  flexbuffers::Builder b;
+  f(b);
+  b.Finish();
+  return b.GetBuffer();
+}
+
+Result<Value> DecodeBytes(const std::vector<uint8_t>& bytes) {
+  return DecodeValue(bytes.data(), bytes.size());
+}
+
+void ExpectDecodesTo(const std::vector<uint8_t>& bytes, const Value& expected, const char* what) {
+  Result<Value> r = DecodeBytes(bytes);
+  ASSERT_TRUE(r.ok()) << what << ": " << r.status().ToString();
+  EXPECT_TRUE(*r == expected) << what << ": decoded " << r->ToString() << ", expected "
+                              << expected.ToString();
+}
+
+void ExpectCorrupt(const std::vector<uint8_t>& bytes, const std::string& message,
+                   const char* what) {
+  Result<Value> r = DecodeBytes(bytes);
+  ASSERT_FALSE(r.ok()) << what << " decoded to " << r->ToString();
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << what;
+  EXPECT_NE(r.status().message().find(message), std::string::npos)
+      << what << ": " << r.status().message();
+}
+
+// --- layout ---------------------------------------------------------------------------
+
+TEST(ValueCodecTest, ScalarsUseTheNaturalFlexBuffersTypes) {
+  struct Case {
+    Value value;
+    flexbuffers::Type type;
+  } cases[] = {
+      {Value(), flexbuffers::FBT_NULL},
+      {Value(true), flexbuffers::FBT_BOOL},
+      {Value(-5), flexbuffers::FBT_INT},
+      {Value(std::numeric_limits<int64_t>::min()), flexbuffers::FBT_INT},
+      {Value(0.1), flexbuffers::FBT_FLOAT},
+      {Value("text"), flexbuffers::FBT_STRING},
+      {Value::BytesOf("\0\xff"s), flexbuffers::FBT_BLOB},
+      {Value::ListOf({1, "a"}), flexbuffers::FBT_VECTOR},
+      {Value::EmptyMap(), flexbuffers::FBT_MAP},
+  };
+  for (const Case& c : cases) {
+    std::vector<uint8_t> bytes = EncodeValue(c.value);
+    EXPECT_EQ(flexbuffers::GetRoot(bytes).GetType(), c.type) << c.value.ToString();
+  }
+  std::vector<uint8_t> bytes = EncodeValue(Value(0.1));
+  EXPECT_EQ(flexbuffers::GetRoot(bytes).AsDouble(), 0.1);
+  bytes = EncodeValue(Value("a\0b"s));
+  EXPECT_EQ(flexbuffers::GetRoot(bytes).AsString().str(), "a\0b"s);
+}
+
+TEST(ValueCodecTest, MapWithStringKeysIsAPlainFlexBuffersMap) {
+  Value v = Value::MapOf({{"name", "ada"}, {"age", 36}, {"", Value()}});
+  std::vector<uint8_t> bytes = EncodeValue(v);
+  flexbuffers::Map m = flexbuffers::GetRoot(bytes).AsMap();
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m["name"].AsString().str(), "ada");
+  EXPECT_EQ(m["age"].AsInt64(), 36);
+  EXPECT_TRUE(m[""].IsNull());
+}
+
+// A map that is not plain, and a set, become a one-key map holding a vector.
+void ExpectTagged(const Value& v, const char* tag, const std::vector<Value>& flat) {
+  std::vector<uint8_t> bytes = EncodeValue(v);
+  flexbuffers::Reference root = flexbuffers::GetRoot(bytes);
+  ASSERT_TRUE(root.IsMap()) << v.ToString();
+  flexbuffers::Map m = root.AsMap();
+  ASSERT_EQ(m.size(), 1u) << v.ToString();
+  EXPECT_STREQ(m.Keys()[0].AsKey(), tag) << v.ToString();
+  ASSERT_EQ(m.Values()[0].GetType(), flexbuffers::FBT_VECTOR) << v.ToString();
+  flexbuffers::Vector elements = m.Values()[0].AsVector();
+  ASSERT_EQ(elements.size(), flat.size()) << v.ToString();
+  // Check the elements the way another language's reader sees them.
+  for (size_t i = 0; i < flat.size(); ++i) {
+    flexbuffers::Reference e = elements[i];
+    switch (flat[i].type()) {
+      case Type::kInt:
+        EXPECT_EQ(e.AsInt64(), flat[i].as_int()) << v.ToString() << " #" << i;
+        break;
+      case Type::kString:
+        EXPECT_EQ(e.AsString().str(), flat[i].as_string()) << v.ToString() << " #" << i;
+        break;
+      case Type::kBytes:
+        EXPECT_TRUE(e.IsBlob()) << v.ToString() << " #" << i;
+        break;
+      case Type::kList:
+        EXPECT_TRUE(e.IsUntypedVector()) << v.ToString() << " #" << i;
+        break;
+      case Type::kSet:
+        EXPECT_TRUE(e.IsMap()) << v.ToString() << " #" << i;
+        break;
+      default:
+        ADD_FAILURE() << "unexpected element type in the test table";
+        break;
+    }
+  }
+}
+
+TEST(ValueCodecTest, SetsAndMapsWithOtherKeysUseTheTaggedForms) {
+  ExpectTagged(Value::SetOf({3, 1, 2}), "$set", {1, 2, 3});
+  ExpectTagged(Value::EmptySet(), "$set", {});
+  ExpectTagged(Value::MapOf({{2, "b"}, {1, "a"}}), "$map", {1, "a", 2, "b"});
+  ExpectTagged(Value::MapOf({{"x", 1}, {2, 2}}), "$map", {2, 2, "x", 1});
+  ExpectTagged(Value::MapOf({{"a\0b"s, 1}}), "$map", {"a\0b"s, 1});  // NUL in a key
+  ExpectTagged(Value::MapOf({{Value::BytesOf("k"), 1}}), "$map", {Value::BytesOf("k"), 1});
+}
+
+TEST(ValueCodecTest, UserMapsThatLookLikeTaggedFormsAreEscaped) {
+  // Exactly one key "$set" or "$map" would read back as a set or map: use $map instead.
+  ExpectTagged(Value::MapOf({{"$set", Value::ListOf({1})}}), "$map", {"$set", Value::ListOf({1})});
+  ExpectTagged(Value::MapOf({{"$map", 1}}), "$map", {"$map", 1});
+  // With another key they are ordinary maps.
+  Value two_keys = Value::MapOf({{"$set", 1}, {"x", 2}});
+  EXPECT_EQ(flexbuffers::GetRoot(EncodeValue(two_keys)).AsMap().size(), 2u);
+  // Other $-names are not reserved in the value encoding.
+  EXPECT_EQ(flexbuffers::GetRoot(EncodeValue(Value::MapOf({{"$bytes", 1}}))).AsMap().size(), 1u);
+  for (const Value& v : {Value::MapOf({{"$set", Value::ListOf({1})}}), Value::MapOf({{"$map", 1}}),
+                         two_keys, Value::MapOf({{"$set", Value::EmptySet()}})}) {
+    ExpectDecodesTo(EncodeValue(v), v, "escaped user map");
+  }
+}
+
+TEST(ValueCodecTest, EncodingIsDeterministic) {
+  RandomValueGenerator gen(kSeed);
+  for (int i = 0; i < 200; ++i) {
+    Value v = gen.Any();
+    Value copy = v;
+    EXPECT_EQ(EncodeValue(v), EncodeValue(copy)) << Label(kSeed, i);
+    std::string appended = "xy";
+    AppendValue(v, &appended);
+    EXPECT_EQ(appended, "xy" + AsString(EncodeValue(v))) << Label(kSeed, i);
+  }
+}
+
+// --- round trips -------------------------------------------------------------------------
+
+TEST(ValueCodecPropertyTest, DecodeInvertsEncode) {
+  RandomValueGenerator gen(kSeed + 1);
+  for (int i = 0; i < kCases; ++i) {
+    Value v = gen.Any(5);
+    std::vector<uint8_t> bytes = EncodeValue(v);
+    Result<Value> decoded = DecodeBytes(bytes);
+    ASSERT_TRUE(decoded.ok()) << Label(kSeed + 1, i) << ": " << decoded.status().ToString()
+                              << "\n v = " << v.ToString();
+    ASSERT_TRUE(*decoded == v) << Label(kSeed + 1, i) << "\n v = " << v.ToString()
+                               << "\n decoded = " << decoded->ToString();
+  }
+}
+
+TEST(ValueCodecTest, EdgeCasesRoundTrip) {
+  Value cases[] = {
+      Value(-0.0),
+      Value(0.0),
+      Value(std::numeric_limits<double>::quiet_NaN()),
+      Value(-std::numeric_limits<double>::quiet_NaN()),
+      Value(std::numeric_limits<double>::infinity()),
+      Value(std::numeric_limits<double>::denorm_min()),
+      Value(std::numeric_limits<int64_t>::min()),
+      Value(std::numeric_limits<int64_t>::max()),
+      Value(""),
+      Value("\0"s),
+      Value("\xff\0\xff"s),
+      Value::BytesOf(""),
+      Value::BytesOf("\0\0"s),
+      Value::ListOf({}),
+      Value::EmptyMap(),
+      Value::EmptySet(),
+      Value::MapOf({{"", ""}}),
+      Value::MapOf({{"\xff", 1}, {"\x01", 2}}),
+      Value::MapOf({{Value::EmptySet(), Value::EmptyMap()}}),
+      Value::SetOf({Value::EmptySet(), Value::SetOf({Value()})}),
+  };
+  for (const Value& v : cases) {
+    ExpectDecodesTo(EncodeValue(v), v, v.ToString().c_str());
+    Result<Value> d = DecodeBytes(EncodeValue(v));
+    if (d.ok() && v.is_double()) {
+      EXPECT_EQ(std::bit_cast<uint64_t>(d->as_double()), std::bit_cast<uint64_t>(v.as_double()))
+          << "sign and NaN bits survive: " << v.ToString();
+    }
+  }
+}
+
+TEST(ValueCodecTest, DecodesFromAnUnalignedAddress) {
+  Value v = Value::MapOf(
+      {{"n", std::numeric_limits<int64_t>::max()}, {"d", 0.1}, {"l", Value::ListOf({1, 2.5})}});
+  std::vector<uint8_t> bytes = EncodeValue(v);
+  std::vector<uint8_t> shifted(bytes.size() + 1);
+  std::memcpy(shifted.data() + 1, bytes.data(), bytes.size());
+  Result<Value> r = DecodeValue(shifted.data() + 1, bytes.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(*r == v) << r->ToString();
+}
+
+// --- other writers ------------------------------------------------------------------------
+
+TEST(ValueCodecTest, DecodesWhatOtherWritersProduce) {
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.UInt(42); }), Value(42), "uint");
+  ExpectDecodesTo(
+      Build([](flexbuffers::Builder& b) { b.UInt(std::numeric_limits<int64_t>::max()); }),
+      Value(std::numeric_limits<int64_t>::max()), "uint at INT64_MAX");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.Float(1.5f); }), Value(1.5), "float32");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.Float(0.1f); }),
+                  Value(static_cast<double>(0.1f)), "float32 0.1");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.IndirectInt(-7); }), Value(-7),
+                  "indirect int");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.IndirectUInt(7); }), Value(7),
+                  "indirect uint");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.IndirectFloat(2.5f); }), Value(2.5),
+                  "indirect float");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) { b.IndirectDouble(0.1); }), Value(0.1),
+                  "indirect double");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) {
+                    b.Vector([&] {
+                      b.Int(int64_t{1} << 40);  // forces 8-byte elements
+                      b.Int(-1);
+                      b.Key("key");  // a key used as a value reads as a string
+                    });
+                  }),
+                  Value::ListOf({int64_t{1} << 40, -1, "key"}), "wide untyped vector with a key");
+
+  const int64_t ints[] = {1, -2, 300};
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) { b.Vector(ints, 3); }),
+                  Value::ListOf({1, -2, 300}), "typed int vector");
+  const uint16_t uints[] = {1, 65535};
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) { b.Vector(uints, 2); }),
+                  Value::ListOf({1, 65535}), "typed uint vector");
+  const float floats[] = {0.5f, -2.0f};
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) { b.Vector(floats, 2); }),
+                  Value::ListOf({0.5, -2.0}), "typed float32 vector");
+  const bool bools[] = {true, false};
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) { b.Vector(bools, 2); }),
+                  Value::ListOf({true, false}), "typed bool vector");
+  const int32_t triple[] = {1, 2, 3};
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) { b.FixedTypedVector(triple, 3); }),
+                  Value::ListOf({1, 2, 3}), "fixed typed vector");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) {
+                    b.TypedVector([&] {
+                      b.Key("x");
+                      b.Key("y");
+                    });
+                  }),
+                  Value::ListOf({"x", "y"}), "typed key vector");
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) {
+                    b.Map([&] {
+                      b.Vector("$set", ints, 3);  // a set as a typed vector
+                    });
+                  }),
+                  Value::SetOf({1, -2, 300}), "$set holding a typed vector");
+  ExpectDecodesTo(Build([&](flexbuffers::Builder& b) {
+                    b.Map([&] {
+                      b.Vector("$map", [&] {  // keys out of order: accepted and sorted
+                        b.UInt(2);
+                        b.String("two");
+                        b.Float(1.0f);
+                        b.String("one");
+                      });
+                    });
+                  }),
+                  Value::MapOf({{2, "two"}, {1.0, "one"}}), "$map with uint and float32 keys");
+  ExpectDecodesTo(Build([](flexbuffers::Builder& b) {
+                    b.Map([&] {
+                      b.String("b", "B");
+                      b.Int("a", 1);
+                      b.Map("nested", [&] {});
+                    });
+                  }),
+                  Value::MapOf({{"a", 1}, {"b", "B"}, {"nested", Value::EmptyMap()}}), "plain map");
+}
+
+TEST(ValueCodecTest, RejectsWhatNoValueCanRepresent) {
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) {
+                  b.UInt(uint64_t{std::numeric_limits<int64_t>::max()} + 1);
+                }),
+                "uint 9223372036854775808 is out of the int64 range", "uint above INT64_MAX");
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) {
+                  b.Map([&] {
+                    b.Vector("$set", [&] {
+                      b.Int(1);
+                      b.Int(1);
+                    });
+                  });
+                }),
+                "duplicate \"$set\" element", "$set with a duplicate");
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) {
+                  b.Map([&] {
+                    b.Vector("$map", [&] {
+                      b.Int(1);
+                      b.Int(2);
+                      b.Int(1);
+                      b.Int(3);
+                    });
+                  });
+                }),
+                "duplicate \"$map\" key", "$map with a duplicate key");
+  ExpectCorrupt(
+      Build([](flexbuffers::Builder& b) { b.Map([&] { b.Vector("$map", [&] { b.Int(1); }); }); }),
+      "\"$map\" vector has odd length 1", "$map of odd length");
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) { b.Map([&] { b.Int("$map", 1); }); }),
+                "\"$map\" must hold a vector, found int", "$map holding an int");
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) { b.Map([&] { b.String("$set", "x"); }); }),
+                "\"$set\" must hold a vector, found string", "$set holding a string");
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) { b.Map([&] { b.Map("$set", [&] {}); }); }),
+                "\"$set\" must hold a vector, found map", "$set holding a map");
+  ExpectCorrupt(Build([](flexbuffers::Builder& b) {
+                  b.Map([&] {
+                    b.Int("k", 1);
+                    b.Int("k", 2);
+                  });
+                }),
+                "duplicate map key", "plain map with a duplicate key");
+}
+
+// --- limits ----------------------------------------------------------------------------------
+
+TEST(ValueCodecTest, NestingUpToTheLimitRoundTripsAndOneMoreIsRejected) {
+  // Lists, and the tagged forms, which take two FlexBuffers levels per value level.
+  std::vector<std::pair<const char*, Value (*)(Value)>> wrappers = {
+      {"list", [](Value v) { return Value::ListOf({std::move(v)}); }},
+      {"set", [](Value v) { return Value::SetOf({std::move(v)}); }},
+      {"$map value",
+       [](Value v) {
+         return Value::MapOf({{1, std::move(v)}});
+       }},
+      {"$map key",
+       [](Value v) {
+         return Value::MapOf({{std::move(v), 1}});
+       }},
+      {"plain map",
+       [](Value v) {
+         return Value::MapOf({{"k", std::move(v)}});
+       }},
+  };
+  for (const auto& [name, wrap] : wrappers) {
+    Value v("leaf string");
+    for (int i = 0; i < kMaxValueDepth; ++i) v = wrap(std::move(v));
+    Result<std::vector<uint8_t>> checked = EncodeValueChecked(v);
+    ASSERT_TRUE(checked.ok()) << name << ": " << checked.status().ToString();
+    EXPECT_EQ(*checked, EncodeValue(v)) << name;
+    ExpectDecodesTo(EncodeValue(v), v, name);
+
+    Value too_deep = wrap(v);
+    ExpectCorrupt(EncodeValue(too_deep), "nesting deeper than 64", name);
+    Result<std::vector<uint8_t>> refused = EncodeValueChecked(too_deep);
+    ASSERT_FALSE(refused.ok()) << name;
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(refused.status().message().find("deeper than 64"), std::string::npos)
+        << refused.status().message();
+  }
+}
+
+TEST(ValueCodecTest, BuffersNestedBeyondTheVerifierLimitAreRejected) {
+  std::vector<uint8_t> bytes = EncodeValue(Nest(Value(1), 200));
+  ExpectCorrupt(bytes, "FlexBuffers verification failed", "200 nested vectors");
+}
+
+// --- hostile buffers ----------------------------------------------------------------------------
+
+TEST(ValueCodecTest, TruncatedAndTinyBuffersAreRejected) {
+  ExpectCorrupt({}, "shorter than the 3-byte minimum", "empty");
+  ExpectCorrupt({0x01, 0x01}, "shorter than the 3-byte minimum", "two bytes");
+  EXPECT_FALSE(DecodeValue(std::string_view()).ok());
+  Value original = Value::ListOf({"abc", 1, 2.5});
+  std::vector<uint8_t> bytes = EncodeValue(original);
+  int rejected = 0;
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::vector<uint8_t> prefix(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
+    Result<Value> r = DecodeBytes(prefix);
+    // A prefix may by chance end in bytes that form a valid root (e.g. 00 01 is null).
+    if (r.ok()) {
+      EXPECT_TRUE(*r != original) << "prefix of " << n << " bytes";
+    } else {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, static_cast<int>(bytes.size()) / 2);
+}
+
+TEST(ValueCodecTest, HandMadeHostileBuffersAreRejected) {
+  // Root byte width that is not 1, 2, 4 or 8.
+  ExpectCorrupt({0x00, 0x00, 0x03}, "verification failed", "root width 3");
+  // Root type beyond the last FlexBuffers type.
+  ExpectCorrupt({0x00, 0xfc, 0x01}, "verification failed", "root type 63");
+  // Root string whose offset points before the buffer.
+  ExpectCorrupt({0x01, 0x61, 0x00, 0x09, 0x14, 0x01}, "verification failed", "offset before start");
+  // Root string whose length runs past the end ("huge length").
+  ExpectCorrupt({0xff, 0x61, 0x00, 0x02, 0x14, 0x01}, "verification failed", "string too long");
+  // Vector claiming 2^32-1 elements of 4 bytes.
+  ExpectCorrupt({0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x2a, 0x04}, "verification failed",
+                "vector too long");
+  // Vector that contains itself (offset 0).
+  ExpectCorrupt({0x01, 0x00, 0x28, 0x02, 0x28, 0x01}, "verification failed",
+                "self-referencing vector");
+
+  // The 2.0.8 verifier accepts a key with no 0x00 before the end of the buffer:
+  // "abc", root offset 3 back, type key (4 << 2), width 1. The decoder must not read on.
+  ExpectCorrupt({0x61, 0x62, 0x63, 0x03, 0x10, 0x01}, "key has no 0x00 terminator",
+                "unterminated key");
+
+  // A map whose keys vector claims 2 keys for 1 value: patch the keys vector's size.
+  std::vector<uint8_t> map = Build([](flexbuffers::Builder& b) { b.Map([&] { b.Int("k", 1); }); });
+  flexbuffers::Map m = flexbuffers::GetRoot(map).AsMap();
+  size_t keys_size_at = static_cast<size_t>(reinterpret_cast<const uint8_t*>(m.Keys()[0].AsKey()) -
+                                            map.data());  // key "k" bytes
+  // Layout: "k\0" | keys size | key offset | ...; find the keys vector size byte (== 1).
+  size_t size_byte = keys_size_at + 2;
+  ASSERT_EQ(map[size_byte], 1);
+  map[size_byte] = 2;
+  Result<Value> r = DecodeBytes(map);
+  ASSERT_FALSE(r.ok()) << r->ToString();
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+}
+
+TEST(ValueCodecTest, SharedSubVectorsCannotExplodeTheDecodedSize) {
+  // 2,000 references to one vector of 2,000 ints: 19 KB of FlexBuffers that would decode
+  // into 4 million values. The verifier accepts it; the decoder must refuse it.
+  std::vector<uint8_t> bomb = Build([](flexbuffers::Builder& b) {
+    size_t outer = b.StartVector();
+    size_t inner = b.StartVector();
+    for (int i = 0; i < 2000; ++i) b.Int(i);
+    b.EndVector(inner, false, false);
+    flexbuffers::Builder::Value shared = b.LastValue();
+    for (int i = 1; i < 2000; ++i) b.ReuseValue(shared);
+    b.EndVector(outer, false, false);
+  });
+  ASSERT_LT(bomb.size(), 64u * 1024);
+  ExpectCorrupt(bomb, "decoded value would be too large", "shared-vector bomb");
+
+  // A few references to a shared vector are fine.
+  std::vector<uint8_t> shared = Build([](flexbuffers::Builder& b) {
+    size_t outer = b.StartVector();
+    size_t inner = b.StartVector();
+    b.Int(1);
+    b.EndVector(inner, false, false);
+    flexbuffers::Builder::Value v = b.LastValue();
+    b.ReuseValue(v);
+    b.EndVector(outer, false, false);
+  });
+  ExpectDecodesTo(shared, Value::ListOf({Value::ListOf({1}), Value::ListOf({1})}), "shared twice");
+}
+
+std::string MutateBytes(std::string bytes, RandomValueGenerator& gen) {
+  for (int n = static_cast<int>(gen.Uniform(1, 3)); n > 0; --n) {
+    size_t size = bytes.size();
+    size_t at = static_cast<size_t>(gen.Uniform(0, static_cast<int64_t>(size)));
+    char byte = static_cast<char>(gen.Uniform(0, 255));
+    switch (gen.Uniform(0, 4)) {
+      case 0:
+        if (at < size) bytes[at] = static_cast<char>(bytes[at] ^ (1 << gen.Uniform(0, 7)));
+        break;
+      case 1:
+        if (at < size) bytes[at] = byte;
+        break;
+      case 2:
+        bytes.resize(at);
+        break;
+      case 3:
+        bytes.insert(bytes.begin() + static_cast<ptrdiff_t>(at), byte);
+        break;
+      default:
+        if (at < size) bytes.erase(at, 1);
+        break;
+    }
+  }
+  return bytes;
+}
+
+TEST(ValueCodecPropertyTest, MutatedBuffersDecodeToAnErrorOrAValueNeverACrash) {
+  RandomValueGenerator gen(kSeed + 2);
+  int decoded = 0;
+  for (int i = 0; i < kCases; ++i) {
+    std::string bytes = MutateBytes(AsString(EncodeValue(gen.Any())), gen);
+    Result<Value> r = DecodeValue(bytes);
+    if (!r.ok()) {
+      ASSERT_EQ(r.status().code(), StatusCode::kCorruption) << Label(kSeed + 2, i);
+      continue;
+    }
+    ++decoded;
+    // Whatever was accepted is a proper Value that survives its own round trip.
+    Result<Value> again = DecodeValue(AsString(EncodeValue(*r)));
+    ASSERT_TRUE(again.ok()) << Label(kSeed + 2, i) << ": " << again.status().ToString();
+    ASSERT_TRUE(*again == *r) << Label(kSeed + 2, i) << "\n decoded = " << r->ToString()
+                              << "\n after a round trip = " << again->ToString();
+  }
+  EXPECT_GT(decoded, 0);
+  EXPECT_LT(decoded, kCases);
+}
+
+}  // namespace
+}  // namespace strata

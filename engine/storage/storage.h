@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "strata/status.h"
 
@@ -51,7 +52,11 @@ class Storage {
   // Creates the table if it does not exist, then returns its id. Idempotent; the kind
   // must match the existing table's. Names are [A-Za-z0-9_.-]+.
   Result<TableId> OpenTable(std::string_view name, TableKind kind);
-  // Drops a table and its data. No session may use it concurrently.
+  // Drops a table and its data. No session should use it concurrently: it waits for each
+  // session's operation in progress, closes the cursors sessions cached on it, and later
+  // uses of its TableId fail with kNotFound. Fails with kBusy while a transaction that
+  // touched the table is open, and with kInvalidArgument when called inside an operation
+  // (e.g. a Scan callback) of a session on the calling thread.
   Status DropTable(std::string_view name);
   // Whether a table of this name exists on disk.
   Result<bool> TableExists(std::string_view name);
@@ -66,6 +71,9 @@ class Storage {
   void WhenDurable(std::function<void(Status)> done);
   // Blocks until every transaction that committed before this call is durable.
   Status WaitDurable();
+  // Number of log flushes the flusher has begun so far (monitoring and tests). While a
+  // WhenDurable callback runs it is the number of the flush that completed it.
+  uint64_t FlushCount() const;
 
   const StorageOptions& options() const;
 
@@ -78,7 +86,11 @@ class Storage {
 };
 
 // One thread's handle on the database: transactions and table access. Key/value views
-// passed to callbacks are valid only during the callback.
+// passed to callbacks are valid only during the callback. A scan callback may use the same
+// Session for other table operations (including nested scans) but must not Begin, Commit
+// or Rollback. Empty byte keys are not allowed (WiredTiger rejects them). Errors: kAborted
+// is a write conflict (inside an explicit transaction, Rollback and retry it; see Begin);
+// kInvalidArgument a misuse (wrong table kind, bad key); kNotFound a dropped table.
 class Session {
  public:
   ~Session();
@@ -86,7 +98,10 @@ class Session {
   Session& operator=(const Session&) = delete;
 
   // Explicit transactions. Without one, each write is its own transaction.
-  // `snapshot` gives repeatable reads for the transaction's duration.
+  // `snapshot` gives repeatable reads for the transaction's duration, and is the only
+  // isolation in which WiredTiger 3.2.1 detects write-write conflicts (kAborted); in a
+  // read-committed transaction concurrent writers of one key both succeed and the last
+  // commit wins, so writers that can race on a key must use snapshot transactions.
   Status Begin(bool snapshot = false);
   Status Commit();
   void Rollback();
@@ -103,7 +118,7 @@ class Session {
   Status Scan(TableId table, std::string_view begin, std::string_view end, bool reverse,
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
 
-  // Log tables (int64 keys).
+  // Log tables (int64 keys, which must be >= 0).
   Status PutRecord(TableId table, int64_t key, std::string_view value);
   Result<bool> GetRecord(TableId table, int64_t key, std::string* value);
   // Visits keys in [from, to) ascending, until fn returns false.

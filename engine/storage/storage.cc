@@ -1,0 +1,1037 @@
+#include "storage.h"
+
+#include <errno.h>
+#include <unistd.h>
+#include <wiredtiger.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace strata {
+namespace {
+
+// Compressors are loadable extensions in WiredTiger 3.2.1 and recovery needs them, so
+// every open names it. Debian's libwiredtiger0 installs it here.
+constexpr const char* kSnappyExtension = "/usr/lib/x86_64-linux-gnu/libwiredtiger_snappy.so";
+// WiredTiger counts its own server threads (eviction, checkpoint, log, sweep) in
+// session_max; this covers them plus the flusher's and the schema sessions of Storage.
+constexpr int kInternalSessions = 40;
+
+// WiredTiger reports the detail of an error through the event handler, separately from the
+// return code. A thread that is about to turn a return code into a Status opens an
+// ErrorCapture; errors raised while one is open are kept for the Status message instead of
+// being printed. Errors on WiredTiger's own threads are printed to stderr.
+thread_local int t_capture_depth = 0;
+thread_local std::string t_captured_error;
+
+std::string_view StripWtPrefix(std::string_view message) {
+  // "[1700000000:123][pid:tid], context: detail" -> "context: detail".
+  while (!message.empty() && message.front() == '[') {
+    size_t close = message.find(']');
+    if (close == std::string_view::npos) break;
+    message.remove_prefix(close + 1);
+  }
+  if (message.starts_with(", ")) message.remove_prefix(2);
+  return message;
+}
+
+int HandleWtError(WT_EVENT_HANDLER*, WT_SESSION*, int error, const char* message) {
+  if (t_capture_depth > 0) {
+    if (t_captured_error.empty()) t_captured_error = StripWtPrefix(message);
+    return 0;
+  }
+  std::fprintf(stderr, "strata storage: WiredTiger error %d: %s\n", error, message);
+  return 0;
+}
+
+WT_EVENT_HANDLER g_event_handler = {HandleWtError, nullptr, nullptr, nullptr};
+
+StatusCode CodeForWtError(int ret) {
+  switch (ret) {
+    case WT_ROLLBACK:
+      return StatusCode::kAborted;
+    case WT_DUPLICATE_KEY:
+      return StatusCode::kAlreadyExists;
+    case EBUSY:
+      return StatusCode::kBusy;
+    case EINVAL:
+      return StatusCode::kInvalidArgument;
+    case ENOENT:
+      return StatusCode::kNotFound;
+    default:
+      return StatusCode::kIOError;
+  }
+}
+
+class ErrorCapture {
+ public:
+  ErrorCapture() {
+    if (t_capture_depth++ == 0) t_captured_error.clear();
+  }
+  ~ErrorCapture() { --t_capture_depth; }
+  ErrorCapture(const ErrorCapture&) = delete;
+  ErrorCapture& operator=(const ErrorCapture&) = delete;
+
+  // "what: strerror (detail from WiredTiger)".
+  Status ToStatus(int ret, std::string_view what) const {
+    std::string message(what);
+    message += ": ";
+    message += wiredtiger_strerror(ret);
+    if (!t_captured_error.empty()) {
+      message += " (";
+      message += t_captured_error;
+      message += ")";
+    }
+    return Status(CodeForWtError(ret), std::move(message));
+  }
+};
+
+bool ValidTableName(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name.starts_with("WiredTiger")) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+  });
+}
+
+Status BadTableName(std::string_view name) {
+  return Status::InvalidArgument("bad table name '" + std::string(name) +
+                                 "': use 1-200 characters of [A-Za-z0-9_.-], not starting "
+                                 "with 'WiredTiger'");
+}
+
+std::string TableUri(std::string_view name) { return "table:" + std::string(name); }
+
+const char* KindName(TableKind kind) {
+  return kind == TableKind::kBytes ? "byte-keyed" : "log (int64-keyed)";
+}
+
+const char* CreateConfig(TableKind kind) {
+  return kind == TableKind::kBytes
+             ? "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=true"
+             : "key_format=q,value_format=u,block_compressor=snappy";
+}
+
+// The kind of an existing table from its metadata entry ("...,key_format=u,...").
+Result<TableKind> KindFromMetadata(std::string_view name, std::string_view config) {
+  size_t at = config.find("key_format=");
+  if (at != std::string_view::npos) {
+    std::string_view format = config.substr(at + 11);
+    format = format.substr(0, format.find(','));
+    if (format == "u") return TableKind::kBytes;
+    if (format == "q") return TableKind::kLog;
+  }
+  return Status::InvalidArgument(
+      "table '" + std::string(name) +
+      "' exists but is not a Strata table (metadata: " + std::string(config) + ")");
+}
+
+WT_ITEM Item(std::string_view bytes) {
+  WT_ITEM item{};
+  item.data = bytes.data();
+  item.size = bytes.size();
+  return item;
+}
+
+std::string_view View(const WT_ITEM& item) {
+  return {static_cast<const char*>(item.data), item.size};
+}
+
+}  // namespace
+
+// The part of a Session that DropTable, on another thread, reaches: a mutex that the
+// owning thread holds during each operation, and the session while it is open.
+struct SessionGate {
+  std::mutex mu;
+  Session::Impl* session = nullptr;  // Guarded by mu; null once the session is closed.
+  // The thread inside an operation of the session, so that DropTable can refuse to wait
+  // for its own thread.
+  std::atomic<std::thread::id> holder{};
+};
+
+// ---------------------------------------------------------------------------------------
+// Storage::Impl
+
+class Storage::Impl {
+ public:
+  enum class TableState : uint8_t { kLive, kDropping, kDropped };
+  struct TableInfo {
+    std::string name;
+    std::string uri;
+    TableKind kind;
+    TableState state;
+  };
+
+  Impl(StorageOptions options, WT_CONNECTION* conn, WT_SESSION* schema_session,
+       WT_SESSION* flush_session)
+      : options_(std::move(options)),
+        conn_(conn),
+        schema_session_(schema_session),
+        flush_session_(flush_session) {
+    flusher_ = std::thread([this] { FlusherLoop(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(flush_mu_);
+      stop_ = true;
+    }
+    flush_cv_.notify_one();
+    flusher_.join();
+    assert(sessions_.empty() && "every Session must be destroyed before its Storage");
+    ErrorCapture capture;
+    // Closing the connection closes the internal sessions and takes a checkpoint.
+    int ret = conn_->close(conn_, nullptr);
+    if (ret != 0) {
+      std::fprintf(stderr, "strata storage: %s\n",
+                   capture.ToStatus(ret, "closing the database in '" + options_.path + "'")
+                       .ToString()
+                       .c_str());
+    }
+  }
+
+  Result<TableId> OpenTable(std::string_view name, TableKind kind);
+  Status DropTable(std::string_view name);
+  Result<bool> TableExists(std::string_view name);
+  Result<std::vector<std::string>> ListTables(std::string_view prefix);
+  Result<std::unique_ptr<Session>> OpenSession();
+
+  void WhenDurable(std::function<void(Status)> done) {
+    {
+      std::lock_guard<std::mutex> lock(flush_mu_);
+      waiters_.push_back(std::move(done));
+    }
+    flush_cv_.notify_one();
+  }
+
+  uint64_t FlushCount() const { return flushes_started_.load(std::memory_order_acquire); }
+
+  // Copies the table's description for a session that opens a cursor on it.
+  Result<TableInfo> LookUpTable(TableId id) const {
+    std::shared_lock<std::shared_mutex> lock(tables_mu_);
+    if (id >= tables_.size()) {
+      return Status::InvalidArgument("unknown table id " + std::to_string(id));
+    }
+    const TableInfo& info = tables_[id];
+    if (info.state != TableState::kLive) {
+      return Status::NotFound("table '" + info.name + "' (id " + std::to_string(id) +
+                              ") was dropped");
+    }
+    return info;
+  }
+
+  void Register(std::shared_ptr<SessionGate> gate) {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    sessions_.push_back(std::move(gate));
+  }
+  void Unregister(const SessionGate* gate) {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    sessions_.erase(std::find_if(sessions_.begin(), sessions_.end(),
+                                 [gate](const auto& entry) { return entry.get() == gate; }));
+  }
+
+  const StorageOptions options_;
+  WT_CONNECTION* const conn_;
+
+ private:
+  void FlusherLoop();
+  Status Flush();
+  Result<std::string> ReadTableMetadata(std::string_view name, bool* found);
+
+  // Schema operations (create, drop, metadata reads) run one at a time on schema_session_.
+  std::mutex schema_mu_;
+  WT_SESSION* const schema_session_;  // Guarded by schema_mu_.
+
+  // Lock order: a thread inside a session operation holds that session's gate and may take
+  // any lock below; DropTable takes a gate while holding no other lock, so no cycle forms.
+  mutable std::shared_mutex tables_mu_;
+  std::vector<TableInfo> tables_;                         // Guarded by tables_mu_; index = id.
+  std::unordered_map<std::string, TableId> live_tables_;  // Guarded by tables_mu_.
+
+  std::mutex sessions_mu_;
+  std::vector<std::shared_ptr<SessionGate>> sessions_;  // Guarded by sessions_mu_.
+
+  // Group commit.
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  std::vector<std::function<void(Status)>> waiters_;  // Guarded by flush_mu_.
+  bool stop_ = false;                                 // Guarded by flush_mu_.
+  // Written under flush_mu_ by the flusher only, so that a waiter is in exactly the flush
+  // whose number it did not see.
+  std::atomic<uint64_t> flushes_started_{0};
+  WT_SESSION* const flush_session_;  // Flusher thread only.
+  std::thread flusher_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Session::Impl
+
+class Session::Impl {
+ public:
+  Impl(Storage::Impl* storage, WT_SESSION* session)
+      : storage_(storage), session_(session), gate_(std::make_shared<SessionGate>()) {
+    gate_->session = this;
+    storage_->Register(gate_);
+  }
+
+  ~Impl() {
+    {
+      // Under the gate, so that a DropTable in progress either closes this session's
+      // cursors before the close or finds the session gone.
+      std::lock_guard<std::mutex> lock(gate_->mu);
+      ErrorCapture capture;
+      // Closes the cursors and rolls back an open transaction.
+      int ret = session_->close(session_, nullptr);
+      if (ret != 0) {
+        std::fprintf(stderr, "strata storage: %s\n",
+                     capture.ToStatus(ret, "closing a session").ToString().c_str());
+      }
+      gate_->session = nullptr;
+    }
+    storage_->Unregister(gate_.get());
+  }
+
+  // Holds the gate for the span of each public operation, so that DropTable (on another
+  // thread) closes this session's cursors only between operations. Reentrant for nested
+  // calls from scan callbacks.
+  class OpGuard {
+   public:
+    explicit OpGuard(Impl* impl) : impl_(impl) {
+      if (impl_->op_depth_++ == 0) {
+        impl_->gate_->mu.lock();
+        impl_->gate_->holder.store(std::this_thread::get_id(), std::memory_order_relaxed);
+      }
+    }
+    ~OpGuard() {
+      if (--impl_->op_depth_ == 0) {
+        impl_->gate_->holder.store(std::thread::id(), std::memory_order_relaxed);
+        impl_->gate_->mu.unlock();
+      }
+    }
+    OpGuard(const OpGuard&) = delete;
+    OpGuard& operator=(const OpGuard&) = delete;
+
+   private:
+    Impl* impl_;
+  };
+
+  // A cursor borrowed for one operation; reset (or closed, when temporary) on release so
+  // it pins no page between operations.
+  class CursorRef {
+   public:
+    CursorRef() = default;
+    CursorRef(WT_CURSOR* cursor, bool* busy, bool temporary)
+        : cursor_(cursor), busy_(busy), temporary_(temporary) {}
+    CursorRef(CursorRef&& other) noexcept
+        : cursor_(std::exchange(other.cursor_, nullptr)),
+          busy_(std::exchange(other.busy_, nullptr)),
+          temporary_(other.temporary_) {}
+    CursorRef& operator=(CursorRef&&) = delete;
+    ~CursorRef() {
+      if (cursor_ == nullptr) return;
+      if (temporary_) {
+        cursor_->close(cursor_);
+      } else {
+        cursor_->reset(cursor_);
+      }
+      if (busy_ != nullptr) *busy_ = false;
+    }
+    WT_CURSOR* operator->() const { return cursor_; }
+    WT_CURSOR* get() const { return cursor_; }
+
+   private:
+    WT_CURSOR* cursor_ = nullptr;
+    bool* busy_ = nullptr;
+    bool temporary_ = false;
+  };
+
+  // Point operations use `cursor`; scans use `scan_cursor` so that a scan callback can
+  // do point operations on the same table. A nested scan of the same table gets a
+  // temporary cursor.
+  struct Slot {
+    WT_CURSOR* cursor = nullptr;
+    WT_CURSOR* scan_cursor = nullptr;
+    bool scan_busy = false;
+    TableKind kind = TableKind::kBytes;
+    std::string name;
+  };
+
+  Result<CursorRef> PointCursor(TableId id, TableKind kind) {
+    STRATA_ASSIGN_OR_RETURN(Slot * slot, SlotFor(id, kind));
+    if (slot->cursor == nullptr) {
+      STRATA_ASSIGN_OR_RETURN(slot->cursor, OpenCursor(*slot));
+    }
+    return CursorRef(slot->cursor, nullptr, false);
+  }
+
+  Result<CursorRef> ScanCursor(TableId id, TableKind kind) {
+    STRATA_ASSIGN_OR_RETURN(Slot * slot, SlotFor(id, kind));
+    if (slot->scan_busy) {
+      STRATA_ASSIGN_OR_RETURN(WT_CURSOR * temporary, OpenCursor(*slot));
+      return CursorRef(temporary, nullptr, true);
+    }
+    if (slot->scan_cursor == nullptr) {
+      STRATA_ASSIGN_OR_RETURN(slot->scan_cursor, OpenCursor(*slot));
+    }
+    slot->scan_busy = true;
+    return CursorRef(slot->scan_cursor, &slot->scan_busy, false);
+  }
+
+  // Called by DropTable with the gate held (this session is between operations).
+  void ForgetTable(TableId id) {
+    if (id >= slots_.size()) return;
+    Slot& slot = slots_[id];
+    if (slot.cursor != nullptr) slot.cursor->close(slot.cursor);
+    if (slot.scan_cursor != nullptr) slot.scan_cursor->close(slot.scan_cursor);
+    slot = Slot();
+  }
+
+  Status Begin(bool snapshot);
+  Status Commit();
+  void Rollback();
+  Result<bool> Get(TableId table, std::string_view key, std::string* value);
+  Status Put(TableId table, std::string_view key, std::string_view value);
+  Result<bool> Remove(TableId table, std::string_view key);
+  Status Scan(TableId table, std::string_view begin, std::string_view end, bool reverse,
+              const std::function<bool(std::string_view, std::string_view)>& fn);
+  Status PutRecord(TableId table, int64_t key, std::string_view value);
+  Result<bool> GetRecord(TableId table, int64_t key, std::string* value);
+  Status ScanRecords(TableId table, int64_t from, int64_t to,
+                     const std::function<bool(int64_t, std::string_view)>& fn);
+  Result<int64_t> EdgeRecordKey(TableId table, bool last);
+
+  bool in_transaction() const { return in_txn_; }
+
+ private:
+  Result<Slot*> SlotFor(TableId id, TableKind kind) {
+    if (id < slots_.size() && !slots_[id].name.empty()) {
+      Slot& slot = slots_[id];
+      if (slot.kind != kind) return WrongKind(slot.name, slot.kind);
+      return &slot;
+    }
+    STRATA_ASSIGN_OR_RETURN(Storage::Impl::TableInfo info, storage_->LookUpTable(id));
+    if (info.kind != kind) return WrongKind(info.name, info.kind);
+    if (id >= slots_.size()) slots_.resize(id + 1);
+    slots_[id].kind = info.kind;
+    slots_[id].name = std::move(info.name);
+    return &slots_[id];
+  }
+
+  static Status WrongKind(const std::string& name, TableKind actual) {
+    return Status::InvalidArgument(
+        "table '" + name + "' is a " + KindName(actual) + " table; use the " +
+        (actual == TableKind::kBytes ? "Get/Put/Remove/Scan" : "record") + " API for it");
+  }
+
+  Result<WT_CURSOR*> OpenCursor(const Slot& slot) {
+    ErrorCapture capture;
+    WT_CURSOR* cursor = nullptr;
+    std::string uri = TableUri(slot.name);
+    int ret = session_->open_cursor(session_, uri.c_str(), nullptr, nullptr, &cursor);
+    if (ret != 0) return capture.ToStatus(ret, "opening a cursor on table '" + slot.name + "'");
+    return cursor;
+  }
+
+  static Status CheckKey(std::string_view key, const char* op) {
+    if (key.empty())
+      return Status::InvalidArgument(std::string(op) + ": empty keys are not allowed");
+    return Status::Ok();
+  }
+
+  // Transaction primitives without the misuse checks of the public calls (used inside
+  // Remove, which may run in a scan callback).
+  Status BeginTxn(bool snapshot);
+  Status CommitTxn();
+
+  Status ScanDepthCheck(const char* op) const {
+    if (scan_depth_ > 0) {
+      return Status::InvalidArgument(std::string(op) + " is not allowed inside a scan callback");
+    }
+    return Status::Ok();
+  }
+
+  Storage::Impl* const storage_;
+  WT_SESSION* const session_;
+  const std::shared_ptr<SessionGate> gate_;
+  int op_depth_ = 0;    // Owning thread only.
+  int scan_depth_ = 0;  // Owning thread only.
+  bool in_txn_ = false;
+  // Index = TableId. A deque, because growing it (a scan callback touching a new table)
+  // must not move the slot of a scan in progress. Guarded by gate_->mu.
+  std::deque<Slot> slots_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Storage
+
+Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
+  if (options.path.empty()) return Status::InvalidArgument("storage path is empty");
+  if (options.cache_size_bytes < (1ull << 20)) {
+    return Status::InvalidArgument("cache_size_bytes " + std::to_string(options.cache_size_bytes) +
+                                   " is below the 1 MiB minimum");
+  }
+  if (options.checkpoint_interval_s < 1) {
+    return Status::InvalidArgument("checkpoint_interval_s " +
+                                   std::to_string(options.checkpoint_interval_s) +
+                                   " must be >= 1 (without checkpoints the log grows forever)");
+  }
+  if (options.log_file_max_bytes < (100ull << 10) || options.log_file_max_bytes > (2ull << 30)) {
+    return Status::InvalidArgument("log_file_max_bytes " +
+                                   std::to_string(options.log_file_max_bytes) +
+                                   " is outside WiredTiger's range [100 KiB, 2 GiB]");
+  }
+  if (options.max_sessions < 1) {
+    return Status::InvalidArgument("max_sessions " + std::to_string(options.max_sessions) +
+                                   " must be >= 1");
+  }
+  if (access(kSnappyExtension, R_OK) != 0) {
+    return Status::IOError(std::string("WiredTiger's snappy compressor extension is missing: ") +
+                           kSnappyExtension +
+                           " cannot be read (install the Debian package libwiredtiger0)");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return Status::IOError("cannot create the data directory '" + options.path +
+                           "': " + ec.message());
+  }
+
+  std::string config = "create,config_base=false";
+  config += ",cache_size=" + std::to_string(options.cache_size_bytes);
+  config += ",session_max=" + std::to_string(options.max_sessions + kInternalSessions);
+  config +=
+      ",log=(enabled=true,archive=true,file_max=" + std::to_string(options.log_file_max_bytes) +
+      ")";
+  config += ",checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) + ")";
+  config += ",extensions=[" + std::string(kSnappyExtension) + "]";
+
+  ErrorCapture capture;
+  WT_CONNECTION* conn = nullptr;
+  int ret = wiredtiger_open(options.path.c_str(), &g_event_handler, config.c_str(), &conn);
+  if (ret == EBUSY) {
+    return Status::Busy(
+        "data directory '" + options.path +
+        "' is already open in another process or Storage (WiredTiger: " + t_captured_error + ")");
+  }
+  if (ret != 0) return capture.ToStatus(ret, "opening WiredTiger in '" + options.path + "'");
+
+  WT_SESSION* sessions[2] = {nullptr, nullptr};
+  for (WT_SESSION*& session : sessions) {
+    ret = conn->open_session(conn, nullptr, nullptr, &session);
+    if (ret != 0) {
+      Status status =
+          capture.ToStatus(ret, "opening an internal session in '" + options.path + "'");
+      conn->close(conn, nullptr);
+      return status;
+    }
+  }
+  auto impl = std::make_unique<Impl>(options, conn, sessions[0], sessions[1]);
+  return std::unique_ptr<Storage>(new Storage(std::move(impl)));
+}
+
+Storage::Storage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Storage::~Storage() = default;
+
+Result<TableId> Storage::OpenTable(std::string_view name, TableKind kind) {
+  return impl_->OpenTable(name, kind);
+}
+Status Storage::DropTable(std::string_view name) { return impl_->DropTable(name); }
+Result<bool> Storage::TableExists(std::string_view name) { return impl_->TableExists(name); }
+Result<std::vector<std::string>> Storage::ListTables(std::string_view prefix) {
+  return impl_->ListTables(prefix);
+}
+Result<std::unique_ptr<Session>> Storage::OpenSession() { return impl_->OpenSession(); }
+void Storage::WhenDurable(std::function<void(Status)> done) { impl_->WhenDurable(std::move(done)); }
+
+Status Storage::WaitDurable() {
+  // The callback runs on the flusher thread; it notifies while holding `mu`, so this frame
+  // (and `mu`, `cv`) outlive the notification.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status result;
+  impl_->WhenDurable([&](Status status) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(status);
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  return result;
+}
+
+uint64_t Storage::FlushCount() const { return impl_->FlushCount(); }
+const StorageOptions& Storage::options() const { return impl_->options_; }
+
+Result<std::string> Storage::Impl::ReadTableMetadata(std::string_view name, bool* found) {
+  ErrorCapture capture;
+  WT_CURSOR* meta = nullptr;
+  int ret = schema_session_->open_cursor(schema_session_, "metadata:", nullptr, nullptr, &meta);
+  if (ret != 0) return capture.ToStatus(ret, "opening the metadata cursor");
+  std::string uri = TableUri(name);
+  meta->set_key(meta, uri.c_str());
+  ret = meta->search(meta);
+  std::string config;
+  *found = ret == 0;
+  if (ret == 0) {
+    const char* value = nullptr;
+    ret = meta->get_value(meta, &value);
+    if (ret == 0) config = value;
+  } else if (ret == WT_NOTFOUND) {
+    ret = 0;
+  }
+  meta->close(meta);
+  if (ret != 0)
+    return capture.ToStatus(ret, "reading the metadata of table '" + std::string(name) + "'");
+  return config;
+}
+
+Result<TableId> Storage::Impl::OpenTable(std::string_view name, TableKind kind) {
+  if (!ValidTableName(name)) return BadTableName(name);
+  std::lock_guard<std::mutex> schema(schema_mu_);
+  {
+    std::shared_lock<std::shared_mutex> lock(tables_mu_);
+    auto it = live_tables_.find(std::string(name));
+    if (it != live_tables_.end()) {
+      const TableInfo& info = tables_[it->second];
+      if (info.state == TableState::kDropping) {
+        return Status::Busy("table '" + std::string(name) + "' is being dropped");
+      }
+      if (info.kind != kind) {
+        return Status::InvalidArgument("table '" + std::string(name) + "' exists as a " +
+                                       KindName(info.kind) + " table, not a " + KindName(kind) +
+                                       " table");
+      }
+      return it->second;
+    }
+  }
+  bool found = false;
+  STRATA_ASSIGN_OR_RETURN(std::string metadata, ReadTableMetadata(name, &found));
+  std::string uri = TableUri(name);
+  if (found) {
+    STRATA_ASSIGN_OR_RETURN(TableKind existing, KindFromMetadata(name, metadata));
+    if (existing != kind) {
+      return Status::InvalidArgument("table '" + std::string(name) + "' exists as a " +
+                                     KindName(existing) + " table, not a " + KindName(kind) +
+                                     " table");
+    }
+  } else {
+    ErrorCapture capture;
+    int ret = schema_session_->create(schema_session_, uri.c_str(), CreateConfig(kind));
+    if (ret != 0) return capture.ToStatus(ret, "creating table '" + std::string(name) + "'");
+  }
+  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  TableId id = static_cast<TableId>(tables_.size());
+  tables_.push_back(TableInfo{std::string(name), std::move(uri), kind, TableState::kLive});
+  live_tables_.emplace(std::string(name), id);
+  return id;
+}
+
+Status Storage::Impl::DropTable(std::string_view name) {
+  if (!ValidTableName(name)) return BadTableName(name);
+  const std::string table(name);
+  std::optional<TableId> id;
+  {
+    std::unique_lock<std::shared_mutex> lock(tables_mu_);
+    auto it = live_tables_.find(table);
+    if (it != live_tables_.end()) {
+      id = it->second;
+      if (tables_[*id].state == TableState::kDropping) {
+        return Status::Busy("table '" + table + "' is already being dropped");
+      }
+      // From here no session can open a new cursor on the table.
+      tables_[*id].state = TableState::kDropping;
+    }
+  }
+  auto set_state = [&](TableState state) {
+    std::unique_lock<std::shared_mutex> lock(tables_mu_);
+    tables_[*id].state = state;
+    if (state == TableState::kDropped) live_tables_.erase(table);
+  };
+  if (id) {
+    std::vector<std::shared_ptr<SessionGate>> gates;
+    {
+      std::lock_guard<std::mutex> lock(sessions_mu_);
+      gates = sessions_;
+    }
+    for (const auto& gate : gates) {
+      if (gate->holder.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+        set_state(TableState::kLive);
+        return Status::InvalidArgument("DropTable('" + table +
+                                       "') called inside an operation of a session on the "
+                                       "same thread (a scan callback?)");
+      }
+      std::lock_guard<std::mutex> lock(gate->mu);
+      if (gate->session != nullptr) gate->session->ForgetTable(*id);
+    }
+  }
+  int ret = 0;
+  ErrorCapture capture;
+  {
+    std::lock_guard<std::mutex> schema(schema_mu_);
+    std::string uri = TableUri(name);
+    ret = schema_session_->drop(schema_session_, uri.c_str(), nullptr);
+  }
+  if (id) set_state(ret == 0 ? TableState::kDropped : TableState::kLive);
+  if (ret == ENOENT) return Status::NotFound("table '" + table + "' does not exist");
+  if (ret == EBUSY) {
+    return Status::Busy("cannot drop table '" + table +
+                        "': an open transaction or cursor is using it");
+  }
+  if (ret != 0) return capture.ToStatus(ret, "dropping table '" + table + "'");
+  return Status::Ok();
+}
+
+Result<bool> Storage::Impl::TableExists(std::string_view name) {
+  if (!ValidTableName(name)) return BadTableName(name);
+  std::lock_guard<std::mutex> schema(schema_mu_);
+  bool found = false;
+  STRATA_ASSIGN_OR_RETURN(std::string metadata, ReadTableMetadata(name, &found));
+  return found;
+}
+
+Result<std::vector<std::string>> Storage::Impl::ListTables(std::string_view prefix) {
+  std::lock_guard<std::mutex> schema(schema_mu_);
+  ErrorCapture capture;
+  WT_CURSOR* meta = nullptr;
+  int ret = schema_session_->open_cursor(schema_session_, "metadata:", nullptr, nullptr, &meta);
+  if (ret != 0) return capture.ToStatus(ret, "opening the metadata cursor");
+  const std::string uri_prefix = TableUri(prefix);
+  std::vector<std::string> names;
+  meta->set_key(meta, uri_prefix.c_str());
+  int exact = 0;
+  ret = meta->search_near(meta, &exact);
+  if (ret == 0 && exact < 0) ret = meta->next(meta);
+  while (ret == 0) {
+    const char* key = nullptr;
+    ret = meta->get_key(meta, &key);
+    if (ret != 0) break;
+    std::string_view uri(key);
+    if (!uri.starts_with(uri_prefix)) break;
+    names.emplace_back(uri.substr(6));  // Without "table:".
+    ret = meta->next(meta);
+  }
+  meta->close(meta);
+  if (ret != 0 && ret != WT_NOTFOUND) {
+    return capture.ToStatus(ret, "listing tables with prefix '" + std::string(prefix) + "'");
+  }
+  return names;  // Metadata keys are sorted, so the names are too.
+}
+
+Result<std::unique_ptr<Session>> Storage::Impl::OpenSession() {
+  ErrorCapture capture;
+  WT_SESSION* session = nullptr;
+  int ret = conn_->open_session(conn_, nullptr, nullptr, &session);
+  if (ret != 0) {
+    return capture.ToStatus(
+        ret, "opening a session (max_sessions=" + std::to_string(options_.max_sessions) + ")");
+  }
+  return std::unique_ptr<Session>(new Session(std::make_unique<Session::Impl>(this, session)));
+}
+
+// Group commit: each flush serves every waiter registered before it began. A waiter that
+// registers while a flush runs waits for the next one, because the running flush may
+// already have passed the log position of that waiter's commit.
+void Storage::Impl::FlusherLoop() {
+  std::vector<std::function<void(Status)>> batch;
+  std::unique_lock<std::mutex> lock(flush_mu_);
+  for (;;) {
+    flush_cv_.wait(lock, [this] { return stop_ || !waiters_.empty(); });
+    if (waiters_.empty()) break;  // stop_ and nothing left to acknowledge.
+    batch.swap(waiters_);
+    flushes_started_.fetch_add(1, std::memory_order_release);
+    lock.unlock();
+    Status status = Flush();
+    for (auto& done : batch) done(status);
+    batch.clear();
+    lock.lock();
+  }
+  lock.unlock();
+  // Commits that nobody waited for become durable before the connection closes too.
+  Status status = Flush();
+  if (!status.ok()) std::fprintf(stderr, "strata storage: %s\n", status.ToString().c_str());
+}
+
+Status Storage::Impl::Flush() {
+  ErrorCapture capture;
+  int ret = flush_session_->log_flush(flush_session_, "sync=on");
+  if (ret != 0) return capture.ToStatus(ret, "flushing the log of '" + options_.path + "'");
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// Session
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+Status Session::Begin(bool snapshot) { return impl_->Begin(snapshot); }
+Status Session::Commit() { return impl_->Commit(); }
+void Session::Rollback() { impl_->Rollback(); }
+bool Session::in_transaction() const { return impl_->in_transaction(); }
+Result<bool> Session::Get(TableId table, std::string_view key, std::string* value) {
+  return impl_->Get(table, key, value);
+}
+Status Session::Put(TableId table, std::string_view key, std::string_view value) {
+  return impl_->Put(table, key, value);
+}
+Result<bool> Session::Remove(TableId table, std::string_view key) {
+  return impl_->Remove(table, key);
+}
+Status Session::Scan(TableId table, std::string_view begin, std::string_view end, bool reverse,
+                     const std::function<bool(std::string_view, std::string_view)>& fn) {
+  return impl_->Scan(table, begin, end, reverse, fn);
+}
+Status Session::PutRecord(TableId table, int64_t key, std::string_view value) {
+  return impl_->PutRecord(table, key, value);
+}
+Result<bool> Session::GetRecord(TableId table, int64_t key, std::string* value) {
+  return impl_->GetRecord(table, key, value);
+}
+Status Session::ScanRecords(TableId table, int64_t from, int64_t to,
+                            const std::function<bool(int64_t, std::string_view)>& fn) {
+  return impl_->ScanRecords(table, from, to, fn);
+}
+Result<int64_t> Session::LastRecordKey(TableId table) { return impl_->EdgeRecordKey(table, true); }
+Result<int64_t> Session::FirstRecordKey(TableId table) {
+  return impl_->EdgeRecordKey(table, false);
+}
+
+Status Session::Impl::Begin(bool snapshot) {
+  OpGuard guard(this);
+  STRATA_RETURN_IF_ERROR(ScanDepthCheck("Begin"));
+  if (in_txn_)
+    return Status::InvalidArgument("Begin: a transaction is already open on this session");
+  return BeginTxn(snapshot);
+}
+
+Status Session::Impl::Commit() {
+  OpGuard guard(this);
+  STRATA_RETURN_IF_ERROR(ScanDepthCheck("Commit"));
+  if (!in_txn_) return Status::InvalidArgument("Commit: no transaction is open on this session");
+  return CommitTxn();
+}
+
+Status Session::Impl::BeginTxn(bool snapshot) {
+  ErrorCapture capture;
+  int ret = session_->begin_transaction(session_, snapshot ? "isolation=snapshot" : nullptr);
+  if (ret != 0) return capture.ToStatus(ret, "beginning a transaction");
+  in_txn_ = true;
+  return Status::Ok();
+}
+
+Status Session::Impl::CommitTxn() {
+  ErrorCapture capture;
+  // A failed commit rolls the transaction back, so it is closed either way.
+  in_txn_ = false;
+  int ret = session_->commit_transaction(session_, nullptr);
+  if (ret != 0) return capture.ToStatus(ret, "committing a transaction");
+  return Status::Ok();
+}
+
+void Session::Impl::Rollback() {
+  OpGuard guard(this);
+  if (!in_txn_) return;
+  in_txn_ = false;
+  ErrorCapture capture;
+  int ret = session_->rollback_transaction(session_, nullptr);
+  if (ret != 0) {
+    std::fprintf(stderr, "strata storage: %s\n",
+                 capture.ToStatus(ret, "rolling back a transaction").ToString().c_str());
+  }
+}
+
+Result<bool> Session::Impl::Get(TableId table, std::string_view key, std::string* value) {
+  OpGuard guard(this);
+  STRATA_RETURN_IF_ERROR(CheckKey(key, "Get"));
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kBytes));
+  ErrorCapture capture;
+  WT_ITEM key_item = Item(key);
+  cursor->set_key(cursor.get(), &key_item);
+  int ret = cursor->search(cursor.get());
+  if (ret == WT_NOTFOUND) return false;
+  WT_ITEM value_item{};
+  if (ret == 0) ret = cursor->get_value(cursor.get(), &value_item);
+  if (ret != 0) return capture.ToStatus(ret, "reading from table '" + slots_[table].name + "'");
+  value->assign(View(value_item));
+  return true;
+}
+
+Status Session::Impl::Put(TableId table, std::string_view key, std::string_view value) {
+  OpGuard guard(this);
+  STRATA_RETURN_IF_ERROR(CheckKey(key, "Put"));
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kBytes));
+  ErrorCapture capture;
+  WT_ITEM key_item = Item(key);
+  WT_ITEM value_item = Item(value);
+  cursor->set_key(cursor.get(), &key_item);
+  cursor->set_value(cursor.get(), &value_item);
+  int ret = cursor->insert(cursor.get());
+  if (ret != 0) return capture.ToStatus(ret, "writing to table '" + slots_[table].name + "'");
+  return Status::Ok();
+}
+
+Result<bool> Session::Impl::Remove(TableId table, std::string_view key) {
+  OpGuard guard(this);
+  STRATA_RETURN_IF_ERROR(CheckKey(key, "Remove"));
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kBytes));
+  // WiredTiger's remove succeeds on an absent key, so search first; in one transaction so
+  // that the answer is about the key that was removed.
+  const bool own_txn = !in_txn_;
+  if (own_txn) STRATA_RETURN_IF_ERROR(BeginTxn(false));
+  ErrorCapture capture;
+  WT_ITEM key_item = Item(key);
+  cursor->set_key(cursor.get(), &key_item);
+  int ret = cursor->search(cursor.get());
+  const bool found = ret == 0;
+  if (found) ret = cursor->remove(cursor.get());
+  if (ret != 0 && ret != WT_NOTFOUND) {
+    Status status = capture.ToStatus(ret, "removing from table '" + slots_[table].name + "'");
+    if (own_txn) Rollback();
+    return status;
+  }
+  if (own_txn) STRATA_RETURN_IF_ERROR(CommitTxn());
+  return found;
+}
+
+Status Session::Impl::Scan(TableId table, std::string_view begin, std::string_view end,
+                           bool reverse,
+                           const std::function<bool(std::string_view, std::string_view)>& fn) {
+  OpGuard guard(this);
+  if (!end.empty() && begin >= end) return Status::Ok();
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, ScanCursor(table, TableKind::kBytes));
+  ErrorCapture capture;
+  WT_CURSOR* c = cursor.get();
+  int ret = 0;
+  int exact = 0;
+  // No bounds API in 3.2.1: position with search_near (which lands on either side of
+  // the key), step onto the range, and stop at the far bound here.
+  if (!reverse) {
+    if (begin.empty()) {
+      ret = c->next(c);
+    } else {
+      WT_ITEM start = Item(begin);
+      c->set_key(c, &start);
+      ret = c->search_near(c, &exact);
+      if (ret == 0 && exact < 0) ret = c->next(c);
+    }
+  } else {
+    if (end.empty()) {
+      ret = c->prev(c);
+    } else {
+      WT_ITEM stop = Item(end);
+      c->set_key(c, &stop);
+      ret = c->search_near(c, &exact);
+      if (ret == 0 && exact >= 0) ret = c->prev(c);  // `end` is exclusive.
+    }
+  }
+  ++scan_depth_;
+  while (ret == 0) {
+    WT_ITEM key_item{};
+    WT_ITEM value_item{};
+    ret = c->get_key(c, &key_item);
+    if (ret == 0) ret = c->get_value(c, &value_item);
+    if (ret != 0) break;
+    std::string_view key = View(key_item);
+    if (!reverse && !end.empty() && key >= end) break;
+    if (reverse && !begin.empty() && key < begin) break;
+    if (!fn(key, View(value_item))) break;
+    ret = reverse ? c->prev(c) : c->next(c);
+  }
+  --scan_depth_;
+  if (ret != 0 && ret != WT_NOTFOUND) {
+    return capture.ToStatus(ret, "scanning table '" + slots_[table].name + "'");
+  }
+  return Status::Ok();
+}
+
+Status Session::Impl::PutRecord(TableId table, int64_t key, std::string_view value) {
+  OpGuard guard(this);
+  if (key < 0) return Status::InvalidArgument("PutRecord: negative key " + std::to_string(key));
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kLog));
+  ErrorCapture capture;
+  WT_ITEM value_item = Item(value);
+  cursor->set_key(cursor.get(), key);
+  cursor->set_value(cursor.get(), &value_item);
+  int ret = cursor->insert(cursor.get());
+  if (ret != 0) {
+    return capture.ToStatus(
+        ret, "writing record " + std::to_string(key) + " to table '" + slots_[table].name + "'");
+  }
+  return Status::Ok();
+}
+
+Result<bool> Session::Impl::GetRecord(TableId table, int64_t key, std::string* value) {
+  OpGuard guard(this);
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kLog));
+  ErrorCapture capture;
+  cursor->set_key(cursor.get(), key);
+  int ret = cursor->search(cursor.get());
+  if (ret == WT_NOTFOUND) return false;
+  WT_ITEM value_item{};
+  if (ret == 0) ret = cursor->get_value(cursor.get(), &value_item);
+  if (ret != 0) {
+    return capture.ToStatus(
+        ret, "reading record " + std::to_string(key) + " from table '" + slots_[table].name + "'");
+  }
+  value->assign(View(value_item));
+  return true;
+}
+
+Status Session::Impl::ScanRecords(TableId table, int64_t from, int64_t to,
+                                  const std::function<bool(int64_t, std::string_view)>& fn) {
+  OpGuard guard(this);
+  if (from >= to) return Status::Ok();
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, ScanCursor(table, TableKind::kLog));
+  ErrorCapture capture;
+  WT_CURSOR* c = cursor.get();
+  c->set_key(c, from);
+  int exact = 0;
+  int ret = c->search_near(c, &exact);
+  if (ret == 0 && exact < 0) ret = c->next(c);
+  ++scan_depth_;
+  while (ret == 0) {
+    int64_t key = 0;
+    WT_ITEM value_item{};
+    ret = c->get_key(c, &key);
+    if (ret == 0) ret = c->get_value(c, &value_item);
+    if (ret != 0 || key >= to) break;
+    if (!fn(key, View(value_item))) break;
+    ret = c->next(c);
+  }
+  --scan_depth_;
+  if (ret != 0 && ret != WT_NOTFOUND) {
+    return capture.ToStatus(ret, "scanning records of table '" + slots_[table].name + "'");
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> Session::Impl::EdgeRecordKey(TableId table, bool last) {
+  OpGuard guard(this);
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kLog));
+  ErrorCapture capture;
+  WT_CURSOR* c = cursor.get();
+  int ret = last ? c->prev(c) : c->next(c);
+  if (ret == WT_NOTFOUND) return int64_t{-1};
+  int64_t key = 0;
+  if (ret == 0) ret = c->get_key(c, &key);
+  if (ret != 0) {
+    return capture.ToStatus(ret, std::string("finding the ") + (last ? "last" : "first") +
+                                     " record of table '" + slots_[table].name + "'");
+  }
+  return key;
+}
+
+}  // namespace strata

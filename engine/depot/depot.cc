@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 #include <utility>
 
 namespace strata {
@@ -32,6 +33,35 @@ std::vector<int> PartitionsOnDisk(const std::vector<std::string>& tables, std::s
 }
 
 }  // namespace
+
+// A second Depot object on the same tables would keep its own end offsets and append
+// mutexes, assign offsets the first one already used and overwrite acknowledged records.
+// Another process cannot open the same Storage, so a registry per process suffices.
+class Depot::OpenClaim {
+ public:
+  static Result<std::unique_ptr<OpenClaim>> Take(const Storage* storage, std::string full_name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!open_.emplace(storage, full_name).second) {
+      return Status::Busy("depot " + full_name + " is already open on this storage");
+    }
+    return std::unique_ptr<OpenClaim>(new OpenClaim(storage, std::move(full_name)));
+  }
+  ~OpenClaim() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.erase({storage_, full_name_});
+  }
+  OpenClaim(const OpenClaim&) = delete;
+  OpenClaim& operator=(const OpenClaim&) = delete;
+
+ private:
+  OpenClaim(const Storage* storage, std::string full_name)
+      : storage_(storage), full_name_(std::move(full_name)) {}
+
+  static inline std::mutex mu_;
+  static inline std::set<std::pair<const Storage*, std::string>> open_;  // Guarded by mu_.
+  const Storage* const storage_;
+  const std::string full_name_;
+};
 
 std::string Depot::TableName(std::string_view module, std::string_view name, int partition) {
   return "depot." + std::string(module) + "." + std::string(name) + "." + std::to_string(partition);
@@ -67,6 +97,7 @@ Result<std::unique_ptr<Depot>> Depot::Open(Storage* storage, std::string_view mo
                                    std::to_string(partitions) + " partitions");
   }
 
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<OpenClaim> claim, OpenClaim::Take(storage, full_name));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage->OpenSession());
   std::vector<std::unique_ptr<Partition>> parts;
   for (int p = 0; p < partitions; ++p) {
@@ -80,11 +111,17 @@ Result<std::unique_ptr<Depot>> Depot::Open(Storage* storage, std::string_view mo
     parts.push_back(std::move(part));
   }
   return std::unique_ptr<Depot>(
-      new Depot(std::string(module), std::string(name), std::move(parts)));
+      new Depot(std::move(claim), std::string(module), std::string(name), std::move(parts)));
 }
 
-Depot::Depot(std::string module, std::string name, std::vector<std::unique_ptr<Partition>> parts)
-    : module_(std::move(module)), name_(std::move(name)), partitions_(std::move(parts)) {}
+Depot::Depot(std::unique_ptr<OpenClaim> claim, std::string module, std::string name,
+             std::vector<std::unique_ptr<Partition>> parts)
+    : claim_(std::move(claim)),
+      module_(std::move(module)),
+      name_(std::move(name)),
+      partitions_(std::move(parts)) {}
+
+Depot::~Depot() = default;
 
 std::string Depot::Describe(int partition) const {
   return "depot " + module_ + "." + name_ + " partition " + std::to_string(partition);
@@ -150,15 +187,21 @@ Result<std::vector<DepotRecord>> Depot::Read(Session& session, int partition, in
       from + static_cast<int64_t>(std::min<uint64_t>(limit, static_cast<uint64_t>(end - from)));
   records.reserve(static_cast<size_t>(stop - from));
   int64_t expected = from;
+  bool hole = false;
   STRATA_RETURN_IF_ERROR(
       session.ScanRecords(part->table, from, stop, [&](int64_t offset, std::string_view data) {
-        if (offset != expected) return false;
+        if (offset != expected) {
+          hole = true;
+          return false;
+        }
         records.push_back({offset, std::string(data)});
         ++expected;
         return true;
       }));
-  if (expected != stop) {
-    // Every offset below the watermark was committed, so a hole is damage, not a race.
+  // Every offset below the watermark was committed, so a hole is damage, not a race. A
+  // transaction's snapshot may predate the latest appends: since appends commit in offset
+  // order it then sees a prefix, and a result that stops early is just that prefix.
+  if (hole || (expected != stop && !session.in_transaction())) {
     return Status::Corruption(Describe(partition) + ": offset " + std::to_string(expected) +
                               " is missing below the end offset " + std::to_string(end));
   }

@@ -48,12 +48,14 @@ class Depot {
   // Names are 1-64 characters of [A-Za-z0-9_-]. Fails with kInvalidArgument when the depot
   // has more partitions on disk than `partitions`; creates missing ones when it has fewer
   // (a creation interrupted by a crash). Keeping the count fixed is the module layer's
-  // job. `storage` must outlive the Depot.
+  // job. Fails with kBusy while another Depot object of the same depot is open on
+  // `storage` (two would assign the same offsets). `storage` must outlive the Depot.
   static Result<std::unique_ptr<Depot>> Open(Storage* storage, std::string_view module,
                                              std::string_view name, int partitions);
   // The table that holds one partition: "depot.<module>.<name>.<partition>".
   static std::string TableName(std::string_view module, std::string_view name, int partition);
 
+  ~Depot();
   Depot(const Depot&) = delete;
   Depot& operator=(const Depot&) = delete;
 
@@ -67,7 +69,10 @@ class Depot {
                               std::span<const std::string_view> records);
   // Records with offsets in [from, to), capped at the end offset and at `limit` records,
   // in offset order. A range at or past the end offset is empty (tailing readers poll
-  // with to = INT64_MAX). Errors: negative offsets, from > to, limit 0, a bad partition.
+  // with to = INT64_MAX). Inside a transaction of `session`, the result stops where the
+  // transaction's snapshot ends (a snapshot transaction may predate later appends).
+  // Errors: negative offsets, from > to, limit 0, a bad partition (kInvalidArgument); a
+  // missing record below the end offset (kCorruption).
   Result<std::vector<DepotRecord>> Read(Session& session, int partition, int64_t from, int64_t to,
                                         size_t limit);
   // The first offset of the partition (0: nothing is trimmed).
@@ -90,10 +95,15 @@ class Depot {
     std::atomic<int64_t> end_offset{0};
   };
 
-  Depot(std::string module, std::string name, std::vector<std::unique_ptr<Partition>> parts);
+  // Registers an open Depot object per (Storage, depot) in this process.
+  class OpenClaim;
+
+  Depot(std::unique_ptr<OpenClaim> claim, std::string module, std::string name,
+        std::vector<std::unique_ptr<Partition>> parts);
   Result<Partition*> GetPartition(int partition) const;
   std::string Describe(int partition) const;
 
+  const std::unique_ptr<OpenClaim> claim_;
   const std::string module_;
   const std::string name_;
   const std::vector<std::unique_ptr<Partition>> partitions_;

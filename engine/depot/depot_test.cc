@@ -162,6 +162,32 @@ TEST_F(DepotTest, BadNamesAndPartitionCounts) {
   EXPECT_EQ((*longer)->partitions(), 2);
 }
 
+TEST_F(DepotTest, ReadInASnapshotTransactionReturnsWhatTheSnapshotSees) {
+  auto writer = storage_->OpenSession();
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE(depot_->Append(**writer, 0, "a").ok());
+  ASSERT_TRUE(session_->Begin(/*snapshot=*/true).ok());
+  EXPECT_EQ(MustRead(0, 0, 10), (std::vector<DepotRecord>{{0, "a"}}));  // takes the snapshot
+  ASSERT_TRUE(depot_->Append(**writer, 0, "b").ok());
+  // The watermark is 2, but the snapshot predates offset 1: that is not a hole.
+  EXPECT_EQ(MustRead(0, 0, 10), (std::vector<DepotRecord>{{0, "a"}}));
+  session_->Rollback();
+  EXPECT_EQ(MustRead(0, 0, 10), (std::vector<DepotRecord>{{0, "a"}, {1, "b"}}));
+}
+
+TEST_F(DepotTest, ADepotOpenTwiceOnOneStorageIsBusy) {
+  // Two Depot objects would assign the same offsets and overwrite each other's records.
+  auto twin = Depot::Open(storage_.get(), "mod", "events", 3);
+  EXPECT_EQ(twin.status().code(), StatusCode::kBusy);
+  EXPECT_NE(twin.status().message().find("mod.events"), std::string::npos)
+      << twin.status().message();
+  ASSERT_TRUE(depot_->Append(*session_, 0, "kept").ok());
+  depot_.reset();
+  auto reopened = Depot::Open(storage_.get(), "mod", "events", 3);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ(*(*reopened)->EndOffset(0), 1);
+}
+
 TEST_F(DepotTest, ConcurrentAppendersGetDenseOffsetsAndReadersSeeNoGaps) {
   constexpr int kWriters = 4;
   constexpr int kPerWriter = 600;

@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SAN_DIR    ?= build-sanitize
 
-.PHONY: all deps build test run bench sanitize clean
+.PHONY: all deps build test run bench sanitize fuzz clean
 
 all: build
 
@@ -34,6 +34,11 @@ sanitize: deps
 	cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(SAN_DIR) -j $(JOBS)
 	ctest --test-dir $(SAN_DIR) --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (tests/fuzz) in build-fuzz/ with clang-14, FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(SAN_DIR)

@@ -137,7 +137,22 @@ Result<Depot::Partition*> Depot::GetPartition(int partition) const {
 }
 
 Result<int64_t> Depot::Append(Session& session, int partition, std::string_view record) {
-  return AppendBatch(session, partition, std::span<const std::string_view>(&record, 1));
+  STRATA_ASSIGN_OR_RETURN(Partition * part, GetPartition(partition));
+  STRATA_RETURN_IF_ERROR(CheckNoTransaction(session, partition));
+  std::lock_guard<std::mutex> lock(part->append_mu);
+  const int64_t offset = part->end_offset.load(std::memory_order_relaxed);
+  // Outside a transaction the insert commits by itself: one session call instead of
+  // Begin + PutRecord + Commit.
+  STRATA_RETURN_IF_ERROR(session.PutRecord(part->table, offset, record));
+  part->end_offset.store(offset + 1, std::memory_order_release);
+  return offset;
+}
+
+Status Depot::CheckNoTransaction(const Session& session, int partition) const {
+  if (!session.in_transaction()) return Status::Ok();
+  return Status::InvalidArgument(Describe(partition) +
+                                 ": append needs a session without an open transaction "
+                                 "(the append commits its own)");
 }
 
 Result<int64_t> Depot::AppendBatch(Session& session, int partition,
@@ -146,11 +161,7 @@ Result<int64_t> Depot::AppendBatch(Session& session, int partition,
   if (records.empty()) {
     return Status::InvalidArgument(Describe(partition) + ": empty append batch");
   }
-  if (session.in_transaction()) {
-    return Status::InvalidArgument(Describe(partition) +
-                                   ": append needs a session without an open transaction "
-                                   "(the append commits its own)");
-  }
+  STRATA_RETURN_IF_ERROR(CheckNoTransaction(session, partition));
   std::lock_guard<std::mutex> lock(part->append_mu);
   const int64_t first = part->end_offset.load(std::memory_order_relaxed);
   STRATA_RETURN_IF_ERROR(session.Begin());
@@ -185,7 +196,8 @@ Result<std::vector<DepotRecord>> Depot::Read(Session& session, int partition, in
   if (from >= end) return records;
   const int64_t stop =
       from + static_cast<int64_t>(std::min<uint64_t>(limit, static_cast<uint64_t>(end - from)));
-  records.reserve(static_cast<size_t>(stop - from));
+  // Capped: a large limit over a long partition must not allocate before anything is read.
+  records.reserve(std::min<size_t>(static_cast<size_t>(stop - from), kMaxReadReservation));
   int64_t expected = from;
   bool hole = false;
   STRATA_RETURN_IF_ERROR(

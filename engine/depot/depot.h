@@ -60,11 +60,12 @@ class Depot {
   Depot& operator=(const Depot&) = delete;
 
   // Appends one record in its own transaction and returns its offset. `session` must not
-  // have an open transaction.
+  // have an open transaction. Fails with kAlreadyExists, appending nothing, if the offset
+  // it would take already holds a record (written behind the Depot's back).
   Result<int64_t> Append(Session& session, int partition, std::string_view record);
   // Appends the records, in order, in one transaction (all or none) at consecutive
   // offsets and returns the first one. `records` must not be empty; `session` must not
-  // have an open transaction.
+  // have an open transaction. kAlreadyExists as for Append.
   Result<int64_t> AppendBatch(Session& session, int partition,
                               std::span<const std::string_view> records);
   // Records with offsets in [from, to), capped at the end offset and at `limit` records,
@@ -100,7 +101,11 @@ class Depot {
 
   Depot(std::unique_ptr<OpenClaim> claim, std::string module, std::string name,
         std::vector<std::unique_ptr<Partition>> parts);
+  // Records a Read reserves room for up front; a longer result grows as it is read.
+  static constexpr size_t kMaxReadReservation = 1024;
+
   Result<Partition*> GetPartition(int partition) const;
+  Status CheckNoTransaction(const Session& session, int partition) const;
   std::string Describe(int partition) const;
 
   const std::unique_ptr<OpenClaim> claim_;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/testing/temp_dir.h"
+#include "storage/testing/test_storage.h"
 
 namespace strata {
 namespace {
@@ -24,14 +25,8 @@ class DepotTest : public ::testing::Test {
   void SetUp() override { OpenAll(); }
 
   void OpenAll() {
-    StorageOptions options;
-    options.path = dir_.path();
-    options.cache_size_bytes = 32ull << 20;
-    options.log_file_max_bytes = 1ull << 20;
-    options.max_sessions = 20;
-    auto storage = Storage::Open(options);
-    ASSERT_TRUE(storage.ok()) << storage.status().ToString();
-    storage_ = std::move(storage).value();
+    storage_ = testing::OpenSmallStorage(dir_.path());
+    ASSERT_NE(storage_, nullptr);
     auto session = storage_->OpenSession();
     ASSERT_TRUE(session.ok());
     session_ = std::move(session).value();
@@ -133,6 +128,27 @@ TEST_F(DepotTest, BadArgumentsGetClearErrors) {
   EXPECT_EQ(in_txn.status().code(), StatusCode::kInvalidArgument);
   session_->Rollback();
   EXPECT_EQ(*depot_->EndOffset(0), 0);
+}
+
+// An acknowledged record is never overwritten: if something else already wrote the offset
+// an append would take, the append fails and leaves the record and the end offset alone.
+TEST_F(DepotTest, AppendOntoAnExistingOffsetFailsAndKeepsTheRecord) {
+  ASSERT_TRUE(depot_->Append(*session_, 0, "a").ok());
+  auto table = storage_->OpenTable(Depot::TableName("mod", "events", 0), TableKind::kLog);
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  ASSERT_TRUE(session_->PutRecord(*table, 1, "foreign").ok());
+
+  auto single = depot_->Append(*session_, 0, "mine");
+  EXPECT_EQ(single.status().code(), StatusCode::kAlreadyExists) << single.status().ToString();
+  std::vector<std::string_view> batch = {"x", "y"};
+  auto many = depot_->AppendBatch(*session_, 0, batch);
+  EXPECT_EQ(many.status().code(), StatusCode::kAlreadyExists) << many.status().ToString();
+  EXPECT_FALSE(session_->in_transaction());
+  EXPECT_EQ(*depot_->EndOffset(0), 1);
+  std::string value;
+  ASSERT_TRUE(*session_->GetRecord(*table, 1, &value));
+  EXPECT_EQ(value, "foreign");
+  EXPECT_EQ(*session_->LastRecordKey(*table), 1);
 }
 
 TEST_F(DepotTest, BadNamesAndPartitionCounts) {

@@ -9,6 +9,7 @@
 
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
+#include "storage/testing/test_storage.h"
 
 namespace strata {
 namespace {
@@ -18,14 +19,8 @@ using testing::TempDir;
 class GroupCommitTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StorageOptions options;
-    options.path = dir_.path();
-    options.cache_size_bytes = 32ull << 20;
-    options.log_file_max_bytes = 1ull << 20;
-    options.max_sessions = 20;
-    auto storage = Storage::Open(options);
-    ASSERT_TRUE(storage.ok()) << storage.status().ToString();
-    storage_ = std::move(storage).value();
+    storage_ = testing::OpenSmallStorage(dir_.path());
+    ASSERT_NE(storage_, nullptr);
     auto table = storage_->OpenTable("t", TableKind::kBytes);
     ASSERT_TRUE(table.ok());
     table_ = *table;

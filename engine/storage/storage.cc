@@ -22,8 +22,9 @@ namespace strata {
 namespace {
 
 // Compressors are loadable extensions in WiredTiger 3.2.1 and recovery needs them, so
-// every open names it. Debian's libwiredtiger0 installs it here.
-constexpr const char* kSnappyExtension = "/usr/lib/x86_64-linux-gnu/libwiredtiger_snappy.so";
+// every open names it. Debian's libwiredtiger0 installs it in the library directory that
+// pkg-config reports for wiredtiger (multiarch: /usr/lib/<triplet>); CMake passes the path.
+constexpr const char* kSnappyExtension = STRATA_WT_SNAPPY_EXTENSION;
 // WiredTiger counts its own server threads (eviction, checkpoint, log, sweep) in
 // session_max; this covers them plus the flusher's and the schema sessions of Storage.
 constexpr int kInternalSessions = 40;
@@ -254,7 +255,8 @@ class Storage::Impl {
   WT_SESSION* const schema_session_;  // Guarded by schema_mu_.
 
   // Lock order: a thread inside a session operation holds that session's gate and may take
-  // any lock below; DropTable takes a gate while holding no other lock, so no cycle forms.
+  // any other lock (a scan callback may call OpenTable, which takes schema_mu_); DropTable
+  // takes a gate while holding no other lock, so no cycle forms.
   mutable std::shared_mutex tables_mu_;
   std::vector<TableInfo> tables_;                         // Guarded by tables_mu_; index = id.
   std::unordered_map<std::string, TableId> live_tables_;  // Guarded by tables_mu_.
@@ -438,7 +440,10 @@ class Session::Impl {
     ErrorCapture capture;
     WT_CURSOR* cursor = nullptr;
     std::string uri = TableUri(slot.name);
-    int ret = session_->open_cursor(session_, uri.c_str(), nullptr, nullptr, &cursor);
+    // Log records are written once (a depot offset is never reused), so an insert at an
+    // existing key fails with WT_DUPLICATE_KEY instead of replacing the record.
+    const char* config = slot.kind == TableKind::kLog ? "overwrite=false" : nullptr;
+    int ret = session_->open_cursor(session_, uri.c_str(), nullptr, config, &cursor);
     if (ret != 0) return capture.ToStatus(ret, "opening a cursor on table '" + slot.name + "'");
     return cursor;
   }
@@ -453,6 +458,7 @@ class Session::Impl {
   // Remove, which may run in a scan callback).
   Status BeginTxn(bool snapshot);
   Status CommitTxn();
+  void RollbackTxn();
 
   Status ScanDepthCheck(const char* op) const {
     if (scan_depth_ > 0) {
@@ -461,11 +467,35 @@ class Session::Impl {
     return Status::Ok();
   }
 
+  // Marks the span of a scan's callbacks. When the outermost scan ends, normally or because
+  // a callback threw, the session is out of scans again and the stop request is cleared.
+  class ScanFrame {
+   public:
+    explicit ScanFrame(Impl* impl) : impl_(impl) { ++impl_->scan_depth_; }
+    ~ScanFrame() {
+      if (--impl_->scan_depth_ == 0) impl_->scan_stop_ = Status::Ok();
+    }
+    ScanFrame(const ScanFrame&) = delete;
+    ScanFrame& operator=(const ScanFrame&) = delete;
+
+   private:
+    Impl* impl_;
+  };
+
+  // Makes every scan in progress on this session stop after the current callback and
+  // return `why` (the first reason wins). Used when a callback misused the session or when
+  // a transaction ended inside a callback: ending one resets all the session's cursors, and
+  // a reset scan cursor would continue from the first key.
+  void StopScans(Status why) {
+    if (scan_depth_ > 0 && scan_stop_.ok()) scan_stop_ = std::move(why);
+  }
+
   Storage::Impl* const storage_;
   WT_SESSION* const session_;
   const std::shared_ptr<SessionGate> gate_;
   int op_depth_ = 0;    // Owning thread only.
   int scan_depth_ = 0;  // Owning thread only.
+  Status scan_stop_;    // Owning thread only; see StopScans.
   bool in_txn_ = false;
   // Index = TableId. A deque, because growing it (a scan callback touching a new table)
   // must not move the slot of a scan in progress. Guarded by gate_->mu.
@@ -642,6 +672,9 @@ Result<TableId> Storage::Impl::OpenTable(std::string_view name, TableKind kind) 
 Status Storage::Impl::DropTable(std::string_view name) {
   if (!ValidTableName(name)) return BadTableName(name);
   const std::string table(name);
+  // schema_mu_ from the lookup to the drop: an OpenTable of the name in between would
+  // register (or create) a table that the drop then removes under a live TableId.
+  std::unique_lock<std::mutex> schema(schema_mu_);
   std::optional<TableId> id;
   {
     std::unique_lock<std::shared_mutex> lock(tables_mu_);
@@ -661,6 +694,10 @@ Status Storage::Impl::DropTable(std::string_view name) {
     if (state == TableState::kDropped) live_tables_.erase(table);
   };
   if (id) {
+    // Waiting for a session's operation must not hold schema_mu_: a scan callback may call
+    // OpenTable while its session holds the gate. Meanwhile the kDropping state reserves
+    // the name (OpenTable and DropTable of it fail with kBusy).
+    schema.unlock();
     std::vector<std::shared_ptr<SessionGate>> gates;
     {
       std::lock_guard<std::mutex> lock(sessions_mu_);
@@ -676,14 +713,11 @@ Status Storage::Impl::DropTable(std::string_view name) {
       std::lock_guard<std::mutex> lock(gate->mu);
       if (gate->session != nullptr) gate->session->ForgetTable(*id);
     }
+    schema.lock();
   }
-  int ret = 0;
   ErrorCapture capture;
-  {
-    std::lock_guard<std::mutex> schema(schema_mu_);
-    std::string uri = TableUri(name);
-    ret = schema_session_->drop(schema_session_, uri.c_str(), nullptr);
-  }
+  const std::string uri = TableUri(name);
+  int ret = schema_session_->drop(schema_session_, uri.c_str(), nullptr);
   if (id) set_state(ret == 0 ? TableState::kDropped : TableState::kLive);
   if (ret == ENOENT) return Status::NotFound("table '" + table + "' does not exist");
   if (ret == EBUSY) {
@@ -764,10 +798,15 @@ void Storage::Impl::FlusherLoop() {
   if (!status.ok()) std::fprintf(stderr, "strata storage: %s\n", status.ToString().c_str());
 }
 
+// A flush that fails leaves its commits not durable whatever WiredTiger's code was, so it is
+// always kIOError; the message keeps WiredTiger's error.
 Status Storage::Impl::Flush() {
   ErrorCapture capture;
   int ret = flush_session_->log_flush(flush_session_, "sync=on");
-  if (ret != 0) return capture.ToStatus(ret, "flushing the log of '" + options_.path + "'");
+  if (ret != 0) {
+    return Status::IOError(
+        capture.ToStatus(ret, "flushing the log of '" + options_.path + "'").message());
+  }
   return Status::Ok();
 }
 
@@ -843,6 +882,17 @@ Status Session::Impl::CommitTxn() {
 
 void Session::Impl::Rollback() {
   OpGuard guard(this);
+  if (scan_depth_ > 0) {
+    // Refused like Begin and Commit. Rollback returns nothing, so the scans report it.
+    StopScans(Status::InvalidArgument(
+        "Rollback is not allowed inside a scan callback (it would restart the scan); the "
+        "transaction is still open: roll it back after the scan returns"));
+    return;
+  }
+  RollbackTxn();
+}
+
+void Session::Impl::RollbackTxn() {
   if (!in_txn_) return;
   in_txn_ = false;
   ErrorCapture capture;
@@ -899,10 +949,26 @@ Result<bool> Session::Impl::Remove(TableId table, std::string_view key) {
   if (found) ret = cursor->remove(cursor.get());
   if (ret != 0 && ret != WT_NOTFOUND) {
     Status status = capture.ToStatus(ret, "removing from table '" + slots_[table].name + "'");
-    if (own_txn) Rollback();
+    if (own_txn) {
+      RollbackTxn();
+      StopScans(Status(status.code(),
+                       "scan stopped: a Remove in its callback failed and rolled "
+                       "back its own transaction (" +
+                           status.ToString() + ")"));
+    }
     return status;
   }
-  if (own_txn) STRATA_RETURN_IF_ERROR(CommitTxn());
+  if (own_txn) {
+    Status committed = CommitTxn();
+    if (!committed.ok()) {
+      // A failed commit rolls back, which resets the cursors like RollbackTxn.
+      StopScans(Status(committed.code(),
+                       "scan stopped: a Remove in its callback failed to "
+                       "commit its own transaction (" +
+                           committed.ToString() + ")"));
+      return committed;
+    }
+  }
   return found;
 }
 
@@ -937,20 +1003,28 @@ Status Session::Impl::Scan(TableId table, std::string_view begin, std::string_vi
       if (ret == 0 && exact >= 0) ret = c->prev(c);  // `end` is exclusive.
     }
   }
-  ++scan_depth_;
-  while (ret == 0) {
-    WT_ITEM key_item{};
-    WT_ITEM value_item{};
-    ret = c->get_key(c, &key_item);
-    if (ret == 0) ret = c->get_value(c, &value_item);
-    if (ret != 0) break;
-    std::string_view key = View(key_item);
-    if (!reverse && !end.empty() && key >= end) break;
-    if (reverse && !begin.empty() && key < begin) break;
-    if (!fn(key, View(value_item))) break;
-    ret = reverse ? c->prev(c) : c->next(c);
+  Status stopped;
+  {
+    ScanFrame frame(this);
+    while (ret == 0) {
+      WT_ITEM key_item{};
+      WT_ITEM value_item{};
+      ret = c->get_key(c, &key_item);
+      if (ret == 0) ret = c->get_value(c, &value_item);
+      if (ret != 0) break;
+      std::string_view key = View(key_item);
+      if (!reverse && !end.empty() && key >= end) break;
+      if (reverse && !begin.empty() && key < begin) break;
+      const bool more = fn(key, View(value_item));
+      if (!scan_stop_.ok()) {
+        stopped = scan_stop_;
+        break;
+      }
+      if (!more) break;
+      ret = reverse ? c->prev(c) : c->next(c);
+    }
   }
-  --scan_depth_;
+  if (!stopped.ok()) return stopped;
   if (ret != 0 && ret != WT_NOTFOUND) {
     return capture.ToStatus(ret, "scanning table '" + slots_[table].name + "'");
   }
@@ -1001,17 +1075,25 @@ Status Session::Impl::ScanRecords(TableId table, int64_t from, int64_t to,
   int exact = 0;
   int ret = c->search_near(c, &exact);
   if (ret == 0 && exact < 0) ret = c->next(c);
-  ++scan_depth_;
-  while (ret == 0) {
-    int64_t key = 0;
-    WT_ITEM value_item{};
-    ret = c->get_key(c, &key);
-    if (ret == 0) ret = c->get_value(c, &value_item);
-    if (ret != 0 || key >= to) break;
-    if (!fn(key, View(value_item))) break;
-    ret = c->next(c);
+  Status stopped;
+  {
+    ScanFrame frame(this);
+    while (ret == 0) {
+      int64_t key = 0;
+      WT_ITEM value_item{};
+      ret = c->get_key(c, &key);
+      if (ret == 0) ret = c->get_value(c, &value_item);
+      if (ret != 0 || key >= to) break;
+      const bool more = fn(key, View(value_item));
+      if (!scan_stop_.ok()) {
+        stopped = scan_stop_;
+        break;
+      }
+      if (!more) break;
+      ret = c->next(c);
+    }
   }
-  --scan_depth_;
+  if (!stopped.ok()) return stopped;
   if (ret != 0 && ret != WT_NOTFOUND) {
     return capture.ToStatus(ret, "scanning records of table '" + slots_[table].name + "'");
   }

@@ -88,7 +88,11 @@ class Storage {
 // One thread's handle on the database: transactions and table access. Key/value views
 // passed to callbacks are valid only during the callback. A scan callback may use the same
 // Session for other table operations (including nested scans) but must not Begin, Commit
-// or Rollback. Empty byte keys are not allowed (WiredTiger rejects them). Errors: kAborted
+// or Rollback: Begin and Commit fail with kInvalidArgument; Rollback leaves the transaction
+// open and makes every scan in progress on the session stop after that callback and
+// return kInvalidArgument. A Remove without a transaction that fails inside a callback
+// rolls back its own transaction, which resets the scans' cursors, so they stop too and
+// return its error. Empty byte keys are not allowed (WiredTiger rejects them). Errors: kAborted
 // is a write conflict (inside an explicit transaction, Rollback and retry it; see Begin);
 // kInvalidArgument a misuse (wrong table kind, bad key); kNotFound a dropped table.
 class Session {
@@ -119,6 +123,7 @@ class Session {
               const std::function<bool(std::string_view key, std::string_view value)>& fn);
 
   // Log tables (int64 keys, which must be >= 0).
+  // Inserts a record; a record is written once: kAlreadyExists when the key holds one.
   Status PutRecord(TableId table, int64_t key, std::string_view value);
   Result<bool> GetRecord(TableId table, int64_t key, std::string* value);
   // Visits keys in [from, to) ascending, until fn returns false.

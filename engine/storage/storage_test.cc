@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -12,26 +13,15 @@
 #include <gtest/gtest.h>
 
 #include "storage/testing/temp_dir.h"
+#include "storage/testing/test_storage.h"
 
 namespace strata {
 namespace {
 
 using testing::TempDir;
 
-StorageOptions SmallOptions(const std::string& path) {
-  StorageOptions options;
-  options.path = path;
-  options.cache_size_bytes = 32ull << 20;
-  options.log_file_max_bytes = 1ull << 20;
-  options.max_sessions = 20;
-  return options;
-}
-
-std::unique_ptr<Storage> MustOpen(const std::string& path) {
-  auto storage = Storage::Open(SmallOptions(path));
-  EXPECT_TRUE(storage.ok()) << storage.status().ToString();
-  return std::move(storage).value();
-}
+using testing::OpenSmallStorage;
+using testing::SmallStorageOptions;
 
 std::unique_ptr<Session> MustSession(Storage& storage) {
   auto session = storage.OpenSession();
@@ -68,7 +58,8 @@ std::vector<std::string> Keys(const Pairs& pairs) {
 class StorageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    storage_ = MustOpen(dir_.path());
+    storage_ = OpenSmallStorage(dir_.path());
+    ASSERT_NE(storage_, nullptr);
     session_ = MustSession(*storage_);
     auto table = storage_->OpenTable("t", TableKind::kBytes);
     ASSERT_TRUE(table.ok()) << table.status().ToString();
@@ -77,7 +68,8 @@ class StorageTest : public ::testing::Test {
   void Reopen() {
     session_.reset();
     storage_.reset();
-    storage_ = MustOpen(dir_.path());
+    storage_ = OpenSmallStorage(dir_.path());
+    ASSERT_NE(storage_, nullptr);
     session_ = MustSession(*storage_);
     auto table = storage_->OpenTable("t", TableKind::kBytes);
     ASSERT_TRUE(table.ok()) << table.status().ToString();
@@ -92,33 +84,34 @@ class StorageTest : public ::testing::Test {
 
 TEST(StorageOpenTest, RejectsBadOptions) {
   TempDir dir;
-  StorageOptions options = SmallOptions(dir.path());
+  StorageOptions options = SmallStorageOptions(dir.path());
   options.path = "";
   EXPECT_EQ(Storage::Open(options).status().code(), StatusCode::kInvalidArgument);
-  options = SmallOptions(dir.path());
+  options = SmallStorageOptions(dir.path());
   options.checkpoint_interval_s = 0;
   auto bad = Storage::Open(options);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("checkpoint_interval_s"), std::string::npos);
-  options = SmallOptions(dir.path());
+  options = SmallStorageOptions(dir.path());
   options.log_file_max_bytes = 1000;
   EXPECT_EQ(Storage::Open(options).status().code(), StatusCode::kInvalidArgument);
-  options = SmallOptions(dir.path());
+  options = SmallStorageOptions(dir.path());
   options.cache_size_bytes = 1000;
   EXPECT_EQ(Storage::Open(options).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(StorageOpenTest, CreatesMissingDirectory) {
   TempDir dir;
-  auto storage = Storage::Open(SmallOptions(dir.Sub("a/b")));
+  auto storage = Storage::Open(SmallStorageOptions(dir.Sub("a/b")));
   ASSERT_TRUE(storage.ok()) << storage.status().ToString();
   EXPECT_EQ((*storage)->options().path, dir.Sub("a/b"));
 }
 
 TEST(StorageOpenTest, SecondOpenInSameProcessIsBusy) {
   TempDir dir;
-  auto first = MustOpen(dir.path());
-  auto second = Storage::Open(SmallOptions(dir.path()));
+  auto first = OpenSmallStorage(dir.path());
+  ASSERT_NE(first, nullptr);
+  auto second = Storage::Open(SmallStorageOptions(dir.path()));
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kBusy);
   EXPECT_NE(second.status().message().find(dir.path()), std::string::npos)
@@ -138,7 +131,7 @@ TEST(StorageOpenTest, SecondOpenInAnotherProcessIsBusy) {
     close(to_parent[0]);
     close(to_child[1]);
     int code = [&] {
-      auto storage = Storage::Open(SmallOptions(dir.path()));
+      auto storage = Storage::Open(SmallStorageOptions(dir.path()));
       char state = storage.ok() ? 'o' : 'e';
       if (write(to_parent[1], &state, 1) != 1) return 2;
       char go;
@@ -152,7 +145,7 @@ TEST(StorageOpenTest, SecondOpenInAnotherProcessIsBusy) {
   char state = 0;
   ASSERT_EQ(read(to_parent[0], &state, 1), 1);
   ASSERT_EQ(state, 'o') << "the child could not open the database";
-  auto busy = Storage::Open(SmallOptions(dir.path()));
+  auto busy = Storage::Open(SmallStorageOptions(dir.path()));
   EXPECT_EQ(busy.status().code(), StatusCode::kBusy) << busy.status().ToString();
   char go = 'x';
   ASSERT_EQ(write(to_child[1], &go, 1), 1);
@@ -162,7 +155,7 @@ TEST(StorageOpenTest, SecondOpenInAnotherProcessIsBusy) {
   close(to_parent[0]);
   close(to_child[1]);
   // Once the other process has closed it, the directory opens.
-  auto reopened = Storage::Open(SmallOptions(dir.path()));
+  auto reopened = Storage::Open(SmallStorageOptions(dir.path()));
   EXPECT_TRUE(reopened.ok()) << reopened.status().ToString();
 }
 
@@ -494,6 +487,116 @@ TEST_F(StorageTest, ReadCommittedTransactionsDoNotDetectWriteConflicts) {
   ASSERT_TRUE(session_->Commit().ok());
   ASSERT_TRUE(other->Commit().ok());
   EXPECT_EQ(MustGet(*session_, table_, "k"), "theirs");
+}
+
+// Rolling back resets every cursor of the session, so a rollback from a callback would
+// restart the scan from its first key. It is refused: the transaction stays open and every
+// scan in progress stops with the error.
+TEST_F(StorageTest, RollbackInsideAScanCallbackStopsTheScanWithAnError) {
+  for (std::string key : {"a", "b", "c"}) ASSERT_TRUE(session_->Put(table_, key, key).ok());
+  ASSERT_TRUE(session_->Begin().ok());
+  ASSERT_TRUE(session_->Put(table_, "d", "d").ok());
+  std::vector<std::string> visited;
+  Status status = session_->Scan(table_, "", "", false, [&](auto key, auto) {
+    visited.emplace_back(key);
+    if (key == "b") session_->Rollback();
+    return true;
+  });
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.ToString();
+  EXPECT_NE(status.message().find("Rollback"), std::string::npos) << status.ToString();
+  EXPECT_EQ(visited, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(session_->in_transaction());
+  EXPECT_EQ(MustGet(*session_, table_, "d"), "d");
+  session_->Rollback();
+  EXPECT_FALSE(session_->in_transaction());
+  EXPECT_EQ(MustGet(*session_, table_, "d"), "<absent>");
+  // The refusal belongs to that scan only.
+  EXPECT_EQ(Keys(ScanAll(*session_, table_, "", "", false)),
+            (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(StorageTest, RollbackInANestedScanCallbackStopsTheOuterScanToo) {
+  for (std::string key : {"a", "b", "c"}) ASSERT_TRUE(session_->Put(table_, key, key).ok());
+  ASSERT_TRUE(session_->Begin().ok());
+  int outer_visits = 0;
+  Status inner;
+  Status outer = session_->Scan(table_, "", "", false, [&](auto, auto) {
+    ++outer_visits;
+    inner = session_->Scan(table_, "", "", false, [&](auto, auto) {
+      session_->Rollback();
+      return true;
+    });
+    return true;  // Ignores the inner error: the outer scan must stop anyway.
+  });
+  EXPECT_EQ(inner.code(), StatusCode::kInvalidArgument) << inner.ToString();
+  EXPECT_EQ(outer.code(), StatusCode::kInvalidArgument) << outer.ToString();
+  EXPECT_EQ(outer_visits, 1);
+  EXPECT_TRUE(session_->in_transaction());
+  session_->Rollback();
+}
+
+// A callback that throws must not leave the session believing a scan is still running.
+TEST_F(StorageTest, ScanCallbackThatThrowsLeavesTheSessionUsable) {
+  ASSERT_TRUE(session_->Put(table_, "a", "a").ok());
+  auto log = storage_->OpenTable("log", TableKind::kLog);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE(session_->PutRecord(*log, 0, "r").ok());
+  EXPECT_THROW((void)session_->Scan(table_, "", "", false,
+                                    [](auto, auto) -> bool { throw std::runtime_error("boom"); }),
+               std::runtime_error);
+  EXPECT_THROW((void)session_->ScanRecords(
+                   *log, 0, 10, [](int64_t, auto) -> bool { throw std::runtime_error("boom"); }),
+               std::runtime_error);
+  Status begun = session_->Begin();
+  ASSERT_TRUE(begun.ok()) << begun.ToString();
+  Status committed = session_->Commit();
+  EXPECT_TRUE(committed.ok()) << committed.ToString();
+  EXPECT_EQ(Keys(ScanAll(*session_, table_, "", "", false)), (std::vector<std::string>{"a"}));
+}
+
+// Log tables insert: a second record at an existing key is refused and the first one kept
+// (a depot offset is written once). Byte tables overwrite.
+TEST_F(StorageTest, PutRecordAtAnExistingKeyIsAlreadyExists) {
+  auto log = storage_->OpenTable("log", TableKind::kLog);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE(session_->PutRecord(*log, 7, "first").ok());
+  Status again = session_->PutRecord(*log, 7, "second");
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again.ToString();
+  std::string value;
+  ASSERT_TRUE(*session_->GetRecord(*log, 7, &value));
+  EXPECT_EQ(value, "first");
+  ASSERT_TRUE(session_->Put(table_, "k", "1").ok());
+  ASSERT_TRUE(session_->Put(table_, "k", "2").ok());
+  EXPECT_EQ(MustGet(*session_, table_, "k"), "2");
+}
+
+// OpenTable and DropTable of one name race: whatever the order, afterwards the name opens
+// to a table that works. (A DropTable that looked the name up before a concurrent
+// OpenTable registered it used to drop the table under the live registration.)
+TEST_F(StorageTest, ConcurrentOpenAndDropOfOneNameLeaveAUsableTable) {
+  for (int round = 0; round < 60; ++round) {
+    const std::string name = "race." + std::to_string(round);
+    std::atomic<int> ready{0};
+    Status dropped;
+    std::thread dropper([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      dropped = storage_->DropTable(name);
+    });
+    ++ready;
+    while (ready.load() < 2) {
+    }
+    auto opened = storage_->OpenTable(name, TableKind::kBytes);
+    dropper.join();
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ASSERT_TRUE(dropped.ok() || dropped.code() == StatusCode::kNotFound) << dropped.ToString();
+    auto table = storage_->OpenTable(name, TableKind::kBytes);
+    ASSERT_TRUE(table.ok()) << table.status().ToString();
+    Status put = session_->Put(*table, "k", "v");
+    ASSERT_TRUE(put.ok()) << "round " << round << ": " << put.ToString();
+    EXPECT_EQ(*storage_->TableExists(name), true);
+  }
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // strata-value: shows how Strata encodes a value. Reads JSON values (docs/values.md), one
-// per line, from the arguments or standard input, and prints for each its canonical JSON
+// per argument, or one per line from standard input, and prints for each its canonical JSON
 // form, its type, its key encoding (hex), its partition hash and its FlexBuffers value
 // encoding (hex), after checking that both encodings decode back to the same value.
 // Useful to check a driver written in another language against the reference encoders.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -30,6 +32,11 @@ std::string Hex(const void* data, size_t size) {
 
 // Prints the report for one line of input; returns false when the line is not a value.
 bool Explain(const std::string& text) {
+  // JSON text never starts with '-' followed by anything but a digit: an unknown option.
+  if (text.size() >= 2 && text[0] == '-' && !std::isdigit(static_cast<unsigned char>(text[1]))) {
+    std::cout << "error: unknown option " << text << " (see --help)\n";
+    return false;
+  }
   strata::Result<strata::Value> parsed = strata::ParseJson(text);
   if (!parsed.ok()) {
     std::cout << "error: " << parsed.status().message() << "\n";
@@ -60,12 +67,23 @@ constexpr const char* kTour[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"strata-value: show the key and value encodings of Strata values (docs/values.md)"};
-  std::vector<std::string> values;
+  CLI::App app{
+      "strata-value: show the key and value encodings of Strata values (docs/values.md)\n"
+      "Arguments: JSON values, one per argument (quote them for the shell, e.g. '[\"a\",1]');\n"
+      "without any, values are read one per line from stdin."};
   bool tour = false;
-  app.add_option("values", values, "JSON values to explain; without any, read one per line from stdin");
   app.add_flag("--tour", tour, "explain a few example values first");
+  // The values are taken as extras, not as a positional vector option: CLI11 2.1.2 splits
+  // a vector option's argument that looks like "[a,b]" into a list of arguments
+  // (Option::_add_result whenever allow_extra_args is set, which vector options need),
+  // so '["a",1]' would arrive as two values.
+  app.allow_extras();
   CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> values = app.remaining();
+  // CLI11 keeps the first "--" (end of options) among the extras; later ones are values.
+  if (auto marker = std::find(values.begin(), values.end(), "--"); marker != values.end()) {
+    values.erase(marker);
+  }
 
   bool all_ok = true;
   if (tour) {

@@ -343,6 +343,16 @@ uint64_t HashKeyBytes(std::string_view key_encoding) {
   return XXH3_64bits(key_encoding.data(), key_encoding.size());
 }
 
-uint64_t HashKey(const Value& v) { return HashKeyBytes(EncodeKey(v)); }
+uint64_t HashKey(const Value& v) {
+  // Encodes into the thread's reused buffer instead of a new string per call. A buffer
+  // that grew past 64 KiB for one large key is released rather than kept for good.
+  constexpr size_t kMaxRetainedBytes = size_t{64} << 10;
+  thread_local std::string encoding;
+  encoding.clear();
+  AppendKey(v, &encoding);
+  uint64_t hash = HashKeyBytes(encoding);
+  if (encoding.capacity() > kMaxRetainedBytes) std::string().swap(encoding);
+  return hash;
+}
 
 }  // namespace strata

@@ -11,12 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "testing/edge_values.h"
+#include "testing/mutate_bytes.h"
 #include "testing/random_value.h"
 
 namespace strata {
 namespace {
 
 using namespace std::string_literals;
+using ::strata::testing::AscendingEdgeValues;
+using ::strata::testing::MutateBytes;
 using ::strata::testing::RandomValueGenerator;
 
 constexpr uint64_t kSeed = 20240611;
@@ -252,69 +256,7 @@ TEST(KeyCodecPropertyTest, ByteOrderEqualsValueOrderForCloseScalars) {
 }
 
 TEST(KeyCodecTest, SortedEncodingsMatchTheValueOrderOfEdgeCases) {
-  std::vector<Value> values = {
-      Value(),
-      Value(false),
-      Value(true),
-      Value(std::numeric_limits<int64_t>::min()),
-      Value(std::numeric_limits<int64_t>::min() + 1),
-      Value(-256),
-      Value(-1),
-      Value(0),
-      Value(1),
-      Value(255),
-      Value(256),
-      Value(std::numeric_limits<int64_t>::max()),
-      Value(-kNaN),
-      Value(-kInf),
-      Value(-std::numeric_limits<double>::max()),
-      Value(-1.0),
-      Value(-std::numeric_limits<double>::min()),
-      Value(-std::numeric_limits<double>::denorm_min()),
-      Value(-0.0),
-      Value(0.0),
-      Value(std::numeric_limits<double>::denorm_min()),
-      Value(std::numeric_limits<double>::min()),
-      Value(1.0),
-      Value(std::numeric_limits<double>::max()),
-      Value(kInf),
-      Value(kNaN),
-      Value(""),
-      Value("\0"s),
-      Value("\0\0"s),
-      Value("\0\x01"s),
-      Value("\0\xff"s),
-      Value("\x01"),
-      Value("a"),
-      Value("a\0"s),
-      Value("a\0\0"s),
-      Value("a\x01"),
-      Value("a\xff"),
-      Value("b"),
-      Value("\xff"),
-      Value("\xff\0"s),
-      Value("\xff\xff"),
-      Value::BytesOf(""),
-      Value::BytesOf("\0"s),
-      Value::BytesOf("\xff"),
-      Value::ListOf({}),
-      Value::ListOf({Value()}),
-      Value::ListOf({Value(), Value()}),
-      Value::ListOf({""}),
-      Value::ListOf({"", ""}),
-      Value::ListOf({"\0"s}),
-      Value::ListOf({"a"}),
-      Value::ListOf({Value::ListOf({})}),
-      Value::EmptyMap(),
-      Value::MapOf({{Value(), Value()}}),
-      Value::MapOf({{Value(), Value()}, {1, 1}}),
-      Value::MapOf({{Value(), 1}}),
-      Value::MapOf({{"a", 1}}),
-      Value::EmptySet(),
-      Value::SetOf({Value()}),
-      Value::SetOf({Value(), 1}),
-      Value::SetOf({1}),
-  };
+  std::vector<Value> values = AscendingEdgeValues();
   for (size_t i = 0; i < values.size(); ++i) {
     for (size_t j = 0; j < values.size(); ++j) {
       ASSERT_EQ(Value::Compare(values[i], values[j]), i <=> j)
@@ -491,6 +433,10 @@ TEST(KeyCodecTest, HashIsXxh3OfTheKeyEncodingAndNeverChanges) {
     Value v = gen.Any();
     EXPECT_EQ(HashKey(v), HashKeyBytes(EncodeKey(v))) << CaseLabel(i);
   }
+  // HashKey encodes into a reused per-thread buffer, released after a large key.
+  Value large(std::string(1 << 20, 'k'));
+  EXPECT_EQ(HashKey(large), HashKeyBytes(EncodeKey(large)));
+  EXPECT_EQ(HashKey(Value(1)), 0x407bdf61ef230794ULL);
 }
 
 // --- limits and hostile input --------------------------------------------------------
@@ -552,29 +498,6 @@ TEST(KeyCodecTest, MalformedKeysAreCorruptionNamingOffsetAndProblem) {
     EXPECT_NE(r.status().message().find(c.message), std::string::npos)
         << c.name << ": " << r.status().message();
   }
-}
-
-std::string MutateBytes(std::string bytes, RandomValueGenerator& gen) {
-  for (int n = static_cast<int>(gen.Uniform(1, 3)); n > 0; --n) {
-    size_t size = bytes.size();
-    size_t at = static_cast<size_t>(gen.Uniform(0, static_cast<int64_t>(size)));
-    char byte = static_cast<char>(gen.Uniform(0, 3) == 0 ? 0x00 : gen.Uniform(0, 255));
-    switch (gen.Uniform(0, 3)) {
-      case 0:
-        if (at < size) bytes[at] = static_cast<char>(bytes[at] ^ (1 << gen.Uniform(0, 7)));
-        break;
-      case 1:
-        bytes.resize(at);
-        break;
-      case 2:
-        bytes.insert(bytes.begin() + static_cast<ptrdiff_t>(at), byte);
-        break;
-      default:
-        if (at < size) bytes.erase(at, 1);
-        break;
-    }
-  }
-  return bytes;
 }
 
 TEST(KeyCodecPropertyTest, MutatedEncodingsDecodeToAnErrorOrTheirCanonicalValue) {

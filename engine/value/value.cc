@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -86,6 +87,23 @@ Value Value::MapOf(Map entries) {
   }
   Value v;
   v.rep_ = MapRep{std::move(out)};
+  return v;
+}
+
+Value Value::MapOfSorted(Map entries) {
+  assert(std::adjacent_find(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+           return !KeyLess(a, b);
+         }) == entries.end());
+  Value v;
+  v.rep_ = MapRep{std::move(entries)};
+  return v;
+}
+
+Value Value::SetOfSorted(Set elements) {
+  assert(std::adjacent_find(elements.begin(), elements.end(), std::greater_equal<>()) ==
+         elements.end());
+  Value v;
+  v.rep_ = SetRep{std::move(elements)};
   return v;
 }
 
@@ -191,6 +209,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kBusy: return "Busy";
     case StatusCode::kAborted: return "Aborted";
     case StatusCode::kInternal: return "Internal";
+    case StatusCode::kUserError: return "UserError";
   }
   return "Unknown";
 }

@@ -7,74 +7,24 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "testing/edge_values.h"
 
 namespace strata {
 namespace {
 
 using namespace std::string_literals;
+using ::strata::testing::AscendingEdgeValues;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 uint64_t Bits(double d) { return std::bit_cast<uint64_t>(d); }
 
-// One value of each interesting kind, in strictly increasing order.
-std::vector<Value> AscendingValues() {
-  return {
-      Value(),
-      Value(false),
-      Value(true),
-      Value(std::numeric_limits<int64_t>::min()),
-      Value(-1),
-      Value(0),
-      Value(1),
-      Value(std::numeric_limits<int64_t>::max()),
-      Value(-kNaN),
-      Value(-kInf),
-      Value(-std::numeric_limits<double>::max()),
-      Value(-1.0),
-      Value(-std::numeric_limits<double>::denorm_min()),
-      Value(-0.0),
-      Value(0.0),
-      Value(std::numeric_limits<double>::denorm_min()),
-      Value(1.0),
-      Value(std::numeric_limits<double>::max()),
-      Value(kInf),
-      Value(kNaN),
-      Value(""),
-      Value("\0"s),
-      Value("\0\0"s),
-      Value("\x01"),
-      Value("a"),
-      Value("a\0"s),
-      Value("ab"),
-      Value("b"),
-      Value("\xff"),
-      Value::BytesOf(""),
-      Value::BytesOf("\0"s),
-      Value::BytesOf("a"),
-      Value::ListOf({}),
-      Value::ListOf({Value()}),
-      Value::ListOf({Value(), Value()}),
-      Value::ListOf({1}),
-      Value::ListOf({1, "a"}),
-      Value::ListOf({2}),
-      Value::EmptyMap(),
-      Value::MapOf({{1, Value()}}),
-      Value::MapOf({{1, 2}}),
-      Value::MapOf({{1, 2}, {3, 4}}),
-      Value::MapOf({{2, 0}}),
-      Value::MapOf({{"a", 0}}),
-      Value::EmptySet(),
-      Value::SetOf({1}),
-      Value::SetOf({1, 2}),
-      Value::SetOf({2}),
-  };
-}
-
 TEST(ValueOrderTest, TableIsStrictlyAscendingAndCompareIsConsistent) {
-  std::vector<Value> values = AscendingValues();
+  std::vector<Value> values = AscendingEdgeValues();
   for (size_t i = 0; i < values.size(); ++i) {
     for (size_t j = 0; j < values.size(); ++j) {
       std::strong_ordering expected = i <=> j;
@@ -181,7 +131,7 @@ TEST(ValueMapTest, FindInsertErase) {
 
 TEST(ValueMapTest, InsertKeepsKeysSortedForAnyKeyType) {
   Value m = Value::EmptyMap();
-  std::vector<Value> keys = AscendingValues();
+  std::vector<Value> keys = AscendingEdgeValues();
   for (auto it = keys.rbegin(); it != keys.rend(); ++it) m.Insert(*it, Value(true));
   ASSERT_EQ(m.size(), keys.size());
   for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(m.as_map()[i].first, keys[i]) << i;
@@ -221,6 +171,36 @@ TEST(ValueTest, TypeAndSize) {
   EXPECT_EQ(Value("abc").size(), 0u);
   EXPECT_EQ(TypeName(Type::kSet), "set");
   EXPECT_EQ(TypeName(Type::kNil), "nil");
+}
+
+// A pointer other than const char* must not turn into a bool, and integer types other
+// than int and int64_t convert exactly or do not compile.
+static_assert(!std::is_constructible_v<Value, const std::string*>);
+static_assert(!std::is_constructible_v<Value, int*>);
+static_assert(!std::is_constructible_v<Value, const void*>);
+static_assert(std::is_constructible_v<Value, const char*>);
+static_assert(std::is_constructible_v<Value, char*>);
+static_assert(std::is_constructible_v<Value, std::nullptr_t>);
+static_assert(std::is_constructible_v<Value, unsigned>);
+static_assert(std::is_constructible_v<Value, long long>);
+static_assert(std::is_constructible_v<Value, uint16_t>);
+static_assert(!std::is_constructible_v<Value, size_t>);
+static_assert(!std::is_constructible_v<Value, uint64_t>);
+static_assert(!std::is_constructible_v<Value, unsigned long long>);
+
+TEST(ValueTest, ConstructorsPickTheIntendedType) {
+  char text[] = "abc";
+  EXPECT_EQ(Value(static_cast<char*>(text)), Value("abc"));
+  EXPECT_EQ(Value(static_cast<const char*>(text)).type(), Type::kString);
+  EXPECT_TRUE(Value(nullptr).is_nil());
+  EXPECT_EQ(Value(std::numeric_limits<unsigned>::max()), Value(int64_t{4294967295}));
+  EXPECT_EQ(Value(std::numeric_limits<long long>::min()),
+            Value(std::numeric_limits<int64_t>::min()));
+  EXPECT_EQ(Value(uint16_t{65535}), Value(65535));
+  EXPECT_EQ(Value(int8_t{-128}), Value(-128));
+  EXPECT_EQ(Value('a'), Value(97));
+  EXPECT_TRUE(Value(true).is_bool());
+  EXPECT_TRUE(Value(2.5f).is_double());
 }
 
 TEST(ValueTest, StringsAndBytesWithSameContentDiffer) {

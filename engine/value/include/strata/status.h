@@ -21,6 +21,7 @@ enum class StatusCode : uint8_t {
   kBusy,             // resource in use (e.g. a data directory locked by another process)
   kAborted,          // a transaction conflict; the operation may be retried
   kInternal,         // a bug: an invariant did not hold
+  kUserError,        // a module's code failed (threw or returned an error)
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -40,6 +41,7 @@ class [[nodiscard]] Status {
   static Status Busy(std::string m) { return {StatusCode::kBusy, std::move(m)}; }
   static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status UserError(std::string m) { return {StatusCode::kUserError, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

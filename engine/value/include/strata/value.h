@@ -17,10 +17,12 @@
 #pragma once
 
 #include <compare>
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -50,8 +52,21 @@ class Value {
   Value(bool b) : rep_(b) {}
   Value(int v) : rep_(int64_t{v}) {}
   Value(int64_t v) : rep_(v) {}
+  // Any other integer type whose every value fits in int64_t (long long, short, unsigned,
+  // uint32_t, char, ...) becomes an int, exactly.
+  template <typename T>
+    requires std::integral<T> && (!std::same_as<T, bool>) &&
+             (std::is_signed_v<T> || sizeof(T) < sizeof(int64_t))
+  Value(T v) : rep_(static_cast<int64_t>(v)) {}
+  // Deleted: a 64-bit unsigned (size_t, uint64_t, unsigned long long) may not fit in an
+  // int. Check the range and write Value(static_cast<int64_t>(n)).
+  template <typename T>
+    requires std::unsigned_integral<T> && (sizeof(T) >= sizeof(int64_t))
+  Value(T v) = delete;
   Value(double v);
   Value(const char* s) : rep_(std::string(s)) {}
+  // Deleted: any other pointer (a std::string*, an int*) would silently become a bool.
+  Value(const void*) = delete;
   Value(std::string_view s) : rep_(std::string(s)) {}
   Value(std::string s) : rep_(std::move(s)) {}
   Value(Bytes b) : rep_(std::move(b)) {}
@@ -68,6 +83,11 @@ class Value {
   // Sorts the elements and drops duplicates.
   static Value SetOf(Set elements);
   static Value SetOf(std::initializer_list<Value> elements) { return SetOf(Set(elements)); }
+  // For decoders that check the order while they read: `entries` must be strictly
+  // increasing by key, `elements` strictly increasing (asserted in debug builds only).
+  // Everything else uses MapOf / SetOf.
+  static Value MapOfSorted(Map entries);
+  static Value SetOfSorted(Set elements);
   static Value EmptyMap() { return MapOf(Map{}); }
   static Value EmptySet() { return SetOf(Set{}); }
 

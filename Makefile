@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SAN_DIR    ?= build-sanitize
 
-.PHONY: all deps build test run bench sanitize fuzz clean
+.PHONY: all deps build test run bench sanitize fuzz clean install
 
 all: build
 
@@ -24,11 +24,23 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# stratad in the foreground on 127.0.0.1:7450 with the example modules (a module already
+# deployed in ./strata-data is kept). Ctrl-C stops it gracefully.
 run: build
-	$(BUILD_DIR)/bin/strata-value --tour
+	@echo "stratad: binary protocol on 127.0.0.1:7450 (data in ./strata-data)."
+	@echo "Connect with any client of the wire protocol: see docs/protocol.md (the shell comes later)."
+	@echo "Example modules: $(notdir $(wildcard $(BUILD_DIR)/modules/*.so)). Ctrl-C stops the server."
+	exec $(BUILD_DIR)/bin/stratad --data-dir ./strata-data --listen 127.0.0.1:7450 \
+	  $(addprefix --deploy ,$(wildcard $(BUILD_DIR)/modules/*.so))
 
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
+
+# The module SDK (headers, static libraries, CMake package Strata) into PREFIX; see
+# docs/modules.md, "Building a module".
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 sanitize: deps
 	cmake -S . -B $(SAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=ON $(CMAKE_ARGS)

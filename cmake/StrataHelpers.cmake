@@ -18,15 +18,7 @@ function(strata_add_bench name)
   set_property(GLOBAL APPEND PROPERTY STRATA_BENCHMARKS ${name})
 endfunction()
 
-# strata_add_module(NAME SOURCES src... [LIBS lib...])
-# A module plugin: a shared object loaded with dlopen, written to build/modules/NAME.so.
-function(strata_add_module name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
-  add_library(${name} MODULE ${ARG_SOURCES})
-  target_link_libraries(${name} PRIVATE ${ARG_LIBS})
-  set_target_properties(${name} PROPERTIES
-    PREFIX ""
-    LIBRARY_OUTPUT_DIRECTORY ${STRATA_MODULE_OUTPUT_DIRECTORY}
-    CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON)
-endfunction()
+# strata_add_module(NAME SOURCES src... [LIBS lib...] [OUTPUT_DIRECTORY dir]): a module
+# plugin, build/modules/NAME.so by default. The same file is installed with the CMake
+# package, so modules build the same way in and out of the source tree.
+include(${CMAKE_CURRENT_LIST_DIR}/StrataAddModule.cmake)

@@ -1,0 +1,80 @@
+# Installation, as the CMake package Strata (find_package(Strata CONFIG)):
+#   - the public headers (strata/*.h: value, status, key_codec, value_codec, json, path,
+#     schema, module, engine) — no engine internals, no wiredtiger.h;
+#   - the static libraries, exported as targets
+#       Strata::sdk     values, paths, schemas, strata/module.h: what a module links
+#       Strata::engine  the embedded engine (strata/engine.h) and the storage under it
+#   - strata_add_module (cmake/StrataAddModule.cmake).
+# Included by engine/CMakeLists.txt once every engine library exists. `make install
+# PREFIX=...` runs it; tests/packaging checks it. See docs/modules.md.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(STRATA_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Strata)
+
+# The engine libraries put their source directories on their users' include path (for
+# private headers such as "storage/storage.h"). Those directories are for the build tree
+# only: users of an installed library get the installed include directory instead.
+function(strata_installed_includes target)
+  get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  set(interface)
+  foreach(dir IN LISTS dirs)
+    if(dir MATCHES "^\\$<")
+      list(APPEND interface "${dir}")  # already says where it applies
+    else()
+      list(APPEND interface "$<BUILD_INTERFACE:${dir}>")
+    endif()
+  endforeach()
+  list(APPEND interface "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
+  list(REMOVE_DUPLICATES interface)
+  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${interface}")
+endfunction()
+
+# Target -> exported name (Strata::<name>), in dependency order.
+set(strata_exported_libraries
+  strata_value value
+  strata_path path
+  strata_schema schema
+  strata_sdk sdk
+  strata_storage storage
+  strata_depot depot
+  strata_pstate pstate
+  strata_module module
+  strata_runtime engine)
+set(strata_installed_targets)
+while(strata_exported_libraries)
+  list(POP_FRONT strata_exported_libraries target export_name)
+  strata_installed_includes(${target})
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${export_name})
+  list(APPEND strata_installed_targets ${target})
+endwhile()
+
+install(TARGETS ${strata_installed_targets}
+  EXPORT StrataTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(EXPORT StrataTargets NAMESPACE Strata:: DESTINATION ${STRATA_INSTALL_CMAKEDIR})
+
+install(FILES
+    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/value.h
+    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/status.h
+    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/key_codec.h
+    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/value_codec.h
+    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/json.h
+    ${PROJECT_SOURCE_DIR}/engine/path/include/strata/path.h
+    ${PROJECT_SOURCE_DIR}/engine/pstate/include/strata/schema.h
+    ${PROJECT_SOURCE_DIR}/engine/module/include/strata/module.h
+    ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/engine.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/strata)
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/StrataConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/StrataConfig.cmake
+  INSTALL_DESTINATION ${STRATA_INSTALL_CMAKEDIR})
+# The ABI stamp, not this version, decides whether a module loads; the version only keeps
+# find_package(Strata 0.1) honest.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/StrataConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES
+    ${PROJECT_BINARY_DIR}/StrataConfig.cmake
+    ${PROJECT_BINARY_DIR}/StrataConfigVersion.cmake
+    ${PROJECT_SOURCE_DIR}/cmake/StrataAddModule.cmake
+  DESTINATION ${STRATA_INSTALL_CMAKEDIR})

@@ -1,0 +1,331 @@
+// The module SDK: what a module (a plugin, .so) declares — depots, PStates and stream
+// topologies — and the context its code runs in. This header and the ones it includes
+// (value, status, path, schema) are the whole public face of the engine for module
+// authors: no engine internals, no WiredTiger. See docs/modules.md.
+//
+//   void Define(strata::ModuleBuilder& m) {
+//     auto sentences = m.Depot("*sentences", strata::DepotPartitioning::Random());
+//     auto counts = m.PState("$$word_counts",
+//                            strata::Schema::Map(strata::Schema::String(), strata::Schema::Int64()));
+//     m.Stream("count")
+//         .Source(sentences)
+//         .Each([](strata::TopologyContext& ctx, const strata::Value& sentence) {
+//           for (const std::string& w : SplitWords(sentence.as_string())) ctx.Emit(w);
+//         })
+//         .HashPartition()  // by the emitted value itself
+//         .Each([counts](strata::TopologyContext& ctx, const strata::Value& word) {
+//           return ctx.Transform(counts, strata::Path().Key(word).NullTo(0).Inc()).status();
+//         });
+//   }
+//   STRATA_MODULE(wordcount, Define)
+//
+// Exceptions never cross the plugin boundary: every user function given to the builder
+// is wrapped, in the plugin's own code, so that an exception becomes a kUserError Status.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "strata/path.h"
+#include "strata/schema.h"
+#include "strata/status.h"
+#include "strata/value.h"
+
+namespace strata {
+
+// Bumped whenever a type of this header (or one it includes) changes layout or meaning.
+inline constexpr int kSdkVersion = 1;
+
+#define STRATA_STRINGIFY_INNER(x) #x
+#define STRATA_STRINGIFY(x) STRATA_STRINGIFY_INNER(x)
+#ifndef STRATA_SDK_VERSION_FOR_STAMP
+#define STRATA_SDK_VERSION_FOR_STAMP 1  // must equal kSdkVersion
+#endif
+// The ABI stamp: SDK version and the compiler / C++ standard library ABI a module was
+// built with. The host refuses a module whose stamp differs from its own.
+#define STRATA_ABI_STAMP                                                           \
+  "strata-sdk/" STRATA_STRINGIFY(STRATA_SDK_VERSION_FOR_STAMP)                     \
+  " gcc/" STRATA_STRINGIFY(__GNUC__) " gxx-abi/" STRATA_STRINGIFY(__GXX_ABI_VERSION) \
+  " cxx11-abi/" STRATA_STRINGIFY(_GLIBCXX_USE_CXX11_ABI) " std/" STRATA_STRINGIFY(__cplusplus)
+
+// ---- Handles ---------------------------------------------------------------------------
+
+// A depot of this module, as declared by ModuleBuilder::Depot. Plain data.
+struct DepotRef {
+  std::string name;  // with its leading '*', e.g. "*sentences"
+  int index = -1;    // position in ModuleDef::depots
+};
+
+// A PState of this module, as declared by ModuleBuilder::PState. Plain data.
+struct PStateRef {
+  std::string name;  // with its leading "$$", e.g. "$$word_counts"
+  int index = -1;    // position in ModuleDef::pstates
+};
+
+// Identifies the depot record a topology event descends from.
+struct RecordId {
+  int depot = -1;  // index in ModuleDef::depots
+  int partition = -1;
+  int64_t offset = -1;
+};
+
+// ---- What user code sees ----------------------------------------------------------------
+
+// The context of one topology event on one partition, implemented by the runtime. Valid
+// only during the step call that received it, on the partition's task thread. All PState
+// reads and writes act on the current partition (a global PState: its only partition,
+// which only partition 0 may write — route there with Global() first). Writes of one step
+// call are committed together, atomically, after the step returns OK; a step that fails
+// is rolled back and retried (see docs/modules.md, "Failures").
+class TopologyContext {
+ public:
+  virtual ~TopologyContext() = default;
+
+  virtual int partition() const = 0;
+  virtual int num_partitions() const = 0;
+  // The depot record this event descends from (for idempotence: e.g. remember applied ids).
+  virtual RecordId source() const = 0;
+
+  virtual Result<std::vector<Value>> Select(const PStateRef& pstate, const Path& path) = 0;
+  virtual Result<Value> SelectOne(const PStateRef& pstate, const Path& path) = 0;
+  // Returns how many places the terminal was applied at.
+  virtual Result<int64_t> Transform(const PStateRef& pstate, const Path& path) = 0;
+  // Appends a record to a depot of this module (partitioned by the depot's partitioning;
+  // a NoClientAppends depot goes to the current partition). It becomes durable with the
+  // event's commit and is processed like any appended record.
+  virtual Status Append(const DepotRef& depot, Value record) = 0;
+
+  // Sends a value to the next step (through the partitioner, if the next op is one).
+  virtual void Emit(Value value) = 0;
+  // The value a `processed` appender of the source record receives for this topology
+  // (the last one set wins).
+  virtual void SetAckReturn(Value value) = 0;
+};
+
+// ---- Declarations ---------------------------------------------------------------------
+
+// How a client append chooses a depot partition.
+struct DepotPartitioning {
+  enum class Kind : uint8_t { kHash, kRandom, kNoClientAppends };
+  Kind kind = Kind::kRandom;
+  // kHash: partition = HashKey(key_path's single selected value of the record) % P; an
+  // empty path hashes the whole record.
+  Path key_path;
+
+  // Hash of the value the path selects from the record, e.g. Hash(Path().Key("from")).
+  static DepotPartitioning Hash(Path key_path = Path()) { return {Kind::kHash, std::move(key_path)}; }
+  static DepotPartitioning Random() { return {Kind::kRandom, Path()}; }
+  // Only topologies append (ModuleBuilder rejects client appends with kInvalidArgument).
+  static DepotPartitioning NoClientAppends() { return {Kind::kNoClientAppends, Path()}; }
+};
+
+// A user function after wrapping: never throws (the wrapper is noexcept; std::function
+// has no noexcept signature form, so the guarantee lives in detail::WrapStep/WrapPure).
+using StepFn = std::function<Status(TopologyContext& ctx, const Value& input)>;
+using KeyFn = std::function<Result<Value>(const Value& input)>;
+using PartitionFn = std::function<Result<int64_t>(const Value& input)>;
+
+// One operation of a stream topology's chain.
+struct TopologyOp {
+  enum class Kind : uint8_t {
+    kEach,           // step: runs fn on the current partition
+    kHashPartition,  // key_fn (or the value itself) -> HashKey % P
+    kAllPartitions,  // every partition receives the value
+    kGlobal,         // partition 0
+    kShuffle,        // a pseudo-random partition
+    kDirect,         // partition_fn -> partition (kInvalidArgument when out of range)
+  };
+  Kind kind = Kind::kEach;
+  StepFn fn;
+  KeyFn key_fn;
+  PartitionFn partition_fn;
+};
+
+struct DepotDef {
+  std::string name;
+  DepotPartitioning partitioning;
+};
+
+struct PStateDef {
+  std::string name;
+  PStateSchema schema;
+};
+
+struct TopologyDef {
+  std::string name;
+  std::vector<int> sources;  // depot indexes
+  std::vector<TopologyOp> ops;
+};
+
+// Everything a module declares. Built in the plugin by ModuleBuilder, read by the host.
+struct ModuleDef {
+  std::string name;
+  std::vector<DepotDef> depots;
+  std::vector<PStateDef> pstates;
+  std::vector<TopologyDef> topologies;
+};
+
+namespace detail {
+
+// Calls f, turning any exception into a kUserError Status. Instantiated in the plugin.
+template <typename F>
+Status CallGuarded(const F& f) noexcept {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kUserError, e.what());
+  } catch (...) {
+    return Status(StatusCode::kUserError, "a non-standard exception was thrown");
+  }
+}
+
+template <typename F>
+StepFn WrapStep(F f) {
+  return [f = std::move(f)](TopologyContext& ctx, const Value& in) noexcept -> Status {
+    return CallGuarded([&]() -> Status {
+      if constexpr (std::is_void_v<std::invoke_result_t<const F&, TopologyContext&, const Value&>>) {
+        f(ctx, in);
+        return Status::Ok();
+      } else {
+        return f(ctx, in);
+      }
+    });
+  };
+}
+
+template <typename R, typename F>
+std::function<Result<R>(const Value&)> WrapPure(F f) {
+  return [f = std::move(f)](const Value& in) noexcept -> Result<R> {
+    std::optional<Result<R>> out;
+    Status st = CallGuarded([&]() -> Status {
+      out.emplace(Result<R>(f(in)));
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return std::move(*out);
+  };
+}
+
+}  // namespace detail
+
+// Builds one stream topology: sources, then a chain of steps and partitioners. The first
+// op runs on the partition of the source record.
+class StreamTopology {
+ public:
+  explicit StreamTopology(TopologyDef* def) : def_(def) {}
+
+  StreamTopology& Source(const DepotRef& depot) {
+    def_->sources.push_back(depot.index);
+    return *this;
+  }
+  // fn(TopologyContext&, const Value&) returning void or Status; emits with ctx.Emit.
+  template <typename F>
+  StreamTopology& Each(F fn) {
+    return Add({TopologyOp::Kind::kEach, detail::WrapStep(std::move(fn)), {}, {}});
+  }
+  // Emits fn(value).
+  template <typename F>
+  StreamTopology& Map(F fn) {
+    return Each([fn = std::move(fn)](TopologyContext& ctx, const Value& v) { ctx.Emit(fn(v)); });
+  }
+  // Emits the value when pred(value) is true.
+  template <typename F>
+  StreamTopology& Filter(F pred) {
+    return Each([pred = std::move(pred)](TopologyContext& ctx, const Value& v) {
+      if (pred(v)) ctx.Emit(v);
+    });
+  }
+  // Moves each value to partition HashKey(key_of(value)) % P.
+  template <typename F>
+  StreamTopology& HashPartition(F key_of) {
+    return Add({TopologyOp::Kind::kHashPartition, {}, detail::WrapPure<Value>(std::move(key_of)), {}});
+  }
+  // Moves each value to partition HashKey(value) % P.
+  StreamTopology& HashPartition() { return Add({TopologyOp::Kind::kHashPartition, {}, {}, {}}); }
+  StreamTopology& AllPartitions() { return Add({TopologyOp::Kind::kAllPartitions, {}, {}, {}}); }
+  StreamTopology& Global() { return Add({TopologyOp::Kind::kGlobal, {}, {}, {}}); }
+  StreamTopology& Shuffle() { return Add({TopologyOp::Kind::kShuffle, {}, {}, {}}); }
+  // Moves each value to partition partition_of(value) (an int64 in [0, P)).
+  template <typename F>
+  StreamTopology& Direct(F partition_of) {
+    return Add({TopologyOp::Kind::kDirect, {}, {}, detail::WrapPure<int64_t>(std::move(partition_of))});
+  }
+
+ private:
+  StreamTopology& Add(TopologyOp op) {
+    def_->ops.push_back(std::move(op));
+    return *this;
+  }
+  TopologyDef* def_;
+};
+
+// Passed to the module's define function. Names: depots start with '*', PStates with "$$",
+// then [A-Za-z0-9_-]+; topologies [A-Za-z0-9_-]+. Errors (duplicates, bad names, a
+// topology without source) are reported by the host when it loads the module.
+class ModuleBuilder {
+ public:
+  explicit ModuleBuilder(ModuleDef* def) : def_(def) {}
+
+  DepotRef Depot(std::string name, DepotPartitioning partitioning) {
+    def_->depots.push_back({name, std::move(partitioning)});
+    return {std::move(name), static_cast<int>(def_->depots.size()) - 1};
+  }
+  // A PState with one partition per module partition.
+  PStateRef PState(std::string name, Schema schema) {
+    return AddPState(std::move(name), PStateSchema{std::move(schema), false});
+  }
+  // A PState with a single partition (partition 0), readable from every partition.
+  PStateRef GlobalPState(std::string name, Schema schema) {
+    return AddPState(std::move(name), PStateSchema{std::move(schema), true});
+  }
+  // The returned builder stays valid until the next Stream() call.
+  StreamTopology Stream(std::string name) {
+    def_->topologies.push_back({std::move(name), {}, {}});
+    return StreamTopology(&def_->topologies.back());
+  }
+
+ private:
+  PStateRef AddPState(std::string name, PStateSchema schema) {
+    def_->pstates.push_back({name, std::move(schema)});
+    return {std::move(name), static_cast<int>(def_->pstates.size()) - 1};
+  }
+  ModuleDef* def_;
+};
+
+// ---- The plugin entry point ---------------------------------------------------------------
+
+// Returned by a module's exported `strata_module_entry_v1`. The host reads abi_stamp (a
+// plain C string, readable whatever the module's C++ ABI) before anything else.
+struct ModuleEntryV1 {
+  const char* abi_stamp;
+  const char* name;
+  // Fills *def. Never throws: returns false with *error set on failure.
+  bool (*define)(ModuleDef* def, std::string* error) noexcept;
+};
+
+}  // namespace strata
+
+// Declares the module NAME ([A-Za-z0-9_-]+) whose declarations DEFINE_FN
+// (void(strata::ModuleBuilder&)) makes. Exactly once per plugin.
+#define STRATA_MODULE(NAME, DEFINE_FN)                                                     \
+  extern "C" __attribute__((visibility("default"))) const ::strata::ModuleEntryV1*         \
+  strata_module_entry_v1() {                                                               \
+    static const ::strata::ModuleEntryV1 entry{                                            \
+        STRATA_ABI_STAMP, #NAME, [](::strata::ModuleDef* def, std::string* error) noexcept { \
+          ::strata::Status st = ::strata::detail::CallGuarded([&]() -> ::strata::Status {  \
+            def->name = #NAME;                                                             \
+            ::strata::ModuleBuilder builder(def);                                          \
+            DEFINE_FN(builder);                                                            \
+            return ::strata::Status::Ok();                                                 \
+          });                                                                              \
+          if (!st.ok()) *error = st.message();                                             \
+          return st.ok();                                                                  \
+        }};                                                                                \
+    return &entry;                                                                         \
+  }

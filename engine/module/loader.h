@@ -1,0 +1,71 @@
+// The plugin host: loads a module's shared object, checks its ABI stamp, runs its define
+// function and validates what it declared. The runtime deploys modules through it. See
+// docs/modules.md ("The ABI stamp and what is refused").
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "strata/module.h"
+#include "strata/status.h"
+
+namespace strata {
+
+// A plugin loaded with dlopen(RTLD_NOW | RTLD_LOCAL), ABI-checked and validated. Keeps the
+// shared object open while it lives: the ModuleDef's functions are code inside it.
+//
+// Ownership: the TopologyOp functions of def() (and copies of them) must be destroyed
+// before this object. Everything else in def() (names, schemas, key paths) is rebuilt by
+// the host during Load and may outlive it.
+// Threading: def() is immutable after Load and may be read from any thread; its functions
+// may be called concurrently, each call with its own TopologyContext.
+// Paths: dlopen hands back the object already loaded from a path while one is (the
+// destructor's dlclose unmaps it when nothing else holds it), so load a changed plugin
+// from a new path rather than overwriting the file of a loaded one.
+class LoadedModule {
+ public:
+  // Refuses, in this order: a file that does not exist (kNotFound); one dlopen rejects
+  // (kInvalidArgument with dlerror's message); a shared object without the
+  // `strata_module_entry_v1` symbol (kInvalidArgument); an ABI stamp other than
+  // HostAbiStamp() (kInvalidArgument naming both stamps); a define function that fails
+  // (kUserError with its message); declarations ValidateModuleDef refuses.
+  static Result<std::unique_ptr<LoadedModule>> Load(const std::string& so_path);
+  ~LoadedModule();  // destroys def_ first, then dlclose
+
+  LoadedModule(const LoadedModule&) = delete;
+  LoadedModule& operator=(const LoadedModule&) = delete;
+
+  const ModuleDef& def() const { return *def_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  // Only Load constructs: the passkey keeps the constructor out of other hands while
+  // letting std::make_unique call it.
+  struct Passkey {
+    explicit Passkey() = default;
+  };
+
+ public:
+  LoadedModule(Passkey, std::string path, void* handle);
+
+ private:
+  std::string path_;
+  void* handle_;  // from dlopen; closed by the destructor
+  std::unique_ptr<ModuleDef> def_;
+};
+
+// Checks a module's declarations: the module name and topology names are
+// [A-Za-z0-9_-]+, depot names *[A-Za-z0-9_-]+, PState names $$[A-Za-z0-9_-]+, each unique
+// in its kind; every depot partitioning is known and a kHash key path is a valid select
+// path (no terminal); every PState schema passes PStateSchema::Check; every topology has
+// at least one source, valid and distinct source depot indexes, at least one op, no op
+// kind unknown or without its function, and a step after its last partitioner. The first
+// problem is returned as kInvalidArgument naming the module and the offending thing.
+Status ValidateModuleDef(const ModuleDef& def);
+
+// STRATA_ABI_STAMP as compiled into the host, e.g.
+// "strata-sdk/1 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
+std::string_view HostAbiStamp();
+
+}  // namespace strata

@@ -1,0 +1,382 @@
+#include "module/loader.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace strata {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string TestModule(const std::string& name) {
+  return std::string(STRATA_TEST_MODULE_DIR) + "/" + name + ".so";
+}
+
+std::string ProcMaps() {
+  std::ifstream in("/proc/self/maps");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Stands in for the runtime's context: a step function of a loaded plugin needs one to be
+// called at all. Records what the step asked for.
+class RecordingContext : public TopologyContext {
+ public:
+  int partition() const override { return 2; }
+  int num_partitions() const override { return 8; }
+  RecordId source() const override { return {0, 2, 17}; }
+  Result<std::vector<Value>> Select(const PStateRef& pstate, const Path&) override {
+    return Status::NotFound("no PState " + pstate.name + " in this test");
+  }
+  Result<Value> SelectOne(const PStateRef& pstate, const Path&) override {
+    return Status::NotFound("no PState " + pstate.name + " in this test");
+  }
+  Result<int64_t> Transform(const PStateRef& pstate, const Path& path) override {
+    transforms.push_back(pstate.name + " " + path.ToString());
+    return int64_t{1};
+  }
+  Status Append(const DepotRef& depot, Value record) override {
+    appends.push_back(depot.name + " " + record.ToString());
+    return Status::Ok();
+  }
+  void Emit(Value value) override { emitted.push_back(std::move(value)); }
+  void SetAckReturn(Value value) override { ack_return = std::move(value); }
+
+  std::vector<Value> emitted;
+  std::vector<std::string> transforms;
+  std::vector<std::string> appends;
+  Value ack_return;
+};
+
+const TopologyDef& FindTopology(const ModuleDef& def, const std::string& name) {
+  for (const TopologyDef& t : def.topologies) {
+    if (t.name == name) return t;
+  }
+  ADD_FAILURE() << "no topology " << name;
+  static const TopologyDef kNone;
+  return kNone;
+}
+
+TEST(LoaderTest, HostAbiStampNamesSdkCompilerAndStandard) {
+  std::string stamp(HostAbiStamp());
+  EXPECT_THAT(stamp, HasSubstr("strata-sdk/" + std::to_string(kSdkVersion) + " "));
+  EXPECT_THAT(stamp, HasSubstr("gcc/" + std::to_string(__GNUC__) + " "));
+  EXPECT_THAT(stamp, HasSubstr("gxx-abi/"));
+  EXPECT_THAT(stamp, HasSubstr("cxx11-abi/"));
+  EXPECT_THAT(stamp, HasSubstr("std/" + std::to_string(__cplusplus)));
+}
+
+TEST(LoaderTest, LoadsValidModuleWithItsDeclarations) {
+  auto loaded = LoadedModule::Load(TestModule("sample"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const ModuleDef& def = (*loaded)->def();
+  EXPECT_EQ((*loaded)->path(), TestModule("sample"));
+  EXPECT_EQ(def.name, "sample");
+
+  ASSERT_EQ(def.depots.size(), 3u);
+  EXPECT_EQ(def.depots[0].name, "*events");
+  EXPECT_EQ(def.depots[0].partitioning.kind, DepotPartitioning::Kind::kHash);
+  EXPECT_EQ(def.depots[0].partitioning.key_path, Path().Key("user"));
+  EXPECT_EQ(def.depots[1].name, "*sentences");
+  EXPECT_EQ(def.depots[1].partitioning.kind, DepotPartitioning::Kind::kRandom);
+  EXPECT_EQ(def.depots[2].name, "*internal");
+  EXPECT_EQ(def.depots[2].partitioning.kind, DepotPartitioning::Kind::kNoClientAppends);
+
+  ASSERT_EQ(def.pstates.size(), 2u);
+  EXPECT_EQ(def.pstates[0].name, "$$word_counts");
+  EXPECT_EQ(def.pstates[0].schema,
+            (PStateSchema{Schema::Map(Schema::String(), Schema::Int64()), false}));
+  EXPECT_EQ(def.pstates[1].name, "$$follows");
+  EXPECT_EQ(def.pstates[1].schema,
+            (PStateSchema{Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()),
+                          true}));
+
+  ASSERT_EQ(def.topologies.size(), 2u);
+  const TopologyDef& count = def.topologies[0];
+  EXPECT_EQ(count.name, "count");
+  EXPECT_EQ(count.sources, std::vector<int>{1});
+  ASSERT_EQ(count.ops.size(), 3u);
+  EXPECT_EQ(count.ops[0].kind, TopologyOp::Kind::kEach);
+  EXPECT_EQ(count.ops[1].kind, TopologyOp::Kind::kHashPartition);
+  EXPECT_FALSE(count.ops[1].key_fn);  // hashes the value itself
+  EXPECT_EQ(count.ops[2].kind, TopologyOp::Kind::kEach);
+  const TopologyDef& faulty = def.topologies[1];
+  EXPECT_EQ(faulty.sources, (std::vector<int>{0, 1}));
+  std::vector<TopologyOp::Kind> kinds;
+  for (const TopologyOp& op : faulty.ops) kinds.push_back(op.kind);
+  using K = TopologyOp::Kind;
+  EXPECT_EQ(kinds, (std::vector<K>{K::kEach, K::kHashPartition, K::kEach, K::kDirect, K::kEach,
+                                   K::kEach, K::kGlobal, K::kEach}));
+}
+
+TEST(LoaderTest, StepsOfLoadedModuleRunAgainstTheContext) {
+  auto loaded = LoadedModule::Load(TestModule("sample"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const TopologyDef& count = FindTopology((*loaded)->def(), "count");
+  ASSERT_EQ(count.ops.size(), 3u);
+
+  RecordingContext split;
+  ASSERT_TRUE(count.ops[0].fn(split, Value("the cat the")).ok());
+  EXPECT_EQ(split.emitted, (std::vector<Value>{"the", "cat", "the"}));
+  EXPECT_EQ(split.ack_return, Value(3));
+
+  RecordingContext add;
+  ASSERT_TRUE(count.ops[2].fn(add, Value("cat")).ok());
+  EXPECT_EQ(add.transforms,
+            std::vector<std::string>{"$$word_counts " + Path().Key("cat").NullTo(0).Inc().ToString()});
+
+  const TopologyDef& faulty = FindTopology((*loaded)->def(), "faulty");
+  ASSERT_EQ(faulty.ops.size(), 8u);
+  Result<int64_t> partition = faulty.ops[3].partition_fn(Value(5));
+  ASSERT_TRUE(partition.ok()) << partition.status().ToString();
+  EXPECT_EQ(*partition, 5);
+  RecordingContext filter;
+  ASSERT_TRUE(faulty.ops[5].fn(filter, Value("not an int")).ok());
+  ASSERT_TRUE(faulty.ops[5].fn(filter, Value(4)).ok());
+  EXPECT_EQ(filter.emitted, std::vector<Value>{Value(4)});
+  RecordingContext map;
+  ASSERT_TRUE(faulty.ops[7].fn(map, Value(4)).ok());
+  EXPECT_EQ(map.emitted, std::vector<Value>{Value(8)});
+}
+
+TEST(LoaderTest, UserExceptionsBecomeUserErrorsAndNothingEscapes) {
+  auto loaded = LoadedModule::Load(TestModule("sample"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const TopologyDef& faulty = FindTopology((*loaded)->def(), "faulty");
+  ASSERT_EQ(faulty.ops.size(), 8u);
+  RecordingContext ctx;
+
+  // A std::exception: its what().
+  Status thrown = faulty.ops[0].fn(ctx, Value("r1"));
+  EXPECT_EQ(thrown.code(), StatusCode::kUserError);
+  EXPECT_EQ(thrown.message(), "cannot handle \"r1\"");
+
+  // A key function's exception: the Result carries it.
+  Result<Value> key = faulty.ops[1].key_fn(Value("r1"));
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(key.status().code(), StatusCode::kUserError);
+  EXPECT_EQ(key.status().message(), "no key");
+
+  // Not a std::exception.
+  Status thrown_int = faulty.ops[2].fn(ctx, Value("r1"));
+  EXPECT_EQ(thrown_int.code(), StatusCode::kUserError);
+  EXPECT_THAT(thrown_int.message(), HasSubstr("non-standard exception"));
+
+  // A library exception inside user code (Value::as_int of a string).
+  Result<int64_t> partition = faulty.ops[3].partition_fn(Value("not an int"));
+  ASSERT_FALSE(partition.ok());
+  EXPECT_EQ(partition.status().code(), StatusCode::kUserError);
+
+  // A returned error is passed on unchanged.
+  Status returned = faulty.ops[4].fn(ctx, Value(7));
+  EXPECT_EQ(returned.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(returned.message(), "rejected 7");
+
+  EXPECT_TRUE(ctx.emitted.empty());
+}
+
+TEST(LoaderTest, RefusesMismatchedAbiNamingBothStamps) {
+  std::string path = TestModule("mismatched_abi");
+  auto loaded = LoadedModule::Load(path);
+  ASSERT_FALSE(loaded.ok());
+  const Status& st = loaded.status();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  std::string module_stamp(HostAbiStamp());
+  module_stamp.replace(module_stamp.find("strata-sdk/" + std::to_string(kSdkVersion)),
+                       std::string("strata-sdk/" + std::to_string(kSdkVersion)).size(),
+                       "strata-sdk/999");
+  EXPECT_EQ(st.message(), "module mismatched (" + path + ") was built for " + module_stamp +
+                              "; this server is " + std::string(HostAbiStamp()) +
+                              " (rebuild the module against this server's SDK)");
+}
+
+TEST(LoaderTest, RefusesModuleWhoseDefineThrows) {
+  auto loaded = LoadedModule::Load(TestModule("throwing_define"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kUserError);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("module throwing_define"));
+  EXPECT_THAT(loaded.status().message(), HasSubstr("define refuses: no configuration"));
+}
+
+TEST(LoaderTest, RefusesDuplicatePStateName) {
+  auto loaded = LoadedModule::Load(TestModule("duplicate_pstate"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(loaded.status().message(), "module duplicate_pstate: declares PState $$state twice");
+}
+
+TEST(LoaderTest, RefusesSharedLibraryWithoutEntryPoint) {
+  std::string path = TestModule("no_entry");
+  auto loaded = LoadedModule::Load(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(loaded.status().message(),
+            path + " is not a Strata module: it exports no strata_module_entry_v1 "
+                   "(declare one with STRATA_MODULE)");
+}
+
+TEST(LoaderTest, RefusesFileThatIsNotElfWithDlerror) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("strata_loader_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "text.so").string();
+  std::ofstream(path) << "this is not a shared object\n";
+  auto loaded = LoadedModule::Load(path);
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.status().message(), HasSubstr("cannot load module " + path + ": "));
+  // dlerror's reason, e.g. "invalid ELF header" or "file too short".
+  EXPECT_THAT(loaded.status().message(), HasSubstr(path + ": " + path));
+}
+
+TEST(LoaderTest, MissingFileIsNotFound) {
+  auto loaded = LoadedModule::Load(TestModule("does_not_exist"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(loaded.status().message(), "no module file at " + TestModule("does_not_exist"));
+}
+
+TEST(LoaderTest, DestroyingUnloadsTheSharedObjectAndDataOutlivesIt) {
+  std::string path = TestModule("sample");
+  PStateSchema schema;
+  Path key_path;
+  {
+    auto loaded = LoadedModule::Load(path);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    ASSERT_THAT(ProcMaps(), HasSubstr(path));
+    schema = (*loaded)->def().pstates[1].schema;
+    key_path = (*loaded)->def().depots[0].partitioning.key_path;
+  }
+  EXPECT_THAT(ProcMaps(), Not(HasSubstr(path)));
+  // Built by the host, so still usable (and destructible) with the plugin unmapped.
+  EXPECT_EQ(schema.ToString(), "global map<string, subindexed set<string>>");
+  EXPECT_EQ(key_path, Path().Key("user"));
+}
+
+// ---- ValidateModuleDef on declarations built in the test ---------------------------------
+
+StepFn NoopStep() {
+  return [](TopologyContext&, const Value&) { return Status::Ok(); };
+}
+
+// A valid module; each case below breaks one thing in it.
+ModuleDef ValidDef() {
+  ModuleDef def;
+  def.name = "valid";
+  ModuleBuilder m(&def);
+  auto in = m.Depot("*in", DepotPartitioning::Hash(Path().Key("k")));
+  m.PState("$$p", Schema::Map(Schema::String(), Schema::Int64()));
+  m.Stream("t").Source(in).Each([](TopologyContext&, const Value&) {}).Shuffle().Each(
+      [](TopologyContext&, const Value&) {});
+  return def;
+}
+
+TEST(ValidateModuleDefTest, AcceptsValidDefinition) {
+  Status st = ValidateModuleDef(ValidDef());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+struct BrokenCase {
+  std::string what;
+  std::function<void(ModuleDef*)> breaks;
+  std::string message;
+};
+
+TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
+  std::vector<BrokenCase> cases = {
+      {"module name", [](ModuleDef* d) { d->name = "my module"; },
+       "module name \"my module\" is not [A-Za-z0-9_-]+"},
+      {"empty module name", [](ModuleDef* d) { d->name = ""; }, "module name \"\" is not"},
+      {"depot name without *", [](ModuleDef* d) { d->depots[0].name = "in"; },
+       "module valid: depot name \"in\" is not * followed by [A-Za-z0-9_-]+"},
+      {"depot name only *", [](ModuleDef* d) { d->depots[0].name = "*"; }, "depot name \"*\""},
+      {"depot name with dot", [](ModuleDef* d) { d->depots[0].name = "*a.b"; },
+       "depot name \"*a.b\""},
+      {"duplicate depot",
+       [](ModuleDef* d) { d->depots.push_back({"*in", DepotPartitioning::Random()}); },
+       "module valid: declares depot *in twice"},
+      {"hash key path with terminal",
+       [](ModuleDef* d) { d->depots[0].partitioning.key_path = Path().Key("k").Inc(); },
+       "depot *in: hash key path " + Path().Key("k").Inc().ToString() +
+           " is a transform, not a select path"},
+      {"invalid hash key path",
+       [](ModuleDef* d) { d->depots[0].partitioning.key_path = Path().Nth(-1); },
+       "depot *in: hash key path: "},
+      {"unknown partitioning",
+       [](ModuleDef* d) { d->depots[0].partitioning.kind = static_cast<DepotPartitioning::Kind>(9); },
+       "depot *in has unknown partitioning kind 9"},
+      {"PState name with one $", [](ModuleDef* d) { d->pstates[0].name = "$p"; },
+       "PState name \"$p\" is not $$ followed by [A-Za-z0-9_-]+"},
+      {"duplicate PState",
+       [](ModuleDef* d) { d->pstates.push_back({"$$p", PStateSchema{Schema::Int64(), false}}); },
+       "module valid: declares PState $$p twice"},
+      {"schema failing Check",
+       [](ModuleDef* d) { d->pstates[0].schema = PStateSchema{Schema::Int64().Subindexed(), false}; },
+       "module valid: PState $$p: schema "},
+      {"topology name", [](ModuleDef* d) { d->topologies[0].name = "a/b"; },
+       "topology name \"a/b\" is not [A-Za-z0-9_-]+"},
+      {"duplicate topology",
+       [](ModuleDef* d) { d->topologies.push_back(d->topologies[0]); },
+       "module valid: declares topology t twice"},
+      {"topology without source", [](ModuleDef* d) { d->topologies[0].sources.clear(); },
+       "topology t has no source depot"},
+      {"source index out of range", [](ModuleDef* d) { d->topologies[0].sources = {1}; },
+       "topology t has source depot index 1, but the module declares 1 depots"},
+      {"negative source index", [](ModuleDef* d) { d->topologies[0].sources = {-1}; },
+       "topology t has source depot index -1"},
+      {"source twice", [](ModuleDef* d) { d->topologies[0].sources = {0, 0}; },
+       "topology t lists source depot *in twice"},
+      {"no ops", [](ModuleDef* d) { d->topologies[0].ops.clear(); }, "topology t has no steps"},
+      {"step without function", [](ModuleDef* d) { d->topologies[0].ops[2].fn = nullptr; },
+       "topology t, op 2 (each) has no function"},
+      {"direct without function",
+       [](ModuleDef* d) {
+         d->topologies[0].ops[1] = TopologyOp{TopologyOp::Kind::kDirect, {}, {}, {}};
+       },
+       "topology t, op 1 (direct) has no partition function"},
+      {"unknown op kind",
+       [](ModuleDef* d) { d->topologies[0].ops[1].kind = static_cast<TopologyOp::Kind>(42); },
+       "topology t, op 1 has unknown kind 42"},
+      {"ends with partitioner", [](ModuleDef* d) { d->topologies[0].ops.pop_back(); },
+       "topology t ends with a partitioner (shuffle) that no step follows"},
+  };
+  for (const BrokenCase& c : cases) {
+    ModuleDef def = ValidDef();
+    c.breaks(&def);
+    Status st = ValidateModuleDef(def);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(st.message(), HasSubstr(c.message)) << c.what;
+  }
+}
+
+TEST(ValidateModuleDefTest, AcceptsEveryPartitionerBeforeAStep) {
+  ModuleDef def = ValidDef();
+  std::vector<TopologyOp> partitioners = {
+      {TopologyOp::Kind::kHashPartition, {}, {}, {}},
+      {TopologyOp::Kind::kHashPartition, {}, [](const Value& v) -> Result<Value> { return v; }, {}},
+      {TopologyOp::Kind::kAllPartitions, {}, {}, {}},
+      {TopologyOp::Kind::kGlobal, {}, {}, {}},
+      {TopologyOp::Kind::kShuffle, {}, {}, {}},
+      {TopologyOp::Kind::kDirect, {}, {}, [](const Value&) -> Result<int64_t> { return 0; }},
+  };
+  def.topologies[0].ops.clear();
+  for (TopologyOp& op : partitioners) {
+    def.topologies[0].ops.push_back(std::move(op));
+    def.topologies[0].ops.push_back({TopologyOp::Kind::kEach, NoopStep(), {}, {}});
+  }
+  Status st = ValidateModuleDef(def);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,1246 @@
+// The embedded engine: module table, append path, topology execution, ack tree, progress
+// and recovery. docs/runtime.md is the design; comments here explain the choices.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <latch>
+#include <map>
+#include <optional>
+#include <random>
+#include <shared_mutex>
+
+#include "runtime/runtime.h"
+#include "strata/key_codec.h"
+#include "strata/value_codec.h"
+
+namespace strata {
+namespace runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kModulesTable = "meta.modules";
+constexpr const char* kProgressTable = "meta.progress";
+constexpr const char* kFailuresTable = "meta.failures";
+constexpr size_t kMaxRecentFailures = 100;
+constexpr size_t kReplayChunk = 256;
+
+// "*sentences" -> "sentences": depot and PState tables are named without the sigil.
+std::string_view Bare(std::string_view name) {
+  while (!name.empty() && (name.front() == '*' || name.front() == '$')) name.remove_prefix(1);
+  return name;
+}
+
+std::string ProgressKey(const std::string& module, const std::string& topology,
+                        const std::string& depot, int partition) {
+  std::string key;
+  AppendKey(Value(module), &key);
+  AppendKey(Value(topology), &key);
+  AppendKey(Value(depot), &key);
+  AppendKey(Value(partition), &key);
+  return key;
+}
+
+std::string FailureKey(const std::string& module, const TopologyFailure& f) {
+  std::string key = ProgressKey(module, f.topology, f.depot, f.partition);
+  AppendKey(Value(f.offset), &key);
+  return key;
+}
+
+Value FailureToValue(const TopologyFailure& f) {
+  return Value::MapOf({{"topology", f.topology},
+                       {"depot", f.depot},
+                       {"partition", f.partition},
+                       {"offset", f.offset},
+                       {"message", f.message}});
+}
+
+std::optional<TopologyFailure> FailureFromValue(const Value& v) {
+  if (!v.is_map()) return std::nullopt;
+  const Value* topology = v.Find("topology");
+  const Value* depot = v.Find("depot");
+  const Value* partition = v.Find("partition");
+  const Value* offset = v.Find("offset");
+  const Value* message = v.Find("message");
+  if (!topology || !depot || !partition || !offset || !message || !topology->is_string() ||
+      !depot->is_string() || !partition->is_int() || !offset->is_int() || !message->is_string()) {
+    return std::nullopt;
+  }
+  return TopologyFailure{topology->as_string(), depot->as_string(),
+                         static_cast<int>(partition->as_int()), offset->as_int(),
+                         message->as_string()};
+}
+
+int RandomPartition(int partitions) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  return static_cast<int>(rng() % static_cast<uint32_t>(partitions));
+}
+
+int HashPartition(const Value& key, int partitions) {
+  return static_cast<int>(HashKey(key) % static_cast<uint64_t>(partitions));
+}
+
+std::string PartitioningName(const DepotPartitioning& p) {
+  switch (p.kind) {
+    case DepotPartitioning::Kind::kHash: return "hash(" + p.key_path.ToString() + ")";
+    case DepotPartitioning::Kind::kRandom: return "random";
+    case DepotPartitioning::Kind::kNoClientAppends: return "no client appends";
+  }
+  return "unknown";
+}
+
+// The depot partition a record goes to (client appends and TopologyContext::Append).
+Result<int> ChoosePartition(const DepotDef& depot, const Value& record, int partitions,
+                            int current_partition) {
+  switch (depot.partitioning.kind) {
+    case DepotPartitioning::Kind::kHash: {
+      if (depot.partitioning.key_path.navigators().empty()) return HashPartition(record, partitions);
+      Result<Value> key = SelectOne(record, depot.partitioning.key_path);
+      if (!key.ok()) {
+        return Status::InvalidArgument("depot " + depot.name + " partitions by " +
+                                       depot.partitioning.key_path.ToString() +
+                                       ", which does not select one value from record " +
+                                       record.ToString() + ": " + key.status().message());
+      }
+      return HashPartition(*key, partitions);
+    }
+    case DepotPartitioning::Kind::kRandom: return RandomPartition(partitions);
+    case DepotPartitioning::Kind::kNoClientAppends: return current_partition;
+  }
+  return Status::Internal("unknown partitioning of depot " + depot.name);
+}
+
+// One record waiting to be appended to a depot partition.
+struct AppendItem {
+  Value record;
+  std::string bytes;
+  std::shared_ptr<ClientBatch> batch;  // client records
+  size_t batch_index = 0;
+  std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
+};
+
+}  // namespace
+
+class EngineImpl;
+
+// The TopologyContext of one attempt of one event. Everything it would send elsewhere
+// (hops, depot appends, the ack return) is buffered and released only after the step's
+// transaction commits, so a retried attempt never duplicates them.
+class StepContext final : public TopologyContext {
+ public:
+  struct Hop {
+    int partition;
+    int op;
+    Value value;
+  };
+  struct PendingAppend {
+    int depot;
+    int partition;
+    AppendItem item;
+  };
+
+  StepContext(ModuleRuntime& module, Session& session, int partition, RecordId source)
+      : module_(module), session_(session), partition_(partition), source_(source) {}
+
+  int partition() const override { return partition_; }
+  int num_partitions() const override { return module_.partitions; }
+  RecordId source() const override { return source_; }
+
+  Result<std::vector<Value>> Select(const PStateRef& ref, const Path& path) override {
+    STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    return pstate->Select(session_, PartitionOf(*pstate), path);
+  }
+  Result<Value> SelectOne(const PStateRef& ref, const Path& path) override {
+    STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    return pstate->SelectOne(session_, PartitionOf(*pstate), path);
+  }
+  Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
+    STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    if (pstate->schema().global && partition_ != 0) {
+      return Status::InvalidArgument(ref.name + " is a global PState: only partition 0 may write it, "
+                                     "and this step runs on partition " +
+                                     std::to_string(partition_) + " (route with Global() first)");
+    }
+    return pstate->Transform(session_, PartitionOf(*pstate), path);
+  }
+  Status Append(const DepotRef& ref, Value record) override {
+    const std::vector<DepotDef>& depots = module_.def->depots;
+    if (ref.index < 0 || ref.index >= static_cast<int>(depots.size()) ||
+        depots[ref.index].name != ref.name) {
+      return Status::InvalidArgument("module " + module_.name + " has no depot " + ref.name);
+    }
+    STRATA_ASSIGN_OR_RETURN(int partition,
+                            ChoosePartition(depots[ref.index], record, module_.partitions, partition_));
+    STRATA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeValueChecked(record));
+    AppendItem item;
+    item.bytes.assign(bytes.begin(), bytes.end());
+    item.record = std::move(record);
+    appends_.push_back({ref.index, partition, std::move(item)});
+    return Status::Ok();
+  }
+  void Emit(Value value) override {
+    if (emitted_ != nullptr) emitted_->push_back(std::move(value));
+  }
+  void SetAckReturn(Value value) override { ack_return_ = std::move(value); }
+
+  void set_emitted(std::vector<Value>* emitted) { emitted_ = emitted; }
+  void AddHop(int partition, int op, Value value) { hops_.push_back({partition, op, std::move(value)}); }
+  std::vector<Hop>& hops() { return hops_; }
+  std::vector<PendingAppend>& appends() { return appends_; }
+  std::optional<Value>& ack_return() { return ack_return_; }
+
+ private:
+  Result<const PState*> Resolve(const PStateRef& ref) const {
+    const std::vector<PStateDef>& defs = module_.def->pstates;
+    if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) || defs[ref.index].name != ref.name) {
+      return Status::InvalidArgument("module " + module_.name + " has no PState " + ref.name);
+    }
+    return module_.pstates[ref.index].get();
+  }
+  int PartitionOf(const PState& pstate) const { return pstate.schema().global ? 0 : partition_; }
+
+  ModuleRuntime& module_;
+  Session& session_;
+  const int partition_;
+  const RecordId source_;
+  std::vector<Value>* emitted_ = nullptr;
+  std::vector<Hop> hops_;
+  std::vector<PendingAppend> appends_;
+  std::optional<Value> ack_return_;
+};
+
+class EngineImpl final : public Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  ~EngineImpl() override;
+
+  Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
+  Result<std::vector<ModuleInfo>> Modules() override;
+  Result<ModuleInfo> Describe(const std::string& module) override;
+  Status Destroy(const std::string& module) override;
+  void AppendAsync(const std::string& module, const std::string& depot, std::vector<Value> records,
+                   AckLevel level, AppendCallback done) override;
+  Result<std::vector<Value>> Select(const std::string& module, const std::string& pstate,
+                                    const Path& path, std::optional<Value> partition_key) override;
+  Result<Value> SelectOne(const std::string& module, const std::string& pstate, const Path& path,
+                          std::optional<Value> partition_key) override;
+  Result<std::vector<DepotEntry>> ReadDepot(const std::string& module, const std::string& depot,
+                                            int partition, int64_t from, int64_t to,
+                                            int64_t limit) override;
+  Status WaitProcessed(const std::string& module) override;
+  Result<ModuleStats> Stats(const std::string& module) override;
+
+ private:
+  explicit EngineImpl(const EngineOptions& options);
+
+  // Opening and loading.
+  Status OpenStorage();
+  Status LoadDeployedModules();
+  Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(std::unique_ptr<LoadedModule> loaded,
+                                                           int partitions);
+  Status LoadProgressAndFailures(ModuleRuntime& m);
+  void StartReplay(const std::shared_ptr<ModuleRuntime>& m);
+  void ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                   int partition, int64_t next);
+  void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition);
+
+  Result<std::shared_ptr<ModuleRuntime>> Find(const std::string& module);
+  Result<int> FindDepot(const ModuleRuntime& m, const std::string& depot) const;
+  Result<int> FindPState(const ModuleRuntime& m, const std::string& pstate) const;
+  static ModuleInfo DescribeModule(const ModuleRuntime& m);
+
+  // Append path (owner thread of the partition).
+  void PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
+                  std::vector<AppendItem> items);
+  void RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                 int partition, std::vector<AppendItem>& items);
+  void StartRecord(TaskThread& thread, const std::shared_ptr<RecordNode>& node,
+                   const std::vector<int>& topologies, const Value& record);
+
+  // Topology execution (owner thread of `partition`).
+  void RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, Event event);
+  Status RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology, int first_op,
+                Value input);
+  void Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
+                const std::shared_ptr<TopologyRun>& run);
+  void RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run, int partition,
+                     int op, const Status& error);
+
+  // Ack tree.
+  void CompleteEvent(const std::shared_ptr<TopologyRun>& run);
+  void CompleteRun(const std::shared_ptr<TopologyRun>& run);
+  void CompleteNodePart(const std::shared_ptr<RecordNode>& node);
+
+  // Runs `fn` once on every task thread after everything queued before it, and waits.
+  void Barrier();
+  std::unique_ptr<Session> TakeSession();
+  void ReturnSession(std::unique_ptr<Session> session);
+
+  const EngineOptions options_;
+  std::unique_ptr<Storage> storage_;
+  TableId modules_table_ = 0;
+  TableId progress_table_ = 0;
+  TableId failures_table_ = 0;
+  std::vector<std::unique_ptr<TaskThread>> threads_;
+  InFlightLimit limit_;
+  std::atomic<bool> closing_{false};
+
+  std::mutex admin_mu_;  // serializes Deploy and Destroy
+  std::shared_mutex modules_mu_;
+  std::map<std::string, std::shared_ptr<ModuleRuntime>> modules_;  // GUARDED_BY(modules_mu_)
+
+  // Record nodes not complete yet and replays not finished (the destructor drains them).
+  std::mutex live_mu_;
+  std::condition_variable live_cv_;
+  int64_t live_nodes_ = 0;      // GUARDED_BY(live_mu_)
+  int64_t live_replays_ = 0;    // GUARDED_BY(live_mu_): (depot, partition) replays running
+
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Session>> pool_;  // GUARDED_BY(pool_mu_)
+  std::atomic<uint64_t> deploy_counter_{0};
+};
+
+namespace {
+
+// RAII for a session of the pool: reads on callers' threads (sessions are single-threaded).
+class PooledSession {
+ public:
+  PooledSession(std::unique_ptr<Session> session, std::function<void(std::unique_ptr<Session>)> back)
+      : session_(std::move(session)), back_(std::move(back)) {}
+  ~PooledSession() {
+    if (session_) back_(std::move(session_));
+  }
+  Session* get() { return session_.get(); }
+
+ private:
+  std::unique_ptr<Session> session_;
+  std::function<void(std::unique_ptr<Session>)> back_;
+};
+
+}  // namespace
+
+EngineImpl::EngineImpl(const EngineOptions& options)
+    : options_(options), limit_(std::max(1, options.max_in_flight_records)) {}
+
+Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
+  if (options.max_step_attempts < 1) {
+    return Status::InvalidArgument("max_step_attempts must be at least 1, not " +
+                                   std::to_string(options.max_step_attempts));
+  }
+  std::unique_ptr<EngineImpl> engine(new EngineImpl(options));
+  STRATA_RETURN_IF_ERROR(engine->OpenStorage());
+  STRATA_RETURN_IF_ERROR(engine->LoadDeployedModules());
+  for (auto& thread : engine->threads_) thread->Start();
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+Status EngineImpl::OpenStorage() {
+  std::error_code ec;
+  fs::create_directories(fs::path(options_.data_dir) / "modules", ec);
+  if (ec) {
+    return Status::IOError("cannot create data directory " + options_.data_dir + ": " + ec.message());
+  }
+  int threads = options_.task_threads > 0 ? options_.task_threads
+                                          : static_cast<int>(std::thread::hardware_concurrency());
+  threads = std::max(threads, 1);
+  StorageOptions so;
+  so.path = options_.data_dir;
+  so.cache_size_bytes = options_.cache_size_bytes;
+  so.checkpoint_interval_s = options_.checkpoint_interval_s;
+  so.log_file_max_bytes = options_.log_file_max_bytes;
+  so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
+  STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));
+  STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
+  STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
+  STRATA_ASSIGN_OR_RETURN(failures_table_, storage_->OpenTable(kFailuresTable, TableKind::kBytes));
+  for (int i = 0; i < threads; ++i) {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+    threads_.push_back(std::make_unique<TaskThread>(i, std::move(session), progress_table_));
+  }
+  return Status::Ok();
+}
+
+EngineImpl::~EngineImpl() {
+  closing_.store(true);
+  {
+    // Every queued append and event finishes; replays finish too (they hold nodes).
+    std::unique_lock lock(live_mu_);
+    live_cv_.wait(lock, [&] { return live_nodes_ == 0 && live_replays_ == 0; });
+  }
+  Barrier();  // the last progress markers are written after their completions
+  for (auto& thread : threads_) thread->Stop();
+  threads_.clear();  // joins; closes the task threads' sessions
+  if (storage_) {
+    Status st = storage_->WaitDurable();
+    if (!st.ok()) std::fprintf(stderr, "strata: final flush failed: %s\n", st.ToString().c_str());
+  }
+  {
+    std::unique_lock lock(modules_mu_);
+    modules_.clear();
+  }
+  {
+    std::lock_guard lock(pool_mu_);
+    pool_.clear();
+  }
+  storage_.reset();
+}
+
+// ---- Modules -------------------------------------------------------------------------------
+
+Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
+    std::unique_ptr<LoadedModule> loaded, int partitions) {
+  auto m = std::make_shared<ModuleRuntime>();
+  m->def = &loaded->def();
+  m->loaded = std::move(loaded);
+  m->name = m->def->name;
+  m->partitions = partitions;
+  const ModuleDef& def = *m->def;
+  for (const DepotDef& depot : def.depots) {
+    STRATA_ASSIGN_OR_RETURN(auto opened, Depot::Open(storage_.get(), m->name, Bare(depot.name), partitions));
+    m->depots.push_back(std::move(opened));
+  }
+  for (const PStateDef& pstate : def.pstates) {
+    STRATA_ASSIGN_OR_RETURN(auto opened,
+                            PState::Open(storage_.get(), m->name, pstate.name, pstate.schema, partitions));
+    m->pstates.push_back(std::move(opened));
+  }
+  m->consumers.assign(def.depots.size(), {});
+  m->trackers.assign(def.topologies.size(), {});
+  for (size_t t = 0; t < def.topologies.size(); ++t) {
+    m->trackers[t].resize(def.depots.size());
+    for (int d : def.topologies[t].sources) {
+      if (!m->trackers[t][d].empty()) continue;  // a depot named twice as source counts once
+      m->consumers[d].push_back(static_cast<int>(t));
+      for (int p = 0; p < partitions; ++p) {
+        m->trackers[t][d].push_back(std::make_shared<ProgressTracker>(
+            ProgressKey(m->name, def.topologies[t].name, def.depots[d].name, p), 0));
+      }
+    }
+  }
+  for (auto& consumers : m->consumers) std::sort(consumers.begin(), consumers.end());
+  m->parts.resize(partitions);
+  const uint64_t seed = HashKey(Value(m->name));
+  for (int p = 0; p < partitions; ++p) {
+    m->parts[p].owner = threads_[(seed + p) % threads_.size()].get();
+  }
+  return m;
+}
+
+Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  for (auto& by_depot : m.trackers) {
+    for (auto& by_partition : by_depot) {
+      for (auto& tracker : by_partition) {
+        std::string bytes;
+        STRATA_ASSIGN_OR_RETURN(bool found, session->Get(progress_table_, tracker->key(), &bytes));
+        if (!found) continue;
+        Result<Value> offset = DecodeValue(bytes);
+        if (!offset.ok() || !offset->is_int()) {
+          return Status::Corruption("progress marker of module " + m.name + " does not decode");
+        }
+        tracker = std::make_shared<ProgressTracker>(tracker->key(), offset->as_int());
+      }
+    }
+  }
+  const std::string prefix = EncodeKey(Value(m.name));
+  Status decode_error;
+  STRATA_RETURN_IF_ERROR(session->Scan(
+      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view, std::string_view v) {
+        Result<Value> value = DecodeValue(v);
+        std::optional<TopologyFailure> failure;
+        if (value.ok()) failure = FailureFromValue(*value);
+        if (!failure) {
+          decode_error = Status::Corruption("a failure record of module " + m.name + " does not decode");
+          return false;
+        }
+        ++m.failure_count;
+        m.recent_failures.push_back(std::move(*failure));
+        if (m.recent_failures.size() > kMaxRecentFailures) m.recent_failures.pop_front();
+        return true;
+      }));
+  return decode_error;
+}
+
+Status EngineImpl::LoadDeployedModules() {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  std::vector<std::pair<std::string, Value>> rows;
+  Status decode_error;
+  STRATA_RETURN_IF_ERROR(session->Scan(modules_table_, "", "", false,
+                                       [&](std::string_view key, std::string_view value) {
+                                         Result<Value> name = DecodeKey(key);
+                                         Result<Value> info = DecodeValue(value);
+                                         if (!name.ok() || !info.ok() || !name->is_string() ||
+                                             !info->is_map()) {
+                                           decode_error = Status::Corruption(
+                                               "a row of table meta.modules does not decode");
+                                           return false;
+                                         }
+                                         rows.emplace_back(name->as_string(), std::move(*info));
+                                         return true;
+                                       }));
+  STRATA_RETURN_IF_ERROR(decode_error);
+  session.reset();
+  for (auto& [name, info] : rows) {
+    const Value* partitions = info.Find("partitions");
+    const Value* file = info.Find("file");
+    if (!partitions || !file || !partitions->is_int() || !file->is_string()) {
+      return Status::Corruption("the metadata of module " + name + " is malformed: " + info.ToString());
+    }
+    const std::string path = (fs::path(options_.data_dir) / file->as_string()).string();
+    Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(path);
+    if (!loaded.ok()) {
+      return Status(loaded.status().code(), "reloading deployed module " + name + " from " + path +
+                                                ": " + loaded.status().message());
+    }
+    if ((*loaded)->def().name != name) {
+      return Status::Corruption("the deployed copy " + path + " defines module " +
+                                (*loaded)->def().name + ", not " + name);
+    }
+    STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded).value(),
+                                                      static_cast<int>(partitions->as_int())));
+    STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
+    StartReplay(m);
+    std::unique_lock lock(modules_mu_);
+    modules_[name] = std::move(m);
+  }
+  return Status::Ok();
+}
+
+Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOptions& options) {
+  if (closing_.load()) return Status::Aborted("the engine is closing");
+  if (options.partitions < 1 || options.partitions > Depot::kMaxPartitions) {
+    return Status::InvalidArgument("a module needs 1 to " + std::to_string(Depot::kMaxPartitions) +
+                                   " partitions, not " + std::to_string(options.partitions));
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(so_path, ec)) {
+    return Status::NotFound("module file " + so_path + " does not exist");
+  }
+  std::lock_guard admin(admin_mu_);
+  // Load the engine's own copy, so that the code running is the file kept for restarts.
+  const fs::path dir = fs::path(options_.data_dir) / "modules";
+  const fs::path staged = dir / (".deploy-" + std::to_string(getpid()) + "-" +
+                                 std::to_string(deploy_counter_.fetch_add(1)) + ".so");
+  fs::copy_file(so_path, staged, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::IOError("copying " + so_path + " to " + staged.string() + ": " + ec.message());
+  Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(staged.string());
+  if (!loaded.ok()) {
+    fs::remove(staged, ec);
+    return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
+  }
+  const std::string name = (*loaded)->def().name;
+  {
+    std::shared_lock lock(modules_mu_);
+    if (modules_.count(name) != 0) {
+      loaded->reset();
+      fs::remove(staged, ec);
+      return Status::AlreadyExists("module " + name + " is already deployed (destroy it first)");
+    }
+  }
+  const std::string file = "modules/" + name + ".so";
+  fs::rename(staged, fs::path(options_.data_dir) / file, ec);
+  if (ec) {
+    loaded->reset();
+    fs::remove(staged, ec);
+    return Status::IOError("installing module file " + file + ": " + ec.message());
+  }
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded).value(), options.partitions));
+  // The row comes after the tables: a crash in between leaves unused tables that a
+  // second Deploy of the module opens again.
+  {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+    std::string row;
+    AppendValue(Value::MapOf({{"partitions", options.partitions}, {"file", file}}), &row);
+    STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), row));
+  }
+  STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
+  ModuleInfo info = DescribeModule(*m);
+  std::unique_lock lock(modules_mu_);
+  modules_[name] = std::move(m);
+  return info;
+}
+
+Status EngineImpl::Destroy(const std::string& module) {
+  std::lock_guard admin(admin_mu_);
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
+  m->closed.store(true);
+  STRATA_RETURN_IF_ERROR(WaitProcessed(module));
+  Barrier();  // no task of the module is queued any more
+  {
+    std::unique_lock lock(modules_mu_);
+    modules_.erase(module);
+  }
+  for (auto& by_depot : m->trackers) {
+    for (auto& by_partition : by_depot) {
+      for (auto& tracker : by_partition) tracker->dropped.store(true);
+    }
+  }
+  Barrier();  // progress markers queued before `dropped` was set are written by now
+  std::vector<std::string> tables;
+  for (const DepotDef& depot : m->def->depots) {
+    for (int p = 0; p < m->partitions; ++p) tables.push_back(Depot::TableName(m->name, Bare(depot.name), p));
+  }
+  for (const PStateDef& pstate : m->def->pstates) {
+    const int n = pstate.schema.global ? 1 : m->partitions;
+    for (int p = 0; p < n; ++p) tables.push_back(PState::TableName(m->name, Bare(pstate.name), p));
+  }
+  // Readers and flusher callbacks that still hold the module finish quickly; the Depot and
+  // PState objects (and the plugin) must be gone before their tables are dropped.
+  while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  m.reset();
+  for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+  {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+    STRATA_RETURN_IF_ERROR(session->Begin());
+    const std::string prefix = EncodeKey(Value(module));
+    std::vector<std::string> keys;
+    for (TableId table : {progress_table_, failures_table_}) {
+      keys.clear();
+      STRATA_RETURN_IF_ERROR(session->Scan(table, prefix, PrefixEnd(prefix), false,
+                                           [&](std::string_view key, std::string_view) {
+                                             keys.emplace_back(key);
+                                             return true;
+                                           }));
+      for (const std::string& key : keys) STRATA_RETURN_IF_ERROR(session->Remove(table, key).status());
+    }
+    STRATA_RETURN_IF_ERROR(session->Remove(modules_table_, prefix).status());
+    STRATA_RETURN_IF_ERROR(session->Commit());
+  }
+  STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
+  std::error_code ec;
+  fs::remove(fs::path(options_.data_dir) / "modules" / (module + ".so"), ec);
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<ModuleRuntime>> EngineImpl::Find(const std::string& module) {
+  std::shared_lock lock(modules_mu_);
+  auto it = modules_.find(module);
+  if (it == modules_.end()) return Status::NotFound("no module " + module + " is deployed");
+  return it->second;
+}
+
+Result<int> EngineImpl::FindDepot(const ModuleRuntime& m, const std::string& depot) const {
+  for (size_t i = 0; i < m.def->depots.size(); ++i) {
+    if (m.def->depots[i].name == depot) return static_cast<int>(i);
+  }
+  return Status::NotFound("module " + m.name + " has no depot " + depot);
+}
+
+Result<int> EngineImpl::FindPState(const ModuleRuntime& m, const std::string& pstate) const {
+  for (size_t i = 0; i < m.def->pstates.size(); ++i) {
+    if (m.def->pstates[i].name == pstate) return static_cast<int>(i);
+  }
+  return Status::NotFound("module " + m.name + " has no PState " + pstate);
+}
+
+ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
+  ModuleInfo info;
+  info.name = m.name;
+  info.partitions = m.partitions;
+  for (const DepotDef& d : m.def->depots) info.depots.push_back({d.name, PartitioningName(d.partitioning)});
+  for (const PStateDef& p : m.def->pstates) info.pstates.push_back({p.name, p.schema});
+  for (const TopologyDef& t : m.def->topologies) {
+    TopologyInfo topology{t.name, {}};
+    for (int d : t.sources) topology.sources.push_back(m.def->depots[d].name);
+    info.topologies.push_back(std::move(topology));
+  }
+  return info;
+}
+
+Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
+  std::shared_lock lock(modules_mu_);
+  std::vector<ModuleInfo> out;
+  for (const auto& [name, m] : modules_) out.push_back(DescribeModule(*m));
+  return out;
+}
+
+Result<ModuleInfo> EngineImpl::Describe(const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  return DescribeModule(*m);
+}
+
+// ---- Append ----------------------------------------------------------------------------------
+
+void EngineImpl::AppendAsync(const std::string& module, const std::string& depot,
+                             std::vector<Value> records, AckLevel level, AppendCallback done) {
+  if (closing_.load()) return done(Status::Aborted("the engine is closing"));
+  Result<std::shared_ptr<ModuleRuntime>> found = Find(module);
+  if (!found.ok()) return done(found.status());
+  std::shared_ptr<ModuleRuntime> m = std::move(found).value();
+  if (m->closed.load()) return done(Status::NotFound("module " + module + " is being destroyed"));
+  Result<int> d = FindDepot(*m, depot);
+  if (!d.ok()) return done(d.status());
+  const DepotDef& def = m->def->depots[*d];
+  if (def.partitioning.kind == DepotPartitioning::Kind::kNoClientAppends) {
+    return done(Status::InvalidArgument("depot " + depot + " of module " + module +
+                                        " takes no client appends (only its topologies append)"));
+  }
+  if (records.empty()) return done(std::vector<AppendResult>{});
+  auto batch = std::make_shared<ClientBatch>();
+  batch->level = level;
+  batch->done = std::move(done);
+  batch->results.resize(records.size());
+  batch->remaining.store(static_cast<int64_t>(records.size()));
+  std::vector<std::vector<AppendItem>> by_partition(m->partitions);
+  for (size_t i = 0; i < records.size(); ++i) {
+    Result<int> p = ChoosePartition(def, records[i], m->partitions, 0);
+    if (!p.ok()) return batch->Fail(p.status());
+    Result<std::vector<uint8_t>> bytes = EncodeValueChecked(records[i]);
+    if (!bytes.ok()) return batch->Fail(bytes.status());
+    batch->results[i].partition = *p;
+    AppendItem item;
+    item.bytes.assign(bytes->begin(), bytes->end());
+    item.record = std::move(records[i]);
+    item.batch = batch;
+    item.batch_index = i;
+    by_partition[*p].push_back(std::move(item));
+  }
+  batch->limit = &limit_;
+  batch->permits = limit_.Acquire(static_cast<int64_t>(records.size()));
+  if (level == AckLevel::kNone) {
+    // Accepted: the caller learns partitions only; permits still bound what it queues.
+    std::vector<AppendResult> results = batch->results;
+    batch->finished.store(true);
+    batch->done(std::move(results));
+  }
+  for (int p = 0; p < m->partitions; ++p) {
+    if (!by_partition[p].empty()) PostAppend(m, *d, p, std::move(by_partition[p]));
+  }
+}
+
+void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
+                            std::vector<AppendItem> items) {
+  {
+    std::lock_guard lock(live_mu_);
+    live_nodes_ += static_cast<int64_t>(items.size());  // released as each node completes
+  }
+  auto shared_items = std::make_shared<std::vector<AppendItem>>(std::move(items));
+  m->parts[partition].owner->Post([this, m, depot, partition, shared_items](TaskThread& thread) {
+    PartitionRuntime& part = m->parts[partition];
+    if (part.replays_pending > 0) {
+      part.deferred.push_back([this, m, depot, partition, shared_items](TaskThread& t) {
+        RunAppend(t, m, depot, partition, *shared_items);
+      });
+      return;
+    }
+    RunAppend(thread, m, depot, partition, *shared_items);
+  });
+}
+
+void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                           int partition, std::vector<AppendItem>& items) {
+  Result<int64_t> first = Status::NotFound("module " + m->name + " is being destroyed");
+  if (!m->closed.load()) {
+    std::vector<std::string_view> views;
+    views.reserve(items.size());
+    for (const AppendItem& item : items) views.push_back(item.bytes);
+    first = m->depots[depot]->AppendBatch(thread.session(), partition, views);
+  }
+  if (!first.ok()) {
+    const Status error(first.status().code(), "appending to depot " + m->def->depots[depot].name +
+                                                  " partition " + std::to_string(partition) + ": " +
+                                                  first.status().message());
+    for (AppendItem& item : items) {
+      if (item.batch) {
+        item.batch->Fail(error);
+        if (static_cast<int64_t>(item.batch_index) < item.batch->permits) limit_.Release(1);
+      }
+      if (item.parent) {
+        {
+          std::lock_guard lock(item.parent->record->mu);
+          if (item.parent->record->failure.ok()) item.parent->record->failure = error;
+        }
+        CompleteEvent(item.parent);
+      }
+    }
+    std::lock_guard lock(live_mu_);
+    live_nodes_ -= static_cast<int64_t>(items.size());
+    live_cv_.notify_all();
+    return;
+  }
+  const std::vector<int>& consumers = m->consumers[depot];
+  std::vector<std::shared_ptr<RecordNode>> nodes;
+  nodes.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto node = std::make_shared<RecordNode>();
+    node->module = m;
+    node->id = RecordId{depot, partition, *first + static_cast<int64_t>(i)};
+    node->pending.store(static_cast<int64_t>(consumers.size()) + 1);  // +1: durability
+    node->batch = std::move(items[i].batch);
+    node->batch_index = items[i].batch_index;
+    node->parent = std::move(items[i].parent);
+    node->ack_returns.reserve(consumers.size());
+    for (int t : consumers) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+    if (node->batch) node->batch->results[node->batch_index].offset = node->id.offset;
+    nodes.push_back(std::move(node));
+  }
+  storage_->WhenDurable([this, nodes](Status st) {
+    for (const std::shared_ptr<RecordNode>& node : nodes) {
+      if (node->batch) {
+        if (!st.ok()) {
+          node->batch->Fail(Status(st.code(), "flushing the log failed: " + st.message()));
+        } else if (node->batch->level == AckLevel::kAppended) {
+          node->batch->RecordReached();
+        }
+      }
+      CompleteNodePart(node);
+    }
+  });
+  for (size_t i = 0; i < items.size(); ++i) StartRecord(thread, nodes[i], consumers, items[i].record);
+}
+
+void EngineImpl::StartRecord(TaskThread& thread, const std::shared_ptr<RecordNode>& node,
+                             const std::vector<int>& topologies, const Value& record) {
+  ModuleRuntime& m = *node->module;
+  const RecordId& id = node->id;
+  for (size_t slot = 0; slot < topologies.size(); ++slot) {
+    auto run = std::make_shared<TopologyRun>();
+    run->record = node;
+    run->topology = topologies[slot];
+    run->slot = static_cast<int>(slot);
+    run->tracker = m.trackers[run->topology][id.depot][id.partition];
+    RunEvent(thread, m, id.partition, Event{std::move(run), 0, record});
+  }
+}
+
+// ---- Topology execution ------------------------------------------------------------------------
+
+void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, Event event) {
+  const std::shared_ptr<TopologyRun>& run = event.run;
+  const TopologyDef& topology = m.def->topologies[run->topology];
+  Session& session = thread.session();
+  Status error;
+  for (int attempt = 0; attempt < options_.max_step_attempts; ++attempt) {
+    StepContext ctx(m, session, partition, run->record->id);
+    error = session.Begin();
+    if (error.ok()) error = RunOps(ctx, m, topology, event.op, event.input);
+    if (error.ok()) {
+      error = session.Commit();
+    } else if (session.in_transaction()) {
+      session.Rollback();
+    }
+    if (error.ok()) {
+      Dispatch(ctx, run->record->module, run);
+      CompleteEvent(run);
+      return;
+    }
+  }
+  RecordFailure(thread, m, *run, partition, event.op, error);
+  CompleteEvent(run);
+}
+
+Status EngineImpl::RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology,
+                          int first_op, Value input) {
+  std::vector<Value> frontier;
+  frontier.push_back(std::move(input));
+  const int n = static_cast<int>(topology.ops.size());
+  for (int i = first_op; i < n && !frontier.empty(); ++i) {
+    const TopologyOp& op = topology.ops[i];
+    if (op.kind == TopologyOp::Kind::kEach) {
+      std::vector<Value> next;
+      ctx.set_emitted(&next);
+      for (const Value& value : frontier) {
+        Status st = op.fn(ctx, value);
+        if (!st.ok()) {
+          ctx.set_emitted(nullptr);
+          return Status(st.code(), "op " + std::to_string(i) + ": " + st.message());
+        }
+      }
+      ctx.set_emitted(nullptr);
+      frontier = std::move(next);
+      continue;
+    }
+    // A partitioner ends the local segment; a partitioner at the end of the chain has no
+    // step to send to.
+    if (i + 1 == n) return Status::Ok();
+    for (Value& value : frontier) {
+      switch (op.kind) {
+        case TopologyOp::Kind::kHashPartition: {
+          if (op.key_fn) {
+            Result<Value> key = op.key_fn(value);
+            if (!key.ok()) {
+              return Status(key.status().code(),
+                            "op " + std::to_string(i) + " (hash key): " + key.status().message());
+            }
+            ctx.AddHop(HashPartition(*key, m.partitions), i + 1, std::move(value));
+          } else {
+            const int p = HashPartition(value, m.partitions);
+            ctx.AddHop(p, i + 1, std::move(value));
+          }
+          break;
+        }
+        case TopologyOp::Kind::kAllPartitions:
+          for (int p = 0; p < m.partitions; ++p) ctx.AddHop(p, i + 1, value);
+          break;
+        case TopologyOp::Kind::kGlobal: ctx.AddHop(0, i + 1, std::move(value)); break;
+        case TopologyOp::Kind::kShuffle:
+          ctx.AddHop(RandomPartition(m.partitions), i + 1, std::move(value));
+          break;
+        case TopologyOp::Kind::kDirect: {
+          Result<int64_t> p = op.partition_fn(value);
+          if (!p.ok()) {
+            return Status(p.status().code(),
+                          "op " + std::to_string(i) + " (direct): " + p.status().message());
+          }
+          if (*p < 0 || *p >= m.partitions) {
+            return Status::InvalidArgument("op " + std::to_string(i) + " (direct) chose partition " +
+                                           std::to_string(*p) + ", outside [0, " +
+                                           std::to_string(m.partitions) + ")");
+          }
+          ctx.AddHop(static_cast<int>(*p), i + 1, std::move(value));
+          break;
+        }
+        case TopologyOp::Kind::kEach: break;
+      }
+    }
+    return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+// Runs after the commit: children are added to the run before the event completes, so the
+// run cannot reach zero while a branch is still to come.
+void EngineImpl::Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
+                          const std::shared_ptr<TopologyRun>& run) {
+  if (ctx.ack_return()) {
+    std::lock_guard lock(run->record->mu);
+    run->record->ack_returns[run->slot].second = std::move(*ctx.ack_return());
+  }
+  const int64_t children = static_cast<int64_t>(ctx.hops().size() + ctx.appends().size());
+  if (children == 0) return;
+  run->pending.fetch_add(children, std::memory_order_relaxed);
+  for (StepContext::Hop& hop : ctx.hops()) {
+    const int target = hop.partition;
+    m->parts[target].owner->Post(
+        [this, m, target, event = Event{run, hop.op, std::move(hop.value)}](TaskThread& t) mutable {
+          RunEvent(t, *m, target, std::move(event));
+        });
+  }
+  for (StepContext::PendingAppend& append : ctx.appends()) {
+    append.item.parent = run;
+    std::vector<AppendItem> items;
+    items.push_back(std::move(append.item));
+    PostAppend(m, append.depot, append.partition, std::move(items));
+  }
+}
+
+void EngineImpl::RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,
+                               int partition, int op, const Status& error) {
+  const TopologyDef& topology = m.def->topologies[run.topology];
+  const RecordId& id = run.record->id;
+  TopologyFailure failure{topology.name, m.def->depots[id.depot].name, id.partition, id.offset,
+                          "on partition " + std::to_string(partition) + " after " +
+                              std::to_string(options_.max_step_attempts) + " attempts (from op " +
+                              std::to_string(op) + "): " + error.ToString()};
+  // Durable with the next flush; a replay that fails again rewrites the same row.
+  Session& session = thread.session();
+  const std::string key = FailureKey(m.name, failure);
+  std::string existing;
+  Result<bool> found = session.Get(failures_table_, key, &existing);
+  std::string row;
+  AppendValue(FailureToValue(failure), &row);
+  Status st = session.Put(failures_table_, key, row);
+  if (!st.ok()) {
+    std::fprintf(stderr, "strata: recording a failure of topology %s failed: %s\n",
+                 topology.name.c_str(), st.ToString().c_str());
+  }
+  {
+    std::lock_guard lock(run.record->mu);
+    if (run.record->failure.ok()) {
+      run.record->failure = Status::UserError("topology " + topology.name + " gave up on " +
+                                              failure.depot + " partition " +
+                                              std::to_string(id.partition) + " offset " +
+                                              std::to_string(id.offset) + " " + failure.message);
+    }
+  }
+  std::lock_guard lock(m.failures_mu);
+  if (!(found.ok() && *found)) ++m.failure_count;
+  m.recent_failures.push_back(std::move(failure));
+  if (m.recent_failures.size() > kMaxRecentFailures) m.recent_failures.pop_front();
+}
+
+// ---- Ack tree ------------------------------------------------------------------------------------
+
+void EngineImpl::CompleteEvent(const std::shared_ptr<TopologyRun>& run) {
+  if (run->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) CompleteRun(run);
+}
+
+void EngineImpl::CompleteRun(const std::shared_ptr<TopologyRun>& run) {
+  const std::shared_ptr<RecordNode>& node = run->record;
+  ModuleRuntime& m = *node->module;
+  if (run->tracker->Complete(node->id.offset)) {
+    if (!run->tracker->dirty.exchange(true)) {
+      m.parts[node->id.partition].owner->MarkDirty(run->tracker);
+    }
+    if (m.progress_waiters.load() > 0) {
+      std::lock_guard lock(m.progress_mu);
+      m.progress_cv.notify_all();
+    }
+  }
+  CompleteNodePart(node);
+}
+
+void EngineImpl::CompleteNodePart(const std::shared_ptr<RecordNode>& node) {
+  if (node->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (node->batch) {
+    ClientBatch& batch = *node->batch;
+    if (batch.level == AckLevel::kProcessed) {
+      AppendResult& result = batch.results[node->batch_index];
+      std::lock_guard lock(node->mu);
+      result.ack_returns = std::move(node->ack_returns);
+      result.failure = node->failure;
+    }
+    if (batch.level == AckLevel::kProcessed) batch.RecordReached();
+    if (static_cast<int64_t>(node->batch_index) < batch.permits) limit_.Release(1);
+  }
+  if (node->parent) {
+    {
+      std::lock_guard lock(node->mu);
+      if (!node->failure.ok()) {
+        std::lock_guard parent_lock(node->parent->record->mu);
+        if (node->parent->record->failure.ok()) node->parent->record->failure = node->failure;
+      }
+    }
+    CompleteEvent(node->parent);
+  }
+  std::lock_guard lock(live_mu_);
+  if (--live_nodes_ == 0) live_cv_.notify_all();
+}
+
+// ---- Recovery ------------------------------------------------------------------------------
+
+void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    if (m->consumers[d].empty()) continue;
+    for (int p = 0; p < m->partitions; ++p) {
+      int64_t from = INT64_MAX;
+      for (int t : m->consumers[d]) from = std::min(from, m->trackers[t][d][p]->processed());
+      // Set before the threads start (Open) or before the post that publishes it.
+      ++m->parts[p].replays_pending;
+      {
+        std::lock_guard lock(live_mu_);
+        ++live_replays_;
+      }
+      m->parts[p].owner->Post([this, m, d, p, from](TaskThread& thread) {
+        ReplayChunk(thread, m, d, p, from);
+      });
+    }
+  }
+}
+
+// Replays depot partition records [next, end) through every topology whose progress is at
+// or below each record, a chunk per task so that other work of the thread interleaves.
+// Replay is paced by the queue (one chunk per pass), not by the in-flight limit: records it
+// starts may wait for appends deferred behind another partition's replay, so waiting for
+// the limit here could deadlock.
+void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                             int partition, int64_t next) {
+  auto repost = [&](int64_t from) {
+    thread.Post([this, m, depot, partition, from](TaskThread& t) {
+      ReplayChunk(t, m, depot, partition, from);
+    });
+  };
+  Depot& d = *m->depots[depot];
+  Result<std::vector<strata::DepotRecord>> records =
+      d.Read(thread.session(), partition, next, INT64_MAX, kReplayChunk);
+  if (!records.ok()) {
+    std::fprintf(stderr, "strata: replaying %s of module %s failed: %s\n",
+                 m->def->depots[depot].name.c_str(), m->name.c_str(), records.status().ToString().c_str());
+    FinishReplay(thread, *m, partition);
+    return;
+  }
+  const std::vector<int>& consumers = m->consumers[depot];
+  for (const strata::DepotRecord& record : *records) {
+    std::vector<int> topologies;
+    for (int t : consumers) {
+      if (m->trackers[t][depot][partition]->processed() <= record.offset) topologies.push_back(t);
+    }
+    if (topologies.empty()) continue;
+    auto node = std::make_shared<RecordNode>();
+    node->module = m;
+    node->id = RecordId{depot, partition, record.offset};
+    node->pending.store(static_cast<int64_t>(topologies.size()));
+    for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+    {
+      std::lock_guard lock(live_mu_);
+      ++live_nodes_;
+    }
+    Result<Value> value = DecodeValue(record.data);
+    if (!value.ok()) {
+      for (size_t slot = 0; slot < topologies.size(); ++slot) {
+        auto run = std::make_shared<TopologyRun>();
+        run->record = node;
+        run->topology = topologies[slot];
+        run->slot = static_cast<int>(slot);
+        run->tracker = m->trackers[run->topology][depot][partition];
+        RecordFailure(thread, *m, *run, partition, 0, value.status());
+        CompleteEvent(run);
+      }
+      continue;
+    }
+    StartRecord(thread, node, topologies, *value);
+  }
+  // Only the owner thread appends to the partition, so the end cannot move while it
+  // replays: appends wait in `deferred` until FinishReplay.
+  if (records->size() == kReplayChunk) {
+    repost(records->back().offset + 1);
+  } else {
+    FinishReplay(thread, *m, partition);
+  }
+}
+
+void EngineImpl::FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition) {
+  PartitionRuntime& part = m.parts[partition];
+  if (--part.replays_pending == 0) {
+    std::deque<Task> deferred;
+    deferred.swap(part.deferred);
+    for (Task& task : deferred) task(thread);
+  }
+  std::lock_guard lock(live_mu_);
+  if (--live_replays_ == 0) live_cv_.notify_all();
+}
+
+// ---- Reads, waits, stats ---------------------------------------------------------------------
+
+std::unique_ptr<Session> EngineImpl::TakeSession() {
+  {
+    std::lock_guard lock(pool_mu_);
+    if (!pool_.empty()) {
+      std::unique_ptr<Session> session = std::move(pool_.back());
+      pool_.pop_back();
+      return session;
+    }
+  }
+  Result<std::unique_ptr<Session>> session = storage_->OpenSession();
+  return session.ok() ? std::move(session).value() : nullptr;
+}
+
+void EngineImpl::ReturnSession(std::unique_ptr<Session> session) {
+  std::lock_guard lock(pool_mu_);
+  pool_.push_back(std::move(session));
+}
+
+Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const std::string& pstate,
+                                              const Path& path, std::optional<Value> partition_key) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, pstate));
+  const PState& ps = *m->pstates[index];
+  int partition = 0;
+  if (!ps.schema().global) {
+    if (partition_key) {
+      partition = HashPartition(*partition_key, m->partitions);
+    } else if (!path.navigators().empty() &&
+               (path.navigators()[0].kind == Navigator::Kind::kKey ||
+                path.navigators()[0].kind == Navigator::Kind::kMust)) {
+      partition = HashPartition(path.navigators()[0].keys[0], m->partitions);
+    } else {
+      return Status::InvalidArgument("selecting " + path.ToString() + " from " + pstate +
+                                     " needs a partition: give a partition key or start the path "
+                                     "with key(...)");
+    }
+  }
+  PooledSession session(TakeSession(), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  if (session.get() == nullptr) return Status::Busy("no storage session is available for a read");
+  return ps.Select(*session.get(), partition, path);
+}
+
+Result<Value> EngineImpl::SelectOne(const std::string& module, const std::string& pstate,
+                                    const Path& path, std::optional<Value> partition_key) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, Select(module, pstate, path, std::move(partition_key)));
+  if (values.size() == 1) return std::move(values[0]);
+  if (values.empty()) return Status::NotFound(path.ToString() + " selects nothing in " + pstate);
+  return Status::InvalidArgument(path.ToString() + " selects " + std::to_string(values.size()) +
+                                 " values in " + pstate + ", not one");
+}
+
+Result<std::vector<DepotEntry>> EngineImpl::ReadDepot(const std::string& module,
+                                                      const std::string& depot, int partition,
+                                                      int64_t from, int64_t to, int64_t limit) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  STRATA_ASSIGN_OR_RETURN(int index, FindDepot(*m, depot));
+  if (partition < 0 || partition >= m->partitions) {
+    return Status::InvalidArgument("depot " + depot + " has partitions 0 to " +
+                                   std::to_string(m->partitions - 1) + ", not " + std::to_string(partition));
+  }
+  if (limit <= 0) return Status::InvalidArgument("read limit must be positive, not " + std::to_string(limit));
+  PooledSession session(TakeSession(), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  if (session.get() == nullptr) return Status::Busy("no storage session is available for a read");
+  STRATA_ASSIGN_OR_RETURN(auto records, m->depots[index]->Read(*session.get(), partition, from, to,
+                                                               static_cast<size_t>(limit)));
+  std::vector<DepotEntry> out;
+  out.reserve(records.size());
+  for (strata::DepotRecord& record : records) {
+    Result<Value> value = DecodeValue(record.data);
+    if (!value.ok()) {
+      return Status::Corruption("record " + std::to_string(record.offset) + " of depot " + depot +
+                                " partition " + std::to_string(partition) + ": " + value.status().message());
+    }
+    out.push_back({record.offset, std::move(value).value()});
+  }
+  return out;
+}
+
+void EngineImpl::Barrier() {
+  std::latch latch(static_cast<std::ptrdiff_t>(threads_.size()));
+  for (auto& thread : threads_) thread->Post([&latch](TaskThread&) { latch.count_down(); });
+  latch.wait();
+}
+
+Status EngineImpl::WaitProcessed(const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  Barrier();  // every append queued before the call has been appended and started
+  struct Target {
+    ProgressTracker* tracker;
+    int64_t end;
+  };
+  std::vector<Target> targets;
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    for (int p = 0; p < m->partitions; ++p) {
+      STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
+      for (int t : m->consumers[d]) targets.push_back({m->trackers[t][d][p].get(), end});
+    }
+  }
+  m->progress_waiters.fetch_add(1);
+  {
+    std::unique_lock lock(m->progress_mu);
+    for (const Target& target : targets) {
+      while (target.tracker->processed() < target.end) {
+        m->progress_cv.wait_for(lock, std::chrono::milliseconds(20));
+      }
+    }
+  }
+  m->progress_waiters.fetch_sub(1);
+  return Status::Ok();
+}
+
+Result<ModuleStats> EngineImpl::Stats(const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  ModuleStats stats;
+  stats.module = m->name;
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    const std::string& depot = m->def->depots[d].name;
+    for (int p = 0; p < m->partitions; ++p) {
+      STRATA_ASSIGN_OR_RETURN(int64_t start, m->depots[d]->StartOffset(p));
+      STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
+      stats.depots.push_back({depot, p, start, end});
+      for (int t : m->consumers[d]) {
+        const int64_t processed = m->trackers[t][d][p]->processed();
+        stats.topologies.push_back({m->def->topologies[t].name, depot, p, processed, end - processed});
+      }
+    }
+  }
+  std::lock_guard lock(m->failures_mu);
+  stats.failures = m->failure_count;
+  stats.recent_failures.assign(m->recent_failures.begin(), m->recent_failures.end());
+  return stats;
+}
+
+}  // namespace runtime
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  return runtime::EngineImpl::Open(options);
+}
+
+}  // namespace strata

@@ -1,0 +1,267 @@
+// The embedded engine with a real WiredTiger in a temp dir and the real test plugin
+// testdata/rt_test_module.cc (its paths come from compile definitions).
+#include "strata/engine.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "runtime/testing/engine_fixture.h"
+
+namespace strata {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::EngineFixture;
+using testing::KV;
+using testing::kMaxStepAttempts;
+using testing::kPartitions;
+using testing::Must;
+
+class EngineTest : public EngineFixture {};
+
+TEST_F(EngineTest, AckLevelsReportWhatTheyPromise) {
+  Open();
+  Result<AppendResult> none = engine_->Append("rt_test", "*kv", KV("a", 1), AckLevel::kNone);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->offset, -1);
+  EXPECT_GE(none->partition, 0);
+  EXPECT_TRUE(none->ack_returns.empty());
+
+  Result<AppendResult> appended = engine_->Append("rt_test", "*kv", KV("b", 2), AckLevel::kAppended);
+  ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+  EXPECT_GE(appended->offset, 0);
+  EXPECT_TRUE(appended->ack_returns.empty());
+
+  Result<AppendResult> processed = engine_->Append("rt_test", "*kv", KV("c", 3));
+  ASSERT_TRUE(processed.ok()) << processed.status().ToString();
+  EXPECT_GE(processed->offset, 0);
+  ASSERT_EQ(processed->ack_returns.size(), 1u);
+  EXPECT_EQ(processed->ack_returns[0].first, "kv");
+  EXPECT_EQ(processed->ack_returns[0].second, Value::ListOf({processed->partition, 3}));
+  EXPECT_TRUE(processed->failure.ok());
+  // Read-your-writes right after the processed ack, including the global hop.
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$kv", Path().Key("c"))), Value(3));
+
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$kv", Path().Key("a"))), Value(1));
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records"))), Value(3));
+  // The processed ack of the last record comes after its global hop: a fresh record shows.
+  ASSERT_TRUE(engine_->Append("rt_test", "*kv", KV("d", 4)).ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records"))), Value(4));
+}
+
+TEST_F(EngineTest, TwoHopTopologyFinishesBeforeProcessedAck) {
+  Open();
+  std::vector<Value> sentences = {"the cat", "the dog and the cat", "a bird"};
+  Result<std::vector<AppendResult>> results =
+      engine_->AppendBatch("rt_test", "*sentences", sentences, AckLevel::kProcessed);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  ASSERT_EQ(results->size(), 3u);
+  EXPECT_EQ((*results)[1].ack_returns, (std::vector<std::pair<std::string, Value>>{{"wordcount", 5}}));
+  // Every word sits on the partition of its hash; each select finds it there.
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("the"))), Value(3));
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("cat"))), Value(2));
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("bird"))), Value(1));
+}
+
+TEST_F(EngineTest, ConcurrentProducersKeepPerPartitionOrder) {
+  Open();
+  constexpr int kProducers = 4;
+  constexpr int kPerProducer = 600;
+  std::vector<std::thread> producers;
+  std::atomic<int> errors{0};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      const std::string producer = "producer" + std::to_string(p);
+      int next = 0;
+      while (next < kPerProducer) {
+        // Mixed batch sizes and ack levels; nothing waits between batches.
+        const int n = std::min(1 + next % 7, kPerProducer - next);
+        std::vector<Value> batch;
+        for (int i = 0; i < n; ++i) {
+          batch.push_back(Value::MapOf({{"producer", producer}, {"seq", next + i}}));
+        }
+        next += n;
+        engine_->AppendAsync("rt_test", "*seq", std::move(batch),
+                             next % 2 ? AckLevel::kNone : AckLevel::kAppended,
+                             [&](Result<std::vector<AppendResult>> r) {
+                               if (!r.ok()) errors.fetch_add(1);
+                             });
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  EXPECT_EQ(errors.load(), 0);
+  for (int p = 0; p < kProducers; ++p) {
+    const std::string producer = "producer" + std::to_string(p);
+    std::vector<Value> seqs = Must(engine_->Select("rt_test", "$$sequences", Path().Key(producer).All()));
+    ASSERT_EQ(seqs.size(), static_cast<size_t>(kPerProducer)) << producer;
+    for (int i = 0; i < kPerProducer; ++i) ASSERT_EQ(seqs[i], Value(i)) << producer << " at " << i;
+  }
+}
+
+TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
+  Open();
+  std::vector<Value> records;
+  for (int n = 1; n <= 12; ++n) records.push_back(n);
+  Result<std::vector<AppendResult>> results = engine_->AppendBatch("rt_test", "*flaky", records);
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  for (int n = 1; n <= 12; ++n) {
+    const AppendResult& r = (*results)[n - 1];
+    if (n % 5 == 0) {
+      EXPECT_EQ(r.failure.code(), StatusCode::kUserError) << n;
+      EXPECT_THAT(r.failure.message(), HasSubstr("topology flaky"));
+      EXPECT_THAT(r.failure.message(), HasSubstr("is a multiple of 5"));
+      EXPECT_EQ(FlakyAttempts(n), kMaxStepAttempts) << n;
+    } else {
+      EXPECT_TRUE(r.failure.ok()) << n << ": " << r.failure.ToString();
+      EXPECT_EQ(FlakyAttempts(n), 1) << n;
+      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), Value(n))), Value(true));
+    }
+  }
+  // The blocking single append returns the failure as its error; later records go on.
+  Result<AppendResult> fifteen = engine_->Append("rt_test", "*flaky", 15);
+  EXPECT_EQ(fifteen.status().code(), StatusCode::kUserError);
+  ASSERT_TRUE(engine_->Append("rt_test", "*flaky", 16).ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(16), Value(16))), Value(true));
+
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  EXPECT_EQ(stats.failures, 3);
+  ASSERT_EQ(stats.recent_failures.size(), 3u);
+  for (const TopologyFailure& f : stats.recent_failures) {
+    EXPECT_EQ(f.topology, "flaky");
+    EXPECT_EQ(f.depot, "*flaky");
+    EXPECT_THAT(f.message, HasSubstr("is a multiple of 5"));
+    Result<std::vector<DepotEntry>> entry = engine_->ReadDepot("rt_test", "*flaky", f.partition, f.offset,
+                                                               f.offset + 1, 1);
+    ASSERT_TRUE(entry.ok() && entry->size() == 1);
+    EXPECT_EQ((*entry)[0].record.as_int() % 5, 0);
+  }
+  for (const TopologyPartitionStats& t : stats.topologies) EXPECT_EQ(t.lag, 0) << t.topology;
+}
+
+TEST_F(EngineTest, GlobalPStateIsWrittenOnlyFromPartitionZero) {
+  Open();
+  bool saw_zero = false, saw_other = false;
+  for (int i = 0; i < 40 && !(saw_zero && saw_other); ++i) {
+    Result<std::vector<AppendResult>> r = engine_->AppendBatch("rt_test", "*gw", {Value(i)});
+    ASSERT_TRUE(r.ok());
+    const AppendResult& result = (*r)[0];
+    if (result.partition == 0) {
+      saw_zero = true;
+      EXPECT_TRUE(result.failure.ok()) << result.failure.ToString();
+    } else {
+      saw_other = true;
+      EXPECT_EQ(result.failure.code(), StatusCode::kUserError);
+      EXPECT_THAT(result.failure.message(), HasSubstr("route with Global() first"));
+    }
+  }
+  EXPECT_TRUE(saw_zero && saw_other);
+  // A global PState is read without a partition key.
+  EXPECT_TRUE(engine_->Select("rt_test", "$$totals", Path().All()).ok());
+}
+
+TEST_F(EngineTest, ReadsAndNameErrors) {
+  Open();
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*kv", {KV("x", 1), KV("x", 2)}).ok());
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  int total = 0;
+  for (const DepotPartitionStats& d : stats.depots) {
+    if (d.depot != "*kv") continue;
+    std::vector<DepotEntry> entries = Must(engine_->ReadDepot("rt_test", "*kv", d.partition, 0, INT64_MAX, 100));
+    ASSERT_EQ(static_cast<int64_t>(entries.size()), d.end_offset);
+    for (const DepotEntry& e : entries) EXPECT_EQ(*e.record.Find("key"), Value("x"));
+    total += static_cast<int>(entries.size());
+  }
+  EXPECT_EQ(total, 2);
+  EXPECT_EQ(engine_->Select("rt_test", "$$kv", Path().All()).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$kv", Path().MapVals(), Value("x"))), std::vector<Value>{2});
+  EXPECT_EQ(engine_->Select("nope", "$$kv", Path().Key("x")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Select("rt_test", "$$nope", Path().Key("x")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Append("rt_test", "*nope", 1).status().code(), StatusCode::kNotFound);
+  Result<AppendResult> derived = engine_->Append("rt_test", "*derived", 1);
+  EXPECT_EQ(derived.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(derived.status().message(), HasSubstr("*derived"));
+  EXPECT_EQ(engine_->ReadDepot("rt_test", "*kv", kPartitions, 0, 1, 1).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, RestartKeepsModulesDataProgressAndFailures) {
+  Open();
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*sentences", {"one two", "two"}).ok());
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*flaky", {Value(5), Value(6)}).ok());
+  Reopen();
+  std::vector<ModuleInfo> modules = Must(engine_->Modules());
+  ASSERT_EQ(modules.size(), 1u);
+  EXPECT_EQ(modules[0].name, "rt_test");
+  EXPECT_EQ(modules[0].partitions, kPartitions);
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  // Nothing was replayed twice: counts are exact after a clean close.
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("two"))), Value(2));
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  EXPECT_EQ(stats.failures, 1);
+  for (const TopologyPartitionStats& t : stats.topologies) EXPECT_EQ(t.lag, 0);
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*sentences", {"two"}).ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("two"))), Value(3));
+}
+
+TEST_F(EngineTest, DeployErrors) {
+  Open();
+  Result<ModuleInfo> missing = engine_->Deploy(dir_.Sub("missing.so"), {});
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("missing.so"));
+
+  Result<ModuleInfo> mismatched = engine_->Deploy(STRATA_MISMATCHED_ABI_MODULE, {});
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/999"));
+  EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/1 "));
+
+  EXPECT_EQ(engine_->Deploy(STRATA_RT_TEST_MODULE, {}).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine_->Deploy(STRATA_RT_TEST_MODULE, {.partitions = 0}).status().code(),
+            StatusCode::kInvalidArgument);
+  // Failed deploys leave no file behind: only the deployed module's copy.
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.Sub("data/modules"))) {
+    files.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(files, std::vector<std::string>{"rt_test.so"});
+}
+
+TEST_F(EngineTest, DestroyRemovesTheModuleAndItsData) {
+  Open();
+  ASSERT_TRUE(engine_->Append("rt_test", "*kv", KV("k", 7)).ok());
+  ASSERT_TRUE(engine_->Append("rt_test", "*flaky", 5).status().code() == StatusCode::kUserError);
+  ASSERT_TRUE(engine_->Destroy("rt_test").ok());
+  EXPECT_TRUE(Must(engine_->Modules()).empty());
+  EXPECT_EQ(engine_->Describe("rt_test").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Append("rt_test", "*kv", KV("k", 8)).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("data/modules/rt_test.so")));
+  EXPECT_EQ(engine_->Destroy("rt_test").code(), StatusCode::kNotFound);
+
+  // A new deployment starts empty, also after a restart.
+  ASSERT_TRUE(engine_->Deploy(STRATA_RT_TEST_MODULE, {.partitions = kPartitions}).ok());
+  Reopen();
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$kv", Path().Key("k"))), Value());
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  EXPECT_EQ(stats.failures, 0);
+  for (const DepotPartitionStats& d : stats.depots) EXPECT_EQ(d.end_offset, 0);
+}
+
+TEST_F(EngineTest, TopologyAppendsAreProcessedBeforeTheSourceIsProcessed) {
+  Open();
+  ASSERT_TRUE(engine_->Append("rt_test", "*crash", Value::MapOf({{"k", "a"}, {"n", 1}})).ok());
+  // The derived record's topology ran before the source record's processed ack.
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$derived_sets", Path().Key("a"))), Value::SetOf({1}));
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,162 @@
+// bank: deposits and transfers between accounts, each applied exactly once in effect
+// although stream topologies are at-least-once. Shows a two-step topology whose first
+// step decides (debit or reject) on the source account's partition and whose second step
+// runs on the destination's partition, idempotence by recorded ids and by the source
+// record's offset (TopologyContext::source), and ack returns ({"status": ...}).
+//
+//   *deposits          hash("account"): {"account": s, "amount": int > 0}
+//   *transfers         hash("from"): {"id": s, "from": s, "to": s, "amount": int > 0};
+//                      ids unique per source account
+//   $$balances         map<string, int64>: account -> balance
+//   $$deposit_offsets  map<string, int64>: account -> offset (in its *deposits partition)
+//                      of the last deposit applied to it
+//   $$applied_debits   map<string, subindexed set<string>>: from -> transfer ids debited
+//   $$applied_credits  map<string, subindexed set<list<string>>>: to -> [from, id] credited
+//   $$rejected         map<string, subindexed map<string, string>>: from -> id -> reason
+//
+// A record with a missing or mistyped field or an amount that is not a positive int is a
+// user error: the step fails, the runtime records the failure and a `processed` appender
+// gets an error. A transfer the source account cannot cover is rejected: recorded in
+// $$rejected and answered {"status": "rejected", "reason": ..., "balance": b}. Both
+// decisions are final: a transfer id seen again (a replay after a crash, or a client
+// retry with the same id) gets its first answer and moves no money.
+#include <cstdint>
+#include <string>
+
+#include "strata/module.h"
+
+namespace {
+
+using strata::Path;
+using strata::PStateRef;
+using strata::Result;
+using strata::Schema;
+using strata::Status;
+using strata::TopologyContext;
+using strata::Value;
+
+struct Pstates {
+  PStateRef balances;
+  PStateRef deposit_offsets;
+  PStateRef applied_debits;
+  PStateRef applied_credits;
+  PStateRef rejected;
+};
+
+Result<std::string> RequireString(const Value& record, const char* depot, const char* field) {
+  const Value* v = record.is_map() ? record.Find(Value(field)) : nullptr;
+  if (v == nullptr || !v->is_string() || v->as_string().empty()) {
+    return Status::InvalidArgument(std::string(depot) + ": field \"" + field +
+                                   "\" must be a non-empty string in " + record.ToString());
+  }
+  return v->as_string();
+}
+
+Result<int64_t> RequireAmount(const Value& record, const char* depot) {
+  const Value* v = record.Find(Value("amount"));
+  if (v == nullptr || !v->is_int() || v->as_int() <= 0) {
+    return Status::InvalidArgument(std::string(depot) +
+                                   ": field \"amount\" must be an int > 0 in " + record.ToString());
+  }
+  return v->as_int();
+}
+
+// nil (no balance yet) reads as 0.
+Result<int64_t> Balance(const Pstates& p, TopologyContext& ctx, const std::string& account) {
+  STRATA_ASSIGN_OR_RETURN(Value b, ctx.SelectOne(p.balances, Path().Key(account).NullTo(0)));
+  return b.as_int();
+}
+
+Status Deposit(const Pstates& p, TopologyContext& ctx, const Value& record) {
+  STRATA_ASSIGN_OR_RETURN(std::string account, RequireString(record, "*deposits", "account"));
+  STRATA_ASSIGN_OR_RETURN(int64_t amount, RequireAmount(record, "*deposits"));
+  // Deposits of one account are all in one depot partition, processed in offset order, so
+  // "offset <= the last applied offset" identifies a replay.
+  int64_t offset = ctx.source().offset;
+  STRATA_ASSIGN_OR_RETURN(Value last, ctx.SelectOne(p.deposit_offsets, Path().Key(account)));
+  if (!last.is_int() || offset > last.as_int()) {
+    STRATA_RETURN_IF_ERROR(ctx.Transform(p.balances, Path().Key(account).Add(amount)).status());
+    STRATA_RETURN_IF_ERROR(
+        ctx.Transform(p.deposit_offsets, Path().Key(account).Set(offset)).status());
+  }
+  STRATA_ASSIGN_OR_RETURN(int64_t balance, Balance(p, ctx, account));
+  ctx.SetAckReturn(Value::MapOf({{"status", "ok"}, {"balance", balance}}));
+  return Status::Ok();
+}
+
+// On the source account's partition: debits (and passes the transfer on) or rejects.
+Status Debit(const Pstates& p, TopologyContext& ctx, const Value& record) {
+  STRATA_ASSIGN_OR_RETURN(std::string id, RequireString(record, "*transfers", "id"));
+  STRATA_ASSIGN_OR_RETURN(std::string from, RequireString(record, "*transfers", "from"));
+  STRATA_RETURN_IF_ERROR(RequireString(record, "*transfers", "to").status());
+  STRATA_ASSIGN_OR_RETURN(int64_t amount, RequireAmount(record, "*transfers"));
+
+  STRATA_ASSIGN_OR_RETURN(Value debited, ctx.SelectOne(p.applied_debits, Path().Key(from, id)));
+  if (!debited.is_nil()) {
+    // Already debited: pass it on again, the credit side applies it at most once.
+    ctx.SetAckReturn(Value::MapOf({{"status", "ok"}}));
+    ctx.Emit(record);
+    return Status::Ok();
+  }
+  STRATA_ASSIGN_OR_RETURN(Value reason, ctx.SelectOne(p.rejected, Path().Key(from, id)));
+  STRATA_ASSIGN_OR_RETURN(int64_t balance, Balance(p, ctx, from));
+  if (reason.is_nil() && balance < amount) {
+    // The stored reason must not depend on timing (the oracle recomputes it), so the
+    // balance goes only into the ack return.
+    reason = Value("insufficient funds");
+    STRATA_RETURN_IF_ERROR(ctx.Transform(p.rejected, Path().Key(from, id).Set(reason)).status());
+  }
+  if (!reason.is_nil()) {
+    ctx.SetAckReturn(
+        Value::MapOf({{"status", "rejected"}, {"reason", reason}, {"balance", balance}}));
+    return Status::Ok();
+  }
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.balances, Path().Key(from).Add(-amount)).status());
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.applied_debits, Path().Key(from).AddToSet(id)).status());
+  ctx.SetAckReturn(Value::MapOf({{"status", "ok"}}));
+  ctx.Emit(record);
+  return Status::Ok();
+}
+
+// On the destination account's partition (the record was checked by Debit).
+Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
+  const Value& to = *record.Find(Value("to"));
+  Value credit_key = Value::ListOf({*record.Find(Value("from")), *record.Find(Value("id"))});
+  STRATA_ASSIGN_OR_RETURN(Value credited, ctx.SelectOne(p.applied_credits, Path().Key(to, credit_key)));
+  if (!credited.is_nil()) return Status::Ok();
+  STRATA_RETURN_IF_ERROR(
+      ctx.Transform(p.balances, Path().Key(to).Add(*record.Find(Value("amount")))).status());
+  return ctx.Transform(p.applied_credits, Path().Key(to).AddToSet(std::move(credit_key))).status();
+}
+
+void Define(strata::ModuleBuilder& m) {
+  strata::DepotRef deposits =
+      m.Depot("*deposits", strata::DepotPartitioning::Hash(Path().Key("account")));
+  strata::DepotRef transfers =
+      m.Depot("*transfers", strata::DepotPartitioning::Hash(Path().Key("from")));
+
+  Pstates p;
+  p.balances = m.PState("$$balances", Schema::Map(Schema::String(), Schema::Int64()));
+  p.deposit_offsets = m.PState("$$deposit_offsets", Schema::Map(Schema::String(), Schema::Int64()));
+  p.applied_debits = m.PState(
+      "$$applied_debits", Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));
+  p.applied_credits = m.PState(
+      "$$applied_credits",
+      Schema::Map(Schema::String(), Schema::Set(Schema::List(Schema::String())).Subindexed()));
+  p.rejected = m.PState(
+      "$$rejected",
+      Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::String()).Subindexed()));
+
+  m.Stream("deposit").Source(deposits).Each([p](TopologyContext& ctx, const Value& r) {
+    return Deposit(p, ctx, r);
+  });
+  m.Stream("transfer")
+      .Source(transfers)
+      .Each([p](TopologyContext& ctx, const Value& r) { return Debit(p, ctx, r); })
+      .HashPartition([](const Value& r) { return *r.Find(Value("to")); })
+      .Each([p](TopologyContext& ctx, const Value& r) { return Credit(p, ctx, r); });
+}
+
+}  // namespace
+
+STRATA_MODULE(bank, Define)

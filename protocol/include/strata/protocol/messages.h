@@ -1,0 +1,267 @@
+// The typed C++ form of every protocol message (protocol/strata.fbs, docs/protocol.md),
+// shared by stratad and the drivers. Encode* build a frame payload (no length prefix);
+// Decode* verify untrusted bytes with a bounded flatbuffers::Verifier, then convert,
+// checking every field (required fields present, values decodable) — so the server and
+// the drivers never touch an unverified buffer.
+//
+// Depends on FlatBuffers and the value library only: no engine, no sockets.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "strata/status.h"
+#include "strata/value.h"
+
+namespace strata::protocol {
+
+// Mirrors wire::ErrorCode (the numbered error table of docs/protocol.md).
+enum class ErrorCode : uint16_t {
+  kNone = 0,
+  kBadFrame = 1,
+  kFrameTooLarge = 2,
+  kUnsupportedVersion = 3,
+  kHandshakeRequired = 4,
+  kUnsupported = 5,
+  kInvalidArgument = 6,
+  kNotFound = 7,
+  kAlreadyExists = 8,
+  kSchemaViolation = 9,
+  kTopologyFailed = 10,
+  kOverloaded = 11,
+  kAborted = 12,
+  kIoError = 13,
+  kInternal = 14,
+  kShuttingDown = 15,
+  kConfirmationRequired = 16,
+};
+std::string_view ErrorCodeName(ErrorCode code);  // "NOT_FOUND", ...
+// The wire code for an engine Status (kOk -> kNone), and back (for drivers).
+ErrorCode ErrorCodeFor(const Status& status);
+StatusCode StatusCodeFor(ErrorCode code);
+
+struct Error {
+  ErrorCode code = ErrorCode::kNone;
+  std::string message;
+  bool operator==(const Error&) const = default;
+};
+
+enum class AckLevel : uint8_t { kNone = 0, kAppended = 1, kProcessed = 2 };
+
+// ---- Requests ----------------------------------------------------------------------------
+struct Hello {
+  uint32_t protocol_version = 1;
+  std::string client_name;
+  bool operator==(const Hello&) const = default;
+};
+struct DeployRequest {
+  std::string path;      // a path on the server, or
+  std::string so_bytes;  // the plugin's bytes (exactly one of the two is set)
+  int partitions = 8;
+  bool operator==(const DeployRequest&) const = default;
+};
+struct ListModulesRequest {
+  bool operator==(const ListModulesRequest&) const = default;
+};
+struct DescribeRequest {
+  std::string module;
+  bool operator==(const DescribeRequest&) const = default;
+};
+struct DestroyRequest {
+  std::string module;
+  std::string confirm;
+  bool operator==(const DestroyRequest&) const = default;
+};
+struct AppendRequest {
+  std::string module;
+  std::string depot;
+  std::vector<Value> records;  // at least one
+  AckLevel ack = AckLevel::kProcessed;
+  bool operator==(const AppendRequest&) const = default;
+};
+struct SelectRequest {
+  std::string module;
+  std::string pstate;
+  Value path;  // Path wire form (docs/paths.md); the server parses it with Path::FromValue
+  std::optional<Value> partition_key;
+  bool one = false;
+  bool operator==(const SelectRequest&) const = default;
+};
+struct ReadDepotRequest {
+  std::string module;
+  std::string depot;
+  int partition = 0;
+  int64_t from = 0;
+  int64_t to = INT64_MAX;
+  int64_t limit = 1000;
+  bool operator==(const ReadDepotRequest&) const = default;
+};
+struct StatsRequest {
+  std::string module;  // empty: every module
+  bool operator==(const StatsRequest&) const = default;
+};
+
+using RequestBody =
+    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
+                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest>;
+struct Request {
+  uint64_t id = 0;
+  RequestBody body;
+  bool operator==(const Request&) const = default;
+};
+
+// ---- Responses ---------------------------------------------------------------------------
+struct Welcome {
+  uint32_t protocol_version = 1;
+  std::string server_version;
+  uint32_t max_frame_size = 0;
+  uint32_t max_in_flight = 0;
+  bool operator==(const Welcome&) const = default;
+};
+struct DepotInfo {
+  std::string name;
+  std::string partitioning;
+  bool operator==(const DepotInfo&) const = default;
+};
+struct PStateInfo {
+  std::string name;
+  Value schema;  // PStateSchema::ToValue form
+  std::string schema_text;
+  bool operator==(const PStateInfo&) const = default;
+};
+struct TopologyInfo {
+  std::string name;
+  std::vector<std::string> sources;
+  bool operator==(const TopologyInfo&) const = default;
+};
+struct ModuleInfo {
+  std::string name;
+  int partitions = 0;
+  std::vector<DepotInfo> depots;
+  std::vector<PStateInfo> pstates;
+  std::vector<TopologyInfo> topologies;
+  bool operator==(const ModuleInfo&) const = default;
+};
+struct ModuleList {
+  std::vector<ModuleInfo> modules;
+  bool operator==(const ModuleList&) const = default;
+};
+struct Destroyed {
+  std::string module;
+  bool operator==(const Destroyed&) const = default;
+};
+struct AppendResult {
+  int partition = -1;
+  int64_t offset = -1;
+  std::vector<std::pair<std::string, Value>> ack_returns;  // topology -> value
+  std::optional<Error> failure;
+  bool operator==(const AppendResult&) const = default;
+};
+struct Appended {
+  std::vector<AppendResult> results;
+  bool operator==(const Appended&) const = default;
+};
+struct Selected {
+  std::vector<Value> values;
+  bool operator==(const Selected&) const = default;
+};
+struct DepotRecord {
+  int64_t offset = 0;
+  Value value;
+  bool operator==(const DepotRecord&) const = default;
+};
+struct DepotRecords {
+  std::vector<DepotRecord> records;
+  bool operator==(const DepotRecords&) const = default;
+};
+struct DepotPartitionStats {
+  std::string depot;
+  int partition = 0;
+  int64_t start_offset = 0;
+  int64_t end_offset = 0;
+  bool operator==(const DepotPartitionStats&) const = default;
+};
+struct TopologyPartitionStats {
+  std::string topology;
+  std::string depot;
+  int partition = 0;
+  int64_t processed_offset = 0;
+  int64_t lag = 0;
+  bool operator==(const TopologyPartitionStats&) const = default;
+};
+struct TopologyFailure {
+  std::string topology;
+  std::string depot;
+  int partition = 0;
+  int64_t offset = 0;
+  std::string message;
+  bool operator==(const TopologyFailure&) const = default;
+};
+struct ModuleStats {
+  std::string module;
+  std::vector<DepotPartitionStats> depots;
+  std::vector<TopologyPartitionStats> topologies;
+  int64_t failures = 0;
+  std::vector<TopologyFailure> recent_failures;
+  bool operator==(const ModuleStats&) const = default;
+};
+struct ServerStats {
+  int64_t uptime_ms = 0;
+  int64_t connections = 0;
+  int64_t total_connections = 0;
+  int64_t requests = 0;
+  bool operator==(const ServerStats&) const = default;
+};
+struct StatsResult {
+  ServerStats server;
+  std::vector<ModuleStats> modules;
+  bool operator==(const StatsResult&) const = default;
+};
+
+using ResponseBody = std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed,
+                                  Appended, Selected, DepotRecords, StatsResult>;
+struct Response {
+  uint64_t id = 0;
+  std::optional<Error> error;  // set on failure; body is then monostate
+  ResponseBody body;
+  bool operator==(const Response&) const = default;
+};
+
+// ---- Codec -------------------------------------------------------------------------------
+// All functions are thread-safe and keep no state between calls. Encode* never fail: a
+// value nested deeper than kMaxValueDepth is encoded, and the peer's decoder rejects it.
+struct DecodeLimits {
+  uint32_t max_depth = 64;  // FlatBuffers table nesting
+  uint32_t max_tables = 1000000;
+};
+
+// A request that could not be decoded. `id` is set when the frame verified far enough to
+// read it, so the error can be sent back as that request's response; otherwise the
+// connection is answered with id 0 and closed (code kBadFrame). error.code is:
+//  kBadFrame        the bytes do not verify as a Request; id set if the Request table and
+//                   its id field verified on their own;
+//  kUnsupported     a RequestBody union member this version does not know (id set);
+//  kInvalidArgument no body, or a field missing, empty, out of range or not a decodable
+//                   value; the message names the field ("AppendRequest.records[2]").
+// With an id the frame boundary is intact: the server answers that request and keeps the
+// connection.
+struct RequestError {
+  std::optional<uint64_t> id;
+  Error error;
+  bool operator==(const RequestError&) const = default;
+};
+
+std::string EncodeRequest(const Request& request);
+std::variant<Request, RequestError> DecodeRequest(const uint8_t* data, size_t size,
+                                                  const DecodeLimits& limits = {});
+
+std::string EncodeResponse(const Response& response);
+// For clients: kCorruption when the server's bytes do not verify or convert.
+Result<Response> DecodeResponse(const uint8_t* data, size_t size, const DecodeLimits& limits = {});
+
+}  // namespace strata::protocol

@@ -1,0 +1,330 @@
+// DecodeRequest on untrusted bytes: random, truncated, mutated, and well-formed
+// FlatBuffers that break the protocol's rules (built here with the generated code, which
+// the library's users never see). Each gets the documented error code and, once the id is
+// readable, the id.
+#include <flatbuffers/flatbuffers.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "strata/protocol/messages.h"
+#include "strata/value_codec.h"
+#include "strata_generated.h"
+#include "testing/sample_messages.h"
+
+namespace strata::protocol {
+namespace {
+
+namespace fb = flatbuffers;
+namespace w = strata::wire;
+
+const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+std::string Finish(fb::FlatBufferBuilder& b, uint64_t id, w::RequestBody type,
+                   fb::Offset<void> body) {
+  b.Finish(w::CreateRequest(b, id, type, body));
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+// The error DecodeRequest gives for `bytes`; a test failure if it accepts them.
+RequestError RejectionOf(const std::string& bytes, const DecodeLimits& limits = {}) {
+  auto decoded = DecodeRequest(Bytes(bytes), bytes.size(), limits);
+  if (std::holds_alternative<Request>(decoded)) {
+    ADD_FAILURE() << "request accepted";
+    return {};
+  }
+  return std::get<RequestError>(decoded);
+}
+
+void ExpectInvalid(const std::string& bytes, uint64_t id, std::string_view mention) {
+  RequestError e = RejectionOf(bytes);
+  EXPECT_EQ(e.error.code, ErrorCode::kInvalidArgument) << e.error.message;
+  EXPECT_EQ(e.id, id);
+  EXPECT_NE(e.error.message.find(mention), std::string::npos)
+      << "message \"" << e.error.message << "\" does not mention \"" << mention << "\"";
+}
+
+// An AppendRequest whose records are the given raw byte strings (null: no data field).
+std::string AppendWithRecords(uint64_t id, const std::vector<const std::string*>& records,
+                              const char* module = "m", const char* depot = "*d",
+                              w::AckLevel ack = w::AckLevel::PROCESSED) {
+  fb::FlatBufferBuilder b;
+  std::vector<fb::Offset<w::ValueBytes>> offsets;
+  for (const std::string* r : records) {
+    fb::Offset<fb::Vector<uint8_t>> data;
+    if (r != nullptr) data = b.CreateVector(Bytes(*r), r->size());
+    offsets.push_back(w::CreateValueBytes(b, data));
+  }
+  auto body = w::CreateAppendRequestDirect(b, module, depot, &offsets, ack);
+  return Finish(b, id, w::RequestBody::AppendRequest, body.Union());
+}
+
+std::string Encoded(const Value& v) {
+  std::vector<uint8_t> bytes = EncodeValue(v);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+TEST(MalformedRequestTest, TooShortForARootOffset) {
+  for (std::string bytes : {std::string(), std::string("\x04"), std::string("\x04\x00\x00", 3)}) {
+    RequestError e = RejectionOf(bytes);
+    EXPECT_EQ(e.error.code, ErrorCode::kBadFrame);
+    EXPECT_FALSE(e.id.has_value());
+  }
+}
+
+TEST(MalformedRequestTest, RandomBytesAreRejectedOrRoundTrip) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes(rng() % 200, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    if (const auto* e = std::get_if<RequestError>(&decoded)) {
+      EXPECT_TRUE(e->error.code == ErrorCode::kBadFrame ||
+                  e->error.code == ErrorCode::kInvalidArgument ||
+                  e->error.code == ErrorCode::kUnsupported)
+          << ErrorCodeName(e->error.code);
+      EXPECT_FALSE(e->error.message.empty());
+      if (e->error.code != ErrorCode::kBadFrame) {
+        EXPECT_TRUE(e->id.has_value());
+      }
+      continue;
+    }
+    const Request& r = std::get<Request>(decoded);
+    std::string again = EncodeRequest(r);
+    auto redecoded = DecodeRequest(Bytes(again), again.size());
+    ASSERT_TRUE(std::holds_alternative<Request>(redecoded));
+    EXPECT_TRUE(std::get<Request>(redecoded) == r);
+  }
+}
+
+// The builder writes children first, at the end of the buffer, so a cut loses data that
+// some offset points to. Only alignment padding after a string's NUL may be cut without
+// loss; the request then decodes unchanged.
+TEST(MalformedRequestTest, EveryTruncationOfEverySampleIsABadFrameOrLosesOnlyPadding) {
+  for (const auto& [name, request] : testing::SampleRequests()) {
+    const std::string bytes = EncodeRequest(request);
+    size_t rejected = 0;
+    for (size_t size = 0; size < bytes.size(); ++size) {
+      auto decoded = DecodeRequest(Bytes(bytes), size);
+      if (const auto* r = std::get_if<Request>(&decoded)) {
+        EXPECT_GE(size + 3, bytes.size()) << name << " truncated to " << size;
+        EXPECT_TRUE(*r == request) << name << " truncated to " << size;
+        continue;
+      }
+      ++rejected;
+      EXPECT_EQ(std::get<RequestError>(decoded).error.code, ErrorCode::kBadFrame)
+          << name << " truncated to " << size;
+    }
+    EXPECT_GE(rejected + 3, bytes.size()) << name;
+  }
+}
+
+TEST(MalformedRequestTest, MutatedSamplesNeverCrashAndAcceptedOnesRoundTrip) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const auto samples = testing::SampleRequests();
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = EncodeRequest(samples[rng() % samples.size()].request);
+    for (int flips = 1 + static_cast<int>(rng() % 3); flips > 0; --flips) {
+      bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
+    }
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    if (const auto* r = std::get_if<Request>(&decoded)) {
+      ++accepted;
+      std::string again = EncodeRequest(*r);
+      auto redecoded = DecodeRequest(Bytes(again), again.size());
+      ASSERT_TRUE(std::holds_alternative<Request>(redecoded));
+      EXPECT_TRUE(std::get<Request>(redecoded) == *r);
+    }
+  }
+  // Flipping a bit of a string or a value's payload keeps the request valid.
+  EXPECT_GT(accepted, 0);
+}
+
+TEST(MalformedRequestTest, IdIsReportedWhenOnlyTheBodyFailsVerification) {
+  // The union says AppendRequest, the table is a Hello: its protocol_version (1) read as
+  // the module's offset points into the middle of the table.
+  fb::FlatBufferBuilder b;
+  auto hello = w::CreateHelloDirect(b, 1, "client");
+  std::string bytes = Finish(b, 4242, w::RequestBody::AppendRequest, hello.Union());
+  RequestError e = RejectionOf(bytes);
+  EXPECT_EQ(e.error.code, ErrorCode::kBadFrame) << e.error.message;
+  EXPECT_EQ(e.id, 4242u);
+}
+
+TEST(MalformedRequestTest, NoIdWhenTheRootOffsetIsOutOfBounds) {
+  std::string bytes = EncodeRequest({77, ListModulesRequest{}});
+  bytes[0] = static_cast<char>(0xf0);
+  bytes[1] = static_cast<char>(0xff);
+  RequestError e = RejectionOf(bytes);
+  EXPECT_EQ(e.error.code, ErrorCode::kBadFrame);
+  EXPECT_FALSE(e.id.has_value());
+}
+
+TEST(MalformedRequestTest, WrongUnionTypeWithCompatibleLayoutFailsOnMissingFields) {
+  // A ListModulesRequest table (no fields) declared as a DescribeRequest.
+  fb::FlatBufferBuilder b;
+  auto list = w::CreateListModulesRequest(b);
+  ExpectInvalid(Finish(b, 5, w::RequestBody::DescribeRequest, list.Union()), 5,
+                "DescribeRequest.module is missing or empty");
+}
+
+TEST(MalformedRequestTest, UnknownUnionMemberIsUnsupported) {
+  fb::FlatBufferBuilder b;
+  auto list = w::CreateListModulesRequest(b);
+  std::string bytes = Finish(b, 99, static_cast<w::RequestBody>(200), list.Union());
+  RequestError e = RejectionOf(bytes);
+  EXPECT_EQ(e.error.code, ErrorCode::kUnsupported) << e.error.message;
+  EXPECT_EQ(e.id, 99u);
+  EXPECT_NE(e.error.message.find("200"), std::string::npos) << e.error.message;
+}
+
+TEST(MalformedRequestTest, NoBodyIsInvalid) {
+  fb::FlatBufferBuilder b;
+  ExpectInvalid(Finish(b, 6, w::RequestBody::NONE, 0), 6, "no body");
+  // A type without its table verifies (the table field is optional) but is no request.
+  for (auto type :
+       {w::RequestBody::Hello, w::RequestBody::AppendRequest, w::RequestBody::ListModulesRequest}) {
+    fb::FlatBufferBuilder typed;
+    ExpectInvalid(Finish(typed, 7, type, 0), 7, "no body");
+  }
+}
+
+TEST(MalformedRequestTest, AppendFieldsAreChecked) {
+  const std::string good = Encoded(Value::MapOf({{"x", 1}}));
+  ASSERT_TRUE(std::holds_alternative<Request>(
+      DecodeRequest(Bytes(AppendWithRecords(1, {&good})), AppendWithRecords(1, {&good}).size())));
+  ExpectInvalid(AppendWithRecords(10, {&good}, nullptr), 10, "AppendRequest.module");
+  ExpectInvalid(AppendWithRecords(11, {&good}, "m", ""), 11, "AppendRequest.depot");
+  ExpectInvalid(AppendWithRecords(12, {}), 12, "AppendRequest.records is empty");
+  ExpectInvalid(AppendWithRecords(13, {&good, nullptr}), 13, "AppendRequest.records[1] is missing");
+  ExpectInvalid(AppendWithRecords(14, {&good}, "m", "d", static_cast<w::AckLevel>(3)), 14,
+                "AppendRequest.ack 3");
+
+  // The records vector itself absent.
+  fb::FlatBufferBuilder b;
+  auto body = w::CreateAppendRequestDirect(b, "m", "d", nullptr);
+  ExpectInvalid(Finish(b, 15, w::RequestBody::AppendRequest, body.Union()), 15,
+                "AppendRequest.records is empty");
+}
+
+TEST(MalformedRequestTest, BadValueNamesTheRecordIndex) {
+  const std::string good = Encoded(Value(1));
+  const std::string garbage("\x01\x02\x03", 3);  // root byte width 3: not 1, 2, 4 or 8
+  const std::string empty;
+  Value deep(1);
+  for (int i = 0; i <= kMaxValueDepth; ++i) deep = Value::ListOf({deep});
+  const std::string too_deep = Encoded(deep);
+  ExpectInvalid(AppendWithRecords(20, {&good, &good, &garbage}), 20, "AppendRequest.records[2]");
+  ExpectInvalid(AppendWithRecords(21, {&empty}), 21,
+                "AppendRequest.records[0] is not a valid value");
+  ExpectInvalid(AppendWithRecords(22, {&good, &too_deep}), 22, "AppendRequest.records[1]");
+}
+
+TEST(MalformedRequestTest, DeployNeedsExactlyOneSourceAndSanePartitions) {
+  auto deploy = [](uint64_t id, const char* path, const char* so, int partitions) {
+    fb::FlatBufferBuilder b;
+    std::vector<uint8_t> so_bytes;
+    if (so != nullptr) so_bytes.assign(so, so + std::strlen(so));
+    auto body =
+        w::CreateDeployRequestDirect(b, path, so != nullptr ? &so_bytes : nullptr, partitions);
+    return Finish(b, id, w::RequestBody::DeployRequest, body.Union());
+  };
+  ExpectInvalid(deploy(30, nullptr, nullptr, 8), 30, "has neither");
+  ExpectInvalid(deploy(31, "", "", 8), 31, "has neither");
+  ExpectInvalid(deploy(32, "/m.so", "ELF", 8), 32, "has both");
+  ExpectInvalid(deploy(33, "/m.so", nullptr, 0), 33, "DeployRequest.partitions 0");
+  ExpectInvalid(deploy(34, "/m.so", nullptr, 1025), 34, "DeployRequest.partitions 1025");
+  ExpectInvalid(deploy(35, "/m.so", nullptr, -1), 35, "DeployRequest.partitions -1");
+  for (int partitions : {1, 1024}) {
+    std::string bytes = deploy(36, nullptr, "ELF", partitions);
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    ASSERT_TRUE(std::holds_alternative<Request>(decoded)) << partitions;
+    const auto& d = std::get<DeployRequest>(std::get<Request>(decoded).body);
+    EXPECT_EQ(d.so_bytes, "ELF");
+    EXPECT_EQ(d.partitions, partitions);
+  }
+}
+
+TEST(MalformedRequestTest, SelectNeedsNamesAndAValidPath) {
+  auto select = [](uint64_t id, const char* pstate, const std::string* path,
+                   const std::string* key) {
+    fb::FlatBufferBuilder b;
+    fb::Offset<fb::Vector<uint8_t>> p, k;
+    if (path != nullptr) p = b.CreateVector(Bytes(*path), path->size());
+    if (key != nullptr) k = b.CreateVector(Bytes(*key), key->size());
+    auto body = w::CreateSelectRequest(b, b.CreateString("m"), b.CreateString(pstate), p, k);
+    return Finish(b, id, w::RequestBody::SelectRequest, body.Union());
+  };
+  const std::string path = Encoded(testing::SamplePath());
+  const std::string garbage("\xff\xff\xff", 3);
+  ExpectInvalid(select(40, "", &path, nullptr), 40, "SelectRequest.pstate");
+  ExpectInvalid(select(41, "$$p", nullptr, nullptr), 41, "SelectRequest.path is missing");
+  ExpectInvalid(select(42, "$$p", &garbage, nullptr), 42,
+                "SelectRequest.path is not a valid value");
+  ExpectInvalid(select(43, "$$p", &path, &garbage), 43, "SelectRequest.partition_key");
+}
+
+TEST(MalformedRequestTest, ReadDepotRangeIsChecked) {
+  auto read = [](uint64_t id, int partition, int64_t from, int64_t to, int64_t limit) {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateReadDepotRequestDirect(b, "m", "*d", partition, from, to, limit);
+    return Finish(b, id, w::RequestBody::ReadDepotRequest, body.Union());
+  };
+  ExpectInvalid(read(50, -1, 0, 10, 5), 50, "ReadDepotRequest.partition -1");
+  ExpectInvalid(read(51, 0, -5, 10, 5), 51, "[-5, 10)");
+  ExpectInvalid(read(52, 0, 10, 9, 5), 52, "[10, 9)");
+  ExpectInvalid(read(53, 0, 0, 10, 0), 53, "ReadDepotRequest.limit 0");
+  std::string empty_range = read(54, 0, 10, 10, 1);
+  EXPECT_TRUE(
+      std::holds_alternative<Request>(DecodeRequest(Bytes(empty_range), empty_range.size())));
+}
+
+TEST(MalformedRequestTest, NamesAreRequired) {
+  {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateDestroyRequestDirect(b, nullptr, "x");
+    ExpectInvalid(Finish(b, 60, w::RequestBody::DestroyRequest, body.Union()), 60,
+                  "DestroyRequest.module");
+  }
+  {
+    // Destroy without confirmation decodes: the server answers CONFIRMATION_REQUIRED.
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateDestroyRequestDirect(b, "m", nullptr);
+    std::string bytes = Finish(b, 61, w::RequestBody::DestroyRequest, body.Union());
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    ASSERT_TRUE(std::holds_alternative<Request>(decoded));
+    EXPECT_EQ(std::get<DestroyRequest>(std::get<Request>(decoded).body).confirm, "");
+  }
+  {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateReadDepotRequestDirect(b, "m", nullptr);
+    ExpectInvalid(Finish(b, 62, w::RequestBody::ReadDepotRequest, body.Union()), 62,
+                  "ReadDepotRequest.depot");
+  }
+}
+
+TEST(MalformedRequestTest, VerifierLimitsApply) {
+  const std::string one = Encoded(Value(1));
+  const std::string bytes = AppendWithRecords(70, {&one, &one, &one});
+  // Request -> AppendRequest -> ValueBytes: depth 3, 5 tables.
+  ASSERT_TRUE(std::holds_alternative<Request>(
+      DecodeRequest(Bytes(bytes), bytes.size(), DecodeLimits{3, 5})));
+  RequestError deep = RejectionOf(bytes, DecodeLimits{2, 1000});
+  EXPECT_EQ(deep.error.code, ErrorCode::kBadFrame);
+  EXPECT_EQ(deep.id, 70u);
+  RequestError many = RejectionOf(bytes, DecodeLimits{64, 4});
+  EXPECT_EQ(many.error.code, ErrorCode::kBadFrame);
+  EXPECT_EQ(many.id, 70u);
+}
+
+}  // namespace
+}  // namespace strata::protocol

@@ -1,0 +1,784 @@
+#include "strata/protocol/messages.h"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "strata/protocol/frame.h"
+#include "strata/value_codec.h"
+#include "strata_generated.h"
+
+namespace strata::protocol {
+namespace {
+
+namespace fb = flatbuffers;
+namespace w = strata::wire;
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+constexpr std::array<std::string_view, 17> kErrorCodeNames = {"NONE",
+                                                              "BAD_FRAME",
+                                                              "FRAME_TOO_LARGE",
+                                                              "UNSUPPORTED_VERSION",
+                                                              "HANDSHAKE_REQUIRED",
+                                                              "UNSUPPORTED",
+                                                              "INVALID_ARGUMENT",
+                                                              "NOT_FOUND",
+                                                              "ALREADY_EXISTS",
+                                                              "SCHEMA_VIOLATION",
+                                                              "TOPOLOGY_FAILED",
+                                                              "OVERLOADED",
+                                                              "ABORTED",
+                                                              "IO_ERROR",
+                                                              "INTERNAL",
+                                                              "SHUTTING_DOWN",
+                                                              "CONFIRMATION_REQUIRED"};
+
+constexpr int kMaxPartitions = 1024;
+
+// ---- Encoding ----------------------------------------------------------------------------
+
+// Strings that are optional on the wire are left out when empty, so "absent" and ""
+// mean the same to every decoder.
+fb::Offset<fb::String> OptionalString(fb::FlatBufferBuilder& b, const std::string& s) {
+  return s.empty() ? fb::Offset<fb::String>() : b.CreateString(s);
+}
+
+fb::Offset<fb::Vector<uint8_t>> ValueField(fb::FlatBufferBuilder& b, const Value& v) {
+  std::vector<uint8_t> bytes = EncodeValue(v);
+  return b.CreateVector(bytes);
+}
+
+fb::Offset<fb::Vector<fb::Offset<w::ValueBytes>>> ValueList(fb::FlatBufferBuilder& b,
+                                                            const std::vector<Value>& values) {
+  std::vector<fb::Offset<w::ValueBytes>> offsets;
+  offsets.reserve(values.size());
+  for (const Value& v : values) offsets.push_back(w::CreateValueBytes(b, ValueField(b, v)));
+  return b.CreateVector(offsets);
+}
+
+fb::Offset<fb::Vector<fb::Offset<fb::String>>> StringList(fb::FlatBufferBuilder& b,
+                                                          const std::vector<std::string>& list) {
+  std::vector<fb::Offset<fb::String>> offsets;
+  offsets.reserve(list.size());
+  for (const std::string& s : list) offsets.push_back(b.CreateString(s));
+  return b.CreateVector(offsets);
+}
+
+// Builds one table per element with `make` and returns the vector of their offsets.
+template <typename Table, typename T, typename Make>
+fb::Offset<fb::Vector<fb::Offset<Table>>> TableList(fb::FlatBufferBuilder& b,
+                                                    const std::vector<T>& items, Make make) {
+  std::vector<fb::Offset<Table>> offsets;
+  offsets.reserve(items.size());
+  for (const T& item : items) offsets.push_back(make(b, item));
+  return b.CreateVector(offsets);
+}
+
+fb::Offset<w::Error> EncodeError(fb::FlatBufferBuilder& b, const Error& e) {
+  return w::CreateError(b, static_cast<w::ErrorCode>(e.code), OptionalString(b, e.message));
+}
+
+std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuilder& b,
+                                                              const RequestBody& body) {
+  return std::visit(
+      Overloaded{
+          [&](const Hello& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {
+                w::RequestBody::Hello,
+                w::CreateHello(b, m.protocol_version, OptionalString(b, m.client_name)).Union()};
+          },
+          [&](const DeployRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            fb::Offset<fb::Vector<uint8_t>> so_bytes;
+            if (!m.so_bytes.empty()) {
+              so_bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(m.so_bytes.data()),
+                                        m.so_bytes.size());
+            }
+            auto path = OptionalString(b, m.path);
+            return {w::RequestBody::DeployRequest,
+                    w::CreateDeployRequest(b, path, so_bytes, m.partitions).Union()};
+          },
+          [&](const ListModulesRequest&) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::ListModulesRequest, w::CreateListModulesRequest(b).Union()};
+          },
+          [&](const DescribeRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::DescribeRequest,
+                    w::CreateDescribeRequest(b, OptionalString(b, m.module)).Union()};
+          },
+          [&](const DestroyRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto confirm = OptionalString(b, m.confirm);
+            return {w::RequestBody::DestroyRequest,
+                    w::CreateDestroyRequest(b, module, confirm).Union()};
+          },
+          [&](const AppendRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto depot = OptionalString(b, m.depot);
+            auto records = ValueList(b, m.records);
+            return {
+                w::RequestBody::AppendRequest,
+                w::CreateAppendRequest(b, module, depot, records, static_cast<w::AckLevel>(m.ack))
+                    .Union()};
+          },
+          [&](const SelectRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto pstate = OptionalString(b, m.pstate);
+            auto path = ValueField(b, m.path);
+            fb::Offset<fb::Vector<uint8_t>> key;
+            if (m.partition_key.has_value()) key = ValueField(b, *m.partition_key);
+            return {w::RequestBody::SelectRequest,
+                    w::CreateSelectRequest(b, module, pstate, path, key, m.one).Union()};
+          },
+          [&](const ReadDepotRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto depot = OptionalString(b, m.depot);
+            return {w::RequestBody::ReadDepotRequest,
+                    w::CreateReadDepotRequest(b, module, depot, m.partition, m.from, m.to, m.limit)
+                        .Union()};
+          },
+          [&](const StatsRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::StatsRequest,
+                    w::CreateStatsRequest(b, OptionalString(b, m.module)).Union()};
+          },
+      },
+      body);
+}
+
+fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const ModuleInfo& m) {
+  auto name = OptionalString(b, m.name);
+  auto depots = TableList<w::DepotInfo>(b, m.depots, [](auto& b, const DepotInfo& d) {
+    auto name = OptionalString(b, d.name);
+    return w::CreateDepotInfo(b, name, OptionalString(b, d.partitioning));
+  });
+  auto pstates = TableList<w::PStateInfo>(b, m.pstates, [](auto& b, const PStateInfo& p) {
+    auto name = OptionalString(b, p.name);
+    auto schema = ValueField(b, p.schema);
+    return w::CreatePStateInfo(b, name, schema, OptionalString(b, p.schema_text));
+  });
+  auto topologies = TableList<w::TopologyInfo>(b, m.topologies, [](auto& b, const TopologyInfo& t) {
+    auto name = OptionalString(b, t.name);
+    return w::CreateTopologyInfo(b, name, StringList(b, t.sources));
+  });
+  return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies);
+}
+
+fb::Offset<w::AppendResult> EncodeAppendResult(fb::FlatBufferBuilder& b, const AppendResult& r) {
+  std::vector<fb::Offset<w::AckReturn>> acks;
+  acks.reserve(r.ack_returns.size());
+  for (const auto& [topology, value] : r.ack_returns) {
+    auto name = OptionalString(b, topology);
+    acks.push_back(w::CreateAckReturn(b, name, ValueField(b, value)));
+  }
+  auto ack_returns = b.CreateVector(acks);
+  fb::Offset<w::Error> failure;
+  if (r.failure.has_value()) failure = EncodeError(b, *r.failure);
+  return w::CreateAppendResult(b, r.partition, r.offset, ack_returns, failure);
+}
+
+fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const ModuleStats& m) {
+  auto module = OptionalString(b, m.module);
+  auto depots =
+      TableList<w::DepotPartitionStats>(b, m.depots, [](auto& b, const DepotPartitionStats& d) {
+        return w::CreateDepotPartitionStats(b, OptionalString(b, d.depot), d.partition,
+                                            d.start_offset, d.end_offset);
+      });
+  auto topologies = TableList<w::TopologyPartitionStats>(
+      b, m.topologies, [](auto& b, const TopologyPartitionStats& t) {
+        auto topology = OptionalString(b, t.topology);
+        auto depot = OptionalString(b, t.depot);
+        return w::CreateTopologyPartitionStats(b, topology, depot, t.partition, t.processed_offset,
+                                               t.lag);
+      });
+  auto failures =
+      TableList<w::TopologyFailure>(b, m.recent_failures, [](auto& b, const TopologyFailure& f) {
+        auto topology = OptionalString(b, f.topology);
+        auto depot = OptionalString(b, f.depot);
+        auto message = OptionalString(b, f.message);
+        return w::CreateTopologyFailure(b, topology, depot, f.partition, f.offset, message);
+      });
+  return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures);
+}
+
+std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBuilder& b,
+                                                                const ResponseBody& body) {
+  using Encoded = std::pair<w::ResponseBody, fb::Offset<void>>;
+  return std::visit(
+      Overloaded{
+          [&](const std::monostate&) -> Encoded {
+            return {w::ResponseBody::NONE, 0};
+          },
+          [&](const Welcome& m) -> Encoded {
+            auto version = OptionalString(b, m.server_version);
+            return {w::ResponseBody::Welcome, w::CreateWelcome(b, m.protocol_version, version,
+                                                               m.max_frame_size, m.max_in_flight)
+                                                  .Union()};
+          },
+          [&](const ModuleInfo& m) -> Encoded {
+            return {w::ResponseBody::ModuleInfo, EncodeModuleInfo(b, m).Union()};
+          },
+          [&](const ModuleList& m) -> Encoded {
+            auto modules = TableList<w::ModuleInfo>(b, m.modules, EncodeModuleInfo);
+            return {w::ResponseBody::ModuleList, w::CreateModuleList(b, modules).Union()};
+          },
+          [&](const Destroyed& m) -> Encoded {
+            return {w::ResponseBody::Destroyed,
+                    w::CreateDestroyed(b, OptionalString(b, m.module)).Union()};
+          },
+          [&](const Appended& m) -> Encoded {
+            auto results = TableList<w::AppendResult>(b, m.results, EncodeAppendResult);
+            return {w::ResponseBody::Appended, w::CreateAppended(b, results).Union()};
+          },
+          [&](const Selected& m) -> Encoded {
+            return {w::ResponseBody::Selected,
+                    w::CreateSelected(b, ValueList(b, m.values)).Union()};
+          },
+          [&](const DepotRecords& m) -> Encoded {
+            auto records =
+                TableList<w::DepotRecord>(b, m.records, [](auto& b, const DepotRecord& r) {
+                  return w::CreateDepotRecord(b, r.offset, ValueField(b, r.value));
+                });
+            return {w::ResponseBody::DepotRecords, w::CreateDepotRecords(b, records).Union()};
+          },
+          [&](const StatsResult& m) -> Encoded {
+            const ServerStats& s = m.server;
+            auto server = w::CreateServerStats(b, s.uptime_ms, s.connections, s.total_connections,
+                                               s.requests);
+            auto modules = TableList<w::ModuleStats>(b, m.modules, EncodeModuleStats);
+            return {w::ResponseBody::StatsResult, w::CreateStatsResult(b, server, modules).Union()};
+          },
+      },
+      body);
+}
+
+std::string BuilderBytes(const fb::FlatBufferBuilder& b) {
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+// ---- Decoding ----------------------------------------------------------------------------
+// The converters below run on verified buffers only. They report a field that is
+// missing, empty, out of range or not a decodable value as kInvalidArgument naming it;
+// DecodeResponse turns that into kCorruption (a server's bytes were wrong).
+
+std::string Str(const fb::String* s) { return s == nullptr ? std::string() : s->str(); }
+
+Result<std::string> RequiredName(const fb::String* s, std::string_view field) {
+  if (s == nullptr || s->size() == 0) {
+    return Status::InvalidArgument(std::string(field) + " is missing or empty");
+  }
+  return s->str();
+}
+
+Result<Value> RequiredValue(const fb::Vector<uint8_t>* bytes, std::string_view field) {
+  if (bytes == nullptr) return Status::InvalidArgument(std::string(field) + " is missing");
+  Result<Value> v = DecodeValue(bytes->data(), bytes->size());
+  if (!v.ok()) {
+    return Status::InvalidArgument(std::string(field) +
+                                   " is not a valid value: " + v.status().message());
+  }
+  return v;
+}
+
+std::string Indexed(std::string_view field, size_t i) {
+  return std::string(field) + "[" + std::to_string(i) + "]";
+}
+
+Result<std::vector<Value>> ValueListOf(const fb::Vector<fb::Offset<w::ValueBytes>>* list,
+                                       std::string_view field) {
+  std::vector<Value> values;
+  if (list == nullptr) return values;
+  values.reserve(list->size());
+  for (fb::uoffset_t i = 0; i < list->size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(Value v, RequiredValue(list->Get(i)->data(), Indexed(field, i)));
+    values.push_back(std::move(v));
+  }
+  return values;
+}
+
+Error ErrorOf(const w::Error& e) {
+  return Error{static_cast<ErrorCode>(e.code()), Str(e.message())};
+}
+
+Result<Hello> ConvertHello(const w::Hello& m) {
+  return Hello{m.protocol_version(), Str(m.client_name())};
+}
+
+Result<DeployRequest> ConvertDeploy(const w::DeployRequest& m) {
+  DeployRequest out;
+  out.path = Str(m.path());
+  if (m.so_bytes() != nullptr) {
+    out.so_bytes.assign(reinterpret_cast<const char*>(m.so_bytes()->data()), m.so_bytes()->size());
+  }
+  if (out.path.empty() == out.so_bytes.empty()) {
+    return Status::InvalidArgument(out.path.empty()
+                                       ? "DeployRequest needs one of path and so_bytes, has neither"
+                                       : "DeployRequest needs one of path and so_bytes, has both");
+  }
+  out.partitions = m.partitions();
+  if (out.partitions < 1 || out.partitions > kMaxPartitions) {
+    return Status::InvalidArgument("DeployRequest.partitions " + std::to_string(out.partitions) +
+                                   " is outside [1, " + std::to_string(kMaxPartitions) + "]");
+  }
+  return out;
+}
+
+Result<DescribeRequest> ConvertDescribe(const w::DescribeRequest& m) {
+  STRATA_ASSIGN_OR_RETURN(std::string module, RequiredName(m.module_(), "DescribeRequest.module"));
+  return DescribeRequest{std::move(module)};
+}
+
+Result<DestroyRequest> ConvertDestroy(const w::DestroyRequest& m) {
+  // An absent or wrong `confirm` is the server's CONFIRMATION_REQUIRED, not a decode error.
+  STRATA_ASSIGN_OR_RETURN(std::string module, RequiredName(m.module_(), "DestroyRequest.module"));
+  return DestroyRequest{std::move(module), Str(m.confirm())};
+}
+
+Result<AppendRequest> ConvertAppend(const w::AppendRequest& m) {
+  AppendRequest out;
+  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "AppendRequest.module"));
+  STRATA_ASSIGN_OR_RETURN(out.depot, RequiredName(m.depot(), "AppendRequest.depot"));
+  if (m.records() == nullptr || m.records()->size() == 0) {
+    return Status::InvalidArgument("AppendRequest.records is empty; append at least one record");
+  }
+  STRATA_ASSIGN_OR_RETURN(out.records, ValueListOf(m.records(), "AppendRequest.records"));
+  const auto ack = static_cast<uint8_t>(m.ack());
+  if (ack > static_cast<uint8_t>(AckLevel::kProcessed)) {
+    return Status::InvalidArgument("AppendRequest.ack " + std::to_string(ack) +
+                                   " is not an AckLevel (0 NONE, 1 APPENDED, 2 PROCESSED)");
+  }
+  out.ack = static_cast<AckLevel>(ack);
+  return out;
+}
+
+Result<SelectRequest> ConvertSelect(const w::SelectRequest& m) {
+  SelectRequest out;
+  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "SelectRequest.module"));
+  STRATA_ASSIGN_OR_RETURN(out.pstate, RequiredName(m.pstate(), "SelectRequest.pstate"));
+  STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SelectRequest.path"));
+  if (m.partition_key() != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(out.partition_key,
+                            RequiredValue(m.partition_key(), "SelectRequest.partition_key"));
+  }
+  out.one = m.one();
+  return out;
+}
+
+Result<ReadDepotRequest> ConvertReadDepot(const w::ReadDepotRequest& m) {
+  ReadDepotRequest out;
+  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "ReadDepotRequest.module"));
+  STRATA_ASSIGN_OR_RETURN(out.depot, RequiredName(m.depot(), "ReadDepotRequest.depot"));
+  out.partition = m.partition();
+  out.from = m.from();
+  out.to = m.to();
+  out.limit = m.limit();
+  if (out.partition < 0) {
+    return Status::InvalidArgument("ReadDepotRequest.partition " + std::to_string(out.partition) +
+                                   " is negative");
+  }
+  if (out.from < 0 || out.to < out.from) {
+    return Status::InvalidArgument("ReadDepotRequest range [" + std::to_string(out.from) + ", " +
+                                   std::to_string(out.to) + ") needs 0 <= from <= to");
+  }
+  if (out.limit < 1) {
+    return Status::InvalidArgument("ReadDepotRequest.limit " + std::to_string(out.limit) +
+                                   " is below 1");
+  }
+  return out;
+}
+
+Result<StatsRequest> ConvertStats(const w::StatsRequest& m) {
+  return StatsRequest{Str(m.module_())};
+}
+
+template <typename T>
+Result<RequestBody> AsBody(Result<T> r) {
+  if (!r.ok()) return r.status();
+  return RequestBody(std::move(r).value());
+}
+
+// The body of a verified Request; kInvalidArgument for no body. Unknown members are
+// handled by the caller (kUnsupported).
+Result<RequestBody> ConvertRequestBody(const w::Request& r) {
+  // The verifier accepts a type without a table: the union's table field is optional.
+  if (r.body() == nullptr) return Status::InvalidArgument("Request has no body");
+  switch (r.body_type()) {
+    case w::RequestBody::Hello:
+      return AsBody(ConvertHello(*r.body_as_Hello()));
+    case w::RequestBody::DeployRequest:
+      return AsBody(ConvertDeploy(*r.body_as_DeployRequest()));
+    case w::RequestBody::ListModulesRequest:
+      return RequestBody(ListModulesRequest{});
+    case w::RequestBody::DescribeRequest:
+      return AsBody(ConvertDescribe(*r.body_as_DescribeRequest()));
+    case w::RequestBody::DestroyRequest:
+      return AsBody(ConvertDestroy(*r.body_as_DestroyRequest()));
+    case w::RequestBody::AppendRequest:
+      return AsBody(ConvertAppend(*r.body_as_AppendRequest()));
+    case w::RequestBody::SelectRequest:
+      return AsBody(ConvertSelect(*r.body_as_SelectRequest()));
+    case w::RequestBody::ReadDepotRequest:
+      return AsBody(ConvertReadDepot(*r.body_as_ReadDepotRequest()));
+    case w::RequestBody::StatsRequest:
+      return AsBody(ConvertStats(*r.body_as_StatsRequest()));
+    case w::RequestBody::NONE:
+      break;
+  }
+  return Status::InvalidArgument("Request has no body");
+}
+
+Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
+  ModuleInfo out;
+  out.name = Str(m.name());
+  out.partitions = m.partitions();
+  if (m.depots() != nullptr) {
+    for (const w::DepotInfo* d : *m.depots()) {
+      out.depots.push_back(DepotInfo{Str(d->name()), Str(d->partitioning())});
+    }
+  }
+  if (m.pstates() != nullptr) {
+    for (fb::uoffset_t i = 0; i < m.pstates()->size(); ++i) {
+      const w::PStateInfo* p = m.pstates()->Get(i);
+      PStateInfo info;
+      info.name = Str(p->name());
+      STRATA_ASSIGN_OR_RETURN(
+          info.schema, RequiredValue(p->schema(), Indexed("ModuleInfo.pstates", i) + ".schema"));
+      info.schema_text = Str(p->schema_text());
+      out.pstates.push_back(std::move(info));
+    }
+  }
+  if (m.topologies() != nullptr) {
+    for (const w::TopologyInfo* t : *m.topologies()) {
+      TopologyInfo info;
+      info.name = Str(t->name());
+      if (t->sources() != nullptr) {
+        for (const fb::String* s : *t->sources()) info.sources.push_back(s->str());
+      }
+      out.topologies.push_back(std::move(info));
+    }
+  }
+  return out;
+}
+
+Result<AppendResult> ConvertAppendResult(const w::AppendResult& r, size_t index) {
+  AppendResult out;
+  out.partition = r.partition();
+  out.offset = r.offset();
+  if (r.ack_returns() != nullptr) {
+    for (fb::uoffset_t i = 0; i < r.ack_returns()->size(); ++i) {
+      const w::AckReturn* a = r.ack_returns()->Get(i);
+      STRATA_ASSIGN_OR_RETURN(
+          Value v, RequiredValue(
+                       a->value(),
+                       Indexed(Indexed("Appended.results", index) + ".ack_returns", i) + ".value"));
+      out.ack_returns.emplace_back(Str(a->topology()), std::move(v));
+    }
+  }
+  if (r.failure() != nullptr) out.failure = ErrorOf(*r.failure());
+  return out;
+}
+
+Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
+  StatsResult out;
+  if (const w::ServerStats* s = m.server()) {
+    out.server =
+        ServerStats{s->uptime_ms(), s->connections(), s->total_connections(), s->requests()};
+  }
+  if (m.modules() == nullptr) return out;
+  for (const w::ModuleStats* ms : *m.modules()) {
+    ModuleStats stats;
+    stats.module = Str(ms->module_());
+    stats.failures = ms->failures();
+    if (ms->depots() != nullptr) {
+      for (const w::DepotPartitionStats* d : *ms->depots()) {
+        stats.depots.push_back(DepotPartitionStats{Str(d->depot()), d->partition(),
+                                                   d->start_offset(), d->end_offset()});
+      }
+    }
+    if (ms->topologies() != nullptr) {
+      for (const w::TopologyPartitionStats* t : *ms->topologies()) {
+        stats.topologies.push_back(TopologyPartitionStats{
+            Str(t->topology()), Str(t->depot()), t->partition(), t->processed_offset(), t->lag()});
+      }
+    }
+    if (ms->recent_failures() != nullptr) {
+      for (const w::TopologyFailure* f : *ms->recent_failures()) {
+        stats.recent_failures.push_back(TopologyFailure{
+            Str(f->topology()), Str(f->depot()), f->partition(), f->offset(), Str(f->message())});
+      }
+    }
+    out.modules.push_back(std::move(stats));
+  }
+  return out;
+}
+
+template <typename T>
+Result<ResponseBody> AsResponseBody(Result<T> r) {
+  if (!r.ok()) return r.status();
+  return ResponseBody(std::move(r).value());
+}
+
+Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
+  if (r.body() == nullptr) {
+    if (r.body_type() == w::ResponseBody::NONE) return ResponseBody();
+    return Status::InvalidArgument("Response body type " +
+                                   std::to_string(static_cast<unsigned>(r.body_type())) +
+                                   " has no table");
+  }
+  switch (r.body_type()) {
+    case w::ResponseBody::NONE:
+      return ResponseBody();
+    case w::ResponseBody::Welcome: {
+      const w::Welcome& m = *r.body_as_Welcome();
+      return ResponseBody(Welcome{m.protocol_version(), Str(m.server_version()), m.max_frame_size(),
+                                  m.max_in_flight()});
+    }
+    case w::ResponseBody::ModuleInfo:
+      return AsResponseBody(ConvertModuleInfo(*r.body_as_ModuleInfo()));
+    case w::ResponseBody::ModuleList: {
+      ModuleList out;
+      if (const auto* modules = r.body_as_ModuleList()->modules()) {
+        for (const w::ModuleInfo* m : *modules) {
+          STRATA_ASSIGN_OR_RETURN(ModuleInfo info, ConvertModuleInfo(*m));
+          out.modules.push_back(std::move(info));
+        }
+      }
+      return ResponseBody(std::move(out));
+    }
+    case w::ResponseBody::Destroyed:
+      return ResponseBody(Destroyed{Str(r.body_as_Destroyed()->module_())});
+    case w::ResponseBody::Appended: {
+      Appended out;
+      if (const auto* results = r.body_as_Appended()->results()) {
+        for (fb::uoffset_t i = 0; i < results->size(); ++i) {
+          STRATA_ASSIGN_OR_RETURN(AppendResult result, ConvertAppendResult(*results->Get(i), i));
+          out.results.push_back(std::move(result));
+        }
+      }
+      return ResponseBody(std::move(out));
+    }
+    case w::ResponseBody::Selected: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<Value> values,
+                              ValueListOf(r.body_as_Selected()->values(), "Selected.values"));
+      return ResponseBody(Selected{std::move(values)});
+    }
+    case w::ResponseBody::DepotRecords: {
+      DepotRecords out;
+      if (const auto* records = r.body_as_DepotRecords()->records()) {
+        for (fb::uoffset_t i = 0; i < records->size(); ++i) {
+          const w::DepotRecord* rec = records->Get(i);
+          STRATA_ASSIGN_OR_RETURN(
+              Value v, RequiredValue(rec->value(), Indexed("DepotRecords.records", i) + ".value"));
+          out.records.push_back(DepotRecord{rec->offset(), std::move(v)});
+        }
+      }
+      return ResponseBody(std::move(out));
+    }
+    case w::ResponseBody::StatsResult:
+      return AsResponseBody(ConvertStatsResult(*r.body_as_StatsResult()));
+  }
+  return Status::InvalidArgument(
+      "Response body type " + std::to_string(static_cast<unsigned>(r.body_type())) + " is unknown");
+}
+
+// FlatBuffers reads scalars in place, so the buffer must be aligned to the largest scalar
+// (8). A frame inside a read buffer usually is not; it is then copied.
+class AlignedBuffer {
+ public:
+  AlignedBuffer(const uint8_t* data, size_t size) : data_(data) {
+    if (reinterpret_cast<uintptr_t>(data) % alignof(uint64_t) != 0) {
+      copy_ = std::make_unique<uint64_t[]>((size + 7) / 8);
+      std::memcpy(copy_.get(), data, size);
+      data_ = reinterpret_cast<const uint8_t*>(copy_.get());
+    }
+  }
+  const uint8_t* data() const { return data_; }
+
+ private:
+  const uint8_t* data_;
+  std::unique_ptr<uint64_t[]> copy_;
+};
+
+// Whether `size` bytes can be handed to flatbuffers::Verifier at all (it asserts on
+// buffers of 2 GiB and more) and hold at least a root offset.
+bool VerifiableSize(size_t size) {
+  return size >= sizeof(fb::uoffset_t) && size < FLATBUFFERS_MAX_BUFFER_SIZE;
+}
+
+// The id of a Request whose full verification failed, when the root table and its id
+// field verify on their own; so the client learns which request was bad.
+std::optional<uint64_t> ReadIdOnly(const uint8_t* data, size_t size, const DecodeLimits& limits) {
+  fb::Verifier verifier(data, size, limits.max_depth, limits.max_tables);
+  const fb::uoffset_t root = verifier.VerifyOffset(0);
+  if (root == 0) return std::nullopt;
+  const auto* table = reinterpret_cast<const fb::Table*>(data + root);
+  if (!table->VerifyTableStart(verifier) ||
+      !table->VerifyField<uint64_t>(verifier, w::Request::VT_ID, sizeof(uint64_t))) {
+    return std::nullopt;
+  }
+  return table->GetField<uint64_t>(w::Request::VT_ID, 0);
+}
+
+}  // namespace
+
+std::string_view ErrorCodeName(ErrorCode code) {
+  const auto index = static_cast<size_t>(code);
+  return index < kErrorCodeNames.size() ? kErrorCodeNames[index] : "UNKNOWN";
+}
+
+ErrorCode ErrorCodeFor(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return ErrorCode::kNone;
+    case StatusCode::kInvalidArgument:
+      return ErrorCode::kInvalidArgument;
+    case StatusCode::kNotFound:
+      return ErrorCode::kNotFound;
+    case StatusCode::kAlreadyExists:
+      return ErrorCode::kAlreadyExists;
+    case StatusCode::kSchemaViolation:
+      return ErrorCode::kSchemaViolation;
+    // Corrupt stored bytes are a storage failure to the client: nothing in its request
+    // can fix them.
+    case StatusCode::kCorruption:
+      return ErrorCode::kIoError;
+    case StatusCode::kIOError:
+      return ErrorCode::kIoError;
+    case StatusCode::kBusy:
+      return ErrorCode::kOverloaded;
+    case StatusCode::kAborted:
+      return ErrorCode::kAborted;
+    case StatusCode::kInternal:
+      return ErrorCode::kInternal;
+    case StatusCode::kUserError:
+      return ErrorCode::kTopologyFailed;
+  }
+  return ErrorCode::kInternal;
+}
+
+StatusCode StatusCodeFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kNone:
+      return StatusCode::kOk;
+    case ErrorCode::kBadFrame:
+      return StatusCode::kCorruption;
+    case ErrorCode::kFrameTooLarge:
+      return StatusCode::kInvalidArgument;
+    case ErrorCode::kUnsupportedVersion:
+      return StatusCode::kInvalidArgument;
+    case ErrorCode::kHandshakeRequired:
+      return StatusCode::kInvalidArgument;
+    case ErrorCode::kUnsupported:
+      return StatusCode::kInvalidArgument;
+    case ErrorCode::kInvalidArgument:
+      return StatusCode::kInvalidArgument;
+    case ErrorCode::kNotFound:
+      return StatusCode::kNotFound;
+    case ErrorCode::kAlreadyExists:
+      return StatusCode::kAlreadyExists;
+    case ErrorCode::kSchemaViolation:
+      return StatusCode::kSchemaViolation;
+    case ErrorCode::kTopologyFailed:
+      return StatusCode::kUserError;
+    case ErrorCode::kOverloaded:
+      return StatusCode::kBusy;
+    case ErrorCode::kAborted:
+      return StatusCode::kAborted;
+    case ErrorCode::kIoError:
+      return StatusCode::kIOError;
+    case ErrorCode::kInternal:
+      return StatusCode::kInternal;
+    case ErrorCode::kShuttingDown:
+      return StatusCode::kBusy;
+    case ErrorCode::kConfirmationRequired:
+      return StatusCode::kInvalidArgument;
+  }
+  return StatusCode::kInternal;  // a code from a newer server
+}
+
+std::string EncodeRequest(const Request& request) {
+  fb::FlatBufferBuilder b(256);
+  auto [type, body] = EncodeRequestBody(b, request.body);
+  b.Finish(w::CreateRequest(b, request.id, type, body));
+  return BuilderBytes(b);
+}
+
+std::variant<Request, RequestError> DecodeRequest(const uint8_t* data, size_t size,
+                                                  const DecodeLimits& limits) {
+  if (!VerifiableSize(size)) {
+    return RequestError{std::nullopt,
+                        {ErrorCode::kBadFrame, "request of " + std::to_string(size) +
+                                                   " bytes cannot hold a FlatBuffers Request"}};
+  }
+  AlignedBuffer aligned(data, size);
+  fb::Verifier verifier(aligned.data(), size, limits.max_depth, limits.max_tables);
+  if (!verifier.VerifyBuffer<w::Request>(nullptr)) {
+    return RequestError{
+        ReadIdOnly(aligned.data(), size, limits),
+        {ErrorCode::kBadFrame, "request of " + std::to_string(size) +
+                                   " bytes does not verify as a FlatBuffers Request (strata.fbs)"}};
+  }
+  const w::Request& r = *fb::GetRoot<w::Request>(aligned.data());
+  const uint64_t id = r.id();
+  const auto type = static_cast<uint8_t>(r.body_type());
+  if (type > static_cast<uint8_t>(w::RequestBody::MAX)) {
+    return RequestError{id,
+                        {ErrorCode::kUnsupported, "request body type " + std::to_string(type) +
+                                                      " is unknown to protocol version " +
+                                                      std::to_string(kProtocolVersion)}};
+  }
+  Result<RequestBody> body = ConvertRequestBody(r);
+  if (!body.ok()) return RequestError{id, {ErrorCode::kInvalidArgument, body.status().message()}};
+  return Request{id, std::move(body).value()};
+}
+
+std::string EncodeResponse(const Response& response) {
+  fb::FlatBufferBuilder b(256);
+  fb::Offset<w::Error> error;
+  w::ResponseBody type = w::ResponseBody::NONE;
+  fb::Offset<void> body;
+  if (response.error.has_value()) {
+    error = EncodeError(b, *response.error);
+  } else {
+    std::tie(type, body) = EncodeResponseBody(b, response.body);
+  }
+  b.Finish(w::CreateResponse(b, response.id, error, type, body));
+  return BuilderBytes(b);
+}
+
+Result<Response> DecodeResponse(const uint8_t* data, size_t size, const DecodeLimits& limits) {
+  if (!VerifiableSize(size)) {
+    return Status::Corruption("response of " + std::to_string(size) +
+                              " bytes cannot hold a FlatBuffers Response");
+  }
+  AlignedBuffer aligned(data, size);
+  fb::Verifier verifier(aligned.data(), size, limits.max_depth, limits.max_tables);
+  if (!verifier.VerifyBuffer<w::Response>(nullptr)) {
+    return Status::Corruption("response of " + std::to_string(size) +
+                              " bytes does not verify as a FlatBuffers Response (strata.fbs)");
+  }
+  const w::Response& r = *fb::GetRoot<w::Response>(aligned.data());
+  Response out;
+  out.id = r.id();
+  if (r.error() != nullptr) {
+    out.error = ErrorOf(*r.error());
+    return out;
+  }
+  Result<ResponseBody> body = ConvertResponseBody(r);
+  if (!body.ok()) {
+    return Status::Corruption("response " + std::to_string(out.id) + ": " +
+                              body.status().message());
+  }
+  out.body = std::move(body).value();
+  return out;
+}
+
+}  // namespace strata::protocol

@@ -1,0 +1,106 @@
+// One sample of every request and response kind, every field away from its default, for
+// round-trip tests, the fuzz seed corpus (tests/fuzz/make_protocol_corpus.cc) and
+// docs/protocol.md's examples. Test-only; header-only.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "strata/protocol/messages.h"
+#include "strata/value.h"
+
+namespace strata::protocol::testing {
+
+struct NamedRequest {
+  std::string name;  // file-name safe
+  Request request;
+};
+
+// A select path in the wire form of docs/paths.md: [["key", "alice"], ["all"]].
+inline Value SamplePath() {
+  return Value::ListOf({Value::ListOf({"key", "alice"}), Value::ListOf({"all"})});
+}
+
+inline std::vector<NamedRequest> SampleRequests() {
+  using namespace std::string_literals;
+  std::vector<NamedRequest> out;
+  out.push_back({"hello", {0, Hello{1, "strata-test/0.1"}}});
+  out.push_back({"deploy_path", {1, DeployRequest{"/opt/modules/wordcount.so", "", 4}}});
+  out.push_back({"deploy_bytes",
+                 {2, DeployRequest{"",
+                                   "\x7f"
+                                   "ELF\x02\x01\x01\x00"s,
+                                   1024}}});
+  out.push_back({"list_modules", {3, ListModulesRequest{}}});
+  out.push_back({"describe", {4, DescribeRequest{"wordcount"}}});
+  out.push_back({"destroy", {5, DestroyRequest{"wordcount", "wordcount"}}});
+  out.push_back(
+      {"append_one",
+       {6, AppendRequest{"social", "*follows", {Value::MapOf({{"x", 1}})}, AckLevel::kProcessed}}});
+  out.push_back(
+      {"append_batch",
+       {7, AppendRequest{"bank",
+                         "transfers",
+                         {Value::MapOf({{"from", "a"}, {"to", "b"}, {"amount", 12.5}}),
+                          Value::ListOf({Value(), true, -7, Value::BytesOf("\x00\xff"s)}),
+                          Value::SetOf({1, 2, 3}), Value::MapOf({{Value(1), Value("int key")}})},
+                         AckLevel::kNone}}});
+  out.push_back({"append_appended",
+                 {8, AppendRequest{"wordcount", "*sentences", {"the cat"}, AckLevel::kAppended}}});
+  out.push_back({"select", {9, SelectRequest{"social", "$$followers", SamplePath(), {}, false}}});
+  out.push_back(
+      {"select_one_key",
+       {10, SelectRequest{"bank", "balances", Value::ListOf({Value::ListOf({"key", "a"})}),
+                          Value("a"), true}}});
+  out.push_back({"read_depot", {11, ReadDepotRequest{"bank", "*transfers", 3, 100, 200, 50}}});
+  out.push_back({"stats_all", {12, StatsRequest{}}});
+  out.push_back({"stats_module", {UINT64_MAX, StatsRequest{"bank"}}});
+  return out;
+}
+
+struct NamedResponse {
+  std::string name;
+  Response response;
+};
+
+inline ModuleInfo SampleModuleInfo() {
+  return ModuleInfo{
+      "social",
+      8,
+      {{"*follows", "hash(from)"}, {"*posts", "random"}},
+      {{"$$followers", Value::MapOf({{"key", "string"}, {"value", "set<string>"}}),
+        "map<string, set<string>>"}},
+      {{"followers", {"*follows"}}, {"timeline", {"*posts", "*follows"}}},
+  };
+}
+
+inline std::vector<NamedResponse> SampleResponses() {
+  std::vector<NamedResponse> out;
+  out.push_back({"welcome", {0, {}, Welcome{1, "stratad 0.1.0", 16u << 20, 256}}});
+  out.push_back({"error", {6, Error{ErrorCode::kNotFound, "module \"nope\" is not deployed"}, {}}});
+  out.push_back({"module_info", {4, {}, SampleModuleInfo()}});
+  out.push_back({"module_list",
+                 {3, {}, ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}}}}}});
+  out.push_back({"module_list_empty", {3, {}, ModuleList{}}});
+  out.push_back({"destroyed", {5, {}, Destroyed{"wordcount"}}});
+  AppendResult ok{2, 41, {{"timeline", Value::MapOf({{"n", 3}})}, {"followers", Value()}}, {}};
+  AppendResult failed{5, 42, {}, Error{ErrorCode::kTopologyFailed, "topology timeline threw"}};
+  out.push_back({"appended", {7, {}, Appended{{ok, failed}}}});
+  out.push_back({"selected", {9, {}, Selected{{Value("bob"), Value::SetOf({"x", "y"}), 3.25}}}});
+  out.push_back({"selected_empty", {10, {}, Selected{}}});
+  out.push_back({"depot_records",
+                 {11, {}, DepotRecords{{{100, Value::MapOf({{"x", 1}})}, {101, Value("y")}}}}});
+  StatsResult stats;
+  stats.server = ServerStats{123456, 3, 17, 99999};
+  stats.modules.push_back(ModuleStats{"bank",
+                                      {{"*transfers", 0, 0, 10}, {"*transfers", 1, 5, 12}},
+                                      {{"balances", "*transfers", 0, 9, 1}},
+                                      2,
+                                      {{"balances", "*transfers", 1, 7, "negative amount -3"}}});
+  out.push_back({"stats", {12, {}, stats}});
+  out.push_back({"no_body", {13, {}, {}}});
+  return out;
+}
+
+}  // namespace strata::protocol::testing

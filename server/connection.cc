@@ -1,0 +1,293 @@
+#include "connection.h"
+
+#include <cstring>
+#include <utility>
+
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+
+#include "strata/protocol/frame.h"
+
+namespace strata::server {
+
+namespace proto = protocol;
+
+namespace {
+
+constexpr size_t kInitialReadBuffer = 64 << 10;
+constexpr size_t kMinReadSpace = 16 << 10;
+
+uint32_t LengthPrefix(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, Dispatcher& dispatcher,
+                       ServerCounters& counters, const ConnectionLimits& limits,
+                       std::function<void(Connection*)> on_closed)
+    : socket_(std::move(socket)),
+      dispatcher_(dispatcher),
+      counters_(counters),
+      limits_(limits),
+      on_closed_(std::move(on_closed)),
+      idle_timer_(socket_.get_executor()),
+      write_timer_(socket_.get_executor()) {
+  counters_.open_connections.fetch_add(1);
+  counters_.total_connections.fetch_add(1);
+}
+
+void Connection::Start() {
+  std::error_code ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  const asio::ip::tcp::endpoint remote = socket_.remote_endpoint(ec);
+  peer_ = ec ? std::string("unknown peer") : remote.address().to_string() + ":" + std::to_string(remote.port());
+  read_buffer_.resize(kInitialReadBuffer);
+  last_activity_ = std::chrono::steady_clock::now();
+  ArmIdleTimer();
+  StartRead();
+}
+
+void Connection::Drain() {
+  if (closed_) return;
+  finishing_ = true;
+  // Wakes a pending read with end-of-file; requests already read still complete.
+  std::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
+  CloseWhenDone();
+}
+
+void Connection::Abort() { Close(LogLevel::kWarning, "closed at the shutdown deadline"); }
+
+bool Connection::CanProcess() const {
+  return in_flight_ < limits_.max_in_flight && queued_bytes_ < limits_.max_queued_bytes;
+}
+
+void Connection::Resume() {
+  if (processing_ || closed_ || finishing_) return;
+  ProcessFrames();
+  StartRead();
+}
+
+void Connection::StartRead() {
+  if (reading_ || finishing_ || closed_ || !CanProcess()) return;
+  const size_t buffered = BufferedBytes();
+  if (read_begin_ > 0) {
+    std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, buffered);
+    read_begin_ = 0;
+    read_end_ = buffered;
+  }
+  if (buffered == 0 && read_buffer_.size() > 4 * kInitialReadBuffer) {
+    // A large frame is done: give its memory back.
+    read_buffer_.resize(kInitialReadBuffer);
+    read_buffer_.shrink_to_fit();
+  }
+  // Room for the whole pending frame (its prefix is below the cap, else it was refused).
+  size_t wanted = read_end_ + kMinReadSpace;
+  if (buffered >= proto::kLengthPrefixSize) {
+    wanted = std::max(wanted, proto::kLengthPrefixSize + LengthPrefix(read_buffer_.data()));
+  }
+  if (read_buffer_.size() < wanted) read_buffer_.resize(std::max(wanted, 2 * read_buffer_.size()));
+
+  reading_ = true;
+  socket_.async_read_some(
+      asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+      [self = shared_from_this()](const std::error_code& ec, size_t bytes) { self->OnRead(ec, bytes); });
+}
+
+void Connection::OnRead(const std::error_code& ec, size_t bytes) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    if (ec == asio::error::eof || finishing_) {
+      finishing_ = true;  // the client is done sending: answer what it sent, then close
+      CloseWhenDone();
+    } else if (ec != asio::error::operation_aborted) {
+      Close(LogLevel::kInfo, "read failed: " + ec.message());
+    }
+    return;
+  }
+  if (finishing_) return CloseWhenDone();
+  read_end_ += bytes;
+  last_activity_ = std::chrono::steady_clock::now();
+  Resume();
+}
+
+void Connection::ProcessFrames() {
+  processing_ = true;
+  while (!finishing_ && !closed_ && CanProcess()) {
+    proto::FrameView frame;
+    size_t consumed = 0;
+    std::string error;
+    const proto::DecodeState state =
+        proto::DecodeFrame(read_buffer_.data() + read_begin_, BufferedBytes(),
+                           limits_.max_frame_size, &frame, &consumed, &error);
+    if (state == proto::DecodeState::kNeedMore) break;
+    if (state == proto::DecodeState::kBad) {
+      const bool too_large = LengthPrefix(read_buffer_.data() + read_begin_) > limits_.max_frame_size;
+      FailAndClose(too_large ? proto::ErrorCode::kFrameTooLarge : proto::ErrorCode::kBadFrame, error);
+      break;
+    }
+    HandleFrame(frame.data, frame.size);
+    read_begin_ += consumed;
+  }
+  if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+  processing_ = false;
+}
+
+void Connection::HandleFrame(const uint8_t* data, size_t size) {
+  std::variant<proto::Request, proto::RequestError> decoded = proto::DecodeRequest(data, size);
+  if (auto* bad = std::get_if<proto::RequestError>(&decoded)) {
+    if (bad->id.has_value()) {
+      // The frame is intact (only its content is wrong): answer and keep the connection.
+      Send(ErrorResponse(*bad->id, bad->error.code, std::move(bad->error.message)));
+    } else {
+      FailAndClose(bad->error.code, "undecodable request: " + bad->error.message);
+    }
+    return;
+  }
+  proto::Request& request = std::get<proto::Request>(decoded);
+  if (const auto* hello = std::get_if<proto::Hello>(&request.body)) {
+    return HandleHello(request.id, *hello);
+  }
+  if (!handshaken_) {
+    Send(ErrorResponse(request.id, proto::ErrorCode::kHandshakeRequired,
+                       "the first request on a connection must be Hello"));
+    return;
+  }
+  ++in_flight_;
+  dispatcher_.Dispatch(std::move(request), [self = shared_from_this()](proto::Response response) {
+    asio::post(self->executor(), [self, response = std::move(response)]() mutable {
+      self->OnReply(std::move(response));
+    });
+  });
+}
+
+void Connection::HandleHello(uint64_t id, const proto::Hello& hello) {
+  if (hello.protocol_version != proto::kProtocolVersion) {
+    Send(ErrorResponse(id, proto::ErrorCode::kUnsupportedVersion,
+                       "protocol version " + std::to_string(hello.protocol_version) +
+                           " is not supported; this server speaks version " +
+                           std::to_string(proto::kProtocolVersion)));
+    finishing_ = true;
+    return CloseWhenDone();
+  }
+  handshaken_ = true;
+  proto::Response welcome;
+  welcome.id = id;
+  welcome.body = limits_.welcome;
+  Send(welcome);
+}
+
+void Connection::OnReply(proto::Response response) {
+  --in_flight_;
+  if (closed_) return;
+  Send(response);
+  if (finishing_) return CloseWhenDone();
+  Resume();
+}
+
+void Connection::Send(const proto::Response& response) {
+  if (closed_) return;
+  counters_.requests.fetch_add(1, std::memory_order_relaxed);  // answered, errors included
+  std::string payload = proto::EncodeResponse(response);
+  if (payload.size() > limits_.max_frame_size) {
+    payload = proto::EncodeResponse(ErrorResponse(
+        response.id, proto::ErrorCode::kInvalidArgument,
+        "the response to request " + std::to_string(response.id) + " would be " +
+            std::to_string(payload.size()) + " bytes, above the max frame size " +
+            std::to_string(limits_.max_frame_size) + "; ask for less (e.g. a smaller limit)"));
+  }
+  std::string frame;
+  frame.reserve(proto::kLengthPrefixSize + payload.size());
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
+  queued_bytes_ += frame.size();
+  queued_.push_back(std::move(frame));
+  StartWrite();
+}
+
+void Connection::StartWrite() {
+  if (write_pending_ || queued_.empty() || closed_) return;
+  writing_.swap(queued_);
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(writing_.size());
+  for (const std::string& frame : writing_) buffers.push_back(asio::buffer(frame));
+  write_pending_ = true;
+  ArmWriteTimer();
+  asio::async_write(socket_, buffers,
+                    [self = shared_from_this()](const std::error_code& ec, size_t bytes) {
+                      self->OnWrite(ec, bytes);
+                    });
+}
+
+void Connection::OnWrite(const std::error_code& ec, size_t /*bytes*/) {
+  write_pending_ = false;
+  ++write_generation_;
+  write_timer_.cancel();
+  if (closed_) return;
+  if (ec) return Close(LogLevel::kInfo, "write failed: " + ec.message());
+  for (const std::string& frame : writing_) queued_bytes_ -= frame.size();
+  writing_.clear();
+  last_activity_ = std::chrono::steady_clock::now();
+  StartWrite();
+  if (finishing_) return CloseWhenDone();
+  Resume();
+}
+
+void Connection::FailAndClose(proto::ErrorCode code, std::string message) {
+  LogWarning("connection " + peer_ + ": " + message + "; closing it");
+  Send(ErrorResponse(0, code, std::move(message)));
+  finishing_ = true;
+  CloseWhenDone();
+}
+
+void Connection::CloseWhenDone() {
+  if (closed_ || in_flight_ > 0 || write_pending_ || !queued_.empty()) return;
+  Close(LogLevel::kInfo, "");
+}
+
+void Connection::Close(LogLevel level, std::string_view why) {
+  if (closed_) return;
+  closed_ = true;
+  if (!why.empty()) Log(level, "connection " + peer_ + ": " + std::string(why) + "; closed");
+  std::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  idle_timer_.cancel();
+  write_timer_.cancel();
+  queued_.clear();
+  writing_.clear();
+  counters_.open_connections.fetch_sub(1);
+  on_closed_(this);
+}
+
+void Connection::ArmIdleTimer() {
+  idle_timer_.expires_at(last_activity_ + limits_.idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) { self->OnIdleTimer(ec); });
+}
+
+void Connection::OnIdleTimer(const std::error_code& ec) {
+  if (ec || closed_) return;
+  const auto now = std::chrono::steady_clock::now();
+  // A request being processed or a response being written is not idleness; a stalled
+  // write has its own deadline.
+  if (in_flight_ > 0 || write_pending_) last_activity_ = now;
+  if (now >= last_activity_ + limits_.idle_timeout) {
+    return Close(LogLevel::kInfo,
+                 "idle for " + std::to_string(limits_.idle_timeout.count()) + "s");
+  }
+  ArmIdleTimer();
+}
+
+void Connection::ArmWriteTimer() {
+  write_timer_.expires_after(limits_.write_timeout);
+  write_timer_.async_wait([self = shared_from_this(), generation = write_generation_](const std::error_code& ec) {
+    if (ec || self->closed_ || !self->write_pending_ || generation != self->write_generation_) return;
+    self->Close(LogLevel::kWarning, "a response write made no progress for " +
+                                        std::to_string(self->limits_.write_timeout.count()) +
+                                        "s (the client does not read)");
+  });
+}
+
+}  // namespace strata::server

@@ -1,0 +1,103 @@
+// One client connection: reads frames, runs the handshake, dispatches requests and writes
+// their responses back in completion order (request ids pair them up; docs/protocol.md).
+//
+// Threading: a connection belongs to one io_context, run by one thread; every member
+// function runs on that thread (engine and pool completions are posted to it), so the
+// state below needs no lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "dispatcher.h"
+#include "log.h"
+#include "strata/protocol/messages.h"
+
+namespace strata::server {
+
+struct ConnectionLimits {
+  uint32_t max_frame_size = 0;
+  uint32_t max_in_flight = 0;
+  uint64_t max_queued_bytes = 0;
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds write_timeout{30};
+  protocol::Welcome welcome;  // the handshake answer
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  // `on_closed` runs once, on the connection's thread, when the socket is closed.
+  Connection(asio::ip::tcp::socket socket, Dispatcher& dispatcher, ServerCounters& counters,
+             const ConnectionLimits& limits, std::function<void(Connection*)> on_closed);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Sets TCP_NODELAY, arms the idle timer and starts reading. On the connection's thread.
+  void Start();
+  // Graceful stop: no more requests are read; in-flight requests finish, their responses
+  // are written, then the socket closes. Post it to the connection's executor.
+  void Drain();
+  // Closes the socket now (shutdown deadline passed). Post it to the executor.
+  void Abort();
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+ private:
+  bool CanProcess() const;
+  void Resume();
+  void StartRead();
+  void OnRead(const std::error_code& ec, size_t bytes);
+  void ProcessFrames();
+  void HandleFrame(const uint8_t* data, size_t size);
+  void HandleHello(uint64_t id, const protocol::Hello& hello);
+  void OnReply(protocol::Response response);
+  void Send(const protocol::Response& response);
+  void StartWrite();
+  void OnWrite(const std::error_code& ec, size_t bytes);
+  void FailAndClose(protocol::ErrorCode code, std::string message);
+  void CloseWhenDone();
+  void Close(LogLevel level, std::string_view why);  // why empty: nothing to log
+  void ArmIdleTimer();
+  void OnIdleTimer(const std::error_code& ec);
+  void ArmWriteTimer();
+  size_t BufferedBytes() const { return read_end_ - read_begin_; }
+
+  asio::ip::tcp::socket socket_;
+  Dispatcher& dispatcher_;
+  ServerCounters& counters_;
+  const ConnectionLimits& limits_;
+  std::function<void(Connection*)> on_closed_;
+  std::string peer_;
+
+  // Received bytes not yet parsed are read_buffer_[read_begin_, read_end_).
+  std::vector<uint8_t> read_buffer_;
+  size_t read_begin_ = 0;
+  size_t read_end_ = 0;
+  bool reading_ = false;
+  bool processing_ = false;  // inside ProcessFrames (replies are posted, never nested)
+  bool handshaken_ = false;
+  // No more requests are accepted (drain, EOF, bad frame); the socket closes once the
+  // in-flight requests are answered and every queued response is written.
+  bool finishing_ = false;
+  bool closed_ = false;
+  uint32_t in_flight_ = 0;
+
+  // Frames (length prefix included) waiting for the next write, and those being written.
+  std::vector<std::string> queued_;
+  std::vector<std::string> writing_;
+  uint64_t queued_bytes_ = 0;  // over queued_ and writing_
+  bool write_pending_ = false;
+  uint64_t write_generation_ = 0;
+
+  asio::steady_timer idle_timer_;
+  asio::steady_timer write_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
+};
+
+}  // namespace strata::server

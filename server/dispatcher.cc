@@ -1,0 +1,269 @@
+#include "dispatcher.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include <asio/post.hpp>
+
+namespace strata::server {
+
+namespace fs = std::filesystem;
+namespace proto = protocol;
+
+proto::Response ErrorResponse(uint64_t id, proto::ErrorCode code, std::string message) {
+  proto::Response response;
+  response.id = id;
+  response.error = proto::Error{code, std::move(message)};
+  return response;
+}
+
+namespace {
+
+proto::Response FromStatus(uint64_t id, const Status& status) {
+  return ErrorResponse(id, proto::ErrorCodeFor(status), status.message());
+}
+
+proto::Response Body(uint64_t id, proto::ResponseBody body) {
+  proto::Response response;
+  response.id = id;
+  response.body = std::move(body);
+  return response;
+}
+
+// The wire accepts names with or without their sigil (protocol/strata.fbs); the engine
+// knows them with it.
+std::string WithSigil(const std::string& name, std::string_view sigil) {
+  if (name.starts_with(sigil)) return name;
+  return std::string(sigil) + name;
+}
+
+proto::ModuleInfo ToWire(const ModuleInfo& info) {
+  proto::ModuleInfo out;
+  out.name = info.name;
+  out.partitions = info.partitions;
+  for (const DepotInfo& d : info.depots) out.depots.push_back({d.name, d.partitioning});
+  for (const PStateInfo& p : info.pstates) {
+    out.pstates.push_back({p.name, p.schema.ToValue(), p.schema.ToString()});
+  }
+  for (const TopologyInfo& t : info.topologies) out.topologies.push_back({t.name, t.sources});
+  return out;
+}
+
+proto::ModuleStats ToWire(const ModuleStats& stats) {
+  proto::ModuleStats out;
+  out.module = stats.module;
+  for (const DepotPartitionStats& d : stats.depots) {
+    out.depots.push_back({d.depot, d.partition, d.start_offset, d.end_offset});
+  }
+  for (const TopologyPartitionStats& t : stats.topologies) {
+    out.topologies.push_back({t.topology, t.depot, t.partition, t.processed_offset, t.lag});
+  }
+  out.failures = stats.failures;
+  for (const TopologyFailure& f : stats.recent_failures) {
+    out.recent_failures.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
+  }
+  return out;
+}
+
+AckLevel ToEngine(proto::AckLevel level) {
+  switch (level) {
+    case proto::AckLevel::kNone:
+      return AckLevel::kNone;
+    case proto::AckLevel::kAppended:
+      return AckLevel::kAppended;
+    case proto::AckLevel::kProcessed:
+      return AckLevel::kProcessed;
+  }
+  return AckLevel::kProcessed;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_pool& blocking_pool,
+                       std::string data_dir)
+    : engine_(engine), counters_(counters), blocking_pool_(blocking_pool), data_dir_(std::move(data_dir)) {}
+
+void Dispatcher::Post(std::function<void()> work) { asio::post(blocking_pool_, std::move(work)); }
+
+void Dispatcher::Dispatch(proto::Request request, Reply reply) {
+  const uint64_t id = request.id;
+  std::visit(
+      [&](auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, proto::Hello>) {
+          reply(ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
+                              "Hello is only valid as a connection's handshake"));
+        } else if constexpr (std::is_same_v<T, proto::AppendRequest>) {
+          Append(id, std::move(body), std::move(reply));
+        } else {
+          Post([this, id, body = std::move(body), reply = std::move(reply)] {
+            if constexpr (std::is_same_v<T, proto::DeployRequest>) {
+              reply(Deploy(id, body));
+            } else if constexpr (std::is_same_v<T, proto::ListModulesRequest>) {
+              reply(ListModules(id));
+            } else if constexpr (std::is_same_v<T, proto::DescribeRequest>) {
+              reply(Describe(id, body));
+            } else if constexpr (std::is_same_v<T, proto::DestroyRequest>) {
+              reply(Destroy(id, body));
+            } else if constexpr (std::is_same_v<T, proto::SelectRequest>) {
+              reply(Select(id, body));
+            } else if constexpr (std::is_same_v<T, proto::ReadDepotRequest>) {
+              reply(ReadDepot(id, body));
+            } else {
+              static_assert(std::is_same_v<T, proto::StatsRequest>);
+              reply(Stats(id, body));
+            }
+          });
+        }
+      },
+      request.body);
+}
+
+Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partitions) {
+  DeployOptions options;
+  options.partitions = partitions;
+  return engine_.Deploy(path, options);
+}
+
+proto::Response Dispatcher::Deploy(uint64_t id, const proto::DeployRequest& request) {
+  if (request.path.empty() == request.so_bytes.empty()) {
+    return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
+                         "deploy needs exactly one of path and so_bytes");
+  }
+  if (!request.so_bytes.empty()) return DeployBytes(id, request);
+  Result<ModuleInfo> info = DeployFile(request.path, request.partitions);
+  if (!info.ok()) return FromStatus(id, info.status());
+  return Body(id, ToWire(*info));
+}
+
+// The bytes go to a file of the data directory only for the engine to copy; the engine
+// keeps its own copy, so the upload file is removed whatever happens.
+proto::Response Dispatcher::DeployBytes(uint64_t id, const proto::DeployRequest& request) {
+  const fs::path upload = fs::path(data_dir_) / (".upload-" + std::to_string(getpid()) + "-" +
+                                                 std::to_string(upload_counter_.fetch_add(1)) + ".so");
+  {
+    std::ofstream out(upload, std::ios::binary | std::ios::trunc);
+    out.write(request.so_bytes.data(), static_cast<std::streamsize>(request.so_bytes.size()));
+    out.close();
+    if (!out) {
+      std::error_code ignored;
+      fs::remove(upload, ignored);
+      return ErrorResponse(id, proto::ErrorCode::kIoError,
+                           "cannot write the uploaded module to " + upload.string());
+    }
+  }
+  Result<ModuleInfo> info = DeployFile(upload.string(), request.partitions);
+  std::error_code ignored;
+  fs::remove(upload, ignored);
+  if (!info.ok()) return FromStatus(id, info.status());
+  return Body(id, ToWire(*info));
+}
+
+proto::Response Dispatcher::ListModules(uint64_t id) {
+  Result<std::vector<ModuleInfo>> modules = engine_.Modules();
+  if (!modules.ok()) return FromStatus(id, modules.status());
+  proto::ModuleList list;
+  for (const ModuleInfo& info : *modules) list.modules.push_back(ToWire(info));
+  return Body(id, std::move(list));
+}
+
+proto::Response Dispatcher::Describe(uint64_t id, const proto::DescribeRequest& request) {
+  Result<ModuleInfo> info = engine_.Describe(request.module);
+  if (!info.ok()) return FromStatus(id, info.status());
+  return Body(id, ToWire(*info));
+}
+
+proto::Response Dispatcher::Destroy(uint64_t id, const proto::DestroyRequest& request) {
+  if (request.confirm != request.module) {
+    return ErrorResponse(id, proto::ErrorCode::kConfirmationRequired,
+                         "destroying module '" + request.module +
+                             "' deletes its data: set confirm to the module name (got '" +
+                             request.confirm + "')");
+  }
+  Status status = engine_.Destroy(request.module);
+  if (!status.ok()) return FromStatus(id, status);
+  return Body(id, proto::Destroyed{request.module});
+}
+
+proto::Response Dispatcher::Select(uint64_t id, const proto::SelectRequest& request) {
+  Result<Path> path = Path::FromValue(request.path);
+  if (!path.ok()) {
+    return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
+                         "invalid path " + request.path.ToString() + ": " + path.status().message());
+  }
+  const std::string pstate = WithSigil(request.pstate, "$$");
+  if (request.one) {
+    Result<Value> value = engine_.SelectOne(request.module, pstate, *path, request.partition_key);
+    if (!value.ok()) return FromStatus(id, value.status());
+    return Body(id, proto::Selected{{std::move(value).value()}});
+  }
+  Result<std::vector<Value>> values = engine_.Select(request.module, pstate, *path, request.partition_key);
+  if (!values.ok()) return FromStatus(id, values.status());
+  return Body(id, proto::Selected{std::move(values).value()});
+}
+
+proto::Response Dispatcher::ReadDepot(uint64_t id, const proto::ReadDepotRequest& request) {
+  Result<std::vector<DepotEntry>> entries =
+      engine_.ReadDepot(request.module, WithSigil(request.depot, "*"), request.partition,
+                        request.from, request.to, request.limit);
+  if (!entries.ok()) return FromStatus(id, entries.status());
+  proto::DepotRecords records;
+  records.records.reserve(entries->size());
+  for (DepotEntry& entry : *entries) records.records.push_back({entry.offset, std::move(entry.record)});
+  return Body(id, std::move(records));
+}
+
+proto::Response Dispatcher::Stats(uint64_t id, const proto::StatsRequest& request) {
+  proto::StatsResult result;
+  result.server.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - counters_.start)
+                                .count();
+  result.server.connections = counters_.open_connections.load();
+  result.server.total_connections = counters_.total_connections.load();
+  result.server.requests = counters_.requests.load();
+
+  std::vector<std::string> names;
+  if (!request.module.empty()) {
+    names.push_back(request.module);
+  } else {
+    Result<std::vector<ModuleInfo>> modules = engine_.Modules();
+    if (!modules.ok()) return FromStatus(id, modules.status());
+    for (const ModuleInfo& info : *modules) names.push_back(info.name);
+  }
+  for (const std::string& name : names) {
+    Result<ModuleStats> stats = engine_.Stats(name);
+    if (!stats.ok()) {
+      // A module destroyed between Modules() and Stats() is simply gone.
+      if (request.module.empty() && stats.status().code() == StatusCode::kNotFound) continue;
+      return FromStatus(id, stats.status());
+    }
+    result.modules.push_back(ToWire(*stats));
+  }
+  return Body(id, std::move(result));
+}
+
+void Dispatcher::Append(uint64_t id, proto::AppendRequest request, Reply reply) {
+  engine_.AppendAsync(
+      request.module, WithSigil(request.depot, "*"), std::move(request.records),
+      ToEngine(request.ack), [id, reply = std::move(reply)](Result<std::vector<AppendResult>> results) {
+        if (!results.ok()) return reply(FromStatus(id, results.status()));
+        proto::Appended appended;
+        appended.results.reserve(results->size());
+        for (AppendResult& r : *results) {
+          proto::AppendResult out;
+          out.partition = r.partition;
+          out.offset = r.offset;
+          out.ack_returns = std::move(r.ack_returns);
+          if (!r.failure.ok()) {
+            out.failure = proto::Error{proto::ErrorCodeFor(r.failure), r.failure.message()};
+          }
+          appended.results.push_back(std::move(out));
+        }
+        reply(Body(id, std::move(appended)));
+      });
+}
+
+}  // namespace strata::server

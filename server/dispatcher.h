@@ -1,0 +1,70 @@
+// Translates decoded protocol requests into Engine calls and engine results into
+// responses. Knows nothing of sockets: a connection hands it a request and a Reply.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <asio/thread_pool.hpp>
+
+#include "strata/engine.h"
+#include "strata/protocol/messages.h"
+
+namespace strata::server {
+
+// Server-wide counters for Stats. Updated by io threads; read by any thread.
+struct ServerCounters {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::atomic<int64_t> open_connections{0};
+  std::atomic<int64_t> total_connections{0};
+  std::atomic<int64_t> requests{0};  // answered (error responses included)
+};
+
+// Called exactly once per request with its response, from any thread (the caller's, an
+// engine thread, or a blocking-pool thread); the connection posts it to its own thread.
+using Reply = std::function<void(protocol::Response)>;
+
+class Dispatcher {
+ public:
+  // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
+  // flight. Engine calls that block (deploy, destroy, describe, select, read, stats) run
+  // on `blocking_pool`, so network threads only parse, dispatch and write. Appends go to
+  // Engine::AppendAsync directly: it returns at once unless the engine holds its global
+  // cap of unprocessed records, which is the server's backpressure on appenders.
+  Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_pool& blocking_pool,
+             std::string data_dir);
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Any request but Hello (the connection does the handshake). Thread-safe.
+  void Dispatch(protocol::Request request, Reply reply);
+
+  // Blocking forms used at start (--deploy) and by the pool.
+  Result<ModuleInfo> DeployFile(const std::string& path, int partitions);
+
+ private:
+  void Post(std::function<void()> work);
+  protocol::Response DeployBytes(uint64_t id, const protocol::DeployRequest& request);
+  protocol::Response Deploy(uint64_t id, const protocol::DeployRequest& request);
+  protocol::Response ListModules(uint64_t id);
+  protocol::Response Describe(uint64_t id, const protocol::DescribeRequest& request);
+  protocol::Response Destroy(uint64_t id, const protocol::DestroyRequest& request);
+  protocol::Response Select(uint64_t id, const protocol::SelectRequest& request);
+  protocol::Response ReadDepot(uint64_t id, const protocol::ReadDepotRequest& request);
+  protocol::Response Stats(uint64_t id, const protocol::StatsRequest& request);
+  void Append(uint64_t id, protocol::AppendRequest request, Reply reply);
+
+  Engine& engine_;
+  ServerCounters& counters_;
+  asio::thread_pool& blocking_pool_;
+  const std::string data_dir_;
+  std::atomic<uint64_t> upload_counter_{0};
+};
+
+// An error response for request `id`.
+protocol::Response ErrorResponse(uint64_t id, protocol::ErrorCode code, std::string message);
+
+}  // namespace strata::server

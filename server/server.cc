@@ -1,0 +1,244 @@
+#include "server.h"
+
+#include <csignal>
+#include <utility>
+
+#include <asio/post.hpp>
+
+#include "log.h"
+
+namespace strata::server {
+
+namespace {
+
+int IoThreadCount(const ServerOptions& options) {
+  if (options.io_threads > 0) return options.io_threads;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int count) {
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  // Concurrency hint 1: each io_context is run by exactly one thread.
+  for (int i = 0; i < count; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
+  return contexts;
+}
+
+std::string SignalName(int signal) {
+  if (signal == SIGINT) return "SIGINT";
+  if (signal == SIGTERM) return "SIGTERM";
+  return "signal " + std::to_string(signal);
+}
+
+// How long a graceful shutdown waits for connections to finish before closing them.
+constexpr std::chrono::seconds kDrainGrace{5};
+
+}  // namespace
+
+Server::Server(const ServerOptions& options)
+    : options_(options),
+      io_contexts_(MakeContexts(IoThreadCount(options))),
+      acceptor_(*io_contexts_[0]),
+      accept_retry_timer_(*io_contexts_[0]),
+      signals_(*io_contexts_[0], SIGINT, SIGTERM) {
+  limits_.max_frame_size = options.max_frame_size;
+  limits_.max_in_flight = options.max_in_flight;
+  limits_.max_queued_bytes = options.max_queued_bytes;
+  limits_.idle_timeout = std::chrono::seconds(options.idle_timeout_s);
+  limits_.write_timeout = std::chrono::seconds(options.write_timeout_s);
+  limits_.welcome.protocol_version = protocol::kProtocolVersion;
+  limits_.welcome.server_version = STRATA_VERSION;
+  limits_.welcome.max_frame_size = options.max_frame_size;
+  limits_.welcome.max_in_flight = options.max_in_flight;
+  for (auto& context : io_contexts_) work_guards_.push_back(asio::make_work_guard(*context));
+}
+
+Server::~Server() {
+  // Run() normally stops everything; this covers a Server that never ran.
+  work_guards_.clear();
+  for (auto& context : io_contexts_) context->stop();
+  for (std::thread& thread : io_threads_) thread.join();
+  if (blocking_pool_) blocking_pool_->join();
+}
+
+Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server(options));
+  STRATA_RETURN_IF_ERROR(server->OpenEngine());
+  STRATA_RETURN_IF_ERROR(server->DeployAtStart());
+  STRATA_RETURN_IF_ERROR(server->Listen());
+  return server;
+}
+
+Status Server::OpenEngine() {
+  EngineOptions engine_options;
+  engine_options.data_dir = options_.data_dir;
+  engine_options.cache_size_bytes = options_.cache_size_bytes;
+  engine_options.task_threads = options_.task_threads;
+  Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
+  if (!engine.ok()) {
+    if (engine.status().code() == StatusCode::kBusy) {
+      return Status::Busy("another stratad is using " + options_.data_dir + " (" +
+                          engine.status().message() + ")");
+    }
+    return Status(engine.status().code(),
+                  "cannot open data directory " + options_.data_dir + ": " + engine.status().message());
+  }
+  engine_ = std::move(engine).value();
+  const unsigned pool_threads = std::max(4u, 2 * std::thread::hardware_concurrency());
+  blocking_pool_ = std::make_unique<asio::thread_pool>(pool_threads);
+  dispatcher_ = std::make_unique<Dispatcher>(*engine_, counters_, *blocking_pool_, options_.data_dir);
+
+  Result<std::vector<ModuleInfo>> modules = engine_->Modules();
+  if (!modules.ok()) return modules.status();
+  std::string names;
+  for (const ModuleInfo& m : *modules) names += (names.empty() ? "" : ", ") + m.name;
+  LogInfo("opened data directory " + options_.data_dir + ": " + std::to_string(modules->size()) +
+          " module(s) reloaded" + (names.empty() ? "" : " (" + names + ")"));
+  return Status::Ok();
+}
+
+Status Server::DeployAtStart() {
+  for (const std::string& path : options_.deploy) {
+    Result<ModuleInfo> info = dispatcher_->DeployFile(path, DeployOptions{}.partitions);
+    if (info.ok()) {
+      LogInfo("deployed module " + info->name + " from " + path + " (" +
+              std::to_string(info->partitions) + " partitions)");
+    } else if (info.status().code() == StatusCode::kAlreadyExists) {
+      LogInfo("--deploy " + path + ": " + info.status().message() + "; keeping the deployed one");
+    } else {
+      return Status(info.status().code(), "--deploy " + path + ": " + info.status().message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status Server::Listen() {
+  const std::string wanted = FormatListenAddress(options_.listen.host, options_.listen.port);
+  std::error_code ec;
+  asio::ip::tcp::resolver resolver(*io_contexts_[0]);
+  auto results = resolver.resolve(options_.listen.host, std::to_string(options_.listen.port),
+                                  asio::ip::tcp::resolver::passive, ec);
+  if (ec || results.empty()) {
+    return Status::InvalidArgument("cannot resolve listen address " + wanted + ": " +
+                                   (ec ? ec.message() : "no address"));
+  }
+  const asio::ip::tcp::endpoint endpoint = results.begin()->endpoint();
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::IOError("cannot listen on " + wanted + ": " + ec.message());
+  return Status::Ok();
+}
+
+std::string Server::listen_address() const {
+  std::error_code ec;
+  const asio::ip::tcp::endpoint endpoint = acceptor_.local_endpoint(ec);
+  if (ec) return "?";
+  return FormatListenAddress(endpoint.address().to_string(), endpoint.port());
+}
+
+void Server::Accept() {
+  asio::io_context& context = *io_contexts_[next_context_];
+  next_context_ = (next_context_ + 1) % io_contexts_.size();
+  acceptor_.async_accept(context, [this](const std::error_code& ec, asio::ip::tcp::socket socket) {
+    OnAccepted(ec, std::move(socket));
+  });
+}
+
+void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket) {
+  if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec) {
+    // Typically out of file descriptors: wait a little instead of spinning.
+    LogWarning("accepting a connection failed: " + ec.message() + "; retrying in 100 ms");
+    accept_retry_timer_.expires_after(std::chrono::milliseconds(100));
+    accept_retry_timer_.async_wait([this](const std::error_code& wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) Accept();
+    });
+    return;
+  }
+  {
+    // Under mu_ so that a shutdown either sees this connection (and drains it) or this
+    // accept sees the shutdown.
+    std::lock_guard lock(mu_);
+    if (stop_signal_.has_value()) return;  // the socket closes as it goes out of scope
+    auto connection = std::make_shared<Connection>(std::move(socket), *dispatcher_, counters_, limits_,
+                                                   [this](Connection* c) { Unregister(c); });
+    connections_.emplace(connection.get(), connection);
+    asio::post(connection->executor(), [connection] { connection->Start(); });
+  }
+  Accept();
+}
+
+void Server::Unregister(Connection* connection) {
+  std::lock_guard lock(mu_);
+  connections_.erase(connection);
+  cv_.notify_all();
+}
+
+void Server::OnSignal(const std::error_code& ec, int signal) {
+  if (ec) return;
+  std::lock_guard lock(mu_);
+  stop_signal_ = signal;
+  cv_.notify_all();
+}
+
+void Server::ForEachConnection(void (Connection::*action)()) {
+  std::lock_guard lock(mu_);
+  for (auto& [raw, weak] : connections_) {
+    if (std::shared_ptr<Connection> connection = weak.lock()) {
+      asio::post(connection->executor(), [connection, action] { ((*connection).*action)(); });
+    }
+  }
+}
+
+bool Server::WaitForConnections(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_until(lock, deadline, [&] { return connections_.empty(); });
+}
+
+int Server::Run() {
+  signals_.async_wait([this](const std::error_code& ec, int signal) { OnSignal(ec, signal); });
+  Accept();
+  for (auto& context : io_contexts_) {
+    io_threads_.emplace_back([&context] { context->run(); });
+  }
+  LogInfo("serving with " + std::to_string(io_contexts_.size()) + " network thread(s)");
+
+  size_t open = 0;
+  int signal = 0;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return stop_signal_.has_value(); });
+    signal = *stop_signal_;
+    open = connections_.size();
+  }
+  LogInfo("received " + SignalName(signal) + ": shutting down, draining " + std::to_string(open) +
+          " connection(s)");
+  asio::post(*io_contexts_[0], [this] {
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    accept_retry_timer_.cancel();
+  });
+  ForEachConnection(&Connection::Drain);
+  const auto deadline = std::chrono::steady_clock::now() + limits_.write_timeout + kDrainGrace;
+  if (!WaitForConnections(deadline)) {
+    LogWarning("connections still open at the shutdown deadline; closing them");
+    ForEachConnection(&Connection::Abort);
+    if (!WaitForConnections(std::chrono::steady_clock::now() + kDrainGrace)) {
+      LogError("connections did not close; stopping anyway");
+    }
+  }
+  blocking_pool_->join();
+  // The engine drains its queued work and flushes; late completions are posted to the
+  // io_contexts, still running, where closed connections ignore them.
+  engine_.reset();
+  LogInfo("engine closed (final flush done)");
+  work_guards_.clear();
+  for (auto& context : io_contexts_) context->stop();
+  for (std::thread& thread : io_threads_) thread.join();
+  io_threads_.clear();
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace strata::server

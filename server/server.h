@@ -1,0 +1,81 @@
+// stratad: the Engine behind an Asio acceptor. One io_context per network thread, each
+// run by that thread alone; the acceptor hands connections round-robin to them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
+
+#include "connection.h"
+#include "dispatcher.h"
+#include "server_options.h"
+#include "strata/engine.h"
+
+namespace strata::server {
+
+class Server {
+ public:
+  // Opens the engine on options.data_dir (kBusy, "another stratad is using DIR", when
+  // another process has it), deploys options.deploy, and binds the listening socket.
+  static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // "HOST:PORT" actually bound (the real port when the options asked for port 0).
+  std::string listen_address() const;
+
+  // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets
+  // every connection finish its in-flight requests and write their responses, closes
+  // the engine (final flush). Returns the process exit code.
+  int Run();
+
+ private:
+  explicit Server(const ServerOptions& options);
+  Status OpenEngine();
+  Status DeployAtStart();
+  Status Listen();
+  void Accept();
+  void OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket);
+  void OnSignal(const std::error_code& ec, int signal);
+  void Unregister(Connection* connection);
+  // Posts `action` to every open connection's thread.
+  void ForEachConnection(void (Connection::*action)());
+  bool WaitForConnections(std::chrono::steady_clock::time_point deadline);
+
+  const ServerOptions options_;
+  ServerCounters counters_;
+  ConnectionLimits limits_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<asio::thread_pool> blocking_pool_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+
+  std::vector<std::unique_ptr<asio::io_context>> io_contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_guards_;
+  std::vector<std::thread> io_threads_;
+  // The acceptor, its retry timer and the signals run on io_contexts_[0].
+  asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer accept_retry_timer_;
+  asio::signal_set signals_;
+  size_t next_context_ = 0;  // accept handler only
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<int> stop_signal_;                                          // GUARDED_BY(mu_)
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace strata::server

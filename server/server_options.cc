@@ -1,0 +1,117 @@
+#include "server_options.h"
+
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+namespace strata::server {
+
+Result<ListenAddress> ParseListenAddress(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::InvalidArgument("listen address '" + std::string(text) +
+                                     "' must look like [IPV6]:PORT");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      return Status::InvalidArgument("listen address '" + std::string(text) +
+                                     "' must look like HOST:PORT (or [IPV6]:PORT)");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) {
+    return Status::InvalidArgument("listen address '" + std::string(text) + "' has no host");
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return Status::InvalidArgument("listen address '" + std::string(text) + "' has port '" +
+                                   std::string(port) + "', not a number from 0 to 65535");
+  }
+  return ListenAddress{std::string(host), static_cast<uint16_t>(value)};
+}
+
+std::string FormatListenAddress(const std::string& host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
+  ServerOptions options;
+  CLI::App app{"stratad: the Strata server. Serves the binary protocol (docs/protocol.md)."};
+  app.set_version_flag("--version", std::string("stratad ") + STRATA_VERSION);
+  app.set_config("--config", "", "Read these options from a TOML/INI file (key = value)");
+
+  const std::map<std::string, int> seconds_units = {{"s", 1}, {"min", 60}, {"h", 3600}};
+  std::string listen = FormatListenAddress(options.listen.host, options.listen.port);
+  app.add_option("--data-dir", options.data_dir, "Data directory (created when missing)")
+      ->capture_default_str();
+  app.add_option("--listen", listen, "Address of the protocol port: HOST:PORT or [IPV6]:PORT")
+      ->capture_default_str();
+  app.add_option("--cache-size", options.cache_size_bytes,
+                 "Storage cache size (bounds the memory used), e.g. 512MB, 2GB")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("512MB");
+  app.add_option("--max-frame-size", options.max_frame_size,
+                 "Largest frame payload accepted or sent, e.g. 16MB")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint32_t{1024}, uint32_t{1u << 30}))
+      ->default_str("16MB");
+  app.add_option("--max-in-flight", options.max_in_flight,
+                 "Requests processed at once per connection (reading pauses at the cap)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-queued-bytes", options.max_queued_bytes,
+                 "Response bytes queued per connection before reading pauses, e.g. 8MB")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("8MB");
+  app.add_option("--idle-timeout", options.idle_timeout_s,
+                 "Close a connection idle this long, e.g. 300s, 5min")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::PositiveNumber)
+      ->default_str("300s");
+  app.add_option("--write-timeout", options.write_timeout_s,
+                 "Close a connection whose response write makes no progress this long")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::PositiveNumber)
+      ->default_str("30s");
+  app.add_option("--threads", options.io_threads, "Network threads (0: one per core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_option("--task-threads", options.task_threads,
+                 "Engine task threads (0: one per core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_option("--deploy", options.deploy,
+                 "Module files (.so) to deploy at start unless a module of that name is "
+                 "deployed");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  Result<ListenAddress> address = ParseListenAddress(listen);
+  if (!address.ok()) {
+    std::fprintf(stderr, "--listen: %s\n", address.status().message().c_str());
+    return 2;
+  }
+  options.listen = *address;
+  if (options.max_queued_bytes == 0) {
+    std::fprintf(stderr, "--max-queued-bytes must be above 0\n");
+    return 2;
+  }
+  return options;
+}
+
+}  // namespace strata::server

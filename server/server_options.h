@@ -1,0 +1,47 @@
+// stratad's configuration: command-line flags, or the same options from a TOML/INI file
+// given with --config (CLI11 config files; a flag on the command line wins over the file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "strata/protocol/frame.h"
+#include "strata/status.h"
+
+namespace strata::server {
+
+struct ListenAddress {
+  std::string host;  // an address literal ("127.0.0.1", "::1") or a name ("localhost")
+  uint16_t port = 0;  // 0: the kernel chooses; the "listening on" line shows the real one
+};
+
+struct ServerOptions {
+  std::string data_dir = "./strata-data";
+  ListenAddress listen{"127.0.0.1", 7450};
+  uint64_t cache_size_bytes = 512ull << 20;
+  uint32_t max_frame_size = protocol::kDefaultMaxFrameSize;
+  // Per connection: requests being processed at once, and response bytes queued for the
+  // socket. At either cap the server stops reading the connection until it drops below.
+  uint32_t max_in_flight = 256;
+  uint64_t max_queued_bytes = 8ull << 20;
+  int idle_timeout_s = 300;  // a connection with no request and nothing in flight is closed
+  int write_timeout_s = 30;  // a response write that makes no progress this long closes
+  int io_threads = 0;        // one io_context each; 0: one per core
+  int task_threads = 0;      // engine task threads; 0: one per core
+  std::vector<std::string> deploy;  // module files deployed at start unless already deployed
+};
+
+// "HOST:PORT" or "[IPV6]:PORT".
+Result<ListenAddress> ParseListenAddress(std::string_view text);
+// "HOST:PORT", with brackets around an IPv6 host.
+std::string FormatListenAddress(const std::string& host, uint16_t port);
+
+// Parses the command line (and the --config file it names). Returns the options, or the
+// exit code when the process is done: 0 after --help or --version, non-zero after a usage
+// error; in both cases the text for the user has been printed.
+std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv);
+
+}  // namespace strata::server

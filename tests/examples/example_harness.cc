@@ -1,0 +1,293 @@
+#include "example_harness.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+
+#include "strata/key_codec.h"
+#include "strata/path.h"
+
+namespace strata::examples_test {
+namespace {
+
+constexpr int64_t kReadPage = 1000;
+constexpr size_t kAppendChunk = 500;
+
+std::string Shorten(const std::string& s) {
+  constexpr size_t kMax = 1500;
+  return s.size() <= kMax ? s : s.substr(0, kMax) + "...(" + std::to_string(s.size()) + " chars)";
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+                      "/strata-examples-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp(" << templ << ") failed";
+  }
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string ModulePath(const std::string& name) {
+  return std::string(STRATA_MODULES_DIR) + "/" + name + ".so";
+}
+
+Result<std::unique_ptr<Engine>> OpenEngine(const std::string& dir) {
+  EngineOptions options;
+  options.data_dir = dir;
+  options.task_threads = 2;
+  options.cache_size_bytes = 64ull << 20;
+  return Engine::Open(options);
+}
+
+Status DeployExample(Engine& engine, const std::string& name) {
+  DeployOptions options;
+  options.partitions = kPartitions;
+  return engine.Deploy(ModulePath(name), options).status();
+}
+
+std::vector<Value> PartitionKeys(int partitions) {
+  std::vector<Value> keys(partitions);
+  int found = 0;
+  for (int64_t k = 0; found < partitions; ++k) {
+    Value& slot = keys[HashKey(Value(k)) % static_cast<uint64_t>(partitions)];
+    if (slot.is_nil()) {
+      slot = Value(k);
+      ++found;
+    }
+  }
+  return keys;
+}
+
+Result<PStateDump> DumpPState(Engine& engine, const std::string& module, const std::string& pstate) {
+  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, engine.Describe(module));
+  auto it = std::find_if(info.pstates.begin(), info.pstates.end(),
+                         [&](const PStateInfo& p) { return p.name == pstate; });
+  if (it == info.pstates.end()) {
+    return Status::NotFound("module " + module + " has no PState " + pstate);
+  }
+  std::vector<Value> keys = PartitionKeys(it->schema.global ? 1 : info.partitions);
+  PStateDump dump;
+  for (const Value& key : keys) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<Value> contents,
+                            engine.Select(module, pstate, Path(), key));
+    dump.push_back(std::move(contents));
+  }
+  return dump;
+}
+
+Result<std::map<std::string, PStateDump>> DumpPStates(Engine& engine, const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, engine.Describe(module));
+  std::map<std::string, PStateDump> dumps;
+  for (const PStateInfo& p : info.pstates) {
+    STRATA_ASSIGN_OR_RETURN(dumps[p.name], DumpPState(engine, module, p.name));
+  }
+  return dumps;
+}
+
+Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string& module,
+                                              const std::string& pstate) {
+  STRATA_ASSIGN_OR_RETURN(PStateDump dump, DumpPState(engine, module, pstate));
+  std::map<Value, int64_t> out;
+  for (const std::vector<Value>& partition : dump) {
+    for (const Value& root : partition) {
+      if (root.is_nil()) continue;
+      if (!root.is_map()) {
+        return Status::InvalidArgument(pstate + ": expected a map root, got " + root.ToString());
+      }
+      for (const auto& [key, value] : root.as_map()) {
+        if (!value.is_int()) {
+          return Status::InvalidArgument(pstate + ": expected int values, got " + value.ToString());
+        }
+        if (!out.emplace(key, value.as_int()).second) {
+          return Status::InvalidArgument(pstate + ": key " + key.ToString() +
+                                         " is on two partitions");
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
+                                                             const std::string& module,
+                                                             const std::string& depot) {
+  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, engine.Describe(module));
+  std::vector<std::vector<DepotEntry>> out(info.partitions);
+  for (int p = 0; p < info.partitions; ++p) {
+    int64_t from = 0;
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<DepotEntry> page,
+          engine.ReadDepot(module, depot, p, from, std::numeric_limits<int64_t>::max(), kReadPage));
+      if (page.empty()) break;
+      for (DepotEntry& r : page) {
+        if (r.offset != from) {
+          return Status::Internal(module + " " + depot + " partition " + std::to_string(p) +
+                                  ": expected offset " + std::to_string(from) + ", read " +
+                                  std::to_string(r.offset));
+        }
+        ++from;
+        out[p].push_back(std::move(r));
+      }
+    }
+  }
+  return out;
+}
+
+Status Recompute(Engine& live, Engine& fresh, const std::string& module,
+                 const std::vector<std::string>& depot_order) {
+  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, live.Describe(module));
+  DeployOptions options;
+  options.partitions = info.partitions;
+  STRATA_RETURN_IF_ERROR(fresh.Deploy(ModulePath(module), options).status());
+  for (const std::string& depot : depot_order) {
+    auto d = std::find_if(info.depots.begin(), info.depots.end(),
+                          [&](const DepotInfo& x) { return x.name == depot; });
+    if (d == info.depots.end()) return Status::NotFound("module " + module + " has no depot " + depot);
+    bool hashed = d->partitioning.rfind("hash", 0) == 0;
+    STRATA_ASSIGN_OR_RETURN(auto partitions, ReadWholeDepot(live, module, depot));
+    for (size_t p = 0; p < partitions.size(); ++p) {
+      const std::vector<DepotEntry>& records = partitions[p];
+      for (size_t begin = 0; begin < records.size(); begin += kAppendChunk) {
+        size_t end = std::min(records.size(), begin + kAppendChunk);
+        std::vector<Value> chunk;
+        for (size_t i = begin; i < end; ++i) chunk.push_back(records[i].record);
+        STRATA_ASSIGN_OR_RETURN(std::vector<AppendResult> results,
+                                fresh.AppendBatch(module, depot, std::move(chunk), AckLevel::kAppended));
+        for (size_t i = 0; hashed && i < results.size(); ++i) {
+          const DepotEntry& original = records[begin + i];
+          if (results[i].partition != static_cast<int>(p) || results[i].offset != original.offset) {
+            return Status::Internal(depot + " record " + original.record.ToString() + " was at " +
+                                    std::to_string(p) + "/" + std::to_string(original.offset) +
+                                    ", re-appended at " + std::to_string(results[i].partition) +
+                                    "/" + std::to_string(results[i].offset));
+          }
+        }
+      }
+    }
+    STRATA_RETURN_IF_ERROR(fresh.WaitProcessed(module));
+  }
+  return Status::Ok();
+}
+
+::testing::AssertionResult DumpsEqual(const PStateDump& live, const PStateDump& recomputed) {
+  if (live.size() != recomputed.size()) {
+    return ::testing::AssertionFailure() << "partition counts differ: live " << live.size()
+                                         << ", recomputed " << recomputed.size();
+  }
+  for (size_t p = 0; p < live.size(); ++p) {
+    const Value l = Value(Value::List(live[p]));
+    const Value r = Value(Value::List(recomputed[p]));
+    if (l == r) continue;
+    // Name the first differing top-level key when both are one root map.
+    if (live[p].size() == 1 && recomputed[p].size() == 1 && live[p][0].is_map() &&
+        recomputed[p][0].is_map()) {
+      const Value& lm = live[p][0];
+      const Value& rm = recomputed[p][0];
+      for (const auto& [key, value] : lm.as_map()) {
+        const Value* other = rm.Find(key);
+        if (other == nullptr || *other != value) {
+          return ::testing::AssertionFailure()
+                 << "partition " << p << " key " << key.ToString() << ": live "
+                 << Shorten(value.ToString()) << ", recomputed "
+                 << (other == nullptr ? std::string("absent") : Shorten(other->ToString()));
+        }
+      }
+      for (const auto& [key, value] : rm.as_map()) {
+        if (lm.Find(key) == nullptr) {
+          return ::testing::AssertionFailure() << "partition " << p << " key " << key.ToString()
+                                               << ": absent live, recomputed "
+                                               << Shorten(value.ToString());
+        }
+      }
+    }
+    return ::testing::AssertionFailure() << "partition " << p << ": live " << Shorten(l.ToString())
+                                         << ", recomputed " << Shorten(r.ToString());
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult PStatesEqual(Engine& live, Engine& recomputed, const std::string& module,
+                                        const std::vector<std::string>& pstates) {
+  Result<std::map<std::string, PStateDump>> live_dumps = DumpPStates(live, module);
+  Result<std::map<std::string, PStateDump>> recomputed_dumps = DumpPStates(recomputed, module);
+  if (!live_dumps.ok() || !recomputed_dumps.ok()) {
+    return ::testing::AssertionFailure()
+           << "dumping " << module << ": " << live_dumps.status().ToString() << " / "
+           << recomputed_dumps.status().ToString();
+  }
+  std::vector<std::string> names = pstates;
+  if (names.empty()) {
+    for (const auto& [name, dump] : *live_dumps) names.push_back(name);
+  }
+  for (const std::string& name : names) {
+    auto l = live_dumps->find(name);
+    auto r = recomputed_dumps->find(name);
+    if (l == live_dumps->end() || r == recomputed_dumps->end()) {
+      return ::testing::AssertionFailure() << module << " has no PState " << name;
+    }
+    ::testing::AssertionResult equal = DumpsEqual(l->second, r->second);
+    if (!equal) return ::testing::AssertionFailure() << module << " " << name << ": " << equal.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+void ExampleTest::SetUp() {
+  EX_ASSIGN_OR_FAIL(engine_, OpenEngine(dir_.path()));
+  EX_ASSERT_OK(DeployExample(*engine_, module_));
+}
+
+std::vector<Value> ExampleTest::Select(const std::string& pstate, const Path& path) {
+  Result<std::vector<Value>> r = engine_->Select(module_, pstate, path);
+  EXPECT_TRUE(r.ok()) << pstate << " " << path.ToString() << ": " << r.status().ToString();
+  return r.ok() ? *r : std::vector<Value>{};
+}
+
+Value ExampleTest::SelectOne(const std::string& pstate, const Path& path) {
+  Result<Value> r = engine_->SelectOne(module_, pstate, path);
+  EXPECT_TRUE(r.ok()) << pstate << " " << path.ToString() << ": " << r.status().ToString();
+  return r.ok() ? *r : Value("select failed");
+}
+
+Value ExampleTest::AckReturn(const AppendResult& result, const std::string& topology) {
+  for (const auto& [name, value] : result.ack_returns) {
+    if (name == topology) return value;
+  }
+  return Value();
+}
+
+void ExampleTest::ExpectRecomputationEqual(const std::vector<std::string>& depot_order) {
+  TempDir fresh_dir;
+  EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> fresh, OpenEngine(fresh_dir.path()));
+  EX_ASSERT_OK(Recompute(*engine_, *fresh, module_, depot_order));
+  EXPECT_TRUE(PStatesEqual(*engine_, *fresh, module_));
+}
+
+Value Field(const Value& v, const Value& key) {
+  const Value* found = v.is_map() ? v.Find(key) : nullptr;
+  return found != nullptr ? *found : Value();
+}
+
+uint64_t TestSeed(uint64_t fixed) {
+  uint64_t seed = fixed;
+  if (const char* env = std::getenv("STRATA_TEST_SEED"); env != nullptr && *env != '\0') {
+    seed = std::strtoull(env, nullptr, 10);
+  }
+  std::cout << "[ seed     ] " << seed << " (set STRATA_TEST_SEED to change it)" << std::endl;
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return seed;
+}
+
+}  // namespace strata::examples_test

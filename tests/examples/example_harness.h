@@ -1,0 +1,152 @@
+// Shared by the example module tests: temporary data directories, an embedded engine with
+// the example plugins of build/modules, whole-PState dumps, and the oracle of DESIGN.md
+// promise 6 (recompute every PState from its depots in a fresh data directory).
+//
+// Everything here runs on the test's thread; the Engine it drives is thread-safe.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "strata/engine.h"
+#include "strata/path.h"
+#include "strata/status.h"
+#include "strata/value.h"
+
+namespace strata::examples_test {
+
+// Partitions every test deploys a module with (fewer than the default 8: the machine has
+// few cores, and 4 still spreads every workload over several partitions).
+inline constexpr int kPartitions = 4;
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// build/modules/<name>.so
+std::string ModulePath(const std::string& name);
+
+// Opens an engine on `dir` with test-sized settings (2 task threads, 64 MB cache).
+Result<std::unique_ptr<Engine>> OpenEngine(const std::string& dir);
+// Deploys the example `name` with kPartitions partitions.
+Status DeployExample(Engine& engine, const std::string& name);
+
+// One key per partition: key i satisfies HashKey(key) % partitions == i, so Select with
+// it as partition_key reads partition i (Engine::Select chooses partitions by key only).
+std::vector<Value> PartitionKeys(int partitions);
+
+// A PState's whole contents: entry i is what Select(Path()) returns on partition i (one
+// entry for a global PState).
+using PStateDump = std::vector<std::vector<Value>>;
+Result<PStateDump> DumpPState(Engine& engine, const std::string& module, const std::string& pstate);
+// Every PState of the module, by name.
+Result<std::map<std::string, PStateDump>> DumpPStates(Engine& engine, const std::string& module);
+
+// The values of a PState whose root map holds int64 values (e.g. $$balances), merged
+// over all partitions.
+Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string& module,
+                                              const std::string& pstate);
+
+// Every record of the depot, partition by partition, in offset order.
+Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
+                                                             const std::string& module,
+                                                             const std::string& depot);
+
+// The oracle: deploys `module` into `fresh` (an engine on an empty data directory) and
+// re-appends every record of `live`'s depots — depot by depot in `depot_order`, partition
+// by partition in offset order — waiting for all of a depot to be processed before the
+// next one. Hash-partitioned records land on the partition and offset they had in `live`
+// (checked); randomly partitioned ones may not.
+Status Recompute(Engine& live, Engine& fresh, const std::string& module,
+                 const std::vector<std::string>& depot_order);
+
+// Dumps `pstates` (every PState of the module when empty) from both engines and compares
+// them with DumpsEqual.
+::testing::AssertionResult PStatesEqual(Engine& live, Engine& recomputed, const std::string& module,
+                                        const std::vector<std::string>& pstates = {});
+
+// Equality of two dumps, naming the first PState, partition and entry that differ.
+::testing::AssertionResult DumpsEqual(const PStateDump& live, const PStateDump& recomputed);
+
+inline void AppendPart(std::string* out, std::string_view s) { out->append(s); }
+template <std::integral I>
+void AppendPart(std::string* out, I n) {
+  out->append(std::to_string(n));
+}
+// Concatenates strings and integers: Cat("t", 3, "-", 4) is "t3-4". (Written with append
+// because `"t" + std::to_string(n)` trips a false -Wrestrict warning of g++ 12.)
+template <typename... Parts>
+std::string Cat(const Parts&... parts) {
+  std::string out;
+  (AppendPart(&out, parts), ...);
+  return out;
+}
+
+// The value at `key` of map `v`; nil when v is not a map or lacks the key.
+Value Field(const Value& v, const Value& key);
+
+// A seed for a randomized test: STRATA_TEST_SEED from the environment when set, else
+// `fixed`; printed so that a failure can be reproduced.
+uint64_t TestSeed(uint64_t fixed);
+
+// A fixture: an engine on a fresh temporary directory with one example deployed.
+class ExampleTest : public ::testing::Test {
+ protected:
+  explicit ExampleTest(std::string module) : module_(std::move(module)) {}
+  void SetUp() override;
+
+  // Select / SelectOne on the deployed module; a failing select fails the test and
+  // returns an empty list / the string "select failed".
+  std::vector<Value> Select(const std::string& pstate, const Path& path);
+  Value SelectOne(const std::string& pstate, const Path& path);
+  // The ack return of `topology` in a processed append's result (nil when absent).
+  static Value AckReturn(const AppendResult& result, const std::string& topology);
+  // Recomputes the module's PStates from its depots (Recompute, in `depot_order`) in a
+  // fresh data directory and requires them equal to the live ones.
+  void ExpectRecomputationEqual(const std::vector<std::string>& depot_order);
+
+  TempDir dir_;
+  std::unique_ptr<Engine> engine_;
+  const std::string module_;
+};
+
+inline const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
+
+}  // namespace strata::examples_test
+
+// Fails the test (and returns) when a Status / Result is not OK, printing it.
+#define EX_ASSERT_OK(expr)                                                        \
+  do {                                                                            \
+    const auto& _st_ref = (expr);                                                 \
+    ASSERT_TRUE(::strata::examples_test::StatusOf(_st_ref).ok())                  \
+        << #expr << ": " << ::strata::examples_test::StatusOf(_st_ref).ToString(); \
+  } while (0)
+
+// `EX_ASSIGN_OR_FAIL(auto x, ExprReturningResult())`: fails the test when not OK.
+#define EX_ASSIGN_OR_FAIL(lhs, expr) \
+  EX_ASSIGN_OR_FAIL_IMPL(STRATA_CONCAT(_ex_res_, __LINE__), lhs, expr)
+#define EX_ASSIGN_OR_FAIL_IMPL(tmp, lhs, expr)                          \
+  auto tmp = (expr);                                                    \
+  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status().ToString();    \
+  lhs = std::move(tmp).value()
+

@@ -1,0 +1,375 @@
+// kill -9 during a mixed workload of all four examples (DESIGN.md promises 2, 4 and 6).
+//
+// Each round forks a child that opens the engine (only the child ever has it open while
+// it runs), deploys what is missing, and runs one thread per example appending with
+// `processed` acks; it reports every acknowledged record through a pipe. The parent
+// SIGKILLs it at a random moment. After the rounds the parent reopens the data directory
+// and checks: every acknowledged record is in its depot at its offset; the ack returns
+// agree with the views; bank, profiles and the social follows/posts equal their
+// recomputation from the depots; money is conserved; no word count is below its
+// recomputation (counting is not idempotent, so replays may only add).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "example_harness.h"
+#include "strata/json.h"
+
+namespace strata::examples_test {
+namespace {
+
+constexpr int kRounds = 6;
+constexpr int kBankAccounts = 12;
+constexpr int64_t kBankDeposit = 100;    // per account and deposit phase
+constexpr int64_t kImpossible = 1'000'000'000'000;  // more than all money ever deposited
+const std::vector<std::string> kModules = {"wordcount", "social", "bank", "profiles"};
+
+// ---- The child -------------------------------------------------------------------------
+
+// Writes one report line to the pipe. Lines are shorter than PIPE_BUF, so each write is
+// atomic: a kill leaves whole lines only.
+class Reporter {
+ public:
+  explicit Reporter(int fd) : fd_(fd) {}
+  void Line(const Value& v) {
+    std::string line = ToJson(v) + "\n";
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t done = 0;
+    while (done < line.size()) {
+      ssize_t n = write(fd_, line.data() + done, line.size() - done);
+      if (n <= 0) _exit(3);  // the parent is gone
+      done += static_cast<size_t>(n);
+    }
+  }
+  // Reports every record of a processed batch.
+  void Acks(const std::string& module, const std::string& depot, const std::vector<Value>& records,
+            const std::vector<AppendResult>& results) {
+    for (size_t i = 0; i < results.size(); ++i) {
+      Value acks = Value::EmptyMap();
+      for (const auto& [topology, value] : results[i].ack_returns) acks.Insert(topology, value);
+      Line(Value::MapOf({{"m", module}, {"d", depot}, {"p", results[i].partition},
+                         {"o", results[i].offset}, {"r", records[i]}, {"a", acks}}));
+    }
+  }
+  void Fatal(const std::string& what) {
+    Line(Value::MapOf({{"error", what}}));
+    _exit(2);
+  }
+
+ private:
+  const int fd_;
+  std::mutex mu_;
+};
+
+// Appends a batch with processed acks and reports it; any error ends the child.
+void AppendAndReport(Engine& engine, Reporter& out, const std::string& module,
+                     const std::string& depot, std::vector<Value> records) {
+  std::vector<Value> copy = records;
+  auto r = engine.AppendBatch(module, depot, std::move(copy), AckLevel::kProcessed);
+  if (!r.ok()) out.Fatal(module + " " + depot + ": " + r.status().ToString());
+  out.Acks(module, depot, records, *r);
+}
+
+void WordcountLoop(Engine& engine, Reporter& out, std::mt19937_64 rng) {
+  for (;;) {
+    std::vector<Value> sentences;
+    for (int s = 0; s < 4; ++s) {
+      std::string text;
+      for (int w = 1 + static_cast<int>(rng() % 6); w > 0; --w) {
+        text += Cat("word", rng() % 40) + (rng() % 3 == 0 ? ", " : " ");
+      }
+      sentences.push_back(Value(text));
+    }
+    AppendAndReport(engine, out, "wordcount", "*sentences", std::move(sentences));
+  }
+}
+
+void SocialLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round) {
+  // Post ids grow across rounds and within one (unique and increasing per author).
+  int64_t next_post_id = int64_t{round + 1} * 1'000'000'000;
+  auto user = [&] { return Cat("s", rng() % 20); };
+  for (;;) {
+    std::vector<Value> follows;
+    for (int i = 0; i < 3; ++i) {
+      Value f = Value::MapOf({{"from", user()}, {"to", user()}});
+      if (rng() % 4 == 0) f.Insert("op", "unfollow");
+      follows.push_back(f);
+    }
+    AppendAndReport(engine, out, "social", "*follows", std::move(follows));
+    std::vector<Value> posts;
+    for (int i = 0; i < 3; ++i) {
+      posts.push_back(Value::MapOf({{"author", user()}, {"id", next_post_id++}, {"text", "hi"}}));
+    }
+    AppendAndReport(engine, out, "social", "*posts", std::move(posts));
+  }
+}
+
+// Rejections must not depend on timing (the recomputation must reject the same
+// transfers): each phase first deposits kBankDeposit into every account and waits for
+// them to be processed, then lets every account send at most kBankDeposit in valid
+// transfers; so every valid transfer is covered in any processing order, and the
+// impossible ones are refused in every order.
+void BankLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round) {
+  int64_t n = 0;
+  for (;;) {
+    std::vector<Value> deposits;
+    for (int a = 0; a < kBankAccounts; ++a) {
+      deposits.push_back(Value::MapOf({{"account", Cat("b", a)}, {"amount", kBankDeposit}}));
+    }
+    AppendAndReport(engine, out, "bank", "*deposits", std::move(deposits));
+    std::vector<int64_t> budget(kBankAccounts, kBankDeposit);
+    for (int batch = 0; batch < 12; ++batch) {
+      std::vector<Value> transfers;
+      for (int i = 0; i < 4; ++i) {
+        int from = static_cast<int>(rng() % kBankAccounts);
+        int64_t amount = 1 + static_cast<int64_t>(rng() % 8);
+        if (rng() % 12 == 0) {
+          amount = kImpossible;
+        } else if (budget[from] < amount) {
+          continue;
+        } else {
+          budget[from] -= amount;
+        }
+        Value t = Value::MapOf({{"id", Cat("r", round, "-", n++)},
+                                {"from", Cat("b", from)},
+                                {"to", Cat("b", rng() % kBankAccounts)},
+                                {"amount", amount}});
+        transfers.push_back(t);
+        if (rng() % 10 == 0) transfers.push_back(t);  // a client retry
+      }
+      if (!transfers.empty()) AppendAndReport(engine, out, "bank", "*transfers", std::move(transfers));
+    }
+  }
+}
+
+void ProfilesLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round) {
+  int64_t n = 0;
+  for (;;) {
+    std::vector<Value> registrations;
+    for (int i = 0; i < 3; ++i) {
+      Value r = Value::MapOf({{"username", Cat("p", rng() % 400)}});
+      if (rng() % 2 == 0) r.Insert("request_id", Cat("r", round, "-", n++));
+      registrations.push_back(r);
+      if (rng() % 8 == 0) registrations.push_back(r);  // a client retry
+    }
+    AppendAndReport(engine, out, "profiles", "*registrations", std::move(registrations));
+  }
+}
+
+[[noreturn]] void RunChild(const std::string& dir, int round, uint64_t seed, int fd) {
+  Reporter out(fd);
+  auto engine = OpenEngine(dir);
+  if (!engine.ok()) out.Fatal("open: " + engine.status().ToString());
+  auto modules = (*engine)->Modules();
+  if (!modules.ok()) out.Fatal("modules: " + modules.status().ToString());
+  for (const std::string& name : kModules) {
+    bool deployed = false;
+    for (const ModuleInfo& m : *modules) deployed = deployed || m.name == name;
+    if (deployed) continue;
+    Status st = DeployExample(**engine, name);
+    if (!st.ok()) out.Fatal("deploy " + name + ": " + st.ToString());
+  }
+  out.Line(Value::MapOf({{"ready", true}}));
+  Engine& e = **engine;
+  std::vector<std::thread> threads;
+  threads.emplace_back(WordcountLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 1));
+  threads.emplace_back(SocialLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 2), round);
+  threads.emplace_back(BankLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 3), round);
+  threads.emplace_back(ProfilesLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 4), round);
+  // The loops never end: the parent kills the process.
+  for (std::thread& t : threads) t.join();
+  _exit(4);
+}
+
+// ---- The parent ------------------------------------------------------------------------
+
+struct RoundOutcome {
+  std::vector<Value> acks;  // the complete report lines of acknowledged records
+  std::string error;        // the child's fatal error, if it reported one
+  bool killed = false;
+};
+
+// Reads whole lines from `fd` until `deadline` (or EOF), appending them to *lines.
+// Returns false at EOF.
+bool ReadLines(int fd, std::string* partial, std::vector<Value>* lines,
+               std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(left.count()));
+    if (ready <= 0) continue;
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    partial->append(buf, static_cast<size_t>(n));
+    size_t newline;
+    while ((newline = partial->find('\n')) != std::string::npos) {
+      auto v = ParseJson(std::string_view(*partial).substr(0, newline));
+      if (v.ok()) lines->push_back(std::move(v).value());
+      partial->erase(0, newline + 1);
+    }
+  }
+}
+
+RoundOutcome RunRound(const std::string& dir, int round, uint64_t seed, std::mt19937_64& rng) {
+  RoundOutcome outcome;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    outcome.error = "pipe failed";
+    return outcome;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    RunChild(dir, round, seed + 1000 * static_cast<uint64_t>(round), fds[1]);
+  }
+  close(fds[1]);
+  std::string partial;
+  std::vector<Value> lines;
+  auto now = std::chrono::steady_clock::now;
+  bool open = true;
+  bool ready = false;
+  // Wait for the child to be ready (open and recovery included), then let it run for a
+  // random while before the kill.
+  auto ready_deadline = now() + std::chrono::seconds(60);
+  while (open && !ready && now() < ready_deadline) {
+    open = ReadLines(fds[0], &partial, &lines, now() + std::chrono::milliseconds(20));
+    for (const Value& l : lines) ready = ready || Field(l, "ready") == Value(true);
+  }
+  const auto run_for = std::chrono::milliseconds(80 + rng() % 700);
+  if (open && ready) open = ReadLines(fds[0], &partial, &lines, now() + run_for);
+  outcome.killed = open;  // still running: kill it
+  kill(pid, SIGKILL);
+  int wstatus = 0;
+  waitpid(pid, &wstatus, 0);
+  // The child is dead: the rest of the pipe, then EOF.
+  for (int i = 0; i < 20 && ReadLines(fds[0], &partial, &lines, now() + std::chrono::seconds(1)); ++i) {
+  }
+  close(fds[0]);
+  for (Value& l : lines) {
+    if (Field(l, "error").is_string()) outcome.error = Field(l, "error").as_string();
+    if (Field(l, "m").is_string()) outcome.acks.push_back(std::move(l));
+  }
+  if (!ready && outcome.error.empty()) outcome.error = "the child never became ready";
+  return outcome;
+}
+
+TEST(ExamplesKill9Test, AcknowledgedAppendsAndViewsSurviveRepeatedKill9) {
+  const uint64_t seed = TestSeed(7007);
+  std::mt19937_64 rng(seed);
+  TempDir dir;
+  std::vector<Value> acks;
+  for (int round = 0; round < kRounds; ++round) {
+    RoundOutcome outcome = RunRound(dir.path(), round, seed, rng);
+    ASSERT_TRUE(outcome.error.empty()) << "round " << round << ": " << outcome.error;
+    EXPECT_TRUE(outcome.killed) << "round " << round << ": the child ended by itself";
+    std::cout << "[ round " << round << " ] " << outcome.acks.size() << " acknowledged records"
+              << std::endl;
+    acks.insert(acks.end(), outcome.acks.begin(), outcome.acks.end());
+  }
+
+  EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> engine, OpenEngine(dir.path()));
+  for (const std::string& m : kModules) EX_ASSERT_OK(engine->WaitProcessed(m));
+
+  // Every acknowledged record is in its depot, at the offset it was acknowledged with.
+  std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
+  std::map<std::string, int> acked_per_module;
+  for (const Value& ack : acks) {
+    const std::string& module = Field(ack, "m").as_string();
+    const std::string& depot = Field(ack, "d").as_string();
+    auto key = std::make_pair(module, depot);
+    if (!depots.contains(key)) {
+      EX_ASSIGN_OR_FAIL(depots[key], ReadWholeDepot(*engine, module, depot));
+    }
+    const auto& partitions = depots[key];
+    int64_t p = Field(ack, "p").as_int();
+    int64_t o = Field(ack, "o").as_int();
+    ASSERT_TRUE(p >= 0 && p < static_cast<int64_t>(partitions.size()) && o >= 0 &&
+                o < static_cast<int64_t>(partitions[p].size()))
+        << "acknowledged record lost: " << ack.ToString();
+    EXPECT_EQ(partitions[p][o].record, Field(ack, "r")) << ack.ToString();
+    ++acked_per_module[module];
+  }
+  for (const std::string& m : kModules) {
+    EXPECT_GT(acked_per_module[m], 0) << m << ": no record was acknowledged in any round";
+  }
+
+  // The ack returns agree with the views.
+  for (const Value& ack : acks) {
+    const std::string& module = Field(ack, "m").as_string();
+    const Value& record = Field(ack, "r");
+    if (module == "profiles") {
+      Value ret = Field(Field(ack, "a"), "register");
+      EX_ASSIGN_OR_FAIL(Value holder, engine->SelectOne("profiles", "$$users_by_name",
+                                                        Path().Key(Field(record, "username"))));
+      EXPECT_EQ(Field(ret, "id"), holder) << ack.ToString();
+    } else if (module == "bank" && Field(ack, "d") == Value("*transfers")) {
+      Value status = Field(Field(Field(ack, "a"), "transfer"), "status");
+      const Value& from = Field(record, "from");
+      const Value& id = Field(record, "id");
+      const char* pstate = status == Value("ok") ? "$$applied_debits" : "$$rejected";
+      EX_ASSIGN_OR_FAIL(Value found, engine->SelectOne("bank", pstate, Path().Key(from, id)));
+      EXPECT_FALSE(found.is_nil()) << pstate << " lacks " << ack.ToString();
+    }
+  }
+
+  // Money is conserved: the balances add up to the deposits (every deposit is valid).
+  EX_ASSIGN_OR_FAIL(auto deposits, ReadWholeDepot(*engine, "bank", "*deposits"));
+  int64_t deposited = 0;
+  for (const auto& partition : deposits) {
+    for (const DepotEntry& r : partition) deposited += Field(r.record, "amount").as_int();
+  }
+  EX_ASSIGN_OR_FAIL(auto balances, CollectIntMap(*engine, "bank", "$$balances"));
+  int64_t total = 0;
+  for (const auto& [account, balance] : balances) {
+    EXPECT_GE(balance, 0) << account.ToString();
+    total += balance;
+  }
+  EXPECT_EQ(total, deposited);
+
+  // The views against their recomputation.
+  TempDir fresh_dir;
+  EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> fresh, OpenEngine(fresh_dir.path()));
+  EX_ASSERT_OK(Recompute(*engine, *fresh, "bank", {"*deposits", "*transfers"}));
+  EXPECT_TRUE(PStatesEqual(*engine, *fresh, "bank"));
+  EX_ASSERT_OK(Recompute(*engine, *fresh, "profiles", {"*registrations"}));
+  EXPECT_TRUE(PStatesEqual(*engine, *fresh, "profiles"));
+  // Timelines depend on how follows and posts interleaved; the follows and posts do not.
+  EX_ASSERT_OK(Recompute(*engine, *fresh, "social", {"*follows", "*posts"}));
+  EXPECT_TRUE(PStatesEqual(*engine, *fresh, "social", {"$$followers", "$$posts"}));
+  EX_ASSERT_OK(Recompute(*engine, *fresh, "wordcount", {"*sentences"}));
+  EX_ASSIGN_OR_FAIL(auto live_counts, CollectIntMap(*engine, "wordcount", "$$word_counts"));
+  EX_ASSIGN_OR_FAIL(auto recomputed_counts, CollectIntMap(*fresh, "wordcount", "$$word_counts"));
+  int64_t recounted = 0;  // occurrences counted again by replays after a kill
+  for (const auto& [word, n] : recomputed_counts) {
+    auto live = live_counts.find(word);
+    ASSERT_NE(live, live_counts.end()) << "word " << word.ToString() << " missing";
+    EXPECT_GE(live->second, n) << "word " << word.ToString();
+    recounted += live->second - n;
+  }
+  std::cout << "[ replays  ] wordcount counted " << recounted << " occurrences twice" << std::endl;
+  EXPECT_EQ(live_counts.size(), recomputed_counts.size());
+
+  for (const std::string& m : kModules) {
+    EX_ASSIGN_OR_FAIL(ModuleStats stats, engine->Stats(m));
+    EXPECT_EQ(stats.failures, 0) << m;
+  }
+}
+
+}  // namespace
+}  // namespace strata::examples_test

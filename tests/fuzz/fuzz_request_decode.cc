@@ -1,0 +1,80 @@
+// libFuzzer target for request validation (strata/protocol/messages.h): DecodeRequest on
+// untrusted frame payloads, as stratad runs it on every frame.
+//
+// Asserted beyond "no crash": a rejection carries BAD_FRAME, UNSUPPORTED or
+// INVALID_ARGUMENT with a message, and the id whenever the code is not BAD_FRAME; an
+// accepted request satisfies the documented rules (names non-empty, records non-empty,
+// exactly one deploy source, partitions in [1, 1024]), re-encodes, decodes back to an
+// equal request and encodes to the same bytes again; every value in it round-trips.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "fuzz_checks.h"
+#include "strata/protocol/messages.h"
+
+namespace {
+
+using namespace strata;
+using namespace strata::protocol;
+
+void CheckRules(const Request& r) {
+  auto named = [](const std::string& s, const char* what) {
+    STRATA_FUZZ_CHECK(!s.empty(), "accepted requests name their targets", what);
+  };
+  if (const auto* d = std::get_if<DeployRequest>(&r.body)) {
+    STRATA_FUZZ_CHECK(d->path.empty() != d->so_bytes.empty(), "deploy has exactly one source",
+                      "path " + fuzz::Shorten(d->path));
+    STRATA_FUZZ_CHECK(d->partitions >= 1 && d->partitions <= 1024, "deploy partitions in range",
+                      std::to_string(d->partitions));
+  } else if (const auto* d = std::get_if<DescribeRequest>(&r.body)) {
+    named(d->module, "describe module");
+  } else if (const auto* d = std::get_if<DestroyRequest>(&r.body)) {
+    named(d->module, "destroy module");
+  } else if (const auto* a = std::get_if<AppendRequest>(&r.body)) {
+    named(a->module, "append module");
+    named(a->depot, "append depot");
+    STRATA_FUZZ_CHECK(!a->records.empty(), "append has records", "");
+    for (const Value& v : a->records) fuzz::CheckValueRoundTrip(v);
+  } else if (const auto* s = std::get_if<SelectRequest>(&r.body)) {
+    named(s->module, "select module");
+    named(s->pstate, "select pstate");
+    fuzz::CheckValueRoundTrip(s->path);
+    if (s->partition_key.has_value()) fuzz::CheckValueRoundTrip(*s->partition_key);
+  } else if (const auto* d = std::get_if<ReadDepotRequest>(&r.body)) {
+    named(d->module, "read module");
+    named(d->depot, "read depot");
+    STRATA_FUZZ_CHECK(d->partition >= 0 && d->from >= 0 && d->from <= d->to && d->limit >= 1,
+                      "read range valid", "");
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto decoded = DecodeRequest(data, size);
+  if (const auto* e = std::get_if<RequestError>(&decoded)) {
+    const ErrorCode code = e->error.code;
+    STRATA_FUZZ_CHECK(code == ErrorCode::kBadFrame || code == ErrorCode::kUnsupported ||
+                          code == ErrorCode::kInvalidArgument,
+                      "DecodeRequest rejects with BAD_FRAME, UNSUPPORTED or INVALID_ARGUMENT",
+                      std::string(ErrorCodeName(code)) + ": " + e->error.message);
+    STRATA_FUZZ_CHECK(!e->error.message.empty(), "rejections say what was wrong", "");
+    STRATA_FUZZ_CHECK(code == ErrorCode::kBadFrame || e->id.has_value(),
+                      "a request that verified is answered with its id", e->error.message);
+    return 0;
+  }
+  const Request& request = std::get<Request>(decoded);
+  CheckRules(request);
+  const std::string encoded = EncodeRequest(request);
+  auto again = DecodeRequest(reinterpret_cast<const uint8_t*>(encoded.data()), encoded.size());
+  const auto* back = std::get_if<Request>(&again);
+  STRATA_FUZZ_CHECK(back != nullptr && *back == request, "DecodeRequest(EncodeRequest(r)) == r",
+                    "encoding: " + fuzz::Hex(encoded) +
+                        (back == nullptr ? "\nerror: " + std::get<RequestError>(again).error.message
+                                         : std::string("\ndecoded differently")));
+  STRATA_FUZZ_CHECK(EncodeRequest(*back) == encoded, "EncodeRequest is deterministic",
+                    "first: " + fuzz::Hex(encoded));
+  return 0;
+}

@@ -28,13 +28,31 @@ test: build
 # deployed in ./strata-data is kept). Ctrl-C stops it gracefully.
 run: build
 	@echo "stratad: binary protocol on 127.0.0.1:7450 (data in ./strata-data)."
-	@echo "Connect with any client of the wire protocol: see docs/protocol.md (the shell comes later)."
+	@echo "Connect from another terminal with the shell: $(BUILD_DIR)/bin/strata (docs/shell.md; the README has a tour)."
 	@echo "Example modules: $(notdir $(wildcard $(BUILD_DIR)/modules/*.so)). Ctrl-C stops the server."
 	exec $(BUILD_DIR)/bin/stratad --data-dir ./strata-data --listen 127.0.0.1:7450 \
 	  $(addprefix --deploy ,$(wildcard $(BUILD_DIR)/modules/*.so))
 
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
+
+# Strata side by side with PostgreSQL and Redis on W1-W4 (BENCHMARKS.md, bench/compare.sh,
+# docs/performance.md): installs the peers, then COMPARE_SECONDS measured per variant.
+COMPARE_SECONDS ?= 10
+.PHONY: compare
+compare: build
+	scripts/install-deps.sh --peers
+	bench/compare.sh all --duration $(COMPARE_SECONDS)
+
+# The crash harness (tests/crash): ROUNDS kill -9 of stratad during a mixed workload, each
+# followed by a restart and the oracle checks. `make test` runs 3 rounds; SEED changes the
+# random kill moments and workload.
+ROUNDS ?= 20
+SEED   ?=
+.PHONY: crash-test
+crash-test: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target crash_test
+	STRATA_CRASH_ROUNDS=$(ROUNDS) STRATA_TEST_SEED=$(SEED) $(BUILD_DIR)/bin/crash_test
 
 # The module SDK (headers, static libraries, CMake package Strata) into PREFIX; see
 # docs/modules.md, "Building a module".
@@ -53,4 +71,4 @@ fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD_DIR) $(SAN_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_DIR) build-fuzz

@@ -4,7 +4,10 @@
 #   - the static libraries, exported as targets
 #       Strata::sdk     values, paths, schemas, strata/module.h: what a module links
 #       Strata::engine  the embedded engine (strata/engine.h) and the storage under it
-#   - strata_add_module (cmake/StrataAddModule.cmake).
+#   - strata_add_module (cmake/StrataAddModule.cmake);
+#   - the C++ driver (strata/client.h, strata/protocol/*.h) as Strata::client, installed by
+#     strata_install_client() below, which drivers/cpp/CMakeLists.txt calls (the protocol
+#     and driver libraries are created after the engine).
 # Included by engine/CMakeLists.txt once every engine library exists. `make install
 # PREFIX=...` runs it; tests/packaging checks it. See docs/modules.md.
 include(GNUInstallDirs)
@@ -78,3 +81,22 @@ install(FILES
     ${PROJECT_BINARY_DIR}/StrataConfigVersion.cmake
     ${PROJECT_SOURCE_DIR}/cmake/StrataAddModule.cmake
   DESTINATION ${STRATA_INSTALL_CMAKEDIR})
+
+# The C++ driver: strata_client and the protocol library it links, exported into the same
+# StrataTargets set as Strata::client and Strata::protocol (no engine library: a driver
+# user links values, paths, the protocol and FlatBuffers only).
+function(strata_install_client)
+  strata_installed_includes(strata_protocol)
+  strata_installed_includes(strata_client)
+  set_target_properties(strata_protocol PROPERTIES EXPORT_NAME protocol)
+  set_target_properties(strata_client PROPERTIES EXPORT_NAME client)
+  install(TARGETS strata_protocol strata_client
+    EXPORT StrataTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(FILES ${PROJECT_SOURCE_DIR}/drivers/cpp/include/strata/client.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/strata)
+  install(FILES
+      ${PROJECT_SOURCE_DIR}/protocol/include/strata/protocol/frame.h
+      ${PROJECT_SOURCE_DIR}/protocol/include/strata/protocol/messages.h
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/strata/protocol)
+endfunction()

@@ -38,7 +38,37 @@ Connection::Connection(asio::ip::tcp::socket socket, Dispatcher& dispatcher,
   counters_.total_connections.fetch_add(1);
 }
 
+Connection::~Connection() {
+  // Closed connections were uncounted by Close; one that never started (its setup failed)
+  // or was never closed (the server stopped) is uncounted here.
+  if (!closed_) counters_.open_connections.fetch_sub(1);
+}
+
+template <typename Body>
+void Connection::Guarded(Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    CloseAfterException(e.what());
+  } catch (...) {
+    CloseAfterException("an exception that is not a std::exception");
+  }
+}
+
+void Connection::CloseAfterException(const char* what) noexcept {
+  try {
+    LogError("connection " + peer_ + ": internal error: " + what + "; closing it");
+  } catch (...) {
+    // Out of memory for the log line too: close without it.
+  }
+  Close(LogLevel::kError, "");
+}
+
 void Connection::Start() {
+  Guarded([&] { BeginServing(); });
+}
+
+void Connection::BeginServing() {
   std::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   const asio::ip::tcp::endpoint remote = socket_.remote_endpoint(ec);
@@ -55,10 +85,12 @@ void Connection::Drain() {
   // Wakes a pending read with end-of-file; requests already read still complete.
   std::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
-  CloseWhenDone();
+  Guarded([&] { CloseWhenDone(); });
 }
 
-void Connection::Abort() { Close(LogLevel::kWarning, "closed at the shutdown deadline"); }
+void Connection::Abort() {
+  Guarded([&] { Close(LogLevel::kWarning, "closed at the shutdown deadline"); });
+}
 
 bool Connection::CanProcess() const {
   return in_flight_ < limits_.max_in_flight && queued_bytes_ < limits_.max_queued_bytes;
@@ -93,7 +125,9 @@ void Connection::StartRead() {
   reading_ = true;
   socket_.async_read_some(
       asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-      [self = shared_from_this()](const std::error_code& ec, size_t bytes) { self->OnRead(ec, bytes); });
+      [self = shared_from_this()](const std::error_code& ec, size_t bytes) {
+        self->Guarded([&] { self->OnRead(ec, bytes); });
+      });
 }
 
 void Connection::OnRead(const std::error_code& ec, size_t bytes) {
@@ -159,7 +193,7 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
   ++in_flight_;
   dispatcher_.Dispatch(std::move(request), [self = shared_from_this()](proto::Response response) {
     asio::post(self->executor(), [self, response = std::move(response)]() mutable {
-      self->OnReply(std::move(response));
+      self->Guarded([&] { self->OnReply(std::move(response)); });
     });
   });
 }
@@ -217,7 +251,7 @@ void Connection::StartWrite() {
   ArmWriteTimer();
   asio::async_write(socket_, buffers,
                     [self = shared_from_this()](const std::error_code& ec, size_t bytes) {
-                      self->OnWrite(ec, bytes);
+                      self->Guarded([&] { self->OnWrite(ec, bytes); });
                     });
 }
 
@@ -250,7 +284,11 @@ void Connection::CloseWhenDone() {
 void Connection::Close(LogLevel level, std::string_view why) {
   if (closed_) return;
   closed_ = true;
-  if (!why.empty()) Log(level, "connection " + peer_ + ": " + std::string(why) + "; closed");
+  try {
+    if (!why.empty()) Log(level, "connection " + peer_ + ": " + std::string(why) + "; closed");
+  } catch (...) {
+    // Out of memory for the log line: the socket is closed all the same.
+  }
   std::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -264,7 +302,9 @@ void Connection::Close(LogLevel level, std::string_view why) {
 
 void Connection::ArmIdleTimer() {
   idle_timer_.expires_at(last_activity_ + limits_.idle_timeout);
-  idle_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) { self->OnIdleTimer(ec); });
+  idle_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
+    self->Guarded([&] { self->OnIdleTimer(ec); });
+  });
 }
 
 void Connection::OnIdleTimer(const std::error_code& ec) {
@@ -284,9 +324,11 @@ void Connection::ArmWriteTimer() {
   write_timer_.expires_after(limits_.write_timeout);
   write_timer_.async_wait([self = shared_from_this(), generation = write_generation_](const std::error_code& ec) {
     if (ec || self->closed_ || !self->write_pending_ || generation != self->write_generation_) return;
-    self->Close(LogLevel::kWarning, "a response write made no progress for " +
-                                        std::to_string(self->limits_.write_timeout.count()) +
-                                        "s (the client does not read)");
+    self->Guarded([&] {
+      self->Close(LogLevel::kWarning, "a response write made no progress for " +
+                                          std::to_string(self->limits_.write_timeout.count()) +
+                                          "s (the client does not read)");
+    });
   });
 }
 

@@ -36,8 +36,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // `on_closed` runs once, on the connection's thread, when the socket is closed.
   Connection(asio::ip::tcp::socket socket, Dispatcher& dispatcher, ServerCounters& counters,
              const ConnectionLimits& limits, std::function<void(Connection*)> on_closed);
+  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+
+  // Every handler of a connection (these three and its completions) runs guarded: an
+  // exception (bad_alloc, a bug) closes this connection with a log line and never
+  // reaches the io thread, which goes on serving its other connections.
 
   // Sets TCP_NODELAY, arms the idle timer and starts reading. On the connection's thread.
   void Start();
@@ -49,6 +54,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::any_io_executor executor() { return socket_.get_executor(); }
 
  private:
+  template <typename Body>
+  void Guarded(Body&& body) noexcept;
+  void CloseAfterException(const char* what) noexcept;
+  void BeginServing();
   bool CanProcess() const;
   void Resume();
   void StartRead();

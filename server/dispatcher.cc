@@ -8,6 +8,8 @@
 
 #include <asio/post.hpp>
 
+#include "log.h"
+
 namespace strata::server {
 
 namespace fs = std::filesystem;
@@ -68,6 +70,43 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
   return out;
 }
 
+proto::Response InternalError(uint64_t id, std::string_view what) {
+  LogError("request " + std::to_string(id) + " failed with an internal error: " + std::string(what));
+  return ErrorResponse(id, proto::ErrorCode::kInternal,
+                       "internal server error while processing request " + std::to_string(id) +
+                           ": " + std::string(what));
+}
+
+// Builds a response; an exception (bad_alloc, a bug) becomes an INTERNAL answer to this
+// request, logged, so that it never escapes into a pool or engine thread (which would end
+// stratad) and the request is still answered.
+template <typename Make>
+proto::Response ResponseOrInternal(uint64_t id, Make&& make) {
+  try {
+    return make();
+  } catch (const std::exception& e) {
+    return InternalError(id, e.what());
+  } catch (...) {
+    return InternalError(id, "an exception that is not a std::exception");
+  }
+}
+
+// Replies with make()'s response (see ResponseOrInternal). When even that throws (out of
+// memory for the error, or for posting the reply to its connection) the request is left
+// unanswered and logged: its connection keeps it in flight until it closes.
+template <typename Make>
+void ReplyGuarded(uint64_t id, const Reply& reply, Make&& make) noexcept {
+  try {
+    reply(ResponseOrInternal(id, std::forward<Make>(make)));
+  } catch (...) {
+    try {
+      LogError("request " + std::to_string(id) + " could not be answered (out of memory)");
+    } catch (...) {
+      // Not even the log line fits: nothing more can be done for this request.
+    }
+  }
+}
+
 AckLevel ToEngine(proto::AckLevel level) {
   switch (level) {
     case proto::AckLevel::kNone:
@@ -100,22 +139,24 @@ void Dispatcher::Dispatch(proto::Request request, Reply reply) {
           Append(id, std::move(body), std::move(reply));
         } else {
           Post([this, id, body = std::move(body), reply = std::move(reply)] {
-            if constexpr (std::is_same_v<T, proto::DeployRequest>) {
-              reply(Deploy(id, body));
-            } else if constexpr (std::is_same_v<T, proto::ListModulesRequest>) {
-              reply(ListModules(id));
-            } else if constexpr (std::is_same_v<T, proto::DescribeRequest>) {
-              reply(Describe(id, body));
-            } else if constexpr (std::is_same_v<T, proto::DestroyRequest>) {
-              reply(Destroy(id, body));
-            } else if constexpr (std::is_same_v<T, proto::SelectRequest>) {
-              reply(Select(id, body));
-            } else if constexpr (std::is_same_v<T, proto::ReadDepotRequest>) {
-              reply(ReadDepot(id, body));
-            } else {
-              static_assert(std::is_same_v<T, proto::StatsRequest>);
-              reply(Stats(id, body));
-            }
+            ReplyGuarded(id, reply, [&] {
+              if constexpr (std::is_same_v<T, proto::DeployRequest>) {
+                return Deploy(id, body);
+              } else if constexpr (std::is_same_v<T, proto::ListModulesRequest>) {
+                return ListModules(id);
+              } else if constexpr (std::is_same_v<T, proto::DescribeRequest>) {
+                return Describe(id, body);
+              } else if constexpr (std::is_same_v<T, proto::DestroyRequest>) {
+                return Destroy(id, body);
+              } else if constexpr (std::is_same_v<T, proto::SelectRequest>) {
+                return Select(id, body);
+              } else if constexpr (std::is_same_v<T, proto::ReadDepotRequest>) {
+                return ReadDepot(id, body);
+              } else {
+                static_assert(std::is_same_v<T, proto::StatsRequest>);
+                return Stats(id, body);
+              }
+            });
           });
         }
       },
@@ -249,20 +290,23 @@ void Dispatcher::Append(uint64_t id, proto::AppendRequest request, Reply reply) 
   engine_.AppendAsync(
       request.module, WithSigil(request.depot, "*"), std::move(request.records),
       ToEngine(request.ack), [id, reply = std::move(reply)](Result<std::vector<AppendResult>> results) {
-        if (!results.ok()) return reply(FromStatus(id, results.status()));
-        proto::Appended appended;
-        appended.results.reserve(results->size());
-        for (AppendResult& r : *results) {
-          proto::AppendResult out;
-          out.partition = r.partition;
-          out.offset = r.offset;
-          out.ack_returns = std::move(r.ack_returns);
-          if (!r.failure.ok()) {
-            out.failure = proto::Error{proto::ErrorCodeFor(r.failure), r.failure.message()};
+        // Runs on an engine task thread (or inline on the io thread for an early error).
+        ReplyGuarded(id, reply, [&] {
+          if (!results.ok()) return FromStatus(id, results.status());
+          proto::Appended appended;
+          appended.results.reserve(results->size());
+          for (AppendResult& r : *results) {
+            proto::AppendResult out;
+            out.partition = r.partition;
+            out.offset = r.offset;
+            out.ack_returns = std::move(r.ack_returns);
+            if (!r.failure.ok()) {
+              out.failure = proto::Error{proto::ErrorCodeFor(r.failure), r.failure.message()};
+            }
+            appended.results.push_back(std::move(out));
           }
-          appended.results.push_back(std::move(out));
-        }
-        reply(Body(id, std::move(appended)));
+          return Body(id, std::move(appended));
+        });
       });
 }
 

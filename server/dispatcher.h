@@ -32,14 +32,17 @@ class Dispatcher {
   // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
   // flight. Engine calls that block (deploy, destroy, describe, select, read, stats) run
   // on `blocking_pool`, so network threads only parse, dispatch and write. Appends go to
-  // Engine::AppendAsync directly: it returns at once unless the engine holds its global
-  // cap of unprocessed records, which is the server's backpressure on appenders.
+  // Engine::AppendAsync directly: it never blocks; at the engine's global cap of
+  // unprocessed records the batch waits for admission, its request stays in flight, and
+  // the connection's in-flight cap stops reading it (the backpressure on appenders).
   Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_pool& blocking_pool,
              std::string data_dir);
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Any request but Hello (the connection does the handshake). Thread-safe.
+  // Any request but Hello (the connection does the handshake). Thread-safe. An exception
+  // while a request is processed (on the pool or an engine thread) answers it INTERNAL
+  // with a log line; one thrown here, on the caller's thread, is the caller's to handle.
   void Dispatch(protocol::Request request, Reply reply);
 
   // Blocking forms used at start (--deploy) and by the pool.

@@ -23,6 +23,21 @@ std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int count) {
   return contexts;
 }
 
+// Runs an io thread. Connection handlers never throw (Connection guards them); should
+// another handler throw, asio leaves the io_context usable: log and go on serving.
+void RunIoContext(asio::io_context& context) {
+  for (;;) {
+    try {
+      context.run();
+      return;
+    } catch (const std::exception& e) {
+      LogError(std::string("a network handler failed: ") + e.what() + "; still serving");
+    } catch (...) {
+      LogError("a network handler failed with an exception that is not a std::exception; still serving");
+    }
+  }
+}
+
 std::string SignalName(int signal) {
   if (signal == SIGINT) return "SIGINT";
   if (signal == SIGTERM) return "SIGTERM";
@@ -156,7 +171,7 @@ void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket)
     });
     return;
   }
-  {
+  try {
     // Under mu_ so that a shutdown either sees this connection (and drains it) or this
     // accept sees the shutdown.
     std::lock_guard lock(mu_);
@@ -165,6 +180,12 @@ void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket)
                                                    [this](Connection* c) { Unregister(c); });
     connections_.emplace(connection.get(), connection);
     asio::post(connection->executor(), [connection] { connection->Start(); });
+  } catch (const std::exception& e) {
+    // Out of memory for one more connection: refuse it (its socket closes with the
+    // Connection or as it goes out of scope), forget it, and keep accepting.
+    LogError("setting up an accepted connection failed: " + std::string(e.what()) + "; closed it");
+    std::lock_guard lock(mu_);
+    std::erase_if(connections_, [](const auto& entry) { return entry.second.expired(); });
   }
   Accept();
 }
@@ -200,7 +221,7 @@ int Server::Run() {
   signals_.async_wait([this](const std::error_code& ec, int signal) { OnSignal(ec, signal); });
   Accept();
   for (auto& context : io_contexts_) {
-    io_threads_.emplace_back([&context] { context->run(); });
+    io_threads_.emplace_back([&context] { RunIoContext(*context); });
   }
   LogInfo("serving with " + std::to_string(io_contexts_.size()) + " network thread(s)");
 

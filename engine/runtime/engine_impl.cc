@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <shared_mutex>
 
 #include "runtime/runtime.h"
@@ -251,6 +252,16 @@ class EngineImpl final : public Engine {
   Result<int> FindPState(const ModuleRuntime& m, const std::string& pstate) const;
   static ModuleInfo DescribeModule(const ModuleRuntime& m);
 
+  // Destroying in two phases (crash-safe in this order). ForgetModule deletes every
+  // metadata row of the module (meta.modules, meta.progress, meta.failures) in one
+  // transaction and returns once that is durable; from then on the module does not exist
+  // after a restart. DropModuleData drops its depot and PState tables and its plugin copy;
+  // the module must have no runtime. Both hold admin_mu_ or run during Open.
+  Status ForgetModule(const std::string& module);
+  Status DropModuleData(const std::string& module);
+  // At Open: drops tables, and removes files in modules/, of modules without a row.
+  Status DropOrphans(const std::set<std::string>& deployed);
+
   // Append path (owner thread of the partition).
   void PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
                   std::vector<AppendItem> items);
@@ -330,9 +341,10 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
                                    std::to_string(options.max_step_attempts));
   }
   std::unique_ptr<EngineImpl> engine(new EngineImpl(options));
+  // The task threads run from OpenStorage on: replays start while later modules load, and
+  // the destructor, which drains through them, works when a later step fails.
   STRATA_RETURN_IF_ERROR(engine->OpenStorage());
   STRATA_RETURN_IF_ERROR(engine->LoadDeployedModules());
-  for (auto& thread : engine->threads_) thread->Start();
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
@@ -358,6 +370,7 @@ Status EngineImpl::OpenStorage() {
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     threads_.push_back(std::make_unique<TaskThread>(i, std::move(session), progress_table_));
+    threads_.back()->Start();
   }
   return Status::Ok();
 }
@@ -482,6 +495,9 @@ Status EngineImpl::LoadDeployedModules() {
                                        }));
   STRATA_RETURN_IF_ERROR(decode_error);
   session.reset();
+  std::set<std::string> deployed;
+  for (const auto& row : rows) deployed.insert(row.first);
+  STRATA_RETURN_IF_ERROR(DropOrphans(deployed));
   for (auto& [name, info] : rows) {
     const Value* partitions = info.Find("partitions");
     const Value* file = info.Find("file");
@@ -539,6 +555,15 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
       return Status::AlreadyExists("module " + name + " is already deployed (destroy it first)");
     }
   }
+  // Data of an earlier module of this name that a crash or failure left behind (without a
+  // row, or with a row that Destroy could not delete) must not leak into the new one.
+  Status cleared = ForgetModule(name);
+  if (cleared.ok()) cleared = DropModuleData(name);
+  if (!cleared.ok()) {
+    loaded->reset();
+    fs::remove(staged, ec);
+    return Status(cleared.code(), "clearing leftovers of module " + name + ": " + cleared.message());
+  }
   const std::string file = "modules/" + name + ".so";
   fs::rename(staged, fs::path(options_.data_dir) / file, ec);
   if (ec) {
@@ -547,8 +572,8 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
     return Status::IOError("installing module file " + file + ": " + ec.message());
   }
   STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded).value(), options.partitions));
-  // The row comes after the tables: a crash in between leaves unused tables that a
-  // second Deploy of the module opens again.
+  // The row comes after the tables: a crash in between leaves tables without a row, which
+  // the next Open (or Deploy of the name) drops.
   {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     std::string row;
@@ -578,39 +603,90 @@ Status EngineImpl::Destroy(const std::string& module) {
     }
   }
   Barrier();  // progress markers queued before `dropped` was set are written by now
-  std::vector<std::string> tables;
-  for (const DepotDef& depot : m->def->depots) {
-    for (int p = 0; p < m->partitions; ++p) tables.push_back(Depot::TableName(m->name, Bare(depot.name), p));
-  }
-  for (const PStateDef& pstate : m->def->pstates) {
-    const int n = pstate.schema.global ? 1 : m->partitions;
-    for (int p = 0; p < n; ++p) tables.push_back(PState::TableName(m->name, Bare(pstate.name), p));
-  }
+  // Rows first, tables second: a crash in between leaves tables without a module, which
+  // Open and the next Deploy of the name drop. The reverse order could reload the module
+  // with empty depots under surviving progress markers, which then never advance.
+  STRATA_RETURN_IF_ERROR(ForgetModule(module));
   // Readers and flusher callbacks that still hold the module finish quickly; the Depot and
   // PState objects (and the plugin) must be gone before their tables are dropped.
   while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.reset();
-  for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
-  {
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    STRATA_RETURN_IF_ERROR(session->Begin());
-    const std::string prefix = EncodeKey(Value(module));
-    std::vector<std::string> keys;
-    for (TableId table : {progress_table_, failures_table_}) {
-      keys.clear();
-      STRATA_RETURN_IF_ERROR(session->Scan(table, prefix, PrefixEnd(prefix), false,
-                                           [&](std::string_view key, std::string_view) {
-                                             keys.emplace_back(key);
-                                             return true;
-                                           }));
-      for (const std::string& key : keys) STRATA_RETURN_IF_ERROR(session->Remove(table, key).status());
+  return DropModuleData(module);
+}
+
+Status EngineImpl::ForgetModule(const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  STRATA_RETURN_IF_ERROR(session->Begin());
+  const std::string prefix = EncodeKey(Value(module));
+  std::vector<std::string> keys;
+  bool removed_any = false;
+  for (TableId table : {progress_table_, failures_table_}) {
+    keys.clear();
+    Status st = session->Scan(table, prefix, PrefixEnd(prefix), false,
+                              [&](std::string_view key, std::string_view) {
+                                keys.emplace_back(key);
+                                return true;
+                              });
+    for (size_t i = 0; st.ok() && i < keys.size(); ++i) st = session->Remove(table, keys[i]).status();
+    if (!st.ok()) {
+      session->Rollback();
+      return st;
     }
-    STRATA_RETURN_IF_ERROR(session->Remove(modules_table_, prefix).status());
-    STRATA_RETURN_IF_ERROR(session->Commit());
+    removed_any = removed_any || !keys.empty();
   }
-  STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
+  Result<bool> removed_row = session->Remove(modules_table_, prefix);
+  if (!removed_row.ok()) {
+    session->Rollback();
+    return removed_row.status();
+  }
+  STRATA_RETURN_IF_ERROR(session->Commit());
+  if (!removed_any && !*removed_row) return Status::Ok();
+  return storage_->WaitDurable();
+}
+
+Status EngineImpl::DropModuleData(const std::string& module) {
+  // Module names cannot contain '.', so these prefixes match this module's tables only.
+  for (const std::string kind : {"depot.", "pstate."}) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind + module + "."));
+    for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+  }
+  const fs::path file = fs::path(options_.data_dir) / "modules" / (module + ".so");
   std::error_code ec;
-  fs::remove(fs::path(options_.data_dir) / "modules" / (module + ".so"), ec);
+  fs::remove(file, ec);
+  if (ec) return Status::IOError("removing " + file.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
+  std::map<std::string, int> dropped;  // by module
+  for (const std::string kind : {"depot.", "pstate."}) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind));
+    for (const std::string& table : tables) {
+      const std::string_view rest = std::string_view(table).substr(kind.size());
+      const std::string owner(rest.substr(0, rest.find('.')));
+      if (deployed.count(owner) != 0) continue;
+      STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+      ++dropped[owner];
+    }
+  }
+  for (const auto& [module, tables] : dropped) {
+    std::fprintf(stderr, "strata: dropped %d tables of module %s, which is not deployed (a crash "
+                 "interrupted its Deploy or Destroy)\n", tables, module.c_str());
+  }
+  // Plugin copies of undeployed modules and staged copies of interrupted deploys.
+  const fs::path dir = fs::path(options_.data_dir) / "modules";
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool kept = name.ends_with(".so") && deployed.count(name.substr(0, name.size() - 3)) != 0;
+    if (!kept) stale.push_back(it->path());
+  }
+  if (ec) return Status::IOError("listing " + dir.string() + ": " + ec.message());
+  for (const fs::path& path : stale) {
+    fs::remove(path, ec);
+    if (ec) return Status::IOError("removing " + path.string() + ": " + ec.message());
+  }
   return Status::Ok();
 }
 
@@ -697,17 +773,22 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
     item.batch_index = i;
     by_partition[*p].push_back(std::move(item));
   }
-  batch->limit = &limit_;
-  batch->permits = limit_.Acquire(static_cast<int64_t>(records.size()));
-  if (level == AckLevel::kNone) {
-    // Accepted: the caller learns partitions only; permits still bound what it queues.
-    std::vector<AppendResult> results = batch->results;
-    batch->finished.store(true);
-    batch->done(std::move(results));
-  }
-  for (int p = 0; p < m->partitions; ++p) {
-    if (!by_partition[p].empty()) PostAppend(m, *d, p, std::move(by_partition[p]));
-  }
+  // Never blocks the caller (a server network thread must not wait for task threads): a
+  // batch that does not fit under the in-flight limit waits for admission, in call order.
+  auto parts = std::make_shared<std::vector<std::vector<AppendItem>>>(std::move(by_partition));
+  limit_.Acquire(static_cast<int64_t>(records.size()),
+                 [this, m, depot_index = *d, batch, parts](int64_t permits) {
+                   batch->permits = permits;
+                   if (batch->level == AckLevel::kNone) {
+                     // Admitted: the caller learns partitions only.
+                     std::vector<AppendResult> results = batch->results;
+                     batch->finished.store(true);
+                     batch->done(std::move(results));
+                   }
+                   for (int p = 0; p < m->partitions; ++p) {
+                     if (!(*parts)[p].empty()) PostAppend(m, depot_index, p, std::move((*parts)[p]));
+                   }
+                 });
 }
 
 void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
@@ -1012,17 +1093,19 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<RecordNode>& node) {
 // ---- Recovery ------------------------------------------------------------------------------
 
 void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
+  // Every count is set before the first post publishes the module to a task thread (a
+  // replay finishing early must not see a partition's count still growing).
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    if (m->consumers[d].empty()) continue;
+    for (int p = 0; p < m->partitions; ++p) ++m->parts[p].replays_pending;
+    std::lock_guard lock(live_mu_);
+    live_replays_ += m->partitions;
+  }
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
     if (m->consumers[d].empty()) continue;
     for (int p = 0; p < m->partitions; ++p) {
       int64_t from = INT64_MAX;
       for (int t : m->consumers[d]) from = std::min(from, m->trackers[t][d][p]->processed());
-      // Set before the threads start (Open) or before the post that publishes it.
-      ++m->parts[p].replays_pending;
-      {
-        std::lock_guard lock(live_mu_);
-        ++live_replays_;
-      }
       m->parts[p].owner->Post([this, m, d, p, from](TaskThread& thread) {
         ReplayChunk(thread, m, d, p, from);
       });
@@ -1190,6 +1273,12 @@ void EngineImpl::Barrier() {
 
 Status EngineImpl::WaitProcessed(const std::string& module) {
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  {
+    // Appends that arrived during the replays of Open wait in `deferred` lists, out of the
+    // task queues, until their partition's replay ends: the Barrier alone would miss them.
+    std::unique_lock lock(live_mu_);
+    live_cv_.wait(lock, [&] { return live_replays_ == 0; });
+  }
   Barrier();  // every append queued before the call has been appended and started
   struct Target {
     ProgressTracker* tracker;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -212,6 +213,49 @@ TEST_F(EngineTest, RestartKeepsModulesDataProgressAndFailures) {
   for (const TopologyPartitionStats& t : stats.topologies) EXPECT_EQ(t.lag, 0);
   ASSERT_TRUE(engine_->AppendBatch("rt_test", "*sentences", {"two"}).ok());
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("two"))), Value(3));
+}
+
+// A deployed module whose copy cannot be reloaded fails Open with an error naming it
+// (Open must not hang draining task threads it never started).
+TEST_F(EngineTest, OpenReportsAModuleThatCannotBeReloaded) {
+  Open();
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*sentences", {"one two"}).ok());
+  engine_.reset();
+  ASSERT_TRUE(std::filesystem::remove(dir_.Sub("data/modules/rt_test.so")));
+  Result<std::unique_ptr<Engine>> engine = Engine::Open(testing::SmallEngineOptions(data_dir()));
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(engine.status().message(), HasSubstr("rt_test"));
+}
+
+// At the in-flight limit AppendAsync still returns at once (stratad calls it on network
+// threads); the batch is admitted, in call order, when records complete.
+TEST_F(EngineTest, AppendAsyncNeverBlocksAtTheInFlightLimit) {
+  EngineOptions options = testing::SmallEngineOptions(data_dir());
+  options.max_in_flight_records = 2;
+  OpenWith(options);
+  SetGate(false);
+  std::promise<Result<std::vector<AppendResult>>> held;
+  engine_->AppendAsync("rt_test", "*gate", {Value(1), Value(2)}, AckLevel::kProcessed,
+                       [&](Result<std::vector<AppendResult>> r) { held.set_value(std::move(r)); });
+  std::promise<Result<std::vector<AppendResult>>> waiting;
+  std::future<void> call = std::async(std::launch::async, [&] {
+    engine_->AppendAsync("rt_test", "*kv", {KV("k", 1)}, AckLevel::kNone,
+                         [&](Result<std::vector<AppendResult>> r) { waiting.set_value(std::move(r)); });
+  });
+  const bool returned = call.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+  std::future<Result<std::vector<AppendResult>>> admitted = waiting.get_future();
+  // Not admitted while the limit is held, not even with kNone.
+  EXPECT_EQ(admitted.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  SetGate(true);
+  EXPECT_TRUE(returned) << "AppendAsync blocked its caller at the in-flight limit";
+  call.wait();
+  Result<std::vector<AppendResult>> first = held.get_future().get();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Result<std::vector<AppendResult>> second = admitted.get();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$kv", Path().Key("k"))), Value(1));
 }
 
 TEST_F(EngineTest, DeployErrors) {

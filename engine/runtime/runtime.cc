@@ -7,19 +7,32 @@
 
 namespace strata::runtime {
 
-int64_t InFlightLimit::Acquire(int64_t n) {
+void InFlightLimit::Acquire(int64_t n, Admitted admitted) {
   n = std::min(n, limit_);
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return used_ + n <= limit_; });
-  used_ += n;
-  return n;
+  {
+    std::lock_guard lock(mu_);
+    if (!waiters_.empty() || used_ + n > limit_) {
+      waiters_.push_back({n, std::move(admitted)});
+      return;
+    }
+    used_ += n;
+  }
+  admitted(n);
 }
 
 void InFlightLimit::Release(int64_t n) {
   if (n == 0) return;
-  std::lock_guard lock(mu_);
-  used_ -= n;
-  cv_.notify_all();
+  std::vector<Waiter> ready;
+  {
+    std::lock_guard lock(mu_);
+    used_ -= n;
+    while (!waiters_.empty() && used_ + waiters_.front().n <= limit_) {
+      used_ += waiters_.front().n;
+      ready.push_back(std::move(waiters_.front()));
+      waiters_.pop_front();
+    }
+  }
+  for (Waiter& waiter : ready) waiter.admitted(waiter.n);
 }
 
 void ClientBatch::RecordReached() {

@@ -31,19 +31,28 @@ struct TopologyRun;
 // A unit of work for one task thread, run with that thread's Session.
 using Task = std::function<void(TaskThread& thread)>;
 
-// Counts appended client records not yet fully processed; AppendAsync waits for room.
+// Counts appended client records not yet fully processed. Admission never blocks: a batch
+// that does not fit waits in a FIFO and is admitted by the Release that makes room.
 class InFlightLimit {
  public:
+  using Admitted = std::function<void(int64_t permits)>;
   explicit InFlightLimit(int64_t limit) : limit_(limit) {}
-  // Blocks until n more records fit (n is capped at the limit); returns how many it took.
-  int64_t Acquire(int64_t n);
+  // Takes n permits (n capped at the limit) and calls admitted(n) — at once, on the
+  // caller's thread, when they fit and no earlier batch waits; else later, on the thread
+  // of the Release that makes room. Batches are admitted in call order.
+  void Acquire(int64_t n, Admitted admitted);
+  // Returns n permits and runs the waiting batches that now fit (outside the lock).
   void Release(int64_t n);
 
  private:
+  struct Waiter {
+    int64_t n;
+    Admitted admitted;
+  };
   const int64_t limit_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  int64_t used_ = 0;  // GUARDED_BY(mu_)
+  int64_t used_ = 0;             // GUARDED_BY(mu_)
+  std::deque<Waiter> waiters_;  // GUARDED_BY(mu_)
 };
 
 // The client side of one AppendAsync call: one result per record, completed when each
@@ -53,8 +62,9 @@ struct ClientBatch {
   Engine::AppendCallback done;
   std::vector<AppendResult> results;  // slot i written only by the completion of record i
   std::atomic<int64_t> remaining{0};  // records that have not reached `level`
-  InFlightLimit* limit = nullptr;
-  int64_t permits = 0;  // the first `permits` records each release one permit when complete
+  // The first `permits` records each release one permit when complete. Set when the batch
+  // is admitted, before its records are posted.
+  int64_t permits = 0;
 
   // Records that record `index` reached the level; calls `done` after the last one.
   void RecordReached();

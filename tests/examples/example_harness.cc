@@ -99,6 +99,10 @@ Result<std::map<std::string, PStateDump>> DumpPStates(Engine& engine, const std:
 Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string& module,
                                               const std::string& pstate) {
   STRATA_ASSIGN_OR_RETURN(PStateDump dump, DumpPState(engine, module, pstate));
+  return IntMapOf(dump, pstate);
+}
+
+Result<std::map<Value, int64_t>> IntMapOf(const PStateDump& dump, const std::string& pstate) {
   std::map<Value, int64_t> out;
   for (const std::vector<Value>& partition : dump) {
     for (const Value& root : partition) {
@@ -149,15 +153,22 @@ Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
 Status Recompute(Engine& live, Engine& fresh, const std::string& module,
                  const std::vector<std::string>& depot_order) {
   STRATA_ASSIGN_OR_RETURN(ModuleInfo info, live.Describe(module));
+  return RecomputeFrom(
+      [&](const std::string& depot) { return ReadWholeDepot(live, module, depot); },
+      info.partitions, fresh, module, depot_order);
+}
+
+Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine& fresh,
+                     const std::string& module, const std::vector<std::string>& depot_order) {
   DeployOptions options;
-  options.partitions = info.partitions;
-  STRATA_RETURN_IF_ERROR(fresh.Deploy(ModulePath(module), options).status());
+  options.partitions = partition_count;
+  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, fresh.Deploy(ModulePath(module), options));
   for (const std::string& depot : depot_order) {
     auto d = std::find_if(info.depots.begin(), info.depots.end(),
                           [&](const DepotInfo& x) { return x.name == depot; });
     if (d == info.depots.end()) return Status::NotFound("module " + module + " has no depot " + depot);
     bool hashed = d->partitioning.rfind("hash", 0) == 0;
-    STRATA_ASSIGN_OR_RETURN(auto partitions, ReadWholeDepot(live, module, depot));
+    STRATA_ASSIGN_OR_RETURN(auto partitions, read_depot(depot));
     for (size_t p = 0; p < partitions.size(); ++p) {
       const std::vector<DepotEntry>& records = partitions[p];
       for (size_t begin = 0; begin < records.size(); begin += kAppendChunk) {

@@ -7,6 +7,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,6 +63,8 @@ Result<std::map<std::string, PStateDump>> DumpPStates(Engine& engine, const std:
 // over all partitions.
 Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string& module,
                                               const std::string& pstate);
+// The same merge of a dump already taken (`pstate` names it in errors).
+Result<std::map<Value, int64_t>> IntMapOf(const PStateDump& dump, const std::string& pstate);
 
 // Every record of the depot, partition by partition, in offset order.
 Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
@@ -75,6 +78,17 @@ Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
 // (checked); randomly partitioned ones may not.
 Status Recompute(Engine& live, Engine& fresh, const std::string& module,
                  const std::vector<std::string>& depot_order);
+
+// The whole contents of one depot of the module being recomputed, as ReadWholeDepot
+// returns it (entry p: partition p in offset order, offsets from 0).
+using DepotSource =
+    std::function<Result<std::vector<std::vector<DepotEntry>>>(const std::string& depot)>;
+// Recompute with the live depots read through `read_depot` (e.g. over the wire from a
+// stratad): deploys `module` into `fresh` with `partition_count` partitions, then
+// re-appends as Recompute does. `read_depot` is called once per depot, on the caller's
+// thread.
+Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine& fresh,
+                     const std::string& module, const std::vector<std::string>& depot_order);
 
 // Dumps `pstates` (every PState of the module when empty) from both engines and compares
 // them with DumpsEqual.

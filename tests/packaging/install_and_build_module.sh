@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs Strata from a build directory into a temporary prefix; builds the project
-# out_of_tree/ (a module with strata_add_module, and deploy_check, an embedded-engine
-# program) in a temporary directory against the installed package; runs deploy_check on
-# the module and compares what it printed with what the module must do.
+# out_of_tree/ (a module with strata_add_module, deploy_check, an embedded-engine
+# program, and client_check, a driver program) in a temporary directory against the
+# installed package; runs deploy_check on the module, and client_check against the build's
+# stratad, and compares what they printed with what the module must do.
 #
 # usage: install_and_build_module.sh CMAKE BUILD_DIR OUT_OF_TREE_PROJECT CXX_COMPILER
 set -euo pipefail
@@ -10,7 +11,12 @@ set -euo pipefail
 cmake=$1 build_dir=$2 project=$3 cxx=$4
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-packaging.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+stratad_pid=
+cleanup() {
+  [[ -z $stratad_pid ]] || { kill "$stratad_pid" 2>/dev/null; wait "$stratad_pid" 2>/dev/null; }
+  rm -rf "$work"
+}
+trap cleanup EXIT
 prefix=$work/prefix
 
 fail() {
@@ -22,7 +28,8 @@ fail() {
   || { cat "$work/install.log" >&2; fail "cmake --install $build_dir"; }
 
 # The public headers, and no header of the engine's internals.
-for header in value.h status.h key_codec.h value_codec.h json.h path.h schema.h module.h engine.h; do
+for header in value.h status.h key_codec.h value_codec.h json.h path.h schema.h module.h engine.h \
+    client.h protocol/frame.h protocol/messages.h; do
   [[ -f $prefix/include/strata/$header ]] || fail "strata/$header is not installed"
 done
 unexpected=$(find "$prefix/include" -type f ! -path "$prefix/include/strata/*.h" -print)
@@ -54,4 +61,34 @@ if [[ $actual != "$expected" ]]; then
   printf 'expected:\n%s\nactual:\n%s\n' "$expected" "$actual" >&2
   fail "the deployed module did not do what it should"
 fi
-echo "OK: $module built against $prefix, deployed and used"
+
+# The driver: linked without any engine library, and working against a real stratad.
+link=$work/build/CMakeFiles/client_check.dir/link.txt
+! grep -Eq 'libstrata_(storage|depot|pstate|module|runtime)\.a' "$link" \
+  || fail "client_check links an engine library: $(cat "$link")"
+"$build_dir/bin/stratad" --data-dir "$work/server" --listen 127.0.0.1:0 --cache-size 64MB \
+  > "$work/stratad.out" 2> "$work/stratad.log" &
+stratad_pid=$!
+port=
+for _ in $(seq 300); do
+  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/stratad.out")
+  [[ -n $port ]] && break
+  kill -0 "$stratad_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[[ -n $port ]] || { cat "$work/stratad.log" >&2; fail "stratad did not start"; }
+expected_client='module greeter (4 partitions)
+append ann -> greet: "hello, ann"
+append bob -> greet: "hello, bob"
+append ann -> greet: "hello, ann"
+$$greetings ann = 2
+$$greetings bob = 1
+describe nope: NOT_FOUND'
+actual=$("$work/build/client_check" "$port" "$module") \
+  || fail "client_check failed against stratad on port $port (its error is above)"
+if [[ $actual != "$expected_client" ]]; then
+  printf 'expected:\n%s\nactual:\n%s\n' "$expected_client" "$actual" >&2
+  fail "the driver program did not see what it should"
+fi
+
+echo "OK: $module built against $prefix, deployed and used, embedded and through the driver"

@@ -544,6 +544,28 @@ TEST_F(ServerTest, PipelinedRequestsAreAllAnswered) {
   StopServer();
 }
 
+// Requests still buffered behind the in-flight cap (default 256) when the client shuts
+// down its sending side are answered too (docs/protocol.md, "When the server closes a connection").
+TEST_F(ServerTest, EveryRequestSentBeforeEofIsAnswered) {
+  StartServer();
+  TestClient client = Connected();
+  DeployWordcount(client);
+  std::set<uint64_t> ids;
+  for (int i = 0; i < 600; ++i) {
+    proto::Request request{client.NextId(), CountOf("eof")};
+    ids.insert(request.id);
+    ASSERT_OK(client.Send(request));
+  }
+  client.ShutdownWrite();
+  for (int i = 0; i < 600; ++i) {
+    Result<proto::Response> r = client.Receive();
+    ASSERT_TRUE(r.ok()) << "response " << i << ": " << r.status().ToString();
+    EXPECT_EQ(ids.erase(r->id), 1u) << "unexpected or repeated id " << r->id;
+  }
+  EXPECT_TRUE(client.WaitForClose());
+  StopServer();
+}
+
 // A client that sends read-heavy requests and never reads the answers: the server stops
 // reading it (in-flight and queued-bytes caps), so its memory stays bounded, and it keeps
 // answering other clients.

@@ -1,5 +1,7 @@
 // The module runtime_test deploys: one depot and topology per behaviour under test.
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -20,6 +22,12 @@ using strata::Value;
 // rt_test_flaky_attempts (the test dlopens the engine's copy with RTLD_NOLOAD).
 std::mutex attempts_mu;
 std::map<int64_t, int> attempts;
+
+// The "gate" step waits while the gate is closed (rt_test_set_gate), at most 30 s, so a
+// test can hold records in flight.
+std::mutex gate_mu;
+std::condition_variable gate_cv;
+bool gate_open = true;
 
 void Define(strata::ModuleBuilder& m) {
   // wordcount: sentence -> words (ack return: word count) -> hash(word) -> count.
@@ -87,6 +95,17 @@ void Define(strata::ModuleBuilder& m) {
     return ctx.Transform(flaky_ok, Path().Key(n).Set(true)).status();
   });
 
+  // gate: waits while the gate is closed, then stores the record.
+  auto gate_depot = m.Depot("*gate", DepotPartitioning::Hash());
+  auto gate_passed = m.PState("$$gate_passed", Schema::Map(Schema::Any(), Schema::Bool()));
+  m.Stream("gate").Source(gate_depot).Each([gate_passed](TopologyContext& ctx, const Value& v) {
+    {
+      std::unique_lock lock(gate_mu);
+      gate_cv.wait_for(lock, std::chrono::seconds(30), [] { return gate_open; });
+    }
+    return ctx.Transform(gate_passed, Path().Key(v).Set(true)).status();
+  });
+
   // crash: {k, n} -> hash(k) -> add n to a set (idempotent), count (not idempotent), and
   // append {k, n} to *derived, whose topology adds n to another set.
   auto crash = m.Depot("*crash", DepotPartitioning::Hash(Path().Key("k")));
@@ -121,6 +140,14 @@ extern "C" __attribute__((visibility("default"))) int rt_test_flaky_attempts(int
   std::lock_guard lock(attempts_mu);
   auto it = attempts.find(n);
   return it == attempts.end() ? 0 : it->second;
+}
+
+extern "C" __attribute__((visibility("default"))) void rt_test_set_gate(bool open) {
+  {
+    std::lock_guard lock(gate_mu);
+    gate_open = open;
+  }
+  gate_cv.notify_all();
 }
 
 STRATA_MODULE(rt_test, Define)

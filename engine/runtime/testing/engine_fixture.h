@@ -45,8 +45,9 @@ class EngineFixture : public ::testing::Test {
   std::string data_dir() const { return dir_.Sub("data"); }
 
   // Opens the engine and deploys rt_test unless it is deployed.
-  void Open() {
-    Result<std::unique_ptr<Engine>> engine = Engine::Open(SmallEngineOptions(data_dir()));
+  void Open() { OpenWith(SmallEngineOptions(data_dir())); }
+  void OpenWith(const EngineOptions& options) {
+    Result<std::unique_ptr<Engine>> engine = Engine::Open(options);
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     engine_ = std::move(engine).value();
     if (engine_->Describe("rt_test").ok()) return;
@@ -68,6 +69,17 @@ class EngineFixture : public ::testing::Test {
     const int attempts = fn ? fn(n) : -1;
     dlclose(handle);
     return attempts;
+  }
+
+  // Opens or closes the gate of the "gate" step in the engine's copy of the plugin.
+  void SetGate(bool open) {
+    const std::string path = data_dir() + "/modules/rt_test.so";
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    ASSERT_NE(handle, nullptr) << "the engine has not loaded " << path;
+    auto fn = reinterpret_cast<void (*)(bool)>(dlsym(handle, "rt_test_set_gate"));
+    EXPECT_NE(fn, nullptr);
+    if (fn != nullptr) fn(open);
+    dlclose(handle);
   }
 
   TempDir dir_;

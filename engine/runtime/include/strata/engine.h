@@ -28,8 +28,8 @@ struct EngineOptions {
   int checkpoint_interval_s = 60;
   int max_step_attempts = 3;  // a failing topology step is tried this often, then recorded
   uint64_t log_file_max_bytes = 100ull << 20;  // WiredTiger preallocates log files this big
-  // Appended client records not yet fully processed, over all modules; AppendAsync blocks
-  // the caller while the engine holds this many (the memory bound of a fast appender).
+  // Appended client records not yet fully processed, over all modules. A batch that does
+  // not fit waits (in call order) until records complete; AppendAsync itself never blocks.
   int max_in_flight_records = 1 << 16;
 };
 
@@ -128,12 +128,18 @@ class Engine {
   virtual Result<std::vector<ModuleInfo>> Modules() = 0;
   virtual Result<ModuleInfo> Describe(const std::string& module) = 0;
   // Stops the module's topologies and deletes its data and its copy of the plugin.
+  // Crash-safe: it first deletes the module's metadata durably (after a crash from then on
+  // the module is gone), then its tables and file; what a crash or error leaves of those
+  // is dropped by the next Open or Deploy of the name, never reused.
   virtual Status Destroy(const std::string& module) = 0;
 
   // Appends records (each to the partition its depot's partitioning chooses; records of
   // one partition keep their batch order) and calls `done` once `level` is reached for
   // all of them, with one AppendResult per record in order. The batch fails as a whole
   // for unknown names and a depot without client appends.
+  // Never blocks: when the engine already holds max_in_flight_records unprocessed records,
+  // the batch waits for room before it is appended (kNone's `done` too runs only then).
+  // A caller bounds its own memory by bounding the calls whose `done` has not run yet.
   using AppendCallback = std::function<void(Result<std::vector<AppendResult>>)>;
   virtual void AppendAsync(const std::string& module, const std::string& depot,
                            std::vector<Value> records, AckLevel level, AppendCallback done) = 0;

@@ -22,8 +22,9 @@ StratadProcess::~StratadProcess() {
 }
 
 bool StratadProcess::Start(const std::string& data_dir, const std::string& log_path,
-                           const std::vector<std::string>& extra_args) {
-  std::vector<std::string> args = {STRATAD_PATH, "--data-dir", data_dir, "--listen", "127.0.0.1:0"};
+                           const std::vector<std::string>& extra_args, uint16_t port) {
+  std::vector<std::string> args = {STRATAD_PATH, "--data-dir", data_dir, "--listen",
+                                   "127.0.0.1:" + std::to_string(port)};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -1,5 +1,6 @@
-// A real build/bin/stratad child process for the server tests: started on 127.0.0.1
-// port 0 with a data directory, ready once it printed "listening on HOST:PORT".
+// A real build/bin/stratad child process for the server, driver and shell tests: started
+// on 127.0.0.1 (port 0 unless told) with a data directory, ready once it printed
+// "listening on HOST:PORT". Library strata_testing_stratad (tests/testing/CMakeLists.txt).
 #pragma once
 
 #include <sys/types.h>
@@ -18,11 +19,13 @@ class StratadProcess {
   StratadProcess(const StratadProcess&) = delete;
   StratadProcess& operator=(const StratadProcess&) = delete;
 
-  // Starts stratad --data-dir data_dir --listen 127.0.0.1:0 plus `extra_args`; stderr goes
-  // to `log_path`. Returns true once the "listening on" line arrived (port() is then set);
-  // false when the process exited or printed nothing within 30 s (exit_code() then tells).
+  // Starts stratad --data-dir data_dir --listen 127.0.0.1:PORT plus `extra_args`; stderr
+  // goes to `log_path`. `port` 0 lets the system pick one; a restart passes the port of the
+  // previous run so that clients find it again. Returns true once the "listening on" line
+  // arrived (port() is then set); false when the process exited or printed nothing within
+  // 30 s (Wait() then tells).
   bool Start(const std::string& data_dir, const std::string& log_path,
-             const std::vector<std::string>& extra_args = {});
+             const std::vector<std::string>& extra_args = {}, uint16_t port = 0);
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }

@@ -1,0 +1,136 @@
+#!/bin/bash
+# Strata side by side with its peers (BENCHMARKS.md): for each workload, runs strata-bench
+# against a fresh stratad (--spawn) and then the PostgreSQL and Redis peers (bench/peers)
+# back to back at the same concurrency, and prints one Markdown table: the variant, its
+# configuration, Strata's figures, each peer's figures and Strata's ratio to it.
+#
+# Usage: bench/compare.sh W1|W2|W3|W4|all [--duration S] [--warmup S] [--connections N]
+# Needs build/bin/strata-bench (make build) and the peers (scripts/install-deps.sh --peers);
+# `make compare` does both and runs all four. Every server it starts is stopped on exit.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${STRATA_BENCH:-$ROOT/build/bin/strata-bench}
+PEERS=$ROOT/bench/peers
+
+WHICH=${1:-}
+shift || true
+DURATION=10 WARMUP=2 CONNECTIONS=16 PIPELINE=32 BATCH=100
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    *) echo "compare: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+case "$WHICH" in
+  W1|W2|W3|W4) WORKLOADS=$WHICH ;;
+  all) WORKLOADS="W1 W2 W3 W4" ;;
+  *) echo "usage: bench/compare.sh W1|W2|W3|W4|all [--duration S] [--warmup S] [--connections N]" >&2; exit 2 ;;
+esac
+[ -x "$BENCH" ] || { echo "compare: $BENCH is not built: make build" >&2; exit 1; }
+command -v jq >/dev/null || { echo "compare: jq missing: scripts/install-deps.sh --peers" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/strata-compare-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# Writes "units_per_s p50 p99 p999 extra_per_s ok" of one strata-bench run.
+strata_run() {
+  local workload=$1
+  shift
+  local json
+  json=$("$BENCH" --workload "$workload" --spawn --json --connections "$CONNECTIONS" \
+         --duration "$DURATION" --warmup "$WARMUP" "$@" 2>"$TMP/strata.err") || {
+    echo "compare: strata-bench --workload $workload $* failed:" >&2
+    tail -5 "$TMP/strata.err" >&2
+    echo "$json" | jq -r '.first_error // .check_error // empty' >&2
+  }
+  [ -n "$json" ] || { echo "- - - - - false"; return; }
+  echo "$json" | jq -r '[.units_per_s, .latency_ms.p50, .latency_ms.p99, .latency_ms.p999,
+                         (.extra_units_per_s // 0), .ok] | map(tostring) | join(" ")'
+}
+
+# The RESULT fields of one variant from a peer's output file: "units p50 p99 deliveries".
+peer_fields() {
+  grep "^RESULT .*variant=$2 " "$1" 2>/dev/null | head -1 | tr ' ' '\n' | awk -F= '
+    { v[$1] = $2 } END { printf "%s %s %s %s\n", v["units_per_s"] == "" ? "-" : v["units_per_s"],
+      v["p50_ms"] == "" ? "-" : v["p50_ms"], v["p99_ms"] == "" ? "-" : v["p99_ms"],
+      v["deliveries_per_s"] == "" ? "-" : v["deliveries_per_s"] }'
+}
+
+fmt_rate() { [ "$1" = - ] && echo "–" || awk -v x="$1" 'BEGIN { printf "%\047.0f", x }'; }
+fmt_ms() { [ "$1" = - ] && echo "–" || awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+ratio() {
+  if [ "$1" = - ] || [ "$2" = - ] || [ "$2" = 0 ]; then echo "–"; else
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; fi
+}
+
+# row VARIANT CONFIG UNIT "strata fields" "pg fields" "redis fields" — the figure compared
+# is units/s, or deliveries/s for W3.
+row() {
+  local variant=$1 config=$2 unit=$3
+  read -r s_units s_p50 s_p99 s_p999 s_extra s_ok <<<"$4"
+  read -r p_units p_p50 p_p99 p_extra <<<"$5"
+  read -r r_units r_p50 r_p99 r_extra <<<"$6"
+  if [ "$unit" = deliveries ]; then s_units=$s_extra; p_units=$p_extra; fi
+  local mark=""
+  [ "$s_ok" = true ] || mark=" (errors: see stderr)"
+  printf '| %s | %s | %s | %s / %s / %s%s | %s | %s | %s / %s | %s | %s | %s / %s | %s |\n' \
+    "$variant" "$config" "$unit/s" "$(fmt_rate "$s_units")" "$(fmt_ms "$s_p50")" "$(fmt_ms "$s_p99")" \
+    "$mark" "$(fmt_ms "$s_p999")" "$(fmt_rate "$p_units")" "$(fmt_ms "$p_p50")" "$(fmt_ms "$p_p99")" \
+    "$(ratio "$s_units" "$p_units")" "$(fmt_rate "$r_units")" "$(fmt_ms "$r_p50")" "$(fmt_ms "$r_p99")" \
+    "$(ratio "$s_units" "$r_units")"
+}
+
+fsync_rate() {
+  local f="$TMP/fsync.probe" start end
+  start=$(date +%s.%N)
+  dd if=/dev/zero of="$f" bs=4k count=500 oflag=dsync 2>/dev/null
+  end=$(date +%s.%N)
+  rm -f "$f"
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", 500 / (e - s) }'
+}
+
+echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), \
+$(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, $(uname -sr), ~$(fsync_rate) synchronous 4 KiB writes/s in ${TMPDIR:-/tmp}"
+echo "Each variant: $CONNECTIONS connections, ${WARMUP} s warmup, ${DURATION} s measured; Strata: a fresh stratad (--spawn), ack processed"
+echo
+echo "| variant | configuration | unit | Strata rate / p50 / p99 ms | p99.9 ms | PostgreSQL rate | p50 / p99 ms | Strata ÷ PG | Redis rate | p50 / p99 ms | Strata ÷ Redis |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+
+PEER_ARGS=(--duration "$DURATION" --warmup "$WARMUP" --clients "$CONNECTIONS" --pipeline "$PIPELINE" --batch "$BATCH")
+for w in $WORKLOADS; do
+  echo "compare: $w: PostgreSQL..." >&2
+  "$PEERS/postgres.sh" "$w" "${PEER_ARGS[@]}" >"$TMP/pg.out" 2>"$TMP/pg.err" ||
+    { echo "compare: postgres.sh $w failed:" >&2; tail -5 "$TMP/pg.err" >&2; }
+  : >"$TMP/redis.out"
+  if [ "$w" = W1 ] || [ "$w" = W2 ]; then
+    echo "compare: $w: Redis..." >&2
+    "$PEERS/redis.sh" "$w" "${PEER_ARGS[@]}" >"$TMP/redis.out" 2>"$TMP/redis.err" ||
+      { echo "compare: redis.sh $w failed:" >&2; tail -5 "$TMP/redis.err" >&2; }
+  fi
+  echo "compare: $w: Strata..." >&2
+  case "$w" in
+    W1)
+      row W1-closed "pipeline 1, batch 1" records "$(strata_run W1)" \
+        "$(peer_fields "$TMP/pg.out" W1-closed)" "$(peer_fields "$TMP/redis.out" W1-closed)"
+      row W1-pipelined "pipeline $PIPELINE" records "$(strata_run W1 --pipeline "$PIPELINE")" \
+        "$(peer_fields "$TMP/pg.out" W1-pipelined)" "$(peer_fields "$TMP/redis.out" W1-pipelined)"
+      row W1-batched "batch $BATCH" records "$(strata_run W1 --batch "$BATCH")" \
+        "$(peer_fields "$TMP/pg.out" W1-batched)" "$(peer_fields "$TMP/redis.out" W1-batched)"
+      ;;
+    W2)
+      row W2-closed "pipeline 1" reads "$(strata_run W2)" \
+        "$(peer_fields "$TMP/pg.out" W2-closed)" "$(peer_fields "$TMP/redis.out" W2-closed)"
+      row W2-pipelined "pipeline $PIPELINE" reads "$(strata_run W2 --pipeline "$PIPELINE")" \
+        "$(peer_fields "$TMP/pg.out" W2-pipelined)" "$(peer_fields "$TMP/redis.out" W2-pipelined)"
+      ;;
+    W3)
+      row W3 "pipeline 1, posts" deliveries "$(strata_run W3)" \
+        "$(peer_fields "$TMP/pg.out" W3)" "- - - -"
+      ;;
+    W4)
+      row W4 "pipeline 1" transfers "$(strata_run W4)" "$(peer_fields "$TMP/pg.out" W4)" "- - - -"
+      ;;
+  esac
+done

@@ -1,0 +1,324 @@
+// strata-bench: the load generator of BENCHMARKS.md (workloads W1–W4) over the C++
+// driver. Runs against a running stratad (--host/--port) or starts its own (--spawn: a
+// build/bin/stratad child on a temporary data directory with the example modules,
+// stopped and removed at the end). Prints the configuration, throughput and latency
+// percentiles, or one JSON document with --json. See docs/performance.md.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "runner.h"
+#include "stratad_process.h"
+#include "strata/client.h"
+#include "workloads.h"
+
+namespace strata::bench {
+namespace {
+
+struct Flags {
+  std::string workload;
+  int connections = 16;
+  int pipeline = 1;
+  int batch = 1;
+  double duration = 10;
+  int64_t count = 0;
+  int64_t keyspace = 100000;
+  int users = 10000;
+  std::string ack = "processed";
+  std::string host = "127.0.0.1";
+  uint16_t port = 7450;
+  bool spawn = false;
+  std::vector<std::string> stratad_args;
+  double warmup = 2;
+  bool json = false;
+  uint64_t seed = 42;
+  bool print_graph = false;
+};
+
+// The spawned server: a stratad child on a fresh temporary data directory, with its peak
+// resident set sampled every 100 ms. The destructor stops it (SIGTERM, graceful) and
+// removes the directory.
+class SpawnedServer {
+ public:
+  ~SpawnedServer() {
+    sampling_ = false;
+    if (sampler_.joinable()) sampler_.join();
+    if (process_.running()) process_.Stop(SIGTERM);
+    if (!data_dir_.empty()) std::filesystem::remove_all(data_dir_);
+  }
+
+  Status Start(const std::vector<std::string>& extra_args) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "strata-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return Status::IOError("mkdtemp " + tmpl + " failed");
+    data_dir_ = tmpl;
+    log_path_ = data_dir_ + ".log";
+    std::vector<std::string> args = extra_args;
+    for (const char* module : {WORDCOUNT_MODULE, SOCIAL_MODULE, BANK_MODULE}) {
+      args.push_back("--deploy");
+      args.push_back(module);
+    }
+    if (!process_.Start(data_dir_ + "/data", log_path_, args)) {
+      return Status::IOError("stratad did not start (" + std::string(STRATAD_PATH) + "); its log:\n" +
+                             server_test::ReadFile(log_path_));
+    }
+    sampler_ = std::thread([this] {
+      while (sampling_) {
+        peak_rss_kib_ = std::max<int64_t>(peak_rss_kib_, process_.RssKib());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    return Status::Ok();
+  }
+  // Stops the server gracefully; the log is removed unless the exit was not clean.
+  Status Stop() {
+    sampling_ = false;
+    if (sampler_.joinable()) sampler_.join();
+    const int status = process_.Stop(SIGTERM);
+    if (status != 0) {
+      return Status::Internal("stratad exited with status " + std::to_string(status) +
+                              "; its log is " + log_path_);
+    }
+    std::filesystem::remove(log_path_);
+    return Status::Ok();
+  }
+  uint16_t port() const { return process_.port(); }
+  int64_t peak_rss_kib() const { return peak_rss_kib_; }
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  server_test::StratadProcess process_;
+  std::string data_dir_;
+  std::string log_path_;
+  std::atomic<bool> sampling_{true};
+  std::atomic<int64_t> peak_rss_kib_{0};
+  std::thread sampler_;
+};
+
+std::optional<protocol::AckLevel> ParseAck(const std::string& s) {
+  if (s == "none") return protocol::AckLevel::kNone;
+  if (s == "appended") return protocol::AckLevel::kAppended;
+  if (s == "processed") return protocol::AckLevel::kProcessed;
+  return std::nullopt;
+}
+
+double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+nlohmann::json LatencyJson(const Histogram& h) {
+  return {{"count", h.count()},        {"mean", Ms(static_cast<uint64_t>(h.mean()))},
+          {"p50", Ms(h.Percentile(0.5))}, {"p99", Ms(h.Percentile(0.99))},
+          {"p999", Ms(h.Percentile(0.999))}, {"max", Ms(h.max())}};
+}
+
+std::string LatencyLine(const Histogram& h) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3) << "p50 " << Ms(h.Percentile(0.5)) << " ms, p99 "
+      << Ms(h.Percentile(0.99)) << " ms, p99.9 " << Ms(h.Percentile(0.999)) << " ms, max "
+      << Ms(h.max()) << " ms (" << h.count() << " requests)";
+  return out.str();
+}
+
+int Run(const Flags& flags) {
+  if (flags.print_graph) {
+    double c = 0;
+    const std::vector<int64_t> counts = FollowerCounts(flags.users, 50, &c);
+    for (size_t r = 0; r < counts.size(); ++r) std::printf("%zu\t%lld\n", r + 1, static_cast<long long>(counts[r]));
+    return 0;
+  }
+  const std::optional<protocol::AckLevel> ack = ParseAck(flags.ack);
+  if (!ack) {
+    std::cerr << "strata-bench: --ack '" << flags.ack << "' is not none, appended or processed\n";
+    return 2;
+  }
+  if (flags.duration <= 0 && flags.count <= 0) {
+    std::cerr << "strata-bench: give a --duration > 0 or a --count > 0\n";
+    return 2;
+  }
+  WorkloadConfig config;
+  config.name = flags.workload;
+  config.keyspace = flags.keyspace;
+  config.batch = flags.batch;
+  config.ack = *ack;
+  config.users = flags.users;
+  Result<std::unique_ptr<Workload>> workload = MakeWorkload(config);
+  if (!workload.ok()) {
+    std::cerr << "strata-bench: " << workload.status().message() << "\n";
+    return 2;
+  }
+
+  SpawnedServer spawned;
+  uint16_t port = flags.port;
+  if (flags.spawn) {
+    if (Status s = spawned.Start(flags.stratad_args); !s.ok()) {
+      std::cerr << "strata-bench: " << s.message() << "\n";
+      return 1;
+    }
+    port = spawned.port();
+  }
+  std::vector<std::unique_ptr<Client>> owned;
+  std::vector<Client*> clients;
+  for (int i = 0; i < flags.connections; ++i) {
+    auto client = Client::Connect({.host = flags.host, .port = port, .client_name = "strata-bench"});
+    if (!client.ok()) {
+      std::cerr << "strata-bench: connect to " << flags.host << ":" << port << ": "
+                << client.error().ToString() << "\n";
+      return 1;
+    }
+    clients.push_back(client->get());
+    owned.push_back(std::move(*client));
+  }
+
+  std::cerr << "strata-bench " << flags.workload << ": " << (*workload)->Description() << "\n";
+  if (Status s = (*workload)->Prepare(clients); !s.ok()) {
+    std::cerr << "strata-bench: preparing " << flags.workload << ": " << s.message() << "\n";
+    return 1;
+  }
+  PhaseOptions phase;
+  phase.warmup = std::chrono::duration<double>(flags.warmup);
+  phase.duration = std::chrono::duration<double>(flags.count > 0 ? 0 : flags.duration);
+  phase.count = flags.count;
+  phase.pipeline = flags.pipeline;
+  phase.progress = !flags.json;
+  phase.label = flags.workload;
+  const PhaseResult result = RunPhase(clients, (*workload)->Source(), phase, flags.seed);
+
+  nlohmann::json check = nlohmann::json::object();
+  const Status verified = (*workload)->Verify(clients, &check);
+  owned.clear();
+  int64_t peak_rss_kib = -1;
+  Status stopped;
+  if (flags.spawn) {
+    peak_rss_kib = spawned.peak_rss_kib();
+    stopped = spawned.Stop();
+  }
+
+  const Histogram all = result.AllLatencies();
+  const double seconds = result.seconds > 0 ? result.seconds : 1e-9;
+  const double rate = static_cast<double>(result.units) / seconds;
+  const double request_rate = static_cast<double>(result.ops) / seconds;
+  const std::string unit = (*workload)->UnitName();
+  const std::string extra_unit = (*workload)->ExtraUnitName();
+  const std::string second_class = (*workload)->SecondLatencyClass();
+  const bool ok = result.errors == 0 && verified.ok() && stopped.ok() && result.ops > 0;
+
+  if (flags.json) {
+    nlohmann::json doc = {
+        {"workload", flags.workload},
+        {"description", (*workload)->Description()},
+        {"config",
+         {{"connections", flags.connections}, {"pipeline", flags.pipeline}, {"batch", flags.batch},
+          {"ack", flags.ack}, {"warmup_s", flags.warmup}, {"duration_s", phase.duration.count()},
+          {"count", flags.count}, {"keyspace", flags.keyspace}, {"users", flags.users},
+          {"server", flags.spawn ? "spawned" : flags.host + ":" + std::to_string(port)}}},
+        {"seconds", result.seconds},
+        {"unit", unit},
+        {"units", result.units},
+        {"units_per_s", rate},
+        {"requests", result.ops},
+        {"requests_per_s", request_rate},
+        {"latency_ms", LatencyJson(all)},
+        {"errors", result.errors},
+        {"check", check},
+        {"ok", ok}};
+    if (!extra_unit.empty()) {
+      doc["extra_unit"] = extra_unit;
+      doc["extra_units_per_s"] = static_cast<double>(result.extra_units) / seconds;
+    }
+    if (!second_class.empty()) {
+      doc["latency_ms_class0"] = LatencyJson(result.latency[0]);
+      doc["latency_ms_class1"] = LatencyJson(result.latency[1]);
+      doc["class1"] = second_class;
+    }
+    if (result.errors > 0) doc["first_error"] = result.first_error;
+    if (!verified.ok()) doc["check_error"] = verified.message();
+    if (peak_rss_kib >= 0) doc["server_peak_rss_mib"] = peak_rss_kib / 1024;
+    std::cout << doc.dump() << "\n";
+  } else {
+    std::cout << std::fixed << std::setprecision(1);
+    std::cout << "workload     " << flags.workload << ": " << (*workload)->Description() << "\n"
+              << "server       "
+              << (flags.spawn ? "spawned stratad " + std::string(STRATAD_PATH)
+                              : flags.host + ":" + std::to_string(port))
+              << "\n"
+              << "config       " << flags.connections << " connections, pipeline " << flags.pipeline
+              << ", batch " << flags.batch << ", ack " << flags.ack << ", warmup " << flags.warmup
+              << " s, ";
+    if (flags.count > 0) {
+      std::cout << "count " << flags.count << "\n";
+    } else {
+      std::cout << "duration " << flags.duration << " s\n";
+    }
+    std::cout << "throughput   " << rate << " " << unit << "/s (" << request_rate << " requests/s; "
+              << result.units << " " << unit << " in " << result.seconds << " s)\n";
+    if (!extra_unit.empty()) {
+      std::cout << "             " << static_cast<double>(result.extra_units) / seconds << " "
+                << extra_unit << "/s\n";
+    }
+    std::cout << "latency      " << LatencyLine(all) << "\n";
+    if (!second_class.empty()) {
+      std::cout << "  others     " << LatencyLine(result.latency[0]) << "\n"
+                << "  " << second_class << ": " << LatencyLine(result.latency[1]) << "\n";
+    }
+    if (peak_rss_kib >= 0) std::cout << "server RSS   peak " << peak_rss_kib / 1024 << " MiB\n";
+    if (!check.empty()) std::cout << "check        " << check.dump() << "\n";
+    std::cout << "errors       " << result.errors
+              << (result.errors > 0 ? " (first: " + result.first_error + ")" : "") << "\n";
+  }
+  if (!verified.ok()) std::cerr << "strata-bench: check failed: " << verified.message() << "\n";
+  if (!stopped.ok()) std::cerr << "strata-bench: " << stopped.message() << "\n";
+  if (result.ops == 0) std::cerr << "strata-bench: no request completed in the measured interval\n";
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace strata::bench
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  strata::bench::Flags flags;
+  CLI::App app{"strata-bench: the workloads W1-W4 of BENCHMARKS.md against stratad"};
+  app.add_option("--workload", flags.workload, "W1 (word count appends), W2 (point reads), "
+                                               "W3 (timeline fan-out), W4 (bank transfers)")
+      ->check(CLI::IsMember({"W1", "W2", "W3", "W4"}));
+  app.add_option("--connections", flags.connections, "Connections (one client each)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--pipeline", flags.pipeline, "Requests in flight per connection")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  app.add_option("--batch", flags.batch, "Records per append request (W1, W3, W4)")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--duration", flags.duration, "Measured seconds (after the warmup)")
+      ->capture_default_str();
+  app.add_option("--count", flags.count, "Measure this many records/reads/posts/transfers "
+                                         "instead of a duration")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--keyspace", flags.keyspace, "Words (W1, W2) or accounts (W4)")->capture_default_str();
+  app.add_option("--users", flags.users, "Users (W3)")->capture_default_str();
+  app.add_option("--ack", flags.ack, "Ack level: none, appended or processed")->capture_default_str();
+  app.add_option("--host", flags.host, "Server host")->capture_default_str();
+  app.add_option("--port", flags.port, "Server port")->capture_default_str();
+  app.add_flag("--spawn", flags.spawn,
+               "Start a stratad on a temporary data directory with the example modules "
+               "(port 0) and stop it at the end");
+  app.add_option("--stratad-arg", flags.stratad_args,
+                 "An argument for the spawned stratad (repeat), e.g. --stratad-arg=--task-threads=2");
+  app.add_option("--warmup", flags.warmup, "Seconds of load before measuring")->capture_default_str();
+  app.add_flag("--json", flags.json, "Print one JSON document");
+  app.add_option("--seed", flags.seed, "Random seed")->capture_default_str();
+  app.add_flag("--print-graph", flags.print_graph,
+               "Print W3's follower count per user (\"user<TAB>count\", user 1..--users) and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (flags.workload.empty() && !flags.print_graph) {
+    std::cerr << "strata-bench: --workload is required (W1, W2, W3 or W4)\n" << app.help();
+    return 2;
+  }
+  return strata::bench::Run(flags);
+}

@@ -1,0 +1,421 @@
+#include "workloads.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+namespace strata::bench {
+namespace {
+
+using protocol::AppendRequest;
+using protocol::Appended;
+using protocol::SelectRequest;
+using protocol::Selected;
+
+constexpr int kLoadBatch = 1000;  // records per append request in load phases
+constexpr int kLoadPipeline = 8;
+constexpr int64_t kCelebrityFollowers = 1000;
+constexpr int64_t kInitialDeposit = 1000;
+
+std::string Numbered(char prefix, int64_t i) { return prefix + std::to_string(i); }
+
+// "" when `body` is an Appended with `expected` results and no failure.
+std::string CheckAppended(const Client::Body& body, size_t expected) {
+  const auto* appended = std::get_if<Appended>(&body);
+  if (appended == nullptr) return "append answered with an unexpected response type";
+  if (appended->results.size() != expected) {
+    return "append of " + std::to_string(expected) + " records answered with " +
+           std::to_string(appended->results.size()) + " results";
+  }
+  for (const protocol::AppendResult& r : appended->results) {
+    if (r.failure) return "record failed: " + r.failure->message;
+  }
+  return "";
+}
+
+// Appends records 0..total-1 (made by `record`) in batches over every connection with ack
+// processed; not measured.
+Status Load(const std::vector<Client*>& clients, const std::string& label,
+            const std::string& module, const std::string& depot, int64_t total,
+            std::function<Value(int64_t)> record) {
+  auto cursor = std::make_shared<std::atomic<int64_t>>(0);
+  OpSource source;
+  source.next = [=](std::mt19937_64&) -> std::optional<Op> {
+    const int64_t from = cursor->fetch_add(kLoadBatch);
+    if (from >= total) return std::nullopt;
+    AppendRequest request{module, depot, {}, protocol::AckLevel::kProcessed};
+    for (int64_t i = from; i < std::min(total, from + kLoadBatch); ++i) {
+      request.records.push_back(record(i));
+    }
+    Op op;
+    op.units = static_cast<int64_t>(request.records.size());
+    op.body = std::move(request);
+    return op;
+  };
+  source.check = [](const Op& op, const Client::Body& body) {
+    return CheckAppended(body, static_cast<size_t>(op.units));
+  };
+  PhaseOptions options;
+  options.pipeline = kLoadPipeline;
+  options.progress = true;
+  options.label = label;
+  const auto start = std::chrono::steady_clock::now();
+  const PhaseResult result = RunPhase(clients, source, options, 1);
+  if (result.errors > 0) {
+    return Status::Aborted(label + ": " + std::to_string(result.errors) +
+                           " append requests failed, the first: " + result.first_error);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << "  " << label << ": " << result.units << " records in " << seconds << " s\n";
+  return Status::Ok();
+}
+
+// Reads `key(key_of(i))` of `pstate` for i in 0..total-1 into (*out)[i] (an int; a missing
+// key reads as 0); not measured.
+Status ReadInts(const std::vector<Client*>& clients, const std::string& label,
+                const std::string& module, const std::string& pstate, int64_t total,
+                std::function<Value(int64_t)> key_of, std::vector<int64_t>* out) {
+  out->assign(static_cast<size_t>(total), 0);
+  auto cursor = std::make_shared<std::atomic<int64_t>>(0);
+  OpSource source;
+  source.next = [=](std::mt19937_64&) -> std::optional<Op> {
+    const int64_t i = cursor->fetch_add(1);
+    if (i >= total) return std::nullopt;
+    Op op;
+    op.tag = i;
+    op.body = SelectRequest{module, pstate, Path().Key(key_of(i)).ToValue(), std::nullopt, true};
+    return op;
+  };
+  source.check = [out](const Op& op, const Client::Body& body) -> std::string {
+    const auto* selected = std::get_if<Selected>(&body);
+    if (selected == nullptr || selected->values.size() > 1) return "select: unexpected response";
+    if (selected->values.empty() || selected->values[0].is_nil()) return "";
+    if (!selected->values[0].is_int()) return "select: not an int";
+    (*out)[static_cast<size_t>(op.tag)] = selected->values[0].as_int();
+    return "";
+  };
+  PhaseOptions options;
+  options.pipeline = 32;
+  options.label = label;
+  const PhaseResult result = RunPhase(clients, source, options, 2);
+  if (result.errors > 0) {
+    return Status::Aborted(label + ": " + std::to_string(result.errors) +
+                           " reads failed, the first: " + result.first_error);
+  }
+  return Status::Ok();
+}
+
+// ---- W1 ----------------------------------------------------------------------------------
+class WordCountAppends : public Workload {
+ public:
+  explicit WordCountAppends(const WorkloadConfig& config) : config_(config) {
+    source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
+      std::uniform_int_distribution<int64_t> key(1, config_.keyspace);
+      AppendRequest request{"wordcount", "*sentences", {}, config_.ack};
+      request.records.reserve(static_cast<size_t>(config_.batch));
+      for (int i = 0; i < config_.batch; ++i) request.records.emplace_back(Numbered('w', key(rng)));
+      Op op;
+      op.units = config_.batch;
+      op.body = std::move(request);
+      return op;
+    };
+    source_.check = [this](const Op&, const Client::Body& body) {
+      return CheckAppended(body, static_cast<size_t>(config_.batch));
+    };
+  }
+  std::string Description() const override {
+    return "wordcount: append one-word sentences \"w<k>\", k uniform in 1.." +
+           std::to_string(config_.keyspace);
+  }
+  std::string UnitName() const override { return "records"; }
+  Status Prepare(const std::vector<Client*>&) override { return Status::Ok(); }
+  const OpSource& Source() const override { return source_; }
+  Status Verify(const std::vector<Client*>&, nlohmann::json*) override { return Status::Ok(); }
+
+ private:
+  WorkloadConfig config_;
+  OpSource source_;
+};
+
+// ---- W2 ----------------------------------------------------------------------------------
+class WordCountReads : public Workload {
+ public:
+  explicit WordCountReads(const WorkloadConfig& config) : config_(config) {
+    source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
+      std::uniform_int_distribution<int64_t> key(1, config_.keyspace);
+      Op op;
+      op.body = SelectRequest{"wordcount", "$$word_counts",
+                              Path().Key(Numbered('w', key(rng))).ToValue(), std::nullopt, true};
+      return op;
+    };
+    source_.check = [](const Op&, const Client::Body& body) -> std::string {
+      const auto* selected = std::get_if<Selected>(&body);
+      if (selected == nullptr) return "select answered with an unexpected response type";
+      // Every key was loaded by Prepare, so a read must find a count >= 1.
+      if (selected->values.size() != 1 || !selected->values[0].is_int() ||
+          selected->values[0].as_int() < 1) {
+        return "select of a loaded word did not return a count >= 1";
+      }
+      return "";
+    };
+  }
+  std::string Description() const override {
+    return "wordcount: select $$word_counts key \"w<k>\", k uniform in 1.." +
+           std::to_string(config_.keyspace) + " (all keys loaded first)";
+  }
+  std::string UnitName() const override { return "reads"; }
+  Status Prepare(const std::vector<Client*>& clients) override {
+    return Load(clients, "load words", "wordcount", "*sentences", config_.keyspace,
+                [](int64_t i) { return Value(Numbered('w', i + 1)); });
+  }
+  const OpSource& Source() const override { return source_; }
+  Status Verify(const std::vector<Client*>&, nlohmann::json*) override { return Status::Ok(); }
+
+ private:
+  WorkloadConfig config_;
+  OpSource source_;
+};
+
+// ---- W3 ----------------------------------------------------------------------------------
+class TimelineFanout : public Workload {
+ public:
+  explicit TimelineFanout(const WorkloadConfig& config)
+      : config_(config), followers_(FollowerCounts(config.users, config.avg_followers)) {
+    // Post ids increase per author across runs against one server: microseconds since
+    // the epoch at start, then a counter.
+    next_post_id_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
+      std::uniform_int_distribution<int64_t> author(1, config_.users);
+      AppendRequest request{"social", "*posts", {}, config_.ack};
+      Op op;
+      op.units = config_.batch;
+      for (int i = 0; i < config_.batch; ++i) {
+        const int64_t a = author(rng);
+        const int64_t n = followers_[static_cast<size_t>(a - 1)];
+        op.extra_units += n;
+        if (n >= kCelebrityFollowers) op.latency_class = 1;
+        request.records.push_back(Value::MapOf({{"author", Numbered('u', a)},
+                                                {"id", next_post_id_.fetch_add(1)},
+                                                {"text", "hello"}}));
+      }
+      op.body = std::move(request);
+      return op;
+    };
+    source_.check = [this](const Op&, const Client::Body& body) {
+      return CheckAppended(body, static_cast<size_t>(config_.batch));
+    };
+  }
+  std::string Description() const override {
+    int64_t total = 0, max = 0;
+    for (int64_t n : followers_) total += n, max = std::max(max, n);
+    return "social: posts by uniform authors among " + std::to_string(config_.users) +
+           " users, " + std::to_string(total) + " follows (power law, mean " +
+           std::to_string(total / config_.users) + ", max " + std::to_string(max) +
+           "); ack processed = delivered to every follower's timeline";
+  }
+  std::string UnitName() const override { return "posts"; }
+  std::string ExtraUnitName() const override { return "deliveries"; }
+  std::string SecondLatencyClass() const override {
+    return "posts by authors with >= " + std::to_string(kCelebrityFollowers) + " followers";
+  }
+  Status Prepare(const std::vector<Client*>& clients) override {
+    // Edge e of user r's followers: prefix sums map the flat index to (r, j).
+    std::vector<int64_t> starts;
+    int64_t total = 0;
+    for (int64_t n : followers_) starts.push_back(total), total += n;
+    const int users = config_.users;
+    return Load(clients, "load follows", "social", "*follows", total,
+                [this, starts, users](int64_t e) {
+                  const size_t r0 =
+                      static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
+                                          starts.begin() - 1);
+                  const int64_t j = e - starts[r0] + 1;
+                  const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
+                  return Value::MapOf({{"from", Numbered('u', follower)},
+                                       {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
+                });
+  }
+  const OpSource& Source() const override { return source_; }
+  Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
+    // The most followed user's follower set has exactly the planned size (size is O(1)).
+    auto size = clients[0]->SelectOne("social", "$$followers", Path().Key("u1").Size());
+    if (!size.ok()) return Status::Aborted("select $$followers u1 size: " + size.error().ToString());
+    (*check)["followers_of_u1"] = size->is_int() ? size->as_int() : -1;
+    (*check)["planned_followers_of_u1"] = followers_[0];
+    if (!size->is_int() || size->as_int() != followers_[0]) {
+      return Status::Corruption("$$followers of u1 holds " + ToString(*size) + " users, expected " +
+                                std::to_string(followers_[0]));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  static std::string ToString(const Value& v) { return v.is_int() ? std::to_string(v.as_int()) : "a non-int"; }
+  WorkloadConfig config_;
+  std::vector<int64_t> followers_;
+  std::atomic<int64_t> next_post_id_{0};
+  OpSource source_;
+};
+
+// ---- W4 ----------------------------------------------------------------------------------
+class BankTransfers : public Workload {
+ public:
+  explicit BankTransfers(const WorkloadConfig& config)
+      : config_(config), delta_(static_cast<size_t>(config.keyspace)) {
+    run_id_ = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+    source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
+      std::uniform_int_distribution<int64_t> account(1, config_.keyspace);
+      std::uniform_int_distribution<int64_t> amount(1, 100);
+      AppendRequest request{"bank", "*transfers", {}, config_.ack};
+      for (int i = 0; i < config_.batch; ++i) {
+        const int64_t from = account(rng);
+        int64_t to = account(rng);
+        while (to == from) to = account(rng);
+        request.records.push_back(Value::MapOf(
+            {{"id", "t" + run_id_ + "-" + std::to_string(next_transfer_.fetch_add(1))},
+             {"from", Numbered('a', from)},
+             {"to", Numbered('a', to)},
+             {"amount", amount(rng)}}));
+      }
+      Op op;
+      op.units = config_.batch;
+      op.body = std::move(request);
+      return op;
+    };
+    source_.check = [this](const Op& op, const Client::Body& body) -> std::string {
+      std::string error = CheckAppended(body, static_cast<size_t>(config_.batch));
+      if (!error.empty() || config_.ack != protocol::AckLevel::kProcessed) return error;
+      const auto& request = std::get<AppendRequest>(op.body);
+      const auto& results = std::get<Appended>(body).results;
+      for (size_t i = 0; i < results.size(); ++i) {
+        const Value* status = nullptr;
+        for (const auto& [topology, value] : results[i].ack_returns) {
+          if (topology == "transfer" && value.is_map()) status = value.Find(Value("status"));
+        }
+        if (status == nullptr || !status->is_string()) return "transfer: no ack return status";
+        if (status->as_string() == "rejected") {
+          ++rejected_;
+          continue;
+        }
+        if (status->as_string() != "ok") return "transfer: status " + status->as_string();
+        const Value& record = request.records[i];
+        const int64_t amount = record.Find(Value("amount"))->as_int();
+        delta_[AccountIndex(*record.Find(Value("from")))] -= amount;
+        delta_[AccountIndex(*record.Find(Value("to")))] += amount;
+      }
+      return "";
+    };
+  }
+  std::string Description() const override {
+    return "bank: transfers of 1..100 between uniform distinct accounts among " +
+           std::to_string(config_.keyspace) + " (each deposited " +
+           std::to_string(kInitialDeposit) + " first)";
+  }
+  std::string UnitName() const override { return "transfers"; }
+  Status Prepare(const std::vector<Client*>& clients) override {
+    Status s = Load(clients, "load deposits", "bank", "*deposits", config_.keyspace, [](int64_t i) {
+      return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
+    });
+    if (!s.ok()) return s;
+    return ReadInts(clients, "read balances before", "bank", "$$balances", config_.keyspace,
+                    [](int64_t i) { return Value(Numbered('a', i + 1)); }, &before_);
+  }
+  const OpSource& Source() const override { return source_; }
+  Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
+    std::vector<int64_t> after;
+    Status s = ReadInts(clients, "read balances after", "bank", "$$balances", config_.keyspace,
+                        [](int64_t i) { return Value(Numbered('a', i + 1)); }, &after);
+    if (!s.ok()) return s;
+    int64_t sum_before = 0, sum_after = 0, mismatched = 0, first_mismatch = -1;
+    for (size_t i = 0; i < after.size(); ++i) {
+      sum_before += before_[i];
+      sum_after += after[i];
+      if (after[i] != before_[i] + delta_[i].load()) {
+        if (mismatched++ == 0) first_mismatch = static_cast<int64_t>(i) + 1;
+      }
+    }
+    (*check)["sum_before"] = sum_before;
+    (*check)["sum_after"] = sum_after;
+    (*check)["rejected"] = rejected_.load();
+    if (sum_before != sum_after) {
+      return Status::Corruption("the sum of balances changed from " + std::to_string(sum_before) +
+                                " to " + std::to_string(sum_after));
+    }
+    if (config_.ack != protocol::AckLevel::kProcessed) {
+      (*check)["per_account"] = "skipped: ack is not processed";
+      return Status::Ok();
+    }
+    // Every acknowledged transfer applied exactly once: each balance is its value before
+    // plus the acknowledged credits minus the acknowledged debits. Only valid when every
+    // transfer sent was answered (an unanswered one may still have been applied).
+    (*check)["accounts_differing_from_acks"] = mismatched;
+    if (mismatched > 0) {
+      return Status::Corruption(std::to_string(mismatched) +
+                                " balances differ from the acknowledged transfers, the first: a" +
+                                std::to_string(first_mismatch));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  size_t AccountIndex(const Value& name) const {
+    return static_cast<size_t>(std::stoll(name.as_string().substr(1)) - 1);
+  }
+  WorkloadConfig config_;
+  std::string run_id_;
+  std::atomic<int64_t> next_transfer_{0};
+  std::atomic<int64_t> rejected_{0};
+  std::vector<std::atomic<int64_t>> delta_;  // per account, from acknowledged transfers
+  std::vector<int64_t> before_;
+  OpSource source_;
+};
+
+}  // namespace
+
+std::vector<int64_t> FollowerCounts(int users, double avg_followers, double* c_out) {
+  const auto counts_for = [users](double c) {
+    std::vector<int64_t> counts;
+    for (int r = 1; r <= users; ++r) {
+      const double n = std::floor(c / std::pow(static_cast<double>(r), 0.9));
+      counts.push_back(std::clamp<int64_t>(static_cast<int64_t>(n), 1, users - 1));
+    }
+    return counts;
+  };
+  const double target = avg_followers * users;
+  double lo = 0, hi = target;  // the total is monotonic in c
+  for (int i = 0; i < 100; ++i) {
+    const double mid = (lo + hi) / 2;
+    int64_t total = 0;
+    for (int64_t n : counts_for(mid)) total += n;
+    (static_cast<double>(total) < target ? lo : hi) = mid;
+  }
+  if (c_out != nullptr) *c_out = hi;
+  return counts_for(hi);
+}
+
+Result<std::unique_ptr<Workload>> MakeWorkload(const WorkloadConfig& config) {
+  if (config.batch < 1) return Status::InvalidArgument("--batch must be >= 1");
+  if (config.keyspace < 1) return Status::InvalidArgument("--keyspace must be >= 1");
+  if (config.name == "W1") return std::unique_ptr<Workload>(new WordCountAppends(config));
+  if (config.name == "W2") {
+    if (config.batch != 1) return Status::InvalidArgument("--batch does not apply to W2 (reads)");
+    return std::unique_ptr<Workload>(new WordCountReads(config));
+  }
+  if (config.name == "W3") {
+    if (config.users < 2) return Status::InvalidArgument("--users must be >= 2");
+    return std::unique_ptr<Workload>(new TimelineFanout(config));
+  }
+  if (config.name == "W4") {
+    if (config.keyspace < 2) return Status::InvalidArgument("W4 needs --keyspace >= 2 accounts");
+    return std::unique_ptr<Workload>(new BankTransfers(config));
+  }
+  return Status::InvalidArgument("unknown workload '" + config.name + "' (W1, W2, W3 or W4)");
+}
+
+}  // namespace strata::bench

@@ -1,0 +1,261 @@
+// The public strata::Client: typed calls built on Impl::Submit (client_impl.h).
+#include "strata/client.h"
+
+#include <memory>
+#include <string_view>
+
+#include "client_impl.h"
+
+namespace strata {
+namespace {
+
+namespace proto = protocol;
+using Body = Client::Body;
+
+ClientError ProtocolError(std::string message) {
+  return ClientError{ErrorKind::kProtocol, proto::ErrorCode::kNone, std::move(message)};
+}
+
+ClientError ArgumentError(std::string message) {
+  return ClientError{ErrorKind::kArgument, proto::ErrorCode::kNone, std::move(message)};
+}
+
+// The name of a response body alternative, for messages.
+const char* BodyName(const Body& body) {
+  static constexpr const char* kNames[] = {"no body",  "Welcome",  "ModuleInfo",
+                                           "ModuleList", "Destroyed", "Appended",
+                                           "Selected", "DepotRecords", "StatsResult"};
+  static_assert(std::size(kNames) == std::variant_size_v<Body>);
+  return kNames[body.index()];
+}
+
+// The body of type B, or the error; a body of another type is a kProtocol error.
+template <typename B>
+ClientResult<B> Take(ClientResult<Body> result, const char* expected) {
+  if (!result.ok()) return result.error();
+  if (B* body = std::get_if<B>(&result.value())) return std::move(*body);
+  return ProtocolError(std::string("expected a ") + expected + " response, the server sent " +
+                       BodyName(result.value()));
+}
+
+ClientResult<std::vector<proto::AppendResult>> TakeAppended(ClientResult<Body> result,
+                                                            size_t records) {
+  ClientResult<proto::Appended> appended = Take<proto::Appended>(std::move(result), "Appended");
+  if (!appended.ok()) return appended.error();
+  if (appended->results.size() != records) {
+    return ProtocolError("the server answered an append of " + std::to_string(records) +
+                         " records with " + std::to_string(appended->results.size()) + " results");
+  }
+  return std::move(appended->results);
+}
+
+ClientResult<std::vector<Value>> TakeSelected(ClientResult<Body> result) {
+  ClientResult<proto::Selected> selected = Take<proto::Selected>(std::move(result), "Selected");
+  if (!selected.ok()) return selected.error();
+  return std::move(selected->values);
+}
+
+proto::AppendRequest AppendBody(const std::string& module, const std::string& depot,
+                                std::vector<Value> records, Client::AckLevel ack) {
+  return proto::AppendRequest{module, depot, std::move(records), ack};
+}
+
+// A select request, or the reason the path is invalid (its builder misuse is not part of
+// the wire form, so it is checked here).
+ClientResult<proto::SelectRequest> SelectBody(const std::string& module, const std::string& pstate,
+                                              const Path& path, std::optional<Value> partition_key,
+                                              bool one) {
+  Status valid = path.Validate();
+  if (!valid.ok()) return ArgumentError("Select: invalid path: " + valid.message());
+  return proto::SelectRequest{module, pstate, path.ToValue(), std::move(partition_key), one};
+}
+
+// Sends `body` and waits for its response. On the I/O thread (inside a callback) that wait
+// could never end, so it is refused there.
+ClientResult<Body> CallSync(Client::Impl& impl, proto::RequestBody body) {
+  if (impl.OnIoThread()) {
+    return ArgumentError("a blocking call inside a driver callback would wait for itself; use "
+                         "the async form");
+  }
+  auto promise = std::make_shared<std::promise<ClientResult<Body>>>();
+  std::future<ClientResult<Body>> future = promise->get_future();
+  impl.Submit(std::move(body),
+              [promise](ClientResult<Body> result) { promise->set_value(std::move(result)); });
+  return future.get();
+}
+
+template <typename T>
+std::future<ClientResult<T>> Ready(ClientError error) {
+  std::promise<ClientResult<T>> promise;
+  promise.set_value(std::move(error));
+  return promise.get_future();
+}
+
+}  // namespace
+
+std::string ClientError::ToString() const {
+  std::string_view prefix;
+  switch (kind) {
+    case ErrorKind::kServer:
+      return std::string(proto::ErrorCodeName(code)) + ": " + message;
+    case ErrorKind::kConnection:
+      prefix = "connection: ";
+      break;
+    case ErrorKind::kTimeout:
+      prefix = "timeout: ";
+      break;
+    case ErrorKind::kProtocol:
+      prefix = "protocol: ";
+      break;
+    case ErrorKind::kArgument:
+      prefix = "invalid argument: ";
+      break;
+  }
+  return std::string(prefix) + message;
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+ClientResult<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  if (options.host.empty()) return ArgumentError("Connect: the host is empty");
+  auto impl = std::make_unique<Impl>(options);
+  if (std::optional<ClientError> error = impl->ConnectOnce()) return std::move(*error);
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+proto::Welcome Client::server_info() const { return impl_->welcome(); }
+
+// --- Asynchronous -----------------------------------------------------------------------
+
+void Client::SendAsync(proto::RequestBody request, std::function<void(ClientResult<Body>)> done) {
+  impl_->Submit(std::move(request), std::move(done));
+}
+
+std::future<ClientResult<Body>> Client::SendAsync(proto::RequestBody request) {
+  auto promise = std::make_shared<std::promise<ClientResult<Body>>>();
+  std::future<ClientResult<Body>> future = promise->get_future();
+  impl_->Submit(std::move(request),
+                [promise](ClientResult<Body> result) { promise->set_value(std::move(result)); });
+  return future;
+}
+
+std::future<ClientResult<std::vector<proto::AppendResult>>> Client::AppendAsync(
+    const std::string& module, const std::string& depot, std::vector<Value> records, Client::AckLevel ack) {
+  using R = ClientResult<std::vector<proto::AppendResult>>;
+  auto promise = std::make_shared<std::promise<R>>();
+  std::future<R> future = promise->get_future();
+  const size_t count = records.size();
+  impl_->Submit(AppendBody(module, depot, std::move(records), ack),
+                [promise, count](ClientResult<Body> result) {
+                  promise->set_value(TakeAppended(std::move(result), count));
+                });
+  return future;
+}
+
+std::future<ClientResult<std::vector<Value>>> Client::SelectAsync(
+    const std::string& module, const std::string& pstate, const Path& path,
+    std::optional<Value> partition_key) {
+  using R = ClientResult<std::vector<Value>>;
+  ClientResult<proto::SelectRequest> request =
+      SelectBody(module, pstate, path, std::move(partition_key), false);
+  if (!request.ok()) return Ready<std::vector<Value>>(request.error());
+  auto promise = std::make_shared<std::promise<R>>();
+  std::future<R> future = promise->get_future();
+  impl_->Submit(std::move(request).value(), [promise](ClientResult<Body> result) {
+    promise->set_value(TakeSelected(std::move(result)));
+  });
+  return future;
+}
+
+// --- Synchronous ------------------------------------------------------------------------
+
+ClientResult<proto::ModuleInfo> Client::Deploy(const std::string& path, int partitions) {
+  if (path.empty()) return ArgumentError("Deploy: the plugin path is empty");
+  return Take<proto::ModuleInfo>(CallSync(*impl_, proto::DeployRequest{path, "", partitions}),
+                                 "ModuleInfo");
+}
+
+ClientResult<proto::ModuleInfo> Client::DeployBytes(std::string so_bytes, int partitions) {
+  if (so_bytes.empty()) return ArgumentError("DeployBytes: the plugin's bytes are empty");
+  return Take<proto::ModuleInfo>(
+      CallSync(*impl_, proto::DeployRequest{"", std::move(so_bytes), partitions}), "ModuleInfo");
+}
+
+ClientResult<std::vector<proto::ModuleInfo>> Client::Modules() {
+  ClientResult<proto::ModuleList> list =
+      Take<proto::ModuleList>(CallSync(*impl_, proto::ListModulesRequest{}), "ModuleList");
+  if (!list.ok()) return list.error();
+  return std::move(list->modules);
+}
+
+ClientResult<proto::ModuleInfo> Client::Describe(const std::string& module) {
+  return Take<proto::ModuleInfo>(CallSync(*impl_, proto::DescribeRequest{module}), "ModuleInfo");
+}
+
+ClientResult<proto::Destroyed> Client::Destroy(const std::string& module) {
+  return Take<proto::Destroyed>(CallSync(*impl_, proto::DestroyRequest{module, module}), "Destroyed");
+}
+
+ClientResult<proto::AppendResult> Client::Append(const std::string& module,
+                                                 const std::string& depot, Value record,
+                                                 Client::AckLevel ack) {
+  std::vector<Value> records;
+  records.push_back(std::move(record));
+  ClientResult<std::vector<proto::AppendResult>> results =
+      AppendBatch(module, depot, std::move(records), ack);
+  if (!results.ok()) return results.error();
+  proto::AppendResult& result = results->front();
+  if (result.failure) {
+    return ClientError{ErrorKind::kServer, result.failure->code, result.failure->message};
+  }
+  return std::move(result);
+}
+
+ClientResult<std::vector<proto::AppendResult>> Client::AppendBatch(const std::string& module,
+                                                                   const std::string& depot,
+                                                                   std::vector<Value> records,
+                                                                   Client::AckLevel ack) {
+  const size_t count = records.size();
+  return TakeAppended(CallSync(*impl_, AppendBody(module, depot, std::move(records), ack)), count);
+}
+
+ClientResult<std::vector<Value>> Client::Select(const std::string& module,
+                                                const std::string& pstate, const Path& path,
+                                                std::optional<Value> partition_key) {
+  ClientResult<proto::SelectRequest> request =
+      SelectBody(module, pstate, path, std::move(partition_key), false);
+  if (!request.ok()) return request.error();
+  return TakeSelected(CallSync(*impl_, std::move(request).value()));
+}
+
+ClientResult<Value> Client::SelectOne(const std::string& module, const std::string& pstate,
+                                      const Path& path, std::optional<Value> partition_key) {
+  ClientResult<proto::SelectRequest> request =
+      SelectBody(module, pstate, path, std::move(partition_key), true);
+  if (!request.ok()) return request.error();
+  ClientResult<std::vector<Value>> values = TakeSelected(CallSync(*impl_, std::move(request).value()));
+  if (!values.ok()) return values.error();
+  if (values->size() != 1) {
+    return ProtocolError("select_one answered with " + std::to_string(values->size()) +
+                         " values instead of one");
+  }
+  return std::move(values->front());
+}
+
+ClientResult<std::vector<proto::DepotRecord>> Client::ReadDepot(const std::string& module,
+                                                                const std::string& depot,
+                                                                int partition, int64_t from,
+                                                                int64_t to, int64_t limit) {
+  ClientResult<proto::DepotRecords> records = Take<proto::DepotRecords>(
+      CallSync(*impl_, proto::ReadDepotRequest{module, depot, partition, from, to, limit}),
+      "DepotRecords");
+  if (!records.ok()) return records.error();
+  return std::move(records->records);
+}
+
+ClientResult<proto::StatsResult> Client::Stats(const std::string& module) {
+  return Take<proto::StatsResult>(CallSync(*impl_, proto::StatsRequest{module}), "StatsResult");
+}
+
+}  // namespace strata

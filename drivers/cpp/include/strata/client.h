@@ -1,0 +1,150 @@
+// strata::Client — the C++ driver for stratad (docs/drivers/cpp.md, docs/protocol.md).
+//
+//   auto client = strata::Client::Connect({.host = "127.0.0.1", .port = 7450});
+//   if (!client.ok()) { std::cerr << client.error().ToString(); return 1; }
+//   auto acked = (*client)->Append("wordcount", "*sentences", strata::Value("hello world"));
+//   auto n = (*client)->SelectOne("wordcount", "$$word_counts", strata::Path().Key("hello"));
+//
+// One Client is one TCP connection with any number of requests in flight (pipelining;
+// responses are matched by id). Every method is thread-safe; synchronous calls block the
+// calling thread only. Async forms return a std::future, or call a callback on the
+// driver's I/O thread (keep callbacks short; never make a blocking call of the same
+// Client inside one). When the connection breaks, requests in flight fail with
+// ErrorKind::kConnection and the next request reconnects (bounded attempts with
+// backoff); a request is never re-sent automatically (an append might be applied twice).
+// Depends on protocol/ and the value/path libraries, never on the engine.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "strata/path.h"
+#include "strata/protocol/messages.h"
+#include "strata/value.h"
+
+namespace strata {
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7450;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{30000};  // 0: none
+  int reconnect_attempts = 3;                          // per request that finds no connection
+  std::chrono::milliseconds reconnect_backoff{100};    // doubled per attempt, at most 2 s
+  std::string client_name = "strata-cpp";
+};
+
+enum class ErrorKind : uint8_t {
+  kServer,      // the server answered with an error: see code
+  kConnection,  // could not connect, or the connection broke before the response
+  kTimeout,     // no response within request_timeout (the request may still complete)
+  kProtocol,    // the server sent bytes that do not decode
+  kArgument,    // the call's arguments are invalid before anything is sent
+};
+
+// A typed error: where it came from, the server's wire code (kNone unless kServer) and a
+// message saying what was wrong.
+struct ClientError {
+  ErrorKind kind = ErrorKind::kServer;
+  protocol::ErrorCode code = protocol::ErrorCode::kNone;
+  std::string message;
+  // e.g. "NOT_FOUND: unknown module 'x'" or "connection: connection refused"
+  std::string ToString() const;
+};
+
+// Either a T or a ClientError.
+template <typename T>
+class [[nodiscard]] ClientResult {
+ public:
+  ClientResult(T value) : rep_(std::in_place_index<0>, std::move(value)) {}
+  ClientResult(ClientError error) : rep_(std::in_place_index<1>, std::move(error)) {}
+  bool ok() const { return rep_.index() == 0; }
+  T& value() & { return std::get<0>(rep_); }
+  const T& value() const& { return std::get<0>(rep_); }
+  T&& value() && { return std::get<0>(std::move(rep_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const ClientError& error() const { return std::get<1>(rep_); }
+
+ private:
+  std::variant<T, ClientError> rep_;
+};
+
+class Client {
+ public:
+  // protocol::AckLevel (strata/engine.h has an AckLevel of its own for embedded use).
+  using AckLevel = protocol::AckLevel;
+
+  // Connects and performs the handshake: one attempt, bounded by connect_timeout (a
+  // kConnection error when refused, unresolvable or unanswered). Blocks the caller.
+  static ClientResult<std::unique_ptr<Client>> Connect(const ClientOptions& options = {});
+  // Fails every request in flight with kConnection and closes the connection.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // The server's Welcome of the current connection.
+  protocol::Welcome server_info() const;
+
+  // --- Synchronous calls -------------------------------------------------------------------
+  // Deploys the plugin at `path` on the SERVER's file system.
+  ClientResult<protocol::ModuleInfo> Deploy(const std::string& path, int partitions = 8);
+  // Deploys a plugin from its bytes (e.g. a local file read by the caller).
+  ClientResult<protocol::ModuleInfo> DeployBytes(std::string so_bytes, int partitions = 8);
+  ClientResult<std::vector<protocol::ModuleInfo>> Modules();
+  ClientResult<protocol::ModuleInfo> Describe(const std::string& module);
+  // Deletes the module and its data (sends the confirmation the protocol requires).
+  ClientResult<protocol::Destroyed> Destroy(const std::string& module);
+  // A record's topology failure (with kProcessed) is returned as a kServer error with code
+  // kTopologyFailed; AppendBatch reports failures per record instead.
+  ClientResult<protocol::AppendResult> Append(const std::string& module, const std::string& depot,
+                                              Value record, AckLevel ack = AckLevel::kProcessed);
+  ClientResult<std::vector<protocol::AppendResult>> AppendBatch(
+      const std::string& module, const std::string& depot, std::vector<Value> records,
+      AckLevel ack = AckLevel::kProcessed);
+  ClientResult<std::vector<Value>> Select(const std::string& module, const std::string& pstate,
+                                          const Path& path,
+                                          std::optional<Value> partition_key = std::nullopt);
+  ClientResult<Value> SelectOne(const std::string& module, const std::string& pstate,
+                                const Path& path, std::optional<Value> partition_key = std::nullopt);
+  ClientResult<std::vector<protocol::DepotRecord>> ReadDepot(const std::string& module,
+                                                             const std::string& depot,
+                                                             int partition, int64_t from = 0,
+                                                             int64_t to = INT64_MAX,
+                                                             int64_t limit = 1000);
+  ClientResult<protocol::StatsResult> Stats(const std::string& module = "");
+
+  // --- Asynchronous calls --------------------------------------------------------------------
+  // Any request, sent without waiting. The future / callback receives the response body
+  // (one of protocol::ResponseBody's alternatives) or the error. The typed methods above
+  // are built on these.
+  using Body = protocol::ResponseBody;
+  std::future<ClientResult<Body>> SendAsync(protocol::RequestBody request);
+  void SendAsync(protocol::RequestBody request, std::function<void(ClientResult<Body>)> done);
+
+  // Typed async forms of the hot calls.
+  std::future<ClientResult<std::vector<protocol::AppendResult>>> AppendAsync(
+      const std::string& module, const std::string& depot, std::vector<Value> records,
+      AckLevel ack = AckLevel::kProcessed);
+  std::future<ClientResult<std::vector<Value>>> SelectAsync(
+      const std::string& module, const std::string& pstate, const Path& path,
+      std::optional<Value> partition_key = std::nullopt);
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata

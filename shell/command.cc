@@ -1,0 +1,314 @@
+#include "shell/command.h"
+
+#include <charconv>
+#include <optional>
+#include <utility>
+
+namespace strata::shell {
+namespace {
+
+struct CommandSpec {
+  std::string_view name;
+  Command::Kind kind;
+  std::string_view usage;
+  std::string_view help;
+};
+
+constexpr CommandSpec kCommands[] = {
+    {"help", Command::Kind::kHelp, "help [COMMAND]", "Lists the commands, or explains one."},
+    {"modules", Command::Kind::kModules, "modules",
+     "Lists the deployed modules with their partitions, depots, PStates and topologies."},
+    {"describe", Command::Kind::kDescribe, "describe MODULE",
+     "Shows a module's depots (with their partitioning), PStates (with their schemas) and "
+     "topologies (with the depots they consume)."},
+    {"deploy", Command::Kind::kDeploy, "deploy FILE [partitions=N]",
+     "Reads the module plugin FILE (a .so) on this machine and deploys it to the server with N "
+     "partitions (default 8). FILE is one word (no spaces)."},
+    {"destroy", Command::Kind::kDestroy, "destroy MODULE [--yes]",
+     "Deletes a module and all its data. Asks for confirmation when run interactively; "
+     "scripts and -c must add --yes."},
+    {"append", Command::Kind::kAppend, "append MODULE DEPOT VALUE [ack=none|appended|processed]",
+     "Appends the JSON VALUE to a depot. ack=processed (default) waits until every topology "
+     "consuming the depot has processed it and shows their ack returns; appended waits until "
+     "it is durable; none does not wait."},
+    {"select", Command::Kind::kSelect, "select MODULE PSTATE [partition_key=JSON] PATH",
+     "Every value PATH navigates to in the PState, e.g. select wordcount $$word_counts "
+     "key(\"the\"). PATH is the rest of the line: the readable form (key(\"a\").all) or a JSON "
+     "array of keys ([\"a\", \"b\"]). The server reads the partition of the path's first key, "
+     "or of partition_key (needed by a path that does not start with key, e.g. (root), the "
+     "whole partition). Transforms are not sent: a path ending with set, inc, … is refused."},
+    {"select-one", Command::Kind::kSelectOne, "select-one MODULE PSTATE [partition_key=JSON] PATH",
+     "Like select, but PATH must navigate to exactly one value, which is shown alone."},
+    {"scan", Command::Kind::kScan, "scan MODULE DEPOT [partition=P] [from=OFFSET] [limit=N]",
+     "Reads a depot's records in offset order: of partition P, or of every partition in turn "
+     "when partition= is absent, starting at OFFSET (default 0) in each, at most N records in "
+     "all (default 100)."},
+    {"stats", Command::Kind::kStats, "stats [MODULE]",
+     "Server counters, and per module the records of each depot, the progress and lag of each "
+     "topology and the recent topology failures."},
+    {"timing", Command::Kind::kTiming, "timing on|off",
+     "Shows (or stops showing) how long each command took, measured in the shell."},
+    {"quit", Command::Kind::kQuit, "quit", "Leaves the shell (so do exit and Ctrl-D)."},
+};
+
+const CommandSpec* FindSpec(std::string_view name) {
+  if (name == "exit") return FindSpec("quit");
+  for (const CommandSpec& spec : kCommands) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+constexpr std::string_view kPartitionKey = "partition_key=";
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+struct Word {
+  std::string_view text;
+  size_t start = 0;
+};
+
+class CommandParser {
+ public:
+  explicit CommandParser(std::string_view text) : text_(text) {}
+
+  Parsed<Command> Parse() {
+    std::optional<Word> name = NextWord();
+    if (!name) return TextError{0, "empty command (type help for the list)"};
+    const CommandSpec* spec = FindSpec(name->text);
+    if (spec == nullptr) {
+      return TextError{name->start, "unknown command '" + std::string(name->text) +
+                                        "' (type help for the list)"};
+    }
+    spec_ = spec;
+    Command c;
+    c.kind = spec->kind;
+    switch (c.kind) {
+      case Command::Kind::kHelp:
+        if (std::optional<Word> w = NextWord()) {
+          if (FindSpec(w->text) == nullptr) {
+            return TextError{w->start, "no command '" + std::string(w->text) + "' to explain"};
+          }
+          c.word = w->text;
+        }
+        break;
+      case Command::Kind::kModules:
+      case Command::Kind::kQuit:
+        break;
+      case Command::Kind::kDescribe:
+        if (!Required("MODULE", &c.module)) return *error_;
+        break;
+      case Command::Kind::kStats:
+        if (std::optional<Word> w = NextWord()) c.module = w->text;
+        break;
+      case Command::Kind::kDeploy:
+        if (!Required("FILE", &c.word)) return *error_;
+        while (std::optional<Word> w = NextWord()) {
+          const auto [name, value, at] = SplitOption(*w);
+          if (name != "partitions" || !Int(value, at, 1, 1 << 16, &c.partitions)) return Unexpected(*w);
+        }
+        break;
+      case Command::Kind::kDestroy:
+        if (!Required("MODULE", &c.module)) return *error_;
+        if (std::optional<Word> w = NextWord()) {
+          if (w->text != "--yes") return TextError{w->start, "expected --yes or the end of the command"};
+          c.yes = true;
+        }
+        break;
+      case Command::Kind::kAppend:
+        if (!Required("MODULE", &c.module) || !Required("DEPOT", &c.target)) return *error_;
+        if (!Rest()) return Missing("VALUE");
+        {
+          Parsed<Value> v = ParseJsonAt(text_, &pos_);
+          if (!v.ok()) return v.error();
+          c.value = std::move(*v);
+        }
+        while (std::optional<Word> w = NextWord()) {
+          const auto [name, value, at] = SplitOption(*w);
+          if (name != "ack" || !Ack(value, at, &c.ack)) return Unexpected(*w);
+        }
+        break;
+      case Command::Kind::kSelect:
+      case Command::Kind::kSelectOne: {
+        if (!Required("MODULE", &c.module) || !Required("PSTATE", &c.target)) return *error_;
+        if (Rest() && text_.substr(pos_).starts_with(kPartitionKey)) {
+          pos_ += kPartitionKey.size();
+          Parsed<Value> key = ParseJsonAt(text_, &pos_);
+          if (!key.ok()) return key.error();
+          c.partition_key = std::move(*key);
+        }
+        if (!Rest()) return Missing("PATH (write (root) for the whole PState)");
+        const size_t start = pos_;
+        Parsed<Path> path = ParsePathText(text_.substr(start));
+        if (!path.ok()) return TextError{start + path.error().position, path.error().message};
+        if (path->terminal()) {
+          return TextError{start, "select paths are for reading: the shell sends no transforms "
+                                  "(this path ends with a terminal: " + path->ToString() + ")"};
+        }
+        c.path = std::move(*path);
+        pos_ = text_.size();
+        break;
+      }
+      case Command::Kind::kScan:
+        if (!Required("MODULE", &c.module) || !Required("DEPOT", &c.target)) return *error_;
+        while (std::optional<Word> w = NextWord()) {
+          const auto [name, value, at] = SplitOption(*w);
+          bool ok = false;
+          if (name == "partition") {
+            ok = Int(value, at, 0, 1 << 16, &c.partition);
+          } else if (name == "from") {
+            ok = Int64(value, at, 0, &c.from);
+          } else if (name == "limit") {
+            ok = Int64(value, at, 1, &c.limit);
+          }
+          if (!ok) return Unexpected(*w);
+        }
+        break;
+      case Command::Kind::kTiming: {
+        std::optional<Word> w = NextWord();
+        if (!w) return Missing("on or off");
+        if (w->text != "on" && w->text != "off") return TextError{w->start, "timing takes on or off"};
+        c.on = w->text == "on";
+        break;
+      }
+    }
+    if (std::optional<Word> extra = NextWord()) {
+      return TextError{extra->start, "unexpected '" + std::string(extra->text) + "': usage: " +
+                                         std::string(spec->usage)};
+    }
+    return c;
+  }
+
+ private:
+  std::optional<Word> NextWord() {
+    if (!Rest()) return std::nullopt;
+    size_t start = pos_;
+    while (pos_ < text_.size() && !IsSpace(text_[pos_])) ++pos_;
+    return Word{text_.substr(start, pos_ - start), start};
+  }
+  // Skips white space; whether anything follows.
+  bool Rest() {
+    while (pos_ < text_.size() && IsSpace(text_[pos_])) ++pos_;
+    return pos_ < text_.size();
+  }
+  TextError Missing(std::string_view what) {
+    error_ = TextError{text_.size(), "missing " + std::string(what) + ": usage: " +
+                                         std::string(spec_->usage)};
+    return *error_;
+  }
+  bool Required(std::string_view what, std::string* out) {
+    std::optional<Word> w = NextWord();
+    if (!w) {
+      Missing(what);
+      return false;
+    }
+    *out = w->text;
+    return true;
+  }
+  struct OptionWord {
+    std::string_view name;   // before '=' ("" when the word has none)
+    std::string_view value;  // after '='
+    size_t value_start = 0;
+  };
+  static OptionWord SplitOption(const Word& w) {
+    size_t eq = w.text.find('=');
+    if (eq == std::string_view::npos) return {};
+    return {w.text.substr(0, eq), w.text.substr(eq + 1), w.start + eq + 1};
+  }
+  // The error already recorded for `w` (a bad option value), else "unexpected WORD".
+  TextError Unexpected(const Word& w) {
+    if (!error_) {
+      error_ = TextError{w.start, "unexpected '" + std::string(w.text) + "': usage: " +
+                                      std::string(spec_->usage)};
+    }
+    return *error_;
+  }
+  bool Int64(std::string_view v, size_t at, int64_t min, int64_t* out) {
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < min) {
+      error_ = TextError{at, "expected an integer >= " + std::to_string(min) + ", found '" +
+                                 std::string(v) + "'"};
+      return false;
+    }
+    *out = n;
+    return true;
+  }
+  bool Int(std::string_view v, size_t at, int min, int max, int* out) {
+    int64_t n = 0;
+    if (!Int64(v, at, min, &n)) return false;
+    if (n > max) {
+      error_ = TextError{at, "expected an integer <= " + std::to_string(max) + ", found " +
+                                 std::string(v)};
+      return false;
+    }
+    *out = static_cast<int>(n);
+    return true;
+  }
+  bool Ack(std::string_view v, size_t at, protocol::AckLevel* out) {
+    if (v == "none") {
+      *out = protocol::AckLevel::kNone;
+    } else if (v == "appended") {
+      *out = protocol::AckLevel::kAppended;
+    } else if (v == "processed") {
+      *out = protocol::AckLevel::kProcessed;
+    } else {
+      error_ = TextError{at, "ack must be none, appended or processed, found '" + std::string(v) + "'"};
+      return false;
+    }
+    return true;
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+  const CommandSpec* spec_ = nullptr;
+  std::optional<TextError> error_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& CommandNames() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const CommandSpec& spec : kCommands) out.emplace_back(spec.name);
+    out.emplace_back("exit");
+    return out;
+  }();
+  return names;
+}
+
+std::string_view CommandUsage(std::string_view name) {
+  const CommandSpec* spec = FindSpec(name);
+  return spec ? spec->usage : std::string_view();
+}
+
+std::string_view CommandHelp(std::string_view name) {
+  const CommandSpec* spec = FindSpec(name);
+  return spec ? spec->help : std::string_view();
+}
+
+Parsed<Command> ParseCommand(std::string_view text) { return CommandParser(text).Parse(); }
+
+bool NeedsMoreInput(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '(' || c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ')' || c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return in_string || depth > 0;
+}
+
+}  // namespace strata::shell

@@ -1,0 +1,53 @@
+// The shell's commands (docs/shell.md): parsing one command's text into a Command. Pure
+// functions, thread-safe; errors carry the byte offset in the command text.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shell/path_text.h"
+#include "strata/path.h"
+#include "strata/protocol/messages.h"
+#include "strata/value.h"
+
+namespace strata::shell {
+
+struct Command {
+  enum class Kind : uint8_t {
+    kHelp, kModules, kDescribe, kDeploy, kDestroy, kAppend, kSelect, kSelectOne, kScan,
+    kStats, kTiming, kQuit,
+  };
+  Kind kind = Kind::kHelp;
+  std::string module;  // describe, destroy, append, select, select-one, scan, stats ("" = all)
+  std::string target;  // the depot (append, scan) or the PState (select, select-one)
+  std::string word;    // help: the command asked about; deploy: the file
+  Value value;         // append
+  Path path;           // select, select-one
+  std::optional<Value> partition_key;                        // select, select-one
+  protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
+  int partitions = 8;                                        // deploy
+  bool yes = false;                                          // destroy --yes
+  bool on = false;                                           // timing on|off
+  int partition = -1;                                        // scan: -1 = every partition
+  int64_t from = 0;                                          // scan
+  int64_t limit = 100;                                       // scan
+};
+
+// Every command name, for help and completion, in the order help lists them.
+const std::vector<std::string>& CommandNames();
+// One line of usage per command name ("" for an unknown name).
+std::string_view CommandUsage(std::string_view name);
+// The longer description help prints for one command.
+std::string_view CommandHelp(std::string_view name);
+
+// Parses one command (a line, or continuation lines joined by spaces).
+Parsed<Command> ParseCommand(std::string_view text);
+
+// Whether `text` ends inside a JSON string or with an unclosed ( [ or {: the shell then
+// reads a continuation line.
+bool NeedsMoreInput(std::string_view text);
+
+}  // namespace strata::shell

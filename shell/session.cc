@@ -1,0 +1,494 @@
+#include "shell/session.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+#include "shell/render.h"
+#include "strata/json.h"
+
+namespace strata::shell {
+namespace {
+
+namespace proto = strata::protocol;
+using Outcome = Session::Outcome;
+
+Value StringList(const std::vector<std::string>& items) {
+  Value::List out;
+  for (const std::string& s : items) out.emplace_back(s);
+  return Value(std::move(out));
+}
+
+Value ModuleToValue(const proto::ModuleInfo& m) {
+  Value::List depots, pstates, topologies;
+  for (const auto& d : m.depots) {
+    depots.push_back(Value::MapOf({{"name", d.name}, {"partitioning", d.partitioning}}));
+  }
+  for (const auto& p : m.pstates) {
+    pstates.push_back(Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
+  }
+  for (const auto& t : m.topologies) {
+    topologies.push_back(Value::MapOf({{"name", t.name}, {"sources", StringList(t.sources)}}));
+  }
+  return Value::MapOf({{"name", m.name},
+                       {"partitions", m.partitions},
+                       {"depots", Value(std::move(depots))},
+                       {"pstates", Value(std::move(pstates))},
+                       {"topologies", Value(std::move(topologies))}});
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+template <typename T, typename F>
+std::vector<std::string> Names(const std::vector<T>& items, F name) {
+  std::vector<std::string> out;
+  for (const T& item : items) out.push_back(name(item));
+  return out;
+}
+
+std::string Plural(int64_t n, const std::string& one, const std::string& many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+std::string Summary(const proto::ModuleInfo& m) {
+  return m.name + ": " + Plural(m.partitions, "partition", "partitions") + ", " +
+         Plural(static_cast<int64_t>(m.depots.size()), "depot", "depots") + ", " +
+         Plural(static_cast<int64_t>(m.pstates.size()), "PState", "PStates") + ", " +
+         Plural(static_cast<int64_t>(m.topologies.size()), "topology", "topologies");
+}
+
+const proto::ModuleInfo* FindModule(const std::vector<proto::ModuleInfo>& modules, std::string_view name) {
+  for (const auto& m : modules) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Split(std::string_view line) {
+  std::vector<std::string> words;
+  std::istringstream in{std::string(line)};
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+std::string_view KindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kServer: return "server";
+    case ErrorKind::kConnection: return "connection";
+    case ErrorKind::kTimeout: return "timeout";
+    case ErrorKind::kProtocol: return "protocol";
+    case ErrorKind::kArgument: return "argument";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Session::Session(SessionOptions options, std::ostream& out, std::ostream& err)
+    : options_(std::move(options)), out_(out), err_(err) {}
+
+Session::~Session() = default;
+
+Outcome Session::Run(std::string_view text) {
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || text[first] == '#') return Outcome::kOk;
+  Parsed<Command> command = ParseCommand(text);
+  if (!command.ok()) return ReportParseError(text, command.error());
+  const auto start = std::chrono::steady_clock::now();
+  Outcome outcome = Execute(*command, text);
+  if (timing_ && command->kind != Command::Kind::kTiming && outcome != Outcome::kQuit) {
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    char line[64];
+    std::snprintf(line, sizeof line, "(%.3f ms)\n", ms);
+    (options_.json ? err_ : out_) << line;
+  }
+  out_.flush();
+  return outcome;
+}
+
+Outcome Session::Execute(const Command& c, std::string_view text) {
+  switch (c.kind) {
+    case Command::Kind::kHelp: return Help(c);
+    case Command::Kind::kModules: return Modules();
+    case Command::Kind::kDescribe: return Describe(c);
+    case Command::Kind::kDeploy: return Deploy(c);
+    case Command::Kind::kDestroy: return Destroy(c);
+    case Command::Kind::kAppend: return Append(c);
+    case Command::Kind::kSelect:
+    case Command::Kind::kSelectOne: return Select(c);
+    case Command::Kind::kScan: return Scan(c);
+    case Command::Kind::kStats: return Stats(c);
+    case Command::Kind::kTiming:
+      timing_ = c.on;
+      Emit(Value::MapOf({{"timing", c.on}}), std::string("timing ") + (c.on ? "on" : "off") + "\n");
+      return Outcome::kOk;
+    case Command::Kind::kQuit: return Outcome::kQuit;
+  }
+  return ReportError("unhandled command " + std::string(text));
+}
+
+bool Session::Connect() { return EnsureClient() != nullptr; }
+
+std::string Session::ServerDescription() const {
+  std::string where = options_.client.host + ":" + std::to_string(options_.client.port);
+  if (!client_) return where;
+  return "stratad " + client_->server_info().server_version + " at " + where;
+}
+
+Client* Session::EnsureClient() {
+  if (client_) return client_.get();
+  ClientResult<std::unique_ptr<Client>> client = Client::Connect(options_.client);
+  if (!client.ok()) {
+    ReportClientError(client.error());
+    return nullptr;
+  }
+  client_ = std::move(*client);
+  return client_.get();
+}
+
+void Session::Emit(const Value& json_document, const std::string& text) {
+  if (options_.json) {
+    out_ << ToJson(json_document) << "\n";
+  } else {
+    out_ << text;
+  }
+}
+
+Outcome Session::ReportParseError(std::string_view text, const TextError& error) {
+  if (options_.json) {
+    out_ << ToJson(Value::MapOf({{"error", Value::MapOf({{"kind", "syntax"},
+                                                           {"message", error.message},
+                                                           {"position", static_cast<int64_t>(error.position)}})}}))
+         << "\n";
+    return Outcome::kFailed;
+  }
+  // The command on one line (continuation lines were joined with spaces already; tabs
+  // would misplace the caret).
+  std::string line(text);
+  std::replace_if(line.begin(), line.end(), [](char ch) { return ch == '\t' || ch == '\n' || ch == '\r'; }, ' ');
+  // Columns count UTF-8 code points up to the error's byte.
+  size_t column = 0;
+  for (size_t i = 0; i < error.position && i < line.size(); ++i) {
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) ++column;
+  }
+  err_ << "error: " << error.message << "\n  " << line << "\n  " << std::string(column, ' ') << "^\n";
+  return Outcome::kFailed;
+}
+
+Outcome Session::ReportClientError(const ClientError& error) {
+  const bool unreachable = error.kind == ErrorKind::kConnection;
+  if (unreachable) modules_cache_.reset();
+  std::string message = error.ToString();
+  if (unreachable) {
+    message = "cannot reach stratad at " + options_.client.host + ":" +
+              std::to_string(options_.client.port) + ": " + error.message;
+  }
+  if (options_.json) {
+    Value::Map e{{"kind", std::string(KindName(error.kind))}, {"message", unreachable ? message : error.message}};
+    if (error.kind == ErrorKind::kServer) e.emplace_back("code", std::string(proto::ErrorCodeName(error.code)));
+    out_ << ToJson(Value::MapOf({{"error", Value::MapOf(std::move(e))}})) << "\n";
+  } else {
+    err_ << "error: " << message << "\n";
+  }
+  return unreachable ? Outcome::kUnreachable : Outcome::kFailed;
+}
+
+Outcome Session::ReportError(const std::string& message) {
+  if (options_.json) {
+    out_ << ToJson(Value::MapOf({{"error", Value::MapOf({{"kind", "shell"}, {"message", message}})}})) << "\n";
+  } else {
+    err_ << "error: " << message << "\n";
+  }
+  return Outcome::kFailed;
+}
+
+Outcome Session::Help(const Command& c) {
+  if (!c.word.empty()) {
+    Emit(Value::MapOf({{"usage", std::string(CommandUsage(c.word))}, {"help", std::string(CommandHelp(c.word))}}),
+         "usage: " + std::string(CommandUsage(c.word)) + "\n" + std::string(CommandHelp(c.word)) + "\n");
+    return Outcome::kOk;
+  }
+  std::string text = "Commands (help COMMAND explains one; docs/shell.md has everything):\n";
+  Value::List usages;
+  for (const std::string& name : CommandNames()) {
+    if (name == "exit") continue;
+    text += "  " + std::string(CommandUsage(name)) + "\n";
+    usages.emplace_back(std::string(CommandUsage(name)));
+  }
+  text += "Values are JSON ({\"$set\": [...]} is a set). Paths: key(\"a\").all, [\"a\", \"b\"], (root).\n";
+  Emit(Value::MapOf({{"commands", Value(std::move(usages))}}), text);
+  return Outcome::kOk;
+}
+
+Outcome Session::Modules() {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto modules = client->Modules();
+  if (!modules.ok()) return ReportClientError(modules.error());
+  modules_cache_ = *modules;
+  Value::List docs;
+  Table t{{"module", "partitions", "depots", "pstates", "topologies"}, {}};
+  for (const auto& m : *modules) {
+    docs.push_back(ModuleToValue(m));
+    t.rows.push_back({m.name, std::to_string(m.partitions),
+                      Join(Names(m.depots, [](const auto& d) { return d.name; })),
+                      Join(Names(m.pstates, [](const auto& p) { return p.name; })),
+                      Join(Names(m.topologies, [](const auto& x) { return x.name; }))});
+  }
+  Emit(Value(std::move(docs)), modules->empty() ? "no modules deployed\n" : RenderTable(t, 60));
+  return Outcome::kOk;
+}
+
+Outcome Session::Describe(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto info = client->Describe(c.module);
+  if (!info.ok()) return ReportClientError(info.error());
+  const proto::ModuleInfo& m = *info;
+  std::string text = "module " + Summary(m) + "\n\n";
+  Table depots{{"depot", "partitioning"}, {}};
+  for (const auto& d : m.depots) depots.rows.push_back({d.name, d.partitioning});
+  Table pstates{{"pstate", "schema"}, {}};
+  for (const auto& p : m.pstates) pstates.rows.push_back({p.name, p.schema_text});
+  Table topologies{{"topology", "sources"}, {}};
+  for (const auto& t : m.topologies) topologies.rows.push_back({t.name, Join(t.sources)});
+  // Schemas are the point of describe: wide cells.
+  text += RenderTable(depots, 80) + "\n" + RenderTable(pstates, 100) + "\n" + RenderTable(topologies, 80);
+  Emit(ModuleToValue(m), text);
+  return Outcome::kOk;
+}
+
+Outcome Session::Deploy(const Command& c) {
+  std::ifstream file(c.word, std::ios::binary);
+  if (!file) return ReportError("cannot read module file " + c.word + ": " + std::strerror(errno));
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto info = client->DeployBytes(std::move(bytes), c.partitions);
+  modules_cache_.reset();
+  if (!info.ok()) return ReportClientError(info.error());
+  Emit(ModuleToValue(*info), "deployed " + Summary(*info) + "\n");
+  return Outcome::kOk;
+}
+
+Outcome Session::Destroy(const Command& c) {
+  if (!c.yes) {
+    if (!options_.confirm_destroy) {
+      return ReportError("destroy deletes module " + c.module +
+                         " and all its data: confirm with 'destroy " + c.module + " --yes'");
+    }
+    if (!options_.confirm_destroy(c.module)) {
+      Emit(Value::MapOf({{"destroyed", Value()}}), "not destroyed\n");
+      return Outcome::kOk;
+    }
+  }
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto destroyed = client->Destroy(c.module);
+  modules_cache_.reset();
+  if (!destroyed.ok()) return ReportClientError(destroyed.error());
+  Emit(Value::MapOf({{"destroyed", destroyed->module}}), "destroyed " + destroyed->module + "\n");
+  return Outcome::kOk;
+}
+
+Outcome Session::Append(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto result = client->Append(c.module, c.target, c.value, c.ack);
+  if (!result.ok()) return ReportClientError(result.error());
+  if (result->failure) {
+    return ReportClientError(ClientError{ErrorKind::kServer, result->failure->code, result->failure->message});
+  }
+  Value::Map acks;
+  std::string text;
+  if (result->offset < 0) {
+    text = "sent (ack=none: the server does not confirm it)\n";
+  } else {
+    text = "partition " + std::to_string(result->partition) + ", offset " + std::to_string(result->offset) +
+           (c.ack == proto::AckLevel::kAppended ? " (durable, not waiting for topologies)" : "") + "\n";
+  }
+  for (const auto& [topology, value] : result->ack_returns) {
+    acks.emplace_back(topology, value);
+    if (!value.is_nil()) text += topology + " returned " + ToJson(value) + "\n";
+  }
+  Emit(Value::MapOf({{"partition", result->partition},
+                     {"offset", result->offset},
+                     {"ack_returns", Value::MapOf(std::move(acks))}}),
+       text);
+  return Outcome::kOk;
+}
+
+Outcome Session::Select(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  if (c.kind == Command::Kind::kSelectOne) {
+    auto v = client->SelectOne(c.module, c.target, c.path, c.partition_key);
+    if (!v.ok()) return ReportClientError(v.error());
+    Emit(*v, RenderValue(*v));
+    return Outcome::kOk;
+  }
+  auto values = client->Select(c.module, c.target, c.path, c.partition_key);
+  if (!values.ok()) return ReportClientError(values.error());
+  Value list(std::move(*values));
+  // One map (e.g. a whole nested map at a key) reads best as its own table.
+  const bool one_map = list.as_list().size() == 1 && list.as_list()[0].is_map();
+  Emit(list, RenderValue(one_map ? list.as_list()[0] : list));
+  return Outcome::kOk;
+}
+
+Outcome Session::Scan(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  int first = c.partition, last = c.partition;
+  if (c.partition < 0) {
+    auto info = client->Describe(c.module);
+    if (!info.ok()) return ReportClientError(info.error());
+    first = 0;
+    last = info->partitions - 1;
+  }
+  Value::List docs;
+  Table t{{"partition", "offset", "record"}, {}};
+  int64_t left = c.limit;
+  for (int p = first; p <= last && left > 0; ++p) {
+    auto records = client->ReadDepot(c.module, c.target, p, c.from, INT64_MAX, left);
+    if (!records.ok()) return ReportClientError(records.error());
+    for (const auto& r : *records) {
+      docs.push_back(Value::MapOf({{"partition", p}, {"offset", r.offset}, {"record", r.value}}));
+      t.rows.push_back({std::to_string(p), std::to_string(r.offset), ToJson(r.value)});
+    }
+    left -= static_cast<int64_t>(records->size());
+  }
+  std::string text = t.rows.empty() ? "no records\n" : RenderTable(t, 80);
+  if (left <= 0) text += "(limit " + std::to_string(c.limit) + " reached: there may be more)\n";
+  Emit(Value(std::move(docs)), text);
+  return Outcome::kOk;
+}
+
+Outcome Session::Stats(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto stats = client->Stats(c.module);
+  if (!stats.ok()) return ReportClientError(stats.error());
+  const proto::ServerStats& s = stats->server;
+  Value::List modules;
+  char up[32];
+  std::snprintf(up, sizeof up, "%.1f s", static_cast<double>(s.uptime_ms) / 1000.0);
+  std::string text = "server: up " + std::string(up) + ", " + Plural(s.connections, "connection", "connections") +
+                     " (" + std::to_string(s.total_connections) + " since start), " +
+                     Plural(s.requests, "request", "requests") + "\n";
+  for (const proto::ModuleStats& m : stats->modules) {
+    // Per depot and per topology, summed over partitions: the per-partition detail is in
+    // the --json output.
+    std::map<std::string, int64_t> records;
+    for (const auto& d : m.depots) records[d.depot] += d.end_offset - d.start_offset;
+    std::map<std::pair<std::string, std::string>, int64_t> lag;
+    for (const auto& t : m.topologies) lag[{t.topology, t.depot}] += t.lag;
+    text += "\nmodule " + m.module + "\n";
+    Table depots{{"depot", "records"}, {}};
+    for (const auto& [name, n] : records) depots.rows.push_back({name, std::to_string(n)});
+    Table topologies{{"topology", "depot", "lag"}, {}};
+    for (const auto& [key, n] : lag) topologies.rows.push_back({key.first, key.second, std::to_string(n)});
+    text += RenderTable(depots) + RenderTable(topologies);
+    text += "failures: " + std::to_string(m.failures) + "\n";
+    Value::List depot_docs, topology_docs, failure_docs;
+    for (const auto& d : m.depots) {
+      depot_docs.push_back(Value::MapOf({{"depot", d.depot}, {"partition", d.partition},
+                                         {"start_offset", d.start_offset}, {"end_offset", d.end_offset}}));
+    }
+    for (const auto& t : m.topologies) {
+      topology_docs.push_back(Value::MapOf({{"topology", t.topology}, {"depot", t.depot}, {"partition", t.partition},
+                                            {"processed_offset", t.processed_offset}, {"lag", t.lag}}));
+    }
+    Table failures{{"topology", "depot", "partition", "offset", "message"}, {}};
+    for (const auto& f : m.recent_failures) {
+      failure_docs.push_back(Value::MapOf({{"topology", f.topology}, {"depot", f.depot}, {"partition", f.partition},
+                                           {"offset", f.offset}, {"message", f.message}}));
+      failures.rows.push_back({f.topology, f.depot, std::to_string(f.partition), std::to_string(f.offset), f.message});
+    }
+    if (!failures.rows.empty()) text += RenderTable(failures, 80);
+    modules.push_back(Value::MapOf({{"module", m.module},
+                                    {"depots", Value(std::move(depot_docs))},
+                                    {"topologies", Value(std::move(topology_docs))},
+                                    {"failures", m.failures},
+                                    {"recent_failures", Value(std::move(failure_docs))}}));
+  }
+  Emit(Value::MapOf({{"server", Value::MapOf({{"uptime_ms", s.uptime_ms},
+                                              {"connections", s.connections},
+                                              {"total_connections", s.total_connections},
+                                              {"requests", s.requests}})},
+                     {"modules", Value(std::move(modules))}}),
+       text);
+  return Outcome::kOk;
+}
+
+const std::vector<proto::ModuleInfo>& Session::CachedModules() {
+  if (!modules_cache_) {
+    modules_cache_.emplace();
+    // Completion must not print: connect quietly, and complete nothing when that fails.
+    if (!client_) {
+      auto client = Client::Connect(options_.client);
+      if (client.ok()) client_ = std::move(*client);
+    }
+    if (client_) {
+      auto modules = client_->Modules();
+      if (modules.ok()) {
+        modules_cache_ = std::move(*modules);
+      } else {
+        modules_cache_.reset();
+        static const std::vector<proto::ModuleInfo> kNone;
+        return kNone;
+      }
+    }
+  }
+  return *modules_cache_;
+}
+
+std::vector<std::string> Session::Completions(std::string_view line) {
+  std::vector<std::string> words = Split(line);
+  const bool new_word = line.empty() || line.back() == ' ' || line.back() == '\t';
+  if (new_word) words.emplace_back();
+  const size_t index = words.size() - 1;
+  const std::string& prefix = words.back();
+  std::vector<std::string> candidates;
+  if (index == 0) {
+    candidates = CommandNames();
+  } else {
+    const std::string& cmd = words[0];
+    const bool module_arg = cmd == "describe" || cmd == "destroy" || cmd == "stats" || cmd == "append" ||
+                            cmd == "select" || cmd == "select-one" || cmd == "scan";
+    if (index == 1 && (cmd == "help")) {
+      candidates = CommandNames();
+    } else if (index == 1 && cmd == "timing") {
+      candidates = {"on", "off"};
+    } else if (index == 1 && module_arg) {
+      for (const auto& m : CachedModules()) candidates.push_back(m.name);
+    } else if (index == 2 && (cmd == "append" || cmd == "scan" || cmd == "select" || cmd == "select-one")) {
+      if (const proto::ModuleInfo* m = FindModule(CachedModules(), words[1])) {
+        if (cmd == "append" || cmd == "scan") {
+          for (const auto& d : m->depots) candidates.push_back(d.name);
+        } else {
+          for (const auto& p : m->pstates) candidates.push_back(p.name);
+        }
+      }
+    } else if (index >= 3 && cmd == "scan") {
+      candidates = {"partition=", "from=", "limit="};
+    }
+  }
+  std::vector<std::string> out;
+  for (const std::string& c : candidates) {
+    if (c.starts_with(prefix)) out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace strata::shell

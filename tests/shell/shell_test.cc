@@ -1,0 +1,328 @@
+// build/bin/strata as a user runs it: scripts through standard input, -f and -c against a
+// real stratad (tests/testing) with the four example modules deployed, checking standard
+// output, standard error and the exit status.
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "stratad_process.h"
+#include "strata/json.h"
+
+extern char** environ;
+
+namespace strata::shell {
+namespace {
+
+using server_test::ReadFile;
+using server_test::StratadProcess;
+
+struct ShellRun {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class ShellTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir_template[] = "/tmp/strata-shell-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir_template), nullptr);
+    dir_ = dir_template;
+    std::vector<std::string> args;
+    for (const char* module : {BANK_MODULE, PROFILES_MODULE, SOCIAL_MODULE, WORDCOUNT_MODULE}) {
+      args.push_back("--deploy");
+      args.push_back(module);
+    }
+    ASSERT_TRUE(server_.Start(dir_ + "/data", dir_ + "/stratad.log", args))
+        << ReadFile(dir_ + "/stratad.log");
+  }
+  void TearDown() override {
+    if (server_.running()) server_.Stop(SIGTERM);
+    std::string rm = "rm -rf " + dir_;
+    ASSERT_EQ(std::system(rm.c_str()), 0);
+  }
+
+  // Runs build/bin/strata --port PORT `args` with `input` as standard input.
+  ShellRun Run(std::vector<std::string> args, const std::string& input = "") {
+    const std::string in_path = dir_ + "/stdin", out_path = dir_ + "/stdout", err_path = dir_ + "/stderr";
+    std::ofstream(in_path) << input;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    args.insert(args.begin(), {STRATA_SHELL, "--port", std::to_string(server_.port())});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    ShellRun run;
+    int rc = posix_spawn(&pid, STRATA_SHELL, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    EXPECT_EQ(rc, 0) << "cannot start " << STRATA_SHELL;
+    if (rc != 0) return run;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    run.out = ReadFile(out_path);
+    run.err = ReadFile(err_path);
+    return run;
+  }
+
+  std::string dir_;
+  StratadProcess server_;
+};
+
+TEST_F(ShellTest, ScriptFromStdinRunsEveryReadCommandAndStopsAtQuit) {
+  const std::string script = R"(# the bank and the social graph of examples/README.md
+append bank *deposits {"account": "alice",
+                       "amount": 100}
+append bank *transfers {"id": "t1", "from": "alice", "to": "bob", "amount": 30}
+append bank *transfers {"id": "t2", "from": "alice", "to": "bob", "amount": 500} ack=processed
+select bank $$balances ["alice"]
+select-one bank $$balances key("bob")
+select bank $$rejected key("alice")
+append social *follows {"from": "alice", "to": "bob"} ack=appended
+append social *follows {"from": "carol", "to": "bob"}
+append social *posts {"author": "bob", "id": 1, "text": "hello"}
+append social *posts {"author": "bob", "id": 2, "text": "a second post"}
+select social $$timelines key("alice").range((-inf, +inf), limit 20).map_vals
+select-one social $$followers key("bob").size
+select social $$followers key("bob").all
+select-one profiles $$users_by_name key("nobody")
+select bank $$balances partition_key="alice" (root)
+scan bank *transfers
+scan bank *transfers partition=4 from=1 limit=1
+quit
+modules
+)";
+  ShellRun run = Run({}, script);
+  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.out, R"(partition 4, offset 0
+deposit returned {"balance":100,"status":"ok"}
+partition 4, offset 0
+transfer returned {"status":"ok"}
+partition 4, offset 1
+transfer returned {"balance":70,"reason":"insufficient funds","status":"rejected"}
+[70]
+30
+key  value
+---  ------------------
+t2   insufficient funds
+(1 row)
+partition 2, offset 0 (durable, not waiting for topologies)
+partition 2, offset 1
+partition 2, offset 0
+partition 2, offset 1
+author  id
+------  --
+bob     2
+bob     1
+(2 rows)
+2
+["alice","carol"]
+null
+key    value
+-----  -----
+alice  70
+(1 row)
+partition  offset  record
+---------  ------  --------------------------------------------------
+4          0       {"amount":30,"from":"alice","id":"t1","to":"bob"}
+4          1       {"amount":500,"from":"alice","id":"t2","to":"bob"}
+(2 rows)
+partition  offset  record
+---------  ------  --------------------------------------------------
+4          1       {"amount":500,"from":"alice","id":"t2","to":"bob"}
+(1 row)
+(limit 1 reached: there may be more)
+)");
+}
+
+TEST_F(ShellTest, CommandFlagAndScriptFileRunCommands) {
+  ShellRun run = Run({"-c", "help scan"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.out,
+            "usage: scan MODULE DEPOT [partition=P] [from=OFFSET] [limit=N]\n"
+            "Reads a depot's records in offset order: of partition P, or of every partition in "
+            "turn when partition= is absent, starting at OFFSET (default 0) in each, at most N "
+            "records in all (default 100).\n");
+
+  run = Run({"-c", "describe wordcount"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, R"(module wordcount: 8 partitions, 1 depot, 1 PState, 1 topology
+
+depot       partitioning
+----------  ------------
+*sentences  random
+(1 row)
+
+pstate         schema
+-------------  ------------------
+$$word_counts  map<string, int64>
+(1 row)
+
+topology  sources
+--------  ----------
+count     *sentences
+(1 row)
+)");
+
+  std::ofstream(dir_ + "/script.strata") << "append wordcount *sentences \"The cat, the hat.\"\n"
+                                            "select-one wordcount $$word_counts key(\"the\")\n"
+                                            "scan wordcount *sentences\n";
+  run = Run({"-f", dir_ + "/script.strata"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  // A random depot: the partition is not known in advance.
+  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(^partition \d, offset 0\n2\n)"))) << run.out;
+  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\n\d          0       "The cat, the hat."\n\(1 row\)\n$)")))
+      << run.out;
+
+  run = Run({"-c", "modules"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_NE(run.out.find("\nwordcount  8           *sentences"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("(4 rows)\n"), std::string::npos) << run.out;
+}
+
+TEST_F(ShellTest, JsonModePrintsOneDocumentPerResult) {
+  const std::string script = R"(modules
+describe bank
+append bank *deposits {"account": "alice", "amount": 100}
+select bank $$balances key("alice")
+select-one bank $$balances key("alice")
+describe nope
+select bank $$balances key("alice").kye
+scan bank *deposits
+stats bank
+)";
+  ShellRun run = Run({"--json", "--keep-going"}, script);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "");
+  std::vector<Value> docs;
+  size_t start = 0;
+  for (size_t nl; (nl = run.out.find('\n', start)) != std::string::npos; start = nl + 1) {
+    Result<Value> doc = ParseJson(run.out.substr(start, nl - start));
+    ASSERT_TRUE(doc.ok()) << doc.status().ToString() << " in " << run.out;
+    docs.push_back(*doc);
+  }
+  ASSERT_EQ(docs.size(), 9u) << run.out;
+  EXPECT_EQ(docs[0].as_list().size(), 4u);
+  EXPECT_EQ(*docs[1].Find("name"), Value("bank"));
+  EXPECT_EQ(*docs[1].Find("partitions"), Value(8));
+  EXPECT_EQ(docs[2], *ParseJson(R"({"ack_returns": {"deposit": {"balance": 100, "status": "ok"}},
+                                    "offset": 0, "partition": 4})"));
+  EXPECT_EQ(docs[3], *ParseJson("[100]"));
+  EXPECT_EQ(docs[4], Value(100));
+  EXPECT_EQ(docs[5], *ParseJson(R"({"error": {"code": "NOT_FOUND", "kind": "server",
+                                    "message": "no module nope is deployed"}})"));
+  EXPECT_EQ(docs[6], *ParseJson(R"({"error": {"kind": "syntax", "position": 36,
+                                    "message": "unknown path step \"kye\""}})"));
+  EXPECT_EQ(docs[7], *ParseJson(R"([{"offset": 0, "partition": 4,
+                                    "record": {"account": "alice", "amount": 100}}])"));
+  const Value& stats = *docs[8].Find("modules");
+  ASSERT_EQ(stats.as_list().size(), 1u);
+  EXPECT_EQ(*stats.as_list()[0].Find("module"), Value("bank"));
+  EXPECT_EQ(*stats.as_list()[0].Find("failures"), Value(0));
+}
+
+TEST_F(ShellTest, ErrorsPointAtTheColumnAndStopTheScript) {
+  const std::string script = R"(append bank *deposits {"account": "alice", amount: 100}
+select bank $$balances ["alice"]
+)";
+  ShellRun run = Run({}, script);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.out, "");  // the select after the failure did not run
+  EXPECT_EQ(run.err,
+            "error: invalid JSON: syntax error while parsing object key - invalid literal; last "
+            "read: '\"alice\", a'; expected string literal\n"
+            "  append bank *deposits {\"account\": \"alice\", amount: 100}\n"
+            "                                             ^\n");
+
+  run = Run({"--keep-going"}, "select social $$posts key(\"bob\").rnage(1)\nselect bank $$balances [\"zed\"]\n");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.out, "[null]\n");
+  EXPECT_EQ(run.err,
+            "error: unknown path step \"rnage\"\n"
+            "  select social $$posts key(\"bob\").rnage(1)\n"
+            "                                   ^\n");
+
+  run = Run({"-c", "select bank $$balances key(\"a\").inc"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("select paths are for reading"), std::string::npos) << run.err;
+
+  run = Run({"-c", "frobnicate"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "error: unknown command 'frobnicate' (type help for the list)\n  frobnicate\n  ^\n");
+
+  run = Run({"-c", "append bank *deposits {\"account\": 5, \"amount\": 1}"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("error: TOPOLOGY_FAILED: topology deposit"), std::string::npos) << run.err;
+
+  run = Run({"-c", "select-one nope $$x key(1)"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "error: NOT_FOUND: no module nope is deployed\n");
+}
+
+TEST_F(ShellTest, DestroyNeedsYesInScriptsAndDeployBringsAModuleBack) {
+  ShellRun run = Run({"-c", "destroy wordcount"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "error: destroy deletes module wordcount and all its data: confirm with "
+                     "'destroy wordcount --yes'\n");
+  run = Run({}, "destroy wordcount --yes\nmodules\n");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(run.out.starts_with("destroyed wordcount\n")) << run.out;
+  EXPECT_EQ(run.out.find("wordcount", 20), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("(3 rows)"), std::string::npos) << run.out;
+
+  run = Run({"-c", std::string("deploy ") + WORDCOUNT_MODULE + " partitions=4"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "deployed wordcount: 4 partitions, 1 depot, 1 PState, 1 topology\n");
+  run = Run({"-c", std::string("deploy ") + WORDCOUNT_MODULE});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("error: ALREADY_EXISTS"), std::string::npos) << run.err;
+  run = Run({"-c", "deploy /nonexistent/x.so"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "error: cannot read module file /nonexistent/x.so: No such file or directory\n");
+}
+
+TEST_F(ShellTest, StatsAndTiming) {
+  ShellRun run = Run({}, "append bank *deposits {\"account\": \"alice\", \"amount\": 5}\ntiming on\nstats bank\ntiming off\nhelp quit\n");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\ntiming on\nserver: up \d+\.\d s, 1 connection \(\d+ since start\), \d+ requests\n)")))
+      << run.out;
+  EXPECT_NE(run.out.find("module bank\ndepot       records\n----------  -------\n*deposits   1\n*transfers  0\n"),
+            std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("deposit   *deposits   0\n"), std::string::npos) << run.out;
+  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\nfailures: 0\n\(\d+\.\d{3} ms\)\ntiming off\n)"))) << run.out;
+  EXPECT_TRUE(run.out.ends_with("timing off\nusage: quit\nLeaves the shell (so do exit and Ctrl-D).\n")) << run.out;
+}
+
+TEST_F(ShellTest, UnreachableServerAndBadFlagsHaveTheirOwnExitStatus) {
+  const uint16_t port = server_.port();
+  ASSERT_EQ(server_.Stop(SIGTERM), 0);
+  ShellRun run = Run({"-c", "modules"});
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_NE(run.err.find("error: cannot reach stratad at 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << run.err;
+  run = Run({"-c", "help"});  // needs no server
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_NE(run.out.find("  select MODULE PSTATE [partition_key=JSON] PATH\n"), std::string::npos) << run.out;
+  run = Run({"--bogus"});
+  EXPECT_EQ(run.exit_code, 2);
+  run = Run({"-f", dir_ + "/missing.strata"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.err, "strata: cannot read script " + dir_ + "/missing.strata\n");
+}
+
+}  // namespace
+}  // namespace strata::shell

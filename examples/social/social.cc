@@ -1,7 +1,9 @@
 // social: follows and timelines (fan-out on write). Shows two depots feeding two
-// topologies, a read of one PState driving a fan-out (one value emitted per follower),
-// a hash partitioner by a field of the emitted value, subindexed sorted maps read newest
-// first with a forward range, and a capped collection trimmed with a reverse range.
+// topologies, a paged read of a large subindexed set driving a fan-out, a module that
+// groups its output by destination partition itself (HashKey(key) % P, the rule that
+// Select uses to find a key) and routes each group with Direct, subindexed sorted maps
+// read newest first with a forward range, and a capped collection trimmed with a
+// reverse range.
 //
 //   *follows     hash("to"): {"from": u, "to": v} (u follows v), optional "op": "unfollow"
 //   *posts       hash("author"): {"author": a, "id": int >= 0, "text": s}; ids unique and
@@ -14,13 +16,22 @@
 // Timeline keys are [-id, author] so the natural (ascending) order of the map is newest
 // first: a forward Range with a limit is the first page. *follows is hashed by the
 // followee, so the followers of an author live on the author's partition, where the
-// author's posts are processed. Every write is idempotent (set, add-to-set, remove, and
-// a trim that keeps the newest kTimelineCap entries of everything ever added), so a
-// replay after a crash changes nothing.
+// author's posts are processed.
+//
+// Fan-out: the author's partition reads the followers page by page and emits one
+// delivery per destination partition (at most kMaxDeliveryFollowers followers each), so
+// a post to 5,000 followers is a handful of events and transactions, not 5,000. Each
+// delivery updates all of its followers' timelines in one step (one transaction).
+//
+// Every write is idempotent (set, add-to-set, remove, and a trim that keeps the newest
+// kTimelineCap entries of everything ever added), so a replay after a crash changes
+// nothing.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "strata/key_codec.h"
 #include "strata/module.h"
 
 namespace {
@@ -34,6 +45,11 @@ using strata::TopologyContext;
 using strata::Value;
 
 constexpr int64_t kTimelineCap = 800;
+// Followers read per page on the author's partition.
+constexpr int64_t kFollowerPage = 1024;
+// The most followers one delivery carries: bounds the values and the transaction of one
+// step on a destination partition. Below it, a post makes one delivery per partition.
+constexpr size_t kMaxDeliveryFollowers = 4096;
 
 // The non-empty string at `field` of `record`, or kInvalidArgument naming the depot.
 Result<std::string> RequireString(const Value& record, const char* depot, const char* field) {
@@ -59,8 +75,17 @@ Status Follow(const PStateRef& followers, TopologyContext& ctx, const Value& rec
                                  op->ToString());
 }
 
-// On the author's partition: stores the post and emits {"user", "author", "id"} for every
-// follower of the author.
+// What crosses the partitioner: [partition, id, author, [followers...]], every follower
+// on `partition` (HashKey(follower) % P). Built and read only by this module.
+enum DeliveryField : size_t { kPartition, kId, kAuthor, kFollowers };
+
+Value MakeDelivery(int partition, const Value& id, const std::string& author,
+                   std::vector<Value> followers) {
+  return Value(Value::List{Value(int64_t{partition}), id, Value(author), Value(std::move(followers))});
+}
+
+// On the author's partition: stores the post, then reads the author's followers page by
+// page and emits their deliveries grouped by the followers' partitions.
 Status StoreAndFanOut(const PStateRef& posts, const PStateRef& followers, TopologyContext& ctx,
                       const Value& record) {
   STRATA_ASSIGN_OR_RETURN(std::string author, RequireString(record, "*posts", "author"));
@@ -72,31 +97,57 @@ Status StoreAndFanOut(const PStateRef& posts, const PStateRef& followers, Topolo
   }
   STRATA_RETURN_IF_ERROR(
       ctx.Transform(posts, Path().Key(author, *id).Set(Value::MapOf({{"text", text}}))).status());
-  STRATA_ASSIGN_OR_RETURN(std::vector<Value> fans, ctx.Select(followers, Path().Key(author).All()));
-  for (Value& fan : fans) {
-    ctx.Emit(Value::MapOf({{"user", std::move(fan)}, {"author", author}, {"id", *id}}));
+
+  const uint64_t partitions = static_cast<uint64_t>(ctx.num_partitions());
+  std::vector<std::vector<Value>> groups(partitions);
+  strata::RangeSpec page{.limit = kFollowerPage};
+  while (true) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<Value> fans,
+                            ctx.Select(followers, Path().Key(author).Range(page).All()));
+    if (!fans.empty()) page.from = fans.back();
+    page.from_inclusive = false;
+    const bool last_page = static_cast<int64_t>(fans.size()) < kFollowerPage;
+    for (Value& fan : fans) {
+      const uint64_t p = strata::HashKey(fan) % partitions;
+      std::vector<Value>& group = groups[p];
+      group.push_back(std::move(fan));
+      if (group.size() == kMaxDeliveryFollowers) {
+        ctx.Emit(MakeDelivery(static_cast<int>(p), *id, author, std::move(group)));
+        group = {};
+      }
+    }
+    if (last_page) break;
+  }
+  for (uint64_t p = 0; p < partitions; ++p) {
+    if (groups[p].empty()) continue;
+    ctx.Emit(MakeDelivery(static_cast<int>(p), *id, author, std::move(groups[p])));
   }
   return Status::Ok();
 }
 
-// On the follower's partition: adds the post to the timeline and drops the oldest entries
-// beyond the cap.
+// On the followers' partition: adds the post to every follower's timeline and drops the
+// oldest entries beyond the cap. The size is read once per follower; only a timeline
+// that was already full is read again, since the set may or may not have added an
+// entry (a replay of a post it holds adds none).
 Status Deliver(const PStateRef& timelines, TopologyContext& ctx, const Value& delivery) {
-  const Value& user = *delivery.Find(Value("user"));
-  const Value& author = *delivery.Find(Value("author"));
-  int64_t id = delivery.Find(Value("id"))->as_int();
-  Value key = Value::ListOf({Value(-id), author});
-  STRATA_RETURN_IF_ERROR(
-      ctx.Transform(timelines, Path().Key(user, key).Set(Value::MapOf({{"author", author},
-                                                                       {"id", id}})))
-          .status());
-  STRATA_ASSIGN_OR_RETURN(Value size, ctx.SelectOne(timelines, Path().Key(user).Size()));
-  if (size.as_int() <= kTimelineCap) return Status::Ok();
-  // The largest keys are the oldest posts.
-  return ctx
-      .Transform(timelines,
-                 Path().Key(user).Range({.limit = size.as_int() - kTimelineCap, .reverse = true}).Remove())
-      .status();
+  const Value::List& fields = delivery.as_list();
+  const Value& id = fields[kId];
+  const Value& author = fields[kAuthor];
+  const Value key = Value::ListOf({Value(-id.as_int()), author});
+  const Value entry = Value::MapOf({{"author", author}, {"id", id}});
+  for (const Value& user : fields[kFollowers].as_list()) {
+    STRATA_ASSIGN_OR_RETURN(Value size, ctx.SelectOne(timelines, Path().Key(user).Size()));
+    STRATA_RETURN_IF_ERROR(ctx.Transform(timelines, Path().Key(user, key).Set(entry)).status());
+    if (size.as_int() < kTimelineCap) continue;
+    STRATA_ASSIGN_OR_RETURN(size, ctx.SelectOne(timelines, Path().Key(user).Size()));
+    const int64_t excess = size.as_int() - kTimelineCap;
+    if (excess <= 0) continue;
+    // The largest keys are the oldest posts.
+    STRATA_RETURN_IF_ERROR(
+        ctx.Transform(timelines, Path().Key(user).Range({.limit = excess, .reverse = true}).Remove())
+            .status());
+  }
+  return Status::Ok();
 }
 
 void Define(strata::ModuleBuilder& m) {
@@ -128,7 +179,7 @@ void Define(strata::ModuleBuilder& m) {
       .Each([posts, followers](TopologyContext& ctx, const Value& r) {
         return StoreAndFanOut(posts, followers, ctx, r);
       })
-      .HashPartition([](const Value& delivery) { return *delivery.Find(Value("user")); })
+      .Direct([](const Value& delivery) { return delivery.as_list()[kPartition].as_int(); })
       .Each([timelines](TopologyContext& ctx, const Value& delivery) {
         return Deliver(timelines, ctx, delivery);
       });

@@ -1,5 +1,6 @@
 // The social example (examples/social): followers, timelines newest first with paging,
-// the timeline cap, and the oracle.
+// the timeline cap and replays into full timelines, a fan-out to many followers (paged
+// and grouped by partition), and the oracle.
 #include <map>
 #include <random>
 #include <string>
@@ -92,6 +93,44 @@ TEST_F(SocialTest, TimelineKeepsTheNewest800Posts) {
               (std::vector<Value>{Value::ListOf({Value::ListOf({-6, "star"}), Entry("star", 6)})}));
   }
   EXPECT_EQ(SelectOne("$$posts", Path().Key("star").Size()), Value(kPosts));
+
+  // Replays into full timelines (the same records again) change nothing: a post the
+  // timelines hold, and one that was trimmed away.
+  EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", {PostRecord("star", 805), PostRecord("star", 3)}));
+  for (const char* fan : {"fan1", "fan2"}) {
+    SCOPED_TRACE(fan);
+    EXPECT_EQ(SelectOne("$$timelines", Path().Key(fan).Size()), Value(800));
+    EXPECT_EQ(Select("$$timelines", Path().Key(fan).Range({.limit = 1}).MapVals()),
+              (std::vector<Value>{Entry("star", 805)}));
+    EXPECT_EQ(Select("$$timelines", Path().Key(fan).Last()),
+              (std::vector<Value>{Value::ListOf({Value::ListOf({-6, "star"}), Entry("star", 6)})}));
+  }
+}
+
+// An author with more followers than one page of the fan-out read and, on every
+// partition, more than one delivery carries: each follower gets each post exactly once,
+// on the partition where Select (HashKey(user) % P) looks for it, by the time the
+// processed ack returns; a replayed post adds nothing.
+TEST_F(SocialTest, FanOutToManyFollowersReachesEachOnceWhereSelectFindsIt) {
+  constexpr int kFans = 20000;  // > 4 partitions x 4096 followers per delivery
+  for (int first = 0; first < kFans; first += 2000) {
+    std::vector<Value> follows;
+    for (int i = first; i < first + 2000; ++i) follows.push_back(FollowRecord(Cat("fan", i), "star"));
+    EX_ASSERT_OK(engine_->AppendBatch("social", "*follows", std::move(follows)));
+  }
+  ASSERT_EQ(SelectOne("$$followers", Path().Key("star").Size()), Value(kFans));
+  EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", {PostRecord("star", 1), PostRecord("star", 2)}));
+  EX_ASSERT_OK(engine_->Append("social", "*posts", PostRecord("star", 1)));
+  const std::vector<Value> expected = {Entry("star", 2), Entry("star", 1)};
+  int wrong = 0;
+  for (int i = 0; i < kFans; ++i) {
+    const std::string fan = Cat("fan", i);
+    if (Select("$$timelines", Path().Key(fan).Range({.limit = 3}).MapVals()) != expected) {
+      if (++wrong <= 5) ADD_FAILURE() << fan << "'s timeline lacks or repeats a post";
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(SelectOne("$$timelines", Path().Key("star").Size()), Value(0));
 }
 
 // Follows are all processed before any post: a post fans out to the followers its

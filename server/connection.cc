@@ -150,6 +150,7 @@ void Connection::OnRead(const std::error_code& ec, size_t bytes) {
 
 void Connection::ProcessFrames() {
   processing_ = true;
+  coalescing_ = true;  // responses answered here leave in one gathered write
   while (!finishing_ && !closed_ && CanProcess()) {
     proto::FrameView frame;
     size_t consumed = 0;
@@ -167,7 +168,9 @@ void Connection::ProcessFrames() {
     read_begin_ += consumed;
   }
   if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+  coalescing_ = false;
   processing_ = false;
+  StartWrite();
 }
 
 void Connection::HandleFrame(const uint8_t* data, size_t size) {
@@ -190,12 +193,33 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
                        "the first request on a connection must be Hello"));
     return;
   }
+  if (std::optional<proto::Response> answer = dispatcher_.AnswerInline(request)) {
+    Send(*answer);
+    return;
+  }
   ++in_flight_;
   dispatcher_.Dispatch(std::move(request), [self = shared_from_this()](proto::Response response) {
-    asio::post(self->executor(), [self, response = std::move(response)]() mutable {
-      self->Guarded([&] { self->OnReply(std::move(response)); });
-    });
+    self->PostReply(std::move(response));
   });
+}
+
+void Connection::PostReply(proto::Response response) {
+  bool post = false;
+  {
+    std::lock_guard lock(replies_mu_);
+    replies_.push_back(std::move(response));
+    post = !replies_posted_;
+    replies_posted_ = true;
+  }
+  if (!post) return;  // the pending OnReplies takes this one too
+  try {
+    asio::post(executor(), [self = shared_from_this()] { self->Guarded([&] { self->OnReplies(); }); });
+  } catch (...) {
+    // Not posted: the next reply posts again and delivers this one with it.
+    std::lock_guard lock(replies_mu_);
+    replies_posted_ = false;
+    throw;
+  }
 }
 
 void Connection::HandleHello(uint64_t id, const proto::Hello& hello) {
@@ -214,10 +238,19 @@ void Connection::HandleHello(uint64_t id, const proto::Hello& hello) {
   Send(welcome);
 }
 
-void Connection::OnReply(proto::Response response) {
-  --in_flight_;
+void Connection::OnReplies() {
+  std::vector<proto::Response> replies;
+  {
+    std::lock_guard lock(replies_mu_);
+    replies.swap(replies_);
+    replies_posted_ = false;
+  }
+  in_flight_ -= static_cast<uint32_t>(replies.size());
   if (closed_) return;
-  Send(response);
+  coalescing_ = true;  // one gathered write for the whole batch
+  for (const proto::Response& response : replies) Send(response);
+  coalescing_ = false;
+  StartWrite();
   if (finishing_) return CloseWhenDone();
   Resume();
 }
@@ -238,7 +271,7 @@ void Connection::Send(const proto::Response& response) {
   proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
   queued_bytes_ += frame.size();
   queued_.push_back(std::move(frame));
-  StartWrite();
+  if (!coalescing_) StartWrite();
 }
 
 void Connection::StartWrite() {

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,7 +67,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ProcessFrames();
   void HandleFrame(const uint8_t* data, size_t size);
   void HandleHello(uint64_t id, const protocol::Hello& hello);
-  void OnReply(protocol::Response response);
+  // Any thread: queues a response for the connection's thread; one post per batch.
+  void PostReply(protocol::Response response);
+  void OnReplies();
   void Send(const protocol::Response& response);
   void StartWrite();
   void OnWrite(const std::error_code& ec, size_t bytes);
@@ -90,6 +94,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t read_end_ = 0;
   bool reading_ = false;
   bool processing_ = false;  // inside ProcessFrames (replies are posted, never nested)
+  // Send queues without writing; whoever set it starts the write when its batch is done.
+  bool coalescing_ = false;
   bool handshaken_ = false;
   // No more requests are accepted (drain, EOF, bad frame); the socket closes once the
   // in-flight requests are answered and every queued response is written.
@@ -103,6 +109,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t queued_bytes_ = 0;  // over queued_ and writing_
   bool write_pending_ = false;
   uint64_t write_generation_ = 0;
+
+  // Responses completed on other threads (engine, pool) for this thread to send; an
+  // OnReplies is posted when the first one arrives and takes all that came meanwhile.
+  std::mutex replies_mu_;
+  std::vector<protocol::Response> replies_;  // GUARDED_BY(replies_mu_)
+  bool replies_posted_ = false;              // GUARDED_BY(replies_mu_)
 
   asio::steady_timer idle_timer_;
   asio::steady_timer write_timer_;

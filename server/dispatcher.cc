@@ -107,6 +107,16 @@ void ReplyGuarded(uint64_t id, const Reply& reply, Make&& make) noexcept {
   }
 }
 
+// A path of key navigators only (key(...) or must(...)): selects at most one value with
+// one lookup.
+bool IsPointRead(const Path& path) {
+  if (path.navigators().empty() || path.terminal().has_value()) return false;
+  for (const Navigator& navigator : path.navigators()) {
+    if (navigator.kind != Navigator::Kind::kKey && navigator.kind != Navigator::Kind::kMust) return false;
+  }
+  return true;
+}
+
 AckLevel ToEngine(proto::AckLevel level) {
   switch (level) {
     case proto::AckLevel::kNone:
@@ -126,6 +136,14 @@ Dispatcher::Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_po
     : engine_(engine), counters_(counters), blocking_pool_(blocking_pool), data_dir_(std::move(data_dir)) {}
 
 void Dispatcher::Post(std::function<void()> work) { asio::post(blocking_pool_, std::move(work)); }
+
+std::optional<proto::Response> Dispatcher::AnswerInline(const proto::Request& request) {
+  const auto* select = std::get_if<proto::SelectRequest>(&request.body);
+  if (select == nullptr) return std::nullopt;
+  Result<Path> path = Path::FromValue(select->path);
+  if (!path.ok() || !IsPointRead(*path)) return std::nullopt;  // the pool reports a bad path
+  return ResponseOrInternal(request.id, [&] { return SelectPath(request.id, *select, *path); });
+}
 
 void Dispatcher::Dispatch(proto::Request request, Reply reply) {
   const uint64_t id = request.id;
@@ -235,13 +253,18 @@ proto::Response Dispatcher::Select(uint64_t id, const proto::SelectRequest& requ
     return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
                          "invalid path " + request.path.ToString() + ": " + path.status().message());
   }
+  return SelectPath(id, request, *path);
+}
+
+proto::Response Dispatcher::SelectPath(uint64_t id, const proto::SelectRequest& request,
+                                       const Path& path) {
   const std::string pstate = WithSigil(request.pstate, "$$");
   if (request.one) {
-    Result<Value> value = engine_.SelectOne(request.module, pstate, *path, request.partition_key);
+    Result<Value> value = engine_.SelectOne(request.module, pstate, path, request.partition_key);
     if (!value.ok()) return FromStatus(id, value.status());
     return Body(id, proto::Selected{{std::move(value).value()}});
   }
-  Result<std::vector<Value>> values = engine_.Select(request.module, pstate, *path, request.partition_key);
+  Result<std::vector<Value>> values = engine_.Select(request.module, pstate, path, request.partition_key);
   if (!values.ok()) return FromStatus(id, values.status());
   return Body(id, proto::Selected{std::move(values).value()});
 }

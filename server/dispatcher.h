@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <asio/thread_pool.hpp>
@@ -31,7 +32,8 @@ class Dispatcher {
  public:
   // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
   // flight. Engine calls that block (deploy, destroy, describe, select, read, stats) run
-  // on `blocking_pool`, so network threads only parse, dispatch and write. Appends go to
+  // on `blocking_pool`, so network threads only parse, dispatch and write (point reads
+  // excepted: AnswerInline answers them on the network thread). Appends go to
   // Engine::AppendAsync directly: it never blocks; at the engine's global cap of
   // unprocessed records the batch waits for admission, its request stays in flight, and
   // the connection's in-flight cap stops reading it (the backpressure on appenders).
@@ -45,6 +47,13 @@ class Dispatcher {
   // with a log line; one thrown here, on the caller's thread, is the caller's to handle.
   void Dispatch(protocol::Request request, Reply reply);
 
+  // The response to `request` when it is a point read (a select whose path navigates by
+  // keys only: one storage lookup, bounded work), answered here on the caller's network
+  // thread without the two thread hand-offs of the blocking pool; nullopt for any other
+  // request, which then goes to Dispatch. Thread-safe. A point read whose page is not
+  // cached reads it from disk on this thread (one page read).
+  std::optional<protocol::Response> AnswerInline(const protocol::Request& request);
+
   // Blocking forms used at start (--deploy) and by the pool.
   Result<ModuleInfo> DeployFile(const std::string& path, int partitions);
 
@@ -56,6 +65,7 @@ class Dispatcher {
   protocol::Response Describe(uint64_t id, const protocol::DescribeRequest& request);
   protocol::Response Destroy(uint64_t id, const protocol::DestroyRequest& request);
   protocol::Response Select(uint64_t id, const protocol::SelectRequest& request);
+  protocol::Response SelectPath(uint64_t id, const protocol::SelectRequest& request, const Path& path);
   protocol::Response ReadDepot(uint64_t id, const protocol::ReadDepotRequest& request);
   protocol::Response Stats(uint64_t id, const protocol::StatsRequest& request);
   void Append(uint64_t id, protocol::AppendRequest request, Reply reply);

@@ -20,7 +20,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 BUILD_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
-TARGETS="fuzz_key_decode fuzz_value_decode fuzz_json_parse fuzz_frame_decode fuzz_request_decode"
+TARGETS="fuzz_key_decode fuzz_value_decode fuzz_json_parse fuzz_path_decode fuzz_frame_decode fuzz_request_decode"
 
 scripts/install-deps.sh --fuzz
 

@@ -1,12 +1,19 @@
 #include "module/loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <bit>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <set>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace strata {
 
@@ -31,6 +38,154 @@ bool IsValidName(std::string_view name, std::string_view prefix) {
     if (!IsNameChar(c)) return false;
   }
   return true;
+}
+
+static_assert(sizeof(void*) == 8, "the module loader reads 64-bit ELF files only");
+constexpr char kAbiSection[] = ".strata_abi";
+constexpr uint64_t kMaxAbiNoteSize = 4096;  // a stamp and a module name
+
+// What STRATA_DETAIL_ABI_NOTE put in a module's .strata_abi section.
+struct AbiNote {
+  std::string stamp;
+  std::string name;
+};
+
+// Closes the descriptor it holds.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Reads the ABI note of the ELF file at `path` from its section headers, without mapping
+// or running anything of it. The file is untrusted: every offset and size is checked
+// against the file's size before it is read. A file that is not a well-formed 64-bit ELF
+// file of this byte order is refused with "cannot load module PATH: <what is wrong>"; one
+// without a well-formed .strata_abi section with "PATH is not a Strata module: ...".
+Result<AbiNote> ReadAbiNote(const std::string& path) {
+  auto malformed = [&](const std::string& what) {
+    return Status::InvalidArgument("cannot load module " + path + ": " + what);
+  };
+  auto not_a_module = [&](const std::string& what) {
+    return Status::InvalidArgument(path + " is not a Strata module: " + what +
+                                   " (build it with STRATA_MODULE against this server's SDK)");
+  };
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return malformed(std::string("cannot open it: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return malformed(std::string("cannot stat it: ") + std::strerror(errno));
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  // Reads [offset, offset + size) into *out; false when that is not inside the file.
+  auto read_at = [&](uint64_t offset, uint64_t size, void* out) {
+    if (offset > file_size || size > file_size - offset) return false;
+    auto* bytes = static_cast<char*>(out);
+    while (size > 0) {
+      ssize_t n = ::pread(fd.get(), bytes, size, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      bytes += n;
+      offset += static_cast<uint64_t>(n);
+      size -= static_cast<uint64_t>(n);
+    }
+    return true;
+  };
+  auto range = [](uint64_t offset, uint64_t size) {
+    return "[" + std::to_string(offset) + ", +" + std::to_string(size) + ")";
+  };
+
+  Elf64_Ehdr header;
+  if (!read_at(0, sizeof(header), &header)) {
+    return malformed("file too short for an ELF header (" + std::to_string(file_size) + " bytes)");
+  }
+  if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) return malformed("not an ELF file");
+  if (header.e_ident[EI_CLASS] != ELFCLASS64) return malformed("not a 64-bit ELF file");
+  const unsigned char host_data = std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
+  if (header.e_ident[EI_DATA] != host_data) return malformed("an ELF file of the other byte order");
+  if (header.e_shoff == 0) return not_a_module("it has no section headers, so no .strata_abi section");
+  if (header.e_shentsize != sizeof(Elf64_Shdr)) {
+    return malformed("section header size " + std::to_string(header.e_shentsize) + ", not " +
+                     std::to_string(sizeof(Elf64_Shdr)));
+  }
+  // Section 0 holds the real count and name table index when they do not fit the header.
+  Elf64_Shdr first;
+  if (!read_at(header.e_shoff, sizeof(first), &first)) {
+    return malformed("section header table at offset " + std::to_string(header.e_shoff) +
+                     " is past the end of the file (" + std::to_string(file_size) + " bytes)");
+  }
+  const uint64_t count = header.e_shnum != 0 ? header.e_shnum : first.sh_size;
+  const uint64_t names_index = header.e_shstrndx != SHN_XINDEX ? header.e_shstrndx : first.sh_link;
+  if (count > (file_size - header.e_shoff) / sizeof(Elf64_Shdr)) {
+    return malformed("section header table of " + std::to_string(count) + " entries at offset " +
+                     std::to_string(header.e_shoff) + " does not fit the file (" +
+                     std::to_string(file_size) + " bytes)");
+  }
+  std::vector<Elf64_Shdr> sections(count);
+  if (!read_at(header.e_shoff, count * sizeof(Elf64_Shdr), sections.data())) {
+    return malformed("cannot read the section header table");
+  }
+  if (names_index == SHN_UNDEF || names_index >= count) {
+    return malformed("section name table index " + std::to_string(names_index) + " is not one of the " +
+                     std::to_string(count) + " sections");
+  }
+  const Elf64_Shdr& names_header = sections[names_index];
+  if (names_header.sh_type != SHT_STRTAB) return malformed("the section name table is not a string table");
+  std::string names(names_header.sh_size, '\0');
+  if (!read_at(names_header.sh_offset, names_header.sh_size, names.data())) {
+    return malformed("section name table " + range(names_header.sh_offset, names_header.sh_size) +
+                     " is not inside the file (" + std::to_string(file_size) + " bytes)");
+  }
+
+  const Elf64_Shdr* abi = nullptr;
+  for (const Elf64_Shdr& section : sections) {
+    if (section.sh_name >= names.size()) {
+      return malformed("a section name offset (" + std::to_string(section.sh_name) +
+                       ") is past the end of the section name table");
+    }
+    const size_t end = names.find('\0', section.sh_name);
+    if (end == std::string::npos) return malformed("a section name is not NUL-terminated");
+    if (std::string_view(names).substr(section.sh_name, end - section.sh_name) != kAbiSection) continue;
+    if (abi != nullptr) return not_a_module("it has two .strata_abi sections");
+    abi = &section;
+  }
+  if (abi == nullptr) return not_a_module("it has no .strata_abi section");
+  if (abi->sh_type != SHT_PROGBITS || abi->sh_size == 0 || abi->sh_size > kMaxAbiNoteSize) {
+    return not_a_module("its .strata_abi section (type " + std::to_string(abi->sh_type) + ", " +
+                        std::to_string(abi->sh_size) + " bytes) is not an ABI note");
+  }
+  std::string note(abi->sh_size, '\0');
+  if (!read_at(abi->sh_offset, abi->sh_size, note.data())) {
+    return malformed(".strata_abi section " + range(abi->sh_offset, abi->sh_size) +
+                     " is not inside the file (" + std::to_string(file_size) + " bytes)");
+  }
+  // The stamp, NUL, the module name, NUL.
+  const size_t stamp_end = note.find('\0');
+  const size_t name_end = stamp_end == std::string::npos ? std::string::npos : note.find('\0', stamp_end + 1);
+  if (name_end == std::string::npos) {
+    return not_a_module("its .strata_abi section is not a stamp and a name, each NUL-terminated");
+  }
+  AbiNote out{note.substr(0, stamp_end), note.substr(stamp_end + 1, name_end - stamp_end - 1)};
+  for (char c : out.stamp) {
+    if (c < 0x20 || c > 0x7e) return not_a_module("its ABI stamp has a byte that is not printable ASCII");
+  }
+  if (out.stamp.empty() || !IsValidName(out.name, "")) {
+    return not_a_module("its .strata_abi section has an empty stamp or a module name that is not "
+                        "[A-Za-z0-9_-]+");
+  }
+  return out;
+}
+
+Status StampMismatch(const std::string& name, const std::string& so_path, std::string_view stamp) {
+  return Status::InvalidArgument("module " + name + " (" + so_path + ") was built for " +
+                                 std::string(stamp) + "; this server is " + std::string(HostAbiStamp()) +
+                                 " (rebuild the module against this server's SDK)");
 }
 
 Status Invalid(const ModuleDef& def, const std::string& what) {
@@ -221,6 +376,11 @@ Result<std::unique_ptr<LoadedModule>> LoadedModule::Load(const std::string& so_p
   if (!std::filesystem::is_regular_file(so_path, ec)) {
     return Status::NotFound("no module file at " + so_path);
   }
+  // Read from the file before dlopen maps it: a refused module runs no code at all, not
+  // even its static initialisers.
+  STRATA_ASSIGN_OR_RETURN(AbiNote note, ReadAbiNote(so_path));
+  if (note.stamp != HostAbiStamp()) return StampMismatch(note.name, so_path, note.stamp);
+
   dlerror();  // clears a stale error
   void* handle = dlopen(so_path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
@@ -242,12 +402,10 @@ Result<std::unique_ptr<LoadedModule>> LoadedModule::Load(const std::string& so_p
     return Status::InvalidArgument(so_path + ": " + kEntrySymbol +
                                    " returned an incomplete entry (not made by STRATA_MODULE)");
   }
-  // Compared before any C++ object crosses the boundary: only C strings so far.
+  // Checked again through the entry (the file may have changed since it was read), before
+  // any C++ object crosses the boundary: only C strings so far.
   if (std::strcmp(entry->abi_stamp, HostAbiStamp().data()) != 0) {
-    return Status::InvalidArgument("module " + std::string(entry->name) + " (" + so_path +
-                                   ") was built for " + entry->abi_stamp + "; this server is " +
-                                   std::string(HostAbiStamp()) +
-                                   " (rebuild the module against this server's SDK)");
+    return StampMismatch(entry->name, so_path, entry->abi_stamp);
   }
 
   std::string error;

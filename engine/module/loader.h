@@ -25,11 +25,14 @@ namespace strata {
 // from a new path rather than overwriting the file of a loaded one.
 class LoadedModule {
  public:
-  // Refuses, in this order: a file that does not exist (kNotFound); one dlopen rejects
-  // (kInvalidArgument with dlerror's message); a shared object without the
-  // `strata_module_entry_v1` symbol (kInvalidArgument); an ABI stamp other than
-  // HostAbiStamp() (kInvalidArgument naming both stamps); a define function that fails
-  // (kUserError with its message); declarations ValidateModuleDef refuses.
+  // Refuses, in this order: a file that does not exist (kNotFound); then, read from the
+  // file before dlopen so that a refused module runs no code (kInvalidArgument each): a
+  // file that is not a well-formed 64-bit ELF file, one without a well-formed .strata_abi
+  // ABI note, a note whose stamp is not HostAbiStamp() (naming both stamps); then one
+  // dlopen rejects (kInvalidArgument with dlerror's message); a shared object without the
+  // `strata_module_entry_v1` symbol (kInvalidArgument); an entry whose stamp is not
+  // HostAbiStamp() (as for the note); a define function that fails (kUserError with its
+  // message); declarations ValidateModuleDef refuses. See docs/modules.md.
   static Result<std::unique_ptr<LoadedModule>> Load(const std::string& so_path);
   ~LoadedModule();  // destroys def_ first, then dlclose
 

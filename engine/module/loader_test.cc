@@ -1,11 +1,16 @@
 #include "module/loader.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -21,6 +26,32 @@ using ::testing::Not;
 std::string TestModule(const std::string& name) {
   return std::string(STRATA_TEST_MODULE_DIR) + "/" + name + ".so";
 }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A directory of its own under the system temporary directory, removed with the object.
+class TempDir {
+ public:
+  TempDir()
+      : path_(std::filesystem::temp_directory_path() /
+              ("strata_loader_test_" + std::to_string(::getpid()) + "_" + std::to_string(next_++))) {
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  // Writes `bytes` to the file `name` in the directory and returns its path.
+  std::string Write(const std::string& name, const std::string& bytes) const {
+    std::string path = (path_ / name).string();
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  }
+
+ private:
+  static inline int next_ = 0;
+  std::filesystem::path path_;
+};
 
 std::string ProcMaps() {
   std::ifstream in("/proc/self/maps");
@@ -184,9 +215,21 @@ TEST(LoaderTest, UserExceptionsBecomeUserErrorsAndNothingEscapes) {
   EXPECT_TRUE(ctx.emitted.empty());
 }
 
-TEST(LoaderTest, RefusesMismatchedAbiNamingBothStamps) {
+TEST(LoaderTest, RefusesMismatchedAbiNamingBothStampsWithoutRunningIt) {
+  constexpr char kMarker[] = "STRATA_TEST_MISMATCHED_ABI_INITIALISED";
+  ::unsetenv(kMarker);
   std::string path = TestModule("mismatched_abi");
   auto loaded = LoadedModule::Load(path);
+  // Refused from the file's ABI note: dlopen never ran the module's static initialiser.
+  EXPECT_EQ(std::getenv(kMarker), nullptr);
+  EXPECT_THAT(ProcMaps(), Not(HasSubstr(path)));
+  // The marker works: loading the module for real sets it.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(handle, nullptr) << dlerror();
+  EXPECT_STREQ(std::getenv(kMarker), "1");
+  dlclose(handle);
+  ::unsetenv(kMarker);
+
   ASSERT_FALSE(loaded.ok());
   const Status& st = loaded.status();
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
@@ -224,19 +267,111 @@ TEST(LoaderTest, RefusesSharedLibraryWithoutEntryPoint) {
                    "(declare one with STRATA_MODULE)");
 }
 
-TEST(LoaderTest, RefusesFileThatIsNotElfWithDlerror) {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                              ("strata_loader_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  std::string path = (dir / "text.so").string();
-  std::ofstream(path) << "this is not a shared object\n";
+TEST(LoaderTest, RefusesSharedLibraryWithoutAbiNote) {
+  std::string path = TestModule("no_abi_note");
   auto loaded = LoadedModule::Load(path);
-  std::filesystem::remove_all(dir);
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(loaded.status().message(), HasSubstr("cannot load module " + path + ": "));
-  // dlerror's reason, e.g. "invalid ELF header" or "file too short".
-  EXPECT_THAT(loaded.status().message(), HasSubstr(path + ": " + path));
+  EXPECT_EQ(loaded.status().message(),
+            path + " is not a Strata module: it has no .strata_abi section (build it with "
+                   "STRATA_MODULE against this server's SDK)");
+  EXPECT_THAT(ProcMaps(), Not(HasSubstr(path)));
+}
+
+TEST(LoaderTest, RefusesFileThatIsNotElf) {
+  TempDir dir;
+  std::string text = dir.Write("text.so", "this is not a shared object, but a text long enough to be read as an ELF header\n");
+  std::string empty = dir.Write("empty.so", "");
+  auto loaded = LoadedModule::Load(text);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(loaded.status().message(), "cannot load module " + text + ": not an ELF file");
+  loaded = LoadedModule::Load(empty);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().message(),
+            "cannot load module " + empty + ": file too short for an ELF header (0 bytes)");
+}
+
+// Copies of a valid module, each broken in one way: refused from the file, never mapped.
+TEST(LoaderTest, RefusesTruncatedOrCorruptElfWithoutMappingIt) {
+  const std::string valid = ReadFile(TestModule("sample"));
+  ASSERT_GT(valid.size(), sizeof(Elf64_Ehdr));
+  Elf64_Ehdr header;
+  std::memcpy(&header, valid.data(), sizeof(header));
+  ASSERT_GT(header.e_shoff, 0u);
+  ASSERT_GT(header.e_shnum, 0u);
+  auto with_header = [&](const std::function<void(Elf64_Ehdr*)>& change) {
+    Elf64_Ehdr h = header;
+    change(&h);
+    std::string bytes = valid;
+    std::memcpy(bytes.data(), &h, sizeof(h));
+    return bytes;
+  };
+  std::string garbage = valid.substr(0, sizeof(Elf64_Ehdr));
+  std::mt19937_64 random(20261126);
+  while (garbage.size() < valid.size()) garbage.push_back(static_cast<char>(random()));
+
+  struct Case {
+    std::string what;
+    std::string bytes;
+    std::string message;  // a substring of the refusal
+  };
+  std::vector<Case> cases = {
+      {"truncated header", valid.substr(0, 40), "file too short for an ELF header (40 bytes)"},
+      {"truncated before the section headers", valid.substr(0, header.e_shoff + 10),
+       "is past the end of the file"},
+      {"truncated inside the section headers", valid.substr(0, valid.size() - 70),
+       "does not fit the file"},
+      {"32-bit class", with_header([](Elf64_Ehdr* h) { h->e_ident[EI_CLASS] = ELFCLASS32; }),
+       "not a 64-bit ELF file"},
+      {"section header offset past the end",
+       with_header([](Elf64_Ehdr* h) { h->e_shoff = ~uint64_t{0} - 8; }), "past the end of the file"},
+      {"huge section count",
+       with_header([](Elf64_Ehdr* h) { h->e_shnum = 0xfff0; }), "does not fit the file"},
+      {"section header size", with_header([](Elf64_Ehdr* h) { h->e_shentsize = 12; }),
+       "section header size 12, not 64"},
+      {"name table index out of range",
+       with_header([](Elf64_Ehdr* h) { h->e_shstrndx = h->e_shnum + 3; }),
+       "is not one of the " + std::to_string(header.e_shnum) + " sections"},
+      {"name table is not a string table",
+       with_header([](Elf64_Ehdr* h) { h->e_shstrndx = 1; }), ""},
+      {"garbage after the header", garbage, ""},
+  };
+  TempDir dir;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    std::string path = dir.Write("broken" + std::to_string(i) + ".so", c.bytes);
+    auto loaded = LoadedModule::Load(path);
+    ASSERT_FALSE(loaded.ok()) << c.what;
+    EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(loaded.status().message(), HasSubstr(path)) << c.what;
+    EXPECT_THAT(loaded.status().message(), HasSubstr(c.message)) << c.what;
+    EXPECT_THAT(ProcMaps(), Not(HasSubstr(path))) << c.what;
+  }
+}
+
+// The stamp is read from the file: a copy whose note claims another SDK is refused before
+// dlopen, naming the stamp it claims.
+TEST(LoaderTest, RefusesFileWhoseAbiNoteWasChanged) {
+  std::string bytes = ReadFile(TestModule("sample"));
+  const std::string stamp(HostAbiStamp());
+  std::string other = stamp;
+  other.replace(other.find("strata-sdk/"), std::strlen("strata-sdk/") + 1, "strata-sdk/7");
+  ASSERT_EQ(other.size(), stamp.size());
+  size_t replaced = 0;
+  for (size_t at = bytes.find(stamp); at != std::string::npos; at = bytes.find(stamp, at)) {
+    bytes.replace(at, stamp.size(), other);
+    ++replaced;
+  }
+  ASSERT_EQ(replaced, 1u);  // only in the note: the entry points at it
+  TempDir dir;
+  std::string path = dir.Write("changed.so", bytes);
+  auto loaded = LoadedModule::Load(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().message(), "module sample (" + path + ") was built for " + other +
+                                           "; this server is " + stamp +
+                                           " (rebuild the module against this server's SDK)");
+  EXPECT_THAT(ProcMaps(), Not(HasSubstr(path)));
 }
 
 TEST(LoaderTest, MissingFileIsNotFound) {

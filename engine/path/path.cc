@@ -133,7 +133,10 @@ Result<RangeSpec> RangeFromValue(const Value& v, const std::string& where) {
     return Status::InvalidArgument(where + "range needs a map of options, got " + v.ToString());
   }
   RangeSpec r;
-  for (const auto& [key, val] : v.as_map()) {
+  for (const auto& option : v.as_map()) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    const Value& key = option.first;
+    const Value& val = option.second;
     const std::string name = key.is_string() ? key.as_string() : key.ToString();
     auto need_bool = [&](bool* out) -> Status {
       if (!val.is_bool()) {

@@ -48,6 +48,28 @@ Result<Value> DecodeBlob(std::string_view bytes, Where where) {
   return v;
 }
 
+// Reads the blob record `key` and returns whether it exists; when it does, decodes it into
+// *out. `*exists` (unless null) is set to whether the record exists as soon as that is read,
+// so it holds even when decoding then fails.
+template <typename Where>
+Result<bool> LoadBlob(StoreContext* ctx, std::string_view key, bool* exists, Value* out,
+                      Where where) {
+  std::string bytes;
+  STRATA_ASSIGN_OR_RETURN(bool found, ctx->session->Get(ctx->table, key, &bytes));
+  if (exists != nullptr) *exists = found;
+  if (found) {
+    STRATA_ASSIGN_OR_RETURN(*out, DecodeBlob(bytes, where));
+  }
+  return found;
+}
+
+// The location of a sink's value, for error messages.
+std::string LocationOf(const Sink& sink) {
+  std::string out;
+  sink.AppendLocation(&out);
+  return out;
+}
+
 Status RemoveRange(StoreContext* ctx, std::string_view begin, std::string_view end) {
   while (true) {
     std::vector<std::string> keys;
@@ -378,23 +400,17 @@ class ElementSink final : public Sink {
   ElementSink(StoreContext* ctx, ContainerNode* map, const Schema& map_schema,
               std::string record_key, Value key, std::optional<bool> exists)
       : ctx_(ctx), map_(map), schema_(map_schema), record_key_(std::move(record_key)),
-        key_(std::move(key)), exists_(exists) {}
+        key_(std::move(key)), exists_(exists.value_or(false)) {}
 
   Result<bool> Load(Value* out) override {
-    std::string bytes;
-    STRATA_ASSIGN_OR_RETURN(bool found, ctx_->session->Get(ctx_->table, record_key_, &bytes));
-    exists_ = found;
-    if (found) {
-      STRATA_ASSIGN_OR_RETURN(*out, DecodeBlob(bytes, [this] { return Where(); }));
-    }
-    return found;
+    return LoadBlob(ctx_, record_key_, &exists_, out, [this] { return LocationOf(*this); });
   }
 
   Status Store(const Value& v) override {
-    const bool exists = exists_.value_or(false);
-    if (!exists) STRATA_RETURN_IF_ERROR(map_->CheckNewChild(key_));
-    STRATA_RETURN_IF_ERROR(ValidateValueAt(schema_.value(), v, [this] { return Where(); }));
-    if (!exists) {
+    if (!exists_) STRATA_RETURN_IF_ERROR(map_->CheckNewChild(key_));
+    STRATA_RETURN_IF_ERROR(
+        ValidateValueAt(schema_.value(), v, [this] { return LocationOf(*this); }));
+    if (!exists_) {
       STRATA_RETURN_IF_ERROR(map_->EnsureExists());
       STRATA_RETURN_IF_ERROR(map_->AdjustSize(+1));
     }
@@ -404,7 +420,7 @@ class ElementSink final : public Sink {
   }
 
   Status Erase() override {
-    if (!exists_.value_or(false)) return Status::Ok();
+    if (!exists_) return Status::Ok();
     STRATA_RETURN_IF_ERROR(ctx_->session->Remove(ctx_->table, record_key_).status());
     exists_ = false;
     return map_->AdjustSize(-1);
@@ -413,18 +429,12 @@ class ElementSink final : public Sink {
   void AppendLocation(std::string* out) const override { map_->AppendChildLocation(key_, out); }
 
  private:
-  std::string Where() const {
-    std::string out;
-    AppendLocation(&out);
-    return out;
-  }
-
   StoreContext* ctx_;
   ContainerNode* map_;
   const Schema& schema_;
   std::string record_key_;
   Value key_;
-  std::optional<bool> exists_;
+  bool exists_;  // unknown counts as absent until Load
 };
 
 // A member of a subindexed set: the record P ‖ EncodeKey(member), with an empty value.
@@ -445,18 +455,14 @@ class MemberSink final : public Sink {
 
   Status Store(const Value& v) override {
     if (v != member_) {
-      std::string where;
-      AppendLocation(&where);
-      return Status::InvalidArgument("set members cannot be changed in place at " + where + ": " +
-                                     member_.ToString() + " would become " + v.ToString() +
+      return Status::InvalidArgument("set members cannot be changed in place at " +
+                                     LocationOf(*this) + ": " + member_.ToString() +
+                                     " would become " + v.ToString() +
                                      " (remove it and add the new member)");
     }
     if (exists_.value_or(false)) return Status::Ok();
-    STRATA_RETURN_IF_ERROR(ValidateValueAt(schema_.value(), member_, [this] {
-      std::string where;
-      AppendLocation(&where);
-      return where;
-    }));
+    STRATA_RETURN_IF_ERROR(
+        ValidateValueAt(schema_.value(), member_, [this] { return LocationOf(*this); }));
     STRATA_RETURN_IF_ERROR(set_->EnsureExists());
     STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, ""));
     exists_ = true;
@@ -490,13 +496,7 @@ class ListElementSink final : public Sink {
         record_key_(L::ElementKey(list->prefix(), Value(index))) {}
 
   Result<bool> Load(Value* out) override {
-    std::string bytes;
-    STRATA_ASSIGN_OR_RETURN(bool found, ctx_->session->Get(ctx_->table, record_key_, &bytes));
-    exists_ = found;
-    if (found) {
-      STRATA_ASSIGN_OR_RETURN(*out, DecodeBlob(bytes, [this] { return Where(); }));
-    }
-    return found;
+    return LoadBlob(ctx_, record_key_, &exists_, out, [this] { return LocationOf(*this); });
   }
 
   Status Store(const Value& v) override {
@@ -505,7 +505,8 @@ class ListElementSink final : public Sink {
       return Status::InvalidArgument("list index " + std::to_string(index_) + " is out of range at " +
                                      list_->Location() + " (size " + std::to_string(size) + ")");
     }
-    STRATA_RETURN_IF_ERROR(ValidateValueAt(schema_.value(), v, [this] { return Where(); }));
+    STRATA_RETURN_IF_ERROR(
+        ValidateValueAt(schema_.value(), v, [this] { return LocationOf(*this); }));
     return ctx_->session->Put(ctx_->table, record_key_, EncodeBlob(v));
   }
 
@@ -520,12 +521,6 @@ class ListElementSink final : public Sink {
   }
 
  private:
-  std::string Where() const {
-    std::string out;
-    AppendLocation(&out);
-    return out;
-  }
-
   StoreContext* ctx_;
   ContainerNode* list_;
   const Schema& schema_;
@@ -850,13 +845,8 @@ class RecordBlobSink final : public Sink {
   explicit RecordBlobSink(RecordNode* record) : record_(record) {}
 
   Result<bool> Load(Value* out) override {
-    StoreContext* ctx = record_->context();
-    std::string bytes;
-    STRATA_ASSIGN_OR_RETURN(bool found, ctx->session->Get(ctx->table, record_->blob_key(), &bytes));
-    if (found) {
-      STRATA_ASSIGN_OR_RETURN(*out, DecodeBlob(bytes, [this] { return record_->Location(); }));
-    }
-    return found;
+    return LoadBlob(record_->context(), record_->blob_key(), nullptr, out,
+                    [this] { return record_->Location(); });
   }
 
   Status Store(const Value& v) override {
@@ -896,12 +886,7 @@ class RootBlobSink final : public Sink {
   RootBlobSink(StoreContext* ctx, const Schema& schema) : ctx_(ctx), schema_(schema) {}
 
   Result<bool> Load(Value* out) override {
-    std::string bytes;
-    STRATA_ASSIGN_OR_RETURN(bool found, ctx_->session->Get(ctx_->table, L::kRootValueKey, &bytes));
-    if (found) {
-      STRATA_ASSIGN_OR_RETURN(*out, DecodeBlob(bytes, [this] { return ctx_->root_location; }));
-    }
-    return found;
+    return LoadBlob(ctx_, L::kRootValueKey, nullptr, out, [this] { return ctx_->root_location; });
   }
   Status Store(const Value& v) override {
     STRATA_RETURN_IF_ERROR(ValidateValue(schema_, v, ctx_->root_location));

@@ -1015,18 +1015,30 @@ void EngineImpl::RecordFailure(TaskThread& thread, ModuleRuntime& m, const Topol
                           "on partition " + std::to_string(partition) + " after " +
                               std::to_string(options_.max_step_attempts) + " attempts (from op " +
                               std::to_string(op) + "): " + error.ToString()};
-  // Durable with the next flush; a replay that fails again rewrites the same row.
+  // One row per (topology, record), the first failure's: a second failing branch of the
+  // record, or a replay that fails again, finds the row and leaves it, the count and
+  // recent_failures as they are. failures_mu is held from the lookup to the insertion so
+  // that two branches failing at once on two task threads record one row. The row is
+  // durable with the next flush.
   Session& session = thread.session();
   const std::string key = FailureKey(m.name, failure);
+  std::unique_lock failures_lock(m.failures_mu);
   std::string existing;
   Result<bool> found = session.Get(failures_table_, key, &existing);
-  std::string row;
-  AppendValue(FailureToValue(failure), &row);
-  Status st = session.Put(failures_table_, key, row);
-  if (!st.ok()) {
-    std::fprintf(stderr, "strata: recording a failure of topology %s failed: %s\n",
-                 topology.name.c_str(), st.ToString().c_str());
+  const bool first = !(found.ok() && *found);
+  if (first) {
+    std::string row;
+    AppendValue(FailureToValue(failure), &row);
+    Status st = session.Put(failures_table_, key, row);
+    if (!st.ok()) {
+      std::fprintf(stderr, "strata: recording a failure of topology %s failed: %s\n",
+                   topology.name.c_str(), st.ToString().c_str());
+    }
+    ++m.failure_count;
+    m.recent_failures.push_back(failure);
+    if (m.recent_failures.size() > kMaxRecentFailures) m.recent_failures.pop_front();
   }
+  failures_lock.unlock();
   {
     std::lock_guard lock(run.record->mu);
     if (run.record->failure.ok()) {
@@ -1036,10 +1048,6 @@ void EngineImpl::RecordFailure(TaskThread& thread, ModuleRuntime& m, const Topol
                                               std::to_string(id.offset) + " " + failure.message);
     }
   }
-  std::lock_guard lock(m.failures_mu);
-  if (!(found.ok() && *found)) ++m.failure_count;
-  m.recent_failures.push_back(std::move(failure));
-  if (m.recent_failures.size() > kMaxRecentFailures) m.recent_failures.pop_front();
 }
 
 // ---- Ack tree ------------------------------------------------------------------------------------

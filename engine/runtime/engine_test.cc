@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <future>
 #include <map>
+#include <set>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -148,6 +151,39 @@ TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
     EXPECT_EQ((*entry)[0].record.as_int() % 5, 0);
   }
   for (const TopologyPartitionStats& t : stats.topologies) EXPECT_EQ(t.lag, 0) << t.topology;
+}
+
+// Every branch of a fanned-out record fails: one failure per (topology, record), in the
+// count and in recent_failures alike, with the first branch's message; still so after a
+// restart.
+TEST_F(EngineTest, FailingBranchesOfOneRecordAreOneFailure) {
+  static_assert(kPartitions > 1);
+  Open();
+  Result<std::vector<AppendResult>> results =
+      engine_->AppendBatch("rt_test", "*fanout", {Value("a"), Value("b")});
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  for (const AppendResult& r : *results) {
+    EXPECT_EQ(r.failure.code(), StatusCode::kUserError);
+    EXPECT_THAT(r.failure.message(), HasSubstr("topology fanout_fail"));
+  }
+  auto check = [&](const std::string& when) {
+    ModuleStats stats = Must(engine_->Stats("rt_test"));
+    EXPECT_EQ(stats.failures, 2) << when;
+    ASSERT_EQ(stats.recent_failures.size(), 2u) << when;
+    std::set<std::pair<int, int64_t>> records;
+    for (const TopologyFailure& f : stats.recent_failures) {
+      EXPECT_EQ(f.topology, "fanout_fail") << when;
+      EXPECT_EQ(f.depot, "*fanout") << when;
+      EXPECT_THAT(f.message, HasSubstr("refuses")) << when;
+      records.insert({f.partition, f.offset});
+    }
+    EXPECT_EQ(records.size(), 2u) << when;
+    for (const TopologyPartitionStats& t : stats.topologies) EXPECT_EQ(t.lag, 0) << when;
+  };
+  check("after processing");
+  Reopen();
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  check("after a restart");
 }
 
 TEST_F(EngineTest, GlobalPStateIsWrittenOnlyFromPartitionZero) {

@@ -2,14 +2,13 @@
 
 #include <utility>
 
+#include "example_harness.h"
 #include "strata/client.h"
 
 namespace strata::crash_test {
 namespace {
 
 namespace proto = protocol;
-
-constexpr int64_t kReadPage = 1000;
 
 Status ToStatus(const ClientError& error) {
   StatusCode code = StatusCode::kInternal;
@@ -60,25 +59,11 @@ Result<std::vector<Value>> Wire::Select(const std::string& module, const std::st
 Result<std::vector<std::vector<proto::DepotRecord>>> Wire::ReadWholeDepot(const std::string& module,
                                                                           const std::string& depot,
                                                                           int partitions) {
-  std::vector<std::vector<proto::DepotRecord>> out(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    for (int64_t from = 0;;) {
-      STRATA_ASSIGN_OR_RETURN(
-          std::vector<proto::DepotRecord> page,
-          Unwrap(client_->ReadDepot(module, depot, p, from, INT64_MAX, kReadPage)));
-      if (page.empty()) break;
-      for (proto::DepotRecord& r : page) {
-        if (r.offset != from) {
-          return Status::Internal(module + " " + depot + " partition " + std::to_string(p) +
-                                  ": expected offset " + std::to_string(from) + ", read " +
-                                  std::to_string(r.offset));
-        }
-        ++from;
-        out[p].push_back(std::move(r));
-      }
-    }
-  }
-  return out;
+  return examples_test::ReadDepotByPages<proto::DepotRecord>(
+      module, depot, partitions, [&](int p, int64_t from) {
+        return Unwrap(client_->ReadDepot(module, depot, p, from, INT64_MAX,
+                                         examples_test::kDepotReadPage));
+      });
 }
 
 Result<proto::StatsResult> Wire::Stats() { return Unwrap(client_->Stats()); }

@@ -4,7 +4,6 @@
 // Client, reconnect after a restart, the callback form and shutdown with requests in
 // flight. Each test starts its own server on port 0 with a fresh data directory.
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "stratad_process.h"
+#include "stratad_test.h"
 #include "strata/client.h"
 #include "strata/json.h"
 #include "strata/path.h"
@@ -28,7 +27,7 @@ namespace fs = std::filesystem;
 namespace proto = protocol;
 using proto::ErrorCode;
 using server_test::ReadFile;
-using server_test::StratadProcess;
+using server_test::StratadTest;
 using Clock = std::chrono::steady_clock;
 
 // The value of a successful call, or a test failure naming the error.
@@ -76,33 +75,10 @@ Value Json(std::string_view text) {
   return v.ok() ? *v : Value();
 }
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public StratadTest {
  protected:
-  ClientTest() {
-    char pattern[] = "/tmp/strata_driver_test_XXXXXX";
-    dir_ = mkdtemp(pattern);
-    data_dir_ = dir_ + "/data";
-    log_ = dir_ + "/stratad.log";
-  }
-  ~ClientTest() override {
-    server_.reset();
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
+  ClientTest() : StratadTest("strata_driver_test_", {"--cache-size", "64MB"}) {}
 
-  // Starts stratad on `port` (0: any), keeping the data directory of earlier runs.
-  void StartServer(const std::vector<std::string>& extra = {}, uint16_t port = 0) {
-    std::vector<std::string> args = {"--cache-size", "64MB"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<StratadProcess>();
-    ASSERT_TRUE(server_->Start(data_dir_, log_, args, port))
-        << "stratad did not start:\n" << ReadFile(log_);
-  }
-  void StopServer() {
-    const int status = server_->Stop(SIGTERM);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "status " << status << "\n" << ReadFile(log_);
-  }
   ClientOptions Options() const {
     ClientOptions options;
     options.port = server_->port();
@@ -121,11 +97,6 @@ class ClientTest : public ::testing::Test {
     EXPECT_TRUE(n.ok()) << word << ": " << n.error().ToString();
     return n.ok() ? *n : Value("error");
   }
-
-  std::string dir_;
-  std::string data_dir_;
-  std::string log_;
-  std::unique_ptr<StratadProcess> server_;
 };
 
 TEST_F(ClientTest, HandshakeReportsTheServersLimits) {

@@ -14,7 +14,6 @@
 namespace strata::examples_test {
 namespace {
 
-constexpr int64_t kReadPage = 1000;
 constexpr size_t kAppendChunk = 500;
 
 std::string Shorten(const std::string& s) {
@@ -128,26 +127,10 @@ Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
                                                              const std::string& module,
                                                              const std::string& depot) {
   STRATA_ASSIGN_OR_RETURN(ModuleInfo info, engine.Describe(module));
-  std::vector<std::vector<DepotEntry>> out(info.partitions);
-  for (int p = 0; p < info.partitions; ++p) {
-    int64_t from = 0;
-    for (;;) {
-      STRATA_ASSIGN_OR_RETURN(
-          std::vector<DepotEntry> page,
-          engine.ReadDepot(module, depot, p, from, std::numeric_limits<int64_t>::max(), kReadPage));
-      if (page.empty()) break;
-      for (DepotEntry& r : page) {
-        if (r.offset != from) {
-          return Status::Internal(module + " " + depot + " partition " + std::to_string(p) +
-                                  ": expected offset " + std::to_string(from) + ", read " +
-                                  std::to_string(r.offset));
-        }
-        ++from;
-        out[p].push_back(std::move(r));
-      }
-    }
-  }
-  return out;
+  return ReadDepotByPages<DepotEntry>(module, depot, info.partitions, [&](int p, int64_t from) {
+    return engine.ReadDepot(module, depot, p, from, std::numeric_limits<int64_t>::max(),
+                            kDepotReadPage);
+  });
 }
 
 Status Recompute(Engine& live, Engine& fresh, const std::string& module,

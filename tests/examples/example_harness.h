@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -65,6 +66,37 @@ Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string
                                               const std::string& pstate);
 // The same merge of a dump already taken (`pstate` names it in errors).
 Result<std::map<Value, int64_t>> IntMapOf(const PStateDump& dump, const std::string& pstate);
+
+// Records asked for per depot read by ReadWholeDepot (and by the crash harness over the wire).
+inline constexpr int64_t kDepotReadPage = 1000;
+
+// Every record of a depot with `partitions` partitions, read page by page: entry p is
+// partition p in offset order. `read_page(p, from)` returns a Result<std::vector<Record>>:
+// records of partition p from offset `from` on, empty past the end; a Record has an int64
+// `offset`. Fails (kInternal, naming module, depot and partition) unless the offsets are
+// dense from 0.
+template <typename Record, typename ReadPage>
+Result<std::vector<std::vector<Record>>> ReadDepotByPages(const std::string& module,
+                                                          const std::string& depot,
+                                                          int partitions, ReadPage read_page) {
+  std::vector<std::vector<Record>> out(partitions);
+  for (int p = 0; p < partitions; ++p) {
+    for (int64_t from = 0;;) {
+      STRATA_ASSIGN_OR_RETURN(std::vector<Record> page, read_page(p, from));
+      if (page.empty()) break;
+      for (Record& r : page) {
+        if (r.offset != from) {
+          return Status::Internal(module + " " + depot + " partition " + std::to_string(p) +
+                                  ": expected offset " + std::to_string(from) + ", read " +
+                                  std::to_string(r.offset));
+        }
+        ++from;
+        out[p].push_back(std::move(r));
+      }
+    }
+  }
+  return out;
+}
 
 // Every record of the depot, partition by partition, in offset order.
 Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,

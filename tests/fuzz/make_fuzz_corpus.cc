@@ -2,10 +2,12 @@
 //
 //   make_fuzz_corpus OUT_DIR
 //
-// creates OUT_DIR/fuzz_key_decode, OUT_DIR/fuzz_value_decode and OUT_DIR/fuzz_json_parse
-// and writes one file per seed: the key encoding, the FlexBuffers value encoding and the
-// JSON text of a list of sample values, plus inputs only the decoders see from other
-// writers (key tuples, FlexBuffers forms EncodeValue never writes, hand-written JSON).
+// creates OUT_DIR/fuzz_key_decode, OUT_DIR/fuzz_value_decode, OUT_DIR/fuzz_json_parse and
+// OUT_DIR/fuzz_path_decode and writes one file per seed: the key encoding, the FlexBuffers
+// value encoding and the JSON text of a list of sample values, plus inputs only the
+// decoders see from other writers (key tuples, FlexBuffers forms EncodeValue never writes,
+// hand-written JSON); and the FlexBuffers encoding of the wire form of sample paths (every
+// navigator and terminal, as modules and clients write them) and of malformed ones.
 // Deterministic: the same program writes the same files. The committed corpus in
 // tests/fuzz/corpus/ is its output.
 #include <cstdint>
@@ -22,6 +24,7 @@
 
 #include "strata/json.h"
 #include "strata/key_codec.h"
+#include "strata/path.h"
 #include "strata/value.h"
 #include "strata/value_codec.h"
 
@@ -210,6 +213,49 @@ std::vector<std::pair<std::string, std::string>> HandWrittenJson() {
   };
 }
 
+// Wire forms of paths: built ones (valid, as modules, the engine and clients write them)
+// and hand-made malformed ones FromValue must refuse.
+std::vector<Sample> PathSamples() {
+  using strata::Path;
+  using strata::PredicateOp;
+  auto wire = [](const Path& p) { return p.ToValue(); };
+  auto step = [](std::initializer_list<Value> parts) { return Value::ListOf(parts); };
+  return {
+      {"path_empty", wire(Path())},
+      {"path_key", wire(Path().Key("alice"))},
+      {"path_key_nested", wire(Path().Key("alice", 3, Value::BytesOf("b")))},
+      {"path_wordcount_inc", wire(Path().Key("the").NullTo(0).Inc())},
+      {"path_sequences_append", wire(Path().Key("producer0").Append(7))},
+      {"path_follows_add_to_set", wire(Path().Key("ann").NullTo(Value::EmptySet()).AddToSet("bob", "eve"))},
+      {"path_must_nth_add", wire(Path().Must("a", "b").Nth(2).Add(-2.5))},
+      {"path_first_last", wire(Path().First().Last())},
+      {"path_all_map_keys", wire(Path().All().MapKeys())},
+      {"path_map_vals_size", wire(Path().MapVals().Size())},
+      {"path_range", wire(Path().Range({.from = "a", .to = "m", .limit = 20}))},
+      {"path_range_reverse",
+       wire(Path().Range({.from = 1, .from_inclusive = false, .to_inclusive = true, .reverse = true}))},
+      {"path_range_open", wire(Path().Key("k").Range({}))},
+      {"path_filter_gt", wire(Path().MapVals().Filter(PredicateOp::kGt, 10))},
+      {"path_filter_exists", wire(Path().All().Filter(PredicateOp::kExists))},
+      {"path_filter_on",
+       wire(Path().MapVals().FilterOn(Path().Key("age"), PredicateOp::kGe, 18).Key("name"))},
+      {"path_filter_on_nested",
+       wire(Path().All().FilterOn(Path().Key("tags").All().FilterOn(Path().Size(), PredicateOp::kEq, 1),
+                                  PredicateOp::kExists))},
+      {"path_set", wire(Path().Key("profile", "name").Set(Value::MapOf({{"first", "ann"}})))},
+      {"path_set_if_absent", wire(Path().Key("created").SetIfAbsent(1700000000))},
+      {"path_remove", wire(Path().Key("x").Remove())},
+      {"path_bad_not_a_list", Value("key")},
+      {"path_bad_step_not_a_list", Value::ListOf({"key", "alice"})},
+      {"path_bad_unknown_step", Value::ListOf({step({"jump", 1})})},
+      {"path_bad_negative_nth", Value::ListOf({step({"nth", -1})})},
+      {"path_bad_key_without_keys", Value::ListOf({step({"key"})})},
+      {"path_bad_terminal_not_last", Value::ListOf({step({"add", 1}), step({"key", "a"})})},
+      {"path_bad_range_limit", Value::ListOf({step({"range", Value::MapOf({{"limit", -3}})})})},
+      {"path_bad_filter_op", Value::ListOf({step({"filter", "between", 1})})},
+  };
+}
+
 bool WriteFile(const std::filesystem::path& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -233,8 +279,9 @@ int main(int argc, char** argv) {
   const std::filesystem::path key_dir = root / "fuzz_key_decode";
   const std::filesystem::path value_dir = root / "fuzz_value_decode";
   const std::filesystem::path json_dir = root / "fuzz_json_parse";
+  const std::filesystem::path path_dir = root / "fuzz_path_decode";
   std::error_code ec;
-  for (const auto& dir : {key_dir, value_dir, json_dir}) {
+  for (const auto& dir : {key_dir, value_dir, json_dir, path_dir}) {
     std::filesystem::create_directories(dir, ec);
     if (ec) {
       std::fprintf(stderr, "make_fuzz_corpus: cannot create %s: %s\n", dir.c_str(),
@@ -256,5 +303,7 @@ int main(int argc, char** argv) {
   for (const auto& [name, bytes] : ForeignFlexBuffers())
     ok &= WriteFile(value_dir / name, AsChars(bytes));
   for (const auto& [name, text] : HandWrittenJson()) ok &= WriteFile(json_dir / name, text);
+  for (const Sample& s : PathSamples())
+    ok &= WriteFile(path_dir / s.name, AsChars(strata::EncodeValue(s.value)));
   return ok ? 0 : 1;
 }

@@ -19,7 +19,7 @@
 #include <flatbuffers/flatbuffers.h>
 #include <gtest/gtest.h>
 
-#include "stratad_process.h"
+#include "stratad_test.h"
 #include "strata/path.h"
 #include "strata/protocol/frame.h"
 #include "strata/protocol/messages.h"
@@ -80,30 +80,10 @@ proto::DeployRequest DeployPath(const std::string& path) {
   return request;
 }
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public StratadTest {
  protected:
-  ServerTest() {
-    char pattern[] = "/tmp/stratad_test_XXXXXX";
-    dir_ = mkdtemp(pattern);
-    data_dir_ = dir_ + "/data";
-    log_ = dir_ + "/stratad.log";
-  }
-  ~ServerTest() override {
-    server_.reset();
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
+  ServerTest() : StratadTest("stratad_test_") {}
 
-  void StartServer(const std::vector<std::string>& extra = {}) {
-    server_ = std::make_unique<StratadProcess>();
-    ASSERT_TRUE(server_->Start(data_dir_, log_, extra)) << "stratad did not start:\n" << ReadFile(log_);
-  }
-  // SIGTERM and a clean exit (0).
-  void StopServer() {
-    const int status = server_->Stop(SIGTERM);
-    ASSERT_TRUE(WIFEXITED(status)) << "status " << status << "\n" << ReadFile(log_);
-    ASSERT_EQ(WEXITSTATUS(status), 0) << ReadFile(log_);
-  }
   TestClient Connected() {
     TestClient client;
     Status connected = client.Connect(server_->port());
@@ -155,11 +135,6 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(listed.ok()) << listed.status().ToString();
     EXPECT_FALSE(listed->error.has_value());
   }
-
-  std::string dir_;
-  std::string data_dir_;
-  std::string log_;
-  std::unique_ptr<StratadProcess> server_;
 };
 
 TEST_F(ServerTest, DeployAppendSelectDescribeStatsDestroy) {

@@ -95,6 +95,17 @@ void Define(strata::ModuleBuilder& m) {
     return ctx.Transform(flaky_ok, Path().Key(n).Set(true)).status();
   });
 
+  // fanout_fail: every partition receives the record, and every branch throws.
+  auto fanout = m.Depot("*fanout", DepotPartitioning::Random());
+  m.Stream("fanout_fail")
+      .Source(fanout)
+      .Each([](TopologyContext& ctx, const Value& v) { ctx.Emit(v); })
+      .AllPartitions()
+      .Each([](TopologyContext& ctx, const Value& v) {
+        throw std::runtime_error("branch on partition " + std::to_string(ctx.partition()) +
+                                 " refuses " + v.ToString());
+      });
+
   // gate: waits while the gate is closed, then stores the record.
   auto gate_depot = m.Depot("*gate", DepotPartitioning::Hash());
   auto gate_passed = m.PState("$$gate_passed", Schema::Map(Schema::Any(), Schema::Bool()));

@@ -301,7 +301,8 @@ class ModuleBuilder {
 // ---- The plugin entry point ---------------------------------------------------------------
 
 // Returned by a module's exported `strata_module_entry_v1`. The host reads abi_stamp (a
-// plain C string, readable whatever the module's C++ ABI) before anything else.
+// plain C string, readable whatever the module's C++ ABI) before anything else. It points
+// at the module's ABI note (STRATA_DETAIL_ABI_NOTE), so both carry the same stamp.
 struct ModuleEntryV1 {
   const char* abi_stamp;
   const char* name;
@@ -311,13 +312,24 @@ struct ModuleEntryV1 {
 
 }  // namespace strata
 
+// The ABI note of module NAME: the bytes STRATA_ABI_STAMP, NUL, NAME, NUL in the ELF section
+// ".strata_abi" of the plugin file. The host reads it from the file, before dlopen maps the
+// plugin and runs its static initialisers, and refuses a module without it or with another
+// stamp. `used` keeps the compiler from dropping it; the entry point's reference to it keeps
+// the linker's --gc-sections from dropping it. Part of STRATA_MODULE; not for direct use.
+#define STRATA_DETAIL_ABI_NOTE(NAME)                                                       \
+  __attribute__((section(".strata_abi"), used)) static const char strata_module_abi_note[] = \
+      STRATA_ABI_STAMP "\0" #NAME;
+
 // Declares the module NAME ([A-Za-z0-9_-]+) whose declarations DEFINE_FN
 // (void(strata::ModuleBuilder&)) makes. Exactly once per plugin.
 #define STRATA_MODULE(NAME, DEFINE_FN)                                                     \
+  STRATA_DETAIL_ABI_NOTE(NAME)                                                             \
   extern "C" __attribute__((visibility("default"))) const ::strata::ModuleEntryV1*         \
   strata_module_entry_v1() {                                                               \
     static const ::strata::ModuleEntryV1 entry{                                            \
-        STRATA_ABI_STAMP, #NAME, [](::strata::ModuleDef* def, std::string* error) noexcept { \
+        strata_module_abi_note, #NAME,                                                     \
+        [](::strata::ModuleDef* def, std::string* error) noexcept {                        \
           ::strata::Status st = ::strata::detail::CallGuarded([&]() -> ::strata::Status {  \
             def->name = #NAME;                                                             \
             ::strata::ModuleBuilder builder(def);                                          \

@@ -83,7 +83,10 @@ struct DepotEntry {
   Value record;
 };
 
-// A record a topology gave up on after max_step_attempts (DESIGN.md §2, promise 5).
+// A record a topology gave up on after max_step_attempts (DESIGN.md §2, promise 5). One
+// per (topology, record): when several branches of one record fail (a fan-out), or a
+// replay fails again, the first failure is kept, with its message (naming the partition
+// and op it failed on), and counted once.
 struct TopologyFailure {
   std::string topology;
   std::string depot;
@@ -109,8 +112,8 @@ struct ModuleStats {
   std::string module;
   std::vector<DepotPartitionStats> depots;
   std::vector<TopologyPartitionStats> topologies;
-  int64_t failures = 0;
-  std::vector<TopologyFailure> recent_failures;  // newest last, at most 100
+  int64_t failures = 0;  // distinct (topology, record) failures since deploy
+  std::vector<TopologyFailure> recent_failures;  // newest last, at most 100, one per failure
 };
 
 class Engine {

@@ -29,6 +29,7 @@ struct Flags {
   std::string workload;
   int connections = 16;
   int pipeline = 1;
+  double rate = 0;  // open loop: requests/s over all connections; 0: closed loop
   int batch = 1;
   double duration = 10;
   int64_t count = 0;
@@ -139,6 +140,11 @@ int Run(const Flags& flags) {
     std::cerr << "strata-bench: --ack '" << flags.ack << "' is not none, appended or processed\n";
     return 2;
   }
+  if (flags.rate > 0 && flags.pipeline != 1) {
+    std::cerr << "strata-bench: --pipeline " << flags.pipeline
+              << " is for the closed loop; --rate sends on schedule whatever is in flight\n";
+    return 2;
+  }
   if (flags.duration <= 0 && flags.count <= 0) {
     std::cerr << "strata-bench: give a --duration > 0 or a --count > 0\n";
     return 2;
@@ -187,6 +193,7 @@ int Run(const Flags& flags) {
   phase.duration = std::chrono::duration<double>(flags.count > 0 ? 0 : flags.duration);
   phase.count = flags.count;
   phase.pipeline = flags.pipeline;
+  phase.rate = flags.rate;
   phase.progress = !flags.json;
   phase.label = flags.workload;
   const PhaseResult result = RunPhase(clients, (*workload)->Source(), phase, flags.seed);
@@ -215,7 +222,7 @@ int Run(const Flags& flags) {
         {"workload", flags.workload},
         {"description", (*workload)->Description()},
         {"config",
-         {{"connections", flags.connections}, {"pipeline", flags.pipeline}, {"batch", flags.batch},
+         {{"connections", flags.connections}, {"pipeline", flags.pipeline}, {"rate", flags.rate}, {"batch", flags.batch},
           {"ack", flags.ack}, {"warmup_s", flags.warmup}, {"duration_s", phase.duration.count()},
           {"count", flags.count}, {"keyspace", flags.keyspace}, {"users", flags.users},
           {"server", flags.spawn ? "spawned" : flags.host + ":" + std::to_string(port)}}},
@@ -249,7 +256,10 @@ int Run(const Flags& flags) {
               << (flags.spawn ? "spawned stratad " + std::string(STRATAD_PATH)
                               : flags.host + ":" + std::to_string(port))
               << "\n"
-              << "config       " << flags.connections << " connections, pipeline " << flags.pipeline
+              << "config       " << flags.connections << " connections, "
+              << (flags.rate > 0 ? "open loop at " + std::to_string(static_cast<int64_t>(flags.rate)) +
+                                       " requests/s (latency from the scheduled send)"
+                                 : "pipeline " + std::to_string(flags.pipeline))
               << ", batch " << flags.batch << ", ack " << flags.ack << ", warmup " << flags.warmup
               << " s, ";
     if (flags.count > 0) {
@@ -293,6 +303,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--pipeline", flags.pipeline, "Requests in flight per connection")
       ->capture_default_str()->check(CLI::Range(1, 65536));
+  app.add_option("--rate", flags.rate,
+                 "Open loop: send this many requests/s in total over the connections on a "
+                 "fixed schedule (latency measured from the scheduled send time); 0: closed loop")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--batch", flags.batch, "Records per append request (W1, W3, W4)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--duration", flags.duration, "Measured seconds (after the warmup)")

@@ -18,10 +18,12 @@ struct Phase {
   Clock::time_point measure_end;  // max() without a time limit
   std::atomic<bool> stop{false};
   std::atomic<int64_t> measured{0};
+  bool open_loop = false;  // options->rate > 0
 
   std::mutex done_mu;
   std::condition_variable done_cv;
-  int64_t in_flight = 0;  // GUARDED_BY(done_mu)
+  int64_t in_flight = 0;    // GUARDED_BY(done_mu)
+  bool scheduling = false;  // GUARDED_BY(done_mu); the open-loop scheduler is still sending
 };
 
 struct Connection {
@@ -61,7 +63,10 @@ void OnResponse(Connection& conn, const Op& op, Clock::time_point sent,
     } else {
       conn.completed_units += op.units;
     }
-    if (error.empty() && sent >= phase.measure_start && now <= phase.measure_end) {
+    // Open loop: `sent` is the scheduled time; every request scheduled in the window counts,
+    // however late its answer.
+    const bool in_window = phase.open_loop ? sent < phase.measure_end : now <= phase.measure_end;
+    if (error.empty() && sent >= phase.measure_start && in_window) {
       ++r.ops;
       r.units += op.units;
       r.extra_units += op.extra_units;
@@ -77,28 +82,54 @@ void OnResponse(Connection& conn, const Op& op, Clock::time_point sent,
   }
   // A broken connection is not retried by sending into it again at full speed: this
   // connection stops and the error is reported.
-  if (!connection_lost && !phase.stop && Clock::now() < phase.measure_end) SendNext(conn);
+  if (!phase.open_loop && !connection_lost && !phase.stop && Clock::now() < phase.measure_end) {
+    SendNext(conn);
+  }
   Finish(phase);
 }
 
-void SendNext(Connection& conn) {
+// Sends the connection's next request; its latency runs from `scheduled`, or from now when
+// absent (closed loop). Returns false when the workload has nothing more to send.
+bool Send(Connection& conn, std::optional<Clock::time_point> scheduled) {
   std::optional<Op> op;
   {
     std::lock_guard lock(conn.mu);
     op = conn.phase->source->next(conn.rng);
   }
-  if (!op) return;
+  if (!op) return false;
   {
     std::lock_guard lock(conn.phase->done_mu);
     ++conn.phase->in_flight;
   }
   auto shared_op = std::make_shared<Op>(std::move(*op));
   protocol::RequestBody body = shared_op->body;
-  const Clock::time_point sent = Clock::now();
+  const Clock::time_point sent = scheduled ? *scheduled : Clock::now();
   conn.client->SendAsync(std::move(body),
                          [&conn, shared_op, sent](ClientResult<Client::Body> response) {
                            OnResponse(conn, *shared_op, sent, response);
                          });
+  return true;
+}
+
+void SendNext(Connection& conn) { Send(conn, std::nullopt); }
+
+// The open-loop sender (its own thread): request i is due at start + i / rate and goes over
+// connection i mod C. A scheduler that wakes late sends every overdue request at once;
+// their latencies include the lateness. Ends at the end of the measured interval, on stop
+// (count reached) or when the workload runs dry.
+void Schedule(Phase& phase, const std::vector<std::unique_ptr<Connection>>& connections,
+              Clock::time_point start) {
+  const std::chrono::duration<double> period(1.0 / phase.options->rate);
+  for (int64_t i = 0;; ++i) {
+    const Clock::time_point due =
+        start + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(i));
+    if (due >= phase.measure_end || phase.stop) break;
+    std::this_thread::sleep_until(due);
+    if (!Send(*connections[i % connections.size()], due)) break;
+  }
+  std::lock_guard lock(phase.done_mu);
+  phase.scheduling = false;
+  phase.done_cv.notify_all();
 }
 
 }  // namespace
@@ -130,15 +161,22 @@ PhaseResult RunPhase(const std::vector<Client*>& clients, const OpSource& source
     conn->rng.seed(seed * 1000003 + i);
     connections.push_back(std::move(conn));
   }
-  for (int d = 0; d < options.pipeline; ++d) {
-    for (auto& conn : connections) SendNext(*conn);
+  phase.open_loop = options.rate > 0;
+  std::thread scheduler;
+  if (phase.open_loop) {
+    phase.scheduling = true;
+    scheduler = std::thread([&phase, &connections, start] { Schedule(phase, connections, start); });
+  } else {
+    for (int d = 0; d < options.pipeline; ++d) {
+      for (auto& conn : connections) SendNext(*conn);
+    }
   }
 
   // Wait for the end: time, count, or the generator running dry (nothing in flight).
   std::unique_lock lock(phase.done_mu);
   int64_t last_measured = 0;
   Clock::time_point last_report = Clock::now();
-  while (phase.in_flight > 0) {
+  while (phase.in_flight > 0 || phase.scheduling) {
     phase.done_cv.wait_for(lock, std::chrono::milliseconds(50));
     const Clock::time_point now = Clock::now();
     if (now >= phase.measure_end) phase.stop = true;
@@ -156,6 +194,7 @@ PhaseResult RunPhase(const std::vector<Client*>& clients, const OpSource& source
     }
   }
   lock.unlock();
+  if (scheduler.joinable()) scheduler.join();
   const Clock::time_point end = Clock::now();
 
   PhaseResult total;
@@ -174,8 +213,14 @@ PhaseResult RunPhase(const std::vector<Client*>& clients, const OpSource& source
   }
   // A timed phase measures its whole window; a counted or exhausted one ends with its last
   // measured response (not with the drain of requests sent after the count was reached).
+  // An open-loop timed phase counts its requests however late they are answered, so its
+  // window lasts until the last of those answers when that comes after the schedule's end
+  // (a server that falls behind shows its achieved rate, not the offered one).
   const Clock::time_point measured_end =
-      options.duration.count() > 0 ? std::min(end, phase.measure_end) : last_measured_at;
+      options.duration.count() > 0
+          ? (phase.open_loop ? std::max(phase.measure_end, last_measured_at)
+                             : std::min(end, phase.measure_end))
+          : last_measured_at;
   total.seconds = std::chrono::duration<double>(measured_end - phase.measure_start).count();
   return total;
 }

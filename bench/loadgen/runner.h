@@ -1,6 +1,10 @@
-// The closed-loop engine of strata-bench: C connections (one strata::Client each), each
-// keeping `pipeline` requests in flight; when a response arrives its latency is recorded
-// and the connection's next request is sent from the driver's callback. A phase runs
+// The load engine of strata-bench: C connections (one strata::Client each).
+// Closed loop (the default): each connection keeps `pipeline` requests in flight; when a
+// response arrives its latency is recorded and the connection's next request is sent from
+// the driver's callback. Open loop (`rate` > 0): one scheduler thread sends request i at
+// start + i / rate over connection i mod C, whatever is in flight, and a request's latency
+// runs from its scheduled send time (so a server that falls behind shows its queueing in
+// the percentiles instead of slowing the sender: no coordinated omission). A phase runs
 // for warmup + duration (only requests sent after the warmup and answered before the
 // end are measured), or until a count of measured operations, or until the workload's
 // generator runs dry (load phases).
@@ -47,7 +51,11 @@ struct PhaseOptions {
   std::chrono::duration<double> warmup{0};
   std::chrono::duration<double> duration{0};  // 0: no time limit
   int64_t count = 0;  // measured units (records, reads, posts, transfers); 0: no limit
-  int pipeline = 1;
+  int pipeline = 1;  // closed loop only
+  // Requests per second over all connections; 0: closed loop. In open loop a request is
+  // measured when it was scheduled inside the measured interval, whenever it is answered
+  // (the phase waits for every answer).
+  double rate = 0;
   bool progress = false;  // a line per second on stderr
   std::string label;
 };

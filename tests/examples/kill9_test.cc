@@ -290,8 +290,8 @@ TEST(ExamplesKill9Test, AcknowledgedAppendsAndViewsSurviveRepeatedKill9) {
   std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
   std::map<std::string, int> acked_per_module;
   for (const Value& ack : acks) {
-    const std::string& module = Field(ack, "m").as_string();
-    const std::string& depot = Field(ack, "d").as_string();
+    const std::string module = Field(ack, "m").as_string();
+    const std::string depot = Field(ack, "d").as_string();
     auto key = std::make_pair(module, depot);
     if (!depots.contains(key)) {
       EX_ASSIGN_OR_FAIL(depots[key], ReadWholeDepot(*engine, module, depot));
@@ -311,7 +311,7 @@ TEST(ExamplesKill9Test, AcknowledgedAppendsAndViewsSurviveRepeatedKill9) {
 
   // The ack returns agree with the views.
   for (const Value& ack : acks) {
-    const std::string& module = Field(ack, "m").as_string();
+    const std::string module = Field(ack, "m").as_string();
     const Value& record = Field(ack, "r");
     if (module == "profiles") {
       Value ret = Field(Field(ack, "a"), "register");

@@ -87,6 +87,8 @@ Status Server::OpenEngine() {
   EngineOptions engine_options;
   engine_options.data_dir = options_.data_dir;
   engine_options.cache_size_bytes = options_.cache_size_bytes;
+  engine_options.checkpoint_interval_s = options_.checkpoint_interval_s;
+  engine_options.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   engine_options.task_threads = options_.task_threads;
   Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
   if (!engine.ok()) {

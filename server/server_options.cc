@@ -62,6 +62,17 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "Storage cache size (bounds the memory used), e.g. 512MB, 2GB")
       ->transform(CLI::AsSizeValue(false))
       ->default_str("512MB");
+  app.add_option("--checkpoint-interval", options.checkpoint_interval_s,
+                 "Take a storage checkpoint this often, e.g. 60s, 5min")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::Range(1, 86400))
+      ->default_str("60s");
+  app.add_option("--checkpoint-log-size", options.checkpoint_log_bytes,
+                 "Also take a checkpoint after this much log, e.g. 32MB (0: by time only); "
+                 "bounds the log a restart after a crash replays")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{0}, uint64_t{2} << 30))
+      ->default_str("32MB");
   app.add_option("--max-frame-size", options.max_frame_size,
                  "Largest frame payload accepted or sent, e.g. 16MB")
       ->transform(CLI::AsSizeValue(false))

@@ -22,6 +22,10 @@ struct ServerOptions {
   std::string data_dir = "./strata-data";
   ListenAddress listen{"127.0.0.1", 7450};
   uint64_t cache_size_bytes = 512ull << 20;
+  // Checkpoints: every checkpoint_interval_s, and after checkpoint_log_bytes of log (0: by
+  // time only). The log since the last checkpoint is what a restart after a crash replays.
+  int checkpoint_interval_s = 60;
+  uint64_t checkpoint_log_bytes = 32ull << 20;
   uint32_t max_frame_size = protocol::kDefaultMaxFrameSize;
   // Per connection: requests being processed at once, and response bytes queued for the
   // socket. At either cap the server stops reading the connection until it drops below.

@@ -361,6 +361,7 @@ Status EngineImpl::OpenStorage() {
   so.path = options_.data_dir;
   so.cache_size_bytes = options_.cache_size_bytes;
   so.checkpoint_interval_s = options_.checkpoint_interval_s;
+  so.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   so.log_file_max_bytes = options_.log_file_max_bytes;
   so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
   STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));

@@ -520,6 +520,11 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
                                    std::to_string(options.checkpoint_interval_s) +
                                    " must be >= 1 (without checkpoints the log grows forever)");
   }
+  if (options.checkpoint_log_bytes > (2ull << 30)) {
+    return Status::InvalidArgument("checkpoint_log_bytes " +
+                                   std::to_string(options.checkpoint_log_bytes) +
+                                   " is above WiredTiger's 2 GiB maximum");
+  }
   if (options.log_file_max_bytes < (100ull << 10) || options.log_file_max_bytes > (2ull << 30)) {
     return Status::InvalidArgument("log_file_max_bytes " +
                                    std::to_string(options.log_file_max_bytes) +
@@ -547,7 +552,8 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
   config +=
       ",log=(enabled=true,archive=true,file_max=" + std::to_string(options.log_file_max_bytes) +
       ")";
-  config += ",checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) + ")";
+  config += ",checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) +
+            ",log_size=" + std::to_string(options.checkpoint_log_bytes) + ")";
   config += ",extensions=[" + std::string(kSnappyExtension) + "]";
 
   ErrorCapture capture;

@@ -24,8 +24,13 @@ namespace strata {
 struct StorageOptions {
   std::string path;                          // data directory; created when missing
   uint64_t cache_size_bytes = 512ull << 20;  // WiredTiger cache: bounds the memory used
-  int checkpoint_interval_s = 60;            // periodic checkpoints bound the log and recovery
-  uint64_t log_file_max_bytes = 100ull << 20;  // log files are preallocated at this size
+  // A checkpoint runs every checkpoint_interval_s and also after checkpoint_log_bytes of log
+  // (0: by time only). Recovery after a crash replays the log written since the last
+  // checkpoint, so the log bound is what bounds restart time under load. WiredTiger raises
+  // checkpoint_log_bytes to at least log_file_max_bytes.
+  int checkpoint_interval_s = 60;
+  uint64_t checkpoint_log_bytes = 32ull << 20;
+  uint64_t log_file_max_bytes = 32ull << 20;  // log files are preallocated at this size
   int max_sessions = 200;                    // user sessions (WiredTiger's own are added)
 };
 

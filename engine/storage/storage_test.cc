@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -98,6 +100,49 @@ TEST(StorageOpenTest, RejectsBadOptions) {
   options = SmallStorageOptions(dir.path());
   options.cache_size_bytes = 1000;
   EXPECT_EQ(Storage::Open(options).status().code(), StatusCode::kInvalidArgument);
+  options = SmallStorageOptions(dir.path());
+  options.checkpoint_log_bytes = 3ull << 30;
+  bad = Storage::Open(options);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("checkpoint_log_bytes"), std::string::npos);
+}
+
+// Log files (1 MiB each) left in the directory after writing ~12 MiB of log with the time
+// trigger out of reach (1 h): a checkpoint archives the files it no longer needs.
+size_t LogFilesAfterWriting(const std::string& path, uint64_t checkpoint_log_bytes) {
+  StorageOptions options = SmallStorageOptions(path);
+  options.checkpoint_interval_s = 3600;
+  options.checkpoint_log_bytes = checkpoint_log_bytes;
+  auto storage = Storage::Open(options);
+  EXPECT_TRUE(storage.ok()) << storage.status().ToString();
+  if (!storage.ok()) return 0;
+  std::unique_ptr<Session> session = MustSession(**storage);
+  TableId table = *(*storage)->OpenTable("t", TableKind::kBytes);
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 12'000; ++i) {
+    EXPECT_TRUE(session->Begin().ok());
+    EXPECT_TRUE(session->Put(table, std::to_string(i), value).ok());
+    EXPECT_TRUE(session->Commit().ok());
+  }
+  auto count = [&] {
+    size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(path)) {
+      n += entry.path().filename().string().starts_with("WiredTigerLog.");
+    }
+    return n;
+  };
+  // The checkpoint server runs in the background: give it time to catch up.
+  for (int i = 0; i < 100 && count() > 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return count();
+}
+
+TEST(StorageOpenTest, CheckpointAfterLogBytesBoundsTheLog) {
+  TempDir by_log;
+  TempDir by_time;
+  EXPECT_LE(LogFilesAfterWriting(by_log.path(), 1ull << 20), 4u);
+  EXPECT_GE(LogFilesAfterWriting(by_time.path(), 0), 10u);
 }
 
 TEST(StorageOpenTest, CreatesMissingDirectory) {

@@ -5,6 +5,7 @@
 #       Strata::sdk     values, paths, schemas, strata/module.h: what a module links
 #       Strata::engine  the embedded engine (strata/engine.h) and the storage under it
 #   - strata_add_module (cmake/StrataAddModule.cmake);
+#   - from a STRATA_SANITIZE build, the sanitizer options its users need (below);
 #   - the C++ driver (strata/client.h, strata/protocol/*.h) as Strata::client, installed by
 #     strata_install_client() below, which drivers/cpp/CMakeLists.txt calls (the protocol
 #     and driver libraries are created after the engine).
@@ -33,6 +34,25 @@ function(strata_installed_includes target)
   set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${interface}")
 endfunction()
 
+# A library of a STRATA_SANITIZE build calls into the AddressSanitizer and
+# UndefinedBehaviorSanitizer runtimes, so whatever links it installed must link with
+# -fsanitize too; it is also compiled with the same options, so that the user's code (and
+# the SDK's inline code in it) is checked like the SDK's. The build tree has these options
+# on every target already: they go to the installed package only. Nothing otherwise.
+function(strata_installed_sanitizer_options target)
+  if(NOT STRATA_SANITIZE)
+    return()
+  endif()
+  set(compile ${STRATA_SANITIZE_COMPILE_OPTIONS})
+  set(link ${STRATA_SANITIZE_LINK_OPTIONS})
+  foreach(options IN ITEMS compile link)
+    list(TRANSFORM ${options} PREPEND "$<INSTALL_INTERFACE:")
+    list(TRANSFORM ${options} APPEND ">")
+  endforeach()
+  target_compile_options(${target} INTERFACE ${compile})
+  target_link_options(${target} INTERFACE ${link})
+endfunction()
+
 # Target -> exported name (Strata::<name>), in dependency order.
 set(strata_exported_libraries
   strata_value value
@@ -48,6 +68,7 @@ set(strata_installed_targets)
 while(strata_exported_libraries)
   list(POP_FRONT strata_exported_libraries target export_name)
   strata_installed_includes(${target})
+  strata_installed_sanitizer_options(${target})
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${export_name})
   list(APPEND strata_installed_targets ${target})
 endwhile()
@@ -86,8 +107,10 @@ install(FILES
 # StrataTargets set as Strata::client and Strata::protocol (no engine library: a driver
 # user links values, paths, the protocol and FlatBuffers only).
 function(strata_install_client)
-  strata_installed_includes(strata_protocol)
-  strata_installed_includes(strata_client)
+  foreach(target IN ITEMS strata_protocol strata_client)
+    strata_installed_includes(${target})
+    strata_installed_sanitizer_options(${target})
+  endforeach()
   set_target_properties(strata_protocol PROPERTIES EXPORT_NAME protocol)
   set_target_properties(strata_client PROPERTIES EXPORT_NAME client)
   install(TARGETS strata_protocol strata_client

@@ -50,9 +50,10 @@ ClientResult<std::vector<proto::AppendResult>> TakeAppended(ClientResult<Body> r
 }
 
 ClientResult<std::vector<Value>> TakeSelected(ClientResult<Body> result) {
-  ClientResult<proto::Selected> selected = Take<proto::Selected>(std::move(result), "Selected");
-  if (!selected.ok()) return selected.error();
-  return std::move(selected->values);
+  if (!result.ok()) return result.error();
+  if (auto* selected = std::get_if<proto::Selected>(&result.value())) return std::move(selected->values);
+  return ProtocolError(std::string("expected a Selected response, the server sent ") +
+                       BodyName(result.value()));
 }
 
 proto::AppendRequest AppendBody(const std::string& module, const std::string& depot,
@@ -114,14 +115,40 @@ std::string ClientError::ToString() const {
   return std::string(prefix) + message;
 }
 
-Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Client::~Client() = default;
+ClientIoThread::ClientIoThread(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+std::shared_ptr<ClientIoThread> ClientIoThread::Start() {
+  auto state = std::make_unique<State>();
+  State* s = state.get();
+  s->thread = std::thread([s] { s->io.run(); });
+  return std::shared_ptr<ClientIoThread>(new ClientIoThread(std::move(state)));
+}
+
+// Runs when the last Client and handle are gone: their connections are closed, so the
+// queued handlers finish (releasing the last Impl references) and run() returns.
+ClientIoThread::~ClientIoThread() {
+  state_->work.reset();
+  state_->thread.join();
+}
+
+Client::Client(std::shared_ptr<ClientIoThread> io_thread, std::shared_ptr<Impl> impl)
+    : io_thread_(std::move(io_thread)), impl_(std::move(impl)) {}
+
+Client::~Client() { impl_->Close(); }
 
 ClientResult<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.host.empty()) return ArgumentError("Connect: the host is empty");
-  auto impl = std::make_unique<Impl>(options);
-  if (std::optional<ClientError> error = impl->ConnectOnce()) return std::move(*error);
-  return std::unique_ptr<Client>(new Client(std::move(impl)));
+  std::shared_ptr<ClientIoThread> io_thread =
+      options.io_thread ? options.io_thread : ClientIoThread::Start();
+  ClientOptions impl_options = options;
+  impl_options.io_thread = nullptr;  // the Client holds it, so that it outlives the Impl
+  ClientIoThread::State& io = *io_thread->state_;
+  auto impl = std::make_shared<Impl>(std::move(impl_options), io.io, io.thread.get_id());
+  if (std::optional<ClientError> error = impl->ConnectOnce()) {
+    impl->Close();
+    return std::move(*error);
+  }
+  return std::unique_ptr<Client>(new Client(std::move(io_thread), std::move(impl)));
 }
 
 proto::Welcome Client::server_info() const { return impl_->welcome(); }

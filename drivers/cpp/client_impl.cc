@@ -83,34 +83,36 @@ ClientError Error(ErrorKind kind, std::string message) {
 
 }  // namespace
 
-Client::Impl::Impl(ClientOptions options)
+Client::Impl::Impl(ClientOptions options, asio::io_context& io, std::thread::id io_thread_id)
     : options_(std::move(options)),
-      io_(1),
-      work_(asio::make_work_guard(io_)),
+      io_(io),
+      io_thread_id_(io_thread_id),
       resolver_(io_),
       socket_(io_),
       connect_timer_(io_),
       backoff_timer_(io_),
       deadline_timer_(io_),
-      read_buffer_(kReadChunk) {
-  io_thread_ = std::thread([this] { io_.run(); });
-  io_thread_id_ = io_thread_.get_id();
-}
+      read_buffer_(kReadChunk) {}
 
-Client::Impl::~Impl() {
+void Client::Impl::Close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_) return;
     closing_ = true;
   }
-  asio::post(io_, [this] { Shutdown(); });
-  io_thread_.join();
+  std::promise<void> shut;
+  asio::post(io_, [self = shared_from_this(), &shut] {
+    self->Shutdown();
+    shut.set_value();
+  });
+  shut.get_future().wait();
 }
 
 std::optional<ClientError> Client::Impl::ConnectOnce() {
   auto result = std::make_shared<std::promise<std::optional<ClientError>>>();
   std::future<std::optional<ClientError>> future = result->get_future();
-  asio::post(io_, [this, result] {
-    BeginConnect(1, [result](std::optional<ClientError> error) { result->set_value(std::move(error)); });
+  asio::post(io_, [self = shared_from_this(), result] {
+    self->BeginConnect(1, [result](std::optional<ClientError> error) { result->set_value(std::move(error)); });
   });
   return future.get();
 }
@@ -151,7 +153,7 @@ void Client::Impl::Submit(proto::RequestBody request, Callback done) {
   if (!queued) {
     s.done(Error(ErrorKind::kConnection, std::string(what) + ": the client is closing"));
   } else if (post_drain) {
-    asio::post(io_, [this] { Drain(); });
+    asio::post(io_, [self = shared_from_this()] { self->Drain(); });
   }
 }
 
@@ -202,7 +204,7 @@ void Client::Impl::Attempt() {
   const uint64_t generation = ++generation_;
   read_begin_ = read_end_ = 0;
   connect_timer_.expires_after(options_.connect_timeout);
-  connect_timer_.async_wait([this, generation](const std::error_code& ec) {
+  connect_timer_.async_wait([this, self = shared_from_this(), generation](const std::error_code& ec) {
     if (ec || generation != generation_) return;
     AttemptFailed(Error(ErrorKind::kConnection,
                         "no answer from " + Where() + " within the connect timeout of " +
@@ -210,7 +212,7 @@ void Client::Impl::Attempt() {
   });
   resolver_.async_resolve(
       options_.host, std::to_string(options_.port),
-      [this, generation](const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
+      [this, self = shared_from_this(), generation](const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
         if (generation != generation_) return;
         if (ec) {
           AttemptFailed(Error(ErrorKind::kConnection,
@@ -218,7 +220,7 @@ void Client::Impl::Attempt() {
           return;
         }
         asio::async_connect(socket_, results,
-                            [this, generation](const std::error_code& ec, const asio::ip::tcp::endpoint&) {
+                            [this, self = shared_from_this(), generation](const std::error_code& ec, const asio::ip::tcp::endpoint&) {
                               if (generation != generation_) return;
                               if (ec) {
                                 AttemptFailed(Error(ErrorKind::kConnection,
@@ -240,7 +242,7 @@ void Client::Impl::OnConnected(uint64_t generation) {
   proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &write_frames_[0]);
   write_active_ = true;
   asio::async_write(socket_, asio::buffer(write_frames_[0]),
-                    [this, generation](const std::error_code& ec, size_t) { OnWritten(generation, ec); });
+                    [this, self = shared_from_this(), generation](const std::error_code& ec, size_t) { OnWritten(generation, ec); });
   StartRead(generation);
 }
 
@@ -257,7 +259,7 @@ void Client::Impl::AttemptFailed(ClientError error) {
   backoff_timer_.expires_after(backoff_);
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   const uint64_t generation = generation_;
-  backoff_timer_.async_wait([this, generation](const std::error_code& ec) {
+  backoff_timer_.async_wait([this, self = shared_from_this(), generation](const std::error_code& ec) {
     if (ec || generation != generation_ || state_ != State::kConnecting) return;
     Attempt();
   });
@@ -294,7 +296,7 @@ void Client::Impl::StartRead(uint64_t generation) {
   }
   socket_.async_read_some(
       asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-      [this, generation](const std::error_code& ec, size_t bytes) { OnRead(generation, ec, bytes); });
+      [this, self = shared_from_this(), generation](const std::error_code& ec, size_t bytes) { OnRead(generation, ec, bytes); });
 }
 
 void Client::Impl::OnRead(uint64_t generation, const std::error_code& ec, size_t bytes) {
@@ -447,7 +449,7 @@ void Client::Impl::PumpWrites() {
     for (const std::string& f : write_frames_) write_buffers_.push_back(asio::buffer(f));
     write_active_ = true;
     const uint64_t generation = generation_;
-    asio::async_write(socket_, write_buffers_, [this, generation](const std::error_code& ec, size_t) {
+    asio::async_write(socket_, write_buffers_, [this, self = shared_from_this(), generation](const std::error_code& ec, size_t) {
       OnWritten(generation, ec);
     });
   }
@@ -523,7 +525,7 @@ void Client::Impl::ArmDeadlineTimer() {
   if (deadline_timer_armed_ || deadlines_.empty() || state_ == State::kClosed) return;
   deadline_timer_armed_ = true;
   deadline_timer_.expires_at(deadlines_.front().first);
-  deadline_timer_.async_wait([this](const std::error_code& ec) { OnDeadline(ec); });
+  deadline_timer_.async_wait([this, self = shared_from_this()](const std::error_code& ec) { OnDeadline(ec); });
 }
 
 void Client::Impl::OnDeadline(const std::error_code& ec) {
@@ -572,7 +574,6 @@ void Client::Impl::Shutdown() {
   on_connect_done_ = nullptr;
   if (connect_done) connect_done(error);
   for (Callback& done : failed) done(error);
-  work_.reset();
 }
 
 uint32_t Client::Impl::MaxResponseSize() const {

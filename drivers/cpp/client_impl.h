@@ -1,7 +1,7 @@
 // Client::Impl: the connection state machine behind strata::Client (private).
 //
-// Threading: one io_context per Client, run by one I/O thread for the Client's lifetime.
-// Callers hand requests over through a mutex-guarded inbox (Submit); everything else —
+// Threading: the Client's connection lives on one I/O thread (an io_context run by
+// ClientIoThread; its own, or one shared with other Clients). Callers hand requests over through a mutex-guarded inbox (Submit); everything else —
 // the socket, the send queue, the in-flight table, the timers and the reconnect state —
 // belongs to the I/O thread and is touched only there, so it needs no lock. Completion
 // callbacks run on the I/O thread.
@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,15 +37,23 @@
 
 namespace strata {
 
-class Client::Impl {
+struct ClientIoThread::State {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{asio::make_work_guard(io)};
+  std::thread thread;
+};
+
+// Owned by shared pointers: the Client's, and one in every completion handler queued on the
+// I/O thread, so a handler that runs after Close still finds its Impl.
+class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
  public:
   using Callback = std::function<void(ClientResult<protocol::ResponseBody>)>;
 
-  // Starts the I/O thread; nothing is connected yet.
-  explicit Impl(ClientOptions options);
-  // Fails every request not yet answered with kConnection, closes the socket and joins the
-  // I/O thread. Must not run on the I/O thread (inside a callback).
-  ~Impl();
+  // Nothing is connected yet. `io` must outlive the Impl: the owner keeps its
+  // ClientIoThread until the Impl is closed, and the thread joins only after the handlers
+  // (and with them the last references to the Impl) are gone.
+  Impl(ClientOptions options, asio::io_context& io, std::thread::id io_thread_id);
+  ~Impl() = default;
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
@@ -56,6 +65,11 @@ class Client::Impl {
   // thread, or on the calling thread when the request is refused before it is queued
   // (invalid arguments, client closing). Thread-safe.
   void Submit(protocol::RequestBody request, Callback done);
+
+  // Fails every request not yet answered with kConnection, closes the socket and cancels
+  // the timers; returns when that is done. Must not run on the I/O thread (inside a
+  // callback). Requests submitted afterwards fail with kConnection. Idempotent.
+  void Close();
 
   // The Welcome of the current (or last) connection. Thread-safe.
   protocol::Welcome welcome() const;
@@ -107,8 +121,8 @@ class Client::Impl {
   std::string Where() const;
 
   const ClientOptions options_;
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::io_context& io_;
+  const std::thread::id io_thread_id_;
 
   State state_ = State::kDisconnected;
   // Bumped whenever the socket is closed or a new attempt starts: a completion handler
@@ -148,12 +162,9 @@ class Client::Impl {
   mutable std::mutex mutex_;
   std::vector<Submission> inbox_;  // GUARDED_BY(mutex_)
   bool drain_posted_ = false;      // GUARDED_BY(mutex_): a Drain is queued on io_
-  bool closing_ = false;           // GUARDED_BY(mutex_): the destructor has begun
+  bool closing_ = false;           // GUARDED_BY(mutex_): Close has begun
   protocol::Welcome welcome_;      // GUARDED_BY(mutex_)
   std::atomic<uint64_t> next_id_{1};  // id 0 is the handshake's
-
-  std::thread io_thread_;
-  std::thread::id io_thread_id_;
 };
 
 }  // namespace strata

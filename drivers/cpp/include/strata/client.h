@@ -9,7 +9,7 @@
 // responses are matched by id). Every method is thread-safe; synchronous calls block the
 // calling thread only. Async forms return a std::future, or call a callback on the
 // driver's I/O thread (keep callbacks short; never make a blocking call of the same
-// Client inside one). When the connection breaks, requests in flight fail with
+// Client, or of a Client sharing its I/O thread, inside one). When the connection breaks, requests in flight fail with
 // ErrorKind::kConnection and the next request reconnects (bounded attempts with
 // backoff); a request is never re-sent automatically (an append might be applied twice).
 // Depends on protocol/ and the value/path libraries, never on the engine.
@@ -32,6 +32,8 @@
 
 namespace strata {
 
+class ClientIoThread;
+
 struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7450;
@@ -40,6 +42,27 @@ struct ClientOptions {
   int reconnect_attempts = 3;                          // per request that finds no connection
   std::chrono::milliseconds reconnect_backoff{100};    // doubled per attempt, at most 2 s
   std::string client_name = "strata-cpp";
+  // The I/O thread that runs this Client's connection and callbacks. Null (the default):
+  // the Client starts its own. Many Clients can share one (many connections, one thread).
+  std::shared_ptr<ClientIoThread> io_thread;
+};
+
+// An I/O thread for Clients to share (ClientOptions::io_thread). Each Client keeps a
+// reference, so the thread runs until the last of them and the caller's handle are gone;
+// the last one to let go joins it (never from inside a callback of a Client using it).
+class ClientIoThread {
+ public:
+  static std::shared_ptr<ClientIoThread> Start();
+  ~ClientIoThread();
+  ClientIoThread(const ClientIoThread&) = delete;
+  ClientIoThread& operator=(const ClientIoThread&) = delete;
+
+  struct State;
+
+ private:
+  explicit ClientIoThread(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+  friend class Client;
 };
 
 enum class ErrorKind : uint8_t {
@@ -143,8 +166,11 @@ class Client {
   class Impl;
 
  private:
-  explicit Client(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  Client(std::shared_ptr<ClientIoThread> io_thread, std::shared_ptr<Impl> impl);
+  // Declared first, destroyed last: the connection closes before its thread is released.
+  std::shared_ptr<ClientIoThread> io_thread_;
+  // Shared with the completion handlers still queued on the I/O thread after it closed.
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace strata

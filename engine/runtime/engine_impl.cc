@@ -151,10 +151,12 @@ class StepContext final : public TopologyContext {
 
   Result<std::vector<Value>> Select(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    STRATA_RETURN_IF_ERROR(BeginOnce());
     return pstate->Select(session_, PartitionOf(*pstate), path);
   }
   Result<Value> SelectOne(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    STRATA_RETURN_IF_ERROR(BeginOnce());
     return pstate->SelectOne(session_, PartitionOf(*pstate), path);
   }
   Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
@@ -164,6 +166,7 @@ class StepContext final : public TopologyContext {
                                      "and this step runs on partition " +
                                      std::to_string(partition_) + " (route with Global() first)");
     }
+    STRATA_RETURN_IF_ERROR(BeginOnce());
     return pstate->Transform(session_, PartitionOf(*pstate), path);
   }
   Status Append(const DepotRef& ref, Value record) override {
@@ -193,6 +196,10 @@ class StepContext final : public TopologyContext {
   std::optional<Value>& ack_return() { return ack_return_; }
 
  private:
+  // The step's transaction starts at its first PState access: a step that only routes,
+  // emits or appends (the first step of word count) costs no storage transaction.
+  Status BeginOnce() { return session_.in_transaction() ? Status::Ok() : session_.Begin(); }
+
   Result<const PState*> Resolve(const PStateRef& ref) const {
     const std::vector<PStateDef>& defs = module_.def->pstates;
     if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) || defs[ref.index].name != ref.name) {
@@ -896,10 +903,9 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
   Status error;
   for (int attempt = 0; attempt < options_.max_step_attempts; ++attempt) {
     StepContext ctx(m, session, partition, run->record->id);
-    error = session.Begin();
-    if (error.ok()) error = RunOps(ctx, m, topology, event.op, event.input);
+    error = RunOps(ctx, m, topology, event.op, event.input);
     if (error.ok()) {
-      error = session.Commit();
+      if (session.in_transaction()) error = session.Commit();
     } else if (session.in_transaction()) {
       session.Rollback();
     }

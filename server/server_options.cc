@@ -68,8 +68,9 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
       ->check(CLI::Range(1, 86400))
       ->default_str("60s");
   app.add_option("--checkpoint-log-size", options.checkpoint_log_bytes,
-                 "Also take a checkpoint after this much log, e.g. 32MB (0: by time only); "
-                 "bounds the log a restart after a crash replays")
+                 "Also take a checkpoint after this much log, e.g. 64MB (0: by time only; "
+                 "at least the 32 MiB log file size); bounds the log a restart after a crash "
+                 "replays")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{0}, uint64_t{2} << 30))
       ->default_str("32MB");

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "client_impl.h"
 
@@ -120,14 +121,25 @@ ClientIoThread::ClientIoThread(std::unique_ptr<State> state) : state_(std::move(
 std::shared_ptr<ClientIoThread> ClientIoThread::Start() {
   auto state = std::make_unique<State>();
   State* s = state.get();
-  s->thread = std::thread([s] { s->io.run(); });
+  s->thread = std::thread([s] {
+    s->io.run();
+    if (s->orphaned.load(std::memory_order_acquire)) delete s;
+  });
   return std::shared_ptr<ClientIoThread>(new ClientIoThread(std::move(state)));
 }
 
 // Runs when the last Client and handle are gone: their connections are closed, so the
-// queued handlers finish (releasing the last Impl references) and run() returns.
+// queued handlers finish (releasing the last Impl references) and run() returns. When
+// that happens on the thread itself (the last Client destroyed inside a callback of a
+// Client already closed), it cannot join itself: it lets go and the thread frees its
+// state once run() returns.
 ClientIoThread::~ClientIoThread() {
   state_->work.reset();
+  if (std::this_thread::get_id() == state_->thread.get_id()) {
+    state_->thread.detach();
+    state_.release()->orphaned.store(true, std::memory_order_release);
+    return;
+  }
   state_->thread.join();
 }
 
@@ -143,6 +155,10 @@ ClientResult<std::unique_ptr<Client>> Client::Connect(const ClientOptions& optio
   ClientOptions impl_options = options;
   impl_options.io_thread = nullptr;  // the Client holds it, so that it outlives the Impl
   ClientIoThread::State& io = *io_thread->state_;
+  if (std::this_thread::get_id() == io.thread.get_id()) {
+    return ArgumentError("Connect: called inside a callback on the I/O thread it would use; it "
+                         "would wait for itself");
+  }
   auto impl = std::make_shared<Impl>(std::move(impl_options), io.io, io.thread.get_id());
   if (std::optional<ClientError> error = impl->ConnectOnce()) {
     impl->Close();

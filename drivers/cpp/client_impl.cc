@@ -100,6 +100,11 @@ void Client::Impl::Close() {
     if (closing_) return;
     closing_ = true;
   }
+  if (OnIoThread()) {
+    // Destroying a Client from a callback of another Client on the same shared thread.
+    Shutdown();
+    return;
+  }
   std::promise<void> shut;
   asio::post(io_, [self = shared_from_this(), &shut] {
     self->Shutdown();
@@ -129,21 +134,19 @@ void Client::Impl::Submit(proto::RequestBody request, Callback done) {
   s.what = what;
   s.done = std::move(done);
 
+  // Refused requests go through the inbox too, so their callback runs on the I/O thread,
+  // never inside Submit, and Shutdown fails whatever the inbox still holds: no callback
+  // of this Client runs after Close returns.
+  if (invalid) s.refused = Error(ErrorKind::kArgument, std::string(what) + ": " + *invalid);
   bool queued = false;
   bool post_drain = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!closing_) {
-      if (invalid) {
-        // Posted while not closing, so it runs before Shutdown ends the I/O thread.
-        asio::post(io_, [done = std::move(s.done), error = Error(ErrorKind::kArgument,
-                                                                 std::string(what) + ": " + *invalid)] {
-          done(error);
-        });
-        return;
-      }
       // Taken under the lock, so deadlines are ascending in inbox order.
-      if (options_.request_timeout.count() > 0) s.deadline = Clock::now() + options_.request_timeout;
+      if (!invalid && options_.request_timeout.count() > 0) {
+        s.deadline = Clock::now() + options_.request_timeout;
+      }
       inbox_.push_back(std::move(s));
       queued = true;
       post_drain = !drain_posted_;
@@ -169,7 +172,12 @@ void Client::Impl::Drain() {
     batch.swap(inbox_);
     drain_posted_ = false;
   }
+  std::vector<std::pair<Callback, ClientError>> refused;
   for (Submission& s : batch) {
+    if (s.refused) {
+      refused.emplace_back(std::move(s.done), std::move(*s.refused));
+      continue;
+    }
     if (state_ == State::kClosed) {
       s.done(Error(ErrorKind::kConnection, std::string(s.what) + ": the client is closing"));
       continue;
@@ -179,11 +187,14 @@ void Client::Impl::Drain() {
     pending_.emplace(s.id, Pending{std::move(s.frame), s.what, std::move(s.done), false});
   }
   ArmDeadlineTimer();
-  if (state_ == State::kDisconnected) {
-    BeginConnect(std::max(1, options_.reconnect_attempts), nullptr);
-  } else if (state_ == State::kConnected) {
-    PumpWrites();
+  if (refused.size() < batch.size()) {  // something to send
+    if (state_ == State::kDisconnected) {
+      BeginConnect(std::max(1, options_.reconnect_attempts), nullptr);
+    } else if (state_ == State::kConnected) {
+      PumpWrites();
+    }
   }
+  for (auto& [done, error] : refused) done(std::move(error));
 }
 
 // --- Connecting -------------------------------------------------------------------------
@@ -558,6 +569,11 @@ void Client::Impl::TrimDeadlines() {
 
 void Client::Impl::Shutdown() {
   const ClientError error = Error(ErrorKind::kConnection, "the client was closed before the response");
+  std::vector<Submission> unsent;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unsent.swap(inbox_);
+  }
   state_ = State::kClosed;
   CloseSocket();
   backoff_timer_.cancel();
@@ -574,6 +590,9 @@ void Client::Impl::Shutdown() {
   on_connect_done_ = nullptr;
   if (connect_done) connect_done(error);
   for (Callback& done : failed) done(error);
+  for (Submission& s : unsent) {
+    s.done(s.refused ? std::move(*s.refused) : error);
+  }
 }
 
 uint32_t Client::Impl::MaxResponseSize() const {

@@ -41,6 +41,9 @@ struct ClientIoThread::State {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{asio::make_work_guard(io)};
   std::thread thread;
+  // Set when the last handle was dropped on the thread itself, which then deletes this
+  // State after run() returns (~ClientIoThread).
+  std::atomic<bool> orphaned{false};
 };
 
 // Owned by shared pointers: the Client's, and one in every completion handler queued on the
@@ -86,6 +89,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
     const char* what = "";
     Callback done;
     std::optional<Clock::time_point> deadline;
+    std::optional<ClientError> refused;  // invalid before sending: fails in Drain
   };
   struct Pending {
     std::string frame;  // until written

@@ -194,11 +194,16 @@ class StepContext final : public TopologyContext {
   std::vector<Hop>& hops() { return hops_; }
   std::vector<PendingAppend>& appends() { return appends_; }
   std::optional<Value>& ack_return() { return ack_return_; }
+  bool began() const { return began_; }
 
  private:
   // The step's transaction starts at its first PState access: a step that only routes,
   // emits or appends (the first step of word count) costs no storage transaction.
-  Status BeginOnce() { return session_.in_transaction() ? Status::Ok() : session_.Begin(); }
+  Status BeginOnce() {
+    if (began_) return Status::Ok();
+    began_ = true;
+    return session_.Begin();  // fails loudly if a transaction was left open on the session
+  }
 
   Result<const PState*> Resolve(const PStateRef& ref) const {
     const std::vector<PStateDef>& defs = module_.def->pstates;
@@ -217,6 +222,7 @@ class StepContext final : public TopologyContext {
   std::vector<Hop> hops_;
   std::vector<PendingAppend> appends_;
   std::optional<Value> ack_return_;
+  bool began_ = false;
 };
 
 class EngineImpl final : public Engine {
@@ -905,7 +911,7 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
     StepContext ctx(m, session, partition, run->record->id);
     error = RunOps(ctx, m, topology, event.op, event.input);
     if (error.ok()) {
-      if (session.in_transaction()) error = session.Commit();
+      if (ctx.began()) error = session.Commit();
     } else if (session.in_transaction()) {
       session.Rollback();
     }

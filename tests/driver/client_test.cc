@@ -535,6 +535,13 @@ TEST_F(ClientTest, ClientsShareOneIoThread) {
   options.io_thread = io_thread;
   constexpr int kClients = 8;
   constexpr int kPerClient = 300;
+  // Declared before the clients: a client destroyed at a failed ASSERT still runs the
+  // callbacks of its requests in flight, which use these.
+  std::mutex mu;
+  std::set<std::thread::id> callback_threads;
+  std::atomic<int> acknowledged{0};
+  std::atomic<int> failed{0};
+  std::promise<void> all_done;
   std::vector<std::unique_ptr<Client>> clients;
   for (int c = 0; c < kClients; ++c) {
     clients.push_back(Connected(options));
@@ -542,12 +549,6 @@ TEST_F(ClientTest, ClientsShareOneIoThread) {
   }
   io_thread.reset();  // the clients hold the thread now
   ASSERT_CALL_OK(deployed, clients[0]->Deploy(WORDCOUNT_MODULE));
-
-  std::mutex mu;
-  std::set<std::thread::id> callback_threads;
-  std::atomic<int> acknowledged{0};
-  std::atomic<int> failed{0};
-  std::promise<void> all_done;
   for (int c = 0; c < kClients; ++c) {
     for (int i = 0; i < kPerClient; ++i) {
       clients[static_cast<size_t>(c)]->SendAsync(
@@ -592,11 +593,25 @@ TEST_F(ClientTest, ClientsOnASharedThreadAreIndependent) {
   ASSERT_NE(b, nullptr);
   ASSERT_CALL_OK(deployed, a->Deploy(WORDCOUNT_MODULE));
 
-  std::promise<ClientError> nested;
-  a->SendAsync(proto::ListModulesRequest{},
-               [&](ClientResult<Client::Body>) { nested.set_value(b->Modules().error()); });
-  const ClientError refused = nested.get_future().get();
-  EXPECT_EQ(refused.kind, ErrorKind::kArgument) << refused.ToString();
+  // Inside a callback: a blocking call of the sibling and a Connect on the same thread are
+  // refused; destroying a sibling works (its requests fail first).
+  std::unique_ptr<Client> c = Connected(options);
+  ASSERT_NE(c, nullptr);
+  std::promise<void> c_request_done;
+  c->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) { c_request_done.set_value(); });
+  std::promise<std::pair<ClientResult<std::vector<proto::ModuleInfo>>, bool>> nested;
+  a->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) {
+    ClientResult<std::vector<proto::ModuleInfo>> blocking = b->Modules();
+    ClientResult<std::unique_ptr<Client>> connect = Client::Connect(options);
+    const bool connect_refused = !connect.ok() && connect.error().kind == ErrorKind::kArgument;
+    c.reset();
+    nested.set_value({std::move(blocking), connect_refused});
+  });
+  auto [blocking, connect_refused] = nested.get_future().get();
+  ASSERT_FALSE(blocking.ok());
+  EXPECT_EQ(blocking.error().kind, ErrorKind::kArgument) << blocking.error().ToString();
+  EXPECT_TRUE(connect_refused);
+  EXPECT_EQ(c_request_done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
 
   Freeze(server_->pid());
   std::vector<std::future<ClientResult<std::vector<proto::AppendResult>>>> pending;
@@ -615,6 +630,29 @@ TEST_F(ClientTest, ClientsOnASharedThreadAreIndependent) {
   ClientResult<std::vector<proto::AppendResult>> later = b_pending.get();
   ASSERT_TRUE(later.ok()) << later.error().ToString();
   EXPECT_EQ(Count(*b, "later"), Value(1));
+}
+
+// Requests submitted from a callback just before the Client is destroyed (valid or refused
+// by the driver) have had their callback when the destructor returns: none runs later
+// against state the caller has freed.
+TEST_F(ClientTest, NoCallbackRunsAfterTheClientIsDestroyed) {
+  StartServer();
+  ClientOptions options = Options();
+  options.io_thread = ClientIoThread::Start();
+  for (int round = 0; round < 20; ++round) {
+    std::unique_ptr<Client> client = Connected(options);
+    ASSERT_NE(client, nullptr);
+    std::atomic<int> late_callbacks{0};
+    std::promise<void> submitted;
+    client->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) {
+      client->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) { ++late_callbacks; });
+      client->SendAsync(proto::DescribeRequest{""}, [&](ClientResult<Client::Body>) { ++late_callbacks; });
+      submitted.set_value();
+    });
+    submitted.get_future().wait();
+    client.reset();
+    EXPECT_EQ(late_callbacks.load(), 2) << "round " << round;
+  }
 }
 
 }  // namespace

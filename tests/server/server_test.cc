@@ -694,6 +694,23 @@ TEST_F(ServerTest, SecondServerOnTheSameDataDirectoryIsRefused) {
   StopServer();
 }
 
+TEST_F(ServerTest, OutOfRangeCheckpointFlagsAreRefused) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--checkpoint-log-size", "3GB"}, {"--checkpoint-interval", "0"}};
+  for (const auto& [flag, value] : bad) {
+    StratadProcess refused;
+    const std::string refused_log = dir_ + "/refused.log";
+    EXPECT_FALSE(refused.Start(data_dir_, refused_log, {flag, value})) << flag << " " << value;
+    const int status = refused.Wait();
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_NE(WEXITSTATUS(status), 0);
+    EXPECT_NE(ReadFile(refused_log).find(flag), std::string::npos) << ReadFile(refused_log);
+  }
+  StartServer({"--checkpoint-log-size", "64MB", "--checkpoint-interval", "5min"});
+  ExpectServerServes();
+  StopServer();
+}
+
 TEST_F(ServerTest, ShutdownAnswersInFlightRequestsFirst) {
   StartServer();
   TestClient client = Connected();

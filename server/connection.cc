@@ -281,7 +281,8 @@ void Connection::StartWrite() {
   buffers.reserve(writing_.size());
   for (const std::string& frame : writing_) buffers.push_back(asio::buffer(frame));
   write_pending_ = true;
-  ArmWriteTimer();
+  write_started_ = std::chrono::steady_clock::now();
+  if (!write_timer_armed_) ArmWriteTimer(write_started_ + limits_.write_timeout);
   asio::async_write(socket_, buffers,
                     [self = shared_from_this()](const std::error_code& ec, size_t bytes) {
                       self->Guarded([&] { self->OnWrite(ec, bytes); });
@@ -290,8 +291,6 @@ void Connection::StartWrite() {
 
 void Connection::OnWrite(const std::error_code& ec, size_t /*bytes*/) {
   write_pending_ = false;
-  ++write_generation_;
-  write_timer_.cancel();
   if (closed_) return;
   if (ec) return Close(LogLevel::kInfo, "write failed: " + ec.message());
   for (const std::string& frame : writing_) queued_bytes_ -= frame.size();
@@ -353,16 +352,22 @@ void Connection::OnIdleTimer(const std::error_code& ec) {
   ArmIdleTimer();
 }
 
-void Connection::ArmWriteTimer() {
-  write_timer_.expires_after(limits_.write_timeout);
-  write_timer_.async_wait([self = shared_from_this(), generation = write_generation_](const std::error_code& ec) {
-    if (ec || self->closed_ || !self->write_pending_ || generation != self->write_generation_) return;
-    self->Guarded([&] {
-      self->Close(LogLevel::kWarning, "a response write made no progress for " +
-                                          std::to_string(self->limits_.write_timeout.count()) +
-                                          "s (the client does not read)");
-    });
+void Connection::ArmWriteTimer(std::chrono::steady_clock::time_point at) {
+  write_timer_armed_ = true;
+  write_timer_.expires_at(at);
+  write_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
+    self->Guarded([&] { self->OnWriteTimer(ec); });
   });
+}
+
+void Connection::OnWriteTimer(const std::error_code& ec) {
+  write_timer_armed_ = false;
+  if (ec || closed_ || !write_pending_) return;
+  const auto deadline = write_started_ + limits_.write_timeout;
+  if (std::chrono::steady_clock::now() < deadline) return ArmWriteTimer(deadline);
+  Close(LogLevel::kWarning, "a response write made no progress for " +
+                                std::to_string(limits_.write_timeout.count()) +
+                                "s (the client does not read)");
 }
 
 }  // namespace strata::server

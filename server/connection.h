@@ -78,7 +78,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close(LogLevel level, std::string_view why);  // why empty: nothing to log
   void ArmIdleTimer();
   void OnIdleTimer(const std::error_code& ec);
-  void ArmWriteTimer();
+  // The write deadline: one timer per connection, armed when a write starts and none is
+  // armed, never cancelled per write (that cost a timer operation and a handler per
+  // response); when it fires it closes a write that started write_timeout ago, or re-arms
+  // for the write in progress, or lapses.
+  void ArmWriteTimer(std::chrono::steady_clock::time_point at);
+  void OnWriteTimer(const std::error_code& ec);
   size_t BufferedBytes() const { return read_end_ - read_begin_; }
 
   asio::ip::tcp::socket socket_;
@@ -108,7 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::string> writing_;
   uint64_t queued_bytes_ = 0;  // over queued_ and writing_
   bool write_pending_ = false;
-  uint64_t write_generation_ = 0;
+  std::chrono::steady_clock::time_point write_started_;  // of the write in progress
+  bool write_timer_armed_ = false;
 
   // Responses completed on other threads (engine, pool) for this thread to send; an
   // OnReplies is posted when the first one arrives and takes all that came meanwhile.

@@ -644,6 +644,42 @@ TEST_F(ServerTest, ClientThatNeverReadsCannotGrowServerMemory) {
   StopServer();
 }
 
+// A client that sends requests with big answers and never reads: once the socket buffers
+// are full the response write stalls, and --write-timeout closes that connection while
+// the others are served.
+TEST_F(ServerTest, StalledResponseWriteClosesAtTheWriteTimeout) {
+  StartServer({"--write-timeout", "1s"});
+  {
+    TestClient setup = Connected();
+    DeployWordcount(setup);
+    std::vector<std::string> big;
+    for (int i = 0; i < 64; ++i) big.push_back(std::string(16 << 10, 'a' + i % 26) + " " + std::to_string(i));
+    ASSERT_CALL_OK(appended, setup, Sentences(big, proto::AckLevel::kAppended));
+  }
+  TestClient hog;
+  ASSERT_OK(hog.Connect(server_->port(), std::chrono::milliseconds(200)));
+  ASSERT_OK(hog.Handshake());
+  std::string burst;  // 64 answers of ~128 KiB: more than the loopback socket buffers hold
+  for (int i = 0; i < 64; ++i) {
+    proto::ReadDepotRequest read;
+    read.module = "wordcount";
+    read.depot = "*sentences";
+    read.partition = i % 8;
+    const std::string payload = proto::EncodeRequest(proto::Request{hog.NextId(), read});
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &burst);
+  }
+  ASSERT_OK(hog.SendRaw(burst));
+  const std::string closed = "a response write made no progress for 1s";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (ReadFile(log_).find(closed) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(ReadFile(log_).find(closed), std::string::npos) << ReadFile(log_);
+  ExpectServerServes();
+  StopServer();
+}
+
 TEST_F(ServerTest, FiveHundredConcurrentConnections) {
   constexpr int kConnections = 500;
   rlimit limit{};

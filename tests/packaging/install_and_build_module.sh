@@ -3,7 +3,8 @@
 # out_of_tree/ (a module with strata_add_module, deploy_check, an embedded-engine
 # program, and client_check, a driver program) in a temporary directory against the
 # installed package; runs deploy_check on the module, and client_check against the build's
-# stratad, and compares what they printed with what the module must do.
+# stratad, and compares what they printed with what the module must do; then builds
+# client_check again with WiredTiger hidden from pkg-config (a driver-only user).
 #
 # usage: install_and_build_module.sh CMAKE BUILD_DIR OUT_OF_TREE_PROJECT CXX_COMPILER
 set -euo pipefail
@@ -66,17 +67,21 @@ fi
 link=$work/build/CMakeFiles/client_check.dir/link.txt
 ! grep -Eq 'libstrata_(storage|depot|pstate|module|runtime)\.a' "$link" \
   || fail "client_check links an engine library: $(cat "$link")"
-"$build_dir/bin/stratad" --data-dir "$work/server" --listen 127.0.0.1:0 --cache-size 64MB \
-  > "$work/stratad.out" 2> "$work/stratad.log" &
-stratad_pid=$!
-port=
-for _ in $(seq 300); do
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/stratad.out")
-  [[ -n $port ]] && break
-  kill -0 "$stratad_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[[ -n $port ]] || { cat "$work/stratad.log" >&2; fail "stratad did not start"; }
+# Starts the build's stratad on a fresh data directory $1; sets port.
+start_stratad() {
+  "$build_dir/bin/stratad" --data-dir "$1" --listen 127.0.0.1:0 --cache-size 64MB \
+    > "$1.out" 2> "$1.log" &
+  stratad_pid=$!
+  port=
+  for _ in $(seq 300); do
+    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$1.out")
+    [[ -n $port ]] && break
+    kill -0 "$stratad_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n $port ]] || { cat "$1.log" >&2; fail "stratad did not start"; }
+}
+start_stratad "$work/server"
 expected_client='module greeter (4 partitions)
 append ann -> greet: "hello, ann"
 append bob -> greet: "hello, bob"
@@ -91,4 +96,25 @@ if [[ $actual != "$expected_client" ]]; then
   fail "the driver program did not see what it should"
 fi
 
+# A driver-only user without WiredTiger: the package loads (saying that Strata::engine
+# cannot be linked) and the driver program builds and works, against a fresh server.
+mkdir -p "$work/no-pkgconfig"
+PKG_CONFIG_LIBDIR=$work/no-pkgconfig PKG_CONFIG_PATH= "$cmake" -S "$work/src" -B "$work/build-client" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix" \
+  > "$work/configure-client.log" 2>&1 \
+  || { cat "$work/configure-client.log" >&2; fail "configuring without WiredTiger's pkg-config file"; }
+grep -q "Strata::engine cannot be linked" "$work/configure-client.log" \
+  || { cat "$work/configure-client.log" >&2; fail "the package did not report WiredTiger missing"; }
+"$cmake" --build "$work/build-client" -j 2 --target client_check > "$work/build-client.log" 2>&1 \
+  || { cat "$work/build-client.log" >&2; fail "building client_check without WiredTiger"; }
+kill "$stratad_pid"; wait "$stratad_pid" 2>/dev/null || true
+start_stratad "$work/server2"
+actual=$("$work/build-client/client_check" "$port" "$module") \
+  || fail "client_check built without WiredTiger failed against stratad on port $port"
+if [[ $actual != "$expected_client" ]]; then
+  printf 'expected:\n%s\nactual:\n%s\n' "$expected_client" "$actual" >&2
+  fail "client_check built without WiredTiger did not see what it should"
+fi
+
 echo "OK: $module built against $prefix, deployed and used, embedded and through the driver"
+echo "OK: client_check built and run without WiredTiger's pkg-config file"

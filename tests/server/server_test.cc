@@ -130,6 +130,29 @@ class ServerTest : public StratadTest {
     }
     return out;
   }
+  // Deploys wordcount and appends 64 records of 16 KiB (8 per partition), so that reading
+  // a partition answers ~128 KiB.
+  void DeployWithBigRecords() {
+    TestClient setup = Connected();
+    DeployWordcount(setup);
+    std::vector<std::string> big;
+    for (int i = 0; i < 64; ++i) big.push_back(std::string(16 << 10, 'a' + i % 26) + " " + std::to_string(i));
+    ASSERT_CALL_OK(appended, setup, Sentences(big, proto::AckLevel::kAppended));
+  }
+  // 64 framed ReadDepot requests of ~60 bytes over the 8 partitions: after
+  // DeployWithBigRecords, ~8 MiB of answers, more than the loopback socket buffers hold.
+  static std::string ReadEveryPartitionBurst(TestClient& client) {
+    std::string burst;
+    for (int i = 0; i < 64; ++i) {
+      proto::ReadDepotRequest read;
+      read.module = "wordcount";
+      read.depot = "*sentences";
+      read.partition = i % 8;
+      const std::string payload = proto::EncodeRequest(proto::Request{client.NextId(), read});
+      proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &burst);
+    }
+    return burst;
+  }
   // A fresh client still gets answers: the server keeps serving after bad input.
   void ExpectServerServes() {
     TestClient other = Connected();
@@ -595,13 +618,7 @@ TEST_F(ServerTest, ClientThatNeverReadsCannotGrowServerMemory) {
   }
   StartServer();
   asan_options.reset();
-  {
-    TestClient setup = Connected();
-    DeployWordcount(setup);
-    std::vector<std::string> big;
-    for (int i = 0; i < 64; ++i) big.push_back(std::string(16 << 10, 'a' + i % 26) + " " + std::to_string(i));
-    ASSERT_CALL_OK(appended, setup, Sentences(big, proto::AckLevel::kAppended));
-  }
+  ASSERT_NO_FATAL_FAILURE(DeployWithBigRecords());
   const int64_t rss_before = server_->RssKib();
   ASSERT_GT(rss_before, 0);
 
@@ -609,16 +626,7 @@ TEST_F(ServerTest, ClientThatNeverReadsCannotGrowServerMemory) {
   TestClient hog;
   ASSERT_OK(hog.Connect(server_->port(), std::chrono::milliseconds(200)));
   ASSERT_OK(hog.Handshake());
-  std::string burst;
-  for (int i = 0; i < 64; ++i) {
-    proto::ReadDepotRequest read;
-    read.module = "wordcount";
-    read.depot = "*sentences";
-    read.partition = i % 8;
-    proto::Request request{hog.NextId(), read};
-    const std::string payload = proto::EncodeRequest(request);
-    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &burst);
-  }
+  const std::string burst = ReadEveryPartitionBurst(hog);
   int64_t rss_max = rss_before;
   int64_t sent_bytes = 0;
   int blocked_sends = 0;
@@ -649,25 +657,11 @@ TEST_F(ServerTest, ClientThatNeverReadsCannotGrowServerMemory) {
 // the others are served.
 TEST_F(ServerTest, StalledResponseWriteClosesAtTheWriteTimeout) {
   StartServer({"--write-timeout", "1s"});
-  {
-    TestClient setup = Connected();
-    DeployWordcount(setup);
-    std::vector<std::string> big;
-    for (int i = 0; i < 64; ++i) big.push_back(std::string(16 << 10, 'a' + i % 26) + " " + std::to_string(i));
-    ASSERT_CALL_OK(appended, setup, Sentences(big, proto::AckLevel::kAppended));
-  }
+  ASSERT_NO_FATAL_FAILURE(DeployWithBigRecords());
   TestClient hog;
   ASSERT_OK(hog.Connect(server_->port(), std::chrono::milliseconds(200)));
   ASSERT_OK(hog.Handshake());
-  std::string burst;  // 64 answers of ~128 KiB: more than the loopback socket buffers hold
-  for (int i = 0; i < 64; ++i) {
-    proto::ReadDepotRequest read;
-    read.module = "wordcount";
-    read.depot = "*sentences";
-    read.partition = i % 8;
-    const std::string payload = proto::EncodeRequest(proto::Request{hog.NextId(), read});
-    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &burst);
-  }
+  const std::string burst = ReadEveryPartitionBurst(hog);
   ASSERT_OK(hog.SendRaw(burst));
   const std::string closed = "a response write made no progress for 1s";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);

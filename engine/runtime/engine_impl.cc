@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <iterator>
 #include <latch>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
 #include <shared_mutex>
+#include <span>
 
 #include "runtime/runtime.h"
 #include "strata/key_codec.h"
@@ -113,15 +115,6 @@ Result<int> ChoosePartition(const DepotDef& depot, const Value& record, int part
   return Status::Internal("unknown partitioning of depot " + depot.name);
 }
 
-// One record waiting to be appended to a depot partition.
-struct AppendItem {
-  Value record;
-  std::string bytes;
-  std::shared_ptr<ClientBatch> batch;  // client records
-  size_t batch_index = 0;
-  std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
-};
-
 }  // namespace
 
 class EngineImpl;
@@ -142,8 +135,10 @@ class StepContext final : public TopologyContext {
     AppendItem item;
   };
 
-  StepContext(ModuleRuntime& module, Session& session, int partition, RecordId source)
-      : module_(module), session_(session), partition_(partition), source_(source) {}
+  // `grouped`: the step joins its task thread's event group, whose transaction the first
+  // step that touches a PState begins and the group's settling commits.
+  StepContext(ModuleRuntime& module, Session& session, int partition, RecordId source, bool grouped)
+      : module_(module), session_(session), partition_(partition), source_(source), grouped_(grouped) {}
 
   int partition() const override { return partition_; }
   int num_partitions() const override { return module_.partitions; }
@@ -195,6 +190,7 @@ class StepContext final : public TopologyContext {
   std::vector<PendingAppend>& appends() { return appends_; }
   std::optional<Value>& ack_return() { return ack_return_; }
   bool began() const { return began_; }
+  ModuleRuntime& module() const { return module_; }
 
  private:
   // The step's transaction starts at its first PState access: a step that only routes,
@@ -202,6 +198,7 @@ class StepContext final : public TopologyContext {
   Status BeginOnce() {
     if (began_) return Status::Ok();
     began_ = true;
+    if (grouped_ && session_.in_transaction()) return Status::Ok();  // an earlier member's
     return session_.Begin();  // fails loudly if a transaction was left open on the session
   }
 
@@ -222,8 +219,28 @@ class StepContext final : public TopologyContext {
   std::vector<Hop> hops_;
   std::vector<PendingAppend> appends_;
   std::optional<Value> ack_return_;
+  const bool grouped_;
   bool began_ = false;
 };
+
+// Consecutive topology events of one task thread that share one transaction
+// (docs/runtime.md, "Event groups"). Each member ran successfully inside the group's open
+// transaction; its hops, appends, ack return and completion wait for the group's commit.
+// Touched only by the owning task thread.
+struct EventGroup {
+  struct Member {
+    std::unique_ptr<StepContext> ctx;
+    Event event;  // its input is kept for a rerun alone if the group is rolled back
+    int partition;
+  };
+  std::vector<Member> members;
+  std::chrono::steady_clock::time_point opened;
+};
+
+// A group is settled (committed) once it holds this many events or is this old, so that
+// it bounds both the transaction and the delay it adds to its first event's completion.
+constexpr size_t kMaxGroupEvents = 64;
+constexpr std::chrono::microseconds kMaxGroupAge{1000};
 
 class EngineImpl final : public Engine {
  public:
@@ -285,8 +302,11 @@ class EngineImpl final : public Engine {
 
   // Topology execution (owner thread of `partition`).
   void RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, Event event);
+  void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,
+                     int attempts, Status error);
+  void SettleGroup(TaskThread& thread);
   Status RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology, int first_op,
-                Value input);
+                const Value& input);
   void Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
                 const std::shared_ptr<TopologyRun>& run);
   void RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run, int partition,
@@ -308,6 +328,7 @@ class EngineImpl final : public Engine {
   TableId progress_table_ = 0;
   TableId failures_table_ = 0;
   std::vector<std::unique_ptr<TaskThread>> threads_;
+  std::vector<EventGroup> groups_;  // by task thread index; each touched only by its thread
   InFlightLimit limit_;
   std::atomic<bool> closing_{false};
 
@@ -376,14 +397,18 @@ Status EngineImpl::OpenStorage() {
   so.checkpoint_interval_s = options_.checkpoint_interval_s;
   so.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   so.log_file_max_bytes = options_.log_file_max_bytes;
-  so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
+  so.max_sessions = 2 * threads + 100;  // task threads (2 each), module loading, readers' pool
   STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(failures_table_, storage_->OpenTable(kFailuresTable, TableKind::kBytes));
+  groups_.resize(threads);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    threads_.push_back(std::make_unique<TaskThread>(i, std::move(session), progress_table_));
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> append_session, storage_->OpenSession());
+    threads_.push_back(std::make_unique<TaskThread>(i, std::move(session), std::move(append_session),
+                                                    progress_table_,
+                                                    [this](TaskThread& t) { SettleGroup(t); }));
     threads_.back()->Start();
   }
   return Status::Ok();
@@ -448,6 +473,10 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   }
   for (auto& consumers : m->consumers) std::sort(consumers.begin(), consumers.end());
   m->parts.resize(partitions);
+  m->append_queues.resize(def.depots.size());
+  for (auto& queues : m->append_queues) {
+    for (int p = 0; p < partitions; ++p) queues.push_back(std::make_unique<AppendQueue>());
+  }
   const uint64_t seed = HashKey(Value(m->name));
   for (int p = 0; p < partitions; ++p) {
     m->parts[p].owner = threads_[(seed + p) % threads_.size()].get();
@@ -805,22 +834,41 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                  });
 }
 
+// Appends to one depot partition queue up while its owner is busy: the first item into an
+// empty queue posts the task that drains it, so everything queued until that task runs
+// shares one depot transaction and one wait for durability.
 void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
                             std::vector<AppendItem> items) {
   {
     std::lock_guard lock(live_mu_);
     live_nodes_ += static_cast<int64_t>(items.size());  // released as each node completes
   }
-  auto shared_items = std::make_shared<std::vector<AppendItem>>(std::move(items));
-  m->parts[partition].owner->Post([this, m, depot, partition, shared_items](TaskThread& thread) {
+  AppendQueue& queue = *m->append_queues[depot][partition];
+  {
+    std::lock_guard lock(queue.mu);
+    const bool was_empty = queue.items.empty();
+    if (was_empty) {
+      queue.items = std::move(items);
+    } else {
+      std::move(items.begin(), items.end(), std::back_inserter(queue.items));
+    }
+    if (!was_empty) return;
+  }
+  m->parts[partition].owner->PostGroupable([this, m, depot, partition](TaskThread& thread) {
+    auto drained = std::make_shared<std::vector<AppendItem>>();
+    {
+      AppendQueue& queue = *m->append_queues[depot][partition];
+      std::lock_guard lock(queue.mu);
+      drained->swap(queue.items);
+    }
     PartitionRuntime& part = m->parts[partition];
     if (part.replays_pending > 0) {
-      part.deferred.push_back([this, m, depot, partition, shared_items](TaskThread& t) {
-        RunAppend(t, m, depot, partition, *shared_items);
+      part.deferred.push_back([this, m, depot, partition, drained](TaskThread& t) {
+        RunAppend(t, m, depot, partition, *drained);
       });
       return;
     }
-    RunAppend(thread, m, depot, partition, *shared_items);
+    RunAppend(thread, m, depot, partition, *drained);
   });
 }
 
@@ -831,7 +879,7 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     std::vector<std::string_view> views;
     views.reserve(items.size());
     for (const AppendItem& item : items) views.push_back(item.bytes);
-    first = m->depots[depot]->AppendBatch(thread.session(), partition, views);
+    first = m->depots[depot]->AppendBatch(thread.append_session(), partition, views);
   }
   if (!first.ok()) {
     const Status error(first.status().code(), "appending to depot " + m->def->depots[depot].name +
@@ -902,13 +950,75 @@ void EngineImpl::StartRecord(TaskThread& thread, const std::shared_ptr<RecordNod
 
 // ---- Topology execution ------------------------------------------------------------------------
 
+// Runs the event inside the thread's event group: its effects commit with the group's, and
+// it completes when the group settles. A step that fails rolls the group back: the members
+// before it run again alone (their first run left no effect), then it runs alone with the
+// attempts it has left.
 void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, Event event) {
+  EventGroup& group = groups_[thread.index()];
+  const std::shared_ptr<TopologyRun>& run = event.run;
+  auto ctx = std::make_unique<StepContext>(m, thread.group_session(), partition, run->record->id,
+                                           /*grouped=*/true);
+  Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
+  if (!error.ok()) {
+    std::vector<EventGroup::Member> members = std::move(group.members);
+    group.members.clear();
+    Session& session = thread.group_session();
+    if (session.in_transaction()) session.Rollback();
+    thread.SettleGroup();  // closes the (now empty) group
+    for (EventGroup::Member& member : members) {
+      RunEventAlone(thread, member.ctx->module(), member.partition, std::move(member.event),
+                    options_.max_step_attempts, Status::Ok());
+    }
+    RunEventAlone(thread, m, partition, std::move(event), options_.max_step_attempts - 1, error);
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (group.members.empty()) {
+    if (!ctx->began()) {  // nothing to commit and nothing queued before it: release at once
+      Dispatch(*ctx, run->record->module, run);
+      CompleteEvent(run);
+      return;
+    }
+    group.opened = now;
+    thread.GroupOpened();
+  }
+  group.members.push_back({std::move(ctx), std::move(event), partition});
+  if (group.members.size() >= kMaxGroupEvents || now - group.opened >= kMaxGroupAge) {
+    thread.SettleGroup();
+  }
+}
+
+// Commits the thread's event group and releases its members' effects in event order, so
+// hops leave a partition in the order its events produced them. A failed commit lost every
+// member's writes: each runs again alone.
+void EngineImpl::SettleGroup(TaskThread& thread) {
+  EventGroup& group = groups_[thread.index()];
+  std::vector<EventGroup::Member> members = std::move(group.members);
+  group.members.clear();
+  Session& session = thread.group_session();
+  Status committed = session.in_transaction() ? session.Commit() : Status::Ok();
+  for (EventGroup::Member& member : members) {
+    const std::shared_ptr<TopologyRun>& run = member.event.run;
+    if (committed.ok()) {
+      Dispatch(*member.ctx, run->record->module, run);
+      CompleteEvent(run);
+    } else {
+      RunEventAlone(thread, member.ctx->module(), member.partition, std::move(member.event),
+                    options_.max_step_attempts, Status::Ok());
+    }
+  }
+}
+
+// Runs the event in a transaction of its own, up to `attempts` times; then records the
+// failure (`error`, or the last attempt's).
+void EngineImpl::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,
+                               int attempts, Status error) {
   const std::shared_ptr<TopologyRun>& run = event.run;
   const TopologyDef& topology = m.def->topologies[run->topology];
   Session& session = thread.session();
-  Status error;
-  for (int attempt = 0; attempt < options_.max_step_attempts; ++attempt) {
-    StepContext ctx(m, session, partition, run->record->id);
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    StepContext ctx(m, session, partition, run->record->id, /*grouped=*/false);
     error = RunOps(ctx, m, topology, event.op, event.input);
     if (error.ok()) {
       if (ctx.began()) error = session.Commit();
@@ -926,9 +1036,12 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
 }
 
 Status EngineImpl::RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology,
-                          int first_op, Value input) {
-  std::vector<Value> frontier;
-  frontier.push_back(std::move(input));
+                          int first_op, const Value& input) {
+  // The frontier starts as the borrowed input (the caller keeps it for a rerun); values the
+  // ops emit are owned and move on into hops.
+  std::vector<Value> owned;
+  std::span<const Value> frontier(&input, 1);
+  bool borrowed = true;
   const int n = static_cast<int>(topology.ops.size());
   for (int i = first_op; i < n && !frontier.empty(); ++i) {
     const TopologyOp& op = topology.ops[i];
@@ -943,13 +1056,16 @@ Status EngineImpl::RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef&
         }
       }
       ctx.set_emitted(nullptr);
-      frontier = std::move(next);
+      owned = std::move(next);
+      frontier = owned;
+      borrowed = false;
       continue;
     }
     // A partitioner ends the local segment; a partitioner at the end of the chain has no
     // step to send to.
     if (i + 1 == n) return Status::Ok();
-    for (Value& value : frontier) {
+    for (size_t j = 0; j < frontier.size(); ++j) {
+      Value value = borrowed ? frontier[j] : std::move(owned[j]);
       switch (op.kind) {
         case TopologyOp::Kind::kHashPartition: {
           if (op.key_fn) {
@@ -1007,7 +1123,7 @@ void EngineImpl::Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>
   run->pending.fetch_add(children, std::memory_order_relaxed);
   for (StepContext::Hop& hop : ctx.hops()) {
     const int target = hop.partition;
-    m->parts[target].owner->Post(
+    m->parts[target].owner->PostGroupable(
         [this, m, target, event = Event{run, hop.op, std::move(hop.value)}](TaskThread& t) mutable {
           RunEvent(t, *m, target, std::move(event));
         });

@@ -119,8 +119,10 @@ TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
   for (int n = 1; n <= 12; ++n) records.push_back(n);
   Result<std::vector<AppendResult>> results = engine_->AppendBatch("rt_test", "*flaky", records);
   ASSERT_TRUE(results.ok()) << results.status().ToString();
+  int reruns = 0;
   for (int n = 1; n <= 12; ++n) {
     const AppendResult& r = (*results)[n - 1];
+    if (n % 5 != 0 && FlakyAttempts(n) == 2) ++reruns;
     if (n % 5 == 0) {
       EXPECT_EQ(r.failure.code(), StatusCode::kUserError) << n;
       EXPECT_THAT(r.failure.message(), HasSubstr("topology flaky"));
@@ -128,15 +130,20 @@ TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
       EXPECT_EQ(FlakyAttempts(n), kMaxStepAttempts) << n;
     } else {
       EXPECT_TRUE(r.failure.ok()) << n << ": " << r.failure.ToString();
-      EXPECT_EQ(FlakyAttempts(n), 1) << n;
-      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), Value(n))), Value(true));
+      // A record whose event shared a transaction with a failing one ran again alone after
+      // the rollback (docs/runtime.md, "Event groups"): its code ran twice, its effect once.
+      EXPECT_GE(FlakyAttempts(n), 1) << n;
+      EXPECT_LE(FlakyAttempts(n), 2) << n;
+      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), Value(n))), Value(1));
     }
   }
+  // Records hash to partitions deterministically: some shared a group with 5 or 10.
+  EXPECT_GT(reruns, 0) << "no record shared a rolled-back event group";
   // The blocking single append returns the failure as its error; later records go on.
   Result<AppendResult> fifteen = engine_->Append("rt_test", "*flaky", 15);
   EXPECT_EQ(fifteen.status().code(), StatusCode::kUserError);
   ASSERT_TRUE(engine_->Append("rt_test", "*flaky", 16).ok());
-  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(16), Value(16))), Value(true));
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(16), Value(16))), Value(1));
 
   ModuleStats stats = Must(engine_->Stats("rt_test"));
   EXPECT_EQ(stats.failures, 3);

@@ -62,8 +62,14 @@ bool ProgressTracker::Complete(int64_t offset) {
   return true;
 }
 
-TaskThread::TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table)
-    : index_(index), session_(std::move(session)), progress_table_(progress_table) {}
+TaskThread::TaskThread(int index, std::unique_ptr<Session> session,
+                       std::unique_ptr<Session> append_session, TableId progress_table,
+                       Settle settle)
+    : index_(index),
+      session_(std::move(session)),
+      append_session_(std::move(append_session)),
+      progress_table_(progress_table),
+      settle_(std::move(settle)) {}
 
 TaskThread::~TaskThread() {
   if (thread_.joinable()) thread_.join();
@@ -71,12 +77,22 @@ TaskThread::~TaskThread() {
 
 void TaskThread::Start() { thread_ = std::thread([this] { Loop(); }); }
 
-void TaskThread::Post(Task task) {
+void TaskThread::Post(Task task) { Enqueue(std::move(task), false); }
+
+void TaskThread::PostGroupable(Task task) { Enqueue(std::move(task), true); }
+
+void TaskThread::Enqueue(Task task, bool groupable) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(std::move(task));
+    queue_.push_back({std::move(task), groupable});
   }
   cv_.notify_one();
+}
+
+void TaskThread::SettleGroup() {
+  if (!group_open_) return;
+  group_open_ = false;  // first: settle_ may call session()
+  settle_(*this);
 }
 
 void TaskThread::MarkDirty(std::shared_ptr<ProgressTracker> tracker) {
@@ -96,7 +112,7 @@ void TaskThread::Stop() {
 }
 
 void TaskThread::Loop() {
-  std::deque<Task> batch;
+  std::deque<Entry> batch;
   std::vector<std::shared_ptr<ProgressTracker>> dirty;
   for (;;) {
     {
@@ -105,8 +121,12 @@ void TaskThread::Loop() {
       if (stopping_ && queue_.empty() && dirty_.empty()) return;
       batch.swap(queue_);
     }
-    for (Task& task : batch) task(*this);
+    for (Entry& entry : batch) {
+      if (!entry.groupable) SettleGroup();
+      entry.task(*this);
+    }
     batch.clear();
+    SettleGroup();  // completions (and so progress markers) of the batch's events
     {
       std::lock_guard lock(mu_);
       dirty.swap(dirty_);

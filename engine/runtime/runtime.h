@@ -125,6 +125,21 @@ struct TopologyRun {
   std::atomic<int64_t> pending{1};
 };
 
+// One record waiting to be appended to a depot partition.
+struct AppendItem {
+  Value record;
+  std::string bytes;
+  std::shared_ptr<ClientBatch> batch;  // client records
+  size_t batch_index = 0;
+  std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
+};
+
+// Records waiting for one depot partition's owner thread, in arrival order.
+struct AppendQueue {
+  std::mutex mu;
+  std::vector<AppendItem> items;  // GUARDED_BY(mu)
+};
+
 // A topology event: run ops [op, ...) of the run's topology on a partition with `input`.
 struct Event {
   std::shared_ptr<TopologyRun> run;
@@ -134,32 +149,64 @@ struct Event {
 
 // A task thread: one Session, one FIFO queue, the partitions it owns. Tasks run one at a
 // time in posting order, so the work of one partition is serialized and ordered.
+//
+// Event groups: a topology event may leave work open on the session — a transaction that
+// consecutive events share — and call GroupOpened(). The thread then calls `settle` (given
+// at construction; it commits the group and releases its events' effects) before it runs a
+// task posted with Post, after each batch it drains, and before session() hands the
+// session out. So code that takes session() never sees a group's transaction. Tasks posted
+// with PostGroupable run with the group still open: they may use only group_session() (to
+// run events) and append_session() (a second session, for depot appends, whose
+// transactions never join a group).
 class TaskThread {
  public:
-  TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table);
+  using Settle = std::function<void(TaskThread& thread)>;
+  TaskThread(int index, std::unique_ptr<Session> session, std::unique_ptr<Session> append_session,
+             TableId progress_table, Settle settle);
   ~TaskThread();  // joins; Stop() first
   void Start();
   void Post(Task task);
+  void PostGroupable(Task task);
   // Queues a tracker whose progress marker must be written (by this thread, which owns the
   // tracker's depot partition).
   void MarkDirty(std::shared_ptr<ProgressTracker> tracker);
   // Lets the thread finish its queue, then exit.
   void Stop();
 
-  Session& session() { return *session_; }
+  // The session with no event group open (settles an open one first). Thread only.
+  Session& session() {
+    SettleGroup();
+    return *session_;
+  }
+  // The session as it is, for the events of the open group. Thread only.
+  Session& group_session() { return *session_; }
+  // The session for depot appends, usable while a group is open. Thread only.
+  Session& append_session() { return *append_session_; }
+  // Marks a group open: `settle` runs at the next settling point. Thread only.
+  void GroupOpened() { group_open_ = true; }
+  // Runs `settle` now if a group is open. Thread only.
+  void SettleGroup();
   int index() const { return index_; }
 
  private:
+  struct Entry {
+    Task task;
+    bool groupable;  // posted with PostGroupable: runs with the group open
+  };
+  void Enqueue(Task task, bool groupable);
   void Loop();
   void WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& trackers);
 
   const int index_;
   const std::unique_ptr<Session> session_;
+  const std::unique_ptr<Session> append_session_;
   const TableId progress_table_;
+  const Settle settle_;
+  bool group_open_ = false;  // thread only
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Task> queue_;                                 // GUARDED_BY(mu_)
+  std::deque<Entry> queue_;                                // GUARDED_BY(mu_)
   std::vector<std::shared_ptr<ProgressTracker>> dirty_;  // GUARDED_BY(mu_)
   bool stopping_ = false;                                  // GUARDED_BY(mu_)
 };
@@ -188,6 +235,8 @@ struct ModuleRuntime {
   // trackers[topology][depot][partition]; null when the topology does not consume the depot.
   std::vector<std::vector<std::vector<std::shared_ptr<ProgressTracker>>>> trackers;
   std::vector<PartitionRuntime> parts;  // each touched only by its owner thread
+  // append_queues[depot][partition] (EngineImpl::PostAppend).
+  std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
   std::atomic<bool> closed{false};      // set by Destroy: appends are refused
 
   // Progress waiters (WaitProcessed).

@@ -83,16 +83,17 @@ void Define(strata::ModuleBuilder& m) {
     return ctx.Transform(totals, Path().Key("wrong").NullTo(0).Inc()).status();
   });
 
-  // flaky: throws for multiples of 5, stores the others.
+  // flaky: throws for multiples of 5, counts the others (a count shows an effect applied
+  // twice, where a set would hide it).
   auto flaky_depot = m.Depot("*flaky", DepotPartitioning::Hash());
-  auto flaky_ok = m.PState("$$flaky_ok", Schema::Map(Schema::Int64(), Schema::Bool()));
+  auto flaky_ok = m.PState("$$flaky_ok", Schema::Map(Schema::Int64(), Schema::Int64()));
   m.Stream("flaky").Source(flaky_depot).Each([flaky_ok](TopologyContext& ctx, const Value& n) {
     {
       std::lock_guard lock(attempts_mu);
       ++attempts[n.as_int()];
     }
     if (n.as_int() % 5 == 0) throw std::runtime_error("record " + n.ToString() + " is a multiple of 5");
-    return ctx.Transform(flaky_ok, Path().Key(n).Set(true)).status();
+    return ctx.Transform(flaky_ok, Path().Key(n).NullTo(0).Inc()).status();
   });
 
   // fanout_fail: every partition receives the record, and every branch throws.

@@ -242,6 +242,11 @@ struct EventGroup {
 constexpr size_t kMaxGroupEvents = 64;
 constexpr std::chrono::microseconds kMaxGroupAge{1000};
 
+// The most records and bytes of a depot partition's append queue appended in one
+// transaction.
+constexpr size_t kMaxDrainRecords = 1024;
+constexpr size_t kMaxDrainBytes = 4 << 20;
+
 class EngineImpl final : public Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
@@ -293,6 +298,8 @@ class EngineImpl final : public Engine {
   Status DropOrphans(const std::set<std::string>& deployed);
 
   // Append path (owner thread of the partition).
+  void AppendDrained(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                     int partition, std::deque<AppendItem>& drained);
   void PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
                   std::vector<AppendItem> items);
   void RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
@@ -397,7 +404,7 @@ Status EngineImpl::OpenStorage() {
   so.checkpoint_interval_s = options_.checkpoint_interval_s;
   so.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   so.log_file_max_bytes = options_.log_file_max_bytes;
-  so.max_sessions = 2 * threads + 100;  // task threads (2 each), module loading, readers' pool
+  so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
   STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
@@ -405,10 +412,8 @@ Status EngineImpl::OpenStorage() {
   groups_.resize(threads);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> append_session, storage_->OpenSession());
-    threads_.push_back(std::make_unique<TaskThread>(i, std::move(session), std::move(append_session),
-                                                    progress_table_,
-                                                    [this](TaskThread& t) { SettleGroup(t); }));
+    threads_.push_back(std::make_unique<TaskThread>(
+        i, std::move(session), progress_table_, [this](TaskThread& t) { SettleGroup(t); }));
     threads_.back()->Start();
   }
   return Status::Ok();
@@ -834,9 +839,12 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                  });
 }
 
-// Appends to one depot partition queue up while its owner is busy: the first item into an
-// empty queue posts the task that drains it, so everything queued until that task runs
-// shares one depot transaction and one wait for durability.
+// Appends to one depot partition queue up while its owner is busy: the first items into an
+// empty queue post the task that drains it, so what is queued until that task runs is
+// appended together — in transactions of at most kMaxDrainRecords / kMaxDrainBytes, each
+// with one wait for durability. The task is posted under the queue's lock and takes the
+// whole queue, so once this returns, a queued drain task will append `items`
+// (WaitProcessed's barrier relies on it).
 void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
                             std::vector<AppendItem> items) {
   {
@@ -844,18 +852,12 @@ void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, 
     live_nodes_ += static_cast<int64_t>(items.size());  // released as each node completes
   }
   AppendQueue& queue = *m->append_queues[depot][partition];
-  {
-    std::lock_guard lock(queue.mu);
-    const bool was_empty = queue.items.empty();
-    if (was_empty) {
-      queue.items = std::move(items);
-    } else {
-      std::move(items.begin(), items.end(), std::back_inserter(queue.items));
-    }
-    if (!was_empty) return;
-  }
-  m->parts[partition].owner->PostGroupable([this, m, depot, partition](TaskThread& thread) {
-    auto drained = std::make_shared<std::vector<AppendItem>>();
+  std::lock_guard lock(queue.mu);
+  const bool was_empty = queue.items.empty();
+  std::move(items.begin(), items.end(), std::back_inserter(queue.items));
+  if (!was_empty) return;
+  m->parts[partition].owner->Post([this, m, depot, partition](TaskThread& thread) {
+    auto drained = std::make_shared<std::deque<AppendItem>>();
     {
       AppendQueue& queue = *m->append_queues[depot][partition];
       std::lock_guard lock(queue.mu);
@@ -864,12 +866,28 @@ void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, 
     PartitionRuntime& part = m->parts[partition];
     if (part.replays_pending > 0) {
       part.deferred.push_back([this, m, depot, partition, drained](TaskThread& t) {
-        RunAppend(t, m, depot, partition, *drained);
+        AppendDrained(t, m, depot, partition, *drained);
       });
       return;
     }
-    RunAppend(thread, m, depot, partition, *drained);
+    AppendDrained(thread, m, depot, partition, *drained);
   });
+}
+
+void EngineImpl::AppendDrained(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
+                               int depot, int partition, std::deque<AppendItem>& drained) {
+  std::vector<AppendItem> chunk;
+  while (!drained.empty()) {
+    chunk.clear();
+    size_t bytes = 0;
+    do {  // at least one record, however big: a client request is at most one frame
+      bytes += drained.front().bytes.size();
+      chunk.push_back(std::move(drained.front()));
+      drained.pop_front();
+    } while (!drained.empty() && chunk.size() < kMaxDrainRecords &&
+             bytes + drained.front().bytes.size() <= kMaxDrainBytes);
+    RunAppend(thread, m, depot, partition, chunk);
+  }
 }
 
 void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
@@ -879,7 +897,7 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     std::vector<std::string_view> views;
     views.reserve(items.size());
     for (const AppendItem& item : items) views.push_back(item.bytes);
-    first = m->depots[depot]->AppendBatch(thread.append_session(), partition, views);
+    first = m->depots[depot]->AppendBatch(thread.session(), partition, views);
   }
   if (!first.ok()) {
     const Status error(first.status().code(), "appending to depot " + m->def->depots[depot].name +
@@ -1123,7 +1141,7 @@ void EngineImpl::Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>
   run->pending.fetch_add(children, std::memory_order_relaxed);
   for (StepContext::Hop& hop : ctx.hops()) {
     const int target = hop.partition;
-    m->parts[target].owner->PostGroupable(
+    m->parts[target].owner->PostEvent(
         [this, m, target, event = Event{run, hop.op, std::move(hop.value)}](TaskThread& t) mutable {
           RunEvent(t, *m, target, std::move(event));
         });

@@ -62,12 +62,10 @@ bool ProgressTracker::Complete(int64_t offset) {
   return true;
 }
 
-TaskThread::TaskThread(int index, std::unique_ptr<Session> session,
-                       std::unique_ptr<Session> append_session, TableId progress_table,
+TaskThread::TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table,
                        Settle settle)
     : index_(index),
       session_(std::move(session)),
-      append_session_(std::move(append_session)),
       progress_table_(progress_table),
       settle_(std::move(settle)) {}
 
@@ -79,12 +77,12 @@ void TaskThread::Start() { thread_ = std::thread([this] { Loop(); }); }
 
 void TaskThread::Post(Task task) { Enqueue(std::move(task), false); }
 
-void TaskThread::PostGroupable(Task task) { Enqueue(std::move(task), true); }
+void TaskThread::PostEvent(Task task) { Enqueue(std::move(task), true); }
 
-void TaskThread::Enqueue(Task task, bool groupable) {
+void TaskThread::Enqueue(Task task, bool event) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({std::move(task), groupable});
+    queue_.push_back({std::move(task), event});
   }
   cv_.notify_one();
 }
@@ -122,7 +120,7 @@ void TaskThread::Loop() {
       batch.swap(queue_);
     }
     for (Entry& entry : batch) {
-      if (!entry.groupable) SettleGroup();
+      if (!entry.event) SettleGroup();
       entry.task(*this);
     }
     batch.clear();

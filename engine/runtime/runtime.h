@@ -134,10 +134,11 @@ struct AppendItem {
   std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
 };
 
-// Records waiting for one depot partition's owner thread, in arrival order.
+// Records waiting for one depot partition's owner thread, in arrival order. A drain task,
+// which takes all of them, is queued on the owner exactly while `items` is not empty.
 struct AppendQueue {
   std::mutex mu;
-  std::vector<AppendItem> items;  // GUARDED_BY(mu)
+  std::deque<AppendItem> items;  // GUARDED_BY(mu)
 };
 
 // A topology event: run ops [op, ...) of the run's topology on a partition with `input`.
@@ -150,23 +151,20 @@ struct Event {
 // A task thread: one Session, one FIFO queue, the partitions it owns. Tasks run one at a
 // time in posting order, so the work of one partition is serialized and ordered.
 //
-// Event groups: a topology event may leave work open on the session — a transaction that
-// consecutive events share — and call GroupOpened(). The thread then calls `settle` (given
-// at construction; it commits the group and releases its events' effects) before it runs a
-// task posted with Post, after each batch it drains, and before session() hands the
-// session out. So code that takes session() never sees a group's transaction. Tasks posted
-// with PostGroupable run with the group still open: they may use only group_session() (to
-// run events) and append_session() (a second session, for depot appends, whose
-// transactions never join a group).
+// Event groups: a topology event (a task posted with PostEvent) may leave work open on the
+// session — a transaction that consecutive events share — and call GroupOpened(). The
+// thread then calls `settle` (given at construction; it commits the group and releases its
+// events' effects) before it runs a task posted with Post, after each batch it drains, and
+// before session() hands the session out. So code that takes session() never sees a
+// group's transaction, and only events run while one is open.
 class TaskThread {
  public:
   using Settle = std::function<void(TaskThread& thread)>;
-  TaskThread(int index, std::unique_ptr<Session> session, std::unique_ptr<Session> append_session,
-             TableId progress_table, Settle settle);
+  TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table, Settle settle);
   ~TaskThread();  // joins; Stop() first
   void Start();
   void Post(Task task);
-  void PostGroupable(Task task);
+  void PostEvent(Task task);
   // Queues a tracker whose progress marker must be written (by this thread, which owns the
   // tracker's depot partition).
   void MarkDirty(std::shared_ptr<ProgressTracker> tracker);
@@ -180,8 +178,6 @@ class TaskThread {
   }
   // The session as it is, for the events of the open group. Thread only.
   Session& group_session() { return *session_; }
-  // The session for depot appends, usable while a group is open. Thread only.
-  Session& append_session() { return *append_session_; }
   // Marks a group open: `settle` runs at the next settling point. Thread only.
   void GroupOpened() { group_open_ = true; }
   // Runs `settle` now if a group is open. Thread only.
@@ -191,15 +187,14 @@ class TaskThread {
  private:
   struct Entry {
     Task task;
-    bool groupable;  // posted with PostGroupable: runs with the group open
+    bool event;  // posted with PostEvent: runs with the group open
   };
-  void Enqueue(Task task, bool groupable);
+  void Enqueue(Task task, bool event);
   void Loop();
   void WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& trackers);
 
   const int index_;
   const std::unique_ptr<Session> session_;
-  const std::unique_ptr<Session> append_session_;
   const TableId progress_table_;
   const Settle settle_;
   bool group_open_ = false;  // thread only

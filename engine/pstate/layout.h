@@ -5,7 +5,8 @@
 //   P                      entry record of a non-root stored value: its blob, or empty for a
 //                          subindexed container (marks it present)
 //   P ‖ 0x01               size record of the subindexed container at P (8 bytes, little
-//                          endian, unsigned)
+//                          endian, unsigned); present only while the container exists, so
+//                          one read of it tells both (absent: read the entry record)
 //   P ‖ EncodeKey(k)       element k of the container at P / field k of the record at P
 //   0x02                   the root value when the root is a blob or a record
 //   0x03                   the PState schema (FlexBuffers of PStateSchema::ToValue)

@@ -341,6 +341,58 @@ TEST_F(PStateTest, SubindexedSizeIsReadFromItsSizeRecord) {
   EXPECT_EQ(*size, Value(1000));
 }
 
+// White box: existence is answered by the size record when there is one (it lives only as
+// long as its container), by the entry record otherwise (an empty container that never
+// counted an element). Both kinds of empty container exist; a removed one leaves no record.
+TEST_F(PStateTest, ContainerExistsWithOrWithoutItsSizeRecord) {
+  auto ps = store_.Open("accounts", PStateSchema{AccountsSchema(Layout::kSubindexed)});
+  Result<TableId> table = store_.storage().OpenTable(PState::TableName("test", "accounts", 0), TableKind::kBytes);
+  ASSERT_TRUE(table.ok());
+  const std::string prefix = EncodeKey(Value("alice")) + EncodeKey(Value("tags"));
+  std::string bytes;
+  auto records_under_prefix = [&] {
+    int n = 0;
+    EXPECT_TRUE(s().Scan(*table, prefix, PrefixEnd(prefix), false, [&](std::string_view, std::string_view) {
+                     ++n;
+                     return true;
+                   }).ok());
+    return n;
+  };
+  auto expect_tags = [&](const char* json, int64_t size) {
+    Result<Value> tags = ps->SelectOne(s(), 0, Path().Key("alice", "tags"));
+    ASSERT_TRUE(tags.ok()) << tags.status().ToString();
+    EXPECT_EQ(*tags, ParseOrDie(json));
+    Result<Value> n = ps->SelectOne(s(), 0, Path().Key("alice", "tags").Size());
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_EQ(*n, Value(size));
+  };
+
+  // Written empty: an entry record and no size record.
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice").Set(Value::MapOf({{"tags", Value::EmptySet()}}))));
+  EXPECT_FALSE(*s().Get(*table, pstate_layout::SizeKey(prefix), &bytes));
+  expect_tags(R"({"$set": []})", 0);
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "tags").AddToSet("x", "y")));
+  expect_tags(R"({"$set": ["x", "y"]})", 2);
+
+  // Emptied element by element: the size record stays, holding 0.
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "tags").All().Remove()));
+  ASSERT_TRUE(*s().Get(*table, pstate_layout::SizeKey(prefix), &bytes));
+  EXPECT_EQ(bytes, pstate_layout::EncodeSize(0));
+  expect_tags(R"({"$set": []})", 0);
+
+  // Removed: nothing is left under its prefix, and it does not exist.
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "tags").Remove()));
+  EXPECT_EQ(records_under_prefix(), 0);
+  expect_tags("null", 0);
+  // Created again by a write, inside one transaction with reads before and after it.
+  ASSERT_TRUE(s().Begin().ok());
+  expect_tags("null", 0);
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "tags").AddToSet("z")));
+  expect_tags(R"({"$set": ["z"]})", 1);
+  ASSERT_TRUE(s().Commit().ok());
+  EXPECT_EQ(records_under_prefix(), 3);  // entry, size and the member
+}
+
 TEST_F(PStateTest, GlobalCounterAndLists) {
   auto counter = store_.Open("counter", PStateSchema{Schema::Int64(), true}, 4);
   ASSERT_NE(counter, nullptr);

@@ -166,7 +166,19 @@ class ContainerNode final : public StoredNode {
     }
   }
 
-  Result<bool> Exists() override { return is_root() ? true : EntryExists(); }
+  // A size record exists only while its container does (removing a container deletes its
+  // whole subtree), so reading it answers both "does it exist" and "how many elements" in
+  // one lookup; the entry record is read only when there is no size record (a container
+  // that never counted an element).
+  Result<bool> Exists() override {
+    if (is_root()) return true;
+    if (!exists_) {
+      STRATA_ASSIGN_OR_RETURN(bool counted, ReadSizeRecord());
+      if (!counted) return EntryExists();
+      exists_ = true;
+    }
+    return *exists_;
+  }
 
   Result<Value> Read() override {
     STRATA_ASSIGN_OR_RETURN(bool exists, Exists());
@@ -214,16 +226,7 @@ class ContainerNode final : public StoredNode {
   Result<int64_t> Size() override {
     STRATA_ASSIGN_OR_RETURN(bool exists, Exists());
     if (!exists) return int64_t{0};
-    if (!size_) {
-      std::string bytes;
-      STRATA_ASSIGN_OR_RETURN(bool found, ctx_->session->Get(ctx_->table, L::SizeKey(prefix_), &bytes));
-      uint64_t n = 0;
-      if (found && !L::DecodeSize(bytes, &n)) {
-        return Status::Corruption("size record of " + Location() + " has " +
-                                  std::to_string(bytes.size()) + " bytes, expected 8");
-      }
-      size_ = static_cast<int64_t>(n);
-    }
+    if (!size_) STRATA_RETURN_IF_ERROR(ReadSizeRecord().status());
     return *size_;
   }
 
@@ -365,6 +368,19 @@ class ContainerNode final : public StoredNode {
   const std::string& prefix() const { return prefix_; }
 
  private:
+  // Reads the size record into size_ (0 when there is none) and returns whether it exists.
+  Result<bool> ReadSizeRecord() {
+    std::string bytes;
+    STRATA_ASSIGN_OR_RETURN(bool found, ctx_->session->Get(ctx_->table, L::SizeKey(prefix_), &bytes));
+    uint64_t n = 0;
+    if (found && !L::DecodeSize(bytes, &n)) {
+      return Status::Corruption("size record of " + Location() + " has " +
+                                std::to_string(bytes.size()) + " bytes, expected 8");
+    }
+    size_ = static_cast<int64_t>(n);
+    return found;
+  }
+
   Status WrongOp(std::string_view op) const {
     return Status::InvalidArgument(std::string(op) + " is not possible on the " +
                                    std::string(SchemaKindName(schema_.kind())) + " at " + Location());

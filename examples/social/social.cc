@@ -2,8 +2,8 @@
 // topologies, a paged read of a large subindexed set driving a fan-out, a module that
 // groups its output by destination partition itself (HashKey(key) % P, the rule that
 // Select uses to find a key) and routes each group with Direct, subindexed sorted maps
-// read newest first with a forward range, and a capped collection trimmed with a
-// reverse range.
+// read newest first with a forward range, and a capped collection trimmed at its last
+// (oldest) entry.
 //
 //   *follows     hash("to"): {"from": u, "to": v} (u follows v), optional "op": "unfollow"
 //   *posts       hash("author"): {"author": a, "id": int >= 0, "text": s}; ids unique and
@@ -125,10 +125,10 @@ Status StoreAndFanOut(const PStateRef& posts, const PStateRef& followers, Topolo
   return Status::Ok();
 }
 
-// On the followers' partition: adds the post to every follower's timeline and drops the
-// oldest entries beyond the cap. The size is read once per follower; only a timeline
-// that was already full is read again, since the set may or may not have added an
-// entry (a replay of a post it holds adds none).
+// On the followers' partition: adds the post to every follower's timeline, then reads the
+// timeline's size (one record) and drops the oldest entries beyond the cap, if any. The
+// size is read after the set, which may or may not have added an entry (a replay of a post
+// the timeline holds adds none).
 Status Deliver(const PStateRef& timelines, TopologyContext& ctx, const Value& delivery) {
   const Value::List& fields = delivery.as_list();
   const Value& id = fields[kId];
@@ -136,16 +136,14 @@ Status Deliver(const PStateRef& timelines, TopologyContext& ctx, const Value& de
   const Value key = Value::ListOf({Value(-id.as_int()), author});
   const Value entry = Value::MapOf({{"author", author}, {"id", id}});
   for (const Value& user : fields[kFollowers].as_list()) {
-    STRATA_ASSIGN_OR_RETURN(Value size, ctx.SelectOne(timelines, Path().Key(user).Size()));
     STRATA_RETURN_IF_ERROR(ctx.Transform(timelines, Path().Key(user, key).Set(entry)).status());
-    if (size.as_int() < kTimelineCap) continue;
-    STRATA_ASSIGN_OR_RETURN(size, ctx.SelectOne(timelines, Path().Key(user).Size()));
-    const int64_t excess = size.as_int() - kTimelineCap;
-    if (excess <= 0) continue;
-    // The largest keys are the oldest posts.
-    STRATA_RETURN_IF_ERROR(
-        ctx.Transform(timelines, Path().Key(user).Range({.limit = excess, .reverse = true}).Remove())
-            .status());
+    STRATA_ASSIGN_OR_RETURN(Value size, ctx.SelectOne(timelines, Path().Key(user).Size()));
+    // The largest key is the oldest post. A timeline holds at most the cap before a
+    // delivery, so one entry is over it (more only after the cap was lowered); `last`
+    // finds it with one scan, where a range with a limit takes two (one resolves the limit).
+    for (int64_t excess = size.as_int() - kTimelineCap; excess > 0; --excess) {
+      STRATA_RETURN_IF_ERROR(ctx.Transform(timelines, Path().Key(user).Last().Remove()).status());
+    }
   }
   return Status::Ok();
 }

@@ -237,8 +237,9 @@ struct EventGroup {
   std::chrono::steady_clock::time_point opened;
 };
 
-// A group is settled (committed) once it holds this many events or is this old, so that
-// it bounds both the transaction and the delay it adds to its first event's completion.
+// A group is settled (committed) once it holds this many events or this long has passed since
+// its first event started, which bounds the steps per transaction and the delay a group
+// adds to its first event's completion.
 constexpr size_t kMaxGroupEvents = 64;
 constexpr std::chrono::microseconds kMaxGroupAge{1000};
 
@@ -977,6 +978,7 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
   const std::shared_ptr<TopologyRun>& run = event.run;
   auto ctx = std::make_unique<StepContext>(m, thread.group_session(), partition, run->record->id,
                                            /*grouped=*/true);
+  const auto started = std::chrono::steady_clock::now();
   Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
   if (!error.ok()) {
     std::vector<EventGroup::Member> members = std::move(group.members);
@@ -991,18 +993,19 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
     RunEventAlone(thread, m, partition, std::move(event), options_.max_step_attempts - 1, error);
     return;
   }
-  const auto now = std::chrono::steady_clock::now();
   if (group.members.empty()) {
     if (!ctx->began()) {  // nothing to commit and nothing queued before it: release at once
       Dispatch(*ctx, run->record->module, run);
       CompleteEvent(run);
       return;
     }
-    group.opened = now;
+    group.opened = started;
     thread.GroupOpened();
   }
   group.members.push_back({std::move(ctx), std::move(event), partition});
-  if (group.members.size() >= kMaxGroupEvents || now - group.opened >= kMaxGroupAge) {
+  // The age counts from the start of the first member, so a long step commits at once.
+  if (group.members.size() >= kMaxGroupEvents ||
+      std::chrono::steady_clock::now() - group.opened >= kMaxGroupAge) {
     thread.SettleGroup();
   }
 }

@@ -229,9 +229,8 @@ class StepContext final : public TopologyContext {
 // Touched only by the owning task thread.
 struct EventGroup {
   struct Member {
-    std::unique_ptr<StepContext> ctx;
+    std::unique_ptr<StepContext> ctx;  // knows the module and partition
     Event event;  // its input is kept for a rerun alone if the group is rolled back
-    int partition;
   };
   std::vector<Member> members;
   std::chrono::steady_clock::time_point opened;
@@ -313,6 +312,7 @@ class EngineImpl final : public Engine {
   void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,
                      int attempts, Status error);
   void SettleGroup(TaskThread& thread);
+  void RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members);
   Status RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology, int first_op,
                 const Value& input);
   void Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
@@ -986,10 +986,7 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
     Session& session = thread.group_session();
     if (session.in_transaction()) session.Rollback();
     thread.SettleGroup();  // closes the (now empty) group
-    for (EventGroup::Member& member : members) {
-      RunEventAlone(thread, member.ctx->module(), member.partition, std::move(member.event),
-                    options_.max_step_attempts, Status::Ok());
-    }
+    RerunAlone(thread, members);
     RunEventAlone(thread, m, partition, std::move(event), options_.max_step_attempts - 1, error);
     return;
   }
@@ -1002,7 +999,7 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
     group.opened = started;
     thread.GroupOpened();
   }
-  group.members.push_back({std::move(ctx), std::move(event), partition});
+  group.members.push_back({std::move(ctx), std::move(event)});
   // The age counts from the start of the first member, so a long step commits at once.
   if (group.members.size() >= kMaxGroupEvents ||
       std::chrono::steady_clock::now() - group.opened >= kMaxGroupAge) {
@@ -1019,15 +1016,20 @@ void EngineImpl::SettleGroup(TaskThread& thread) {
   group.members.clear();
   Session& session = thread.group_session();
   Status committed = session.in_transaction() ? session.Commit() : Status::Ok();
+  if (!committed.ok()) return RerunAlone(thread, members);
   for (EventGroup::Member& member : members) {
     const std::shared_ptr<TopologyRun>& run = member.event.run;
-    if (committed.ok()) {
-      Dispatch(*member.ctx, run->record->module, run);
-      CompleteEvent(run);
-    } else {
-      RunEventAlone(thread, member.ctx->module(), member.partition, std::move(member.event),
-                    options_.max_step_attempts, Status::Ok());
-    }
+    Dispatch(*member.ctx, run->record->module, run);
+    CompleteEvent(run);
+  }
+}
+
+// Members of a group whose writes were rolled back run again, in order, each alone with
+// all its attempts.
+void EngineImpl::RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members) {
+  for (EventGroup::Member& member : members) {
+    RunEventAlone(thread, member.ctx->module(), member.ctx->partition(), std::move(member.event),
+                  options_.max_step_attempts, Status::Ok());
   }
 }
 
@@ -1062,7 +1064,6 @@ Status EngineImpl::RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef&
   // ops emit are owned and move on into hops.
   std::vector<Value> owned;
   std::span<const Value> frontier(&input, 1);
-  bool borrowed = true;
   const int n = static_cast<int>(topology.ops.size());
   for (int i = first_op; i < n && !frontier.empty(); ++i) {
     const TopologyOp& op = topology.ops[i];
@@ -1079,14 +1080,13 @@ Status EngineImpl::RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef&
       ctx.set_emitted(nullptr);
       owned = std::move(next);
       frontier = owned;
-      borrowed = false;
       continue;
     }
     // A partitioner ends the local segment; a partitioner at the end of the chain has no
     // step to send to.
     if (i + 1 == n) return Status::Ok();
     for (size_t j = 0; j < frontier.size(); ++j) {
-      Value value = borrowed ? frontier[j] : std::move(owned[j]);
+      Value value = frontier.data() == &input ? input : std::move(owned[j]);
       switch (op.kind) {
         case TopologyOp::Kind::kHashPartition: {
           if (op.key_fn) {

@@ -132,7 +132,8 @@ struct ValueHolder {
   Status Load();
 };
 
-// A read-only node over `v` (views such as size): writes fail naming `what`.
+// A read-only node over `v` (views such as size): writes fail naming `what`. Its location
+// is `where`'s, which must outlive it.
 NodePtr MakeConstNode(Value v, std::string what, const Node& where);
 
 // A node over a Value the caller owns and keeps alive; writes change *value in place

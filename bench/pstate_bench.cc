@@ -108,7 +108,8 @@ void OpenRaw(Fixture* f) {
   CheckWt(wiredtiger_open(f->raw_dir.c_str(), nullptr, config.c_str(), &f->raw_conn), "wiredtiger_open");
   CheckWt(f->raw_conn->open_session(f->raw_conn, nullptr, nullptr, &f->raw_session), "open_session");
   CheckWt(f->raw_session->create(f->raw_session, "table:raw",
-                                 "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false"),
+                                 "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false,"
+                                 "memory_page_max=1MB"),
           "create");
   CheckWt(f->raw_session->open_cursor(f->raw_session, "table:raw", nullptr, nullptr, &f->raw_cursor),
           "open_cursor");

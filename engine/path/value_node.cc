@@ -376,7 +376,7 @@ class ConstSink final : public Sink {
 
 NodePtr MakeConstNode(Value v, std::string what, const Node& where) {
   // The location is built only when a message needs it (a size select runs per delivery
-  // in W3; building it eagerly cost about 3 % of the step).
+  // in W3; building it eagerly took 1.8 % of the server's CPU there).
   auto node = std::make_unique<SinkValueNode<ConstSink<std::reference_wrapper<const Node>>>>(
       std::move(v), std::cref(where));
   node->holder().read_only = std::move(what);

@@ -121,11 +121,11 @@ const char* KindName(TableKind kind) {
 // Byte-keyed tables have no prefix compression: with it, eviction spent most of W3's
 // server time rebuilding keys (__wt_row_leaf_key_work) while reconciling PState pages;
 // without it W3 and point selects are faster and the files somewhat larger.
-// Their in-memory pages are split at 1 MB instead of WiredTiger's 5 MB: keys written since a
-// page was read live in its skip list until the page is reconciled, and searching the long
-// lists of a freshly loaded PState partition (__wt_search_insert) took 27 % of the server's
-// time in pipelined point reads; 256 KB made hot counter pages stall in forced eviction
-// (docs/storage.md).
+// Their in-memory pages are rewritten at 1 MB instead of WiredTiger's 5 MB: keys written
+// since a page was read live in its skip list until the page is evicted or rewritten, and
+// searching the long lists of a freshly loaded PState partition (__wt_search_insert) took
+// 27 % of the server's time in pipelined point reads; 256 KB made hot counter pages stall
+// in forced eviction (docs/storage.md).
 const char* CreateConfig(TableKind kind) {
   return kind == TableKind::kBytes
              ? "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false,"

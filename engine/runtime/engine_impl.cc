@@ -828,15 +828,19 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
   limit_.Acquire(static_cast<int64_t>(records.size()),
                  [this, m, depot_index = *d, batch, parts](int64_t permits) {
                    batch->permits = permits;
+                   // kNone answers at admission with the partitions only, but after the
+                   // records are queued, so a WaitProcessed after its `done` covers them.
+                   // The copy is taken before they are posted (their completions write the
+                   // slots); `finished` keeps those completions from answering again.
+                   std::vector<AppendResult> admitted;
                    if (batch->level == AckLevel::kNone) {
-                     // Admitted: the caller learns partitions only.
-                     std::vector<AppendResult> results = batch->results;
+                     admitted = batch->results;
                      batch->finished.store(true);
-                     batch->done(std::move(results));
                    }
                    for (int p = 0; p < m->partitions; ++p) {
                      if (!(*parts)[p].empty()) PostAppend(m, depot_index, p, std::move((*parts)[p]));
                    }
+                   if (batch->level == AckLevel::kNone) batch->done(std::move(admitted));
                  });
 }
 

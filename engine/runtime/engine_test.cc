@@ -380,6 +380,27 @@ TEST_F(EngineTest, AppendAsyncNeverBlocksAtTheInFlightLimit) {
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$kv", Path().Key("k"))), Value(1));
 }
 
+// kNone answers at admission, but only after its records are queued: a WaitProcessed that
+// starts while `done` is still running already covers them. (`done` holds the admitting
+// thread here so that the other thread's WaitProcessed runs inside that window.)
+TEST_F(EngineTest, WaitProcessedAfterAnAckNoneCoversItsRecords) {
+  Open();
+  std::promise<void> answered;
+  std::future<Value> seen = std::async(std::launch::async, [&] {
+    answered.get_future().wait();
+    Status waited = engine_->WaitProcessed("rt_test");
+    EXPECT_TRUE(waited.ok()) << waited.ToString();
+    return Must(engine_->SelectOne("rt_test", "$$kv", Path().Key("quick")));
+  });
+  engine_->AppendAsync("rt_test", "*kv", {KV("quick", 7)}, AckLevel::kNone,
+                       [&](Result<std::vector<AppendResult>> r) {
+                         EXPECT_TRUE(r.ok()) << r.status().ToString();
+                         answered.set_value();
+                         std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                       });
+  EXPECT_EQ(seen.get(), Value(7));
+}
+
 TEST_F(EngineTest, DeployErrors) {
   Open();
   Result<ModuleInfo> missing = engine_->Deploy(dir_.Sub("missing.so"), {});

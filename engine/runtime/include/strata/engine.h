@@ -172,8 +172,10 @@ class Engine {
                                                      const std::string& depot, int partition,
                                                      int64_t from, int64_t to, int64_t limit) = 0;
 
-  // Blocks until every record appended to the module before the call is processed by
-  // every topology (or recorded as failed).
+  // Blocks until every record of the module's admitted batches is processed by every
+  // topology (or recorded as failed). A batch is admitted before its `done` runs, whatever
+  // its level, and before a blocking Append returns; one still waiting for room under
+  // max_in_flight_records when this is called is not covered.
   virtual Status WaitProcessed(const std::string& module) = 0;
 
   virtual Result<ModuleStats> Stats(const std::string& module) = 0;

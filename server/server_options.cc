@@ -69,11 +69,11 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
       ->default_str("60s");
   app.add_option("--checkpoint-log-size", options.checkpoint_log_bytes,
                  "Also take a checkpoint after this much log, e.g. 64MB (0: by time only; "
-                 "at least the 32 MiB log file size); bounds the log a restart after a crash "
+                 "at least the 16 MiB log file size); bounds the log a restart after a crash "
                  "replays")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{0}, uint64_t{2} << 30))
-      ->default_str("32MB");
+      ->default_str("16MB");
   app.add_option("--max-frame-size", options.max_frame_size,
                  "Largest frame payload accepted or sent, e.g. 16MB")
       ->transform(CLI::AsSizeValue(false))

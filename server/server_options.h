@@ -25,7 +25,7 @@ struct ServerOptions {
   // Checkpoints: every checkpoint_interval_s, and after checkpoint_log_bytes of log (0: by
   // time only). The log since the last checkpoint is what a restart after a crash replays.
   int checkpoint_interval_s = 60;
-  uint64_t checkpoint_log_bytes = 32ull << 20;
+  uint64_t checkpoint_log_bytes = 16ull << 20;
   uint32_t max_frame_size = protocol::kDefaultMaxFrameSize;
   // Per connection: requests being processed at once, and response bytes queued for the
   // socket. At either cap the server stops reading the connection until it drops below.

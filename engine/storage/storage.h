@@ -29,8 +29,8 @@ struct StorageOptions {
   // checkpoint, so the log bound is what bounds restart time under load. WiredTiger raises
   // checkpoint_log_bytes to at least log_file_max_bytes.
   int checkpoint_interval_s = 60;
-  uint64_t checkpoint_log_bytes = 32ull << 20;
-  uint64_t log_file_max_bytes = 32ull << 20;  // log files are preallocated at this size
+  uint64_t checkpoint_log_bytes = 16ull << 20;
+  uint64_t log_file_max_bytes = 16ull << 20;  // log files are preallocated at this size
   int max_sessions = 200;                    // user sessions (WiredTiger's own are added)
 };
 

@@ -28,9 +28,9 @@ struct EngineOptions {
   // Checkpoints run every checkpoint_interval_s and after checkpoint_log_bytes of log (0: by
   // time only); restart after a crash replays the log since the last one (StorageOptions).
   int checkpoint_interval_s = 60;
-  uint64_t checkpoint_log_bytes = 32ull << 20;
+  uint64_t checkpoint_log_bytes = 16ull << 20;
   int max_step_attempts = 3;  // a failing topology step is tried this often, then recorded
-  uint64_t log_file_max_bytes = 32ull << 20;  // WiredTiger preallocates log files this big
+  uint64_t log_file_max_bytes = 16ull << 20;  // WiredTiger preallocates log files this big
   // Appended client records not yet fully processed, over all modules. A batch that does
   // not fit waits (in call order) until records complete; AppendAsync itself never blocks.
   int max_in_flight_records = 1 << 16;

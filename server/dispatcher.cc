@@ -313,7 +313,8 @@ void Dispatcher::Append(uint64_t id, proto::AppendRequest request, Reply reply) 
   engine_.AppendAsync(
       request.module, WithSigil(request.depot, "*"), std::move(request.records),
       ToEngine(request.ack), [id, reply = std::move(reply)](Result<std::vector<AppendResult>> results) {
-        // Runs on an engine task thread (or inline on the io thread for an early error).
+        // Runs on an engine task thread or the flusher, or inline on the io thread (an early
+        // error, or an ack-none batch admitted at once).
         ReplyGuarded(id, reply, [&] {
           if (!results.ok()) return FromStatus(id, results.status());
           proto::Appended appended;

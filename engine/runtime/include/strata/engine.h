@@ -172,10 +172,10 @@ class Engine {
                                                      const std::string& depot, int partition,
                                                      int64_t from, int64_t to, int64_t limit) = 0;
 
-  // Blocks until every record of the module's admitted batches is processed by every
-  // topology (or recorded as failed). A batch is admitted before its `done` runs, whatever
-  // its level, and before a blocking Append returns; one still waiting for room under
-  // max_in_flight_records when this is called is not covered.
+  // Blocks until every record of the module (client appends and topology appends) that was
+  // admitted before the call is processed by every topology (or recorded as failed). A
+  // batch whose `done` ran, whatever its level, or whose blocking Append returned before
+  // the call is covered; one still waiting for room under max_in_flight_records is not.
   virtual Status WaitProcessed(const std::string& module) = 0;
 
   virtual Result<ModuleStats> Stats(const std::string& module) = 0;

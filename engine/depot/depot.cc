@@ -156,7 +156,8 @@ Status Depot::CheckNoTransaction(const Session& session, int partition) const {
 }
 
 Result<int64_t> Depot::AppendBatch(Session& session, int partition,
-                                   std::span<const std::string_view> records) {
+                                   std::span<const std::string_view> records,
+                                   const std::function<Status(Session&)>& also) {
   STRATA_ASSIGN_OR_RETURN(Partition * part, GetPartition(partition));
   if (records.empty()) {
     return Status::InvalidArgument(Describe(partition) + ": empty append batch");
@@ -168,6 +169,13 @@ Result<int64_t> Depot::AppendBatch(Session& session, int partition,
   int64_t offset = first;
   for (std::string_view record : records) {
     Status status = session.PutRecord(part->table, offset++, record);
+    if (!status.ok()) {
+      session.Rollback();
+      return status;
+    }
+  }
+  if (also) {
+    Status status = also(session);
     if (!status.ok()) {
       session.Rollback();
       return status;

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -65,9 +66,12 @@ class Depot {
   Result<int64_t> Append(Session& session, int partition, std::string_view record);
   // Appends the records, in order, in one transaction (all or none) at consecutive
   // offsets and returns the first one. `records` must not be empty; `session` must not
-  // have an open transaction. kAlreadyExists as for Append.
+  // have an open transaction. kAlreadyExists as for Append. `also`, when set, runs in the
+  // same transaction before it commits (other writes that must commit with the records);
+  // its error rolls everything back and is returned.
   Result<int64_t> AppendBatch(Session& session, int partition,
-                              std::span<const std::string_view> records);
+                              std::span<const std::string_view> records,
+                              const std::function<Status(Session&)>& also = nullptr);
   // Records with offsets in [from, to), capped at the end offset and at `limit` records,
   // in offset order. A range at or past the end offset is empty (tailing readers poll
   // with to = INT64_MAX). Inside a transaction of `session`, the result stops where the

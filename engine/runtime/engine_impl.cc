@@ -14,6 +14,7 @@
 #include <shared_mutex>
 #include <span>
 
+#include "runtime/outbox.h"
 #include "runtime/runtime.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
@@ -137,8 +138,14 @@ class StepContext final : public TopologyContext {
 
   // `grouped`: the step joins its task thread's event group, whose transaction the first
   // step that touches a PState begins and the group's settling commits.
-  StepContext(ModuleRuntime& module, Session& session, int partition, RecordId source, bool grouped)
-      : module_(module), session_(session), partition_(partition), source_(source), grouped_(grouped) {}
+  StepContext(ModuleRuntime& module, Outbox& outbox, Session& session, int partition,
+              RecordId source, bool grouped)
+      : module_(module),
+        outbox_(outbox),
+        session_(session),
+        partition_(partition),
+        source_(source),
+        grouped_(grouped) {}
 
   int partition() const override { return partition_; }
   int num_partitions() const override { return module_.partitions; }
@@ -175,6 +182,10 @@ class StepContext final : public TopologyContext {
     STRATA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeValueChecked(record));
     AppendItem item;
     item.bytes.assign(bytes.begin(), bytes.end());
+    // The record commits with the step (outbox.h); it is appended after that commit.
+    STRATA_RETURN_IF_ERROR(BeginOnce());
+    STRATA_ASSIGN_OR_RETURN(item.outbox_key,
+                            outbox_.Put(session_, module_.name, ref.name, partition, item.bytes));
     item.record = std::move(record);
     appends_.push_back({ref.index, partition, std::move(item)});
     return Status::Ok();
@@ -212,6 +223,7 @@ class StepContext final : public TopologyContext {
   int PartitionOf(const PState& pstate) const { return pstate.schema().global ? 0 : partition_; }
 
   ModuleRuntime& module_;
+  Outbox& outbox_;
   Session& session_;
   const int partition_;
   const RecordId source_;
@@ -281,6 +293,9 @@ class EngineImpl final : public Engine {
   void ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                    int partition, int64_t next);
   void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition);
+  // Posts the appends of the outbox rows a crash left (steps committed, records not yet
+  // appended). Rows of a module that is not loaded stay until it is destroyed.
+  Status RecoverOutbox();
 
   Result<std::shared_ptr<ModuleRuntime>> Find(const std::string& module);
   Result<int> FindDepot(const ModuleRuntime& m, const std::string& depot) const;
@@ -335,6 +350,7 @@ class EngineImpl final : public Engine {
   TableId modules_table_ = 0;
   TableId progress_table_ = 0;
   TableId failures_table_ = 0;
+  std::unique_ptr<Outbox> outbox_;
   std::vector<std::unique_ptr<TaskThread>> threads_;
   std::vector<EventGroup> groups_;  // by task thread index; each touched only by its thread
   InFlightLimit limit_;
@@ -387,6 +403,7 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
   // the destructor, which drains through them, works when a later step fails.
   STRATA_RETURN_IF_ERROR(engine->OpenStorage());
   STRATA_RETURN_IF_ERROR(engine->LoadDeployedModules());
+  STRATA_RETURN_IF_ERROR(engine->RecoverOutbox());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
@@ -410,6 +427,10 @@ Status EngineImpl::OpenStorage() {
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(failures_table_, storage_->OpenTable(kFailuresTable, TableKind::kBytes));
+  {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+    STRATA_ASSIGN_OR_RETURN(outbox_, Outbox::Open(*storage_, *session));
+  }
   groups_.resize(threads);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
@@ -669,7 +690,7 @@ Status EngineImpl::ForgetModule(const std::string& module) {
   const std::string prefix = EncodeKey(Value(module));
   std::vector<std::string> keys;
   bool removed_any = false;
-  for (TableId table : {progress_table_, failures_table_}) {
+  for (TableId table : {progress_table_, failures_table_, outbox_->table()}) {
     keys.clear();
     Status st = session->Scan(table, prefix, PrefixEnd(prefix), false,
                               [&](std::string_view key, std::string_view) {
@@ -901,8 +922,22 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
   if (!m->closed.load()) {
     std::vector<std::string_view> views;
     views.reserve(items.size());
-    for (const AppendItem& item : items) views.push_back(item.bytes);
-    first = m->depots[depot]->AppendBatch(thread.session(), partition, views);
+    bool from_outbox = false;
+    for (const AppendItem& item : items) {
+      views.push_back(item.bytes);
+      from_outbox = from_outbox || !item.outbox_key.empty();
+    }
+    // Topology appends leave the outbox in the transaction that appends them.
+    std::function<Status(Session&)> remove_outbox_rows;
+    if (from_outbox) {
+      remove_outbox_rows = [&](Session& session) {
+        for (const AppendItem& item : items) {
+          if (!item.outbox_key.empty()) STRATA_RETURN_IF_ERROR(outbox_->Remove(session, item.outbox_key));
+        }
+        return Status::Ok();
+      };
+    }
+    first = m->depots[depot]->AppendBatch(thread.session(), partition, views, remove_outbox_rows);
   }
   if (!first.ok()) {
     const Status error(first.status().code(), "appending to depot " + m->def->depots[depot].name +
@@ -980,7 +1015,7 @@ void EngineImpl::StartRecord(TaskThread& thread, const std::shared_ptr<RecordNod
 void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, Event event) {
   EventGroup& group = groups_[thread.index()];
   const std::shared_ptr<TopologyRun>& run = event.run;
-  auto ctx = std::make_unique<StepContext>(m, thread.group_session(), partition, run->record->id,
+  auto ctx = std::make_unique<StepContext>(m, *outbox_, thread.group_session(), partition, run->record->id,
                                            /*grouped=*/true);
   const auto started = std::chrono::steady_clock::now();
   Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
@@ -1045,7 +1080,7 @@ void EngineImpl::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partiti
   const TopologyDef& topology = m.def->topologies[run->topology];
   Session& session = thread.session();
   for (int attempt = 0; attempt < attempts; ++attempt) {
-    StepContext ctx(m, session, partition, run->record->id, /*grouped=*/false);
+    StepContext ctx(m, *outbox_, session, partition, run->record->id, /*grouped=*/false);
     error = RunOps(ctx, m, topology, event.op, event.input);
     if (error.ok()) {
       if (ctx.began()) error = session.Commit();
@@ -1253,6 +1288,27 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<RecordNode>& node) {
 }
 
 // ---- Recovery ------------------------------------------------------------------------------
+
+Status EngineImpl::RecoverOutbox() {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  return outbox_->ForEach(*session, [&](Outbox::Entry entry) -> Status {
+    Result<std::shared_ptr<ModuleRuntime>> m = Find(entry.module);
+    if (!m.ok()) return Status::Ok();
+    Result<int> depot = FindDepot(**m, entry.depot);
+    if (!depot.ok() || entry.partition < 0 || entry.partition >= (*m)->partitions) {
+      return Status::Corruption("meta.outbox holds a record for " + entry.module + " " + entry.depot +
+                                " partition " + std::to_string(entry.partition) +
+                                ", which the module does not have");
+    }
+    STRATA_ASSIGN_OR_RETURN(Value record, DecodeValue(entry.record));
+    std::vector<AppendItem> items(1);
+    items[0].record = std::move(record);
+    items[0].bytes = std::move(entry.record);
+    items[0].outbox_key = std::move(entry.key);
+    PostAppend(*m, *depot, entry.partition, std::move(items));
+    return Status::Ok();
+  });
+}
 
 void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
   // Every count is set before the first post publishes the module to a task thread (a

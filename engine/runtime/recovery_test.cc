@@ -20,8 +20,10 @@
 #include <gtest/gtest.h>
 
 #include "runtime/testing/engine_fixture.h"
+#include "runtime/outbox.h"
 #include "storage/storage.h"
 #include "strata/key_codec.h"
+#include "strata/value_codec.h"
 
 namespace strata {
 namespace {
@@ -319,6 +321,42 @@ TEST_F(RecoveryTest, Kill9DuringDestroyLeavesTheModuleWholeOrGone) {
   }
   std::printf("after kill -9 during Destroy: %d rounds whole, %d gone (%d of them leaving its tables)\n",
               whole, gone, gone_with_tables);
+}
+
+// A crash between a step's commit and the append of its record leaves the record in the
+// outbox (written in the step's transaction, runtime/outbox.h). The next Open appends it
+// once — processed by the derived topology — and removes the row, so a later Open does not
+// append it again. (The crash harness's orders module checks the same under kill -9.)
+TEST_F(RecoveryTest, OutboxRowLeftByACrashIsAppendedOnceAtOpen) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  engine_.reset();
+  const Value record = Value::MapOf({{"k", "kx"}, {"n", 999}});
+  const int partition = static_cast<int>(HashKey(Value("kx")) % kPartitions);
+  {
+    StorageOptions so;
+    so.path = data_dir();
+    std::unique_ptr<Storage> storage = Must(Storage::Open(so));
+    ASSERT_NE(storage, nullptr);
+    std::unique_ptr<Session> session = Must(storage->OpenSession());
+    std::unique_ptr<runtime::Outbox> outbox = Must(runtime::Outbox::Open(*storage, *session));
+    ASSERT_TRUE(session->Begin().ok());
+    std::string bytes;
+    AppendValue(record, &bytes);
+    ASSERT_TRUE(outbox->Put(*session, "rt_test", "*derived", partition, bytes).ok());
+    ASSERT_TRUE(session->Commit().ok());
+    ASSERT_TRUE(storage->WaitDurable().ok());
+  }
+  for (int open = 0; open < 2; ++open) {
+    ASSERT_NO_FATAL_FAILURE(Open());
+    ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+    std::vector<DepotEntry> derived =
+        Must(engine_->ReadDepot("rt_test", "*derived", partition, 0, INT64_MAX, 100));
+    ASSERT_EQ(derived.size(), 1u) << "open " << open;
+    EXPECT_EQ(derived[0].record, record);
+    EXPECT_EQ(Must(engine_->Select("rt_test", "$$derived_sets", Path().Key("kx"))),
+              std::vector<Value>{Value::SetOf({999})});
+    engine_.reset();
+  }
 }
 
 }  // namespace

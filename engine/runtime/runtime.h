@@ -132,6 +132,9 @@ struct AppendItem {
   std::shared_ptr<ClientBatch> batch;  // client records
   size_t batch_index = 0;
   std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
+  // Records appended by a topology step: their meta.outbox row, deleted in the transaction
+  // that appends them (outbox.h).
+  std::string outbox_key;
 };
 
 // Records waiting for one depot partition's owner thread, in arrival order. A drain task,

@@ -64,7 +64,7 @@ constexpr int kBankAccounts = kBankThreads * kAccountsPerBankThread;
 constexpr int64_t kBankDeposit = 100;               // per account and deposit phase
 constexpr int64_t kImpossible = 1'000'000'000'000;  // more than all money ever deposited
 constexpr auto kCatchUpTimeout = std::chrono::seconds(60);
-const std::vector<std::string> kModules = {"wordcount", "social", "bank", "profiles"};
+const std::vector<std::string> kModules = {"wordcount", "social", "bank", "profiles", "orders"};
 
 int Rounds() {
   const char* env = std::getenv("STRATA_CRASH_ROUNDS");
@@ -95,6 +95,7 @@ class RoundLog {
              const std::vector<proto::AppendResult>& results) {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < results.size(); ++i) {
+      if (results[i].offset < 0) continue;  // ack none: nothing known to check
       if (results[i].failure.has_value()) {
         errors_.push_back(Cat(module, " ", depot, " record ", records[i].ToString(), ": ",
                               proto::ErrorCodeName(results[i].failure->code), " ",
@@ -144,11 +145,13 @@ struct ClientContext {
   int round = 0;
   std::mt19937_64 rng;
 
-  // Appends with a processed ack and logs the acks. False ends the thread: the server is
-  // gone (expected once killed) or answered with an error (always a failure).
-  bool Append(const std::string& module, const std::string& depot, std::vector<Value> records) {
+  // Appends (with a processed ack unless told otherwise) and logs the acks. False ends the
+  // thread: the server is gone (expected once killed) or answered with an error (always a
+  // failure).
+  bool Append(const std::string& module, const std::string& depot, std::vector<Value> records,
+              proto::AckLevel level = proto::AckLevel::kProcessed) {
     std::vector<Value> copy = records;
-    auto results = wire.Append(module, depot, std::move(copy));
+    auto results = wire.Append(module, depot, std::move(copy), level);
     if (!results.ok()) {
       bool expected = killed->load() && results.status().code() == StatusCode::kIOError;
       if (!expected) log->Error(module + " " + depot + ": " + results.status().ToString());
@@ -248,6 +251,34 @@ void ProfilesLoop(ClientContext& c) {
   }
 }
 
+// Order ids are unique per round and thread; one record in six is a client retry of an
+// earlier order (a duplicate the module must not ship twice). Every other batch is large
+// and sent with ack `none`, so the server holds a backlog and the kill finds many orders
+// between their step's commit and their shipment's append.
+void OrdersLoop(ClientContext& c) {
+  int64_t n = 0;
+  std::vector<Value> placed;
+  for (int batch = 0;; ++batch) {
+    const bool large = batch % 2 == 1;
+    std::vector<Value> orders;
+    for (int i = 0; i < (large ? 200 : 4); ++i) {
+      if (!placed.empty() && c.rng() % 6 == 0) {
+        orders.push_back(placed[c.rng() % placed.size()]);
+        continue;
+      }
+      Value o = Value::MapOf({{"order_id", Cat("o", c.round, "-", n++)},
+                              {"customer", Cat("c", c.rng() % 30)},
+                              {"amount", static_cast<int64_t>(1 + c.rng() % 100)}});
+      placed.push_back(o);
+      orders.push_back(std::move(o));
+    }
+    if (!c.Append("orders", "*orders", std::move(orders),
+                  large ? proto::AckLevel::kNone : proto::AckLevel::kProcessed)) {
+      return;
+    }
+  }
+}
+
 // ---- The checks ------------------------------------------------------------------------
 
 class CrashTest : public ::testing::Test {
@@ -313,6 +344,7 @@ class CrashTest : public ::testing::Test {
     add(SocialLoop);
     for (int t = 0; t < kBankThreads; ++t) add([t](ClientContext& c) { BankLoop(c, t); });
     add(ProfilesLoop);
+    add(OrdersLoop);
 
     // The kill comes at a random moment once every module is under way (so that each
     // round acknowledges some of each, however slow the machine).
@@ -484,6 +516,10 @@ class CrashTest : public ::testing::Test {
     EX_ASSERT_OK(recompute("social", {"*follows", "*posts"}));
     compare("social", {"$$followers", "$$posts"});
     EX_ASSERT_OK(recompute("wordcount", {"*sentences"}));
+    // *shipments is derived: the recomputation regenerates it from *orders.
+    EX_ASSERT_OK(recompute("orders", {"*orders"}));
+    compare("orders", {});
+    ASSERT_NO_FATAL_FAILURE(CheckOneShipmentPerOrder(round, depots[{"orders", "*shipments"}]));
 
     EX_ASSIGN_OR_FAIL(ModuleInfo bank, fresh->Describe("bank"));
     for (const PStateInfo& p : bank.pstates) {
@@ -519,6 +555,33 @@ class CrashTest : public ::testing::Test {
     std::cout << "[ check " << round << "  ] " << acks_.size() << " acks in " << depot_records
               << " depot records; " << deposited << " deposited; wordcount replays recounted "
               << recounted << " occurrences; " << SecondsSince(start) << " s" << std::endl;
+  }
+
+  // A step's depot append commits with its PState writes: every placed order (a key of
+  // $$orders) has exactly one record in *shipments, none of them lost to a kill.
+  void CheckOneShipmentPerOrder(int round, const std::vector<std::vector<DepotEntry>>& shipments) {
+    std::map<Value, int> shipped;
+    for (const auto& partition : shipments) {
+      for (const DepotEntry& r : partition) ++shipped[Field(r.record, "order_id")];
+    }
+    PStateInfo info;
+    info.name = "$$orders";
+    EX_ASSIGN_OR_FAIL(PStateDump dump, DumpOverWire("orders", info));
+    size_t placed = 0;
+    for (const std::vector<Value>& partition : dump) {
+      for (const Value& root : partition) {
+        if (!root.is_map()) continue;
+        for (const auto& [id, order] : root.as_map()) {
+          ++placed;
+          auto it = shipped.find(id);
+          EXPECT_TRUE(it != shipped.end() && it->second == 1)
+              << "round " << round << ": order " << id.ToString() << " is placed but has "
+              << (it == shipped.end() ? 0 : it->second) << " shipment records";
+        }
+      }
+    }
+    EXPECT_EQ(placed, shipped.size()) << "round " << round << ": shipments without a placed order";
+    std::cout << "[ orders " << round << " ] " << placed << " placed orders, each shipped once" << std::endl;
   }
 
   uint64_t seed_ = 0;

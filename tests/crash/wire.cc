@@ -41,8 +41,9 @@ Status Wire::Open(uint16_t port) {
 
 Result<std::vector<proto::AppendResult>> Wire::Append(const std::string& module,
                                                       const std::string& depot,
-                                                      std::vector<Value> records) {
-  return Unwrap(client_->AppendBatch(module, depot, std::move(records), proto::AckLevel::kProcessed));
+                                                      std::vector<Value> records,
+                                                      proto::AckLevel level) {
+  return Unwrap(client_->AppendBatch(module, depot, std::move(records), level));
 }
 
 Result<proto::ModuleInfo> Wire::Deploy(const std::string& path, int partitions) {

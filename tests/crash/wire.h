@@ -33,10 +33,10 @@ class Wire {
   // reconnect, then fails with kIOError (a killed server stays dead until the next round).
   Status Open(uint16_t port);
 
-  // Appends with a processed ack; per-record failures are in the results.
-  Result<std::vector<protocol::AppendResult>> Append(const std::string& module,
-                                                     const std::string& depot,
-                                                     std::vector<Value> records);
+  // Appends with the given ack level; per-record failures are in the results.
+  Result<std::vector<protocol::AppendResult>> Append(
+      const std::string& module, const std::string& depot, std::vector<Value> records,
+      protocol::AckLevel level = protocol::AckLevel::kProcessed);
   Result<protocol::ModuleInfo> Deploy(const std::string& path, int partitions);
   Result<std::vector<protocol::ModuleInfo>> Modules();
   Result<std::vector<Value>> Select(const std::string& module, const std::string& pstate,

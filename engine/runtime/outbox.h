@@ -1,0 +1,55 @@
+// The outbox of topology appends (docs/runtime.md, "Topology appends"). A record a step
+// appends with TopologyContext::Append is first written as a row of `meta.outbox` in the
+// step's own transaction, so it commits — and after a crash survives — exactly when the
+// step's PState writes do. The owner thread of the target depot partition later appends
+// it and deletes the row in the depot append's transaction. Engine::Open re-posts every
+// row left by a crash between the two commits, so a committed step's append is never lost
+// and never made twice.
+//
+// Threading: thread-safe; each call uses the caller's Session (and its transaction).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "storage/storage.h"
+#include "strata/status.h"
+
+namespace strata::runtime {
+
+class Outbox {
+ public:
+  // One row: a record waiting for depot `depot` (its name, with '*') of `module`.
+  struct Entry {
+    std::string key;  // the row's key, for Remove
+    std::string module;
+    std::string depot;
+    int partition = -1;
+    std::string record;  // the encoded record (FlexBuffers)
+  };
+
+  // Opens (creating) the table and finds the next free sequence number.
+  static Result<std::unique_ptr<Outbox>> Open(Storage& storage, Session& session);
+
+  // Writes a row in `session`'s open transaction and returns its key.
+  Result<std::string> Put(Session& session, std::string_view module, std::string_view depot,
+                          int partition, std::string_view record);
+  // Deletes the row `key` in `session`'s open transaction.
+  Status Remove(Session& session, std::string_view key);
+  // Every row, in key order (per module, in the order they were put).
+  Status ForEach(Session& session, const std::function<Status(Entry)>& fn);
+
+  TableId table() const { return table_; }
+
+ private:
+  Outbox(TableId table, int64_t next) : table_(table), next_(next) {}
+
+  const TableId table_;
+  std::atomic<int64_t> next_;  // the sequence number of the next row
+};
+
+}  // namespace strata::runtime

@@ -45,7 +45,7 @@ compare: build
 	bench/compare.sh all --duration $(COMPARE_SECONDS)
 
 # The crash harness (tests/crash): ROUNDS kill -9 of stratad during a mixed workload, each
-# followed by a restart and the oracle checks. `make test` runs 3 rounds; SEED changes the
+# followed by a restart and the oracle checks. `make test` runs 4 rounds; SEED changes the
 # random kill moments and workload.
 ROUNDS ?= 20
 SEED   ?=

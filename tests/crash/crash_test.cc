@@ -1,4 +1,4 @@
-// The crash harness: kill -9 of a real stratad during a mixed workload of all four example
+// The crash harness: kill -9 of a real stratad during a mixed workload of all five example
 // modules, restart on the same data directory, and the checks of DESIGN.md promises 2, 4
 // and 6 after every restart (issue 7).
 //
@@ -15,10 +15,12 @@
 //     depot record re-appended, partition by partition in offset order, into the
 //     embedded Engine on a fresh data directory (examples_test::RecomputeFrom);
 //   - no word count is below its recomputation (counting is not idempotent);
+//   - orders: $$orders and $$shipped equal their recomputation from *orders, and every
+//     placed order has exactly one *shipments record (a step's ctx.Append commits with it);
 //   - the bank balances add up to the deposits (every deposit is valid; transfers only
 //     move money), and none is negative.
 //
-// Rounds: STRATA_CRASH_ROUNDS (default 3; `make crash-test ROUNDS=N`). Seed:
+// Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`). Seed:
 // STRATA_TEST_SEED (default fixed, printed). The server's log goes to a file beside the
 // temporary data directory and is printed on failure.
 #include <signal.h>
@@ -57,7 +59,7 @@ using examples_test::TempDir;
 using server_test::StratadProcess;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kDefaultRounds = 3;
+constexpr int kDefaultRounds = 4;
 constexpr int kBankThreads = 2;
 constexpr int kAccountsPerBankThread = 6;
 constexpr int kBankAccounts = kBankThreads * kAccountsPerBankThread;

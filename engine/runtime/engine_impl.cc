@@ -328,6 +328,9 @@ class EngineImpl final : public Engine {
                      int attempts, Status error);
   void SettleGroup(TaskThread& thread);
   void RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members);
+  // The error of a step that started at `started` and ran longer than step_timeout_ms; such
+  // a step is rolled back and recorded as failed without a retry.
+  Status StepOverTime(std::chrono::steady_clock::time_point started) const;
   Status RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology, int first_op,
                 const Value& input);
   void Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
@@ -882,7 +885,7 @@ void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, 
   const bool was_empty = queue.items.empty();
   std::move(items.begin(), items.end(), std::back_inserter(queue.items));
   if (!was_empty) return;
-  m->parts[partition].owner->Post([this, m, depot, partition](TaskThread& thread) {
+  m->parts[partition].Post([this, m, depot, partition](TaskThread& thread) {
     auto drained = std::make_shared<std::deque<AppendItem>>();
     {
       AppendQueue& queue = *m->append_queues[depot][partition];
@@ -1019,6 +1022,7 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
                                            /*grouped=*/true);
   const auto started = std::chrono::steady_clock::now();
   Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
+  const bool overtime = error.ok() && !(error = StepOverTime(started)).ok();
   if (!error.ok()) {
     std::vector<EventGroup::Member> members = std::move(group.members);
     group.members.clear();
@@ -1026,7 +1030,8 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
     if (session.in_transaction()) session.Rollback();
     thread.SettleGroup();  // closes the (now empty) group
     RerunAlone(thread, members);
-    RunEventAlone(thread, m, partition, std::move(event), options_.max_step_attempts - 1, error);
+    RunEventAlone(thread, m, partition, std::move(event),
+                  overtime ? 0 : options_.max_step_attempts - 1, error);
     return;
   }
   if (group.members.empty()) {
@@ -1044,6 +1049,17 @@ void EngineImpl::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, E
       std::chrono::steady_clock::now() - group.opened >= kMaxGroupAge) {
     thread.SettleGroup();
   }
+}
+
+Status EngineImpl::StepOverTime(std::chrono::steady_clock::time_point started) const {
+  if (options_.step_timeout_ms <= 0) return Status::Ok();
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  if (elapsed.count() <= options_.step_timeout_ms) return Status::Ok();
+  return Status::UserError("the step ran for " + std::to_string(elapsed.count()) +
+                           " ms, longer than the step timeout of " +
+                           std::to_string(options_.step_timeout_ms) +
+                           " ms (EngineOptions::step_timeout_ms); its effects were rolled back");
 }
 
 // Commits the thread's event group and releases its members' effects in event order, so
@@ -1081,12 +1097,15 @@ void EngineImpl::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partiti
   Session& session = thread.session();
   for (int attempt = 0; attempt < attempts; ++attempt) {
     StepContext ctx(m, *outbox_, session, partition, run->record->id, /*grouped=*/false);
+    const auto started = std::chrono::steady_clock::now();
     error = RunOps(ctx, m, topology, event.op, event.input);
+    const bool overtime = error.ok() && !(error = StepOverTime(started)).ok();
     if (error.ok()) {
       if (ctx.began()) error = session.Commit();
     } else if (session.in_transaction()) {
       session.Rollback();
     }
+    if (overtime) break;  // not retried: it would hold the thread as long again
     if (error.ok()) {
       Dispatch(ctx, run->record->module, run);
       CompleteEvent(run);
@@ -1183,7 +1202,7 @@ void EngineImpl::Dispatch(StepContext& ctx, const std::shared_ptr<ModuleRuntime>
   run->pending.fetch_add(children, std::memory_order_relaxed);
   for (StepContext::Hop& hop : ctx.hops()) {
     const int target = hop.partition;
-    m->parts[target].owner->PostEvent(
+    m->parts[target].PostEvent(
         [this, m, target, event = Event{run, hop.op, std::move(hop.value)}](TaskThread& t) mutable {
           RunEvent(t, *m, target, std::move(event));
         });
@@ -1324,7 +1343,7 @@ void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
     for (int p = 0; p < m->partitions; ++p) {
       int64_t from = INT64_MAX;
       for (int t : m->consumers[d]) from = std::min(from, m->trackers[t][d][p]->processed());
-      m->parts[p].owner->Post([this, m, d, p, from](TaskThread& thread) {
+      m->parts[p].Post([this, m, d, p, from](TaskThread& thread) {
         ReplayChunk(thread, m, d, p, from);
       });
     }
@@ -1339,7 +1358,7 @@ void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
 void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                              int partition, int64_t next) {
   auto repost = [&](int64_t from) {
-    thread.Post([this, m, depot, partition, from](TaskThread& t) {
+    m->parts[partition].Post([this, m, depot, partition, from](TaskThread& t) {
       ReplayChunk(t, m, depot, partition, from);
     });
   };
@@ -1485,7 +1504,7 @@ Result<std::vector<DepotEntry>> EngineImpl::ReadDepot(const std::string& module,
 
 void EngineImpl::Barrier() {
   std::latch latch(static_cast<std::ptrdiff_t>(threads_.size()));
-  for (auto& thread : threads_) thread->Post([&latch](TaskThread&) { latch.count_down(); });
+  for (auto& thread : threads_) thread->PostBarrier([&latch](TaskThread&) { latch.count_down(); });
   latch.wait();
 }
 

@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/testing/engine_fixture.h"
+#include "strata/key_codec.h"
 
 namespace strata {
 namespace {
@@ -448,6 +449,62 @@ TEST_F(EngineTest, TopologyAppendsAreProcessedBeforeTheSourceIsProcessed) {
   ASSERT_TRUE(engine_->Append("rt_test", "*crash", Value::MapOf({{"k", "a"}, {"n", 1}})).ok());
   // The derived record's topology ran before the source record's processed ack.
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$derived_sets", Path().Key("a"))), Value::SetOf({1}));
+}
+
+// Fairness: a record whose fan-out queues a long backlog on one partition of a task thread
+// does not hold back another partition's work until the backlog is through. The check is
+// a work count: when the other append is processed, the big record is still unfinished
+// (with one FIFO queue per thread the append waited for the whole backlog: lag 0).
+TEST_F(EngineTest, AHugeFanOutOnOnePartitionDoesNotHoldBackAnotherPartition) {
+  EngineOptions options = testing::SmallEngineOptions(data_dir());
+  options.task_threads = 1;  // every partition on one thread
+  ASSERT_NO_FATAL_FAILURE(OpenWith(options));
+  // 60,000 distinct words that all hash to partition 0.
+  std::string sentence;
+  std::string first_word;
+  for (int i = 0, n = 0; n < 60'000; ++i) {
+    std::string word = "w" + std::to_string(i);
+    if (HashKey(Value(word)) % kPartitions != 0) continue;
+    if (first_word.empty()) first_word = word;
+    sentence += word + " ";
+    ++n;
+  }
+  Must(engine_->Append("rt_test", "*sentences", Value(sentence), AckLevel::kAppended));
+  // The split has run and its hops are queued once the first word is counted.
+  while (!Must(engine_->Select("rt_test", "$$word_counts", Path().Key(first_word))).size() ||
+         Must(engine_->Select("rt_test", "$$word_counts", Path().Key(first_word)))[0].is_nil()) {
+    std::this_thread::yield();
+  }
+  std::string other_key = "p";  // a producer of the `order` topology on another partition
+  while (HashKey(Value(other_key)) % kPartitions == 0) other_key += "p";
+  Must(engine_->Append("rt_test", "*seq", Value::MapOf({{"producer", other_key}, {"seq", 1}})));
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  int64_t lag = 0;
+  for (const TopologyPartitionStats& t : stats.topologies) {
+    if (t.topology == "wordcount") lag += t.lag;
+  }
+  EXPECT_EQ(lag, 1) << "the big sentence was fully processed before the other partition's append";
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$word_counts", Path().Key(first_word))),
+            std::vector<Value>{Value(1)});
+}
+
+// A step that runs longer than step_timeout_ms is rolled back and recorded as a failure at
+// once (no retry); a quick one of the same topology succeeds.
+TEST_F(EngineTest, AStepOverTheTimeoutIsARecordedFailureWithoutRetry) {
+  EngineOptions options = testing::SmallEngineOptions(data_dir());
+  options.step_timeout_ms = 100;
+  ASSERT_NO_FATAL_FAILURE(OpenWith(options));
+  Result<AppendResult> slow = engine_->Append("rt_test", "*slow", Value(300));
+  ASSERT_FALSE(slow.ok());
+  EXPECT_EQ(slow.status().code(), StatusCode::kUserError);
+  EXPECT_THAT(slow.status().message(), HasSubstr("longer than the step timeout of 100 ms"));
+  EXPECT_THAT(slow.status().message(), HasSubstr("after 3 attempts"));  // the record's failure text
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  EXPECT_EQ(stats.failures, 1);
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$slow_done", Path().Key(300))), std::vector<Value>{Value()});
+  Must(engine_->Append("rt_test", "*slow", Value(1)));
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$slow_done", Path().Key(1))), std::vector<Value>{Value(true)});
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include <algorithm>
+#include <iterator>
 #include <cstdio>
 
 #include "strata/value_codec.h"
@@ -75,14 +76,30 @@ TaskThread::~TaskThread() {
 
 void TaskThread::Start() { thread_ = std::thread([this] { Loop(); }); }
 
-void TaskThread::Post(Task task) { Enqueue(std::move(task), false); }
+void TaskThread::Post(const std::shared_ptr<TaskLane>& lane, Task task) {
+  Enqueue(lane, std::move(task), false);
+}
 
-void TaskThread::PostEvent(Task task) { Enqueue(std::move(task), true); }
+void TaskThread::PostEvent(const std::shared_ptr<TaskLane>& lane, Task task) {
+  Enqueue(lane, std::move(task), true);
+}
 
-void TaskThread::Enqueue(Task task, bool event) {
+void TaskThread::Enqueue(const std::shared_ptr<TaskLane>& lane, Task task, bool event) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({std::move(task), event});
+    lane->entries.push_back({std::move(task), event, next_seq_++});
+    if (!lane->scheduled) {
+      lane->scheduled = true;
+      ring_.push_back(lane);
+    }
+  }
+  cv_.notify_one();
+}
+
+void TaskThread::PostBarrier(Task task) {
+  {
+    std::lock_guard lock(mu_);
+    barriers_.push_back({std::move(task), next_seq_++});
   }
   cv_.notify_one();
 }
@@ -110,27 +127,74 @@ void TaskThread::Stop() {
 }
 
 void TaskThread::Loop() {
-  std::deque<Entry> batch;
+  std::vector<TaskLane::Entry> slice;
   std::vector<std::shared_ptr<ProgressTracker>> dirty;
   for (;;) {
+    size_t round = 0;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !dirty_.empty(); });
-      if (stopping_ && queue_.empty() && dirty_.empty()) return;
-      batch.swap(queue_);
+      cv_.wait(lock, [&] { return stopping_ || !ring_.empty() || !barriers_.empty() || !dirty_.empty(); });
+      if (stopping_ && ring_.empty() && barriers_.empty() && dirty_.empty()) return;
+      round = ring_.size();  // the lanes with tasks now; lanes that get tasks meanwhile wait
     }
-    for (Entry& entry : batch) {
-      if (!entry.event) SettleGroup();
-      entry.task(*this);
-    }
-    batch.clear();
-    SettleGroup();  // completions (and so progress markers) of the batch's events
+    RunDueBarriers();
+    for (size_t i = 0; i < round && RunSlice(slice); ++i) RunDueBarriers();
+    SettleGroup();  // completions (and so progress markers) of the round's events
     {
       std::lock_guard lock(mu_);
       dirty.swap(dirty_);
     }
     if (!dirty.empty()) WriteProgress(dirty);
     dirty.clear();
+  }
+}
+
+bool TaskThread::RunSlice(std::vector<TaskLane::Entry>& slice) {
+  std::shared_ptr<TaskLane> lane;
+  {
+    std::lock_guard lock(mu_);
+    if (ring_.empty()) return false;
+    lane = std::move(ring_.front());
+    ring_.pop_front();
+    const size_t n = std::min(lane->entries.size(), kSliceTasks);
+    std::move(lane->entries.begin(), lane->entries.begin() + n, std::back_inserter(slice));
+    lane->entries.erase(lane->entries.begin(), lane->entries.begin() + n);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  size_t ran = 0;
+  while (ran < slice.size()) {
+    TaskLane::Entry& entry = slice[ran++];
+    if (!entry.event) SettleGroup();
+    entry.task(*this);
+    entry.task = nullptr;  // releases what the task held now, not with the next slice
+    if (std::chrono::steady_clock::now() - start >= kSliceTime) break;
+  }
+  std::lock_guard lock(mu_);
+  // What the slice did not run goes back to the front of the lane, in order.
+  lane->entries.insert(lane->entries.begin(), std::make_move_iterator(slice.begin() + ran),
+                       std::make_move_iterator(slice.end()));
+  slice.clear();
+  if (lane->entries.empty()) {
+    lane->scheduled = false;
+  } else {
+    ring_.push_back(std::move(lane));
+  }
+  return true;
+}
+
+void TaskThread::RunDueBarriers() {
+  std::unique_lock lock(mu_);
+  while (!barriers_.empty()) {
+    // Every lane with tasks is in the ring here, and a lane's tasks are in posting order.
+    uint64_t oldest = UINT64_MAX;
+    for (const std::shared_ptr<TaskLane>& lane : ring_) oldest = std::min(oldest, lane->entries.front().seq);
+    if (oldest < barriers_.front().seq) return;
+    Task task = std::move(barriers_.front().task);
+    barriers_.pop_front();
+    lock.unlock();
+    SettleGroup();
+    task(*this);
+    lock.lock();
   }
 }
 

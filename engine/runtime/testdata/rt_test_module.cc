@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "strata/module.h"
 
@@ -106,6 +107,14 @@ void Define(strata::ModuleBuilder& m) {
         throw std::runtime_error("branch on partition " + std::to_string(ctx.partition()) +
                                  " refuses " + v.ToString());
       });
+
+  // slow: n -> sleeps n ms, then marks n done (the step timeout).
+  auto slow_depot = m.Depot("*slow", DepotPartitioning::Hash());
+  auto slow_done = m.PState("$$slow_done", Schema::Map(Schema::Int64(), Schema::Bool()));
+  m.Stream("slow").Source(slow_depot).Each([slow_done](TopologyContext& ctx, const Value& n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(n.as_int()));
+    return ctx.Transform(slow_done, Path().Key(n).Set(true)).status();
+  });
 
   // gate: waits while the gate is closed, then stores the record.
   auto gate_depot = m.Depot("*gate", DepotPartitioning::Hash());

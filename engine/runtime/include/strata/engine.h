@@ -34,6 +34,10 @@ struct EngineOptions {
   // Appended client records not yet fully processed, over all modules. A batch that does
   // not fit waits (in call order) until records complete; AppendAsync itself never blocks.
   int max_in_flight_records = 1 << 16;
+  // A topology step (the ops of one event up to the next partitioner) that runs longer is
+  // rolled back and recorded as a failure, without a retry (0: no limit). The step is not
+  // interrupted: this bounds how often a slow step holds its task thread, not how long.
+  int64_t step_timeout_ms = 10'000;
 };
 
 // How far an append has gone before it is acknowledged (DESIGN.md §2, promise 1).

@@ -90,6 +90,7 @@ Status Server::OpenEngine() {
   engine_options.checkpoint_interval_s = options_.checkpoint_interval_s;
   engine_options.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   engine_options.task_threads = options_.task_threads;
+  engine_options.step_timeout_ms = options_.step_timeout_ms;
   Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().code() == StatusCode::kBusy) {

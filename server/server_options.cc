@@ -104,6 +104,11 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "Engine task threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_option("--step-timeout-ms", options.step_timeout_ms,
+                 "A topology step running longer is rolled back and recorded as a failure, "
+                 "without a retry (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");

@@ -35,6 +35,7 @@ struct ServerOptions {
   int write_timeout_s = 30;  // a response write that makes no progress this long closes
   int io_threads = 0;        // one io_context each; 0: one per core
   int task_threads = 0;      // engine task threads; 0: one per core
+  int64_t step_timeout_ms = 10'000;  // EngineOptions::step_timeout_ms (0: no limit)
   std::vector<std::string> deploy;  // module files deployed at start unless already deployed
 };
 

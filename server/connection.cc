@@ -264,9 +264,10 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
     return;
   }
   ++in_flight_;
-  dispatcher_.Dispatch(std::move(request), peer_, [self = shared_from_this()](proto::Response response) {
-    self->PostReply(std::move(response));
-  });
+  dispatcher_.Dispatch(std::move(request), peer_,
+                       [self = shared_from_this()](proto::Response response) {
+                         self->PostReply(std::move(response));
+                       });
 }
 
 void Connection::PostReply(proto::Response response) {
@@ -458,7 +459,8 @@ void Connection::OnFrameTimer(const std::error_code& ec) {
   const size_t buffered = BufferedBytes();
   std::string size = "an unknown number of";
   if (buffered >= proto::kLengthPrefixSize) {
-    size = std::to_string(proto::kLengthPrefixSize + LengthPrefix(read_buffer_.data() + read_begin_));
+    size =
+        std::to_string(proto::kLengthPrefixSize + LengthPrefix(read_buffer_.data() + read_begin_));
   }
   Close(LogLevel::kWarning, "a request frame was not complete " +
                                 std::to_string(limits_.frame_timeout.count()) +

@@ -191,14 +191,16 @@ Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partition
 // outcome, so that an operator can tell who deployed or destroyed what, and when.
 proto::Response Dispatcher::LoggedDeploy(uint64_t id, const proto::DeployRequest& request,
                                          const std::string& peer) {
-  const std::string source = request.so_bytes.empty()
-                                 ? "path " + request.path
-                                 : "an upload of " + std::to_string(request.so_bytes.size()) + " bytes";
+  const std::string source =
+      request.so_bytes.empty()
+          ? "path " + request.path
+          : "an upload of " + std::to_string(request.so_bytes.size()) + " bytes";
   proto::Response response = Deploy(id, request);
   if (response.error) {
     LogWarning("deploy from " + source + " (" + std::to_string(request.partitions) +
-               " partitions) by " + peer + " failed: " +
-               std::string(proto::ErrorCodeName(response.error->code)) + ": " + response.error->message);
+               " partitions) by " + peer +
+               " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+               response.error->message);
   } else if (const auto* info = std::get_if<proto::ModuleInfo>(&response.body)) {
     LogInfo("deployed module " + info->name + " (" + std::to_string(info->partitions) +
             " partitions) from " + source + " for " + peer);
@@ -210,8 +212,9 @@ proto::Response Dispatcher::LoggedDestroy(uint64_t id, const proto::DestroyReque
                                           const std::string& peer) {
   proto::Response response = Destroy(id, request);
   if (response.error) {
-    LogWarning("destroy of module " + request.module + " by " + peer + " failed: " +
-               std::string(proto::ErrorCodeName(response.error->code)) + ": " + response.error->message);
+    LogWarning("destroy of module " + request.module + " by " + peer +
+               " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+               response.error->message);
   } else {
     LogInfo("destroyed module " + request.module + " and its data for " + peer);
   }

@@ -181,8 +181,8 @@ void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket)
     std::lock_guard lock(mu_);
     if (stop_signal_.has_value()) return;  // the socket closes as it goes out of scope
     auto connection =
-        std::make_shared<Connection>(std::move(socket), *dispatcher_, counters_, limits_, frame_budget_,
-                                     [this](Connection* c) { Unregister(c); });
+        std::make_shared<Connection>(std::move(socket), *dispatcher_, counters_, limits_,
+                                     frame_budget_, [this](Connection* c) { Unregister(c); });
     connections_.emplace(connection.get(), connection);
     asio::post(connection->executor(), [connection] { connection->Start(); });
   } catch (const std::exception& e) {

@@ -855,7 +855,8 @@ TEST_F(ServerTest, LengthPrefixesAloneCannotGrowServerMemory) {
     EXPECT_TRUE(liar.WaitForClose());
   }
   EXPECT_LT(rss_max, bound_kib) << "RSS peaked at " << rss_max << " KiB";
-  EXPECT_NE(ReadFile(log_).find("was not complete 5s after its first byte arrived (8 of its 16000004 bytes"),
+  EXPECT_NE(ReadFile(log_).find(
+                "was not complete 5s after its first byte arrived (8 of its 16000004 bytes"),
             std::string::npos)
       << ReadFile(log_);
   EXPECT_EQ(Count(client, "meanwhile"), Value(1));
@@ -904,7 +905,8 @@ TEST_F(ServerTest, PartialFramesAboveTheServerWideCapAreOverloaded) {
     append.records.push_back(Value(std::string(3 << 20, static_cast<char>('a' + i))));
     ids[i] = clients[i].NextId();
     const std::string payload = proto::EncodeRequest(proto::Request{ids[i], append});
-    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frames[i]);
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                       &frames[i]);
   }
   const size_t half = frames[0].size() / 2;
   for (int i = 0; i < kClients; ++i) (void)clients[i].SendRaw(frames[i].substr(0, half));
@@ -956,7 +958,8 @@ TEST_F(ServerTest, TakenListenPortFailsBeforeDeployCommitsAnything) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_NE(WEXITSTATUS(status), 0);
   const std::string log = ReadFile(log_);
-  EXPECT_NE(log.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos) << log;
+  EXPECT_NE(log.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << log;
   EXPECT_EQ(log.find("deployed module"), std::string::npos) << log;
 
   StartServer();
@@ -979,7 +982,8 @@ TEST_F(ServerTest, UnusableDataDirectoryIsReportedWithItsCause) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_NE(WEXITSTATUS(status), 0);
   std::string log = ReadFile(log_);
-  EXPECT_NE(log.find("data directory " + data_dir_ + " is not a directory"), std::string::npos) << log;
+  EXPECT_NE(log.find("data directory " + data_dir_ + " is not a directory"), std::string::npos)
+      << log;
   EXPECT_EQ(log.find("cannot create"), std::string::npos) << log;
 
   // A directory without permissions: root ignores them, so a test running as root starts
@@ -1000,7 +1004,8 @@ TEST_F(ServerTest, UnusableDataDirectoryIsReportedWithItsCause) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_NE(WEXITSTATUS(status), 0);
   log = ReadFile(denied_log);
-  EXPECT_NE(log.find("cannot use data directory " + locked + ": Permission denied"), std::string::npos)
+  EXPECT_NE(log.find("cannot use data directory " + locked + ": Permission denied"),
+            std::string::npos)
       << log;
   EXPECT_EQ(log.find("cannot create"), std::string::npos) << log;
 }
@@ -1013,13 +1018,15 @@ TEST_F(ServerTest, DeployAndDestroyAreLoggedWithClientAndOutcome) {
   const std::string peer = LocalAddress(client);
   DeployWordcount(client);
   ExpectError(client.Call(DeployPath(WORDCOUNT_MODULE)), ErrorCode::kAlreadyExists);
-  ExpectError(client.Call(proto::DestroyRequest{"wordcount", "nope"}), ErrorCode::kConfirmationRequired);
+  ExpectError(client.Call(proto::DestroyRequest{"wordcount", "nope"}),
+              ErrorCode::kConfirmationRequired);
   ASSERT_CALL_OK(destroyed, client, (proto::DestroyRequest{"wordcount", "wordcount"}));
   const std::string log = ReadFile(log_);
   const std::string path = WORDCOUNT_MODULE;
   for (const std::string& line :
        {"INFO deployed module wordcount (8 partitions) from path " + path + " for " + peer,
-        "WARN deploy from path " + path + " (8 partitions) by " + peer + " failed: ALREADY_EXISTS: ",
+        "WARN deploy from path " + path + " (8 partitions) by " + peer +
+            " failed: ALREADY_EXISTS: ",
         "WARN destroy of module wordcount by " + peer + " failed: CONFIRMATION_REQUIRED: ",
         "INFO destroyed module wordcount and its data for " + peer}) {
     EXPECT_NE(log.find(line), std::string::npos) << "no line \"" << line << "\" in\n" << log;

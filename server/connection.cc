@@ -14,7 +14,7 @@ namespace proto = protocol;
 
 namespace {
 
-constexpr size_t kInitialReadBuffer = 64 << 10;
+constexpr size_t kInitialReadBuffer = Connection::kInitialReadBuffer;
 constexpr size_t kMinReadSpace = 16 << 10;
 
 uint32_t LengthPrefix(const uint8_t* p) {
@@ -24,16 +24,26 @@ uint32_t LengthPrefix(const uint8_t* p) {
 
 }  // namespace
 
+bool FrameBudget::TryTake(uint64_t bytes) {
+  uint64_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > cap_ || used > cap_ - bytes) return false;
+  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return true;
+}
+
 Connection::Connection(asio::ip::tcp::socket socket, Dispatcher& dispatcher,
                        ServerCounters& counters, const ConnectionLimits& limits,
-                       std::function<void(Connection*)> on_closed)
+                       FrameBudget& frame_budget, std::function<void(Connection*)> on_closed)
     : socket_(std::move(socket)),
       dispatcher_(dispatcher),
       counters_(counters),
       limits_(limits),
+      frame_budget_(frame_budget),
       on_closed_(std::move(on_closed)),
       idle_timer_(socket_.get_executor()),
-      write_timer_(socket_.get_executor()) {
+      write_timer_(socket_.get_executor()),
+      frame_timer_(socket_.get_executor()) {
   counters_.open_connections.fetch_add(1);
   counters_.total_connections.fetch_add(1);
 }
@@ -42,6 +52,7 @@ Connection::~Connection() {
   // Closed connections were uncounted by Close; one that never started (its setup failed)
   // or was never closed (the server stopped) is uncounted here.
   if (!closed_) counters_.open_connections.fetch_sub(1);
+  frame_budget_.Give(budget_held_);
 }
 
 template <typename Body>
@@ -103,24 +114,38 @@ void Connection::Resume() {
 }
 
 void Connection::StartRead() {
-  if (reading_ || finishing_ || closed_ || !CanProcess()) return;
+  if (reading_ || finishing_ || closed_) return;
+  if (!CanProcess()) {
+    read_paused_ = true;
+    return;
+  }
+  if (read_paused_) {
+    // The client could not send while the server did not read: its frame's time restarts.
+    read_paused_ = false;
+    frame_started_ = std::chrono::steady_clock::now();
+  }
   const size_t buffered = BufferedBytes();
   if (read_begin_ > 0) {
     std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, buffered);
     read_begin_ = 0;
     read_end_ = buffered;
   }
-  if (buffered == 0 && read_buffer_.size() > 4 * kInitialReadBuffer) {
-    // A large frame is done: give its memory back.
-    read_buffer_.resize(kInitialReadBuffer);
-    read_buffer_.shrink_to_fit();
+  if (read_buffer_.size() > kInitialReadBuffer && buffered + kMinReadSpace <= kInitialReadBuffer) {
+    // A large frame is done: give its memory back to the budget.
+    ResizeReadBuffer(kInitialReadBuffer);
   }
-  // Room for the whole pending frame (its prefix is below the cap, else it was refused).
-  size_t wanted = read_end_ + kMinReadSpace;
-  if (buffered >= proto::kLengthPrefixSize) {
-    wanted = std::max(wanted, proto::kLengthPrefixSize + LengthPrefix(read_buffer_.data()));
+  // The buffer grows with the bytes that arrived (at most doubling), never to a frame's
+  // declared length up front: a length prefix alone costs the server nothing. Past the
+  // pending frame's end it keeps only kMinReadSpace for the frames that follow.
+  const size_t wanted = read_end_ + kMinReadSpace;
+  if (read_buffer_.size() < wanted) {
+    size_t grown = 2 * read_buffer_.size();
+    if (buffered >= proto::kLengthPrefixSize) {
+      const size_t frame_end = proto::kLengthPrefixSize + LengthPrefix(read_buffer_.data());
+      grown = std::min(grown, frame_end + kMinReadSpace);
+    }
+    if (!ResizeReadBuffer(std::max(grown, wanted))) return FailFrameOverBudget();
   }
-  if (read_buffer_.size() < wanted) read_buffer_.resize(std::max(wanted, 2 * read_buffer_.size()));
 
   reading_ = true;
   socket_.async_read_some(
@@ -148,6 +173,40 @@ void Connection::OnRead(const std::error_code& ec, size_t bytes) {
   Resume();
 }
 
+bool Connection::ResizeReadBuffer(size_t size) {
+  const uint64_t held = size > kInitialReadBuffer ? size - kInitialReadBuffer : 0;
+  if (held > budget_held_ && !frame_budget_.TryTake(held - budget_held_)) return false;
+  try {
+    read_buffer_.resize(size);
+    read_buffer_.shrink_to_fit();
+  } catch (...) {
+    if (held > budget_held_) frame_budget_.Give(held - budget_held_);
+    throw;
+  }
+  if (held < budget_held_) frame_budget_.Give(budget_held_ - held);
+  budget_held_ = held;
+  return true;
+}
+
+void Connection::ReleaseReadBuffer() {
+  // No read is pending on a closed socket, so nothing writes into the buffer any more.
+  std::vector<uint8_t>().swap(read_buffer_);
+  read_begin_ = read_end_ = 0;
+  frame_budget_.Give(budget_held_);
+  budget_held_ = 0;
+}
+
+void Connection::FailFrameOverBudget() {
+  const size_t buffered = BufferedBytes();
+  const uint32_t declared = LengthPrefix(read_buffer_.data() + read_begin_);
+  FailAndClose(proto::ErrorCode::kOverloaded,
+               "request frames being received hold " + std::to_string(frame_budget_.used()) +
+                   " bytes of the server's " + std::to_string(frame_budget_.cap()) +
+                   " (--max-partial-frame-bytes), too few for more of this frame of " +
+                   std::to_string(declared) + " bytes (" + std::to_string(buffered) +
+                   " received); retry later");
+}
+
 void Connection::ProcessFrames() {
   processing_ = true;
   coalescing_ = true;  // responses answered here leave in one gathered write
@@ -165,9 +224,16 @@ void Connection::ProcessFrames() {
       break;
     }
     HandleFrame(frame.data, frame.size);
+    if (closed_) break;  // the buffer is released
     read_begin_ += consumed;
+    frame_pending_ = false;
   }
   if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+  if (!closed_ && !finishing_ && !frame_pending_ && BufferedBytes() > 0) {
+    frame_pending_ = true;
+    frame_started_ = std::chrono::steady_clock::now();
+    if (!frame_timer_armed_) ArmFrameTimer(frame_started_ + limits_.frame_timeout);
+  }
   coalescing_ = false;
   processing_ = false;
   StartWrite();
@@ -198,9 +264,10 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
     return;
   }
   ++in_flight_;
-  dispatcher_.Dispatch(std::move(request), [self = shared_from_this()](proto::Response response) {
-    self->PostReply(std::move(response));
-  });
+  dispatcher_.Dispatch(std::move(request), peer_,
+                       [self = shared_from_this()](proto::Response response) {
+                         self->PostReply(std::move(response));
+                       });
 }
 
 void Connection::PostReply(proto::Response response) {
@@ -326,6 +393,8 @@ void Connection::Close(LogLevel level, std::string_view why) {
   socket_.close(ignored);
   idle_timer_.cancel();
   write_timer_.cancel();
+  frame_timer_.cancel();
+  ReleaseReadBuffer();
   queued_.clear();
   writing_.clear();
   counters_.open_connections.fetch_sub(1);
@@ -368,6 +437,35 @@ void Connection::OnWriteTimer(const std::error_code& ec) {
   Close(LogLevel::kWarning, "a response write made no progress for " +
                                 std::to_string(limits_.write_timeout.count()) +
                                 "s (the client does not read)");
+}
+
+void Connection::ArmFrameTimer(std::chrono::steady_clock::time_point at) {
+  frame_timer_armed_ = true;
+  frame_timer_.expires_at(at);
+  frame_timer_.async_wait([self = shared_from_this()](const std::error_code& ec) {
+    self->Guarded([&] { self->OnFrameTimer(ec); });
+  });
+}
+
+void Connection::OnFrameTimer(const std::error_code& ec) {
+  frame_timer_armed_ = false;
+  if (ec || closed_ || finishing_ || !frame_pending_) return;
+  const auto now = std::chrono::steady_clock::now();
+  // Not reading (a cap is reached): the wait is the server's, and the clock restarts when
+  // reading resumes.
+  if (!reading_) return ArmFrameTimer(now + limits_.frame_timeout);
+  const auto deadline = frame_started_ + limits_.frame_timeout;
+  if (now < deadline) return ArmFrameTimer(deadline);
+  const size_t buffered = BufferedBytes();
+  std::string size = "an unknown number of";
+  if (buffered >= proto::kLengthPrefixSize) {
+    size =
+        std::to_string(proto::kLengthPrefixSize + LengthPrefix(read_buffer_.data() + read_begin_));
+  }
+  Close(LogLevel::kWarning, "a request frame was not complete " +
+                                std::to_string(limits_.frame_timeout.count()) +
+                                "s after its first byte arrived (" + std::to_string(buffered) +
+                                " of its " + size + " bytes received; --frame-timeout)");
 }
 
 }  // namespace strata::server

@@ -6,6 +6,7 @@
 // state below needs no lock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -30,14 +31,43 @@ struct ConnectionLimits {
   uint64_t max_queued_bytes = 0;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds write_timeout{30};
+  // A request frame must be complete this long after its first byte arrived (time the
+  // server itself stops reading the connection does not count).
+  std::chrono::seconds frame_timeout{30};
   protocol::Welcome welcome;  // the handshake answer
+};
+
+// The server-wide budget of memory for request frames being received: every connection
+// reads into a buffer of kInitialReadBuffer bytes of its own, and what a buffer grows
+// beyond that (for a frame larger than it, as its bytes arrive) is taken from this budget
+// and given back when the frame is done or the connection closes. Thread-safe.
+class FrameBudget {
+ public:
+  explicit FrameBudget(uint64_t cap) : cap_(cap) {}
+  FrameBudget(const FrameBudget&) = delete;
+  FrameBudget& operator=(const FrameBudget&) = delete;
+
+  // Takes `bytes` unless the budget would then exceed its cap; true when taken.
+  bool TryTake(uint64_t bytes);
+  void Give(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+  uint64_t used() const { return used_.load(std::memory_order_relaxed); }
+  uint64_t cap() const { return cap_; }
+
+ private:
+  const uint64_t cap_;
+  std::atomic<uint64_t> used_{0};
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  // A connection's own read buffer, not taken from the FrameBudget.
+  static constexpr size_t kInitialReadBuffer = 64 << 10;
+
   // `on_closed` runs once, on the connection's thread, when the socket is closed.
+  // `frame_budget` outlives the connection.
   Connection(asio::ip::tcp::socket socket, Dispatcher& dispatcher, ServerCounters& counters,
-             const ConnectionLimits& limits, std::function<void(Connection*)> on_closed);
+             const ConnectionLimits& limits, FrameBudget& frame_budget,
+             std::function<void(Connection*)> on_closed);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -65,6 +95,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void StartRead();
   void OnRead(const std::error_code& ec, size_t bytes);
   void ProcessFrames();
+  // Sets the read buffer's size, taking what it grows beyond kInitialReadBuffer from the
+  // FrameBudget and giving back what a shrink frees; false (nothing changed) when the
+  // budget cannot give the growth.
+  bool ResizeReadBuffer(size_t size);
+  void ReleaseReadBuffer();
+  // The frame at the front of the read buffer is incomplete: closes the connection with
+  // OVERLOADED because the FrameBudget cannot hold its next bytes.
+  void FailFrameOverBudget();
   void HandleFrame(const uint8_t* data, size_t size);
   void HandleHello(uint64_t id, const protocol::Hello& hello);
   // Any thread: queues a response for the connection's thread; one post per batch.
@@ -84,12 +122,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // for the write in progress, or lapses.
   void ArmWriteTimer(std::chrono::steady_clock::time_point at);
   void OnWriteTimer(const std::error_code& ec);
+  // The frame deadline, kept like the write deadline: armed when a frame starts and none
+  // is armed; when it fires it closes a connection whose pending frame started
+  // frame_timeout ago while the server was reading, or re-arms, or lapses.
+  void ArmFrameTimer(std::chrono::steady_clock::time_point at);
+  void OnFrameTimer(const std::error_code& ec);
   size_t BufferedBytes() const { return read_end_ - read_begin_; }
 
   asio::ip::tcp::socket socket_;
   Dispatcher& dispatcher_;
   ServerCounters& counters_;
   const ConnectionLimits& limits_;
+  FrameBudget& frame_budget_;
   std::function<void(Connection*)> on_closed_;
   std::string peer_;
 
@@ -97,7 +141,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<uint8_t> read_buffer_;
   size_t read_begin_ = 0;
   size_t read_end_ = 0;
+  uint64_t budget_held_ = 0;  // taken from frame_budget_: read_buffer_ beyond kInitialReadBuffer
   bool reading_ = false;
+  // Reading stopped at the in-flight or queued-bytes cap; the pending frame's clock
+  // restarts when reading resumes.
+  bool read_paused_ = false;
+  // Bytes of an incomplete frame are buffered; it started arriving at frame_started_.
+  bool frame_pending_ = false;
+  std::chrono::steady_clock::time_point frame_started_;
+  bool frame_timer_armed_ = false;
   bool processing_ = false;  // inside ProcessFrames (replies are posted, never nested)
   // Send queues without writing; whoever set it starts the write when its batch is done.
   bool coalescing_ = false;
@@ -124,6 +176,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::steady_timer idle_timer_;
   asio::steady_timer write_timer_;
+  asio::steady_timer frame_timer_;
   std::chrono::steady_clock::time_point last_activity_;
 };
 

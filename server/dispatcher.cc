@@ -145,7 +145,7 @@ std::optional<proto::Response> Dispatcher::AnswerInline(const proto::Request& re
   return ResponseOrInternal(request.id, [&] { return SelectPath(request.id, *select, *path); });
 }
 
-void Dispatcher::Dispatch(proto::Request request, Reply reply) {
+void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply reply) {
   const uint64_t id = request.id;
   std::visit(
       [&](auto& body) {
@@ -156,16 +156,16 @@ void Dispatcher::Dispatch(proto::Request request, Reply reply) {
         } else if constexpr (std::is_same_v<T, proto::AppendRequest>) {
           Append(id, std::move(body), std::move(reply));
         } else {
-          Post([this, id, body = std::move(body), reply = std::move(reply)] {
+          Post([this, id, body = std::move(body), peer, reply = std::move(reply)] {
             ReplyGuarded(id, reply, [&] {
               if constexpr (std::is_same_v<T, proto::DeployRequest>) {
-                return Deploy(id, body);
+                return LoggedDeploy(id, body, peer);
               } else if constexpr (std::is_same_v<T, proto::ListModulesRequest>) {
                 return ListModules(id);
               } else if constexpr (std::is_same_v<T, proto::DescribeRequest>) {
                 return Describe(id, body);
               } else if constexpr (std::is_same_v<T, proto::DestroyRequest>) {
-                return Destroy(id, body);
+                return LoggedDestroy(id, body, peer);
               } else if constexpr (std::is_same_v<T, proto::SelectRequest>) {
                 return Select(id, body);
               } else if constexpr (std::is_same_v<T, proto::ReadDepotRequest>) {
@@ -185,6 +185,40 @@ Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partition
   DeployOptions options;
   options.partitions = partitions;
   return engine_.Deploy(path, options);
+}
+
+// Deploy and destroy change what the server holds: each is logged with its client and
+// outcome, so that an operator can tell who deployed or destroyed what, and when.
+proto::Response Dispatcher::LoggedDeploy(uint64_t id, const proto::DeployRequest& request,
+                                         const std::string& peer) {
+  const std::string source =
+      request.so_bytes.empty()
+          ? "path " + request.path
+          : "an upload of " + std::to_string(request.so_bytes.size()) + " bytes";
+  proto::Response response = Deploy(id, request);
+  if (response.error) {
+    LogWarning("deploy from " + source + " (" + std::to_string(request.partitions) +
+               " partitions) by " + peer +
+               " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+               response.error->message);
+  } else if (const auto* info = std::get_if<proto::ModuleInfo>(&response.body)) {
+    LogInfo("deployed module " + info->name + " (" + std::to_string(info->partitions) +
+            " partitions) from " + source + " for " + peer);
+  }
+  return response;
+}
+
+proto::Response Dispatcher::LoggedDestroy(uint64_t id, const proto::DestroyRequest& request,
+                                          const std::string& peer) {
+  proto::Response response = Destroy(id, request);
+  if (response.error) {
+    LogWarning("destroy of module " + request.module + " by " + peer +
+               " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+               response.error->message);
+  } else {
+    LogInfo("destroyed module " + request.module + " and its data for " + peer);
+  }
+  return response;
 }
 
 proto::Response Dispatcher::Deploy(uint64_t id, const proto::DeployRequest& request) {

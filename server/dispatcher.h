@@ -45,7 +45,9 @@ class Dispatcher {
   // Any request but Hello (the connection does the handshake). Thread-safe. An exception
   // while a request is processed (on the pool or an engine thread) answers it INTERNAL
   // with a log line; one thrown here, on the caller's thread, is the caller's to handle.
-  void Dispatch(protocol::Request request, Reply reply);
+  // `peer` ("HOST:PORT" of the client) names the client in the log lines of deploy and
+  // destroy, which are logged with their outcome.
+  void Dispatch(protocol::Request request, const std::string& peer, Reply reply);
 
   // The response to `request` when it is a point read (a select whose path navigates by
   // keys only: one storage lookup, bounded work), answered here on the caller's network
@@ -61,6 +63,10 @@ class Dispatcher {
   void Post(std::function<void()> work);
   protocol::Response DeployBytes(uint64_t id, const protocol::DeployRequest& request);
   protocol::Response Deploy(uint64_t id, const protocol::DeployRequest& request);
+  protocol::Response LoggedDeploy(uint64_t id, const protocol::DeployRequest& request,
+                                  const std::string& peer);
+  protocol::Response LoggedDestroy(uint64_t id, const protocol::DestroyRequest& request,
+                                   const std::string& peer);
   protocol::Response ListModules(uint64_t id);
   protocol::Response Describe(uint64_t id, const protocol::DescribeRequest& request);
   protocol::Response Destroy(uint64_t id, const protocol::DestroyRequest& request);

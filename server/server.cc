@@ -51,6 +51,7 @@ constexpr std::chrono::seconds kDrainGrace{5};
 
 Server::Server(const ServerOptions& options)
     : options_(options),
+      frame_budget_(options.max_partial_frame_bytes),
       io_contexts_(MakeContexts(IoThreadCount(options))),
       acceptor_(*io_contexts_[0]),
       accept_retry_timer_(*io_contexts_[0]),
@@ -60,6 +61,7 @@ Server::Server(const ServerOptions& options)
   limits_.max_queued_bytes = options.max_queued_bytes;
   limits_.idle_timeout = std::chrono::seconds(options.idle_timeout_s);
   limits_.write_timeout = std::chrono::seconds(options.write_timeout_s);
+  limits_.frame_timeout = std::chrono::seconds(options.frame_timeout_s);
   limits_.welcome.protocol_version = protocol::kProtocolVersion;
   limits_.welcome.server_version = STRATA_VERSION;
   limits_.welcome.max_frame_size = options.max_frame_size;
@@ -77,9 +79,9 @@ Server::~Server() {
 
 Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server(options));
+  STRATA_RETURN_IF_ERROR(server->Listen());
   STRATA_RETURN_IF_ERROR(server->OpenEngine());
   STRATA_RETURN_IF_ERROR(server->DeployAtStart());
-  STRATA_RETURN_IF_ERROR(server->Listen());
   return server;
 }
 
@@ -179,8 +181,9 @@ void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket)
     // accept sees the shutdown.
     std::lock_guard lock(mu_);
     if (stop_signal_.has_value()) return;  // the socket closes as it goes out of scope
-    auto connection = std::make_shared<Connection>(std::move(socket), *dispatcher_, counters_, limits_,
-                                                   [this](Connection* c) { Unregister(c); });
+    auto connection =
+        std::make_shared<Connection>(std::move(socket), *dispatcher_, counters_, limits_,
+                                     frame_budget_, [this](Connection* c) { Unregister(c); });
     connections_.emplace(connection.get(), connection);
     asio::post(connection->executor(), [connection] { connection->Start(); });
   } catch (const std::exception& e) {
@@ -255,14 +258,22 @@ int Server::Run() {
   blocking_pool_->join();
   // The engine drains its queued work and flushes; late completions are posted to the
   // io_contexts, still running, where closed connections ignore them.
+  const Status closed = engine_->Close();
   engine_.reset();
-  LogInfo("engine closed (final flush done)");
+  int exit_code = 0;
+  if (closed.ok()) {
+    LogInfo("engine closed (final flush done)");
+  } else {
+    LogError("engine closed, but " + closed.message() +
+             ": what was committed since the last successful flush may be lost");
+    exit_code = 1;
+  }
   work_guards_.clear();
   for (auto& context : io_contexts_) context->stop();
   for (std::thread& thread : io_threads_) thread.join();
   io_threads_.clear();
-  LogInfo("stopped");
-  return 0;
+  LogInfo(exit_code == 0 ? "stopped" : "stopped after an error (exit code 1)");
+  return exit_code;
 }
 
 }  // namespace strata::server

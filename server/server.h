@@ -28,8 +28,9 @@ namespace strata::server {
 
 class Server {
  public:
-  // Opens the engine on options.data_dir (kBusy, "another stratad is using DIR", when
-  // another process has it), deploys options.deploy, and binds the listening socket.
+  // Binds the listening socket, then opens the engine on options.data_dir (kBusy, "another
+  // stratad is using DIR", when another process has it) and deploys options.deploy: an
+  // address that cannot be bound fails before anything is written to the data directory.
   static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
   ~Server();
   Server(const Server&) = delete;
@@ -40,7 +41,8 @@ class Server {
 
   // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets
   // every connection finish its in-flight requests and write their responses, closes
-  // the engine (final flush). Returns the process exit code.
+  // the engine (final flush). Returns the process exit code: 0, or 1 when the final flush
+  // failed (logged).
   int Run();
 
  private:
@@ -59,6 +61,7 @@ class Server {
   const ServerOptions options_;
   ServerCounters counters_;
   ConnectionLimits limits_;
+  FrameBudget frame_budget_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::unique_ptr<Dispatcher> dispatcher_;

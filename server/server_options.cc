@@ -97,6 +97,18 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
       ->transform(CLI::AsNumberWithUnit(seconds_units))
       ->check(CLI::PositiveNumber)
       ->default_str("30s");
+  app.add_option("--frame-timeout", options.frame_timeout_s,
+                 "Close a connection whose request frame is not complete this long after its "
+                 "first byte arrived, e.g. 30s")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::PositiveNumber)
+      ->default_str("30s");
+  app.add_option("--max-partial-frame-bytes", options.max_partial_frame_bytes,
+                 "Memory all connections together may hold in request frames being received, "
+                 "e.g. 256MB; a frame that would go above it gets OVERLOADED and its "
+                 "connection is closed")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("256MB");
   app.add_option("--threads", options.io_threads, "Network threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -124,6 +136,14 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
     return 2;
   }
   options.listen = *address;
+  if (options.max_partial_frame_bytes < options.max_frame_size) {
+    std::fprintf(stderr,
+                 "--max-partial-frame-bytes (%llu) must be at least --max-frame-size (%u): "
+                 "else a frame of the largest size could never be received\n",
+                 static_cast<unsigned long long>(options.max_partial_frame_bytes),
+                 options.max_frame_size);
+    return 2;
+  }
   if (options.max_queued_bytes == 0) {
     std::fprintf(stderr, "--max-queued-bytes must be above 0\n");
     return 2;

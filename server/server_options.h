@@ -33,6 +33,13 @@ struct ServerOptions {
   uint64_t max_queued_bytes = 8ull << 20;
   int idle_timeout_s = 300;  // a connection with no request and nothing in flight is closed
   int write_timeout_s = 30;  // a response write that makes no progress this long closes
+  // A request frame not complete this long after its first byte arrived closes its
+  // connection (a client trickling bytes).
+  int frame_timeout_s = 30;
+  // Server-wide: bytes all connections together may hold in request frames being received
+  // beyond their own 64 KiB read buffers; a connection whose frame would go above it is
+  // answered OVERLOADED and closed.
+  uint64_t max_partial_frame_bytes = 256ull << 20;
   int io_threads = 0;        // one io_context each; 0: one per core
   int task_threads = 0;      // engine task threads; 0: one per core
   int64_t step_timeout_ms = 10'000;  // EngineOptions::step_timeout_ms (0: no limit)

@@ -263,6 +263,7 @@ class EngineImpl final : public Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
   ~EngineImpl() override;
+  Status Close() override;
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
   Result<std::vector<ModuleInfo>> Modules() override;
@@ -358,6 +359,7 @@ class EngineImpl final : public Engine {
   std::vector<EventGroup> groups_;  // by task thread index; each touched only by its thread
   InFlightLimit limit_;
   std::atomic<bool> closing_{false};
+  bool closed_ = false;  // Close() ran (the destructor's thread or Close's caller only)
 
   std::mutex admin_mu_;  // serializes Deploy and Destroy
   std::shared_mutex modules_mu_;
@@ -414,7 +416,15 @@ Status EngineImpl::OpenStorage() {
   std::error_code ec;
   fs::create_directories(fs::path(options_.data_dir) / "modules", ec);
   if (ec) {
-    return Status::IOError("cannot create data directory " + options_.data_dir + ": " + ec.message());
+    // Name the real cause: a data directory that exists but cannot be used is not one
+    // that "cannot be created".
+    std::error_code status_ec;
+    const fs::file_status status = fs::status(options_.data_dir, status_ec);
+    if (fs::exists(status) && !fs::is_directory(status)) {
+      return Status::IOError("data directory " + options_.data_dir + " is not a directory");
+    }
+    const std::string verb = fs::is_directory(status) ? "cannot use" : "cannot create";
+    return Status::IOError(verb + " data directory " + options_.data_dir + ": " + ec.message());
   }
   int threads = options_.task_threads > 0 ? options_.task_threads
                                           : static_cast<int>(std::thread::hardware_concurrency());
@@ -445,6 +455,13 @@ Status EngineImpl::OpenStorage() {
 }
 
 EngineImpl::~EngineImpl() {
+  if (closed_) return;
+  Status st = Close();
+  if (!st.ok()) std::fprintf(stderr, "strata: %s\n", st.ToString().c_str());
+}
+
+Status EngineImpl::Close() {
+  closed_ = true;
   closing_.store(true);
   {
     // Every queued append and event finishes; replays finish too (they hold nodes).
@@ -454,9 +471,10 @@ EngineImpl::~EngineImpl() {
   Barrier();  // the last progress markers are written after their completions
   for (auto& thread : threads_) thread->Stop();
   threads_.clear();  // joins; closes the task threads' sessions
+  Status flushed;
   if (storage_) {
     Status st = storage_->WaitDurable();
-    if (!st.ok()) std::fprintf(stderr, "strata: final flush failed: %s\n", st.ToString().c_str());
+    if (!st.ok()) flushed = Status(st.code(), "final flush failed: " + st.message());
   }
   {
     std::unique_lock lock(modules_mu_);
@@ -467,6 +485,7 @@ EngineImpl::~EngineImpl() {
     pool_.clear();
   }
   storage_.reset();
+  return flushed;
 }
 
 // ---- Modules -------------------------------------------------------------------------------

@@ -2,10 +2,15 @@
 // durability of acknowledged appends, bad input, a client that never reads, many
 // connections, and the data-directory lock. Each test starts its own server on port 0
 // with a fresh data directory.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -786,6 +791,251 @@ TEST_F(ServerTest, ConfigFileIdleTimeoutAndDeployAtStart) {
   // Deployed already: --deploy keeps it and the server starts.
   StartServer({"--deploy", WORDCOUNT_MODULE});
   ExpectServerServes();
+  StopServer();
+}
+
+// ---- Memory and time against slow and lying clients ----------------------------------------
+
+// Raises this process's limit of open files (a server started afterwards inherits it) to
+// at least `wanted`.
+void RaiseOpenFileLimit(rlim_t wanted) {
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_cur < wanted) {
+    limit.rlim_cur = std::min<rlim_t>(wanted, limit.rlim_max);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  }
+  ASSERT_GE(limit.rlim_cur, wanted) << "the hard limit on open files is too low for this test";
+}
+
+// A frame's 4-byte little-endian length prefix announcing `length` payload bytes.
+std::string LengthPrefix(uint32_t length) {
+  std::string prefix(4, '\0');
+  for (int i = 0; i < 4; ++i) prefix[i] = static_cast<char>(length >> (8 * i));
+  return prefix;
+}
+
+// "127.0.0.1:PORT" of the client's end of its connection, as the server names it.
+std::string LocalAddress(const TestClient& client) {
+  sockaddr_in address{};
+  socklen_t size = sizeof address;
+  if (getsockname(client.fd(), reinterpret_cast<sockaddr*>(&address), &size) != 0) return "?";
+  return "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+}
+
+// 300 connections that each announce a 16,000,000-byte frame and send 4 bytes of it: the
+// server's read buffers grow with the bytes that arrived, not with the announced length,
+// so its memory stays under the storage cache + 256 MiB (before the fix: 300 × 16 MB), and
+// it serves a normal client meanwhile. Each lying connection is closed at its frame
+// deadline, which also shows the server read every prefix.
+TEST_F(ServerTest, LengthPrefixesAloneCannotGrowServerMemory) {
+  constexpr int kConnections = 300;
+  constexpr int64_t kCacheMib = 64;
+  ASSERT_NO_FATAL_FAILURE(RaiseOpenFileLimit(2 * kConnections + 200));
+  StartServer({"--cache-size", std::to_string(kCacheMib) + "MB", "--frame-timeout", "5s"});
+  const int64_t bound_kib = (kCacheMib + 256) << 10;
+  int64_t rss_max = server_->RssKib();
+  ASSERT_GT(rss_max, 0);
+
+  std::vector<TestClient> liars(kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    ASSERT_OK(liars[i].Connect(server_->port()));
+    ASSERT_OK(liars[i].SendRaw(LengthPrefix(16'000'000) + "abcd"));
+    if (i % 10 == 9) {
+      rss_max = std::max(rss_max, server_->RssKib());
+      ASSERT_LT(rss_max, bound_kib) << "RSS after " << i + 1 << " lying connections";
+    }
+  }
+  TestClient client = Connected();
+  DeployWordcount(client);
+  ASSERT_CALL_OK(appended, client, Sentences({"served meanwhile"}));
+  EXPECT_EQ(Count(client, "meanwhile"), Value(1));
+  for (TestClient& liar : liars) {
+    rss_max = std::max(rss_max, server_->RssKib());
+    EXPECT_TRUE(liar.WaitForClose());
+  }
+  EXPECT_LT(rss_max, bound_kib) << "RSS peaked at " << rss_max << " KiB";
+  EXPECT_NE(ReadFile(log_).find(
+                "was not complete 5s after its first byte arrived (8 of its 16000004 bytes"),
+            std::string::npos)
+      << ReadFile(log_);
+  EXPECT_EQ(Count(client, "meanwhile"), Value(1));
+  StopServer();
+}
+
+// A client sending a frame one byte at a time is active all along (the idle timeout never
+// fires), but its frame is not complete within --frame-timeout: the server closes it and
+// logs why, long before the frame would have been complete.
+TEST_F(ServerTest, TricklingClientIsClosedAtTheFrameTimeout) {
+  StartServer({"--frame-timeout", "1s"});
+  TestClient trickler = Connected();
+  const std::string frame = LengthPrefix(296) + std::string(296, 'x');  // 300 bytes, 50 ms each
+  size_t sent = 0;
+  bool closed = false;
+  while (sent < frame.size() && !closed) {
+    if (!trickler.SendRaw(frame.substr(sent, 1)).ok()) break;  // reset by the close
+    ++sent;
+    pollfd p{trickler.fd(), POLLIN, 0};
+    closed = poll(&p, 1, 50) > 0;  // readable: end of file (nothing is answered)
+  }
+  EXPECT_LT(sent, frame.size()) << "the whole frame was sent without the server closing";
+  EXPECT_TRUE(trickler.WaitForClose());
+  EXPECT_NE(ReadFile(log_).find("a request frame was not complete 1s after its first byte arrived"),
+            std::string::npos)
+      << ReadFile(log_);
+  ExpectServerServes();
+  StopServer();
+}
+
+// Frames of 3 MiB whose first halves, sent by 8 clients, together need more than the
+// server's 8 MiB for partial frames: a connection whose frame would go above it is
+// answered OVERLOADED and closed, the others receive their frames whole.
+TEST_F(ServerTest, PartialFramesAboveTheServerWideCapAreOverloaded) {
+  StartServer({"--max-frame-size", "4MB", "--max-partial-frame-bytes", "8MB"});
+  constexpr int kClients = 8;
+  std::vector<TestClient> clients(kClients);
+  std::vector<std::string> frames(kClients);
+  std::vector<uint64_t> ids(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_OK(clients[i].Connect(server_->port(), std::chrono::seconds(10)));
+    ASSERT_OK(clients[i].Handshake());
+    proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
+    append.module = "nosuchmodule";
+    append.depot = "*sentences";
+    append.records.push_back(Value(std::string(3 << 20, static_cast<char>('a' + i))));
+    ids[i] = clients[i].NextId();
+    const std::string payload = proto::EncodeRequest(proto::Request{ids[i], append});
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                       &frames[i]);
+  }
+  const size_t half = frames[0].size() / 2;
+  for (int i = 0; i < kClients; ++i) (void)clients[i].SendRaw(frames[i].substr(0, half));
+  // The server reads every first half unless it refuses the connection: some refusal must come.
+  const std::string overloaded = "(--max-partial-frame-bytes), too few for more of this frame";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ReadFile(log_).find(overloaded) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  int received = 0;
+  int refused = 0;
+  for (int i = 0; i < kClients; ++i) {
+    (void)clients[i].SendRaw(frames[i].substr(half));  // fails on a closed connection
+    Result<proto::Response> r = clients[i].Receive();
+    if (!r.ok()) {
+      ++refused;  // closed before its OVERLOADED answer was read (unread bytes reset it)
+    } else if (r->id == 0) {
+      ExpectError(r, ErrorCode::kOverloaded, "--max-partial-frame-bytes");
+      ++refused;
+    } else {
+      EXPECT_EQ(r->id, ids[i]);
+      ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+      ++received;
+    }
+  }
+  EXPECT_GE(received, 1);
+  EXPECT_GE(refused, 1);
+  EXPECT_NE(ReadFile(log_).find(overloaded), std::string::npos) << ReadFile(log_);
+  ExpectServerServes();
+  StopServer();
+}
+
+// ---- Start-up and operations ------------------------------------------------------------
+
+// --listen on a port in use fails before --deploy writes anything: the data directory
+// holds no module afterwards.
+TEST_F(ServerTest, TakenListenPortFailsBeforeDeployCommitsAnything) {
+  const int taken = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&address), size), 0);
+  ASSERT_EQ(listen(taken, 1), 0);
+  ASSERT_EQ(getsockname(taken, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  const uint16_t port = ntohs(address.sin_port);
+
+  StratadProcess refused;
+  EXPECT_FALSE(refused.Start(data_dir_, log_, {"--deploy", WORDCOUNT_MODULE}, port));
+  const int status = refused.Wait();
+  close(taken);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  const std::string log = ReadFile(log_);
+  EXPECT_NE(log.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("deployed module"), std::string::npos) << log;
+
+  StartServer();
+  TestClient client = Connected();
+  ASSERT_CALL_OK(listed, client, proto::ListModulesRequest{});
+  EXPECT_TRUE(std::get<proto::ModuleList>(listed.body).modules.empty());
+  StopServer();
+}
+
+// A data directory that cannot be used is reported with its real cause, not as one that
+// "cannot be created".
+TEST_F(ServerTest, UnusableDataDirectoryIsReportedWithItsCause) {
+  {
+    std::ofstream file(data_dir_);
+    file << "a file where the data directory should be\n";
+  }
+  StratadProcess on_file;
+  EXPECT_FALSE(on_file.Start(data_dir_, log_));
+  int status = on_file.Wait();
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  std::string log = ReadFile(log_);
+  EXPECT_NE(log.find("data directory " + data_dir_ + " is not a directory"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("cannot create"), std::string::npos) << log;
+
+  // A directory without permissions: root ignores them, so a test running as root starts
+  // the server as user nobody (setpriv).
+  const std::string locked = dir_ + "/locked";
+  ASSERT_TRUE(fs::create_directory(locked));
+  fs::permissions(locked, fs::perms::none);
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  StratadProcess denied;
+  if (geteuid() == 0) {
+    if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "running as root without /usr/bin/setpriv";
+    denied.set_wrapper({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  }
+  const std::string denied_log = dir_ + "/denied.log";
+  EXPECT_FALSE(denied.Start(locked, denied_log));
+  status = denied.Wait();
+  fs::permissions(locked, fs::perms::owner_all);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  log = ReadFile(denied_log);
+  EXPECT_NE(log.find("cannot use data directory " + locked + ": Permission denied"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("cannot create"), std::string::npos) << log;
+}
+
+// Deploy and destroy over the protocol are logged with the module, its partitions, the
+// client and the outcome (before the response is sent).
+TEST_F(ServerTest, DeployAndDestroyAreLoggedWithClientAndOutcome) {
+  StartServer();
+  TestClient client = Connected();
+  const std::string peer = LocalAddress(client);
+  DeployWordcount(client);
+  ExpectError(client.Call(DeployPath(WORDCOUNT_MODULE)), ErrorCode::kAlreadyExists);
+  ExpectError(client.Call(proto::DestroyRequest{"wordcount", "nope"}),
+              ErrorCode::kConfirmationRequired);
+  ASSERT_CALL_OK(destroyed, client, (proto::DestroyRequest{"wordcount", "wordcount"}));
+  const std::string log = ReadFile(log_);
+  const std::string path = WORDCOUNT_MODULE;
+  for (const std::string& line :
+       {"INFO deployed module wordcount (8 partitions) from path " + path + " for " + peer,
+        "WARN deploy from path " + path + " (8 partitions) by " + peer +
+            " failed: ALREADY_EXISTS: ",
+        "WARN destroy of module wordcount by " + peer + " failed: CONFIRMATION_REQUIRED: ",
+        "INFO destroyed module wordcount and its data for " + peer}) {
+    EXPECT_NE(log.find(line), std::string::npos) << "no line \"" << line << "\" in\n" << log;
+  }
   StopServer();
 }
 

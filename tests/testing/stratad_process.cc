@@ -23,8 +23,11 @@ StratadProcess::~StratadProcess() {
 
 bool StratadProcess::Start(const std::string& data_dir, const std::string& log_path,
                            const std::vector<std::string>& extra_args, uint16_t port) {
-  std::vector<std::string> args = {STRATAD_PATH, "--data-dir", data_dir, "--listen",
-                                   "127.0.0.1:" + std::to_string(port)};
+  std::vector<std::string> args = wrapper_;
+  for (const char* arg : {STRATAD_PATH, "--data-dir"}) args.push_back(arg);
+  args.push_back(data_dir);
+  args.push_back("--listen");
+  args.push_back("127.0.0.1:" + std::to_string(port));
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace strata::server_test {
@@ -26,6 +27,9 @@ class StratadProcess {
   // 30 s (Wait() then tells).
   bool Start(const std::string& data_dir, const std::string& log_path,
              const std::vector<std::string>& extra_args = {}, uint16_t port = 0);
+  // Runs stratad through `command` (a program by absolute path and its arguments, before
+  // stratad's path), e.g. setpriv to start it as another user. Set before Start().
+  void set_wrapper(std::vector<std::string> command) { wrapper_ = std::move(command); }
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
@@ -43,6 +47,7 @@ class StratadProcess {
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   uint16_t port_ = 0;
+  std::vector<std::string> wrapper_;
 };
 
 // The whole text of a file ("" when it cannot be read).

@@ -128,8 +128,13 @@ class Engine {
   // Opens (creating) the data directory, reloads every deployed module and resumes each
   // topology from its recorded progress. kBusy when another process has it open.
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
-  // Stops accepting work, drains queued work, flushes, closes.
+  // Stops accepting work, drains queued work, flushes, closes: Close() unless it was called.
   virtual ~Engine() = default;
+  // Stops accepting work, drains queued work, makes everything committed durable (the final
+  // flush) and closes the storage. Returns the final flush's error, if any: what was
+  // committed since the last successful flush may then be lost. Call it once, from one
+  // thread; afterwards only the destructor may be called.
+  virtual Status Close() = 0;
 
   // Loads the plugin at `so_path` (the engine keeps a copy in the data directory),
   // checks its ABI stamp and declarations, creates its tables, starts its topologies.

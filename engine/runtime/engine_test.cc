@@ -463,7 +463,8 @@ TEST_F(EngineTest, AHugeFanOutOnOnePartitionDoesNotHoldBackAnotherPartition) {
   std::string sentence;
   std::string first_word;
   for (int i = 0, n = 0; n < 60'000; ++i) {
-    std::string word = "w" + std::to_string(i);
+    std::string word = "w";  // appended: g++ 12 warns falsely (-Wrestrict) on "w" + ...
+    word += std::to_string(i);
     if (HashKey(Value(word)) % kPartitions != 0) continue;
     if (first_word.empty()) first_word = word;
     sentence += word + " ";

@@ -203,6 +203,15 @@ Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
   if (!IsValidName(depot.name, "*")) {
     return Invalid(def, "depot name " + Quoted(depot.name) + " is not * followed by [A-Za-z0-9_-]+");
   }
+  if (depot.record_schema.has_subindexed()) {
+    return Invalid(def, "depot " + depot.name + ": record schema " + depot.record_schema.ToString() +
+                            " has a subindexed part, but a depot record is one value (subindexed "
+                            "is for PStates)");
+  }
+  if (Status st = PStateSchema{depot.record_schema, false}.Check(); !st.ok()) {
+    return Invalid(def, "depot " + depot.name + ": record schema " + depot.record_schema.ToString() +
+                            ": " + st.message());
+  }
   switch (depot.partitioning.kind) {
     case DepotPartitioning::Kind::kRandom:
     case DepotPartitioning::Kind::kNoClientAppends:
@@ -322,6 +331,13 @@ Status RebuildDataInHost(ModuleDef* def) {
                               ": key path does not survive its wire form: " + path.status().message());
     }
     depot.partitioning.key_path = std::move(path).value();
+    Result<Schema> schema = Schema::FromValue(depot.record_schema.ToValue());
+    if (!schema.ok() || !(*schema == depot.record_schema)) {
+      return Status::Internal("module " + def->name + ": depot " + depot.name + ": record schema " +
+                              depot.record_schema.ToString() + " does not survive its wire form" +
+                              (schema.ok() ? std::string() : ": " + schema.status().message()));
+    }
+    depot.record_schema = std::move(schema).value();
   }
   for (PStateDef& pstate : def->pstates) {
     Result<PStateSchema> schema = PStateSchema::FromValue(pstate.schema.ToValue());

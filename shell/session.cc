@@ -72,8 +72,8 @@ std::string Summary(const proto::ModuleInfo& m) {
 
 // What the failures line adds after the count: which failures are listed below, and the
 // option that shows the next ones.
-std::string FailurePageNote(const proto::ModuleStats& m, int64_t from) {
-  if (m.failures == 0) return "";
+std::string FailurePageNote(const proto::ModuleStats& m, int64_t from, int64_t limit) {
+  if (m.failures == 0 || limit == 0) return "";
   const int64_t listed = static_cast<int64_t>(m.failure_page.size());
   if (listed == 0) return " (none listed from " + std::to_string(from) + ")";
   std::string note = " (listed: " + std::to_string(from) + " to " + std::to_string(from + listed - 1);
@@ -270,7 +270,7 @@ Outcome Session::Describe(const Command& c) {
   if (!info.ok()) return ReportClientError(info.error());
   const proto::ModuleInfo& m = *info;
   std::string text = "module " + Summary(m) + "\n\n";
-  Table depots{{"depot", "partitioning", "records"}, {}};
+  Table depots{{"depot", "partitioning", "record schema"}, {}};
   for (const auto& d : m.depots) depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
   Table pstates{{"pstate", "schema"}, {}};
   for (const auto& p : m.pstates) pstates.rows.push_back({p.name, p.schema_text});
@@ -413,7 +413,7 @@ Outcome Session::Stats(const Command& c) {
     Table topologies{{"topology", "depot", "lag"}, {}};
     for (const auto& [key, n] : lag) topologies.rows.push_back({key.first, key.second, std::to_string(n)});
     text += RenderTable(depots) + RenderTable(topologies);
-    text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from) + "\n";
+    text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";
     Value::List depot_docs, topology_docs, failure_docs;
     for (const auto& d : m.depots) {
       depot_docs.push_back(Value::MapOf({{"depot", d.depot}, {"partition", d.partition},

@@ -69,7 +69,7 @@ class LoadedModule {
 Status ValidateModuleDef(const ModuleDef& def);
 
 // STRATA_ABI_STAMP as compiled into the host, e.g.
-// "strata-sdk/1 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
+// "strata-sdk/2 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
 std::string_view HostAbiStamp();
 
 }  // namespace strata

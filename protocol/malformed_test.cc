@@ -288,6 +288,20 @@ TEST(MalformedRequestTest, ReadDepotRangeIsChecked) {
       std::holds_alternative<Request>(DecodeRequest(Bytes(empty_range), empty_range.size())));
 }
 
+TEST(MalformedRequestTest, StatsFailurePageIsChecked) {
+  auto stats = [](uint64_t id, int64_t from, int64_t limit) {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateStatsRequestDirect(b, "m", from, limit);
+    return Finish(b, id, w::RequestBody::StatsRequest, body.Union());
+  };
+  ExpectInvalid(stats(60, -1, 10), 60, "StatsRequest.failures_from -1");
+  ExpectInvalid(stats(61, 0, -1), 61, "StatsRequest.failures_limit -1");
+  ExpectInvalid(stats(62, 0, kMaxStatsFailuresLimit + 1), 62, "StatsRequest.failures_limit 1001");
+  std::string counts_only = stats(63, 5, 0);
+  EXPECT_TRUE(
+      std::holds_alternative<Request>(DecodeRequest(Bytes(counts_only), counts_only.size())));
+}
+
 TEST(MalformedRequestTest, NamesAreRequired) {
   {
     fb::FlatBufferBuilder b;

@@ -148,7 +148,9 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
           },
           [&](const StatsRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
             return {w::RequestBody::StatsRequest,
-                    w::CreateStatsRequest(b, OptionalString(b, m.module)).Union()};
+                    w::CreateStatsRequest(b, OptionalString(b, m.module), m.failures_from,
+                                          m.failures_limit)
+                        .Union()};
           },
       },
       body);
@@ -158,7 +160,10 @@ fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const Modul
   auto name = OptionalString(b, m.name);
   auto depots = TableList<w::DepotInfo>(b, m.depots, [](auto& b, const DepotInfo& d) {
     auto name = OptionalString(b, d.name);
-    return w::CreateDepotInfo(b, name, OptionalString(b, d.partitioning));
+    auto partitioning = OptionalString(b, d.partitioning);
+    fb::Offset<fb::Vector<uint8_t>> schema;
+    if (!d.record_schema.is_nil()) schema = ValueField(b, d.record_schema);
+    return w::CreateDepotInfo(b, name, partitioning, schema, OptionalString(b, d.record_schema_text));
   });
   auto pstates = TableList<w::PStateInfo>(b, m.pstates, [](auto& b, const PStateInfo& p) {
     auto name = OptionalString(b, p.name);
@@ -200,7 +205,7 @@ fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const Mod
                                                t.lag);
       });
   auto failures =
-      TableList<w::TopologyFailure>(b, m.recent_failures, [](auto& b, const TopologyFailure& f) {
+      TableList<w::TopologyFailure>(b, m.failure_page, [](auto& b, const TopologyFailure& f) {
         auto topology = OptionalString(b, f.topology);
         auto depot = OptionalString(b, f.depot);
         auto message = OptionalString(b, f.message);
@@ -396,7 +401,17 @@ Result<ReadDepotRequest> ConvertReadDepot(const w::ReadDepotRequest& m) {
 }
 
 Result<StatsRequest> ConvertStats(const w::StatsRequest& m) {
-  return StatsRequest{Str(m.module_())};
+  StatsRequest out{Str(m.module_()), m.failures_from(), m.failures_limit()};
+  if (out.failures_from < 0) {
+    return Status::InvalidArgument("StatsRequest.failures_from " + std::to_string(out.failures_from) +
+                                   " is below 0");
+  }
+  if (out.failures_limit < 0 || out.failures_limit > kMaxStatsFailuresLimit) {
+    return Status::InvalidArgument("StatsRequest.failures_limit " +
+                                   std::to_string(out.failures_limit) + " is not 0 to " +
+                                   std::to_string(kMaxStatsFailuresLimit));
+  }
+  return out;
 }
 
 template <typename T>
@@ -440,8 +455,15 @@ Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
   out.name = Str(m.name());
   out.partitions = m.partitions();
   if (m.depots() != nullptr) {
-    for (const w::DepotInfo* d : *m.depots()) {
-      out.depots.push_back(DepotInfo{Str(d->name()), Str(d->partitioning())});
+    for (fb::uoffset_t i = 0; i < m.depots()->size(); ++i) {
+      const w::DepotInfo* d = m.depots()->Get(i);
+      DepotInfo info{Str(d->name()), Str(d->partitioning()), Value(), Str(d->record_schema_text())};
+      if (d->record_schema() != nullptr) {
+        STRATA_ASSIGN_OR_RETURN(info.record_schema,
+                                RequiredValue(d->record_schema(),
+                                              Indexed("ModuleInfo.depots", i) + ".record_schema"));
+      }
+      out.depots.push_back(std::move(info));
     }
   }
   if (m.pstates() != nullptr) {
@@ -509,9 +531,9 @@ Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
             Str(t->topology()), Str(t->depot()), t->partition(), t->processed_offset(), t->lag()});
       }
     }
-    if (ms->recent_failures() != nullptr) {
-      for (const w::TopologyFailure* f : *ms->recent_failures()) {
-        stats.recent_failures.push_back(TopologyFailure{
+    if (ms->failure_page() != nullptr) {
+      for (const w::TopologyFailure* f : *ms->failure_page()) {
+        stats.failure_page.push_back(TopologyFailure{
             Str(f->topology()), Str(f->depot()), f->partition(), f->offset(), Str(f->message())});
       }
     }

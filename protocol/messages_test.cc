@@ -141,7 +141,8 @@ TEST(MessagesTest, RandomRequestsRoundTrip) {
         break;
       }
       default:
-        r.body = StatsRequest{gen.Uniform(0, 1) ? name() : ""};
+        r.body = StatsRequest{gen.Uniform(0, 1) ? name() : "", gen.Uniform(0, INT64_MAX),
+                              gen.Uniform(0, kMaxStatsFailuresLimit)};
         break;
     }
     ExpectRequestRoundTrip(r, "random request " + std::to_string(i));

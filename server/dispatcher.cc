@@ -46,7 +46,9 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
   proto::ModuleInfo out;
   out.name = info.name;
   out.partitions = info.partitions;
-  for (const DepotInfo& d : info.depots) out.depots.push_back({d.name, d.partitioning});
+  for (const DepotInfo& d : info.depots) {
+    out.depots.push_back({d.name, d.partitioning, d.record_schema.ToValue(), d.record_schema.ToString()});
+  }
   for (const PStateInfo& p : info.pstates) {
     out.pstates.push_back({p.name, p.schema.ToValue(), p.schema.ToString()});
   }
@@ -64,8 +66,8 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
     out.topologies.push_back({t.topology, t.depot, t.partition, t.processed_offset, t.lag});
   }
   out.failures = stats.failures;
-  for (const TopologyFailure& f : stats.recent_failures) {
-    out.recent_failures.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
+  for (const TopologyFailure& f : stats.failure_page) {
+    out.failure_page.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
   }
   return out;
 }
@@ -332,7 +334,8 @@ proto::Response Dispatcher::Stats(uint64_t id, const proto::StatsRequest& reques
     for (const ModuleInfo& info : *modules) names.push_back(info.name);
   }
   for (const std::string& name : names) {
-    Result<ModuleStats> stats = engine_.Stats(name);
+    Result<ModuleStats> stats =
+        engine_.Stats(name, StatsOptions{request.failures_from, request.failures_limit});
     if (!stats.ok()) {
       // A module destroyed between Modules() and Stats() is simply gone.
       if (request.module.empty() && stats.status().code() == StatusCode::kNotFound) continue;

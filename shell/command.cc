@@ -43,9 +43,11 @@ constexpr CommandSpec kCommands[] = {
      "Reads a depot's records in offset order: of partition P, or of every partition in turn "
      "when partition= is absent, starting at OFFSET (default 0) in each, at most N records in "
      "all (default 100)."},
-    {"stats", Command::Kind::kStats, "stats [MODULE]",
+    {"stats", Command::Kind::kStats, "stats [MODULE] [from=N] [limit=N]",
      "Server counters, and per module the records of each depot, the progress and lag of each "
-     "topology and the recent topology failures."},
+     "topology, how many records its topologies gave up on, and those failures from position N "
+     "(default 0), at most N of them (default 100, at most 1000, 0 for the count alone), in "
+     "topology, depot, partition, offset order."},
     {"timing", Command::Kind::kTiming, "timing on|off",
      "Shows (or stops showing) how long each command took, measured in the shell."},
     {"quit", Command::Kind::kQuit, "quit", "Leaves the shell (so do exit and Ctrl-D)."},
@@ -99,7 +101,21 @@ class CommandParser {
         if (!Required("MODULE", &c.module)) return *error_;
         break;
       case Command::Kind::kStats:
-        if (std::optional<Word> w = NextWord()) c.module = w->text;
+        while (std::optional<Word> w = NextWord()) {
+          const auto [name, value, at] = SplitOption(*w);
+          bool ok = false;
+          if (name.empty() && c.module.empty() && w->text.find('=') == std::string_view::npos) {
+            c.module = w->text;
+            ok = true;
+          } else if (name == "from") {
+            ok = Int64(value, at, 0, &c.from);
+          } else if (name == "limit") {
+            int limit = 0;
+            ok = Int(value, at, 0, static_cast<int>(protocol::kMaxStatsFailuresLimit), &limit);
+            c.limit = limit;
+          }
+          if (!ok) return Unexpected(*w);
+        }
         break;
       case Command::Kind::kDeploy:
         if (!Required("FILE", &c.word)) return *error_;

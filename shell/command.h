@@ -32,8 +32,8 @@ struct Command {
   bool yes = false;                                          // destroy --yes
   bool on = false;                                           // timing on|off
   int partition = -1;                                        // scan: -1 = every partition
-  int64_t from = 0;                                          // scan
-  int64_t limit = 100;                                       // scan
+  int64_t from = 0;                                          // scan; stats: first failure
+  int64_t limit = 100;                                       // scan; stats: failures listed
 };
 
 // Every command name, for help and completion, in the order help lists them.

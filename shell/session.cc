@@ -28,7 +28,10 @@ Value StringList(const std::vector<std::string>& items) {
 Value ModuleToValue(const proto::ModuleInfo& m) {
   Value::List depots, pstates, topologies;
   for (const auto& d : m.depots) {
-    depots.push_back(Value::MapOf({{"name", d.name}, {"partitioning", d.partitioning}}));
+    depots.push_back(Value::MapOf({{"name", d.name},
+                                   {"partitioning", d.partitioning},
+                                   {"record_schema", d.record_schema},
+                                   {"record_schema_text", d.record_schema_text}}));
   }
   for (const auto& p : m.pstates) {
     pstates.push_back(Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
@@ -65,6 +68,17 @@ std::string Summary(const proto::ModuleInfo& m) {
          Plural(static_cast<int64_t>(m.depots.size()), "depot", "depots") + ", " +
          Plural(static_cast<int64_t>(m.pstates.size()), "PState", "PStates") + ", " +
          Plural(static_cast<int64_t>(m.topologies.size()), "topology", "topologies");
+}
+
+// What the failures line adds after the count: which failures are listed below, and the
+// option that shows the next ones.
+std::string FailurePageNote(const proto::ModuleStats& m, int64_t from, int64_t limit) {
+  if (m.failures == 0 || limit == 0) return "";
+  const int64_t listed = static_cast<int64_t>(m.failure_page.size());
+  if (listed == 0) return " (none listed from " + std::to_string(from) + ")";
+  std::string note = " (listed: " + std::to_string(from) + " to " + std::to_string(from + listed - 1);
+  if (from + listed < m.failures) note += "; next: from=" + std::to_string(from + listed);
+  return note + ")";
 }
 
 const proto::ModuleInfo* FindModule(const std::vector<proto::ModuleInfo>& modules, std::string_view name) {
@@ -256,8 +270,8 @@ Outcome Session::Describe(const Command& c) {
   if (!info.ok()) return ReportClientError(info.error());
   const proto::ModuleInfo& m = *info;
   std::string text = "module " + Summary(m) + "\n\n";
-  Table depots{{"depot", "partitioning"}, {}};
-  for (const auto& d : m.depots) depots.rows.push_back({d.name, d.partitioning});
+  Table depots{{"depot", "partitioning", "record schema"}, {}};
+  for (const auto& d : m.depots) depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
   Table pstates{{"pstate", "schema"}, {}};
   for (const auto& p : m.pstates) pstates.rows.push_back({p.name, p.schema_text});
   Table topologies{{"topology", "sources"}, {}};
@@ -377,7 +391,7 @@ Outcome Session::Scan(const Command& c) {
 Outcome Session::Stats(const Command& c) {
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
-  auto stats = client->Stats(c.module);
+  auto stats = client->Stats(c.module, c.from, c.limit);
   if (!stats.ok()) return ReportClientError(stats.error());
   const proto::ServerStats& s = stats->server;
   Value::List modules;
@@ -399,7 +413,7 @@ Outcome Session::Stats(const Command& c) {
     Table topologies{{"topology", "depot", "lag"}, {}};
     for (const auto& [key, n] : lag) topologies.rows.push_back({key.first, key.second, std::to_string(n)});
     text += RenderTable(depots) + RenderTable(topologies);
-    text += "failures: " + std::to_string(m.failures) + "\n";
+    text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";
     Value::List depot_docs, topology_docs, failure_docs;
     for (const auto& d : m.depots) {
       depot_docs.push_back(Value::MapOf({{"depot", d.depot}, {"partition", d.partition},
@@ -410,7 +424,7 @@ Outcome Session::Stats(const Command& c) {
                                             {"processed_offset", t.processed_offset}, {"lag", t.lag}}));
     }
     Table failures{{"topology", "depot", "partition", "offset", "message"}, {}};
-    for (const auto& f : m.recent_failures) {
+    for (const auto& f : m.failure_page) {
       failure_docs.push_back(Value::MapOf({{"topology", f.topology}, {"depot", f.depot}, {"partition", f.partition},
                                            {"offset", f.offset}, {"message", f.message}}));
       failures.rows.push_back({f.topology, f.depot, std::to_string(f.partition), std::to_string(f.offset), f.message});
@@ -420,7 +434,8 @@ Outcome Session::Stats(const Command& c) {
                                     {"depots", Value(std::move(depot_docs))},
                                     {"topologies", Value(std::move(topology_docs))},
                                     {"failures", m.failures},
-                                    {"recent_failures", Value(std::move(failure_docs))}}));
+                                    {"failures_from", c.from},
+                                    {"failure_page", Value(std::move(failure_docs))}}));
   }
   Emit(Value::MapOf({{"server", Value::MapOf({{"uptime_ms", s.uptime_ms},
                                               {"connections", s.connections},

@@ -297,8 +297,10 @@ ClientResult<std::vector<proto::DepotRecord>> Client::ReadDepot(const std::strin
   return std::move(records->records);
 }
 
-ClientResult<proto::StatsResult> Client::Stats(const std::string& module) {
-  return Take<proto::StatsResult>(CallSync(*impl_, proto::StatsRequest{module}), "StatsResult");
+ClientResult<proto::StatsResult> Client::Stats(const std::string& module, int64_t failures_from,
+                                               int64_t failures_limit) {
+  return Take<proto::StatsResult>(
+      CallSync(*impl_, proto::StatsRequest{module, failures_from, failures_limit}), "StatsResult");
 }
 
 }  // namespace strata

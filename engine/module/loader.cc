@@ -98,7 +98,9 @@ Result<AbiNote> ReadAbiNote(const std::string& path) {
     return true;
   };
   auto range = [](uint64_t offset, uint64_t size) {
-    return "[" + std::to_string(offset) + ", +" + std::to_string(size) + ")";
+    std::string text = "[";  // appended: g++ 12 warns falsely (-Wrestrict) on "[" + ...
+    text += std::to_string(offset) + ", +" + std::to_string(size) + ")";
+    return text;
   };
 
   Elf64_Ehdr header;
@@ -202,6 +204,15 @@ std::string Quoted(std::string_view name) {
 Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
   if (!IsValidName(depot.name, "*")) {
     return Invalid(def, "depot name " + Quoted(depot.name) + " is not * followed by [A-Za-z0-9_-]+");
+  }
+  if (depot.record_schema.has_subindexed()) {
+    return Invalid(def, "depot " + depot.name + ": record schema " + depot.record_schema.ToString() +
+                            " has a subindexed part, but a depot record is one value (subindexed "
+                            "is for PStates)");
+  }
+  if (Status st = PStateSchema{depot.record_schema, false}.Check(); !st.ok()) {
+    return Invalid(def, "depot " + depot.name + ": record schema " + depot.record_schema.ToString() +
+                            ": " + st.message());
   }
   switch (depot.partitioning.kind) {
     case DepotPartitioning::Kind::kRandom:
@@ -322,6 +333,13 @@ Status RebuildDataInHost(ModuleDef* def) {
                               ": key path does not survive its wire form: " + path.status().message());
     }
     depot.partitioning.key_path = std::move(path).value();
+    Result<Schema> schema = Schema::FromValue(depot.record_schema.ToValue());
+    if (!schema.ok() || !(*schema == depot.record_schema)) {
+      return Status::Internal("module " + def->name + ": depot " + depot.name + ": record schema " +
+                              depot.record_schema.ToString() + " does not survive its wire form" +
+                              (schema.ok() ? std::string() : ": " + schema.status().message()));
+    }
+    depot.record_schema = std::move(schema).value();
   }
   for (PStateDef& pstate : def->pstates) {
     Result<PStateSchema> schema = PStateSchema::FromValue(pstate.schema.ToValue());

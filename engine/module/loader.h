@@ -61,14 +61,15 @@ class LoadedModule {
 // Checks a module's declarations: the module name and topology names are
 // [A-Za-z0-9_-]+, depot names *[A-Za-z0-9_-]+, PState names $$[A-Za-z0-9_-]+, each unique
 // in its kind; every depot partitioning is known and a kHash key path is a valid select
-// path (no terminal); every PState schema passes PStateSchema::Check; every topology has
+// path (no terminal); every depot record schema has no subindexed part and unique record
+// field names; every PState schema passes PStateSchema::Check; every topology has
 // at least one source, valid and distinct source depot indexes, at least one op, no op
 // kind unknown or without its function, and a step after its last partitioner. The first
 // problem is returned as kInvalidArgument naming the module and the offending thing.
 Status ValidateModuleDef(const ModuleDef& def);
 
 // STRATA_ABI_STAMP as compiled into the host, e.g.
-// "strata-sdk/1 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
+// "strata-sdk/2 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
 std::string_view HostAbiStamp();
 
 }  // namespace strata

@@ -385,17 +385,20 @@ TEST(LoaderTest, DestroyingUnloadsTheSharedObjectAndDataOutlivesIt) {
   std::string path = TestModule("sample");
   PStateSchema schema;
   Path key_path;
+  Schema record_schema;
   {
     auto loaded = LoadedModule::Load(path);
     ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
     ASSERT_THAT(ProcMaps(), HasSubstr(path));
     schema = (*loaded)->def().pstates[1].schema;
     key_path = (*loaded)->def().depots[0].partitioning.key_path;
+    record_schema = (*loaded)->def().depots[0].record_schema;
   }
   EXPECT_THAT(ProcMaps(), Not(HasSubstr(path)));
   // Built by the host, so still usable (and destructible) with the plugin unmapped.
   EXPECT_EQ(schema.ToString(), "global map<string, subindexed set<string>>");
   EXPECT_EQ(key_path, Path().Key("user"));
+  EXPECT_EQ(record_schema.ToString(), "record{n: int64, user: string}");
 }
 
 // ---- ValidateModuleDef on declarations built in the test ---------------------------------
@@ -447,6 +450,19 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
       {"invalid hash key path",
        [](ModuleDef* d) { d->depots[0].partitioning.key_path = Path().Nth(-1); },
        "depot *in: hash key path: "},
+      {"subindexed record schema",
+       [](ModuleDef* d) {
+         d->depots[0].record_schema =
+             Schema::Record({{"tags", Schema::Set(Schema::String()).Subindexed()}});
+       },
+       "module valid: depot *in: record schema record{tags: subindexed set<string>} has a "
+       "subindexed part"},
+      {"record schema with a duplicate field",
+       [](ModuleDef* d) {
+         d->depots[0].record_schema =
+             Schema::Record({{"k", Schema::String()}, {"k", Schema::Int64()}});
+       },
+       "module valid: depot *in: record schema record{k: string, k: int64}: "},
       {"unknown partitioning",
        [](ModuleDef* d) { d->depots[0].partitioning.kind = static_cast<DepotPartitioning::Kind>(9); },
        "depot *in has unknown partitioning kind 9"},

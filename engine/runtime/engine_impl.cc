@@ -14,6 +14,7 @@
 #include <shared_mutex>
 #include <span>
 
+#include "module/record_check.h"
 #include "runtime/outbox.h"
 #include "runtime/runtime.h"
 #include "strata/key_codec.h"
@@ -28,7 +29,6 @@ namespace fs = std::filesystem;
 constexpr const char* kModulesTable = "meta.modules";
 constexpr const char* kProgressTable = "meta.progress";
 constexpr const char* kFailuresTable = "meta.failures";
-constexpr size_t kMaxRecentFailures = 100;
 constexpr size_t kReplayChunk = 256;
 
 // "*sentences" -> "sentences": depot and PState tables are named without the sigil.
@@ -53,6 +53,21 @@ std::string FailureKey(const std::string& module, const TopologyFailure& f) {
   return key;
 }
 
+// Cuts `message` to at most kMaxFailureMessageBytes, the marker that says how much was cut
+// included (so cutting twice changes nothing), at a UTF-8 character boundary: a step's
+// error often quotes its whole record, which may be megabytes, and every failure travels
+// in stats responses.
+std::string ShortFailureMessage(std::string message) {
+  if (message.size() <= kMaxFailureMessageBytes) return message;
+  constexpr size_t kMarkerRoom = 40;  // " … (N bytes more)" with N up to 20 digits
+  size_t cut = kMaxFailureMessageBytes - kMarkerRoom;
+  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
+  const size_t more = message.size() - cut;
+  message.resize(cut);
+  message += " \u2026 (" + std::to_string(more) + " bytes more)";
+  return message;
+}
+
 Value FailureToValue(const TopologyFailure& f) {
   return Value::MapOf({{"topology", f.topology},
                        {"depot", f.depot},
@@ -72,9 +87,10 @@ std::optional<TopologyFailure> FailureFromValue(const Value& v) {
       !depot->is_string() || !partition->is_int() || !offset->is_int() || !message->is_string()) {
     return std::nullopt;
   }
+  // Rows recorded before messages were cut may hold a whole record: cut when read.
   return TopologyFailure{topology->as_string(), depot->as_string(),
                          static_cast<int>(partition->as_int()), offset->as_int(),
-                         message->as_string()};
+                         ShortFailureMessage(message->as_string())};
 }
 
 int RandomPartition(int partitions) {
@@ -177,6 +193,7 @@ class StepContext final : public TopologyContext {
         depots[ref.index].name != ref.name) {
       return Status::InvalidArgument("module " + module_.name + " has no depot " + ref.name);
     }
+    STRATA_RETURN_IF_ERROR(CheckRecord(depots[ref.index], record));
     STRATA_ASSIGN_OR_RETURN(int partition,
                             ChoosePartition(depots[ref.index], record, module_.partitions, partition_));
     STRATA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeValueChecked(record));
@@ -279,7 +296,7 @@ class EngineImpl final : public Engine {
                                             int partition, int64_t from, int64_t to,
                                             int64_t limit) override;
   Status WaitProcessed(const std::string& module) override;
-  Result<ModuleStats> Stats(const std::string& module) override;
+  Result<ModuleStats> Stats(const std::string& module, const StatsOptions& options) override;
 
  private:
   explicit EngineImpl(const EngineOptions& options);
@@ -549,10 +566,13 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
       }
     }
   }
+  // Counts the failures, and rewrites the rows an older version stored with a whole record
+  // in the message (FailureFromValue cut them as they were read).
   const std::string prefix = EncodeKey(Value(m.name));
   Status decode_error;
+  std::vector<std::pair<std::string, std::string>> cut_rows;
   STRATA_RETURN_IF_ERROR(session->Scan(
-      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view, std::string_view v) {
+      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view k, std::string_view v) {
         Result<Value> value = DecodeValue(v);
         std::optional<TopologyFailure> failure;
         if (value.ok()) failure = FailureFromValue(*value);
@@ -561,11 +581,18 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
           return false;
         }
         ++m.failure_count;
-        m.recent_failures.push_back(std::move(*failure));
-        if (m.recent_failures.size() > kMaxRecentFailures) m.recent_failures.pop_front();
+        if (failure->message != value->Find("message")->as_string()) {
+          std::string row;
+          AppendValue(FailureToValue(*failure), &row);
+          cut_rows.emplace_back(std::string(k), std::move(row));
+        }
         return true;
       }));
-  return decode_error;
+  STRATA_RETURN_IF_ERROR(decode_error);
+  for (const auto& [key, row] : cut_rows) {
+    STRATA_RETURN_IF_ERROR(session->Put(failures_table_, key, row));
+  }
+  return Status::Ok();
 }
 
 Status EngineImpl::LoadDeployedModules() {
@@ -807,7 +834,9 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   ModuleInfo info;
   info.name = m.name;
   info.partitions = m.partitions;
-  for (const DepotDef& d : m.def->depots) info.depots.push_back({d.name, PartitioningName(d.partitioning)});
+  for (const DepotDef& d : m.def->depots) {
+    info.depots.push_back({d.name, PartitioningName(d.partitioning), d.record_schema});
+  }
   for (const PStateDef& p : m.def->pstates) info.pstates.push_back({p.name, p.schema});
   for (const TopologyDef& t : m.def->topologies) {
     TopologyInfo topology{t.name, {}};
@@ -846,6 +875,16 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                                         " takes no client appends (only its topologies append)"));
   }
   if (records.empty()) return done(std::vector<AppendResult>{});
+  // Every record is checked before any is queued: a refused batch leaves nothing in the log.
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (Status st = CheckRecord(def, records[i]); !st.ok()) {
+      return done(Status::SchemaViolation(
+          "record " + std::to_string(i) + " of the batch of " + std::to_string(records.size()) +
+          " does not match the record schema " + def.record_schema.ToString() + " of depot " +
+          def.name + " (module " + module + "), so no record of the batch was appended: " +
+          st.message()));
+    }
+  }
   auto batch = std::make_shared<ClientBatch>();
   batch->level = level;
   batch->done = std::move(done);
@@ -1239,12 +1278,13 @@ void EngineImpl::RecordFailure(TaskThread& thread, ModuleRuntime& m, const Topol
   const TopologyDef& topology = m.def->topologies[run.topology];
   const RecordId& id = run.record->id;
   TopologyFailure failure{topology.name, m.def->depots[id.depot].name, id.partition, id.offset,
-                          "on partition " + std::to_string(partition) + " after " +
-                              std::to_string(options_.max_step_attempts) + " attempts (from op " +
-                              std::to_string(op) + "): " + error.ToString()};
+                          ShortFailureMessage("on partition " + std::to_string(partition) +
+                                              " after " + std::to_string(options_.max_step_attempts) +
+                                              " attempts (from op " + std::to_string(op) +
+                                              "): " + error.ToString())};
   // One row per (topology, record), the first failure's: a second failing branch of the
-  // record, or a replay that fails again, finds the row and leaves it, the count and
-  // recent_failures as they are. failures_mu is held from the lookup to the insertion so
+  // record, or a replay that fails again, finds the row and leaves it and the count as
+  // they are. failures_mu is held from the lookup to the insertion so
   // that two branches failing at once on two task threads record one row. The row is
   // durable with the next flush.
   Session& session = thread.session();
@@ -1262,8 +1302,6 @@ void EngineImpl::RecordFailure(TaskThread& thread, ModuleRuntime& m, const Topol
                    topology.name.c_str(), st.ToString().c_str());
     }
     ++m.failure_count;
-    m.recent_failures.push_back(failure);
-    if (m.recent_failures.size() > kMaxRecentFailures) m.recent_failures.pop_front();
   }
   failures_lock.unlock();
   {
@@ -1560,7 +1598,16 @@ Status EngineImpl::WaitProcessed(const std::string& module) {
   return Status::Ok();
 }
 
-Result<ModuleStats> EngineImpl::Stats(const std::string& module) {
+Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOptions& options) {
+  if (options.failures_from < 0) {
+    return Status::InvalidArgument("failures_from must be >= 0, not " +
+                                   std::to_string(options.failures_from));
+  }
+  if (options.failures_limit < 0 || options.failures_limit > StatsOptions::kMaxFailuresLimit) {
+    return Status::InvalidArgument("failures_limit must be 0 to " +
+                                   std::to_string(StatsOptions::kMaxFailuresLimit) + ", not " +
+                                   std::to_string(options.failures_limit));
+  }
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   ModuleStats stats;
   stats.module = m->name;
@@ -1576,9 +1623,35 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module) {
       }
     }
   }
-  std::lock_guard lock(m->failures_mu);
-  stats.failures = m->failure_count;
-  stats.recent_failures.assign(m->recent_failures.begin(), m->recent_failures.end());
+  {
+    std::lock_guard lock(m->failures_mu);
+    stats.failures = m->failure_count;
+  }
+  if (options.failures_limit == 0) return stats;
+  // The page is read from the failures table (key order: topology, depot, partition,
+  // offset), so a failure costs memory only while it is listed.
+  PooledSession session(TakeSession(), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  if (session.get() == nullptr) return Status::Busy("no storage session is available for a read");
+  const std::string prefix = EncodeKey(Value(m->name));
+  int64_t skip = options.failures_from;
+  Status decode_error;
+  STRATA_RETURN_IF_ERROR(session.get()->Scan(
+      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view, std::string_view v) {
+        if (skip > 0) {
+          --skip;
+          return true;
+        }
+        Result<Value> value = DecodeValue(v);
+        std::optional<TopologyFailure> failure;
+        if (value.ok()) failure = FailureFromValue(*value);
+        if (!failure) {
+          decode_error = Status::Corruption("a failure record of module " + m->name + " does not decode");
+          return false;
+        }
+        stats.failure_page.push_back(std::move(*failure));
+        return static_cast<int64_t>(stats.failure_page.size()) < options.failures_limit;
+      }));
+  STRATA_RETURN_IF_ERROR(decode_error);
   return stats;
 }
 

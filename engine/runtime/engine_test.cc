@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include <gmock/gmock.h>
@@ -148,8 +149,8 @@ TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
 
   ModuleStats stats = Must(engine_->Stats("rt_test"));
   EXPECT_EQ(stats.failures, 3);
-  ASSERT_EQ(stats.recent_failures.size(), 3u);
-  for (const TopologyFailure& f : stats.recent_failures) {
+  ASSERT_EQ(stats.failure_page.size(), 3u);
+  for (const TopologyFailure& f : stats.failure_page) {
     EXPECT_EQ(f.topology, "flaky");
     EXPECT_EQ(f.depot, "*flaky");
     EXPECT_THAT(f.message, HasSubstr("is a multiple of 5"));
@@ -186,7 +187,7 @@ TEST_F(EngineTest, AFailingStepRerunsTheOtherMembersOfItsGroupWithEffectsOnce) {
 }
 
 // Every branch of a fanned-out record fails: one failure per (topology, record), in the
-// count and in recent_failures alike, with the first branch's message; still so after a
+// count and in the failure page alike, with the first branch's message; still so after a
 // restart.
 TEST_F(EngineTest, FailingBranchesOfOneRecordAreOneFailure) {
   static_assert(kPartitions > 1);
@@ -201,9 +202,9 @@ TEST_F(EngineTest, FailingBranchesOfOneRecordAreOneFailure) {
   auto check = [&](const std::string& when) {
     ModuleStats stats = Must(engine_->Stats("rt_test"));
     EXPECT_EQ(stats.failures, 2) << when;
-    ASSERT_EQ(stats.recent_failures.size(), 2u) << when;
+    ASSERT_EQ(stats.failure_page.size(), 2u) << when;
     std::set<std::pair<int, int64_t>> records;
-    for (const TopologyFailure& f : stats.recent_failures) {
+    for (const TopologyFailure& f : stats.failure_page) {
       EXPECT_EQ(f.topology, "fanout_fail") << when;
       EXPECT_EQ(f.depot, "*fanout") << when;
       EXPECT_THAT(f.message, HasSubstr("refuses")) << when;
@@ -216,6 +217,142 @@ TEST_F(EngineTest, FailingBranchesOfOneRecordAreOneFailure) {
   Reopen();
   ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
   check("after a restart");
+}
+
+// The records in a depot, over its partitions.
+int64_t RecordsIn(Engine& engine, const std::string& depot) {
+  int64_t records = 0;
+  for (const DepotPartitionStats& d : Must(engine.Stats("rt_test")).depots) {
+    if (d.depot == depot) records += d.end_offset - d.start_offset;
+  }
+  return records;
+}
+
+// A failing step's message quotes its whole 1 MB record; the recorded failure keeps about
+// 1 KB of it, and so do the appender's error and every stats answer, also after a restart.
+TEST_F(EngineTest, FailureMessagesOfHugeRecordsAreCut) {
+  Open();
+  const std::string huge(1 << 20, 'x');
+  Result<std::vector<AppendResult>> results =
+      engine_->AppendBatch("rt_test", "*fanout", {Value(huge), Value(huge + "y")});
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  for (const AppendResult& r : *results) {
+    EXPECT_EQ(r.failure.code(), StatusCode::kUserError);
+    EXPECT_LT(r.failure.message().size(), kMaxFailureMessageBytes + 200) << r.failure.message().size();
+    EXPECT_THAT(r.failure.message(), HasSubstr("refuses \"xxx"));
+  }
+  auto check = [&](const std::string& when) {
+    ModuleStats stats = Must(engine_->Stats("rt_test"));
+    EXPECT_EQ(stats.failures, 2) << when;
+    ASSERT_EQ(stats.failure_page.size(), 2u) << when;
+    for (const TopologyFailure& f : stats.failure_page) {
+      EXPECT_LE(f.message.size(), kMaxFailureMessageBytes) << when;
+      EXPECT_THAT(f.message, HasSubstr("refuses \"xxx")) << when;
+      EXPECT_THAT(f.message, ::testing::EndsWith(" bytes more)")) << when;
+      EXPECT_THAT(f.message, HasSubstr(" (104")) << when;  // 1 MB and a little, cut
+      // The record itself is where the failure says.
+      std::vector<DepotEntry> entry =
+          Must(engine_->ReadDepot("rt_test", "*fanout", f.partition, f.offset, f.offset + 1, 1));
+      ASSERT_EQ(entry.size(), 1u) << when;
+      EXPECT_TRUE(entry[0].record.as_string().starts_with(huge)) << when;
+    }
+  };
+  check("after processing");
+  Reopen();
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  check("after a restart");
+}
+
+// Stats lists the failures at [from, from + limit) in (topology, depot, partition, offset)
+// order and always counts them all.
+TEST_F(EngineTest, StatsPagesFailures) {
+  Open();
+  std::vector<Value> records;
+  for (int n = 1; n <= 60; ++n) records.push_back(5 * n);  // every one fails
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*flaky", records).ok());
+  ModuleStats all = Must(engine_->Stats("rt_test", StatsOptions{0, StatsOptions::kMaxFailuresLimit}));
+  EXPECT_EQ(all.failures, 60);
+  ASSERT_EQ(all.failure_page.size(), 60u);
+  auto order = [](const TopologyFailure& f) {
+    return std::make_tuple(f.topology, f.depot, f.partition, f.offset);
+  };
+  for (size_t i = 1; i < all.failure_page.size(); ++i) {
+    EXPECT_LT(order(all.failure_page[i - 1]), order(all.failure_page[i])) << i;
+  }
+  EXPECT_EQ(Must(engine_->Stats("rt_test")).failure_page.size(), 60u);  // default limit 100
+
+  std::vector<TopologyFailure> paged;
+  for (int64_t from = 0; from < 70; from += 25) {
+    ModuleStats page = Must(engine_->Stats("rt_test", StatsOptions{from, 25}));
+    EXPECT_EQ(page.failures, 60) << from;
+    EXPECT_EQ(page.failure_page.size(), static_cast<size_t>(std::clamp<int64_t>(60 - from, 0, 25))) << from;
+    paged.insert(paged.end(), page.failure_page.begin(), page.failure_page.end());
+  }
+  ASSERT_EQ(paged.size(), all.failure_page.size());
+  for (size_t i = 0; i < paged.size(); ++i) EXPECT_EQ(order(paged[i]), order(all.failure_page[i])) << i;
+
+  ModuleStats count_only = Must(engine_->Stats("rt_test", StatsOptions{0, 0}));
+  EXPECT_EQ(count_only.failures, 60);
+  EXPECT_TRUE(count_only.failure_page.empty());
+  EXPECT_EQ(engine_->Stats("rt_test", StatsOptions{-1, 10}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Stats("rt_test", StatsOptions{0, StatsOptions::kMaxFailuresLimit + 1}).status().code(),
+            StatusCode::kInvalidArgument);
+
+  Reopen();
+  ModuleStats after = Must(engine_->Stats("rt_test", StatsOptions{50, 25}));
+  EXPECT_EQ(after.failures, 60);
+  ASSERT_EQ(after.failure_page.size(), 10u);
+  EXPECT_EQ(order(after.failure_page[0]), order(all.failure_page[50]));
+}
+
+// A depot's record schema refuses a batch with one mistyped record as a whole, before the
+// log, naming the record, the path in it, the expected type and the value.
+TEST_F(EngineTest, RecordSchemaRefusesABadBatchBeforeTheLog) {
+  Open();
+  auto typed = [](const std::string& k, Value n) { return Value::MapOf({{"k", k}, {"n", std::move(n)}}); };
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*typed", {typed("a", 1), typed("b", 2)}).ok());
+  EXPECT_EQ(RecordsIn(*engine_, "*typed"), 2);
+
+  Result<std::vector<AppendResult>> bad =
+      engine_->AppendBatch("rt_test", "*typed", {typed("c", 3), typed("d", "ten"), typed("e", 5)});
+  ASSERT_EQ(bad.status().code(), StatusCode::kSchemaViolation) << bad.status().ToString();
+  EXPECT_THAT(bad.status().message(), HasSubstr("record 1 of the batch of 3"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("no record of the batch was appended"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("*typed.n: expected int64, got string \"ten\""));
+
+  for (AckLevel level : {AckLevel::kNone, AckLevel::kAppended, AckLevel::kProcessed}) {
+    Result<AppendResult> nested = engine_->Append(
+        "rt_test", "*typed",
+        Value::MapOf({{"k", "f"}, {"n", 6}, {"tags", Value::ListOf({"ok", 7})}}), level);
+    EXPECT_EQ(nested.status().code(), StatusCode::kSchemaViolation);
+    EXPECT_THAT(nested.status().message(), HasSubstr("*typed.tags[1]: expected string, got int 7"));
+  }
+  Result<AppendResult> unknown =
+      engine_->Append("rt_test", "*typed", Value::MapOf({{"k", "g"}, {"n", 1}, {"x", 1}}));
+  EXPECT_EQ(unknown.status().code(), StatusCode::kSchemaViolation);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("*typed: unknown field \"x\""));
+  Result<AppendResult> not_a_map = engine_->Append("rt_test", "*typed", Value(12));
+  EXPECT_EQ(not_a_map.status().code(), StatusCode::kSchemaViolation);
+  EXPECT_THAT(not_a_map.status().message(), HasSubstr("*typed: expected record{"));
+
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  EXPECT_EQ(RecordsIn(*engine_, "*typed"), 2);
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$typed", Path().Key("c"))), Value());
+  EXPECT_EQ(Must(engine_->Stats("rt_test")).failures, 0);
+  // A good record still goes in, with a list of strings.
+  ASSERT_TRUE(engine_->Append("rt_test", "*typed",
+                              Value::MapOf({{"k", "h"}, {"n", 8}, {"tags", Value::ListOf({"x"})}}))
+                  .ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$typed", Path().Key("h"))), Value(8));
+
+  ModuleInfo info = Must(engine_->Describe("rt_test"));
+  for (const DepotInfo& d : info.depots) {
+    if (d.name == "*typed") {
+      EXPECT_EQ(d.record_schema.ToString(), "record{k: string, n: int64, tags: list<string>}");
+    } else {
+      EXPECT_EQ(d.record_schema.kind(), Schema::Kind::kAny) << d.name;
+    }
+  }
 }
 
 TEST_F(EngineTest, GlobalPStateIsWrittenOnlyFromPartitionZero) {
@@ -411,7 +548,7 @@ TEST_F(EngineTest, DeployErrors) {
   Result<ModuleInfo> mismatched = engine_->Deploy(STRATA_MISMATCHED_ABI_MODULE, {});
   ASSERT_FALSE(mismatched.ok());
   EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/999"));
-  EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/1 "));
+  EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/2 "));
 
   EXPECT_EQ(engine_->Deploy(STRATA_RT_TEST_MODULE, {}).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(engine_->Deploy(STRATA_RT_TEST_MODULE, {.partitions = 0}).status().code(),

@@ -359,5 +359,67 @@ TEST_F(RecoveryTest, OutboxRowLeftByACrashIsAppendedOnceAtOpen) {
   }
 }
 
+// The failure rows of rt_test in meta.failures (key -> row bytes); the engine must be closed.
+std::map<std::string, std::string> FailureRows(Storage& storage) {
+  std::map<std::string, std::string> rows;
+  TableId table = Must(storage.OpenTable("meta.failures", TableKind::kBytes));
+  std::unique_ptr<Session> session = Must(storage.OpenSession());
+  if (!session) return rows;
+  const std::string prefix = EncodeKey(Value("rt_test"));
+  EXPECT_TRUE(session
+                  ->Scan(table, prefix, PrefixEnd(prefix), false,
+                         [&](std::string_view key, std::string_view row) {
+                           rows.emplace(key, row);
+                           return true;
+                         })
+                  .ok());
+  return rows;
+}
+
+StorageOptions FailureTableOptions(const std::string& data_dir) {
+  StorageOptions options;
+  options.path = data_dir;
+  options.cache_size_bytes = 16ull << 20;
+  options.log_file_max_bytes = 4ull << 20;
+  return options;
+}
+
+// A failure row stored before messages were cut holds its whole record in the message:
+// opening the engine cuts and rewrites it, so stats answers stay small from then on.
+TEST_F(RecoveryTest, FailureRowsWithAWholeRecordAreCutWhenLoaded) {
+  Open();
+  ASSERT_EQ(engine_->Append("rt_test", "*flaky", 5).status().code(), StatusCode::kUserError);
+  engine_.reset();
+  const std::string huge(1 << 20, 'z');
+  {
+    std::unique_ptr<Storage> storage = Must(Storage::Open(FailureTableOptions(data_dir())));
+    ASSERT_TRUE(storage);
+    std::map<std::string, std::string> rows = FailureRows(*storage);
+    ASSERT_EQ(rows.size(), 1u);
+    Value row = Must(DecodeValue(rows.begin()->second));
+    ASSERT_TRUE(row.is_map());
+    row.Insert("message", "an old message with the whole record " + huge);
+    std::string bytes;
+    AppendValue(row, &bytes);
+    TableId table = Must(storage->OpenTable("meta.failures", TableKind::kBytes));
+    std::unique_ptr<Session> session = Must(storage->OpenSession());
+    ASSERT_TRUE(session && session->Put(table, rows.begin()->first, bytes).ok());
+    ASSERT_TRUE(storage->WaitDurable().ok());
+  }
+  Open();
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  EXPECT_EQ(stats.failures, 1);
+  ASSERT_EQ(stats.failure_page.size(), 1u);
+  EXPECT_LE(stats.failure_page[0].message.size(), kMaxFailureMessageBytes);
+  EXPECT_TRUE(stats.failure_page[0].message.starts_with("an old message with the whole record zzz"));
+  EXPECT_TRUE(stats.failure_page[0].message.ends_with(" bytes more)")) << stats.failure_page[0].message;
+  engine_.reset();
+  std::unique_ptr<Storage> storage = Must(Storage::Open(FailureTableOptions(data_dir())));
+  ASSERT_TRUE(storage);
+  std::map<std::string, std::string> rows = FailureRows(*storage);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_LT(rows.begin()->second.size(), kMaxFailureMessageBytes + 200) << "the row was not rewritten";
+}
+
 }  // namespace
 }  // namespace strata

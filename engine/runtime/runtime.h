@@ -280,8 +280,7 @@ struct ModuleRuntime {
   std::atomic<int> progress_waiters{0};
 
   std::mutex failures_mu;
-  std::deque<TopologyFailure> recent_failures;  // GUARDED_BY(failures_mu), at most 100
-  int64_t failure_count = 0;                    // GUARDED_BY(failures_mu)
+  int64_t failure_count = 0;  // GUARDED_BY(failures_mu): rows of the failures table
 };
 
 }  // namespace strata::runtime

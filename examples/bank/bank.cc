@@ -14,9 +14,10 @@
 //   $$applied_credits  map<string, subindexed set<list<string>>>: to -> [from, id] credited
 //   $$rejected         map<string, subindexed map<string, string>>: from -> id -> reason
 //
-// A record with a missing or mistyped field or an amount that is not a positive int is a
-// user error: the step fails, the runtime records the failure and a `processed` appender
-// gets an error. A transfer the source account cannot cover is rejected: recorded in
+// A record with a mistyped or unknown field is refused at append by the depot's record
+// schema (SCHEMA_VIOLATION) and never enters the log. A record with a missing field or an
+// amount that is not positive is a user error: the step fails, the runtime records the
+// failure and a `processed` appender gets an error. A transfer the source account cannot cover is rejected: recorded in
 // $$rejected and answered {"status": "rejected", "reason": ..., "balance": b}. Both
 // decisions are final: a transfer id seen again (a replay after a crash, or a client
 // retry with the same id) gets its first answer and moves no money.
@@ -130,10 +131,17 @@ Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
 }
 
 void Define(strata::ModuleBuilder& m) {
-  strata::DepotRef deposits =
-      m.Depot("*deposits", strata::DepotPartitioning::Hash(Path().Key("account")));
-  strata::DepotRef transfers =
-      m.Depot("*transfers", strata::DepotPartitioning::Hash(Path().Key("from")));
+  // The record schemas refuse a mistyped field at append; the steps check what a schema
+  // cannot say (a field present, an amount > 0).
+  strata::DepotRef deposits = m.Depot(
+      "*deposits", strata::DepotPartitioning::Hash(Path().Key("account")),
+      Schema::Record({{"account", Schema::String()}, {"amount", Schema::Int64()}}));
+  strata::DepotRef transfers = m.Depot(
+      "*transfers", strata::DepotPartitioning::Hash(Path().Key("from")),
+      Schema::Record({{"id", Schema::String()},
+                      {"from", Schema::String()},
+                      {"to", Schema::String()},
+                      {"amount", Schema::Int64()}}));
 
   Pstates p;
   p.balances = m.PState("$$balances", Schema::Map(Schema::String(), Schema::Int64()));

@@ -18,7 +18,8 @@
 // recomputation from *orders alone even after a crash, and *shipments holds exactly one
 // record per key of $$orders.
 //
-// A record without string order_id / customer or int64 amount is a user error.
+// A mistyped field is refused at append by the record schema (SCHEMA_VIOLATION); a record
+// missing a field, or with an empty order_id / customer, is a user error of `place`.
 #include <cstdint>
 #include <string>
 
@@ -68,8 +69,15 @@ Status Place(const PStateRef& orders, const DepotRef& shipments, TopologyContext
 }
 
 void Define(strata::ModuleBuilder& m) {
-  DepotRef orders_depot = m.Depot("*orders", strata::DepotPartitioning::Hash(Path().Key("order_id")));
-  DepotRef shipments = m.Depot("*shipments", strata::DepotPartitioning::NoClientAppends());
+  // The record schemas refuse a mistyped field at append; `place` checks that the fields
+  // are present and the ids not empty.
+  DepotRef orders_depot = m.Depot("*orders", strata::DepotPartitioning::Hash(Path().Key("order_id")),
+                                  Schema::Record({{"order_id", Schema::String()},
+                                                  {"customer", Schema::String()},
+                                                  {"amount", Schema::Int64()}}));
+  DepotRef shipments =
+      m.Depot("*shipments", strata::DepotPartitioning::NoClientAppends(),
+              Schema::Record({{"order_id", Schema::String()}, {"customer", Schema::String()}}));
   PStateRef orders = m.PState(
       "$$orders", Schema::Map(Schema::String(), Schema::Record({{"customer", Schema::String()},
                                                                {"amount", Schema::Int64()}})));

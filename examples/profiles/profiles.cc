@@ -18,9 +18,9 @@
 //
 // Ack return: {"status": "registered", "id": id} when this record holds the name — a new
 // claim, a replay of the claiming record (same offset) or a client retry with the claim's
-// request_id; otherwise {"status": "taken", "id": id of the holder}. A record without a
-// non-empty string username, or with a non-string request_id/display_name, is a user
-// error (failure path).
+// request_id; otherwise {"status": "taken", "id": id of the holder}. A record that is not a
+// map of those string fields is refused at append by the record schema (SCHEMA_VIOLATION);
+// one without a non-empty username is a user error (failure path).
 #include <cstdint>
 #include <string>
 
@@ -114,7 +114,10 @@ Status Claim(const Pstates& p, TopologyContext& ctx, const Value& record) {
 
 void Define(strata::ModuleBuilder& m) {
   strata::DepotRef registrations =
-      m.Depot("*registrations", strata::DepotPartitioning::Hash(Path().Key("username")));
+      m.Depot("*registrations", strata::DepotPartitioning::Hash(Path().Key("username")),
+              Schema::Record({{"username", Schema::String()},
+                              {"request_id", Schema::String()},
+                              {"display_name", Schema::String()}}));
 
   Pstates p;
   p.users_by_name = m.PState("$$users_by_name", Schema::Map(Schema::String(), Schema::Int64()));

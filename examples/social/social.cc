@@ -149,10 +149,12 @@ Status Deliver(const PStateRef& timelines, TopologyContext& ctx, const Value& de
 }
 
 void Define(strata::ModuleBuilder& m) {
-  strata::DepotRef follows_depot =
-      m.Depot("*follows", strata::DepotPartitioning::Hash(Path().Key("to")));
-  strata::DepotRef posts_depot =
-      m.Depot("*posts", strata::DepotPartitioning::Hash(Path().Key("author")));
+  strata::DepotRef follows_depot = m.Depot(
+      "*follows", strata::DepotPartitioning::Hash(Path().Key("to")),
+      Schema::Record({{"from", Schema::String()}, {"to", Schema::String()}, {"op", Schema::String()}}));
+  strata::DepotRef posts_depot = m.Depot(
+      "*posts", strata::DepotPartitioning::Hash(Path().Key("author")),
+      Schema::Record({{"author", Schema::String()}, {"id", Schema::Int64()}, {"text", Schema::String()}}));
 
   PStateRef followers =
       m.PState("$$followers", Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));

@@ -2,7 +2,7 @@
 // emits several values per record, a hash partitioner between steps (each word goes to
 // the partition that owns it), and a counter incremented with a transform path.
 //
-//   *sentences      random partitioning; a record is a string
+//   *sentences      random partitioning; a record is a string (its record schema)
 //   $$word_counts   map<string, int64>: word -> occurrences
 //
 // Counting is not idempotent: after a crash a replayed sentence is counted again (stream
@@ -40,7 +40,9 @@ void Define(strata::ModuleBuilder& m) {
   using strata::TopologyContext;
   using strata::Value;
 
-  strata::DepotRef sentences = m.Depot("*sentences", strata::DepotPartitioning::Random());
+  // A record that is not a string is refused at append (SCHEMA_VIOLATION), before the log.
+  strata::DepotRef sentences =
+      m.Depot("*sentences", strata::DepotPartitioning::Random(), Schema::String());
   strata::PStateRef counts =
       m.PState("$$word_counts", Schema::Map(Schema::String(), Schema::Int64()));
 

@@ -56,6 +56,7 @@ inline std::vector<NamedRequest> SampleRequests() {
   out.push_back({"read_depot", {11, ReadDepotRequest{"bank", "*transfers", 3, 100, 200, 50}}});
   out.push_back({"stats_all", {12, StatsRequest{}}});
   out.push_back({"stats_module", {UINT64_MAX, StatsRequest{"bank"}}});
+  out.push_back({"stats_failure_page", {14, StatsRequest{"bank", 200, 50}}});
   return out;
 }
 
@@ -68,7 +69,10 @@ inline ModuleInfo SampleModuleInfo() {
   return ModuleInfo{
       "social",
       8,
-      {{"*follows", "hash(from)"}, {"*posts", "random"}},
+      {{"*follows", "hash(from)",
+        Value::MapOf({{"type", "record"}, {"fields", Value::MapOf({{"from", "string"}, {"to", "string"}})}}),
+        "record{from: string, to: string}"},
+       {"*posts", "random", Value(), ""}},
       {{"$$followers", Value::MapOf({{"key", "string"}, {"value", "set<string>"}}),
         "map<string, set<string>>"}},
       {{"followers", {"*follows"}}, {"timeline", {"*posts", "*follows"}}},

@@ -394,7 +394,7 @@ class CrashTest : public ::testing::Test {
       int64_t lag = 0;
       for (const proto::ModuleStats& m : stats.modules) {
         ASSERT_EQ(m.failures, 0) << m.module << " has topology failures, e.g. "
-                                 << (m.recent_failures.empty() ? "" : m.recent_failures[0].message);
+                                 << (m.failure_page.empty() ? "" : m.failure_page[0].message);
         for (const proto::TopologyPartitionStats& t : m.topologies) lag += t.lag;
       }
       if (lag == 0) return;

@@ -280,16 +280,49 @@ TEST_F(ClientTest, ProfilesAckReturnsCarryIdsAndBatchResultsArePerRecord) {
 
   // A record the topology gives up on: a single Append reports TOPOLOGY_FAILED, a batch
   // reports it per record.
-  ExpectError(client->Append("profiles", "*registrations",
-                             Json(R"({"username": "carol", "display_name": 7})")),
+  ExpectError(client->Append("profiles", "*registrations", Json(R"({"username": ""})")),
               ErrorKind::kServer, ErrorCode::kTopologyFailed, "register");
   ASSERT_CALL_OK(mixed, client->AppendBatch("profiles", "*registrations",
-                                            {Json(R"({"username": "dave", "display_name": 7})"),
+                                            {Json(R"({"username": ""})"),
                                              Json(R"({"username": "erin"})")}));
   ASSERT_EQ(mixed.size(), 2u);
   ASSERT_TRUE(mixed[0].failure.has_value());
   EXPECT_EQ(mixed[0].failure->code, ErrorCode::kTopologyFailed);
   EXPECT_FALSE(mixed[1].failure.has_value());
+}
+
+// Stats lists the failures asked for and counts them all; a record that does not match its
+// depot's record schema is refused before the log; describe shows the schema.
+TEST_F(ClientTest, StatsPagesFailuresAndRecordSchemasRefuseMistypedRecords) {
+  StartServer();
+  std::unique_ptr<Client> client = Connected();
+  ASSERT_NE(client, nullptr);
+  ASSERT_CALL_OK(deployed, client->Deploy(PROFILES_MODULE));
+  ASSERT_CALL_OK(failed, client->AppendBatch("profiles", "*registrations",
+                                             std::vector<Value>(5, Json(R"({"username": ""})"))));
+  ASSERT_CALL_OK(all, client->Stats("profiles", 0, protocol::kMaxStatsFailuresLimit));
+  ASSERT_EQ(all.modules.size(), 1u);
+  EXPECT_EQ(all.modules[0].failures, 5);
+  ASSERT_EQ(all.modules[0].failure_page.size(), 5u);
+  ASSERT_CALL_OK(page, client->Stats("profiles", 1, 2));
+  EXPECT_EQ(page.modules[0].failures, 5);
+  EXPECT_EQ(page.modules[0].failure_page,
+            std::vector<protocol::TopologyFailure>(all.modules[0].failure_page.begin() + 1,
+                                                   all.modules[0].failure_page.begin() + 3));
+  ExpectError(client->Stats("profiles", 0, protocol::kMaxStatsFailuresLimit + 1), ErrorKind::kServer,
+              ErrorCode::kInvalidArgument, "failures_limit");
+
+  ExpectError(client->AppendBatch("profiles", "*registrations",
+                                  {Json(R"({"username": "zoe"})"), Json(R"({"username": "yan", "display_name": 7})")}),
+              ErrorKind::kServer, ErrorCode::kSchemaViolation,
+              "*registrations.display_name: expected string, got int 7");
+  ExpectError(client->SelectOne("profiles", "$$users_by_name", Path().Must("zoe")), ErrorKind::kServer,
+              ErrorCode::kNotFound);
+
+  ASSERT_CALL_OK(described, client->Describe("profiles"));
+  ASSERT_EQ(described.depots.size(), 1u);
+  EXPECT_EQ(described.depots[0].record_schema_text,
+            "record{display_name: string, request_id: string, username: string}");
 }
 
 TEST_F(ClientTest, ErrorsAreTyped) {
@@ -309,7 +342,7 @@ TEST_F(ClientTest, ErrorsAreTyped) {
   ExpectError(client->SelectOne("wordcount", "$$word_counts", Path().Must("never"), Value("never")),
               ErrorKind::kServer, ErrorCode::kNotFound);
   ExpectError(client->Append("wordcount", "*sentences", Value(42)), ErrorKind::kServer,
-              ErrorCode::kTopologyFailed);
+              ErrorCode::kSchemaViolation, "*sentences: expected string, got int 42");
 
   // Refused before anything is sent.
   ExpectError(client->Describe(""), ErrorKind::kArgument, ErrorCode::kNone, "module name");

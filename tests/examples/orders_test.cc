@@ -75,6 +75,16 @@ TEST_F(OrdersTest, AMalformedOrderIsAUserErrorAndShipsNothing) {
   EXPECT_TRUE(ShipmentCounts().empty());
 }
 
+TEST_F(OrdersTest, AMistypedOrderIsRefusedBeforeTheLog) {
+  auto r = engine_->Append("orders", "*orders",
+                           Value::MapOf({{"order_id", "o9"}, {"customer", "ann"}, {"amount", "ten"}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kSchemaViolation) << r.status().ToString();
+  auto orders = ReadWholeDepot(*engine_, "orders", "*orders");
+  ASSERT_TRUE(orders.ok());
+  for (const auto& partition : *orders) EXPECT_TRUE(partition.empty());
+}
+
 TEST_F(OrdersTest, ViewsEqualTheirRecomputationFromOrdersAlone) {
   std::mt19937_64 rng(TestSeed(42));
   std::vector<Value> batch;

@@ -495,21 +495,141 @@ TEST_F(ServerTest, UnknownNamesInvalidPathsAndMistypedRecordsAreErrors) {
   bad_path.path = Value("not a list");
   ExpectError(client.Call(bad_path), ErrorCode::kInvalidArgument, "invalid path");
 
-  // Records of the wrong shape. Depots have no schema in the engine: a record that does
-  // not fit its depot's partitioning key is refused with the whole batch, and one its
-  // topology rejects is acknowledged with a per-record failure.
+  // Records of the wrong shape. One that does not match its depot's record schema is
+  // refused with the whole batch; one its topology rejects is acknowledged with a
+  // per-record failure.
   ASSERT_CALL_OK(profiles, client, DeployPath(PROFILES_MODULE));
   ExpectError(client.Call(proto::AppendRequest{"profiles", "*registrations", {Value(7)}}),
-              ErrorCode::kInvalidArgument, "username");
-  ASSERT_CALL_OK(failed, client, (proto::AppendRequest{"wordcount", "*sentences", {Value(42)}}));
+              ErrorCode::kSchemaViolation, "*registrations: expected record{");
+  ExpectError(client.Call(proto::AppendRequest{"wordcount", "*sentences", {Value(42)}}),
+              ErrorCode::kSchemaViolation, "*sentences: expected string, got int 42");
+  ASSERT_CALL_OK(failed, client,
+                 (proto::AppendRequest{"profiles", "*registrations", {Value::MapOf({{"username", ""}})}}));
   const auto& results = std::get<proto::Appended>(failed.body).results;
   ASSERT_EQ(results.size(), 1u);
   ASSERT_TRUE(results[0].failure.has_value());
   EXPECT_EQ(results[0].failure->code, ErrorCode::kTopologyFailed);
-  EXPECT_NE(results[0].failure->message.find("must be a string"), std::string::npos);
+  EXPECT_NE(results[0].failure->message.find("username"), std::string::npos);
 
   ASSERT_CALL_OK(fine, client, Sentences({"after the errors"}));
   EXPECT_EQ(Count(client, "errors"), Value(1));
+  StopServer();
+}
+
+// The bank module's stats with failures [from, from + limit), or a test failure.
+proto::ModuleStats BankStats(TestClient& client, int64_t from, int64_t limit) {
+  Result<proto::Response> r = client.Call(proto::StatsRequest{"bank", from, limit});
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return {};
+  EXPECT_FALSE(r->error.has_value()) << proto::ErrorCodeName(r->error->code) << ": " << r->error->message;
+  if (r->error.has_value()) return {};
+  const auto& modules = std::get<proto::StatsResult>(r->body).modules;
+  EXPECT_EQ(modules.size(), 1u);
+  return modules.empty() ? proto::ModuleStats{} : modules[0];
+}
+
+// A deposit whose step fails (amount 0) quotes the whole record, here over 1 MB, in its
+// error. 24 of them used to make every stats answer larger than the frame cap, for good;
+// now each recorded failure keeps about 1 KB, stats answers and pages them, also after a
+// restart, and each failure still leads to its record.
+TEST_F(ServerTest, FailuresOfHugeRecordsStaySmallAndStatsPagesThem) {
+  constexpr int kFailed = 24;
+  StartServer();
+  auto check = [&](TestClient& client, const std::string& when) {
+    proto::ModuleStats all = BankStats(client, 0, proto::kMaxStatsFailuresLimit);
+    EXPECT_EQ(all.failures, kFailed) << when;
+    ASSERT_EQ(all.failure_page.size(), static_cast<size_t>(kFailed)) << when;
+    for (const proto::TopologyFailure& f : all.failure_page) {
+      EXPECT_EQ(f.depot, "*deposits") << when;
+      EXPECT_LE(f.message.size(), 1024u) << when;
+      EXPECT_NE(f.message.find("\"amount\" must be an int > 0"), std::string::npos) << f.message;
+      EXPECT_TRUE(f.message.ends_with(" bytes more)")) << f.message;
+    }
+    EXPECT_EQ(BankStats(client, 0, 100).failure_page, all.failure_page) << when;  // the default
+    proto::ModuleStats page = BankStats(client, 5, 7);
+    EXPECT_EQ(page.failures, kFailed) << when;
+    EXPECT_EQ(page.failure_page, std::vector<proto::TopologyFailure>(all.failure_page.begin() + 5,
+                                                                      all.failure_page.begin() + 12))
+        << when;
+    EXPECT_EQ(BankStats(client, 20, 10).failure_page.size(), 4u) << when;
+    proto::ModuleStats past_the_end = BankStats(client, kFailed, 10);
+    EXPECT_EQ(past_the_end.failures, kFailed) << when;
+    EXPECT_TRUE(past_the_end.failure_page.empty()) << when;
+    ASSERT_CALL_OK(every_module, client, proto::StatsRequest{});
+    // The record is where its failure says.
+    const proto::TopologyFailure& f = all.failure_page[3];
+    ASSERT_CALL_OK(read, client,
+                   (proto::ReadDepotRequest{"bank", "*deposits", f.partition, f.offset, f.offset + 1, 1}));
+    const auto& records = std::get<proto::DepotRecords>(read.body).records;
+    ASSERT_EQ(records.size(), 1u) << when;
+    EXPECT_GT(records[0].value.Find(Value("account"))->as_string().size(), 1u << 20) << when;
+  };
+  {
+    TestClient client = Connected();
+    ASSERT_CALL_OK(deployed, client, DeployPath(BANK_MODULE));
+    for (int i = 0; i < kFailed; i += 4) {
+      proto::AppendRequest request{"bank", "*deposits", {}, proto::AckLevel::kProcessed};
+      for (int j = i; j < i + 4; ++j) {
+        request.records.push_back(Value::MapOf(
+            {{"account", "acct" + std::to_string(j) + std::string(1 << 20, 'x')}, {"amount", 0}}));
+      }
+      ASSERT_CALL_OK(appended, client, request);
+      for (const proto::AppendResult& r : std::get<proto::Appended>(appended.body).results) {
+        ASSERT_TRUE(r.failure.has_value());
+        EXPECT_EQ(r.failure->code, ErrorCode::kTopologyFailed);
+        EXPECT_LT(r.failure->message.size(), 2048u);
+      }
+    }
+    check(client, "before the restart");
+  }
+  StopServer();
+  StartServer();
+  TestClient client = Connected();
+  check(client, "after the restart");
+  StopServer();
+}
+
+// A batch with one record that does not match its depot's record schema is refused as a
+// whole with SCHEMA_VIOLATION naming the record, the path, the expected type and the value;
+// nothing of it enters the log. describe shows the schema.
+TEST_F(ServerTest, RecordSchemaRefusesAMistypedBatchBeforeTheLog) {
+  StartServer();
+  TestClient client = Connected();
+  ASSERT_CALL_OK(deployed, client, DeployPath(BANK_MODULE));
+  auto deposit = [](const std::string& account, Value amount) {
+    return Value::MapOf({{"account", account}, {"amount", std::move(amount)}});
+  };
+  Result<proto::Response> refused = client.Call(proto::AppendRequest{
+      "bank", "*deposits", {deposit("a", 10), deposit("b", "ten"), deposit("c", 30)}, proto::AckLevel::kAppended});
+  ExpectError(refused, ErrorCode::kSchemaViolation, "*deposits.amount: expected int64, got string \"ten\"");
+  ExpectError(refused, ErrorCode::kSchemaViolation, "record 1 of the batch of 3");
+  ExpectError(refused, ErrorCode::kSchemaViolation, "no record of the batch was appended");
+  ExpectError(client.Call(proto::AppendRequest{"bank", "*transfers",
+                                               {Value::MapOf({{"id", "t"}, {"from", "a"}, {"to", 3}})}}),
+              ErrorCode::kSchemaViolation, "*transfers.to: expected string, got int 3");
+
+  proto::ModuleStats stats = BankStats(client, 0, 0);
+  for (const proto::DepotPartitionStats& d : stats.depots) {
+    EXPECT_EQ(d.end_offset, 0) << d.depot << " partition " << d.partition;
+  }
+  EXPECT_EQ(stats.failures, 0);
+
+  ASSERT_CALL_OK(good, client, (proto::AppendRequest{"bank", "*deposits", {deposit("a", 10), deposit("c", 30)}}));
+  for (const proto::AppendResult& r : std::get<proto::Appended>(good.body).results) {
+    EXPECT_FALSE(r.failure.has_value()) << r.failure->message;
+  }
+  int64_t logged = 0;
+  for (const proto::DepotPartitionStats& d : BankStats(client, 0, 0).depots) logged += d.end_offset;
+  EXPECT_EQ(logged, 2);
+
+  ASSERT_CALL_OK(described, client, proto::DescribeRequest{"bank"});
+  const proto::ModuleInfo& info = std::get<proto::ModuleInfo>(described.body);
+  ASSERT_EQ(info.depots.size(), 2u);
+  EXPECT_EQ(info.depots[0].name, "*deposits");
+  EXPECT_EQ(info.depots[0].record_schema_text, "record{account: string, amount: int64}");
+  EXPECT_EQ(info.depots[0].record_schema,
+            Value::MapOf({{"type", "record"},
+                          {"fields", Value::MapOf({{"account", "string"}, {"amount", "int64"}})}}));
   StopServer();
 }
 

@@ -162,9 +162,9 @@ TEST_F(ShellTest, CommandFlagAndScriptFileRunCommands) {
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, R"(module wordcount: 8 partitions, 1 depot, 1 PState, 1 topology
 
-depot       partitioning
-----------  ------------
-*sentences  random
+depot       partitioning  record schema
+----------  ------------  -------------
+*sentences  random        string
 (1 row)
 
 pstate         schema
@@ -266,6 +266,11 @@ select bank $$balances ["alice"]
 
   run = Run({"-c", "append bank *deposits {\"account\": 5, \"amount\": 1}"});
   EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("error: SCHEMA_VIOLATION: record 0 of the batch of 1"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("*deposits.account: expected string, got int 5"), std::string::npos) << run.err;
+
+  run = Run({"-c", "append bank *deposits {\"account\": \"a\", \"amount\": 0}"});
+  EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("error: TOPOLOGY_FAILED: topology deposit"), std::string::npos) << run.err;
 
   run = Run({"-c", "select-one nope $$x key(1)"});
@@ -305,6 +310,35 @@ TEST_F(ShellTest, StatsAndTiming) {
   EXPECT_NE(run.out.find("deposit   *deposits   0\n"), std::string::npos) << run.out;
   EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\nfailures: 0\n\(\d+\.\d{3} ms\)\ntiming off\n)"))) << run.out;
   EXPECT_TRUE(run.out.ends_with("timing off\nusage: quit\nLeaves the shell (so do exit and Ctrl-D).\n")) << run.out;
+}
+
+TEST_F(ShellTest, StatsPagesFailures) {
+  std::string script;
+  for (const char* account : {"a", "b", "c"}) {
+    script += "append bank *deposits {\"account\": \"" + std::string(account) + "\", \"amount\": 0}\n";
+  }
+  script += "stats bank from=1 limit=1\nstats bank limit=0\nstats bank from=5\nstats from=2 bank\n";
+  ShellRun run = Run({"--keep-going"}, script);
+  EXPECT_EQ(run.exit_code, 1) << run.err;  // the failed appends
+  EXPECT_NE(run.out.find("failures: 3 (listed: 1 to 1; next: from=2)\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("failures: 3\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("failures: 3 (none listed from 5)\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("failures: 3 (listed: 2 to 2)\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("\ndeposit   *deposits  0          1       on partition 0 after 3 attempts"),
+            std::string::npos) << run.out;
+
+  run = Run({"--json", "-c", "stats bank from=1 limit=1"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  Result<Value> doc = ParseJson(run.out);
+  ASSERT_TRUE(doc.ok()) << run.out;
+  const Value& bank = doc->Find("modules")->as_list()[0];
+  EXPECT_EQ(*bank.Find("failures"), Value(3));
+  EXPECT_EQ(*bank.Find("failures_from"), Value(1));
+  EXPECT_EQ(bank.Find("failure_page")->as_list().size(), 1u);
+
+  run = Run({"-c", "stats bank limit=1001"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("expected an integer <= 1000"), std::string::npos) << run.err;
 }
 
 TEST_F(ShellTest, UnreachableServerAndBadFlagsHaveTheirOwnExitStatus) {

@@ -1,8 +1,8 @@
 // A GoogleTest fixture for tests against one real stratad (tests/server, tests/driver):
 // a fresh temporary directory per test (removed afterwards) holding the data directory
 // and the server's log, and the server process itself. Library strata_testing_stratad_test
-// (tests/testing/CMakeLists.txt), which also defines WORDCOUNT_MODULE and PROFILES_MODULE,
-// the paths of the example modules wordcount and profiles.
+// (tests/testing/CMakeLists.txt), which also defines WORDCOUNT_MODULE, PROFILES_MODULE and
+// BANK_MODULE, the paths of the example modules wordcount, profiles and bank.
 #pragma once
 
 #include <cstdint>

@@ -10,7 +10,8 @@ namespace {
 
 void Define(strata::ModuleBuilder& m) {
   using strata::Schema;
-  auto events = m.Depot("*events", strata::DepotPartitioning::Hash(strata::Path().Key("user")));
+  auto events = m.Depot("*events", strata::DepotPartitioning::Hash(strata::Path().Key("user")),
+                        Schema::Record({{"user", Schema::String()}, {"n", Schema::Int64()}}));
   auto sentences = m.Depot("*sentences", strata::DepotPartitioning::Random());
   m.Depot("*internal", strata::DepotPartitioning::NoClientAppends());
   auto counts = m.PState("$$word_counts", Schema::Map(Schema::String(), Schema::Int64()));

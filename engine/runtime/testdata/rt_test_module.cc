@@ -153,6 +153,19 @@ void Define(strata::ModuleBuilder& m) {
                    Path().Key(*record.Find("k")).NullTo(Value::EmptySet()).AddToSet(*record.Find("n")))
         .status();
   });
+
+  // typed: records must match a record schema; $$typed[k] = n.
+  auto typed = m.Depot("*typed", DepotPartitioning::Hash(Path().Key("k")),
+                       Schema::Record({{"k", Schema::String()},
+                                       {"n", Schema::Int64()},
+                                       {"tags", Schema::List(Schema::String())}}));
+  auto typed_values = m.PState("$$typed", Schema::Map(Schema::String(), Schema::Int64()));
+  m.Stream("typed").Source(typed).Each([typed_values](TopologyContext& ctx, const Value& record) {
+    const Value* k = record.Find("k");
+    const Value* n = record.Find("n");
+    if (k == nullptr || n == nullptr) return strata::Status::InvalidArgument("*typed needs k and n");
+    return ctx.Transform(typed_values, Path().Key(*k).Set(*n)).status();
+  });
 }
 
 }  // namespace

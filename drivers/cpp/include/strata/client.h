@@ -145,7 +145,13 @@ class Client {
                                                              int partition, int64_t from = 0,
                                                              int64_t to = INT64_MAX,
                                                              int64_t limit = 1000);
-  ClientResult<protocol::StatsResult> Stats(const std::string& module = "");
+  // Server counters and, per module (every module when `module` is empty), its depots,
+  // topology progress, failure count and the failures at positions
+  // [failures_from, failures_from + failures_limit) in (topology, depot, partition, offset)
+  // order (ModuleStats::failure_page; limit 0 to protocol::kMaxStatsFailuresLimit).
+  ClientResult<protocol::StatsResult> Stats(const std::string& module = "",
+                                            int64_t failures_from = 0,
+                                            int64_t failures_limit = 100);
 
   // --- Asynchronous calls --------------------------------------------------------------------
   // Any request, sent without waiting. The future / callback receives the response body

@@ -4,7 +4,8 @@
 // authors: no engine internals, no WiredTiger. See docs/modules.md.
 //
 //   void Define(strata::ModuleBuilder& m) {
-//     auto sentences = m.Depot("*sentences", strata::DepotPartitioning::Random());
+//     auto sentences = m.Depot("*sentences", strata::DepotPartitioning::Random(),
+//                              strata::Schema::String());  // what every record must be
 //     auto counts = m.PState("$$word_counts",
 //                            strata::Schema::Map(strata::Schema::String(), strata::Schema::Int64()));
 //     m.Stream("count")
@@ -40,12 +41,12 @@
 namespace strata {
 
 // Bumped whenever a type of this header (or one it includes) changes layout or meaning.
-inline constexpr int kSdkVersion = 1;
+inline constexpr int kSdkVersion = 2;
 
 #define STRATA_STRINGIFY_INNER(x) #x
 #define STRATA_STRINGIFY(x) STRATA_STRINGIFY_INNER(x)
 #ifndef STRATA_SDK_VERSION_FOR_STAMP
-#define STRATA_SDK_VERSION_FOR_STAMP 1  // must equal kSdkVersion
+#define STRATA_SDK_VERSION_FOR_STAMP 2  // must equal kSdkVersion
 #endif
 // The ABI stamp: SDK version and the compiler / C++ standard library ABI a module was
 // built with. The host refuses a module whose stamp differs from its own.
@@ -150,6 +151,10 @@ struct TopologyOp {
 struct DepotDef {
   std::string name;
   DepotPartitioning partitioning;
+  // What every record must match (ValidateValue): an append with a record that does not is
+  // refused before it enters the log. Any (the default) takes every value. Never subindexed
+  // (a record is one value).
+  Schema record_schema;
 };
 
 struct PStateDef {
@@ -272,8 +277,14 @@ class ModuleBuilder {
  public:
   explicit ModuleBuilder(ModuleDef* def) : def_(def) {}
 
-  DepotRef Depot(std::string name, DepotPartitioning partitioning) {
-    def_->depots.push_back({name, std::move(partitioning)});
+  // `record_schema`: the shape every record must have, e.g.
+  //   m.Depot("*deposits", DepotPartitioning::Hash(Path().Key("account")),
+  //           Schema::Record({{"account", Schema::String()}, {"amount", Schema::Int64()}}));
+  // Client appends and ctx.Append of a record that does not match are refused
+  // (kSchemaViolation naming the path, the expected type and the value). No subindexed
+  // parts. The default, Any, takes every value.
+  DepotRef Depot(std::string name, DepotPartitioning partitioning, Schema record_schema = Schema::Any()) {
+    def_->depots.push_back({name, std::move(partitioning), std::move(record_schema)});
     return {std::move(name), static_cast<int>(def_->depots.size()) - 1};
   }
   // A PState with one partition per module partition.

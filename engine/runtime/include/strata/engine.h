@@ -66,6 +66,7 @@ struct DeployOptions {
 struct DepotInfo {
   std::string name;
   std::string partitioning;  // "hash(<path>)", "random", "no client appends"
+  Schema record_schema;      // what its records must match (Any: every value)
 };
 struct PStateInfo {
   std::string name;
@@ -93,7 +94,10 @@ struct DepotEntry {
 // A record a topology gave up on after max_step_attempts (DESIGN.md §2, promise 5). One
 // per (topology, record): when several branches of one record fail (a fan-out), or a
 // replay fails again, the first failure is kept, with its message (naming the partition
-// and op it failed on), and counted once.
+// and op it failed on), and counted once. The message is at most kMaxFailureMessageBytes,
+// ending with " … (N bytes more)" when it was cut: the record itself is found by depot,
+// partition and offset (ReadDepot), not in the message.
+inline constexpr size_t kMaxFailureMessageBytes = 1024;
 struct TopologyFailure {
   std::string topology;
   std::string depot;
@@ -120,7 +124,16 @@ struct ModuleStats {
   std::vector<DepotPartitionStats> depots;
   std::vector<TopologyPartitionStats> topologies;
   int64_t failures = 0;  // distinct (topology, record) failures since deploy
-  std::vector<TopologyFailure> recent_failures;  // newest last, at most 100, one per failure
+  // The failures StatsOptions asked for: ordered by (topology, depot, partition, offset),
+  // those at positions [failures_from, failures_from + failures_limit) of that order.
+  std::vector<TopologyFailure> failure_page;
+};
+
+// Which failures Stats lists (ModuleStats::failure_page); the count is always reported.
+struct StatsOptions {
+  static constexpr int64_t kMaxFailuresLimit = 1000;
+  int64_t failures_from = 0;     // >= 0
+  int64_t failures_limit = 100;  // 0 to kMaxFailuresLimit
 };
 
 class Engine {
@@ -151,7 +164,9 @@ class Engine {
   // Appends records (each to the partition its depot's partitioning chooses; records of
   // one partition keep their batch order) and calls `done` once `level` is reached for
   // all of them, with one AppendResult per record in order. The batch fails as a whole
-  // for unknown names and a depot without client appends.
+  // for unknown names, a depot without client appends, and a record that does not match
+  // the depot's record schema (kSchemaViolation naming the record's index, the path in it,
+  // the expected type and the value): then no record of the batch enters the log.
   // Never blocks: when the engine already holds max_in_flight_records unprocessed records,
   // the batch waits for room before it is appended (kNone's `done` too runs only then).
   // A caller bounds its own memory by bounding the calls whose `done` has not run yet.
@@ -187,7 +202,10 @@ class Engine {
   // the call is covered; one still waiting for room under max_in_flight_records is not.
   virtual Status WaitProcessed(const std::string& module) = 0;
 
-  virtual Result<ModuleStats> Stats(const std::string& module) = 0;
+  // Depots, topology progress and failures of the module. kInvalidArgument for options out
+  // of range.
+  virtual Result<ModuleStats> Stats(const std::string& module, const StatsOptions& options) = 0;
+  Result<ModuleStats> Stats(const std::string& module) { return Stats(module, StatsOptions{}); }
 };
 
 }  // namespace strata

@@ -101,8 +101,15 @@ struct ReadDepotRequest {
   int64_t limit = 1000;
   bool operator==(const ReadDepotRequest&) const = default;
 };
+// The most failures one StatsRequest may list per module.
+inline constexpr int64_t kMaxStatsFailuresLimit = 1000;
 struct StatsRequest {
   std::string module;  // empty: every module
+  // Lists each module's failures at positions [failures_from, failures_from +
+  // failures_limit) in (topology, depot, partition, offset) order; limit 0 to
+  // kMaxStatsFailuresLimit.
+  int64_t failures_from = 0;
+  int64_t failures_limit = 100;
   bool operator==(const StatsRequest&) const = default;
 };
 
@@ -126,6 +133,8 @@ struct Welcome {
 struct DepotInfo {
   std::string name;
   std::string partitioning;
+  Value record_schema;  // Schema::ToValue form; nil from a server that does not send it
+  std::string record_schema_text;
   bool operator==(const DepotInfo&) const = default;
 };
 struct PStateInfo {
@@ -206,8 +215,8 @@ struct ModuleStats {
   std::string module;
   std::vector<DepotPartitionStats> depots;
   std::vector<TopologyPartitionStats> topologies;
-  int64_t failures = 0;
-  std::vector<TopologyFailure> recent_failures;
+  int64_t failures = 0;                      // all of the module's failures
+  std::vector<TopologyFailure> failure_page;  // those StatsRequest asked for
   bool operator==(const ModuleStats&) const = default;
 };
 struct ServerStats {

@@ -51,6 +51,7 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
     out.pstates.push_back({p.name, p.schema.ToValue(), p.schema.ToString()});
   }
   for (const TopologyInfo& t : info.topologies) out.topologies.push_back({t.name, t.sources});
+  out.load_error = info.load_error;
   return out;
 }
 
@@ -67,6 +68,7 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
   for (const TopologyFailure& f : stats.recent_failures) {
     out.recent_failures.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
   }
+  out.load_error = stats.load_error;
   return out;
 }
 

@@ -81,7 +81,8 @@ inline std::vector<NamedResponse> SampleResponses() {
   out.push_back({"error", {6, Error{ErrorCode::kNotFound, "module \"nope\" is not deployed"}, {}}});
   out.push_back({"module_info", {4, {}, SampleModuleInfo()}});
   out.push_back({"module_list",
-                 {3, {}, ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}}}}}});
+                 {3, {}, ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}},
+                                     ModuleInfo{"bank", 4, {}, {}, {}, "module file bank.so is damaged"}}}}});
   out.push_back({"module_list_empty", {3, {}, ModuleList{}}});
   out.push_back({"destroyed", {5, {}, Destroyed{"wordcount"}}});
   AppendResult ok{2, 41, {{"timeline", Value::MapOf({{"n", 3}})}, {"followers", Value()}}, {}};
@@ -98,6 +99,10 @@ inline std::vector<NamedResponse> SampleResponses() {
                                       {{"balances", "*transfers", 0, 9, 1}},
                                       2,
                                       {{"balances", "*transfers", 1, 7, "negative amount -3"}}});
+  ModuleStats failed_stats;
+  failed_stats.module = "orders";
+  failed_stats.load_error = "no module file at /data/modules/orders.so";
+  stats.modules.push_back(failed_stats);
   out.push_back({"stats", {12, {}, stats}});
   out.push_back({"no_body", {13, {}, {}}});
   return out;

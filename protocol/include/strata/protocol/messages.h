@@ -145,6 +145,7 @@ struct ModuleInfo {
   std::vector<DepotInfo> depots;
   std::vector<PStateInfo> pstates;
   std::vector<TopologyInfo> topologies;
+  std::string load_error;  // empty: loaded and serving; else why it failed to load
   bool operator==(const ModuleInfo&) const = default;
 };
 struct ModuleList {
@@ -208,6 +209,7 @@ struct ModuleStats {
   std::vector<TopologyPartitionStats> topologies;
   int64_t failures = 0;
   std::vector<TopologyFailure> recent_failures;
+  std::string load_error;  // as ModuleInfo::load_error
   bool operator==(const ModuleStats&) const = default;
 };
 struct ServerStats {

@@ -41,7 +41,7 @@ class ModuleFailureTest : public EngineFixture {
 
   // Opens the engine with rt_test and ledger deployed and one ledger entry processed.
   void DeployBoth() {
-    Open();
+    ASSERT_NO_FATAL_FAILURE(Open());
     Result<ModuleInfo> info = engine_->Deploy(STRATA_LEDGER_MODULE, {.partitions = kPartitions});
     ASSERT_TRUE(info.ok()) << info.status().ToString();
     ASSERT_TRUE(engine_->Append("ledger", "*entries", Entry("alice", 5)).ok());
@@ -152,7 +152,7 @@ class ModuleFailureTest : public EngineFixture {
     engine_.reset();
     ReplaceStoredFile(STRATA_LEDGER_MODULE);
     RewriteLedgerRow([](Value& row) { row.Erase("checksum"); });
-    Open();
+    ASSERT_NO_FATAL_FAILURE(Open());
     EXPECT_EQ(LedgerLoadError(), "");
     EXPECT_EQ(Must(engine_->SelectOne("ledger", "$$balances", Path().Key("alice"))), Value(5));
     ASSERT_TRUE(engine_->Append("ledger", "*entries", Entry("alice", 2)).ok());
@@ -161,11 +161,11 @@ class ModuleFailureTest : public EngineFixture {
 };
 
 TEST_F(ModuleFailureTest, CorruptStoredFileFailsAloneWithChecksumMismatch) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   CorruptStoredFile();
-  Open();
-  ExpectLedgerFailedAlone("checksum");
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(ExpectLedgerFailedAlone("checksum"));
   const std::string error = LedgerLoadError();
   EXPECT_TRUE(Contains(error, stored_file()));
   EXPECT_TRUE(Contains(error, "recorded when it was deployed"));
@@ -174,10 +174,10 @@ TEST_F(ModuleFailureTest, CorruptStoredFileFailsAloneWithChecksumMismatch) {
 }
 
 TEST_F(ModuleFailureTest, DestroyOfFailedModuleDeletesItAndRedeployStartsEmpty) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   CorruptStoredFile();
-  Open();
+  ASSERT_NO_FATAL_FAILURE(Open());
   ASSERT_TRUE(Contains(LedgerLoadError(), "checksum"));
   ASSERT_TRUE(engine_->Destroy("ledger").ok());
   EXPECT_EQ(engine_->Describe("ledger").status().code(), StatusCode::kNotFound);
@@ -193,20 +193,20 @@ TEST_F(ModuleFailureTest, DestroyOfFailedModuleDeletesItAndRedeployStartsEmpty) 
                                     std::numeric_limits<int64_t>::max(), 100))
                 .size(),
             1u);
-  Reopen();
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(LedgerLoadError(), "");
   EXPECT_EQ(Must(engine_->SelectOne("ledger", "$$balances", Path().Key("alice"))), Value(2));
 }
 
 TEST_F(ModuleFailureTest, SchemaMismatchFailsAloneAndCreatesNothing) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   // A build that declares a new depot *audit, then $$balances with another schema; its
   // checksum is recorded, so only the schema is wrong.
   ReplaceStoredFile(STRATA_LEDGER_OTHER_SCHEMA_MODULE);
   RecordStoredChecksum();
-  Open();
-  ExpectLedgerFailedAlone("holds a PState with schema");
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(ExpectLedgerFailedAlone("holds a PState with schema"));
   engine_.reset();
   EXPECT_TRUE(TablesWithPrefix("depot.ledger.audit.").empty());
   EXPECT_EQ(TablesWithPrefix("depot.ledger.entries.").size(), static_cast<size_t>(kPartitions));
@@ -214,36 +214,36 @@ TEST_F(ModuleFailureTest, SchemaMismatchFailsAloneAndCreatesNothing) {
 }
 
 TEST_F(ModuleFailureTest, ThrowingDefineFailsAlone) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   ReplaceStoredFile(STRATA_LEDGER_THROWING_DEFINE_MODULE);
   RecordStoredChecksum();
-  Open();
-  ExpectLedgerFailedAlone("ledger cannot define itself");
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(ExpectLedgerFailedAlone("ledger cannot define itself"));
   ExpectLedgerDataKept();
 }
 
 TEST_F(ModuleFailureTest, AbiMismatchFailsAlone) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   ReplaceStoredFile(STRATA_MISMATCHED_ABI_MODULE);
   RecordStoredChecksum();
-  Open();
-  ExpectLedgerFailedAlone("rebuild the module against this server's SDK");
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(ExpectLedgerFailedAlone("rebuild the module against this server's SDK"));
   ExpectLedgerDataKept();
 }
 
 TEST_F(ModuleFailureTest, MissingFileFailsAlone) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   fs::remove(stored_file());
-  Open();
-  ExpectLedgerFailedAlone("no module file at " + stored_file());
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(ExpectLedgerFailedAlone("no module file at " + stored_file()));
   ExpectLedgerDataKept();
 }
 
 TEST_F(ModuleFailureTest, RowWithoutChecksumLoadsUncheckedOnceAndGetsOne) {
-  DeployBoth();
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();
   std::string recorded;
   RewriteLedgerRow([&](Value& row) {
@@ -253,7 +253,7 @@ TEST_F(ModuleFailureTest, RowWithoutChecksumLoadsUncheckedOnceAndGetsOne) {
     row.Erase("checksum");
   });
   EXPECT_EQ(recorded, Must(ModuleFileChecksum(STRATA_LEDGER_MODULE)));
-  Open();
+  ASSERT_NO_FATAL_FAILURE(Open());
   EXPECT_EQ(LedgerLoadError(), "");
   EXPECT_EQ(Must(engine_->SelectOne("ledger", "$$balances", Path().Key("alice"))), Value(5));
   engine_.reset();
@@ -263,7 +263,7 @@ TEST_F(ModuleFailureTest, RowWithoutChecksumLoadsUncheckedOnceAndGetsOne) {
     EXPECT_EQ(checksum->as_string(), recorded);
   });
   CorruptStoredFile();
-  Open();
+  ASSERT_NO_FATAL_FAILURE(Open());
   EXPECT_TRUE(Contains(LedgerLoadError(), "checksum"));
 }
 

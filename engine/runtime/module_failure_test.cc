@@ -213,6 +213,27 @@ TEST_F(ModuleFailureTest, SchemaMismatchFailsAloneAndCreatesNothing) {
   ExpectLedgerDataKept();
 }
 
+// The refused load opened ledger's existing tables before it found the mismatch: Destroy
+// still drops every one of them.
+TEST_F(ModuleFailureTest, DestroyAfterSchemaMismatchDropsEverything) {
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
+  engine_.reset();
+  ReplaceStoredFile(STRATA_LEDGER_OTHER_SCHEMA_MODULE);
+  RecordStoredChecksum();
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_TRUE(Contains(LedgerLoadError(), "holds a PState with schema"));
+  Status destroyed = engine_->Destroy("ledger");
+  ASSERT_TRUE(destroyed.ok()) << destroyed.ToString();
+  EXPECT_FALSE(fs::exists(stored_file()));
+  engine_.reset();
+  EXPECT_TRUE(TablesWithPrefix("depot.ledger.").empty());
+  EXPECT_TRUE(TablesWithPrefix("pstate.ledger.").empty());
+  EXPECT_EQ(TablesWithPrefix("depot.rt_test.sentences.").size(), static_cast<size_t>(kPartitions));
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_EQ(engine_->Describe("ledger").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("one"))), Value(1));
+}
+
 TEST_F(ModuleFailureTest, ThrowingDefineFailsAlone) {
   ASSERT_NO_FATAL_FAILURE(DeployBoth());
   engine_.reset();

@@ -261,7 +261,8 @@ Outcome Session::Modules() {
                       Join(Names(m.pstates, [](const auto& p) { return p.name; })),
                       Join(Names(m.topologies, [](const auto& x) { return x.name; }))});
   }
-  Emit(Value(std::move(docs)), modules->empty() ? "no modules deployed\n" : RenderTable(t, 60) + failed);
+  Emit(Value(std::move(docs)),
+       modules->empty() ? "no modules deployed\n" : RenderTable(t, 60) + failed);
   return Outcome::kOk;
 }
 

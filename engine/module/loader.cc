@@ -350,7 +350,8 @@ Result<std::string> ModuleFileChecksum(const std::string& path) {
   };
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return failed("cannot open it");
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                 &XXH3_freeState);
   if (state == nullptr || XXH3_128bits_reset(state.get()) == XXH_ERROR) {
     return Status::Internal("cannot checksum module file " + path + ": no XXH3 state");
   }
@@ -412,9 +413,10 @@ Result<std::unique_ptr<LoadedModule>> LoadedModule::Load(const std::string& so_p
   if (!expected_checksum.empty()) {
     STRATA_ASSIGN_OR_RETURN(std::string checksum, ModuleFileChecksum(so_path));
     if (checksum != expected_checksum) {
-      return Status::Corruption("module file " + so_path + " has checksum " + checksum + ", not the " +
-                                std::string(expected_checksum) +
-                                " recorded when it was deployed: the file is damaged or was replaced");
+      return Status::Corruption(
+          "module file " + so_path + " has checksum " + checksum + ", not the " +
+          std::string(expected_checksum) +
+          " recorded when it was deployed: the file is damaged or was replaced");
     }
   }
   // Read from the file before dlopen maps it: a refused module runs no code at all, not

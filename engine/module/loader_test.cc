@@ -295,7 +295,8 @@ TEST(LoaderTest, RefusesFileThatIsNotElf) {
 TEST(LoaderTest, ModuleFileChecksumIsXxh3Of128BitsOverTheBytes) {
   TempDir dir;
   // XXH3-128 of the empty input, from the xxHash reference (XXH3_128bits("", 0)).
-  EXPECT_EQ(*ModuleFileChecksum(dir.Write("empty.so", "")), "xxh3-128:99aa06d3014798d86001c324468d497f");
+  EXPECT_EQ(*ModuleFileChecksum(dir.Write("empty.so", "")),
+            "xxh3-128:99aa06d3014798d86001c324468d497f");
   const std::string a = *ModuleFileChecksum(dir.Write("a.so", "a"));
   EXPECT_THAT(a, ::testing::MatchesRegex("xxh3-128:[0-9a-f]{32}"));
   EXPECT_NE(a, *ModuleFileChecksum(dir.Write("b.so", "b")));
@@ -312,7 +313,9 @@ TEST(LoaderTest, RefusesFileWhoseChecksumDiffersWithoutMappingIt) {
   std::string bytes = ReadFile(TestModule("sample"));
   const std::string good = dir.Write("good.so", bytes);
   const std::string checksum = *ModuleFileChecksum(good);
-  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 8; ++i) bytes[i] = static_cast<char>(~bytes[i]);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 8; ++i) {
+    bytes[i] = static_cast<char>(~bytes[i]);
+  }
   const std::string bad = dir.Write("bad.so", bytes);
   const std::string bad_checksum = *ModuleFileChecksum(bad);
   ASSERT_NE(bad_checksum, checksum);

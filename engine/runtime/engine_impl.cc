@@ -586,7 +586,9 @@ Status EngineImpl::LoadDeployedModules() {
     if (st.ok()) continue;
     FailedModule failed;
     const Value* partitions = info.Find("partitions");
-    if (partitions != nullptr && partitions->is_int()) failed.partitions = static_cast<int>(partitions->as_int());
+    if (partitions != nullptr && partitions->is_int()) {
+      failed.partitions = static_cast<int>(partitions->as_int());
+    }
     failed.error = st.message();
     std::unique_lock lock(modules_mu_);
     failed_[name] = std::move(failed);
@@ -601,7 +603,8 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
   if (!partitions || !file || !partitions->is_int() || !file->is_string() ||
       partitions->as_int() < 1 || partitions->as_int() > Depot::kMaxPartitions ||
       (checksum != nullptr && !checksum->is_string())) {
-    return Status::Corruption("the metadata of module " + name + " is malformed: " + info.ToString());
+    return Status::Corruption("the metadata of module " + name +
+                              " is malformed: " + info.ToString());
   }
   const std::string path = (fs::path(options_.data_dir) / file->as_string()).string();
   // A row without a checksum was written before checksums were recorded: its file is
@@ -610,13 +613,15 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
   if (checksum == nullptr) {
     STRATA_ASSIGN_OR_RETURN(legacy_checksum, ModuleFileChecksum(path));
   }
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModule> loaded,
-                          LoadedModule::Load(path, checksum != nullptr ? checksum->as_string() : ""));
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<LoadedModule> loaded,
+      LoadedModule::Load(path, checksum != nullptr ? checksum->as_string() : ""));
   if (loaded->def().name != name) {
-    return Status::Corruption("the deployed copy " + path + " defines module " + loaded->def().name +
-                              ", not " + name);
+    return Status::Corruption("the deployed copy " + path + " defines module " +
+                              loaded->def().name + ", not " + name);
   }
-  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded), static_cast<int>(partitions->as_int())));
+  STRATA_ASSIGN_OR_RETURN(
+      auto m, OpenModuleRuntime(std::move(loaded), static_cast<int>(partitions->as_int())));
   STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
   if (checksum == nullptr) {
     STRATA_RETURN_IF_ERROR(RecordChecksum(name, info, legacy_checksum));
@@ -661,7 +666,8 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   // The checksum of the bytes about to be loaded: each Open checks the kept copy against it.
   Result<std::string> checksum = ModuleFileChecksum(staged.string());
   Result<std::unique_ptr<LoadedModule>> loaded =
-      checksum.ok() ? LoadedModule::Load(staged.string()) : Result<std::unique_ptr<LoadedModule>>(checksum.status());
+      checksum.ok() ? LoadedModule::Load(staged.string())
+                    : Result<std::unique_ptr<LoadedModule>>(checksum.status());
   if (!loaded.ok()) {
     fs::remove(staged, ec);
     return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
@@ -703,8 +709,9 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     std::string row;
-    AppendValue(Value::MapOf({{"partitions", options.partitions}, {"file", file}, {"checksum", *checksum}}),
-                &row);
+    AppendValue(
+        Value::MapOf({{"partitions", options.partitions}, {"file", file}, {"checksum", *checksum}}),
+        &row);
     STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), row));
   }
   STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
@@ -838,9 +845,9 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::Find(const std::string& modul
   // kNotFound: nothing the client sends can reach the module until an operator destroys it
   // or restores its file and restarts the server, so retrying is pointless.
   if (auto failed = failed_.find(module); failed != failed_.end()) {
-    return Status::NotFound("module " + module + " is deployed but failed to load, so it serves no "
-                            "requests: " + failed->second.error +
-                            " (destroy it, or restore its file and restart)");
+    return Status::NotFound(
+        "module " + module + " is deployed but failed to load, so it serves no requests: " +
+        failed->second.error + " (destroy it, or restore its file and restart)");
   }
   return Status::NotFound("no module " + module + " is deployed");
 }
@@ -894,7 +901,9 @@ Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
 Result<ModuleInfo> EngineImpl::Describe(const std::string& module) {
   {
     std::shared_lock lock(modules_mu_);
-    if (auto it = failed_.find(module); it != failed_.end()) return DescribeFailed(module, it->second);
+    if (auto it = failed_.find(module); it != failed_.end()) {
+      return DescribeFailed(module, it->second);
+    }
   }
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   return DescribeModule(*m);

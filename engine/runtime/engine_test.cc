@@ -293,7 +293,8 @@ TEST_F(EngineTest, OpenReportsAModuleThatCannotBeReloaded) {
   Result<std::unique_ptr<Engine>> engine = Engine::Open(testing::SmallEngineOptions(data_dir()));
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   ModuleInfo info = Must((*engine)->Describe("rt_test"));
-  EXPECT_THAT(info.load_error, HasSubstr("no module file at " + dir_.Sub("data/modules/rt_test.so")));
+  EXPECT_THAT(info.load_error,
+              HasSubstr("no module file at " + dir_.Sub("data/modules/rt_test.so")));
   Status append = (*engine)->AppendBatch("rt_test", "*sentences", {"three"}).status();
   EXPECT_EQ(append.code(), StatusCode::kNotFound);
   EXPECT_THAT(append.message(), HasSubstr("module rt_test is deployed but failed to load"));

@@ -81,9 +81,12 @@ inline std::vector<NamedResponse> SampleResponses() {
   out.push_back({"welcome", {0, {}, Welcome{1, "stratad 0.1.0", 16u << 20, 256}}});
   out.push_back({"error", {6, Error{ErrorCode::kNotFound, "module \"nope\" is not deployed"}, {}}});
   out.push_back({"module_info", {4, {}, SampleModuleInfo()}});
-  out.push_back({"module_list",
-                 {3, {}, ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}, ""},
-                                     ModuleInfo{"bank", 4, {}, {}, {}, "module file bank.so is damaged"}}}}});
+  out.push_back(
+      {"module_list",
+       {3,
+        {},
+        ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}, ""},
+                    ModuleInfo{"bank", 4, {}, {}, {}, "module file bank.so is damaged"}}}}});
   out.push_back({"module_list_empty", {3, {}, ModuleList{}}});
   out.push_back({"destroyed", {5, {}, Destroyed{"wordcount"}}});
   AppendResult ok{2, 41, {{"timeline", Value::MapOf({{"n", 3}})}, {"followers", Value()}}, {}};

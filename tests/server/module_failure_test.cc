@@ -16,9 +16,9 @@
 
 #include <gtest/gtest.h>
 
-#include "stratad_test.h"
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
+#include "stratad_test.h"
 #include "test_client.h"
 
 namespace strata::server_test {
@@ -119,8 +119,8 @@ std::streamoff CodeOffset(const std::string& path, const std::string& name) {
   for (const Elf64_Shdr& symtab : sections) {
     if (symtab.sh_type != SHT_DYNSYM || symtab.sh_link >= sections.size()) continue;
     const Elf64_Shdr& strtab = sections[symtab.sh_link];
-    for (uint64_t at = symtab.sh_offset; at + sizeof(Elf64_Sym) <= symtab.sh_offset + symtab.sh_size;
-         at += sizeof(Elf64_Sym)) {
+    for (uint64_t at = symtab.sh_offset;
+         at + sizeof(Elf64_Sym) <= symtab.sh_offset + symtab.sh_size; at += sizeof(Elf64_Sym)) {
       Elf64_Sym symbol;
       std::memcpy(&symbol, bytes.data() + at, sizeof symbol);
       if (bytes.c_str() + strtab.sh_offset + symbol.st_name != name) continue;
@@ -166,11 +166,13 @@ TEST_F(ModuleFailureServerTest, CorruptModuleFileFailsAloneAfterRestart) {
 
   // The other module serves.
   CallOk<proto::Appended>(client, Sentence("the dog"));
-  std::vector<Value> the = CallOk<proto::Selected>(client, Select("wordcount", "$$word_counts", "the")).values;
+  std::vector<Value> the =
+      CallOk<proto::Selected>(client, Select("wordcount", "$$word_counts", "the")).values;
   EXPECT_EQ(the, std::vector<Value>{Value(2)});
 
   // bank is reported as failed, with the reason.
-  std::vector<proto::ModuleInfo> modules = CallOk<proto::ModuleList>(client, proto::ListModulesRequest{}).modules;
+  std::vector<proto::ModuleInfo> modules =
+      CallOk<proto::ModuleList>(client, proto::ListModulesRequest{}).modules;
   ASSERT_EQ(modules.size(), 2u);
   EXPECT_EQ(modules[0].name, "bank");
   EXPECT_TRUE(Contains(modules[0].load_error, "checksum"));

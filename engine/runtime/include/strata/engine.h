@@ -151,9 +151,9 @@ class Engine {
   virtual Result<std::vector<ModuleInfo>> Modules() = 0;
   virtual Result<ModuleInfo> Describe(const std::string& module) = 0;
   // Stops the module's topologies and deletes its data and its copy of the plugin; works on
-  // a failed module too. Crash-safe: it first deletes the module's metadata durably (after a crash from then on
-  // the module is gone), then its tables and file; what a crash or error leaves of those
-  // is dropped by the next Open or Deploy of the name, never reused.
+  // a failed module too. Crash-safe: it first deletes the module's metadata durably (after a crash
+  // from then on the module is gone), then its tables and file; what a crash or error leaves of
+  // those is dropped by the next Open or Deploy of the name, never reused.
   virtual Status Destroy(const std::string& module) = 0;
 
   // Appends records (each to the partition its depot's partitioning chooses; records of

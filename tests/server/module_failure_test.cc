@@ -2,11 +2,13 @@
 // bytes in modules/bank.so (in the code that loading it runs, which used to kill the
 // server at start), the restarted server logs the failure and serves wordcount;
 // `modules`, `describe` and `stats` report bank as failed with the checksum mismatch; bank's
-// requests answer NOT_FOUND naming it; `destroy` deletes it and bank can be deployed again.
+// requests answer NOT_FOUND naming it (the shell shows all of this too); `destroy` deletes
+// it and bank can be deployed again.
 #include <elf.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +137,19 @@ std::streamoff CodeOffset(const std::string& path, const std::string& name) {
   return 0;
 }
 
+// The standard output of build/bin/strata -c `commands` against the server on `port`.
+std::string RunShell(uint16_t port, const std::string& commands) {
+  const std::string command = std::string(STRATA_SHELL) + " --keep-going --port " +
+                              std::to_string(port) + " -c '" + commands + "' 2>/dev/null";
+  FILE* out = ::popen(command.c_str(), "r");
+  if (out == nullptr) return "";
+  std::string text;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, out)) > 0;) text.append(buffer, n);
+  ::pclose(out);
+  return text;
+}
+
 ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
@@ -198,6 +213,14 @@ TEST_F(ModuleFailureServerTest, CorruptModuleFileFailsAloneAfterRestart) {
     EXPECT_TRUE(Contains(error.message, "checksum"));
   }
   EXPECT_EQ(CallError(client, DeployPath(BANK_MODULE)).code, ErrorCode::kAlreadyExists);
+
+  // The shell shows it.
+  const std::string shown = RunShell(server_->port(), "modules\ndescribe bank\nstats bank");
+  EXPECT_TRUE(Contains(shown, "bank       4           FAILED (see below)")) << shown;
+  EXPECT_TRUE(Contains(shown, "bank failed to load: module file " + bank_file + " has checksum"))
+      << shown;
+  EXPECT_TRUE(Contains(shown, "module bank: 4 partitions, FAILED to load\n")) << shown;
+  EXPECT_TRUE(Contains(shown, "wordcount  4           *sentences")) << shown;
 
   // destroy deletes it; a new deploy starts empty.
   EXPECT_EQ(CallOk<proto::Destroyed>(client, proto::DestroyRequest{"bank", "bank"}).module, "bank");

@@ -174,7 +174,8 @@ fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const Modul
     auto name = OptionalString(b, t.name);
     return w::CreateTopologyInfo(b, name, StringList(b, t.sources));
   });
-  return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies);
+  auto load_error = OptionalString(b, m.load_error);
+  return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies, load_error);
 }
 
 fb::Offset<w::AppendResult> EncodeAppendResult(fb::FlatBufferBuilder& b, const AppendResult& r) {
@@ -211,7 +212,8 @@ fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const Mod
         auto message = OptionalString(b, f.message);
         return w::CreateTopologyFailure(b, topology, depot, f.partition, f.offset, message);
       });
-  return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures);
+  auto load_error = OptionalString(b, m.load_error);
+  return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures, load_error);
 }
 
 std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBuilder& b,
@@ -487,6 +489,7 @@ Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
       out.topologies.push_back(std::move(info));
     }
   }
+  out.load_error = Str(m.load_error());
   return out;
 }
 
@@ -519,6 +522,7 @@ Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
     ModuleStats stats;
     stats.module = Str(ms->module_());
     stats.failures = ms->failures();
+    stats.load_error = Str(ms->load_error());
     if (ms->depots() != nullptr) {
       for (const w::DepotPartitionStats* d : *ms->depots()) {
         stats.depots.push_back(DepotPartitionStats{Str(d->depot()), d->partition(),

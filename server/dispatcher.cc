@@ -53,6 +53,7 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
     out.pstates.push_back({p.name, p.schema.ToValue(), p.schema.ToString()});
   }
   for (const TopologyInfo& t : info.topologies) out.topologies.push_back({t.name, t.sources});
+  out.load_error = info.load_error;
   return out;
 }
 
@@ -69,6 +70,7 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
   for (const TopologyFailure& f : stats.failure_page) {
     out.failure_page.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
   }
+  out.load_error = stats.load_error;
   return out;
 }
 

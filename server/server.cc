@@ -110,9 +110,19 @@ Status Server::OpenEngine() {
   Result<std::vector<ModuleInfo>> modules = engine_->Modules();
   if (!modules.ok()) return modules.status();
   std::string names;
-  for (const ModuleInfo& m : *modules) names += (names.empty() ? "" : ", ") + m.name;
-  LogInfo("opened data directory " + options_.data_dir + ": " + std::to_string(modules->size()) +
+  size_t loaded = 0;
+  for (const ModuleInfo& m : *modules) {
+    if (!m.load_error.empty()) continue;
+    names += (names.empty() ? "" : ", ") + m.name;
+    ++loaded;
+  }
+  LogInfo("opened data directory " + options_.data_dir + ": " + std::to_string(loaded) +
           " module(s) reloaded" + (names.empty() ? "" : " (" + names + ")"));
+  for (const ModuleInfo& m : *modules) {
+    if (m.load_error.empty()) continue;
+    LogError("module " + m.name + " failed to load and serves no requests (the others do): " +
+             m.load_error + "; its data is kept: destroy it, or restore its file and restart");
+  }
   return Status::Ok();
 }
 

@@ -39,11 +39,18 @@ Value ModuleToValue(const proto::ModuleInfo& m) {
   for (const auto& t : m.topologies) {
     topologies.push_back(Value::MapOf({{"name", t.name}, {"sources", StringList(t.sources)}}));
   }
-  return Value::MapOf({{"name", m.name},
-                       {"partitions", m.partitions},
-                       {"depots", Value(std::move(depots))},
-                       {"pstates", Value(std::move(pstates))},
-                       {"topologies", Value(std::move(topologies))}});
+  Value doc = Value::MapOf({{"name", m.name},
+                            {"partitions", m.partitions},
+                            {"depots", Value(std::move(depots))},
+                            {"pstates", Value(std::move(pstates))},
+                            {"topologies", Value(std::move(topologies))}});
+  if (!m.load_error.empty()) doc.Insert("load_error", m.load_error);  // a failed module only
+  return doc;
+}
+
+// The line that reports a module that failed to load (and so serves no requests).
+std::string FailedLine(const std::string& module, const std::string& load_error) {
+  return module + " failed to load: " + load_error + "\n";
 }
 
 std::string Join(const std::vector<std::string>& items) {
@@ -64,6 +71,9 @@ std::string Plural(int64_t n, const std::string& one, const std::string& many) {
 }
 
 std::string Summary(const proto::ModuleInfo& m) {
+  if (!m.load_error.empty()) {
+    return m.name + ": " + Plural(m.partitions, "partition", "partitions") + ", FAILED to load";
+  }
   return m.name + ": " + Plural(m.partitions, "partition", "partitions") + ", " +
          Plural(static_cast<int64_t>(m.depots.size()), "depot", "depots") + ", " +
          Plural(static_cast<int64_t>(m.pstates.size()), "PState", "PStates") + ", " +
@@ -252,14 +262,21 @@ Outcome Session::Modules() {
   modules_cache_ = *modules;
   Value::List docs;
   Table t{{"module", "partitions", "depots", "pstates", "topologies"}, {}};
+  std::string failed;  // one line per module that failed to load, under the table
   for (const auto& m : *modules) {
     docs.push_back(ModuleToValue(m));
+    if (!m.load_error.empty()) {
+      t.rows.push_back({m.name, std::to_string(m.partitions), "FAILED (see below)", "", ""});
+      failed += FailedLine(m.name, m.load_error);
+      continue;
+    }
     t.rows.push_back({m.name, std::to_string(m.partitions),
                       Join(Names(m.depots, [](const auto& d) { return d.name; })),
                       Join(Names(m.pstates, [](const auto& p) { return p.name; })),
                       Join(Names(m.topologies, [](const auto& x) { return x.name; }))});
   }
-  Emit(Value(std::move(docs)), modules->empty() ? "no modules deployed\n" : RenderTable(t, 60));
+  Emit(Value(std::move(docs)),
+       modules->empty() ? "no modules deployed\n" : RenderTable(t, 60) + failed);
   return Outcome::kOk;
 }
 
@@ -269,6 +286,10 @@ Outcome Session::Describe(const Command& c) {
   auto info = client->Describe(c.module);
   if (!info.ok()) return ReportClientError(info.error());
   const proto::ModuleInfo& m = *info;
+  if (!m.load_error.empty()) {
+    Emit(ModuleToValue(m), "module " + Summary(m) + "\n" + FailedLine(m.name, m.load_error));
+    return Outcome::kOk;
+  }
   std::string text = "module " + Summary(m) + "\n\n";
   Table depots{{"depot", "partitioning", "record schema"}, {}};
   for (const auto& d : m.depots) depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
@@ -408,6 +429,11 @@ Outcome Session::Stats(const Command& c) {
     std::map<std::pair<std::string, std::string>, int64_t> lag;
     for (const auto& t : m.topologies) lag[{t.topology, t.depot}] += t.lag;
     text += "\nmodule " + m.module + "\n";
+    if (!m.load_error.empty()) {
+      text += FailedLine(m.module, m.load_error);
+      modules.push_back(Value::MapOf({{"module", m.module}, {"load_error", m.load_error}}));
+      continue;
+    }
     Table depots{{"depot", "records"}, {}};
     for (const auto& [name, n] : records) depots.rows.push_back({name, std::to_string(n)});
     Table topologies{{"topology", "depot", "lag"}, {}};

@@ -8,12 +8,16 @@
 
 #include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include <xxhash.h>
 
 namespace strata {
 
@@ -357,6 +361,33 @@ Status RebuildDataInHost(ModuleDef* def) {
 
 std::string_view HostAbiStamp() { return STRATA_ABI_STAMP; }
 
+Result<std::string> ModuleFileChecksum(const std::string& path) {
+  auto failed = [&](const std::string& what) {
+    return Status::IOError("cannot checksum module file " + path + ": " + what + ": " +
+                           std::strerror(errno));
+  };
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return failed("cannot open it");
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                 &XXH3_freeState);
+  if (state == nullptr || XXH3_128bits_reset(state.get()) == XXH_ERROR) {
+    return Status::Internal("cannot checksum module file " + path + ": no XXH3 state");
+  }
+  std::vector<char> buffer(1 << 16);
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return failed("cannot read it");
+    if (n == 0) break;
+    XXH3_128bits_update(state.get(), buffer.data(), static_cast<size_t>(n));
+  }
+  const XXH128_hash_t hash = XXH3_128bits_digest(state.get());
+  char hex[33];
+  std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(hash.high64),
+                static_cast<unsigned long long>(hash.low64));
+  return "xxh3-128:" + std::string(hex);
+}
+
 Status ValidateModuleDef(const ModuleDef& def) {
   if (!IsValidName(def.name, "")) {
     return Status::InvalidArgument("module name " + Quoted(def.name) + " is not [A-Za-z0-9_-]+");
@@ -389,10 +420,22 @@ LoadedModule::~LoadedModule() {
   dlclose(handle_);
 }
 
-Result<std::unique_ptr<LoadedModule>> LoadedModule::Load(const std::string& so_path) {
+Result<std::unique_ptr<LoadedModule>> LoadedModule::Load(const std::string& so_path,
+                                                         std::string_view expected_checksum) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(so_path, ec)) {
     return Status::NotFound("no module file at " + so_path);
+  }
+  // A damaged copy can hold any bytes, including machine code that kills the process
+  // (SIGILL) once run: it is refused before anything below reads or maps it.
+  if (!expected_checksum.empty()) {
+    STRATA_ASSIGN_OR_RETURN(std::string checksum, ModuleFileChecksum(so_path));
+    if (checksum != expected_checksum) {
+      return Status::Corruption(
+          "module file " + so_path + " has checksum " + checksum + ", not the " +
+          std::string(expected_checksum) +
+          " recorded when it was deployed: the file is damaged or was replaced");
+    }
   }
   // Read from the file before dlopen maps it: a refused module runs no code at all, not
   // even its static initialisers.

@@ -26,14 +26,17 @@ namespace strata {
 class LoadedModule {
  public:
   // Refuses, in this order: a file that does not exist (kNotFound); then, read from the
-  // file before dlopen so that a refused module runs no code (kInvalidArgument each): a
-  // file that is not a well-formed 64-bit ELF file, one without a well-formed .strata_abi
+  // file before dlopen so that a refused module runs no code: when `expected_checksum` is
+  // not empty, a file whose ModuleFileChecksum differs from it (kCorruption naming the file
+  // and both checksums); then (kInvalidArgument each) a file that is not a well-formed
+  // 64-bit ELF file, one without a well-formed .strata_abi
   // ABI note, a note whose stamp is not HostAbiStamp() (naming both stamps); then one
   // dlopen rejects (kInvalidArgument with dlerror's message); a shared object without the
   // `strata_module_entry_v1` symbol (kInvalidArgument); an entry whose stamp is not
   // HostAbiStamp() (as for the note); a define function that fails (kUserError with its
   // message); declarations ValidateModuleDef refuses. See docs/modules.md.
-  static Result<std::unique_ptr<LoadedModule>> Load(const std::string& so_path);
+  static Result<std::unique_ptr<LoadedModule>> Load(const std::string& so_path,
+                                                    std::string_view expected_checksum = {});
   ~LoadedModule();  // destroys def_ first, then dlclose
 
   LoadedModule(const LoadedModule&) = delete;
@@ -67,6 +70,13 @@ class LoadedModule {
 // kind unknown or without its function, and a step after its last partitioner. The first
 // problem is returned as kInvalidArgument naming the module and the offending thing.
 Status ValidateModuleDef(const ModuleDef& def);
+
+// The checksum of the file at `path` as the host records it for a deployed module:
+// "xxh3-128:" and 32 lowercase hex digits of XXH3-128 (seed 0) over the file's bytes. It
+// detects a damaged file (flipped bytes, a truncated copy) before dlopen runs any of it; it
+// is not a security feature: whoever can change the file can change the recorded checksum
+// too. kIOError when the file cannot be read.
+Result<std::string> ModuleFileChecksum(const std::string& path);
 
 // STRATA_ABI_STAMP as compiled into the host, e.g.
 // "strata-sdk/2 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".

@@ -292,6 +292,47 @@ TEST(LoaderTest, RefusesFileThatIsNotElf) {
             "cannot load module " + empty + ": file too short for an ELF header (0 bytes)");
 }
 
+TEST(LoaderTest, ModuleFileChecksumIsXxh3Of128BitsOverTheBytes) {
+  TempDir dir;
+  // XXH3-128 of the empty input, from the xxHash reference (XXH3_128bits("", 0)).
+  EXPECT_EQ(*ModuleFileChecksum(dir.Write("empty.so", "")),
+            "xxh3-128:99aa06d3014798d86001c324468d497f");
+  const std::string a = *ModuleFileChecksum(dir.Write("a.so", "a"));
+  EXPECT_THAT(a, ::testing::MatchesRegex("xxh3-128:[0-9a-f]{32}"));
+  EXPECT_NE(a, *ModuleFileChecksum(dir.Write("b.so", "b")));
+  Result<std::string> missing = ModuleFileChecksum(dir.Write("x", "") + ".missing");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kIOError);
+  EXPECT_THAT(missing.status().message(), HasSubstr("x.missing: cannot open it"));
+}
+
+// A copy whose bytes differ from the recorded checksum is refused before anything reads,
+// maps or runs it; the same file with its own checksum loads.
+TEST(LoaderTest, RefusesFileWhoseChecksumDiffersWithoutMappingIt) {
+  TempDir dir;
+  std::string bytes = ReadFile(TestModule("sample"));
+  const std::string good = dir.Write("good.so", bytes);
+  const std::string checksum = *ModuleFileChecksum(good);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 8; ++i) {
+    bytes[i] = static_cast<char>(~bytes[i]);
+  }
+  const std::string bad = dir.Write("bad.so", bytes);
+  const std::string bad_checksum = *ModuleFileChecksum(bad);
+  ASSERT_NE(bad_checksum, checksum);
+
+  auto loaded = LoadedModule::Load(bad, checksum);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(loaded.status().message(),
+            "module file " + bad + " has checksum " + bad_checksum + ", not the " + checksum +
+                " recorded when it was deployed: the file is damaged or was replaced");
+  EXPECT_THAT(ProcMaps(), Not(HasSubstr(bad)));
+
+  auto fine = LoadedModule::Load(good, checksum);
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  EXPECT_EQ((*fine)->def().name, "sample");
+}
+
 // Copies of a valid module, each broken in one way: refused from the file, never mapped.
 TEST(LoaderTest, RefusesTruncatedOrCorruptElfWithoutMappingIt) {
   const std::string valid = ReadFile(TestModule("sample"));
@@ -441,7 +482,7 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
       {"depot name with dot", [](ModuleDef* d) { d->depots[0].name = "*a.b"; },
        "depot name \"*a.b\""},
       {"duplicate depot",
-       [](ModuleDef* d) { d->depots.push_back({"*in", DepotPartitioning::Random()}); },
+       [](ModuleDef* d) { d->depots.push_back({"*in", DepotPartitioning::Random(), Schema::Any()}); },
        "module valid: declares depot *in twice"},
       {"hash key path with terminal",
        [](ModuleDef* d) { d->depots[0].partitioning.key_path = Path().Key("k").Inc(); },

@@ -301,9 +301,21 @@ class EngineImpl final : public Engine {
  private:
   explicit EngineImpl(const EngineOptions& options);
 
+  // A deployed module that could not be loaded at Open (ModuleInfo::load_error). Its rows,
+  // tables and file stay as they are until Destroy deletes them.
+  struct FailedModule {
+    int partitions = 0;  // from its row; 0 when the row does not say
+    std::string error;   // why it could not be loaded
+  };
+
   // Opening and loading.
   Status OpenStorage();
   Status LoadDeployedModules();
+  // Loads one module of meta.modules (`info` is its row) and starts it; on failure nothing
+  // of the module's data has been changed.
+  Status LoadDeployedModule(const std::string& name, const Value& info);
+  // Records the checksum of a module deployed before checksums were (its row has none).
+  Status RecordChecksum(const std::string& name, const Value& info, const std::string& checksum);
   Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(std::unique_ptr<LoadedModule> loaded,
                                                            int partitions);
   Status LoadProgressAndFailures(ModuleRuntime& m);
@@ -315,7 +327,10 @@ class EngineImpl final : public Engine {
   // appended). Rows of a module that is not loaded stay until it is destroyed.
   Status RecoverOutbox();
 
+  // The loaded module; kNotFound for an unknown module and for a failed one (naming its
+  // load error).
   Result<std::shared_ptr<ModuleRuntime>> Find(const std::string& module);
+  static ModuleInfo DescribeFailed(const std::string& name, const FailedModule& failed);
   Result<int> FindDepot(const ModuleRuntime& m, const std::string& depot) const;
   Result<int> FindPState(const ModuleRuntime& m, const std::string& pstate) const;
   static ModuleInfo DescribeModule(const ModuleRuntime& m);
@@ -381,6 +396,8 @@ class EngineImpl final : public Engine {
   std::mutex admin_mu_;  // serializes Deploy and Destroy
   std::shared_mutex modules_mu_;
   std::map<std::string, std::shared_ptr<ModuleRuntime>> modules_;  // GUARDED_BY(modules_mu_)
+  // Deployed modules that failed to load at Open; never also in modules_.
+  std::map<std::string, FailedModule> failed_;  // GUARDED_BY(modules_mu_)
 
   // Record nodes not complete yet and replays not finished (the destructor drains them).
   std::mutex live_mu_;
@@ -515,14 +532,29 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   m->name = m->def->name;
   m->partitions = partitions;
   const ModuleDef& def = *m->def;
-  for (const DepotDef& depot : def.depots) {
-    STRATA_ASSIGN_OR_RETURN(auto opened, Depot::Open(storage_.get(), m->name, Bare(depot.name), partitions));
-    m->depots.push_back(std::move(opened));
-  }
-  for (const PStateDef& pstate : def.pstates) {
-    STRATA_ASSIGN_OR_RETURN(auto opened,
-                            PState::Open(storage_.get(), m->name, pstate.name, pstate.schema, partitions));
-    m->pstates.push_back(std::move(opened));
+  m->depots.resize(def.depots.size());
+  m->pstates.resize(def.pstates.size());
+  // Depots and PStates with tables on disk are opened (their stored schemas checked) before
+  // any missing one is created: a module refused for a schema mismatch at Open creates no
+  // table.
+  for (const bool existing : {true, false}) {
+    for (size_t i = 0; i < def.depots.size(); ++i) {
+      const std::string_view bare = Bare(def.depots[i].name);
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<std::string> tables,
+          storage_->ListTables("depot." + m->name + "." + std::string(bare) + "."));
+      if (tables.empty() == existing) continue;
+      STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions));
+    }
+    for (size_t i = 0; i < def.pstates.size(); ++i) {
+      const PStateDef& pstate = def.pstates[i];
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<std::string> tables,
+          storage_->ListTables("pstate." + m->name + "." + std::string(Bare(pstate.name)) + "."));
+      if (tables.empty() == existing) continue;
+      STRATA_ASSIGN_OR_RETURN(m->pstates[i], PState::Open(storage_.get(), m->name, pstate.name,
+                                                          pstate.schema, partitions));
+    }
   }
   m->consumers.assign(def.depots.size(), {});
   m->trackers.assign(def.topologies.size(), {});
@@ -616,31 +648,72 @@ Status EngineImpl::LoadDeployedModules() {
   session.reset();
   std::set<std::string> deployed;
   for (const auto& row : rows) deployed.insert(row.first);
+  // A failed module is in `deployed` too: its tables and file are not orphans.
   STRATA_RETURN_IF_ERROR(DropOrphans(deployed));
+  // Each module loads on its own: one that cannot is kept as failed and the others serve.
   for (auto& [name, info] : rows) {
+    Status st = LoadDeployedModule(name, info);
+    if (st.ok()) continue;
+    FailedModule failed;
     const Value* partitions = info.Find("partitions");
-    const Value* file = info.Find("file");
-    if (!partitions || !file || !partitions->is_int() || !file->is_string()) {
-      return Status::Corruption("the metadata of module " + name + " is malformed: " + info.ToString());
+    if (partitions != nullptr && partitions->is_int()) {
+      failed.partitions = static_cast<int>(partitions->as_int());
     }
-    const std::string path = (fs::path(options_.data_dir) / file->as_string()).string();
-    Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(path);
-    if (!loaded.ok()) {
-      return Status(loaded.status().code(), "reloading deployed module " + name + " from " + path +
-                                                ": " + loaded.status().message());
-    }
-    if ((*loaded)->def().name != name) {
-      return Status::Corruption("the deployed copy " + path + " defines module " +
-                                (*loaded)->def().name + ", not " + name);
-    }
-    STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded).value(),
-                                                      static_cast<int>(partitions->as_int())));
-    STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
-    StartReplay(m);
+    failed.error = st.message();
     std::unique_lock lock(modules_mu_);
-    modules_[name] = std::move(m);
+    failed_[name] = std::move(failed);
   }
   return Status::Ok();
+}
+
+Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info) {
+  const Value* partitions = info.Find("partitions");
+  const Value* file = info.Find("file");
+  const Value* checksum = info.Find("checksum");
+  if (!partitions || !file || !partitions->is_int() || !file->is_string() ||
+      partitions->as_int() < 1 || partitions->as_int() > Depot::kMaxPartitions ||
+      (checksum != nullptr && !checksum->is_string())) {
+    return Status::Corruption("the metadata of module " + name +
+                              " is malformed: " + info.ToString());
+  }
+  const std::string path = (fs::path(options_.data_dir) / file->as_string()).string();
+  // A row without a checksum was written before checksums were recorded: its file is
+  // loaded unchecked this once, and its checksum recorded below.
+  std::string legacy_checksum;
+  if (checksum == nullptr) {
+    STRATA_ASSIGN_OR_RETURN(legacy_checksum, ModuleFileChecksum(path));
+  }
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<LoadedModule> loaded,
+      LoadedModule::Load(path, checksum != nullptr ? checksum->as_string() : ""));
+  if (loaded->def().name != name) {
+    return Status::Corruption("the deployed copy " + path + " defines module " +
+                              loaded->def().name + ", not " + name);
+  }
+  STRATA_ASSIGN_OR_RETURN(
+      auto m, OpenModuleRuntime(std::move(loaded), static_cast<int>(partitions->as_int())));
+  STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
+  if (checksum == nullptr) {
+    STRATA_RETURN_IF_ERROR(RecordChecksum(name, info, legacy_checksum));
+    std::fprintf(stderr,
+                 "strata: module %s was deployed without a file checksum (by an older version); "
+                 "loaded %s unchecked and recorded its checksum %s\n",
+                 name.c_str(), path.c_str(), legacy_checksum.c_str());
+  }
+  StartReplay(m);
+  std::unique_lock lock(modules_mu_);
+  modules_[name] = std::move(m);
+  return Status::Ok();
+}
+
+Status EngineImpl::RecordChecksum(const std::string& name, const Value& info,
+                                  const std::string& checksum) {
+  Value::Map fields = info.as_map();
+  fields.emplace_back(Value("checksum"), Value(checksum));
+  std::string row;
+  AppendValue(Value::MapOf(std::move(fields)), &row);
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  return session->Put(modules_table_, EncodeKey(Value(name)), row);
 }
 
 Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOptions& options) {
@@ -660,7 +733,11 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
                                  std::to_string(deploy_counter_.fetch_add(1)) + ".so");
   fs::copy_file(so_path, staged, fs::copy_options::overwrite_existing, ec);
   if (ec) return Status::IOError("copying " + so_path + " to " + staged.string() + ": " + ec.message());
-  Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(staged.string());
+  // The checksum of the bytes about to be loaded: each Open checks the kept copy against it.
+  Result<std::string> checksum = ModuleFileChecksum(staged.string());
+  Result<std::unique_ptr<LoadedModule>> loaded =
+      checksum.ok() ? LoadedModule::Load(staged.string())
+                    : Result<std::unique_ptr<LoadedModule>>(checksum.status());
   if (!loaded.ok()) {
     fs::remove(staged, ec);
     return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
@@ -672,6 +749,12 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
       loaded->reset();
       fs::remove(staged, ec);
       return Status::AlreadyExists("module " + name + " is already deployed (destroy it first)");
+    }
+    if (auto it = failed_.find(name); it != failed_.end()) {
+      loaded->reset();
+      fs::remove(staged, ec);
+      return Status::AlreadyExists("module " + name + " is deployed but failed to load (" +
+                                   it->second.error + "): destroy it first");
     }
   }
   // Data of an earlier module of this name that a crash or failure left behind (without a
@@ -696,7 +779,9 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     std::string row;
-    AppendValue(Value::MapOf({{"partitions", options.partitions}, {"file", file}}), &row);
+    AppendValue(
+        Value::MapOf({{"partitions", options.partitions}, {"file", file}, {"checksum", *checksum}}),
+        &row);
     STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), row));
   }
   STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
@@ -708,6 +793,20 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
 
 Status EngineImpl::Destroy(const std::string& module) {
   std::lock_guard admin(admin_mu_);
+  bool failed = false;
+  {
+    std::shared_lock lock(modules_mu_);
+    failed = failed_.count(module) != 0;
+  }
+  if (failed) {
+    // Nothing of it runs: its rows go first, durably, then its tables and file, as below.
+    STRATA_RETURN_IF_ERROR(ForgetModule(module));
+    {
+      std::unique_lock lock(modules_mu_);
+      failed_.erase(module);
+    }
+    return DropModuleData(module);
+  }
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
   m->closed.store(true);
   STRATA_RETURN_IF_ERROR(WaitProcessed(module));
@@ -812,8 +911,15 @@ Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
 Result<std::shared_ptr<ModuleRuntime>> EngineImpl::Find(const std::string& module) {
   std::shared_lock lock(modules_mu_);
   auto it = modules_.find(module);
-  if (it == modules_.end()) return Status::NotFound("no module " + module + " is deployed");
-  return it->second;
+  if (it != modules_.end()) return it->second;
+  // kNotFound: nothing the client sends can reach the module until an operator destroys it
+  // or restores its file and restarts the server, so retrying is pointless.
+  if (auto failed = failed_.find(module); failed != failed_.end()) {
+    return Status::NotFound(
+        "module " + module + " is deployed but failed to load, so it serves no requests: " +
+        failed->second.error + " (destroy it, or restore its file and restart)");
+  }
+  return Status::NotFound("no module " + module + " is deployed");
 }
 
 Result<int> EngineImpl::FindDepot(const ModuleRuntime& m, const std::string& depot) const {
@@ -846,14 +952,31 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   return info;
 }
 
+ModuleInfo EngineImpl::DescribeFailed(const std::string& name, const FailedModule& failed) {
+  ModuleInfo info;
+  info.name = name;
+  info.partitions = failed.partitions;
+  info.load_error = failed.error;
+  return info;
+}
+
 Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
   std::shared_lock lock(modules_mu_);
+  std::map<std::string, ModuleInfo> by_name;  // loaded and failed modules, by name
+  for (const auto& [name, m] : modules_) by_name.emplace(name, DescribeModule(*m));
+  for (const auto& [name, failed] : failed_) by_name.emplace(name, DescribeFailed(name, failed));
   std::vector<ModuleInfo> out;
-  for (const auto& [name, m] : modules_) out.push_back(DescribeModule(*m));
+  for (auto& [name, info] : by_name) out.push_back(std::move(info));
   return out;
 }
 
 Result<ModuleInfo> EngineImpl::Describe(const std::string& module) {
+  {
+    std::shared_lock lock(modules_mu_);
+    if (auto it = failed_.find(module); it != failed_.end()) {
+      return DescribeFailed(module, it->second);
+    }
+  }
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   return DescribeModule(*m);
 }
@@ -1607,6 +1730,15 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
     return Status::InvalidArgument("failures_limit must be 0 to " +
                                    std::to_string(StatsOptions::kMaxFailuresLimit) + ", not " +
                                    std::to_string(options.failures_limit));
+  }
+  {
+    std::shared_lock lock(modules_mu_);
+    if (auto it = failed_.find(module); it != failed_.end()) {
+      ModuleStats stats;
+      stats.module = module;
+      stats.load_error = it->second.error;
+      return stats;
+    }
   }
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   ModuleStats stats;

@@ -76,6 +76,7 @@ inline ModuleInfo SampleModuleInfo() {
       {{"$$followers", Value::MapOf({{"key", "string"}, {"value", "set<string>"}}),
         "map<string, set<string>>"}},
       {{"followers", {"*follows"}}, {"timeline", {"*posts", "*follows"}}},
+      "",
   };
 }
 
@@ -84,8 +85,12 @@ inline std::vector<NamedResponse> SampleResponses() {
   out.push_back({"welcome", {0, {}, Welcome{1, "stratad 0.1.0", 16u << 20, 256}}});
   out.push_back({"error", {6, Error{ErrorCode::kNotFound, "module \"nope\" is not deployed"}, {}}});
   out.push_back({"module_info", {4, {}, SampleModuleInfo()}});
-  out.push_back({"module_list",
-                 {3, {}, ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}}}}}});
+  out.push_back(
+      {"module_list",
+       {3,
+        {},
+        ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}, ""},
+                    ModuleInfo{"bank", 4, {}, {}, {}, "module file bank.so is damaged"}}}}});
   out.push_back({"module_list_empty", {3, {}, ModuleList{}}});
   out.push_back({"destroyed", {5, {}, Destroyed{"wordcount"}}});
   AppendResult ok{2, 41, {{"timeline", Value::MapOf({{"n", 3}})}, {"followers", Value()}}, {}};
@@ -101,7 +106,12 @@ inline std::vector<NamedResponse> SampleResponses() {
                                       {{"*transfers", 0, 0, 10}, {"*transfers", 1, 5, 12}},
                                       {{"balances", "*transfers", 0, 9, 1}},
                                       2,
-                                      {{"balances", "*transfers", 1, 7, "negative amount -3"}}});
+                                      {{"balances", "*transfers", 1, 7, "negative amount -3"}},
+                                      ""});
+  ModuleStats failed_stats;
+  failed_stats.module = "orders";
+  failed_stats.load_error = "no module file at /data/modules/orders.so";
+  stats.modules.push_back(failed_stats);
   out.push_back({"stats", {12, {}, stats}});
   out.push_back({"no_body", {13, {}, {}}});
   return out;

@@ -82,6 +82,13 @@ struct ModuleInfo {
   std::vector<DepotInfo> depots;
   std::vector<PStateInfo> pstates;
   std::vector<TopologyInfo> topologies;
+  // Empty for a module that is loaded and serving. Otherwise the module is *failed*: it is
+  // deployed but could not be loaded when the engine opened (its file is missing or damaged,
+  // its ABI stamp or declarations are refused, its define function failed, or a PState
+  // schema differs from the stored one), and this says why. A failed module has no depots,
+  // PStates or topologies listed (its declarations are unknown), serves no requests, and
+  // keeps its data untouched until Destroy.
+  std::string load_error;
 };
 
 // One record read back from a depot (named apart from engine/depot's internal DepotRecord,
@@ -127,6 +134,9 @@ struct ModuleStats {
   // The failures StatsOptions asked for: ordered by (topology, depot, partition, offset),
   // those at positions [failures_from, failures_from + failures_limit) of that order.
   std::vector<TopologyFailure> failure_page;
+  // As ModuleInfo::load_error: set for a failed module, whose stats have nothing else (its
+  // depots and topologies are unknown while it is not loaded).
+  std::string load_error;
 };
 
 // Which failures Stats lists (ModuleStats::failure_page); the count is always reported.
@@ -139,7 +149,11 @@ struct StatsOptions {
 class Engine {
  public:
   // Opens (creating) the data directory, reloads every deployed module and resumes each
-  // topology from its recorded progress. kBusy when another process has it open.
+  // topology from its recorded progress. kBusy when another process has it open. Each module
+  // loads on its own: one that cannot (see ModuleInfo::load_error) is kept as failed, its
+  // data untouched, and the others serve. A module's file is checked against the checksum
+  // recorded at Deploy before it is loaded; a module deployed before checksums were recorded
+  // is loaded unchecked once, and its checksum recorded then (with a warning on stderr).
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
   // Stops accepting work, drains queued work, flushes, closes: Close() unless it was called.
   virtual ~Engine() = default;
@@ -149,16 +163,19 @@ class Engine {
   // thread; afterwards only the destructor may be called.
   virtual Status Close() = 0;
 
-  // Loads the plugin at `so_path` (the engine keeps a copy in the data directory),
-  // checks its ABI stamp and declarations, creates its tables, starts its topologies.
-  // kAlreadyExists when a module of that name is deployed.
+  // Loads the plugin at `so_path` (the engine keeps a copy in the data directory and records
+  // its checksum), checks its ABI stamp and declarations, creates its tables, starts its
+  // topologies. kAlreadyExists when a module of that name is deployed, failed or not.
   virtual Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) = 0;
+  // Modules, Describe and Stats report failed modules too (with load_error set). Every other
+  // call naming a failed module (appends, selects, depot reads, WaitProcessed) fails with
+  // kNotFound, naming the module and its load error.
   virtual Result<std::vector<ModuleInfo>> Modules() = 0;
   virtual Result<ModuleInfo> Describe(const std::string& module) = 0;
-  // Stops the module's topologies and deletes its data and its copy of the plugin.
-  // Crash-safe: it first deletes the module's metadata durably (after a crash from then on
-  // the module is gone), then its tables and file; what a crash or error leaves of those
-  // is dropped by the next Open or Deploy of the name, never reused.
+  // Stops the module's topologies and deletes its data and its copy of the plugin; works on
+  // a failed module too. Crash-safe: it first deletes the module's metadata durably (after a crash
+  // from then on the module is gone), then its tables and file; what a crash or error leaves of
+  // those is dropped by the next Open or Deploy of the name, never reused.
   virtual Status Destroy(const std::string& module) = 0;
 
   // Appends records (each to the partition its depot's partitioning chooses; records of

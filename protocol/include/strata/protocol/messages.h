@@ -154,6 +154,7 @@ struct ModuleInfo {
   std::vector<DepotInfo> depots;
   std::vector<PStateInfo> pstates;
   std::vector<TopologyInfo> topologies;
+  std::string load_error;  // empty: loaded and serving; else why it failed to load
   bool operator==(const ModuleInfo&) const = default;
 };
 struct ModuleList {
@@ -217,6 +218,7 @@ struct ModuleStats {
   std::vector<TopologyPartitionStats> topologies;
   int64_t failures = 0;                      // all of the module's failures
   std::vector<TopologyFailure> failure_page;  // those StatsRequest asked for
+  std::string load_error;  // as ModuleInfo::load_error
   bool operator==(const ModuleStats&) const = default;
 };
 struct ServerStats {

@@ -1,5 +1,7 @@
 #include "storage.h"
 
+#include "log_scan.h"
+
 #include <errno.h>
 #include <unistd.h>
 #include <wiredtiger.h>
@@ -7,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -35,6 +38,10 @@ constexpr int kInternalSessions = 40;
 // being printed. Errors on WiredTiger's own threads are printed to stderr.
 thread_local int t_capture_depth = 0;
 thread_local std::string t_captured_error;
+// The last few error messages WiredTiger reported on this thread, oldest first: when a panic
+// follows, they hold its cause (WT_PANIC_MSG reports the cause, then panics, on one thread).
+thread_local std::deque<std::string> t_recent_errors;
+constexpr size_t kRecentErrors = 8;
 
 std::string_view StripWtPrefix(std::string_view message) {
   // "[1700000000:123][pid:tid], context: detail" -> "context: detail".
@@ -47,16 +54,105 @@ std::string_view StripWtPrefix(std::string_view message) {
   return message;
 }
 
-int HandleWtError(WT_EVENT_HANDLER*, WT_SESSION*, int error, const char* message) {
+// "depot.m.d.0" for a message that names "depot.m.d.0.wt" (WiredTiger names files, Strata
+// names tables: table:X lives in file X.wt), else "".
+std::string TableInMessage(std::string_view message) {
+  for (size_t at = message.find(".wt"); at != std::string_view::npos;
+       at = message.find(".wt", at + 1)) {
+    const size_t after = at + 3;
+    if (after < message.size() && (std::isalnum(static_cast<unsigned char>(message[after])) ||
+                                   message[after] == '_' || message[after] == '.')) {
+      continue;
+    }
+    size_t begin = at;
+    while (begin > 0) {
+      const char c = message[begin - 1];
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') break;
+      --begin;
+    }
+    std::string_view name = message.substr(begin, at - begin);
+    if (!name.empty() && !name.starts_with("WiredTiger")) return std::string(name);
+  }
+  return "";
+}
+
+// The cause of a panic from the errors reported before it on the panicking thread: the one
+// right before the panic message (WT_PANIC_MSG's own), and an earlier checksum report when
+// there is one (a failed block read dumps the block between the two).
+Status PanicCause(const std::string& path) {
+  std::string cause;
+  bool checksum = false;
+  for (const std::string& message : t_recent_errors) {
+    if (message.find("checksum") != std::string::npos) {
+      cause = message;
+      checksum = true;
+      break;
+    }
+  }
+  if (!t_recent_errors.empty() && t_recent_errors.back() != cause) {
+    cause += cause.empty() ? "" : "; ";
+    cause += t_recent_errors.back();
+  }
+  if (cause.empty()) cause = "no cause was reported";
+  std::string table = TableInMessage(cause);
+  std::string message = "WiredTiger panicked in '" + path + "'";
+  if (!table.empty()) message += " reading table '" + table + "'";
+  message += ": " + cause + "; the storage is unusable until the process restarts";
+  return Status(checksum ? StatusCode::kCorruption : StatusCode::kIOError, std::move(message));
+}
+
+}  // namespace
+
+// Receives WiredTiger's error and message callbacks for one connection (WiredTiger passes
+// back the WT_EVENT_HANDLER pointer, which is the first member). Created before
+// wiredtiger_open, because recovery reports through it; owned by Storage::Impl afterwards.
+struct EventSink {
+  WT_EVENT_HANDLER handler{};
+  std::string path;
+  std::function<void(const Status&)> on_fatal_error;
+  std::atomic<bool> panicked{false};
+  mutable std::mutex mu;
+  Status fatal;  // Guarded by mu; the panic's cause once panicked.
+
+  // Records the first panic and tells on_fatal_error (or stderr), on the panicking thread.
+  void Panic() {
+    if (panicked.exchange(true)) return;
+    Status cause = PanicCause(path);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      fatal = cause;
+    }
+    if (on_fatal_error) {
+      on_fatal_error(cause);
+    } else {
+      std::fprintf(stderr, "strata storage: %s\n", cause.ToString().c_str());
+    }
+  }
+  Status Fatal() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return fatal;
+  }
+};
+
+namespace {
+
+int HandleWtError(WT_EVENT_HANDLER* handler, WT_SESSION*, int error, const char* message) {
+  auto* sink = reinterpret_cast<EventSink*>(handler);
+  std::string_view text = StripWtPrefix(message);
+  if (error == WT_PANIC) {
+    sink->Panic();
+  } else if (text.find("(chunk ") == std::string_view::npos) {
+    // Not the lines of a damaged block's hex dump, which would push the cause out.
+    t_recent_errors.emplace_back(text);
+    if (t_recent_errors.size() > kRecentErrors) t_recent_errors.pop_front();
+  }
   if (t_capture_depth > 0) {
-    if (t_captured_error.empty()) t_captured_error = StripWtPrefix(message);
+    if (t_captured_error.empty()) t_captured_error = text;
     return 0;
   }
   std::fprintf(stderr, "strata storage: WiredTiger error %d: %s\n", error, message);
   return 0;
 }
-
-WT_EVENT_HANDLER g_event_handler = {HandleWtError, nullptr, nullptr, nullptr};
 
 StatusCode CodeForWtError(int ret) {
   switch (ret) {
@@ -126,11 +222,13 @@ const char* KindName(TableKind kind) {
 // searching the long lists of a freshly loaded PState partition (__wt_search_insert) took
 // 27 % of the server's time in pipelined point reads; 256 KB made hot counter pages stall
 // in forced eviction (docs/storage.md).
+// checksum=on: WiredTiger's default ("uncompressed") leaves compressed blocks unchecked, and
+// a flipped byte in a snappy literal then reads back as altered data with no error.
 const char* CreateConfig(TableKind kind) {
   return kind == TableKind::kBytes
-             ? "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false,"
-               "memory_page_max=1MB"
-             : "key_format=q,value_format=u,block_compressor=snappy";
+             ? "key_format=u,value_format=u,block_compressor=snappy,checksum=on,"
+               "prefix_compression=false,memory_page_max=1MB"
+             : "key_format=q,value_format=u,block_compressor=snappy,checksum=on";
 }
 
 // The kind of an existing table from its metadata entry ("...,key_format=u,...").
@@ -145,6 +243,28 @@ Result<TableKind> KindFromMetadata(std::string_view name, std::string_view confi
   return Status::InvalidArgument(
       "table '" + std::string(name) +
       "' exists but is not a Strata table (metadata: " + std::string(config) + ")");
+}
+
+// Refuses to run recovery over a damaged log record that has valid records after it (see
+// log_scan.h), unless the options accept the loss.
+Status CheckLogBeforeRecovery(const StorageOptions& options) {
+  STRATA_ASSIGN_OR_RETURN(std::optional<LogDamage> damage, FindLogDamage(options.path));
+  if (!damage) return Status::Ok();
+  const std::string what = DescribeLogDamage(options.path, *damage);
+  if (!options.accept_log_loss) {
+    return Status::Corruption(
+        what + ". Not opening: copy the data directory aside first, then see docs/storage.md "
+               "(\"Damaged log\"): wt verify / wt salvage, or open with accept_log_loss "
+               "(stratad --accept-log-loss) to recover up to the damaged record and lose the rest");
+  }
+  const std::string warning = what + "; accept_log_loss is set: recovering up to the damaged "
+                                     "record and dropping the rest";
+  if (options.on_warning) {
+    options.on_warning(warning);
+  } else {
+    std::fprintf(stderr, "strata storage: %s\n", warning.c_str());
+  }
+  return Status::Ok();
 }
 
 WT_ITEM Item(std::string_view bytes) {
@@ -183,9 +303,10 @@ class Storage::Impl {
     TableState state;
   };
 
-  Impl(StorageOptions options, WT_CONNECTION* conn, WT_SESSION* schema_session,
-       WT_SESSION* flush_session)
+  Impl(StorageOptions options, std::unique_ptr<EventSink> sink, WT_CONNECTION* conn,
+       WT_SESSION* schema_session, WT_SESSION* flush_session)
       : options_(std::move(options)),
+        sink_(std::move(sink)),
         conn_(conn),
         schema_session_(schema_session),
         flush_session_(flush_session) {
@@ -200,6 +321,13 @@ class Storage::Impl {
     flush_cv_.notify_one();
     flusher_.join();
     assert(sessions_.empty() && "every Session must be destroyed before its Storage");
+    // Closing a panicked connection waits for transactions that will never end (it spun in
+    // __wt_txn_activity_drain after a disk-full panic): leave it, and the event sink its
+    // threads still report to, to the process exit.
+    if (sink_->panicked.load()) {
+      static_cast<void>(sink_.release());
+      return;
+    }
     ErrorCapture capture;
     // Closing the connection closes the internal sessions and takes a checkpoint.
     int ret = conn_->close(conn_, nullptr);
@@ -252,6 +380,8 @@ class Storage::Impl {
   }
 
   const StorageOptions options_;
+  // Declared before conn_: it must outlive the connection, which reports through it.
+  std::unique_ptr<EventSink> sink_;
   WT_CONNECTION* const conn_;
 
  private:
@@ -561,9 +691,15 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
             ",log_size=" + std::to_string(options.checkpoint_log_bytes) + ")";
   config += ",extensions=[" + std::string(kSnappyExtension) + "]";
 
+  auto sink = std::make_unique<EventSink>();
+  sink->handler.handle_error = HandleWtError;
+  sink->path = options.path;
+  sink->on_fatal_error = options.on_fatal_error;
+  STRATA_RETURN_IF_ERROR(CheckLogBeforeRecovery(options));
+
   ErrorCapture capture;
   WT_CONNECTION* conn = nullptr;
-  int ret = wiredtiger_open(options.path.c_str(), &g_event_handler, config.c_str(), &conn);
+  int ret = wiredtiger_open(options.path.c_str(), &sink->handler, config.c_str(), &conn);
   if (ret == EBUSY) {
     return Status::Busy(
         "data directory '" + options.path +
@@ -581,7 +717,7 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
       return status;
     }
   }
-  auto impl = std::make_unique<Impl>(options, conn, sessions[0], sessions[1]);
+  auto impl = std::make_unique<Impl>(options, std::move(sink), conn, sessions[0], sessions[1]);
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }
 
@@ -618,6 +754,7 @@ Status Storage::WaitDurable() {
 }
 
 uint64_t Storage::FlushCount() const { return impl_->FlushCount(); }
+Status Storage::FatalError() const { return impl_->sink_->Fatal(); }
 const StorageOptions& Storage::options() const { return impl_->options_; }
 
 Result<std::string> Storage::Impl::ReadTableMetadata(std::string_view name, bool* found) {

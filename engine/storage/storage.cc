@@ -76,27 +76,32 @@ std::string TableInMessage(std::string_view message) {
   return "";
 }
 
-// The cause of a panic from the errors reported before it on the panicking thread: the one
-// right before the panic message (WT_PANIC_MSG's own), and an earlier checksum report when
-// there is one (a failed block read dumps the block between the two).
+// The cause of a panic from the errors reported before it on the panicking thread: the two
+// right before the panic message (WT_PANIC_MSG's own and, often, the failed call under it,
+// e.g. a pwrite with ENOSPC and its file), and an earlier checksum report when there is one
+// (a failed block read dumps the block between the two).
 Status PanicCause(const std::string& path) {
-  std::string cause;
+  std::vector<std::string> parts;
   bool checksum = false;
   for (const std::string& message : t_recent_errors) {
     if (message.find("checksum") != std::string::npos) {
-      cause = message;
+      parts.push_back(message);
       checksum = true;
       break;
     }
   }
-  if (!t_recent_errors.empty() && t_recent_errors.back() != cause) {
-    cause += cause.empty() ? "" : "; ";
-    cause += t_recent_errors.back();
+  const size_t n = t_recent_errors.size();
+  for (size_t i = n > 2 ? n - 2 : 0; i < n; ++i) {
+    if (std::find(parts.begin(), parts.end(), t_recent_errors[i]) == parts.end()) {
+      parts.push_back(t_recent_errors[i]);
+    }
   }
+  std::string cause;
+  for (const std::string& part : parts) cause += (cause.empty() ? "" : "; ") + part;
   if (cause.empty()) cause = "no cause was reported";
   std::string table = TableInMessage(cause);
   std::string message = "WiredTiger panicked in '" + path + "'";
-  if (!table.empty()) message += " reading table '" + table + "'";
+  if (!table.empty()) message += " on table '" + table + "'";
   message += ": " + cause + "; the storage is unusable until the process restarts";
   return Status(checksum ? StatusCode::kCorruption : StatusCode::kIOError, std::move(message));
 }

@@ -34,6 +34,18 @@ struct EngineOptions {
   // Appended client records not yet fully processed, over all modules. A batch that does
   // not fit waits (in call order) until records complete; AppendAsync itself never blocks.
   int max_in_flight_records = 1 << 16;
+  // Storage failures (docs/storage.md). accept_log_loss: open even when the WiredTiger log
+  // has a damaged record with valid records after it, which recovery drops (without it,
+  // Open fails with kCorruption saying where and how much log follows).
+  bool accept_log_loss = false;
+  // Called once when the storage fails for good (a WiredTiger panic: disk full, out of file
+  // descriptors, a page that fails its checksum), with the cause (naming the table when
+  // WiredTiger did); every later storage operation fails. It runs on the failing thread,
+  // possibly inside the storage: it must not call the Engine, and may end the process
+  // (stratad logs the cause and exits). Unset: the cause is printed to stderr.
+  std::function<void(const Status&)> on_fatal_storage_error;
+  // Storage events an operator should see (an accepted log loss), from Open. Unset: stderr.
+  std::function<void(const std::string&)> on_storage_warning;
 };
 
 // How far an append has gone before it is acknowledged (DESIGN.md §2, promise 1).

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +25,8 @@
 #include <gtest/gtest.h>
 
 #include "stratad_test.h"
+#include "strata/engine.h"
+#include "strata/path.h"
 #include "strata/protocol/messages.h"
 #include "test_client.h"
 
@@ -293,6 +297,73 @@ TEST_F(StorageFailureTest, DamagedDepotPageIsNeverServedAndTheServerExitsNamingT
   bool names_a_table = false;
   for (const std::string& table : damaged) names_a_table |= log.find("table '" + table + "'") != std::string::npos;
   EXPECT_TRUE(names_a_table) << log;
+}
+
+// The embedded engine after a panic it survives (no callback that exits): a read that needs
+// a new storage session gets the storage's own error, not kBusy (which stratad answers as
+// OVERLOADED, telling clients to retry forever).
+TEST_F(StorageFailureTest, ReadsAfterAStoragePanicKeepTheStorageErrorCode) {
+  // Digits: the other words are random letters, so no part of the token repeats in a page
+  // and snappy keeps it as a literal. The 'm' puts its key in a page in the middle of the
+  // table, away from the schema record that opening the engine reads.
+  const std::string token = "m7305819264738150";
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Status> fatal;
+  EngineOptions options;
+  options.data_dir = data_dir_;
+  options.task_threads = 1;
+  options.cache_size_bytes = 32ull << 20;
+  options.log_file_max_bytes = 1ull << 20;
+  options.on_fatal_storage_error = [&](const Status& status) {
+    std::lock_guard<std::mutex> lock(mu);
+    fatal.push_back(status);
+    cv.notify_all();
+  };
+  const uint64_t seed = TestSeed();
+  SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
+  std::mt19937_64 random(seed);
+  {
+    std::unique_ptr<Engine> engine = Engine::Open(options).value();
+    ASSERT_TRUE(engine->Deploy(WORDCOUNT_MODULE, {.partitions = 1}).ok());
+    // Enough distinct words for many $$word_counts pages; the token's key is stored once.
+    std::vector<Value> sentences;
+    for (int i = 0; i < 3000; ++i) sentences.push_back(Value(RandomText(random, 10)));
+    sentences.push_back(Value(token));
+    ASSERT_TRUE(engine->AppendBatch("wordcount", "*sentences", std::move(sentences)).ok());
+  }  // closing checkpoints the pages
+  const std::string file = data_dir_ + "/pstate.wordcount.word_counts.0.wt";
+  std::string bytes = ReadFile(file);
+  int flipped = 0;
+  for (size_t at = bytes.find(token); at != std::string::npos; at = bytes.find(token, at + 1)) {
+    bytes[at + 5] ^= 0x01;
+    ++flipped;
+  }
+  ASSERT_GT(flipped, 0) << "the token is not stored verbatim in " << file;
+  std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), bytes.size());
+
+  Result<std::unique_ptr<Engine>> reopened = Engine::Open(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  std::unique_ptr<Engine> engine = std::move(reopened).value();
+  // The topology reads the token's count on the task thread: the damaged page panics.
+  Result<AppendResult> appended = engine->Append("wordcount", "*sentences", Value(token));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return !fatal.empty(); }))
+        << "no fatal storage error was reported";
+    EXPECT_EQ(fatal[0].code(), StatusCode::kCorruption) << fatal[0].ToString();
+    EXPECT_NE(fatal[0].message().find("table 'pstate.wordcount.word_counts.0'"), std::string::npos)
+        << fatal[0].ToString();
+  }
+  EXPECT_FALSE(appended.ok() && appended->failure.ok()) << "processed a record over a damaged page";
+  // No read ran yet, so the reader's session pool is empty: this read opens a session.
+  Result<Value> count = engine->SelectOne("wordcount", "$$word_counts", Path().Key("alpha"));
+  ASSERT_FALSE(count.ok());
+  EXPECT_NE(count.status().code(), StatusCode::kBusy) << count.status().ToString();
+  EXPECT_NE(count.status().message().find("WT_PANIC"), std::string::npos) << count.status().ToString();
+  Result<std::vector<DepotEntry>> records = engine->ReadDepot("wordcount", "*sentences", 0, 0, 10, 10);
+  ASSERT_FALSE(records.ok());
+  EXPECT_NE(records.status().code(), StatusCode::kBusy) << records.status().ToString();
 }
 
 }  // namespace

@@ -299,6 +299,81 @@ TEST_F(StorageFailureTest, DamagedDepotPageIsNeverServedAndTheServerExitsNamingT
   EXPECT_TRUE(names_a_table) << log;
 }
 
+// Offsets and lengths of the records of a WiredTiger log file (records start on 128-byte
+// boundaries with their length in the first 4 bytes, little-endian), from the file header
+// at offset 0 to the first zero length.
+std::vector<std::pair<size_t, uint32_t>> LogRecordsOf(const std::string& bytes) {
+  std::vector<std::pair<size_t, uint32_t>> records;
+  size_t pos = 0;
+  while (pos + 16 <= bytes.size()) {
+    uint32_t len = 0;
+    std::memcpy(&len, bytes.data() + pos, 4);
+    if (len == 0 || pos + len > bytes.size()) break;
+    records.emplace_back(pos, len);
+    pos += (len + 127) / 128 * 128;
+  }
+  return records;
+}
+
+TEST_F(StorageFailureTest, DamagedLogRecordRefusesToStartUnlessTheLossIsAccepted) {
+  StartServer();
+  {
+    TestClient client = Connected();
+    DeployWordcount(client);
+    for (int batch = 0; batch < 100; ++batch) {
+      std::vector<std::string> texts;
+      for (int i = 0; i < 10; ++i) texts.push_back("batch " + std::to_string(batch) + " sentence " + std::to_string(i));
+      Result<proto::Response> r = client.Call(Sentences(texts));
+      ASSERT_TRUE(r.ok() && !r->error) << (r.ok() ? r->error->message : r.status().ToString());
+    }
+  }
+  const int killed = server_->Stop(SIGKILL);
+  ASSERT_TRUE(WIFSIGNALED(killed));
+
+  // One flipped byte in a record in the middle of the longest log file.
+  std::string file;
+  std::string bytes;
+  std::vector<std::pair<size_t, uint32_t>> records;
+  for (const auto& entry : fs::directory_iterator(data_dir_)) {
+    if (!entry.path().filename().string().starts_with("WiredTigerLog.")) continue;
+    std::string content = ReadFile(entry.path().string());
+    auto walked = LogRecordsOf(content);
+    if (walked.size() > records.size()) {
+      file = entry.path().string();
+      bytes = std::move(content);
+      records = std::move(walked);
+    }
+  }
+  ASSERT_GT(records.size(), 100u);
+  const auto [pos, len] = records[records.size() / 2];
+  bytes[pos + len / 2] ^= 0x20;
+  std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), bytes.size());
+
+  server_ = std::make_unique<StratadProcess>();
+  ASSERT_FALSE(server_->Start(data_dir_, log_, {"--cache-size", "64MB"}))
+      << "started over a damaged log record:\n" << ReadFile(log_);
+  const int refused = server_->Wait();
+  std::string log = ReadFile(log_);
+  ASSERT_TRUE(WIFEXITED(refused)) << log;
+  EXPECT_EQ(WEXITSTATUS(refused), 1) << log;
+  EXPECT_NE(log.find("damaged record (bad checksum) at offset " + std::to_string(pos) + " of " +
+                     fs::path(file).filename().string()),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("bytes of log"), std::string::npos) << log;
+  EXPECT_NE(log.find("--accept-log-loss"), std::string::npos) << log;
+  const size_t line = log.find("ERROR");
+  if (line != std::string::npos) std::cerr << "stratad: " << log.substr(line, log.find('\n', line) - line) << "\n";
+
+  StartServer({"--accept-log-loss"});
+  log = ReadFile(log_);
+  EXPECT_NE(log.find("WARN the WiredTiger log"), std::string::npos) << log;
+  EXPECT_NE(log.find("accept_log_loss is set"), std::string::npos) << log;
+  StopServer();
+  StartServer();  // the log was truncated at the damaged record: a normal start
+  StopServer();
+}
+
 // The embedded engine after a panic it survives (no callback that exits): a read that needs
 // a new storage session gets the storage's own error, not kBusy (which stratad answers as
 // OVERLOADED, telling clients to retry forever).

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <wiredtiger.h>
 
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
@@ -110,6 +111,36 @@ TEST(CorruptionTest, FlippedByteInCompressedPageIsAnErrorNamingTheTable) {
   EXPECT_EQ(storage->FatalError().code(), StatusCode::kCorruption);
   // The connection is dead: later operations fail too, with WiredTiger's panic.
   EXPECT_FALSE(session->GetRecord(table, 0, &value).ok());
+}
+
+// A table an older build created (WiredTiger's default checksum=uncompressed) is reported
+// at Open: WiredTiger 3.2.1 cannot change the setting, so its compressed pages stay
+// unchecked until it is rebuilt.
+TEST(CorruptionTest, OpenWarnsAboutTablesWithoutChecksums) {
+  TempDir dir;
+  {
+    std::unique_ptr<Storage> storage = Storage::Open(SmallStorageOptions(dir.path())).value();
+    ASSERT_TRUE(storage->OpenTable("new.table", TableKind::kBytes).ok());
+  }
+  {
+    WT_CONNECTION* conn = nullptr;
+    const std::string config = "log=(enabled=true),extensions=[" STRATA_WT_SNAPPY_EXTENSION "]";
+    ASSERT_EQ(wiredtiger_open(dir.path().c_str(), nullptr, config.c_str(), &conn), 0);
+    WT_SESSION* session = nullptr;
+    ASSERT_EQ(conn->open_session(conn, nullptr, nullptr, &session), 0);
+    ASSERT_EQ(session->create(session, "table:old.table",
+                              "key_format=u,value_format=u,block_compressor=snappy"),
+              0);
+    ASSERT_EQ(conn->close(conn, nullptr), 0);
+  }
+  std::vector<std::string> warnings;
+  StorageOptions options = SmallStorageOptions(dir.path());
+  options.on_warning = [&](const std::string& warning) { warnings.push_back(warning); };
+  std::unique_ptr<Storage> storage = Storage::Open(options).value();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("1 table(s)"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("'old.table'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("checksum=on"), std::string::npos) << warnings[0];
 }
 
 // ---- The log ------------------------------------------------------------------------------

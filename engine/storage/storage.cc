@@ -250,6 +250,15 @@ Result<TableKind> KindFromMetadata(std::string_view name, std::string_view confi
       "' exists but is not a Strata table (metadata: " + std::string(config) + ")");
 }
 
+// Tells the operator through StorageOptions::on_warning, or stderr.
+void Warn(const StorageOptions& options, const std::string& warning) {
+  if (options.on_warning) {
+    options.on_warning(warning);
+  } else {
+    std::fprintf(stderr, "strata storage: %s\n", warning.c_str());
+  }
+}
+
 // Refuses to run recovery over a damaged log record that has valid records after it (see
 // log_scan.h), unless the options accept the loss.
 Status CheckLogBeforeRecovery(const StorageOptions& options) {
@@ -262,14 +271,39 @@ Status CheckLogBeforeRecovery(const StorageOptions& options) {
                "(\"Damaged log\"): wt verify / wt salvage, or open with accept_log_loss "
                "(stratad --accept-log-loss) to recover up to the damaged record and lose the rest");
   }
-  const std::string warning = what + "; accept_log_loss is set: recovering up to the damaged "
-                                     "record and dropping the rest";
-  if (options.on_warning) {
-    options.on_warning(warning);
-  } else {
-    std::fprintf(stderr, "strata storage: %s\n", warning.c_str());
-  }
+  Warn(options, what + "; accept_log_loss is set: recovering up to the damaged record and "
+                       "dropping the rest");
   return Status::Ok();
+}
+
+// Tables created before checksum=on keep WiredTiger's default, which leaves compressed
+// blocks unchecked (WiredTiger 3.2.1 cannot alter it): tell the operator once per Open.
+void WarnAboutTablesWithoutChecksums(const StorageOptions& options, WT_SESSION* session) {
+  WT_CURSOR* meta = nullptr;
+  if (session->open_cursor(session, "metadata:", nullptr, nullptr, &meta) != 0) return;
+  int count = 0;
+  std::string example;
+  meta->set_key(meta, "file:");
+  int exact = 0;
+  int ret = meta->search_near(meta, &exact);
+  if (ret == 0 && exact < 0) ret = meta->next(meta);
+  for (; ret == 0; ret = meta->next(meta)) {
+    const char* key = nullptr;
+    const char* value = nullptr;
+    if (meta->get_key(meta, &key) != 0 || meta->get_value(meta, &value) != 0) break;
+    std::string_view uri(key);
+    if (!uri.starts_with("file:")) break;
+    std::string_view file = uri.substr(5);
+    if (file.starts_with("WiredTiger") || !file.ends_with(".wt")) continue;
+    if (std::string_view(value).find("checksum=on") != std::string_view::npos) continue;
+    if (count++ == 0) example = file.substr(0, file.size() - 3);
+  }
+  meta->close(meta);
+  if (count == 0) return;
+  Warn(options, std::to_string(count) + " table(s) in '" + options.path + "' (e.g. '" + example +
+                    "') were created without checksum=on: their compressed pages are not "
+                    "checksummed, so a damaged one can read back altered; docs/storage.md "
+                    "(\"Checksums\") says how to rebuild them");
 }
 
 WT_ITEM Item(std::string_view bytes) {
@@ -722,6 +756,7 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
       return status;
     }
   }
+  WarnAboutTablesWithoutChecksums(options, sessions[0]);
   auto impl = std::make_unique<Impl>(options, std::move(sink), conn, sessions[0], sessions[1]);
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }

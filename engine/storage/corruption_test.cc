@@ -236,7 +236,7 @@ void KillAfter(pid_t pid, int progress_fd, int batches) {
   int status = 0;
   waitpid(pid, &status, 0);
   close(progress_fd);
-  ASSERT_EQ(seen, batches) << "the writer stopped early (status " << status << ")";
+  ASSERT_GE(seen, batches) << "the writer stopped early (status " << status << ")";
 }
 
 int CountRows(Storage& storage) {

@@ -310,9 +310,14 @@ TEST(LogDamageTest, DamagedRecordInTheMiddleRefusesToOpenUnlessAccepted) {
   EXPECT_TRUE(Storage::Open(LogTestOptions(dir.path())).ok());
 }
 
+// The end of the log as a crash leaves it opens without a word; a damaged last record (no
+// valid record after it: recovery always ended before it) opens with a warning.
 TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
-  for (const bool whole_record : {false, true}) {
-    SCOPED_TRACE(whole_record ? "last record unwritten" : "last record torn");
+  enum class Tail { kTorn, kUnwritten, kDamaged };
+  for (const Tail tail : {Tail::kTorn, Tail::kUnwritten, Tail::kDamaged}) {
+    SCOPED_TRACE(tail == Tail::kTorn        ? "last record torn"
+                 : tail == Tail::kUnwritten ? "last record unwritten"
+                                            : "last record damaged");
     TempDir dir;
     int progress = -1;
     const pid_t pid = StartWriter(dir.path(), 1, &progress);
@@ -330,19 +335,33 @@ TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
       records = RecordsOf(bytes);
     }
     ASSERT_GE(records.size(), 3u);
-    // The last record, cut at a 512-byte boundary (as a write interrupted by a crash) or
-    // entirely missing.
+    // The last record cut at a 512-byte boundary (a write interrupted by a crash), entirely
+    // missing, or whole with one byte flipped.
     const auto [pos, len] = records.back();
-    size_t cut = (pos + 16 + 511) / 512 * 512;
-    if (whole_record || cut >= pos + len) cut = pos;
-    std::fill(bytes.begin() + cut, bytes.begin() + pos + len, '\0');
+    if (tail == Tail::kDamaged) {
+      bytes[pos + len / 2] ^= 0x20;
+    } else {
+      size_t cut = (pos + 16 + 511) / 512 * 512;
+      if (tail == Tail::kUnwritten || cut >= pos + len) cut = pos;
+      std::fill(bytes.begin() + cut, bytes.begin() + pos + len, '\0');
+    }
     WriteWholeFile(file, bytes);
 
-    Result<std::unique_ptr<Storage>> opened = Storage::Open(LogTestOptions(dir.path()));
+    StorageOptions options = LogTestOptions(dir.path());
+    std::vector<std::string> warnings;
+    options.on_warning = [&](const std::string& warning) { warnings.push_back(warning); };
+    Result<std::unique_ptr<Storage>> opened = Storage::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    // Every durable row but the one the cut record held (the writer was killed after an
+    // Every durable row but the one the last record held (the writer was killed after an
     // acknowledgement; a real crash tears only a write nobody was told about).
     EXPECT_GE(CountRows(**opened), 100 * 16 - 1);
+    if (tail == Tail::kDamaged) {
+      ASSERT_EQ(warnings.size(), 1u);
+      EXPECT_NE(warnings[0].find("last record"), std::string::npos) << warnings[0];
+      EXPECT_NE(warnings[0].find("offset " + std::to_string(pos)), std::string::npos) << warnings[0];
+    } else {
+      EXPECT_TRUE(warnings.empty()) << warnings[0];
+    }
   }
 }
 
@@ -360,8 +379,12 @@ TEST(LogDamageTest, Kill9DuringConcurrentCommitsNeverLooksDamaged) {
     ASSERT_GT(pid, 0);
     const int batches = 20 + static_cast<int>(random() % 200);
     ASSERT_NO_FATAL_FAILURE(KillAfter(pid, progress, batches));
-    Result<std::unique_ptr<Storage>> opened = Storage::Open(LogTestOptions(dir.path()));
+    StorageOptions options = LogTestOptions(dir.path());
+    std::vector<std::string> warnings;
+    options.on_warning = [&](const std::string& warning) { warnings.push_back(warning); };
+    Result<std::unique_ptr<Storage>> opened = Storage::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    EXPECT_TRUE(warnings.empty()) << warnings[0];
     // Every round writes the same keys again: at least this round's durable rows.
     EXPECT_GE(CountRows(**opened), batches * 16);
   }

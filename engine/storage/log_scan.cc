@@ -204,11 +204,15 @@ Result<std::optional<LogDamage>> FindLogDamage(const std::string& dir) {
       damage->last_file = files[i].name;
     }
   }
-  if (damage->records_after == 0) return std::optional<LogDamage>();
   return damage;
 }
 
 std::string DescribeLogDamage(const std::string& dir, const LogDamage& damage) {
+  if (damage.records_after == 0) {
+    return "the last record of the WiredTiger log in '" + dir + "' is damaged (" + damage.reason +
+           ") at offset " + std::to_string(damage.offset) + " of " + damage.file +
+           ": recovery ends before it, and its transactions (acknowledged or not) are lost";
+  }
   return "the WiredTiger log in '" + dir + "' has a damaged record (" + damage.reason +
          ") at offset " + std::to_string(damage.offset) + " of " + damage.file + ", followed by " +
          std::to_string(damage.records_after) + " valid log records (" +

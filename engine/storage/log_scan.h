@@ -17,7 +17,7 @@
 
 namespace strata {
 
-// A damaged record with valid log records after it.
+// A damaged record, and the valid log records after it.
 struct LogDamage {
   std::string file;      // the log file holding the damaged record, e.g. "WiredTigerLog.0000000003"
   uint64_t offset = 0;   // byte offset of the damaged record in `file`
@@ -33,11 +33,11 @@ struct LogDamage {
 // set (a record that was never written reads as zeros) and the record is not a torn write:
 // a write cut short by a crash leaves a prefix of the record and zeros from a 512-byte
 // boundary to its end, so a record with a bad checksum that does not end in such zeros was
-// written whole and damaged since. Returns the damage when valid records (other than the
-// header and previous-file records WiredTiger writes at the start of every log file) follow
-// it; nullopt for a clean log, a torn tail, or a hole (slots are written out of order, so a
-// crash can leave zeros before a later record, which no flush ever covered). Errors: kIOError
-// when a log file cannot be read.
+// written whole and damaged since. Returns the damage, with the valid records (other than
+// the header and previous-file records WiredTiger writes at the start of every log file)
+// that follow it; nullopt for a clean log, a torn tail, or a hole (slots are written out of
+// order, so a crash can leave zeros before a later record, which no flush ever covered).
+// Errors: kIOError when a log file cannot be read.
 Result<std::optional<LogDamage>> FindLogDamage(const std::string& dir);
 
 // The operator's message for `damage` in data directory `dir` (what, where, how much follows).

@@ -1,7 +1,5 @@
 #include "storage.h"
 
-#include "log_scan.h"
-
 #include <errno.h>
 #include <unistd.h>
 #include <wiredtiger.h>
@@ -20,6 +18,8 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include "log_scan.h"
 
 namespace strata {
 namespace {
@@ -159,6 +159,14 @@ int HandleWtError(WT_EVENT_HANDLER* handler, WT_SESSION*, int error, const char*
   return 0;
 }
 
+// WiredTiger's informational messages (recovery truncating a log, salvage) go to stderr with
+// the errors: WiredTiger's default prints them on stdout, which stratad keeps for its
+// readiness line.
+int HandleWtMessage(WT_EVENT_HANDLER*, WT_SESSION*, const char* message) {
+  std::fprintf(stderr, "strata storage: WiredTiger: %s\n", message);
+  return 0;
+}
+
 StatusCode CodeForWtError(int ret) {
   switch (ret) {
     case WT_ROLLBACK:
@@ -260,11 +268,16 @@ void Warn(const StorageOptions& options, const std::string& warning) {
 }
 
 // Refuses to run recovery over a damaged log record that has valid records after it (see
-// log_scan.h), unless the options accept the loss.
+// log_scan.h), unless the options accept the loss. A damaged last record is only reported:
+// recovery has always ended before it, and refusing would leave nothing to decide.
 Status CheckLogBeforeRecovery(const StorageOptions& options) {
   STRATA_ASSIGN_OR_RETURN(std::optional<LogDamage> damage, FindLogDamage(options.path));
   if (!damage) return Status::Ok();
   const std::string what = DescribeLogDamage(options.path, *damage);
+  if (damage->records_after == 0) {
+    Warn(options, what);
+    return Status::Ok();
+  }
   if (!options.accept_log_loss) {
     return Status::Corruption(
         what + ". Not opening: copy the data directory aside first, then see docs/storage.md "
@@ -732,6 +745,7 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
 
   auto sink = std::make_unique<EventSink>();
   sink->handler.handle_error = HandleWtError;
+  sink->handler.handle_message = HandleWtMessage;
   sink->path = options.path;
   sink->on_fatal_error = options.on_fatal_error;
   STRATA_RETURN_IF_ERROR(CheckLogBeforeRecovery(options));

@@ -47,8 +47,9 @@ struct StorageOptions {
   // stderr. After a panic the Storage refuses new work with that Status, and its destructor
   // leaves the connection unclosed (closing a panicked connection can hang).
   std::function<void(const Status&)> on_fatal_error;
-  // Events an operator should see that are not errors (an accepted log loss). Unset:
-  // printed to stderr. Called on the thread of Open.
+  // Events an operator should see that are not errors: an accepted log loss, a damaged last
+  // log record (recovery ends before it), tables created without checksum=on by an older
+  // build. Unset: printed to stderr. Called on the thread of Open.
   std::function<void(const std::string&)> on_warning;
 };
 

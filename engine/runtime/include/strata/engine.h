@@ -44,7 +44,8 @@ struct EngineOptions {
   // possibly inside the storage: it must not call the Engine, and may end the process
   // (stratad logs the cause and exits). Unset: the cause is printed to stderr.
   std::function<void(const Status&)> on_fatal_storage_error;
-  // Storage events an operator should see (an accepted log loss), from Open. Unset: stderr.
+  // Storage events an operator should see, from Open: an accepted log loss, a damaged last
+  // log record, tables an older build created without block checksums. Unset: stderr.
   std::function<void(const std::string&)> on_storage_warning;
 };
 

@@ -3,6 +3,7 @@
 // the WiredTiger log makes Open refuse (unless the loss is accepted), while the states a
 // kill -9 leaves (a torn or unwritten tail, holes from out-of-order writes) open normally.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -141,6 +142,52 @@ TEST(CorruptionTest, OpenWarnsAboutTablesWithoutChecksums) {
   EXPECT_NE(warnings[0].find("1 table(s)"), std::string::npos) << warnings[0];
   EXPECT_NE(warnings[0].find("'old.table'"), std::string::npos) << warnings[0];
   EXPECT_NE(warnings[0].find("checksum=on"), std::string::npos) << warnings[0];
+}
+
+// Out of file descriptors WiredTiger panics (creating a table fails to open its directory):
+// on_fatal_error gets the cause once, and later calls fail with the panic. In a child
+// process, whose descriptor limit it lowers.
+TEST(CorruptionTest, OutOfFileDescriptorsIsReportedOnceAsFatal) {
+  TempDir dir;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    StorageOptions options = SmallStorageOptions(dir.path());
+    options.on_fatal_error = [&](const Status& status) {
+      const std::string text = status.ToString() + "\n";
+      if (write(fds[1], text.data(), text.size()) < 0) _exit(3);
+    };
+    auto storage = Storage::Open(options);
+    if (!storage.ok()) _exit(2);
+    rlimit limit{64, 64};
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(4);
+    int created = 0;
+    // Table names t0, t1, ... (appended, not concatenated: g++ 12 warns, wrongly, about
+    // "t" + std::to_string(n) here).
+    while (created < 1000) {
+      std::string name = std::to_string(created);
+      name.insert(name.begin(), 't');
+      if (!(*storage)->OpenTable(name, TableKind::kBytes).ok()) break;
+      ++created;
+    }
+    // Later calls fail too; the callback is not called again.
+    const bool later_fails = !(*storage)->OpenTable("after", TableKind::kBytes).ok();
+    _exit(created < 1000 && later_fails && !(*storage)->FatalError().ok() ? 0 : 5);
+  }
+  close(fds[1]);
+  std::string reported;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fds[0], buffer, sizeof buffer)) > 0;) reported.append(buffer, n);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << ": " << reported;
+  EXPECT_EQ(std::count(reported.begin(), reported.end(), '\n'), 1) << reported;
+  EXPECT_NE(reported.find("IOError: WiredTiger panicked"), std::string::npos) << reported;
+  EXPECT_NE(reported.find("Too many open files"), std::string::npos) << reported;
 }
 
 // ---- The log ------------------------------------------------------------------------------

@@ -187,7 +187,11 @@ StatusCode CodeForWtError(int ret) {
 class ErrorCapture {
  public:
   ErrorCapture() {
-    if (t_capture_depth++ == 0) t_captured_error.clear();
+    if (t_capture_depth++ == 0) {
+      t_captured_error.clear();
+      // A panic in this call is caused by this call's errors, not by an earlier one's.
+      t_recent_errors.clear();
+    }
   }
   ~ErrorCapture() { --t_capture_depth; }
   ErrorCapture(const ErrorCapture&) = delete;

@@ -125,7 +125,10 @@ Result<std::vector<LogFile>> ListLogFiles(const std::string& dir) {
     const std::string name = entry.path().filename().string();
     if (!name.starts_with(kLogPrefix)) continue;
     const std::string digits = name.substr(kLogPrefix.size());
-    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    if (digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
     files.push_back({std::stoull(digits), name});
   }
   std::sort(files.begin(), files.end(),

@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <utility>
 
@@ -47,6 +49,19 @@ std::string SignalName(int signal) {
 // How long a graceful shutdown waits for connections to finish before closing them.
 constexpr std::chrono::seconds kDrainGrace{5};
 
+// The exit code after a fatal storage error (sysexits' EX_IOERR; docs/storage.md). The
+// storage is dead (a WiredTiger panic: disk full, out of file descriptors, a damaged page):
+// log the cause and end at once, so that a supervisor restarts the server. Every
+// acknowledged write is already durable (acks follow a successful log flush); a graceful
+// shutdown could only hang in the dead storage.
+constexpr int kExitStorageFailure = 74;
+
+void ExitOnStorageFailure(const Status& cause) {
+  LogError("fatal storage error: " + cause.ToString() + "; exiting with code " +
+           std::to_string(kExitStorageFailure) + " (acknowledged writes are durable)");
+  _exit(kExitStorageFailure);
+}
+
 }  // namespace
 
 Server::Server(const ServerOptions& options)
@@ -93,6 +108,9 @@ Status Server::OpenEngine() {
   engine_options.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   engine_options.task_threads = options_.task_threads;
   engine_options.step_timeout_ms = options_.step_timeout_ms;
+  engine_options.accept_log_loss = options_.accept_log_loss;
+  engine_options.on_fatal_storage_error = ExitOnStorageFailure;
+  engine_options.on_storage_warning = [](const std::string& warning) { LogWarning(warning); };
   Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().code() == StatusCode::kBusy) {

@@ -124,6 +124,10 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");
+  app.add_flag("--accept-log-loss", options.accept_log_loss,
+               "Start even though the storage log has a damaged record with valid records "
+               "after it: recovery stops at the damaged record and those transactions are "
+               "lost (see docs/storage.md, \"Damaged log\", first)");
 
   try {
     app.parse(argc, argv);

@@ -44,6 +44,9 @@ struct ServerOptions {
   int task_threads = 0;      // engine task threads; 0: one per core
   int64_t step_timeout_ms = 10'000;  // EngineOptions::step_timeout_ms (0: no limit)
   std::vector<std::string> deploy;  // module files deployed at start unless already deployed
+  // Open even when the storage log has a damaged record with valid records after it, losing
+  // them (EngineOptions::accept_log_loss; docs/storage.md, "Damaged log").
+  bool accept_log_loss = false;
 };
 
 // "HOST:PORT" or "[IPV6]:PORT".

@@ -378,7 +378,7 @@ class EngineImpl final : public Engine {
 
   // Runs `fn` once on every task thread after everything queued before it, and waits.
   void Barrier();
-  std::unique_ptr<Session> TakeSession();
+  Result<std::unique_ptr<Session>> TakeSession();
   void ReturnSession(std::unique_ptr<Session> session);
 
   const EngineOptions options_;
@@ -470,6 +470,9 @@ Status EngineImpl::OpenStorage() {
   so.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   so.log_file_max_bytes = options_.log_file_max_bytes;
   so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
+  so.accept_log_loss = options_.accept_log_loss;
+  so.on_fatal_error = options_.on_fatal_storage_error;
+  so.on_warning = options_.on_storage_warning;
   STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
@@ -1604,7 +1607,9 @@ void EngineImpl::FinishReplay(TaskThread& thread, ModuleRuntime& m, int partitio
 
 // ---- Reads, waits, stats ---------------------------------------------------------------------
 
-std::unique_ptr<Session> EngineImpl::TakeSession() {
+// A storage error (a failed WiredTiger connection, the session limit) keeps its own code:
+// readers must not be told to retry a storage that is gone.
+Result<std::unique_ptr<Session>> EngineImpl::TakeSession() {
   {
     std::lock_guard lock(pool_mu_);
     if (!pool_.empty()) {
@@ -1613,8 +1618,7 @@ std::unique_ptr<Session> EngineImpl::TakeSession() {
       return session;
     }
   }
-  Result<std::unique_ptr<Session>> session = storage_->OpenSession();
-  return session.ok() ? std::move(session).value() : nullptr;
+  return storage_->OpenSession();
 }
 
 void EngineImpl::ReturnSession(std::unique_ptr<Session> session) {
@@ -1641,8 +1645,8 @@ Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const s
                                      "with key(...)");
     }
   }
-  PooledSession session(TakeSession(), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
-  if (session.get() == nullptr) return Status::Busy("no storage session is available for a read");
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
   return ps.Select(*session.get(), partition, path);
 }
 
@@ -1665,8 +1669,8 @@ Result<std::vector<DepotEntry>> EngineImpl::ReadDepot(const std::string& module,
                                    std::to_string(m->partitions - 1) + ", not " + std::to_string(partition));
   }
   if (limit <= 0) return Status::InvalidArgument("read limit must be positive, not " + std::to_string(limit));
-  PooledSession session(TakeSession(), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
-  if (session.get() == nullptr) return Status::Busy("no storage session is available for a read");
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
   STRATA_ASSIGN_OR_RETURN(auto records, m->depots[index]->Read(*session.get(), partition, from, to,
                                                                static_cast<size_t>(limit)));
   std::vector<DepotEntry> out;
@@ -1762,8 +1766,8 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
   if (options.failures_limit == 0) return stats;
   // The page is read from the failures table (key order: topology, depot, partition,
   // offset), so a failure costs memory only while it is listed.
-  PooledSession session(TakeSession(), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
-  if (session.get() == nullptr) return Status::Busy("no storage session is available for a read");
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
   const std::string prefix = EncodeKey(Value(m->name));
   int64_t skip = options.failures_from;
   Status decode_error;

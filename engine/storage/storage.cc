@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -17,6 +18,8 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include "log_scan.h"
 
 namespace strata {
 namespace {
@@ -35,6 +38,10 @@ constexpr int kInternalSessions = 40;
 // being printed. Errors on WiredTiger's own threads are printed to stderr.
 thread_local int t_capture_depth = 0;
 thread_local std::string t_captured_error;
+// The last few error messages WiredTiger reported on this thread, oldest first: when a panic
+// follows, they hold its cause (WT_PANIC_MSG reports the cause, then panics, on one thread).
+thread_local std::deque<std::string> t_recent_errors;
+constexpr size_t kRecentErrors = 8;
 
 std::string_view StripWtPrefix(std::string_view message) {
   // "[1700000000:123][pid:tid], context: detail" -> "context: detail".
@@ -47,16 +54,118 @@ std::string_view StripWtPrefix(std::string_view message) {
   return message;
 }
 
-int HandleWtError(WT_EVENT_HANDLER*, WT_SESSION*, int error, const char* message) {
+// "depot.m.d.0" for a message that names "depot.m.d.0.wt" (WiredTiger names files, Strata
+// names tables: table:X lives in file X.wt), else "".
+std::string TableInMessage(std::string_view message) {
+  for (size_t at = message.find(".wt"); at != std::string_view::npos;
+       at = message.find(".wt", at + 1)) {
+    const size_t after = at + 3;
+    if (after < message.size() && (std::isalnum(static_cast<unsigned char>(message[after])) ||
+                                   message[after] == '_' || message[after] == '.')) {
+      continue;
+    }
+    size_t begin = at;
+    while (begin > 0) {
+      const char c = message[begin - 1];
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') break;
+      --begin;
+    }
+    std::string_view name = message.substr(begin, at - begin);
+    if (!name.empty() && !name.starts_with("WiredTiger")) return std::string(name);
+  }
+  return "";
+}
+
+// The cause of a panic from the errors reported before it on the panicking thread: the two
+// right before the panic message (WT_PANIC_MSG's own and, often, the failed call under it,
+// e.g. a pwrite with ENOSPC and its file), and an earlier checksum report when there is one
+// (a failed block read dumps the block between the two).
+Status PanicCause(const std::string& path) {
+  std::vector<std::string> parts;
+  bool checksum = false;
+  for (const std::string& message : t_recent_errors) {
+    if (message.find("checksum") != std::string::npos) {
+      parts.push_back(message);
+      checksum = true;
+      break;
+    }
+  }
+  const size_t n = t_recent_errors.size();
+  for (size_t i = n > 2 ? n - 2 : 0; i < n; ++i) {
+    if (std::find(parts.begin(), parts.end(), t_recent_errors[i]) == parts.end()) {
+      parts.push_back(t_recent_errors[i]);
+    }
+  }
+  std::string cause;
+  for (const std::string& part : parts) cause += (cause.empty() ? "" : "; ") + part;
+  if (cause.empty()) cause = "no cause was reported";
+  std::string table = TableInMessage(cause);
+  std::string message = "WiredTiger panicked in '" + path + "'";
+  if (!table.empty()) message += " on table '" + table + "'";
+  message += ": " + cause + "; the storage is unusable until the process restarts";
+  return Status(checksum ? StatusCode::kCorruption : StatusCode::kIOError, std::move(message));
+}
+
+}  // namespace
+
+// Receives WiredTiger's error and message callbacks for one connection (WiredTiger passes
+// back the WT_EVENT_HANDLER pointer, which is the first member). Created before
+// wiredtiger_open, because recovery reports through it; owned by Storage::Impl afterwards.
+struct EventSink {
+  WT_EVENT_HANDLER handler{};
+  std::string path;
+  std::function<void(const Status&)> on_fatal_error;
+  std::atomic<bool> panicked{false};
+  mutable std::mutex mu;
+  Status fatal;  // Guarded by mu; the panic's cause once panicked.
+
+  // Records the first panic and tells on_fatal_error (or stderr), on the panicking thread.
+  void Panic() {
+    if (panicked.exchange(true)) return;
+    Status cause = PanicCause(path);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      fatal = cause;
+    }
+    if (on_fatal_error) {
+      on_fatal_error(cause);
+    } else {
+      std::fprintf(stderr, "strata storage: %s\n", cause.ToString().c_str());
+    }
+  }
+  Status Fatal() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return fatal;
+  }
+};
+
+namespace {
+
+int HandleWtError(WT_EVENT_HANDLER* handler, WT_SESSION*, int error, const char* message) {
+  auto* sink = reinterpret_cast<EventSink*>(handler);
+  std::string_view text = StripWtPrefix(message);
+  if (error == WT_PANIC) {
+    sink->Panic();
+  } else if (text.find("(chunk ") == std::string_view::npos) {
+    // Not the lines of a damaged block's hex dump, which would push the cause out.
+    t_recent_errors.emplace_back(text);
+    if (t_recent_errors.size() > kRecentErrors) t_recent_errors.pop_front();
+  }
   if (t_capture_depth > 0) {
-    if (t_captured_error.empty()) t_captured_error = StripWtPrefix(message);
+    if (t_captured_error.empty()) t_captured_error = text;
     return 0;
   }
   std::fprintf(stderr, "strata storage: WiredTiger error %d: %s\n", error, message);
   return 0;
 }
 
-WT_EVENT_HANDLER g_event_handler = {HandleWtError, nullptr, nullptr, nullptr};
+// WiredTiger's informational messages (recovery truncating a log, salvage) go to stderr with
+// the errors: WiredTiger's default prints them on stdout, which stratad keeps for its
+// readiness line.
+int HandleWtMessage(WT_EVENT_HANDLER*, WT_SESSION*, const char* message) {
+  std::fprintf(stderr, "strata storage: WiredTiger: %s\n", message);
+  return 0;
+}
 
 StatusCode CodeForWtError(int ret) {
   switch (ret) {
@@ -78,7 +187,11 @@ StatusCode CodeForWtError(int ret) {
 class ErrorCapture {
  public:
   ErrorCapture() {
-    if (t_capture_depth++ == 0) t_captured_error.clear();
+    if (t_capture_depth++ == 0) {
+      t_captured_error.clear();
+      // A panic in this call is caused by this call's errors, not by an earlier one's.
+      t_recent_errors.clear();
+    }
   }
   ~ErrorCapture() { --t_capture_depth; }
   ErrorCapture(const ErrorCapture&) = delete;
@@ -126,11 +239,13 @@ const char* KindName(TableKind kind) {
 // searching the long lists of a freshly loaded PState partition (__wt_search_insert) took
 // 27 % of the server's time in pipelined point reads; 256 KB made hot counter pages stall
 // in forced eviction (docs/storage.md).
+// checksum=on: WiredTiger's default ("uncompressed") leaves compressed blocks unchecked, and
+// a flipped byte in a snappy literal then reads back as altered data with no error.
 const char* CreateConfig(TableKind kind) {
   return kind == TableKind::kBytes
-             ? "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false,"
-               "memory_page_max=1MB"
-             : "key_format=q,value_format=u,block_compressor=snappy";
+             ? "key_format=u,value_format=u,block_compressor=snappy,checksum=on,"
+               "prefix_compression=false,memory_page_max=1MB"
+             : "key_format=q,value_format=u,block_compressor=snappy,checksum=on";
 }
 
 // The kind of an existing table from its metadata entry ("...,key_format=u,...").
@@ -145,6 +260,67 @@ Result<TableKind> KindFromMetadata(std::string_view name, std::string_view confi
   return Status::InvalidArgument(
       "table '" + std::string(name) +
       "' exists but is not a Strata table (metadata: " + std::string(config) + ")");
+}
+
+// Tells the operator through StorageOptions::on_warning, or stderr.
+void Warn(const StorageOptions& options, const std::string& warning) {
+  if (options.on_warning) {
+    options.on_warning(warning);
+  } else {
+    std::fprintf(stderr, "strata storage: %s\n", warning.c_str());
+  }
+}
+
+// Refuses to run recovery over a damaged log record that has valid records after it (see
+// log_scan.h), unless the options accept the loss. A damaged last record is only reported:
+// recovery has always ended before it, and refusing would leave nothing to decide.
+Status CheckLogBeforeRecovery(const StorageOptions& options) {
+  STRATA_ASSIGN_OR_RETURN(std::optional<LogDamage> damage, FindLogDamage(options.path));
+  if (!damage) return Status::Ok();
+  const std::string what = DescribeLogDamage(options.path, *damage);
+  if (damage->records_after == 0) {
+    Warn(options, what);
+    return Status::Ok();
+  }
+  if (!options.accept_log_loss) {
+    return Status::Corruption(
+        what + ". Not opening: copy the data directory aside first, then see docs/storage.md "
+               "(\"Damaged log\"): wt verify / wt salvage, or open with accept_log_loss "
+               "(stratad --accept-log-loss) to recover up to the damaged record and lose the rest");
+  }
+  Warn(options, what + "; accept_log_loss is set: recovering up to the damaged record and "
+                       "dropping the rest");
+  return Status::Ok();
+}
+
+// Tables created before checksum=on keep WiredTiger's default, which leaves compressed
+// blocks unchecked (WiredTiger 3.2.1 cannot alter it): tell the operator once per Open.
+void WarnAboutTablesWithoutChecksums(const StorageOptions& options, WT_SESSION* session) {
+  WT_CURSOR* meta = nullptr;
+  if (session->open_cursor(session, "metadata:", nullptr, nullptr, &meta) != 0) return;
+  int count = 0;
+  std::string example;
+  meta->set_key(meta, "file:");
+  int exact = 0;
+  int ret = meta->search_near(meta, &exact);
+  if (ret == 0 && exact < 0) ret = meta->next(meta);
+  for (; ret == 0; ret = meta->next(meta)) {
+    const char* key = nullptr;
+    const char* value = nullptr;
+    if (meta->get_key(meta, &key) != 0 || meta->get_value(meta, &value) != 0) break;
+    std::string_view uri(key);
+    if (!uri.starts_with("file:")) break;
+    std::string_view file = uri.substr(5);
+    if (file.starts_with("WiredTiger") || !file.ends_with(".wt")) continue;
+    if (std::string_view(value).find("checksum=on") != std::string_view::npos) continue;
+    if (count++ == 0) example = file.substr(0, file.size() - 3);
+  }
+  meta->close(meta);
+  if (count == 0) return;
+  Warn(options, std::to_string(count) + " table(s) in '" + options.path + "' (e.g. '" + example +
+                    "') were created without checksum=on: their compressed pages are not "
+                    "checksummed, so a damaged one can read back altered; docs/storage.md "
+                    "(\"Checksums\") says how to rebuild them");
 }
 
 WT_ITEM Item(std::string_view bytes) {
@@ -183,9 +359,10 @@ class Storage::Impl {
     TableState state;
   };
 
-  Impl(StorageOptions options, WT_CONNECTION* conn, WT_SESSION* schema_session,
-       WT_SESSION* flush_session)
+  Impl(StorageOptions options, std::unique_ptr<EventSink> sink, WT_CONNECTION* conn,
+       WT_SESSION* schema_session, WT_SESSION* flush_session)
       : options_(std::move(options)),
+        sink_(std::move(sink)),
         conn_(conn),
         schema_session_(schema_session),
         flush_session_(flush_session) {
@@ -200,6 +377,13 @@ class Storage::Impl {
     flush_cv_.notify_one();
     flusher_.join();
     assert(sessions_.empty() && "every Session must be destroyed before its Storage");
+    // Closing a panicked connection waits for transactions that will never end (it spun in
+    // __wt_txn_activity_drain after a disk-full panic): leave it, and the event sink its
+    // threads still report to, to the process exit.
+    if (sink_->panicked.load()) {
+      static_cast<void>(sink_.release());
+      return;
+    }
     ErrorCapture capture;
     // Closing the connection closes the internal sessions and takes a checkpoint.
     int ret = conn_->close(conn_, nullptr);
@@ -252,6 +436,8 @@ class Storage::Impl {
   }
 
   const StorageOptions options_;
+  // Declared before conn_: it must outlive the connection, which reports through it.
+  std::unique_ptr<EventSink> sink_;
   WT_CONNECTION* const conn_;
 
  private:
@@ -561,9 +747,16 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
             ",log_size=" + std::to_string(options.checkpoint_log_bytes) + ")";
   config += ",extensions=[" + std::string(kSnappyExtension) + "]";
 
+  auto sink = std::make_unique<EventSink>();
+  sink->handler.handle_error = HandleWtError;
+  sink->handler.handle_message = HandleWtMessage;
+  sink->path = options.path;
+  sink->on_fatal_error = options.on_fatal_error;
+  STRATA_RETURN_IF_ERROR(CheckLogBeforeRecovery(options));
+
   ErrorCapture capture;
   WT_CONNECTION* conn = nullptr;
-  int ret = wiredtiger_open(options.path.c_str(), &g_event_handler, config.c_str(), &conn);
+  int ret = wiredtiger_open(options.path.c_str(), &sink->handler, config.c_str(), &conn);
   if (ret == EBUSY) {
     return Status::Busy(
         "data directory '" + options.path +
@@ -581,7 +774,8 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
       return status;
     }
   }
-  auto impl = std::make_unique<Impl>(options, conn, sessions[0], sessions[1]);
+  WarnAboutTablesWithoutChecksums(options, sessions[0]);
+  auto impl = std::make_unique<Impl>(options, std::move(sink), conn, sessions[0], sessions[1]);
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }
 
@@ -618,6 +812,7 @@ Status Storage::WaitDurable() {
 }
 
 uint64_t Storage::FlushCount() const { return impl_->FlushCount(); }
+Status Storage::FatalError() const { return impl_->sink_->Fatal(); }
 const StorageOptions& Storage::options() const { return impl_->options_; }
 
 Result<std::string> Storage::Impl::ReadTableMetadata(std::string_view name, bool* found) {

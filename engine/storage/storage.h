@@ -32,6 +32,25 @@ struct StorageOptions {
   uint64_t checkpoint_log_bytes = 16ull << 20;
   uint64_t log_file_max_bytes = 16ull << 20;  // log files are preallocated at this size
   int max_sessions = 200;                    // user sessions (WiredTiger's own are added)
+  // Before recovery, Open scans the WiredTiger log: when a damaged record (not a torn write
+  // at the end) has valid log records after it, recovery would stop at it and silently drop
+  // every later transaction, so Open fails with kCorruption saying where and how much log
+  // follows. true accepts that loss: Open reports it through on_warning and recovers up to
+  // the damaged record (docs/storage.md, "Damaged log").
+  bool accept_log_loss = false;
+  // Called once when WiredTiger panics (disk full, out of file descriptors, a block that
+  // fails its checksum...): the connection is dead and every later operation fails. The
+  // Status (kIOError, or kCorruption for a checksum failure) names the cause WiredTiger
+  // reported just before the panic (with the file, hence the table). It runs on the thread
+  // that hit the panic, possibly inside a WiredTiger call: it must not use the Storage; it
+  // may end the process (stratad logs and calls _exit). Unset: the cause is printed to
+  // stderr. After a panic the Storage refuses new work with that Status, and its destructor
+  // leaves the connection unclosed (closing a panicked connection can hang).
+  std::function<void(const Status&)> on_fatal_error;
+  // Events an operator should see that are not errors: an accepted log loss, a damaged last
+  // log record (recovery ends before it), tables created without checksum=on by an older
+  // build. Unset: printed to stderr. Called on the thread of Open.
+  std::function<void(const std::string&)> on_warning;
 };
 
 // Tables hold either byte keys (key_format=u: the order-preserving key encoding of
@@ -81,6 +100,8 @@ class Storage {
   uint64_t FlushCount() const;
 
   const StorageOptions& options() const;
+  // The panic's cause once WiredTiger panicked (see StorageOptions::on_fatal_error), else OK.
+  Status FatalError() const;
 
   class Impl;
 

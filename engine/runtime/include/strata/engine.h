@@ -38,6 +38,19 @@ struct EngineOptions {
   // rolled back and recorded as a failure, without a retry (0: no limit). The step is not
   // interrupted: this bounds how often a slow step holds its task thread, not how long.
   int64_t step_timeout_ms = 10'000;
+  // Storage failures (docs/storage.md). accept_log_loss: open even when the WiredTiger log
+  // has a damaged record with valid records after it, which recovery drops (without it,
+  // Open fails with kCorruption saying where and how much log follows).
+  bool accept_log_loss = false;
+  // Called once when the storage fails for good (a WiredTiger panic: disk full, out of file
+  // descriptors, a page that fails its checksum), with the cause (naming the table when
+  // WiredTiger did); every later storage operation fails. It runs on the failing thread,
+  // possibly inside the storage: it must not call the Engine, and may end the process
+  // (stratad logs the cause and exits). Unset: the cause is printed to stderr.
+  std::function<void(const Status&)> on_fatal_storage_error;
+  // Storage events an operator should see, from Open: an accepted log loss, a damaged last
+  // log record, tables an older build created without block checksums. Unset: stderr.
+  std::function<void(const std::string&)> on_storage_warning;
 };
 
 // How far an append has gone before it is acknowledged (DESIGN.md §2, promise 1).

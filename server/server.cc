@@ -108,6 +108,7 @@ Status Server::OpenEngine() {
   engine_options.checkpoint_log_bytes = options_.checkpoint_log_bytes;
   engine_options.task_threads = options_.task_threads;
   engine_options.step_timeout_ms = options_.step_timeout_ms;
+  engine_options.min_free_disk_bytes = options_.min_free_disk_bytes;
   engine_options.accept_log_loss = options_.accept_log_loss;
   engine_options.on_fatal_storage_error = ExitOnStorageFailure;
   engine_options.on_storage_warning = [](const std::string& warning) { LogWarning(warning); };

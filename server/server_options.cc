@@ -108,7 +108,7 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "e.g. 256MB; a frame that would go above it gets OVERLOADED and its "
                  "connection is closed")
       ->transform(CLI::AsSizeValue(false))
-      ->default_str("256MB");
+      ->default_str("64MB");
   app.add_option("--threads", options.io_threads, "Network threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -116,6 +116,11 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "Engine task threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_option("--min-free-disk", options.min_free_disk_bytes,
+                 "Refuse client appends (IO_ERROR) while the data directory's disk has less "
+                 "available than this, e.g. 64MB (0: no check); reads go on")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("64MB");
   app.add_option("--step-timeout-ms", options.step_timeout_ms,
                  "A topology step running longer is rolled back and recorded as a failure, "
                  "without a retry (0: no limit)")

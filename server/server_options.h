@@ -43,6 +43,7 @@ struct ServerOptions {
   int io_threads = 0;        // one io_context each; 0: one per core
   int task_threads = 0;      // engine task threads; 0: one per core
   int64_t step_timeout_ms = 10'000;  // EngineOptions::step_timeout_ms (0: no limit)
+  uint64_t min_free_disk_bytes = 64ull << 20;  // EngineOptions::min_free_disk_bytes
   std::vector<std::string> deploy;  // module files deployed at start unless already deployed
   // Open even when the storage log has a damaged record with valid records after it, losing
   // them (EngineOptions::accept_log_loss; docs/storage.md, "Damaged log").

@@ -38,6 +38,11 @@ struct EngineOptions {
   // rolled back and recorded as a failure, without a retry (0: no limit). The step is not
   // interrupted: this bounds how often a slow step holds its task thread, not how long.
   int64_t step_timeout_ms = 10'000;
+  // Client appends are refused (kIOError, saying how much is free) while the file system of
+  // data_dir has less than this available, so that a disk filling up is answered with an
+  // error before the storage runs out of space and fails for good (0: no check). Reads,
+  // and the processing of records already appended, go on.
+  uint64_t min_free_disk_bytes = 64ull << 20;
   // Storage failures (docs/storage.md). accept_log_loss: open even when the WiredTiger log
   // has a damaged record with valid records after it, which recovery drops (without it,
   // Open fails with kCorruption saying where and how much log follows).

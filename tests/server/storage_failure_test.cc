@@ -95,19 +95,23 @@ class StorageFailureTest : public StratadTest {
       fs::resize_file(disk + "/filler", filler_size - std::min(filler_size, room - now_free));
     }
   }
+  // A 96 MiB tmpfs on `disk` holding the data directory; false (with the skip message in
+  // `why`) where mounting is not permitted.
+  bool MountSmallDisk(const std::string& disk, std::string* why) {
+    if (!MountTmpfs(disk, "96m", why)) {
+      *why = "cannot mount a 96 MiB tmpfs on " + disk + " (" + *why +
+             "): this test fills a small disk and needs root (CAP_SYS_ADMIN)";
+      return false;
+    }
+    data_dir_ = disk + "/data";
+    return true;
+  }
   void Unmount() {
     ASSERT_EQ(umount2(mount_point_.c_str(), 0), 0) << std::strerror(errno);
     mounted_ = false;
   }
 
-  TestClient Connected() {
-    TestClient client;
-    Status connected = client.Connect(server_->port());
-    EXPECT_TRUE(connected.ok()) << connected.ToString();
-    Status hello = client.Handshake();
-    EXPECT_TRUE(hello.ok()) << hello.ToString();
-    return client;
-  }
+  TestClient Connected() { return ConnectedTestClient(server_->port()); }
   void DeployWordcount(TestClient& client) {
     proto::DeployRequest deploy;
     deploy.path = WORDCOUNT_MODULE;
@@ -183,13 +187,8 @@ std::string RandomText(std::mt19937_64& random, size_t words) {
 // With the free-space check off (--min-free-disk 0), or when something else fills the disk,
 // the storage runs out of space and fails for good: the server logs why and exits.
 TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends) {
-  std::string why;
   const std::string disk = dir_ + "/small";
-  if (!MountTmpfs(disk, "96m", &why)) {
-    GTEST_SKIP() << "cannot mount a 96 MiB tmpfs on " << disk << " (" << why
-                 << "): this test fills a small disk and needs root (CAP_SYS_ADMIN)";
-  }
-  data_dir_ = disk + "/data";
+  if (std::string why; !MountSmallDisk(disk, &why)) GTEST_SKIP() << why;
   const uint64_t seed = TestSeed();
   SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
   std::mt19937_64 random(seed);
@@ -253,13 +252,8 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
 // out: appends get IO_ERROR saying how much is free, reads and the server go on, and
 // appends work again once space is freed.
 TEST_F(StorageFailureTest, ANearlyFullDiskRefusesAppendsWithAClearErrorAndKeepsServing) {
-  std::string why;
   const std::string disk = dir_ + "/small";
-  if (!MountTmpfs(disk, "96m", &why)) {
-    GTEST_SKIP() << "cannot mount a 96 MiB tmpfs on " << disk << " (" << why
-                 << "): this test fills a small disk and needs root (CAP_SYS_ADMIN)";
-  }
-  data_dir_ = disk + "/data";
+  if (std::string why; !MountSmallDisk(disk, &why)) GTEST_SKIP() << why;
   StartServer({"--min-free-disk", "24MB"});
   TestClient client = Connected();
   DeployWordcount(client);

@@ -58,7 +58,7 @@ struct EngineOptions {
   std::function<void(const std::string&)> on_storage_warning;
 };
 
-// How far an append has gone before it is acknowledged (DESIGN.md §2, promise 1).
+// How far an append has gone before it is acknowledged (docs/architecture.md, promise 1).
 enum class AckLevel : uint8_t {
   kNone,       // accepted; nothing waited for
   kAppended,   // durable (fsync'd) in its depot partition
@@ -116,7 +116,7 @@ struct DepotEntry {
   Value record;
 };
 
-// A record a topology gave up on after max_step_attempts (DESIGN.md §2, promise 5). One
+// A record a topology gave up on after max_step_attempts (docs/architecture.md, promise 5). One
 // per (topology, record): when several branches of one record fail (a fan-out), or a
 // replay fails again, the first failure is kept, with its message (naming the partition
 // and op it failed on), and counted once. The message is at most kMaxFailureMessageBytes,

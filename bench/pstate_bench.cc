@@ -31,9 +31,9 @@
 
 #include <benchmark/benchmark.h>
 
+#include "pstate/pstate.h"
 #include "storage/storage.h"
 #include "strata/key_codec.h"
-#include "strata/pstate.h"
 #include "strata/value_codec.h"
 
 namespace strata {

@@ -1,8 +1,11 @@
 # Installation, as the CMake package Strata (find_package(Strata CONFIG)):
-#   - the public headers (strata/*.h: value, status, key_codec, value_codec, json, path,
-#     schema, module, engine) — no engine internals, no wiredtiger.h;
+#   - the public headers (strata/*.h: value, status, key_codec, value_codec, json, path
+#     from common/; navigate, schema, module, engine from engine/) — no engine internals,
+#     no wiredtiger.h;
 #   - the static libraries, exported as targets
-#       Strata::sdk     values, paths, schemas, strata/module.h: what a module links
+#       Strata::common  values, Status, the Path builder: what clients and modules share
+#       Strata::sdk     the common vocabulary, schemas, strata/navigate.h and
+#                       strata/module.h: what a module links
 #       Strata::engine  the embedded engine (strata/engine.h) and the storage under it
 #   - strata_add_module (cmake/StrataAddModule.cmake);
 #   - from a STRATA_SANITIZE build, the sanitizer options its users need (below);
@@ -16,23 +19,9 @@ include(CMakePackageConfigHelpers)
 
 set(STRATA_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Strata)
 
-# The engine libraries put their source directories on their users' include path (for
-# private headers such as "storage/storage.h"). Those directories are for the build tree
-# only: users of an installed library get the installed include directory instead.
-function(strata_installed_includes target)
-  get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
-  set(interface)
-  foreach(dir IN LISTS dirs)
-    if(dir MATCHES "^\\$<")
-      list(APPEND interface "${dir}")  # already says where it applies
-    else()
-      list(APPEND interface "$<BUILD_INTERFACE:${dir}>")
-    endif()
-  endforeach()
-  list(APPEND interface "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
-  list(REMOVE_DUPLICATES interface)
-  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${interface}")
-endfunction()
+# Every library with public headers exports $<BUILD_INTERFACE:its include/> and
+# $<INSTALL_INTERFACE:include>; engine-internal include directories are never part of a
+# library's interface (engine/CMakeLists.txt), so nothing of the source tree is exported.
 
 # A library of a STRATA_SANITIZE build calls into the AddressSanitizer and
 # UndefinedBehaviorSanitizer runtimes, so whatever links it installed must link with
@@ -55,8 +44,8 @@ endfunction()
 
 # Target -> exported name (Strata::<name>), in dependency order.
 set(strata_exported_libraries
-  strata_value value
-  strata_path path
+  strata_common common
+  strata_navigate navigate
   strata_schema schema
   strata_sdk sdk
   strata_storage storage
@@ -67,7 +56,6 @@ set(strata_exported_libraries
 set(strata_installed_targets)
 while(strata_exported_libraries)
   list(POP_FRONT strata_exported_libraries target export_name)
-  strata_installed_includes(${target})
   strata_installed_sanitizer_options(${target})
   set_target_properties(${target} PROPERTIES EXPORT_NAME ${export_name})
   list(APPEND strata_installed_targets ${target})
@@ -79,12 +67,13 @@ install(TARGETS ${strata_installed_targets}
 install(EXPORT StrataTargets NAMESPACE Strata:: DESTINATION ${STRATA_INSTALL_CMAKEDIR})
 
 install(FILES
-    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/value.h
-    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/status.h
-    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/key_codec.h
-    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/value_codec.h
-    ${PROJECT_SOURCE_DIR}/engine/value/include/strata/json.h
-    ${PROJECT_SOURCE_DIR}/engine/path/include/strata/path.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/value.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/status.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/key_codec.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/value_codec.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/json.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/path.h
+    ${PROJECT_SOURCE_DIR}/engine/path/include/strata/navigate.h
     ${PROJECT_SOURCE_DIR}/engine/pstate/include/strata/schema.h
     ${PROJECT_SOURCE_DIR}/engine/module/include/strata/module.h
     ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/engine.h
@@ -105,10 +94,9 @@ install(FILES
 
 # The C++ driver: strata_client and the protocol library it links, exported into the same
 # StrataTargets set as Strata::client and Strata::protocol (no engine library: a driver
-# user links values, paths, the protocol and FlatBuffers only).
+# user links the common vocabulary, the protocol and FlatBuffers only).
 function(strata_install_client)
   foreach(target IN ITEMS strata_protocol strata_client)
-    strata_installed_includes(${target})
     strata_installed_sanitizer_options(${target})
   endforeach()
   set_target_properties(strata_protocol PROPERTIES EXPORT_NAME protocol)

@@ -1,4 +1,4 @@
-#include "shell/command.h"
+#include "command.h"
 
 #include <charconv>
 #include <optional>

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "shell/path_text.h"
+#include "path_text.h"
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
 #include "strata/value.h"

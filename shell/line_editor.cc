@@ -1,4 +1,4 @@
-#include "shell/line_editor.h"
+#include "line_editor.h"
 
 #include <histedit.h>
 

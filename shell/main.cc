@@ -18,9 +18,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "shell/command.h"
-#include "shell/line_editor.h"
-#include "shell/session.h"
+#include "command.h"
+#include "line_editor.h"
+#include "session.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "shell/path_text.h"
+#include "path_text.h"
 
 #include <cctype>
 #include <optional>

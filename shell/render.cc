@@ -1,4 +1,4 @@
-#include "shell/render.h"
+#include "render.h"
 
 #include <algorithm>
 

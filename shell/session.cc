@@ -1,4 +1,4 @@
-#include "shell/session.h"
+#include "session.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,7 +10,7 @@
 #include <ostream>
 #include <sstream>
 
-#include "shell/render.h"
+#include "render.h"
 #include "strata/json.h"
 
 namespace strata::shell {

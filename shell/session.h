@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "shell/command.h"
+#include "command.h"
 #include "strata/client.h"
 
 namespace strata::shell {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "path/value_node.h"
+#include "strata/navigate.h"
 
 namespace strata {
 namespace nav {

@@ -4,6 +4,7 @@
 
 #include "path/testing/navigator_cases.h"
 #include "strata/json.h"
+#include "strata/navigate.h"
 #include "strata/path.h"
 
 namespace strata {
@@ -99,6 +100,11 @@ TEST(ValueNavigatorTest, TransformRefusesPathsWithoutTerminalAndSelectWithOne) {
   Value v;
   EXPECT_EQ(Transform(&v, Path().Key("a")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Select(v, Path().Key("a").Set(1)).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ValueNavigatorTest, RefusesAnInvalidPath) {
+  Value v = Value::ListOf({1});
+  EXPECT_EQ(Select(v, Path().Nth(-1)).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ValueNavigatorTest, WalksLargeMapsInBatches) {

@@ -1,4 +1,4 @@
-#include "strata/pstate.h"
+#include "pstate/pstate.h"
 
 #include "path/navigate.h"
 #include "pstate/layout.h"

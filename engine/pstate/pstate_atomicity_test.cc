@@ -13,9 +13,9 @@
 #include <random>
 #include <thread>
 
+#include "pstate/pstate.h"
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
-#include "strata/pstate.h"
 
 namespace strata {
 namespace {

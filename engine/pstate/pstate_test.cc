@@ -1,6 +1,6 @@
 // PStates on a real WiredTiger: the navigator table on blob and subindexed layouts, schema
 // violations, O(1) sizes, pagination, global PStates, transactions and reopening.
-#include "strata/pstate.h"
+#include "pstate/pstate.h"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +13,7 @@
 #include "pstate/testing/pstate_fixture.h"
 #include "strata/json.h"
 #include "strata/key_codec.h"
+#include "strata/navigate.h"
 
 namespace strata {
 namespace {

@@ -18,10 +18,10 @@
 
 #include "depot/depot.h"
 #include "module/loader.h"
+#include "pstate/pstate.h"
 #include "storage/storage.h"
 #include "strata/engine.h"
 #include "strata/module.h"
-#include "strata/pstate.h"
 
 namespace strata::runtime {
 

@@ -29,8 +29,8 @@ fail() {
   || { cat "$work/install.log" >&2; fail "cmake --install $build_dir"; }
 
 # The public headers, and no header of the engine's internals.
-for header in value.h status.h key_codec.h value_codec.h json.h path.h schema.h module.h engine.h \
-    client.h protocol/frame.h protocol/messages.h; do
+for header in value.h status.h key_codec.h value_codec.h json.h path.h navigate.h schema.h \
+    module.h engine.h client.h protocol/frame.h protocol/messages.h; do
   [[ -f $prefix/include/strata/$header ]] || fail "strata/$header is not installed"
 done
 unexpected=$(find "$prefix/include" -type f ! -path "$prefix/include/strata/*.h" -print)
@@ -65,7 +65,7 @@ fi
 
 # The driver: linked without any engine library, and working against a real stratad.
 link=$work/build/CMakeFiles/client_check.dir/link.txt
-! grep -Eq 'libstrata_(storage|depot|pstate|module|runtime)\.a' "$link" \
+! grep -Eq 'libstrata_(storage|depot|pstate|module|runtime|navigate|schema)\.a' "$link" \
   || fail "client_check links an engine library: $(cat "$link")"
 # Starts the build's stratad on a fresh data directory $1; sets port.
 start_stratad() {

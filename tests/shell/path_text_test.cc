@@ -5,11 +5,11 @@
 
 #include <string>
 
-#include "engine/value/testing/random_value.h"
-#include "shell/command.h"
-#include "shell/path_text.h"
-#include "shell/render.h"
+#include "command.h"
+#include "path_text.h"
+#include "render.h"
 #include "strata/json.h"
+#include "testing/random_value.h"
 
 namespace strata::shell {
 namespace {

@@ -5,9 +5,9 @@
 
 #include <memory>
 
+#include "pstate/pstate.h"
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
-#include "strata/pstate.h"
 
 namespace strata::testing {
 

@@ -3,6 +3,7 @@
 #include <strata/json.h>
 #include <strata/key_codec.h>
 #include <strata/module.h>
+#include <strata/navigate.h>
 #include <strata/path.h>
 #include <strata/schema.h>
 #include <strata/status.h>

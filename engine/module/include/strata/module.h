@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "strata/navigate.h"
 #include "strata/path.h"
 #include "strata/schema.h"
 #include "strata/status.h"

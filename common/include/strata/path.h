@@ -6,7 +6,8 @@
 //   Path().Key("alice").Key("follows").Range({.from = "m", .limit = 20})  // a select
 //
 // A Path is plain data: copyable, immutable once built, safe to share between threads.
-// It converts to and from a Value (its wire form) and prints readably.
+// It converts to and from a Value (its wire form) and prints readably. Running a path is
+// the engine's: strata/navigate.h over a plain Value, the engine API over PStates.
 #pragma once
 
 #include <cstdint>
@@ -128,14 +129,6 @@ class Path {
   // The first builder misuse, reported by Validate().
   std::string misuse_;
 };
-
-// Paths over a plain Value (no storage). Select returns every navigated value in
-// navigation order; SelectOne requires exactly one (kNotFound for none, kInvalidArgument
-// naming the count for more). Transform applies the terminal in place and returns how many
-// times it was applied; on error *root may be partly transformed.
-Result<std::vector<Value>> Select(const Value& root, const Path& path);
-Result<Value> SelectOne(const Value& root, const Path& path);
-Result<int64_t> Transform(Value* root, const Path& path);
 
 // One navigator in the readable form of Path::ToString, e.g. nth(3).
 std::string NavigatorToString(const Navigator& nav);

@@ -3,6 +3,8 @@
 // table, pstate.<module>.<name>.<partition>, laid out as docs/storage.md ("PState tables")
 // specifies: subindexed structures are stored one element per record, so they are range
 // scanned and paginated without being loaded whole and know their size in O(1).
+// Engine-internal (it exposes storage/storage.h): users reach PStates through strata/engine.h
+// and a topology's TopologyContext (strata/module.h).
 //
 // Threading: a PState is immutable after Open and may be used from any thread; every call
 // takes the caller's Session, which belongs to the calling thread.

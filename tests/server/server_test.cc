@@ -978,6 +978,39 @@ TEST_F(ServerTest, ConfigFileIdleTimeoutAndDeployAtStart) {
   StopServer();
 }
 
+// Engine settings from a config file reach the engine: a failing step is tried
+// max-step-attempts times, the storage's log files are log-file-size (WiredTiger
+// preallocates each at that size), and the log's start line states every setting.
+TEST_F(ServerTest, ConfigFileEngineSettingsTakeEffect) {
+  const std::string config = dir_ + "/engine.toml";
+  {
+    std::ofstream out(config);
+    out << "log-file-size = \"1MB\"\nmax-step-attempts = 2\ntask-threads = 3\n"
+           "cache-size = \"64MB\"\n";
+  }
+  StartServer({"--config", config, "--deploy", BANK_MODULE});
+  TestClient client = Connected();
+  proto::AppendRequest refused_deposit{"bank", "*deposits",
+                                       {Value::MapOf({{"account", "a"}, {"amount", 0}})}};
+  ASSERT_CALL_OK(appended, client, refused_deposit);
+  const auto& results = std::get<proto::Appended>(appended.body).results;
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].failure.has_value());
+  EXPECT_NE(results[0].failure->message.find("after 2 attempts"), std::string::npos)
+      << results[0].failure->message;
+  int log_files = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(data_dir_)) {
+    if (entry.path().filename().string().rfind("WiredTigerLog.", 0) != 0) continue;
+    ++log_files;
+    EXPECT_EQ(entry.file_size(), 1u << 20) << entry.path();
+  }
+  EXPECT_GT(log_files, 0);
+  StopServer();
+  const std::string log = ReadFile(log_);
+  EXPECT_NE(log.find("cache-size 64MB"), std::string::npos) << log;
+  EXPECT_NE(log.find("task-threads 3,"), std::string::npos) << log;
+}
+
 // ---- Memory and time against slow and lying clients ----------------------------------------
 
 // Raises this process's limit of open files (a server started afterwards inherits it) to

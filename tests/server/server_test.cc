@@ -934,7 +934,8 @@ TEST_F(ServerTest, ShutdownRefusesRequestsNotStartedWithShuttingDown) {
   EXPECT_EQ(answered.size(), executed.size() + refused.size()) << "an id answered twice";
   EXPECT_EQ(answered, std::set<uint64_t>(sent.begin(), sent.end()));
   if (!refused.empty()) EXPECT_LT(*executed.rbegin(), *refused.begin());
-  EXPECT_FALSE(refused.empty()) << "all " << kRequests << " appends completed before the shutdown";
+  EXPECT_FALSE(refused.empty()) << "no request was answered SHUTTING_DOWN (did all " << kRequests
+                                << " complete before the shutdown?)";
   const int status = server_->Wait();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadFile(log_);
   // Exactly the appends answered without an error were executed.

@@ -37,7 +37,7 @@ run: build
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
 
-# Strata side by side with PostgreSQL and Redis on W1-W4 (BENCHMARKS.md, bench/compare.sh,
+# Strata side by side with PostgreSQL and Redis on W1-W4 (bench/compare.sh,
 # docs/performance.md): installs the peers, then COMPARE_SECONDS measured per variant.
 COMPARE_SECONDS ?= 10
 .PHONY: compare

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Strata side by side with its peers (BENCHMARKS.md): for each workload, runs strata-bench
+# Strata side by side with its peers (docs/performance.md): for each workload, runs strata-bench
 # against a fresh stratad (--spawn) and then the PostgreSQL and Redis peers (bench/peers)
 # back to back at the same concurrency, and prints one Markdown table: the variant, its
 # configuration, Strata's figures, each peer's figures and Strata's ratio to it.

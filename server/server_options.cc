@@ -103,6 +103,11 @@ void AddEngineOptions(CLI::App& app, EngineOptions& engine,
                  "does not fit waits until records complete")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
+  app.add_option("--min-free-disk", engine.min_free_disk_bytes,
+                 "Refuse client appends (IO_ERROR) while the data directory's disk has less "
+                 "available than this, e.g. 64MB (0: no check); reads go on")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str(SizeText(defaults.min_free_disk_bytes));
   app.add_option("--step-timeout-ms", engine.step_timeout_ms,
                  "A topology step running longer is rolled back and recorded as a failure, "
                  "without a retry (0: no limit)")
@@ -124,7 +129,8 @@ std::string EngineSettingsText(const EngineOptions& engine) {
                      (engine.task_threads > 0 ? std::to_string(engine.task_threads) : "one per core") +
                      ", max-step-attempts " + std::to_string(engine.max_step_attempts) +
                      ", max-in-flight-records " + std::to_string(engine.max_in_flight_records) +
-                     ", step-timeout-ms " + std::to_string(engine.step_timeout_ms);
+                     ", step-timeout-ms " + std::to_string(engine.step_timeout_ms) +
+                     ", min-free-disk " + SizeText(engine.min_free_disk_bytes);
   if (engine.accept_log_loss) text += ", accept-log-loss";
   return text;
 }

@@ -63,6 +63,8 @@ const std::vector<EngineSetting>& EngineSettings() {
        [](const EngineOptions& e) { return e.max_in_flight_records == 1000; }},
       {{"--step-timeout-ms", "250"}, "step-timeout-ms = 250",
        [](const EngineOptions& e) { return e.step_timeout_ms == 250; }},
+      {{"--min-free-disk", "1GB"}, "min-free-disk = \"1GB\"",
+       [](const EngineOptions& e) { return e.min_free_disk_bytes == 1ull << 30; }},
       {{"--accept-log-loss"}, "accept-log-loss = true",
        [](const EngineOptions& e) { return e.accept_log_loss; }},
   };
@@ -124,6 +126,7 @@ TEST(ServerOptionsTest, WithoutFlagsTheEngineDefaultsApply) {
   EXPECT_EQ(engine.max_step_attempts, defaults.max_step_attempts);
   EXPECT_EQ(engine.max_in_flight_records, defaults.max_in_flight_records);
   EXPECT_EQ(engine.step_timeout_ms, defaults.step_timeout_ms);
+  EXPECT_EQ(engine.min_free_disk_bytes, defaults.min_free_disk_bytes);
   EXPECT_EQ(engine.accept_log_loss, defaults.accept_log_loss);
 }
 

@@ -1,4 +1,4 @@
-// strata-bench: the load generator of BENCHMARKS.md (workloads W1–W4) over the C++
+// strata-bench: the load generator of docs/performance.md (workloads W1–W4) over the C++
 // driver. Runs against a running stratad (--host/--port) or starts its own (--spawn: a
 // build/bin/stratad child on a temporary data directory with the example modules,
 // stopped and removed at the end). Prints the configuration, throughput and latency
@@ -307,7 +307,7 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   strata::bench::Flags flags;
-  CLI::App app{"strata-bench: the workloads W1-W4 of BENCHMARKS.md against stratad"};
+  CLI::App app{"strata-bench: the workloads W1-W4 of docs/performance.md against stratad"};
   app.add_option("--workload", flags.workload, "W1 (word count appends), W2 (point reads), "
                                                "W3 (timeline fan-out), W4 (bank transfers)")
       ->check(CLI::IsMember({"W1", "W2", "W3", "W4"}));

@@ -1,4 +1,4 @@
-// The workloads W1–W4 of BENCHMARKS.md against the example modules (examples/README.md).
+// The workloads W1–W4 of docs/performance.md against the example modules (examples/README.md).
 // A Workload prepares its data (load phases, not measured), supplies the requests of the
 // measured phase, and verifies the server's state afterwards.
 #pragma once

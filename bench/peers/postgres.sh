@@ -1,5 +1,5 @@
 #!/bin/bash
-# The PostgreSQL peer of BENCHMARKS.md: starts a private PostgreSQL cluster (temporary
+# The PostgreSQL peer of docs/performance.md: starts a private PostgreSQL cluster (temporary
 # directory, 127.0.0.1 only, fsync and synchronous_commit on), creates the equivalent of
 # the workload (sql/*.sql: events table + AFTER INSERT trigger maintaining the view), and
 # drives it with pgbench at the same concurrency as strata-bench. Prints one RESULT line

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The Redis peer of BENCHMARKS.md (an in-memory upper bound: no log, no view, no
+# The Redis peer of docs/performance.md (an in-memory upper bound: no log, no view, no
 # durability): starts redis-server on 127.0.0.1 on a free port without persistence and
 # drives it with redis-benchmark at the same concurrency as strata-bench. Prints one
 # RESULT line per variant (see lib.sh) and stops the server on exit.

@@ -276,6 +276,9 @@ constexpr std::chrono::microseconds kMaxGroupAge{1000};
 constexpr size_t kMaxDrainRecords = 1024;
 constexpr size_t kMaxDrainBytes = 4 << 20;
 
+// How often AppendAsync reads the data directory's free space.
+constexpr std::chrono::milliseconds kDiskCheckInterval{100};
+
 class EngineImpl final : public Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
@@ -345,6 +348,10 @@ class EngineImpl final : public Engine {
   // At Open: drops tables, and removes files in modules/, of modules without a row.
   Status DropOrphans(const std::set<std::string>& deployed);
 
+  // kIOError while the data directory's file system has less than min_free_disk_bytes
+  // available (the figure is read at most every kDiskCheckInterval). Any thread.
+  Status DiskRoomForAppends();
+
   // Append path (owner thread of the partition).
   void AppendDrained(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                      int partition, std::deque<AppendItem>& drained);
@@ -408,6 +415,9 @@ class EngineImpl final : public Engine {
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Session>> pool_;  // GUARDED_BY(pool_mu_)
   std::atomic<uint64_t> deploy_counter_{0};
+  // DiskRoomForAppends: the available bytes last read, and when (steady clock, ns).
+  std::atomic<uint64_t> disk_available_{UINT64_MAX};
+  std::atomic<int64_t> disk_checked_ns_{0};  // 0: never
 };
 
 namespace {
@@ -1007,6 +1017,7 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                                         " takes no client appends (only its topologies append)"));
   }
   if (records.empty()) return done(std::vector<AppendResult>{});
+  if (Status room = DiskRoomForAppends(); !room.ok()) return done(room);
   // Every record is checked before any is queued: a refused batch leaves nothing in the log.
   for (size_t i = 0; i < records.size(); ++i) {
     if (Status st = CheckRecord(def, records[i]); !st.ok()) {
@@ -1056,6 +1067,27 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                    }
                    if (batch->level == AckLevel::kNone) batch->done(std::move(admitted));
                  });
+}
+
+Status EngineImpl::DiskRoomForAppends() {
+  if (options_.min_free_disk_bytes == 0) return Status::Ok();
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t checked = disk_checked_ns_.load(std::memory_order_relaxed);
+  if ((checked == 0 || now - checked >= std::chrono::nanoseconds(kDiskCheckInterval).count()) &&
+      disk_checked_ns_.compare_exchange_strong(checked, now)) {  // one caller reads it
+    std::error_code ec;
+    const fs::space_info space = fs::space(options_.data_dir, ec);
+    if (!ec) disk_available_.store(space.available, std::memory_order_relaxed);
+  }
+  const uint64_t available = disk_available_.load(std::memory_order_relaxed);
+  if (available >= options_.min_free_disk_bytes) return Status::Ok();
+  return Status::IOError("the disk of data directory " + options_.data_dir + " has " +
+                         std::to_string(available >> 20) + " MiB available, below the " +
+                         std::to_string(options_.min_free_disk_bytes >> 20) +
+                         " MiB that appends need (min_free_disk_bytes): appends are refused "
+                         "until space is freed; reads and processing go on");
 }
 
 // Appends to one depot partition queue up while its owner is busy: the first items into an

@@ -1,5 +1,5 @@
 // The crash harness: kill -9 of a real stratad during a mixed workload of all five example
-// modules, restart on the same data directory, and the checks of DESIGN.md promises 2, 4
+// modules, restart on the same data directory, and the checks of docs/architecture.md promises 2, 4
 // and 6 after every restart (issue 7).
 //
 // A round starts build/bin/stratad, checks what the earlier rounds left (from the second

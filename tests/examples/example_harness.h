@@ -1,5 +1,5 @@
 // Shared by the example module tests: temporary data directories, an embedded engine with
-// the example plugins of build/modules, whole-PState dumps, and the oracle of DESIGN.md
+// the example plugins of build/modules, whole-PState dumps, and the oracle of docs/architecture.md
 // promise 6 (recompute every PState from its depots in a fresh data directory).
 //
 // Everything here runs on the test's thread; the Engine it drives is thread-safe.

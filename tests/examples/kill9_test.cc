@@ -1,4 +1,4 @@
-// kill -9 during a mixed workload of four of the examples (DESIGN.md promises 2, 4 and 6).
+// kill -9 during a mixed workload of four of the examples (docs/architecture.md, promises 2, 4 and 6).
 //
 // Each round forks a child that opens the engine (only the child ever has it open while
 // it runs), deploys what is missing, and runs one thread per example appending with

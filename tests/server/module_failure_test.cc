@@ -34,14 +34,7 @@ class ModuleFailureServerTest : public StratadTest {
  protected:
   ModuleFailureServerTest() : StratadTest("stratad_module_failure_test_") {}
 
-  TestClient Connected() {
-    TestClient client;
-    Status connected = client.Connect(server_->port());
-    EXPECT_TRUE(connected.ok()) << connected.ToString();
-    Status hello = client.Handshake();
-    EXPECT_TRUE(hello.ok()) << hello.ToString();
-    return client;
-  }
+  TestClient Connected() { return ConnectedTestClient(server_->port()); }
 
   // The body of a successful response to `body`, or a test failure (and T{}).
   template <typename T>

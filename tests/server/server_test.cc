@@ -91,14 +91,7 @@ class ServerTest : public StratadTest {
  protected:
   ServerTest() : StratadTest("stratad_test_") {}
 
-  TestClient Connected() {
-    TestClient client;
-    Status connected = client.Connect(server_->port());
-    EXPECT_TRUE(connected.ok()) << connected.ToString();
-    Status hello = client.Handshake();
-    EXPECT_TRUE(hello.ok()) << hello.ToString();
-    return client;
-  }
+  TestClient Connected() { return ConnectedTestClient(server_->port()); }
   void DeployWordcount(TestClient& client) {
     ASSERT_CALL_OK(deployed, client, DeployPath(WORDCOUNT_MODULE));
     ASSERT_TRUE(std::holds_alternative<proto::ModuleInfo>(deployed.body));

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iterator>
 #include <map>
 #include <random>
@@ -68,19 +69,49 @@ class StorageFailureTest : public StratadTest {
     mount_point_ = dir;
     return true;
   }
+  // Fills the file system of `disk` with the file disk/filler until `room` bytes are left.
+  // The server may take room meanwhile (WiredTiger preallocates its next log file in the
+  // background): a write that finds the disk full ends the filling, and the filler is then
+  // cut back so that the server still has `room`.
+  void FillLeaving(const std::string& disk, uint64_t room) {
+    struct statvfs disk_stats {};
+    ASSERT_EQ(statvfs(disk.c_str(), &disk_stats), 0) << std::strerror(errno);
+    const uint64_t free_bytes = uint64_t{disk_stats.f_bavail} * disk_stats.f_frsize;
+    ASSERT_GT(free_bytes, room);
+    {
+      std::ofstream filler(disk + "/filler", std::ios::binary);
+      const std::string chunk(1 << 20, 'f');
+      for (uint64_t left = free_bytes - room; left > 0 && filler.good();) {
+        const uint64_t n = std::min<uint64_t>(left, chunk.size());
+        filler.write(chunk.data(), static_cast<std::streamsize>(n));
+        if (filler.good()) filler.flush();
+        left -= n;
+      }
+    }
+    ASSERT_EQ(statvfs(disk.c_str(), &disk_stats), 0) << std::strerror(errno);
+    const uint64_t now_free = uint64_t{disk_stats.f_bavail} * disk_stats.f_frsize;
+    if (now_free < room) {
+      const uint64_t filler_size = fs::file_size(disk + "/filler");
+      fs::resize_file(disk + "/filler", filler_size - std::min(filler_size, room - now_free));
+    }
+  }
+  // A 96 MiB tmpfs on `disk` holding the data directory; false (with the skip message in
+  // `why`) where mounting is not permitted.
+  bool MountSmallDisk(const std::string& disk, std::string* why) {
+    if (!MountTmpfs(disk, "96m", why)) {
+      *why = "cannot mount a 96 MiB tmpfs on " + disk + " (" + *why +
+             "): this test fills a small disk and needs root (CAP_SYS_ADMIN)";
+      return false;
+    }
+    data_dir_ = disk + "/data";
+    return true;
+  }
   void Unmount() {
     ASSERT_EQ(umount2(mount_point_.c_str(), 0), 0) << std::strerror(errno);
     mounted_ = false;
   }
 
-  TestClient Connected() {
-    TestClient client;
-    Status connected = client.Connect(server_->port());
-    EXPECT_TRUE(connected.ok()) << connected.ToString();
-    Status hello = client.Handshake();
-    EXPECT_TRUE(hello.ok()) << hello.ToString();
-    return client;
-  }
+  TestClient Connected() { return ConnectedTestClient(server_->port()); }
   void DeployWordcount(TestClient& client) {
     proto::DeployRequest deploy;
     deploy.path = WORDCOUNT_MODULE;
@@ -153,46 +184,20 @@ std::string RandomText(std::mt19937_64& random, size_t words) {
   return text;
 }
 
+// With the free-space check off (--min-free-disk 0), or when something else fills the disk,
+// the storage runs out of space and fails for good: the server logs why and exits.
 TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends) {
-  std::string why;
   const std::string disk = dir_ + "/small";
-  if (!MountTmpfs(disk, "96m", &why)) {
-    GTEST_SKIP() << "cannot mount a 96 MiB tmpfs on " << disk << " (" << why
-                 << "): this test fills a small disk and needs root (CAP_SYS_ADMIN)";
-  }
-  data_dir_ = disk + "/data";
+  if (std::string why; !MountSmallDisk(disk, &why)) GTEST_SKIP() << why;
   const uint64_t seed = TestSeed();
   SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
   std::mt19937_64 random(seed);
-  StartServer();
+  StartServer({"--min-free-disk", "0"});
   TestClient client = Connected();
   DeployWordcount(client);
   // Leave the server 12 MiB of the disk (its log files are preallocated at 16 MiB, so the
   // next one does not fit either).
-  struct statvfs disk_stats {};
-  ASSERT_EQ(statvfs(disk.c_str(), &disk_stats), 0) << std::strerror(errno);
-  const uint64_t free_bytes = uint64_t{disk_stats.f_bavail} * disk_stats.f_frsize;
-  ASSERT_GT(free_bytes, uint64_t{12} << 20);
-  {
-    // The server may take room meanwhile (WiredTiger preallocates its next log file in the
-    // background): a write that finds the disk full ends the filling, and the filler is
-    // then cut back so that the server still has its 12 MiB.
-    std::ofstream filler(disk + "/filler", std::ios::binary);
-    const std::string chunk(1 << 20, 'f');
-    for (uint64_t left = free_bytes - (uint64_t{12} << 20); left > 0 && filler.good();) {
-      const uint64_t n = std::min<uint64_t>(left, chunk.size());
-      filler.write(chunk.data(), static_cast<std::streamsize>(n));
-      if (filler.good()) filler.flush();
-      left -= n;
-    }
-  }
-  ASSERT_EQ(statvfs(disk.c_str(), &disk_stats), 0) << std::strerror(errno);
-  const uint64_t now_free = uint64_t{disk_stats.f_bavail} * disk_stats.f_frsize;
-  if (now_free < (uint64_t{12} << 20)) {
-    const uint64_t filler_size = std::filesystem::file_size(disk + "/filler");
-    const uint64_t cut = std::min(filler_size, (uint64_t{12} << 20) - now_free);
-    std::filesystem::resize_file(disk + "/filler", filler_size - cut);
-  }
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(disk, uint64_t{12} << 20));
 
   // Append until the disk is full: each batch is acknowledged (durable and processed) or
   // answered with an error, or the connection ends when the server exits.
@@ -241,6 +246,48 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
   }
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged appends";
   StopServer();
+}
+
+// With the free-space check on, a disk that fills up is answered before the storage runs
+// out: appends get IO_ERROR saying how much is free, reads and the server go on, and
+// appends work again once space is freed.
+TEST_F(StorageFailureTest, ANearlyFullDiskRefusesAppendsWithAClearErrorAndKeepsServing) {
+  const std::string disk = dir_ + "/small";
+  if (std::string why; !MountSmallDisk(disk, &why)) GTEST_SKIP() << why;
+  StartServer({"--min-free-disk", "24MB"});
+  TestClient client = Connected();
+  DeployWordcount(client);
+  Result<proto::Response> first = client.Call(Sentences({"before the disk filled"}));
+  ASSERT_TRUE(first.ok() && !first->error) << "the first append failed";
+  ASSERT_NO_FATAL_FAILURE(FillLeaving(disk, uint64_t{12} << 20));
+  // The free space is read at most every 100 ms: append until refused.
+  std::optional<proto::Error> refused;
+  for (int i = 0; i < 100000 && !refused; ++i) {
+    Result<proto::Response> r = client.Call(Sentences({"while the disk fills"}));
+    ASSERT_TRUE(r.ok()) << "the server went away: " << r.status().ToString();
+    if (r->error) refused = r->error;
+  }
+  ASSERT_TRUE(refused.has_value()) << "appends were never refused";
+  EXPECT_EQ(refused->code, proto::ErrorCode::kIoError) << refused->message;
+  EXPECT_NE(refused->message.find("appends are refused until space is freed"), std::string::npos)
+      << refused->message;
+  // Reads go on, and the server is alive.
+  proto::SelectRequest select;
+  select.module = "wordcount";
+  select.pstate = "$$word_counts";
+  select.path = Path().Key("disk").ToValue();
+  Result<proto::Response> read = client.Call(select);
+  ASSERT_TRUE(read.ok() && !read->error) << "a read failed while appends were refused";
+  fs::remove(disk + "/filler");
+  bool accepted = false;
+  for (int i = 0; i < 100000 && !accepted; ++i) {
+    Result<proto::Response> r = client.Call(Sentences({"after space was freed"}));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    accepted = !r->error;
+  }
+  EXPECT_TRUE(accepted) << "appends stayed refused after space was freed";
+  StopServer();
+  ASSERT_NO_FATAL_FAILURE(Unmount());
 }
 
 // Whatever WiredTiger does with a damaged page, a reader never gets the altered record:

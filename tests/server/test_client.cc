@@ -10,6 +10,8 @@
 #include <cstring>
 #include <utility>
 
+#include <gtest/gtest.h>
+
 #include "strata/protocol/frame.h"
 
 namespace strata::server_test {
@@ -144,5 +146,14 @@ bool TestClient::WaitForClose() {
 }
 
 void TestClient::ShutdownWrite() { shutdown(fd_, SHUT_WR); }
+
+TestClient ConnectedTestClient(uint16_t port) {
+  TestClient client;
+  Status connected = client.Connect(port);
+  EXPECT_TRUE(connected.ok()) << connected.ToString();
+  Status hello = client.Handshake();
+  EXPECT_TRUE(hello.ok()) << hello.ToString();
+  return client;
+}
 
 }  // namespace strata::server_test

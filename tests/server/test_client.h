@@ -52,4 +52,8 @@ class TestClient {
   uint64_t next_id_ = 1;
 };
 
+// A client connected to 127.0.0.1:port that has said Hello; a (non-fatal) test failure
+// when either step fails.
+TestClient ConnectedTestClient(uint16_t port);
+
 }  // namespace strata::server_test

@@ -41,6 +41,11 @@ struct EngineOptions {
   // rolled back and recorded as a failure, without a retry (0: no limit). The step is not
   // interrupted: this bounds how often a slow step holds its task thread, not how long.
   int64_t step_timeout_ms = 10'000;
+  // Client appends are refused (kIOError, saying how much is free) while the file system of
+  // data_dir has less than this available, so that a disk filling up is answered with an
+  // error before the storage runs out of space and fails for good (0: no check). Reads,
+  // and the processing of records already appended, go on.
+  uint64_t min_free_disk_bytes = 64ull << 20;
   // Storage failures (docs/storage.md). accept_log_loss: open even when the WiredTiger log
   // has a damaged record with valid records after it, which recovery drops (without it,
   // Open fails with kCorruption saying where and how much log follows).
@@ -56,7 +61,7 @@ struct EngineOptions {
   std::function<void(const std::string&)> on_storage_warning;
 };
 
-// How far an append has gone before it is acknowledged (DESIGN.md §2, promise 1).
+// How far an append has gone before it is acknowledged (docs/architecture.md, promise 1).
 enum class AckLevel : uint8_t {
   kNone,       // accepted; nothing waited for
   kAppended,   // durable (fsync'd) in its depot partition
@@ -114,7 +119,7 @@ struct DepotEntry {
   Value record;
 };
 
-// A record a topology gave up on after max_step_attempts (DESIGN.md §2, promise 5). One
+// A record a topology gave up on after max_step_attempts (docs/architecture.md, promise 5). One
 // per (topology, record): when several branches of one record fail (a fan-out), or a
 // replay fails again, the first failure is kept, with its message (naming the partition
 // and op it failed on), and counted once. The message is at most kMaxFailureMessageBytes,

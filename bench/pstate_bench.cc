@@ -122,6 +122,10 @@ void Setup() {
   StorageOptions options;
   options.path = g->dir;
   options.cache_size_bytes = kCacheBytes;
+  options.checkpoint_interval_s = 60;
+  options.checkpoint_log_bytes = 16ull << 20;
+  options.log_file_max_bytes = 16ull << 20;
+  options.max_sessions = 20;
   g->storage = Check(Storage::Open(options));
   g->session = Check(g->storage->OpenSession());
   g->counters = Check(PState::Open(g->storage.get(), "bench", "counters",

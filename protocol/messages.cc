@@ -2,10 +2,10 @@
 
 #include <flatbuffers/flatbuffers.h>
 
-#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <string>
 #include <utility>
 
@@ -26,23 +26,108 @@ struct Overloaded : Fs... {
 template <class... Fs>
 Overloaded(Fs...) -> Overloaded<Fs...>;
 
-constexpr std::array<std::string_view, 17> kErrorCodeNames = {"NONE",
-                                                              "BAD_FRAME",
-                                                              "FRAME_TOO_LARGE",
-                                                              "UNSUPPORTED_VERSION",
-                                                              "HANDSHAKE_REQUIRED",
-                                                              "UNSUPPORTED",
-                                                              "INVALID_ARGUMENT",
-                                                              "NOT_FOUND",
-                                                              "ALREADY_EXISTS",
-                                                              "SCHEMA_VIOLATION",
-                                                              "TOPOLOGY_FAILED",
-                                                              "OVERLOADED",
-                                                              "ABORTED",
-                                                              "IO_ERROR",
-                                                              "INTERNAL",
-                                                              "SHUTTING_DOWN",
-                                                              "CONFIRMATION_REQUIRED"};
+// The error table has one source, strata.fbs's enum ErrorCode. messages.h keeps a C++ enum
+// for the public API (the generated header stays private); ToWire and FromWire are the
+// only bridge between the two, and the build checks that they agree: each switch names
+// every enumerator of its enum (this file compiles with -Werror=switch,
+// protocol/CMakeLists.txt), and ErrorTablesAgree that each schema code maps to a C++ code
+// of the same number and back. docs/protocol.md's table is checked by
+// error_table_test.cc.
+constexpr w::ErrorCode ToWire(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kNone:
+      return w::ErrorCode::NONE;
+    case ErrorCode::kBadFrame:
+      return w::ErrorCode::BAD_FRAME;
+    case ErrorCode::kFrameTooLarge:
+      return w::ErrorCode::FRAME_TOO_LARGE;
+    case ErrorCode::kUnsupportedVersion:
+      return w::ErrorCode::UNSUPPORTED_VERSION;
+    case ErrorCode::kHandshakeRequired:
+      return w::ErrorCode::HANDSHAKE_REQUIRED;
+    case ErrorCode::kUnsupported:
+      return w::ErrorCode::UNSUPPORTED;
+    case ErrorCode::kInvalidArgument:
+      return w::ErrorCode::INVALID_ARGUMENT;
+    case ErrorCode::kNotFound:
+      return w::ErrorCode::NOT_FOUND;
+    case ErrorCode::kAlreadyExists:
+      return w::ErrorCode::ALREADY_EXISTS;
+    case ErrorCode::kSchemaViolation:
+      return w::ErrorCode::SCHEMA_VIOLATION;
+    case ErrorCode::kTopologyFailed:
+      return w::ErrorCode::TOPOLOGY_FAILED;
+    case ErrorCode::kOverloaded:
+      return w::ErrorCode::OVERLOADED;
+    case ErrorCode::kAborted:
+      return w::ErrorCode::ABORTED;
+    case ErrorCode::kIoError:
+      return w::ErrorCode::IO_ERROR;
+    case ErrorCode::kInternal:
+      return w::ErrorCode::INTERNAL;
+    case ErrorCode::kShuttingDown:
+      return w::ErrorCode::SHUTTING_DOWN;
+    case ErrorCode::kConfirmationRequired:
+      return w::ErrorCode::CONFIRMATION_REQUIRED;
+  }
+  // Not an enumerator: a code received from a newer peer, forwarded with its number.
+  return static_cast<w::ErrorCode>(code);
+}
+
+constexpr ErrorCode FromWire(w::ErrorCode code) {
+  switch (code) {
+    case w::ErrorCode::NONE:
+      return ErrorCode::kNone;
+    case w::ErrorCode::BAD_FRAME:
+      return ErrorCode::kBadFrame;
+    case w::ErrorCode::FRAME_TOO_LARGE:
+      return ErrorCode::kFrameTooLarge;
+    case w::ErrorCode::UNSUPPORTED_VERSION:
+      return ErrorCode::kUnsupportedVersion;
+    case w::ErrorCode::HANDSHAKE_REQUIRED:
+      return ErrorCode::kHandshakeRequired;
+    case w::ErrorCode::UNSUPPORTED:
+      return ErrorCode::kUnsupported;
+    case w::ErrorCode::INVALID_ARGUMENT:
+      return ErrorCode::kInvalidArgument;
+    case w::ErrorCode::NOT_FOUND:
+      return ErrorCode::kNotFound;
+    case w::ErrorCode::ALREADY_EXISTS:
+      return ErrorCode::kAlreadyExists;
+    case w::ErrorCode::SCHEMA_VIOLATION:
+      return ErrorCode::kSchemaViolation;
+    case w::ErrorCode::TOPOLOGY_FAILED:
+      return ErrorCode::kTopologyFailed;
+    case w::ErrorCode::OVERLOADED:
+      return ErrorCode::kOverloaded;
+    case w::ErrorCode::ABORTED:
+      return ErrorCode::kAborted;
+    case w::ErrorCode::IO_ERROR:
+      return ErrorCode::kIoError;
+    case w::ErrorCode::INTERNAL:
+      return ErrorCode::kInternal;
+    case w::ErrorCode::SHUTTING_DOWN:
+      return ErrorCode::kShuttingDown;
+    case w::ErrorCode::CONFIRMATION_REQUIRED:
+      return ErrorCode::kConfirmationRequired;
+  }
+  // A code this build does not know (a newer server): it keeps its number, which
+  // ErrorCodeName calls "UNKNOWN" and StatusCodeFor treats as kInternal.
+  return static_cast<ErrorCode>(code);
+}
+
+constexpr bool ErrorTablesAgree() {
+  using Number = std::underlying_type_t<w::ErrorCode>;
+  static_assert(std::is_same_v<Number, std::underlying_type_t<ErrorCode>>);
+  for (Number n = 0; n <= static_cast<Number>(w::ErrorCode::MAX); ++n) {
+    const auto schema_code = static_cast<w::ErrorCode>(n);
+    if (static_cast<Number>(FromWire(schema_code)) != n) return false;
+    if (ToWire(FromWire(schema_code)) != schema_code) return false;
+  }
+  return true;
+}
+static_assert(ErrorTablesAgree(),
+              "protocol::ErrorCode (messages.h) differs from strata.fbs's enum ErrorCode");
 
 constexpr int kMaxPartitions = 1024;
 
@@ -86,7 +171,7 @@ fb::Offset<fb::Vector<fb::Offset<Table>>> TableList(fb::FlatBufferBuilder& b,
 }
 
 fb::Offset<w::Error> EncodeError(fb::FlatBufferBuilder& b, const Error& e) {
-  return w::CreateError(b, static_cast<w::ErrorCode>(e.code), OptionalString(b, e.message));
+  return w::CreateError(b, ToWire(e.code), OptionalString(b, e.message));
 }
 
 std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuilder& b,
@@ -312,7 +397,7 @@ Result<std::vector<Value>> ValueListOf(const fb::Vector<fb::Offset<w::ValueBytes
 }
 
 Error ErrorOf(const w::Error& e) {
-  return Error{static_cast<ErrorCode>(e.code()), Str(e.message())};
+  return Error{FromWire(e.code()), Str(e.message())};
 }
 
 Result<Hello> ConvertHello(const w::Hello& m) {
@@ -656,8 +741,8 @@ std::optional<uint64_t> ReadIdOnly(const uint8_t* data, size_t size, const Decod
 }  // namespace
 
 std::string_view ErrorCodeName(ErrorCode code) {
-  const auto index = static_cast<size_t>(code);
-  return index < kErrorCodeNames.size() ? kErrorCodeNames[index] : "UNKNOWN";
+  const std::string_view name = w::EnumNameErrorCode(ToWire(code));  // "" when out of range
+  return name.empty() ? "UNKNOWN" : name;
 }
 
 ErrorCode ErrorCodeFor(const Status& status) {

@@ -92,11 +92,43 @@ void Connection::BeginServing() {
 
 void Connection::Drain() {
   if (closed_) return;
+  // Already finishing (EOF, a bad frame): what is buffered behind it is not answered.
+  const bool serving = !finishing_;
   finishing_ = true;
   // Wakes a pending read with end-of-file; requests already read still complete.
   std::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
-  Guarded([&] { CloseWhenDone(); });
+  Guarded([&] {
+    if (serving) RefuseBufferedRequests();
+    CloseWhenDone();
+  });
+}
+
+void Connection::RefuseBufferedRequests() {
+  coalescing_ = true;  // one gathered write for all the refusals
+  while (!closed_) {
+    proto::FrameView frame;
+    size_t consumed = 0;
+    std::string error;
+    if (proto::DecodeFrame(read_buffer_.data() + read_begin_, BufferedBytes(), limits_.max_frame_size,
+                           &frame, &consumed, &error) != proto::DecodeState::kComplete) {
+      break;  // an incomplete or bad frame: nothing more can be answered
+    }
+    read_begin_ += consumed;
+    std::variant<proto::Request, proto::RequestError> decoded = proto::DecodeRequest(frame.data, frame.size);
+    std::optional<uint64_t> id;
+    if (const auto* request = std::get_if<proto::Request>(&decoded)) {
+      id = request->id;
+    } else {
+      id = std::get<proto::RequestError>(decoded).id;
+    }
+    if (!id.has_value()) break;  // unreadable: the client learns no more from a response
+    Send(ErrorResponse(*id, proto::ErrorCode::kShuttingDown,
+                       "the server is shutting down: request " + std::to_string(*id) +
+                           " was received but not executed; send it again after reconnecting"));
+  }
+  coalescing_ = false;
+  StartWrite();
 }
 
 void Connection::Abort() {

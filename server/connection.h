@@ -79,7 +79,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Sets TCP_NODELAY, arms the idle timer and starts reading. On the connection's thread.
   void Start();
   // Graceful stop: no more requests are read; in-flight requests finish, their responses
-  // are written, then the socket closes. Post it to the connection's executor.
+  // are written, requests received but not started (buffered behind the in-flight cap) are
+  // answered SHUTTING_DOWN without being executed, then the socket closes. Post it to the
+  // connection's executor.
   void Drain();
   // Closes the socket now (shutdown deadline passed). Post it to the executor.
   void Abort();
@@ -105,6 +107,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void FailFrameOverBudget();
   void HandleFrame(const uint8_t* data, size_t size);
   void HandleHello(uint64_t id, const protocol::Hello& hello);
+  // Answers every complete request frame left in the read buffer SHUTTING_DOWN (Drain).
+  void RefuseBufferedRequests();
   // Any thread: queues a response for the connection's thread; one post per batch.
   void PostReply(protocol::Response response);
   void OnReplies();

@@ -13,8 +13,7 @@ int main(int argc, char** argv) {
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
   const ServerOptions& options = std::get<ServerOptions>(parsed);
 
-  LogInfo(std::string("stratad ") + STRATA_VERSION + " starting: data dir " + options.data_dir +
-          ", cache " + std::to_string(options.cache_size_bytes >> 20) + " MiB");
+  LogInfo(std::string("stratad ") + STRATA_VERSION + " starting: " + EngineSettingsText(options.engine));
   strata::Result<std::unique_ptr<Server>> server = Server::Create(options);
   if (!server.ok()) {
     LogError(server.status().message());

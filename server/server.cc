@@ -101,30 +101,22 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
 }
 
 Status Server::OpenEngine() {
-  EngineOptions engine_options;
-  engine_options.data_dir = options_.data_dir;
-  engine_options.cache_size_bytes = options_.cache_size_bytes;
-  engine_options.checkpoint_interval_s = options_.checkpoint_interval_s;
-  engine_options.checkpoint_log_bytes = options_.checkpoint_log_bytes;
-  engine_options.task_threads = options_.task_threads;
-  engine_options.step_timeout_ms = options_.step_timeout_ms;
-  engine_options.min_free_disk_bytes = options_.min_free_disk_bytes;
-  engine_options.accept_log_loss = options_.accept_log_loss;
+  EngineOptions engine_options = options_.engine;
   engine_options.on_fatal_storage_error = ExitOnStorageFailure;
   engine_options.on_storage_warning = [](const std::string& warning) { LogWarning(warning); };
   Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().code() == StatusCode::kBusy) {
-      return Status::Busy("another stratad is using " + options_.data_dir + " (" +
+      return Status::Busy("another stratad is using " + options_.engine.data_dir + " (" +
                           engine.status().message() + ")");
     }
     return Status(engine.status().code(),
-                  "cannot open data directory " + options_.data_dir + ": " + engine.status().message());
+                  "cannot open data directory " + options_.engine.data_dir + ": " + engine.status().message());
   }
   engine_ = std::move(engine).value();
   const unsigned pool_threads = std::max(4u, 2 * std::thread::hardware_concurrency());
   blocking_pool_ = std::make_unique<asio::thread_pool>(pool_threads);
-  dispatcher_ = std::make_unique<Dispatcher>(*engine_, counters_, *blocking_pool_, options_.data_dir);
+  dispatcher_ = std::make_unique<Dispatcher>(*engine_, counters_, *blocking_pool_, options_.engine.data_dir);
 
   Result<std::vector<ModuleInfo>> modules = engine_->Modules();
   if (!modules.ok()) return modules.status();
@@ -135,7 +127,7 @@ Status Server::OpenEngine() {
     names += (names.empty() ? "" : ", ") + m.name;
     ++loaded;
   }
-  LogInfo("opened data directory " + options_.data_dir + ": " + std::to_string(loaded) +
+  LogInfo("opened data directory " + options_.engine.data_dir + ": " + std::to_string(loaded) +
           " module(s) reloaded" + (names.empty() ? "" : " (" + names + ")"));
   for (const ModuleInfo& m : *modules) {
     if (m.load_error.empty()) continue;

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 #include <map>
+#include <utility>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -46,39 +47,111 @@ std::string FormatListenAddress(const std::string& host, uint16_t port) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+namespace {
+
+// A size as the size flags read it back (CLI::AsSizeValue(false): 1 KB = 1024 bytes),
+// for the defaults --help shows: "512MB", "1GB", "100KB", or bytes.
+std::string SizeText(uint64_t bytes) {
+  constexpr std::pair<const char*, int> kUnits[] = {{"GB", 30}, {"MB", 20}, {"KB", 10}};
+  for (const auto& [unit, shift] : kUnits) {
+    if (bytes != 0 && bytes % (uint64_t{1} << shift) == 0) {
+      return std::to_string(bytes >> shift) + unit;
+    }
+  }
+  return std::to_string(bytes);
+}
+
+std::string SecondsText(int seconds) { return std::to_string(seconds) + "s"; }
+
+// The engine's settings (EngineOptions, whose defaults they show): each a flag and a
+// config file key.
+void AddEngineOptions(CLI::App& app, EngineOptions& engine,
+                      const std::map<std::string, int>& seconds_units) {
+  const EngineOptions defaults;
+  app.add_option("--data-dir", engine.data_dir, "Data directory (created when missing)")
+      ->capture_default_str();
+  app.add_option("--cache-size", engine.cache_size_bytes,
+                 "Storage cache size (bounds the memory used), e.g. 512MB, 2GB")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str(SizeText(defaults.cache_size_bytes));
+  app.add_option("--checkpoint-interval", engine.checkpoint_interval_s,
+                 "Take a storage checkpoint this often, e.g. 60s, 5min")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::Range(1, 86400))
+      ->default_str(SecondsText(defaults.checkpoint_interval_s));
+  app.add_option("--checkpoint-log-size", engine.checkpoint_log_bytes,
+                 "Also take a checkpoint after this much log, e.g. 64MB (0: by time only; "
+                 "raised to at least --log-file-size); bounds the log a restart after a crash "
+                 "replays")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{0}, uint64_t{2} << 30))
+      ->default_str(SizeText(defaults.checkpoint_log_bytes));
+  app.add_option("--log-file-size", engine.log_file_max_bytes,
+                 "Size of each storage log file (preallocated at full size), 100KB to 2GB")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{100} << 10, uint64_t{2} << 30))
+      ->default_str(SizeText(defaults.log_file_max_bytes));
+  app.add_option("--task-threads", engine.task_threads, "Engine task threads (0: one per core)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  app.add_option("--max-step-attempts", engine.max_step_attempts,
+                 "A failing topology step is tried this often, then recorded as a failure")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--max-in-flight-records", engine.max_in_flight_records,
+                 "Appended records not yet fully processed, over all modules; a batch that "
+                 "does not fit waits until records complete")
+      ->check(CLI::Range(1, 1 << 30))
+      ->capture_default_str();
+  app.add_option("--min-free-disk", engine.min_free_disk_bytes,
+                 "Refuse client appends (IO_ERROR) while the data directory's disk has less "
+                 "available than this, e.g. 64MB (0: no check); reads go on")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str(SizeText(defaults.min_free_disk_bytes));
+  app.add_option("--step-timeout-ms", engine.step_timeout_ms,
+                 "A topology step running longer is rolled back and recorded as a failure, "
+                 "without a retry (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_flag("--accept-log-loss", engine.accept_log_loss,
+               "Start even though the storage log has a damaged record with valid records "
+               "after it: recovery stops at the damaged record and those transactions are "
+               "lost (see docs/storage.md, \"Damaged log\", first)");
+}
+
+}  // namespace
+
+std::string EngineSettingsText(const EngineOptions& engine) {
+  std::string text = "data dir " + engine.data_dir + ", cache-size " + SizeText(engine.cache_size_bytes) +
+                     ", checkpoint-interval " + SecondsText(engine.checkpoint_interval_s) +
+                     ", checkpoint-log-size " + SizeText(engine.checkpoint_log_bytes) +
+                     ", log-file-size " + SizeText(engine.log_file_max_bytes) + ", task-threads " +
+                     (engine.task_threads > 0 ? std::to_string(engine.task_threads) : "one per core") +
+                     ", max-step-attempts " + std::to_string(engine.max_step_attempts) +
+                     ", max-in-flight-records " + std::to_string(engine.max_in_flight_records) +
+                     ", step-timeout-ms " + std::to_string(engine.step_timeout_ms) +
+                     ", min-free-disk " + SizeText(engine.min_free_disk_bytes);
+  if (engine.accept_log_loss) text += ", accept-log-loss";
+  return text;
+}
+
 std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
   ServerOptions options;
+  const ServerOptions defaults;
   CLI::App app{"stratad: the Strata server. Serves the binary protocol (docs/protocol.md)."};
   app.set_version_flag("--version", std::string("stratad ") + STRATA_VERSION);
   app.set_config("--config", "", "Read these options from a TOML/INI file (key = value)");
 
   const std::map<std::string, int> seconds_units = {{"s", 1}, {"min", 60}, {"h", 3600}};
+  AddEngineOptions(app, options.engine, seconds_units);
   std::string listen = FormatListenAddress(options.listen.host, options.listen.port);
-  app.add_option("--data-dir", options.data_dir, "Data directory (created when missing)")
-      ->capture_default_str();
   app.add_option("--listen", listen, "Address of the protocol port: HOST:PORT or [IPV6]:PORT")
       ->capture_default_str();
-  app.add_option("--cache-size", options.cache_size_bytes,
-                 "Storage cache size (bounds the memory used), e.g. 512MB, 2GB")
-      ->transform(CLI::AsSizeValue(false))
-      ->default_str("512MB");
-  app.add_option("--checkpoint-interval", options.checkpoint_interval_s,
-                 "Take a storage checkpoint this often, e.g. 60s, 5min")
-      ->transform(CLI::AsNumberWithUnit(seconds_units))
-      ->check(CLI::Range(1, 86400))
-      ->default_str("60s");
-  app.add_option("--checkpoint-log-size", options.checkpoint_log_bytes,
-                 "Also take a checkpoint after this much log, e.g. 64MB (0: by time only; "
-                 "at least the 16 MiB log file size); bounds the log a restart after a crash "
-                 "replays")
-      ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Range(uint64_t{0}, uint64_t{2} << 30))
-      ->default_str("16MB");
   app.add_option("--max-frame-size", options.max_frame_size,
                  "Largest frame payload accepted or sent, e.g. 16MB")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint32_t{1024}, uint32_t{1u << 30}))
-      ->default_str("16MB");
+      ->default_str(SizeText(defaults.max_frame_size));
   app.add_option("--max-in-flight", options.max_in_flight,
                  "Requests processed at once per connection (reading pauses at the cap)")
       ->check(CLI::Range(1, 1 << 20))
@@ -86,53 +159,35 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
   app.add_option("--max-queued-bytes", options.max_queued_bytes,
                  "Response bytes queued per connection before reading pauses, e.g. 8MB")
       ->transform(CLI::AsSizeValue(false))
-      ->default_str("8MB");
+      ->default_str(SizeText(defaults.max_queued_bytes));
   app.add_option("--idle-timeout", options.idle_timeout_s,
                  "Close a connection idle this long, e.g. 300s, 5min")
       ->transform(CLI::AsNumberWithUnit(seconds_units))
       ->check(CLI::PositiveNumber)
-      ->default_str("300s");
+      ->default_str(SecondsText(defaults.idle_timeout_s));
   app.add_option("--write-timeout", options.write_timeout_s,
                  "Close a connection whose response write makes no progress this long")
       ->transform(CLI::AsNumberWithUnit(seconds_units))
       ->check(CLI::PositiveNumber)
-      ->default_str("30s");
+      ->default_str(SecondsText(defaults.write_timeout_s));
   app.add_option("--frame-timeout", options.frame_timeout_s,
                  "Close a connection whose request frame is not complete this long after its "
                  "first byte arrived, e.g. 30s")
       ->transform(CLI::AsNumberWithUnit(seconds_units))
       ->check(CLI::PositiveNumber)
-      ->default_str("30s");
+      ->default_str(SecondsText(defaults.frame_timeout_s));
   app.add_option("--max-partial-frame-bytes", options.max_partial_frame_bytes,
                  "Memory all connections together may hold in request frames being received, "
                  "e.g. 256MB; a frame that would go above it gets OVERLOADED and its "
                  "connection is closed")
       ->transform(CLI::AsSizeValue(false))
-      ->default_str("64MB");
+      ->default_str(SizeText(defaults.max_partial_frame_bytes));
   app.add_option("--threads", options.io_threads, "Network threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
-  app.add_option("--task-threads", options.task_threads,
-                 "Engine task threads (0: one per core)")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
-  app.add_option("--min-free-disk", options.min_free_disk_bytes,
-                 "Refuse client appends (IO_ERROR) while the data directory's disk has less "
-                 "available than this, e.g. 64MB (0: no check); reads go on")
-      ->transform(CLI::AsSizeValue(false))
-      ->default_str("64MB");
-  app.add_option("--step-timeout-ms", options.step_timeout_ms,
-                 "A topology step running longer is rolled back and recorded as a failure, "
-                 "without a retry (0: no limit)")
-      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");
-  app.add_flag("--accept-log-loss", options.accept_log_loss,
-               "Start even though the storage log has a damaged record with valid records "
-               "after it: recovery stops at the damaged record and those transactions are "
-               "lost (see docs/storage.md, \"Damaged log\", first)");
 
   try {
     app.parse(argc, argv);

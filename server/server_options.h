@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "strata/engine.h"
 #include "strata/protocol/frame.h"
 #include "strata/status.h"
 
@@ -18,14 +19,12 @@ struct ListenAddress {
   uint16_t port = 0;  // 0: the kernel chooses; the "listening on" line shows the real one
 };
 
+// stratad's options: the engine's (their defaults are EngineOptions') and the server's own.
+// Every setting is a flag and a config file key (ParseCommandLine, docs/operations.md);
+// the engine's callbacks are set by the server, not by flags.
 struct ServerOptions {
-  std::string data_dir = "./strata-data";
+  EngineOptions engine;
   ListenAddress listen{"127.0.0.1", 7450};
-  uint64_t cache_size_bytes = 512ull << 20;
-  // Checkpoints: every checkpoint_interval_s, and after checkpoint_log_bytes of log (0: by
-  // time only). The log since the last checkpoint is what a restart after a crash replays.
-  int checkpoint_interval_s = 60;
-  uint64_t checkpoint_log_bytes = 16ull << 20;
   uint32_t max_frame_size = protocol::kDefaultMaxFrameSize;
   // Per connection: requests being processed at once, and response bytes queued for the
   // socket. At either cap the server stops reading the connection until it drops below.
@@ -40,20 +39,18 @@ struct ServerOptions {
   // beyond their own 64 KiB read buffers; a connection whose frame would go above it is
   // answered OVERLOADED and closed.
   uint64_t max_partial_frame_bytes = 256ull << 20;
-  int io_threads = 0;        // one io_context each; 0: one per core
-  int task_threads = 0;      // engine task threads; 0: one per core
-  int64_t step_timeout_ms = 10'000;  // EngineOptions::step_timeout_ms (0: no limit)
-  uint64_t min_free_disk_bytes = 64ull << 20;  // EngineOptions::min_free_disk_bytes
+  int io_threads = 0;               // one io_context each; 0: one per core
   std::vector<std::string> deploy;  // module files deployed at start unless already deployed
-  // Open even when the storage log has a damaged record with valid records after it, losing
-  // them (EngineOptions::accept_log_loss; docs/storage.md, "Damaged log").
-  bool accept_log_loss = false;
 };
 
 // "HOST:PORT" or "[IPV6]:PORT".
 Result<ListenAddress> ParseListenAddress(std::string_view text);
 // "HOST:PORT", with brackets around an IPv6 host.
 std::string FormatListenAddress(const std::string& host, uint16_t port);
+
+// The engine settings for the log's start line: "data dir DIR, cache-size 512MB, ...",
+// each named by its flag.
+std::string EngineSettingsText(const EngineOptions& engine);
 
 // Parses the command line (and the --config file it names). Returns the options, or the
 // exit code when the process is done: 0 after --help or --version, non-zero after a usage

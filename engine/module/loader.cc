@@ -471,8 +471,9 @@ Result<std::unique_ptr<LoadedModule>> LoadedModule::Load(const std::string& so_p
 
   std::string error;
   if (!entry->define(module->def_.get(), &error)) {
-    return Status::UserError("module " + std::string(entry->name) + " (" + so_path +
-                             "): its define function failed: " + error);
+    // The module cannot be loaded as it is: the deploy request is refused, not a topology.
+    return Status::InvalidArgument("module " + std::string(entry->name) + " (" + so_path +
+                                   "): its define function failed: " + error);
   }
   if (module->def_->name != entry->name) {
     return Status::InvalidArgument(so_path + ": the entry names module " + Quoted(entry->name) +

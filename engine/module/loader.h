@@ -33,8 +33,8 @@ class LoadedModule {
   // ABI note, a note whose stamp is not HostAbiStamp() (naming both stamps); then one
   // dlopen rejects (kInvalidArgument with dlerror's message); a shared object without the
   // `strata_module_entry_v1` symbol (kInvalidArgument); an entry whose stamp is not
-  // HostAbiStamp() (as for the note); a define function that fails (kUserError with its
-  // message); declarations ValidateModuleDef refuses. See docs/modules.md.
+  // HostAbiStamp() (as for the note); a define function that fails (kInvalidArgument
+  // with its message); declarations ValidateModuleDef refuses. See docs/modules.md.
   static Result<std::unique_ptr<LoadedModule>> Load(const std::string& so_path,
                                                     std::string_view expected_checksum = {});
   ~LoadedModule();  // destroys def_ first, then dlclose

@@ -245,7 +245,7 @@ TEST(LoaderTest, RefusesMismatchedAbiNamingBothStampsWithoutRunningIt) {
 TEST(LoaderTest, RefusesModuleWhoseDefineThrows) {
   auto loaded = LoadedModule::Load(TestModule("throwing_define"));
   ASSERT_FALSE(loaded.ok());
-  EXPECT_EQ(loaded.status().code(), StatusCode::kUserError);
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(loaded.status().message(), HasSubstr("module throwing_define"));
   EXPECT_THAT(loaded.status().message(), HasSubstr("define refuses: no configuration"));
 }

@@ -27,6 +27,7 @@ StorageOptions Options(const std::string& path) {
   options.path = path;
   options.cache_size_bytes = 32ull << 20;
   options.log_file_max_bytes = 1ull << 20;
+  options.checkpoint_interval_s = 60;
   options.max_sessions = 10;
   return options;
 }

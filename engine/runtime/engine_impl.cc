@@ -422,6 +422,22 @@ class EngineImpl final : public Engine {
 
 namespace {
 
+// The one translation of the engine's settings (their defaults are EngineOptions') into the
+// storage's.
+StorageOptions StorageOptionsFor(const EngineOptions& options, int task_threads) {
+  StorageOptions so;
+  so.path = options.data_dir;
+  so.cache_size_bytes = options.cache_size_bytes;
+  so.checkpoint_interval_s = options.checkpoint_interval_s;
+  so.checkpoint_log_bytes = options.checkpoint_log_bytes;
+  so.log_file_max_bytes = options.log_file_max_bytes;
+  so.max_sessions = task_threads + 100;  // task threads, module loading and readers' pool
+  so.accept_log_loss = options.accept_log_loss;
+  so.on_fatal_error = options.on_fatal_storage_error;
+  so.on_warning = options.on_storage_warning;
+  return so;
+}
+
 // RAII for a session of the pool: reads on callers' threads (sessions are single-threaded).
 class PooledSession {
  public:
@@ -473,17 +489,7 @@ Status EngineImpl::OpenStorage() {
   int threads = options_.task_threads > 0 ? options_.task_threads
                                           : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::max(threads, 1);
-  StorageOptions so;
-  so.path = options_.data_dir;
-  so.cache_size_bytes = options_.cache_size_bytes;
-  so.checkpoint_interval_s = options_.checkpoint_interval_s;
-  so.checkpoint_log_bytes = options_.checkpoint_log_bytes;
-  so.log_file_max_bytes = options_.log_file_max_bytes;
-  so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
-  so.accept_log_loss = options_.accept_log_loss;
-  so.on_fatal_error = options_.on_fatal_storage_error;
-  so.on_warning = options_.on_storage_warning;
-  STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));
+  STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(StorageOptionsFor(options_, threads)));
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(failures_table_, storage_->OpenTable(kFailuresTable, TableKind::kBytes));

@@ -72,6 +72,8 @@ class ModuleFailureTest : public EngineFixture {
     options.path = data_dir();
     options.cache_size_bytes = 16ull << 20;
     options.log_file_max_bytes = 4ull << 20;
+    options.checkpoint_interval_s = 60;
+    options.max_sessions = 10;
     std::unique_ptr<Storage> storage = Must(Storage::Open(options));
     ASSERT_NE(storage, nullptr);
     const TableId table = Must(storage->OpenTable("meta.modules", TableKind::kBytes));
@@ -100,6 +102,8 @@ class ModuleFailureTest : public EngineFixture {
     options.path = data_dir();
     options.cache_size_bytes = 16ull << 20;
     options.log_file_max_bytes = 4ull << 20;
+    options.checkpoint_interval_s = 60;
+    options.max_sessions = 10;
     std::unique_ptr<Storage> storage = Must(Storage::Open(options));
     if (storage == nullptr) return {};
     return Must(storage->ListTables(prefix));

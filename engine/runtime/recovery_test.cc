@@ -184,6 +184,8 @@ std::vector<std::string> TablesOfRtTest(const std::string& data_dir) {
   options.path = data_dir;
   options.cache_size_bytes = 16ull << 20;
   options.log_file_max_bytes = 4ull << 20;
+  options.checkpoint_interval_s = 60;
+  options.max_sessions = 10;
   std::unique_ptr<Storage> storage = Must(Storage::Open(options));
   if (!storage) return {"<storage did not open>"};
   std::vector<std::string> tables = Must(storage->ListTables("depot.rt_test."));
@@ -220,7 +222,10 @@ TEST_F(RecoveryTest, DestroyKilledAfterItsMetadataIsGoneLeavesNothingReused) {
     }
     StorageOptions options;
     options.path = data_dir();
+    options.cache_size_bytes = 16ull << 20;
     options.log_file_max_bytes = 4ull << 20;
+    options.checkpoint_interval_s = 60;
+    options.max_sessions = 10;
     Result<std::unique_ptr<Storage>> storage = Storage::Open(options);
     if (!storage.ok()) _exit(22);
     Result<std::unique_ptr<Session>> session = (*storage)->OpenSession();
@@ -339,6 +344,10 @@ TEST_F(RecoveryTest, OutboxRowLeftByACrashIsAppendedOnceAtOpen) {
   {
     StorageOptions so;
     so.path = data_dir();
+    so.cache_size_bytes = 16ull << 20;
+    so.log_file_max_bytes = 4ull << 20;
+    so.checkpoint_interval_s = 60;
+    so.max_sessions = 10;
     std::unique_ptr<Storage> storage = Must(Storage::Open(so));
     ASSERT_NE(storage, nullptr);
     std::unique_ptr<Session> session = Must(storage->OpenSession());
@@ -385,6 +394,8 @@ StorageOptions FailureTableOptions(const std::string& data_dir) {
   options.path = data_dir;
   options.cache_size_bytes = 16ull << 20;
   options.log_file_max_bytes = 4ull << 20;
+  options.checkpoint_interval_s = 60;
+  options.max_sessions = 10;
   return options;
 }
 

@@ -21,17 +21,21 @@
 
 namespace strata {
 
+// The sizes and intervals have no defaults here: the engine fills them from EngineOptions
+// (strata/engine.h, where the server's defaults live; StorageOptionsFor in the runtime),
+// and a test or benchmark that opens a Storage directly states its own. Open refuses a
+// value out of range, 0 included, except checkpoint_log_bytes, where 0 is meaningful.
 struct StorageOptions {
-  std::string path;                          // data directory; created when missing
-  uint64_t cache_size_bytes = 512ull << 20;  // WiredTiger cache: bounds the memory used
-  // A checkpoint runs every checkpoint_interval_s and also after checkpoint_log_bytes of log
-  // (0: by time only). Recovery after a crash replays the log written since the last
-  // checkpoint, so the log bound is what bounds restart time under load. WiredTiger raises
-  // checkpoint_log_bytes to at least log_file_max_bytes.
-  int checkpoint_interval_s = 60;
-  uint64_t checkpoint_log_bytes = 16ull << 20;
-  uint64_t log_file_max_bytes = 16ull << 20;  // log files are preallocated at this size
-  int max_sessions = 200;                    // user sessions (WiredTiger's own are added)
+  std::string path;                // data directory; created when missing
+  uint64_t cache_size_bytes = 0;   // WiredTiger cache: bounds the memory used; >= 1 MiB
+  // A checkpoint runs every checkpoint_interval_s (>= 1) and also after
+  // checkpoint_log_bytes of log (0: by time only). Recovery after a crash replays the log
+  // written since the last checkpoint, so the log bound is what bounds restart time under
+  // load. WiredTiger raises checkpoint_log_bytes to at least log_file_max_bytes.
+  int checkpoint_interval_s = 0;
+  uint64_t checkpoint_log_bytes = 0;
+  uint64_t log_file_max_bytes = 0;  // log files are preallocated at this size; 100 KiB to 2 GiB
+  int max_sessions = 0;             // user sessions (WiredTiger's own are added); >= 1
   // Before recovery, Open scans the WiredTiger log: when a damaged record (not a torn write
   // at the end) has valid log records after it, recovery would stop at it and silently drop
   // every later transaction, so Open fails with kCorruption saying where and how much log

@@ -883,6 +883,71 @@ TEST_F(ServerTest, ShutdownAnswersInFlightRequestsFirst) {
   StopServer();
 }
 
+// Requests the server has read but not started when SIGTERM arrives (buffered behind the
+// in-flight cap) are answered SHUTTING_DOWN and not executed; the one in flight completes.
+TEST_F(ServerTest, ShutdownRefusesRequestsNotStartedWithShuttingDown) {
+  StartServer({"--max-in-flight", "1"});
+  TestClient client = Connected();
+  DeployWordcount(client);
+  // 300 appends of about 100 bytes in one write, well inside the server's 64 KiB read
+  // buffer: the server reads them at once and, one in flight at a time, starts them in
+  // order, each waiting for its log flush and its processing.
+  constexpr int kRequests = 300;
+  std::string burst;
+  std::vector<uint64_t> sent;
+  for (int i = 0; i < kRequests; ++i) {
+    const proto::Request request{client.NextId(), Sentences({"refused"})};
+    sent.push_back(request.id);
+    const std::string payload = proto::EncodeRequest(request);
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &burst);
+  }
+  ASSERT_OK(client.SendRaw(burst));
+  Result<proto::Response> first = client.Receive();  // the server has read the burst
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_FALSE(first->error.has_value()) << first->error->message;
+  kill(server_->pid(), SIGTERM);
+  // The request in flight may be answered after the refusals: compare sets of ids.
+  std::set<uint64_t> executed = {first->id};
+  std::set<uint64_t> refused;
+  while (true) {
+    Result<proto::Response> r = client.Receive();
+    if (!r.ok()) break;  // closed after the last answer
+    if (!r->error.has_value()) {
+      executed.insert(r->id);
+      continue;
+    }
+    EXPECT_EQ(r->error->code, ErrorCode::kShuttingDown)
+        << proto::ErrorCodeName(r->error->code) << ": " << r->error->message;
+    EXPECT_NE(r->error->message.find("not executed"), std::string::npos) << r->error->message;
+    refused.insert(r->id);
+  }
+  // Every request read is answered once; the executed ones are those started first.
+  std::set<uint64_t> answered = executed;
+  answered.insert(refused.begin(), refused.end());
+  EXPECT_EQ(answered.size(), executed.size() + refused.size()) << "an id answered twice";
+  EXPECT_EQ(answered, std::set<uint64_t>(sent.begin(), sent.end()));
+  if (!refused.empty()) EXPECT_LT(*executed.rbegin(), *refused.begin());
+  EXPECT_FALSE(refused.empty()) << "no request was answered SHUTTING_DOWN (did all " << kRequests
+                                << " complete before the shutdown?)";
+  const int status = server_->Wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadFile(log_);
+  // Exactly the appends answered without an error were executed.
+  StartServer();
+  TestClient after = Connected();
+  EXPECT_EQ(Count(after, "refused"), Value(static_cast<int64_t>(executed.size())));
+  StopServer();
+}
+
+// A module file that cannot be loaded is a bad deploy request, not a topology failure.
+TEST_F(ServerTest, DeployOfAModuleWhoseDefineThrowsIsInvalidArgument) {
+  StartServer();
+  TestClient client = Connected();
+  ExpectError(client.Call(DeployPath(THROWING_DEFINE_MODULE)), ErrorCode::kInvalidArgument,
+              "its define function failed: define refuses: no configuration");
+  ExpectError(client.Call(proto::DescribeRequest{"throwing_define"}), ErrorCode::kNotFound);
+  StopServer();
+}
+
 TEST_F(ServerTest, ConfigFileIdleTimeoutAndDeployAtStart) {
   const std::string config = dir_ + "/stratad.toml";
   {
@@ -905,6 +970,39 @@ TEST_F(ServerTest, ConfigFileIdleTimeoutAndDeployAtStart) {
   StartServer({"--deploy", WORDCOUNT_MODULE});
   ExpectServerServes();
   StopServer();
+}
+
+// Engine settings from a config file reach the engine: a failing step is tried
+// max-step-attempts times, the storage's log files are log-file-size (WiredTiger
+// preallocates each at that size), and the log's start line states every setting.
+TEST_F(ServerTest, ConfigFileEngineSettingsTakeEffect) {
+  const std::string config = dir_ + "/engine.toml";
+  {
+    std::ofstream out(config);
+    out << "log-file-size = \"1MB\"\nmax-step-attempts = 2\ntask-threads = 3\n"
+           "cache-size = \"64MB\"\n";
+  }
+  StartServer({"--config", config, "--deploy", BANK_MODULE});
+  TestClient client = Connected();
+  proto::AppendRequest refused_deposit{"bank", "*deposits",
+                                       {Value::MapOf({{"account", "a"}, {"amount", 0}})}};
+  ASSERT_CALL_OK(appended, client, refused_deposit);
+  const auto& results = std::get<proto::Appended>(appended.body).results;
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].failure.has_value());
+  EXPECT_NE(results[0].failure->message.find("after 2 attempts"), std::string::npos)
+      << results[0].failure->message;
+  int log_files = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(data_dir_)) {
+    if (entry.path().filename().string().rfind("WiredTigerLog.", 0) != 0) continue;
+    ++log_files;
+    EXPECT_EQ(entry.file_size(), 1u << 20) << entry.path();
+  }
+  EXPECT_GT(log_files, 0);
+  StopServer();
+  const std::string log = ReadFile(log_);
+  EXPECT_NE(log.find("cache-size 64MB"), std::string::npos) << log;
+  EXPECT_NE(log.find("task-threads 3,"), std::string::npos) << log;
 }
 
 // ---- Memory and time against slow and lying clients ----------------------------------------

@@ -23,6 +23,7 @@ class TestStore {
     options.path = dir_.path();
     options.cache_size_bytes = 64ull << 20;
     options.log_file_max_bytes = 1ull << 20;
+    options.checkpoint_interval_s = 60;
     options.max_sessions = 20;
     auto storage = Storage::Open(options);
     if (!storage.ok()) ADD_FAILURE() << storage.status().ToString();

@@ -19,6 +19,8 @@ inline StorageOptions SmallStorageOptions(const std::string& path) {
   options.path = path;
   options.cache_size_bytes = 32ull << 20;
   options.log_file_max_bytes = 1ull << 20;
+  options.checkpoint_interval_s = 60;
+  options.checkpoint_log_bytes = 16ull << 20;
   options.max_sessions = 20;
   return options;
 }

@@ -21,6 +21,9 @@
 
 namespace strata {
 
+// The engine's settings and their defaults, which are also stratad's: stratad's options
+// embed these, and each setting below (all but the two callbacks) is a stratad flag and a
+// config file key (docs/operations.md).
 struct EngineOptions {
   std::string data_dir = "./strata-data";
   int task_threads = 0;                      // 0: one per core
@@ -29,9 +32,9 @@ struct EngineOptions {
   // time only); restart after a crash replays the log since the last one (StorageOptions).
   int checkpoint_interval_s = 60;
   uint64_t checkpoint_log_bytes = 16ull << 20;
-  int max_step_attempts = 3;  // a failing topology step is tried this often, then recorded
+  int max_step_attempts = 3;  // a failing topology step is tried this often (>= 1), then recorded
   uint64_t log_file_max_bytes = 16ull << 20;  // WiredTiger preallocates log files this big
-  // Appended client records not yet fully processed, over all modules. A batch that does
+  // Appended client records not yet fully processed, over all modules (>= 1). A batch that does
   // not fit waits (in call order) until records complete; AppendAsync itself never blocks.
   int max_in_flight_records = 1 << 16;
   // A topology step (the ops of one event up to the next partitioner) that runs longer is

@@ -20,7 +20,10 @@
 
 namespace strata::protocol {
 
-// Mirrors wire::ErrorCode (the numbered error table of docs/protocol.md).
+// The numbered error table. Its source is protocol/strata.fbs's enum ErrorCode; this copy
+// keeps the generated code out of the public API, and the build refuses it when it differs
+// from the schema (messages.cc, ErrorTablesAgree). A code received from a newer server
+// keeps its number, outside the enumerators.
 enum class ErrorCode : uint16_t {
   kNone = 0,
   kBadFrame = 1,

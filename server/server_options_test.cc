@@ -1,0 +1,170 @@
+// stratad's options: every engine setting (EngineOptions) is a flag and a config file key,
+// the defaults are EngineOptions', and docs/operations.md lists every flag.
+#include "server_options.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace strata::server {
+namespace {
+
+// The number of fields of an aggregate: the most initializers T{...} accepts.
+struct AnyField {
+  template <typename T>
+  operator T() const;  // only named in unevaluated contexts
+};
+template <typename T, typename... Fields>
+constexpr size_t FieldCount() {
+  if constexpr (requires { T{Fields{}..., AnyField{}}; }) {
+    return FieldCount<T, Fields..., AnyField>();
+  } else {
+    return sizeof...(Fields);
+  }
+}
+
+// EngineOptions' fields that are not settings: the callbacks stratad sets itself
+// (on_fatal_storage_error, on_storage_warning).
+constexpr size_t kEngineCallbacks = 2;
+
+struct EngineSetting {
+  std::vector<std::string> args;    // on the command line
+  std::string config_line;          // the same in a config file
+  std::function<bool(const EngineOptions&)> is_set;  // the field holds that value
+};
+
+// One row per EngineOptions setting, with a value other than its default.
+const std::vector<EngineSetting>& EngineSettings() {
+  static const std::vector<EngineSetting> settings = {
+      {{"--data-dir", "/elsewhere"}, "data-dir = \"/elsewhere\"",
+       [](const EngineOptions& e) { return e.data_dir == "/elsewhere"; }},
+      {{"--cache-size", "64MB"}, "cache-size = \"64MB\"",
+       [](const EngineOptions& e) { return e.cache_size_bytes == 64ull << 20; }},
+      {{"--checkpoint-interval", "5min"}, "checkpoint-interval = \"5min\"",
+       [](const EngineOptions& e) { return e.checkpoint_interval_s == 300; }},
+      {{"--checkpoint-log-size", "64MB"}, "checkpoint-log-size = \"64MB\"",
+       [](const EngineOptions& e) { return e.checkpoint_log_bytes == 64ull << 20; }},
+      {{"--log-file-size", "1MB"}, "log-file-size = \"1MB\"",
+       [](const EngineOptions& e) { return e.log_file_max_bytes == 1ull << 20; }},
+      {{"--task-threads", "3"}, "task-threads = 3",
+       [](const EngineOptions& e) { return e.task_threads == 3; }},
+      {{"--max-step-attempts", "5"}, "max-step-attempts = 5",
+       [](const EngineOptions& e) { return e.max_step_attempts == 5; }},
+      {{"--max-in-flight-records", "1000"}, "max-in-flight-records = 1000",
+       [](const EngineOptions& e) { return e.max_in_flight_records == 1000; }},
+      {{"--step-timeout-ms", "250"}, "step-timeout-ms = 250",
+       [](const EngineOptions& e) { return e.step_timeout_ms == 250; }},
+      {{"--min-free-disk", "1GB"}, "min-free-disk = \"1GB\"",
+       [](const EngineOptions& e) { return e.min_free_disk_bytes == 1ull << 30; }},
+      {{"--accept-log-loss"}, "accept-log-loss = true",
+       [](const EngineOptions& e) { return e.accept_log_loss; }},
+  };
+  return settings;
+}
+
+std::variant<ServerOptions, int> Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "stratad");
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(ServerOptionsTest, EveryEngineSettingHasAFlag) {
+  EXPECT_EQ(FieldCount<EngineOptions>(), EngineSettings().size() + kEngineCallbacks)
+      << "EngineOptions has a setting stratad cannot set: add its flag (server_options.cc), "
+         "its row in docs/operations.md's options table, and its row in EngineSettings()";
+  for (const EngineSetting& setting : EngineSettings()) {
+    EXPECT_FALSE(setting.is_set(EngineOptions{})) << setting.args[0] << ": pick a value other than the default";
+    std::variant<ServerOptions, int> parsed = Parse(setting.args);
+    ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed)) << setting.args[0];
+    EXPECT_TRUE(setting.is_set(std::get<ServerOptions>(parsed).engine)) << setting.args[0];
+  }
+}
+
+TEST(ServerOptionsTest, EveryEngineSettingIsAConfigFileKey) {
+  const std::string config =
+      (std::filesystem::temp_directory_path() / ("stratad_options_" + std::to_string(getpid()) + ".toml")).string();
+  {
+    std::ofstream out(config);
+    for (const EngineSetting& setting : EngineSettings()) out << setting.config_line << "\n";
+  }
+  std::variant<ServerOptions, int> parsed = Parse({"--config", config});
+  std::filesystem::remove(config);
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  for (const EngineSetting& setting : EngineSettings()) {
+    EXPECT_TRUE(setting.is_set(std::get<ServerOptions>(parsed).engine)) << setting.config_line;
+  }
+}
+
+TEST(ServerOptionsTest, WithoutFlagsTheEngineDefaultsApply) {
+  std::variant<ServerOptions, int> parsed = Parse({});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  const EngineOptions& engine = std::get<ServerOptions>(parsed).engine;
+  const EngineOptions defaults;
+  EXPECT_EQ(engine.data_dir, defaults.data_dir);
+  EXPECT_EQ(engine.cache_size_bytes, defaults.cache_size_bytes);
+  EXPECT_EQ(engine.checkpoint_interval_s, defaults.checkpoint_interval_s);
+  EXPECT_EQ(engine.checkpoint_log_bytes, defaults.checkpoint_log_bytes);
+  EXPECT_EQ(engine.log_file_max_bytes, defaults.log_file_max_bytes);
+  EXPECT_EQ(engine.task_threads, defaults.task_threads);
+  EXPECT_EQ(engine.max_step_attempts, defaults.max_step_attempts);
+  EXPECT_EQ(engine.max_in_flight_records, defaults.max_in_flight_records);
+  EXPECT_EQ(engine.step_timeout_ms, defaults.step_timeout_ms);
+  EXPECT_EQ(engine.min_free_disk_bytes, defaults.min_free_disk_bytes);
+  EXPECT_EQ(engine.accept_log_loss, defaults.accept_log_loss);
+}
+
+TEST(ServerOptionsTest, OutOfRangeEngineSettingsAreUsageErrors) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--max-step-attempts", "0"},
+                                             {"--max-in-flight-records", "0"},
+                                             {"--log-file-size", "10KB"},
+                                             {"--checkpoint-log-size", "3GB"}}) {
+    std::variant<ServerOptions, int> parsed = Parse(args);
+    ASSERT_TRUE(std::holds_alternative<int>(parsed)) << args[0] << " " << args[1];
+    EXPECT_NE(std::get<int>(parsed), 0) << args[0] << " " << args[1];
+  }
+}
+
+// Every flag --help lists has its row in docs/operations.md's options table.
+TEST(ServerOptionsTest, OperationsDocListsEveryFlag) {
+  testing::internal::CaptureStdout();
+  std::variant<ServerOptions, int> parsed = Parse({"--help"});
+  const std::string help = testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(std::holds_alternative<int>(parsed));
+  EXPECT_EQ(std::get<int>(parsed), 0);
+  const std::string doc = ReadFile(STRATA_OPERATIONS_DOC);
+  ASSERT_FALSE(doc.empty()) << "cannot read " << STRATA_OPERATIONS_DOC;
+  const std::set<std::string> described_in_prose = {"--help", "--version", "--config"};
+  const std::regex flag(R"(^\s+(?:-h,)?(--[a-z-]+))");
+  int flags = 0;
+  std::istringstream lines(help);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::smatch match;
+    if (!std::regex_search(line, match, flag) || described_in_prose.count(match[1]) != 0) continue;
+    ++flags;
+    EXPECT_TRUE(doc.find("\n| `" + match[1].str()) != std::string::npos)
+        << match[1] << " has no row in docs/operations.md's options table";
+  }
+  EXPECT_GE(flags, static_cast<int>(EngineSettings().size())) << help;
+}
+
+}  // namespace
+}  // namespace strata::server

@@ -340,12 +340,23 @@ TEST_F(ServerTest, EveryAcknowledgedAppendSurvivesKill9) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // The kill comes once enough appends were acknowledged to test something (appends keep
+  // running meanwhile, so some are in flight when it lands).
+  constexpr size_t kAckedBeforeKill = 200;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto enough_acked = [&] {
+    std::lock_guard lock(mu);
+    return acked.size() >= kAckedBeforeKill;
+  };
+  while (!enough_acked() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   const int status = server_->Stop(SIGKILL);
   stop.store(true);
   for (std::thread& t : appenders) t.join();
   ASSERT_TRUE(WIFSIGNALED(status));
-  ASSERT_GT(acked.size(), 100u) << "too few appends were acknowledged to test anything";
+  ASSERT_GE(acked.size(), kAckedBeforeKill)
+      << "fewer than " << kAckedBeforeKill << " appends were acknowledged within 60 s";
 
   StartServer();
   TestClient client = Connected();

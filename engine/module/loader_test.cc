@@ -1,4 +1,5 @@
 #include "module/loader.h"
+#include "strata/testing/test_seed.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -349,7 +350,9 @@ TEST(LoaderTest, RefusesTruncatedOrCorruptElfWithoutMappingIt) {
     return bytes;
   };
   std::string garbage = valid.substr(0, sizeof(Elf64_Ehdr));
-  std::mt19937_64 random(20261126);
+  const uint64_t seed = strata::testing::TestSeed(20261126);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
+  std::mt19937_64 random(seed);
   while (garbage.size() < valid.size()) garbage.push_back(static_cast<char>(random()));
 
   struct Case {

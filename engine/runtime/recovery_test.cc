@@ -24,6 +24,7 @@
 #include "storage/storage.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -85,9 +86,8 @@ std::string KeyOf(int64_t n) {
 }
 
 TEST_F(RecoveryTest, Kill9ResumesEveryTopologyFromItsProgress) {
-  const char* seed_env = std::getenv("STRATA_TEST_SEED");
-  const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : kDefaultSeed;
-  std::printf("seed %llu (set STRATA_TEST_SEED to repeat)\n", static_cast<unsigned long long>(seed));
+  const uint64_t seed = strata::testing::TestSeed(kDefaultSeed);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   std::set<int64_t> acked;
   for (int round = 0; round < kRounds; ++round) {
@@ -263,9 +263,8 @@ TEST_F(RecoveryTest, DestroyKilledAfterItsMetadataIsGoneLeavesNothingReused) {
 // Real kills at random moments of Destroy: after the restart the module is either whole
 // (every record and its processing intact) or gone (and a new deployment starts empty).
 TEST_F(RecoveryTest, Kill9DuringDestroyLeavesTheModuleWholeOrGone) {
-  const char* seed_env = std::getenv("STRATA_TEST_SEED");
-  const uint64_t seed = seed_env ? std::strtoull(seed_env, nullptr, 10) : kDefaultSeed;
-  std::printf("seed %llu (set STRATA_TEST_SEED to repeat)\n", static_cast<unsigned long long>(seed));
+  const uint64_t seed = strata::testing::TestSeed(kDefaultSeed);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   int whole = 0;
   int gone = 0;

@@ -29,6 +29,7 @@
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
 #include "test_client.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata::server_test {
 namespace {
@@ -37,11 +38,6 @@ namespace fs = std::filesystem;
 namespace proto = protocol;
 
 constexpr int kExitStorageFailure = 74;
-
-uint64_t TestSeed() {
-  const char* env = std::getenv("STRATA_TEST_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : std::random_device{}();
-}
 
 struct Acked {
   int partition;
@@ -161,8 +157,8 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
                  << "): this test fills a small disk and needs root (CAP_SYS_ADMIN)";
   }
   data_dir_ = disk + "/data";
-  const uint64_t seed = TestSeed();
-  SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 random(seed);
   StartServer();
   TestClient client = Connected();
@@ -405,8 +401,8 @@ TEST_F(StorageFailureTest, ReadsAfterAStoragePanicKeepTheStorageErrorCode) {
     fatal.push_back(status);
     cv.notify_all();
   };
-  const uint64_t seed = TestSeed();
-  SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 random(seed);
   {
     std::unique_ptr<Engine> engine = Engine::Open(options).value();

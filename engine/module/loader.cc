@@ -121,8 +121,11 @@ Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, cons
   }
   const Elf64_Shdr& names_header = sections[names_index];
   if (names_header.sh_type != SHT_STRTAB) return malformed("the section name table is not a string table");
-  std::string names(names_header.sh_size, '\0');
-  if (!read_at(names_header.sh_offset, names_header.sh_size, names.data())) {
+  // Checked before the allocation: the size is the file's word, up to 2^64 - 1.
+  const bool names_inside = names_header.sh_offset <= file_size &&
+                            names_header.sh_size <= file_size - names_header.sh_offset;
+  std::string names(names_inside ? names_header.sh_size : 0, '\0');
+  if (!names_inside || !read_at(names_header.sh_offset, names_header.sh_size, names.data())) {
     return malformed("section name table " + range(names_header.sh_offset, names_header.sh_size) +
                      " is not inside the file (" + std::to_string(file_size) + " bytes)");
   }

@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 SAN_DIR    ?= build-sanitize
 
-.PHONY: all deps build test run bench sanitize fuzz clean install
+.PHONY: all deps build test run bench sanitize fuzz thread-safety clean install
 
 all: build
 
@@ -71,5 +71,16 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# Every target built with clang-14's thread-safety analysis in build-tsa/: a GUARDED_BY
+# field touched without its mutex, or a REQUIRES function called without it, fails the
+# build (strata/thread_annotations.h). Debug -O0: only the warnings matter here.
+TSA_DIR ?= build-tsa
+thread-safety:
+	scripts/install-deps.sh --analysis
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(TSA_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS_DEBUG=-O0 -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror=thread-safety" \
+	  $(CMAKE_ARGS)
+	cmake --build $(TSA_DIR) -j $(JOBS)
+
 clean:
-	rm -rf $(BUILD_DIR) $(SAN_DIR) build-fuzz
+	rm -rf $(BUILD_DIR) $(SAN_DIR) $(TSA_DIR) build-fuzz

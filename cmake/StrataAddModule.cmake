@@ -31,7 +31,8 @@ function(strata_add_module name)
 
   add_library(${name} MODULE ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE Strata::sdk ${ARG_LIBS})
-  target_compile_options(${name} PRIVATE -fno-gnu-unique)
+  # g++ only: clang never emits STB_GNU_UNIQUE symbols, and has no such flag.
+  target_compile_options(${name} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   target_link_options(${name} PRIVATE LINKER:--exclude-libs,ALL LINKER:--no-undefined)
   set_target_properties(${name} PROPERTIES
     PREFIX ""

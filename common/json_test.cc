@@ -15,6 +15,7 @@
 #include "strata/value.h"
 #include "strata/value_codec.h"
 #include "testing/random_value.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -394,7 +395,9 @@ TEST(JsonDepthTest, LimitHoldsForEveryShape) {
   }
   patterns.emplace_back("cycling", [](int level) { return level; });
   patterns.emplace_back("cycling backwards", [](int level) { return 1000 - level; });
-  std::mt19937 rng(7);
+  const uint64_t seed = strata::testing::TestSeed(7);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
+  std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
   for (int i = 0; i < 20; ++i) {
     std::vector<int> shapes(70);
     for (int& s : shapes) s = static_cast<int>(rng() % kShapes);
@@ -503,7 +506,7 @@ TEST(JsonUtf8Test, StringFormMatchesUtf8Validity) {
 // Property: ParseJson(ToJson(v)) == v for random values, compact and pretty.
 
 TEST(JsonPropertyTest, RandomValuesRoundTrip) {
-  constexpr uint64_t kSeed = 0x5157A7A;
+  const uint64_t kSeed = strata::testing::TestSeed(0x5157A7A);
   constexpr int kCases = 12000;
   testing::RandomValueGenerator gen(kSeed);
   for (int i = 0; i < kCases; ++i) {
@@ -555,7 +558,8 @@ std::string Mutate(std::string text, std::mt19937_64& rng) {
 }
 
 TEST(JsonFuzzTest, MutatedTextsNeverCrash) {
-  constexpr uint64_t kSeed = 0xF022;
+  const uint64_t kSeed = strata::testing::TestSeed(0xF022);
+  SCOPED_TRACE(strata::testing::SeedTrace(kSeed));
   testing::RandomValueGenerator gen(kSeed);
   std::mt19937_64 rng(kSeed);
   int accepted = 0, rejected = 0;

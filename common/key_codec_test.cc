@@ -14,6 +14,7 @@
 #include "testing/edge_values.h"
 #include "testing/mutate_bytes.h"
 #include "testing/random_value.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -23,7 +24,8 @@ using ::strata::testing::AscendingEdgeValues;
 using ::strata::testing::MutateBytes;
 using ::strata::testing::RandomValueGenerator;
 
-constexpr uint64_t kSeed = 20240611;
+// STRATA_TEST_SEED replaces this base seed; each test derives its own from it.
+const uint64_t kSeed = strata::testing::TestSeed(20240611);
 constexpr int kCases = 10000;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();

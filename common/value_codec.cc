@@ -268,6 +268,8 @@ class Decoder {
         decoded_limit_(std::max(kMaxDecodedSize, size * kDecodedSizePerInputByte)),
         decoded_left_(decoded_limit_) {}
 
+  const DecodeWork& work() const { return work_; }
+
   Result<Value> DecodeRoot() {
     size_t size = static_cast<size_t>(end_ - begin_);
     uint8_t root_width = end_[-1];
@@ -306,6 +308,7 @@ class Decoder {
                      "-byte buffer (a vector or map is referenced too often)");
     }
     work_left_ -= elements;
+    work_.elements_visited += elements;
     return Status::Ok();
   }
 
@@ -376,6 +379,8 @@ class Decoder {
     size_t available = static_cast<size_t>(end_ - key);
     size_t search = std::min(available, decoded_left_ + 1);
     const void* nul = std::memchr(key, 0, search);
+    work_.key_bytes_scanned +=
+        nul == nullptr ? search : static_cast<size_t>(static_cast<const uint8_t*>(nul) - key) + 1;
     if (nul == nullptr) {
       if (search == available) {
         return Corrupt("key" + ByteAt(key) + " has no 0x00 terminator inside the buffer");
@@ -609,6 +614,7 @@ class Decoder {
   size_t work_left_;
   const size_t decoded_limit_;
   size_t decoded_left_;
+  DecodeWork work_;
 };
 
 }  // namespace
@@ -639,6 +645,12 @@ void AppendValue(const Value& v, std::string* out) {
 }
 
 Result<Value> DecodeValue(const uint8_t* data, size_t size) {
+  DecodeWork ignored;
+  return DecodeValue(data, size, &ignored);
+}
+
+Result<Value> DecodeValue(const uint8_t* data, size_t size, DecodeWork* work) {
+  *work = DecodeWork();
   if (size < 3) {
     return Corrupt("buffer of " + std::to_string(size) +
                    " bytes is shorter than the 3-byte minimum");
@@ -647,7 +659,9 @@ Result<Value> DecodeValue(const uint8_t* data, size_t size) {
     return Corrupt("buffer of " + std::to_string(size) + " bytes exceeds the FlexBuffers limit");
   }
   Decoder decoder(data, size);
-  return decoder.DecodeRoot();
+  Result<Value> value = decoder.DecodeRoot();
+  *work = decoder.work();
+  return value;
 }
 
 Result<Value> DecodeValue(std::string_view bytes) {

@@ -15,6 +15,7 @@
 #include "strata/value_codec.h"
 #include "strata_generated.h"
 #include "testing/sample_messages.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata::protocol {
 namespace {
@@ -77,8 +78,8 @@ TEST(MalformedRequestTest, TooShortForARootOffset) {
 }
 
 TEST(MalformedRequestTest, RandomBytesAreRejectedOrRoundTrip) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 20000; ++i) {
     std::string bytes(rng() % 200, '\0');
@@ -126,8 +127,8 @@ TEST(MalformedRequestTest, EveryTruncationOfEverySampleIsABadFrameOrLosesOnlyPad
 }
 
 TEST(MalformedRequestTest, MutatedSamplesNeverCrashAndAcceptedOnesRoundTrip) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   const auto samples = testing::SampleRequests();
   int accepted = 0;

@@ -12,6 +12,7 @@
 #include "strata/value_codec.h"
 #include "testing/random_value.h"
 #include "testing/sample_messages.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata::protocol {
 namespace {
@@ -89,8 +90,8 @@ TEST(MessagesTest, ErrorResponseCarriesNoBody) {
 
 // Random requests of every kind with random values round-trip exactly.
 TEST(MessagesTest, RandomRequestsRoundTrip) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   strata::testing::RandomValueGenerator gen(seed);
   auto name = [&] {  // non-empty, any bytes
     std::string s(1, 'n');
@@ -151,8 +152,8 @@ TEST(MessagesTest, RandomRequestsRoundTrip) {
 }
 
 TEST(MessagesTest, RandomValueResponsesRoundTrip) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   strata::testing::RandomValueGenerator gen(seed);
   for (int i = 0; i < 1000; ++i) {
     Selected selected;
@@ -224,8 +225,8 @@ TEST(MessagesTest, DecodeResponseRejectsGarbageWithCorruption) {
 }
 
 TEST(MessagesTest, MutatedResponsesAreRejectedWithCorruptionOrRoundTrip) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   const auto samples = testing::SampleResponses();
   for (int i = 0; i < 20000; ++i) {

@@ -8,7 +8,8 @@
 # temporary directory, so nothing is written into the repository. Exits non-zero when a
 # target finds a crash, a leak, a timeout or an out-of-memory input, and prints where that
 # input is; the temporary directory is then kept.
-# Environment: FUZZ_BUILD_DIR (default build-fuzz), JOBS (default nproc).
+# Environment: FUZZ_BUILD_DIR (default build-fuzz), JOBS (default nproc), FUZZ_TARGETS
+# (default: every target, space-separated).
 set -eu
 
 SECONDS_PER_TARGET="${1:-60}"
@@ -20,7 +21,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 BUILD_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
-TARGETS="fuzz_key_decode fuzz_value_decode fuzz_json_parse fuzz_path_decode fuzz_frame_decode fuzz_request_decode"
+TARGETS="${FUZZ_TARGETS:-fuzz_key_decode fuzz_value_decode fuzz_json_parse fuzz_path_decode fuzz_frame_decode fuzz_request_decode fuzz_response_decode fuzz_abi_note}"
 
 scripts/install-deps.sh --fuzz
 

@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs every Debian package Strata needs to build and test. Idempotent: when all
 # packages are present it changes nothing and calls no package manager.
-# Usage: scripts/install-deps.sh [--fuzz | --peers]
-#   --fuzz   adds clang-14 and libFuzzer
-#   --peers  adds the peers of `make compare` (bench/peers): PostgreSQL 15 with pgbench,
-#            Redis with redis-benchmark, jq; `make test` never needs them
+# Usage: scripts/install-deps.sh [--fuzz | --analysis | --peers]
+#   --fuzz      adds clang-14 and libFuzzer
+#   --analysis  adds clang-14, for clang's -Wthread-safety build (`make thread-safety`)
+#   --peers     adds the peers of `make compare` (bench/peers): PostgreSQL 15 with pgbench,
+#               Redis with redis-benchmark, jq
+# `make test` needs none of the three.
 set -eu
 
 PACKAGES="g++ cmake make pkg-config git ca-certificates \
@@ -15,6 +17,9 @@ PACKAGES="g++ cmake make pkg-config git ca-certificates \
   procps tmux"
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES="$PACKAGES clang-14 libfuzzer-14-dev libclang-rt-14-dev"
+fi
+if [ "${1:-}" = "--analysis" ]; then
+  PACKAGES="$PACKAGES clang-14"
 fi
 if [ "${1:-}" = "--peers" ]; then
   PACKAGES="$PACKAGES postgresql postgresql-contrib redis-server redis-tools jq"

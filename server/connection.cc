@@ -305,7 +305,7 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
 void Connection::PostReply(proto::Response response) {
   bool post = false;
   {
-    std::lock_guard lock(replies_mu_);
+    MutexLock lock(&replies_mu_);
     replies_.push_back(std::move(response));
     post = !replies_posted_;
     replies_posted_ = true;
@@ -315,7 +315,7 @@ void Connection::PostReply(proto::Response response) {
     asio::post(executor(), [self = shared_from_this()] { self->Guarded([&] { self->OnReplies(); }); });
   } catch (...) {
     // Not posted: the next reply posts again and delivers this one with it.
-    std::lock_guard lock(replies_mu_);
+    MutexLock lock(&replies_mu_);
     replies_posted_ = false;
     throw;
   }
@@ -340,7 +340,7 @@ void Connection::HandleHello(uint64_t id, const proto::Hello& hello) {
 void Connection::OnReplies() {
   std::vector<proto::Response> replies;
   {
-    std::lock_guard lock(replies_mu_);
+    MutexLock lock(&replies_mu_);
     replies.swap(replies_);
     replies_posted_ = false;
   }

@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +21,7 @@
 #include "dispatcher.h"
 #include "log.h"
 #include "strata/protocol/messages.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::server {
 
@@ -174,9 +174,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Responses completed on other threads (engine, pool) for this thread to send; an
   // OnReplies is posted when the first one arrives and takes all that came meanwhile.
-  std::mutex replies_mu_;
-  std::vector<protocol::Response> replies_;  // GUARDED_BY(replies_mu_)
-  bool replies_posted_ = false;              // GUARDED_BY(replies_mu_)
+  Mutex replies_mu_;
+  std::vector<protocol::Response> replies_ GUARDED_BY(replies_mu_);
+  bool replies_posted_ GUARDED_BY(replies_mu_) = false;
 
   asio::steady_timer idle_timer_;
   asio::steady_timer write_timer_;

@@ -200,7 +200,7 @@ void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket)
   try {
     // Under mu_ so that a shutdown either sees this connection (and drains it) or this
     // accept sees the shutdown.
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (stop_signal_.has_value()) return;  // the socket closes as it goes out of scope
     auto connection =
         std::make_shared<Connection>(std::move(socket), *dispatcher_, counters_, limits_,
@@ -211,27 +211,27 @@ void Server::OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket)
     // Out of memory for one more connection: refuse it (its socket closes with the
     // Connection or as it goes out of scope), forget it, and keep accepting.
     LogError("setting up an accepted connection failed: " + std::string(e.what()) + "; closed it");
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     std::erase_if(connections_, [](const auto& entry) { return entry.second.expired(); });
   }
   Accept();
 }
 
 void Server::Unregister(Connection* connection) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   connections_.erase(connection);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Server::OnSignal(const std::error_code& ec, int signal) {
   if (ec) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   stop_signal_ = signal;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Server::ForEachConnection(void (Connection::*action)()) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   for (auto& [raw, weak] : connections_) {
     if (std::shared_ptr<Connection> connection = weak.lock()) {
       asio::post(connection->executor(), [connection, action] { ((*connection).*action)(); });
@@ -240,8 +240,11 @@ void Server::ForEachConnection(void (Connection::*action)()) {
 }
 
 bool Server::WaitForConnections(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_until(lock, deadline, [&] { return connections_.empty(); });
+  MutexLock lock(&mu_);
+  while (!connections_.empty()) {
+    if (!cv_.WaitUntil(&mu_, deadline)) return connections_.empty();
+  }
+  return true;
 }
 
 int Server::Run() {
@@ -255,8 +258,8 @@ int Server::Run() {
   size_t open = 0;
   int signal = 0;
   {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return stop_signal_.has_value(); });
+    MutexLock lock(&mu_);
+    while (!stop_signal_.has_value()) cv_.Wait(&mu_);
     signal = *stop_signal_;
     open = connections_.size();
   }

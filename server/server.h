@@ -3,9 +3,7 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -23,6 +21,7 @@
 #include "dispatcher.h"
 #include "server_options.h"
 #include "strata/engine.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::server {
 
@@ -75,10 +74,10 @@ class Server {
   asio::signal_set signals_;
   size_t next_context_ = 0;  // accept handler only
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<int> stop_signal_;                                          // GUARDED_BY(mu_)
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  std::optional<int> stop_signal_ GUARDED_BY(mu_);
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata::server

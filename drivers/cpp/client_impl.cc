@@ -96,7 +96,7 @@ Client::Impl::Impl(ClientOptions options, asio::io_context& io, std::thread::id 
 
 void Client::Impl::Close() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (closing_) return;
     closing_ = true;
   }
@@ -141,7 +141,7 @@ void Client::Impl::Submit(proto::RequestBody request, Callback done) {
   bool queued = false;
   bool post_drain = false;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!closing_) {
       // Taken under the lock, so deadlines are ascending in inbox order.
       if (!invalid && options_.request_timeout.count() > 0) {
@@ -161,14 +161,14 @@ void Client::Impl::Submit(proto::RequestBody request, Callback done) {
 }
 
 proto::Welcome Client::Impl::welcome() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return welcome_;
 }
 
 void Client::Impl::Drain() {
   std::vector<Submission> batch;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     batch.swap(inbox_);
     drain_posted_ = false;
   }
@@ -418,7 +418,7 @@ void Client::Impl::HandleHandshake(proto::Response response) {
   max_frame_size_ = welcome->max_frame_size;
   max_in_flight_ = welcome->max_in_flight;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     welcome_ = *welcome;
   }
   ConnectFinished(std::nullopt);
@@ -571,7 +571,7 @@ void Client::Impl::Shutdown() {
   const ClientError error = Error(ErrorKind::kConnection, "the client was closed before the response");
   std::vector<Submission> unsent;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     unsent.swap(inbox_);
   }
   state_ = State::kClosed;

@@ -19,7 +19,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -34,6 +33,7 @@
 
 #include "strata/client.h"
 #include "strata/protocol/messages.h"
+#include "strata/thread_annotations.h"
 
 namespace strata {
 
@@ -163,11 +163,11 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   size_t read_end_ = 0;
 
   // --- Shared with callers ---------------------------------------------------------------
-  mutable std::mutex mutex_;
-  std::vector<Submission> inbox_;  // GUARDED_BY(mutex_)
-  bool drain_posted_ = false;      // GUARDED_BY(mutex_): a Drain is queued on io_
-  bool closing_ = false;           // GUARDED_BY(mutex_): Close has begun
-  protocol::Welcome welcome_;      // GUARDED_BY(mutex_)
+  mutable Mutex mutex_;
+  std::vector<Submission> inbox_ GUARDED_BY(mutex_);
+  bool drain_posted_ GUARDED_BY(mutex_) = false;  // A Drain is queued on io_.
+  bool closing_ GUARDED_BY(mutex_) = false;       // Close has begun.
+  protocol::Welcome welcome_ GUARDED_BY(mutex_);
   std::atomic<uint64_t> next_id_{1};  // id 0 is the handshake's
 };
 

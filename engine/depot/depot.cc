@@ -40,14 +40,14 @@ std::vector<int> PartitionsOnDisk(const std::vector<std::string>& tables, std::s
 class Depot::OpenClaim {
  public:
   static Result<std::unique_ptr<OpenClaim>> Take(const Storage* storage, std::string full_name) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!open_.emplace(storage, full_name).second) {
       return Status::Busy("depot " + full_name + " is already open on this storage");
     }
     return std::unique_ptr<OpenClaim>(new OpenClaim(storage, std::move(full_name)));
   }
   ~OpenClaim() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     open_.erase({storage_, full_name_});
   }
   OpenClaim(const OpenClaim&) = delete;
@@ -57,8 +57,8 @@ class Depot::OpenClaim {
   OpenClaim(const Storage* storage, std::string full_name)
       : storage_(storage), full_name_(std::move(full_name)) {}
 
-  static inline std::mutex mu_;
-  static inline std::set<std::pair<const Storage*, std::string>> open_;  // Guarded by mu_.
+  static inline Mutex mu_;
+  static inline std::set<std::pair<const Storage*, std::string>> open_ GUARDED_BY(mu_);
   const Storage* const storage_;
   const std::string full_name_;
 };
@@ -139,7 +139,7 @@ Result<Depot::Partition*> Depot::GetPartition(int partition) const {
 Result<int64_t> Depot::Append(Session& session, int partition, std::string_view record) {
   STRATA_ASSIGN_OR_RETURN(Partition * part, GetPartition(partition));
   STRATA_RETURN_IF_ERROR(CheckNoTransaction(session, partition));
-  std::lock_guard<std::mutex> lock(part->append_mu);
+  MutexLock lock(&part->append_mu);
   const int64_t offset = part->end_offset.load(std::memory_order_relaxed);
   // Outside a transaction the insert commits by itself: one session call instead of
   // Begin + PutRecord + Commit.
@@ -163,7 +163,7 @@ Result<int64_t> Depot::AppendBatch(Session& session, int partition,
     return Status::InvalidArgument(Describe(partition) + ": empty append batch");
   }
   STRATA_RETURN_IF_ERROR(CheckNoTransaction(session, partition));
-  std::lock_guard<std::mutex> lock(part->append_mu);
+  MutexLock lock(&part->append_mu);
   const int64_t first = part->end_offset.load(std::memory_order_relaxed);
   STRATA_RETURN_IF_ERROR(session.Begin());
   int64_t offset = first;

@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +28,7 @@
 
 #include "storage/storage.h"
 #include "strata/status.h"
+#include "strata/thread_annotations.h"
 
 namespace strata {
 
@@ -95,7 +95,7 @@ class Depot {
     TableId table = 0;
     int64_t start_offset = 0;
     // Held across offset assignment, insert and commit of an append.
-    std::mutex append_mu;
+    Mutex append_mu;
     // Written under append_mu after the commit (release); read by anyone (acquire).
     std::atomic<int64_t> end_offset{0};
   };

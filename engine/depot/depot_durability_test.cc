@@ -21,6 +21,7 @@
 
 #include "depot/depot.h"
 #include "storage/testing/temp_dir.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -152,10 +153,8 @@ void VerifyDepot(const std::string& path, const std::vector<int64_t>& acked_end,
 }
 
 TEST(DepotDurabilityTest, AcknowledgedAppendsSurviveKill9) {
-  uint64_t seed = kDefaultSeed;
-  if (const char* env = std::getenv("STRATA_KILL_SEED")) seed = std::strtoull(env, nullptr, 10);
-  std::printf("DepotDurabilityTest seed=%llu (set STRATA_KILL_SEED to change)\n",
-              static_cast<unsigned long long>(seed));
+  const uint64_t seed = strata::testing::TestSeed(kDefaultSeed);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   TempDir dir;
   std::vector<int64_t> acked_end(kPartitions, 0);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <system_error>
@@ -48,12 +49,6 @@ static_assert(sizeof(void*) == 8, "the module loader reads 64-bit ELF files only
 constexpr char kAbiSection[] = ".strata_abi";
 constexpr uint64_t kMaxAbiNoteSize = 4096;  // a stamp and a module name
 
-// What STRATA_DETAIL_ABI_NOTE put in a module's .strata_abi section.
-struct AbiNote {
-  std::string stamp;
-  std::string name;
-};
-
 // Closes the descriptor it holds.
 class ScopedFd {
  public:
@@ -69,37 +64,20 @@ class ScopedFd {
   int fd_;
 };
 
-// Reads the ABI note of the ELF file at `path` from its section headers, without mapping
-// or running anything of it. The file is untrusted: every offset and size is checked
-// against the file's size before it is read. A file that is not a well-formed 64-bit ELF
-// file of this byte order is refused with "cannot load module PATH: <what is wrong>"; one
-// without a well-formed .strata_abi section with "PATH is not a Strata module: ...".
-Result<AbiNote> ReadAbiNote(const std::string& path) {
-  auto malformed = [&](const std::string& what) {
-    return Status::InvalidArgument("cannot load module " + path + ": " + what);
-  };
+Status MalformedModule(const std::string& path, const std::string& what) {
+  return Status::InvalidArgument("cannot load module " + path + ": " + what);
+}
+
+// Reads [offset, offset + size) of the file into *out; false when that is not inside it.
+using ReadAtFn = std::function<bool(uint64_t offset, uint64_t size, void* out)>;
+
+// The parser of ReadAbiNote and ParseAbiNote, on a file of `file_size` bytes that it reads
+// only through `read_at`.
+Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, const ReadAtFn& read_at) {
+  auto malformed = [&](const std::string& what) { return MalformedModule(path, what); };
   auto not_a_module = [&](const std::string& what) {
     return Status::InvalidArgument(path + " is not a Strata module: " + what +
                                    " (build it with STRATA_MODULE against this server's SDK)");
-  };
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return malformed(std::string("cannot open it: ") + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return malformed(std::string("cannot stat it: ") + std::strerror(errno));
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  // Reads [offset, offset + size) into *out; false when that is not inside the file.
-  auto read_at = [&](uint64_t offset, uint64_t size, void* out) {
-    if (offset > file_size || size > file_size - offset) return false;
-    auto* bytes = static_cast<char*>(out);
-    while (size > 0) {
-      ssize_t n = ::pread(fd.get(), bytes, size, static_cast<off_t>(offset));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      bytes += n;
-      offset += static_cast<uint64_t>(n);
-      size -= static_cast<uint64_t>(n);
-    }
-    return true;
   };
   auto range = [](uint64_t offset, uint64_t size) {
     std::string text = "[";  // appended: g++ 12 warns falsely (-Wrestrict) on "[" + ...
@@ -143,8 +121,11 @@ Result<AbiNote> ReadAbiNote(const std::string& path) {
   }
   const Elf64_Shdr& names_header = sections[names_index];
   if (names_header.sh_type != SHT_STRTAB) return malformed("the section name table is not a string table");
-  std::string names(names_header.sh_size, '\0');
-  if (!read_at(names_header.sh_offset, names_header.sh_size, names.data())) {
+  // Checked before the allocation: the size is the file's word, up to 2^64 - 1.
+  const bool names_inside = names_header.sh_offset <= file_size &&
+                            names_header.sh_size <= file_size - names_header.sh_offset;
+  std::string names(names_inside ? names_header.sh_size : 0, '\0');
+  if (!names_inside || !read_at(names_header.sh_offset, names_header.sh_size, names.data())) {
     return malformed("section name table " + range(names_header.sh_offset, names_header.sh_size) +
                      " is not inside the file (" + std::to_string(file_size) + " bytes)");
   }
@@ -187,6 +168,41 @@ Result<AbiNote> ReadAbiNote(const std::string& path) {
   }
   return out;
 }
+
+}  // namespace
+
+Result<AbiNote> ReadAbiNote(const std::string& path) {
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return MalformedModule(path, std::string("cannot open it: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return MalformedModule(path, std::string("cannot stat it: ") + std::strerror(errno));
+  }
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  return ParseAbiNoteAt(path, file_size, [&](uint64_t offset, uint64_t size, void* out) {
+    if (offset > file_size || size > file_size - offset) return false;
+    auto* bytes = static_cast<char*>(out);
+    while (size > 0) {
+      ssize_t n = ::pread(fd.get(), bytes, size, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      bytes += n;
+      offset += static_cast<uint64_t>(n);
+      size -= static_cast<uint64_t>(n);
+    }
+    return true;
+  });
+}
+
+Result<AbiNote> ParseAbiNote(std::string_view file, const std::string& path) {
+  return ParseAbiNoteAt(path, file.size(), [&](uint64_t offset, uint64_t size, void* out) {
+    if (offset > file.size() || size > file.size() - offset) return false;
+    if (size > 0) std::memcpy(out, file.data() + offset, size);
+    return true;
+  });
+}
+
+namespace {
 
 Status StampMismatch(const std::string& name, const std::string& so_path, std::string_view stamp) {
   return Status::InvalidArgument("module " + name + " (" + so_path + ") was built for " +

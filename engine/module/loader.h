@@ -12,6 +12,25 @@
 
 namespace strata {
 
+// What STRATA_DETAIL_ABI_NOTE put in a module's .strata_abi section.
+struct AbiNote {
+  std::string stamp;
+  std::string name;
+  bool operator==(const AbiNote&) const = default;
+};
+
+// Reads the ABI note of the ELF file at `path` from its section headers, without mapping
+// or running anything of it. The file is untrusted: every offset and size is checked
+// against the file's size before it is read. A file that is not a well-formed 64-bit ELF
+// file of this byte order is refused with "cannot load module PATH: <what is wrong>"; one
+// without a well-formed .strata_abi section (a stamp of printable ASCII and a name of
+// [A-Za-z0-9_-]+, each NUL-terminated, at most 4 KiB) with "PATH is not a Strata module:
+// ...". kInvalidArgument either way. Thread-safe.
+Result<AbiNote> ReadAbiNote(const std::string& path);
+// The same parser on a file's bytes already in memory (tests/fuzz/fuzz_abi_note.cc);
+// `path` only names the file in messages.
+Result<AbiNote> ParseAbiNote(std::string_view file, const std::string& path);
+
 // A plugin loaded with dlopen(RTLD_NOW | RTLD_LOCAL), ABI-checked and validated. Keeps the
 // shared object open while it lives: the ModuleDef's functions are code inside it.
 //

@@ -1,4 +1,5 @@
 #include "module/loader.h"
+#include "strata/testing/test_seed.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -348,8 +349,20 @@ TEST(LoaderTest, RefusesTruncatedOrCorruptElfWithoutMappingIt) {
     std::memcpy(bytes.data(), &h, sizeof(h));
     return bytes;
   };
+  // The file with section `index`'s header changed.
+  auto with_section = [&](size_t index, const std::function<void(Elf64_Shdr*)>& change) {
+    std::string bytes = valid;
+    Elf64_Shdr section;
+    const size_t at = header.e_shoff + index * sizeof(Elf64_Shdr);
+    std::memcpy(&section, bytes.data() + at, sizeof(section));
+    change(&section);
+    std::memcpy(bytes.data() + at, &section, sizeof(section));
+    return bytes;
+  };
   std::string garbage = valid.substr(0, sizeof(Elf64_Ehdr));
-  std::mt19937_64 random(20261126);
+  const uint64_t seed = strata::testing::TestSeed(20261126);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
+  std::mt19937_64 random(seed);
   while (garbage.size() < valid.size()) garbage.push_back(static_cast<char>(random()));
 
   struct Case {
@@ -377,6 +390,10 @@ TEST(LoaderTest, RefusesTruncatedOrCorruptElfWithoutMappingIt) {
       {"name table is not a string table",
        with_header([](Elf64_Ehdr* h) { h->e_shstrndx = 1; }), ""},
       {"garbage after the header", garbage, ""},
+      // Found by fuzz_abi_note: the name table's size was allocated before it was checked.
+      {"name table of an absurd size",
+       with_section(header.e_shstrndx, [](Elf64_Shdr* s) { s->sh_size = uint64_t{1} << 62; }),
+       "section name table ["},
   };
   TempDir dir;
   for (size_t i = 0; i < cases.size(); ++i) {

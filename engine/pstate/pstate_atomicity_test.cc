@@ -16,6 +16,7 @@
 #include "pstate/pstate.h"
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -90,8 +91,8 @@ Result<int64_t> ReadMarker(Session& s, TableId table) {
 
 TEST(PStateAtomicityTest, TransformsAndMarkerCommitTogetherAcrossKill9) {
   testing::TempDir dir;
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   int64_t acked = 0;
   for (int round = 0; round < kRounds; ++round) {

@@ -14,6 +14,7 @@
 #include "strata/json.h"
 #include "strata/key_codec.h"
 #include "strata/navigate.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -210,7 +211,9 @@ TEST_P(PStateLayoutTest, SchemaViolationsNameThePlaceAndChangeNothing) {
 // Random transforms on the PState and on a plain Value must keep them equal, and every size
 // consistent.
 TEST_P(PStateLayoutTest, RandomTransformsMatchAPlainValue) {
-  std::mt19937_64 rng(GetParam() == Layout::kBlob ? 7 : 8);
+  const uint64_t seed = strata::testing::TestSeed(GetParam() == Layout::kBlob ? 7 : 8);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
   auto pick = [&](int n) { return static_cast<int>(rng() % n); };
   const char* users[] = {"alice", "bob", "carol", "dave"};
   Value model = NavigatorCaseData();

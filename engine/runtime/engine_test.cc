@@ -459,7 +459,7 @@ TEST_F(EngineTest, ManyLargeAppendsQueuedForABusyPartitionAllSucceed) {
   std::promise<void> gate_done;
   engine_->AppendAsync("rt_test", "*gate", {Value(1)}, AckLevel::kProcessed,
                        [&](Result<std::vector<AppendResult>>) { gate_done.set_value(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the gate step holds the thread
+  ASSERT_TRUE(WaitForGateWaiters(1)) << "the gate step never started";  // it holds the thread
   constexpr int kAppends = 60;
   std::mutex mu;
   std::condition_variable cv;

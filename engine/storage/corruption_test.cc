@@ -25,6 +25,7 @@
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -41,11 +42,6 @@ std::string ReadWholeFile(const std::string& path) {
 void WriteWholeFile(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-uint64_t TestSeed() {
-  const char* env = std::getenv("STRATA_TEST_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : std::random_device{}();
 }
 
 // A record that snappy compresses well (repeated words) around a token that appears nowhere
@@ -415,8 +411,8 @@ TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
 // No false alarm: the states kill -9 leaves behind, with four threads committing at once
 // (WiredTiger writes their log slots out of order), always open.
 TEST(LogDamageTest, Kill9DuringConcurrentCommitsNeverLooksDamaged) {
-  const uint64_t seed = TestSeed();
-  SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 random(seed);
   TempDir dir;
   for (int round = 0; round < 8; ++round) {

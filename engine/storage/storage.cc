@@ -8,18 +8,16 @@
 #include <atomic>
 #include <cassert>
 #include <cctype>
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
 #include "log_scan.h"
+#include "strata/thread_annotations.h"
 
 namespace strata {
 namespace {
@@ -116,15 +114,15 @@ struct EventSink {
   std::string path;
   std::function<void(const Status&)> on_fatal_error;
   std::atomic<bool> panicked{false};
-  mutable std::mutex mu;
-  Status fatal;  // Guarded by mu; the panic's cause once panicked.
+  mutable Mutex mu;
+  Status fatal GUARDED_BY(mu);  // The panic's cause once panicked.
 
   // Records the first panic and tells on_fatal_error (or stderr), on the panicking thread.
   void Panic() {
     if (panicked.exchange(true)) return;
     Status cause = PanicCause(path);
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       fatal = cause;
     }
     if (on_fatal_error) {
@@ -134,7 +132,7 @@ struct EventSink {
     }
   }
   Status Fatal() const {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     return fatal;
   }
 };
@@ -339,8 +337,8 @@ std::string_view View(const WT_ITEM& item) {
 // The part of a Session that DropTable, on another thread, reaches: a mutex that the
 // owning thread holds during each operation, and the session while it is open.
 struct SessionGate {
-  std::mutex mu;
-  Session::Impl* session = nullptr;  // Guarded by mu; null once the session is closed.
+  Mutex mu;
+  Session::Impl* session GUARDED_BY(mu) = nullptr;  // Null once the session is closed.
   // The thread inside an operation of the session, so that DropTable can refuse to wait
   // for its own thread.
   std::atomic<std::thread::id> holder{};
@@ -371,10 +369,10 @@ class Storage::Impl {
 
   ~Impl() {
     {
-      std::lock_guard<std::mutex> lock(flush_mu_);
+      MutexLock lock(&flush_mu_);
       stop_ = true;
     }
-    flush_cv_.notify_one();
+    flush_cv_.Signal();
     flusher_.join();
     assert(sessions_.empty() && "every Session must be destroyed before its Storage");
     // Closing a panicked connection waits for transactions that will never end (it spun in
@@ -403,17 +401,17 @@ class Storage::Impl {
 
   void WhenDurable(std::function<void(Status)> done) {
     {
-      std::lock_guard<std::mutex> lock(flush_mu_);
+      MutexLock lock(&flush_mu_);
       waiters_.push_back(std::move(done));
     }
-    flush_cv_.notify_one();
+    flush_cv_.Signal();
   }
 
   uint64_t FlushCount() const { return flushes_started_.load(std::memory_order_acquire); }
 
   // Copies the table's description for a session that opens a cursor on it.
   Result<TableInfo> LookUpTable(TableId id) const {
-    std::shared_lock<std::shared_mutex> lock(tables_mu_);
+    ReaderMutexLock lock(&tables_mu_);
     if (id >= tables_.size()) {
       return Status::InvalidArgument("unknown table id " + std::to_string(id));
     }
@@ -426,11 +424,11 @@ class Storage::Impl {
   }
 
   void Register(std::shared_ptr<SessionGate> gate) {
-    std::lock_guard<std::mutex> lock(sessions_mu_);
+    MutexLock lock(&sessions_mu_);
     sessions_.push_back(std::move(gate));
   }
   void Unregister(const SessionGate* gate) {
-    std::lock_guard<std::mutex> lock(sessions_mu_);
+    MutexLock lock(&sessions_mu_);
     sessions_.erase(std::find_if(sessions_.begin(), sessions_.end(),
                                  [gate](const auto& entry) { return entry.get() == gate; }));
   }
@@ -443,27 +441,28 @@ class Storage::Impl {
  private:
   void FlusherLoop();
   Status Flush();
-  Result<std::string> ReadTableMetadata(std::string_view name, bool* found);
+  Result<std::string> ReadTableMetadata(std::string_view name, bool* found)
+      REQUIRES(schema_mu_);
 
   // Schema operations (create, drop, metadata reads) run one at a time on schema_session_.
-  std::mutex schema_mu_;
-  WT_SESSION* const schema_session_;  // Guarded by schema_mu_.
+  Mutex schema_mu_;
+  WT_SESSION* const schema_session_ PT_GUARDED_BY(schema_mu_);
 
   // Lock order: a thread inside a session operation holds that session's gate and may take
   // any other lock (a scan callback may call OpenTable, which takes schema_mu_); DropTable
   // takes a gate while holding no other lock, so no cycle forms.
-  mutable std::shared_mutex tables_mu_;
-  std::vector<TableInfo> tables_;                         // Guarded by tables_mu_; index = id.
-  std::unordered_map<std::string, TableId> live_tables_;  // Guarded by tables_mu_.
+  mutable SharedMutex tables_mu_;
+  std::vector<TableInfo> tables_ GUARDED_BY(tables_mu_);  // Index = id.
+  std::unordered_map<std::string, TableId> live_tables_ GUARDED_BY(tables_mu_);
 
-  std::mutex sessions_mu_;
-  std::vector<std::shared_ptr<SessionGate>> sessions_;  // Guarded by sessions_mu_.
+  Mutex sessions_mu_;
+  std::vector<std::shared_ptr<SessionGate>> sessions_ GUARDED_BY(sessions_mu_);
 
   // Group commit.
-  std::mutex flush_mu_;
-  std::condition_variable flush_cv_;
-  std::vector<std::function<void(Status)>> waiters_;  // Guarded by flush_mu_.
-  bool stop_ = false;                                 // Guarded by flush_mu_.
+  Mutex flush_mu_;
+  CondVar flush_cv_;
+  std::vector<std::function<void(Status)>> waiters_ GUARDED_BY(flush_mu_);
+  bool stop_ GUARDED_BY(flush_mu_) = false;
   // Written under flush_mu_ by the flusher only, so that a waiter is in exactly the flush
   // whose number it did not see.
   std::atomic<uint64_t> flushes_started_{0};
@@ -486,7 +485,7 @@ class Session::Impl {
     {
       // Under the gate, so that a DropTable in progress either closes this session's
       // cursors before the close or finds the session gone.
-      std::lock_guard<std::mutex> lock(gate_->mu);
+      MutexLock lock(&gate_->mu);
       ErrorCapture capture;
       // Closes the cursors and rolls back an open transaction.
       int ret = session_->close(session_, nullptr);
@@ -502,18 +501,19 @@ class Session::Impl {
   // Holds the gate for the span of each public operation, so that DropTable (on another
   // thread) closes this session's cursors only between operations. Reentrant for nested
   // calls from scan callbacks.
+  // The analysis cannot follow a lock taken by depth, hence NO_THREAD_SAFETY_ANALYSIS.
   class OpGuard {
    public:
-    explicit OpGuard(Impl* impl) : impl_(impl) {
+    explicit OpGuard(Impl* impl) NO_THREAD_SAFETY_ANALYSIS : impl_(impl) {
       if (impl_->op_depth_++ == 0) {
-        impl_->gate_->mu.lock();
+        impl_->gate_->mu.Lock();
         impl_->gate_->holder.store(std::this_thread::get_id(), std::memory_order_relaxed);
       }
     }
-    ~OpGuard() {
+    ~OpGuard() NO_THREAD_SAFETY_ANALYSIS {
       if (--impl_->op_depth_ == 0) {
         impl_->gate_->holder.store(std::thread::id(), std::memory_order_relaxed);
-        impl_->gate_->mu.unlock();
+        impl_->gate_->mu.Unlock();
       }
     }
     OpGuard(const OpGuard&) = delete;
@@ -693,7 +693,8 @@ class Session::Impl {
   Status scan_stop_;    // Owning thread only; see StopScans.
   bool in_txn_ = false;
   // Index = TableId. A deque, because growing it (a scan callback touching a new table)
-  // must not move the slot of a scan in progress. Guarded by gate_->mu.
+  // must not move the slot of a scan in progress. Guarded by gate_->mu, held through
+  // OpGuard (not annotated: the analysis cannot follow OpGuard's depth count).
   std::deque<Slot> slots_;
 };
 
@@ -796,18 +797,18 @@ void Storage::WhenDurable(std::function<void(Status)> done) { impl_->WhenDurable
 Status Storage::WaitDurable() {
   // The callback runs on the flusher thread; it notifies while holding `mu`, so this frame
   // (and `mu`, `cv`) outlive the notification.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
+  Mutex mu;
+  CondVar cv;
+  bool done = false;  // Under mu, like result.
   Status result;
   impl_->WhenDurable([&](Status status) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     result = std::move(status);
     done = true;
-    cv.notify_one();
+    cv.Signal();
   });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return done; });
+  MutexLock lock(&mu);
+  while (!done) cv.Wait(&mu);
   return result;
 }
 
@@ -840,9 +841,9 @@ Result<std::string> Storage::Impl::ReadTableMetadata(std::string_view name, bool
 
 Result<TableId> Storage::Impl::OpenTable(std::string_view name, TableKind kind) {
   if (!ValidTableName(name)) return BadTableName(name);
-  std::lock_guard<std::mutex> schema(schema_mu_);
+  MutexLock schema(&schema_mu_);
   {
-    std::shared_lock<std::shared_mutex> lock(tables_mu_);
+    ReaderMutexLock lock(&tables_mu_);
     auto it = live_tables_.find(std::string(name));
     if (it != live_tables_.end()) {
       const TableInfo& info = tables_[it->second];
@@ -872,7 +873,7 @@ Result<TableId> Storage::Impl::OpenTable(std::string_view name, TableKind kind) 
     int ret = schema_session_->create(schema_session_, uri.c_str(), CreateConfig(kind));
     if (ret != 0) return capture.ToStatus(ret, "creating table '" + std::string(name) + "'");
   }
-  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  WriterMutexLock lock(&tables_mu_);
   TableId id = static_cast<TableId>(tables_.size());
   tables_.push_back(TableInfo{std::string(name), std::move(uri), kind, TableState::kLive});
   live_tables_.emplace(std::string(name), id);
@@ -884,10 +885,10 @@ Status Storage::Impl::DropTable(std::string_view name) {
   const std::string table(name);
   // schema_mu_ from the lookup to the drop: an OpenTable of the name in between would
   // register (or create) a table that the drop then removes under a live TableId.
-  std::unique_lock<std::mutex> schema(schema_mu_);
+  MutexLock schema(&schema_mu_);
   std::optional<TableId> id;
   {
-    std::unique_lock<std::shared_mutex> lock(tables_mu_);
+    WriterMutexLock lock(&tables_mu_);
     auto it = live_tables_.find(table);
     if (it != live_tables_.end()) {
       id = it->second;
@@ -899,7 +900,7 @@ Status Storage::Impl::DropTable(std::string_view name) {
     }
   }
   auto set_state = [&](TableState state) {
-    std::unique_lock<std::shared_mutex> lock(tables_mu_);
+    WriterMutexLock lock(&tables_mu_);
     tables_[*id].state = state;
     if (state == TableState::kDropped) live_tables_.erase(table);
   };
@@ -907,10 +908,10 @@ Status Storage::Impl::DropTable(std::string_view name) {
     // Waiting for a session's operation must not hold schema_mu_: a scan callback may call
     // OpenTable while its session holds the gate. Meanwhile the kDropping state reserves
     // the name (OpenTable and DropTable of it fail with kBusy).
-    schema.unlock();
+    schema.Unlock();
     std::vector<std::shared_ptr<SessionGate>> gates;
     {
-      std::lock_guard<std::mutex> lock(sessions_mu_);
+      MutexLock lock(&sessions_mu_);
       gates = sessions_;
     }
     for (const auto& gate : gates) {
@@ -920,10 +921,10 @@ Status Storage::Impl::DropTable(std::string_view name) {
                                        "') called inside an operation of a session on the "
                                        "same thread (a scan callback?)");
       }
-      std::lock_guard<std::mutex> lock(gate->mu);
+      MutexLock lock(&gate->mu);
       if (gate->session != nullptr) gate->session->ForgetTable(*id);
     }
-    schema.lock();
+    schema.Lock();
   }
   ErrorCapture capture;
   const std::string uri = TableUri(name);
@@ -940,14 +941,14 @@ Status Storage::Impl::DropTable(std::string_view name) {
 
 Result<bool> Storage::Impl::TableExists(std::string_view name) {
   if (!ValidTableName(name)) return BadTableName(name);
-  std::lock_guard<std::mutex> schema(schema_mu_);
+  MutexLock schema(&schema_mu_);
   bool found = false;
   STRATA_ASSIGN_OR_RETURN(std::string metadata, ReadTableMetadata(name, &found));
   return found;
 }
 
 Result<std::vector<std::string>> Storage::Impl::ListTables(std::string_view prefix) {
-  std::lock_guard<std::mutex> schema(schema_mu_);
+  MutexLock schema(&schema_mu_);
   ErrorCapture capture;
   WT_CURSOR* meta = nullptr;
   int ret = schema_session_->open_cursor(schema_session_, "metadata:", nullptr, nullptr, &meta);
@@ -990,19 +991,19 @@ Result<std::unique_ptr<Session>> Storage::Impl::OpenSession() {
 // already have passed the log position of that waiter's commit.
 void Storage::Impl::FlusherLoop() {
   std::vector<std::function<void(Status)>> batch;
-  std::unique_lock<std::mutex> lock(flush_mu_);
+  MutexLock lock(&flush_mu_);
   for (;;) {
-    flush_cv_.wait(lock, [this] { return stop_ || !waiters_.empty(); });
+    while (!stop_ && waiters_.empty()) flush_cv_.Wait(&flush_mu_);
     if (waiters_.empty()) break;  // stop_ and nothing left to acknowledge.
     batch.swap(waiters_);
     flushes_started_.fetch_add(1, std::memory_order_release);
-    lock.unlock();
+    lock.Unlock();
     Status status = Flush();
     for (auto& done : batch) done(status);
     batch.clear();
-    lock.lock();
+    lock.Lock();
   }
-  lock.unlock();
+  lock.Unlock();
   // Commits that nobody waited for become durable before the connection closes too.
   Status status = Flush();
   if (!status.ok()) std::fprintf(stderr, "strata storage: %s\n", status.ToString().c_str());

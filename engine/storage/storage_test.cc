@@ -131,8 +131,11 @@ size_t LogFilesAfterWriting(const std::string& path, uint64_t checkpoint_log_byt
     }
     return n;
   };
-  // The checkpoint server runs in the background: give it time to catch up.
-  for (int i = 0; i < 100 && count() > 4; ++i) {
+  // With the log-bytes trigger, the checkpoint server runs in the background: wait (up to
+  // 60 s, however loaded the machine) until it archived the files down to the bound.
+  // Without it nothing archives them, so there is nothing to wait for.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (checkpoint_log_bytes != 0 && count() > 4 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return count();

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <limits>
 
 #include "strata/key_codec.h"
@@ -272,16 +271,6 @@ void ExampleTest::ExpectRecomputationEqual(const std::vector<std::string>& depot
 Value Field(const Value& v, const Value& key) {
   const Value* found = v.is_map() ? v.Find(key) : nullptr;
   return found != nullptr ? *found : Value();
-}
-
-uint64_t TestSeed(uint64_t fixed) {
-  uint64_t seed = fixed;
-  if (const char* env = std::getenv("STRATA_TEST_SEED"); env != nullptr && *env != '\0') {
-    seed = std::strtoull(env, nullptr, 10);
-  }
-  std::cout << "[ seed     ] " << seed << " (set STRATA_TEST_SEED to change it)" << std::endl;
-  ::testing::Test::RecordProperty("seed", std::to_string(seed));
-  return seed;
 }
 
 }  // namespace strata::examples_test

@@ -20,6 +20,7 @@
 #include "strata/engine.h"
 #include "strata/path.h"
 #include "strata/status.h"
+#include "strata/testing/test_seed.h"
 #include "strata/value.h"
 
 namespace strata::examples_test {
@@ -148,8 +149,8 @@ std::string Cat(const Parts&... parts) {
 Value Field(const Value& v, const Value& key);
 
 // A seed for a randomized test: STRATA_TEST_SEED from the environment when set, else
-// `fixed`; printed so that a failure can be reproduced.
-uint64_t TestSeed(uint64_t fixed);
+// `fixed`; printed so that a failure can be reproduced (strata/testing/test_seed.h).
+using strata::testing::TestSeed;
 
 // A fixture: an engine on a fresh temporary directory with one example deployed.
 class ExampleTest : public ::testing::Test {

@@ -3,9 +3,10 @@
 //
 //   make_protocol_corpus OUT_DIR
 //
-// creates OUT_DIR/fuzz_request_decode and OUT_DIR/fuzz_frame_decode. Request seeds are
-// the real encodings of every request kind (protocol/testing/sample_messages.h), plus a
-// few the decoder must reject (truncated, the id only). Frame seeds are streams of those
+// creates OUT_DIR/fuzz_request_decode, OUT_DIR/fuzz_response_decode and
+// OUT_DIR/fuzz_frame_decode. Request and response seeds are the real encodings of every
+// request and response kind (protocol/testing/sample_messages.h), plus a few the decoders
+// must reject (truncated, the id only). Frame seeds are streams of those
 // requests framed with AppendFrame, behind the target's first byte that picks
 // max_frame_size (0: the default 16 MiB), plus a zero and an oversized length prefix and
 // a stream cut inside a frame. Deterministic: the committed corpus is its output.
@@ -49,6 +50,17 @@ std::vector<std::pair<std::string, std::string>> RequestSeeds() {
   return seeds;
 }
 
+std::vector<std::pair<std::string, std::string>> ResponseSeeds() {
+  std::vector<std::pair<std::string, std::string>> seeds;
+  for (const auto& [name, response] : testing::SampleResponses()) {
+    seeds.emplace_back(name, EncodeResponse(response));
+  }
+  const std::string stats = EncodeResponse(testing::SampleResponses()[10].response);
+  seeds.emplace_back("bad_truncated_stats", stats.substr(0, stats.size() / 2));
+  seeds.emplace_back("bad_id_only", EncodeResponse({3, {}, {}}).substr(0, 12));
+  return seeds;
+}
+
 std::vector<std::pair<std::string, std::string>> FrameSeeds() {
   std::vector<std::pair<std::string, std::string>> seeds;
   const std::string kDefaultMax(1, '\0');
@@ -79,9 +91,10 @@ int main(int argc, char** argv) {
   }
   const std::filesystem::path root = argv[1];
   const std::filesystem::path request_dir = root / "fuzz_request_decode";
+  const std::filesystem::path response_dir = root / "fuzz_response_decode";
   const std::filesystem::path frame_dir = root / "fuzz_frame_decode";
   std::error_code ec;
-  for (const auto& dir : {request_dir, frame_dir}) {
+  for (const auto& dir : {request_dir, response_dir, frame_dir}) {
     std::filesystem::create_directories(dir, ec);
     if (ec) {
       std::fprintf(stderr, "make_protocol_corpus: cannot create %s: %s\n", dir.c_str(),
@@ -91,6 +104,7 @@ int main(int argc, char** argv) {
   }
   bool ok = true;
   for (const auto& [name, bytes] : RequestSeeds()) ok &= WriteFile(request_dir / name, bytes);
+  for (const auto& [name, bytes] : ResponseSeeds()) ok &= WriteFile(response_dir / name, bytes);
   for (const auto& [name, bytes] : FrameSeeds()) ok &= WriteFile(frame_dir / name, bytes);
   return ok ? 0 : 1;
 }

@@ -30,6 +30,7 @@
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
 #include "test_client.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata::server_test {
 namespace {
@@ -38,11 +39,6 @@ namespace fs = std::filesystem;
 namespace proto = protocol;
 
 constexpr int kExitStorageFailure = 74;
-
-uint64_t TestSeed() {
-  const char* env = std::getenv("STRATA_TEST_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : std::random_device{}();
-}
 
 struct Acked {
   int partition;
@@ -189,8 +185,8 @@ std::string RandomText(std::mt19937_64& random, size_t words) {
 TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends) {
   const std::string disk = dir_ + "/small";
   if (std::string why; !MountSmallDisk(disk, &why)) GTEST_SKIP() << why;
-  const uint64_t seed = TestSeed();
-  SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 random(seed);
   StartServer({"--min-free-disk", "0"});
   TestClient client = Connected();
@@ -452,8 +448,8 @@ TEST_F(StorageFailureTest, ReadsAfterAStoragePanicKeepTheStorageErrorCode) {
     fatal.push_back(status);
     cv.notify_all();
   };
-  const uint64_t seed = TestSeed();
-  SCOPED_TRACE("STRATA_TEST_SEED=" + std::to_string(seed));
+  const uint64_t seed = strata::testing::RandomTestSeed();
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 random(seed);
   {
     std::unique_ptr<Engine> engine = Engine::Open(options).value();

@@ -10,6 +10,7 @@
 #include "render.h"
 #include "strata/json.h"
 #include "testing/random_value.h"
+#include "strata/testing/test_seed.h"
 
 namespace strata::shell {
 namespace {
@@ -147,7 +148,8 @@ Path RandomPath(testing::RandomValueGenerator& gen, int depth, bool top = true) 
 }
 
 TEST(PathTextTest, ParsesBackWhatToStringPrints) {
-  const uint64_t seed = 20240611;
+  const uint64_t seed = strata::testing::TestSeed(20240611);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
   testing::RandomValueGenerator gen(seed);
   for (int i = 0; i < 3000; ++i) {
     Path p = RandomPath(gen, 2);

@@ -57,4 +57,13 @@ Result<std::vector<uint8_t>> EncodeValueChecked(const Value& v);
 Result<Value> DecodeValue(std::string_view bytes);
 Result<Value> DecodeValue(const uint8_t* data, size_t size);
 
+// The work one DecodeValue did, for tests of the limits above: the elements charged to
+// the work budget, and the bytes searched for key terminators.
+struct DecodeWork {
+  size_t elements_visited = 0;
+  size_t key_bytes_scanned = 0;
+};
+// DecodeValue that also reports its work into *work (on success and on failure).
+Result<Value> DecodeValue(const uint8_t* data, size_t size, DecodeWork* work);
+
 }  // namespace strata

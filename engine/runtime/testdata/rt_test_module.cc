@@ -29,6 +29,7 @@ std::map<int64_t, int> attempts;
 std::mutex gate_mu;
 std::condition_variable gate_cv;
 bool gate_open = true;
+int gate_waiting = 0;  // steps waiting at the closed gate (rt_test_gate_waiting)
 
 void Define(strata::ModuleBuilder& m) {
   // wordcount: sentence -> words (ack return: word count) -> hash(word) -> count.
@@ -122,7 +123,9 @@ void Define(strata::ModuleBuilder& m) {
   m.Stream("gate").Source(gate_depot).Each([gate_passed](TopologyContext& ctx, const Value& v) {
     {
       std::unique_lock lock(gate_mu);
+      ++gate_waiting;
       gate_cv.wait_for(lock, std::chrono::seconds(30), [] { return gate_open; });
+      --gate_waiting;
     }
     return ctx.Transform(gate_passed, Path().Key(v).Set(true)).status();
   });
@@ -174,6 +177,11 @@ extern "C" __attribute__((visibility("default"))) int rt_test_flaky_attempts(int
   std::lock_guard lock(attempts_mu);
   auto it = attempts.find(n);
   return it == attempts.end() ? 0 : it->second;
+}
+
+extern "C" __attribute__((visibility("default"))) int rt_test_gate_waiting() {
+  std::lock_guard lock(gate_mu);
+  return gate_waiting;
 }
 
 extern "C" __attribute__((visibility("default"))) void rt_test_set_gate(bool open) {

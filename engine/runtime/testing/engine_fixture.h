@@ -4,8 +4,10 @@
 
 #include <dlfcn.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -80,6 +82,24 @@ class EngineFixture : public ::testing::Test {
     EXPECT_NE(fn, nullptr);
     if (fn != nullptr) fn(open);
     dlclose(handle);
+  }
+
+  // Waits up to 30 s until `steps` steps wait at the closed gate; false if they never do.
+  bool WaitForGateWaiters(int steps) {
+    const std::string path = data_dir() + "/modules/rt_test.so";
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    EXPECT_NE(handle, nullptr) << "the engine has not loaded " << path;
+    if (handle == nullptr) return false;
+    auto fn = reinterpret_cast<int (*)()>(dlsym(handle, "rt_test_gate_waiting"));
+    EXPECT_NE(fn, nullptr);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    bool reached = false;
+    while (fn != nullptr && !(reached = fn() >= steps) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    dlclose(handle);
+    return reached;
   }
 
   TempDir dir_;

@@ -4,7 +4,6 @@
 #include "runtime/engine_impl.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <shared_mutex>
 
@@ -20,7 +19,9 @@ namespace fs = std::filesystem;
 }  // namespace
 
 EngineImpl::EngineImpl(const EngineOptions& options)
-    : options_(options), limit_(std::max(1, options.max_in_flight_records)) {}
+    : options_(options),
+      logger_(options.logger ? options.logger : StderrLogger()),
+      limit_(std::max(1, options.max_in_flight_records)) {}
 
 Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
   if (options.max_step_attempts < 1) {
@@ -61,8 +62,20 @@ Status EngineImpl::OpenStorage() {
   so.log_file_max_bytes = options_.log_file_max_bytes;
   so.max_sessions = threads + 100;  // task threads, module loading and readers' pool
   so.accept_log_loss = options_.accept_log_loss;
+  // The storage reports through the engine's logger unless the options route it elsewhere.
   so.on_fatal_error = options_.on_fatal_storage_error;
+  if (!so.on_fatal_error) {
+    so.on_fatal_error = [logger = logger_](const Status& cause) {
+      logger->Error("storage failed: " + cause.ToString());
+    };
+  }
   so.on_warning = options_.on_storage_warning;
+  if (!so.on_warning) {
+    so.on_warning = [logger = logger_](const std::string& warning) { logger->Warning("storage: " + warning); };
+  }
+  so.on_message = [logger = logger_](bool error, const std::string& message) {
+    logger->Log(error ? Logger::Level::kError : Logger::Level::kInfo, "storage: " + message);
+  };
   STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(so));
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
@@ -75,7 +88,7 @@ Status EngineImpl::OpenStorage() {
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     threads_.push_back(std::make_unique<TaskThread>(
-        i, std::move(session), progress_table_, [this](TaskThread& t) { executor_->SettleGroup(t); }));
+        i, std::move(session), progress_table_, *logger_, [this](TaskThread& t) { executor_->SettleGroup(t); }));
     threads_.back()->Start();
   }
   return Status::Ok();
@@ -84,7 +97,7 @@ Status EngineImpl::OpenStorage() {
 EngineImpl::~EngineImpl() {
   if (closed_) return;
   Status st = Close();
-  if (!st.ok()) std::fprintf(stderr, "strata: %s\n", st.ToString().c_str());
+  if (!st.ok()) logger_->Error("closing the engine: " + st.ToString());
 }
 
 Status EngineImpl::Close() {

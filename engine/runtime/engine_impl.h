@@ -85,6 +85,15 @@ class EngineImpl final : public Engine {
   void StartReplay(const std::shared_ptr<ModuleRuntime>& m);
   void ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                    int partition, int64_t next);
+  // Reads [next, next + kReplayChunk) record by record after the chunk failed to read; the
+  // offset to go on from, or -1 at the end.
+  int64_t ReplayRecordByRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
+                               int depot, int partition, int64_t next);
+  // Starts one replayed record (`data`, or unreadable with `read_error`) through the
+  // topologies whose progress is at or below it; one that does not decode or could not be
+  // read is recorded as their failure.
+  void ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                    int partition, int64_t offset, std::string_view data, const Status& read_error);
   void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition);
   // Posts the appends of the outbox rows a crash left (steps committed, records not yet
   // appended). Rows of a module that is not loaded stay until it is destroyed.
@@ -133,6 +142,7 @@ class EngineImpl final : public Engine {
   void ReturnSession(std::unique_ptr<Session> session);
 
   const EngineOptions options_;
+  const std::shared_ptr<Logger> logger_;  // options_.logger, or StderrLogger()
   std::unique_ptr<Storage> storage_;
   TableId modules_table_ = 0;
   TableId progress_table_ = 0;

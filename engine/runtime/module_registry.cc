@@ -201,10 +201,9 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
   STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
   if (checksum == nullptr) {
     STRATA_RETURN_IF_ERROR(RecordChecksum(name, info, legacy_checksum));
-    std::fprintf(stderr,
-                 "strata: module %s was deployed without a file checksum (by an older version); "
-                 "loaded %s unchecked and recorded its checksum %s\n",
-                 name.c_str(), path.c_str(), legacy_checksum.c_str());
+    logger_->Warning("module " + name +
+                     " was deployed without a file checksum (by an older version); loaded " + path +
+                     " unchecked and recorded its checksum " + legacy_checksum);
   }
   StartReplay(m);
   std::unique_lock lock(modules_mu_);
@@ -394,8 +393,8 @@ Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
     }
   }
   for (const auto& [module, tables] : dropped) {
-    std::fprintf(stderr, "strata: dropped %d tables of module %s, which is not deployed (a crash "
-                 "interrupted its Deploy or Destroy)\n", tables, module.c_str());
+    logger_->Warning("dropped " + std::to_string(tables) + " tables of module " + module +
+                     ", which is not deployed (a crash interrupted its Deploy or Destroy)");
   }
   // Plugin copies of undeployed modules and staged copies of interrupted deploys.
   const fs::path dir = fs::path(options_.data_dir) / "modules";

@@ -1,6 +1,8 @@
 // EngineImpl's recovery at Open (docs/runtime.md, "Progress and at-least-once recovery",
 // "Topology appends"): replaying each depot partition from its topologies' recorded progress
 // on the partition's owner thread, and appending the outbox rows a crash left.
+#include <algorithm>
+
 #include "runtime/engine_impl.h"
 #include "runtime/stream_executor.h"
 #include "strata/value_codec.h"
@@ -62,57 +64,92 @@ void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
 // the limit here could deadlock.
 void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                              int partition, int64_t next) {
-  auto repost = [&](int64_t from) {
-    m->parts[partition].Post([this, m, depot, partition, from](TaskThread& t) {
-      ReplayChunk(t, m, depot, partition, from);
-    });
-  };
-  Depot& d = *m->depots[depot];
   Result<std::vector<strata::DepotRecord>> records =
-      d.Read(thread.session(), partition, next, INT64_MAX, kReplayChunk);
-  if (!records.ok()) {
-    std::fprintf(stderr, "strata: replaying %s of module %s failed: %s\n",
-                 m->def->depots[depot].name.c_str(), m->name.c_str(), records.status().ToString().c_str());
-    FinishReplay(thread, *m, partition);
-    return;
-  }
-  const std::vector<int>& consumers = m->consumers[depot];
-  for (const strata::DepotRecord& record : *records) {
-    std::vector<int> topologies;
-    for (int t : consumers) {
-      if (m->trackers[t][depot][partition]->processed() <= record.offset) topologies.push_back(t);
+      m->depots[depot]->Read(thread.session(), partition, next, INT64_MAX, kReplayChunk);
+  int64_t resume = -1;  // where the next chunk starts; -1: the end is reached
+  if (records.ok()) {
+    for (const strata::DepotRecord& record : *records) {
+      ReplayRecord(thread, m, depot, partition, record.offset, record.data, Status::Ok());
     }
-    if (topologies.empty()) continue;
-    auto node = std::make_shared<AckNode>();
-    node->module = m;
-    node->id = RecordId{depot, partition, record.offset};
-    node->pending.store(static_cast<int64_t>(topologies.size()));
-    for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
-    {
-      std::lock_guard lock(live_mu_);
-      ++live_nodes_;
-    }
-    Result<Value> value = DecodeValue(record.data);
-    if (!value.ok()) {
-      for (size_t slot = 0; slot < topologies.size(); ++slot) {
-        auto run = std::make_shared<TopologyRun>();
-        run->record = node;
-        run->topology = topologies[slot];
-        run->slot = static_cast<int>(slot);
-        run->tracker = m->trackers[run->topology][depot][partition];
-        executor_->RecordFailure(thread, *m, *run, partition, 0, value.status());
-        CompleteEvent(run);
-      }
-      continue;
-    }
-    StartRecord(thread, node, topologies, *value);
+    if (records->size() == kReplayChunk) resume = records->back().offset + 1;
+  } else {
+    resume = ReplayRecordByRecord(thread, m, depot, partition, next);
   }
   // Only the owner thread appends to the partition, so the end cannot move while it
   // replays: appends wait in `deferred` until FinishReplay.
-  if (records->size() == kReplayChunk) {
-    repost(records->back().offset + 1);
-  } else {
-    FinishReplay(thread, *m, partition);
+  if (resume < 0) return FinishReplay(thread, *m, partition);
+  m->parts[partition].Post([this, m, depot, partition, resume](TaskThread& t) {
+    ReplayChunk(t, m, depot, partition, resume);
+  });
+}
+
+// A chunk that cannot be read (a record missing below the end offset, a block that fails
+// its checksum) is read again one record at a time, so that only the records that cannot be
+// read fail — each recorded as a failure of its topologies, which lets their progress pass
+// it (otherwise WaitProcessed would wait for it forever) — and replay goes on after them.
+int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
+                                         int depot, int partition, int64_t next) {
+  Depot& d = *m->depots[depot];
+  const std::string& depot_name = m->def->depots[depot].name;
+  Result<int64_t> end = d.EndOffset(partition);
+  if (!end.ok()) {
+    logger_->Error("replaying " + depot_name + " partition " + std::to_string(partition) +
+                   " of module " + m->name + " stopped at offset " + std::to_string(next) + ": " +
+                   end.status().ToString());
+    return -1;
+  }
+  const int64_t stop = std::min(*end, next + static_cast<int64_t>(kReplayChunk));
+  for (int64_t offset = next; offset < stop; ++offset) {
+    Result<std::vector<strata::DepotRecord>> one = d.Read(thread.session(), partition, offset, offset + 1, 1);
+    if (one.ok() && one->size() == 1) {
+      ReplayRecord(thread, m, depot, partition, offset, (*one)[0].data, Status::Ok());
+      continue;
+    }
+    const Status error = one.ok() ? Status::Corruption("offset " + std::to_string(offset) +
+                                                       " reads as nothing below the end offset " +
+                                                       std::to_string(*end))
+                                  : one.status();
+    logger_->Error("replaying " + depot_name + " partition " + std::to_string(partition) +
+                   " of module " + m->name + ": offset " + std::to_string(offset) +
+                   " cannot be read, recorded as a failure of each topology that consumes it: " +
+                   error.ToString());
+    ReplayRecord(thread, m, depot, partition, offset, {}, error);
+  }
+  return stop < *end ? stop : -1;
+}
+
+void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                              int partition, int64_t offset, std::string_view data,
+                              const Status& read_error) {
+  std::vector<int> topologies;
+  for (int t : m->consumers[depot]) {
+    if (m->trackers[t][depot][partition]->processed() <= offset) topologies.push_back(t);
+  }
+  if (topologies.empty()) return;
+  auto node = std::make_shared<AckNode>();
+  node->module = m;
+  node->id = RecordId{depot, partition, offset};
+  node->pending.store(static_cast<int64_t>(topologies.size()));
+  for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+  {
+    std::lock_guard lock(live_mu_);
+    ++live_nodes_;
+  }
+  Result<Value> value = read_error.ok() ? DecodeValue(data) : Result<Value>(read_error);
+  if (value.ok()) return StartRecord(thread, node, topologies, *value);
+  for (size_t slot = 0; slot < topologies.size(); ++slot) {
+    auto run = std::make_shared<TopologyRun>();
+    run->record = node;
+    run->topology = topologies[slot];
+    run->slot = static_cast<int>(slot);
+    run->tracker = m->trackers[run->topology][depot][partition];
+    if (read_error.ok()) {
+      executor_->RecordFailure(thread, *m, *run, partition, 0, value.status());
+    } else {
+      executor_->RecordGiveUp(thread, *m, *run,
+                              "replay could not read the record: " + read_error.ToString());
+    }
+    CompleteEvent(run);
   }
 }
 

@@ -217,13 +217,18 @@ void StreamExecutor::ReleaseEffects(StepContext& ctx, const std::shared_ptr<Modu
 
 void StreamExecutor::RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,
                                int partition, int op, const Status& error) {
+  RecordGiveUp(thread, m, run,
+               "on partition " + std::to_string(partition) + " after " +
+                   std::to_string(engine_.options_.max_step_attempts) + " attempts (from op " +
+                   std::to_string(op) + "): " + error.ToString());
+}
+
+void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,
+                                  std::string message) {
   const TopologyDef& topology = m.def->topologies[run.topology];
   const RecordId& id = run.record->id;
   TopologyFailure failure{topology.name, m.def->depots[id.depot].name, id.partition, id.offset,
-                          ShortFailureMessage("on partition " + std::to_string(partition) +
-                                              " after " + std::to_string(engine_.options_.max_step_attempts) +
-                                              " attempts (from op " + std::to_string(op) +
-                                              "): " + error.ToString())};
+                          ShortFailureMessage(std::move(message))};
   // One row per (topology, record), the first failure's: a second failing branch of the
   // record, or a replay that fails again, finds the row and leaves it and the count as
   // they are. failures_mu is held from the lookup to the insertion so
@@ -240,8 +245,9 @@ void StreamExecutor::RecordFailure(TaskThread& thread, ModuleRuntime& m, const T
     AppendValue(FailureToValue(failure), &row);
     Status st = session.Put(engine_.failures_table_, key, row);
     if (!st.ok()) {
-      std::fprintf(stderr, "strata: recording a failure of topology %s failed: %s\n",
-                   topology.name.c_str(), st.ToString().c_str());
+      engine_.logger_->Error("recording a failure of topology " + topology.name + " (" + failure.depot +
+                             " partition " + std::to_string(id.partition) + " offset " +
+                             std::to_string(id.offset) + ") failed: " + st.ToString());
     }
     ++m.failure_count;
   }

@@ -185,6 +185,10 @@ class StreamExecutor {
   // record's failure; the caller completes the event.
   void RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run, int partition,
                      int op, const Status& error);
+  // The same with the whole message: the run's topology gave up on its record for a reason
+  // other than a failing step (replay could not read the record). Any task thread.
+  void RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,
+                    std::string message);
 
  private:
   void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,

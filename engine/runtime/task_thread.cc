@@ -3,7 +3,6 @@
 #include "runtime/task_thread.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <iterator>
 
 #include "runtime/ack_tree.h"
@@ -12,10 +11,11 @@
 namespace strata::runtime {
 
 TaskThread::TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table,
-                       Settle settle)
+                       Logger& logger, Settle settle)
     : index_(index),
       session_(std::move(session)),
       progress_table_(progress_table),
+      logger_(logger),
       settle_(std::move(settle)) {}
 
 TaskThread::~TaskThread() {
@@ -166,7 +166,8 @@ void TaskThread::WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& tr
   if (!st.ok()) {
     if (session_->in_transaction()) session_->Rollback();
     // The markers stay behind: replay after a crash starts earlier, which is allowed.
-    std::fprintf(stderr, "strata: writing topology progress failed: %s\n", st.ToString().c_str());
+    logger_.Error("writing topology progress failed (replay after a crash starts earlier): " +
+                  st.ToString());
     return;
   }
   for (auto& [tracker, processed] : written) tracker->recorded = processed;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "storage/storage.h"
+#include "strata/logger.h"
 
 namespace strata::runtime {
 
@@ -60,7 +61,9 @@ class TaskThread {
   static constexpr size_t kSliceTasks = 256;
   static constexpr std::chrono::microseconds kSliceTime{2000};
 
-  TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table, Settle settle);
+  // `logger` outlives the thread (the engine's).
+  TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table, Logger& logger,
+             Settle settle);
   ~TaskThread();  // joins; Stop() first
   void Start();
   void Post(const std::shared_ptr<TaskLane>& lane, Task task);
@@ -102,6 +105,7 @@ class TaskThread {
   const int index_;
   const std::unique_ptr<Session> session_;
   const TableId progress_table_;
+  Logger& logger_;
   const Settle settle_;
   bool group_open_ = false;  // thread only
   std::thread thread_;

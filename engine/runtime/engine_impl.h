@@ -7,6 +7,8 @@
 //   ack_tree.cc         completion of events, runs and records; progress trackers
 //   recovery.cc         replay from recorded progress, outbox recovery at Open
 //   reads.cc            select, read depot, stats, WaitProcessed, the session pool
+// and uses the pieces declared beside it: task_thread.h, module_runtime.h, ack_tree.h,
+// append_path.h, outbox.h, meta_tables.h, partitioning.h.
 //
 // Threading: every public method is thread-safe (strata/engine.h). The private methods say
 // which thread runs them; fields say which mutex guards them or which thread owns them.

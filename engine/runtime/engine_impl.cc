@@ -1,6 +1,7 @@
 // EngineImpl's lifetime: Open (storage, metadata tables, outbox, task threads, then the
 // modules and the outbox rows a crash left) and Close. Threading: Open and Close run on the
-// caller's thread; Close after every other call has returned.
+// caller's thread; Close drains the task threads and then stops them (docs/runtime.md,
+// "Shutdown").
 #include "runtime/engine_impl.h"
 
 #include <algorithm>

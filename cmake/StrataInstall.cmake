@@ -77,6 +77,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/engine/pstate/include/strata/schema.h
     ${PROJECT_SOURCE_DIR}/engine/module/include/strata/module.h
     ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/engine.h
+    ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/logger.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/strata)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/StrataConfig.cmake.in

@@ -25,6 +25,18 @@ std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int count) {
   return contexts;
 }
 
+// The engine's Logger (strata/logger.h): its messages become lines of stratad's log.
+class ServerLogger final : public Logger {
+ public:
+  void Log(Level level, std::string_view message) override {
+    switch (level) {
+      case Level::kInfo: return LogInfo(message);
+      case Level::kWarning: return LogWarning(message);
+      case Level::kError: return LogError(message);
+    }
+  }
+};
+
 // Runs an io thread. Connection handlers never throw (Connection guards them); should
 // another handler throw, asio leaves the io_context usable: log and go on serving.
 void RunIoContext(asio::io_context& context) {
@@ -104,6 +116,7 @@ Status Server::OpenEngine() {
   EngineOptions engine_options = options_.engine;
   engine_options.on_fatal_storage_error = ExitOnStorageFailure;
   engine_options.on_storage_warning = [](const std::string& warning) { LogWarning(warning); };
+  engine_options.logger = std::make_shared<ServerLogger>();
   Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().code() == StatusCode::kBusy) {

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -20,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/testing/engine_fixture.h"
+#include "runtime/meta_tables.h"
 #include "runtime/outbox.h"
 #include "storage/storage.h"
 #include "strata/key_codec.h"
@@ -440,6 +442,116 @@ TEST_F(RecoveryTest, FailureRowsWithAWholeRecordAreCutWhenLoaded) {
   std::map<std::string, std::string> rows = FailureRows(*storage);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_LT(rows.begin()->second.size(), kMaxFailureMessageBytes + 200) << "the row was not rewritten";
+}
+
+// A Logger that keeps every line ("LEVEL message"), to check what the engine reported.
+class CapturingLogger final : public Logger {
+ public:
+  void Log(Level level, std::string_view message) override {
+    std::lock_guard lock(mu_);
+    lines_.push_back(std::string(LevelName(level)) + " " + std::string(message));
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// Damages a depot partition the way a lost block would: the record at `lost` disappears
+// below the end offset (the table is rewritten without it), and the progress markers of
+// `topology` on it are removed so that the next Open replays the partition from 0.
+void LoseDepotRecord(const std::string& data_dir, const std::string& depot, const std::string& topology,
+                     int partition, int64_t lost) {
+  std::unique_ptr<Storage> storage = Must(Storage::Open(FailureTableOptions(data_dir)));
+  ASSERT_TRUE(storage);
+  const std::string name = "depot.rt_test." + depot.substr(1) + "." + std::to_string(partition);
+  std::vector<std::pair<int64_t, std::string>> records;
+  {
+    TableId table = Must(storage->OpenTable(name, TableKind::kLog));
+    std::unique_ptr<Session> session = Must(storage->OpenSession());
+    ASSERT_TRUE(session);
+    ASSERT_TRUE(session->ScanRecords(table, 0, INT64_MAX, [&](int64_t offset, std::string_view data) {
+      records.emplace_back(offset, std::string(data));
+      return true;
+    }).ok());
+  }
+  ASSERT_TRUE(storage->DropTable(name).ok());
+  TableId table = Must(storage->OpenTable(name, TableKind::kLog));
+  TableId progress = Must(storage->OpenTable("meta.progress", TableKind::kBytes));
+  std::unique_ptr<Session> session = Must(storage->OpenSession());
+  ASSERT_TRUE(session);
+  for (const auto& [offset, data] : records) {
+    if (offset == lost) continue;
+    ASSERT_TRUE(session->PutRecord(table, offset, data).ok());
+  }
+  const std::string key = runtime::ProgressKey("rt_test", topology, depot, partition);
+  ASSERT_TRUE(Must(session->Remove(progress, key))) << "no progress marker to remove";
+  ASSERT_TRUE(storage->WaitDurable().ok());
+}
+
+// Promise 5 at replay: a depot record that cannot be read when Open replays its partition
+// (here: missing below the end offset) is recorded as a failure of the topology that
+// consumes it, with the read error; replay goes on with the next records, WaitProcessed
+// returns, and the engine's logger gets an error line about it.
+TEST_F(RecoveryTest, AnUnreadableRecordAtReplayIsARecordedFailureAndReplayGoesOn) {
+  Open();
+  constexpr int kRecords = 6;
+  constexpr int kLost = 2;
+  std::vector<Value> batch;
+  for (int i = 0; i < kRecords; ++i) batch.push_back(KV("lost", i));  // one key: one partition
+  std::vector<AppendResult> appended = Must(engine_->AppendBatch("rt_test", "*kv", std::move(batch)));
+  ASSERT_EQ(appended.size(), static_cast<size_t>(kRecords));
+  const int partition = appended[0].partition;
+  const int64_t lost = appended[kLost].offset;
+  const int64_t end = appended.back().offset + 1;
+  const Value totals_before = Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records")));
+  ASSERT_TRUE(totals_before.is_int());
+  engine_.reset();
+  LoseDepotRecord(data_dir(), "*kv", "kv", partition, lost);
+
+  auto logger = std::make_shared<CapturingLogger>();
+  EngineOptions options = SmallEngineOptions(data_dir());
+  options.logger = logger;
+  OpenWith(options);
+  // Waits for the condition (a stuck replay fails here instead of hanging in WaitProcessed).
+  auto kv_processed = [&] {
+    for (const TopologyPartitionStats& t : Must(engine_->Stats("rt_test")).topologies) {
+      if (t.topology == "kv" && t.partition == partition) return t.processed_offset;
+    }
+    return int64_t{-1};
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (kv_processed() < end && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(kv_processed(), end) << "replay did not pass the unreadable record";
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  EXPECT_EQ(stats.failures, 1);
+  ASSERT_EQ(stats.failure_page.size(), 1u);
+  const TopologyFailure& failure = stats.failure_page[0];
+  EXPECT_EQ(failure.topology, "kv");
+  EXPECT_EQ(failure.depot, "*kv");
+  EXPECT_EQ(failure.partition, partition);
+  EXPECT_EQ(failure.offset, lost);
+  EXPECT_TRUE(failure.message.starts_with("replay could not read the record: ")) << failure.message;
+  EXPECT_NE(failure.message.find("offset " + std::to_string(lost) + " is missing"), std::string::npos)
+      << failure.message;
+  // Every other record was replayed through kv (it counts each into the global total).
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records"))),
+            Value(totals_before.as_int() + kRecords - 1));
+  int error_lines = 0;
+  for (const std::string& line : logger->lines()) {
+    if (line.starts_with("ERROR ") && line.find("offset " + std::to_string(lost) + " cannot be read") != std::string::npos) {
+      ++error_lines;
+    }
+  }
+  EXPECT_EQ(error_lines, 1) << "the logger did not get the replay error";
 }
 
 }  // namespace

@@ -113,6 +113,7 @@ struct EventSink {
   WT_EVENT_HANDLER handler{};
   std::string path;
   std::function<void(const Status&)> on_fatal_error;
+  std::function<void(bool error, const std::string& message)> on_message;
   std::atomic<bool> panicked{false};
   mutable Mutex mu;
   Status fatal GUARDED_BY(mu);  // The panic's cause once panicked.
@@ -129,6 +130,14 @@ struct EventSink {
       on_fatal_error(cause);
     } else {
       std::fprintf(stderr, "strata storage: %s\n", cause.ToString().c_str());
+    }
+  }
+  // Tells on_message (or stderr) what no caller receives.
+  void Report(bool error, const std::string& message) const {
+    if (on_message) {
+      on_message(error, message);
+    } else {
+      std::fprintf(stderr, "strata storage: %s\n", message.c_str());
     }
   }
   Status Fatal() const {
@@ -153,15 +162,15 @@ int HandleWtError(WT_EVENT_HANDLER* handler, WT_SESSION*, int error, const char*
     if (t_captured_error.empty()) t_captured_error = text;
     return 0;
   }
-  std::fprintf(stderr, "strata storage: WiredTiger error %d: %s\n", error, message);
+  sink->Report(true, "WiredTiger error " + std::to_string(error) + ": " + message);
   return 0;
 }
 
-// WiredTiger's informational messages (recovery truncating a log, salvage) go to stderr with
-// the errors: WiredTiger's default prints them on stdout, which stratad keeps for its
-// readiness line.
-int HandleWtMessage(WT_EVENT_HANDLER*, WT_SESSION*, const char* message) {
-  std::fprintf(stderr, "strata storage: WiredTiger: %s\n", message);
+// WiredTiger's informational messages (recovery truncating a log, salvage) go to on_message (or
+// stderr) with the errors: WiredTiger's default prints them on stdout, which stratad keeps
+// for its readiness line.
+int HandleWtMessage(WT_EVENT_HANDLER* handler, WT_SESSION*, const char* message) {
+  reinterpret_cast<EventSink*>(handler)->Report(false, std::string("WiredTiger: ") + message);
   return 0;
 }
 
@@ -386,10 +395,8 @@ class Storage::Impl {
     // Closing the connection closes the internal sessions and takes a checkpoint.
     int ret = conn_->close(conn_, nullptr);
     if (ret != 0) {
-      std::fprintf(stderr, "strata storage: %s\n",
-                   capture.ToStatus(ret, "closing the database in '" + options_.path + "'")
-                       .ToString()
-                       .c_str());
+      sink_->Report(true, capture.ToStatus(ret, "closing the database in '" + options_.path + "'")
+                              .ToString());
     }
   }
 
@@ -490,8 +497,7 @@ class Session::Impl {
       // Closes the cursors and rolls back an open transaction.
       int ret = session_->close(session_, nullptr);
       if (ret != 0) {
-        std::fprintf(stderr, "strata storage: %s\n",
-                     capture.ToStatus(ret, "closing a session").ToString().c_str());
+        storage_->sink_->Report(true, capture.ToStatus(ret, "closing a session").ToString());
       }
       gate_->session = nullptr;
     }
@@ -753,6 +759,7 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
   sink->handler.handle_message = HandleWtMessage;
   sink->path = options.path;
   sink->on_fatal_error = options.on_fatal_error;
+  sink->on_message = options.on_message;
   STRATA_RETURN_IF_ERROR(CheckLogBeforeRecovery(options));
 
   ErrorCapture capture;
@@ -1006,7 +1013,7 @@ void Storage::Impl::FlusherLoop() {
   lock.Unlock();
   // Commits that nobody waited for become durable before the connection closes too.
   Status status = Flush();
-  if (!status.ok()) std::fprintf(stderr, "strata storage: %s\n", status.ToString().c_str());
+  if (!status.ok()) sink_->Report(true, status.ToString());
 }
 
 // A flush that fails leaves its commits not durable whatever WiredTiger's code was, so it is
@@ -1109,8 +1116,7 @@ void Session::Impl::RollbackTxn() {
   ErrorCapture capture;
   int ret = session_->rollback_transaction(session_, nullptr);
   if (ret != 0) {
-    std::fprintf(stderr, "strata storage: %s\n",
-                 capture.ToStatus(ret, "rolling back a transaction").ToString().c_str());
+    storage_->sink_->Report(true, capture.ToStatus(ret, "rolling back a transaction").ToString());
   }
 }
 

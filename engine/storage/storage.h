@@ -55,6 +55,12 @@ struct StorageOptions {
   // log record (recovery ends before it), tables created without checksum=on by an older
   // build. Unset: printed to stderr. Called on the thread of Open.
   std::function<void(const std::string&)> on_warning;
+  // What the storage has to report that no caller receives as a Status: WiredTiger's error
+  // messages (error = true; the Status of the failing call carries the same cause) and its
+  // informational messages (error = false: recovery, salvage), a failed connection or
+  // session close, a failed rollback, a failed last flush. Any thread, possibly inside a
+  // WiredTiger call: it must not use the Storage. Unset: printed to stderr.
+  std::function<void(bool error, const std::string& message)> on_message;
 };
 
 // Tables hold either byte keys (key_format=u: the order-preserving key encoding of

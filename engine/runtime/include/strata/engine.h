@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/logger.h"
 #include "strata/path.h"
 #include "strata/schema.h"
 #include "strata/status.h"
@@ -54,11 +55,15 @@ struct EngineOptions {
   // descriptors, a page that fails its checksum), with the cause (naming the table when
   // WiredTiger did); every later storage operation fails. It runs on the failing thread,
   // possibly inside the storage: it must not call the Engine, and may end the process
-  // (stratad logs the cause and exits). Unset: the cause is printed to stderr.
+  // (stratad logs the cause and exits). Unset: the cause goes to `logger` as an error.
   std::function<void(const Status&)> on_fatal_storage_error;
   // Storage events an operator should see, from Open: an accepted log loss, a damaged last
-  // log record, tables an older build created without block checksums. Unset: stderr.
+  // log record, tables an older build created without block checksums. Unset: `logger`.
   std::function<void(const std::string&)> on_storage_warning;
+  // Where the engine reports what no caller receives (strata/logger.h): errors it could not
+  // return, warnings, the storage's messages — and the storage's fatal error and warnings
+  // when the two hooks above are unset. Shared: it may outlive the engine. Null: StderrLogger().
+  std::shared_ptr<Logger> logger;
 };
 
 // How far an append has gone before it is acknowledged (docs/architecture.md, promise 1).

@@ -1,73 +1,21 @@
-#include "runtime/runtime.h"
+// Task threads (task_thread.h): the loop that serves lanes in rounds, barriers, and the
+// progress markers written after each round.
+#include "runtime/task_thread.h"
 
 #include <algorithm>
 #include <iterator>
-#include <cstdio>
 
+#include "runtime/ack_tree.h"
 #include "strata/value_codec.h"
 
 namespace strata::runtime {
 
-void InFlightLimit::Acquire(int64_t n, Admitted admitted) {
-  n = std::min(n, limit_);
-  {
-    std::lock_guard lock(mu_);
-    if (!waiters_.empty() || used_ + n > limit_) {
-      waiters_.push_back({n, std::move(admitted)});
-      return;
-    }
-    used_ += n;
-  }
-  admitted(n);
-}
-
-void InFlightLimit::Release(int64_t n) {
-  if (n == 0) return;
-  std::vector<Waiter> ready;
-  {
-    std::lock_guard lock(mu_);
-    used_ -= n;
-    while (!waiters_.empty() && used_ + waiters_.front().n <= limit_) {
-      used_ += waiters_.front().n;
-      ready.push_back(std::move(waiters_.front()));
-      waiters_.pop_front();
-    }
-  }
-  for (Waiter& waiter : ready) waiter.admitted(waiter.n);
-}
-
-void ClientBatch::RecordReached() {
-  if (remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (finished.exchange(true)) return;
-  done(std::move(results));
-}
-
-void ClientBatch::Fail(Status status) {
-  if (finished.exchange(true)) return;
-  done(std::move(status));
-}
-
-bool ProgressTracker::Complete(int64_t offset) {
-  std::lock_guard lock(mu_);
-  int64_t base = base_.load(std::memory_order_relaxed);
-  if (offset != base) {
-    done_above_.insert(offset);
-    return false;
-  }
-  ++base;
-  while (!done_above_.empty() && *done_above_.begin() == base) {
-    done_above_.erase(done_above_.begin());
-    ++base;
-  }
-  base_.store(base, std::memory_order_release);
-  return true;
-}
-
 TaskThread::TaskThread(int index, std::unique_ptr<Session> session, TableId progress_table,
-                       Settle settle)
+                       Logger& logger, Settle settle)
     : index_(index),
       session_(std::move(session)),
       progress_table_(progress_table),
+      logger_(logger),
       settle_(std::move(settle)) {}
 
 TaskThread::~TaskThread() {
@@ -218,7 +166,8 @@ void TaskThread::WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& tr
   if (!st.ok()) {
     if (session_->in_transaction()) session_->Rollback();
     // The markers stay behind: replay after a crash starts earlier, which is allowed.
-    std::fprintf(stderr, "strata: writing topology progress failed: %s\n", st.ToString().c_str());
+    logger_.Error("writing topology progress failed (replay after a crash starts earlier): " +
+                  st.ToString());
     return;
   }
   for (auto& [tracker, processed] : written) tracker->recorded = processed;

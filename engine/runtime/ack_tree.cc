@@ -1,0 +1,83 @@
+// The ack tree (docs/runtime.md, "Ack levels and the ack tree"): completing events, runs
+// and record nodes, client batches, and the progress trackers that a completed run moves.
+// Threading: any thread (task threads, the storage flusher); see ack_tree.h.
+#include "runtime/ack_tree.h"
+
+#include "runtime/engine_impl.h"
+
+namespace strata::runtime {
+
+void ClientBatch::RecordReached() {
+  if (remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (finished.exchange(true)) return;
+  done(std::move(results));
+}
+
+void ClientBatch::Fail(Status status) {
+  if (finished.exchange(true)) return;
+  done(std::move(status));
+}
+
+bool ProgressTracker::Complete(int64_t offset) {
+  std::lock_guard lock(mu_);
+  int64_t base = base_.load(std::memory_order_relaxed);
+  if (offset != base) {
+    done_above_.insert(offset);
+    return false;
+  }
+  ++base;
+  while (!done_above_.empty() && *done_above_.begin() == base) {
+    done_above_.erase(done_above_.begin());
+    ++base;
+  }
+  base_.store(base, std::memory_order_release);
+  return true;
+}
+
+void EngineImpl::CompleteEvent(const std::shared_ptr<TopologyRun>& run) {
+  if (run->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) CompleteRun(run);
+}
+
+void EngineImpl::CompleteRun(const std::shared_ptr<TopologyRun>& run) {
+  const std::shared_ptr<AckNode>& node = run->record;
+  ModuleRuntime& m = *node->module;
+  if (run->tracker->Complete(node->id.offset)) {
+    if (!run->tracker->dirty.exchange(true)) {
+      m.parts[node->id.partition].owner->MarkDirty(run->tracker);
+    }
+    if (m.progress_waiters.load() > 0) {
+      std::lock_guard lock(m.progress_mu);
+      m.progress_cv.notify_all();
+    }
+  }
+  CompleteNodePart(node);
+}
+
+void EngineImpl::CompleteNodePart(const std::shared_ptr<AckNode>& node) {
+  if (node->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (node->batch) {
+    ClientBatch& batch = *node->batch;
+    if (batch.level == AckLevel::kProcessed) {
+      AppendResult& result = batch.results[node->batch_index];
+      std::lock_guard lock(node->mu);
+      result.ack_returns = std::move(node->ack_returns);
+      result.failure = node->failure;
+    }
+    if (batch.level == AckLevel::kProcessed) batch.RecordReached();
+    if (static_cast<int64_t>(node->batch_index) < batch.permits) limit_.Release(1);
+  }
+  if (node->parent) {
+    {
+      std::lock_guard lock(node->mu);
+      if (!node->failure.ok()) {
+        std::lock_guard parent_lock(node->parent->record->mu);
+        if (node->parent->record->failure.ok()) node->parent->record->failure = node->failure;
+      }
+    }
+    CompleteEvent(node->parent);
+  }
+  std::lock_guard lock(live_mu_);
+  if (--live_nodes_ == 0) live_cv_.notify_all();
+}
+
+}  // namespace strata::runtime

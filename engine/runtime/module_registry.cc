@@ -1,0 +1,489 @@
+// EngineImpl's module registry (docs/runtime.md, "Deploy, destroy, metadata and on-disk
+// layout"): opening a module's runtime, loading every deployed module at Open (a module that
+// cannot load is kept as failed), dropping orphans, Deploy, Destroy, and describing modules.
+// Threading: Deploy and Destroy serialize on admin_mu_; loading runs during Open; the module
+// tables (modules_, failed_) are read under modules_mu_ by any thread.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <shared_mutex>
+#include <thread>
+
+#include "runtime/engine_impl.h"
+#include "runtime/meta_tables.h"
+#include "runtime/partitioning.h"
+#include "strata/key_codec.h"
+#include "strata/value_codec.h"
+
+namespace strata::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+// "*sentences" -> "sentences": depot and PState tables are named without the sigil.
+std::string_view Bare(std::string_view name) {
+  while (!name.empty() && (name.front() == '*' || name.front() == '$')) name.remove_prefix(1);
+  return name;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
+    std::unique_ptr<LoadedModule> loaded, int partitions) {
+  auto m = std::make_shared<ModuleRuntime>();
+  m->def = &loaded->def();
+  m->loaded = std::move(loaded);
+  m->name = m->def->name;
+  m->partitions = partitions;
+  const ModuleDef& def = *m->def;
+  m->depots.resize(def.depots.size());
+  m->pstates.resize(def.pstates.size());
+  // Depots and PStates with tables on disk are opened (their stored schemas checked) before
+  // any missing one is created: a module refused for a schema mismatch at Open creates no
+  // table.
+  for (const bool existing : {true, false}) {
+    for (size_t i = 0; i < def.depots.size(); ++i) {
+      const std::string_view bare = Bare(def.depots[i].name);
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<std::string> tables,
+          storage_->ListTables("depot." + m->name + "." + std::string(bare) + "."));
+      if (tables.empty() == existing) continue;
+      STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions));
+    }
+    for (size_t i = 0; i < def.pstates.size(); ++i) {
+      const PStateDef& pstate = def.pstates[i];
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<std::string> tables,
+          storage_->ListTables("pstate." + m->name + "." + std::string(Bare(pstate.name)) + "."));
+      if (tables.empty() == existing) continue;
+      STRATA_ASSIGN_OR_RETURN(m->pstates[i], PState::Open(storage_.get(), m->name, pstate.name,
+                                                          pstate.schema, partitions));
+    }
+  }
+  m->consumers.assign(def.depots.size(), {});
+  m->trackers.assign(def.topologies.size(), {});
+  for (size_t t = 0; t < def.topologies.size(); ++t) {
+    m->trackers[t].resize(def.depots.size());
+    for (int d : def.topologies[t].sources) {
+      if (!m->trackers[t][d].empty()) continue;  // a depot named twice as source counts once
+      m->consumers[d].push_back(static_cast<int>(t));
+      for (int p = 0; p < partitions; ++p) {
+        m->trackers[t][d].push_back(std::make_shared<ProgressTracker>(
+            ProgressKey(m->name, def.topologies[t].name, def.depots[d].name, p), 0));
+      }
+    }
+  }
+  for (auto& consumers : m->consumers) std::sort(consumers.begin(), consumers.end());
+  m->parts.resize(partitions);
+  m->append_queues.resize(def.depots.size());
+  for (auto& queues : m->append_queues) {
+    for (int p = 0; p < partitions; ++p) queues.push_back(std::make_unique<AppendQueue>());
+  }
+  const uint64_t seed = HashKey(Value(m->name));
+  for (int p = 0; p < partitions; ++p) {
+    m->parts[p].owner = threads_[(seed + p) % threads_.size()].get();
+  }
+  return m;
+}
+
+Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  for (auto& by_depot : m.trackers) {
+    for (auto& by_partition : by_depot) {
+      for (auto& tracker : by_partition) {
+        std::string bytes;
+        STRATA_ASSIGN_OR_RETURN(bool found, session->Get(progress_table_, tracker->key(), &bytes));
+        if (!found) continue;
+        Result<Value> offset = DecodeValue(bytes);
+        if (!offset.ok() || !offset->is_int()) {
+          return Status::Corruption("progress marker of module " + m.name + " does not decode");
+        }
+        tracker = std::make_shared<ProgressTracker>(tracker->key(), offset->as_int());
+      }
+    }
+  }
+  // Counts the failures, and rewrites the rows an older version stored with a whole record
+  // in the message (FailureFromValue cut them as they were read).
+  const std::string prefix = EncodeKey(Value(m.name));
+  Status decode_error;
+  std::vector<std::pair<std::string, std::string>> cut_rows;
+  STRATA_RETURN_IF_ERROR(session->Scan(
+      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view k, std::string_view v) {
+        Result<Value> value = DecodeValue(v);
+        std::optional<TopologyFailure> failure;
+        if (value.ok()) failure = FailureFromValue(*value);
+        if (!failure) {
+          decode_error = Status::Corruption("a failure record of module " + m.name + " does not decode");
+          return false;
+        }
+        ++m.failure_count;
+        if (failure->message != value->Find("message")->as_string()) {
+          std::string row;
+          AppendValue(FailureToValue(*failure), &row);
+          cut_rows.emplace_back(std::string(k), std::move(row));
+        }
+        return true;
+      }));
+  STRATA_RETURN_IF_ERROR(decode_error);
+  for (const auto& [key, row] : cut_rows) {
+    STRATA_RETURN_IF_ERROR(session->Put(failures_table_, key, row));
+  }
+  return Status::Ok();
+}
+
+Status EngineImpl::LoadDeployedModules() {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  std::vector<std::pair<std::string, Value>> rows;
+  Status decode_error;
+  STRATA_RETURN_IF_ERROR(session->Scan(modules_table_, "", "", false,
+                                       [&](std::string_view key, std::string_view value) {
+                                         Result<Value> name = DecodeKey(key);
+                                         Result<Value> info = DecodeValue(value);
+                                         if (!name.ok() || !info.ok() || !name->is_string() ||
+                                             !info->is_map()) {
+                                           decode_error = Status::Corruption(
+                                               "a row of table meta.modules does not decode");
+                                           return false;
+                                         }
+                                         rows.emplace_back(name->as_string(), std::move(*info));
+                                         return true;
+                                       }));
+  STRATA_RETURN_IF_ERROR(decode_error);
+  session.reset();
+  std::set<std::string> deployed;
+  for (const auto& row : rows) deployed.insert(row.first);
+  // A failed module is in `deployed` too: its tables and file are not orphans.
+  STRATA_RETURN_IF_ERROR(DropOrphans(deployed));
+  // Each module loads on its own: one that cannot is kept as failed and the others serve.
+  for (auto& [name, info] : rows) {
+    Status st = LoadDeployedModule(name, info);
+    if (st.ok()) continue;
+    FailedModule failed;
+    const Value* partitions = info.Find("partitions");
+    if (partitions != nullptr && partitions->is_int()) {
+      failed.partitions = static_cast<int>(partitions->as_int());
+    }
+    failed.error = st.message();
+    std::unique_lock lock(modules_mu_);
+    failed_[name] = std::move(failed);
+  }
+  return Status::Ok();
+}
+
+Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info) {
+  const Value* partitions = info.Find("partitions");
+  const Value* file = info.Find("file");
+  const Value* checksum = info.Find("checksum");
+  if (!partitions || !file || !partitions->is_int() || !file->is_string() ||
+      partitions->as_int() < 1 || partitions->as_int() > Depot::kMaxPartitions ||
+      (checksum != nullptr && !checksum->is_string())) {
+    return Status::Corruption("the metadata of module " + name +
+                              " is malformed: " + info.ToString());
+  }
+  const std::string path = (fs::path(options_.data_dir) / file->as_string()).string();
+  // A row without a checksum was written before checksums were recorded: its file is
+  // loaded unchecked this once, and its checksum recorded below.
+  std::string legacy_checksum;
+  if (checksum == nullptr) {
+    STRATA_ASSIGN_OR_RETURN(legacy_checksum, ModuleFileChecksum(path));
+  }
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<LoadedModule> loaded,
+      LoadedModule::Load(path, checksum != nullptr ? checksum->as_string() : ""));
+  if (loaded->def().name != name) {
+    return Status::Corruption("the deployed copy " + path + " defines module " +
+                              loaded->def().name + ", not " + name);
+  }
+  STRATA_ASSIGN_OR_RETURN(
+      auto m, OpenModuleRuntime(std::move(loaded), static_cast<int>(partitions->as_int())));
+  STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
+  if (checksum == nullptr) {
+    STRATA_RETURN_IF_ERROR(RecordChecksum(name, info, legacy_checksum));
+    logger_->Warning("module " + name +
+                     " was deployed without a file checksum (by an older version); loaded " + path +
+                     " unchecked and recorded its checksum " + legacy_checksum);
+  }
+  StartReplay(m);
+  std::unique_lock lock(modules_mu_);
+  modules_[name] = std::move(m);
+  return Status::Ok();
+}
+
+Status EngineImpl::RecordChecksum(const std::string& name, const Value& info,
+                                  const std::string& checksum) {
+  Value::Map fields = info.as_map();
+  fields.emplace_back(Value("checksum"), Value(checksum));
+  std::string row;
+  AppendValue(Value::MapOf(std::move(fields)), &row);
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  return session->Put(modules_table_, EncodeKey(Value(name)), row);
+}
+
+Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOptions& options) {
+  if (closing_.load()) return Status::Aborted("the engine is closing");
+  if (options.partitions < 1 || options.partitions > Depot::kMaxPartitions) {
+    return Status::InvalidArgument("a module needs 1 to " + std::to_string(Depot::kMaxPartitions) +
+                                   " partitions, not " + std::to_string(options.partitions));
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(so_path, ec)) {
+    return Status::NotFound("module file " + so_path + " does not exist");
+  }
+  std::lock_guard admin(admin_mu_);
+  // Load the engine's own copy, so that the code running is the file kept for restarts.
+  const fs::path dir = fs::path(options_.data_dir) / "modules";
+  const fs::path staged = dir / (".deploy-" + std::to_string(getpid()) + "-" +
+                                 std::to_string(deploy_counter_.fetch_add(1)) + ".so");
+  fs::copy_file(so_path, staged, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::IOError("copying " + so_path + " to " + staged.string() + ": " + ec.message());
+  // The checksum of the bytes about to be loaded: each Open checks the kept copy against it.
+  Result<std::string> checksum = ModuleFileChecksum(staged.string());
+  Result<std::unique_ptr<LoadedModule>> loaded =
+      checksum.ok() ? LoadedModule::Load(staged.string())
+                    : Result<std::unique_ptr<LoadedModule>>(checksum.status());
+  if (!loaded.ok()) {
+    fs::remove(staged, ec);
+    return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
+  }
+  const std::string name = (*loaded)->def().name;
+  {
+    std::shared_lock lock(modules_mu_);
+    if (modules_.count(name) != 0) {
+      loaded->reset();
+      fs::remove(staged, ec);
+      return Status::AlreadyExists("module " + name + " is already deployed (destroy it first)");
+    }
+    if (auto it = failed_.find(name); it != failed_.end()) {
+      loaded->reset();
+      fs::remove(staged, ec);
+      return Status::AlreadyExists("module " + name + " is deployed but failed to load (" +
+                                   it->second.error + "): destroy it first");
+    }
+  }
+  // Data of an earlier module of this name that a crash or failure left behind (without a
+  // row, or with a row that Destroy could not delete) must not leak into the new one.
+  Status cleared = ForgetModule(name);
+  if (cleared.ok()) cleared = DropModuleData(name);
+  if (!cleared.ok()) {
+    loaded->reset();
+    fs::remove(staged, ec);
+    return Status(cleared.code(), "clearing leftovers of module " + name + ": " + cleared.message());
+  }
+  const std::string file = "modules/" + name + ".so";
+  fs::rename(staged, fs::path(options_.data_dir) / file, ec);
+  if (ec) {
+    loaded->reset();
+    fs::remove(staged, ec);
+    return Status::IOError("installing module file " + file + ": " + ec.message());
+  }
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded).value(), options.partitions));
+  // The row comes after the tables: a crash in between leaves tables without a row, which
+  // the next Open (or Deploy of the name) drops.
+  {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+    std::string row;
+    AppendValue(
+        Value::MapOf({{"partitions", options.partitions}, {"file", file}, {"checksum", *checksum}}),
+        &row);
+    STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), row));
+  }
+  STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
+  ModuleInfo info = DescribeModule(*m);
+  std::unique_lock lock(modules_mu_);
+  modules_[name] = std::move(m);
+  return info;
+}
+
+Status EngineImpl::Destroy(const std::string& module) {
+  std::lock_guard admin(admin_mu_);
+  bool failed = false;
+  {
+    std::shared_lock lock(modules_mu_);
+    failed = failed_.count(module) != 0;
+  }
+  if (failed) {
+    // Nothing of it runs: its rows go first, durably, then its tables and file, as below.
+    STRATA_RETURN_IF_ERROR(ForgetModule(module));
+    {
+      std::unique_lock lock(modules_mu_);
+      failed_.erase(module);
+    }
+    return DropModuleData(module);
+  }
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
+  m->closed.store(true);
+  STRATA_RETURN_IF_ERROR(WaitProcessed(module));
+  Barrier();  // no task of the module is queued any more
+  {
+    std::unique_lock lock(modules_mu_);
+    modules_.erase(module);
+  }
+  for (auto& by_depot : m->trackers) {
+    for (auto& by_partition : by_depot) {
+      for (auto& tracker : by_partition) tracker->dropped.store(true);
+    }
+  }
+  Barrier();  // progress markers queued before `dropped` was set are written by now
+  // Rows first, tables second: a crash in between leaves tables without a module, which
+  // Open and the next Deploy of the name drop. The reverse order could reload the module
+  // with empty depots under surviving progress markers, which then never advance.
+  STRATA_RETURN_IF_ERROR(ForgetModule(module));
+  // Readers and flusher callbacks that still hold the module finish quickly; the Depot and
+  // PState objects (and the plugin) must be gone before their tables are dropped.
+  while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  m.reset();
+  return DropModuleData(module);
+}
+
+Status EngineImpl::ForgetModule(const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  STRATA_RETURN_IF_ERROR(session->Begin());
+  const std::string prefix = EncodeKey(Value(module));
+  std::vector<std::string> keys;
+  bool removed_any = false;
+  for (TableId table : {progress_table_, failures_table_, outbox_->table()}) {
+    keys.clear();
+    Status st = session->Scan(table, prefix, PrefixEnd(prefix), false,
+                              [&](std::string_view key, std::string_view) {
+                                keys.emplace_back(key);
+                                return true;
+                              });
+    for (size_t i = 0; st.ok() && i < keys.size(); ++i) st = session->Remove(table, keys[i]).status();
+    if (!st.ok()) {
+      session->Rollback();
+      return st;
+    }
+    removed_any = removed_any || !keys.empty();
+  }
+  Result<bool> removed_row = session->Remove(modules_table_, prefix);
+  if (!removed_row.ok()) {
+    session->Rollback();
+    return removed_row.status();
+  }
+  STRATA_RETURN_IF_ERROR(session->Commit());
+  if (!removed_any && !*removed_row) return Status::Ok();
+  return storage_->WaitDurable();
+}
+
+Status EngineImpl::DropModuleData(const std::string& module) {
+  // Module names cannot contain '.', so these prefixes match this module's tables only.
+  for (const std::string kind : {"depot.", "pstate."}) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind + module + "."));
+    for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+  }
+  const fs::path file = fs::path(options_.data_dir) / "modules" / (module + ".so");
+  std::error_code ec;
+  fs::remove(file, ec);
+  if (ec) return Status::IOError("removing " + file.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
+  std::map<std::string, int> dropped;  // by module
+  for (const std::string kind : {"depot.", "pstate."}) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind));
+    for (const std::string& table : tables) {
+      const std::string_view rest = std::string_view(table).substr(kind.size());
+      const std::string owner(rest.substr(0, rest.find('.')));
+      if (deployed.count(owner) != 0) continue;
+      STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+      ++dropped[owner];
+    }
+  }
+  for (const auto& [module, tables] : dropped) {
+    logger_->Warning("dropped " + std::to_string(tables) + " tables of module " + module +
+                     ", which is not deployed (a crash interrupted its Deploy or Destroy)");
+  }
+  // Plugin copies of undeployed modules and staged copies of interrupted deploys.
+  const fs::path dir = fs::path(options_.data_dir) / "modules";
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool kept = name.ends_with(".so") && deployed.count(name.substr(0, name.size() - 3)) != 0;
+    if (!kept) stale.push_back(it->path());
+  }
+  if (ec) return Status::IOError("listing " + dir.string() + ": " + ec.message());
+  for (const fs::path& path : stale) {
+    fs::remove(path, ec);
+    if (ec) return Status::IOError("removing " + path.string() + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<ModuleRuntime>> EngineImpl::Find(const std::string& module) {
+  std::shared_lock lock(modules_mu_);
+  auto it = modules_.find(module);
+  if (it != modules_.end()) return it->second;
+  // kNotFound: nothing the client sends can reach the module until an operator destroys it
+  // or restores its file and restarts the server, so retrying is pointless.
+  if (auto failed = failed_.find(module); failed != failed_.end()) {
+    return Status::NotFound(
+        "module " + module + " is deployed but failed to load, so it serves no requests: " +
+        failed->second.error + " (destroy it, or restore its file and restart)");
+  }
+  return Status::NotFound("no module " + module + " is deployed");
+}
+
+Result<int> EngineImpl::FindDepot(const ModuleRuntime& m, const std::string& depot) const {
+  for (size_t i = 0; i < m.def->depots.size(); ++i) {
+    if (m.def->depots[i].name == depot) return static_cast<int>(i);
+  }
+  return Status::NotFound("module " + m.name + " has no depot " + depot);
+}
+
+Result<int> EngineImpl::FindPState(const ModuleRuntime& m, const std::string& pstate) const {
+  for (size_t i = 0; i < m.def->pstates.size(); ++i) {
+    if (m.def->pstates[i].name == pstate) return static_cast<int>(i);
+  }
+  return Status::NotFound("module " + m.name + " has no PState " + pstate);
+}
+
+ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
+  ModuleInfo info;
+  info.name = m.name;
+  info.partitions = m.partitions;
+  for (const DepotDef& d : m.def->depots) {
+    info.depots.push_back({d.name, PartitioningName(d.partitioning), d.record_schema});
+  }
+  for (const PStateDef& p : m.def->pstates) info.pstates.push_back({p.name, p.schema});
+  for (const TopologyDef& t : m.def->topologies) {
+    TopologyInfo topology{t.name, {}};
+    for (int d : t.sources) topology.sources.push_back(m.def->depots[d].name);
+    info.topologies.push_back(std::move(topology));
+  }
+  return info;
+}
+
+ModuleInfo EngineImpl::DescribeFailed(const std::string& name, const FailedModule& failed) {
+  ModuleInfo info;
+  info.name = name;
+  info.partitions = failed.partitions;
+  info.load_error = failed.error;
+  return info;
+}
+
+Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
+  std::shared_lock lock(modules_mu_);
+  std::map<std::string, ModuleInfo> by_name;  // loaded and failed modules, by name
+  for (const auto& [name, m] : modules_) by_name.emplace(name, DescribeModule(*m));
+  for (const auto& [name, failed] : failed_) by_name.emplace(name, DescribeFailed(name, failed));
+  std::vector<ModuleInfo> out;
+  for (auto& [name, info] : by_name) out.push_back(std::move(info));
+  return out;
+}
+
+Result<ModuleInfo> EngineImpl::Describe(const std::string& module) {
+  {
+    std::shared_lock lock(modules_mu_);
+    if (auto it = failed_.find(module); it != failed_.end()) {
+      return DescribeFailed(module, it->second);
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  return DescribeModule(*m);
+}
+
+}  // namespace strata::runtime

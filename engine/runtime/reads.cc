@@ -1,0 +1,217 @@
+// EngineImpl's reads and waits (docs/runtime.md, "Threads and partitions"): Select,
+// ReadDepot, Stats and WaitProcessed run on the caller's thread with a Session borrowed from
+// the pool; Barrier waits for every task thread.
+#include <latch>
+#include <shared_mutex>
+
+#include "runtime/engine_impl.h"
+#include "runtime/meta_tables.h"
+#include "runtime/partitioning.h"
+#include "strata/key_codec.h"
+#include "strata/value_codec.h"
+
+namespace strata::runtime {
+namespace {
+
+// RAII for a session of the pool: reads on callers' threads (sessions are single-threaded).
+class PooledSession {
+ public:
+  PooledSession(std::unique_ptr<Session> session, std::function<void(std::unique_ptr<Session>)> back)
+      : session_(std::move(session)), back_(std::move(back)) {}
+  ~PooledSession() {
+    if (session_) back_(std::move(session_));
+  }
+  Session* get() { return session_.get(); }
+
+ private:
+  std::unique_ptr<Session> session_;
+  std::function<void(std::unique_ptr<Session>)> back_;
+};
+
+}  // namespace
+
+// A storage error (a failed WiredTiger connection, the session limit) keeps its own code:
+// readers must not be told to retry a storage that is gone.
+Result<std::unique_ptr<Session>> EngineImpl::TakeSession() {
+  {
+    std::lock_guard lock(pool_mu_);
+    if (!pool_.empty()) {
+      std::unique_ptr<Session> session = std::move(pool_.back());
+      pool_.pop_back();
+      return session;
+    }
+  }
+  return storage_->OpenSession();
+}
+
+void EngineImpl::ReturnSession(std::unique_ptr<Session> session) {
+  std::lock_guard lock(pool_mu_);
+  pool_.push_back(std::move(session));
+}
+
+Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const std::string& pstate,
+                                              const Path& path, std::optional<Value> partition_key) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, pstate));
+  const PState& ps = *m->pstates[index];
+  int partition = 0;
+  if (!ps.schema().global) {
+    if (partition_key) {
+      partition = HashPartition(*partition_key, m->partitions);
+    } else if (!path.navigators().empty() &&
+               (path.navigators()[0].kind == Navigator::Kind::kKey ||
+                path.navigators()[0].kind == Navigator::Kind::kMust)) {
+      partition = HashPartition(path.navigators()[0].keys[0], m->partitions);
+    } else {
+      return Status::InvalidArgument("selecting " + path.ToString() + " from " + pstate +
+                                     " needs a partition: give a partition key or start the path "
+                                     "with key(...)");
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  return ps.Select(*session.get(), partition, path);
+}
+
+Result<Value> EngineImpl::SelectOne(const std::string& module, const std::string& pstate,
+                                    const Path& path, std::optional<Value> partition_key) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, Select(module, pstate, path, std::move(partition_key)));
+  if (values.size() == 1) return std::move(values[0]);
+  if (values.empty()) return Status::NotFound(path.ToString() + " selects nothing in " + pstate);
+  return Status::InvalidArgument(path.ToString() + " selects " + std::to_string(values.size()) +
+                                 " values in " + pstate + ", not one");
+}
+
+Result<std::vector<DepotEntry>> EngineImpl::ReadDepot(const std::string& module,
+                                                      const std::string& depot, int partition,
+                                                      int64_t from, int64_t to, int64_t limit) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  STRATA_ASSIGN_OR_RETURN(int index, FindDepot(*m, depot));
+  if (partition < 0 || partition >= m->partitions) {
+    return Status::InvalidArgument("depot " + depot + " has partitions 0 to " +
+                                   std::to_string(m->partitions - 1) + ", not " + std::to_string(partition));
+  }
+  if (limit <= 0) return Status::InvalidArgument("read limit must be positive, not " + std::to_string(limit));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  STRATA_ASSIGN_OR_RETURN(auto records, m->depots[index]->Read(*session.get(), partition, from, to,
+                                                               static_cast<size_t>(limit)));
+  std::vector<DepotEntry> out;
+  out.reserve(records.size());
+  for (strata::DepotRecord& record : records) {
+    Result<Value> value = DecodeValue(record.data);
+    if (!value.ok()) {
+      return Status::Corruption("record " + std::to_string(record.offset) + " of depot " + depot +
+                                " partition " + std::to_string(partition) + ": " + value.status().message());
+    }
+    out.push_back({record.offset, std::move(value).value()});
+  }
+  return out;
+}
+
+void EngineImpl::Barrier() {
+  std::latch latch(static_cast<std::ptrdiff_t>(threads_.size()));
+  for (auto& thread : threads_) thread->PostBarrier([&latch](TaskThread&) { latch.count_down(); });
+  latch.wait();
+}
+
+Status EngineImpl::WaitProcessed(const std::string& module) {
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  {
+    // Appends that arrived during the replays of Open wait in `deferred` lists, out of the
+    // task queues, until their partition's replay ends: the Barrier alone would miss them.
+    std::unique_lock lock(live_mu_);
+    live_cv_.wait(lock, [&] { return live_replays_ == 0; });
+  }
+  Barrier();  // every append queued before the call has been appended and started
+  struct Target {
+    ProgressTracker* tracker;
+    int64_t end;
+  };
+  std::vector<Target> targets;
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    for (int p = 0; p < m->partitions; ++p) {
+      STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
+      for (int t : m->consumers[d]) targets.push_back({m->trackers[t][d][p].get(), end});
+    }
+  }
+  m->progress_waiters.fetch_add(1);
+  {
+    std::unique_lock lock(m->progress_mu);
+    for (const Target& target : targets) {
+      while (target.tracker->processed() < target.end) {
+        m->progress_cv.wait_for(lock, std::chrono::milliseconds(20));
+      }
+    }
+  }
+  m->progress_waiters.fetch_sub(1);
+  return Status::Ok();
+}
+
+Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOptions& options) {
+  if (options.failures_from < 0) {
+    return Status::InvalidArgument("failures_from must be >= 0, not " +
+                                   std::to_string(options.failures_from));
+  }
+  if (options.failures_limit < 0 || options.failures_limit > StatsOptions::kMaxFailuresLimit) {
+    return Status::InvalidArgument("failures_limit must be 0 to " +
+                                   std::to_string(StatsOptions::kMaxFailuresLimit) + ", not " +
+                                   std::to_string(options.failures_limit));
+  }
+  {
+    std::shared_lock lock(modules_mu_);
+    if (auto it = failed_.find(module); it != failed_.end()) {
+      ModuleStats stats;
+      stats.module = module;
+      stats.load_error = it->second.error;
+      return stats;
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  ModuleStats stats;
+  stats.module = m->name;
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    const std::string& depot = m->def->depots[d].name;
+    for (int p = 0; p < m->partitions; ++p) {
+      STRATA_ASSIGN_OR_RETURN(int64_t start, m->depots[d]->StartOffset(p));
+      STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
+      stats.depots.push_back({depot, p, start, end});
+      for (int t : m->consumers[d]) {
+        const int64_t processed = m->trackers[t][d][p]->processed();
+        stats.topologies.push_back({m->def->topologies[t].name, depot, p, processed, end - processed});
+      }
+    }
+  }
+  {
+    std::lock_guard lock(m->failures_mu);
+    stats.failures = m->failure_count;
+  }
+  if (options.failures_limit == 0) return stats;
+  // The page is read from the failures table (key order: topology, depot, partition,
+  // offset), so a failure costs memory only while it is listed.
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  const std::string prefix = EncodeKey(Value(m->name));
+  int64_t skip = options.failures_from;
+  Status decode_error;
+  STRATA_RETURN_IF_ERROR(session.get()->Scan(
+      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view, std::string_view v) {
+        if (skip > 0) {
+          --skip;
+          return true;
+        }
+        Result<Value> value = DecodeValue(v);
+        std::optional<TopologyFailure> failure;
+        if (value.ok()) failure = FailureFromValue(*value);
+        if (!failure) {
+          decode_error = Status::Corruption("a failure record of module " + m->name + " does not decode");
+          return false;
+        }
+        stats.failure_page.push_back(std::move(*failure));
+        return static_cast<int64_t>(stats.failure_page.size()) < options.failures_limit;
+      }));
+  STRATA_RETURN_IF_ERROR(decode_error);
+  return stats;
+}
+
+}  // namespace strata::runtime

@@ -32,9 +32,9 @@ constexpr size_t FieldCount() {
   }
 }
 
-// EngineOptions' fields that are not settings: the callbacks stratad sets itself
-// (on_fatal_storage_error, on_storage_warning).
-constexpr size_t kEngineCallbacks = 2;
+// EngineOptions' fields that are not settings: the callbacks and the logger stratad sets
+// itself (on_fatal_storage_error, on_storage_warning, logger).
+constexpr size_t kEngineCallbacks = 3;
 
 struct EngineSetting {
   std::vector<std::string> args;    // on the command line

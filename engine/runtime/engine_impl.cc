@@ -63,7 +63,6 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
   // the destructor, which drains through them, works when a later step fails.
   STRATA_RETURN_IF_ERROR(engine->OpenStorage());
   STRATA_RETURN_IF_ERROR(engine->LoadDeployedModules());
-  STRATA_RETURN_IF_ERROR(engine->RecoverOutbox());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 

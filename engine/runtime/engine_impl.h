@@ -84,7 +84,10 @@ class EngineImpl final : public Engine {
   Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(std::unique_ptr<LoadedModule> loaded,
                                                            int partitions);
   Status LoadProgressAndFailures(ModuleRuntime& m);
-  void StartReplay(const std::shared_ptr<ModuleRuntime>& m);
+  // Posts the module's left-over outbox appends, then replays its depot partitions from their
+  // recorded progress. Appends to a replaying partition (those included) wait until its
+  // replay ends. Fails, having started nothing, when the outbox rows do not decode.
+  Status StartReplay(const std::shared_ptr<ModuleRuntime>& m);
   void ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                    int partition, int64_t next);
   // Reads [next, next + kReplayChunk) record by record after the chunk failed to read; the
@@ -97,9 +100,15 @@ class EngineImpl final : public Engine {
   void ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                     int partition, int64_t offset, std::string_view data, const Status& read_error);
   void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition);
-  // Posts the appends of the outbox rows a crash left (steps committed, records not yet
-  // appended). Rows of a module that is not loaded stay until it is destroyed.
-  Status RecoverOutbox();
+  // The module's outbox rows a crash left (steps committed, records not yet appended), to be
+  // appended again; StartReplay posts them. Rows of a module that is not loaded stay until
+  // it loads or is destroyed.
+  struct LeftOverAppend {
+    int depot;
+    int partition;
+    AppendItem item;
+  };
+  Result<std::vector<LeftOverAppend>> LeftOverAppends(const ModuleRuntime& m);
 
   // The loaded module; kNotFound for an unknown module and for a failed one (naming its
   // load error).

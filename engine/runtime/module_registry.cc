@@ -205,7 +205,7 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
                      " was deployed without a file checksum (by an older version); loaded " + path +
                      " unchecked and recorded its checksum " + legacy_checksum);
   }
-  StartReplay(m);
+  STRATA_RETURN_IF_ERROR(StartReplay(m));
   std::unique_lock lock(modules_mu_);
   modules_[name] = std::move(m);
   return Status::Ok();

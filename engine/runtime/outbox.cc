@@ -28,8 +28,9 @@ Result<Outbox::Entry> DecodeEntry(std::string_view key, std::string_view value) 
       record == nullptr || !record->is_bytes()) {
     return Status::Corruption("a row of table meta.outbox is malformed: " + row->ToString());
   }
-  return Outbox::Entry{std::string(key), (*parts)[0].as_string(), depot->as_string(),
-                       static_cast<int>(partition->as_int()), record->as_bytes()};
+  return Outbox::Entry{std::string(key), (*parts)[1].as_int(), (*parts)[0].as_string(),
+                       depot->as_string(), static_cast<int>(partition->as_int()),
+                       record->as_bytes()};
 }
 
 }  // namespace
@@ -71,16 +72,19 @@ Status Outbox::Remove(Session& session, std::string_view key) {
   return Status::Ok();
 }
 
-Status Outbox::ForEach(Session& session, const std::function<Status(Entry)>& fn) {
+Status Outbox::ForEachLeftOver(Session& session, std::string_view module,
+                               const std::function<Status(Entry)>& fn) {
   std::vector<Entry> entries;  // collected first: `fn` may use the session
   Status error;
-  STRATA_RETURN_IF_ERROR(session.Scan(table_, "", "", false, [&](std::string_view key, std::string_view value) {
+  const std::string prefix = EncodeKey(Value(std::string(module)));
+  STRATA_RETURN_IF_ERROR(session.Scan(table_, prefix, PrefixEnd(prefix), false,
+                                      [&](std::string_view key, std::string_view value) {
     Result<Entry> entry = DecodeEntry(key, value);
     if (!entry.ok()) {
       error = entry.status();
       return false;
     }
-    entries.push_back(std::move(*entry));
+    if (entry->number < left_over_below_) entries.push_back(std::move(*entry));
     return true;
   }));
   STRATA_RETURN_IF_ERROR(error);

@@ -4,7 +4,8 @@
 // step's PState writes do. The owner thread of the target depot partition later appends
 // it and deletes the row in the depot append's transaction. Engine::Open re-posts every
 // row left by a crash between the two commits, so a committed step's append is never lost
-// and never made twice.
+// and never made twice: the rows it re-posts are those that existed when the outbox was
+// opened (rows put later, by replayed steps, are posted by their own steps).
 //
 // Threading: thread-safe; each call uses the caller's Session (and its transaction).
 #pragma once
@@ -26,13 +27,15 @@ class Outbox {
   // One row: a record waiting for depot `depot` (its name, with '*') of `module`.
   struct Entry {
     std::string key;  // the row's key, for Remove
+    int64_t number = 0;
     std::string module;
     std::string depot;
     int partition = -1;
     std::string record;  // the encoded record (FlexBuffers)
   };
 
-  // Opens (creating) the table and finds the next free sequence number.
+  // Opens (creating) the table and finds the next free sequence number: rows numbered below
+  // it were left by the previous run.
   static Result<std::unique_ptr<Outbox>> Open(Storage& storage, Session& session);
 
   // Writes a row in `session`'s open transaction and returns its key.
@@ -40,15 +43,18 @@ class Outbox {
                           int partition, std::string_view record);
   // Deletes the row `key` in `session`'s open transaction.
   Status Remove(Session& session, std::string_view key);
-  // Every row, in key order (per module, in the order they were put).
-  Status ForEach(Session& session, const std::function<Status(Entry)>& fn);
+  // Every row of `module` left by the previous run (put before Open), in the order they were
+  // put.
+  Status ForEachLeftOver(Session& session, std::string_view module,
+                         const std::function<Status(Entry)>& fn);
 
   TableId table() const { return table_; }
 
  private:
-  Outbox(TableId table, int64_t next) : table_(table), next_(next) {}
+  Outbox(TableId table, int64_t next) : table_(table), left_over_below_(next), next_(next) {}
 
   const TableId table_;
+  const int64_t left_over_below_;  // rows numbered below it were put before Open
   std::atomic<int64_t> next_;  // the sequence number of the next row
 };
 

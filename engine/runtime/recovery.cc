@@ -15,28 +15,30 @@ constexpr size_t kReplayChunk = 256;
 
 }  // namespace
 
-Status EngineImpl::RecoverOutbox() {
+Result<std::vector<EngineImpl::LeftOverAppend>> EngineImpl::LeftOverAppends(
+    const ModuleRuntime& m) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-  return outbox_->ForEach(*session, [&](Outbox::Entry entry) -> Status {
-    Result<std::shared_ptr<ModuleRuntime>> m = Find(entry.module);
-    if (!m.ok()) return Status::Ok();
-    Result<int> depot = FindDepot(**m, entry.depot);
-    if (!depot.ok() || entry.partition < 0 || entry.partition >= (*m)->partitions) {
+  std::vector<LeftOverAppend> appends;
+  STRATA_RETURN_IF_ERROR(outbox_->ForEachLeftOver(*session, m.name, [&](Outbox::Entry entry) -> Status {
+    Result<int> depot = FindDepot(m, entry.depot);
+    if (!depot.ok() || entry.partition < 0 || entry.partition >= m.partitions) {
       return Status::Corruption("meta.outbox holds a record for " + entry.module + " " + entry.depot +
                                 " partition " + std::to_string(entry.partition) +
                                 ", which the module does not have");
     }
     STRATA_ASSIGN_OR_RETURN(Value record, DecodeValue(entry.record));
-    std::vector<AppendItem> items(1);
-    items[0].record = std::move(record);
-    items[0].bytes = std::move(entry.record);
-    items[0].outbox_key = std::move(entry.key);
-    PostAppend(*m, *depot, entry.partition, std::move(items));
+    LeftOverAppend append{*depot, entry.partition, AppendItem{}};
+    append.item.record = std::move(record);
+    append.item.bytes = std::move(entry.record);
+    append.item.outbox_key = std::move(entry.key);
+    appends.push_back(std::move(append));
     return Status::Ok();
-  });
+  }));
+  return appends;
 }
 
-void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
+Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<LeftOverAppend> left_over, LeftOverAppends(*m));
   // Every count is set before the first post publishes the module to a task thread (a
   // replay finishing early must not see a partition's count still growing).
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
@@ -44,6 +46,14 @@ void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
     for (int p = 0; p < m->partitions; ++p) ++m->parts[p].replays_pending;
     std::lock_guard lock(live_mu_);
     live_replays_ += m->partitions;
+  }
+  // The outbox rows a crash left go first into their partitions' queues: their drain tasks
+  // run before any replay chunk and, finding the partition replaying, wait in its deferred
+  // list ahead of the appends the replayed steps make.
+  for (LeftOverAppend& append : left_over) {
+    std::vector<AppendItem> items;
+    items.push_back(std::move(append.item));
+    PostAppend(m, append.depot, append.partition, std::move(items));
   }
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
     if (m->consumers[d].empty()) continue;
@@ -55,6 +65,7 @@ void EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
       });
     }
   }
+  return Status::Ok();
 }
 
 // Replays depot partition records [next, end) through every topology whose progress is at
@@ -144,7 +155,8 @@ void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRu
     run->slot = static_cast<int>(slot);
     run->tracker = m->trackers[run->topology][depot][partition];
     if (read_error.ok()) {
-      executor_->RecordFailure(thread, *m, *run, partition, 0, value.status());
+      executor_->RecordGiveUp(thread, *m, *run,
+                              "replay could not decode the record: " + value.status().ToString());
     } else {
       executor_->RecordGiveUp(thread, *m, *run,
                               "replay could not read the record: " + read_error.ToString());

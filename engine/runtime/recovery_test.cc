@@ -340,6 +340,17 @@ TEST_F(RecoveryTest, Kill9DuringDestroyLeavesTheModuleWholeOrGone) {
               whole, gone, gone_with_tables);
 }
 
+// The data directory opened directly, with the engine closed (to plant rows or damage).
+StorageOptions OfflineStorageOptions(const std::string& data_dir) {
+  StorageOptions options;
+  options.path = data_dir;
+  options.cache_size_bytes = 16ull << 20;
+  options.log_file_max_bytes = 4ull << 20;
+  options.checkpoint_interval_s = 60;
+  options.max_sessions = 10;
+  return options;
+}
+
 // A crash between a step's commit and the append of its record leaves the record in the
 // outbox (written in the step's transaction, runtime/outbox.h). The next Open appends it
 // once — processed by the derived topology — and removes the row, so a later Open does not
@@ -350,13 +361,7 @@ TEST_F(RecoveryTest, OutboxRowLeftByACrashIsAppendedOnceAtOpen) {
   const Value record = Value::MapOf({{"k", "kx"}, {"n", 999}});
   const int partition = static_cast<int>(HashKey(Value("kx")) % kPartitions);
   {
-    StorageOptions so;
-    so.path = data_dir();
-    so.cache_size_bytes = 16ull << 20;
-    so.log_file_max_bytes = 4ull << 20;
-    so.checkpoint_interval_s = 60;
-    so.max_sessions = 10;
-    std::unique_ptr<Storage> storage = Must(Storage::Open(so));
+    std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir())));
     ASSERT_NE(storage, nullptr);
     std::unique_ptr<Session> session = Must(storage->OpenSession());
     std::unique_ptr<runtime::Outbox> outbox = Must(runtime::Outbox::Open(*storage, *session));
@@ -380,6 +385,57 @@ TEST_F(RecoveryTest, OutboxRowLeftByACrashIsAppendedOnceAtOpen) {
   }
 }
 
+// Replayed steps append again (at-least-once) and put outbox rows of their own while the
+// rows a crash left are being recovered: each row is appended exactly once — a left-over
+// row is not posted a second time by the recovery (which failed the whole append chunk it
+// met) — and no row is left behind.
+TEST_F(RecoveryTest, LeftOverOutboxRowsAndRowsOfReplayedStepsAreEachAppendedOnce) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  constexpr int kRecords = 1000;
+  std::vector<Value> batch;
+  for (int n = 0; n < kRecords; ++n) batch.push_back(Value::MapOf({{"k", KeyOf(n)}, {"n", n}}));
+  Must(engine_->AppendBatch("rt_test", "*crash", std::move(batch)));
+  engine_.reset();
+  const Value planted = Value::MapOf({{"k", "kx"}, {"n", 999}});
+  {
+    std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir())));
+    ASSERT_NE(storage, nullptr);
+    TableId progress = Must(storage->OpenTable("meta.progress", TableKind::kBytes));
+    std::unique_ptr<Session> session = Must(storage->OpenSession());
+    std::unique_ptr<runtime::Outbox> outbox = Must(runtime::Outbox::Open(*storage, *session));
+    ASSERT_TRUE(session->Begin().ok());
+    for (int p = 0; p < kPartitions; ++p) {  // every *crash record replays
+      ASSERT_TRUE(Must(session->Remove(progress, runtime::ProgressKey("rt_test", "crash", "*crash", p))));
+    }
+    std::string bytes;
+    AppendValue(planted, &bytes);
+    const int partition = static_cast<int>(HashKey(Value("kx")) % kPartitions);
+    ASSERT_TRUE(outbox->Put(*session, "rt_test", "*derived", partition, bytes).ok());
+    ASSERT_TRUE(session->Commit().ok());
+    ASSERT_TRUE(storage->WaitDurable().ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  size_t derived = 0;
+  for (int p = 0; p < kPartitions; ++p) {
+    derived += Must(engine_->ReadDepot("rt_test", "*derived", p, 0, INT64_MAX, 10'000)).size();
+  }
+  // Each *crash record was appended to *derived when first processed and again by its replay.
+  EXPECT_EQ(derived, 2u * kRecords + 1);
+  EXPECT_EQ(Must(engine_->Stats("rt_test")).failures, 0);
+  engine_.reset();
+  std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir())));
+  ASSERT_NE(storage, nullptr);
+  TableId table = Must(storage->OpenTable("meta.outbox", TableKind::kBytes));
+  std::unique_ptr<Session> session = Must(storage->OpenSession());
+  size_t rows = 0;
+  ASSERT_TRUE(session->Scan(table, "", "", false, [&](std::string_view, std::string_view) {
+    ++rows;
+    return true;
+  }).ok());
+  EXPECT_EQ(rows, 0u) << "outbox rows were left behind";
+}
+
 // The failure rows of rt_test in meta.failures (key -> row bytes); the engine must be closed.
 std::map<std::string, std::string> FailureRows(Storage& storage) {
   std::map<std::string, std::string> rows;
@@ -397,16 +453,6 @@ std::map<std::string, std::string> FailureRows(Storage& storage) {
   return rows;
 }
 
-StorageOptions FailureTableOptions(const std::string& data_dir) {
-  StorageOptions options;
-  options.path = data_dir;
-  options.cache_size_bytes = 16ull << 20;
-  options.log_file_max_bytes = 4ull << 20;
-  options.checkpoint_interval_s = 60;
-  options.max_sessions = 10;
-  return options;
-}
-
 // A failure row stored before messages were cut holds its whole record in the message:
 // opening the engine cuts and rewrites it, so stats answers stay small from then on.
 TEST_F(RecoveryTest, FailureRowsWithAWholeRecordAreCutWhenLoaded) {
@@ -415,7 +461,7 @@ TEST_F(RecoveryTest, FailureRowsWithAWholeRecordAreCutWhenLoaded) {
   engine_.reset();
   const std::string huge(1 << 20, 'z');
   {
-    std::unique_ptr<Storage> storage = Must(Storage::Open(FailureTableOptions(data_dir())));
+    std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir())));
     ASSERT_TRUE(storage);
     std::map<std::string, std::string> rows = FailureRows(*storage);
     ASSERT_EQ(rows.size(), 1u);
@@ -437,7 +483,7 @@ TEST_F(RecoveryTest, FailureRowsWithAWholeRecordAreCutWhenLoaded) {
   EXPECT_TRUE(stats.failure_page[0].message.starts_with("an old message with the whole record zzz"));
   EXPECT_TRUE(stats.failure_page[0].message.ends_with(" bytes more)")) << stats.failure_page[0].message;
   engine_.reset();
-  std::unique_ptr<Storage> storage = Must(Storage::Open(FailureTableOptions(data_dir())));
+  std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir())));
   ASSERT_TRUE(storage);
   std::map<std::string, std::string> rows = FailureRows(*storage);
   ASSERT_EQ(rows.size(), 1u);
@@ -466,7 +512,7 @@ class CapturingLogger final : public Logger {
 // `topology` on it are removed so that the next Open replays the partition from 0.
 void LoseDepotRecord(const std::string& data_dir, const std::string& depot, const std::string& topology,
                      int partition, int64_t lost) {
-  std::unique_ptr<Storage> storage = Must(Storage::Open(FailureTableOptions(data_dir)));
+  std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir)));
   ASSERT_TRUE(storage);
   const std::string name = "depot.rt_test." + depot.substr(1) + "." + std::to_string(partition);
   std::vector<std::pair<int64_t, std::string>> records;

@@ -22,7 +22,7 @@ void StreamExecutor::RunEvent(TaskThread& thread, ModuleRuntime& m, int partitio
                                            /*grouped=*/true);
   const auto started = std::chrono::steady_clock::now();
   Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
-  const bool overtime = error.ok() && !(error = StepOverTime(started)).ok();
+  const bool overtime = Overtime(started, &error);
   if (!error.ok()) {
     std::vector<EventGroup::Member> members = std::move(group.members);
     group.members.clear();
@@ -31,7 +31,7 @@ void StreamExecutor::RunEvent(TaskThread& thread, ModuleRuntime& m, int partitio
     thread.SettleGroup();  // closes the (now empty) group
     RerunAlone(thread, members);
     RunEventAlone(thread, m, partition, std::move(event),
-                  overtime ? 0 : engine_.options_.max_step_attempts - 1, error);
+                  overtime ? 0 : engine_.options_.max_step_attempts - 1, /*made=*/1, error);
     return;
   }
   if (group.members.empty()) {
@@ -49,6 +49,13 @@ void StreamExecutor::RunEvent(TaskThread& thread, ModuleRuntime& m, int partitio
       std::chrono::steady_clock::now() - group.opened >= kMaxGroupAge) {
     thread.SettleGroup();
   }
+}
+
+bool StreamExecutor::Overtime(std::chrono::steady_clock::time_point started, Status* error) const {
+  Status over = StepOverTime(started);
+  if (over.ok()) return false;
+  if (error->ok()) *error = std::move(over);  // a failing step keeps its own error
+  return true;
 }
 
 Status StreamExecutor::StepOverTime(std::chrono::steady_clock::time_point started) const {
@@ -84,14 +91,14 @@ void StreamExecutor::SettleGroup(TaskThread& thread) {
 void StreamExecutor::RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members) {
   for (EventGroup::Member& member : members) {
     RunEventAlone(thread, member.ctx->module(), member.ctx->partition(), std::move(member.event),
-                  engine_.options_.max_step_attempts, Status::Ok());
+                  engine_.options_.max_step_attempts, /*made=*/0, Status::Ok());
   }
 }
 
-// Runs the event in a transaction of its own, up to `attempts` times; then records the
-// failure (`error`, or the last attempt's).
+// Runs the event in a transaction of its own, up to `attempts` times more (`made` ran
+// already, in its event group); then records the failure (`error`, or the last attempt's).
 void StreamExecutor::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,
-                               int attempts, Status error) {
+                                   int attempts, int made, Status error) {
   const std::shared_ptr<TopologyRun>& run = event.run;
   const TopologyDef& topology = m.def->topologies[run->topology];
   Session& session = thread.session();
@@ -99,7 +106,8 @@ void StreamExecutor::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int par
     StepContext ctx(m, *engine_.outbox_, session, partition, run->record->id, /*grouped=*/false);
     const auto started = std::chrono::steady_clock::now();
     error = RunOps(ctx, m, topology, event.op, event.input);
-    const bool overtime = error.ok() && !(error = StepOverTime(started)).ok();
+    ++made;
+    const bool overtime = Overtime(started, &error);
     if (error.ok()) {
       if (ctx.began()) error = session.Commit();
     } else if (session.in_transaction()) {
@@ -112,7 +120,7 @@ void StreamExecutor::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int par
       return;
     }
   }
-  RecordFailure(thread, m, *run, partition, event.op, error);
+  RecordFailure(thread, m, *run, partition, event.op, made, error);
   engine_.CompleteEvent(run);
 }
 
@@ -216,11 +224,11 @@ void StreamExecutor::ReleaseEffects(StepContext& ctx, const std::shared_ptr<Modu
 }
 
 void StreamExecutor::RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,
-                               int partition, int op, const Status& error) {
+                                   int partition, int op, int attempts, const Status& error) {
   RecordGiveUp(thread, m, run,
-               "on partition " + std::to_string(partition) + " after " +
-                   std::to_string(engine_.options_.max_step_attempts) + " attempts (from op " +
-                   std::to_string(op) + "): " + error.ToString());
+               "on partition " + std::to_string(partition) + " after " + std::to_string(attempts) +
+                   (attempts == 1 ? " attempt" : " attempts") + " (from op " + std::to_string(op) +
+                   "): " + error.ToString());
 }
 
 void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,

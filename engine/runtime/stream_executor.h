@@ -183,8 +183,9 @@ class StreamExecutor {
   void SettleGroup(TaskThread& thread);
   // Writes the failure row of (run's topology, run's record) unless one exists, and sets the
   // record's failure; the caller completes the event.
+  // `attempts` is how many times the step ran.
   void RecordFailure(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run, int partition,
-                     int op, const Status& error);
+                     int op, int attempts, const Status& error);
   // The same with the whole message: the run's topology gave up on its record for a reason
   // other than a failing step (replay could not read the record). Any task thread.
   void RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const TopologyRun& run,
@@ -192,11 +193,15 @@ class StreamExecutor {
 
  private:
   void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,
-                     int attempts, Status error);
+                     int attempts, int made, Status error);
   void RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members);
   // The error of a step that started at `started` and ran longer than step_timeout_ms; such
   // a step is rolled back and recorded as failed without a retry.
   Status StepOverTime(std::chrono::steady_clock::time_point started) const;
+  // Whether the step that started at `started` ran over the timeout; if so and `*error` is
+  // OK, sets it to StepOverTime's error (a failing step keeps its own). Either way such a
+  // step is not retried.
+  bool Overtime(std::chrono::steady_clock::time_point started, Status* error) const;
   Status RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology, int first_op,
                 const Value& input);
   // After the commit: posts the step's hops, queues its depot appends, stores its ack return.

@@ -86,7 +86,7 @@ struct Fixture {
   std::unique_ptr<Session> session;
   std::unique_ptr<PState> counters;  // map<string, int64>
   TableId counters_table = 0;
-  std::unique_ptr<PState> pages;     // map<string, subindexed map<string, int64>>
+  std::unique_ptr<PState> pages;         // map<string, subindexed map<string, int64>>
   std::map<int64_t, std::string> built;  // map size -> top-level key holding it
 
   std::string raw_dir;
@@ -94,7 +94,7 @@ struct Fixture {
   WT_SESSION* raw_session = nullptr;
   WT_CURSOR* raw_cursor = nullptr;
 
-  std::vector<int> order;  // random permutation of the counter keys
+  std::vector<int> order;            // random permutation of the counter keys
   std::vector<std::string> encoded;  // EncodeKey of each counter key
 };
 Fixture* g = nullptr;
@@ -102,17 +102,22 @@ Fixture* g = nullptr;
 void OpenRaw(Fixture* f) {
   f->raw_dir = MakeDataDir();
   // The configuration Storage::Open builds (see engine/storage/storage.cc).
-  std::string config = "create,config_base=false,cache_size=" + std::to_string(kCacheBytes) +
-                       ",session_max=50,log=(enabled=true,archive=true,file_max=104857600)"
-                       ",checkpoint=(wait=60),extensions=[/usr/lib/x86_64-linux-gnu/libwiredtiger_snappy.so]";
-  CheckWt(wiredtiger_open(f->raw_dir.c_str(), nullptr, config.c_str(), &f->raw_conn), "wiredtiger_open");
-  CheckWt(f->raw_conn->open_session(f->raw_conn, nullptr, nullptr, &f->raw_session), "open_session");
-  CheckWt(f->raw_session->create(f->raw_session, "table:raw",
-                                 "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false,"
-                                 "memory_page_max=1MB"),
+  std::string config =
+      "create,config_base=false,cache_size=" + std::to_string(kCacheBytes) +
+      ",session_max=50,log=(enabled=true,archive=true,file_max=104857600)"
+      ",checkpoint=(wait=60),extensions=[/usr/lib/x86_64-linux-gnu/libwiredtiger_snappy.so]";
+  CheckWt(wiredtiger_open(f->raw_dir.c_str(), nullptr, config.c_str(), &f->raw_conn),
+          "wiredtiger_open");
+  CheckWt(f->raw_conn->open_session(f->raw_conn, nullptr, nullptr, &f->raw_session),
+          "open_session");
+  CheckWt(f->raw_session->create(
+              f->raw_session, "table:raw",
+              "key_format=u,value_format=u,block_compressor=snappy,prefix_compression=false,"
+              "memory_page_max=1MB"),
           "create");
-  CheckWt(f->raw_session->open_cursor(f->raw_session, "table:raw", nullptr, nullptr, &f->raw_cursor),
-          "open_cursor");
+  CheckWt(
+      f->raw_session->open_cursor(f->raw_session, "table:raw", nullptr, nullptr, &f->raw_cursor),
+      "open_cursor");
 }
 
 void Setup() {
@@ -128,12 +133,16 @@ void Setup() {
   options.max_sessions = 20;
   g->storage = Check(Storage::Open(options));
   g->session = Check(g->storage->OpenSession());
-  g->counters = Check(PState::Open(g->storage.get(), "bench", "counters",
-                                   PStateSchema{Schema::Map(Schema::String(), Schema::Int64())}, 1));
+  g->counters =
+      Check(PState::Open(g->storage.get(), "bench", "counters",
+                         PStateSchema{Schema::Map(Schema::String(), Schema::Int64())}, 1));
   g->pages = Check(PState::Open(
       g->storage.get(), "bench", "pages",
-      PStateSchema{Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::Int64()).Subindexed())}, 1));
-  g->counters_table = Check(g->storage->OpenTable(PState::TableName("bench", "counters", 0), TableKind::kBytes));
+      PStateSchema{Schema::Map(Schema::String(),
+                               Schema::Map(Schema::String(), Schema::Int64()).Subindexed())},
+      1));
+  g->counters_table =
+      Check(g->storage->OpenTable(PState::TableName("bench", "counters", 0), TableKind::kBytes));
   OpenRaw(g);
 
   // The same keys and values on both sides: EncodeKey(name) -> FlexBuffers(int).
@@ -173,7 +182,9 @@ void Teardown() {
 
 // ---- one operation of each kind ----------------------------------------------------------
 
-void PStateInc(int i) { Check(g->counters->Transform(*g->session, 0, Path().Key(UserKey(i)).Inc()).status()); }
+void PStateInc(int i) {
+  Check(g->counters->Transform(*g->session, 0, Path().Key(UserKey(i)).Inc()).status());
+}
 
 void PStateSelect(int i, benchmark::State* state) {
   Result<Value> v = g->counters->SelectOne(*g->session, 0, Path().Key(UserKey(i)));
@@ -283,14 +294,17 @@ void Ratio(benchmark::State& state, PStateOp pstate_op, RawOp raw_op) {
 }
 
 void BM_PointSelectRatio(benchmark::State& state) {
-  Ratio(state, [&](int i) { PStateSelect(i, &state); }, [](int i) { benchmark::DoNotOptimize(RawSearch(i)); });
+  Ratio(
+      state, [&](int i) { PStateSelect(i, &state); },
+      [](int i) { benchmark::DoNotOptimize(RawSearch(i)); });
 }
 
 void BM_CounterIncRatio(benchmark::State& state) { Ratio(state, PStateInc, RawInc); }
 
 void BM_SessionGetRatio(benchmark::State& state) {
-  Ratio(state, [](int i) { benchmark::DoNotOptimize(SessionGet(i)); },
-        [](int i) { benchmark::DoNotOptimize(RawSearch(i)); });
+  Ratio(
+      state, [](int i) { benchmark::DoNotOptimize(SessionGet(i)); },
+      [](int i) { benchmark::DoNotOptimize(RawSearch(i)); });
 }
 
 // Builds (once) a subindexed map of `size` elements e00000000.. -> index.
@@ -309,17 +323,20 @@ const std::string& BuildPagedMap(int64_t size) {
     for (int64_t i = first; i <= last; ++i) chunk.emplace_back(ElementKey(static_cast<int>(i)), i);
     Check(g->pages
               ->Transform(*g->session, 0,
-                          Path().Key(top).Range({.from = ElementKey(static_cast<int>(first)),
-                                                 .to = ElementKey(static_cast<int>(last)),
-                                                 .to_inclusive = true})
+                          Path()
+                              .Key(top)
+                              .Range({.from = ElementKey(static_cast<int>(first)),
+                                      .to = ElementKey(static_cast<int>(last)),
+                                      .to_inclusive = true})
                               .Set(Value::MapOf(std::move(chunk))))
               .status());
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   Value n = Check(g->pages->SelectOne(*g->session, 0, Path().Key(top).Size()));
   if (n != Value(size)) Die("built map has size " + n.ToString());
-  std::fprintf(stderr, "pstate_bench: built a subindexed map of %lld elements in %.1f s (%.0f elements/s)\n",
-               static_cast<long long>(size), secs, static_cast<double>(size) / secs);
+  std::fprintf(
+      stderr, "pstate_bench: built a subindexed map of %lld elements in %.1f s (%.0f elements/s)\n",
+      static_cast<long long>(size), secs, static_cast<double>(size) / secs);
   return g->built.emplace(size, top).first->second;
 }
 

@@ -50,7 +50,8 @@ std::string MakeDataDir() {
 }
 
 StorageOptions BenchOptions(const std::string& path) {
-  // The settings of stratad's defaults (EngineOptions), stated: the benchmark says what it measures.
+  // The settings of stratad's defaults (EngineOptions), stated: the benchmark says what it
+  // measures.
   StorageOptions options;
   options.path = path;
   options.cache_size_bytes = 512ull << 20;

@@ -175,14 +175,30 @@ class Printer {
 
   void Print(const Value& v, int level) {
     switch (v.type()) {
-      case Type::kNil: out_->append("null"); return;
-      case Type::kBool: out_->append(v.as_bool() ? "true" : "false"); return;
-      case Type::kInt: AppendNumber(v.as_int()); return;
-      case Type::kDouble: PrintDouble(v.as_double()); return;
-      case Type::kString: PrintStringValue(v.as_string()); return;
-      case Type::kBytes: PrintBase64Tag(kBytesTag, v.as_bytes()); return;
-      case Type::kList: PrintList(v.as_list(), level); return;
-      case Type::kMap: PrintMap(v.as_map(), level); return;
+      case Type::kNil:
+        out_->append("null");
+        return;
+      case Type::kBool:
+        out_->append(v.as_bool() ? "true" : "false");
+        return;
+      case Type::kInt:
+        AppendNumber(v.as_int());
+        return;
+      case Type::kDouble:
+        PrintDouble(v.as_double());
+        return;
+      case Type::kString:
+        PrintStringValue(v.as_string());
+        return;
+      case Type::kBytes:
+        PrintBase64Tag(kBytesTag, v.as_bytes());
+        return;
+      case Type::kList:
+        PrintList(v.as_list(), level);
+        return;
+      case Type::kMap:
+        PrintMap(v.as_map(), level);
+        return;
       case Type::kSet:
         PrintTagged(kSetTag, level, [&] { PrintList(v.as_set(), level + 1); });
         return;
@@ -217,9 +233,7 @@ class Printer {
 
   // Escaping is nlohmann's: '"' and '\\', \b \f \n \r \t, other control characters as
   // \u00xx; everything else, including non-ASCII UTF-8, verbatim.
-  void PrintJsonString(std::string_view s) {
-    out_->append(nlohmann::json(std::string(s)).dump());
-  }
+  void PrintJsonString(std::string_view s) { out_->append(nlohmann::json(std::string(s)).dump()); }
 
   void PrintStringValue(std::string_view s) {
     if (IsValidUtf8(s)) return PrintJsonString(s);
@@ -294,9 +308,8 @@ class Printer {
     }
     PrintTagged(kMapTag, level, [&] {
       PrintSequence('[', ']', map.size(), level + 1, [&](size_t i) {
-        PrintSequence('[', ']', 2, level + 2, [&](size_t j) {
-          Print(j == 0 ? map[i].first : map[i].second, level + 3);
-        });
+        PrintSequence('[', ']', 2, level + 2,
+                      [&](size_t j) { Print(j == 0 ? map[i].first : map[i].second, level + 3); });
       });
     });
   }
@@ -421,7 +434,8 @@ class ValueBuilder {
       // A second member: the object is a plain map after all, and its first member sits
       // one level deeper than the tagged form assumed.
       if (object.level + object.max_child_height > kMaxValueDepth) {
-        return TooDeep(PathTo(frames_.size() - 1) + KeyStep(object.keys[0]), object.value_offsets[0]);
+        return TooDeep(PathTo(frames_.size() - 1) + KeyStep(object.keys[0]),
+                       object.value_offsets[0]);
       }
     }
     object.keys.push_back(std::move(name));
@@ -564,8 +578,9 @@ class ValueBuilder {
   }
 
   bool TooDeep(const std::string& path, size_t offset) {
-    return Fail(path, offset,
-                "values nest deeper than the limit of " + std::to_string(kMaxValueDepth) + " levels");
+    return Fail(
+        path, offset,
+        "values nest deeper than the limit of " + std::to_string(kMaxValueDepth) + " levels");
   }
 
   bool IntOutOfRange(const std::string& token, size_t offset) {
@@ -612,7 +627,8 @@ class ValueBuilder {
   static std::optional<size_t> FirstDuplicate(size_t n, GetKey key) {
     std::vector<size_t> order(n);
     std::iota(order.begin(), order.end(), size_t{0});
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) < key(b); });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return key(a) < key(b); });
     std::optional<size_t> first;
     for (size_t i = 1; i < n; ++i) {
       if (key(order[i]) == key(order[i - 1]) && (!first || order[i] < *first)) first = order[i];
@@ -622,7 +638,8 @@ class ValueBuilder {
 
   bool FinishMap(Frame& object) {
     size_t n = object.keys.size();
-    if (auto dup = FirstDuplicate(n, [&](size_t i) -> std::string_view { return object.keys[i]; })) {
+    if (auto dup =
+            FirstDuplicate(n, [&](size_t i) -> std::string_view { return object.keys[i]; })) {
       return Fail(CurrentPath() + KeyStep(object.keys[*dup]), object.key_offsets[*dup],
                   "duplicate object key " + nlohmann::json(Abbreviate(object.keys[*dup])).dump());
     }
@@ -671,7 +688,8 @@ class ValueBuilder {
       case Tag::kSet: {
         if (!content.is_list()) return wrong_shape("an array of elements");
         Value::List& elements = content.as_list();
-        if (auto dup = FirstDuplicate(elements.size(), [&](size_t i) -> const Value& { return elements[i]; })) {
+        if (auto dup = FirstDuplicate(elements.size(),
+                                      [&](size_t i) -> const Value& { return elements[i]; })) {
           return Fail(path + IndexStep(*dup), object.content_offsets[*dup],
                       "duplicate $set element " + Describe(elements[*dup]));
         }
@@ -686,7 +704,8 @@ class ValueBuilder {
                         "a $map entry must be a [key, value] array, not " + Describe(pairs[i]));
           }
         }
-        if (auto dup = FirstDuplicate(pairs.size(), [&](size_t i) -> const Value& { return pairs[i].as_list()[0]; })) {
+        if (auto dup = FirstDuplicate(
+                pairs.size(), [&](size_t i) -> const Value& { return pairs[i].as_list()[0]; })) {
           return Fail(path + IndexStep(*dup), object.content_offsets[*dup],
                       "duplicate $map key " + Describe(pairs[*dup].as_list()[0]));
         }
@@ -700,7 +719,8 @@ class ValueBuilder {
         int height = std::max(1, object.max_child_height - 1);
         return AddValue(Value::MapOf(std::move(entries)), object.offset, height);
       }
-      case Tag::kNone: break;
+      case Tag::kNone:
+        break;
     }
     return FinishMap(object);
   }
@@ -726,8 +746,9 @@ Result<Value> ParseJson(std::string_view text) {
   ValueBuilder builder(text, &read_end);
   TrackingIterator first(text.data(), &read_end);
   TrackingIterator last(text.data() + text.size(), &read_end);
-  bool parsed = nlohmann::json::sax_parse(first, last, &builder, nlohmann::json::input_format_t::json,
-                                          /*strict=*/true, /*ignore_comments=*/false);
+  bool parsed =
+      nlohmann::json::sax_parse(first, last, &builder, nlohmann::json::input_format_t::json,
+                                /*strict=*/true, /*ignore_comments=*/false);
   return std::move(builder).Finish(parsed);
 }
 

@@ -4,18 +4,18 @@
 
 #include <cstdint>
 #include <functional>
-#include <ostream>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "strata/status.h"
+#include "strata/testing/test_seed.h"
 #include "strata/value.h"
 #include "strata/value_codec.h"
 #include "testing/random_value.h"
-#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {
@@ -39,7 +39,8 @@ AssertionResult SameValue(const Value& expected, const Value& actual) {
 // Parses `text`, which must be valid, and compares with `expected`.
 AssertionResult ParsesTo(std::string_view text, const Value& expected) {
   Result<Value> r = ParseJson(text);
-  if (!r.ok()) return AssertionFailure() << "ParseJson(" << text << ") failed: " << r.status().ToString();
+  if (!r.ok())
+    return AssertionFailure() << "ParseJson(" << text << ") failed: " << r.status().ToString();
   return SameValue(expected, *r) << "\n  parsing " << text;
 }
 
@@ -86,9 +87,11 @@ std::vector<FormCase> FormCases() {
       {"string_newline_tab", Value("a\nb\tc"), R"("a\nb\tc")"},
       {"string_control", Value("\x01\x1f"), R"("\u0001\u001f")"},
       {"string_del", Value("\x7f"), "\"\x7f\""},
-      {"string_utf8", Value("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"), "\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\""},
+      {"string_utf8", Value("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"),
+       "\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\""},
       {"string_invalid_utf8", Value("\xff"), R"({"$string":"/w=="})"},
-      {"string_invalid_utf8_with_nul", Value(Str(std::string_view("a\0\xc0\x80", 4))), R"({"$string":"YQDAgA=="})"},
+      {"string_invalid_utf8_with_nul", Value(Str(std::string_view("a\0\xc0\x80", 4))),
+       R"({"$string":"YQDAgA=="})"},
       {"string_looks_like_tag", Value("$set"), R"("$set")"},
       {"bytes_empty", Value::BytesOf(""), R"({"$bytes":""})"},
       {"bytes_one", Value::BytesOf("a"), R"({"$bytes":"YQ=="})"},
@@ -98,9 +101,11 @@ std::vector<FormCase> FormCases() {
       {"bytes_alphabet_end", Value::BytesOf("\xfb\xff"), R"({"$bytes":"+/8="})"},
       {"list_empty", Value::ListOf({}), "[]"},
       {"list_mixed", Value::ListOf({1, "a", Value(), 2.0}), R"([1,"a",null,2.0])"},
-      {"list_nested", Value::ListOf({Value::ListOf({}), Value::ListOf({Value::ListOf({})})}), "[[],[[]]]"},
+      {"list_nested", Value::ListOf({Value::ListOf({}), Value::ListOf({Value::ListOf({})})}),
+       "[[],[[]]]"},
       {"map_empty", Value::EmptyMap(), "{}"},
-      {"map_string_keys_sorted", Value::MapOf({{"b", 1}, {"a", 2}, {"", 3}}), R"({"":3,"a":2,"b":1})"},
+      {"map_string_keys_sorted", Value::MapOf({{"b", 1}, {"a", 2}, {"", 3}}),
+       R"({"":3,"a":2,"b":1})"},
       {"map_int_key", Value::MapOf({{1, "x"}}), R"({"$map":[[1,"x"]]})"},
       {"map_mixed_keys_in_value_order", Value::MapOf({{"b", 2}, {1, "a"}, {Value(), true}}),
        R"({"$map":[[null,true],[1,"a"],["b",2]]})"},
@@ -110,14 +115,19 @@ std::vector<FormCase> FormCases() {
        R"({"$map":[[[1,2],{"$map":[[{"$bytes":"eA=="},1]]}],[{"$set":[3]},{}]]})"},
       {"map_invalid_utf8_key", Value::MapOf({{"\xff", 1}}), R"({"$map":[[{"$string":"/w=="},1]]})"},
       {"map_lone_reserved_key_set", Value::MapOf({{"$set", 1}}), R"({"$map":[["$set",1]]})"},
-      {"map_lone_reserved_key_bytes", Value::MapOf({{"$bytes", "YQ=="}}), R"({"$map":[["$bytes","YQ=="]]})"},
-      {"map_lone_reserved_key_double", Value::MapOf({{"$double", "NaN"}}), R"({"$map":[["$double","NaN"]]})"},
-      {"map_lone_reserved_key_string", Value::MapOf({{"$string", ""}}), R"({"$map":[["$string",""]]})"},
-      {"map_lone_reserved_key_map", Value::MapOf({{"$map", Value::ListOf({})}}), R"({"$map":[["$map",[]]]})"},
+      {"map_lone_reserved_key_bytes", Value::MapOf({{"$bytes", "YQ=="}}),
+       R"({"$map":[["$bytes","YQ=="]]})"},
+      {"map_lone_reserved_key_double", Value::MapOf({{"$double", "NaN"}}),
+       R"({"$map":[["$double","NaN"]]})"},
+      {"map_lone_reserved_key_string", Value::MapOf({{"$string", ""}}),
+       R"({"$map":[["$string",""]]})"},
+      {"map_lone_reserved_key_map", Value::MapOf({{"$map", Value::ListOf({})}}),
+       R"({"$map":[["$map",[]]]})"},
       {"map_reserved_key_with_other", Value::MapOf({{"$set", 1}, {"x", 2}}), R"({"$set":1,"x":2})"},
       {"map_two_reserved_keys", Value::MapOf({{"$set", 1}, {"$map", 2}}), R"({"$map":2,"$set":1})"},
       {"map_unreserved_dollar_key", Value::MapOf({{"$foo", 1}}), R"({"$foo":1})"},
-      {"map_nested", Value::MapOf({{"a", Value::MapOf({{"b", Value::ListOf({1})}})}}), R"({"a":{"b":[1]}})"},
+      {"map_nested", Value::MapOf({{"a", Value::MapOf({{"b", Value::ListOf({1})}})}}),
+       R"({"a":{"b":[1]}})"},
       {"set_empty", Value::EmptySet(), R"({"$set":[]})"},
       {"set_sorted", Value::SetOf({3, 1, 2}), R"({"$set":[1,2,3]})"},
       {"set_mixed", Value::SetOf({"a", 1, Value(), 1.5}), R"({"$set":[null,1,1.5,"a"]})"},
@@ -132,7 +142,9 @@ class JsonFormTest : public ::testing::TestWithParam<FormCase> {};
 
 TEST_P(JsonFormTest, PrintsCompactForm) { EXPECT_EQ(ToJson(GetParam().value), GetParam().json); }
 
-TEST_P(JsonFormTest, ParsesCompactForm) { EXPECT_TRUE(ParsesTo(GetParam().json, GetParam().value)); }
+TEST_P(JsonFormTest, ParsesCompactForm) {
+  EXPECT_TRUE(ParsesTo(GetParam().json, GetParam().value));
+}
 
 TEST_P(JsonFormTest, PrettyFormParsesBack) {
   for (int indent : {0, 1, 2, 4}) {
@@ -225,7 +237,8 @@ TEST(JsonParseTest, NumberKindFollowsTheLiteral) {
 
 TEST(JsonParseTest, WhiteSpaceAroundAndInside) {
   EXPECT_TRUE(ParsesTo(" \t\r\n 1 \n", Value(1)));
-  EXPECT_TRUE(ParsesTo("[ 1 , { \"a\" : null } ]\n", Value::ListOf({1, Value::MapOf({{"a", Value()}})})));
+  EXPECT_TRUE(
+      ParsesTo("[ 1 , { \"a\" : null } ]\n", Value::ListOf({1, Value::MapOf({{"a", Value()}})})));
   EXPECT_TRUE(ParsesTo("\xEF\xBB\xBF[]", Value::ListOf({})));  // a UTF-8 byte order mark
 }
 
@@ -238,12 +251,17 @@ TEST(JsonParseTest, StringEscapes) {
 
 TEST(JsonParseTest, ObjectsThatAreNotTaggedFormsArePlainMaps) {
   EXPECT_TRUE(ParsesTo(R"({"$foo":1})", Value::MapOf({{"$foo", 1}})));
-  EXPECT_TRUE(ParsesTo(R"({"$set":[],"x":1})", Value::MapOf({{"$set", Value::ListOf({})}, {"x", 1}})));
-  EXPECT_TRUE(ParsesTo(R"({"x":1,"$set":[]})", Value::MapOf({{"$set", Value::ListOf({})}, {"x", 1}})));
+  EXPECT_TRUE(
+      ParsesTo(R"({"$set":[],"x":1})", Value::MapOf({{"$set", Value::ListOf({})}, {"x", 1}})));
+  EXPECT_TRUE(
+      ParsesTo(R"({"x":1,"$set":[]})", Value::MapOf({{"$set", Value::ListOf({})}, {"x", 1}})));
   // As plain members, contents that would be invalid in the tagged form are fine.
-  EXPECT_TRUE(ParsesTo(R"({"$set":[1,1],"x":1})", Value::MapOf({{"$set", Value::ListOf({1, 1})}, {"x", 1}})));
-  EXPECT_TRUE(ParsesTo(R"({"$map":[1],"y":0})", Value::MapOf({{"$map", Value::ListOf({1})}, {"y", 0}})));
-  EXPECT_TRUE(ParsesTo(R"({"$bytes":"!","$double":7})", Value::MapOf({{"$bytes", "!"}, {"$double", 7}})));
+  EXPECT_TRUE(ParsesTo(R"({"$set":[1,1],"x":1})",
+                       Value::MapOf({{"$set", Value::ListOf({1, 1})}, {"x", 1}})));
+  EXPECT_TRUE(
+      ParsesTo(R"({"$map":[1],"y":0})", Value::MapOf({{"$map", Value::ListOf({1})}, {"y", 0}})));
+  EXPECT_TRUE(
+      ParsesTo(R"({"$bytes":"!","$double":7})", Value::MapOf({{"$bytes", "!"}, {"$double", 7}})));
 }
 
 TEST(JsonParseTest, TaggedFormsInNonCanonicalSpelling) {
@@ -288,24 +306,31 @@ std::vector<ErrorCase> ErrorCases() {
       {"leading_zero", "01", 1, "", "expected end of input"},
       {"int_above_int64", "9223372036854775808", 0, "$", "out of the int64 range"},
       {"int_below_int64", "[0,-9223372036854775809]", 3, "$[1]", "1.0e20"},
-      {"int_above_uint64", R"({"n":18446744073709551616})", 5, "$.n", "integer 18446744073709551616"},
+      {"int_above_uint64", R"({"n":18446744073709551616})", 5, "$.n",
+       "integer 18446744073709551616"},
       {"int_huge", "[" + std::string(400, '9') + "]", 1, "$[0]", "out of the int64 range"},
       {"double_overflow", R"({"a":[1e400]})", 6, "$.a[0]", "out of the double range"},
       {"double_overflow_negative", "[-1.5e309]", 1, "$[0]", "-Infinity"},
       {"duplicate_key", R"({"a":1,"a":2})", 7, "$.a", R"(duplicate object key "a")"},
-      {"duplicate_key_deep", R"({"a b":{"c":[true,{"d":1,"d":2}]}})", 25, R"($["a b"].c[1].d)", "duplicate object key"},
+      {"duplicate_key_deep", R"({"a b":{"c":[true,{"d":1,"d":2}]}})", 25, R"($["a b"].c[1].d)",
+       "duplicate object key"},
       {"duplicate_key_after_bom", "\xEF\xBB\xBF{\"a\":1,\"a\":2}", 10, "$.a", "duplicate"},
-      {"duplicate_reserved_key", R"({"$set":[1],"$set":[2]})", 12, "$.$set", "duplicate object key"},
+      {"duplicate_reserved_key", R"({"$set":[1],"$set":[2]})", 12, "$.$set",
+       "duplicate object key"},
       {"bytes_bad_length", R"({"x":{"$bytes":"abc"}})", 15, "$.x.$bytes", "multiple of 4"},
       {"bytes_not_string", R"({"$bytes":5})", 10, "$.$bytes", "must be a base64 string, not int 5"},
-      {"bytes_bad_char", R"({"$bytes":"QQ!="})", 10, "$.$bytes", "invalid base64 character '!' at position 2"},
-      {"bytes_misplaced_padding", R"({"$bytes":"Q=Q="})", 10, "$.$bytes", "invalid base64 character '='"},
+      {"bytes_bad_char", R"({"$bytes":"QQ!="})", 10, "$.$bytes",
+       "invalid base64 character '!' at position 2"},
+      {"bytes_misplaced_padding", R"({"$bytes":"Q=Q="})", 10, "$.$bytes",
+       "invalid base64 character '='"},
       {"bytes_noncanonical", R"({"$bytes":"QR=="})", 10, "$.$bytes", "non-zero bits"},
       {"string_bad_base64", R"({"$string":"=="})", 11, "$.$string", "multiple of 4"},
-      {"double_bad_name", R"({"$double":"nan"})", 11, "$.$double", R"(one of "NaN", "-NaN", "Infinity", "-Infinity")"},
+      {"double_bad_name", R"({"$double":"nan"})", 11, "$.$double",
+       R"(one of "NaN", "-NaN", "Infinity", "-Infinity")"},
       {"double_number", R"({"$double":1.5})", 11, "$.$double", "not double 1.5"},
       {"set_duplicate", R"([{"$set":[1,2,1]}])", 14, "$[0].$set[2]", "duplicate $set element 1"},
-      {"set_duplicate_double", R"({"$set":[1.0,2,1.0]})", 15, "$.$set[2]", "duplicate $set element 1.0"},
+      {"set_duplicate_double", R"({"$set":[1.0,2,1.0]})", 15, "$.$set[2]",
+       "duplicate $set element 1.0"},
       {"set_not_array", R"({"$set":{"a":1}})", 8, "$.$set", "must be an array of elements"},
       {"map_duplicate_key", R"({"$map":[[1,2],[1,3]]})", 15, "$.$map[1]", "duplicate $map key 1"},
       {"map_pair_too_short", R"({"$map":[[1]]})", 9, "$.$map[0]", "[key, value]"},
@@ -313,11 +338,14 @@ std::vector<ErrorCase> ErrorCases() {
       {"map_not_array", R"({"$map":{}})", 8, "$.$map", "array of [key, value] pairs"},
       // The offsets after a number include the byte the parser read ahead.
       {"semantic_after_number", R"([1 ,{"$double":true}])", 15, "$[1].$double", "not bool true"},
-      {"too_deep", std::string(65, '[') + std::string(65, ']'), 64, "$" + [] {
-         std::string p;
-         for (int i = 0; i < 64; ++i) p += "[0]";
-         return p;
-       }(), "deeper than the limit of 64 levels"},
+      {"too_deep", std::string(65, '[') + std::string(65, ']'), 64,
+       "$" +
+           [] {
+             std::string p;
+             for (int i = 0; i < 64; ++i) p += "[0]";
+             return p;
+           }(),
+       "deeper than the limit of 64 levels"},
   };
 }
 
@@ -336,7 +364,9 @@ TEST_P(JsonErrorTest, ReportsOffsetAndLocation) {
     if (c.offset >= c.text.size()) where += " (end of input)";
     EXPECT_NE(m.find(where + ":"), std::string::npos) << m;
   } else {
-    EXPECT_NE(m.find("at " + c.location + " (offset " + std::to_string(c.offset) + ")"), std::string::npos) << m;
+    EXPECT_NE(m.find("at " + c.location + " (offset " + std::to_string(c.offset) + ")"),
+              std::string::npos)
+        << m;
   }
   EXPECT_NE(m.find(c.what), std::string::npos) << m;
 }
@@ -357,7 +387,8 @@ TEST(JsonErrorMessageTest, LongTokensAreAbbreviated) {
   EXPECT_NE(r.status().message().find("int64 range"), std::string::npos);
   EXPECT_LT(r.status().message().size(), 400u) << r.status().message();
 
-  std::string long_key = "{\"" + std::string(1000, 'k') + "\":1,\"" + std::string(1000, 'k') + "\":2}";
+  std::string long_key =
+      "{\"" + std::string(1000, 'k') + "\":1,\"" + std::string(1000, 'k') + "\":2}";
   r = ParseJson(long_key);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("duplicate object key"), std::string::npos);
@@ -377,13 +408,20 @@ Value Nested(int depth, const std::function<int(int)>& shape, int level = 0) {
   if (depth == 0) return Value("leaf");
   Value inner = Nested(depth - 1, shape, level + 1);
   switch (shape(level) % kShapes) {
-    case 0: return Value(Value::List{std::move(inner)});
-    case 1: return Value::SetOf(Value::Set{std::move(inner)});
-    case 2: return Value::MapOf(Value::Map{{Value("k"), std::move(inner)}});
-    case 3: return Value::MapOf(Value::Map{{std::move(inner), Value(1)}});
-    case 4: return Value::MapOf(Value::Map{{Value(1), std::move(inner)}});
-    case 5: return Value::MapOf(Value::Map{{Value("$set"), std::move(inner)}, {Value("x"), Value(1)}});
-    default: return Value::MapOf(Value::Map{{Value("$set"), std::move(inner)}});
+    case 0:
+      return Value(Value::List{std::move(inner)});
+    case 1:
+      return Value::SetOf(Value::Set{std::move(inner)});
+    case 2:
+      return Value::MapOf(Value::Map{{Value("k"), std::move(inner)}});
+    case 3:
+      return Value::MapOf(Value::Map{{std::move(inner), Value(1)}});
+    case 4:
+      return Value::MapOf(Value::Map{{Value(1), std::move(inner)}});
+    case 5:
+      return Value::MapOf(Value::Map{{Value("$set"), std::move(inner)}, {Value("x"), Value(1)}});
+    default:
+      return Value::MapOf(Value::Map{{Value("$set"), std::move(inner)}});
   }
 }
 
@@ -401,7 +439,8 @@ TEST(JsonDepthTest, LimitHoldsForEveryShape) {
   for (int i = 0; i < 20; ++i) {
     std::vector<int> shapes(70);
     for (int& s : shapes) s = static_cast<int>(rng() % kShapes);
-    patterns.emplace_back("random " + std::to_string(i), [shapes](int level) { return shapes[level]; });
+    patterns.emplace_back("random " + std::to_string(i),
+                          [shapes](int level) { return shapes[level]; });
   }
   for (const auto& [name, shape] : patterns) {
     SCOPED_TRACE(name);
@@ -427,7 +466,8 @@ TEST(JsonDepthTest, ReservedKeyThatTurnsOutPlainCountsItsLevel) {
   EXPECT_TRUE(ParseJson(text(63)).ok());
   Result<Value> r = ParseJson(text(64));
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("at $.$set (offset 8): values nest deeper"), std::string::npos)
+  EXPECT_NE(r.status().message().find("at $.$set (offset 8): values nest deeper"),
+            std::string::npos)
       << r.status().message();
 }
 
@@ -445,8 +485,9 @@ TEST(JsonDepthTest, HugeNestingIsRejectedEarly) {
     while (text.size() < 1000000) text += c.unit;
     Result<Value> r = ParseJson(text);
     ASSERT_FALSE(r.ok()) << c.unit;
-    EXPECT_NE(r.status().message().find("(offset " + std::to_string(c.offset) + "): values nest deeper"),
-              std::string::npos)
+    EXPECT_NE(
+        r.status().message().find("(offset " + std::to_string(c.offset) + "): values nest deeper"),
+        std::string::npos)
         << c.unit << ": " << r.status().message();
   }
 }
@@ -486,7 +527,8 @@ TEST(JsonUtf8Test, StringFormMatchesUtf8Validity) {
       for (int c : kEdges) {
         samples.push_back({static_cast<char>(a), static_cast<char>(b), static_cast<char>(c)});
         for (int d : kEdges) {
-          samples.push_back({static_cast<char>(a), static_cast<char>(b), static_cast<char>(c), static_cast<char>(d)});
+          samples.push_back({static_cast<char>(a), static_cast<char>(b), static_cast<char>(c),
+                             static_cast<char>(d)});
         }
       }
     }
@@ -495,7 +537,8 @@ TEST(JsonUtf8Test, StringFormMatchesUtf8Validity) {
   for (const std::string& s : samples) {
     std::string json = ToJson(Value(s));
     bool as_string = json.front() == '"';
-    ASSERT_EQ(as_string, ReferenceValidUtf8(s)) << "bytes " << ToJson(Value::BytesOf(s)) << " printed " << json;
+    ASSERT_EQ(as_string, ReferenceValidUtf8(s))
+        << "bytes " << ToJson(Value::BytesOf(s)) << " printed " << json;
     valid += as_string;
     ASSERT_TRUE(ParsesTo(json, Value(s)));
   }
@@ -516,9 +559,10 @@ TEST(JsonPropertyTest, RandomValuesRoundTrip) {
       Result<Value> r = ParseJson(json);
       ASSERT_TRUE(r.ok()) << "seed " << kSeed << " case " << i << " indent " << indent << ": "
                           << r.status().ToString() << "\n  json: " << json;
-      ASSERT_TRUE(SameValue(v, *r)) << "seed " << kSeed << " case " << i << " indent " << indent
-                                    << "\n  json: " << json;
-      ASSERT_EQ(ToJson(*r, indent), json) << "seed " << kSeed << " case " << i << ": printing is not stable";
+      ASSERT_TRUE(SameValue(v, *r))
+          << "seed " << kSeed << " case " << i << " indent " << indent << "\n  json: " << json;
+      ASSERT_EQ(ToJson(*r, indent), json)
+          << "seed " << kSeed << " case " << i << ": printing is not stable";
     }
   }
 }
@@ -528,7 +572,8 @@ TEST(JsonPropertyTest, RandomValuesRoundTrip) {
 // what fails is kInvalidArgument with an offset inside the text.
 
 std::string Mutate(std::string text, std::mt19937_64& rng) {
-  static constexpr char kInteresting[] = "[]{}:,\"\\0123456789.eE-+$ntfaulsbmpdgr \n\x00\xff\x80\xc3";
+  static constexpr char kInteresting[] =
+      "[]{}:,\"\\0123456789.eE-+$ntfaulsbmpdgr \n\x00\xff\x80\xc3";
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
   auto byte = [&] { return kInteresting[pick(sizeof kInteresting - 1)]; };
   int edits = 1 + static_cast<int>(rng() % 3);
@@ -537,11 +582,15 @@ std::string Mutate(std::string text, std::mt19937_64& rng) {
       case 0:
         if (!text.empty()) text[pick(text.size())] = byte();
         break;
-      case 1: text.insert(text.begin() + static_cast<ptrdiff_t>(pick(text.size() + 1)), byte()); break;
+      case 1:
+        text.insert(text.begin() + static_cast<ptrdiff_t>(pick(text.size() + 1)), byte());
+        break;
       case 2:
         if (!text.empty()) text.erase(pick(text.size()), 1);
         break;
-      case 3: text.resize(pick(text.size() + 1)); break;
+      case 3:
+        text.resize(pick(text.size() + 1));
+        break;
       case 4:
         if (!text.empty()) {
           size_t from = pick(text.size());
@@ -570,7 +619,8 @@ TEST(JsonFuzzTest, MutatedTextsNeverCrash) {
       Result<Value> r = ParseJson(text);
       if (r.ok()) {
         ++accepted;
-        ASSERT_TRUE(ParsesTo(ToJson(*r), *r)) << "seed " << kSeed << " case " << i << " text " << text;
+        ASSERT_TRUE(ParsesTo(ToJson(*r), *r))
+            << "seed " << kSeed << " case " << i << " text " << text;
         continue;
       }
       ++rejected;

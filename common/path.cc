@@ -17,10 +17,10 @@ struct NavName {
   std::string_view name;
 };
 constexpr NavName kNavNames[] = {
-    {NavKind::kKey, "key"},         {NavKind::kMust, "must"},       {NavKind::kNth, "nth"},
-    {NavKind::kFirst, "first"},     {NavKind::kLast, "last"},       {NavKind::kAll, "all"},
+    {NavKind::kKey, "key"},          {NavKind::kMust, "must"},        {NavKind::kNth, "nth"},
+    {NavKind::kFirst, "first"},      {NavKind::kLast, "last"},        {NavKind::kAll, "all"},
     {NavKind::kMapKeys, "map_keys"}, {NavKind::kMapVals, "map_vals"}, {NavKind::kRange, "range"},
-    {NavKind::kSize, "size"},       {NavKind::kFilter, "filter"},   {NavKind::kNullTo, "null_to"},
+    {NavKind::kSize, "size"},        {NavKind::kFilter, "filter"},    {NavKind::kNullTo, "null_to"},
 };
 
 struct TermName {
@@ -28,13 +28,16 @@ struct TermName {
   std::string_view name;
 };
 constexpr TermName kTermNames[] = {
-    {TermKind::kSet, "set"},           {TermKind::kAdd, "add"},
-    {TermKind::kAppend, "append"},     {TermKind::kAddToSet, "add_to_set"},
-    {TermKind::kSetIfAbsent, "set_if_absent"}, {TermKind::kRemove, "remove"},
+    {TermKind::kSet, "set"},
+    {TermKind::kAdd, "add"},
+    {TermKind::kAppend, "append"},
+    {TermKind::kAddToSet, "add_to_set"},
+    {TermKind::kSetIfAbsent, "set_if_absent"},
+    {TermKind::kRemove, "remove"},
 };
 
-constexpr PredicateOp kPredicates[] = {PredicateOp::kEq, PredicateOp::kNe, PredicateOp::kLt,
-                                       PredicateOp::kLe, PredicateOp::kGt, PredicateOp::kGe,
+constexpr PredicateOp kPredicates[] = {PredicateOp::kEq,    PredicateOp::kNe, PredicateOp::kLt,
+                                       PredicateOp::kLe,    PredicateOp::kGt, PredicateOp::kGe,
                                        PredicateOp::kExists};
 
 std::string_view NavigatorName(NavKind kind) {
@@ -65,8 +68,7 @@ Status CheckNavigator(const Navigator& nav) {
       break;
     case NavKind::kNth:
       if (nav.index < 0) {
-        return Status::InvalidArgument("nth needs an index >= 0, got " +
-                                       std::to_string(nav.index));
+        return Status::InvalidArgument("nth needs an index >= 0, got " + std::to_string(nav.index));
       }
       break;
     case NavKind::kRange:
@@ -192,7 +194,8 @@ Result<ParsedStep> StepFromValue(const Value::List& items, const std::string& wh
   const size_t nargs = items.size() - 1;
   auto want_args = [&](size_t lo, size_t hi) -> Status {
     if (nargs >= lo && nargs <= hi) return Status::Ok();
-    std::string expected = lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi);
+    std::string expected =
+        lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi);
     return Status::InvalidArgument(where + name + " takes " + expected + " argument(s), got " +
                                    std::to_string(nargs));
   };
@@ -208,7 +211,8 @@ Result<ParsedStep> StepFromValue(const Value::List& items, const std::string& wh
       case NavKind::kNth:
         STRATA_RETURN_IF_ERROR(want_args(1, 1));
         if (!items[1].is_int()) {
-          return Status::InvalidArgument(where + "nth needs an int index, got " + items[1].ToString());
+          return Status::InvalidArgument(where + "nth needs an int index, got " +
+                                         items[1].ToString());
         }
         nav.index = items[1].as_int();
         break;
@@ -227,7 +231,8 @@ Result<ParsedStep> StepFromValue(const Value::List& items, const std::string& wh
         if (nargs >= 2) nav.arg = items[2];
         if (nargs == 3) {
           Result<Path> sub = Path::FromValue(items[3]);
-          if (!sub.ok()) return Status::InvalidArgument(where + "filter path: " + sub.status().message());
+          if (!sub.ok())
+            return Status::InvalidArgument(where + "filter path: " + sub.status().message());
           nav.subpath = std::make_shared<const Path>(std::move(sub).value());
         }
         break;
@@ -240,7 +245,8 @@ Result<ParsedStep> StepFromValue(const Value::List& items, const std::string& wh
         STRATA_RETURN_IF_ERROR(want_args(0, 0));
         break;
     }
-    if (Status st = CheckNavigator(nav); !st.ok()) return Status::InvalidArgument(where + st.message());
+    if (Status st = CheckNavigator(nav); !st.ok())
+      return Status::InvalidArgument(where + st.message());
     return ParsedStep{std::move(nav), std::nullopt};
   }
   Terminal t;
@@ -302,13 +308,20 @@ std::string RangeToString(const RangeSpec& r) {
 
 std::string_view PredicateName(PredicateOp op) {
   switch (op) {
-    case PredicateOp::kEq: return "eq";
-    case PredicateOp::kNe: return "ne";
-    case PredicateOp::kLt: return "lt";
-    case PredicateOp::kLe: return "le";
-    case PredicateOp::kGt: return "gt";
-    case PredicateOp::kGe: return "ge";
-    case PredicateOp::kExists: return "exists";
+    case PredicateOp::kEq:
+      return "eq";
+    case PredicateOp::kNe:
+      return "ne";
+    case PredicateOp::kLt:
+      return "lt";
+    case PredicateOp::kLe:
+      return "le";
+    case PredicateOp::kGt:
+      return "gt";
+    case PredicateOp::kGe:
+      return "ge";
+    case PredicateOp::kExists:
+      return "exists";
   }
   return "?";
 }
@@ -429,15 +442,22 @@ Value Path::ToValue() const {
       case NavKind::kMust:
         step.insert(step.end(), nav.keys.begin(), nav.keys.end());
         break;
-      case NavKind::kNth: step.emplace_back(nav.index); break;
-      case NavKind::kRange: step.push_back(RangeToValue(nav.range)); break;
+      case NavKind::kNth:
+        step.emplace_back(nav.index);
+        break;
+      case NavKind::kRange:
+        step.push_back(RangeToValue(nav.range));
+        break;
       case NavKind::kFilter:
         step.emplace_back(PredicateName(nav.op));
         if (nav.op != PredicateOp::kExists || nav.subpath) step.push_back(nav.arg);
         if (nav.subpath) step.push_back(nav.subpath->ToValue());
         break;
-      case NavKind::kNullTo: step.push_back(nav.arg); break;
-      default: break;
+      case NavKind::kNullTo:
+        step.push_back(nav.arg);
+        break;
+      default:
+        break;
     }
     steps.emplace_back(std::move(step));
   }
@@ -446,12 +466,15 @@ Value Path::ToValue() const {
     switch (terminal_->kind) {
       case TermKind::kSet:
       case TermKind::kAdd:
-      case TermKind::kSetIfAbsent: step.push_back(terminal_->arg); break;
+      case TermKind::kSetIfAbsent:
+        step.push_back(terminal_->arg);
+        break;
       case TermKind::kAppend:
       case TermKind::kAddToSet:
         step.insert(step.end(), terminal_->items.begin(), terminal_->items.end());
         break;
-      case TermKind::kRemove: break;
+      case TermKind::kRemove:
+        break;
     }
     steps.emplace_back(std::move(step));
   }
@@ -492,8 +515,12 @@ std::string NavigatorToString(const Navigator& nav) {
       AppendArgs(nav.keys, &out);
       out += ')';
       break;
-    case NavKind::kNth: out += "(" + std::to_string(nav.index) + ")"; break;
-    case NavKind::kRange: out += "(" + RangeToString(nav.range) + ")"; break;
+    case NavKind::kNth:
+      out += "(" + std::to_string(nav.index) + ")";
+      break;
+    case NavKind::kRange:
+      out += "(" + RangeToString(nav.range) + ")";
+      break;
     case NavKind::kFilter:
       out += '(';
       if (nav.subpath) out += nav.subpath->ToString() + " ";
@@ -501,8 +528,11 @@ std::string NavigatorToString(const Navigator& nav) {
       if (nav.op != PredicateOp::kExists) out += " " + nav.arg.ToString();
       out += ')';
       break;
-    case NavKind::kNullTo: out += "(" + nav.arg.ToString() + ")"; break;
-    default: break;
+    case NavKind::kNullTo:
+      out += "(" + nav.arg.ToString() + ")";
+      break;
+    default:
+      break;
   }
   return out;
 }
@@ -526,14 +556,17 @@ std::string Path::ToString() const {
       switch (t.kind) {
         case TermKind::kSet:
         case TermKind::kAdd:
-        case TermKind::kSetIfAbsent: out += "(" + t.arg.ToString() + ")"; break;
+        case TermKind::kSetIfAbsent:
+          out += "(" + t.arg.ToString() + ")";
+          break;
         case TermKind::kAppend:
         case TermKind::kAddToSet:
           out += '(';
           AppendArgs(t.items, &out);
           out += ')';
           break;
-        case TermKind::kRemove: break;
+        case TermKind::kRemove:
+          break;
       }
     }
   }

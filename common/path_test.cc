@@ -23,7 +23,8 @@ struct Example {
 
 std::vector<Example> Examples() {
   return {
-      {Path().Key("alice", "balance"), R"([["key","alice","balance"]])", R"(key("alice", "balance"))"},
+      {Path().Key("alice", "balance"), R"([["key","alice","balance"]])",
+       R"(key("alice", "balance"))"},
       {Path().Must(1).Nth(2), R"([["must",1],["nth",2]])", "must(1).nth(2)"},
       {Path().First(), R"([["first"]])", "first"},
       {Path().Last(), R"([["last"]])", "last"},
@@ -116,8 +117,7 @@ TEST(PathTest, BuilderMisuseIsReportedByValidate) {
             std::string::npos);
   Path two_terminals = Path().Set(1).Remove();
   EXPECT_NE(two_terminals.Validate().message().find("at most one terminal"), std::string::npos);
-  EXPECT_NE(Path().Nth(-3).Validate().message().find("nth needs an index >= 0"),
-            std::string::npos);
+  EXPECT_NE(Path().Nth(-3).Validate().message().find("nth needs an index >= 0"), std::string::npos);
   EXPECT_FALSE(Path().Add("x").Validate().ok());
 }
 

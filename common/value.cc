@@ -44,15 +44,24 @@ bool KeyLess(const std::pair<Value, Value>& a, const std::pair<Value, Value>& b)
 
 std::string_view TypeName(Type type) {
   switch (type) {
-    case Type::kNil: return "nil";
-    case Type::kBool: return "bool";
-    case Type::kInt: return "int";
-    case Type::kDouble: return "double";
-    case Type::kString: return "string";
-    case Type::kBytes: return "bytes";
-    case Type::kList: return "list";
-    case Type::kMap: return "map";
-    case Type::kSet: return "set";
+    case Type::kNil:
+      return "nil";
+    case Type::kBool:
+      return "bool";
+    case Type::kInt:
+      return "int";
+    case Type::kDouble:
+      return "double";
+    case Type::kString:
+      return "string";
+    case Type::kBytes:
+      return "bytes";
+    case Type::kList:
+      return "list";
+    case Type::kMap:
+      return "map";
+    case Type::kSet:
+      return "set";
   }
   return "unknown";
 }
@@ -172,25 +181,38 @@ bool Value::Remove(const Value& element) {
 
 size_t Value::size() const {
   switch (type()) {
-    case Type::kList: return as_list().size();
-    case Type::kMap: return as_map().size();
-    case Type::kSet: return as_set().size();
-    default: return 0;
+    case Type::kList:
+      return as_list().size();
+    case Type::kMap:
+      return as_map().size();
+    case Type::kSet:
+      return as_set().size();
+    default:
+      return 0;
   }
 }
 
 std::strong_ordering Value::Compare(const Value& a, const Value& b) {
   if (a.type() != b.type()) return a.type() <=> b.type();
   switch (a.type()) {
-    case Type::kNil: return std::strong_ordering::equal;
-    case Type::kBool: return a.as_bool() <=> b.as_bool();
-    case Type::kInt: return a.as_int() <=> b.as_int();
-    case Type::kDouble: return DoubleOrderBits(a.as_double()) <=> DoubleOrderBits(b.as_double());
-    case Type::kString: return a.as_string().compare(b.as_string()) <=> 0;
-    case Type::kBytes: return a.as_bytes().compare(b.as_bytes()) <=> 0;
-    case Type::kList: return CompareSeq(a.as_list(), b.as_list());
-    case Type::kMap: return ComparePairs(a.as_map(), b.as_map());
-    case Type::kSet: return CompareSeq(a.as_set(), b.as_set());
+    case Type::kNil:
+      return std::strong_ordering::equal;
+    case Type::kBool:
+      return a.as_bool() <=> b.as_bool();
+    case Type::kInt:
+      return a.as_int() <=> b.as_int();
+    case Type::kDouble:
+      return DoubleOrderBits(a.as_double()) <=> DoubleOrderBits(b.as_double());
+    case Type::kString:
+      return a.as_string().compare(b.as_string()) <=> 0;
+    case Type::kBytes:
+      return a.as_bytes().compare(b.as_bytes()) <=> 0;
+    case Type::kList:
+      return CompareSeq(a.as_list(), b.as_list());
+    case Type::kMap:
+      return ComparePairs(a.as_map(), b.as_map());
+    case Type::kSet:
+      return CompareSeq(a.as_set(), b.as_set());
   }
   return std::strong_ordering::equal;
 }
@@ -199,17 +221,28 @@ std::string Value::ToString() const { return ToJson(*this); }
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kInvalidArgument: return "InvalidArgument";
-    case StatusCode::kNotFound: return "NotFound";
-    case StatusCode::kAlreadyExists: return "AlreadyExists";
-    case StatusCode::kSchemaViolation: return "SchemaViolation";
-    case StatusCode::kCorruption: return "Corruption";
-    case StatusCode::kIOError: return "IOError";
-    case StatusCode::kBusy: return "Busy";
-    case StatusCode::kAborted: return "Aborted";
-    case StatusCode::kInternal: return "Internal";
-    case StatusCode::kUserError: return "UserError";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case StatusCode::kSchemaViolation:
+      return "SchemaViolation";
+    case StatusCode::kCorruption:
+      return "Corruption";
+    case StatusCode::kIOError:
+      return "IOError";
+    case StatusCode::kBusy:
+      return "Busy";
+    case StatusCode::kAborted:
+      return "Aborted";
+    case StatusCode::kInternal:
+      return "Internal";
+    case StatusCode::kUserError:
+      return "UserError";
   }
   return "Unknown";
 }

@@ -449,8 +449,7 @@ class Decoder {
       STRATA_RETURN_IF_ERROR(ConvertElements(elements, depth + 1, &list));
       return Value(std::move(list));
     }
-    return Corrupt("unsupported FlexBuffers type " + std::to_string(item.type) +
-                   ByteAt(item.slot));
+    return Corrupt("unsupported FlexBuffers type " + std::to_string(item.type) + ByteAt(item.slot));
   }
 
   Result<Value> ConvertIndirect(const Item& item) {
@@ -529,8 +528,8 @@ class Decoder {
     STRATA_ASSIGN_OR_RETURN(const uint8_t* keys, Target(keys_slot, width));
     STRATA_ASSIGN_OR_RETURN(uint64_t key_count, FieldBefore(keys, key_width, 1, "map keys size"));
     if (key_count != size) {
-      return Corrupt("map" + ByteAt(values) + " has " + std::to_string(key_count) +
-                     " keys but " + std::to_string(size) + " values");
+      return Corrupt("map" + ByteAt(values) + " has " + std::to_string(key_count) + " keys but " +
+                     std::to_string(size) + " values");
     }
     STRATA_RETURN_IF_ERROR(CheckFits(keys, key_count, key_width, "map keys"));
     Elements entries_values{values, static_cast<size_t>(size), width, values + size * width, 0};

@@ -11,10 +11,10 @@
 
 #include <flatbuffers/flexbuffers.h>
 
+#include "strata/testing/test_seed.h"
 #include "testing/edge_values.h"
 #include "testing/mutate_bytes.h"
 #include "testing/random_value.h"
-#include "strata/testing/test_seed.h"
 
 namespace strata {
 namespace {

@@ -83,9 +83,9 @@ TEST(ErrorTableTest, DocsTableListsTheSchemaCodes) {
   for (size_t i = 0; i < std::max(documented.size(), schema.size()); ++i) {
     const Row doc = i < documented.size() ? documented[i] : Row{-1, "(missing)"};
     const Row fbs = i < schema.size() ? schema[i] : Row{-1, "(missing)"};
-    EXPECT_EQ(doc, fbs) << "row " << i << " of the table in docs/protocol.md, \"Errors\": "
-                        << doc.first << " " << doc.second << "; strata.fbs has " << fbs.first
-                        << " " << fbs.second;
+    EXPECT_EQ(doc, fbs) << "row " << i
+                        << " of the table in docs/protocol.md, \"Errors\": " << doc.first << " "
+                        << doc.second << "; strata.fbs has " << fbs.first << " " << fbs.second;
   }
 }
 

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "strata/protocol/messages.h"
+#include "strata/testing/test_seed.h"
 #include "strata/value_codec.h"
 #include "strata_generated.h"
 #include "testing/sample_messages.h"
-#include "strata/testing/test_seed.h"
 
 namespace strata::protocol {
 namespace {

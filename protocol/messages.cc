@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "strata/protocol/frame.h"
@@ -248,7 +248,8 @@ fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const Modul
     auto partitioning = OptionalString(b, d.partitioning);
     fb::Offset<fb::Vector<uint8_t>> schema;
     if (!d.record_schema.is_nil()) schema = ValueField(b, d.record_schema);
-    return w::CreateDepotInfo(b, name, partitioning, schema, OptionalString(b, d.record_schema_text));
+    return w::CreateDepotInfo(b, name, partitioning, schema,
+                              OptionalString(b, d.record_schema_text));
   });
   auto pstates = TableList<w::PStateInfo>(b, m.pstates, [](auto& b, const PStateInfo& p) {
     auto name = OptionalString(b, p.name);
@@ -396,9 +397,7 @@ Result<std::vector<Value>> ValueListOf(const fb::Vector<fb::Offset<w::ValueBytes
   return values;
 }
 
-Error ErrorOf(const w::Error& e) {
-  return Error{FromWire(e.code()), Str(e.message())};
-}
+Error ErrorOf(const w::Error& e) { return Error{FromWire(e.code()), Str(e.message())}; }
 
 Result<Hello> ConvertHello(const w::Hello& m) {
   return Hello{m.protocol_version(), Str(m.client_name())};
@@ -490,8 +489,8 @@ Result<ReadDepotRequest> ConvertReadDepot(const w::ReadDepotRequest& m) {
 Result<StatsRequest> ConvertStats(const w::StatsRequest& m) {
   StatsRequest out{Str(m.module_()), m.failures_from(), m.failures_limit()};
   if (out.failures_from < 0) {
-    return Status::InvalidArgument("StatsRequest.failures_from " + std::to_string(out.failures_from) +
-                                   " is below 0");
+    return Status::InvalidArgument("StatsRequest.failures_from " +
+                                   std::to_string(out.failures_from) + " is below 0");
   }
   if (out.failures_limit < 0 || out.failures_limit > kMaxStatsFailuresLimit) {
     return Status::InvalidArgument("StatsRequest.failures_limit " +
@@ -546,9 +545,9 @@ Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
       const w::DepotInfo* d = m.depots()->Get(i);
       DepotInfo info{Str(d->name()), Str(d->partitioning()), Value(), Str(d->record_schema_text())};
       if (d->record_schema() != nullptr) {
-        STRATA_ASSIGN_OR_RETURN(info.record_schema,
-                                RequiredValue(d->record_schema(),
-                                              Indexed("ModuleInfo.depots", i) + ".record_schema"));
+        STRATA_ASSIGN_OR_RETURN(
+            info.record_schema,
+            RequiredValue(d->record_schema(), Indexed("ModuleInfo.depots", i) + ".record_schema"));
       }
       out.depots.push_back(std::move(info));
     }

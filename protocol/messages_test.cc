@@ -9,10 +9,10 @@
 #include <variant>
 #include <vector>
 
+#include "strata/testing/test_seed.h"
 #include "strata/value_codec.h"
 #include "testing/random_value.h"
 #include "testing/sample_messages.h"
-#include "strata/testing/test_seed.h"
 
 namespace strata::protocol {
 namespace {

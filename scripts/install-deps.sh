@@ -14,7 +14,7 @@ PACKAGES="g++ cmake make pkg-config git ca-certificates \
   libflatbuffers-dev flatbuffers-compiler \
   libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev \
-  procps tmux"
+  procps tmux clang-format"
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES="$PACKAGES clang-14 libfuzzer-14-dev libclang-rt-14-dev"
 fi

@@ -83,7 +83,8 @@ void Connection::BeginServing() {
   std::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   const asio::ip::tcp::endpoint remote = socket_.remote_endpoint(ec);
-  peer_ = ec ? std::string("unknown peer") : remote.address().to_string() + ":" + std::to_string(remote.port());
+  peer_ = ec ? std::string("unknown peer")
+             : remote.address().to_string() + ":" + std::to_string(remote.port());
   read_buffer_.resize(kInitialReadBuffer);
   last_activity_ = std::chrono::steady_clock::now();
   ArmIdleTimer();
@@ -110,12 +111,14 @@ void Connection::RefuseBufferedRequests() {
     proto::FrameView frame;
     size_t consumed = 0;
     std::string error;
-    if (proto::DecodeFrame(read_buffer_.data() + read_begin_, BufferedBytes(), limits_.max_frame_size,
-                           &frame, &consumed, &error) != proto::DecodeState::kComplete) {
+    if (proto::DecodeFrame(read_buffer_.data() + read_begin_, BufferedBytes(),
+                           limits_.max_frame_size, &frame, &consumed,
+                           &error) != proto::DecodeState::kComplete) {
       break;  // an incomplete or bad frame: nothing more can be answered
     }
     read_begin_ += consumed;
-    std::variant<proto::Request, proto::RequestError> decoded = proto::DecodeRequest(frame.data, frame.size);
+    std::variant<proto::Request, proto::RequestError> decoded =
+        proto::DecodeRequest(frame.data, frame.size);
     std::optional<uint64_t> id;
     if (const auto* request = std::get_if<proto::Request>(&decoded)) {
       id = request->id;
@@ -251,8 +254,10 @@ void Connection::ProcessFrames() {
                            limits_.max_frame_size, &frame, &consumed, &error);
     if (state == proto::DecodeState::kNeedMore) break;
     if (state == proto::DecodeState::kBad) {
-      const bool too_large = LengthPrefix(read_buffer_.data() + read_begin_) > limits_.max_frame_size;
-      FailAndClose(too_large ? proto::ErrorCode::kFrameTooLarge : proto::ErrorCode::kBadFrame, error);
+      const bool too_large =
+          LengthPrefix(read_buffer_.data() + read_begin_) > limits_.max_frame_size;
+      FailAndClose(too_large ? proto::ErrorCode::kFrameTooLarge : proto::ErrorCode::kBadFrame,
+                   error);
       break;
     }
     HandleFrame(frame.data, frame.size);
@@ -312,7 +317,8 @@ void Connection::PostReply(proto::Response response) {
   }
   if (!post) return;  // the pending OnReplies takes this one too
   try {
-    asio::post(executor(), [self = shared_from_this()] { self->Guarded([&] { self->OnReplies(); }); });
+    asio::post(executor(),
+               [self = shared_from_this()] { self->Guarded([&] { self->OnReplies(); }); });
   } catch (...) {
     // Not posted: the next reply posts again and delivers this one with it.
     MutexLock lock(&replies_mu_);
@@ -447,8 +453,7 @@ void Connection::OnIdleTimer(const std::error_code& ec) {
   // write has its own deadline.
   if (in_flight_ > 0 || write_pending_) last_activity_ = now;
   if (now >= last_activity_ + limits_.idle_timeout) {
-    return Close(LogLevel::kInfo,
-                 "idle for " + std::to_string(limits_.idle_timeout.count()) + "s");
+    return Close(LogLevel::kInfo, "idle for " + std::to_string(limits_.idle_timeout.count()) + "s");
   }
   ArmIdleTimer();
 }

@@ -47,7 +47,8 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
   out.name = info.name;
   out.partitions = info.partitions;
   for (const DepotInfo& d : info.depots) {
-    out.depots.push_back({d.name, d.partitioning, d.record_schema.ToValue(), d.record_schema.ToString()});
+    out.depots.push_back(
+        {d.name, d.partitioning, d.record_schema.ToValue(), d.record_schema.ToString()});
   }
   for (const PStateInfo& p : info.pstates) {
     out.pstates.push_back({p.name, p.schema.ToValue(), p.schema.ToString()});
@@ -75,7 +76,8 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
 }
 
 proto::Response InternalError(uint64_t id, std::string_view what) {
-  LogError("request " + std::to_string(id) + " failed with an internal error: " + std::string(what));
+  LogError("request " + std::to_string(id) +
+           " failed with an internal error: " + std::string(what));
   return ErrorResponse(id, proto::ErrorCode::kInternal,
                        "internal server error while processing request " + std::to_string(id) +
                            ": " + std::string(what));
@@ -116,7 +118,8 @@ void ReplyGuarded(uint64_t id, const Reply& reply, Make&& make) noexcept {
 bool IsPointRead(const Path& path) {
   if (path.navigators().empty() || path.terminal().has_value()) return false;
   for (const Navigator& navigator : path.navigators()) {
-    if (navigator.kind != Navigator::Kind::kKey && navigator.kind != Navigator::Kind::kMust) return false;
+    if (navigator.kind != Navigator::Kind::kKey && navigator.kind != Navigator::Kind::kMust)
+      return false;
   }
   return true;
 }
@@ -137,7 +140,10 @@ AckLevel ToEngine(proto::AckLevel level) {
 
 Dispatcher::Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_pool& blocking_pool,
                        std::string data_dir)
-    : engine_(engine), counters_(counters), blocking_pool_(blocking_pool), data_dir_(std::move(data_dir)) {}
+    : engine_(engine),
+      counters_(counters),
+      blocking_pool_(blocking_pool),
+      data_dir_(std::move(data_dir)) {}
 
 void Dispatcher::Post(std::function<void()> work) { asio::post(blocking_pool_, std::move(work)); }
 
@@ -239,8 +245,9 @@ proto::Response Dispatcher::Deploy(uint64_t id, const proto::DeployRequest& requ
 // The bytes go to a file of the data directory only for the engine to copy; the engine
 // keeps its own copy, so the upload file is removed whatever happens.
 proto::Response Dispatcher::DeployBytes(uint64_t id, const proto::DeployRequest& request) {
-  const fs::path upload = fs::path(data_dir_) / (".upload-" + std::to_string(getpid()) + "-" +
-                                                 std::to_string(upload_counter_.fetch_add(1)) + ".so");
+  const fs::path upload =
+      fs::path(data_dir_) / (".upload-" + std::to_string(getpid()) + "-" +
+                             std::to_string(upload_counter_.fetch_add(1)) + ".so");
   {
     std::ofstream out(upload, std::ios::binary | std::ios::trunc);
     out.write(request.so_bytes.data(), static_cast<std::streamsize>(request.so_bytes.size()));
@@ -288,8 +295,9 @@ proto::Response Dispatcher::Destroy(uint64_t id, const proto::DestroyRequest& re
 proto::Response Dispatcher::Select(uint64_t id, const proto::SelectRequest& request) {
   Result<Path> path = Path::FromValue(request.path);
   if (!path.ok()) {
-    return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
-                         "invalid path " + request.path.ToString() + ": " + path.status().message());
+    return ErrorResponse(
+        id, proto::ErrorCode::kInvalidArgument,
+        "invalid path " + request.path.ToString() + ": " + path.status().message());
   }
   return SelectPath(id, request, *path);
 }
@@ -302,7 +310,8 @@ proto::Response Dispatcher::SelectPath(uint64_t id, const proto::SelectRequest& 
     if (!value.ok()) return FromStatus(id, value.status());
     return Body(id, proto::Selected{{std::move(value).value()}});
   }
-  Result<std::vector<Value>> values = engine_.Select(request.module, pstate, path, request.partition_key);
+  Result<std::vector<Value>> values =
+      engine_.Select(request.module, pstate, path, request.partition_key);
   if (!values.ok()) return FromStatus(id, values.status());
   return Body(id, proto::Selected{std::move(values).value()});
 }
@@ -314,7 +323,8 @@ proto::Response Dispatcher::ReadDepot(uint64_t id, const proto::ReadDepotRequest
   if (!entries.ok()) return FromStatus(id, entries.status());
   proto::DepotRecords records;
   records.records.reserve(entries->size());
-  for (DepotEntry& entry : *entries) records.records.push_back({entry.offset, std::move(entry.record)});
+  for (DepotEntry& entry : *entries)
+    records.records.push_back({entry.offset, std::move(entry.record)});
   return Body(id, std::move(records));
 }
 
@@ -351,7 +361,8 @@ proto::Response Dispatcher::Stats(uint64_t id, const proto::StatsRequest& reques
 void Dispatcher::Append(uint64_t id, proto::AppendRequest request, Reply reply) {
   engine_.AppendAsync(
       request.module, WithSigil(request.depot, "*"), std::move(request.records),
-      ToEngine(request.ack), [id, reply = std::move(reply)](Result<std::vector<AppendResult>> results) {
+      ToEngine(request.ack),
+      [id, reply = std::move(reply)](Result<std::vector<AppendResult>> results) {
         // Runs on an engine task thread or the flusher, or inline on the io thread (an early
         // error, or an ack-none batch admitted at once).
         ReplyGuarded(id, reply, [&] {

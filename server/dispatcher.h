@@ -71,7 +71,8 @@ class Dispatcher {
   protocol::Response Describe(uint64_t id, const protocol::DescribeRequest& request);
   protocol::Response Destroy(uint64_t id, const protocol::DestroyRequest& request);
   protocol::Response Select(uint64_t id, const protocol::SelectRequest& request);
-  protocol::Response SelectPath(uint64_t id, const protocol::SelectRequest& request, const Path& path);
+  protocol::Response SelectPath(uint64_t id, const protocol::SelectRequest& request,
+                                const Path& path);
   protocol::Response ReadDepot(uint64_t id, const protocol::ReadDepotRequest& request);
   protocol::Response Stats(uint64_t id, const protocol::StatsRequest& request);
   void Append(uint64_t id, protocol::AppendRequest request, Reply reply);

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   if (const int* exit_code = std::get_if<int>(&parsed)) return *exit_code;
   const ServerOptions& options = std::get<ServerOptions>(parsed);
 
-  LogInfo(std::string("stratad ") + STRATA_VERSION + " starting: " + EngineSettingsText(options.engine));
+  LogInfo(std::string("stratad ") + STRATA_VERSION +
+          " starting: " + EngineSettingsText(options.engine));
   strata::Result<std::unique_ptr<Server>> server = Server::Create(options);
   if (!server.ok()) {
     LogError(server.status().message());

@@ -30,9 +30,12 @@ class ServerLogger final : public Logger {
  public:
   void Log(Level level, std::string_view message) override {
     switch (level) {
-      case Level::kInfo: return LogInfo(message);
-      case Level::kWarning: return LogWarning(message);
-      case Level::kError: return LogError(message);
+      case Level::kInfo:
+        return LogInfo(message);
+      case Level::kWarning:
+        return LogWarning(message);
+      case Level::kError:
+        return LogError(message);
     }
   }
 };
@@ -47,7 +50,8 @@ void RunIoContext(asio::io_context& context) {
     } catch (const std::exception& e) {
       LogError(std::string("a network handler failed: ") + e.what() + "; still serving");
     } catch (...) {
-      LogError("a network handler failed with an exception that is not a std::exception; still serving");
+      LogError(
+          "a network handler failed with an exception that is not a std::exception; still serving");
     }
   }
 }
@@ -123,13 +127,14 @@ Status Server::OpenEngine() {
       return Status::Busy("another stratad is using " + options_.engine.data_dir + " (" +
                           engine.status().message() + ")");
     }
-    return Status(engine.status().code(),
-                  "cannot open data directory " + options_.engine.data_dir + ": " + engine.status().message());
+    return Status(engine.status().code(), "cannot open data directory " + options_.engine.data_dir +
+                                              ": " + engine.status().message());
   }
   engine_ = std::move(engine).value();
   const unsigned pool_threads = std::max(4u, 2 * std::thread::hardware_concurrency());
   blocking_pool_ = std::make_unique<asio::thread_pool>(pool_threads);
-  dispatcher_ = std::make_unique<Dispatcher>(*engine_, counters_, *blocking_pool_, options_.engine.data_dir);
+  dispatcher_ =
+      std::make_unique<Dispatcher>(*engine_, counters_, *blocking_pool_, options_.engine.data_dir);
 
   Result<std::vector<ModuleInfo>> modules = engine_->Modules();
   if (!modules.ok()) return modules.status();

@@ -3,8 +3,8 @@
 #include <charconv>
 #include <cstdio>
 #include <map>
-#include <utility>
 #include <thread>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
@@ -122,15 +122,16 @@ void AddEngineOptions(CLI::App& app, EngineOptions& engine,
 }  // namespace
 
 std::string EngineSettingsText(const EngineOptions& engine) {
-  std::string text = "data dir " + engine.data_dir + ", cache-size " + SizeText(engine.cache_size_bytes) +
-                     ", checkpoint-interval " + SecondsText(engine.checkpoint_interval_s) +
-                     ", checkpoint-log-size " + SizeText(engine.checkpoint_log_bytes) +
-                     ", log-file-size " + SizeText(engine.log_file_max_bytes) + ", task-threads " +
-                     (engine.task_threads > 0 ? std::to_string(engine.task_threads) : "one per core") +
-                     ", max-step-attempts " + std::to_string(engine.max_step_attempts) +
-                     ", max-in-flight-records " + std::to_string(engine.max_in_flight_records) +
-                     ", step-timeout-ms " + std::to_string(engine.step_timeout_ms) +
-                     ", min-free-disk " + SizeText(engine.min_free_disk_bytes);
+  std::string text =
+      "data dir " + engine.data_dir + ", cache-size " + SizeText(engine.cache_size_bytes) +
+      ", checkpoint-interval " + SecondsText(engine.checkpoint_interval_s) +
+      ", checkpoint-log-size " + SizeText(engine.checkpoint_log_bytes) + ", log-file-size " +
+      SizeText(engine.log_file_max_bytes) + ", task-threads " +
+      (engine.task_threads > 0 ? std::to_string(engine.task_threads) : "one per core") +
+      ", max-step-attempts " + std::to_string(engine.max_step_attempts) +
+      ", max-in-flight-records " + std::to_string(engine.max_in_flight_records) +
+      ", step-timeout-ms " + std::to_string(engine.step_timeout_ms) + ", min-free-disk " +
+      SizeText(engine.min_free_disk_bytes);
   if (engine.accept_log_loss) text += ", accept-log-loss";
   return text;
 }

@@ -15,7 +15,7 @@
 namespace strata::server {
 
 struct ListenAddress {
-  std::string host;  // an address literal ("127.0.0.1", "::1") or a name ("localhost")
+  std::string host;   // an address literal ("127.0.0.1", "::1") or a name ("localhost")
   uint16_t port = 0;  // 0: the kernel chooses; the "listening on" line shows the real one
 };
 

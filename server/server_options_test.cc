@@ -37,35 +37,46 @@ constexpr size_t FieldCount() {
 constexpr size_t kEngineCallbacks = 3;
 
 struct EngineSetting {
-  std::vector<std::string> args;    // on the command line
-  std::string config_line;          // the same in a config file
+  std::vector<std::string> args;                     // on the command line
+  std::string config_line;                           // the same in a config file
   std::function<bool(const EngineOptions&)> is_set;  // the field holds that value
 };
 
 // One row per EngineOptions setting, with a value other than its default.
 const std::vector<EngineSetting>& EngineSettings() {
   static const std::vector<EngineSetting> settings = {
-      {{"--data-dir", "/elsewhere"}, "data-dir = \"/elsewhere\"",
+      {{"--data-dir", "/elsewhere"},
+       "data-dir = \"/elsewhere\"",
        [](const EngineOptions& e) { return e.data_dir == "/elsewhere"; }},
-      {{"--cache-size", "64MB"}, "cache-size = \"64MB\"",
+      {{"--cache-size", "64MB"},
+       "cache-size = \"64MB\"",
        [](const EngineOptions& e) { return e.cache_size_bytes == 64ull << 20; }},
-      {{"--checkpoint-interval", "5min"}, "checkpoint-interval = \"5min\"",
+      {{"--checkpoint-interval", "5min"},
+       "checkpoint-interval = \"5min\"",
        [](const EngineOptions& e) { return e.checkpoint_interval_s == 300; }},
-      {{"--checkpoint-log-size", "64MB"}, "checkpoint-log-size = \"64MB\"",
+      {{"--checkpoint-log-size", "64MB"},
+       "checkpoint-log-size = \"64MB\"",
        [](const EngineOptions& e) { return e.checkpoint_log_bytes == 64ull << 20; }},
-      {{"--log-file-size", "1MB"}, "log-file-size = \"1MB\"",
+      {{"--log-file-size", "1MB"},
+       "log-file-size = \"1MB\"",
        [](const EngineOptions& e) { return e.log_file_max_bytes == 1ull << 20; }},
-      {{"--task-threads", "3"}, "task-threads = 3",
+      {{"--task-threads", "3"},
+       "task-threads = 3",
        [](const EngineOptions& e) { return e.task_threads == 3; }},
-      {{"--max-step-attempts", "5"}, "max-step-attempts = 5",
+      {{"--max-step-attempts", "5"},
+       "max-step-attempts = 5",
        [](const EngineOptions& e) { return e.max_step_attempts == 5; }},
-      {{"--max-in-flight-records", "1000"}, "max-in-flight-records = 1000",
+      {{"--max-in-flight-records", "1000"},
+       "max-in-flight-records = 1000",
        [](const EngineOptions& e) { return e.max_in_flight_records == 1000; }},
-      {{"--step-timeout-ms", "250"}, "step-timeout-ms = 250",
+      {{"--step-timeout-ms", "250"},
+       "step-timeout-ms = 250",
        [](const EngineOptions& e) { return e.step_timeout_ms == 250; }},
-      {{"--min-free-disk", "1GB"}, "min-free-disk = \"1GB\"",
+      {{"--min-free-disk", "1GB"},
+       "min-free-disk = \"1GB\"",
        [](const EngineOptions& e) { return e.min_free_disk_bytes == 1ull << 30; }},
-      {{"--accept-log-loss"}, "accept-log-loss = true",
+      {{"--accept-log-loss"},
+       "accept-log-loss = true",
        [](const EngineOptions& e) { return e.accept_log_loss; }},
   };
   return settings;
@@ -90,7 +101,8 @@ TEST(ServerOptionsTest, EveryEngineSettingHasAFlag) {
       << "EngineOptions has a setting stratad cannot set: add its flag (server_options.cc), "
          "its row in docs/operations.md's options table, and its row in EngineSettings()";
   for (const EngineSetting& setting : EngineSettings()) {
-    EXPECT_FALSE(setting.is_set(EngineOptions{})) << setting.args[0] << ": pick a value other than the default";
+    EXPECT_FALSE(setting.is_set(EngineOptions{}))
+        << setting.args[0] << ": pick a value other than the default";
     std::variant<ServerOptions, int> parsed = Parse(setting.args);
     ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed)) << setting.args[0];
     EXPECT_TRUE(setting.is_set(std::get<ServerOptions>(parsed).engine)) << setting.args[0];
@@ -98,8 +110,9 @@ TEST(ServerOptionsTest, EveryEngineSettingHasAFlag) {
 }
 
 TEST(ServerOptionsTest, EveryEngineSettingIsAConfigFileKey) {
-  const std::string config =
-      (std::filesystem::temp_directory_path() / ("stratad_options_" + std::to_string(getpid()) + ".toml")).string();
+  const std::string config = (std::filesystem::temp_directory_path() /
+                              ("stratad_options_" + std::to_string(getpid()) + ".toml"))
+                                 .string();
   {
     std::ofstream out(config);
     for (const EngineSetting& setting : EngineSettings()) out << setting.config_line << "\n";

@@ -121,13 +121,15 @@ class CommandParser {
         if (!Required("FILE", &c.word)) return *error_;
         while (std::optional<Word> w = NextWord()) {
           const auto [name, value, at] = SplitOption(*w);
-          if (name != "partitions" || !Int(value, at, 1, 1 << 16, &c.partitions)) return Unexpected(*w);
+          if (name != "partitions" || !Int(value, at, 1, 1 << 16, &c.partitions))
+            return Unexpected(*w);
         }
         break;
       case Command::Kind::kDestroy:
         if (!Required("MODULE", &c.module)) return *error_;
         if (std::optional<Word> w = NextWord()) {
-          if (w->text != "--yes") return TextError{w->start, "expected --yes or the end of the command"};
+          if (w->text != "--yes")
+            return TextError{w->start, "expected --yes or the end of the command"};
           c.yes = true;
         }
         break;
@@ -158,8 +160,10 @@ class CommandParser {
         Parsed<Path> path = ParsePathText(text_.substr(start));
         if (!path.ok()) return TextError{start + path.error().position, path.error().message};
         if (path->terminal()) {
-          return TextError{start, "select paths are for reading: the shell sends no transforms "
-                                  "(this path ends with a terminal: " + path->ToString() + ")"};
+          return TextError{start,
+                           "select paths are for reading: the shell sends no transforms "
+                           "(this path ends with a terminal: " +
+                               path->ToString() + ")"};
         }
         c.path = std::move(*path);
         pos_ = text_.size();
@@ -183,14 +187,15 @@ class CommandParser {
       case Command::Kind::kTiming: {
         std::optional<Word> w = NextWord();
         if (!w) return Missing("on or off");
-        if (w->text != "on" && w->text != "off") return TextError{w->start, "timing takes on or off"};
+        if (w->text != "on" && w->text != "off")
+          return TextError{w->start, "timing takes on or off"};
         c.on = w->text == "on";
         break;
       }
     }
     if (std::optional<Word> extra = NextWord()) {
-      return TextError{extra->start, "unexpected '" + std::string(extra->text) + "': usage: " +
-                                         std::string(spec->usage)};
+      return TextError{extra->start, "unexpected '" + std::string(extra->text) +
+                                         "': usage: " + std::string(spec->usage)};
     }
     return c;
   }
@@ -208,8 +213,8 @@ class CommandParser {
     return pos_ < text_.size();
   }
   TextError Missing(std::string_view what) {
-    error_ = TextError{text_.size(), "missing " + std::string(what) + ": usage: " +
-                                         std::string(spec_->usage)};
+    error_ = TextError{text_.size(),
+                       "missing " + std::string(what) + ": usage: " + std::string(spec_->usage)};
     return *error_;
   }
   bool Required(std::string_view what, std::string* out) {
@@ -234,8 +239,8 @@ class CommandParser {
   // The error already recorded for `w` (a bad option value), else "unexpected WORD".
   TextError Unexpected(const Word& w) {
     if (!error_) {
-      error_ = TextError{w.start, "unexpected '" + std::string(w.text) + "': usage: " +
-                                      std::string(spec_->usage)};
+      error_ = TextError{
+          w.start, "unexpected '" + std::string(w.text) + "': usage: " + std::string(spec_->usage)};
     }
     return *error_;
   }
@@ -243,8 +248,8 @@ class CommandParser {
     int64_t n = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (ec != std::errc() || end != v.data() + v.size() || n < min) {
-      error_ = TextError{at, "expected an integer >= " + std::to_string(min) + ", found '" +
-                                 std::string(v) + "'"};
+      error_ = TextError{
+          at, "expected an integer >= " + std::to_string(min) + ", found '" + std::string(v) + "'"};
       return false;
     }
     *out = n;
@@ -254,8 +259,8 @@ class CommandParser {
     int64_t n = 0;
     if (!Int64(v, at, min, &n)) return false;
     if (n > max) {
-      error_ = TextError{at, "expected an integer <= " + std::to_string(max) + ", found " +
-                                 std::string(v)};
+      error_ = TextError{
+          at, "expected an integer <= " + std::to_string(max) + ", found " + std::string(v)};
       return false;
     }
     *out = static_cast<int>(n);
@@ -269,7 +274,8 @@ class CommandParser {
     } else if (v == "processed") {
       *out = protocol::AckLevel::kProcessed;
     } else {
-      error_ = TextError{at, "ack must be none, appended or processed, found '" + std::string(v) + "'"};
+      error_ =
+          TextError{at, "ack must be none, appended or processed, found '" + std::string(v) + "'"};
       return false;
     }
     return true;

@@ -17,8 +17,18 @@ namespace strata::shell {
 
 struct Command {
   enum class Kind : uint8_t {
-    kHelp, kModules, kDescribe, kDeploy, kDestroy, kAppend, kSelect, kSelectOne, kScan,
-    kStats, kTiming, kQuit,
+    kHelp,
+    kModules,
+    kDescribe,
+    kDeploy,
+    kDestroy,
+    kAppend,
+    kSelect,
+    kSelectOne,
+    kScan,
+    kStats,
+    kTiming,
+    kQuit,
   };
   Kind kind = Kind::kHelp;
   std::string module;  // describe, destroy, append, select, select-one, scan, stats ("" = all)
@@ -26,14 +36,14 @@ struct Command {
   std::string word;    // help: the command asked about; deploy: the file
   Value value;         // append
   Path path;           // select, select-one
-  std::optional<Value> partition_key;                        // select, select-one
+  std::optional<Value> partition_key;                       // select, select-one
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
-  int partitions = 8;                                        // deploy
-  bool yes = false;                                          // destroy --yes
-  bool on = false;                                           // timing on|off
-  int partition = -1;                                        // scan: -1 = every partition
-  int64_t from = 0;                                          // scan; stats: first failure
-  int64_t limit = 100;                                       // scan; stats: failures listed
+  int partitions = 8;                                       // deploy
+  bool yes = false;                                         // destroy --yes
+  bool on = false;                                          // timing on|off
+  int partition = -1;                                       // scan: -1 = every partition
+  int64_t from = 0;                                         // scan; stats: first failure
+  int64_t limit = 100;                                      // scan; stats: failures listed
 };
 
 // Every command name, for help and completion, in the order help lists them.

@@ -58,7 +58,8 @@ unsigned char LineEditor::Complete(editline* el, int /*ch*/) {
   auto* self = static_cast<LineEditor*>(data);
   const LineInfo* info = el_line(el);
   const std::string_view before(info->buffer, static_cast<size_t>(info->cursor - info->buffer));
-  const size_t word_start = before.find_last_of(" \t") == std::string_view::npos ? 0 : before.find_last_of(" \t") + 1;
+  const size_t word_start =
+      before.find_last_of(" \t") == std::string_view::npos ? 0 : before.find_last_of(" \t") + 1;
   const size_t typed = before.size() - word_start;
   std::vector<std::string> candidates = self->completer_(before);
   if (candidates.empty()) return CC_REFRESH_BEEP;

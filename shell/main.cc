@@ -42,7 +42,8 @@ int RunScript(Session& session, std::istream& in, bool keep_going) {
     Outcome outcome = session.Run(text);
     if (outcome == Outcome::kQuit) break;
     if (outcome == Outcome::kOk) continue;
-    if (status != kExitUnreachable) status = outcome == Outcome::kUnreachable ? kExitUnreachable : kExitFailed;
+    if (status != kExitUnreachable)
+      status = outcome == Outcome::kUnreachable ? kExitUnreachable : kExitFailed;
     if (!keep_going) break;
   }
   return status;
@@ -54,15 +55,16 @@ std::string HistoryFile() {
 }
 
 int RunInteractive(Session& session) {
-  strata::shell::LineEditor editor("strata", HistoryFile(),
-                                   [&](std::string_view line) { return session.Completions(line); });
+  strata::shell::LineEditor editor(
+      "strata", HistoryFile(), [&](std::string_view line) { return session.Completions(line); });
   session.set_confirm_destroy([&](const std::string& module) {
-    std::optional<std::string> answer =
-        editor.ReadLine("destroy module " + module + " and ALL its data? type its name to confirm: ");
+    std::optional<std::string> answer = editor.ReadLine(
+        "destroy module " + module + " and ALL its data? type its name to confirm: ");
     return answer && *answer == module;
   });
   if (session.Connect()) {
-    std::cout << "Connected to " << session.ServerDescription() << ". Type help for the commands, quit to leave.\n";
+    std::cout << "Connected to " << session.ServerDescription()
+              << ". Type help for the commands, quit to leave.\n";
   } else {
     std::cout << "Commands will try to connect again. Type help for the commands, quit to leave.\n";
   }
@@ -86,8 +88,9 @@ int RunInteractive(Session& session) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"strata: the Strata shell. Runs commands against stratad interactively, from -c, "
-               "from a script file (-f) or from standard input. See docs/shell.md."};
+  CLI::App app{
+      "strata: the Strata shell. Runs commands against stratad interactively, from -c, "
+      "from a script file (-f) or from standard input. See docs/shell.md."};
   strata::shell::SessionOptions options;
   std::string command, file;
   bool keep_going = false;

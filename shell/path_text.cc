@@ -18,7 +18,8 @@ bool IsIdentChar(char c) { return std::isalpha(static_cast<unsigned char>(c)) ||
 // "(offset N)"). Returns N and removes the phrase, since the caller reports the offset in
 // the whole command instead.
 size_t TakeJsonOffset(std::string* message) {
-  for (const std::string_view phrase : {std::string_view(" at offset "), std::string_view(" (offset ")}) {
+  for (const std::string_view phrase :
+       {std::string_view(" at offset "), std::string_view(" (offset ")}) {
     size_t at = message->find(phrase);
     if (at == std::string::npos) continue;
     size_t digits = at + phrase.size();
@@ -100,7 +101,8 @@ class PathParser {
                                  "' after the path (steps are joined with '.')"};
     }
     Result<Path> path = Path::FromValue(*wire);
-    if (!path.ok()) return TextError{StepPosition(path.status().message()), path.status().message()};
+    if (!path.ok())
+      return TextError{StepPosition(path.status().message()), path.status().message()};
     return std::move(*path);
   }
 
@@ -194,8 +196,10 @@ class PathParser {
     const size_t start = pos_;
     const std::string name(Ident());
     if (name.empty()) {
-      return Fail(pos_, "expected a path step (key, must, nth, first, last, all, map_keys, "
-                        "map_vals, range, size, filter, null_to), found " + Found());
+      return Fail(pos_,
+                  "expected a path step (key, must, nth, first, last, all, map_keys, "
+                  "map_vals, range, size, filter, null_to), found " +
+                      Found());
     }
     Value::List step{Value(name)};
     if (name == "key" || name == "must" || name == "append" || name == "add_to_set") {
@@ -232,8 +236,10 @@ class PathParser {
     }
     Value::Map m;
     if (pos_ >= text_.size() || (text_[pos_] != '[' && text_[pos_] != '(')) {
-      return Fail(pos_, "range takes an interval such as [\"a\", \"m\") or (-inf, +inf), or a "
-                        "JSON object of options, found " + Found());
+      return Fail(pos_,
+                  "range takes an interval such as [\"a\", \"m\") or (-inf, +inf), or a "
+                  "JSON object of options, found " +
+                      Found());
     }
     const bool from_inclusive = text_[pos_++] == '[';
     SkipSpace();
@@ -263,8 +269,10 @@ class PathParser {
         if (text_[pos_] == ']') m.emplace_back("to_inclusive", true);
         ++pos_;
       } else {
-        return Fail(pos_, "expected ']' (inclusive) or ')' (exclusive) after the upper bound, "
-                          "found " + Found());
+        return Fail(pos_,
+                    "expected ']' (inclusive) or ')' (exclusive) after the upper bound, "
+                    "found " +
+                        Found());
       }
       m.emplace_back("to", std::move(*to));
     }
@@ -330,7 +338,8 @@ class PathParser {
     constexpr std::string_view kPrefix = "path step ";
     if (!message.starts_with(kPrefix)) return 0;
     size_t n = 0;
-    for (size_t i = kPrefix.size(); i < message.size() && std::isdigit(static_cast<unsigned char>(message[i])); ++i) {
+    for (size_t i = kPrefix.size();
+         i < message.size() && std::isdigit(static_cast<unsigned char>(message[i])); ++i) {
       n = n * 10 + static_cast<size_t>(message[i] - '0');
     }
     return n < step_starts_.size() ? step_starts_[n] : 0;
@@ -347,7 +356,8 @@ class PathParser {
 Parsed<Value> ParseJsonAt(std::string_view text, size_t* pos) {
   while (*pos < text.size() && IsSpace(text[*pos])) ++*pos;
   const size_t start = *pos;
-  if (start >= text.size()) return TextError{start, "expected a JSON value, found the end of the text"};
+  if (start >= text.size())
+    return TextError{start, "expected a JSON value, found the end of the text"};
   TextError error;
   std::optional<size_t> end = JsonExtent(text, start, &error);
   if (!end) return error;

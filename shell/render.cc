@@ -10,7 +10,8 @@ namespace {
 bool IsContinuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
 size_t Width(const std::string& s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return !IsContinuation(c); }));
+  return static_cast<size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return !IsContinuation(c); }));
 }
 
 std::string Truncate(const std::string& s, size_t max_width) {
@@ -81,7 +82,8 @@ std::string RenderTable(const Table& table, size_t max_cell_width) {
   }
   std::vector<size_t> widths(table.headers.size(), 0);
   for (const auto& line : lines) {
-    for (size_t i = 0; i < line.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], Width(line[i]));
+    for (size_t i = 0; i < line.size() && i < widths.size(); ++i)
+      widths[i] = std::max(widths[i], Width(line[i]));
   }
   std::string out;
   auto emit = [&](const std::vector<std::string>& line) {
@@ -99,7 +101,8 @@ std::string RenderTable(const Table& table, size_t max_cell_width) {
   for (size_t w : widths) dashes.emplace_back(w, '-');
   emit(dashes);
   for (size_t i = 1; i < lines.size(); ++i) emit(lines[i]);
-  out += "(" + std::to_string(table.rows.size()) + (table.rows.size() == 1 ? " row)\n" : " rows)\n");
+  out +=
+      "(" + std::to_string(table.rows.size()) + (table.rows.size() == 1 ? " row)\n" : " rows)\n");
   return out;
 }
 
@@ -107,7 +110,8 @@ std::string RenderValue(const Value& v) {
   if (v.is_map() && !v.as_map().empty()) {
     std::vector<const Value*> values;
     for (const auto& [k, val] : v.as_map()) values.push_back(&val);
-    const bool records = std::all_of(values.begin(), values.end(), [](const Value* x) { return IsRecord(*x); });
+    const bool records =
+        std::all_of(values.begin(), values.end(), [](const Value* x) { return IsRecord(*x); });
     Table t;
     if (records) {
       std::vector<std::string> fields = Fields(values);
@@ -126,7 +130,8 @@ std::string RenderValue(const Value& v) {
     return RenderTable(t);
   }
   if (v.is_list() && !v.as_list().empty() &&
-      std::all_of(v.as_list().begin(), v.as_list().end(), [](const Value& x) { return IsRecord(x); })) {
+      std::all_of(v.as_list().begin(), v.as_list().end(),
+                  [](const Value& x) { return IsRecord(x); })) {
     std::vector<const Value*> records;
     for (const Value& r : v.as_list()) records.push_back(&r);
     Table t;

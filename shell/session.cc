@@ -34,7 +34,8 @@ Value ModuleToValue(const proto::ModuleInfo& m) {
                                    {"record_schema_text", d.record_schema_text}}));
   }
   for (const auto& p : m.pstates) {
-    pstates.push_back(Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
+    pstates.push_back(
+        Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
   }
   for (const auto& t : m.topologies) {
     topologies.push_back(Value::MapOf({{"name", t.name}, {"sources", StringList(t.sources)}}));
@@ -86,12 +87,14 @@ std::string FailurePageNote(const proto::ModuleStats& m, int64_t from, int64_t l
   if (m.failures == 0 || limit == 0) return "";
   const int64_t listed = static_cast<int64_t>(m.failure_page.size());
   if (listed == 0) return " (none listed from " + std::to_string(from) + ")";
-  std::string note = " (listed: " + std::to_string(from) + " to " + std::to_string(from + listed - 1);
+  std::string note =
+      " (listed: " + std::to_string(from) + " to " + std::to_string(from + listed - 1);
   if (from + listed < m.failures) note += "; next: from=" + std::to_string(from + listed);
   return note + ")";
 }
 
-const proto::ModuleInfo* FindModule(const std::vector<proto::ModuleInfo>& modules, std::string_view name) {
+const proto::ModuleInfo* FindModule(const std::vector<proto::ModuleInfo>& modules,
+                                    std::string_view name) {
   for (const auto& m : modules) {
     if (m.name == name) return &m;
   }
@@ -107,11 +110,16 @@ std::vector<std::string> Split(std::string_view line) {
 
 std::string_view KindName(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kServer: return "server";
-    case ErrorKind::kConnection: return "connection";
-    case ErrorKind::kTimeout: return "timeout";
-    case ErrorKind::kProtocol: return "protocol";
-    case ErrorKind::kArgument: return "argument";
+    case ErrorKind::kServer:
+      return "server";
+    case ErrorKind::kConnection:
+      return "connection";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kProtocol:
+      return "protocol";
+    case ErrorKind::kArgument:
+      return "argument";
   }
   return "?";
 }
@@ -131,7 +139,8 @@ Outcome Session::Run(std::string_view text) {
   const auto start = std::chrono::steady_clock::now();
   Outcome outcome = Execute(*command, text);
   if (timing_ && command->kind != Command::Kind::kTiming && outcome != Outcome::kQuit) {
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     char line[64];
     std::snprintf(line, sizeof line, "(%.3f ms)\n", ms);
     (options_.json ? err_ : out_) << line;
@@ -142,21 +151,31 @@ Outcome Session::Run(std::string_view text) {
 
 Outcome Session::Execute(const Command& c, std::string_view text) {
   switch (c.kind) {
-    case Command::Kind::kHelp: return Help(c);
-    case Command::Kind::kModules: return Modules();
-    case Command::Kind::kDescribe: return Describe(c);
-    case Command::Kind::kDeploy: return Deploy(c);
-    case Command::Kind::kDestroy: return Destroy(c);
-    case Command::Kind::kAppend: return Append(c);
+    case Command::Kind::kHelp:
+      return Help(c);
+    case Command::Kind::kModules:
+      return Modules();
+    case Command::Kind::kDescribe:
+      return Describe(c);
+    case Command::Kind::kDeploy:
+      return Deploy(c);
+    case Command::Kind::kDestroy:
+      return Destroy(c);
+    case Command::Kind::kAppend:
+      return Append(c);
     case Command::Kind::kSelect:
-    case Command::Kind::kSelectOne: return Select(c);
-    case Command::Kind::kScan: return Scan(c);
-    case Command::Kind::kStats: return Stats(c);
+    case Command::Kind::kSelectOne:
+      return Select(c);
+    case Command::Kind::kScan:
+      return Scan(c);
+    case Command::Kind::kStats:
+      return Stats(c);
     case Command::Kind::kTiming:
       timing_ = c.on;
       Emit(Value::MapOf({{"timing", c.on}}), std::string("timing ") + (c.on ? "on" : "off") + "\n");
       return Outcome::kOk;
-    case Command::Kind::kQuit: return Outcome::kQuit;
+    case Command::Kind::kQuit:
+      return Outcome::kQuit;
   }
   return ReportError("unhandled command " + std::string(text));
 }
@@ -190,22 +209,26 @@ void Session::Emit(const Value& json_document, const std::string& text) {
 
 Outcome Session::ReportParseError(std::string_view text, const TextError& error) {
   if (options_.json) {
-    out_ << ToJson(Value::MapOf({{"error", Value::MapOf({{"kind", "syntax"},
-                                                           {"message", error.message},
-                                                           {"position", static_cast<int64_t>(error.position)}})}}))
+    out_ << ToJson(Value::MapOf(
+                {{"error", Value::MapOf({{"kind", "syntax"},
+                                         {"message", error.message},
+                                         {"position", static_cast<int64_t>(error.position)}})}}))
          << "\n";
     return Outcome::kFailed;
   }
   // The command on one line (continuation lines were joined with spaces already; tabs
   // would misplace the caret).
   std::string line(text);
-  std::replace_if(line.begin(), line.end(), [](char ch) { return ch == '\t' || ch == '\n' || ch == '\r'; }, ' ');
+  std::replace_if(
+      line.begin(), line.end(), [](char ch) { return ch == '\t' || ch == '\n' || ch == '\r'; },
+      ' ');
   // Columns count UTF-8 code points up to the error's byte.
   size_t column = 0;
   for (size_t i = 0; i < error.position && i < line.size(); ++i) {
     if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80) ++column;
   }
-  err_ << "error: " << error.message << "\n  " << line << "\n  " << std::string(column, ' ') << "^\n";
+  err_ << "error: " << error.message << "\n  " << line << "\n  " << std::string(column, ' ')
+       << "^\n";
   return Outcome::kFailed;
 }
 
@@ -218,8 +241,10 @@ Outcome Session::ReportClientError(const ClientError& error) {
               std::to_string(options_.client.port) + ": " + error.message;
   }
   if (options_.json) {
-    Value::Map e{{"kind", std::string(KindName(error.kind))}, {"message", unreachable ? message : error.message}};
-    if (error.kind == ErrorKind::kServer) e.emplace_back("code", std::string(proto::ErrorCodeName(error.code)));
+    Value::Map e{{"kind", std::string(KindName(error.kind))},
+                 {"message", unreachable ? message : error.message}};
+    if (error.kind == ErrorKind::kServer)
+      e.emplace_back("code", std::string(proto::ErrorCodeName(error.code)));
     out_ << ToJson(Value::MapOf({{"error", Value::MapOf(std::move(e))}})) << "\n";
   } else {
     err_ << "error: " << message << "\n";
@@ -229,7 +254,9 @@ Outcome Session::ReportClientError(const ClientError& error) {
 
 Outcome Session::ReportError(const std::string& message) {
   if (options_.json) {
-    out_ << ToJson(Value::MapOf({{"error", Value::MapOf({{"kind", "shell"}, {"message", message}})}})) << "\n";
+    out_ << ToJson(
+                Value::MapOf({{"error", Value::MapOf({{"kind", "shell"}, {"message", message}})}}))
+         << "\n";
   } else {
     err_ << "error: " << message << "\n";
   }
@@ -238,8 +265,10 @@ Outcome Session::ReportError(const std::string& message) {
 
 Outcome Session::Help(const Command& c) {
   if (!c.word.empty()) {
-    Emit(Value::MapOf({{"usage", std::string(CommandUsage(c.word))}, {"help", std::string(CommandHelp(c.word))}}),
-         "usage: " + std::string(CommandUsage(c.word)) + "\n" + std::string(CommandHelp(c.word)) + "\n");
+    Emit(Value::MapOf({{"usage", std::string(CommandUsage(c.word))},
+                       {"help", std::string(CommandHelp(c.word))}}),
+         "usage: " + std::string(CommandUsage(c.word)) + "\n" + std::string(CommandHelp(c.word)) +
+             "\n");
     return Outcome::kOk;
   }
   std::string text = "Commands (help COMMAND explains one; docs/shell.md has everything):\n";
@@ -249,7 +278,9 @@ Outcome Session::Help(const Command& c) {
     text += "  " + std::string(CommandUsage(name)) + "\n";
     usages.emplace_back(std::string(CommandUsage(name)));
   }
-  text += "Values are JSON ({\"$set\": [...]} is a set). Paths: key(\"a\").all, [\"a\", \"b\"], (root).\n";
+  text +=
+      "Values are JSON ({\"$set\": [...]} is a set). Paths: key(\"a\").all, [\"a\", \"b\"], "
+      "(root).\n";
   Emit(Value::MapOf({{"commands", Value(std::move(usages))}}), text);
   return Outcome::kOk;
 }
@@ -292,13 +323,15 @@ Outcome Session::Describe(const Command& c) {
   }
   std::string text = "module " + Summary(m) + "\n\n";
   Table depots{{"depot", "partitioning", "record schema"}, {}};
-  for (const auto& d : m.depots) depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
+  for (const auto& d : m.depots)
+    depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
   Table pstates{{"pstate", "schema"}, {}};
   for (const auto& p : m.pstates) pstates.rows.push_back({p.name, p.schema_text});
   Table topologies{{"topology", "sources"}, {}};
   for (const auto& t : m.topologies) topologies.rows.push_back({t.name, Join(t.sources)});
   // Schemas are the point of describe: wide cells.
-  text += RenderTable(depots, 80) + "\n" + RenderTable(pstates, 100) + "\n" + RenderTable(topologies, 80);
+  text += RenderTable(depots, 80) + "\n" + RenderTable(pstates, 100) + "\n" +
+          RenderTable(topologies, 80);
   Emit(ModuleToValue(m), text);
   return Outcome::kOk;
 }
@@ -342,15 +375,18 @@ Outcome Session::Append(const Command& c) {
   auto result = client->Append(c.module, c.target, c.value, c.ack);
   if (!result.ok()) return ReportClientError(result.error());
   if (result->failure) {
-    return ReportClientError(ClientError{ErrorKind::kServer, result->failure->code, result->failure->message});
+    return ReportClientError(
+        ClientError{ErrorKind::kServer, result->failure->code, result->failure->message});
   }
   Value::Map acks;
   std::string text;
   if (result->offset < 0) {
     text = "sent (ack=none: the server does not confirm it)\n";
   } else {
-    text = "partition " + std::to_string(result->partition) + ", offset " + std::to_string(result->offset) +
-           (c.ack == proto::AckLevel::kAppended ? " (durable, not waiting for topologies)" : "") + "\n";
+    text = "partition " + std::to_string(result->partition) + ", offset " +
+           std::to_string(result->offset) +
+           (c.ack == proto::AckLevel::kAppended ? " (durable, not waiting for topologies)" : "") +
+           "\n";
   }
   for (const auto& [topology, value] : result->ack_returns) {
     acks.emplace_back(topology, value);
@@ -418,8 +454,9 @@ Outcome Session::Stats(const Command& c) {
   Value::List modules;
   char up[32];
   std::snprintf(up, sizeof up, "%.1f s", static_cast<double>(s.uptime_ms) / 1000.0);
-  std::string text = "server: up " + std::string(up) + ", " + Plural(s.connections, "connection", "connections") +
-                     " (" + std::to_string(s.total_connections) + " since start), " +
+  std::string text = "server: up " + std::string(up) + ", " +
+                     Plural(s.connections, "connection", "connections") + " (" +
+                     std::to_string(s.total_connections) + " since start), " +
                      Plural(s.requests, "request", "requests") + "\n";
   for (const proto::ModuleStats& m : stats->modules) {
     // Per depot and per topology, summed over partitions: the per-partition detail is in
@@ -437,23 +474,33 @@ Outcome Session::Stats(const Command& c) {
     Table depots{{"depot", "records"}, {}};
     for (const auto& [name, n] : records) depots.rows.push_back({name, std::to_string(n)});
     Table topologies{{"topology", "depot", "lag"}, {}};
-    for (const auto& [key, n] : lag) topologies.rows.push_back({key.first, key.second, std::to_string(n)});
+    for (const auto& [key, n] : lag)
+      topologies.rows.push_back({key.first, key.second, std::to_string(n)});
     text += RenderTable(depots) + RenderTable(topologies);
     text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";
     Value::List depot_docs, topology_docs, failure_docs;
     for (const auto& d : m.depots) {
-      depot_docs.push_back(Value::MapOf({{"depot", d.depot}, {"partition", d.partition},
-                                         {"start_offset", d.start_offset}, {"end_offset", d.end_offset}}));
+      depot_docs.push_back(Value::MapOf({{"depot", d.depot},
+                                         {"partition", d.partition},
+                                         {"start_offset", d.start_offset},
+                                         {"end_offset", d.end_offset}}));
     }
     for (const auto& t : m.topologies) {
-      topology_docs.push_back(Value::MapOf({{"topology", t.topology}, {"depot", t.depot}, {"partition", t.partition},
-                                            {"processed_offset", t.processed_offset}, {"lag", t.lag}}));
+      topology_docs.push_back(Value::MapOf({{"topology", t.topology},
+                                            {"depot", t.depot},
+                                            {"partition", t.partition},
+                                            {"processed_offset", t.processed_offset},
+                                            {"lag", t.lag}}));
     }
     Table failures{{"topology", "depot", "partition", "offset", "message"}, {}};
     for (const auto& f : m.failure_page) {
-      failure_docs.push_back(Value::MapOf({{"topology", f.topology}, {"depot", f.depot}, {"partition", f.partition},
-                                           {"offset", f.offset}, {"message", f.message}}));
-      failures.rows.push_back({f.topology, f.depot, std::to_string(f.partition), std::to_string(f.offset), f.message});
+      failure_docs.push_back(Value::MapOf({{"topology", f.topology},
+                                           {"depot", f.depot},
+                                           {"partition", f.partition},
+                                           {"offset", f.offset},
+                                           {"message", f.message}}));
+      failures.rows.push_back(
+          {f.topology, f.depot, std::to_string(f.partition), std::to_string(f.offset), f.message});
     }
     if (!failures.rows.empty()) text += RenderTable(failures, 80);
     modules.push_back(Value::MapOf({{"module", m.module},
@@ -505,15 +552,17 @@ std::vector<std::string> Session::Completions(std::string_view line) {
     candidates = CommandNames();
   } else {
     const std::string& cmd = words[0];
-    const bool module_arg = cmd == "describe" || cmd == "destroy" || cmd == "stats" || cmd == "append" ||
-                            cmd == "select" || cmd == "select-one" || cmd == "scan";
+    const bool module_arg = cmd == "describe" || cmd == "destroy" || cmd == "stats" ||
+                            cmd == "append" || cmd == "select" || cmd == "select-one" ||
+                            cmd == "scan";
     if (index == 1 && (cmd == "help")) {
       candidates = CommandNames();
     } else if (index == 1 && cmd == "timing") {
       candidates = {"on", "off"};
     } else if (index == 1 && module_arg) {
       for (const auto& m : CachedModules()) candidates.push_back(m.name);
-    } else if (index == 2 && (cmd == "append" || cmd == "scan" || cmd == "select" || cmd == "select-one")) {
+    } else if (index == 2 &&
+               (cmd == "append" || cmd == "scan" || cmd == "select" || cmd == "select-one")) {
       if (const proto::ModuleInfo* m = FindModule(CachedModules(), words[1])) {
         if (cmd == "append" || cmd == "scan") {
           for (const auto& d : m->depots) candidates.push_back(d.name);

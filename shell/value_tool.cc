@@ -59,8 +59,15 @@ bool Explain(const std::string& text) {
 }
 
 constexpr const char* kTour[] = {
-    "42",       "-1",          "1.0",          "-0.0",     "\"hello\"", "{\"$bytes\": \"AAE=\"}",
-    "[\"alice\", 3]", "{\"name\": \"ann\", \"age\": 31}", "{\"$set\": [3, 1, 2]}",
+    "42",
+    "-1",
+    "1.0",
+    "-0.0",
+    "\"hello\"",
+    "{\"$bytes\": \"AAE=\"}",
+    "[\"alice\", 3]",
+    "{\"name\": \"ann\", \"age\": 31}",
+    "{\"$set\": [3, 1, 2]}",
     "{\"$map\": [[1, \"one\"], [2, \"two\"]]}",
 };
 

@@ -18,8 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "runner.h"
-#include "stratad_process.h"
 #include "strata/client.h"
+#include "stratad_process.h"
 #include "workloads.h"
 
 namespace strata::bench {
@@ -70,8 +70,8 @@ class SpawnedServer {
       args.push_back(module);
     }
     if (!process_.Start(data_dir_ + "/data", log_path_, args)) {
-      return Status::IOError("stratad did not start (" + std::string(STRATAD_PATH) + "); its log:\n" +
-                             server_test::ReadFile(log_path_));
+      return Status::IOError("stratad did not start (" + std::string(STRATAD_PATH) +
+                             "); its log:\n" + server_test::ReadFile(log_path_));
     }
     sampler_ = std::thread([this] {
       while (sampling_) {
@@ -116,9 +116,12 @@ std::optional<protocol::AckLevel> ParseAck(const std::string& s) {
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 nlohmann::json LatencyJson(const Histogram& h) {
-  return {{"count", h.count()},        {"mean", Ms(static_cast<uint64_t>(h.mean()))},
-          {"p50", Ms(h.Percentile(0.5))}, {"p99", Ms(h.Percentile(0.99))},
-          {"p999", Ms(h.Percentile(0.999))}, {"max", Ms(h.max())}};
+  return {{"count", h.count()},
+          {"mean", Ms(static_cast<uint64_t>(h.mean()))},
+          {"p50", Ms(h.Percentile(0.5))},
+          {"p99", Ms(h.Percentile(0.99))},
+          {"p999", Ms(h.Percentile(0.999))},
+          {"max", Ms(h.max())}};
 }
 
 std::string LatencyLine(const Histogram& h) {
@@ -133,7 +136,8 @@ int Run(const Flags& flags) {
   if (flags.print_graph) {
     double c = 0;
     const std::vector<int64_t> counts = FollowerCounts(flags.users, 50, &c);
-    for (size_t r = 0; r < counts.size(); ++r) std::printf("%zu\t%lld\n", r + 1, static_cast<long long>(counts[r]));
+    for (size_t r = 0; r < counts.size(); ++r)
+      std::printf("%zu\t%lld\n", r + 1, static_cast<long long>(counts[r]));
     return 0;
   }
   const std::optional<protocol::AckLevel> ack = ParseAck(flags.ack);
@@ -233,9 +237,17 @@ int Run(const Flags& flags) {
         {"workload", flags.workload},
         {"description", (*workload)->Description()},
         {"config",
-         {{"connections", flags.connections}, {"client_threads", flags.client_threads}, {"pipeline", flags.pipeline}, {"rate", flags.rate}, {"batch", flags.batch},
-          {"ack", flags.ack}, {"warmup_s", flags.warmup}, {"duration_s", phase.duration.count()},
-          {"count", flags.count}, {"keyspace", flags.keyspace}, {"users", flags.users},
+         {{"connections", flags.connections},
+          {"client_threads", flags.client_threads},
+          {"pipeline", flags.pipeline},
+          {"rate", flags.rate},
+          {"batch", flags.batch},
+          {"ack", flags.ack},
+          {"warmup_s", flags.warmup},
+          {"duration_s", phase.duration.count()},
+          {"count", flags.count},
+          {"keyspace", flags.keyspace},
+          {"users", flags.users},
           {"server", flags.spawn ? "spawned" : flags.host + ":" + std::to_string(port)}}},
         {"seconds", result.seconds},
         {"unit", unit},
@@ -267,11 +279,12 @@ int Run(const Flags& flags) {
               << (flags.spawn ? "spawned stratad " + std::string(STRATAD_PATH)
                               : flags.host + ":" + std::to_string(port))
               << "\n"
-              << "config       " << flags.connections << " connections on "
-              << flags.client_threads << " client thread(s), "
-              << (flags.rate > 0 ? "open loop at " + std::to_string(static_cast<int64_t>(flags.rate)) +
-                                       " requests/s (latency from the scheduled send)"
-                                 : "pipeline " + std::to_string(flags.pipeline))
+              << "config       " << flags.connections << " connections on " << flags.client_threads
+              << " client thread(s), "
+              << (flags.rate > 0
+                      ? "open loop at " + std::to_string(static_cast<int64_t>(flags.rate)) +
+                            " requests/s (latency from the scheduled send)"
+                      : "pipeline " + std::to_string(flags.pipeline))
               << ", batch " << flags.batch << ", ack " << flags.ack << ", warmup " << flags.warmup
               << " s, ";
     if (flags.count > 0) {
@@ -308,38 +321,49 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   strata::bench::Flags flags;
   CLI::App app{"strata-bench: the workloads W1-W4 of docs/performance.md against stratad"};
-  app.add_option("--workload", flags.workload, "W1 (word count appends), W2 (point reads), "
-                                               "W3 (timeline fan-out), W4 (bank transfers)")
+  app.add_option("--workload", flags.workload,
+                 "W1 (word count appends), W2 (point reads), "
+                 "W3 (timeline fan-out), W4 (bank transfers)")
       ->check(CLI::IsMember({"W1", "W2", "W3", "W4"}));
   app.add_option("--connections", flags.connections, "Connections (one client each)")
-      ->capture_default_str()->check(CLI::Range(1, 4096));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   app.add_option("--client-threads", flags.client_threads,
                  "Driver I/O threads the connections share (connection i on thread i mod N)")
-      ->capture_default_str()->check(CLI::Range(1, 4096));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   app.add_option("--pipeline", flags.pipeline, "Requests in flight per connection")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   app.add_option("--rate", flags.rate,
                  "Open loop: send this many requests/s in total over the connections on a "
                  "fixed schedule (latency measured from the scheduled send time); 0: closed loop")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", flags.batch, "Records per append request (W1, W3, W4)")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_option("--duration", flags.duration, "Measured seconds (after the warmup)")
       ->capture_default_str();
-  app.add_option("--count", flags.count, "Measure this many records/reads/posts/transfers "
-                                         "instead of a duration")
+  app.add_option("--count", flags.count,
+                 "Measure this many records/reads/posts/transfers "
+                 "instead of a duration")
       ->check(CLI::PositiveNumber);
-  app.add_option("--keyspace", flags.keyspace, "Words (W1, W2) or accounts (W4)")->capture_default_str();
+  app.add_option("--keyspace", flags.keyspace, "Words (W1, W2) or accounts (W4)")
+      ->capture_default_str();
   app.add_option("--users", flags.users, "Users (W3)")->capture_default_str();
-  app.add_option("--ack", flags.ack, "Ack level: none, appended or processed")->capture_default_str();
+  app.add_option("--ack", flags.ack, "Ack level: none, appended or processed")
+      ->capture_default_str();
   app.add_option("--host", flags.host, "Server host")->capture_default_str();
   app.add_option("--port", flags.port, "Server port")->capture_default_str();
   app.add_flag("--spawn", flags.spawn,
                "Start a stratad on a temporary data directory with the example modules "
                "(port 0) and stop it at the end");
-  app.add_option("--stratad-arg", flags.stratad_args,
-                 "An argument for the spawned stratad (repeat), e.g. --stratad-arg=--task-threads=2");
-  app.add_option("--warmup", flags.warmup, "Seconds of load before measuring")->capture_default_str();
+  app.add_option(
+      "--stratad-arg", flags.stratad_args,
+      "An argument for the spawned stratad (repeat), e.g. --stratad-arg=--task-threads=2");
+  app.add_option("--warmup", flags.warmup, "Seconds of load before measuring")
+      ->capture_default_str();
   app.add_flag("--json", flags.json, "Print one JSON document");
   app.add_option("--seed", flags.seed, "Random seed")->capture_default_str();
   app.add_flag("--print-graph", flags.print_graph,

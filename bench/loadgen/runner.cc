@@ -30,10 +30,10 @@ struct Connection {
   Client* client = nullptr;
   Phase* phase = nullptr;
   std::mutex mu;
-  std::mt19937_64 rng;  // GUARDED_BY(mu)
-  PhaseResult result;   // GUARDED_BY(mu)
-  int64_t completed_units = 0;             // GUARDED_BY(mu); measured or not, for progress
-  Clock::time_point last_measured_at{};    // GUARDED_BY(mu)
+  std::mt19937_64 rng;                   // GUARDED_BY(mu)
+  PhaseResult result;                    // GUARDED_BY(mu)
+  int64_t completed_units = 0;           // GUARDED_BY(mu); measured or not, for progress
+  Clock::time_point last_measured_at{};  // GUARDED_BY(mu)
 };
 
 void Finish(Phase& phase) {
@@ -146,8 +146,7 @@ PhaseResult RunPhase(const std::vector<Client*>& clients, const OpSource& source
   phase.source = &source;
   phase.options = &options;
   const Clock::time_point start = Clock::now();
-  phase.measure_start =
-      start + std::chrono::duration_cast<Clock::duration>(options.warmup);
+  phase.measure_start = start + std::chrono::duration_cast<Clock::duration>(options.warmup);
   phase.measure_end =
       options.duration.count() > 0
           ? phase.measure_start + std::chrono::duration_cast<Clock::duration>(options.duration)

@@ -51,7 +51,7 @@ struct PhaseOptions {
   std::chrono::duration<double> warmup{0};
   std::chrono::duration<double> duration{0};  // 0: no time limit
   int64_t count = 0;  // measured units (records, reads, posts, transfers); 0: no limit
-  int pipeline = 1;  // closed loop only
+  int pipeline = 1;   // closed loop only
   // Requests per second over all connections; 0: closed loop. In open loop a request is
   // measured when it was scheduled inside the measured interval, whenever it is answered
   // (the phase waits for every answer).

@@ -8,10 +8,10 @@
 namespace strata::bench {
 namespace {
 
-using protocol::AppendRequest;
 using protocol::Appended;
-using protocol::SelectRequest;
+using protocol::AppendRequest;
 using protocol::Selected;
+using protocol::SelectRequest;
 
 constexpr int kLoadBatch = 1000;  // records per append request in load phases
 constexpr int kLoadPipeline = 8;
@@ -198,9 +198,8 @@ class TimelineFanout : public Workload {
         const int64_t n = followers_[static_cast<size_t>(a - 1)];
         op.extra_units += n;
         if (n >= kCelebrityFollowers) op.latency_class = 1;
-        request.records.push_back(Value::MapOf({{"author", Numbered('u', a)},
-                                                {"id", next_post_id_.fetch_add(1)},
-                                                {"text", "hello"}}));
+        request.records.push_back(Value::MapOf(
+            {{"author", Numbered('u', a)}, {"id", next_post_id_.fetch_add(1)}, {"text", "hello"}}));
       }
       op.body = std::move(request);
       return op;
@@ -212,8 +211,8 @@ class TimelineFanout : public Workload {
   std::string Description() const override {
     int64_t total = 0, max = 0;
     for (int64_t n : followers_) total += n, max = std::max(max, n);
-    return "social: posts by uniform authors among " + std::to_string(config_.users) +
-           " users, " + std::to_string(total) + " follows (power law, mean " +
+    return "social: posts by uniform authors among " + std::to_string(config_.users) + " users, " +
+           std::to_string(total) + " follows (power law, mean " +
            std::to_string(total / config_.users) + ", max " + std::to_string(max) +
            "); ack processed = delivered to every follower's timeline";
   }
@@ -228,22 +227,22 @@ class TimelineFanout : public Workload {
     int64_t total = 0;
     for (int64_t n : followers_) starts.push_back(total), total += n;
     const int users = config_.users;
-    return Load(clients, "load follows", "social", "*follows", total,
-                [this, starts, users](int64_t e) {
-                  const size_t r0 =
-                      static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
-                                          starts.begin() - 1);
-                  const int64_t j = e - starts[r0] + 1;
-                  const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
-                  return Value::MapOf({{"from", Numbered('u', follower)},
-                                       {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
-                });
+    return Load(
+        clients, "load follows", "social", "*follows", total, [this, starts, users](int64_t e) {
+          const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
+                                                starts.begin() - 1);
+          const int64_t j = e - starts[r0] + 1;
+          const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
+          return Value::MapOf({{"from", Numbered('u', follower)},
+                               {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
+        });
   }
   const OpSource& Source() const override { return source_; }
   Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
     // The most followed user's follower set has exactly the planned size (size is O(1)).
     auto size = clients[0]->SelectOne("social", "$$followers", Path().Key("u1").Size());
-    if (!size.ok()) return Status::Aborted("select $$followers u1 size: " + size.error().ToString());
+    if (!size.ok())
+      return Status::Aborted("select $$followers u1 size: " + size.error().ToString());
     (*check)["followers_of_u1"] = size->is_int() ? size->as_int() : -1;
     (*check)["planned_followers_of_u1"] = followers_[0];
     if (!size->is_int() || size->as_int() != followers_[0]) {
@@ -254,7 +253,9 @@ class TimelineFanout : public Workload {
   }
 
  private:
-  static std::string ToString(const Value& v) { return v.is_int() ? std::to_string(v.as_int()) : "a non-int"; }
+  static std::string ToString(const Value& v) {
+    return v.is_int() ? std::to_string(v.as_int()) : "a non-int";
+  }
   WorkloadConfig config_;
   std::vector<int64_t> followers_;
   std::atomic<int64_t> next_post_id_{0};
@@ -277,11 +278,11 @@ class BankTransfers : public Workload {
         const int64_t from = account(rng);
         int64_t to = account(rng);
         while (to == from) to = account(rng);
-        request.records.push_back(Value::MapOf(
-            {{"id", "t" + run_id_ + "-" + std::to_string(next_transfer_.fetch_add(1))},
-             {"from", Numbered('a', from)},
-             {"to", Numbered('a', to)},
-             {"amount", amount(rng)}}));
+        request.records.push_back(
+            Value::MapOf({{"id", "t" + run_id_ + "-" + std::to_string(next_transfer_.fetch_add(1))},
+                          {"from", Numbered('a', from)},
+                          {"to", Numbered('a', to)},
+                          {"amount", amount(rng)}}));
       }
       Op op;
       op.units = config_.batch;
@@ -323,14 +324,16 @@ class BankTransfers : public Workload {
       return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
     });
     if (!s.ok()) return s;
-    return ReadInts(clients, "read balances before", "bank", "$$balances", config_.keyspace,
-                    [](int64_t i) { return Value(Numbered('a', i + 1)); }, &before_);
+    return ReadInts(
+        clients, "read balances before", "bank", "$$balances", config_.keyspace,
+        [](int64_t i) { return Value(Numbered('a', i + 1)); }, &before_);
   }
   const OpSource& Source() const override { return source_; }
   Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
     std::vector<int64_t> after;
-    Status s = ReadInts(clients, "read balances after", "bank", "$$balances", config_.keyspace,
-                        [](int64_t i) { return Value(Numbered('a', i + 1)); }, &after);
+    Status s = ReadInts(
+        clients, "read balances after", "bank", "$$balances", config_.keyspace,
+        [](int64_t i) { return Value(Numbered('a', i + 1)); }, &after);
     if (!s.ok()) return s;
     int64_t sum_before = 0, sum_after = 0, mismatched = 0, first_mismatch = -1;
     for (size_t i = 0; i < after.size(); ++i) {

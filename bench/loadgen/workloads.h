@@ -16,9 +16,9 @@
 namespace strata::bench {
 
 struct WorkloadConfig {
-  std::string name;         // "W1".."W4"
+  std::string name;           // "W1".."W4"
   int64_t keyspace = 100000;  // W1/W2 words, W4 accounts
-  int batch = 1;            // records per append request (W1, W3, W4)
+  int batch = 1;              // records per append request (W1, W3, W4)
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;
   int users = 10000;          // W3
   double avg_followers = 50;  // W3

@@ -23,9 +23,9 @@ ClientError ArgumentError(std::string message) {
 
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
-  static constexpr const char* kNames[] = {"no body",  "Welcome",  "ModuleInfo",
-                                           "ModuleList", "Destroyed", "Appended",
-                                           "Selected", "DepotRecords", "StatsResult"};
+  static constexpr const char* kNames[] = {"no body",    "Welcome",      "ModuleInfo",
+                                           "ModuleList", "Destroyed",    "Appended",
+                                           "Selected",   "DepotRecords", "StatsResult"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
@@ -52,7 +52,8 @@ ClientResult<std::vector<proto::AppendResult>> TakeAppended(ClientResult<Body> r
 
 ClientResult<std::vector<Value>> TakeSelected(ClientResult<Body> result) {
   if (!result.ok()) return result.error();
-  if (auto* selected = std::get_if<proto::Selected>(&result.value())) return std::move(selected->values);
+  if (auto* selected = std::get_if<proto::Selected>(&result.value()))
+    return std::move(selected->values);
   return ProtocolError(std::string("expected a Selected response, the server sent ") +
                        BodyName(result.value()));
 }
@@ -76,8 +77,9 @@ ClientResult<proto::SelectRequest> SelectBody(const std::string& module, const s
 // could never end, so it is refused there.
 ClientResult<Body> CallSync(Client::Impl& impl, proto::RequestBody body) {
   if (impl.OnIoThread()) {
-    return ArgumentError("a blocking call inside a driver callback would wait for itself; use "
-                         "the async form");
+    return ArgumentError(
+        "a blocking call inside a driver callback would wait for itself; use "
+        "the async form");
   }
   auto promise = std::make_shared<std::promise<ClientResult<Body>>>();
   std::future<ClientResult<Body>> future = promise->get_future();
@@ -156,8 +158,9 @@ ClientResult<std::unique_ptr<Client>> Client::Connect(const ClientOptions& optio
   impl_options.io_thread = nullptr;  // the Client holds it, so that it outlives the Impl
   ClientIoThread::State& io = *io_thread->state_;
   if (std::this_thread::get_id() == io.thread.get_id()) {
-    return ArgumentError("Connect: called inside a callback on the I/O thread it would use; it "
-                         "would wait for itself");
+    return ArgumentError(
+        "Connect: called inside a callback on the I/O thread it would use; it "
+        "would wait for itself");
   }
   auto impl = std::make_shared<Impl>(std::move(impl_options), io.io, io.thread.get_id());
   if (std::optional<ClientError> error = impl->ConnectOnce()) {
@@ -184,7 +187,8 @@ std::future<ClientResult<Body>> Client::SendAsync(proto::RequestBody request) {
 }
 
 std::future<ClientResult<std::vector<proto::AppendResult>>> Client::AppendAsync(
-    const std::string& module, const std::string& depot, std::vector<Value> records, Client::AckLevel ack) {
+    const std::string& module, const std::string& depot, std::vector<Value> records,
+    Client::AckLevel ack) {
   using R = ClientResult<std::vector<proto::AppendResult>>;
   auto promise = std::make_shared<std::promise<R>>();
   std::future<R> future = promise->get_future();
@@ -237,7 +241,8 @@ ClientResult<proto::ModuleInfo> Client::Describe(const std::string& module) {
 }
 
 ClientResult<proto::Destroyed> Client::Destroy(const std::string& module) {
-  return Take<proto::Destroyed>(CallSync(*impl_, proto::DestroyRequest{module, module}), "Destroyed");
+  return Take<proto::Destroyed>(CallSync(*impl_, proto::DestroyRequest{module, module}),
+                                "Destroyed");
 }
 
 ClientResult<proto::AppendResult> Client::Append(const std::string& module,
@@ -277,7 +282,8 @@ ClientResult<Value> Client::SelectOne(const std::string& module, const std::stri
   ClientResult<proto::SelectRequest> request =
       SelectBody(module, pstate, path, std::move(partition_key), true);
   if (!request.ok()) return request.error();
-  ClientResult<std::vector<Value>> values = TakeSelected(CallSync(*impl_, std::move(request).value()));
+  ClientResult<std::vector<Value>> values =
+      TakeSelected(CallSync(*impl_, std::move(request).value()));
   if (!values.ok()) return values.error();
   if (values->size() != 1) {
     return ProtocolError("select_one answered with " + std::to_string(values->size()) +

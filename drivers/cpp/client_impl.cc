@@ -17,15 +17,14 @@ namespace {
 
 namespace proto = protocol;
 
-constexpr size_t kReadChunk = 256 << 10;        // free space offered to each read
-constexpr size_t kMaxWriteBatch = 4 << 20;      // bytes gathered into one write
+constexpr size_t kReadChunk = 256 << 10;    // free space offered to each read
+constexpr size_t kMaxWriteBatch = 4 << 20;  // bytes gathered into one write
 constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {"Hello",   "Deploy", "ListModules",
-                                           "Describe", "Destroy", "Append",
-                                           "Select",  "ReadDepot", "Stats"};
+  static constexpr const char* kNames[] = {"Hello",  "Deploy", "ListModules", "Describe", "Destroy",
+                                           "Append", "Select", "ReadDepot",   "Stats"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }
@@ -68,7 +67,8 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
           if (r.partition < 0) return "partition must be >= 0, got " + std::to_string(r.partition);
           if (r.from < 0) return "from must be >= 0, got " + std::to_string(r.from);
           if (r.to < r.from) {
-            return "to (" + std::to_string(r.to) + ") is below from (" + std::to_string(r.from) + ")";
+            return "to (" + std::to_string(r.to) + ") is below from (" + std::to_string(r.from) +
+                   ")";
           }
           if (r.limit < 1) return "limit must be >= 1, got " + std::to_string(r.limit);
         }
@@ -117,7 +117,8 @@ std::optional<ClientError> Client::Impl::ConnectOnce() {
   auto result = std::make_shared<std::promise<std::optional<ClientError>>>();
   std::future<std::optional<ClientError>> future = result->get_future();
   asio::post(io_, [self = shared_from_this(), result] {
-    self->BeginConnect(1, [result](std::optional<ClientError> error) { result->set_value(std::move(error)); });
+    self->BeginConnect(
+        1, [result](std::optional<ClientError> error) { result->set_value(std::move(error)); });
   });
   return future.get();
 }
@@ -215,45 +216,51 @@ void Client::Impl::Attempt() {
   const uint64_t generation = ++generation_;
   read_begin_ = read_end_ = 0;
   connect_timer_.expires_after(options_.connect_timeout);
-  connect_timer_.async_wait([this, self = shared_from_this(), generation](const std::error_code& ec) {
-    if (ec || generation != generation_) return;
-    AttemptFailed(Error(ErrorKind::kConnection,
-                        "no answer from " + Where() + " within the connect timeout of " +
-                            std::to_string(options_.connect_timeout.count()) + " ms"));
-  });
+  connect_timer_.async_wait(
+      [this, self = shared_from_this(), generation](const std::error_code& ec) {
+        if (ec || generation != generation_) return;
+        AttemptFailed(Error(ErrorKind::kConnection,
+                            "no answer from " + Where() + " within the connect timeout of " +
+                                std::to_string(options_.connect_timeout.count()) + " ms"));
+      });
   resolver_.async_resolve(
       options_.host, std::to_string(options_.port),
-      [this, self = shared_from_this(), generation](const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
+      [this, self = shared_from_this(), generation](const std::error_code& ec,
+                                                    asio::ip::tcp::resolver::results_type results) {
         if (generation != generation_) return;
         if (ec) {
           AttemptFailed(Error(ErrorKind::kConnection,
                               "cannot resolve host '" + options_.host + "': " + ec.message()));
           return;
         }
-        asio::async_connect(socket_, results,
-                            [this, self = shared_from_this(), generation](const std::error_code& ec, const asio::ip::tcp::endpoint&) {
-                              if (generation != generation_) return;
-                              if (ec) {
-                                AttemptFailed(Error(ErrorKind::kConnection,
-                                                    "cannot connect to " + Where() + ": " + ec.message()));
-                                return;
-                              }
-                              OnConnected(generation);
-                            });
+        asio::async_connect(
+            socket_, results,
+            [this, self = shared_from_this(), generation](const std::error_code& ec,
+                                                          const asio::ip::tcp::endpoint&) {
+              if (generation != generation_) return;
+              if (ec) {
+                AttemptFailed(Error(ErrorKind::kConnection,
+                                    "cannot connect to " + Where() + ": " + ec.message()));
+                return;
+              }
+              OnConnected(generation);
+            });
       });
 }
 
 void Client::Impl::OnConnected(uint64_t generation) {
   std::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
-  const std::string payload =
-      proto::EncodeRequest(proto::Request{0, proto::Hello{proto::kProtocolVersion, options_.client_name}});
+  const std::string payload = proto::EncodeRequest(
+      proto::Request{0, proto::Hello{proto::kProtocolVersion, options_.client_name}});
   write_frames_.clear();
   write_frames_.emplace_back();
-  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &write_frames_[0]);
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                     &write_frames_[0]);
   write_active_ = true;
   asio::async_write(socket_, asio::buffer(write_frames_[0]),
-                    [this, self = shared_from_this(), generation](const std::error_code& ec, size_t) { OnWritten(generation, ec); });
+                    [this, self = shared_from_this(), generation](
+                        const std::error_code& ec, size_t) { OnWritten(generation, ec); });
   StartRead(generation);
 }
 
@@ -270,10 +277,11 @@ void Client::Impl::AttemptFailed(ClientError error) {
   backoff_timer_.expires_after(backoff_);
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
   const uint64_t generation = generation_;
-  backoff_timer_.async_wait([this, self = shared_from_this(), generation](const std::error_code& ec) {
-    if (ec || generation != generation_ || state_ != State::kConnecting) return;
-    Attempt();
-  });
+  backoff_timer_.async_wait(
+      [this, self = shared_from_this(), generation](const std::error_code& ec) {
+        if (ec || generation != generation_ || state_ != State::kConnecting) return;
+        Attempt();
+      });
 }
 
 void Client::Impl::ConnectFinished(std::optional<ClientError> error) {
@@ -303,17 +311,21 @@ void Client::Impl::StartRead(uint64_t generation) {
     std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, read_end_ - read_begin_);
     read_end_ -= read_begin_;
     read_begin_ = 0;
-    if (read_buffer_.size() - read_end_ < kReadChunk / 4) read_buffer_.resize(read_end_ + kReadChunk);
+    if (read_buffer_.size() - read_end_ < kReadChunk / 4)
+      read_buffer_.resize(read_end_ + kReadChunk);
   }
   socket_.async_read_some(
       asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-      [this, self = shared_from_this(), generation](const std::error_code& ec, size_t bytes) { OnRead(generation, ec, bytes); });
+      [this, self = shared_from_this(), generation](const std::error_code& ec, size_t bytes) {
+        OnRead(generation, ec, bytes);
+      });
 }
 
 void Client::Impl::OnRead(uint64_t generation, const std::error_code& ec, size_t bytes) {
   if (generation != generation_) return;
   if (ec) {
-    const std::string why = ec == asio::error::eof ? "the server closed the connection" : ec.message();
+    const std::string why =
+        ec == asio::error::eof ? "the server closed the connection" : ec.message();
     ConnectionLost(Error(ErrorKind::kConnection, "connection to " + Where() + " lost: " + why));
     return;
   }
@@ -331,9 +343,9 @@ bool Client::Impl::ProcessFrames(uint64_t generation) {
     proto::FrameView frame;
     size_t consumed = 0;
     std::string error;
-    const proto::DecodeState decoded = proto::DecodeFrame(
-        read_buffer_.data() + read_begin_, read_end_ - read_begin_, MaxResponseSize(), &frame,
-        &consumed, &error);
+    const proto::DecodeState decoded =
+        proto::DecodeFrame(read_buffer_.data() + read_begin_, read_end_ - read_begin_,
+                           MaxResponseSize(), &frame, &consumed, &error);
     if (decoded == proto::DecodeState::kNeedMore) {
       if (read_end_ - read_begin_ >= proto::kLengthPrefixSize) {
         // Make room for the whole frame, so the next read can complete it.
@@ -358,9 +370,8 @@ bool Client::Impl::ProcessFrames(uint64_t generation) {
 void Client::Impl::HandleFrame(const uint8_t* data, size_t size) {
   Result<proto::Response> decoded = proto::DecodeResponse(data, size);
   if (!decoded.ok()) {
-    ConnectionLost(Error(ErrorKind::kProtocol,
-                         "the server sent a response that does not decode: " +
-                             decoded.status().message()));
+    ConnectionLost(Error(ErrorKind::kProtocol, "the server sent a response that does not decode: " +
+                                                   decoded.status().message()));
     return;
   }
   proto::Response response = std::move(decoded).value();
@@ -378,9 +389,9 @@ void Client::Impl::HandleFrame(const uint8_t* data, size_t size) {
   }
   auto it = pending_.find(response.id);
   if (it == pending_.end() || !it->second.written) {
-    ConnectionLost(Error(ErrorKind::kProtocol,
-                         "the server answered request id " + std::to_string(response.id) +
-                             ", which is not outstanding"));
+    ConnectionLost(Error(ErrorKind::kProtocol, "the server answered request id " +
+                                                   std::to_string(response.id) +
+                                                   ", which is not outstanding"));
     return;
   }
   Callback done = std::move(it->second.done);
@@ -408,11 +419,11 @@ void Client::Impl::HandleHandshake(proto::Response response) {
   }
   auto* welcome = std::get_if<proto::Welcome>(&response.body);
   if (welcome == nullptr || welcome->protocol_version != proto::kProtocolVersion) {
-    AttemptFailed(Error(ErrorKind::kProtocol,
-                        welcome == nullptr ? "the handshake's answer is not a Welcome"
-                                           : "the server speaks protocol version " +
-                                                 std::to_string(welcome->protocol_version) +
-                                                 ", this driver version 1"));
+    AttemptFailed(Error(ErrorKind::kProtocol, welcome == nullptr
+                                                  ? "the handshake's answer is not a Welcome"
+                                                  : "the server speaks protocol version " +
+                                                        std::to_string(welcome->protocol_version) +
+                                                        ", this driver version 1"));
     return;
   }
   max_frame_size_ = welcome->max_frame_size;
@@ -440,12 +451,13 @@ void Client::Impl::PumpWrites() {
     Pending& p = it->second;
     const size_t payload = p.frame.size() - proto::kLengthPrefixSize;
     if (max_frame_size_ != 0 && payload > max_frame_size_) {
-      refused.emplace_back(std::move(p.done),
-                           Error(ErrorKind::kArgument,
-                                 std::string(p.what) + ": the request is " + std::to_string(payload) +
-                                     " bytes, above the server's max_frame_size of " +
-                                     std::to_string(max_frame_size_) +
-                                     " (split the batch, or deploy by server path)"));
+      refused.emplace_back(
+          std::move(p.done),
+          Error(ErrorKind::kArgument, std::string(p.what) + ": the request is " +
+                                          std::to_string(payload) +
+                                          " bytes, above the server's max_frame_size of " +
+                                          std::to_string(max_frame_size_) +
+                                          " (split the batch, or deploy by server path)"));
       pending_.erase(it);
       continue;
     }
@@ -460,9 +472,9 @@ void Client::Impl::PumpWrites() {
     for (const std::string& f : write_frames_) write_buffers_.push_back(asio::buffer(f));
     write_active_ = true;
     const uint64_t generation = generation_;
-    asio::async_write(socket_, write_buffers_, [this, self = shared_from_this(), generation](const std::error_code& ec, size_t) {
-      OnWritten(generation, ec);
-    });
+    asio::async_write(socket_, write_buffers_,
+                      [this, self = shared_from_this(), generation](
+                          const std::error_code& ec, size_t) { OnWritten(generation, ec); });
   }
   for (auto& [done, error] : refused) done(std::move(error));
 }
@@ -536,7 +548,8 @@ void Client::Impl::ArmDeadlineTimer() {
   if (deadline_timer_armed_ || deadlines_.empty() || state_ == State::kClosed) return;
   deadline_timer_armed_ = true;
   deadline_timer_.expires_at(deadlines_.front().first);
-  deadline_timer_.async_wait([this, self = shared_from_this()](const std::error_code& ec) { OnDeadline(ec); });
+  deadline_timer_.async_wait(
+      [this, self = shared_from_this()](const std::error_code& ec) { OnDeadline(ec); });
 }
 
 void Client::Impl::OnDeadline(const std::error_code& ec) {
@@ -564,11 +577,13 @@ void Client::Impl::OnDeadline(const std::error_code& ec) {
 }
 
 void Client::Impl::TrimDeadlines() {
-  while (!deadlines_.empty() && !pending_.contains(deadlines_.front().second)) deadlines_.pop_front();
+  while (!deadlines_.empty() && !pending_.contains(deadlines_.front().second))
+    deadlines_.pop_front();
 }
 
 void Client::Impl::Shutdown() {
-  const ClientError error = Error(ErrorKind::kConnection, "the client was closed before the response");
+  const ClientError error =
+      Error(ErrorKind::kConnection, "the client was closed before the response");
   std::vector<Submission> unsent;
   {
     MutexLock lock(&mutex_);

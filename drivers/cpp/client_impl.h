@@ -1,10 +1,10 @@
 // Client::Impl: the connection state machine behind strata::Client (private).
 //
 // Threading: the Client's connection lives on one I/O thread (an io_context run by
-// ClientIoThread; its own, or one shared with other Clients). Callers hand requests over through a mutex-guarded inbox (Submit); everything else —
-// the socket, the send queue, the in-flight table, the timers and the reconnect state —
-// belongs to the I/O thread and is touched only there, so it needs no lock. Completion
-// callbacks run on the I/O thread.
+// ClientIoThread; its own, or one shared with other Clients). Callers hand requests over through a
+// mutex-guarded inbox (Submit); everything else — the socket, the send queue, the in-flight table,
+// the timers and the reconnect state — belongs to the I/O thread and is touched only there, so it
+// needs no lock. Completion callbacks run on the I/O thread.
 //
 // A request's life: Submit encodes it (on the caller's thread) and puts it in the inbox;
 // Drain moves it into pending_ and the send queue; PumpWrites sends queued frames in one
@@ -94,7 +94,7 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   struct Pending {
     std::string frame;  // until written
     const char* what = "";
-    Callback done;      // empty once completed by a timeout (the response is still due)
+    Callback done;  // empty once completed by a timeout (the response is still due)
     bool written = false;
   };
 

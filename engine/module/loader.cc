@@ -73,7 +73,8 @@ using ReadAtFn = std::function<bool(uint64_t offset, uint64_t size, void* out)>;
 
 // The parser of ReadAbiNote and ParseAbiNote, on a file of `file_size` bytes that it reads
 // only through `read_at`.
-Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, const ReadAtFn& read_at) {
+Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size,
+                               const ReadAtFn& read_at) {
   auto malformed = [&](const std::string& what) { return MalformedModule(path, what); };
   auto not_a_module = [&](const std::string& what) {
     return Status::InvalidArgument(path + " is not a Strata module: " + what +
@@ -91,9 +92,11 @@ Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, cons
   }
   if (std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) return malformed("not an ELF file");
   if (header.e_ident[EI_CLASS] != ELFCLASS64) return malformed("not a 64-bit ELF file");
-  const unsigned char host_data = std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
+  const unsigned char host_data =
+      std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
   if (header.e_ident[EI_DATA] != host_data) return malformed("an ELF file of the other byte order");
-  if (header.e_shoff == 0) return not_a_module("it has no section headers, so no .strata_abi section");
+  if (header.e_shoff == 0)
+    return not_a_module("it has no section headers, so no .strata_abi section");
   if (header.e_shentsize != sizeof(Elf64_Shdr)) {
     return malformed("section header size " + std::to_string(header.e_shentsize) + ", not " +
                      std::to_string(sizeof(Elf64_Shdr)));
@@ -116,11 +119,12 @@ Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, cons
     return malformed("cannot read the section header table");
   }
   if (names_index == SHN_UNDEF || names_index >= count) {
-    return malformed("section name table index " + std::to_string(names_index) + " is not one of the " +
-                     std::to_string(count) + " sections");
+    return malformed("section name table index " + std::to_string(names_index) +
+                     " is not one of the " + std::to_string(count) + " sections");
   }
   const Elf64_Shdr& names_header = sections[names_index];
-  if (names_header.sh_type != SHT_STRTAB) return malformed("the section name table is not a string table");
+  if (names_header.sh_type != SHT_STRTAB)
+    return malformed("the section name table is not a string table");
   // Checked before the allocation: the size is the file's word, up to 2^64 - 1.
   const bool names_inside = names_header.sh_offset <= file_size &&
                             names_header.sh_size <= file_size - names_header.sh_offset;
@@ -138,7 +142,8 @@ Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, cons
     }
     const size_t end = names.find('\0', section.sh_name);
     if (end == std::string::npos) return malformed("a section name is not NUL-terminated");
-    if (std::string_view(names).substr(section.sh_name, end - section.sh_name) != kAbiSection) continue;
+    if (std::string_view(names).substr(section.sh_name, end - section.sh_name) != kAbiSection)
+      continue;
     if (abi != nullptr) return not_a_module("it has two .strata_abi sections");
     abi = &section;
   }
@@ -154,17 +159,20 @@ Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, cons
   }
   // The stamp, NUL, the module name, NUL.
   const size_t stamp_end = note.find('\0');
-  const size_t name_end = stamp_end == std::string::npos ? std::string::npos : note.find('\0', stamp_end + 1);
+  const size_t name_end =
+      stamp_end == std::string::npos ? std::string::npos : note.find('\0', stamp_end + 1);
   if (name_end == std::string::npos) {
     return not_a_module("its .strata_abi section is not a stamp and a name, each NUL-terminated");
   }
   AbiNote out{note.substr(0, stamp_end), note.substr(stamp_end + 1, name_end - stamp_end - 1)};
   for (char c : out.stamp) {
-    if (c < 0x20 || c > 0x7e) return not_a_module("its ABI stamp has a byte that is not printable ASCII");
+    if (c < 0x20 || c > 0x7e)
+      return not_a_module("its ABI stamp has a byte that is not printable ASCII");
   }
   if (out.stamp.empty() || !IsValidName(out.name, "")) {
-    return not_a_module("its .strata_abi section has an empty stamp or a module name that is not "
-                        "[A-Za-z0-9_-]+");
+    return not_a_module(
+        "its .strata_abi section has an empty stamp or a module name that is not "
+        "[A-Za-z0-9_-]+");
   }
   return out;
 }
@@ -173,7 +181,8 @@ Result<AbiNote> ParseAbiNoteAt(const std::string& path, uint64_t file_size, cons
 
 Result<AbiNote> ReadAbiNote(const std::string& path) {
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return MalformedModule(path, std::string("cannot open it: ") + std::strerror(errno));
+  if (fd.get() < 0)
+    return MalformedModule(path, std::string("cannot open it: ") + std::strerror(errno));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) {
     return MalformedModule(path, std::string("cannot stat it: ") + std::strerror(errno));
@@ -206,7 +215,8 @@ namespace {
 
 Status StampMismatch(const std::string& name, const std::string& so_path, std::string_view stamp) {
   return Status::InvalidArgument("module " + name + " (" + so_path + ") was built for " +
-                                 std::string(stamp) + "; this server is " + std::string(HostAbiStamp()) +
+                                 std::string(stamp) + "; this server is " +
+                                 std::string(HostAbiStamp()) +
                                  " (rebuild the module against this server's SDK)");
 }
 
@@ -223,16 +233,18 @@ std::string Quoted(std::string_view name) {
 
 Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
   if (!IsValidName(depot.name, "*")) {
-    return Invalid(def, "depot name " + Quoted(depot.name) + " is not * followed by [A-Za-z0-9_-]+");
+    return Invalid(def,
+                   "depot name " + Quoted(depot.name) + " is not * followed by [A-Za-z0-9_-]+");
   }
   if (depot.record_schema.has_subindexed()) {
-    return Invalid(def, "depot " + depot.name + ": record schema " + depot.record_schema.ToString() +
+    return Invalid(def, "depot " + depot.name + ": record schema " +
+                            depot.record_schema.ToString() +
                             " has a subindexed part, but a depot record is one value (subindexed "
                             "is for PStates)");
   }
   if (Status st = PStateSchema{depot.record_schema, false}.Check(); !st.ok()) {
-    return Invalid(def, "depot " + depot.name + ": record schema " + depot.record_schema.ToString() +
-                            ": " + st.message());
+    return Invalid(def, "depot " + depot.name + ": record schema " +
+                            depot.record_schema.ToString() + ": " + st.message());
   }
   switch (depot.partitioning.kind) {
     case DepotPartitioning::Kind::kRandom:
@@ -256,7 +268,8 @@ Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
 
 Status CheckPState(const ModuleDef& def, const PStateDef& pstate) {
   if (!IsValidName(pstate.name, "$$")) {
-    return Invalid(def, "PState name " + Quoted(pstate.name) + " is not $$ followed by [A-Za-z0-9_-]+");
+    return Invalid(def,
+                   "PState name " + Quoted(pstate.name) + " is not $$ followed by [A-Za-z0-9_-]+");
   }
   if (Status st = pstate.schema.Check(); !st.ok()) {
     return Invalid(def, "PState " + pstate.name + ": schema " + pstate.schema.ToString() + ": " +
@@ -267,12 +280,18 @@ Status CheckPState(const ModuleDef& def, const PStateDef& pstate) {
 
 std::string_view OpKindName(TopologyOp::Kind kind) {
   switch (kind) {
-    case TopologyOp::Kind::kEach: return "each";
-    case TopologyOp::Kind::kHashPartition: return "hash partition";
-    case TopologyOp::Kind::kAllPartitions: return "all partitions";
-    case TopologyOp::Kind::kGlobal: return "global";
-    case TopologyOp::Kind::kShuffle: return "shuffle";
-    case TopologyOp::Kind::kDirect: return "direct";
+    case TopologyOp::Kind::kEach:
+      return "each";
+    case TopologyOp::Kind::kHashPartition:
+      return "hash partition";
+    case TopologyOp::Kind::kAllPartitions:
+      return "all partitions";
+    case TopologyOp::Kind::kGlobal:
+      return "global";
+    case TopologyOp::Kind::kShuffle:
+      return "shuffle";
+    case TopologyOp::Kind::kDirect:
+      return "direct";
   }
   return "unknown";
 }
@@ -349,8 +368,9 @@ Status RebuildDataInHost(ModuleDef* def) {
   for (DepotDef& depot : def->depots) {
     Result<Path> path = Path::FromValue(depot.partitioning.key_path.ToValue());
     if (!path.ok()) {
-      return Status::Internal("module " + def->name + ": depot " + depot.name +
-                              ": key path does not survive its wire form: " + path.status().message());
+      return Status::Internal(
+          "module " + def->name + ": depot " + depot.name +
+          ": key path does not survive its wire form: " + path.status().message());
     }
     depot.partitioning.key_path = std::move(path).value();
     Result<Schema> schema = Schema::FromValue(depot.record_schema.ToValue());

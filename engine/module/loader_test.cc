@@ -37,8 +37,9 @@ std::string ReadFile(const std::string& path) {
 class TempDir {
  public:
   TempDir()
-      : path_(std::filesystem::temp_directory_path() /
-              ("strata_loader_test_" + std::to_string(::getpid()) + "_" + std::to_string(next_++))) {
+      : path_(
+            std::filesystem::temp_directory_path() /
+            ("strata_loader_test_" + std::to_string(::getpid()) + "_" + std::to_string(next_++))) {
     std::filesystem::create_directories(path_);
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -163,8 +164,8 @@ TEST(LoaderTest, StepsOfLoadedModuleRunAgainstTheContext) {
 
   RecordingContext add;
   ASSERT_TRUE(count.ops[2].fn(add, Value("cat")).ok());
-  EXPECT_EQ(add.transforms,
-            std::vector<std::string>{"$$word_counts " + Path().Key("cat").NullTo(0).Inc().ToString()});
+  EXPECT_EQ(add.transforms, std::vector<std::string>{"$$word_counts " +
+                                                     Path().Key("cat").NullTo(0).Inc().ToString()});
 
   const TopologyDef& faulty = FindTopology((*loaded)->def(), "faulty");
   ASSERT_EQ(faulty.ops.size(), 8u);
@@ -264,8 +265,9 @@ TEST(LoaderTest, RefusesSharedLibraryWithoutEntryPoint) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(loaded.status().message(),
-            path + " is not a Strata module: it exports no strata_module_entry_v1 "
-                   "(declare one with STRATA_MODULE)");
+            path +
+                " is not a Strata module: it exports no strata_module_entry_v1 "
+                "(declare one with STRATA_MODULE)");
 }
 
 TEST(LoaderTest, RefusesSharedLibraryWithoutAbiNote) {
@@ -274,14 +276,17 @@ TEST(LoaderTest, RefusesSharedLibraryWithoutAbiNote) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(loaded.status().message(),
-            path + " is not a Strata module: it has no .strata_abi section (build it with "
-                   "STRATA_MODULE against this server's SDK)");
+            path +
+                " is not a Strata module: it has no .strata_abi section (build it with "
+                "STRATA_MODULE against this server's SDK)");
   EXPECT_THAT(ProcMaps(), Not(HasSubstr(path)));
 }
 
 TEST(LoaderTest, RefusesFileThatIsNotElf) {
   TempDir dir;
-  std::string text = dir.Write("text.so", "this is not a shared object, but a text long enough to be read as an ELF header\n");
+  std::string text = dir.Write(
+      "text.so",
+      "this is not a shared object, but a text long enough to be read as an ELF header\n");
   std::string empty = dir.Write("empty.so", "");
   auto loaded = LoadedModule::Load(text);
   ASSERT_FALSE(loaded.ok());
@@ -379,16 +384,17 @@ TEST(LoaderTest, RefusesTruncatedOrCorruptElfWithoutMappingIt) {
       {"32-bit class", with_header([](Elf64_Ehdr* h) { h->e_ident[EI_CLASS] = ELFCLASS32; }),
        "not a 64-bit ELF file"},
       {"section header offset past the end",
-       with_header([](Elf64_Ehdr* h) { h->e_shoff = ~uint64_t{0} - 8; }), "past the end of the file"},
-      {"huge section count",
-       with_header([](Elf64_Ehdr* h) { h->e_shnum = 0xfff0; }), "does not fit the file"},
+       with_header([](Elf64_Ehdr* h) { h->e_shoff = ~uint64_t{0} - 8; }),
+       "past the end of the file"},
+      {"huge section count", with_header([](Elf64_Ehdr* h) { h->e_shnum = 0xfff0; }),
+       "does not fit the file"},
       {"section header size", with_header([](Elf64_Ehdr* h) { h->e_shentsize = 12; }),
        "section header size 12, not 64"},
       {"name table index out of range",
        with_header([](Elf64_Ehdr* h) { h->e_shstrndx = h->e_shnum + 3; }),
        "is not one of the " + std::to_string(header.e_shnum) + " sections"},
-      {"name table is not a string table",
-       with_header([](Elf64_Ehdr* h) { h->e_shstrndx = 1; }), ""},
+      {"name table is not a string table", with_header([](Elf64_Ehdr* h) { h->e_shstrndx = 1; }),
+       ""},
       {"garbage after the header", garbage, ""},
       // Found by fuzz_abi_note: the name table's size was allocated before it was checked.
       {"name table of an absurd size",
@@ -472,8 +478,11 @@ ModuleDef ValidDef() {
   ModuleBuilder m(&def);
   auto in = m.Depot("*in", DepotPartitioning::Hash(Path().Key("k")));
   m.PState("$$p", Schema::Map(Schema::String(), Schema::Int64()));
-  m.Stream("t").Source(in).Each([](TopologyContext&, const Value&) {}).Shuffle().Each(
-      [](TopologyContext&, const Value&) {});
+  m.Stream("t")
+      .Source(in)
+      .Each([](TopologyContext&, const Value&) {})
+      .Shuffle()
+      .Each([](TopologyContext&, const Value&) {});
   return def;
 }
 
@@ -499,7 +508,9 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
       {"depot name with dot", [](ModuleDef* d) { d->depots[0].name = "*a.b"; },
        "depot name \"*a.b\""},
       {"duplicate depot",
-       [](ModuleDef* d) { d->depots.push_back({"*in", DepotPartitioning::Random(), Schema::Any()}); },
+       [](ModuleDef* d) {
+         d->depots.push_back({"*in", DepotPartitioning::Random(), Schema::Any()});
+       },
        "module valid: declares depot *in twice"},
       {"hash key path with terminal",
        [](ModuleDef* d) { d->depots[0].partitioning.key_path = Path().Key("k").Inc(); },
@@ -522,20 +533,25 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
        },
        "module valid: depot *in: record schema record{k: string, k: int64}: "},
       {"unknown partitioning",
-       [](ModuleDef* d) { d->depots[0].partitioning.kind = static_cast<DepotPartitioning::Kind>(9); },
+       [](ModuleDef* d) {
+         d->depots[0].partitioning.kind = static_cast<DepotPartitioning::Kind>(9);
+       },
        "depot *in has unknown partitioning kind 9"},
       {"PState name with one $", [](ModuleDef* d) { d->pstates[0].name = "$p"; },
        "PState name \"$p\" is not $$ followed by [A-Za-z0-9_-]+"},
       {"duplicate PState",
-       [](ModuleDef* d) { d->pstates.push_back({"$$p", PStateSchema{Schema::Int64(), false}}); },
+       [](ModuleDef* d) {
+         d->pstates.push_back({"$$p", PStateSchema{Schema::Int64(), false}});
+       },
        "module valid: declares PState $$p twice"},
       {"schema failing Check",
-       [](ModuleDef* d) { d->pstates[0].schema = PStateSchema{Schema::Int64().Subindexed(), false}; },
+       [](ModuleDef* d) {
+         d->pstates[0].schema = PStateSchema{Schema::Int64().Subindexed(), false};
+       },
        "module valid: PState $$p: schema "},
       {"topology name", [](ModuleDef* d) { d->topologies[0].name = "a/b"; },
        "topology name \"a/b\" is not [A-Za-z0-9_-]+"},
-      {"duplicate topology",
-       [](ModuleDef* d) { d->topologies.push_back(d->topologies[0]); },
+      {"duplicate topology", [](ModuleDef* d) { d->topologies.push_back(d->topologies[0]); },
        "module valid: declares topology t twice"},
       {"topology without source", [](ModuleDef* d) { d->topologies[0].sources.clear(); },
        "topology t has no source depot"},
@@ -543,7 +559,10 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
        "topology t has source depot index 1, but the module declares 1 depots"},
       {"negative source index", [](ModuleDef* d) { d->topologies[0].sources = {-1}; },
        "topology t has source depot index -1"},
-      {"source twice", [](ModuleDef* d) { d->topologies[0].sources = {0, 0}; },
+      {"source twice",
+       [](ModuleDef* d) {
+         d->topologies[0].sources = {0, 0};
+       },
        "topology t lists source depot *in twice"},
       {"no ops", [](ModuleDef* d) { d->topologies[0].ops.clear(); }, "topology t has no steps"},
       {"step without function", [](ModuleDef* d) { d->topologies[0].ops[2].fn = nullptr; },

@@ -107,13 +107,20 @@ bool Holds(PredicateOp op, const Value& v, const Value& arg) {
   if (op == PredicateOp::kExists) return !v.is_nil();
   const int c = ComparePredicate(v, arg);
   switch (op) {
-    case PredicateOp::kEq: return c == 0;
-    case PredicateOp::kNe: return c != 0;
-    case PredicateOp::kLt: return c < 0;
-    case PredicateOp::kLe: return c <= 0;
-    case PredicateOp::kGt: return c > 0;
-    case PredicateOp::kGe: return c >= 0;
-    case PredicateOp::kExists: break;
+    case PredicateOp::kEq:
+      return c == 0;
+    case PredicateOp::kNe:
+      return c != 0;
+    case PredicateOp::kLt:
+      return c < 0;
+    case PredicateOp::kLe:
+      return c <= 0;
+    case PredicateOp::kGt:
+      return c > 0;
+    case PredicateOp::kGe:
+      return c >= 0;
+    case PredicateOp::kExists:
+      break;
   }
   return false;
 }
@@ -207,8 +214,8 @@ class OutsideSink final : public Sink {
 
  private:
   Status Refuse() const {
-    return Status::InvalidArgument("key " + key_.ToString() + " is outside the range navigated at " +
-                                   view_.Location());
+    return Status::InvalidArgument("key " + key_.ToString() +
+                                   " is outside the range navigated at " + view_.Location());
   }
   Node& view_;
   Value key_;
@@ -252,7 +259,8 @@ class EntryNode final : public Node {
     return Status::InvalidArgument("cannot append to the map entry at " + Location());
   }
   Status AddToSet(const std::vector<Value>&) override {
-    return Status::InvalidArgument("add_to_set needs a set at " + Location() + ", found a map entry");
+    return Status::InvalidArgument("add_to_set needs a set at " + Location() +
+                                   ", found a map entry");
   }
   Status Flush() override { return value_->Flush(); }
   void AppendLocation(std::string* out) const override { value_->AppendLocation(out); }
@@ -357,8 +365,8 @@ class RangeView final : public Node {
   }
 
   Status Append(const std::vector<Value>&) override {
-    return Status::InvalidArgument("append needs a list at " + Location() + ", found a range of a " +
-                                   std::string(KindName(kind_)));
+    return Status::InvalidArgument("append needs a list at " + Location() +
+                                   ", found a range of a " + std::string(KindName(kind_)));
   }
   Status AddToSet(const std::vector<Value>& items) override {
     if (kind_ != Kind::kSet) {
@@ -473,17 +481,25 @@ class Walker {
     const Step step = steps_[i];
     switch (step.kind) {
       case NavKind::kKey:
-      case NavKind::kMust: return WalkKey(node, i);
-      case NavKind::kNth: return WalkNth(node, i);
+      case NavKind::kMust:
+        return WalkKey(node, i);
+      case NavKind::kNth:
+        return WalkNth(node, i);
       case NavKind::kFirst:
-      case NavKind::kLast: return WalkEnd(node, i);
+      case NavKind::kLast:
+        return WalkEnd(node, i);
       case NavKind::kAll:
       case NavKind::kMapKeys:
-      case NavKind::kMapVals: return WalkEach(node, i);
-      case NavKind::kRange: return WalkRange(node, i);
-      case NavKind::kSize: return WalkSize(node, i);
-      case NavKind::kFilter: return WalkFilter(node, i);
-      case NavKind::kNullTo: return WalkNullTo(node, i);
+      case NavKind::kMapVals:
+        return WalkEach(node, i);
+      case NavKind::kRange:
+        return WalkRange(node, i);
+      case NavKind::kSize:
+        return WalkSize(node, i);
+      case NavKind::kFilter:
+        return WalkFilter(node, i);
+      case NavKind::kNullTo:
+        return WalkNullTo(node, i);
     }
     return Status::Internal("unknown navigator");
   }
@@ -529,8 +545,10 @@ class Walker {
     STRATA_ASSIGN_OR_RETURN(Kind kind, node.GetKind());
     NodePtr child;
     switch (kind) {
-      case Kind::kNil: return false;
-      case Kind::kScalar: return WrongKind(StepName(step), "a list, map or set", node);
+      case Kind::kNil:
+        return false;
+      case Kind::kScalar:
+        return WrongKind(StepName(step), "a list, map or set", node);
       case Kind::kList: {
         STRATA_ASSIGN_OR_RETURN(int64_t size, node.Size());
         if (size == 0) return false;
@@ -719,7 +737,8 @@ namespace {
 Status RunSelect(Node& root, const Path& path, Output* out) {
   STRATA_RETURN_IF_ERROR(path.Validate());
   if (path.terminal()) {
-    return Status::InvalidArgument("select takes a path without a terminal, got " + path.ToString());
+    return Status::InvalidArgument("select takes a path without a terminal, got " +
+                                   path.ToString());
   }
   Walker walker(Steps(path), Mode::kSelect, nullptr, out);
   return walker.Walk(root, 0).status();
@@ -751,7 +770,8 @@ Result<int64_t> TransformFrom(Node& root, const Path& path) {
   if (!path.terminal()) {
     return Status::InvalidArgument(
         "a transform path must end in a terminal (set, add, append, add_to_set, "
-        "set_if_absent, remove), got " + path.ToString());
+        "set_if_absent, remove), got " +
+        path.ToString());
   }
   for (size_t i = 0; i < path.navigators().size(); ++i) {
     if (path.navigators()[i].kind == NavKind::kSize) {
@@ -763,7 +783,6 @@ Result<int64_t> TransformFrom(Node& root, const Path& path) {
   STRATA_RETURN_IF_ERROR(walker.Walk(root, 0).status());
   return walker.applied();
 }
-
 
 }  // namespace nav
 

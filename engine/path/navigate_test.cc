@@ -111,11 +111,13 @@ TEST(ValueNavigatorTest, WalksLargeMapsInBatches) {
   Value::Map entries;
   for (int i = 0; i < 1000; ++i) entries.emplace_back(Value(i), Value(i));
   Value v = Value::MapOf(std::move(entries));
-  Result<int64_t> n = Transform(&v, Path().All().FilterOn(Path().Nth(1), PredicateOp::kGe, 500).Remove());
+  Result<int64_t> n =
+      Transform(&v, Path().All().FilterOn(Path().Nth(1), PredicateOp::kGe, 500).Remove());
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 500);
   EXPECT_EQ(v.size(), 500u);
-  Result<std::vector<Value>> keys = Select(v, Path().Range({.limit = 300, .reverse = true}).MapKeys());
+  Result<std::vector<Value>> keys =
+      Select(v, Path().Range({.limit = 300, .reverse = true}).MapKeys());
   ASSERT_TRUE(keys.ok());
   ASSERT_EQ(keys->size(), 300u);
   EXPECT_EQ(keys->front(), Value(499));

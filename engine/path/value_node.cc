@@ -18,21 +18,31 @@ Status ValueHolder::Load() {
 
 Kind KindOf(const Value& v) {
   switch (v.type()) {
-    case Type::kNil: return Kind::kNil;
-    case Type::kList: return Kind::kList;
-    case Type::kMap: return Kind::kMap;
-    case Type::kSet: return Kind::kSet;
-    default: return Kind::kScalar;
+    case Type::kNil:
+      return Kind::kNil;
+    case Type::kList:
+      return Kind::kList;
+    case Type::kMap:
+      return Kind::kMap;
+    case Type::kSet:
+      return Kind::kSet;
+    default:
+      return Kind::kScalar;
   }
 }
 
 std::string_view KindName(Kind kind) {
   switch (kind) {
-    case Kind::kNil: return "nil";
-    case Kind::kScalar: return "scalar";
-    case Kind::kList: return "list";
-    case Kind::kMap: return "map";
-    case Kind::kSet: return "set";
+    case Kind::kNil:
+      return "nil";
+    case Kind::kScalar:
+      return "scalar";
+    case Kind::kList:
+      return "list";
+    case Kind::kMap:
+      return "map";
+    case Kind::kSet:
+      return "set";
   }
   return "?";
 }
@@ -82,7 +92,8 @@ namespace {
 // The child of `parent` at `key`, or nullptr when there is none.
 Value* ChildOf(Value* parent, const Value& key) {
   switch (parent->type()) {
-    case Type::kMap: return parent->Find(key);
+    case Type::kMap:
+      return parent->Find(key);
     case Type::kList: {
       if (!key.is_int()) return nullptr;
       auto& list = parent->as_list();
@@ -96,7 +107,8 @@ Value* ChildOf(Value* parent, const Value& key) {
       // and writes below a member are refused (members are immutable).
       return it != set.end() && *it == key ? const_cast<Value*>(&*it) : nullptr;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -143,8 +155,8 @@ Result<int64_t> ValueNode::Size() {
   STRATA_ASSIGN_OR_RETURN(Value * v, Resolve(steps_.size()));
   if (v == nullptr || v->is_nil()) return int64_t{0};
   if (KindOf(*v) == Kind::kScalar) {
-    return Status::InvalidArgument("size needs a list, map or set at " + Location() +
-                                   ", found " + Describe(*v));
+    return Status::InvalidArgument("size needs a list, map or set at " + Location() + ", found " +
+                                   Describe(*v));
   }
   return static_cast<int64_t>(v->size());
 }
@@ -158,7 +170,7 @@ Result<NodePtr> ValueNode::Child(const Value& key) {
 }
 
 Status ValueNode::Scan(const KeyRange& range, bool reverse, size_t max,
-            std::vector<ChildEntry>* out) {
+                       std::vector<ChildEntry>* out) {
   STRATA_ASSIGN_OR_RETURN(Value * v, Resolve(steps_.size()));
   if (v == nullptr || (!v->is_map() && !v->is_set())) return Status::Ok();
   std::vector<const Value*> keys;
@@ -170,8 +182,8 @@ Status ValueNode::Scan(const KeyRange& range, bool reverse, size_t max,
   }
   auto lo = std::partition_point(keys.begin(), keys.end(),
                                  [&](const Value* k) { return !range.AboveLow(*k); });
-  auto hi = std::partition_point(lo, keys.end(),
-                                 [&](const Value* k) { return range.BelowHigh(*k); });
+  auto hi =
+      std::partition_point(lo, keys.end(), [&](const Value* k) { return range.BelowHigh(*k); });
   const size_t n = std::min(max, static_cast<size_t>(hi - lo));
   std::vector<Value> picked;
   picked.reserve(n);
@@ -193,7 +205,9 @@ Status ValueNode::Write(Value v) {
   STRATA_ASSIGN_OR_RETURN(Value * parent, ResolveParentForWrite());
   const Value& key = steps_.back();
   switch (parent->type()) {
-    case Type::kMap: parent->Insert(key, std::move(v)); break;
+    case Type::kMap:
+      parent->Insert(key, std::move(v));
+      break;
     case Type::kList: {
       Value* slot = ChildOf(parent, key);
       if (slot == nullptr) return OutOfRange(parent, steps_.size() - 1);
@@ -202,13 +216,14 @@ Status ValueNode::Write(Value v) {
     }
     case Type::kSet:
       if (v != key) {
-        return Status::InvalidArgument("set members cannot be changed in place at " +
-                                       Location() + ": " + key.ToString() + " would become " +
-                                       v.ToString() + " (remove it and add the new member)");
+        return Status::InvalidArgument("set members cannot be changed in place at " + Location() +
+                                       ": " + key.ToString() + " would become " + v.ToString() +
+                                       " (remove it and add the new member)");
       }
       parent->Add(std::move(v));
       break;
-    default: return Status::Internal("ResolveParentForWrite returned a non-container");
+    default:
+      return Status::Internal("ResolveParentForWrite returned a non-container");
   }
   return MarkWritten();
 }
@@ -228,8 +243,12 @@ Status ValueNode::Remove() {
   const Value& key = steps_.back();
   bool removed = false;
   switch (parent->type()) {
-    case Type::kMap: removed = parent->Erase(key); break;
-    case Type::kSet: removed = parent->Remove(key); break;
+    case Type::kMap:
+      removed = parent->Erase(key);
+      break;
+    case Type::kSet:
+      removed = parent->Remove(key);
+      break;
     case Type::kList: {
       Value* slot = ChildOf(parent, key);
       if (slot != nullptr) {
@@ -239,7 +258,8 @@ Status ValueNode::Remove() {
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (removed) holder_->dirty = true;
   return Status::Ok();
@@ -292,7 +312,8 @@ Status ValueNode::CheckWritable() const {
                                  " is read-only: a transform cannot write through it");
 }
 
-Status ValueNode::WrongKind(std::string_view op, std::string_view expected, const Value& found) const {
+Status ValueNode::WrongKind(std::string_view op, std::string_view expected,
+                            const Value& found) const {
   return Status::InvalidArgument(std::string(op) + " needs " + std::string(expected) + " at " +
                                  Location() + ", found " + Describe(found));
 }

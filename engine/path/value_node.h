@@ -37,6 +37,7 @@ class ValueNode : public Node {
   Status AddToSet(const std::vector<Value>& items) override;
   Status Flush() override;
   void AppendLocation(std::string* out) const override;
+
  protected:
   ValueHolder* holder_;
   std::vector<Value> steps_;

@@ -61,7 +61,8 @@ inline std::string EncodeSize(uint64_t n) {
 inline bool DecodeSize(std::string_view bytes, uint64_t* n) {
   if (bytes.size() != 8) return false;
   *n = 0;
-  for (int i = 0; i < 8; ++i) *n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    *n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
   return true;
 }
 

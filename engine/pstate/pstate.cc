@@ -35,8 +35,8 @@ Status CheckSchemaRecord(Session& session, TableId table, const std::string& tab
   }
   Result<PStateSchema> existing = PStateSchema::FromValue(*stored);
   if (!existing.ok()) {
-    return Status::Corruption("schema record of table " + table_name + " is malformed: " +
-                              existing.status().message());
+    return Status::Corruption("schema record of table " + table_name +
+                              " is malformed: " + existing.status().message());
   }
   if (!(*existing == schema)) {
     return Status::InvalidArgument("table " + table_name + " holds a PState with schema " +
@@ -47,12 +47,17 @@ Status CheckSchemaRecord(Session& session, TableId table, const std::string& tab
 
 }  // namespace
 
-PState::PState(std::string module, std::string name, PStateSchema schema, std::vector<TableId> tables)
-    : module_(std::move(module)), name_(std::move(name)), location_("$$" + name_),
-      schema_(std::move(schema)), tables_(std::move(tables)) {}
+PState::PState(std::string module, std::string name, PStateSchema schema,
+               std::vector<TableId> tables)
+    : module_(std::move(module)),
+      name_(std::move(name)),
+      location_("$$" + name_),
+      schema_(std::move(schema)),
+      tables_(std::move(tables)) {}
 
 std::string PState::TableName(std::string_view module, std::string_view name, int partition) {
-  return "pstate." + std::string(module) + "." + std::string(name) + "." + std::to_string(partition);
+  return "pstate." + std::string(module) + "." + std::string(name) + "." +
+         std::to_string(partition);
 }
 
 Result<std::unique_ptr<PState>> PState::Open(Storage* storage, std::string_view module,
@@ -62,11 +67,13 @@ Result<std::unique_ptr<PState>> PState::Open(Storage* storage, std::string_view 
   STRATA_RETURN_IF_ERROR(CheckName("module", module));
   STRATA_RETURN_IF_ERROR(CheckName("PState", name));
   if (partitions < 1) {
-    return Status::InvalidArgument("PState $$" + std::string(name) + " needs at least 1 partition, got " +
+    return Status::InvalidArgument("PState $$" + std::string(name) +
+                                   " needs at least 1 partition, got " +
                                    std::to_string(partitions));
   }
   Status st = schema.Check();
-  if (!st.ok()) return Status::InvalidArgument("PState $$" + std::string(name) + ": " + st.message());
+  if (!st.ok())
+    return Status::InvalidArgument("PState $$" + std::string(name) + ": " + st.message());
   const int tables = schema.global ? 1 : partitions;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage->OpenSession());
   std::vector<TableId> ids;
@@ -83,7 +90,8 @@ Result<std::unique_ptr<PState>> PState::Open(Storage* storage, std::string_view 
 Result<TableId> PState::TableFor(int partition) const {
   if (partition < 0 || partition >= partitions()) {
     return Status::InvalidArgument("PState " + location_ + " has " + std::to_string(partitions()) +
-                                   " partition(s); there is no partition " + std::to_string(partition));
+                                   " partition(s); there is no partition " +
+                                   std::to_string(partition));
   }
   return tables_[partition];
 }

@@ -15,10 +15,10 @@
 // been written). Otherwise it runs in a snapshot-isolation transaction of its own, committed
 // on success and rolled back on error; if another session wrote the same records
 // concurrently it fails with kAborted and changes nothing (retry it). The runtime avoids
-// such conflicts by giving each partition one writer thread. A commit is visible at once and durable after the next log flush
-// (Storage::WhenDurable / WaitDurable). Select reads committed data (and the session's
-// own uncommitted writes); run it inside Session::Begin(/*snapshot=*/true) for one
-// consistent view across several records.
+// such conflicts by giving each partition one writer thread. A commit is visible at once and
+// durable after the next log flush (Storage::WhenDurable / WaitDurable). Select reads committed
+// data (and the session's own uncommitted writes); run it inside Session::Begin(/*snapshot=*/true)
+// for one consistent view across several records.
 #pragma once
 
 #include <memory>

@@ -37,8 +37,8 @@ StorageOptions Options(const std::string& path) {
 // the subindexed list (log, its size record) and the marker table.
 PStateSchema Schema_() {
   return PStateSchema{Schema::Map(
-      Schema::String(),
-      Schema::Record({{"count", Schema::Int64()}, {"log", Schema::List(Schema::Int64()).Subindexed()}}))};
+      Schema::String(), Schema::Record({{"count", Schema::Int64()},
+                                        {"log", Schema::List(Schema::Int64()).Subindexed()}}))};
 }
 
 Result<int64_t> ReadMarker(Session& s, TableId table) {
@@ -79,7 +79,10 @@ Result<int64_t> ReadMarker(Session& s, TableId table) {
     Status st = s.Begin();
     if (st.ok()) st = (*ps)->Transform(s, 0, Path().Key("k", "count").Inc()).status();
     if (st.ok()) st = (*ps)->Transform(s, 0, Path().Key("k", "log").Append(r)).status();
-    if (st.ok()) st = (*ps)->Transform(s, 0, Path().Key("other" + std::to_string(r % 5), "count").Inc()).status();
+    if (st.ok())
+      st = (*ps)
+               ->Transform(s, 0, Path().Key("other" + std::to_string(r % 5), "count").Inc())
+               .status();
     usleep(500);
     if (st.ok()) st = s.Put(*marker_table, "marker", std::to_string(r));
     if (st.ok()) st = s.Commit();
@@ -144,7 +147,8 @@ TEST(PStateAtomicityTest, TransformsAndMarkerCommitTogetherAcrossKill9) {
     EXPECT_EQ(*marker == 0 ? Value() : Value(want), *log);
     int64_t others = 0;
     for (int i = 0; i < 5; ++i) {
-      Result<Value> c = (*ps)->SelectOne(s, 0, Path().Key("other" + std::to_string(i), "count").NullTo(0));
+      Result<Value> c =
+          (*ps)->SelectOne(s, 0, Path().Key("other" + std::to_string(i), "count").NullTo(0));
       ASSERT_TRUE(c.ok());
       others += c->as_int();
     }

@@ -34,20 +34,21 @@ void PrintTo(Layout layout, std::ostream* os) { *os << LayoutName(layout); }
 // is stored one element per record (groups: a subindexed map of subindexed sets).
 Schema AccountsSchema(Layout layout) {
   auto sub = [&](Schema s) { return layout == Layout::kSubindexed ? s.Subindexed() : s; };
-  return Schema::Map(Schema::String(),
-                     Schema::Record({{"balance", Schema::Int64()},
-                                     {"tags", sub(Schema::Set(Schema::String()))},
-                                     {"history", sub(Schema::List(Schema::Int64()))},
-                                     {"scores", sub(Schema::Map(Schema::String(), Schema::Int64()))},
-                                     {"groups", sub(Schema::Map(Schema::String(),
-                                                                sub(Schema::Set(Schema::String()))))},
-                                     {"note", Schema::Any()}}));
+  return Schema::Map(
+      Schema::String(),
+      Schema::Record(
+          {{"balance", Schema::Int64()},
+           {"tags", sub(Schema::Set(Schema::String()))},
+           {"history", sub(Schema::List(Schema::Int64()))},
+           {"scores", sub(Schema::Map(Schema::String(), Schema::Int64()))},
+           {"groups", sub(Schema::Map(Schema::String(), sub(Schema::Set(Schema::String()))))},
+           {"note", Schema::Any()}}));
 }
 
-#define ASSERT_OK(expr)                                 \
-  do {                                                  \
-    auto _st = (expr);                                  \
-    ASSERT_TRUE(_st.ok()) << _st.status().ToString();   \
+#define ASSERT_OK(expr)                               \
+  do {                                                \
+    auto _st = (expr);                                \
+    ASSERT_TRUE(_st.ok()) << _st.status().ToString(); \
   } while (0)
 
 Result<int64_t> Apply(PState& ps, Session& s, const Path& path) { return ps.Transform(s, 0, path); }
@@ -70,7 +71,8 @@ void ExpectSizesConsistent(PState& ps, Session& s) {
       const Value* v = record.Find(field);
       Result<Value> size = ps.SelectOne(s, 0, Path().Key(user, field).Size());
       ASSERT_TRUE(size.ok()) << size.status().ToString();
-      EXPECT_EQ(*size, Value(static_cast<int64_t>(v ? v->size() : 0))) << user.ToString() << "." << field;
+      EXPECT_EQ(*size, Value(static_cast<int64_t>(v ? v->size() : 0)))
+          << user.ToString() << "." << field;
       if (v == nullptr || std::string_view(field) != "groups") continue;
       for (const auto& [group, members] : v->as_map()) {
         Result<Value> n = ps.SelectOne(s, 0, Path().Key(user, field, group).Size());
@@ -151,13 +153,13 @@ TEST_P(PStateTableTest, MatchesTheTable) {
   ExpectSizesConsistent(ps, s);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Table, PStateTableTest,
-    ::testing::Combine(::testing::Values(Layout::kBlob, Layout::kSubindexed),
-                       ::testing::ValuesIn(NavigatorCases())),
-    [](const auto& info) {
-      return LayoutName(std::get<0>(info.param)) + "_" + std::get<1>(info.param).name;
-    });
+INSTANTIATE_TEST_SUITE_P(Table, PStateTableTest,
+                         ::testing::Combine(::testing::Values(Layout::kBlob, Layout::kSubindexed),
+                                            ::testing::ValuesIn(NavigatorCases())),
+                         [](const auto& info) {
+                           return LayoutName(std::get<0>(info.param)) + "_" +
+                                  std::get<1>(info.param).name;
+                         });
 
 class PStateTest : public ::testing::Test {
  protected:
@@ -184,12 +186,18 @@ TEST_P(PStateLayoutTest, SchemaViolationsNameThePlaceAndChangeNothing) {
     std::string message;
   };
   const Case cases[] = {
-      {Path().Key("alice", "balance").Set("x"), R"($$accounts["alice"].balance: expected int64, got string "x")"},
-      {Path().Key("alice", "balance").Add(0.5), R"($$accounts["alice"].balance: expected int64, got double 10.5)"},
-      {Path().Key("alice", "tags").AddToSet(5), R"($$accounts["alice"].tags[5]: expected string, got int 5)"},
-      {Path().Key("alice", "scores", "x").Set("s"), R"($$accounts["alice"].scores["x"]: expected int64, got string "s")"},
-      {Path().Key("alice", "history").Append(1, "z"), R"($$accounts["alice"].history[4]: expected int64, got string "z")"},
-      {Path().Key("alice", "groups", "g1").AddToSet(1), R"($$accounts["alice"].groups["g1"][1]: expected string, got int 1)"},
+      {Path().Key("alice", "balance").Set("x"),
+       R"($$accounts["alice"].balance: expected int64, got string "x")"},
+      {Path().Key("alice", "balance").Add(0.5),
+       R"($$accounts["alice"].balance: expected int64, got double 10.5)"},
+      {Path().Key("alice", "tags").AddToSet(5),
+       R"($$accounts["alice"].tags[5]: expected string, got int 5)"},
+      {Path().Key("alice", "scores", "x").Set("s"),
+       R"($$accounts["alice"].scores["x"]: expected int64, got string "s")"},
+      {Path().Key("alice", "history").Append(1, "z"),
+       R"($$accounts["alice"].history[4]: expected int64, got string "z")"},
+      {Path().Key("alice", "groups", "g1").AddToSet(1),
+       R"($$accounts["alice"].groups["g1"][1]: expected string, got int 1)"},
       {Path().Key("alice", "bogus").Set(1),
        R"($$accounts["alice"]: unknown field "bogus" (fields: balance, groups, history, note, scores, tags))"},
       {Path().Key(5).Set(Value::EmptyMap()), R"($$accounts[5]: expected string, got int 5)"},
@@ -222,18 +230,42 @@ TEST_P(PStateLayoutTest, RandomTransformsMatchAPlainValue) {
     const Value word(std::string(1, static_cast<char>('a' + pick(8))));
     Path p;
     switch (pick(12)) {
-      case 0: p = Path().Key(user, "scores", word).Set(pick(100)); break;
-      case 1: p = Path().Key(user, "scores", word).Remove(); break;
-      case 2: p = Path().Key(user, "tags").AddToSet(word); break;
-      case 3: p = Path().Key(user, "tags", word).Remove(); break;
-      case 4: p = Path().Key(user, "history").Append(pick(10)); break;
-      case 5: p = Path().Key(user, "history").Nth(pick(4)).Remove(); break;
-      case 6: p = Path().Key(user, "groups", word).AddToSet(Value(std::to_string(pick(5)))); break;
-      case 7: p = Path().Key(user, "groups", word).All().Filter(PredicateOp::kLt, "2").Remove(); break;
-      case 8: p = Path().Key(user, "scores").Range({.from = word, .limit = 2}).Remove(); break;
-      case 9: p = Path().Key(user, "scores").MapVals().Inc(); break;
-      case 10: p = Path().Key(user, "balance").Add(pick(7) - 3); break;
-      default: p = pick(5) == 0 ? Path().Key(user).Remove() : Path().Key(user, "groups", word).Remove(); break;
+      case 0:
+        p = Path().Key(user, "scores", word).Set(pick(100));
+        break;
+      case 1:
+        p = Path().Key(user, "scores", word).Remove();
+        break;
+      case 2:
+        p = Path().Key(user, "tags").AddToSet(word);
+        break;
+      case 3:
+        p = Path().Key(user, "tags", word).Remove();
+        break;
+      case 4:
+        p = Path().Key(user, "history").Append(pick(10));
+        break;
+      case 5:
+        p = Path().Key(user, "history").Nth(pick(4)).Remove();
+        break;
+      case 6:
+        p = Path().Key(user, "groups", word).AddToSet(Value(std::to_string(pick(5))));
+        break;
+      case 7:
+        p = Path().Key(user, "groups", word).All().Filter(PredicateOp::kLt, "2").Remove();
+        break;
+      case 8:
+        p = Path().Key(user, "scores").Range({.from = word, .limit = 2}).Remove();
+        break;
+      case 9:
+        p = Path().Key(user, "scores").MapVals().Inc();
+        break;
+      case 10:
+        p = Path().Key(user, "balance").Add(pick(7) - 3);
+        break;
+      default:
+        p = pick(5) == 0 ? Path().Key(user).Remove() : Path().Key(user, "groups", word).Remove();
+        break;
     }
     SCOPED_TRACE(std::to_string(op) + ": " + p.ToString());
     Result<int64_t> want = Transform(&model, p);
@@ -263,7 +295,8 @@ TEST_P(PStateLayoutTest, PagesThroughASortedMap) {
   std::optional<Value> after;
   while (true) {
     Result<Value> page = ps_->SelectOne(
-        s(), 0, Path().Key("alice", "scores").Range({.from = after, .from_inclusive = false, .limit = 64}));
+        s(), 0,
+        Path().Key("alice", "scores").Range({.from = after, .from_inclusive = false, .limit = 64}));
     ASSERT_TRUE(page.ok()) << page.status().ToString();
     if (page->size() == 0) break;
     EXPECT_LE(page->size(), 64u);
@@ -276,8 +309,12 @@ TEST_P(PStateLayoutTest, PagesThroughASortedMap) {
   std::vector<Value> back;
   std::optional<Value> before;
   while (true) {
-    Result<std::vector<Value>> page = ps_->Select(
-        s(), 0, Path().Key("alice", "scores").Range({.to = before, .limit = 100, .reverse = true}).MapKeys());
+    Result<std::vector<Value>> page =
+        ps_->Select(s(), 0,
+                    Path()
+                        .Key("alice", "scores")
+                        .Range({.to = before, .limit = 100, .reverse = true})
+                        .MapKeys());
     ASSERT_TRUE(page.ok()) << page.status().ToString();
     if (page->empty()) break;
     back.insert(back.end(), page->begin(), page->end());
@@ -307,7 +344,8 @@ TEST_P(PStateLayoutTest, PagesThroughMapWhoseValuesHaveSubtrees) {
   page = ps_->Select(s(), 0, Path().Range({.to = "u100", .limit = 3, .reverse = true}).MapKeys());
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   EXPECT_EQ(Value(*page), ParseOrDie(R"(["u099", "u098", "u097"])"));
-  page = ps_->Select(s(), 0, Path().Range({.from = "u2", .limit = 2}).MapVals().Key("groups", "g").Size());
+  page = ps_->Select(s(), 0,
+                     Path().Range({.from = "u2", .limit = 2}).MapVals().Key("groups", "g").Size());
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(Value(*page), ParseOrDie("[2, 2]"));
   Result<Value> n = ps_->SelectOne(s(), 0, Path().Size());
@@ -315,14 +353,16 @@ TEST_P(PStateLayoutTest, PagesThroughMapWhoseValuesHaveSubtrees) {
   EXPECT_EQ(*n, Value(303));
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, PStateLayoutTest, ::testing::Values(Layout::kBlob, Layout::kSubindexed),
+INSTANTIATE_TEST_SUITE_P(Layouts, PStateLayoutTest,
+                         ::testing::Values(Layout::kBlob, Layout::kSubindexed),
                          [](const auto& info) { return LayoutName(info.param); });
 
 // White box: a subindexed size is one record read, not a count.
 TEST_F(PStateTest, SubindexedSizeIsReadFromItsSizeRecord) {
   auto ps = store_.Open("accounts", PStateSchema{AccountsSchema(Layout::kSubindexed)});
   ASSERT_OK(Apply(*ps, s(), Path().Set(NavigatorCaseData())));
-  Result<TableId> table = store_.storage().OpenTable(PState::TableName("test", "accounts", 0), TableKind::kBytes);
+  Result<TableId> table =
+      store_.storage().OpenTable(PState::TableName("test", "accounts", 0), TableKind::kBytes);
   ASSERT_TRUE(table.ok());
   std::string prefix = EncodeKey(Value("alice")) + EncodeKey(Value("tags"));
   std::string bytes;
@@ -339,7 +379,8 @@ TEST_F(PStateTest, SubindexedSizeIsReadFromItsSizeRecord) {
                        })
                   .ok());
   EXPECT_EQ(members, 3);
-  ASSERT_TRUE(s().Put(*table, pstate_layout::SizeKey(prefix), pstate_layout::EncodeSize(1000)).ok());
+  ASSERT_TRUE(
+      s().Put(*table, pstate_layout::SizeKey(prefix), pstate_layout::EncodeSize(1000)).ok());
   Result<Value> size = ps->SelectOne(s(), 0, Path().Key("alice", "tags").Size());
   ASSERT_TRUE(size.ok());
   EXPECT_EQ(*size, Value(1000));
@@ -350,16 +391,19 @@ TEST_F(PStateTest, SubindexedSizeIsReadFromItsSizeRecord) {
 // counted an element). Both kinds of empty container exist; a removed one leaves no record.
 TEST_F(PStateTest, ContainerExistsWithOrWithoutItsSizeRecord) {
   auto ps = store_.Open("accounts", PStateSchema{AccountsSchema(Layout::kSubindexed)});
-  Result<TableId> table = store_.storage().OpenTable(PState::TableName("test", "accounts", 0), TableKind::kBytes);
+  Result<TableId> table =
+      store_.storage().OpenTable(PState::TableName("test", "accounts", 0), TableKind::kBytes);
   ASSERT_TRUE(table.ok());
   const std::string prefix = EncodeKey(Value("alice")) + EncodeKey(Value("tags"));
   std::string bytes;
   auto records_under_prefix = [&] {
     int n = 0;
-    EXPECT_TRUE(s().Scan(*table, prefix, PrefixEnd(prefix), false, [&](std::string_view, std::string_view) {
-                     ++n;
-                     return true;
-                   }).ok());
+    EXPECT_TRUE(s().Scan(*table, prefix, PrefixEnd(prefix), false,
+                         [&](std::string_view, std::string_view) {
+                           ++n;
+                           return true;
+                         })
+                    .ok());
     return n;
   };
   auto expect_tags = [&](const char* json, int64_t size) {
@@ -408,8 +452,10 @@ TEST_F(PStateTest, GlobalCounterAndLists) {
   EXPECT_EQ(*v, Value(42));
   Result<Value> other = counter->SelectOne(s(), 1, Path());
   EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(other.status().message().find("has 1 partition(s); there is no partition 1"), std::string::npos);
-  EXPECT_EQ(counter->Transform(s(), 0, Path().Set("x")).status().code(), StatusCode::kSchemaViolation);
+  EXPECT_NE(other.status().message().find("has 1 partition(s); there is no partition 1"),
+            std::string::npos);
+  EXPECT_EQ(counter->Transform(s(), 0, Path().Set("x")).status().code(),
+            StatusCode::kSchemaViolation);
 
   // A global list, blob and subindexed: same answers.
   for (bool subindexed : {false, true}) {
@@ -430,14 +476,16 @@ TEST_F(PStateTest, GlobalCounterAndLists) {
     Result<Value> second = ps->SelectOne(s(), 0, Path().Nth(1));
     ASSERT_TRUE(second.ok());
     EXPECT_EQ(*second, Value("c"));
-    EXPECT_EQ(ps->Transform(s(), 0, Path().Append(1)).status().code(), StatusCode::kSchemaViolation);
+    EXPECT_EQ(ps->Transform(s(), 0, Path().Append(1)).status().code(),
+              StatusCode::kSchemaViolation);
   }
 }
 
 TEST_F(PStateTest, GlobalRecordWithSubindexedField) {
-  auto ps = store_.Open("stats", PStateSchema{Schema::Record({{"count", Schema::Int64()},
-                                                              {"seen", Schema::Set(Schema::String()).Subindexed()}}),
-                                              true});
+  auto ps = store_.Open(
+      "stats", PStateSchema{Schema::Record({{"count", Schema::Int64()},
+                                            {"seen", Schema::Set(Schema::String()).Subindexed()}}),
+                            true});
   ASSERT_NE(ps, nullptr);
   Result<Value> empty = ps->SelectOne(s(), 0, Path());
   ASSERT_TRUE(empty.ok());
@@ -515,7 +563,8 @@ TEST_F(PStateTest, ConcurrentIncrementsLoseNothing) {
   b.join();
   Result<Value> n = ps->SelectOne(s(), 0, Path().Key("n"));
   ASSERT_TRUE(n.ok());
-  EXPECT_EQ(*n, Value(2 * kPerThread)) << n->ToString() << "; " << aborted.load() << " conflicts were retried";
+  EXPECT_EQ(*n, Value(2 * kPerThread))
+      << n->ToString() << "; " << aborted.load() << " conflicts were retried";
 }
 
 TEST_F(PStateTest, DataAndSchemaSurviveReopen) {
@@ -529,20 +578,26 @@ TEST_F(PStateTest, DataAndSchemaSurviveReopen) {
   ASSERT_NE(ps, nullptr);
   EXPECT_EQ(ReadAll(*ps, s()), NavigatorCaseData());
   // Opening the same tables with another schema is refused.
-  auto other = PState::Open(&store_.storage(), "test", "accounts", PStateSchema{AccountsSchema(Layout::kBlob)}, 1);
+  auto other = PState::Open(&store_.storage(), "test", "accounts",
+                            PStateSchema{AccountsSchema(Layout::kBlob)}, 1);
   ASSERT_FALSE(other.ok());
   EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(other.status().message().find("table pstate.test.accounts.0 holds a PState with schema"),
-            std::string::npos)
+  EXPECT_NE(
+      other.status().message().find("table pstate.test.accounts.0 holds a PState with schema"),
+      std::string::npos)
       << other.status().message();
 }
 
 TEST_F(PStateTest, OpenChecksNamesAndSchema) {
   PStateSchema ok{Schema::Int64(), true};
-  EXPECT_EQ(PState::Open(&store_.storage(), "my.mod", "x", ok, 1).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(PState::Open(&store_.storage(), "m", "", ok, 1).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(PState::Open(&store_.storage(), "m", "x", ok, 0).status().code(), StatusCode::kInvalidArgument);
-  auto bad = PState::Open(&store_.storage(), "m", "x", PStateSchema{Schema::Int64().Subindexed()}, 1);
+  EXPECT_EQ(PState::Open(&store_.storage(), "my.mod", "x", ok, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(PState::Open(&store_.storage(), "m", "", ok, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(PState::Open(&store_.storage(), "m", "x", ok, 0).status().code(),
+            StatusCode::kInvalidArgument);
+  auto bad =
+      PState::Open(&store_.storage(), "m", "x", PStateSchema{Schema::Int64().Subindexed()}, 1);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
             "PState $$x: schema at root: only maps, sets and lists can be subindexed, not int64");
@@ -553,7 +608,8 @@ TEST_F(PStateTest, SelectOneSaysHowManyMatched) {
   ASSERT_OK(Apply(*ps, s(), Path().Set(NavigatorCaseData())));
   Result<Value> many = ps->SelectOne(s(), 0, Path().Key("alice", "tags").All());
   EXPECT_EQ(many.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(many.status().message(), R"(select_one: key("alice", "tags").all matched 3 values, expected exactly 1)");
+  EXPECT_EQ(many.status().message(),
+            R"(select_one: key("alice", "tags").all matched 3 values, expected exactly 1)");
   Result<Value> none = ps->SelectOne(s(), 0, Path().Must("zed"));
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
 }

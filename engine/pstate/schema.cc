@@ -21,7 +21,9 @@ using Kind = Schema::Kind;
 constexpr Kind kLeaves[] = {Kind::kAny,    Kind::kBool,   Kind::kInt64,
                             Kind::kDouble, Kind::kString, Kind::kBytes};
 
-bool IsLeaf(Kind k) { return std::find(std::begin(kLeaves), std::end(kLeaves), k) != std::end(kLeaves); }
+bool IsLeaf(Kind k) {
+  return std::find(std::begin(kLeaves), std::end(kLeaves), k) != std::end(kLeaves);
+}
 
 bool IsCollection(Kind k) { return k == Kind::kMap || k == Kind::kSet || k == Kind::kList; }
 
@@ -53,8 +55,10 @@ Schema Schema::Make(Build build) {
   return Schema(std::shared_ptr<const Rep>(std::move(rep)));
 }
 
-#define STRATA_LEAF(Name, K) \
-  Schema Schema::Name() { return Make([](Rep& r) { r.kind = Kind::K; }); }
+#define STRATA_LEAF(Name, K)                       \
+  Schema Schema::Name() {                          \
+    return Make([](Rep& r) { r.kind = Kind::K; }); \
+  }
 STRATA_LEAF(Any, kAny)
 STRATA_LEAF(Bool, kBool)
 STRATA_LEAF(Int64, kInt64)
@@ -102,7 +106,9 @@ Schema Schema::Subindexed() const {
 
 Schema::Kind Schema::kind() const { return rep_->kind; }
 bool Schema::subindexed() const { return rep_->subindexed; }
-const Schema& Schema::key() const { return rep_->children.empty() ? AnySchema() : rep_->children[0]; }
+const Schema& Schema::key() const {
+  return rep_->children.empty() ? AnySchema() : rep_->children[0];
+}
 const Schema& Schema::value() const {
   if (rep_->children.empty()) return AnySchema();
   return rep_->children.back();
@@ -119,16 +125,26 @@ const Schema* Schema::field(std::string_view name) const {
 
 std::string_view SchemaKindName(Schema::Kind kind) {
   switch (kind) {
-    case Kind::kAny: return "any";
-    case Kind::kBool: return "bool";
-    case Kind::kInt64: return "int64";
-    case Kind::kDouble: return "double";
-    case Kind::kString: return "string";
-    case Kind::kBytes: return "bytes";
-    case Kind::kMap: return "map";
-    case Kind::kSet: return "set";
-    case Kind::kList: return "list";
-    case Kind::kRecord: return "record";
+    case Kind::kAny:
+      return "any";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt64:
+      return "int64";
+    case Kind::kDouble:
+      return "double";
+    case Kind::kString:
+      return "string";
+    case Kind::kBytes:
+      return "bytes";
+    case Kind::kMap:
+      return "map";
+    case Kind::kSet:
+      return "set";
+    case Kind::kList:
+      return "list";
+    case Kind::kRecord:
+      return "record";
   }
   return "?";
 }
@@ -142,7 +158,8 @@ bool operator==(const Schema& a, const Schema& b) {
   }
   if (a.fields().size() != b.fields().size()) return false;
   for (size_t i = 0; i < a.fields().size(); ++i) {
-    if (a.fields()[i].name != b.fields()[i].name || !(a.fields()[i].schema == b.fields()[i].schema)) {
+    if (a.fields()[i].name != b.fields()[i].name ||
+        !(a.fields()[i].schema == b.fields()[i].schema)) {
       return false;
     }
   }
@@ -159,14 +176,17 @@ Value Schema::ToValue() const {
       m.emplace_back("value", value().ToValue());
       break;
     case Kind::kSet:
-    case Kind::kList: m.emplace_back("element", value().ToValue()); break;
+    case Kind::kList:
+      m.emplace_back("element", value().ToValue());
+      break;
     case Kind::kRecord: {
       Value::Map fs;
       for (const Field& f : fields()) fs.emplace_back(f.name, f.schema.ToValue());
       m.emplace_back("fields", Value::MapOf(std::move(fs)));
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (subindexed()) m.emplace_back("subindexed", true);
   return Value::MapOf(std::move(m));
@@ -188,12 +208,18 @@ Result<Kind> KindFromName(const Value& name, const std::string& where) {
 
 Schema LeafOf(Kind k) {
   switch (k) {
-    case Kind::kBool: return Schema::Bool();
-    case Kind::kInt64: return Schema::Int64();
-    case Kind::kDouble: return Schema::Double();
-    case Kind::kString: return Schema::String();
-    case Kind::kBytes: return Schema::Bytes();
-    default: return Schema::Any();
+    case Kind::kBool:
+      return Schema::Bool();
+    case Kind::kInt64:
+      return Schema::Int64();
+    case Kind::kDouble:
+      return Schema::Double();
+    case Kind::kString:
+      return Schema::String();
+    case Kind::kBytes:
+      return Schema::Bytes();
+    default:
+      return Schema::Any();
   }
 }
 
@@ -244,7 +270,8 @@ Result<Schema> SchemaFromValue(const Value& v, const std::string& where) {
     case Kind::kRecord: {
       const Value* fs = v.Find("fields");
       if (fs == nullptr || !fs->is_map()) {
-        return Status::InvalidArgument("schema at " + where + ": a record needs \"fields\", a map "
+        return Status::InvalidArgument("schema at " + where +
+                                       ": a record needs \"fields\", a map "
                                        "from field name to schema");
       }
       std::vector<Schema::Field> fields;
@@ -260,7 +287,9 @@ Result<Schema> SchemaFromValue(const Value& v, const std::string& where) {
       allowed.push_back("fields");
       break;
     }
-    default: s = LeafOf(k); break;
+    default:
+      s = LeafOf(k);
+      break;
   }
   for (const auto& [name, unused] : v.as_map()) {
     if (!name.is_string() ||
@@ -271,8 +300,8 @@ Result<Schema> SchemaFromValue(const Value& v, const std::string& where) {
   }
   if (const Value* sub = v.Find("subindexed")) {
     if (!sub->is_bool()) {
-      return Status::InvalidArgument("schema at " + where + ": \"subindexed\" must be a bool, got " +
-                                     Shown(*sub));
+      return Status::InvalidArgument("schema at " + where +
+                                     ": \"subindexed\" must be a bool, got " + Shown(*sub));
     }
     if (sub->as_bool()) s = s.Subindexed();
   }
@@ -287,9 +316,13 @@ std::string Schema::ToString() const {
   std::string out = subindexed() ? "subindexed " : "";
   out += SchemaKindName(kind());
   switch (kind()) {
-    case Kind::kMap: out += "<" + key().ToString() + ", " + value().ToString() + ">"; break;
+    case Kind::kMap:
+      out += "<" + key().ToString() + ", " + value().ToString() + ">";
+      break;
     case Kind::kSet:
-    case Kind::kList: out += "<" + value().ToString() + ">"; break;
+    case Kind::kList:
+      out += "<" + value().ToString() + ">";
+      break;
     case Kind::kRecord: {
       out += "{";
       for (size_t i = 0; i < fields().size(); ++i) {
@@ -299,7 +332,8 @@ std::string Schema::ToString() const {
       out += "}";
       break;
     }
-    default: break;
+    default:
+      break;
   }
   return out;
 }
@@ -307,11 +341,14 @@ std::string Schema::ToString() const {
 namespace {
 
 // `where` names the schema position: root, root{key}, root{value}, root{element}, root.field
-Status CheckStructure(const Schema& s, bool stored_position, bool is_root, const std::string& where) {
+Status CheckStructure(const Schema& s, bool stored_position, bool is_root,
+                      const std::string& where) {
   if (s.subindexed()) {
     if (!IsCollection(s.kind())) {
-      return Status::InvalidArgument("schema at " + where + ": only maps, sets and lists can be "
-                                     "subindexed, not " + std::string(SchemaKindName(s.kind())));
+      return Status::InvalidArgument("schema at " + where +
+                                     ": only maps, sets and lists can be "
+                                     "subindexed, not " +
+                                     std::string(SchemaKindName(s.kind())));
     }
     if (!stored_position) {
       return Status::InvalidArgument(
@@ -327,32 +364,46 @@ Status CheckStructure(const Schema& s, bool stored_position, bool is_root, const
       return CheckStructure(s.value(), values_stored, false, where + "{value}");
     }
     case Kind::kSet:
-    case Kind::kList: return CheckStructure(s.value(), false, false, where + "{element}");
+    case Kind::kList:
+      return CheckStructure(s.value(), false, false, where + "{element}");
     case Kind::kRecord:
       for (size_t i = 0; i < s.fields().size(); ++i) {
         const Schema::Field& f = s.fields()[i];
         if (i > 0 && s.fields()[i - 1].name == f.name) {
-          return Status::InvalidArgument("schema at " + where + ": duplicate field \"" + f.name + "\"");
+          return Status::InvalidArgument("schema at " + where + ": duplicate field \"" + f.name +
+                                         "\"");
         }
-        STRATA_RETURN_IF_ERROR(CheckStructure(f.schema, stored_position, false, where + "." + f.name));
+        STRATA_RETURN_IF_ERROR(
+            CheckStructure(f.schema, stored_position, false, where + "." + f.name));
       }
       return Status::Ok();
-    default: return Status::Ok();
+    default:
+      return Status::Ok();
   }
 }
 
 bool Matches(Kind k, const Value& v) {
   switch (k) {
-    case Kind::kAny: return true;
-    case Kind::kBool: return v.is_bool();
-    case Kind::kInt64: return v.is_int();
-    case Kind::kDouble: return v.is_double();
-    case Kind::kString: return v.is_string();
-    case Kind::kBytes: return v.is_bytes();
-    case Kind::kMap: return v.is_map();
-    case Kind::kSet: return v.is_set();
-    case Kind::kList: return v.is_list();
-    case Kind::kRecord: return v.is_map();
+    case Kind::kAny:
+      return true;
+    case Kind::kBool:
+      return v.is_bool();
+    case Kind::kInt64:
+      return v.is_int();
+    case Kind::kDouble:
+      return v.is_double();
+    case Kind::kString:
+      return v.is_string();
+    case Kind::kBytes:
+      return v.is_bytes();
+    case Kind::kMap:
+      return v.is_map();
+    case Kind::kSet:
+      return v.is_set();
+    case Kind::kList:
+      return v.is_list();
+    case Kind::kRecord:
+      return v.is_map();
   }
   return false;
 }
@@ -414,7 +465,8 @@ bool Check(const Schema& schema, const Value& v, Violation* out) {
         return false;
       }
       return true;
-    default: return true;
+    default:
+      return true;
   }
 }
 
@@ -428,15 +480,16 @@ Value PStateSchema::ToValue() const {
 
 Result<PStateSchema> PStateSchema::FromValue(const Value& v) {
   if (!v.is_map()) {
-    return Status::InvalidArgument("a PState schema must be a map {\"schema\": ..., \"global\": bool}, got " +
-                                   Shown(v));
+    return Status::InvalidArgument(
+        "a PState schema must be a map {\"schema\": ..., \"global\": bool}, got " + Shown(v));
   }
   PStateSchema out;
   const Value* root = v.Find("schema");
   if (root == nullptr) return Status::InvalidArgument("a PState schema needs \"schema\"");
   STRATA_ASSIGN_OR_RETURN(out.root, Schema::FromValue(*root));
   if (const Value* g = v.Find("global")) {
-    if (!g->is_bool()) return Status::InvalidArgument("PState schema: \"global\" must be a bool, got " + Shown(*g));
+    if (!g->is_bool())
+      return Status::InvalidArgument("PState schema: \"global\" must be a bool, got " + Shown(*g));
     out.global = g->as_bool();
   }
   for (const auto& [name, unused] : v.as_map()) {

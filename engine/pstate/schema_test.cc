@@ -15,13 +15,12 @@ Value J(std::string_view json) {
 }
 
 Schema Accounts() {
-  return Schema::Map(
-      Schema::String(),
-      Schema::Record({{"balance", Schema::Int64()},
-                      {"follows", Schema::Set(Schema::String()).Subindexed()},
-                      {"history", Schema::List(Schema::Double())},
-                      {"meta", Schema::Map(Schema::Any(), Schema::Bytes())},
-                      {"flag", Schema::Bool()}}));
+  return Schema::Map(Schema::String(),
+                     Schema::Record({{"balance", Schema::Int64()},
+                                     {"follows", Schema::Set(Schema::String()).Subindexed()},
+                                     {"history", Schema::List(Schema::Double())},
+                                     {"meta", Schema::Map(Schema::Any(), Schema::Bytes())},
+                                     {"flag", Schema::Bool()}}));
 }
 
 TEST(SchemaTest, PrintsReadably) {
@@ -33,9 +32,13 @@ TEST(SchemaTest, PrintsReadably) {
 }
 
 TEST(SchemaTest, RoundTripsThroughValue) {
-  const Schema schemas[] = {Accounts(), Schema::Any(), Schema::Bool(), Schema::Bytes(),
-                            Schema::List(Schema::Map(Schema::Int64(), Schema::Double())).Subindexed(),
-                            Schema::Record({})};
+  const Schema schemas[] = {
+      Accounts(),
+      Schema::Any(),
+      Schema::Bool(),
+      Schema::Bytes(),
+      Schema::List(Schema::Map(Schema::Int64(), Schema::Double())).Subindexed(),
+      Schema::Record({})};
   for (const Schema& s : schemas) {
     SCOPED_TRACE(s.ToString());
     Result<Schema> back = Schema::FromValue(s.ToValue());
@@ -90,11 +93,11 @@ TEST(SchemaTest, MalformedWireFormsAreExplained) {
 TEST(SchemaTest, StructuralRules) {
   EXPECT_TRUE((PStateSchema{Accounts()}).Check().ok());
   // Subindexed inside subindexed, under records, at the root.
-  Schema nested = Schema::Map(
-      Schema::String(),
+  Schema nested =
       Schema::Map(Schema::String(),
-                  Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))
-          .Subindexed());
+                  Schema::Map(Schema::String(),
+                              Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))
+                      .Subindexed());
   EXPECT_TRUE((PStateSchema{nested}).Check().ok());
   EXPECT_TRUE((PStateSchema{Schema::List(Schema::Int64()).Subindexed(), true}).Check().ok());
 
@@ -103,16 +106,20 @@ TEST(SchemaTest, StructuralRules) {
     std::string message;
   };
   const Bad cases[] = {
-      {Schema::Int64().Subindexed(), "schema at root: only maps, sets and lists can be subindexed, not int64"},
+      {Schema::Int64().Subindexed(),
+       "schema at root: only maps, sets and lists can be subindexed, not int64"},
       {Schema::Map(Schema::String(), Schema::List(Schema::Set(Schema::Int64()).Subindexed())),
        "schema at root{value}{element}: a subindexed set cannot be inside a blob"},
-      {Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::Set(Schema::Int64()).Subindexed())),
+      {Schema::Map(Schema::String(),
+                   Schema::Map(Schema::String(), Schema::Set(Schema::Int64()).Subindexed())),
        "schema at root{value}{value}: a subindexed set cannot be inside a blob"},
       {Schema::Map(Schema::Set(Schema::Int64()).Subindexed(), Schema::Int64()),
        "schema at root{key}: a subindexed set cannot be inside a blob"},
-      {Schema::List(Schema::Record({{"m", Schema::Map(Schema::Any(), Schema::Any()).Subindexed()}})).Subindexed(),
+      {Schema::List(Schema::Record({{"m", Schema::Map(Schema::Any(), Schema::Any()).Subindexed()}}))
+           .Subindexed(),
        "schema at root{element}.m: a subindexed map cannot be inside a blob"},
-      {Schema::Record({{"a", Schema::Int64()}, {"a", Schema::Bool()}}), "schema at root: duplicate field \"a\""},
+      {Schema::Record({{"a", Schema::Int64()}, {"a", Schema::Bool()}}),
+       "schema at root: duplicate field \"a\""},
   };
   for (const Bad& bad : cases) {
     SCOPED_TRACE(bad.schema.ToString());
@@ -130,12 +137,17 @@ TEST(SchemaTest, ValidationNamesPathExpectedTypeAndValue) {
   };
   const Case cases[] = {
       {R"({"alice": {"balance": 5, "follows": {"$set": ["bob"]}, "history": [1.5],
-           "meta": {"1": {"$bytes": ""}}, "flag": true}})", ""},
+           "meta": {"1": {"$bytes": ""}}, "flag": true}})",
+       ""},
       {R"({"alice": {}})", ""},
-      {R"({"alice": {"balance": "x"}})", R"($$accounts["alice"].balance: expected int64, got string "x")"},
-      {R"({"alice": {"balance": null}})", R"($$accounts["alice"].balance: expected int64, got nil null)"},
-      {R"({"alice": {"history": [1.5, 2]}})", R"($$accounts["alice"].history[1]: expected double, got int 2)"},
-      {R"({"alice": {"follows": {"$set": ["a", 3]}}})", R"($$accounts["alice"].follows[3]: expected string, got int 3)"},
+      {R"({"alice": {"balance": "x"}})",
+       R"($$accounts["alice"].balance: expected int64, got string "x")"},
+      {R"({"alice": {"balance": null}})",
+       R"($$accounts["alice"].balance: expected int64, got nil null)"},
+      {R"({"alice": {"history": [1.5, 2]}})",
+       R"($$accounts["alice"].history[1]: expected double, got int 2)"},
+      {R"({"alice": {"follows": {"$set": ["a", 3]}}})",
+       R"($$accounts["alice"].follows[3]: expected string, got int 3)"},
       {R"({"alice": {"bal": 1}})",
        R"($$accounts["alice"]: unknown field "bal" (fields: balance, flag, follows, history, meta))"},
       {R"({"$map": [[7, {}]]})", R"($$accounts[7]: expected a string key, got int 7)"},

@@ -42,8 +42,8 @@ template <typename Where>
 Result<Value> DecodeBlob(std::string_view bytes, Where where) {
   Result<Value> v = DecodeValue(bytes);
   if (!v.ok()) {
-    return Status::Corruption("stored value at " + std::string(where()) + " does not decode: " +
-                              v.status().message());
+    return Status::Corruption("stored value at " + std::string(where()) +
+                              " does not decode: " + v.status().message());
   }
   return v;
 }
@@ -104,8 +104,12 @@ class StoredNode : public Node, public StoredParent {
  public:
   StoredNode(StoreContext* ctx, std::string prefix, const Schema& schema, StoredParent* parent,
              Value key, std::optional<bool> exists)
-      : ctx_(ctx), prefix_(std::move(prefix)), schema_(schema), parent_(parent),
-        key_(std::move(key)), exists_(exists) {}
+      : ctx_(ctx),
+        prefix_(std::move(prefix)),
+        schema_(schema),
+        parent_(parent),
+        key_(std::move(key)),
+        exists_(exists) {}
 
   void AppendLocation(std::string* out) const override {
     if (parent_ == nullptr) {
@@ -118,7 +122,9 @@ class StoredNode : public Node, public StoredParent {
  protected:
   bool is_root() const { return parent_ == nullptr; }
   // The record that says this value exists (and holds a record's blob).
-  std::string_view entry_key() const { return is_root() ? L::kRootValueKey : std::string_view(prefix_); }
+  std::string_view entry_key() const {
+    return is_root() ? L::kRootValueKey : std::string_view(prefix_);
+  }
 
   Result<bool> EntryExists() {
     if (!exists_) {
@@ -160,9 +166,12 @@ class ContainerNode final : public StoredNode {
     STRATA_ASSIGN_OR_RETURN(bool exists, Exists());
     if (!exists) return Kind::kNil;
     switch (schema_.kind()) {
-      case SchemaKind::kMap: return Kind::kMap;
-      case SchemaKind::kSet: return Kind::kSet;
-      default: return Kind::kList;
+      case SchemaKind::kMap:
+        return Kind::kMap;
+      case SchemaKind::kSet:
+        return Kind::kSet;
+      default:
+        return Kind::kList;
     }
   }
 
@@ -189,9 +198,8 @@ class ContainerNode final : public StoredNode {
       STRATA_RETURN_IF_ERROR(ctx_->session->Scan(
           ctx_->table, L::ElementsBegin(prefix_), L::SubtreeEnd(prefix_), false,
           [&](std::string_view key, std::string_view value) {
-            Result<Value> v = DecodeBlob(value, [&] {
-              return Location() + " element " + ToJson(Value::BytesOf(key));
-            });
+            Result<Value> v = DecodeBlob(
+                value, [&] { return Location() + " element " + ToJson(Value::BytesOf(key)); });
             if (!v.ok()) {
               error = v.status();
               return false;
@@ -232,18 +240,21 @@ class ContainerNode final : public StoredNode {
 
   Result<NodePtr> Child(const Value& key) override {
     switch (schema_.kind()) {
-      case SchemaKind::kMap: return ElementChild(key, L::ElementKey(prefix_, key), std::nullopt, nullptr);
-      case SchemaKind::kSet: return MemberChild(key, std::nullopt);
+      case SchemaKind::kMap:
+        return ElementChild(key, L::ElementKey(prefix_, key), std::nullopt, nullptr);
+      case SchemaKind::kSet:
+        return MemberChild(key, std::nullopt);
       default:
         if (!key.is_int()) {
-          return Status::InvalidArgument("list index must be an int, got " + key.ToString() + " at " +
-                                         Location());
+          return Status::InvalidArgument("list index must be an int, got " + key.ToString() +
+                                         " at " + Location());
         }
         return ListChild(key.as_int());
     }
   }
 
-  Status Scan(const KeyRange& range, bool reverse, size_t max, std::vector<ChildEntry>* out) override;
+  Status Scan(const KeyRange& range, bool reverse, size_t max,
+              std::vector<ChildEntry>* out) override;
 
   Status Write(Value v) override {
     STRATA_RETURN_IF_ERROR(ValidateValueAt(schema_, v, [this] { return Location(); }));
@@ -260,7 +271,8 @@ class ContainerNode final : public StoredNode {
         for (auto& [key, value] : v.as_map()) {
           std::string element = L::ElementKey(prefix_, key);
           if (stored) {
-            NodePtr child = MakeStoredChild(ctx_, std::move(element), schema_.value(), this, key, false);
+            NodePtr child =
+                MakeStoredChild(ctx_, std::move(element), schema_.value(), this, key, false);
             STRATA_RETURN_IF_ERROR(child->Write(value));
             STRATA_RETURN_IF_ERROR(child->Flush());
           } else {
@@ -272,7 +284,8 @@ class ContainerNode final : public StoredNode {
       }
       case SchemaKind::kSet:
         for (const Value& member : v.as_set()) {
-          STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, L::ElementKey(prefix_, member), ""));
+          STRATA_RETURN_IF_ERROR(
+              ctx_->session->Put(ctx_->table, L::ElementKey(prefix_, member), ""));
         }
         return AdjustSize(static_cast<int64_t>(v.size()));
       default:
@@ -328,7 +341,8 @@ class ContainerNode final : public StoredNode {
   Status Flush() override {
     if (!size_dirty_) return Status::Ok();
     size_dirty_ = false;
-    return ctx_->session->Put(ctx_->table, L::SizeKey(prefix_), L::EncodeSize(static_cast<uint64_t>(*size_)));
+    return ctx_->session->Put(ctx_->table, L::SizeKey(prefix_),
+                              L::EncodeSize(static_cast<uint64_t>(*size_)));
   }
 
   Status EnsureExists() override {
@@ -371,7 +385,8 @@ class ContainerNode final : public StoredNode {
   // Reads the size record into size_ (0 when there is none) and returns whether it exists.
   Result<bool> ReadSizeRecord() {
     std::string bytes;
-    STRATA_ASSIGN_OR_RETURN(bool found, ctx_->session->Get(ctx_->table, L::SizeKey(prefix_), &bytes));
+    STRATA_ASSIGN_OR_RETURN(bool found,
+                            ctx_->session->Get(ctx_->table, L::SizeKey(prefix_), &bytes));
     uint64_t n = 0;
     if (found && !L::DecodeSize(bytes, &n)) {
       return Status::Corruption("size record of " + Location() + " has " +
@@ -383,7 +398,8 @@ class ContainerNode final : public StoredNode {
 
   Status WrongOp(std::string_view op) const {
     return Status::InvalidArgument(std::string(op) + " is not possible on the " +
-                                   std::string(SchemaKindName(schema_.kind())) + " at " + Location());
+                                   std::string(SchemaKindName(schema_.kind())) + " at " +
+                                   Location());
   }
 
   Status ClearElements() {
@@ -415,8 +431,12 @@ class ElementSink final : public Sink {
  public:
   ElementSink(StoreContext* ctx, ContainerNode* map, const Schema& map_schema,
               std::string record_key, Value key, std::optional<bool> exists)
-      : ctx_(ctx), map_(map), schema_(map_schema), record_key_(std::move(record_key)),
-        key_(std::move(key)), exists_(exists.value_or(false)) {}
+      : ctx_(ctx),
+        map_(map),
+        schema_(map_schema),
+        record_key_(std::move(record_key)),
+        key_(std::move(key)),
+        exists_(exists.value_or(false)) {}
 
   Result<bool> Load(Value* out) override {
     return LoadBlob(ctx_, record_key_, &exists_, out, [this] { return LocationOf(*this); });
@@ -456,10 +476,14 @@ class ElementSink final : public Sink {
 // A member of a subindexed set: the record P ‖ EncodeKey(member), with an empty value.
 class MemberSink final : public Sink {
  public:
-  MemberSink(StoreContext* ctx, ContainerNode* set, const Schema& set_schema, std::string record_key,
-             Value member, std::optional<bool> exists)
-      : ctx_(ctx), set_(set), schema_(set_schema), record_key_(std::move(record_key)),
-        member_(std::move(member)), exists_(exists) {}
+  MemberSink(StoreContext* ctx, ContainerNode* set, const Schema& set_schema,
+             std::string record_key, Value member, std::optional<bool> exists)
+      : ctx_(ctx),
+        set_(set),
+        schema_(set_schema),
+        record_key_(std::move(record_key)),
+        member_(std::move(member)),
+        exists_(exists) {}
 
   Result<bool> Load(Value* out) override {
     std::string ignored;
@@ -508,7 +532,10 @@ class MemberSink final : public Sink {
 class ListElementSink final : public Sink {
  public:
   ListElementSink(StoreContext* ctx, ContainerNode* list, const Schema& list_schema, int64_t index)
-      : ctx_(ctx), list_(list), schema_(list_schema), index_(index),
+      : ctx_(ctx),
+        list_(list),
+        schema_(list_schema),
+        index_(index),
         record_key_(L::ElementKey(list->prefix(), Value(index))) {}
 
   Result<bool> Load(Value* out) override {
@@ -518,8 +545,9 @@ class ListElementSink final : public Sink {
   Status Store(const Value& v) override {
     if (!exists_) {
       STRATA_ASSIGN_OR_RETURN(int64_t size, list_->Size());
-      return Status::InvalidArgument("list index " + std::to_string(index_) + " is out of range at " +
-                                     list_->Location() + " (size " + std::to_string(size) + ")");
+      return Status::InvalidArgument("list index " + std::to_string(index_) +
+                                     " is out of range at " + list_->Location() + " (size " +
+                                     std::to_string(size) + ")");
     }
     STRATA_RETURN_IF_ERROR(
         ValidateValueAt(schema_.value(), v, [this] { return LocationOf(*this); }));
@@ -549,14 +577,15 @@ Result<NodePtr> ContainerNode::ElementChild(const Value& key, std::string record
                                             std::optional<bool> exists,
                                             const std::string_view* value_bytes) {
   const Schema& vs = schema_.value();
-  if (StoredByItself(vs)) return MakeStoredChild(ctx_, std::move(record_key), vs, this, key, exists);
+  if (StoredByItself(vs))
+    return MakeStoredChild(ctx_, std::move(record_key), vs, this, key, exists);
   std::optional<Value> preloaded;
   if (value_bytes != nullptr) {
     STRATA_ASSIGN_OR_RETURN(preloaded, DecodeBlob(*value_bytes, [&] {
-      std::string where = Location();
-      nav::AppendKeyLocation(key, &where);
-      return where;
-    }));
+                              std::string where = Location();
+                              nav::AppendKeyLocation(key, &where);
+                              return where;
+                            }));
   }
   return nav::MakeValueNode<ElementSink>(std::move(preloaded), ctx_, this, schema_,
                                          std::move(record_key), key, exists);
@@ -609,8 +638,8 @@ Status ContainerNode::Scan(const KeyRange& range, bool reverse, size_t max,
           std::string_view rest = key.substr(prefix_.size());
           Result<Value> k = DecodeKeyPrefix(&rest);
           if (!k.ok()) {
-            error = Status::Corruption("element key under " + Location() + " does not decode: " +
-                                       k.status().message());
+            error = Status::Corruption("element key under " + Location() +
+                                       " does not decode: " + k.status().message());
             return false;
           }
           const std::string_view element = key.substr(0, key.size() - rest.size());
@@ -623,10 +652,9 @@ Status ContainerNode::Scan(const KeyRange& range, bool reverse, size_t max,
             again = true;
             return false;
           }
-          Result<NodePtr> child =
-              schema_.kind() == SchemaKind::kSet
-                  ? MemberChild(*k, true)
-                  : ElementChild(*k, std::string(element), true, &value);
+          Result<NodePtr> child = schema_.kind() == SchemaKind::kSet
+                                      ? MemberChild(*k, true)
+                                      : ElementChild(*k, std::string(element), true, &value);
           if (!child.ok()) {
             error = child.status();
             return false;
@@ -653,19 +681,21 @@ Status ContainerNode::RemoveListElement(int64_t index) {
   int64_t next = index + 1;
   while (next < size) {
     std::vector<std::string> values;
-    STRATA_RETURN_IF_ERROR(ctx_->session->Scan(
-        ctx_->table, L::ElementKey(prefix_, Value(next)), L::SubtreeEnd(prefix_), false,
-        [&](std::string_view, std::string_view value) {
-          values.emplace_back(value);
-          return values.size() < kRemoveBatch;
-        }));
+    STRATA_RETURN_IF_ERROR(ctx_->session->Scan(ctx_->table, L::ElementKey(prefix_, Value(next)),
+                                               L::SubtreeEnd(prefix_), false,
+                                               [&](std::string_view, std::string_view value) {
+                                                 values.emplace_back(value);
+                                                 return values.size() < kRemoveBatch;
+                                               }));
     if (values.empty()) break;
     for (const std::string& v : values) {
-      STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, L::ElementKey(prefix_, Value(next - 1)), v));
+      STRATA_RETURN_IF_ERROR(
+          ctx_->session->Put(ctx_->table, L::ElementKey(prefix_, Value(next - 1)), v));
       ++next;
     }
   }
-  STRATA_RETURN_IF_ERROR(ctx_->session->Remove(ctx_->table, L::ElementKey(prefix_, Value(size - 1))).status());
+  STRATA_RETURN_IF_ERROR(
+      ctx_->session->Remove(ctx_->table, L::ElementKey(prefix_, Value(size - 1))).status());
   return AdjustSize(-1);
 }
 
@@ -712,7 +742,8 @@ class RecordNode final : public StoredNode {
     return blob_->Child(key);
   }
 
-  Status Scan(const KeyRange& range, bool reverse, size_t max, std::vector<ChildEntry>* out) override {
+  Status Scan(const KeyRange& range, bool reverse, size_t max,
+              std::vector<ChildEntry>* out) override {
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, PresentFields());
     if (reverse) std::reverse(names.begin(), names.end());
     for (const std::string& name : names) {
@@ -814,7 +845,9 @@ class RecordNode final : public StoredNode {
                                      " (fields: " + names + ")");
     }
     Status Erase() override { return Status::Ok(); }
-    void AppendLocation(std::string* out) const override { record_->AppendChildLocation(key_, out); }
+    void AppendLocation(std::string* out) const override {
+      record_->AppendChildLocation(key_, out);
+    }
 
    private:
     RecordNode* record_;
@@ -830,8 +863,8 @@ class RecordNode final : public StoredNode {
   }
 
   NodePtr FieldNode(const Schema::Field& f) {
-    return MakeStoredChild(ctx_, L::ElementKey(prefix_, Value(f.name)), f.schema, this, Value(f.name),
-                           std::nullopt);
+    return MakeStoredChild(ctx_, L::ElementKey(prefix_, Value(f.name)), f.schema, this,
+                           Value(f.name), std::nullopt);
   }
 
   // Names of the fields present, sorted.
@@ -866,7 +899,8 @@ class RecordBlobSink final : public Sink {
   }
 
   Status Store(const Value& v) override {
-    STRATA_RETURN_IF_ERROR(ValidateValueAt(record_->schema(), v, [this] { return record_->Location(); }));
+    STRATA_RETURN_IF_ERROR(
+        ValidateValueAt(record_->schema(), v, [this] { return record_->Location(); }));
     std::string bytes = EncodeBlob(v);
     STRATA_ASSIGN_OR_RETURN(bool exists, record_->BlobExists());
     if (!exists) return record_->CreateWithBlob(bytes);
@@ -890,9 +924,11 @@ RecordNode::RecordNode(StoreContext* ctx, std::string prefix, const Schema& sche
 NodePtr MakeStoredChild(StoreContext* ctx, std::string prefix, const Schema& schema,
                         StoredParent* parent, Value key, std::optional<bool> exists) {
   if (schema.kind() == SchemaKind::kRecord) {
-    return std::make_unique<RecordNode>(ctx, std::move(prefix), schema, parent, std::move(key), exists);
+    return std::make_unique<RecordNode>(ctx, std::move(prefix), schema, parent, std::move(key),
+                                        exists);
   }
-  return std::make_unique<ContainerNode>(ctx, std::move(prefix), schema, parent, std::move(key), exists);
+  return std::make_unique<ContainerNode>(ctx, std::move(prefix), schema, parent, std::move(key),
+                                         exists);
 }
 
 // A root value that is one blob (a counter, a record without subindexed fields, a list
@@ -920,9 +956,9 @@ class RootBlobSink final : public Sink {
 
 RootNode::RootNode(StoreContext* ctx, const Schema& root) {
   static_assert(sizeof(ContainerNode) <= kInPlaceBytes && sizeof(RecordNode) <= kInPlaceBytes);
-  const bool container = root.kind() == SchemaKind::kMap ||
-                         (root.subindexed() && (root.kind() == SchemaKind::kSet ||
-                                                root.kind() == SchemaKind::kList));
+  const bool container =
+      root.kind() == SchemaKind::kMap ||
+      (root.subindexed() && (root.kind() == SchemaKind::kSet || root.kind() == SchemaKind::kList));
   if (container) {
     node_ = new (in_place_) ContainerNode(ctx, "", root, nullptr, Value(), true);
   } else if (StoredByItself(root)) {

@@ -81,8 +81,8 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
       return done(Status::SchemaViolation(
           "record " + std::to_string(i) + " of the batch of " + std::to_string(records.size()) +
           " does not match the record schema " + def.record_schema.ToString() + " of depot " +
-          def.name + " (module " + module + "), so no record of the batch was appended: " +
-          st.message()));
+          def.name + " (module " + module +
+          "), so no record of the batch was appended: " + st.message()));
     }
   }
   auto batch = std::make_shared<ClientBatch>();
@@ -120,7 +120,8 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                      batch->finished.store(true);
                    }
                    for (int p = 0; p < m->partitions; ++p) {
-                     if (!(*parts)[p].empty()) PostAppend(m, depot_index, p, std::move((*parts)[p]));
+                     if (!(*parts)[p].empty())
+                       PostAppend(m, depot_index, p, std::move((*parts)[p]));
                    }
                    if (batch->level == AckLevel::kNone) batch->done(std::move(admitted));
                  });
@@ -214,7 +215,8 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     if (from_outbox) {
       remove_outbox_rows = [&](Session& session) {
         for (const AppendItem& item : items) {
-          if (!item.outbox_key.empty()) STRATA_RETURN_IF_ERROR(outbox_->Remove(session, item.outbox_key));
+          if (!item.outbox_key.empty())
+            STRATA_RETURN_IF_ERROR(outbox_->Remove(session, item.outbox_key));
         }
         return Status::Ok();
       };
@@ -271,7 +273,8 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
       CompleteNodePart(node);
     }
   });
-  for (size_t i = 0; i < items.size(); ++i) StartRecord(thread, nodes[i], consumers, items[i].record);
+  for (size_t i = 0; i < items.size(); ++i)
+    StartRecord(thread, nodes[i], consumers, items[i].record);
 }
 
 void EngineImpl::StartRecord(TaskThread& thread, const std::shared_ptr<AckNode>& node,

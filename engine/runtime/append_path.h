@@ -38,7 +38,7 @@ class InFlightLimit {
   };
   const int64_t limit_;
   std::mutex mu_;
-  int64_t used_ = 0;             // GUARDED_BY(mu_)
+  int64_t used_ = 0;            // GUARDED_BY(mu_)
   std::deque<Waiter> waiters_;  // GUARDED_BY(mu_)
 };
 

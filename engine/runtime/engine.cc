@@ -11,7 +11,9 @@ Result<std::vector<AppendResult>> Engine::AppendBatch(const std::string& module,
   std::promise<Result<std::vector<AppendResult>>> promise;
   std::future<Result<std::vector<AppendResult>>> future = promise.get_future();
   AppendAsync(module, depot, std::move(records), level,
-              [&promise](Result<std::vector<AppendResult>> result) { promise.set_value(std::move(result)); });
+              [&promise](Result<std::vector<AppendResult>> result) {
+                promise.set_value(std::move(result));
+              });
   return future.get();
 }
 

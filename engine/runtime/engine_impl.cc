@@ -38,7 +38,9 @@ StorageOptions StorageOptionsFor(const EngineOptions& options, int task_threads,
   }
   so.on_warning = options.on_storage_warning;
   if (!so.on_warning) {
-    so.on_warning = [logger](const std::string& warning) { logger->Warning("storage: " + warning); };
+    so.on_warning = [logger](const std::string& warning) {
+      logger->Warning("storage: " + warning);
+    };
   }
   so.on_message = [logger](bool error, const std::string& message) {
     logger->Log(error ? Logger::Level::kError : Logger::Level::kInfo, "storage: " + message);
@@ -94,8 +96,9 @@ Status EngineImpl::OpenStorage() {
   executor_ = std::make_unique<StreamExecutor>(*this, threads);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    threads_.push_back(std::make_unique<TaskThread>(
-        i, std::move(session), progress_table_, *logger_, [this](TaskThread& t) { executor_->SettleGroup(t); }));
+    threads_.push_back(
+        std::make_unique<TaskThread>(i, std::move(session), progress_table_, *logger_,
+                                     [this](TaskThread& t) { executor_->SettleGroup(t); }));
     threads_.back()->Start();
   }
   return Status::Ok();

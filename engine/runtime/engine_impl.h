@@ -174,8 +174,8 @@ class EngineImpl final : public Engine {
   // Record nodes not complete yet and replays not finished (the destructor drains them).
   std::mutex live_mu_;
   std::condition_variable live_cv_;
-  int64_t live_nodes_ = 0;      // GUARDED_BY(live_mu_)
-  int64_t live_replays_ = 0;    // GUARDED_BY(live_mu_): (depot, partition) replays running
+  int64_t live_nodes_ = 0;    // GUARDED_BY(live_mu_)
+  int64_t live_replays_ = 0;  // GUARDED_BY(live_mu_): (depot, partition) replays running
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Session>> pool_;  // GUARDED_BY(pool_mu_)
@@ -184,6 +184,5 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> disk_available_{UINT64_MAX};
   std::atomic<int64_t> disk_checked_ns_{0};  // 0: never
 };
-
 
 }  // namespace strata::runtime

@@ -28,11 +28,11 @@
 namespace strata {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::EngineFixture;
-using testing::KV;
+using ::testing::HasSubstr;
 using testing::kMaxStepAttempts;
 using testing::kPartitions;
+using testing::KV;
 using testing::Must;
 
 class EngineTest : public EngineFixture {};
@@ -45,7 +45,8 @@ TEST_F(EngineTest, AckLevelsReportWhatTheyPromise) {
   EXPECT_GE(none->partition, 0);
   EXPECT_TRUE(none->ack_returns.empty());
 
-  Result<AppendResult> appended = engine_->Append("rt_test", "*kv", KV("b", 2), AckLevel::kAppended);
+  Result<AppendResult> appended =
+      engine_->Append("rt_test", "*kv", KV("b", 2), AckLevel::kAppended);
   ASSERT_TRUE(appended.ok()) << appended.status().ToString();
   EXPECT_GE(appended->offset, 0);
   EXPECT_TRUE(appended->ack_returns.empty());
@@ -75,7 +76,8 @@ TEST_F(EngineTest, TwoHopTopologyFinishesBeforeProcessedAck) {
       engine_->AppendBatch("rt_test", "*sentences", sentences, AckLevel::kProcessed);
   ASSERT_TRUE(results.ok()) << results.status().ToString();
   ASSERT_EQ(results->size(), 3u);
-  EXPECT_EQ((*results)[1].ack_returns, (std::vector<std::pair<std::string, Value>>{{"wordcount", 5}}));
+  EXPECT_EQ((*results)[1].ack_returns,
+            (std::vector<std::pair<std::string, Value>>{{"wordcount", 5}}));
   // Every word sits on the partition of its hash; each select finds it there.
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("the"))), Value(3));
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("cat"))), Value(2));
@@ -113,7 +115,8 @@ TEST_F(EngineTest, ConcurrentProducersKeepPerPartitionOrder) {
   EXPECT_EQ(errors.load(), 0);
   for (int p = 0; p < kProducers; ++p) {
     const std::string producer = "producer" + std::to_string(p);
-    std::vector<Value> seqs = Must(engine_->Select("rt_test", "$$sequences", Path().Key(producer).All()));
+    std::vector<Value> seqs =
+        Must(engine_->Select("rt_test", "$$sequences", Path().Key(producer).All()));
     ASSERT_EQ(seqs.size(), static_cast<size_t>(kPerProducer)) << producer;
     for (int i = 0; i < kPerProducer; ++i) ASSERT_EQ(seqs[i], Value(i)) << producer << " at " << i;
   }
@@ -138,7 +141,8 @@ TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
       // the rollback (docs/runtime.md, "Event groups"): its code ran twice, its effect once.
       EXPECT_GE(FlakyAttempts(n), 1) << n;
       EXPECT_LE(FlakyAttempts(n), 2) << n;
-      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), Value(n))), Value(1));
+      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), Value(n))),
+                Value(1));
     }
   }
   // The blocking single append returns the failure as its error; later records go on.
@@ -154,8 +158,8 @@ TEST_F(EngineTest, FailingStepIsRetriedRecordedAndReported) {
     EXPECT_EQ(f.topology, "flaky");
     EXPECT_EQ(f.depot, "*flaky");
     EXPECT_THAT(f.message, HasSubstr("is a multiple of 5"));
-    Result<std::vector<DepotEntry>> entry = engine_->ReadDepot("rt_test", "*flaky", f.partition, f.offset,
-                                                               f.offset + 1, 1);
+    Result<std::vector<DepotEntry>> entry =
+        engine_->ReadDepot("rt_test", "*flaky", f.partition, f.offset, f.offset + 1, 1);
     ASSERT_TRUE(entry.ok() && entry->size() == 1);
     EXPECT_EQ((*entry)[0].record.as_int() % 5, 0);
   }
@@ -180,7 +184,8 @@ TEST_F(EngineTest, AFailingStepRerunsTheOtherMembersOfItsGroupWithEffectsOnce) {
       const int attempts = FlakyAttempts(n);
       EXPECT_TRUE(attempts == 1 || attempts == 2) << n << " ran " << attempts << " times";
       if (attempts == 2) ++reruns;
-      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), record)), Value(1)) << n;
+      EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$flaky_ok", Path().Key(n), record)), Value(1))
+          << n;
     }
   }
   EXPECT_GT(reruns, 0) << "no record shared an event group with a failing one";
@@ -238,7 +243,8 @@ TEST_F(EngineTest, FailureMessagesOfHugeRecordsAreCut) {
   ASSERT_TRUE(results.ok()) << results.status().ToString();
   for (const AppendResult& r : *results) {
     EXPECT_EQ(r.failure.code(), StatusCode::kUserError);
-    EXPECT_LT(r.failure.message().size(), kMaxFailureMessageBytes + 200) << r.failure.message().size();
+    EXPECT_LT(r.failure.message().size(), kMaxFailureMessageBytes + 200)
+        << r.failure.message().size();
     EXPECT_THAT(r.failure.message(), HasSubstr("refuses \"xxx"));
   }
   auto check = [&](const std::string& when) {
@@ -270,7 +276,8 @@ TEST_F(EngineTest, StatsPagesFailures) {
   std::vector<Value> records;
   for (int n = 1; n <= 60; ++n) records.push_back(5 * n);  // every one fails
   ASSERT_TRUE(engine_->AppendBatch("rt_test", "*flaky", records).ok());
-  ModuleStats all = Must(engine_->Stats("rt_test", StatsOptions{0, StatsOptions::kMaxFailuresLimit}));
+  ModuleStats all =
+      Must(engine_->Stats("rt_test", StatsOptions{0, StatsOptions::kMaxFailuresLimit}));
   EXPECT_EQ(all.failures, 60);
   ASSERT_EQ(all.failure_page.size(), 60u);
   auto order = [](const TopologyFailure& f) {
@@ -285,17 +292,22 @@ TEST_F(EngineTest, StatsPagesFailures) {
   for (int64_t from = 0; from < 70; from += 25) {
     ModuleStats page = Must(engine_->Stats("rt_test", StatsOptions{from, 25}));
     EXPECT_EQ(page.failures, 60) << from;
-    EXPECT_EQ(page.failure_page.size(), static_cast<size_t>(std::clamp<int64_t>(60 - from, 0, 25))) << from;
+    EXPECT_EQ(page.failure_page.size(), static_cast<size_t>(std::clamp<int64_t>(60 - from, 0, 25)))
+        << from;
     paged.insert(paged.end(), page.failure_page.begin(), page.failure_page.end());
   }
   ASSERT_EQ(paged.size(), all.failure_page.size());
-  for (size_t i = 0; i < paged.size(); ++i) EXPECT_EQ(order(paged[i]), order(all.failure_page[i])) << i;
+  for (size_t i = 0; i < paged.size(); ++i)
+    EXPECT_EQ(order(paged[i]), order(all.failure_page[i])) << i;
 
   ModuleStats count_only = Must(engine_->Stats("rt_test", StatsOptions{0, 0}));
   EXPECT_EQ(count_only.failures, 60);
   EXPECT_TRUE(count_only.failure_page.empty());
-  EXPECT_EQ(engine_->Stats("rt_test", StatsOptions{-1, 10}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(engine_->Stats("rt_test", StatsOptions{0, StatsOptions::kMaxFailuresLimit + 1}).status().code(),
+  EXPECT_EQ(engine_->Stats("rt_test", StatsOptions{-1, 10}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Stats("rt_test", StatsOptions{0, StatsOptions::kMaxFailuresLimit + 1})
+                .status()
+                .code(),
             StatusCode::kInvalidArgument);
 
   Reopen();
@@ -309,7 +321,9 @@ TEST_F(EngineTest, StatsPagesFailures) {
 // log, naming the record, the path in it, the expected type and the value.
 TEST_F(EngineTest, RecordSchemaRefusesABadBatchBeforeTheLog) {
   Open();
-  auto typed = [](const std::string& k, Value n) { return Value::MapOf({{"k", k}, {"n", std::move(n)}}); };
+  auto typed = [](const std::string& k, Value n) {
+    return Value::MapOf({{"k", k}, {"n", std::move(n)}});
+  };
   ASSERT_TRUE(engine_->AppendBatch("rt_test", "*typed", {typed("a", 1), typed("b", 2)}).ok());
   EXPECT_EQ(RecordsIn(*engine_, "*typed"), 2);
 
@@ -340,8 +354,9 @@ TEST_F(EngineTest, RecordSchemaRefusesABadBatchBeforeTheLog) {
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$typed", Path().Key("c"))), Value());
   EXPECT_EQ(Must(engine_->Stats("rt_test")).failures, 0);
   // A good record still goes in, with a list of strings.
-  ASSERT_TRUE(engine_->Append("rt_test", "*typed",
-                              Value::MapOf({{"k", "h"}, {"n", 8}, {"tags", Value::ListOf({"x"})}}))
+  ASSERT_TRUE(engine_
+                  ->Append("rt_test", "*typed",
+                           Value::MapOf({{"k", "h"}, {"n", 8}, {"tags", Value::ListOf({"x"})}}))
                   .ok());
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$typed", Path().Key("h"))), Value(8));
 
@@ -383,16 +398,21 @@ TEST_F(EngineTest, ReadsAndNameErrors) {
   int total = 0;
   for (const DepotPartitionStats& d : stats.depots) {
     if (d.depot != "*kv") continue;
-    std::vector<DepotEntry> entries = Must(engine_->ReadDepot("rt_test", "*kv", d.partition, 0, INT64_MAX, 100));
+    std::vector<DepotEntry> entries =
+        Must(engine_->ReadDepot("rt_test", "*kv", d.partition, 0, INT64_MAX, 100));
     ASSERT_EQ(static_cast<int64_t>(entries.size()), d.end_offset);
     for (const DepotEntry& e : entries) EXPECT_EQ(*e.record.Find("key"), Value("x"));
     total += static_cast<int>(entries.size());
   }
   EXPECT_EQ(total, 2);
-  EXPECT_EQ(engine_->Select("rt_test", "$$kv", Path().All()).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Must(engine_->Select("rt_test", "$$kv", Path().MapVals(), Value("x"))), std::vector<Value>{2});
-  EXPECT_EQ(engine_->Select("nope", "$$kv", Path().Key("x")).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(engine_->Select("rt_test", "$$nope", Path().Key("x")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Select("rt_test", "$$kv", Path().All()).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$kv", Path().MapVals(), Value("x"))),
+            std::vector<Value>{2});
+  EXPECT_EQ(engine_->Select("nope", "$$kv", Path().Key("x")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Select("rt_test", "$$nope", Path().Key("x")).status().code(),
+            StatusCode::kNotFound);
   EXPECT_EQ(engine_->Append("rt_test", "*nope", 1).status().code(), StatusCode::kNotFound);
   Result<AppendResult> derived = engine_->Append("rt_test", "*derived", 1);
   EXPECT_EQ(derived.status().code(), StatusCode::kInvalidArgument);
@@ -505,8 +525,9 @@ TEST_F(EngineTest, AppendAsyncNeverBlocksAtTheInFlightLimit) {
                        [&](Result<std::vector<AppendResult>> r) { held.set_value(std::move(r)); });
   std::promise<Result<std::vector<AppendResult>>> waiting;
   std::future<void> call = std::async(std::launch::async, [&] {
-    engine_->AppendAsync("rt_test", "*kv", {KV("k", 1)}, AckLevel::kNone,
-                         [&](Result<std::vector<AppendResult>> r) { waiting.set_value(std::move(r)); });
+    engine_->AppendAsync(
+        "rt_test", "*kv", {KV("k", 1)}, AckLevel::kNone,
+        [&](Result<std::vector<AppendResult>> r) { waiting.set_value(std::move(r)); });
   });
   const bool returned = call.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
   std::future<Result<std::vector<AppendResult>>> admitted = waiting.get_future();
@@ -590,7 +611,8 @@ TEST_F(EngineTest, TopologyAppendsAreProcessedBeforeTheSourceIsProcessed) {
   Open();
   ASSERT_TRUE(engine_->Append("rt_test", "*crash", Value::MapOf({{"k", "a"}, {"n", 1}})).ok());
   // The derived record's topology ran before the source record's processed ack.
-  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$derived_sets", Path().Key("a"))), Value::SetOf({1}));
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$derived_sets", Path().Key("a"))),
+            Value::SetOf({1}));
 }
 
 // Fairness: a record whose fan-out queues a long backlog on one partition of a task thread
@@ -645,9 +667,11 @@ TEST_F(EngineTest, AStepOverTheTimeoutIsARecordedFailureWithoutRetry) {
   EXPECT_THAT(slow.status().message(), HasSubstr("after 1 attempt "));  // not retried
   ModuleStats stats = Must(engine_->Stats("rt_test"));
   EXPECT_EQ(stats.failures, 1);
-  EXPECT_EQ(Must(engine_->Select("rt_test", "$$slow_done", Path().Key(300))), std::vector<Value>{Value()});
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$slow_done", Path().Key(300))),
+            std::vector<Value>{Value()});
   Must(engine_->Append("rt_test", "*slow", Value(1)));
-  EXPECT_EQ(Must(engine_->Select("rt_test", "$$slow_done", Path().Key(1))), std::vector<Value>{Value(true)});
+  EXPECT_EQ(Must(engine_->Select("rt_test", "$$slow_done", Path().Key(1))),
+            std::vector<Value>{Value(true)});
 }
 
 }  // namespace

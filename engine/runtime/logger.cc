@@ -23,9 +23,12 @@ class StderrLoggerImpl final : public Logger {
 
 std::string_view LevelName(Logger::Level level) {
   switch (level) {
-    case Logger::Level::kInfo: return "INFO";
-    case Logger::Level::kWarning: return "WARNING";
-    case Logger::Level::kError: return "ERROR";
+    case Logger::Level::kInfo:
+      return "INFO";
+    case Logger::Level::kWarning:
+      return "WARNING";
+    case Logger::Level::kError:
+      return "ERROR";
   }
   return "UNKNOWN";
 }

@@ -110,12 +110,14 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
   Status decode_error;
   std::vector<std::pair<std::string, std::string>> cut_rows;
   STRATA_RETURN_IF_ERROR(session->Scan(
-      failures_table_, prefix, PrefixEnd(prefix), false, [&](std::string_view k, std::string_view v) {
+      failures_table_, prefix, PrefixEnd(prefix), false,
+      [&](std::string_view k, std::string_view v) {
         Result<Value> value = DecodeValue(v);
         std::optional<TopologyFailure> failure;
         if (value.ok()) failure = FailureFromValue(*value);
         if (!failure) {
-          decode_error = Status::Corruption("a failure record of module " + m.name + " does not decode");
+          decode_error =
+              Status::Corruption("a failure record of module " + m.name + " does not decode");
           return false;
         }
         ++m.failure_count;
@@ -137,19 +139,17 @@ Status EngineImpl::LoadDeployedModules() {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
   std::vector<std::pair<std::string, Value>> rows;
   Status decode_error;
-  STRATA_RETURN_IF_ERROR(session->Scan(modules_table_, "", "", false,
-                                       [&](std::string_view key, std::string_view value) {
-                                         Result<Value> name = DecodeKey(key);
-                                         Result<Value> info = DecodeValue(value);
-                                         if (!name.ok() || !info.ok() || !name->is_string() ||
-                                             !info->is_map()) {
-                                           decode_error = Status::Corruption(
-                                               "a row of table meta.modules does not decode");
-                                           return false;
-                                         }
-                                         rows.emplace_back(name->as_string(), std::move(*info));
-                                         return true;
-                                       }));
+  STRATA_RETURN_IF_ERROR(session->Scan(
+      modules_table_, "", "", false, [&](std::string_view key, std::string_view value) {
+        Result<Value> name = DecodeKey(key);
+        Result<Value> info = DecodeValue(value);
+        if (!name.ok() || !info.ok() || !name->is_string() || !info->is_map()) {
+          decode_error = Status::Corruption("a row of table meta.modules does not decode");
+          return false;
+        }
+        rows.emplace_back(name->as_string(), std::move(*info));
+        return true;
+      }));
   STRATA_RETURN_IF_ERROR(decode_error);
   session.reset();
   std::set<std::string> deployed;
@@ -237,7 +237,8 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   const fs::path staged = dir / (".deploy-" + std::to_string(getpid()) + "-" +
                                  std::to_string(deploy_counter_.fetch_add(1)) + ".so");
   fs::copy_file(so_path, staged, fs::copy_options::overwrite_existing, ec);
-  if (ec) return Status::IOError("copying " + so_path + " to " + staged.string() + ": " + ec.message());
+  if (ec)
+    return Status::IOError("copying " + so_path + " to " + staged.string() + ": " + ec.message());
   // The checksum of the bytes about to be loaded: each Open checks the kept copy against it.
   Result<std::string> checksum = ModuleFileChecksum(staged.string());
   Result<std::unique_ptr<LoadedModule>> loaded =
@@ -245,7 +246,8 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
                     : Result<std::unique_ptr<LoadedModule>>(checksum.status());
   if (!loaded.ok()) {
     fs::remove(staged, ec);
-    return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
+    return Status(loaded.status().code(),
+                  "deploying " + so_path + ": " + loaded.status().message());
   }
   const std::string name = (*loaded)->def().name;
   {
@@ -269,7 +271,8 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   if (!cleared.ok()) {
     loaded->reset();
     fs::remove(staged, ec);
-    return Status(cleared.code(), "clearing leftovers of module " + name + ": " + cleared.message());
+    return Status(cleared.code(),
+                  "clearing leftovers of module " + name + ": " + cleared.message());
   }
   const std::string file = "modules/" + name + ".so";
   fs::rename(staged, fs::path(options_.data_dir) / file, ec);
@@ -350,7 +353,8 @@ Status EngineImpl::ForgetModule(const std::string& module) {
                                 keys.emplace_back(key);
                                 return true;
                               });
-    for (size_t i = 0; st.ok() && i < keys.size(); ++i) st = session->Remove(table, keys[i]).status();
+    for (size_t i = 0; st.ok() && i < keys.size(); ++i)
+      st = session->Remove(table, keys[i]).status();
     if (!st.ok()) {
       session->Rollback();
       return st;
@@ -370,7 +374,8 @@ Status EngineImpl::ForgetModule(const std::string& module) {
 Status EngineImpl::DropModuleData(const std::string& module) {
   // Module names cannot contain '.', so these prefixes match this module's tables only.
   for (const std::string kind : {"depot.", "pstate."}) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind + module + "."));
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                            storage_->ListTables(kind + module + "."));
     for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
   }
   const fs::path file = fs::path(options_.data_dir) / "modules" / (module + ".so");

@@ -15,11 +15,11 @@
 
 #include "depot/depot.h"
 #include "module/loader.h"
+#include "pstate/pstate.h"
 #include "runtime/ack_tree.h"
 #include "runtime/append_path.h"
 #include "runtime/task_thread.h"
 #include "strata/module.h"
-#include "pstate/pstate.h"
 
 namespace strata::runtime {
 
@@ -54,7 +54,7 @@ struct ModuleRuntime {
   std::vector<PartitionRuntime> parts;  // each touched only by its owner thread
   // append_queues[depot][partition] (EngineImpl::PostAppend).
   std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
-  std::atomic<bool> closed{false};      // set by Destroy: appends are refused
+  std::atomic<bool> closed{false};  // set by Destroy: appends are refused
 
   // Progress waiters (WaitProcessed).
   std::mutex progress_mu;

@@ -28,8 +28,11 @@ Result<Outbox::Entry> DecodeEntry(std::string_view key, std::string_view value) 
       record == nullptr || !record->is_bytes()) {
     return Status::Corruption("a row of table meta.outbox is malformed: " + row->ToString());
   }
-  return Outbox::Entry{std::string(key), (*parts)[1].as_int(), (*parts)[0].as_string(),
-                       depot->as_string(), static_cast<int>(partition->as_int()),
+  return Outbox::Entry{std::string(key),
+                       (*parts)[1].as_int(),
+                       (*parts)[0].as_string(),
+                       depot->as_string(),
+                       static_cast<int>(partition->as_int()),
                        record->as_bytes()};
 }
 
@@ -40,15 +43,16 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(Storage& storage, Session& session)
   // Rows are few (only appends not made yet), so a scan finds the highest number in use.
   int64_t next = 0;
   Status decode_error;
-  STRATA_RETURN_IF_ERROR(session.Scan(table, "", "", false, [&](std::string_view key, std::string_view) {
-    Result<std::vector<Value>> parts = DecodeKeyTuple(key);
-    if (!parts.ok() || parts->size() != 2 || !(*parts)[1].is_int()) {
-      decode_error = Status::Corruption("a key of table meta.outbox does not decode");
-      return false;
-    }
-    next = std::max(next, (*parts)[1].as_int() + 1);
-    return true;
-  }));
+  STRATA_RETURN_IF_ERROR(
+      session.Scan(table, "", "", false, [&](std::string_view key, std::string_view) {
+        Result<std::vector<Value>> parts = DecodeKeyTuple(key);
+        if (!parts.ok() || parts->size() != 2 || !(*parts)[1].is_int()) {
+          decode_error = Status::Corruption("a key of table meta.outbox does not decode");
+          return false;
+        }
+        next = std::max(next, (*parts)[1].as_int() + 1);
+        return true;
+      }));
   STRATA_RETURN_IF_ERROR(decode_error);
   return std::unique_ptr<Outbox>(new Outbox(table, next));
 }
@@ -68,7 +72,8 @@ Result<std::string> Outbox::Put(Session& session, std::string_view module, std::
 
 Status Outbox::Remove(Session& session, std::string_view key) {
   STRATA_ASSIGN_OR_RETURN(bool removed, session.Remove(table_, key));
-  if (!removed) return Status::Corruption("meta.outbox has no row to remove (a record appended twice?)");
+  if (!removed)
+    return Status::Corruption("meta.outbox has no row to remove (a record appended twice?)");
   return Status::Ok();
 }
 
@@ -79,14 +84,15 @@ Status Outbox::ForEachLeftOver(Session& session, std::string_view module,
   const std::string prefix = EncodeKey(Value(std::string(module)));
   STRATA_RETURN_IF_ERROR(session.Scan(table_, prefix, PrefixEnd(prefix), false,
                                       [&](std::string_view key, std::string_view value) {
-    Result<Entry> entry = DecodeEntry(key, value);
-    if (!entry.ok()) {
-      error = entry.status();
-      return false;
-    }
-    if (entry->number < left_over_below_) entries.push_back(std::move(*entry));
-    return true;
-  }));
+                                        Result<Entry> entry = DecodeEntry(key, value);
+                                        if (!entry.ok()) {
+                                          error = entry.status();
+                                          return false;
+                                        }
+                                        if (entry->number < left_over_below_)
+                                          entries.push_back(std::move(*entry));
+                                        return true;
+                                      }));
   STRATA_RETURN_IF_ERROR(error);
   for (Entry& entry : entries) STRATA_RETURN_IF_ERROR(fn(std::move(entry)));
   return Status::Ok();

@@ -55,7 +55,7 @@ class Outbox {
 
   const TableId table_;
   const int64_t left_over_below_;  // rows numbered below it were put before Open
-  std::atomic<int64_t> next_;  // the sequence number of the next row
+  std::atomic<int64_t> next_;      // the sequence number of the next row
 };
 
 }  // namespace strata::runtime

@@ -18,9 +18,12 @@ int HashPartition(const Value& key, int partitions) {
 
 std::string PartitioningName(const DepotPartitioning& p) {
   switch (p.kind) {
-    case DepotPartitioning::Kind::kHash: return "hash(" + p.key_path.ToString() + ")";
-    case DepotPartitioning::Kind::kRandom: return "random";
-    case DepotPartitioning::Kind::kNoClientAppends: return "no client appends";
+    case DepotPartitioning::Kind::kHash:
+      return "hash(" + p.key_path.ToString() + ")";
+    case DepotPartitioning::Kind::kRandom:
+      return "random";
+    case DepotPartitioning::Kind::kNoClientAppends:
+      return "no client appends";
   }
   return "unknown";
 }
@@ -30,7 +33,8 @@ Result<int> ChoosePartition(const DepotDef& depot, const Value& record, int part
                             int current_partition) {
   switch (depot.partitioning.kind) {
     case DepotPartitioning::Kind::kHash: {
-      if (depot.partitioning.key_path.navigators().empty()) return HashPartition(record, partitions);
+      if (depot.partitioning.key_path.navigators().empty())
+        return HashPartition(record, partitions);
       Result<Value> key = SelectOne(record, depot.partitioning.key_path);
       if (!key.ok()) {
         return Status::InvalidArgument("depot " + depot.name + " partitions by " +
@@ -40,8 +44,10 @@ Result<int> ChoosePartition(const DepotDef& depot, const Value& record, int part
       }
       return HashPartition(*key, partitions);
     }
-    case DepotPartitioning::Kind::kRandom: return RandomPartition(partitions);
-    case DepotPartitioning::Kind::kNoClientAppends: return current_partition;
+    case DepotPartitioning::Kind::kRandom:
+      return RandomPartition(partitions);
+    case DepotPartitioning::Kind::kNoClientAppends:
+      return current_partition;
   }
   return Status::Internal("unknown partitioning of depot " + depot.name);
 }

@@ -16,7 +16,8 @@ namespace {
 // RAII for a session of the pool: reads on callers' threads (sessions are single-threaded).
 class PooledSession {
  public:
-  PooledSession(std::unique_ptr<Session> session, std::function<void(std::unique_ptr<Session>)> back)
+  PooledSession(std::unique_ptr<Session> session,
+                std::function<void(std::unique_ptr<Session>)> back)
       : session_(std::move(session)), back_(std::move(back)) {}
   ~PooledSession() {
     if (session_) back_(std::move(session_));
@@ -50,7 +51,8 @@ void EngineImpl::ReturnSession(std::unique_ptr<Session> session) {
 }
 
 Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const std::string& pstate,
-                                              const Path& path, std::optional<Value> partition_key) {
+                                              const Path& path,
+                                              std::optional<Value> partition_key) {
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, pstate));
   const PState& ps = *m->pstates[index];
@@ -69,13 +71,15 @@ Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const s
     }
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
-  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  PooledSession session(std::move(taken),
+                        [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
   return ps.Select(*session.get(), partition, path);
 }
 
 Result<Value> EngineImpl::SelectOne(const std::string& module, const std::string& pstate,
                                     const Path& path, std::optional<Value> partition_key) {
-  STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, Select(module, pstate, path, std::move(partition_key)));
+  STRATA_ASSIGN_OR_RETURN(std::vector<Value> values,
+                          Select(module, pstate, path, std::move(partition_key)));
   if (values.size() == 1) return std::move(values[0]);
   if (values.empty()) return Status::NotFound(path.ToString() + " selects nothing in " + pstate);
   return Status::InvalidArgument(path.ToString() + " selects " + std::to_string(values.size()) +
@@ -89,11 +93,14 @@ Result<std::vector<DepotEntry>> EngineImpl::ReadDepot(const std::string& module,
   STRATA_ASSIGN_OR_RETURN(int index, FindDepot(*m, depot));
   if (partition < 0 || partition >= m->partitions) {
     return Status::InvalidArgument("depot " + depot + " has partitions 0 to " +
-                                   std::to_string(m->partitions - 1) + ", not " + std::to_string(partition));
+                                   std::to_string(m->partitions - 1) + ", not " +
+                                   std::to_string(partition));
   }
-  if (limit <= 0) return Status::InvalidArgument("read limit must be positive, not " + std::to_string(limit));
+  if (limit <= 0)
+    return Status::InvalidArgument("read limit must be positive, not " + std::to_string(limit));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
-  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  PooledSession session(std::move(taken),
+                        [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
   STRATA_ASSIGN_OR_RETURN(auto records, m->depots[index]->Read(*session.get(), partition, from, to,
                                                                static_cast<size_t>(limit)));
   std::vector<DepotEntry> out;
@@ -102,7 +109,8 @@ Result<std::vector<DepotEntry>> EngineImpl::ReadDepot(const std::string& module,
     Result<Value> value = DecodeValue(record.data);
     if (!value.ok()) {
       return Status::Corruption("record " + std::to_string(record.offset) + " of depot " + depot +
-                                " partition " + std::to_string(partition) + ": " + value.status().message());
+                                " partition " + std::to_string(partition) + ": " +
+                                value.status().message());
     }
     out.push_back({record.offset, std::move(value).value()});
   }
@@ -178,7 +186,8 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
       stats.depots.push_back({depot, p, start, end});
       for (int t : m->consumers[d]) {
         const int64_t processed = m->trackers[t][d][p]->processed();
-        stats.topologies.push_back({m->def->topologies[t].name, depot, p, processed, end - processed});
+        stats.topologies.push_back(
+            {m->def->topologies[t].name, depot, p, processed, end - processed});
       }
     }
   }
@@ -190,7 +199,8 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
   // The page is read from the failures table (key order: topology, depot, partition,
   // offset), so a failure costs memory only while it is listed.
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
-  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  PooledSession session(std::move(taken),
+                        [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
   const std::string prefix = EncodeKey(Value(m->name));
   int64_t skip = options.failures_from;
   Status decode_error;
@@ -204,7 +214,8 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
         std::optional<TopologyFailure> failure;
         if (value.ok()) failure = FailureFromValue(*value);
         if (!failure) {
-          decode_error = Status::Corruption("a failure record of module " + m->name + " does not decode");
+          decode_error =
+              Status::Corruption("a failure record of module " + m->name + " does not decode");
           return false;
         }
         stats.failure_page.push_back(std::move(*failure));

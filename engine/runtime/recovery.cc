@@ -19,21 +19,22 @@ Result<std::vector<EngineImpl::LeftOverAppend>> EngineImpl::LeftOverAppends(
     const ModuleRuntime& m) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
   std::vector<LeftOverAppend> appends;
-  STRATA_RETURN_IF_ERROR(outbox_->ForEachLeftOver(*session, m.name, [&](Outbox::Entry entry) -> Status {
-    Result<int> depot = FindDepot(m, entry.depot);
-    if (!depot.ok() || entry.partition < 0 || entry.partition >= m.partitions) {
-      return Status::Corruption("meta.outbox holds a record for " + entry.module + " " + entry.depot +
-                                " partition " + std::to_string(entry.partition) +
-                                ", which the module does not have");
-    }
-    STRATA_ASSIGN_OR_RETURN(Value record, DecodeValue(entry.record));
-    LeftOverAppend append{*depot, entry.partition, AppendItem{}};
-    append.item.record = std::move(record);
-    append.item.bytes = std::move(entry.record);
-    append.item.outbox_key = std::move(entry.key);
-    appends.push_back(std::move(append));
-    return Status::Ok();
-  }));
+  STRATA_RETURN_IF_ERROR(
+      outbox_->ForEachLeftOver(*session, m.name, [&](Outbox::Entry entry) -> Status {
+        Result<int> depot = FindDepot(m, entry.depot);
+        if (!depot.ok() || entry.partition < 0 || entry.partition >= m.partitions) {
+          return Status::Corruption("meta.outbox holds a record for " + entry.module + " " +
+                                    entry.depot + " partition " + std::to_string(entry.partition) +
+                                    ", which the module does not have");
+        }
+        STRATA_ASSIGN_OR_RETURN(Value record, DecodeValue(entry.record));
+        LeftOverAppend append{*depot, entry.partition, AppendItem{}};
+        append.item.record = std::move(record);
+        append.item.bytes = std::move(entry.record);
+        append.item.outbox_key = std::move(entry.key);
+        appends.push_back(std::move(append));
+        return Status::Ok();
+      }));
   return appends;
 }
 
@@ -60,9 +61,8 @@ Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
     for (int p = 0; p < m->partitions; ++p) {
       int64_t from = INT64_MAX;
       for (int t : m->consumers[d]) from = std::min(from, m->trackers[t][d][p]->processed());
-      m->parts[p].Post([this, m, d, p, from](TaskThread& thread) {
-        ReplayChunk(thread, m, d, p, from);
-      });
+      m->parts[p].Post(
+          [this, m, d, p, from](TaskThread& thread) { ReplayChunk(thread, m, d, p, from); });
     }
   }
   return Status::Ok();
@@ -98,8 +98,9 @@ void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRun
 // its checksum) is read again one record at a time, so that only the records that cannot be
 // read fail — each recorded as a failure of its topologies, which lets their progress pass
 // it (otherwise WaitProcessed would wait for it forever) — and replay goes on after them.
-int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
-                                         int depot, int partition, int64_t next) {
+int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread,
+                                         const std::shared_ptr<ModuleRuntime>& m, int depot,
+                                         int partition, int64_t next) {
   Depot& d = *m->depots[depot];
   const std::string& depot_name = m->def->depots[depot].name;
   Result<int64_t> end = d.EndOffset(partition);
@@ -111,7 +112,8 @@ int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread, const std::shared_p
   }
   const int64_t stop = std::min(*end, next + static_cast<int64_t>(kReplayChunk));
   for (int64_t offset = next; offset < stop; ++offset) {
-    Result<std::vector<strata::DepotRecord>> one = d.Read(thread.session(), partition, offset, offset + 1, 1);
+    Result<std::vector<strata::DepotRecord>> one =
+        d.Read(thread.session(), partition, offset, offset + 1, 1);
     if (one.ok() && one->size() == 1) {
       ReplayRecord(thread, m, depot, partition, offset, (*one)[0].data, Status::Ok());
       continue;
@@ -129,8 +131,8 @@ int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread, const std::shared_p
   return stop < *end ? stop : -1;
 }
 
-void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
-                              int partition, int64_t offset, std::string_view data,
+void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
+                              int depot, int partition, int64_t offset, std::string_view data,
                               const Status& read_error) {
   std::vector<int> topologies;
   for (int t : m->consumers[depot]) {

@@ -20,13 +20,13 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/testing/engine_fixture.h"
 #include "runtime/meta_tables.h"
 #include "runtime/outbox.h"
+#include "runtime/testing/engine_fixture.h"
 #include "storage/storage.h"
 #include "strata/key_codec.h"
-#include "strata/value_codec.h"
 #include "strata/testing/test_seed.h"
+#include "strata/value_codec.h"
 
 namespace strata {
 namespace {
@@ -72,7 +72,8 @@ std::string KeyOf(int64_t n) {
         ns.push_back(n);
         batch.push_back(Value::MapOf({{"k", KeyOf(n)}, {"n", n}}));
       }
-      Result<std::vector<AppendResult>> r = engine->AppendBatch("rt_test", "*crash", std::move(batch));
+      Result<std::vector<AppendResult>> r =
+          engine->AppendBatch("rt_test", "*crash", std::move(batch));
       if (!r.ok()) _exit(12);
       for (const AppendResult& a : *r) {
         if (!a.failure.ok()) _exit(13);
@@ -112,7 +113,8 @@ TEST_F(RecoveryTest, Kill9ResumesEveryTopologyFromItsProgress) {
       if (poll(&pfd, 1, timeout_ms) <= 0) return false;
       const ssize_t got = read(fds[0], buffer.data(), buffer.size() * sizeof(int64_t));
       if (got <= 0) return false;
-      for (ssize_t i = 0; i < got / static_cast<ssize_t>(sizeof(int64_t)); ++i) acked.insert(buffer[i]);
+      for (ssize_t i = 0; i < got / static_cast<ssize_t>(sizeof(int64_t)); ++i)
+        acked.insert(buffer[i]);
       return true;
     };
     // Every third round dies at a random moment of open and replay; the others once the
@@ -123,13 +125,13 @@ TEST_F(RecoveryTest, Kill9ResumesEveryTopologyFromItsProgress) {
       const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
       while (acked.size() == before && std::chrono::steady_clock::now() < limit) drain(5);
     }
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(rng() % 700);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(rng() % 700);
     while (std::chrono::steady_clock::now() < deadline) drain(5);
     kill(child, SIGKILL);
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status) << " in round " << round;
+    ASSERT_TRUE(WIFSIGNALED(status))
+        << "child exited with " << WEXITSTATUS(status) << " in round " << round;
     while (drain(0)) {
     }
     close(fds[0]);
@@ -145,17 +147,20 @@ TEST_F(RecoveryTest, Kill9ResumesEveryTopologyFromItsProgress) {
   std::map<std::string, std::set<int64_t>> derived_sets;
   std::set<int64_t> in_depot;
   for (int p = 0; p < kPartitions; ++p) {
-    for (const DepotEntry& e : Must(engine_->ReadDepot("rt_test", "*crash", p, 0, INT64_MAX, 1 << 30))) {
+    for (const DepotEntry& e :
+         Must(engine_->ReadDepot("rt_test", "*crash", p, 0, INT64_MAX, 1 << 30))) {
       const int64_t n = e.record.Find("n")->as_int();
       in_depot.insert(n);
       crash_sets[KeyOf(n)].insert(n);
       ++crash_counts[KeyOf(n)];
     }
-    for (const DepotEntry& e : Must(engine_->ReadDepot("rt_test", "*derived", p, 0, INT64_MAX, 1 << 30))) {
+    for (const DepotEntry& e :
+         Must(engine_->ReadDepot("rt_test", "*derived", p, 0, INT64_MAX, 1 << 30))) {
       derived_sets[e.record.Find("k")->as_string()].insert(e.record.Find("n")->as_int());
     }
   }
-  for (int64_t n : acked) ASSERT_TRUE(in_depot.count(n)) << "acknowledged record " << n << " is lost";
+  for (int64_t n : acked)
+    ASSERT_TRUE(in_depot.count(n)) << "acknowledged record " << n << " is lost";
   for (const auto& [k, ns] : crash_sets) {
     Value expected = Value::EmptySet();
     for (int64_t n : ns) expected.Add(n);
@@ -163,7 +168,8 @@ TEST_F(RecoveryTest, Kill9ResumesEveryTopologyFromItsProgress) {
     // Every processed record appended its derived record, at least once.
     EXPECT_EQ(derived_sets[k], ns) << k;
     EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$derived_sets", Path().Key(k))), expected) << k;
-    const int64_t count = Must(engine_->SelectOne("rt_test", "$$crash_counts", Path().Key(k))).as_int();
+    const int64_t count =
+        Must(engine_->SelectOne("rt_test", "$$crash_counts", Path().Key(k))).as_int();
     EXPECT_GE(count, crash_counts[k]) << "the counter of " << k << " is behind its recomputation";
   }
   ModuleStats stats = Must(engine_->Stats("rt_test"));
@@ -198,7 +204,8 @@ std::vector<std::string> TablesOfRtTest(const std::string& data_dir) {
   std::unique_ptr<Storage> storage = Must(Storage::Open(options));
   if (!storage) return {"<storage did not open>"};
   std::vector<std::string> tables = Must(storage->ListTables("depot.rt_test."));
-  for (std::string& t : Must(storage->ListTables("pstate.rt_test."))) tables.push_back(std::move(t));
+  for (std::string& t : Must(storage->ListTables("pstate.rt_test.")))
+    tables.push_back(std::move(t));
   return tables;
 }
 
@@ -213,7 +220,8 @@ void ExpectRedeployStartsEmpty(Engine& engine) {
   ModuleStats stats = Must(engine.Stats("rt_test"));
   for (const TopologyPartitionStats& t : stats.topologies) {
     const int64_t expected = t.depot == "*kv" && t.partition == appended.partition ? 1 : 0;
-    EXPECT_EQ(t.processed_offset, expected) << t.topology << " on " << t.depot << " partition " << t.partition;
+    EXPECT_EQ(t.processed_offset, expected)
+        << t.topology << " on " << t.depot << " partition " << t.partition;
   }
 }
 
@@ -226,7 +234,9 @@ TEST_F(RecoveryTest, DestroyKilledAfterItsMetadataIsGoneLeavesNothingReused) {
   if (child == 0) {
     {
       Result<std::unique_ptr<Engine>> engine = Engine::Open(SmallEngineOptions(data_dir()));
-      if (!engine.ok() || !(*engine)->Deploy(STRATA_RT_TEST_MODULE, {.partitions = kPartitions}).ok()) _exit(20);
+      if (!engine.ok() ||
+          !(*engine)->Deploy(STRATA_RT_TEST_MODULE, {.partitions = kPartitions}).ok())
+        _exit(20);
       AppendKvOrExit(**engine);
     }
     StorageOptions options;
@@ -296,7 +306,9 @@ TEST_F(RecoveryTest, Kill9DuringDestroyLeavesTheModuleWholeOrGone) {
     if (child == 0) {
       close(fds[0]);
       Result<std::unique_ptr<Engine>> engine = Engine::Open(SmallEngineOptions(dir));
-      if (!engine.ok() || !(*engine)->Deploy(STRATA_RT_TEST_MODULE, {.partitions = kPartitions}).ok()) _exit(20);
+      if (!engine.ok() ||
+          !(*engine)->Deploy(STRATA_RT_TEST_MODULE, {.partitions = kPartitions}).ok())
+        _exit(20);
       AppendKvOrExit(**engine);
       if (write(fds[1], "r", 1) != 1) _exit(29);
       if (!(*engine)->Destroy("rt_test").ok()) _exit(30);
@@ -313,7 +325,8 @@ TEST_F(RecoveryTest, Kill9DuringDestroyLeavesTheModuleWholeOrGone) {
     kill(child, SIGKILL);
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status) << " in round " << round;
+    ASSERT_TRUE(WIFSIGNALED(status))
+        << "child exited with " << WEXITSTATUS(status) << " in round " << round;
 
     const bool had_tables = !TablesOfRtTest(dir).empty();
     std::unique_ptr<Engine> engine = Must(Engine::Open(SmallEngineOptions(dir)));
@@ -336,8 +349,9 @@ TEST_F(RecoveryTest, Kill9DuringDestroyLeavesTheModuleWholeOrGone) {
       ExpectRedeployStartsEmpty(*engine);
     }
   }
-  std::printf("after kill -9 during Destroy: %d rounds whole, %d gone (%d of them leaving its tables)\n",
-              whole, gone, gone_with_tables);
+  std::printf(
+      "after kill -9 during Destroy: %d rounds whole, %d gone (%d of them leaving its tables)\n",
+      whole, gone, gone_with_tables);
 }
 
 // The data directory opened directly, with the engine closed (to plant rows or damage).
@@ -405,7 +419,8 @@ TEST_F(RecoveryTest, LeftOverOutboxRowsAndRowsOfReplayedStepsAreEachAppendedOnce
     std::unique_ptr<runtime::Outbox> outbox = Must(runtime::Outbox::Open(*storage, *session));
     ASSERT_TRUE(session->Begin().ok());
     for (int p = 0; p < kPartitions; ++p) {  // every *crash record replays
-      ASSERT_TRUE(Must(session->Remove(progress, runtime::ProgressKey("rt_test", "crash", "*crash", p))));
+      ASSERT_TRUE(
+          Must(session->Remove(progress, runtime::ProgressKey("rt_test", "crash", "*crash", p))));
     }
     std::string bytes;
     AppendValue(planted, &bytes);
@@ -429,10 +444,13 @@ TEST_F(RecoveryTest, LeftOverOutboxRowsAndRowsOfReplayedStepsAreEachAppendedOnce
   TableId table = Must(storage->OpenTable("meta.outbox", TableKind::kBytes));
   std::unique_ptr<Session> session = Must(storage->OpenSession());
   size_t rows = 0;
-  ASSERT_TRUE(session->Scan(table, "", "", false, [&](std::string_view, std::string_view) {
-    ++rows;
-    return true;
-  }).ok());
+  ASSERT_TRUE(session
+                  ->Scan(table, "", "", false,
+                         [&](std::string_view, std::string_view) {
+                           ++rows;
+                           return true;
+                         })
+                  .ok());
   EXPECT_EQ(rows, 0u) << "outbox rows were left behind";
 }
 
@@ -480,14 +498,17 @@ TEST_F(RecoveryTest, FailureRowsWithAWholeRecordAreCutWhenLoaded) {
   EXPECT_EQ(stats.failures, 1);
   ASSERT_EQ(stats.failure_page.size(), 1u);
   EXPECT_LE(stats.failure_page[0].message.size(), kMaxFailureMessageBytes);
-  EXPECT_TRUE(stats.failure_page[0].message.starts_with("an old message with the whole record zzz"));
-  EXPECT_TRUE(stats.failure_page[0].message.ends_with(" bytes more)")) << stats.failure_page[0].message;
+  EXPECT_TRUE(
+      stats.failure_page[0].message.starts_with("an old message with the whole record zzz"));
+  EXPECT_TRUE(stats.failure_page[0].message.ends_with(" bytes more)"))
+      << stats.failure_page[0].message;
   engine_.reset();
   std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir())));
   ASSERT_TRUE(storage);
   std::map<std::string, std::string> rows = FailureRows(*storage);
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_LT(rows.begin()->second.size(), kMaxFailureMessageBytes + 200) << "the row was not rewritten";
+  EXPECT_LT(rows.begin()->second.size(), kMaxFailureMessageBytes + 200)
+      << "the row was not rewritten";
 }
 
 // A Logger that keeps every line ("LEVEL message"), to check what the engine reported.
@@ -510,8 +531,8 @@ class CapturingLogger final : public Logger {
 // Damages a depot partition the way a lost block would: the record at `lost` disappears
 // below the end offset (the table is rewritten without it), and the progress markers of
 // `topology` on it are removed so that the next Open replays the partition from 0.
-void LoseDepotRecord(const std::string& data_dir, const std::string& depot, const std::string& topology,
-                     int partition, int64_t lost) {
+void LoseDepotRecord(const std::string& data_dir, const std::string& depot,
+                     const std::string& topology, int partition, int64_t lost) {
   std::unique_ptr<Storage> storage = Must(Storage::Open(OfflineStorageOptions(data_dir)));
   ASSERT_TRUE(storage);
   const std::string name = "depot.rt_test." + depot.substr(1) + "." + std::to_string(partition);
@@ -520,10 +541,13 @@ void LoseDepotRecord(const std::string& data_dir, const std::string& depot, cons
     TableId table = Must(storage->OpenTable(name, TableKind::kLog));
     std::unique_ptr<Session> session = Must(storage->OpenSession());
     ASSERT_TRUE(session);
-    ASSERT_TRUE(session->ScanRecords(table, 0, INT64_MAX, [&](int64_t offset, std::string_view data) {
-      records.emplace_back(offset, std::string(data));
-      return true;
-    }).ok());
+    ASSERT_TRUE(session
+                    ->ScanRecords(table, 0, INT64_MAX,
+                                  [&](int64_t offset, std::string_view data) {
+                                    records.emplace_back(offset, std::string(data));
+                                    return true;
+                                  })
+                    .ok());
   }
   ASSERT_TRUE(storage->DropTable(name).ok());
   TableId table = Must(storage->OpenTable(name, TableKind::kLog));
@@ -549,12 +573,14 @@ TEST_F(RecoveryTest, AnUnreadableRecordAtReplayIsARecordedFailureAndReplayGoesOn
   constexpr int kLost = 2;
   std::vector<Value> batch;
   for (int i = 0; i < kRecords; ++i) batch.push_back(KV("lost", i));  // one key: one partition
-  std::vector<AppendResult> appended = Must(engine_->AppendBatch("rt_test", "*kv", std::move(batch)));
+  std::vector<AppendResult> appended =
+      Must(engine_->AppendBatch("rt_test", "*kv", std::move(batch)));
   ASSERT_EQ(appended.size(), static_cast<size_t>(kRecords));
   const int partition = appended[0].partition;
   const int64_t lost = appended[kLost].offset;
   const int64_t end = appended.back().offset + 1;
-  const Value totals_before = Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records")));
+  const Value totals_before =
+      Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records")));
   ASSERT_TRUE(totals_before.is_int());
   engine_.reset();
   LoseDepotRecord(data_dir(), "*kv", "kv", partition, lost);
@@ -586,14 +612,16 @@ TEST_F(RecoveryTest, AnUnreadableRecordAtReplayIsARecordedFailureAndReplayGoesOn
   EXPECT_EQ(failure.partition, partition);
   EXPECT_EQ(failure.offset, lost);
   EXPECT_TRUE(failure.message.starts_with("replay could not read the record: ")) << failure.message;
-  EXPECT_NE(failure.message.find("offset " + std::to_string(lost) + " is missing"), std::string::npos)
+  EXPECT_NE(failure.message.find("offset " + std::to_string(lost) + " is missing"),
+            std::string::npos)
       << failure.message;
   // Every other record was replayed through kv (it counts each into the global total).
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$totals", Path().Key("records"))),
             Value(totals_before.as_int() + kRecords - 1));
   int error_lines = 0;
   for (const std::string& line : logger->lines()) {
-    if (line.starts_with("ERROR ") && line.find("offset " + std::to_string(lost) + " cannot be read") != std::string::npos) {
+    if (line.starts_with("ERROR ") &&
+        line.find("offset " + std::to_string(lost) + " cannot be read") != std::string::npos) {
       ++error_lines;
     }
   }

@@ -40,14 +40,16 @@ int main(int argc, char** argv) {
         std::vector<strata::Value> sentences;
         for (int j = 0; j < batch; ++j) {
           const int64_t n = i + j + t;
-          sentences.emplace_back(std::string(words[n % 8]) + " " + words[(n / 8) % 8] + " " + words[(n / 64) % 8]);
+          sentences.emplace_back(std::string(words[n % 8]) + " " + words[(n / 8) % 8] + " " +
+                                 words[(n / 64) % 8]);
         }
         {
           std::unique_lock lock(mu);
           cv.wait(lock, [&] { return in_flight < 64; });
           ++in_flight;
         }
-        (*engine)->AppendAsync("rt_test", "*sentences", std::move(sentences), strata::AckLevel::kProcessed,
+        (*engine)->AppendAsync("rt_test", "*sentences", std::move(sentences),
+                               strata::AckLevel::kProcessed,
                                [&](strata::Result<std::vector<strata::AppendResult>> r) {
                                  if (!r.ok()) failures.fetch_add(1);
                                  std::lock_guard lock(mu);
@@ -60,12 +62,14 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& a : appenders) a.join();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int64_t done = records / threads / batch * batch * threads;
-  std::printf("%lld processed appends (3 words each, 2 topology hops) in %.2f s: %.0f records/s, "
-              "%d appender threads, batches of %d, %u task threads, failures %lld\n",
-              static_cast<long long>(done), seconds, done / seconds, threads, batch,
-              std::thread::hardware_concurrency(), static_cast<long long>(failures.load()));
+  std::printf(
+      "%lld processed appends (3 words each, 2 topology hops) in %.2f s: %.0f records/s, "
+      "%d appender threads, batches of %d, %u task threads, failures %lld\n",
+      static_cast<long long>(done), seconds, done / seconds, threads, batch,
+      std::thread::hardware_concurrency(), static_cast<long long>(failures.load()));
   engine->reset();
   std::filesystem::remove_all(dir);
   return 0;

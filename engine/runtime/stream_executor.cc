@@ -9,7 +9,8 @@
 
 namespace strata::runtime {
 
-StreamExecutor::StreamExecutor(EngineImpl& engine, int threads) : engine_(engine), groups_(threads) {}
+StreamExecutor::StreamExecutor(EngineImpl& engine, int threads)
+    : engine_(engine), groups_(threads) {}
 
 // Runs the event inside the thread's event group: its effects commit with the group's, and
 // it completes when the group settles. A step that fails rolls the group back: the members
@@ -18,7 +19,8 @@ StreamExecutor::StreamExecutor(EngineImpl& engine, int threads) : engine_(engine
 void StreamExecutor::RunEvent(TaskThread& thread, ModuleRuntime& m, int partition, Event event) {
   EventGroup& group = groups_[thread.index()];
   const std::shared_ptr<TopologyRun>& run = event.run;
-  auto ctx = std::make_unique<StepContext>(m, *engine_.outbox_, thread.group_session(), partition, run->record->id,
+  auto ctx = std::make_unique<StepContext>(m, *engine_.outbox_, thread.group_session(), partition,
+                                           run->record->id,
                                            /*grouped=*/true);
   const auto started = std::chrono::steady_clock::now();
   Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
@@ -125,7 +127,7 @@ void StreamExecutor::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int par
 }
 
 Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology,
-                          int first_op, const Value& input) {
+                              int first_op, const Value& input) {
   // The frontier starts as the borrowed input (the caller keeps it for a rerun); values the
   // ops emit are owned and move on into hops.
   std::vector<Value> owned;
@@ -171,7 +173,9 @@ Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const Topology
         case TopologyOp::Kind::kAllPartitions:
           for (int p = 0; p < m.partitions; ++p) ctx.AddHop(p, i + 1, value);
           break;
-        case TopologyOp::Kind::kGlobal: ctx.AddHop(0, i + 1, std::move(value)); break;
+        case TopologyOp::Kind::kGlobal:
+          ctx.AddHop(0, i + 1, std::move(value));
+          break;
         case TopologyOp::Kind::kShuffle:
           ctx.AddHop(RandomPartition(m.partitions), i + 1, std::move(value));
           break;
@@ -182,14 +186,15 @@ Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const Topology
                           "op " + std::to_string(i) + " (direct): " + p.status().message());
           }
           if (*p < 0 || *p >= m.partitions) {
-            return Status::InvalidArgument("op " + std::to_string(i) + " (direct) chose partition " +
-                                           std::to_string(*p) + ", outside [0, " +
-                                           std::to_string(m.partitions) + ")");
+            return Status::InvalidArgument("op " + std::to_string(i) +
+                                           " (direct) chose partition " + std::to_string(*p) +
+                                           ", outside [0, " + std::to_string(m.partitions) + ")");
           }
           ctx.AddHop(static_cast<int>(*p), i + 1, std::move(value));
           break;
         }
-        case TopologyOp::Kind::kEach: break;
+        case TopologyOp::Kind::kEach:
+          break;
       }
     }
     return Status::Ok();
@@ -200,7 +205,7 @@ Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const Topology
 // Runs after the commit: children are added to the run before the event completes, so the
 // run cannot reach zero while a branch is still to come.
 void StreamExecutor::ReleaseEffects(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
-                          const std::shared_ptr<TopologyRun>& run) {
+                                    const std::shared_ptr<TopologyRun>& run) {
   if (ctx.ack_return()) {
     std::lock_guard lock(run->record->mu);
     run->record->ack_returns[run->slot].second = std::move(*ctx.ack_return());
@@ -253,9 +258,9 @@ void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const To
     AppendValue(FailureToValue(failure), &row);
     Status st = session.Put(engine_.failures_table_, key, row);
     if (!st.ok()) {
-      engine_.logger_->Error("recording a failure of topology " + topology.name + " (" + failure.depot +
-                             " partition " + std::to_string(id.partition) + " offset " +
-                             std::to_string(id.offset) + ") failed: " + st.ToString());
+      engine_.logger_->Error("recording a failure of topology " + topology.name + " (" +
+                             failure.depot + " partition " + std::to_string(id.partition) +
+                             " offset " + std::to_string(id.offset) + ") failed: " + st.ToString());
     }
     ++m.failure_count;
   }
@@ -263,10 +268,10 @@ void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const To
   {
     std::lock_guard lock(run.record->mu);
     if (run.record->failure.ok()) {
-      run.record->failure = Status::UserError("topology " + topology.name + " gave up on " +
-                                              failure.depot + " partition " +
-                                              std::to_string(id.partition) + " offset " +
-                                              std::to_string(id.offset) + " " + failure.message);
+      run.record->failure =
+          Status::UserError("topology " + topology.name + " gave up on " + failure.depot +
+                            " partition " + std::to_string(id.partition) + " offset " +
+                            std::to_string(id.offset) + " " + failure.message);
     }
   }
 }

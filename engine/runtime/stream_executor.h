@@ -79,7 +79,8 @@ class StepContext final : public TopologyContext {
   Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
     if (pstate->schema().global && partition_ != 0) {
-      return Status::InvalidArgument(ref.name + " is a global PState: only partition 0 may write it, "
+      return Status::InvalidArgument(ref.name +
+                                     " is a global PState: only partition 0 may write it, "
                                      "and this step runs on partition " +
                                      std::to_string(partition_) + " (route with Global() first)");
     }
@@ -93,8 +94,8 @@ class StepContext final : public TopologyContext {
       return Status::InvalidArgument("module " + module_.name + " has no depot " + ref.name);
     }
     STRATA_RETURN_IF_ERROR(CheckRecord(depots[ref.index], record));
-    STRATA_ASSIGN_OR_RETURN(int partition,
-                            ChoosePartition(depots[ref.index], record, module_.partitions, partition_));
+    STRATA_ASSIGN_OR_RETURN(
+        int partition, ChoosePartition(depots[ref.index], record, module_.partitions, partition_));
     STRATA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeValueChecked(record));
     AppendItem item;
     item.bytes.assign(bytes.begin(), bytes.end());
@@ -112,7 +113,9 @@ class StepContext final : public TopologyContext {
   void SetAckReturn(Value value) override { ack_return_ = std::move(value); }
 
   void set_emitted(std::vector<Value>* emitted) { emitted_ = emitted; }
-  void AddHop(int partition, int op, Value value) { hops_.push_back({partition, op, std::move(value)}); }
+  void AddHop(int partition, int op, Value value) {
+    hops_.push_back({partition, op, std::move(value)});
+  }
   std::vector<Hop>& hops() { return hops_; }
   std::vector<PendingAppend>& appends() { return appends_; }
   std::optional<Value>& ack_return() { return ack_return_; }
@@ -131,7 +134,8 @@ class StepContext final : public TopologyContext {
 
   Result<const PState*> Resolve(const PStateRef& ref) const {
     const std::vector<PStateDef>& defs = module_.def->pstates;
-    if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) || defs[ref.index].name != ref.name) {
+    if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) ||
+        defs[ref.index].name != ref.name) {
       return Status::InvalidArgument("module " + module_.name + " has no PState " + ref.name);
     }
     return module_.pstates[ref.index].get();
@@ -192,8 +196,8 @@ class StreamExecutor {
                     std::string message);
 
  private:
-  void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event,
-                     int attempts, int made, Status error);
+  void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event, int attempts,
+                     int made, Status error);
   void RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members);
   // The error of a step that started at `started` and ran longer than step_timeout_ms; such
   // a step is rolled back and recorded as failed without a retry.

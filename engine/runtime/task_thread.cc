@@ -22,7 +22,9 @@ TaskThread::~TaskThread() {
   if (thread_.joinable()) thread_.join();
 }
 
-void TaskThread::Start() { thread_ = std::thread([this] { Loop(); }); }
+void TaskThread::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void TaskThread::Post(const std::shared_ptr<TaskLane>& lane, Task task) {
   Enqueue(lane, std::move(task), false);
@@ -81,7 +83,9 @@ void TaskThread::Loop() {
     size_t round = 0;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !ring_.empty() || !barriers_.empty() || !dirty_.empty(); });
+      cv_.wait(lock, [&] {
+        return stopping_ || !ring_.empty() || !barriers_.empty() || !dirty_.empty();
+      });
       if (stopping_ && ring_.empty() && barriers_.empty() && dirty_.empty()) return;
       round = ring_.size();  // the lanes with tasks now; lanes that get tasks meanwhile wait
     }
@@ -135,7 +139,8 @@ void TaskThread::RunDueBarriers() {
   while (!barriers_.empty()) {
     // Every lane with tasks is in the ring here, and a lane's tasks are in posting order.
     uint64_t oldest = UINT64_MAX;
-    for (const std::shared_ptr<TaskLane>& lane : ring_) oldest = std::min(oldest, lane->entries.front().seq);
+    for (const std::shared_ptr<TaskLane>& lane : ring_)
+      oldest = std::min(oldest, lane->entries.front().seq);
     if (oldest < barriers_.front().seq) return;
     Task task = std::move(barriers_.front().task);
     barriers_.pop_front();

@@ -113,11 +113,11 @@ class TaskThread {
   std::condition_variable cv_;
   // Lanes with tasks, in serving order. A lane being run is out of the ring; its remaining
   // tasks are put back before the lock is released between slices.
-  std::deque<std::shared_ptr<TaskLane>> ring_;             // GUARDED_BY(mu_)
-  std::deque<Barrier> barriers_;                           // GUARDED_BY(mu_)
-  uint64_t next_seq_ = 0;                                  // GUARDED_BY(mu_)
+  std::deque<std::shared_ptr<TaskLane>> ring_;           // GUARDED_BY(mu_)
+  std::deque<Barrier> barriers_;                         // GUARDED_BY(mu_)
+  uint64_t next_seq_ = 0;                                // GUARDED_BY(mu_)
   std::vector<std::shared_ptr<ProgressTracker>> dirty_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;                                  // GUARDED_BY(mu_)
+  bool stopping_ = false;                                // GUARDED_BY(mu_)
 };
 
 }  // namespace strata::runtime

@@ -180,7 +180,8 @@ TEST(CorruptionTest, OutOfFileDescriptorsIsReportedOnceAsFatal) {
   close(fds[0]);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << ": " << reported;
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "status " << status << ": " << reported;
   EXPECT_EQ(std::count(reported.begin(), reported.end(), '\n'), 1) << reported;
   EXPECT_NE(reported.find("IOError: WiredTiger panicked"), std::string::npos) << reported;
   EXPECT_NE(reported.find("Too many open files"), std::string::npos) << reported;
@@ -313,7 +314,8 @@ TEST(LogDamageTest, DamagedRecordInTheMiddleRefusesToOpenUnlessAccepted) {
   ASSERT_GT(records.size(), 100u);
   // The rows recovery finds in an intact copy, to compare with what accepting the loss keeps.
   TempDir intact;
-  fs::copy(dir.path(), intact.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  fs::copy(dir.path(), intact.path(),
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   int intact_rows = 0;
   {
     std::unique_ptr<Storage> storage = Storage::Open(LogTestOptions(intact.path())).value();
@@ -401,7 +403,8 @@ TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
     if (tail == Tail::kDamaged) {
       ASSERT_EQ(warnings.size(), 1u);
       EXPECT_NE(warnings[0].find("last record"), std::string::npos) << warnings[0];
-      EXPECT_NE(warnings[0].find("offset " + std::to_string(pos)), std::string::npos) << warnings[0];
+      EXPECT_NE(warnings[0].find("offset " + std::to_string(pos)), std::string::npos)
+          << warnings[0];
     } else {
       EXPECT_TRUE(warnings.empty()) << warnings[0];
     }

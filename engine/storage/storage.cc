@@ -291,12 +291,14 @@ Status CheckLogBeforeRecovery(const StorageOptions& options) {
   }
   if (!options.accept_log_loss) {
     return Status::Corruption(
-        what + ". Not opening: copy the data directory aside first, then see docs/storage.md "
-               "(\"Damaged log\"): wt verify / wt salvage, or open with accept_log_loss "
-               "(stratad --accept-log-loss) to recover up to the damaged record and lose the rest");
+        what +
+        ". Not opening: copy the data directory aside first, then see docs/storage.md "
+        "(\"Damaged log\"): wt verify / wt salvage, or open with accept_log_loss "
+        "(stratad --accept-log-loss) to recover up to the damaged record and lose the rest");
   }
-  Warn(options, what + "; accept_log_loss is set: recovering up to the damaged record and "
-                       "dropping the rest");
+  Warn(options, what +
+                    "; accept_log_loss is set: recovering up to the damaged record and "
+                    "dropping the rest");
   return Status::Ok();
 }
 
@@ -395,8 +397,9 @@ class Storage::Impl {
     // Closing the connection closes the internal sessions and takes a checkpoint.
     int ret = conn_->close(conn_, nullptr);
     if (ret != 0) {
-      sink_->Report(true, capture.ToStatus(ret, "closing the database in '" + options_.path + "'")
-                              .ToString());
+      sink_->Report(
+          true,
+          capture.ToStatus(ret, "closing the database in '" + options_.path + "'").ToString());
     }
   }
 
@@ -448,8 +451,7 @@ class Storage::Impl {
  private:
   void FlusherLoop();
   Status Flush();
-  Result<std::string> ReadTableMetadata(std::string_view name, bool* found)
-      REQUIRES(schema_mu_);
+  Result<std::string> ReadTableMetadata(std::string_view name, bool* found) REQUIRES(schema_mu_);
 
   // Schema operations (create, drop, metadata reads) run one at a time on schema_session_.
   Mutex schema_mu_;

@@ -26,8 +26,8 @@ namespace strata {
 // and a test or benchmark that opens a Storage directly states its own. Open refuses a
 // value out of range, 0 included, except checkpoint_log_bytes, where 0 is meaningful.
 struct StorageOptions {
-  std::string path;                // data directory; created when missing
-  uint64_t cache_size_bytes = 0;   // WiredTiger cache: bounds the memory used; >= 1 MiB
+  std::string path;               // data directory; created when missing
+  uint64_t cache_size_bytes = 0;  // WiredTiger cache: bounds the memory used; >= 1 MiB
   // A checkpoint runs every checkpoint_interval_s (>= 1) and also after
   // checkpoint_log_bytes of log (0: by time only). Recovery after a crash replays the log
   // written since the last checkpoint, so the log bound is what bounds restart time under

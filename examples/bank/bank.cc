@@ -17,7 +17,8 @@
 // A record with a mistyped or unknown field is refused at append by the depot's record
 // schema (SCHEMA_VIOLATION) and never enters the log. A record with a missing field or an
 // amount that is not positive is a user error: the step fails, the runtime records the
-// failure and a `processed` appender gets an error. A transfer the source account cannot cover is rejected: recorded in
+// failure and a `processed` appender gets an error. A transfer the source account cannot cover is
+// rejected: recorded in
 // $$rejected and answered {"status": "rejected", "reason": ..., "balance": b}. Both
 // decisions are final: a transfer id seen again (a replay after a crash, or a client
 // retry with the same id) gets its first answer and moves no money.
@@ -123,7 +124,8 @@ Status Debit(const Pstates& p, TopologyContext& ctx, const Value& record) {
 Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
   const Value& to = *record.Find(Value("to"));
   Value credit_key = Value::ListOf({*record.Find(Value("from")), *record.Find(Value("id"))});
-  STRATA_ASSIGN_OR_RETURN(Value credited, ctx.SelectOne(p.applied_credits, Path().Key(to, credit_key)));
+  STRATA_ASSIGN_OR_RETURN(Value credited,
+                          ctx.SelectOne(p.applied_credits, Path().Key(to, credit_key)));
   if (!credited.is_nil()) return Status::Ok();
   STRATA_RETURN_IF_ERROR(
       ctx.Transform(p.balances, Path().Key(to).Add(*record.Find(Value("amount")))).status());
@@ -133,21 +135,22 @@ Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
 void Define(strata::ModuleBuilder& m) {
   // The record schemas refuse a mistyped field at append; the steps check what a schema
   // cannot say (a field present, an amount > 0).
-  strata::DepotRef deposits = m.Depot(
-      "*deposits", strata::DepotPartitioning::Hash(Path().Key("account")),
-      Schema::Record({{"account", Schema::String()}, {"amount", Schema::Int64()}}));
-  strata::DepotRef transfers = m.Depot(
-      "*transfers", strata::DepotPartitioning::Hash(Path().Key("from")),
-      Schema::Record({{"id", Schema::String()},
-                      {"from", Schema::String()},
-                      {"to", Schema::String()},
-                      {"amount", Schema::Int64()}}));
+  strata::DepotRef deposits =
+      m.Depot("*deposits", strata::DepotPartitioning::Hash(Path().Key("account")),
+              Schema::Record({{"account", Schema::String()}, {"amount", Schema::Int64()}}));
+  strata::DepotRef transfers =
+      m.Depot("*transfers", strata::DepotPartitioning::Hash(Path().Key("from")),
+              Schema::Record({{"id", Schema::String()},
+                              {"from", Schema::String()},
+                              {"to", Schema::String()},
+                              {"amount", Schema::Int64()}}));
 
   Pstates p;
   p.balances = m.PState("$$balances", Schema::Map(Schema::String(), Schema::Int64()));
   p.deposit_offsets = m.PState("$$deposit_offsets", Schema::Map(Schema::String(), Schema::Int64()));
-  p.applied_debits = m.PState(
-      "$$applied_debits", Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));
+  p.applied_debits =
+      m.PState("$$applied_debits",
+               Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));
   p.applied_credits = m.PState(
       "$$applied_credits",
       Schema::Map(Schema::String(), Schema::Set(Schema::List(Schema::String())).Subindexed()));
@@ -155,9 +158,8 @@ void Define(strata::ModuleBuilder& m) {
       "$$rejected",
       Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::String()).Subindexed()));
 
-  m.Stream("deposit").Source(deposits).Each([p](TopologyContext& ctx, const Value& r) {
-    return Deposit(p, ctx, r);
-  });
+  m.Stream("deposit").Source(deposits).Each(
+      [p](TopologyContext& ctx, const Value& r) { return Deposit(p, ctx, r); });
   m.Stream("transfer")
       .Source(transfers)
       .Each([p](TopologyContext& ctx, const Value& r) { return Debit(p, ctx, r); })

@@ -45,7 +45,8 @@ Status CheckOrder(const Value& order) {
   }
   const Value* amount = order.Find(Value("amount"));
   if (amount == nullptr || !amount->is_int()) {
-    return Status::InvalidArgument("*orders: field \"amount\" must be an int64 in " + order.ToString());
+    return Status::InvalidArgument("*orders: field \"amount\" must be an int64 in " +
+                                   order.ToString());
   }
   return Status::Ok();
 }
@@ -63,7 +64,8 @@ Status Place(const PStateRef& orders, const DepotRef& shipments, TopologyContext
   }
   Value stored = Value::MapOf({{"customer", customer}, {"amount", *order.Find(Value("amount"))}});
   STRATA_RETURN_IF_ERROR(ctx.Transform(orders, Path().Key(id).Set(std::move(stored))).status());
-  STRATA_RETURN_IF_ERROR(ctx.Append(shipments, Value::MapOf({{"order_id", id}, {"customer", customer}})));
+  STRATA_RETURN_IF_ERROR(
+      ctx.Append(shipments, Value::MapOf({{"order_id", id}, {"customer", customer}})));
   ctx.SetAckReturn(Value::MapOf({{"status", "placed"}}));
   return Status::Ok();
 }
@@ -71,26 +73,32 @@ Status Place(const PStateRef& orders, const DepotRef& shipments, TopologyContext
 void Define(strata::ModuleBuilder& m) {
   // The record schemas refuse a mistyped field at append; `place` checks that the fields
   // are present and the ids not empty.
-  DepotRef orders_depot = m.Depot("*orders", strata::DepotPartitioning::Hash(Path().Key("order_id")),
-                                  Schema::Record({{"order_id", Schema::String()},
-                                                  {"customer", Schema::String()},
-                                                  {"amount", Schema::Int64()}}));
+  DepotRef orders_depot =
+      m.Depot("*orders", strata::DepotPartitioning::Hash(Path().Key("order_id")),
+              Schema::Record({{"order_id", Schema::String()},
+                              {"customer", Schema::String()},
+                              {"amount", Schema::Int64()}}));
   DepotRef shipments =
       m.Depot("*shipments", strata::DepotPartitioning::NoClientAppends(),
               Schema::Record({{"order_id", Schema::String()}, {"customer", Schema::String()}}));
   PStateRef orders = m.PState(
       "$$orders", Schema::Map(Schema::String(), Schema::Record({{"customer", Schema::String()},
-                                                               {"amount", Schema::Int64()}})));
-  PStateRef shipped = m.PState("$$shipped", Schema::Map(Schema::String(), Schema::Set(Schema::String())));
+                                                                {"amount", Schema::Int64()}})));
+  PStateRef shipped =
+      m.PState("$$shipped", Schema::Map(Schema::String(), Schema::Set(Schema::String())));
 
-  m.Stream("place").Source(orders_depot).Each([orders, shipments](TopologyContext& ctx, const Value& order) {
-    return Place(orders, shipments, ctx, order);
-  });
+  m.Stream("place")
+      .Source(orders_depot)
+      .Each([orders, shipments](TopologyContext& ctx, const Value& order) {
+        return Place(orders, shipments, ctx, order);
+      });
   m.Stream("ship")
       .Source(shipments)
       .HashPartition([](const Value& s) { return *s.Find(Value("customer")); })
       .Each([shipped](TopologyContext& ctx, const Value& s) {
-        return ctx.Transform(shipped, Path().Key(*s.Find(Value("customer"))).AddToSet(*s.Find(Value("order_id"))))
+        return ctx
+            .Transform(shipped,
+                       Path().Key(*s.Find(Value("customer"))).AddToSet(*s.Find(Value("order_id"))))
             .status();
       });
 }

@@ -99,7 +99,8 @@ Status Claim(const Pstates& p, TopologyContext& ctx, const Value& record) {
     return Status::Ok();
   }
 
-  STRATA_ASSIGN_OR_RETURN(Value assigned, ctx.SelectOne(p.next_id, Path().Key(ctx.partition()).NullTo(0)));
+  STRATA_ASSIGN_OR_RETURN(Value assigned,
+                          ctx.SelectOne(p.next_id, Path().Key(ctx.partition()).NullTo(0)));
   int64_t id = ctx.partition() + int64_t{ctx.num_partitions()} * assigned.as_int();
   STRATA_RETURN_IF_ERROR(
       ctx.Transform(p.next_id, Path().Key(ctx.partition()).Set(assigned.as_int() + 1)).status());
@@ -123,21 +124,22 @@ void Define(strata::ModuleBuilder& m) {
   p.users_by_name = m.PState("$$users_by_name", Schema::Map(Schema::String(), Schema::Int64()));
   p.name_claims = m.PState(
       "$$name_claims",
-      Schema::Map(Schema::String(), Schema::Record({{"offset", Schema::Int64()},
-                                                    {"request_id", Schema::String()}})));
+      Schema::Map(Schema::String(),
+                  Schema::Record({{"offset", Schema::Int64()}, {"request_id", Schema::String()}})));
   p.next_id = m.PState("$$next_id", Schema::Map(Schema::Int64(), Schema::Int64()));
-  p.profiles = m.PState(
-      "$$profiles",
-      Schema::Map(Schema::Int64(), Schema::Record({{"username", Schema::String()},
-                                                   {"display_name", Schema::String()},
-                                                   {"request_id", Schema::String()}})));
+  p.profiles =
+      m.PState("$$profiles",
+               Schema::Map(Schema::Int64(), Schema::Record({{"username", Schema::String()},
+                                                            {"display_name", Schema::String()},
+                                                            {"request_id", Schema::String()}})));
 
   m.Stream("register")
       .Source(registrations)
       .Each([p](TopologyContext& ctx, const Value& r) { return Claim(p, ctx, r); })
       .HashPartition([](const Value& v) { return *v.Find(Value("id")); })
       .Each([p](TopologyContext& ctx, const Value& v) {
-        return ctx.Transform(p.profiles, Path().Key(*v.Find(Value("id"))).Set(*v.Find(Value("profile"))))
+        return ctx
+            .Transform(p.profiles, Path().Key(*v.Find(Value("id"))).Set(*v.Find(Value("profile"))))
             .status();
       });
 }

@@ -81,7 +81,8 @@ enum DeliveryField : size_t { kPartition, kId, kAuthor, kFollowers };
 
 Value MakeDelivery(int partition, const Value& id, const std::string& author,
                    std::vector<Value> followers) {
-  return Value(Value::List{Value(int64_t{partition}), id, Value(author), Value(std::move(followers))});
+  return Value(
+      Value::List{Value(int64_t{partition}), id, Value(author), Value(std::move(followers))});
 }
 
 // On the author's partition: stores the post, then reads the author's followers page by
@@ -151,24 +152,26 @@ Status Deliver(const PStateRef& timelines, TopologyContext& ctx, const Value& de
 void Define(strata::ModuleBuilder& m) {
   strata::DepotRef follows_depot = m.Depot(
       "*follows", strata::DepotPartitioning::Hash(Path().Key("to")),
-      Schema::Record({{"from", Schema::String()}, {"to", Schema::String()}, {"op", Schema::String()}}));
+      Schema::Record(
+          {{"from", Schema::String()}, {"to", Schema::String()}, {"op", Schema::String()}}));
   strata::DepotRef posts_depot = m.Depot(
       "*posts", strata::DepotPartitioning::Hash(Path().Key("author")),
-      Schema::Record({{"author", Schema::String()}, {"id", Schema::Int64()}, {"text", Schema::String()}}));
+      Schema::Record(
+          {{"author", Schema::String()}, {"id", Schema::Int64()}, {"text", Schema::String()}}));
 
-  PStateRef followers =
-      m.PState("$$followers", Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));
+  PStateRef followers = m.PState(
+      "$$followers", Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));
   PStateRef posts = m.PState(
       "$$posts",
-      Schema::Map(Schema::String(),
-                  Schema::Map(Schema::Int64(), Schema::Record({{"text", Schema::String()}}))
-                      .Subindexed()));
+      Schema::Map(
+          Schema::String(),
+          Schema::Map(Schema::Int64(), Schema::Record({{"text", Schema::String()}})).Subindexed()));
   PStateRef timelines = m.PState(
       "$$timelines",
-      Schema::Map(Schema::String(),
-                  Schema::Map(Schema::List(Schema::Any()),
-                              Schema::Record({{"author", Schema::String()}, {"id", Schema::Int64()}}))
-                      .Subindexed()));
+      Schema::Map(Schema::String(), Schema::Map(Schema::List(Schema::Any()),
+                                                Schema::Record({{"author", Schema::String()},
+                                                                {"id", Schema::Int64()}}))
+                                        .Subindexed()));
 
   m.Stream("follow").Source(follows_depot).Each([followers](TopologyContext& ctx, const Value& r) {
     return Follow(followers, ctx, r);

@@ -70,7 +70,8 @@ inline ModuleInfo SampleModuleInfo() {
       "social",
       8,
       {{"*follows", "hash(from)",
-        Value::MapOf({{"type", "record"}, {"fields", Value::MapOf({{"from", "string"}, {"to", "string"}})}}),
+        Value::MapOf(
+            {{"type", "record"}, {"fields", Value::MapOf({{"from", "string"}, {"to", "string"}})}}),
         "record{from: string, to: string}"},
        {"*posts", "random", Value(), ""}},
       {{"$$followers", Value::MapOf({{"key", "string"}, {"value", "set<string>"}}),

@@ -583,7 +583,8 @@ class CrashTest : public ::testing::Test {
       }
     }
     EXPECT_EQ(placed, shipped.size()) << "round " << round << ": shipments without a placed order";
-    std::cout << "[ orders " << round << " ] " << placed << " placed orders, each shipped once" << std::endl;
+    std::cout << "[ orders " << round << " ] " << placed << " placed orders, each shipped once"
+              << std::endl;
   }
 
   uint64_t seed_ = 0;

@@ -62,8 +62,8 @@ Result<std::vector<std::vector<proto::DepotRecord>>> Wire::ReadWholeDepot(const 
                                                                           int partitions) {
   return examples_test::ReadDepotByPages<proto::DepotRecord>(
       module, depot, partitions, [&](int p, int64_t from) {
-        return Unwrap(client_->ReadDepot(module, depot, p, from, INT64_MAX,
-                                         examples_test::kDepotReadPage));
+        return Unwrap(
+            client_->ReadDepot(module, depot, p, from, INT64_MAX, examples_test::kDepotReadPage));
       });
 }
 

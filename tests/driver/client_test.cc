@@ -17,11 +17,11 @@
 
 #include <gtest/gtest.h>
 
-#include "stratad_test.h"
 #include "strata/client.h"
 #include "strata/json.h"
 #include "strata/path.h"
 #include "strata/protocol/frame.h"
+#include "stratad_test.h"
 
 namespace strata {
 namespace {
@@ -34,8 +34,8 @@ using server_test::StratadTest;
 using Clock = std::chrono::steady_clock;
 
 // The value of a successful call, or a test failure naming the error.
-#define ASSERT_CALL_OK(lhs, expr)                                               \
-  auto lhs##_result = (expr);                                                   \
+#define ASSERT_CALL_OK(lhs, expr)                                                     \
+  auto lhs##_result = (expr);                                                         \
   ASSERT_TRUE(lhs##_result.ok()) << #expr << ": " << lhs##_result.error().ToString(); \
   auto lhs = std::move(lhs##_result).value()
 
@@ -94,8 +94,10 @@ std::vector<TcpSocket> TcpSockets() {
       std::string slot, local, remote, state, queues;
       if (!(fields >> slot >> local >> remote >> state >> queues)) continue;
       TcpSocket socket;
-      socket.local_port = static_cast<uint16_t>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16));
-      socket.remote_port = static_cast<uint16_t>(std::stoul(remote.substr(remote.find(':') + 1), nullptr, 16));
+      socket.local_port =
+          static_cast<uint16_t>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16));
+      socket.remote_port =
+          static_cast<uint16_t>(std::stoul(remote.substr(remote.find(':') + 1), nullptr, 16));
       socket.state = static_cast<int>(std::stoul(state, nullptr, 16));
       socket.unread_bytes = std::stoull(queues.substr(queues.find(':') + 1), nullptr, 16);
       sockets.push_back(socket);
@@ -217,7 +219,8 @@ TEST_F(ClientTest, AppendAtEveryAckLevelThenSelectReadDepotAndStats) {
   ASSERT_NE(client, nullptr);
   ASSERT_CALL_OK(deployed, client->Deploy(WORDCOUNT_MODULE, 4));
 
-  ASSERT_CALL_OK(none, client->Append("wordcount", "*sentences", Value("quiet one"), protocol::AckLevel::kNone));
+  ASSERT_CALL_OK(none, client->Append("wordcount", "*sentences", Value("quiet one"),
+                                      protocol::AckLevel::kNone));
   EXPECT_EQ(none.offset, -1);
   EXPECT_TRUE(none.ack_returns.empty());
   ASSERT_CALL_OK(appended, client->Append("wordcount", "sentences", Value("quiet two"),
@@ -244,8 +247,8 @@ TEST_F(ClientTest, AppendAtEveryAckLevelThenSelectReadDepotAndStats) {
   ASSERT_CALL_OK(selected, client->Select("wordcount", "$$word_counts", Path().Key("world")));
   EXPECT_EQ(selected, std::vector<Value>{Value(1)});
   // A partition key picks the partition of a path that has no leading key(k) step.
-  ASSERT_CALL_OK(must, client->Select("wordcount", "$$word_counts", Path().Must("hello"),
-                                      Value("hello")));
+  ASSERT_CALL_OK(
+      must, client->Select("wordcount", "$$word_counts", Path().Must("hello"), Value("hello")));
   EXPECT_EQ(must, std::vector<Value>{Value(2)});
   ASSERT_CALL_OK(absent, client->Select("wordcount", "$$word_counts", Path().Key("zebra")));
   EXPECT_TRUE(absent.empty() || absent == std::vector<Value>{Value()});
@@ -274,9 +277,9 @@ TEST_F(ClientTest, AppendAtEveryAckLevelThenSelectReadDepotAndStats) {
     if (total >= 5 || Clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(records, (std::multiset<Value>{Value("quiet one"), Value("quiet two"),
-                                           Value("Hello world"), Value("hello again"),
-                                           Value("again and again")}));
+  EXPECT_EQ(records,
+            (std::multiset<Value>{Value("quiet one"), Value("quiet two"), Value("Hello world"),
+                                  Value("hello again"), Value("again and again")}));
   ASSERT_CALL_OK(limited, client->ReadDepot("wordcount", "*sentences", processed.partition,
                                             processed.offset, processed.offset + 1, 1));
   ASSERT_EQ(limited.size(), 1u);
@@ -329,9 +332,9 @@ TEST_F(ClientTest, ProfilesAckReturnsCarryIdsAndBatchResultsArePerRecord) {
   // reports it per record.
   ExpectError(client->Append("profiles", "*registrations", Json(R"({"username": ""})")),
               ErrorKind::kServer, ErrorCode::kTopologyFailed, "register");
-  ASSERT_CALL_OK(mixed, client->AppendBatch("profiles", "*registrations",
-                                            {Json(R"({"username": ""})"),
-                                             Json(R"({"username": "erin"})")}));
+  ASSERT_CALL_OK(
+      mixed, client->AppendBatch("profiles", "*registrations",
+                                 {Json(R"({"username": ""})"), Json(R"({"username": "erin"})")}));
   ASSERT_EQ(mixed.size(), 2u);
   ASSERT_TRUE(mixed[0].failure.has_value());
   EXPECT_EQ(mixed[0].failure->code, ErrorCode::kTopologyFailed);
@@ -356,15 +359,16 @@ TEST_F(ClientTest, StatsPagesFailuresAndRecordSchemasRefuseMistypedRecords) {
   EXPECT_EQ(page.modules[0].failure_page,
             std::vector<protocol::TopologyFailure>(all.modules[0].failure_page.begin() + 1,
                                                    all.modules[0].failure_page.begin() + 3));
-  ExpectError(client->Stats("profiles", 0, protocol::kMaxStatsFailuresLimit + 1), ErrorKind::kServer,
-              ErrorCode::kInvalidArgument, "failures_limit");
+  ExpectError(client->Stats("profiles", 0, protocol::kMaxStatsFailuresLimit + 1),
+              ErrorKind::kServer, ErrorCode::kInvalidArgument, "failures_limit");
 
   ExpectError(client->AppendBatch("profiles", "*registrations",
-                                  {Json(R"({"username": "zoe"})"), Json(R"({"username": "yan", "display_name": 7})")}),
+                                  {Json(R"({"username": "zoe"})"),
+                                   Json(R"({"username": "yan", "display_name": 7})")}),
               ErrorKind::kServer, ErrorCode::kSchemaViolation,
               "*registrations.display_name: expected string, got int 7");
-  ExpectError(client->SelectOne("profiles", "$$users_by_name", Path().Must("zoe")), ErrorKind::kServer,
-              ErrorCode::kNotFound);
+  ExpectError(client->SelectOne("profiles", "$$users_by_name", Path().Must("zoe")),
+              ErrorKind::kServer, ErrorCode::kNotFound);
 
   ASSERT_CALL_OK(described, client->Describe("profiles"));
   ASSERT_EQ(described.depots.size(), 1u);
@@ -494,8 +498,8 @@ TEST_F(ClientTest, TenThousandPipelinedAppendsFromEightThreadsAreAllAcknowledged
       std::vector<std::future<ClientResult<std::vector<proto::AppendResult>>>> futures;
       futures.reserve(kPerThread);
       for (int i = 0; i < kPerThread; ++i) {
-        futures.push_back(client->AppendAsync(
-            "wordcount", "*sentences", {Value("pipelined w" + std::to_string(t))}));
+        futures.push_back(client->AppendAsync("wordcount", "*sentences",
+                                              {Value("pipelined w" + std::to_string(t))}));
       }
       for (auto& f : futures) {
         ClientResult<std::vector<proto::AppendResult>> r = f.get();
@@ -516,7 +520,8 @@ TEST_F(ClientTest, TenThousandPipelinedAppendsFromEightThreadsAreAllAcknowledged
   EXPECT_EQ(acknowledged.load(), kThreads * kPerThread);
   EXPECT_EQ(positions.size(), static_cast<size_t>(kThreads * kPerThread));  // distinct records
   EXPECT_EQ(Count(*client, "pipelined"), Value(kThreads * kPerThread));
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(Count(*client, "w" + std::to_string(t)), Value(kPerThread));
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(Count(*client, "w" + std::to_string(t)), Value(kPerThread));
 }
 
 TEST_F(ClientTest, ReconnectsOnTheNextRequestAfterARestart) {
@@ -580,14 +585,15 @@ TEST_F(ClientTest, CallbacksRunOnTheDriverThread) {
   std::promise<std::thread::id> ran_on;
   std::promise<ClientResult<Client::Body>> result;
   std::promise<ClientError> nested;
-  client->SendAsync(proto::AppendRequest{"wordcount", "*sentences", {Value("call me back")},
-                                         protocol::AckLevel::kProcessed},
-                    [&](ClientResult<Client::Body> r) {
-                      ran_on.set_value(std::this_thread::get_id());
-                      // A blocking call here would wait for this very thread: refused.
-                      nested.set_value(client->Modules().error());
-                      result.set_value(std::move(r));
-                    });
+  client->SendAsync(
+      proto::AppendRequest{
+          "wordcount", "*sentences", {Value("call me back")}, protocol::AckLevel::kProcessed},
+      [&](ClientResult<Client::Body> r) {
+        ran_on.set_value(std::this_thread::get_id());
+        // A blocking call here would wait for this very thread: refused.
+        nested.set_value(client->Modules().error());
+        result.set_value(std::move(r));
+      });
   EXPECT_NE(ran_on.get_future().get(), std::this_thread::get_id());
   const ClientError refused = nested.get_future().get();
   EXPECT_EQ(refused.kind, ErrorKind::kArgument) << refused.ToString();
@@ -606,7 +612,8 @@ TEST_F(ClientTest, CallbacksRunOnTheDriverThread) {
                     [&](ClientResult<Client::Body> r) { invalid.set_value(std::move(r)); });
   ExpectError(invalid.get_future().get(), ErrorKind::kArgument, ErrorCode::kNone);
 
-  ASSERT_CALL_OK(selected, client->SelectAsync("wordcount", "$$word_counts", Path().Key("call")).get());
+  ASSERT_CALL_OK(selected,
+                 client->SelectAsync("wordcount", "$$word_counts", Path().Key("call")).get());
   EXPECT_EQ(selected, std::vector<Value>{Value(1)});
 }
 
@@ -655,7 +662,9 @@ TEST_F(ClientTest, ClientsShareOneIoThread) {
   for (int c = 0; c < kClients; ++c) {
     for (int i = 0; i < kPerClient; ++i) {
       clients[static_cast<size_t>(c)]->SendAsync(
-          proto::AppendRequest{"wordcount", "*sentences", {Value("shared c" + std::to_string(c))},
+          proto::AppendRequest{"wordcount",
+                               "*sentences",
+                               {Value("shared c" + std::to_string(c))},
                                protocol::AckLevel::kProcessed},
           [&](ClientResult<Client::Body> r) {
             {
@@ -701,7 +710,8 @@ TEST_F(ClientTest, ClientsOnASharedThreadAreIndependent) {
   std::unique_ptr<Client> c = Connected(options);
   ASSERT_NE(c, nullptr);
   std::promise<void> c_request_done;
-  c->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) { c_request_done.set_value(); });
+  c->SendAsync(proto::ListModulesRequest{},
+               [&](ClientResult<Client::Body>) { c_request_done.set_value(); });
   std::promise<std::pair<ClientResult<std::vector<proto::ModuleInfo>>, bool>> nested;
   a->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) {
     ClientResult<std::vector<proto::ModuleInfo>> blocking = b->Modules();
@@ -714,7 +724,8 @@ TEST_F(ClientTest, ClientsOnASharedThreadAreIndependent) {
   ASSERT_FALSE(blocking.ok());
   EXPECT_EQ(blocking.error().kind, ErrorKind::kArgument) << blocking.error().ToString();
   EXPECT_TRUE(connect_refused);
-  EXPECT_EQ(c_request_done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(c_request_done.get_future().wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
 
   Freeze(server_->pid());
   std::vector<std::future<ClientResult<std::vector<proto::AppendResult>>>> pending;
@@ -748,8 +759,10 @@ TEST_F(ClientTest, NoCallbackRunsAfterTheClientIsDestroyed) {
     std::atomic<int> late_callbacks{0};
     std::promise<void> submitted;
     client->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) {
-      client->SendAsync(proto::ListModulesRequest{}, [&](ClientResult<Client::Body>) { ++late_callbacks; });
-      client->SendAsync(proto::DescribeRequest{""}, [&](ClientResult<Client::Body>) { ++late_callbacks; });
+      client->SendAsync(proto::ListModulesRequest{},
+                        [&](ClientResult<Client::Body>) { ++late_callbacks; });
+      client->SendAsync(proto::DescribeRequest{""},
+                        [&](ClientResult<Client::Body>) { ++late_callbacks; });
       submitted.set_value();
     });
     submitted.get_future().wait();

@@ -52,7 +52,8 @@ class BankTest : public ExampleTest {
 };
 
 TEST_F(BankTest, DepositsAndTransfersMoveMoneyWithOkAcks) {
-  EX_ASSIGN_OR_FAIL(AppendResult deposit, engine_->Append("bank", "*deposits", DepositRecord("alice", 100)));
+  EX_ASSIGN_OR_FAIL(AppendResult deposit,
+                    engine_->Append("bank", "*deposits", DepositRecord("alice", 100)));
   EXPECT_EQ(AckReturn(deposit, "deposit"), Value::MapOf({{"status", "ok"}, {"balance", 100}}));
   EX_ASSERT_OK(engine_->Append("bank", "*deposits", DepositRecord("alice", 20)));
   EXPECT_EQ(Balance("alice"), Value(120));
@@ -67,10 +68,12 @@ TEST_F(BankTest, DepositsAndTransfersMoveMoneyWithOkAcks) {
 
 TEST_F(BankTest, InsufficientFundsRejectsAndRecordsTheTransfer) {
   EX_ASSERT_OK(engine_->Append("bank", "*deposits", DepositRecord("alice", 30)));
-  EXPECT_EQ(Transfer("t1", "alice", "bob", 31),
-            Value::MapOf({{"status", "rejected"}, {"reason", "insufficient funds"}, {"balance", 30}}));
-  EXPECT_EQ(Transfer("t2", "nobody", "bob", 1),
-            Value::MapOf({{"status", "rejected"}, {"reason", "insufficient funds"}, {"balance", 0}}));
+  EXPECT_EQ(
+      Transfer("t1", "alice", "bob", 31),
+      Value::MapOf({{"status", "rejected"}, {"reason", "insufficient funds"}, {"balance", 30}}));
+  EXPECT_EQ(
+      Transfer("t2", "nobody", "bob", 1),
+      Value::MapOf({{"status", "rejected"}, {"reason", "insufficient funds"}, {"balance", 0}}));
   EXPECT_EQ(Balance("alice"), Value(30));
   EXPECT_EQ(Balance("bob"), Value());
   EXPECT_EQ(SelectOne("$$rejected", Path().Key("alice", "t1")), Value("insufficient funds"));
@@ -159,8 +162,7 @@ TEST_F(BankTest, ConcurrentTransfersConserveMoney) {
         std::string to = Cat("a", rng() % kAccounts);
         auto r = engine_->Append(
             "bank", "*transfers",
-            TransferRecord(Cat("t", t, "-", i), from, to,
-                           1 + static_cast<int64_t>(rng() % 40)));
+            TransferRecord(Cat("t", t, "-", i), from, to, 1 + static_cast<int64_t>(rng() % 40)));
         if (!r.ok()) {
           ++errors;
           continue;
@@ -208,8 +210,7 @@ TEST_F(BankTest, OracleRecomputedViewsEqualLiveViews) {
     if (impossible) amount = kDeposit * kAccounts + 1;
     if (!impossible && budget[from] < amount) continue;
     if (!impossible) budget[from] -= amount;
-    Value record = TransferRecord(Cat("x", i), Cat("acct", from),
-                                  Cat("acct", to), amount);
+    Value record = TransferRecord(Cat("x", i), Cat("acct", from), Cat("acct", to), amount);
     transfers.push_back(record);
     if (rng() % 8 == 0) transfers.push_back(record);  // a client retry
   }

@@ -24,8 +24,8 @@ std::string Shorten(const std::string& s) {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                      "/strata-examples-XXXXXX";
+  std::string templ =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/strata-examples-XXXXXX";
   if (mkdtemp(templ.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp(" << templ << ") failed";
   }
@@ -68,7 +68,8 @@ std::vector<Value> PartitionKeys(int partitions) {
   return keys;
 }
 
-Result<PStateDump> DumpPState(Engine& engine, const std::string& module, const std::string& pstate) {
+Result<PStateDump> DumpPState(Engine& engine, const std::string& module,
+                              const std::string& pstate) {
   STRATA_ASSIGN_OR_RETURN(ModuleInfo info, engine.Describe(module));
   auto it = std::find_if(info.pstates.begin(), info.pstates.end(),
                          [&](const PStateInfo& p) { return p.name == pstate; });
@@ -95,7 +96,7 @@ Result<std::map<std::string, PStateDump>> DumpPStates(Engine& engine, const std:
 }
 
 Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string& module,
-                                              const std::string& pstate) {
+                                               const std::string& pstate) {
   STRATA_ASSIGN_OR_RETURN(PStateDump dump, DumpPState(engine, module, pstate));
   return IntMapOf(dump, pstate);
 }
@@ -123,8 +124,8 @@ Result<std::map<Value, int64_t>> IntMapOf(const PStateDump& dump, const std::str
 }
 
 Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
-                                                             const std::string& module,
-                                                             const std::string& depot) {
+                                                            const std::string& module,
+                                                            const std::string& depot) {
   STRATA_ASSIGN_OR_RETURN(ModuleInfo info, engine.Describe(module));
   return ReadDepotByPages<DepotEntry>(module, depot, info.partitions, [&](int p, int64_t from) {
     return engine.ReadDepot(module, depot, p, from, std::numeric_limits<int64_t>::max(),
@@ -148,7 +149,8 @@ Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine&
   for (const std::string& depot : depot_order) {
     auto d = std::find_if(info.depots.begin(), info.depots.end(),
                           [&](const DepotInfo& x) { return x.name == depot; });
-    if (d == info.depots.end()) return Status::NotFound("module " + module + " has no depot " + depot);
+    if (d == info.depots.end())
+      return Status::NotFound("module " + module + " has no depot " + depot);
     bool hashed = d->partitioning.rfind("hash", 0) == 0;
     STRATA_ASSIGN_OR_RETURN(auto partitions, read_depot(depot));
     for (size_t p = 0; p < partitions.size(); ++p) {
@@ -157,8 +159,9 @@ Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine&
         size_t end = std::min(records.size(), begin + kAppendChunk);
         std::vector<Value> chunk;
         for (size_t i = begin; i < end; ++i) chunk.push_back(records[i].record);
-        STRATA_ASSIGN_OR_RETURN(std::vector<AppendResult> results,
-                                fresh.AppendBatch(module, depot, std::move(chunk), AckLevel::kAppended));
+        STRATA_ASSIGN_OR_RETURN(
+            std::vector<AppendResult> results,
+            fresh.AppendBatch(module, depot, std::move(chunk), AckLevel::kAppended));
         for (size_t i = 0; hashed && i < results.size(); ++i) {
           const DepotEntry& original = records[begin + i];
           if (results[i].partition != static_cast<int>(p) || results[i].offset != original.offset) {
@@ -200,9 +203,9 @@ Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine&
       }
       for (const auto& [key, value] : rm.as_map()) {
         if (lm.Find(key) == nullptr) {
-          return ::testing::AssertionFailure() << "partition " << p << " key " << key.ToString()
-                                               << ": absent live, recomputed "
-                                               << Shorten(value.ToString());
+          return ::testing::AssertionFailure()
+                 << "partition " << p << " key " << key.ToString() << ": absent live, recomputed "
+                 << Shorten(value.ToString());
         }
       }
     }
@@ -232,7 +235,8 @@ Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine&
       return ::testing::AssertionFailure() << module << " has no PState " << name;
     }
     ::testing::AssertionResult equal = DumpsEqual(l->second, r->second);
-    if (!equal) return ::testing::AssertionFailure() << module << " " << name << ": " << equal.message();
+    if (!equal)
+      return ::testing::AssertionFailure() << module << " " << name << ": " << equal.message();
   }
   return ::testing::AssertionSuccess();
 }

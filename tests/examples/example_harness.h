@@ -64,7 +64,7 @@ Result<std::map<std::string, PStateDump>> DumpPStates(Engine& engine, const std:
 // The values of a PState whose root map holds int64 values (e.g. $$balances), merged
 // over all partitions.
 Result<std::map<Value, int64_t>> CollectIntMap(Engine& engine, const std::string& module,
-                                              const std::string& pstate);
+                                               const std::string& pstate);
 // The same merge of a dump already taken (`pstate` names it in errors).
 Result<std::map<Value, int64_t>> IntMapOf(const PStateDump& dump, const std::string& pstate);
 
@@ -78,8 +78,8 @@ inline constexpr int64_t kDepotReadPage = 1000;
 // dense from 0.
 template <typename Record, typename ReadPage>
 Result<std::vector<std::vector<Record>>> ReadDepotByPages(const std::string& module,
-                                                          const std::string& depot,
-                                                          int partitions, ReadPage read_page) {
+                                                          const std::string& depot, int partitions,
+                                                          ReadPage read_page) {
   std::vector<std::vector<Record>> out(partitions);
   for (int p = 0; p < partitions; ++p) {
     for (int64_t from = 0;;) {
@@ -101,8 +101,8 @@ Result<std::vector<std::vector<Record>>> ReadDepotByPages(const std::string& mod
 
 // Every record of the depot, partition by partition, in offset order.
 Result<std::vector<std::vector<DepotEntry>>> ReadWholeDepot(Engine& engine,
-                                                             const std::string& module,
-                                                             const std::string& depot);
+                                                            const std::string& module,
+                                                            const std::string& depot);
 
 // The oracle: deploys `module` into `fresh` (an engine on an empty data directory) and
 // re-appends every record of `live`'s depots — depot by depot in `depot_order`, partition
@@ -182,18 +182,17 @@ const Status& StatusOf(const Result<T>& r) {
 }  // namespace strata::examples_test
 
 // Fails the test (and returns) when a Status / Result is not OK, printing it.
-#define EX_ASSERT_OK(expr)                                                        \
-  do {                                                                            \
-    const auto& _st_ref = (expr);                                                 \
-    ASSERT_TRUE(::strata::examples_test::StatusOf(_st_ref).ok())                  \
+#define EX_ASSERT_OK(expr)                                                         \
+  do {                                                                             \
+    const auto& _st_ref = (expr);                                                  \
+    ASSERT_TRUE(::strata::examples_test::StatusOf(_st_ref).ok())                   \
         << #expr << ": " << ::strata::examples_test::StatusOf(_st_ref).ToString(); \
   } while (0)
 
 // `EX_ASSIGN_OR_FAIL(auto x, ExprReturningResult())`: fails the test when not OK.
 #define EX_ASSIGN_OR_FAIL(lhs, expr) \
   EX_ASSIGN_OR_FAIL_IMPL(STRATA_CONCAT(_ex_res_, __LINE__), lhs, expr)
-#define EX_ASSIGN_OR_FAIL_IMPL(tmp, lhs, expr)                          \
-  auto tmp = (expr);                                                    \
-  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status().ToString();    \
+#define EX_ASSIGN_OR_FAIL_IMPL(tmp, lhs, expr)                       \
+  auto tmp = (expr);                                                 \
+  ASSERT_TRUE(tmp.ok()) << #expr << ": " << tmp.status().ToString(); \
   lhs = std::move(tmp).value()
-

@@ -1,4 +1,5 @@
-// kill -9 during a mixed workload of four of the examples (docs/architecture.md, promises 2, 4 and 6).
+// kill -9 during a mixed workload of four of the examples (docs/architecture.md, promises 2, 4 and
+// 6).
 //
 // Each round forks a child that opens the engine (only the child ever has it open while
 // it runs), deploys what is missing, and runs one thread per example appending with
@@ -33,7 +34,7 @@ namespace {
 
 constexpr int kRounds = 6;
 constexpr int kBankAccounts = 12;
-constexpr int64_t kBankDeposit = 100;    // per account and deposit phase
+constexpr int64_t kBankDeposit = 100;               // per account and deposit phase
 constexpr int64_t kImpossible = 1'000'000'000'000;  // more than all money ever deposited
 const std::vector<std::string> kModules = {"wordcount", "social", "bank", "profiles"};
 
@@ -60,8 +61,12 @@ class Reporter {
     for (size_t i = 0; i < results.size(); ++i) {
       Value acks = Value::EmptyMap();
       for (const auto& [topology, value] : results[i].ack_returns) acks.Insert(topology, value);
-      Line(Value::MapOf({{"m", module}, {"d", depot}, {"p", results[i].partition},
-                         {"o", results[i].offset}, {"r", records[i]}, {"a", acks}}));
+      Line(Value::MapOf({{"m", module},
+                         {"d", depot},
+                         {"p", results[i].partition},
+                         {"o", results[i].offset},
+                         {"r", records[i]},
+                         {"a", acks}}));
     }
   }
   void Fatal(const std::string& what) {
@@ -150,7 +155,8 @@ void BankLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round) {
         transfers.push_back(t);
         if (rng() % 10 == 0) transfers.push_back(t);  // a client retry
       }
-      if (!transfers.empty()) AppendAndReport(engine, out, "bank", "*transfers", std::move(transfers));
+      if (!transfers.empty())
+        AppendAndReport(engine, out, "bank", "*transfers", std::move(transfers));
     }
   }
 }
@@ -258,7 +264,8 @@ RoundOutcome RunRound(const std::string& dir, int round, uint64_t seed, std::mt1
   int wstatus = 0;
   waitpid(pid, &wstatus, 0);
   // The child is dead: the rest of the pipe, then EOF.
-  for (int i = 0; i < 20 && ReadLines(fds[0], &partial, &lines, now() + std::chrono::seconds(1)); ++i) {
+  for (int i = 0; i < 20 && ReadLines(fds[0], &partial, &lines, now() + std::chrono::seconds(1));
+       ++i) {
   }
   close(fds[0]);
   for (Value& l : lines) {

@@ -69,15 +69,17 @@ TEST_F(OrdersTest, ShipmentsLandOnTheOrdersPartition) {
 }
 
 TEST_F(OrdersTest, AMalformedOrderIsAUserErrorAndShipsNothing) {
-  auto r = engine_->Append("orders", "*orders", Value::MapOf({{"order_id", "o9"}, {"customer", "ann"}}));
+  auto r =
+      engine_->Append("orders", "*orders", Value::MapOf({{"order_id", "o9"}, {"customer", "ann"}}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUserError) << r.status().ToString();
   EXPECT_TRUE(ShipmentCounts().empty());
 }
 
 TEST_F(OrdersTest, AMistypedOrderIsRefusedBeforeTheLog) {
-  auto r = engine_->Append("orders", "*orders",
-                           Value::MapOf({{"order_id", "o9"}, {"customer", "ann"}, {"amount", "ten"}}));
+  auto r =
+      engine_->Append("orders", "*orders",
+                      Value::MapOf({{"order_id", "o9"}, {"customer", "ann"}, {"amount", "ten"}}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kSchemaViolation) << r.status().ToString();
   auto orders = ReadWholeDepot(*engine_, "orders", "*orders");

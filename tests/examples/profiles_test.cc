@@ -81,9 +81,9 @@ TEST_F(ProfilesTest, MalformedRegistrationsAreFailuresOrRefused) {
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.status().code(), StatusCode::kUserError) << empty.status().ToString();
   // The record schema refuses mistyped records before the log.
-  for (const Value& record : {Value::MapOf({{"username", 7}}),
-                              Value::MapOf({{"username", "x"}, {"request_id", 1}}),
-                              Value("just a string")}) {
+  for (const Value& record :
+       {Value::MapOf({{"username", 7}}), Value::MapOf({{"username", "x"}, {"request_id", 1}}),
+        Value("just a string")}) {
     auto r = engine_->Append("profiles", "*registrations", record);
     ASSERT_FALSE(r.ok()) << record.ToString();
     EXPECT_EQ(r.status().code(), StatusCode::kSchemaViolation) << r.status().ToString();

@@ -33,10 +33,9 @@ class SocialTest : public ExampleTest {
 };
 
 TEST_F(SocialTest, FollowIsIdempotentAndUnfollowRemoves) {
-  EX_ASSERT_OK(engine_->AppendBatch(
-      "social", "*follows",
-      {FollowRecord("alice", "bob"), FollowRecord("alice", "bob"), FollowRecord("carol", "bob"),
-       FollowRecord("bob", "alice")}));
+  EX_ASSERT_OK(engine_->AppendBatch("social", "*follows",
+                                    {FollowRecord("alice", "bob"), FollowRecord("alice", "bob"),
+                                     FollowRecord("carol", "bob"), FollowRecord("bob", "alice")}));
   EXPECT_EQ(Select("$$followers", Path().Key("bob").All()),
             (std::vector<Value>{Value("alice"), Value("carol")}));
   EXPECT_EQ(SelectOne("$$followers", Path().Key("bob").Size()), Value(2));
@@ -54,18 +53,22 @@ TEST_F(SocialTest, FollowIsIdempotentAndUnfollowRemoves) {
 TEST_F(SocialTest, TimelineIsNewestFirstAcrossAuthorsAndPages) {
   EX_ASSERT_OK(engine_->AppendBatch(
       "social", "*follows", {FollowRecord("alice", "bob"), FollowRecord("alice", "carol")}));
-  EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", {PostRecord("bob", 10), PostRecord("carol", 5)}));
-  EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", {PostRecord("carol", 15), PostRecord("bob", 20)}));
+  EX_ASSERT_OK(
+      engine_->AppendBatch("social", "*posts", {PostRecord("bob", 10), PostRecord("carol", 5)}));
+  EX_ASSERT_OK(
+      engine_->AppendBatch("social", "*posts", {PostRecord("carol", 15), PostRecord("bob", 20)}));
 
   // First page: a forward range with a limit.
   EXPECT_EQ(Select("$$timelines", Path().Key("alice").Range({.limit = 3}).MapVals()),
             (std::vector<Value>{Entry("bob", 20), Entry("carol", 15), Entry("bob", 10)}));
   // Next page: after the last key of the previous one.
-  EXPECT_EQ(Select("$$timelines",
-                   Path().Key("alice")
-                       .Range({.from = Value::ListOf({-10, "bob"}), .from_inclusive = false, .limit = 3})
-                       .MapVals()),
-            (std::vector<Value>{Entry("carol", 5)}));
+  EXPECT_EQ(
+      Select("$$timelines",
+             Path()
+                 .Key("alice")
+                 .Range({.from = Value::ListOf({-10, "bob"}), .from_inclusive = false, .limit = 3})
+                 .MapVals()),
+      (std::vector<Value>{Entry("carol", 5)}));
   // Nobody follows alice; bob follows nobody.
   EXPECT_EQ(SelectOne("$$timelines", Path().Key("bob").Size()), Value(0));
 
@@ -76,12 +79,13 @@ TEST_F(SocialTest, TimelineIsNewestFirstAcrossAuthorsAndPages) {
 }
 
 TEST_F(SocialTest, TimelineKeepsTheNewest800Posts) {
-  EX_ASSERT_OK(engine_->AppendBatch(
-      "social", "*follows", {FollowRecord("fan1", "star"), FollowRecord("fan2", "star")}));
+  EX_ASSERT_OK(engine_->AppendBatch("social", "*follows",
+                                    {FollowRecord("fan1", "star"), FollowRecord("fan2", "star")}));
   constexpr int kPosts = 805;
   for (int first = 1; first <= kPosts; first += 200) {
     std::vector<Value> posts;
-    for (int id = first; id < first + 200 && id <= kPosts; ++id) posts.push_back(PostRecord("star", id));
+    for (int id = first; id < first + 200 && id <= kPosts; ++id)
+      posts.push_back(PostRecord("star", id));
     EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", std::move(posts)));
   }
   for (const char* fan : {"fan1", "fan2"}) {
@@ -96,7 +100,8 @@ TEST_F(SocialTest, TimelineKeepsTheNewest800Posts) {
 
   // Replays into full timelines (the same records again) change nothing: a post the
   // timelines hold, and one that was trimmed away.
-  EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", {PostRecord("star", 805), PostRecord("star", 3)}));
+  EX_ASSERT_OK(
+      engine_->AppendBatch("social", "*posts", {PostRecord("star", 805), PostRecord("star", 3)}));
   for (const char* fan : {"fan1", "fan2"}) {
     SCOPED_TRACE(fan);
     EXPECT_EQ(SelectOne("$$timelines", Path().Key(fan).Size()), Value(800));
@@ -115,11 +120,13 @@ TEST_F(SocialTest, FanOutToManyFollowersReachesEachOnceWhereSelectFindsIt) {
   constexpr int kFans = 20000;  // > 4 partitions x 4096 followers per delivery
   for (int first = 0; first < kFans; first += 2000) {
     std::vector<Value> follows;
-    for (int i = first; i < first + 2000; ++i) follows.push_back(FollowRecord(Cat("fan", i), "star"));
+    for (int i = first; i < first + 2000; ++i)
+      follows.push_back(FollowRecord(Cat("fan", i), "star"));
     EX_ASSERT_OK(engine_->AppendBatch("social", "*follows", std::move(follows)));
   }
   ASSERT_EQ(SelectOne("$$followers", Path().Key("star").Size()), Value(kFans));
-  EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", {PostRecord("star", 1), PostRecord("star", 2)}));
+  EX_ASSERT_OK(
+      engine_->AppendBatch("social", "*posts", {PostRecord("star", 1), PostRecord("star", 2)}));
   EX_ASSERT_OK(engine_->Append("social", "*posts", PostRecord("star", 1)));
   const std::vector<Value> expected = {Entry("star", 2), Entry("star", 1)};
   int wrong = 0;

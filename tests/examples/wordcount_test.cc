@@ -35,7 +35,8 @@ TEST_F(WordcountTest, NonStringSentenceIsRefusedBeforeTheLogAndAppendsGoOn) {
   auto bad = engine_->Append("wordcount", "*sentences", Value(42));
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kSchemaViolation) << bad.status().ToString();
-  EXPECT_NE(bad.status().message().find("*sentences: expected string, got int 42"), std::string::npos)
+  EXPECT_NE(bad.status().message().find("*sentences: expected string, got int 42"),
+            std::string::npos)
       << bad.status().ToString();
 
   EX_ASSERT_OK(engine_->Append("wordcount", "*sentences", Value("after the refusal")));

@@ -27,8 +27,8 @@ using namespace strata;
 const std::string& TempFile() {
   static const std::string path = [] {
     const char* dir = std::getenv("TMPDIR");
-    std::string pattern = std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") +
-                          "/strata-fuzz-abi-note.XXXXXX";
+    std::string pattern =
+        std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/strata-fuzz-abi-note.XXXXXX";
     const int fd = ::mkstemp(pattern.data());
     STRATA_FUZZ_CHECK(fd >= 0, "a temporary file can be created", pattern);
     ::close(fd);
@@ -47,8 +47,8 @@ void WriteTempFile(const uint8_t* data, size_t size) {
 }
 
 bool IsNameChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
 }
 
 void CheckNote(const AbiNote& note) {
@@ -95,8 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   CheckNote(*parsed);
-  STRATA_FUZZ_CHECK(*parsed == *read, "ReadAbiNote and ParseAbiNote read the same note",
-                    "file: " + read->stamp + " " + read->name + "\nbytes: " + parsed->stamp +
-                        " " + parsed->name);
+  STRATA_FUZZ_CHECK(
+      *parsed == *read, "ReadAbiNote and ParseAbiNote read the same note",
+      "file: " + read->stamp + " " + read->name + "\nbytes: " + parsed->stamp + " " + parsed->name);
   return 0;
 }

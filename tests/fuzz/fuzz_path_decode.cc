@@ -33,9 +33,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const Value wire = path->ToValue();
   Result<Path> back = Path::FromValue(wire);
-  STRATA_FUZZ_CHECK(back.ok() && *back == *path, "Path::FromValue(p.ToValue()) == p",
-                    Show(*v) + "\npath: " + Shorten(shown) + "\nwire: " + Show(wire) +
-                        "\nre-parsed: " + (back.ok() ? Shorten(back->ToString()) : ShowResult(back)));
+  STRATA_FUZZ_CHECK(
+      back.ok() && *back == *path, "Path::FromValue(p.ToValue()) == p",
+      Show(*v) + "\npath: " + Shorten(shown) + "\nwire: " + Show(wire) +
+          "\nre-parsed: " + (back.ok() ? Shorten(back->ToString()) : ShowResult(back)));
   STRATA_FUZZ_CHECK(back->ToValue() == wire, "the wire form is a fixed point",
                     Show(wire) + "\nthen: " + Show(back->ToValue()));
 
@@ -43,10 +44,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   STRATA_FUZZ_CHECK(bytes.ok(), "a path's wire form encodes",
                     Show(wire) + "\n" + ShowResult(bytes));
   Result<Value> decoded = DecodeValue(bytes->data(), bytes->size());
-  Result<Path> from_bytes = decoded.ok() ? Path::FromValue(*decoded) : Result<Path>(decoded.status());
-  STRATA_FUZZ_CHECK(from_bytes.ok() && *from_bytes == *path,
-                    "a path's wire form survives EncodeValue/DecodeValue",
-                    Show(wire) + "\n" + (from_bytes.ok() ? Shorten(from_bytes->ToString())
-                                                         : ShowResult(from_bytes)));
+  Result<Path> from_bytes =
+      decoded.ok() ? Path::FromValue(*decoded) : Result<Path>(decoded.status());
+  STRATA_FUZZ_CHECK(
+      from_bytes.ok() && *from_bytes == *path,
+      "a path's wire form survives EncodeValue/DecodeValue",
+      Show(wire) + "\n" +
+          (from_bytes.ok() ? Shorten(from_bytes->ToString()) : ShowResult(from_bytes)));
   return 0;
 }

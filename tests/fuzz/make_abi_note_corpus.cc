@@ -35,8 +35,8 @@ struct Section {
 };
 
 struct ElfOptions {
-  bool extended_count = false;  // e_shnum = 0 and e_shstrndx = SHN_XINDEX: both in section 0
-  uint64_t shoff_delta = 0;     // added to e_shoff (past the end when large)
+  bool extended_count = false;    // e_shnum = 0 and e_shstrndx = SHN_XINDEX: both in section 0
+  uint64_t shoff_delta = 0;       // added to e_shoff (past the end when large)
   uint64_t abi_offset_delta = 0;  // added to the .strata_abi section's offset
 };
 

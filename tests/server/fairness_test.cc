@@ -8,9 +8,9 @@
 
 #include <gtest/gtest.h>
 
-#include "stratad_test.h"
 #include "strata/client.h"
 #include "strata/path.h"
+#include "stratad_test.h"
 
 namespace strata {
 namespace {
@@ -19,8 +19,8 @@ using server_test::StratadTest;
 
 constexpr int kWords = 250'000;
 
-#define ASSERT_CALL_OK(lhs, expr)                                                       \
-  auto lhs##_result = (expr);                                                           \
+#define ASSERT_CALL_OK(lhs, expr)                                                     \
+  auto lhs##_result = (expr);                                                         \
   ASSERT_TRUE(lhs##_result.ok()) << #expr << ": " << lhs##_result.error().ToString(); \
   auto lhs = std::move(lhs##_result).value()
 
@@ -36,7 +36,8 @@ std::string HugeSentence() {
 
 class FairnessTest : public StratadTest {
  protected:
-  FairnessTest() : StratadTest("strata_fairness_test_", {"--cache-size", "128MB", "--task-threads", "1"}) {}
+  FairnessTest()
+      : StratadTest("strata_fairness_test_", {"--cache-size", "128MB", "--task-threads", "1"}) {}
 
   void Connect() {
     ClientOptions options;
@@ -92,8 +93,10 @@ TEST_F(FairnessTest, AStepOverTheStepTimeoutIsARecordedFailure) {
   // Splitting 250,000 words takes far longer than 1 ms.
   auto appended = client_->Append("wordcount", "*sentences", Value(HugeSentence()));
   ASSERT_FALSE(appended.ok());
-  EXPECT_EQ(appended.error().code, protocol::ErrorCode::kTopologyFailed) << appended.error().ToString();
-  EXPECT_NE(appended.error().message.find("longer than the step timeout of 1 ms"), std::string::npos)
+  EXPECT_EQ(appended.error().code, protocol::ErrorCode::kTopologyFailed)
+      << appended.error().ToString();
+  EXPECT_NE(appended.error().message.find("longer than the step timeout of 1 ms"),
+            std::string::npos)
       << appended.error().ToString();
   ASSERT_CALL_OK(stats, client_->Stats("wordcount"));
   ASSERT_EQ(stats.modules.size(), 1u);

@@ -26,12 +26,12 @@
 #include <flatbuffers/flatbuffers.h>
 #include <gtest/gtest.h>
 
-#include "stratad_test.h"
 #include "strata/path.h"
 #include "strata/protocol/frame.h"
 #include "strata/protocol/messages.h"
-#include "test_client.h"
 #include "strata/testing/test_seed.h"
+#include "stratad_test.h"
+#include "test_client.h"
 
 namespace strata::server_test {
 namespace {
@@ -40,21 +40,22 @@ namespace fs = std::filesystem;
 namespace proto = protocol;
 using proto::ErrorCode;
 
-#define ASSERT_OK(expr)                                   \
-  do {                                                    \
-    const ::strata::Status _s = (expr);                   \
+#define ASSERT_OK(expr)                                     \
+  do {                                                      \
+    const ::strata::Status _s = (expr);                     \
     ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
   } while (0)
 
 // The response of a successful call, or a test failure.
-#define ASSERT_CALL_OK(lhs, client, body)                                                      \
-  ::strata::Result<proto::Response> lhs##_result = (client).Call(body);                        \
-  ASSERT_TRUE(lhs##_result.ok()) << lhs##_result.status().ToString();                          \
-  ASSERT_FALSE(lhs##_result->error.has_value())                                                \
+#define ASSERT_CALL_OK(lhs, client, body)                                                         \
+  ::strata::Result<proto::Response> lhs##_result = (client).Call(body);                           \
+  ASSERT_TRUE(lhs##_result.ok()) << lhs##_result.status().ToString();                             \
+  ASSERT_FALSE(lhs##_result->error.has_value())                                                   \
       << proto::ErrorCodeName(lhs##_result->error->code) << ": " << lhs##_result->error->message; \
   proto::Response lhs = std::move(lhs##_result).value()
 
-void ExpectError(const Result<proto::Response>& response, ErrorCode code, const std::string& words = "") {
+void ExpectError(const Result<proto::Response>& response, ErrorCode code,
+                 const std::string& words = "") {
   ASSERT_TRUE(response.ok()) << response.status().ToString();
   ASSERT_TRUE(response->error.has_value()) << "expected " << proto::ErrorCodeName(code);
   EXPECT_EQ(response->error->code, code)
@@ -64,7 +65,8 @@ void ExpectError(const Result<proto::Response>& response, ErrorCode code, const 
   }
 }
 
-proto::AppendRequest Sentences(std::vector<std::string> texts, proto::AckLevel ack = proto::AckLevel::kProcessed) {
+proto::AppendRequest Sentences(std::vector<std::string> texts,
+                               proto::AckLevel ack = proto::AckLevel::kProcessed) {
   proto::AppendRequest request;
   request.module = "wordcount";
   request.depot = "*sentences";
@@ -135,7 +137,8 @@ class ServerTest : public StratadTest {
     TestClient setup = Connected();
     DeployWordcount(setup);
     std::vector<std::string> big;
-    for (int i = 0; i < 64; ++i) big.push_back(std::string(16 << 10, 'a' + i % 26) + " " + std::to_string(i));
+    for (int i = 0; i < 64; ++i)
+      big.push_back(std::string(16 << 10, 'a' + i % 26) + " " + std::to_string(i));
     ASSERT_CALL_OK(appended, setup, Sentences(big, proto::AckLevel::kAppended));
   }
   // 64 framed ReadDepot requests of ~60 bytes over the 8 partitions: after
@@ -249,7 +252,8 @@ TEST_F(ServerTest, DeployFromUploadedBytes) {
   Result<proto::Response> refused = client.Call(garbage);
   ASSERT_TRUE(refused.ok()) << refused.status().ToString();
   EXPECT_TRUE(refused->error.has_value());
-  ExpectError(client.Call(proto::DeployRequest{}), ErrorCode::kInvalidArgument, "path and so_bytes");
+  ExpectError(client.Call(proto::DeployRequest{}), ErrorCode::kInvalidArgument,
+              "path and so_bytes");
   StopServer();
 }
 
@@ -316,7 +320,8 @@ TEST_F(ServerTest, EveryAcknowledgedAppendSurvivesKill9) {
           }
           proto::Request request;
           request.id = client.NextId();
-          request.body = Sentences(batch, t % 2 == 0 ? proto::AckLevel::kAppended : proto::AckLevel::kProcessed);
+          request.body = Sentences(
+              batch, t % 2 == 0 ? proto::AckLevel::kAppended : proto::AckLevel::kProcessed);
           if (!client.Send(request).ok()) return;
           pending[request.id] = std::move(batch);
         }
@@ -388,7 +393,8 @@ TEST_F(ServerTest, RandomBytesGetAnErrorOrACloseAndOthersAreServed) {
     Result<proto::Response> first = client.Receive();
     if (first.ok()) {
       ASSERT_TRUE(first->error.has_value());
-      EXPECT_TRUE(first->error->code == ErrorCode::kBadFrame || first->error->code == ErrorCode::kFrameTooLarge ||
+      EXPECT_TRUE(first->error->code == ErrorCode::kBadFrame ||
+                  first->error->code == ErrorCode::kFrameTooLarge ||
                   first->error->code == ErrorCode::kHandshakeRequired)
           << proto::ErrorCodeName(first->error->code);
     }
@@ -478,7 +484,8 @@ TEST_F(ServerTest, UnknownNamesInvalidPathsAndMistypedRecordsAreErrors) {
   TestClient client = Connected();
   DeployWordcount(client);
 
-  ExpectError(client.Call(proto::DescribeRequest{"nosuchmodule"}), ErrorCode::kNotFound, "nosuchmodule");
+  ExpectError(client.Call(proto::DescribeRequest{"nosuchmodule"}), ErrorCode::kNotFound,
+              "nosuchmodule");
   proto::AppendRequest bad_depot = Sentences({"x"});
   bad_depot.depot = "*nosuchdepot";
   ExpectError(client.Call(bad_depot), ErrorCode::kNotFound, "nosuchdepot");
@@ -492,9 +499,10 @@ TEST_F(ServerTest, UnknownNamesInvalidPathsAndMistypedRecordsAreErrors) {
   bad_read.module = "wordcount";
   bad_read.depot = "*nosuchdepot";
   ExpectError(client.Call(bad_read), ErrorCode::kNotFound, "nosuchdepot");
-  ExpectError(client.Call(proto::StatsRequest{"nosuchmodule"}), ErrorCode::kNotFound, "nosuchmodule");
-  ExpectError(client.Call(proto::DeployRequest{"/nonexistent/module.so", "", 8}), ErrorCode::kNotFound,
-              "/nonexistent/module.so");
+  ExpectError(client.Call(proto::StatsRequest{"nosuchmodule"}), ErrorCode::kNotFound,
+              "nosuchmodule");
+  ExpectError(client.Call(proto::DeployRequest{"/nonexistent/module.so", "", 8}),
+              ErrorCode::kNotFound, "/nonexistent/module.so");
 
   proto::SelectRequest bad_path = CountOf("x");
   bad_path.path = Value::ListOf({Value::ListOf({Value("frobnicate"), Value(1)})});
@@ -510,8 +518,9 @@ TEST_F(ServerTest, UnknownNamesInvalidPathsAndMistypedRecordsAreErrors) {
               ErrorCode::kSchemaViolation, "*registrations: expected record{");
   ExpectError(client.Call(proto::AppendRequest{"wordcount", "*sentences", {Value(42)}}),
               ErrorCode::kSchemaViolation, "*sentences: expected string, got int 42");
-  ASSERT_CALL_OK(failed, client,
-                 (proto::AppendRequest{"profiles", "*registrations", {Value::MapOf({{"username", ""}})}}));
+  ASSERT_CALL_OK(
+      failed, client,
+      (proto::AppendRequest{"profiles", "*registrations", {Value::MapOf({{"username", ""}})}}));
   const auto& results = std::get<proto::Appended>(failed.body).results;
   ASSERT_EQ(results.size(), 1u);
   ASSERT_TRUE(results[0].failure.has_value());
@@ -528,7 +537,8 @@ proto::ModuleStats BankStats(TestClient& client, int64_t from, int64_t limit) {
   Result<proto::Response> r = client.Call(proto::StatsRequest{"bank", from, limit});
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) return {};
-  EXPECT_FALSE(r->error.has_value()) << proto::ErrorCodeName(r->error->code) << ": " << r->error->message;
+  EXPECT_FALSE(r->error.has_value())
+      << proto::ErrorCodeName(r->error->code) << ": " << r->error->message;
   if (r->error.has_value()) return {};
   const auto& modules = std::get<proto::StatsResult>(r->body).modules;
   EXPECT_EQ(modules.size(), 1u);
@@ -556,7 +566,7 @@ TEST_F(ServerTest, FailuresOfHugeRecordsStaySmallAndStatsPagesThem) {
     proto::ModuleStats page = BankStats(client, 5, 7);
     EXPECT_EQ(page.failures, kFailed) << when;
     EXPECT_EQ(page.failure_page, std::vector<proto::TopologyFailure>(all.failure_page.begin() + 5,
-                                                                      all.failure_page.begin() + 12))
+                                                                     all.failure_page.begin() + 12))
         << when;
     EXPECT_EQ(BankStats(client, 20, 10).failure_page.size(), 4u) << when;
     proto::ModuleStats past_the_end = BankStats(client, kFailed, 10);
@@ -565,8 +575,9 @@ TEST_F(ServerTest, FailuresOfHugeRecordsStaySmallAndStatsPagesThem) {
     ASSERT_CALL_OK(every_module, client, proto::StatsRequest{});
     // The record is where its failure says.
     const proto::TopologyFailure& f = all.failure_page[3];
-    ASSERT_CALL_OK(read, client,
-                   (proto::ReadDepotRequest{"bank", "*deposits", f.partition, f.offset, f.offset + 1, 1}));
+    ASSERT_CALL_OK(
+        read, client,
+        (proto::ReadDepotRequest{"bank", "*deposits", f.partition, f.offset, f.offset + 1, 1}));
     const auto& records = std::get<proto::DepotRecords>(read.body).records;
     ASSERT_EQ(records.size(), 1u) << when;
     EXPECT_GT(records[0].value.Find(Value("account"))->as_string().size(), 1u << 20) << when;
@@ -606,13 +617,17 @@ TEST_F(ServerTest, RecordSchemaRefusesAMistypedBatchBeforeTheLog) {
   auto deposit = [](const std::string& account, Value amount) {
     return Value::MapOf({{"account", account}, {"amount", std::move(amount)}});
   };
-  Result<proto::Response> refused = client.Call(proto::AppendRequest{
-      "bank", "*deposits", {deposit("a", 10), deposit("b", "ten"), deposit("c", 30)}, proto::AckLevel::kAppended});
-  ExpectError(refused, ErrorCode::kSchemaViolation, "*deposits.amount: expected int64, got string \"ten\"");
+  Result<proto::Response> refused =
+      client.Call(proto::AppendRequest{"bank",
+                                       "*deposits",
+                                       {deposit("a", 10), deposit("b", "ten"), deposit("c", 30)},
+                                       proto::AckLevel::kAppended});
+  ExpectError(refused, ErrorCode::kSchemaViolation,
+              "*deposits.amount: expected int64, got string \"ten\"");
   ExpectError(refused, ErrorCode::kSchemaViolation, "record 1 of the batch of 3");
   ExpectError(refused, ErrorCode::kSchemaViolation, "no record of the batch was appended");
-  ExpectError(client.Call(proto::AppendRequest{"bank", "*transfers",
-                                               {Value::MapOf({{"id", "t"}, {"from", "a"}, {"to", 3}})}}),
+  ExpectError(client.Call(proto::AppendRequest{
+                  "bank", "*transfers", {Value::MapOf({{"id", "t"}, {"from", "a"}, {"to", 3}})}}),
               ErrorCode::kSchemaViolation, "*transfers.to: expected string, got int 3");
 
   proto::ModuleStats stats = BankStats(client, 0, 0);
@@ -621,7 +636,8 @@ TEST_F(ServerTest, RecordSchemaRefusesAMistypedBatchBeforeTheLog) {
   }
   EXPECT_EQ(stats.failures, 0);
 
-  ASSERT_CALL_OK(good, client, (proto::AppendRequest{"bank", "*deposits", {deposit("a", 10), deposit("c", 30)}}));
+  ASSERT_CALL_OK(good, client,
+                 (proto::AppendRequest{"bank", "*deposits", {deposit("a", 10), deposit("c", 30)}}));
   for (const proto::AppendResult& r : std::get<proto::Appended>(good.body).results) {
     EXPECT_FALSE(r.failure.has_value()) << r.failure->message;
   }
@@ -650,7 +666,8 @@ TEST_F(ServerTest, HandshakeIsRequiredFirstAndVersionChecked) {
 
   TestClient future;
   ASSERT_OK(future.Connect(server_->port()));
-  ExpectError(future.Call(proto::Hello{99, "from the future"}), ErrorCode::kUnsupportedVersion, "99");
+  ExpectError(future.Call(proto::Hello{99, "from the future"}), ErrorCode::kUnsupportedVersion,
+              "99");
   EXPECT_TRUE(future.WaitForClose());
   StopServer();
 }
@@ -778,7 +795,8 @@ TEST_F(ServerTest, ClientThatNeverReadsCannotGrowServerMemory) {
     }
   }
   EXPECT_GT(blocked_sends, 0) << "sent " << sent_bytes << " bytes without backpressure";
-  EXPECT_LT(rss_max - rss_before, 300 << 10) << "RSS grew from " << rss_before << " KiB to " << rss_max << " KiB";
+  EXPECT_LT(rss_max - rss_before, 300 << 10)
+      << "RSS grew from " << rss_before << " KiB to " << rss_max << " KiB";
   ASSERT_CALL_OK(served, other, CountOf("zzz"));
   hog.Close();  // else the shutdown waits for its write deadline
   StopServer();
@@ -857,8 +875,8 @@ TEST_F(ServerTest, SecondServerOnTheSameDataDirectoryIsRefused) {
 }
 
 TEST_F(ServerTest, OutOfRangeCheckpointFlagsAreRefused) {
-  const std::vector<std::pair<std::string, std::string>> bad = {
-      {"--checkpoint-log-size", "3GB"}, {"--checkpoint-interval", "0"}};
+  const std::vector<std::pair<std::string, std::string>> bad = {{"--checkpoint-log-size", "3GB"},
+                                                                {"--checkpoint-interval", "0"}};
   for (const auto& [flag, value] : bad) {
     StratadProcess refused;
     const std::string refused_log = dir_ + "/refused.log";
@@ -1004,8 +1022,8 @@ TEST_F(ServerTest, ConfigFileEngineSettingsTakeEffect) {
   }
   StartServer({"--config", config, "--deploy", BANK_MODULE});
   TestClient client = Connected();
-  proto::AppendRequest refused_deposit{"bank", "*deposits",
-                                       {Value::MapOf({{"account", "a"}, {"amount", 0}})}};
+  proto::AppendRequest refused_deposit{
+      "bank", "*deposits", {Value::MapOf({{"account", "a"}, {"amount", 0}})}};
   ASSERT_CALL_OK(appended, client, refused_deposit);
   const auto& results = std::get<proto::Appended>(appended.body).results;
   ASSERT_EQ(results.size(), 1u);

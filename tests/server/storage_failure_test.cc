@@ -11,26 +11,26 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
-#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <iterator>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "stratad_test.h"
 #include "strata/engine.h"
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
-#include "test_client.h"
 #include "strata/testing/test_seed.h"
+#include "stratad_test.h"
+#include "test_client.h"
 
 namespace strata::server_test {
 namespace {
@@ -202,7 +202,8 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
   for (int batch = 0; batch < 100000 && first_error.empty(); ++batch) {
     std::vector<std::string> texts;
     for (int i = 0; i < 20; ++i) {
-      texts.push_back("b" + std::to_string(batch) + "r" + std::to_string(i) + " " + RandomText(random, 200));
+      texts.push_back("b" + std::to_string(batch) + "r" + std::to_string(i) + " " +
+                      RandomText(random, 200));
     }
     Result<proto::Response> r = client.Call(Sentences(texts));
     if (!r.ok()) {
@@ -218,7 +219,8 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
     }
   }
   ASSERT_FALSE(first_error.empty()) << "40 MiB never filled up";
-  ASSERT_GT(acked.size(), 100u) << "the disk filled before anything was acknowledged: " << first_error;
+  ASSERT_GT(acked.size(), 100u) << "the disk filled before anything was acknowledged: "
+                                << first_error;
   ASSERT_NO_FATAL_FAILURE(ExpectExitForStorageFailure("No space left on device"));
   std::cerr << "first error a client saw: " << first_error << "\n"
             << acked.size() << " records acknowledged before it\n";
@@ -236,7 +238,8 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
   size_t missing = 0;
   for (const Acked& a : acked) {
     auto p = stored->find(a.partition);
-    if (p == stored->end() || !p->second.contains(a.offset) || p->second.at(a.offset) != a.sentence) {
+    if (p == stored->end() || !p->second.contains(a.offset) ||
+        p->second.at(a.offset) != a.sentence) {
       ++missing;
     }
   }
@@ -322,7 +325,8 @@ TEST_F(StorageFailureTest, DamagedDepotPageIsNeverServedAndTheServerExitsNamingT
       changed = true;
     }
     if (!changed) continue;
-    std::ofstream(entry.path(), std::ios::binary | std::ios::trunc).write(bytes.data(), bytes.size());
+    std::ofstream(entry.path(), std::ios::binary | std::ios::trunc)
+        .write(bytes.data(), bytes.size());
     damaged.push_back(name.substr(0, name.size() - 3));
   }
   ASSERT_FALSE(damaged.empty()) << "no depot file holds the token verbatim";
@@ -336,19 +340,23 @@ TEST_F(StorageFailureTest, DamagedDepotPageIsNeverServedAndTheServerExitsNamingT
     if (read.ok()) {
       for (const auto& [partition, records] : *read) {
         for (const auto& [offset, sentence] : records) {
-          ASSERT_TRUE(!sentence.starts_with("sentence 0.") || std::stoi(sentence.substr(11)) >= 16 ||
+          ASSERT_TRUE(!sentence.starts_with("sentence 0.") ||
+                      std::stoi(sentence.substr(11)) >= 16 ||
                       sentence.find(token) != std::string::npos)
-              << "partition " << partition << " offset " << offset << " served altered: " << sentence;
+              << "partition " << partition << " offset " << offset
+              << " served altered: " << sentence;
         }
       }
     }
     ASSERT_FALSE(read.ok()) << "every damaged record read back intact?";
-    EXPECT_EQ(read.status().message().find("OVERLOADED"), std::string::npos) << read.status().ToString();
+    EXPECT_EQ(read.status().message().find("OVERLOADED"), std::string::npos)
+        << read.status().ToString();
   }
   ASSERT_NO_FATAL_FAILURE(ExpectExitForStorageFailure("checksum"));
   const std::string log = ReadFile(log_);
   bool names_a_table = false;
-  for (const std::string& table : damaged) names_a_table |= log.find("table '" + table + "'") != std::string::npos;
+  for (const std::string& table : damaged)
+    names_a_table |= log.find("table '" + table + "'") != std::string::npos;
   EXPECT_TRUE(names_a_table) << log;
 }
 
@@ -375,7 +383,8 @@ TEST_F(StorageFailureTest, DamagedLogRecordRefusesToStartUnlessTheLossIsAccepted
     DeployWordcount(client);
     for (int batch = 0; batch < 100; ++batch) {
       std::vector<std::string> texts;
-      for (int i = 0; i < 10; ++i) texts.push_back("batch " + std::to_string(batch) + " sentence " + std::to_string(i));
+      for (int i = 0; i < 10; ++i)
+        texts.push_back("batch " + std::to_string(batch) + " sentence " + std::to_string(i));
       Result<proto::Response> r = client.Call(Sentences(texts));
       ASSERT_TRUE(r.ok() && !r->error) << (r.ok() ? r->error->message : r.status().ToString());
     }
@@ -404,7 +413,8 @@ TEST_F(StorageFailureTest, DamagedLogRecordRefusesToStartUnlessTheLossIsAccepted
 
   server_ = std::make_unique<StratadProcess>();
   ASSERT_FALSE(server_->Start(data_dir_, log_, {"--cache-size", "64MB"}))
-      << "started over a damaged log record:\n" << ReadFile(log_);
+      << "started over a damaged log record:\n"
+      << ReadFile(log_);
   const int refused = server_->Wait();
   std::string log = ReadFile(log_);
   ASSERT_TRUE(WIFEXITED(refused)) << log;
@@ -416,7 +426,8 @@ TEST_F(StorageFailureTest, DamagedLogRecordRefusesToStartUnlessTheLossIsAccepted
   EXPECT_NE(log.find("bytes of log"), std::string::npos) << log;
   EXPECT_NE(log.find("--accept-log-loss"), std::string::npos) << log;
   const size_t line = log.find("ERROR");
-  if (line != std::string::npos) std::cerr << "stratad: " << log.substr(line, log.find('\n', line) - line) << "\n";
+  if (line != std::string::npos)
+    std::cerr << "stratad: " << log.substr(line, log.find('\n', line) - line) << "\n";
 
   StartServer({"--accept-log-loss"});
   log = ReadFile(log_);
@@ -488,8 +499,10 @@ TEST_F(StorageFailureTest, ReadsAfterAStoragePanicKeepTheStorageErrorCode) {
   Result<Value> count = engine->SelectOne("wordcount", "$$word_counts", Path().Key("alpha"));
   ASSERT_FALSE(count.ok());
   EXPECT_NE(count.status().code(), StatusCode::kBusy) << count.status().ToString();
-  EXPECT_NE(count.status().message().find("WT_PANIC"), std::string::npos) << count.status().ToString();
-  Result<std::vector<DepotEntry>> records = engine->ReadDepot("wordcount", "*sentences", 0, 0, 10, 10);
+  EXPECT_NE(count.status().message().find("WT_PANIC"), std::string::npos)
+      << count.status().ToString();
+  Result<std::vector<DepotEntry>> records =
+      engine->ReadDepot("wordcount", "*sentences", 0, 0, 10, 10);
   ASSERT_FALSE(records.ok());
   EXPECT_NE(records.status().code(), StatusCode::kBusy) << records.status().ToString();
 }

@@ -66,7 +66,8 @@ Status TestClient::Handshake() {
   const auto* welcome = std::get_if<proto::Welcome>(&response->body);
   if (welcome == nullptr) return Status::Internal("handshake answered without a Welcome");
   if (welcome->protocol_version != proto::kProtocolVersion) {
-    return Status::Internal("Welcome with protocol version " + std::to_string(welcome->protocol_version));
+    return Status::Internal("Welcome with protocol version " +
+                            std::to_string(welcome->protocol_version));
   }
   return Status::Ok();
 }
@@ -108,7 +109,8 @@ Status TestClient::ReadExactly(char* data, size_t size) {
 Result<proto::Response> TestClient::Receive() {
   unsigned char prefix[4];
   STRATA_RETURN_IF_ERROR(ReadExactly(reinterpret_cast<char*>(prefix), sizeof prefix));
-  const uint32_t size = prefix[0] | prefix[1] << 8 | prefix[2] << 16 | static_cast<uint32_t>(prefix[3]) << 24;
+  const uint32_t size =
+      prefix[0] | prefix[1] << 8 | prefix[2] << 16 | static_cast<uint32_t>(prefix[3]) << 24;
   if (size == 0 || size > (64u << 20)) {
     return Status::Corruption("response frame of " + std::to_string(size) + " bytes");
   }

@@ -9,8 +9,8 @@
 #include "path_text.h"
 #include "render.h"
 #include "strata/json.h"
-#include "testing/random_value.h"
 #include "strata/testing/test_seed.h"
+#include "testing/random_value.h"
 
 namespace strata::shell {
 namespace {
@@ -96,14 +96,30 @@ Path RandomPath(testing::RandomValueGenerator& gen, int depth, bool top = true) 
   const int64_t steps = gen.Uniform(0, 5);
   for (int64_t i = 0; i < steps; ++i) {
     switch (gen.Uniform(0, 11)) {
-      case 0: p.Key(gen.Any(2)); break;
-      case 1: p.Key(gen.Any(1), gen.Scalar()); break;
-      case 2: p.Must(gen.Any(2)); break;
-      case 3: p.Nth(gen.Uniform(0, 1000)); break;
-      case 4: p.First(); break;
-      case 5: p.Last(); break;
-      case 6: p.All(); break;
-      case 7: gen.Uniform(0, 1) ? p.MapKeys() : p.MapVals(); break;
+      case 0:
+        p.Key(gen.Any(2));
+        break;
+      case 1:
+        p.Key(gen.Any(1), gen.Scalar());
+        break;
+      case 2:
+        p.Must(gen.Any(2));
+        break;
+      case 3:
+        p.Nth(gen.Uniform(0, 1000));
+        break;
+      case 4:
+        p.First();
+        break;
+      case 5:
+        p.Last();
+        break;
+      case 6:
+        p.All();
+        break;
+      case 7:
+        gen.Uniform(0, 1) ? p.MapKeys() : p.MapVals();
+        break;
       case 8: {
         RangeSpec r;
         if (gen.Uniform(0, 2) > 0) {
@@ -119,7 +135,9 @@ Path RandomPath(testing::RandomValueGenerator& gen, int depth, bool top = true) 
         p.Range(r);
         break;
       }
-      case 9: p.Size(); break;
+      case 9:
+        p.Size();
+        break;
       case 10: {
         auto op = static_cast<PredicateOp>(gen.Uniform(0, 6));
         Value arg = op == PredicateOp::kExists ? Value() : gen.Any(2);
@@ -130,18 +148,34 @@ Path RandomPath(testing::RandomValueGenerator& gen, int depth, bool top = true) 
         }
         break;
       }
-      default: p.NullTo(gen.Any(2)); break;
+      default:
+        p.NullTo(gen.Any(2));
+        break;
     }
   }
   if (top && gen.Uniform(0, 2) == 0) {
     switch (gen.Uniform(0, 6)) {
-      case 0: p.Set(gen.Any(2)); break;
-      case 1: p.Add(gen.Uniform(0, 1) ? Value(gen.Int()) : Value(gen.Double())); break;
-      case 2: p.Inc(); break;
-      case 3: p.Append(gen.Any(2), gen.Any(1)); break;
-      case 4: p.AddToSet(gen.Any(2)); break;
-      case 5: p.SetIfAbsent(gen.Any(2)); break;
-      default: p.Remove(); break;
+      case 0:
+        p.Set(gen.Any(2));
+        break;
+      case 1:
+        p.Add(gen.Uniform(0, 1) ? Value(gen.Int()) : Value(gen.Double()));
+        break;
+      case 2:
+        p.Inc();
+        break;
+      case 3:
+        p.Append(gen.Any(2), gen.Any(1));
+        break;
+      case 4:
+        p.AddToSet(gen.Any(2));
+        break;
+      case 5:
+        p.SetIfAbsent(gen.Any(2));
+        break;
+      default:
+        p.Remove();
+        break;
     }
   }
   return p;
@@ -210,7 +244,8 @@ TEST(PathTextTest, JsonValueInsideALongerText) {
 }
 
 TEST(CommandTest, ParsesEveryCommand) {
-  Parsed<Command> c = ParseCommand(R"(append bank *deposits {"account": "alice", "amount": 100} ack=appended)");
+  Parsed<Command> c =
+      ParseCommand(R"(append bank *deposits {"account": "alice", "amount": 100} ack=appended)");
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->kind, Command::Kind::kAppend);
   EXPECT_EQ(c->module, "bank");
@@ -218,7 +253,8 @@ TEST(CommandTest, ParsesEveryCommand) {
   EXPECT_EQ(c->value, Json(R"({"account": "alice", "amount": 100})"));
   EXPECT_EQ(c->ack, protocol::AckLevel::kAppended);
 
-  c = ParseCommand(R"(select social $$timelines key("alice").range((-inf, +inf), limit 20).map_vals)");
+  c = ParseCommand(
+      R"(select social $$timelines key("alice").range((-inf, +inf), limit 20).map_vals)");
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->kind, Command::Kind::kSelect);
   EXPECT_EQ(c->target, "$$timelines");
@@ -259,7 +295,8 @@ TEST(CommandTest, ParsesEveryCommand) {
   c = ParseCommand("timing on");
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->on);
-  for (const char* text : {"help", "help append", "modules", "describe bank", "stats bank", "quit", "exit"}) {
+  for (const char* text :
+       {"help", "help append", "modules", "describe bank", "stats bank", "quit", "exit"}) {
     EXPECT_TRUE(ParseCommand(text).ok()) << text;
   }
 }
@@ -309,7 +346,8 @@ TEST(RenderTest, MapsAndRecordListsAreAlignedTables) {
             "a      1\n"
             "hello  world\n"
             "(2 rows)\n");
-  EXPECT_EQ(RenderValue(Json(R"([{"author": "bob", "id": 20}, {"author": "carol", "id": 15, "x": null}])")),
+  EXPECT_EQ(RenderValue(
+                Json(R"([{"author": "bob", "id": 20}, {"author": "carol", "id": 15, "x": null}])")),
             "author  id  x\n"
             "------  --  ----\n"
             "bob     20\n"
@@ -328,7 +366,8 @@ TEST(RenderTest, OtherValuesAreJsonAndLongCellsAreCut) {
   EXPECT_EQ(RenderValue(Json("\"é\"")), "\"é\"\n");
   Table t{{"k"}, {{"ééééé"}}};
   EXPECT_EQ(RenderTable(t, 3), "k\n---\néé…\n(1 row)\n");
-  const std::string long_list = ToJson(Json(R"([{"$set": [1, 2, 3]}, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"])"));
+  const std::string long_list = ToJson(Json(
+      R"([{"$set": [1, 2, 3]}, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"])"));
   EXPECT_EQ(RenderValue(Json(long_list)), ToJson(Json(long_list), 2) + "\n");
   EXPECT_EQ(CellText(Value("a\nb")), "\"a\\nb\"");
 }

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "stratad_process.h"
 #include "strata/json.h"
+#include "stratad_process.h"
 
 extern char** environ;
 
@@ -53,13 +53,16 @@ class ShellTest : public ::testing::Test {
 
   // Runs build/bin/strata --port PORT `args` with `input` as standard input.
   ShellRun Run(std::vector<std::string> args, const std::string& input = "") {
-    const std::string in_path = dir_ + "/stdin", out_path = dir_ + "/stdout", err_path = dir_ + "/stderr";
+    const std::string in_path = dir_ + "/stdin", out_path = dir_ + "/stdout",
+                      err_path = dir_ + "/stderr";
     std::ofstream(in_path) << input;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     args.insert(args.begin(), {STRATA_SHELL, "--port", std::to_string(server_.port())});
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -185,7 +188,8 @@ count     *sentences
   EXPECT_EQ(run.exit_code, 0) << run.err;
   // A random depot: the partition is not known in advance.
   EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(^partition \d, offset 0\n2\n)"))) << run.out;
-  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\n\d          0       "The cat, the hat."\n\(1 row\)\n$)")))
+  EXPECT_TRUE(std::regex_search(
+      run.out, std::regex(R"(\n\d          0       "The cat, the hat."\n\(1 row\)\n$)")))
       << run.out;
 
   run = Run({"-c", "modules"});
@@ -248,7 +252,8 @@ select bank $$balances ["alice"]
             "  append bank *deposits {\"account\": \"alice\", amount: 100}\n"
             "                                             ^\n");
 
-  run = Run({"--keep-going"}, "select social $$posts key(\"bob\").rnage(1)\nselect bank $$balances [\"zed\"]\n");
+  run = Run({"--keep-going"},
+            "select social $$posts key(\"bob\").rnage(1)\nselect bank $$balances [\"zed\"]\n");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_EQ(run.out, "[null]\n");
   EXPECT_EQ(run.err,
@@ -262,12 +267,15 @@ select bank $$balances ["alice"]
 
   run = Run({"-c", "frobnicate"});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_EQ(run.err, "error: unknown command 'frobnicate' (type help for the list)\n  frobnicate\n  ^\n");
+  EXPECT_EQ(run.err,
+            "error: unknown command 'frobnicate' (type help for the list)\n  frobnicate\n  ^\n");
 
   run = Run({"-c", "append bank *deposits {\"account\": 5, \"amount\": 1}"});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_NE(run.err.find("error: SCHEMA_VIOLATION: record 0 of the batch of 1"), std::string::npos) << run.err;
-  EXPECT_NE(run.err.find("*deposits.account: expected string, got int 5"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("error: SCHEMA_VIOLATION: record 0 of the batch of 1"), std::string::npos)
+      << run.err;
+  EXPECT_NE(run.err.find("*deposits.account: expected string, got int 5"), std::string::npos)
+      << run.err;
 
   run = Run({"-c", "append bank *deposits {\"account\": \"a\", \"amount\": 0}"});
   EXPECT_EQ(run.exit_code, 1);
@@ -281,8 +289,9 @@ select bank $$balances ["alice"]
 TEST_F(ShellTest, DestroyNeedsYesInScriptsAndDeployBringsAModuleBack) {
   ShellRun run = Run({"-c", "destroy wordcount"});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_EQ(run.err, "error: destroy deletes module wordcount and all its data: confirm with "
-                     "'destroy wordcount --yes'\n");
+  EXPECT_EQ(run.err,
+            "error: destroy deletes module wordcount and all its data: confirm with "
+            "'destroy wordcount --yes'\n");
   run = Run({}, "destroy wordcount --yes\nmodules\n");
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_TRUE(run.out.starts_with("destroyed wordcount\n")) << run.out;
@@ -297,35 +306,52 @@ TEST_F(ShellTest, DestroyNeedsYesInScriptsAndDeployBringsAModuleBack) {
   EXPECT_NE(run.err.find("error: ALREADY_EXISTS"), std::string::npos) << run.err;
   run = Run({"-c", "deploy /nonexistent/x.so"});
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_EQ(run.err, "error: cannot read module file /nonexistent/x.so: No such file or directory\n");
+  EXPECT_EQ(run.err,
+            "error: cannot read module file /nonexistent/x.so: No such file or directory\n");
 }
 
 TEST_F(ShellTest, StatsAndTiming) {
-  ShellRun run = Run({}, "append bank *deposits {\"account\": \"alice\", \"amount\": 5}\ntiming on\nstats bank\ntiming off\nhelp quit\n");
+  ShellRun run = Run({},
+                     "append bank *deposits {\"account\": \"alice\", \"amount\": 5}\ntiming "
+                     "on\nstats bank\ntiming off\nhelp quit\n");
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\ntiming on\nserver: up \d+\.\d s, 1 connection \(\d+ since start\), \d+ requests\n)")))
+  EXPECT_TRUE(std::regex_search(
+      run.out,
+      std::regex(
+          R"(\ntiming on\nserver: up \d+\.\d s, 1 connection \(\d+ since start\), \d+ requests\n)")))
       << run.out;
-  EXPECT_NE(run.out.find("module bank\ndepot       records\n----------  -------\n*deposits   1\n*transfers  0\n"),
-            std::string::npos) << run.out;
+  EXPECT_NE(
+      run.out.find(
+          "module bank\ndepot       records\n----------  -------\n*deposits   1\n*transfers  0\n"),
+      std::string::npos)
+      << run.out;
   EXPECT_NE(run.out.find("deposit   *deposits   0\n"), std::string::npos) << run.out;
-  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\nfailures: 0\n\(\d+\.\d{3} ms\)\ntiming off\n)"))) << run.out;
-  EXPECT_TRUE(run.out.ends_with("timing off\nusage: quit\nLeaves the shell (so do exit and Ctrl-D).\n")) << run.out;
+  EXPECT_TRUE(
+      std::regex_search(run.out, std::regex(R"(\nfailures: 0\n\(\d+\.\d{3} ms\)\ntiming off\n)")))
+      << run.out;
+  EXPECT_TRUE(
+      run.out.ends_with("timing off\nusage: quit\nLeaves the shell (so do exit and Ctrl-D).\n"))
+      << run.out;
 }
 
 TEST_F(ShellTest, StatsPagesFailures) {
   std::string script;
   for (const char* account : {"a", "b", "c"}) {
-    script += "append bank *deposits {\"account\": \"" + std::string(account) + "\", \"amount\": 0}\n";
+    script +=
+        "append bank *deposits {\"account\": \"" + std::string(account) + "\", \"amount\": 0}\n";
   }
   script += "stats bank from=1 limit=1\nstats bank limit=0\nstats bank from=5\nstats from=2 bank\n";
   ShellRun run = Run({"--keep-going"}, script);
   EXPECT_EQ(run.exit_code, 1) << run.err;  // the failed appends
-  EXPECT_NE(run.out.find("failures: 3 (listed: 1 to 1; next: from=2)\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("failures: 3 (listed: 1 to 1; next: from=2)\n"), std::string::npos)
+      << run.out;
   EXPECT_NE(run.out.find("failures: 3\n"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("failures: 3 (none listed from 5)\n"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("failures: 3 (listed: 2 to 2)\n"), std::string::npos) << run.out;
-  EXPECT_NE(run.out.find("\ndeposit   *deposits  0          1       on partition 0 after 3 attempts"),
-            std::string::npos) << run.out;
+  EXPECT_NE(
+      run.out.find("\ndeposit   *deposits  0          1       on partition 0 after 3 attempts"),
+      std::string::npos)
+      << run.out;
 
   run = Run({"--json", "-c", "stats bank from=1 limit=1"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
@@ -346,11 +372,13 @@ TEST_F(ShellTest, UnreachableServerAndBadFlagsHaveTheirOwnExitStatus) {
   ASSERT_EQ(server_.Stop(SIGTERM), 0);
   ShellRun run = Run({"-c", "modules"});
   EXPECT_EQ(run.exit_code, 3);
-  EXPECT_NE(run.err.find("error: cannot reach stratad at 127.0.0.1:" + std::to_string(port)), std::string::npos)
+  EXPECT_NE(run.err.find("error: cannot reach stratad at 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
       << run.err;
   run = Run({"-c", "help"});  // needs no server
   EXPECT_EQ(run.exit_code, 0);
-  EXPECT_NE(run.out.find("  select MODULE PSTATE [partition_key=JSON] PATH\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("  select MODULE PSTATE [partition_key=JSON] PATH\n"), std::string::npos)
+      << run.out;
   run = Run({"--bogus"});
   EXPECT_EQ(run.exit_code, 2);
   run = Run({"-f", dir_ + "/missing.strata"});

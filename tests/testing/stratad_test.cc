@@ -32,8 +32,8 @@ void StratadTest::StartServer(const std::vector<std::string>& extra, uint16_t po
   std::vector<std::string> args = base_args_;
   args.insert(args.end(), extra.begin(), extra.end());
   server_ = std::make_unique<StratadProcess>();
-  ASSERT_TRUE(server_->Start(data_dir_, log_, args, port))
-      << "stratad did not start:\n" << ReadFile(log_);
+  ASSERT_TRUE(server_->Start(data_dir_, log_, args, port)) << "stratad did not start:\n"
+                                                           << ReadFile(log_);
 }
 
 void StratadTest::StopServer() {

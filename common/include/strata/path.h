@@ -41,14 +41,25 @@ struct RangeSpec {
 
 struct Navigator {
   enum class Kind : uint8_t {
-    kKey, kMust, kNth, kFirst, kLast, kAll, kMapKeys, kMapVals, kRange, kSize, kFilter, kNullTo
+    kKey,
+    kMust,
+    kNth,
+    kFirst,
+    kLast,
+    kAll,
+    kMapKeys,
+    kMapVals,
+    kRange,
+    kSize,
+    kFilter,
+    kNullTo
   };
   Kind kind = Kind::kAll;
   std::vector<Value> keys;  // kKey, kMust: nested keys, outermost first (at least one)
   int64_t index = 0;        // kNth: >= 0
   RangeSpec range;          // kRange
   PredicateOp op = PredicateOp::kExists;  // kFilter
-  Value arg;                // kFilter: the operand (unused by kExists); kNullTo: the default
+  Value arg;  // kFilter: the operand (unused by kExists); kNullTo: the default
   // kFilter: when set, the predicate holds if it holds for any value this path selects
   // from the current value (never for none); otherwise it tests the current value.
   std::shared_ptr<const Path> subpath;
@@ -67,9 +78,13 @@ class Path {
 
   // Navigators. Key/Must with several keys navigate into each in turn.
   template <typename... K>
-  Path& Key(K&&... keys) { return AddKeys(Navigator::Kind::kKey, Values(std::forward<K>(keys)...)); }
+  Path& Key(K&&... keys) {
+    return AddKeys(Navigator::Kind::kKey, Values(std::forward<K>(keys)...));
+  }
   template <typename... K>
-  Path& Must(K&&... keys) { return AddKeys(Navigator::Kind::kMust, Values(std::forward<K>(keys)...)); }
+  Path& Must(K&&... keys) {
+    return AddKeys(Navigator::Kind::kMust, Values(std::forward<K>(keys)...));
+  }
   Path& Nth(int64_t index);
   Path& First();
   Path& Last();
@@ -88,9 +103,13 @@ class Path {
   Path& Inc() { return Add(Value(1)); }
   Path& Add(Value n);
   template <typename... V>
-  Path& Append(V&&... items) { return AddItems(Terminal::Kind::kAppend, Values(std::forward<V>(items)...)); }
+  Path& Append(V&&... items) {
+    return AddItems(Terminal::Kind::kAppend, Values(std::forward<V>(items)...));
+  }
   template <typename... V>
-  Path& AddToSet(V&&... items) { return AddItems(Terminal::Kind::kAddToSet, Values(std::forward<V>(items)...)); }
+  Path& AddToSet(V&&... items) {
+    return AddItems(Terminal::Kind::kAddToSet, Values(std::forward<V>(items)...));
+  }
   Path& SetIfAbsent(Value v);
   Path& Remove();
 

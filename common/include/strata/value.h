@@ -55,14 +55,13 @@ class Value {
   // Any other integer type whose every value fits in int64_t (long long, short, unsigned,
   // uint32_t, char, ...) becomes an int, exactly.
   template <typename T>
-    requires std::integral<T> && (!std::same_as<T, bool>) &&
-             (std::is_signed_v<T> || sizeof(T) < sizeof(int64_t))
-  Value(T v) : rep_(static_cast<int64_t>(v)) {}
+  requires std::integral<T> &&
+      (!std::same_as<T, bool>)&&(std::is_signed_v<T> || sizeof(T) < sizeof(int64_t)) Value(T v)
+      : rep_(static_cast<int64_t>(v)) {}
   // Deleted: a 64-bit unsigned (size_t, uint64_t, unsigned long long) may not fit in an
   // int. Check the range and write Value(static_cast<int64_t>(n)).
   template <typename T>
-    requires std::unsigned_integral<T> && (sizeof(T) >= sizeof(int64_t))
-  Value(T v) = delete;
+  requires std::unsigned_integral<T> &&(sizeof(T) >= sizeof(int64_t)) Value(T v) = delete;
   Value(double v);
   Value(const char* s) : rep_(std::string(s)) {}
   // Deleted: any other pointer (a std::string*, an int*) would silently become a bool.

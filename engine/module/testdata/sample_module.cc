@@ -41,7 +41,8 @@ void Define(strata::ModuleBuilder& m) {
       .Each([](strata::TopologyContext&, const strata::Value& v) {
         throw std::runtime_error("cannot handle " + v.ToString());
       })
-      .HashPartition([](const strata::Value&) -> strata::Value { throw std::out_of_range("no key"); })
+      .HashPartition(
+          [](const strata::Value&) -> strata::Value { throw std::out_of_range("no key"); })
       .Each([](strata::TopologyContext&, const strata::Value&) { throw 42; })
       .Direct([](const strata::Value& v) { return v.as_int(); })
       .Each([](strata::TopologyContext&, const strata::Value& v) {

@@ -33,7 +33,8 @@ class TestStore {
     session_ = std::move(session).value();
   }
 
-  std::unique_ptr<PState> Open(std::string_view name, const PStateSchema& schema, int partitions = 1) {
+  std::unique_ptr<PState> Open(std::string_view name, const PStateSchema& schema,
+                               int partitions = 1) {
     auto ps = PState::Open(storage_.get(), "test", name, schema, partitions);
     if (!ps.ok()) ADD_FAILURE() << ps.status().ToString();
     return ps.ok() ? std::move(ps).value() : nullptr;

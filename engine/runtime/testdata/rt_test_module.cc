@@ -50,8 +50,8 @@ void Define(strata::ModuleBuilder& m) {
 
   // order: {producer, seq} -> hash(producer) -> append seq to the producer's list.
   auto seq = m.Depot("*seq", DepotPartitioning::Hash(Path().Key("producer")));
-  auto sequences = m.PState("$$sequences",
-                            Schema::Map(Schema::String(), Schema::List(Schema::Int64()).Subindexed()));
+  auto sequences = m.PState(
+      "$$sequences", Schema::Map(Schema::String(), Schema::List(Schema::Int64()).Subindexed()));
   m.Stream("order")
       .Source(seq)
       .Each([](TopologyContext& ctx, const Value& record) { ctx.Emit(record); })
@@ -94,7 +94,8 @@ void Define(strata::ModuleBuilder& m) {
       std::lock_guard lock(attempts_mu);
       ++attempts[n.as_int()];
     }
-    if (n.as_int() % 5 == 0) throw std::runtime_error("record " + n.ToString() + " is a multiple of 5");
+    if (n.as_int() % 5 == 0)
+      throw std::runtime_error("record " + n.ToString() + " is a multiple of 5");
     return ctx.Transform(flaky_ok, Path().Key(n).NullTo(0).Inc()).status();
   });
 
@@ -134,9 +135,11 @@ void Define(strata::ModuleBuilder& m) {
   // append {k, n} to *derived, whose topology adds n to another set.
   auto crash = m.Depot("*crash", DepotPartitioning::Hash(Path().Key("k")));
   auto derived = m.Depot("*derived", DepotPartitioning::NoClientAppends());
-  auto crash_sets = m.PState("$$crash_sets", Schema::Map(Schema::String(), Schema::Set(Schema::Int64())));
+  auto crash_sets =
+      m.PState("$$crash_sets", Schema::Map(Schema::String(), Schema::Set(Schema::Int64())));
   auto crash_counts = m.PState("$$crash_counts", Schema::Map(Schema::String(), Schema::Int64()));
-  auto derived_sets = m.PState("$$derived_sets", Schema::Map(Schema::String(), Schema::Set(Schema::Int64())));
+  auto derived_sets =
+      m.PState("$$derived_sets", Schema::Map(Schema::String(), Schema::Set(Schema::Int64())));
   m.Stream("crash")
       .Source(crash)
       .Each([](TopologyContext& ctx, const Value& record) { ctx.Emit(record); })
@@ -150,12 +153,14 @@ void Define(strata::ModuleBuilder& m) {
         if (!counted.ok()) return counted.status();
         return ctx.Append(derived, record);
       });
-  m.Stream("derived").Source(derived).Each([derived_sets](TopologyContext& ctx, const Value& record) {
-    return ctx
-        .Transform(derived_sets,
-                   Path().Key(*record.Find("k")).NullTo(Value::EmptySet()).AddToSet(*record.Find("n")))
-        .status();
-  });
+  m.Stream("derived").Source(derived).Each(
+      [derived_sets](TopologyContext& ctx, const Value& record) {
+        return ctx
+            .Transform(
+                derived_sets,
+                Path().Key(*record.Find("k")).NullTo(Value::EmptySet()).AddToSet(*record.Find("n")))
+            .status();
+      });
 
   // typed: records must match a record schema; $$typed[k] = n.
   auto typed = m.Depot("*typed", DepotPartitioning::Hash(Path().Key("k")),
@@ -166,7 +171,8 @@ void Define(strata::ModuleBuilder& m) {
   m.Stream("typed").Source(typed).Each([typed_values](TopologyContext& ctx, const Value& record) {
     const Value* k = record.Find("k");
     const Value* n = record.Find("n");
-    if (k == nullptr || n == nullptr) return strata::Status::InvalidArgument("*typed needs k and n");
+    if (k == nullptr || n == nullptr)
+      return strata::Status::InvalidArgument("*typed needs k and n");
     return ctx.Transform(typed_values, Path().Key(*k).Set(*n)).status();
   });
 }

@@ -9,8 +9,8 @@
 // responses are matched by id). Every method is thread-safe; synchronous calls block the
 // calling thread only. Async forms return a std::future, or call a callback on the
 // driver's I/O thread (keep callbacks short; never make a blocking call of the same
-// Client, or of a Client sharing its I/O thread, inside one). When the connection breaks, requests in flight fail with
-// ErrorKind::kConnection and the next request reconnects (bounded attempts with
+// Client, or of a Client sharing its I/O thread, inside one). When the connection breaks, requests
+// in flight fail with ErrorKind::kConnection and the next request reconnects (bounded attempts with
 // backoff); a request is never re-sent automatically (an append might be applied twice).
 // Depends on protocol/ and the value/path libraries, never on the engine.
 #pragma once
@@ -39,8 +39,8 @@ struct ClientOptions {
   uint16_t port = 7450;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};  // 0: none
-  int reconnect_attempts = 3;                          // per request that finds no connection
-  std::chrono::milliseconds reconnect_backoff{100};    // doubled per attempt, at most 2 s
+  int reconnect_attempts = 3;                        // per request that finds no connection
+  std::chrono::milliseconds reconnect_backoff{100};  // doubled per attempt, at most 2 s
   std::string client_name = "strata-cpp";
   // The I/O thread that runs this Client's connection and callbacks. Null (the default):
   // the Client starts its own. Many Clients can share one (many connections, one thread).
@@ -139,7 +139,8 @@ class Client {
                                           const Path& path,
                                           std::optional<Value> partition_key = std::nullopt);
   ClientResult<Value> SelectOne(const std::string& module, const std::string& pstate,
-                                const Path& path, std::optional<Value> partition_key = std::nullopt);
+                                const Path& path,
+                                std::optional<Value> partition_key = std::nullopt);
   ClientResult<std::vector<protocol::DepotRecord>> ReadDepot(const std::string& module,
                                                              const std::string& depot,
                                                              int partition, int64_t from = 0,

@@ -7,7 +7,8 @@
 //     auto sentences = m.Depot("*sentences", strata::DepotPartitioning::Random(),
 //                              strata::Schema::String());  // what every record must be
 //     auto counts = m.PState("$$word_counts",
-//                            strata::Schema::Map(strata::Schema::String(), strata::Schema::Int64()));
+//                            strata::Schema::Map(strata::Schema::String(),
+//                            strata::Schema::Int64()));
 //     m.Stream("count")
 //         .Source(sentences)
 //         .Each([](strata::TopologyContext& ctx, const strata::Value& sentence) {
@@ -51,7 +52,7 @@ inline constexpr int kSdkVersion = 2;
 #endif
 // The ABI stamp: SDK version and the compiler / C++ standard library ABI a module was
 // built with. The host refuses a module whose stamp differs from its own.
-#define STRATA_ABI_STAMP                                                           \
+#define STRATA_ABI_STAMP \
   "strata-sdk/" STRATA_STRINGIFY(STRATA_SDK_VERSION_FOR_STAMP)                     \
   " gcc/" STRATA_STRINGIFY(__GNUC__) " gxx-abi/" STRATA_STRINGIFY(__GXX_ABI_VERSION) \
   " cxx11-abi/" STRATA_STRINGIFY(_GLIBCXX_USE_CXX11_ABI) " std/" STRATA_STRINGIFY(__cplusplus)
@@ -121,7 +122,9 @@ struct DepotPartitioning {
   Path key_path;
 
   // Hash of the value the path selects from the record, e.g. Hash(Path().Key("from")).
-  static DepotPartitioning Hash(Path key_path = Path()) { return {Kind::kHash, std::move(key_path)}; }
+  static DepotPartitioning Hash(Path key_path = Path()) {
+    return {Kind::kHash, std::move(key_path)};
+  }
   static DepotPartitioning Random() { return {Kind::kRandom, Path()}; }
   // Only topologies append (ModuleBuilder rejects client appends with kInvalidArgument).
   static DepotPartitioning NoClientAppends() { return {Kind::kNoClientAppends, Path()}; }
@@ -195,7 +198,8 @@ template <typename F>
 StepFn WrapStep(F f) {
   return [f = std::move(f)](TopologyContext& ctx, const Value& in) noexcept -> Status {
     return CallGuarded([&]() -> Status {
-      if constexpr (std::is_void_v<std::invoke_result_t<const F&, TopologyContext&, const Value&>>) {
+      if constexpr (std::is_void_v<
+                        std::invoke_result_t<const F&, TopologyContext&, const Value&>>) {
         f(ctx, in);
         return Status::Ok();
       } else {
@@ -250,7 +254,8 @@ class StreamTopology {
   // Moves each value to partition HashKey(key_of(value)) % P.
   template <typename F>
   StreamTopology& HashPartition(F key_of) {
-    return Add({TopologyOp::Kind::kHashPartition, {}, detail::WrapPure<Value>(std::move(key_of)), {}});
+    return Add(
+        {TopologyOp::Kind::kHashPartition, {}, detail::WrapPure<Value>(std::move(key_of)), {}});
   }
   // Moves each value to partition HashKey(value) % P.
   StreamTopology& HashPartition() { return Add({TopologyOp::Kind::kHashPartition, {}, {}, {}}); }
@@ -260,7 +265,8 @@ class StreamTopology {
   // Moves each value to partition partition_of(value) (an int64 in [0, P)).
   template <typename F>
   StreamTopology& Direct(F partition_of) {
-    return Add({TopologyOp::Kind::kDirect, {}, {}, detail::WrapPure<int64_t>(std::move(partition_of))});
+    return Add(
+        {TopologyOp::Kind::kDirect, {}, {}, detail::WrapPure<int64_t>(std::move(partition_of))});
   }
 
  private:
@@ -284,7 +290,8 @@ class ModuleBuilder {
   // Client appends and ctx.Append of a record that does not match are refused
   // (kSchemaViolation naming the path, the expected type and the value). No subindexed
   // parts. The default, Any, takes every value.
-  DepotRef Depot(std::string name, DepotPartitioning partitioning, Schema record_schema = Schema::Any()) {
+  DepotRef Depot(std::string name, DepotPartitioning partitioning,
+                 Schema record_schema = Schema::Any()) {
     def_->depots.push_back({name, std::move(partitioning), std::move(record_schema)});
     return {std::move(name), static_cast<int>(def_->depots.size()) - 1};
   }
@@ -329,27 +336,26 @@ struct ModuleEntryV1 {
 // plugin and runs its static initialisers, and refuses a module without it or with another
 // stamp. `used` keeps the compiler from dropping it; the entry point's reference to it keeps
 // the linker's --gc-sections from dropping it. Part of STRATA_MODULE; not for direct use.
-#define STRATA_DETAIL_ABI_NOTE(NAME)                                                       \
+#define STRATA_DETAIL_ABI_NOTE(NAME)                                                         \
   __attribute__((section(".strata_abi"), used)) static const char strata_module_abi_note[] = \
       STRATA_ABI_STAMP "\0" #NAME;
 
 // Declares the module NAME ([A-Za-z0-9_-]+) whose declarations DEFINE_FN
 // (void(strata::ModuleBuilder&)) makes. Exactly once per plugin.
-#define STRATA_MODULE(NAME, DEFINE_FN)                                                     \
-  STRATA_DETAIL_ABI_NOTE(NAME)                                                             \
-  extern "C" __attribute__((visibility("default"))) const ::strata::ModuleEntryV1*         \
-  strata_module_entry_v1() {                                                               \
-    static const ::strata::ModuleEntryV1 entry{                                            \
-        strata_module_abi_note, #NAME,                                                     \
-        [](::strata::ModuleDef* def, std::string* error) noexcept {                        \
-          ::strata::Status st = ::strata::detail::CallGuarded([&]() -> ::strata::Status {  \
-            def->name = #NAME;                                                             \
-            ::strata::ModuleBuilder builder(def);                                          \
-            DEFINE_FN(builder);                                                            \
-            return ::strata::Status::Ok();                                                 \
-          });                                                                              \
-          if (!st.ok()) *error = st.message();                                             \
-          return st.ok();                                                                  \
-        }};                                                                                \
-    return &entry;                                                                         \
+#define STRATA_MODULE(NAME, DEFINE_FN)                                                             \
+  STRATA_DETAIL_ABI_NOTE(NAME)                                                                     \
+  extern "C" __attribute__((visibility("default"))) const ::strata::ModuleEntryV1*                 \
+  strata_module_entry_v1() {                                                                       \
+    static const ::strata::ModuleEntryV1 entry{                                                    \
+        strata_module_abi_note, #NAME, [](::strata::ModuleDef* def, std::string* error) noexcept { \
+          ::strata::Status st = ::strata::detail::CallGuarded([&]() -> ::strata::Status {          \
+            def->name = #NAME;                                                                     \
+            ::strata::ModuleBuilder builder(def);                                                  \
+            DEFINE_FN(builder);                                                                    \
+            return ::strata::Status::Ok();                                                         \
+          });                                                                                      \
+          if (!st.ok()) *error = st.message();                                                     \
+          return st.ok();                                                                          \
+        }};                                                                                        \
+    return &entry;                                                                                 \
   }

@@ -23,7 +23,16 @@ namespace strata {
 class Schema {
  public:
   enum class Kind : uint8_t {
-    kAny, kBool, kInt64, kDouble, kString, kBytes, kMap, kSet, kList, kRecord
+    kAny,
+    kBool,
+    kInt64,
+    kDouble,
+    kString,
+    kBytes,
+    kMap,
+    kSet,
+    kList,
+    kRecord
   };
   struct Field;
 

@@ -219,8 +219,7 @@ class Engine {
   // Blocking forms. Append returns a record's failure as its error.
   Result<AppendResult> Append(const std::string& module, const std::string& depot, Value record,
                               AckLevel level = AckLevel::kProcessed);
-  Result<std::vector<AppendResult>> AppendBatch(const std::string& module,
-                                                const std::string& depot,
+  Result<std::vector<AppendResult>> AppendBatch(const std::string& module, const std::string& depot,
                                                 std::vector<Value> records,
                                                 AckLevel level = AckLevel::kProcessed);
 
@@ -236,8 +235,8 @@ class Engine {
 
   // Records of depot partition `partition` in [from, to), at most `limit`.
   virtual Result<std::vector<DepotEntry>> ReadDepot(const std::string& module,
-                                                     const std::string& depot, int partition,
-                                                     int64_t from, int64_t to, int64_t limit) = 0;
+                                                    const std::string& depot, int partition,
+                                                    int64_t from, int64_t to, int64_t limit) = 0;
 
   // Blocks until every record of the module (client appends and topology appends) that was
   // admitted before the call is processed by every topology (or recorded as failed). A

@@ -219,9 +219,9 @@ struct ModuleStats {
   std::string module;
   std::vector<DepotPartitionStats> depots;
   std::vector<TopologyPartitionStats> topologies;
-  int64_t failures = 0;                      // all of the module's failures
+  int64_t failures = 0;                       // all of the module's failures
   std::vector<TopologyFailure> failure_page;  // those StatsRequest asked for
-  std::string load_error;  // as ModuleInfo::load_error
+  std::string load_error;                     // as ModuleInfo::load_error
   bool operator==(const ModuleStats&) const = default;
 };
 struct ServerStats {

@@ -19,7 +19,7 @@ void ClientBatch::Fail(Status status) {
 }
 
 bool ProgressTracker::Complete(int64_t offset) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   int64_t base = base_.load(std::memory_order_relaxed);
   if (offset != base) {
     done_above_.insert(offset);
@@ -46,8 +46,8 @@ void EngineImpl::CompleteRun(const std::shared_ptr<TopologyRun>& run) {
       m.parts[node->id.partition].owner->MarkDirty(run->tracker);
     }
     if (m.progress_waiters.load() > 0) {
-      std::lock_guard lock(m.progress_mu);
-      m.progress_cv.notify_all();
+      MutexLock lock(&m.progress_mu);
+      m.progress_cv.SignalAll();
     }
   }
   CompleteNodePart(node);
@@ -59,7 +59,7 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<AckNode>& node) {
     ClientBatch& batch = *node->batch;
     if (batch.level == AckLevel::kProcessed) {
       AppendResult& result = batch.results[node->batch_index];
-      std::lock_guard lock(node->mu);
+      MutexLock lock(&node->mu);
       result.ack_returns = std::move(node->ack_returns);
       result.failure = node->failure;
     }
@@ -68,16 +68,16 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<AckNode>& node) {
   }
   if (node->parent) {
     {
-      std::lock_guard lock(node->mu);
+      MutexLock lock(&node->mu);
       if (!node->failure.ok()) {
-        std::lock_guard parent_lock(node->parent->record->mu);
+        MutexLock parent_lock(&node->parent->record->mu);
         if (node->parent->record->failure.ok()) node->parent->record->failure = node->failure;
       }
     }
     CompleteEvent(node->parent);
   }
-  std::lock_guard lock(live_mu_);
-  if (--live_nodes_ == 0) live_cv_.notify_all();
+  MutexLock lock(&live_mu_);
+  if (--live_nodes_ == 0) live_cv_.SignalAll();
 }
 
 }  // namespace strata::runtime

@@ -11,7 +11,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
@@ -19,6 +18,7 @@
 
 #include "strata/engine.h"
 #include "strata/module.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::runtime {
 
@@ -53,7 +53,7 @@ class ProgressTracker {
   // Every offset below it is complete.
   int64_t processed() const { return base_.load(std::memory_order_acquire); }
   // Marks `offset` complete; returns true when processed() moved.
-  bool Complete(int64_t offset);
+  bool Complete(int64_t offset) EXCLUDES(mu_);
   const std::string& key() const { return key_; }  // its row in the progress table
 
   // The value last written to the progress table (owner thread only).
@@ -65,9 +65,9 @@ class ProgressTracker {
 
  private:
   const std::string key_;
-  std::mutex mu_;
-  std::set<int64_t> done_above_;  // GUARDED_BY(mu_): completed offsets above base_
-  std::atomic<int64_t> base_;     // written under mu_
+  Mutex mu_;
+  std::set<int64_t> done_above_ GUARDED_BY(mu_);  // completed offsets above base_
+  std::atomic<int64_t> base_;                     // written under mu_
 };
 
 // One appended depot record: completes when it is durable (client records) and every
@@ -80,9 +80,9 @@ struct AckNode {
   std::shared_ptr<ClientBatch> batch;  // client records
   size_t batch_index = 0;
   std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
-  std::mutex mu;
-  std::vector<std::pair<std::string, Value>> ack_returns;  // GUARDED_BY(mu), per consumer
-  Status failure;                                          // GUARDED_BY(mu), first one
+  Mutex mu;
+  std::vector<std::pair<std::string, Value>> ack_returns GUARDED_BY(mu);  // per consumer
+  Status failure GUARDED_BY(mu);                                          // the first one
 };
 
 // One record going through one topology: counts its events in flight (an event adds its

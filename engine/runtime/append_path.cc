@@ -34,7 +34,7 @@ constexpr std::chrono::milliseconds kDiskCheckInterval{100};
 void InFlightLimit::Acquire(int64_t n, Admitted admitted) {
   n = std::min(n, limit_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (!waiters_.empty() || used_ + n > limit_) {
       waiters_.push_back({n, std::move(admitted)});
       return;
@@ -48,7 +48,7 @@ void InFlightLimit::Release(int64_t n) {
   if (n == 0) return;
   std::vector<Waiter> ready;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     used_ -= n;
     while (!waiters_.empty() && used_ + waiters_.front().n <= limit_) {
       used_ += waiters_.front().n;
@@ -157,11 +157,11 @@ Status EngineImpl::DiskRoomForAppends() {
 void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
                             std::vector<AppendItem> items) {
   {
-    std::lock_guard lock(live_mu_);
+    MutexLock lock(&live_mu_);
     live_nodes_ += static_cast<int64_t>(items.size());  // released as each node completes
   }
   AppendQueue& queue = *m->append_queues[depot][partition];
-  std::lock_guard lock(queue.mu);
+  MutexLock lock(&queue.mu);
   const bool was_empty = queue.items.empty();
   std::move(items.begin(), items.end(), std::back_inserter(queue.items));
   if (!was_empty) return;
@@ -169,7 +169,7 @@ void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, 
     auto drained = std::make_shared<std::deque<AppendItem>>();
     {
       AppendQueue& queue = *m->append_queues[depot][partition];
-      std::lock_guard lock(queue.mu);
+      MutexLock lock(&queue.mu);
       drained->swap(queue.items);
     }
     PartitionRuntime& part = m->parts[partition];
@@ -234,15 +234,15 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
       }
       if (item.parent) {
         {
-          std::lock_guard lock(item.parent->record->mu);
+          MutexLock lock(&item.parent->record->mu);
           if (item.parent->record->failure.ok()) item.parent->record->failure = error;
         }
         CompleteEvent(item.parent);
       }
     }
-    std::lock_guard lock(live_mu_);
+    MutexLock lock(&live_mu_);
     live_nodes_ -= static_cast<int64_t>(items.size());
-    live_cv_.notify_all();
+    live_cv_.SignalAll();
     return;
   }
   const std::vector<int>& consumers = m->consumers[depot];
@@ -256,8 +256,11 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     node->batch = std::move(items[i].batch);
     node->batch_index = items[i].batch_index;
     node->parent = std::move(items[i].parent);
-    node->ack_returns.reserve(consumers.size());
-    for (int t : consumers) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+    {
+      MutexLock lock(&node->mu);  // not shared yet: never contended
+      node->ack_returns.reserve(consumers.size());
+      for (int t : consumers) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+    }
     if (node->batch) node->batch->results[node->batch_index].offset = node->id.offset;
     nodes.push_back(std::move(node));
   }

@@ -10,10 +10,10 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "runtime/ack_tree.h"
+#include "strata/thread_annotations.h"
 #include "strata/value.h"
 
 namespace strata::runtime {
@@ -27,9 +27,9 @@ class InFlightLimit {
   // Takes n permits (n capped at the limit) and calls admitted(n) — at once, on the
   // caller's thread, when they fit and no earlier batch waits; else later, on the thread
   // of the Release that makes room. Batches are admitted in call order.
-  void Acquire(int64_t n, Admitted admitted);
+  void Acquire(int64_t n, Admitted admitted) EXCLUDES(mu_);
   // Returns n permits and runs the waiting batches that now fit (outside the lock).
-  void Release(int64_t n);
+  void Release(int64_t n) EXCLUDES(mu_);
 
  private:
   struct Waiter {
@@ -37,9 +37,9 @@ class InFlightLimit {
     Admitted admitted;
   };
   const int64_t limit_;
-  std::mutex mu_;
-  int64_t used_ = 0;            // GUARDED_BY(mu_)
-  std::deque<Waiter> waiters_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  int64_t used_ GUARDED_BY(mu_) = 0;
+  std::deque<Waiter> waiters_ GUARDED_BY(mu_);
 };
 
 // One record waiting to be appended to a depot partition.
@@ -57,8 +57,8 @@ struct AppendItem {
 // Records waiting for one depot partition's owner thread, in arrival order. A drain task,
 // which takes all of them, is queued on the owner exactly while `items` is not empty.
 struct AppendQueue {
-  std::mutex mu;
-  std::deque<AppendItem> items;  // GUARDED_BY(mu)
+  Mutex mu;
+  std::deque<AppendItem> items GUARDED_BY(mu);
 };
 
 }  // namespace strata::runtime

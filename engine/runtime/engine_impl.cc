@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <shared_mutex>
 
 #include "runtime/meta_tables.h"
 #include "runtime/stream_executor.h"
@@ -115,8 +114,8 @@ Status EngineImpl::Close() {
   closing_.store(true);
   {
     // Every queued append and event finishes; replays finish too (they hold nodes).
-    std::unique_lock lock(live_mu_);
-    live_cv_.wait(lock, [&] { return live_nodes_ == 0 && live_replays_ == 0; });
+    MutexLock lock(&live_mu_);
+    while (live_nodes_ != 0 || live_replays_ != 0) live_cv_.Wait(&live_mu_);
   }
   Barrier();  // the last progress markers are written after their completions
   for (auto& thread : threads_) thread->Stop();
@@ -127,11 +126,11 @@ Status EngineImpl::Close() {
     if (!st.ok()) flushed = Status(st.code(), "final flush failed: " + st.message());
   }
   {
-    std::unique_lock lock(modules_mu_);
+    WriterMutexLock lock(&modules_mu_);
     modules_.clear();
   }
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(&pool_mu_);
     pool_.clear();
   }
   storage_.reset();

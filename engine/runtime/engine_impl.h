@@ -16,14 +16,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +31,7 @@
 #include "runtime/task_thread.h"
 #include "storage/storage.h"
 #include "strata/engine.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::runtime {
 
@@ -99,7 +97,7 @@ class EngineImpl final : public Engine {
   // read is recorded as their failure.
   void ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                     int partition, int64_t offset, std::string_view data, const Status& read_error);
-  void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition);
+  void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition) EXCLUDES(live_mu_);
   // The module's outbox rows a crash left (steps committed, records not yet appended), to be
   // appended again; StartReplay posts them. Rows of a module that is not loaded stay until
   // it loads or is destroyed.
@@ -112,7 +110,7 @@ class EngineImpl final : public Engine {
 
   // The loaded module; kNotFound for an unknown module and for a failed one (naming its
   // load error).
-  Result<std::shared_ptr<ModuleRuntime>> Find(const std::string& module);
+  Result<std::shared_ptr<ModuleRuntime>> Find(const std::string& module) EXCLUDES(modules_mu_);
   static ModuleInfo DescribeFailed(const std::string& name, const FailedModule& failed);
   Result<int> FindDepot(const ModuleRuntime& m, const std::string& depot) const;
   Result<int> FindPState(const ModuleRuntime& m, const std::string& pstate) const;
@@ -136,7 +134,7 @@ class EngineImpl final : public Engine {
   void AppendDrained(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                      int partition, std::deque<AppendItem>& drained);
   void PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
-                  std::vector<AppendItem> items);
+                  std::vector<AppendItem> items) EXCLUDES(live_mu_);
   void RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                  int partition, std::vector<AppendItem>& items);
   void StartRecord(TaskThread& thread, const std::shared_ptr<AckNode>& node,
@@ -145,12 +143,12 @@ class EngineImpl final : public Engine {
   // Ack tree.
   void CompleteEvent(const std::shared_ptr<TopologyRun>& run);
   void CompleteRun(const std::shared_ptr<TopologyRun>& run);
-  void CompleteNodePart(const std::shared_ptr<AckNode>& node);
+  void CompleteNodePart(const std::shared_ptr<AckNode>& node) EXCLUDES(live_mu_);
 
   // Runs `fn` once on every task thread after everything queued before it, and waits.
   void Barrier();
-  Result<std::unique_ptr<Session>> TakeSession();
-  void ReturnSession(std::unique_ptr<Session> session);
+  Result<std::unique_ptr<Session>> TakeSession() EXCLUDES(pool_mu_);
+  void ReturnSession(std::unique_ptr<Session> session) EXCLUDES(pool_mu_);
 
   const EngineOptions options_;
   const std::shared_ptr<Logger> logger_;  // options_.logger, or StderrLogger()
@@ -165,20 +163,20 @@ class EngineImpl final : public Engine {
   std::atomic<bool> closing_{false};
   bool closed_ = false;  // Close() ran (the destructor's thread or Close's caller only)
 
-  std::mutex admin_mu_;  // serializes Deploy and Destroy
-  std::shared_mutex modules_mu_;
-  std::map<std::string, std::shared_ptr<ModuleRuntime>> modules_;  // GUARDED_BY(modules_mu_)
+  Mutex admin_mu_;  // serializes Deploy and Destroy
+  SharedMutex modules_mu_;
+  std::map<std::string, std::shared_ptr<ModuleRuntime>> modules_ GUARDED_BY(modules_mu_);
   // Deployed modules that failed to load at Open; never also in modules_.
-  std::map<std::string, FailedModule> failed_;  // GUARDED_BY(modules_mu_)
+  std::map<std::string, FailedModule> failed_ GUARDED_BY(modules_mu_);
 
   // Record nodes not complete yet and replays not finished (the destructor drains them).
-  std::mutex live_mu_;
-  std::condition_variable live_cv_;
-  int64_t live_nodes_ = 0;    // GUARDED_BY(live_mu_)
-  int64_t live_replays_ = 0;  // GUARDED_BY(live_mu_): (depot, partition) replays running
+  Mutex live_mu_;
+  CondVar live_cv_;  // signalled under live_mu_ when either count reaches zero
+  int64_t live_nodes_ GUARDED_BY(live_mu_) = 0;
+  int64_t live_replays_ GUARDED_BY(live_mu_) = 0;  // (depot, partition) replays running
 
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<Session>> pool_;  // GUARDED_BY(pool_mu_)
+  Mutex pool_mu_;
+  std::vector<std::unique_ptr<Session>> pool_ GUARDED_BY(pool_mu_);
   std::atomic<uint64_t> deploy_counter_{0};
   // DiskRoomForAppends: the available bytes last read, and when (steady clock, ns).
   std::atomic<uint64_t> disk_available_{UINT64_MAX};

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <shared_mutex>
 #include <thread>
 
 #include "runtime/engine_impl.h"
@@ -108,6 +107,7 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
   // in the message (FailureFromValue cut them as they were read).
   const std::string prefix = EncodeKey(Value(m.name));
   Status decode_error;
+  int64_t failure_count = 0;
   std::vector<std::pair<std::string, std::string>> cut_rows;
   STRATA_RETURN_IF_ERROR(session->Scan(
       failures_table_, prefix, PrefixEnd(prefix), false,
@@ -120,7 +120,7 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
               Status::Corruption("a failure record of module " + m.name + " does not decode");
           return false;
         }
-        ++m.failure_count;
+        ++failure_count;
         if (failure->message != value->Find("message")->as_string()) {
           std::string row;
           AppendValue(FailureToValue(*failure), &row);
@@ -129,6 +129,10 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
         return true;
       }));
   STRATA_RETURN_IF_ERROR(decode_error);
+  {
+    MutexLock lock(&m.failures_mu);  // not published yet: never contended
+    m.failure_count = failure_count;
+  }
   for (const auto& [key, row] : cut_rows) {
     STRATA_RETURN_IF_ERROR(session->Put(failures_table_, key, row));
   }
@@ -166,7 +170,7 @@ Status EngineImpl::LoadDeployedModules() {
       failed.partitions = static_cast<int>(partitions->as_int());
     }
     failed.error = st.message();
-    std::unique_lock lock(modules_mu_);
+    WriterMutexLock lock(&modules_mu_);
     failed_[name] = std::move(failed);
   }
   return Status::Ok();
@@ -206,7 +210,7 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
                      " unchecked and recorded its checksum " + legacy_checksum);
   }
   STRATA_RETURN_IF_ERROR(StartReplay(m));
-  std::unique_lock lock(modules_mu_);
+  WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
   return Status::Ok();
 }
@@ -231,7 +235,7 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   if (!fs::is_regular_file(so_path, ec)) {
     return Status::NotFound("module file " + so_path + " does not exist");
   }
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(&admin_mu_);
   // Load the engine's own copy, so that the code running is the file kept for restarts.
   const fs::path dir = fs::path(options_.data_dir) / "modules";
   const fs::path staged = dir / (".deploy-" + std::to_string(getpid()) + "-" +
@@ -251,7 +255,7 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   }
   const std::string name = (*loaded)->def().name;
   {
-    std::shared_lock lock(modules_mu_);
+    ReaderMutexLock lock(&modules_mu_);
     if (modules_.count(name) != 0) {
       loaded->reset();
       fs::remove(staged, ec);
@@ -294,23 +298,23 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   }
   STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
   ModuleInfo info = DescribeModule(*m);
-  std::unique_lock lock(modules_mu_);
+  WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
   return info;
 }
 
 Status EngineImpl::Destroy(const std::string& module) {
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(&admin_mu_);
   bool failed = false;
   {
-    std::shared_lock lock(modules_mu_);
+    ReaderMutexLock lock(&modules_mu_);
     failed = failed_.count(module) != 0;
   }
   if (failed) {
     // Nothing of it runs: its rows go first, durably, then its tables and file, as below.
     STRATA_RETURN_IF_ERROR(ForgetModule(module));
     {
-      std::unique_lock lock(modules_mu_);
+      WriterMutexLock lock(&modules_mu_);
       failed_.erase(module);
     }
     return DropModuleData(module);
@@ -320,7 +324,7 @@ Status EngineImpl::Destroy(const std::string& module) {
   STRATA_RETURN_IF_ERROR(WaitProcessed(module));
   Barrier();  // no task of the module is queued any more
   {
-    std::unique_lock lock(modules_mu_);
+    WriterMutexLock lock(&modules_mu_);
     modules_.erase(module);
   }
   for (auto& by_depot : m->trackers) {
@@ -419,7 +423,7 @@ Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
 }
 
 Result<std::shared_ptr<ModuleRuntime>> EngineImpl::Find(const std::string& module) {
-  std::shared_lock lock(modules_mu_);
+  ReaderMutexLock lock(&modules_mu_);
   auto it = modules_.find(module);
   if (it != modules_.end()) return it->second;
   // kNotFound: nothing the client sends can reach the module until an operator destroys it
@@ -471,7 +475,7 @@ ModuleInfo EngineImpl::DescribeFailed(const std::string& name, const FailedModul
 }
 
 Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
-  std::shared_lock lock(modules_mu_);
+  ReaderMutexLock lock(&modules_mu_);
   std::map<std::string, ModuleInfo> by_name;  // loaded and failed modules, by name
   for (const auto& [name, m] : modules_) by_name.emplace(name, DescribeModule(*m));
   for (const auto& [name, failed] : failed_) by_name.emplace(name, DescribeFailed(name, failed));
@@ -482,7 +486,7 @@ Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
 
 Result<ModuleInfo> EngineImpl::Describe(const std::string& module) {
   {
-    std::shared_lock lock(modules_mu_);
+    ReaderMutexLock lock(&modules_mu_);
     if (auto it = failed_.find(module); it != failed_.end()) {
       return DescribeFailed(module, it->second);
     }

@@ -6,10 +6,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +18,7 @@
 #include "runtime/append_path.h"
 #include "runtime/task_thread.h"
 #include "strata/module.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::runtime {
 
@@ -57,12 +56,12 @@ struct ModuleRuntime {
   std::atomic<bool> closed{false};  // set by Destroy: appends are refused
 
   // Progress waiters (WaitProcessed).
-  std::mutex progress_mu;
-  std::condition_variable progress_cv;
+  Mutex progress_mu;
+  CondVar progress_cv;  // signalled under progress_mu when a tracker of the module moves
   std::atomic<int> progress_waiters{0};
 
-  std::mutex failures_mu;
-  int64_t failure_count = 0;  // GUARDED_BY(failures_mu): rows of the failures table
+  Mutex failures_mu;
+  int64_t failure_count GUARDED_BY(failures_mu) = 0;  // rows of the failures table
 };
 
 }  // namespace strata::runtime

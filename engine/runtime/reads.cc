@@ -2,7 +2,6 @@
 // ReadDepot, Stats and WaitProcessed run on the caller's thread with a Session borrowed from
 // the pool; Barrier waits for every task thread.
 #include <latch>
-#include <shared_mutex>
 
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
@@ -35,7 +34,7 @@ class PooledSession {
 // readers must not be told to retry a storage that is gone.
 Result<std::unique_ptr<Session>> EngineImpl::TakeSession() {
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(&pool_mu_);
     if (!pool_.empty()) {
       std::unique_ptr<Session> session = std::move(pool_.back());
       pool_.pop_back();
@@ -46,7 +45,7 @@ Result<std::unique_ptr<Session>> EngineImpl::TakeSession() {
 }
 
 void EngineImpl::ReturnSession(std::unique_ptr<Session> session) {
-  std::lock_guard lock(pool_mu_);
+  MutexLock lock(&pool_mu_);
   pool_.push_back(std::move(session));
 }
 
@@ -128,8 +127,8 @@ Status EngineImpl::WaitProcessed(const std::string& module) {
   {
     // Appends that arrived during the replays of Open wait in `deferred` lists, out of the
     // task queues, until their partition's replay ends: the Barrier alone would miss them.
-    std::unique_lock lock(live_mu_);
-    live_cv_.wait(lock, [&] { return live_replays_ == 0; });
+    MutexLock lock(&live_mu_);
+    while (live_replays_ != 0) live_cv_.Wait(&live_mu_);
   }
   Barrier();  // every append queued before the call has been appended and started
   struct Target {
@@ -145,10 +144,10 @@ Status EngineImpl::WaitProcessed(const std::string& module) {
   }
   m->progress_waiters.fetch_add(1);
   {
-    std::unique_lock lock(m->progress_mu);
+    MutexLock lock(&m->progress_mu);
     for (const Target& target : targets) {
       while (target.tracker->processed() < target.end) {
-        m->progress_cv.wait_for(lock, std::chrono::milliseconds(20));
+        m->progress_cv.WaitFor(&m->progress_mu, std::chrono::milliseconds(20));
       }
     }
   }
@@ -167,7 +166,7 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
                                    std::to_string(options.failures_limit));
   }
   {
-    std::shared_lock lock(modules_mu_);
+    ReaderMutexLock lock(&modules_mu_);
     if (auto it = failed_.find(module); it != failed_.end()) {
       ModuleStats stats;
       stats.module = module;
@@ -192,7 +191,7 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
     }
   }
   {
-    std::lock_guard lock(m->failures_mu);
+    MutexLock lock(&m->failures_mu);
     stats.failures = m->failure_count;
   }
   if (options.failures_limit == 0) return stats;

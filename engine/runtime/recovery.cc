@@ -45,7 +45,7 @@ Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
     if (m->consumers[d].empty()) continue;
     for (int p = 0; p < m->partitions; ++p) ++m->parts[p].replays_pending;
-    std::lock_guard lock(live_mu_);
+    MutexLock lock(&live_mu_);
     live_replays_ += m->partitions;
   }
   // The outbox rows a crash left go first into their partitions' queues: their drain tasks
@@ -143,9 +143,12 @@ void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRu
   node->module = m;
   node->id = RecordId{depot, partition, offset};
   node->pending.store(static_cast<int64_t>(topologies.size()));
-  for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
   {
-    std::lock_guard lock(live_mu_);
+    MutexLock lock(&node->mu);  // not shared yet: never contended
+    for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+  }
+  {
+    MutexLock lock(&live_mu_);
     ++live_nodes_;
   }
   Result<Value> value = read_error.ok() ? DecodeValue(data) : Result<Value>(read_error);
@@ -174,8 +177,8 @@ void EngineImpl::FinishReplay(TaskThread& thread, ModuleRuntime& m, int partitio
     deferred.swap(part.deferred);
     for (Task& task : deferred) task(thread);
   }
-  std::lock_guard lock(live_mu_);
-  if (--live_replays_ == 0) live_cv_.notify_all();
+  MutexLock lock(&live_mu_);
+  if (--live_replays_ == 0) live_cv_.SignalAll();
 }
 
 }  // namespace strata::runtime

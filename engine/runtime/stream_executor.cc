@@ -207,7 +207,7 @@ Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const Topology
 void StreamExecutor::ReleaseEffects(StepContext& ctx, const std::shared_ptr<ModuleRuntime>& m,
                                     const std::shared_ptr<TopologyRun>& run) {
   if (ctx.ack_return()) {
-    std::lock_guard lock(run->record->mu);
+    MutexLock lock(&run->record->mu);
     run->record->ack_returns[run->slot].second = std::move(*ctx.ack_return());
   }
   const int64_t children = static_cast<int64_t>(ctx.hops().size() + ctx.appends().size());
@@ -249,7 +249,7 @@ void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const To
   // durable with the next flush.
   Session& session = thread.session();
   const std::string key = FailureKey(m.name, failure);
-  std::unique_lock failures_lock(m.failures_mu);
+  MutexLock failures_lock(&m.failures_mu);
   std::string existing;
   Result<bool> found = session.Get(engine_.failures_table_, key, &existing);
   const bool first = !(found.ok() && *found);
@@ -264,9 +264,9 @@ void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const To
     }
     ++m.failure_count;
   }
-  failures_lock.unlock();
+  failures_lock.Unlock();
   {
-    std::lock_guard lock(run.record->mu);
+    MutexLock lock(&run.record->mu);
     if (run.record->failure.ok()) {
       run.record->failure =
           Status::UserError("topology " + topology.name + " gave up on " + failure.depot +

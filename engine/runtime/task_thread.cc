@@ -36,22 +36,22 @@ void TaskThread::PostEvent(const std::shared_ptr<TaskLane>& lane, Task task) {
 
 void TaskThread::Enqueue(const std::shared_ptr<TaskLane>& lane, Task task, bool event) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     lane->entries.push_back({std::move(task), event, next_seq_++});
     if (!lane->scheduled) {
       lane->scheduled = true;
       ring_.push_back(lane);
     }
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void TaskThread::PostBarrier(Task task) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     barriers_.push_back({std::move(task), next_seq_++});
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void TaskThread::SettleGroup() {
@@ -62,18 +62,18 @@ void TaskThread::SettleGroup() {
 
 void TaskThread::MarkDirty(std::shared_ptr<ProgressTracker> tracker) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     dirty_.push_back(std::move(tracker));
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void TaskThread::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void TaskThread::Loop() {
@@ -82,10 +82,8 @@ void TaskThread::Loop() {
   for (;;) {
     size_t round = 0;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] {
-        return stopping_ || !ring_.empty() || !barriers_.empty() || !dirty_.empty();
-      });
+      MutexLock lock(&mu_);
+      while (!stopping_ && ring_.empty() && barriers_.empty() && dirty_.empty()) cv_.Wait(&mu_);
       if (stopping_ && ring_.empty() && barriers_.empty() && dirty_.empty()) return;
       round = ring_.size();  // the lanes with tasks now; lanes that get tasks meanwhile wait
     }
@@ -93,7 +91,7 @@ void TaskThread::Loop() {
     for (size_t i = 0; i < round && RunSlice(slice); ++i) RunDueBarriers();
     SettleGroup();  // completions (and so progress markers) of the round's events
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       dirty.swap(dirty_);
     }
     if (!dirty.empty()) WriteProgress(dirty);
@@ -104,7 +102,7 @@ void TaskThread::Loop() {
 bool TaskThread::RunSlice(std::vector<TaskLane::Entry>& slice) {
   std::shared_ptr<TaskLane> lane;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (ring_.empty()) return false;
     lane = std::move(ring_.front());
     ring_.pop_front();
@@ -121,7 +119,7 @@ bool TaskThread::RunSlice(std::vector<TaskLane::Entry>& slice) {
     entry.task = nullptr;  // releases what the task held now, not with the next slice
     if (std::chrono::steady_clock::now() - start >= kSliceTime) break;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   // What the slice did not run goes back to the front of the lane, in order.
   lane->entries.insert(lane->entries.begin(), std::make_move_iterator(slice.begin() + ran),
                        std::make_move_iterator(slice.end()));
@@ -135,7 +133,7 @@ bool TaskThread::RunSlice(std::vector<TaskLane::Entry>& slice) {
 }
 
 void TaskThread::RunDueBarriers() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   while (!barriers_.empty()) {
     // Every lane with tasks is in the ring here, and a lane's tasks are in posting order.
     uint64_t oldest = UINT64_MAX;
@@ -144,10 +142,10 @@ void TaskThread::RunDueBarriers() {
     if (oldest < barriers_.front().seq) return;
     Task task = std::move(barriers_.front().task);
     barriers_.pop_front();
-    lock.unlock();
+    lock.Unlock();
     SettleGroup();
     task(*this);
-    lock.lock();
+    lock.Lock();
   }
 }
 

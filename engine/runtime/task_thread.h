@@ -8,17 +8,16 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "storage/storage.h"
 #include "strata/logger.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::runtime {
 
@@ -66,15 +65,15 @@ class TaskThread {
              Settle settle);
   ~TaskThread();  // joins; Stop() first
   void Start();
-  void Post(const std::shared_ptr<TaskLane>& lane, Task task);
-  void PostEvent(const std::shared_ptr<TaskLane>& lane, Task task);
+  void Post(const std::shared_ptr<TaskLane>& lane, Task task) EXCLUDES(mu_);
+  void PostEvent(const std::shared_ptr<TaskLane>& lane, Task task) EXCLUDES(mu_);
   // Runs `task` once every task posted to this thread before it (on any lane) has run.
-  void PostBarrier(Task task);
+  void PostBarrier(Task task) EXCLUDES(mu_);
   // Queues a tracker whose progress marker must be written (by this thread, which owns the
   // tracker's depot partition).
-  void MarkDirty(std::shared_ptr<ProgressTracker> tracker);
+  void MarkDirty(std::shared_ptr<ProgressTracker> tracker) EXCLUDES(mu_);
   // Lets the thread finish its queue, then exit.
-  void Stop();
+  void Stop() EXCLUDES(mu_);
 
   // The session with no event group open (settles an open one first). Thread only.
   Session& session() {
@@ -94,12 +93,12 @@ class TaskThread {
     Task task;
     uint64_t seq;
   };
-  void Enqueue(const std::shared_ptr<TaskLane>& lane, Task task, bool event);
-  void Loop();
+  void Enqueue(const std::shared_ptr<TaskLane>& lane, Task task, bool event) EXCLUDES(mu_);
+  void Loop() EXCLUDES(mu_);
   // Runs one slice of the lane at the front of the ring; false when the ring is empty.
-  bool RunSlice(std::vector<TaskLane::Entry>& slice);
+  bool RunSlice(std::vector<TaskLane::Entry>& slice) EXCLUDES(mu_);
   // Runs the barriers whose earlier tasks have all run.
-  void RunDueBarriers();
+  void RunDueBarriers() EXCLUDES(mu_);
   void WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& trackers);
 
   const int index_;
@@ -109,15 +108,15 @@ class TaskThread {
   const Settle settle_;
   bool group_open_ = false;  // thread only
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
+  Mutex mu_;
+  CondVar cv_;  // signalled when a task, barrier or dirty tracker arrives, and by Stop
   // Lanes with tasks, in serving order. A lane being run is out of the ring; its remaining
   // tasks are put back before the lock is released between slices.
-  std::deque<std::shared_ptr<TaskLane>> ring_;           // GUARDED_BY(mu_)
-  std::deque<Barrier> barriers_;                         // GUARDED_BY(mu_)
-  uint64_t next_seq_ = 0;                                // GUARDED_BY(mu_)
-  std::vector<std::shared_ptr<ProgressTracker>> dirty_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;                                // GUARDED_BY(mu_)
+  std::deque<std::shared_ptr<TaskLane>> ring_ GUARDED_BY(mu_);
+  std::deque<Barrier> barriers_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<ProgressTracker>> dirty_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace strata::runtime

@@ -48,8 +48,9 @@ struct StorageOptions {
   // reported just before the panic (with the file, hence the table). It runs on the thread
   // that hit the panic, possibly inside a WiredTiger call: it must not use the Storage; it
   // may end the process (stratad logs and calls _exit). Unset: the cause is printed to
-  // stderr. After a panic the Storage refuses new work with that Status, and its destructor
-  // leaves the connection unclosed (closing a panicked connection can hang).
+  // stderr. After a panic every storage call fails (WiredTiger answers WT_PANIC: kIOError),
+  // FatalError() returns the cause, and the destructor leaves the connection unclosed
+  // (closing a panicked connection can hang).
   std::function<void(const Status&)> on_fatal_error;
   // Events an operator should see that are not errors: an accepted log loss, a damaged last
   // log record (recovery ends before it), tables created without checksum=on by an older

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -1167,6 +1168,56 @@ TEST_F(ServerTest, PartialFramesAboveTheServerWideCapAreOverloaded) {
   EXPECT_GE(received, 1);
   EXPECT_GE(refused, 1);
   EXPECT_NE(ReadFile(log_).find(overloaded), std::string::npos) << ReadFile(log_);
+  ExpectServerServes();
+  StopServer();
+}
+
+// A connection that received a large frame and then stops reading (the answer to it fills
+// --max-queued-bytes because its client does not read) holds no partial frame: it gives the
+// frame's memory back to the server-wide --max-partial-frame-bytes at once, so two such
+// connections with 12 MiB frames do not make a third client's 12 MiB frame OVERLOADED.
+TEST_F(ServerTest, PausedConnectionsHoldNoPartialFrameBudget) {
+  StartServer({"--max-frame-size", "16MB", "--max-partial-frame-bytes", "32MB"});
+  constexpr size_t kBig = 12 << 20;
+  std::vector<TestClient> stalled(2);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK(stalled[i].Connect(server_->port(), std::chrono::seconds(10)));
+    ASSERT_OK(stalled[i].Handshake());
+    // A point read (answered as soon as it is parsed) of a module named by 12 MiB: its
+    // NOT_FOUND answer names it, more than --max-queued-bytes and the socket buffers hold,
+    // so the server stops reading this client right after the frame.
+    proto::SelectRequest select = CountOf("word");
+    select.module = std::string(kBig, static_cast<char>('a' + i));
+    const std::string payload = proto::EncodeRequest(proto::Request{stalled[i].NextId(), select});
+    std::string frame;
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
+    ASSERT_OK(stalled[i].SendRaw(frame));
+    // Its answer starts arriving: the frame was read and answered.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    int unread = 0;
+    while ((ioctl(stalled[i].fd(), FIONREAD, &unread) != 0 || unread == 0) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_GT(unread, 0) << "no answer to the big frame of stalled client " << i;
+  }
+  TestClient client;
+  ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
+  ASSERT_OK(client.Handshake());
+  proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
+  append.module = "nosuchmodule";
+  append.depot = "*sentences";
+  append.records.push_back(Value(std::string(kBig, 'z')));
+  const uint64_t id = client.NextId();
+  const std::string payload = proto::EncodeRequest(proto::Request{id, append});
+  std::string frame;
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
+  (void)client.SendRaw(frame);  // fails if the server refuses it and closes
+  Result<proto::Response> r = client.Receive();
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
+  EXPECT_EQ(r->id, id);
+  ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  for (TestClient& c : stalled) c.Close();  // else the shutdown waits for their write deadline
   ExpectServerServes();
   StopServer();
 }

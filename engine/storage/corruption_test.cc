@@ -408,6 +408,43 @@ TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
   }
 }
 
+// A directory another process has open is kBusy, also while its log is being written: it
+// is locked before the log is scanned. A scan of a live log could take a record being
+// written for damage; here a record in the middle of the live log is damaged for certain,
+// and still the answer is kBusy, not kCorruption.
+TEST(LogDamageTest, OpenWhileAnotherProcessWritesIsBusy) {
+  TempDir dir;
+  int progress = -1;
+  const pid_t pid = StartWriter(dir.path(), 1, &progress);
+  ASSERT_GT(pid, 0);
+  char byte = 0;
+  for (int batch = 0; batch < 100; ++batch) ASSERT_EQ(read(progress, &byte, 1), 1);
+  // One byte flipped in a record in the middle of the first log file (written and synced:
+  // WiredTiger does not read it again while it runs).
+  const std::string first = LogFiles(dir.path()).front();
+  const auto records = RecordsOf(ReadWholeFile(first));
+  ASSERT_GT(records.size(), 20u);
+  const auto [pos, len] = records[records.size() / 2];
+  {
+    std::fstream file(first, std::ios::binary | std::ios::in | std::ios::out);
+    file.seekg(static_cast<std::streamoff>(pos + len / 2));
+    const char old = static_cast<char>(file.get());
+    file.seekp(static_cast<std::streamoff>(pos + len / 2));
+    file.put(static_cast<char>(old ^ 0x20));
+  }
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSERT_EQ(read(progress, &byte, 1), 1) << "the writer stopped";  // it is writing
+    StorageOptions options = LogTestOptions(dir.path());
+    std::vector<std::string> warnings;
+    options.on_warning = [&](const std::string& warning) { warnings.push_back(warning); };
+    Result<std::unique_ptr<Storage>> second = Storage::Open(options);
+    ASSERT_FALSE(second.ok()) << "opened a directory in use";
+    EXPECT_EQ(second.status().code(), StatusCode::kBusy) << second.status().ToString();
+    EXPECT_TRUE(warnings.empty()) << warnings[0];
+  }
+  ASSERT_NO_FATAL_FAILURE(KillAfter(pid, progress, 0));
+}
+
 // No false alarm: the states kill -9 leaves behind, with four threads committing at once
 // (WiredTiger writes their log slots out of order), always open.
 TEST(LogDamageTest, Kill9DuringConcurrentCommitsNeverLooksDamaged) {

@@ -1,7 +1,9 @@
 // Damaged files on disk: a flipped byte in a compressed table page is an error naming the
 // table (and a fatal-error report), never altered data; a damaged record in the middle of
-// the WiredTiger log makes Open refuse (unless the loss is accepted), while the states a
-// kill -9 leaves (a torn or unwritten tail, holes from out-of-order writes) open normally.
+// the WiredTiger log (a flipped byte, a damaged length, a zeroed sector) makes Open refuse
+// (unless the loss is accepted), damage before the last checkpoint does not matter, a
+// directory in use is kBusy before any scan, and the states a kill -9 leaves (a torn or
+// unwritten tail, holes from out-of-order writes) open normally.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>

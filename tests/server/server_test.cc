@@ -1222,6 +1222,56 @@ TEST_F(ServerTest, PausedConnectionsHoldNoPartialFrameBudget) {
   StopServer();
 }
 
+// A connection failed for a bad frame gives its read buffer back to the server-wide budget
+// at once, not when its pending answers are written: here its earlier 12 MiB answer is
+// stalled (its client does not read), and a second client's 12 MiB frame is still taken.
+TEST_F(ServerTest, FailedConnectionHoldsNoPartialFrameBudget) {
+  StartServer({"--max-frame-size", "16MB", "--max-partial-frame-bytes", "16MB",
+               "--max-queued-bytes", "64MB"});
+  constexpr size_t kBig = 12 << 20;
+  TestClient failed;
+  ASSERT_OK(failed.Connect(server_->port(), std::chrono::seconds(10)));
+  ASSERT_OK(failed.Handshake());
+  // A point read whose NOT_FOUND answer names a 12 MiB module: its write stalls.
+  proto::SelectRequest select = CountOf("word");
+  select.module = std::string(kBig, 'a');
+  const std::string payload = proto::EncodeRequest(proto::Request{failed.NextId(), select});
+  std::string bytes;
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &bytes);
+  // Then a 12 MiB frame that is no request at all: answered BAD_FRAME, and closed once the
+  // answers before it are written.
+  const std::string garbage(kBig, '\xff');
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(garbage.data()), garbage.size(), &bytes);
+  ASSERT_OK(failed.SendRaw(bytes));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ReadFile(log_).find("undecodable request") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(ReadFile(log_).find("undecodable request"), std::string::npos) << ReadFile(log_);
+
+  TestClient client;
+  ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
+  ASSERT_OK(client.Handshake());
+  proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
+  append.module = "nosuchmodule";
+  append.depot = "*sentences";
+  append.records.push_back(Value(std::string(kBig, 'z')));
+  const uint64_t id = client.NextId();
+  const std::string append_payload = proto::EncodeRequest(proto::Request{id, append});
+  std::string frame;
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(append_payload.data()), append_payload.size(),
+                     &frame);
+  (void)client.SendRaw(frame);  // fails if the server refuses it and closes
+  Result<proto::Response> r = client.Receive();
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
+  EXPECT_EQ(r->id, id);
+  ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  failed.Close();  // else the shutdown waits for its write deadline
+  ExpectServerServes();
+  StopServer();
+}
+
 // ---- Start-up and operations ------------------------------------------------------------
 
 // --listen on a port in use fails before --deploy writes anything: the data directory

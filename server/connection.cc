@@ -150,6 +150,17 @@ void Connection::Resume() {
 
 void Connection::StartRead() {
   if (reading_ || finishing_ || closed_) return;
+  const size_t buffered = BufferedBytes();
+  if (read_begin_ > 0) {
+    std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, buffered);
+    read_begin_ = 0;
+    read_end_ = buffered;
+  }
+  if (read_buffer_.size() > kInitialReadBuffer && buffered + kMinReadSpace <= kInitialReadBuffer) {
+    // A large frame is done: give its memory back to the budget, also before pausing (a
+    // paused connection must not hold the server-wide budget for a frame it no longer has).
+    ResizeReadBuffer(kInitialReadBuffer);
+  }
   if (!CanProcess()) {
     read_paused_ = true;
     return;
@@ -158,16 +169,6 @@ void Connection::StartRead() {
     // The client could not send while the server did not read: its frame's time restarts.
     read_paused_ = false;
     frame_started_ = std::chrono::steady_clock::now();
-  }
-  const size_t buffered = BufferedBytes();
-  if (read_begin_ > 0) {
-    std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, buffered);
-    read_begin_ = 0;
-    read_end_ = buffered;
-  }
-  if (read_buffer_.size() > kInitialReadBuffer && buffered + kMinReadSpace <= kInitialReadBuffer) {
-    // A large frame is done: give its memory back to the budget.
-    ResizeReadBuffer(kInitialReadBuffer);
   }
   // The buffer grows with the bytes that arrived (at most doubling), never to a frame's
   // declared length up front: a length prefix alone costs the server nothing. Past the
@@ -196,13 +197,17 @@ void Connection::OnRead(const std::error_code& ec, size_t bytes) {
   if (ec) {
     if (ec == asio::error::eof || finishing_) {
       finishing_ = true;  // the client is done sending: answer what it sent, then close
+      ReleaseReadBuffer();  // nothing more is parsed
       CloseWhenDone();
     } else if (ec != asio::error::operation_aborted) {
       Close(LogLevel::kInfo, "read failed: " + ec.message());
     }
     return;
   }
-  if (finishing_) return CloseWhenDone();
+  if (finishing_) {
+    ReleaseReadBuffer();  // not read or parsed any more (after FailAndClose or Drain)
+    return CloseWhenDone();
+  }
   read_end_ += bytes;
   last_activity_ = std::chrono::steady_clock::now();
   Resume();
@@ -261,7 +266,7 @@ void Connection::ProcessFrames() {
       break;
     }
     HandleFrame(frame.data, frame.size);
-    if (closed_) break;  // the buffer is released
+    if (closed_ || finishing_) break;  // the buffer may be released (FailAndClose)
     read_begin_ += consumed;
     frame_pending_ = false;
   }
@@ -410,6 +415,10 @@ void Connection::FailAndClose(proto::ErrorCode code, std::string message) {
   LogWarning("connection " + peer_ + ": " + message + "; closing it");
   Send(ErrorResponse(0, code, std::move(message)));
   finishing_ = true;
+  // Nothing more is read or parsed: the buffer and its share of the server-wide budget go
+  // back now, not when the requests in flight have drained (a pending read still writes
+  // into the buffer: OnRead releases it then).
+  if (!reading_) ReleaseReadBuffer();
   CloseWhenDone();
 }
 

@@ -1,7 +1,9 @@
 // Damaged files on disk: a flipped byte in a compressed table page is an error naming the
 // table (and a fatal-error report), never altered data; a damaged record in the middle of
-// the WiredTiger log makes Open refuse (unless the loss is accepted), while the states a
-// kill -9 leaves (a torn or unwritten tail, holes from out-of-order writes) open normally.
+// the WiredTiger log (a flipped byte, a damaged length, a zeroed sector) makes Open refuse
+// (unless the loss is accepted), damage before the last checkpoint does not matter, a
+// directory in use is kBusy before any scan, and the states a kill -9 leaves (a torn or
+// unwritten tail, holes from out-of-order writes) open normally.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 #include <iterator>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -409,6 +412,168 @@ TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
       EXPECT_TRUE(warnings.empty()) << warnings[0];
     }
   }
+}
+
+// The last file of the log that holds records after its header, its bytes and records.
+struct LastLogFile {
+  std::string path;
+  std::string bytes;
+  std::vector<std::pair<size_t, uint32_t>> records;
+};
+LastLogFile LastFileWithRecords(const std::string& dir, size_t at_least) {
+  LastLogFile last;
+  const std::vector<std::string> files = LogFiles(dir);
+  for (auto it = files.rbegin(); it != files.rend() && last.records.size() < at_least; ++it) {
+    last.path = *it;
+    last.bytes = ReadWholeFile(last.path);
+    last.records = RecordsOf(last.bytes);
+  }
+  return last;
+}
+
+// One bit set in the length field of a record near the end of the log: its claimed extent
+// reaches past the last record into the preallocated zeros, like a torn write, but the
+// records it claims to cover are still there, valid and acknowledged. That is damage.
+TEST(LogDamageTest, DamagedLengthNearTheEndIsNotATornWrite) {
+  TempDir dir;
+  int progress = -1;
+  const pid_t pid = StartWriter(dir.path(), 1, &progress);
+  ASSERT_GT(pid, 0);
+  ASSERT_NO_FATAL_FAILURE(KillAfter(pid, progress, 40));
+  LastLogFile last = LastFileWithRecords(dir.path(), 10);
+  ASSERT_GE(last.records.size(), 10u);
+  // Three records from the end: the two after it (< 4 KiB) are inside its claimed extent.
+  const auto [pos, len] = last.records[last.records.size() - 3];
+  ASSERT_LT(last.records.back().first + last.records.back().second, pos + (len | 4096));
+  const uint32_t damaged = len | 4096;
+  std::memcpy(last.bytes.data() + pos, &damaged, 4);
+  WriteWholeFile(last.path, last.bytes);
+
+  Result<std::unique_ptr<Storage>> refused = Storage::Open(LogTestOptions(dir.path()));
+  ASSERT_FALSE(refused.ok()) << "a damaged length was taken for a torn write";
+  EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(refused.status().message().find("offset " + std::to_string(pos) + " of " +
+                                            fs::path(last.path).filename().string()),
+            std::string::npos)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("followed by 2 valid log records"), std::string::npos)
+      << refused.status().message();
+}
+
+// A 512-byte sector zeroed at a record start in the middle of the log, ending inside later
+// written data: not a hole (an unwritten slot ends where a later record starts) but damage.
+TEST(LogDamageTest, ZeroedSectorInTheMiddleIsNotAHole) {
+  TempDir dir;
+  int progress = -1;
+  const pid_t pid = StartWriter(dir.path(), 1, &progress);
+  ASSERT_GT(pid, 0);
+  ASSERT_NO_FATAL_FAILURE(KillAfter(pid, progress, 40));
+  LastLogFile last = LastFileWithRecords(dir.path(), 100);
+  ASSERT_GE(last.records.size(), 100u);
+  // From the middle on, the first record starting on a sector whose end is inside a record.
+  std::set<size_t> starts;
+  for (const auto& record : last.records) starts.insert(record.first);
+  size_t sector = 0;
+  for (size_t i = last.records.size() / 2; i < last.records.size() && sector == 0; ++i) {
+    const size_t pos = last.records[i].first;
+    if (pos % 512 == 0 && !starts.contains(pos + 512)) sector = pos;
+  }
+  ASSERT_NE(sector, 0u);
+  std::fill(last.bytes.begin() + static_cast<std::ptrdiff_t>(sector),
+            last.bytes.begin() + static_cast<std::ptrdiff_t>(sector + 512), '\0');
+  WriteWholeFile(last.path, last.bytes);
+
+  Result<std::unique_ptr<Storage>> refused = Storage::Open(LogTestOptions(dir.path()));
+  ASSERT_FALSE(refused.ok()) << "a zeroed sector was taken for a hole";
+  EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(refused.status().message().find("offset " + std::to_string(sector) +
+                                            " of " + fs::path(last.path).filename().string()),
+            std::string::npos)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("zero bytes"), std::string::npos)
+      << refused.status().message();
+}
+
+// Recovery starts at the last checkpoint: a damaged record before it is never read, so the
+// log opens without a word and every row is there.
+TEST(LogDamageTest, DamageBeforeTheLastCheckpointIsIgnored) {
+  TempDir dir;
+  constexpr int kRows = 640;
+  {
+    std::unique_ptr<Storage> storage = Storage::Open(LogTestOptions(dir.path())).value();
+    TableId table = storage->OpenTable("t", TableKind::kBytes).value();
+    std::unique_ptr<Session> session = storage->OpenSession().value();
+    for (int n = 0; n < kRows; ++n) {
+      const std::string key = "0/" + std::to_string(n);
+      ASSERT_TRUE(session->Put(table, key, "value of " + key + std::string(100 + n % 300, 'v')).ok());
+    }
+    ASSERT_TRUE(storage->WaitDurable().ok());
+  }  // closing takes a checkpoint
+  const std::string turtle = ReadWholeFile(dir.path() + "/WiredTiger.turtle");
+  const size_t meta = turtle.find("file:WiredTiger.wt\n");
+  ASSERT_NE(meta, std::string::npos);
+  const size_t key = turtle.find("checkpoint_lsn=(", meta);
+  ASSERT_NE(key, std::string::npos);
+  unsigned long long lsn_file = 0;
+  unsigned long long lsn_offset = 0;
+  ASSERT_EQ(std::sscanf(turtle.c_str() + key, "checkpoint_lsn=(%llu,%llu)", &lsn_file, &lsn_offset), 2);
+  char name[64];
+  std::snprintf(name, sizeof name, "/WiredTigerLog.%010llu", lsn_file);
+  const std::string path = dir.path() + name;
+  std::string bytes = ReadWholeFile(path);
+  std::vector<std::pair<size_t, uint32_t>> before;
+  for (const auto& record : RecordsOf(bytes)) {
+    if (record.first > 0 && record.first + record.second <= lsn_offset) before.push_back(record);
+  }
+  ASSERT_GE(before.size(), 100u) << "too few records before the checkpoint LSN " << lsn_offset;
+  const auto [pos, len] = before[before.size() / 2];
+  bytes[pos + len / 2] ^= 0x20;
+  WriteWholeFile(path, bytes);
+
+  StorageOptions options = LogTestOptions(dir.path());
+  std::vector<std::string> warnings;
+  options.on_warning = [&](const std::string& warning) { warnings.push_back(warning); };
+  Result<std::unique_ptr<Storage>> opened = Storage::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_TRUE(warnings.empty()) << warnings[0];
+  EXPECT_EQ(CountRows(**opened), kRows);
+}
+
+// A directory another process has open is kBusy, also while its log is being written: it
+// is locked before the log is scanned. A scan of a live log could take a record being
+// written for damage; here a record in the middle of the live log is damaged for certain,
+// and still the answer is kBusy, not kCorruption.
+TEST(LogDamageTest, OpenWhileAnotherProcessWritesIsBusy) {
+  TempDir dir;
+  int progress = -1;
+  const pid_t pid = StartWriter(dir.path(), 1, &progress);
+  ASSERT_GT(pid, 0);
+  char byte = 0;
+  for (int batch = 0; batch < 100; ++batch) ASSERT_EQ(read(progress, &byte, 1), 1);
+  // One byte flipped in a record in the middle of the first log file (written and synced:
+  // WiredTiger does not read it again while it runs).
+  const std::string first = LogFiles(dir.path()).front();
+  const auto records = RecordsOf(ReadWholeFile(first));
+  ASSERT_GT(records.size(), 20u);
+  const auto [pos, len] = records[records.size() / 2];
+  {
+    std::fstream file(first, std::ios::binary | std::ios::in | std::ios::out);
+    file.seekg(static_cast<std::streamoff>(pos + len / 2));
+    const char old = static_cast<char>(file.get());
+    file.seekp(static_cast<std::streamoff>(pos + len / 2));
+    file.put(static_cast<char>(old ^ 0x20));
+  }
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSERT_EQ(read(progress, &byte, 1), 1) << "the writer stopped";  // it is writing
+    StorageOptions options = LogTestOptions(dir.path());
+    std::vector<std::string> warnings;
+    options.on_warning = [&](const std::string& warning) { warnings.push_back(warning); };
+    Result<std::unique_ptr<Storage>> second = Storage::Open(options);
+    ASSERT_FALSE(second.ok()) << "opened a directory in use";
+    EXPECT_EQ(second.status().code(), StatusCode::kBusy) << second.status().ToString();
+    EXPECT_TRUE(warnings.empty()) << warnings[0];
+  }
+  ASSERT_NO_FATAL_FAILURE(KillAfter(pid, progress, 0));
 }
 
 // No false alarm: the states kill -9 leaves behind, with four threads committing at once

@@ -26,18 +26,27 @@ struct LogDamage {
   uint64_t bytes_after = 0;    // log bytes from the damaged record to the end of the last of them
   int files_after = 0;         // log files holding those records (counting `file`)
   std::string last_file;       // the last log file holding one
+  bool from_checkpoint = false;  // the walk started at the last checkpoint's LSN (else at
+                                 // the oldest log file: the damage may be before it)
 };
 
 // Walks the log files WiredTigerLog.* of data directory `dir` in order, as recovery does,
-// to the first record it would stop at. A stop is damage when the record's length field is
-// set (a record that was never written reads as zeros) and the record is not a torn write:
-// a write cut short by a crash leaves a prefix of the record and zeros from a 512-byte
-// boundary to its end, so a record with a bad checksum that does not end in such zeros was
-// written whole and damaged since. Returns the damage, with the valid records (other than
-// the header and previous-file records WiredTiger writes at the start of every log file)
-// that follow it; nullopt for a clean log, a torn tail, or a hole (slots are written out of
-// order, so a crash can leave zeros before a later record, which no flush ever covered).
-// Errors: kIOError when a log file cannot be read.
+// from the last checkpoint's LSN (checkpoint_lsn of the metadata entry in WiredTiger.turtle;
+// recovery reads nothing before it; from the oldest file when it cannot be read) to the
+// first record recovery would stop at. The stop is:
+// - the end of the log: zeros to the end of the last file;
+// - a hole: zeros up to a valid (or torn) record. WiredTiger writes log slots out of order,
+//   so a crash can leave an unwritten slot before later ones; no flush covered them;
+// - a torn write: a write cut short by a crash leaves a prefix of the record and zeros from
+//   a 512-byte boundary to its end, and no valid record inside its length;
+// - else damage: a record written whole and changed since (bad checksum, an impossible
+//   length, a length reaching over valid records), or zeros that end inside written data.
+// A hole or a torn write is damage too when a valid record follows it beyond the window in
+// which WiredTiger's writes can be out of order (128 slots of 256 KiB, plus each record too
+// large for a slot): such a record was written after the stop's slot was.
+// Returns the damage, with the valid records (other than the header and previous-file
+// records WiredTiger writes at the start of every log file) that follow it; nullopt for a
+// clean log, a torn tail, or a hole. Errors: kIOError when a log file cannot be read.
 Result<std::optional<LogDamage>> FindLogDamage(const std::string& dir);
 
 // The operator's message for `damage` in data directory `dir` (what, where, how much follows).

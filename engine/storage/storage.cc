@@ -1,6 +1,8 @@
 #include "storage.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <wiredtiger.h>
 
@@ -9,6 +11,7 @@
 #include <cassert>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <optional>
@@ -278,6 +281,66 @@ void Warn(const StorageOptions& options, const std::string& warning) {
   }
 }
 
+// The data directory's own lock, held by an open Storage for its life: an exclusive flock
+// on <dir>/strata.lock, which a second Storage (in this process or another) cannot take.
+// Taken before the log scan, so a directory in use is kBusy and never scanned while its log
+// is being written. WiredTiger's own lock (an fcntl lock on WiredTiger.lock) is not used:
+// closing any descriptor of that file would drop the locks WiredTiger's connection in this
+// process holds on it.
+class DirectoryLock {
+ public:
+  DirectoryLock() = default;
+  DirectoryLock(DirectoryLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  DirectoryLock& operator=(DirectoryLock&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~DirectoryLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Keeps the lock until the process exits (a panicked connection is never closed).
+  void Leak() { fd_ = -1; }
+
+  // kBusy when another Storage holds it, or another process (the wt tool, say) has
+  // WiredTiger's lock; kIOError when the lock file cannot be created.
+  static Result<DirectoryLock> Take(const std::string& dir) {
+    DirectoryLock lock;
+    const std::string path = dir + "/strata.lock";
+    lock.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock.fd_ < 0) {
+      return Status::IOError("cannot create the lock file '" + path + "': " + strerror(errno));
+    }
+    if (flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) {
+        return Status::Busy("data directory '" + dir +
+                            "' is already open in another process or Storage (strata.lock is "
+                            "locked)");
+      }
+      return Status::IOError("cannot lock '" + path + "': " + strerror(errno));
+    }
+    // No Storage of this process has the directory (the flock is ours), so no WiredTiger
+    // lock of this process is dropped by closing this descriptor.
+    const int wt_fd = ::open((dir + "/WiredTiger.lock").c_str(), O_RDWR | O_CLOEXEC);
+    if (wt_fd >= 0) {
+      struct flock probe {};
+      probe.l_type = F_WRLCK;
+      probe.l_whence = SEEK_SET;
+      probe.l_start = 0;
+      probe.l_len = 0;  // the whole file
+      const bool held = fcntl(wt_fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+      ::close(wt_fd);
+      if (held) {
+        return Status::Busy("data directory '" + dir + "' is already open in process " +
+                            std::to_string(probe.l_pid) + " (WiredTiger.lock is locked)");
+      }
+    }
+    return lock;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // Refuses to run recovery over a damaged log record that has valid records after it (see
 // log_scan.h), unless the options accept the loss. A damaged last record is only reported:
 // recovery has always ended before it, and refusing would leave nothing to decide.
@@ -368,9 +431,10 @@ class Storage::Impl {
     TableState state;
   };
 
-  Impl(StorageOptions options, std::unique_ptr<EventSink> sink, WT_CONNECTION* conn,
-       WT_SESSION* schema_session, WT_SESSION* flush_session)
-      : options_(std::move(options)),
+  Impl(StorageOptions options, DirectoryLock dir_lock, std::unique_ptr<EventSink> sink,
+       WT_CONNECTION* conn, WT_SESSION* schema_session, WT_SESSION* flush_session)
+      : dir_lock_(std::move(dir_lock)),
+        options_(std::move(options)),
         sink_(std::move(sink)),
         conn_(conn),
         schema_session_(schema_session),
@@ -391,6 +455,7 @@ class Storage::Impl {
     // threads still report to, to the process exit.
     if (sink_->panicked.load()) {
       static_cast<void>(sink_.release());
+      dir_lock_.Leak();
       return;
     }
     ErrorCapture capture;
@@ -443,6 +508,8 @@ class Storage::Impl {
                                  [gate](const auto& entry) { return entry.get() == gate; }));
   }
 
+  // Declared first: released after the connection is closed (and the members destroyed).
+  DirectoryLock dir_lock_;
   const StorageOptions options_;
   // Declared before conn_: it must outlive the connection, which reports through it.
   std::unique_ptr<EventSink> sink_;
@@ -762,6 +829,8 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
   sink->path = options.path;
   sink->on_fatal_error = options.on_fatal_error;
   sink->on_message = options.on_message;
+  // Locked first: a directory another process or Storage has open is kBusy, never scanned.
+  STRATA_ASSIGN_OR_RETURN(DirectoryLock dir_lock, DirectoryLock::Take(options.path));
   STRATA_RETURN_IF_ERROR(CheckLogBeforeRecovery(options));
 
   ErrorCapture capture;
@@ -785,7 +854,7 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
     }
   }
   WarnAboutTablesWithoutChecksums(options, sessions[0]);
-  auto impl = std::make_unique<Impl>(options, std::move(sink), conn, sessions[0], sessions[1]);
+  auto impl = std::make_unique<Impl>(options, std::move(dir_lock), std::move(sink), conn, sessions[0], sessions[1]);
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }
 

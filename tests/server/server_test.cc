@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -1185,6 +1186,106 @@ TEST_F(ServerTest, PartialFramesAboveTheServerWideCapAreOverloaded) {
   EXPECT_GE(received, 1);
   EXPECT_GE(refused, 1);
   EXPECT_NE(ReadFile(log_).find(overloaded), std::string::npos) << ReadFile(log_);
+  ExpectServerServes();
+  StopServer();
+}
+
+// A connection that received a large frame and then stops reading (the answer to it fills
+// --max-queued-bytes because its client does not read) holds no partial frame: it gives the
+// frame's memory back to the server-wide --max-partial-frame-bytes at once, so two such
+// connections with 12 MiB frames do not make a third client's 12 MiB frame OVERLOADED.
+TEST_F(ServerTest, PausedConnectionsHoldNoPartialFrameBudget) {
+  StartServer({"--max-frame-size", "16MB", "--max-partial-frame-bytes", "32MB"});
+  constexpr size_t kBig = 12 << 20;
+  std::vector<TestClient> stalled(2);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK(stalled[i].Connect(server_->port(), std::chrono::seconds(10)));
+    ASSERT_OK(stalled[i].Handshake());
+    // A point read (answered as soon as it is parsed) of a module named by 12 MiB: its
+    // NOT_FOUND answer names it, more than --max-queued-bytes and the socket buffers hold,
+    // so the server stops reading this client right after the frame.
+    proto::SelectRequest select = CountOf("word");
+    select.module = std::string(kBig, static_cast<char>('a' + i));
+    const std::string payload = proto::EncodeRequest(proto::Request{stalled[i].NextId(), select});
+    std::string frame;
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
+    ASSERT_OK(stalled[i].SendRaw(frame));
+    // Its answer starts arriving: the frame was read and answered.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    int unread = 0;
+    while ((ioctl(stalled[i].fd(), FIONREAD, &unread) != 0 || unread == 0) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_GT(unread, 0) << "no answer to the big frame of stalled client " << i;
+  }
+  TestClient client;
+  ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
+  ASSERT_OK(client.Handshake());
+  proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
+  append.module = "nosuchmodule";
+  append.depot = "*sentences";
+  append.records.push_back(Value(std::string(kBig, 'z')));
+  const uint64_t id = client.NextId();
+  const std::string payload = proto::EncodeRequest(proto::Request{id, append});
+  std::string frame;
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
+  (void)client.SendRaw(frame);  // fails if the server refuses it and closes
+  Result<proto::Response> r = client.Receive();
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
+  EXPECT_EQ(r->id, id);
+  ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  for (TestClient& c : stalled) c.Close();  // else the shutdown waits for their write deadline
+  ExpectServerServes();
+  StopServer();
+}
+
+// A connection failed for a bad frame gives its read buffer back to the server-wide budget
+// at once, not when its pending answers are written: here its earlier 12 MiB answer is
+// stalled (its client does not read), and a second client's 12 MiB frame is still taken.
+TEST_F(ServerTest, FailedConnectionHoldsNoPartialFrameBudget) {
+  StartServer({"--max-frame-size", "16MB", "--max-partial-frame-bytes", "16MB",
+               "--max-queued-bytes", "64MB"});
+  constexpr size_t kBig = 12 << 20;
+  TestClient failed;
+  ASSERT_OK(failed.Connect(server_->port(), std::chrono::seconds(10)));
+  ASSERT_OK(failed.Handshake());
+  // A point read whose NOT_FOUND answer names a 12 MiB module: its write stalls.
+  proto::SelectRequest select = CountOf("word");
+  select.module = std::string(kBig, 'a');
+  const std::string payload = proto::EncodeRequest(proto::Request{failed.NextId(), select});
+  std::string bytes;
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &bytes);
+  // Then a 12 MiB frame that is no request at all: answered BAD_FRAME, and closed once the
+  // answers before it are written.
+  const std::string garbage(kBig, '\xff');
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(garbage.data()), garbage.size(), &bytes);
+  ASSERT_OK(failed.SendRaw(bytes));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ReadFile(log_).find("undecodable request") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(ReadFile(log_).find("undecodable request"), std::string::npos) << ReadFile(log_);
+
+  TestClient client;
+  ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
+  ASSERT_OK(client.Handshake());
+  proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
+  append.module = "nosuchmodule";
+  append.depot = "*sentences";
+  append.records.push_back(Value(std::string(kBig, 'z')));
+  const uint64_t id = client.NextId();
+  const std::string append_payload = proto::EncodeRequest(proto::Request{id, append});
+  std::string frame;
+  proto::AppendFrame(reinterpret_cast<const uint8_t*>(append_payload.data()), append_payload.size(),
+                     &frame);
+  (void)client.SendRaw(frame);  // fails if the server refuses it and closes
+  Result<proto::Response> r = client.Receive();
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
+  EXPECT_EQ(r->id, id);
+  ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  failed.Close();  // else the shutdown waits for its write deadline
   ExpectServerServes();
   StopServer();
 }

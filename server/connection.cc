@@ -196,7 +196,7 @@ void Connection::OnRead(const std::error_code& ec, size_t bytes) {
   if (closed_) return;
   if (ec) {
     if (ec == asio::error::eof || finishing_) {
-      finishing_ = true;  // the client is done sending: answer what it sent, then close
+      finishing_ = true;    // the client is done sending: answer what it sent, then close
       ReleaseReadBuffer();  // nothing more is parsed
       CloseWhenDone();
     } else if (ec != asio::error::operation_aborted) {

@@ -486,8 +486,8 @@ TEST(LogDamageTest, ZeroedSectorInTheMiddleIsNotAHole) {
   Result<std::unique_ptr<Storage>> refused = Storage::Open(LogTestOptions(dir.path()));
   ASSERT_FALSE(refused.ok()) << "a zeroed sector was taken for a hole";
   EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(refused.status().message().find("offset " + std::to_string(sector) +
-                                            " of " + fs::path(last.path).filename().string()),
+  EXPECT_NE(refused.status().message().find("offset " + std::to_string(sector) + " of " +
+                                            fs::path(last.path).filename().string()),
             std::string::npos)
       << refused.status().message();
   EXPECT_NE(refused.status().message().find("zero bytes"), std::string::npos)
@@ -505,7 +505,8 @@ TEST(LogDamageTest, DamageBeforeTheLastCheckpointIsIgnored) {
     std::unique_ptr<Session> session = storage->OpenSession().value();
     for (int n = 0; n < kRows; ++n) {
       const std::string key = "0/" + std::to_string(n);
-      ASSERT_TRUE(session->Put(table, key, "value of " + key + std::string(100 + n % 300, 'v')).ok());
+      ASSERT_TRUE(
+          session->Put(table, key, "value of " + key + std::string(100 + n % 300, 'v')).ok());
     }
     ASSERT_TRUE(storage->WaitDurable().ok());
   }  // closing takes a checkpoint
@@ -516,7 +517,8 @@ TEST(LogDamageTest, DamageBeforeTheLastCheckpointIsIgnored) {
   ASSERT_NE(key, std::string::npos);
   unsigned long long lsn_file = 0;
   unsigned long long lsn_offset = 0;
-  ASSERT_EQ(std::sscanf(turtle.c_str() + key, "checkpoint_lsn=(%llu,%llu)", &lsn_file, &lsn_offset), 2);
+  ASSERT_EQ(std::sscanf(turtle.c_str() + key, "checkpoint_lsn=(%llu,%llu)", &lsn_file, &lsn_offset),
+            2);
   char name[64];
   std::snprintf(name, sizeof name, "/WiredTigerLog.%010llu", lsn_file);
   const std::string path = dir.path() + name;

@@ -219,7 +219,8 @@ Result<std::optional<LaterRecord>> ValidRecordBeyondWindow(const std::string& di
       uint32_t len = 0;
       if (Le32(file.data() + pos) != 0 && checker.ValidRecordAt(file, pos, &len)) {
         if (file.data()[pos + kHeaderSize] != kPackedSystemType) {
-          if (distance_base + (pos - origin) > window) return std::optional<LaterRecord>(LaterRecord{i, pos});
+          if (distance_base + (pos - origin) > window)
+            return std::optional<LaterRecord>(LaterRecord{i, pos});
           if (len > kUnbufferedRecord) window += RoundUp(len, kAlign);
         }
         pos += RoundUp(len, kAlign);
@@ -259,7 +260,8 @@ Result<std::optional<LogDamage>> FindLogDamage(const std::string& dir) {
     MappedFile file;
     STRATA_RETURN_IF_ERROR(file.Open(dir + "/" + files[i].name));
     uint64_t pos = 0;
-    if (checkpoint && files[i].number == checkpoint->file) pos = RoundUp(checkpoint->offset, kAlign);
+    if (checkpoint && files[i].number == checkpoint->file)
+      pos = RoundUp(checkpoint->offset, kAlign);
     // A stop that is damage only if valid records follow beyond the window.
     const char* suspect = nullptr;
     uint64_t resume = 0;
@@ -283,9 +285,9 @@ Result<std::optional<LogDamage>> FindLogDamage(const std::string& dir) {
           resume = next;
           break;
         }
-        record_damage(i, pos,
-                      std::to_string(next - pos) +
-                          " zero bytes, then bytes that start no valid record");
+        record_damage(
+            i, pos,
+            std::to_string(next - pos) + " zero bytes, then bytes that start no valid record");
         break;
       }
       if (len > kHeaderSize && pos + RoundUp(len, kAlign) <= file.size() &&
@@ -353,8 +355,7 @@ std::string DescribeLogDamage(const std::string& dir, const LogDamage& damage) {
   }
   return "the WiredTiger log in '" + dir + "' has a damaged record (" + damage.reason +
          ") at offset " + std::to_string(damage.offset) + " of " + damage.file + where +
-         ", followed by " +
-         std::to_string(damage.records_after) + " valid log records (" +
+         ", followed by " + std::to_string(damage.records_after) + " valid log records (" +
          std::to_string(damage.bytes_after) + " bytes of log in " +
          std::to_string(damage.files_after) + " file(s), up to " + damage.last_file +
          "): recovery stops at the damaged record and would drop every transaction after it, "

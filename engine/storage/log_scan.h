@@ -22,10 +22,10 @@ struct LogDamage {
   std::string file;     // the log file holding the damaged record, e.g. "WiredTigerLog.0000000003"
   uint64_t offset = 0;  // byte offset of the damaged record in `file`
   std::string reason;   // "bad checksum", "record length past the end of the file"
-  uint64_t records_after = 0;  // valid transaction records after it
-  uint64_t bytes_after = 0;    // log bytes from the damaged record to the end of the last of them
-  int files_after = 0;         // log files holding those records (counting `file`)
-  std::string last_file;       // the last log file holding one
+  uint64_t records_after = 0;    // valid transaction records after it
+  uint64_t bytes_after = 0;      // log bytes from the damaged record to the end of the last of them
+  int files_after = 0;           // log files holding those records (counting `file`)
+  std::string last_file;         // the last log file holding one
   bool from_checkpoint = false;  // the walk started at the last checkpoint's LSN (else at
                                  // the oldest log file: the damage may be before it)
 };

@@ -854,7 +854,8 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
     }
   }
   WarnAboutTablesWithoutChecksums(options, sessions[0]);
-  auto impl = std::make_unique<Impl>(options, std::move(dir_lock), std::move(sink), conn, sessions[0], sessions[1]);
+  auto impl = std::make_unique<Impl>(options, std::move(dir_lock), std::move(sink), conn,
+                                     sessions[0], sessions[1]);
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }
 

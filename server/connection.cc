@@ -14,7 +14,6 @@ namespace proto = protocol;
 
 namespace {
 
-constexpr size_t kInitialReadBuffer = Connection::kInitialReadBuffer;
 constexpr size_t kMinReadSpace = 16 << 10;
 
 uint32_t LengthPrefix(const uint8_t* p) {

@@ -414,6 +414,21 @@ TEST(LogDamageTest, TornOrUnwrittenTailOpensNormally) {
   }
 }
 
+// Open refuses the log of `dir` with kCorruption naming the damaged record (`offset` in
+// log file `file`) and saying `words`; `why` is the failure message when it opens.
+void ExpectDamageRefused(const std::string& dir, const std::string& file, size_t offset,
+                         const std::string& words, const std::string& why) {
+  Result<std::unique_ptr<Storage>> refused = Storage::Open(LogTestOptions(dir));
+  ASSERT_FALSE(refused.ok()) << why;
+  EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
+  const std::string& message = refused.status().message();
+  EXPECT_NE(message.find("offset " + std::to_string(offset) + " of " +
+                         fs::path(file).filename().string()),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(words), std::string::npos) << message;
+}
+
 // The last file of the log that holds records after its header, its bytes and records.
 struct LastLogFile {
   std::string path;
@@ -449,15 +464,8 @@ TEST(LogDamageTest, DamagedLengthNearTheEndIsNotATornWrite) {
   std::memcpy(last.bytes.data() + pos, &damaged, 4);
   WriteWholeFile(last.path, last.bytes);
 
-  Result<std::unique_ptr<Storage>> refused = Storage::Open(LogTestOptions(dir.path()));
-  ASSERT_FALSE(refused.ok()) << "a damaged length was taken for a torn write";
-  EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(refused.status().message().find("offset " + std::to_string(pos) + " of " +
-                                            fs::path(last.path).filename().string()),
-            std::string::npos)
-      << refused.status().message();
-  EXPECT_NE(refused.status().message().find("followed by 2 valid log records"), std::string::npos)
-      << refused.status().message();
+  ExpectDamageRefused(dir.path(), last.path, pos, "followed by 2 valid log records",
+                      "a damaged length was taken for a torn write");
 }
 
 // A 512-byte sector zeroed at a record start in the middle of the log, ending inside later
@@ -483,15 +491,8 @@ TEST(LogDamageTest, ZeroedSectorInTheMiddleIsNotAHole) {
             last.bytes.begin() + static_cast<std::ptrdiff_t>(sector + 512), '\0');
   WriteWholeFile(last.path, last.bytes);
 
-  Result<std::unique_ptr<Storage>> refused = Storage::Open(LogTestOptions(dir.path()));
-  ASSERT_FALSE(refused.ok()) << "a zeroed sector was taken for a hole";
-  EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(refused.status().message().find("offset " + std::to_string(sector) + " of " +
-                                            fs::path(last.path).filename().string()),
-            std::string::npos)
-      << refused.status().message();
-  EXPECT_NE(refused.status().message().find("zero bytes"), std::string::npos)
-      << refused.status().message();
+  ExpectDamageRefused(dir.path(), last.path, sector, "zero bytes",
+                      "a zeroed sector was taken for a hole");
 }
 
 // Recovery starts at the last checkpoint: a damaged record before it is never read, so the

@@ -96,6 +96,26 @@ class ServerTest : public StratadTest {
   ServerTest() : StratadTest("stratad_test_") {}
 
   TestClient Connected() { return ConnectedTestClient(server_->port()); }
+  // A new client's frame of `bytes` (an append to an unknown module) is received whole and
+  // answered NOT_FOUND: the server-wide budget for partial frames had room for it.
+  void ExpectBigFrameTaken(size_t bytes) {
+    TestClient client;
+    ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
+    ASSERT_OK(client.Handshake());
+    proto::AppendRequest append;
+    append.module = "nosuchmodule";
+    append.depot = "*sentences";
+    append.records.push_back(Value(std::string(bytes, 'z')));
+    const uint64_t id = client.NextId();
+    const std::string payload = proto::EncodeRequest(proto::Request{id, append});
+    std::string frame;
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
+    (void)client.SendRaw(frame);  // fails if the server refuses it and closes
+    Result<proto::Response> r = client.Receive();
+    ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
+    EXPECT_EQ(r->id, id);
+    ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  }
   void DeployWordcount(TestClient& client) {
     ASSERT_CALL_OK(deployed, client, DeployPath(WORDCOUNT_MODULE));
     ASSERT_TRUE(std::holds_alternative<proto::ModuleInfo>(deployed.body));
@@ -1219,22 +1239,7 @@ TEST_F(ServerTest, PausedConnectionsHoldNoPartialFrameBudget) {
     }
     ASSERT_GT(unread, 0) << "no answer to the big frame of stalled client " << i;
   }
-  TestClient client;
-  ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
-  ASSERT_OK(client.Handshake());
-  proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
-  append.module = "nosuchmodule";
-  append.depot = "*sentences";
-  append.records.push_back(Value(std::string(kBig, 'z')));
-  const uint64_t id = client.NextId();
-  const std::string payload = proto::EncodeRequest(proto::Request{id, append});
-  std::string frame;
-  proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &frame);
-  (void)client.SendRaw(frame);  // fails if the server refuses it and closes
-  Result<proto::Response> r = client.Receive();
-  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
-  EXPECT_EQ(r->id, id);
-  ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  ASSERT_NO_FATAL_FAILURE(ExpectBigFrameTaken(kBig));
   for (TestClient& c : stalled) c.Close();  // else the shutdown waits for their write deadline
   ExpectServerServes();
   StopServer();
@@ -1268,23 +1273,7 @@ TEST_F(ServerTest, FailedConnectionHoldsNoPartialFrameBudget) {
   }
   ASSERT_NE(ReadFile(log_).find("undecodable request"), std::string::npos) << ReadFile(log_);
 
-  TestClient client;
-  ASSERT_OK(client.Connect(server_->port(), std::chrono::seconds(10)));
-  ASSERT_OK(client.Handshake());
-  proto::AppendRequest append;  // of an unknown module: answered NOT_FOUND once received
-  append.module = "nosuchmodule";
-  append.depot = "*sentences";
-  append.records.push_back(Value(std::string(kBig, 'z')));
-  const uint64_t id = client.NextId();
-  const std::string append_payload = proto::EncodeRequest(proto::Request{id, append});
-  std::string frame;
-  proto::AppendFrame(reinterpret_cast<const uint8_t*>(append_payload.data()), append_payload.size(),
-                     &frame);
-  (void)client.SendRaw(frame);  // fails if the server refuses it and closes
-  Result<proto::Response> r = client.Receive();
-  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << ReadFile(log_);
-  EXPECT_EQ(r->id, id);
-  ExpectError(r, ErrorCode::kNotFound, "nosuchmodule");
+  ASSERT_NO_FATAL_FAILURE(ExpectBigFrameTaken(kBig));
   failed.Close();  // else the shutdown waits for its write deadline
   ExpectServerServes();
   StopServer();

@@ -529,7 +529,9 @@ TEST_F(EngineTest, AppendAsyncNeverBlocksAtTheInFlightLimit) {
         "rt_test", "*kv", {KV("k", 1)}, AckLevel::kNone,
         [&](Result<std::vector<AppendResult>> r) { waiting.set_value(std::move(r)); });
   });
-  const bool returned = call.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+  // A correct AppendAsync returns at once; one that blocks would wait for the gate, which
+  // opens only below, so the bound is only how long a broken build takes to fail.
+  const bool returned = call.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
   std::future<Result<std::vector<AppendResult>>> admitted = waiting.get_future();
   // Not admitted while the limit is held, not even with kNone.
   EXPECT_EQ(admitted.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);

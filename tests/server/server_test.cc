@@ -129,28 +129,12 @@ class ServerTest : public StratadTest {
     EXPECT_EQ(values.size(), 1u);
     return values.empty() ? Value("none") : values[0];
   }
-  // Every record of every partition of *sentences: partition -> offset -> record.
+  // Every record of every partition of *sentences: partition -> offset -> record (a test
+  // failure, and what was read, when a read fails).
   std::map<int, std::map<int64_t, Value>> ReadAllSentences(TestClient& client, int partitions) {
-    std::map<int, std::map<int64_t, Value>> out;
-    for (int p = 0; p < partitions; ++p) {
-      int64_t from = 0;
-      while (true) {
-        proto::ReadDepotRequest request;
-        request.module = "wordcount";
-        request.depot = "*sentences";
-        request.partition = p;
-        request.from = from;
-        request.limit = 1000;
-        Result<proto::Response> r = client.Call(request);
-        EXPECT_TRUE(r.ok() && !r->error) << (r.ok() ? r->error->message : r.status().ToString());
-        if (!r.ok() || r->error) return out;
-        const auto& records = std::get<proto::DepotRecords>(r->body).records;
-        for (const auto& record : records) out[p][record.offset] = record.value;
-        if (records.empty()) break;
-        from = records.back().offset + 1;
-      }
-    }
-    return out;
+    auto read = server_test::ReadAllSentences(client, partitions);
+    EXPECT_TRUE(read.ok()) << read.status().ToString();
+    return read.ok() ? std::move(read).value() : std::map<int, std::map<int64_t, Value>>{};
   }
   // Deploys wordcount and appends 64 records of 16 KiB (8 per partition), so that reading
   // a partition answers ~128 KiB.
@@ -979,7 +963,9 @@ TEST_F(ServerTest, ShutdownRefusesRequestsNotStartedWithShuttingDown) {
   answered.insert(refused.begin(), refused.end());
   EXPECT_EQ(answered.size(), executed.size() + refused.size()) << "an id answered twice";
   EXPECT_EQ(answered, std::set<uint64_t>(sent.begin(), sent.end()));
-  if (!refused.empty()) EXPECT_LT(*executed.rbegin(), *refused.begin());
+  if (!refused.empty()) {
+    EXPECT_LT(*executed.rbegin(), *refused.begin());
+  }
   EXPECT_FALSE(refused.empty()) << "no request was answered SHUTTING_DOWN (did all " << kRequests
                                 << " complete before the shutdown?)";
   const int status = server_->Wait();

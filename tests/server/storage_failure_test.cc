@@ -123,32 +123,6 @@ class StorageFailureTest : public StratadTest {
     request.ack = proto::AckLevel::kProcessed;
     return request;
   }
-  // Every record of every partition of *sentences, or the error that stopped the reading.
-  Result<std::map<int, std::map<int64_t, std::string>>> ReadAllSentences(TestClient& client) {
-    std::map<int, std::map<int64_t, std::string>> out;
-    for (int p = 0; p < 8; ++p) {
-      int64_t from = 0;
-      while (true) {
-        proto::ReadDepotRequest request;
-        request.module = "wordcount";
-        request.depot = "*sentences";
-        request.partition = p;
-        request.from = from;
-        request.limit = 1000;
-        Result<proto::Response> r = client.Call(request);
-        if (!r.ok()) return r.status();
-        if (r->error) {
-          return Status(StatusCode::kIOError, std::string(proto::ErrorCodeName(r->error->code)) +
-                                                  ": " + r->error->message);
-        }
-        const auto& records = std::get<proto::DepotRecords>(r->body).records;
-        for (const auto& record : records) out[p][record.offset] = record.value.as_string();
-        if (records.empty()) break;
-        from = records.back().offset + 1;
-      }
-    }
-    return out;
-  }
   // Exit status of the server, which must end by itself (StratadProcess::Wait gives up
   // after 60 s and kills it: the zombie this guards against).
   void ExpectExitForStorageFailure(const std::string& cause_words) {
@@ -233,13 +207,13 @@ TEST_F(StorageFailureTest, DiskFullLogsTheCauseExitsAndKeepsAcknowledgedAppends)
   data_dir_ = moved;
   StartServer();
   TestClient reader = Connected();
-  Result<std::map<int, std::map<int64_t, std::string>>> stored = ReadAllSentences(reader);
+  Result<std::map<int, std::map<int64_t, Value>>> stored = ReadAllSentences(reader, 8);
   ASSERT_TRUE(stored.ok()) << stored.status().ToString();
   size_t missing = 0;
   for (const Acked& a : acked) {
     auto p = stored->find(a.partition);
     if (p == stored->end() || !p->second.contains(a.offset) ||
-        p->second.at(a.offset) != a.sentence) {
+        p->second.at(a.offset) != Value(a.sentence)) {
       ++missing;
     }
   }
@@ -336,10 +310,11 @@ TEST_F(StorageFailureTest, DamagedDepotPageIsNeverServedAndTheServerExitsNamingT
   server_ = std::make_unique<StratadProcess>();
   if (server_->Start(data_dir_, log_, {"--cache-size", "64MB"})) {
     TestClient client = Connected();
-    Result<std::map<int, std::map<int64_t, std::string>>> read = ReadAllSentences(client);
+    Result<std::map<int, std::map<int64_t, Value>>> read = ReadAllSentences(client, 8);
     if (read.ok()) {
       for (const auto& [partition, records] : *read) {
-        for (const auto& [offset, sentence] : records) {
+        for (const auto& [offset, value] : records) {
+          const std::string& sentence = value.as_string();
           ASSERT_TRUE(!sentence.starts_with("sentence 0.") ||
                       std::stoi(sentence.substr(11)) >= 16 ||
                       sentence.find(token) != std::string::npos)

@@ -158,4 +158,30 @@ TestClient ConnectedTestClient(uint16_t port) {
   return client;
 }
 
+Result<std::map<int, std::map<int64_t, Value>>> ReadAllSentences(TestClient& client,
+                                                                 int partitions) {
+  std::map<int, std::map<int64_t, Value>> out;
+  for (int p = 0; p < partitions; ++p) {
+    for (int64_t from = 0;;) {
+      protocol::ReadDepotRequest request;
+      request.module = "wordcount";
+      request.depot = "*sentences";
+      request.partition = p;
+      request.from = from;
+      request.limit = 1000;
+      Result<protocol::Response> r = client.Call(request);
+      if (!r.ok()) return r.status();
+      if (r->error) {
+        return Status(StatusCode::kIOError, std::string(protocol::ErrorCodeName(r->error->code)) +
+                                                ": " + r->error->message);
+      }
+      const auto& records = std::get<protocol::DepotRecords>(r->body).records;
+      for (const auto& record : records) out[p][record.offset] = record.value;
+      if (records.empty()) break;
+      from = records.back().offset + 1;
+    }
+  }
+  return out;
+}
+
 }  // namespace strata::server_test

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -55,5 +56,11 @@ class TestClient {
 // A client connected to 127.0.0.1:port that has said Hello; a (non-fatal) test failure
 // when either step fails.
 TestClient ConnectedTestClient(uint16_t port);
+
+// Every record of wordcount's *sentences over `partitions` partitions, read page by page:
+// partition -> offset -> record; the error (the call's, or the server's as kIOError) that
+// stopped the reading otherwise.
+Result<std::map<int, std::map<int64_t, Value>>> ReadAllSentences(TestClient& client,
+                                                                 int partitions);
 
 }  // namespace strata::server_test

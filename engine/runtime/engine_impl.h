@@ -47,6 +47,8 @@ class EngineImpl final : public Engine {
   Result<std::vector<ModuleInfo>> Modules() override;
   Result<ModuleInfo> Describe(const std::string& module) override;
   Status Destroy(const std::string& module) override;
+  Result<UpdateResult> Update(const std::string& so_path, const UpdateOptions& options) override;
+  Status Recompute(const std::string& module, const std::vector<std::string>& pstates) override;
   void AppendAsync(const std::string& module, const std::string& depot, std::vector<Value> records,
                    AckLevel level, AppendCallback done) override;
   Result<std::vector<Value>> Select(const std::string& module, const std::string& pstate,

@@ -105,6 +105,7 @@ struct TopologyInfo {
 struct ModuleInfo {
   std::string name;
   int partitions = 0;
+  int version = 0;  // 1 at deploy, +1 per update
   std::vector<DepotInfo> depots;
   std::vector<PStateInfo> pstates;
   std::vector<TopologyInfo> topologies;
@@ -115,6 +116,44 @@ struct ModuleInfo {
   // PStates or topologies listed (its declarations are unknown), serves no requests, and
   // keeps its data untouched until Destroy.
   std::string load_error;
+};
+
+// Update: how a new build of a deployed module replaces the running one (docs/modules.md,
+// "Changing a deployed module").
+struct UpdateOptions {
+  // Depots, PStates and topologies (by their declared names, e.g. "*clicks", "$$counts",
+  // "count") that the running version declares and the new build does not: each must be
+  // named here, and its data (records, values, progress, failures) is deleted. An update
+  // that leaves out a name the new build no longer declares is refused, listing them all.
+  std::vector<std::string> drop;
+  // 0: keep the partition count. Otherwise rescale: every depot record moves to the
+  // partition its depot's partitioning chooses among `partitions` and every PState is
+  // recomputed from the moved records before the new version takes over.
+  int partitions = 0;
+  // A topology the running version does not have starts at offset 0 of each of its
+  // sources and catches up (backfill); with this set it starts at their current ends.
+  bool new_topologies_from_end = false;
+};
+
+// What an update did.
+struct UpdateResult {
+  ModuleInfo info;                       // the module as it now runs
+  int version = 0;                       // 1 at deploy, +1 per update
+  std::vector<std::string> created;      // new depots and PStates
+  std::vector<std::string> dropped;      // depots, PStates and topologies deleted
+  std::vector<std::string> widened;      // PStates whose schema was widened in place
+  std::vector<std::string> backfilling;  // new topologies catching up from offset 0
+  int64_t pause_us = 0;  // how long appends to the module waited (processing paused)
+};
+
+// A view being rebuilt from the log: a new topology's backfill after an update, or a
+// Recompute of PStates. records_done / records_total count depot records over all the
+// sources and partitions (total as of when it was last measured; appends keep adding).
+struct RebuildProgress {
+  std::string kind;                // "backfill" or "recompute"
+  std::vector<std::string> names;  // the topology (backfill) or the PStates (recompute)
+  int64_t records_done = 0;
+  int64_t records_total = 0;
 };
 
 // One record read back from a depot (named apart from engine/depot's internal DepotRecord,
@@ -163,6 +202,8 @@ struct ModuleStats {
   // As ModuleInfo::load_error: set for a failed module, whose stats have nothing else (its
   // depots and topologies are unknown while it is not loaded).
   std::string load_error;
+  // Backfills and recomputes running now (empty when none is).
+  std::vector<RebuildProgress> rebuilds;
 };
 
 // Which failures Stats lists (ModuleStats::failure_page); the count is always reported.
@@ -193,6 +234,30 @@ class Engine {
   // its checksum), checks its ABI stamp and declarations, creates its tables, starts its
   // topologies. kAlreadyExists when a module of that name is deployed, failed or not.
   virtual Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) = 0;
+  // Replaces the code of the deployed module that the plugin at `so_path` names, in place,
+  // while clients keep reading (docs/modules.md, "Changing a deployed module"): same-named
+  // depots keep their records and offsets, same-named PStates their data, same-named
+  // topologies resume from their progress running the new code; new depots and PStates are
+  // created; new topologies backfill from offset 0 (UpdateOptions). Refused, changing
+  // nothing: kNotFound when no module of that name is deployed (or it failed to load:
+  // destroy and deploy it); kInvalidArgument when the build does not load, declares
+  // nothing new or drops names not listed in options.drop, changes a PState schema other
+  // than by widening it, or changes a depot's partitioning. Appends that arrive while the
+  // new version is installed wait (at most max_in_flight_records of them; more are refused
+  // with kBusy) and are then processed by the new code in order. Crash-safe: after a crash
+  // at any point the data directory opens with the old version or the new one, whole.
+  virtual Result<UpdateResult> Update(const std::string& so_path, const UpdateOptions& options) = 0;
+  // Rebuilds the named PStates (e.g. "$$word_counts") of a module from offset 0 of the
+  // depots its topologies consume, into new tables, while the live ones keep serving
+  // reads and live processing; once the rebuild has caught up with the log it replaces the
+  // live PStates in one step. Returns when the rebuild has started: its progress is in
+  // Stats (ModuleStats::rebuilds) and WaitProcessed waits for it to finish. Every topology
+  // of the module runs over the log for the rebuild, its writes to other PStates and its
+  // depot appends discarded (the log already holds those records); reads of other PStates
+  // see their live values. kAlreadyExists while another rebuild of the module runs. A crash
+  // before the swap discards the rebuild (the live PStates stay); after it, the new ones
+  // serve.
+  virtual Status Recompute(const std::string& module, const std::vector<std::string>& pstates) = 0;
   // Modules, Describe and Stats report failed modules too (with load_error set). Every other
   // call naming a failed module (appends, selects, depot reads, WaitProcessed) fails with
   // kNotFound, naming the module and its load error.
@@ -239,7 +304,8 @@ class Engine {
                                                     int64_t from, int64_t to, int64_t limit) = 0;
 
   // Blocks until every record of the module (client appends and topology appends) that was
-  // admitted before the call is processed by every topology (or recorded as failed). A
+  // admitted before the call is processed by every topology (or recorded as failed),
+  // backfilling topologies included, and until a running Recompute has swapped in. A
   // batch whose `done` ran, whatever its level, or whose blocking Append returned before
   // the call is covered; one still waiting for room under max_in_flight_records is not.
   virtual Status WaitProcessed(const std::string& module) = 0;

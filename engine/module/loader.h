@@ -100,7 +100,7 @@ Status ValidateModuleDef(const ModuleDef& def);
 Result<std::string> ModuleFileChecksum(const std::string& path);
 
 // STRATA_ABI_STAMP as compiled into the host, e.g.
-// "strata-sdk/2 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
+// "strata-sdk/3 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
 std::string_view HostAbiStamp();
 
 }  // namespace strata

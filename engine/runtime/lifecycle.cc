@@ -21,12 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// TODO(lead): replaced by strata::SchemaWidens (engine/pstate) when it lands.
-Result<bool> SchemaWidens(const PStateSchema& stored, const PStateSchema& declared) {
-  if (stored == declared) return false;
-  return Status::InvalidArgument("the schemas differ");
-}
-
 std::string Join(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;

@@ -46,36 +46,6 @@ bool MigratableShape(const PStateSchema& schema) {
          !pstate_internal::StoredByItself(schema.root.value());
 }
 
-// OK when the tables whose schema record holds `stored` may serve `declared` (which
-// differs from it): it only widens `stored`, or the migration bridges the change of the
-// root map's values.
-Status CheckSchemaChange(const std::string& table_name, const PStateSchema& stored,
-                         const PStateSchema& declared, const MigrationDef* migration) {
-  const std::string head = "table " + table_name + " holds a PState with schema " +
-                           stored.ToString() + ", not " + declared.ToString();
-  if (migration == nullptr) {
-    Result<bool> widens = SchemaWidens(stored, declared);
-    if (widens.ok()) return Status::Ok();
-    return Status::InvalidArgument(head + " (" + widens.status().message() + ")");
-  }
-  if (stored.global != declared.global || !MigratableShape(stored) ||
-      stored.root.subindexed() != declared.root.subindexed()) {
-    return Status::InvalidArgument(
-        head + ": migration \"" + migration->id +
-        "\" rewrites the values of a map at the root whose values are blobs, and the stored "
-        "schema is not such a map or differs in its storage (global, subindexed)");
-  }
-  if (!(stored.root.key() == declared.root.key())) {
-    Result<bool> keys = SchemaWidens(PStateSchema{stored.root.key()}, PStateSchema{declared.root.key()});
-    if (!keys.ok()) {
-      return Status::InvalidArgument(head + ": migration \"" + migration->id +
-                                     "\" rewrites the values of the map, not its keys, and " +
-                                     keys.status().message());
-    }
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 PState::PState(std::string module, std::string name, PStateSchema schema,
@@ -99,6 +69,30 @@ std::string PState::TableName(std::string_view module, std::string_view name, in
   out += '.';
   out += std::to_string(partition);
   return out;
+}
+
+Status PState::CheckSchemaChange(const PStateSchema& stored, const PStateSchema& declared,
+                                 const MigrationDef* migration) {
+  if (stored == declared) return Status::Ok();
+  if (migration == nullptr) return SchemaWidens(stored, declared).status();
+  const std::string head = stored.ToString() + " cannot become " + declared.ToString() +
+                           " with migration \"" + migration->id + "\": ";
+  if (stored.global != declared.global || !MigratableShape(stored) || !MigratableShape(declared) ||
+      stored.root.subindexed() != declared.root.subindexed()) {
+    return Status::InvalidArgument(
+        head +
+        "a migration rewrites the values of a map at the root, each stored as one blob, and "
+        "keeps how the PState is stored (global, subindexed); these are not two such maps");
+  }
+  if (!(stored.root.key() == declared.root.key()) &&
+      !SchemaWidens(PStateSchema{stored.root.key()}, PStateSchema{declared.root.key()}).ok()) {
+    return Status::InvalidArgument(head + "its keys would change from " +
+                                   stored.root.key().ToString() + " to " +
+                                   declared.root.key().ToString() +
+                                   ", but a migration rewrites the values of the map, not its "
+                                   "keys (keys may only widen, e.g. to any)");
+  }
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<PState>> PState::Open(Storage* storage, std::string_view module,
@@ -142,7 +136,12 @@ Result<std::unique_ptr<PState>> PState::Open(Storage* storage, std::string_view 
     STRATA_ASSIGN_OR_RETURN(std::optional<PStateSchema> stored,
                             ReadSchemaRecord(*session, id, table_name));
     if (stored && !(*stored == schema)) {
-      STRATA_RETURN_IF_ERROR(CheckSchemaChange(table_name, *stored, schema, options.migration));
+      st = CheckSchemaChange(*stored, schema, options.migration);
+      if (!st.ok()) {
+        return Status::InvalidArgument("table " + table_name + " holds a PState with schema " +
+                                       stored->ToString() + ", not " + schema.ToString() + " (" +
+                                       st.message() + ")");
+      }
     }
     if (!stored || !(*stored == schema)) to_write.push_back(id);
     ids.push_back(id);

@@ -62,15 +62,22 @@ class PState {
   // `partitions` otherwise. `storage` must outlive the PState.
   // A table that exists holds the schema it was last opened with (its schema record). When
   // that differs from `schema`, the tables are opened, and their schema records rewritten
-  // to `schema` (in one transaction), if `schema` only widens it (SchemaWidens), or if a
-  // migration is given and the change is one it can bridge: the same `global` and root,
-  // a map whose values are blobs before and after, its key schema equal or widened. Else
-  // kInvalidArgument naming the table, both schemas and the first place that differs.
-  // A migration on a schema it does not apply to is kInvalidArgument too.
+  // to `schema` (in one transaction), if CheckSchemaChange accepts the change; else
+  // kInvalidArgument naming the table and its message. A migration on a schema it does not
+  // apply to (a root map with blob values) is kInvalidArgument too.
   static Result<std::unique_ptr<PState>> Open(Storage* storage, std::string_view module,
                                               std::string_view name, const PStateSchema& schema,
                                               int partitions,
                                               const PStateOpenOptions& options = {});
+
+  // OK when data stored under `stored` can be served under `declared`: they are equal, or
+  // `declared` only widens `stored` (SchemaWidens), or `migration` is given and bridges the
+  // change — both are maps at the root whose values are blobs, with the same `global` and
+  // root subindexed flag, and keys that are equal or widened. Else kInvalidArgument naming
+  // both schemas and why (SchemaWidens' message without a migration). Open applies it to
+  // every existing table; the runtime can ask it before it commits to an update.
+  static Status CheckSchemaChange(const PStateSchema& stored, const PStateSchema& declared,
+                                  const MigrationDef* migration);
 
   // Every value the path navigates to in `partition`, in navigation order.
   Result<std::vector<Value>> Select(Session& session, int partition, const Path& path) const;

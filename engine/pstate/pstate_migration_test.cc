@@ -349,10 +349,44 @@ TEST_F(PStateEvolutionTest, OpenRefusesMigrationsThatCannotApply) {
       &store_.storage(), "test", "balances",
       PStateSchema{Schema::Map(Schema::Int64(), Accounts().root.value())}, 1, with);
   ASSERT_FALSE(keys.ok());
-  EXPECT_NE(keys.status().message().find(
-                "rewrites the values of the map, not its keys, and string cannot become int64"),
-            std::string::npos)
-      << keys.status().message();
+  EXPECT_EQ(keys.status().message(),
+            "table pstate.test.balances.0 holds a PState with schema map<string, int64>, not "
+            "map<int64, record{amount: int64, currency: string}> (map<string, int64> cannot "
+            "become map<int64, record{amount: int64, currency: string}> with migration "
+            "\"balances-to-accounts\": its keys would change from string to int64, but a "
+            "migration rewrites the values of the map, not its keys (keys may only widen, e.g. "
+            "to any))");
+}
+
+TEST(PStateCheckSchemaChangeTest, SaysWhatAMigrationCanBridge) {
+  const MigrationDef m{"m", [](const Value& v) -> Result<Value> { return v; }};
+  const Schema record = Accounts().root.value();
+  auto map = [](Schema key, Schema value) { return PStateSchema{Schema::Map(key, value)}; };
+  // Equal, widened, or a change of the values with a migration: accepted.
+  EXPECT_TRUE(PState::CheckSchemaChange(Balances(), Balances(), nullptr).ok());
+  EXPECT_TRUE(
+      PState::CheckSchemaChange(Balances(), map(Schema::String(), Schema::Any()), nullptr).ok());
+  EXPECT_TRUE(PState::CheckSchemaChange(Balances(), Accounts(), &m).ok());
+  EXPECT_TRUE(PState::CheckSchemaChange(Balances(), map(Schema::Any(), record), &m).ok());
+  // Without the migration the same change is refused with SchemaWidens' message.
+  Status without = PState::CheckSchemaChange(Balances(), Accounts(), nullptr);
+  EXPECT_EQ(without.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(without.message(), SchemaWidens(Balances(), Accounts()).status().message());
+  // What a migration cannot bridge.
+  const PStateSchema refused[] = {
+      PStateSchema{Accounts().root, true},                                  // global
+      PStateSchema{Schema::Map(Schema::String(), record).Subindexed()},     // root flag
+      map(Schema::String(), Schema::Set(Schema::Int64()).Subindexed()),     // stored values
+      PStateSchema{Schema::List(Schema::Int64())},                          // not a map
+  };
+  for (const PStateSchema& declared : refused) {
+    SCOPED_TRACE(declared.ToString());
+    Status st = PState::CheckSchemaChange(Balances(), declared, &m);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(st.message().find("a migration rewrites the values of a map at the root"),
+              std::string::npos)
+        << st.message();
+  }
 }
 
 }  // namespace

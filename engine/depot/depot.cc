@@ -63,15 +63,23 @@ class Depot::OpenClaim {
   const std::string full_name_;
 };
 
-std::string Depot::TableName(std::string_view module, std::string_view name, int partition) {
-  return "depot." + std::string(module) + "." + std::string(name) + "." + std::to_string(partition);
+std::string Depot::TableName(std::string_view module, std::string_view name, int partition,
+                             int generation) {
+  std::string table = "depot." + std::string(module) + "." + std::string(name);
+  if (generation > 0) table += "@" + std::to_string(generation);
+  return table + "." + std::to_string(partition);
 }
 
 Result<std::unique_ptr<Depot>> Depot::Open(Storage* storage, std::string_view module,
-                                           std::string_view name, int partitions) {
+                                           std::string_view name, int partitions, int generation) {
   STRATA_RETURN_IF_ERROR(CheckName("module", module));
   STRATA_RETURN_IF_ERROR(CheckName("depot", name));
-  const std::string full_name = std::string(module) + "." + std::string(name);
+  if (generation < 0) {
+    return Status::InvalidArgument("depot generation must be >= 0, not " +
+                                   std::to_string(generation));
+  }
+  const std::string full_name = std::string(module) + "." + std::string(name) +
+                                (generation > 0 ? "@" + std::to_string(generation) : "");
   if (partitions < 1 || partitions > kMaxPartitions) {
     return Status::InvalidArgument("depot " + full_name + ": partition count " +
                                    std::to_string(partitions) + " is outside [1, " +
@@ -102,8 +110,8 @@ Result<std::unique_ptr<Depot>> Depot::Open(Storage* storage, std::string_view mo
   std::vector<std::unique_ptr<Partition>> parts;
   for (int p = 0; p < partitions; ++p) {
     auto part = std::make_unique<Partition>();
-    STRATA_ASSIGN_OR_RETURN(part->table,
-                            storage->OpenTable(TableName(module, name, p), TableKind::kLog));
+    STRATA_ASSIGN_OR_RETURN(
+        part->table, storage->OpenTable(TableName(module, name, p, generation), TableKind::kLog));
     STRATA_ASSIGN_OR_RETURN(int64_t first, session->FirstRecordKey(part->table));
     STRATA_ASSIGN_OR_RETURN(int64_t last, session->LastRecordKey(part->table));
     part->start_offset = first < 0 ? 0 : first;

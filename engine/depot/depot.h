@@ -51,10 +51,15 @@ class Depot {
   // (a creation interrupted by a crash). Keeping the count fixed is the module layer's
   // job. Fails with kBusy while another Depot object of the same depot is open on
   // `storage` (two would assign the same offsets). `storage` must outlive the Depot.
+  // `generation` > 0 opens a separate set of tables for the same depot (a rescale copies
+  // the records into generation g + 1 before the module switches to it).
   static Result<std::unique_ptr<Depot>> Open(Storage* storage, std::string_view module,
-                                             std::string_view name, int partitions);
-  // The table that holds one partition: "depot.<module>.<name>.<partition>".
-  static std::string TableName(std::string_view module, std::string_view name, int partition);
+                                             std::string_view name, int partitions,
+                                             int generation = 0);
+  // The table that holds one partition: "depot.<module>.<name>.<partition>" for generation
+  // 0, "depot.<module>.<name>@<generation>.<partition>" for later ones.
+  static std::string TableName(std::string_view module, std::string_view name, int partition,
+                               int generation = 0);
 
   ~Depot();
   Depot(const Depot&) = delete;

@@ -49,6 +49,7 @@ void EngineImpl::CompleteRun(const std::shared_ptr<TopologyRun>& run) {
       MutexLock lock(&m.progress_mu);
       m.progress_cv.SignalAll();
     }
+    WakeBackfill(node->module, *run);
   }
   CompleteNodePart(node);
 }
@@ -76,8 +77,23 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<AckNode>& node) {
     }
     CompleteEvent(node->parent);
   }
+  ReleaseLiveNodes(*node->module, 1);
+}
+
+void EngineImpl::AddLiveNodes(ModuleRuntime& m, int64_t n) {
+  m.live_nodes.fetch_add(n);
   MutexLock lock(&live_mu_);
-  if (--live_nodes_ == 0) live_cv_.SignalAll();
+  live_nodes_ += n;
+}
+
+void EngineImpl::ReleaseLiveNodes(ModuleRuntime& m, int64_t n) {
+  if (m.live_nodes.fetch_sub(n) == n && m.progress_waiters.load() > 0) {
+    MutexLock lock(&m.progress_mu);
+    m.progress_cv.SignalAll();
+  }
+  MutexLock lock(&live_mu_);
+  live_nodes_ -= n;
+  if (live_nodes_ == 0) live_cv_.SignalAll();
 }
 
 }  // namespace strata::runtime

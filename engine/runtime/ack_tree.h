@@ -60,8 +60,20 @@ class ProgressTracker {
   int64_t recorded = 0;
   // Set while it waits in its owner thread's dirty list.
   std::atomic<bool> dirty{false};
-  // Set by Destroy: never write it again.
+  // Set by Destroy, and by Update for a (topology, depot) pair the new version drops:
+  // never write it again.
   std::atomic<bool> dropped{false};
+  // Catching up (a backfill): its topology takes no live records on this partition yet and
+  // its cursor has started every offset below backfill_next. Its progress row records the
+  // state ({"offset", "backfill": true}), so a restart resumes the backfill instead of
+  // replaying it. `parked`: the cursor waits for completions (too far ahead of processed()).
+  std::atomic<bool> backfilling{false};
+  std::atomic<int64_t> backfill_next{0};
+  std::atomic<bool> parked{false};
+  bool recorded_backfilling = false;  // with `recorded` (owner thread only)
+  // Whether this tracker's progress is written to meta.progress (not for a recompute's
+  // trackers, which exist only until the swap).
+  bool persistent = true;
 
  private:
   const std::string key_;

@@ -64,7 +64,44 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
   if (closing_.load()) return done(Status::Aborted("the engine is closing"));
   Result<std::shared_ptr<ModuleRuntime>> found = Find(module);
   if (!found.ok()) return done(found.status());
-  std::shared_ptr<ModuleRuntime> m = std::move(found).value();
+  AppendToRuntime(std::move(found).value(), depot, std::move(records), level, std::move(done));
+}
+
+void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::string& depot,
+                                 std::vector<Value> records, AckLevel level, AppendCallback done) {
+  // The update gate (Update): a call that reaches a version being replaced waits for the
+  // next one, and one that reaches a replaced version goes to its successor.
+  for (;;) {
+    MutexLock lock(&m->hold_mu);
+    if (m->successor) {
+      std::shared_ptr<ModuleRuntime> next = m->successor;
+      lock.Unlock();
+      m = std::move(next);
+      continue;
+    }
+    if (m->updating) {
+      const int64_t n = static_cast<int64_t>(records.size());
+      if (m->held_records + n > options_.max_in_flight_records) {
+        lock.Unlock();
+        return done(Status::Busy("module " + m->name + " is being updated and already holds " +
+                                 std::to_string(m->held_records) +
+                                 " records until the new version is installed; retry shortly"));
+      }
+      m->held_records += n;
+      m->held.push_back({depot, std::move(records), level, std::move(done)});
+      return;
+    }
+    m->admitting.fetch_add(1);  // under hold_mu: an update closing the gate waits for it
+    break;
+  }
+  // Decrements `admitting` on every way out before the records are posted.
+  struct Admitting {
+    ModuleRuntime* m;
+    ~Admitting() {
+      if (m != nullptr) m->admitting.fetch_sub(1);
+    }
+  } admitting{m.get()};
+  const std::string& module = m->name;
   if (m->closed.load()) return done(Status::NotFound("module " + module + " is being destroyed"));
   Result<int> d = FindDepot(*m, depot);
   if (!d.ok()) return done(d.status());
@@ -107,6 +144,7 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
   // Never blocks the caller (a server network thread must not wait for task threads): a
   // batch that does not fit under the in-flight limit waits for admission, in call order.
   auto parts = std::make_shared<std::vector<std::vector<AppendItem>>>(std::move(by_partition));
+  admitting.m = nullptr;  // the admission below decrements it once the records are posted
   limit_.Acquire(static_cast<int64_t>(records.size()),
                  [this, m, depot_index = *d, batch, parts](int64_t permits) {
                    batch->permits = permits;
@@ -123,6 +161,7 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
                      if (!(*parts)[p].empty())
                        PostAppend(m, depot_index, p, std::move((*parts)[p]));
                    }
+                   m->admitting.fetch_sub(1);
                    if (batch->level == AckLevel::kNone) batch->done(std::move(admitted));
                  });
 }
@@ -156,10 +195,7 @@ Status EngineImpl::DiskRoomForAppends() {
 // (WaitProcessed's barrier relies on it).
 void EngineImpl::PostAppend(const std::shared_ptr<ModuleRuntime>& m, int depot, int partition,
                             std::vector<AppendItem> items) {
-  {
-    MutexLock lock(&live_mu_);
-    live_nodes_ += static_cast<int64_t>(items.size());  // released as each node completes
-  }
+  AddLiveNodes(*m, static_cast<int64_t>(items.size()));  // released as each node completes
   AppendQueue& queue = *m->append_queues[depot][partition];
   MutexLock lock(&queue.mu);
   const bool was_empty = queue.items.empty();
@@ -240,12 +276,20 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
         CompleteEvent(item.parent);
       }
     }
-    MutexLock lock(&live_mu_);
-    live_nodes_ -= static_cast<int64_t>(items.size());
-    live_cv_.SignalAll();
+    ReleaseLiveNodes(*m, static_cast<int64_t>(items.size()));
     return;
   }
-  const std::vector<int>& consumers = m->consumers[depot];
+  // Topologies catching up on this partition (a backfill) read these records later from
+  // the depot: they are not started here, and the acks do not wait for them.
+  const PartitionRuntime& part = m->parts[partition];
+  std::vector<int> live_consumers;
+  if (!part.catching_up.empty()) {
+    for (int t : m->consumers[depot]) {
+      if (!part.CatchingUp(t, depot)) live_consumers.push_back(t);
+    }
+  }
+  const std::vector<int>& consumers =
+      part.catching_up.empty() ? m->consumers[depot] : live_consumers;
   std::vector<std::shared_ptr<AckNode>> nodes;
   nodes.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {

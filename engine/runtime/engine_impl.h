@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -26,6 +27,7 @@
 
 #include "runtime/ack_tree.h"
 #include "runtime/append_path.h"
+#include "runtime/meta_tables.h"
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
 #include "runtime/task_thread.h"
@@ -79,27 +81,85 @@ class EngineImpl final : public Engine {
   // Loads one module of meta.modules (`info` is its row) and starts it; on failure nothing
   // of the module's data has been changed.
   Status LoadDeployedModule(const std::string& name, const Value& info);
-  // Records the checksum of a module deployed before checksums were (its row has none).
-  Status RecordChecksum(const std::string& name, const Value& info, const std::string& checksum);
-  Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(std::unique_ptr<LoadedModule> loaded,
-                                                           int partitions);
+  // Builds the runtime of a module from its row: opens its depots and PStates (creating
+  // missing ones) and makes its progress trackers (at 0; LoadProgressAndFailures reads the
+  // recorded ones). With `previous` (Update), the depots, PStates (unless named in
+  // `fresh_pstates`) and trackers the new version keeps are shared with it instead.
+  Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(
+      std::unique_ptr<LoadedModule> loaded, const ModuleRow& row,
+      const ModuleRuntime* previous = nullptr, const std::set<std::string>& fresh_pstates = {});
+  Result<std::shared_ptr<PState>> OpenPState(const std::string& module, const PStateDef& pstate,
+                                             int partitions, int generation);
+  // The trackers of (topology, depot) by partition in `m`, or nullptr.
+  static const std::shared_ptr<ProgressTracker>* FindTrackers(const ModuleRuntime& m,
+                                                              const std::string& topology,
+                                                              const std::string& depot);
   Status LoadProgressAndFailures(ModuleRuntime& m);
+  // Counts the module's rows in meta.failures (into m.failure_count).
+  Status LoadFailureCount(ModuleRuntime& m);
+
+  // Update (lifecycle.cc). Quiesce closes the module's update gate (AppendAsync calls are
+  // held), stops its catch-up cursors and waits until nothing of it is queued or in
+  // flight. Resume undoes it (an update that failed before its commit).
+  void Quiesce(ModuleRuntime& m) EXCLUDES(live_mu_);
+  void Resume(const std::shared_ptr<ModuleRuntime>& m);
+  // Lists every backfilling tracker's (topology, depot) in its partition's catching_up
+  // (before the module is published).
+  static void MarkCatchingUp(ModuleRuntime& m);
+  // Drops the module's depot and PState tables that its version does not use (declared by
+  // no depot or PState, or of another generation): what an update, recompute or rescale
+  // left when it replaced them or a crash interrupted it.
+  Status DropStrayTables(const ModuleRuntime& m);
+  Status WriteModuleRow(const std::string& name, const ModuleRow& row);
+
+  // A plugin copied into the modules directory (staged under a temporary name) and loaded.
+  struct StagedModule {
+    std::string path;
+    std::string checksum;
+    std::unique_ptr<LoadedModule> loaded;
+  };
+  // `verb` starts the error message ("deploying", "updating").
+  Result<StagedModule> StageModule(const std::string& so_path, const std::string& verb);
+  void DiscardStaged(StagedModule& staged);
+  // Renames the staged copy to `file` (relative to the data directory).
+  Status InstallStaged(StagedModule& staged, const std::string& file);
   // Posts the module's left-over outbox appends, then replays its depot partitions from their
   // recorded progress. Appends to a replaying partition (those included) wait until its
   // replay ends. Fails, having started nothing, when the outbox rows do not decode.
   Status StartReplay(const std::shared_ptr<ModuleRuntime>& m);
   void ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                    int partition, int64_t next);
-  // Reads [next, next + kReplayChunk) record by record after the chunk failed to read; the
-  // offset to go on from, or -1 at the end.
-  int64_t ReplayRecordByRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
-                               int depot, int partition, int64_t next);
+  // Reads [next, next + kReplayChunk) record by record after the chunk failed to read,
+  // passing each record (or its read error) to `start`; the offset to go on from, or -1 at
+  // the end.
+  using StoredRecordVisitor =
+      std::function<void(int64_t offset, std::string_view data, const Status& read_error)>;
+  int64_t ReplayRecordByRecord(TaskThread& thread, ModuleRuntime& m, int depot, int partition,
+                               int64_t next, const StoredRecordVisitor& start);
   // Starts one replayed record (`data`, or unreadable with `read_error`) through the
   // topologies whose progress is at or below it; one that does not decode or could not be
   // read is recorded as their failure.
   void ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                     int partition, int64_t offset, std::string_view data, const Status& read_error);
+  // Starts a record read from the depot (`data`, or unreadable with `read_error`) through
+  // `topologies`; one that does not decode or could not be read is recorded as their
+  // failure.
+  void StartStoredRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
+                         int partition, int64_t offset, std::string_view data,
+                         const Status& read_error, const std::vector<int>& topologies);
   void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition) EXCLUDES(live_mu_);
+
+  // Backfill (backfill.cc): a cursor per backfilling tracker reads its depot partition from
+  // the tracker's progress and starts each record through its topology alone, a chunk per
+  // task, parked while it runs too far ahead of the topology's progress; at the end of the
+  // depot it joins live processing. Started by StartReplay (and Update, Recompute).
+  void StartBackfills(const std::shared_ptr<ModuleRuntime>& m);
+  void BackfillChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int topology,
+                     int depot, int partition);
+  // A run of `m` completed and moved its tracker: wakes the tracker's parked cursor.
+  void WakeBackfill(const std::shared_ptr<ModuleRuntime>& m, const TopologyRun& run);
+  // The backfills running in `m`, for Stats.
+  std::vector<RebuildProgress> BackfillProgress(const ModuleRuntime& m);
   // The module's outbox rows a crash left (steps committed, records not yet appended), to be
   // appended again; StartReplay posts them. Rows of a module that is not loaded stay until
   // it loads or is destroyed.
@@ -125,12 +185,17 @@ class EngineImpl final : public Engine {
   // the module must have no runtime. Both hold admin_mu_ or run during Open.
   Status ForgetModule(const std::string& module);
   Status DropModuleData(const std::string& module);
-  // At Open: drops tables, and removes files in modules/, of modules without a row.
-  Status DropOrphans(const std::set<std::string>& deployed);
+  // At Open: drops tables of modules without a row, and removes every file in modules/
+  // that no row names. `deployed`: module -> the file its row names.
+  Status DropOrphans(const std::map<std::string, std::string>& deployed);
 
   // kIOError while the data directory's file system has less than min_free_disk_bytes
   // available (the figure is read at most every kDiskCheckInterval). Any thread.
   Status DiskRoomForAppends();
+
+  // AppendAsync after Find: the update gate, then the checks and the queues. Any thread.
+  void AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::string& depot,
+                       std::vector<Value> records, AckLevel level, AppendCallback done);
 
   // Append path (owner thread of the partition).
   void AppendDrained(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
@@ -141,6 +206,11 @@ class EngineImpl final : public Engine {
                  int partition, std::vector<AppendItem>& items);
   void StartRecord(TaskThread& thread, const std::shared_ptr<AckNode>& node,
                    const std::vector<int>& topologies, const Value& record);
+
+  // Record nodes in flight, counted per module (Update waits for its module's) and in all
+  // (the destructor drains them).
+  void AddLiveNodes(ModuleRuntime& m, int64_t n) EXCLUDES(live_mu_);
+  void ReleaseLiveNodes(ModuleRuntime& m, int64_t n) EXCLUDES(live_mu_);
 
   // Ack tree.
   void CompleteEvent(const std::shared_ptr<TopologyRun>& run);

@@ -1,11 +1,430 @@
-// EngineImpl's module lifecycle (docs/modules.md, "Changing a deployed module"): Update,
-// Recompute and rescale.
+// EngineImpl's module lifecycle (docs/modules.md, "Changing a deployed module";
+// docs/runtime.md, "Update"): Update replaces a module's code in place, Recompute rebuilds
+// PStates from the log, and an update with a new partition count rescales.
+//
+// An update is crash-safe because one transaction switches versions: the module's
+// meta.modules row (which names the plugin file) together with the progress rows of the
+// (topology, depot) pairs it adds or drops. Everything before that commit (a staged file,
+// new empty tables) is dropped at the next Open as stray; everything after it (dropping the
+// replaced tables and file) is redone there.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
 #include "runtime/engine_impl.h"
+#include "runtime/partitioning.h"
+#include "strata/key_codec.h"
+#include "strata/value_codec.h"
 
 namespace strata::runtime {
+namespace {
 
-Result<UpdateResult> EngineImpl::Update(const std::string&, const UpdateOptions&) {
-  return Status::Internal("Update is being implemented");
+namespace fs = std::filesystem;
+
+// TODO(lead): replaced by strata::SchemaWidens (engine/pstate) when it lands.
+Result<bool> SchemaWidens(const PStateSchema& stored, const PStateSchema& declared) {
+  if (stored == declared) return false;
+  return Status::InvalidArgument("the schemas differ");
+}
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+bool Contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+template <typename Def>
+const Def* Named(const std::vector<Def>& defs, const std::string& name) {
+  for (const Def& def : defs) {
+    if (def.name == name) return &def;
+  }
+  return nullptr;
+}
+
+// How the new build's declarations differ from the running version's, or why the update is
+// refused.
+struct UpdatePlan {
+  std::vector<std::string> created;  // depots and PStates
+  std::vector<std::string> dropped;  // depots, PStates and topologies
+  std::vector<std::string> widened;  // PStates
+  std::vector<std::string> new_topologies;
+};
+
+Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
+                              const std::vector<std::string>& drop) {
+  UpdatePlan plan;
+  std::vector<std::string> missing;   // declared by the running version only
+  std::vector<std::string> problems;  // each a sentence
+  for (const DepotDef& d : running.depots) {
+    const DepotDef* kept = Named(next.depots, d.name);
+    if (kept == nullptr) {
+      missing.push_back(d.name);
+    } else if (PartitioningName(kept->partitioning) != PartitioningName(d.partitioning)) {
+      problems.push_back("depot " + d.name + " is partitioned by " +
+                         PartitioningName(d.partitioning) + " in the running version and by " +
+                         PartitioningName(kept->partitioning) +
+                         " in the new build: a depot's partitioning cannot change (its records "
+                         "are where the old one put them)");
+    }
+  }
+  for (const PStateDef& p : running.pstates) {
+    const PStateDef* kept = Named(next.pstates, p.name);
+    if (kept == nullptr) {
+      missing.push_back(p.name);
+      continue;
+    }
+    if (kept->schema == p.schema) continue;
+    Result<bool> widens = SchemaWidens(p.schema, kept->schema);
+    if (widens.ok()) {
+      plan.widened.push_back(p.name);
+    } else {
+      problems.push_back("PState " + p.name + " changes its schema from " + p.schema.ToString() +
+                         " to " + kept->schema.ToString() + ", which is not only a widening (" +
+                         widens.status().message() +
+                         "): keep the schema, or declare a migration for it");
+    }
+  }
+  for (const TopologyDef& t : running.topologies) {
+    if (Named(next.topologies, t.name) == nullptr) missing.push_back(t.name);
+  }
+  std::vector<std::string> unlisted;
+  for (const std::string& name : missing) {
+    if (Contains(drop, name)) {
+      plan.dropped.push_back(name);
+    } else {
+      unlisted.push_back(name);
+    }
+  }
+  if (!unlisted.empty()) {
+    problems.push_back("the new build does not declare " + Join(unlisted) +
+                       ", which the running version has: list them in drop to delete them and "
+                       "their data, or keep them in the build");
+  }
+  for (const std::string& name : drop) {
+    if (Contains(missing, name)) continue;
+    const bool declared = Named(next.depots, name) != nullptr ||
+                          Named(next.pstates, name) != nullptr ||
+                          Named(next.topologies, name) != nullptr;
+    problems.push_back(declared
+                           ? "drop names " + name + ", which the new build still declares"
+                           : "drop names " + name + ", which the running version does not have");
+  }
+  if (!problems.empty()) {
+    std::string message;
+    for (const std::string& problem : problems) message += (message.empty() ? "" : "; ") + problem;
+    return Status::InvalidArgument(message);
+  }
+  for (const DepotDef& d : next.depots) {
+    if (Named(running.depots, d.name) == nullptr) plan.created.push_back(d.name);
+  }
+  for (const PStateDef& p : next.pstates) {
+    if (Named(running.pstates, p.name) == nullptr) plan.created.push_back(p.name);
+  }
+  for (const TopologyDef& t : next.topologies) {
+    if (Named(running.topologies, t.name) == nullptr) plan.new_topologies.push_back(t.name);
+  }
+  return plan;
+}
+
+}  // namespace
+
+void EngineImpl::Quiesce(ModuleRuntime& m) {
+  {
+    MutexLock lock(&m.hold_mu);
+    m.updating = true;
+  }
+  m.stopping.store(true);
+  // Calls that passed the gate post their records once admitted; records in flight and
+  // the appends their steps make complete; replays of Open end.
+  while (m.admitting.load() != 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  {
+    MutexLock lock(&live_mu_);
+    while (live_replays_ != 0) live_cv_.Wait(&live_mu_);
+  }
+  Barrier();  // queued drains have appended and started their records
+  m.progress_waiters.fetch_add(1);
+  {
+    MutexLock lock(&m.progress_mu);
+    while (m.live_nodes.load() != 0) {
+      m.progress_cv.WaitFor(&m.progress_mu, std::chrono::milliseconds(5));
+    }
+  }
+  m.progress_waiters.fetch_sub(1);
+  Barrier();  // cursor tasks posted by the last completions have seen `stopping`
+}
+
+void EngineImpl::Resume(const std::shared_ptr<ModuleRuntime>& m) {
+  m->stopping.store(false);
+  StartBackfills(m);
+  std::vector<HeldAppend> held;
+  {
+    MutexLock lock(&m->hold_mu);
+    m->updating = false;
+    held.swap(m->held);
+    m->held_records = 0;
+  }
+  for (HeldAppend& h : held) {
+    AppendToRuntime(m, h.depot, std::move(h.records), h.level, std::move(h.done));
+  }
+}
+
+Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const UpdateOptions& options) {
+  if (closing_.load()) return Status::Aborted("the engine is closing");
+  if (options.partitions < 0 || options.partitions > Depot::kMaxPartitions) {
+    return Status::InvalidArgument("partitions must be 0 (keep) or 1 to " +
+                                   std::to_string(Depot::kMaxPartitions) + ", not " +
+                                   std::to_string(options.partitions));
+  }
+  MutexLock admin(&admin_mu_);
+  STRATA_ASSIGN_OR_RETURN(StagedModule staged, StageModule(so_path, "updating from"));
+  const std::string name = staged.loaded->def().name;
+  std::shared_ptr<ModuleRuntime> old;
+  {
+    ReaderMutexLock lock(&modules_mu_);
+    if (auto it = failed_.find(name); it != failed_.end()) {
+      DiscardStaged(staged);
+      return Status::NotFound("module " + name + " is deployed but failed to load (" +
+                              it->second.error +
+                              "): it cannot be updated; destroy it and deploy the new build");
+    }
+    auto it = modules_.find(name);
+    if (it == modules_.end()) {
+      DiscardStaged(staged);
+      return Status::NotFound("no module " + name + " is deployed (" + so_path + " defines " +
+                              name + "): deploy it first");
+    }
+    old = it->second;
+  }
+  Result<UpdatePlan> planned = PlanUpdate(*old->def, staged.loaded->def(), options.drop);
+  if (!planned.ok()) {
+    DiscardStaged(staged);
+    return Status(planned.status().code(),
+                  "updating module " + name + " from " + so_path +
+                      " is refused, nothing changed: " + planned.status().message());
+  }
+  UpdatePlan plan = std::move(planned).value();
+  if (options.partitions != 0 && options.partitions != old->partitions) {
+    DiscardStaged(staged);
+    return Status::InvalidArgument("rescaling is not supported yet");
+  }
+
+  ModuleRow row;
+  row.partitions = old->partitions;
+  row.version = old->version + 1;
+  row.file = "modules/" + name + ".v" + std::to_string(row.version) + ".so";
+  row.checksum = staged.checksum;
+  row.depot_generation = old->depot_generation;
+  for (size_t i = 0; i < old->def->pstates.size(); ++i) {
+    if (!Contains(plan.dropped, old->def->pstates[i].name)) {
+      row.pstate_generations[old->def->pstates[i].name] = old->pstate_generations[i];
+    }
+  }
+  STRATA_RETURN_IF_ERROR(InstallStaged(staged, row.file));
+  const ModuleDef& next_def = staged.loaded->def();
+
+  const auto started = std::chrono::steady_clock::now();
+  Quiesce(*old);
+  // From here on nothing of the module runs: its trackers stand still.
+  std::vector<ProgressTracker*> gone_trackers;
+  const auto fail = [&](const Status& st) {
+    DiscardStaged(staged);
+    for (ProgressTracker* tracker : gone_trackers) tracker->dropped.store(false);
+    Resume(old);
+    return Status(st.code(),
+                  "updating module " + name + " failed, nothing changed: " + st.message());
+  };
+
+  // The (topology, depot) pairs of the old version that the new one does not keep stop
+  // writing progress now (Destroy's order: the flag, then a barrier for queued writes).
+  struct Pair {
+    std::string topology;
+    std::string depot;
+  };
+  std::vector<Pair> gone;
+  for (size_t t = 0; t < old->def->topologies.size(); ++t) {
+    const TopologyDef& topology = old->def->topologies[t];
+    const TopologyDef* kept = Named(next_def.topologies, topology.name);
+    for (size_t d = 0; d < old->def->depots.size(); ++d) {
+      if (old->trackers[t][d].empty()) continue;
+      bool still = false;
+      if (kept != nullptr) {
+        for (int s : kept->sources)
+          still = still || next_def.depots[s].name == old->def->depots[d].name;
+      }
+      if (still) continue;
+      gone.push_back({topology.name, old->def->depots[d].name});
+      for (auto& tracker : old->trackers[t][d]) {
+        tracker->dropped.store(true);
+        gone_trackers.push_back(tracker.get());
+      }
+    }
+  }
+  if (!gone.empty()) Barrier();
+
+  // The new version's runtime: kept depots, PStates and trackers shared; new tables created
+  // (strays if a crash comes before the commit below). Widened PStates are reopened after
+  // the commit: reopening rewrites their stored schema, which the old version would refuse.
+  std::set<std::string> fresh(plan.widened.begin(), plan.widened.end());
+  ModuleRow open_row = row;
+  Result<std::shared_ptr<ModuleRuntime>> opened = Status::Ok();
+  {
+    // OpenModuleRuntime takes the plugin; it stays with `staged` on failure paths.
+    opened = OpenModuleRuntime(std::move(staged.loaded), open_row, old.get(), fresh);
+  }
+  if (!opened.ok()) return fail(opened.status());
+  std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
+  // New pairs: backfill from offset 0, or start at the current end.
+  std::vector<std::string> backfilling;
+  struct NewProgress {
+    std::string key;
+    Value value;
+  };
+  std::vector<NewProgress> new_progress;
+  for (size_t t = 0; t < next_def.topologies.size(); ++t) {
+    for (size_t d = 0; d < next_def.depots.size(); ++d) {
+      if (next->trackers[t][d].empty()) continue;
+      if (FindTrackers(*old, next_def.topologies[t].name, next_def.depots[d].name) != nullptr) {
+        continue;
+      }
+      for (int p = 0; p < next->partitions; ++p) {
+        std::shared_ptr<ProgressTracker>& tracker = next->trackers[t][d][p];
+        Result<int64_t> end = next->depots[d]->EndOffset(p);
+        if (!end.ok()) return fail(end.status());
+        const bool from_end = options.new_topologies_from_end || *end == 0;
+        tracker = std::make_shared<ProgressTracker>(tracker->key(), from_end ? *end : 0);
+        tracker->backfilling.store(!from_end);
+        tracker->recorded_backfilling = !from_end;
+        new_progress.push_back({tracker->key(), ProgressToValue(tracker->processed(), !from_end)});
+      }
+      if (!options.new_topologies_from_end && !Contains(backfilling, next_def.topologies[t].name)) {
+        backfilling.push_back(next_def.topologies[t].name);
+      }
+    }
+  }
+
+  // The switch: one transaction, durable before the new version runs.
+  Status switched = [&]() -> Status {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+    STRATA_RETURN_IF_ERROR(session->Begin());
+    Status st = [&]() -> Status {
+      std::string bytes;
+      AppendValue(ModuleRowToValue(row), &bytes);
+      STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), bytes));
+      for (const Pair& pair : gone) {
+        for (int p = 0; p < old->partitions; ++p) {
+          STRATA_RETURN_IF_ERROR(
+              session->Remove(progress_table_, ProgressKey(name, pair.topology, pair.depot, p))
+                  .status());
+        }
+        // The pair's failures: keys start with its progress key without the partition.
+        std::string prefix;
+        AppendKey(Value(name), &prefix);
+        AppendKey(Value(pair.topology), &prefix);
+        AppendKey(Value(pair.depot), &prefix);
+        std::vector<std::string> keys;
+        STRATA_RETURN_IF_ERROR(session->Scan(failures_table_, prefix, PrefixEnd(prefix), false,
+                                             [&](std::string_view key, std::string_view) {
+                                               keys.emplace_back(key);
+                                               return true;
+                                             }));
+        for (const std::string& key : keys) {
+          STRATA_RETURN_IF_ERROR(session->Remove(failures_table_, key).status());
+        }
+      }
+      for (const NewProgress& progress : new_progress) {
+        std::string value;
+        AppendValue(progress.value, &value);
+        STRATA_RETURN_IF_ERROR(session->Put(progress_table_, progress.key, value));
+      }
+      return Status::Ok();
+    }();
+    if (!st.ok()) {
+      session->Rollback();
+      return st;
+    }
+    STRATA_RETURN_IF_ERROR(session->Commit());
+    return storage_->WaitDurable();
+  }();
+  if (!switched.ok()) {
+    next.reset();  // unloads the new plugin
+    return fail(switched);
+  }
+
+  // Committed: the new version is the module now, also after a crash. What fails from here
+  // leaves it failed until a restart opens it.
+  Status after = Status::Ok();
+  for (size_t i = 0; i < next_def.pstates.size() && after.ok(); ++i) {
+    if (fresh.count(next_def.pstates[i].name) == 0) continue;
+    Result<std::shared_ptr<PState>> reopened =
+        OpenPState(name, next_def.pstates[i], next->partitions, next->pstate_generations[i]);
+    if (reopened.ok()) next->pstates[i] = std::move(reopened).value();
+    after = reopened.status();
+  }
+  if (after.ok()) after = LoadFailureCount(*next);
+  if (!after.ok()) {
+    const std::string error = "updated to version " + std::to_string(row.version) +
+                              " but could not open it: " + after.message() +
+                              " (restart the server to load it)";
+    {
+      WriterMutexLock lock(&modules_mu_);
+      modules_.erase(name);
+      failed_[name] = FailedModule{row.partitions, error};
+    }
+    std::vector<HeldAppend> held;
+    {
+      MutexLock lock(&old->hold_mu);
+      held.swap(old->held);
+    }
+    for (HeldAppend& h : held) h.done(Status::NotFound("module " + name + ": " + error));
+    return Status::Internal("module " + name + " " + error);
+  }
+  MarkCatchingUp(*next);
+
+  // Publish. The held calls go to the new version first, in order, and later calls that
+  // still found the old version follow them (AppendToRuntime forwards to `successor`).
+  {
+    MutexLock lock(&old->hold_mu);
+    old->successor = next;
+    for (HeldAppend& h : old->held) {
+      AppendToRuntime(next, h.depot, std::move(h.records), h.level, std::move(h.done));
+    }
+    old->held.clear();
+    old->held_records = 0;
+    WriterMutexLock modules(&modules_mu_);
+    modules_[name] = next;
+  }
+  StartBackfills(next);
+  const auto resumed = std::chrono::steady_clock::now();
+
+  // Clean-up: the old version's objects must be gone before the tables only it used are
+  // dropped; a crash before that leaves strays that Open drops.
+  const std::string old_file = old->file;
+  while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  old.reset();
+  Status cleaned = DropStrayTables(*next);
+  std::error_code ec;
+  fs::remove(fs::path(options_.data_dir) / old_file, ec);
+  if (!cleaned.ok()) {
+    logger_->Warning("module " + name +
+                     " was updated, but dropping the tables it no longer uses "
+                     "failed (the next start retries): " +
+                     cleaned.ToString());
+  }
+
+  UpdateResult result;
+  result.info = DescribeModule(*next);
+  result.version = row.version;
+  result.created = plan.created;
+  result.dropped = plan.dropped;
+  result.widened = plan.widened;
+  result.backfilling = backfilling;
+  result.pause_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(resumed - started).count();
+  return result;
 }
 
 Status EngineImpl::Recompute(const std::string&, const std::vector<std::string>&) {

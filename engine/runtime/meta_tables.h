@@ -3,6 +3,7 @@
 // failure row. Pure functions: any thread.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,20 @@ inline constexpr const char* kModulesTable = "meta.modules";
 inline constexpr const char* kProgressTable = "meta.progress";
 inline constexpr const char* kFailuresTable = "meta.failures";
 
+// A meta.modules row (key: the encoded module name). Rows written before a field existed
+// lack it: version 1, generations 0, no checksum (LoadDeployedModule records it).
+struct ModuleRow {
+  int partitions = 0;
+  std::string file;      // the plugin's copy, relative to the data directory
+  std::string checksum;  // ModuleFileChecksum of `file`; empty: not recorded yet
+  int version = 1;
+  int depot_generation = 0;                       // of every depot's tables
+  std::map<std::string, int> pstate_generations;  // by PState name; absent: 0
+};
+Value ModuleRowToValue(const ModuleRow& row);
+// kCorruption naming the module and the row when it is malformed.
+Result<ModuleRow> ModuleRowFromValue(const std::string& module, const Value& v);
+
 // The meta.progress key of (module, topology, depot, partition).
 std::string ProgressKey(const std::string& module, const std::string& topology,
                         const std::string& depot, int partition);
@@ -26,6 +41,16 @@ std::string FailureKey(const std::string& module, const TopologyFailure& f);
 // error often quotes its whole record, which may be megabytes, and every failure travels
 // in stats responses.
 std::string ShortFailureMessage(std::string message);
+
+// A meta.progress row: the offset below which every record is processed, as an int for a
+// live topology and as {"offset": n, "backfill": true} while it catches up; and back
+// (nullopt when the row is neither).
+Value ProgressToValue(int64_t processed, bool backfilling);
+struct Progress {
+  int64_t processed = 0;
+  bool backfilling = false;
+};
+std::optional<Progress> ProgressFromValue(const Value& v);
 
 // A meta.failures row and back; nullopt when the row is not one (its message cut when read).
 Value FailureToValue(const TopologyFailure& f);

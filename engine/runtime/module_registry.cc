@@ -21,44 +21,102 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Whether `file` (a name in the modules directory) is a plugin copy of `module`:
+// "<module>.so" or "<module>.v<N>.so" (module names contain no '.').
+bool IsFileOfModule(std::string_view file, std::string_view module) {
+  if (!file.starts_with(module) || !file.ends_with(".so")) return false;
+  file.remove_prefix(module.size());
+  if (file == ".so") return true;
+  if (!file.starts_with(".v")) return false;
+  file.remove_prefix(2);
+  file.remove_suffix(3);
+  return !file.empty() && file.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 // "*sentences" -> "sentences": depot and PState tables are named without the sigil.
 std::string_view Bare(std::string_view name) {
   while (!name.empty() && (name.front() == '*' || name.front() == '$')) name.remove_prefix(1);
   return name;
 }
 
+// The prefix of the tables of one depot or PState ("depot." or "pstate." as `kind`) in one
+// generation: "<kind><module>.<bare>." or "<kind><module>.<bare>@<generation>.".
+std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view bare,
+                        int generation) {
+  std::string prefix = std::string(kind) + std::string(module) + "." + std::string(bare);
+  if (generation > 0) prefix += "@" + std::to_string(generation);
+  return prefix + ".";
+}
+
 }  // namespace
 
 Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
-    std::unique_ptr<LoadedModule> loaded, int partitions) {
+    std::unique_ptr<LoadedModule> loaded, const ModuleRow& row, const ModuleRuntime* previous,
+    const std::set<std::string>& fresh_pstates) {
   auto m = std::make_shared<ModuleRuntime>();
   m->def = &loaded->def();
   m->loaded = std::move(loaded);
   m->name = m->def->name;
-  m->partitions = partitions;
+  m->partitions = row.partitions;
+  m->version = row.version;
+  m->file = row.file;
+  m->checksum = row.checksum;
+  m->depot_generation = row.depot_generation;
   const ModuleDef& def = *m->def;
+  const int partitions = row.partitions;
   m->depots.resize(def.depots.size());
   m->pstates.resize(def.pstates.size());
+  m->pstate_generations.resize(def.pstates.size());
+  for (size_t i = 0; i < def.pstates.size(); ++i) {
+    auto it = row.pstate_generations.find(def.pstates[i].name);
+    m->pstate_generations[i] = it == row.pstate_generations.end() ? 0 : it->second;
+  }
+  // A previous version's (Update) depot or PState object is shared when the new version
+  // keeps it unchanged: a depot's offsets live in its object (Depot::Open allows one).
+  if (previous != nullptr && previous->partitions == partitions &&
+      previous->depot_generation == m->depot_generation) {
+    for (size_t i = 0; i < def.depots.size(); ++i) {
+      for (size_t j = 0; j < previous->def->depots.size(); ++j) {
+        if (previous->def->depots[j].name == def.depots[i].name) m->depots[i] = previous->depots[j];
+      }
+    }
+  }
+  if (previous != nullptr && previous->partitions == partitions) {
+    for (size_t i = 0; i < def.pstates.size(); ++i) {
+      for (size_t j = 0; j < previous->def->pstates.size(); ++j) {
+        const PStateDef& p = previous->def->pstates[j];
+        if (p.name == def.pstates[i].name && p.schema == def.pstates[i].schema &&
+            previous->pstate_generations[j] == m->pstate_generations[i] &&
+            fresh_pstates.count(p.name) == 0) {
+          m->pstates[i] = previous->pstates[j];
+        }
+      }
+    }
+  }
   // Depots and PStates with tables on disk are opened (their stored schemas checked) before
   // any missing one is created: a module refused for a schema mismatch at Open creates no
   // table.
   for (const bool existing : {true, false}) {
     for (size_t i = 0; i < def.depots.size(); ++i) {
+      if (m->depots[i]) continue;
       const std::string_view bare = Bare(def.depots[i].name);
       STRATA_ASSIGN_OR_RETURN(
           std::vector<std::string> tables,
-          storage_->ListTables("depot." + m->name + "." + std::string(bare) + "."));
+          storage_->ListTables(TablePrefix("depot.", m->name, bare, m->depot_generation)));
       if (tables.empty() == existing) continue;
-      STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions));
+      STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions,
+                                                        m->depot_generation));
     }
     for (size_t i = 0; i < def.pstates.size(); ++i) {
+      if (m->pstates[i]) continue;
       const PStateDef& pstate = def.pstates[i];
       STRATA_ASSIGN_OR_RETURN(
           std::vector<std::string> tables,
-          storage_->ListTables("pstate." + m->name + "." + std::string(Bare(pstate.name)) + "."));
+          storage_->ListTables(
+              TablePrefix("pstate.", m->name, Bare(pstate.name), m->pstate_generations[i])));
       if (tables.empty() == existing) continue;
-      STRATA_ASSIGN_OR_RETURN(m->pstates[i], PState::Open(storage_.get(), m->name, pstate.name,
-                                                          pstate.schema, partitions));
+      STRATA_ASSIGN_OR_RETURN(m->pstates[i],
+                              OpenPState(m->name, pstate, partitions, m->pstate_generations[i]));
     }
   }
   m->consumers.assign(def.depots.size(), {});
@@ -68,9 +126,17 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
     for (int d : def.topologies[t].sources) {
       if (!m->trackers[t][d].empty()) continue;  // a depot named twice as source counts once
       m->consumers[d].push_back(static_cast<int>(t));
+      const std::shared_ptr<ProgressTracker>* kept =
+          previous != nullptr && previous->partitions == partitions &&
+                  previous->depot_generation == m->depot_generation
+              ? FindTrackers(*previous, def.topologies[t].name, def.depots[d].name)
+              : nullptr;
       for (int p = 0; p < partitions; ++p) {
-        m->trackers[t][d].push_back(std::make_shared<ProgressTracker>(
-            ProgressKey(m->name, def.topologies[t].name, def.depots[d].name, p), 0));
+        m->trackers[t][d].push_back(
+            kept != nullptr
+                ? kept[p]
+                : std::make_shared<ProgressTracker>(
+                      ProgressKey(m->name, def.topologies[t].name, def.depots[d].name, p), 0));
       }
     }
   }
@@ -87,6 +153,44 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   return m;
 }
 
+const std::shared_ptr<ProgressTracker>* EngineImpl::FindTrackers(const ModuleRuntime& m,
+                                                                 const std::string& topology,
+                                                                 const std::string& depot) {
+  for (size_t t = 0; t < m.def->topologies.size(); ++t) {
+    if (m.def->topologies[t].name != topology) continue;
+    for (size_t d = 0; d < m.def->depots.size(); ++d) {
+      if (m.def->depots[d].name == depot && !m.trackers[t][d].empty()) {
+        return m.trackers[t][d].data();
+      }
+    }
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<PState>> EngineImpl::OpenPState(const std::string& module,
+                                                       const PStateDef& pstate, int partitions,
+                                                       int generation) {
+  if (generation != 0) {
+    return Status::Internal("PState table generations are not supported yet");
+  }
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<PState> opened,
+      PState::Open(storage_.get(), module, pstate.name, pstate.schema, partitions));
+  return std::shared_ptr<PState>(std::move(opened));
+}
+
+void EngineImpl::MarkCatchingUp(ModuleRuntime& m) {
+  for (size_t t = 0; t < m.trackers.size(); ++t) {
+    for (size_t d = 0; d < m.trackers[t].size(); ++d) {
+      for (size_t p = 0; p < m.trackers[t][d].size(); ++p) {
+        if (m.trackers[t][d][p]->backfilling.load()) {
+          m.parts[p].catching_up.emplace_back(static_cast<int>(t), static_cast<int>(d));
+        }
+      }
+    }
+  }
+}
+
 Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
   for (auto& by_depot : m.trackers) {
@@ -95,14 +199,23 @@ Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
         std::string bytes;
         STRATA_ASSIGN_OR_RETURN(bool found, session->Get(progress_table_, tracker->key(), &bytes));
         if (!found) continue;
-        Result<Value> offset = DecodeValue(bytes);
-        if (!offset.ok() || !offset->is_int()) {
+        Result<Value> value = DecodeValue(bytes);
+        std::optional<Progress> progress;
+        if (value.ok()) progress = ProgressFromValue(*value);
+        if (!progress) {
           return Status::Corruption("progress marker of module " + m.name + " does not decode");
         }
-        tracker = std::make_shared<ProgressTracker>(tracker->key(), offset->as_int());
+        tracker = std::make_shared<ProgressTracker>(tracker->key(), progress->processed);
+        tracker->backfilling.store(progress->backfilling);
+        tracker->recorded_backfilling = progress->backfilling;
       }
     }
   }
+  return LoadFailureCount(m);
+}
+
+Status EngineImpl::LoadFailureCount(ModuleRuntime& m) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
   // Counts the failures, and rewrites the rows an older version stored with a whole record
   // in the message (FailureFromValue cut them as they were read).
   const std::string prefix = EncodeKey(Value(m.name));
@@ -156,9 +269,12 @@ Status EngineImpl::LoadDeployedModules() {
       }));
   STRATA_RETURN_IF_ERROR(decode_error);
   session.reset();
-  std::set<std::string> deployed;
-  for (const auto& row : rows) deployed.insert(row.first);
-  // A failed module is in `deployed` too: its tables and file are not orphans.
+  // A failed module is deployed too: its tables and file are not orphans.
+  std::map<std::string, std::string> deployed;  // module -> the file its row names
+  for (const auto& [name, info] : rows) {
+    const Value* file = info.Find("file");
+    deployed[name] = file != nullptr && file->is_string() ? file->as_string() : "";
+  }
   STRATA_RETURN_IF_ERROR(DropOrphans(deployed));
   // Each module loads on its own: one that cannot is kept as failed and the others serve.
   for (auto& [name, info] : rows) {
@@ -177,52 +293,119 @@ Status EngineImpl::LoadDeployedModules() {
 }
 
 Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info) {
-  const Value* partitions = info.Find("partitions");
-  const Value* file = info.Find("file");
-  const Value* checksum = info.Find("checksum");
-  if (!partitions || !file || !partitions->is_int() || !file->is_string() ||
-      partitions->as_int() < 1 || partitions->as_int() > Depot::kMaxPartitions ||
-      (checksum != nullptr && !checksum->is_string())) {
+  STRATA_ASSIGN_OR_RETURN(ModuleRow row, ModuleRowFromValue(name, info));
+  if (row.partitions > Depot::kMaxPartitions) {
     return Status::Corruption("the metadata of module " + name +
                               " is malformed: " + info.ToString());
   }
-  const std::string path = (fs::path(options_.data_dir) / file->as_string()).string();
+  const std::string path = (fs::path(options_.data_dir) / row.file).string();
   // A row without a checksum was written before checksums were recorded: its file is
   // loaded unchecked this once, and its checksum recorded below.
-  std::string legacy_checksum;
-  if (checksum == nullptr) {
-    STRATA_ASSIGN_OR_RETURN(legacy_checksum, ModuleFileChecksum(path));
+  const bool legacy = row.checksum.empty();
+  if (legacy) {
+    STRATA_ASSIGN_OR_RETURN(row.checksum, ModuleFileChecksum(path));
   }
-  STRATA_ASSIGN_OR_RETURN(
-      std::unique_ptr<LoadedModule> loaded,
-      LoadedModule::Load(path, checksum != nullptr ? checksum->as_string() : ""));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModule> loaded,
+                          LoadedModule::Load(path, legacy ? "" : row.checksum));
   if (loaded->def().name != name) {
     return Status::Corruption("the deployed copy " + path + " defines module " +
                               loaded->def().name + ", not " + name);
   }
-  STRATA_ASSIGN_OR_RETURN(
-      auto m, OpenModuleRuntime(std::move(loaded), static_cast<int>(partitions->as_int())));
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded), row));
   STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
-  if (checksum == nullptr) {
-    STRATA_RETURN_IF_ERROR(RecordChecksum(name, info, legacy_checksum));
+  if (legacy) {
+    STRATA_RETURN_IF_ERROR(WriteModuleRow(name, row));
     logger_->Warning("module " + name +
                      " was deployed without a file checksum (by an older version); loaded " + path +
-                     " unchecked and recorded its checksum " + legacy_checksum);
+                     " unchecked and recorded its checksum " + row.checksum);
   }
+  STRATA_RETURN_IF_ERROR(DropStrayTables(*m));
+  MarkCatchingUp(*m);
   STRATA_RETURN_IF_ERROR(StartReplay(m));
   WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
   return Status::Ok();
 }
 
-Status EngineImpl::RecordChecksum(const std::string& name, const Value& info,
-                                  const std::string& checksum) {
-  Value::Map fields = info.as_map();
-  fields.emplace_back(Value("checksum"), Value(checksum));
-  std::string row;
-  AppendValue(Value::MapOf(std::move(fields)), &row);
+Status EngineImpl::WriteModuleRow(const std::string& name, const ModuleRow& row) {
+  std::string bytes;
+  AppendValue(ModuleRowToValue(row), &bytes);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-  return session->Put(modules_table_, EncodeKey(Value(name)), row);
+  return session->Put(modules_table_, EncodeKey(Value(name)), bytes);
+}
+
+Status EngineImpl::DropStrayTables(const ModuleRuntime& m) {
+  std::set<std::string> kept;  // prefixes of the tables the module uses
+  for (const DepotDef& d : m.def->depots) {
+    kept.insert(TablePrefix("depot.", m.name, Bare(d.name), m.depot_generation));
+  }
+  for (size_t i = 0; i < m.def->pstates.size(); ++i) {
+    kept.insert(
+        TablePrefix("pstate.", m.name, Bare(m.def->pstates[i].name), m.pstate_generations[i]));
+  }
+  int dropped = 0;
+  for (const std::string kind : {"depot.", "pstate."}) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                            storage_->ListTables(kind + m.name + "."));
+    for (const std::string& table : tables) {
+      const std::string prefix = table.substr(0, table.rfind('.') + 1);
+      if (kept.count(prefix) != 0) continue;
+      STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+      ++dropped;
+    }
+  }
+  if (dropped > 0) {
+    logger_->Warning("dropped " + std::to_string(dropped) + " tables of module " + m.name +
+                     " that its version " + std::to_string(m.version) +
+                     " does not use (left by an update, recompute or rescale that a crash "
+                     "interrupted or that had replaced them)");
+  }
+  return Status::Ok();
+}
+
+Result<EngineImpl::StagedModule> EngineImpl::StageModule(const std::string& so_path,
+                                                         const std::string& verb) {
+  std::error_code ec;
+  if (!fs::is_regular_file(so_path, ec)) {
+    return Status::NotFound("module file " + so_path + " does not exist");
+  }
+  // Load the engine's own copy, so that the code running is the file kept for restarts.
+  StagedModule staged;
+  const fs::path dir = fs::path(options_.data_dir) / "modules";
+  staged.path = (dir / (".deploy-" + std::to_string(getpid()) + "-" +
+                        std::to_string(deploy_counter_.fetch_add(1)) + ".so"))
+                    .string();
+  fs::copy_file(so_path, staged.path, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::IOError("copying " + so_path + " to " + staged.path + ": " + ec.message());
+  // The checksum of the bytes about to be loaded: each Open checks the kept copy against it.
+  Result<std::string> checksum = ModuleFileChecksum(staged.path);
+  Result<std::unique_ptr<LoadedModule>> loaded =
+      checksum.ok() ? LoadedModule::Load(staged.path)
+                    : Result<std::unique_ptr<LoadedModule>>(checksum.status());
+  if (!loaded.ok()) {
+    fs::remove(staged.path, ec);
+    return Status(loaded.status().code(), verb + " " + so_path + ": " + loaded.status().message());
+  }
+  staged.checksum = std::move(checksum).value();
+  staged.loaded = std::move(loaded).value();
+  return staged;
+}
+
+void EngineImpl::DiscardStaged(StagedModule& staged) {
+  staged.loaded.reset();
+  std::error_code ec;
+  fs::remove(staged.path, ec);
+}
+
+Status EngineImpl::InstallStaged(StagedModule& staged, const std::string& file) {
+  std::error_code ec;
+  fs::rename(staged.path, fs::path(options_.data_dir) / file, ec);
+  if (!ec) {
+    staged.path = (fs::path(options_.data_dir) / file).string();
+    return Status::Ok();
+  }
+  DiscardStaged(staged);
+  return Status::IOError("installing module file " + file + ": " + ec.message());
 }
 
 Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOptions& options) {
@@ -231,39 +414,18 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
     return Status::InvalidArgument("a module needs 1 to " + std::to_string(Depot::kMaxPartitions) +
                                    " partitions, not " + std::to_string(options.partitions));
   }
-  std::error_code ec;
-  if (!fs::is_regular_file(so_path, ec)) {
-    return Status::NotFound("module file " + so_path + " does not exist");
-  }
   MutexLock admin(&admin_mu_);
-  // Load the engine's own copy, so that the code running is the file kept for restarts.
-  const fs::path dir = fs::path(options_.data_dir) / "modules";
-  const fs::path staged = dir / (".deploy-" + std::to_string(getpid()) + "-" +
-                                 std::to_string(deploy_counter_.fetch_add(1)) + ".so");
-  fs::copy_file(so_path, staged, fs::copy_options::overwrite_existing, ec);
-  if (ec)
-    return Status::IOError("copying " + so_path + " to " + staged.string() + ": " + ec.message());
-  // The checksum of the bytes about to be loaded: each Open checks the kept copy against it.
-  Result<std::string> checksum = ModuleFileChecksum(staged.string());
-  Result<std::unique_ptr<LoadedModule>> loaded =
-      checksum.ok() ? LoadedModule::Load(staged.string())
-                    : Result<std::unique_ptr<LoadedModule>>(checksum.status());
-  if (!loaded.ok()) {
-    fs::remove(staged, ec);
-    return Status(loaded.status().code(),
-                  "deploying " + so_path + ": " + loaded.status().message());
-  }
-  const std::string name = (*loaded)->def().name;
+  STRATA_ASSIGN_OR_RETURN(StagedModule staged, StageModule(so_path, "deploying"));
+  const std::string name = staged.loaded->def().name;
   {
     ReaderMutexLock lock(&modules_mu_);
     if (modules_.count(name) != 0) {
-      loaded->reset();
-      fs::remove(staged, ec);
-      return Status::AlreadyExists("module " + name + " is already deployed (destroy it first)");
+      DiscardStaged(staged);
+      return Status::AlreadyExists("module " + name +
+                                   " is already deployed (update it, or destroy it first)");
     }
     if (auto it = failed_.find(name); it != failed_.end()) {
-      loaded->reset();
-      fs::remove(staged, ec);
+      DiscardStaged(staged);
       return Status::AlreadyExists("module " + name + " is deployed but failed to load (" +
                                    it->second.error + "): destroy it first");
     }
@@ -273,29 +435,19 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   Status cleared = ForgetModule(name);
   if (cleared.ok()) cleared = DropModuleData(name);
   if (!cleared.ok()) {
-    loaded->reset();
-    fs::remove(staged, ec);
+    DiscardStaged(staged);
     return Status(cleared.code(),
                   "clearing leftovers of module " + name + ": " + cleared.message());
   }
-  const std::string file = "modules/" + name + ".so";
-  fs::rename(staged, fs::path(options_.data_dir) / file, ec);
-  if (ec) {
-    loaded->reset();
-    fs::remove(staged, ec);
-    return Status::IOError("installing module file " + file + ": " + ec.message());
-  }
-  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded).value(), options.partitions));
+  ModuleRow row;
+  row.partitions = options.partitions;
+  row.file = "modules/" + name + ".so";
+  row.checksum = staged.checksum;
+  STRATA_RETURN_IF_ERROR(InstallStaged(staged, row.file));
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(staged.loaded), row));
   // The row comes after the tables: a crash in between leaves tables without a row, which
   // the next Open (or Deploy of the name) drops.
-  {
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    std::string row;
-    AppendValue(
-        Value::MapOf({{"partitions", options.partitions}, {"file", file}, {"checksum", *checksum}}),
-        &row);
-    STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), row));
-  }
+  STRATA_RETURN_IF_ERROR(WriteModuleRow(name, row));
   STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
   ModuleInfo info = DescribeModule(*m);
   WriterMutexLock lock(&modules_mu_);
@@ -382,14 +534,22 @@ Status EngineImpl::DropModuleData(const std::string& module) {
                             storage_->ListTables(kind + module + "."));
     for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
   }
-  const fs::path file = fs::path(options_.data_dir) / "modules" / (module + ".so");
+  // Its plugin copies: "<module>.so" (deployed) and "<module>.v<N>.so" (updated).
+  const fs::path dir = fs::path(options_.data_dir) / "modules";
   std::error_code ec;
-  fs::remove(file, ec);
-  if (ec) return Status::IOError("removing " + file.string() + ": " + ec.message());
+  std::vector<fs::path> files;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (IsFileOfModule(it->path().filename().string(), module)) files.push_back(it->path());
+  }
+  if (ec) return Status::IOError("listing " + dir.string() + ": " + ec.message());
+  for (const fs::path& file : files) {
+    fs::remove(file, ec);
+    if (ec) return Status::IOError("removing " + file.string() + ": " + ec.message());
+  }
   return Status::Ok();
 }
 
-Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
+Status EngineImpl::DropOrphans(const std::map<std::string, std::string>& deployed) {
   std::map<std::string, int> dropped;  // by module
   for (const std::string kind : {"depot.", "pstate."}) {
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind));
@@ -405,14 +565,15 @@ Status EngineImpl::DropOrphans(const std::set<std::string>& deployed) {
     logger_->Warning("dropped " + std::to_string(tables) + " tables of module " + module +
                      ", which is not deployed (a crash interrupted its Deploy or Destroy)");
   }
-  // Plugin copies of undeployed modules and staged copies of interrupted deploys.
+  // Plugin copies of undeployed modules, copies an update replaced, and staged copies of
+  // interrupted deploys and updates: every file but those the rows name.
+  std::set<std::string> kept;
+  for (const auto& [module, file] : deployed) kept.insert(fs::path(file).filename().string());
   const fs::path dir = fs::path(options_.data_dir) / "modules";
   std::error_code ec;
   std::vector<fs::path> stale;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    const bool kept = name.ends_with(".so") && deployed.count(name.substr(0, name.size() - 3)) != 0;
-    if (!kept) stale.push_back(it->path());
+    if (kept.count(it->path().filename().string()) == 0) stale.push_back(it->path());
   }
   if (ec) return Status::IOError("listing " + dir.string() + ": " + ec.message());
   for (const fs::path& path : stale) {
@@ -454,6 +615,7 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   ModuleInfo info;
   info.name = m.name;
   info.partitions = m.partitions;
+  info.version = m.version;
   for (const DepotDef& d : m.def->depots) {
     info.depots.push_back({d.name, PartitioningName(d.partitioning), d.record_schema});
   }

@@ -34,6 +34,25 @@ struct PartitionRuntime {
   // that records are still processed in offset order.
   int replays_pending = 0;  // depots of the partition still replaying
   std::deque<Task> deferred;
+  // (topology, depot) pairs still catching up on this partition (a backfill or a
+  // recompute): live records skip them; their cursor reads the depot until it reaches the
+  // end, and then they take live records (docs/runtime.md, "Backfill").
+  std::vector<std::pair<int, int>> catching_up;
+  bool CatchingUp(int topology, int depot) const {
+    for (const auto& [t, d] : catching_up) {
+      if (t == topology && d == depot) return true;
+    }
+    return false;
+  }
+};
+
+// An AppendAsync call that arrived while its module was being updated: it is replayed
+// against the new version once it is installed (EngineImpl::Update).
+struct HeldAppend {
+  std::string depot;
+  std::vector<Value> records;
+  AckLevel level;
+  Engine::AppendCallback done;
 };
 
 // A deployed module. Shared by the engine's module table and by the work in flight for it.
@@ -45,8 +64,18 @@ struct ModuleRuntime {
   const ModuleDef* def = nullptr;
   std::string name;
   int partitions = 0;
-  std::vector<std::unique_ptr<Depot>> depots;
-  std::vector<std::unique_ptr<PState>> pstates;
+  // From the module's meta.modules row (docs/runtime.md, "Deploy, destroy, metadata and
+  // on-disk layout"): the version (1 at deploy, +1 per update), the file of its plugin, the
+  // generation of its depot tables (+1 per rescale) and of each PState's tables (+1 per
+  // recompute or rescale), by PState index.
+  int version = 1;
+  std::string file;
+  std::string checksum;
+  int depot_generation = 0;
+  std::vector<int> pstate_generations;
+  // Shared with the module's next version (Update) while it keeps the same depot or PState.
+  std::vector<std::shared_ptr<Depot>> depots;
+  std::vector<std::shared_ptr<PState>> pstates;
   std::vector<std::vector<int>> consumers;  // depot index -> consuming topology indexes
   // trackers[topology][depot][partition]; null when the topology does not consume the depot.
   std::vector<std::vector<std::vector<std::shared_ptr<ProgressTracker>>>> trackers;
@@ -54,6 +83,23 @@ struct ModuleRuntime {
   // append_queues[depot][partition] (EngineImpl::PostAppend).
   std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
   std::atomic<bool> closed{false};  // set by Destroy: appends are refused
+  // Record nodes of the module not complete yet (Update waits for zero).
+  std::atomic<int64_t> live_nodes{0};
+  // AppendAsync calls past the update gate whose records are not yet posted to the
+  // partitions (waiting for the in-flight limit).
+  std::atomic<int64_t> admitting{0};
+  // Set by Update: catch-up cursors stop starting records (they resume from their
+  // progress in the next version).
+  std::atomic<bool> stopping{false};
+
+  // The update gate: while `updating`, AppendAsync calls are held in `held`; once the next
+  // version is installed they go to `successor`, as does every later call that still found
+  // this version.
+  Mutex hold_mu;
+  bool updating GUARDED_BY(hold_mu) = false;
+  std::shared_ptr<ModuleRuntime> successor GUARDED_BY(hold_mu);
+  std::vector<HeldAppend> held GUARDED_BY(hold_mu);
+  int64_t held_records GUARDED_BY(hold_mu) = 0;
 
   // Progress waiters (WaitProcessed).
   Mutex progress_mu;

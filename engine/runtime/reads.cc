@@ -194,6 +194,7 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
     MutexLock lock(&m->failures_mu);
     stats.failures = m->failure_count;
   }
+  stats.rebuilds = BackfillProgress(*m);
   if (options.failures_limit == 0) return stats;
   // The page is read from the failures table (key order: topology, depot, partition,
   // offset), so a failure costs memory only while it is listed.

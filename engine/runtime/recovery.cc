@@ -59,12 +59,16 @@ Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
     if (m->consumers[d].empty()) continue;
     for (int p = 0; p < m->partitions; ++p) {
+      // Backfilling topologies are not replayed: their cursors (StartBackfills) catch up.
       int64_t from = INT64_MAX;
-      for (int t : m->consumers[d]) from = std::min(from, m->trackers[t][d][p]->processed());
+      for (int t : m->consumers[d]) {
+        if (!m->parts[p].CatchingUp(t, d)) from = std::min(from, m->trackers[t][d][p]->processed());
+      }
       m->parts[p].Post(
           [this, m, d, p, from](TaskThread& thread) { ReplayChunk(thread, m, d, p, from); });
     }
   }
+  StartBackfills(m);
   return Status::Ok();
 }
 
@@ -76,7 +80,9 @@ Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
 void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
                              int partition, int64_t next) {
   Result<std::vector<strata::DepotRecord>> records =
-      m->depots[depot]->Read(thread.session(), partition, next, INT64_MAX, kReplayChunk);
+      next == INT64_MAX
+          ? std::vector<strata::DepotRecord>{}  // every consumer is backfilling
+          : m->depots[depot]->Read(thread.session(), partition, next, INT64_MAX, kReplayChunk);
   int64_t resume = -1;  // where the next chunk starts; -1: the end is reached
   if (records.ok()) {
     for (const strata::DepotRecord& record : *records) {
@@ -84,7 +90,10 @@ void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRun
     }
     if (records->size() == kReplayChunk) resume = records->back().offset + 1;
   } else {
-    resume = ReplayRecordByRecord(thread, m, depot, partition, next);
+    resume = ReplayRecordByRecord(thread, *m, depot, partition, next,
+                                  [&](int64_t offset, std::string_view data, const Status& error) {
+                                    ReplayRecord(thread, m, depot, partition, offset, data, error);
+                                  });
   }
   // Only the owner thread appends to the partition, so the end cannot move while it
   // replays: appends wait in `deferred` until FinishReplay.
@@ -98,15 +107,15 @@ void EngineImpl::ReplayChunk(TaskThread& thread, const std::shared_ptr<ModuleRun
 // its checksum) is read again one record at a time, so that only the records that cannot be
 // read fail — each recorded as a failure of its topologies, which lets their progress pass
 // it (otherwise WaitProcessed would wait for it forever) — and replay goes on after them.
-int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread,
-                                         const std::shared_ptr<ModuleRuntime>& m, int depot,
-                                         int partition, int64_t next) {
-  Depot& d = *m->depots[depot];
-  const std::string& depot_name = m->def->depots[depot].name;
+int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread, ModuleRuntime& m, int depot,
+                                         int partition, int64_t next,
+                                         const StoredRecordVisitor& start) {
+  Depot& d = *m.depots[depot];
+  const std::string& depot_name = m.def->depots[depot].name;
   Result<int64_t> end = d.EndOffset(partition);
   if (!end.ok()) {
     logger_->Error("replaying " + depot_name + " partition " + std::to_string(partition) +
-                   " of module " + m->name + " stopped at offset " + std::to_string(next) + ": " +
+                   " of module " + m.name + " stopped at offset " + std::to_string(next) + ": " +
                    end.status().ToString());
     return -1;
   }
@@ -115,7 +124,7 @@ int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread,
     Result<std::vector<strata::DepotRecord>> one =
         d.Read(thread.session(), partition, offset, offset + 1, 1);
     if (one.ok() && one->size() == 1) {
-      ReplayRecord(thread, m, depot, partition, offset, (*one)[0].data, Status::Ok());
+      start(offset, (*one)[0].data, Status::Ok());
       continue;
     }
     const Status error = one.ok() ? Status::Corruption("offset " + std::to_string(offset) +
@@ -123,10 +132,10 @@ int64_t EngineImpl::ReplayRecordByRecord(TaskThread& thread,
                                                        std::to_string(*end))
                                   : one.status();
     logger_->Error("replaying " + depot_name + " partition " + std::to_string(partition) +
-                   " of module " + m->name + ": offset " + std::to_string(offset) +
+                   " of module " + m.name + ": offset " + std::to_string(offset) +
                    " cannot be read, recorded as a failure of each topology that consumes it: " +
                    error.ToString());
-    ReplayRecord(thread, m, depot, partition, offset, {}, error);
+    start(offset, {}, error);
   }
   return stop < *end ? stop : -1;
 }
@@ -136,8 +145,17 @@ void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRu
                               const Status& read_error) {
   std::vector<int> topologies;
   for (int t : m->consumers[depot]) {
-    if (m->trackers[t][depot][partition]->processed() <= offset) topologies.push_back(t);
+    if (m->trackers[t][depot][partition]->processed() <= offset &&
+        !m->parts[partition].CatchingUp(t, depot)) {
+      topologies.push_back(t);
+    }
   }
+  StartStoredRecord(thread, m, depot, partition, offset, data, read_error, topologies);
+}
+
+void EngineImpl::StartStoredRecord(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
+                                   int depot, int partition, int64_t offset, std::string_view data,
+                                   const Status& read_error, const std::vector<int>& topologies) {
   if (topologies.empty()) return;
   auto node = std::make_shared<AckNode>();
   node->module = m;
@@ -147,10 +165,7 @@ void EngineImpl::ReplayRecord(TaskThread& thread, const std::shared_ptr<ModuleRu
     MutexLock lock(&node->mu);  // not shared yet: never contended
     for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
   }
-  {
-    MutexLock lock(&live_mu_);
-    ++live_nodes_;
-  }
+  AddLiveNodes(*m, 1);
   Result<Value> value = read_error.ok() ? DecodeValue(data) : Result<Value>(read_error);
   if (value.ok()) return StartRecord(thread, node, topologies, *value);
   for (size_t slot = 0; slot < topologies.size(); ++slot) {

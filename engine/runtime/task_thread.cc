@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "runtime/ack_tree.h"
+#include "runtime/meta_tables.h"
 #include "strata/value_codec.h"
 
 namespace strata::runtime {
@@ -154,16 +155,23 @@ void TaskThread::RunDueBarriers() {
 // surviving marker never claims more than survived (docs/runtime.md, "Recovery").
 void TaskThread::WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& trackers) {
   Status st = session_->Begin();
-  std::vector<std::pair<ProgressTracker*, int64_t>> written;
+  struct Written {
+    ProgressTracker* tracker;
+    int64_t processed;
+    bool backfilling;
+  };
+  std::vector<Written> written;
   for (const std::shared_ptr<ProgressTracker>& tracker : trackers) {
     tracker->dirty.store(false, std::memory_order_release);
-    if (!st.ok() || tracker->dropped.load(std::memory_order_acquire)) continue;
+    if (!st.ok() || tracker->dropped.load(std::memory_order_acquire) || !tracker->persistent)
+      continue;
     const int64_t processed = tracker->processed();
-    if (processed == tracker->recorded) continue;
+    const bool backfilling = tracker->backfilling.load(std::memory_order_acquire);
+    if (processed == tracker->recorded && backfilling == tracker->recorded_backfilling) continue;
     std::string bytes;
-    AppendValue(Value(processed), &bytes);
+    AppendValue(ProgressToValue(processed, backfilling), &bytes);
     st = session_->Put(progress_table_, tracker->key(), bytes);
-    written.emplace_back(tracker.get(), processed);
+    written.push_back({tracker.get(), processed, backfilling});
   }
   if (st.ok()) st = session_->Commit();
   if (!st.ok()) {
@@ -173,7 +181,10 @@ void TaskThread::WriteProgress(std::vector<std::shared_ptr<ProgressTracker>>& tr
                   st.ToString());
     return;
   }
-  for (auto& [tracker, processed] : written) tracker->recorded = processed;
+  for (const Written& w : written) {
+    w.tracker->recorded = w.processed;
+    w.tracker->recorded_backfilling = w.backfilling;
+  }
 }
 
 }  // namespace strata::runtime

@@ -1,7 +1,7 @@
 // The module of lifecycle_test (updates, backfill, recompute, rescale), built in several
 // versions, each named "evolve" (engine/runtime/CMakeLists.txt sets EVOLVE_VERSION):
 //   1  *events {k, n} (hash of k) -> "totals": $$totals[k] += n
-//      *extra (random)            -> "extra":  $$extra_seen[v] = true
+//      *extra (hash of the value)  -> "extra":  $$extra_seen[v] = true
 //   2  as 1, but "totals" adds 2*n (new code for new records), and a new topology
 //      "counts" over *events: $$counts[k] += 1 (a new view, backfilled), and a new
 //      depot *notes with no topology
@@ -49,7 +49,7 @@ void Define(strata::ModuleBuilder& m) {
     return ctx.Transform(totals, Path().Key(*k).NullTo(0).Add(n->as_int() * kFactor)).status();
   });
 #if EVOLVE_VERSION != 3
-  auto extra = m.Depot("*extra", DepotPartitioning::Random());
+  auto extra = m.Depot("*extra", DepotPartitioning::Hash());
   auto extra_seen = m.PState("$$extra_seen", Schema::Map(Schema::Any(), Schema::Bool()));
   m.Stream("extra").Source(extra).Each([extra_seen](TopologyContext& ctx, const Value& v) {
     return ctx.Transform(extra_seen, Path().Key(v).Set(true)).status();

@@ -1,0 +1,243 @@
+// Engine::Update with a real WiredTiger in a temp dir and the real test plugin
+// testdata/evolve_module.cc in its versions (STRATA_EVOLVE_V<N> compile definitions).
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "runtime/testing/engine_fixture.h"
+
+namespace strata {
+namespace {
+
+using testing::EngineFixture;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::Must;
+
+const char* const kEvolve[] = {"", STRATA_EVOLVE_V1, STRATA_EVOLVE_V2, STRATA_EVOLVE_V3,
+                               STRATA_EVOLVE_V4, STRATA_EVOLVE_V5, STRATA_EVOLVE_V6};
+
+Value Event(const std::string& k, int64_t n) { return Value::MapOf({{"k", k}, {"n", n}}); }
+
+std::string KeyOf(int i) { return "k" + std::to_string(i % 7); }
+
+class LifecycleTest : public EngineFixture {
+ protected:
+  void DeployEvolve() {
+    Open();
+    Result<ModuleInfo> info = engine_->Deploy(kEvolve[1], {.partitions = testing::kPartitions});
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->version, 1);
+  }
+  // Appends events i in [from, to): key KeyOf(i), n = i; remembers them for the oracle.
+  void AppendEvents(int from, int to, AckLevel level = AckLevel::kProcessed) {
+    std::vector<Value> batch;
+    for (int i = from; i < to; ++i) {
+      batch.push_back(Event(KeyOf(i), i));
+      ++count_[KeyOf(i)];
+      sum_[KeyOf(i)] += i;
+    }
+    Result<std::vector<AppendResult>> appended =
+        engine_->AppendBatch("evolve", "*events", std::move(batch), level);
+    ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+  }
+  Value Get(const std::string& pstate, const std::string& key) {
+    Result<std::vector<Value>> values = engine_->Select("evolve", pstate, Path().Key(key));
+    EXPECT_TRUE(values.ok()) << values.status().ToString();
+    return values.ok() && values->size() == 1 ? (*values)[0] : Value();
+  }
+  // $$counts equals its recomputation from every event appended.
+  void ExpectCountsComplete() {
+    for (const auto& [k, n] : count_) EXPECT_EQ(Get("$$counts", k), Value(n)) << k;
+  }
+  std::map<std::string, int64_t> count_;
+  std::map<std::string, int64_t> sum_;
+};
+
+TEST_F(LifecycleTest, UpdateKeepsDataBackfillsNewViewsAndRunsNewCode) {
+  DeployEvolve();
+  AppendEvents(0, 500);
+  for (const auto& [k, sum] : sum_) ASSERT_EQ(Get("$$totals", k), Value(sum));
+
+  Result<UpdateResult> updated = engine_->Update(kEvolve[2], {});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version, 2);
+  EXPECT_EQ(updated->info.version, 2);
+  EXPECT_THAT(updated->created, ElementsAre("*notes", "$$counts"));
+  EXPECT_THAT(updated->backfilling, ElementsAre("counts"));
+  EXPECT_TRUE(updated->dropped.empty());
+  EXPECT_GE(updated->pause_us, 0);
+
+  // Old data is kept; the new view catches up with every record appended before.
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  for (const auto& [k, sum] : sum_) EXPECT_EQ(Get("$$totals", k), Value(sum)) << k;
+  ExpectCountsComplete();
+  // The depot kept its records and offsets.
+  int64_t records = 0;
+  for (int p = 0; p < testing::kPartitions; ++p) {
+    records += static_cast<int64_t>(
+        Must(engine_->ReadDepot("evolve", "*events", p, 0, INT64_MAX, 100000)).size());
+  }
+  EXPECT_EQ(records, 500);
+
+  // New records run the new code: version 2 adds 2n.
+  const std::string k = KeyOf(3);
+  const int64_t before = Get("$$totals", k).as_int();
+  ASSERT_TRUE(engine_->Append("evolve", "*events", Event(k, 10)).ok());
+  EXPECT_EQ(Get("$$totals", k), Value(before + 20));
+  EXPECT_EQ(Get("$$counts", k), Value(count_[k] + 1));
+
+  // A restart loads version 2.
+  Reopen();
+  EXPECT_EQ(Must(engine_->Describe("evolve")).version, 2);
+  EXPECT_EQ(Get("$$totals", k), Value(before + 20));
+}
+
+TEST_F(LifecycleTest, AppendsDuringAnUpdateAreAllProcessedAndTheBackfillMeetsThem) {
+  DeployEvolve();
+  AppendEvents(0, 20000, AckLevel::kAppended);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0};
+  std::map<std::string, int64_t> live_count;
+  std::thread writer([&] {
+    for (int i = 20000; !stop.load() || i < 20200; ++i) {
+      Result<AppendResult> r = engine_->Append("evolve", "*events", Event(KeyOf(i), i));
+      if (!r.ok()) {
+        ++failed;
+        ADD_FAILURE() << r.status().ToString();
+        continue;
+      }
+      ++live_count[KeyOf(i)];
+    }
+  });
+  Result<UpdateResult> updated = engine_->Update(kEvolve[2], {});
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  stop.store(true);
+  writer.join();
+  EXPECT_EQ(failed.load(), 0);
+  for (const auto& [k, n] : live_count) count_[k] += n;
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ExpectCountsComplete();
+  EXPECT_TRUE(Must(engine_->Stats("evolve")).rebuilds.empty());
+}
+
+TEST_F(LifecycleTest, ABackfillInterruptedByARestartResumes) {
+  DeployEvolve();
+  AppendEvents(0, 30000, AckLevel::kAppended);
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  ModuleStats stats = Must(engine_->Stats("evolve"));
+  Reopen();  // most likely mid-backfill; either way the view must end complete
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ExpectCountsComplete();
+  AppendEvents(30000, 30010);
+  ExpectCountsComplete();
+}
+
+TEST_F(LifecycleTest, NewTopologiesFromTheEndSkipOldRecords) {
+  DeployEvolve();
+  AppendEvents(0, 100);
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {.new_topologies_from_end = true}).ok());
+  count_.clear();
+  AppendEvents(100, 150);
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ExpectCountsComplete();
+}
+
+TEST_F(LifecycleTest, RefusedUpdatesChangeNothing) {
+  DeployEvolve();
+  AppendEvents(0, 50);
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  const auto expect_refused = [&](const char* so, UpdateOptions options, StatusCode code,
+                                  std::vector<std::string> parts) {
+    Result<UpdateResult> r = engine_->Update(so, options);
+    ASSERT_FALSE(r.ok()) << so;
+    EXPECT_EQ(r.status().code(), code) << r.status().ToString();
+    for (const std::string& part : parts) EXPECT_THAT(r.status().message(), HasSubstr(part));
+    EXPECT_EQ(Must(engine_->Describe("evolve")).version, 2);
+  };
+  // Missing objects must be named.
+  expect_refused(kEvolve[3], {}, StatusCode::kInvalidArgument,
+                 {"*extra", "$$extra_seen", "extra", "drop"});
+  expect_refused(kEvolve[3], {.drop = {"*extra"}}, StatusCode::kInvalidArgument,
+                 {"$$extra_seen", "extra"});
+  // A drop of something the new build declares, or that does not exist.
+  expect_refused(kEvolve[2], {.drop = {"$$totals"}}, StatusCode::kInvalidArgument,
+                 {"$$totals", "still declares"});
+  expect_refused(kEvolve[2], {.drop = {"$$nope"}}, StatusCode::kInvalidArgument,
+                 {"$$nope", "does not have"});
+  // An incompatible schema change names both schemas.
+  expect_refused(kEvolve[4], {}, StatusCode::kInvalidArgument,
+                 {"$$totals", "map<string, int64>", "map<string, string>", "migration"});
+  // A build that does not load.
+  expect_refused(kEvolve[6], {}, StatusCode::kInvalidArgument, {"cannot define itself"});
+  // A module that is not deployed.
+  Result<UpdateResult> other = engine_->Update(STRATA_LEDGER_MODULE, {});
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(other.status().message(), HasSubstr("deploy it first"));
+  // Nothing changed: the module serves and processes as version 2.
+  AppendEvents(50, 60);
+  ExpectCountsComplete();
+  Reopen();
+  EXPECT_EQ(Must(engine_->Describe("evolve")).version, 2);
+  ExpectCountsComplete();
+}
+
+TEST_F(LifecycleTest, DroppedObjectsAndTheirDataAreDeleted) {
+  DeployEvolve();
+  ASSERT_TRUE(engine_->Append("evolve", "*extra", Value("x")).ok());
+  ASSERT_EQ(Get("$$extra_seen", "x"), Value(true));
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  Result<UpdateResult> dropped =
+      engine_->Update(kEvolve[3], {.drop = {"*extra", "$$extra_seen", "extra"}});
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  EXPECT_THAT(dropped->dropped, ElementsAre("*extra", "$$extra_seen", "extra"));
+  EXPECT_EQ(dropped->version, 3);
+  ModuleInfo info = Must(engine_->Describe("evolve"));
+  EXPECT_EQ(info.depots.size(), 2u);
+  EXPECT_EQ(engine_->Select("evolve", "$$extra_seen", Path().Key("x")).status().code(),
+            StatusCode::kNotFound);
+  Reopen();
+  EXPECT_EQ(Must(engine_->Describe("evolve")).version, 3);
+  // The old plugin copies are gone; only version 3's is kept.
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir() + "/modules")) {
+    files.push_back(entry.path().filename().string());
+  }
+  std::sort(files.begin(), files.end());
+  EXPECT_THAT(files, ElementsAre("evolve.v3.so", "rt_test.so"));
+}
+
+TEST_F(LifecycleTest, AnUpdateWithTheSameBuildResumesEverything) {
+  DeployEvolve();
+  AppendEvents(0, 100);
+  Result<UpdateResult> same = engine_->Update(kEvolve[1], {});
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_EQ(same->version, 2);
+  EXPECT_TRUE(same->created.empty());
+  EXPECT_TRUE(same->backfilling.empty());
+  AppendEvents(100, 110);
+  for (const auto& [k, sum] : sum_) EXPECT_EQ(Get("$$totals", k), Value(sum)) << k;
+}
+
+TEST_F(LifecycleTest, WideningASchemaKeepsTheData) {
+  DeployEvolve();
+  AppendEvents(0, 50);
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  Result<UpdateResult> widened = engine_->Update(kEvolve[5], {});
+  ASSERT_TRUE(widened.ok()) << widened.status().ToString();
+  EXPECT_THAT(widened->widened, ElementsAre("$$totals"));
+  for (const auto& [k, sum] : sum_) EXPECT_EQ(Get("$$totals", k), Value(sum)) << k;
+  Reopen();
+  EXPECT_EQ(Must(engine_->Describe("evolve")).version, 3);
+  for (const auto& [k, sum] : sum_) EXPECT_EQ(Get("$$totals", k), Value(sum)) << k;
+}
+
+}  // namespace
+}  // namespace strata

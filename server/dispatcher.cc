@@ -28,6 +28,19 @@ proto::Response FromStatus(uint64_t id, const Status& status) {
   return ErrorResponse(id, proto::ErrorCodeFor(status), status.message());
 }
 
+// The error of an engine call on an uploaded module: the temporary file's name means
+// nothing to the client that sent the bytes, so the message names the upload instead.
+proto::Response FromUploadStatus(uint64_t id, const Status& status, const std::string& upload,
+                                 size_t bytes) {
+  std::string message = status.message();
+  const std::string name = "the uploaded module (" + std::to_string(bytes) + " bytes)";
+  for (size_t at = message.find(upload); at != std::string::npos;
+       at = message.find(upload, at + name.size())) {
+    message.replace(at, upload.size(), name);
+  }
+  return ErrorResponse(id, proto::ErrorCodeFor(status), std::move(message));
+}
+
 proto::Response Body(uint64_t id, proto::ResponseBody body) {
   proto::Response response;
   response.id = id;
@@ -294,7 +307,7 @@ proto::Response Dispatcher::Deploy(uint64_t id, const proto::DeployRequest& requ
     Result<ModuleInfo> info = DeployFile(*upload, request.partitions);
     std::error_code ignored;
     fs::remove(*upload, ignored);
-    if (!info.ok()) return FromStatus(id, info.status());
+    if (!info.ok()) return FromUploadStatus(id, info.status(), *upload, request.so_bytes.size());
     return Body(id, ToWire(*info));
   }
   Result<ModuleInfo> info = DeployFile(request.path, request.partitions);
@@ -339,7 +352,11 @@ proto::Response Dispatcher::Update(uint64_t id, const proto::UpdateRequest& requ
     std::error_code ignored;
     fs::remove(path, ignored);
   }
-  if (!result.ok()) return FromStatus(id, result.status());
+  if (!result.ok()) {
+    return request.path.empty()
+               ? FromUploadStatus(id, result.status(), path, request.so_bytes.size())
+               : FromStatus(id, result.status());
+  }
   proto::Updated updated;
   updated.module = ToWire(result->info);
   updated.version = result->version;

@@ -266,6 +266,26 @@ Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
                           std::to_string(static_cast<int>(depot.partitioning.kind)));
 }
 
+// A migration rewrites the values stored under the top-level keys of a map, each one blob:
+// the only values a read can pass through a function whole (docs/modules.md, "Migrations").
+Status CheckMigration(const ModuleDef& def, const PStateDef& pstate, const MigrationDef& m) {
+  const std::string where = "PState " + pstate.name + ": migration " + Quoted(m.id);
+  if (m.id.empty()) return Invalid(def, "PState " + pstate.name + ": a migration needs an id");
+  if (!m.fn) return Invalid(def, where + " has no function");
+  const Schema& root = pstate.schema.root;
+  if (root.kind() != Schema::Kind::kMap) {
+    return Invalid(def, where + ": the schema " + pstate.schema.ToString() +
+                            " is not a map; a migration rewrites the values under the "
+                            "top-level keys of a map");
+  }
+  if (root.value().has_subindexed()) {
+    return Invalid(def, where + ": the map's values (" + root.value().ToString() +
+                            ") have a subindexed part, stored one element per record; a "
+                            "migration rewrites top-level values stored as one blob each");
+  }
+  return Status::Ok();
+}
+
 Status CheckPState(const ModuleDef& def, const PStateDef& pstate) {
   if (!IsValidName(pstate.name, "$$")) {
     return Invalid(def,
@@ -275,6 +295,7 @@ Status CheckPState(const ModuleDef& def, const PStateDef& pstate) {
     return Invalid(def, "PState " + pstate.name + ": schema " + pstate.schema.ToString() + ": " +
                             st.message());
   }
+  if (pstate.migration) return CheckMigration(def, pstate, *pstate.migration);
   return Status::Ok();
 }
 

@@ -34,8 +34,8 @@ Result<AbiNote> ParseAbiNote(std::string_view file, const std::string& path);
 // A plugin loaded with dlopen(RTLD_NOW | RTLD_LOCAL), ABI-checked and validated. Keeps the
 // shared object open while it lives: the ModuleDef's functions are code inside it.
 //
-// Ownership: the TopologyOp functions of def() (and copies of them) must be destroyed
-// before this object. Everything else in def() (names, schemas, key paths) is rebuilt by
+// Ownership: the TopologyOp and MigrationDef functions of def() (and copies of them) must
+// be destroyed before this object. Everything else in def() (names, schemas, key paths) is rebuilt by
 // the host during Load and may outlive it.
 // Threading: def() is immutable after Load and may be read from any thread; its functions
 // may be called concurrently, each call with its own TopologyContext.
@@ -84,7 +84,9 @@ class LoadedModule {
 // [A-Za-z0-9_-]+, depot names *[A-Za-z0-9_-]+, PState names $$[A-Za-z0-9_-]+, each unique
 // in its kind; every depot partitioning is known and a kHash key path is a valid select
 // path (no terminal); every depot record schema has no subindexed part and unique record
-// field names; every PState schema passes PStateSchema::Check; every topology has
+// field names; every PState schema passes PStateSchema::Check; a PState's migration has
+// an id and a function, and its PState's root is a map whose values have no subindexed
+// part; every topology has
 // at least one source, valid and distinct source depot indexes, at least one op, no op
 // kind unknown or without its function, and a step after its last partitioner. The first
 // problem is returned as kInvalidArgument naming the module and the offending thing.
@@ -98,7 +100,7 @@ Status ValidateModuleDef(const ModuleDef& def);
 Result<std::string> ModuleFileChecksum(const std::string& path);
 
 // STRATA_ABI_STAMP as compiled into the host, e.g.
-// "strata-sdk/2 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
+// "strata-sdk/3 gcc/12 gxx-abi/1017 cxx11-abi/1 std/202002".
 std::string_view HostAbiStamp();
 
 }  // namespace strata

@@ -259,6 +259,31 @@ TEST(LoaderTest, RefusesDuplicatePStateName) {
   EXPECT_EQ(loaded.status().message(), "module duplicate_pstate: declares PState $$state twice");
 }
 
+TEST(LoaderTest, LoadsAMigrationWhoseExceptionsStayInThePlugin) {
+  auto loaded = LoadedModule::Load(TestModule("migration"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const PStateDef& balances = (*loaded)->def().pstates.at(0);
+  ASSERT_TRUE(balances.migration.has_value());
+  EXPECT_EQ(balances.migration->id, "balance-to-record");
+  Result<Value> migrated = balances.migration->fn(Value(int64_t{5}));
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_EQ(*migrated, Value::MapOf({{"amount", int64_t{5}}, {"currency", "EUR"}}));
+  // Idempotent: a migrated value comes back unchanged.
+  EXPECT_EQ(balances.migration->fn(*migrated).value(), *migrated);
+  Result<Value> thrown = balances.migration->fn(Value("x"));
+  EXPECT_EQ(thrown.status().code(), StatusCode::kUserError);
+  EXPECT_EQ(thrown.status().message(), "not a balance: \"x\"");
+}
+
+TEST(LoaderTest, RefusesTwoMigrationsOfOnePState) {
+  auto loaded = LoadedModule::Load(TestModule("duplicate_migration"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.status().message(),
+              HasSubstr("its define function failed: Migrate: PState $$balances already has "
+                        "migration \"balance-to-record\" (one migration per PState)"));
+}
+
 TEST(LoaderTest, RefusesSharedLibraryWithoutEntryPoint) {
   std::string path = TestModule("no_entry");
   auto loaded = LoadedModule::Load(path);
@@ -541,7 +566,7 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
        "PState name \"$p\" is not $$ followed by [A-Za-z0-9_-]+"},
       {"duplicate PState",
        [](ModuleDef* d) {
-         d->pstates.push_back({"$$p", PStateSchema{Schema::Int64(), false}});
+         d->pstates.push_back({"$$p", PStateSchema{Schema::Int64(), false}, std::nullopt});
        },
        "module valid: declares PState $$p twice"},
       {"schema failing Check",
@@ -585,6 +610,65 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.what;
     EXPECT_THAT(st.message(), HasSubstr(c.message)) << c.what;
   }
+}
+
+Value Same(const Value& v) { return v; }
+
+TEST(ValidateModuleDefTest, AcceptsAMigrationOfAMapWithBlobValues) {
+  ModuleDef def = ValidDef();
+  ModuleBuilder m(&def);
+  m.Migrate(PStateRef{"$$p", 0}, "m1", Same);
+  ASSERT_TRUE(def.pstates[0].migration.has_value());
+  Status st = ValidateModuleDef(def);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST(ValidateModuleDefTest, RefusesMisplacedMigrations) {
+  auto with_schema = [](Schema root) {
+    return [root](ModuleDef* d) {
+      d->pstates[0].schema = PStateSchema{root, false};
+      d->pstates[0].migration = MigrationDef{"m1", Same};
+    };
+  };
+  std::vector<BrokenCase> cases = {
+      {"empty id", [](ModuleDef* d) { d->pstates[0].migration = MigrationDef{"", Same}; },
+       "module valid: PState $$p: a migration needs an id"},
+      {"no function", [](ModuleDef* d) { d->pstates[0].migration = MigrationDef{"m1", nullptr}; },
+       "module valid: PState $$p: migration \"m1\" has no function"},
+      {"root not a map", with_schema(Schema::List(Schema::Int64())),
+       "module valid: PState $$p: migration \"m1\": the schema list<int64> is not a map; a "
+       "migration rewrites the values under the top-level keys of a map"},
+      {"subindexed values",
+       with_schema(Schema::Map(Schema::String(), Schema::Set(Schema::Int64()).Subindexed())),
+       "module valid: PState $$p: migration \"m1\": the map's values (subindexed set<int64>) "
+       "have a subindexed part"},
+      {"values with a subindexed field",
+       with_schema(Schema::Map(
+           Schema::String(), Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))),
+       "the map's values (record{s: subindexed set<int64>}) have a subindexed part"},
+  };
+  for (const BrokenCase& c : cases) {
+    ModuleDef def = ValidDef();
+    c.breaks(&def);
+    Status st = ValidateModuleDef(def);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(st.message(), HasSubstr(c.message)) << c.what;
+  }
+}
+
+TEST(ModuleBuilderTest, MigrateRefusesAPStateItDidNotDeclare) {
+  ModuleDef def = ValidDef();
+  ModuleBuilder m(&def);
+  for (const PStateRef& ref : {PStateRef{"$$other", 0}, PStateRef{"$$p", 1}, PStateRef{}}) {
+    try {
+      m.Migrate(ref, "m1", Same);
+      ADD_FAILURE() << "no exception for " << ref.name << " #" << ref.index;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "Migrate: " + ref.name + " is not a PState declared by this module");
+    }
+  }
+  EXPECT_FALSE(def.pstates[0].migration.has_value());
 }
 
 TEST(ValidateModuleDefTest, AcceptsEveryPartitionerBeforeAStep) {

@@ -502,6 +502,87 @@ Result<PStateSchema> PStateSchema::FromValue(const Value& v) {
 
 std::string PStateSchema::ToString() const { return (global ? "global " : "") + root.ToString(); }
 
+namespace {
+
+// `where` describes the place being compared, innermost part first ("value of the map",
+// "field \"amount\" of the record in the value of the map"); empty at the root.
+std::string Inside(std::string_view part, const std::string& where) {
+  return where.empty() ? std::string(part) : std::string(part) + " in the " + where;
+}
+
+std::string Place(const std::string& where) { return where.empty() ? "root" : where; }
+
+// OK when `declared` can serve the data stored under `stored` unchanged; otherwise the first
+// place that differs and how, as the message of an InvalidArgument.
+Status CheckWidens(const Schema& stored, const Schema& declared, const std::string& where) {
+  if (stored == declared) return Status::Ok();
+  auto changed = [&](const std::string& how) {
+    return Status::InvalidArgument(Place(where) + ": " + how);
+  };
+  if (stored.subindexed() != declared.subindexed()) {
+    return changed(stored.ToString() + " became " + declared.ToString() +
+                   " (the subindexed flag decides how the data is stored)");
+  }
+  if (declared.kind() == Kind::kAny) {
+    if (stored.has_subindexed()) {
+      return changed(stored.ToString() +
+                     " became any, but its subindexed parts are stored one element per "
+                     "record and an any is one blob");
+    }
+    return Status::Ok();
+  }
+  if (stored.kind() != declared.kind()) {
+    return changed(stored.ToString() + " became " + declared.ToString());
+  }
+  switch (stored.kind()) {
+    case Kind::kMap:
+      STRATA_RETURN_IF_ERROR(
+          CheckWidens(stored.key(), declared.key(), Inside("key of the map", where)));
+      return CheckWidens(stored.value(), declared.value(), Inside("value of the map", where));
+    case Kind::kSet:
+      return CheckWidens(stored.value(), declared.value(), Inside("element of the set", where));
+    case Kind::kList:
+      return CheckWidens(stored.value(), declared.value(), Inside("element of the list", where));
+    case Kind::kRecord: {
+      for (const Schema::Field& f : stored.fields()) {
+        const Schema* now = declared.field(f.name);
+        if (now == nullptr) return changed("field \"" + f.name + "\" was removed");
+        STRATA_RETURN_IF_ERROR(
+            CheckWidens(f.schema, *now, Inside("field \"" + f.name + "\" of the record", where)));
+      }
+      // A record with subindexed fields keeps its plain fields in one blob and each
+      // subindexed field under its own keys, so it can gain one; a record stored as one
+      // blob cannot.
+      for (const Schema::Field& f : declared.fields()) {
+        if (stored.field(f.name) == nullptr && f.schema.has_subindexed() &&
+            !stored.has_subindexed()) {
+          return changed("new field \"" + f.name + "\" (" + f.schema.ToString() +
+                         ") has a subindexed part, which would change how the record is stored (one "
+                         "blob now)");
+        }
+      }
+      return Status::Ok();
+    }
+    default:  // two equal leaves were caught above
+      return changed(stored.ToString() + " became " + declared.ToString());
+  }
+}
+
+}  // namespace
+
+Result<bool> SchemaWidens(const PStateSchema& stored, const PStateSchema& declared) {
+  if (stored == declared) return false;
+  Status st = stored.global != declared.global
+                  ? Status::InvalidArgument(std::string("a ") +
+                                            (stored.global ? "global" : "partitioned") +
+                                            " PState cannot become " +
+                                            (declared.global ? "global" : "partitioned"))
+                  : CheckWidens(stored.root, declared.root, "");
+  if (st.ok()) return true;
+  return Status::InvalidArgument(stored.ToString() + " cannot become " + declared.ToString() +
+                                 " without a migration: " + st.message());
+}
+
 Status ValidateValue(const Schema& schema, const Value& v, std::string_view location) {
   Violation violation;
   if (Check(schema, v, &violation)) return Status::Ok();

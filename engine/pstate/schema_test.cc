@@ -175,5 +175,127 @@ TEST(SchemaTest, LongValuesAreCutInMessages) {
   EXPECT_NE(st.message().find("..."), std::string::npos);
 }
 
+// ---- SchemaWidens ----------------------------------------------------------------------
+
+PStateSchema P(Schema root, bool global = false) { return PStateSchema{std::move(root), global}; }
+
+TEST(SchemaWidensTest, EqualSchemasDoNotWiden) {
+  Result<bool> same = SchemaWidens(P(Accounts()), P(Accounts()));
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_FALSE(*same);
+}
+
+TEST(SchemaWidensTest, AcceptsEachWideningRule) {
+  const Schema counts = Schema::Map(Schema::String(), Schema::Int64());
+  struct Case {
+    std::string rule;
+    Schema stored;
+    Schema declared;
+  };
+  const Case cases[] = {
+      {"a leaf to any", Schema::Int64(), Schema::Any()},
+      {"a composite to any", Schema::List(Schema::Int64()), Schema::Any()},
+      {"a map value to any", counts, Schema::Map(Schema::String(), Schema::Any())},
+      {"a map key to any", counts, Schema::Map(Schema::Any(), Schema::Int64())},
+      {"a set element to any", Schema::Set(Schema::String()).Subindexed(),
+       Schema::Set(Schema::Any()).Subindexed()},
+      {"a list element to any", Schema::List(Schema::Double()), Schema::List(Schema::Any())},
+      {"a record gains a field", Schema::Record({{"a", Schema::Int64()}}),
+       Schema::Record({{"a", Schema::Int64()}, {"b", Schema::Map(Schema::Any(), Schema::Any())}})},
+      {"a record gains a field inside a map value",
+       Schema::Map(Schema::String(), Schema::Record({{"a", Schema::Int64()}})),
+       Schema::Map(Schema::String(),
+                   Schema::Record({{"a", Schema::Int64()}, {"b", Schema::String()}}))},
+      {"a record field to any, deep",
+       Schema::Map(Schema::String(),
+                   Schema::Map(Schema::Int64(), Schema::Record({{"a", Schema::Int64()}}))
+                       .Subindexed()),
+       Schema::Map(Schema::String(),
+                   Schema::Map(Schema::Int64(), Schema::Record({{"a", Schema::Any()}}))
+                       .Subindexed())},
+      {"a record with subindexed fields gains a subindexed field",
+       Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}),
+       Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()},
+                       {"t", Schema::Set(Schema::Int64()).Subindexed()}})},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.rule);
+    for (bool global : {false, true}) {
+      Result<bool> widens = SchemaWidens(P(c.stored, global), P(c.declared, global));
+      ASSERT_TRUE(widens.ok()) << widens.status().ToString();
+      EXPECT_TRUE(*widens);
+    }
+  }
+}
+
+TEST(SchemaWidensTest, RefusesEverythingElseNamingBothSchemasAndThePlace) {
+  const Schema counts = Schema::Map(Schema::String(), Schema::Int64());
+  struct Case {
+    std::string rule;
+    PStateSchema stored;
+    PStateSchema declared;
+    std::string where;  // after "without a migration: "
+  };
+  const Case cases[] = {
+      {"a leaf changes type", P(counts), P(Schema::Map(Schema::String(), Schema::String())),
+       "value of the map: int64 became string"},
+      {"any narrows", P(Schema::Map(Schema::String(), Schema::Any())), P(counts),
+       "value of the map: any became int64"},
+      {"a key changes type", P(counts), P(Schema::Map(Schema::Int64(), Schema::Int64())),
+       "key of the map: string became int64"},
+      {"a composite changes kind", P(Schema::List(Schema::Int64())),
+       P(Schema::Set(Schema::Int64())), "root: list<int64> became set<int64>"},
+      {"a list element changes type", P(Schema::List(Schema::Int64())),
+       P(Schema::List(Schema::Double())), "element of the list: int64 became double"},
+      {"a set element changes type", P(Schema::Set(Schema::Int64())),
+       P(Schema::Set(Schema::String())), "element of the set: int64 became string"},
+      {"a record loses a field",
+       P(Schema::Map(Schema::String(),
+                     Schema::Record({{"a", Schema::Int64()}, {"b", Schema::Int64()}}))),
+       P(Schema::Map(Schema::String(), Schema::Record({{"a", Schema::Int64()}}))),
+       "value of the map: field \"b\" was removed"},
+      {"a record field changes type, deep",
+       P(Schema::Map(Schema::String(), Schema::Record({{"a", Schema::List(Schema::Int64())}}))),
+       P(Schema::Map(Schema::String(), Schema::Record({{"a", Schema::List(Schema::Bool())}}))),
+       "element of the list in the field \"a\" of the record in the value of the map: int64 "
+       "became bool"},
+      {"a map becomes subindexed", P(Schema::Map(Schema::String(), counts)),
+       P(Schema::Map(Schema::String(), counts.Subindexed())),
+       "value of the map: map<string, int64> became subindexed map<string, int64> (the "
+       "subindexed flag decides how the data is stored)"},
+      {"a subindexed set stops being subindexed",
+       P(Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}})),
+       P(Schema::Record({{"s", Schema::Set(Schema::Int64())}})),
+       "field \"s\" of the record: subindexed set<int64> became set<int64>"},
+      {"a part with subindexed parts becomes any",
+       P(Schema::Map(Schema::String(),
+                     Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))),
+       P(Schema::Map(Schema::String(), Schema::Any())),
+       "value of the map: record{s: subindexed set<int64>} became any, but its subindexed parts "
+       "are stored one element per record"},
+      {"a blob record gains a subindexed field",
+       P(Schema::Map(Schema::String(), Schema::Record({{"a", Schema::Int64()}}))),
+       P(Schema::Map(Schema::String(),
+                     Schema::Record({{"a", Schema::Int64()},
+                                     {"s", Schema::Set(Schema::Int64()).Subindexed()}}))),
+       "value of the map: new field \"s\" (subindexed set<int64>) has a subindexed part"},
+      {"global changes", P(counts, false), P(counts, true),
+       "a partitioned PState cannot become global"},
+      {"global changes, even to any", P(counts, true), P(Schema::Any(), false),
+       "a global PState cannot become partitioned"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.rule);
+    Result<bool> widens = SchemaWidens(c.stored, c.declared);
+    ASSERT_FALSE(widens.ok());
+    EXPECT_EQ(widens.status().code(), StatusCode::kInvalidArgument);
+    const std::string head =
+        c.stored.ToString() + " cannot become " + c.declared.ToString() + " without a migration: ";
+    EXPECT_EQ(widens.status().message().substr(0, head.size()), head) << widens.status().message();
+    EXPECT_EQ(widens.status().message().substr(head.size(), c.where.size()), c.where)
+        << widens.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace strata

@@ -26,6 +26,21 @@ bool StoredByItself(const Schema& schema) {
   return schema.kind() == SchemaKind::kRecord && schema.has_subindexed();
 }
 
+Result<Value> Migrate(const MigrationDef& migration, const Schema& value_schema, const Value& old,
+                      const std::function<std::string()>& where) {
+  Result<Value> migrated = migration.fn(old);
+  if (!migrated.ok()) {
+    return Status(migrated.status().code(), "migration \"" + migration.id + "\" of " + where() +
+                                                " failed: " + migrated.status().message());
+  }
+  Status st = ValidateValueAt(value_schema, *migrated, where);
+  if (!st.ok()) {
+    return Status::SchemaViolation("migration \"" + migration.id + "\" of " + where() +
+                                   " returned a value the schema refuses: " + st.message());
+  }
+  return migrated;
+}
+
 namespace {
 
 // Keys removed per scan when deleting a range, bounding memory for large subtrees.
@@ -429,17 +444,26 @@ class ContainerNode final : public StoredNode {
 // A blob element of a subindexed or root map: the record P ‖ EncodeKey(k).
 class ElementSink final : public Sink {
  public:
+  // `migrate`: the map is the root and ctx->migration applies to its values.
   ElementSink(StoreContext* ctx, ContainerNode* map, const Schema& map_schema,
-              std::string record_key, Value key, std::optional<bool> exists)
+              std::string record_key, Value key, std::optional<bool> exists, bool migrate)
       : ctx_(ctx),
         map_(map),
         schema_(map_schema),
         record_key_(std::move(record_key)),
         key_(std::move(key)),
-        exists_(exists.value_or(false)) {}
+        exists_(exists.value_or(false)),
+        migrate_(migrate) {}
 
   Result<bool> Load(Value* out) override {
-    return LoadBlob(ctx_, record_key_, &exists_, out, [this] { return LocationOf(*this); });
+    STRATA_ASSIGN_OR_RETURN(
+        bool found,
+        LoadBlob(ctx_, record_key_, &exists_, out, [this] { return LocationOf(*this); }));
+    if (found && migrate_) {
+      STRATA_ASSIGN_OR_RETURN(*out, Migrate(*ctx_->migration, schema_.value(), *out,
+                                            [this] { return LocationOf(*this); }));
+    }
+    return found;
   }
 
   Status Store(const Value& v) override {
@@ -471,6 +495,7 @@ class ElementSink final : public Sink {
   std::string record_key_;
   Value key_;
   bool exists_;  // unknown counts as absent until Load
+  bool migrate_;
 };
 
 // A member of a subindexed set: the record P ‖ EncodeKey(member), with an empty value.
@@ -579,16 +604,21 @@ Result<NodePtr> ContainerNode::ElementChild(const Value& key, std::string record
   const Schema& vs = schema_.value();
   if (StoredByItself(vs))
     return MakeStoredChild(ctx_, std::move(record_key), vs, this, key, exists);
+  const bool migrate = is_root() && ctx_->migration != nullptr;
   std::optional<Value> preloaded;
   if (value_bytes != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(preloaded, DecodeBlob(*value_bytes, [&] {
-                              std::string where = Location();
-                              nav::AppendKeyLocation(key, &where);
-                              return where;
-                            }));
+    auto where = [&] {
+      std::string out = Location();
+      nav::AppendKeyLocation(key, &out);
+      return out;
+    };
+    STRATA_ASSIGN_OR_RETURN(preloaded, DecodeBlob(*value_bytes, where));
+    if (migrate) {
+      STRATA_ASSIGN_OR_RETURN(preloaded, Migrate(*ctx_->migration, vs, *preloaded, where));
+    }
   }
   return nav::MakeValueNode<ElementSink>(std::move(preloaded), ctx_, this, schema_,
-                                         std::move(record_key), key, exists);
+                                         std::move(record_key), key, exists, migrate);
 }
 
 Result<NodePtr> ContainerNode::MemberChild(const Value& member, std::optional<bool> exists) {

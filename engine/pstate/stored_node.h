@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@ struct StoreContext {
   Session* session;
   TableId table;
   std::string_view root_location;  // "$$name", the start of every location in messages
+  // Set while a migration is active: every value of the root map (a blob: the loader and
+  // PState::Open refuse migrations elsewhere) is passed through it when loaded.
+  const MigrationDef* migration = nullptr;
 };
 
 // The node of the root value of the partition, built in place: every select and
@@ -47,5 +51,12 @@ class RootNode {
 // is stored in records of its own (a subindexed container, or a record with subindexed
 // fields) rather than as one blob.
 bool StoredByItself(const Schema& schema);
+
+// `old` passed through `migration`, checked against `value_schema` (the root map's value
+// schema). `where()` names the value ($$name["key"]); it is only called on error, which is
+// the function's own (its code kept, e.g. kUserError for an exception) or kSchemaViolation,
+// each naming the migration and the place.
+Result<Value> Migrate(const MigrationDef& migration, const Schema& value_schema, const Value& old,
+                      const std::function<std::string()>& where);
 
 }  // namespace strata::pstate_internal

@@ -322,6 +322,19 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
   });
   for (size_t i = 0; i < items.size(); ++i)
     StartRecord(thread, nodes[i], consumers, items[i].record);
+  // A rebuild running beside the module takes the records too, in the topologies that
+  // have caught up with this partition (the others read them from the depot later).
+  if (const std::shared_ptr<ModuleRuntime>& shadow = part.shadow) {
+    std::vector<int> caught_up;
+    for (int t : shadow->consumers[depot]) {
+      if (!shadow->parts[partition].CatchingUp(t, depot)) caught_up.push_back(t);
+    }
+    if (caught_up.empty()) return;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const RecordId id{depot, partition, *first + static_cast<int64_t>(i)};
+      StartRecord(thread, NewNode(shadow, id, caught_up), caught_up, items[i].record);
+    }
+  }
 }
 
 void EngineImpl::StartRecord(TaskThread& thread, const std::shared_ptr<AckNode>& node,

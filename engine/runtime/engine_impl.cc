@@ -113,6 +113,15 @@ Status EngineImpl::Close() {
   closed_ = true;
   closing_.store(true);
   {
+    // Rebuild threads see closing_ and end (an unfinished rebuild starts over after Open).
+    std::vector<std::thread> rebuilds;
+    {
+      MutexLock lock(&rebuild_threads_mu_);
+      rebuilds.swap(rebuild_threads_);
+    }
+    for (std::thread& thread : rebuilds) thread.join();
+  }
+  {
     // Every queued append and event finishes; replays finish too (they hold nodes).
     MutexLock lock(&live_mu_);
     while (live_nodes_ != 0 || live_replays_ != 0) live_cv_.Wait(&live_mu_);

@@ -23,6 +23,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/ack_tree.h"
@@ -81,13 +82,21 @@ class EngineImpl final : public Engine {
   // Loads one module of meta.modules (`info` is its row) and starts it; on failure nothing
   // of the module's data has been changed.
   Status LoadDeployedModule(const std::string& name, const Value& info);
+  // What a new runtime of a module shares with the previous one (Update, a rebuild's
+  // shadow and swap): the depots, the PStates not named in `fresh_pstates` (nor changed in
+  // schema or generation), and with `trackers` the progress trackers of the (topology,
+  // depot) pairs it keeps.
+  struct Reuse {
+    const ModuleRuntime* previous = nullptr;
+    std::set<std::string> fresh_pstates;
+    bool trackers = true;
+  };
   // Builds the runtime of a module from its row: opens its depots and PStates (creating
   // missing ones) and makes its progress trackers (at 0; LoadProgressAndFailures reads the
-  // recorded ones). With `previous` (Update), the depots, PStates (unless named in
-  // `fresh_pstates`) and trackers the new version keeps are shared with it instead.
-  Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(
-      std::unique_ptr<LoadedModule> loaded, const ModuleRow& row,
-      const ModuleRuntime* previous = nullptr, const std::set<std::string>& fresh_pstates = {});
+  // recorded ones), sharing what `reuse` says instead.
+  Result<std::shared_ptr<ModuleRuntime>> OpenModuleRuntime(std::shared_ptr<LoadedModule> loaded,
+                                                           const ModuleRow& row,
+                                                           const Reuse& reuse);
   Result<std::shared_ptr<PState>> OpenPState(const std::string& module, const PStateDef& pstate,
                                              int partitions, int generation);
   // The trackers of (topology, depot) by partition in `m`, or nullptr.
@@ -101,8 +110,30 @@ class EngineImpl final : public Engine {
   // Update (lifecycle.cc). Quiesce closes the module's update gate (AppendAsync calls are
   // held), stops its catch-up cursors and waits until nothing of it is queued or in
   // flight. Resume undoes it (an update that failed before its commit).
-  void Quiesce(ModuleRuntime& m) EXCLUDES(live_mu_);
+  // `also` (a rebuild's shadow) is waited for too.
+  void Quiesce(ModuleRuntime& m, ModuleRuntime* also = nullptr) EXCLUDES(live_mu_);
   void Resume(const std::shared_ptr<ModuleRuntime>& m);
+  // Installs `next` in place of the quiesced `old`: the calls `old` held go to `next`
+  // first, in order, then every later one (AppendToRuntime forwards them).
+  void Publish(const std::shared_ptr<ModuleRuntime>& old, const std::shared_ptr<ModuleRuntime>& next);
+  // The row that describes `m` as it runs.
+  static ModuleRow RowOf(const ModuleRuntime& m);
+  // Waits until nothing but the caller holds `m` (readers finish quickly), then releases it.
+  static void ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m);
+
+  // Rebuilds (rebuild.cc). The shadow of `m` that rebuilds the PStates `targets` (by index)
+  // into their next generation, every topology catching up from offset 0.
+  Result<std::shared_ptr<ModuleRuntime>> OpenShadow(const ModuleRuntime& m, const ModuleRow& row,
+                                                    const std::vector<bool>& targets);
+  // Waits (on its own thread) until the shadow `s` of `module` has caught up, then swaps its
+  // PStates in. Returns early when the engine closes or the rebuild is cancelled.
+  void FinishRecompute(const std::string& module, std::shared_ptr<ModuleRuntime> s);
+  Status SwapRecomputed(const std::shared_ptr<ModuleRuntime>& m,
+                        const std::shared_ptr<ModuleRuntime>& s);
+  // Detaches and stops `m`'s rebuild, if one runs (Destroy, a failed swap).
+  void CancelRebuild(ModuleRuntime& m);
+  static bool CaughtUp(const ModuleRuntime& s);
+  std::vector<RebuildProgress> RecomputeProgress(const ModuleRuntime& m);
   // Lists every backfilling tracker's (topology, depot) in its partition's catching_up
   // (before the module is published).
   static void MarkCatchingUp(ModuleRuntime& m);
@@ -116,7 +147,7 @@ class EngineImpl final : public Engine {
   struct StagedModule {
     std::string path;
     std::string checksum;
-    std::unique_ptr<LoadedModule> loaded;
+    std::shared_ptr<LoadedModule> loaded;
   };
   // `verb` starts the error message ("deploying", "updating").
   Result<StagedModule> StageModule(const std::string& so_path, const std::string& verb);
@@ -148,6 +179,10 @@ class EngineImpl final : public Engine {
                          int partition, int64_t offset, std::string_view data,
                          const Status& read_error, const std::vector<int>& topologies);
   void FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition) EXCLUDES(live_mu_);
+  // The node of a record already in the depot, started through `topologies` (no client,
+  // no durability part), counted live until they finish it.
+  std::shared_ptr<AckNode> NewNode(const std::shared_ptr<ModuleRuntime>& m, RecordId id,
+                                   const std::vector<int>& topologies);
 
   // Backfill (backfill.cc): a cursor per backfilling tracker reads its depot partition from
   // the tracker's progress and starts each record through its topology alone, a chunk per
@@ -217,6 +252,8 @@ class EngineImpl final : public Engine {
   void CompleteRun(const std::shared_ptr<TopologyRun>& run);
   void CompleteNodePart(const std::shared_ptr<AckNode>& node) EXCLUDES(live_mu_);
 
+  // WaitProcessed for the module's runtime found now (not a recompute's swap).
+  Status WaitProcessedOnce(const std::string& module);
   // Runs `fn` once on every task thread after everything queued before it, and waits.
   void Barrier();
   Result<std::unique_ptr<Session>> TakeSession() EXCLUDES(pool_mu_);
@@ -250,6 +287,8 @@ class EngineImpl final : public Engine {
   Mutex pool_mu_;
   std::vector<std::unique_ptr<Session>> pool_ GUARDED_BY(pool_mu_);
   std::atomic<uint64_t> deploy_counter_{0};
+  Mutex rebuild_threads_mu_;
+  std::vector<std::thread> rebuild_threads_ GUARDED_BY(rebuild_threads_mu_);  // joined by Close
   // DiskRoomForAppends: the available bytes last read, and when (steady clock, ns).
   std::atomic<uint64_t> disk_available_{UINT64_MAX};
   std::atomic<int64_t> disk_checked_ns_{0};  // 0: never

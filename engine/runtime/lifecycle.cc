@@ -132,7 +132,7 @@ Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
 
 }  // namespace
 
-void EngineImpl::Quiesce(ModuleRuntime& m) {
+void EngineImpl::Quiesce(ModuleRuntime& m, ModuleRuntime* also) {
   {
     MutexLock lock(&m.hold_mu);
     m.updating = true;
@@ -146,15 +146,49 @@ void EngineImpl::Quiesce(ModuleRuntime& m) {
     while (live_replays_ != 0) live_cv_.Wait(&live_mu_);
   }
   Barrier();  // queued drains have appended and started their records
-  m.progress_waiters.fetch_add(1);
-  {
-    MutexLock lock(&m.progress_mu);
-    while (m.live_nodes.load() != 0) {
-      m.progress_cv.WaitFor(&m.progress_mu, std::chrono::milliseconds(5));
+  for (ModuleRuntime* r : {&m, also}) {
+    if (r == nullptr) continue;
+    r->progress_waiters.fetch_add(1);
+    {
+      MutexLock lock(&r->progress_mu);
+      while (r->live_nodes.load() != 0) {
+        r->progress_cv.WaitFor(&r->progress_mu, std::chrono::milliseconds(5));
+      }
     }
+    r->progress_waiters.fetch_sub(1);
   }
-  m.progress_waiters.fetch_sub(1);
   Barrier();  // cursor tasks posted by the last completions have seen `stopping`
+}
+
+void EngineImpl::Publish(const std::shared_ptr<ModuleRuntime>& old,
+                         const std::shared_ptr<ModuleRuntime>& next) {
+  MutexLock lock(&old->hold_mu);
+  old->successor = next;
+  for (HeldAppend& h : old->held) {
+    AppendToRuntime(next, h.depot, std::move(h.records), h.level, std::move(h.done));
+  }
+  old->held.clear();
+  old->held_records = 0;
+  WriterMutexLock modules(&modules_mu_);
+  modules_[next->name] = next;
+}
+
+ModuleRow EngineImpl::RowOf(const ModuleRuntime& m) {
+  ModuleRow row;
+  row.partitions = m.partitions;
+  row.file = m.file;
+  row.checksum = m.checksum;
+  row.version = m.version;
+  row.depot_generation = m.depot_generation;
+  for (size_t i = 0; i < m.def->pstates.size(); ++i) {
+    row.pstate_generations[m.def->pstates[i].name] = m.pstate_generations[i];
+  }
+  return row;
+}
+
+void EngineImpl::ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m) {
+  while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  m.reset();
 }
 
 void EngineImpl::Resume(const std::shared_ptr<ModuleRuntime>& m) {
@@ -212,17 +246,20 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
     return Status::InvalidArgument("rescaling is not supported yet");
   }
 
-  ModuleRow row;
-  row.partitions = old->partitions;
+  {
+    MutexLock lock(&old->hold_mu);
+    if (old->rebuild) {
+      DiscardStaged(staged);
+      return Status::Busy("a recompute of module " + name +
+                          " is running: update it once the recompute has finished (stats shows "
+                          "its progress)");
+    }
+  }
+  ModuleRow row = RowOf(*old);
   row.version = old->version + 1;
   row.file = "modules/" + name + ".v" + std::to_string(row.version) + ".so";
   row.checksum = staged.checksum;
-  row.depot_generation = old->depot_generation;
-  for (size_t i = 0; i < old->def->pstates.size(); ++i) {
-    if (!Contains(plan.dropped, old->def->pstates[i].name)) {
-      row.pstate_generations[old->def->pstates[i].name] = old->pstate_generations[i];
-    }
-  }
+  for (const std::string& dropped : plan.dropped) row.pstate_generations.erase(dropped);
   STRATA_RETURN_IF_ERROR(InstallStaged(staged, row.file));
   const ModuleDef& next_def = staged.loaded->def();
 
@@ -273,7 +310,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   Result<std::shared_ptr<ModuleRuntime>> opened = Status::Ok();
   {
     // OpenModuleRuntime takes the plugin; it stays with `staged` on failure paths.
-    opened = OpenModuleRuntime(std::move(staged.loaded), open_row, old.get(), fresh);
+    opened = OpenModuleRuntime(std::move(staged.loaded), open_row, {old.get(), fresh});
   }
   if (!opened.ok()) return fail(opened.status());
   std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
@@ -384,27 +421,14 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   }
   MarkCatchingUp(*next);
 
-  // Publish. The held calls go to the new version first, in order, and later calls that
-  // still found the old version follow them (AppendToRuntime forwards to `successor`).
-  {
-    MutexLock lock(&old->hold_mu);
-    old->successor = next;
-    for (HeldAppend& h : old->held) {
-      AppendToRuntime(next, h.depot, std::move(h.records), h.level, std::move(h.done));
-    }
-    old->held.clear();
-    old->held_records = 0;
-    WriterMutexLock modules(&modules_mu_);
-    modules_[name] = next;
-  }
+  Publish(old, next);
   StartBackfills(next);
   const auto resumed = std::chrono::steady_clock::now();
 
   // Clean-up: the old version's objects must be gone before the tables only it used are
   // dropped; a crash before that leaves strays that Open drops.
   const std::string old_file = old->file;
-  while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  old.reset();
+  ReleaseWhenUnused(old);
   Status cleaned = DropStrayTables(*next);
   std::error_code ec;
   fs::remove(fs::path(options_.data_dir) / old_file, ec);
@@ -425,10 +449,6 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   result.pause_us =
       std::chrono::duration_cast<std::chrono::microseconds>(resumed - started).count();
   return result;
-}
-
-Status EngineImpl::Recompute(const std::string&, const std::vector<std::string>&) {
-  return Status::Internal("Recompute is being implemented");
 }
 
 }  // namespace strata::runtime

@@ -241,3 +241,103 @@ TEST_F(LifecycleTest, WideningASchemaKeepsTheData) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+using testing::EngineFixture;
+using ::testing::HasSubstr;
+using testing::Must;
+
+class RecomputeTest : public EngineFixture {};
+
+// The live view was built by version 1 (n per event) and version 2 (2n per event); a
+// recompute runs version 2 over every event, while appends go on.
+TEST_F(RecomputeTest, RebuildsAViewFromTheLogWhileAppendsGoOnAndSwapsItIn) {
+  Open();
+  ASSERT_TRUE(engine_->Deploy(kEvolve[1], {.partitions = testing::kPartitions}).ok());
+  std::map<std::string, int64_t> sum;
+  std::vector<Value> batch;
+  for (int i = 0; i < 3000; ++i) {
+    batch.push_back(Event(KeyOf(i), i));
+    sum[KeyOf(i)] += i;
+  }
+  ASSERT_TRUE(engine_->AppendBatch("evolve", "*events", batch, AckLevel::kProcessed).ok());
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  ASSERT_TRUE(engine_->Recompute("evolve", {"$$totals"}).ok());
+  for (int i = 3000; i < 3300; ++i) {
+    ASSERT_TRUE(engine_->Append("evolve", "*events", Event(KeyOf(i), i)).ok());
+    sum[KeyOf(i)] += i;
+  }
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  EXPECT_TRUE(Must(engine_->Stats("evolve")).rebuilds.empty());
+  for (const auto& [k, s] : sum) {
+    EXPECT_EQ(Must(engine_->SelectOne("evolve", "$$totals", Path().Key(k))), Value(2 * s)) << k;
+  }
+  // The new generation survives a restart, and the old tables are gone.
+  Reopen();
+  for (const auto& [k, s] : sum) {
+    EXPECT_EQ(Must(engine_->SelectOne("evolve", "$$totals", Path().Key(k))), Value(2 * s)) << k;
+  }
+  // Again: the next generation replaces this one.
+  ASSERT_TRUE(engine_->Recompute("evolve", {"$$totals", "$$counts"}).ok());
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  for (const auto& [k, s] : sum) {
+    EXPECT_EQ(Must(engine_->SelectOne("evolve", "$$totals", Path().Key(k))), Value(2 * s)) << k;
+  }
+}
+
+TEST_F(RecomputeTest, ARunningRecomputeRefusesASecondOneAndUpdatesAndADestroyCancelsIt) {
+  Open();
+  SetGate(false);
+  ASSERT_TRUE(engine_->Append("rt_test", "*gate", Value(1), AckLevel::kAppended).ok());
+  ASSERT_TRUE(WaitForGateWaiters(1));
+  SetGate(true);
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  // The recompute's own run of the gate step now waits at the gate.
+  SetGate(false);
+  ASSERT_TRUE(engine_->Recompute("rt_test", {"$$gate_passed"}).ok());
+  ASSERT_TRUE(WaitForGateWaiters(1));
+  Status again = engine_->Recompute("rt_test", {"$$kv"});
+  EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again.ToString();
+  EXPECT_THAT(again.message(), HasSubstr("$$gate_passed"));
+  Result<UpdateResult> update = engine_->Update(STRATA_RT_TEST_MODULE, {});
+  EXPECT_EQ(update.status().code(), StatusCode::kBusy) << update.status().ToString();
+  ModuleStats stats = Must(engine_->Stats("rt_test"));
+  ASSERT_EQ(stats.rebuilds.size(), 1u);
+  EXPECT_EQ(stats.rebuilds[0].kind, "recompute");
+  EXPECT_EQ(stats.rebuilds[0].names, std::vector<std::string>{"$$gate_passed"});
+  EXPECT_GE(stats.rebuilds[0].records_total, 1);
+  // Unknown names.
+  EXPECT_EQ(engine_->Recompute("rt_test", {"$$nope"}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Recompute("nope", {"$$kv"}).code(), StatusCode::kNotFound);
+  SetGate(true);
+  ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$gate_passed", Path().Key(1))), Value(true));
+  // A restart in the middle of a recompute discards it; the live view stays.
+  SetGate(false);
+  ASSERT_TRUE(engine_->Recompute("rt_test", {"$$gate_passed"}).ok());
+  ASSERT_TRUE(WaitForGateWaiters(1));
+  std::thread opener([&] {
+    ASSERT_TRUE(WaitForGateWaiters(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    SetGate(true);
+  });
+  Reopen();
+  opener.join();
+  EXPECT_TRUE(Must(engine_->Stats("rt_test")).rebuilds.empty());
+  EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$gate_passed", Path().Key(1))), Value(true));
+  // Destroy cancels a running recompute.
+  SetGate(false);
+  ASSERT_TRUE(engine_->Recompute("rt_test", {"$$gate_passed"}).ok());
+  ASSERT_TRUE(WaitForGateWaiters(1));
+  std::thread opener2([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    SetGate(true);
+  });
+  EXPECT_TRUE(engine_->Destroy("rt_test").ok());
+  opener2.join();
+}
+
+}  // namespace
+}  // namespace strata

@@ -5,6 +5,18 @@
 
 namespace strata::runtime {
 
+std::string_view BareName(std::string_view name) {
+  while (!name.empty() && (name.front() == '*' || name.front() == '$')) name.remove_prefix(1);
+  return name;
+}
+
+std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view declared,
+                        int generation) {
+  std::string prefix = std::string(kind) + std::string(module) + "." + std::string(BareName(declared));
+  if (generation > 0) prefix += "@" + std::to_string(generation);
+  return prefix + ".";
+}
+
 Value ModuleRowToValue(const ModuleRow& row) {
   Value::Map fields = {{Value("partitions"), Value(row.partitions)},
                        {Value("file"), Value(row.file)},

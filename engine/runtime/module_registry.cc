@@ -33,26 +33,11 @@ bool IsFileOfModule(std::string_view file, std::string_view module) {
   return !file.empty() && file.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
-// "*sentences" -> "sentences": depot and PState tables are named without the sigil.
-std::string_view Bare(std::string_view name) {
-  while (!name.empty() && (name.front() == '*' || name.front() == '$')) name.remove_prefix(1);
-  return name;
-}
-
-// The prefix of the tables of one depot or PState ("depot." or "pstate." as `kind`) in one
-// generation: "<kind><module>.<bare>." or "<kind><module>.<bare>@<generation>.".
-std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view bare,
-                        int generation) {
-  std::string prefix = std::string(kind) + std::string(module) + "." + std::string(bare);
-  if (generation > 0) prefix += "@" + std::to_string(generation);
-  return prefix + ".";
-}
-
 }  // namespace
 
 Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
-    std::unique_ptr<LoadedModule> loaded, const ModuleRow& row, const ModuleRuntime* previous,
-    const std::set<std::string>& fresh_pstates) {
+    std::shared_ptr<LoadedModule> loaded, const ModuleRow& row, const Reuse& reuse) {
+  const ModuleRuntime* previous = reuse.previous;
   auto m = std::make_shared<ModuleRuntime>();
   m->def = &loaded->def();
   m->loaded = std::move(loaded);
@@ -87,7 +72,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
         const PStateDef& p = previous->def->pstates[j];
         if (p.name == def.pstates[i].name && p.schema == def.pstates[i].schema &&
             previous->pstate_generations[j] == m->pstate_generations[i] &&
-            fresh_pstates.count(p.name) == 0) {
+            reuse.fresh_pstates.count(p.name) == 0) {
           m->pstates[i] = previous->pstates[j];
         }
       }
@@ -99,10 +84,10 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   for (const bool existing : {true, false}) {
     for (size_t i = 0; i < def.depots.size(); ++i) {
       if (m->depots[i]) continue;
-      const std::string_view bare = Bare(def.depots[i].name);
+      const std::string_view bare = BareName(def.depots[i].name);
       STRATA_ASSIGN_OR_RETURN(
           std::vector<std::string> tables,
-          storage_->ListTables(TablePrefix("depot.", m->name, bare, m->depot_generation)));
+          storage_->ListTables(TablePrefix("depot.", m->name, def.depots[i].name, m->depot_generation)));
       if (tables.empty() == existing) continue;
       STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions,
                                                         m->depot_generation));
@@ -113,7 +98,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
       STRATA_ASSIGN_OR_RETURN(
           std::vector<std::string> tables,
           storage_->ListTables(
-              TablePrefix("pstate.", m->name, Bare(pstate.name), m->pstate_generations[i])));
+              TablePrefix("pstate.", m->name, BareName(pstate.name), m->pstate_generations[i])));
       if (tables.empty() == existing) continue;
       STRATA_ASSIGN_OR_RETURN(m->pstates[i],
                               OpenPState(m->name, pstate, partitions, m->pstate_generations[i]));
@@ -127,7 +112,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
       if (!m->trackers[t][d].empty()) continue;  // a depot named twice as source counts once
       m->consumers[d].push_back(static_cast<int>(t));
       const std::shared_ptr<ProgressTracker>* kept =
-          previous != nullptr && previous->partitions == partitions &&
+          reuse.trackers && previous != nullptr && previous->partitions == partitions &&
                   previous->depot_generation == m->depot_generation
               ? FindTrackers(*previous, def.topologies[t].name, def.depots[d].name)
               : nullptr;
@@ -311,7 +296,7 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
     return Status::Corruption("the deployed copy " + path + " defines module " +
                               loaded->def().name + ", not " + name);
   }
-  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded), row));
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded), row, Reuse{}));
   STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
   if (legacy) {
     STRATA_RETURN_IF_ERROR(WriteModuleRow(name, row));
@@ -337,11 +322,11 @@ Status EngineImpl::WriteModuleRow(const std::string& name, const ModuleRow& row)
 Status EngineImpl::DropStrayTables(const ModuleRuntime& m) {
   std::set<std::string> kept;  // prefixes of the tables the module uses
   for (const DepotDef& d : m.def->depots) {
-    kept.insert(TablePrefix("depot.", m.name, Bare(d.name), m.depot_generation));
+    kept.insert(TablePrefix("depot.", m.name, BareName(d.name), m.depot_generation));
   }
   for (size_t i = 0; i < m.def->pstates.size(); ++i) {
     kept.insert(
-        TablePrefix("pstate.", m.name, Bare(m.def->pstates[i].name), m.pstate_generations[i]));
+        TablePrefix("pstate.", m.name, BareName(m.def->pstates[i].name), m.pstate_generations[i]));
   }
   int dropped = 0;
   for (const std::string kind : {"depot.", "pstate."}) {
@@ -444,7 +429,7 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   row.file = "modules/" + name + ".so";
   row.checksum = staged.checksum;
   STRATA_RETURN_IF_ERROR(InstallStaged(staged, row.file));
-  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(staged.loaded), row));
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(staged.loaded), row, Reuse{}));
   // The row comes after the tables: a crash in between leaves tables without a row, which
   // the next Open (or Deploy of the name) drops.
   STRATA_RETURN_IF_ERROR(WriteModuleRow(name, row));
@@ -473,6 +458,7 @@ Status EngineImpl::Destroy(const std::string& module) {
   }
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
   m->closed.store(true);
+  CancelRebuild(*m);
   STRATA_RETURN_IF_ERROR(WaitProcessed(module));
   Barrier();  // no task of the module is queued any more
   {

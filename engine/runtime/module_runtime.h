@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct PartitionRuntime {
   // recompute): live records skip them; their cursor reads the depot until it reaches the
   // end, and then they take live records (docs/runtime.md, "Backfill").
   std::vector<std::pair<int, int>> catching_up;
+  // The module's rebuild (a Recompute) once it started here: each record appended to the
+  // partition is also started in the rebuild's topologies that have caught up.
+  std::shared_ptr<ModuleRuntime> shadow;
   bool CatchingUp(int topology, int depot) const {
     for (const auto& [t, d] : catching_up) {
       if (t == topology && d == depot) return true;
@@ -60,7 +64,7 @@ struct HeldAppend {
 struct ModuleRuntime {
   // Declared first, so destroyed last: the code of every function in `def` (and of the
   // tasks that hold them) lives in the plugin.
-  std::unique_ptr<LoadedModule> loaded;
+  std::shared_ptr<LoadedModule> loaded;  // shared by the versions a rebuild swaps
   const ModuleDef* def = nullptr;
   std::string name;
   int partitions = 0;
@@ -83,6 +87,16 @@ struct ModuleRuntime {
   // append_queues[depot][partition] (EngineImpl::PostAppend).
   std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
   std::atomic<bool> closed{false};  // set by Destroy: appends are refused
+
+  // A rebuild (Recompute, rescale) runs the module's topologies in a second runtime, a
+  // *shadow*, over the same code: it writes only the PStates it rebuilds (`rebuilt`, by
+  // PState index; writes to the others are dropped, reads see them live), drops its depot
+  // appends and ack returns (the log already holds those records), and keeps its failures
+  // in `shadow_failures` instead of meta.failures. Its trackers are not persisted.
+  bool is_shadow = false;
+  std::vector<bool> rebuilt;
+  // The live module's shadow while a Recompute runs (set under admin_mu_).
+  std::shared_ptr<ModuleRuntime> rebuild;
   // Record nodes of the module not complete yet (Update waits for zero).
   std::atomic<int64_t> live_nodes{0};
   // AppendAsync calls past the update gate whose records are not yet posted to the
@@ -108,6 +122,7 @@ struct ModuleRuntime {
 
   Mutex failures_mu;
   int64_t failure_count GUARDED_BY(failures_mu) = 0;  // rows of the failures table
+  std::map<std::string, TopologyFailure> shadow_failures GUARDED_BY(failures_mu);  // by key
 };
 
 }  // namespace strata::runtime

@@ -123,6 +123,20 @@ void EngineImpl::Barrier() {
 }
 
 Status EngineImpl::WaitProcessed(const std::string& module) {
+  // A recompute running swaps in a new runtime of the module when it has caught up.
+  for (;;) {
+    STRATA_RETURN_IF_ERROR(WaitProcessedOnce(module));
+    STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+    {
+      MutexLock lock(&m->hold_mu);
+      if (!m->rebuild) return Status::Ok();
+    }
+    if (closing_.load()) return Status::Aborted("the engine is closing");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Status EngineImpl::WaitProcessedOnce(const std::string& module) {
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   {
     // Appends that arrived during the replays of Open wait in `deferred` lists, out of the
@@ -195,6 +209,9 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
     stats.failures = m->failure_count;
   }
   stats.rebuilds = BackfillProgress(*m);
+  for (RebuildProgress& recompute : RecomputeProgress(*m)) {
+    stats.rebuilds.push_back(std::move(recompute));
+  }
   if (options.failures_limit == 0) return stats;
   // The page is read from the failures table (key order: topology, depot, partition,
   // offset), so a failure costs memory only while it is listed.

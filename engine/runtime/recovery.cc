@@ -157,15 +157,7 @@ void EngineImpl::StartStoredRecord(TaskThread& thread, const std::shared_ptr<Mod
                                    int depot, int partition, int64_t offset, std::string_view data,
                                    const Status& read_error, const std::vector<int>& topologies) {
   if (topologies.empty()) return;
-  auto node = std::make_shared<AckNode>();
-  node->module = m;
-  node->id = RecordId{depot, partition, offset};
-  node->pending.store(static_cast<int64_t>(topologies.size()));
-  {
-    MutexLock lock(&node->mu);  // not shared yet: never contended
-    for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
-  }
-  AddLiveNodes(*m, 1);
+  std::shared_ptr<AckNode> node = NewNode(m, RecordId{depot, partition, offset}, topologies);
   Result<Value> value = read_error.ok() ? DecodeValue(data) : Result<Value>(read_error);
   if (value.ok()) return StartRecord(thread, node, topologies, *value);
   for (size_t slot = 0; slot < topologies.size(); ++slot) {
@@ -183,6 +175,20 @@ void EngineImpl::StartStoredRecord(TaskThread& thread, const std::shared_ptr<Mod
     }
     CompleteEvent(run);
   }
+}
+
+std::shared_ptr<AckNode> EngineImpl::NewNode(const std::shared_ptr<ModuleRuntime>& m, RecordId id,
+                                             const std::vector<int>& topologies) {
+  auto node = std::make_shared<AckNode>();
+  node->module = m;
+  node->id = id;
+  node->pending.store(static_cast<int64_t>(topologies.size()));
+  {
+    MutexLock lock(&node->mu);  // not shared yet: never contended
+    for (int t : topologies) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+  }
+  AddLiveNodes(*m, 1);
+  return node;
 }
 
 void EngineImpl::FinishReplay(TaskThread& thread, ModuleRuntime& m, int partition) {

@@ -251,9 +251,10 @@ void StreamExecutor::RecordGiveUp(TaskThread& thread, ModuleRuntime& m, const To
   const std::string key = FailureKey(m.name, failure);
   MutexLock failures_lock(&m.failures_mu);
   std::string existing;
-  Result<bool> found = session.Get(engine_.failures_table_, key, &existing);
-  const bool first = !(found.ok() && *found);
-  if (first) {
+  if (m.is_shadow) {
+    m.shadow_failures.emplace(key, failure);  // a rebuild's failures wait for its swap
+  } else if (Result<bool> found = session.Get(engine_.failures_table_, key, &existing);
+             !(found.ok() && *found)) {
     std::string row;
     AppendValue(FailureToValue(failure), &row);
     Status st = session.Put(engine_.failures_table_, key, row);

@@ -78,6 +78,8 @@ class StepContext final : public TopologyContext {
   }
   Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    // A rebuild writes only the PStates it rebuilds (ModuleRuntime::is_shadow).
+    if (module_.is_shadow && !module_.rebuilt[ref.index]) return int64_t{0};
     if (pstate->schema().global && partition_ != 0) {
       return Status::InvalidArgument(ref.name +
                                      " is a global PState: only partition 0 may write it, "
@@ -94,6 +96,7 @@ class StepContext final : public TopologyContext {
       return Status::InvalidArgument("module " + module_.name + " has no depot " + ref.name);
     }
     STRATA_RETURN_IF_ERROR(CheckRecord(depots[ref.index], record));
+    if (module_.is_shadow) return Status::Ok();  // a rebuild's appends are in the log already
     STRATA_ASSIGN_OR_RETURN(
         int partition, ChoosePartition(depots[ref.index], record, module_.partitions, partition_));
     STRATA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeValueChecked(record));

@@ -225,13 +225,13 @@ bool ValidTableName(std::string_view name) {
   if (name.empty() || name.size() > 200 || name.starts_with("WiredTiger")) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
+           c == '.' || c == '-' || c == '@';
   });
 }
 
 Status BadTableName(std::string_view name) {
   return Status::InvalidArgument("bad table name '" + std::string(name) +
-                                 "': use 1-200 characters of [A-Za-z0-9_.-], not starting "
+                                 "': use 1-200 characters of [A-Za-z0-9_.@-], not starting "
                                  "with 'WiredTiger'");
 }
 

@@ -85,7 +85,7 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
 
   // Creates the table if it does not exist, then returns its id. Idempotent; the kind
-  // must match the existing table's. Names are [A-Za-z0-9_.-]+.
+  // must match the existing table's. Names are [A-Za-z0-9_.@-]+.
   Result<TableId> OpenTable(std::string_view name, TableKind kind);
   // Drops a table and its data. No session should use it concurrently: it waits for each
   // session's operation in progress, closes the cursors sessions cached on it, and later

@@ -34,8 +34,8 @@ class TestStore {
   }
 
   std::unique_ptr<PState> Open(std::string_view name, const PStateSchema& schema,
-                               int partitions = 1) {
-    auto ps = PState::Open(storage_.get(), "test", name, schema, partitions);
+                               int partitions = 1, const PStateOpenOptions& options = {}) {
+    auto ps = PState::Open(storage_.get(), "test", name, schema, partitions, options);
     if (!ps.ok()) ADD_FAILURE() << ps.status().ToString();
     return ps.ok() ? std::move(ps).value() : nullptr;
   }

@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -43,12 +44,12 @@
 namespace strata {
 
 // Bumped whenever a type of this header (or one it includes) changes layout or meaning.
-inline constexpr int kSdkVersion = 2;
+inline constexpr int kSdkVersion = 3;
 
 #define STRATA_STRINGIFY_INNER(x) #x
 #define STRATA_STRINGIFY(x) STRATA_STRINGIFY_INNER(x)
 #ifndef STRATA_SDK_VERSION_FOR_STAMP
-#define STRATA_SDK_VERSION_FOR_STAMP 2  // must equal kSdkVersion
+#define STRATA_SDK_VERSION_FOR_STAMP 3  // must equal kSdkVersion
 #endif
 // The ABI stamp: SDK version and the compiler / C++ standard library ABI a module was
 // built with. The host refuses a module whose stamp differs from its own.
@@ -164,6 +165,9 @@ struct DepotDef {
 struct PStateDef {
   std::string name;
   PStateSchema schema;
+  // Declared with ModuleBuilder::Migrate: how values stored by an earlier version become
+  // values of `schema` (docs/modules.md, "Migrations"). Its function is code of the plugin.
+  std::optional<MigrationDef> migration;
 };
 
 struct TopologyDef {
@@ -303,6 +307,35 @@ class ModuleBuilder {
   PStateRef GlobalPState(std::string name, Schema schema) {
     return AddPState(std::move(name), PStateSchema{std::move(schema), true});
   }
+  // Declares a migration of `pstate` (a PState of this builder), whose root must be a map
+  // with values stored one blob each (no subindexed part): fn(old) — old a strata::Value,
+  // returning a strata::Value or a Result<Value> — turns a value an earlier version stored
+  // under a top-level key into one this version's schema accepts, e.g. an int64 balance
+  // into {amount, currency}. It must be idempotent: a value already in the new form comes
+  // back unchanged, since reads and transforms apply it to every value until a background
+  // pass has rewritten them all. An exception becomes a kUserError of the read, transform
+  // or pass. `id` (non-empty) names the migration: a new id starts a new pass. One per
+  // PState. A `pstate` not from this builder, or a second migration of one PState, throws
+  // std::invalid_argument (the host reports it as a define failure); the host refuses the
+  // other mistakes when it loads the module. See docs/modules.md, "Migrations".
+  //   m.Migrate(balances, "balance-to-record", [](const strata::Value& old) {
+  //     return old.is_int() ? strata::Value::MapOf({{"amount", old}, {"currency", "EUR"}})
+  //                         : old;
+  //   });
+  template <typename F>
+  void Migrate(const PStateRef& pstate, std::string id, F fn) {
+    if (pstate.index < 0 || static_cast<size_t>(pstate.index) >= def_->pstates.size() ||
+        def_->pstates[pstate.index].name != pstate.name) {
+      throw std::invalid_argument("Migrate: " + pstate.name +
+                                  " is not a PState declared by this module");
+    }
+    PStateDef& def = def_->pstates[pstate.index];
+    if (def.migration) {
+      throw std::invalid_argument("Migrate: PState " + def.name + " already has migration \"" +
+                                  def.migration->id + "\" (one migration per PState)");
+    }
+    def.migration = MigrationDef{std::move(id), detail::WrapPure<Value>(std::move(fn))};
+  }
   // The returned builder stays valid until the next Stream() call.
   StreamTopology Stream(std::string name) {
     def_->topologies.push_back({std::move(name), {}, {}});
@@ -311,7 +344,7 @@ class ModuleBuilder {
 
  private:
   PStateRef AddPState(std::string name, PStateSchema schema) {
-    def_->pstates.push_back({name, std::move(schema)});
+    def_->pstates.push_back({name, std::move(schema), std::nullopt});
     return {std::move(name), static_cast<int>(def_->pstates.size()) - 1};
   }
   ModuleDef* def_;

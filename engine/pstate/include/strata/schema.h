@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -116,6 +117,31 @@ struct PStateSchema {
   friend bool operator==(const PStateSchema& a, const PStateSchema& b) {
     return a.global == b.global && a.root == b.root;
   }
+};
+
+// Whether the PState data stored under `stored` can be served under `declared` as it is
+// (docs/modules.md, "Migrations"): false when the two are equal; true when `declared` only
+// widens `stored` — a leaf or composite became `any`, a record gained fields — anywhere
+// (map keys and values, set and list elements, record fields, recursively). Otherwise
+// kInvalidArgument naming both schemas in full and the first place that differs, e.g.
+//   map<string, int64> cannot become map<string, string> without a migration: value of
+//   the map: int64 became string
+// Never widening, because the stored layout or data would not fit: `global` or a
+// subindexed flag changed; a part with something subindexed inside became `any`; a record
+// lost a field, or gained one with a subindexed part while it had none (it is one blob
+// then); any other change of type.
+Result<bool> SchemaWidens(const PStateSchema& stored, const PStateSchema& declared);
+
+// A module's migration of one PState whose root is a map with blob values (docs/modules.md,
+// "Migrations"): `fn` turns a value stored under a top-level key into the value the new
+// schema expects. It must be idempotent — given an already migrated value it returns it
+// unchanged — because reads apply it to every value until the background pass has
+// rewritten them all. It never throws (the SDK wraps the user function; an exception is a
+// kUserError). `id` names the migration: the runtime records by it that the rewrite
+// finished. Built in the plugin; `fn` is code of the plugin.
+struct MigrationDef {
+  std::string id;
+  std::function<Result<Value>(const Value&)> fn;
 };
 
 // Checks `v` against `schema`. A violation is kSchemaViolation naming where it is

@@ -1,0 +1,218 @@
+// EngineImpl's rebuilds (docs/runtime.md, "Recompute"): Recompute runs the module's
+// topologies over its depots from offset 0 in a shadow runtime that writes the PStates it
+// rebuilds into their next table generation, while the live module keeps serving reads
+// and processing appends; once the shadow has caught up it takes the live records too, and
+// a swap (the module's row naming the new generation) replaces the live PStates.
+//
+// The shadow shares the live module's depots, code and task lanes: a cursor of the shadow
+// and the appends of the partition run in one FIFO lane on the partition's owner thread, so
+// the cursor that reaches the end of the depot hands over to the appends without a gap.
+#include <chrono>
+#include <thread>
+
+#include "runtime/engine_impl.h"
+
+namespace strata::runtime {
+
+Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntime& m,
+                                                              const ModuleRow& row,
+                                                              const std::vector<bool>& targets) {
+  // Leftovers of an earlier rebuild of the same generation (a cancelled one) start over.
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (!targets[i]) continue;
+    const PStateDef& pstate = m.def->pstates[i];
+    STRATA_ASSIGN_OR_RETURN(
+        std::vector<std::string> tables,
+        storage_->ListTables(TablePrefix("pstate.", m.name, pstate.name,
+                                         row.pstate_generations.at(pstate.name))));
+    for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
+  }
+  Reuse reuse;
+  reuse.previous = &m;
+  reuse.trackers = false;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i]) reuse.fresh_pstates.insert(m.def->pstates[i].name);
+  }
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> s,
+                          OpenModuleRuntime(m.loaded, row, reuse));
+  s->is_shadow = true;
+  s->rebuilt = targets;
+  for (auto& by_depot : s->trackers) {
+    for (auto& by_partition : by_depot) {
+      for (auto& tracker : by_partition) {
+        tracker->persistent = false;
+        tracker->backfilling.store(true);
+      }
+    }
+  }
+  for (int p = 0; p < s->partitions; ++p) s->parts[p].lane = m.parts[p].lane;
+  MarkCatchingUp(*s);
+  return s;
+}
+
+Status EngineImpl::Recompute(const std::string& module, const std::vector<std::string>& pstates) {
+  if (closing_.load()) return Status::Aborted("the engine is closing");
+  if (pstates.empty()) return Status::InvalidArgument("name at least one PState to recompute");
+  MutexLock admin(&admin_mu_);
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
+  {
+    MutexLock lock(&m->hold_mu);
+    if (m->rebuild) {
+      std::string names;
+      for (size_t i = 0; i < m->rebuild->rebuilt.size(); ++i) {
+        if (m->rebuild->rebuilt[i]) names += (names.empty() ? "" : ", ") + m->def->pstates[i].name;
+      }
+      return Status::AlreadyExists("a recompute of module " + module + " (" + names +
+                                   ") is running: wait for it to finish (stats shows its progress)");
+    }
+  }
+  std::vector<bool> targets(m->def->pstates.size(), false);
+  for (const std::string& name : pstates) {
+    STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, name));
+    targets[index] = true;
+  }
+  ModuleRow row = RowOf(*m);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (targets[i]) ++row.pstate_generations[m->def->pstates[i].name];
+  }
+  Result<std::shared_ptr<ModuleRuntime>> opened = OpenShadow(*m, row, targets);
+  if (!opened.ok()) {
+    return Status(opened.status().code(),
+                  "starting the recompute of module " + module + ": " + opened.status().message());
+  }
+  std::shared_ptr<ModuleRuntime> s = std::move(opened).value();
+  {
+    MutexLock lock(&m->hold_mu);
+    m->rebuild = s;
+  }
+  // Each partition learns of the shadow before the shadow's cursor for it runs (one lane).
+  for (int p = 0; p < m->partitions; ++p) {
+    m->parts[p].Post([m, s, p](TaskThread&) { m->parts[p].shadow = s; });
+  }
+  StartBackfills(s);
+  MutexLock lock(&rebuild_threads_mu_);
+  rebuild_threads_.emplace_back([this, module, s] { FinishRecompute(module, s); });
+  return Status::Ok();
+}
+
+bool EngineImpl::CaughtUp(const ModuleRuntime& s) {
+  for (const auto& by_depot : s.trackers) {
+    for (const auto& by_partition : by_depot) {
+      for (const auto& tracker : by_partition) {
+        if (tracker->backfilling.load()) return false;
+      }
+    }
+  }
+  return true;
+}
+
+void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<ModuleRuntime> s) {
+  while (!CaughtUp(*s)) {
+    if (closing_.load() || s->stopping.load()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  MutexLock admin(&admin_mu_);
+  Result<std::shared_ptr<ModuleRuntime>> m = Find(module);
+  if (!m.ok() || closing_.load()) return;
+  {
+    MutexLock lock(&(*m)->hold_mu);
+    if ((*m)->rebuild != s) return;  // cancelled
+  }
+  Status st = SwapRecomputed(*m, s);
+  if (!st.ok()) {
+    logger_->Error("the recompute of module " + module + " could not replace the live PStates " +
+                   "(they keep serving; recompute again): " + st.ToString());
+  }
+}
+
+Status EngineImpl::SwapRecomputed(const std::shared_ptr<ModuleRuntime>& live,
+                                  const std::shared_ptr<ModuleRuntime>& s) {
+  std::shared_ptr<ModuleRuntime> m = live;
+  Quiesce(*m, s.get());
+  ModuleRow row = RowOf(*m);
+  std::set<std::string> fresh;
+  for (size_t i = 0; i < s->rebuilt.size(); ++i) {
+    if (!s->rebuilt[i]) continue;
+    row.pstate_generations[m->def->pstates[i].name] = s->pstate_generations[i];
+    fresh.insert(m->def->pstates[i].name);
+  }
+  Status st = WriteModuleRow(m->name, row);
+  if (st.ok()) st = storage_->WaitDurable();
+  Result<std::shared_ptr<ModuleRuntime>> opened =
+      st.ok() ? OpenModuleRuntime(m->loaded, row, {m.get(), fresh}) : Result<std::shared_ptr<ModuleRuntime>>(st);
+  if (opened.ok()) st = LoadFailureCount(**opened);
+  if (!opened.ok() || !st.ok()) {
+    // The row may name the new generation already: the next Open loads it; until then the
+    // live PStates keep serving.
+    CancelRebuild(*m);
+    Resume(m);
+    return opened.ok() ? st : opened.status();
+  }
+  std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
+  MarkCatchingUp(*next);
+  Publish(m, next);
+  StartBackfills(next);
+  {
+    MutexLock lock(&m->hold_mu);
+    m->rebuild.reset();
+  }
+  // The replaced tables go once nothing uses them (the shadow is held by the old parts).
+  std::shared_ptr<ModuleRuntime> shadow = s;
+  ReleaseWhenUnused(m);
+  Status dropped = DropStrayTables(*next);
+  if (!dropped.ok()) {
+    logger_->Warning("module " + next->name + " replaced its recomputed PStates, but dropping " +
+                     "the old tables failed (the next start retries): " + dropped.ToString());
+  }
+  return Status::Ok();
+}
+
+void EngineImpl::CancelRebuild(ModuleRuntime& m) {
+  std::shared_ptr<ModuleRuntime> s;
+  {
+    MutexLock lock(&m.hold_mu);
+    s = std::move(m.rebuild);
+  }
+  if (!s) return;
+  s->stopping.store(true);
+  for (int p = 0; p < m.partitions; ++p) {
+    m.parts[p].Post([&m, p](TaskThread&) { m.parts[p].shadow.reset(); });
+  }
+  Barrier();
+  s->progress_waiters.fetch_add(1);
+  {
+    MutexLock lock(&s->progress_mu);
+    while (s->live_nodes.load() != 0) {
+      s->progress_cv.WaitFor(&s->progress_mu, std::chrono::milliseconds(5));
+    }
+  }
+  s->progress_waiters.fetch_sub(1);
+}
+
+std::vector<RebuildProgress> EngineImpl::RecomputeProgress(const ModuleRuntime& m) {
+  std::shared_ptr<ModuleRuntime> s;
+  {
+    MutexLock lock(const_cast<Mutex*>(&m.hold_mu));
+    s = m.rebuild;
+  }
+  if (!s) return {};
+  RebuildProgress progress{"recompute", {}, 0, 0};
+  for (size_t i = 0; i < s->rebuilt.size(); ++i) {
+    if (s->rebuilt[i]) progress.names.push_back(m.def->pstates[i].name);
+  }
+  for (size_t t = 0; t < s->trackers.size(); ++t) {
+    for (size_t d = 0; d < s->trackers[t].size(); ++d) {
+      for (size_t p = 0; p < s->trackers[t][d].size(); ++p) {
+        Result<int64_t> start = s->depots[d]->StartOffset(static_cast<int>(p));
+        Result<int64_t> end = s->depots[d]->EndOffset(static_cast<int>(p));
+        if (!start.ok() || !end.ok()) continue;
+        progress.records_done +=
+            std::max<int64_t>(0, std::min(*end, s->trackers[t][d][p]->processed()) - *start);
+        progress.records_total += *end - *start;
+      }
+    }
+  }
+  return {progress};
+}
+
+}  // namespace strata::runtime

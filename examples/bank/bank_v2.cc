@@ -1,0 +1,182 @@
+// bank, version 2: the bank example (bank.cc) as its second version, deployed over a
+// running version 1 with Engine::Update (the shell's `update`). It shows a PState whose
+// values change shape and the migration that bridges old and new values
+// (docs/modules.md, "Migrations"): a balance becomes a record
+//
+//   $$balances  map<string, record{amount: int64, currency: string}>: account -> balance
+//               (version 1: map<string, int64>)
+//
+// and m.Migrate turns every int64 balance stored by version 1 into
+// {"amount": <it>, "currency": "EUR"}. Reads see migrated values at once; the engine
+// rewrites the stored ones in the background. The function is idempotent: a record comes
+// back unchanged. Depots, the other PStates, the topologies and their answers are those of
+// version 1 (the ack returns still carry the amount as "balance"); see bank.cc for them.
+// Built as build/modules/bank_v2.so, module name "bank".
+#include <cstdint>
+#include <string>
+
+#include "strata/module.h"
+
+namespace {
+
+using strata::Path;
+using strata::PStateRef;
+using strata::Result;
+using strata::Schema;
+using strata::Status;
+using strata::TopologyContext;
+using strata::Value;
+
+constexpr char kCurrency[] = "EUR";
+
+struct Pstates {
+  PStateRef balances;
+  PStateRef deposit_offsets;
+  PStateRef applied_debits;
+  PStateRef applied_credits;
+  PStateRef rejected;
+};
+
+Result<std::string> RequireString(const Value& record, const char* depot, const char* field) {
+  const Value* v = record.is_map() ? record.Find(Value(field)) : nullptr;
+  if (v == nullptr || !v->is_string() || v->as_string().empty()) {
+    return Status::InvalidArgument(std::string(depot) + ": field \"" + field +
+                                   "\" must be a non-empty string in " + record.ToString());
+  }
+  return v->as_string();
+}
+
+Result<int64_t> RequireAmount(const Value& record, const char* depot) {
+  const Value* v = record.Find(Value("amount"));
+  if (v == nullptr || !v->is_int() || v->as_int() <= 0) {
+    return Status::InvalidArgument(std::string(depot) +
+                                   ": field \"amount\" must be an int > 0 in " + record.ToString());
+  }
+  return v->as_int();
+}
+
+// nil (no balance yet) reads as 0.
+Result<int64_t> Balance(const Pstates& p, TopologyContext& ctx, const std::string& account) {
+  STRATA_ASSIGN_OR_RETURN(Value b,
+                          ctx.SelectOne(p.balances, Path().Key(account, "amount").NullTo(0)));
+  return b.as_int();
+}
+
+// Adds `delta` to the amount of `account`'s balance (a new account starts at 0 EUR).
+Status AddToBalance(const Pstates& p, TopologyContext& ctx, const Value& account, int64_t delta) {
+  STRATA_RETURN_IF_ERROR(
+      ctx.Transform(p.balances, Path().Key(account, "amount").Add(delta)).status());
+  return ctx.Transform(p.balances, Path().Key(account, "currency").SetIfAbsent(kCurrency))
+      .status();
+}
+
+// Version 1 stored a balance as an int64: it becomes {amount, currency}. Idempotent.
+Value MigrateBalance(const Value& old) {
+  if (!old.is_int()) return old;
+  return Value::MapOf({{"amount", old}, {"currency", kCurrency}});
+}
+
+Status Deposit(const Pstates& p, TopologyContext& ctx, const Value& record) {
+  STRATA_ASSIGN_OR_RETURN(std::string account, RequireString(record, "*deposits", "account"));
+  STRATA_ASSIGN_OR_RETURN(int64_t amount, RequireAmount(record, "*deposits"));
+  // Deposits of one account are all in one depot partition, processed in offset order, so
+  // "offset <= the last applied offset" identifies a replay.
+  int64_t offset = ctx.source().offset;
+  STRATA_ASSIGN_OR_RETURN(Value last, ctx.SelectOne(p.deposit_offsets, Path().Key(account)));
+  if (!last.is_int() || offset > last.as_int()) {
+    STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, Value(account), amount));
+    STRATA_RETURN_IF_ERROR(
+        ctx.Transform(p.deposit_offsets, Path().Key(account).Set(offset)).status());
+  }
+  STRATA_ASSIGN_OR_RETURN(int64_t balance, Balance(p, ctx, account));
+  ctx.SetAckReturn(Value::MapOf({{"status", "ok"}, {"balance", balance}}));
+  return Status::Ok();
+}
+
+// On the source account's partition: debits (and passes the transfer on) or rejects.
+Status Debit(const Pstates& p, TopologyContext& ctx, const Value& record) {
+  STRATA_ASSIGN_OR_RETURN(std::string id, RequireString(record, "*transfers", "id"));
+  STRATA_ASSIGN_OR_RETURN(std::string from, RequireString(record, "*transfers", "from"));
+  STRATA_RETURN_IF_ERROR(RequireString(record, "*transfers", "to").status());
+  STRATA_ASSIGN_OR_RETURN(int64_t amount, RequireAmount(record, "*transfers"));
+
+  STRATA_ASSIGN_OR_RETURN(Value debited, ctx.SelectOne(p.applied_debits, Path().Key(from, id)));
+  if (!debited.is_nil()) {
+    // Already debited: pass it on again, the credit side applies it at most once.
+    ctx.SetAckReturn(Value::MapOf({{"status", "ok"}}));
+    ctx.Emit(record);
+    return Status::Ok();
+  }
+  STRATA_ASSIGN_OR_RETURN(Value reason, ctx.SelectOne(p.rejected, Path().Key(from, id)));
+  STRATA_ASSIGN_OR_RETURN(int64_t balance, Balance(p, ctx, from));
+  if (reason.is_nil() && balance < amount) {
+    // The stored reason must not depend on timing (the oracle recomputes it), so the
+    // balance goes only into the ack return.
+    reason = Value("insufficient funds");
+    STRATA_RETURN_IF_ERROR(ctx.Transform(p.rejected, Path().Key(from, id).Set(reason)).status());
+  }
+  if (!reason.is_nil()) {
+    ctx.SetAckReturn(
+        Value::MapOf({{"status", "rejected"}, {"reason", reason}, {"balance", balance}}));
+    return Status::Ok();
+  }
+  STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, Value(from), -amount));
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.applied_debits, Path().Key(from).AddToSet(id)).status());
+  ctx.SetAckReturn(Value::MapOf({{"status", "ok"}}));
+  ctx.Emit(record);
+  return Status::Ok();
+}
+
+// On the destination account's partition (the record was checked by Debit).
+Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
+  const Value& to = *record.Find(Value("to"));
+  Value credit_key = Value::ListOf({*record.Find(Value("from")), *record.Find(Value("id"))});
+  STRATA_ASSIGN_OR_RETURN(Value credited,
+                          ctx.SelectOne(p.applied_credits, Path().Key(to, credit_key)));
+  if (!credited.is_nil()) return Status::Ok();
+  STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, to, record.Find(Value("amount"))->as_int()));
+  return ctx.Transform(p.applied_credits, Path().Key(to).AddToSet(std::move(credit_key))).status();
+}
+
+void Define(strata::ModuleBuilder& m) {
+  // The record schemas refuse a mistyped field at append; the steps check what a schema
+  // cannot say (a field present, an amount > 0).
+  strata::DepotRef deposits =
+      m.Depot("*deposits", strata::DepotPartitioning::Hash(Path().Key("account")),
+              Schema::Record({{"account", Schema::String()}, {"amount", Schema::Int64()}}));
+  strata::DepotRef transfers =
+      m.Depot("*transfers", strata::DepotPartitioning::Hash(Path().Key("from")),
+              Schema::Record({{"id", Schema::String()},
+                              {"from", Schema::String()},
+                              {"to", Schema::String()},
+                              {"amount", Schema::Int64()}}));
+
+  Pstates p;
+  p.balances = m.PState(
+      "$$balances",
+      Schema::Map(Schema::String(), Schema::Record({{"amount", Schema::Int64()},
+                                                    {"currency", Schema::String()}})));
+  m.Migrate(p.balances, "balance-to-record", MigrateBalance);
+  p.deposit_offsets = m.PState("$$deposit_offsets", Schema::Map(Schema::String(), Schema::Int64()));
+  p.applied_debits =
+      m.PState("$$applied_debits",
+               Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()));
+  p.applied_credits = m.PState(
+      "$$applied_credits",
+      Schema::Map(Schema::String(), Schema::Set(Schema::List(Schema::String())).Subindexed()));
+  p.rejected = m.PState(
+      "$$rejected",
+      Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::String()).Subindexed()));
+
+  m.Stream("deposit").Source(deposits).Each(
+      [p](TopologyContext& ctx, const Value& r) { return Deposit(p, ctx, r); });
+  m.Stream("transfer")
+      .Source(transfers)
+      .Each([p](TopologyContext& ctx, const Value& r) { return Debit(p, ctx, r); })
+      .HashPartition([](const Value& r) { return *r.Find(Value("to")); })
+      .Each([p](TopologyContext& ctx, const Value& r) { return Credit(p, ctx, r); });
+}
+
+}  // namespace
+
+STRATA_MODULE(bank, Define)

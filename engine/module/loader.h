@@ -35,11 +35,10 @@ Result<AbiNote> ParseAbiNote(std::string_view file, const std::string& path);
 // shared object open while it lives: the ModuleDef's functions are code inside it.
 //
 // Ownership: the TopologyOp and MigrationDef functions of def() (and copies of them) must
-// be destroyed before this object. Everything else in def() (names, schemas, key paths) is rebuilt by
-// the host during Load and may outlive it.
-// Threading: def() is immutable after Load and may be read from any thread; its functions
-// may be called concurrently, each call with its own TopologyContext.
-// Paths: dlopen hands back the object already loaded from a path while one is (the
+// be destroyed before this object. Everything else in def() (names, schemas, key paths) is rebuilt
+// by the host during Load and may outlive it. Threading: def() is immutable after Load and may be
+// read from any thread; its functions may be called concurrently, each call with its own
+// TopologyContext. Paths: dlopen hands back the object already loaded from a path while one is (the
 // destructor's dlclose unmaps it when nothing else holds it), so load a changed plugin
 // from a new path rather than overwriting the file of a loaded one.
 class LoadedModule {

@@ -631,9 +631,15 @@ TEST(ValidateModuleDefTest, RefusesMisplacedMigrations) {
     };
   };
   std::vector<BrokenCase> cases = {
-      {"empty id", [](ModuleDef* d) { d->pstates[0].migration = MigrationDef{"", Same}; },
+      {"empty id",
+       [](ModuleDef* d) {
+         d->pstates[0].migration = MigrationDef{"", Same};
+       },
        "module valid: PState $$p: a migration needs an id"},
-      {"no function", [](ModuleDef* d) { d->pstates[0].migration = MigrationDef{"m1", nullptr}; },
+      {"no function",
+       [](ModuleDef* d) {
+         d->pstates[0].migration = MigrationDef{"m1", nullptr};
+       },
        "module valid: PState $$p: migration \"m1\" has no function"},
       {"root not a map", with_schema(Schema::List(Schema::Int64())),
        "module valid: PState $$p: migration \"m1\": the schema list<int64> is not a map; a "
@@ -643,8 +649,8 @@ TEST(ValidateModuleDefTest, RefusesMisplacedMigrations) {
        "module valid: PState $$p: migration \"m1\": the map's values (subindexed set<int64>) "
        "have a subindexed part"},
       {"values with a subindexed field",
-       with_schema(Schema::Map(
-           Schema::String(), Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))),
+       with_schema(Schema::Map(Schema::String(),
+                               Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))),
        "the map's values (record{s: subindexed set<int64>}) have a subindexed part"},
   };
   for (const BrokenCase& c : cases) {

@@ -66,7 +66,8 @@ Status CheckSchemaChange(const std::string& table_name, const PStateSchema& stor
         "schema is not such a map or differs in its storage (global, subindexed)");
   }
   if (!(stored.root.key() == declared.root.key())) {
-    Result<bool> keys = SchemaWidens(PStateSchema{stored.root.key()}, PStateSchema{declared.root.key()});
+    Result<bool> keys =
+        SchemaWidens(PStateSchema{stored.root.key()}, PStateSchema{declared.root.key()});
     if (!keys.ok()) {
       return Status::InvalidArgument(head + ": migration \"" + migration->id +
                                      "\" rewrites the values of the map, not its keys, and " +
@@ -206,8 +207,7 @@ Result<int64_t> PState::Transform(Session& session, int partition, const Path& p
 }
 
 Result<std::optional<std::string>> PState::MigrateSome(Session& session, int partition,
-                                                       std::string_view after,
-                                                       size_t limit) const {
+                                                       std::string_view after, size_t limit) const {
   if (migration_ == nullptr) {
     return Status::InvalidArgument("PState " + location_ + " has no migration to apply");
   }
@@ -217,11 +217,11 @@ Result<std::optional<std::string>> PState::MigrateSome(Session& session, int par
   // element byte on is one value: no subtree to skip.
   std::string begin = after.empty() ? pstate_layout::ElementsBegin("") : std::string(after) + '\0';
   std::vector<std::pair<std::string, std::string>> batch;
-  STRATA_RETURN_IF_ERROR(session.Scan(table, begin, "", false,
-                                      [&](std::string_view key, std::string_view value) {
-                                        batch.emplace_back(key, value);
-                                        return batch.size() < limit;
-                                      }));
+  STRATA_RETURN_IF_ERROR(
+      session.Scan(table, begin, "", false, [&](std::string_view key, std::string_view value) {
+        batch.emplace_back(key, value);
+        return batch.size() < limit;
+      }));
   if (batch.empty()) return std::optional<std::string>();
   const bool own_transaction = !session.in_transaction();
   if (own_transaction) STRATA_RETURN_IF_ERROR(session.Begin(/*snapshot=*/true));
@@ -234,8 +234,9 @@ Result<std::optional<std::string>> PState::MigrateSome(Session& session, int par
   return std::optional<std::string>(std::move(batch.back().first));
 }
 
-Status PState::RewriteMigrated(Session& session, TableId table,
-                               const std::vector<std::pair<std::string, std::string>>& batch) const {
+Status PState::RewriteMigrated(
+    Session& session, TableId table,
+    const std::vector<std::pair<std::string, std::string>>& batch) const {
   const Schema& value_schema = schema_.root.value();
   for (const auto& [key, bytes] : batch) {
     auto where = [&, &key = key] {

@@ -18,10 +18,10 @@ namespace {
 
 using testing::TestStore;
 
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const Status _st = (expr);                   \
-    ASSERT_TRUE(_st.ok()) << _st.ToString();     \
+#define ASSERT_OK(expr)                      \
+  do {                                       \
+    const Status _st = (expr);               \
+    ASSERT_TRUE(_st.ok()) << _st.ToString(); \
   } while (0)
 
 Value J(std::string_view json) {
@@ -39,9 +39,9 @@ Value ReadAll(const PState& ps, Session& s, int partition = 0) {
 PStateSchema Balances() { return PStateSchema{Schema::Map(Schema::String(), Schema::Int64())}; }
 
 PStateSchema Accounts() {
-  return PStateSchema{Schema::Map(
-      Schema::String(),
-      Schema::Record({{"amount", Schema::Int64()}, {"currency", Schema::String()}}))};
+  return PStateSchema{
+      Schema::Map(Schema::String(),
+                  Schema::Record({{"amount", Schema::Int64()}, {"currency", Schema::String()}}))};
 }
 
 // int64 balance -> {amount, currency: "EUR"}; a record is already migrated. Counts calls.
@@ -76,8 +76,8 @@ class PStateEvolutionTest : public ::testing::Test {
 
   // The value stored under `key` as the bytes say, without any migration.
   Value Raw(const PState& ps, std::string_view key) {
-    auto table = store_.storage().OpenTable(PState::TableName("test", ps.name(), 0),
-                                            TableKind::kBytes);
+    auto table =
+        store_.storage().OpenTable(PState::TableName("test", ps.name(), 0), TableKind::kBytes);
     EXPECT_TRUE(table.ok());
     std::string bytes;
     Result<bool> found = s().Get(*table, EncodeKey(Value(key)), &bytes);
@@ -112,9 +112,9 @@ TEST_F(PStateEvolutionTest, GenerationsAreSeparateTablesThatSurviveReopen) {
   store_.Reopen();
   Result<std::vector<std::string>> tables = store_.storage().ListTables("pstate.test.balances");
   ASSERT_TRUE(tables.ok()) << tables.status().ToString();
-  EXPECT_EQ(*tables, (std::vector<std::string>{"pstate.test.balances.0", "pstate.test.balances.1",
-                                               "pstate.test.balances@1.0",
-                                               "pstate.test.balances@1.1"}));
+  EXPECT_EQ(*tables,
+            (std::vector<std::string>{"pstate.test.balances.0", "pstate.test.balances.1",
+                                      "pstate.test.balances@1.0", "pstate.test.balances@1.1"}));
   // Listing one generation's partitions by prefix does not take the other's.
   tables = store_.storage().ListTables("pstate.test.balances.");
   ASSERT_TRUE(tables.ok());
@@ -250,7 +250,7 @@ TEST_F(PStateEvolutionTest, MigrateSomeRewritesInBatchesAndResumesAfterReopen) {
     after = **last;
     ++batches;
   }
-  EXPECT_EQ(batches, 3);  // 4 + 4 + 2
+  EXPECT_EQ(batches, 3);                    // 4 + 4 + 2
   EXPECT_EQ(migration.calls, kValues - 4);  // each remaining value once, no re-reads
   EXPECT_EQ(DecodeKey(after).value(), Value("k09"));
   ps->FinishMigration();
@@ -326,8 +326,8 @@ TEST_F(PStateEvolutionTest, OpenRefusesMigrationsThatCannotApply) {
        PStateSchema{Schema::Map(Schema::String(), Schema::Set(Schema::Int64()).Subindexed())},
        "not map<string, subindexed set<int64>>"},
       {"values with a subindexed part",
-       PStateSchema{Schema::Map(Schema::String(),
-                                Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))},
+       PStateSchema{Schema::Map(
+           Schema::String(), Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}))},
        "not map<string, record{s: subindexed set<int64>}>"},
   };
   for (const Case& c : cases) {
@@ -345,9 +345,9 @@ TEST_F(PStateEvolutionTest, OpenRefusesMigrationsThatCannotApply) {
             StatusCode::kInvalidArgument);
   // A migration rewrites values, not keys: stored string keys cannot become int64 keys.
   WriteBalances(1);
-  auto keys = PState::Open(
-      &store_.storage(), "test", "balances",
-      PStateSchema{Schema::Map(Schema::Int64(), Accounts().root.value())}, 1, with);
+  auto keys =
+      PState::Open(&store_.storage(), "test", "balances",
+                   PStateSchema{Schema::Map(Schema::Int64(), Accounts().root.value())}, 1, with);
   ASSERT_FALSE(keys.ok());
   EXPECT_NE(keys.status().message().find(
                 "rewrites the values of the map, not its keys, and string cannot become int64"),

@@ -556,9 +556,10 @@ Status CheckWidens(const Schema& stored, const Schema& declared, const std::stri
       for (const Schema::Field& f : declared.fields()) {
         if (stored.field(f.name) == nullptr && f.schema.has_subindexed() &&
             !stored.has_subindexed()) {
-          return changed("new field \"" + f.name + "\" (" + f.schema.ToString() +
-                         ") has a subindexed part, which would change how the record is stored (one "
-                         "blob now)");
+          return changed(
+              "new field \"" + f.name + "\" (" + f.schema.ToString() +
+              ") has a subindexed part, which would change how the record is stored (one "
+              "blob now)");
         }
       }
       return Status::Ok();
@@ -573,10 +574,9 @@ Status CheckWidens(const Schema& stored, const Schema& declared, const std::stri
 Result<bool> SchemaWidens(const PStateSchema& stored, const PStateSchema& declared) {
   if (stored == declared) return false;
   Status st = stored.global != declared.global
-                  ? Status::InvalidArgument(std::string("a ") +
-                                            (stored.global ? "global" : "partitioned") +
-                                            " PState cannot become " +
-                                            (declared.global ? "global" : "partitioned"))
+                  ? Status::InvalidArgument(
+                        std::string("a ") + (stored.global ? "global" : "partitioned") +
+                        " PState cannot become " + (declared.global ? "global" : "partitioned"))
                   : CheckWidens(stored.root, declared.root, "");
   if (st.ok()) return true;
   return Status::InvalidArgument(stored.ToString() + " cannot become " + declared.ToString() +

@@ -207,12 +207,12 @@ TEST(SchemaWidensTest, AcceptsEachWideningRule) {
        Schema::Map(Schema::String(),
                    Schema::Record({{"a", Schema::Int64()}, {"b", Schema::String()}}))},
       {"a record field to any, deep",
-       Schema::Map(Schema::String(),
-                   Schema::Map(Schema::Int64(), Schema::Record({{"a", Schema::Int64()}}))
-                       .Subindexed()),
-       Schema::Map(Schema::String(),
-                   Schema::Map(Schema::Int64(), Schema::Record({{"a", Schema::Any()}}))
-                       .Subindexed())},
+       Schema::Map(
+           Schema::String(),
+           Schema::Map(Schema::Int64(), Schema::Record({{"a", Schema::Int64()}})).Subindexed()),
+       Schema::Map(
+           Schema::String(),
+           Schema::Map(Schema::Int64(), Schema::Record({{"a", Schema::Any()}})).Subindexed())},
       {"a record with subindexed fields gains a subindexed field",
        Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()}}),
        Schema::Record({{"s", Schema::Set(Schema::Int64()).Subindexed()},

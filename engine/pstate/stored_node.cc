@@ -456,9 +456,8 @@ class ElementSink final : public Sink {
         migrate_(migrate) {}
 
   Result<bool> Load(Value* out) override {
-    STRATA_ASSIGN_OR_RETURN(
-        bool found,
-        LoadBlob(ctx_, record_key_, &exists_, out, [this] { return LocationOf(*this); }));
+    STRATA_ASSIGN_OR_RETURN(bool found, LoadBlob(ctx_, record_key_, &exists_, out,
+                                                 [this] { return LocationOf(*this); }));
     if (found && migrate_) {
       STRATA_ASSIGN_OR_RETURN(*out, Migrate(*ctx_->migration, schema_.value(), *out,
                                             [this] { return LocationOf(*this); }));

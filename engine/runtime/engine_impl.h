@@ -115,11 +115,21 @@ class EngineImpl final : public Engine {
   void Resume(const std::shared_ptr<ModuleRuntime>& m);
   // Installs `next` in place of the quiesced `old`: the calls `old` held go to `next`
   // first, in order, then every later one (AppendToRuntime forwards them).
-  void Publish(const std::shared_ptr<ModuleRuntime>& old, const std::shared_ptr<ModuleRuntime>& next);
+  void Publish(const std::shared_ptr<ModuleRuntime>& old,
+               const std::shared_ptr<ModuleRuntime>& next);
   // The row that describes `m` as it runs.
   static ModuleRow RowOf(const ModuleRuntime& m);
   // Waits until nothing but the caller holds `m` (readers finish quickly), then releases it.
   static void ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m);
+
+  // Migrations (migration.cc). LoadMigrations reads how far each declared migration's pass
+  // got (finishing those done everywhere); StartMigrations runs the unfinished passes, a
+  // batch per task on each partition's owner thread.
+  Status LoadMigrations(ModuleRuntime& m);
+  void StartMigrations(const std::shared_ptr<ModuleRuntime>& m);
+  void MigrateChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int pstate,
+                    int partition);
+  static std::vector<RebuildProgress> MigrationProgress(const ModuleRuntime& m);
 
   // Rebuilds (rebuild.cc). The shadow of `m` that rebuilds the PStates `targets` (by index)
   // into their next generation, every topology catching up from offset 0.
@@ -128,8 +138,8 @@ class EngineImpl final : public Engine {
   // Waits (on its own thread) until the shadow `s` of `module` has caught up, then swaps its
   // PStates in. Returns early when the engine closes or the rebuild is cancelled.
   void FinishRecompute(const std::string& module, std::shared_ptr<ModuleRuntime> s);
-  Status SwapRecomputed(const std::shared_ptr<ModuleRuntime>& m,
-                        const std::shared_ptr<ModuleRuntime>& s);
+  // `m`: the caller's only reference (released here before the old tables are dropped).
+  Status SwapRecomputed(std::shared_ptr<ModuleRuntime> m, const std::shared_ptr<ModuleRuntime>& s);
   // Detaches and stops `m`'s rebuild, if one runs (Destroy, a failed swap).
   void CancelRebuild(ModuleRuntime& m);
   static bool CaughtUp(const ModuleRuntime& s);

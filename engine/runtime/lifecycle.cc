@@ -21,12 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// TODO(lead): replaced by strata::SchemaWidens (engine/pstate) when it lands.
-Result<bool> SchemaWidens(const PStateSchema& stored, const PStateSchema& declared) {
-  if (stored == declared) return false;
-  return Status::InvalidArgument("the schemas differ");
-}
-
 std::string Join(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
@@ -48,9 +42,10 @@ const Def* Named(const std::vector<Def>& defs, const std::string& name) {
 // How the new build's declarations differ from the running version's, or why the update is
 // refused.
 struct UpdatePlan {
-  std::vector<std::string> created;  // depots and PStates
-  std::vector<std::string> dropped;  // depots, PStates and topologies
-  std::vector<std::string> widened;  // PStates
+  std::vector<std::string> created;   // depots and PStates
+  std::vector<std::string> dropped;   // depots, PStates and topologies
+  std::vector<std::string> widened;   // PStates
+  std::vector<std::string> migrated;  // PStates with a new migration
   std::vector<std::string> new_topologies;
 };
 
@@ -75,6 +70,12 @@ Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
     const PStateDef* kept = Named(next.pstates, p.name);
     if (kept == nullptr) {
       missing.push_back(p.name);
+      continue;
+    }
+    const bool new_migration =
+        kept->migration && (!p.migration || p.migration->id != kept->migration->id);
+    if (new_migration) {
+      plan.migrated.push_back(p.name);
       continue;
     }
     if (kept->schema == p.schema) continue;
@@ -306,6 +307,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   // (strays if a crash comes before the commit below). Widened PStates are reopened after
   // the commit: reopening rewrites their stored schema, which the old version would refuse.
   std::set<std::string> fresh(plan.widened.begin(), plan.widened.end());
+  fresh.insert(plan.migrated.begin(), plan.migrated.end());
   ModuleRow open_row = row;
   Result<std::shared_ptr<ModuleRuntime>> opened = Status::Ok();
   {
@@ -402,6 +404,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
     after = reopened.status();
   }
   if (after.ok()) after = LoadFailureCount(*next);
+  if (after.ok()) after = LoadMigrations(*next);
   if (!after.ok()) {
     const std::string error = "updated to version " + std::to_string(row.version) +
                               " but could not open it: " + after.message() +
@@ -423,6 +426,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
 
   Publish(old, next);
   StartBackfills(next);
+  StartMigrations(next);
   const auto resumed = std::chrono::steady_clock::now();
 
   // Clean-up: the old version's objects must be gone before the tables only it used are
@@ -445,6 +449,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   result.created = plan.created;
   result.dropped = plan.dropped;
   result.widened = plan.widened;
+  result.migrated = plan.migrated;
   result.backfilling = backfilling;
   result.pause_us =
       std::chrono::duration_cast<std::chrono::microseconds>(resumed - started).count();

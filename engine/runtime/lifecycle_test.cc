@@ -14,13 +14,18 @@
 namespace strata {
 namespace {
 
-using testing::EngineFixture;
 using ::testing::ElementsAre;
+using testing::EngineFixture;
 using ::testing::HasSubstr;
 using testing::Must;
 
-const char* const kEvolve[] = {"", STRATA_EVOLVE_V1, STRATA_EVOLVE_V2, STRATA_EVOLVE_V3,
-                               STRATA_EVOLVE_V4, STRATA_EVOLVE_V5, STRATA_EVOLVE_V6};
+const char* const kEvolve[] = {"",
+                               STRATA_EVOLVE_V1,
+                               STRATA_EVOLVE_V2,
+                               STRATA_EVOLVE_V3,
+                               STRATA_EVOLVE_V4,
+                               STRATA_EVOLVE_V5,
+                               STRATA_EVOLVE_V6};
 
 Value Event(const std::string& k, int64_t n) { return Value::MapOf({{"k", k}, {"n", n}}); }
 

@@ -12,7 +12,8 @@ std::string_view BareName(std::string_view name) {
 
 std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view declared,
                         int generation) {
-  std::string prefix = std::string(kind) + std::string(module) + "." + std::string(BareName(declared));
+  std::string prefix =
+      std::string(kind) + std::string(module) + "." + std::string(BareName(declared));
   if (generation > 0) prefix += "@" + std::to_string(generation);
   return prefix + ".";
 }

@@ -34,8 +34,8 @@ Result<ModuleRow> ModuleRowFromValue(const std::string& module, const Value& v);
 std::string_view BareName(std::string_view declared);
 // The prefix of the tables of one depot or PState ("depot." or "pstate." as `kind`) in one
 // generation: "<kind><module>.<bare>." or "<kind><module>.<bare>@<generation>.".
-std::string TablePrefix(std::string_view kind, std::string_view module,
-                        std::string_view declared, int generation);
+std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view declared,
+                        int generation);
 
 // The meta.progress key of (module, topology, depot, partition).
 std::string ProgressKey(const std::string& module, const std::string& topology,

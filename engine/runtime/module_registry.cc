@@ -85,9 +85,9 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
     for (size_t i = 0; i < def.depots.size(); ++i) {
       if (m->depots[i]) continue;
       const std::string_view bare = BareName(def.depots[i].name);
-      STRATA_ASSIGN_OR_RETURN(
-          std::vector<std::string> tables,
-          storage_->ListTables(TablePrefix("depot.", m->name, def.depots[i].name, m->depot_generation)));
+      STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                              storage_->ListTables(TablePrefix(
+                                  "depot.", m->name, def.depots[i].name, m->depot_generation)));
       if (tables.empty() == existing) continue;
       STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions,
                                                         m->depot_generation));
@@ -155,12 +155,12 @@ const std::shared_ptr<ProgressTracker>* EngineImpl::FindTrackers(const ModuleRun
 Result<std::shared_ptr<PState>> EngineImpl::OpenPState(const std::string& module,
                                                        const PStateDef& pstate, int partitions,
                                                        int generation) {
-  if (generation != 0) {
-    return Status::Internal("PState table generations are not supported yet");
-  }
+  PStateOpenOptions options;
+  options.generation = generation;
+  options.migration = pstate.migration ? &*pstate.migration : nullptr;
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<PState> opened,
-      PState::Open(storage_.get(), module, pstate.name, pstate.schema, partitions));
+      PState::Open(storage_.get(), module, pstate.name, pstate.schema, partitions, options));
   return std::shared_ptr<PState>(std::move(opened));
 }
 
@@ -304,9 +304,11 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
                      " was deployed without a file checksum (by an older version); loaded " + path +
                      " unchecked and recorded its checksum " + row.checksum);
   }
+  STRATA_RETURN_IF_ERROR(LoadMigrations(*m));
   STRATA_RETURN_IF_ERROR(DropStrayTables(*m));
   MarkCatchingUp(*m);
   STRATA_RETURN_IF_ERROR(StartReplay(m));
+  StartMigrations(m);
   WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
   return Status::Ok();

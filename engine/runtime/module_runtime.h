@@ -50,6 +50,18 @@ struct PartitionRuntime {
   }
 };
 
+// The background pass of one PState's migration (migration.cc): per partition, the encoded
+// key of the last value rewritten and whether the partition is done (owner thread only);
+// `left` counts partitions not done. Its state is recorded in meta.progress, so a restart
+// or the next version resumes it.
+struct MigrationPass {
+  std::string id;
+  std::vector<std::string> after;
+  std::vector<char> done;
+  std::atomic<int> left{0};
+  std::atomic<bool> failed{false};  // the function failed: the pass stopped (see the log)
+};
+
 // An AppendAsync call that arrived while its module was being updated: it is replayed
 // against the new version once it is installed (EngineImpl::Update).
 struct HeldAppend {
@@ -77,6 +89,8 @@ struct ModuleRuntime {
   std::string checksum;
   int depot_generation = 0;
   std::vector<int> pstate_generations;
+  // By PState index: its migration's pass while one runs (null otherwise).
+  std::vector<std::shared_ptr<MigrationPass>> migrations;
   // Shared with the module's next version (Update) while it keeps the same depot or PState.
   std::vector<std::shared_ptr<Depot>> depots;
   std::vector<std::shared_ptr<PState>> pstates;

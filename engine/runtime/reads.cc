@@ -212,6 +212,9 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
   for (RebuildProgress& recompute : RecomputeProgress(*m)) {
     stats.rebuilds.push_back(std::move(recompute));
   }
+  for (RebuildProgress& migration : MigrationProgress(*m)) {
+    stats.rebuilds.push_back(std::move(migration));
+  }
   if (options.failures_limit == 0) return stats;
   // The page is read from the failures table (key order: topology, depot, partition,
   // offset), so a failure costs memory only while it is listed.

@@ -23,8 +23,8 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntim
     const PStateDef& pstate = m.def->pstates[i];
     STRATA_ASSIGN_OR_RETURN(
         std::vector<std::string> tables,
-        storage_->ListTables(TablePrefix("pstate.", m.name, pstate.name,
-                                         row.pstate_generations.at(pstate.name))));
+        storage_->ListTables(
+            TablePrefix("pstate.", m.name, pstate.name, row.pstate_generations.at(pstate.name))));
     for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
   }
   Reuse reuse;
@@ -55,6 +55,11 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
   if (pstates.empty()) return Status::InvalidArgument("name at least one PState to recompute");
   MutexLock admin(&admin_mu_);
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
+  std::vector<bool> targets(m->def->pstates.size(), false);
+  for (const std::string& name : pstates) {
+    STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, name));
+    targets[index] = true;
+  }
   {
     MutexLock lock(&m->hold_mu);
     if (m->rebuild) {
@@ -62,14 +67,10 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
       for (size_t i = 0; i < m->rebuild->rebuilt.size(); ++i) {
         if (m->rebuild->rebuilt[i]) names += (names.empty() ? "" : ", ") + m->def->pstates[i].name;
       }
-      return Status::AlreadyExists("a recompute of module " + module + " (" + names +
-                                   ") is running: wait for it to finish (stats shows its progress)");
+      return Status::AlreadyExists(
+          "a recompute of module " + module + " (" + names +
+          ") is running: wait for it to finish (stats shows its progress)");
     }
-  }
-  std::vector<bool> targets(m->def->pstates.size(), false);
-  for (const std::string& name : pstates) {
-    STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, name));
-    targets[index] = true;
   }
   ModuleRow row = RowOf(*m);
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -118,16 +119,15 @@ void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<Modu
     MutexLock lock(&(*m)->hold_mu);
     if ((*m)->rebuild != s) return;  // cancelled
   }
-  Status st = SwapRecomputed(*m, s);
+  Status st = SwapRecomputed(std::move(m).value(), s);
   if (!st.ok()) {
     logger_->Error("the recompute of module " + module + " could not replace the live PStates " +
                    "(they keep serving; recompute again): " + st.ToString());
   }
 }
 
-Status EngineImpl::SwapRecomputed(const std::shared_ptr<ModuleRuntime>& live,
+Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
                                   const std::shared_ptr<ModuleRuntime>& s) {
-  std::shared_ptr<ModuleRuntime> m = live;
   Quiesce(*m, s.get());
   ModuleRow row = RowOf(*m);
   std::set<std::string> fresh;
@@ -139,7 +139,8 @@ Status EngineImpl::SwapRecomputed(const std::shared_ptr<ModuleRuntime>& live,
   Status st = WriteModuleRow(m->name, row);
   if (st.ok()) st = storage_->WaitDurable();
   Result<std::shared_ptr<ModuleRuntime>> opened =
-      st.ok() ? OpenModuleRuntime(m->loaded, row, {m.get(), fresh}) : Result<std::shared_ptr<ModuleRuntime>>(st);
+      st.ok() ? OpenModuleRuntime(m->loaded, row, {m.get(), fresh})
+              : Result<std::shared_ptr<ModuleRuntime>>(st);
   if (opened.ok()) st = LoadFailureCount(**opened);
   if (!opened.ok() || !st.ok()) {
     // The row may name the new generation already: the next Open loads it; until then the
@@ -156,8 +157,7 @@ Status EngineImpl::SwapRecomputed(const std::shared_ptr<ModuleRuntime>& live,
     MutexLock lock(&m->hold_mu);
     m->rebuild.reset();
   }
-  // The replaced tables go once nothing uses them (the shadow is held by the old parts).
-  std::shared_ptr<ModuleRuntime> shadow = s;
+  // The replaced tables go once nothing uses them.
   ReleaseWhenUnused(m);
   Status dropped = DropStrayTables(*next);
   if (!dropped.ok()) {

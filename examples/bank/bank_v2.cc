@@ -66,8 +66,7 @@ Result<int64_t> Balance(const Pstates& p, TopologyContext& ctx, const std::strin
 Status AddToBalance(const Pstates& p, TopologyContext& ctx, const Value& account, int64_t delta) {
   STRATA_RETURN_IF_ERROR(
       ctx.Transform(p.balances, Path().Key(account, "amount").Add(delta)).status());
-  return ctx.Transform(p.balances, Path().Key(account, "currency").SetIfAbsent(kCurrency))
-      .status();
+  return ctx.Transform(p.balances, Path().Key(account, "currency").SetIfAbsent(kCurrency)).status();
 }
 
 // Version 1 stored a balance as an int64: it becomes {amount, currency}. Idempotent.
@@ -154,8 +153,8 @@ void Define(strata::ModuleBuilder& m) {
   Pstates p;
   p.balances = m.PState(
       "$$balances",
-      Schema::Map(Schema::String(), Schema::Record({{"amount", Schema::Int64()},
-                                                    {"currency", Schema::String()}})));
+      Schema::Map(Schema::String(),
+                  Schema::Record({{"amount", Schema::Int64()}, {"currency", Schema::String()}})));
   m.Migrate(p.balances, "balance-to-record", MigrateBalance);
   p.deposit_offsets = m.PState("$$deposit_offsets", Schema::Map(Schema::String(), Schema::Int64()));
   p.applied_debits =

@@ -95,9 +95,9 @@ TEST(BankV2Test, DeployedFreshItKeepsBalancesAsRecords) {
                     engine->Append("bank", "*transfers", TransferRecord("t1", "alice", "bob", 11)));
   ASSERT_EQ(rejected.ack_returns.size(), 1u);
   // The ack return keeps version 1's shape: the amount as "balance".
-  EXPECT_EQ(rejected.ack_returns[0].second,
-            Value::MapOf(
-                {{"status", "rejected"}, {"reason", "insufficient funds"}, {"balance", 10}}));
+  EXPECT_EQ(
+      rejected.ack_returns[0].second,
+      Value::MapOf({{"status", "rejected"}, {"reason", "insufficient funds"}, {"balance", 10}}));
   EX_ASSERT_OK(engine->Append("bank", "*transfers", TransferRecord("t2", "alice", "bob", 4)));
   EX_ASSIGN_OR_FAIL(Value alice, engine->SelectOne("bank", "$$balances", Path().Key("alice")));
   EX_ASSIGN_OR_FAIL(Value bob, engine->SelectOne("bank", "$$balances", Path().Key("bob")));

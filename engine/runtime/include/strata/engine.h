@@ -142,16 +142,19 @@ struct UpdateResult {
   std::vector<std::string> created;      // new depots and PStates
   std::vector<std::string> dropped;      // depots, PStates and topologies deleted
   std::vector<std::string> widened;      // PStates whose schema was widened in place
+  std::vector<std::string> migrated;     // PStates with a new migration (strata/module.h)
   std::vector<std::string> backfilling;  // new topologies catching up from offset 0
   int64_t pause_us = 0;  // how long appends to the module waited (processing paused)
 };
 
-// A view being rebuilt from the log: a new topology's backfill after an update, or a
-// Recompute of PStates. records_done / records_total count depot records over all the
-// sources and partitions (total as of when it was last measured; appends keep adding).
+// Work that rebuilds views in the background: a new topology's backfill after an update, a
+// Recompute of PStates, or the rewrite of a PState's stored values by a migration. For a
+// backfill and a recompute, records_done / records_total count depot records over all
+// the sources and partitions (the total as of now; appends keep adding); for a migration
+// they count partitions rewritten / partitions.
 struct RebuildProgress {
-  std::string kind;                // "backfill" or "recompute"
-  std::vector<std::string> names;  // the topology (backfill) or the PStates (recompute)
+  std::string kind;                // "backfill", "recompute" or "migration"
+  std::vector<std::string> names;  // the topology (backfill), the PStates (the others)
   int64_t records_done = 0;
   int64_t records_total = 0;
 };

@@ -381,9 +381,10 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
             auto dropped = StringList(b, m.dropped);
             auto widened = StringList(b, m.widened);
             auto backfilling = StringList(b, m.backfilling);
+            auto migrated = StringList(b, m.migrated);
             return {w::ResponseBody::Updated,
                     w::CreateUpdated(b, module, m.version, created, dropped, widened, backfilling,
-                                     m.pause_us)
+                                     m.pause_us, migrated)
                         .Union()};
           },
           [&](const RecomputeStarted& m) -> Encoded {
@@ -809,6 +810,7 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
       out.widened = StringsOf(m.widened());
       out.backfilling = StringsOf(m.backfilling());
       out.pause_us = m.pause_us();
+      out.migrated = StringsOf(m.migrated());
       return ResponseBody(std::move(out));
     }
     case w::ResponseBody::RecomputeStarted: {

@@ -260,7 +260,7 @@ proto::Response Dispatcher::LoggedUpdate(uint64_t id, const proto::UpdateRequest
     LogInfo("updated module " + updated->module.name + " to version " +
             std::to_string(updated->version) + " from " + source + " for " + peer +
             " (created: " + Joined(updated->created) + "; dropped: " + Joined(updated->dropped) +
-            "; widened: " + Joined(updated->widened) +
+            "; widened: " + Joined(updated->widened) + "; migrated: " + Joined(updated->migrated) +
             "; backfilling: " + Joined(updated->backfilling) + "; " +
             std::to_string(updated->module.partitions) + " partitions; appends paused " +
             std::to_string(updated->pause_us) + " us)");
@@ -365,6 +365,7 @@ proto::Response Dispatcher::Update(uint64_t id, const proto::UpdateRequest& requ
   updated.widened = result->widened;
   updated.backfilling = result->backfilling;
   updated.pause_us = result->pause_us;
+  updated.migrated = result->migrated;
   return Body(id, std::move(updated));
 }
 

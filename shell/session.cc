@@ -81,16 +81,18 @@ int PercentDone(const proto::RebuildProgress& r) {
   return static_cast<int>(std::min<int64_t>(100, r.records_done * 100 / r.records_total));
 }
 
-// "[#########...........]  45%  4,500 / 10,000 records" without the thousands separators.
+// "[#########.....................]  45%  4500 / 10000 records" (partitions for a
+// migration).
 std::string ProgressBar(const proto::RebuildProgress& r) {
   constexpr int kWidth = 30;
   const int percent = PercentDone(r);
   const int filled = percent * kWidth / 100;
   char line[160];
-  std::snprintf(line, sizeof line, "[%s%s] %3d%%  %lld / %lld records",
+  std::snprintf(line, sizeof line, "[%s%s] %3d%%  %lld / %lld %s",
                 std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
                 percent, static_cast<long long>(r.records_done),
-                static_cast<long long>(r.records_total));
+                static_cast<long long>(r.records_total),
+                r.kind == "migration" ? "partitions" : "records");
   return line;
 }
 
@@ -450,6 +452,7 @@ Outcome Session::Update(const Command& c) {
   list("created", u.created, "");
   list("dropped", u.dropped, " (their data is deleted)");
   list("widened", u.widened, "");
+  list("migrated", u.migrated, " (stored values are rewritten in the background; stats shows the progress)");
   list("backfilling", u.backfilling, " (from offset 0; stats shows the progress)");
   if (c.partitions > 0) text += "partitions: " + std::to_string(u.module.partitions) + "\n";
   Emit(Value::MapOf({{"module", ModuleToValue(u.module)},
@@ -457,6 +460,7 @@ Outcome Session::Update(const Command& c) {
                      {"created", StringList(u.created)},
                      {"dropped", StringList(u.dropped)},
                      {"widened", StringList(u.widened)},
+                     {"migrated", StringList(u.migrated)},
                      {"backfilling", StringList(u.backfilling)},
                      {"pause_us", u.pause_us}}),
        text);

@@ -137,9 +137,10 @@ inline std::vector<NamedResponse> SampleResponses() {
                           {"*old_posts", "$$old_index", "index_posts"},
                           {"$$followers"},
                           {"likes"},
-                          1873}}});
+                          1873,
+                          {"$$profiles"}}}});
   out.push_back({"updated_nothing_new",
-                 {16, {}, Updated{ModuleInfo{"empty", 1, {}, {}, {}, "", 2}, 2, {}, {}, {}, {}, 0}}});
+                 {16, {}, Updated{ModuleInfo{"empty", 1, {}, {}, {}, "", 2}, 2, {}, {}, {}, {}, 0, {}}}});
   out.push_back({"recompute_started", {17, {}, RecomputeStarted{"wordcount", {"$$word_counts"}}}});
   return out;
 }

@@ -234,12 +234,14 @@ struct TopologyFailure {
   std::string message;
   bool operator==(const TopologyFailure&) const = default;
 };
-// A view being rebuilt from the log (ModuleStats::rebuilds).
+// Work rebuilding views in the background (ModuleStats::rebuilds).
 struct RebuildProgress {
-  std::string kind;                // "backfill" or "recompute"
-  std::vector<std::string> names;  // the topology (backfill) or the PStates (recompute)
+  std::string kind;                // "backfill", "recompute" or "migration"
+  std::vector<std::string> names;  // the topology (backfill) or the PStates (the others)
+  // Depot records (backfill, recompute; the total as last measured, appends keep adding to
+  // it), or partitions (migration).
   int64_t records_done = 0;
-  int64_t records_total = 0;       // as last measured; appends keep adding to it
+  int64_t records_total = 0;
   bool operator==(const RebuildProgress&) const = default;
 };
 struct ModuleStats {
@@ -274,6 +276,7 @@ struct Updated {
   std::vector<std::string> widened;      // PStates whose schema was widened in place
   std::vector<std::string> backfilling;  // new topologies catching up from offset 0
   int64_t pause_us = 0;                  // how long appends to the module waited
+  std::vector<std::string> migrated;     // PStates with a new migration
   bool operator==(const Updated&) const = default;
 };
 struct RecomputeStarted {

@@ -267,8 +267,8 @@ TEST(MalformedRequestTest, UpdateNeedsExactlyOneSourceNamedDropsAndSanePartition
                                              drop.empty() ? nullptr : &names, partitions, true);
     return Finish(b, id, w::RequestBody::UpdateRequest, body.Union());
   };
-  ExpectInvalid(update(130, nullptr, nullptr, {}, 0), 130, "UpdateRequest needs one of path and "
-                                                           "so_bytes, has neither");
+  ExpectInvalid(update(130, nullptr, nullptr, {}, 0), 130,
+                "UpdateRequest needs one of path and so_bytes, has neither");
   ExpectInvalid(update(131, "/m.so", "ELF", {}, 0), 131, "has both");
   ExpectInvalid(update(132, "/m.so", nullptr, {}, -1), 132, "UpdateRequest.partitions -1");
   ExpectInvalid(update(133, "/m.so", nullptr, {}, 1025), 133, "UpdateRequest.partitions 1025");

@@ -317,12 +317,11 @@ fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const Mod
   auto load_error = OptionalString(b, m.load_error);
   fb::Offset<fb::Vector<fb::Offset<w::RebuildProgress>>> rebuilds;
   if (!m.rebuilds.empty()) {
-    rebuilds =
-        TableList<w::RebuildProgress>(b, m.rebuilds, [](auto& b, const RebuildProgress& r) {
-          auto kind = OptionalString(b, r.kind);
-          auto names = StringList(b, r.names);
-          return w::CreateRebuildProgress(b, kind, names, r.records_done, r.records_total);
-        });
+    rebuilds = TableList<w::RebuildProgress>(b, m.rebuilds, [](auto& b, const RebuildProgress& r) {
+      auto kind = OptionalString(b, r.kind);
+      auto names = StringList(b, r.names);
+      return w::CreateRebuildProgress(b, kind, names, r.records_done, r.records_total);
+    });
   }
   return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures, load_error,
                               rebuilds);
@@ -464,8 +463,7 @@ Result<std::vector<std::string>> NameList(const fb::Vector<fb::Offset<fb::String
 
 // Exactly one of a module file's path and bytes (DeployRequest, UpdateRequest).
 Status ReadModuleSource(const fb::String* path, const fb::Vector<uint8_t>* so_bytes,
-                        std::string_view request, std::string* path_out,
-                        std::string* bytes_out) {
+                        std::string_view request, std::string* path_out, std::string* bytes_out) {
   *path_out = Str(path);
   if (so_bytes != nullptr) {
     bytes_out->assign(reinterpret_cast<const char*>(so_bytes->data()), so_bytes->size());

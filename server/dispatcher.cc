@@ -272,9 +272,8 @@ proto::Response Dispatcher::LoggedRecompute(uint64_t id, const proto::RecomputeR
                                             const std::string& peer) {
   proto::Response response = Recompute(id, request);
   if (response.error) {
-    LogWarning("recompute of " + Joined(request.pstates) + " of module " + request.module +
-               " by " + peer +
-               " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+    LogWarning("recompute of " + Joined(request.pstates) + " of module " + request.module + " by " +
+               peer + " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
                response.error->message);
   } else if (const auto* started = std::get_if<proto::RecomputeStarted>(&response.body)) {
     LogInfo("recompute of " + Joined(started->pstates) + " of module " + started->module +

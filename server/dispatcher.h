@@ -32,8 +32,8 @@ class Dispatcher {
  public:
   // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
   // flight. Engine calls that block (deploy, update, recompute, destroy, describe, select,
-  // read, stats) run on `blocking_pool`, so network threads only parse, dispatch and write (point reads
-  // excepted: AnswerInline answers them on the network thread). Appends go to
+  // read, stats) run on `blocking_pool`, so network threads only parse, dispatch and write
+  // (point reads excepted: AnswerInline answers them on the network thread). Appends go to
   // Engine::AppendAsync directly: it never blocks; at the engine's global cap of
   // unprocessed records the batch waits for admission, its request stays in flight, and
   // the connection's in-flight cap stops reading it (the backpressure on appenders).

@@ -154,9 +154,10 @@ class CommandParser {
           } else if (name == "from") {
             ok = value == "end";
             if (!ok) {
-              error_ = TextError{at, "from takes end (new topologies then start at the end of "
-                                     "their sources instead of backfilling), found '" +
-                                         std::string(value) + "'"};
+              error_ = TextError{at,
+                                 "from takes end (new topologies then start at the end of "
+                                 "their sources instead of backfilling), found '" +
+                                     std::string(value) + "'"};
             }
             c.from_end = ok;
           }
@@ -315,8 +316,8 @@ class CommandParser {
     while (true) {
       const size_t comma = std::min(v.find(',', start), v.size());
       if (comma == start) {
-        error_ = TextError{at + start, "expected a name (drop=NAME,NAME…), found '" +
-                                           std::string(v) + "'"};
+        error_ = TextError{at + start,
+                           "expected a name (drop=NAME,NAME…), found '" + std::string(v) + "'"};
         return false;
       }
       out->emplace_back(v.substr(start, comma - start));

@@ -88,10 +88,9 @@ std::string ProgressBar(const proto::RebuildProgress& r) {
   const int percent = PercentDone(r);
   const int filled = percent * kWidth / 100;
   char line[160];
-  std::snprintf(line, sizeof line, "[%s%s] %3d%%  %lld / %lld %s",
-                std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
-                percent, static_cast<long long>(r.records_done),
-                static_cast<long long>(r.records_total),
+  std::snprintf(line, sizeof line, "[%s%s] %3d%%  %lld / %lld %s", std::string(filled, '#').c_str(),
+                std::string(kWidth - filled, '.').c_str(), percent,
+                static_cast<long long>(r.records_done), static_cast<long long>(r.records_total),
                 r.kind == "migration" ? "partitions" : "records");
   return line;
 }
@@ -452,7 +451,8 @@ Outcome Session::Update(const Command& c) {
   list("created", u.created, "");
   list("dropped", u.dropped, " (their data is deleted)");
   list("widened", u.widened, "");
-  list("migrated", u.migrated, " (stored values are rewritten in the background; stats shows the progress)");
+  list("migrated", u.migrated,
+       " (stored values are rewritten in the background; stats shows the progress)");
   list("backfilling", u.backfilling, " (from offset 0; stats shows the progress)");
   if (c.partitions > 0) text += "partitions: " + std::to_string(u.module.partitions) + "\n";
   Emit(Value::MapOf({{"module", ModuleToValue(u.module)},
@@ -507,8 +507,8 @@ Outcome Session::WatchRecompute(Client& client, const std::string& module,
     }
     const proto::RebuildProgress* running = RunningRecompute(*stats);
     if (running == nullptr) {
-      Emit(result(true), std::string(drawn ? "\n" : "") + "recompute of " + Join(pstates) +
-                             " of " + module + " finished: the rebuilt PStates serve\n");
+      Emit(result(true), std::string(drawn ? "\n" : "") + "recompute of " + Join(pstates) + " of " +
+                             module + " finished: the rebuilt PStates serve\n");
       return Outcome::kOk;
     }
     if (redraw) {

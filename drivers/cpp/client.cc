@@ -245,8 +245,7 @@ std::future<ClientResult<proto::Updated>> Client::UpdateBytesAsync(
   if (so_bytes.empty()) {
     return Ready<proto::Updated>(ArgumentError("UpdateBytes: the plugin's bytes are empty"));
   }
-  return SendTyped<proto::Updated>(*impl_, UpdateBody("", std::move(so_bytes), options),
-                                   "Updated");
+  return SendTyped<proto::Updated>(*impl_, UpdateBody("", std::move(so_bytes), options), "Updated");
 }
 
 std::future<ClientResult<proto::RecomputeStarted>> Client::RecomputeAsync(

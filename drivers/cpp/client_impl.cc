@@ -23,8 +23,8 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {"Hello",  "Deploy", "ListModules", "Describe",
-                                           "Destroy", "Append", "Select",     "ReadDepot",
+  static constexpr const char* kNames[] = {"Hello",   "Deploy", "ListModules", "Describe",
+                                           "Destroy", "Append", "Select",      "ReadDepot",
                                            "Stats",   "Update", "Recompute"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
@@ -51,9 +51,8 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
             return "update needs exactly one of a server path and the plugin's bytes";
           }
           if (r.partitions < 0 || r.partitions > proto::kMaxPartitions) {
-            return "partitions must be 0 (keep) or 1 to " +
-                   std::to_string(proto::kMaxPartitions) + ", got " +
-                   std::to_string(r.partitions);
+            return "partitions must be 0 (keep) or 1 to " + std::to_string(proto::kMaxPartitions) +
+                   ", got " + std::to_string(r.partitions);
           }
           for (const std::string& name : r.drop) {
             if (name.empty()) return "a name to drop is empty";

@@ -771,7 +771,6 @@ TEST_F(ClientTest, NoCallbackRunsAfterTheClientIsDestroyed) {
   }
 }
 
-
 // Update and Recompute with the test module evolve (engine/runtime/testdata/evolve_module.cc):
 // v1 *events -> $$totals (+n); v2 adds 2n and a new view $$counts (backfilled); v3 no longer
 // declares *extra, $$extra_seen and extra. Uploaded as bytes: the server gets a frame cap

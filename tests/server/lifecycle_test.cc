@@ -266,10 +266,9 @@ TEST_F(LifecycleTest, BuildsThatCannotReplaceTheModuleAreRefusedAndV1KeepsServin
               {"evolve version 6 cannot define itself"});
   ExpectError(client_.Call(UpdateFromPath(EVOLVE_V4)), ErrorCode::kInvalidArgument, {"$$totals"});
   // Another module's build updates that module, which is not deployed.
-  ExpectError(client_.Call(UpdateFromPath(WORDCOUNT_MODULE)), ErrorCode::kNotFound,
-              {"wordcount"});
-  ExpectError(client_.Call(UpdateFromPath(dir_ + "/no-such-module.so")),
-              ErrorCode::kNotFound, {"no-such-module.so"});
+  ExpectError(client_.Call(UpdateFromPath(WORDCOUNT_MODULE)), ErrorCode::kNotFound, {"wordcount"});
+  ExpectError(client_.Call(UpdateFromPath(dir_ + "/no-such-module.so")), ErrorCode::kNotFound,
+              {"no-such-module.so"});
 
   EXPECT_EQ(Describe().version, 1);
   std::map<std::string, int64_t> more = AppendEvents(1);  // v1 code: +n
@@ -297,8 +296,8 @@ TEST_F(LifecycleTest, RecomputeOfUnknownNamesIsRefused) {
   DeployV1();
   ExpectError(client_.Call(proto::RecomputeRequest{"evolve", {"$$nope"}}), ErrorCode::kNotFound,
               {"$$nope"});
-  ExpectError(client_.Call(proto::RecomputeRequest{"nomodule", {"$$totals"}}),
-              ErrorCode::kNotFound, {"nomodule"});
+  ExpectError(client_.Call(proto::RecomputeRequest{"nomodule", {"$$totals"}}), ErrorCode::kNotFound,
+              {"nomodule"});
   WaitRebuildsDone();
 }
 
@@ -321,8 +320,8 @@ TEST_F(LifecycleTest, MalformedUpdateAndRecomputeRequestsAreRefused) {
               {"UpdateRequest.drop[1]"});
   ExpectError(client_.Call(proto::RecomputeRequest{"evolve", {}}), ErrorCode::kInvalidArgument,
               {"RecomputeRequest.pstates is empty"});
-  ExpectError(client_.Call(proto::RecomputeRequest{"", {"$$totals"}}),
-              ErrorCode::kInvalidArgument, {"RecomputeRequest.module"});
+  ExpectError(client_.Call(proto::RecomputeRequest{"", {"$$totals"}}), ErrorCode::kInvalidArgument,
+              {"RecomputeRequest.module"});
   ASSERT_CALL_OK(listed, client_, proto::ListModulesRequest{});
   EXPECT_TRUE(std::get<proto::ModuleList>(listed.body).modules.empty());
 }

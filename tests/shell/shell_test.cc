@@ -388,7 +388,6 @@ TEST_F(ShellTest, UnreachableServerAndBadFlagsHaveTheirOwnExitStatus) {
   EXPECT_EQ(run.err, "strata: cannot read script " + dir_ + "/missing.strata\n");
 }
 
-
 // The lifecycle commands with the test module evolve (engine/runtime/testdata/evolve_module.cc):
 // v1 *events -> $$totals (+n) and *extra -> $$extra_seen; v2 adds 2n and a new view $$counts;
 // v3 no longer declares *extra, $$extra_seen and extra.
@@ -416,8 +415,7 @@ select-one evolve $$totals key("a")
       run.out, std::regex(R"(updated evolve to version 2 \(appends paused \d+\.\d{3} ms\)
 created: (\*notes, \$\$counts|\$\$counts, \*notes)
 backfilling: counts \(from offset 0; stats shows the progress\)
-)")))
-      << run.out;
+)"))) << run.out;
 
   run = Run({"-c", std::string("update ") + EVOLVE_V3 + " drop=*extra,$$extra_seen,extra"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
@@ -473,8 +471,7 @@ TEST_F(ShellTest, UpdateAndRecomputeArgumentsAreChecked) {
   run = Run({"-c", "help recompute"});
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_TRUE(run.out.starts_with("usage: recompute MODULE PSTATE…\n")) << run.out;
-  EXPECT_NE(run.out.find("Ctrl-C stops watching, not the recompute"), std::string::npos)
-      << run.out;
+  EXPECT_NE(run.out.find("Ctrl-C stops watching, not the recompute"), std::string::npos) << run.out;
 
   const std::vector<std::pair<std::string, std::string>> refused = {
       {"update", "error: missing FILE: usage: update FILE"},

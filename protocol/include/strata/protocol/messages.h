@@ -133,10 +133,9 @@ struct RecomputeRequest {
   bool operator==(const RecomputeRequest&) const = default;
 };
 
-using RequestBody =
-    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
-                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
-                 RecomputeRequest>;
+using RequestBody = std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest,
+                                 DestroyRequest, AppendRequest, SelectRequest, ReadDepotRequest,
+                                 StatsRequest, UpdateRequest, RecomputeRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;

@@ -37,9 +37,10 @@ struct Command {
   std::string module;
   std::string target;  // the depot (append, scan) or the PState (select, select-one)
   std::string word;    // help: the command asked about; deploy, update: the file
-  std::vector<std::string> names;  // update: the names to drop; recompute: the PStates
-  Value value;         // append
-  Path path;           // select, select-one
+  // update: the names to drop; recompute: the PStates
+  std::vector<std::string> names;
+  Value value;                                              // append
+  Path path;                                                // select, select-one
   std::optional<Value> partition_key;                       // select, select-one
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
   int partitions = 8;                                       // deploy; update: 0 = keep

@@ -29,10 +29,10 @@ test: build
 run: build
 	@echo "stratad: binary protocol on 127.0.0.1:7450 (data in ./strata-data)."
 	@echo "Connect from another terminal with the shell: $(BUILD_DIR)/bin/strata (docs/shell.md; the README has a tour)."
-	@echo "Example modules: $(notdir $(wildcard $(BUILD_DIR)/modules/*.so)). Ctrl-C stops the server."
+	@echo "Example modules: $(notdir $(filter-out %_v2.so,$(wildcard $(BUILD_DIR)/modules/*.so))) (the *_v2.so builds are their next versions, for 'update'). Ctrl-C stops the server."
 	@echo "To run stratad as a service under systemd (restart on failure): docs/operations.md and scripts/stratad.service."
 	exec $(BUILD_DIR)/bin/stratad --data-dir ./strata-data --listen 127.0.0.1:7450 \
-	  $(addprefix --deploy ,$(wildcard $(BUILD_DIR)/modules/*.so))
+	  $(addprefix --deploy ,$(filter-out %_v2.so,$(wildcard $(BUILD_DIR)/modules/*.so)))
 
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)

@@ -32,6 +32,7 @@
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
 #include "runtime/task_thread.h"
+#include "runtime/update_plan.h"
 #include "storage/storage.h"
 #include "strata/engine.h"
 #include "strata/thread_annotations.h"
@@ -69,6 +70,12 @@ class EngineImpl final : public Engine {
 
   explicit EngineImpl(const EngineOptions& options);
 
+  // A plugin copied into the modules directory (staged under a temporary name) and loaded.
+  struct StagedModule {
+    std::string path;
+    std::string checksum;
+    std::shared_ptr<LoadedModule> loaded;
+  };
   // A deployed module that could not be loaded at Open (ModuleInfo::load_error). Its rows,
   // tables and file stay as they are until Destroy deletes them.
   struct FailedModule {
@@ -131,6 +138,20 @@ class EngineImpl final : public Engine {
                     int partition);
   static std::vector<RebuildProgress> MigrationProgress(const ModuleRuntime& m);
 
+  // Rescale (rescale.cc): Update's path when the partition count changes. `old` is the
+  // running version (the caller's only reference), `staged` the new build installed at
+  // row.file, `row` the new version's row before its partitions and generations are set.
+  Result<UpdateResult> Rescale(std::shared_ptr<ModuleRuntime> old, StagedModule& staged,
+                               const UpdatePlan& plan, ModuleRow row, int partitions);
+  // Copies depot `old_index` of `old` into generation `generation` of depot `def` with
+  // `partitions` partitions, and its offset map; adds the records copied to `copied`.
+  Status CopyDepot(const ModuleRuntime& old, int old_index, const DepotDef& def, int partitions,
+                   int generation, int64_t* copied);
+  static std::string RescaleMapTable(const std::string& module, const std::string& depot,
+                                     int generation);
+  // Writes a done marker for every declared migration of `m` (its PStates were rebuilt).
+  Status MarkMigrationsDone(Session& session, const ModuleRuntime& m);
+
   // Rebuilds (rebuild.cc). The shadow of `m` that rebuilds the PStates `targets` (by index)
   // into their next generation, every topology catching up from offset 0.
   Result<std::shared_ptr<ModuleRuntime>> OpenShadow(const ModuleRuntime& m, const ModuleRow& row,
@@ -150,15 +171,10 @@ class EngineImpl final : public Engine {
   // Drops the module's depot and PState tables that its version does not use (declared by
   // no depot or PState, or of another generation): what an update, recompute or rescale
   // left when it replaced them or a crash interrupted it.
-  Status DropStrayTables(const ModuleRuntime& m);
+  // Returns how many it dropped.
+  Result<int> DropStrayTables(const ModuleRuntime& m);
   Status WriteModuleRow(const std::string& name, const ModuleRow& row);
 
-  // A plugin copied into the modules directory (staged under a temporary name) and loaded.
-  struct StagedModule {
-    std::string path;
-    std::string checksum;
-    std::shared_ptr<LoadedModule> loaded;
-  };
   // `verb` starts the error message ("deploying", "updating").
   Result<StagedModule> StageModule(const std::string& so_path, const std::string& verb);
   void DiscardStaged(StagedModule& staged);

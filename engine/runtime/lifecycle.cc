@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "runtime/engine_impl.h"
-#include "runtime/partitioning.h"
+#include "runtime/update_plan.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
 
@@ -20,116 +20,6 @@ namespace strata::runtime {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
-  return out;
-}
-
-bool Contains(const std::vector<std::string>& names, const std::string& name) {
-  return std::find(names.begin(), names.end(), name) != names.end();
-}
-
-template <typename Def>
-const Def* Named(const std::vector<Def>& defs, const std::string& name) {
-  for (const Def& def : defs) {
-    if (def.name == name) return &def;
-  }
-  return nullptr;
-}
-
-// How the new build's declarations differ from the running version's, or why the update is
-// refused.
-struct UpdatePlan {
-  std::vector<std::string> created;   // depots and PStates
-  std::vector<std::string> dropped;   // depots, PStates and topologies
-  std::vector<std::string> widened;   // PStates
-  std::vector<std::string> migrated;  // PStates with a new migration
-  std::vector<std::string> new_topologies;
-};
-
-Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
-                              const std::vector<std::string>& drop) {
-  UpdatePlan plan;
-  std::vector<std::string> missing;   // declared by the running version only
-  std::vector<std::string> problems;  // each a sentence
-  for (const DepotDef& d : running.depots) {
-    const DepotDef* kept = Named(next.depots, d.name);
-    if (kept == nullptr) {
-      missing.push_back(d.name);
-    } else if (PartitioningName(kept->partitioning) != PartitioningName(d.partitioning)) {
-      problems.push_back("depot " + d.name + " is partitioned by " +
-                         PartitioningName(d.partitioning) + " in the running version and by " +
-                         PartitioningName(kept->partitioning) +
-                         " in the new build: a depot's partitioning cannot change (its records "
-                         "are where the old one put them)");
-    }
-  }
-  for (const PStateDef& p : running.pstates) {
-    const PStateDef* kept = Named(next.pstates, p.name);
-    if (kept == nullptr) {
-      missing.push_back(p.name);
-      continue;
-    }
-    const bool new_migration =
-        kept->migration && (!p.migration || p.migration->id != kept->migration->id);
-    if (new_migration) {
-      plan.migrated.push_back(p.name);
-      continue;
-    }
-    if (kept->schema == p.schema) continue;
-    Result<bool> widens = SchemaWidens(p.schema, kept->schema);
-    if (widens.ok()) {
-      plan.widened.push_back(p.name);
-    } else {
-      problems.push_back("PState " + p.name + " changes its schema from " + p.schema.ToString() +
-                         " to " + kept->schema.ToString() + ", which is not only a widening (" +
-                         widens.status().message() +
-                         "): keep the schema, or declare a migration for it");
-    }
-  }
-  for (const TopologyDef& t : running.topologies) {
-    if (Named(next.topologies, t.name) == nullptr) missing.push_back(t.name);
-  }
-  std::vector<std::string> unlisted;
-  for (const std::string& name : missing) {
-    if (Contains(drop, name)) {
-      plan.dropped.push_back(name);
-    } else {
-      unlisted.push_back(name);
-    }
-  }
-  if (!unlisted.empty()) {
-    problems.push_back("the new build does not declare " + Join(unlisted) +
-                       ", which the running version has: list them in drop to delete them and "
-                       "their data, or keep them in the build");
-  }
-  for (const std::string& name : drop) {
-    if (Contains(missing, name)) continue;
-    const bool declared = Named(next.depots, name) != nullptr ||
-                          Named(next.pstates, name) != nullptr ||
-                          Named(next.topologies, name) != nullptr;
-    problems.push_back(declared
-                           ? "drop names " + name + ", which the new build still declares"
-                           : "drop names " + name + ", which the running version does not have");
-  }
-  if (!problems.empty()) {
-    std::string message;
-    for (const std::string& problem : problems) message += (message.empty() ? "" : "; ") + problem;
-    return Status::InvalidArgument(message);
-  }
-  for (const DepotDef& d : next.depots) {
-    if (Named(running.depots, d.name) == nullptr) plan.created.push_back(d.name);
-  }
-  for (const PStateDef& p : next.pstates) {
-    if (Named(running.pstates, p.name) == nullptr) plan.created.push_back(p.name);
-  }
-  for (const TopologyDef& t : next.topologies) {
-    if (Named(running.topologies, t.name) == nullptr) plan.new_topologies.push_back(t.name);
-  }
-  return plan;
-}
 
 }  // namespace
 
@@ -242,10 +132,6 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
                       " is refused, nothing changed: " + planned.status().message());
   }
   UpdatePlan plan = std::move(planned).value();
-  if (options.partitions != 0 && options.partitions != old->partitions) {
-    DiscardStaged(staged);
-    return Status::InvalidArgument("rescaling is not supported yet");
-  }
 
   {
     MutexLock lock(&old->hold_mu);
@@ -262,6 +148,9 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   row.checksum = staged.checksum;
   for (const std::string& dropped : plan.dropped) row.pstate_generations.erase(dropped);
   STRATA_RETURN_IF_ERROR(InstallStaged(staged, row.file));
+  if (options.partitions != 0 && options.partitions != old->partitions) {
+    return Rescale(std::move(old), staged, plan, std::move(row), options.partitions);
+  }
   const ModuleDef& next_def = staged.loaded->def();
 
   const auto started = std::chrono::steady_clock::now();
@@ -433,7 +322,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   // dropped; a crash before that leaves strays that Open drops.
   const std::string old_file = old->file;
   ReleaseWhenUnused(old);
-  Status cleaned = DropStrayTables(*next);
+  Status cleaned = DropStrayTables(*next).status();
   std::error_code ec;
   fs::remove(fs::path(options_.data_dir) / old_file, ec);
   if (!cleaned.ok()) {

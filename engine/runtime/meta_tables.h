@@ -30,6 +30,9 @@ Value ModuleRowToValue(const ModuleRow& row);
 // kCorruption naming the module and the row when it is malformed.
 Result<ModuleRow> ModuleRowFromValue(const std::string& module, const Value& v);
 
+// The kinds of a module's tables: "<kind><module>.…" (docs/storage.md).
+inline constexpr const char* kTableKinds[] = {"depot.", "pstate.", "rescale."};
+
 // "*sentences" -> "sentences", "$$counts" -> "counts": tables are named without the sigil.
 std::string_view BareName(std::string_view declared);
 // The prefix of the tables of one depot or PState ("depot." or "pstate." as `kind`) in one
@@ -58,6 +61,11 @@ struct Progress {
   bool backfilling = false;
 };
 std::optional<Progress> ProgressFromValue(const Value& v);
+
+// A migration's marker in meta.progress (migration.cc): key (module, "$migration", PState,
+// partition), value {"id", "after": the encoded key last rewritten, "done"}.
+std::string MigrationMarkerKey(const std::string& module, const std::string& pstate, int partition);
+Value MigrationMarker(const std::string& id, const std::string& after, bool done);
 
 // A meta.failures row and back; nullopt when the row is not one (its message cut when read).
 Value FailureToValue(const TopologyFailure& f);

@@ -13,13 +13,17 @@ namespace strata::runtime {
 namespace {
 
 constexpr size_t kMigrateBatch = 256;
-constexpr const char* kMigrationMarker = "$migration";
 
-Value MarkerValue(const std::string& id, const std::string& after, bool done) {
+}  // namespace
+
+Value MigrationMarker(const std::string& id, const std::string& after, bool done) {
   return Value::MapOf({{"id", id}, {"after", Value::BytesOf(after)}, {"done", done}});
 }
 
-}  // namespace
+std::string MigrationMarkerKey(const std::string& module, const std::string& pstate,
+                               int partition) {
+  return ProgressKey(module, "$migration", pstate, partition);
+}
 
 Status EngineImpl::LoadMigrations(ModuleRuntime& m) {
   m.migrations.assign(m.def->pstates.size(), nullptr);
@@ -37,7 +41,7 @@ Status EngineImpl::LoadMigrations(ModuleRuntime& m) {
       std::string bytes;
       STRATA_ASSIGN_OR_RETURN(
           bool found,
-          session->Get(progress_table_, ProgressKey(m.name, kMigrationMarker, def.name, p), &bytes));
+          session->Get(progress_table_, MigrationMarkerKey(m.name, def.name, p), &bytes));
       if (!found) continue;
       Result<Value> marker = DecodeValue(bytes);
       const Value* id = marker.ok() ? marker->Find("id") : nullptr;
@@ -82,18 +86,16 @@ void EngineImpl::MigrateChunk(TaskThread& thread, const std::shared_ptr<ModuleRu
   PState& ps = *m->pstates[pstate];
   Session& session = thread.session();
   Status st = session.Begin();
-  Result<std::optional<std::string>> last = st.ok() ? ps.MigrateSome(session, partition,
-                                                                     pass.after[partition],
-                                                                     kMigrateBatch)
-                                                    : Result<std::optional<std::string>>(st);
+  Result<std::optional<std::string>> last =
+      st.ok() ? ps.MigrateSome(session, partition, pass.after[partition], kMigrateBatch)
+              : Result<std::optional<std::string>>(st);
   const bool done = last.ok() && !last->has_value();
   const std::string after = last.ok() && last->has_value() ? **last : pass.after[partition];
   if (last.ok()) {
     std::string marker;
-    AppendValue(MarkerValue(pass.id, after, done), &marker);
+    AppendValue(MigrationMarker(pass.id, after, done), &marker);
     st = session.Put(progress_table_,
-                     ProgressKey(m->name, kMigrationMarker, m->def->pstates[pstate].name, partition),
-                     marker);
+                     MigrationMarkerKey(m->name, m->def->pstates[pstate].name, partition), marker);
     if (st.ok()) st = session.Commit();
   } else {
     st = last.status();
@@ -101,23 +103,21 @@ void EngineImpl::MigrateChunk(TaskThread& thread, const std::shared_ptr<ModuleRu
   if (!st.ok()) {
     if (session.in_transaction()) session.Rollback();
     if (st.code() == StatusCode::kAborted) {  // a write conflict: try the batch again
-      m->parts[partition].Post([this, m, pstate, partition](TaskThread& t) {
-        MigrateChunk(t, m, pstate, partition);
-      });
+      m->parts[partition].Post(
+          [this, m, pstate, partition](TaskThread& t) { MigrateChunk(t, m, pstate, partition); });
       return;
     }
     pass.failed.store(true);
-    logger_->Error("the migration " + pass.id + " of " + m->def->pstates[pstate].name +
-                   " (module " + m->name + ") stopped on partition " + std::to_string(partition) +
-                   "; reads keep applying it, and the next start or update retries: " +
-                   st.ToString());
+    logger_->Error(
+        "the migration " + pass.id + " of " + m->def->pstates[pstate].name + " (module " + m->name +
+        ") stopped on partition " + std::to_string(partition) +
+        "; reads keep applying it, and the next start or update retries: " + st.ToString());
     return;
   }
   pass.after[partition] = after;
   if (!done) {
-    m->parts[partition].Post([this, m, pstate, partition](TaskThread& t) {
-      MigrateChunk(t, m, pstate, partition);
-    });
+    m->parts[partition].Post(
+        [this, m, pstate, partition](TaskThread& t) { MigrateChunk(t, m, pstate, partition); });
     return;
   }
   pass.done[partition] = 1;
@@ -130,8 +130,8 @@ std::vector<RebuildProgress> EngineImpl::MigrationProgress(const ModuleRuntime& 
     const std::shared_ptr<MigrationPass>& pass = m.migrations[i];
     if (!pass || pass->left.load() == 0) continue;
     const int64_t partitions = static_cast<int64_t>(pass->done.size());
-    out.push_back({"migration", {m.def->pstates[i].name}, partitions - pass->left.load(),
-                   partitions});
+    out.push_back(
+        {"migration", {m.def->pstates[i].name}, partitions - pass->left.load(), partitions});
   }
   return out;
 }

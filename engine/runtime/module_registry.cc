@@ -305,7 +305,13 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
                      " unchecked and recorded its checksum " + row.checksum);
   }
   STRATA_RETURN_IF_ERROR(LoadMigrations(*m));
-  STRATA_RETURN_IF_ERROR(DropStrayTables(*m));
+  STRATA_ASSIGN_OR_RETURN(int stray, DropStrayTables(*m));
+  if (stray > 0) {
+    logger_->Warning("dropped " + std::to_string(stray) + " tables of module " + name +
+                     " that its version " + std::to_string(m->version) +
+                     " does not use (left by an update, recompute or rescale that a crash "
+                     "interrupted or that it had replaced)");
+  }
   MarkCatchingUp(*m);
   STRATA_RETURN_IF_ERROR(StartReplay(m));
   StartMigrations(m);
@@ -321,33 +327,31 @@ Status EngineImpl::WriteModuleRow(const std::string& name, const ModuleRow& row)
   return session->Put(modules_table_, EncodeKey(Value(name)), bytes);
 }
 
-Status EngineImpl::DropStrayTables(const ModuleRuntime& m) {
-  std::set<std::string> kept;  // prefixes of the tables the module uses
+Result<int> EngineImpl::DropStrayTables(const ModuleRuntime& m) {
+  // Prefixes (up to the partition number) of the depot and PState tables the module uses,
+  // and the names of its rescale maps.
+  std::set<std::string> kept;
   for (const DepotDef& d : m.def->depots) {
     kept.insert(TablePrefix("depot.", m.name, BareName(d.name), m.depot_generation));
+    kept.insert(RescaleMapTable(m.name, d.name, m.depot_generation));
   }
   for (size_t i = 0; i < m.def->pstates.size(); ++i) {
     kept.insert(
         TablePrefix("pstate.", m.name, BareName(m.def->pstates[i].name), m.pstate_generations[i]));
   }
   int dropped = 0;
-  for (const std::string kind : {"depot.", "pstate."}) {
+  for (const std::string kind : kTableKinds) {
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
                             storage_->ListTables(kind + m.name + "."));
     for (const std::string& table : tables) {
-      const std::string prefix = table.substr(0, table.rfind('.') + 1);
-      if (kept.count(prefix) != 0) continue;
+      if (kept.count(table) != 0 || kept.count(table.substr(0, table.rfind('.') + 1)) != 0) {
+        continue;
+      }
       STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
       ++dropped;
     }
   }
-  if (dropped > 0) {
-    logger_->Warning("dropped " + std::to_string(dropped) + " tables of module " + m.name +
-                     " that its version " + std::to_string(m.version) +
-                     " does not use (left by an update, recompute or rescale that a crash "
-                     "interrupted or that had replaced them)");
-  }
-  return Status::Ok();
+  return dropped;
 }
 
 Result<EngineImpl::StagedModule> EngineImpl::StageModule(const std::string& so_path,
@@ -517,7 +521,7 @@ Status EngineImpl::ForgetModule(const std::string& module) {
 
 Status EngineImpl::DropModuleData(const std::string& module) {
   // Module names cannot contain '.', so these prefixes match this module's tables only.
-  for (const std::string kind : {"depot.", "pstate."}) {
+  for (const std::string kind : kTableKinds) {
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
                             storage_->ListTables(kind + module + "."));
     for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
@@ -539,7 +543,7 @@ Status EngineImpl::DropModuleData(const std::string& module) {
 
 Status EngineImpl::DropOrphans(const std::map<std::string, std::string>& deployed) {
   std::map<std::string, int> dropped;  // by module
-  for (const std::string kind : {"depot.", "pstate."}) {
+  for (const std::string kind : kTableKinds) {
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage_->ListTables(kind));
     for (const std::string& table : tables) {
       const std::string_view rest = std::string_view(table).substr(kind.size());

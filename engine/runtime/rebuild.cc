@@ -159,7 +159,7 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
   }
   // The replaced tables go once nothing uses them.
   ReleaseWhenUnused(m);
-  Status dropped = DropStrayTables(*next);
+  Status dropped = DropStrayTables(*next).status();
   if (!dropped.ok()) {
     logger_->Warning("module " + next->name + " replaced its recomputed PStates, but dropping " +
                      "the old tables failed (the next start retries): " + dropped.ToString());
@@ -196,7 +196,7 @@ std::vector<RebuildProgress> EngineImpl::RecomputeProgress(const ModuleRuntime& 
     s = m.rebuild;
   }
   if (!s) return {};
-  RebuildProgress progress{"recompute", {}, 0, 0};
+  RebuildProgress progress{s->partitions == m.partitions ? "recompute" : "rescale", {}, 0, 0};
   for (size_t i = 0; i < s->rebuilt.size(); ++i) {
     if (s->rebuilt[i]) progress.names.push_back(m.def->pstates[i].name);
   }

@@ -8,6 +8,13 @@
 // Counting is not idempotent: after a crash a replayed sentence is counted again (stream
 // topologies are at-least-once), so a count is never below its recomputation from
 // *sentences, and equal to it when no crash interrupted processing.
+//
+// Built twice (examples/CMakeLists.txt): wordcount.so, and wordcount_v2.so (WORDCOUNT_V2),
+// the next version of the same module, which adds a view — the README's update tour:
+//
+//   $$word_lengths  map<int64, int64>: word length -> occurrences, kept by the new
+//                   topology "lengths"; `update` backfills it from every sentence already
+//                   in *sentences.
 #include <cctype>
 #include <string>
 #include <vector>
@@ -60,6 +67,22 @@ void Define(strata::ModuleBuilder& m) {
       .Each([counts](TopologyContext& ctx, const Value& word) -> Status {
         return ctx.Transform(counts, Path().Key(word).Inc()).status();
       });
+
+#ifdef WORDCOUNT_V2
+  strata::PStateRef lengths =
+      m.PState("$$word_lengths", Schema::Map(Schema::Int64(), Schema::Int64()));
+  m.Stream("lengths")
+      .Source(sentences)
+      .Each([](TopologyContext& ctx, const Value& sentence) {
+        for (const std::string& word : SplitWords(sentence.as_string())) {
+          ctx.Emit(Value(static_cast<int64_t>(word.size())));
+        }
+      })
+      .HashPartition()  // by the length: Select(Path().Key(length)) finds it
+      .Each([lengths](TopologyContext& ctx, const Value& length) -> Status {
+        return ctx.Transform(lengths, Path().Key(length).Inc()).status();
+      });
+#endif
 }
 
 }  // namespace

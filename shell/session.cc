@@ -442,19 +442,18 @@ Outcome Session::Update(const Command& c) {
   if (!updated.ok()) return ReportClientError(updated.error());
   const proto::Updated& u = *updated;
   char pause[64];
-  std::snprintf(pause, sizeof pause, "%.3f ms", static_cast<double>(u.pause_us) / 1000.0);
+  std::snprintf(pause, sizeof pause, "%.1f ms", static_cast<double>(u.pause_us) / 1000.0);
   std::string text = "updated " + u.module.name + " to version " + std::to_string(u.version) +
                      " (appends paused " + pause + ")\n";
-  auto list = [&](const char* what, const std::vector<std::string>& names, const char* note) {
-    if (!names.empty()) text += std::string(what) + ": " + Join(names) + note + "\n";
+  auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (!names.empty()) text += "  " + std::string(what) + ": " + Join(names) + "\n";
   };
-  list("created", u.created, "");
-  list("dropped", u.dropped, " (their data is deleted)");
-  list("widened", u.widened, "");
-  list("migrated", u.migrated,
-       " (stored values are rewritten in the background; stats shows the progress)");
-  list("backfilling", u.backfilling, " (from offset 0; stats shows the progress)");
-  if (c.partitions > 0) text += "partitions: " + std::to_string(u.module.partitions) + "\n";
+  list("created", u.created);
+  list("dropped", u.dropped);
+  list("widened", u.widened);
+  list("migrated", u.migrated);
+  list("backfilling", u.backfilling);
+  if (c.partitions > 0) text += "  partitions: " + std::to_string(u.module.partitions) + "\n";
   Emit(Value::MapOf({{"module", ModuleToValue(u.module)},
                      {"version", u.version},
                      {"created", StringList(u.created)},

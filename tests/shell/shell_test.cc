@@ -420,7 +420,10 @@ select-one evolve $$totals key("a")
   run = Run({"-c", std::string("update ") + EVOLVE_V3 + " drop=*extra,$$extra_seen,extra"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_TRUE(run.out.starts_with("updated evolve to version 3 (appends paused ")) << run.out;
-  EXPECT_TRUE(std::regex_search(run.out, std::regex(R"(\n  dropped: (\*extra|\$\$extra_seen|extra)(, (\*extra|\$\$extra_seen|extra)){2}\n$)")))
+  EXPECT_TRUE(std::regex_search(
+      run.out,
+      std::regex(
+          R"(\n  dropped: (\*extra|\$\$extra_seen|extra)(, (\*extra|\$\$extra_seen|extra)){2}\n$)")))
       << run.out;
   run = Run({"-c", "describe evolve"});
   EXPECT_EQ(run.exit_code, 0) << run.err;

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "strata/path.h"
+#include "strata/protocol/frame.h"
 #include "strata/protocol/messages.h"
 #include "stratad_test.h"
 #include "test_client.h"
@@ -290,6 +291,50 @@ TEST_F(LifecycleTest, RecomputeRebuildsAViewEqualToTheLiveOne) {
   WaitRebuildsDone({"recompute"});
   EXPECT_EQ(ViewOf("$$totals"), before);
   EXPECT_EQ(Describe().version, 1);
+}
+
+// While a recompute runs, a second one is ALREADY_EXISTS and an update OVERLOADED. 100,000
+// events make the rebuild take far longer than the few milliseconds between the requests,
+// which are sent together.
+TEST_F(LifecycleTest, OneRebuildAtATime) {
+  DeployV1();
+  for (int batch = 0; batch < 20; ++batch) {
+    proto::AppendRequest append;
+    append.module = "evolve";
+    append.depot = "*events";
+    append.ack = proto::AckLevel::kAppended;
+    for (int i = 0; i < 5000; ++i) {
+      append.records.push_back(Value::MapOf({{"k", KeyName(i % kKeys)}, {"n", 1}}));
+    }
+    ASSERT_CALL_OK(appended, client_, append);
+  }
+  std::string burst;
+  for (const char* pstate : {"$$totals", "$$extra_seen"}) {
+    const std::string payload = proto::EncodeRequest(
+        proto::Request{client_.NextId(), proto::RecomputeRequest{"evolve", {pstate}}});
+    proto::AppendFrame(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &burst);
+  }
+  ASSERT_TRUE(client_.SendRaw(burst).ok());
+  int started = 0, refused = 0;
+  for (int i = 0; i < 2; ++i) {
+    Result<proto::Response> r = client_.Receive();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (!r->error) {
+      ++started;
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(r->error->code, ErrorCode::kAlreadyExists) << r->error->message;
+    EXPECT_NE(r->error->message.find("is running"), std::string::npos) << r->error->message;
+  }
+  EXPECT_EQ(started, 1);
+  EXPECT_EQ(refused, 1);
+  ExpectError(client_.Call(UpdateFromPath(EVOLVE_V2)), ErrorCode::kOverloaded,
+              {"recompute of module evolve"});
+  WaitRebuildsDone({"recompute"});
+  EXPECT_EQ(Describe().version, 1);
+  const std::map<std::string, Value> totals = ViewOf("$$totals");
+  for (int k = 0; k < kKeys; ++k) EXPECT_EQ(totals.at(KeyName(k)), Value(10000)) << KeyName(k);
 }
 
 TEST_F(LifecycleTest, RecomputeOfUnknownNamesIsRefused) {

@@ -235,6 +235,24 @@ TEST_F(LifecycleTest, UpdateFromServerPathAndAWideningSchemaChange) {
   EXPECT_EQ(ViewOf("$$totals"), totals_v1);
 }
 
+// partitions=N with the running build: every record moves, the views are recomputed from
+// them, and the module then has N partitions.
+TEST_F(LifecycleTest, UpdateWithPartitionsRescales) {
+  DeployV1();
+  AppendEvents(3);
+  const std::map<std::string, Value> totals = ViewOf("$$totals");
+  proto::UpdateRequest rescale = UpdateFromPath(EVOLVE_V1);
+  rescale.partitions = 7;
+  ASSERT_CALL_OK(response, client_, rescale);
+  const auto& updated = std::get<proto::Updated>(response.body);
+  EXPECT_EQ(updated.version, 2);
+  EXPECT_EQ(updated.module.partitions, 7);
+  EXPECT_EQ(Describe().partitions, 7);
+  WaitRebuildsDone();
+  EXPECT_EQ(ViewOf("$$totals"), totals);
+  EXPECT_EQ(EventRecords(), 3 * kKeys);
+}
+
 TEST_F(LifecycleTest, UpdateDroppingNamesIsRefusedUntilTheyAreListed) {
   DeployV1();
   AppendEvents(1);

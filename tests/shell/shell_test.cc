@@ -450,6 +450,16 @@ select-one evolve $$totals key("a")
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, "6\n10\n");
 
+  run = Run({"-c", std::string("update ") + EVOLVE_V3 + " partitions=3"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(std::regex_match(
+      run.out, std::regex(R"(updated evolve to version 4 \(appends paused \d+\.\d ms\)
+  partitions: 3
+)")))
+      << run.out;
+  run = Run({"-c", "select-one evolve $$totals key(\"b\")"});
+  EXPECT_EQ(run.out, "10\n") << run.err;
+
   run = Run({"--json", "-c", "recompute evolve totals"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(*ParseJson(run.out), *ParseJson(R"({"recompute": {"module": "evolve",

@@ -455,8 +455,7 @@ select-one evolve $$totals key("a")
   EXPECT_TRUE(std::regex_match(
       run.out, std::regex(R"(updated evolve to version 4 \(appends paused \d+\.\d ms\)
   partitions: 3
-)")))
-      << run.out;
+)"))) << run.out;
   run = Run({"-c", "select-one evolve $$totals key(\"b\")"});
   EXPECT_EQ(run.out, "10\n") << run.err;
 

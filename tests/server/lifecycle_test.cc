@@ -79,9 +79,9 @@ std::set<std::string> NamesOf(const std::vector<T>& items) {
 constexpr int kKeys = 10;
 std::string KeyName(int k) { return "k" + std::to_string(k); }
 
-class LifecycleTest : public StratadTest {
+class ServerLifecycleTest : public StratadTest {
  protected:
-  LifecycleTest() : StratadTest("stratad_lifecycle_test_") {}
+  ServerLifecycleTest() : StratadTest("stratad_lifecycle_test_") {}
 
   void SetUp() override {
     StartServer();
@@ -180,7 +180,7 @@ class LifecycleTest : public StratadTest {
   TestClient client_;
 };
 
-TEST_F(LifecycleTest, UpdateFromBytesKeepsDataRunsNewCodeAndBackfillsTheNewView) {
+TEST_F(ServerLifecycleTest, UpdateFromBytesKeepsDataRunsNewCodeAndBackfillsTheNewView) {
   DeployV1();
   std::map<std::string, int64_t> sums = AppendEvents(4);
   const std::map<std::string, Value> totals_v1 = ViewOf("$$totals");
@@ -217,7 +217,7 @@ TEST_F(LifecycleTest, UpdateFromBytesKeepsDataRunsNewCodeAndBackfillsTheNewView)
   EXPECT_EQ(EventRecords(), 5 * kKeys);
 }
 
-TEST_F(LifecycleTest, UpdateFromServerPathAndAWideningSchemaChange) {
+TEST_F(ServerLifecycleTest, UpdateFromServerPathAndAWideningSchemaChange) {
   DeployV1();
   AppendEvents(2);
   const std::map<std::string, Value> totals_v1 = ViewOf("$$totals");
@@ -237,7 +237,7 @@ TEST_F(LifecycleTest, UpdateFromServerPathAndAWideningSchemaChange) {
 
 // partitions=N with the running build: every record moves, the views are recomputed from
 // them, and the module then has N partitions.
-TEST_F(LifecycleTest, UpdateWithPartitionsRescales) {
+TEST_F(ServerLifecycleTest, UpdateWithPartitionsRescales) {
   DeployV1();
   AppendEvents(3);
   const std::map<std::string, Value> totals = ViewOf("$$totals");
@@ -253,7 +253,7 @@ TEST_F(LifecycleTest, UpdateWithPartitionsRescales) {
   EXPECT_EQ(EventRecords(), 3 * kKeys);
 }
 
-TEST_F(LifecycleTest, UpdateDroppingNamesIsRefusedUntilTheyAreListed) {
+TEST_F(ServerLifecycleTest, UpdateDroppingNamesIsRefusedUntilTheyAreListed) {
   DeployV1();
   AppendEvents(1);
   ExpectError(client_.Call(UpdateFromPath(EVOLVE_V3)), ErrorCode::kInvalidArgument,
@@ -277,7 +277,7 @@ TEST_F(LifecycleTest, UpdateDroppingNamesIsRefusedUntilTheyAreListed) {
   EXPECT_FALSE(NamesOf(info.topologies).count("extra"));
 }
 
-TEST_F(LifecycleTest, BuildsThatCannotReplaceTheModuleAreRefusedAndV1KeepsServing) {
+TEST_F(ServerLifecycleTest, BuildsThatCannotReplaceTheModuleAreRefusedAndV1KeepsServing) {
   DeployV1();
   std::map<std::string, int64_t> sums = AppendEvents(2);
   // v6's define function throws; v4 changes $$totals' values from int64 to string.
@@ -295,7 +295,7 @@ TEST_F(LifecycleTest, BuildsThatCannotReplaceTheModuleAreRefusedAndV1KeepsServin
   for (const auto& [k, sum] : sums) EXPECT_EQ(totals.at(k), Value(sum + more[k])) << k;
 }
 
-TEST_F(LifecycleTest, RecomputeRebuildsAViewEqualToTheLiveOne) {
+TEST_F(ServerLifecycleTest, RecomputeRebuildsAViewEqualToTheLiveOne) {
   DeployV1();
   for (int i = 0; i < 10; ++i) AppendEvents(20);
   const std::map<std::string, Value> before = ViewOf("$$totals");
@@ -314,7 +314,7 @@ TEST_F(LifecycleTest, RecomputeRebuildsAViewEqualToTheLiveOne) {
 // While a recompute runs, a second one is ALREADY_EXISTS and an update OVERLOADED. 100,000
 // events make the rebuild take far longer than the few milliseconds between the requests,
 // which are sent together.
-TEST_F(LifecycleTest, OneRebuildAtATime) {
+TEST_F(ServerLifecycleTest, OneRebuildAtATime) {
   DeployV1();
   for (int batch = 0; batch < 20; ++batch) {
     proto::AppendRequest append;
@@ -355,7 +355,7 @@ TEST_F(LifecycleTest, OneRebuildAtATime) {
   for (int k = 0; k < kKeys; ++k) EXPECT_EQ(totals.at(KeyName(k)), Value(10000)) << KeyName(k);
 }
 
-TEST_F(LifecycleTest, RecomputeOfUnknownNamesIsRefused) {
+TEST_F(ServerLifecycleTest, RecomputeOfUnknownNamesIsRefused) {
   DeployV1();
   ExpectError(client_.Call(proto::RecomputeRequest{"evolve", {"$$nope"}}), ErrorCode::kNotFound,
               {"$$nope"});
@@ -366,7 +366,7 @@ TEST_F(LifecycleTest, RecomputeOfUnknownNamesIsRefused) {
 
 // What the protocol refuses before the engine sees it: each is answered with the request's
 // id and the connection keeps serving.
-TEST_F(LifecycleTest, MalformedUpdateAndRecomputeRequestsAreRefused) {
+TEST_F(ServerLifecycleTest, MalformedUpdateAndRecomputeRequestsAreRefused) {
   proto::UpdateRequest neither;
   ExpectError(client_.Call(neither), ErrorCode::kInvalidArgument,
               {"UpdateRequest needs one of path and so_bytes, has neither"});

@@ -255,6 +255,59 @@ TEST(MalformedRequestTest, DeployNeedsExactlyOneSourceAndSanePartitions) {
   }
 }
 
+TEST(MalformedRequestTest, UpdateNeedsExactlyOneSourceNamedDropsAndSanePartitions) {
+  auto update = [](uint64_t id, const char* path, const char* so,
+                   const std::vector<std::string>& drop, int partitions) {
+    fb::FlatBufferBuilder b;
+    std::vector<uint8_t> so_bytes;
+    if (so != nullptr) so_bytes.assign(so, so + std::strlen(so));
+    std::vector<fb::Offset<fb::String>> names;
+    for (const std::string& d : drop) names.push_back(b.CreateString(d));
+    auto body = w::CreateUpdateRequestDirect(b, path, so != nullptr ? &so_bytes : nullptr,
+                                             drop.empty() ? nullptr : &names, partitions, true);
+    return Finish(b, id, w::RequestBody::UpdateRequest, body.Union());
+  };
+  ExpectInvalid(update(130, nullptr, nullptr, {}, 0), 130,
+                "UpdateRequest needs one of path and so_bytes, has neither");
+  ExpectInvalid(update(131, "/m.so", "ELF", {}, 0), 131, "has both");
+  ExpectInvalid(update(132, "/m.so", nullptr, {}, -1), 132, "UpdateRequest.partitions -1");
+  ExpectInvalid(update(133, "/m.so", nullptr, {}, 1025), 133, "UpdateRequest.partitions 1025");
+  ExpectInvalid(update(134, "/m.so", nullptr, {"*old", ""}, 0), 134,
+                "UpdateRequest.drop[1] is missing or empty");
+  for (int partitions : {0, 1, 1024}) {
+    std::string bytes = update(135, nullptr, "ELF", {"*old", "$$gone"}, partitions);
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    ASSERT_TRUE(std::holds_alternative<Request>(decoded)) << partitions;
+    const auto& u = std::get<UpdateRequest>(std::get<Request>(decoded).body);
+    EXPECT_EQ(u.so_bytes, "ELF");
+    EXPECT_EQ(u.drop, (std::vector<std::string>{"*old", "$$gone"}));
+    EXPECT_EQ(u.partitions, partitions);
+    EXPECT_TRUE(u.new_topologies_from_end);
+  }
+}
+
+TEST(MalformedRequestTest, RecomputeNeedsAModuleAndNamedPStates) {
+  auto recompute = [](uint64_t id, const char* module, const std::vector<std::string>* pstates) {
+    fb::FlatBufferBuilder b;
+    std::vector<fb::Offset<fb::String>> names;
+    if (pstates != nullptr) {
+      for (const std::string& p : *pstates) names.push_back(b.CreateString(p));
+    }
+    auto body = w::CreateRecomputeRequestDirect(b, module, pstates != nullptr ? &names : nullptr);
+    return Finish(b, id, w::RequestBody::RecomputeRequest, body.Union());
+  };
+  const std::vector<std::string> none, one{"$$p"}, blank{"$$p", ""};
+  ExpectInvalid(recompute(140, nullptr, &one), 140, "RecomputeRequest.module");
+  ExpectInvalid(recompute(141, "m", nullptr), 141, "RecomputeRequest.pstates is empty");
+  ExpectInvalid(recompute(142, "m", &none), 142, "RecomputeRequest.pstates is empty");
+  ExpectInvalid(recompute(143, "m", &blank), 143, "RecomputeRequest.pstates[1] is missing");
+  std::string bytes = recompute(144, "m", &one);
+  auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+  ASSERT_TRUE(std::holds_alternative<Request>(decoded));
+  EXPECT_EQ(std::get<RecomputeRequest>(std::get<Request>(decoded).body),
+            (RecomputeRequest{"m", {"$$p"}}));
+}
+
 TEST(MalformedRequestTest, SelectNeedsNamesAndAValidPath) {
   auto select = [](uint64_t id, const char* pstate, const std::string* path,
                    const std::string* key) {

@@ -129,8 +129,6 @@ constexpr bool ErrorTablesAgree() {
 static_assert(ErrorTablesAgree(),
               "protocol::ErrorCode (messages.h) differs from strata.fbs's enum ErrorCode");
 
-constexpr int kMaxPartitions = 1024;
-
 // ---- Encoding ----------------------------------------------------------------------------
 
 // Strings that are optional on the wire are left out when empty, so "absent" and ""
@@ -170,6 +168,11 @@ fb::Offset<fb::Vector<fb::Offset<Table>>> TableList(fb::FlatBufferBuilder& b,
   return b.CreateVector(offsets);
 }
 
+fb::Offset<fb::Vector<uint8_t>> OptionalBytes(fb::FlatBufferBuilder& b, const std::string& bytes) {
+  if (bytes.empty()) return {};
+  return b.CreateVector(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
 fb::Offset<w::Error> EncodeError(fb::FlatBufferBuilder& b, const Error& e) {
   return w::CreateError(b, ToWire(e.code), OptionalString(b, e.message));
 }
@@ -184,11 +187,7 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
                 w::CreateHello(b, m.protocol_version, OptionalString(b, m.client_name)).Union()};
           },
           [&](const DeployRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
-            fb::Offset<fb::Vector<uint8_t>> so_bytes;
-            if (!m.so_bytes.empty()) {
-              so_bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(m.so_bytes.data()),
-                                        m.so_bytes.size());
-            }
+            auto so_bytes = OptionalBytes(b, m.so_bytes);
             auto path = OptionalString(b, m.path);
             return {w::RequestBody::DeployRequest,
                     w::CreateDeployRequest(b, path, so_bytes, m.partitions).Union()};
@@ -237,6 +236,22 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
                                           m.failures_limit)
                         .Union()};
           },
+          [&](const UpdateRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto path = OptionalString(b, m.path);
+            auto so_bytes = OptionalBytes(b, m.so_bytes);
+            fb::Offset<fb::Vector<fb::Offset<fb::String>>> drop;
+            if (!m.drop.empty()) drop = StringList(b, m.drop);
+            return {w::RequestBody::UpdateRequest,
+                    w::CreateUpdateRequest(b, path, so_bytes, drop, m.partitions,
+                                           m.new_topologies_from_end)
+                        .Union()};
+          },
+          [&](const RecomputeRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto pstates = StringList(b, m.pstates);
+            return {w::RequestBody::RecomputeRequest,
+                    w::CreateRecomputeRequest(b, module, pstates).Union()};
+          },
       },
       body);
 }
@@ -261,7 +276,8 @@ fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const Modul
     return w::CreateTopologyInfo(b, name, StringList(b, t.sources));
   });
   auto load_error = OptionalString(b, m.load_error);
-  return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies, load_error);
+  return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies, load_error,
+                             m.version);
 }
 
 fb::Offset<w::AppendResult> EncodeAppendResult(fb::FlatBufferBuilder& b, const AppendResult& r) {
@@ -299,7 +315,16 @@ fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const Mod
         return w::CreateTopologyFailure(b, topology, depot, f.partition, f.offset, message);
       });
   auto load_error = OptionalString(b, m.load_error);
-  return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures, load_error);
+  fb::Offset<fb::Vector<fb::Offset<w::RebuildProgress>>> rebuilds;
+  if (!m.rebuilds.empty()) {
+    rebuilds = TableList<w::RebuildProgress>(b, m.rebuilds, [](auto& b, const RebuildProgress& r) {
+      auto kind = OptionalString(b, r.kind);
+      auto names = StringList(b, r.names);
+      return w::CreateRebuildProgress(b, kind, names, r.records_done, r.records_total);
+    });
+  }
+  return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures, load_error,
+                              rebuilds);
 }
 
 std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBuilder& b,
@@ -349,6 +374,24 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
             auto modules = TableList<w::ModuleStats>(b, m.modules, EncodeModuleStats);
             return {w::ResponseBody::StatsResult, w::CreateStatsResult(b, server, modules).Union()};
           },
+          [&](const Updated& m) -> Encoded {
+            auto module = EncodeModuleInfo(b, m.module);
+            auto created = StringList(b, m.created);
+            auto dropped = StringList(b, m.dropped);
+            auto widened = StringList(b, m.widened);
+            auto backfilling = StringList(b, m.backfilling);
+            auto migrated = StringList(b, m.migrated);
+            return {w::ResponseBody::Updated,
+                    w::CreateUpdated(b, module, m.version, created, dropped, widened, backfilling,
+                                     m.pause_us, migrated)
+                        .Union()};
+          },
+          [&](const RecomputeStarted& m) -> Encoded {
+            auto module = OptionalString(b, m.module);
+            auto pstates = StringList(b, m.pstates);
+            return {w::ResponseBody::RecomputeStarted,
+                    w::CreateRecomputeStarted(b, module, pstates).Union()};
+          },
       },
       body);
 }
@@ -397,6 +440,41 @@ Result<std::vector<Value>> ValueListOf(const fb::Vector<fb::Offset<w::ValueBytes
   return values;
 }
 
+std::vector<std::string> StringsOf(const fb::Vector<fb::Offset<fb::String>>* list) {
+  std::vector<std::string> out;
+  if (list == nullptr) return out;
+  out.reserve(list->size());
+  for (const fb::String* s : *list) out.push_back(s->str());
+  return out;
+}
+
+// A list of names, each non-empty (a list may be absent, which reads as empty).
+Result<std::vector<std::string>> NameList(const fb::Vector<fb::Offset<fb::String>>* list,
+                                          std::string_view field) {
+  std::vector<std::string> out;
+  if (list == nullptr) return out;
+  out.reserve(list->size());
+  for (fb::uoffset_t i = 0; i < list->size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(std::string name, RequiredName(list->Get(i), Indexed(field, i)));
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
+// Exactly one of a module file's path and bytes (DeployRequest, UpdateRequest).
+Status ReadModuleSource(const fb::String* path, const fb::Vector<uint8_t>* so_bytes,
+                        std::string_view request, std::string* path_out, std::string* bytes_out) {
+  *path_out = Str(path);
+  if (so_bytes != nullptr) {
+    bytes_out->assign(reinterpret_cast<const char*>(so_bytes->data()), so_bytes->size());
+  }
+  if (path_out->empty() == bytes_out->empty()) {
+    return Status::InvalidArgument(std::string(request) + " needs one of path and so_bytes, has " +
+                                   (path_out->empty() ? "neither" : "both"));
+  }
+  return Status::Ok();
+}
+
 Error ErrorOf(const w::Error& e) { return Error{FromWire(e.code()), Str(e.message())}; }
 
 Result<Hello> ConvertHello(const w::Hello& m) {
@@ -405,15 +483,8 @@ Result<Hello> ConvertHello(const w::Hello& m) {
 
 Result<DeployRequest> ConvertDeploy(const w::DeployRequest& m) {
   DeployRequest out;
-  out.path = Str(m.path());
-  if (m.so_bytes() != nullptr) {
-    out.so_bytes.assign(reinterpret_cast<const char*>(m.so_bytes()->data()), m.so_bytes()->size());
-  }
-  if (out.path.empty() == out.so_bytes.empty()) {
-    return Status::InvalidArgument(out.path.empty()
-                                       ? "DeployRequest needs one of path and so_bytes, has neither"
-                                       : "DeployRequest needs one of path and so_bytes, has both");
-  }
+  STRATA_RETURN_IF_ERROR(
+      ReadModuleSource(m.path(), m.so_bytes(), "DeployRequest", &out.path, &out.so_bytes));
   out.partitions = m.partitions();
   if (out.partitions < 1 || out.partitions > kMaxPartitions) {
     return Status::InvalidArgument("DeployRequest.partitions " + std::to_string(out.partitions) +
@@ -500,6 +571,31 @@ Result<StatsRequest> ConvertStats(const w::StatsRequest& m) {
   return out;
 }
 
+Result<UpdateRequest> ConvertUpdate(const w::UpdateRequest& m) {
+  UpdateRequest out;
+  STRATA_RETURN_IF_ERROR(
+      ReadModuleSource(m.path(), m.so_bytes(), "UpdateRequest", &out.path, &out.so_bytes));
+  STRATA_ASSIGN_OR_RETURN(out.drop, NameList(m.drop(), "UpdateRequest.drop"));
+  out.partitions = m.partitions();
+  if (out.partitions < 0 || out.partitions > kMaxPartitions) {
+    return Status::InvalidArgument("UpdateRequest.partitions " + std::to_string(out.partitions) +
+                                   " is outside [0, " + std::to_string(kMaxPartitions) +
+                                   "] (0 keeps the partition count)");
+  }
+  out.new_topologies_from_end = m.new_topologies_from_end();
+  return out;
+}
+
+Result<RecomputeRequest> ConvertRecompute(const w::RecomputeRequest& m) {
+  RecomputeRequest out;
+  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "RecomputeRequest.module"));
+  STRATA_ASSIGN_OR_RETURN(out.pstates, NameList(m.pstates(), "RecomputeRequest.pstates"));
+  if (out.pstates.empty()) {
+    return Status::InvalidArgument("RecomputeRequest.pstates is empty; name at least one PState");
+  }
+  return out;
+}
+
 template <typename T>
 Result<RequestBody> AsBody(Result<T> r) {
   if (!r.ok()) return r.status();
@@ -530,6 +626,10 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return AsBody(ConvertReadDepot(*r.body_as_ReadDepotRequest()));
     case w::RequestBody::StatsRequest:
       return AsBody(ConvertStats(*r.body_as_StatsRequest()));
+    case w::RequestBody::UpdateRequest:
+      return AsBody(ConvertUpdate(*r.body_as_UpdateRequest()));
+    case w::RequestBody::RecomputeRequest:
+      return AsBody(ConvertRecompute(*r.body_as_RecomputeRequest()));
     case w::RequestBody::NONE:
       break;
   }
@@ -565,15 +665,11 @@ Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
   }
   if (m.topologies() != nullptr) {
     for (const w::TopologyInfo* t : *m.topologies()) {
-      TopologyInfo info;
-      info.name = Str(t->name());
-      if (t->sources() != nullptr) {
-        for (const fb::String* s : *t->sources()) info.sources.push_back(s->str());
-      }
-      out.topologies.push_back(std::move(info));
+      out.topologies.push_back(TopologyInfo{Str(t->name()), StringsOf(t->sources())});
     }
   }
   out.load_error = Str(m.load_error());
+  out.version = m.version();
   return out;
 }
 
@@ -623,6 +719,12 @@ Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
       for (const w::TopologyFailure* f : *ms->failure_page()) {
         stats.failure_page.push_back(TopologyFailure{
             Str(f->topology()), Str(f->depot()), f->partition(), f->offset(), Str(f->message())});
+      }
+    }
+    if (ms->rebuilds() != nullptr) {
+      for (const w::RebuildProgress* r : *ms->rebuilds()) {
+        stats.rebuilds.push_back(RebuildProgress{Str(r->kind()), StringsOf(r->names()),
+                                                 r->records_done(), r->records_total()});
       }
     }
     out.modules.push_back(std::move(stats));
@@ -694,6 +796,25 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
     }
     case w::ResponseBody::StatsResult:
       return AsResponseBody(ConvertStatsResult(*r.body_as_StatsResult()));
+    case w::ResponseBody::Updated: {
+      const w::Updated& m = *r.body_as_Updated();
+      Updated out;
+      if (m.module_() != nullptr) {
+        STRATA_ASSIGN_OR_RETURN(out.module, ConvertModuleInfo(*m.module_()));
+      }
+      out.version = m.version();
+      out.created = StringsOf(m.created());
+      out.dropped = StringsOf(m.dropped());
+      out.widened = StringsOf(m.widened());
+      out.backfilling = StringsOf(m.backfilling());
+      out.pause_us = m.pause_us();
+      out.migrated = StringsOf(m.migrated());
+      return ResponseBody(std::move(out));
+    }
+    case w::ResponseBody::RecomputeStarted: {
+      const w::RecomputeStarted& m = *r.body_as_RecomputeStarted();
+      return ResponseBody(RecomputeStarted{Str(m.module_()), StringsOf(m.pstates())});
+    }
   }
   return Status::InvalidArgument(
       "Response body type " + std::to_string(static_cast<unsigned>(r.body_type())) + " is unknown");

@@ -28,6 +28,19 @@ proto::Response FromStatus(uint64_t id, const Status& status) {
   return ErrorResponse(id, proto::ErrorCodeFor(status), status.message());
 }
 
+// The error of an engine call on an uploaded module: the temporary file's name means
+// nothing to the client that sent the bytes, so the message names the upload instead.
+proto::Response FromUploadStatus(uint64_t id, const Status& status, const std::string& upload,
+                                 size_t bytes) {
+  std::string message = status.message();
+  const std::string name = "the uploaded module (" + std::to_string(bytes) + " bytes)";
+  for (size_t at = message.find(upload); at != std::string::npos;
+       at = message.find(upload, at + name.size())) {
+    message.replace(at, upload.size(), name);
+  }
+  return ErrorResponse(id, proto::ErrorCodeFor(status), std::move(message));
+}
+
 proto::Response Body(uint64_t id, proto::ResponseBody body) {
   proto::Response response;
   response.id = id;
@@ -55,6 +68,7 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
   }
   for (const TopologyInfo& t : info.topologies) out.topologies.push_back({t.name, t.sources});
   out.load_error = info.load_error;
+  out.version = info.version;
   return out;
 }
 
@@ -72,7 +86,22 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
     out.failure_page.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
   }
   out.load_error = stats.load_error;
+  for (const RebuildProgress& r : stats.rebuilds) {
+    out.rebuilds.push_back({r.kind, r.names, r.records_done, r.records_total});
+  }
   return out;
+}
+
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out.empty() ? "none" : out;
+}
+
+// Where a module file of a deploy or update comes from, for the log.
+std::string SourceOf(const std::string& path, const std::string& so_bytes) {
+  return so_bytes.empty() ? "path " + path
+                          : "an upload of " + std::to_string(so_bytes.size()) + " bytes";
 }
 
 proto::Response InternalError(uint64_t id, std::string_view what) {
@@ -180,6 +209,10 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                 return Select(id, body);
               } else if constexpr (std::is_same_v<T, proto::ReadDepotRequest>) {
                 return ReadDepot(id, body);
+              } else if constexpr (std::is_same_v<T, proto::UpdateRequest>) {
+                return LoggedUpdate(id, body, peer);
+              } else if constexpr (std::is_same_v<T, proto::RecomputeRequest>) {
+                return LoggedRecompute(id, body, peer);
               } else {
                 static_assert(std::is_same_v<T, proto::StatsRequest>);
                 return Stats(id, body);
@@ -197,14 +230,11 @@ Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partition
   return engine_.Deploy(path, options);
 }
 
-// Deploy and destroy change what the server holds: each is logged with its client and
-// outcome, so that an operator can tell who deployed or destroyed what, and when.
+// Deploy, update, recompute and destroy change what the server holds: each is logged with
+// its client and outcome, so that an operator can tell who changed what, and when.
 proto::Response Dispatcher::LoggedDeploy(uint64_t id, const proto::DeployRequest& request,
                                          const std::string& peer) {
-  const std::string source =
-      request.so_bytes.empty()
-          ? "path " + request.path
-          : "an upload of " + std::to_string(request.so_bytes.size()) + " bytes";
+  const std::string source = SourceOf(request.path, request.so_bytes);
   proto::Response response = Deploy(id, request);
   if (response.error) {
     LogWarning("deploy from " + source + " (" + std::to_string(request.partitions) +
@@ -214,6 +244,40 @@ proto::Response Dispatcher::LoggedDeploy(uint64_t id, const proto::DeployRequest
   } else if (const auto* info = std::get_if<proto::ModuleInfo>(&response.body)) {
     LogInfo("deployed module " + info->name + " (" + std::to_string(info->partitions) +
             " partitions) from " + source + " for " + peer);
+  }
+  return response;
+}
+
+proto::Response Dispatcher::LoggedUpdate(uint64_t id, const proto::UpdateRequest& request,
+                                         const std::string& peer) {
+  const std::string source = SourceOf(request.path, request.so_bytes);
+  proto::Response response = Update(id, request);
+  if (response.error) {
+    LogWarning("update from " + source + " by " + peer +
+               " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+               response.error->message);
+  } else if (const auto* updated = std::get_if<proto::Updated>(&response.body)) {
+    LogInfo("updated module " + updated->module.name + " to version " +
+            std::to_string(updated->version) + " from " + source + " for " + peer +
+            " (created: " + Joined(updated->created) + "; dropped: " + Joined(updated->dropped) +
+            "; widened: " + Joined(updated->widened) + "; migrated: " + Joined(updated->migrated) +
+            "; backfilling: " + Joined(updated->backfilling) + "; " +
+            std::to_string(updated->module.partitions) + " partitions; appends paused " +
+            std::to_string(updated->pause_us) + " us)");
+  }
+  return response;
+}
+
+proto::Response Dispatcher::LoggedRecompute(uint64_t id, const proto::RecomputeRequest& request,
+                                            const std::string& peer) {
+  proto::Response response = Recompute(id, request);
+  if (response.error) {
+    LogWarning("recompute of " + Joined(request.pstates) + " of module " + request.module + " by " +
+               peer + " failed: " + std::string(proto::ErrorCodeName(response.error->code)) + ": " +
+               response.error->message);
+  } else if (const auto* started = std::get_if<proto::RecomputeStarted>(&response.body)) {
+    LogInfo("recompute of " + Joined(started->pstates) + " of module " + started->module +
+            " started for " + peer);
   }
   return response;
 }
@@ -236,34 +300,80 @@ proto::Response Dispatcher::Deploy(uint64_t id, const proto::DeployRequest& requ
     return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
                          "deploy needs exactly one of path and so_bytes");
   }
-  if (!request.so_bytes.empty()) return DeployBytes(id, request);
+  if (request.path.empty()) {
+    Result<std::string> upload = WriteUpload(request.so_bytes);
+    if (!upload.ok()) return FromStatus(id, upload.status());
+    Result<ModuleInfo> info = DeployFile(*upload, request.partitions);
+    std::error_code ignored;
+    fs::remove(*upload, ignored);
+    if (!info.ok()) return FromUploadStatus(id, info.status(), *upload, request.so_bytes.size());
+    return Body(id, ToWire(*info));
+  }
   Result<ModuleInfo> info = DeployFile(request.path, request.partitions);
   if (!info.ok()) return FromStatus(id, info.status());
   return Body(id, ToWire(*info));
 }
 
 // The bytes go to a file of the data directory only for the engine to copy; the engine
-// keeps its own copy, so the upload file is removed whatever happens.
-proto::Response Dispatcher::DeployBytes(uint64_t id, const proto::DeployRequest& request) {
+// keeps its own copy, so the caller removes the upload file whatever happens.
+Result<std::string> Dispatcher::WriteUpload(const std::string& so_bytes) {
   const fs::path upload =
       fs::path(data_dir_) / (".upload-" + std::to_string(getpid()) + "-" +
                              std::to_string(upload_counter_.fetch_add(1)) + ".so");
-  {
-    std::ofstream out(upload, std::ios::binary | std::ios::trunc);
-    out.write(request.so_bytes.data(), static_cast<std::streamsize>(request.so_bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(upload, ignored);
-      return ErrorResponse(id, proto::ErrorCode::kIoError,
-                           "cannot write the uploaded module to " + upload.string());
-    }
+  std::ofstream out(upload, std::ios::binary | std::ios::trunc);
+  out.write(so_bytes.data(), static_cast<std::streamsize>(so_bytes.size()));
+  out.close();
+  if (!out) {
+    std::error_code ignored;
+    fs::remove(upload, ignored);
+    return Status::IOError("cannot write the uploaded module to " + upload.string());
   }
-  Result<ModuleInfo> info = DeployFile(upload.string(), request.partitions);
-  std::error_code ignored;
-  fs::remove(upload, ignored);
-  if (!info.ok()) return FromStatus(id, info.status());
-  return Body(id, ToWire(*info));
+  return upload.string();
+}
+
+proto::Response Dispatcher::Update(uint64_t id, const proto::UpdateRequest& request) {
+  if (request.path.empty() == request.so_bytes.empty()) {
+    return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
+                         "update needs exactly one of path and so_bytes");
+  }
+  UpdateOptions options;
+  options.drop = request.drop;
+  options.partitions = request.partitions;
+  options.new_topologies_from_end = request.new_topologies_from_end;
+  std::string path = request.path;
+  if (path.empty()) {
+    Result<std::string> upload = WriteUpload(request.so_bytes);
+    if (!upload.ok()) return FromStatus(id, upload.status());
+    path = *upload;
+  }
+  Result<UpdateResult> result = engine_.Update(path, options);
+  if (request.path.empty()) {
+    std::error_code ignored;
+    fs::remove(path, ignored);
+  }
+  if (!result.ok()) {
+    return request.path.empty()
+               ? FromUploadStatus(id, result.status(), path, request.so_bytes.size())
+               : FromStatus(id, result.status());
+  }
+  proto::Updated updated;
+  updated.module = ToWire(result->info);
+  updated.version = result->version;
+  updated.created = result->created;
+  updated.dropped = result->dropped;
+  updated.widened = result->widened;
+  updated.backfilling = result->backfilling;
+  updated.pause_us = result->pause_us;
+  updated.migrated = result->migrated;
+  return Body(id, std::move(updated));
+}
+
+proto::Response Dispatcher::Recompute(uint64_t id, const proto::RecomputeRequest& request) {
+  std::vector<std::string> pstates;
+  for (const std::string& name : request.pstates) pstates.push_back(WithSigil(name, "$$"));
+  Status status = engine_.Recompute(request.module, pstates);
+  if (!status.ok()) return FromStatus(id, status);
+  return Body(id, proto::RecomputeStarted{request.module, std::move(pstates)});
 }
 
 proto::Response Dispatcher::ListModules(uint64_t id) {

@@ -31,9 +31,9 @@ using Reply = std::function<void(protocol::Response)>;
 class Dispatcher {
  public:
   // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
-  // flight. Engine calls that block (deploy, destroy, describe, select, read, stats) run
-  // on `blocking_pool`, so network threads only parse, dispatch and write (point reads
-  // excepted: AnswerInline answers them on the network thread). Appends go to
+  // flight. Engine calls that block (deploy, update, recompute, destroy, describe, select,
+  // read, stats) run on `blocking_pool`, so network threads only parse, dispatch and write
+  // (point reads excepted: AnswerInline answers them on the network thread). Appends go to
   // Engine::AppendAsync directly: it never blocks; at the engine's global cap of
   // unprocessed records the batch waits for admission, its request stays in flight, and
   // the connection's in-flight cap stops reading it (the backpressure on appenders).
@@ -45,8 +45,8 @@ class Dispatcher {
   // Any request but Hello (the connection does the handshake). Thread-safe. An exception
   // while a request is processed (on the pool or an engine thread) answers it INTERNAL
   // with a log line; one thrown here, on the caller's thread, is the caller's to handle.
-  // `peer` ("HOST:PORT" of the client) names the client in the log lines of deploy and
-  // destroy, which are logged with their outcome.
+  // `peer` ("HOST:PORT" of the client) names the client in the log lines of deploy,
+  // update, recompute and destroy, which are logged with their outcome.
   void Dispatch(protocol::Request request, const std::string& peer, Reply reply);
 
   // The response to `request` when it is a point read (a select whose path navigates by
@@ -61,10 +61,18 @@ class Dispatcher {
 
  private:
   void Post(std::function<void()> work);
-  protocol::Response DeployBytes(uint64_t id, const protocol::DeployRequest& request);
+  // Writes uploaded module bytes to a new file of the data directory and returns its path;
+  // the caller removes it once the engine call returned (the engine keeps its own copy).
+  Result<std::string> WriteUpload(const std::string& so_bytes);
   protocol::Response Deploy(uint64_t id, const protocol::DeployRequest& request);
   protocol::Response LoggedDeploy(uint64_t id, const protocol::DeployRequest& request,
                                   const std::string& peer);
+  protocol::Response Update(uint64_t id, const protocol::UpdateRequest& request);
+  protocol::Response LoggedUpdate(uint64_t id, const protocol::UpdateRequest& request,
+                                  const std::string& peer);
+  protocol::Response Recompute(uint64_t id, const protocol::RecomputeRequest& request);
+  protocol::Response LoggedRecompute(uint64_t id, const protocol::RecomputeRequest& request,
+                                     const std::string& peer);
   protocol::Response LoggedDestroy(uint64_t id, const protocol::DestroyRequest& request,
                                    const std::string& peer);
   protocol::Response ListModules(uint64_t id);

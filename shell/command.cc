@@ -1,5 +1,6 @@
 #include "command.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <utility>
@@ -24,6 +25,21 @@ constexpr CommandSpec kCommands[] = {
     {"deploy", Command::Kind::kDeploy, "deploy FILE [partitions=N]",
      "Reads the module plugin FILE (a .so) on this machine and deploys it to the server with N "
      "partitions (default 8). FILE is one word (no spaces)."},
+    {"update", Command::Kind::kUpdate, "update FILE [drop=NAME,NAME…] [partitions=N] [from=end]",
+     "Reads the module plugin FILE (a .so) on this machine and replaces the running code of the "
+     "deployed module of the same name with it, keeping its data: same-named depots keep their "
+     "records, PStates their values, topologies their progress; new depots and PStates are "
+     "created and new topologies backfill from offset 0 (from=end: they start at the end of "
+     "their sources). Names the new build no longer declares (depots, PStates, topologies) must "
+     "be listed in drop= (comma-separated): their data is deleted. partitions=N rescales the "
+     "module to N partitions. Shows the new version, what was created, dropped, widened and is "
+     "backfilling, and how long appends were paused. docs/modules.md, \"Changing a deployed "
+     "module\", has the rules."},
+    {"recompute", Command::Kind::kRecompute, "recompute MODULE PSTATE…",
+     "Rebuilds the PStates from the module's depots, from offset 0, while the live ones keep "
+     "serving; when the rebuild has caught up it replaces them in one step. Shows a progress "
+     "bar (records done / total) until then; Ctrl-C stops watching, not the recompute (stats "
+     "MODULE shows its progress)."},
     {"destroy", Command::Kind::kDestroy, "destroy MODULE [--yes]",
      "Deletes a module and all its data. Asks for confirmation when run interactively; "
      "scripts and -c must add --yes."},
@@ -124,6 +140,34 @@ class CommandParser {
           if (name != "partitions" || !Int(value, at, 1, 1 << 16, &c.partitions))
             return Unexpected(*w);
         }
+        break;
+      case Command::Kind::kUpdate:
+        if (!Required("FILE", &c.word)) return *error_;
+        c.partitions = 0;
+        while (std::optional<Word> w = NextWord()) {
+          const auto [name, value, at] = SplitOption(*w);
+          bool ok = false;
+          if (name == "drop") {
+            ok = NameList(value, at, &c.names);
+          } else if (name == "partitions") {
+            ok = Int(value, at, 1, protocol::kMaxPartitions, &c.partitions);
+          } else if (name == "from") {
+            ok = value == "end";
+            if (!ok) {
+              error_ = TextError{at,
+                                 "from takes end (new topologies then start at the end of "
+                                 "their sources instead of backfilling), found '" +
+                                     std::string(value) + "'"};
+            }
+            c.from_end = ok;
+          }
+          if (!ok) return Unexpected(*w);
+        }
+        break;
+      case Command::Kind::kRecompute:
+        if (!Required("MODULE", &c.module)) return *error_;
+        while (std::optional<Word> w = NextWord()) c.names.emplace_back(w->text);
+        if (c.names.empty()) return Missing("PSTATE");
         break;
       case Command::Kind::kDestroy:
         if (!Required("MODULE", &c.module)) return *error_;
@@ -265,6 +309,21 @@ class CommandParser {
     }
     *out = static_cast<int>(n);
     return true;
+  }
+  // Comma-separated names, none empty, appended to *out.
+  bool NameList(std::string_view v, size_t at, std::vector<std::string>* out) {
+    size_t start = 0;
+    while (true) {
+      const size_t comma = std::min(v.find(',', start), v.size());
+      if (comma == start) {
+        error_ = TextError{at + start,
+                           "expected a name (drop=NAME,NAME…), found '" + std::string(v) + "'"};
+        return false;
+      }
+      out->emplace_back(v.substr(start, comma - start));
+      if (comma == v.size()) return true;
+      start = comma + 1;
+    }
   }
   bool Ack(std::string_view v, size_t at, protocol::AckLevel* out) {
     if (v == "none") {

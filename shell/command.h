@@ -21,6 +21,8 @@ struct Command {
     kModules,
     kDescribe,
     kDeploy,
+    kUpdate,
+    kRecompute,
     kDestroy,
     kAppend,
     kSelect,
@@ -31,14 +33,18 @@ struct Command {
     kQuit,
   };
   Kind kind = Kind::kHelp;
-  std::string module;  // describe, destroy, append, select, select-one, scan, stats ("" = all)
+  // describe, destroy, append, select, select-one, scan, recompute, stats ("" = all)
+  std::string module;
   std::string target;  // the depot (append, scan) or the PState (select, select-one)
-  std::string word;    // help: the command asked about; deploy: the file
-  Value value;         // append
-  Path path;           // select, select-one
+  std::string word;    // help: the command asked about; deploy, update: the file
+  // update: the names to drop; recompute: the PStates
+  std::vector<std::string> names;
+  Value value;                                              // append
+  Path path;                                                // select, select-one
   std::optional<Value> partition_key;                       // select, select-one
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
-  int partitions = 8;                                       // deploy
+  int partitions = 8;                                       // deploy; update: 0 = keep
+  bool from_end = false;                                    // update from=end
   bool yes = false;                                         // destroy --yes
   bool on = false;                                          // timing on|off
   int partition = -1;                                       // scan: -1 = every partition

@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
   }
   options.client.port = static_cast<uint16_t>(port);
   options.client.client_name = "strata-shell";
+  options.terminal = isatty(STDOUT_FILENO) != 0;
 
   if (!command.empty() || !file.empty() || !isatty(STDIN_FILENO)) {
     Session session(options, std::cout, std::cerr);

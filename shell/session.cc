@@ -1,7 +1,10 @@
 #include "session.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -9,6 +12,7 @@
 #include <map>
 #include <ostream>
 #include <sstream>
+#include <thread>
 
 #include "render.h"
 #include "strata/json.h"
@@ -46,8 +50,76 @@ Value ModuleToValue(const proto::ModuleInfo& m) {
                             {"pstates", Value(std::move(pstates))},
                             {"topologies", Value(std::move(topologies))}});
   if (!m.load_error.empty()) doc.Insert("load_error", m.load_error);  // a failed module only
+  doc.Insert("version", m.version);
   return doc;
 }
+
+// Reads a module file of this machine; the error message otherwise.
+std::optional<std::string> ReadModuleFile(const std::string& path, std::string* error) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    *error = "cannot read module file " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+}
+
+// The recompute among a module's running rebuilds, or null once it has finished.
+const proto::RebuildProgress* RunningRecompute(const proto::StatsResult& stats) {
+  for (const proto::ModuleStats& m : stats.modules) {
+    for (const proto::RebuildProgress& r : m.rebuilds) {
+      if (r.kind == "recompute") return &r;
+    }
+  }
+  return nullptr;
+}
+
+// Whole percent of a rebuild, 0 to 100 (the total grows with appends; done may pass an
+// older total).
+int PercentDone(const proto::RebuildProgress& r) {
+  if (r.records_total <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>(100, r.records_done * 100 / r.records_total));
+}
+
+// "[#########.....................]  45%  4500 / 10000 records" (partitions for a
+// migration).
+std::string ProgressBar(const proto::RebuildProgress& r) {
+  constexpr int kWidth = 30;
+  const int percent = PercentDone(r);
+  const int filled = percent * kWidth / 100;
+  char line[160];
+  std::snprintf(line, sizeof line, "[%s%s] %3d%%  %lld / %lld %s", std::string(filled, '#').c_str(),
+                std::string(kWidth - filled, '.').c_str(), percent,
+                static_cast<long long>(r.records_done), static_cast<long long>(r.records_total),
+                r.kind == "migration" ? "partitions" : "records");
+  return line;
+}
+
+// Ctrl-C while a command watches progress: the handler only records it, and the previous
+// handling of SIGINT comes back when the watch ends. One watch at a time (the shell's
+// main thread).
+volatile std::sig_atomic_t interrupted = 0;
+
+class InterruptWatch {
+ public:
+  InterruptWatch() {
+    interrupted = 0;
+    struct sigaction action {};
+    action.sa_handler = [](int) { interrupted = 1; };
+    sigemptyset(&action.sa_mask);
+    installed_ = sigaction(SIGINT, &action, &previous_) == 0;
+  }
+  ~InterruptWatch() {
+    if (installed_) sigaction(SIGINT, &previous_, nullptr);
+  }
+  InterruptWatch(const InterruptWatch&) = delete;
+  InterruptWatch& operator=(const InterruptWatch&) = delete;
+  bool fired() const { return interrupted != 0; }
+
+ private:
+  struct sigaction previous_ {};
+  bool installed_ = false;
+};
 
 // The line that reports a module that failed to load (and so serves no requests).
 std::string FailedLine(const std::string& module, const std::string& load_error) {
@@ -159,6 +231,10 @@ Outcome Session::Execute(const Command& c, std::string_view text) {
       return Describe(c);
     case Command::Kind::kDeploy:
       return Deploy(c);
+    case Command::Kind::kUpdate:
+      return Update(c);
+    case Command::Kind::kRecompute:
+      return Recompute(c);
     case Command::Kind::kDestroy:
       return Destroy(c);
     case Command::Kind::kAppend:
@@ -321,7 +397,9 @@ Outcome Session::Describe(const Command& c) {
     Emit(ModuleToValue(m), "module " + Summary(m) + "\n" + FailedLine(m.name, m.load_error));
     return Outcome::kOk;
   }
-  std::string text = "module " + Summary(m) + "\n\n";
+  std::string text = "module " + Summary(m) + "\n";
+  if (m.version > 0) text += "version " + std::to_string(m.version) + "\n";
+  text += "\n";
   Table depots{{"depot", "partitioning", "record schema"}, {}};
   for (const auto& d : m.depots)
     depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
@@ -337,16 +415,115 @@ Outcome Session::Describe(const Command& c) {
 }
 
 Outcome Session::Deploy(const Command& c) {
-  std::ifstream file(c.word, std::ios::binary);
-  if (!file) return ReportError("cannot read module file " + c.word + ": " + std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::string error;
+  std::optional<std::string> bytes = ReadModuleFile(c.word, &error);
+  if (!bytes) return ReportError(error);
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
-  auto info = client->DeployBytes(std::move(bytes), c.partitions);
+  auto info = client->DeployBytes(std::move(*bytes), c.partitions);
   modules_cache_.reset();
   if (!info.ok()) return ReportClientError(info.error());
   Emit(ModuleToValue(*info), "deployed " + Summary(*info) + "\n");
   return Outcome::kOk;
+}
+
+Outcome Session::Update(const Command& c) {
+  std::string error;
+  std::optional<std::string> bytes = ReadModuleFile(c.word, &error);
+  if (!bytes) return ReportError(error);
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  ClientUpdateOptions options;
+  options.drop = c.names;
+  options.partitions = c.partitions;
+  options.new_topologies_from_end = c.from_end;
+  auto updated = client->UpdateBytes(std::move(*bytes), options);
+  modules_cache_.reset();
+  if (!updated.ok()) return ReportClientError(updated.error());
+  const proto::Updated& u = *updated;
+  char pause[64];
+  std::snprintf(pause, sizeof pause, "%.1f ms", static_cast<double>(u.pause_us) / 1000.0);
+  std::string text = "updated " + u.module.name + " to version " + std::to_string(u.version) +
+                     " (appends paused " + pause + ")\n";
+  auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (!names.empty()) text += "  " + std::string(what) + ": " + Join(names) + "\n";
+  };
+  list("created", u.created);
+  list("dropped", u.dropped);
+  list("widened", u.widened);
+  list("migrated", u.migrated);
+  list("backfilling", u.backfilling);
+  if (c.partitions > 0) text += "  partitions: " + std::to_string(u.module.partitions) + "\n";
+  Emit(Value::MapOf({{"module", ModuleToValue(u.module)},
+                     {"version", u.version},
+                     {"created", StringList(u.created)},
+                     {"dropped", StringList(u.dropped)},
+                     {"widened", StringList(u.widened)},
+                     {"migrated", StringList(u.migrated)},
+                     {"backfilling", StringList(u.backfilling)},
+                     {"pause_us", u.pause_us}}),
+       text);
+  return Outcome::kOk;
+}
+
+Outcome Session::Recompute(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto started = client->Recompute(c.module, c.names);
+  if (!started.ok()) return ReportClientError(started.error());
+  if (!options_.json) {
+    out_ << "recompute of " << Join(started->pstates) << " of " << started->module
+         << " started (Ctrl-C stops watching, not the recompute)\n";
+    out_.flush();
+  }
+  return WatchRecompute(*client, started->module, started->pstates);
+}
+
+Outcome Session::WatchRecompute(Client& client, const std::string& module,
+                                const std::vector<std::string>& pstates) {
+  constexpr auto kPollInterval = std::chrono::milliseconds(200);
+  constexpr auto kSleepSlice = std::chrono::milliseconds(10);
+  InterruptWatch watch;
+  const bool redraw = options_.terminal && !options_.json;
+  int printed_tenth = -1;  // the last 10% step printed (a line per step when not redrawing)
+  bool drawn = false;      // a redrawn line is on the screen
+  auto result = [&](bool finished) {
+    return Value::MapOf({{"recompute", Value::MapOf({{"module", module},
+                                                     {"pstates", StringList(pstates)},
+                                                     {"finished", finished}})}});
+  };
+  while (true) {
+    if (watch.fired()) {
+      Emit(result(false), std::string(drawn ? "\n" : "") +
+                              "stopped watching: the recompute goes on in the server (stats " +
+                              module + " shows its progress)\n");
+      return Outcome::kOk;
+    }
+    auto stats = client.Stats(module, 0, 0);
+    if (!stats.ok()) {
+      if (drawn) out_ << "\n";
+      return ReportClientError(stats.error());
+    }
+    const proto::RebuildProgress* running = RunningRecompute(*stats);
+    if (running == nullptr) {
+      Emit(result(true), std::string(drawn ? "\n" : "") + "recompute of " + Join(pstates) + " of " +
+                             module + " finished: the rebuilt PStates serve\n");
+      return Outcome::kOk;
+    }
+    if (redraw) {
+      out_ << "\r" << ProgressBar(*running) << "\033[K";
+      out_.flush();
+      drawn = true;
+    } else if (!options_.json && PercentDone(*running) / 10 > printed_tenth) {
+      printed_tenth = PercentDone(*running) / 10;
+      out_ << ProgressBar(*running) << "\n";
+      out_.flush();
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < kPollInterval && !watch.fired();
+         slept += kSleepSlice) {
+      std::this_thread::sleep_for(kSleepSlice);
+    }
+  }
 }
 
 Outcome Session::Destroy(const Command& c) {
@@ -477,6 +654,16 @@ Outcome Session::Stats(const Command& c) {
     for (const auto& [key, n] : lag)
       topologies.rows.push_back({key.first, key.second, std::to_string(n)});
     text += RenderTable(depots) + RenderTable(topologies);
+    Value::List rebuild_docs;
+    Table rebuilds{{"rebuild", "of", "progress"}, {}};
+    for (const auto& r : m.rebuilds) {
+      rebuild_docs.push_back(Value::MapOf({{"kind", r.kind},
+                                           {"names", StringList(r.names)},
+                                           {"records_done", r.records_done},
+                                           {"records_total", r.records_total}}));
+      rebuilds.rows.push_back({r.kind, Join(r.names), ProgressBar(r)});
+    }
+    if (!rebuilds.rows.empty()) text += RenderTable(rebuilds, 80);
     text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";
     Value::List depot_docs, topology_docs, failure_docs;
     for (const auto& d : m.depots) {
@@ -508,7 +695,8 @@ Outcome Session::Stats(const Command& c) {
                                     {"topologies", Value(std::move(topology_docs))},
                                     {"failures", m.failures},
                                     {"failures_from", c.from},
-                                    {"failure_page", Value(std::move(failure_docs))}}));
+                                    {"failure_page", Value(std::move(failure_docs))},
+                                    {"rebuilds", Value(std::move(rebuild_docs))}}));
   }
   Emit(Value::MapOf({{"server", Value::MapOf({{"uptime_ms", s.uptime_ms},
                                               {"connections", s.connections},
@@ -554,7 +742,7 @@ std::vector<std::string> Session::Completions(std::string_view line) {
     const std::string& cmd = words[0];
     const bool module_arg = cmd == "describe" || cmd == "destroy" || cmd == "stats" ||
                             cmd == "append" || cmd == "select" || cmd == "select-one" ||
-                            cmd == "scan";
+                            cmd == "scan" || cmd == "recompute";
     if (index == 1 && (cmd == "help")) {
       candidates = CommandNames();
     } else if (index == 1 && cmd == "timing") {
@@ -570,8 +758,14 @@ std::vector<std::string> Session::Completions(std::string_view line) {
           for (const auto& p : m->pstates) candidates.push_back(p.name);
         }
       }
+    } else if (index >= 2 && cmd == "recompute") {
+      if (const proto::ModuleInfo* m = FindModule(CachedModules(), words[1])) {
+        for (const auto& p : m->pstates) candidates.push_back(p.name);
+      }
     } else if (index >= 3 && cmd == "scan") {
       candidates = {"partition=", "from=", "limit="};
+    } else if (index >= 2 && cmd == "update") {
+      candidates = {"drop=", "partitions=", "from=end"};
     }
   }
   std::vector<std::string> out;

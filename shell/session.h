@@ -25,6 +25,9 @@ namespace strata::shell {
 struct SessionOptions {
   ClientOptions client;
   bool json = false;  // one JSON document per command result (errors too) on `out`
+  // `out` is a terminal: progress (recompute) redraws one line instead of printing a line
+  // per step.
+  bool terminal = false;
   // Asks a person to confirm `destroy MODULE` without --yes; true goes ahead. Unset in
   // scripts, where such a destroy fails and asks for --yes.
   std::function<bool(const std::string& module)> confirm_destroy;
@@ -70,6 +73,12 @@ class Session {
   Outcome Modules();
   Outcome Describe(const Command& c);
   Outcome Deploy(const Command& c);
+  Outcome Update(const Command& c);
+  Outcome Recompute(const Command& c);
+  // Shows the progress of the module's running recompute (from Stats, ~5 times a second)
+  // until it no longer runs, or until Ctrl-C (SIGINT), which stops the watching only.
+  Outcome WatchRecompute(Client& client, const std::string& module,
+                         const std::vector<std::string>& pstates);
   Outcome Destroy(const Command& c);
   Outcome Append(const Command& c);
   Outcome Select(const Command& c);

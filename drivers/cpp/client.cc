@@ -23,9 +23,9 @@ ClientError ArgumentError(std::string message) {
 
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
-  static constexpr const char* kNames[] = {"no body",    "Welcome",      "ModuleInfo",
-                                           "ModuleList", "Destroyed",    "Appended",
-                                           "Selected",   "DepotRecords", "StatsResult"};
+  static constexpr const char* kNames[] = {
+      "no body",  "Welcome",      "ModuleInfo",  "ModuleList", "Destroyed",       "Appended",
+      "Selected", "DepotRecords", "StatsResult", "Updated",    "RecomputeStarted"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
@@ -73,6 +73,12 @@ ClientResult<proto::SelectRequest> SelectBody(const std::string& module, const s
   return proto::SelectRequest{module, pstate, path.ToValue(), std::move(partition_key), one};
 }
 
+proto::UpdateRequest UpdateBody(std::string path, std::string so_bytes,
+                                const ClientUpdateOptions& options) {
+  return proto::UpdateRequest{std::move(path), std::move(so_bytes), options.drop,
+                              options.partitions, options.new_topologies_from_end};
+}
+
 // Sends `body` and waits for its response. On the I/O thread (inside a callback) that wait
 // could never end, so it is refused there.
 ClientResult<Body> CallSync(Client::Impl& impl, proto::RequestBody body) {
@@ -93,6 +99,19 @@ std::future<ClientResult<T>> Ready(ClientError error) {
   std::promise<ClientResult<T>> promise;
   promise.set_value(std::move(error));
   return promise.get_future();
+}
+
+// Sends `body` without waiting; the future holds the body of type B (named `expected` in
+// the error when the server sends another).
+template <typename B>
+std::future<ClientResult<B>> SendTyped(Client::Impl& impl, proto::RequestBody body,
+                                       const char* expected) {
+  auto promise = std::make_shared<std::promise<ClientResult<B>>>();
+  std::future<ClientResult<B>> future = promise->get_future();
+  impl.Submit(std::move(body), [promise, expected](ClientResult<Body> result) {
+    promise->set_value(Take<B>(std::move(result), expected));
+  });
+  return future;
 }
 
 }  // namespace
@@ -215,6 +234,26 @@ std::future<ClientResult<std::vector<Value>>> Client::SelectAsync(
   return future;
 }
 
+std::future<ClientResult<proto::Updated>> Client::UpdateAsync(std::string path,
+                                                              const ClientUpdateOptions& options) {
+  if (path.empty()) return Ready<proto::Updated>(ArgumentError("Update: the plugin path is empty"));
+  return SendTyped<proto::Updated>(*impl_, UpdateBody(std::move(path), "", options), "Updated");
+}
+
+std::future<ClientResult<proto::Updated>> Client::UpdateBytesAsync(
+    std::string so_bytes, const ClientUpdateOptions& options) {
+  if (so_bytes.empty()) {
+    return Ready<proto::Updated>(ArgumentError("UpdateBytes: the plugin's bytes are empty"));
+  }
+  return SendTyped<proto::Updated>(*impl_, UpdateBody("", std::move(so_bytes), options), "Updated");
+}
+
+std::future<ClientResult<proto::RecomputeStarted>> Client::RecomputeAsync(
+    const std::string& module, std::vector<std::string> pstates) {
+  return SendTyped<proto::RecomputeStarted>(
+      *impl_, proto::RecomputeRequest{module, std::move(pstates)}, "RecomputeStarted");
+}
+
 // --- Synchronous ------------------------------------------------------------------------
 
 ClientResult<proto::ModuleInfo> Client::Deploy(const std::string& path, int partitions) {
@@ -227,6 +266,25 @@ ClientResult<proto::ModuleInfo> Client::DeployBytes(std::string so_bytes, int pa
   if (so_bytes.empty()) return ArgumentError("DeployBytes: the plugin's bytes are empty");
   return Take<proto::ModuleInfo>(
       CallSync(*impl_, proto::DeployRequest{"", std::move(so_bytes), partitions}), "ModuleInfo");
+}
+
+ClientResult<proto::Updated> Client::Update(const std::string& path,
+                                            const ClientUpdateOptions& options) {
+  if (path.empty()) return ArgumentError("Update: the plugin path is empty");
+  return Take<proto::Updated>(CallSync(*impl_, UpdateBody(path, "", options)), "Updated");
+}
+
+ClientResult<proto::Updated> Client::UpdateBytes(std::string so_bytes,
+                                                 const ClientUpdateOptions& options) {
+  if (so_bytes.empty()) return ArgumentError("UpdateBytes: the plugin's bytes are empty");
+  return Take<proto::Updated>(CallSync(*impl_, UpdateBody("", std::move(so_bytes), options)),
+                              "Updated");
+}
+
+ClientResult<proto::RecomputeStarted> Client::Recompute(const std::string& module,
+                                                        std::vector<std::string> pstates) {
+  return Take<proto::RecomputeStarted>(
+      CallSync(*impl_, proto::RecomputeRequest{module, std::move(pstates)}), "RecomputeStarted");
 }
 
 ClientResult<std::vector<proto::ModuleInfo>> Client::Modules() {

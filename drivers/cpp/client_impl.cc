@@ -23,8 +23,9 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {"Hello",  "Deploy", "ListModules", "Describe", "Destroy",
-                                           "Append", "Select", "ReadDepot",   "Stats"};
+  static constexpr const char* kNames[] = {"Hello",   "Deploy", "ListModules", "Describe",
+                                           "Destroy", "Append", "Select",      "ReadDepot",
+                                           "Stats",   "Update", "Recompute"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }
@@ -41,8 +42,26 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
           if (r.path.empty() == r.so_bytes.empty()) {
             return "deploy needs exactly one of a server path and the plugin's bytes";
           }
-          if (r.partitions < 1 || r.partitions > 1024) {
-            return "partitions must be 1 to 1024, got " + std::to_string(r.partitions);
+          if (r.partitions < 1 || r.partitions > proto::kMaxPartitions) {
+            return "partitions must be 1 to " + std::to_string(proto::kMaxPartitions) + ", got " +
+                   std::to_string(r.partitions);
+          }
+        } else if constexpr (std::is_same_v<T, proto::UpdateRequest>) {
+          if (r.path.empty() == r.so_bytes.empty()) {
+            return "update needs exactly one of a server path and the plugin's bytes";
+          }
+          if (r.partitions < 0 || r.partitions > proto::kMaxPartitions) {
+            return "partitions must be 0 (keep) or 1 to " + std::to_string(proto::kMaxPartitions) +
+                   ", got " + std::to_string(r.partitions);
+          }
+          for (const std::string& name : r.drop) {
+            if (name.empty()) return "a name to drop is empty";
+          }
+        } else if constexpr (std::is_same_v<T, proto::RecomputeRequest>) {
+          if (r.module.empty()) return "the module name is empty";
+          if (r.pstates.empty()) return "no PStates to recompute (module '" + r.module + "')";
+          for (const std::string& name : r.pstates) {
+            if (name.empty()) return "a PState name is empty (module '" + r.module + "')";
           }
         } else if constexpr (std::is_same_v<T, proto::DescribeRequest> ||
                              std::is_same_v<T, proto::DestroyRequest>) {

@@ -68,7 +68,8 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
 }
 
 void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::string& depot,
-                                 std::vector<Value> records, AckLevel level, AppendCallback done) {
+                                 std::vector<Value> records, AckLevel level, AppendCallback done,
+                                 bool bypass_gate) {
   // The update gate (Update): a call that reaches a version being replaced waits for the
   // next one, and one that reaches a replaced version goes to its successor.
   for (;;) {
@@ -79,7 +80,16 @@ void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::st
       m = std::move(next);
       continue;
     }
-    if (m->updating) {
+    if (m->closed.load()) {
+      lock.Unlock();
+      return done(Status::NotFound("module " + m->name + " is being destroyed"));
+    }
+    if (!m->gone.empty()) {
+      const std::string gone = m->gone;
+      lock.Unlock();
+      return done(Status::NotFound("module " + m->name + ": " + gone));
+    }
+    if (m->updating && !bypass_gate) {
       const int64_t n = static_cast<int64_t>(records.size());
       if (m->held_records + n > options_.max_in_flight_records) {
         lock.Unlock();

@@ -121,6 +121,9 @@ Status EngineImpl::Close() {
     }
     for (std::thread& thread : rebuilds) thread.join();
   }
+  // A running Deploy, Update (a rescale stops early, seeing closing_), Recompute or Destroy
+  // finishes first.
+  MutexLock admin(&admin_mu_);
   {
     // Every queued append and event finishes; replays finish too (they hold nodes).
     MutexLock lock(&live_mu_);

@@ -92,11 +92,14 @@ class EngineImpl final : public Engine {
   // What a new runtime of a module shares with the previous one (Update, a rebuild's
   // shadow and swap): the depots, the PStates not named in `fresh_pstates` (nor changed in
   // schema or generation), and with `trackers` the progress trackers of the (topology,
-  // depot) pairs it keeps.
+  // depot) pairs it keeps. The PStates named in `placeholders` are shared too, whatever
+  // their schema, for the caller to replace after its commit: opening them would rewrite
+  // their stored schema (or bind the new plugin's migration) before the switch.
   struct Reuse {
     const ModuleRuntime* previous = nullptr;
     std::set<std::string> fresh_pstates;
     bool trackers = true;
+    std::set<std::string> placeholders;
   };
   // Builds the runtime of a module from its row: opens its depots and PStates (creating
   // missing ones) and makes its progress trackers (at 0; LoadProgressAndFailures reads the
@@ -121,9 +124,16 @@ class EngineImpl final : public Engine {
   void Quiesce(ModuleRuntime& m, ModuleRuntime* also = nullptr) EXCLUDES(live_mu_);
   void Resume(const std::shared_ptr<ModuleRuntime>& m);
   // Installs `next` in place of the quiesced `old`: the calls `old` held go to `next`
-  // first, in order, then every later one (AppendToRuntime forwards them).
+  // first, in order, then those that found `next` meanwhile, then every later one
+  // (AppendToRuntime forwards what still finds `old`).
   void Publish(const std::shared_ptr<ModuleRuntime>& old,
                const std::shared_ptr<ModuleRuntime>& next);
+  // Releases the calls held at `from`'s gate into `to` in order, with no lock held while
+  // they run; when none is left, opens the gate (from == to) or makes `to` the successor.
+  void DrainHeld(ModuleRuntime& from, const std::shared_ptr<ModuleRuntime>& to);
+  // An update committed but its version could not be opened: the module is failed with
+  // `error` until a restart, and the calls held (and later ones) get kNotFound.
+  void Abandon(const std::shared_ptr<ModuleRuntime>& old, const std::string& error);
   // The row that describes `m` as it runs.
   static ModuleRow RowOf(const ModuleRuntime& m);
   // Waits until nothing but the caller holds `m` (readers finish quickly), then releases it.
@@ -255,8 +265,11 @@ class EngineImpl final : public Engine {
   Status DiskRoomForAppends();
 
   // AppendAsync after Find: the update gate, then the checks and the queues. Any thread.
+  // `bypass_gate`: a held call being released (DrainHeld), admitted although the gate is
+  // still closed for newer calls.
   void AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::string& depot,
-                       std::vector<Value> records, AckLevel level, AppendCallback done);
+                       std::vector<Value> records, AckLevel level, AppendCallback done,
+                       bool bypass_gate = false);
 
   // Append path (owner thread of the partition).
   void AppendDrained(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int depot,
@@ -278,8 +291,9 @@ class EngineImpl final : public Engine {
   void CompleteRun(const std::shared_ptr<TopologyRun>& run);
   void CompleteNodePart(const std::shared_ptr<AckNode>& node) EXCLUDES(live_mu_);
 
-  // WaitProcessed for the module's runtime found now (not a recompute's swap).
-  Status WaitProcessedOnce(const std::string& module);
+  // WaitProcessed for the module's runtime found now (not a recompute's swap): false when
+  // that runtime was replaced meanwhile (look again).
+  Result<bool> WaitProcessedOnce(const std::string& module);
   // Runs `fn` once on every task thread after everything queued before it, and waits.
   void Barrier();
   Result<std::unique_ptr<Session>> TakeSession() EXCLUDES(pool_mu_);

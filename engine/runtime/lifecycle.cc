@@ -51,19 +51,6 @@ void EngineImpl::Quiesce(ModuleRuntime& m, ModuleRuntime* also) {
   Barrier();  // cursor tasks posted by the last completions have seen `stopping`
 }
 
-void EngineImpl::Publish(const std::shared_ptr<ModuleRuntime>& old,
-                         const std::shared_ptr<ModuleRuntime>& next) {
-  MutexLock lock(&old->hold_mu);
-  old->successor = next;
-  for (HeldAppend& h : old->held) {
-    AppendToRuntime(next, h.depot, std::move(h.records), h.level, std::move(h.done));
-  }
-  old->held.clear();
-  old->held_records = 0;
-  WriterMutexLock modules(&modules_mu_);
-  modules_[next->name] = next;
-}
-
 ModuleRow EngineImpl::RowOf(const ModuleRuntime& m) {
   ModuleRow row;
   row.partitions = m.partitions;
@@ -85,16 +72,67 @@ void EngineImpl::ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m) {
 void EngineImpl::Resume(const std::shared_ptr<ModuleRuntime>& m) {
   m->stopping.store(false);
   StartBackfills(m);
+  StartMigrations(m);
+  DrainHeld(*m, m);
+}
+
+void EngineImpl::DrainHeld(ModuleRuntime& from, const std::shared_ptr<ModuleRuntime>& to) {
+  for (;;) {
+    std::vector<HeldAppend> held;
+    {
+      MutexLock lock(&from.hold_mu);
+      if (from.held.empty()) {
+        if (&from == to.get()) {
+          from.updating = false;  // the gate opens
+        } else {
+          from.successor = to;  // later calls are forwarded
+        }
+        return;
+      }
+      held.swap(from.held);
+      from.held_records = 0;
+    }
+    // No lock is held: a call's callback may run now and append again.
+    for (HeldAppend& h : held) {
+      AppendToRuntime(to, h.depot, std::move(h.records), h.level, std::move(h.done),
+                      /*bypass_gate=*/true);
+    }
+  }
+}
+
+void EngineImpl::Publish(const std::shared_ptr<ModuleRuntime>& old,
+                         const std::shared_ptr<ModuleRuntime>& next) {
+  {
+    MutexLock lock(&next->hold_mu);
+    next->updating = true;  // new calls queue behind the held ones
+  }
+  {
+    WriterMutexLock modules(&modules_mu_);
+    modules_[next->name] = next;
+  }
+  old->replaced.store(true);
+  {
+    MutexLock lock(&old->progress_mu);
+    old->progress_cv.SignalAll();
+  }
+  DrainHeld(*old, next);   // the calls held at the old version's gate, in order
+  DrainHeld(*next, next);  // then those that found the new version meanwhile
+}
+
+void EngineImpl::Abandon(const std::shared_ptr<ModuleRuntime>& old, const std::string& error) {
+  {
+    WriterMutexLock lock(&modules_mu_);
+    modules_.erase(old->name);
+    failed_[old->name] = FailedModule{old->partitions, error};
+  }
   std::vector<HeldAppend> held;
   {
-    MutexLock lock(&m->hold_mu);
-    m->updating = false;
-    held.swap(m->held);
-    m->held_records = 0;
+    MutexLock lock(&old->hold_mu);
+    old->gone = error;
+    held.swap(old->held);
   }
-  for (HeldAppend& h : held) {
-    AppendToRuntime(m, h.depot, std::move(h.records), h.level, std::move(h.done));
-  }
+  old->replaced.store(true);
+  for (HeldAppend& h : held) h.done(Status::NotFound("module " + old->name + ": " + error));
 }
 
 Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const UpdateOptions& options) {
@@ -193,16 +231,20 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   if (!gone.empty()) Barrier();
 
   // The new version's runtime: kept depots, PStates and trackers shared; new tables created
-  // (strays if a crash comes before the commit below). Widened PStates are reopened after
-  // the commit: reopening rewrites their stored schema, which the old version would refuse.
-  std::set<std::string> fresh(plan.widened.begin(), plan.widened.end());
-  fresh.insert(plan.migrated.begin(), plan.migrated.end());
-  ModuleRow open_row = row;
-  Result<std::shared_ptr<ModuleRuntime>> opened = Status::Ok();
-  {
-    // OpenModuleRuntime takes the plugin; it stays with `staged` on failure paths.
-    opened = OpenModuleRuntime(std::move(staged.loaded), open_row, {old.get(), fresh});
+  // (strays if a crash comes before the commit below). PStates whose schema widens or that
+  // have a migration (in either version) are reopened after the commit: reopening rewrites
+  // their stored schema, which the old version would refuse, and a migration is code of
+  // its own plugin, which must not outlive it in a shared PState object.
+  Reuse reuse{old.get(), {}, true, {}};
+  reuse.placeholders.insert(plan.widened.begin(), plan.widened.end());
+  reuse.placeholders.insert(plan.migrated.begin(), plan.migrated.end());
+  for (const PStateDef& p : next_def.pstates) {
+    const PStateDef* before = Named(old->def->pstates, p.name);
+    if (before != nullptr && (before->migration || p.migration)) reuse.placeholders.insert(p.name);
   }
+  const std::set<std::string> reopen = reuse.placeholders;
+  Result<std::shared_ptr<ModuleRuntime>> opened =
+      OpenModuleRuntime(std::move(staged.loaded), row, reuse);
   if (!opened.ok()) return fail(opened.status());
   std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
   // New pairs: backfill from offset 0, or start at the current end.
@@ -286,7 +328,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   // leaves it failed until a restart opens it.
   Status after = Status::Ok();
   for (size_t i = 0; i < next_def.pstates.size() && after.ok(); ++i) {
-    if (fresh.count(next_def.pstates[i].name) == 0) continue;
+    if (reopen.count(next_def.pstates[i].name) == 0) continue;
     Result<std::shared_ptr<PState>> reopened =
         OpenPState(name, next_def.pstates[i], next->partitions, next->pstate_generations[i]);
     if (reopened.ok()) next->pstates[i] = std::move(reopened).value();
@@ -298,17 +340,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
     const std::string error = "updated to version " + std::to_string(row.version) +
                               " but could not open it: " + after.message() +
                               " (restart the server to load it)";
-    {
-      WriterMutexLock lock(&modules_mu_);
-      modules_.erase(name);
-      failed_[name] = FailedModule{row.partitions, error};
-    }
-    std::vector<HeldAppend> held;
-    {
-      MutexLock lock(&old->hold_mu);
-      held.swap(old->held);
-    }
-    for (HeldAppend& h : held) h.done(Status::NotFound("module " + name + ": " + error));
+    Abandon(old, error);
     return Status::Internal("module " + name + " " + error);
   }
   MarkCatchingUp(*next);

@@ -1,6 +1,8 @@
 // Engine::Update with a real WiredTiger in a temp dir and the real test plugin
 // testdata/evolve_module.cc in its versions (STRATA_EVOLVE_V<N> compile definitions).
+#include <unistd.h>
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
@@ -25,7 +27,8 @@ const char* const kEvolve[] = {"",
                                STRATA_EVOLVE_V3,
                                STRATA_EVOLVE_V4,
                                STRATA_EVOLVE_V5,
-                               STRATA_EVOLVE_V6};
+                               STRATA_EVOLVE_V6,
+                               STRATA_EVOLVE_V7};
 
 Value Event(const std::string& k, int64_t n) { return Value::MapOf({{"k", k}, {"n", n}}); }
 
@@ -464,6 +467,106 @@ TEST_F(RescaleTest, AppendsDuringARescaleWaitAndLandInTheNewPartitions) {
   EXPECT_EQ(Must(engine_->SelectOne("evolve", "$$counts", Path().Key("live"))),
             Value(appended.load()));
   EXPECT_EQ(AllRecords("evolve", "*events", 7).size(), events.size() + appended.load());
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+using testing::EngineFixture;
+using testing::Must;
+
+// Races of an update, a destroy and a WaitProcessed with backfills and migration passes.
+class LifecycleRaceTest : public EngineFixture {
+ protected:
+  void AppendMany(const std::string& prefix, int n, int keys) {
+    std::vector<Value> batch;
+    for (int i = 0; i < n; ++i) {
+      batch.push_back(Value::MapOf({{"k", prefix + std::to_string(i % keys)}, {"n", 1}}));
+      if (batch.size() == 5000 || i + 1 == n) {
+        ASSERT_TRUE(engine_->AppendBatch("evolve", "*events", batch, AckLevel::kAppended).ok());
+        batch.clear();
+      }
+    }
+  }
+  // Runs `fn` on a thread and waits up to 60 s for it; a call that does not return is a
+  // deadlock, reported and ended (the process cannot go on safely).
+  static void WithinAMinute(const char* what, std::function<void()> fn) {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread t([fn, done] {
+      fn();
+      done->store(true);
+    });
+    for (int i = 0; i < 6000 && !done->load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!done->load()) {
+      std::fprintf(stderr, "%s did not return within 60 s (deadlock)\n", what);
+      std::fflush(stderr);
+      _exit(3);
+    }
+    t.join();
+  }
+};
+
+// Destroy stops a backfill (it does not wait for it to reach the end of the log).
+TEST_F(LifecycleRaceTest, DestroyDuringABackfillReturns) {
+  Open();
+  ASSERT_TRUE(engine_->Deploy(kEvolve[1], {.partitions = testing::kPartitions}).ok());
+  AppendMany("k", 100000, 7);
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  WithinAMinute("Destroy", [&] { EXPECT_TRUE(engine_->Destroy("evolve").ok()); });
+  EXPECT_EQ(engine_->Describe("evolve").status().code(), StatusCode::kNotFound);
+}
+
+// A WaitProcessed waiting on a version whose backfilling topology the next update drops
+// moves on to the new version instead of holding the old one forever.
+TEST_F(LifecycleRaceTest, AnUpdateDroppingABackfillingTopologyReleasesWaitProcessed) {
+  Open();
+  ASSERT_TRUE(engine_->Deploy(kEvolve[1], {.partitions = testing::kPartitions}).ok());
+  AppendMany("k", 100000, 7);
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ASSERT_TRUE(engine_->Update(kEvolve[2], {}).ok());
+  std::atomic<bool> waited{false};
+  std::thread waiter([&] {
+    EXPECT_TRUE(engine_->WaitProcessed("evolve").ok());
+    waited.store(true);
+  });
+  WithinAMinute("Update", [&] {
+    Result<UpdateResult> r =
+        engine_->Update(kEvolve[1], {.drop = {"*notes", "$$counts", "counts"}});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+  });
+  WithinAMinute("WaitProcessed", [&] { waiter.join(); });
+  EXPECT_TRUE(waited.load());
+}
+
+// An update to a build that keeps a PState's migration while its pass runs: the new
+// version applies its own plugin's function (the old plugin is unloaded).
+TEST_F(LifecycleRaceTest, AnUpdateDuringAMigrationPassRebindsTheMigration) {
+  Open();
+  ASSERT_TRUE(engine_->Deploy(kEvolve[1], {.partitions = testing::kPartitions}).ok());
+  AppendMany("u", 20000, 20000);
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ASSERT_TRUE(engine_->Update(kEvolve[7], {}).ok());
+  Result<UpdateResult> again = engine_->Update(kEvolve[7], {});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  for (int i = 0; i < 2000; ++i) {
+    Result<std::vector<Value>> v =
+        engine_->Select("evolve", "$$totals", Path().Key("u" + std::to_string(i)));
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    ASSERT_EQ(*v, std::vector<Value>{Value(1)});
+  }
+  // The pass finishes, and stats stop listing it.
+  for (int i = 0; i < 3000 && !Must(engine_->Stats("evolve")).rebuilds.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(Must(engine_->Stats("evolve")).rebuilds.empty());
+  Reopen();
+  EXPECT_TRUE(Must(engine_->Stats("evolve")).rebuilds.empty());
 }
 
 }  // namespace

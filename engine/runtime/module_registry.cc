@@ -70,9 +70,13 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
     for (size_t i = 0; i < def.pstates.size(); ++i) {
       for (size_t j = 0; j < previous->def->pstates.size(); ++j) {
         const PStateDef& p = previous->def->pstates[j];
-        if (p.name == def.pstates[i].name && p.schema == def.pstates[i].schema &&
-            previous->pstate_generations[j] == m->pstate_generations[i] &&
-            reuse.fresh_pstates.count(p.name) == 0) {
+        if (p.name != def.pstates[i].name ||
+            previous->pstate_generations[j] != m->pstate_generations[i]) {
+          continue;
+        }
+        const bool placeholder = reuse.placeholders.count(p.name) != 0;
+        if (placeholder ||
+            (p.schema == def.pstates[i].schema && reuse.fresh_pstates.count(p.name) == 0)) {
           m->pstates[i] = previous->pstates[j];
         }
       }
@@ -463,10 +467,15 @@ Status EngineImpl::Destroy(const std::string& module) {
     return DropModuleData(module);
   }
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
-  m->closed.store(true);
+  m->closed.store(true);  // appends are refused from here on
+  {
+    MutexLock lock(&m->progress_mu);  // WaitProcessed calls on it return
+    m->progress_cv.SignalAll();
+  }
   CancelRebuild(*m);
-  STRATA_RETURN_IF_ERROR(WaitProcessed(module));
-  Barrier();  // no task of the module is queued any more
+  // What was accepted finishes (or fails, finding the module closed); backfills and
+  // migrations stop; no task of the module stays queued.
+  Quiesce(*m);
   {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(module);

@@ -128,6 +128,12 @@ struct ModuleRuntime {
   std::shared_ptr<ModuleRuntime> successor GUARDED_BY(hold_mu);
   std::vector<HeldAppend> held GUARDED_BY(hold_mu);
   int64_t held_records GUARDED_BY(hold_mu) = 0;
+  // Set when an update committed but its version could not be opened: calls are answered
+  // with kNotFound and this reason.
+  std::string gone GUARDED_BY(hold_mu);
+  // Set by Publish once a successor is installed: WaitProcessed stops waiting on this
+  // runtime's trackers (some may never move again) and looks the module up again.
+  std::atomic<bool> replaced{false};
 
   // Progress waiters (WaitProcessed).
   Mutex progress_mu;

@@ -125,7 +125,8 @@ void EngineImpl::Barrier() {
 Status EngineImpl::WaitProcessed(const std::string& module) {
   // A recompute running swaps in a new runtime of the module when it has caught up.
   for (;;) {
-    STRATA_RETURN_IF_ERROR(WaitProcessedOnce(module));
+    STRATA_ASSIGN_OR_RETURN(bool waited, WaitProcessedOnce(module));
+    if (!waited) continue;
     STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
     {
       MutexLock lock(&m->hold_mu);
@@ -136,8 +137,9 @@ Status EngineImpl::WaitProcessed(const std::string& module) {
   }
 }
 
-Status EngineImpl::WaitProcessedOnce(const std::string& module) {
+Result<bool> EngineImpl::WaitProcessedOnce(const std::string& module) {
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  if (m->closed.load()) return Status::NotFound("module " + module + " is being destroyed");
   {
     // Appends that arrived during the replays of Open wait in `deferred` lists, out of the
     // task queues, until their partition's replay ends: the Barrier alone would miss them.
@@ -161,12 +163,16 @@ Status EngineImpl::WaitProcessedOnce(const std::string& module) {
     MutexLock lock(&m->progress_mu);
     for (const Target& target : targets) {
       while (target.tracker->processed() < target.end) {
+        // A replaced runtime's trackers may never move again (an update dropped them, or
+        // rescaled the module); a destroyed one's backfills stop.
+        if (m->replaced.load() || m->closed.load()) break;
         m->progress_cv.WaitFor(&m->progress_mu, std::chrono::milliseconds(20));
       }
     }
   }
   m->progress_waiters.fetch_sub(1);
-  return Status::Ok();
+  if (m->closed.load()) return Status::NotFound("module " + module + " is being destroyed");
+  return !m->replaced.load();
 }
 
 Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOptions& options) {

@@ -142,6 +142,7 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
       st.ok() ? OpenModuleRuntime(m->loaded, row, {m.get(), fresh})
               : Result<std::shared_ptr<ModuleRuntime>>(st);
   if (opened.ok()) st = LoadFailureCount(**opened);
+  if (opened.ok() && st.ok()) st = LoadMigrations(**opened);
   if (!opened.ok() || !st.ok()) {
     // The row may name the new generation already: the next Open loads it; until then the
     // live PStates keep serving.
@@ -153,6 +154,7 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
   MarkCatchingUp(*next);
   Publish(m, next);
   StartBackfills(next);
+  StartMigrations(next);
   {
     MutexLock lock(&m->hold_mu);
     m->rebuild.reset();

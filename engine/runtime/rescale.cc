@@ -42,12 +42,12 @@ static Result<int> RescaledPartition(const DepotDef& depot, const Value& record,
 
 Status EngineImpl::CopyDepot(const ModuleRuntime& old, int old_index, const DepotDef& def,
                              int partitions, int generation, int64_t* copied) {
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Depot> target,
-                          Depot::Open(storage_.get(), old.name, BareName(def.name), partitions,
-                                      generation));
-  STRATA_ASSIGN_OR_RETURN(TableId map, storage_->OpenTable(
-                                           RescaleMapTable(old.name, def.name, generation),
-                                           TableKind::kBytes));
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<Depot> target,
+      Depot::Open(storage_.get(), old.name, BareName(def.name), partitions, generation));
+  STRATA_ASSIGN_OR_RETURN(
+      TableId map,
+      storage_->OpenTable(RescaleMapTable(old.name, def.name, generation), TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
   Depot& source = *old.depots[old_index];
   for (int p = 0; p < old.partitions; ++p) {
@@ -137,9 +137,15 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
     Status dropped = drop_new_tables();
     if (!dropped.ok()) logger_->Warning("rescale clean-up: " + dropped.ToString());
     DiscardStaged(staged);
+    for (auto& by_depot : old->trackers) {
+      for (auto& by_partition : by_depot) {
+        for (auto& tracker : by_partition) tracker->dropped.store(false);
+      }
+    }
     Resume(old);
-    return Status(st.code(), "rescaling module " + name + " from " + std::to_string(from_partitions) +
-                                 " to " + std::to_string(partitions) +
+    return Status(st.code(), "rescaling module " + name + " from " +
+                                 std::to_string(from_partitions) + " to " +
+                                 std::to_string(partitions) +
                                  " partitions failed, nothing changed: " + st.message());
   };
   if (Status st = drop_new_tables(); !st.ok()) return fail(st);
@@ -149,7 +155,8 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
   for (const DepotDef& d : next_def.depots) {
     for (size_t j = 0; j < old->def->depots.size(); ++j) {
       if (old->def->depots[j].name != d.name) continue;
-      Status st = CopyDepot(*old, static_cast<int>(j), d, partitions, row.depot_generation, &copied);
+      Status st =
+          CopyDepot(*old, static_cast<int>(j), d, partitions, row.depot_generation, &copied);
       if (!st.ok()) return fail(st);
     }
   }
@@ -186,6 +193,15 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
     old->rebuild.reset();
   }
 
+  // The old trackers write no more progress: their keys are rewritten below (Update's
+  // order for dropped pairs: the flag, then a barrier for writes already queued).
+  for (auto& by_depot : old->trackers) {
+    for (auto& by_partition : by_depot) {
+      for (auto& tracker : by_partition) tracker->dropped.store(true);
+    }
+  }
+  Barrier();
+
   // 3. The switch: the row, every progress row at the copies' ends, the failures of the
   // recomputation in place of the old ones, migrations marked done (the PStates were
   // rebuilt by the new code), in one transaction.
@@ -204,7 +220,8 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
                                                keys.emplace_back(key);
                                                return true;
                                              }));
-        for (const std::string& key : keys) STRATA_RETURN_IF_ERROR(session->Remove(table, key).status());
+        for (const std::string& key : keys)
+          STRATA_RETURN_IF_ERROR(session->Remove(table, key).status());
       }
       for (const auto& by_depot : s->trackers) {
         for (const auto& by_partition : by_depot) {
@@ -249,17 +266,7 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
                               " partitions (version " + std::to_string(row.version) +
                               ") but could not open it: " + after.message() +
                               " (restart the server to load it)";
-    {
-      WriterMutexLock lock(&modules_mu_);
-      modules_.erase(name);
-      failed_[name] = FailedModule{row.partitions, error};
-    }
-    std::vector<HeldAppend> held;
-    {
-      MutexLock lock(&old->hold_mu);
-      held.swap(old->held);
-    }
-    for (HeldAppend& h : held) h.done(Status::NotFound("module " + name + ": " + error));
+    Abandon(old, error);
     return Status::Internal("module " + name + " " + error);
   }
   Publish(old, next);
@@ -273,8 +280,10 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
   std::error_code ec;
   fs::remove(fs::path(options_.data_dir) / old_file, ec);
   if (!cleaned.ok()) {
-    logger_->Warning("module " + name + " was rescaled, but dropping the tables of its old "
-                     "partitioning failed (the next start retries): " + cleaned.ToString());
+    logger_->Warning("module " + name +
+                     " was rescaled, but dropping the tables of its old "
+                     "partitioning failed (the next start retries): " +
+                     cleaned.ToString());
   }
   UpdateResult result;
   result.info = DescribeModule(*next);

@@ -57,6 +57,17 @@ inline std::vector<NamedRequest> SampleRequests() {
   out.push_back({"stats_all", {12, StatsRequest{}}});
   out.push_back({"stats_module", {UINT64_MAX, StatsRequest{"bank"}}});
   out.push_back({"stats_failure_page", {14, StatsRequest{"bank", 200, 50}}});
+  out.push_back(
+      {"update_path", {15, UpdateRequest{"/opt/modules/social-v2.so", "", {}, 0, false}}});
+  out.push_back({"update_bytes",
+                 {16, UpdateRequest{"",
+                                    "\x7f"
+                                    "ELF\x02\x01\x01\x00"s,
+                                    {"*old_posts", "$$old_index", "index_posts"},
+                                    16,
+                                    true}}});
+  out.push_back({"recompute", {17, RecomputeRequest{"wordcount", {"$$word_counts"}}}});
+  out.push_back({"recompute_two", {18, RecomputeRequest{"social", {"followers", "$$timelines"}}}});
   return out;
 }
 
@@ -78,6 +89,7 @@ inline ModuleInfo SampleModuleInfo() {
         "map<string, set<string>>"}},
       {{"followers", {"*follows"}}, {"timeline", {"*posts", "*follows"}}},
       "",
+      3,
   };
 }
 
@@ -103,18 +115,35 @@ inline std::vector<NamedResponse> SampleResponses() {
                  {11, {}, DepotRecords{{{100, Value::MapOf({{"x", 1}})}, {101, Value("y")}}}}});
   StatsResult stats;
   stats.server = ServerStats{123456, 3, 17, 99999};
-  stats.modules.push_back(ModuleStats{"bank",
-                                      {{"*transfers", 0, 0, 10}, {"*transfers", 1, 5, 12}},
-                                      {{"balances", "*transfers", 0, 9, 1}},
-                                      2,
-                                      {{"balances", "*transfers", 1, 7, "negative amount -3"}},
-                                      ""});
+  stats.modules.push_back(ModuleStats{
+      "bank",
+      {{"*transfers", 0, 0, 10}, {"*transfers", 1, 5, 12}},
+      {{"balances", "*transfers", 0, 9, 1}},
+      2,
+      {{"balances", "*transfers", 1, 7, "negative amount -3"}},
+      "",
+      {{"recompute", {"$$balances", "$$rejected"}, 4, 22}, {"backfill", {"audit"}, 0, 0}}});
   ModuleStats failed_stats;
   failed_stats.module = "orders";
   failed_stats.load_error = "no module file at /data/modules/orders.so";
   stats.modules.push_back(failed_stats);
   out.push_back({"stats", {12, {}, stats}});
   out.push_back({"no_body", {13, {}, {}}});
+  out.push_back({"updated",
+                 {15,
+                  {},
+                  Updated{SampleModuleInfo(),
+                          3,
+                          {"*likes", "$$like_counts"},
+                          {"*old_posts", "$$old_index", "index_posts"},
+                          {"$$followers"},
+                          {"likes"},
+                          1873,
+                          {"$$profiles"}}}});
+  out.push_back(
+      {"updated_nothing_new",
+       {16, {}, Updated{ModuleInfo{"empty", 1, {}, {}, {}, "", 2}, 2, {}, {}, {}, {}, 0, {}}}});
+  out.push_back({"recompute_started", {17, {}, RecomputeStarted{"wordcount", {"$$word_counts"}}}});
   return out;
 }
 

@@ -771,5 +771,120 @@ TEST_F(ClientTest, NoCallbackRunsAfterTheClientIsDestroyed) {
   }
 }
 
+// Update and Recompute with the test module evolve (engine/runtime/testdata/evolve_module.cc):
+// v1 *events -> $$totals (+n); v2 adds 2n and a new view $$counts (backfilled); v3 no longer
+// declares *extra, $$extra_seen and extra. Uploaded as bytes: the server gets a frame cap
+// above the module's size as in DeployDescribeModulesDestroy.
+class ClientLifecycleTest : public ClientTest {
+ protected:
+  void SetUp() override {
+    const size_t largest = std::max(ReadFile(EVOLVE_V1).size(), ReadFile(EVOLVE_V2).size());
+    ASSERT_GT(largest, 0u) << EVOLVE_V1;
+    constexpr size_t kFrameHeadroom = 1u << 20;
+    if (largest + kFrameHeadroom > proto::kDefaultMaxFrameSize) {
+      StartServer({"--max-frame-size", std::to_string(largest + kFrameHeadroom)});
+    } else {
+      StartServer();
+    }
+    client_ = Connected();
+    ASSERT_NE(client_, nullptr);
+    ASSERT_CALL_OK(deployed, client_->DeployBytes(ReadFile(EVOLVE_V1), 3));
+    EXPECT_EQ(deployed.name, "evolve");
+  }
+
+  void AppendEvents(int per_key) {
+    std::vector<Value> events;
+    for (int i = 0; i < per_key; ++i) {
+      for (const char* k : {"a", "b", "c"}) events.push_back(Value::MapOf({{"k", k}, {"n", 1}}));
+    }
+    ASSERT_CALL_OK(appended, client_->AppendBatch("evolve", "*events", std::move(events)));
+  }
+
+  Value Select(const std::string& pstate, const std::string& key) {
+    ClientResult<std::vector<Value>> v = client_->Select("evolve", pstate, Path().Key(key));
+    EXPECT_TRUE(v.ok()) << pstate << " " << key << ": " << v.error().ToString();
+    return v.ok() && v->size() == 1 ? v->front() : Value("error");
+  }
+
+  // Polls Stats until evolve has no rebuild running; a test failure after 120 s.
+  void WaitRebuildsDone() {
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    for (;;) {
+      ASSERT_CALL_OK(stats, client_->Stats("evolve", 0, 0));
+      ASSERT_EQ(stats.modules.size(), 1u);
+      if (stats.modules[0].rebuilds.empty()) return;
+      ASSERT_LT(Clock::now(), deadline) << "a rebuild of evolve still runs after 120 s";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ClientLifecycleTest, UpdateBytesThenUpdateFromAPathAsync) {
+  ASSERT_CALL_OK(v1, client_->Describe("evolve"));
+  EXPECT_EQ(v1.version, 1);
+  AppendEvents(4);
+  ASSERT_CALL_OK(updated, client_->UpdateBytes(ReadFile(EVOLVE_V2)));
+  EXPECT_EQ(updated.version, 2);
+  EXPECT_EQ(updated.module.version, 2);
+  EXPECT_EQ(updated.module.partitions, 3);
+  EXPECT_EQ(std::set<std::string>(updated.created.begin(), updated.created.end()),
+            (std::set<std::string>{"*notes", "$$counts"}));
+  EXPECT_EQ(updated.backfilling, std::vector<std::string>{"counts"});
+  ASSERT_CALL_OK(described, client_->Describe("evolve"));
+  EXPECT_EQ(described, updated.module);
+
+  AppendEvents(1);  // v2: +2 per event
+  WaitRebuildsDone();
+  EXPECT_EQ(Select("$$totals", "a"), Value(6));
+  EXPECT_EQ(Select("$$counts", "a"), Value(5));
+
+  // v3 drops names it must be told about: refused, then accepted with them listed.
+  ExpectError(client_->UpdateAsync(EVOLVE_V3).get(), ErrorKind::kServer,
+              ErrorCode::kInvalidArgument, "*extra");
+  ClientUpdateOptions drop;
+  drop.drop = {"*extra", "$$extra_seen", "extra"};
+  ASSERT_CALL_OK(v3, client_->UpdateAsync(EVOLVE_V3, drop).get());
+  EXPECT_EQ(v3.version, 3);
+  EXPECT_EQ(std::set<std::string>(v3.dropped.begin(), v3.dropped.end()),
+            (std::set<std::string>{"*extra", "$$extra_seen", "extra"}));
+  EXPECT_EQ(Select("$$totals", "a"), Value(6));
+}
+
+TEST_F(ClientLifecycleTest, RecomputeStartsAndFinishesWithTheSameView) {
+  for (int i = 0; i < 20; ++i) AppendEvents(50);
+  const Value before = Select("$$totals", "b");
+  EXPECT_EQ(before, Value(1000));
+  ASSERT_CALL_OK(started, client_->Recompute("evolve", {"totals"}));
+  EXPECT_EQ(started.module, "evolve");
+  EXPECT_EQ(started.pstates, std::vector<std::string>{"$$totals"});
+  WaitRebuildsDone();
+  EXPECT_EQ(Select("$$totals", "b"), before);
+
+  ExpectError(client_->RecomputeAsync("evolve", {"$$nope"}).get(), ErrorKind::kServer,
+              ErrorCode::kNotFound, "$$nope");
+}
+
+TEST_F(ClientLifecycleTest, LifecycleArgumentsAreCheckedBeforeSending) {
+  ExpectError(client_->Update(""), ErrorKind::kArgument, ErrorCode::kNone, "path is empty");
+  ExpectError(client_->UpdateBytesAsync("").get(), ErrorKind::kArgument, ErrorCode::kNone,
+              "bytes are empty");
+  ClientUpdateOptions rescale;
+  rescale.partitions = 1025;
+  ExpectError(client_->Update(EVOLVE_V2, rescale), ErrorKind::kArgument, ErrorCode::kNone,
+              "partitions must be 0 (keep) or 1 to 1024, got 1025");
+  ClientUpdateOptions blank;
+  blank.drop = {""};
+  ExpectError(client_->Update(EVOLVE_V2, blank), ErrorKind::kArgument, ErrorCode::kNone,
+              "a name to drop is empty");
+  ExpectError(client_->Recompute("evolve", {}), ErrorKind::kArgument, ErrorCode::kNone,
+              "no PStates to recompute");
+  ExpectError(client_->Recompute("", {"$$totals"}), ErrorKind::kArgument, ErrorCode::kNone,
+              "module name is empty");
+  ExpectError(client_->Recompute("evolve", {"$$totals", ""}), ErrorKind::kArgument,
+              ErrorCode::kNone, "a PState name is empty");
+}
+
 }  // namespace
 }  // namespace strata

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The interactive strata shell as a person uses it, in a tmux terminal: Tab completion of a
-# command, a module and a PState name, multi-line input, and history recalled with the Up
-# arrow after a restart of the shell. Starts its own stratad on a free port with the example
+# command, a module and a PState name, a recompute's progress, multi-line input, and history
+# recalled with the Up arrow after a restart of the shell. Starts its own stratad on a free port with the example
 # modules.
 #
 # usage: interactive_test.sh STRATA STRATAD MODULE_DIR
@@ -91,6 +91,13 @@ keys -l 'key("the")'
 keys Enter
 expect_line '^2$' "select-one result"
 
+# recompute on a terminal: the progress line is redrawn in place, then the result; the
+# prompt comes back.
+keys -l 'recompute wordcount $$word_counts'
+keys Enter
+expect_line '^recompute of \$\$word_counts of wordcount finished: the rebuilt PStates serve$' "recompute result"
+expect_line '^strata> $' "prompt after recompute"
+
 # Multi-line input: an open parenthesis continues the command on the next line.
 keys -l 'select wordcount $$word_counts key('
 keys Enter
@@ -131,4 +138,4 @@ expect_line '^strata> select wordcount \$\$word_counts key\( "cat"\)$' "history:
 keys Enter
 expect_line '^\[1\]$' "recalled command result"
 keys C-d
-echo "PASS: completion (command, module, PState, candidate list), multi-line input, destroy confirmation, history across restarts"
+echo "PASS: completion (command, module, PState, candidate list), recompute, multi-line input, destroy confirmation, history across restarts"

@@ -11,6 +11,7 @@
 
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -164,6 +165,7 @@ TEST_F(ShellTest, CommandFlagAndScriptFileRunCommands) {
   run = Run({"-c", "describe wordcount"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.out, R"(module wordcount: 8 partitions, 1 depot, 1 PState, 1 topology
+version 1
 
 depot       partitioning  record schema
 ----------  ------------  -------------
@@ -384,6 +386,123 @@ TEST_F(ShellTest, UnreachableServerAndBadFlagsHaveTheirOwnExitStatus) {
   run = Run({"-f", dir_ + "/missing.strata"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.err, "strata: cannot read script " + dir_ + "/missing.strata\n");
+}
+
+// The lifecycle commands with the test module evolve (engine/runtime/testdata/evolve_module.cc):
+// v1 *events -> $$totals (+n) and *extra -> $$extra_seen; v2 adds 2n and a new view $$counts;
+// v3 no longer declares *extra, $$extra_seen and extra.
+TEST_F(ShellTest, UpdateAndRecomputeAModule) {
+  ShellRun run = Run({"-c", std::string("deploy ") + EVOLVE_V1 + " partitions=2"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "deployed evolve: 2 partitions, 2 depots, 2 PStates, 2 topologies\n");
+  run = Run({}, R"(append evolve *events {"k": "a", "n": 1}
+append evolve *events {"k": "a", "n": 2}
+append evolve *events {"k": "b", "n": 5}
+select-one evolve $$totals key("a")
+)");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(run.out.ends_with("\n3\n")) << run.out;
+
+  run = Run({"-c", std::string("update ") + EVOLVE_V3});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(run.err.starts_with("error: INVALID_ARGUMENT: ")) << run.err;
+  for (const char* name : {"*extra", "$$extra_seen"})
+    EXPECT_NE(run.err.find(name), std::string::npos) << run.err;
+
+  run = Run({"-c", std::string("update ") + EVOLVE_V2});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(std::regex_match(
+      run.out, std::regex(R"(updated evolve to version 2 \(appends paused \d+\.\d ms\)
+  created: (\*notes, \$\$counts|\$\$counts, \*notes)
+  backfilling: counts
+)"))) << run.out;
+
+  run = Run({"-c", std::string("update ") + EVOLVE_V3 + " drop=*extra,$$extra_seen,extra"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(run.out.starts_with("updated evolve to version 3 (appends paused ")) << run.out;
+  EXPECT_TRUE(std::regex_search(
+      run.out,
+      std::regex(
+          R"(\n  dropped: (\*extra|\$\$extra_seen|extra)(, (\*extra|\$\$extra_seen|extra)){2}\n$)")))
+      << run.out;
+  run = Run({"-c", "describe evolve"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(
+      run.out.starts_with("module evolve: 2 partitions, 2 depots, 2 PStates, 2 topologies\n"
+                          "version 3\n\n"))
+      << run.out;
+
+  // The records were processed by v1 (+n); recomputed by v3's code (+2n) the totals double.
+  run = Run({"-c", "recompute evolve $$totals"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> lines;
+  std::istringstream out(run.out);
+  for (std::string line; std::getline(out, line);) lines.push_back(line);
+  ASSERT_GE(lines.size(), 2u) << run.out;
+  EXPECT_EQ(lines.front(),
+            "recompute of $$totals of evolve started (Ctrl-C stops watching, not the recompute)");
+  EXPECT_EQ(lines.back(), "recompute of $$totals of evolve finished: the rebuilt PStates serve");
+  for (size_t i = 1; i + 1 < lines.size(); ++i) {
+    EXPECT_TRUE(std::regex_match(lines[i], std::regex(R"(\[[#.]{30}\] +\d+%  \d+ / \d+ records)")))
+        << lines[i];
+  }
+  run = Run({}, "select-one evolve $$totals key(\"a\")\nselect-one evolve $$totals key(\"b\")\n");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "6\n10\n");
+
+  run = Run({"-c", std::string("update ") + EVOLVE_V3 + " partitions=3"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(std::regex_match(
+      run.out, std::regex(R"(updated evolve to version 4 \(appends paused \d+\.\d ms\)
+  partitions: 3
+)"))) << run.out;
+  run = Run({"-c", "select-one evolve $$totals key(\"b\")"});
+  EXPECT_EQ(run.out, "10\n") << run.err;
+
+  run = Run({"--json", "-c", "recompute evolve totals"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(*ParseJson(run.out), *ParseJson(R"({"recompute": {"module": "evolve",
+                                                 "pstates": ["$$totals"], "finished": true}})"))
+      << run.out;
+
+  run = Run({"-c", "recompute evolve $$nope"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(run.err.starts_with("error: NOT_FOUND: ")) << run.err;
+  EXPECT_NE(run.err.find("$$nope"), std::string::npos) << run.err;
+  run = Run({"-c", "recompute nomodule $$x"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(run.err.starts_with("error: NOT_FOUND: ")) << run.err;
+}
+
+TEST_F(ShellTest, UpdateAndRecomputeArgumentsAreChecked) {
+  ShellRun run = Run({"-c", "help update"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_TRUE(
+      run.out.starts_with("usage: update FILE [drop=NAME,NAME…] [partitions=N] [from=end]\n"))
+      << run.out;
+  run = Run({"-c", "help recompute"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_TRUE(run.out.starts_with("usage: recompute MODULE PSTATE…\n")) << run.out;
+  EXPECT_NE(run.out.find("Ctrl-C stops watching, not the recompute"), std::string::npos) << run.out;
+
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"update", "error: missing FILE: usage: update FILE"},
+      {"update m.so drop=", "error: expected a name (drop=NAME,NAME…), found ''"},
+      {"update m.so drop=*a,,b", "error: expected a name (drop=NAME,NAME…), found '*a,,b'"},
+      {"update m.so from=start", "error: from takes end"},
+      {"update m.so partitions=0", "error: expected an integer >= 1, found '0'"},
+      {"update m.so partitions=1025", "error: expected an integer <= 1024"},
+      {"update m.so colour=red", "error: unexpected 'colour=red'"},
+      {"recompute", "error: missing MODULE: usage: recompute MODULE PSTATE…"},
+      {"recompute evolve", "error: missing PSTATE: usage: recompute MODULE PSTATE…"},
+      {"update /nonexistent/x.so",
+       "error: cannot read module file /nonexistent/x.so: No such file or directory"},
+  };
+  for (const auto& [command, message] : refused) {
+    run = Run({"-c", command});
+    EXPECT_EQ(run.exit_code, 1) << command;
+    EXPECT_TRUE(run.err.starts_with(message)) << command << "\n" << run.err;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The module of lifecycle_test (updates, backfill, recompute, rescale), built in several
-// versions, each named "evolve" (engine/runtime/CMakeLists.txt sets EVOLVE_VERSION):
+// The module of lifecycle_test (updates, backfill, recompute, rescale, migrations), built in
+// several versions, each named "evolve" (engine/runtime/CMakeLists.txt sets EVOLVE_VERSION):
 //   1  *events {k, n} (hash of k) -> "totals": $$totals[k] += n
 //      *extra (hash of the value)  -> "extra":  $$extra_seen[v] = true
 //   2  as 1, but "totals" adds 2*n (new code for new records), and a new topology
@@ -9,7 +9,11 @@
 //   4  as 2 with $$totals holding strings (an incompatible schema change)
 //   5  as 2 with $$totals holding any value (a widening schema change)
 //   6  its define function throws (a build that does not load)
+//   7  as 2 with a migration of $$totals that keeps every value and takes 0.3 ms per value
+//      (an update while its background pass runs)
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "strata/module.h"
 
@@ -38,6 +42,12 @@ void Define(strata::ModuleBuilder& m) {
   const Schema totals_value = Schema::Int64();
 #endif
   auto totals = m.PState("$$totals", Schema::Map(Schema::String(), totals_value));
+#if EVOLVE_VERSION == 7
+  m.Migrate(totals, "slow-identity", [](const Value& old) {
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+    return old;
+  });
+#endif
   constexpr int64_t kFactor = EVOLVE_VERSION == 1 ? 1 : 2;
   m.Stream("totals").Source(events).Each([totals](TopologyContext& ctx, const Value& e) {
     const Value* k = e.Find("k");

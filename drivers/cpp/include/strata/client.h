@@ -65,6 +65,18 @@ class ClientIoThread {
   friend class Client;
 };
 
+// How Client::Update replaces a deployed module (protocol::UpdateRequest; the rules are
+// docs/modules.md, "Changing a deployed module").
+struct ClientUpdateOptions {
+  // Declared names ("*clicks", "$$counts", "count") of depots, PStates and topologies the
+  // running version has and the new build does not: their data is deleted. An update that
+  // leaves out such a name is refused, listing them.
+  std::vector<std::string> drop;
+  int partitions = 0;  // 0: keep the partition count; 1 to 1024: rescale to it
+  // New topologies start at the end of their sources instead of backfilling from offset 0.
+  bool new_topologies_from_end = false;
+};
+
 enum class ErrorKind : uint8_t {
   kServer,      // the server answered with an error: see code
   kConnection,  // could not connect, or the connection broke before the response
@@ -124,6 +136,22 @@ class Client {
   ClientResult<protocol::ModuleInfo> Deploy(const std::string& path, int partitions = 8);
   // Deploys a plugin from its bytes (e.g. a local file read by the caller).
   ClientResult<protocol::ModuleInfo> DeployBytes(std::string so_bytes, int partitions = 8);
+  // Replaces the code of the deployed module that the plugin at `path` on the SERVER's file
+  // system names, in place (docs/modules.md, "Changing a deployed module"); returns what
+  // changed. A refused update (kServer: INVALID_ARGUMENT naming what is wrong, NOT_FOUND
+  // when no module of that name is deployed) changes nothing. The call returns once the new
+  // version serves; a rescale (options.partitions) moves every record first, so give such
+  // a call a request_timeout to match.
+  ClientResult<protocol::Updated> Update(const std::string& path,
+                                         const ClientUpdateOptions& options = {});
+  // The same from the plugin's bytes (e.g. a local file read by the caller).
+  ClientResult<protocol::Updated> UpdateBytes(std::string so_bytes,
+                                              const ClientUpdateOptions& options = {});
+  // Starts rebuilding `pstates` ("$$" optional) of `module` from the log; returns once it
+  // has started. Its progress is in Stats (ModuleStats::rebuilds) until it has replaced the
+  // live PStates; kServer ALREADY_EXISTS while another rebuild of the module runs.
+  ClientResult<protocol::RecomputeStarted> Recompute(const std::string& module,
+                                                     std::vector<std::string> pstates);
   ClientResult<std::vector<protocol::ModuleInfo>> Modules();
   ClientResult<protocol::ModuleInfo> Describe(const std::string& module);
   // Deletes the module and its data (sends the confirmation the protocol requires).
@@ -169,6 +197,13 @@ class Client {
   std::future<ClientResult<std::vector<Value>>> SelectAsync(
       const std::string& module, const std::string& pstate, const Path& path,
       std::optional<Value> partition_key = std::nullopt);
+  // Async forms of the lifecycle calls, which may take long on the server.
+  std::future<ClientResult<protocol::Updated>> UpdateAsync(std::string path,
+                                                           const ClientUpdateOptions& options = {});
+  std::future<ClientResult<protocol::Updated>> UpdateBytesAsync(
+      std::string so_bytes, const ClientUpdateOptions& options = {});
+  std::future<ClientResult<protocol::RecomputeStarted>> RecomputeAsync(
+      const std::string& module, std::vector<std::string> pstates);
 
   class Impl;
 

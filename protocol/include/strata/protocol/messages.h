@@ -116,9 +116,26 @@ struct StatsRequest {
   bool operator==(const StatsRequest&) const = default;
 };
 
-using RequestBody =
-    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
-                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest>;
+// The partition counts a module may have (DeployRequest, UpdateRequest).
+inline constexpr int kMaxPartitions = 1024;
+struct UpdateRequest {
+  std::string path;      // a path on the server, or
+  std::string so_bytes;  // the plugin's bytes (exactly one of the two is set)
+  // Declared names ("*clicks", "$$counts", "count") the new build drops; none empty.
+  std::vector<std::string> drop;
+  int partitions = 0;  // 0: keep; else rescale to 1..kMaxPartitions
+  bool new_topologies_from_end = false;
+  bool operator==(const UpdateRequest&) const = default;
+};
+struct RecomputeRequest {
+  std::string module;
+  std::vector<std::string> pstates;  // at least one, none empty; "$$" optional
+  bool operator==(const RecomputeRequest&) const = default;
+};
+
+using RequestBody = std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest,
+                                 DestroyRequest, AppendRequest, SelectRequest, ReadDepotRequest,
+                                 StatsRequest, UpdateRequest, RecomputeRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;
@@ -158,6 +175,7 @@ struct ModuleInfo {
   std::vector<PStateInfo> pstates;
   std::vector<TopologyInfo> topologies;
   std::string load_error;  // empty: loaded and serving; else why it failed to load
+  int version = 0;         // 1 at deploy, +1 per update (0 from an older server)
   bool operator==(const ModuleInfo&) const = default;
 };
 struct ModuleList {
@@ -215,6 +233,16 @@ struct TopologyFailure {
   std::string message;
   bool operator==(const TopologyFailure&) const = default;
 };
+// Work rebuilding views in the background (ModuleStats::rebuilds).
+struct RebuildProgress {
+  std::string kind;                // "backfill", "recompute" or "migration"
+  std::vector<std::string> names;  // the topology (backfill) or the PStates (the others)
+  // Depot records (backfill, recompute; the total as last measured, appends keep adding to
+  // it), or partitions (migration).
+  int64_t records_done = 0;
+  int64_t records_total = 0;
+  bool operator==(const RebuildProgress&) const = default;
+};
 struct ModuleStats {
   std::string module;
   std::vector<DepotPartitionStats> depots;
@@ -222,6 +250,7 @@ struct ModuleStats {
   int64_t failures = 0;                       // all of the module's failures
   std::vector<TopologyFailure> failure_page;  // those StatsRequest asked for
   std::string load_error;                     // as ModuleInfo::load_error
+  std::vector<RebuildProgress> rebuilds;      // running now
   bool operator==(const ModuleStats&) const = default;
 };
 struct ServerStats {
@@ -237,8 +266,27 @@ struct StatsResult {
   bool operator==(const StatsResult&) const = default;
 };
 
-using ResponseBody = std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed,
-                                  Appended, Selected, DepotRecords, StatsResult>;
+// What an update did (UpdateRequest).
+struct Updated {
+  ModuleInfo module;  // the module as it now runs
+  int version = 0;
+  std::vector<std::string> created;      // new depots and PStates
+  std::vector<std::string> dropped;      // depots, PStates and topologies deleted
+  std::vector<std::string> widened;      // PStates whose schema was widened in place
+  std::vector<std::string> backfilling;  // new topologies catching up from offset 0
+  int64_t pause_us = 0;                  // how long appends to the module waited
+  std::vector<std::string> migrated;     // PStates with a new migration
+  bool operator==(const Updated&) const = default;
+};
+struct RecomputeStarted {
+  std::string module;
+  std::vector<std::string> pstates;  // with their "$$"
+  bool operator==(const RecomputeStarted&) const = default;
+};
+
+using ResponseBody =
+    std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed, Appended, Selected,
+                 DepotRecords, StatsResult, Updated, RecomputeStarted>;
 struct Response {
   uint64_t id = 0;
   std::optional<Error> error;  // set on failure; body is then monostate

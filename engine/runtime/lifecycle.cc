@@ -208,8 +208,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   Result<std::shared_ptr<ModuleRuntime>> opened = OpenModuleRuntime(staged.loaded, row, reuse);
   if (!opened.ok()) {
     DiscardStaged(staged);
-    return Status(opened.status().code(), "updating module " + name +
-                                              " failed, nothing changed: " +
+    return Status(opened.status().code(), "updating module " + name + " failed, nothing changed: " +
                                               opened.status().message());
   }
   std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
@@ -353,30 +352,37 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   StartMigrations(next);
   const auto resumed = std::chrono::steady_clock::now();
 
-  // Clean-up: the old version's objects must be gone before the tables only it used are
-  // dropped; a crash before that leaves strays that Open drops.
+  UpdateResult result =
+      FinishUpdate(std::move(old), *next, plan,
+                   std::chrono::duration_cast<std::chrono::microseconds>(resumed - started));
+  result.backfilling = backfilling;
+  return result;
+}
+
+UpdateResult EngineImpl::FinishUpdate(std::shared_ptr<ModuleRuntime> old, const ModuleRuntime& next,
+                                      const UpdatePlan& plan, std::chrono::microseconds pause) {
+  // The old version's objects must be gone before the tables only it used are dropped; a
+  // crash before that leaves strays that Open drops.
   const std::string old_file = old->file;
   ReleaseWhenUnused(old);
-  Status cleaned = DropStrayTables(*next).status();
+  Status cleaned = DropStrayTables(next).status();
   std::error_code ec;
   fs::remove(fs::path(options_.data_dir) / old_file, ec);
   if (!cleaned.ok()) {
-    logger_->Warning("module " + name +
-                     " was updated, but dropping the tables it no longer uses "
-                     "failed (the next start retries): " +
+    logger_->Warning("module " + next.name + " was updated to version " +
+                     std::to_string(next.version) +
+                     ", but dropping the tables it no longer uses failed (the next start "
+                     "retries): " +
                      cleaned.ToString());
   }
-
   UpdateResult result;
-  result.info = DescribeModule(*next);
-  result.version = row.version;
+  result.info = DescribeModule(next);
+  result.version = next.version;
   result.created = plan.created;
   result.dropped = plan.dropped;
   result.widened = plan.widened;
   result.migrated = plan.migrated;
-  result.backfilling = backfilling;
-  result.pause_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(resumed - started).count();
+  result.pause_us = pause.count();
   return result;
 }
 

@@ -148,6 +148,10 @@ class EngineImpl final : public Engine {
                     int partition);
   static std::vector<RebuildProgress> MigrationProgress(const ModuleRuntime& m);
 
+  // The end of an update once `next` is published: releases `old` (waiting for its
+  // readers), drops the tables and plugin copy only it used, and describes the result.
+  UpdateResult FinishUpdate(std::shared_ptr<ModuleRuntime> old, const ModuleRuntime& next,
+                            const UpdatePlan& plan, std::chrono::microseconds pause);
   // Rescale (rescale.cc): Update's path when the partition count changes. `old` is the
   // running version (the caller's only reference), `staged` the new build installed at
   // row.file, `row` the new version's row before its partitions and generations are set.

@@ -191,11 +191,33 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   }
   const ModuleDef& next_def = staged.loaded->def();
 
+  // The new version's runtime, built while the old one still runs (creating tables takes
+  // time): kept depots, PStates and trackers shared; new tables created (strays if a crash
+  // comes before the commit below). PStates whose schema widens or that
+  // have a migration (in either version) are reopened after the commit: reopening rewrites
+  // their stored schema, which the old version would refuse, and a migration is code of
+  // its own plugin, which must not outlive it in a shared PState object.
+  Reuse reuse{old.get(), {}, true, {}};
+  reuse.placeholders.insert(plan.widened.begin(), plan.widened.end());
+  reuse.placeholders.insert(plan.migrated.begin(), plan.migrated.end());
+  for (const PStateDef& p : next_def.pstates) {
+    const PStateDef* before = Named(old->def->pstates, p.name);
+    if (before != nullptr && (before->migration || p.migration)) reuse.placeholders.insert(p.name);
+  }
+  const std::set<std::string> reopen = reuse.placeholders;
+  Result<std::shared_ptr<ModuleRuntime>> opened = OpenModuleRuntime(staged.loaded, row, reuse);
+  if (!opened.ok()) {
+    DiscardStaged(staged);
+    return Status(opened.status().code(), "updating module " + name + " failed, nothing changed: " +
+                                              opened.status().message());
+  }
+  std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
   const auto started = std::chrono::steady_clock::now();
   Quiesce(*old);
   // From here on nothing of the module runs: its trackers stand still.
   std::vector<ProgressTracker*> gone_trackers;
   const auto fail = [&](const Status& st) {
+    next.reset();
     DiscardStaged(staged);
     for (ProgressTracker* tracker : gone_trackers) tracker->dropped.store(false);
     Resume(old);
@@ -230,23 +252,6 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   }
   if (!gone.empty()) Barrier();
 
-  // The new version's runtime: kept depots, PStates and trackers shared; new tables created
-  // (strays if a crash comes before the commit below). PStates whose schema widens or that
-  // have a migration (in either version) are reopened after the commit: reopening rewrites
-  // their stored schema, which the old version would refuse, and a migration is code of
-  // its own plugin, which must not outlive it in a shared PState object.
-  Reuse reuse{old.get(), {}, true, {}};
-  reuse.placeholders.insert(plan.widened.begin(), plan.widened.end());
-  reuse.placeholders.insert(plan.migrated.begin(), plan.migrated.end());
-  for (const PStateDef& p : next_def.pstates) {
-    const PStateDef* before = Named(old->def->pstates, p.name);
-    if (before != nullptr && (before->migration || p.migration)) reuse.placeholders.insert(p.name);
-  }
-  const std::set<std::string> reopen = reuse.placeholders;
-  Result<std::shared_ptr<ModuleRuntime>> opened =
-      OpenModuleRuntime(std::move(staged.loaded), row, reuse);
-  if (!opened.ok()) return fail(opened.status());
-  std::shared_ptr<ModuleRuntime> next = std::move(opened).value();
   // New pairs: backfill from offset 0, or start at the current end.
   std::vector<std::string> backfilling;
   struct NewProgress {
@@ -319,10 +324,7 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
     STRATA_RETURN_IF_ERROR(session->Commit());
     return storage_->WaitDurable();
   }();
-  if (!switched.ok()) {
-    next.reset();  // unloads the new plugin
-    return fail(switched);
-  }
+  if (!switched.ok()) return fail(switched);
 
   // Committed: the new version is the module now, also after a crash. What fails from here
   // leaves it failed until a restart opens it.
@@ -350,30 +352,37 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   StartMigrations(next);
   const auto resumed = std::chrono::steady_clock::now();
 
-  // Clean-up: the old version's objects must be gone before the tables only it used are
-  // dropped; a crash before that leaves strays that Open drops.
+  UpdateResult result =
+      FinishUpdate(std::move(old), *next, plan,
+                   std::chrono::duration_cast<std::chrono::microseconds>(resumed - started));
+  result.backfilling = backfilling;
+  return result;
+}
+
+UpdateResult EngineImpl::FinishUpdate(std::shared_ptr<ModuleRuntime> old, const ModuleRuntime& next,
+                                      const UpdatePlan& plan, std::chrono::microseconds pause) {
+  // The old version's objects must be gone before the tables only it used are dropped; a
+  // crash before that leaves strays that Open drops.
   const std::string old_file = old->file;
   ReleaseWhenUnused(old);
-  Status cleaned = DropStrayTables(*next).status();
+  Status cleaned = DropStrayTables(next).status();
   std::error_code ec;
   fs::remove(fs::path(options_.data_dir) / old_file, ec);
   if (!cleaned.ok()) {
-    logger_->Warning("module " + name +
-                     " was updated, but dropping the tables it no longer uses "
-                     "failed (the next start retries): " +
+    logger_->Warning("module " + next.name + " was updated to version " +
+                     std::to_string(next.version) +
+                     ", but dropping the tables it no longer uses failed (the next start "
+                     "retries): " +
                      cleaned.ToString());
   }
-
   UpdateResult result;
-  result.info = DescribeModule(*next);
-  result.version = row.version;
+  result.info = DescribeModule(next);
+  result.version = next.version;
   result.created = plan.created;
   result.dropped = plan.dropped;
   result.widened = plan.widened;
   result.migrated = plan.migrated;
-  result.backfilling = backfilling;
-  result.pause_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(resumed - started).count();
+  result.pause_us = pause.count();
   return result;
 }
 

@@ -7,7 +7,6 @@
 // new generation, partition count and build. The running version keeps serving reads
 // throughout; appends wait at the update gate (Quiesce) until the switch.
 #include <chrono>
-#include <filesystem>
 #include <thread>
 
 #include "runtime/engine_impl.h"
@@ -17,8 +16,6 @@
 
 namespace strata::runtime {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr size_t kCopyChunk = 1024;
 
@@ -273,28 +270,9 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
   StartMigrations(next);
   const auto resumed = std::chrono::steady_clock::now();
 
-  const std::string old_file = old->file;
-  ReleaseWhenUnused(old);
   ReleaseWhenUnused(s);
-  Status cleaned = DropStrayTables(*next).status();
-  std::error_code ec;
-  fs::remove(fs::path(options_.data_dir) / old_file, ec);
-  if (!cleaned.ok()) {
-    logger_->Warning("module " + name +
-                     " was rescaled, but dropping the tables of its old "
-                     "partitioning failed (the next start retries): " +
-                     cleaned.ToString());
-  }
-  UpdateResult result;
-  result.info = DescribeModule(*next);
-  result.version = row.version;
-  result.created = plan.created;
-  result.dropped = plan.dropped;
-  result.widened = plan.widened;
-  result.migrated = plan.migrated;
-  result.pause_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(resumed - started).count();
-  return result;
+  return FinishUpdate(std::move(old), *next, plan,
+                      std::chrono::duration_cast<std::chrono::microseconds>(resumed - started));
 }
 
 Status EngineImpl::MarkMigrationsDone(Session& session, const ModuleRuntime& m) {

@@ -14,6 +14,19 @@
 //   $$applied_credits  map<string, subindexed set<list<string>>>: to -> [from, id] credited
 //   $$rejected         map<string, subindexed map<string, string>>: from -> id -> reason
 //
+// Built twice (examples/CMakeLists.txt), both module "bank": bank.so, and bank_v2.so
+// (BANK_V2), its second version, deployed over a running version 1 with an update. It shows
+// a PState whose values change shape and the migration that bridges old and new values
+// (docs/modules.md, "Migrations"): in version 2
+//
+//   $$balances  map<string, record{amount: int64, currency: string}>: account -> balance
+//
+// and m.Migrate turns every int64 balance stored by version 1 into
+// {"amount": <it>, "currency": "EUR"}. Reads see migrated values at once; the engine
+// rewrites the stored ones in the background. The function is idempotent: a record comes
+// back unchanged. Everything else (depots, other PStates, topologies, their answers, with
+// the amount as "balance") is the same in both versions.
+//
 // A record with a mistyped or unknown field is refused at append by the depot's record
 // schema (SCHEMA_VIOLATION) and never enters the log. A record with a missing field or an
 // amount that is not positive is a user error: the step fails, the runtime records the
@@ -63,10 +76,40 @@ Result<int64_t> RequireAmount(const Value& record, const char* depot) {
   return v->as_int();
 }
 
+#ifdef BANK_V2
+constexpr char kCurrency[] = "EUR";
+
+// Version 1 stored a balance as an int64: it becomes {amount, currency}. Idempotent.
+Value MigrateBalance(const Value& old) {
+  if (!old.is_int()) return old;
+  return Value::MapOf({{"amount", old}, {"currency", kCurrency}});
+}
+#endif
+
+// Where the amount of `account`'s balance is.
+Path BalanceAmount(const Value& account) {
+#ifdef BANK_V2
+  return Path().Key(account, "amount");
+#else
+  return Path().Key(account);
+#endif
+}
+
 // nil (no balance yet) reads as 0.
 Result<int64_t> Balance(const Pstates& p, TopologyContext& ctx, const std::string& account) {
-  STRATA_ASSIGN_OR_RETURN(Value b, ctx.SelectOne(p.balances, Path().Key(account).NullTo(0)));
+  STRATA_ASSIGN_OR_RETURN(Value b,
+                          ctx.SelectOne(p.balances, BalanceAmount(Value(account)).NullTo(0)));
   return b.as_int();
+}
+
+// Adds `delta` to `account`'s balance (a new account starts at 0).
+Status AddToBalance(const Pstates& p, TopologyContext& ctx, const Value& account, int64_t delta) {
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.balances, BalanceAmount(account).Add(delta)).status());
+#ifdef BANK_V2
+  return ctx.Transform(p.balances, Path().Key(account, "currency").SetIfAbsent(kCurrency)).status();
+#else
+  return Status::Ok();
+#endif
 }
 
 Status Deposit(const Pstates& p, TopologyContext& ctx, const Value& record) {
@@ -77,7 +120,7 @@ Status Deposit(const Pstates& p, TopologyContext& ctx, const Value& record) {
   int64_t offset = ctx.source().offset;
   STRATA_ASSIGN_OR_RETURN(Value last, ctx.SelectOne(p.deposit_offsets, Path().Key(account)));
   if (!last.is_int() || offset > last.as_int()) {
-    STRATA_RETURN_IF_ERROR(ctx.Transform(p.balances, Path().Key(account).Add(amount)).status());
+    STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, Value(account), amount));
     STRATA_RETURN_IF_ERROR(
         ctx.Transform(p.deposit_offsets, Path().Key(account).Set(offset)).status());
   }
@@ -113,7 +156,7 @@ Status Debit(const Pstates& p, TopologyContext& ctx, const Value& record) {
         Value::MapOf({{"status", "rejected"}, {"reason", reason}, {"balance", balance}}));
     return Status::Ok();
   }
-  STRATA_RETURN_IF_ERROR(ctx.Transform(p.balances, Path().Key(from).Add(-amount)).status());
+  STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, Value(from), -amount));
   STRATA_RETURN_IF_ERROR(ctx.Transform(p.applied_debits, Path().Key(from).AddToSet(id)).status());
   ctx.SetAckReturn(Value::MapOf({{"status", "ok"}}));
   ctx.Emit(record);
@@ -127,8 +170,7 @@ Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
   STRATA_ASSIGN_OR_RETURN(Value credited,
                           ctx.SelectOne(p.applied_credits, Path().Key(to, credit_key)));
   if (!credited.is_nil()) return Status::Ok();
-  STRATA_RETURN_IF_ERROR(
-      ctx.Transform(p.balances, Path().Key(to).Add(*record.Find(Value("amount")))).status());
+  STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, to, record.Find(Value("amount"))->as_int()));
   return ctx.Transform(p.applied_credits, Path().Key(to).AddToSet(std::move(credit_key))).status();
 }
 
@@ -146,7 +188,15 @@ void Define(strata::ModuleBuilder& m) {
                               {"amount", Schema::Int64()}}));
 
   Pstates p;
+#ifdef BANK_V2
+  p.balances = m.PState(
+      "$$balances",
+      Schema::Map(Schema::String(),
+                  Schema::Record({{"amount", Schema::Int64()}, {"currency", Schema::String()}})));
+  m.Migrate(p.balances, "balance-to-record", MigrateBalance);
+#else
   p.balances = m.PState("$$balances", Schema::Map(Schema::String(), Schema::Int64()));
+#endif
   p.deposit_offsets = m.PState("$$deposit_offsets", Schema::Map(Schema::String(), Schema::Int64()));
   p.applied_debits =
       m.PState("$$applied_debits",

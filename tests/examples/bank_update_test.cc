@@ -1,7 +1,7 @@
-// The bank example updated in place (examples/bank/bank_v2.cc): version 1 stores balances
-// as int64, version 2 as {amount, currency} with a migration. After Engine::Update, reads
-// see every balance migrated at once, the new code moves money on migrated values, and
-// what version 1 decided (transfer ids) still holds.
+// The bank example updated in place (examples/bank/bank.cc built with BANK_V2 as bank_v2.so):
+// version 1 stores balances as int64, version 2 as {amount, currency} with a migration. After
+// Engine::Update, reads see every balance migrated at once, the new code moves money on migrated
+// values, and what version 1 decided (transfer ids) still holds.
 #include <cstdint>
 #include <string>
 

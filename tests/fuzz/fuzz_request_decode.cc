@@ -4,7 +4,8 @@
 // Asserted beyond "no crash": a rejection carries BAD_FRAME, UNSUPPORTED or
 // INVALID_ARGUMENT with a message, and the id whenever the code is not BAD_FRAME; an
 // accepted request satisfies the documented rules (names non-empty, records non-empty,
-// exactly one deploy source, partitions in [1, 1024]), re-encodes, decodes back to an
+// exactly one deploy or update source, partitions in [1, 1024] (update: [0, 1024]), drop
+// and recompute names non-empty, a recompute names a PState), re-encodes, decodes back to an
 // equal request and encodes to the same bytes again; every value in it round-trips.
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +29,16 @@ void CheckRules(const Request& r) {
                       "path " + fuzz::Shorten(d->path));
     STRATA_FUZZ_CHECK(d->partitions >= 1 && d->partitions <= 1024, "deploy partitions in range",
                       std::to_string(d->partitions));
+  } else if (const auto* u = std::get_if<UpdateRequest>(&r.body)) {
+    STRATA_FUZZ_CHECK(u->path.empty() != u->so_bytes.empty(), "update has exactly one source",
+                      "path " + fuzz::Shorten(u->path));
+    STRATA_FUZZ_CHECK(u->partitions >= 0 && u->partitions <= 1024, "update partitions in range",
+                      std::to_string(u->partitions));
+    for (const std::string& name : u->drop) named(name, "update drop");
+  } else if (const auto* c = std::get_if<RecomputeRequest>(&r.body)) {
+    named(c->module, "recompute module");
+    STRATA_FUZZ_CHECK(!c->pstates.empty(), "recompute names a PState", "");
+    for (const std::string& name : c->pstates) named(name, "recompute pstate");
   } else if (const auto* d = std::get_if<DescribeRequest>(&r.body)) {
     named(d->module, "describe module");
   } else if (const auto* d = std::get_if<DestroyRequest>(&r.body)) {

@@ -92,9 +92,10 @@ void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::st
     if (m->updating && !bypass_gate) {
       const int64_t n = static_cast<int64_t>(records.size());
       if (m->held_records + n > options_.max_in_flight_records) {
+        const int64_t held = m->held_records;
         lock.Unlock();
         return done(Status::Busy("module " + m->name + " is being updated and already holds " +
-                                 std::to_string(m->held_records) +
+                                 std::to_string(held) +
                                  " records until the new version is installed; retry shortly"));
       }
       m->held_records += n;

@@ -139,7 +139,7 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
   Status st = WriteModuleRow(m->name, row);
   if (st.ok()) st = storage_->WaitDurable();
   Result<std::shared_ptr<ModuleRuntime>> opened =
-      st.ok() ? OpenModuleRuntime(m->loaded, row, {m.get(), fresh})
+      st.ok() ? OpenModuleRuntime(m->loaded, row, {m.get(), fresh, true, {}})
               : Result<std::shared_ptr<ModuleRuntime>>(st);
   if (opened.ok()) st = LoadFailureCount(**opened);
   if (opened.ok() && st.ok()) st = LoadMigrations(**opened);

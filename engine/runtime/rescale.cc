@@ -250,7 +250,7 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
 
   // Committed: the rescaled version is the module now.
   Result<std::shared_ptr<ModuleRuntime>> next_opened =
-      OpenModuleRuntime(staged.loaded, row, Reuse{s.get(), {}, false});
+      OpenModuleRuntime(staged.loaded, row, Reuse{s.get(), {}, false, {}});
   Status after = next_opened.status();
   std::shared_ptr<ModuleRuntime> next;
   if (after.ok()) {

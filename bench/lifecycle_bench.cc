@@ -13,6 +13,8 @@
 //
 // The views are checked against counts computed here (every length, a sample of words)
 // after each of the first three phases. Prints a table, then one JSON line. Not a test.
+// The data directory is deleted at the end (unless --keep); on an error it is kept for
+// inspection.
 // Usage: bench_lifecycle [--records=N] [--partitions=P] [--task-threads=T] ... (--help)
 #include <algorithm>
 #include <atomic>

@@ -49,18 +49,18 @@ struct Flags {
   int partitions = 8;
   int task_threads = 0;  // the engine's default: one per core
   int64_t cache_mb = 512;
-  int appenders = 2;      // bulk phase: threads appending asynchronous batches
-  int batch = 1000;       // bulk phase: records per AppendAsync
-  int window = 8;         // bulk phase: batches in flight per appender
-  int words = 4;          // words per sentence
-  int vocab = 10'000;     // distinct words
-  int updates = 10;       // pause phase
-  int load_threads = 2;   // pause phase: closed-loop appenders
-  int load_batch = 1;     // pause phase: records per blocking AppendBatch (kProcessed)
-  int interval_ms = 1000; // pause phase: steady load before the first and after each update
-  int sample_ms = 5000;   // stats samples of rebuild progress
-  std::string dir;        // data directory (default /tmp/strata-lifecycle-<pid>)
-  bool keep = false;      // keep the data directory
+  int appenders = 2;       // bulk phase: threads appending asynchronous batches
+  int batch = 1000;        // bulk phase: records per AppendAsync
+  int window = 8;          // bulk phase: batches in flight per appender
+  int words = 4;           // words per sentence
+  int vocab = 10'000;      // distinct words
+  int updates = 10;        // pause phase
+  int load_threads = 2;    // pause phase: closed-loop appenders
+  int load_batch = 1;      // pause phase: records per blocking AppendBatch (kProcessed)
+  int interval_ms = 1000;  // pause phase: steady load before the first and after each update
+  int sample_ms = 5000;    // stats samples of rebuild progress
+  std::string dir;         // data directory (default /tmp/strata-lifecycle-<pid>)
+  bool keep = false;       // keep the data directory
   std::string v1 = STRATA_WORDCOUNT_V1;
   std::string v2 = STRATA_WORDCOUNT_V2;
 };
@@ -95,24 +95,42 @@ Flags ParseFlags(int argc, char** argv) {
       if (value.empty() || *end != '\0' || n < 0) Usage(("bad number in " + arg).c_str());
       return n;
     };
-    if (name == "records") f.records = number();
-    else if (name == "partitions") f.partitions = static_cast<int>(number());
-    else if (name == "task-threads") f.task_threads = static_cast<int>(number());
-    else if (name == "cache-mb") f.cache_mb = number();
-    else if (name == "appenders") f.appenders = static_cast<int>(number());
-    else if (name == "batch") f.batch = static_cast<int>(number());
-    else if (name == "window") f.window = static_cast<int>(number());
-    else if (name == "words") f.words = static_cast<int>(number());
-    else if (name == "vocab") f.vocab = static_cast<int>(number());
-    else if (name == "updates") f.updates = static_cast<int>(number());
-    else if (name == "load-threads") f.load_threads = static_cast<int>(number());
-    else if (name == "load-batch") f.load_batch = static_cast<int>(number());
-    else if (name == "interval-ms") f.interval_ms = static_cast<int>(number());
-    else if (name == "sample-ms") f.sample_ms = static_cast<int>(number());
-    else if (name == "dir") f.dir = value;
-    else if (name == "v1") f.v1 = value;
-    else if (name == "v2") f.v2 = value;
-    else Usage(("unknown flag " + arg).c_str());
+    if (name == "records")
+      f.records = number();
+    else if (name == "partitions")
+      f.partitions = static_cast<int>(number());
+    else if (name == "task-threads")
+      f.task_threads = static_cast<int>(number());
+    else if (name == "cache-mb")
+      f.cache_mb = number();
+    else if (name == "appenders")
+      f.appenders = static_cast<int>(number());
+    else if (name == "batch")
+      f.batch = static_cast<int>(number());
+    else if (name == "window")
+      f.window = static_cast<int>(number());
+    else if (name == "words")
+      f.words = static_cast<int>(number());
+    else if (name == "vocab")
+      f.vocab = static_cast<int>(number());
+    else if (name == "updates")
+      f.updates = static_cast<int>(number());
+    else if (name == "load-threads")
+      f.load_threads = static_cast<int>(number());
+    else if (name == "load-batch")
+      f.load_batch = static_cast<int>(number());
+    else if (name == "interval-ms")
+      f.interval_ms = static_cast<int>(number());
+    else if (name == "sample-ms")
+      f.sample_ms = static_cast<int>(number());
+    else if (name == "dir")
+      f.dir = value;
+    else if (name == "v1")
+      f.v1 = value;
+    else if (name == "v2")
+      f.v2 = value;
+    else
+      Usage(("unknown flag " + arg).c_str());
   }
   if (f.records < 1 || f.partitions < 1 || f.appenders < 1 || f.batch < 1 || f.window < 1 ||
       f.words < 1 || f.vocab < 1 || f.load_threads < 1 || f.load_batch < 1 || f.cache_mb < 1) {
@@ -226,8 +244,7 @@ class RebuildSampler {
         for (const std::string& n : r.names) names += (names.empty() ? "" : ",") + n;
         std::printf("  %7.1f s  %-9s %-14s %12lld / %-12lld (%5.1f%%)\n",
                     Seconds(start_, Clock::now()), r.kind.c_str(), names.c_str(),
-                    static_cast<long long>(r.records_done),
-                    static_cast<long long>(r.records_total),
+                    static_cast<long long>(r.records_done), static_cast<long long>(r.records_total),
                     r.records_total > 0 ? 100.0 * r.records_done / r.records_total : 0.0);
         std::fflush(stdout);
         ++samples_;
@@ -292,8 +309,8 @@ double LongestGap(const std::vector<Clock::time_point>& acks, Clock::time_point 
   double longest = 0;
   for (size_t i = 1; i < acks.size(); ++i) {
     if (acks[i] < from || acks[i - 1] > to) continue;
-    longest = std::max(longest,
-                       std::chrono::duration<double, std::milli>(acks[i] - acks[i - 1]).count());
+    longest =
+        std::max(longest, std::chrono::duration<double, std::milli>(acks[i] - acks[i - 1]).count());
   }
   return longest;
 }
@@ -318,14 +335,15 @@ int main(int argc, char** argv) {
 
   int64_t sentence_bytes = 0;
   for (int64_t n = 0; n < 1000; ++n) sentence_bytes += Sentence(n, f, vocab).size();
-  std::printf("bench_lifecycle: %lld records of %d words (~%.0f bytes; %d distinct words), "
-              "%d partitions, task threads %d (%s), cache %lld MB, data %s, load %s\n",
-              static_cast<long long>(f.records), f.words, sentence_bytes / 1000.0, f.vocab,
-              f.partitions, f.task_threads,
-              f.task_threads == 0
-                  ? ("one per core: " + std::to_string(std::thread::hardware_concurrency())).c_str()
-                  : "set",
-              static_cast<long long>(f.cache_mb), f.dir.c_str(), load_before.c_str());
+  std::printf(
+      "bench_lifecycle: %lld records of %d words (~%.0f bytes; %d distinct words), "
+      "%d partitions, task threads %d (%s), cache %lld MB, data %s, load %s\n",
+      static_cast<long long>(f.records), f.words, sentence_bytes / 1000.0, f.vocab, f.partitions,
+      f.task_threads,
+      f.task_threads == 0
+          ? ("one per core: " + std::to_string(std::thread::hardware_concurrency())).c_str()
+          : "set",
+      static_cast<long long>(f.cache_mb), f.dir.c_str(), load_before.c_str());
   std::fflush(stdout);
 
   // Expected counts: the appenders own disjoint ranges of sentences.
@@ -529,16 +547,18 @@ int main(int argc, char** argv) {
                         t.acks[i - 1] <= run.end + std::chrono::milliseconds(100));
       }
       if (near) continue;
-      baseline_gap = std::max(
-          baseline_gap, std::chrono::duration<double, std::milli>(t.acks[i] - t.acks[i - 1]).count());
+      baseline_gap =
+          std::max(baseline_gap,
+                   std::chrono::duration<double, std::milli>(t.acks[i] - t.acks[i - 1]).count());
     }
   }
   const std::string load_after = LoadAverage();
-  std::printf("  load: %lld acks, %lld errors%s%s; ack latency p50 %.2f ms, p99 %.2f ms; longest "
-              "gap away from updates %.1f ms\n",
-              static_cast<long long>(load_acks), static_cast<long long>(load_errors),
-              load_error.empty() ? "" : " (first: ", load_error.empty() ? "" : (load_error + ")").c_str(),
-              Percentile(latencies, 0.5), Percentile(latencies, 0.99), baseline_gap);
+  std::printf(
+      "  load: %lld acks, %lld errors%s%s; ack latency p50 %.2f ms, p99 %.2f ms; longest "
+      "gap away from updates %.1f ms\n",
+      static_cast<long long>(load_acks), static_cast<long long>(load_errors),
+      load_error.empty() ? "" : " (first: ", load_error.empty() ? "" : (load_error + ")").c_str(),
+      Percentile(latencies, 0.5), Percentile(latencies, 0.99), baseline_gap);
 
   auto stats = engine->Stats(kModule);
   if (!stats.ok()) Die("stats", stats.status());
@@ -554,15 +574,17 @@ int main(int argc, char** argv) {
               stream_rate, stream_s);
   std::printf("%-44s %.0f records/s (%.1f s, %.2fx stream)\n", "recompute $$word_counts",
               recompute_rate, recompute_s, recompute_rate / stream_rate);
-  std::printf("%-44s %.0f records/s (%.1f s, pause %.1f ms)\n", "backfill \"lengths\" (update to v2)",
-              backfill_rate, backfill_s, backfill_pause_us / 1000.0);
-  std::printf("%-44s p50 %.1f ms, max %.1f ms (%zu updates)\n", "update pause (pause_us)", pause_p50,
-              pause_max, pauses_ms.size());
+  std::printf("%-44s %.0f records/s (%.1f s, pause %.1f ms)\n",
+              "backfill \"lengths\" (update to v2)", backfill_rate, backfill_s,
+              backfill_pause_us / 1000.0);
+  std::printf("%-44s p50 %.1f ms, max %.1f ms (%zu updates)\n", "update pause (pause_us)",
+              pause_p50, pause_max, pauses_ms.size());
   std::printf("%-44s p50 %.1f ms, max %.1f ms (away from updates: %.1f ms)\n",
               "longest ack gap of an appender per update", gap_p50, gap_max, baseline_gap);
   std::printf("%-44s %.1f MB\n", "data directory after backfill", data_bytes / 1e6);
   std::printf("%-44s %lld\n", "topology failures", static_cast<long long>(failures));
-  std::printf("%-44s before %s, after %s\n", "load average", load_before.c_str(), load_after.c_str());
+  std::printf("%-44s before %s, after %s\n", "load average", load_before.c_str(),
+              load_after.c_str());
   std::printf(
       "{\"bench\":\"lifecycle\",\"records\":%lld,\"partitions\":%d,\"task_threads\":%d,"
       "\"hardware_threads\":%u,\"cache_mb\":%lld,\"words_per_record\":%d,\"record_bytes\":%.1f,"

@@ -37,6 +37,15 @@ run: build
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
 
+# The module lifecycle over LIFECYCLE_RECORDS sentences of the examples' wordcount: stream
+# rate, Recompute, an update's backfill, the pause of updates under load (bench/lifecycle_bench.cc,
+# docs/performance.md "Module lifecycle"). Data in /tmp, deleted at the end; 10-20 min on 2 cores.
+LIFECYCLE_RECORDS ?= 10000000
+.PHONY: bench-lifecycle
+bench-lifecycle: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_lifecycle
+	$(BUILD_DIR)/bin/bench_lifecycle --records=$(LIFECYCLE_RECORDS)
+
 # Strata side by side with PostgreSQL and Redis on W1-W4 (bench/compare.sh,
 # docs/performance.md): installs the peers, then COMPARE_SECONDS measured per variant.
 COMPARE_SECONDS ?= 10

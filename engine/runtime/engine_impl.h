@@ -166,8 +166,9 @@ class EngineImpl final : public Engine {
   // Writes a done marker for every declared migration of `m` (its PStates were rebuilt).
   Status MarkMigrationsDone(Session& session, const ModuleRuntime& m);
 
-  // Rebuilds (rebuild.cc). The shadow of `m` that rebuilds the PStates `targets` (by index)
-  // into their next generation, every topology catching up from offset 0.
+  // Rebuilds (rebuild.cc). The shadow of `m` that rebuilds every PState into the generation
+  // `row` names, every topology catching up from offset 0; `targets` (by index) are the
+  // PStates it swaps in at the end.
   Result<std::shared_ptr<ModuleRuntime>> OpenShadow(const ModuleRuntime& m, const ModuleRow& row,
                                                     const std::vector<bool>& targets);
   // Waits (on its own thread) until the shadow `s` of `module` has caught up, then swaps its

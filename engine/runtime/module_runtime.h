@@ -103,12 +103,14 @@ struct ModuleRuntime {
   std::atomic<bool> closed{false};  // set by Destroy: appends are refused
 
   // A rebuild (Recompute, rescale) runs the module's topologies in a second runtime, a
-  // *shadow*, over the same code: it writes only the PStates it rebuilds (`rebuilt`, by
-  // PState index; writes to the others are dropped, reads see them live), drops its depot
-  // appends and ack returns (the log already holds those records), and keeps its failures
-  // in `shadow_failures` instead of meta.failures. Its trackers are not persisted.
+  // *shadow*, over the same code: it writes every PState into tables of its own (the next
+  // generation), so that a step reading another PState sees the state of the same log
+  // prefix; it drops its depot appends and ack returns (the log already holds those
+  // records), and keeps its failures in `shadow_failures` instead of meta.failures. Its
+  // trackers are not persisted. `swap_in` (by PState index) says which of its PStates
+  // replace the live ones at the end; the others are scratch, dropped after the swap.
   bool is_shadow = false;
-  std::vector<bool> rebuilt;
+  std::vector<bool> swap_in;
   // The live module's shadow while a Recompute runs (set under admin_mu_).
   std::shared_ptr<ModuleRuntime> rebuild;
   // Record nodes of the module not complete yet (Update waits for zero).

@@ -19,7 +19,6 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntim
                                                               const std::vector<bool>& targets) {
   // Leftovers of an earlier rebuild of the same generation (a cancelled one) start over.
   for (size_t i = 0; i < targets.size(); ++i) {
-    if (!targets[i]) continue;
     const PStateDef& pstate = m.def->pstates[i];
     STRATA_ASSIGN_OR_RETURN(
         std::vector<std::string> tables,
@@ -30,13 +29,11 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntim
   Reuse reuse;
   reuse.previous = &m;
   reuse.trackers = false;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i]) reuse.fresh_pstates.insert(m.def->pstates[i].name);
-  }
+  for (const PStateDef& pstate : m.def->pstates) reuse.fresh_pstates.insert(pstate.name);
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> s,
                           OpenModuleRuntime(m.loaded, row, reuse));
   s->is_shadow = true;
-  s->rebuilt = targets;
+  s->swap_in = targets;
   for (auto& by_depot : s->trackers) {
     for (auto& by_partition : by_depot) {
       for (auto& tracker : by_partition) {
@@ -64,18 +61,17 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
     MutexLock lock(&m->hold_mu);
     if (m->rebuild) {
       std::string names;
-      for (size_t i = 0; i < m->rebuild->rebuilt.size(); ++i) {
-        if (m->rebuild->rebuilt[i]) names += (names.empty() ? "" : ", ") + m->def->pstates[i].name;
+      for (size_t i = 0; i < m->rebuild->swap_in.size(); ++i) {
+        if (m->rebuild->swap_in[i]) names += (names.empty() ? "" : ", ") + m->def->pstates[i].name;
       }
       return Status::AlreadyExists(
           "a recompute of module " + module + " (" + names +
           ") is running: wait for it to finish (stats shows its progress)");
     }
   }
+  // Every PState is rebuilt, into its next generation; only the targets are swapped in.
   ModuleRow row = RowOf(*m);
-  for (size_t i = 0; i < targets.size(); ++i) {
-    if (targets[i]) ++row.pstate_generations[m->def->pstates[i].name];
-  }
+  for (auto& [name, generation] : row.pstate_generations) ++generation;
   Result<std::shared_ptr<ModuleRuntime>> opened = OpenShadow(*m, row, targets);
   if (!opened.ok()) {
     return Status(opened.status().code(),
@@ -131,8 +127,8 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
   Quiesce(*m, s.get());
   ModuleRow row = RowOf(*m);
   std::set<std::string> fresh;
-  for (size_t i = 0; i < s->rebuilt.size(); ++i) {
-    if (!s->rebuilt[i]) continue;
+  for (size_t i = 0; i < s->swap_in.size(); ++i) {
+    if (!s->swap_in[i]) continue;
     row.pstate_generations[m->def->pstates[i].name] = s->pstate_generations[i];
     fresh.insert(m->def->pstates[i].name);
   }
@@ -199,8 +195,8 @@ std::vector<RebuildProgress> EngineImpl::RecomputeProgress(const ModuleRuntime& 
   }
   if (!s) return {};
   RebuildProgress progress{s->partitions == m.partitions ? "recompute" : "rescale", {}, 0, 0};
-  for (size_t i = 0; i < s->rebuilt.size(); ++i) {
-    if (s->rebuilt[i]) progress.names.push_back(m.def->pstates[i].name);
+  for (size_t i = 0; i < s->swap_in.size(); ++i) {
+    if (s->swap_in[i]) progress.names.push_back(m.def->pstates[i].name);
   }
   for (size_t t = 0; t < s->trackers.size(); ++t) {
     for (size_t d = 0; d < s->trackers[t].size(); ++d) {

@@ -166,7 +166,7 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
   if (!opened.ok()) return fail(opened.status());
   s = std::move(opened).value();
   s->is_shadow = true;
-  s->rebuilt.assign(next_def.pstates.size(), true);
+  s->swap_in.assign(next_def.pstates.size(), true);
   for (auto& by_depot : s->trackers) {
     for (auto& by_partition : by_depot) {
       for (auto& tracker : by_partition) {

@@ -78,8 +78,6 @@ class StepContext final : public TopologyContext {
   }
   Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
-    // A rebuild writes only the PStates it rebuilds (ModuleRuntime::is_shadow).
-    if (module_.is_shadow && !module_.rebuilt[ref.index]) return int64_t{0};
     if (pstate->schema().global && partition_ != 0) {
       return Status::InvalidArgument(ref.name +
                                      " is a global PState: only partition 0 may write it, "

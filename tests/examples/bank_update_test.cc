@@ -105,5 +105,25 @@ TEST(BankV2Test, DeployedFreshItKeepsBalancesAsRecords) {
   EXPECT_EQ(bob, Eur(4));
 }
 
+// A recompute of $$balances alone: the rebuild's steps read the rebuild's own idempotence
+// markers ($$deposit_offsets, $$applied_debits, …), not the live ones that say every deposit
+// and debit was applied already, so the rebuilt balances equal the live ones.
+TEST_F(BankUpdateTest, RecomputingTheBalancesAloneRebuildsThemFromTheLog) {
+  Deposit("alice", 100);
+  Deposit("bob", 30);
+  EXPECT_EQ(Transfer("t1", "alice", "bob", 40), kOk);
+  EXPECT_EQ(Transfer("t2", "bob", "alice", 500).Find("status")->as_string(), "rejected");
+  ASSERT_TRUE(engine_->Recompute("bank", {"$$balances"}).ok());
+  ASSERT_TRUE(engine_->WaitProcessed("bank").ok());
+  EXPECT_EQ(Balance("alice"), Value(60));
+  EXPECT_EQ(Balance("bob"), Value(70));
+  // After the update to version 2, recomputed by the new code (records, no migration).
+  EX_ASSIGN_OR_FAIL(UpdateResult updated, engine_->Update(ModulePath("bank_v2"), UpdateOptions{}));
+  ASSERT_TRUE(engine_->Recompute("bank", {"$$balances"}).ok());
+  ASSERT_TRUE(engine_->WaitProcessed("bank").ok());
+  EXPECT_EQ(Balance("alice"), Eur(60));
+  EXPECT_EQ(Balance("bob"), Eur(70));
+}
+
 }  // namespace
 }  // namespace strata::examples_test

@@ -255,9 +255,10 @@ class Engine {
   // reads and live processing; once the rebuild has caught up with the log it replaces the
   // live PStates in one step. Returns when the rebuild has started: its progress is in
   // Stats (ModuleStats::rebuilds) and WaitProcessed waits for it to finish. Every topology
-  // of the module runs over the log for the rebuild, its writes to other PStates and its
-  // depot appends discarded (the log already holds those records); reads of other PStates
-  // see their live values. kAlreadyExists while another rebuild of the module runs. A crash
+  // of the module runs over the log for the rebuild, writing every PState into tables of
+  // its own (so a step reading another PState sees the same log prefix), of which only the
+  // named ones replace the live PStates; its depot appends are discarded (the log already
+  // holds those records). kAlreadyExists while another rebuild of the module runs. A crash
   // before the swap discards the rebuild (the live PStates stay); after it, the new ones
   // serve.
   virtual Status Recompute(const std::string& module, const std::vector<std::string>& pstates) = 0;

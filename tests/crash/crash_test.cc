@@ -680,6 +680,8 @@ class LifecycleCrashTest : public CrashTest {
     EX_ASSIGN_OR_FAIL(proto::ModuleInfo bank,
                       wire_->Deploy(examples_test::ModulePath("bank"), kBankFirstPartitions));
     deployed_["bank"] = {examples_test::ModulePath("bank"), bank.version, bank.partitions};
+    infos_["wordcount"] = wc;
+    infos_["bank"] = bank;
   }
 
   // Polls Stats until no module has a backfill, recompute or migration pass running (after a
@@ -747,7 +749,11 @@ class LifecycleCrashTest : public CrashTest {
       case Op::kRecompute:
         module = recomputes_++ % 2 == 0 ? "wordcount" : "bank";
         next = deployed_[module];
-        recompute = {module == "wordcount" ? "$$word_counts" : "$$balances"};
+        // Every PState of the module: a rebuilt step reads the live value of the PStates not
+        // rebuilt (docs/modules.md), and bank's balances depend on its idempotency markers
+        // ($$deposit_offsets, $$applied_debits, ...), so rebuilding $$balances alone would
+        // skip every deposit and debit already marked.
+        for (const proto::PStateInfo& p : infos_[module].pstates) recompute.push_back(p.name);
         break;
       case Op::kRescale: {
         module = "bank";
@@ -789,14 +795,27 @@ class LifecycleCrashTest : public CrashTest {
     const int mode = static_cast<int>(rng_() % 8);
     const KillAt at = mode == 0 ? KillAt::kBefore : mode == 1 ? KillAt::kAfter : KillAt::kDuring;
     double& estimate = estimate_ms_[op];
-    if (estimate == 0) estimate = 1500;
+    if (estimate == 0) estimate = 400;
     std::chrono::milliseconds delay{0};
     if (at == KillAt::kBefore) {
       delay = std::chrono::milliseconds(rng_() % 3);
       std::this_thread::sleep_for(delay);
     } else if (at == KillAt::kDuring) {
+      // A random moment within how long the operation took last time; watching it end
+      // (the call returned, no rebuild running) keeps that estimate current.
       delay = std::chrono::milliseconds(rng_() % static_cast<uint64_t>(estimate + 1));
-      std::this_thread::sleep_for(delay);
+      bool ended = false;
+      while (Clock::now() < op_start + delay) {
+        if (!ended && op_returned) {
+          auto stats = wire_->Stats();
+          ended = stats.ok() && std::all_of(stats->modules.begin(), stats->modules.end(),
+                                            [](const proto::ModuleStats& m) {
+                                              return m.rebuilds.empty();
+                                            });
+          if (ended) estimate = 0.5 * estimate + 0.5 * 1000 * SecondsSince(op_start);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     } else {
       while (!op_returned && Clock::now() < op_start + kOperationTimeout) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -20,7 +20,31 @@
 //   - the bank balances add up to the deposits (every deposit is valid; transfers only
 //     move money), and none is negative.
 //
-// Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`). Seed:
+// LifecycleCrashTest.LifecycleOperationsSurviveKill9 does the same around the module
+// lifecycle (docs/modules.md, "Changing a deployed module"; issue 15). wordcount (4
+// partitions) and bank (8) take appends from client threads while each round runs one
+// operation, cycling through: update wordcount v1 -> v2 (wordcount_v2.so adds the topology
+// "lengths" and $$word_lengths, backfilled) and back (drop=$$word_lengths,lengths); recompute
+// of every PState of wordcount or of bank, alternately; rescale of bank 8 -> 3 -> 16 -> 8;
+// and, once, bank v1 -> v2 (bank_v2.so: ModuleBuilder::Migrate turns every balance into
+// {amount, currency}; repeated until a round commits it). The kill comes before the server
+// has the operation (1 round in 8), after it is done, backfill or rebuild included (1 in 8),
+// or at a random moment within how long it last took (the rest: while the call runs or
+// while its backfill, recompute or migration pass runs). After the restart, with the server
+// idle and no rebuild running:
+//   - each module is loaded at the version before the operation or the one after it (only
+//     the one after once the call was acknowledged), with that version's partition count and
+//     exactly the depots, PStates (and schemas) and topologies of that version's build;
+//   - every acknowledged sentence is where its ack put it (wordcount is never rescaled);
+//   - bank, whose offsets a rescale renumbers: every record is at the partition its key
+//     hashes to among the current count, every key's records of the previous check are still
+//     its first ones in order, and every acknowledged record is among them in ack order;
+//   - every view equals its recomputation (RecomputeFromBuild) with the build and partition
+//     count now deployed — no word count or length count below it — and bank's balances
+//     add up to the deposits, migrated to records exactly when bank runs version 2.
+//
+// Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`); the lifecycle test
+// runs that many rounds of each operation kind plus the migration (default 1 each). Seed:
 // STRATA_TEST_SEED (default fixed, printed). The server's log goes to a file beside the
 // temporary data directory and is printed on failure.
 #include <signal.h>

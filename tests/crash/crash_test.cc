@@ -819,7 +819,8 @@ class LifecycleCrashTest : public CrashTest {
     const int mode = static_cast<int>(rng_() % 8);
     const KillAt at = mode == 0 ? KillAt::kBefore : mode == 1 ? KillAt::kAfter : KillAt::kDuring;
     double& estimate = estimate_ms_[op];
-    if (estimate == 0) estimate = 400;
+    // The first guess: the migration's update call is short (its pass runs after it).
+    if (estimate == 0) estimate = op == Op::kMigrateBank ? 60 : 400;
     std::chrono::milliseconds delay{0};
     if (at == KillAt::kBefore) {
       delay = std::chrono::milliseconds(rng_() % 3);
@@ -840,6 +841,8 @@ class LifecycleCrashTest : public CrashTest {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
+      // Still running: it takes longer now (a rescale or rebuild grows with the depots).
+      if (!ended) estimate = std::max(estimate, 1.25 * static_cast<double>(delay.count()));
     } else {
       while (!op_returned && Clock::now() < op_start + kOperationTimeout) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -865,7 +868,9 @@ class LifecycleCrashTest : public CrashTest {
     server_->Stop(SIGKILL);
     op_thread.join();
     for (std::thread& t : threads) t.join();
-    ++tally_[{op, landed}];
+    const char* at_name =
+        at == KillAt::kBefore ? "before" : at == KillAt::kAfter ? "after" : "during";
+    ++tally_[{op, Cat("kill ", at_name, ": ", landed)}];
 
     if (returned && op_status.ok()) {
       pending_acknowledged_ = true;
@@ -880,8 +885,7 @@ class LifecycleCrashTest : public CrashTest {
     std::cout << "[ round " << round << "  ] " << OpName(op) << " " << module << " -> version "
               << next.version << " (" << next.build.substr(next.build.rfind('/') + 1) << ", "
               << next.partitions << " partitions); kill -9 "
-              << (at == KillAt::kBefore ? "before" : at == KillAt::kAfter ? "after" : "during")
-              << " (" << delay.count() << " ms, " << landed << ", call "
+              << at_name << " (" << delay.count() << " ms, " << landed << ", call "
               << (returned ? op_status.ToString() : "in flight") << "); acknowledged wordcount "
               << per_module["wordcount"] << " bank " << per_module["bank"] << std::endl;
     for (const std::string& e : log.errors()) ADD_FAILURE() << "round " << round << ": " << e;

@@ -717,8 +717,8 @@ class LifecycleCrashTest : public CrashTest {
       bool running = false;
       for (const proto::ModuleStats& m : stats.modules) running |= !m.rebuilds.empty();
       if (!running) return;
-      ASSERT_LT(Clock::now(), deadline) << "rebuilds still running after "
-                                        << kCatchUpTimeout.count() << " s";
+      ASSERT_LT(Clock::now(), deadline)
+          << "rebuilds still running after " << kCatchUpTimeout.count() << " s";
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -794,8 +794,8 @@ class LifecycleCrashTest : public CrashTest {
     pending_acknowledged_ = false;
 
     const auto started = Clock::now();
-    while (!log.EveryModuleAcked(kLifecycleModules) && Clock::now() < started + std::chrono::seconds(30) &&
-           log.errors().empty()) {
+    while (!log.EveryModuleAcked(kLifecycleModules) &&
+           Clock::now() < started + std::chrono::seconds(30) && log.errors().empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
@@ -833,10 +833,9 @@ class LifecycleCrashTest : public CrashTest {
       while (Clock::now() < op_start + delay) {
         if (!ended && op_returned) {
           auto stats = wire_->Stats();
-          ended = stats.ok() && std::all_of(stats->modules.begin(), stats->modules.end(),
-                                            [](const proto::ModuleStats& m) {
-                                              return m.rebuilds.empty();
-                                            });
+          ended = stats.ok() &&
+                  std::all_of(stats->modules.begin(), stats->modules.end(),
+                              [](const proto::ModuleStats& m) { return m.rebuilds.empty(); });
           if (ended) estimate = 0.5 * estimate + 0.5 * 1000 * SecondsSince(op_start);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -870,8 +869,9 @@ class LifecycleCrashTest : public CrashTest {
     server_->Stop(SIGKILL);
     op_thread.join();
     for (std::thread& t : threads) t.join();
-    const char* at_name =
-        at == KillAt::kBefore ? "before" : at == KillAt::kAfter ? "after" : "during";
+    const char* at_name = at == KillAt::kBefore  ? "before"
+                          : at == KillAt::kAfter ? "after"
+                                                 : "during";
     ++tally_[{op, Cat("kill ", at_name, ": ", landed)}];
 
     if (returned && op_status.ok()) {
@@ -886,10 +886,10 @@ class LifecycleCrashTest : public CrashTest {
     for (const Ack& a : acks) ++per_module[a.module];
     std::cout << "[ round " << round << "  ] " << OpName(op) << " " << module << " -> version "
               << next.version << " (" << next.build.substr(next.build.rfind('/') + 1) << ", "
-              << next.partitions << " partitions); kill -9 "
-              << at_name << " (" << delay.count() << " ms, " << landed << ", call "
-              << (returned ? op_status.ToString() : "in flight") << "); acknowledged wordcount "
-              << per_module["wordcount"] << " bank " << per_module["bank"] << std::endl;
+              << next.partitions << " partitions); kill -9 " << at_name << " (" << delay.count()
+              << " ms, " << landed << ", call " << (returned ? op_status.ToString() : "in flight")
+              << "); acknowledged wordcount " << per_module["wordcount"] << " bank "
+              << per_module["bank"] << std::endl;
     for (const std::string& e : log.errors()) ADD_FAILURE() << "round " << round << ": " << e;
     for (const std::string& m : kLifecycleModules) {
       EXPECT_GT(per_module[m], 0) << "round " << round << ": no " << m
@@ -974,8 +974,8 @@ class LifecycleCrashTest : public CrashTest {
       }
       for (const auto& [key, before] : bank_keys_[depot]) {
         const std::vector<Value>& now = by_key[key];
-        ASSERT_TRUE(now.size() >= before.size() && std::equal(before.begin(), before.end(),
-                                                              now.begin()))
+        ASSERT_TRUE(now.size() >= before.size() &&
+                    std::equal(before.begin(), before.end(), now.begin()))
             << "round " << round << ": bank " << depot << " key " << key.ToString() << " had "
             << before.size() << " records at the last check, now " << now.size()
             << " not starting with them";
@@ -1063,20 +1063,18 @@ class LifecycleCrashTest : public CrashTest {
         auto live = live_counts.find(key);
         ASSERT_NE(live, live_counts.end())
             << "round " << round << ": " << p.name << " " << key.ToString() << " missing";
-        EXPECT_GE(live->second, n) << "round " << round << ": " << p.name << " "
-                                   << key.ToString();
+        EXPECT_GE(live->second, n) << "round " << round << ": " << p.name << " " << key.ToString();
         recounted += live->second - n;
       }
-      EXPECT_EQ(live_counts.size(), recomputed_counts.size()) << "round " << round << ": "
-                                                              << p.name;
+      EXPECT_EQ(live_counts.size(), recomputed_counts.size())
+          << "round " << round << ": " << p.name;
     }
     std::cout << "[ check " << round << "  ] wordcount version " << infos_["wordcount"].version
               << " (" << wordcount.pstates.size() << " PStates), bank version "
               << infos_["bank"].version << " (" << (bank_v2 ? "v2" : "v1") << ", "
-              << bank_partitions << " partitions); " << acks_.size() << " acks in "
-              << depot_records << " depot records; " << deposited
-              << " deposited; wordcount replays recounted " << recounted << "; "
-              << SecondsSince(start) << " s" << std::endl;
+              << bank_partitions << " partitions); " << acks_.size() << " acks in " << depot_records
+              << " depot records; " << deposited << " deposited; wordcount replays recounted "
+              << recounted << "; " << SecondsSince(start) << " s" << std::endl;
   }
 
   // The served module declares exactly what the build deployed in the oracle declares.
@@ -1102,7 +1100,7 @@ class LifecycleCrashTest : public CrashTest {
   // The round's operation: the module and what it runs once the operation is committed.
   std::string pending_module_;
   std::optional<Deployed> pending_;
-  bool pending_acknowledged_ = false;  // the call returned OK before the kill
+  bool pending_acknowledged_ = false;               // the call returned OK before the kill
   std::map<std::string, proto::ModuleInfo> infos_;  // Describe at the last check
   // Per bank depot and key, its records in order at the last check.
   std::map<std::string, std::map<Value, std::vector<Value>>> bank_keys_;

@@ -20,7 +20,31 @@
 //   - the bank balances add up to the deposits (every deposit is valid; transfers only
 //     move money), and none is negative.
 //
-// Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`). Seed:
+// LifecycleCrashTest.LifecycleOperationsSurviveKill9 does the same around the module
+// lifecycle (docs/modules.md, "Changing a deployed module"; issue 15). wordcount (4
+// partitions) and bank (8) take appends from client threads while each round runs one
+// operation, cycling through: update wordcount v1 -> v2 (wordcount_v2.so adds the topology
+// "lengths" and $$word_lengths, backfilled) and back (drop=$$word_lengths,lengths); recompute
+// of every PState of wordcount or of bank, alternately; rescale of bank 8 -> 3 -> 16 -> 8;
+// and, once, bank v1 -> v2 (bank_v2.so: ModuleBuilder::Migrate turns every balance into
+// {amount, currency}; repeated until a round commits it). The kill comes before the server
+// has the operation (1 round in 8), after it is done, backfill or rebuild included (1 in 8),
+// or at a random moment within how long it last took (the rest: while the call runs or
+// while its backfill, recompute or migration pass runs). After the restart, with the server
+// idle and no rebuild running:
+//   - each module is loaded at the version before the operation or the one after it (only
+//     the one after once the call was acknowledged), with that version's partition count and
+//     exactly the depots, PStates (and schemas) and topologies of that version's build;
+//   - every acknowledged sentence is where its ack put it (wordcount is never rescaled);
+//   - bank, whose offsets a rescale renumbers: every record is at the partition its key
+//     hashes to among the current count, every key's records of the previous check are still
+//     its first ones in order, and every acknowledged record is among them in ack order;
+//   - every view equals its recomputation (RecomputeFromBuild) with the build and partition
+//     count now deployed — no word count or length count below it — and bank's balances
+//     add up to the deposits, migrated to records exactly when bank runs version 2.
+//
+// Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`); the lifecycle test
+// runs that many rounds of each operation kind plus the migration (default 1 each). Seed:
 // STRATA_TEST_SEED (default fixed, printed). The server's log goes to a file beside the
 // temporary data directory and is printed on failure.
 #include <signal.h>
@@ -42,6 +66,7 @@
 #include <gtest/gtest.h>
 
 #include "example_harness.h"
+#include "strata/key_codec.h"
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
 #include "stratad_process.h"
@@ -114,10 +139,10 @@ class RoundLog {
     std::lock_guard<std::mutex> lock(mu_);
     errors_.push_back(std::move(what));
   }
-  // True once every module of kModules has an acknowledged record in this round.
-  bool EveryModuleAcked() {
+  // True once every module of `modules` has an acknowledged record in this round.
+  bool EveryModuleAcked(const std::vector<std::string>& modules = kModules) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const std::string& m : kModules) {
+    for (const std::string& m : modules) {
       auto acked = [&](const Ack& a) { return a.module == m; };
       if (std::none_of(acks_.begin(), acks_.end(), acked)) return false;
     }
@@ -146,6 +171,9 @@ struct ClientContext {
   const std::atomic<bool>* killed = nullptr;
   int round = 0;
   std::mt19937_64 rng;
+  // Retry an append refused with kBusy (an update holds more appends than it may): the
+  // lifecycle rounds.
+  bool retry_busy = false;
 
   // Appends (with a processed ack unless told otherwise) and logs the acks. False ends the
   // thread: the server is gone (expected once killed) or answered with an error (always a
@@ -154,6 +182,12 @@ struct ClientContext {
               proto::AckLevel level = proto::AckLevel::kProcessed) {
     std::vector<Value> copy = records;
     auto results = wire.Append(module, depot, std::move(copy), level);
+    while (retry_busy && !results.ok() && results.status().code() == StatusCode::kBusy &&
+           !killed->load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      copy = records;
+      results = wire.Append(module, depot, std::move(copy), level);
+    }
     if (!results.ok()) {
       bool expected = killed->load() && results.status().code() == StatusCode::kIOError;
       if (!expected) log->Error(module + " " + depot + ": " + results.status().ToString());
@@ -406,9 +440,12 @@ class CrashTest : public ::testing::Test {
 
   // A PState's whole contents over the wire, in the form of examples_test::DumpPState;
   // `info` (from the embedded engine, same module) says which partitions it has.
-  Result<PStateDump> DumpOverWire(const std::string& module, const PStateInfo& info) {
+  // `partitions`: the module's count (partitions_ when 0).
+  Result<PStateDump> DumpOverWire(const std::string& module, const PStateInfo& info,
+                                  int partitions = 0) {
+    if (partitions == 0) partitions = partitions_;
     PStateDump dump;
-    for (const Value& key : examples_test::PartitionKeys(info.schema.global ? 1 : partitions_)) {
+    for (const Value& key : examples_test::PartitionKeys(info.schema.global ? 1 : partitions)) {
       STRATA_ASSIGN_OR_RETURN(std::vector<Value> contents,
                               wire_->Select(module, info.name, Path(), key));
       dump.push_back(std::move(contents));
@@ -617,6 +654,506 @@ TEST_F(CrashTest, AcknowledgedAppendsAndViewsSurviveKill9OfStratad) {
   }
   std::cout << "[ done     ] " << rounds << " rounds, " << acks_.size() << " acknowledged records, "
             << SecondsSince(start) << " s" << std::endl;
+}
+
+// ---- The lifecycle rounds --------------------------------------------------------------
+
+// What a module runs: its build, version and partition count.
+struct Deployed {
+  std::string build;  // build/modules/<x>.so
+  int version = 0;
+  int partitions = 0;
+};
+
+// The operations of the lifecycle rounds (docs/modules.md, "Changing a deployed module").
+enum class Op { kUpdateWordcount, kMigrateBank, kRecompute, kRescale };
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kUpdateWordcount:
+      return "update wordcount";
+    case Op::kMigrateBank:
+      return "update bank v1->v2";
+    case Op::kRecompute:
+      return "recompute";
+    case Op::kRescale:
+      return "rescale bank";
+  }
+  return "?";
+}
+// When the round's kill comes: before the server has the operation, while it runs (the call
+// in flight, or its backfill, recompute or migration pass in the background), or after
+// it is done. The last two are told apart by Stats just before the kill.
+enum class KillAt { kBefore, kDuring, kAfter };
+
+const std::vector<std::string> kLifecycleModules = {"wordcount", "bank"};
+constexpr int kBankFirstPartitions = 8;
+const std::vector<int> kRescaleTargets = {3, 16, 8};  // 8 -> 3 -> 16 -> 8 -> ...
+constexpr auto kOperationTimeout = std::chrono::seconds(120);
+
+// The key a bank depot is hash-partitioned by (examples/bank).
+Value BankKey(const std::string& depot, const Value& record) {
+  return Field(record, depot == "*deposits" ? "account" : "from");
+}
+
+class LifecycleCrashTest : public CrashTest {
+ protected:
+  void DeployLifecycleModules() {
+    EX_ASSIGN_OR_FAIL(proto::ModuleInfo wc, wire_->Deploy(examples_test::ModulePath("wordcount"),
+                                                          examples_test::kPartitions));
+    deployed_["wordcount"] = {examples_test::ModulePath("wordcount"), wc.version, wc.partitions};
+    EX_ASSIGN_OR_FAIL(proto::ModuleInfo bank,
+                      wire_->Deploy(examples_test::ModulePath("bank"), kBankFirstPartitions));
+    deployed_["bank"] = {examples_test::ModulePath("bank"), bank.version, bank.partitions};
+    infos_["wordcount"] = wc;
+    infos_["bank"] = bank;
+  }
+
+  // Polls Stats until no module has a backfill, recompute or migration pass running (after a
+  // restart the interrupted ones resume or are abandoned).
+  void WaitNoRebuilds() {
+    const auto deadline = Clock::now() + kCatchUpTimeout;
+    for (;;) {
+      EX_ASSIGN_OR_FAIL(proto::StatsResult stats, wire_->Stats());
+      bool running = false;
+      for (const proto::ModuleStats& m : stats.modules) running |= !m.rebuilds.empty();
+      if (!running) return;
+      ASSERT_LT(Clock::now(), deadline)
+          << "rebuilds still running after " << kCatchUpTimeout.count() << " s";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // Runs the workload of wordcount and bank, the operation `op`, and the kill.
+  void RunLifecycleRound(int round, Op op) {
+    RoundLog log;
+    std::atomic<bool> killed{false};
+    std::vector<std::unique_ptr<ClientContext>> clients;
+    std::vector<std::thread> threads;
+    auto add = [&](auto loop) {
+      auto c = std::make_unique<ClientContext>();
+      c->log = &log;
+      c->killed = &killed;
+      c->round = round;
+      c->retry_busy = true;
+      c->rng.seed(seed_ + 1000 * static_cast<uint64_t>(round) + clients.size());
+      Status opened = c->wire.Open(server_->port(), kOperationTimeout);
+      if (!opened.ok()) {
+        log.Error("connecting a client: " + opened.ToString());
+        return;
+      }
+      ClientContext* raw = c.get();
+      clients.push_back(std::move(c));
+      threads.emplace_back([raw, loop] { loop(*raw); });
+    };
+    add(WordcountLoop);
+    add(WordcountLoop);
+    for (int t = 0; t < kBankThreads; ++t) add([t](ClientContext& c) { BankLoop(c, t); });
+
+    // The operation, from what runs now.
+    const Deployed& wc = deployed_["wordcount"];
+    const Deployed& bank = deployed_["bank"];
+    std::string module;
+    Deployed next;
+    std::vector<std::string> drop;
+    int partitions = 0;
+    std::vector<std::string> recompute;
+    switch (op) {
+      case Op::kUpdateWordcount: {
+        module = "wordcount";
+        const bool to_v2 = wc.build == examples_test::ModulePath("wordcount");
+        next = {examples_test::ModulePath(to_v2 ? "wordcount_v2" : "wordcount"), wc.version + 1,
+                wc.partitions};
+        if (!to_v2) drop = {"$$word_lengths", "lengths"};
+        break;
+      }
+      case Op::kMigrateBank:
+        module = "bank";
+        next = {examples_test::ModulePath("bank_v2"), bank.version + 1, bank.partitions};
+        break;
+      case Op::kRecompute:
+        module = recomputes_++ % 2 == 0 ? "wordcount" : "bank";
+        next = deployed_[module];
+        // Every PState of the module: a rebuilt step reads the live value of the PStates not
+        // rebuilt (docs/modules.md), and bank's balances depend on its idempotency markers
+        // ($$deposit_offsets, $$applied_debits, ...), so rebuilding $$balances alone would
+        // skip every deposit and debit already marked.
+        for (const proto::PStateInfo& p : infos_[module].pstates) recompute.push_back(p.name);
+        break;
+      case Op::kRescale: {
+        module = "bank";
+        auto it = std::find(kRescaleTargets.begin(), kRescaleTargets.end(), bank.partitions);
+        partitions = it == kRescaleTargets.end() || it + 1 == kRescaleTargets.end()
+                         ? kRescaleTargets[0]
+                         : *(it + 1);
+        next = {bank.build, bank.version + 1, partitions};
+        break;
+      }
+    }
+    pending_module_ = module;
+    pending_ = next;
+    pending_acknowledged_ = false;
+
+    const auto started = Clock::now();
+    while (!log.EveryModuleAcked(kLifecycleModules) &&
+           Clock::now() < started + std::chrono::seconds(30) && log.errors().empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng_() % 300));
+
+    // (No ASSERT from here until the threads are joined.)
+    Wire op_wire;
+    std::atomic<bool> op_returned{false};
+    Status op_status = op_wire.Open(server_->port(), kOperationTimeout);
+    const auto op_start = Clock::now();
+    std::thread op_thread([&] {
+      if (!op_status.ok()) {
+        // Not connected: reported below.
+      } else if (recompute.empty()) {
+        op_status = op_wire.Update(next.build, drop, partitions).status();
+      } else {
+        op_status = op_wire.Recompute(module, recompute).status();
+      }
+      op_returned = true;
+    });
+
+    const int mode = static_cast<int>(rng_() % 8);
+    const KillAt at = mode == 0 ? KillAt::kBefore : mode == 1 ? KillAt::kAfter : KillAt::kDuring;
+    double& estimate = estimate_ms_[op];
+    // The first guess: the migration's update call is short (its pass runs after it).
+    if (estimate == 0) estimate = op == Op::kMigrateBank ? 60 : 400;
+    std::chrono::milliseconds delay{0};
+    if (at == KillAt::kBefore) {
+      delay = std::chrono::milliseconds(rng_() % 3);
+      std::this_thread::sleep_for(delay);
+    } else if (at == KillAt::kDuring) {
+      // A random moment within how long the operation took last time; watching it end
+      // (the call returned, no rebuild running) keeps that estimate current.
+      delay = std::chrono::milliseconds(rng_() % static_cast<uint64_t>(estimate + 1));
+      bool ended = false;
+      while (Clock::now() < op_start + delay) {
+        if (!ended && op_returned) {
+          auto stats = wire_->Stats();
+          ended = stats.ok() &&
+                  std::all_of(stats->modules.begin(), stats->modules.end(),
+                              [](const proto::ModuleStats& m) { return m.rebuilds.empty(); });
+          if (ended) estimate = 0.5 * estimate + 0.5 * 1000 * SecondsSince(op_start);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      // Still running: it takes longer now (a rescale or rebuild grows with the depots).
+      // (Doubling the moment found still running makes the estimate overtake it within a
+      // few rounds, so some kills land after the switch of a long rescale too.)
+      if (!ended) estimate = std::max(estimate, 2.0 * static_cast<double>(delay.count()));
+    } else {
+      while (!op_returned && Clock::now() < op_start + kOperationTimeout) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      EXPECT_TRUE(op_returned) << "round " << round << ": " << OpName(op) << " did not return";
+      if (op_returned && op_status.ok()) WaitNoRebuilds();  // a failure is recorded
+      estimate = 0.5 * estimate + 0.5 * 1000 * SecondsSince(op_start);
+      std::this_thread::sleep_for(delay = std::chrono::milliseconds(rng_() % 100));
+    }
+    // Where the kill lands (for the tally; Stats answers while the operation runs).
+    const char* landed = "before the call returned";
+    if (op_returned) {
+      landed = "after it was done";
+      auto stats = wire_->Stats();
+      if (stats.ok()) {
+        for (const proto::ModuleStats& m : stats->modules) {
+          if (!m.rebuilds.empty()) landed = "during its background rebuild";
+        }
+      }
+    }
+    const bool returned = op_returned;
+    killed = true;
+    server_->Stop(SIGKILL);
+    op_thread.join();
+    for (std::thread& t : threads) t.join();
+    const char* at_name = at == KillAt::kBefore  ? "before"
+                          : at == KillAt::kAfter ? "after"
+                                                 : "during";
+    ++tally_[{op, Cat("kill ", at_name, ": ", landed)}];
+
+    if (returned && op_status.ok()) {
+      pending_acknowledged_ = true;
+    } else if (!op_status.ok() && !(op_status.code() == StatusCode::kIOError && killed)) {
+      ADD_FAILURE() << "round " << round << ": " << OpName(op) << " " << module << ": "
+                    << op_status.ToString();
+    }
+
+    std::vector<Ack> acks = log.TakeAcks();
+    std::map<std::string, int> per_module;
+    for (const Ack& a : acks) ++per_module[a.module];
+    std::cout << "[ round " << round << "  ] " << OpName(op) << " " << module << " -> version "
+              << next.version << " (" << next.build.substr(next.build.rfind('/') + 1) << ", "
+              << next.partitions << " partitions); kill -9 " << at_name << " (" << delay.count()
+              << " ms, " << landed << ", call " << (returned ? op_status.ToString() : "in flight")
+              << "); acknowledged wordcount " << per_module["wordcount"] << " bank "
+              << per_module["bank"] << std::endl;
+    for (const std::string& e : log.errors()) ADD_FAILURE() << "round " << round << ": " << e;
+    for (const std::string& m : kLifecycleModules) {
+      EXPECT_GT(per_module[m], 0) << "round " << round << ": no " << m
+                                  << " record was acknowledged";
+    }
+    acks_.insert(acks_.end(), std::make_move_iterator(acks.begin()),
+                 std::make_move_iterator(acks.end()));
+  }
+
+  // The checks of the file comment for the lifecycle rounds, against the restarted server.
+  void CheckLifecycle(int round) {
+    const auto start = Clock::now();
+    ASSERT_NO_FATAL_FAILURE(WaitCaughtUp());
+    ASSERT_NO_FATAL_FAILURE(WaitNoRebuilds());
+    ASSERT_NO_FATAL_FAILURE(WaitCaughtUp());
+
+    // One whole version of each module: the one before the round's operation or the one
+    // after it (only that one once the call was acknowledged).
+    for (const std::string& name : kLifecycleModules) {
+      EX_ASSIGN_OR_FAIL(proto::ModuleInfo info, wire_->Describe(name));
+      ASSERT_EQ(info.load_error, "") << "round " << round << ": " << name;
+      Deployed& now = deployed_[name];
+      if (pending_module_ == name && pending_.has_value() && info.version == pending_->version) {
+        now = *pending_;
+      } else if (pending_module_ == name && pending_acknowledged_) {
+        ADD_FAILURE() << "round " << round << ": " << name << " is at version " << info.version
+                      << " after the acknowledged update to version " << pending_->version;
+      }
+      ASSERT_EQ(info.version, now.version) << "round " << round << ": " << name;
+      ASSERT_EQ(info.partitions, now.partitions) << "round " << round << ": " << name;
+      infos_[name] = info;
+    }
+    pending_.reset();
+    pending_module_.clear();
+
+    // The depots over the wire.
+    std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
+    size_t depot_records = 0;
+    for (const std::string& name : kLifecycleModules) {
+      for (const proto::DepotInfo& d : infos_[name].depots) {
+        EX_ASSIGN_OR_FAIL(auto records,
+                          wire_->ReadWholeDepot(name, d.name, infos_[name].partitions));
+        auto& entries = depots[{name, d.name}];
+        for (auto& partition : records) {
+          depot_records += partition.size();
+          entries.emplace_back();
+          for (proto::DepotRecord& r : partition) {
+            entries.back().push_back(DepotEntry{r.offset, std::move(r.value)});
+          }
+        }
+      }
+    }
+
+    // wordcount is never rescaled: every acknowledged sentence is where its ack put it.
+    const auto& sentences = depots[{"wordcount", "*sentences"}];
+    for (const Ack& ack : acks_) {
+      if (ack.module != "wordcount") continue;
+      ASSERT_TRUE(ack.partition >= 0 && ack.partition < static_cast<int>(sentences.size()) &&
+                  ack.offset >= 0 &&
+                  ack.offset < static_cast<int64_t>(sentences[ack.partition].size()))
+          << "round " << round << ": acknowledged sentence lost: " << ack.partition << "/"
+          << ack.offset << " " << ack.record.ToString();
+      ASSERT_EQ(sentences[ack.partition][ack.offset].record, ack.record)
+          << "round " << round << ": *sentences " << ack.partition << "/" << ack.offset;
+    }
+
+    // bank is rescaled, which renumbers offsets: each record is at the partition its key
+    // hashes to among the current count, every key's records of the last check are still
+    // the first ones of its records in order, and every acknowledged record is among them,
+    // in the order of the acks (one thread appends each key).
+    for (const char* depot : {"*deposits", "*transfers"}) {
+      const auto& partitions = depots[{"bank", depot}];
+      std::map<Value, std::vector<Value>> by_key;
+      for (size_t p = 0; p < partitions.size(); ++p) {
+        for (const DepotEntry& r : partitions[p]) {
+          const Value key = BankKey(depot, r.record);
+          ASSERT_EQ(HashKey(key) % partitions.size(), p)
+              << "round " << round << ": bank " << depot << " record " << r.record.ToString()
+              << " is in partition " << p << " of " << partitions.size();
+          by_key[key].push_back(r.record);
+        }
+      }
+      for (const auto& [key, before] : bank_keys_[depot]) {
+        const std::vector<Value>& now = by_key[key];
+        ASSERT_TRUE(now.size() >= before.size() &&
+                    std::equal(before.begin(), before.end(), now.begin()))
+            << "round " << round << ": bank " << depot << " key " << key.ToString() << " had "
+            << before.size() << " records at the last check, now " << now.size()
+            << " not starting with them";
+      }
+      std::map<Value, size_t> matched;  // per key: records of by_key[key] matched so far
+      for (const Ack& ack : acks_) {
+        if (ack.module != "bank" || ack.depot != depot) continue;
+        const Value key = BankKey(depot, ack.record);
+        const std::vector<Value>& records = by_key[key];
+        size_t& next_record = matched[key];
+        while (next_record < records.size() && records[next_record] != ack.record) ++next_record;
+        ASSERT_LT(next_record, records.size())
+            << "round " << round << ": acknowledged bank " << depot << " record lost or out of "
+            << "order: " << ack.record.ToString();
+        ++next_record;
+      }
+      bank_keys_[depot] = std::move(by_key);
+    }
+
+    // The views against their recomputation with the deployed build and partition count,
+    // which also has exactly the deployed declarations.
+    TempDir fresh_dir;
+    EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> fresh, examples_test::OpenEngine(fresh_dir.path()));
+    auto recompute = [&](const std::string& module, const std::vector<std::string>& order) {
+      DepotSource source =
+          [&](const std::string& depot) -> Result<std::vector<std::vector<DepotEntry>>> {
+        auto it = depots.find({module, depot});
+        if (it == depots.end())
+          return Status::NotFound("the server has no depot " + module + " " + depot);
+        return it->second;
+      };
+      const Deployed& d = deployed_[module];
+      return examples_test::RecomputeFromBuild(source, d.build, d.partitions, *fresh, module,
+                                               order);
+    };
+    EX_ASSERT_OK(recompute("wordcount", {"*sentences"}));
+    EX_ASSERT_OK(recompute("bank", {"*deposits", "*transfers"}));
+    for (const std::string& name : kLifecycleModules) {
+      EX_ASSIGN_OR_FAIL(ModuleInfo expected, fresh->Describe(name));
+      ASSERT_NO_FATAL_FAILURE(ExpectDeclarations(round, expected, infos_[name]));
+    }
+
+    const int bank_partitions = deployed_["bank"].partitions;
+    EX_ASSIGN_OR_FAIL(ModuleInfo bank, fresh->Describe("bank"));
+    int64_t deposited = 0;
+    for (const auto& partition : depots[{"bank", "*deposits"}]) {
+      for (const DepotEntry& r : partition) deposited += Field(r.record, "amount").as_int();
+    }
+    const bool bank_v2 = deployed_["bank"].build == examples_test::ModulePath("bank_v2");
+    for (const PStateInfo& p : bank.pstates) {
+      EX_ASSIGN_OR_FAIL(PStateDump live, DumpOverWire("bank", p, bank_partitions));
+      EX_ASSIGN_OR_FAIL(PStateDump recomputed, examples_test::DumpPState(*fresh, "bank", p.name));
+      EXPECT_TRUE(examples_test::DumpsEqual(live, recomputed))
+          << "round " << round << ": bank " << p.name;
+      if (p.name != "$$balances") continue;
+      int64_t total = 0;
+      for (const std::vector<Value>& partition : live) {
+        for (const Value& root : partition) {
+          if (!root.is_map()) continue;
+          for (const auto& [account, balance] : root.as_map()) {
+            // Version 2 migrated every balance to {amount, currency}.
+            ASSERT_EQ(balance.is_map(), bank_v2)
+                << "round " << round << ": account " << account.ToString() << " balance "
+                << balance.ToString();
+            const int64_t amount = bank_v2 ? Field(balance, "amount").as_int() : balance.as_int();
+            EXPECT_GE(amount, 0) << "account " << account.ToString();
+            total += amount;
+          }
+        }
+      }
+      EXPECT_EQ(total, deposited) << "round " << round
+                                  << ": the balances do not add up to the deposits";
+    }
+
+    // Counting is not idempotent: no count is below its recomputation.
+    EX_ASSIGN_OR_FAIL(ModuleInfo wordcount, fresh->Describe("wordcount"));
+    int64_t recounted = 0;
+    for (const PStateInfo& p : wordcount.pstates) {
+      EX_ASSIGN_OR_FAIL(PStateDump dump,
+                        DumpOverWire("wordcount", p, deployed_["wordcount"].partitions));
+      EX_ASSIGN_OR_FAIL(auto live_counts, examples_test::IntMapOf(dump, p.name));
+      EX_ASSIGN_OR_FAIL(auto recomputed_counts,
+                        examples_test::CollectIntMap(*fresh, "wordcount", p.name));
+      for (const auto& [key, n] : recomputed_counts) {
+        auto live = live_counts.find(key);
+        ASSERT_NE(live, live_counts.end())
+            << "round " << round << ": " << p.name << " " << key.ToString() << " missing";
+        EXPECT_GE(live->second, n) << "round " << round << ": " << p.name << " " << key.ToString();
+        recounted += live->second - n;
+      }
+      EXPECT_EQ(live_counts.size(), recomputed_counts.size())
+          << "round " << round << ": " << p.name;
+    }
+    std::cout << "[ check " << round << "  ] wordcount version " << infos_["wordcount"].version
+              << " (" << wordcount.pstates.size() << " PStates), bank version "
+              << infos_["bank"].version << " (" << (bank_v2 ? "v2" : "v1") << ", "
+              << bank_partitions << " partitions); " << acks_.size() << " acks in " << depot_records
+              << " depot records; " << deposited << " deposited; wordcount replays recounted "
+              << recounted << "; " << SecondsSince(start) << " s" << std::endl;
+  }
+
+  // The served module declares exactly what the build deployed in the oracle declares.
+  void ExpectDeclarations(int round, const ModuleInfo& expected, const proto::ModuleInfo& live) {
+    std::vector<std::string> want, have;
+    for (const DepotInfo& d : expected.depots) want.push_back("depot " + d.name);
+    for (const PStateInfo& p : expected.pstates) {
+      want.push_back("pstate " + p.name + " " + p.schema.ToValue().ToString());
+    }
+    for (const TopologyInfo& t : expected.topologies) want.push_back("topology " + t.name);
+    for (const proto::DepotInfo& d : live.depots) have.push_back("depot " + d.name);
+    for (const proto::PStateInfo& p : live.pstates) {
+      have.push_back("pstate " + p.name + " " + p.schema.ToString());
+    }
+    for (const proto::TopologyInfo& t : live.topologies) have.push_back("topology " + t.name);
+    std::sort(want.begin(), want.end());
+    std::sort(have.begin(), have.end());
+    EXPECT_EQ(have, want) << "round " << round << ": " << live.name << " version " << live.version
+                          << " does not declare what its build does";
+  }
+
+  std::map<std::string, Deployed> deployed_;  // per module, as of the last check
+  // The round's operation: the module and what it runs once the operation is committed.
+  std::string pending_module_;
+  std::optional<Deployed> pending_;
+  bool pending_acknowledged_ = false;               // the call returned OK before the kill
+  std::map<std::string, proto::ModuleInfo> infos_;  // Describe at the last check
+  // Per bank depot and key, its records in order at the last check.
+  std::map<std::string, std::map<Value, std::vector<Value>>> bank_keys_;
+  int recomputes_ = 0;
+  std::map<Op, double> estimate_ms_;  // how long an operation took (call and rebuild), smoothed
+  std::map<std::pair<Op, std::string>, int> tally_;  // rounds per operation and kill moment
+};
+
+// Rounds per operation kind: STRATA_CRASH_ROUNDS when set (`make crash-test ROUNDS=N`), else 1.
+int LifecycleRoundsPerKind() {
+  const char* env = std::getenv("STRATA_CRASH_ROUNDS");
+  return env != nullptr && *env != '\0' ? std::max(std::atoi(env), 1) : 1;
+}
+
+TEST_F(LifecycleCrashTest, LifecycleOperationsSurviveKill9) {
+  const int per_kind = LifecycleRoundsPerKind();
+  std::vector<Op> ops;
+  for (int k = 0; k < per_kind; ++k) {
+    ops.push_back(Op::kUpdateWordcount);
+    if (k == 0) ops.push_back(Op::kMigrateBank);
+    ops.push_back(Op::kRecompute);
+    ops.push_back(Op::kRescale);
+  }
+  std::cout << "[ rounds   ] " << ops.size() << ": " << per_kind
+            << " per operation kind and the bank migration (set STRATA_CRASH_ROUNDS to change it)"
+            << std::endl;
+  const auto start = Clock::now();
+  int migration_tries = 0;
+  for (size_t round = 0; round <= ops.size(); ++round) {
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+    if (round == 0) {
+      ASSERT_NO_FATAL_FAILURE(DeployLifecycleModules());
+    } else {
+      ASSERT_NO_FATAL_FAILURE(CheckLifecycle(static_cast<int>(round) - 1));
+      // The migration is exercised until one round commits it.
+      if (ops[round - 1] == Op::kMigrateBank &&
+          deployed_["bank"].build != examples_test::ModulePath("bank_v2")) {
+        ASSERT_LT(++migration_tries, 10) << "the bank migration never committed";
+        ops.insert(ops.begin() + static_cast<std::ptrdiff_t>(round), Op::kMigrateBank);
+      }
+    }
+    if (round == ops.size()) break;
+    ASSERT_NO_FATAL_FAILURE(RunLifecycleRound(static_cast<int>(round), ops[round]));
+    if (rng_() % 4 == 0) {
+      ASSERT_NO_FATAL_FAILURE(KillDuringRecovery());
+    }
+  }
+  std::cout << "[ done     ] " << ops.size() << " rounds, " << acks_.size()
+            << " acknowledged records, " << SecondsSince(start) << " s; kills:" << std::endl;
+  for (const auto& [key, n] : tally_) {
+    std::cout << "             " << OpName(key.first) << ", " << key.second << ": " << n
+              << std::endl;
+  }
 }
 
 }  // namespace

@@ -28,8 +28,9 @@ Result<T> Unwrap(ClientResult<T> result) {
 Wire::Wire() = default;
 Wire::~Wire() = default;
 
-Status Wire::Open(uint16_t port) {
+Status Wire::Open(uint16_t port, std::chrono::milliseconds request_timeout) {
   ClientOptions options;
+  if (request_timeout.count() > 0) options.request_timeout = request_timeout;
   options.port = port;
   options.client_name = "crash_test";
   options.reconnect_attempts = 1;
@@ -68,5 +69,22 @@ Result<std::vector<std::vector<proto::DepotRecord>>> Wire::ReadWholeDepot(const 
 }
 
 Result<proto::StatsResult> Wire::Stats() { return Unwrap(client_->Stats()); }
+
+Result<proto::ModuleInfo> Wire::Describe(const std::string& module) {
+  return Unwrap(client_->Describe(module));
+}
+
+Result<proto::Updated> Wire::Update(const std::string& path, const std::vector<std::string>& drop,
+                                    int partitions) {
+  ClientUpdateOptions options;
+  options.drop = drop;
+  options.partitions = partitions;
+  return Unwrap(client_->Update(path, options));
+}
+
+Result<proto::RecomputeStarted> Wire::Recompute(const std::string& module,
+                                                std::vector<std::string> pstates) {
+  return Unwrap(client_->Recompute(module, std::move(pstates)));
+}
 
 }  // namespace strata::crash_test

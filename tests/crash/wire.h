@@ -3,6 +3,7 @@
 // harness's checks read the same for both.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -31,7 +32,9 @@ class Wire {
 
   // Connects to 127.0.0.1:port. A request after the connection broke tries once to
   // reconnect, then fails with kIOError (a killed server stays dead until the next round).
-  Status Open(uint16_t port);
+  // `request_timeout` bounds each request (the driver's default unless given; the lifecycle
+  // rounds wait out whole rescales).
+  Status Open(uint16_t port, std::chrono::milliseconds request_timeout = {});
 
   // Appends with the given ack level; per-record failures are in the results.
   Result<std::vector<protocol::AppendResult>> Append(
@@ -47,6 +50,12 @@ class Wire {
                                                                          const std::string& depot,
                                                                          int partitions);
   Result<protocol::StatsResult> Stats();
+  Result<protocol::ModuleInfo> Describe(const std::string& module);
+  // Client::Update and Client::Recompute (docs/protocol.md).
+  Result<protocol::Updated> Update(const std::string& path, const std::vector<std::string>& drop,
+                                   int partitions);
+  Result<protocol::RecomputeStarted> Recompute(const std::string& module,
+                                               std::vector<std::string> pstates);
 
  private:
   std::unique_ptr<Client> client_;

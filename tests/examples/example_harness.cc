@@ -143,9 +143,20 @@ Status Recompute(Engine& live, Engine& fresh, const std::string& module,
 
 Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine& fresh,
                      const std::string& module, const std::vector<std::string>& depot_order) {
+  return RecomputeFromBuild(read_depot, ModulePath(module), partition_count, fresh, module,
+                            depot_order);
+}
+
+Status RecomputeFromBuild(const DepotSource& read_depot, const std::string& module_path,
+                          int partition_count, Engine& fresh, const std::string& module,
+                          const std::vector<std::string>& depot_order) {
   DeployOptions options;
   options.partitions = partition_count;
-  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, fresh.Deploy(ModulePath(module), options));
+  STRATA_ASSIGN_OR_RETURN(ModuleInfo info, fresh.Deploy(module_path, options));
+  if (info.name != module) {
+    return Status::InvalidArgument(module_path + " defines module " + info.name + ", not " +
+                                   module);
+  }
   for (const std::string& depot : depot_order) {
     auto d = std::find_if(info.depots.begin(), info.depots.end(),
                           [&](const DepotInfo& x) { return x.name == depot; });

@@ -122,6 +122,11 @@ using DepotSource =
 // thread.
 Status RecomputeFrom(const DepotSource& read_depot, int partition_count, Engine& fresh,
                      const std::string& module, const std::vector<std::string>& depot_order);
+// The same with the plugin at `module_path` (e.g. build/modules/bank_v2.so, the next
+// version of "bank") instead of ModulePath(module).
+Status RecomputeFromBuild(const DepotSource& read_depot, const std::string& module_path,
+                          int partition_count, Engine& fresh, const std::string& module,
+                          const std::vector<std::string>& depot_order);
 
 // Dumps `pstates` (every PState of the module when empty) from both engines and compares
 // them with DumpsEqual.

@@ -148,6 +148,11 @@ class EngineImpl final : public Engine {
                     int partition);
   static std::vector<RebuildProgress> MigrationProgress(const ModuleRuntime& m);
 
+  // Runs `writes` in one transaction and waits until it is durable (an update's switch).
+  Status CommitDurably(const std::function<Status(Session&)>& writes);
+  // Removes every row of `table` whose key starts with `prefix`, in the session's
+  // transaction.
+  static Status RemovePrefix(Session& session, TableId table, const std::string& prefix);
   // The end of an update once `next` is published: releases `old` (waiting for its
   // readers), drops the tables and plugin copy only it used, and describes the result.
   UpdateResult FinishUpdate(std::shared_ptr<ModuleRuntime> old, const ModuleRuntime& next,

@@ -282,48 +282,30 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   }
 
   // The switch: one transaction, durable before the new version runs.
-  Status switched = [&]() -> Status {
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    STRATA_RETURN_IF_ERROR(session->Begin());
-    Status st = [&]() -> Status {
-      std::string bytes;
-      AppendValue(ModuleRowToValue(row), &bytes);
-      STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), bytes));
-      for (const Pair& pair : gone) {
-        for (int p = 0; p < old->partitions; ++p) {
-          STRATA_RETURN_IF_ERROR(
-              session->Remove(progress_table_, ProgressKey(name, pair.topology, pair.depot, p))
-                  .status());
-        }
-        // The pair's failures: keys start with its progress key without the partition.
-        std::string prefix;
-        AppendKey(Value(name), &prefix);
-        AppendKey(Value(pair.topology), &prefix);
-        AppendKey(Value(pair.depot), &prefix);
-        std::vector<std::string> keys;
-        STRATA_RETURN_IF_ERROR(session->Scan(failures_table_, prefix, PrefixEnd(prefix), false,
-                                             [&](std::string_view key, std::string_view) {
-                                               keys.emplace_back(key);
-                                               return true;
-                                             }));
-        for (const std::string& key : keys) {
-          STRATA_RETURN_IF_ERROR(session->Remove(failures_table_, key).status());
-        }
+  Status switched = CommitDurably([&](Session& session) -> Status {
+    std::string bytes;
+    AppendValue(ModuleRowToValue(row), &bytes);
+    STRATA_RETURN_IF_ERROR(session.Put(modules_table_, EncodeKey(Value(name)), bytes));
+    for (const Pair& pair : gone) {
+      for (int p = 0; p < old->partitions; ++p) {
+        STRATA_RETURN_IF_ERROR(
+            session.Remove(progress_table_, ProgressKey(name, pair.topology, pair.depot, p))
+                .status());
       }
-      for (const NewProgress& progress : new_progress) {
-        std::string value;
-        AppendValue(progress.value, &value);
-        STRATA_RETURN_IF_ERROR(session->Put(progress_table_, progress.key, value));
-      }
-      return Status::Ok();
-    }();
-    if (!st.ok()) {
-      session->Rollback();
-      return st;
+      // The pair's failures: keys start with its progress key without the partition.
+      std::string prefix;
+      AppendKey(Value(name), &prefix);
+      AppendKey(Value(pair.topology), &prefix);
+      AppendKey(Value(pair.depot), &prefix);
+      STRATA_RETURN_IF_ERROR(RemovePrefix(session, failures_table_, prefix));
     }
-    STRATA_RETURN_IF_ERROR(session->Commit());
-    return storage_->WaitDurable();
-  }();
+    for (const NewProgress& progress : new_progress) {
+      std::string value;
+      AppendValue(progress.value, &value);
+      STRATA_RETURN_IF_ERROR(session.Put(progress_table_, progress.key, value));
+    }
+    return Status::Ok();
+  });
   if (!switched.ok()) return fail(switched);
 
   // Committed: the new version is the module now, also after a crash. What fails from here
@@ -357,6 +339,28 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
                    std::chrono::duration_cast<std::chrono::microseconds>(resumed - started));
   result.backfilling = backfilling;
   return result;
+}
+
+Status EngineImpl::CommitDurably(const std::function<Status(Session&)>& writes) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  STRATA_RETURN_IF_ERROR(session->Begin());
+  if (Status st = writes(*session); !st.ok()) {
+    session->Rollback();
+    return st;
+  }
+  STRATA_RETURN_IF_ERROR(session->Commit());
+  return storage_->WaitDurable();
+}
+
+Status EngineImpl::RemovePrefix(Session& session, TableId table, const std::string& prefix) {
+  std::vector<std::string> keys;
+  STRATA_RETURN_IF_ERROR(session.Scan(table, prefix, PrefixEnd(prefix), false,
+                                      [&](std::string_view key, std::string_view) {
+                                        keys.emplace_back(key);
+                                        return true;
+                                      }));
+  for (const std::string& key : keys) STRATA_RETURN_IF_ERROR(session.Remove(table, key).status());
+  return Status::Ok();
 }
 
 UpdateResult EngineImpl::FinishUpdate(std::shared_ptr<ModuleRuntime> old, const ModuleRuntime& next,

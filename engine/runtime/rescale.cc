@@ -202,50 +202,33 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
   // 3. The switch: the row, every progress row at the copies' ends, the failures of the
   // recomputation in place of the old ones, migrations marked done (the PStates were
   // rebuilt by the new code), in one transaction.
-  Status switched = [&]() -> Status {
-    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
-    STRATA_RETURN_IF_ERROR(session->Begin());
-    Status st = [&]() -> Status {
-      std::string bytes;
-      AppendValue(ModuleRowToValue(row), &bytes);
-      STRATA_RETURN_IF_ERROR(session->Put(modules_table_, EncodeKey(Value(name)), bytes));
-      const std::string prefix = EncodeKey(Value(name));
-      for (TableId table : {progress_table_, failures_table_}) {
-        std::vector<std::string> keys;
-        STRATA_RETURN_IF_ERROR(session->Scan(table, prefix, PrefixEnd(prefix), false,
-                                             [&](std::string_view key, std::string_view) {
-                                               keys.emplace_back(key);
-                                               return true;
-                                             }));
-        for (const std::string& key : keys)
-          STRATA_RETURN_IF_ERROR(session->Remove(table, key).status());
-      }
-      for (const auto& by_depot : s->trackers) {
-        for (const auto& by_partition : by_depot) {
-          for (const auto& tracker : by_partition) {
-            std::string value;
-            AppendValue(ProgressToValue(tracker->processed(), false), &value);
-            STRATA_RETURN_IF_ERROR(session->Put(progress_table_, tracker->key(), value));
-          }
-        }
-      }
-      {
-        MutexLock lock(&s->failures_mu);
-        for (const auto& [key, failure] : s->shadow_failures) {
-          std::string value;
-          AppendValue(FailureToValue(failure), &value);
-          STRATA_RETURN_IF_ERROR(session->Put(failures_table_, key, value));
-        }
-      }
-      return MarkMigrationsDone(*session, *s);
-    }();
-    if (!st.ok()) {
-      session->Rollback();
-      return st;
+  Status switched = CommitDurably([&](Session& session) -> Status {
+    std::string bytes;
+    AppendValue(ModuleRowToValue(row), &bytes);
+    STRATA_RETURN_IF_ERROR(session.Put(modules_table_, EncodeKey(Value(name)), bytes));
+    const std::string prefix = EncodeKey(Value(name));
+    for (TableId table : {progress_table_, failures_table_}) {
+      STRATA_RETURN_IF_ERROR(RemovePrefix(session, table, prefix));
     }
-    STRATA_RETURN_IF_ERROR(session->Commit());
-    return storage_->WaitDurable();
-  }();
+    for (const auto& by_depot : s->trackers) {
+      for (const auto& by_partition : by_depot) {
+        for (const auto& tracker : by_partition) {
+          std::string value;
+          AppendValue(ProgressToValue(tracker->processed(), false), &value);
+          STRATA_RETURN_IF_ERROR(session.Put(progress_table_, tracker->key(), value));
+        }
+      }
+    }
+    {
+      MutexLock lock(&s->failures_mu);
+      for (const auto& [key, failure] : s->shadow_failures) {
+        std::string value;
+        AppendValue(FailureToValue(failure), &value);
+        STRATA_RETURN_IF_ERROR(session.Put(failures_table_, key, value));
+      }
+    }
+    return MarkMigrationsDone(session, *s);
+  });
   if (!switched.ok()) return fail(switched);
 
   // Committed: the rescaled version is the module now.

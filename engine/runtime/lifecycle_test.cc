@@ -247,16 +247,6 @@ TEST_F(LifecycleTest, WideningASchemaKeepsTheData) {
   for (const auto& [k, sum] : sum_) EXPECT_EQ(Get("$$totals", k), Value(sum)) << k;
 }
 
-}  // namespace
-}  // namespace strata
-
-namespace strata {
-namespace {
-
-using testing::EngineFixture;
-using ::testing::HasSubstr;
-using testing::Must;
-
 class RecomputeTest : public EngineFixture {};
 
 // The live view was built by version 1 (n per event) and version 2 (2n per event); a
@@ -346,16 +336,6 @@ TEST_F(RecomputeTest, ARunningRecomputeRefusesASecondOneAndUpdatesAndADestroyCan
   EXPECT_TRUE(engine_->Destroy("rt_test").ok());
   opener2.join();
 }
-
-}  // namespace
-}  // namespace strata
-
-namespace strata {
-namespace {
-
-using testing::EngineFixture;
-using ::testing::HasSubstr;
-using testing::Must;
 
 class RescaleTest : public EngineFixture {
  protected:
@@ -468,15 +448,6 @@ TEST_F(RescaleTest, AppendsDuringARescaleWaitAndLandInTheNewPartitions) {
             Value(appended.load()));
   EXPECT_EQ(AllRecords("evolve", "*events", 7).size(), events.size() + appended.load());
 }
-
-}  // namespace
-}  // namespace strata
-
-namespace strata {
-namespace {
-
-using testing::EngineFixture;
-using testing::Must;
 
 // Races of an update, a destroy and a WaitProcessed with backfills and migration passes.
 class LifecycleRaceTest : public EngineFixture {

@@ -198,6 +198,41 @@ struct ClientContext {
   }
 };
 
+// The client threads of one round, each with its own connection to the server.
+struct RoundClients {
+  RoundLog* log;
+  const std::atomic<bool>* killed;
+  int round;
+  uint64_t seed;
+  uint16_t port;
+  bool retry_busy = false;              // ClientContext::retry_busy
+  std::chrono::milliseconds timeout{};  // per request; 0: Wire's default
+  std::vector<std::unique_ptr<ClientContext>> clients;
+  std::vector<std::thread> threads;
+
+  // Connects a client and runs `loop(client)` on a thread of its own.
+  template <typename Loop>
+  void Add(Loop loop) {
+    auto c = std::make_unique<ClientContext>();
+    c->log = log;
+    c->killed = killed;
+    c->round = round;
+    c->retry_busy = retry_busy;
+    c->rng.seed(seed + 1000 * static_cast<uint64_t>(round) + clients.size());
+    Status opened = c->wire.Open(port, timeout);
+    if (!opened.ok()) {
+      log->Error("connecting a client: " + opened.ToString());
+      return;
+    }
+    ClientContext* raw = c.get();
+    clients.push_back(std::move(c));
+    threads.emplace_back([raw, loop] { loop(*raw); });
+  }
+  void Join() {
+    for (std::thread& t : threads) t.join();
+  }
+};
+
 void WordcountLoop(ClientContext& c) {
   for (;;) {
     std::vector<Value> sentences;
@@ -358,23 +393,8 @@ class CrashTest : public ::testing::Test {
   void RunRoundAndKill(int round) {
     RoundLog log;
     std::atomic<bool> killed{false};
-    std::vector<std::unique_ptr<ClientContext>> clients;
-    std::vector<std::thread> threads;
-    auto add = [&](auto loop) {
-      auto c = std::make_unique<ClientContext>();
-      c->log = &log;
-      c->killed = &killed;
-      c->round = round;
-      c->rng.seed(seed_ + 1000 * static_cast<uint64_t>(round) + clients.size());
-      Status opened = c->wire.Open(server_->port());
-      if (!opened.ok()) {
-        log.Error("connecting a client: " + opened.ToString());
-        return;
-      }
-      ClientContext* raw = c.get();
-      clients.push_back(std::move(c));
-      threads.emplace_back([raw, loop] { loop(*raw); });
-    };
+    RoundClients clients{&log, &killed, round, seed_, server_->port()};
+    auto add = [&](auto loop) { clients.Add(loop); };
     add(WordcountLoop);
     add(WordcountLoop);
     add(SocialLoop);
@@ -392,7 +412,7 @@ class CrashTest : public ::testing::Test {
     std::this_thread::sleep_for(delay);
     killed = true;
     server_->Stop(SIGKILL);
-    for (std::thread& t : threads) t.join();
+    clients.Join();
 
     std::vector<Ack> acks = log.TakeAcks();
     std::map<std::string, int> per_module;
@@ -727,24 +747,10 @@ class LifecycleCrashTest : public CrashTest {
   void RunLifecycleRound(int round, Op op) {
     RoundLog log;
     std::atomic<bool> killed{false};
-    std::vector<std::unique_ptr<ClientContext>> clients;
-    std::vector<std::thread> threads;
-    auto add = [&](auto loop) {
-      auto c = std::make_unique<ClientContext>();
-      c->log = &log;
-      c->killed = &killed;
-      c->round = round;
-      c->retry_busy = true;
-      c->rng.seed(seed_ + 1000 * static_cast<uint64_t>(round) + clients.size());
-      Status opened = c->wire.Open(server_->port(), kOperationTimeout);
-      if (!opened.ok()) {
-        log.Error("connecting a client: " + opened.ToString());
-        return;
-      }
-      ClientContext* raw = c.get();
-      clients.push_back(std::move(c));
-      threads.emplace_back([raw, loop] { loop(*raw); });
-    };
+    RoundClients clients{&log, &killed, round, seed_, server_->port()};
+    clients.retry_busy = true;
+    clients.timeout = kOperationTimeout;
+    auto add = [&](auto loop) { clients.Add(loop); };
     add(WordcountLoop);
     add(WordcountLoop);
     for (int t = 0; t < kBankThreads; ++t) add([t](ClientContext& c) { BankLoop(c, t); });
@@ -872,7 +878,7 @@ class LifecycleCrashTest : public CrashTest {
     killed = true;
     server_->Stop(SIGKILL);
     op_thread.join();
-    for (std::thread& t : threads) t.join();
+    clients.Join();
     const char* at_name = at == KillAt::kBefore  ? "before"
                           : at == KillAt::kAfter ? "after"
                                                  : "during";

@@ -198,6 +198,21 @@ struct ClientContext {
   }
 };
 
+// Every depot partition's records as read back from the server, by (module, depot).
+using DepotsRead =
+    std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>>;
+
+// The recompute oracle's source of `module`'s depots: what was read back from the server.
+DepotSource SourceFrom(const DepotsRead& depots, const std::string& module) {
+  return
+      [&depots, module](const std::string& depot) -> Result<std::vector<std::vector<DepotEntry>>> {
+        auto it = depots.find({module, depot});
+        if (it == depots.end())
+          return Status::NotFound("the server has no depot " + module + " " + depot);
+        return it->second;
+      };
+}
+
 // The client threads of one round, each with its own connection to the server.
 struct RoundClients {
   RoundLog* log;
@@ -480,7 +495,7 @@ class CrashTest : public ::testing::Test {
 
     // The depots, read back over the wire.
     EX_ASSIGN_OR_FAIL(std::vector<proto::ModuleInfo> modules, wire_->Modules());
-    std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
+    DepotsRead depots;
     size_t depot_records = 0;
     for (const proto::ModuleInfo& m : modules) {
       ASSERT_EQ(m.partitions, partitions_) << m.name;
@@ -547,13 +562,7 @@ class CrashTest : public ::testing::Test {
     TempDir fresh_dir;
     EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> fresh, examples_test::OpenEngine(fresh_dir.path()));
     auto recompute = [&](const std::string& module, const std::vector<std::string>& order) {
-      DepotSource source =
-          [&](const std::string& depot) -> Result<std::vector<std::vector<DepotEntry>>> {
-        auto it = depots.find({module, depot});
-        if (it == depots.end())
-          return Status::NotFound("the server has no depot " + module + " " + depot);
-        return it->second;
-      };
+      DepotSource source = SourceFrom(depots, module);
       return examples_test::RecomputeFrom(source, partitions_, *fresh, module, order);
     };
     auto compare = [&](const std::string& module, const std::vector<std::string>& pstates) {
@@ -936,7 +945,7 @@ class LifecycleCrashTest : public CrashTest {
     pending_module_.clear();
 
     // The depots over the wire.
-    std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
+    DepotsRead depots;
     size_t depot_records = 0;
     for (const std::string& name : kLifecycleModules) {
       for (const proto::DepotInfo& d : infos_[name].depots) {
@@ -1010,13 +1019,7 @@ class LifecycleCrashTest : public CrashTest {
     TempDir fresh_dir;
     EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> fresh, examples_test::OpenEngine(fresh_dir.path()));
     auto recompute = [&](const std::string& module, const std::vector<std::string>& order) {
-      DepotSource source =
-          [&](const std::string& depot) -> Result<std::vector<std::vector<DepotEntry>>> {
-        auto it = depots.find({module, depot});
-        if (it == depots.end())
-          return Status::NotFound("the server has no depot " + module + " " + depot);
-        return it->second;
-      };
+      DepotSource source = SourceFrom(depots, module);
       const Deployed& d = deployed_[module];
       return examples_test::RecomputeFromBuild(source, d.build, d.partitions, *fresh, module,
                                                order);

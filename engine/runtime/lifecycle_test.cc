@@ -34,6 +34,18 @@ Value Event(const std::string& k, int64_t n) { return Value::MapOf({{"k", k}, {"
 
 std::string KeyOf(int i) { return "k" + std::to_string(i % 7); }
 
+UpdateOptions FromEnd() {
+  UpdateOptions options;
+  options.new_topologies_from_end = true;
+  return options;
+}
+
+UpdateOptions Rescaled(int partitions) {
+  UpdateOptions options;
+  options.partitions = partitions;
+  return options;
+}
+
 class LifecycleTest : public EngineFixture {
  protected:
   void DeployEvolve() {
@@ -150,7 +162,7 @@ TEST_F(LifecycleTest, ABackfillInterruptedByARestartResumes) {
 TEST_F(LifecycleTest, NewTopologiesFromTheEndSkipOldRecords) {
   DeployEvolve();
   AppendEvents(0, 100);
-  ASSERT_TRUE(engine_->Update(kEvolve[2], {.new_topologies_from_end = true}).ok());
+  ASSERT_TRUE(engine_->Update(kEvolve[2], FromEnd()).ok());
   count_.clear();
   AppendEvents(100, 150);
   ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
@@ -375,10 +387,10 @@ TEST_F(RescaleTest, EightToThreeToSixteenKeepsEveryRecordPerKeyOrderAndRecompute
 
   for (int partitions : {3, 16}) {
     Result<UpdateResult> evolve =
-        engine_->Update(kEvolve[partitions == 3 ? 1 : 2], {.partitions = partitions});
+        engine_->Update(kEvolve[partitions == 3 ? 1 : 2], Rescaled(partitions));
     ASSERT_TRUE(evolve.ok()) << evolve.status().ToString();
     EXPECT_EQ(evolve->info.partitions, partitions);
-    Result<UpdateResult> rt = engine_->Update(STRATA_RT_TEST_MODULE, {.partitions = partitions});
+    Result<UpdateResult> rt = engine_->Update(STRATA_RT_TEST_MODULE, Rescaled(partitions));
     ASSERT_TRUE(rt.ok()) << rt.status().ToString();
     // Every record kept, each in the partition its key hashes to, per-key order kept.
     std::vector<Value> all = AllRecords("evolve", "*events", partitions);
@@ -390,7 +402,9 @@ TEST_F(RescaleTest, EightToThreeToSixteenKeepsEveryRecordPerKeyOrderAndRecompute
         const std::string k = e.record.Find("k")->as_string();
         EXPECT_EQ(Must(engine_->SelectOne("evolve", "$$totals", Path().Key(k))).is_int(), true);
         const int64_t n = e.record.Find("n")->as_int();
-        if (last.count(k) != 0) EXPECT_LT(last[k], n) << k << " on partition " << p;
+        if (last.count(k) != 0) {
+          EXPECT_LT(last[k], n) << k << " on partition " << p;
+        }
         last[k] = n;
       }
     }
@@ -439,7 +453,7 @@ TEST_F(RescaleTest, AppendsDuringARescaleWaitAndLandInTheNewPartitions) {
       }
     }
   });
-  Result<UpdateResult> rescaled = engine_->Update(kEvolve[2], {.partitions = 7});
+  Result<UpdateResult> rescaled = engine_->Update(kEvolve[2], Rescaled(7));
   ASSERT_TRUE(rescaled.ok()) << rescaled.status().ToString();
   stop.store(true);
   writer.join();

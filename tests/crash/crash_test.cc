@@ -215,6 +215,10 @@ DepotSource SourceFrom(const DepotsRead& depots, const std::string& module) {
 
 // The client threads of one round, each with its own connection to the server.
 struct RoundClients {
+  RoundClients(RoundLog* log, const std::atomic<bool>* killed, int round, uint64_t seed,
+               uint16_t port)
+      : log(log), killed(killed), round(round), seed(seed), port(port) {}
+
   RoundLog* log;
   const std::atomic<bool>* killed;
   int round;

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -123,9 +124,11 @@ int main(int argc, char** argv) {
       return RunScript(session, in, keep_going);
     }
     if (!file.empty()) {
+      std::error_code ec;
       std::ifstream in(file);
-      if (!in) {
-        std::cerr << "strata: cannot read script " << file << "\n";
+      if (!in || std::filesystem::is_directory(file, ec)) {
+        std::cerr << "strata: cannot read script " << file
+                  << (std::filesystem::is_directory(file, ec) ? ": it is a directory" : "") << "\n";
         return kExitUsage;
       }
       return RunScript(session, in, keep_going);

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -56,12 +57,23 @@ Value ModuleToValue(const proto::ModuleInfo& m) {
 
 // Reads a module file of this machine; the error message otherwise.
 std::optional<std::string> ReadModuleFile(const std::string& path, std::string* error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    *error = "cannot read module file " + path + ": it is a directory";
+    return std::nullopt;
+  }
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     *error = "cannot read module file " + path + ": " + std::strerror(errno);
     return std::nullopt;
   }
-  return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  // libstdc++ reports a read error (EIO, …) by throwing from the stream buffer.
+  try {
+    return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {
+    *error = "cannot read module file " + path + ": " + e.what();
+    return std::nullopt;
+  }
 }
 
 // The recompute among a module's running rebuilds, or null once it has finished.

@@ -105,7 +105,17 @@ bool EngineImpl::CaughtUp(const ModuleRuntime& s) {
 
 void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<ModuleRuntime> s) {
   while (!CaughtUp(*s)) {
-    if (closing_.load() || s->stopping.load()) return;
+    if (s->stopping.load()) return;  // cancelled (Destroy)
+    if (closing_.load()) {
+      std::string names;
+      for (size_t i = 0; i < s->swap_in.size(); ++i) {
+        if (s->swap_in[i]) names += (names.empty() ? "" : ", ") + s->def->pstates[i].name;
+      }
+      logger_->Warning("the recompute of " + names + " of module " + module +
+                       " had not caught up when the engine closed: it is discarded (the live "
+                       "PStates stay); run it again");
+      return;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   MutexLock admin(&admin_mu_);

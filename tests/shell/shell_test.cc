@@ -497,6 +497,9 @@ TEST_F(ShellTest, UpdateAndRecomputeArgumentsAreChecked) {
       {"recompute evolve", "error: missing PSTATE: usage: recompute MODULE PSTATE…"},
       {"update /nonexistent/x.so",
        "error: cannot read module file /nonexistent/x.so: No such file or directory"},
+      // A directory used to abort the shell (an exception from the stream buffer).
+      {"update /tmp", "error: cannot read module file /tmp: it is a directory"},
+      {"deploy /tmp", "error: cannot read module file /tmp: it is a directory"},
   };
   for (const auto& [command, message] : refused) {
     run = Run({"-c", command});

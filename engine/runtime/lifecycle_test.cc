@@ -191,6 +191,9 @@ TEST_F(LifecycleTest, RefusedUpdatesChangeNothing) {
                  {"$$totals", "still declares"});
   expect_refused(kEvolve[2], {.drop = {"$$nope"}}, StatusCode::kInvalidArgument,
                  {"$$nope", "does not have"});
+  // A name without its sigil gets a suggestion.
+  expect_refused(kEvolve[3], {.drop = {"*extra", "extra_seen", "extra"}},
+                 StatusCode::kInvalidArgument, {"did you mean $$extra_seen?"});
   // An incompatible schema change names both schemas.
   expect_refused(kEvolve[4], {}, StatusCode::kInvalidArgument,
                  {"$$totals", "map<string, int64>", "map<string, string>", "migration"});
@@ -321,6 +324,9 @@ TEST_F(RecomputeTest, ARunningRecomputeRefusesASecondOneAndUpdatesAndADestroyCan
   // Unknown names.
   EXPECT_EQ(engine_->Recompute("rt_test", {"$$nope"}).code(), StatusCode::kNotFound);
   EXPECT_EQ(engine_->Recompute("nope", {"$$kv"}).code(), StatusCode::kNotFound);
+  Status depot = engine_->Recompute("rt_test", {"*kv"});
+  EXPECT_EQ(depot.code(), StatusCode::kNotFound);
+  EXPECT_THAT(depot.message(), HasSubstr("*kv is a depot"));
   SetGate(true);
   ASSERT_TRUE(engine_->WaitProcessed("rt_test").ok());
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$gate_passed", Path().Key(1))), Value(true));

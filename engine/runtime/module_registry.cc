@@ -609,6 +609,12 @@ Result<int> EngineImpl::FindPState(const ModuleRuntime& m, const std::string& ps
   for (size_t i = 0; i < m.def->pstates.size(); ++i) {
     if (m.def->pstates[i].name == pstate) return static_cast<int>(i);
   }
+  for (const DepotDef& d : m.def->depots) {
+    if (d.name == pstate || "$$" + d.name == pstate) {
+      return Status::NotFound("module " + m.name + " has no PState " + pstate + ": " + d.name +
+                              " is a depot (PStates are named $$…)");
+    }
+  }
   return Status::NotFound("module " + m.name + " has no PState " + pstate);
 }
 

@@ -77,9 +77,14 @@ Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
     const bool declared = Named(next.depots, name) != nullptr ||
                           Named(next.pstates, name) != nullptr ||
                           Named(next.topologies, name) != nullptr;
-    problems.push_back(declared
-                           ? "drop names " + name + ", which the new build still declares"
-                           : "drop names " + name + ", which the running version does not have");
+    // A name without its sigil ("word_lengths" for "$$word_lengths") gets a suggestion.
+    std::string meant;
+    for (const std::string& sigil : {"*", "$$"}) {
+      if (Contains(missing, sigil + name)) meant = " (did you mean " + sigil + name + "?)";
+    }
+    problems.push_back(declared ? "drop names " + name + ", which the new build still declares"
+                                : "drop names " + name +
+                                      ", which the running version does not have" + meant);
   }
   if (!problems.empty()) {
     std::string message;

@@ -19,18 +19,12 @@ constexpr int64_t kBackfillAhead = 4096;
 }  // namespace
 
 void EngineImpl::StartBackfills(const std::shared_ptr<ModuleRuntime>& m) {
-  for (int t = 0; t < static_cast<int>(m->trackers.size()); ++t) {
-    for (int d = 0; d < static_cast<int>(m->trackers[t].size()); ++d) {
-      for (int p = 0; p < static_cast<int>(m->trackers[t][d].size()); ++p) {
-        ProgressTracker& tracker = *m->trackers[t][d][p];
-        if (!tracker.backfilling.load()) continue;
-        tracker.backfill_next.store(tracker.processed());
-        tracker.parked.store(false);
-        m->parts[p].Post(
-            [this, m, t, d, p](TaskThread& thread) { BackfillChunk(thread, m, t, d, p); });
-      }
-    }
-  }
+  ForEachTracker(*m, [&](int t, int d, int p, const std::shared_ptr<ProgressTracker>& tracker) {
+    if (!tracker->backfilling.load()) return;
+    tracker->backfill_next.store(tracker->processed());
+    tracker->parked.store(false);
+    m->parts[p].Post([this, m, t, d, p](TaskThread& thread) { BackfillChunk(thread, m, t, d, p); });
+  });
 }
 
 void EngineImpl::BackfillChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
@@ -97,23 +91,27 @@ void EngineImpl::WakeBackfill(const std::shared_ptr<ModuleRuntime>& m, const Top
   });
 }
 
+void EngineImpl::AddProgress(const ModuleRuntime& m, int depot, int partition,
+                             const ProgressTracker& tracker, RebuildProgress* progress) {
+  Result<int64_t> start = m.depots[depot]->StartOffset(partition);
+  Result<int64_t> end = m.depots[depot]->EndOffset(partition);
+  if (!start.ok() || !end.ok()) return;
+  progress->records_done += std::max<int64_t>(0, std::min(*end, tracker.processed()) - *start);
+  progress->records_total += *end - *start;
+}
+
 std::vector<RebuildProgress> EngineImpl::BackfillProgress(const ModuleRuntime& m) {
+  std::vector<RebuildProgress> by_topology;
+  std::vector<bool> backfilling(m.trackers.size(), false);
+  for (const TopologyDef& t : m.def->topologies)
+    by_topology.push_back({"backfill", {t.name}, 0, 0});
+  ForEachTracker(m, [&](int t, int d, int p, const std::shared_ptr<ProgressTracker>& tracker) {
+    backfilling[t] = backfilling[t] || tracker->backfilling.load();
+    AddProgress(m, d, p, *tracker, &by_topology[t]);
+  });
   std::vector<RebuildProgress> out;
-  for (size_t t = 0; t < m.trackers.size(); ++t) {
-    RebuildProgress progress{"backfill", {m.def->topologies[t].name}, 0, 0};
-    bool backfilling = false;
-    for (size_t d = 0; d < m.trackers[t].size(); ++d) {
-      for (size_t p = 0; p < m.trackers[t][d].size(); ++p) {
-        const ProgressTracker& tracker = *m.trackers[t][d][p];
-        Result<int64_t> start = m.depots[d]->StartOffset(static_cast<int>(p));
-        Result<int64_t> end = m.depots[d]->EndOffset(static_cast<int>(p));
-        if (!start.ok() || !end.ok()) continue;
-        backfilling = backfilling || tracker.backfilling.load();
-        progress.records_done += std::max<int64_t>(0, tracker.processed() - *start);
-        progress.records_total += *end - *start;
-      }
-    }
-    if (backfilling) out.push_back(std::move(progress));
+  for (size_t t = 0; t < by_topology.size(); ++t) {
+    if (backfilling[t]) out.push_back(std::move(by_topology[t]));
   }
   return out;
 }

@@ -184,6 +184,13 @@ class EngineImpl final : public Engine {
   // Detaches and stops `m`'s rebuild, if one runs (Destroy, a failed swap).
   void CancelRebuild(ModuleRuntime& m);
   static bool CaughtUp(const ModuleRuntime& s);
+  // Marks `s` a shadow that swaps in the PStates `swap_in` (by index): trackers not
+  // persisted, every one backfilling from its start.
+  static void MakeShadow(ModuleRuntime& s, std::vector<bool> swap_in);
+  // Waits until none of `r`'s record nodes is in flight.
+  static void WaitNoLiveNodes(ModuleRuntime& r);
+  // The names of the PStates a shadow swaps in, comma-separated.
+  static std::string SwapInNames(const ModuleRuntime& s);
   std::vector<RebuildProgress> RecomputeProgress(const ModuleRuntime& m);
   // Lists every backfilling tracker's (topology, depot) in its partition's catching_up
   // (before the module is published).
@@ -239,6 +246,10 @@ class EngineImpl final : public Engine {
                      int depot, int partition);
   // A run of `m` completed and moved its tracker: wakes the tracker's parked cursor.
   void WakeBackfill(const std::shared_ptr<ModuleRuntime>& m, const TopologyRun& run);
+  // Adds the records of depot partition (depot, partition) of `m` to progress's total, and
+  // those below the tracker's progress to its done.
+  static void AddProgress(const ModuleRuntime& m, int depot, int partition,
+                          const ProgressTracker& tracker, RebuildProgress* progress);
   // The backfills running in `m`, for Stats.
   std::vector<RebuildProgress> BackfillProgress(const ModuleRuntime& m);
   // The module's outbox rows a crash left (steps committed, records not yet appended), to be

@@ -37,17 +37,8 @@ void EngineImpl::Quiesce(ModuleRuntime& m, ModuleRuntime* also) {
     while (live_replays_ != 0) live_cv_.Wait(&live_mu_);
   }
   Barrier();  // queued drains have appended and started their records
-  for (ModuleRuntime* r : {&m, also}) {
-    if (r == nullptr) continue;
-    r->progress_waiters.fetch_add(1);
-    {
-      MutexLock lock(&r->progress_mu);
-      while (r->live_nodes.load() != 0) {
-        r->progress_cv.WaitFor(&r->progress_mu, std::chrono::milliseconds(5));
-      }
-    }
-    r->progress_waiters.fetch_sub(1);
-  }
+  WaitNoLiveNodes(m);
+  if (also != nullptr) WaitNoLiveNodes(*also);
   Barrier();  // cursor tasks posted by the last completions have seen `stopping`
 }
 

@@ -169,15 +169,9 @@ Result<std::shared_ptr<PState>> EngineImpl::OpenPState(const std::string& module
 }
 
 void EngineImpl::MarkCatchingUp(ModuleRuntime& m) {
-  for (size_t t = 0; t < m.trackers.size(); ++t) {
-    for (size_t d = 0; d < m.trackers[t].size(); ++d) {
-      for (size_t p = 0; p < m.trackers[t][d].size(); ++p) {
-        if (m.trackers[t][d][p]->backfilling.load()) {
-          m.parts[p].catching_up.emplace_back(static_cast<int>(t), static_cast<int>(d));
-        }
-      }
-    }
-  }
+  ForEachTracker(m, [&m](int t, int d, int p, const std::shared_ptr<ProgressTracker>& tracker) {
+    if (tracker->backfilling.load()) m.parts[p].catching_up.emplace_back(t, d);
+  });
 }
 
 Status EngineImpl::LoadProgressAndFailures(ModuleRuntime& m) {
@@ -480,11 +474,7 @@ Status EngineImpl::Destroy(const std::string& module) {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(module);
   }
-  for (auto& by_depot : m->trackers) {
-    for (auto& by_partition : by_depot) {
-      for (auto& tracker : by_partition) tracker->dropped.store(true);
-    }
-  }
+  SetTrackersDropped(*m, true);
   Barrier();  // progress markers queued before `dropped` was set are written by now
   // Rows first, tables second: a crash in between leaves tables without a module, which
   // Open and the next Deploy of the name drop. The reverse order could reload the module

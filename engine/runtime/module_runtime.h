@@ -147,4 +147,23 @@ struct ModuleRuntime {
   std::map<std::string, TopologyFailure> shadow_failures GUARDED_BY(failures_mu);  // by key
 };
 
+// Calls fn(topology, depot, partition, tracker) for every progress tracker of `m`.
+template <typename F>
+void ForEachTracker(const ModuleRuntime& m, F fn) {
+  for (size_t t = 0; t < m.trackers.size(); ++t) {
+    for (size_t d = 0; d < m.trackers[t].size(); ++d) {
+      for (size_t p = 0; p < m.trackers[t][d].size(); ++p) {
+        fn(static_cast<int>(t), static_cast<int>(d), static_cast<int>(p), m.trackers[t][d][p]);
+      }
+    }
+  }
+}
+
+// Sets the `dropped` flag of every tracker of `m` (they write no more progress).
+inline void SetTrackersDropped(const ModuleRuntime& m, bool dropped) {
+  ForEachTracker(m, [dropped](int, int, int, const std::shared_ptr<ProgressTracker>& tracker) {
+    tracker->dropped.store(dropped);
+  });
+}
+
 }  // namespace strata::runtime

@@ -32,19 +32,38 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntim
   for (const PStateDef& pstate : m.def->pstates) reuse.fresh_pstates.insert(pstate.name);
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> s,
                           OpenModuleRuntime(m.loaded, row, reuse));
-  s->is_shadow = true;
-  s->swap_in = targets;
-  for (auto& by_depot : s->trackers) {
-    for (auto& by_partition : by_depot) {
-      for (auto& tracker : by_partition) {
-        tracker->persistent = false;
-        tracker->backfilling.store(true);
-      }
+  for (int p = 0; p < s->partitions; ++p) s->parts[p].lane = m.parts[p].lane;
+  MakeShadow(*s, targets);
+  return s;
+}
+
+void EngineImpl::MakeShadow(ModuleRuntime& s, std::vector<bool> swap_in) {
+  s.is_shadow = true;
+  s.swap_in = std::move(swap_in);
+  ForEachTracker(s, [](int, int, int, const std::shared_ptr<ProgressTracker>& tracker) {
+    tracker->persistent = false;
+    tracker->backfilling.store(true);
+  });
+  MarkCatchingUp(s);
+}
+
+void EngineImpl::WaitNoLiveNodes(ModuleRuntime& r) {
+  r.progress_waiters.fetch_add(1);
+  {
+    MutexLock lock(&r.progress_mu);
+    while (r.live_nodes.load() != 0) {
+      r.progress_cv.WaitFor(&r.progress_mu, std::chrono::milliseconds(5));
     }
   }
-  for (int p = 0; p < s->partitions; ++p) s->parts[p].lane = m.parts[p].lane;
-  MarkCatchingUp(*s);
-  return s;
+  r.progress_waiters.fetch_sub(1);
+}
+
+std::string EngineImpl::SwapInNames(const ModuleRuntime& s) {
+  std::string names;
+  for (size_t i = 0; i < s.swap_in.size(); ++i) {
+    if (s.swap_in[i]) names += (names.empty() ? "" : ", ") + s.def->pstates[i].name;
+  }
+  return names;
 }
 
 Status EngineImpl::Recompute(const std::string& module, const std::vector<std::string>& pstates) {
@@ -60,12 +79,8 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
   {
     MutexLock lock(&m->hold_mu);
     if (m->rebuild) {
-      std::string names;
-      for (size_t i = 0; i < m->rebuild->swap_in.size(); ++i) {
-        if (m->rebuild->swap_in[i]) names += (names.empty() ? "" : ", ") + m->def->pstates[i].name;
-      }
       return Status::AlreadyExists(
-          "a recompute of module " + module + " (" + names +
+          "a recompute of module " + module + " (" + SwapInNames(*m->rebuild) +
           ") is running: wait for it to finish (stats shows its progress)");
     }
   }
@@ -93,25 +108,18 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
 }
 
 bool EngineImpl::CaughtUp(const ModuleRuntime& s) {
-  for (const auto& by_depot : s.trackers) {
-    for (const auto& by_partition : by_depot) {
-      for (const auto& tracker : by_partition) {
-        if (tracker->backfilling.load()) return false;
-      }
-    }
-  }
-  return true;
+  bool caught_up = true;
+  ForEachTracker(s, [&](int, int, int, const std::shared_ptr<ProgressTracker>& tracker) {
+    caught_up = caught_up && !tracker->backfilling.load();
+  });
+  return caught_up;
 }
 
 void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<ModuleRuntime> s) {
   while (!CaughtUp(*s)) {
     if (s->stopping.load()) return;  // cancelled (Destroy)
     if (closing_.load()) {
-      std::string names;
-      for (size_t i = 0; i < s->swap_in.size(); ++i) {
-        if (s->swap_in[i]) names += (names.empty() ? "" : ", ") + s->def->pstates[i].name;
-      }
-      logger_->Warning("the recompute of " + names + " of module " + module +
+      logger_->Warning("the recompute of " + SwapInNames(*s) + " of module " + module +
                        " had not caught up when the engine closed: it is discarded (the live "
                        "PStates stay); run it again");
       return;
@@ -187,14 +195,7 @@ void EngineImpl::CancelRebuild(ModuleRuntime& m) {
     m.parts[p].Post([&m, p](TaskThread&) { m.parts[p].shadow.reset(); });
   }
   Barrier();
-  s->progress_waiters.fetch_add(1);
-  {
-    MutexLock lock(&s->progress_mu);
-    while (s->live_nodes.load() != 0) {
-      s->progress_cv.WaitFor(&s->progress_mu, std::chrono::milliseconds(5));
-    }
-  }
-  s->progress_waiters.fetch_sub(1);
+  WaitNoLiveNodes(*s);
 }
 
 std::vector<RebuildProgress> EngineImpl::RecomputeProgress(const ModuleRuntime& m) {
@@ -205,21 +206,13 @@ std::vector<RebuildProgress> EngineImpl::RecomputeProgress(const ModuleRuntime& 
   }
   if (!s) return {};
   RebuildProgress progress{s->partitions == m.partitions ? "recompute" : "rescale", {}, 0, 0};
+  // The shadow's own declarations: a rescale's new build may declare other PStates.
   for (size_t i = 0; i < s->swap_in.size(); ++i) {
-    if (s->swap_in[i]) progress.names.push_back(m.def->pstates[i].name);
+    if (s->swap_in[i]) progress.names.push_back(s->def->pstates[i].name);
   }
-  for (size_t t = 0; t < s->trackers.size(); ++t) {
-    for (size_t d = 0; d < s->trackers[t].size(); ++d) {
-      for (size_t p = 0; p < s->trackers[t][d].size(); ++p) {
-        Result<int64_t> start = s->depots[d]->StartOffset(static_cast<int>(p));
-        Result<int64_t> end = s->depots[d]->EndOffset(static_cast<int>(p));
-        if (!start.ok() || !end.ok()) continue;
-        progress.records_done +=
-            std::max<int64_t>(0, std::min(*end, s->trackers[t][d][p]->processed()) - *start);
-        progress.records_total += *end - *start;
-      }
-    }
-  }
+  ForEachTracker(*s, [&](int, int d, int p, const std::shared_ptr<ProgressTracker>& tracker) {
+    AddProgress(*s, d, p, *tracker, &progress);
+  });
   return {progress};
 }
 

@@ -128,17 +128,13 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
     if (s) {
       s->stopping.store(true);
       Barrier();
-      while (s->live_nodes.load() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      WaitNoLiveNodes(*s);
       ReleaseWhenUnused(s);
     }
     Status dropped = drop_new_tables();
     if (!dropped.ok()) logger_->Warning("rescale clean-up: " + dropped.ToString());
     DiscardStaged(staged);
-    for (auto& by_depot : old->trackers) {
-      for (auto& by_partition : by_depot) {
-        for (auto& tracker : by_partition) tracker->dropped.store(false);
-      }
-    }
+    SetTrackersDropped(*old, false);
     Resume(old);
     return Status(st.code(), "rescaling module " + name + " from " +
                                  std::to_string(from_partitions) + " to " +
@@ -165,17 +161,7 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
   Result<std::shared_ptr<ModuleRuntime>> opened = OpenModuleRuntime(staged.loaded, row, Reuse{});
   if (!opened.ok()) return fail(opened.status());
   s = std::move(opened).value();
-  s->is_shadow = true;
-  s->swap_in.assign(next_def.pstates.size(), true);
-  for (auto& by_depot : s->trackers) {
-    for (auto& by_partition : by_depot) {
-      for (auto& tracker : by_partition) {
-        tracker->persistent = false;
-        tracker->backfilling.store(true);
-      }
-    }
-  }
-  MarkCatchingUp(*s);
+  MakeShadow(*s, std::vector<bool>(next_def.pstates.size(), true));
   {
     MutexLock lock(&old->hold_mu);
     old->rebuild = s;  // its progress shows in stats
@@ -192,11 +178,7 @@ Result<UpdateResult> EngineImpl::Rescale(std::shared_ptr<ModuleRuntime> old, Sta
 
   // The old trackers write no more progress: their keys are rewritten below (Update's
   // order for dropped pairs: the flag, then a barrier for writes already queued).
-  for (auto& by_depot : old->trackers) {
-    for (auto& by_partition : by_depot) {
-      for (auto& tracker : by_partition) tracker->dropped.store(true);
-    }
-  }
+  SetTrackersDropped(*old, true);
   Barrier();
 
   // 3. The switch: the row, every progress row at the copies' ends, the failures of the

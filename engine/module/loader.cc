@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <map>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -246,6 +247,19 @@ Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
     return Invalid(def, "depot " + depot.name + ": record schema " +
                             depot.record_schema.ToString() + ": " + st.message());
   }
+  if (depot.tick_interval_ms != 0) {
+    if (depot.tick_interval_ms < 10 || depot.tick_interval_ms > 86400000) {
+      return Invalid(def, "tick depot " + depot.name + " ticks every " +
+                              std::to_string(depot.tick_interval_ms) +
+                              " ms; the interval must be 10 ms to one day (86400000 ms)");
+    }
+    if (depot.partitioning.kind != DepotPartitioning::Kind::kNoClientAppends ||
+        !(depot.record_schema == Schema::Int64())) {
+      return Invalid(def, "tick depot " + depot.name +
+                              " must take no client appends and have record schema Int64 "
+                              "(declare it with ModuleBuilder::TickDepot)");
+    }
+  }
   switch (depot.partitioning.kind) {
     case DepotPartitioning::Kind::kRandom:
     case DepotPartitioning::Kind::kNoClientAppends:
@@ -313,6 +327,12 @@ std::string_view OpKindName(TopologyOp::Kind kind) {
       return "shuffle";
     case TopologyOp::Kind::kDirect:
       return "direct";
+    case TopologyOp::Kind::kAggregate:
+      return "aggregate";
+    case TopologyOp::Kind::kGroupBy:
+      return "group by";
+    case TopologyOp::Kind::kEachGroup:
+      return "each group";
   }
   return "unknown";
 }
@@ -335,7 +355,53 @@ Status CheckOp(const ModuleDef& def, const TopologyDef& topology, size_t i, bool
     case TopologyOp::Kind::kGlobal:
     case TopologyOp::Kind::kShuffle:
       return Status::Ok();
+    case TopologyOp::Kind::kAggregate:
+    case TopologyOp::Kind::kGroupBy:
+    case TopologyOp::Kind::kEachGroup:
+      break;
   }
+  const std::string kind(OpKindName(op.kind));
+  if (topology.kind != TopologyDef::Kind::kMicrobatch) {
+    return Invalid(def, where + " (" + kind + ") is for microbatch topologies only");
+  }
+  const bool after_group_by = i > 0 && topology.ops[i - 1].kind == TopologyOp::Kind::kGroupBy;
+  if ((op.kind == TopologyOp::Kind::kEachGroup) != after_group_by) {
+    return Invalid(def, where + " (" + kind + "): GroupBy must be followed by EachGroup, and " +
+                            "EachGroup may only follow GroupBy");
+  }
+  switch (op.kind) {
+    case TopologyOp::Kind::kGroupBy:
+      if (!op.key_fn) return Invalid(def, where + " (group by) has no key function");
+      return Status::Ok();
+    case TopologyOp::Kind::kEachGroup:
+      *is_step = true;
+      if (!op.group_fn) return Invalid(def, where + " (each group) has no function");
+      return Status::Ok();
+    default:
+      break;
+  }
+  *is_step = true;  // an aggregate may end the chain
+  if (!op.key_fn) return Invalid(def, where + " (aggregate) has no key function");
+  if (op.pstate < 0 || static_cast<size_t>(op.pstate) >= def.pstates.size()) {
+    return Invalid(def, where + " (aggregate) writes PState index " + std::to_string(op.pstate) +
+                            ", but the module declares " + std::to_string(def.pstates.size()) +
+                            " PStates");
+  }
+  const Combiner& c = op.combiner;
+  if (c.kind > Combiner::Kind::kTopN) {
+    return Invalid(def, where + " (aggregate) has unknown combiner kind " +
+                            std::to_string(static_cast<int>(c.kind)));
+  }
+  if (c.kind == Combiner::Kind::kTopN) {
+    if (!c.sort_key_of || !c.id_of) {
+      return Invalid(def, where + " (aggregate): TopN needs a sort key and an id function");
+    }
+    if (c.n < 1 || c.n > 10000) {
+      return Invalid(def, where + " (aggregate): TopN keeps " + std::to_string(c.n) +
+                              " items; it must keep 1 to 10,000");
+    }
+  }
+  return Status::Ok();
   return Invalid(def, where + " has unknown kind " + std::to_string(static_cast<int>(op.kind)));
 }
 
@@ -364,6 +430,13 @@ Status CheckTopology(const ModuleDef& def, const TopologyDef& topology) {
   bool last_is_step = false;
   for (size_t i = 0; i < topology.ops.size(); ++i) {
     STRATA_RETURN_IF_ERROR(CheckOp(def, topology, i, &last_is_step));
+  }
+  for (int w : topology.writes) {
+    if (w < 0 || static_cast<size_t>(w) >= def.pstates.size()) {
+      return Invalid(def, "topology " + topology.name + " writes PState index " +
+                              std::to_string(w) + ", but the module declares " +
+                              std::to_string(def.pstates.size()) + " PStates");
+    }
   }
   if (!last_is_step) {
     return Invalid(def, "topology " + topology.name + " ends with a partitioner (" +
@@ -460,9 +533,18 @@ Status ValidateModuleDef(const ModuleDef& def) {
     STRATA_RETURN_IF_ERROR(CheckUnique(def, &pstates, pstate.name, "PState"));
   }
   std::set<std::string> topologies;
+  std::map<int, std::string> writer;  // PState index -> the microbatch that writes it
   for (const TopologyDef& topology : def.topologies) {
     STRATA_RETURN_IF_ERROR(CheckTopology(def, topology));
     STRATA_RETURN_IF_ERROR(CheckUnique(def, &topologies, topology.name, "topology"));
+    for (int w : topology.writes) {
+      auto [it, fresh] = writer.emplace(w, topology.name);
+      if (!fresh && it->second != topology.name) {
+        return Invalid(def, "PState " + def.pstates[w].name + " is written by microbatch " +
+                                "topologies " + it->second + " and " + topology.name +
+                                "; a microbatch's PStates have one writer");
+      }
+    }
   }
   return Status::Ok();
 }

@@ -44,12 +44,12 @@
 namespace strata {
 
 // Bumped whenever a type of this header (or one it includes) changes layout or meaning.
-inline constexpr int kSdkVersion = 3;
+inline constexpr int kSdkVersion = 4;
 
 #define STRATA_STRINGIFY_INNER(x) #x
 #define STRATA_STRINGIFY(x) STRATA_STRINGIFY_INNER(x)
 #ifndef STRATA_SDK_VERSION_FOR_STAMP
-#define STRATA_SDK_VERSION_FOR_STAMP 3  // must equal kSdkVersion
+#define STRATA_SDK_VERSION_FOR_STAMP 4  // must equal kSdkVersion
 #endif
 // The ABI stamp: SDK version and the compiler / C++ standard library ABI a module was
 // built with. The host refuses a module whose stamp differs from its own.
@@ -72,7 +72,8 @@ struct PStateRef {
   int index = -1;    // position in ModuleDef::pstates
 };
 
-// Identifies the depot record a topology event descends from.
+// Identifies the depot record a topology event descends from. In a microbatch topology,
+// a value made by Aggregate or EachGroup descends from no one record: {-1, -1, -1}.
 struct RecordId {
   int depot = -1;  // index in ModuleDef::depots
   int partition = -1;
@@ -108,7 +109,7 @@ class TopologyContext {
   // Sends a value to the next step (through the partitioner, if the next op is one).
   virtual void Emit(Value value) = 0;
   // The value a `processed` appender of the source record receives for this topology
-  // (the last one set wins).
+  // (the last one set wins). Ignored in a microbatch topology (its ack return is nil).
   virtual void SetAckReturn(Value value) = 0;
 };
 
@@ -127,7 +128,8 @@ struct DepotPartitioning {
     return {Kind::kHash, std::move(key_path)};
   }
   static DepotPartitioning Random() { return {Kind::kRandom, Path()}; }
-  // Only topologies append (ModuleBuilder rejects client appends with kInvalidArgument).
+  // Only topologies (and, for a tick depot, the engine) append: client appends are
+  // refused with kInvalidArgument.
   static DepotPartitioning NoClientAppends() { return {Kind::kNoClientAppends, Path()}; }
 };
 
@@ -136,8 +138,23 @@ struct DepotPartitioning {
 using StepFn = std::function<Status(TopologyContext& ctx, const Value& input)>;
 using KeyFn = std::function<Result<Value>(const Value& input)>;
 using PartitionFn = std::function<Result<int64_t>(const Value& input)>;
+using PathFn = std::function<Result<Path>(const Value& key)>;
+// A microbatch step run once per group: the group's key and its values in batch order.
+using GroupFn =
+    std::function<Status(TopologyContext& ctx, const Value& key, const std::vector<Value>& values)>;
 
-// One operation of a stream topology's chain.
+// How the values of one key fold into the value stored at a PState location, in a
+// microbatch Aggregate (docs/modules.md, "Aggregation"). Built with the agg:: functions.
+struct Combiner {
+  enum class Kind : uint8_t { kCount, kSum, kMin, kMax, kFirst, kLast, kSetUnion, kTopN };
+  Kind kind = Kind::kCount;
+  KeyFn value_of;     // the value folded (all but kCount); empty: the input itself
+  KeyFn sort_key_of;  // kTopN: items kept by descending sort key, ties by ascending id
+  KeyFn id_of;        // kTopN: one item per id (a later item replaces an earlier one)
+  int64_t n = 0;      // kTopN: how many items are kept, 1..10,000
+};
+
+// One operation of a topology's chain.
 struct TopologyOp {
   enum class Kind : uint8_t {
     kEach,           // step: runs fn on the current partition
@@ -146,11 +163,19 @@ struct TopologyOp {
     kGlobal,         // partition 0
     kShuffle,        // a pseudo-random partition
     kDirect,         // partition_fn -> partition (kInvalidArgument when out of range)
+    // Microbatch only:
+    kAggregate,  // key_fn -> the key's partition; folds into `pstate` at path_of(key)
+    kGroupBy,    // key_fn -> the key's partition; the next op (kEachGroup) runs per key
+    kEachGroup,  // group_fn(ctx, key, values), right after kGroupBy
   };
   Kind kind = Kind::kEach;
   StepFn fn;
   KeyFn key_fn;
   PartitionFn partition_fn;
+  int pstate = -1;  // kAggregate: the PState written (index in ModuleDef::pstates)
+  PathFn path_of;   // kAggregate: key -> location; empty: Path().Key(key)
+  Combiner combiner;
+  GroupFn group_fn;
 };
 
 struct DepotDef {
@@ -160,6 +185,8 @@ struct DepotDef {
   // refused before it enters the log. Any (the default) takes every value. Never subindexed
   // (a record is one value).
   Schema record_schema;
+  // > 0: a tick depot (ModuleBuilder::TickDepot) the engine appends to every this many ms.
+  int64_t tick_interval_ms = 0;
 };
 
 struct PStateDef {
@@ -171,9 +198,14 @@ struct PStateDef {
 };
 
 struct TopologyDef {
+  enum class Kind : uint8_t { kStream, kMicrobatch };
   std::string name;
   std::vector<int> sources;  // depot indexes
   std::vector<TopologyOp> ops;
+  Kind kind = Kind::kStream;
+  // A microbatch: the PStates its steps Transform (Writes) and its Aggregates write. It is
+  // their only writer: no other topology may Transform them.
+  std::vector<int> writes;
 };
 
 // Everything a module declares. Built in the plugin by ModuleBuilder, read by the host.
@@ -228,57 +260,217 @@ std::function<Result<R>(const Value&)> WrapPure(F f) {
 
 }  // namespace detail
 
-// Builds one stream topology: sources, then a chain of steps and partitioners. The first
-// op runs on the partition of the source record.
-class StreamTopology {
- public:
-  explicit StreamTopology(TopologyDef* def) : def_(def) {}
+namespace detail {
 
-  StreamTopology& Source(const DepotRef& depot) {
+// The chain shared by stream and microbatch topologies: sources, then steps and
+// partitioners. The first op runs on the partition of the source record.
+template <typename Self>
+class Chain {
+ public:
+  explicit Chain(TopologyDef* def) : def_(def) {}
+
+  Self& Source(const DepotRef& depot) {
     def_->sources.push_back(depot.index);
-    return *this;
+    return self();
   }
   // fn(TopologyContext&, const Value&) returning void or Status; emits with ctx.Emit.
   template <typename F>
-  StreamTopology& Each(F fn) {
-    return Add({TopologyOp::Kind::kEach, detail::WrapStep(std::move(fn)), {}, {}});
+  Self& Each(F fn) {
+    TopologyOp op;
+    op.fn = detail::WrapStep(std::move(fn));
+    return Add(std::move(op));
   }
   // Emits fn(value).
   template <typename F>
-  StreamTopology& Map(F fn) {
+  Self& Map(F fn) {
     return Each([fn = std::move(fn)](TopologyContext& ctx, const Value& v) { ctx.Emit(fn(v)); });
   }
   // Emits the value when pred(value) is true.
   template <typename F>
-  StreamTopology& Filter(F pred) {
+  Self& Filter(F pred) {
     return Each([pred = std::move(pred)](TopologyContext& ctx, const Value& v) {
       if (pred(v)) ctx.Emit(v);
     });
   }
   // Moves each value to partition HashKey(key_of(value)) % P.
   template <typename F>
-  StreamTopology& HashPartition(F key_of) {
-    return Add(
-        {TopologyOp::Kind::kHashPartition, {}, detail::WrapPure<Value>(std::move(key_of)), {}});
+  Self& HashPartition(F key_of) {
+    TopologyOp op = Op(TopologyOp::Kind::kHashPartition);
+    op.key_fn = detail::WrapPure<Value>(std::move(key_of));
+    return Add(std::move(op));
   }
   // Moves each value to partition HashKey(value) % P.
-  StreamTopology& HashPartition() { return Add({TopologyOp::Kind::kHashPartition, {}, {}, {}}); }
-  StreamTopology& AllPartitions() { return Add({TopologyOp::Kind::kAllPartitions, {}, {}, {}}); }
-  StreamTopology& Global() { return Add({TopologyOp::Kind::kGlobal, {}, {}, {}}); }
-  StreamTopology& Shuffle() { return Add({TopologyOp::Kind::kShuffle, {}, {}, {}}); }
+  Self& HashPartition() { return Add(Op(TopologyOp::Kind::kHashPartition)); }
+  Self& AllPartitions() { return Add(Op(TopologyOp::Kind::kAllPartitions)); }
+  Self& Global() { return Add(Op(TopologyOp::Kind::kGlobal)); }
+  // A pseudo-random partition (in a microbatch: a function of the batch and the value's
+  // position in it, so a re-run or recompute chooses the same one).
+  Self& Shuffle() { return Add(Op(TopologyOp::Kind::kShuffle)); }
   // Moves each value to partition partition_of(value) (an int64 in [0, P)).
   template <typename F>
-  StreamTopology& Direct(F partition_of) {
-    return Add(
-        {TopologyOp::Kind::kDirect, {}, {}, detail::WrapPure<int64_t>(std::move(partition_of))});
+  Self& Direct(F partition_of) {
+    TopologyOp op = Op(TopologyOp::Kind::kDirect);
+    op.partition_fn = detail::WrapPure<int64_t>(std::move(partition_of));
+    return Add(std::move(op));
   }
 
- private:
-  StreamTopology& Add(TopologyOp op) {
+ protected:
+  static TopologyOp Op(TopologyOp::Kind kind) {
+    TopologyOp op;
+    op.kind = kind;
+    return op;
+  }
+  Self& Add(TopologyOp op) {
     def_->ops.push_back(std::move(op));
+    return self();
+  }
+  Self& self() { return static_cast<Self&>(*this); }
+  TopologyDef* def_;
+};
+
+template <typename F>
+KeyFn WrapKey(F f) {
+  return detail::WrapPure<Value>(std::move(f));
+}
+
+}  // namespace detail
+
+// Builds one stream topology: record at a time, at-least-once (docs/modules.md).
+class StreamTopology : public detail::Chain<StreamTopology> {
+ public:
+  using Chain::Chain;
+};
+
+// The built-in combiners of MicrobatchTopology::Aggregate. `value_of(input)` gives the
+// value folded (the input itself when omitted). The stored value before the first batch
+// is nil.
+namespace agg {
+inline Combiner MakeCombiner(Combiner::Kind kind, KeyFn value_of = {}) {
+  Combiner c;
+  c.kind = kind;
+  c.value_of = std::move(value_of);
+  return c;
+}
+// How many values: stored (nil: 0) + the batch's count. An int64.
+inline Combiner Count() { return MakeCombiner(Combiner::Kind::kCount); }
+// stored (nil: 0) + the sum of the values: int64s (overflow is an error) or doubles.
+inline Combiner Sum() { return MakeCombiner(Combiner::Kind::kSum); }
+template <typename F>
+Combiner Sum(F value_of) {
+  return MakeCombiner(Combiner::Kind::kSum, detail::WrapKey(std::move(value_of)));
+}
+// The least / greatest value in Value order (docs/values.md), the stored one included.
+inline Combiner Min() { return MakeCombiner(Combiner::Kind::kMin); }
+template <typename F>
+Combiner Min(F value_of) {
+  return MakeCombiner(Combiner::Kind::kMin, detail::WrapKey(std::move(value_of)));
+}
+inline Combiner Max() { return MakeCombiner(Combiner::Kind::kMax); }
+template <typename F>
+Combiner Max(F value_of) {
+  return MakeCombiner(Combiner::Kind::kMax, detail::WrapKey(std::move(value_of)));
+}
+// The first value ever folded: a stored non-nil value stays.
+inline Combiner First() { return MakeCombiner(Combiner::Kind::kFirst); }
+template <typename F>
+Combiner First(F value_of) {
+  return MakeCombiner(Combiner::Kind::kFirst, detail::WrapKey(std::move(value_of)));
+}
+// The last value in batch order replaces the stored one.
+inline Combiner Last() { return MakeCombiner(Combiner::Kind::kLast); }
+template <typename F>
+Combiner Last(F value_of) {
+  return MakeCombiner(Combiner::Kind::kLast, detail::WrapKey(std::move(value_of)));
+}
+// A set: the stored set (nil: empty) with every value added.
+inline Combiner SetUnion() { return MakeCombiner(Combiner::Kind::kSetUnion); }
+template <typename F>
+Combiner SetUnion(F value_of) {
+  return MakeCombiner(Combiner::Kind::kSetUnion, detail::WrapKey(std::move(value_of)));
+}
+// A list of at most n items (the values), by descending sort_key_of(item), ties by
+// ascending id_of(item); one item per id, a later one replacing the earlier (so a top-N of
+// running totals keeps each key once). Exact while an id's sort key never decreases.
+template <typename S, typename I>
+Combiner TopN(int64_t n, S sort_key_of, I id_of) {
+  Combiner c = MakeCombiner(Combiner::Kind::kTopN);
+  c.sort_key_of = detail::WrapKey(std::move(sort_key_of));
+  c.id_of = detail::WrapKey(std::move(id_of));
+  c.n = n;
+  return c;
+}
+}  // namespace agg
+
+// Builds one microbatch topology: batches of records, exactly-once (docs/modules.md,
+// "Microbatch topologies"). The same steps and partitioners as a stream, plus Writes,
+// Aggregate and GroupBy / EachGroup.
+class MicrobatchTopology : public detail::Chain<MicrobatchTopology> {
+ public:
+  explicit MicrobatchTopology(TopologyDef* def) : Chain(def) {
+    def->kind = TopologyDef::Kind::kMicrobatch;
+  }
+  // Declares a PState its steps Transform. A microbatch is the only writer of the PStates
+  // it writes (Writes and Aggregate targets): a write by any other topology fails.
+  MicrobatchTopology& Writes(const PStateRef& pstate) {
+    def_->writes.push_back(pstate.index);
     return *this;
   }
-  TopologyDef* def_;
+  // Folds each value into `pstate` at path_of(key_of(value)) (a Path; Path().Key(key) when
+  // omitted) with `combiner`, on the key's partition (HashKey(key) % P; partition 0 for a
+  // global PState). The values of one key are combined where they are made before they move
+  // (one value per key and batch moves, not one per record). Then the next op receives
+  // [key, the value stored after this batch] once per key the batch changed, on the key's
+  // partition, in key order.
+  template <typename K, typename P>
+  MicrobatchTopology& Aggregate(const PStateRef& pstate, K key_of, P path_of, Combiner combiner) {
+    TopologyOp op;
+    op.kind = TopologyOp::Kind::kAggregate;
+    op.key_fn = detail::WrapKey(std::move(key_of));
+    op.path_of = detail::WrapPure<Path>(std::move(path_of));
+    op.pstate = pstate.index;
+    op.combiner = std::move(combiner);
+    def_->writes.push_back(pstate.index);
+    return Add(std::move(op));
+  }
+  template <typename K>
+  MicrobatchTopology& Aggregate(const PStateRef& pstate, K key_of, Combiner combiner) {
+    TopologyOp op;
+    op.kind = TopologyOp::Kind::kAggregate;
+    op.key_fn = detail::WrapKey(std::move(key_of));
+    op.pstate = pstate.index;
+    op.combiner = std::move(combiner);
+    def_->writes.push_back(pstate.index);
+    return Add(std::move(op));
+  }
+  // Groups the values by key_of(value) on the key's partition; EachGroup must follow.
+  template <typename K>
+  MicrobatchTopology& GroupBy(K key_of) {
+    TopologyOp op;
+    op.kind = TopologyOp::Kind::kGroupBy;
+    op.key_fn = detail::WrapKey(std::move(key_of));
+    return Add(std::move(op));
+  }
+  // fn(TopologyContext&, const Value& key, const std::vector<Value>& values), returning
+  // void or Status: once per key of the batch, in key order, with the key's values in
+  // batch order. Emits like Each.
+  template <typename F>
+  MicrobatchTopology& EachGroup(F fn) {
+    TopologyOp op;
+    op.kind = TopologyOp::Kind::kEachGroup;
+    op.group_fn = [fn = std::move(fn)](TopologyContext& ctx, const Value& key,
+                                       const std::vector<Value>& values) noexcept -> Status {
+      return detail::CallGuarded([&]() -> Status {
+        if constexpr (std::is_void_v<std::invoke_result_t<const F&, TopologyContext&,
+                                                          const Value&, const std::vector<Value>&>>) {
+          fn(ctx, key, values);
+          return Status::Ok();
+        } else {
+          return fn(ctx, key, values);
+        }
+      });
+    };
+    return Add(std::move(op));
+  }
 };
 
 // Passed to the module's define function. Names: depots start with '*', PStates with "$$",
@@ -296,7 +488,10 @@ class ModuleBuilder {
   // parts. The default, Any, takes every value.
   DepotRef Depot(std::string name, DepotPartitioning partitioning,
                  Schema record_schema = Schema::Any()) {
-    def_->depots.push_back({name, std::move(partitioning), std::move(record_schema)});
+    DepotDef& def = def_->depots.emplace_back();
+    def.name = name;
+    def.partitioning = std::move(partitioning);
+    def.record_schema = std::move(record_schema);
     return {std::move(name), static_cast<int>(def_->depots.size()) - 1};
   }
   // A PState with one partition per module partition.
@@ -336,10 +531,25 @@ class ModuleBuilder {
     }
     def.migration = MigrationDef{std::move(id), detail::WrapPure<Value>(std::move(fn))};
   }
-  // The returned builder stays valid until the next Stream() call.
+  // The returned builder stays valid until the next Stream() or Microbatch() call.
   StreamTopology Stream(std::string name) {
-    def_->topologies.push_back({std::move(name), {}, {}});
+    def_->topologies.emplace_back().name = std::move(name);
     return StreamTopology(&def_->topologies.back());
+  }
+  // A microbatch topology (exactly-once batches; docs/modules.md). The returned builder
+  // stays valid until the next Stream() or Microbatch() call.
+  MicrobatchTopology Microbatch(std::string name) {
+    def_->topologies.emplace_back().name = std::move(name);
+    return MicrobatchTopology(&def_->topologies.back());
+  }
+  // A tick depot: the engine appends to its partition 0, every `interval_ms` (10 ms to one
+  // day), the time in ms since the epoch as an int64, strictly increasing. Time enters
+  // topologies only this way, so replays and recomputes see the same times. No client
+  // appends. After a stop, ticks resume at the next interval; missed ones are not made up.
+  DepotRef TickDepot(std::string name, int64_t interval_ms) {
+    DepotRef ref = Depot(std::move(name), DepotPartitioning::NoClientAppends(), Schema::Int64());
+    def_->depots.back().tick_interval_ms = interval_ms;
+    return ref;
   }
 
  private:

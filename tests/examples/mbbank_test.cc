@@ -207,7 +207,7 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
       }
       std::string id = Cat("r", round, "-", i);
       std::string from = account();
-      int64_t amount = 1 + static_cast<int64_t>(rng() % 150);
+      int64_t amount = 1 + static_cast<int64_t>(rng() % 40);
       if (rng() % 50 == 0) {
         amount = 1'000'000;  // more than all the money there will ever be
         impossible.emplace_back(from, id);
@@ -261,7 +261,7 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
   for (const auto& [from, id] : impossible) {
     EXPECT_EQ(rejected[std::make_pair(Value(from), Value(id))], kInsufficient) << id;
   }
-  EXPECT_GT(applied.size(), sent.size() / 4);
+  EXPECT_GT(applied.size(), sent.size() / 5);
   EXPECT_GT(rejected.size(), impossible.size());
   for (const auto& [a, balance] : expected_balances) {
     auto it = balances.find(Value(a));

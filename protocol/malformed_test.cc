@@ -207,8 +207,8 @@ TEST(MalformedRequestTest, AppendFieldsAreChecked) {
   ExpectInvalid(AppendWithRecords(11, {&good}, "m", ""), 11, "AppendRequest.depot");
   ExpectInvalid(AppendWithRecords(12, {}), 12, "AppendRequest.records is empty");
   ExpectInvalid(AppendWithRecords(13, {&good, nullptr}), 13, "AppendRequest.records[1] is missing");
-  ExpectInvalid(AppendWithRecords(14, {&good}, "m", "d", static_cast<w::AckLevel>(3)), 14,
-                "AppendRequest.ack 3");
+  ExpectInvalid(AppendWithRecords(14, {&good}, "m", "d", static_cast<w::AckLevel>(4)), 14,
+                "AppendRequest.ack 4");
 
   // The records vector itself absent.
   fb::FlatBufferBuilder b;

@@ -513,9 +513,10 @@ Result<AppendRequest> ConvertAppend(const w::AppendRequest& m) {
   }
   STRATA_ASSIGN_OR_RETURN(out.records, ValueListOf(m.records(), "AppendRequest.records"));
   const auto ack = static_cast<uint8_t>(m.ack());
-  if (ack > static_cast<uint8_t>(AckLevel::kProcessed)) {
-    return Status::InvalidArgument("AppendRequest.ack " + std::to_string(ack) +
-                                   " is not an AckLevel (0 NONE, 1 APPENDED, 2 PROCESSED)");
+  if (ack > static_cast<uint8_t>(AckLevel::kProcessedStreams)) {
+    return Status::InvalidArgument(
+        "AppendRequest.ack " + std::to_string(ack) +
+        " is not an AckLevel (0 NONE, 1 APPENDED, 2 PROCESSED, 3 PROCESSED_STREAMS)");
   }
   out.ack = static_cast<AckLevel>(ack);
   return out;

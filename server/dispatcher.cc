@@ -161,6 +161,8 @@ AckLevel ToEngine(proto::AckLevel level) {
       return AckLevel::kAppended;
     case proto::AckLevel::kProcessed:
       return AckLevel::kProcessed;
+    case proto::AckLevel::kProcessedStreams:
+      return AckLevel::kProcessedStreams;
   }
   return AckLevel::kProcessed;
 }

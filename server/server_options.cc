@@ -113,6 +113,16 @@ void AddEngineOptions(CLI::App& app, EngineOptions& engine,
                  "without a retry (0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--microbatch-max-records", engine.microbatch_max_records,
+                 "A microbatch batch reads at most this many records of each source depot "
+                 "partition (a batch commits in one transaction, which must fit the cache)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->capture_default_str();
+  app.add_option("--microbatch-max-bytes", engine.microbatch_max_bytes,
+                 "A microbatch batch reads at most this many bytes of each source depot "
+                 "partition (at least one record), e.g. 4MB")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str(SizeText(defaults.microbatch_max_bytes));
   app.add_flag("--accept-log-loss", engine.accept_log_loss,
                "Start even though the storage log has a damaged record with valid records "
                "after it: recovery stops at the damaged record and those transactions are "
@@ -131,7 +141,9 @@ std::string EngineSettingsText(const EngineOptions& engine) {
       ", max-step-attempts " + std::to_string(engine.max_step_attempts) +
       ", max-in-flight-records " + std::to_string(engine.max_in_flight_records) +
       ", step-timeout-ms " + std::to_string(engine.step_timeout_ms) + ", min-free-disk " +
-      SizeText(engine.min_free_disk_bytes);
+      SizeText(engine.min_free_disk_bytes) + ", microbatch-max-records " +
+      std::to_string(engine.microbatch_max_records) + ", microbatch-max-bytes " +
+      SizeText(engine.microbatch_max_bytes);
   if (engine.accept_log_loss) text += ", accept-log-loss";
   return text;
 }

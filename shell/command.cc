@@ -43,10 +43,12 @@ constexpr CommandSpec kCommands[] = {
     {"destroy", Command::Kind::kDestroy, "destroy MODULE [--yes]",
      "Deletes a module and all its data. Asks for confirmation when run interactively; "
      "scripts and -c must add --yes."},
-    {"append", Command::Kind::kAppend, "append MODULE DEPOT VALUE [ack=none|appended|processed]",
+    {"append", Command::Kind::kAppend,
+     "append MODULE DEPOT VALUE [ack=none|appended|processed|streams]",
      "Appends the JSON VALUE to a depot. ack=processed (default) waits until every topology "
-     "consuming the depot has processed it and shows their ack returns; appended waits until "
-     "it is durable; none does not wait."},
+     "consuming the depot has processed it (a microbatch: committed the batch holding it) and "
+     "shows their ack returns; streams waits for the stream topologies only; appended waits "
+     "until it is durable; none does not wait."},
     {"select", Command::Kind::kSelect, "select MODULE PSTATE [partition_key=JSON] PATH",
      "Every value PATH navigates to in the PState, e.g. select wordcount $$word_counts "
      "key(\"the\"). PATH is the rest of the line: the readable form (key(\"a\").all) or a JSON "
@@ -332,9 +334,11 @@ class CommandParser {
       *out = protocol::AckLevel::kAppended;
     } else if (v == "processed") {
       *out = protocol::AckLevel::kProcessed;
+    } else if (v == "streams") {
+      *out = protocol::AckLevel::kProcessedStreams;
     } else {
-      error_ =
-          TextError{at, "ack must be none, appended or processed, found '" + std::string(v) + "'"};
+      error_ = TextError{
+          at, "ack must be none, appended, processed or streams, found '" + std::string(v) + "'"};
       return false;
     }
     return true;

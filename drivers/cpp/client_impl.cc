@@ -70,8 +70,9 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
           if (r.module.empty()) return "the module name is empty";
           if (r.depot.empty()) return "the depot name is empty (module '" + r.module + "')";
           if (r.records.empty()) return "no records to append to " + r.module + " " + r.depot;
-          if (static_cast<uint8_t>(r.ack) > static_cast<uint8_t>(proto::AckLevel::kProcessed)) {
-            return "ack level " + std::to_string(static_cast<int>(r.ack)) + " is not 0, 1 or 2";
+          if (static_cast<uint8_t>(r.ack) >
+              static_cast<uint8_t>(proto::AckLevel::kProcessedStreams)) {
+            return "ack level " + std::to_string(static_cast<int>(r.ack)) + " is not 0 to 3";
           }
         } else if constexpr (std::is_same_v<T, proto::SelectRequest>) {
           if (r.module.empty()) return "the module name is empty";

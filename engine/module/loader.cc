@@ -12,8 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -359,6 +359,8 @@ Status CheckOp(const ModuleDef& def, const TopologyDef& topology, size_t i, bool
     case TopologyOp::Kind::kGroupBy:
     case TopologyOp::Kind::kEachGroup:
       break;
+    default:
+      return Invalid(def, where + " has unknown kind " + std::to_string(static_cast<int>(op.kind)));
   }
   const std::string kind(OpKindName(op.kind));
   if (topology.kind != TopologyDef::Kind::kMicrobatch) {

@@ -594,7 +594,8 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
        "topology t, op 2 (each) has no function"},
       {"direct without function",
        [](ModuleDef* d) {
-         d->topologies[0].ops[1] = TopologyOp{TopologyOp::Kind::kDirect, {}, {}, {}};
+         d->topologies[0].ops[1] =
+             TopologyOp{TopologyOp::Kind::kDirect, {}, {}, {}, -1, {}, {}, {}};
        },
        "topology t, op 1 (direct) has no partition function"},
       {"unknown op kind",
@@ -680,17 +681,31 @@ TEST(ModuleBuilderTest, MigrateRefusesAPStateItDidNotDeclare) {
 TEST(ValidateModuleDefTest, AcceptsEveryPartitionerBeforeAStep) {
   ModuleDef def = ValidDef();
   std::vector<TopologyOp> partitioners = {
-      {TopologyOp::Kind::kHashPartition, {}, {}, {}},
-      {TopologyOp::Kind::kHashPartition, {}, [](const Value& v) -> Result<Value> { return v; }, {}},
-      {TopologyOp::Kind::kAllPartitions, {}, {}, {}},
-      {TopologyOp::Kind::kGlobal, {}, {}, {}},
-      {TopologyOp::Kind::kShuffle, {}, {}, {}},
-      {TopologyOp::Kind::kDirect, {}, {}, [](const Value&) -> Result<int64_t> { return 0; }},
+      {TopologyOp::Kind::kHashPartition, {}, {}, {}, -1, {}, {}, {}},
+      {TopologyOp::Kind::kHashPartition,
+       {},
+       [](const Value& v) -> Result<Value> { return v; },
+       {},
+       -1,
+       {},
+       {},
+       {}},
+      {TopologyOp::Kind::kAllPartitions, {}, {}, {}, -1, {}, {}, {}},
+      {TopologyOp::Kind::kGlobal, {}, {}, {}, -1, {}, {}, {}},
+      {TopologyOp::Kind::kShuffle, {}, {}, {}, -1, {}, {}, {}},
+      {TopologyOp::Kind::kDirect,
+       {},
+       {},
+       [](const Value&) -> Result<int64_t> { return 0; },
+       -1,
+       {},
+       {},
+       {}},
   };
   def.topologies[0].ops.clear();
   for (TopologyOp& op : partitioners) {
     def.topologies[0].ops.push_back(std::move(op));
-    def.topologies[0].ops.push_back({TopologyOp::Kind::kEach, NoopStep(), {}, {}});
+    def.topologies[0].ops.push_back({TopologyOp::Kind::kEach, NoopStep(), {}, {}, -1, {}, {}, {}});
   }
   Status st = ValidateModuleDef(def);
   EXPECT_TRUE(st.ok()) << st.ToString();

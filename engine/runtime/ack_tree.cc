@@ -34,6 +34,13 @@ bool ProgressTracker::Complete(int64_t offset) {
   return true;
 }
 
+void ProgressTracker::AdvanceTo(int64_t end) {
+  MutexLock lock(&mu_);
+  if (end <= base_.load(std::memory_order_relaxed)) return;
+  done_above_.erase(done_above_.begin(), done_above_.lower_bound(end));
+  base_.store(end, std::memory_order_release);
+}
+
 void EngineImpl::CompleteEvent(const std::shared_ptr<TopologyRun>& run) {
   if (run->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) CompleteRun(run);
 }
@@ -58,13 +65,15 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<AckNode>& node) {
   if (node->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (node->batch) {
     ClientBatch& batch = *node->batch;
-    if (batch.level == AckLevel::kProcessed) {
+    const bool processed =
+        batch.level == AckLevel::kProcessed || batch.level == AckLevel::kProcessedStreams;
+    if (processed) {
       AppendResult& result = batch.results[node->batch_index];
       MutexLock lock(&node->mu);
       result.ack_returns = std::move(node->ack_returns);
       result.failure = node->failure;
     }
-    if (batch.level == AckLevel::kProcessed) batch.RecordReached();
+    if (processed) batch.RecordReached();
     if (static_cast<int64_t>(node->batch_index) < batch.permits) limit_.Release(1);
   }
   if (node->parent) {

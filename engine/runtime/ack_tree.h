@@ -54,6 +54,8 @@ class ProgressTracker {
   int64_t processed() const { return base_.load(std::memory_order_acquire); }
   // Marks `offset` complete; returns true when processed() moved.
   bool Complete(int64_t offset) EXCLUDES(mu_);
+  // Marks every offset below `end` complete (a microbatch's durable batch).
+  void AdvanceTo(int64_t end) EXCLUDES(mu_);
   const std::string& key() const { return key_; }  // its row in the progress table
 
   // The value last written to the progress table (owner thread only).

@@ -12,6 +12,7 @@
 
 #include "module/record_check.h"
 #include "runtime/engine_impl.h"
+#include "runtime/microbatch_executor.h"
 #include "runtime/partitioning.h"
 #include "runtime/stream_executor.h"
 #include "strata/value_codec.h"
@@ -301,20 +302,31 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
   }
   const std::vector<int>& consumers =
       part.catching_up.empty() ? m->consumers[depot] : live_consumers;
+  // Microbatch topologies take the records in their next batch; a record's node waits for
+  // those not backfilling, unless its appender asked not to (kProcessedStreams).
+  std::vector<int> batched;
+  for (int t : m->batch_consumers[depot]) {
+    if (!m->microbatches[t]->backfilling.load()) batched.push_back(t);
+  }
   std::vector<std::shared_ptr<AckNode>> nodes;
   nodes.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     auto node = std::make_shared<AckNode>();
     node->module = m;
     node->id = RecordId{depot, partition, *first + static_cast<int64_t>(i)};
-    node->pending.store(static_cast<int64_t>(consumers.size()) + 1);  // +1: durability
     node->batch = std::move(items[i].batch);
     node->batch_index = items[i].batch_index;
     node->parent = std::move(items[i].parent);
+    const bool waits = MicrobatchExecutor::WaitsFor(node->batch.get());
+    // +1: durability.
+    node->pending.store(static_cast<int64_t>(consumers.size() + (waits ? batched.size() : 0)) + 1);
     {
       MutexLock lock(&node->mu);  // not shared yet: never contended
-      node->ack_returns.reserve(consumers.size());
+      node->ack_returns.reserve(consumers.size() + batched.size());
       for (int t : consumers) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+      if (waits) {
+        for (int t : batched) node->ack_returns.emplace_back(m->def->topologies[t].name, Value());
+      }
     }
     if (node->batch) node->batch->results[node->batch_index].offset = node->id.offset;
     nodes.push_back(std::move(node));
@@ -331,6 +343,7 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
       CompleteNodePart(node);
     }
   });
+  if (!m->batch_consumers[depot].empty()) batcher_->Enqueue(*m, depot, partition, nodes, batched);
   for (size_t i = 0; i < items.size(); ++i)
     StartRecord(thread, nodes[i], consumers, items[i].record);
   // A rebuild running beside the module takes the records too, in the topologies that

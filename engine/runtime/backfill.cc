@@ -20,7 +20,7 @@ constexpr int64_t kBackfillAhead = 4096;
 
 void EngineImpl::StartBackfills(const std::shared_ptr<ModuleRuntime>& m) {
   ForEachTracker(*m, [&](int t, int d, int p, const std::shared_ptr<ProgressTracker>& tracker) {
-    if (!tracker->backfilling.load()) return;
+    if (!tracker->backfilling.load() || m->microbatches[t]) return;  // a batch catches up
     tracker->backfill_next.store(tracker->processed());
     tracker->parked.store(false);
     m->parts[p].Post([this, m, t, d, p](TaskThread& thread) { BackfillChunk(thread, m, t, d, p); });

@@ -46,8 +46,8 @@ Result<Value> Add(const Combiner& c, const Value& a, const Value& b) {
     const double y = b.is_int() ? static_cast<double>(b.as_int()) : b.as_double();
     return Value(x + y);
   }
-  return Misfit(c, "cannot add " + a.ToString() + " and " + b.ToString() +
-                       " (it sums int64s or doubles)");
+  return Misfit(
+      c, "cannot add " + a.ToString() + " and " + b.ToString() + " (it sums int64s or doubles)");
 }
 
 // The sort key and id of a top-N item.
@@ -67,8 +67,8 @@ Result<Ranked> Rank(const Combiner& c, const Value& item) {
 
 Result<Value> MergeTopN(const Combiner& c, const Value& earlier, const Value& later) {
   if (!earlier.is_list() || !later.is_list()) {
-    return Misfit(c, "a top-N is a list of items, not " +
-                         (earlier.is_list() ? later : earlier).ToString());
+    return Misfit(
+        c, "a top-N is a list of items, not " + (earlier.is_list() ? later : earlier).ToString());
   }
   std::map<Value, Ranked> by_id;  // a later item with the same id replaces the earlier
   for (const Value* list : {&earlier, &later}) {

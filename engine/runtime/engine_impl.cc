@@ -3,6 +3,8 @@
 // caller's thread; Close drains the task threads and then stops them (docs/runtime.md,
 // "Shutdown").
 #include "runtime/engine_impl.h"
+#include "runtime/microbatch_executor.h"
+#include "runtime/ticker.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -27,7 +29,7 @@ StorageOptions StorageOptionsFor(const EngineOptions& options, int task_threads,
   so.checkpoint_interval_s = options.checkpoint_interval_s;
   so.checkpoint_log_bytes = options.checkpoint_log_bytes;
   so.log_file_max_bytes = options.log_file_max_bytes;
-  so.max_sessions = task_threads + 100;  // task threads, module loading and readers' pool
+  so.max_sessions = task_threads + 200;  // task threads, microbatch workers, loading, readers
   so.accept_log_loss = options.accept_log_loss;
   so.on_fatal_error = options.on_fatal_storage_error;
   if (!so.on_fatal_error) {
@@ -64,6 +66,8 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
   // the destructor, which drains through them, works when a later step fails.
   STRATA_RETURN_IF_ERROR(engine->OpenStorage());
   STRATA_RETURN_IF_ERROR(engine->LoadDeployedModules());
+  engine->ticker_ = std::make_unique<Ticker>(*engine);
+  engine->ticker_->Start();
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
@@ -93,6 +97,7 @@ Status EngineImpl::OpenStorage() {
     STRATA_ASSIGN_OR_RETURN(outbox_, Outbox::Open(*storage_, *session));
   }
   executor_ = std::make_unique<StreamExecutor>(*this, threads);
+  batcher_ = std::make_unique<MicrobatchExecutor>(*this);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     threads_.push_back(
@@ -112,6 +117,7 @@ EngineImpl::~EngineImpl() {
 Status EngineImpl::Close() {
   closed_ = true;
   closing_.store(true);
+  if (ticker_) ticker_->Stop();
   {
     // Rebuild threads see closing_ and end (an unfinished rebuild starts over after Open).
     std::vector<std::thread> rebuilds;
@@ -130,6 +136,10 @@ Status EngineImpl::Close() {
     while (live_nodes_ != 0 || live_replays_ != 0) live_cv_.Wait(&live_mu_);
   }
   Barrier();  // the last progress markers are written after their completions
+  {
+    ReaderMutexLock lock(&modules_mu_);
+    for (auto& [name, m] : modules_) batcher_->Stop(*m);
+  }
   for (auto& thread : threads_) thread->Stop();
   threads_.clear();  // joins; closes the task threads' sessions
   Status flushed;

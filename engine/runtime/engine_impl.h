@@ -40,6 +40,9 @@
 namespace strata::runtime {
 
 class StreamExecutor;
+class MicrobatchExecutor;
+class BatchRun;
+class Ticker;
 
 class EngineImpl final : public Engine {
  public:
@@ -66,7 +69,10 @@ class EngineImpl final : public Engine {
   Result<ModuleStats> Stats(const std::string& module, const StatsOptions& options) override;
 
  private:
-  friend class StreamExecutor;  // its events append (PostAppend) and complete (CompleteEvent)
+  friend class StreamExecutor;      // its events append (PostAppend) and complete (CompleteEvent)
+  friend class MicrobatchExecutor;  // likewise its batches
+  friend class BatchRun;
+  friend class Ticker;  // reads modules_, appends ticks (PostAppend)
 
   explicit EngineImpl(const EngineOptions& options);
 
@@ -184,6 +190,9 @@ class EngineImpl final : public Engine {
   // Detaches and stops `m`'s rebuild, if one runs (Destroy, a failed swap).
   void CancelRebuild(ModuleRuntime& m);
   static bool CaughtUp(const ModuleRuntime& s);
+  // Whether the microbatch topologies of the shadow `s` replayed every batch of the live
+  // `module` (true when it is gone).
+  bool ReplayedLive(const std::string& module, const ModuleRuntime& s);
   // Marks `s` a shadow that swaps in the PStates `swap_in` (by index): trackers not
   // persisted, every one backfilling from its start.
   static void MakeShadow(ModuleRuntime& s, std::vector<bool> swap_in);
@@ -313,7 +322,8 @@ class EngineImpl final : public Engine {
   void CompleteNodePart(const std::shared_ptr<AckNode>& node) EXCLUDES(live_mu_);
 
   // WaitProcessed for the module's runtime found now (not a recompute's swap): false when
-  // that runtime was replaced meanwhile (look again).
+  // that runtime was replaced meanwhile, or when its microbatches had records to apply
+  // (look again).
   Result<bool> WaitProcessedOnce(const std::string& module);
   // Runs `fn` once on every task thread after everything queued before it, and waits.
   void Barrier();
@@ -329,6 +339,8 @@ class EngineImpl final : public Engine {
   std::unique_ptr<Outbox> outbox_;
   std::vector<std::unique_ptr<TaskThread>> threads_;
   std::unique_ptr<StreamExecutor> executor_;  // created before the task threads start
+  std::unique_ptr<MicrobatchExecutor> batcher_;
+  std::unique_ptr<Ticker> ticker_;  // started once the deployed modules are loaded
   InFlightLimit limit_;
   std::atomic<bool> closing_{false};
   bool closed_ = false;  // Close() ran (the destructor's thread or Close's caller only)

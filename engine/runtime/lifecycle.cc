@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "runtime/engine_impl.h"
+#include "runtime/microbatch_executor.h"
 #include "runtime/update_plan.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
@@ -38,7 +39,11 @@ void EngineImpl::Quiesce(ModuleRuntime& m, ModuleRuntime* also) {
   }
   Barrier();  // queued drains have appended and started their records
   WaitNoLiveNodes(m);
-  if (also != nullptr) WaitNoLiveNodes(*also);
+  batcher_->WaitDrained(m);  // records whose appenders did not wait for microbatches
+  if (also != nullptr) {
+    WaitNoLiveNodes(*also);
+    batcher_->WaitReplayed(*also, m);
+  }
   Barrier();  // cursor tasks posted by the last completions have seen `stopping`
 }
 
@@ -96,6 +101,13 @@ void EngineImpl::Publish(const std::shared_ptr<ModuleRuntime>& old,
   {
     MutexLock lock(&next->hold_mu);
     next->updating = true;  // new calls queue behind the held ones
+  }
+  // The old version's microbatch workers (idle since Quiesce drained them) stop before the
+  // new version's start from the same progress.
+  batcher_->Stop(*old);
+  if (Status st = batcher_->Start(next); !st.ok()) {
+    logger_->Error("module " + next->name +
+                   ": its microbatch topologies could not start: " + st.ToString());
   }
   {
     WriterMutexLock modules(&modules_mu_);
@@ -169,6 +181,16 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
       return Status::Busy("a recompute of module " + name +
                           " is running: update it once the recompute has finished (stats shows "
                           "its progress)");
+    }
+  }
+  if (options.partitions != 0 && options.partitions != old->partitions) {
+    for (const TopologyDef& t : staged.loaded->def().topologies) {
+      if (t.kind != TopologyDef::Kind::kMicrobatch) continue;
+      DiscardStaged(staged);
+      return Status::InvalidArgument(
+          "module " + name + " has microbatch topology " + t.name +
+          ", and changing the partitions of a module with microbatch topologies is not "
+          "supported yet: nothing changed");
     }
   }
   ModuleRow row = RowOf(*old);
@@ -289,6 +311,22 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
       AppendKey(Value(pair.topology), &prefix);
       AppendKey(Value(pair.depot), &prefix);
       STRATA_RETURN_IF_ERROR(RemovePrefix(session, failures_table_, prefix));
+    }
+    for (size_t t = 0; t < old->def->topologies.size(); ++t) {
+      const TopologyDef& topology = old->def->topologies[t];
+      if (topology.kind != TopologyDef::Kind::kMicrobatch ||
+          Named(next_def.topologies, topology.name) != nullptr) {
+        continue;
+      }
+      // A dropped microbatch's batch id, plans and batch failures ("$batch", "$plan").
+      for (const char* kind : {"$batch", "$plan"}) {
+        std::string prefix;
+        AppendKey(Value(name), &prefix);
+        AppendKey(Value(topology.name), &prefix);
+        AppendKey(Value(kind), &prefix);
+        STRATA_RETURN_IF_ERROR(RemovePrefix(session, progress_table_, prefix));
+        STRATA_RETURN_IF_ERROR(RemovePrefix(session, failures_table_, prefix));
+      }
     }
     for (const NewProgress& progress : new_progress) {
       std::string value;

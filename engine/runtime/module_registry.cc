@@ -12,6 +12,7 @@
 
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
+#include "runtime/microbatch_executor.h"
 #include "runtime/partitioning.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
@@ -109,12 +110,21 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
     }
   }
   m->consumers.assign(def.depots.size(), {});
+  m->batch_consumers.assign(def.depots.size(), {});
+  m->microbatches.assign(def.topologies.size(), nullptr);
+  m->pstate_writer.assign(def.pstates.size(), -1);
   m->trackers.assign(def.topologies.size(), {});
   for (size_t t = 0; t < def.topologies.size(); ++t) {
     m->trackers[t].resize(def.depots.size());
+    const bool batched = def.topologies[t].kind == TopologyDef::Kind::kMicrobatch;
+    if (batched) {
+      m->microbatches[t] =
+          std::make_shared<MicrobatchRuntime>(static_cast<int>(t), def.depots.size(), partitions);
+      for (int w : def.topologies[t].writes) m->pstate_writer[w] = static_cast<int>(t);
+    }
     for (int d : def.topologies[t].sources) {
       if (!m->trackers[t][d].empty()) continue;  // a depot named twice as source counts once
-      m->consumers[d].push_back(static_cast<int>(t));
+      (batched ? m->batch_consumers : m->consumers)[d].push_back(static_cast<int>(t));
       const std::shared_ptr<ProgressTracker>* kept =
           reuse.trackers && previous != nullptr && previous->partitions == partitions &&
                   previous->depot_generation == m->depot_generation
@@ -130,6 +140,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
     }
   }
   for (auto& consumers : m->consumers) std::sort(consumers.begin(), consumers.end());
+  for (auto& consumers : m->batch_consumers) std::sort(consumers.begin(), consumers.end());
   m->parts.resize(partitions);
   m->append_queues.resize(def.depots.size());
   for (auto& queues : m->append_queues) {
@@ -312,6 +323,7 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
   }
   MarkCatchingUp(*m);
   STRATA_RETURN_IF_ERROR(StartReplay(m));
+  STRATA_RETURN_IF_ERROR(batcher_->Start(m));
   StartMigrations(m);
   WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
@@ -439,6 +451,7 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   STRATA_RETURN_IF_ERROR(WriteModuleRow(name, row));
   STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
   ModuleInfo info = DescribeModule(*m);
+  STRATA_RETURN_IF_ERROR(batcher_->Start(m));
   WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
   return info;
@@ -470,6 +483,7 @@ Status EngineImpl::Destroy(const std::string& module) {
   // What was accepted finishes (or fails, finding the module closed); backfills and
   // migrations stop; no task of the module stays queued.
   Quiesce(*m);
+  batcher_->Stop(*m);
   {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(module);

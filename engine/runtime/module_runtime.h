@@ -23,6 +23,8 @@
 
 namespace strata::runtime {
 
+struct MicrobatchRuntime;  // microbatch_executor.h
+
 // State of one module partition, touched only by its owner thread (`owner` and `lane` are
 // set before the module is published and never change; the lane's contents are guarded by
 // the owner's lock).
@@ -73,7 +75,7 @@ struct HeldAppend {
 
 // A deployed module. Shared by the engine's module table and by the work in flight for it.
 // Immutable after Open except where noted.
-struct ModuleRuntime {
+struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   // Declared first, so destroyed last: the code of every function in `def` (and of the
   // tasks that hold them) lives in the plugin.
   std::shared_ptr<LoadedModule> loaded;  // shared by the versions a rebuild swaps
@@ -94,7 +96,14 @@ struct ModuleRuntime {
   // Shared with the module's next version (Update) while it keeps the same depot or PState.
   std::vector<std::shared_ptr<Depot>> depots;
   std::vector<std::shared_ptr<PState>> pstates;
-  std::vector<std::vector<int>> consumers;  // depot index -> consuming topology indexes
+  // depot index -> consuming topology indexes: stream topologies in `consumers`,
+  // microbatch topologies in `batch_consumers`.
+  std::vector<std::vector<int>> consumers;
+  std::vector<std::vector<int>> batch_consumers;
+  // By topology index: the microbatch's runtime state (null for a stream topology).
+  std::vector<std::shared_ptr<MicrobatchRuntime>> microbatches;
+  // By PState index: the microbatch topology that writes it, or -1 (streams may write it).
+  std::vector<int> pstate_writer;
   // trackers[topology][depot][partition]; null when the topology does not consume the depot.
   std::vector<std::vector<std::vector<std::shared_ptr<ProgressTracker>>>> trackers;
   std::vector<PartitionRuntime> parts;  // each touched only by its owner thread

@@ -152,10 +152,20 @@ Result<bool> EngineImpl::WaitProcessedOnce(const std::string& module) {
     int64_t end;
   };
   std::vector<Target> targets;
+  // A microbatch that had records to apply may have appended records for other topologies
+  // (after its commit, before its progress moved): then another pass waits for those. Tick
+  // depots, which always have a next record coming, do not count.
+  bool batches_pending = false;
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
     for (int p = 0; p < m->partitions; ++p) {
       STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
       for (int t : m->consumers[d]) targets.push_back({m->trackers[t][d][p].get(), end});
+      for (int t : m->batch_consumers[d]) {
+        ProgressTracker* tracker = m->trackers[t][d][p].get();
+        targets.push_back({tracker, end});
+        batches_pending = batches_pending ||
+                          (tracker->processed() < end && m->def->depots[d].tick_interval_ms == 0);
+      }
     }
   }
   m->progress_waiters.fetch_add(1);
@@ -172,7 +182,7 @@ Result<bool> EngineImpl::WaitProcessedOnce(const std::string& module) {
   }
   m->progress_waiters.fetch_sub(1);
   if (m->closed.load()) return Status::NotFound("module " + module + " is being destroyed");
-  return !m->replaced.load();
+  return !m->replaced.load() && !batches_pending;
 }
 
 Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOptions& options) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "runtime/engine_impl.h"
+#include "runtime/microbatch_executor.h"
 
 namespace strata::runtime {
 
@@ -40,9 +41,10 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntim
 void EngineImpl::MakeShadow(ModuleRuntime& s, std::vector<bool> swap_in) {
   s.is_shadow = true;
   s.swap_in = std::move(swap_in);
-  ForEachTracker(s, [](int, int, int, const std::shared_ptr<ProgressTracker>& tracker) {
+  ForEachTracker(s, [&s](int t, int, int, const std::shared_ptr<ProgressTracker>& tracker) {
     tracker->persistent = false;
-    tracker->backfilling.store(true);
+    // A microbatch topology of the shadow catches up by replaying plans (Replayed).
+    tracker->backfilling.store(s.microbatches[t] == nullptr);
   });
   MarkCatchingUp(s);
 }
@@ -102,9 +104,15 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
     m->parts[p].Post([m, s, p](TaskThread&) { m->parts[p].shadow = s; });
   }
   StartBackfills(s);
+  STRATA_RETURN_IF_ERROR(batcher_->Start(s));
   MutexLock lock(&rebuild_threads_mu_);
   rebuild_threads_.emplace_back([this, module, s] { FinishRecompute(module, s); });
   return Status::Ok();
+}
+
+bool EngineImpl::ReplayedLive(const std::string& module, const ModuleRuntime& s) {
+  Result<std::shared_ptr<ModuleRuntime>> m = Find(module);
+  return !m.ok() || MicrobatchExecutor::Replayed(s, **m);
 }
 
 bool EngineImpl::CaughtUp(const ModuleRuntime& s) {
@@ -116,9 +124,12 @@ bool EngineImpl::CaughtUp(const ModuleRuntime& s) {
 }
 
 void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<ModuleRuntime> s) {
-  while (!CaughtUp(*s)) {
+  // Microbatch topologies of the shadow replay the live one's plans (WaitReplayed at the
+  // swap covers the batches the live topology commits meanwhile).
+  while (!CaughtUp(*s) || !ReplayedLive(module, *s)) {
     if (s->stopping.load()) return;  // cancelled (Destroy)
     if (closing_.load()) {
+      batcher_->Stop(*s);
       logger_->Warning("the recompute of " + SwapInNames(*s) + " of module " + module +
                        " had not caught up when the engine closed: it is discarded (the live "
                        "PStates stay); run it again");
@@ -143,6 +154,7 @@ void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<Modu
 Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
                                   const std::shared_ptr<ModuleRuntime>& s) {
   Quiesce(*m, s.get());
+  batcher_->Stop(*s);
   ModuleRow row = RowOf(*m);
   std::set<std::string> fresh;
   for (size_t i = 0; i < s->swap_in.size(); ++i) {
@@ -191,6 +203,7 @@ void EngineImpl::CancelRebuild(ModuleRuntime& m) {
   }
   if (!s) return;
   s->stopping.store(true);
+  batcher_->Stop(*s);
   for (int p = 0; p < m.partitions; ++p) {
     m.parts[p].Post([&m, p](TaskThread&) { m.parts[p].shadow.reset(); });
   }

@@ -194,6 +194,9 @@ Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const Topology
           break;
         }
         case TopologyOp::Kind::kEach:
+        case TopologyOp::Kind::kAggregate:  // microbatch only (the loader checks it)
+        case TopologyOp::Kind::kGroupBy:
+        case TopologyOp::Kind::kEachGroup:
           break;
       }
     }

@@ -21,6 +21,7 @@
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
 #include "runtime/partitioning.h"
+#include "runtime/topology_append.h"
 #include "strata/module.h"
 #include "strata/value_codec.h"
 
@@ -78,6 +79,11 @@ class StepContext final : public TopologyContext {
   }
   Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
+    if (const int writer = module_.pstate_writer[ref.index]; writer >= 0) {
+      return Status::InvalidArgument(ref.name + " is written by microbatch topology " +
+                                     module_.def->topologies[writer].name +
+                                     ", its only writer: a stream topology may read it only");
+    }
     if (pstate->schema().global && partition_ != 0) {
       return Status::InvalidArgument(ref.name +
                                      " is a global PState: only partition 0 may write it, "
@@ -88,24 +94,11 @@ class StepContext final : public TopologyContext {
     return pstate->Transform(session_, PartitionOf(*pstate), path);
   }
   Status Append(const DepotRef& ref, Value record) override {
-    const std::vector<DepotDef>& depots = module_.def->depots;
-    if (ref.index < 0 || ref.index >= static_cast<int>(depots.size()) ||
-        depots[ref.index].name != ref.name) {
-      return Status::InvalidArgument("module " + module_.name + " has no depot " + ref.name);
-    }
-    STRATA_RETURN_IF_ERROR(CheckRecord(depots[ref.index], record));
-    if (module_.is_shadow) return Status::Ok();  // a rebuild's appends are in the log already
     STRATA_ASSIGN_OR_RETURN(
-        int partition, ChoosePartition(depots[ref.index], record, module_.partitions, partition_));
-    STRATA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeValueChecked(record));
-    AppendItem item;
-    item.bytes.assign(bytes.begin(), bytes.end());
-    // The record commits with the step (outbox.h); it is appended after that commit.
-    STRATA_RETURN_IF_ERROR(BeginOnce());
-    STRATA_ASSIGN_OR_RETURN(item.outbox_key,
-                            outbox_.Put(session_, module_.name, ref.name, partition, item.bytes));
-    item.record = std::move(record);
-    appends_.push_back({ref.index, partition, std::move(item)});
+        std::optional<TopologyAppend> append,
+        PrepareTopologyAppend(module_, outbox_, session_, partition_, ref, std::move(record),
+                              [this] { return BeginOnce(); }));
+    if (append) appends_.push_back({append->depot, append->partition, std::move(append->item)});
     return Status::Ok();
   }
   void Emit(Value value) override {

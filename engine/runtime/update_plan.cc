@@ -57,7 +57,17 @@ Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
     }
   }
   for (const TopologyDef& t : running.topologies) {
-    if (Named(next.topologies, t.name) == nullptr) missing.push_back(t.name);
+    const TopologyDef* kept = Named(next.topologies, t.name);
+    if (kept == nullptr) {
+      missing.push_back(t.name);
+    } else if (kept->kind != t.kind) {
+      const auto kind = [](const TopologyDef& x) {
+        return x.kind == TopologyDef::Kind::kMicrobatch ? "a microbatch" : "a stream";
+      };
+      problems.push_back("topology " + t.name + " is " + kind(t) + " topology in the running " +
+                         "version and " + kind(*kept) + " topology in the new build: its " +
+                         "progress would not carry over; drop it and add it under a new name");
+    }
   }
   std::vector<std::string> unlisted;
   for (const std::string& name : missing) {
@@ -79,8 +89,9 @@ Result<UpdatePlan> PlanUpdate(const ModuleDef& running, const ModuleDef& next,
                           Named(next.topologies, name) != nullptr;
     // A name without its sigil ("word_lengths" for "$$word_lengths") gets a suggestion.
     std::string meant;
-    for (const std::string& sigil : {"*", "$$"}) {
-      if (Contains(missing, sigil + name)) meant = " (did you mean " + sigil + name + "?)";
+    for (const char* sigil : {"*", "$$"}) {
+      if (Contains(missing, sigil + name))
+        meant = std::string(" (did you mean ") + sigil + name + "?)";
     }
     problems.push_back(declared ? "drop names " + name + ", which the new build still declares"
                                 : "drop names " + name +

@@ -307,7 +307,7 @@ TEST(CommandTest, ErrorsPointAtTheOffendingColumn) {
       {"append bank *deposits {\"amount\": 10", 22, "unclosed '{'"},
       {"append bank *deposits {\"amount\": 1O}", 34, "invalid JSON"},
       {"append bank", 11, "missing DEPOT"},
-      {"append bank *deposits 1 ack=maybe", 28, "ack must be none, appended or processed"},
+      {"append bank *deposits 1 ack=maybe", 28, "ack must be none, appended, processed or streams"},
       {"append bank *deposits 1 2", 24, "unexpected '2'"},
       {"select social $$posts key(\"bob\").kye", 33, "unknown path step \"kye\""},
       {"select social $$posts key(\"bob\").inc", 22, "select paths are for reading"},

@@ -460,8 +460,8 @@ class MicrobatchTopology : public detail::Chain<MicrobatchTopology> {
     op.group_fn = [fn = std::move(fn)](TopologyContext& ctx, const Value& key,
                                        const std::vector<Value>& values) noexcept -> Status {
       return detail::CallGuarded([&]() -> Status {
-        if constexpr (std::is_void_v<std::invoke_result_t<const F&, TopologyContext&,
-                                                          const Value&, const std::vector<Value>&>>) {
+        if constexpr (std::is_void_v<std::invoke_result_t<const F&, TopologyContext&, const Value&,
+                                                          const std::vector<Value>&>>) {
           fn(ctx, key, values);
           return Status::Ok();
         } else {

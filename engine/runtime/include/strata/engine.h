@@ -42,6 +42,11 @@ struct EngineOptions {
   // rolled back and recorded as a failure, without a retry (0: no limit). The step is not
   // interrupted: this bounds how often a slow step holds its task thread, not how long.
   int64_t step_timeout_ms = 10'000;
+  // A microbatch batch reads at most this many records, and this many bytes (at least one
+  // record), of each source depot partition: it commits in one transaction, which must fit
+  // the cache.
+  int64_t microbatch_max_records = 4096;
+  uint64_t microbatch_max_bytes = 4ull << 20;
   // Client appends are refused (kIOError, saying how much is free) while the file system of
   // data_dir has less than this available, so that a disk filling up is answered with an
   // error before the storage runs out of space and fails for good (0: no check). Reads,
@@ -68,9 +73,11 @@ struct EngineOptions {
 
 // How far an append has gone before it is acknowledged (docs/architecture.md, promise 1).
 enum class AckLevel : uint8_t {
-  kNone,       // accepted; nothing waited for
-  kAppended,   // durable (fsync'd) in its depot partition
-  kProcessed,  // durable, and every stream topology consuming the depot finished with it
+  kNone,              // accepted; nothing waited for
+  kAppended,          // durable (fsync'd) in its depot partition
+  kProcessed,         // durable, and every topology consuming the depot finished with it (for a
+                      // microbatch topology: the batch holding the record committed and is durable)
+  kProcessedStreams,  // as kProcessed, but not waiting for microbatch topologies
 };
 
 // The outcome of one appended record.

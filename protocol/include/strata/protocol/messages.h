@@ -54,7 +54,8 @@ struct Error {
   bool operator==(const Error&) const = default;
 };
 
-enum class AckLevel : uint8_t { kNone = 0, kAppended = 1, kProcessed = 2 };
+// kProcessedStreams: as kProcessed, without waiting for microbatch topologies.
+enum class AckLevel : uint8_t { kNone = 0, kAppended = 1, kProcessed = 2, kProcessedStreams = 3 };
 
 // ---- Requests ----------------------------------------------------------------------------
 struct Hello {

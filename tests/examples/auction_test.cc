@@ -4,6 +4,7 @@
 // recomputation. The test reads the clock only to choose end times: the module never does.
 #include <chrono>
 #include <map>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -13,6 +14,11 @@
 
 #include "example_harness.h"
 #include "recompute_in_place.h"
+
+namespace strata {
+// gtest prints a Value in a failed expectation as its text.
+void PrintTo(const Value& v, std::ostream* os) { *os << v.ToString(); }
+}  // namespace strata
 
 namespace strata::examples_test {
 namespace {

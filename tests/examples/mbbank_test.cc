@@ -45,7 +45,7 @@ std::string Text(const std::map<Value, int64_t>& map) {
 
 // A PState map<k1, map<k2, v>>, merged over its partitions: [k1, k2] -> v.
 Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
-                                                              const std::string& pstate) {
+                                                               const std::string& pstate) {
   std::map<std::pair<Value, Value>, Value> out;
   for (const std::vector<Value>& partition : dump) {
     for (const Value& root : partition) {
@@ -223,10 +223,10 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
       all_transfers.push_back(record);
       transfers.push_back(std::move(record));
     }
-    EX_ASSERT_OK(engine_->AppendBatch("mbbank", "*deposits", std::move(deposits),
-                                      AckLevel::kAppended));
-    EX_ASSERT_OK(engine_->AppendBatch("mbbank", "*transfers", std::move(transfers),
-                                      AckLevel::kAppended));
+    EX_ASSERT_OK(
+        engine_->AppendBatch("mbbank", "*deposits", std::move(deposits), AckLevel::kAppended));
+    EX_ASSERT_OK(
+        engine_->AppendBatch("mbbank", "*transfers", std::move(transfers), AckLevel::kAppended));
   }
   EX_ASSERT_OK(engine_->WaitProcessed("mbbank"));
 

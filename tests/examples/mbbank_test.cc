@@ -4,6 +4,7 @@
 // against a fold of what was appended — money conserved, no negative balance, every
 // transfer id applied or rejected exactly once, each balance equal to its deposits and
 // applied transfers — and against its recomputation (Engine::Recompute).
+#include <iostream>
 #include <map>
 #include <ostream>
 #include <random>
@@ -276,6 +277,9 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
 
   EX_ASSIGN_OR_FAIL(ModuleStats stats, engine_->Stats("mbbank"));
   EXPECT_EQ(stats.failures, 0);
+  for (const ModuleStats::Microbatch& mb : stats.microbatches) {
+    std::cout << "[ batches  ] " << mb.topology << ": " << mb.batch << std::endl;
+  }
   EXPECT_TRUE(RecomputedInPlaceEqual(*engine_, "mbbank"));
 }
 

@@ -21,8 +21,8 @@
 //
 // Topology "auction" (sources *ticks, *auctions, *bids, in this order):
 //   1. on the record's partition: a tick becomes P values {"p": i, "tick": t}, one per
-//      partition i; an auction or bid record r becomes {"p": its partition, "auction": r}
-//      or {"p": its partition, "bid": r, "offset": its offset};
+//      partition i; an auction or bid record r becomes {"p": its partition, "auction": r,
+//      "offset": its offset} or the same with "bid";
 //   2. Direct to "p" (records stay, ticks reach every partition);
 //   3. in batch order — the batch's ticks, then its auctions, then its bids: a tick t
 //      closes every open auction of the partition with ends_at_ms <= t, writing its winner

@@ -83,9 +83,15 @@ TEST(CombinersTest, MergingPartialsOfAnySplitEqualsTheSequentialFold) {
   SCOPED_TRACE(strata::testing::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   const std::vector<Combiner> combiners = {
-      agg::Count(), agg::Sum(), agg::Min(), agg::Max(), agg::First(), agg::Last(),
+      agg::Count(),
+      agg::Sum(),
+      agg::Min(),
+      agg::Max(),
+      agg::First(),
+      agg::Last(),
       agg::SetUnion(),
-      agg::TopN(4, [](const Value& v) { return Value(v.as_int() % 7); }, Id)};
+      agg::TopN(
+          4, [](const Value& v) { return Value(v.as_int() % 7); }, Id)};
   for (int round = 0; round < 200; ++round) {
     std::vector<Value> values;
     const int n = 1 + static_cast<int>(rng() % 20);

@@ -123,6 +123,7 @@ void EngineImpl::Publish(const std::shared_ptr<ModuleRuntime>& old,
 }
 
 void EngineImpl::Abandon(const std::shared_ptr<ModuleRuntime>& old, const std::string& error) {
+  batcher_->Stop(*old);
   {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(old->name);

@@ -126,14 +126,7 @@ class BatchContext final : public TopologyContext {
   int topology_index() const {
     return static_cast<int>(&topology_ - module_.def->topologies.data());
   }
-  Result<const PState*> Resolve(const PStateRef& ref) const {
-    const std::vector<PStateDef>& defs = module_.def->pstates;
-    if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) ||
-        defs[ref.index].name != ref.name) {
-      return Status::InvalidArgument("module " + module_.name + " has no PState " + ref.name);
-    }
-    return module_.pstates[ref.index].get();
-  }
+  Result<const PState*> Resolve(const PStateRef& ref) const { return PStateOf(module_, ref); }
   int PartitionOf(const PState& pstate) const { return pstate.schema().global ? 0 : partition_; }
 
   ModuleRuntime& module_;
@@ -769,7 +762,13 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
         caught_up = caught_up && end.ok() && plan.to[d][p] >= *end;
       }
     }
-    if (caught_up) mb->backfilling.store(false);
+    if (caught_up) {
+      mb->backfilling.store(false);
+      for (int d : topology.sources) {
+        for (int p = 0; p < m.partitions; ++p)
+          m.trackers[mb->topology][d][p]->backfilling.store(false);
+      }
+    }
   }
   // Appends of the batch's steps join their depots' queues like any topology append.
   std::shared_ptr<ModuleRuntime> shared;

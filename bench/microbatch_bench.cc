@@ -220,6 +220,13 @@ T Percentile(std::vector<T> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 [[noreturn]] void Die(const std::string& what, const strata::Status& st) {
   std::fprintf(stderr, "bench_microbatch: %s: %s\n", what.c_str(), st.ToString().c_str());
   std::exit(1);
@@ -607,7 +614,7 @@ int main(int argc, char** argv) {
   std::printf("\n%-48s %s\n", "measure", "value");
   std::string rates_json = "[";
   if (f.throughput) {
-    const double ratio = Percentile(ratios, 0.5);
+    const double ratio = Median(ratios);
     std::string rounds;
     for (size_t i = 0; i < ratios.size(); ++i) {
       char one[128];
@@ -647,7 +654,7 @@ int main(int argc, char** argv) {
       static_cast<long long>(f.records), f.partitions, f.task_threads,
       std::thread::hardware_concurrency(), static_cast<long long>(f.cache_mb), f.words,
       sentence_bytes / 1000.0, static_cast<long long>(f.max_records), f.ack.c_str(),
-      rates_json.c_str(), ratios.empty() ? 0.0 : Percentile(ratios, 0.5), tb.mean,
+      rates_json.c_str(), Median(ratios), tb.mean,
       static_cast<long long>(tb.max), f.rate, mb_latency.p50, mb_latency.p99, mb_latency.p999,
       mb_latency.max, stream_latency.p50, stream_latency.p99, stream_latency.p999,
       stream_latency.max, mb_latency.batches.mean, static_cast<long long>(mb_latency.batches.max),

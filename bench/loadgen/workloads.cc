@@ -266,8 +266,8 @@ class TimelineFanout : public Workload {
 // ---- W4 ----------------------------------------------------------------------------------
 // The microbatch bank (examples/mbbank): a transfer's outcome is not in its ack (microbatch
 // topologies set no ack return), so the check reads, for every acknowledged transfer, whether
-// it is in $$applied or in $$rejected (once: ids are unique), and compares each balance with
-// its value before plus the applied credits minus the applied debits.
+// it is in $$applied, else whether it is in $$rejected (it must be in one), and compares each
+// balance with its value before plus the applied credits minus the applied debits.
 class BankTransfers : public Workload {
  public:
   explicit BankTransfers(const WorkloadConfig& config) : config_(config) {

@@ -55,9 +55,9 @@ struct Flags {
   int partitions = 8;
   int task_threads = 0;  // the engine's default: one per core
   int64_t cache_mb = 512;
-  int appenders = 2;  // throughput: threads appending asynchronous batches
-  int batch = 1000;   // throughput: records per AppendAsync
-  int window = 8;     // throughput: batches in flight per appender
+  int appenders = 2;             // throughput: threads appending asynchronous batches
+  int batch = 1000;              // throughput: records per AppendAsync
+  int window = 8;                // throughput: batches in flight per appender
   std::string ack = "appended";  // throughput: the batches' ack level (appended, processed)
   int words = 4;                 // words per sentence
   int vocab = 10'000;            // distinct words
@@ -314,11 +314,12 @@ BatchFigures Summarize(const BatchSampler& s) {
 std::string BatchLine(const BatchFigures& b) {
   if (!b.listed) return "batch sizes unknown (Stats lists no microbatch topology)";
   char line[256];
-  std::snprintf(line, sizeof line,
-                "%lld batches, records per batch mean %.1f, p50 %lld, p99 %lld, max %lld (%lld polls)",
-                static_cast<long long>(b.batches), b.mean, static_cast<long long>(b.p50),
-                static_cast<long long>(b.p99), static_cast<long long>(b.max),
-                static_cast<long long>(b.polls));
+  std::snprintf(
+      line, sizeof line,
+      "%lld batches, records per batch mean %.1f, p50 %lld, p99 %lld, max %lld (%lld polls)",
+      static_cast<long long>(b.batches), b.mean, static_cast<long long>(b.p50),
+      static_cast<long long>(b.p99), static_cast<long long>(b.max),
+      static_cast<long long>(b.polls));
   return line;
 }
 
@@ -351,8 +352,8 @@ void CloseRun(Run& run, const Flags& f) {
   auto stats = run.engine->Stats(run.module);
   if (!stats.ok()) Die("stats", stats.status());
   if (stats->failures != 0) {
-    Die(run.module, strata::Status::Internal(std::to_string(stats->failures) +
-                                             " topology failures"));
+    Die(run.module,
+        strata::Status::Internal(std::to_string(stats->failures) + " topology failures"));
   }
   if (auto st = run.engine->Close(); !st.ok()) Die("close", st);
   run.engine.reset();
@@ -486,8 +487,8 @@ LatencyResult Latency(const Flags& f, const std::string& so_path, const std::str
     }
     const auto scheduled = start + period * i;
     std::this_thread::sleep_until(scheduled);
-    late_ms = std::max(
-        late_ms, std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count());
+    late_ms = std::max(late_ms,
+                       std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count());
     std::vector<Value> one;
     one.emplace_back(Sentence(i, f, vocab));
     engine->AppendAsync(run.module, kDepot, std::move(one), strata::AckLevel::kProcessed,
@@ -560,9 +561,10 @@ int main(int argc, char** argv) {
     for (int64_t n = 0; n < f.records; ++n) {
       for (int j = 0; j < f.words; ++j) ++expected[WordOf(n, j, f.vocab)];
     }
-    std::printf("throughput: %d rounds; %d appenders, batches of %d, %d in flight each, ack %s, "
-                "then WaitProcessed\n",
-                f.rounds, f.appenders, f.batch, f.window, f.ack.c_str());
+    std::printf(
+        "throughput: %d rounds; %d appenders, batches of %d, %d in flight each, ack %s, "
+        "then WaitProcessed\n",
+        f.rounds, f.appenders, f.batch, f.window, f.ack.c_str());
     std::fflush(stdout);
     for (int round = 0; round < f.rounds; ++round) {
       ThroughputResult stream, mb;
@@ -590,23 +592,24 @@ int main(int argc, char** argv) {
 
   LatencyResult mb_latency, stream_latency;
   if (f.latency) {
-    std::printf("latency: open loop, %d records/s, one record per append (kProcessed), %d ms "
-                "warmup, %d s measured\n",
-                f.rate, f.warmup_ms, f.latency_seconds);
+    std::printf(
+        "latency: open loop, %d records/s, one record per append (kProcessed), %d ms "
+        "warmup, %d s measured\n",
+        f.rate, f.warmup_ms, f.latency_seconds);
     std::fflush(stdout);
     mb_latency = Latency(f, f.microbatch_module, f.dir + "-mb-latency", true, vocab);
-    std::printf("  microbatch %lld records: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms "
-                "(latest send %.2f ms late); %s\n",
-                static_cast<long long>(mb_latency.measured), mb_latency.p50, mb_latency.p99,
-                mb_latency.p999, mb_latency.max, mb_latency.late_ms,
-                BatchLine(mb_latency.batches).c_str());
+    std::printf(
+        "  microbatch %lld records: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms "
+        "(latest send %.2f ms late); %s\n",
+        static_cast<long long>(mb_latency.measured), mb_latency.p50, mb_latency.p99,
+        mb_latency.p999, mb_latency.max, mb_latency.late_ms, BatchLine(mb_latency.batches).c_str());
     std::fflush(stdout);
     stream_latency = Latency(f, f.stream_module, f.dir + "-stream-latency", false, vocab);
-    std::printf("  stream     %lld records: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms "
-                "(latest send %.2f ms late)\n",
-                static_cast<long long>(stream_latency.measured), stream_latency.p50,
-                stream_latency.p99, stream_latency.p999, stream_latency.max,
-                stream_latency.late_ms);
+    std::printf(
+        "  stream     %lld records: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms "
+        "(latest send %.2f ms late)\n",
+        static_cast<long long>(stream_latency.measured), stream_latency.p50, stream_latency.p99,
+        stream_latency.p999, stream_latency.max, stream_latency.late_ms);
     std::fflush(stdout);
   }
   const std::string load_after = LoadAverage();
@@ -654,10 +657,10 @@ int main(int argc, char** argv) {
       static_cast<long long>(f.records), f.partitions, f.task_threads,
       std::thread::hardware_concurrency(), static_cast<long long>(f.cache_mb), f.words,
       sentence_bytes / 1000.0, static_cast<long long>(f.max_records), f.ack.c_str(),
-      rates_json.c_str(), Median(ratios), tb.mean,
-      static_cast<long long>(tb.max), f.rate, mb_latency.p50, mb_latency.p99, mb_latency.p999,
-      mb_latency.max, stream_latency.p50, stream_latency.p99, stream_latency.p999,
-      stream_latency.max, mb_latency.batches.mean, static_cast<long long>(mb_latency.batches.max),
+      rates_json.c_str(), Median(ratios), tb.mean, static_cast<long long>(tb.max), f.rate,
+      mb_latency.p50, mb_latency.p99, mb_latency.p999, mb_latency.max, stream_latency.p50,
+      stream_latency.p99, stream_latency.p999, stream_latency.max, mb_latency.batches.mean,
+      static_cast<long long>(mb_latency.batches.max),
       static_cast<long long>(mb_latency.batches.batches), load_before.c_str(), load_after.c_str());
   return 0;
 }

@@ -298,10 +298,9 @@ class BankTransfers : public Workload {
       if (!error.empty() || config_.ack != protocol::AckLevel::kProcessed) return error;
       std::lock_guard lock(acked_mu_);
       for (const Value& record : std::get<AppendRequest>(op.body).records) {
-        acked_.push_back({AccountIndex(*record.Find(Value("from"))),
-                          AccountIndex(*record.Find(Value("to"))),
-                          record.Find(Value("amount"))->as_int(),
-                          record.Find(Value("id"))->as_string()});
+        acked_.push_back(
+            {AccountIndex(*record.Find(Value("from"))), AccountIndex(*record.Find(Value("to"))),
+             record.Find(Value("amount"))->as_int(), record.Find(Value("id"))->as_string()});
       }
       return "";
     };
@@ -313,9 +312,10 @@ class BankTransfers : public Workload {
   }
   std::string UnitName() const override { return "transfers"; }
   Status Prepare(const std::vector<Client*>& clients) override {
-    Status s = Load(clients, "load deposits", kModule, "*deposits", config_.keyspace, [](int64_t i) {
-      return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
-    });
+    Status s =
+        Load(clients, "load deposits", kModule, "*deposits", config_.keyspace, [](int64_t i) {
+          return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
+        });
     if (!s.ok()) return s;
     return ReadInts(
         clients, "read balances before", kModule, "$$balances", config_.keyspace,
@@ -412,7 +412,8 @@ class BankTransfers : public Workload {
       Op op;
       op.tag = i;
       op.body = SelectRequest{kModule, pstate,
-                              Path().Key(Value(Numbered('a', static_cast<int64_t>(t.from) + 1)))
+                              Path()
+                                  .Key(Value(Numbered('a', static_cast<int64_t>(t.from) + 1)))
                                   .Key(Value(t.id))
                                   .ToValue(),
                               std::nullopt, true};

@@ -54,7 +54,8 @@ void Define(strata::ModuleBuilder& m) {
         for (std::string& word : SplitWords(sentence.as_string())) ctx.Emit(Value(std::move(word)));
         return Status::Ok();
       })
-      .Aggregate(counts, [](const Value& word) { return word; }, strata::agg::Count());
+      .Aggregate(
+          counts, [](const Value& word) { return word; }, strata::agg::Count());
 }
 
 }  // namespace

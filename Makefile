@@ -49,7 +49,7 @@ bench-lifecycle: deps $(BUILD_DIR)/CMakeCache.txt
 # Microbatch against stream topologies (bench/microbatch_bench.cc, docs/performance.md
 # "Microbatch topologies"): word count records/s of each over MICROBATCH_RECORDS sentences,
 # side by side in MICROBATCH_ROUNDS alternating rounds, then the latency of `processed` acks
-# at MICROBATCH_RATE records/s. Data in /tmp, deleted at the end; about 2 min on 2 cores.
+# at MICROBATCH_RATE records/s. Data in /tmp, deleted at the end; 1-2 min on 2 cores.
 MICROBATCH_RECORDS ?= 1000000
 MICROBATCH_ROUNDS  ?= 2
 MICROBATCH_RATE    ?= 1000

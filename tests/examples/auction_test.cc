@@ -4,6 +4,7 @@
 // recomputation. The test reads the clock only to choose end times: the module never does.
 #include <chrono>
 #include <map>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -13,6 +14,11 @@
 
 #include "example_harness.h"
 #include "recompute_in_place.h"
+
+namespace strata {
+// gtest prints a Value in a failed expectation as its text.
+void PrintTo(const Value& v, std::ostream* os) { *os << v.ToString(); }
+}  // namespace strata
 
 namespace strata::examples_test {
 namespace {
@@ -41,8 +47,7 @@ class AuctionTest : public ExampleTest {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     for (const std::string& id : ids) {
       for (;;) {
-        EX_ASSIGN_OR_FAIL(Value winner,
-                          engine_->SelectOne("auction", "$$winners", Path().Key(id)));
+        EX_ASSIGN_OR_FAIL(Value winner, engine_->SelectOne("auction", "$$winners", Path().Key(id)));
         if (!winner.is_nil()) break;
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << id << " never closed";
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -16,10 +16,11 @@
 //               (so a late send counts) to its ack: for the microbatch topology, to the
 //               commit of the batch holding it being durable.
 //
-// Batch sizes come from outside the engine: a thread polls Stats every --poll-us and takes
-// each rise of the microbatch topology's processed offsets (summed over partitions) as one
-// batch; two batches that commit between two polls count as one, so at high rates the
-// sizes are upper bounds (the number of polls is printed). Every run's $$word_counts is
+// Batch sizes come from outside the engine: a thread polls Stats every --poll-us. The number
+// of batches (the topology's last batch id, ModuleStats::microbatches) and of records (its
+// processed offsets summed over partitions) are exact; the size of each batch is exact when
+// one batch committed between two polls, else the mean of those that did (the polls that
+// saw several are counted and printed). Every run's $$word_counts is
 // checked on a sample of words against counts computed here; the bench exits non-zero on a
 // mismatch, an append error or a topology failure. Prints a table, then one JSON line. Not
 // a test.
@@ -238,52 +239,75 @@ class BatchSampler {
  public:
   BatchSampler(strata::Engine* engine, std::string module, std::string topology, int us)
       : engine_(engine), module_(std::move(module)), topology_(std::move(topology)), us_(us) {
-    last_ = Processed();
+    first_ = last_ = Sample();
     thread_ = std::thread([this] { Run(); });
   }
   ~BatchSampler() { Stop(); }
   void Stop() {
-    stop_.store(true);
+    if (stop_.exchange(true)) return;
     if (thread_.joinable()) thread_.join();
+    last_ = Sample();
   }
-  const std::vector<int64_t>& batches() const { return batches_; }
+  // Batches and records between construction and Stop (exact: the batch id and the
+  // processed offsets), the polls, and the size of each batch: exact when a poll saw one
+  // batch commit, the mean of the batches a poll saw commit together otherwise.
+  int64_t batches() const { return last_.batch - first_.batch; }
+  int64_t records() const { return last_.processed - first_.processed; }
   int64_t polls() const { return polls_; }
-  // Whether Stats listed the topology at all (an engine that leaves microbatch topologies
-  // out of ModuleStats::topologies gives no batch sizes).
+  int64_t merged_polls() const { return merged_polls_; }
+  const std::vector<int64_t>& sizes() const { return sizes_; }
+  // Whether Stats listed the topology (ModuleStats::microbatches).
   bool listed() const { return listed_; }
 
  private:
-  int64_t Processed() {
+  struct Point {
+    int64_t batch = 0;
+    int64_t processed = 0;
+  };
+  Point Sample() {
     strata::StatsOptions options;
     options.failures_limit = 0;
     auto stats = engine_->Stats(module_, options);
     if (!stats.ok()) return last_;
-    int64_t sum = 0;
+    Point p;
     for (const strata::TopologyPartitionStats& t : stats->topologies) {
-      if (t.topology == topology_) {
-        sum += t.processed_offset;
+      if (t.topology == topology_) p.processed += t.processed_offset;
+    }
+    for (const strata::ModuleStats::Microbatch& mb : stats->microbatches) {
+      if (mb.topology == topology_) {
+        p.batch = mb.batch;
         listed_ = true;
       }
     }
-    return sum;
+    return p;
   }
   void Run() {
+    // The engine publishes a batch's id before its processed offsets, so a poll can see a
+    // batch before (all of) its records: the batches wait for their records, and records
+    // seen later count with the next batch.
+    int64_t batches = 0, records = 0;
     while (!stop_.load()) {
       std::this_thread::sleep_for(std::chrono::microseconds(us_));
-      const int64_t now = Processed();
+      const Point now = Sample();
       ++polls_;
-      if (now > last_) batches_.push_back(now - last_);
-      last_ = std::max(last_, now);
+      batches += now.batch - last_.batch;
+      records += now.processed - last_.processed;
+      last_ = now;
+      if (batches <= 0 || records <= 0) continue;
+      if (batches > 1) ++merged_polls_;
+      for (int64_t i = 0; i < batches; ++i) sizes_.push_back(records / batches);
+      batches = records = 0;
     }
   }
 
   strata::Engine* engine_;
   std::string module_, topology_;
   int us_;
-  int64_t last_ = 0;
+  Point first_, last_;
   int64_t polls_ = 0;
+  int64_t merged_polls_ = 0;
   bool listed_ = false;
-  std::vector<int64_t> batches_;
+  std::vector<int64_t> sizes_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -292,6 +316,7 @@ struct BatchFigures {
   bool listed = false;
   int64_t batches = 0;
   int64_t polls = 0;
+  int64_t merged_polls = 0;
   double mean = 0;
   int64_t p50 = 0, p99 = 0, max = 0;
 };
@@ -299,27 +324,25 @@ struct BatchFigures {
 BatchFigures Summarize(const BatchSampler& s) {
   BatchFigures b;
   b.listed = s.listed();
-  const std::vector<int64_t>& v = s.batches();
-  b.batches = static_cast<int64_t>(v.size());
+  b.batches = s.batches();
   b.polls = s.polls();
-  int64_t sum = 0;
-  for (int64_t n : v) sum += n;
-  b.mean = v.empty() ? 0 : static_cast<double>(sum) / static_cast<double>(v.size());
-  b.p50 = Percentile(v, 0.5);
-  b.p99 = Percentile(v, 0.99);
-  b.max = Percentile(v, 1.0);
+  b.merged_polls = s.merged_polls();
+  b.mean = b.batches > 0 ? static_cast<double>(s.records()) / static_cast<double>(b.batches) : 0;
+  b.p50 = Percentile(s.sizes(), 0.5);
+  b.p99 = Percentile(s.sizes(), 0.99);
+  b.max = Percentile(s.sizes(), 1.0);
   return b;
 }
 
 std::string BatchLine(const BatchFigures& b) {
-  if (!b.listed) return "batch sizes unknown (Stats lists no microbatch topology)";
+  if (!b.listed) return "batch sizes unknown (Stats lists no such microbatch topology)";
   char line[256];
-  std::snprintf(
-      line, sizeof line,
-      "%lld batches, records per batch mean %.1f, p50 %lld, p99 %lld, max %lld (%lld polls)",
-      static_cast<long long>(b.batches), b.mean, static_cast<long long>(b.p50),
-      static_cast<long long>(b.p99), static_cast<long long>(b.max),
-      static_cast<long long>(b.polls));
+  std::snprintf(line, sizeof line,
+                "%lld batches, records per batch mean %.1f, p50 %lld, p99 %lld, max %lld (%lld "
+                "polls, %lld saw several batches)",
+                static_cast<long long>(b.batches), b.mean, static_cast<long long>(b.p50),
+                static_cast<long long>(b.p99), static_cast<long long>(b.max),
+                static_cast<long long>(b.polls), static_cast<long long>(b.merged_polls));
   return line;
 }
 

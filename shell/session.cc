@@ -681,8 +681,14 @@ Outcome Session::Stats(const Command& c) {
     for (const auto& mb : m.microbatches) {
       microbatch_docs.push_back(
           Value::MapOf({{"topology", mb.topology}, {"batch", mb.batch}, {"stalled", mb.stalled}}));
-      microbatches.rows.push_back({mb.topology, std::to_string(mb.batch),
-                                   mb.stalled.empty() ? "committing" : "stalled: " + mb.stalled});
+      int64_t behind = 0;  // records of its depots not in a committed batch yet
+      for (const auto& t : m.topologies) {
+        if (t.topology == mb.topology) behind += t.lag;
+      }
+      std::string state = !mb.stalled.empty() ? "stalled: " + mb.stalled
+                          : behind == 0       ? "caught up"
+                                              : Plural(behind, "record", "records") + " to batch";
+      microbatches.rows.push_back({mb.topology, std::to_string(mb.batch), std::move(state)});
     }
     if (!microbatches.rows.empty()) text += RenderTable(microbatches, 80);
     text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";

@@ -337,11 +337,48 @@ std::string_view OpKindName(TopologyOp::Kind kind) {
   return "unknown";
 }
 
+// An Aggregate into Path().Key(key) of a map PState: the map's values must be able to hold
+// what the combiner stores (a count is an int64, a set union a set, a top-N a list), so a
+// mismatch is refused at load rather than failing every batch.
+Status CheckAggregateTarget(const ModuleDef& def, const std::string& where, const TopologyOp& op) {
+  const Schema& root = def.pstates[op.pstate].schema.root;
+  if (op.path_of || root.kind() != Schema::Kind::kMap) return Status::Ok();
+  const Schema::Kind value = root.value().kind();
+  if (value == Schema::Kind::kAny) return Status::Ok();
+  const char* needs = nullptr;
+  switch (op.combiner.kind) {
+    case Combiner::Kind::kCount:
+      if (value != Schema::Kind::kInt64) needs = "int64 values (a count)";
+      break;
+    case Combiner::Kind::kSum:
+      if (value != Schema::Kind::kInt64 && value != Schema::Kind::kDouble)
+        needs = "int64 or double values (a sum)";
+      break;
+    case Combiner::Kind::kSetUnion:
+      if (value != Schema::Kind::kSet) needs = "set values (a set union)";
+      break;
+    case Combiner::Kind::kTopN:
+      if (value != Schema::Kind::kList) needs = "list values (a top-N list)";
+      break;
+    default:
+      break;
+  }
+  if (needs == nullptr) return Status::Ok();
+  return Invalid(def, where + " (aggregate) writes " + def.pstates[op.pstate].name + ", whose " +
+                          "schema " + def.pstates[op.pstate].schema.ToString() + " holds " +
+                          root.value().ToString() + " values, but the combiner needs " + needs);
+}
+
 // Checks op `i` of `topology`; sets *is_step to whether it runs user code on a partition.
 Status CheckOp(const ModuleDef& def, const TopologyDef& topology, size_t i, bool* is_step) {
   const TopologyOp& op = topology.ops[i];
   std::string where = "topology " + topology.name + ", op " + std::to_string(i);
   *is_step = false;
+  if (i > 0 && topology.ops[i - 1].kind == TopologyOp::Kind::kGroupBy &&
+      op.kind != TopologyOp::Kind::kEachGroup) {
+    return Invalid(def, where + " (" + std::string(OpKindName(op.kind)) +
+                            ") follows GroupBy: GroupBy must be followed by EachGroup");
+  }
   switch (op.kind) {
     case TopologyOp::Kind::kEach:
       *is_step = true;
@@ -403,8 +440,7 @@ Status CheckOp(const ModuleDef& def, const TopologyDef& topology, size_t i, bool
                               " items; it must keep 1 to 10,000");
     }
   }
-  return Status::Ok();
-  return Invalid(def, where + " has unknown kind " + std::to_string(static_cast<int>(op.kind)));
+  return CheckAggregateTarget(def, where, op);
 }
 
 Status CheckTopology(const ModuleDef& def, const TopologyDef& topology) {
@@ -439,6 +475,10 @@ Status CheckTopology(const ModuleDef& def, const TopologyDef& topology) {
                               std::to_string(w) + ", but the module declares " +
                               std::to_string(def.pstates.size()) + " PStates");
     }
+  }
+  if (topology.ops.back().kind == TopologyOp::Kind::kGroupBy) {
+    return Invalid(def, "topology " + topology.name +
+                            " ends with GroupBy: GroupBy must be followed by EachGroup");
   }
   if (!last_is_step) {
     return Invalid(def, "topology " + topology.name + " ends with a partitioner (" +

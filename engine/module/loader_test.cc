@@ -647,7 +647,22 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenMicrobatch) {
        [](ModuleDef* d) { d->topologies[0].ops.erase(d->topologies[0].ops.begin() + 1); },
        "topology b, op 1 (each group): GroupBy must be followed by EachGroup"},
       {"group by at the end", [](ModuleDef* d) { d->topologies[0].ops.pop_back(); },
-       "topology b ends with a partitioner (group by) that no step follows"},
+       "topology b ends with GroupBy: GroupBy must be followed by EachGroup"},
+      {"each after group by",
+       [](ModuleDef* d) {
+         d->topologies[0].ops.back().kind = TopologyOp::Kind::kEach;
+         d->topologies[0].ops.back().fn = [](TopologyContext&, const Value&) {
+           return Status::Ok();
+         };
+       },
+       "topology b, op 2 (each) follows GroupBy: GroupBy must be followed by EachGroup"},
+      {"a count into a map of strings",
+       [](ModuleDef* d) {
+         d->pstates[0].schema =
+             PStateSchema{Schema::Map(Schema::String(), Schema::String()), false};
+       },
+       "topology b, op 0 (aggregate) writes $$counts, whose schema map<string, string> holds "
+       "string values, but the combiner needs int64 values (a count)"},
       {"aggregate of an unknown PState", [](ModuleDef* d) { d->topologies[0].ops[0].pstate = 7; },
        "topology b, op 0 (aggregate) writes PState index 7, but the module declares 2 PStates"},
       {"top-N of 0",

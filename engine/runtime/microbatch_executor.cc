@@ -700,7 +700,7 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
         f.partition = failed->partition;
         f.offset = plan.batch;
         engine_.logger_->Warning("microbatch topology " + topology.name + " of module " + m.name +
-                                 " dropped a combined value " + f.message);
+                                 " dropped a group (after an Aggregate or a GroupBy) " + f.message);
       }
       dropped.failures.emplace_back(failed->source, std::move(f));
       continue;

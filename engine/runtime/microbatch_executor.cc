@@ -450,6 +450,7 @@ Status MicrobatchExecutor::Start(const std::shared_ptr<ModuleRuntime>& m) {
       mb->stop = false;
     }
     mb->batch = 0;
+    mb->rows_written = false;
     if (!m->is_shadow) {
       STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage_->OpenSession());
       std::string bytes;
@@ -673,6 +674,7 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
   Dropped dropped;
   std::map<std::string, int> attempts;  // by FailurePoint::Key
   std::vector<BatchAppend> appends;
+  bool rows_flag = false;  // the backfill flag of the progress rows the batch wrote
   for (;;) {
     appends.clear();
     STRATA_RETURN_IF_ERROR(session.Begin());
@@ -708,9 +710,14 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
     // The batch's progress, plan and failures commit with its effects.
     Status st;
     if (!m.is_shadow) {
+      // A partition's row changes only when the batch read records there, or when the
+      // backfill flag the rows carry changes (every row is written by the first batch).
       const bool backfilling = mb->backfilling.load();
+      rows_flag = backfilling;
+      const bool all_rows = !mb->rows_written || backfilling != mb->rows_backfilling;
       for (int d : topology.sources) {
         for (int p = 0; p < m.partitions && st.ok(); ++p) {
+          if (!all_rows && plan.to[d][p] == plan.from[d][p]) continue;
           std::string row;
           AppendValue(ProgressToValue(plan.to[d][p], backfilling), &row);
           st = session.Put(engine_.progress_table_,
@@ -738,6 +745,10 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
     if (!st.ok()) {
       if (session.in_transaction()) session.Rollback();
       return st;
+    }
+    if (!m.is_shadow) {
+      mb->rows_written = true;
+      mb->rows_backfilling = rows_flag;
     }
     break;
   }

@@ -48,6 +48,9 @@ struct MicrobatchRuntime {
   // The worker's: the last batch committed and, by [depot][partition], its end offsets.
   int64_t batch = 0;
   std::vector<std::vector<int64_t>> applied;
+  // The worker's too: whether a batch since Start wrote every progress row, and the backfill flag they carry.
+  bool rows_written = false;
+  bool rows_backfilling = false;
   // While it catches up with records appended before it existed (a new topology after an
   // update): acks do not wait for it.
   std::atomic<bool> backfilling{false};

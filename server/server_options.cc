@@ -114,13 +114,14 @@ void AddEngineOptions(CLI::App& app, EngineOptions& engine,
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--microbatch-max-records", engine.microbatch_max_records,
-                 "A microbatch batch reads at most this many records of each source depot "
-                 "partition (a batch commits in one transaction, which must fit the cache)")
+                 "A microbatch batch reads at most this many records of its source depots, "
+                 "shared by their partitions (a batch commits in one transaction, which must "
+                 "fit the cache)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
       ->capture_default_str();
   app.add_option("--microbatch-max-bytes", engine.microbatch_max_bytes,
-                 "A microbatch batch reads at most this many bytes of each source depot "
-                 "partition (at least one record), e.g. 4MB")
+                 "A microbatch batch reads at most this many bytes of its source depots, "
+                 "shared by their partitions (each gives at least one record), e.g. 16MB")
       ->transform(CLI::AsSizeValue(false))
       ->default_str(SizeText(defaults.microbatch_max_bytes));
   app.add_flag("--accept-log-loss", engine.accept_log_loss,

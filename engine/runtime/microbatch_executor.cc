@@ -23,28 +23,39 @@ constexpr RecordId kCombined{-1, -1, -1};
 
 bool IsRecord(const RecordId& id) { return id.depot >= 0; }
 
-// A value on its way through the batch: its partition, and the record it descends from
-// (kCombined after an Aggregate or a group).
+// The group a combined value descends from: the combining op, the key's partition and the
+// encoded key.
+std::string GroupOrigin(int op, int partition, const std::string& encoded_key) {
+  return std::to_string(op) + "/" + std::to_string(partition) + "/" + encoded_key;
+}
+
+// A value on its way through the batch: its partition, and the record it descends from, or
+// (source kCombined) the group it descends from, after an Aggregate or a GroupBy.
 struct Item {
   int partition;
   RecordId source;
   Value value;
+  std::string origin;  // GroupOrigin, for a combined value
 };
 
-// What the batch dropped after its attempts: a record (all its effects), or one key of a
-// combining op on a partition.
+// What the batch dropped after its attempts: a record (all its effects in the topology), or
+// a group (its combined value and everything that descends from it).
 struct Dropped {
   std::set<std::tuple<int, int, int64_t>> records;             // (depot, partition, offset)
-  std::set<std::tuple<int, int, std::string>> groups;          // (op, partition, encoded key)
+  std::set<std::string> groups;                                // GroupOrigin
   std::vector<std::pair<RecordId, TopologyFailure>> failures;  // the rows to write
+  bool Has(const Item& item) const {
+    return IsRecord(item.source)
+               ? records.count({item.source.depot, item.source.partition, item.source.offset}) != 0
+               : groups.count(item.origin) != 0;
+  }
 };
 
-// Where an attempt failed, so that the next attempt can drop it.
+// Where an attempt failed, so that the next attempt can drop it: the record, or the group.
 struct FailurePoint {
   RecordId source = kCombined;
-  int op = -1;
   int partition = -1;
-  std::string group;  // the encoded key, for a combined value
+  std::string origin;  // for a combined value
   Status error;
   bool overtime = false;
   std::string Key() const {
@@ -52,7 +63,7 @@ struct FailurePoint {
       return "r" + std::to_string(source.depot) + "/" + std::to_string(source.partition) + "/" +
              std::to_string(source.offset);
     }
-    return "g" + std::to_string(op) + "/" + std::to_string(partition) + "/" + group;
+    return "g" + origin;
   }
 };
 
@@ -76,9 +87,10 @@ class BatchContext final : public TopologyContext {
         session_(session),
         appends_(appends) {}
 
-  void Bind(int partition, RecordId source, std::vector<Item>* emitted) {
+  void Bind(int partition, RecordId source, std::string origin, std::vector<Item>* emitted) {
     partition_ = partition;
     source_ = source;
+    origin_ = std::move(origin);
     emitted_ = emitted;
   }
 
@@ -118,7 +130,7 @@ class BatchContext final : public TopologyContext {
     return Status::Ok();
   }
   void Emit(Value value) override {
-    if (emitted_ != nullptr) emitted_->push_back({partition_, source_, std::move(value)});
+    if (emitted_ != nullptr) emitted_->push_back({partition_, source_, std::move(value), origin_});
   }
   void SetAckReturn(Value) override {}  // a batch's records have no one ack return each
 
@@ -136,6 +148,7 @@ class BatchContext final : public TopologyContext {
   std::vector<BatchAppend>* appends_;
   int partition_ = 0;
   RecordId source_ = kCombined;
+  std::string origin_;
   std::vector<Item>* emitted_ = nullptr;
 };
 
@@ -154,6 +167,9 @@ std::string PlanKey(const std::string& module, const std::string& topology, int6
 
 // The records of one batch: by [depot][partition], from `from` to `to`.
 struct BatchPlan {
+  // Live batches: whether `to` reached, on every source partition, the end the depot had
+  // when the batch was planned (a backfill that caught up).
+  bool caught_up = false;
   int64_t batch = 0;
   std::vector<std::vector<int64_t>> from;
   std::vector<std::vector<int64_t>> to;
@@ -190,9 +206,9 @@ class BatchRun {
           if (dropped_.records.count({d, p, record.offset}) != 0) continue;
           Result<Value> value = DecodeValue(record.data);
           if (!value.ok()) {
-            return FailurePoint{{d, p, record.offset}, -1, p, {}, value.status(), false};
+            return FailurePoint{{d, p, record.offset}, p, {}, value.status(), false};
           }
-          frontier.push_back({p, RecordId{d, p, record.offset}, std::move(value).value()});
+          frontier.push_back({p, RecordId{d, p, record.offset}, std::move(value).value(), {}});
         }
       }
     }
@@ -229,11 +245,12 @@ class BatchRun {
   std::optional<FailurePoint> Each(int i, const TopologyOp& op, const std::vector<Item>& in,
                                    std::vector<Item>* out) {
     for (const Item& item : in) {
-      ctx_.Bind(item.partition, item.source, out);
+      if (dropped_.Has(item)) continue;
+      ctx_.Bind(item.partition, item.source, item.origin, out);
       const auto started = std::chrono::steady_clock::now();
       Status st = op.fn(ctx_, item.value);
       const bool overtime = Overtime(started, &st);
-      if (!st.ok()) return Failure(i, item, st, overtime, {});
+      if (!st.ok()) return Failure(i, item, st, overtime);
     }
     return std::nullopt;
   }
@@ -244,6 +261,7 @@ class BatchRun {
     moved.reserve(items.size());
     int64_t seq = 0;
     for (Item& item : items) {
+      if (dropped_.Has(item)) continue;
       switch (op.kind) {
         case TopologyOp::Kind::kHashPartition: {
           if (!op.key_fn) {
@@ -251,12 +269,14 @@ class BatchRun {
             break;
           }
           Result<Value> key = op.key_fn(item.value);
-          if (!key.ok()) return Failure(i, item, key.status(), false, {});
+          if (!key.ok()) return Failure(i, item, key.status(), false);
           item.partition = HashPartition(*key, m_.partitions);
           break;
         }
         case TopologyOp::Kind::kAllPartitions:
-          for (int p = 0; p + 1 < m_.partitions; ++p) moved.push_back({p, item.source, item.value});
+          for (int p = 0; p + 1 < m_.partitions; ++p) {
+            moved.push_back({p, item.source, item.value, item.origin});
+          }
           item.partition = m_.partitions - 1;
           break;
         case TopologyOp::Kind::kGlobal:
@@ -268,13 +288,13 @@ class BatchRun {
           break;
         case TopologyOp::Kind::kDirect: {
           Result<int64_t> p = op.partition_fn(item.value);
-          if (!p.ok()) return Failure(i, item, p.status(), false, {});
+          if (!p.ok()) return Failure(i, item, p.status(), false);
           if (*p < 0 || *p >= m_.partitions) {
             return Failure(
                 i, item,
                 Status::InvalidArgument("direct chose partition " + std::to_string(*p) +
                                         ", outside [0, " + std::to_string(m_.partitions) + ")"),
-                false, {});
+                false);
           }
           item.partition = static_cast<int>(*p);
           break;
@@ -300,11 +320,12 @@ class BatchRun {
   std::optional<FailurePoint> Collect(int i, const TopologyOp& op, const std::vector<Item>& in,
                                       int fixed_partition, bool combine, Groups* groups) {
     for (const Item& item : in) {
+      if (dropped_.Has(item)) continue;
       Result<Value> key = op.key_fn(item.value);
-      if (!key.ok()) return Failure(i, item, key.status(), false, {});
+      if (!key.ok()) return Failure(i, item, key.status(), false);
       std::string encoded = EncodeKey(*key);
       const int p = fixed_partition >= 0 ? fixed_partition : HashPartition(*key, m_.partitions);
-      if (dropped_.groups.count({i, p, encoded}) != 0) continue;
+      if (dropped_.groups.count(GroupOrigin(i, p, encoded)) != 0) continue;
       Group& g = (*groups)[{p, std::move(encoded)}];
       if (g.key.is_nil()) g.key = std::move(key).value();
       if (!combine) {
@@ -312,9 +333,9 @@ class BatchRun {
         continue;
       }
       Result<Value> partial = CombinerPartial(op.combiner, item.value);
-      if (!partial.ok()) return Failure(i, item, partial.status(), false, {});
+      if (!partial.ok()) return Failure(i, item, partial.status(), false);
       Result<Value> merged = CombinerMerge(op.combiner, g.partial, *partial);
-      if (!merged.ok()) return Failure(i, item, merged.status(), false, {});
+      if (!merged.ok()) return Failure(i, item, merged.status(), false);
       g.partial = std::move(merged).value();
     }
     return std::nullopt;
@@ -328,18 +349,19 @@ class BatchRun {
       return failed;
     }
     for (auto& [where, g] : groups) {
-      const Item at{where.first, kCombined, g.key};
+      const Item at{where.first, kCombined, g.key, GroupOrigin(i, where.first, where.second)};
       Result<Path> path = op.path_of ? op.path_of(g.key) : Result<Path>(Path().Key(g.key));
-      if (!path.ok()) return Failure(i, at, path.status(), false, where.second);
+      if (!path.ok()) return Failure(i, at, path.status(), false);
       Result<Value> stored = pstate.SelectOne(session_, where.first, *path);
-      if (!stored.ok()) return Failure(i, at, stored.status(), false, where.second);
+      if (!stored.ok()) return Failure(i, at, stored.status(), false);
       Result<Value> folded = CombinerMerge(op.combiner, *stored, g.partial);
-      if (!folded.ok()) return Failure(i, at, folded.status(), false, where.second);
+      if (!folded.ok()) return Failure(i, at, folded.status(), false);
       Path write = *path;
       write.Set(*folded);
       Result<int64_t> written = pstate.Transform(session_, where.first, write);
-      if (!written.ok()) return Failure(i, at, written.status(), false, where.second);
-      out->push_back({where.first, kCombined, Value::ListOf({g.key, std::move(folded).value()})});
+      if (!written.ok()) return Failure(i, at, written.status(), false);
+      out->push_back({where.first, kCombined, Value::ListOf({g.key, std::move(folded).value()}),
+                      at.origin});
     }
     return std::nullopt;
   }
@@ -349,11 +371,12 @@ class BatchRun {
     Groups groups;
     if (auto failed = Collect(i, op, in, -1, false, &groups)) return failed;
     for (auto& [where, g] : groups) {
-      ctx_.Bind(where.first, kCombined, out);
+      const Item at{where.first, kCombined, g.key, GroupOrigin(i, where.first, where.second)};
+      ctx_.Bind(where.first, kCombined, at.origin, out);
       const auto started = std::chrono::steady_clock::now();
       Status st = each.group_fn(ctx_, g.key, g.values);
       const bool overtime = Overtime(started, &st);
-      if (!st.ok()) return Failure(i, {where.first, kCombined, g.key}, st, overtime, where.second);
+      if (!st.ok()) return Failure(i + 1, at, st, overtime);
     }
     return std::nullopt;
   }
@@ -373,13 +396,12 @@ class BatchRun {
     return true;
   }
 
-  FailurePoint Failure(int op, const Item& item, const Status& error, bool overtime,
-                       std::string group) const {
+  // A failure of `item` (a value descending from a record, or a group) at op `op`.
+  FailurePoint Failure(int op, const Item& item, const Status& error, bool overtime) const {
     FailurePoint f;
     f.source = item.source;
-    f.op = op;
     f.partition = item.partition;
-    f.group = IsRecord(item.source) ? std::string() : std::move(group);
+    f.origin = item.origin;
     f.error = Status(error.code(), "op " + std::to_string(op) + ": " + error.message());
     f.overtime = overtime;
     return f;
@@ -418,14 +440,51 @@ Status ReadRecords(ModuleRuntime& m, const TopologyDef& t, Session& session, Bat
   return Status::Ok();
 }
 
+// A plan row: {"*depot": {"from": [offset by partition], "to": [...]}} for each source.
 Value PlanToValue(const ModuleRuntime& m, const TopologyDef& t, const BatchPlan& plan) {
-  Value::Map ends;
+  Value::Map ranges;
   for (int d : t.sources) {
+    Value::List from;
     Value::List to;
-    for (int64_t o : plan.to[d]) to.emplace_back(o);
-    ends.emplace_back(Value(m.def->depots[d].name), Value(std::move(to)));
+    for (int p = 0; p < m.partitions; ++p) {
+      from.emplace_back(plan.from[d][p]);
+      to.emplace_back(plan.to[d][p]);
+    }
+    ranges.emplace_back(Value(m.def->depots[d].name),
+                        Value::MapOf({{"from", Value(std::move(from))}, {"to", Value(std::move(to))}}));
   }
-  return Value::MapOf(std::move(ends));
+  return Value::MapOf(std::move(ranges));
+}
+
+// Reads a plan row into plan->from / to. A source the row does not name (one an update
+// added after the batch) had no records in the batch.
+Status PlanFromValue(const ModuleRuntime& m, const TopologyDef& t, const Value& v, BatchPlan* plan) {
+  if (!v.is_map()) return Status::InvalidArgument("not a map");
+  for (int d : t.sources) {
+    const Value* range = v.Find(Value(m.def->depots[d].name));
+    if (range == nullptr) {
+      plan->to[d] = plan->from[d];
+      continue;
+    }
+    const Value* from = range->is_map() ? range->Find(Value("from")) : nullptr;
+    const Value* to = range->is_map() ? range->Find(Value("to")) : nullptr;
+    for (const Value* ends : {from, to}) {
+      if (ends == nullptr || !ends->is_list() ||
+          ends->as_list().size() != static_cast<size_t>(m.partitions)) {
+        return Status::InvalidArgument("the range of " + m.def->depots[d].name +
+                                       " is not {from, to} with " + std::to_string(m.partitions) +
+                                       " offsets each");
+      }
+      for (const Value& o : ends->as_list()) {
+        if (!o.is_int()) return Status::InvalidArgument("an offset is not an int");
+      }
+    }
+    for (int p = 0; p < m.partitions; ++p) {
+      plan->from[d][p] = from->as_list()[p].as_int();
+      plan->to[d][p] = to->as_list()[p].as_int();
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -591,20 +650,21 @@ void MicrobatchExecutor::Run(std::weak_ptr<ModuleRuntime> weak, MicrobatchRuntim
           session.Get(engine_.progress_table_, PlanKey(m->name, topology.name, plan.batch), &bytes);
       if (found.ok() && *found) {
         Result<Value> v = DecodeValue(bytes);
-        for (int d : topology.sources) {
-          const Value* ends = v.ok() ? v->Find(Value(m->def->depots[d].name)) : nullptr;
-          if (ends == nullptr || !ends->is_list() ||
-              ends->as_list().size() != static_cast<size_t>(m->partitions)) {
-            st =
-                Status::Corruption("the plan of batch " + std::to_string(plan.batch) +
-                                   " of microbatch topology " + topology.name + " does not decode");
-            break;
-          }
-          for (int p = 0; p < m->partitions; ++p) plan.to[d][p] = ends->as_list()[p].as_int();
+        st = v.ok() ? PlanFromValue(*m, topology, *v, &plan) : v.status();
+        if (!st.ok()) {
+          st = Status::Corruption("the plan of batch " + std::to_string(plan.batch) +
+                                  " of microbatch topology " + topology.name +
+                                  " does not decode: " + st.message());
         }
         have = st.ok();
       }
     } else {
+      // The bounds hold for the whole batch, shared evenly by the source partitions (each
+      // takes at least one record): a batch is one transaction, which must fit the cache.
+      const int64_t shares = static_cast<int64_t>(topology.sources.size()) * m->partitions;
+      const int64_t max_records = std::max<int64_t>(1, options.microbatch_max_records / shares);
+      const size_t max_bytes = options.microbatch_max_bytes / static_cast<uint64_t>(shares);
+      std::vector<std::vector<int64_t>> ends = plan.from;
       for (int d : topology.sources) {
         for (int p = 0; p < m->partitions && st.ok(); ++p) {
           Result<int64_t> end = m->depots[d]->EndOffset(p);
@@ -612,29 +672,29 @@ void MicrobatchExecutor::Run(std::weak_ptr<ModuleRuntime> weak, MicrobatchRuntim
             st = end.status();
             break;
           }
-          plan.to[d][p] = std::min(*end, plan.from[d][p] + options.microbatch_max_records);
+          ends[d][p] = *end;
+          plan.to[d][p] = std::min(*end, plan.from[d][p] + max_records);
           have = have || plan.to[d][p] > plan.from[d][p];
         }
       }
-    }
-    if (st.ok() && have) st = ReadRecords(*m, topology, session, &plan);
-    if (st.ok() && have && !m->is_shadow) {
-      // The byte bound: each source partition keeps records up to microbatch_max_bytes (at
-      // least one).
+      if (st.ok() && have) st = ReadRecords(*m, topology, session, &plan);
+      plan.caught_up = st.ok() && have;
       for (int d : topology.sources) {
-        for (int p = 0; p < m->partitions; ++p) {
+        for (int p = 0; p < m->partitions && st.ok() && have; ++p) {
           std::vector<DepotRecord>& records = plan.records[d][p];
           size_t bytes = 0;
           size_t keep = 0;
           while (keep < records.size() &&
-                 (keep == 0 || bytes + records[keep].data.size() <= options.microbatch_max_bytes)) {
+                 (keep == 0 || bytes + records[keep].data.size() <= max_bytes)) {
             bytes += records[keep++].data.size();
           }
           records.resize(keep);
           plan.to[d][p] = plan.from[d][p] + static_cast<int64_t>(keep);
+          plan.caught_up = plan.caught_up && plan.to[d][p] >= ends[d][p];
         }
       }
     }
+    if (st.ok() && have && m->is_shadow) st = ReadRecords(*m, topology, session, &plan);
     if (!st.ok()) {
       engine_.logger_->Error("microbatch topology " + topology.name + " of module " + m->name +
                              " could not plan batch " + std::to_string(plan.batch) + ": " +
@@ -682,6 +742,17 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
     std::optional<FailurePoint> failed = run.Run();
     if (failed) {
       session.Rollback();
+      if (dropped.Has({failed->partition, failed->source, Value(), failed->origin})) {
+        // Dropped values are skipped: this is a bug of the executor, not of the step. The
+        // batch stalls (retried with a pause) rather than spinning.
+        return Status::Internal("batch " + std::to_string(plan.batch) +
+                                ": a value failed again after it was dropped: " +
+                                failed->error.ToString());
+      }
+      {
+        MutexLock lock(&mb->mu);
+        if (mb->stop) return Status::Aborted("the worker is stopping");
+      }
       const int made = ++attempts[failed->Key()];
       if (made < options.max_step_attempts && !failed->overtime) continue;
       TopologyFailure f;
@@ -697,7 +768,7 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
         f.partition = r.partition;
         f.offset = r.offset;
       } else {
-        dropped.groups.insert({failed->op, failed->partition, failed->group});
+        dropped.groups.insert(failed->origin);
         f.depot = "$batch";
         f.partition = failed->partition;
         f.offset = plan.batch;
@@ -712,7 +783,8 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
     if (!m.is_shadow) {
       // A partition's row changes only when the batch read records there, or when the
       // backfill flag the rows carry changes (every row is written by the first batch).
-      const bool backfilling = mb->backfilling.load();
+      // The batch that catches up writes the rows without the backfill flag.
+      const bool backfilling = mb->backfilling.load() && !plan.caught_up;
       rows_flag = backfilling;
       const bool all_rows = !mb->rows_written || backfilling != mb->rows_backfilling;
       for (int d : topology.sources) {
@@ -734,11 +806,16 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
         AppendValue(PlanToValue(m, topology, plan), &row);
         st = session.Put(engine_.progress_table_, PlanKey(m.name, topology.name, plan.batch), row);
       }
+      // One row per key: two groups of one partition failing in one batch share the key
+      // of the batch's failure on that partition, and the first one is kept.
+      std::set<std::string> keys;
       for (const auto& [source, f] : dropped.failures) {
         if (!st.ok()) break;
+        std::string key = FailureKey(m.name, f);
+        if (!keys.insert(key).second) continue;
         row.clear();
         AppendValue(FailureToValue(f), &row);
-        st = session.Put(engine_.failures_table_, FailureKey(m.name, f), row);
+        st = session.Put(engine_.failures_table_, key, row);
       }
     }
     if (st.ok()) st = session.Commit();
@@ -754,9 +831,12 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
   }
   {
     MutexLock lock(&m.failures_mu);
+    std::set<std::string> keys;
     for (auto& [source, f] : dropped.failures) {
+      std::string key = FailureKey(m.name, f);
+      if (!keys.insert(key).second) continue;
       if (m.is_shadow) {
-        m.shadow_failures.emplace(FailureKey(m.name, f), f);
+        m.shadow_failures.emplace(std::move(key), f);
       } else {
         ++m.failure_count;
       }
@@ -769,15 +849,7 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
   mb->batch = plan.batch;
   mb->applied = plan.to;
   if (mb->backfilling.load()) {
-    // Caught up when this batch reached the ends the depots had when it was planned.
-    bool caught_up = true;
-    for (int d : topology.sources) {
-      for (int p = 0; p < m.partitions; ++p) {
-        Result<int64_t> end = m.depots[d]->EndOffset(p);
-        caught_up = caught_up && end.ok() && plan.to[d][p] >= *end;
-      }
-    }
-    if (caught_up) {
+    if (plan.caught_up) {
       mb->backfilling.store(false);
       for (int d : topology.sources) {
         for (int p = 0; p < m.partitions; ++p)

@@ -42,11 +42,11 @@ struct EngineOptions {
   // rolled back and recorded as a failure, without a retry (0: no limit). The step is not
   // interrupted: this bounds how often a slow step holds its task thread, not how long.
   int64_t step_timeout_ms = 10'000;
-  // A microbatch batch reads at most this many records, and this many bytes (at least one
-  // record), of each source depot partition: it commits in one transaction, which must fit
-  // the cache.
-  int64_t microbatch_max_records = 4096;
-  uint64_t microbatch_max_bytes = 4ull << 20;
+  // A microbatch batch reads at most this many records and this many bytes of its source
+  // depots, shared evenly by their partitions (each gives at least one record when it has
+  // one): a batch commits in one transaction, which must fit the cache.
+  int64_t microbatch_max_records = 32768;
+  uint64_t microbatch_max_bytes = 16ull << 20;
   // Client appends are refused (kIOError, saying how much is free) while the file system of
   // data_dir has less than this available, so that a disk filling up is answered with an
   // error before the storage runs out of space and fails for good (0: no check). Reads,

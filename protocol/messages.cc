@@ -323,8 +323,17 @@ fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const Mod
       return w::CreateRebuildProgress(b, kind, names, r.records_done, r.records_total);
     });
   }
+  fb::Offset<fb::Vector<fb::Offset<w::MicrobatchStats>>> microbatches;
+  if (!m.microbatches.empty()) {
+    microbatches = TableList<w::MicrobatchStats>(
+        b, m.microbatches, [](auto& b, const MicrobatchStats& s) {
+          auto topology = OptionalString(b, s.topology);
+          auto stalled = OptionalString(b, s.stalled);
+          return w::CreateMicrobatchStats(b, topology, s.batch, stalled);
+        });
+  }
   return w::CreateModuleStats(b, module, depots, topologies, m.failures, failures, load_error,
-                              rebuilds);
+                              rebuilds, microbatches);
 }
 
 std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBuilder& b,
@@ -726,6 +735,12 @@ Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
       for (const w::RebuildProgress* r : *ms->rebuilds()) {
         stats.rebuilds.push_back(RebuildProgress{Str(r->kind()), StringsOf(r->names()),
                                                  r->records_done(), r->records_total()});
+      }
+    }
+    if (ms->microbatches() != nullptr) {
+      for (const w::MicrobatchStats* s : *ms->microbatches()) {
+        stats.microbatches.push_back(
+            MicrobatchStats{Str(s->topology()), s->batch(), Str(s->stalled())});
       }
     }
     out.modules.push_back(std::move(stats));

@@ -86,6 +86,9 @@ proto::ModuleStats ToWire(const ModuleStats& stats) {
     out.failure_page.push_back({f.topology, f.depot, f.partition, f.offset, f.message});
   }
   out.load_error = stats.load_error;
+  for (const ModuleStats::Microbatch& mb : stats.microbatches) {
+    out.microbatches.push_back({mb.topology, mb.batch, mb.stalled});
+  }
   for (const RebuildProgress& r : stats.rebuilds) {
     out.rebuilds.push_back({r.kind, r.names, r.records_done, r.records_total});
   }

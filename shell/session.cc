@@ -676,6 +676,15 @@ Outcome Session::Stats(const Command& c) {
       rebuilds.rows.push_back({r.kind, Join(r.names), ProgressBar(r)});
     }
     if (!rebuilds.rows.empty()) text += RenderTable(rebuilds, 80);
+    Value::List microbatch_docs;
+    Table microbatches{{"microbatch", "batch", "state"}, {}};
+    for (const auto& mb : m.microbatches) {
+      microbatch_docs.push_back(
+          Value::MapOf({{"topology", mb.topology}, {"batch", mb.batch}, {"stalled", mb.stalled}}));
+      microbatches.rows.push_back({mb.topology, std::to_string(mb.batch),
+                                   mb.stalled.empty() ? "committing" : "stalled: " + mb.stalled});
+    }
+    if (!microbatches.rows.empty()) text += RenderTable(microbatches, 80);
     text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";
     Value::List depot_docs, topology_docs, failure_docs;
     for (const auto& d : m.depots) {
@@ -708,7 +717,8 @@ Outcome Session::Stats(const Command& c) {
                                     {"failures", m.failures},
                                     {"failures_from", c.from},
                                     {"failure_page", Value(std::move(failure_docs))},
-                                    {"rebuilds", Value(std::move(rebuild_docs))}}));
+                                    {"rebuilds", Value(std::move(rebuild_docs))},
+                                    {"microbatches", Value(std::move(microbatch_docs))}}));
   }
   Emit(Value::MapOf({{"server", Value::MapOf({{"uptime_ms", s.uptime_ms},
                                               {"connections", s.connections},

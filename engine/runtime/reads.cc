@@ -5,6 +5,7 @@
 
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
+#include "runtime/microbatch_executor.h"
 #include "runtime/partitioning.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
@@ -213,16 +214,24 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
       STRATA_ASSIGN_OR_RETURN(int64_t start, m->depots[d]->StartOffset(p));
       STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
       stats.depots.push_back({depot, p, start, end});
-      for (int t : m->consumers[d]) {
-        const int64_t processed = m->trackers[t][d][p]->processed();
-        stats.topologies.push_back(
-            {m->def->topologies[t].name, depot, p, processed, end - processed});
+      for (const std::vector<int>* consumers : {&m->consumers[d], &m->batch_consumers[d]}) {
+        for (int t : *consumers) {
+          const int64_t processed = m->trackers[t][d][p]->processed();
+          stats.topologies.push_back(
+              {m->def->topologies[t].name, depot, p, processed, end - processed});
+        }
       }
     }
   }
   {
     MutexLock lock(&m->failures_mu);
     stats.failures = m->failure_count;
+  }
+  for (size_t t = 0; t < m->microbatches.size(); ++t) {
+    if (!m->microbatches[t]) continue;
+    MicrobatchRuntime& mb = *m->microbatches[t];
+    MutexLock lock(&mb.mu);
+    stats.microbatches.push_back({m->def->topologies[t].name, mb.committed.load(), mb.stalled});
   }
   stats.rebuilds = BackfillProgress(*m);
   for (RebuildProgress& recompute : RecomputeProgress(*m)) {

@@ -122,7 +122,8 @@ inline std::vector<NamedResponse> SampleResponses() {
       2,
       {{"balances", "*transfers", 1, 7, "negative amount -3"}},
       "",
-      {{"recompute", {"$$balances", "$$rejected"}, 4, 22}, {"backfill", {"audit"}, 0, 0}}});
+      {{"recompute", {"$$balances", "$$rejected"}, 4, 22}, {"backfill", {"audit"}, 0, 0}},
+      {{"transfers", 17, ""}, {"audit", 3, "IOError: disk full"}}});
   ModuleStats failed_stats;
   failed_stats.module = "orders";
   failed_stats.load_error = "no module file at /data/modules/orders.so";

@@ -214,6 +214,14 @@ struct ModuleStats {
   std::string load_error;
   // Backfills and recomputes running now (empty when none is).
   std::vector<RebuildProgress> rebuilds;
+  // One per microbatch topology: its last committed batch and, when its last batch could
+  // not commit (it is retried with a growing pause), why.
+  struct Microbatch {
+    std::string topology;
+    int64_t batch = 0;
+    std::string stalled;
+  };
+  std::vector<Microbatch> microbatches;
 };
 
 // Which failures Stats lists (ModuleStats::failure_page); the count is always reported.

@@ -244,6 +244,12 @@ struct RebuildProgress {
   int64_t records_total = 0;
   bool operator==(const RebuildProgress&) const = default;
 };
+struct MicrobatchStats {
+  std::string topology;
+  int64_t batch = 0;     // the last committed batch
+  std::string stalled;   // why the last batch could not commit; empty: it did
+  bool operator==(const MicrobatchStats&) const = default;
+};
 struct ModuleStats {
   std::string module;
   std::vector<DepotPartitionStats> depots;
@@ -252,6 +258,7 @@ struct ModuleStats {
   std::vector<TopologyFailure> failure_page;  // those StatsRequest asked for
   std::string load_error;                     // as ModuleInfo::load_error
   std::vector<RebuildProgress> rebuilds;      // running now
+  std::vector<MicrobatchStats> microbatches;  // one per microbatch topology
   bool operator==(const ModuleStats&) const = default;
 };
 struct ServerStats {

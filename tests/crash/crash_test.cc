@@ -43,10 +43,35 @@
 //     count now deployed — no word count or length count below it — and bank's balances
 //     add up to the deposits, migrated to records exactly when bank runs version 2.
 //
+// MicrobatchCrashTest.BatchesAreAppliedExactlyOnceAcrossKill9 does it for the microbatch
+// examples (docs/modules.md, "Microbatch topologies"; issue 16): mbbank and topwords (4
+// partitions each) take bulk appends — hundreds of sentences, deposits or transfers per
+// append, one append in four a larger one acknowledged `appended` that leaves a backlog —
+// so that the kill, and the kill during recovery, find batches running. The transfers move
+// money among 6 accounts shared by every client thread, with amounts up to 10^7, so many
+// are refused; some are sent twice. After a processed append a client reads one of its
+// records' effects back (a word's count, a transfer's decision): the ack waits for the
+// batch. After every restart, with every topology caught up:
+//   - every acknowledged append is in its depot at the partition and offset of its ack;
+//   - topwords: $$word_counts and $$sentence_counts equal, exactly (exactly-once, not "no
+//     count below" as for the stream word count), the fold of the sentences read back, and
+//     $$top_words the brute-force top 100 of those counts (by descending count, ties by
+//     ascending word);
+//   - mbbank: the balances add up to the deposits and none is negative; $$deposited is
+//     each account's sum of deposits; every transfer id of the depot is in exactly one of
+//     $$applied (with its first record's destination and amount) and $$rejected, and
+//     nothing else is there; each balance equals its deposits plus the applied transfers
+//     to it minus those from it (every debit and credit applied once);
+//   - the recompute oracle: every PState of both modules is dumped, recomputed by the server
+//     (Recompute replays the recorded batch boundaries, on which mbbank's decisions
+//     depend, so the re-append oracle of the other tests does not apply) and dumped again
+//     once no rebuild runs: the dumps must be equal.
+//
 // Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`); the lifecycle test
-// runs that many rounds of each operation kind plus the migration (default 1 each). Seed:
-// STRATA_TEST_SEED (default fixed, printed). The server's log goes to a file beside the
-// temporary data directory and is printed on failure.
+// runs that many rounds of each operation kind plus the migration (default 1 each), the
+// microbatch test that many rounds (default 3). Seed: STRATA_TEST_SEED (default fixed,
+// printed). The server's log goes to a file beside the temporary data directory and is
+// printed on failure.
 #include <signal.h>
 
 #include <algorithm>
@@ -1235,8 +1260,8 @@ std::vector<std::string> SplitWords(const std::string& text) {
   return words;
 }
 
-// Sentences in bulk, so that batches are large and a kill finds one running: 300 sentences
-// per `processed` append, and every fourth append 1,500 with ack `appended` (a backlog the
+// Sentences in bulk, so that batches are large and a kill finds one running: 150 sentences
+// per `processed` append, and every fourth append 750 with ack `appended` (a backlog the
 // next batches take up). Words are drawn with a weight about 1/rank from kVocabulary. After
 // each processed append the count of one of its words must already include every
 // occurrence of it this thread had acknowledged (the ack waits for the batch to commit on
@@ -1248,7 +1273,7 @@ void TopwordsLoop(ClientContext& c) {
     const bool bulk = append % 4 == 3;
     std::vector<Value> sentences;
     std::vector<std::string> words;
-    for (int s = 0; s < (bulk ? 1500 : 300); ++s) {
+    for (int s = 0; s < (bulk ? 750 : 150); ++s) {
       std::string text;
       for (int w = static_cast<int>(c.rng() % 12); w > 0; --w) {
         const double u = std::uniform_real_distribution<double>(0, 1)(c.rng);
@@ -1279,7 +1304,7 @@ void TopwordsLoop(ClientContext& c) {
 // Deposits and transfers among kMbbankAccounts accounts, from every thread at once.
 // Transfer amounts are log-uniform from 1 to 10^7, so that as deposits add up some
 // transfers are still refused; one in twenty is sent twice (a client retry: the same id,
-// decided once). 200 transfers per `processed` append, every fourth append 1,000 with ack
+// decided once). 100 transfers per `processed` append, every fourth append 500 with ack
 // `appended`. After each processed append one of its transfers must already be decided.
 void MbbankLoop(ClientContext& c, int thread) {
   int64_t n = 0;
@@ -1293,7 +1318,7 @@ void MbbankLoop(ClientContext& c, int thread) {
     if (!c.Append("mbbank", "*deposits", std::move(deposits))) return;
     const bool bulk = append % 4 == 3;
     std::vector<Value> transfers;
-    for (int i = 0; i < (bulk ? 1000 : 200); ++i) {
+    for (int i = 0; i < (bulk ? 500 : 100); ++i) {
       const int from = account();
       const int to = (from + 1 + static_cast<int>(c.rng() % (kMbbankAccounts - 1))) %
                      kMbbankAccounts;

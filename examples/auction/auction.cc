@@ -21,8 +21,8 @@
 //
 // Topology "auction" (sources *ticks, *auctions, *bids, in this order):
 //   1. on the record's partition: a tick becomes P values {"p": i, "tick": t}, one per
-//      partition i; an auction or bid record r becomes {"p": its partition, "auction": r}
-//      or {"p": its partition, "bid": r, "offset": its offset};
+//      partition i; an auction or bid record r becomes {"p": its partition, "auction": r,
+//      "offset": its offset} or the same with "bid";
 //   2. Direct to "p" (records stay, ticks reach every partition);
 //   3. in batch order — the batch's ticks, then its auctions, then its bids: a tick t
 //      closes every open auction of the partition with ends_at_ms <= t, writing its winner
@@ -139,25 +139,24 @@ void Define(strata::ModuleBuilder& m) {
               Schema::Record({{"id", Schema::String()},
                               {"ends_at_ms", Schema::Int64()},
                               {"seller", Schema::String()}}));
-  strata::DepotRef bids =
-      m.Depot("*bids", strata::DepotPartitioning::Hash(Path().Key("auction")),
-              Schema::Record({{"auction", Schema::String()},
-                              {"bidder", Schema::String()},
-                              {"amount", Schema::Int64()}}));
+  strata::DepotRef bids = m.Depot("*bids", strata::DepotPartitioning::Hash(Path().Key("auction")),
+                                  Schema::Record({{"auction", Schema::String()},
+                                                  {"bidder", Schema::String()},
+                                                  {"amount", Schema::Int64()}}));
 
   Pstates p;
-  p.auctions = m.PState("$$auctions", Schema::Map(Schema::String(),
-                                                  Schema::Record({{"ends_at_ms", Schema::Int64()},
+  p.auctions = m.PState(
+      "$$auctions", Schema::Map(Schema::String(), Schema::Record({{"ends_at_ms", Schema::Int64()},
                                                                   {"seller", Schema::String()},
                                                                   {"status", Schema::String()}})));
   p.best_bids = m.PState("$$best_bids", Schema::Map(Schema::String(), Schema::List(Schema::Any())));
-  p.winners = m.PState("$$winners", Schema::Map(Schema::String(),
-                                                Schema::Record({{"bidder", Schema::String()},
-                                                                {"amount", Schema::Int64()},
-                                                                {"closed_at_ms", Schema::Int64()}})));
+  p.winners =
+      m.PState("$$winners",
+               Schema::Map(Schema::String(), Schema::Record({{"bidder", Schema::String()},
+                                                             {"amount", Schema::Int64()},
+                                                             {"closed_at_ms", Schema::Int64()}})));
   p.refused_bids = m.PState("$$refused_bids", Schema::Map(Schema::String(), Schema::Int64()));
-  p.schedule =
-      m.PState("$$schedule", Schema::Map(Schema::Int64(), Schema::Set(Schema::String())));
+  p.schedule = m.PState("$$schedule", Schema::Map(Schema::Int64(), Schema::Set(Schema::String())));
 
   const int ticks_index = ticks.index;
   const int auctions_index = auctions.index;
@@ -173,9 +172,8 @@ void Define(strata::ModuleBuilder& m) {
         const strata::RecordId source = ctx.source();
         if (source.depot != ticks_index) {
           const char* kind = source.depot == auctions_index ? "auction" : "bid";
-          ctx.Emit(Value::MapOf({{"p", ctx.partition()},
-                                 {kind, record},
-                                 {"offset", source.offset}}));
+          ctx.Emit(
+              Value::MapOf({{"p", ctx.partition()}, {kind, record}, {"offset", source.offset}}));
           return;
         }
         for (int i = 0; i < ctx.num_partitions(); ++i) {

@@ -96,13 +96,13 @@ Status Debit(const Pstates& p, TopologyContext& ctx, const Value& record) {
 
   STRATA_ASSIGN_OR_RETURN(Value balance, ctx.SelectOne(p.balances, Path().Key(from).NullTo(0)));
   if (balance.as_int() < amount) {
-    return ctx.Transform(p.rejected, Path().Key(from, id).Set(Value("insufficient funds"))).status();
+    return ctx.Transform(p.rejected, Path().Key(from, id).Set(Value("insufficient funds")))
+        .status();
   }
   STRATA_RETURN_IF_ERROR(ctx.Transform(p.balances, Path().Key(from).Add(-amount)).status());
-  STRATA_RETURN_IF_ERROR(
-      ctx.Transform(p.applied,
-                    Path().Key(from, id).Set(Value::MapOf({{"to", to}, {"amount", amount}})))
-          .status());
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.applied, Path().Key(from, id).Set(Value::MapOf(
+                                                      {{"to", to}, {"amount", amount}})))
+                             .status());
   ctx.Emit(Value::MapOf({{"to", to}, {"amount", amount}}));
   return Status::Ok();
 }

@@ -86,7 +86,8 @@ void Define(strata::ModuleBuilder& m) {
         for (std::string& word : SplitWords(sentence.as_string())) ctx.Emit(Value(std::move(word)));
         return Status::Ok();
       })
-      .Aggregate(counts, [](const Value& word) { return word; }, strata::agg::Count())
+      .Aggregate(
+          counts, [](const Value& word) { return word; }, strata::agg::Count())
       // Receives [word, count]: one item of the top list.
       .Aggregate(
           top, [](const Value&) { return Value("all"); },

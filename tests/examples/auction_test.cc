@@ -47,8 +47,7 @@ class AuctionTest : public ExampleTest {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     for (const std::string& id : ids) {
       for (;;) {
-        EX_ASSIGN_OR_FAIL(Value winner,
-                          engine_->SelectOne("auction", "$$winners", Path().Key(id)));
+        EX_ASSIGN_OR_FAIL(Value winner, engine_->SelectOne("auction", "$$winners", Path().Key(id)));
         if (!winner.is_nil()) break;
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << id << " never closed";
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -4,6 +4,7 @@
 // against a fold of what was appended — money conserved, no negative balance, every
 // transfer id applied or rejected exactly once, each balance equal to its deposits and
 // applied transfers — and against its recomputation (Engine::Recompute).
+#include <iostream>
 #include <map>
 #include <ostream>
 #include <random>
@@ -45,7 +46,7 @@ std::string Text(const std::map<Value, int64_t>& map) {
 
 // A PState map<k1, map<k2, v>>, merged over its partitions: [k1, k2] -> v.
 Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
-                                                              const std::string& pstate) {
+                                                               const std::string& pstate) {
   std::map<std::pair<Value, Value>, Value> out;
   for (const std::vector<Value>& partition : dump) {
     for (const Value& root : partition) {
@@ -223,10 +224,10 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
       all_transfers.push_back(record);
       transfers.push_back(std::move(record));
     }
-    EX_ASSERT_OK(engine_->AppendBatch("mbbank", "*deposits", std::move(deposits),
-                                      AckLevel::kAppended));
-    EX_ASSERT_OK(engine_->AppendBatch("mbbank", "*transfers", std::move(transfers),
-                                      AckLevel::kAppended));
+    EX_ASSERT_OK(
+        engine_->AppendBatch("mbbank", "*deposits", std::move(deposits), AckLevel::kAppended));
+    EX_ASSERT_OK(
+        engine_->AppendBatch("mbbank", "*transfers", std::move(transfers), AckLevel::kAppended));
   }
   EX_ASSERT_OK(engine_->WaitProcessed("mbbank"));
 
@@ -276,6 +277,9 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
 
   EX_ASSIGN_OR_FAIL(ModuleStats stats, engine_->Stats("mbbank"));
   EXPECT_EQ(stats.failures, 0);
+  for (const ModuleStats::Microbatch& mb : stats.microbatches) {
+    std::cout << "[ batches  ] " << mb.topology << ": " << mb.batch << std::endl;
+  }
   EXPECT_TRUE(RecomputedInPlaceEqual(*engine_, "mbbank"));
 }
 

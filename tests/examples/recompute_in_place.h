@@ -22,7 +22,8 @@ namespace strata::examples_test {
 // Stats until ModuleStats::rebuilds is empty), dumps again and requires each PState equal
 // to its first dump. The module's inputs must not change meanwhile (no appends; a tick
 // depot may tick if its ticks change nothing).
-inline ::testing::AssertionResult RecomputedInPlaceEqual(Engine& engine, const std::string& module) {
+inline ::testing::AssertionResult RecomputedInPlaceEqual(Engine& engine,
+                                                         const std::string& module) {
   auto fail = [&](const std::string& what, const Status& st) {
     return ::testing::AssertionFailure() << module << ": " << what << ": " << st.ToString();
   };
@@ -49,8 +50,8 @@ inline ::testing::AssertionResult RecomputedInPlaceEqual(Engine& engine, const s
     ::testing::AssertionResult equal = DumpsEqual(before->at(name), after->at(name));
     if (!equal) {
       return ::testing::AssertionFailure()
-             << module << " " << name << " (first dump as \"live\", recomputed after): "
-             << equal.message();
+             << module << " " << name
+             << " (first dump as \"live\", recomputed after): " << equal.message();
     }
   }
   return ::testing::AssertionSuccess();

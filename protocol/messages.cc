@@ -325,8 +325,8 @@ fb::Offset<w::ModuleStats> EncodeModuleStats(fb::FlatBufferBuilder& b, const Mod
   }
   fb::Offset<fb::Vector<fb::Offset<w::MicrobatchStats>>> microbatches;
   if (!m.microbatches.empty()) {
-    microbatches = TableList<w::MicrobatchStats>(
-        b, m.microbatches, [](auto& b, const MicrobatchStats& s) {
+    microbatches =
+        TableList<w::MicrobatchStats>(b, m.microbatches, [](auto& b, const MicrobatchStats& s) {
           auto topology = OptionalString(b, s.topology);
           auto stalled = OptionalString(b, s.stalled);
           return w::CreateMicrobatchStats(b, topology, s.batch, stalled);

@@ -529,7 +529,8 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
       {"empty module name", [](ModuleDef* d) { d->name = ""; }, "module name \"\" is not"},
       {"depot name without *", [](ModuleDef* d) { d->depots[0].name = "in"; },
        "module valid: depot name \"in\" is not * followed by [A-Za-z0-9_-]+"},
-      {"depot name only *", [](ModuleDef* d) { d->depots[0].name = "*"; }, "depot name \"*\""},
+      {"depot name only *", [](ModuleDef* d) { d->depots[0].name.assign(1, '*'); },
+       "depot name \"*\""},
       {"depot name with dot", [](ModuleDef* d) { d->depots[0].name = "*a.b"; },
        "depot name \"*a.b\""},
       {"duplicate depot",
@@ -606,6 +607,81 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
   };
   for (const BrokenCase& c : cases) {
     ModuleDef def = ValidDef();
+    c.breaks(&def);
+    Status st = ValidateModuleDef(def);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.what;
+    EXPECT_THAT(st.message(), HasSubstr(c.message)) << c.what;
+  }
+}
+
+// A valid module with a microbatch topology; each case below breaks one thing in it.
+ModuleDef ValidMicrobatchDef() {
+  ModuleDef def;
+  def.name = "mb";
+  ModuleBuilder m(&def);
+  auto in = m.Depot("*in", DepotPartitioning::Random());
+  m.TickDepot("*ticks", 100);
+  auto counts = m.PState("$$counts", Schema::Map(Schema::String(), Schema::Int64()));
+  auto seen = m.PState("$$seen", Schema::Map(Schema::String(), Schema::Int64()));
+  m.Microbatch("b")
+      .Source(in)
+      .Writes(seen)
+      .Aggregate(
+          counts, [](const Value& v) { return v; }, agg::Count())
+      .GroupBy([](const Value& kv) { return kv.as_list()[0]; })
+      .EachGroup([](TopologyContext&, const Value&, const std::vector<Value>&) {});
+  return def;
+}
+
+TEST(ValidateModuleDefTest, AcceptsAValidMicrobatch) {
+  Status st = ValidateModuleDef(ValidMicrobatchDef());
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenMicrobatch) {
+  std::vector<BrokenCase> cases = {
+      {"aggregate in a stream",
+       [](ModuleDef* d) { d->topologies[0].kind = TopologyDef::Kind::kStream; },
+       "topology b, op 0 (aggregate) is for microbatch topologies only"},
+      {"each group without group by",
+       [](ModuleDef* d) { d->topologies[0].ops.erase(d->topologies[0].ops.begin() + 1); },
+       "topology b, op 1 (each group): GroupBy must be followed by EachGroup"},
+      {"group by at the end", [](ModuleDef* d) { d->topologies[0].ops.pop_back(); },
+       "topology b ends with a partitioner (group by) that no step follows"},
+      {"aggregate of an unknown PState", [](ModuleDef* d) { d->topologies[0].ops[0].pstate = 7; },
+       "topology b, op 0 (aggregate) writes PState index 7, but the module declares 2 PStates"},
+      {"top-N of 0",
+       [](ModuleDef* d) {
+         d->topologies[0].ops[0].combiner = agg::TopN(
+             0, [](const Value& v) { return v; }, [](const Value& v) { return v; });
+       },
+       "TopN keeps 0 items; it must keep 1 to 10,000"},
+      {"top-N without an id",
+       [](ModuleDef* d) {
+         d->topologies[0].ops[0].combiner = agg::TopN(
+             5, [](const Value& v) { return v; }, [](const Value& v) { return v; });
+         d->topologies[0].ops[0].combiner.id_of = nullptr;
+       },
+       "TopN needs a sort key and an id function"},
+      {"two writers",
+       [](ModuleDef* d) {
+         ModuleBuilder m(d);
+         m.Microbatch("c")
+             .Source(DepotRef{"*in", 0})
+             .Writes(PStateRef{"$$seen", 1})
+             .Each([](TopologyContext&, const Value&) {});
+       },
+       "PState $$seen is written by microbatch topologies b and c"},
+      {"writes of an unknown PState", [](ModuleDef* d) { d->topologies[0].writes.push_back(9); },
+       "topology b writes PState index 9"},
+      {"tick interval too short", [](ModuleDef* d) { d->depots[1].tick_interval_ms = 5; },
+       "tick depot *ticks ticks every 5 ms; the interval must be 10 ms to one day"},
+      {"tick depot taking client appends",
+       [](ModuleDef* d) { d->depots[1].partitioning = DepotPartitioning::Random(); },
+       "tick depot *ticks must take no client appends and have record schema Int64"},
+  };
+  for (const BrokenCase& c : cases) {
+    ModuleDef def = ValidMicrobatchDef();
     c.breaks(&def);
     Status st = ValidateModuleDef(def);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.what;

@@ -123,6 +123,7 @@ void EngineImpl::Publish(const std::shared_ptr<ModuleRuntime>& old,
 }
 
 void EngineImpl::Abandon(const std::shared_ptr<ModuleRuntime>& old, const std::string& error) {
+  batcher_->Stop(*old);
   {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(old->name);
@@ -186,11 +187,13 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
   if (options.partitions != 0 && options.partitions != old->partitions) {
     for (const TopologyDef& t : staged.loaded->def().topologies) {
       if (t.kind != TopologyDef::Kind::kMicrobatch) continue;
-      DiscardStaged(staged);
-      return Status::InvalidArgument(
+      // The message first: `t` lives in the staged build.
+      Status refused = Status::InvalidArgument(
           "module " + name + " has microbatch topology " + t.name +
           ", and changing the partitions of a module with microbatch topologies is not "
           "supported yet: nothing changed");
+      DiscardStaged(staged);
+      return refused;
     }
   }
   ModuleRow row = RowOf(*old);

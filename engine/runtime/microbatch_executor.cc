@@ -34,8 +34,8 @@ struct Item {
 // What the batch dropped after its attempts: a record (all its effects), or one key of a
 // combining op on a partition.
 struct Dropped {
-  std::set<std::tuple<int, int, int64_t>> records;              // (depot, partition, offset)
-  std::set<std::tuple<int, int, std::string>> groups;           // (op, partition, encoded key)
+  std::set<std::tuple<int, int, int64_t>> records;             // (depot, partition, offset)
+  std::set<std::tuple<int, int, std::string>> groups;          // (op, partition, encoded key)
   std::vector<std::pair<RecordId, TopologyFailure>> failures;  // the rows to write
 };
 
@@ -70,7 +70,11 @@ class BatchContext final : public TopologyContext {
  public:
   BatchContext(ModuleRuntime& module, const TopologyDef& topology, Outbox& outbox, Session& session,
                std::vector<BatchAppend>* appends)
-      : module_(module), topology_(topology), outbox_(outbox), session_(session), appends_(appends) {}
+      : module_(module),
+        topology_(topology),
+        outbox_(outbox),
+        session_(session),
+        appends_(appends) {}
 
   void Bind(int partition, RecordId source, std::vector<Item>* emitted) {
     partition_ = partition;
@@ -119,15 +123,10 @@ class BatchContext final : public TopologyContext {
   void SetAckReturn(Value) override {}  // a batch's records have no one ack return each
 
  private:
-  int topology_index() const { return static_cast<int>(&topology_ - module_.def->topologies.data()); }
-  Result<const PState*> Resolve(const PStateRef& ref) const {
-    const std::vector<PStateDef>& defs = module_.def->pstates;
-    if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) ||
-        defs[ref.index].name != ref.name) {
-      return Status::InvalidArgument("module " + module_.name + " has no PState " + ref.name);
-    }
-    return module_.pstates[ref.index].get();
+  int topology_index() const {
+    return static_cast<int>(&topology_ - module_.def->topologies.data());
   }
+  Result<const PState*> Resolve(const PStateRef& ref) const { return PStateOf(module_, ref); }
   int PartitionOf(const PState& pstate) const { return pstate.schema().global ? 0 : partition_; }
 
   ModuleRuntime& module_;
@@ -271,11 +270,11 @@ class BatchRun {
           Result<int64_t> p = op.partition_fn(item.value);
           if (!p.ok()) return Failure(i, item, p.status(), false, {});
           if (*p < 0 || *p >= m_.partitions) {
-            return Failure(i, item,
-                           Status::InvalidArgument("direct chose partition " + std::to_string(*p) +
-                                                   ", outside [0, " +
-                                                   std::to_string(m_.partitions) + ")"),
-                           false, {});
+            return Failure(
+                i, item,
+                Status::InvalidArgument("direct chose partition " + std::to_string(*p) +
+                                        ", outside [0, " + std::to_string(m_.partitions) + ")"),
+                false, {});
           }
           item.partition = static_cast<int>(*p);
           break;
@@ -346,7 +345,7 @@ class BatchRun {
   }
 
   std::optional<FailurePoint> Grouped(int i, const TopologyOp& op, const TopologyOp& each,
-                                    const std::vector<Item>& in, std::vector<Item>* out) {
+                                      const std::vector<Item>& in, std::vector<Item>* out) {
     Groups groups;
     if (auto failed = Collect(i, op, in, -1, false, &groups)) return failed;
     for (auto& [where, g] : groups) {
@@ -454,8 +453,8 @@ Status MicrobatchExecutor::Start(const std::shared_ptr<ModuleRuntime>& m) {
     if (!m->is_shadow) {
       STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage_->OpenSession());
       std::string bytes;
-      STRATA_ASSIGN_OR_RETURN(
-          bool found, session->Get(engine_.progress_table_, BatchKey(m->name, topology.name), &bytes));
+      STRATA_ASSIGN_OR_RETURN(bool found, session->Get(engine_.progress_table_,
+                                                       BatchKey(m->name, topology.name), &bytes));
       if (found) {
         Result<Value> v = DecodeValue(bytes);
         if (!v.ok() || !v->is_int()) {
@@ -467,9 +466,8 @@ Status MicrobatchExecutor::Start(const std::shared_ptr<ModuleRuntime>& m) {
     }
     mb->committed.store(mb->batch);
     mb->backfilling.store(backfilling && !m->is_shadow);
-    mb->worker = std::thread([this, weak = std::weak_ptr<ModuleRuntime>(m), raw = mb.get()] {
-      Run(weak, raw);
-    });
+    mb->worker = std::thread(
+        [this, weak = std::weak_ptr<ModuleRuntime>(m), raw = mb.get()] { Run(weak, raw); });
   }
   return Status::Ok();
 }
@@ -584,17 +582,17 @@ void MicrobatchExecutor::Run(std::weak_ptr<ModuleRuntime> weak, MicrobatchRuntim
     Status st;
     if (m->is_shadow) {
       std::string bytes;
-      Result<bool> found = session.Get(engine_.progress_table_,
-                                       PlanKey(m->name, topology.name, plan.batch), &bytes);
+      Result<bool> found =
+          session.Get(engine_.progress_table_, PlanKey(m->name, topology.name, plan.batch), &bytes);
       if (found.ok() && *found) {
         Result<Value> v = DecodeValue(bytes);
         for (int d : topology.sources) {
           const Value* ends = v.ok() ? v->Find(Value(m->def->depots[d].name)) : nullptr;
           if (ends == nullptr || !ends->is_list() ||
               ends->as_list().size() != static_cast<size_t>(m->partitions)) {
-            st = Status::Corruption("the plan of batch " + std::to_string(plan.batch) +
-                                    " of microbatch topology " + topology.name +
-                                    " does not decode");
+            st =
+                Status::Corruption("the plan of batch " + std::to_string(plan.batch) +
+                                   " of microbatch topology " + topology.name + " does not decode");
             break;
           }
           for (int p = 0; p < m->partitions; ++p) plan.to[d][p] = ends->as_list()[p].as_int();
@@ -657,8 +655,8 @@ void MicrobatchExecutor::Run(std::weak_ptr<ModuleRuntime> weak, MicrobatchRuntim
       engine_.logger_->Error("microbatch topology " + topology.name + " of module " + m->name +
                              ": batch " + std::to_string(plan.batch) +
                              " could not commit (it runs again): " + st.ToString());
-      backoff = std::min<std::chrono::milliseconds>(std::max(backoff * 2, std::chrono::milliseconds(100)),
-                                                    std::chrono::milliseconds(10000));
+      backoff = std::min<std::chrono::milliseconds>(
+          std::max(backoff * 2, std::chrono::milliseconds(100)), std::chrono::milliseconds(10000));
       continue;
     }
     backoff = std::chrono::milliseconds(0);
@@ -682,10 +680,10 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
       if (made < options.max_step_attempts && !failed->overtime) continue;
       TopologyFailure f;
       f.topology = topology.name;
-      f.message = ShortFailureMessage(
-          "on partition " + std::to_string(failed->partition) + " after " + std::to_string(made) +
-          (made == 1 ? " attempt" : " attempts") + " in batch " + std::to_string(plan.batch) +
-          ": " + failed->error.ToString());
+      f.message = ShortFailureMessage("on partition " + std::to_string(failed->partition) +
+                                      " after " + std::to_string(made) +
+                                      (made == 1 ? " attempt" : " attempts") + " in batch " +
+                                      std::to_string(plan.batch) + ": " + failed->error.ToString());
       if (IsRecord(failed->source)) {
         const RecordId& r = failed->source;
         dropped.records.insert({r.depot, r.partition, r.offset});
@@ -764,7 +762,13 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
         caught_up = caught_up && end.ok() && plan.to[d][p] >= *end;
       }
     }
-    if (caught_up) mb->backfilling.store(false);
+    if (caught_up) {
+      mb->backfilling.store(false);
+      for (int d : topology.sources) {
+        for (int p = 0; p < m.partitions; ++p)
+          m.trackers[mb->topology][d][p]->backfilling.store(false);
+      }
+    }
   }
   // Appends of the batch's steps join their depots' queues like any topology append.
   std::shared_ptr<ModuleRuntime> shared;

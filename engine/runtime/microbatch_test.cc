@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <map>
@@ -242,7 +243,8 @@ TEST_F(MicrobatchTest, TicksComeEveryIntervalIncreasingAndWithoutABurstAfterARes
   Open();
   auto ticks = [&] {
     std::vector<int64_t> out;
-    for (const DepotEntry& e : Must(engine_->ReadDepot(kModule, "*ticks", 0, 0, INT64_MAX, 1 << 20)))
+    for (const DepotEntry& e :
+         Must(engine_->ReadDepot(kModule, "*ticks", 0, 0, INT64_MAX, 1 << 20)))
       out.push_back(e.record.as_int());
     return out;
   };
@@ -269,6 +271,55 @@ TEST_F(MicrobatchTest, TicksComeEveryIntervalIncreasingAndWithoutABurstAfterARes
   seen = ticks();
   ASSERT_GE(seen.size(), before + 2);
   EXPECT_GE(seen[before], reopened) << "a tick was made up for the time the engine was down";
+}
+
+TEST_F(MicrobatchTest, AnUpdateDrainsTheBatchesHandsOverAndBackfillsANewMicrobatch) {
+  const uint64_t seed = strata::testing::TestSeed(kDefaultSeed);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  Open();
+  std::map<std::string, int64_t> expected;
+  auto append = [&](int n) {
+    std::vector<Value> words = RandomWords(rng, n);
+    for (const Value& w : words) ++expected[w.as_string()];
+    return engine_->AppendBatch(kModule, "*words", std::move(words), AckLevel::kAppended).status();
+  };
+  ASSERT_TRUE(append(2000).ok());
+  // Appends keep coming while the update runs: none is lost or applied twice.
+  std::atomic<bool> stop{false};
+  std::thread appender([&] {
+    while (!stop.load()) {
+      if (!append(50).ok()) break;
+    }
+  });
+  Result<UpdateResult> updated = engine_->Update(STRATA_MB_TEST_V2_MODULE, {});
+  stop.store(true);
+  appender.join();
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  EXPECT_EQ(updated->version, 2);
+  ASSERT_TRUE(append(500).ok());
+  ASSERT_TRUE(engine_->WaitProcessed(kModule).ok());
+  for (const auto& [w, n] : expected) {
+    EXPECT_EQ(Int("$$counts", Value(w)), n) << w;
+    EXPECT_EQ(Int("$$counts2", Value(w)), n) << w << " (the new topology's backfill)";
+  }
+  // A topology cannot change its kind under one name; nor can the partitions change.
+  Result<UpdateResult> kind =
+      engine_->Update(STRATA_MB_TEST_KIND_MODULE, {.drop = {"count2", "$$counts2"}});
+  ASSERT_FALSE(kind.ok());
+  EXPECT_NE(kind.status().message().find("topology slow is a microbatch topology in the running "
+                                         "version and a stream topology in the new build"),
+            std::string::npos)
+      << kind.status().ToString();
+  Result<UpdateResult> rescale = engine_->Update(STRATA_MB_TEST_V2_MODULE, {.partitions = 2});
+  ASSERT_FALSE(rescale.ok());
+  EXPECT_NE(rescale.status().message().find("not supported yet"), std::string::npos)
+      << rescale.status().ToString();
+  // Still running, and exact after a restart.
+  ASSERT_TRUE(append(100).ok());
+  Reopen();
+  ASSERT_TRUE(engine_->WaitProcessed(kModule).ok());
+  for (const auto& [w, n] : expected) EXPECT_EQ(Int("$$counts2", Value(w)), n) << w;
 }
 
 // ---- kill -9: exactly-once ----------------------------------------------------------------

@@ -156,6 +156,16 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   std::map<std::string, TopologyFailure> shadow_failures GUARDED_BY(failures_mu);  // by key
 };
 
+// The PState a step names (TopologyContext), checked against the module's declarations.
+inline Result<const PState*> PStateOf(const ModuleRuntime& m, const PStateRef& ref) {
+  const std::vector<PStateDef>& defs = m.def->pstates;
+  if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) ||
+      defs[ref.index].name != ref.name) {
+    return Status::InvalidArgument("module " + m.name + " has no PState " + ref.name);
+  }
+  return m.pstates[ref.index].get();
+}
+
 // Calls fn(topology, depot, partition, tracker) for every progress tracker of `m`.
 template <typename F>
 void ForEachTracker(const ModuleRuntime& m, F fn) {

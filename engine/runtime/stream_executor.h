@@ -126,14 +126,7 @@ class StepContext final : public TopologyContext {
     return session_.Begin();  // fails loudly if a transaction was left open on the session
   }
 
-  Result<const PState*> Resolve(const PStateRef& ref) const {
-    const std::vector<PStateDef>& defs = module_.def->pstates;
-    if (ref.index < 0 || ref.index >= static_cast<int>(defs.size()) ||
-        defs[ref.index].name != ref.name) {
-      return Status::InvalidArgument("module " + module_.name + " has no PState " + ref.name);
-    }
-    return module_.pstates[ref.index].get();
-  }
+  Result<const PState*> Resolve(const PStateRef& ref) const { return PStateOf(module_, ref); }
   int PartitionOf(const PState& pstate) const { return pstate.schema().global ? 0 : partition_; }
 
   ModuleRuntime& module_;

@@ -32,8 +32,8 @@ class Ticker {
 
  private:
   struct Due {
-    int64_t next_ms = 0;   // when the next tick is due
-    int64_t last = 0;      // the last tick appended (or found in the depot)
+    int64_t next_ms = 0;      // when the next tick is due
+    int64_t last = 0;         // the last tick appended (or found in the depot)
     int64_t posted_end = -1;  // the depot's end offset when the last tick was posted
   };
   void Run() EXCLUDES(mu_);

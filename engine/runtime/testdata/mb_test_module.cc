@@ -1,4 +1,7 @@
 // The module microbatch_test deploys: one microbatch topology per behaviour under test.
+// Built three times, all named "mbtest": plain; MB_TEST_V2 adds a microbatch topology
+// "count2" (a backfill after an update); MB_TEST_KIND declares "slow" as a stream topology
+// (an update the runtime refuses).
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -42,10 +45,13 @@ void Define(strata::ModuleBuilder& m) {
         if (w.as_string() == "boom") throw std::runtime_error("boom is not a word");
         ctx.Emit(w);
       })
-      .Aggregate(counts, [](const Value& w) { return w; }, agg::Count())
-      .Aggregate(top, [](const Value&) { return Value("all"); },
-                 agg::TopN(3, [](const Value& wc) { return wc.as_list()[1]; },
-                           [](const Value& wc) { return wc.as_list()[0]; }));
+      .Aggregate(
+          counts, [](const Value& w) { return w; }, agg::Count())
+      .Aggregate(
+          top, [](const Value&) { return Value("all"); },
+          agg::TopN(
+              3, [](const Value& wc) { return wc.as_list()[1]; },
+              [](const Value& wc) { return wc.as_list()[0]; }));
   // letters: values grouped by first letter; the group's size is added (GroupBy/EachGroup).
   // A word "echo..." is also appended to *echoes (ctx.Append, exactly once per batch).
   m.Microbatch("letters")
@@ -58,8 +64,7 @@ void Define(strata::ModuleBuilder& m) {
           if (w.as_string().rfind("echo", 0) == 0) STRATA_RETURN_IF_ERROR(ctx.Append(echoes, w));
         }
         return ctx
-            .Transform(letters,
-                       Path().Key(letter).NullTo(0).Add(static_cast<int64_t>(ws.size())))
+            .Transform(letters, Path().Key(letter).NullTo(0).Add(static_cast<int64_t>(ws.size())))
             .status();
       });
   m.Stream("echo").Source(echoes).HashPartition().Each(
@@ -100,9 +105,20 @@ void Define(strata::ModuleBuilder& m) {
             .status();
       });
 
+#ifdef MB_TEST_V2
+  auto counts2 = m.PState("$$counts2", Schema::Map(Schema::String(), Schema::Int64()));
+  m.Microbatch("count2").Source(words).Aggregate(
+      counts2, [](const Value& w) { return w; }, agg::Count());
+#endif
+
   // slow: waits at the gate, then counts.
   auto slow = m.Depot("*slow", DepotPartitioning::Random());
   auto slow_count = m.PState("$$slow_count", Schema::Map(Schema::String(), Schema::Int64()));
+#ifdef MB_TEST_KIND
+  m.Stream("slow").Source(slow).Each([slow_count](TopologyContext& ctx, const Value&) {
+    return ctx.Transform(slow_count, Path().Key("n").NullTo(0).Inc()).status();
+  });
+#else
   m.Microbatch("slow")
       .Source(slow)
       .Each([](TopologyContext& ctx, const Value& v) {
@@ -110,15 +126,15 @@ void Define(strata::ModuleBuilder& m) {
         gate_cv.wait_for(lock, std::chrono::seconds(30), [] { return gate_open; });
         ctx.Emit(v);
       })
-      .Aggregate(slow_count, [](const Value&) { return Value("n"); }, agg::Count());
+      .Aggregate(
+          slow_count, [](const Value&) { return Value("n"); }, agg::Count());
+#endif
 
   // ticks: every 20 ms; their count and the last one.
   auto ticks = m.TickDepot("*ticks", 20);
   auto tick_stats = m.GlobalPState("$$tick_stats", Schema::Map(Schema::String(), Schema::Int64()));
-  m.Microbatch("ticks")
-      .Source(ticks)
-      .Global()
-      .Aggregate(tick_stats, [](const Value&) { return Value("last"); }, agg::Max());
+  m.Microbatch("ticks").Source(ticks).Global().Aggregate(
+      tick_stats, [](const Value&) { return Value("last"); }, agg::Max());
 
   // A stream topology may not write a microbatch's PState.
   auto intruder = m.Depot("*intruder", DepotPartitioning::Random());

@@ -246,8 +246,8 @@ struct RebuildProgress {
 };
 struct MicrobatchStats {
   std::string topology;
-  int64_t batch = 0;     // the last committed batch
-  std::string stalled;   // why the last batch could not commit; empty: it did
+  int64_t batch = 0;    // the last committed batch
+  std::string stalled;  // why the last batch could not commit; empty: it did
   bool operator==(const MicrobatchStats&) const = default;
 };
 struct ModuleStats {

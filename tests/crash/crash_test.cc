@@ -1315,16 +1315,16 @@ void MbbankLoop(ClientContext& c, int thread) {
   for (int append = 0;; ++append) {
     std::vector<Value> deposits;
     for (int i = 0; i < 20; ++i) {
-      deposits.push_back(Value::MapOf({{"account", Cat("m", account())},
-                                       {"amount", static_cast<int64_t>(1 + c.rng() % 100)}}));
+      deposits.push_back(Value::MapOf(
+          {{"account", Cat("m", account())}, {"amount", static_cast<int64_t>(1 + c.rng() % 100)}}));
     }
     if (!c.Append("mbbank", "*deposits", std::move(deposits))) return;
     const bool bulk = append % 4 == 3;
     std::vector<Value> transfers;
     for (int i = 0; i < (bulk ? 500 : 100); ++i) {
       const int from = account();
-      const int to = (from + 1 + static_cast<int>(c.rng() % (kMbbankAccounts - 1))) %
-                     kMbbankAccounts;
+      const int to =
+          (from + 1 + static_cast<int>(c.rng() % (kMbbankAccounts - 1))) % kMbbankAccounts;
       const double u = std::uniform_real_distribution<double>(0, 7)(c.rng);
       Value t = Value::MapOf({{"id", Cat("r", c.round, "-", thread, "-", n++)},
                               {"from", Cat("m", from)},
@@ -1354,7 +1354,7 @@ void MbbankLoop(ClientContext& c, int thread) {
 // A PState map<k1, map<k2, v>> (mbbank's $$applied, $$rejected), merged over its
 // partitions: [k1, k2] -> v.
 Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
-                                                              const std::string& pstate) {
+                                                               const std::string& pstate) {
   std::map<std::pair<Value, Value>, Value> out;
   for (const std::vector<Value>& partition : dump) {
     for (const Value& root : partition) {
@@ -1504,8 +1504,7 @@ class MicrobatchCrashTest : public CrashTest {
     std::map<std::pair<Value, Value>, Value> transfers;
     for (const auto& partition : depots.at({"mbbank", "*transfers"})) {
       for (const DepotEntry& r : partition) {
-        transfers.emplace(std::make_pair(Field(r.record, "from"), Field(r.record, "id")),
-                          r.record);
+        transfers.emplace(std::make_pair(Field(r.record, "from"), Field(r.record, "id")), r.record);
       }
     }
 
@@ -1524,8 +1523,8 @@ class MicrobatchCrashTest : public CrashTest {
       EXPECT_GE(balance, 0) << "round " << round << ": account " << account.ToString();
       total += balance;
     }
-    EXPECT_EQ(total, total_deposited) << "round " << round
-                                      << ": the balances do not add up to the deposits";
+    EXPECT_EQ(total, total_deposited)
+        << "round " << round << ": the balances do not add up to the deposits";
     EXPECT_EQ(IntMapDiff(live_deposited, deposited), "")
         << "round " << round << ": mbbank $$deposited (live vs the sum of the deposits)";
 
@@ -1545,8 +1544,8 @@ class MicrobatchCrashTest : public CrashTest {
         continue;
       }
       if (!in_applied) continue;
-      EXPECT_EQ(a->second, Value::MapOf({{"to", Field(record, "to")},
-                                         {"amount", Field(record, "amount")}}))
+      EXPECT_EQ(a->second,
+                Value::MapOf({{"to", Field(record, "to")}, {"amount", Field(record, "amount")}}))
           << "round " << round << ": $$applied of transfer " << record.ToString();
       const int64_t amount = Field(record, "amount").as_int();
       expected_balances[Field(record, "from")] -= amount;
@@ -1568,8 +1567,9 @@ class MicrobatchCrashTest : public CrashTest {
     applied_ = applied.size();
     rejected_ = rejected.size();
     std::cout << "[ mbbank " << round << " ] " << total_deposited << " deposited over "
-              << balances.size() << " accounts; " << transfers.size() << " transfer ids: "
-              << applied.size() << " applied, " << rejected.size() << " rejected" << std::endl;
+              << balances.size() << " accounts; " << transfers.size()
+              << " transfer ids: " << applied.size() << " applied, " << rejected.size()
+              << " rejected" << std::endl;
   }
 
   // The recompute oracle: every microbatch PState is dumped, recomputed by the server

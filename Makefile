@@ -46,6 +46,19 @@ bench-lifecycle: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_lifecycle
 	$(BUILD_DIR)/bin/bench_lifecycle --records=$(LIFECYCLE_RECORDS)
 
+# Microbatch against stream topologies (bench/microbatch_bench.cc, docs/performance.md
+# "Microbatch topologies"): word count records/s of each over MICROBATCH_RECORDS sentences,
+# side by side in MICROBATCH_ROUNDS alternating rounds, then the latency of `processed` acks
+# at MICROBATCH_RATE records/s. Data in /tmp, deleted at the end; 1-2 min on 2 cores.
+MICROBATCH_RECORDS ?= 1000000
+MICROBATCH_ROUNDS  ?= 2
+MICROBATCH_RATE    ?= 1000
+.PHONY: bench-microbatch
+bench-microbatch: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_microbatch
+	$(BUILD_DIR)/bin/bench_microbatch --records=$(MICROBATCH_RECORDS) --rounds=$(MICROBATCH_ROUNDS) \
+	  --rate=$(MICROBATCH_RATE)
+
 # Strata side by side with PostgreSQL and Redis on W1-W4 (bench/compare.sh,
 # docs/performance.md): installs the peers, then COMPARE_SECONDS measured per variant.
 COMPARE_SECONDS ?= 10

@@ -130,7 +130,16 @@ for w in $WORKLOADS; do
         "$(peer_fields "$TMP/pg.out" W3)" "- - - -"
       ;;
     W4)
-      row W4 "pipeline 1" transfers "$(strata_run W4)" "$(peer_fields "$TMP/pg.out" W4)" "- - - -"
+      # Strata's W4 is the microbatch bank (examples/mbbank): an ack waits for the batch
+      # holding the transfer, so its throughput grows with the transfers in flight. Every
+      # row is compared with PostgreSQL's one W4 run (one transfer per transaction, 16
+      # clients; the W4 peer has no pipelined variant — pipelining raised PostgreSQL's W1
+      # rate by only ~1.16×, docs/performance.md).
+      PG_W4=$(peer_fields "$TMP/pg.out" W4)
+      row W4 "pipeline 1" transfers "$(strata_run W4)" "$PG_W4" "- - - -"
+      row W4-pipelined "pipeline $PIPELINE" transfers "$(strata_run W4 --pipeline "$PIPELINE")" \
+        "$PG_W4" "- - - -"
+      row W4-batched "batch $BATCH" transfers "$(strata_run W4 --batch "$BATCH")" "$PG_W4" "- - - -"
       ;;
   esac
 done

@@ -65,7 +65,7 @@ class SpawnedServer {
     data_dir_ = tmpl;
     log_path_ = data_dir_ + ".log";
     std::vector<std::string> args = extra_args;
-    for (const char* module : {WORDCOUNT_MODULE, SOCIAL_MODULE, BANK_MODULE}) {
+    for (const char* module : {WORDCOUNT_MODULE, SOCIAL_MODULE, MBBANK_MODULE}) {
       args.push_back("--deploy");
       args.push_back(module);
     }
@@ -323,7 +323,7 @@ int main(int argc, char** argv) {
   CLI::App app{"strata-bench: the workloads W1-W4 of docs/performance.md against stratad"};
   app.add_option("--workload", flags.workload,
                  "W1 (word count appends), W2 (point reads), "
-                 "W3 (timeline fan-out), W4 (bank transfers)")
+                 "W3 (timeline fan-out), W4 (microbatch bank transfers)")
       ->check(CLI::IsMember({"W1", "W2", "W3", "W4"}));
   app.add_option("--connections", flags.connections, "Connections (one client each)")
       ->capture_default_str()

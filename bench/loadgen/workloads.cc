@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <mutex>
 
 namespace strata::bench {
 namespace {
@@ -263,17 +264,20 @@ class TimelineFanout : public Workload {
 };
 
 // ---- W4 ----------------------------------------------------------------------------------
+// The microbatch bank (examples/mbbank): a transfer's outcome is not in its ack (microbatch
+// topologies set no ack return), so the check reads, for every acknowledged transfer, whether
+// it is in $$applied, else whether it is in $$rejected (it must be in one), and compares each
+// balance with its value before plus the applied credits minus the applied debits.
 class BankTransfers : public Workload {
  public:
-  explicit BankTransfers(const WorkloadConfig& config)
-      : config_(config), delta_(static_cast<size_t>(config.keyspace)) {
+  explicit BankTransfers(const WorkloadConfig& config) : config_(config) {
     run_id_ = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count());
     source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
       std::uniform_int_distribution<int64_t> account(1, config_.keyspace);
       std::uniform_int_distribution<int64_t> amount(1, 100);
-      AppendRequest request{"bank", "*transfers", {}, config_.ack};
+      AppendRequest request{kModule, "*transfers", {}, config_.ack};
       for (int i = 0; i < config_.batch; ++i) {
         const int64_t from = account(rng);
         int64_t to = account(rng);
@@ -292,60 +296,45 @@ class BankTransfers : public Workload {
     source_.check = [this](const Op& op, const Client::Body& body) -> std::string {
       std::string error = CheckAppended(body, static_cast<size_t>(config_.batch));
       if (!error.empty() || config_.ack != protocol::AckLevel::kProcessed) return error;
-      const auto& request = std::get<AppendRequest>(op.body);
-      const auto& results = std::get<Appended>(body).results;
-      for (size_t i = 0; i < results.size(); ++i) {
-        const Value* status = nullptr;
-        for (const auto& [topology, value] : results[i].ack_returns) {
-          if (topology == "transfer" && value.is_map()) status = value.Find(Value("status"));
-        }
-        if (status == nullptr || !status->is_string()) return "transfer: no ack return status";
-        if (status->as_string() == "rejected") {
-          ++rejected_;
-          continue;
-        }
-        if (status->as_string() != "ok") return "transfer: status " + status->as_string();
-        const Value& record = request.records[i];
-        const int64_t amount = record.Find(Value("amount"))->as_int();
-        delta_[AccountIndex(*record.Find(Value("from")))] -= amount;
-        delta_[AccountIndex(*record.Find(Value("to")))] += amount;
+      std::lock_guard lock(acked_mu_);
+      for (const Value& record : std::get<AppendRequest>(op.body).records) {
+        acked_.push_back(
+            {AccountIndex(*record.Find(Value("from"))), AccountIndex(*record.Find(Value("to"))),
+             record.Find(Value("amount"))->as_int(), record.Find(Value("id"))->as_string()});
       }
       return "";
     };
   }
   std::string Description() const override {
-    return "bank: transfers of 1..100 between uniform distinct accounts among " +
+    return "mbbank (microbatch): transfers of 1..100 between uniform distinct accounts among " +
            std::to_string(config_.keyspace) + " (each deposited " +
            std::to_string(kInitialDeposit) + " first)";
   }
   std::string UnitName() const override { return "transfers"; }
   Status Prepare(const std::vector<Client*>& clients) override {
-    Status s = Load(clients, "load deposits", "bank", "*deposits", config_.keyspace, [](int64_t i) {
-      return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
-    });
+    Status s =
+        Load(clients, "load deposits", kModule, "*deposits", config_.keyspace, [](int64_t i) {
+          return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
+        });
     if (!s.ok()) return s;
     return ReadInts(
-        clients, "read balances before", "bank", "$$balances", config_.keyspace,
+        clients, "read balances before", kModule, "$$balances", config_.keyspace,
         [](int64_t i) { return Value(Numbered('a', i + 1)); }, &before_);
   }
   const OpSource& Source() const override { return source_; }
   Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
     std::vector<int64_t> after;
     Status s = ReadInts(
-        clients, "read balances after", "bank", "$$balances", config_.keyspace,
+        clients, "read balances after", kModule, "$$balances", config_.keyspace,
         [](int64_t i) { return Value(Numbered('a', i + 1)); }, &after);
     if (!s.ok()) return s;
-    int64_t sum_before = 0, sum_after = 0, mismatched = 0, first_mismatch = -1;
+    int64_t sum_before = 0, sum_after = 0;
     for (size_t i = 0; i < after.size(); ++i) {
       sum_before += before_[i];
       sum_after += after[i];
-      if (after[i] != before_[i] + delta_[i].load()) {
-        if (mismatched++ == 0) first_mismatch = static_cast<int64_t>(i) + 1;
-      }
     }
     (*check)["sum_before"] = sum_before;
     (*check)["sum_after"] = sum_after;
-    (*check)["rejected"] = rejected_.load();
     if (sum_before != sum_after) {
       return Status::Corruption("the sum of balances changed from " + std::to_string(sum_before) +
                                 " to " + std::to_string(sum_after));
@@ -354,10 +343,41 @@ class BankTransfers : public Workload {
       (*check)["per_account"] = "skipped: ack is not processed";
       return Status::Ok();
     }
-    // Every acknowledged transfer applied exactly once: each balance is its value before
-    // plus the acknowledged credits minus the acknowledged debits. Only valid when every
-    // transfer sent was answered (an unanswered one may still have been applied).
+    // Each acknowledged transfer's outcome: applied (1), rejected (2), in neither (0).
+    std::vector<int> outcome(acked_.size(), 0);
+    s = Outcomes(clients, "read applied transfers", "$$applied", 1, &outcome);
+    if (s.ok()) s = Outcomes(clients, "read rejected transfers", "$$rejected", 2, &outcome);
+    if (!s.ok()) return s;
+    std::vector<int64_t> delta(before_.size(), 0);
+    int64_t applied = 0, rejected = 0, undecided = 0;
+    for (size_t i = 0; i < acked_.size(); ++i) {
+      if (outcome[i] == 1) {
+        ++applied;
+        delta[acked_[i].from] -= acked_[i].amount;
+        delta[acked_[i].to] += acked_[i].amount;
+      } else if (outcome[i] == 2) {
+        ++rejected;
+      } else {
+        ++undecided;
+      }
+    }
+    int64_t mismatched = 0, first_mismatch = -1;
+    for (size_t i = 0; i < after.size(); ++i) {
+      if (after[i] != before_[i] + delta[i] && mismatched++ == 0) {
+        first_mismatch = static_cast<int64_t>(i) + 1;
+      }
+    }
+    (*check)["acknowledged"] = static_cast<int64_t>(acked_.size());
+    (*check)["applied"] = applied;
+    (*check)["rejected"] = rejected;
     (*check)["accounts_differing_from_acks"] = mismatched;
+    if (undecided > 0) {
+      return Status::Corruption(std::to_string(undecided) +
+                                " acknowledged transfers are in neither $$applied nor $$rejected");
+    }
+    // Every acknowledged transfer applied exactly once: each balance is its value before
+    // plus the applied credits minus the applied debits. Only valid when every transfer
+    // sent was answered (an unanswered one may still have been applied).
     if (mismatched > 0) {
       return Status::Corruption(std::to_string(mismatched) +
                                 " balances differ from the acknowledged transfers, the first: a" +
@@ -367,14 +387,61 @@ class BankTransfers : public Workload {
   }
 
  private:
+  static constexpr char kModule[] = "mbbank";
+  struct Transfer {
+    size_t from;
+    size_t to;
+    int64_t amount;
+    std::string id;
+  };
   size_t AccountIndex(const Value& name) const {
     return static_cast<size_t>(std::stoll(name.as_string().substr(1)) - 1);
+  }
+  // Sets (*outcome)[i] = `mark` for each acknowledged transfer still 0 whose key(from, id)
+  // is in `pstate`.
+  Status Outcomes(const std::vector<Client*>& clients, const std::string& label,
+                  const std::string& pstate, int mark, std::vector<int>* outcome) {
+    auto cursor = std::make_shared<std::atomic<int64_t>>(0);
+    const int64_t total = static_cast<int64_t>(acked_.size());
+    OpSource source;
+    source.next = [=, this](std::mt19937_64&) -> std::optional<Op> {
+      int64_t i = cursor->fetch_add(1);
+      while (i < total && (*outcome)[static_cast<size_t>(i)] != 0) i = cursor->fetch_add(1);
+      if (i >= total) return std::nullopt;
+      const Transfer& t = acked_[static_cast<size_t>(i)];
+      Op op;
+      op.tag = i;
+      op.body = SelectRequest{kModule, pstate,
+                              Path()
+                                  .Key(Value(Numbered('a', static_cast<int64_t>(t.from) + 1)))
+                                  .Key(Value(t.id))
+                                  .ToValue(),
+                              std::nullopt, true};
+      return op;
+    };
+    source.check = [outcome, mark](const Op& op, const Client::Body& body) -> std::string {
+      const auto* selected = std::get_if<Selected>(&body);
+      if (selected == nullptr || selected->values.size() > 1) return "select: unexpected response";
+      if (!selected->values.empty() && !selected->values[0].is_nil()) {
+        (*outcome)[static_cast<size_t>(op.tag)] = mark;
+      }
+      return "";
+    };
+    PhaseOptions options;
+    options.pipeline = 32;
+    options.label = label;
+    const PhaseResult result = RunPhase(clients, source, options, 3);
+    if (result.errors > 0) {
+      return Status::Aborted(label + ": " + std::to_string(result.errors) +
+                             " reads failed, the first: " + result.first_error);
+    }
+    return Status::Ok();
   }
   WorkloadConfig config_;
   std::string run_id_;
   std::atomic<int64_t> next_transfer_{0};
-  std::atomic<int64_t> rejected_{0};
-  std::vector<std::atomic<int64_t>> delta_;  // per account, from acknowledged transfers
+  std::mutex acked_mu_;
+  std::vector<Transfer> acked_;  // GUARDED_BY(acked_mu_)
   std::vector<int64_t> before_;
   OpSource source_;
 };

@@ -481,6 +481,10 @@ void MicrobatchExecutor::Stop(ModuleRuntime& m) {
       mb->cv.SignalAll();
     }
     if (mb->worker.joinable()) mb->worker.join();
+    // The last batch's durability callback has run (its progress trackers moved), so a
+    // successor starting from the trackers starts after it.
+    MutexLock lock(&mb->mu);
+    while (mb->committed.load() < mb->batch) mb->cv.WaitFor(&mb->mu, std::chrono::milliseconds(5));
   }
 }
 

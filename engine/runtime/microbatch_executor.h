@@ -74,7 +74,8 @@ class MicrobatchExecutor {
   // Starts the workers of `m`'s microbatch topologies from their recorded progress (a
   // shadow: from offset 0, replaying the recorded plans).
   Status Start(const std::shared_ptr<ModuleRuntime>& m);
-  // Stops and joins them (a batch in progress finishes first).
+  // Stops and joins them (a batch in progress finishes first) and waits until their last
+  // batch is durable and its progress trackers have moved.
   void Stop(ModuleRuntime& m);
   // Wakes the workers of the microbatch topologies consuming (depot, partition), and
   // registers each node that counts a part for the topologies `counted` (those not

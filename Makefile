@@ -67,10 +67,11 @@ compare: build
 	scripts/install-deps.sh --peers
 	bench/compare.sh all --duration $(COMPARE_SECONDS)
 
-# The crash harness (tests/crash): ROUNDS kill -9 of stratad during a mixed workload, and
-# ROUNDS of each lifecycle operation (update, recompute, rescale) plus the bank migration,
-# each followed by a restart and the oracle checks. `make test` runs 4 rounds and 1 of each
-# operation; SEED changes the random kill moments and workload.
+# The crash harness (tests/crash): ROUNDS kill -9 of stratad during a mixed workload, ROUNDS
+# of each lifecycle operation (update, recompute, rescale) plus the bank migration, and
+# ROUNDS during the batches of the microbatch examples (mbbank, topwords), each followed by
+# a restart and the oracle checks. `make test` runs 4 rounds, 1 of each operation and 3
+# microbatch rounds; SEED changes the random kill moments and workload.
 ROUNDS ?= 20
 SEED   ?=
 .PHONY: crash-test

@@ -43,21 +43,51 @@
 //     count now deployed — no word count or length count below it — and bank's balances
 //     add up to the deposits, migrated to records exactly when bank runs version 2.
 //
+// MicrobatchCrashTest.BatchesAreAppliedExactlyOnceAcrossKill9 does it for the microbatch
+// examples (docs/modules.md, "Microbatch topologies"; issue 16): mbbank and topwords (4
+// partitions each) take bulk appends — hundreds of sentences, deposits or transfers per
+// append, one append in four a larger one acknowledged `appended` that leaves a backlog —
+// so that the kill, and the kill during recovery, find batches running. The transfers move
+// money among 6 accounts shared by every client thread, with amounts up to 10^7, so many
+// are refused; some are sent twice. After a processed append a client reads one of its
+// records' effects back (a word's count, a transfer's decision): the ack waits for the
+// batch. After every restart, with every topology caught up:
+//   - every acknowledged append is in its depot at the partition and offset of its ack;
+//   - topwords: $$word_counts and $$sentence_counts equal, exactly (exactly-once, not "no
+//     count below" as for the stream word count), the fold of the sentences read back, and
+//     $$top_words the brute-force top 100 of those counts (by descending count, ties by
+//     ascending word);
+//   - mbbank: the balances add up to the deposits and none is negative; $$deposited is
+//     each account's sum of deposits; every transfer id of the depot is in exactly one of
+//     $$applied (with its first record's destination and amount) and $$rejected, and
+//     nothing else is there; each balance equals its deposits plus the applied transfers
+//     to it minus those from it (every debit and credit applied once);
+//   - the recompute oracle: every PState of both modules is dumped, recomputed by the server
+//     (Recompute replays the recorded batch boundaries, on which mbbank's decisions
+//     depend, so the re-append oracle of the other tests does not apply) and dumped again
+//     once no rebuild runs: the dumps must be equal.
+//
 // Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`); the lifecycle test
-// runs that many rounds of each operation kind plus the migration (default 1 each). Seed:
-// STRATA_TEST_SEED (default fixed, printed). The server's log goes to a file beside the
-// temporary data directory and is printed on failure.
+// runs that many rounds of each operation kind plus the migration (default 1 each), the
+// microbatch test that many rounds (default 3). Seed: STRATA_TEST_SEED (default fixed,
+// printed). The server's log goes to a file beside the temporary data directory and is
+// printed on failure.
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -69,8 +99,14 @@
 #include "strata/key_codec.h"
 #include "strata/path.h"
 #include "strata/protocol/messages.h"
+#include "strata/schema.h"
 #include "stratad_process.h"
 #include "wire.h"
+
+namespace strata {
+// gtest prints a Value in a failed expectation as its text.
+void PrintTo(const Value& v, std::ostream* os) { *os << v.ToString(); }
+}  // namespace strata
 
 namespace strata::crash_test {
 namespace {
@@ -93,9 +129,10 @@ constexpr int64_t kImpossible = 1'000'000'000'000;  // more than all money ever 
 constexpr auto kCatchUpTimeout = std::chrono::seconds(60);
 const std::vector<std::string> kModules = {"wordcount", "social", "bank", "profiles", "orders"};
 
-int Rounds() {
+// STRATA_CRASH_ROUNDS when set (`make crash-test ROUNDS=N`), else `default_rounds`.
+int Rounds(int default_rounds = kDefaultRounds) {
   const char* env = std::getenv("STRATA_CRASH_ROUNDS");
-  int rounds = env != nullptr && *env != '\0' ? std::atoi(env) : kDefaultRounds;
+  int rounds = env != nullptr && *env != '\0' ? std::atoi(env) : default_rounds;
   return std::max(rounds, 1);
 }
 
@@ -194,6 +231,20 @@ struct ClientContext {
       return false;
     }
     log->Acked(module, depot, records, *results);
+    return true;
+  }
+
+  // Selects the one value at `path` (partitioned by its first key) into *out. False ends
+  // the thread, as for Append.
+  bool SelectOne(const std::string& module, const std::string& pstate, const Path& path,
+                 Value* out) {
+    auto found = wire.Select(module, pstate, path, std::nullopt);
+    if (!found.ok()) {
+      bool expected = killed->load() && found.status().code() == StatusCode::kIOError;
+      if (!expected) log->Error(module + " " + pstate + ": " + found.status().ToString());
+      return false;
+    }
+    *out = found->size() == 1 ? (*found)[0] : Value();
     return true;
   }
 };
@@ -407,28 +458,32 @@ class CrashTest : public ::testing::Test {
     }
   }
 
-  // Runs the workload for a random while, then SIGKILLs the server. Appends the round's
-  // acks to acks_.
-  void RunRoundAndKill(int round) {
+  // Runs the client threads `add_clients` starts (RoundClients::Add) for a random while
+  // once every module of `modules` has an acknowledged record, then SIGKILLs the server.
+  // Appends the round's acks to acks_.
+  void RunRoundAndKill(int round, const std::vector<std::string>& modules,
+                       const std::function<void(RoundClients&)>& add_clients) {
     RoundLog log;
     std::atomic<bool> killed{false};
     RoundClients clients{&log, &killed, round, seed_, server_->port()};
-    auto add = [&](auto loop) { clients.Add(loop); };
-    add(WordcountLoop);
-    add(WordcountLoop);
-    add(SocialLoop);
-    for (int t = 0; t < kBankThreads; ++t) add([t](ClientContext& c) { BankLoop(c, t); });
-    add(ProfilesLoop);
-    add(OrdersLoop);
+    add_clients(clients);
 
     // The kill comes at a random moment once every module is under way (so that each
     // round acknowledges some of each, however slow the machine).
     const auto delay = std::chrono::milliseconds(rng_() % 1500);
     const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (!log.EveryModuleAcked() && Clock::now() < deadline && log.errors().empty()) {
+    while (!log.EveryModuleAcked(modules) && Clock::now() < deadline && log.errors().empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     std::this_thread::sleep_for(delay);
+    // What the topologies had yet to process just before the kill (for the log line).
+    int64_t behind = -1;
+    if (auto stats = wire_->Stats(); stats.ok()) {
+      behind = 0;
+      for (const proto::ModuleStats& m : stats->modules) {
+        for (const proto::TopologyPartitionStats& t : m.topologies) behind += t.lag;
+      }
+    }
     killed = true;
     server_->Stop(SIGKILL);
     clients.Join();
@@ -437,11 +492,13 @@ class CrashTest : public ::testing::Test {
     std::map<std::string, int> per_module;
     for (const Ack& a : acks) ++per_module[a.module];
     std::cout << "[ round " << round << "  ] kill -9 " << delay.count()
-              << " ms after every module's first ack: " << acks.size() << " acknowledged records (";
-    for (const std::string& m : kModules) std::cout << " " << m << " " << per_module[m];
+              << " ms after every module's first ack, " << behind
+              << " records unprocessed by some topology: " << acks.size()
+              << " acknowledged records (";
+    for (const std::string& m : modules) std::cout << " " << m << " " << per_module[m];
     std::cout << " )" << std::endl;
     for (const std::string& e : log.errors()) ADD_FAILURE() << "round " << round << ": " << e;
-    for (const std::string& m : kModules) {
+    for (const std::string& m : modules) {
       EXPECT_GT(per_module[m], 0) << "round " << round << ": no " << m
                                   << " record was acknowledged";
     }
@@ -477,6 +534,54 @@ class CrashTest : public ::testing::Test {
     }
   }
 
+  // Polls Stats until no module has a backfill, recompute or migration pass running (after a
+  // restart the interrupted ones resume or are abandoned).
+  void WaitNoRebuilds() {
+    const auto deadline = Clock::now() + kCatchUpTimeout;
+    for (;;) {
+      EX_ASSIGN_OR_FAIL(proto::StatsResult stats, wire_->Stats());
+      bool running = false;
+      for (const proto::ModuleStats& m : stats.modules) running |= !m.rebuilds.empty();
+      if (!running) return;
+      ASSERT_LT(Clock::now(), deadline)
+          << "rebuilds still running after " << kCatchUpTimeout.count() << " s";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // Reads every depot of module `m` back over the wire into *depots, adding their record
+  // count to *records.
+  void ReadModuleDepots(const proto::ModuleInfo& m, DepotsRead* depots, size_t* records) {
+    for (const proto::DepotInfo& d : m.depots) {
+      EX_ASSIGN_OR_FAIL(auto read, wire_->ReadWholeDepot(m.name, d.name, m.partitions));
+      auto& entries = (*depots)[{m.name, d.name}];
+      entries.clear();
+      for (auto& partition : read) {
+        *records += partition.size();
+        entries.emplace_back();
+        for (proto::DepotRecord& r : partition) {
+          entries.back().push_back(DepotEntry{r.offset, std::move(r.value)});
+        }
+      }
+    }
+  }
+
+  // Every acknowledged append of acks_ is in its depot where its ack put it.
+  void CheckAcksInDepots(const DepotsRead& depots) {
+    for (const Ack& ack : acks_) {
+      auto it = depots.find({ack.module, ack.depot});
+      ASSERT_NE(it, depots.end()) << "no depot " << ack.module << " " << ack.depot;
+      const auto& partitions = it->second;
+      ASSERT_TRUE(ack.partition >= 0 && ack.partition < static_cast<int>(partitions.size()) &&
+                  ack.offset >= 0 &&
+                  ack.offset < static_cast<int64_t>(partitions[ack.partition].size()))
+          << "acknowledged record lost: " << ack.module << " " << ack.depot << " " << ack.partition
+          << "/" << ack.offset << " " << ack.record.ToString();
+      ASSERT_EQ(partitions[ack.partition][ack.offset].record, ack.record)
+          << ack.module << " " << ack.depot << " " << ack.partition << "/" << ack.offset;
+    }
+  }
+
   // A PState's whole contents over the wire, in the form of examples_test::DumpPState;
   // `info` (from the embedded engine, same module) says which partitions it has.
   // `partitions`: the module's count (partitions_ when 0).
@@ -503,32 +608,11 @@ class CrashTest : public ::testing::Test {
     size_t depot_records = 0;
     for (const proto::ModuleInfo& m : modules) {
       ASSERT_EQ(m.partitions, partitions_) << m.name;
-      for (const proto::DepotInfo& d : m.depots) {
-        EX_ASSIGN_OR_FAIL(auto records, wire_->ReadWholeDepot(m.name, d.name, m.partitions));
-        auto& entries = depots[{m.name, d.name}];
-        for (auto& partition : records) {
-          depot_records += partition.size();
-          entries.emplace_back();
-          for (proto::DepotRecord& r : partition) {
-            entries.back().push_back(DepotEntry{r.offset, std::move(r.value)});
-          }
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(ReadModuleDepots(m, &depots, &depot_records));
     }
 
     // Every acknowledged append is in its depot where its ack put it.
-    for (const Ack& ack : acks_) {
-      auto it = depots.find({ack.module, ack.depot});
-      ASSERT_NE(it, depots.end()) << "no depot " << ack.module << " " << ack.depot;
-      const auto& partitions = it->second;
-      ASSERT_TRUE(ack.partition >= 0 && ack.partition < static_cast<int>(partitions.size()) &&
-                  ack.offset >= 0 &&
-                  ack.offset < static_cast<int64_t>(partitions[ack.partition].size()))
-          << "acknowledged record lost: " << ack.module << " " << ack.depot << " " << ack.partition
-          << "/" << ack.offset << " " << ack.record.ToString();
-      ASSERT_EQ(partitions[ack.partition][ack.offset].record, ack.record)
-          << ack.module << " " << ack.depot << " " << ack.partition << "/" << ack.offset;
-    }
+    ASSERT_NO_FATAL_FAILURE(CheckAcksInDepots(depots));
 
     // The ack returns of the last round agree with the views (earlier ones were checked
     // after their round; the recomputation below covers any later change of the views).
@@ -680,7 +764,15 @@ TEST_F(CrashTest, AcknowledgedAppendsAndViewsSurviveKill9OfStratad) {
       ASSERT_NO_FATAL_FAILURE(CheckAfterRestart(round - 1));
     }
     if (round == rounds) break;
-    ASSERT_NO_FATAL_FAILURE(RunRoundAndKill(round));
+    ASSERT_NO_FATAL_FAILURE(RunRoundAndKill(round, kModules, [](RoundClients& clients) {
+      auto add = [&](auto loop) { clients.Add(loop); };
+      add(WordcountLoop);
+      add(WordcountLoop);
+      add(SocialLoop);
+      for (int t = 0; t < kBankThreads; ++t) add([t](ClientContext& c) { BankLoop(c, t); });
+      add(ProfilesLoop);
+      add(OrdersLoop);
+    }));
     if (rng_() % 3 == 0) {
       ASSERT_NO_FATAL_FAILURE(KillDuringRecovery());
     }
@@ -739,21 +831,6 @@ class LifecycleCrashTest : public CrashTest {
     deployed_["bank"] = {examples_test::ModulePath("bank"), bank.version, bank.partitions};
     infos_["wordcount"] = wc;
     infos_["bank"] = bank;
-  }
-
-  // Polls Stats until no module has a backfill, recompute or migration pass running (after a
-  // restart the interrupted ones resume or are abandoned).
-  void WaitNoRebuilds() {
-    const auto deadline = Clock::now() + kCatchUpTimeout;
-    for (;;) {
-      EX_ASSIGN_OR_FAIL(proto::StatsResult stats, wire_->Stats());
-      bool running = false;
-      for (const proto::ModuleStats& m : stats.modules) running |= !m.rebuilds.empty();
-      if (!running) return;
-      ASSERT_LT(Clock::now(), deadline)
-          << "rebuilds still running after " << kCatchUpTimeout.count() << " s";
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
   }
 
   // Runs the workload of wordcount and bank, the operation `op`, and the kill.
@@ -952,18 +1029,7 @@ class LifecycleCrashTest : public CrashTest {
     DepotsRead depots;
     size_t depot_records = 0;
     for (const std::string& name : kLifecycleModules) {
-      for (const proto::DepotInfo& d : infos_[name].depots) {
-        EX_ASSIGN_OR_FAIL(auto records,
-                          wire_->ReadWholeDepot(name, d.name, infos_[name].partitions));
-        auto& entries = depots[{name, d.name}];
-        for (auto& partition : records) {
-          depot_records += partition.size();
-          entries.emplace_back();
-          for (proto::DepotRecord& r : partition) {
-            entries.back().push_back(DepotEntry{r.offset, std::move(r.value)});
-          }
-        }
-      }
+      ASSERT_NO_FATAL_FAILURE(ReadModuleDepots(infos_[name], &depots, &depot_records));
     }
 
     // wordcount is never rescaled: every acknowledged sentence is where its ack put it.
@@ -1171,6 +1237,396 @@ TEST_F(LifecycleCrashTest, LifecycleOperationsSurviveKill9) {
     std::cout << "             " << OpName(key.first) << ", " << key.second << ": " << n
               << std::endl;
   }
+}
+
+// ---- The microbatch rounds -------------------------------------------------------------
+
+const std::vector<std::string> kMicrobatchModules = {"mbbank", "topwords"};
+constexpr int kMicrobatchDefaultRounds = 3;  // `make test`; `make crash-test` runs ROUNDS
+constexpr int kMbbankThreads = 2;
+constexpr int kMbbankAccounts = 6;  // shared by every thread: transfers compete for money
+constexpr int kTopwordsThreads = 2;
+constexpr size_t kVocabulary = 300;  // more than the top 100, with ties near the cut
+constexpr int64_t kTopWords = 100;   // examples/topwords keeps the 100 most frequent words
+
+// examples/topwords' split: lower-cased runs of ASCII letters and digits.
+std::vector<std::string> SplitWords(const std::string& text) {
+  std::vector<std::string> words;
+  std::string current;
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0) {
+      current.push_back(static_cast<char>(std::tolower(u)));
+    } else if (!current.empty()) {
+      words.push_back(std::move(current));
+      current.clear();
+    }
+  }
+  if (!current.empty()) words.push_back(std::move(current));
+  return words;
+}
+
+// Sentences in bulk, so that batches are large and a kill finds one running: 150 sentences
+// per `processed` append, and every fourth append 750 with ack `appended` (a backlog the
+// next batches take up). Words are drawn with a weight about 1/rank from kVocabulary. The
+// first sentence of a processed append also holds a word of its own ("tag" and 64 random
+// bits), whose count must be 1 once the append returned (the ack waits for the batch to
+// commit on the word's partition).
+void TopwordsLoop(ClientContext& c) {
+  const std::vector<std::string> separators = {" ", ", ", "! ", "\t", " -- "};
+  for (int append = 0;; ++append) {
+    const bool bulk = append % 4 == 3;
+    const std::string tag = Cat("tag", c.rng());
+    std::vector<Value> sentences;
+    for (int s = 0; s < (bulk ? 750 : 150); ++s) {
+      std::string text;
+      for (int w = static_cast<int>(c.rng() % 12); w > 0; --w) {
+        const double u = std::uniform_real_distribution<double>(0, 1)(c.rng);
+        const auto rank = static_cast<size_t>(std::pow(static_cast<double>(kVocabulary), u));
+        std::string word = Cat("w", std::min(rank, kVocabulary) - 1);
+        if (c.rng() % 5 == 0) word[0] = 'W';
+        text += word + separators[c.rng() % separators.size()];
+      }
+      if (!bulk && s == 0) text += tag;
+      sentences.push_back(Value(text));
+    }
+    if (!c.Append("topwords", "*sentences", std::move(sentences),
+                  bulk ? proto::AckLevel::kAppended : proto::AckLevel::kProcessed)) {
+      return;
+    }
+    if (bulk) continue;
+    Value count;
+    if (!c.SelectOne("topwords", "$$word_counts", Path().Key(tag), &count)) return;
+    if (count != Value(1)) {
+      c.log->Error("topwords: after a processed ack $$word_counts of " + tag + " is " +
+                   count.ToString() + ", not 1");
+    }
+  }
+}
+
+// Deposits and transfers among kMbbankAccounts accounts, from every thread at once.
+// Transfer amounts are log-uniform from 1 to 10^7, so that as deposits add up some
+// transfers are still refused; one in twenty is sent twice (a client retry: the same id,
+// decided once). 100 transfers per `processed` append, every fourth append 500 with ack
+// `appended`. After each processed append one of its transfers must already be decided.
+void MbbankLoop(ClientContext& c, int thread) {
+  int64_t n = 0;
+  auto account = [&] { return static_cast<int>(c.rng() % kMbbankAccounts); };
+  for (int append = 0;; ++append) {
+    std::vector<Value> deposits;
+    for (int i = 0; i < 20; ++i) {
+      deposits.push_back(Value::MapOf(
+          {{"account", Cat("m", account())}, {"amount", static_cast<int64_t>(1 + c.rng() % 100)}}));
+    }
+    if (!c.Append("mbbank", "*deposits", std::move(deposits))) return;
+    const bool bulk = append % 4 == 3;
+    std::vector<Value> transfers;
+    for (int i = 0; i < (bulk ? 500 : 100); ++i) {
+      const int from = account();
+      const int to =
+          (from + 1 + static_cast<int>(c.rng() % (kMbbankAccounts - 1))) % kMbbankAccounts;
+      const double u = std::uniform_real_distribution<double>(0, 7)(c.rng);
+      Value t = Value::MapOf({{"id", Cat("r", c.round, "-", thread, "-", n++)},
+                              {"from", Cat("m", from)},
+                              {"to", Cat("m", to)},
+                              {"amount", static_cast<int64_t>(std::pow(10.0, u))}});
+      transfers.push_back(t);
+      if (c.rng() % 20 == 0) transfers.push_back(t);
+    }
+    const Value probe = transfers[c.rng() % transfers.size()];
+    if (!c.Append("mbbank", "*transfers", std::move(transfers),
+                  bulk ? proto::AckLevel::kAppended : proto::AckLevel::kProcessed)) {
+      return;
+    }
+    if (bulk) continue;
+    const Path key = Path().Key(Field(probe, "from"), Field(probe, "id"));
+    Value applied, rejected;
+    if (!c.SelectOne("mbbank", "$$applied", key, &applied)) return;
+    if (!c.SelectOne("mbbank", "$$rejected", key, &rejected)) return;
+    if (applied.is_nil() == rejected.is_nil()) {
+      c.log->Error("mbbank: after a processed ack transfer " + probe.ToString() +
+                   " is in $$applied as " + applied.ToString() + " and in $$rejected as " +
+                   rejected.ToString());
+    }
+  }
+}
+
+// A PState map<k1, map<k2, v>> (mbbank's $$applied, $$rejected), merged over its
+// partitions: [k1, k2] -> v.
+Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
+                                                               const std::string& pstate) {
+  std::map<std::pair<Value, Value>, Value> out;
+  for (const std::vector<Value>& partition : dump) {
+    for (const Value& root : partition) {
+      if (root.is_nil()) continue;
+      if (!root.is_map()) return Status::Internal(pstate + ": root " + root.ToString());
+      for (const auto& [k1, inner] : root.as_map()) {
+        if (!inner.is_map()) return Status::Internal(pstate + ": value " + inner.ToString());
+        for (const auto& [k2, v] : inner.as_map()) {
+          if (!out.emplace(std::make_pair(k1, k2), v).second) {
+            return Status::Internal(pstate + ": " + k1.ToString() + "/" + k2.ToString() +
+                                    " on two partitions");
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// The keys whose values differ between two int maps, as "key: live vs expected" lines
+// (at most 10, then how many more); empty when the maps are equal.
+std::string IntMapDiff(const std::map<Value, int64_t>& live,
+                       const std::map<Value, int64_t>& expected) {
+  std::map<Value, std::pair<std::optional<int64_t>, std::optional<int64_t>>> both;
+  for (const auto& [k, v] : live) both[k].first = v;
+  for (const auto& [k, v] : expected) both[k].second = v;
+  std::string out;
+  int differing = 0;
+  auto text = [](const std::optional<int64_t>& v) {
+    return v.has_value() ? std::to_string(*v) : std::string("absent");
+  };
+  for (const auto& [k, v] : both) {
+    if (v.first == v.second) continue;
+    if (++differing <= 10) {
+      out += "\n  " + k.ToString() + ": " + text(v.first) + " vs " + text(v.second);
+    }
+  }
+  if (differing > 10) out += Cat("\n  ... ", differing - 10, " more");
+  return out;
+}
+
+class MicrobatchCrashTest : public CrashTest {
+ protected:
+  void DeployMicrobatchModules() {
+    for (const std::string& name : kMicrobatchModules) {
+      EX_ASSIGN_OR_FAIL(proto::ModuleInfo info,
+                        wire_->Deploy(examples_test::ModulePath(name), partitions_));
+      ASSERT_EQ(info.name, name);
+    }
+  }
+
+  static void AddClients(RoundClients& clients) {
+    for (int t = 0; t < kTopwordsThreads; ++t) clients.Add(TopwordsLoop);
+    for (int t = 0; t < kMbbankThreads; ++t) {
+      clients.Add([t](ClientContext& c) { MbbankLoop(c, t); });
+    }
+  }
+
+  // A PState of `module` over the wire (DumpOverWire) from its description.
+  Result<PStateDump> DumpOverWire(const std::string& module, const proto::PStateInfo& p) {
+    STRATA_ASSIGN_OR_RETURN(PStateSchema schema, PStateSchema::FromValue(p.schema));
+    return CrashTest::DumpOverWire(module, PStateInfo{p.name, std::move(schema)});
+  }
+
+  // Every check of the file comment for the microbatch rounds, against the restarted server.
+  void CheckMicrobatch(int round) {
+    const auto start = Clock::now();
+    ASSERT_NO_FATAL_FAILURE(WaitCaughtUp());
+    EX_ASSIGN_OR_FAIL(proto::StatsResult stats, wire_->Stats());
+    for (const proto::ModuleStats& m : stats.modules) {
+      for (const proto::MicrobatchStats& mb : m.microbatches) {
+        EXPECT_EQ(mb.stalled, "") << "round " << round << ": " << m.module << " " << mb.topology;
+      }
+    }
+
+    DepotsRead depots;
+    size_t depot_records = 0;
+    std::map<std::string, proto::ModuleInfo> infos;
+    for (const std::string& name : kMicrobatchModules) {
+      EX_ASSIGN_OR_FAIL(infos[name], wire_->Describe(name));
+      ASSERT_EQ(infos[name].partitions, partitions_) << name;
+      ASSERT_NO_FATAL_FAILURE(ReadModuleDepots(infos[name], &depots, &depot_records));
+    }
+    ASSERT_NO_FATAL_FAILURE(CheckAcksInDepots(depots));
+    ASSERT_NO_FATAL_FAILURE(CheckTopwords(round, infos["topwords"], depots));
+    ASSERT_NO_FATAL_FAILURE(CheckMbbank(round, infos["mbbank"], depots));
+    ASSERT_NO_FATAL_FAILURE(CheckRecomputedEqual(round, infos));
+    std::cout << "[ check " << round << "  ] " << acks_.size() << " acks in " << depot_records
+              << " depot records; " << SecondsSince(start) << " s" << std::endl;
+  }
+
+  // Exactly-once: every view equals the fold of the sentences read back, counts included.
+  void CheckTopwords(int round, const proto::ModuleInfo& info, const DepotsRead& depots) {
+    std::map<Value, int64_t> counts, sentence_counts;
+    size_t sentences = 0;
+    for (const auto& partition : depots.at({"topwords", "*sentences"})) {
+      for (const DepotEntry& r : partition) {
+        ++sentences;
+        std::vector<std::string> words = SplitWords(r.record.as_string());
+        for (const std::string& w : words) ++counts[Value(w)];
+        for (const std::string& w : std::set<std::string>(words.begin(), words.end())) {
+          ++sentence_counts[Value(w)];
+        }
+      }
+    }
+    // The top 100 by descending count, ties by ascending word (examples/topwords).
+    std::vector<std::pair<Value, int64_t>> ranked(counts.begin(), counts.end());
+    std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    Value::List top;
+    for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(kTopWords); ++i) {
+      top.push_back(Value::ListOf({ranked[i].first, ranked[i].second}));
+    }
+
+    for (const proto::PStateInfo& p : info.pstates) {
+      EX_ASSIGN_OR_FAIL(PStateDump dump, DumpOverWire("topwords", p));
+      if (p.name == "$$top_words") {
+        ASSERT_EQ(dump.size(), 1u);
+        const Value root = dump[0].size() == 1 ? dump[0][0] : Value();
+        EXPECT_EQ(Field(root, "all"), Value(top))
+            << "round " << round << ": $$top_words " << Field(root, "all").ToString()
+            << "\nbrute-force top " << kTopWords << " of " << sentences
+            << " sentences: " << Value(top).ToString();
+        continue;
+      }
+      EX_ASSIGN_OR_FAIL(auto live, examples_test::IntMapOf(dump, p.name));
+      const auto& expected = p.name == "$$word_counts" ? counts : sentence_counts;
+      EXPECT_EQ(IntMapDiff(live, expected), "")
+          << "round " << round << ": topwords " << p.name << " (live vs the fold of " << sentences
+          << " sentences)";
+    }
+  }
+
+  // Money is conserved and each transfer decided once, its debit and credit applied once.
+  void CheckMbbank(int round, const proto::ModuleInfo& info, const DepotsRead& depots) {
+    std::map<Value, int64_t> deposited;
+    int64_t total_deposited = 0;
+    for (const auto& partition : depots.at({"mbbank", "*deposits"})) {
+      for (const DepotEntry& r : partition) {
+        const int64_t amount = Field(r.record, "amount").as_int();
+        deposited[Field(r.record, "account")] += amount;
+        total_deposited += amount;
+      }
+    }
+    // The first record of each transfer id (a retry repeats it).
+    std::map<std::pair<Value, Value>, Value> transfers;
+    for (const auto& partition : depots.at({"mbbank", "*transfers"})) {
+      for (const DepotEntry& r : partition) {
+        transfers.emplace(std::make_pair(Field(r.record, "from"), Field(r.record, "id")), r.record);
+      }
+    }
+
+    std::map<std::string, PStateDump> dumps;
+    for (const proto::PStateInfo& p : info.pstates) {
+      EX_ASSIGN_OR_FAIL(dumps[p.name], DumpOverWire("mbbank", p));
+    }
+    EX_ASSIGN_OR_FAIL(auto balances, examples_test::IntMapOf(dumps["$$balances"], "$$balances"));
+    EX_ASSIGN_OR_FAIL(auto live_deposited,
+                      examples_test::IntMapOf(dumps["$$deposited"], "$$deposited"));
+    EX_ASSIGN_OR_FAIL(auto applied, TwoLevelMapOf(dumps["$$applied"], "$$applied"));
+    EX_ASSIGN_OR_FAIL(auto rejected, TwoLevelMapOf(dumps["$$rejected"], "$$rejected"));
+
+    int64_t total = 0;
+    for (const auto& [account, balance] : balances) {
+      EXPECT_GE(balance, 0) << "round " << round << ": account " << account.ToString();
+      total += balance;
+    }
+    EXPECT_EQ(total, total_deposited)
+        << "round " << round << ": the balances do not add up to the deposits";
+    EXPECT_EQ(IntMapDiff(live_deposited, deposited), "")
+        << "round " << round << ": mbbank $$deposited (live vs the sum of the deposits)";
+
+    // Each transfer id in exactly one of $$applied / $$rejected, and nothing else there.
+    int undecided = 0, twice = 0;
+    std::map<Value, int64_t> expected_balances = deposited;
+    for (const auto& [key, record] : transfers) {
+      auto a = applied.find(key);
+      auto r = rejected.find(key);
+      const bool in_applied = a != applied.end(), in_rejected = r != rejected.end();
+      if (in_applied == in_rejected) {
+        if (++(in_applied ? twice : undecided) <= 5) {
+          ADD_FAILURE() << "round " << round << ": transfer " << record.ToString() << " is "
+                        << (in_applied ? "in both $$applied and $$rejected" : "in neither")
+                        << " of $$applied and $$rejected";
+        }
+        continue;
+      }
+      if (!in_applied) continue;
+      EXPECT_EQ(a->second,
+                Value::MapOf({{"to", Field(record, "to")}, {"amount", Field(record, "amount")}}))
+          << "round " << round << ": $$applied of transfer " << record.ToString();
+      const int64_t amount = Field(record, "amount").as_int();
+      expected_balances[Field(record, "from")] -= amount;
+      expected_balances[Field(record, "to")] += amount;
+    }
+    EXPECT_EQ(undecided + twice, 0) << "round " << round << ": " << undecided
+                                    << " transfers undecided, " << twice << " decided twice";
+    for (const auto* decided : {&applied, &rejected}) {
+      for (const auto& [key, value] : *decided) {
+        EXPECT_TRUE(transfers.count(key) == 1)
+            << "round " << round << ": " << (decided == &applied ? "$$applied" : "$$rejected")
+            << " holds " << key.first.ToString() << "/" << key.second.ToString()
+            << ", no transfer of the depot";
+      }
+    }
+    // Every applied transfer debited once and credited once.
+    EXPECT_EQ(IntMapDiff(balances, expected_balances), "")
+        << "round " << round << ": mbbank $$balances (live vs deposits and applied transfers)";
+    applied_ = applied.size();
+    rejected_ = rejected.size();
+    std::cout << "[ mbbank " << round << " ] " << total_deposited << " deposited over "
+              << balances.size() << " accounts; " << transfers.size()
+              << " transfer ids: " << applied.size() << " applied, " << rejected.size()
+              << " rejected" << std::endl;
+  }
+
+  // The recompute oracle: every microbatch PState is dumped, recomputed by the server
+  // (Recompute replays the recorded batch boundaries), and dumped again; the dumps must be
+  // equal (equal Values).
+  void CheckRecomputedEqual(int round, const std::map<std::string, proto::ModuleInfo>& infos) {
+    std::map<std::pair<std::string, std::string>, PStateDump> before;
+    for (const auto& [module, info] : infos) {
+      std::vector<std::string> names;
+      for (const proto::PStateInfo& p : info.pstates) {
+        const std::pair<std::string, std::string> key(module, p.name);
+        EX_ASSIGN_OR_FAIL(before[key], DumpOverWire(module, p));
+        names.push_back(p.name);
+      }
+      EX_ASSIGN_OR_FAIL(proto::RecomputeStarted started, wire_->Recompute(module, names));
+      ASSERT_EQ(started.pstates.size(), names.size()) << module;
+    }
+    ASSERT_NO_FATAL_FAILURE(WaitNoRebuilds());
+    ASSERT_NO_FATAL_FAILURE(WaitCaughtUp());
+    for (const auto& [module, info] : infos) {
+      for (const proto::PStateInfo& p : info.pstates) {
+        EX_ASSIGN_OR_FAIL(PStateDump after, DumpOverWire(module, p));
+        EXPECT_TRUE(examples_test::DumpsEqual(before[{module, p.name}], after))
+            << "round " << round << ": " << module << " " << p.name
+            << " (live before the recompute, recomputed after)";
+      }
+    }
+  }
+
+  size_t applied_ = 0;   // $$applied entries at the last check
+  size_t rejected_ = 0;  // $$rejected entries at the last check
+};
+
+TEST_F(MicrobatchCrashTest, BatchesAreAppliedExactlyOnceAcrossKill9) {
+  const int rounds = Rounds(kMicrobatchDefaultRounds);
+  std::cout << "[ rounds   ] " << rounds << " (set STRATA_CRASH_ROUNDS to change it)" << std::endl;
+  const auto start = Clock::now();
+  for (int round = 0; round <= rounds; ++round) {
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+    if (round == 0) {
+      ASSERT_NO_FATAL_FAILURE(DeployMicrobatchModules());
+    } else {
+      ASSERT_NO_FATAL_FAILURE(CheckMicrobatch(round - 1));
+    }
+    if (round == rounds) break;
+    ASSERT_NO_FATAL_FAILURE(RunRoundAndKill(round, kMicrobatchModules, AddClients));
+    if (rng_() % 3 == 0) {
+      ASSERT_NO_FATAL_FAILURE(KillDuringRecovery());
+    }
+  }
+  // The workload decided transfers both ways (certain once it sent a thousand).
+  if (applied_ + rejected_ >= 1000) {
+    EXPECT_GT(applied_, 0u);
+    EXPECT_GT(rejected_, 0u);
+  }
+  std::cout << "[ done     ] " << rounds << " rounds, " << acks_.size() << " acknowledged records, "
+            << SecondsSince(start) << " s" << std::endl;
 }
 
 }  // namespace

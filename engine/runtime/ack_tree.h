@@ -94,6 +94,9 @@ struct AckNode {
   std::shared_ptr<ClientBatch> batch;  // client records
   size_t batch_index = 0;
   std::shared_ptr<TopologyRun> parent;  // records appended by a topology step
+  // Whether the node counts a part for each consuming microbatch topology: not for a client
+  // record appended at kProcessedStreams, nor for the records its steps append, recursively.
+  bool waits_batches = true;
   Mutex mu;
   std::vector<std::pair<std::string, Value>> ack_returns GUARDED_BY(mu);  // per consumer
   Status failure GUARDED_BY(mu);                                          // the first one

@@ -317,7 +317,8 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     node->batch = std::move(items[i].batch);
     node->batch_index = items[i].batch_index;
     node->parent = std::move(items[i].parent);
-    const bool waits = MicrobatchExecutor::WaitsFor(node->batch.get());
+    node->waits_batches = MicrobatchExecutor::WaitsFor(*node);
+    const bool waits = node->waits_batches;
     // +1: durability.
     node->pending.store(static_cast<int64_t>(consumers.size() + (waits ? batched.size() : 0)) + 1);
     {

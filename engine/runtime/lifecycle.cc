@@ -37,9 +37,19 @@ void EngineImpl::Quiesce(ModuleRuntime& m, ModuleRuntime* also) {
     MutexLock lock(&live_mu_);
     while (live_replays_ != 0) live_cv_.Wait(&live_mu_);
   }
-  Barrier();  // queued drains have appended and started their records
-  WaitNoLiveNodes(m);
-  batcher_->WaitDrained(m);  // records whose appenders did not wait for microbatches
+  // Until nothing moves: a microbatch's batch may append records (then live nodes again),
+  // and records whose appenders did not wait for microbatches (kProcessedStreams) are not
+  // live nodes but must be applied too.
+  for (;;) {
+    Barrier();  // queued drains have appended and started their records
+    WaitNoLiveNodes(m);
+    batcher_->WaitDrained(m);
+    Barrier();
+    if (m.live_nodes.load() == 0 && batcher_->Drained(m)) break;
+  }
+  // Idle now, and nothing can give them work (the gate is closed, the ticker skips a module
+  // being updated): the microbatch workers stop, their last batch durable.
+  batcher_->Stop(m);
   if (also != nullptr) {
     WaitNoLiveNodes(*also);
     batcher_->WaitReplayed(*also, m);
@@ -67,6 +77,10 @@ void EngineImpl::ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m) {
 
 void EngineImpl::Resume(const std::shared_ptr<ModuleRuntime>& m) {
   m->stopping.store(false);
+  if (Status st = batcher_->Start(m); !st.ok()) {
+    logger_->Error("module " + m->name +
+                   ": its microbatch topologies could not restart: " + st.ToString());
+  }
   StartBackfills(m);
   StartMigrations(m);
   DrainHeld(*m, m);

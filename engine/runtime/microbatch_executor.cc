@@ -360,8 +360,8 @@ class BatchRun {
       write.Set(*folded);
       Result<int64_t> written = pstate.Transform(session_, where.first, write);
       if (!written.ok()) return Failure(i, at, written.status(), false);
-      out->push_back({where.first, kCombined, Value::ListOf({g.key, std::move(folded).value()}),
-                      at.origin});
+      out->push_back(
+          {where.first, kCombined, Value::ListOf({g.key, std::move(folded).value()}), at.origin});
     }
     return std::nullopt;
   }
@@ -450,15 +450,17 @@ Value PlanToValue(const ModuleRuntime& m, const TopologyDef& t, const BatchPlan&
       from.emplace_back(plan.from[d][p]);
       to.emplace_back(plan.to[d][p]);
     }
-    ranges.emplace_back(Value(m.def->depots[d].name),
-                        Value::MapOf({{"from", Value(std::move(from))}, {"to", Value(std::move(to))}}));
+    ranges.emplace_back(
+        Value(m.def->depots[d].name),
+        Value::MapOf({{"from", Value(std::move(from))}, {"to", Value(std::move(to))}}));
   }
   return Value::MapOf(std::move(ranges));
 }
 
 // Reads a plan row into plan->from / to. A source the row does not name (one an update
 // added after the batch) had no records in the batch.
-Status PlanFromValue(const ModuleRuntime& m, const TopologyDef& t, const Value& v, BatchPlan* plan) {
+Status PlanFromValue(const ModuleRuntime& m, const TopologyDef& t, const Value& v,
+                     BatchPlan* plan) {
   if (!v.is_map()) return Status::InvalidArgument("not a map");
   for (int d : t.sources) {
     const Value* range = v.Find(Value(m.def->depots[d].name));
@@ -490,6 +492,12 @@ Status PlanFromValue(const ModuleRuntime& m, const TopologyDef& t, const Value& 
 }  // namespace
 
 Status MicrobatchExecutor::Start(const std::shared_ptr<ModuleRuntime>& m) {
+  Status st = StartWorkers(m);
+  if (!st.ok()) Stop(*m);  // those started before the error: no thread outlives a refusal
+  return st;
+}
+
+Status MicrobatchExecutor::StartWorkers(const std::shared_ptr<ModuleRuntime>& m) {
   for (size_t t = 0; t < m->microbatches.size(); ++t) {
     const std::shared_ptr<MicrobatchRuntime>& mb = m->microbatches[t];
     if (!mb || mb->worker.joinable()) continue;
@@ -559,7 +567,7 @@ void MicrobatchExecutor::Enqueue(ModuleRuntime& m, int depot, int partition,
       if (std::find(counted.begin(), counted.end(), t) != counted.end()) {
         const int64_t durable = mb.durable[depot][partition];
         for (const std::shared_ptr<AckNode>& node : nodes) {
-          if (!WaitsFor(node->batch.get())) continue;
+          if (!node->waits_batches) continue;
           if (node->id.offset < durable) {
             done.push_back(node);
           } else {
@@ -595,6 +603,21 @@ void MicrobatchExecutor::WaitDrained(ModuleRuntime& m) {
       mb->cv.WaitFor(&mb->mu, std::chrono::milliseconds(20));
     }
   }
+}
+
+bool MicrobatchExecutor::Drained(ModuleRuntime& m) {
+  for (size_t t = 0; t < m.microbatches.size(); ++t) {
+    const std::shared_ptr<MicrobatchRuntime>& mb = m.microbatches[t];
+    if (!mb || !mb->worker.joinable()) continue;
+    MutexLock lock(&mb->mu);
+    for (int d : m.def->topologies[t].sources) {
+      for (int p = 0; p < m.partitions; ++p) {
+        Result<int64_t> end = m.depots[d]->EndOffset(p);
+        if (end.ok() && mb->durable[d][p] < *end) return false;
+      }
+    }
+  }
+  return true;
 }
 
 bool MicrobatchExecutor::Replayed(const ModuleRuntime& s, const ModuleRuntime& m) {
@@ -745,9 +768,9 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
       if (dropped.Has({failed->partition, failed->source, Value(), failed->origin})) {
         // Dropped values are skipped: this is a bug of the executor, not of the step. The
         // batch stalls (retried with a pause) rather than spinning.
-        return Status::Internal("batch " + std::to_string(plan.batch) +
-                                ": a value failed again after it was dropped: " +
-                                failed->error.ToString());
+        return Status::Internal(
+            "batch " + std::to_string(plan.batch) +
+            ": a value failed again after it was dropped: " + failed->error.ToString());
       }
       {
         MutexLock lock(&mb->mu);

@@ -48,7 +48,8 @@ struct MicrobatchRuntime {
   // The worker's: the last batch committed and, by [depot][partition], its end offsets.
   int64_t batch = 0;
   std::vector<std::vector<int64_t>> applied;
-  // The worker's too: whether a batch since Start wrote every progress row, and the backfill flag they carry.
+  // The worker's too: whether a batch since Start wrote every progress row, and the backfill flag
+  // they carry.
   bool rows_written = false;
   bool rows_backfilling = false;
   // While it catches up with records appended before it existed (a new topology after an
@@ -86,14 +87,20 @@ class MicrobatchExecutor {
   // thread of the partition, right after the records were appended.
   void Enqueue(ModuleRuntime& m, int depot, int partition,
                const std::vector<std::shared_ptr<AckNode>>& nodes, const std::vector<int>& counted);
-  // Whether a record appended with `batch` (null: by a topology or the ticker) waits for
-  // the microbatch topologies: not at AckLevel::kProcessedStreams.
-  static bool WaitsFor(const ClientBatch* batch) {
-    return batch == nullptr || batch->level != AckLevel::kProcessedStreams;
+  // Whether `node` (its batch and parent set) waits for microbatch topologies
+  // (AckNode::waits_batches): not at AckLevel::kProcessedStreams, which a record appended by
+  // a step inherits from the record it descends from.
+  static bool WaitsFor(const AckNode& node) {
+    if (node.batch) return node.batch->level != AckLevel::kProcessedStreams;
+    if (node.parent) return node.parent->record->waits_batches;
+    return true;
   }
   // Blocks until every microbatch topology of `m` has applied every record its depots held
   // at the call (Quiesce).
   void WaitDrained(ModuleRuntime& m);
+  // Whether every running microbatch topology of `m` has applied every record its depots
+  // hold now.
+  static bool Drained(ModuleRuntime& m);
   // Blocks until each microbatch topology of the shadow `s` has replayed the batches the
   // live runtime `m` committed.
   void WaitReplayed(ModuleRuntime& s, const ModuleRuntime& m);
@@ -101,6 +108,7 @@ class MicrobatchExecutor {
   static bool Replayed(const ModuleRuntime& s, const ModuleRuntime& m);
 
  private:
+  Status StartWorkers(const std::shared_ptr<ModuleRuntime>& m);
   void Run(std::weak_ptr<ModuleRuntime> weak, MicrobatchRuntime* mb);
   // Runs and commits batch `plan`: steps that fail are retried, then dropped and recorded;
   // a failed commit is returned (the caller runs the batch again later).

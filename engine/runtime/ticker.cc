@@ -2,6 +2,7 @@
 #include "runtime/ticker.h"
 
 #include <chrono>
+#include <set>
 
 #include "runtime/engine_impl.h"
 #include "strata/value_codec.h"
@@ -57,19 +58,28 @@ void Ticker::TickOnce(int64_t now_ms) {
       }
     }
   }
+  std::set<std::pair<std::string, std::string>> seen;
   for (const std::shared_ptr<ModuleRuntime>& m : modules) {
-    {
-      MutexLock lock(&m->hold_mu);
-      if (m->updating || m->successor || !m->gone.empty()) continue;  // no tick while updated
-    }
+    // The update gate's lock is held while ticks are posted: once Quiesce has closed the
+    // gate, no tick is posted until the next version runs (Quiesce drains those before).
+    MutexLock lock(&m->hold_mu);
+    if (m->updating || m->successor || !m->gone.empty()) continue;  // no tick while updated
     if (m->closed.load()) continue;
     for (int d = 0; d < static_cast<int>(m->def->depots.size()); ++d) {
       const int64_t interval = m->def->depots[d].tick_interval_ms;
       if (interval <= 0) continue;
       Result<int64_t> end = m->depots[d]->EndOffset(0);
       if (!end.ok()) continue;
+      seen.insert({m->name, m->def->depots[d].name});
       auto [it, fresh] = due_.try_emplace({m->name, m->def->depots[d].name});
       Due& due = it->second;
+      // Another depot of that name (the module destroyed and deployed again, or rescaled):
+      // start over from its own last tick.
+      if (!fresh && (due.depot != m->depots[d].get() || *end < due.posted_end)) {
+        due = Due();
+        fresh = true;
+      }
+      due.depot = m->depots[d].get();
       if (fresh) {
         // The last tick in the depot (the engine's earlier life): no burst after a restart.
         if (*end > 0) {
@@ -100,6 +110,7 @@ void Ticker::TickOnce(int64_t now_ms) {
       engine_.PostAppend(m, d, 0, std::move(items));
     }
   }
+  std::erase_if(due_, [&](const auto& entry) { return seen.count(entry.first) == 0; });
 }
 
 }  // namespace strata::runtime

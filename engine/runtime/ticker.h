@@ -19,6 +19,10 @@
 
 #include "strata/thread_annotations.h"
 
+namespace strata {
+class Depot;
+}  // namespace strata
+
 namespace strata::runtime {
 
 class EngineImpl;
@@ -32,9 +36,10 @@ class Ticker {
 
  private:
   struct Due {
-    int64_t next_ms = 0;      // when the next tick is due
-    int64_t last = 0;         // the last tick appended (or found in the depot)
-    int64_t posted_end = -1;  // the depot's end offset when the last tick was posted
+    int64_t next_ms = 0;           // when the next tick is due
+    int64_t last = 0;              // the last tick appended (or found in the depot)
+    int64_t posted_end = -1;       // the depot's end offset when the last tick was posted
+    const Depot* depot = nullptr;  // the depot object it was for (compared, never used)
   };
   void Run() EXCLUDES(mu_);
   void TickOnce(int64_t now_ms);

@@ -2,10 +2,12 @@
 // Built three times, all named "mbtest": plain; MB_TEST_V2 adds a microbatch topology
 // "count2" (a backfill after an update); MB_TEST_KIND declares "slow" as a stream topology
 // (an update the runtime refuses).
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "strata/module.h"
 
@@ -130,11 +132,54 @@ void Define(strata::ModuleBuilder& m) {
           slow_count, [](const Value&) { return Value("n"); }, agg::Count());
 #endif
 
+  // hop: a stream topology that appends each record to *slow (a microbatch behind a hop).
+  auto hop = m.Depot("*hop", DepotPartitioning::Random());
+  m.Stream("hop").Source(hop).Each(
+      [slow](TopologyContext& ctx, const Value& v) { return ctx.Append(slow, v); });
+
   // ticks: every 20 ms; their count and the last one.
   auto ticks = m.TickDepot("*ticks", 20);
   auto tick_stats = m.GlobalPState("$$tick_stats", Schema::Map(Schema::String(), Schema::Int64()));
   m.Microbatch("ticks").Source(ticks).Global().Aggregate(
       tick_stats, [](const Value&) { return Value("last"); }, agg::Max());
+
+  // relay: two slow microbatch hops through a depot, the consumer declared first (its batch
+  // comes after the relay's, whose appends it takes).
+  auto relay_in = m.Depot("*relay_in", DepotPartitioning::Random(), Schema::String());
+  auto relayed = m.Depot("*relayed", DepotPartitioning::NoClientAppends(), Schema::String());
+  auto relay_count = m.PState("$$relay_count", Schema::Map(Schema::String(), Schema::Int64()));
+  m.Microbatch("relay_count")
+      .Source(relayed)
+      .Each([](TopologyContext& ctx, const Value& w) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(600));
+        ctx.Emit(w);
+      })
+      .Aggregate(
+          relay_count, [](const Value& w) { return w; }, agg::Count());
+  m.Microbatch("relay").Source(relay_in).Each(
+      [relayed](TopologyContext& ctx, const Value& w) -> Status {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        return ctx.Append(relayed, w);
+      });
+
+  // post: a step after an Aggregate that fails for the key "bad"; MB_TEST_V2 adds a source.
+  auto post = m.Depot("*post", DepotPartitioning::Random(), Schema::String());
+  auto post_counts = m.PState("$$post_counts", Schema::Map(Schema::String(), Schema::Int64()));
+#ifdef MB_TEST_V2
+  auto post2 = m.Depot("*post2", DepotPartitioning::Random(), Schema::String());
+  m.Microbatch("post")
+      .Source(post)
+      .Source(post2)
+#else
+  m.Microbatch("post")
+      .Source(post)
+#endif
+      .Aggregate(
+          post_counts, [](const Value& w) { return w; }, agg::Count())
+      .Each([](TopologyContext&, const Value& kc) -> Status {
+        if (kc.as_list()[0].as_string() == "bad") return Status::UserError("bad key");
+        return Status::Ok();
+      });
 
   // A stream topology may not write a microbatch's PState.
   auto intruder = m.Depot("*intruder", DepotPartitioning::Random());

@@ -325,7 +325,9 @@ TEST_F(MicrobatchTest, AnUpdateDrainsTheBatchesHandsOverAndBackfillsANewMicrobat
                                          "version and a stream topology in the new build"),
             std::string::npos)
       << kind.status().ToString();
-  Result<UpdateResult> rescale = engine_->Update(STRATA_MB_TEST_V2_MODULE, {.partitions = 2});
+  UpdateOptions rescaled;
+  rescaled.partitions = 2;
+  Result<UpdateResult> rescale = engine_->Update(STRATA_MB_TEST_V2_MODULE, rescaled);
   ASSERT_FALSE(rescale.ok());
   EXPECT_NE(rescale.status().message().find("not supported yet"), std::string::npos)
       << rescale.status().ToString();
@@ -365,8 +367,9 @@ TEST_F(MicrobatchTest, RecomputesEqualTheLiveViewAfterAStartFromTheEndAndAnAdded
           ->AppendBatch(kModule, "*post", std::vector<Value>(10, Value("x")), AckLevel::kProcessed)
           .ok());
   // count2 starts at the end of *words; post gains the source *post2.
-  Result<UpdateResult> updated =
-      engine_->Update(STRATA_MB_TEST_V2_MODULE, {.new_topologies_from_end = true});
+  UpdateOptions from_end;
+  from_end.new_topologies_from_end = true;
+  Result<UpdateResult> updated = engine_->Update(STRATA_MB_TEST_V2_MODULE, from_end);
   ASSERT_TRUE(updated.ok()) << updated.status().ToString();
   ASSERT_TRUE(engine_
                   ->AppendBatch(kModule, "*words", std::vector<Value>(10, Value("fig")),

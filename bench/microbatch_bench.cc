@@ -62,7 +62,7 @@ struct Flags {
   std::string ack = "appended";  // throughput: the batches' ack level (appended, processed)
   int words = 4;                 // words per sentence
   int vocab = 10'000;            // distinct words
-  int64_t max_records = 4096;    // EngineOptions::microbatch_max_records
+  int64_t max_records = strata::EngineOptions().microbatch_max_records;  // per batch
   int rate = 1000;               // latency: records/s
   int latency_seconds = 10;      // latency: measured interval
   int warmup_ms = 1000;          // latency: sent before the measured interval

@@ -63,10 +63,10 @@ struct Flags {
   int words = 4;                 // words per sentence
   int vocab = 10'000;            // distinct words
   int64_t max_records = strata::EngineOptions().microbatch_max_records;  // per batch
-  int rate = 1000;               // latency: records/s
-  int latency_seconds = 10;      // latency: measured interval
-  int warmup_ms = 1000;          // latency: sent before the measured interval
-  int poll_us = 1000;            // batch sampler period
+  int rate = 1000;                                                       // latency: records/s
+  int latency_seconds = 10;  // latency: measured interval
+  int warmup_ms = 1000;      // latency: sent before the measured interval
+  int poll_us = 1000;        // batch sampler period
   bool throughput = true;
   bool latency = true;
   std::string dir;  // data directories' prefix (default /tmp/strata-mbbench-<pid>)

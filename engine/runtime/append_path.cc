@@ -309,6 +309,7 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     if (!m->microbatches[t]->backfilling.load()) batched.push_back(t);
   }
   std::vector<std::shared_ptr<AckNode>> nodes;
+  std::vector<std::shared_ptr<AckNode>> flushed;  // those whose durability part is a flush
   nodes.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     auto node = std::make_shared<AckNode>();
@@ -319,8 +320,14 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     node->parent = std::move(items[i].parent);
     node->waits_batches = MicrobatchExecutor::WaitsFor(*node);
     const bool waits = node->waits_batches;
-    // +1: durability.
-    node->pending.store(static_cast<int64_t>(consumers.size() + (waits ? batched.size() : 0)) + 1);
+    // +1: durability — unless the node waits for a microbatch anyway and nothing waits for
+    // its durability alone (kAppended): a batch holding the record is durable only after the
+    // record, which committed first in the same log. Then no flush is started for the
+    // record itself, and the batch's flush covers both (one flush on the ack's path, not two).
+    const bool implied =
+        waits && !batched.empty() && (!node->batch || node->batch->level == AckLevel::kProcessed);
+    node->pending.store(static_cast<int64_t>(consumers.size() + (waits ? batched.size() : 0)) +
+                        (implied ? 0 : 1));
     {
       MutexLock lock(&node->mu);  // not shared yet: never contended
       node->ack_returns.reserve(consumers.size() + batched.size());
@@ -330,20 +337,23 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
       }
     }
     if (node->batch) node->batch->results[node->batch_index].offset = node->id.offset;
+    if (!implied) flushed.push_back(node);
     nodes.push_back(std::move(node));
   }
-  storage_->WhenDurable([this, nodes](Status st) {
-    for (const std::shared_ptr<AckNode>& node : nodes) {
-      if (node->batch) {
-        if (!st.ok()) {
-          node->batch->Fail(Status(st.code(), "flushing the log failed: " + st.message()));
-        } else if (node->batch->level == AckLevel::kAppended) {
-          node->batch->RecordReached();
+  if (!flushed.empty()) {
+    storage_->WhenDurable([this, flushed = std::move(flushed)](Status st) {
+      for (const std::shared_ptr<AckNode>& node : flushed) {
+        if (node->batch) {
+          if (!st.ok()) {
+            node->batch->Fail(Status(st.code(), "flushing the log failed: " + st.message()));
+          } else if (node->batch->level == AckLevel::kAppended) {
+            node->batch->RecordReached();
+          }
         }
+        CompleteNodePart(node);
       }
-      CompleteNodePart(node);
-    }
-  });
+    });
+  }
   if (!m->batch_consumers[depot].empty()) batcher_->Enqueue(*m, depot, partition, nodes, batched);
   for (size_t i = 0; i < items.size(); ++i)
     StartRecord(thread, nodes[i], consumers, items[i].record);

@@ -229,7 +229,7 @@ class TimelineFanout : public Workload {
     for (int64_t n : followers_) starts.push_back(total), total += n;
     const int users = config_.users;
     return Load(
-        clients, "load follows", "social", "*follows", total, [this, starts, users](int64_t e) {
+        clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
           const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
                                                 starts.begin() - 1);
           const int64_t j = e - starts[r0] + 1;

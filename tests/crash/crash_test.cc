@@ -49,9 +49,15 @@
 // append, one append in four a larger one acknowledged `appended` that leaves a backlog —
 // so that the kill, and the kill during recovery, find batches running. The transfers move
 // money among 6 accounts shared by every client thread, with amounts up to 10^7, so many
-// are refused; some are sent twice. After a processed append a client reads one of its
-// records' effects back (a word's count, a transfer's decision): the ack waits for the
-// batch. After every restart, with every topology caught up:
+// are refused; some are sent twice. auction (4 partitions, and its tick depot *ticks,
+// which the server appends to every 100 ms) takes auctions that end 200 to 1500 ms after
+// their creation (by the wall clock, which the ticks carry) and bids on them until 300 ms
+// after their end, so that ticks close auctions while bids arrive, before the kill and
+// while the server recovers. After a processed append a client reads one of its records'
+// effects back (a word's count, a transfer's decision, an auction stored): the ack waits
+// for the batch. After every restart, with every topology caught up (a tick depot may lag
+// by the one tick appended just now) and every auction closed (from then on ticks change
+// no view):
 //   - every acknowledged append is in its depot at the partition and offset of its ack;
 //   - topwords: $$word_counts and $$sentence_counts equal, exactly (exactly-once, not "no
 //     count below" as for the stream word count), the fold of the sentences read back, and
@@ -62,10 +68,17 @@
 //     $$applied (with its first record's destination and amount) and $$rejected, and
 //     nothing else is there; each balance equals its deposits plus the applied transfers
 //     to it minus those from it (every debit and credit applied once);
-//   - the recompute oracle: every PState of both modules is dumped, recomputed by the server
-//     (Recompute replays the recorded batch boundaries, on which mbbank's decisions
-//     depend, so the re-append oracle of the other tests does not apply) and dumped again
-//     once no rebuild runs: the dumps must be equal.
+//   - auction: every auction of the depot is in $$auctions, closed, and in $$winners, closed
+//     at the time of a tick of *ticks no earlier than its end, with as winner (and in
+//     $$best_bids) the best of the bids accepted before its close — in its *bids partition
+//     an auction's refused bids ($$refused_bids) follow its accepted ones, since a bid only
+//     names an acknowledged auction — by highest amount, of equal amounts the lowest offset;
+//     nothing is scheduled any more, and the bids on no auction are all refused;
+//   - the recompute oracle: every PState of the three modules is dumped, recomputed by the
+//     server (Recompute replays the recorded batch boundaries, on which mbbank's decisions
+//     depend, and the ticks of the log, on which auction's closes depend, so the re-append
+//     oracle of the other tests does not apply) and dumped again once no rebuild runs: the
+//     dumps must be equal (ticks appended meanwhile close nothing: every auction is closed).
 //
 // Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`); the lifecycle test
 // runs that many rounds of each operation kind plus the migration (default 1 each), the

@@ -1399,8 +1399,8 @@ void AuctionLoop(ClientContext& c) {
       for (int i = 0; i < 4; ++i) {
         Value id(Cat("a", c.round, "-", n++));
         const int64_t ends_at = now + 200 + static_cast<int64_t>(c.rng() % 1300);
-        auctions.push_back(Value::MapOf(
-            {{"id", id}, {"ends_at_ms", ends_at}, {"seller", Cat("s", c.rng() % 3)}}));
+        auctions.push_back(
+            Value::MapOf({{"id", id}, {"ends_at_ms", ends_at}, {"seller", Cat("s", c.rng() % 3)}}));
         open.emplace_back(std::move(id), ends_at);
       }
       const Value first = Field(auctions[0], "id");
@@ -1699,9 +1699,9 @@ class MicrobatchCrashTest : public CrashTest {
       size_t open = 0;
       for (const Value& id : ids) open += winners.count(id) == 0 ? 1 : 0;
       if (open == 0) return;
-      ASSERT_LT(Clock::now(), deadline) << "round " << round << ": " << open << " of "
-                                        << ids.size() << " auctions still open after "
-                                        << kCatchUpTimeout.count() << " s";
+      ASSERT_LT(Clock::now(), deadline)
+          << "round " << round << ": " << open << " of " << ids.size()
+          << " auctions still open after " << kCatchUpTimeout.count() << " s";
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
@@ -1740,7 +1740,9 @@ class MicrobatchCrashTest : public CrashTest {
 
     int wrong = 0;
     auto report = [&](const Value& id, const std::string& what) {
-      if (++wrong <= 5) ADD_FAILURE() << "round " << round << ": auction " << id.ToString() << ": " << what;
+      if (++wrong <= 5) {
+        ADD_FAILURE() << "round " << round << ": auction " << id.ToString() << ": " << what;
+      }
     };
     int64_t accepted_bids = 0, refused_bids = 0, with_bidder = 0;
     for (const auto& [id, record] : auctions) {
@@ -1808,10 +1810,9 @@ class MicrobatchCrashTest : public CrashTest {
     }
     EXPECT_EQ(wrong, 0) << "round " << round << ": " << wrong << " auctions wrong";
     std::cout << "[ auction " << round << "] " << auctions.size() << " auctions closed on "
-              << ticks.size() << " ticks, " << with_bidder << " with a winner; "
-              << accepted_bids << " bids accepted, " << refused_bids
-              << " refused after the close, " << bids_of[kGhostAuction].size()
-              << " on no auction" << std::endl;
+              << ticks.size() << " ticks, " << with_bidder << " with a winner; " << accepted_bids
+              << " bids accepted, " << refused_bids << " refused after the close, "
+              << bids_of[kGhostAuction].size() << " on no auction" << std::endl;
   }
 
   // The recompute oracle: every microbatch PState is dumped, recomputed by the server

@@ -69,7 +69,7 @@ compare: build
 
 # The crash harness (tests/crash): ROUNDS kill -9 of stratad during a mixed workload, ROUNDS
 # of each lifecycle operation (update, recompute, rescale) plus the bank migration, and
-# ROUNDS during the batches of the microbatch examples (mbbank, topwords), each followed by
+# ROUNDS during the batches of the microbatch examples (mbbank, topwords, auction), each followed by
 # a restart and the oracle checks. `make test` runs 4 rounds, 1 of each operation and 3
 # microbatch rounds; SEED changes the random kill moments and workload.
 ROUNDS ?= 20

@@ -49,9 +49,15 @@
 // append, one append in four a larger one acknowledged `appended` that leaves a backlog —
 // so that the kill, and the kill during recovery, find batches running. The transfers move
 // money among 6 accounts shared by every client thread, with amounts up to 10^7, so many
-// are refused; some are sent twice. After a processed append a client reads one of its
-// records' effects back (a word's count, a transfer's decision): the ack waits for the
-// batch. After every restart, with every topology caught up:
+// are refused; some are sent twice. auction (4 partitions, and its tick depot *ticks,
+// which the server appends to every 100 ms) takes auctions that end 200 to 1500 ms after
+// their creation (by the wall clock, which the ticks carry) and bids on them until 300 ms
+// after their end, so that ticks close auctions while bids arrive, before the kill and
+// while the server recovers. After a processed append a client reads one of its records'
+// effects back (a word's count, a transfer's decision, an auction stored): the ack waits
+// for the batch. After every restart, with every topology caught up (a tick depot may lag
+// by the one tick appended just now) and every auction closed (from then on ticks change
+// no view):
 //   - every acknowledged append is in its depot at the partition and offset of its ack;
 //   - topwords: $$word_counts and $$sentence_counts equal, exactly (exactly-once, not "no
 //     count below" as for the stream word count), the fold of the sentences read back, and
@@ -62,10 +68,17 @@
 //     $$applied (with its first record's destination and amount) and $$rejected, and
 //     nothing else is there; each balance equals its deposits plus the applied transfers
 //     to it minus those from it (every debit and credit applied once);
-//   - the recompute oracle: every PState of both modules is dumped, recomputed by the server
-//     (Recompute replays the recorded batch boundaries, on which mbbank's decisions
-//     depend, so the re-append oracle of the other tests does not apply) and dumped again
-//     once no rebuild runs: the dumps must be equal.
+//   - auction: every auction of the depot is in $$auctions, closed, and in $$winners, closed
+//     at the time of a tick of *ticks no earlier than its end, with as winner (and in
+//     $$best_bids) the best of the bids accepted before its close — in its *bids partition
+//     an auction's refused bids ($$refused_bids) follow its accepted ones, since a bid only
+//     names an acknowledged auction — by highest amount, of equal amounts the lowest offset;
+//     nothing is scheduled any more, and the bids on no auction are all refused;
+//   - the recompute oracle: every PState of the three modules is dumped, recomputed by the
+//     server (Recompute replays the recorded batch boundaries, on which mbbank's decisions
+//     depend, and the ticks of the log, on which auction's closes depend, so the re-append
+//     oracle of the other tests does not apply) and dumped again once no rebuild runs: the
+//     dumps must be equal (ticks appended meanwhile close nothing: every auction is closed).
 //
 // Rounds: STRATA_CRASH_ROUNDS (default 4; `make crash-test ROUNDS=N`); the lifecycle test
 // runs that many rounds of each operation kind plus the migration (default 1 each), the
@@ -516,7 +529,8 @@ class CrashTest : public ::testing::Test {
     std::cout << "[ recovery ] kill -9 " << delay.count() << " ms after the restart" << std::endl;
   }
 
-  // Polls Stats until every topology of every module has processed its whole depots.
+  // Polls Stats until every topology of every module has processed its whole depots; a
+  // tick depot of tick_depots_ may have one record unprocessed (a tick appended just now).
   void WaitCaughtUp() {
     const auto deadline = Clock::now() + kCatchUpTimeout;
     for (;;) {
@@ -525,7 +539,10 @@ class CrashTest : public ::testing::Test {
       for (const proto::ModuleStats& m : stats.modules) {
         ASSERT_EQ(m.failures, 0) << m.module << " has topology failures, e.g. "
                                  << (m.failure_page.empty() ? "" : m.failure_page[0].message);
-        for (const proto::TopologyPartitionStats& t : m.topologies) lag += t.lag;
+        for (const proto::TopologyPartitionStats& t : m.topologies) {
+          const bool ticking = tick_depots_.count({m.module, t.depot}) == 1;
+          lag += ticking ? std::max<int64_t>(t.lag - 1, 0) : t.lag;
+        }
       }
       if (lag == 0) return;
       ASSERT_LT(Clock::now(), deadline) << "topologies still " << lag << " records behind after "
@@ -750,6 +767,9 @@ class CrashTest : public ::testing::Test {
   std::unique_ptr<Wire> wire_;
   std::vector<Ack> acks_;       // every acknowledged record of every round so far
   size_t returns_checked_ = 0;  // acks_[0, returns_checked_) had their ack returns checked
+  // The tick depots (module, depot) of the deployed modules: the engine appends to them
+  // every few ms, so WaitCaughtUp lets them lag by one record.
+  std::set<std::pair<std::string, std::string>> tick_depots_;
 };
 
 TEST_F(CrashTest, AcknowledgedAppendsAndViewsSurviveKill9OfStratad) {
@@ -1241,13 +1261,14 @@ TEST_F(LifecycleCrashTest, LifecycleOperationsSurviveKill9) {
 
 // ---- The microbatch rounds -------------------------------------------------------------
 
-const std::vector<std::string> kMicrobatchModules = {"mbbank", "topwords"};
+const std::vector<std::string> kMicrobatchModules = {"mbbank", "topwords", "auction"};
 constexpr int kMicrobatchDefaultRounds = 3;  // `make test`; `make crash-test` runs ROUNDS
 constexpr int kMbbankThreads = 2;
 constexpr int kMbbankAccounts = 6;  // shared by every thread: transfers compete for money
 constexpr int kTopwordsThreads = 2;
 constexpr size_t kVocabulary = 300;  // more than the top 100, with ties near the cut
 constexpr int64_t kTopWords = 100;   // examples/topwords keeps the 100 most frequent words
+const Value kGhostAuction("ghost");  // bids on it are refused: no auction has this id
 
 // examples/topwords' split: lower-cased runs of ASCII letters and digits.
 std::vector<std::string> SplitWords(const std::string& text) {
@@ -1351,6 +1372,79 @@ void MbbankLoop(ClientContext& c, int thread) {
   }
 }
 
+// Milliseconds since the epoch by the wall clock: the time of the module's ticks.
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Auctions that end 200 to 1500 ms after they are created (ends_at_ms by the wall clock,
+// which the module's ticks carry), and bids on them. Every other append creates 4 auctions
+// (`processed`; then the first must be in $$auctions: the ack waits for its batch); the
+// others bid 40 times (every third time 200 bids with ack `appended`) on the auctions this
+// client created that have not ended, or ended less than 300 ms ago, by its clock — around
+// the closing tick, so that some are accepted after the end and some refused after the
+// close — with amounts from 1 to 300 (ties happen) from 12 bidders, one bid in 25 on
+// kGhostAuction. A bid only names an auction whose append was acknowledged, so in its
+// *bids partition an auction's accepted bids precede its refused ones.
+void AuctionLoop(ClientContext& c) {
+  int64_t n = 0;
+  std::vector<std::pair<Value, int64_t>> open;  // id, ends_at_ms
+  for (int append = 0;; ++append) {
+    const int64_t now = WallClockMs();
+    std::erase_if(open, [now](const auto& a) { return a.second + 300 <= now; });
+    if (append % 2 == 0 || open.empty()) {
+      std::vector<Value> auctions;
+      for (int i = 0; i < 4; ++i) {
+        Value id(Cat("a", c.round, "-", n++));
+        const int64_t ends_at = now + 200 + static_cast<int64_t>(c.rng() % 1300);
+        auctions.push_back(
+            Value::MapOf({{"id", id}, {"ends_at_ms", ends_at}, {"seller", Cat("s", c.rng() % 3)}}));
+        open.emplace_back(std::move(id), ends_at);
+      }
+      const Value first = Field(auctions[0], "id");
+      if (!c.Append("auction", "*auctions", std::move(auctions))) return;
+      Value stored;
+      if (!c.SelectOne("auction", "$$auctions", Path().Key(first), &stored)) return;
+      if (stored.is_nil()) {
+        c.log->Error("auction: after a processed ack auction " + first.ToString() +
+                     " is not in $$auctions");
+      }
+      continue;
+    }
+    const bool bulk = append % 6 == 5;
+    std::vector<Value> bids;
+    for (int i = 0; i < (bulk ? 200 : 40); ++i) {
+      const Value& id = c.rng() % 25 == 0 ? kGhostAuction : open[c.rng() % open.size()].first;
+      bids.push_back(Value::MapOf({{"auction", id},
+                                   {"bidder", Cat("b", c.rng() % 12)},
+                                   {"amount", static_cast<int64_t>(1 + c.rng() % 300)}}));
+    }
+    if (!c.Append("auction", "*bids", std::move(bids),
+                  bulk ? proto::AckLevel::kAppended : proto::AckLevel::kProcessed)) {
+      return;
+    }
+  }
+}
+
+// A PState map<k, v> (auction's views), merged over its partitions: k -> v.
+Result<std::map<Value, Value>> OneLevelMapOf(const PStateDump& dump, const std::string& pstate) {
+  std::map<Value, Value> out;
+  for (const std::vector<Value>& partition : dump) {
+    for (const Value& root : partition) {
+      if (root.is_nil()) continue;
+      if (!root.is_map()) return Status::Internal(pstate + ": root " + root.ToString());
+      for (const auto& [k, v] : root.as_map()) {
+        if (!out.emplace(k, v).second) {
+          return Status::Internal(pstate + ": " + k.ToString() + " on two partitions");
+        }
+      }
+    }
+  }
+  return out;
+}
+
 // A PState map<k1, map<k2, v>> (mbbank's $$applied, $$rejected), merged over its
 // partitions: [k1, k2] -> v.
 Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
@@ -1398,6 +1492,8 @@ std::string IntMapDiff(const std::map<Value, int64_t>& live,
 
 class MicrobatchCrashTest : public CrashTest {
  protected:
+  MicrobatchCrashTest() { tick_depots_.insert({"auction", "*ticks"}); }
+
   void DeployMicrobatchModules() {
     for (const std::string& name : kMicrobatchModules) {
       EX_ASSIGN_OR_FAIL(proto::ModuleInfo info,
@@ -1411,6 +1507,7 @@ class MicrobatchCrashTest : public CrashTest {
     for (int t = 0; t < kMbbankThreads; ++t) {
       clients.Add([t](ClientContext& c) { MbbankLoop(c, t); });
     }
+    clients.Add(AuctionLoop);
   }
 
   // A PState of `module` over the wire (DumpOverWire) from its description.
@@ -1430,17 +1527,24 @@ class MicrobatchCrashTest : public CrashTest {
       }
     }
 
-    DepotsRead depots;
-    size_t depot_records = 0;
     std::map<std::string, proto::ModuleInfo> infos;
     for (const std::string& name : kMicrobatchModules) {
       EX_ASSIGN_OR_FAIL(infos[name], wire_->Describe(name));
       ASSERT_EQ(infos[name].partitions, partitions_) << name;
+    }
+    // From now on ticks change no view: the depots read next hold every closing tick, and
+    // the oracle's dumps cannot differ by a close.
+    ASSERT_NO_FATAL_FAILURE(WaitAuctionsClosed(round, infos["auction"]));
+
+    DepotsRead depots;
+    size_t depot_records = 0;
+    for (const std::string& name : kMicrobatchModules) {
       ASSERT_NO_FATAL_FAILURE(ReadModuleDepots(infos[name], &depots, &depot_records));
     }
     ASSERT_NO_FATAL_FAILURE(CheckAcksInDepots(depots));
     ASSERT_NO_FATAL_FAILURE(CheckTopwords(round, infos["topwords"], depots));
     ASSERT_NO_FATAL_FAILURE(CheckMbbank(round, infos["mbbank"], depots));
+    ASSERT_NO_FATAL_FAILURE(CheckAuction(round, infos["auction"], depots));
     ASSERT_NO_FATAL_FAILURE(CheckRecomputedEqual(round, infos));
     std::cout << "[ check " << round << "  ] " << acks_.size() << " acks in " << depot_records
               << " depot records; " << SecondsSince(start) << " s" << std::endl;
@@ -1570,6 +1674,145 @@ class MicrobatchCrashTest : public CrashTest {
               << balances.size() << " accounts; " << transfers.size()
               << " transfer ids: " << applied.size() << " applied, " << rejected.size()
               << " rejected" << std::endl;
+  }
+
+  // A PState of `info` by name, over the wire.
+  Result<PStateDump> DumpByName(const proto::ModuleInfo& info, const std::string& pstate) {
+    for (const proto::PStateInfo& p : info.pstates) {
+      if (p.name == pstate) return DumpOverWire(info.name, p);
+    }
+    return Status::NotFound(info.name + " has no PState " + pstate);
+  }
+
+  // Waits until every auction of *auctions (every one has ended: the clients are stopped
+  // and none ends more than 1500 ms after its creation) has its outcome in $$winners.
+  void WaitAuctionsClosed(int round, const proto::ModuleInfo& info) {
+    EX_ASSIGN_OR_FAIL(auto read, wire_->ReadWholeDepot("auction", "*auctions", info.partitions));
+    std::set<Value> ids;
+    for (const auto& partition : read) {
+      for (const proto::DepotRecord& r : partition) ids.insert(Field(r.value, "id"));
+    }
+    const auto deadline = Clock::now() + kCatchUpTimeout;
+    for (;;) {
+      EX_ASSIGN_OR_FAIL(PStateDump dump, DumpByName(info, "$$winners"));
+      EX_ASSIGN_OR_FAIL(auto winners, OneLevelMapOf(dump, "$$winners"));
+      size_t open = 0;
+      for (const Value& id : ids) open += winners.count(id) == 0 ? 1 : 0;
+      if (open == 0) return;
+      ASSERT_LT(Clock::now(), deadline)
+          << "round " << round << ": " << open << " of " << ids.size()
+          << " auctions still open after " << kCatchUpTimeout.count() << " s";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // Every auction closed on a tick of *ticks at or after its end, with as winner the best
+  // of the bids accepted before its close (examples/auction: highest amount, of equal
+  // amounts the lowest offset); a bid is refused once its auction closed, so an auction's
+  // accepted bids are the first ones of its *bids partition, all but $$refused_bids of it.
+  void CheckAuction(int round, const proto::ModuleInfo& info, const DepotsRead& depots) {
+    std::map<Value, Value> auctions;  // id -> its first record (ids are unique)
+    for (const auto& partition : depots.at({"auction", "*auctions"})) {
+      for (const DepotEntry& r : partition) auctions.emplace(Field(r.record, "id"), r.record);
+    }
+    std::map<Value, std::vector<const DepotEntry*>> bids_of;  // in offset order
+    for (const auto& partition : depots.at({"auction", "*bids"})) {
+      for (const DepotEntry& r : partition) bids_of[Field(r.record, "auction")].push_back(&r);
+    }
+    std::set<Value> ticks;
+    for (const auto& partition : depots.at({"auction", "*ticks"})) {
+      for (const DepotEntry& r : partition) ticks.insert(r.record);
+    }
+
+    std::map<std::string, std::map<Value, Value>> views;
+    for (const char* name : {"$$auctions", "$$best_bids", "$$winners", "$$refused_bids"}) {
+      EX_ASSIGN_OR_FAIL(PStateDump dump, DumpByName(info, name));
+      EX_ASSIGN_OR_FAIL(views[name], OneLevelMapOf(dump, name));
+    }
+    EX_ASSIGN_OR_FAIL(PStateDump schedule, DumpByName(info, "$$schedule"));
+    EX_ASSIGN_OR_FAIL(auto scheduled, OneLevelMapOf(schedule, "$$schedule"));
+    EXPECT_TRUE(scheduled.empty()) << "round " << round << ": every auction closed, yet "
+                                   << scheduled.begin()->first.ToString() << " is scheduled";
+    auto view = [&](const char* name, const Value& id) {
+      auto it = views[name].find(id);
+      return it == views[name].end() ? Value() : it->second;
+    };
+
+    int wrong = 0;
+    auto report = [&](const Value& id, const std::string& what) {
+      if (++wrong <= 5) {
+        ADD_FAILURE() << "round " << round << ": auction " << id.ToString() << ": " << what;
+      }
+    };
+    int64_t accepted_bids = 0, refused_bids = 0, with_bidder = 0;
+    for (const auto& [id, record] : auctions) {
+      const Value winner = view("$$winners", id);
+      const Value closed_at = Field(winner, "closed_at_ms");
+      const Value expected_auction = Value::MapOf({{"ends_at_ms", Field(record, "ends_at_ms")},
+                                                   {"seller", Field(record, "seller")},
+                                                   {"status", "closed"}});
+      if (view("$$auctions", id) != expected_auction) {
+        report(id, "$$auctions holds " + view("$$auctions", id).ToString() + ", not " +
+                       expected_auction.ToString());
+      }
+      if (!closed_at.is_int() || closed_at < Field(record, "ends_at_ms") ||
+          ticks.count(closed_at) == 0) {
+        report(id, "closed by " + winner.ToString() + ", not by a tick of *ticks at or after " +
+                       Field(record, "ends_at_ms").ToString());
+        continue;
+      }
+      const std::vector<const DepotEntry*>& bids = bids_of[id];
+      const Value refused_value = view("$$refused_bids", id);
+      const int64_t refused = refused_value.is_int() ? refused_value.as_int() : 0;
+      if (refused < 0 || refused > static_cast<int64_t>(bids.size())) {
+        report(id, Cat("$$refused_bids is ", refused, " of ", bids.size(), " bids"));
+        continue;
+      }
+      const size_t accepted = bids.size() - static_cast<size_t>(refused);
+      accepted_bids += static_cast<int64_t>(accepted);
+      refused_bids += refused;
+      const DepotEntry* best = nullptr;
+      for (size_t i = 0; i < accepted; ++i) {
+        if (best == nullptr ||
+            Field(bids[i]->record, "amount").as_int() > Field(best->record, "amount").as_int()) {
+          best = bids[i];
+        }
+      }
+      Value expected_winner = Value::MapOf({{"closed_at_ms", closed_at}});
+      Value expected_best;
+      if (best != nullptr) {
+        ++with_bidder;
+        expected_winner = Value::MapOf({{"bidder", Field(best->record, "bidder")},
+                                        {"amount", Field(best->record, "amount")},
+                                        {"closed_at_ms", closed_at}});
+        expected_best = Value::ListOf(
+            {Field(best->record, "amount"), -best->offset, Field(best->record, "bidder")});
+      }
+      if (winner != expected_winner || view("$$best_bids", id) != expected_best) {
+        report(id, Cat("$$winners ", winner.ToString(), " and $$best_bids ",
+                       view("$$best_bids", id).ToString(), ", not ", expected_winner.ToString(),
+                       " and ", expected_best.ToString(), " (the best of its first ", accepted,
+                       " bids of ", bids.size(), ")"));
+      }
+    }
+    // Nothing else in the views: no outcome or best bid of an unknown auction, and the
+    // refused bids of an unknown auction are all of its bids.
+    for (const char* name : {"$$auctions", "$$best_bids", "$$winners"}) {
+      for (const auto& [id, value] : views[name]) {
+        if (auctions.count(id) == 0) report(id, Cat("no such auction, yet in ", name));
+      }
+    }
+    for (const auto& [id, n] : views["$$refused_bids"]) {
+      if (auctions.count(id) == 0 && n != Value(static_cast<int64_t>(bids_of[id].size()))) {
+        report(id, Cat("no such auction: $$refused_bids is ", n.ToString(), ", not ",
+                       bids_of[id].size()));
+      }
+    }
+    EXPECT_EQ(wrong, 0) << "round " << round << ": " << wrong << " auctions wrong";
+    std::cout << "[ auction " << round << "] " << auctions.size() << " auctions closed on "
+              << ticks.size() << " ticks, " << with_bidder << " with a winner; " << accepted_bids
+              << " bids accepted, " << refused_bids << " refused after the close, "
+              << bids_of[kGhostAuction].size() << " on no auction" << std::endl;
   }
 
   // The recompute oracle: every microbatch PState is dumped, recomputed by the server

@@ -1,8 +1,10 @@
 // The word-count workload the in-process benches share (bench_lifecycle, bench_microbatch):
 // its flags, its deterministic sentences, the engine it runs on, its bulk append, the check
 // of $$word_counts, and the figures printed about it. Header-only; not a test.
-#ifndef STRATA_BENCH_BENCH_SUPPORT_H_
-#define STRATA_BENCH_BENCH_SUPPORT_H_
+//
+// Everything runs on the caller's thread, except AppendAll, which starts f.appenders
+// threads and joins them before it returns.
+#pragma once
 
 #include <algorithm>
 #include <atomic>
@@ -280,5 +282,3 @@ inline double Median(std::vector<double> v) {
 }
 
 }  // namespace strata::bench
-
-#endif  // STRATA_BENCH_BENCH_SUPPORT_H_

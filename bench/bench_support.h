@@ -96,8 +96,8 @@ void ParseWorkloadFlags(int argc, char** argv, WorkloadFlags& f, void (*usage)(c
 
 // Whether the counts that must be >= 1 are.
 inline bool WorkloadCountsValid(const WorkloadFlags& f) {
-  return f.records >= 1 && f.partitions >= 1 && f.appenders >= 1 && f.batch >= 1 &&
-         f.window >= 1 && f.words >= 1 && f.vocab >= 1 && f.cache_mb >= 1;
+  return f.records >= 1 && f.partitions >= 1 && f.appenders >= 1 && f.batch >= 1 && f.window >= 1 &&
+         f.words >= 1 && f.vocab >= 1 && f.cache_mb >= 1;
 }
 
 // Engine options for `dir` with the flags' task threads and cache.
@@ -231,8 +231,8 @@ inline AppendFailures AppendAll(Engine* engine, const std::string& module, const
 // and exits 1.
 inline void CheckWordCounts(Engine* engine, const std::string& module,
                             const std::vector<std::string>& vocab,
-                            const std::vector<int64_t>& expected, int sample,
-                            const char* program, const std::string& context) {
+                            const std::vector<int64_t>& expected, int sample, const char* program,
+                            const std::string& context) {
   sample = std::min<int>(sample, static_cast<int>(vocab.size()));
   for (int k = 0; k < sample; ++k) {
     const int i = static_cast<int>(SplitMix(0xc0ffee + k) % vocab.size());

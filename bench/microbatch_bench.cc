@@ -85,8 +85,7 @@ Flags ParseFlags(int argc, char** argv) {
   Flags f;
   strata::bench::ParseWorkloadFlags(
       argc, argv, f, Usage,
-      [&](const std::string& arg, const std::string& name, const std::string& value,
-          auto number) {
+      [&](const std::string& arg, const std::string& name, const std::string& value, auto number) {
         if (arg == "--no-throughput")
           f.throughput = false;
         else if (arg == "--no-latency")
@@ -407,8 +406,7 @@ int main(int argc, char** argv) {
       "task threads %d (%s), cache %lld MB, microbatch_max_records %lld, data %s-*, load %s\n",
       static_cast<long long>(f.records), f.words, sentence_bytes, f.vocab, f.partitions,
       f.task_threads, strata::bench::TaskThreadsText(f).c_str(), static_cast<long long>(f.cache_mb),
-      static_cast<long long>(f.max_records), f.dir.c_str(),
-      load_before.c_str());
+      static_cast<long long>(f.max_records), f.dir.c_str(), load_before.c_str());
   std::fflush(stdout);
 
   std::vector<double> stream_rates, mb_rates, ratios;
@@ -510,10 +508,10 @@ int main(int argc, char** argv) {
       "\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\"}\n",
       static_cast<long long>(f.records), f.partitions, f.task_threads,
       std::thread::hardware_concurrency(), static_cast<long long>(f.cache_mb), f.words,
-      sentence_bytes, static_cast<long long>(f.max_records), f.ack.c_str(),
-      rates_json.c_str(), Median(ratios), tb.mean, static_cast<long long>(tb.max), f.rate,
-      mb_latency.p50, mb_latency.p99, mb_latency.p999, mb_latency.max, stream_latency.p50,
-      stream_latency.p99, stream_latency.p999, stream_latency.max, mb_latency.batches.mean,
+      sentence_bytes, static_cast<long long>(f.max_records), f.ack.c_str(), rates_json.c_str(),
+      Median(ratios), tb.mean, static_cast<long long>(tb.max), f.rate, mb_latency.p50,
+      mb_latency.p99, mb_latency.p999, mb_latency.max, stream_latency.p50, stream_latency.p99,
+      stream_latency.p999, stream_latency.max, mb_latency.batches.mean,
       static_cast<long long>(mb_latency.batches.max),
       static_cast<long long>(mb_latency.batches.batches), load_before.c_str(), load_after.c_str());
   return 0;

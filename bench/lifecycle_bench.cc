@@ -25,7 +25,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <string>
@@ -34,33 +33,27 @@
 
 #include <unistd.h>
 
+#include "bench_support.h"
 #include "strata/engine.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using strata::Value;
+using strata::bench::Clock;
+using strata::bench::Percentile;
+using strata::bench::Seconds;
+using strata::bench::Sentence;
 
 constexpr char kModule[] = "wordcount";
 constexpr char kDepot[] = "*sentences";
 
-struct Flags {
-  int64_t records = 200'000;
-  int partitions = 8;
-  int task_threads = 0;  // the engine's default: one per core
-  int64_t cache_mb = 512;
-  int appenders = 2;       // bulk phase: threads appending asynchronous batches
-  int batch = 1000;        // bulk phase: records per AppendAsync
-  int window = 8;          // bulk phase: batches in flight per appender
-  int words = 4;           // words per sentence
-  int vocab = 10'000;      // distinct words
+// records: 200,000 by default; dir: the data directory (default /tmp/strata-lifecycle-<pid>).
+struct Flags : strata::bench::WorkloadFlags {
   int updates = 10;        // pause phase
   int load_threads = 2;    // pause phase: closed-loop appenders
   int load_batch = 1;      // pause phase: records per blocking AppendBatch (kProcessed)
   int interval_ms = 1000;  // pause phase: steady load before the first and after each update
   int sample_ms = 5000;    // stats samples of rebuild progress
-  std::string dir;         // data directory (default /tmp/strata-lifecycle-<pid>)
-  bool keep = false;       // keep the data directory
   std::string v1 = STRATA_WORDCOUNT_V1;
   std::string v2 = STRATA_WORDCOUNT_V2;
 };
@@ -78,116 +71,32 @@ struct Flags {
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") Usage(nullptr);
-    if (arg == "--keep") {
-      f.keep = true;
-      continue;
-    }
-    const size_t eq = arg.find('=');
-    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) Usage(("bad argument " + arg).c_str());
-    const std::string name = arg.substr(2, eq - 2);
-    const std::string value = arg.substr(eq + 1);
-    const auto number = [&]() -> int64_t {
-      char* end = nullptr;
-      const long long n = std::strtoll(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n < 0) Usage(("bad number in " + arg).c_str());
-      return n;
-    };
-    if (name == "records")
-      f.records = number();
-    else if (name == "partitions")
-      f.partitions = static_cast<int>(number());
-    else if (name == "task-threads")
-      f.task_threads = static_cast<int>(number());
-    else if (name == "cache-mb")
-      f.cache_mb = number();
-    else if (name == "appenders")
-      f.appenders = static_cast<int>(number());
-    else if (name == "batch")
-      f.batch = static_cast<int>(number());
-    else if (name == "window")
-      f.window = static_cast<int>(number());
-    else if (name == "words")
-      f.words = static_cast<int>(number());
-    else if (name == "vocab")
-      f.vocab = static_cast<int>(number());
-    else if (name == "updates")
-      f.updates = static_cast<int>(number());
-    else if (name == "load-threads")
-      f.load_threads = static_cast<int>(number());
-    else if (name == "load-batch")
-      f.load_batch = static_cast<int>(number());
-    else if (name == "interval-ms")
-      f.interval_ms = static_cast<int>(number());
-    else if (name == "sample-ms")
-      f.sample_ms = static_cast<int>(number());
-    else if (name == "dir")
-      f.dir = value;
-    else if (name == "v1")
-      f.v1 = value;
-    else if (name == "v2")
-      f.v2 = value;
-    else
-      Usage(("unknown flag " + arg).c_str());
-  }
-  if (f.records < 1 || f.partitions < 1 || f.appenders < 1 || f.batch < 1 || f.window < 1 ||
-      f.words < 1 || f.vocab < 1 || f.load_threads < 1 || f.load_batch < 1 || f.cache_mb < 1) {
+  strata::bench::ParseWorkloadFlags(
+      argc, argv, f, Usage,
+      [&](const std::string&, const std::string& name, const std::string& value, auto number) {
+        if (name == "updates")
+          f.updates = static_cast<int>(number());
+        else if (name == "load-threads")
+          f.load_threads = static_cast<int>(number());
+        else if (name == "load-batch")
+          f.load_batch = static_cast<int>(number());
+        else if (name == "interval-ms")
+          f.interval_ms = static_cast<int>(number());
+        else if (name == "sample-ms")
+          f.sample_ms = static_cast<int>(number());
+        else if (name == "v1")
+          f.v1 = value;
+        else if (name == "v2")
+          f.v2 = value;
+        else
+          return false;
+        return true;
+      });
+  if (!strata::bench::WorkloadCountsValid(f) || f.load_threads < 1 || f.load_batch < 1) {
     Usage("counts must be >= 1");
   }
   if (f.dir.empty()) f.dir = "/tmp/strata-lifecycle-" + std::to_string(getpid());
   return f;
-}
-
-uint64_t SplitMix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// Word i: 2 to 7 lower-case letters, then i in decimal (so words are distinct and
-// wordcount's splitter keeps each whole); lengths vary with i.
-std::vector<std::string> MakeVocabulary(int size) {
-  std::vector<std::string> words;
-  words.reserve(size);
-  for (int i = 0; i < size; ++i) {
-    uint64_t r = SplitMix(static_cast<uint64_t>(i) + 1);
-    std::string word;
-    const int letters = 2 + static_cast<int>(r % 6);
-    for (int j = 0; j < letters; ++j) {
-      r = SplitMix(r);
-      word.push_back(static_cast<char>('a' + r % 26));
-    }
-    words.push_back(word + std::to_string(i));
-  }
-  return words;
-}
-
-// The word indexes of sentence n (deterministic, so the expected counts are known).
-int WordOf(int64_t n, int j, int vocab) {
-  return static_cast<int>(SplitMix(static_cast<uint64_t>(n) * 64 + j) % vocab);
-}
-
-std::string Sentence(int64_t n, const Flags& f, const std::vector<std::string>& vocab) {
-  std::string s;
-  for (int j = 0; j < f.words; ++j) {
-    if (j > 0) s.push_back(' ');
-    s += vocab[WordOf(n, j, f.vocab)];
-  }
-  return s;
-}
-
-double Seconds(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 uint64_t DirectoryBytes(const std::string& dir) {
@@ -198,14 +107,6 @@ uint64_t DirectoryBytes(const std::string& dir) {
     if (it->is_regular_file(ec)) bytes += it->file_size(ec);
   }
   return bytes;
-}
-
-template <typename T>
-T Percentile(std::vector<T> v, double p) {
-  if (v.empty()) return T{};
-  std::sort(v.begin(), v.end());
-  const size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
 }
 
 [[noreturn]] void Die(const std::string& what, const strata::Status& st) {
@@ -266,19 +167,7 @@ class RebuildSampler {
 // length against the expected counts; exits on a mismatch.
 void CheckViews(strata::Engine* engine, const std::vector<std::string>& vocab,
                 const std::vector<int64_t>& expected, bool lengths, const char* phase) {
-  const int sample = std::min<int>(50, static_cast<int>(vocab.size()));
-  for (int k = 0; k < sample; ++k) {
-    const int i = static_cast<int>(SplitMix(0xc0ffee + k) % vocab.size());
-    auto got = engine->SelectOne(kModule, "$$word_counts", strata::Path().Key(Value(vocab[i])));
-    if (!got.ok()) Die(std::string(phase) + ": select $$word_counts", got.status());
-    const int64_t have = got->is_nil() ? 0 : got->as_int();
-    if (have != expected[i]) {
-      std::fprintf(stderr, "bench_lifecycle: %s: $$word_counts[%s] = %lld, expected %lld\n", phase,
-                   vocab[i].c_str(), static_cast<long long>(have),
-                   static_cast<long long>(expected[i]));
-      std::exit(1);
-    }
-  }
+  strata::bench::CheckWordCounts(engine, kModule, vocab, expected, 50, "bench_lifecycle", phase);
   if (!lengths) return;
   std::map<int64_t, int64_t> by_length;
   for (size_t i = 0; i < vocab.size(); ++i) by_length[vocab[i].size()] += expected[i];
@@ -319,13 +208,10 @@ double LongestGap(const std::vector<Clock::time_point>& acks, Clock::time_point 
 
 int main(int argc, char** argv) {
   const Flags f = ParseFlags(argc, argv);
-  const std::vector<std::string> vocab = MakeVocabulary(f.vocab);
-  const std::string load_before = LoadAverage();
+  const std::vector<std::string> vocab = strata::bench::MakeVocabulary(f.vocab);
+  const std::string load_before = strata::bench::LoadAverage();
 
-  strata::EngineOptions options;
-  options.data_dir = f.dir;
-  options.task_threads = f.task_threads;
-  options.cache_size_bytes = static_cast<uint64_t>(f.cache_mb) << 20;
+  const strata::EngineOptions options = strata::bench::WorkloadEngineOptions(f, f.dir);
   std::filesystem::remove_all(f.dir);
   auto opened = strata::Engine::Open(options);
   if (!opened.ok()) Die("open " + f.dir, opened.status());
@@ -333,75 +219,29 @@ int main(int argc, char** argv) {
   auto deployed = engine->Deploy(f.v1, {.partitions = f.partitions});
   if (!deployed.ok()) Die("deploy " + f.v1, deployed.status());
 
-  int64_t sentence_bytes = 0;
-  for (int64_t n = 0; n < 1000; ++n) sentence_bytes += Sentence(n, f, vocab).size();
+  const double sentence_bytes = strata::bench::MeanSentenceBytes(f, vocab);
   std::printf(
       "bench_lifecycle: %lld records of %d words (~%.0f bytes; %d distinct words), "
       "%d partitions, task threads %d (%s), cache %lld MB, data %s, load %s\n",
-      static_cast<long long>(f.records), f.words, sentence_bytes / 1000.0, f.vocab, f.partitions,
-      f.task_threads,
-      f.task_threads == 0
-          ? ("one per core: " + std::to_string(std::thread::hardware_concurrency())).c_str()
-          : "set",
-      static_cast<long long>(f.cache_mb), f.dir.c_str(), load_before.c_str());
+      static_cast<long long>(f.records), f.words, sentence_bytes, f.vocab, f.partitions,
+      f.task_threads, strata::bench::TaskThreadsText(f).c_str(), static_cast<long long>(f.cache_mb),
+      f.dir.c_str(), load_before.c_str());
   std::fflush(stdout);
 
   // Expected counts: the appenders own disjoint ranges of sentences.
-  std::vector<int64_t> expected(f.vocab, 0);
-  for (int64_t n = 0; n < f.records; ++n) {
-    for (int j = 0; j < f.words; ++j) ++expected[WordOf(n, j, f.vocab)];
-  }
+  const std::vector<int64_t> expected = strata::bench::ExpectedCounts(f, f.records);
 
   // 1. Stream: appends (kAppended, asynchronous batches), then WaitProcessed.
   std::printf("stream: appending %lld records (%d appenders, batches of %d, %d in flight each)\n",
               static_cast<long long>(f.records), f.appenders, f.batch, f.window);
   std::fflush(stdout);
-  std::atomic<int64_t> append_errors{0};
-  std::string first_append_error;
-  std::mutex error_mu;
   const auto stream_start = Clock::now();
-  {
-    std::vector<std::thread> appenders;
-    for (int t = 0; t < f.appenders; ++t) {
-      appenders.emplace_back([&, t] {
-        std::mutex mu;
-        std::condition_variable cv;
-        int in_flight = 0;
-        const int64_t from = f.records * t / f.appenders;
-        const int64_t to = f.records * (t + 1) / f.appenders;
-        for (int64_t i = from; i < to; i += f.batch) {
-          std::vector<Value> sentences;
-          for (int64_t n = i; n < std::min<int64_t>(to, i + f.batch); ++n) {
-            sentences.emplace_back(Sentence(n, f, vocab));
-          }
-          {
-            std::unique_lock lock(mu);
-            cv.wait(lock, [&] { return in_flight < f.window; });
-            ++in_flight;
-          }
-          engine->AppendAsync(kModule, kDepot, std::move(sentences), strata::AckLevel::kAppended,
-                              [&](strata::Result<std::vector<strata::AppendResult>> r) {
-                                if (!r.ok()) {
-                                  if (append_errors.fetch_add(1) == 0) {
-                                    std::lock_guard lock(error_mu);
-                                    first_append_error = r.status().ToString();
-                                  }
-                                }
-                                std::lock_guard lock(mu);
-                                --in_flight;
-                                cv.notify_one();
-                              });
-        }
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return in_flight == 0; });
-      });
-    }
-    for (auto& a : appenders) a.join();
-  }
+  const strata::bench::AppendFailures failed = strata::bench::AppendAll(
+      engine.get(), kModule, kDepot, f, vocab, strata::AckLevel::kAppended);
   const auto appended = Clock::now();
-  if (append_errors.load() > 0) {
-    Die("append (" + std::to_string(append_errors.load()) + " batches failed)",
-        strata::Status::Internal(first_append_error));
+  if (failed.batches > 0) {
+    Die("append (" + std::to_string(failed.batches) + " batches failed)",
+        strata::Status::Internal(failed.first_error));
   }
   if (auto st = engine->WaitProcessed(kModule); !st.ok()) Die("wait processed (stream)", st);
   const auto stream_end = Clock::now();
@@ -552,7 +392,7 @@ int main(int argc, char** argv) {
                    std::chrono::duration<double, std::milli>(t.acks[i] - t.acks[i - 1]).count());
     }
   }
-  const std::string load_after = LoadAverage();
+  const std::string load_after = strata::bench::LoadAverage();
   std::printf(
       "  load: %lld acks, %lld errors%s%s; ack latency p50 %.2f ms, p99 %.2f ms; longest "
       "gap away from updates %.1f ms\n",
@@ -597,7 +437,7 @@ int main(int argc, char** argv) {
       "\"data_mb\":%.1f,\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\"}\n",
       static_cast<long long>(f.records), f.partitions, f.task_threads,
       std::thread::hardware_concurrency(), static_cast<long long>(f.cache_mb), f.words,
-      sentence_bytes / 1000.0, stream_s, stream_rate, append_s, recompute_s, recompute_rate,
+      sentence_bytes, stream_s, stream_rate, append_s, recompute_s, recompute_rate,
       recompute_rate / stream_rate, recompute_samples, backfill_s, backfill_rate,
       static_cast<long long>(backfill_pause_us), backfill_samples, pauses_ms.size(), pause_p50,
       pause_max, gap_p50, gap_max, baseline_gap, Percentile(latencies, 0.5),

@@ -33,7 +33,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,27 +40,24 @@
 
 #include <unistd.h>
 
+#include "bench_support.h"
 #include "strata/engine.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using strata::Value;
+using strata::bench::Clock;
+using strata::bench::Median;
+using strata::bench::Percentile;
+using strata::bench::Seconds;
+using strata::bench::Sentence;
 
 constexpr char kDepot[] = "*sentences";
 
-struct Flags {
-  int64_t records = 1'000'000;
+struct Flags : strata::bench::WorkloadFlags {
+  Flags() { records = 1'000'000; }  // dir: the data directories' prefix
   int rounds = 2;
-  int partitions = 8;
-  int task_threads = 0;  // the engine's default: one per core
-  int64_t cache_mb = 512;
-  int appenders = 2;             // throughput: threads appending asynchronous batches
-  int batch = 1000;              // throughput: records per AppendAsync
-  int window = 8;                // throughput: batches in flight per appender
   std::string ack = "appended";  // throughput: the batches' ack level (appended, processed)
-  int words = 4;                 // words per sentence
-  int vocab = 10'000;            // distinct words
   int64_t max_records = strata::EngineOptions().microbatch_max_records;  // per batch
   int rate = 1000;                                                       // latency: records/s
   int latency_seconds = 10;  // latency: measured interval
@@ -69,8 +65,6 @@ struct Flags {
   int poll_us = 1000;        // batch sampler period
   bool throughput = true;
   bool latency = true;
-  std::string dir;  // data directories' prefix (default /tmp/strata-mbbench-<pid>)
-  bool keep = false;
   std::string stream_module = STRATA_WORDCOUNT;
   std::string microbatch_module = STRATA_MBWORDCOUNT;
 };
@@ -89,143 +83,42 @@ struct Flags {
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") Usage(nullptr);
-    if (arg == "--keep") {
-      f.keep = true;
-      continue;
-    }
-    if (arg == "--no-throughput") {
-      f.throughput = false;
-      continue;
-    }
-    if (arg == "--no-latency") {
-      f.latency = false;
-      continue;
-    }
-    const size_t eq = arg.find('=');
-    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) Usage(("bad argument " + arg).c_str());
-    const std::string name = arg.substr(2, eq - 2);
-    const std::string value = arg.substr(eq + 1);
-    const auto number = [&]() -> int64_t {
-      char* end = nullptr;
-      const long long n = std::strtoll(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || n < 0) Usage(("bad number in " + arg).c_str());
-      return n;
-    };
-    if (name == "records")
-      f.records = number();
-    else if (name == "rounds")
-      f.rounds = static_cast<int>(number());
-    else if (name == "partitions")
-      f.partitions = static_cast<int>(number());
-    else if (name == "task-threads")
-      f.task_threads = static_cast<int>(number());
-    else if (name == "cache-mb")
-      f.cache_mb = number();
-    else if (name == "appenders")
-      f.appenders = static_cast<int>(number());
-    else if (name == "batch")
-      f.batch = static_cast<int>(number());
-    else if (name == "window")
-      f.window = static_cast<int>(number());
-    else if (name == "ack")
-      f.ack = value;
-    else if (name == "words")
-      f.words = static_cast<int>(number());
-    else if (name == "vocab")
-      f.vocab = static_cast<int>(number());
-    else if (name == "max-records")
-      f.max_records = number();
-    else if (name == "rate")
-      f.rate = static_cast<int>(number());
-    else if (name == "latency-seconds")
-      f.latency_seconds = static_cast<int>(number());
-    else if (name == "warmup-ms")
-      f.warmup_ms = static_cast<int>(number());
-    else if (name == "poll-us")
-      f.poll_us = static_cast<int>(number());
-    else if (name == "dir")
-      f.dir = value;
-    else if (name == "stream-module")
-      f.stream_module = value;
-    else if (name == "microbatch-module")
-      f.microbatch_module = value;
-    else
-      Usage(("unknown flag " + arg).c_str());
-  }
-  if (f.records < 1 || f.rounds < 1 || f.partitions < 1 || f.appenders < 1 || f.batch < 1 ||
-      f.window < 1 || f.words < 1 || f.vocab < 1 || f.cache_mb < 1 || f.max_records < 1 ||
-      f.rate < 1 || f.latency_seconds < 1 || f.poll_us < 1) {
+  strata::bench::ParseWorkloadFlags(
+      argc, argv, f, Usage,
+      [&](const std::string& arg, const std::string& name, const std::string& value, auto number) {
+        if (arg == "--no-throughput")
+          f.throughput = false;
+        else if (arg == "--no-latency")
+          f.latency = false;
+        else if (name == "rounds")
+          f.rounds = static_cast<int>(number());
+        else if (name == "ack")
+          f.ack = value;
+        else if (name == "max-records")
+          f.max_records = number();
+        else if (name == "rate")
+          f.rate = static_cast<int>(number());
+        else if (name == "latency-seconds")
+          f.latency_seconds = static_cast<int>(number());
+        else if (name == "warmup-ms")
+          f.warmup_ms = static_cast<int>(number());
+        else if (name == "poll-us")
+          f.poll_us = static_cast<int>(number());
+        else if (name == "stream-module")
+          f.stream_module = value;
+        else if (name == "microbatch-module")
+          f.microbatch_module = value;
+        else
+          return false;
+        return true;
+      });
+  if (!strata::bench::WorkloadCountsValid(f) || f.rounds < 1 || f.max_records < 1 || f.rate < 1 ||
+      f.latency_seconds < 1 || f.poll_us < 1) {
     Usage("counts must be >= 1");
   }
   if (f.ack != "appended" && f.ack != "processed") Usage("--ack is appended or processed");
   if (f.dir.empty()) f.dir = "/tmp/strata-mbbench-" + std::to_string(getpid());
   return f;
-}
-
-uint64_t SplitMix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// Word i: 2 to 7 lower-case letters, then i in decimal (as bench_lifecycle's).
-std::vector<std::string> MakeVocabulary(int size) {
-  std::vector<std::string> words;
-  words.reserve(size);
-  for (int i = 0; i < size; ++i) {
-    uint64_t r = SplitMix(static_cast<uint64_t>(i) + 1);
-    std::string word;
-    const int letters = 2 + static_cast<int>(r % 6);
-    for (int j = 0; j < letters; ++j) {
-      r = SplitMix(r);
-      word.push_back(static_cast<char>('a' + r % 26));
-    }
-    words.push_back(word + std::to_string(i));
-  }
-  return words;
-}
-
-int WordOf(int64_t n, int j, int vocab) {
-  return static_cast<int>(SplitMix(static_cast<uint64_t>(n) * 64 + j) % vocab);
-}
-
-std::string Sentence(int64_t n, const Flags& f, const std::vector<std::string>& vocab) {
-  std::string s;
-  for (int j = 0; j < f.words; ++j) {
-    if (j > 0) s.push_back(' ');
-    s += vocab[WordOf(n, j, f.vocab)];
-  }
-  return s;
-}
-
-double Seconds(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-template <typename T>
-T Percentile(std::vector<T> v, double p) {
-  if (v.empty()) return T{};
-  std::sort(v.begin(), v.end());
-  const size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 [[noreturn]] void Die(const std::string& what, const strata::Status& st) {
@@ -354,10 +247,7 @@ struct Run {
 };
 
 Run OpenRun(const Flags& f, const std::string& so_path, const std::string& dir) {
-  strata::EngineOptions options;
-  options.data_dir = dir;
-  options.task_threads = f.task_threads;
-  options.cache_size_bytes = static_cast<uint64_t>(f.cache_mb) << 20;
+  strata::EngineOptions options = strata::bench::WorkloadEngineOptions(f, dir);
   options.microbatch_max_records = f.max_records;
   std::filesystem::remove_all(dir);
   auto opened = strata::Engine::Open(options);
@@ -387,19 +277,7 @@ void CloseRun(Run& run, const Flags& f) {
 // [0, n)); exits on a mismatch.
 void CheckCounts(strata::Engine* engine, const std::string& module,
                  const std::vector<std::string>& vocab, const std::vector<int64_t>& expected) {
-  const int sample = std::min<int>(100, static_cast<int>(vocab.size()));
-  for (int k = 0; k < sample; ++k) {
-    const int i = static_cast<int>(SplitMix(0xc0ffee + k) % vocab.size());
-    auto got = engine->SelectOne(module, "$$word_counts", strata::Path().Key(Value(vocab[i])));
-    if (!got.ok()) Die(module + ": select $$word_counts", got.status());
-    const int64_t have = got->is_nil() ? 0 : got->as_int();
-    if (have != expected[i]) {
-      std::fprintf(stderr, "bench_microbatch: %s: $$word_counts[%s] = %lld, expected %lld\n",
-                   module.c_str(), vocab[i].c_str(), static_cast<long long>(have),
-                   static_cast<long long>(expected[i]));
-      std::exit(1);
-    }
-  }
+  strata::bench::CheckWordCounts(engine, module, vocab, expected, 100, "bench_microbatch", module);
 }
 
 struct ThroughputResult {
@@ -418,50 +296,13 @@ ThroughputResult Throughput(const Flags& f, const std::string& so_path, const st
       f.ack == "processed" ? strata::AckLevel::kProcessed : strata::AckLevel::kAppended;
   std::unique_ptr<BatchSampler> sampler;
   if (microbatch) sampler = std::make_unique<BatchSampler>(engine, run.module, "count", f.poll_us);
-  std::atomic<int64_t> errors{0};
-  std::string first_error;
-  std::mutex error_mu;
   const auto start = Clock::now();
-  {
-    std::vector<std::thread> appenders;
-    for (int t = 0; t < f.appenders; ++t) {
-      appenders.emplace_back([&, t] {
-        std::mutex mu;
-        std::condition_variable cv;
-        int in_flight = 0;
-        const int64_t from = f.records * t / f.appenders;
-        const int64_t to = f.records * (t + 1) / f.appenders;
-        for (int64_t i = from; i < to; i += f.batch) {
-          std::vector<Value> sentences;
-          for (int64_t n = i; n < std::min<int64_t>(to, i + f.batch); ++n) {
-            sentences.emplace_back(Sentence(n, f, vocab));
-          }
-          {
-            std::unique_lock lock(mu);
-            cv.wait(lock, [&] { return in_flight < f.window; });
-            ++in_flight;
-          }
-          engine->AppendAsync(run.module, kDepot, std::move(sentences), level,
-                              [&](strata::Result<std::vector<strata::AppendResult>> r) {
-                                if (!r.ok() && errors.fetch_add(1) == 0) {
-                                  std::lock_guard lock(error_mu);
-                                  first_error = r.status().ToString();
-                                }
-                                std::lock_guard lock(mu);
-                                --in_flight;
-                                cv.notify_one();
-                              });
-        }
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return in_flight == 0; });
-      });
-    }
-    for (auto& a : appenders) a.join();
-  }
+  const strata::bench::AppendFailures failed =
+      strata::bench::AppendAll(engine, run.module, kDepot, f, vocab, level);
   const auto appended = Clock::now();
-  if (errors.load() > 0) {
-    Die(run.module + ": append (" + std::to_string(errors.load()) + " batches failed)",
-        strata::Status::Internal(first_error));
+  if (failed.batches > 0) {
+    Die(run.module + ": append (" + std::to_string(failed.batches) + " batches failed)",
+        strata::Status::Internal(failed.first_error));
   }
   if (auto st = engine->WaitProcessed(run.module); !st.ok()) Die("wait processed", st);
   const auto end = Clock::now();
@@ -548,11 +389,7 @@ LatencyResult Latency(const Flags& f, const std::string& so_path, const std::str
   r.p999 = Percentile(measured, 0.999);
   r.max = Percentile(measured, 1.0);
   r.late_ms = late_ms;
-  std::vector<int64_t> expected(f.vocab, 0);
-  for (int64_t n = 0; n < total; ++n) {
-    for (int j = 0; j < f.words; ++j) ++expected[WordOf(n, j, f.vocab)];
-  }
-  CheckCounts(engine, run.module, vocab, expected);
+  CheckCounts(engine, run.module, vocab, strata::bench::ExpectedCounts(f, total));
   CloseRun(run, f);
   return r;
 }
@@ -561,29 +398,21 @@ LatencyResult Latency(const Flags& f, const std::string& so_path, const std::str
 
 int main(int argc, char** argv) {
   const Flags f = ParseFlags(argc, argv);
-  const std::vector<std::string> vocab = MakeVocabulary(f.vocab);
-  const std::string load_before = LoadAverage();
-  int64_t sentence_bytes = 0;
-  for (int64_t n = 0; n < 1000; ++n) sentence_bytes += Sentence(n, f, vocab).size();
+  const std::vector<std::string> vocab = strata::bench::MakeVocabulary(f.vocab);
+  const std::string load_before = strata::bench::LoadAverage();
+  const double sentence_bytes = strata::bench::MeanSentenceBytes(f, vocab);
   std::printf(
       "bench_microbatch: %lld records of %d words (~%.0f bytes; %d distinct words), %d partitions, "
       "task threads %d (%s), cache %lld MB, microbatch_max_records %lld, data %s-*, load %s\n",
-      static_cast<long long>(f.records), f.words, sentence_bytes / 1000.0, f.vocab, f.partitions,
-      f.task_threads,
-      f.task_threads == 0
-          ? ("one per core: " + std::to_string(std::thread::hardware_concurrency())).c_str()
-          : "set",
-      static_cast<long long>(f.cache_mb), static_cast<long long>(f.max_records), f.dir.c_str(),
-      load_before.c_str());
+      static_cast<long long>(f.records), f.words, sentence_bytes, f.vocab, f.partitions,
+      f.task_threads, strata::bench::TaskThreadsText(f).c_str(), static_cast<long long>(f.cache_mb),
+      static_cast<long long>(f.max_records), f.dir.c_str(), load_before.c_str());
   std::fflush(stdout);
 
   std::vector<double> stream_rates, mb_rates, ratios;
   std::vector<BatchFigures> mb_batches;
   if (f.throughput) {
-    std::vector<int64_t> expected(f.vocab, 0);
-    for (int64_t n = 0; n < f.records; ++n) {
-      for (int j = 0; j < f.words; ++j) ++expected[WordOf(n, j, f.vocab)];
-    }
+    const std::vector<int64_t> expected = strata::bench::ExpectedCounts(f, f.records);
     std::printf(
         "throughput: %d rounds; %d appenders, batches of %d, %d in flight each, ack %s, "
         "then WaitProcessed\n",
@@ -635,7 +464,7 @@ int main(int argc, char** argv) {
         stream_latency.p999, stream_latency.max, stream_latency.late_ms);
     std::fflush(stdout);
   }
-  const std::string load_after = LoadAverage();
+  const std::string load_after = strata::bench::LoadAverage();
 
   std::printf("\n%-48s %s\n", "measure", "value");
   std::string rates_json = "[";
@@ -679,10 +508,10 @@ int main(int argc, char** argv) {
       "\"loadavg_before\":\"%s\",\"loadavg_after\":\"%s\"}\n",
       static_cast<long long>(f.records), f.partitions, f.task_threads,
       std::thread::hardware_concurrency(), static_cast<long long>(f.cache_mb), f.words,
-      sentence_bytes / 1000.0, static_cast<long long>(f.max_records), f.ack.c_str(),
-      rates_json.c_str(), Median(ratios), tb.mean, static_cast<long long>(tb.max), f.rate,
-      mb_latency.p50, mb_latency.p99, mb_latency.p999, mb_latency.max, stream_latency.p50,
-      stream_latency.p99, stream_latency.p999, stream_latency.max, mb_latency.batches.mean,
+      sentence_bytes, static_cast<long long>(f.max_records), f.ack.c_str(), rates_json.c_str(),
+      Median(ratios), tb.mean, static_cast<long long>(tb.max), f.rate, mb_latency.p50,
+      mb_latency.p99, mb_latency.p999, mb_latency.max, stream_latency.p50, stream_latency.p99,
+      stream_latency.p999, stream_latency.max, mb_latency.batches.mean,
       static_cast<long long>(mb_latency.batches.max),
       static_cast<long long>(mb_latency.batches.batches), load_before.c_str(), load_after.c_str());
   return 0;

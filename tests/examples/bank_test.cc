@@ -15,15 +15,6 @@
 namespace strata::examples_test {
 namespace {
 
-Value DepositRecord(const std::string& account, int64_t amount) {
-  return Value::MapOf({{"account", account}, {"amount", amount}});
-}
-
-Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
-                     int64_t amount) {
-  return Value::MapOf({{"id", id}, {"from", from}, {"to", to}, {"amount", amount}});
-}
-
 const Value kOk = Value::MapOf({{"status", "ok"}});
 
 class BankTest : public ExampleTest {

@@ -12,15 +12,6 @@
 namespace strata::examples_test {
 namespace {
 
-Value DepositRecord(const std::string& account, int64_t amount) {
-  return Value::MapOf({{"account", account}, {"amount", amount}});
-}
-
-Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
-                     int64_t amount) {
-  return Value::MapOf({{"id", id}, {"from", from}, {"to", to}, {"amount", amount}});
-}
-
 Value Eur(int64_t amount) { return Value::MapOf({{"amount", amount}, {"currency", "EUR"}}); }
 
 const Value kOk = Value::MapOf({{"status", "ok"}});

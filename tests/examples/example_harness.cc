@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
@@ -286,6 +287,70 @@ void ExampleTest::ExpectRecomputationEqual(const std::vector<std::string>& depot
 Value Field(const Value& v, const Value& key) {
   const Value* found = v.is_map() ? v.Find(key) : nullptr;
   return found != nullptr ? *found : Value();
+}
+
+Value DepositRecord(const std::string& account, int64_t amount) {
+  return Value::MapOf({{"account", account}, {"amount", amount}});
+}
+
+Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
+                     int64_t amount) {
+  return Value::MapOf({{"id", id}, {"from", from}, {"to", to}, {"amount", amount}});
+}
+
+std::vector<std::string> SplitWords(const std::string& text) {
+  std::vector<std::string> words;
+  std::string current;
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0) {
+      current.push_back(static_cast<char>(std::tolower(u)));
+    } else if (!current.empty()) {
+      words.push_back(std::move(current));
+      current.clear();
+    }
+  }
+  if (!current.empty()) words.push_back(std::move(current));
+  return words;
+}
+
+Value TopCounts(const std::map<Value, int64_t>& counts, size_t n) {
+  std::vector<std::pair<Value, int64_t>> ranked(counts.begin(), counts.end());
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  Value::List items;
+  for (size_t i = 0; i < ranked.size() && i < n; ++i) {
+    items.push_back(Value::ListOf({ranked[i].first, ranked[i].second}));
+  }
+  return Value(std::move(items));
+}
+
+std::string IntMapText(const std::map<Value, int64_t>& map) {
+  std::string out;
+  for (const auto& [key, n] : map) out += key.ToString() + ": " + std::to_string(n) + "\n";
+  return out;
+}
+
+Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
+                                                               const std::string& pstate) {
+  std::map<std::pair<Value, Value>, Value> out;
+  for (const std::vector<Value>& partition : dump) {
+    for (const Value& root : partition) {
+      if (root.is_nil()) continue;
+      if (!root.is_map()) return Status::Internal(pstate + ": root " + root.ToString());
+      for (const auto& [k1, inner] : root.as_map()) {
+        if (!inner.is_map()) return Status::Internal(pstate + ": value " + inner.ToString());
+        for (const auto& [k2, v] : inner.as_map()) {
+          if (!out.emplace(std::make_pair(k1, k2), v).second) {
+            return Status::Internal(pstate + ": " + k1.ToString() + "/" + k2.ToString() +
+                                    " on two partitions");
+          }
+        }
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace strata::examples_test

@@ -153,6 +153,32 @@ std::string Cat(const Parts&... parts) {
 // The value at `key` of map `v`; nil when v is not a map or lacks the key.
 Value Field(const Value& v, const Value& key);
 
+// ---- The examples' records and folds (shared by the example tests) ---------------------
+
+// A bank / mbbank *deposits record: {account, amount}.
+Value DepositRecord(const std::string& account, int64_t amount);
+// A bank / mbbank *transfers record: {id, from, to, amount}.
+Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
+                     int64_t amount);
+
+// The word split of topwords (and mbwordcount): the runs of ASCII letters and digits of
+// `text`, lower-cased, in order ("Hi, hi2!" -> {"hi", "hi2"}).
+std::vector<std::string> SplitWords(const std::string& text);
+
+// The `n` largest entries of `counts` as agg::TopN stores them: a list of [key, count],
+// count descending, then key ascending.
+Value TopCounts(const std::map<Value, int64_t>& counts, size_t n);
+
+// `map` as text, one "key: value" line per entry in key order, so that a failed
+// EXPECT_EQ of two maps prints a readable diff.
+std::string IntMapText(const std::map<Value, int64_t>& map);
+
+// A PState map<k1, map<k2, v>> (dumped by DumpPState), merged over its partitions:
+// [k1, k2] -> v. Fails (kInternal, naming `pstate`) on a root or value that is not a map
+// or a [k1, k2] on two partitions.
+Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
+                                                               const std::string& pstate);
+
 // A seed for a randomized test: STRATA_TEST_SEED from the environment when set, else
 // `fixed`; printed so that a failure can be reproduced (strata/testing/test_seed.h).
 using strata::testing::TestSeed;

@@ -3,7 +3,8 @@
 // every acknowledged record through a pipe, one JSON line each; the parent SIGKILLs it at
 // a random moment and collects the complete lines.
 //
-// Everything here runs on the test's thread, except Reporter (any thread of the child).
+// The parent's part runs on the test's thread; the child's (Reporter, from any thread of
+// the child, OpenAndDeploy, AppendAndReport) in the forked child.
 #pragma once
 
 #include <poll.h>
@@ -13,10 +14,16 @@
 
 #include <chrono>
 #include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "example_harness.h"
 #include "strata/json.h"
@@ -64,11 +71,33 @@ class Reporter {
   std::mutex mu_;
 };
 
-// Appends a batch with processed acks and reports it; any error ends the child.
+// The child's start: opens the engine on `dir`, deploys those of the example `modules`
+// not deployed yet, and reports that it is ready; any error ends the child (Fatal).
+inline std::unique_ptr<Engine> OpenAndDeploy(const std::string& dir,
+                                             const std::vector<std::string>& modules,
+                                             Reporter& out) {
+  auto engine = OpenEngine(dir);
+  if (!engine.ok()) out.Fatal("open: " + engine.status().ToString());
+  auto deployed_modules = (*engine)->Modules();
+  if (!deployed_modules.ok()) out.Fatal("modules: " + deployed_modules.status().ToString());
+  for (const std::string& name : modules) {
+    bool deployed = false;
+    for (const ModuleInfo& m : *deployed_modules) deployed = deployed || m.name == name;
+    if (deployed) continue;
+    Status st = DeployExample(**engine, name);
+    if (!st.ok()) out.Fatal("deploy " + name + ": " + st.ToString());
+  }
+  out.Line(Value::MapOf({{"ready", true}}));
+  return std::move(engine).value();
+}
+
+// Appends a batch with `level` acks (appended and processed are both durable) and reports
+// it; any error ends the child.
 inline void AppendAndReport(Engine& engine, Reporter& out, const std::string& module,
-                            const std::string& depot, std::vector<Value> records) {
+                            const std::string& depot, std::vector<Value> records,
+                            AckLevel level = AckLevel::kProcessed) {
   std::vector<Value> copy = records;
-  auto r = engine.AppendBatch(module, depot, std::move(copy), AckLevel::kProcessed);
+  auto r = engine.AppendBatch(module, depot, std::move(copy), level);
   if (!r.ok()) out.Fatal(module + " " + depot + ": " + r.status().ToString());
   out.Acks(module, depot, records, *r);
 }
@@ -148,6 +177,67 @@ inline RoundOutcome RunRound(const std::function<void(int fd)>& child, std::mt19
   }
   if (!ready && outcome.error.empty()) outcome.error = "the child never became ready";
   return outcome;
+}
+
+// Runs `rounds` rounds of RunRound on the data directory `dir`: round r's child runs
+// child(dir, r, seed + 1000 * r, fd), and the kill moments come from std::mt19937_64(seed).
+// Appends the acknowledged records of every round to *acks (printing their number). A
+// child that reports an error fails the test fatally; one that ends by itself fails it.
+// Call under ASSERT_NO_FATAL_FAILURE.
+inline void RunRounds(
+    int rounds, uint64_t seed, const std::string& dir,
+    const std::function<void(const std::string& dir, int round, uint64_t seed, int fd)>& child,
+    std::vector<Value>* acks) {
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < rounds; ++round) {
+    RoundOutcome outcome = RunRound(
+        [&](int fd) { child(dir, round, seed + 1000 * static_cast<uint64_t>(round), fd); }, rng);
+    ASSERT_TRUE(outcome.error.empty()) << "round " << round << ": " << outcome.error;
+    EXPECT_TRUE(outcome.killed) << "round " << round << ": the child ended by itself";
+    std::cout << "[ round " << round << " ] " << outcome.acks.size() << " acknowledged records"
+              << std::endl;
+    acks->insert(acks->end(), outcome.acks.begin(), outcome.acks.end());
+  }
+}
+
+// Checks that every acknowledged record of `acks` (RoundOutcome::acks lines) is in its
+// depot of `engine` at the offset it was acknowledged with (a lost one fails the test
+// fatally), and that each of `modules` had a record acknowledged. Call under
+// ASSERT_NO_FATAL_FAILURE.
+inline void CheckAcksInDepots(Engine& engine, const std::vector<Value>& acks,
+                              const std::vector<std::string>& modules) {
+  std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
+  std::map<std::string, int> acked_per_module;
+  for (const Value& ack : acks) {
+    const std::string module = Field(ack, "m").as_string();
+    const std::string depot = Field(ack, "d").as_string();
+    auto key = std::make_pair(module, depot);
+    if (!depots.contains(key)) {
+      EX_ASSIGN_OR_FAIL(depots[key], ReadWholeDepot(engine, module, depot));
+    }
+    const auto& partitions = depots[key];
+    int64_t p = Field(ack, "p").as_int();
+    int64_t o = Field(ack, "o").as_int();
+    ASSERT_TRUE(p >= 0 && p < static_cast<int64_t>(partitions.size()) && o >= 0 &&
+                o < static_cast<int64_t>(partitions[p].size()))
+        << "acknowledged record lost: " << ack.ToString();
+    EXPECT_EQ(partitions[p][o].record, Field(ack, "r")) << ack.ToString();
+    ++acked_per_module[module];
+  }
+  for (const std::string& m : modules) {
+    EXPECT_GT(acked_per_module[m], 0) << m << ": no record was acknowledged in any round";
+  }
+}
+
+// After the rounds: opens the engine on `dir` into *engine, waits until each of `modules`
+// has processed its depots, and checks `acks` (CheckAcksInDepots). Call under
+// ASSERT_NO_FATAL_FAILURE.
+inline void ReopenAndCheckAcks(const std::string& dir, const std::vector<Value>& acks,
+                               const std::vector<std::string>& modules,
+                               std::unique_ptr<Engine>* engine) {
+  EX_ASSIGN_OR_FAIL(*engine, OpenEngine(dir));
+  for (const std::string& m : modules) EX_ASSERT_OK((*engine)->WaitProcessed(m));
+  CheckAcksInDepots(**engine, acks, modules);
 }
 
 }  // namespace strata::examples_test

@@ -122,19 +122,8 @@ void ProfilesLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round)
 
 [[noreturn]] void RunChild(const std::string& dir, int round, uint64_t seed, int fd) {
   Reporter out(fd);
-  auto engine = OpenEngine(dir);
-  if (!engine.ok()) out.Fatal("open: " + engine.status().ToString());
-  auto modules = (*engine)->Modules();
-  if (!modules.ok()) out.Fatal("modules: " + modules.status().ToString());
-  for (const std::string& name : kModules) {
-    bool deployed = false;
-    for (const ModuleInfo& m : *modules) deployed = deployed || m.name == name;
-    if (deployed) continue;
-    Status st = DeployExample(**engine, name);
-    if (!st.ok()) out.Fatal("deploy " + name + ": " + st.ToString());
-  }
-  out.Line(Value::MapOf({{"ready", true}}));
-  Engine& e = **engine;
+  const std::unique_ptr<Engine> engine = OpenAndDeploy(dir, kModules, out);
+  Engine& e = *engine;
   std::vector<std::thread> threads;
   threads.emplace_back(WordcountLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 1));
   threads.emplace_back(SocialLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 2), round);
@@ -147,47 +136,12 @@ void ProfilesLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round)
 
 TEST(ExamplesKill9Test, AcknowledgedAppendsAndViewsSurviveRepeatedKill9) {
   const uint64_t seed = TestSeed(7007);
-  std::mt19937_64 rng(seed);
   TempDir dir;
   std::vector<Value> acks;
-  for (int round = 0; round < kRounds; ++round) {
-    RoundOutcome outcome = RunRound(
-        [&](int fd) {
-          RunChild(dir.path(), round, seed + 1000 * static_cast<uint64_t>(round), fd);
-        },
-        rng);
-    ASSERT_TRUE(outcome.error.empty()) << "round " << round << ": " << outcome.error;
-    EXPECT_TRUE(outcome.killed) << "round " << round << ": the child ended by itself";
-    std::cout << "[ round " << round << " ] " << outcome.acks.size() << " acknowledged records"
-              << std::endl;
-    acks.insert(acks.end(), outcome.acks.begin(), outcome.acks.end());
-  }
-
-  EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> engine, OpenEngine(dir.path()));
-  for (const std::string& m : kModules) EX_ASSERT_OK(engine->WaitProcessed(m));
-
+  ASSERT_NO_FATAL_FAILURE(RunRounds(kRounds, seed, dir.path(), RunChild, &acks));
   // Every acknowledged record is in its depot, at the offset it was acknowledged with.
-  std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
-  std::map<std::string, int> acked_per_module;
-  for (const Value& ack : acks) {
-    const std::string module = Field(ack, "m").as_string();
-    const std::string depot = Field(ack, "d").as_string();
-    auto key = std::make_pair(module, depot);
-    if (!depots.contains(key)) {
-      EX_ASSIGN_OR_FAIL(depots[key], ReadWholeDepot(*engine, module, depot));
-    }
-    const auto& partitions = depots[key];
-    int64_t p = Field(ack, "p").as_int();
-    int64_t o = Field(ack, "o").as_int();
-    ASSERT_TRUE(p >= 0 && p < static_cast<int64_t>(partitions.size()) && o >= 0 &&
-                o < static_cast<int64_t>(partitions[p].size()))
-        << "acknowledged record lost: " << ack.ToString();
-    EXPECT_EQ(partitions[p][o].record, Field(ack, "r")) << ack.ToString();
-    ++acked_per_module[module];
-  }
-  for (const std::string& m : kModules) {
-    EXPECT_GT(acked_per_module[m], 0) << m << ": no record was acknowledged in any round";
-  }
+  std::unique_ptr<Engine> engine;
+  ASSERT_NO_FATAL_FAILURE(ReopenAndCheckAcks(dir.path(), acks, kModules, &engine));
 
   // The ack returns agree with the views.
   for (const Value& ack : acks) {

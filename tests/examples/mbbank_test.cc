@@ -25,46 +25,7 @@ void PrintTo(const Value& v, std::ostream* os) { *os << v.ToString(); }
 namespace strata::examples_test {
 namespace {
 
-Value DepositRecord(const std::string& account, int64_t amount) {
-  return Value::MapOf({{"account", account}, {"amount", amount}});
-}
-
-Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
-                     int64_t amount) {
-  return Value::MapOf({{"id", id}, {"from", from}, {"to", to}, {"amount", amount}});
-}
-
 const Value kInsufficient("insufficient funds");
-
-// `map` as text, one "key: value" per line, so that a failed comparison prints a readable
-// diff (gtest cannot print a Value).
-std::string Text(const std::map<Value, int64_t>& map) {
-  std::string out;
-  for (const auto& [key, n] : map) out += key.ToString() + ": " + std::to_string(n) + "\n";
-  return out;
-}
-
-// A PState map<k1, map<k2, v>>, merged over its partitions: [k1, k2] -> v.
-Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
-                                                               const std::string& pstate) {
-  std::map<std::pair<Value, Value>, Value> out;
-  for (const std::vector<Value>& partition : dump) {
-    for (const Value& root : partition) {
-      if (root.is_nil()) continue;
-      if (!root.is_map()) return Status::Internal(pstate + ": root " + root.ToString());
-      for (const auto& [k1, inner] : root.as_map()) {
-        if (!inner.is_map()) return Status::Internal(pstate + ": value " + inner.ToString());
-        for (const auto& [k2, v] : inner.as_map()) {
-          if (!out.emplace(std::make_pair(k1, k2), v).second) {
-            return Status::Internal(pstate + ": " + k1.ToString() + "/" + k2.ToString() +
-                                    " on two partitions");
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
 
 class MbbankTest : public ExampleTest {
  protected:
@@ -235,7 +196,7 @@ TEST_F(MbbankTest, RandomWorkloadConservesMoneyAndEqualsItsRecomputation) {
   EX_ASSIGN_OR_FAIL(auto deposited_view, IntMapOf(dumps.at("$$deposited"), "$$deposited"));
   std::map<Value, int64_t> expected_deposited;
   for (const auto& [a, sum] : deposited) expected_deposited[Value(a)] = sum;
-  EXPECT_EQ(Text(deposited_view), Text(expected_deposited));
+  EXPECT_EQ(IntMapText(deposited_view), IntMapText(expected_deposited));
 
   EX_ASSIGN_OR_FAIL(auto balances, IntMapOf(dumps.at("$$balances"), "$$balances"));
   int64_t money = 0;

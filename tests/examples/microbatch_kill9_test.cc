@@ -11,7 +11,6 @@
 // where a stream word count may only be at or above its recomputation); and each module's
 // PStates equal their recomputation (Engine::Recompute).
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <map>
 #include <ostream>
@@ -43,15 +42,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Appends with `level` and reports the records (appended or processed: both durable).
-void AppendAndReport(Engine& engine, Reporter& out, const std::string& module,
-                     const std::string& depot, std::vector<Value> records, AckLevel level) {
-  std::vector<Value> copy = records;
-  auto r = engine.AppendBatch(module, depot, std::move(copy), level);
-  if (!r.ok()) out.Fatal(module + " " + depot + ": " + r.status().ToString());
-  out.Acks(module, depot, records, *r);
 }
 
 // ---- The child -------------------------------------------------------------------------
@@ -127,19 +117,8 @@ void AuctionLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round) 
 
 [[noreturn]] void RunChild(const std::string& dir, int round, uint64_t seed, int fd) {
   Reporter out(fd);
-  auto engine = OpenEngine(dir);
-  if (!engine.ok()) out.Fatal("open: " + engine.status().ToString());
-  auto modules = (*engine)->Modules();
-  if (!modules.ok()) out.Fatal("modules: " + modules.status().ToString());
-  for (const std::string& name : kModules) {
-    bool deployed = false;
-    for (const ModuleInfo& m : *modules) deployed = deployed || m.name == name;
-    if (deployed) continue;
-    Status st = DeployExample(**engine, name);
-    if (!st.ok()) out.Fatal("deploy " + name + ": " + st.ToString());
-  }
-  out.Line(Value::MapOf({{"ready", true}}));
-  Engine& e = **engine;
+  const std::unique_ptr<Engine> engine = OpenAndDeploy(dir, kModules, out);
+  Engine& e = *engine;
   std::vector<std::thread> threads;
   threads.emplace_back(MbbankLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 1), round);
   threads.emplace_back(TopwordsLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 2));
@@ -237,33 +216,17 @@ void CheckTopwords(Engine& engine) {
   std::map<Value, int64_t> sentence_counts;
   for (const Value& s : Log(engine, "topwords", "*sentences")) {
     std::set<Value> seen;
-    std::string word;
-    // The module's split: lower-cased runs of ASCII letters and digits (these sentences
-    // are lower-case already).
-    for (char c : s.as_string() + " ") {
-      if (std::isalnum(static_cast<unsigned char>(c)) != 0) {
-        word.push_back(c);
-      } else if (!word.empty()) {
-        ++counts[Value(word)];
-        seen.insert(Value(word));
-        word.clear();
-      }
+    for (const std::string& w : SplitWords(s.as_string())) {
+      ++counts[Value(w)];
+      seen.insert(Value(w));
     }
     for (const Value& w : seen) ++sentence_counts[w];
   }
   EXPECT_EQ(IntMap(engine, "topwords", "$$word_counts"), counts);
   EXPECT_EQ(IntMap(engine, "topwords", "$$sentence_counts"), sentence_counts);
-  std::vector<std::pair<Value, int64_t>> ranked(counts.begin(), counts.end());
-  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
-  Value::List top;
-  for (size_t i = 0; i < ranked.size() && i < 100; ++i) {
-    top.push_back(Value::ListOf({ranked[i].first, ranked[i].second}));
-  }
   auto stored = engine.SelectOne("topwords", "$$top_words", Path().Key("all"));
   ASSERT_TRUE(stored.ok()) << stored.status().ToString();
-  EXPECT_EQ(*stored, Value(std::move(top)));
+  EXPECT_EQ(*stored, TopCounts(counts, 100));
 }
 
 // Waits for every auction of the log to close (ticks go on after the restart), then
@@ -324,47 +287,12 @@ void CheckAuction(Engine& engine) {
 
 TEST(MicrobatchExamplesKill9Test, ViewsEqualTheFoldOfTheirLogsAfterRepeatedKill9) {
   const uint64_t seed = TestSeed(7401);
-  std::mt19937_64 rng(seed);
   TempDir dir;
   std::vector<Value> acks;
-  for (int round = 0; round < kRounds; ++round) {
-    RoundOutcome outcome = RunRound(
-        [&](int fd) {
-          RunChild(dir.path(), round, seed + 1000 * static_cast<uint64_t>(round), fd);
-        },
-        rng);
-    ASSERT_TRUE(outcome.error.empty()) << "round " << round << ": " << outcome.error;
-    EXPECT_TRUE(outcome.killed) << "round " << round << ": the child ended by itself";
-    std::cout << "[ round " << round << " ] " << outcome.acks.size() << " acknowledged records"
-              << std::endl;
-    acks.insert(acks.end(), outcome.acks.begin(), outcome.acks.end());
-  }
-
-  EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> engine, OpenEngine(dir.path()));
-  for (const std::string& m : kModules) EX_ASSERT_OK(engine->WaitProcessed(m));
-
+  ASSERT_NO_FATAL_FAILURE(RunRounds(kRounds, seed, dir.path(), RunChild, &acks));
   // Every acknowledged record is in its depot, at the offset it was acknowledged with.
-  std::map<std::pair<std::string, std::string>, std::vector<std::vector<DepotEntry>>> depots;
-  std::map<std::string, int> acked_per_module;
-  for (const Value& ack : acks) {
-    const std::string module = Field(ack, "m").as_string();
-    const std::string depot = Field(ack, "d").as_string();
-    auto key = std::make_pair(module, depot);
-    if (!depots.contains(key)) {
-      EX_ASSIGN_OR_FAIL(depots[key], ReadWholeDepot(*engine, module, depot));
-    }
-    const auto& partitions = depots[key];
-    int64_t p = Field(ack, "p").as_int();
-    int64_t o = Field(ack, "o").as_int();
-    ASSERT_TRUE(p >= 0 && p < static_cast<int64_t>(partitions.size()) && o >= 0 &&
-                o < static_cast<int64_t>(partitions[p].size()))
-        << "acknowledged record lost: " << ack.ToString();
-    EXPECT_EQ(partitions[p][o].record, Field(ack, "r")) << ack.ToString();
-    ++acked_per_module[module];
-  }
-  for (const std::string& m : kModules) {
-    EXPECT_GT(acked_per_module[m], 0) << m << ": no record was acknowledged in any round";
-  }
+  std::unique_ptr<Engine> engine;
+  ASSERT_NO_FATAL_FAILURE(ReopenAndCheckAcks(dir.path(), acks, kModules, &engine));
 
   CheckMbbank(*engine);
   CheckTopwords(*engine);

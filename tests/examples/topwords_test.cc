@@ -3,7 +3,6 @@
 // a brute-force fold of the sentences appended — after `processed` appends and after a
 // random workload poured in without waiting — and against their recomputation.
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <map>
 #include <ostream>
@@ -26,31 +25,6 @@ void PrintTo(const Value& v, std::ostream* os) { *os << v.ToString(); }
 namespace strata::examples_test {
 namespace {
 
-// The module's split: lower-cased runs of ASCII letters and digits.
-std::vector<std::string> Words(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
-
-// `map` as text, one "key: value" per line, so that a failed comparison prints a readable
-// diff (gtest cannot print a Value).
-std::string Text(const std::map<Value, int64_t>& map) {
-  std::string out;
-  for (const auto& [key, n] : map) out += key.ToString() + ": " + std::to_string(n) + "\n";
-  return out;
-}
-
 // What the views must hold after `sentences`, computed directly.
 struct Fold {
   std::map<Value, int64_t> counts;
@@ -59,21 +33,13 @@ struct Fold {
 
   explicit Fold(const std::vector<std::string>& sentences) {
     for (const std::string& s : sentences) {
-      std::vector<std::string> words = Words(s);
+      std::vector<std::string> words = SplitWords(s);
       for (const std::string& w : words) ++counts[Value(w)];
       for (const std::string& w : std::set<std::string>(words.begin(), words.end())) {
         ++sentence_counts[Value(w)];
       }
     }
-    std::vector<std::pair<Value, int64_t>> ranked(counts.begin(), counts.end());
-    std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-      return a.second != b.second ? a.second > b.second : a.first < b.first;
-    });
-    Value::List items;
-    for (size_t i = 0; i < ranked.size() && i < 100; ++i) {
-      items.push_back(Value::ListOf({ranked[i].first, ranked[i].second}));
-    }
-    top = Value(std::move(items));
+    top = TopCounts(counts, 100);
   }
 };
 
@@ -87,10 +53,10 @@ class TopwordsTest : public ExampleTest {
   void ExpectViewsOf(const std::vector<std::string>& sentences) {
     const Fold fold(sentences);
     EX_ASSIGN_OR_FAIL(auto counts, CollectIntMap(*engine_, "topwords", "$$word_counts"));
-    EXPECT_EQ(Text(counts), Text(fold.counts));
+    EXPECT_EQ(IntMapText(counts), IntMapText(fold.counts));
     EX_ASSIGN_OR_FAIL(auto sentence_counts,
                       CollectIntMap(*engine_, "topwords", "$$sentence_counts"));
-    EXPECT_EQ(Text(sentence_counts), Text(fold.sentence_counts));
+    EXPECT_EQ(IntMapText(sentence_counts), IntMapText(fold.sentence_counts));
     EXPECT_EQ(Top(), fold.top);
   }
 };

@@ -228,15 +228,14 @@ class TimelineFanout : public Workload {
     int64_t total = 0;
     for (int64_t n : followers_) starts.push_back(total), total += n;
     const int users = config_.users;
-    return Load(
-        clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
-          const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
-                                                starts.begin() - 1);
-          const int64_t j = e - starts[r0] + 1;
-          const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
-          return Value::MapOf({{"from", Numbered('u', follower)},
-                               {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
-        });
+    return Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
+      const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
+                                            starts.begin() - 1);
+      const int64_t j = e - starts[r0] + 1;
+      const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
+      return Value::MapOf(
+          {{"from", Numbered('u', follower)}, {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
+    });
   }
   const OpSource& Source() const override { return source_; }
   Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {

@@ -1270,23 +1270,6 @@ constexpr size_t kVocabulary = 300;  // more than the top 100, with ties near th
 constexpr int64_t kTopWords = 100;   // examples/topwords keeps the 100 most frequent words
 const Value kGhostAuction("ghost");  // bids on it are refused: no auction has this id
 
-// examples/topwords' split: lower-cased runs of ASCII letters and digits.
-std::vector<std::string> SplitWords(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
-
 // Sentences in bulk, so that batches are large and a kill finds one running: 150 sentences
 // per `processed` append, and every fourth append 750 with ack `appended` (a backlog the
 // next batches take up). Words are drawn with a weight about 1/rank from kVocabulary. The
@@ -1445,29 +1428,6 @@ Result<std::map<Value, Value>> OneLevelMapOf(const PStateDump& dump, const std::
   return out;
 }
 
-// A PState map<k1, map<k2, v>> (mbbank's $$applied, $$rejected), merged over its
-// partitions: [k1, k2] -> v.
-Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
-                                                               const std::string& pstate) {
-  std::map<std::pair<Value, Value>, Value> out;
-  for (const std::vector<Value>& partition : dump) {
-    for (const Value& root : partition) {
-      if (root.is_nil()) continue;
-      if (!root.is_map()) return Status::Internal(pstate + ": root " + root.ToString());
-      for (const auto& [k1, inner] : root.as_map()) {
-        if (!inner.is_map()) return Status::Internal(pstate + ": value " + inner.ToString());
-        for (const auto& [k2, v] : inner.as_map()) {
-          if (!out.emplace(std::make_pair(k1, k2), v).second) {
-            return Status::Internal(pstate + ": " + k1.ToString() + "/" + k2.ToString() +
-                                    " on two partitions");
-          }
-        }
-      }
-    }
-  }
-  return out;
-}
-
 // The keys whose values differ between two int maps, as "key: live vs expected" lines
 // (at most 10, then how many more); empty when the maps are equal.
 std::string IntMapDiff(const std::map<Value, int64_t>& live,
@@ -1557,7 +1517,7 @@ class MicrobatchCrashTest : public CrashTest {
     for (const auto& partition : depots.at({"topwords", "*sentences"})) {
       for (const DepotEntry& r : partition) {
         ++sentences;
-        std::vector<std::string> words = SplitWords(r.record.as_string());
+        std::vector<std::string> words = examples_test::SplitWords(r.record.as_string());
         for (const std::string& w : words) ++counts[Value(w)];
         for (const std::string& w : std::set<std::string>(words.begin(), words.end())) {
           ++sentence_counts[Value(w)];
@@ -1565,24 +1525,17 @@ class MicrobatchCrashTest : public CrashTest {
       }
     }
     // The top 100 by descending count, ties by ascending word (examples/topwords).
-    std::vector<std::pair<Value, int64_t>> ranked(counts.begin(), counts.end());
-    std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-      return a.second != b.second ? a.second > b.second : a.first < b.first;
-    });
-    Value::List top;
-    for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(kTopWords); ++i) {
-      top.push_back(Value::ListOf({ranked[i].first, ranked[i].second}));
-    }
+    const Value top = examples_test::TopCounts(counts, static_cast<size_t>(kTopWords));
 
     for (const proto::PStateInfo& p : info.pstates) {
       EX_ASSIGN_OR_FAIL(PStateDump dump, DumpOverWire("topwords", p));
       if (p.name == "$$top_words") {
         ASSERT_EQ(dump.size(), 1u);
         const Value root = dump[0].size() == 1 ? dump[0][0] : Value();
-        EXPECT_EQ(Field(root, "all"), Value(top))
+        EXPECT_EQ(Field(root, "all"), top)
             << "round " << round << ": $$top_words " << Field(root, "all").ToString()
             << "\nbrute-force top " << kTopWords << " of " << sentences
-            << " sentences: " << Value(top).ToString();
+            << " sentences: " << top.ToString();
         continue;
       }
       EX_ASSIGN_OR_FAIL(auto live, examples_test::IntMapOf(dump, p.name));
@@ -1619,8 +1572,9 @@ class MicrobatchCrashTest : public CrashTest {
     EX_ASSIGN_OR_FAIL(auto balances, examples_test::IntMapOf(dumps["$$balances"], "$$balances"));
     EX_ASSIGN_OR_FAIL(auto live_deposited,
                       examples_test::IntMapOf(dumps["$$deposited"], "$$deposited"));
-    EX_ASSIGN_OR_FAIL(auto applied, TwoLevelMapOf(dumps["$$applied"], "$$applied"));
-    EX_ASSIGN_OR_FAIL(auto rejected, TwoLevelMapOf(dumps["$$rejected"], "$$rejected"));
+    EX_ASSIGN_OR_FAIL(auto applied, examples_test::TwoLevelMapOf(dumps["$$applied"], "$$applied"));
+    EX_ASSIGN_OR_FAIL(auto rejected,
+                      examples_test::TwoLevelMapOf(dumps["$$rejected"], "$$rejected"));
 
     int64_t total = 0;
     for (const auto& [account, balance] : balances) {

@@ -321,10 +321,12 @@ class EngineImpl final : public Engine {
   void CompleteRun(const std::shared_ptr<TopologyRun>& run);
   void CompleteNodePart(const std::shared_ptr<AckNode>& node) EXCLUDES(live_mu_);
 
-  // WaitProcessed for the module's runtime found now (not a recompute's swap): false when
-  // that runtime was replaced meanwhile, or when its microbatches had records to apply
-  // (look again).
-  Result<bool> WaitProcessedOnce(const std::string& module);
+  // WaitProcessed for the module's runtime found now (not a recompute's swap): kReplaced
+  // when that runtime was replaced meanwhile, kBatchesMoved when a microbatch committed a
+  // batch during the pass (look again for the records it appended).
+  enum class Pass { kDone, kReplaced, kBatchesMoved };
+  static constexpr int kMaxBatchPasses = 16;
+  Result<Pass> WaitProcessedOnce(const std::string& module);
   // Runs `fn` once on every task thread after everything queued before it, and waits.
   void Barrier();
   Result<std::unique_ptr<Session>> TakeSession() EXCLUDES(pool_mu_);

@@ -125,9 +125,14 @@ void EngineImpl::Barrier() {
 
 Status EngineImpl::WaitProcessed(const std::string& module) {
   // A recompute running swaps in a new runtime of the module when it has caught up.
+  // Passes in which a microbatch committed are repeated (see WaitProcessedOnce), at most
+  // this often: a chain of microbatches appending to each other's depots needs one pass per
+  // link, and appends that never stop must not keep the caller forever.
+  int batch_passes = 0;
   for (;;) {
-    STRATA_ASSIGN_OR_RETURN(bool waited, WaitProcessedOnce(module));
-    if (!waited) continue;
+    STRATA_ASSIGN_OR_RETURN(Pass pass, WaitProcessedOnce(module));
+    if (pass == Pass::kReplaced) continue;
+    if (pass == Pass::kBatchesMoved && ++batch_passes <= kMaxBatchPasses) continue;
     STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
     {
       MutexLock lock(&m->hold_mu);
@@ -138,9 +143,22 @@ Status EngineImpl::WaitProcessed(const std::string& module) {
   }
 }
 
-Result<bool> EngineImpl::WaitProcessedOnce(const std::string& module) {
+Result<EngineImpl::Pass> EngineImpl::WaitProcessedOnce(const std::string& module) {
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   if (m->closed.load()) return Status::NotFound("module " + module + " is being destroyed");
+  // A microbatch batch posts the records its steps appended after its commit and before its
+  // progress moves: one that commits during this pass (its progress moves, tick depots
+  // aside, which always have a next record coming) may have posted them after the Barrier
+  // below, so another pass waits for those.
+  std::vector<std::pair<ProgressTracker*, int64_t>> batch_progress;
+  for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
+    if (m->def->depots[d].tick_interval_ms != 0) continue;
+    for (int t : m->batch_consumers[d]) {
+      for (const auto& tracker : m->trackers[t][d]) {
+        batch_progress.emplace_back(tracker.get(), tracker->processed());
+      }
+    }
+  }
   {
     // Appends that arrived during the replays of Open wait in `deferred` lists, out of the
     // task queues, until their partition's replay ends: the Barrier alone would miss them.
@@ -153,20 +171,11 @@ Result<bool> EngineImpl::WaitProcessedOnce(const std::string& module) {
     int64_t end;
   };
   std::vector<Target> targets;
-  // A microbatch that had records to apply may have appended records for other topologies
-  // (after its commit, before its progress moved): then another pass waits for those. Tick
-  // depots, which always have a next record coming, do not count.
-  bool batches_pending = false;
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
     for (int p = 0; p < m->partitions; ++p) {
       STRATA_ASSIGN_OR_RETURN(int64_t end, m->depots[d]->EndOffset(p));
       for (int t : m->consumers[d]) targets.push_back({m->trackers[t][d][p].get(), end});
-      for (int t : m->batch_consumers[d]) {
-        ProgressTracker* tracker = m->trackers[t][d][p].get();
-        targets.push_back({tracker, end});
-        batches_pending = batches_pending ||
-                          (tracker->processed() < end && m->def->depots[d].tick_interval_ms == 0);
-      }
+      for (int t : m->batch_consumers[d]) targets.push_back({m->trackers[t][d][p].get(), end});
     }
   }
   m->progress_waiters.fetch_add(1);
@@ -183,7 +192,11 @@ Result<bool> EngineImpl::WaitProcessedOnce(const std::string& module) {
   }
   m->progress_waiters.fetch_sub(1);
   if (m->closed.load()) return Status::NotFound("module " + module + " is being destroyed");
-  return !m->replaced.load() && !batches_pending;
+  if (m->replaced.load()) return Pass::kReplaced;
+  for (const auto& [tracker, before] : batch_progress) {
+    if (tracker->processed() != before) return Pass::kBatchesMoved;
+  }
+  return Pass::kDone;
 }
 
 Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOptions& options) {

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -958,11 +959,17 @@ TEST_F(ServerTest, ShutdownRefusesRequestsNotStartedWithShuttingDown) {
     EXPECT_NE(r->error->message.find("not executed"), std::string::npos) << r->error->message;
     refused.insert(r->id);
   }
-  // Every request read is answered once; the executed ones are those started first.
+  // Every request read is answered once; the executed ones are those started first. The
+  // server may not have read the whole burst from its socket when the signal came (a loaded
+  // machine delivers it in pieces): requests never read are never answered, so the
+  // answered ones are a prefix of the burst.
   std::set<uint64_t> answered = executed;
   answered.insert(refused.begin(), refused.end());
   EXPECT_EQ(answered.size(), executed.size() + refused.size()) << "an id answered twice";
-  EXPECT_EQ(answered, std::set<uint64_t>(sent.begin(), sent.end()));
+  ASSERT_FALSE(answered.empty());
+  const std::set<uint64_t> prefix(sent.begin(),
+                                  std::find(sent.begin(), sent.end(), *answered.rbegin()) + 1);
+  EXPECT_EQ(answered, prefix) << "a request read before a later answered one got no answer";
   if (!refused.empty()) {
     EXPECT_LT(*executed.rbegin(), *refused.begin());
   }

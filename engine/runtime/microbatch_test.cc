@@ -423,6 +423,37 @@ TEST_F(MicrobatchTest, ABackfillThatCaughtUpStaysCaughtUpAfterARestart) {
   }
 }
 
+TEST_F(MicrobatchTest, ADestroyDuringBatchesAndACloseWithRecordsLeftFinish) {
+  const uint64_t seed = strata::testing::TestSeed(kDefaultSeed);
+  SCOPED_TRACE(strata::testing::SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  Open();
+  // Records the microbatches have not applied when Destroy comes: it waits for them (or
+  // they find the module closed) and removes everything.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(
+        engine_->AppendBatch(kModule, "*words", RandomWords(rng, 500), AckLevel::kProcessedStreams)
+            .ok());
+  }
+  ASSERT_TRUE(engine_->Destroy(kModule).ok());
+  EXPECT_FALSE(engine_->Describe(kModule).ok());
+  ASSERT_TRUE(engine_->Deploy(STRATA_MB_TEST_MODULE, {.partitions = kPartitions}).ok());
+  EXPECT_EQ(Int("$$counts", Value("fig")), 0);
+  // Close with records not yet applied (their appenders did not wait): the next Open
+  // applies them, exactly once.
+  std::map<std::string, int64_t> expected;
+  for (int i = 0; i < 10; ++i) {
+    std::vector<Value> words = RandomWords(rng, 500);
+    for (const Value& w : words) ++expected[w.as_string()];
+    ASSERT_TRUE(
+        engine_->AppendBatch(kModule, "*words", std::move(words), AckLevel::kProcessedStreams)
+            .ok());
+  }
+  Reopen();
+  ASSERT_TRUE(engine_->WaitProcessed(kModule).ok());
+  for (const auto& [w, n] : expected) EXPECT_EQ(Int("$$counts", Value(w)), n) << w;
+}
+
 // ---- kill -9: exactly-once ----------------------------------------------------------------
 
 // Runs in the child until killed: appends random words with processed acks forever.

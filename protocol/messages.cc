@@ -273,7 +273,8 @@ fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const Modul
   });
   auto topologies = TableList<w::TopologyInfo>(b, m.topologies, [](auto& b, const TopologyInfo& t) {
     auto name = OptionalString(b, t.name);
-    return w::CreateTopologyInfo(b, name, StringList(b, t.sources));
+    auto sources = StringList(b, t.sources);
+    return w::CreateTopologyInfo(b, name, sources, OptionalString(b, t.kind));
   });
   auto load_error = OptionalString(b, m.load_error);
   return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies, load_error,
@@ -675,7 +676,9 @@ Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
   }
   if (m.topologies() != nullptr) {
     for (const w::TopologyInfo* t : *m.topologies()) {
-      out.topologies.push_back(TopologyInfo{Str(t->name()), StringsOf(t->sources())});
+      std::string kind = Str(t->kind());
+      out.topologies.push_back(TopologyInfo{Str(t->name()), StringsOf(t->sources()),
+                                            kind.empty() ? "stream" : std::move(kind)});
     }
   }
   out.load_error = Str(m.load_error());

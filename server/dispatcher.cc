@@ -66,7 +66,9 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
   for (const PStateInfo& p : info.pstates) {
     out.pstates.push_back({p.name, p.schema.ToValue(), p.schema.ToString()});
   }
-  for (const TopologyInfo& t : info.topologies) out.topologies.push_back({t.name, t.sources});
+  for (const TopologyInfo& t : info.topologies) {
+    out.topologies.push_back({t.name, t.sources, t.kind});
+  }
   out.load_error = info.load_error;
   out.version = info.version;
   return out;

@@ -43,7 +43,8 @@ Value ModuleToValue(const proto::ModuleInfo& m) {
         Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
   }
   for (const auto& t : m.topologies) {
-    topologies.push_back(Value::MapOf({{"name", t.name}, {"sources", StringList(t.sources)}}));
+    topologies.push_back(
+        Value::MapOf({{"name", t.name}, {"kind", t.kind}, {"sources", StringList(t.sources)}}));
   }
   Value doc = Value::MapOf({{"name", m.name},
                             {"partitions", m.partitions},
@@ -417,8 +418,8 @@ Outcome Session::Describe(const Command& c) {
     depots.rows.push_back({d.name, d.partitioning, d.record_schema_text});
   Table pstates{{"pstate", "schema"}, {}};
   for (const auto& p : m.pstates) pstates.rows.push_back({p.name, p.schema_text});
-  Table topologies{{"topology", "sources"}, {}};
-  for (const auto& t : m.topologies) topologies.rows.push_back({t.name, Join(t.sources)});
+  Table topologies{{"topology", "kind", "sources"}, {}};
+  for (const auto& t : m.topologies) topologies.rows.push_back({t.name, t.kind, Join(t.sources)});
   // Schemas are the point of describe: wide cells.
   text += RenderTable(depots, 80) + "\n" + RenderTable(pstates, 100) + "\n" +
           RenderTable(topologies, 80);

@@ -628,11 +628,16 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   info.partitions = m.partitions;
   info.version = m.version;
   for (const DepotDef& d : m.def->depots) {
-    info.depots.push_back({d.name, PartitioningName(d.partitioning), d.record_schema});
+    info.depots.push_back({d.name,
+                           d.tick_interval_ms > 0
+                               ? "ticks every " + std::to_string(d.tick_interval_ms) + " ms"
+                               : PartitioningName(d.partitioning),
+                           d.record_schema});
   }
   for (const PStateDef& p : m.def->pstates) info.pstates.push_back({p.name, p.schema});
   for (const TopologyDef& t : m.def->topologies) {
-    TopologyInfo topology{t.name, {}};
+    TopologyInfo topology{
+        t.name, {}, t.kind == TopologyDef::Kind::kMicrobatch ? "microbatch" : "stream"};
     for (int d : t.sources) topology.sources.push_back(m.def->depots[d].name);
     info.topologies.push_back(std::move(topology));
   }

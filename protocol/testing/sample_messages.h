@@ -87,7 +87,7 @@ inline ModuleInfo SampleModuleInfo() {
        {"*posts", "random", Value(), ""}},
       {{"$$followers", Value::MapOf({{"key", "string"}, {"value", "set<string>"}}),
         "map<string, set<string>>"}},
-      {{"followers", {"*follows"}}, {"timeline", {"*posts", "*follows"}}},
+      {{"followers", {"*follows"}, "stream"}, {"timeline", {"*posts", "*follows"}, "microbatch"}},
       "",
       3,
   };

@@ -177,9 +177,9 @@ pstate         schema
 $$word_counts  map<string, int64>
 (1 row)
 
-topology  sources
---------  ----------
-count     *sentences
+topology  kind    sources
+--------  ------  ----------
+count     stream  *sentences
 (1 row)
 )");
 

@@ -98,7 +98,7 @@ struct DeployOptions {
 
 struct DepotInfo {
   std::string name;
-  std::string partitioning;  // "hash(<path>)", "random", "no client appends"
+  std::string partitioning;  // "hash(<path>)", "random", "no client appends", "ticks every N ms"
   Schema record_schema;      // what its records must match (Any: every value)
 };
 struct PStateInfo {
@@ -108,6 +108,7 @@ struct PStateInfo {
 struct TopologyInfo {
   std::string name;
   std::vector<std::string> sources;
+  std::string kind;  // "stream" or "microbatch"
 };
 struct ModuleInfo {
   std::string name;

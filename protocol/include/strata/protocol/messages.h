@@ -167,6 +167,7 @@ struct PStateInfo {
 struct TopologyInfo {
   std::string name;
   std::vector<std::string> sources;
+  std::string kind;  // "stream" or "microbatch"
   bool operator==(const TopologyInfo&) const = default;
 };
 struct ModuleInfo {

@@ -7,7 +7,6 @@
 #include <optional>
 #include <set>
 
-#include "module/record_check.h"
 #include "runtime/combiners.h"
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
@@ -174,13 +173,6 @@ struct BatchPlan {
   std::vector<std::vector<int64_t>> from;
   std::vector<std::vector<int64_t>> to;
   std::vector<std::vector<std::vector<DepotRecord>>> records;
-  int64_t Records() const {
-    int64_t n = 0;
-    for (size_t d = 0; d < to.size(); ++d) {
-      for (size_t p = 0; p < to[d].size(); ++p) n += to[d][p] - from[d][p];
-    }
-    return n;
-  }
 };
 
 // Runs one attempt of a batch in `session`'s open transaction; returns the failure that

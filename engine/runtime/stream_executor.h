@@ -17,7 +17,6 @@
 #include <optional>
 #include <vector>
 
-#include "module/record_check.h"
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
 #include "runtime/partitioning.h"

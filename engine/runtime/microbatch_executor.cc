@@ -78,10 +78,12 @@ struct BatchAppend {
 // outbox in the transaction and released after the commit.
 class BatchContext final : public TopologyContext {
  public:
-  BatchContext(ModuleRuntime& module, const TopologyDef& topology, Outbox& outbox, Session& session,
+  // `topology`: the microbatch topology's index in the module's declarations.
+  BatchContext(ModuleRuntime& module, int topology, Outbox& outbox, Session& session,
                std::vector<BatchAppend>* appends)
       : module_(module),
-        topology_(topology),
+        topology_index_(topology),
+        topology_(module.def->topologies[topology]),
         outbox_(outbox),
         session_(session),
         appends_(appends) {}
@@ -107,7 +109,7 @@ class BatchContext final : public TopologyContext {
   }
   Result<int64_t> Transform(const PStateRef& ref, const Path& path) override {
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
-    if (module_.pstate_writer[ref.index] != topology_index()) {
+    if (module_.pstate_writer[ref.index] != topology_index_) {
       return Status::InvalidArgument(
           "microbatch topology " + topology_.name + " writes " + ref.name +
           " but does not declare it: add .Writes(" + ref.name +
@@ -134,13 +136,11 @@ class BatchContext final : public TopologyContext {
   void SetAckReturn(Value) override {}  // a batch's records have no one ack return each
 
  private:
-  int topology_index() const {
-    return static_cast<int>(&topology_ - module_.def->topologies.data());
-  }
   Result<const PState*> Resolve(const PStateRef& ref) const { return PStateOf(module_, ref); }
   int PartitionOf(const PState& pstate) const { return pstate.schema().global ? 0 : partition_; }
 
   ModuleRuntime& module_;
+  const int topology_index_;
   const TopologyDef& topology_;
   Outbox& outbox_;
   Session& session_;
@@ -180,11 +180,12 @@ struct BatchPlan {
 // `appends`.
 class BatchRun {
  public:
-  BatchRun(EngineImpl& engine, ModuleRuntime& m, const TopologyDef& topology, Session& session,
+  // `topology`: the microbatch topology's index in the module's declarations.
+  BatchRun(EngineImpl& engine, ModuleRuntime& m, int topology, Session& session,
            const BatchPlan& plan, const Dropped& dropped, std::vector<BatchAppend>* appends)
       : engine_(engine),
         m_(m),
-        topology_(topology),
+        topology_(m.def->topologies[topology]),
         plan_(plan),
         dropped_(dropped),
         ctx_(m, topology, *engine.outbox_, session, appends),
@@ -575,25 +576,9 @@ void MicrobatchExecutor::Enqueue(ModuleRuntime& m, int depot, int partition,
 }
 
 void MicrobatchExecutor::WaitDrained(ModuleRuntime& m) {
-  for (size_t t = 0; t < m.microbatches.size(); ++t) {
-    const std::shared_ptr<MicrobatchRuntime>& mb = m.microbatches[t];
-    if (!mb || !mb->worker.joinable()) continue;
-    std::vector<std::vector<int64_t>> ends(m.depots.size(), std::vector<int64_t>(m.partitions, 0));
-    for (int d : m.def->topologies[t].sources) {
-      for (int p = 0; p < m.partitions; ++p) {
-        Result<int64_t> end = m.depots[d]->EndOffset(p);
-        ends[d][p] = end.ok() ? *end : 0;
-      }
-    }
-    MutexLock lock(&mb->mu);
-    for (;;) {
-      bool drained = true;
-      for (int d : m.def->topologies[t].sources) {
-        for (int p = 0; p < m.partitions; ++p) drained = drained && mb->durable[d][p] >= ends[d][p];
-      }
-      if (drained || mb->stop) break;
-      mb->cv.WaitFor(&mb->mu, std::chrono::milliseconds(20));
-    }
+  // Only Quiesce calls it, with the module's gate closed: the depots' ends stop moving.
+  while (!Drained(m) && !engine_.closing_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
 
@@ -753,7 +738,7 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
   for (;;) {
     appends.clear();
     STRATA_RETURN_IF_ERROR(session.Begin());
-    BatchRun run(engine_, m, topology, session, plan, dropped, &appends);
+    BatchRun run(engine_, m, mb->topology, session, plan, dropped, &appends);
     std::optional<FailurePoint> failed = run.Run();
     if (failed) {
       session.Rollback();

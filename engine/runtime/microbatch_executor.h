@@ -95,8 +95,7 @@ class MicrobatchExecutor {
     if (node.parent) return node.parent->record->waits_batches;
     return true;
   }
-  // Blocks until every microbatch topology of `m` has applied every record its depots held
-  // at the call (Quiesce).
+  // Blocks until Drained(m) (Quiesce: the module's gate is closed).
   void WaitDrained(ModuleRuntime& m);
   // Whether every running microbatch topology of `m` has applied every record its depots
   // hold now.

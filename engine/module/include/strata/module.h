@@ -345,55 +345,56 @@ class StreamTopology : public detail::Chain<StreamTopology> {
 // value folded (the input itself when omitted). The stored value before the first batch
 // is nil.
 namespace agg {
-inline Combiner MakeCombiner(Combiner::Kind kind, KeyFn value_of = {}) {
+// The default `value_of`: the input itself.
+struct Itself {};
+
+namespace internal {
+template <typename F>
+Combiner Make(Combiner::Kind kind, F value_of) {
   Combiner c;
   c.kind = kind;
-  c.value_of = std::move(value_of);
+  if constexpr (!std::is_same_v<F, Itself>) c.value_of = detail::WrapKey(std::move(value_of));
   return c;
 }
+}  // namespace internal
+
 // How many values: stored (nil: 0) + the batch's count. An int64.
-inline Combiner Count() { return MakeCombiner(Combiner::Kind::kCount); }
+inline Combiner Count() { return internal::Make(Combiner::Kind::kCount, Itself{}); }
 // stored (nil: 0) + the sum of the values: int64s (overflow is an error) or doubles.
-inline Combiner Sum() { return MakeCombiner(Combiner::Kind::kSum); }
-template <typename F>
-Combiner Sum(F value_of) {
-  return MakeCombiner(Combiner::Kind::kSum, detail::WrapKey(std::move(value_of)));
+template <typename F = Itself>
+Combiner Sum(F value_of = {}) {
+  return internal::Make(Combiner::Kind::kSum, std::move(value_of));
 }
 // The least / greatest value in Value order (docs/values.md), the stored one included.
-inline Combiner Min() { return MakeCombiner(Combiner::Kind::kMin); }
-template <typename F>
-Combiner Min(F value_of) {
-  return MakeCombiner(Combiner::Kind::kMin, detail::WrapKey(std::move(value_of)));
+template <typename F = Itself>
+Combiner Min(F value_of = {}) {
+  return internal::Make(Combiner::Kind::kMin, std::move(value_of));
 }
-inline Combiner Max() { return MakeCombiner(Combiner::Kind::kMax); }
-template <typename F>
-Combiner Max(F value_of) {
-  return MakeCombiner(Combiner::Kind::kMax, detail::WrapKey(std::move(value_of)));
+template <typename F = Itself>
+Combiner Max(F value_of = {}) {
+  return internal::Make(Combiner::Kind::kMax, std::move(value_of));
 }
 // The first value ever folded: a stored non-nil value stays.
-inline Combiner First() { return MakeCombiner(Combiner::Kind::kFirst); }
-template <typename F>
-Combiner First(F value_of) {
-  return MakeCombiner(Combiner::Kind::kFirst, detail::WrapKey(std::move(value_of)));
+template <typename F = Itself>
+Combiner First(F value_of = {}) {
+  return internal::Make(Combiner::Kind::kFirst, std::move(value_of));
 }
 // The last value in batch order replaces the stored one.
-inline Combiner Last() { return MakeCombiner(Combiner::Kind::kLast); }
-template <typename F>
-Combiner Last(F value_of) {
-  return MakeCombiner(Combiner::Kind::kLast, detail::WrapKey(std::move(value_of)));
+template <typename F = Itself>
+Combiner Last(F value_of = {}) {
+  return internal::Make(Combiner::Kind::kLast, std::move(value_of));
 }
 // A set: the stored set (nil: empty) with every value added.
-inline Combiner SetUnion() { return MakeCombiner(Combiner::Kind::kSetUnion); }
-template <typename F>
-Combiner SetUnion(F value_of) {
-  return MakeCombiner(Combiner::Kind::kSetUnion, detail::WrapKey(std::move(value_of)));
+template <typename F = Itself>
+Combiner SetUnion(F value_of = {}) {
+  return internal::Make(Combiner::Kind::kSetUnion, std::move(value_of));
 }
 // A list of at most n items (the values), by descending sort_key_of(item), ties by
 // ascending id_of(item); one item per id, a later one replacing the earlier (so a top-N of
 // running totals keeps each key once). Exact while an id's sort key never decreases.
 template <typename S, typename I>
 Combiner TopN(int64_t n, S sort_key_of, I id_of) {
-  Combiner c = MakeCombiner(Combiner::Kind::kTopN);
+  Combiner c = internal::Make(Combiner::Kind::kTopN, Itself{});
   c.sort_key_of = detail::WrapKey(std::move(sort_key_of));
   c.id_of = detail::WrapKey(std::move(id_of));
   c.n = n;

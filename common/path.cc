@@ -335,6 +335,13 @@ Path& Path::AddNavigator(Navigator nav) {
   return *this;
 }
 
+Path& Path::Then(const Path& rest) {
+  if (misuse_.empty() && !rest.misuse_.empty()) misuse_ = rest.misuse_;
+  for (const Navigator& nav : rest.navigators_) AddNavigator(nav);
+  if (rest.terminal_) SetTerminal(*rest.terminal_);
+  return *this;
+}
+
 Path& Path::SetTerminal(Terminal t) {
   if (terminal_ && misuse_.empty()) {
     misuse_ = "a path has at most one terminal: " + std::string(TerminalName(t.kind)) +

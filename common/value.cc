@@ -243,6 +243,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "Internal";
     case StatusCode::kUserError:
       return "UserError";
+    case StatusCode::kTimeout:
+      return "Timeout";
   }
   return "Unknown";
 }

@@ -69,6 +69,10 @@ constexpr w::ErrorCode ToWire(ErrorCode code) {
       return w::ErrorCode::SHUTTING_DOWN;
     case ErrorCode::kConfirmationRequired:
       return w::ErrorCode::CONFIRMATION_REQUIRED;
+    case ErrorCode::kTimeout:
+      return w::ErrorCode::TIMEOUT;
+    case ErrorCode::kQueryFailed:
+      return w::ErrorCode::QUERY_FAILED;
   }
   // Not an enumerator: a code received from a newer peer, forwarded with its number.
   return static_cast<w::ErrorCode>(code);
@@ -110,6 +114,10 @@ constexpr ErrorCode FromWire(w::ErrorCode code) {
       return ErrorCode::kShuttingDown;
     case w::ErrorCode::CONFIRMATION_REQUIRED:
       return ErrorCode::kConfirmationRequired;
+    case w::ErrorCode::TIMEOUT:
+      return ErrorCode::kTimeout;
+    case w::ErrorCode::QUERY_FAILED:
+      return ErrorCode::kQueryFailed;
   }
   // A code this build does not know (a newer server): it keeps its number, which
   // ErrorCodeName calls "UNKNOWN" and StatusCodeFor treats as kInternal.
@@ -641,6 +649,8 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return AsBody(ConvertUpdate(*r.body_as_UpdateRequest()));
     case w::RequestBody::RecomputeRequest:
       return AsBody(ConvertRecompute(*r.body_as_RecomputeRequest()));
+    case w::RequestBody::InvokeRequest:  // TODO(wire): decode
+    case w::RequestBody::SelectPageRequest:
     case w::RequestBody::NONE:
       break;
   }
@@ -834,6 +844,9 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
       const w::RecomputeStarted& m = *r.body_as_RecomputeStarted();
       return ResponseBody(RecomputeStarted{Str(m.module_()), StringsOf(m.pstates())});
     }
+    case w::ResponseBody::Invoked:  // TODO(wire): decode
+    case w::ResponseBody::SelectedPage:
+      break;
   }
   return Status::InvalidArgument(
       "Response body type " + std::to_string(static_cast<unsigned>(r.body_type())) + " is unknown");
@@ -910,6 +923,8 @@ ErrorCode ErrorCodeFor(const Status& status) {
       return ErrorCode::kInternal;
     case StatusCode::kUserError:
       return ErrorCode::kTopologyFailed;
+    case StatusCode::kTimeout:
+      return ErrorCode::kTimeout;
   }
   return ErrorCode::kInternal;
 }
@@ -950,6 +965,10 @@ StatusCode StatusCodeFor(ErrorCode code) {
       return StatusCode::kBusy;
     case ErrorCode::kConfirmationRequired:
       return StatusCode::kInvalidArgument;
+    case ErrorCode::kTimeout:
+      return StatusCode::kTimeout;
+    case ErrorCode::kQueryFailed:
+      return StatusCode::kUserError;
   }
   return StatusCode::kInternal;  // a code from a newer server
 }

@@ -247,6 +247,19 @@ Status CheckDepot(const ModuleDef& def, const DepotDef& depot) {
     return Invalid(def, "depot " + depot.name + ": record schema " +
                             depot.record_schema.ToString() + ": " + st.message());
   }
+  if (!depot.mirror_of.empty()) {
+    if (!IsValidName(depot.mirror_of, "") || depot.mirror_of == def.name) {
+      return Invalid(def, "mirror depot " + depot.name + " names module " +
+                              Quoted(depot.mirror_of) +
+                              ", which is not another module's name ([A-Za-z0-9_-]+)");
+    }
+    if (depot.tick_interval_ms != 0 ||
+        depot.partitioning.kind != DepotPartitioning::Kind::kNoClientAppends) {
+      return Invalid(def, "mirror depot " + depot.name +
+                              " takes no appends and no ticks (declare it with "
+                              "ModuleBuilder::MirrorDepot)");
+    }
+  }
   if (depot.tick_interval_ms != 0) {
     if (depot.tick_interval_ms < 10 || depot.tick_interval_ms > 86400000) {
       return Invalid(def, "tick depot " + depot.name + " ticks every " +
@@ -333,6 +346,10 @@ std::string_view OpKindName(TopologyOp::Kind kind) {
       return "group by";
     case TopologyOp::Kind::kEachGroup:
       return "each group";
+    case TopologyOp::Kind::kOrigin:
+      return "origin";
+    case TopologyOp::Kind::kCombine:
+      return "combine";
   }
   return "unknown";
 }
@@ -396,6 +413,13 @@ Status CheckOp(const ModuleDef& def, const TopologyDef& topology, size_t i, bool
     case TopologyOp::Kind::kGroupBy:
     case TopologyOp::Kind::kEachGroup:
       break;
+    case TopologyOp::Kind::kOrigin:
+    case TopologyOp::Kind::kCombine:
+      if (topology.kind != TopologyDef::Kind::kQuery) {
+        return Invalid(def,
+                       where + " (" + std::string(OpKindName(op.kind)) + ") is for queries only");
+      }
+      return Status::Ok();  // CheckQuery checks where they stand
     default:
       return Invalid(def, where + " has unknown kind " + std::to_string(static_cast<int>(op.kind)));
   }
@@ -447,6 +471,10 @@ Status CheckTopology(const ModuleDef& def, const TopologyDef& topology) {
   if (!IsValidName(topology.name, "")) {
     return Invalid(def, "topology name " + Quoted(topology.name) + " is not [A-Za-z0-9_-]+");
   }
+  if (topology.kind == TopologyDef::Kind::kQuery) {
+    return Invalid(def, "topology " + topology.name +
+                            " is a query: declare queries with ModuleBuilder::Query");
+  }
   if (topology.sources.empty()) {
     return Invalid(def, "topology " + topology.name + " has no source depot");
   }
@@ -488,6 +516,100 @@ Status CheckTopology(const ModuleDef& def, const TopologyDef& topology) {
   return Status::Ok();
 }
 
+bool IsPartitioner(TopologyOp::Kind kind) {
+  switch (kind) {
+    case TopologyOp::Kind::kHashPartition:
+    case TopologyOp::Kind::kAllPartitions:
+    case TopologyOp::Kind::kGlobal:
+    case TopologyOp::Kind::kShuffle:
+    case TopologyOp::Kind::kDirect:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A query's chain starts at the origin; partitioners leave it, Origin returns to it. It
+// must end there, Combine runs only there, and microbatch ops have no place in it.
+Status CheckQuery(const ModuleDef& def, const QueryDef& query) {
+  const TopologyDef& topology = query.topology;
+  const std::string where = "query " + Quoted(topology.name);
+  if (!IsValidName(topology.name, "")) {
+    return Invalid(def, "query name " + Quoted(topology.name) + " is not [A-Za-z0-9_-]+");
+  }
+  if (topology.kind != TopologyDef::Kind::kQuery || !topology.sources.empty() ||
+      !topology.writes.empty()) {
+    return Invalid(def, where + " has sources or writes (declare it with ModuleBuilder::Query)");
+  }
+  std::set<std::string> params;
+  for (const QueryParam& param : query.params) {
+    if (!IsValidName(param.name, "")) {
+      return Invalid(def,
+                     where + ": parameter name " + Quoted(param.name) + " is not [A-Za-z0-9_-]+");
+    }
+    if (!params.insert(param.name).second) {
+      return Invalid(def, where + " declares parameter " + param.name + " twice");
+    }
+    if (param.schema.has_subindexed()) {
+      return Invalid(def, where + ": parameter " + param.name + " has schema " +
+                              param.schema.ToString() +
+                              " with a subindexed part (subindexed is for PStates)");
+    }
+    if (Status st = PStateSchema{param.schema, false}.Check(); !st.ok()) {
+      return Invalid(def, where + ": parameter " + param.name + ": schema " +
+                              param.schema.ToString() + ": " + st.message());
+    }
+  }
+  if (topology.ops.empty()) return Invalid(def, where + " has no steps");
+  bool at_origin = true;
+  for (size_t i = 0; i < topology.ops.size(); ++i) {
+    bool is_step = false;
+    STRATA_RETURN_IF_ERROR(CheckOp(def, topology, i, &is_step));
+    const TopologyOp& op = topology.ops[i];
+    const std::string at = where + ", op " + std::to_string(i);
+    if (op.kind == TopologyOp::Kind::kAggregate || op.kind == TopologyOp::Kind::kGroupBy ||
+        op.kind == TopologyOp::Kind::kEachGroup) {
+      return Invalid(def, at + " (" + std::string(OpKindName(op.kind)) +
+                              ") is for microbatch topologies only; a query merges with Combine");
+    }
+    if (IsPartitioner(op.kind)) at_origin = false;
+    if (op.kind == TopologyOp::Kind::kOrigin) {
+      if (at_origin) {
+        return Invalid(def, at + " (origin) is already at the origin: Origin() returns from "
+                                 "the partitions, after a partitioner");
+      }
+      at_origin = true;
+    }
+    if (op.kind == TopologyOp::Kind::kCombine && !at_origin) {
+      return Invalid(def, at + " (combine) runs on the partitions: Combine merges at the "
+                               "origin, after Origin()");
+    }
+  }
+  if (!at_origin) {
+    return Invalid(def, where +
+                            " ends on the partitions: end it with Origin() (and Combine "
+                            "to merge the partitions' values into one)");
+  }
+  return Status::Ok();
+}
+
+// A PState or query of another module (MirrorPState, MirrorQuery).
+Status CheckMirror(const ModuleDef& def, const MirrorDef& mirror, std::string_view kind,
+                   std::string_view sigil) {
+  if (!IsValidName(mirror.module, "") || mirror.module == def.name) {
+    return Invalid(def, "mirror " + std::string(kind) + " " + mirror.name + " names module " +
+                            Quoted(mirror.module) +
+                            ", which is not another module's name ([A-Za-z0-9_-]+)");
+  }
+  if (!IsValidName(mirror.name, sigil)) {
+    return Invalid(def, "mirror " + std::string(kind) + " name " + Quoted(mirror.name) +
+                            " of module " + mirror.module + " is not " +
+                            (sigil.empty() ? std::string() : std::string(sigil) + " followed by ") +
+                            "[A-Za-z0-9_-]+");
+  }
+  return Status::Ok();
+}
+
 // Records `name` in *seen; a name already there is a duplicate `kind`.
 Status CheckUnique(const ModuleDef& def, std::set<std::string>* seen, const std::string& name,
                    std::string_view kind) {
@@ -525,6 +647,17 @@ Status RebuildDataInHost(ModuleDef* def) {
                               (schema.ok() ? std::string() : ": " + schema.status().message()));
     }
     pstate.schema = std::move(schema).value();
+  }
+  for (QueryDef& query : def->queries) {
+    for (QueryParam& param : query.params) {
+      Result<Schema> schema = Schema::FromValue(param.schema.ToValue());
+      if (!schema.ok() || !(*schema == param.schema)) {
+        return Status::Internal("module " + def->name + ": query " + query.topology.name +
+                                ": parameter " + param.name + ": schema " +
+                                param.schema.ToString() + " does not survive its wire form");
+      }
+      param.schema = std::move(schema).value();
+    }
   }
   return Status::Ok();
 }
@@ -587,6 +720,17 @@ Status ValidateModuleDef(const ModuleDef& def) {
                                 "; a microbatch's PStates have one writer");
       }
     }
+  }
+  std::set<std::string> queries;
+  for (const QueryDef& query : def.queries) {
+    STRATA_RETURN_IF_ERROR(CheckQuery(def, query));
+    STRATA_RETURN_IF_ERROR(CheckUnique(def, &queries, query.topology.name, "query"));
+  }
+  for (const MirrorDef& mirror : def.mirror_pstates) {
+    STRATA_RETURN_IF_ERROR(CheckMirror(def, mirror, "PState", "$$"));
+  }
+  for (const MirrorDef& mirror : def.mirror_queries) {
+    STRATA_RETURN_IF_ERROR(CheckMirror(def, mirror, "query", ""));
   }
   return Status::Ok();
 }

@@ -83,6 +83,9 @@ class RecordingContext : public TopologyContext {
   }
   void Emit(Value value) override { emitted.push_back(std::move(value)); }
   void SetAckReturn(Value value) override { ack_return = std::move(value); }
+  Result<Value> Invoke(const QueryRef& query, std::vector<Value>) override {
+    return Status::NotFound("no query " + query.name + " in this test");
+  }
 
   std::vector<Value> emitted;
   std::vector<std::string> transforms;

@@ -4,6 +4,7 @@
 // "Shutdown").
 #include "runtime/engine_impl.h"
 #include "runtime/microbatch_executor.h"
+#include "runtime/query_executor.h"
 #include "runtime/ticker.h"
 
 #include <algorithm>
@@ -98,6 +99,7 @@ Status EngineImpl::OpenStorage() {
   }
   executor_ = std::make_unique<StreamExecutor>(*this, threads);
   batcher_ = std::make_unique<MicrobatchExecutor>(*this);
+  queries_ = std::make_unique<QueryExecutor>(*this);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     threads_.push_back(

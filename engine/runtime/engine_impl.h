@@ -41,6 +41,7 @@ namespace strata::runtime {
 
 class StreamExecutor;
 class MicrobatchExecutor;
+class QueryExecutor;
 class BatchRun;
 class Ticker;
 
@@ -65,6 +66,11 @@ class EngineImpl final : public Engine {
   Result<std::vector<DepotEntry>> ReadDepot(const std::string& module, const std::string& depot,
                                             int partition, int64_t from, int64_t to,
                                             int64_t limit) override;
+  Result<SelectPageResult> SelectPage(const std::string& module, const std::string& pstate,
+                                      const Path& path, const std::string& token,
+                                      int64_t limit) override;
+  Result<Value> Invoke(const std::string& module, const std::string& query, std::vector<Value> args,
+                       const InvokeOptions& options) override;
   Status WaitProcessed(const std::string& module) override;
   Result<ModuleStats> Stats(const std::string& module, const StatsOptions& options) override;
 
@@ -72,7 +78,8 @@ class EngineImpl final : public Engine {
   friend class StreamExecutor;      // its events append (PostAppend) and complete (CompleteEvent)
   friend class MicrobatchExecutor;  // likewise its batches
   friend class BatchRun;
-  friend class Ticker;  // reads modules_, appends ticks (PostAppend)
+  friend class Ticker;         // reads modules_, appends ticks (PostAppend)
+  friend class QueryExecutor;  // finds modules, borrows sessions of the pool
 
   explicit EngineImpl(const EngineOptions& options);
 
@@ -342,6 +349,7 @@ class EngineImpl final : public Engine {
   std::vector<std::unique_ptr<TaskThread>> threads_;
   std::unique_ptr<StreamExecutor> executor_;  // created before the task threads start
   std::unique_ptr<MicrobatchExecutor> batcher_;
+  std::unique_ptr<QueryExecutor> queries_;
   std::unique_ptr<Ticker> ticker_;  // started once the deployed modules are loaded
   InFlightLimit limit_;
   std::atomic<bool> closing_{false};

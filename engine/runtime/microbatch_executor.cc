@@ -11,6 +11,7 @@
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
 #include "runtime/partitioning.h"
+#include "runtime/query_executor.h"
 #include "runtime/topology_append.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
@@ -100,10 +101,12 @@ class BatchContext final : public TopologyContext {
   RecordId source() const override { return source_; }
 
   Result<std::vector<Value>> Select(const PStateRef& ref, const Path& path) override {
+    if (!ref.module.empty()) return module_.queries->SelectMirror(module_, ref, path, nullptr);
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
     return pstate->Select(session_, PartitionOf(*pstate), path);
   }
   Result<Value> SelectOne(const PStateRef& ref, const Path& path) override {
+    if (!ref.module.empty()) return module_.queries->SelectOneMirror(module_, ref, path, nullptr);
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
     return pstate->SelectOne(session_, PartitionOf(*pstate), path);
   }
@@ -134,6 +137,9 @@ class BatchContext final : public TopologyContext {
     if (emitted_ != nullptr) emitted_->push_back({partition_, source_, std::move(value), origin_});
   }
   void SetAckReturn(Value) override {}  // a batch's records have no one ack return each
+  Result<Value> Invoke(const QueryRef& query, std::vector<Value> args) override {
+    return module_.queries->InvokeFrom(module_, query, std::move(args), nullptr);
+  }
 
  private:
   Result<const PState*> Resolve(const PStateRef& ref) const { return PStateOf(module_, ref); }

@@ -40,6 +40,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
     std::shared_ptr<LoadedModule> loaded, const ModuleRow& row, const Reuse& reuse) {
   const ModuleRuntime* previous = reuse.previous;
   auto m = std::make_shared<ModuleRuntime>();
+  m->queries = queries_.get();
   m->def = &loaded->def();
   m->loaded = std::move(loaded);
   m->name = m->def->name;
@@ -622,6 +623,16 @@ Result<int> EngineImpl::FindPState(const ModuleRuntime& m, const std::string& ps
   return Status::NotFound("module " + m.name + " has no PState " + pstate);
 }
 
+std::vector<std::string> DependsOn(const ModuleDef& def) {
+  std::set<std::string> modules;
+  for (const DepotDef& depot : def.depots) {
+    if (!depot.mirror_of.empty()) modules.insert(depot.mirror_of);
+  }
+  for (const MirrorDef& mirror : def.mirror_pstates) modules.insert(mirror.module);
+  for (const MirrorDef& mirror : def.mirror_queries) modules.insert(mirror.module);
+  return {modules.begin(), modules.end()};
+}
+
 ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   ModuleInfo info;
   info.name = m.name;
@@ -638,9 +649,19 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   for (const TopologyDef& t : m.def->topologies) {
     TopologyInfo topology{
         t.name, {}, t.kind == TopologyDef::Kind::kMicrobatch ? "microbatch" : "stream"};
-    for (int d : t.sources) topology.sources.push_back(m.def->depots[d].name);
+    for (int d : t.sources) {
+      const DepotDef& depot = m.def->depots[d];
+      topology.sources.push_back(depot.mirror_of.empty() ? depot.name
+                                                         : depot.mirror_of + "/" + depot.name);
+    }
     info.topologies.push_back(std::move(topology));
   }
+  for (const QueryDef& q : m.def->queries) {
+    QueryInfo query{q.topology.name, {}};
+    for (const QueryParam& param : q.params) query.params.emplace_back(param.name, param.schema);
+    info.queries.push_back(std::move(query));
+  }
+  info.depends_on = DependsOn(*m.def);
   return info;
 }
 

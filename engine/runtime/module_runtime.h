@@ -24,6 +24,7 @@
 namespace strata::runtime {
 
 struct MicrobatchRuntime;  // microbatch_executor.h
+class QueryExecutor;       // query_executor.h
 
 // State of one module partition, touched only by its owner thread (`owner` and `lane` are
 // set before the module is published and never change; the lane's contents are guarded by
@@ -82,6 +83,9 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   const ModuleDef* def = nullptr;
   std::string name;
   int partitions = 0;
+  // The engine's: every TopologyContext of the module invokes queries and reads mirror
+  // PStates through it.
+  QueryExecutor* queries = nullptr;
   // From the module's meta.modules row (docs/runtime.md, "Deploy, destroy, metadata and
   // on-disk layout"): the version (1 at deploy, +1 per update), the file of its plugin, the
   // generation of its depot tables (+1 per rescale) and of each PState's tables (+1 per
@@ -165,6 +169,10 @@ inline Result<const PState*> PStateOf(const ModuleRuntime& m, const PStateRef& r
   }
   return m.pstates[ref.index].get();
 }
+
+// The modules whose depots, PStates or queries `def` uses (MirrorDepot, MirrorPState,
+// MirrorQuery), sorted, each once.
+std::vector<std::string> DependsOn(const ModuleDef& def);
 
 // Calls fn(topology, depot, partition, tracker) for every progress tracker of `m`.
 template <typename F>

@@ -7,6 +7,7 @@
 #include "runtime/meta_tables.h"
 #include "runtime/microbatch_executor.h"
 #include "runtime/partitioning.h"
+#include "runtime/query_executor.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
 
@@ -28,6 +29,43 @@ class PooledSession {
   std::unique_ptr<Session> session_;
   std::function<void(std::unique_ptr<Session>)> back_;
 };
+
+// Runs fn() (a Status or Result) inside a snapshot transaction of `session`, rolled back
+// afterwards (nothing is written): every record it reads is of one snapshot.
+template <typename F>
+auto InSnapshot(Session& session, F fn) -> decltype(fn()) {
+  STRATA_RETURN_IF_ERROR(session.Begin(/*snapshot=*/true));
+  auto result = fn();
+  session.Rollback();
+  return result;
+}
+
+// Where the next page of SelectPage starts: a partition, and the last key read of it
+// (none: from its first). The token is the value [1, partition, key] encoded
+// (strata/value_codec.h); the client treats it as opaque bytes.
+struct PageToken {
+  int partition = 0;
+  std::optional<Value> after;
+};
+
+std::string EncodePageToken(const PageToken& at) {
+  const std::vector<uint8_t> bytes =
+      EncodeValue(Value::ListOf({Value(1), Value(at.partition), at.after.value_or(Value())}));
+  return std::string(bytes.begin(), bytes.end());
+}
+
+Result<PageToken> DecodePageToken(const std::string& token, int partitions) {
+  if (token.empty()) return PageToken{};
+  Result<Value> v = DecodeValue(token);
+  if (!v.ok() || !v->is_list() || v->as_list().size() != 3 || v->as_list()[0] != Value(1) ||
+      !v->as_list()[1].is_int() || v->as_list()[1].as_int() < 0 ||
+      v->as_list()[1].as_int() >= partitions) {
+    return Status::InvalidArgument(
+        "the page token is not one SelectPage returned for this PState (pass the last page's "
+        "next_token unchanged, or none for the first page)");
+  }
+  return PageToken{static_cast<int>(v->as_list()[1].as_int()), v->as_list()[2]};
+}
 
 }  // namespace
 
@@ -56,24 +94,68 @@ Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const s
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
   STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, pstate));
   const PState& ps = *m->pstates[index];
-  int partition = 0;
-  if (!ps.schema().global) {
-    if (partition_key) {
-      partition = HashPartition(*partition_key, m->partitions);
-    } else if (!path.navigators().empty() &&
-               (path.navigators()[0].kind == Navigator::Kind::kKey ||
-                path.navigators()[0].kind == Navigator::Kind::kMust)) {
-      partition = HashPartition(path.navigators()[0].keys[0], m->partitions);
-    } else {
-      return Status::InvalidArgument("selecting " + path.ToString() + " from " + pstate +
-                                     " needs a partition: give a partition key or start the path "
-                                     "with key(...)");
-    }
-  }
+  STRATA_ASSIGN_OR_RETURN(int partition, SelectPartition(*m, ps, pstate, path, partition_key));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
   PooledSession session(std::move(taken),
                         [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
-  return ps.Select(*session.get(), partition, path);
+  // One snapshot for every record the path reads (a subindexed structure, a range), so a
+  // select never sees half of a commit.
+  return InSnapshot(*session.get(), [&] { return ps.Select(*session.get(), partition, path); });
+}
+
+Result<SelectPageResult> EngineImpl::SelectPage(const std::string& module,
+                                                const std::string& pstate, const Path& path,
+                                                const std::string& token, int64_t limit) {
+  if (limit < 1 || limit > 10'000) {
+    return Status::InvalidArgument("a page limit must be 1 to 10000, not " + std::to_string(limit));
+  }
+  if (path.terminal().has_value()) {
+    return Status::InvalidArgument(path.ToString() + " is a transform, not a select path");
+  }
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, pstate));
+  const PState& ps = *m->pstates[index];
+  const Schema::Kind root = ps.schema().root.kind();
+  if (root != Schema::Kind::kMap && root != Schema::Kind::kSet) {
+    return Status::InvalidArgument(pstate + " has schema " + ps.schema().ToString() +
+                                   ": pages are of a map's or set's keys");
+  }
+  const int partitions = ps.schema().global ? 1 : m->partitions;
+  STRATA_ASSIGN_OR_RETURN(PageToken at, DecodePageToken(token, partitions));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken),
+                        [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  SelectPageResult page;
+  int64_t left = limit;
+  for (int p = at.partition; p < partitions && left > 0; ++p) {
+    const std::optional<Value> after = p == at.partition ? at.after : std::nullopt;
+    // The next keys of the partition, then the path over exactly those, in one snapshot.
+    RangeSpec keys_range{after, false, std::nullopt, false, left, false};
+    Status st = InSnapshot(*session.get(), [&]() -> Status {
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<Value> views,
+          ps.Select(*session.get(), p,
+                    root == Schema::Kind::kMap ? Path().Range(keys_range).MapKeys()
+                                               : Path().Range(keys_range).All()));
+      if (views.empty()) return Status::Ok();
+      const Value last = views.back();
+      Path page_path = Path().Range({after, false, last, true, std::nullopt, false}).Then(path);
+      STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, ps.Select(*session.get(), p, page_path));
+      for (Value& v : values) page.values.push_back(std::move(v));
+      left -= static_cast<int64_t>(views.size());
+      if (left == 0) page.next_token = EncodePageToken({p, last});
+      return Status::Ok();
+    });
+    STRATA_RETURN_IF_ERROR(st);
+  }
+  // A page that ended exactly at a partition's end still points into it: the next page
+  // finds it empty and moves on.
+  return page;
+}
+
+Result<Value> EngineImpl::Invoke(const std::string& module, const std::string& query,
+                                 std::vector<Value> args, const InvokeOptions& options) {
+  return queries_->Invoke(module, query, std::move(args), options);
 }
 
 Result<Value> EngineImpl::SelectOne(const std::string& module, const std::string& pstate,

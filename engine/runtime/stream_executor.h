@@ -20,6 +20,7 @@
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
 #include "runtime/partitioning.h"
+#include "runtime/query_executor.h"
 #include "runtime/topology_append.h"
 #include "strata/module.h"
 #include "strata/value_codec.h"
@@ -67,11 +68,13 @@ class StepContext final : public TopologyContext {
   RecordId source() const override { return source_; }
 
   Result<std::vector<Value>> Select(const PStateRef& ref, const Path& path) override {
+    if (!ref.module.empty()) return module_.queries->SelectMirror(module_, ref, path, nullptr);
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
     STRATA_RETURN_IF_ERROR(BeginOnce());
     return pstate->Select(session_, PartitionOf(*pstate), path);
   }
   Result<Value> SelectOne(const PStateRef& ref, const Path& path) override {
+    if (!ref.module.empty()) return module_.queries->SelectOneMirror(module_, ref, path, nullptr);
     STRATA_ASSIGN_OR_RETURN(const PState* pstate, Resolve(ref));
     STRATA_RETURN_IF_ERROR(BeginOnce());
     return pstate->SelectOne(session_, PartitionOf(*pstate), path);
@@ -104,6 +107,9 @@ class StepContext final : public TopologyContext {
     if (emitted_ != nullptr) emitted_->push_back(std::move(value));
   }
   void SetAckReturn(Value value) override { ack_return_ = std::move(value); }
+  Result<Value> Invoke(const QueryRef& query, std::vector<Value> args) override {
+    return module_.queries->InvokeFrom(module_, query, std::move(args), nullptr);
+  }
 
   void set_emitted(std::vector<Value>* emitted) { emitted_ = emitted; }
   void AddHop(int partition, int op, Value value) {

@@ -113,6 +113,10 @@ class Path {
   Path& SetIfAbsent(Value v);
   Path& Remove();
 
+  // Appends the navigators of `rest`, and its terminal if it has one, e.g.
+  // Path().Key(user).Then(sub_path).
+  Path& Then(const Path& rest);
+
   const std::vector<Navigator>& navigators() const { return navigators_; }
   const std::optional<Terminal>& terminal() const { return terminal_; }
 

@@ -22,6 +22,7 @@ enum class StatusCode : uint8_t {
   kAborted,          // a transaction conflict; the operation may be retried
   kInternal,         // a bug: an invariant did not hold
   kUserError,        // a module's code failed (threw or returned an error)
+  kTimeout,          // the operation did not finish within its deadline
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -46,6 +47,7 @@ class [[nodiscard]] Status {
   static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
   static Status UserError(std::string m) { return {StatusCode::kUserError, std::move(m)}; }
+  static Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -44,12 +44,12 @@
 namespace strata {
 
 // Bumped whenever a type of this header (or one it includes) changes layout or meaning.
-inline constexpr int kSdkVersion = 4;
+inline constexpr int kSdkVersion = 5;
 
 #define STRATA_STRINGIFY_INNER(x) #x
 #define STRATA_STRINGIFY(x) STRATA_STRINGIFY_INNER(x)
 #ifndef STRATA_SDK_VERSION_FOR_STAMP
-#define STRATA_SDK_VERSION_FOR_STAMP 4  // must equal kSdkVersion
+#define STRATA_SDK_VERSION_FOR_STAMP 5  // must equal kSdkVersion
 #endif
 // The ABI stamp: SDK version and the compiler / C++ standard library ABI a module was
 // built with. The host refuses a module whose stamp differs from its own.
@@ -60,16 +60,25 @@ inline constexpr int kSdkVersion = 4;
 
 // ---- Handles ---------------------------------------------------------------------------
 
-// A depot of this module, as declared by ModuleBuilder::Depot. Plain data.
+// A depot of this module, as declared by ModuleBuilder::Depot (or MirrorDepot). Plain data.
 struct DepotRef {
   std::string name;  // with its leading '*', e.g. "*sentences"
   int index = -1;    // position in ModuleDef::depots
 };
 
-// A PState of this module, as declared by ModuleBuilder::PState. Plain data.
+// A PState of this module, as declared by ModuleBuilder::PState, or of another module, as
+// declared by ModuleBuilder::MirrorPState. Plain data.
 struct PStateRef {
-  std::string name;  // with its leading "$$", e.g. "$$word_counts"
-  int index = -1;    // position in ModuleDef::pstates
+  std::string name;    // with its leading "$$", e.g. "$$word_counts"
+  int index = -1;      // position in ModuleDef::pstates; -1 for a mirror
+  std::string module;  // empty: this module's; else the module of a mirror
+};
+
+// A query: QueryRef{"top-words"} is this module's query "top-words"; another module's is
+// declared with ModuleBuilder::MirrorQuery. Plain data.
+struct QueryRef {
+  std::string name;
+  std::string module;  // empty: this module
 };
 
 // Identifies the depot record a topology event descends from. In a microbatch topology,
@@ -88,6 +97,15 @@ struct RecordId {
 // which only partition 0 may write — route there with Global() first). Writes of one step
 // call are committed together, atomically, after the step returns OK; a step that fails
 // is rolled back and retried (see docs/modules.md, "Failures").
+//
+// In a query (ModuleBuilder::Query) the context is read-only: Transform and Append fail,
+// SetAckReturn is ignored, source() is {-1, -1, -1}, and a step before the first
+// partitioner (or after Origin) runs at the origin, where partition() is -1 and only
+// global and mirror PStates can be read. Each partition's reads see one snapshot.
+//
+// A mirror PState (ModuleBuilder::MirrorPState) is read like a client select: on the
+// partition of the other module that the path's first key hashes to (its partition 0 when
+// it is global), committed data only, never written.
 class TopologyContext {
  public:
   virtual ~TopologyContext() = default;
@@ -111,6 +129,10 @@ class TopologyContext {
   // The value a `processed` appender of the source record receives for this topology
   // (the last one set wins). Ignored in a microbatch topology (its ack return is nil).
   virtual void SetAckReturn(Value value) = 0;
+  // Invokes a query of this module (QueryRef{"name"}) or of another one (MirrorQuery) with
+  // `args`, and returns its result (Engine::Invoke). It reads committed data in snapshots
+  // of its own: not the uncommitted writes of this step. Errors as Engine::Invoke's.
+  virtual Result<Value> Invoke(const QueryRef& query, std::vector<Value> args) = 0;
 };
 
 // ---- Declarations ---------------------------------------------------------------------
@@ -167,14 +189,17 @@ struct TopologyOp {
     kAggregate,  // key_fn -> the key's partition; folds into `pstate` at path_of(key)
     kGroupBy,    // key_fn -> the key's partition; the next op (kEachGroup) runs per key
     kEachGroup,  // group_fn(ctx, key, values), right after kGroupBy
+    // Query only:
+    kOrigin,   // back to the invoker
+    kCombine,  // at the origin: folds every value reaching it into one with `combiner`
   };
   Kind kind = Kind::kEach;
   StepFn fn;
   KeyFn key_fn;
   PartitionFn partition_fn;
-  int pstate = -1;  // kAggregate: the PState written (index in ModuleDef::pstates)
-  PathFn path_of;   // kAggregate: key -> location; empty: Path().Key(key)
-  Combiner combiner;
+  int pstate = -1;    // kAggregate: the PState written (index in ModuleDef::pstates)
+  PathFn path_of;     // kAggregate: key -> location; empty: Path().Key(key)
+  Combiner combiner;  // kAggregate, kCombine
   GroupFn group_fn;
 };
 
@@ -187,6 +212,10 @@ struct DepotDef {
   Schema record_schema;
   // > 0: a tick depot (ModuleBuilder::TickDepot) the engine appends to every this many ms.
   int64_t tick_interval_ms = 0;
+  // Non-empty: a mirror (ModuleBuilder::MirrorDepot) of depot `name` of module
+  // `mirror_of`, whose records this module's topologies consume. Nothing appends to it
+  // through this module.
+  std::string mirror_of;
 };
 
 struct PStateDef {
@@ -198,7 +227,7 @@ struct PStateDef {
 };
 
 struct TopologyDef {
-  enum class Kind : uint8_t { kStream, kMicrobatch };
+  enum class Kind : uint8_t { kStream, kMicrobatch, kQuery };
   std::string name;
   std::vector<int> sources;  // depot indexes
   std::vector<TopologyOp> ops;
@@ -208,12 +237,33 @@ struct TopologyDef {
   std::vector<int> writes;
 };
 
+// A parameter of a query: its name and what an argument must match (ValidateValue).
+struct QueryParam {
+  std::string name;
+  Schema schema;
+};
+
+// A query (ModuleBuilder::Query): its chain (kind kQuery, no sources) and parameters.
+struct QueryDef {
+  TopologyDef topology;
+  std::vector<QueryParam> params;
+};
+
+// A PState or query of another module that this one uses (MirrorPState, MirrorQuery).
+struct MirrorDef {
+  std::string module;
+  std::string name;
+};
+
 // Everything a module declares. Built in the plugin by ModuleBuilder, read by the host.
 struct ModuleDef {
   std::string name;
-  std::vector<DepotDef> depots;
+  std::vector<DepotDef> depots;  // mirror depots included (DepotDef::mirror_of)
   std::vector<PStateDef> pstates;
-  std::vector<TopologyDef> topologies;
+  std::vector<TopologyDef> topologies;  // streams and microbatches
+  std::vector<QueryDef> queries;
+  std::vector<MirrorDef> mirror_pstates;
+  std::vector<MirrorDef> mirror_queries;
 };
 
 namespace detail {
@@ -474,6 +524,57 @@ class MicrobatchTopology : public detail::Chain<MicrobatchTopology> {
   }
 };
 
+// Builds one query: a named, read-only function of the module that clients invoke
+// (Engine::Invoke; docs/modules.md, "Queries"). Its chain starts at the origin (the
+// invoker) with one value, the list of the arguments; partitioners move values to
+// partitions, where steps read PStates; Origin() brings them back. The result is the list
+// of the values that reach the end of the chain — or, when the chain ends with Combine,
+// the one combined value.
+//   m.Query("total-money")
+//       .AllPartitions()
+//       .Each([balances](strata::TopologyContext& ctx, const strata::Value&) {
+//         int64_t sum = 0;
+//         for (const strata::Value& v : ctx.Select(balances, strata::Path().MapVals()).value())
+//           sum += v.as_int();
+//         ctx.Emit(sum);
+//       })
+//       .Origin()
+//       .Combine(strata::agg::Sum());
+class QueryTopology : private detail::Chain<QueryTopology> {
+ public:
+  explicit QueryTopology(QueryDef* def) : Chain(&def->topology), query_(def) {
+    def->topology.kind = TopologyDef::Kind::kQuery;
+  }
+  // Declares the next parameter: an invocation must give one argument per parameter, in
+  // order, each matching its schema (Any, the default, takes every value).
+  QueryTopology& Param(std::string name, Schema schema = Schema::Any()) {
+    query_->params.push_back({std::move(name), std::move(schema)});
+    return *this;
+  }
+  using Chain::AllPartitions;
+  using Chain::Direct;
+  using Chain::Each;
+  using Chain::Filter;
+  using Chain::Global;
+  using Chain::HashPartition;
+  using Chain::Map;
+  // Moves each value back to the invoker. Every query that uses a partitioner returns with
+  // Origin() after its last one.
+  QueryTopology& Origin() { return Add(Op(TopologyOp::Kind::kOrigin)); }
+  // At the origin: folds all the values that reach it into one value with `combiner` (the
+  // agg:: functions; the fold starts from nil, so a Count or Sum of nothing is 0), which
+  // it then sends on.
+  QueryTopology& Combine(Combiner combiner) {
+    TopologyOp op = Op(TopologyOp::Kind::kCombine);
+    op.combiner = std::move(combiner);
+    return Add(std::move(op));
+  }
+
+ private:
+  friend class detail::Chain<QueryTopology>;
+  QueryDef* query_;
+};
+
 // Passed to the module's define function. Names: depots start with '*', PStates with "$$",
 // then [A-Za-z0-9_-]+; topologies [A-Za-z0-9_-]+. Errors (duplicates, bad names, a
 // topology without source) are reported by the host when it loads the module.
@@ -542,6 +643,38 @@ class ModuleBuilder {
   MicrobatchTopology Microbatch(std::string name) {
     def_->topologies.emplace_back().name = std::move(name);
     return MicrobatchTopology(&def_->topologies.back());
+  }
+  // A query (docs/modules.md, "Queries"). The returned builder stays valid until the next
+  // Query() call.
+  QueryTopology Query(std::string name) {
+    def_->queries.emplace_back().topology.name = std::move(name);
+    return QueryTopology(&def_->queries.back());
+  }
+  // Module dependencies (docs/modules.md, "Module dependencies"): what this module uses of
+  // another deployed module. Deploying it while `module` is not deployed (or lacks the
+  // name) is refused, and so is destroying `module` or updating it without the name while
+  // this one depends on it.
+  //
+  // Depot `depot` of `module` as a source of this module's topologies: each consuming
+  // topology keeps its own progress through its records. This module must have as many
+  // partitions as `module`: a record of partition p starts on partition p. Nothing is
+  // appended to it through this module.
+  DepotRef MirrorDepot(std::string module, std::string depot) {
+    DepotDef& def = def_->depots.emplace_back();
+    def.name = depot;
+    def.partitioning = DepotPartitioning::NoClientAppends();
+    def.mirror_of = std::move(module);
+    return {std::move(depot), static_cast<int>(def_->depots.size()) - 1};
+  }
+  // PState `pstate` of `module`, for reads (TopologyContext::Select, SelectOne).
+  PStateRef MirrorPState(std::string module, std::string pstate) {
+    def_->mirror_pstates.push_back({module, pstate});
+    return {std::move(pstate), -1, std::move(module)};
+  }
+  // Query `query` of `module`, for TopologyContext::Invoke.
+  QueryRef MirrorQuery(std::string module, std::string query) {
+    def_->mirror_queries.push_back({module, query});
+    return {std::move(query), std::move(module)};
   }
   // A tick depot: the engine appends to its partition 0, every `interval_ms` (10 ms to one
   // day), the time in ms since the epoch as an int64, strictly increasing. Time enters

@@ -107,8 +107,12 @@ struct PStateInfo {
 };
 struct TopologyInfo {
   std::string name;
-  std::vector<std::string> sources;
-  std::string kind;  // "stream" or "microbatch"
+  std::vector<std::string> sources;  // a mirror depot as "module/*depot"
+  std::string kind;                  // "stream" or "microbatch"
+};
+struct QueryInfo {
+  std::string name;
+  std::vector<std::pair<std::string, Schema>> params;  // name and schema, in order
 };
 struct ModuleInfo {
   std::string name;
@@ -117,6 +121,11 @@ struct ModuleInfo {
   std::vector<DepotInfo> depots;
   std::vector<PStateInfo> pstates;
   std::vector<TopologyInfo> topologies;
+  std::vector<QueryInfo> queries;
+  // The deployed modules whose depots, PStates or queries this one uses (MirrorDepot,
+  // MirrorPState, MirrorQuery), and those that use this one's.
+  std::vector<std::string> depends_on;
+  std::vector<std::string> dependents;
   // Empty for a module that is loaded and serving. Otherwise the module is *failed*: it is
   // deployed but could not be loaded when the engine opened (its file is missing or damaged,
   // its ABI stamp or declarations are refused, its define function failed, or a PState
@@ -165,6 +174,20 @@ struct RebuildProgress {
   std::vector<std::string> names;  // the topology (backfill), the PStates (the others)
   int64_t records_done = 0;
   int64_t records_total = 0;
+};
+
+// Engine::Invoke's settings.
+struct InvokeOptions {
+  // The query fails with kTimeout when it has not finished by then: it is checked before
+  // each step call, which is not interrupted. 1 ms to one hour.
+  int64_t timeout_ms = 10'000;
+};
+
+// A page of Engine::SelectPage.
+struct SelectPageResult {
+  std::vector<Value> values;
+  // Pass it to SelectPage for the next page; empty when this is the last one.
+  std::string next_token;
 };
 
 // One record read back from a depot (named apart from engine/depot's internal DepotRecord,
@@ -317,6 +340,33 @@ class Engine {
   virtual Result<Value> SelectOne(const std::string& module, const std::string& pstate,
                                   const Path& path,
                                   std::optional<Value> partition_key = std::nullopt) = 0;
+
+  // Browses a PState over all its partitions, a page at a time, without building it in
+  // memory: a page holds the next top-level entries of the root map or set, at most
+  // `limit` (1 to 10,000) of them, in key order, partition after partition; `path` applies
+  // to them as one sorted view (as to a `range` of the root: "all" gives [key, value]
+  // pairs, "map_keys" the keys, an empty path the view itself). `token` is empty for the
+  // first page, else the next_token of the previous page. Each partition's part is read
+  // in one snapshot. kInvalidArgument for a bad token or limit, or a root that is not a
+  // map or set.
+  virtual Result<SelectPageResult> SelectPage(const std::string& module, const std::string& pstate,
+                                              const Path& path, const std::string& token,
+                                              int64_t limit) = 0;
+
+  // Runs query `query` of `module` with `args` (one per declared parameter) and returns
+  // its result (docs/modules.md, "Queries"). Each partition's part of the query reads one
+  // snapshot of committed data; an append acknowledged at kProcessed before the call is
+  // seen. Errors name the query: kNotFound for an unknown module or query;
+  // kInvalidArgument for a wrong number of arguments (or a bad timeout);
+  // kSchemaViolation for an argument that does not match its parameter's schema;
+  // kTimeout past options.timeout_ms; kUserError when the query's code failed (threw,
+  // returned an error, or tried to write); the storage's errors otherwise.
+  virtual Result<Value> Invoke(const std::string& module, const std::string& query,
+                               std::vector<Value> args, const InvokeOptions& options) = 0;
+  Result<Value> Invoke(const std::string& module, const std::string& query,
+                       std::vector<Value> args) {
+    return Invoke(module, query, std::move(args), InvokeOptions{});
+  }
 
   // Records of depot partition `partition` in [from, to), at most `limit`.
   virtual Result<std::vector<DepotEntry>> ReadDepot(const std::string& module,

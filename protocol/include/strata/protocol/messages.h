@@ -42,6 +42,8 @@ enum class ErrorCode : uint16_t {
   kInternal = 14,
   kShuttingDown = 15,
   kConfirmationRequired = 16,
+  kTimeout = 17,
+  kQueryFailed = 18,
 };
 std::string_view ErrorCodeName(ErrorCode code);  // "NOT_FOUND", ...
 // The wire code for an engine Status (kOk -> kNone), and back (for drivers).

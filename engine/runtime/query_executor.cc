@@ -68,8 +68,8 @@ class QueryContext final : public TopologyContext {
 
 class QueryRun {
  public:
-  QueryRun(QueryExecutor& executor, const std::shared_ptr<ModuleRuntime>& m,
-           const QueryDef& query, const QueryScope& scope)
+  QueryRun(QueryExecutor& executor, const std::shared_ptr<ModuleRuntime>& m, const QueryDef& query,
+           const QueryScope& scope)
       : executor_(executor),
         m_(m),
         query_(query),
@@ -81,16 +81,32 @@ class QueryRun {
     STRATA_RETURN_IF_ERROR(Feed(0, kOrigin, std::move(args)));
     // Everything upstream of a Combine has run once the feeds above returned; a Combine's
     // output can only reach later ops, so they are released in op order.
-    bool combined_last = false;
     for (size_t i = 0; i < ops_.size(); ++i) {
       if (ops_[i].kind != TopologyOp::Kind::kCombine) continue;
       Value folded = folds_[i] ? std::move(*folds_[i]) : EmptyFold(ops_[i].combiner);
       folds_[i].reset();
-      combined_last = i + 1 == ops_.size();
       STRATA_RETURN_IF_ERROR(Feed(i + 1, kOrigin, std::move(folded)));
     }
-    if (combined_last && results_.size() == 1) return std::move(results_[0]);
-    return Value(std::move(results_));
+    if (!SingleValued()) return Value(std::move(results_));
+    if (results_.size() > 1) {
+      return Status::UserError(QueryName(*m_, query_) +
+                               " combines into one value, but its steps "
+                               "after the Combine emitted " +
+                               std::to_string(results_.size()) +
+                               ": emit one value there (or none, for nil)");
+    }
+    return results_.empty() ? Value() : std::move(results_[0]);
+  }
+
+  // Whether the query answers one value: a Combine follows its last Origin (or, without
+  // one, is anywhere in the chain); else it answers the list of what reaches its end.
+  bool SingleValued() const {
+    bool single = false;
+    for (const TopologyOp& op : ops_) {
+      if (op.kind == TopologyOp::Kind::kOrigin) single = false;
+      if (op.kind == TopologyOp::Kind::kCombine) single = true;
+    }
+    return single;
   }
 
   const ModuleRuntime& module() const { return *m_; }
@@ -102,11 +118,11 @@ class QueryRun {
   Status Failed(size_t i, const Status& st) const {
     // Timeouts and storage failures keep their code; the module's own errors are its
     // query's failure.
-    const StatusCode code = st.code() == StatusCode::kTimeout || st.code() == StatusCode::kIOError ||
-                                    st.code() == StatusCode::kCorruption ||
-                                    st.code() == StatusCode::kAborted
-                                ? st.code()
-                                : StatusCode::kUserError;
+    const StatusCode code =
+        st.code() == StatusCode::kTimeout || st.code() == StatusCode::kIOError ||
+                st.code() == StatusCode::kCorruption || st.code() == StatusCode::kAborted
+            ? st.code()
+            : StatusCode::kUserError;
     return Status(code, QueryName(*m_, query_) + ", op " + std::to_string(i) + ": " + st.message());
   }
   Status CheckDeadline(size_t i) const {
@@ -242,10 +258,9 @@ Status CheckArgs(const ModuleRuntime& m, const QueryDef& query, const std::vecto
   if (args.size() != params.size()) {
     std::string names;
     for (const QueryParam& p : params) names += (names.empty() ? "" : ", ") + p.name;
-    return Status::InvalidArgument(QueryName(m, query) + " takes " +
-                                   std::to_string(params.size()) + " argument" +
-                                   (params.size() == 1 ? "" : "s") + " (" + names + "), not " +
-                                   std::to_string(args.size()));
+    return Status::InvalidArgument(QueryName(m, query) + " takes " + std::to_string(params.size()) +
+                                   " argument" + (params.size() == 1 ? "" : "s") + " (" + names +
+                                   "), not " + std::to_string(args.size()));
   }
   for (size_t i = 0; i < args.size(); ++i) {
     if (Status st = ValidateValue(params[i].schema, args[i], ""); !st.ok()) {
@@ -265,8 +280,9 @@ Result<const QueryDef*> FindQuery(const ModuleRuntime& m, const std::string& nam
     if (query.topology.name == name) return &query;
     names += (names.empty() ? "" : ", ") + query.topology.name;
   }
-  return Status::NotFound("module " + m.name + " has no query " + name +
-                          (names.empty() ? " (it declares none)" : " (its queries: " + names + ")"));
+  return Status::NotFound(
+      "module " + m.name + " has no query " + name +
+      (names.empty() ? " (it declares none)" : " (its queries: " + names + ")"));
 }
 
 Result<int> SelectPartition(const ModuleRuntime& m, const PState& pstate, const std::string& name,
@@ -355,8 +371,7 @@ Result<std::vector<Value>> QueryExecutor::SelectMirror(const ModuleRuntime& from
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, engine_.Find(ref.module));
   STRATA_ASSIGN_OR_RETURN(int index, engine_.FindPState(*m, ref.name));
   const PState& pstate = *m->pstates[index];
-  STRATA_ASSIGN_OR_RETURN(int partition,
-                          SelectPartition(*m, pstate, ref.name, path, std::nullopt));
+  STRATA_ASSIGN_OR_RETURN(int partition, SelectPartition(*m, pstate, ref.name, path, std::nullopt));
   return InScope(scope, std::chrono::milliseconds(InvokeOptions{}.timeout_ms),
                  [&](const QueryScope& s) { return pstate.Select(*s.session, partition, path); });
 }
@@ -366,8 +381,7 @@ Result<Value> QueryExecutor::SelectOneMirror(const ModuleRuntime& from, const PS
   STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, SelectMirror(from, ref, path, scope));
   if (values.size() == 1) return std::move(values[0]);
   if (values.empty()) {
-    return Status::NotFound(path.ToString() + " selects nothing in " + ref.module + "/" +
-                            ref.name);
+    return Status::NotFound(path.ToString() + " selects nothing in " + ref.module + "/" + ref.name);
   }
   return Status::InvalidArgument(path.ToString() + " selects " + std::to_string(values.size()) +
                                  " values in " + ref.module + "/" + ref.name + ", not one");

@@ -43,8 +43,8 @@ class QueryExecutor {
   explicit QueryExecutor(EngineImpl& engine) : engine_(engine) {}
 
   // Engine::Invoke.
-  Result<Value> Invoke(const std::string& module, const std::string& query,
-                       std::vector<Value> args, const InvokeOptions& options);
+  Result<Value> Invoke(const std::string& module, const std::string& query, std::vector<Value> args,
+                       const InvokeOptions& options);
   // TopologyContext::Invoke from a step of module `from` (QueryRef{name} is one of its own
   // queries; another module's must be declared with MirrorQuery). `scope`: the calling
   // query's, or null for a stream or microbatch step.

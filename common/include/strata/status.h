@@ -71,7 +71,9 @@ class [[nodiscard]] Result {
   const Status& status() const { return status_; }
   T& value() & { return *value_; }
   const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
+  // By value, not T&&: `for (const Value& v : ctx.Select(...).value())` then iterates a
+  // value that lives as long as the loop, not one inside the destroyed temporary Result.
+  T value() && { return std::move(*value_); }
   T* operator->() { return &*value_; }
   const T* operator->() const { return &*value_; }
   T& operator*() & { return *value_; }

@@ -104,7 +104,7 @@ class [[nodiscard]] ClientResult {
   bool ok() const { return rep_.index() == 0; }
   T& value() & { return std::get<0>(rep_); }
   const T& value() const& { return std::get<0>(rep_); }
-  T&& value() && { return std::get<0>(std::move(rep_)); }
+  T value() && { return std::get<0>(std::move(rep_)); }  // by value: safe in a range-for
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }

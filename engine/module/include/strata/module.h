@@ -528,8 +528,9 @@ class MicrobatchTopology : public detail::Chain<MicrobatchTopology> {
 // (Engine::Invoke; docs/modules.md, "Queries"). Its chain starts at the origin (the
 // invoker) with one value, the list of the arguments; partitioners move values to
 // partitions, where steps read PStates; Origin() brings them back. The result is the list
-// of the values that reach the end of the chain — or, when the chain ends with Combine,
-// the one combined value.
+// of the values that reach the end of the chain — or, when a Combine follows the last
+// Origin(), one value: what reaches the end after the Combine (nil when nothing does; more
+// than one is an error).
 //   m.Query("total-money")
 //       .AllPartitions()
 //       .Each([balances](strata::TopologyContext& ctx, const strata::Value&) {

@@ -538,7 +538,7 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenDeclaration) {
        "depot name \"*a.b\""},
       {"duplicate depot",
        [](ModuleDef* d) {
-         d->depots.push_back({"*in", DepotPartitioning::Random(), Schema::Any()});
+         d->depots.push_back({"*in", DepotPartitioning::Random(), Schema::Any(), 0, {}});
        },
        "module valid: declares depot *in twice"},
       {"hash key path with terminal",
@@ -686,7 +686,7 @@ TEST(ValidateModuleDefTest, RefusesEachKindOfBrokenMicrobatch) {
          ModuleBuilder m(d);
          m.Microbatch("c")
              .Source(DepotRef{"*in", 0})
-             .Writes(PStateRef{"$$seen", 1})
+             .Writes(PStateRef{"$$seen", 1, {}})
              .Each([](TopologyContext&, const Value&) {});
        },
        "PState $$seen is written by microbatch topologies b and c"},
@@ -712,7 +712,7 @@ Value Same(const Value& v) { return v; }
 TEST(ValidateModuleDefTest, AcceptsAMigrationOfAMapWithBlobValues) {
   ModuleDef def = ValidDef();
   ModuleBuilder m(&def);
-  m.Migrate(PStateRef{"$$p", 0}, "m1", Same);
+  m.Migrate(PStateRef{"$$p", 0, {}}, "m1", Same);
   ASSERT_TRUE(def.pstates[0].migration.has_value());
   Status st = ValidateModuleDef(def);
   EXPECT_TRUE(st.ok()) << st.ToString();
@@ -760,7 +760,7 @@ TEST(ValidateModuleDefTest, RefusesMisplacedMigrations) {
 TEST(ModuleBuilderTest, MigrateRefusesAPStateItDidNotDeclare) {
   ModuleDef def = ValidDef();
   ModuleBuilder m(&def);
-  for (const PStateRef& ref : {PStateRef{"$$other", 0}, PStateRef{"$$p", 1}, PStateRef{}}) {
+  for (const PStateRef& ref : {PStateRef{"$$other", 0, {}}, PStateRef{"$$p", 1, {}}, PStateRef{}}) {
     try {
       m.Migrate(ref, "m1", Same);
       ADD_FAILURE() << "no exception for " << ref.name << " #" << ref.index;

@@ -29,7 +29,8 @@ class QueryTest : public ::testing::Test {
     Result<std::unique_ptr<Engine>> engine = Engine::Open(SmallEngineOptions(dir_.Sub("data")));
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     engine_ = std::move(engine).value();
-    Result<ModuleInfo> info = engine_->Deploy(STRATA_QUERY_TEST_MODULE, {.partitions = kPartitions});
+    Result<ModuleInfo> info =
+        engine_->Deploy(STRATA_QUERY_TEST_MODULE, {.partitions = kPartitions});
     ASSERT_TRUE(info.ok()) << info.status().ToString();
   }
   void Put(const std::string& key, int64_t value, AckLevel ack = AckLevel::kProcessed) {
@@ -140,7 +141,8 @@ TEST_F(QueryTest, DescribeListsQueriesWithTheirParameters) {
   ModuleInfo info = Must(engine_->Describe(kModule));
   std::map<std::string, std::vector<std::string>> params;
   for (const QueryInfo& q : info.queries) {
-    for (const auto& [name, schema] : q.params) params[q.name].push_back(name + ":" + schema.ToString());
+    for (const auto& [name, schema] : q.params)
+      params[q.name].push_back(name + ":" + schema.ToString());
   }
   EXPECT_EQ(info.queries.size(), 11u);
   EXPECT_EQ(params["top"], std::vector<std::string>{"n:int64"});
@@ -191,7 +193,8 @@ TEST_F(QueryTest, SelectPageWalksEveryPartitionInKeyOrder) {
   int pages = 0;
   std::string previous;
   do {
-    SelectPageResult page = Must(engine_->SelectPage(kModule, "$$values", Path().All(), token, 150));
+    SelectPageResult page =
+        Must(engine_->SelectPage(kModule, "$$values", Path().All(), token, 150));
     ++pages;
     for (const Value& entry : page.values) {
       const std::string key = entry.as_list()[0].as_string();

@@ -197,6 +197,8 @@ Status StreamExecutor::RunOps(StepContext& ctx, ModuleRuntime& m, const Topology
         case TopologyOp::Kind::kAggregate:  // microbatch only (the loader checks it)
         case TopologyOp::Kind::kGroupBy:
         case TopologyOp::Kind::kEachGroup:
+        case TopologyOp::Kind::kOrigin:  // queries only
+        case TopologyOp::Kind::kCombine:
           break;
       }
     }

@@ -26,12 +26,12 @@
 
 namespace {
 
-using strata::agg::Sum;
-using strata::agg::TopN;
 using strata::Path;
 using strata::Schema;
 using strata::TopologyContext;
 using strata::Value;
+using strata::agg::Sum;
+using strata::agg::TopN;
 
 void Define(strata::ModuleBuilder& m) {
   auto items = m.Depot("*items", strata::DepotPartitioning::Hash(Path().Key("key")),
@@ -92,7 +92,8 @@ void Define(strata::ModuleBuilder& m) {
       .AllPartitions()
       .Each([values](TopologyContext& ctx, const Value& args) {
         for (const Value& entry : ctx.Select(values, Path().All()).value()) {
-          if (entry.as_list()[1].as_int() > args.as_list()[0].as_int()) ctx.Emit(entry.as_list()[0]);
+          if (entry.as_list()[1].as_int() > args.as_list()[0].as_int())
+            ctx.Emit(entry.as_list()[0]);
         }
       })
       .Origin();
@@ -106,9 +107,8 @@ void Define(strata::ModuleBuilder& m) {
         ctx.Emit(ctx.Invoke(strata::QueryRef{"sum"}, {}).value().as_int() * 2);
       })
       .Combine(strata::agg::Last());
-  m.Query("throws").Each([](TopologyContext&, const Value&) -> void {
-    throw std::runtime_error("no answer today");
-  });
+  m.Query("throws").Each(
+      [](TopologyContext&, const Value&) -> void { throw std::runtime_error("no answer today"); });
   m.Query("writes")
       .Global()
       .Each([count](TopologyContext& ctx, const Value&) {

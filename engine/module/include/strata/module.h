@@ -77,6 +77,8 @@ struct PStateRef {
 // A query: QueryRef{"top-words"} is this module's query "top-words"; another module's is
 // declared with ModuleBuilder::MirrorQuery. Plain data.
 struct QueryRef {
+  QueryRef(std::string name, std::string module = {})
+      : name(std::move(name)), module(std::move(module)) {}
   std::string name;
   std::string module;  // empty: this module
 };
@@ -690,7 +692,7 @@ class ModuleBuilder {
  private:
   PStateRef AddPState(std::string name, PStateSchema schema) {
     def_->pstates.push_back({name, std::move(schema), std::nullopt});
-    return {std::move(name), static_cast<int>(def_->pstates.size()) - 1};
+    return {std::move(name), static_cast<int>(def_->pstates.size()) - 1, {}};
   }
   ModuleDef* def_;
 };

@@ -772,6 +772,100 @@ TEST(ModuleBuilderTest, MigrateRefusesAPStateItDidNotDeclare) {
   EXPECT_FALSE(def.pstates[0].migration.has_value());
 }
 
+// ---- Queries and mirrors ---------------------------------------------------------------
+
+// A query of ValidDef's module built by `build`, checked alone.
+Status CheckQueryDef(const std::function<void(ModuleBuilder&)>& build) {
+  ModuleDef def = ValidDef();
+  ModuleBuilder m(&def);
+  build(m);
+  return ValidateModuleDef(def);
+}
+
+TEST(ValidateModuleDefTest, AcceptsQueriesAndMirrors) {
+  Status st = CheckQueryDef([](ModuleBuilder& m) {
+    m.Query("one").Param("k", Schema::String()).Each([](TopologyContext&, const Value&) {});
+    m.Query("fan")
+        .AllPartitions()
+        .Each([](TopologyContext&, const Value&) {})
+        .Origin()
+        .Combine(agg::Count())
+        .Each([](TopologyContext&, const Value&) {});
+    m.Query("two-hops")
+        .HashPartition([](const Value& v) { return v; })
+        .Each([](TopologyContext&, const Value&) {})
+        .Direct([](const Value&) { return 0; })
+        .Each([](TopologyContext&, const Value&) {})
+        .Origin();
+    m.MirrorDepot("other", "*events");
+    m.MirrorPState("other", "$$counts");
+    m.MirrorQuery("other", "top");
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+TEST(ValidateModuleDefTest, RefusesMisplacedQueryOps) {
+  auto step = [](TopologyContext&, const Value&) {};
+  struct Case {
+    std::function<void(ModuleBuilder&)> build;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {[&](ModuleBuilder& m) { m.Query("q").AllPartitions().Each(step); },
+       "query \"q\" ends on the partitions: end it with Origin()"},
+      {[&](ModuleBuilder& m) { m.Query("q").Each(step).Origin(); },
+       "query \"q\", op 1 (origin) is already at the origin"},
+      {[&](ModuleBuilder& m) { m.Query("q").AllPartitions().Combine(agg::Sum()).Origin(); },
+       "query \"q\", op 1 (combine) runs on the partitions"},
+      {[&](ModuleBuilder& m) { m.Query("q"); }, "query \"q\" has no steps"},
+      {[&](ModuleBuilder& m) { m.Query("bad name").Each(step); },
+       "query name \"bad name\" is not [A-Za-z0-9_-]+"},
+      {[&](ModuleBuilder& m) {
+         m.Query("q").Each(step);
+         m.Query("q").Each(step);
+       },
+       "declares query q twice"},
+      {[&](ModuleBuilder& m) { m.Query("q").Param("n").Param("n").Each(step); },
+       "query \"q\" declares parameter n twice"},
+      {[&](ModuleBuilder& m) { m.Query("q").Param("a b").Each(step); },
+       "parameter name \"a b\" is not"},
+      {[&](ModuleBuilder& m) {
+         m.Query("q").Param("s", Schema::Set(Schema::Int64()).Subindexed()).Each(step);
+       },
+       "with a subindexed part"},
+      {[&](ModuleBuilder& m) { m.MirrorDepot("valid", "*in2"); },
+       "mirror depot *in2 names module \"valid\", which is not another module's name"},
+      {[&](ModuleBuilder& m) { m.MirrorPState("other", "counts"); },
+       "mirror PState name \"counts\" of module other is not $$ followed by"},
+      {[&](ModuleBuilder& m) { m.MirrorQuery("", "top"); }, "mirror query top names module \"\""},
+  };
+  for (const Case& c : cases) {
+    Status st = CheckQueryDef(c.build);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(st.message(), HasSubstr(c.message));
+  }
+}
+
+TEST(ValidateModuleDefTest, RefusesQueryOpsInTopologiesAndAggregatesInQueries) {
+  ModuleDef def = ValidDef();
+  TopologyOp origin;
+  origin.kind = TopologyOp::Kind::kOrigin;
+  def.topologies[0].ops.insert(def.topologies[0].ops.begin() + 1, origin);
+  Status st = ValidateModuleDef(def);
+  EXPECT_THAT(st.message(), HasSubstr("topology t, op 1 (origin) is for queries only"));
+
+  def = ValidDef();
+  QueryDef& q = def.queries.emplace_back();
+  q.topology.name = "q";
+  q.topology.kind = TopologyDef::Kind::kQuery;
+  TopologyOp group;
+  group.kind = TopologyOp::Kind::kGroupBy;
+  group.key_fn = [](const Value& v) -> Result<Value> { return v; };
+  q.topology.ops.push_back(group);
+  st = ValidateModuleDef(def);
+  EXPECT_THAT(st.message(), HasSubstr("is for microbatch topologies only"));
+}
+
 TEST(ValidateModuleDefTest, AcceptsEveryPartitionerBeforeAStep) {
   ModuleDef def = ValidDef();
   std::vector<TopologyOp> partitioners = {

@@ -1,4 +1,4 @@
-// strata-bench: the load generator of docs/performance.md (workloads W1–W4) over the C++
+// strata-bench: the load generator of docs/performance.md (workloads W1–W5) over the C++
 // driver. Runs against a running stratad (--host/--port) or starts its own (--spawn: a
 // build/bin/stratad child on a temporary data directory with the example modules,
 // stopped and removed at the end). Prints the configuration, throughput and latency
@@ -320,11 +320,13 @@ int Run(const Flags& flags) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   strata::bench::Flags flags;
-  CLI::App app{"strata-bench: the workloads W1-W4 of docs/performance.md against stratad"};
+  CLI::App app{"strata-bench: the workloads W1-W5 of docs/performance.md against stratad"};
   app.add_option("--workload", flags.workload,
                  "W1 (word count appends), W2 (point reads), "
-                 "W3 (timeline fan-out), W4 (microbatch bank transfers)")
-      ->check(CLI::IsMember({"W1", "W2", "W3", "W4"}));
+                 "W3 (timeline fan-out), W4 (microbatch bank transfers), W5-top / W5-total / "
+                 "W5-timeline (queries: wordcount top-words(10), bank total-money(), social "
+                 "timeline(user, 10))")
+      ->check(CLI::IsMember({"W1", "W2", "W3", "W4", "W5-top", "W5-total", "W5-timeline"}));
   app.add_option("--connections", flags.connections, "Connections (one client each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -349,9 +351,9 @@ int main(int argc, char** argv) {
                  "Measure this many records/reads/posts/transfers "
                  "instead of a duration")
       ->check(CLI::PositiveNumber);
-  app.add_option("--keyspace", flags.keyspace, "Words (W1, W2) or accounts (W4)")
+  app.add_option("--keyspace", flags.keyspace, "Words (W1, W2, W5-top) or accounts (W4, W5-total)")
       ->capture_default_str();
-  app.add_option("--users", flags.users, "Users (W3)")->capture_default_str();
+  app.add_option("--users", flags.users, "Users (W3, W5-timeline)")->capture_default_str();
   app.add_option("--ack", flags.ack, "Ack level: none, appended or processed")
       ->capture_default_str();
   app.add_option("--host", flags.host, "Server host")->capture_default_str();

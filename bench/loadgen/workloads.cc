@@ -445,6 +445,164 @@ class BankTransfers : public Workload {
   OpSource source_;
 };
 
+// ---- W5 ----------------------------------------------------------------------------------
+// Queries (docs/modules.md, "Queries"), one per variant, each answer checked against what
+// Prepare loaded: W5-top invokes wordcount's top-words(10) over `keyspace` words, W5-total
+// bank's total-money() over `keyspace` accounts, W5-timeline social's timeline(user, 10)
+// (a single-partition query joined with the posts' partitions).
+class QueryWorkload : public Workload {
+ public:
+  explicit QueryWorkload(const WorkloadConfig& config) : config_(config) {
+    source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
+      Op op;
+      op.body = Request(rng);
+      return op;
+    };
+    source_.check = [this](const Op&, const Client::Body& body) -> std::string {
+      const auto* invoked = std::get_if<protocol::Invoked>(&body);
+      if (invoked == nullptr) return "invoke answered with an unexpected response type";
+      return CheckAnswer(invoked->result);
+    };
+  }
+  std::string UnitName() const override { return "queries"; }
+  const OpSource& Source() const override { return source_; }
+  Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
+    std::mt19937_64 rng(1);
+    protocol::InvokeRequest request = Request(rng);
+    auto answer = clients[0]->Invoke(request.module, request.query, request.args);
+    if (!answer.ok()) return Status::Aborted("invoke " + request.query + ": " + answer.error().ToString());
+    (*check)["answer"] = answer->ToString().substr(0, 200);
+    const std::string error = CheckAnswer(*answer);
+    if (!error.empty()) return Status::Corruption(error);
+    return Status::Ok();
+  }
+
+ protected:
+  virtual protocol::InvokeRequest Request(std::mt19937_64& rng) const = 0;
+  // "" when `answer` is right.
+  virtual std::string CheckAnswer(const Value& answer) const = 0;
+  WorkloadConfig config_;
+  OpSource source_;
+};
+
+// Word i (0-based) of W5-top occurs 1 + (i * 7919) % 97 times: counts 1..97, so the top 10
+// are ties at 97 broken by word.
+int64_t TopWordsCount(int64_t i) { return 1 + (i * 7919) % 97; }
+
+class TopWordsQuery : public QueryWorkload {
+ public:
+  explicit TopWordsQuery(const WorkloadConfig& config) : QueryWorkload(config) {
+    std::vector<std::pair<int64_t, std::string>> ranked;
+    for (int64_t i = 0; i < config.keyspace; ++i) {
+      ranked.emplace_back(-TopWordsCount(i), Numbered('w', i + 1));
+    }
+    const size_t n = std::min<size_t>(10, ranked.size());
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(n), ranked.end());
+    Value::List top;
+    for (size_t i = 0; i < n; ++i) top.push_back(Value::ListOf({ranked[i].second, -ranked[i].first}));
+    expected_ = Value(std::move(top));
+  }
+  std::string Description() const override {
+    return "wordcount: invoke top-words(10) over " + std::to_string(config_.keyspace) +
+           " words (word i counted 1 + (i * 7919) % 97 times)";
+  }
+  Status Prepare(const std::vector<Client*>& clients) override {
+    // One sentence per word: the word repeated its count times.
+    return Load(clients, "load words", "wordcount", "*sentences", config_.keyspace,
+                [](int64_t i) {
+                  const std::string word = Numbered('w', i + 1);
+                  std::string sentence;
+                  for (int64_t k = 0; k < TopWordsCount(i); ++k) sentence += (k ? " " : "") + word;
+                  return Value(sentence);
+                });
+  }
+
+ private:
+  protocol::InvokeRequest Request(std::mt19937_64&) const override {
+    return {"wordcount", "top-words", {Value(10)}, 10'000};
+  }
+  std::string CheckAnswer(const Value& answer) const override {
+    if (answer == expected_) return "";
+    return "top-words(10) answered " + answer.ToString().substr(0, 200) + ", expected " +
+           expected_.ToString();
+  }
+  Value expected_;
+};
+
+class TotalMoneyQuery : public QueryWorkload {
+ public:
+  using QueryWorkload::QueryWorkload;
+  std::string Description() const override {
+    return "bank: invoke total-money() over " + std::to_string(config_.keyspace) +
+           " accounts (each deposited " + std::to_string(kInitialDeposit) + ")";
+  }
+  Status Prepare(const std::vector<Client*>& clients) override {
+    return Load(clients, "load deposits", "bank", "*deposits", config_.keyspace, [](int64_t i) {
+      return Value::MapOf({{"account", Numbered('a', i + 1)}, {"amount", kInitialDeposit}});
+    });
+  }
+
+ private:
+  protocol::InvokeRequest Request(std::mt19937_64&) const override {
+    return {"bank", "total-money", {}, 10'000};
+  }
+  std::string CheckAnswer(const Value& answer) const override {
+    // Against a server used before, the total is at least what Prepare deposited.
+    if (answer.is_int() && answer.as_int() >= config_.keyspace * kInitialDeposit) return "";
+    return "total-money() answered " + answer.ToString() + ", less than the " +
+           std::to_string(config_.keyspace * kInitialDeposit) + " deposited";
+  }
+};
+
+class TimelineQuery : public QueryWorkload {
+ public:
+  explicit TimelineQuery(const WorkloadConfig& config)
+      : QueryWorkload(config), followers_(FollowerCounts(config.users, config.avg_followers)) {}
+  std::string Description() const override {
+    return "social: invoke timeline(user, 10) for uniform users among " +
+           std::to_string(config_.users) + " (each followed per W3's graph; " +
+           std::to_string(kPostsPerUser) + " posts per user loaded)";
+  }
+  Status Prepare(const std::vector<Client*>& clients) override {
+    std::vector<int64_t> starts;
+    int64_t total = 0;
+    for (int64_t n : followers_) starts.push_back(total), total += n;
+    const int users = config_.users;
+    Status s = Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
+      const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
+                                            starts.begin() - 1);
+      const int64_t j = e - starts[r0] + 1;
+      const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
+      return Value::MapOf(
+          {{"from", Numbered('u', follower)}, {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
+    });
+    if (!s.ok()) return s;
+    const int64_t base = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    return Load(clients, "load posts", "social", "*posts", users * kPostsPerUser,
+                [base, users](int64_t i) {
+                  return Value::MapOf({{"author", Numbered('u', i % users + 1)},
+                                       {"id", base + i},
+                                       {"text", "post " + std::to_string(i)}});
+                });
+  }
+
+ private:
+  static constexpr int64_t kPostsPerUser = 5;
+  protocol::InvokeRequest Request(std::mt19937_64& rng) const override {
+    std::uniform_int_distribution<int64_t> user(1, config_.users);
+    return {"social", "timeline", {Value(Numbered('u', user(rng))), Value(10)}, 10'000};
+  }
+  std::string CheckAnswer(const Value& answer) const override {
+    // Every user follows someone (W3's graph), who posted kPostsPerUser times.
+    if (answer.is_list() && answer.as_list().size() >= 5 && answer.as_list().size() <= 10) return "";
+    return "timeline(user, 10) answered " + answer.ToString().substr(0, 200) +
+           ", not a list of 5 to 10 posts";
+  }
+  std::vector<int64_t> followers_;
+};
+
 }  // namespace
 
 std::vector<int64_t> FollowerCounts(int users, double avg_followers, double* c_out) {
@@ -484,7 +642,14 @@ Result<std::unique_ptr<Workload>> MakeWorkload(const WorkloadConfig& config) {
     if (config.keyspace < 2) return Status::InvalidArgument("W4 needs --keyspace >= 2 accounts");
     return std::unique_ptr<Workload>(new BankTransfers(config));
   }
-  return Status::InvalidArgument("unknown workload '" + config.name + "' (W1, W2, W3 or W4)");
+  if (config.name == "W5-top") return std::unique_ptr<Workload>(new TopWordsQuery(config));
+  if (config.name == "W5-total") return std::unique_ptr<Workload>(new TotalMoneyQuery(config));
+  if (config.name == "W5-timeline") {
+    if (config.users < 2) return Status::InvalidArgument("--users must be >= 2");
+    return std::unique_ptr<Workload>(new TimelineQuery(config));
+  }
+  return Status::InvalidArgument("unknown workload '" + config.name +
+                                 "' (W1, W2, W3, W4, W5-top, W5-total or W5-timeline)");
 }
 
 }  // namespace strata::bench

@@ -1,4 +1,4 @@
-// The workloads W1–W4 of docs/performance.md against the example modules (examples/README.md).
+// The workloads W1–W5 of docs/performance.md against the example modules (examples/README.md).
 // A Workload prepares its data (load phases, not measured), supplies the requests of the
 // measured phase, and verifies the server's state afterwards.
 #pragma once
@@ -16,7 +16,7 @@
 namespace strata::bench {
 
 struct WorkloadConfig {
-  std::string name;           // "W1".."W4"
+  std::string name;           // "W1".."W4", "W5-top", "W5-total", "W5-timeline"
   int64_t keyspace = 100000;  // W1/W2 words, W4 accounts
   int batch = 1;              // records per append request (W1, W3, W4)
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;

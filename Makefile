@@ -59,7 +59,7 @@ bench-microbatch: deps $(BUILD_DIR)/CMakeCache.txt
 	$(BUILD_DIR)/bin/bench_microbatch --records=$(MICROBATCH_RECORDS) --rounds=$(MICROBATCH_ROUNDS) \
 	  --rate=$(MICROBATCH_RATE)
 
-# Strata side by side with PostgreSQL and Redis on W1-W4 (bench/compare.sh,
+# Strata side by side with PostgreSQL and Redis on W1-W5 (bench/compare.sh,
 # docs/performance.md): installs the peers, then COMPARE_SECONDS measured per variant.
 COMPARE_SECONDS ?= 10
 .PHONY: compare

@@ -4,7 +4,7 @@
 # back to back at the same concurrency, and prints one Markdown table: the variant, its
 # configuration, Strata's figures, each peer's figures and Strata's ratio to it.
 #
-# Usage: bench/compare.sh W1|W2|W3|W4|all [--duration S] [--warmup S] [--connections N]
+# Usage: bench/compare.sh W1|W2|W3|W4|W5|all [--duration S] [--warmup S] [--connections N]
 # Needs build/bin/strata-bench (make build) and the peers (scripts/install-deps.sh --peers);
 # `make compare` does both and runs all four. Every server it starts is stopped on exit.
 set -eu
@@ -24,9 +24,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$WHICH" in
-  W1|W2|W3|W4) WORKLOADS=$WHICH ;;
-  all) WORKLOADS="W1 W2 W3 W4" ;;
-  *) echo "usage: bench/compare.sh W1|W2|W3|W4|all [--duration S] [--warmup S] [--connections N]" >&2; exit 2 ;;
+  W1|W2|W3|W4|W5) WORKLOADS=$WHICH ;;
+  all) WORKLOADS="W1 W2 W3 W4 W5" ;;
+  *) echo "usage: bench/compare.sh W1|W2|W3|W4|W5|all [--duration S] [--warmup S] [--connections N]" >&2; exit 2 ;;
 esac
 [ -x "$BENCH" ] || { echo "compare: $BENCH is not built: make build" >&2; exit 1; }
 command -v jq >/dev/null || { echo "compare: jq missing: scripts/install-deps.sh --peers" >&2; exit 1; }
@@ -140,6 +140,17 @@ for w in $WORKLOADS; do
       row W4-pipelined "pipeline $PIPELINE" transfers "$(strata_run W4 --pipeline "$PIPELINE")" \
         "$PG_W4" "- - - -"
       row W4-batched "batch $BATCH" transfers "$(strata_run W4 --batch "$BATCH")" "$PG_W4" "- - - -"
+      ;;
+    W5)
+      # Queries (docs/modules.md, "Queries"), one per request, closed loop. PostgreSQL
+      # answers top-words from an index on the count and total-money with a scan;
+      # W5-timeline has no peer row (its goal is a p50).
+      row W5-top "top-words(10), 100k words" queries "$(strata_run W5-top)" \
+        "$(peer_fields "$TMP/pg.out" W5-top)" "- - - -"
+      row W5-total "total-money(), 100k accounts" queries "$(strata_run W5-total)" \
+        "$(peer_fields "$TMP/pg.out" W5-total)" "- - - -"
+      row W5-timeline "timeline(user, 10)" queries "$(strata_run W5-timeline --users 10000)" \
+        "- - - -" "- - - -"
       ;;
   esac
 done

@@ -12,6 +12,8 @@
 #   W2  W2-closed (one SELECT), W2-pipelined (P SELECTs in one pipeline)
 #   W3  W3 (a post per transaction; deliveries counted from the timelines table)
 #   W4  W4 (a transfer per transaction; the sum of balances is checked at the end)
+#   W5  W5-top (the 10 most counted of 100,000 words, with an index on the count) and
+#       W5-total (the sum of 100,000 balances), one SELECT per transaction
 set -eu
 . "$(dirname "$0")/lib.sh"
 trap peers_cleanup EXIT
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) peers_die "unknown argument '$1' (usage: postgres.sh W1|W2|W3|W4 [--duration S] ...)" ;;
   esac
 done
-case "$WORKLOAD" in W1|W2|W3|W4) ;; *) peers_die "workload '$WORKLOAD' is not W1, W2, W3 or W4" ;; esac
+case "$WORKLOAD" in W1|W2|W3|W4|W5) ;; *) peers_die "workload '$WORKLOAD' is not W1, W2, W3, W4 or W5" ;; esac
 command -v pgbench >/dev/null || peers_die "pgbench is not installed: run scripts/install-deps.sh --peers"
 
 psql_run() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -134,5 +136,18 @@ case "$WORKLOAD" in
     [ "$sum_before" = "$sum_after" ] && verdict=conserved || verdict=CHANGED
     echo "$out check=sum_before:$sum_before,sum_after:$sum_after,$verdict,rejected:$rejected"
     [ "$verdict" = conserved ] || exit 1
+    ;;
+  W5)
+    # The data of strata-bench's W5-top and W5-total: word i (1-based) counted
+    # 1 + ((i - 1) * 7919) % 97 times, 100,000 accounts of 1000 each.
+    psql_run -f "$SQL/wordcount.sql" -f "$SQL/bank.sql"
+    psql_run -c "INSERT INTO counts SELECT 'w' || g, 1 + ((g - 1) * 7919) % 97 FROM generate_series(1, 100000) g" \
+      -c "CREATE INDEX counts_by_n ON counts (n DESC, word)" \
+      -c "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 100000) g" -c "VACUUM ANALYZE"
+    echo "SELECT word, n FROM counts ORDER BY n DESC, word LIMIT 10;" >"$PEERS_TMP/w5_top.pgb"
+    echo "SELECT sum(balance) FROM accounts;" >"$PEERS_TMP/w5_total.pgb"
+    chmod 644 "$PEERS_TMP"/w5_*.pgb
+    run_pgbench W5-top "$PEERS_TMP/w5_top.pgb" 1 -M prepared
+    run_pgbench W5-total "$PEERS_TMP/w5_total.pgb" 1 -M prepared
     ;;
 esac

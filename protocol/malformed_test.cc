@@ -347,9 +347,8 @@ TEST(MalformedRequestTest, SelectPageNeedsNamesAPathValueAndALimitInRange) {
     fb::Offset<fb::Vector<uint8_t>> p, t;
     if (path != nullptr) p = b.CreateVector(Bytes(*path), path->size());
     if (token != nullptr) t = b.CreateVector(reinterpret_cast<const uint8_t*>(token), 3);
-    auto body = w::CreateSelectPageRequest(b, b.CreateString("m"),
-                                           pstate != nullptr ? b.CreateString(pstate) : 0, p, t,
-                                           limit);
+    auto body = w::CreateSelectPageRequest(
+        b, b.CreateString("m"), pstate != nullptr ? b.CreateString(pstate) : 0, p, t, limit);
     return Finish(b, id, w::RequestBody::SelectPageRequest, body.Union());
   };
   const std::string all = Encoded(Value::ListOf({Value::ListOf({"all"})})), garbage = "\xff";

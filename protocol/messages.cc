@@ -447,8 +447,7 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
           [&](const SelectedPage& m) -> Encoded {
             auto values = ValueList(b, m.values);
             auto token = OptionalBytes(b, m.next_token);
-            return {w::ResponseBody::SelectedPage,
-                    w::CreateSelectedPage(b, values, token).Union()};
+            return {w::ResponseBody::SelectedPage, w::CreateSelectedPage(b, values, token).Union()};
           },
       },
       body);

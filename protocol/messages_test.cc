@@ -75,8 +75,8 @@ TEST(MessagesTest, DefaultsRoundTripAlthoughTheyAreNotWritten) {
   ExpectRequestRoundTrip({3, DeployRequest{"p", ""}}, "deploy defaults");
   ExpectRequestRoundTrip({4, SelectRequest{"m", "p", Value::ListOf({}), std::nullopt}},
                          "select defaults");
-  ExpectRequestRoundTrip({7, InvokeRequest{"m", "q"}}, "invoke defaults");
-  ExpectRequestRoundTrip({8, SelectPageRequest{"m", "p", Value::ListOf({})}},
+  ExpectRequestRoundTrip({7, InvokeRequest{"m", "q", {}}}, "invoke defaults");
+  ExpectRequestRoundTrip({8, SelectPageRequest{"m", "p", Value::ListOf({}), ""}},
                          "select page defaults");
   ExpectResponseRoundTrip({5, {}, Appended{{AppendResult{}}}}, "append result defaults");
   ExpectResponseRoundTrip({6, Error{ErrorCode::kInternal, ""}, {}}, "error without message");

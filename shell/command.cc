@@ -218,9 +218,9 @@ class CommandParser {
             const auto [name, value, at] = SplitOption(w);
             if (!Int64(value, at, 1, &c.timeout_ms)) return *error_;
             if (c.timeout_ms > protocol::kMaxInvokeTimeoutMs) {
-              return TextError{at, "expected an integer <= " +
-                                       std::to_string(protocol::kMaxInvokeTimeoutMs) +
-                                       ", found " + std::string(value)};
+              return TextError{
+                  at, "expected an integer <= " + std::to_string(protocol::kMaxInvokeTimeoutMs) +
+                          ", found " + std::string(value)};
             }
             continue;
           }
@@ -234,8 +234,8 @@ class CommandParser {
         if (!Required("MODULE", &c.module) || !Required("PSTATE", &c.target)) return *error_;
         if (Rest() && IsWordAt(kAllPartitions)) {
           if (c.kind == Command::Kind::kSelectOne) {
-            return TextError{pos_, "select-one reads one partition: use select " + c.module +
-                                       " " + c.target + " all-partitions"};
+            return TextError{pos_, "select-one reads one partition: use select " + c.module + " " +
+                                       c.target + " all-partitions"};
           }
           pos_ += kAllPartitions.size();
           if (!PagedSelect(&c)) return *error_;
@@ -331,9 +331,10 @@ class CommandParser {
         return false;
       }
       if (path->terminal()) {
-        error_ = TextError{pos_, "select paths are for reading: the shell sends no transforms "
-                                 "(this path ends with a terminal: " +
-                                     path->ToString() + ")"};
+        error_ = TextError{pos_,
+                           "select paths are for reading: the shell sends no transforms "
+                           "(this path ends with a terminal: " +
+                               path->ToString() + ")"};
         return false;
       }
       c->path = std::move(*path);

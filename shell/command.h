@@ -39,7 +39,7 @@ struct Command {
   std::string module;
   // the depot (append, scan), the PState (select, select-one) or the query (invoke)
   std::string target;
-  std::string word;    // help: the command asked about; deploy, update: the file
+  std::string word;  // help: the command asked about; deploy, update: the file
   // update: the names to drop; recompute: the PStates
   std::vector<std::string> names;
   Value value;                                              // append

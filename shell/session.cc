@@ -661,7 +661,8 @@ Outcome Session::SelectPage(const Command& c) {
 Outcome Session::Next() {
   if (!page_) return ReportError("no select … all-partitions to continue: run one first");
   if (page_->token.empty()) {
-    return ReportError("the last select of " + page_->pstate + " all-partitions showed its last page");
+    return ReportError("the last select of " + page_->pstate +
+                       " all-partitions showed its last page");
   }
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;

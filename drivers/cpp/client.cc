@@ -24,9 +24,9 @@ ClientError ArgumentError(std::string message) {
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
   static constexpr const char* kNames[] = {
-      "no body",  "Welcome",      "ModuleInfo",  "ModuleList", "Destroyed",        "Appended",
-      "Selected", "DepotRecords", "StatsResult", "Updated",    "RecomputeStarted", "Invoked",
-      "SelectedPage"};
+      "no body",          "Welcome",  "ModuleInfo",   "ModuleList",  "Destroyed",
+      "Appended",         "Selected", "DepotRecords", "StatsResult", "Updated",
+      "RecomputeStarted", "Invoked",  "SelectedPage"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
@@ -251,10 +251,9 @@ std::future<ClientResult<Value>> Client::InvokeAsync(const std::string& module,
                                                      std::vector<Value> args, int64_t timeout_ms) {
   auto promise = std::make_shared<std::promise<ClientResult<Value>>>();
   std::future<ClientResult<Value>> future = promise->get_future();
-  impl_->Submit(InvokeBody(module, query, std::move(args), timeout_ms),
-                [promise](ClientResult<Body> result) {
-                  promise->set_value(TakeInvoked(std::move(result)));
-                });
+  impl_->Submit(
+      InvokeBody(module, query, std::move(args), timeout_ms),
+      [promise](ClientResult<Body> result) { promise->set_value(TakeInvoked(std::move(result))); });
   return future;
 }
 

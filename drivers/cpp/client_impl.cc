@@ -23,10 +23,9 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {"Hello",   "Deploy", "ListModules", "Describe",
-                                           "Destroy", "Append", "Select",      "ReadDepot",
-                                           "Stats",   "Update", "Recompute",   "Invoke",
-                                           "SelectPage"};
+  static constexpr const char* kNames[] = {
+      "Hello",     "Deploy", "ListModules", "Describe",  "Destroy", "Append",    "Select",
+      "ReadDepot", "Stats",  "Update",      "Recompute", "Invoke",  "SelectPage"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }
@@ -97,8 +96,8 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
           if (r.query.empty()) return "the query name is empty (module '" + r.module + "')";
           if (r.timeout_ms < 1 || r.timeout_ms > proto::kMaxInvokeTimeoutMs) {
             return "timeout_ms must be 1 to " + std::to_string(proto::kMaxInvokeTimeoutMs) +
-                   ", got " + std::to_string(r.timeout_ms) + " (query " + r.module + "/" +
-                   r.query + ")";
+                   ", got " + std::to_string(r.timeout_ms) + " (query " + r.module + "/" + r.query +
+                   ")";
           }
         } else if constexpr (std::is_same_v<T, proto::SelectPageRequest>) {
           if (r.module.empty()) return "the module name is empty";

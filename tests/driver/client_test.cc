@@ -937,7 +937,8 @@ TEST_F(ClientQueryTest, InvokeReturnsEachQuerysResultSyncAndAsync) {
   EXPECT_EQ(count, Value(kItems));
   ASSERT_CALL_OK(doubled, client_->Invoke("driver_queries", "doubled-total", {}));
   EXPECT_EQ(doubled, Value::ListOf({Value(2 * kSum)}));
-  ASSERT_CALL_OK(echo, client_->Invoke("driver_queries", "echo", {Value(1), Json(R"({"x": [2]})")}));
+  ASSERT_CALL_OK(echo,
+                 client_->Invoke("driver_queries", "echo", {Value(1), Json(R"({"x": [2]})")}));
   EXPECT_EQ(echo, Value::ListOf({Value::ListOf({Value(1), Json(R"({"x": [2]})")})}));
 
   std::future<ClientResult<Value>> async_total =

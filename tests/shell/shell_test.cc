@@ -554,8 +554,7 @@ invoke driver_queries count timeout=3600000
       {"invoke driver_queries nope", "error: NOT_FOUND: module driver_queries has no query nope"},
       {"invoke driver_queries", "error: missing QUERY: usage: invoke MODULE QUERY"},
       {"invoke driver_queries get \"k1\" timeout=0", "error: expected an integer >= 1, found '0'"},
-      {"invoke driver_queries get \"k1\" timeout=3600001",
-       "error: expected an integer <= 3600000"},
+      {"invoke driver_queries get \"k1\" timeout=3600001", "error: expected an integer <= 3600000"},
       {"invoke driver_queries get k1", "error: "},
   };
   for (const auto& [command, message] : failing) {
@@ -574,8 +573,10 @@ invoke driver_queries count timeout=3600000
   EXPECT_NE(run.out.find("echo           a: any, b: any\n"), std::string::npos) << run.out;
   EXPECT_EQ(run.out.find("depends on"), std::string::npos) << run.out;
   run = Run({"--json", "-c", "describe driver_queries"});
-  EXPECT_NE(run.out.find(R"({"name":"slow","params":[{"name":"n","schema":"int64","schema_text":"int64"}]})"),
-            std::string::npos)
+  EXPECT_NE(
+      run.out.find(
+          R"({"name":"slow","params":[{"name":"n","schema":"int64","schema_text":"int64"}]})"),
+      std::string::npos)
       << run.out;
 
   run = Run({"-c", "help invoke"});

@@ -31,9 +31,9 @@ void Define(strata::ModuleBuilder& m) {
   using strata::TopologyContext;
   using strata::Value;
 
-  strata::DepotRef items_depot = m.Depot(
-      "*items", strata::DepotPartitioning::Hash(Path().Key("key")),
-      Schema::Record({{"key", Schema::String()}, {"value", Schema::Int64()}}));
+  strata::DepotRef items_depot =
+      m.Depot("*items", strata::DepotPartitioning::Hash(Path().Key("key")),
+              Schema::Record({{"key", Schema::String()}, {"value", Schema::Int64()}}));
   strata::PStateRef items = m.PState("$$items", Schema::Map(Schema::String(), Schema::Int64()));
 
   m.Stream("store")
@@ -55,8 +55,7 @@ void Define(strata::ModuleBuilder& m) {
       .Param("key", Schema::String())
       .HashPartition([](const Value& args) { return args.as_list()[0]; })
       .Each([items](TopologyContext& ctx, const Value& args) -> Status {
-        strata::Result<std::vector<Value>> found =
-            ctx.Select(items, Path().Key(args.as_list()[0]));
+        strata::Result<std::vector<Value>> found = ctx.Select(items, Path().Key(args.as_list()[0]));
         if (!found.ok()) return found.status();
         ctx.Emit(found->empty() ? Value() : (*found)[0]);
         return Status::Ok();

@@ -140,7 +140,7 @@ inline constexpr int64_t kMaxInvokeTimeoutMs = 3'600'000;
 struct InvokeRequest {
   std::string module;
   std::string query;
-  std::vector<Value> args;  // one per declared parameter, in order (the server checks them)
+  std::vector<Value> args;      // one per declared parameter, in order (the server checks them)
   int64_t timeout_ms = 10'000;  // 1 to kMaxInvokeTimeoutMs
   bool operator==(const InvokeRequest&) const = default;
 };
@@ -148,17 +148,17 @@ struct InvokeRequest {
 inline constexpr int64_t kMaxPageLimit = 10'000;
 struct SelectPageRequest {
   std::string module;
-  std::string pstate;  // "$$" optional
-  Value path;          // Path wire form, applied to the page's sorted view; [] for the view
-  std::string token;   // empty: the first page; else SelectedPage::next_token, unchanged
+  std::string pstate;   // "$$" optional
+  Value path;           // Path wire form, applied to the page's sorted view; [] for the view
+  std::string token;    // empty: the first page; else SelectedPage::next_token, unchanged
   int64_t limit = 100;  // top-level entries per page, 1 to kMaxPageLimit
   bool operator==(const SelectPageRequest&) const = default;
 };
 
-using RequestBody = std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest,
-                                 DestroyRequest, AppendRequest, SelectRequest, ReadDepotRequest,
-                                 StatsRequest, UpdateRequest, RecomputeRequest, InvokeRequest,
-                                 SelectPageRequest>;
+using RequestBody =
+    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
+                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
+                 RecomputeRequest, InvokeRequest, SelectPageRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;

@@ -1083,5 +1083,21 @@ TEST_F(ClientQueryTest, SelectPageWalksEveryKeyOnceInPartitionOrder) {
               ErrorKind::kArgument, ErrorCode::kNone, "limit must be 1 to 10000");
 }
 
+// A module that depends on driver_queries: its ModuleInfo names the dependency, and its
+// queries read driver_queries' PState and invoke its query over the wire.
+TEST_F(ClientQueryTest, ADependentModuleReadsAndInvokesThroughTheWire) {
+  Store(20);
+  ASSERT_CALL_OK(mirror, client_->Deploy(MIRROR_MODULE, kPartitions));
+  EXPECT_EQ(mirror.depends_on, std::vector<std::string>{"driver_queries"});
+  ASSERT_CALL_OK(described, client_->Describe("driver_mirror"));
+  EXPECT_EQ(described.depends_on, std::vector<std::string>{"driver_queries"});
+  ASSERT_EQ(described.queries.size(), 2u);
+
+  ASSERT_CALL_OK(item, client_->Invoke("driver_mirror", "item", {Value("k12")}));
+  EXPECT_EQ(item, Value::ListOf({Value(12)}));
+  ASSERT_CALL_OK(total, client_->Invoke("driver_mirror", "total-of-items", {}));
+  EXPECT_EQ(total, Value::ListOf({Value(190)}));
+}
+
 }  // namespace
 }  // namespace strata

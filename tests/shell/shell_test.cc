@@ -652,5 +652,19 @@ next
   }
 }
 
+TEST_F(ShellQueryTest, DescribeNamesTheModulesADependentUses) {
+  ShellRun run = Run({"-c", "deploy " + std::string(MIRROR_MODULE)});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  run = Run({"-c", "describe driver_mirror"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("item            key: string\n"), std::string::npos) << run.out;
+  EXPECT_TRUE(run.out.ends_with("(2 rows)\ndepends on: driver_queries\n")) << run.out;
+  run = Run({"--json", "-c", "describe driver_mirror"});
+  EXPECT_NE(run.out.find(R"("depends_on":["driver_queries"])"), std::string::npos) << run.out;
+  run = Run({"-c", "invoke driver_mirror total-of-items"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "[66]\n");
+}
+
 }  // namespace
 }  // namespace strata::shell

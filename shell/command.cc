@@ -20,8 +20,9 @@ constexpr CommandSpec kCommands[] = {
     {"modules", Command::Kind::kModules, "modules",
      "Lists the deployed modules with their partitions, depots, PStates and topologies."},
     {"describe", Command::Kind::kDescribe, "describe MODULE",
-     "Shows a module's depots (with their partitioning), PStates (with their schemas) and "
-     "topologies (with the depots they consume)."},
+     "Shows a module's depots (with their partitioning), PStates (with their schemas), "
+     "topologies (with the depots they consume), queries (with their parameters) and the "
+     "modules it depends on and that depend on it."},
     {"deploy", Command::Kind::kDeploy, "deploy FILE [partitions=N]",
      "Reads the module plugin FILE (a .so) on this machine and deploys it to the server with N "
      "partitions (default 8). FILE is one word (no spaces)."},

@@ -2,7 +2,8 @@
 // tests/testing) with the example modules wordcount and profiles: every call, typed errors,
 // timeouts against a stopped (SIGSTOP) server, pipelining from many threads on one
 // Client, reconnect after a restart, the callback form and shutdown with requests in
-// flight. Each test starts its own server on port 0 with a fresh data directory.
+// flight; queries (Invoke, SelectPage) with the test modules of testdata/. Each test starts
+// its own server on port 0 with a fresh data directory.
 #include <signal.h>
 
 #include <algorithm>

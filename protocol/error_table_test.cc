@@ -97,6 +97,8 @@ TEST(ErrorTableTest, CxxNamesAreTheSchemaNames) {
   }
   EXPECT_EQ(ErrorCodeName(ErrorCode::kShuttingDown), "SHUTTING_DOWN");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kConfirmationRequired), "CONFIRMATION_REQUIRED");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kTimeout), "TIMEOUT");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kQueryFailed), "QUERY_FAILED");
 }
 
 }  // namespace

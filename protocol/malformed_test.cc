@@ -308,6 +308,64 @@ TEST(MalformedRequestTest, RecomputeNeedsAModuleAndNamedPStates) {
             (RecomputeRequest{"m", {"$$p"}}));
 }
 
+TEST(MalformedRequestTest, InvokeNeedsNamesDecodableArgsAndATimeoutInRange) {
+  auto invoke = [](uint64_t id, const char* module, const char* query,
+                   const std::vector<const std::string*>& args, int64_t timeout_ms) {
+    fb::FlatBufferBuilder b;
+    std::vector<fb::Offset<w::ValueBytes>> offsets;
+    for (const std::string* a : args) {
+      fb::Offset<fb::Vector<uint8_t>> data;
+      if (a != nullptr) data = b.CreateVector(Bytes(*a), a->size());
+      offsets.push_back(w::CreateValueBytes(b, data));
+    }
+    auto body = w::CreateInvokeRequestDirect(b, module, query, &offsets, timeout_ms);
+    return Finish(b, id, w::RequestBody::InvokeRequest, body.Union());
+  };
+  const std::string one = Encoded(Value(1)), garbage = "\xff\xff\xff";
+  ExpectInvalid(invoke(150, nullptr, "q", {}, 100), 150, "InvokeRequest.module");
+  ExpectInvalid(invoke(151, "m", nullptr, {}, 100), 151, "InvokeRequest.query");
+  ExpectInvalid(invoke(152, "m", "", {}, 100), 152, "InvokeRequest.query is missing or empty");
+  ExpectInvalid(invoke(153, "m", "q", {&one, &garbage}, 100), 153,
+                "InvokeRequest.args[1] is not a valid value");
+  ExpectInvalid(invoke(154, "m", "q", {nullptr}, 100), 154, "InvokeRequest.args[0] is missing");
+  ExpectInvalid(invoke(155, "m", "q", {}, 0), 155, "InvokeRequest.timeout_ms 0 is outside");
+  ExpectInvalid(invoke(156, "m", "q", {}, -5), 156, "InvokeRequest.timeout_ms -5");
+  ExpectInvalid(invoke(157, "m", "q", {}, 3'600'001), 157, "InvokeRequest.timeout_ms 3600001");
+  for (int64_t timeout : {int64_t{1}, int64_t{3'600'000}}) {
+    std::string bytes = invoke(158, "m", "q", {&one}, timeout);
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    ASSERT_TRUE(std::holds_alternative<Request>(decoded)) << timeout;
+    EXPECT_EQ(std::get<InvokeRequest>(std::get<Request>(decoded).body),
+              (InvokeRequest{"m", "q", {Value(1)}, timeout}));
+  }
+}
+
+TEST(MalformedRequestTest, SelectPageNeedsNamesAPathValueAndALimitInRange) {
+  auto page = [](uint64_t id, const char* pstate, const std::string* path, const char* token,
+                 int64_t limit) {
+    fb::FlatBufferBuilder b;
+    fb::Offset<fb::Vector<uint8_t>> p, t;
+    if (path != nullptr) p = b.CreateVector(Bytes(*path), path->size());
+    if (token != nullptr) t = b.CreateVector(reinterpret_cast<const uint8_t*>(token), 3);
+    auto body = w::CreateSelectPageRequest(
+        b, b.CreateString("m"), pstate != nullptr ? b.CreateString(pstate) : 0, p, t, limit);
+    return Finish(b, id, w::RequestBody::SelectPageRequest, body.Union());
+  };
+  const std::string all = Encoded(Value::ListOf({Value::ListOf({"all"})})), garbage = "\xff";
+  ExpectInvalid(page(160, nullptr, &all, nullptr, 10), 160, "SelectPageRequest.pstate");
+  ExpectInvalid(page(161, "$$p", nullptr, nullptr, 10), 161, "SelectPageRequest.path is missing");
+  ExpectInvalid(page(162, "$$p", &garbage, nullptr, 10), 162,
+                "SelectPageRequest.path is not a valid value");
+  ExpectInvalid(page(163, "$$p", &all, nullptr, 0), 163, "SelectPageRequest.limit 0 is outside");
+  ExpectInvalid(page(164, "$$p", &all, nullptr, 10'001), 164, "SelectPageRequest.limit 10001");
+  std::string bytes = page(165, "$$p", &all, "t\0k", 10'000);
+  auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+  ASSERT_TRUE(std::holds_alternative<Request>(decoded));
+  EXPECT_EQ(std::get<SelectPageRequest>(std::get<Request>(decoded).body),
+            (SelectPageRequest{"m", "$$p", Value::ListOf({Value::ListOf({"all"})}),
+                               std::string("t\0k", 3), 10'000}));
+}
+
 TEST(MalformedRequestTest, SelectNeedsNamesAndAValidPath) {
   auto select = [](uint64_t id, const char* pstate, const std::string* path,
                    const std::string* key) {

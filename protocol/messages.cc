@@ -260,6 +260,21 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
             return {w::RequestBody::RecomputeRequest,
                     w::CreateRecomputeRequest(b, module, pstates).Union()};
           },
+          [&](const InvokeRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto query = OptionalString(b, m.query);
+            auto args = ValueList(b, m.args);
+            return {w::RequestBody::InvokeRequest,
+                    w::CreateInvokeRequest(b, module, query, args, m.timeout_ms).Union()};
+          },
+          [&](const SelectPageRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto pstate = OptionalString(b, m.pstate);
+            auto path = ValueField(b, m.path);
+            auto token = OptionalBytes(b, m.token);
+            return {w::RequestBody::SelectPageRequest,
+                    w::CreateSelectPageRequest(b, module, pstate, path, token, m.limit).Union()};
+          },
       },
       body);
 }
@@ -285,8 +300,24 @@ fb::Offset<w::ModuleInfo> EncodeModuleInfo(fb::FlatBufferBuilder& b, const Modul
     return w::CreateTopologyInfo(b, name, sources, OptionalString(b, t.kind));
   });
   auto load_error = OptionalString(b, m.load_error);
+  // Left out when empty, as a server without queries or dependencies sends them.
+  fb::Offset<fb::Vector<fb::Offset<w::QueryInfo>>> queries;
+  if (!m.queries.empty()) {
+    queries = TableList<w::QueryInfo>(b, m.queries, [](auto& b, const QueryInfo& q) {
+      auto name = OptionalString(b, q.name);
+      auto params = TableList<w::QueryParamInfo>(b, q.params, [](auto& b, const QueryParamInfo& p) {
+        auto name = OptionalString(b, p.name);
+        auto schema = ValueField(b, p.schema);
+        return w::CreateQueryParamInfo(b, name, schema, OptionalString(b, p.schema_text));
+      });
+      return w::CreateQueryInfo(b, name, params);
+    });
+  }
+  fb::Offset<fb::Vector<fb::Offset<fb::String>>> depends_on, dependents;
+  if (!m.depends_on.empty()) depends_on = StringList(b, m.depends_on);
+  if (!m.dependents.empty()) dependents = StringList(b, m.dependents);
   return w::CreateModuleInfo(b, name, m.partitions, depots, pstates, topologies, load_error,
-                             m.version);
+                             m.version, queries, depends_on, dependents);
 }
 
 fb::Offset<w::AppendResult> EncodeAppendResult(fb::FlatBufferBuilder& b, const AppendResult& r) {
@@ -409,6 +440,14 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
             auto pstates = StringList(b, m.pstates);
             return {w::ResponseBody::RecomputeStarted,
                     w::CreateRecomputeStarted(b, module, pstates).Union()};
+          },
+          [&](const Invoked& m) -> Encoded {
+            return {w::ResponseBody::Invoked, w::CreateInvoked(b, ValueField(b, m.result)).Union()};
+          },
+          [&](const SelectedPage& m) -> Encoded {
+            auto values = ValueList(b, m.values);
+            auto token = OptionalBytes(b, m.next_token);
+            return {w::ResponseBody::SelectedPage, w::CreateSelectedPage(b, values, token).Union()};
           },
       },
       body);
@@ -615,6 +654,35 @@ Result<RecomputeRequest> ConvertRecompute(const w::RecomputeRequest& m) {
   return out;
 }
 
+Result<InvokeRequest> ConvertInvoke(const w::InvokeRequest& m) {
+  InvokeRequest out;
+  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "InvokeRequest.module"));
+  STRATA_ASSIGN_OR_RETURN(out.query, RequiredName(m.query(), "InvokeRequest.query"));
+  STRATA_ASSIGN_OR_RETURN(out.args, ValueListOf(m.args(), "InvokeRequest.args"));
+  out.timeout_ms = m.timeout_ms();
+  if (out.timeout_ms < 1 || out.timeout_ms > kMaxInvokeTimeoutMs) {
+    return Status::InvalidArgument("InvokeRequest.timeout_ms " + std::to_string(out.timeout_ms) +
+                                   " is outside [1, " + std::to_string(kMaxInvokeTimeoutMs) + "]");
+  }
+  return out;
+}
+
+Result<SelectPageRequest> ConvertSelectPage(const w::SelectPageRequest& m) {
+  SelectPageRequest out;
+  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "SelectPageRequest.module"));
+  STRATA_ASSIGN_OR_RETURN(out.pstate, RequiredName(m.pstate(), "SelectPageRequest.pstate"));
+  STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SelectPageRequest.path"));
+  if (m.token() != nullptr) {
+    out.token.assign(reinterpret_cast<const char*>(m.token()->data()), m.token()->size());
+  }
+  out.limit = m.limit();
+  if (out.limit < 1 || out.limit > kMaxPageLimit) {
+    return Status::InvalidArgument("SelectPageRequest.limit " + std::to_string(out.limit) +
+                                   " is outside [1, " + std::to_string(kMaxPageLimit) + "]");
+  }
+  return out;
+}
+
 template <typename T>
 Result<RequestBody> AsBody(Result<T> r) {
   if (!r.ok()) return r.status();
@@ -649,8 +717,10 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return AsBody(ConvertUpdate(*r.body_as_UpdateRequest()));
     case w::RequestBody::RecomputeRequest:
       return AsBody(ConvertRecompute(*r.body_as_RecomputeRequest()));
-    case w::RequestBody::InvokeRequest:  // TODO(wire): decode
+    case w::RequestBody::InvokeRequest:
+      return AsBody(ConvertInvoke(*r.body_as_InvokeRequest()));
     case w::RequestBody::SelectPageRequest:
+      return AsBody(ConvertSelectPage(*r.body_as_SelectPageRequest()));
     case w::RequestBody::NONE:
       break;
   }
@@ -693,6 +763,26 @@ Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
   }
   out.load_error = Str(m.load_error());
   out.version = m.version();
+  if (m.queries() != nullptr) {
+    for (fb::uoffset_t i = 0; i < m.queries()->size(); ++i) {
+      const w::QueryInfo* q = m.queries()->Get(i);
+      QueryInfo query{Str(q->name()), {}};
+      if (q->params() != nullptr) {
+        for (fb::uoffset_t j = 0; j < q->params()->size(); ++j) {
+          const w::QueryParamInfo* p = q->params()->Get(j);
+          QueryParamInfo param{Str(p->name()), Value(), Str(p->schema_text())};
+          STRATA_ASSIGN_OR_RETURN(
+              param.schema,
+              RequiredValue(p->schema(),
+                            Indexed(Indexed("ModuleInfo.queries", i) + ".params", j) + ".schema"));
+          query.params.push_back(std::move(param));
+        }
+      }
+      out.queries.push_back(std::move(query));
+    }
+  }
+  out.depends_on = StringsOf(m.depends_on());
+  out.dependents = StringsOf(m.dependents());
   return out;
 }
 
@@ -844,9 +934,21 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
       const w::RecomputeStarted& m = *r.body_as_RecomputeStarted();
       return ResponseBody(RecomputeStarted{Str(m.module_()), StringsOf(m.pstates())});
     }
-    case w::ResponseBody::Invoked:  // TODO(wire): decode
-    case w::ResponseBody::SelectedPage:
-      break;
+    case w::ResponseBody::Invoked: {
+      STRATA_ASSIGN_OR_RETURN(Value result,
+                              RequiredValue(r.body_as_Invoked()->result(), "Invoked.result"));
+      return ResponseBody(Invoked{std::move(result)});
+    }
+    case w::ResponseBody::SelectedPage: {
+      const w::SelectedPage& m = *r.body_as_SelectedPage();
+      SelectedPage out;
+      STRATA_ASSIGN_OR_RETURN(out.values, ValueListOf(m.values(), "SelectedPage.values"));
+      if (m.next_token() != nullptr) {
+        out.next_token.assign(reinterpret_cast<const char*>(m.next_token()->data()),
+                              m.next_token()->size());
+      }
+      return ResponseBody(std::move(out));
+    }
   }
   return Status::InvalidArgument(
       "Response body type " + std::to_string(static_cast<unsigned>(r.body_type())) + " is unknown");

@@ -75,6 +75,9 @@ TEST(MessagesTest, DefaultsRoundTripAlthoughTheyAreNotWritten) {
   ExpectRequestRoundTrip({3, DeployRequest{"p", ""}}, "deploy defaults");
   ExpectRequestRoundTrip({4, SelectRequest{"m", "p", Value::ListOf({}), std::nullopt}},
                          "select defaults");
+  ExpectRequestRoundTrip({7, InvokeRequest{"m", "q", {}}}, "invoke defaults");
+  ExpectRequestRoundTrip({8, SelectPageRequest{"m", "p", Value::ListOf({}), ""}},
+                         "select page defaults");
   ExpectResponseRoundTrip({5, {}, Appended{{AppendResult{}}}}, "append result defaults");
   ExpectResponseRoundTrip({6, Error{ErrorCode::kInternal, ""}, {}}, "error without message");
 }
@@ -100,7 +103,7 @@ TEST(MessagesTest, RandomRequestsRoundTrip) {
   for (int i = 0; i < 3000; ++i) {
     Request r;
     r.id = gen.rng()();
-    switch (gen.Uniform(0, 8)) {
+    switch (gen.Uniform(0, 10)) {
       case 0:
         r.body = Hello{static_cast<uint32_t>(gen.rng()()), gen.String()};
         break;
@@ -141,6 +144,18 @@ TEST(MessagesTest, RandomRequestsRoundTrip) {
                                   gen.Uniform(1, INT64_MAX)};
         break;
       }
+      case 8: {
+        InvokeRequest invoke{name(), name(), {}, gen.Uniform(1, kMaxInvokeTimeoutMs)};
+        for (int n = static_cast<int>(gen.Uniform(0, 4)); n > 0; --n) {
+          invoke.args.push_back(gen.Any());
+        }
+        r.body = std::move(invoke);
+        break;
+      }
+      case 9:
+        r.body = SelectPageRequest{name(), name(), gen.Any(), gen.Uniform(0, 1) ? gen.String() : "",
+                                   gen.Uniform(1, kMaxPageLimit)};
+        break;
       default:
         r.body = StatsRequest{gen.Uniform(0, 1) ? name() : "", gen.Uniform(0, INT64_MAX),
                               gen.Uniform(0, kMaxStatsFailuresLimit)};
@@ -157,10 +172,12 @@ TEST(MessagesTest, RandomValueResponsesRoundTrip) {
   strata::testing::RandomValueGenerator gen(seed);
   for (int i = 0; i < 1000; ++i) {
     Selected selected;
+    SelectedPage page{{}, gen.Uniform(0, 1) ? gen.String() : ""};
     DepotRecords records;
     Appended appended;
     for (int n = static_cast<int>(gen.Uniform(0, 4)); n > 0; --n) {
       selected.values.push_back(gen.Any());
+      page.values.push_back(gen.Any());
       records.records.push_back({gen.Int(), gen.Any()});
       AppendResult result{static_cast<int>(gen.Uniform(-1, 1023)), gen.Int(), {}, {}};
       result.ack_returns.emplace_back(gen.String(), gen.Any());
@@ -169,6 +186,8 @@ TEST(MessagesTest, RandomValueResponsesRoundTrip) {
     }
     const uint64_t id = gen.rng()();
     ExpectResponseRoundTrip({id, {}, selected}, "selected " + std::to_string(i));
+    ExpectResponseRoundTrip({id, {}, page}, "selected page " + std::to_string(i));
+    ExpectResponseRoundTrip({id, {}, Invoked{gen.Any()}}, "invoked " + std::to_string(i));
     ExpectResponseRoundTrip({id, {}, records}, "depot records " + std::to_string(i));
     ExpectResponseRoundTrip({id, {}, appended}, "appended " + std::to_string(i));
     if (HasFatalFailure()) return;
@@ -181,10 +200,12 @@ TEST(MessagesTest, ErrorCodeNamesMatchTheSchema) {
   EXPECT_EQ(ErrorCodeName(ErrorCode::kNotFound), "NOT_FOUND");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kTopologyFailed), "TOPOLOGY_FAILED");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kConfirmationRequired), "CONFIRMATION_REQUIRED");
-  EXPECT_EQ(ErrorCodeName(static_cast<ErrorCode>(17)), "UNKNOWN");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kTimeout), "TIMEOUT");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kQueryFailed), "QUERY_FAILED");
+  EXPECT_EQ(ErrorCodeName(static_cast<ErrorCode>(19)), "UNKNOWN");
   std::set<std::string_view> names;
-  for (int c = 0; c <= 16; ++c) names.insert(ErrorCodeName(static_cast<ErrorCode>(c)));
-  EXPECT_EQ(names.size(), 17u) << "two codes share a name";
+  for (int c = 0; c <= 18; ++c) names.insert(ErrorCodeName(static_cast<ErrorCode>(c)));
+  EXPECT_EQ(names.size(), 19u) << "two codes share a name";
 }
 
 TEST(MessagesTest, StatusCodesMapToWireCodesAndBack) {
@@ -200,6 +221,7 @@ TEST(MessagesTest, StatusCodesMapToWireCodesAndBack) {
       {StatusCode::kAborted, ErrorCode::kAborted},
       {StatusCode::kInternal, ErrorCode::kInternal},
       {StatusCode::kUserError, ErrorCode::kTopologyFailed},
+      {StatusCode::kTimeout, ErrorCode::kTimeout},
   };
   for (const auto& [status, wire] : table) {
     Status s = status == StatusCode::kOk ? Status::Ok() : Status(status, "m");
@@ -211,6 +233,8 @@ TEST(MessagesTest, StatusCodesMapToWireCodesAndBack) {
   EXPECT_EQ(StatusCodeFor(ErrorCode::kBadFrame), StatusCode::kCorruption);
   EXPECT_EQ(StatusCodeFor(ErrorCode::kShuttingDown), StatusCode::kBusy);
   EXPECT_EQ(StatusCodeFor(ErrorCode::kConfirmationRequired), StatusCode::kInvalidArgument);
+  // A query's own failure (the server maps Invoke's kUserError to it, not TOPOLOGY_FAILED).
+  EXPECT_EQ(StatusCodeFor(ErrorCode::kQueryFailed), StatusCode::kUserError);
   EXPECT_EQ(StatusCodeFor(static_cast<ErrorCode>(999)), StatusCode::kInternal);
 }
 

@@ -69,6 +69,15 @@ proto::ModuleInfo ToWire(const ModuleInfo& info) {
   for (const TopologyInfo& t : info.topologies) {
     out.topologies.push_back({t.name, t.sources, t.kind});
   }
+  for (const QueryInfo& q : info.queries) {
+    proto::QueryInfo query{q.name, {}};
+    for (const auto& [name, schema] : q.params) {
+      query.params.push_back({name, schema.ToValue(), schema.ToString()});
+    }
+    out.queries.push_back(std::move(query));
+  }
+  out.depends_on = info.depends_on;
+  out.dependents = info.dependents;
   out.load_error = info.load_error;
   out.version = info.version;
   return out;
@@ -220,6 +229,10 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                 return LoggedUpdate(id, body, peer);
               } else if constexpr (std::is_same_v<T, proto::RecomputeRequest>) {
                 return LoggedRecompute(id, body, peer);
+              } else if constexpr (std::is_same_v<T, proto::InvokeRequest>) {
+                return Invoke(id, body);
+              } else if constexpr (std::is_same_v<T, proto::SelectPageRequest>) {
+                return SelectPage(id, body);
               } else {
                 static_assert(std::is_same_v<T, proto::StatsRequest>);
                 return Stats(id, body);
@@ -431,6 +444,34 @@ proto::Response Dispatcher::SelectPath(uint64_t id, const proto::SelectRequest& 
       engine_.Select(request.module, pstate, path, request.partition_key);
   if (!values.ok()) return FromStatus(id, values.status());
   return Body(id, proto::Selected{std::move(values).value()});
+}
+
+// A query runs whole on the calling thread (it may take up to its timeout), so it runs
+// here on the blocking pool. Its code failing is the client's QUERY_FAILED, not the
+// TOPOLOGY_FAILED of an append whose topology gave up.
+proto::Response Dispatcher::Invoke(uint64_t id, const proto::InvokeRequest& request) {
+  Result<Value> result = engine_.Invoke(request.module, request.query, request.args,
+                                        InvokeOptions{request.timeout_ms});
+  if (!result.ok()) {
+    if (result.status().code() == StatusCode::kUserError) {
+      return ErrorResponse(id, proto::ErrorCode::kQueryFailed, result.status().message());
+    }
+    return FromStatus(id, result.status());
+  }
+  return Body(id, proto::Invoked{std::move(result).value()});
+}
+
+proto::Response Dispatcher::SelectPage(uint64_t id, const proto::SelectPageRequest& request) {
+  Result<Path> path = Path::FromValue(request.path);
+  if (!path.ok()) {
+    return ErrorResponse(
+        id, proto::ErrorCode::kInvalidArgument,
+        "invalid path " + request.path.ToString() + ": " + path.status().message());
+  }
+  Result<SelectPageResult> page = engine_.SelectPage(
+      request.module, WithSigil(request.pstate, "$$"), *path, request.token, request.limit);
+  if (!page.ok()) return FromStatus(id, page.status());
+  return Body(id, proto::SelectedPage{std::move(page->values), std::move(page->next_token)});
 }
 
 proto::Response Dispatcher::ReadDepot(uint64_t id, const proto::ReadDepotRequest& request) {

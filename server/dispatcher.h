@@ -32,11 +32,12 @@ class Dispatcher {
  public:
   // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
   // flight. Engine calls that block (deploy, update, recompute, destroy, describe, select,
-  // read, stats) run on `blocking_pool`, so network threads only parse, dispatch and write
-  // (point reads excepted: AnswerInline answers them on the network thread). Appends go to
-  // Engine::AppendAsync directly: it never blocks; at the engine's global cap of
-  // unprocessed records the batch waits for admission, its request stays in flight, and
-  // the connection's in-flight cap stops reading it (the backpressure on appenders).
+  // select page, invoke, read, stats) run on `blocking_pool`, so network threads only parse,
+  // dispatch and write (point reads excepted: AnswerInline answers them on the network
+  // thread). Appends go to Engine::AppendAsync directly: it never blocks; at the engine's
+  // global cap of unprocessed records the batch waits for admission, its request stays in
+  // flight, and the connection's in-flight cap stops reading it (the backpressure on
+  // appenders).
   Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_pool& blocking_pool,
              std::string data_dir);
   Dispatcher(const Dispatcher&) = delete;
@@ -82,6 +83,8 @@ class Dispatcher {
   protocol::Response SelectPath(uint64_t id, const protocol::SelectRequest& request,
                                 const Path& path);
   protocol::Response ReadDepot(uint64_t id, const protocol::ReadDepotRequest& request);
+  protocol::Response Invoke(uint64_t id, const protocol::InvokeRequest& request);
+  protocol::Response SelectPage(uint64_t id, const protocol::SelectPageRequest& request);
   protocol::Response Stats(uint64_t id, const protocol::StatsRequest& request);
   void Append(uint64_t id, protocol::AppendRequest request, Reply reply);
 

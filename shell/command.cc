@@ -20,8 +20,9 @@ constexpr CommandSpec kCommands[] = {
     {"modules", Command::Kind::kModules, "modules",
      "Lists the deployed modules with their partitions, depots, PStates and topologies."},
     {"describe", Command::Kind::kDescribe, "describe MODULE",
-     "Shows a module's depots (with their partitioning), PStates (with their schemas) and "
-     "topologies (with the depots they consume)."},
+     "Shows a module's depots (with their partitioning), PStates (with their schemas), "
+     "topologies (with the depots they consume), queries (with their parameters) and the "
+     "modules it depends on and that depend on it."},
     {"deploy", Command::Kind::kDeploy, "deploy FILE [partitions=N]",
      "Reads the module plugin FILE (a .so) on this machine and deploys it to the server with N "
      "partitions (default 8). FILE is one word (no spaces)."},
@@ -49,14 +50,27 @@ constexpr CommandSpec kCommands[] = {
      "consuming the depot has processed it (a microbatch: committed the batch holding it) and "
      "shows their ack returns; streams waits for the stream topologies only; appended waits "
      "until it is durable; none does not wait."},
-    {"select", Command::Kind::kSelect, "select MODULE PSTATE [partition_key=JSON] PATH",
+    {"select", Command::Kind::kSelect,
+     "select MODULE PSTATE [partition_key=JSON] PATH | select MODULE PSTATE all-partitions "
+     "[PATH] [limit=N]",
      "Every value PATH navigates to in the PState, e.g. select wordcount $$word_counts "
      "key(\"the\"). PATH is the rest of the line: the readable form (key(\"a\").all) or a JSON "
      "array of keys ([\"a\", \"b\"]). The server reads the partition of the path's first key, "
      "or of partition_key (needed by a path that does not start with key, e.g. (root), the "
-     "whole partition). Transforms are not sent: a path ending with set, inc, … is refused."},
+     "whole partition). Transforms are not sent: a path ending with set, inc, … is refused. "
+     "With all-partitions it browses the whole PState (a map or set) a page at a time: the "
+     "next N (default 100, at most 10000) top-level entries in key order, partition after "
+     "partition, with PATH (default all: key and value) applied to them as one sorted view "
+     "(map_keys: the keys alone); next shows the following page."},
     {"select-one", Command::Kind::kSelectOne, "select-one MODULE PSTATE [partition_key=JSON] PATH",
      "Like select, but PATH must navigate to exactly one value, which is shown alone."},
+    {"next", Command::Kind::kNext, "next",
+     "Shows the next page of the last select … all-partitions (with its PATH and limit)."},
+    {"invoke", Command::Kind::kInvoke, "invoke MODULE QUERY [ARG…] [timeout=MS]",
+     "Runs query QUERY of the module with the JSON values ARG… as its arguments (one per "
+     "parameter, in order: describe MODULE lists them) and shows its result as select shows "
+     "values. timeout=MS (default 10000, at most 3600000) bounds how long it may run: past it "
+     "the query fails with TIMEOUT."},
     {"scan", Command::Kind::kScan, "scan MODULE DEPOT [partition=P] [from=OFFSET] [limit=N]",
      "Reads a depot's records in offset order: of partition P, or of every partition in turn "
      "when partition= is absent, starting at OFFSET (default 0) in each, at most N records in "
@@ -80,6 +94,9 @@ const CommandSpec* FindSpec(std::string_view name) {
 }
 
 constexpr std::string_view kPartitionKey = "partition_key=";
+constexpr std::string_view kAllPartitions = "all-partitions";
+constexpr std::string_view kTimeout = "timeout=";
+constexpr std::string_view kLimit = "limit=";
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -114,6 +131,7 @@ class CommandParser {
         break;
       case Command::Kind::kModules:
       case Command::Kind::kQuit:
+      case Command::Kind::kNext:
         break;
       case Command::Kind::kDescribe:
         if (!Required("MODULE", &c.module)) return *error_;
@@ -192,9 +210,38 @@ class CommandParser {
           if (name != "ack" || !Ack(value, at, &c.ack)) return Unexpected(*w);
         }
         break;
+      case Command::Kind::kInvoke:
+        if (!Required("MODULE", &c.module) || !Required("QUERY", &c.target)) return *error_;
+        // Arguments are JSON values, so an option word (timeout=) cannot be one.
+        while (Rest()) {
+          if (text_.substr(pos_).starts_with(kTimeout)) {
+            const Word w = *NextWord();
+            const auto [name, value, at] = SplitOption(w);
+            if (!Int64(value, at, 1, &c.timeout_ms)) return *error_;
+            if (c.timeout_ms > protocol::kMaxInvokeTimeoutMs) {
+              return TextError{
+                  at, "expected an integer <= " + std::to_string(protocol::kMaxInvokeTimeoutMs) +
+                          ", found " + std::string(value)};
+            }
+            continue;
+          }
+          Parsed<Value> arg = ParseJsonAt(text_, &pos_);
+          if (!arg.ok()) return arg.error();
+          c.args.push_back(std::move(*arg));
+        }
+        break;
       case Command::Kind::kSelect:
       case Command::Kind::kSelectOne: {
         if (!Required("MODULE", &c.module) || !Required("PSTATE", &c.target)) return *error_;
+        if (Rest() && IsWordAt(kAllPartitions)) {
+          if (c.kind == Command::Kind::kSelectOne) {
+            return TextError{pos_, "select-one reads one partition: use select " + c.module + " " +
+                                       c.target + " all-partitions"};
+          }
+          pos_ += kAllPartitions.size();
+          if (!PagedSelect(&c)) return *error_;
+          break;
+        }
         if (Rest() && text_.substr(pos_).starts_with(kPartitionKey)) {
           pos_ += kPartitionKey.size();
           Parsed<Value> key = ParseJsonAt(text_, &pos_);
@@ -252,6 +299,49 @@ class CommandParser {
     size_t start = pos_;
     while (pos_ < text_.size() && !IsSpace(text_[pos_])) ++pos_;
     return Word{text_.substr(start, pos_ - start), start};
+  }
+  // Whether `word` stands at pos_ as a whole word.
+  bool IsWordAt(std::string_view word) const {
+    const std::string_view rest = text_.substr(pos_);
+    return rest.starts_with(word) && (rest.size() == word.size() || IsSpace(rest[word.size()]));
+  }
+  // The rest of `select MODULE PSTATE all-partitions`: [PATH] [limit=N]. The path is
+  // everything before a last word limit=N; none means `all` (key and value pairs).
+  bool PagedSelect(Command* c) {
+    c->all_partitions = true;
+    c->path = Path().All();
+    size_t end = text_.size();
+    while (end > pos_ && IsSpace(text_[end - 1])) --end;
+    size_t last = end;
+    while (last > pos_ && !IsSpace(text_[last - 1])) --last;
+    if (last < end && text_.substr(last, end - last).starts_with(kLimit)) {
+      const size_t at = last + kLimit.size();
+      int limit = 0;
+      if (!Int(text_.substr(at, end - at), at, 1, static_cast<int>(protocol::kMaxPageLimit),
+               &limit)) {
+        return false;
+      }
+      c->limit = limit;
+      end = last;
+    }
+    const std::string_view path_text = text_.substr(pos_, end - pos_);
+    if (path_text.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+      Parsed<Path> path = ParsePathText(path_text);
+      if (!path.ok()) {
+        error_ = TextError{pos_ + path.error().position, path.error().message};
+        return false;
+      }
+      if (path->terminal()) {
+        error_ = TextError{pos_,
+                           "select paths are for reading: the shell sends no transforms "
+                           "(this path ends with a terminal: " +
+                               path->ToString() + ")"};
+        return false;
+      }
+      c->path = std::move(*path);
+    }
+    pos_ = text_.size();
+    return true;
   }
   // Skips white space; whether anything follows.
   bool Rest() {

@@ -27,21 +27,27 @@ struct Command {
     kAppend,
     kSelect,
     kSelectOne,
+    kNext,
+    kInvoke,
     kScan,
     kStats,
     kTiming,
     kQuit,
   };
   Kind kind = Kind::kHelp;
-  // describe, destroy, append, select, select-one, scan, recompute, stats ("" = all)
+  // describe, destroy, append, select, select-one, scan, recompute, invoke, stats ("" = all)
   std::string module;
-  std::string target;  // the depot (append, scan) or the PState (select, select-one)
-  std::string word;    // help: the command asked about; deploy, update: the file
+  // the depot (append, scan), the PState (select, select-one) or the query (invoke)
+  std::string target;
+  std::string word;  // help: the command asked about; deploy, update: the file
   // update: the names to drop; recompute: the PStates
   std::vector<std::string> names;
   Value value;                                              // append
+  std::vector<Value> args;                                  // invoke
+  int64_t timeout_ms = 10'000;                              // invoke
   Path path;                                                // select, select-one
   std::optional<Value> partition_key;                       // select, select-one
+  bool all_partitions = false;                              // select … all-partitions
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
   int partitions = 8;                                       // deploy; update: 0 = keep
   bool from_end = false;                                    // update from=end
@@ -49,7 +55,8 @@ struct Command {
   bool on = false;                                          // timing on|off
   int partition = -1;                                       // scan: -1 = every partition
   int64_t from = 0;                                         // scan; stats: first failure
-  int64_t limit = 100;                                      // scan; stats: failures listed
+  // scan; select all-partitions: entries per page; stats: failures listed
+  int64_t limit = 100;
 };
 
 // Every command name, for help and completion, in the order help lists them.

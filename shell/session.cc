@@ -46,11 +46,23 @@ Value ModuleToValue(const proto::ModuleInfo& m) {
     topologies.push_back(
         Value::MapOf({{"name", t.name}, {"kind", t.kind}, {"sources", StringList(t.sources)}}));
   }
+  Value::List queries;
+  for (const auto& q : m.queries) {
+    Value::List params;
+    for (const auto& p : q.params) {
+      params.push_back(
+          Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
+    }
+    queries.push_back(Value::MapOf({{"name", q.name}, {"params", Value(std::move(params))}}));
+  }
   Value doc = Value::MapOf({{"name", m.name},
                             {"partitions", m.partitions},
                             {"depots", Value(std::move(depots))},
                             {"pstates", Value(std::move(pstates))},
-                            {"topologies", Value(std::move(topologies))}});
+                            {"topologies", Value(std::move(topologies))},
+                            {"queries", Value(std::move(queries))},
+                            {"depends_on", StringList(m.depends_on)},
+                            {"dependents", StringList(m.dependents)}});
   if (!m.load_error.empty()) doc.Insert("load_error", m.load_error);  // a failed module only
   doc.Insert("version", m.version);
   return doc;
@@ -254,7 +266,11 @@ Outcome Session::Execute(const Command& c, std::string_view text) {
       return Append(c);
     case Command::Kind::kSelect:
     case Command::Kind::kSelectOne:
-      return Select(c);
+      return c.all_partitions ? SelectPage(c) : Select(c);
+    case Command::Kind::kNext:
+      return Next();
+    case Command::Kind::kInvoke:
+      return Invoke(c);
     case Command::Kind::kScan:
       return Scan(c);
     case Command::Kind::kStats:
@@ -423,6 +439,17 @@ Outcome Session::Describe(const Command& c) {
   // Schemas are the point of describe: wide cells.
   text += RenderTable(depots, 80) + "\n" + RenderTable(pstates, 100) + "\n" +
           RenderTable(topologies, 80);
+  if (!m.queries.empty()) {
+    Table queries{{"query", "parameters"}, {}};
+    for (const auto& q : m.queries) {
+      queries.rows.push_back({q.name, Join(Names(q.params, [](const proto::QueryParamInfo& p) {
+                                return p.name + ": " + p.schema_text;
+                              }))});
+    }
+    text += "\n" + RenderTable(queries, 100);
+  }
+  if (!m.depends_on.empty()) text += "depends on: " + Join(m.depends_on) + "\n";
+  if (!m.dependents.empty()) text += "used by: " + Join(m.dependents) + "\n";
   Emit(ModuleToValue(m), text);
   return Outcome::kOk;
 }
@@ -607,6 +634,65 @@ Outcome Session::Select(const Command& c) {
   return Outcome::kOk;
 }
 
+namespace {
+
+// A page of [key, value] pairs (the default path, all) as a table of keys and values, in
+// the server's order (key order within each partition, partition after partition);
+// anything else as select shows values.
+std::string RenderPage(const std::vector<Value>& values, const Path& path) {
+  if (path.ToString() != Path().All().ToString()) return RenderValue(Value(values));
+  Table table{{"key", "value"}, {}};
+  for (const Value& pair : values) {
+    if (!pair.is_list() || pair.as_list().size() != 2) return RenderValue(Value(values));
+    table.rows.push_back({CellText(pair.as_list()[0]), CellText(pair.as_list()[1])});
+  }
+  return RenderTable(table, 80);
+}
+
+}  // namespace
+
+Outcome Session::SelectPage(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  page_ = PageCursor{c.module, c.target, c.path, c.limit, "", 0};
+  return ShowPage(*client);
+}
+
+Outcome Session::Next() {
+  if (!page_) return ReportError("no select … all-partitions to continue: run one first");
+  if (page_->token.empty()) {
+    return ReportError("the last select of " + page_->pstate +
+                       " all-partitions showed its last page");
+  }
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  return ShowPage(*client);
+}
+
+Outcome Session::ShowPage(Client& client) {
+  PageCursor& at = *page_;
+  auto page = client.SelectPage(at.module, at.pstate, at.path, at.token, at.limit);
+  if (!page.ok()) return ReportClientError(page.error());
+  at.token = page->next_token;
+  at.shown += static_cast<int64_t>(page->values.size());
+  const bool more = !at.token.empty();
+  std::string text = page->values.empty() ? "no entries\n" : RenderPage(page->values, at.path);
+  if (more) {
+    text += "(" + Plural(at.shown, "entry", "entries") + " shown so far; type next for more)\n";
+  }
+  Emit(Value::MapOf({{"values", Value(std::move(page->values))}, {"more", more}}), text);
+  return Outcome::kOk;
+}
+
+Outcome Session::Invoke(const Command& c) {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto result = client->Invoke(c.module, c.target, c.args, c.timeout_ms);
+  if (!result.ok()) return ReportClientError(result.error());
+  Emit(*result, RenderValue(*result));
+  return Outcome::kOk;
+}
+
 Outcome Session::Scan(const Command& c) {
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
@@ -771,17 +857,19 @@ std::vector<std::string> Session::Completions(std::string_view line) {
     const std::string& cmd = words[0];
     const bool module_arg = cmd == "describe" || cmd == "destroy" || cmd == "stats" ||
                             cmd == "append" || cmd == "select" || cmd == "select-one" ||
-                            cmd == "scan" || cmd == "recompute";
+                            cmd == "scan" || cmd == "recompute" || cmd == "invoke";
     if (index == 1 && (cmd == "help")) {
       candidates = CommandNames();
     } else if (index == 1 && cmd == "timing") {
       candidates = {"on", "off"};
     } else if (index == 1 && module_arg) {
       for (const auto& m : CachedModules()) candidates.push_back(m.name);
-    } else if (index == 2 &&
-               (cmd == "append" || cmd == "scan" || cmd == "select" || cmd == "select-one")) {
+    } else if (index == 2 && (cmd == "append" || cmd == "scan" || cmd == "select" ||
+                              cmd == "select-one" || cmd == "invoke")) {
       if (const proto::ModuleInfo* m = FindModule(CachedModules(), words[1])) {
-        if (cmd == "append" || cmd == "scan") {
+        if (cmd == "invoke") {
+          for (const auto& q : m->queries) candidates.push_back(q.name);
+        } else if (cmd == "append" || cmd == "scan") {
           for (const auto& d : m->depots) candidates.push_back(d.name);
         } else {
           for (const auto& p : m->pstates) candidates.push_back(p.name);
@@ -791,6 +879,8 @@ std::vector<std::string> Session::Completions(std::string_view line) {
       if (const proto::ModuleInfo* m = FindModule(CachedModules(), words[1])) {
         for (const auto& p : m->pstates) candidates.push_back(p.name);
       }
+    } else if (index == 3 && cmd == "select") {
+      candidates = {"all-partitions"};
     } else if (index >= 3 && cmd == "scan") {
       candidates = {"partition=", "from=", "limit="};
     } else if (index >= 2 && cmd == "update") {

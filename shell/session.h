@@ -82,6 +82,12 @@ class Session {
   Outcome Destroy(const Command& c);
   Outcome Append(const Command& c);
   Outcome Select(const Command& c);
+  // select … all-partitions: the first page, and the cursor that `next` continues.
+  Outcome SelectPage(const Command& c);
+  Outcome Next();
+  // Fetches and shows the page of page_ at its token, then moves page_ to the next one.
+  Outcome ShowPage(Client& client);
+  Outcome Invoke(const Command& c);
   Outcome Scan(const Command& c);
   Outcome Stats(const Command& c);
 
@@ -99,6 +105,16 @@ class Session {
   std::unique_ptr<Client> client_;
   bool timing_ = false;
   std::optional<std::vector<protocol::ModuleInfo>> modules_cache_;
+  // Where the last select … all-partitions stands: what `next` fetches.
+  struct PageCursor {
+    std::string module;
+    std::string pstate;
+    Path path;
+    int64_t limit = 100;
+    std::string token;  // the next page's; empty once the last page was shown
+    int64_t shown = 0;  // entries shown by the pages so far
+  };
+  std::optional<PageCursor> page_;
 };
 
 }  // namespace strata::shell

@@ -24,8 +24,9 @@ ClientError ArgumentError(std::string message) {
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
   static constexpr const char* kNames[] = {
-      "no body",  "Welcome",      "ModuleInfo",  "ModuleList", "Destroyed",       "Appended",
-      "Selected", "DepotRecords", "StatsResult", "Updated",    "RecomputeStarted"};
+      "no body",          "Welcome",  "ModuleInfo",   "ModuleList",  "Destroyed",
+      "Appended",         "Selected", "DepotRecords", "StatsResult", "Updated",
+      "RecomputeStarted", "Invoked",  "SelectedPage"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
@@ -71,6 +72,17 @@ ClientResult<proto::SelectRequest> SelectBody(const std::string& module, const s
   Status valid = path.Validate();
   if (!valid.ok()) return ArgumentError("Select: invalid path: " + valid.message());
   return proto::SelectRequest{module, pstate, path.ToValue(), std::move(partition_key), one};
+}
+
+ClientResult<Value> TakeInvoked(ClientResult<Body> result) {
+  ClientResult<proto::Invoked> invoked = Take<proto::Invoked>(std::move(result), "Invoked");
+  if (!invoked.ok()) return invoked.error();
+  return std::move(invoked->result);
+}
+
+proto::InvokeRequest InvokeBody(const std::string& module, const std::string& query,
+                                std::vector<Value> args, int64_t timeout_ms) {
+  return proto::InvokeRequest{module, query, std::move(args), timeout_ms};
 }
 
 proto::UpdateRequest UpdateBody(std::string path, std::string so_bytes,
@@ -234,6 +246,26 @@ std::future<ClientResult<std::vector<Value>>> Client::SelectAsync(
   return future;
 }
 
+std::future<ClientResult<Value>> Client::InvokeAsync(const std::string& module,
+                                                     const std::string& query,
+                                                     std::vector<Value> args, int64_t timeout_ms) {
+  auto promise = std::make_shared<std::promise<ClientResult<Value>>>();
+  std::future<ClientResult<Value>> future = promise->get_future();
+  impl_->Submit(
+      InvokeBody(module, query, std::move(args), timeout_ms),
+      [promise](ClientResult<Body> result) { promise->set_value(TakeInvoked(std::move(result))); });
+  return future;
+}
+
+void Client::InvokeAsync(const std::string& module, const std::string& query,
+                         std::vector<Value> args, int64_t timeout_ms,
+                         std::function<void(ClientResult<Value>)> done) {
+  impl_->Submit(InvokeBody(module, query, std::move(args), timeout_ms),
+                [done = std::move(done)](ClientResult<Body> result) {
+                  done(TakeInvoked(std::move(result)));
+                });
+}
+
 std::future<ClientResult<proto::Updated>> Client::UpdateAsync(std::string path,
                                                               const ClientUpdateOptions& options) {
   if (path.empty()) return Ready<proto::Updated>(ArgumentError("Update: the plugin path is empty"));
@@ -348,6 +380,22 @@ ClientResult<Value> Client::SelectOne(const std::string& module, const std::stri
                          " values instead of one");
   }
   return std::move(values->front());
+}
+
+ClientResult<Value> Client::Invoke(const std::string& module, const std::string& query,
+                                   std::vector<Value> args, int64_t timeout_ms) {
+  return TakeInvoked(CallSync(*impl_, InvokeBody(module, query, std::move(args), timeout_ms)));
+}
+
+ClientResult<proto::SelectedPage> Client::SelectPage(const std::string& module,
+                                                     const std::string& pstate, const Path& path,
+                                                     std::string token, int64_t limit) {
+  Status valid = path.Validate();
+  if (!valid.ok()) return ArgumentError("SelectPage: invalid path: " + valid.message());
+  return Take<proto::SelectedPage>(
+      CallSync(*impl_,
+               proto::SelectPageRequest{module, pstate, path.ToValue(), std::move(token), limit}),
+      "SelectedPage");
 }
 
 ClientResult<std::vector<proto::DepotRecord>> Client::ReadDepot(const std::string& module,

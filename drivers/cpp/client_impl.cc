@@ -23,9 +23,9 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {"Hello",   "Deploy", "ListModules", "Describe",
-                                           "Destroy", "Append", "Select",      "ReadDepot",
-                                           "Stats",   "Update", "Recompute"};
+  static constexpr const char* kNames[] = {
+      "Hello",     "Deploy", "ListModules", "Describe",  "Destroy", "Append",    "Select",
+      "ReadDepot", "Stats",  "Update",      "Recompute", "Invoke",  "SelectPage"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }
@@ -91,6 +91,25 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
                    ")";
           }
           if (r.limit < 1) return "limit must be >= 1, got " + std::to_string(r.limit);
+        } else if constexpr (std::is_same_v<T, proto::InvokeRequest>) {
+          if (r.module.empty()) return "the module name is empty";
+          if (r.query.empty()) return "the query name is empty (module '" + r.module + "')";
+          if (r.timeout_ms < 1 || r.timeout_ms > proto::kMaxInvokeTimeoutMs) {
+            return "timeout_ms must be 1 to " + std::to_string(proto::kMaxInvokeTimeoutMs) +
+                   ", got " + std::to_string(r.timeout_ms) + " (query " + r.module + "/" + r.query +
+                   ")";
+          }
+        } else if constexpr (std::is_same_v<T, proto::SelectPageRequest>) {
+          if (r.module.empty()) return "the module name is empty";
+          if (r.pstate.empty()) return "the PState name is empty (module '" + r.module + "')";
+          if (r.limit < 1 || r.limit > proto::kMaxPageLimit) {
+            return "limit must be 1 to " + std::to_string(proto::kMaxPageLimit) + ", got " +
+                   std::to_string(r.limit);
+          }
+          Result<Path> path = Path::FromValue(r.path);
+          if (!path.ok()) return "invalid path: " + path.status().message();
+          Status valid = path->Validate();
+          if (!valid.ok()) return "invalid path: " + valid.message();
         }
         return std::nullopt;
       },

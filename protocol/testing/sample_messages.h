@@ -68,6 +68,15 @@ inline std::vector<NamedRequest> SampleRequests() {
                                     true}}});
   out.push_back({"recompute", {17, RecomputeRequest{"wordcount", {"$$word_counts"}}}});
   out.push_back({"recompute_two", {18, RecomputeRequest{"social", {"followers", "$$timelines"}}}});
+  out.push_back({"invoke", {19, InvokeRequest{"social", "timeline", {"alice", 20}, 2500}}});
+  out.push_back({"invoke_no_args", {20, InvokeRequest{"bank", "total-money", {}, 10'000}}});
+  out.push_back({"select_page_first",
+                 {21, SelectPageRequest{"bank", "$$balances",
+                                        Value::ListOf({Value::ListOf({"all"})}), "", 100}}});
+  out.push_back({"select_page_next",
+                 {22, SelectPageRequest{"wordcount", "word_counts",
+                                        Value::ListOf({Value::ListOf({"map_keys"})}),
+                                        "\x01\x02\x00\xff"s, 10'000}}});
   return out;
 }
 
@@ -90,7 +99,22 @@ inline ModuleInfo SampleModuleInfo() {
       {{"followers", {"*follows"}, "stream"}, {"timeline", {"*posts", "*follows"}, "microbatch"}},
       "",
       3,
+      {{"timeline", {{"user", Value("string"), "string"}, {"n", Value("int64"), "int64"}}},
+       {"post-count", {}}},
+      {"profiles"},
+      {"leaderboard", "digest"},
   };
+}
+
+// A module with no depots, PStates, topologies or queries.
+inline ModuleInfo BareModuleInfo(std::string name, int partitions, std::string load_error,
+                                 int version = 0) {
+  ModuleInfo m;
+  m.name = std::move(name);
+  m.partitions = partitions;
+  m.load_error = std::move(load_error);
+  m.version = version;
+  return m;
 }
 
 inline std::vector<NamedResponse> SampleResponses() {
@@ -98,12 +122,11 @@ inline std::vector<NamedResponse> SampleResponses() {
   out.push_back({"welcome", {0, {}, Welcome{1, "stratad 0.1.0", 16u << 20, 256}}});
   out.push_back({"error", {6, Error{ErrorCode::kNotFound, "module \"nope\" is not deployed"}, {}}});
   out.push_back({"module_info", {4, {}, SampleModuleInfo()}});
-  out.push_back(
-      {"module_list",
-       {3,
-        {},
-        ModuleList{{SampleModuleInfo(), ModuleInfo{"empty", 1, {}, {}, {}, ""},
-                    ModuleInfo{"bank", 4, {}, {}, {}, "module file bank.so is damaged"}}}}});
+  out.push_back({"module_list",
+                 {3,
+                  {},
+                  ModuleList{{SampleModuleInfo(), BareModuleInfo("empty", 1, ""),
+                              BareModuleInfo("bank", 4, "module file bank.so is damaged")}}}});
   out.push_back({"module_list_empty", {3, {}, ModuleList{}}});
   out.push_back({"destroyed", {5, {}, Destroyed{"wordcount"}}});
   AppendResult ok{2, 41, {{"timeline", Value::MapOf({{"n", 3}})}, {"followers", Value()}}, {}};
@@ -141,10 +164,21 @@ inline std::vector<NamedResponse> SampleResponses() {
                           {"likes"},
                           1873,
                           {"$$profiles"}}}});
-  out.push_back(
-      {"updated_nothing_new",
-       {16, {}, Updated{ModuleInfo{"empty", 1, {}, {}, {}, "", 2}, 2, {}, {}, {}, {}, 0, {}}}});
+  out.push_back({"updated_nothing_new",
+                 {16, {}, Updated{BareModuleInfo("empty", 1, "", 2), 2, {}, {}, {}, {}, 0, {}}}});
   out.push_back({"recompute_started", {17, {}, RecomputeStarted{"wordcount", {"$$word_counts"}}}});
+  out.push_back(
+      {"invoked",
+       {19,
+        {},
+        Invoked{Value::ListOf({Value::ListOf({"the", 1204}), Value::ListOf({"cat", 17})})}}});
+  out.push_back({"invoked_nil", {20, {}, Invoked{Value()}}});
+  out.push_back({"selected_page",
+                 {21,
+                  {},
+                  SelectedPage{{Value::ListOf({"alice", 70}), Value::ListOf({"bob", 130})},
+                               std::string("\x01\x02\x00\xff", 4)}}});
+  out.push_back({"selected_page_last", {22, {}, SelectedPage{{Value("zebra")}, ""}}});
   return out;
 }
 

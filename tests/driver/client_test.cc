@@ -2,7 +2,8 @@
 // tests/testing) with the example modules wordcount and profiles: every call, typed errors,
 // timeouts against a stopped (SIGSTOP) server, pipelining from many threads on one
 // Client, reconnect after a restart, the callback form and shutdown with requests in
-// flight. Each test starts its own server on port 0 with a fresh data directory.
+// flight; queries (Invoke, SelectPage) with the test modules of testdata/. Each test starts
+// its own server on port 0 with a fresh data directory.
 #include <signal.h>
 
 #include <algorithm>
@@ -10,6 +11,9 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -19,6 +23,7 @@
 
 #include "strata/client.h"
 #include "strata/json.h"
+#include "strata/key_codec.h"
 #include "strata/path.h"
 #include "strata/protocol/frame.h"
 #include "stratad_test.h"
@@ -884,6 +889,215 @@ TEST_F(ClientLifecycleTest, LifecycleArgumentsAreCheckedBeforeSending) {
               "module name is empty");
   ExpectError(client_->Recompute("evolve", {"$$totals", ""}), ErrorKind::kArgument,
               ErrorCode::kNone, "a PState name is empty");
+}
+
+// Invoke and SelectPage with the test module driver_queries (testdata/query_module.cc): 8
+// partitions, $$items filled from *items.
+class ClientQueryTest : public ClientTest {
+ protected:
+  static constexpr int kPartitions = 8;
+
+  void SetUp() override {
+    StartServer();
+    client_ = Connected();
+    ASSERT_NE(client_, nullptr);
+    ASSERT_CALL_OK(deployed, client_->Deploy(QUERY_MODULE, kPartitions));
+    ASSERT_EQ(deployed.name, "driver_queries");
+  }
+
+  static std::string Key(int i) { return std::string("k").append(std::to_string(i)); }
+
+  // Items k0 .. k(n-1) with value i, acknowledged when processed.
+  void Store(int n) {
+    constexpr int kBatch = 500;
+    for (int start = 0; start < n; start += kBatch) {
+      std::vector<Value> batch;
+      for (int i = start; i < std::min(n, start + kBatch); ++i) {
+        batch.push_back(Value::MapOf({{"key", Key(i)}, {"value", int64_t{i}}}));
+      }
+      ASSERT_CALL_OK(results, client_->AppendBatch("driver_queries", "*items", std::move(batch)));
+      for (const proto::AppendResult& r : results) ASSERT_FALSE(r.failure.has_value());
+    }
+  }
+
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ClientQueryTest, InvokeReturnsEachQuerysResultSyncAndAsync) {
+  constexpr int kItems = 100;
+  Store(kItems);
+  constexpr int64_t kSum = kItems * (kItems - 1) / 2;
+
+  ASSERT_CALL_OK(seven, client_->Invoke("driver_queries", "get", {Value("k7")}));
+  EXPECT_EQ(seven, Value::ListOf({Value(7)}));
+  ASSERT_CALL_OK(absent, client_->Invoke("driver_queries", "get", {Value("nobody")}));
+  EXPECT_EQ(absent, Value::ListOf({Value()}));
+  ASSERT_CALL_OK(total, client_->Invoke("driver_queries", "total", {}));
+  EXPECT_EQ(total, Value(kSum));
+  ASSERT_CALL_OK(count, client_->Invoke("driver_queries", "count", {}));
+  EXPECT_EQ(count, Value(kItems));
+  ASSERT_CALL_OK(doubled, client_->Invoke("driver_queries", "doubled-total", {}));
+  EXPECT_EQ(doubled, Value::ListOf({Value(2 * kSum)}));
+  ASSERT_CALL_OK(echo,
+                 client_->Invoke("driver_queries", "echo", {Value(1), Json(R"({"x": [2]})")}));
+  EXPECT_EQ(echo, Value::ListOf({Value::ListOf({Value(1), Json(R"({"x": [2]})")})}));
+
+  std::future<ClientResult<Value>> async_total =
+      client_->InvokeAsync("driver_queries", "total", {});
+  std::future<ClientResult<Value>> async_get =
+      client_->InvokeAsync("driver_queries", "get", {Value("k99")}, 1000);
+  ASSERT_CALL_OK(total_later, async_total.get());
+  EXPECT_EQ(total_later, Value(kSum));
+  ASSERT_CALL_OK(get_later, async_get.get());
+  EXPECT_EQ(get_later, Value::ListOf({Value(99)}));
+
+  // A processed append is seen by the next query (read-your-writes).
+  ASSERT_CALL_OK(more, client_->Append("driver_queries", "*items",
+                                       Value::MapOf({{"key", "k7"}, {"value", int64_t{1007}}})));
+  ASSERT_CALL_OK(total_after, client_->Invoke("driver_queries", "total", {}));
+  EXPECT_EQ(total_after, Value(kSum + 1000));
+
+  ASSERT_CALL_OK(described, client_->Describe("driver_queries"));
+  std::map<std::string, proto::QueryInfo> queries;
+  for (const proto::QueryInfo& q : described.queries) queries[q.name] = q;
+  EXPECT_EQ(queries.size(), 8u);
+  ASSERT_EQ(queries["get"].params.size(), 1u);
+  EXPECT_EQ(queries["get"].params[0].name, "key");
+  EXPECT_EQ(queries["get"].params[0].schema_text, "string");
+  EXPECT_FALSE(queries["get"].params[0].schema.is_nil());
+  ASSERT_EQ(queries["echo"].params.size(), 2u);
+  EXPECT_EQ(queries["echo"].params[1].name, "b");
+  EXPECT_TRUE(queries["total"].params.empty());
+  EXPECT_TRUE(described.depends_on.empty());
+  EXPECT_TRUE(described.dependents.empty());
+}
+
+// Thousands of invocations in flight at once on one connection (the callback form), each
+// answered with its own key's value.
+TEST_F(ClientQueryTest, ThousandsOfPipelinedInvokesOnOneConnectionAreEachAnswered) {
+  constexpr int kItems = 1000;
+  constexpr int kInvokes = 5000;
+  Store(kItems);
+  std::mutex mu;
+  std::vector<std::optional<ClientResult<Value>>> results(kInvokes);
+  std::atomic<int> left{kInvokes};
+  std::promise<void> all_done;
+  for (int i = 0; i < kInvokes; ++i) {
+    client_->InvokeAsync("driver_queries", "get", {Value(Key(i % kItems))}, 10'000,
+                         [&, i](ClientResult<Value> result) {
+                           {
+                             std::lock_guard<std::mutex> lock(mu);
+                             results[i].emplace(std::move(result));
+                           }
+                           if (left.fetch_sub(1) == 1) all_done.set_value();
+                         });
+  }
+  ASSERT_EQ(all_done.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready)
+      << left.load() << " invocations unanswered";
+  std::lock_guard<std::mutex> lock(mu);
+  for (int i = 0; i < kInvokes; ++i) {
+    ASSERT_TRUE(results[i].has_value()) << i;
+    ASSERT_TRUE(results[i]->ok()) << i << ": " << results[i]->error().ToString();
+    ASSERT_EQ(results[i]->value(), Value::ListOf({Value(i % kItems)})) << i;
+  }
+}
+
+TEST_F(ClientQueryTest, InvokeErrorsAreTypedAndNameTheQuery) {
+  Store(10);
+  ExpectError(client_->Invoke("driver_queries", "nope", {}), ErrorKind::kServer,
+              ErrorCode::kNotFound, "nope");
+  ExpectError(client_->Invoke("no_such_module", "get", {Value("k1")}), ErrorKind::kServer,
+              ErrorCode::kNotFound, "no_such_module");
+  ExpectError(client_->Invoke("driver_queries", "get", {}), ErrorKind::kServer,
+              ErrorCode::kInvalidArgument, "get");
+  ExpectError(client_->Invoke("driver_queries", "get", {Value("k1"), Value("k2")}),
+              ErrorKind::kServer, ErrorCode::kInvalidArgument, "get");
+  ExpectError(client_->Invoke("driver_queries", "get", {Value(1)}), ErrorKind::kServer,
+              ErrorCode::kSchemaViolation, "get");
+  ExpectError(client_->Invoke("driver_queries", "fail", {Value("boom at the origin")}),
+              ErrorKind::kServer, ErrorCode::kQueryFailed, "boom at the origin");
+  ExpectError(client_->Invoke("driver_queries", "write", {}), ErrorKind::kServer,
+              ErrorCode::kQueryFailed, "write");
+  // 2000 steps of 5 ms each: the 50 ms timeout is checked before each step call.
+  ExpectError(client_->Invoke("driver_queries", "slow", {Value(2000)}, 50), ErrorKind::kServer,
+              ErrorCode::kTimeout, "slow");
+  ExpectError(client_->InvokeAsync("driver_queries", "fail", {Value("async boom")}).get(),
+              ErrorKind::kServer, ErrorCode::kQueryFailed, "async boom");
+  // Refused before sending.
+  ExpectError(client_->Invoke("driver_queries", "get", {Value("k1")}, 0), ErrorKind::kArgument,
+              ErrorCode::kNone, "timeout_ms must be 1 to 3600000");
+  ExpectError(client_->Invoke("driver_queries", "", {}), ErrorKind::kArgument, ErrorCode::kNone,
+              "query name is empty");
+  // The connection and the module serve on.
+  ASSERT_CALL_OK(one, client_->Invoke("driver_queries", "get", {Value("k1")}));
+  EXPECT_EQ(one, Value::ListOf({Value(1)}));
+}
+
+// A PState of 5,000 keys over 8 partitions, page by page: every key exactly once, in key
+// order within each partition, partition after partition.
+TEST_F(ClientQueryTest, SelectPageWalksEveryKeyOnceInPartitionOrder) {
+  constexpr int kItems = 5000;
+  Store(kItems);
+  std::vector<std::vector<Value>> by_partition(kPartitions);
+  for (int i = 0; i < kItems; ++i) {
+    by_partition[HashKey(Value(Key(i))) % kPartitions].push_back(Value(Key(i)));
+  }
+  std::vector<Value> expected;
+  for (std::vector<Value>& keys : by_partition) {
+    std::sort(keys.begin(), keys.end());
+    expected.insert(expected.end(), keys.begin(), keys.end());
+  }
+
+  for (const int64_t limit : {int64_t{333}, int64_t{10'000}}) {
+    std::vector<Value> walked;
+    std::string token;
+    int pages = 0;
+    do {
+      ASSERT_CALL_OK(page,
+                     client_->SelectPage("driver_queries", "$$items", Path().All(), token, limit));
+      EXPECT_LE(static_cast<int64_t>(page.values.size()), limit);
+      for (const Value& pair : page.values) {
+        ASSERT_TRUE(pair.is_list() && pair.as_list().size() == 2) << pair.ToString();
+        const std::string& key = pair.as_list()[0].as_string();
+        EXPECT_EQ(pair.as_list()[1], Value(std::stoll(key.substr(1)))) << key;
+        walked.push_back(pair.as_list()[0]);
+      }
+      token = page.next_token;
+      ASSERT_LT(++pages, 100) << "the pages do not end";
+    } while (!token.empty());
+    EXPECT_EQ(walked, expected) << "limit " << limit;
+    EXPECT_GE(pages, kItems / limit);
+  }
+
+  // map_keys gives the keys alone; "$$" is optional.
+  ASSERT_CALL_OK(keys, client_->SelectPage("driver_queries", "items", Path().MapKeys(), "", 10));
+  EXPECT_EQ(keys.values, std::vector<Value>(expected.begin(), expected.begin() + 10));
+  EXPECT_FALSE(keys.next_token.empty());
+
+  ExpectError(client_->SelectPage("driver_queries", "$$items", Path().All(), "not a token"),
+              ErrorKind::kServer, ErrorCode::kInvalidArgument, "token");
+  ExpectError(client_->SelectPage("driver_queries", "$$nothing", Path().All()), ErrorKind::kServer,
+              ErrorCode::kNotFound, "$$nothing");
+  ExpectError(client_->SelectPage("driver_queries", "$$items", Path().All(), "", 0),
+              ErrorKind::kArgument, ErrorCode::kNone, "limit must be 1 to 10000");
+  ExpectError(client_->SelectPage("driver_queries", "$$items", Path().All(), "", 10'001),
+              ErrorKind::kArgument, ErrorCode::kNone, "limit must be 1 to 10000");
+}
+
+// A module that depends on driver_queries: its ModuleInfo names the dependency, and its
+// queries read driver_queries' PState and invoke its query over the wire.
+TEST_F(ClientQueryTest, ADependentModuleReadsAndInvokesThroughTheWire) {
+  Store(20);
+  ASSERT_CALL_OK(mirror, client_->Deploy(MIRROR_MODULE, kPartitions));
+  EXPECT_EQ(mirror.depends_on, std::vector<std::string>{"driver_queries"});
+  ASSERT_CALL_OK(described, client_->Describe("driver_mirror"));
+  EXPECT_EQ(described.depends_on, std::vector<std::string>{"driver_queries"});
+  ASSERT_EQ(described.queries.size(), 2u);
+
+  ASSERT_CALL_OK(item, client_->Invoke("driver_mirror", "item", {Value("k12")}));
+  EXPECT_EQ(item, Value::ListOf({Value(12)}));
+  ASSERT_CALL_OK(total, client_->Invoke("driver_mirror", "total-of-items", {}));
+  EXPECT_EQ(total, Value::ListOf({Value(190)}));
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // INVALID_ARGUMENT with a message, and the id whenever the code is not BAD_FRAME; an
 // accepted request satisfies the documented rules (names non-empty, records non-empty,
 // exactly one deploy or update source, partitions in [1, 1024] (update: [0, 1024]), drop
-// and recompute names non-empty, a recompute names a PState), re-encodes, decodes back to an
+// and recompute names non-empty, a recompute names a PState, an invoke's timeout in
+// [1, 3600000], a page limit in [1, 10000]), re-encodes, decodes back to an
 // equal request and encodes to the same bytes again; every value in it round-trips.
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +59,18 @@ void CheckRules(const Request& r) {
     named(d->depot, "read depot");
     STRATA_FUZZ_CHECK(d->partition >= 0 && d->from >= 0 && d->from <= d->to && d->limit >= 1,
                       "read range valid", "");
+  } else if (const auto* i = std::get_if<InvokeRequest>(&r.body)) {
+    named(i->module, "invoke module");
+    named(i->query, "invoke query");
+    STRATA_FUZZ_CHECK(i->timeout_ms >= 1 && i->timeout_ms <= kMaxInvokeTimeoutMs,
+                      "invoke timeout in range", std::to_string(i->timeout_ms));
+    for (const Value& v : i->args) fuzz::CheckValueRoundTrip(v);
+  } else if (const auto* p = std::get_if<SelectPageRequest>(&r.body)) {
+    named(p->module, "select page module");
+    named(p->pstate, "select page pstate");
+    STRATA_FUZZ_CHECK(p->limit >= 1 && p->limit <= kMaxPageLimit, "page limit in range",
+                      std::to_string(p->limit));
+    fuzz::CheckValueRoundTrip(p->path);
   }
 }
 

@@ -22,6 +22,9 @@ using namespace strata::protocol;
 void CheckModuleValues(const ModuleInfo& m) {
   for (const DepotInfo& d : m.depots) fuzz::CheckValueRoundTrip(d.record_schema);
   for (const PStateInfo& p : m.pstates) fuzz::CheckValueRoundTrip(p.schema);
+  for (const QueryInfo& q : m.queries) {
+    for (const QueryParamInfo& p : q.params) fuzz::CheckValueRoundTrip(p.schema);
+  }
 }
 
 void CheckValues(const ResponseBody& body) {
@@ -37,6 +40,10 @@ void CheckValues(const ResponseBody& body) {
     for (const Value& v : s->values) fuzz::CheckValueRoundTrip(v);
   } else if (const auto* d = std::get_if<DepotRecords>(&body)) {
     for (const DepotRecord& r : d->records) fuzz::CheckValueRoundTrip(r.value);
+  } else if (const auto* i = std::get_if<Invoked>(&body)) {
+    fuzz::CheckValueRoundTrip(i->result);
+  } else if (const auto* p = std::get_if<SelectedPage>(&body)) {
+    for (const Value& v : p->values) fuzz::CheckValueRoundTrip(v);
   }
 }
 

@@ -301,6 +301,42 @@ TEST(CommandTest, ParsesEveryCommand) {
   }
 }
 
+TEST(CommandTest, ParsesInvokeAndPagedSelect) {
+  Parsed<Command> c = ParseCommand(R"(invoke social timeline "alice" 20 timeout=250 {"a": [1]})");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->kind, Command::Kind::kInvoke);
+  EXPECT_EQ(c->module, "social");
+  EXPECT_EQ(c->target, "timeline");
+  EXPECT_EQ(c->args, (std::vector<Value>{Value("alice"), Value(20), Json(R"({"a": [1]})")}));
+  EXPECT_EQ(c->timeout_ms, 250);
+  c = ParseCommand("invoke bank total-money");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->args.empty());
+  EXPECT_EQ(c->timeout_ms, 10'000);
+
+  c = ParseCommand("select bank $$balances all-partitions");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->kind, Command::Kind::kSelect);
+  EXPECT_TRUE(c->all_partitions);
+  EXPECT_EQ(c->path.ToValue(), Path().All().ToValue());
+  EXPECT_EQ(c->limit, 100);
+  c = ParseCommand("select bank $$balances all-partitions map_keys limit=7");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->path.ToValue(), Path().MapKeys().ToValue());
+  EXPECT_EQ(c->limit, 7);
+  c = ParseCommand("select bank $$balances all-partitions limit=10000");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->path.ToValue(), Path().All().ToValue());
+  EXPECT_EQ(c->limit, 10'000);
+  // Only the whole word: a PState path starting with it is a path.
+  c = ParseCommand("select bank $$balances all");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_FALSE(c->all_partitions);
+  c = ParseCommand("next");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->kind, Command::Kind::kNext);
+}
+
 TEST(CommandTest, ErrorsPointAtTheOffendingColumn) {
   const ErrorCase cases[] = {
       {"apend bank", 0, "unknown command 'apend'"},
@@ -319,6 +355,15 @@ TEST(CommandTest, ErrorsPointAtTheOffendingColumn) {
       {"destroy bank now", 13, "expected --yes"},
       {"describe", 8, "missing MODULE"},
       {"modules all", 8, "unexpected 'all'"},
+      {"invoke bank", 11, "missing QUERY"},
+      {"invoke bank q timeout=0", 22, "expected an integer >= 1"},
+      {"invoke bank q timeout=3600001", 22, "expected an integer <= 3600000"},
+      {"invoke bank q {\"a\": x}", 20, "invalid JSON"},
+      {"select bank $$b all-partitions limit=10001", 37, "expected an integer <= 10000"},
+      {"select bank $$b all-partitions key(\"a\").kye", 40, "unknown path step \"kye\""},
+      {"select bank $$b all-partitions all.inc", 30, "select paths are for reading"},
+      {"select-one bank $$b all-partitions", 20, "select-one reads one partition"},
+      {"next page", 5, "unexpected 'page'"},
   };
   for (const ErrorCase& c : cases) {
     SCOPED_TRACE(c.text);

@@ -9,8 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -379,7 +381,9 @@ TEST_F(ShellTest, UnreachableServerAndBadFlagsHaveTheirOwnExitStatus) {
       << run.err;
   run = Run({"-c", "help"});  // needs no server
   EXPECT_EQ(run.exit_code, 0);
-  EXPECT_NE(run.out.find("  select MODULE PSTATE [partition_key=JSON] PATH\n"), std::string::npos)
+  EXPECT_NE(run.out.find("  select MODULE PSTATE [partition_key=JSON] PATH | select MODULE "
+                         "PSTATE all-partitions [PATH] [limit=N]\n"),
+            std::string::npos)
       << run.out;
   run = Run({"--bogus"});
   EXPECT_EQ(run.exit_code, 2);
@@ -506,6 +510,160 @@ TEST_F(ShellTest, UpdateAndRecomputeArgumentsAreChecked) {
     EXPECT_EQ(run.exit_code, 1) << command;
     EXPECT_TRUE(run.err.starts_with(message)) << command << "\n" << run.err;
   }
+}
+
+// invoke and select … all-partitions with the test module driver_queries
+// (tests/driver/testdata/query_module.cc), deployed through the shell.
+class ShellQueryTest : public ShellTest {
+ protected:
+  void SetUp() override {
+    ShellTest::SetUp();
+    std::string script = "deploy " + std::string(QUERY_MODULE) + " partitions=8\n";
+    for (int i = 0; i < 12; ++i) {
+      const std::string n = std::to_string(i);
+      script.append("append driver_queries *items {\"key\": \"k").append(n);
+      script.append("\", \"value\": ").append(n).append("}\n");
+    }
+    ShellRun run = Run({}, script);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+  }
+};
+
+TEST_F(ShellQueryTest, InvokeShowsResultsAndErrorsWithTheirCodes) {
+  ShellRun run = Run({}, R"(invoke driver_queries total
+invoke driver_queries get "k3"
+invoke driver_queries echo {"a": 1} [2, "x"] timeout=500
+invoke driver_queries count timeout=3600000
+)");
+  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.out, "66\n[3]\n[[{\"a\":1},[2,\"x\"]]]\n12\n");
+
+  run = Run({"--json", "-c", "invoke driver_queries get \"k11\""});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "[11]\n");
+
+  const std::vector<std::pair<std::string, std::string>> failing = {
+      {"invoke driver_queries fail \"out of cheese\"",
+       "error: QUERY_FAILED: query driver_queries/fail, op 0: out of cheese"},
+      {"invoke driver_queries write", "error: QUERY_FAILED: query driver_queries/write"},
+      {"invoke driver_queries slow 2000 timeout=30",
+       "error: TIMEOUT: query driver_queries/slow did not finish within its timeout"},
+      {"invoke driver_queries get 5", "error: SCHEMA_VIOLATION: query driver_queries/get"},
+      {"invoke driver_queries get", "error: INVALID_ARGUMENT: query driver_queries/get takes 1"},
+      {"invoke driver_queries nope", "error: NOT_FOUND: module driver_queries has no query nope"},
+      {"invoke driver_queries", "error: missing QUERY: usage: invoke MODULE QUERY"},
+      {"invoke driver_queries get \"k1\" timeout=0", "error: expected an integer >= 1, found '0'"},
+      {"invoke driver_queries get \"k1\" timeout=3600001", "error: expected an integer <= 3600000"},
+      {"invoke driver_queries get k1", "error: "},
+  };
+  for (const auto& [command, message] : failing) {
+    run = Run({"-c", command});
+    EXPECT_EQ(run.exit_code, 1) << command;
+    EXPECT_TRUE(run.err.starts_with(message)) << command << "\n" << run.err;
+  }
+  run = Run({"--json", "-c", "invoke driver_queries fail \"boom\""});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.out.find(R"("code":"QUERY_FAILED")"), std::string::npos) << run.out;
+
+  run = Run({"-c", "describe driver_queries"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("query          parameters\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("get            key: string\n"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("echo           a: any, b: any\n"), std::string::npos) << run.out;
+  EXPECT_EQ(run.out.find("depends on"), std::string::npos) << run.out;
+  run = Run({"--json", "-c", "describe driver_queries"});
+  EXPECT_NE(
+      run.out.find(
+          R"({"name":"slow","params":[{"name":"n","schema":"int64","schema_text":"int64"}]})"),
+      std::string::npos)
+      << run.out;
+
+  run = Run({"-c", "help invoke"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_TRUE(run.out.starts_with("usage: invoke MODULE QUERY [ARG…] [timeout=MS]\n")) << run.out;
+}
+
+// The rows of the key/value tables in `out`: "KEY VALUE" per row.
+std::vector<std::string> PageRows(const std::string& out) {
+  std::vector<std::string> rows;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > 1 && line[0] == 'k' && std::isdigit(static_cast<unsigned char>(line[1]))) {
+      rows.push_back(line);
+    }
+  }
+  return rows;
+}
+
+TEST_F(ShellQueryTest, SelectAllPartitionsPagesThroughThePStateWithNext) {
+  ShellRun run = Run({}, R"(select driver_queries $$items all-partitions limit=5
+next
+next
+)");
+  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(run.exit_code, 0);
+  std::vector<std::string> rows = PageRows(run.out);
+  std::set<std::string> seen(rows.begin(), rows.end());
+  std::set<std::string> expected;
+  for (int i = 0; i < 12; ++i) {
+    const std::string key = std::string("k").append(std::to_string(i));
+    expected.insert(key + std::string(4 - key.size() + 1, ' ') + std::to_string(i));
+  }
+  EXPECT_EQ(rows.size(), 12u) << run.out;
+  EXPECT_EQ(seen, expected) << run.out;
+  EXPECT_NE(run.out.find("(5 entries shown so far; type next for more)\n"), std::string::npos)
+      << run.out;
+  EXPECT_NE(run.out.find("(10 entries shown so far; type next for more)\n"), std::string::npos)
+      << run.out;
+  EXPECT_EQ(run.out.find("(12 entries"), std::string::npos) << run.out;
+
+  // One more next has nothing to show; a next without a paged select neither.
+  run = Run({}, "select driver_queries items all-partitions map_keys limit=20\nnext\n");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(run.out.starts_with("[\"k")) << run.out;
+  EXPECT_EQ(run.err, "error: the last select of items all-partitions showed its last page\n");
+  run = Run({"-c", "next"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "error: no select … all-partitions to continue: run one first\n");
+
+  run = Run({"--json", "-c", "select driver_queries $$items all-partitions map_keys limit=3"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  Result<Value> doc = ParseJson(run.out);
+  ASSERT_TRUE(doc.ok()) << run.out;
+  EXPECT_EQ(*doc->Find(Value("more")), Value(true)) << run.out;
+  EXPECT_EQ(doc->Find(Value("values"))->as_list().size(), 3u) << run.out;
+
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"select driver_queries $$items all-partitions limit=0",
+       "error: expected an integer >= 1, found '0'"},
+      {"select driver_queries $$items all-partitions limit=10001",
+       "error: expected an integer <= 10000"},
+      {"select-one driver_queries $$items all-partitions",
+       "error: select-one reads one partition: use select driver_queries $$items all-partitions"},
+      {"select driver_queries $$items all-partitions key(\"k1\").set(3)",
+       "error: select paths are for reading"},
+      {"select driver_queries $$nope all-partitions", "error: NOT_FOUND: "},
+  };
+  for (const auto& [command, message] : refused) {
+    run = Run({"-c", command});
+    EXPECT_EQ(run.exit_code, 1) << command;
+    EXPECT_TRUE(run.err.starts_with(message)) << command << "\n" << run.err;
+  }
+}
+
+TEST_F(ShellQueryTest, DescribeNamesTheModulesADependentUses) {
+  ShellRun run = Run({"-c", "deploy " + std::string(MIRROR_MODULE)});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  run = Run({"-c", "describe driver_mirror"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("item            key: string\n"), std::string::npos) << run.out;
+  EXPECT_TRUE(run.out.ends_with("(2 rows)\ndepends on: driver_queries\n")) << run.out;
+  run = Run({"--json", "-c", "describe driver_mirror"});
+  EXPECT_NE(run.out.find(R"("depends_on":["driver_queries"])"), std::string::npos) << run.out;
+  run = Run({"-c", "invoke driver_mirror total-of-items"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "[66]\n");
 }
 
 }  // namespace

@@ -169,6 +169,26 @@ class Client {
   ClientResult<Value> SelectOne(const std::string& module, const std::string& pstate,
                                 const Path& path,
                                 std::optional<Value> partition_key = std::nullopt);
+  // Runs query `query` of `module` with `args` (one per declared parameter, in order) and
+  // returns its result (docs/modules.md, "Queries"). The server fails it with TIMEOUT when it
+  // has not finished within `timeout_ms` (1 to protocol::kMaxInvokeTimeoutMs); the client's
+  // request_timeout bounds the wait too, so give a longer query a client whose
+  // request_timeout exceeds its timeout_ms. kServer errors name the query: NOT_FOUND (unknown
+  // module or query), INVALID_ARGUMENT (wrong number of arguments), SCHEMA_VIOLATION (an
+  // argument that does not match its parameter), QUERY_FAILED (the query's code threw,
+  // returned an error or tried to write), TIMEOUT.
+  ClientResult<Value> Invoke(const std::string& module, const std::string& query,
+                             std::vector<Value> args, int64_t timeout_ms = 10'000);
+  // A page of PState `pstate` ("$$" optional) over all its partitions: the next top-level
+  // entries of its root map or set, at most `limit` (1 to protocol::kMaxPageLimit), in key
+  // order, partition after partition, with `path` applied to them as one sorted view
+  // (Path().All(): [key, value] pairs; Path().MapKeys(): the keys; Path(): the view as one
+  // map per partition). `token` is empty for the first page, else the previous page's
+  // next_token, unchanged; an empty next_token means there is no more. Each partition's
+  // part of a page is read in one snapshot; pages are not one snapshot together.
+  ClientResult<protocol::SelectedPage> SelectPage(const std::string& module,
+                                                  const std::string& pstate, const Path& path,
+                                                  std::string token = "", int64_t limit = 100);
   ClientResult<std::vector<protocol::DepotRecord>> ReadDepot(const std::string& module,
                                                              const std::string& depot,
                                                              int partition, int64_t from = 0,
@@ -197,6 +217,14 @@ class Client {
   std::future<ClientResult<std::vector<Value>>> SelectAsync(
       const std::string& module, const std::string& pstate, const Path& path,
       std::optional<Value> partition_key = std::nullopt);
+  // Invoke without waiting. The callback form runs `done` on the driver's I/O thread (see
+  // above); with it, many invocations can be in flight on one Client at once (pipelining,
+  // bounded by the server's max_in_flight per connection: more wait in the driver).
+  std::future<ClientResult<Value>> InvokeAsync(const std::string& module, const std::string& query,
+                                               std::vector<Value> args,
+                                               int64_t timeout_ms = 10'000);
+  void InvokeAsync(const std::string& module, const std::string& query, std::vector<Value> args,
+                   int64_t timeout_ms, std::function<void(ClientResult<Value>)> done);
   // Async forms of the lifecycle calls, which may take long on the server.
   std::future<ClientResult<protocol::Updated>> UpdateAsync(std::string path,
                                                            const ClientUpdateOptions& options = {});

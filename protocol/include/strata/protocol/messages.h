@@ -135,10 +135,30 @@ struct RecomputeRequest {
   std::vector<std::string> pstates;  // at least one, none empty; "$$" optional
   bool operator==(const RecomputeRequest&) const = default;
 };
+// The timeouts an InvokeRequest may ask for: 1 ms to one hour.
+inline constexpr int64_t kMaxInvokeTimeoutMs = 3'600'000;
+struct InvokeRequest {
+  std::string module;
+  std::string query;
+  std::vector<Value> args;      // one per declared parameter, in order (the server checks them)
+  int64_t timeout_ms = 10'000;  // 1 to kMaxInvokeTimeoutMs
+  bool operator==(const InvokeRequest&) const = default;
+};
+// The most top-level entries one SelectPageRequest may ask for.
+inline constexpr int64_t kMaxPageLimit = 10'000;
+struct SelectPageRequest {
+  std::string module;
+  std::string pstate;   // "$$" optional
+  Value path;           // Path wire form, applied to the page's sorted view; [] for the view
+  std::string token;    // empty: the first page; else SelectedPage::next_token, unchanged
+  int64_t limit = 100;  // top-level entries per page, 1 to kMaxPageLimit
+  bool operator==(const SelectPageRequest&) const = default;
+};
 
-using RequestBody = std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest,
-                                 DestroyRequest, AppendRequest, SelectRequest, ReadDepotRequest,
-                                 StatsRequest, UpdateRequest, RecomputeRequest>;
+using RequestBody =
+    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
+                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
+                 RecomputeRequest, InvokeRequest, SelectPageRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;
@@ -172,6 +192,17 @@ struct TopologyInfo {
   std::string kind;  // "stream" or "microbatch"
   bool operator==(const TopologyInfo&) const = default;
 };
+struct QueryParamInfo {
+  std::string name;
+  Value schema;  // Schema::ToValue form
+  std::string schema_text;
+  bool operator==(const QueryParamInfo&) const = default;
+};
+struct QueryInfo {
+  std::string name;
+  std::vector<QueryParamInfo> params;  // in order
+  bool operator==(const QueryInfo&) const = default;
+};
 struct ModuleInfo {
   std::string name;
   int partitions = 0;
@@ -180,6 +211,9 @@ struct ModuleInfo {
   std::vector<TopologyInfo> topologies;
   std::string load_error;  // empty: loaded and serving; else why it failed to load
   int version = 0;         // 1 at deploy, +1 per update (0 from an older server)
+  std::vector<QueryInfo> queries;
+  std::vector<std::string> depends_on;  // modules whose depots, PStates or queries it uses
+  std::vector<std::string> dependents;  // modules that use its depots, PStates or queries
   bool operator==(const ModuleInfo&) const = default;
 };
 struct ModuleList {
@@ -294,10 +328,20 @@ struct RecomputeStarted {
   std::vector<std::string> pstates;  // with their "$$"
   bool operator==(const RecomputeStarted&) const = default;
 };
+struct Invoked {
+  Value result;  // the query's result
+  bool operator==(const Invoked&) const = default;
+};
+struct SelectedPage {
+  std::vector<Value> values;
+  // Opaque bytes: pass them unchanged in the next SelectPageRequest; empty on the last page.
+  std::string next_token;
+  bool operator==(const SelectedPage&) const = default;
+};
 
 using ResponseBody =
     std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed, Appended, Selected,
-                 DepotRecords, StatsResult, Updated, RecomputeStarted>;
+                 DepotRecords, StatsResult, Updated, RecomputeStarted, Invoked, SelectedPage>;
 struct Response {
   uint64_t id = 0;
   std::optional<Error> error;  // set on failure; body is then monostate

@@ -470,7 +470,8 @@ class QueryWorkload : public Workload {
     std::mt19937_64 rng(1);
     protocol::InvokeRequest request = Request(rng);
     auto answer = clients[0]->Invoke(request.module, request.query, request.args);
-    if (!answer.ok()) return Status::Aborted("invoke " + request.query + ": " + answer.error().ToString());
+    if (!answer.ok())
+      return Status::Aborted("invoke " + request.query + ": " + answer.error().ToString());
     (*check)["answer"] = answer->ToString().substr(0, 200);
     const std::string error = CheckAnswer(*answer);
     if (!error.empty()) return Status::Corruption(error);
@@ -497,9 +498,11 @@ class TopWordsQuery : public QueryWorkload {
       ranked.emplace_back(-TopWordsCount(i), Numbered('w', i + 1));
     }
     const size_t n = std::min<size_t>(10, ranked.size());
-    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(n), ranked.end());
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(n),
+                      ranked.end());
     Value::List top;
-    for (size_t i = 0; i < n; ++i) top.push_back(Value::ListOf({ranked[i].second, -ranked[i].first}));
+    for (size_t i = 0; i < n; ++i)
+      top.push_back(Value::ListOf({ranked[i].second, -ranked[i].first}));
     expected_ = Value(std::move(top));
   }
   std::string Description() const override {
@@ -508,13 +511,12 @@ class TopWordsQuery : public QueryWorkload {
   }
   Status Prepare(const std::vector<Client*>& clients) override {
     // One sentence per word: the word repeated its count times.
-    return Load(clients, "load words", "wordcount", "*sentences", config_.keyspace,
-                [](int64_t i) {
-                  const std::string word = Numbered('w', i + 1);
-                  std::string sentence;
-                  for (int64_t k = 0; k < TopWordsCount(i); ++k) sentence += (k ? " " : "") + word;
-                  return Value(sentence);
-                });
+    return Load(clients, "load words", "wordcount", "*sentences", config_.keyspace, [](int64_t i) {
+      const std::string word = Numbered('w', i + 1);
+      std::string sentence;
+      for (int64_t k = 0; k < TopWordsCount(i); ++k) sentence += (k ? " " : "") + word;
+      return Value(sentence);
+    });
   }
 
  private:
@@ -568,14 +570,15 @@ class TimelineQuery : public QueryWorkload {
     int64_t total = 0;
     for (int64_t n : followers_) starts.push_back(total), total += n;
     const int users = config_.users;
-    Status s = Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
-      const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
-                                            starts.begin() - 1);
-      const int64_t j = e - starts[r0] + 1;
-      const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
-      return Value::MapOf(
-          {{"from", Numbered('u', follower)}, {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
-    });
+    Status s =
+        Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
+          const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
+                                                starts.begin() - 1);
+          const int64_t j = e - starts[r0] + 1;
+          const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
+          return Value::MapOf({{"from", Numbered('u', follower)},
+                               {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
+        });
     if (!s.ok()) return s;
     const int64_t base = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
@@ -596,7 +599,8 @@ class TimelineQuery : public QueryWorkload {
   }
   std::string CheckAnswer(const Value& answer) const override {
     // Every user follows someone (W3's graph), who posted kPostsPerUser times.
-    if (answer.is_list() && answer.as_list().size() >= 5 && answer.as_list().size() <= 10) return "";
+    if (answer.is_list() && answer.as_list().size() >= 5 && answer.as_list().size() <= 10)
+      return "";
     return "timeline(user, 10) answered " + answer.ToString().substr(0, 200) +
            ", not a list of 5 to 10 posts";
   }

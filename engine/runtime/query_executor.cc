@@ -263,11 +263,9 @@ Status CheckArgs(const ModuleRuntime& m, const QueryDef& query, const std::vecto
                                    "), not " + std::to_string(args.size()));
   }
   for (size_t i = 0; i < args.size(); ++i) {
-    if (Status st = ValidateValue(params[i].schema, args[i], ""); !st.ok()) {
-      return Status::SchemaViolation(QueryName(m, query) + ": argument " + std::to_string(i + 1) +
-                                     " (" + params[i].name + ") must be " +
-                                     params[i].schema.ToString() + ": " + st.message());
-    }
+    const std::string where = QueryName(m, query) + ": argument " + std::to_string(i + 1) + " (" +
+                              params[i].name + ", " + params[i].schema.ToString() + ")";
+    STRATA_RETURN_IF_ERROR(ValidateValue(params[i].schema, args[i], where));
   }
   return Status::Ok();
 }

@@ -106,7 +106,8 @@ TEST_F(QueryTest, ErrorsNameTheQuery) {
 
   st = InvokeError("get", {Value(7)});
   EXPECT_EQ(st.code(), StatusCode::kSchemaViolation);
-  EXPECT_THAT(st.message(), HasSubstr("argument 1 (key)"));
+  EXPECT_THAT(st.message(),
+              HasSubstr("query qtest/get: argument 1 (key, string): expected string, got int 7"));
 
   st = InvokeError("throws");
   EXPECT_EQ(st.code(), StatusCode::kUserError);

@@ -188,6 +188,19 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
                       " is refused, nothing changed: " + planned.status().message());
   }
   UpdatePlan plan = std::move(planned).value();
+  {
+    const bool rescale = options.partitions != 0 && options.partitions != old->partitions;
+    const ModuleDef& next_def = staged.loaded->def();
+    Status st = CheckDependents(name, &next_def, rescale);
+    if (st.ok()) st = CheckDependencies(next_def, rescale ? options.partitions : old->partitions);
+    if (st.ok()) st = CheckNoCycle(next_def);
+    if (!st.ok()) {
+      Status refused(st.code(), "updating module " + name + " from " + so_path +
+                                    " is refused, nothing changed: " + st.message());
+      DiscardStaged(staged);
+      return refused;
+    }
+  }
 
   {
     MutexLock lock(&old->hold_mu);
@@ -427,6 +440,10 @@ UpdateResult EngineImpl::FinishUpdate(std::shared_ptr<ModuleRuntime> old, const 
   }
   UpdateResult result;
   result.info = DescribeModule(next);
+  {
+    ReaderMutexLock lock(&modules_mu_);
+    result.info.dependents = DependentsOf(next.name);
+  }
   result.version = next.version;
   result.created = plan.created;
   result.dropped = plan.dropped;

@@ -576,7 +576,7 @@ TEST_F(EngineTest, DeployErrors) {
   Result<ModuleInfo> mismatched = engine_->Deploy(STRATA_MISMATCHED_ABI_MODULE, {});
   ASSERT_FALSE(mismatched.ok());
   EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/999"));
-  EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/4 "));
+  EXPECT_THAT(mismatched.status().message(), HasSubstr("strata-sdk/5 "));
 
   EXPECT_EQ(engine_->Deploy(STRATA_RT_TEST_MODULE, {}).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(engine_->Deploy(STRATA_RT_TEST_MODULE, {.partitions = 0}).status().code(),

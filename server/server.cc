@@ -170,11 +170,9 @@ Status Server::DeployAtStart() {
         LogInfo("deployed module " + info->name + " from " + path + " (" +
                 std::to_string(info->partitions) + " partitions)");
       } else if (info.status().code() == StatusCode::kAlreadyExists) {
-        LogInfo("--deploy " + path + ": " + info.status().message() +
-                "; keeping the deployed one");
+        LogInfo("--deploy " + path + ": " + info.status().message() + "; keeping the deployed one");
       } else if (info.status().code() == StatusCode::kInvalidArgument &&
-                 info.status().message().find("depends on what is missing") !=
-                     std::string::npos) {
+                 info.status().message().find("depends on what is missing") != std::string::npos) {
         if (first_refusal.ok()) first_refusal = info.status();
         refused.push_back(path);
       } else {

@@ -50,7 +50,8 @@ class DependencyTest : public ::testing::Test {
   }
   void DeployBoth() {
     ASSERT_TRUE(engine_->Deploy(STRATA_UPSTREAM_MODULE, {.partitions = kPartitions}).ok());
-    Result<ModuleInfo> info = engine_->Deploy(STRATA_DOWNSTREAM_MODULE, {.partitions = kPartitions});
+    Result<ModuleInfo> info =
+        engine_->Deploy(STRATA_DOWNSTREAM_MODULE, {.partitions = kPartitions});
     ASSERT_TRUE(info.ok()) << info.status().ToString();
   }
   // Appends `n` events "<prefix><i>" (i from `from`) to upstream, in batches, processed.
@@ -81,8 +82,7 @@ class DependencyTest : public ::testing::Test {
   std::map<std::string, int64_t> Downstream(const std::string& pstate) {
     std::map<std::string, int64_t> out;
     for (const Value& key : PartitionKeys()) {
-      for (const Value& entry :
-           Must(engine_->Select("downstream", pstate, Path().All(), key))) {
+      for (const Value& entry : Must(engine_->Select("downstream", pstate, Path().All(), key))) {
         out[entry.as_list().at(0).as_string()] += entry.as_list().at(1).as_int();
       }
     }
@@ -122,7 +122,8 @@ class DependencyTest : public ::testing::Test {
     }
     return out;
   }
-  static std::map<std::string, int64_t> ByFirstLetter(const std::map<std::string, int64_t>& events) {
+  static std::map<std::string, int64_t> ByFirstLetter(
+      const std::map<std::string, int64_t>& events) {
     std::map<std::string, int64_t> out;
     for (const auto& [event, n] : events) out[event.substr(0, 1)] += n;
     return out;
@@ -312,7 +313,8 @@ TEST_F(DependencyTest, DeployWithMissingDependenciesIsRefusedNamingThem) {
       engine_->Deploy(STRATA_DOWNSTREAM_MISSING_MODULE, {.partitions = kPartitions});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_TRUE(Contains(missing.status().message(), "module absent (for its depot *events) is not deployed"));
+  EXPECT_TRUE(Contains(missing.status().message(),
+                       "module absent (for its depot *events) is not deployed"));
   EXPECT_TRUE(Contains(missing.status().message(),
                        "module upstream has no depot *nope, PState $$nope, query nope"));
 
@@ -341,7 +343,8 @@ TEST_F(DependencyTest, DestroyUpdateAndRescaleOfADependencyAreRefusedNamingDepen
                        "module downstream uses its query count, which the new build does not "
                        "declare"));
 
-  Result<UpdateResult> rescale = engine_->Update(STRATA_UPSTREAM_MODULE, {.drop = {}, .partitions = 2});
+  Result<UpdateResult> rescale =
+      engine_->Update(STRATA_UPSTREAM_MODULE, {.drop = {}, .partitions = 2});
   ASSERT_FALSE(rescale.ok());
   EXPECT_TRUE(Contains(rescale.status().message(),
                        "module downstream consumes its depot *events partition by partition"));

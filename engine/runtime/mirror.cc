@@ -120,7 +120,8 @@ Status EngineImpl::CheckDependencies(const ModuleDef& def, int partitions) {
       problems.push_back("module " + other + " has no " + Joined(missing));
     }
     bool mirrors_depot = false;
-    for (const DepotDef& depot : def.depots) mirrors_depot = mirrors_depot || depot.mirror_of == other;
+    for (const DepotDef& depot : def.depots)
+      mirrors_depot = mirrors_depot || depot.mirror_of == other;
     if (mirrors_depot && m.partitions != partitions) {
       problems.push_back("module " + def.name + " would have " + std::to_string(partitions) +
                          " partitions but module " + other + ", whose depots it mirrors, has " +
@@ -146,8 +147,7 @@ std::vector<std::string> EngineImpl::DependentsOf(const std::string& module) {
   return dependents;  // modules_ is ordered by name
 }
 
-Status EngineImpl::CheckDependents(const std::string& module, const ModuleDef* next,
-                                   bool rescale) {
+Status EngineImpl::CheckDependents(const std::string& module, const ModuleDef* next, bool rescale) {
   std::vector<std::string> problems;
   ReaderMutexLock lock(&modules_mu_);
   for (const std::string& dependent : DependentsOf(module)) {
@@ -178,9 +178,8 @@ Status EngineImpl::CheckDependents(const std::string& module, const ModuleDef* n
   if (problems.empty()) return Status::Ok();
   std::string message = "modules depend on " + module + ": ";
   for (size_t i = 0; i < problems.size(); ++i) message += (i == 0 ? "" : "; ") + problems[i];
-  return Status::InvalidArgument(message +
-                                 (next == nullptr ? " (destroy them first)"
-                                                  : " (update or destroy them first)"));
+  return Status::InvalidArgument(
+      message + (next == nullptr ? " (destroy them first)" : " (update or destroy them first)"));
 }
 
 Status EngineImpl::CheckNoCycle(const ModuleDef& def) {
@@ -197,8 +196,8 @@ Status EngineImpl::CheckNoCycle(const ModuleDef& def) {
       std::string chain;
       for (const std::string& name : path) chain += (chain.empty() ? "" : " -> ") + name;
       return Status::InvalidArgument("module " + def.name +
-                                     " would depend on itself through its dependencies (" +
-                                     chain + "): modules cannot depend on each other in a cycle");
+                                     " would depend on itself through its dependencies (" + chain +
+                                     "): modules cannot depend on each other in a cycle");
     }
     if (!seen.insert(at).second) continue;
     auto it = modules_.find(at);
@@ -228,10 +227,10 @@ Status EngineImpl::OpenMirrorDepots(ModuleRuntime& m) {
                               def.mirror_of + ": " + index.status().message());
     }
     if (other.partitions != m.partitions) {
-      return Status::InvalidArgument(
-          "module " + m.name + " has " + std::to_string(m.partitions) +
-          " partitions but mirrors depot " + def.name + " of module " + def.mirror_of +
-          ", which has " + std::to_string(other.partitions) + ": they must be equal");
+      return Status::InvalidArgument("module " + m.name + " has " + std::to_string(m.partitions) +
+                                     " partitions but mirrors depot " + def.name + " of module " +
+                                     def.mirror_of + ", which has " +
+                                     std::to_string(other.partitions) + ": they must be equal");
     }
     m.depots[i] = other.depots[*index];
     m.taps[i] = other.taps[*index];
@@ -313,8 +312,7 @@ void EngineImpl::MirrorChunk(TaskThread& thread, const std::shared_ptr<ModuleRun
   }
   part.appended.store(false);
   // A shadow stops where its leader (the live cursor) stands.
-  const int64_t to =
-      cursor.leader ? cursor.leader->parts[partition].next.load() : INT64_MAX;
+  const int64_t to = cursor.leader ? cursor.leader->parts[partition].next.load() : INT64_MAX;
   const std::vector<int> only{topology};
   bool at_end = false;
   Result<std::vector<strata::DepotRecord>> records =

@@ -324,8 +324,8 @@ Status EngineImpl::LoadDeployedModules() {
         ++it;
         continue;
       }
-      Status st = broken.empty() ? StartDeployedModule(name, it->second.second)
-                                 : Status::NotFound(broken);
+      Status st =
+          broken.empty() ? StartDeployedModule(name, it->second.second) : Status::NotFound(broken);
       if (!st.ok()) fail(name, *it->second.first, st);
       it = pending.erase(it);
       started = true;
@@ -710,10 +710,10 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   info.version = m.version;
   for (const DepotDef& d : m.def->depots) {
     info.depots.push_back({d.name,
-                           !d.mirror_of.empty()     ? "mirror of " + d.mirror_of + "/" + d.name
-                           : d.tick_interval_ms > 0 ? "ticks every " +
-                                                          std::to_string(d.tick_interval_ms) + " ms"
-                                                    : PartitioningName(d.partitioning),
+                           !d.mirror_of.empty() ? "mirror of " + d.mirror_of + "/" + d.name
+                           : d.tick_interval_ms > 0
+                               ? "ticks every " + std::to_string(d.tick_interval_ms) + " ms"
+                               : PartitioningName(d.partitioning),
                            d.record_schema});
   }
   for (const PStateDef& p : m.def->pstates) info.pstates.push_back({p.name, p.schema});

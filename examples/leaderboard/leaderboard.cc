@@ -78,7 +78,8 @@ void Define(strata::ModuleBuilder& m) {
       .Each([by_letter, word_counts](TopologyContext& ctx, const Value& args) -> Status {
         const Value& letter = args.as_list().at(0);
         const int64_t n = args.as_list().at(1).as_int();
-        if (n < 0) return Status::InvalidArgument("leaders: n must be >= 0, not " + std::to_string(n));
+        if (n < 0)
+          return Status::InvalidArgument("leaders: n must be >= 0, not " + std::to_string(n));
         STRATA_ASSIGN_OR_RETURN(std::vector<Value> words,
                                 ctx.Select(by_letter, Path().Key(letter).MapKeys()));
         std::vector<std::pair<int64_t, std::string>> ranked;

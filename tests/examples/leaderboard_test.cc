@@ -74,7 +74,8 @@ class LeaderboardTest : public ::testing::Test {
         EXPECT_EQ(leaders, TopCounts(words, static_cast<size_t>(n))) << letter << " " << n;
       }
     }
-    EX_ASSIGN_OR_FAIL(Value none, engine_->Invoke("leaderboard", "leaders", {Value("z"), Value(5)}));
+    EX_ASSIGN_OR_FAIL(Value none,
+                      engine_->Invoke("leaderboard", "leaders", {Value("z"), Value(5)}));
     EXPECT_EQ(none, Value(Value::List{}));
   }
 

@@ -343,6 +343,13 @@ TEST_F(DependencyTest, DestroyUpdateAndRescaleOfADependencyAreRefusedNamingDepen
                        "module downstream uses its query count, which the new build does not "
                        "declare"));
 
+  Result<UpdateResult> cycle = engine_->Update(STRATA_UPSTREAM_CYCLE_MODULE, {});
+  ASSERT_FALSE(cycle.ok());
+  EXPECT_EQ(cycle.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(cycle.status().message(),
+                       "module upstream would depend on itself through its dependencies "
+                       "(upstream -> downstream -> upstream)"));
+
   Result<UpdateResult> rescale =
       engine_->Update(STRATA_UPSTREAM_MODULE, {.drop = {}, .partitions = 2});
   ASSERT_FALSE(rescale.ok());

@@ -7,6 +7,7 @@
 //   ack_tree.cc         completion of events, runs and records; progress trackers
 //   recovery.cc         replay from recorded progress, outbox recovery at Open
 //   reads.cc            select, read depot, stats, WaitProcessed, the session pool
+//   mirror.cc           module dependencies: mirror depots, dependency checks
 // and uses the pieces declared beside it: task_thread.h, module_runtime.h, ack_tree.h,
 // append_path.h, outbox.h, meta_tables.h, partitioning.h.
 //

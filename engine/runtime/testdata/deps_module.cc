@@ -4,6 +4,8 @@
 //   upstream            (DEPS_UPSTREAM) *events: strings, randomly partitioned; stream
 //                       "count" keeps $$counts (event -> occurrences); query "count"(event).
 //   upstream_v2         (DEPS_UPSTREAM, DEPS_UPSTREAM_V2) the same without query "count".
+//   upstream_cycle      (DEPS_UPSTREAM, DEPS_CYCLE) the same, also reading downstream's
+//                       $$seen: an update to it would make the two depend on each other.
 //   downstream          (no macro) mirrors upstream's *events: stream "seen" keeps $$seen
 //                       (event -> times seen), microbatch "batched" keeps $$batched (first
 //                       letter -> events); reads upstream's $$counts and invokes its query
@@ -33,6 +35,9 @@ void Define(strata::ModuleBuilder& m) {
       [counts](TopologyContext& ctx, const Value& event) -> Status {
         return ctx.Transform(counts, Path().Key(event).Inc()).status();
       });
+#ifdef DEPS_CYCLE
+  m.MirrorPState("downstream", "$$seen");
+#endif
 #ifndef DEPS_UPSTREAM_V2
   m.Query("count")
       .Param("event", Schema::String())

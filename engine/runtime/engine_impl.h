@@ -286,8 +286,8 @@ class EngineImpl final : public Engine {
   // another partition count while one of them mirrors its depots.
   Status CheckDependents(const std::string& module, const ModuleDef* next, bool rescale)
       EXCLUDES(modules_mu_);
-  // kInvalidArgument when `def` (module `module`'s next build) depends, directly or through
-  // other modules, on a module that depends on `module` (the modules could not load).
+  // kInvalidArgument when `def` (the next build of module def.name) depends, directly or
+  // through other deployed modules, on module def.name itself (the modules could not load).
   Status CheckNoCycle(const ModuleDef& def) EXCLUDES(modules_mu_);
   // OpenModuleRuntime's part: the other modules' Depot objects and taps for m's mirror
   // depots (kNotFound / kInvalidArgument when a module or depot is missing, or the

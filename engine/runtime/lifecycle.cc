@@ -71,6 +71,7 @@ ModuleRow EngineImpl::RowOf(const ModuleRuntime& m) {
 }
 
 void EngineImpl::ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m) {
+  DetachMirrorCursors(*m);  // another module's appends must not take it again
   while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.reset();
 }

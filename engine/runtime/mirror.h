@@ -71,15 +71,26 @@ class MirrorCursor final : public DepotTap {
   void Appended(int partition) override {
     Part& part = parts[partition];
     part.appended.store(true);
-    if (part.idle.exchange(false)) post_(partition);
+    if (part.idle.exchange(false)) Post(partition);
   }
   // Takes the token when it is free and posts a chunk; returns whether it did.
   bool Wake(int partition) {
     if (!parts[partition].idle.exchange(false)) return false;
-    post_(partition);
+    Post(partition);
     return true;
   }
-  void Post(int partition) { post_(partition); }
+  // Posts a chunk, unless the cursor is detached.
+  void Post(int partition) EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    if (!detached_) post_(partition);
+  }
+  // From now on nothing is posted: the runtime that owns the cursor is being released
+  // (Destroy, the end of an update or a recompute's swap), and a post would hold it again
+  // (`post_` locks it) after its last holder let it go. Its chains must have stopped.
+  void Detach() EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    detached_ = true;
+  }
 
   const int topology;
   const int depot;
@@ -95,6 +106,8 @@ class MirrorCursor final : public DepotTap {
 
  private:
   const std::function<void(int)> post_;
+  Mutex mu_;
+  bool detached_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace strata::runtime

@@ -566,7 +566,9 @@ Status EngineImpl::Destroy(const std::string& module) {
   // with empty depots under surviving progress markers, which then never advance.
   STRATA_RETURN_IF_ERROR(ForgetModule(module));
   // Readers and flusher callbacks that still hold the module finish quickly; the Depot and
-  // PState objects (and the plugin) must be gone before their tables are dropped.
+  // PState objects (and the plugin) must be gone before their tables are dropped. Another
+  // module's appends must not take it again (its mirror cursors).
+  DetachMirrorCursors(*m);
   while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.reset();
   return DropModuleData(module);

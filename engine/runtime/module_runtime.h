@@ -180,6 +180,15 @@ inline Result<const PState*> PStateOf(const ModuleRuntime& m, const PStateRef& r
   return m.pstates[ref.index].get();
 }
 
+// Detaches every mirror cursor of `m` (MirrorCursor::Detach).
+inline void DetachMirrorCursors(const ModuleRuntime& m) {
+  for (const auto& by_depot : m.mirror_cursors) {
+    for (const std::shared_ptr<MirrorCursor>& cursor : by_depot) {
+      if (cursor) cursor->Detach();
+    }
+  }
+}
+
 inline bool IsMirror(const ModuleRuntime& m, int depot) {
   return !m.def->depots[depot].mirror_of.empty();
 }

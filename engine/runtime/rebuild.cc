@@ -159,6 +159,7 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
   // (which another module's appends keep waking) stop at the same offsets.
   WaitMirrorsAligned(*s);
   s->stopping.store(true);
+  DetachMirrorCursors(*s);
   Barrier();
   WaitNoLiveNodes(*s);
   batcher_->Stop(*s);
@@ -210,6 +211,7 @@ void EngineImpl::CancelRebuild(ModuleRuntime& m) {
   }
   if (!s) return;
   s->stopping.store(true);
+  DetachMirrorCursors(*s);
   batcher_->Stop(*s);
   for (int p = 0; p < m.partitions; ++p) {
     m.parts[p].Post([&m, p](TaskThread&) { m.parts[p].shadow.reset(); });

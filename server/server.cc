@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <utility>
+#include <vector>
 
 #include <asio/post.hpp>
 
@@ -156,16 +157,33 @@ Status Server::OpenEngine() {
 }
 
 Status Server::DeployAtStart() {
-  for (const std::string& path : options_.deploy) {
-    Result<ModuleInfo> info = dispatcher_->DeployFile(path, DeployOptions{}.partitions);
-    if (info.ok()) {
-      LogInfo("deployed module " + info->name + " from " + path + " (" +
-              std::to_string(info->partitions) + " partitions)");
-    } else if (info.status().code() == StatusCode::kAlreadyExists) {
-      LogInfo("--deploy " + path + ": " + info.status().message() + "; keeping the deployed one");
-    } else {
-      return Status(info.status().code(), "--deploy " + path + ": " + info.status().message());
+  // In passes, so that the order of --deploy does not matter: a module that depends on
+  // another one given later (its deploy is refused until that one is deployed) is tried
+  // again after it. The passes end when one deploys nothing more.
+  std::vector<std::string> pending = options_.deploy;
+  while (!pending.empty()) {
+    std::vector<std::string> refused;
+    Status first_refusal;
+    for (const std::string& path : pending) {
+      Result<ModuleInfo> info = dispatcher_->DeployFile(path, DeployOptions{}.partitions);
+      if (info.ok()) {
+        LogInfo("deployed module " + info->name + " from " + path + " (" +
+                std::to_string(info->partitions) + " partitions)");
+      } else if (info.status().code() == StatusCode::kAlreadyExists) {
+        LogInfo("--deploy " + path + ": " + info.status().message() + "; keeping the deployed one");
+      } else if (info.status().code() == StatusCode::kInvalidArgument &&
+                 info.status().message().find("depends on what is missing") != std::string::npos) {
+        if (first_refusal.ok()) first_refusal = info.status();
+        refused.push_back(path);
+      } else {
+        return Status(info.status().code(), "--deploy " + path + ": " + info.status().message());
+      }
     }
+    if (refused.size() == pending.size()) {
+      return Status(first_refusal.code(),
+                    "--deploy " + refused.front() + ": " + first_refusal.message());
+    }
+    pending = std::move(refused);
   }
   return Status::Ok();
 }

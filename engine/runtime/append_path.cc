@@ -118,6 +118,11 @@ void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::st
   Result<int> d = FindDepot(*m, depot);
   if (!d.ok()) return done(d.status());
   const DepotDef& def = m->def->depots[*d];
+  if (!def.mirror_of.empty()) {
+    return done(Status::InvalidArgument("depot " + depot + " of module " + module +
+                                        " is a mirror of module " + def.mirror_of +
+                                        "'s: append to " + def.mirror_of + " " + depot));
+  }
   if (def.partitioning.kind == DepotPartitioning::Kind::kNoClientAppends) {
     return done(Status::InvalidArgument("depot " + depot + " of module " + module +
                                         " takes no client appends (only its topologies append)"));
@@ -291,6 +296,9 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     ReleaseLiveNodes(*m, static_cast<int64_t>(items.size()));
     return;
   }
+  // Modules that mirror the depot read the records with cursors of their own; they are
+  // only told (the acks never wait for them).
+  if (const std::shared_ptr<DepotTaps>& taps = m->taps[depot]) taps->Appended(partition);
   // Topologies catching up on this partition (a backfill) read these records later from
   // the depot: they are not started here, and the acks do not wait for them.
   const PartitionRuntime& part = m->parts[partition];

@@ -21,10 +21,12 @@ constexpr int64_t kBackfillAhead = 4096;
 void EngineImpl::StartBackfills(const std::shared_ptr<ModuleRuntime>& m) {
   ForEachTracker(*m, [&](int t, int d, int p, const std::shared_ptr<ProgressTracker>& tracker) {
     if (!tracker->backfilling.load() || m->microbatches[t]) return;  // a batch catches up
+    if (IsMirror(*m, d)) return;  // its mirror cursor catches up (StartMirrors)
     tracker->backfill_next.store(tracker->processed());
     tracker->parked.store(false);
     m->parts[p].Post([this, m, t, d, p](TaskThread& thread) { BackfillChunk(thread, m, t, d, p); });
   });
+  StartMirrors(m);
 }
 
 void EngineImpl::BackfillChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m,
@@ -79,6 +81,7 @@ void EngineImpl::BackfillChunk(TaskThread& thread, const std::shared_ptr<ModuleR
 }
 
 void EngineImpl::WakeBackfill(const std::shared_ptr<ModuleRuntime>& m, const TopologyRun& run) {
+  if (IsMirror(*m, run.record->id.depot)) return WakeMirror(m, run);
   ProgressTracker& tracker = *run.tracker;
   if (!tracker.parked.load(std::memory_order_relaxed)) return;
   if (tracker.backfill_next.load() - tracker.processed() > kBackfillAhead / 2) return;

@@ -7,6 +7,7 @@
 //   ack_tree.cc         completion of events, runs and records; progress trackers
 //   recovery.cc         replay from recorded progress, outbox recovery at Open
 //   reads.cc            select, read depot, stats, WaitProcessed, the session pool
+//   mirror.cc           module dependencies: mirror depots, dependency checks
 // and uses the pieces declared beside it: task_thread.h, module_runtime.h, ack_tree.h,
 // append_path.h, outbox.h, meta_tables.h, partitioning.h.
 //
@@ -99,9 +100,16 @@ class EngineImpl final : public Engine {
   // Opening and loading.
   Status OpenStorage();
   Status LoadDeployedModules();
-  // Loads one module of meta.modules (`info` is its row) and starts it; on failure nothing
-  // of the module's data has been changed.
-  Status LoadDeployedModule(const std::string& name, const Value& info);
+  // Loading one module of meta.modules (`info` is its row): its plugin first (for all
+  // modules, so that they start in the order of their dependencies), then its runtime; on
+  // failure nothing of the module's data has been changed.
+  struct PluginLoad {
+    ModuleRow row;
+    std::unique_ptr<LoadedModule> loaded;
+    bool legacy = false;  // its row had no checksum (recorded once the module starts)
+  };
+  Result<PluginLoad> LoadDeployedPlugin(const std::string& name, const Value& info);
+  Status StartDeployedModule(const std::string& name, PluginLoad& plugin);
   // What a new runtime of a module shares with the previous one (Update, a rebuild's
   // shadow and swap): the depots, the PStates not named in `fresh_pstates` (nor changed in
   // schema or generation), and with `trackers` the progress trackers of the (topology,
@@ -266,6 +274,40 @@ class EngineImpl final : public Engine {
   // those below the tracker's progress to its done.
   static void AddProgress(const ModuleRuntime& m, int depot, int partition,
                           const ProgressTracker& tracker, RebuildProgress* progress);
+  // Module dependencies (mirror.cc; docs/runtime.md, "Mirror depots"). CheckDependencies:
+  // kInvalidArgument naming every module, depot, PState and query `def` uses that is not
+  // deployed and loaded, and a partition count that differs from that of a module whose
+  // depot it mirrors.
+  Status CheckDependencies(const ModuleDef& def, int partitions) EXCLUDES(modules_mu_);
+  // The loaded modules other than `module` that depend on it, by name.
+  std::vector<std::string> DependentsOf(const std::string& module) REQUIRES_SHARED(modules_mu_);
+  // kInvalidArgument naming the dependents of `module` when it is destroyed (`next` null),
+  // updated to a build `next` that lacks what one of them uses, or (`rescale`) given
+  // another partition count while one of them mirrors its depots.
+  Status CheckDependents(const std::string& module, const ModuleDef* next, bool rescale)
+      EXCLUDES(modules_mu_);
+  // kInvalidArgument when `def` (the next build of module def.name) depends, directly or
+  // through other deployed modules, on module def.name itself (the modules could not load).
+  Status CheckNoCycle(const ModuleDef& def) EXCLUDES(modules_mu_);
+  // OpenModuleRuntime's part: the other modules' Depot objects and taps for m's mirror
+  // depots (kNotFound / kInvalidArgument when a module or depot is missing, or the
+  // partition counts differ).
+  Status OpenMirrorDepots(ModuleRuntime& m) EXCLUDES(modules_mu_);
+  // Makes the cursors and taps of m's topologies over mirror depots and adds them to the
+  // depots' taps (the cursors do not run until StartMirrors).
+  void MakeMirrorTaps(const std::shared_ptr<ModuleRuntime>& m);
+  // Starts (or, after Resume, restarts) every mirror cursor of `m` from its progress.
+  // Called by StartBackfills.
+  void StartMirrors(const std::shared_ptr<ModuleRuntime>& m);
+  void MirrorChunk(TaskThread& thread, const std::shared_ptr<ModuleRuntime>& m, int topology,
+                   int depot, int partition);
+  // A run over a mirror depot completed: wakes its cursor when it parked too far ahead.
+  void WakeMirror(const std::shared_ptr<ModuleRuntime>& m, const TopologyRun& run);
+  // Recompute: the shadow's mirror cursors follow the live module's.
+  static void FollowLeaders(ModuleRuntime& s, const ModuleRuntime& m);
+  // The swap of a recompute, the live module quiesced: waits until the shadow's mirror
+  // cursors have processed up to where the live ones stopped.
+  void WaitMirrorsAligned(ModuleRuntime& s);
   // The backfills running in `m`, for Stats.
   std::vector<RebuildProgress> BackfillProgress(const ModuleRuntime& m);
   // The module's outbox rows a crash left (steps committed, records not yet appended), to be

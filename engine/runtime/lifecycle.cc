@@ -71,6 +71,7 @@ ModuleRow EngineImpl::RowOf(const ModuleRuntime& m) {
 }
 
 void EngineImpl::ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m) {
+  DetachMirrorCursors(*m);  // another module's appends must not take it again
   while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.reset();
 }
@@ -188,6 +189,19 @@ Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const Update
                       " is refused, nothing changed: " + planned.status().message());
   }
   UpdatePlan plan = std::move(planned).value();
+  {
+    const bool rescale = options.partitions != 0 && options.partitions != old->partitions;
+    const ModuleDef& next_def = staged.loaded->def();
+    Status st = CheckDependents(name, &next_def, rescale);
+    if (st.ok()) st = CheckDependencies(next_def, rescale ? options.partitions : old->partitions);
+    if (st.ok()) st = CheckNoCycle(next_def);
+    if (!st.ok()) {
+      Status refused(st.code(), "updating module " + name + " from " + so_path +
+                                    " is refused, nothing changed: " + st.message());
+      DiscardStaged(staged);
+      return refused;
+    }
+  }
 
   {
     MutexLock lock(&old->hold_mu);
@@ -427,6 +441,10 @@ UpdateResult EngineImpl::FinishUpdate(std::shared_ptr<ModuleRuntime> old, const 
   }
   UpdateResult result;
   result.info = DescribeModule(next);
+  {
+    ReaderMutexLock lock(&modules_mu_);
+    result.info.dependents = DependentsOf(next.name);
+  }
   result.version = next.version;
   result.created = plan.created;
   result.dropped = plan.dropped;

@@ -594,6 +594,9 @@ bool MicrobatchExecutor::Drained(ModuleRuntime& m) {
     if (!mb || !mb->worker.joinable()) continue;
     MutexLock lock(&mb->mu);
     for (int d : m.def->topologies[t].sources) {
+      // Another module appends to a mirror depot, which this module's gate does not stop:
+      // a quiesced module's batches stop wherever they stand.
+      if (IsMirror(m, d)) continue;
       for (int p = 0; p < m.partitions; ++p) {
         Result<int64_t> end = m.depots[d]->EndOffset(p);
         if (end.ok() && mb->durable[d][p] < *end) return false;

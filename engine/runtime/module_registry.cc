@@ -52,6 +52,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   const ModuleDef& def = *m->def;
   const int partitions = row.partitions;
   m->depots.resize(def.depots.size());
+  m->taps.resize(def.depots.size());
   m->pstates.resize(def.pstates.size());
   m->pstate_generations.resize(def.pstates.size());
   for (size_t i = 0; i < def.pstates.size(); ++i) {
@@ -64,10 +65,15 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
       previous->depot_generation == m->depot_generation) {
     for (size_t i = 0; i < def.depots.size(); ++i) {
       for (size_t j = 0; j < previous->def->depots.size(); ++j) {
-        if (previous->def->depots[j].name == def.depots[i].name) m->depots[i] = previous->depots[j];
+        if (previous->def->depots[j].name == def.depots[i].name &&
+            previous->def->depots[j].mirror_of.empty() && def.depots[i].mirror_of.empty()) {
+          m->depots[i] = previous->depots[j];
+          m->taps[i] = previous->taps[j];
+        }
       }
     }
   }
+  STRATA_RETURN_IF_ERROR(OpenMirrorDepots(*m));
   if (previous != nullptr && previous->partitions == partitions) {
     for (size_t i = 0; i < def.pstates.size(); ++i) {
       for (size_t j = 0; j < previous->def->pstates.size(); ++j) {
@@ -97,6 +103,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
       if (tables.empty() == existing) continue;
       STRATA_ASSIGN_OR_RETURN(m->depots[i], Depot::Open(storage_.get(), m->name, bare, partitions,
                                                         m->depot_generation));
+      m->taps[i] = std::make_shared<DepotTaps>();
     }
     for (size_t i = 0; i < def.pstates.size(); ++i) {
       if (m->pstates[i]) continue;
@@ -151,6 +158,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   for (int p = 0; p < partitions; ++p) {
     m->parts[p].owner = threads_[(seed + p) % threads_.size()].get();
   }
+  MakeMirrorTaps(m);
   return m;
 }
 
@@ -272,9 +280,7 @@ Status EngineImpl::LoadDeployedModules() {
   }
   STRATA_RETURN_IF_ERROR(DropOrphans(deployed));
   // Each module loads on its own: one that cannot is kept as failed and the others serve.
-  for (auto& [name, info] : rows) {
-    Status st = LoadDeployedModule(name, info);
-    if (st.ok()) continue;
+  const auto fail = [this](const std::string& name, const Value& info, const Status& st) {
     FailedModule failed;
     const Value* partitions = info.Find("partitions");
     if (partitions != nullptr && partitions->is_int()) {
@@ -283,11 +289,60 @@ Status EngineImpl::LoadDeployedModules() {
     failed.error = st.message();
     WriterMutexLock lock(&modules_mu_);
     failed_[name] = std::move(failed);
+  };
+  std::map<std::string, std::pair<const Value*, PluginLoad>> pending;  // plugins loaded
+  for (const auto& [name, info] : rows) {
+    Result<PluginLoad> plugin = LoadDeployedPlugin(name, info);
+    if (!plugin.ok()) {
+      fail(name, info, plugin.status());
+      continue;
+    }
+    pending.emplace(name, std::make_pair(&info, std::move(plugin).value()));
+  }
+  // A module starts after the modules it depends on (its mirror depots are theirs); one
+  // whose dependency failed, is not deployed or is in a cycle fails.
+  while (!pending.empty()) {
+    bool started = false;
+    for (auto it = pending.begin(); it != pending.end();) {
+      const std::string& name = it->first;
+      std::vector<std::string> waiting_for;
+      std::string broken;
+      for (const std::string& used : DependsOn(it->second.second.loaded->def())) {
+        if (pending.count(used) != 0) {
+          waiting_for.push_back(used);
+          continue;
+        }
+        ReaderMutexLock lock(&modules_mu_);
+        if (modules_.count(used) != 0) continue;
+        auto failed = failed_.find(used);
+        broken = "it depends on module " + used +
+                 (failed != failed_.end() ? ", which failed to load (" + failed->second.error + ")"
+                                          : ", which is not deployed");
+        break;
+      }
+      if (broken.empty() && !waiting_for.empty()) {
+        ++it;
+        continue;
+      }
+      Status st =
+          broken.empty() ? StartDeployedModule(name, it->second.second) : Status::NotFound(broken);
+      if (!st.ok()) fail(name, *it->second.first, st);
+      it = pending.erase(it);
+      started = true;
+    }
+    if (started) continue;
+    for (auto& [name, load] : pending) {
+      fail(name, *load.first,
+           Status::InvalidArgument("it depends on modules that depend on it (a cycle of " +
+                                   std::to_string(pending.size()) + " modules)"));
+    }
+    pending.clear();
   }
   return Status::Ok();
 }
 
-Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info) {
+Result<EngineImpl::PluginLoad> EngineImpl::LoadDeployedPlugin(const std::string& name,
+                                                              const Value& info) {
   STRATA_ASSIGN_OR_RETURN(ModuleRow row, ModuleRowFromValue(name, info));
   if (row.partitions > Depot::kMaxPartitions) {
     return Status::Corruption("the metadata of module " + name +
@@ -306,7 +361,14 @@ Status EngineImpl::LoadDeployedModule(const std::string& name, const Value& info
     return Status::Corruption("the deployed copy " + path + " defines module " +
                               loaded->def().name + ", not " + name);
   }
-  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(loaded), row, Reuse{}));
+  return PluginLoad{std::move(row), std::move(loaded), legacy};
+}
+
+Status EngineImpl::StartDeployedModule(const std::string& name, PluginLoad& plugin) {
+  ModuleRow& row = plugin.row;
+  const bool legacy = plugin.legacy;
+  const std::string path = (fs::path(options_.data_dir) / row.file).string();
+  STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(plugin.loaded), row, Reuse{}));
   STRATA_RETURN_IF_ERROR(LoadProgressAndFailures(*m));
   if (legacy) {
     STRATA_RETURN_IF_ERROR(WriteModuleRow(name, row));
@@ -432,6 +494,10 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
                                    it->second.error + "): destroy it first");
     }
   }
+  if (Status st = CheckDependencies(staged.loaded->def(), options.partitions); !st.ok()) {
+    DiscardStaged(staged);
+    return Status(st.code(), "deploying " + so_path + " is refused: " + st.message());
+  }
   // Data of an earlier module of this name that a crash or failure left behind (without a
   // row, or with a row that Destroy could not delete) must not leak into the new one.
   Status cleared = ForgetModule(name);
@@ -453,6 +519,7 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   STRATA_RETURN_IF_ERROR(storage_->WaitDurable());
   ModuleInfo info = DescribeModule(*m);
   STRATA_RETURN_IF_ERROR(batcher_->Start(m));
+  StartMirrors(m);
   WriterMutexLock lock(&modules_mu_);
   modules_[name] = std::move(m);
   return info;
@@ -475,6 +542,9 @@ Status EngineImpl::Destroy(const std::string& module) {
     return DropModuleData(module);
   }
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));
+  if (Status st = CheckDependents(module, nullptr, false); !st.ok()) {
+    return Status(st.code(), "destroying module " + module + " is refused: " + st.message());
+  }
   m->closed.store(true);  // appends are refused from here on
   {
     MutexLock lock(&m->progress_mu);  // WaitProcessed calls on it return
@@ -496,7 +566,9 @@ Status EngineImpl::Destroy(const std::string& module) {
   // with empty depots under surviving progress markers, which then never advance.
   STRATA_RETURN_IF_ERROR(ForgetModule(module));
   // Readers and flusher callbacks that still hold the module finish quickly; the Depot and
-  // PState objects (and the plugin) must be gone before their tables are dropped.
+  // PState objects (and the plugin) must be gone before their tables are dropped. Another
+  // module's appends must not take it again (its mirror cursors).
+  DetachMirrorCursors(*m);
   while (m.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   m.reset();
   return DropModuleData(module);
@@ -640,7 +712,8 @@ ModuleInfo EngineImpl::DescribeModule(const ModuleRuntime& m) {
   info.version = m.version;
   for (const DepotDef& d : m.def->depots) {
     info.depots.push_back({d.name,
-                           d.tick_interval_ms > 0
+                           !d.mirror_of.empty() ? "mirror of " + d.mirror_of + "/" + d.name
+                           : d.tick_interval_ms > 0
                                ? "ticks every " + std::to_string(d.tick_interval_ms) + " ms"
                                : PartitioningName(d.partitioning),
                            d.record_schema});
@@ -676,7 +749,11 @@ ModuleInfo EngineImpl::DescribeFailed(const std::string& name, const FailedModul
 Result<std::vector<ModuleInfo>> EngineImpl::Modules() {
   ReaderMutexLock lock(&modules_mu_);
   std::map<std::string, ModuleInfo> by_name;  // loaded and failed modules, by name
-  for (const auto& [name, m] : modules_) by_name.emplace(name, DescribeModule(*m));
+  for (const auto& [name, m] : modules_) {
+    ModuleInfo info = DescribeModule(*m);
+    info.dependents = DependentsOf(name);
+    by_name.emplace(name, std::move(info));
+  }
   for (const auto& [name, failed] : failed_) by_name.emplace(name, DescribeFailed(name, failed));
   std::vector<ModuleInfo> out;
   for (auto& [name, info] : by_name) out.push_back(std::move(info));
@@ -691,7 +768,10 @@ Result<ModuleInfo> EngineImpl::Describe(const std::string& module) {
     }
   }
   STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
-  return DescribeModule(*m);
+  ModuleInfo info = DescribeModule(*m);
+  ReaderMutexLock lock(&modules_mu_);
+  info.dependents = DependentsOf(module);
+  return info;
 }
 
 }  // namespace strata::runtime

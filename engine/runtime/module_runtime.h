@@ -17,6 +17,7 @@
 #include "pstate/pstate.h"
 #include "runtime/ack_tree.h"
 #include "runtime/append_path.h"
+#include "runtime/mirror.h"
 #include "runtime/task_thread.h"
 #include "strata/module.h"
 #include "strata/thread_annotations.h"
@@ -98,8 +99,17 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   // By PState index: its migration's pass while one runs (null otherwise).
   std::vector<std::shared_ptr<MigrationPass>> migrations;
   // Shared with the module's next version (Update) while it keeps the same depot or PState.
+  // A mirror depot (DepotDef::mirror_of) is the other module's Depot object.
   std::vector<std::shared_ptr<Depot>> depots;
   std::vector<std::shared_ptr<PState>> pstates;
+  // By depot index: who mirrors the depot (shared like `depots`; for a mirror depot, the
+  // other module's taps, to which this runtime adds its own).
+  std::vector<std::shared_ptr<DepotTaps>> taps;
+  // mirror_cursors[topology][depot]: the cursor of a stream topology over a mirror depot
+  // (null otherwise); mirror_taps: the taps that wake microbatch topologies consuming a
+  // mirror depot. Both are registered in the other module's `taps` while this runtime lives.
+  std::vector<std::vector<std::shared_ptr<MirrorCursor>>> mirror_cursors;
+  std::vector<std::shared_ptr<DepotTap>> mirror_taps;
   // depot index -> consuming topology indexes: stream topologies in `consumers`,
   // microbatch topologies in `batch_consumers`.
   std::vector<std::vector<int>> consumers;
@@ -168,6 +178,19 @@ inline Result<const PState*> PStateOf(const ModuleRuntime& m, const PStateRef& r
     return Status::InvalidArgument("module " + m.name + " has no PState " + ref.name);
   }
   return m.pstates[ref.index].get();
+}
+
+// Detaches every mirror cursor of `m` (MirrorCursor::Detach).
+inline void DetachMirrorCursors(const ModuleRuntime& m) {
+  for (const auto& by_depot : m.mirror_cursors) {
+    for (const std::shared_ptr<MirrorCursor>& cursor : by_depot) {
+      if (cursor) cursor->Detach();
+    }
+  }
+}
+
+inline bool IsMirror(const ModuleRuntime& m, int depot) {
+  return !m.def->depots[depot].mirror_of.empty();
 }
 
 // The modules whose depots, PStates or queries `def` uses (MirrorDepot, MirrorPState,

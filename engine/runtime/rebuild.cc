@@ -99,6 +99,7 @@ Status EngineImpl::Recompute(const std::string& module, const std::vector<std::s
     MutexLock lock(&m->hold_mu);
     m->rebuild = s;
   }
+  FollowLeaders(*s, *m);
   // Each partition learns of the shadow before the shadow's cursor for it runs (one lane).
   for (int p = 0; p < m->partitions; ++p) {
     m->parts[p].Post([m, s, p](TaskThread&) { m->parts[p].shadow = s; });
@@ -154,6 +155,13 @@ void EngineImpl::FinishRecompute(const std::string& module, std::shared_ptr<Modu
 Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
                                   const std::shared_ptr<ModuleRuntime>& s) {
   Quiesce(*m, s.get());
+  // The live mirror cursors stopped where the next runtime resumes them: the shadow's
+  // (which another module's appends keep waking) stop at the same offsets.
+  WaitMirrorsAligned(*s);
+  s->stopping.store(true);
+  DetachMirrorCursors(*s);
+  Barrier();
+  WaitNoLiveNodes(*s);
   batcher_->Stop(*s);
   ModuleRow row = RowOf(*m);
   std::set<std::string> fresh;
@@ -203,6 +211,7 @@ void EngineImpl::CancelRebuild(ModuleRuntime& m) {
   }
   if (!s) return;
   s->stopping.store(true);
+  DetachMirrorCursors(*s);
   batcher_->Stop(*s);
   for (int p = 0; p < m.partitions; ++p) {
     m.parts[p].Post([&m, p](TaskThread&) { m.parts[p].shadow.reset(); });

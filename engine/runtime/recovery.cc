@@ -42,8 +42,10 @@ Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
   STRATA_ASSIGN_OR_RETURN(std::vector<LeftOverAppend> left_over, LeftOverAppends(*m));
   // Every count is set before the first post publishes the module to a task thread (a
   // replay finishing early must not see a partition's count still growing).
+  // A mirror depot is not replayed here: its cursors (StartMirrors) read it from each
+  // topology's progress, which is the replay.
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
-    if (m->consumers[d].empty()) continue;
+    if (m->consumers[d].empty() || IsMirror(*m, d)) continue;
     for (int p = 0; p < m->partitions; ++p) ++m->parts[p].replays_pending;
     MutexLock lock(&live_mu_);
     live_replays_ += m->partitions;
@@ -57,7 +59,7 @@ Status EngineImpl::StartReplay(const std::shared_ptr<ModuleRuntime>& m) {
     PostAppend(m, append.depot, append.partition, std::move(items));
   }
   for (int d = 0; d < static_cast<int>(m->depots.size()); ++d) {
-    if (m->consumers[d].empty()) continue;
+    if (m->consumers[d].empty() || IsMirror(*m, d)) continue;
     for (int p = 0; p < m->partitions; ++p) {
       // Backfilling topologies are not replayed: their cursors (StartBackfills) catch up.
       int64_t from = INT64_MAX;

@@ -16,6 +16,11 @@ Result<std::optional<TopologyAppend>> PrepareTopologyAppend(ModuleRuntime& m, Ou
       depots[ref.index].name != ref.name) {
     return Status::InvalidArgument("module " + m.name + " has no depot " + ref.name);
   }
+  if (!depots[ref.index].mirror_of.empty()) {
+    return Status::InvalidArgument("depot " + ref.name + " of module " + m.name +
+                                   " is a mirror of module " + depots[ref.index].mirror_of +
+                                   "'s: nothing appends to it through " + m.name);
+  }
   STRATA_RETURN_IF_ERROR(CheckRecord(depots[ref.index], record));
   if (m.is_shadow) return std::optional<TopologyAppend>();  // the log holds them already
   STRATA_ASSIGN_OR_RETURN(int target,

@@ -8,7 +8,9 @@
 // and checks: every acknowledged record is in its depot at its offset; the ack returns
 // agree with the views; bank, profiles and the social follows/posts equal their
 // recomputation from the depots; money is conserved; no word count is below its
-// recomputation (counting is not idempotent, so replays may only add).
+// recomputation (counting is not idempotent, so replays may only add). leaderboard, which
+// consumes wordcount's *sentences through a mirror depot, runs beside them (it loads after
+// wordcount at every reopen) and is checked the same way against wordcount's log.
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -30,6 +32,10 @@ constexpr int kBankAccounts = 12;
 constexpr int64_t kBankDeposit = 100;               // per account and deposit phase
 constexpr int64_t kImpossible = 1'000'000'000'000;  // more than all money ever deposited
 const std::vector<std::string> kModules = {"wordcount", "social", "bank", "profiles"};
+// Deployed by each child: kModules and leaderboard (after wordcount, its dependency), which
+// no client appends to.
+const std::vector<std::string> kDeployed = {"wordcount", "leaderboard", "social", "bank",
+                                            "profiles"};
 
 // ---- The child -------------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ void ProfilesLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round)
 
 [[noreturn]] void RunChild(const std::string& dir, int round, uint64_t seed, int fd) {
   Reporter out(fd);
-  const std::unique_ptr<Engine> engine = OpenAndDeploy(dir, kModules, out);
+  const std::unique_ptr<Engine> engine = OpenAndDeploy(dir, kDeployed, out);
   Engine& e = *engine;
   std::vector<std::thread> threads;
   threads.emplace_back(WordcountLoop, std::ref(e), std::ref(out), std::mt19937_64(seed + 1));
@@ -199,7 +205,20 @@ TEST(ExamplesKill9Test, AcknowledgedAppendsAndViewsSurviveRepeatedKill9) {
   std::cout << "[ replays  ] wordcount counted " << recounted << " occurrences twice" << std::endl;
   EXPECT_EQ(live_counts.size(), recomputed_counts.size());
 
-  for (const std::string& m : kModules) {
+  // leaderboard's words by first letter, against the fold of wordcount's *sentences: never
+  // behind (its stream topology is at-least-once across the kills, with progress of its own).
+  EX_ASSERT_OK(engine->WaitProcessed("leaderboard"));
+  EX_ASSIGN_OR_FAIL(PStateDump letters, DumpPState(*engine, "leaderboard", "$$words_by_letter"));
+  EX_ASSIGN_OR_FAIL(auto by_letter, TwoLevelMapOf(letters, "$$words_by_letter"));
+  EXPECT_EQ(by_letter.size(), recomputed_counts.size());
+  for (const auto& [word, n] : recomputed_counts) {
+    const Value letter(word.as_string().substr(0, 1));
+    auto it = by_letter.find({letter, word});
+    ASSERT_NE(it, by_letter.end()) << "leaderboard lacks word " << word.ToString();
+    EXPECT_GE(it->second.as_int(), n) << "leaderboard: word " << word.ToString();
+  }
+
+  for (const std::string& m : kDeployed) {
     EX_ASSIGN_OR_FAIL(ModuleStats stats, engine->Stats(m));
     EXPECT_EQ(stats.failures, 0) << m;
   }

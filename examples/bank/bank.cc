@@ -13,6 +13,19 @@
 //   $$applied_debits   map<string, subindexed set<string>>: from -> transfer ids debited
 //   $$applied_credits  map<string, subindexed set<list<string>>>: to -> [from, id] credited
 //   $$rejected         map<string, subindexed map<string, string>>: from -> id -> reason
+//   $$debited_total    map<string, int64>: from -> all money debited from it by transfers
+//   $$credited_total   map<string, int64>: to -> all money credited to it by transfers
+//
+// and a query (docs/modules.md, "Queries"):
+//
+//   total-money()      all the money in the bank: the sum of the deposits applied, exact
+//                      even while transfers run.
+//
+// A transfer's debit and credit commit on two partitions, in two transactions, so a sum
+// of the balances alone misses the money in flight: debited and not yet credited. The
+// totals are written in the same transactions as the balance they move, so in any one
+// snapshot sum(balances) + sum(debited) - sum(credited) is the money deposited — and a
+// query reads all partitions in one snapshot.
 //
 // Built twice (examples/CMakeLists.txt), both module "bank": bank.so, and bank_v2.so
 // (BANK_V2), its second version, deployed over a running version 1 with an update. It shows
@@ -37,6 +50,7 @@
 // retry with the same id) gets its first answer and moves no money.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "strata/module.h"
 
@@ -56,6 +70,8 @@ struct Pstates {
   PStateRef applied_debits;
   PStateRef applied_credits;
   PStateRef rejected;
+  PStateRef debited_total;
+  PStateRef credited_total;
 };
 
 Result<std::string> RequireString(const Value& record, const char* depot, const char* field) {
@@ -158,6 +174,7 @@ Status Debit(const Pstates& p, TopologyContext& ctx, const Value& record) {
   }
   STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, Value(from), -amount));
   STRATA_RETURN_IF_ERROR(ctx.Transform(p.applied_debits, Path().Key(from).AddToSet(id)).status());
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.debited_total, Path().Key(from).Add(amount)).status());
   ctx.SetAckReturn(Value::MapOf({{"status", "ok"}}));
   ctx.Emit(record);
   return Status::Ok();
@@ -170,8 +187,30 @@ Status Credit(const Pstates& p, TopologyContext& ctx, const Value& record) {
   STRATA_ASSIGN_OR_RETURN(Value credited,
                           ctx.SelectOne(p.applied_credits, Path().Key(to, credit_key)));
   if (!credited.is_nil()) return Status::Ok();
-  STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, to, record.Find(Value("amount"))->as_int()));
+  const int64_t amount = record.Find(Value("amount"))->as_int();
+  STRATA_RETURN_IF_ERROR(AddToBalance(p, ctx, to, amount));
+  STRATA_RETURN_IF_ERROR(ctx.Transform(p.credited_total, Path().Key(to).Add(amount)).status());
   return ctx.Transform(p.applied_credits, Path().Key(to).AddToSet(std::move(credit_key))).status();
+}
+
+// The sum of the values of `pstate` on this partition: int64s, or version 2 balance
+// records, whose "amount" counts.
+Result<int64_t> SumOfValues(TopologyContext& ctx, const PStateRef& pstate) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, ctx.Select(pstate, Path().MapVals()));
+  int64_t sum = 0;
+  for (const Value& v : values) sum += v.is_int() ? v.as_int() : v.Find(Value("amount"))->as_int();
+  return sum;
+}
+
+// On each partition: the money its accounts hold, plus what they sent that may still be
+// on its way, minus what they received (which may be the money in flight of another
+// partition). Summed over all partitions in one snapshot: the money deposited.
+Status PartitionMoney(const Pstates& p, TopologyContext& ctx) {
+  STRATA_ASSIGN_OR_RETURN(int64_t balances, SumOfValues(ctx, p.balances));
+  STRATA_ASSIGN_OR_RETURN(int64_t debited, SumOfValues(ctx, p.debited_total));
+  STRATA_ASSIGN_OR_RETURN(int64_t credited, SumOfValues(ctx, p.credited_total));
+  ctx.Emit(Value(balances + debited - credited));
+  return Status::Ok();
 }
 
 void Define(strata::ModuleBuilder& m) {
@@ -208,6 +247,11 @@ void Define(strata::ModuleBuilder& m) {
       "$$rejected",
       Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::String()).Subindexed()));
 
+  p.debited_total =
+      m.PState("$$debited_total", Schema::Map(Schema::String(), Schema::Int64()));
+  p.credited_total =
+      m.PState("$$credited_total", Schema::Map(Schema::String(), Schema::Int64()));
+
   m.Stream("deposit").Source(deposits).Each(
       [p](TopologyContext& ctx, const Value& r) { return Deposit(p, ctx, r); });
   m.Stream("transfer")
@@ -215,6 +259,12 @@ void Define(strata::ModuleBuilder& m) {
       .Each([p](TopologyContext& ctx, const Value& r) { return Debit(p, ctx, r); })
       .HashPartition([](const Value& r) { return *r.Find(Value("to")); })
       .Each([p](TopologyContext& ctx, const Value& r) { return Credit(p, ctx, r); });
+
+  m.Query("total-money")
+      .AllPartitions()
+      .Each([p](TopologyContext& ctx, const Value&) { return PartitionMoney(p, ctx); })
+      .Origin()
+      .Combine(strata::agg::Sum());
 }
 
 }  // namespace

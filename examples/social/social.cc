@@ -13,6 +13,18 @@
 //   $$timelines  map<string, subindexed map<list, record{author, id}>>: user ->
 //                [-id, author] -> {"author", "id"}, at most kTimelineCap entries
 //
+// and a query (docs/modules.md, "Queries"), a join across partitions:
+//
+//   timeline(user, n)  the newest n posts (1 <= n <= kTimelineCap) of `user`'s timeline
+//                      with their texts: [{"author", "id", "text"}, ...], newest first
+//                      (id descending, ties by author ascending).
+//
+// It starts on the user's partition (HashPartition of the argument: no hop through
+// another partition), reads the timeline's first n entries, sends each to its author's
+// partition for the text in $$posts, and merges them at the origin with agg::TopN, which
+// restores the timeline's order. Every partition is read in one snapshot, so a timeline
+// entry always finds its post (stored before the fan-out that delivered the entry).
+//
 // Timeline keys are [-id, author] so the natural (ascending) order of the map is newest
 // first: a forward Range with a limit is the first page. *follows is hashed by the
 // followee, so the followers of an author live on the author's partition, where the
@@ -149,6 +161,30 @@ Status Deliver(const PStateRef& timelines, TopologyContext& ctx, const Value& de
   return Status::Ok();
 }
 
+// On the user's partition: the first n entries of the timeline, each emitted as
+// {"author", "id"} for the join.
+Status ReadTimeline(const PStateRef& timelines, TopologyContext& ctx, const Value& args) {
+  const Value::List& list = args.as_list();  // [user, n], typed by the parameters' schemas
+  const int64_t n = list[1].as_int();
+  if (n < 1 || n > kTimelineCap) {
+    return Status::InvalidArgument("timeline: n must be 1 to " + std::to_string(kTimelineCap) +
+                                   " (a timeline's cap), not " + std::to_string(n));
+  }
+  STRATA_ASSIGN_OR_RETURN(std::vector<Value> entries,
+                          ctx.Select(timelines, Path().Key(list[0]).Range({.limit = n}).MapVals()));
+  for (Value& entry : entries) ctx.Emit(std::move(entry));
+  return Status::Ok();
+}
+
+// On the author's partition: the entry with its post's text.
+Status JoinText(const PStateRef& posts, TopologyContext& ctx, const Value& entry) {
+  const Value& author = *entry.Find(Value("author"));
+  const Value& id = *entry.Find(Value("id"));
+  STRATA_ASSIGN_OR_RETURN(Value text, ctx.SelectOne(posts, Path().Key(author, id, "text")));
+  ctx.Emit(Value::MapOf({{"author", author}, {"id", id}, {"text", std::move(text)}}));
+  return Status::Ok();
+}
+
 void Define(strata::ModuleBuilder& m) {
   strata::DepotRef follows_depot = m.Depot(
       "*follows", strata::DepotPartitioning::Hash(Path().Key("to")),
@@ -186,6 +222,24 @@ void Define(strata::ModuleBuilder& m) {
       .Each([timelines](TopologyContext& ctx, const Value& delivery) {
         return Deliver(timelines, ctx, delivery);
       });
+
+  m.Query("timeline")
+      .Param("user", Schema::String())
+      .Param("n", Schema::Int64())
+      .HashPartition([](const Value& args) { return args.as_list()[0]; })
+      .Each([timelines](TopologyContext& ctx, const Value& args) {
+        return ReadTimeline(timelines, ctx, args);
+      })
+      .HashPartition([](const Value& entry) { return *entry.Find(Value("author")); })
+      .Each([posts](TopologyContext& ctx, const Value& entry) { return JoinText(posts, ctx, entry); })
+      .Origin()
+      // The timeline's own order: id descending, then author ascending. At most n <=
+      // kTimelineCap entries arrive, so the cap keeps them all.
+      .Combine(strata::agg::TopN(
+          kTimelineCap, [](const Value& post) { return *post.Find(Value("id")); },
+          [](const Value& post) {
+            return Value::ListOf({*post.Find(Value("author")), *post.Find(Value("id"))});
+          }));
 }
 
 }  // namespace

@@ -5,6 +5,12 @@
 //   *sentences      random partitioning; a record is a string (its record schema)
 //   $$word_counts   map<string, int64>: word -> occurrences
 //
+// and a query (docs/modules.md, "Queries"):
+//
+//   top-words(n)    the n most frequent words, 1 <= n <= 10,000: [[word, count], ...],
+//                   count descending, ties by word ascending. Each partition sends its own
+//                   top n, the origin merges them (agg::TopN) and keeps the first n.
+//
 // Counting is not idempotent: after a crash a replayed sentence is counted again (stream
 // topologies are at-least-once), so a count is never below its recomputation from
 // *sentences, and equal to it when no crash interrupted processing.
@@ -15,7 +21,10 @@
 //   $$word_lengths  map<int64, int64>: word length -> occurrences, kept by the new
 //                   topology "lengths"; `update` backfills it from every sentence already
 //                   in *sentences.
+#include <algorithm>
 #include <cctype>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,6 +47,30 @@ std::vector<std::string> SplitWords(const std::string& text) {
   }
   if (!current.empty()) words.push_back(std::move(current));
   return words;
+}
+
+// The largest n top-words answers. agg::TopN takes its size when the query is built, not
+// per invocation, so the merge keeps this many and the last step trims to n.
+constexpr int64_t kMaxTopWords = 10'000;
+
+// Whether [word, count] a ranks before b: count descending, then word ascending (the
+// order of agg::TopN).
+bool RanksBefore(const strata::Value& a, const strata::Value& b) {
+  const strata::Value::List& x = a.as_list();
+  const strata::Value::List& y = b.as_list();
+  if (x[1] != y[1]) return x[1] > y[1];
+  return x[0] < y[0];
+}
+
+// The query's argument n, or kInvalidArgument.
+strata::Result<int64_t> TopWordsN(const strata::Value& args) {
+  const strata::Value& n = args.as_list()[0];  // an int64: the parameter's schema
+  if (n.as_int() < 1 || n.as_int() > kMaxTopWords) {
+    return strata::Status::InvalidArgument("top-words: n must be 1 to " +
+                                           std::to_string(kMaxTopWords) + ", not " +
+                                           std::to_string(n.as_int()));
+  }
+  return n.as_int();
 }
 
 void Define(strata::ModuleBuilder& m) {
@@ -66,6 +99,41 @@ void Define(strata::ModuleBuilder& m) {
       .HashPartition()  // by the word itself: Select(Path().Key(word)) finds it
       .Each([counts](TopologyContext& ctx, const Value& word) -> Status {
         return ctx.Transform(counts, Path().Key(word).Inc()).status();
+      });
+
+  // Each partition's top n travels as [word, count, n] items: n rides along to the last
+  // step, which trims the merge (at most kMaxTopWords items) to the n asked for.
+  m.Query("top-words")
+      .Param("n", Schema::Int64())
+      .Each([](TopologyContext& ctx, const Value& args) -> Status {
+        STRATA_ASSIGN_OR_RETURN(int64_t n, TopWordsN(args));
+        ctx.Emit(Value(n));
+        return Status::Ok();
+      })
+      .AllPartitions()
+      .Each([counts](TopologyContext& ctx, const Value& n) -> Status {
+        STRATA_ASSIGN_OR_RETURN(std::vector<Value> entries, ctx.Select(counts, Path().All()));
+        const size_t keep = std::min(entries.size(), static_cast<size_t>(n.as_int()));
+        std::partial_sort(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(keep),
+                          entries.end(), RanksBefore);
+        for (size_t i = 0; i < keep; ++i) {
+          const Value::List& entry = entries[i].as_list();
+          ctx.Emit(Value::ListOf({entry[0], entry[1], n}));
+        }
+        return Status::Ok();
+      })
+      .Origin()
+      .Combine(strata::agg::TopN(
+          kMaxTopWords, [](const Value& item) { return item.as_list()[1]; },
+          [](const Value& item) { return item.as_list()[0]; }))
+      .Each([](TopologyContext& ctx, const Value& top) {
+        const Value::List& items = top.as_list();
+        if (items.empty()) return;
+        const size_t n = static_cast<size_t>(items[0].as_list()[2].as_int());
+        for (size_t i = 0; i < items.size() && i < n; ++i) {
+          const Value::List& item = items[i].as_list();
+          ctx.Emit(Value::ListOf({item[0], item[1]}));
+        }
       });
 
 #ifdef WORDCOUNT_V2

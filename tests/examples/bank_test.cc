@@ -1,8 +1,12 @@
 // The bank example (examples/bank): deposits, transfers and rejections with their ack
 // returns, transfer ids taking effect once, malformed records, concurrent transfers
-// conserving money, and the oracle.
+// conserving money, the oracle, and the query total-money: the sum of the deposits in
+// every answer, while thousands of transfers run.
+#include <algorithm>
 #include <atomic>
+#include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -11,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "example_harness.h"
+#include "recompute_in_place.h"
 
 namespace strata::examples_test {
 namespace {
@@ -29,6 +34,18 @@ class BankTest : public ExampleTest {
     auto r = engine_->Append("bank", "*transfers", TransferRecord(id, from, to, amount));
     EXPECT_TRUE(r.ok()) << id << ": " << r.status().ToString();
     return r.ok() ? AckReturn(*r, "transfer") : Value();
+  }
+
+  // The sum of the amounts of every *deposits record (all valid in these tests).
+  int64_t DepositedInDepot() {
+    auto depot = ReadWholeDepot(*engine_, "bank", "*deposits");
+    EXPECT_TRUE(depot.ok()) << depot.status().ToString();
+    int64_t sum = 0;
+    if (!depot.ok()) return sum;
+    for (const auto& partition : *depot) {
+      for (const DepotEntry& e : partition) sum += Field(e.record, "amount").as_int();
+    }
+    return sum;
   }
 
   int64_t TotalMoney() {
@@ -169,6 +186,7 @@ TEST_F(BankTest, ConcurrentTransfersConserveMoney) {
   EXPECT_EQ(ok + rejected, kThreads * kTransfersPerThread);
   EXPECT_GT(ok.load(), 0);
   EXPECT_EQ(TotalMoney(), total);
+  EXPECT_EQ(Invoke("total-money", {}), Value(total));
   auto balances = CollectIntMap(*engine_, "bank", "$$balances");
   ASSERT_TRUE(balances.ok()) << balances.status().ToString();
   for (const auto& [account, balance] : *balances) EXPECT_GE(balance, 0) << account.ToString();
@@ -218,6 +236,90 @@ TEST_F(BankTest, OracleRecomputedViewsEqualLiveViews) {
   EXPECT_GT(rejected, 0);
   EXPECT_EQ(TotalMoney(), kDeposit * kAccounts);
   ExpectRecomputationEqual({"*deposits", "*transfers"});
+  EXPECT_EQ(Invoke("total-money", {}), Value(DepositedInDepot()));
+  EXPECT_EQ(Invoke("total-money", {}), Value(kDeposit * kAccounts));
+  EXPECT_TRUE(RecomputedInPlaceEqual(*engine_, "bank"));
+  EXPECT_EQ(Invoke("total-money", {}), Value(kDeposit * kAccounts));
+}
+
+TEST_F(BankTest, TotalMoneyOfAnEmptyBankIsZeroAndTakesNoArguments) {
+  EXPECT_EQ(Invoke("total-money", {}), Value(0));
+  ExpectInvokeError("total-money", {Value(1)}, StatusCode::kInvalidArgument,
+                    "takes 0 arguments (), not 1");
+  EX_ASSERT_OK(engine_->Append("bank", "*deposits", DepositRecord("alice", 7)));
+  EXPECT_EQ(Invoke("total-money", {}), Value(7));
+}
+
+// Transfers commit their debit and their credit in two transactions on two partitions;
+// total-money reads every partition in one snapshot and counts the money in flight, so
+// every answer is the deposits' sum — while writer threads append thousands of transfers
+// (some acknowledged when appended only, so that many are in flight at once) and other
+// threads invoke the query in a loop.
+TEST_F(BankTest, TotalMoneyIsTheDepositsSumWhileTransfersRun) {
+  constexpr int kAccounts = 40;
+  constexpr int kWriters = 4;
+  constexpr int kBatchesPerWriter = 50;
+  constexpr int kTransfersPerBatch = 20;
+  constexpr int kReaders = 2;
+  std::vector<Value> deposits;
+  for (int a = 0; a < kAccounts; ++a) deposits.push_back(DepositRecord(Cat("a", a), 100 + a));
+  EX_ASSERT_OK(engine_->AppendBatch("bank", "*deposits", std::move(deposits)));
+  const int64_t deposited = DepositedInDepot();
+  ASSERT_EQ(deposited, 100 * kAccounts + kAccounts * (kAccounts - 1) / 2);
+
+  const uint64_t seed = TestSeed(7013);
+  std::atomic<int> writers_left{kWriters};
+  std::atomic<int64_t> answers{0}, wrong{0}, failed{0}, answers_during_writes{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937_64 rng(seed + w);
+      for (int b = 0; b < kBatchesPerWriter; ++b) {
+        std::vector<Value> batch;
+        for (int i = 0; i < kTransfersPerBatch; ++i) {
+          batch.push_back(TransferRecord(Cat("t", w, "-", b, "-", i), Cat("a", rng() % kAccounts),
+                                         Cat("a", rng() % kAccounts),
+                                         1 + static_cast<int64_t>(rng() % 60)));
+        }
+        const AckLevel level = rng() % 2 == 0 ? AckLevel::kAppended : AckLevel::kProcessed;
+        if (!engine_->AppendBatch("bank", "*transfers", std::move(batch), level).ok()) ++failed;
+      }
+      --writers_left;
+    });
+  }
+  std::mutex mu;
+  std::vector<Value> wrong_answers;  // GUARDED_BY(mu): the first few
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&] {
+      // Until the writers are done, and a few more once they are (queries racing the last
+      // transfers' processing).
+      for (int after = 0; after < 20;) {
+        const bool writing = writers_left.load() > 0;
+        Result<Value> total = engine_->Invoke("bank", "total-money", {});
+        ++answers;
+        if (writing) ++answers_during_writes;
+        if (!writing) ++after;
+        if (!total.ok()) {
+          ++failed;
+        } else if (*total != Value(deposited)) {
+          ++wrong;
+          std::lock_guard<std::mutex> lock(mu);
+          if (wrong_answers.size() < 5) wrong_answers.push_back(*total);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::cout << "[ queries  ] " << answers.load() << " answers, " << answers_during_writes.load()
+            << " while transfers were appended" << std::endl;
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(wrong.load(), 0) << "deposited " << deposited << ", first wrong answers: "
+                             << Value(wrong_answers).ToString();
+  EXPECT_GT(answers_during_writes.load(), 0);
+  EX_ASSERT_OK(engine_->WaitProcessed("bank"));
+  EXPECT_EQ(TotalMoney(), deposited);  // the balances alone, once nothing is in flight
+  EXPECT_EQ(Invoke("total-money", {}), Value(deposited));
+  PrintInvokeTime(*engine_, "bank", "total-money", {}, 50);
 }
 
 }  // namespace

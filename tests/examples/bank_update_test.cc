@@ -1,7 +1,8 @@
 // The bank example updated in place (examples/bank/bank.cc built with BANK_V2 as bank_v2.so):
 // version 1 stores balances as int64, version 2 as {amount, currency} with a migration. After
 // Engine::Update, reads see every balance migrated at once, the new code moves money on migrated
-// values, and what version 1 decided (transfer ids) still holds.
+// values, what version 1 decided (transfer ids) still holds, and the query total-money of
+// either version counts the money of either shape.
 #include <cstdint>
 #include <string>
 
@@ -41,9 +42,12 @@ TEST_F(BankUpdateTest, Version2ReadsVersion1BalancesMigratedAndMovesMoneyOnThem)
   Deposit("carol", 5);
   EXPECT_EQ(Transfer("t1", "alice", "bob", 40), kOk);
   EXPECT_EQ(Balance("alice"), Value(60));
+  EXPECT_EQ(Invoke("total-money", {}), Value(135));
 
   EX_ASSIGN_OR_FAIL(UpdateResult updated, engine_->Update(ModulePath("bank_v2"), UpdateOptions{}));
   EXPECT_EQ(updated.version, 2);
+  // The query of version 2 sums the migrated records.
+  EXPECT_EQ(Invoke("total-money", {}), Value(135));
 
   // Every balance version 1 wrote reads migrated, on every partition.
   EXPECT_EQ(Balance("alice"), Eur(60));
@@ -74,6 +78,7 @@ TEST_F(BankUpdateTest, Version2ReadsVersion1BalancesMigratedAndMovesMoneyOnThem)
   }
   EXPECT_EQ(accounts, 4);
   EXPECT_EQ(total, 100 + 30 + 5 + 7);
+  EXPECT_EQ(Invoke("total-money", {}), Value(total));
 }
 
 // Version 2 on its own (no data to migrate): a plain deploy of the second build.
@@ -94,6 +99,8 @@ TEST(BankV2Test, DeployedFreshItKeepsBalancesAsRecords) {
   EX_ASSIGN_OR_FAIL(Value bob, engine->SelectOne("bank", "$$balances", Path().Key("bob")));
   EXPECT_EQ(alice, Eur(6));
   EXPECT_EQ(bob, Eur(4));
+  EX_ASSIGN_OR_FAIL(Value total, engine->Invoke("bank", "total-money", {}));
+  EXPECT_EQ(total, Value(10));
 }
 
 // A recompute of $$balances alone: the rebuild's steps read the rebuild's own idempotence
@@ -108,12 +115,14 @@ TEST_F(BankUpdateTest, RecomputingTheBalancesAloneRebuildsThemFromTheLog) {
   ASSERT_TRUE(engine_->WaitProcessed("bank").ok());
   EXPECT_EQ(Balance("alice"), Value(60));
   EXPECT_EQ(Balance("bob"), Value(70));
+  EXPECT_EQ(Invoke("total-money", {}), Value(130));
   // After the update to version 2, recomputed by the new code (records, no migration).
   EX_ASSIGN_OR_FAIL(UpdateResult updated, engine_->Update(ModulePath("bank_v2"), UpdateOptions{}));
   ASSERT_TRUE(engine_->Recompute("bank", {"$$balances"}).ok());
   ASSERT_TRUE(engine_->WaitProcessed("bank").ok());
   EXPECT_EQ(Balance("alice"), Eur(60));
   EXPECT_EQ(Balance("bob"), Eur(70));
+  EXPECT_EQ(Invoke("total-money", {}), Value(130));
 }
 
 }  // namespace

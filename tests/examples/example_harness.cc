@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <limits>
 
 #include "strata/key_codec.h"
@@ -268,6 +270,37 @@ Value ExampleTest::SelectOne(const std::string& pstate, const Path& path) {
   Result<Value> r = engine_->SelectOne(module_, pstate, path);
   EXPECT_TRUE(r.ok()) << pstate << " " << path.ToString() << ": " << r.status().ToString();
   return r.ok() ? *r : Value("select failed");
+}
+
+void PrintInvokeTime(Engine& engine, const std::string& module, const std::string& query,
+                     const std::vector<Value>& args, int rounds) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < rounds; ++i) {
+    Result<Value> r = engine.Invoke(module, query, args);
+    ASSERT_TRUE(r.ok()) << module << "/" << query << ": " << r.status().ToString();
+  }
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  std::cout << "[ timing   ] " << module << "/" << query << " " << Value(args).ToString()
+            << ": " << us / rounds << " us per answer (" << rounds << " answers)" << std::endl;
+}
+
+Value ExampleTest::Invoke(const std::string& query, std::vector<Value> args) {
+  Result<Value> r = engine_->Invoke(module_, query, std::move(args));
+  EXPECT_TRUE(r.ok()) << module_ << "/" << query << ": " << r.status().ToString();
+  return r.ok() ? *r : Value("invoke failed");
+}
+
+void ExampleTest::ExpectInvokeError(const std::string& query, std::vector<Value> args,
+                                    StatusCode code, const std::string& expected) {
+  const std::string shown = Value(args).ToString();
+  Result<Value> r = engine_->Invoke(module_, query, std::move(args));
+  ASSERT_FALSE(r.ok()) << query << " " << shown << " answered " << r->ToString();
+  EXPECT_EQ(r.status().code(), code) << query << " " << shown << ": " << r.status().ToString();
+  EXPECT_NE(r.status().message().find(module_ + "/" + query), std::string::npos)
+      << r.status().ToString();
+  EXPECT_NE(r.status().message().find(expected), std::string::npos) << r.status().ToString();
 }
 
 Value ExampleTest::AckReturn(const AppendResult& result, const std::string& topology) {

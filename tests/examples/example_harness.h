@@ -179,6 +179,11 @@ std::string IntMapText(const std::map<Value, int64_t>& map);
 Result<std::map<std::pair<Value, Value>, Value>> TwoLevelMapOf(const PStateDump& dump,
                                                                const std::string& pstate);
 
+// Invokes the query `rounds` times and prints the mean answer time (for the record, never
+// asserted: timing goals live in the benchmarks). Fails the test if an invocation fails.
+void PrintInvokeTime(Engine& engine, const std::string& module, const std::string& query,
+                     const std::vector<Value>& args, int rounds);
+
 // A seed for a randomized test: STRATA_TEST_SEED from the environment when set, else
 // `fixed`; printed so that a failure can be reproduced (strata/testing/test_seed.h).
 using strata::testing::TestSeed;
@@ -193,6 +198,13 @@ class ExampleTest : public ::testing::Test {
   // returns an empty list / the string "select failed".
   std::vector<Value> Select(const std::string& pstate, const Path& path);
   Value SelectOne(const std::string& pstate, const Path& path);
+  // Invokes query `query` of the deployed module; a failing invocation fails the test and
+  // returns the string "invoke failed".
+  Value Invoke(const std::string& query, std::vector<Value> args);
+  // Requires Invoke(query, args) to fail with `code` and a message that names the query
+  // (module/query) and contains `expected`.
+  void ExpectInvokeError(const std::string& query, std::vector<Value> args, StatusCode code,
+                         const std::string& expected);
   // The ack return of `topology` in a processed append's result (nil when absent).
   static Value AckReturn(const AppendResult& result, const std::string& topology);
   // Recomputes the module's PStates from its depots (Recompute, in `depot_order`) in a

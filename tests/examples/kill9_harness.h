@@ -183,11 +183,14 @@ inline RoundOutcome RunRound(const std::function<void(int fd)>& child, std::mt19
 // child(dir, r, seed + 1000 * r, fd), and the kill moments come from std::mt19937_64(seed).
 // Appends the acknowledged records of every round to *acks (printing their number). A
 // child that reports an error fails the test fatally; one that ends by itself fails it.
-// Call under ASSERT_NO_FATAL_FAILURE.
+// When given, after_round(dir, round) runs in the parent after each round, the child
+// dead (e.g. to recover the directory and check it); it must close what it opens. Call
+// under ASSERT_NO_FATAL_FAILURE.
 inline void RunRounds(
     int rounds, uint64_t seed, const std::string& dir,
     const std::function<void(const std::string& dir, int round, uint64_t seed, int fd)>& child,
-    std::vector<Value>* acks) {
+    std::vector<Value>* acks,
+    const std::function<void(const std::string& dir, int round)>& after_round = {}) {
   std::mt19937_64 rng(seed);
   for (int round = 0; round < rounds; ++round) {
     RoundOutcome outcome = RunRound(
@@ -197,6 +200,9 @@ inline void RunRounds(
     std::cout << "[ round " << round << " ] " << outcome.acks.size() << " acknowledged records"
               << std::endl;
     acks->insert(acks->end(), outcome.acks.begin(), outcome.acks.end());
+    if (after_round) {
+      ASSERT_NO_FATAL_FAILURE(after_round(dir, round));
+    }
   }
 }
 

@@ -10,7 +10,11 @@
 // recomputation from the depots; money is conserved; no word count is below its
 // recomputation (counting is not idempotent, so replays may only add). leaderboard, which
 // consumes wordcount's *sentences through a mirror depot, runs beside them (it loads after
-// wordcount at every reopen) and is checked the same way against wordcount's log.
+// wordcount at every reopen) and is checked the same way against wordcount's log. After
+// every round too, the parent recovers the directory and checks the example queries
+// against their oracles (CheckQueries): bank total-money is the sum of *deposits, wordcount
+// top-words the top of $$word_counts, social timeline the timelines joined with the texts
+// of *posts.
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -140,14 +144,71 @@ void ProfilesLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round)
   _exit(4);
 }
 
+// ---- The parent ------------------------------------------------------------------------
+
+// The example queries of a recovered engine, every module caught up, against oracles: the
+// deposits' sum (every deposit is valid), the counts of $$word_counts (replays after a kill
+// may count a word twice, so the depot is not the oracle of a count), and the timelines of
+// $$timelines (they depend on how follows and posts interleaved) joined with the texts of
+// the *posts records.
+void CheckQueries(Engine& engine) {
+  for (const std::string& m : kModules) EX_ASSERT_OK(engine.WaitProcessed(m));
+
+  EX_ASSIGN_OR_FAIL(auto deposits, ReadWholeDepot(engine, "bank", "*deposits"));
+  int64_t deposited = 0;
+  for (const auto& partition : deposits) {
+    for (const DepotEntry& r : partition) deposited += Field(r.record, "amount").as_int();
+  }
+  EX_ASSIGN_OR_FAIL(Value total, engine.Invoke("bank", "total-money", {}));
+  EXPECT_EQ(total, Value(deposited));
+
+  EX_ASSIGN_OR_FAIL(auto counts, CollectIntMap(engine, "wordcount", "$$word_counts"));
+  for (int64_t n : {3, 10'000}) {
+    EX_ASSIGN_OR_FAIL(Value top, engine.Invoke("wordcount", "top-words", {Value(n)}));
+    EXPECT_EQ(top, TopCounts(counts, static_cast<size_t>(n))) << "top-words(" << n << ")";
+  }
+
+  EX_ASSIGN_OR_FAIL(auto posts, ReadWholeDepot(engine, "social", "*posts"));
+  std::map<std::pair<Value, Value>, Value> texts;  // [author, id] -> text
+  for (const auto& partition : posts) {
+    for (const DepotEntry& r : partition) {
+      texts[{Field(r.record, "author"), Field(r.record, "id")}] = Field(r.record, "text");
+    }
+  }
+  for (int u = 0; u < 20; ++u) {
+    const std::string user = Cat("s", u);
+    EX_ASSIGN_OR_FAIL(std::vector<Value> entries,
+                      engine.Select("social", "$$timelines",
+                                    Path().Key(user).Range({.limit = 800}).MapVals()));
+    Value::List expected;
+    for (const Value& e : entries) {
+      Value post = e;
+      post.Insert("text", texts[{Field(e, "author"), Field(e, "id")}]);
+      expected.push_back(std::move(post));
+    }
+    EX_ASSIGN_OR_FAIL(Value timeline,
+                      engine.Invoke("social", "timeline", {Value(user), Value(800)}));
+    EXPECT_EQ(timeline, Value(expected)) << "timeline(" << user << ", 800)";
+  }
+}
+
+// After each round: recovers the directory in the parent and checks the queries.
+void RecoverAndCheckQueries(const std::string& dir, int round) {
+  EX_ASSIGN_OR_FAIL(std::unique_ptr<Engine> engine, OpenEngine(dir));
+  SCOPED_TRACE(Cat("after round ", round));
+  ASSERT_NO_FATAL_FAILURE(CheckQueries(*engine));
+}
+
 TEST(ExamplesKill9Test, AcknowledgedAppendsAndViewsSurviveRepeatedKill9) {
   const uint64_t seed = TestSeed(7007);
   TempDir dir;
   std::vector<Value> acks;
-  ASSERT_NO_FATAL_FAILURE(RunRounds(kRounds, seed, dir.path(), RunChild, &acks));
+  ASSERT_NO_FATAL_FAILURE(
+      RunRounds(kRounds, seed, dir.path(), RunChild, &acks, RecoverAndCheckQueries));
   // Every acknowledged record is in its depot, at the offset it was acknowledged with.
   std::unique_ptr<Engine> engine;
   ASSERT_NO_FATAL_FAILURE(ReopenAndCheckAcks(dir.path(), acks, kModules, &engine));
+  ASSERT_NO_FATAL_FAILURE(CheckQueries(*engine));
 
   // The ack returns agree with the views.
   for (const Value& ack : acks) {

@@ -1,7 +1,11 @@
 // The social example (examples/social): followers, timelines newest first with paging,
 // the timeline cap and replays into full timelines, a fan-out to many followers (paged
-// and grouped by partition), and the oracle.
+// and grouped by partition), the oracle, and the query timeline (the newest posts of a
+// timeline joined with their texts) against the follows and posts of the depots.
+#include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 #include <random>
 #include <string>
 #include <vector>
@@ -9,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "example_harness.h"
+#include "recompute_in_place.h"
 
 namespace strata::examples_test {
 namespace {
@@ -27,9 +32,63 @@ Value Entry(const std::string& author, int64_t id) {
   return Value::MapOf({{"author", author}, {"id", id}});
 }
 
+Value Post(const std::string& author, int64_t id, const std::string& text) {
+  return Value::MapOf({{"author", author}, {"id", id}, {"text", text}});
+}
+
 class SocialTest : public ExampleTest {
  protected:
   SocialTest() : ExampleTest("social") {}
+
+  Value Timeline(const std::string& user, int64_t n) {
+    return Invoke("timeline", {Value(user), Value(n)});
+  }
+
+  // Every user's timeline, recomputed from the depots' records, when all follows were
+  // processed before any post: the posts of the authors the user follows in the end
+  // ({author, id, text}), newest first (id descending, then author), at most the cap.
+  std::map<Value, std::vector<Value>> TimelinesFromDepots() {
+    std::map<Value, std::set<Value>> following;  // user -> authors
+    std::map<Value, std::vector<Value>> posts_by;  // author -> posts
+    auto follows = ReadWholeDepot(*engine_, "social", "*follows");
+    auto posts = ReadWholeDepot(*engine_, "social", "*posts");
+    EXPECT_TRUE(follows.ok() && posts.ok());
+    if (!follows.ok() || !posts.ok()) return {};
+    // One (from, to) pair's records are all on to's partition, in offset order.
+    for (const auto& partition : *follows) {
+      for (const DepotEntry& e : partition) {
+        if (Field(e.record, "op") == Value("unfollow")) {
+          following[Field(e.record, "from")].erase(Field(e.record, "to"));
+        } else {
+          following[Field(e.record, "from")].insert(Field(e.record, "to"));
+        }
+      }
+    }
+    for (const auto& partition : *posts) {
+      for (const DepotEntry& e : partition) {
+        const Value& r = e.record;
+        posts_by[Field(r, "author")].push_back(Post(Field(r, "author").as_string(),
+                                                    Field(r, "id").as_int(),
+                                                    Field(r, "text").as_string()));
+      }
+    }
+    std::map<Value, std::vector<Value>> timelines;
+    for (const auto& [user, authors] : following) {
+      std::vector<Value>& timeline = timelines[user];
+      for (const Value& author : authors) {
+        for (const Value& post : posts_by[author]) timeline.push_back(post);
+      }
+      auto newest_first = [](const Value& a, const Value& b) {
+        return std::make_tuple(-Field(a, "id").as_int(), Field(a, "author")) <
+               std::make_tuple(-Field(b, "id").as_int(), Field(b, "author"));
+      };
+      std::sort(timeline.begin(), timeline.end(), newest_first);
+      // Replays of a post (same author and id) fan out once.
+      timeline.erase(std::unique(timeline.begin(), timeline.end()), timeline.end());
+      if (timeline.size() > 800) timeline.resize(800);
+    }
+    return timelines;
+  }
 };
 
 TEST_F(SocialTest, FollowIsIdempotentAndUnfollowRemoves) {
@@ -140,6 +199,35 @@ TEST_F(SocialTest, FanOutToManyFollowersReachesEachOnceWhereSelectFindsIt) {
   EXPECT_EQ(SelectOne("$$timelines", Path().Key("star").Size()), Value(0));
 }
 
+TEST_F(SocialTest, TimelineQueryJoinsTheNewestPostsWithTheirTexts) {
+  EX_ASSERT_OK(engine_->AppendBatch(
+      "social", "*follows", {FollowRecord("alice", "bob"), FollowRecord("alice", "carol")}));
+  EX_ASSERT_OK(engine_->AppendBatch(
+      "social", "*posts",
+      {Value::MapOf({{"author", "bob"}, {"id", 10}, {"text", "first"}}),
+       Value::MapOf({{"author", "carol"}, {"id", 10}, {"text", "same time"}}),
+       Value::MapOf({{"author", "carol"}, {"id", 15}, {"text", "newest"}})}));
+  EXPECT_EQ(Timeline("alice", 2),
+            Value::ListOf({Post("carol", 15, "newest"), Post("bob", 10, "first")}));
+  EXPECT_EQ(Timeline("alice", 800),
+            Value::ListOf({Post("carol", 15, "newest"), Post("bob", 10, "first"),
+                           Post("carol", 10, "same time")}));
+  EXPECT_EQ(Timeline("nobody", 5), Value(Value::List{}));
+}
+
+TEST_F(SocialTest, TimelineQueryRefusesBadArgumentsNamingTheQuery) {
+  ExpectInvokeError("timeline", {Value("alice")}, StatusCode::kInvalidArgument,
+                    "takes 2 arguments (user, n), not 1");
+  ExpectInvokeError("timeline", {Value(5), Value(5)}, StatusCode::kSchemaViolation,
+                    "argument 1 (user) must be string");
+  ExpectInvokeError("timeline", {Value("alice"), Value(2.5)}, StatusCode::kSchemaViolation,
+                    "argument 2 (n) must be int64");
+  ExpectInvokeError("timeline", {Value("alice"), Value(0)}, StatusCode::kUserError,
+                    "n must be 1 to 800 (a timeline's cap), not 0");
+  ExpectInvokeError("timeline", {Value("alice"), Value(801)}, StatusCode::kUserError,
+                    "n must be 1 to 800 (a timeline's cap), not 801");
+}
+
 // Follows are all processed before any post: a post fans out to the followers its
 // author has when it is processed, and records of two depots on one partition have no
 // order between them, so the recomputation (depot by depot) sees the same followers only
@@ -163,6 +251,29 @@ TEST_F(SocialTest, OracleRecomputedViewsEqualLiveViews) {
     EX_ASSERT_OK(engine_->AppendBatch("social", "*posts", std::move(posts)));
   }
   ExpectRecomputationEqual({"*follows", "*posts"});
+
+  // The query against the timelines recomputed from the depots' records, and again after
+  // an in-place recompute of every view.
+  const std::map<Value, std::vector<Value>> oracle = TimelinesFromDepots();
+  ASSERT_FALSE(oracle.empty());
+  std::map<std::pair<std::string, int64_t>, Value> answers;
+  for (int u = 0; u < kUsers; ++u) {
+    const std::string name = Cat("u", u);
+    auto expected = oracle.find(Value(name));
+    std::vector<Value> full = expected == oracle.end() ? std::vector<Value>{} : expected->second;
+    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{800}}) {
+      std::vector<Value> top(full.begin(), full.begin() + std::min<size_t>(full.size(), n));
+      const Value answer = Timeline(name, n);
+      answers[{name, n}] = answer;
+      EXPECT_EQ(answer, Value(top)) << "timeline(" << name << ", " << n << ")";
+    }
+  }
+  PrintInvokeTime(*engine_, "social", "timeline", {Value("u1"), Value(10)}, 200);
+  ASSERT_TRUE(RecomputedInPlaceEqual(*engine_, "social"));
+  for (const auto& [args, answer] : answers) {
+    EXPECT_EQ(Timeline(args.first, args.second), answer)
+        << "after the recompute: timeline(" << args.first << ", " << args.second << ")";
+  }
 }
 
 }  // namespace

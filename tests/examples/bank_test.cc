@@ -17,6 +17,11 @@
 #include "example_harness.h"
 #include "recompute_in_place.h"
 
+namespace strata {
+// gtest prints a Value in a failed expectation as its text.
+void PrintTo(const Value& v, std::ostream* os) { *os << v.ToString(); }
+}  // namespace strata
+
 namespace strata::examples_test {
 namespace {
 

@@ -45,12 +45,7 @@ class BankTest : public ExampleTest {
   int64_t DepositedInDepot() {
     auto depot = ReadWholeDepot(*engine_, "bank", "*deposits");
     EXPECT_TRUE(depot.ok()) << depot.status().ToString();
-    int64_t sum = 0;
-    if (!depot.ok()) return sum;
-    for (const auto& partition : *depot) {
-      for (const DepotEntry& e : partition) sum += Field(e.record, "amount").as_int();
-    }
-    return sum;
+    return depot.ok() ? DepositedSum(*depot) : 0;
   }
 
   int64_t TotalMoney() {

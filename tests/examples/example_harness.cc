@@ -347,6 +347,35 @@ std::vector<std::string> SplitWords(const std::string& text) {
   return words;
 }
 
+int64_t DepositedSum(const std::vector<std::vector<DepotEntry>>& deposits) {
+  int64_t sum = 0;
+  for (const auto& partition : deposits) {
+    for (const DepotEntry& r : partition) sum += Field(r.record, "amount").as_int();
+  }
+  return sum;
+}
+
+PostTexts PostTextsOf(const std::vector<std::vector<DepotEntry>>& posts) {
+  PostTexts texts;
+  for (const auto& partition : posts) {
+    for (const DepotEntry& r : partition) {
+      texts[{Field(r.record, "author"), Field(r.record, "id")}] = Field(r.record, "text");
+    }
+  }
+  return texts;
+}
+
+Value TimelineWithTexts(const std::vector<Value>& entries, const PostTexts& texts) {
+  Value::List joined;
+  for (const Value& entry : entries) {
+    Value post = entry;
+    auto text = texts.find({Field(entry, "author"), Field(entry, "id")});
+    post.Insert("text", text == texts.end() ? Value() : text->second);
+    joined.push_back(std::move(post));
+  }
+  return Value(std::move(joined));
+}
+
 Value TopCounts(const std::map<Value, int64_t>& counts, size_t n) {
   std::vector<std::pair<Value, int64_t>> ranked(counts.begin(), counts.end());
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {

@@ -161,6 +161,19 @@ Value DepositRecord(const std::string& account, int64_t amount);
 Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
                      int64_t amount);
 
+// The sum of the "amount" fields of the records of a bank *deposits depot (as
+// ReadWholeDepot returns it): what bank's query total-money answers, every deposit being
+// valid.
+int64_t DepositedSum(const std::vector<std::vector<DepotEntry>>& deposits);
+
+// The texts of the records of a social *posts depot: [author, id] -> text.
+using PostTexts = std::map<std::pair<Value, Value>, Value>;
+PostTexts PostTextsOf(const std::vector<std::vector<DepotEntry>>& posts);
+// What social's query timeline(user, n) answers for `entries`, the first n values of the
+// user's $$timelines ({author, id}, newest first): each with the "text" of its post (nil
+// when `texts` lacks it).
+Value TimelineWithTexts(const std::vector<Value>& entries, const PostTexts& texts);
+
 // The word split of topwords (and mbwordcount): the runs of ASCII letters and digits of
 // `text`, lower-cased, in order ("Hi, hi2!" -> {"hi", "hi2"}).
 std::vector<std::string> SplitWords(const std::string& text);

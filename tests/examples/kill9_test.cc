@@ -160,12 +160,8 @@ void CheckQueries(Engine& engine) {
   for (const std::string& m : kModules) EX_ASSERT_OK(engine.WaitProcessed(m));
 
   EX_ASSIGN_OR_FAIL(auto deposits, ReadWholeDepot(engine, "bank", "*deposits"));
-  int64_t deposited = 0;
-  for (const auto& partition : deposits) {
-    for (const DepotEntry& r : partition) deposited += Field(r.record, "amount").as_int();
-  }
   EX_ASSIGN_OR_FAIL(Value total, engine.Invoke("bank", "total-money", {}));
-  EXPECT_EQ(total, Value(deposited));
+  EXPECT_EQ(total, Value(DepositedSum(deposits)));
 
   EX_ASSIGN_OR_FAIL(auto counts, CollectIntMap(engine, "wordcount", "$$word_counts"));
   for (int64_t n : {3, 10'000}) {
@@ -174,26 +170,15 @@ void CheckQueries(Engine& engine) {
   }
 
   EX_ASSIGN_OR_FAIL(auto posts, ReadWholeDepot(engine, "social", "*posts"));
-  std::map<std::pair<Value, Value>, Value> texts;  // [author, id] -> text
-  for (const auto& partition : posts) {
-    for (const DepotEntry& r : partition) {
-      texts[{Field(r.record, "author"), Field(r.record, "id")}] = Field(r.record, "text");
-    }
-  }
+  const PostTexts texts = PostTextsOf(posts);
   for (int u = 0; u < 20; ++u) {
     const std::string user = Cat("s", u);
     EX_ASSIGN_OR_FAIL(std::vector<Value> entries,
                       engine.Select("social", "$$timelines",
                                     Path().Key(user).Range({.limit = 800}).MapVals()));
-    Value::List expected;
-    for (const Value& e : entries) {
-      Value post = e;
-      post.Insert("text", texts[{Field(e, "author"), Field(e, "id")}]);
-      expected.push_back(std::move(post));
-    }
     EX_ASSIGN_OR_FAIL(Value timeline,
                       engine.Invoke("social", "timeline", {Value(user), Value(800)}));
-    EXPECT_EQ(timeline, Value(expected)) << "timeline(" << user << ", 800)";
+    EXPECT_EQ(timeline, TimelineWithTexts(entries, texts)) << "timeline(" << user << ", 800)";
   }
 }
 

@@ -247,10 +247,8 @@ void Define(strata::ModuleBuilder& m) {
       "$$rejected",
       Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::String()).Subindexed()));
 
-  p.debited_total =
-      m.PState("$$debited_total", Schema::Map(Schema::String(), Schema::Int64()));
-  p.credited_total =
-      m.PState("$$credited_total", Schema::Map(Schema::String(), Schema::Int64()));
+  p.debited_total = m.PState("$$debited_total", Schema::Map(Schema::String(), Schema::Int64()));
+  p.credited_total = m.PState("$$credited_total", Schema::Map(Schema::String(), Schema::Int64()));
 
   m.Stream("deposit").Source(deposits).Each(
       [p](TopologyContext& ctx, const Value& r) { return Deposit(p, ctx, r); });

@@ -231,7 +231,8 @@ void Define(strata::ModuleBuilder& m) {
         return ReadTimeline(timelines, ctx, args);
       })
       .HashPartition([](const Value& entry) { return *entry.Find(Value("author")); })
-      .Each([posts](TopologyContext& ctx, const Value& entry) { return JoinText(posts, ctx, entry); })
+      .Each(
+          [posts](TopologyContext& ctx, const Value& entry) { return JoinText(posts, ctx, entry); })
       .Origin()
       // The timeline's own order: id descending, then author ascending. At most n <=
       // kTimelineCap entries arrive, so the cap keeps them all.

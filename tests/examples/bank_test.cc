@@ -313,8 +313,8 @@ TEST_F(BankTest, TotalMoneyIsTheDepositsSumWhileTransfersRun) {
   std::cout << "[ queries  ] " << answers.load() << " answers, " << answers_during_writes.load()
             << " while transfers were appended" << std::endl;
   EXPECT_EQ(failed.load(), 0);
-  EXPECT_EQ(wrong.load(), 0) << "deposited " << deposited << ", first wrong answers: "
-                             << Value(wrong_answers).ToString();
+  EXPECT_EQ(wrong.load(), 0) << "deposited " << deposited
+                             << ", first wrong answers: " << Value(wrong_answers).ToString();
   EXPECT_GT(answers_during_writes.load(), 0);
   EX_ASSERT_OK(engine_->WaitProcessed("bank"));
   EXPECT_EQ(TotalMoney(), deposited);  // the balances alone, once nothing is in flight

@@ -282,8 +282,8 @@ void PrintInvokeTime(Engine& engine, const std::string& module, const std::strin
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - start)
                       .count();
-  std::cout << "[ timing   ] " << module << "/" << query << " " << Value(args).ToString()
-            << ": " << us / rounds << " us per answer (" << rounds << " answers)" << std::endl;
+  std::cout << "[ timing   ] " << module << "/" << query << " " << Value(args).ToString() << ": "
+            << us / rounds << " us per answer (" << rounds << " answers)" << std::endl;
 }
 
 Value ExampleTest::Invoke(const std::string& query, std::vector<Value> args) {

@@ -173,9 +173,9 @@ void CheckQueries(Engine& engine) {
   const PostTexts texts = PostTextsOf(posts);
   for (int u = 0; u < 20; ++u) {
     const std::string user = Cat("s", u);
-    EX_ASSIGN_OR_FAIL(std::vector<Value> entries,
-                      engine.Select("social", "$$timelines",
-                                    Path().Key(user).Range({.limit = 800}).MapVals()));
+    EX_ASSIGN_OR_FAIL(
+        std::vector<Value> entries,
+        engine.Select("social", "$$timelines", Path().Key(user).Range({.limit = 800}).MapVals()));
     EX_ASSIGN_OR_FAIL(Value timeline,
                       engine.Invoke("social", "timeline", {Value(user), Value(800)}));
     EXPECT_EQ(timeline, TimelineWithTexts(entries, texts)) << "timeline(" << user << ", 800)";

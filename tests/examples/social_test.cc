@@ -4,10 +4,10 @@
 // timeline joined with their texts) against the follows and posts of the depots.
 #include <algorithm>
 #include <map>
-#include <set>
-#include <tuple>
 #include <random>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -53,7 +53,7 @@ class SocialTest : public ExampleTest {
   // processed before any post: the posts of the authors the user follows in the end
   // ({author, id, text}), newest first (id descending, then author), at most the cap.
   std::map<Value, std::vector<Value>> TimelinesFromDepots() {
-    std::map<Value, std::set<Value>> following;  // user -> authors
+    std::map<Value, std::set<Value>> following;    // user -> authors
     std::map<Value, std::vector<Value>> posts_by;  // author -> posts
     auto follows = ReadWholeDepot(*engine_, "social", "*follows");
     auto posts = ReadWholeDepot(*engine_, "social", "*posts");
@@ -72,9 +72,8 @@ class SocialTest : public ExampleTest {
     for (const auto& partition : *posts) {
       for (const DepotEntry& e : partition) {
         const Value& r = e.record;
-        posts_by[Field(r, "author")].push_back(Post(Field(r, "author").as_string(),
-                                                    Field(r, "id").as_int(),
-                                                    Field(r, "text").as_string()));
+        posts_by[Field(r, "author")].push_back(Post(
+            Field(r, "author").as_string(), Field(r, "id").as_int(), Field(r, "text").as_string()));
       }
     }
     std::map<Value, std::vector<Value>> timelines;
@@ -207,11 +206,11 @@ TEST_F(SocialTest, FanOutToManyFollowersReachesEachOnceWhereSelectFindsIt) {
 TEST_F(SocialTest, TimelineQueryJoinsTheNewestPostsWithTheirTexts) {
   EX_ASSERT_OK(engine_->AppendBatch(
       "social", "*follows", {FollowRecord("alice", "bob"), FollowRecord("alice", "carol")}));
-  EX_ASSERT_OK(engine_->AppendBatch(
-      "social", "*posts",
-      {Value::MapOf({{"author", "bob"}, {"id", 10}, {"text", "first"}}),
-       Value::MapOf({{"author", "carol"}, {"id", 10}, {"text", "same time"}}),
-       Value::MapOf({{"author", "carol"}, {"id", 15}, {"text", "newest"}})}));
+  EX_ASSERT_OK(
+      engine_->AppendBatch("social", "*posts",
+                           {Value::MapOf({{"author", "bob"}, {"id", 10}, {"text", "first"}}),
+                            Value::MapOf({{"author", "carol"}, {"id", 10}, {"text", "same time"}}),
+                            Value::MapOf({{"author", "carol"}, {"id", 15}, {"text", "newest"}})}));
   EXPECT_EQ(Timeline("alice", 2),
             Value::ListOf({Post("carol", 15, "newest"), Post("bob", 10, "first")}));
   EXPECT_EQ(Timeline("alice", 800),

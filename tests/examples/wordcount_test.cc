@@ -61,8 +61,7 @@ class WordcountTest : public ExampleTest {
 TEST_F(WordcountTest, TopWordsRanksByCountThenWord) {
   EXPECT_EQ(TopWords(3), Value(Value::List{}));  // nothing counted yet
   EX_ASSERT_OK(engine_->AppendBatch(
-      "wordcount", "*sentences",
-      {Value("b a c a b a"), Value("d c"), Value("e"), Value("c d b")}));
+      "wordcount", "*sentences", {Value("b a c a b a"), Value("d c"), Value("e"), Value("c d b")}));
   // a 3, b 3, c 3, d 2, e 1: ties by word ascending.
   EXPECT_EQ(TopWords(1), Value::ListOf({Value::ListOf({"a", 3})}));
   EXPECT_EQ(TopWords(4), Value::ListOf({Value::ListOf({"a", 3}), Value::ListOf({"b", 3}),
@@ -79,8 +78,7 @@ TEST_F(WordcountTest, TopWordsEqualsTheCountsOfTheDepot) {
   ASSERT_NO_FATAL_FAILURE(AppendRandomSentences(rng, 4000, kVocabulary));
   const std::map<Value, int64_t> oracle = CountsFromDepot();
   ASSERT_GT(oracle.size(), 100u);
-  const std::vector<int64_t> ns = {1, 2, 10, 37, 100, static_cast<int64_t>(oracle.size()),
-                                   10'000};
+  const std::vector<int64_t> ns = {1, 2, 10, 37, 100, static_cast<int64_t>(oracle.size()), 10'000};
   std::map<int64_t, Value> answers;
   for (int64_t n : ns) {
     answers[n] = TopWords(n);
@@ -99,8 +97,7 @@ TEST_F(WordcountTest, TopWordsRefusesBadArgumentsNamingTheQuery) {
                     "takes 1 argument (n), not 2");
   ExpectInvokeError("top-words", {Value("3")}, StatusCode::kSchemaViolation,
                     "argument 1 (n) must be int64");
-  ExpectInvokeError("top-words", {Value(0)}, StatusCode::kUserError,
-                    "n must be 1 to 10000, not 0");
+  ExpectInvokeError("top-words", {Value(0)}, StatusCode::kUserError, "n must be 1 to 10000, not 0");
   ExpectInvokeError("top-words", {Value(10'001)}, StatusCode::kUserError,
                     "n must be 1 to 10000, not 10001");
   auto unknown = engine_->Invoke("wordcount", "top-word", {Value(1)});

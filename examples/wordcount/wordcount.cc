@@ -127,13 +127,15 @@ void Define(strata::ModuleBuilder& m) {
           kMaxTopWords, [](const Value& item) { return item.as_list()[1]; },
           [](const Value& item) { return item.as_list()[0]; }))
       .Each([](TopologyContext& ctx, const Value& top) {
+        // After a Combine the query answers the one value its last step emits.
         const Value::List& items = top.as_list();
-        if (items.empty()) return;
-        const size_t n = static_cast<size_t>(items[0].as_list()[2].as_int());
+        const size_t n = items.empty() ? 0 : static_cast<size_t>(items[0].as_list()[2].as_int());
+        Value::List answer;
         for (size_t i = 0; i < items.size() && i < n; ++i) {
           const Value::List& item = items[i].as_list();
-          ctx.Emit(Value::ListOf({item[0], item[1]}));
+          answer.push_back(Value::ListOf({item[0], item[1]}));
         }
+        ctx.Emit(Value(std::move(answer)));
       });
 
 #ifdef WORDCOUNT_V2

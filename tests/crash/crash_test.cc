@@ -4,10 +4,11 @@
 //
 // A round starts build/bin/stratad, checks what the earlier rounds left (from the second
 // round on), then runs several client threads — one connection each, appending with
-// `processed` acks over the wire — and SIGKILLs the server after a random delay; in one
-// round of three (by the seed) it is also killed again while it recovers. A last
-// restart checks the last round. The checks, with the server idle and every topology
-// caught up (Stats lag 0):
+// `processed` acks over the wire, and one invoking queries (QueryLoop: every answer
+// consistent, and a clean kIOError once the server is killed) — and SIGKILLs the server
+// after a random delay; in one round of three (by the seed) it is also killed again while
+// it recovers. A last restart checks the last round. The checks, with the server idle and every
+// topology caught up (Stats lag 0):
 //   - every acknowledged append is in its depot at the partition and offset of its ack
 //     (read back with ReadDepot);
 //   - ack returns agree with the views (a profile's id, a transfer's debit or rejection);
@@ -18,7 +19,11 @@
 //   - orders: $$orders and $$shipped equal their recomputation from *orders, and every
 //     placed order has exactly one *shipments record (a step's ctx.Append commits with it);
 //   - the bank balances add up to the deposits (every deposit is valid; transfers only
-//     move money), and none is negative.
+//     move money), and none is negative;
+//   - the example queries, invoked over the wire, equal their oracles (CheckQueries):
+//     bank total-money() the deposits' sum, wordcount top-words(n) the top of the live
+//     $$word_counts, social timeline(user, 800) the user's $$timelines joined with the
+//     texts of the *posts records.
 //
 // LifecycleCrashTest.LifecycleOperationsSurviveKill9 does the same around the module
 // lifecycle (docs/modules.md, "Changing a deployed module"; issue 15). wordcount (4
@@ -344,7 +349,9 @@ void SocialLoop(ClientContext& c) {
     if (!c.Append("social", "*follows", std::move(follows))) return;
     std::vector<Value> posts;
     for (int i = 0; i < 3; ++i) {
-      posts.push_back(Value::MapOf({{"author", user()}, {"id", next_post_id++}, {"text", "hi"}}));
+      // A text of its own, so that the timeline query's join is checked post by post.
+      const int64_t id = next_post_id++;
+      posts.push_back(Value::MapOf({{"author", user()}, {"id", id}, {"text", Cat("hi ", id)}}));
     }
     if (!c.Append("social", "*posts", std::move(posts))) return;
   }
@@ -387,6 +394,41 @@ void BankLoop(ClientContext& c, int thread) {
         if (c.rng() % 10 == 0) transfers.push_back(t);  // a client retry
       }
       if (!transfers.empty() && !c.Append("bank", "*transfers", std::move(transfers))) return;
+    }
+  }
+}
+
+// Queries while the others append, until the kill: every total-money answer is a whole
+// number of deposits (every deposit is kBankDeposit; a transfer's money in flight is
+// counted, so a transfer never shows half done) and never below an earlier answer
+// (deposits only add), and top-words(5) is at most 5 [word, count] ranked by count
+// descending. Once the server is killed an invocation fails cleanly with kIOError.
+void QueryLoop(ClientContext& c) {
+  int64_t last_total = 0;
+  for (;;) {
+    auto total = c.wire.Invoke("bank", "total-money", {});
+    auto top = c.wire.Invoke("wordcount", "top-words", {Value(5)});
+    for (const Status& st : {total.status(), top.status()}) {
+      if (st.ok()) continue;
+      if (!(c.killed->load() && st.code() == StatusCode::kIOError)) {
+        c.log->Error("query: " + st.ToString());
+      }
+      return;
+    }
+    if (!total->is_int() || total->as_int() % kBankDeposit != 0 || total->as_int() < last_total) {
+      c.log->Error(Cat("total-money answered ", total->ToString(), " after ", last_total,
+                       ": not a whole number of deposits, or less than before"));
+      return;
+    }
+    last_total = total->as_int();
+    const bool ranked = top->is_list() && top->as_list().size() <= 5 &&
+                        std::is_sorted(top->as_list().begin(), top->as_list().end(),
+                                       [](const Value& a, const Value& b) {
+                                         return a.as_list()[1].as_int() > b.as_list()[1].as_int();
+                                       });
+    if (!ranked) {
+      c.log->Error("top-words(5) answered " + top->ToString());
+      return;
     }
   }
 }
@@ -724,10 +766,40 @@ class CrashTest : public ::testing::Test {
         recounted += live->second - n;
       }
       EXPECT_EQ(live_counts.size(), recomputed_counts.size());
+      ASSERT_NO_FATAL_FAILURE(CheckQueries(round, depots, deposited, live_counts));
     }
     std::cout << "[ check " << round << "  ] " << acks_.size() << " acks in " << depot_records
               << " depot records; " << deposited << " deposited; wordcount replays recounted "
               << recounted << " occurrences; " << SecondsSince(start) << " s" << std::endl;
+  }
+
+  // The example queries over the wire, against oracles: total-money is the deposits' sum,
+  // top-words the top of `counts` (the live $$word_counts: replays after a kill may count
+  // a word twice, so the depot is not the oracle of a count), each social timeline the
+  // user's $$timelines (which depend on how follows and posts interleaved) joined with the
+  // texts of the *posts records.
+  void CheckQueries(int round, const DepotsRead& depots, int64_t deposited,
+                    const std::map<Value, int64_t>& counts) {
+    EX_ASSIGN_OR_FAIL(Value total, wire_->Invoke("bank", "total-money", {}));
+    EXPECT_EQ(total, Value(deposited)) << "round " << round << ": total-money";
+    for (int64_t n : {3, 10'000}) {
+      EX_ASSIGN_OR_FAIL(Value top, wire_->Invoke("wordcount", "top-words", {Value(n)}));
+      EXPECT_EQ(top, examples_test::TopCounts(counts, static_cast<size_t>(n)))
+          << "round " << round << ": top-words(" << n << ")";
+    }
+    const examples_test::PostTexts texts =
+        examples_test::PostTextsOf(depots.at({"social", "*posts"}));
+    for (int u = 0; u < 20; ++u) {
+      const std::string user = Cat("s", u);
+      EX_ASSIGN_OR_FAIL(
+          std::vector<Value> entries,
+          wire_->Select("social", "$$timelines", Path().Key(user).Range({.limit = 800}).MapVals(),
+                        std::nullopt));
+      EX_ASSIGN_OR_FAIL(Value timeline,
+                        wire_->Invoke("social", "timeline", {Value(user), Value(800)}));
+      EXPECT_EQ(timeline, examples_test::TimelineWithTexts(entries, texts))
+          << "round " << round << ": timeline(" << user << ", 800)";
+    }
   }
 
   // A step's depot append commits with its PState writes: every placed order (a key of
@@ -792,6 +864,7 @@ TEST_F(CrashTest, AcknowledgedAppendsAndViewsSurviveKill9OfStratad) {
       for (int t = 0; t < kBankThreads; ++t) add([t](ClientContext& c) { BankLoop(c, t); });
       add(ProfilesLoop);
       add(OrdersLoop);
+      add(QueryLoop);
     }));
     if (rng_() % 3 == 0) {
       ASSERT_NO_FATAL_FAILURE(KillDuringRecovery());

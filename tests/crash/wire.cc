@@ -87,4 +87,9 @@ Result<proto::RecomputeStarted> Wire::Recompute(const std::string& module,
   return Unwrap(client_->Recompute(module, std::move(pstates)));
 }
 
+Result<Value> Wire::Invoke(const std::string& module, const std::string& query,
+                           std::vector<Value> args) {
+  return Unwrap(client_->Invoke(module, query, std::move(args)));
+}
+
 }  // namespace strata::crash_test

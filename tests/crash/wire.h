@@ -56,6 +56,9 @@ class Wire {
                                    int partitions);
   Result<protocol::RecomputeStarted> Recompute(const std::string& module,
                                                std::vector<std::string> pstates);
+  // Client::Invoke with its default timeout.
+  Result<Value> Invoke(const std::string& module, const std::string& query,
+                       std::vector<Value> args);
 
  private:
   std::unique_ptr<Client> client_;

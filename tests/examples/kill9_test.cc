@@ -76,7 +76,9 @@ void SocialLoop(Engine& engine, Reporter& out, std::mt19937_64 rng, int round) {
     AppendAndReport(engine, out, "social", "*follows", std::move(follows));
     std::vector<Value> posts;
     for (int i = 0; i < 3; ++i) {
-      posts.push_back(Value::MapOf({{"author", user()}, {"id", next_post_id++}, {"text", "hi"}}));
+      // A text of its own, so that the timeline query's join is checked post by post.
+      const int64_t id = next_post_id++;
+      posts.push_back(Value::MapOf({{"author", user()}, {"id", id}, {"text", Cat("hi ", id)}}));
     }
     AppendAndReport(engine, out, "social", "*posts", std::move(posts));
   }

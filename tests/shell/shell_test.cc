@@ -183,6 +183,11 @@ topology  kind    sources
 --------  ------  ----------
 count     stream  *sentences
 (1 row)
+
+query      parameters
+---------  ----------
+top-words  n: int64
+(1 row)
 )");
 
   std::ofstream(dir_ + "/script.strata") << "append wordcount *sentences \"The cat, the hat.\"\n"

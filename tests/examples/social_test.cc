@@ -223,9 +223,9 @@ TEST_F(SocialTest, TimelineQueryRefusesBadArgumentsNamingTheQuery) {
   ExpectInvokeError("timeline", {Value("alice")}, StatusCode::kInvalidArgument,
                     "takes 2 arguments (user, n), not 1");
   ExpectInvokeError("timeline", {Value(5), Value(5)}, StatusCode::kSchemaViolation,
-                    "argument 1 (user) must be string");
+                    "argument 1 (user, string): expected string, got int 5");
   ExpectInvokeError("timeline", {Value("alice"), Value(2.5)}, StatusCode::kSchemaViolation,
-                    "argument 2 (n) must be int64");
+                    "argument 2 (n, int64): expected int64, got double 2.5");
   ExpectInvokeError("timeline", {Value("alice"), Value(0)}, StatusCode::kUserError,
                     "n must be 1 to 800 (a timeline's cap), not 0");
   ExpectInvokeError("timeline", {Value("alice"), Value(801)}, StatusCode::kUserError,

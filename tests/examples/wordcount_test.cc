@@ -96,7 +96,7 @@ TEST_F(WordcountTest, TopWordsRefusesBadArgumentsNamingTheQuery) {
   ExpectInvokeError("top-words", {Value(1), Value(2)}, StatusCode::kInvalidArgument,
                     "takes 1 argument (n), not 2");
   ExpectInvokeError("top-words", {Value("3")}, StatusCode::kSchemaViolation,
-                    "argument 1 (n) must be int64");
+                    "argument 1 (n, int64): expected int64, got string \"3\"");
   ExpectInvokeError("top-words", {Value(0)}, StatusCode::kUserError, "n must be 1 to 10000, not 0");
   ExpectInvokeError("top-words", {Value(10'001)}, StatusCode::kUserError,
                     "n must be 1 to 10000, not 10001");

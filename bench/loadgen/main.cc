@@ -65,7 +65,7 @@ class SpawnedServer {
     data_dir_ = tmpl;
     log_path_ = data_dir_ + ".log";
     std::vector<std::string> args = extra_args;
-    for (const char* module : {WORDCOUNT_MODULE, SOCIAL_MODULE, MBBANK_MODULE}) {
+    for (const char* module : {WORDCOUNT_MODULE, SOCIAL_MODULE, MBBANK_MODULE, BANK_MODULE}) {
       args.push_back("--deploy");
       args.push_back(module);
     }

@@ -139,9 +139,9 @@ case "$WORKLOAD" in
     ;;
   W5)
     # The data of strata-bench's W5-top and W5-total: word i (1-based) counted
-    # 1 + ((i - 1) * 7919) % 97 times, 100,000 accounts of 1000 each.
+    # 1 + ((i - 1) * 7919) % 13 times, 100,000 accounts of 1000 each.
     psql_run -f "$SQL/wordcount.sql" -f "$SQL/bank.sql"
-    psql_run -c "INSERT INTO counts SELECT 'w' || g, 1 + ((g - 1) * 7919) % 97 FROM generate_series(1, 100000) g" \
+    psql_run -c "INSERT INTO counts SELECT 'w' || g, 1 + ((g - 1) * 7919) % 13 FROM generate_series(1, 100000) g" \
       -c "CREATE INDEX counts_by_n ON counts (n DESC, word)" \
       -c "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 100000) g" -c "VACUUM ANALYZE"
     echo "SELECT word, n FROM counts ORDER BY n DESC, word LIMIT 10;" >"$PEERS_TMP/w5_top.pgb"

@@ -331,6 +331,13 @@ class RangeView final : public Node {
   }
 
   Status Scan(const KeyRange& r, bool rev, size_t max, std::vector<ChildEntry>* out) override {
+    // The first batch of a walk over the whole view in its own order, when it can hold the
+    // whole view (a page of `range(limit n).all`): the first n keys of the base range are
+    // the view, read once instead of once to find the limit's bound and again to walk it.
+    if (limit_ && !r.lo && !r.hi && rev == reverse_ && *limit_ > 0 &&
+        static_cast<size_t>(*limit_) <= max) {
+      return base_.Scan(range_, rev, static_cast<size_t>(*limit_), out);
+    }
     STRATA_RETURN_IF_ERROR(ResolveLimit());
     if (empty_) return Status::Ok();
     return base_.Scan(KeyRange::Intersect(range_, r), rev, max, out);

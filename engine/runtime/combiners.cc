@@ -2,7 +2,6 @@
 #include "runtime/combiners.h"
 
 #include <algorithm>
-#include <map>
 
 namespace strata::runtime {
 namespace {
@@ -70,39 +69,51 @@ Result<Value> MergeTopN(const Combiner& c, const Value& earlier, const Value& la
     return Misfit(
         c, "a top-N is a list of items, not " + (earlier.is_list() ? later : earlier).ToString());
   }
-  std::map<Value, Ranked> by_id;  // a later item with the same id replaces the earlier
+  std::vector<Ranked> all;
+  all.reserve(earlier.as_list().size() + later.as_list().size());
   for (const Value* list : {&earlier, &later}) {
     for (const Value& item : list->as_list()) {
       Result<Ranked> r = Rank(c, item);
       if (!r.ok()) return r.status();
-      Value id = r->id;
-      by_id.insert_or_assign(std::move(id), std::move(r).value());
+      all.push_back(std::move(r).value());
     }
   }
-  std::vector<Ranked> ranked;
-  ranked.reserve(by_id.size());
-  for (auto& [id, r] : by_id) ranked.push_back(std::move(r));
-  std::stable_sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
-    if (a.sort != b.sort) return a.sort > b.sort;
-    return a.id < b.id;
-  });
-  if (static_cast<int64_t>(ranked.size()) > c.n) ranked.resize(static_cast<size_t>(c.n));
+  // One item per id, a later item replacing the earlier: grouped by id in arrival order,
+  // each group's last item is kept. Indexes are sorted, not the items (cheaper to move).
+  std::vector<uint32_t> order(all.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return all[a].id < all[b].id; });
+  std::vector<uint32_t> kept;
+  kept.reserve(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (i + 1 == order.size() || all[order[i + 1]].id != all[order[i]].id) kept.push_back(order[i]);
+  }
+  const auto before = [&](uint32_t a, uint32_t b) {
+    if (all[a].sort != all[b].sort) return all[a].sort > all[b].sort;
+    return all[a].id < all[b].id;  // ids are unique now
+  };
+  const size_t keep = std::min(kept.size(), static_cast<size_t>(c.n));
+  std::partial_sort(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(keep), kept.end(),
+                    before);
   Value::List out;
-  out.reserve(ranked.size());
-  for (Ranked& r : ranked) out.push_back(std::move(r.item));
+  out.reserve(keep);
+  for (size_t i = 0; i < keep; ++i) out.push_back(std::move(all[kept[i]].item));
   return Value(std::move(out));
 }
 
 }  // namespace
 
+Result<Value> CombinerInput(const Combiner& c, Value input) {
+  if (!c.value_of) return input;
+  return c.value_of(input);
+}
+
 Result<Value> CombinerPartial(const Combiner& c, const Value& input) {
   if (c.kind == Combiner::Kind::kCount) return Value(int64_t{1});
-  Value v = input;
-  if (c.value_of) {
-    Result<Value> r = c.value_of(input);
-    if (!r.ok()) return r.status();
-    v = std::move(r).value();
-  }
+  Result<Value> r = CombinerInput(c, input);
+  if (!r.ok()) return r.status();
+  Value v = std::move(r).value();
   switch (c.kind) {
     case Combiner::Kind::kSum:
       if (!v.is_int() && !v.is_double()) {

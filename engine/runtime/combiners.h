@@ -9,6 +9,10 @@
 
 namespace strata::runtime {
 
+// The value an input contributes: value_of(input), or the input itself. kUserError when
+// value_of fails.
+Result<Value> CombinerInput(const Combiner& combiner, Value input);
+
 // The partial of one input value: value_of(input) (or the input), 1 for a count, a set of
 // one element for a set union, a list of one item for a top-N. kUserError when value_of
 // fails; kInvalidArgument when the value does not fit the combiner (a Sum of a string).

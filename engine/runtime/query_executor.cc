@@ -1,6 +1,8 @@
 // The query executor (query_executor.h).
 #include "runtime/query_executor.h"
 
+#include <algorithm>
+#include <map>
 #include <utility>
 
 #include "runtime/combiners.h"
@@ -83,6 +85,7 @@ class QueryRun {
     // output can only reach later ops, so they are released in op order.
     for (size_t i = 0; i < ops_.size(); ++i) {
       if (ops_[i].kind != TopologyOp::Kind::kCombine) continue;
+      STRATA_RETURN_IF_ERROR(FlushPending(i));
       Value folded = folds_[i] ? std::move(*folds_[i]) : EmptyFold(ops_[i].combiner);
       folds_[i].reset();
       STRATA_RETURN_IF_ERROR(Feed(i + 1, kOrigin, std::move(folded)));
@@ -176,6 +179,17 @@ class QueryRun {
       case TopologyOp::Kind::kOrigin:
         return Feed(i + 1, kOrigin, std::move(value));
       case TopologyOp::Kind::kCombine: {
+        if (Batched(op.combiner)) {
+          // A top-N or set union merges many values at once: one sort, not one per value.
+          Result<Value> item = CombinerInput(op.combiner, std::move(value));
+          if (!item.ok()) return Failed(i, item.status());
+          Value::List& pending = pending_[i];
+          pending.push_back(std::move(item).value());
+          if (pending.size() >= std::max<size_t>(1024, 2 * static_cast<size_t>(op.combiner.n))) {
+            return FlushPending(i);
+          }
+          return Status::Ok();
+        }
         Result<Value> partial = CombinerPartial(op.combiner, value);
         if (!partial.ok()) return Failed(i, partial.status());
         if (!folds_[i]) {
@@ -196,12 +210,30 @@ class QueryRun {
                             " has a kind a query cannot run");
   }
 
+  static bool Batched(const Combiner& c) {
+    return c.kind == Combiner::Kind::kTopN || c.kind == Combiner::Kind::kSetUnion;
+  }
+  // Merges the items (top-N) or elements (set union) waiting at Combine op i into its fold.
+  Status FlushPending(size_t i) {
+    Value::List& pending = pending_[i];
+    if (pending.empty()) return Status::Ok();
+    const Combiner& c = ops_[i].combiner;
+    Value later = c.kind == Combiner::Kind::kSetUnion ? Value::SetOf(std::move(pending))
+                                                      : Value(std::move(pending));
+    pending.clear();
+    Result<Value> merged = CombinerMerge(c, folds_[i] ? *folds_[i] : EmptyFold(c), later);
+    if (!merged.ok()) return Failed(i, merged.status());
+    folds_[i] = std::move(merged).value();
+    return Status::Ok();
+  }
+
   QueryExecutor& executor_;
   std::shared_ptr<ModuleRuntime> m_;
   const QueryDef& query_;
   const std::vector<TopologyOp>& ops_;
   const QueryScope& scope_;
   std::vector<std::optional<Value>> folds_;  // by op index: a Combine's fold so far
+  std::map<size_t, Value::List> pending_;    // by op index: a batched Combine's partials
   std::vector<Value> results_;
 };
 

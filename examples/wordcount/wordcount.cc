@@ -4,12 +4,16 @@
 //
 //   *sentences      random partitioning; a record is a string (its record schema)
 //   $$word_counts   map<string, int64>: word -> occurrences
+//   $$ranking       subindexed set<list>: [-count, word] for each word of the partition,
+//                   written with its count: in set order, the most frequent first (an
+//                   index of $$word_counts by count, local to each partition)
 //
 // and a query (docs/modules.md, "Queries"):
 //
 //   top-words(n)    the n most frequent words, 1 <= n <= 10,000: [[word, count], ...],
-//                   count descending, ties by word ascending. Each partition sends its own
-//                   top n, the origin merges them (agg::TopN) and keeps the first n.
+//                   count descending, ties by word ascending. Each partition sends the
+//                   first n of its $$ranking (a range read, however many words it has),
+//                   the origin merges them (agg::TopN) and keeps the first n.
 //
 // Counting is not idempotent: after a crash a replayed sentence is counted again (stream
 // topologies are at-least-once), so a count is never below its recomputation from
@@ -21,7 +25,6 @@
 //   $$word_lengths  map<int64, int64>: word length -> occurrences, kept by the new
 //                   topology "lengths"; `update` backfills it from every sentence already
 //                   in *sentences.
-#include <algorithm>
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
@@ -53,15 +56,6 @@ std::vector<std::string> SplitWords(const std::string& text) {
 // per invocation, so the merge keeps this many and the last step trims to n.
 constexpr int64_t kMaxTopWords = 10'000;
 
-// Whether [word, count] a ranks before b: count descending, then word ascending (the
-// order of agg::TopN).
-bool RanksBefore(const strata::Value& a, const strata::Value& b) {
-  const strata::Value::List& x = a.as_list();
-  const strata::Value::List& y = b.as_list();
-  if (x[1] != y[1]) return x[1] > y[1];
-  return x[0] < y[0];
-}
-
 // The query's argument n, or kInvalidArgument.
 strata::Result<int64_t> TopWordsN(const strata::Value& args) {
   const strata::Value& n = args.as_list()[0];  // an int64: the parameter's schema
@@ -85,6 +79,8 @@ void Define(strata::ModuleBuilder& m) {
       m.Depot("*sentences", strata::DepotPartitioning::Random(), Schema::String());
   strata::PStateRef counts =
       m.PState("$$word_counts", Schema::Map(Schema::String(), Schema::Int64()));
+  strata::PStateRef ranking =
+      m.PState("$$ranking", Schema::Set(Schema::List(Schema::Any())).Subindexed());
 
   m.Stream("count")
       .Source(sentences)
@@ -97,8 +93,16 @@ void Define(strata::ModuleBuilder& m) {
         return Status::Ok();
       })
       .HashPartition()  // by the word itself: Select(Path().Key(word)) finds it
-      .Each([counts](TopologyContext& ctx, const Value& word) -> Status {
-        return ctx.Transform(counts, Path().Key(word).Inc()).status();
+      .Each([counts, ranking](TopologyContext& ctx, const Value& word) -> Status {
+        STRATA_ASSIGN_OR_RETURN(Value old, ctx.SelectOne(counts, Path().Key(word).NullTo(0)));
+        const int64_t count = old.as_int() + 1;
+        STRATA_RETURN_IF_ERROR(ctx.Transform(counts, Path().Key(word).Set(count)).status());
+        if (count > 1) {
+          STRATA_RETURN_IF_ERROR(
+              ctx.Transform(ranking, Path().Key(Value::ListOf({-old.as_int(), word})).Remove())
+                  .status());
+        }
+        return ctx.Transform(ranking, Path().AddToSet(Value::ListOf({-count, word}))).status();
       });
 
   // Each partition's top n travels as [word, count, n] items: n rides along to the last
@@ -111,14 +115,13 @@ void Define(strata::ModuleBuilder& m) {
         return Status::Ok();
       })
       .AllPartitions()
-      .Each([counts](TopologyContext& ctx, const Value& n) -> Status {
-        STRATA_ASSIGN_OR_RETURN(std::vector<Value> entries, ctx.Select(counts, Path().All()));
-        const size_t keep = std::min(entries.size(), static_cast<size_t>(n.as_int()));
-        std::partial_sort(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(keep),
-                          entries.end(), RanksBefore);
-        for (size_t i = 0; i < keep; ++i) {
-          const Value::List& entry = entries[i].as_list();
-          ctx.Emit(Value::ListOf({entry[0], entry[1], n}));
+      .Each([ranking](TopologyContext& ctx, const Value& n) -> Status {
+        // The partition's first n [-count, word] in set order: its top n.
+        STRATA_ASSIGN_OR_RETURN(std::vector<Value> top,
+                                ctx.Select(ranking, Path().Range({.limit = n.as_int()}).All()));
+        for (const Value& ranked : top) {
+          const Value::List& entry = ranked.as_list();
+          ctx.Emit(Value::ListOf({entry[1], -entry[0].as_int(), n}));
         }
         return Status::Ok();
       })

@@ -1229,9 +1229,12 @@ class LifecycleCrashTest : public CrashTest {
     // Counting is not idempotent: no count is below its recomputation.
     EX_ASSIGN_OR_FAIL(ModuleInfo wordcount, fresh->Describe("wordcount"));
     int64_t recounted = 0;
+    std::map<std::string, PStateDump> wordcount_dumps;
     for (const PStateInfo& p : wordcount.pstates) {
       EX_ASSIGN_OR_FAIL(PStateDump dump,
                         DumpOverWire("wordcount", p, deployed_["wordcount"].partitions));
+      wordcount_dumps[p.name] = dump;
+      if (p.name == "$$ranking") continue;  // a set, checked against the counts below
       EX_ASSIGN_OR_FAIL(auto live_counts, examples_test::IntMapOf(dump, p.name));
       EX_ASSIGN_OR_FAIL(auto recomputed_counts,
                         examples_test::CollectIntMap(*fresh, "wordcount", p.name));
@@ -1245,6 +1248,20 @@ class LifecycleCrashTest : public CrashTest {
       EXPECT_EQ(live_counts.size(), recomputed_counts.size())
           << "round " << round << ": " << p.name;
     }
+    // $$ranking is written in the transactions of the counts: exactly [-count, word] for
+    // each live count, on every partition.
+    EX_ASSIGN_OR_FAIL(auto counts,
+                      examples_test::IntMapOf(wordcount_dumps["$$word_counts"], "$$word_counts"));
+    std::set<Value> expected_ranking, ranking;
+    for (const auto& [word, n] : counts) expected_ranking.insert(Value::ListOf({-n, word}));
+    for (const std::vector<Value>& partition : wordcount_dumps["$$ranking"]) {
+      for (const Value& set : partition) {
+        if (set.is_set()) ranking.insert(set.as_set().begin(), set.as_set().end());
+      }
+    }
+    EXPECT_TRUE(ranking == expected_ranking)
+        << "round " << round << ": $$ranking holds " << ranking.size() << " entries for "
+        << counts.size() << " counts, or others";
     std::cout << "[ check " << round << "  ] wordcount version " << infos_["wordcount"].version
               << " (" << wordcount.pstates.size() << " PStates), bank version "
               << infos_["bank"].version << " (" << (bank_v2 ? "v2" : "v1") << ", "

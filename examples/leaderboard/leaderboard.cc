@@ -14,6 +14,12 @@
 //                      then word ascending. It runs on the partition that owns the letter:
 //                      its own view says which words start with it, wordcount's says how
 //                      often each occurs.
+//   query podium(letter)
+//                      {"overall": [word, count], "letter": [word, count]}: wordcount's most
+//                      frequent word, from wordcount's query top-words(1) invoked through
+//                      a mirror query, beside the letter's, from this module's leaders
+//                      (either nil when there is none). A query at the origin that invokes
+//                      other queries, of another module and of its own.
 #include <algorithm>
 #include <cctype>
 #include <string>
@@ -50,6 +56,7 @@ void Define(strata::ModuleBuilder& m) {
 
   strata::DepotRef sentences = m.MirrorDepot("wordcount", "*sentences");
   strata::PStateRef word_counts = m.MirrorPState("wordcount", "$$word_counts");
+  strata::QueryRef top_words = m.MirrorQuery("wordcount", "top-words");
   strata::PStateRef by_letter = m.PState(
       "$$words_by_letter",
       Schema::Map(Schema::String(), Schema::Map(Schema::String(), Schema::Int64()).Subindexed()));
@@ -99,6 +106,20 @@ void Define(strata::ModuleBuilder& m) {
         return Status::Ok();
       })
       .Origin();
+
+  m.Query("podium")
+      .Param("letter", Schema::String())
+      .Each([top_words](TopologyContext& ctx, const Value& args) -> Status {
+        STRATA_ASSIGN_OR_RETURN(Value overall, ctx.Invoke(top_words, {Value(1)}));
+        STRATA_ASSIGN_OR_RETURN(Value letter, ctx.Invoke(strata::QueryRef{"leaders"},
+                                                         {args.as_list().at(0), Value(1)}));
+        const auto first = [](const Value& list) {
+          return list.as_list().empty() ? Value() : list.as_list()[0];
+        };
+        ctx.Emit(Value::MapOf({{"overall", first(overall)}, {"letter", first(letter)}}));
+        return Status::Ok();
+      })
+      .Combine(strata::agg::Last());
 }
 
 }  // namespace

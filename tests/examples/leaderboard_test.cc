@@ -77,6 +77,16 @@ class LeaderboardTest : public ::testing::Test {
     EX_ASSIGN_OR_FAIL(Value none,
                       engine_->Invoke("leaderboard", "leaders", {Value("z"), Value(5)}));
     EXPECT_EQ(none, Value(Value::List{}));
+    // podium invokes wordcount's top-words (a mirror query) and its own leaders.
+    const Value overall = TopCounts(counts, 1).as_list()[0];
+    for (const auto& [letter, words] : by_letter) {
+      EX_ASSIGN_OR_FAIL(Value podium, engine_->Invoke("leaderboard", "podium", {Value(letter)}));
+      EXPECT_EQ(podium,
+                Value::MapOf({{"overall", overall}, {"letter", TopCounts(words, 1).as_list()[0]}}))
+          << letter;
+    }
+    EX_ASSIGN_OR_FAIL(Value nobody, engine_->Invoke("leaderboard", "podium", {Value("z")}));
+    EXPECT_EQ(nobody, Value::MapOf({{"overall", overall}, {"letter", Value()}}));
   }
 
   TempDir dir_;

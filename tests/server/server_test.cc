@@ -201,7 +201,7 @@ TEST_F(ServerTest, DeployAppendSelectDescribeStatsDestroy) {
   EXPECT_EQ(info.partitions, 8);
   ASSERT_EQ(info.depots.size(), 1u);
   EXPECT_EQ(info.depots[0].name, "*sentences");
-  ASSERT_EQ(info.pstates.size(), 1u);
+  ASSERT_EQ(info.pstates.size(), 2u);  // $$word_counts and its index $$ranking
   EXPECT_EQ(info.pstates[0].name, "$$word_counts");
   EXPECT_FALSE(info.pstates[0].schema_text.empty());
   ASSERT_EQ(info.topologies.size(), 1u);

@@ -60,7 +60,8 @@ constexpr CommandSpec kCommands[] = {
      "whole partition). Transforms are not sent: a path ending with set, inc, … is refused. "
      "With all-partitions it browses the whole PState (a map or set) a page at a time: the "
      "next N (default 100, at most 10000) top-level entries in key order, partition after "
-     "partition, with PATH (default all: key and value) applied to them as one sorted view "
+     "partition, with PATH (default all: key and value) applied to each partition's part of them "
+     "as one sorted view "
      "(map_keys: the keys alone); next shows the following page."},
     {"select-one", Command::Kind::kSelectOne, "select-one MODULE PSTATE [partition_key=JSON] PATH",
      "Like select, but PATH must navigate to exactly one value, which is shown alone."},

@@ -126,6 +126,10 @@ class QueryRun {
                 st.code() == StatusCode::kCorruption || st.code() == StatusCode::kAborted
             ? st.code()
             : StatusCode::kUserError;
+    // An error of a query this one invoked names that query and op already.
+    if (st.message().starts_with("query ") && st.message().find(", op ") != std::string::npos) {
+      return Status(code, st.message());
+    }
     return Status(code, QueryName(*m_, query_) + ", op " + std::to_string(i) + ": " + st.message());
   }
   Status CheckDeadline(size_t i) const {

@@ -124,6 +124,9 @@ TEST_F(QueryTest, ErrorsNameTheQuery) {
 
   st = InvokeError("forever");
   EXPECT_THAT(st.message(), HasSubstr("nest deeper than"));
+  // Named once, by the innermost query, not once per level.
+  EXPECT_EQ(st.message().find("query qtest/forever"), st.message().rfind("query qtest/forever"))
+      << st.message();
 
   st = InvokeError("slow", {Value(30)}, {.timeout_ms = 50});
   EXPECT_EQ(st.code(), StatusCode::kTimeout);
@@ -202,6 +205,7 @@ TEST_F(QueryTest, SelectPageWalksEveryPartitionInKeyOrder) {
       EXPECT_TRUE(seen.emplace(key, entry.as_list()[1].as_int()).second) << key << " twice";
     }
     ASSERT_LE(page.values.size(), 150u);
+    ASSERT_FALSE(page.values.empty()) << "page " << pages << ": a token led to an empty page";
     token = page.next_token;
     ASSERT_LT(pages, 100) << "no end";
   } while (!token.empty());
@@ -219,6 +223,32 @@ TEST_F(QueryTest, SelectPageWalksEveryPartitionInKeyOrder) {
   // A global PState has one partition.
   SelectPageResult global = Must(engine_->SelectPage(kModule, "$$count", Path().All(), "", 10));
   EXPECT_EQ(global.values, std::vector<Value>{Value::ListOf({"items", kKeys})});
+  EXPECT_TRUE(global.next_token.empty());
+}
+
+// Pages that end exactly where partitions end: the last page has no token, and a token
+// always leads to a page with entries.
+TEST_F(QueryTest, SelectPageEndsWithoutAnEmptyPage) {
+  for (int i = 0; i < 7; ++i) Put("k" + std::to_string(i), i);
+  for (int64_t limit : {1, 2, 7, 8}) {
+    std::string token;
+    size_t seen = 0;
+    int pages = 0;
+    do {
+      SelectPageResult page =
+          Must(engine_->SelectPage(kModule, "$$values", Path().MapKeys(), token, limit));
+      ASSERT_FALSE(page.values.empty()) << "limit " << limit << ", page " << pages;
+      seen += page.values.size();
+      token = page.next_token;
+      ASSERT_LT(++pages, 20);
+    } while (!token.empty());
+    EXPECT_EQ(seen, 7u) << "limit " << limit;
+    EXPECT_EQ(pages, (7 + limit - 1) / limit) << "limit " << limit;
+  }
+  // A global PState: one partition, one page.
+  ASSERT_TRUE(engine_->WaitProcessed(kModule).ok());
+  SelectPageResult global = Must(engine_->SelectPage(kModule, "$$count", Path().All(), "", 1));
+  EXPECT_EQ(global.values, std::vector<Value>{Value::ListOf({"items", 7})});
   EXPECT_TRUE(global.next_token.empty());
 }
 

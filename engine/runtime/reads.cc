@@ -41,30 +41,34 @@ auto InSnapshot(Session& session, F fn) -> decltype(fn()) {
 }
 
 // Where the next page of SelectPage starts: a partition, and the last key read of it
-// (none: from its first). The token is the value [1, partition, key] encoded
-// (strata/value_codec.h); the client treats it as opaque bytes.
+// (none: from its first). The token is the value [1, partition, key], or [1, partition]
+// from the partition's first key, encoded (strata/value_codec.h); the client treats it as
+// opaque bytes.
 struct PageToken {
   int partition = 0;
   std::optional<Value> after;
 };
 
 std::string EncodePageToken(const PageToken& at) {
-  const std::vector<uint8_t> bytes =
-      EncodeValue(Value::ListOf({Value(1), Value(at.partition), at.after.value_or(Value())}));
+  Value::List token{Value(1), Value(at.partition)};
+  if (at.after) token.push_back(*at.after);
+  const std::vector<uint8_t> bytes = EncodeValue(Value(std::move(token)));
   return std::string(bytes.begin(), bytes.end());
 }
 
 Result<PageToken> DecodePageToken(const std::string& token, int partitions) {
   if (token.empty()) return PageToken{};
   Result<Value> v = DecodeValue(token);
-  if (!v.ok() || !v->is_list() || v->as_list().size() != 3 || v->as_list()[0] != Value(1) ||
-      !v->as_list()[1].is_int() || v->as_list()[1].as_int() < 0 ||
-      v->as_list()[1].as_int() >= partitions) {
+  const size_t size = v.ok() && v->is_list() ? v->as_list().size() : 0;
+  if ((size != 2 && size != 3) || v->as_list()[0] != Value(1) || !v->as_list()[1].is_int() ||
+      v->as_list()[1].as_int() < 0 || v->as_list()[1].as_int() >= partitions) {
     return Status::InvalidArgument(
         "the page token is not one SelectPage returned for this PState (pass the last page's "
         "next_token unchanged, or none for the first page)");
   }
-  return PageToken{static_cast<int>(v->as_list()[1].as_int()), v->as_list()[2]};
+  PageToken at{static_cast<int>(v->as_list()[1].as_int()), std::nullopt};
+  if (size == 3) at.after = v->as_list()[2];
+  return at;
 }
 
 }  // namespace
@@ -125,31 +129,45 @@ Result<SelectPageResult> EngineImpl::SelectPage(const std::string& module,
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
   PooledSession session(std::move(taken),
                         [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  // The first `n` keys of partition p after `after`.
+  const auto keys = [&](int p, const std::optional<Value>& after, int64_t n) {
+    RangeSpec range{after, false, std::nullopt, false, n, false};
+    return ps.Select(
+        *session.get(), p,
+        root == Schema::Kind::kMap ? Path().Range(range).MapKeys() : Path().Range(range).All());
+  };
   SelectPageResult page;
   int64_t left = limit;
-  for (int p = at.partition; p < partitions && left > 0; ++p) {
+  int p = at.partition;
+  for (; p < partitions && left > 0; ++p) {
     const std::optional<Value> after = p == at.partition ? at.after : std::nullopt;
-    // The next keys of the partition, then the path over exactly those, in one snapshot.
-    RangeSpec keys_range{after, false, std::nullopt, false, left, false};
-    Status st = InSnapshot(*session.get(), [&]() -> Status {
-      STRATA_ASSIGN_OR_RETURN(
-          std::vector<Value> views,
-          ps.Select(*session.get(), p,
-                    root == Schema::Kind::kMap ? Path().Range(keys_range).MapKeys()
-                                               : Path().Range(keys_range).All()));
+    // The next keys of the partition (one more, to know whether it has more), then the
+    // path over exactly those, in one snapshot.
+    bool more = false;
+    STRATA_RETURN_IF_ERROR(InSnapshot(*session.get(), [&]() -> Status {
+      STRATA_ASSIGN_OR_RETURN(std::vector<Value> views, keys(p, after, left + 1));
+      more = static_cast<int64_t>(views.size()) > left;
+      if (more) views.resize(static_cast<size_t>(left));
       if (views.empty()) return Status::Ok();
       const Value last = views.back();
       Path page_path = Path().Range({after, false, last, true, std::nullopt, false}).Then(path);
       STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, ps.Select(*session.get(), p, page_path));
       for (Value& v : values) page.values.push_back(std::move(v));
       left -= static_cast<int64_t>(views.size());
-      if (left == 0) page.next_token = EncodePageToken({p, last});
+      if (more) page.next_token = EncodePageToken({p, last});
       return Status::Ok();
-    });
-    STRATA_RETURN_IF_ERROR(st);
+    }));
+    if (more) return page;
   }
-  // A page that ended exactly at a partition's end still points into it: the next page
-  // finds it empty and moves on.
+  // The page ended with partition p - 1: the next one starts at the next partition that
+  // has a key, and there is none when none has (so a token always leads to a key).
+  for (; left == 0 && p < partitions; ++p) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<Value> first, keys(p, std::nullopt, 1));
+    if (!first.empty()) {
+      page.next_token = EncodePageToken({p, std::nullopt});
+      break;
+    }
+  }
   return page;
 }
 

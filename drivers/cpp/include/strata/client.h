@@ -181,9 +181,9 @@ class Client {
                              std::vector<Value> args, int64_t timeout_ms = 10'000);
   // A page of PState `pstate` ("$$" optional) over all its partitions: the next top-level
   // entries of its root map or set, at most `limit` (1 to protocol::kMaxPageLimit), in key
-  // order, partition after partition, with `path` applied to them as one sorted view
-  // (Path().All(): [key, value] pairs; Path().MapKeys(): the keys; Path(): the view as one
-  // map per partition). `token` is empty for the first page, else the previous page's
+  // order, partition after partition, with `path` applied to each partition's part of them as one
+  // sorted view (Path().All(): [key, value] pairs; Path().MapKeys(): the keys; Path(): the view as
+  // one map per partition). `token` is empty for the first page, else the previous page's
   // next_token, unchanged; an empty next_token means there is no more. Each partition's
   // part of a page is read in one snapshot; pages are not one snapshot together.
   ClientResult<protocol::SelectedPage> SelectPage(const std::string& module,

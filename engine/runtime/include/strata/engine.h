@@ -344,8 +344,10 @@ class Engine {
   // Browses a PState over all its partitions, a page at a time, without building it in
   // memory: a page holds the next top-level entries of the root map or set, at most
   // `limit` (1 to 10,000) of them, in key order, partition after partition; `path` applies
-  // to them as one sorted view (as to a `range` of the root: "all" gives [key, value]
-  // pairs, "map_keys" the keys, an empty path the view itself). `token` is empty for the
+  // to each partition's part of them as one sorted view (as to a `range` of the root: "all"
+  // gives [key, value] pairs, "map_keys" the keys, an empty path the view itself, one per
+  // partition part). A page that is not the last has entries and a token; the last has
+  // no token. `token` is empty for the
   // first page, else the next_token of the previous page. Each partition's part is read
   // in one snapshot. kInvalidArgument for a bad token or limit, or a root that is not a
   // map or set.
@@ -354,9 +356,9 @@ class Engine {
                                               int64_t limit) = 0;
 
   // Runs query `query` of `module` with `args` (one per declared parameter) and returns
-  // its result (docs/modules.md, "Queries"). Each partition's part of the query reads one
-  // snapshot of committed data; an append acknowledged at kProcessed before the call is
-  // seen. Errors name the query: kNotFound for an unknown module or query;
+  // its result (docs/modules.md, "Queries"). The whole invocation, every partition it
+  // visits, reads one snapshot of committed data; an append acknowledged at kProcessed
+  // before the call is seen. Errors name the query: kNotFound for an unknown module or query;
   // kInvalidArgument for a wrong number of arguments (or a bad timeout);
   // kSchemaViolation for an argument that does not match its parameter's schema;
   // kTimeout past options.timeout_ms; kUserError when the query's code failed (threw,

@@ -200,8 +200,9 @@ TEST_F(ClientTest, DeployDescribeModulesDestroy) {
   EXPECT_EQ(described, deployed);
   ASSERT_EQ(described.depots.size(), 1u);
   EXPECT_EQ(described.depots[0].name, "*sentences");
-  ASSERT_EQ(described.pstates.size(), 1u);
+  ASSERT_EQ(described.pstates.size(), 2u);
   EXPECT_EQ(described.pstates[0].name, "$$word_counts");
+  EXPECT_EQ(described.pstates[1].name, "$$ranking");
   ASSERT_EQ(described.topologies.size(), 1u);
   EXPECT_EQ(described.topologies[0].name, "count");
 

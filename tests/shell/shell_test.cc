@@ -166,7 +166,7 @@ TEST_F(ShellTest, CommandFlagAndScriptFileRunCommands) {
 
   run = Run({"-c", "describe wordcount"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_EQ(run.out, R"(module wordcount: 8 partitions, 1 depot, 1 PState, 1 topology
+  EXPECT_EQ(run.out, R"(module wordcount: 8 partitions, 1 depot, 2 PStates, 1 topology
 version 1
 
 depot       partitioning  record schema
@@ -175,9 +175,10 @@ depot       partitioning  record schema
 (1 row)
 
 pstate         schema
--------------  ------------------
+-------------  -------------------------
 $$word_counts  map<string, int64>
-(1 row)
+$$ranking      subindexed set<list<any>>
+(2 rows)
 
 topology  kind    sources
 --------  ------  ----------
@@ -309,7 +310,7 @@ TEST_F(ShellTest, DestroyNeedsYesInScriptsAndDeployBringsAModuleBack) {
 
   run = Run({"-c", std::string("deploy ") + WORDCOUNT_MODULE + " partitions=4"});
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_EQ(run.out, "deployed wordcount: 4 partitions, 1 depot, 1 PState, 1 topology\n");
+  EXPECT_EQ(run.out, "deployed wordcount: 4 partitions, 1 depot, 2 PStates, 1 topology\n");
   run = Run({"-c", std::string("deploy ") + WORDCOUNT_MODULE});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.err.find("error: ALREADY_EXISTS"), std::string::npos) << run.err;

@@ -134,7 +134,8 @@ TEST(ValueNavigatorTest, TransformThroughALimitOfOneBatchTouchesOnlyTheLimit) {
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 256);
   EXPECT_EQ(v.size(), 744u);
-  Result<int64_t> back = Transform(&v, Path().Range({.limit = 256, .reverse = true}).All().Remove());
+  Result<int64_t> back =
+      Transform(&v, Path().Range({.limit = 256, .reverse = true}).All().Remove());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, 256);
   EXPECT_EQ(v.size(), 488u);

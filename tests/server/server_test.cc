@@ -201,9 +201,10 @@ TEST_F(ServerTest, DeployAppendSelectDescribeStatsDestroy) {
   EXPECT_EQ(info.partitions, 8);
   ASSERT_EQ(info.depots.size(), 1u);
   EXPECT_EQ(info.depots[0].name, "*sentences");
-  ASSERT_EQ(info.pstates.size(), 1u);
+  ASSERT_EQ(info.pstates.size(), 2u);
   EXPECT_EQ(info.pstates[0].name, "$$word_counts");
   EXPECT_FALSE(info.pstates[0].schema_text.empty());
+  EXPECT_EQ(info.pstates[1].name, "$$ranking");
   ASSERT_EQ(info.topologies.size(), 1u);
   EXPECT_EQ(info.topologies[0].name, "count");
 

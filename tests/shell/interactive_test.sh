@@ -75,7 +75,7 @@ keys -l 'wo'
 keys Tab
 expect_line '^strata> describe wordcount $' "module completion"
 keys Enter
-expect_line '^module wordcount: 8 partitions, 1 depot, 1 PState, 1 topology$' "describe output"
+expect_line '^module wordcount: 8 partitions, 1 depot, 2 PStates, 1 topology$' "describe output"
 
 # Two candidates: the common prefix, then the list on a second Tab.
 keys -l 'sel'

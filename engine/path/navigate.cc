@@ -336,7 +336,21 @@ class RangeView final : public Node {
     // the view, read once instead of once to find the limit's bound and again to walk it.
     if (limit_ && !r.lo && !r.hi && rev == reverse_ && *limit_ > 0 &&
         static_cast<size_t>(*limit_) <= max) {
-      return base_.Scan(range_, rev, static_cast<size_t>(*limit_), out);
+      const size_t n = static_cast<size_t>(*limit_);
+      const size_t before = out->size();
+      STRATA_RETURN_IF_ERROR(base_.Scan(range_, rev, n, out));
+      // The batch resolved the limit (as ResolveLimit would): a later batch of the walk,
+      // after a transform removed these keys, must not count the limit again from the rest.
+      limit_.reset();
+      if (out->size() - before == n) {
+        KeyBound edge{out->back().key, true};
+        if (reverse_) {
+          range_.lo = edge;
+        } else {
+          range_.hi = edge;
+        }
+      }
+      return Status::Ok();
     }
     STRATA_RETURN_IF_ERROR(ResolveLimit());
     if (empty_) return Status::Ok();

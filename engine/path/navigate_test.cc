@@ -124,5 +124,22 @@ TEST(ValueNavigatorTest, WalksLargeMapsInBatches) {
   EXPECT_EQ(keys->back(), Value(200));
 }
 
+TEST(ValueNavigatorTest, TransformThroughALimitOfOneBatchTouchesOnlyTheLimit) {
+  // A limit of exactly one scan batch (256 keys): removing what the first batch found must
+  // not let the next batch count the limit again from the keys that are left.
+  Value::Map entries;
+  for (int i = 0; i < 1000; ++i) entries.emplace_back(Value(i), Value(i));
+  Value v = Value::MapOf(std::move(entries));
+  Result<int64_t> n = Transform(&v, Path().Range({.limit = 256}).All().Remove());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 256);
+  EXPECT_EQ(v.size(), 744u);
+  Result<int64_t> back =
+      Transform(&v, Path().Range({.limit = 256, .reverse = true}).All().Remove());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, 256);
+  EXPECT_EQ(v.size(), 488u);
+}
+
 }  // namespace
 }  // namespace strata

@@ -177,6 +177,22 @@ TEST_F(DependencyTest, MirrorConsumesEveryRecordFromOffsetZeroWithProgressOfItsO
   EXPECT_EQ(both, Value::ListOf({Value::ListOf({1, 1, Value::ListOf({1})})})) << both.ToString();
 }
 
+TEST_F(DependencyTest, AMirrorReadAtTheDeepestAllowedInvocationIsNoInvocation) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  ASSERT_NO_FATAL_FAILURE(DeployBoth());
+  ASSERT_NO_FATAL_FAILURE(AppendEvents("d", 0, 1));
+  ASSERT_TRUE(engine_->WaitProcessed("upstream").ok());
+  // deep(16) runs at nesting depth 16, the deepest allowed; its read of a mirror PState is
+  // a read, not a 17th invocation.
+  Result<Value> deepest = engine_->Invoke("downstream", "deep", {Value(16), Value("d0")});
+  ASSERT_TRUE(deepest.ok()) << deepest.status().ToString();
+  EXPECT_EQ(*deepest, Value(1));
+  Result<Value> deeper = engine_->Invoke("downstream", "deep", {Value(17), Value("d0")});
+  ASSERT_FALSE(deeper.ok());
+  EXPECT_NE(deeper.status().message().find("nest deeper than 16"), std::string::npos)
+      << deeper.status().ToString();
+}
+
 TEST_F(DependencyTest, DescribeNamesDependenciesBothWays) {
   ASSERT_NO_FATAL_FAILURE(Open());
   ASSERT_NO_FATAL_FAILURE(DeployBoth());

@@ -406,7 +406,9 @@ Result<std::vector<Value>> QueryExecutor::SelectMirror(const ModuleRuntime& from
   STRATA_ASSIGN_OR_RETURN(int index, engine_.FindPState(*m, ref.name));
   const PState& pstate = *m->pstates[index];
   STRATA_ASSIGN_OR_RETURN(int partition, SelectPartition(*m, pstate, ref.name, path, std::nullopt));
-  return InScope(scope, std::chrono::milliseconds(InvokeOptions{}.timeout_ms),
+  // In a query, a read of its snapshot (not an invocation: the nesting limit is not its).
+  if (scope != nullptr) return pstate.Select(*scope->session, partition, path);
+  return InScope(nullptr, std::chrono::milliseconds(InvokeOptions{}.timeout_ms),
                  [&](const QueryScope& s) { return pstate.Select(*s.session, partition, path); });
 }
 

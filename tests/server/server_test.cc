@@ -204,6 +204,7 @@ TEST_F(ServerTest, DeployAppendSelectDescribeStatsDestroy) {
   ASSERT_EQ(info.pstates.size(), 2u);  // $$word_counts and its index $$ranking
   EXPECT_EQ(info.pstates[0].name, "$$word_counts");
   EXPECT_FALSE(info.pstates[0].schema_text.empty());
+  EXPECT_EQ(info.pstates[1].name, "$$ranking");
   ASSERT_EQ(info.topologies.size(), 1u);
   EXPECT_EQ(info.topologies[0].name, "count");
 

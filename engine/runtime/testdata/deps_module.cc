@@ -9,7 +9,9 @@
 //   downstream          (no macro) mirrors upstream's *events: stream "seen" keeps $$seen
 //                       (event -> times seen), microbatch "batched" keeps $$batched (first
 //                       letter -> events); reads upstream's $$counts and invokes its query
-//                       "count" from its query "both"(event) = [seen, counted, invoked].
+//                       "count" from its query "both"(event) = [seen, counted, invoked];
+//                       query "deep"(levels, event) invokes itself `levels` times, then
+//                       reads upstream's $$counts at the deepest invocation.
 //   downstream_missing  (DEPS_MISSING) module "downstream" asking for what upstream lacks
 //                       (*nope, $$nope, query nope) and for a module "absent".
 #include <string>
@@ -107,6 +109,24 @@ void Define(strata::ModuleBuilder& m) {
         return Status::Ok();
       })
       .Origin();
+  m.Query("deep")
+      .Param("levels", Schema::Int64())
+      .Param("event", Schema::String())
+      .Each([counts](TopologyContext& ctx, const Value& args) -> Status {
+        const int64_t levels = args.as_list().at(0).as_int();
+        const Value& event = args.as_list().at(1);
+        if (levels > 0) {
+          STRATA_ASSIGN_OR_RETURN(Value inner,
+                                  ctx.Invoke(strata::QueryRef{"deep"}, {Value(levels - 1), event}));
+          ctx.Emit(std::move(inner));
+          return Status::Ok();
+        }
+        strata::Result<Value> theirs = ctx.SelectOne(counts, Path().Key(event).NullTo(0));
+        if (!theirs.ok()) return theirs.status();
+        ctx.Emit(*theirs);
+        return Status::Ok();
+      })
+      .Combine(strata::agg::Last());
 }
 
 #endif

@@ -405,11 +405,18 @@ Result<std::vector<Value>> QueryExecutor::SelectMirror(const ModuleRuntime& from
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, engine_.Find(ref.module));
   STRATA_ASSIGN_OR_RETURN(int index, engine_.FindPState(*m, ref.name));
   const PState& pstate = *m->pstates[index];
-  STRATA_ASSIGN_OR_RETURN(int partition, SelectPartition(*m, pstate, ref.name, path, std::nullopt));
+  Result<int> partition = SelectPartition(*m, pstate, ref.name, path, std::nullopt);
+  if (!partition.ok()) {
+    return Status::InvalidArgument("reading " + path.ToString() + " of mirror PState " +
+                                   ref.module + "/" + ref.name +
+                                   " needs a partition: start the path with key(...), whose key "
+                                   "chooses the partition of " +
+                                   ref.module);
+  }
   // In a query, a read of its snapshot (not an invocation: the nesting limit is not its).
-  if (scope != nullptr) return pstate.Select(*scope->session, partition, path);
+  if (scope != nullptr) return pstate.Select(*scope->session, *partition, path);
   return InScope(nullptr, std::chrono::milliseconds(InvokeOptions{}.timeout_ms),
-                 [&](const QueryScope& s) { return pstate.Select(*s.session, partition, path); });
+                 [&](const QueryScope& s) { return pstate.Select(*s.session, *partition, path); });
 }
 
 Result<Value> QueryExecutor::SelectOneMirror(const ModuleRuntime& from, const PStateRef& ref,

@@ -93,7 +93,9 @@ void Define(strata::ModuleBuilder& m) {
         for (const Value& word : words) {
           strata::Result<Value> count = ctx.SelectOne(word_counts, Path().Key(word));
           // Not counted by wordcount yet (it processes the same sentences on its own).
-          if (!count.ok() || !count->is_int()) continue;
+          if (!count.ok() && count.status().code() == strata::StatusCode::kNotFound) continue;
+          if (!count.ok()) return count.status();  // a storage error or a timeout: say so
+          if (!count->is_int()) continue;
           ranked.emplace_back(-count->as_int(), word.as_string());
         }
         const size_t keep = std::min(ranked.size(), static_cast<size_t>(n));

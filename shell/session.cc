@@ -678,7 +678,11 @@ Outcome Session::ShowPage(Client& client) {
   const bool more = !at.token.empty();
   std::string text = page->values.empty() ? "no entries\n" : RenderPage(page->values, at.path);
   if (more) {
-    text += "(" + Plural(at.shown, "entry", "entries") + " shown so far; type next for more)\n";
+    // With `all` each value is an entry; another path's values are what it selects (the
+    // empty path: one view per partition part of a page).
+    const bool entries = at.path.ToString() == Path().All().ToString();
+    text += "(" + Plural(at.shown, entries ? "entry" : "value", entries ? "entries" : "values") +
+            " shown so far; type next for more)\n";
   }
   Emit(Value::MapOf({{"values", Value(std::move(page->values))}, {"more", more}}), text);
   return Outcome::kOk;

@@ -193,6 +193,28 @@ Dispatcher::Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_po
 void Dispatcher::Post(std::function<void()> work) { asio::post(blocking_pool_, std::move(work)); }
 
 std::optional<proto::Response> Dispatcher::AnswerInline(const proto::Request& request) {
+  if (const auto* invoke = std::get_if<proto::InvokeRequest>(&request.body)) {
+    // Within its own timeout, the budget is the query's answer: its TIMEOUT is final.
+    if (invoke->timeout_ms <= kInlineQueryBudgetMs) return std::nullopt;
+    const std::string name = invoke->module + "/" + invoke->query;
+    {
+      std::lock_guard lock(inline_mu_);
+      auto it = inline_backoff_.find(name);
+      if (it != inline_backoff_.end()) {
+        if (--it->second <= 0) inline_backoff_.erase(it);
+        return std::nullopt;
+      }
+    }
+    Result<Value> result = engine_.Invoke(invoke->module, invoke->query, invoke->args,
+                                          InvokeOptions{kInlineQueryBudgetMs});
+    if (!result.ok() && result.status().code() == StatusCode::kTimeout) {
+      std::lock_guard lock(inline_mu_);
+      inline_backoff_[name] = kInlineQueryBackoff;
+      return std::nullopt;  // Dispatch runs it again on the pool, with its own timeout
+    }
+    return ResponseOrInternal(request.id,
+                              [&] { return InvokeResponse(request.id, std::move(result)); });
+  }
   const auto* select = std::get_if<proto::SelectRequest>(&request.body);
   if (select == nullptr) return std::nullopt;
   Result<Path> path = Path::FromValue(select->path);
@@ -450,8 +472,11 @@ proto::Response Dispatcher::SelectPath(uint64_t id, const proto::SelectRequest& 
 // here on the blocking pool. Its code failing is the client's QUERY_FAILED, not the
 // TOPOLOGY_FAILED of an append whose topology gave up.
 proto::Response Dispatcher::Invoke(uint64_t id, const proto::InvokeRequest& request) {
-  Result<Value> result = engine_.Invoke(request.module, request.query, request.args,
-                                        InvokeOptions{request.timeout_ms});
+  return InvokeResponse(id, engine_.Invoke(request.module, request.query, request.args,
+                                           InvokeOptions{request.timeout_ms}));
+}
+
+proto::Response Dispatcher::InvokeResponse(uint64_t id, Result<Value> result) {
   if (!result.ok()) {
     if (result.status().code() == StatusCode::kUserError) {
       return ErrorResponse(id, proto::ErrorCode::kQueryFailed, result.status().message());

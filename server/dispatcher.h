@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include <asio/thread_pool.hpp>
 
@@ -51,11 +53,17 @@ class Dispatcher {
   void Dispatch(protocol::Request request, const std::string& peer, Reply reply);
 
   // The response to `request` when it is a point read (a select whose path navigates by
-  // keys only: one storage lookup, bounded work), answered here on the caller's network
-  // thread without the two thread hand-offs of the blocking pool; nullopt for any other
-  // request, which then goes to Dispatch. Thread-safe. A point read whose page is not
-  // cached reads it from disk on this thread (one page read).
+  // keys only: one storage lookup, bounded work), or a query that finishes within
+  // kInlineQueryBudget, answered here on the caller's network thread without the two
+  // thread hand-offs of the blocking pool; nullopt for any other request, which then goes
+  // to Dispatch. Thread-safe. A point read whose page is not cached reads it from disk on
+  // this thread (one page read). A query that does not finish within the budget is run
+  // again on the pool — queries write nothing, so running one again is safe — and the
+  // next kInlineQueryBackoff invocations of that query go to the pool directly. (The
+  // budget is checked before each step call: one step that runs long holds the thread.)
   std::optional<protocol::Response> AnswerInline(const protocol::Request& request);
+  static constexpr int64_t kInlineQueryBudgetMs = 2;
+  static constexpr int kInlineQueryBackoff = 1000;
 
   // Blocking forms used at start (--deploy) and by the pool.
   Result<ModuleInfo> DeployFile(const std::string& path, int partitions);
@@ -84,6 +92,9 @@ class Dispatcher {
                                 const Path& path);
   protocol::Response ReadDepot(uint64_t id, const protocol::ReadDepotRequest& request);
   protocol::Response Invoke(uint64_t id, const protocol::InvokeRequest& request);
+  // The answer to an invocation: its result, or its error (QUERY_FAILED for the query's
+  // own failure).
+  static protocol::Response InvokeResponse(uint64_t id, Result<Value> result);
   protocol::Response SelectPage(uint64_t id, const protocol::SelectPageRequest& request);
   protocol::Response Stats(uint64_t id, const protocol::StatsRequest& request);
   void Append(uint64_t id, protocol::AppendRequest request, Reply reply);
@@ -93,6 +104,10 @@ class Dispatcher {
   asio::thread_pool& blocking_pool_;
   const std::string data_dir_;
   std::atomic<uint64_t> upload_counter_{0};
+  // "module/query" -> invocations still to send to the pool after one overran the inline
+  // budget (absent: answer inline first).
+  std::mutex inline_mu_;
+  std::unordered_map<std::string, int> inline_backoff_;  // guarded by inline_mu_
 };
 
 // An error response for request `id`.

@@ -7,31 +7,15 @@
 //
 //   *sentences      random partitioning; a record is a string
 //   $$word_counts   map<string, int64>: word -> occurrences (exact)
-#include <cctype>
 #include <string>
 #include <vector>
 
+#include "split_words.h"
 #include "strata/module.h"
 
 namespace {
 
-// Lower-cased runs of ASCII letters and digits; every other byte separates words (as
-// wordcount's).
-std::vector<std::string> SplitWords(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
+using strata_examples::SplitWords;
 
 void Define(strata::ModuleBuilder& m) {
   using strata::Schema;

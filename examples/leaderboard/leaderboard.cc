@@ -21,31 +21,16 @@
 //                      (either nil when there is none). A query at the origin that invokes
 //                      other queries, of another module and of its own.
 #include <algorithm>
-#include <cctype>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "split_words.h"
 #include "strata/module.h"
 
 namespace {
 
-// wordcount's split: lower-cased runs of ASCII letters and digits.
-std::vector<std::string> SplitWords(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
+using strata_examples::SplitWords;
 
 void Define(strata::ModuleBuilder& m) {
   using strata::Path;

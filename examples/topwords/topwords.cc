@@ -28,38 +28,23 @@
 //
 // Select: key("the") of $$word_counts -> [7]; key("all") of $$top_words ->
 // [[["the", 7], ["cat", 3], ...]]; key("the") of $$sentence_counts -> [5].
-#include <cctype>
 #include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "split_words.h"
 #include "strata/module.h"
 
 namespace {
+
+using strata_examples::SplitWords;
 
 using strata::Path;
 using strata::Schema;
 using strata::Status;
 using strata::TopologyContext;
 using strata::Value;
-
-// Lower-cased runs of ASCII letters and digits; every other byte separates words.
-std::vector<std::string> SplitWords(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
 
 Status RequireString(const Value& sentence) {
   if (sentence.is_string()) return Status::Ok();

@@ -25,32 +25,17 @@
 //   $$word_lengths  map<int64, int64>: word length -> occurrences, kept by the new
 //                   topology "lengths"; `update` backfills it from every sentence already
 //                   in *sentences.
-#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "split_words.h"
 #include "strata/module.h"
 
 namespace {
 
-// Lower-cased runs of ASCII letters and digits; every other byte separates words.
-std::vector<std::string> SplitWords(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
+using strata_examples::SplitWords;
 
 // The largest n top-words answers. agg::TopN takes its size when the query is built, not
 // per invocation, so the merge keeps this many and the last step trims to n.

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -329,22 +328,6 @@ Value DepositRecord(const std::string& account, int64_t amount) {
 Value TransferRecord(const std::string& id, const std::string& from, const std::string& to,
                      int64_t amount) {
   return Value::MapOf({{"id", id}, {"from", from}, {"to", to}, {"amount", amount}});
-}
-
-std::vector<std::string> SplitWords(const std::string& text) {
-  std::vector<std::string> words;
-  std::string current;
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0) {
-      current.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!current.empty()) {
-      words.push_back(std::move(current));
-      current.clear();
-    }
-  }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
 }
 
 int64_t DepositedSum(const std::vector<std::vector<DepotEntry>>& deposits) {

@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "split_words.h"
 #include "strata/engine.h"
 #include "strata/path.h"
 #include "strata/status.h"
@@ -174,9 +175,9 @@ PostTexts PostTextsOf(const std::vector<std::vector<DepotEntry>>& posts);
 // when `texts` lacks it).
 Value TimelineWithTexts(const std::vector<Value>& entries, const PostTexts& texts);
 
-// The word split of topwords (and mbwordcount): the runs of ASCII letters and digits of
-// `text`, lower-cased, in order ("Hi, hi2!" -> {"hi", "hi2"}).
-std::vector<std::string> SplitWords(const std::string& text);
+// The word split of the word-counting examples (examples/common/split_words.h): the runs
+// of ASCII letters and digits of `text`, lower-cased, in order ("Hi, hi2!" -> {"hi", "hi2"}).
+using strata_examples::SplitWords;
 
 // The `n` largest entries of `counts` as agg::TopN stores them: a list of [key, count],
 // count descending, then key ascending.

@@ -108,6 +108,24 @@ Status ReadInts(const std::vector<Client*>& clients, const std::string& label,
   return Status::Ok();
 }
 
+// Appends W3's follow graph (FollowerCounts: user r has followers[r - 1] followers) to
+// social's *follows; not measured.
+Status LoadFollows(const std::vector<Client*>& clients, const std::vector<int64_t>& followers) {
+  // Edge e of user r's followers: prefix sums map the flat index to (r, j).
+  std::vector<int64_t> starts;
+  int64_t total = 0;
+  for (int64_t n : followers) starts.push_back(total), total += n;
+  const int64_t users = static_cast<int64_t>(followers.size());
+  return Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
+    const size_t r0 =
+        static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) - starts.begin() - 1);
+    const int64_t j = e - starts[r0] + 1;
+    const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
+    return Value::MapOf(
+        {{"from", Numbered('u', follower)}, {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
+  });
+}
+
 // ---- W1 ----------------------------------------------------------------------------------
 class WordCountAppends : public Workload {
  public:
@@ -223,19 +241,7 @@ class TimelineFanout : public Workload {
     return "posts by authors with >= " + std::to_string(kCelebrityFollowers) + " followers";
   }
   Status Prepare(const std::vector<Client*>& clients) override {
-    // Edge e of user r's followers: prefix sums map the flat index to (r, j).
-    std::vector<int64_t> starts;
-    int64_t total = 0;
-    for (int64_t n : followers_) starts.push_back(total), total += n;
-    const int users = config_.users;
-    return Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
-      const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
-                                            starts.begin() - 1);
-      const int64_t j = e - starts[r0] + 1;
-      const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
-      return Value::MapOf(
-          {{"from", Numbered('u', follower)}, {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
-    });
+    return LoadFollows(clients, followers_);
   }
   const OpSource& Source() const override { return source_; }
   Status Verify(const std::vector<Client*>& clients, nlohmann::json* check) override {
@@ -566,19 +572,8 @@ class TimelineQuery : public QueryWorkload {
            std::to_string(kPostsPerUser) + " posts per user loaded)";
   }
   Status Prepare(const std::vector<Client*>& clients) override {
-    std::vector<int64_t> starts;
-    int64_t total = 0;
-    for (int64_t n : followers_) starts.push_back(total), total += n;
     const int users = config_.users;
-    Status s =
-        Load(clients, "load follows", "social", "*follows", total, [starts, users](int64_t e) {
-          const size_t r0 = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), e) -
-                                                starts.begin() - 1);
-          const int64_t j = e - starts[r0] + 1;
-          const int64_t follower = (static_cast<int64_t>(r0) + j) % users + 1;
-          return Value::MapOf({{"from", Numbered('u', follower)},
-                               {"to", Numbered('u', static_cast<int64_t>(r0) + 1)}});
-        });
+    Status s = LoadFollows(clients, followers_);
     if (!s.ok()) return s;
     const int64_t base = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())

@@ -394,9 +394,10 @@ Result<Value> QueryExecutor::Run(const std::shared_ptr<ModuleRuntime>& m, const 
   return run.Run(Value(std::move(args)));
 }
 
-Result<std::vector<Value>> QueryExecutor::SelectMirror(const ModuleRuntime& from,
-                                                       const PStateRef& ref, const Path& path,
-                                                       const QueryScope* scope) {
+template <typename F>
+auto QueryExecutor::ReadMirror(const ModuleRuntime& from, const PStateRef& ref, const Path& path,
+                               const QueryScope* scope, F read)
+    -> decltype(read(std::declval<const PState&>(), std::declval<Session&>(), 0)) {
   if (!Declared(from.def->mirror_pstates, ref.module, ref.name)) {
     return Status::InvalidArgument("module " + from.name + " reads PState " + ref.module + "/" +
                                    ref.name + " without declaring it: add m.MirrorPState(\"" +
@@ -414,20 +415,24 @@ Result<std::vector<Value>> QueryExecutor::SelectMirror(const ModuleRuntime& from
                                    ref.module);
   }
   // In a query, a read of its snapshot (not an invocation: the nesting limit is not its).
-  if (scope != nullptr) return pstate.Select(*scope->session, *partition, path);
+  if (scope != nullptr) return read(pstate, *scope->session, *partition);
   return InScope(nullptr, std::chrono::milliseconds(InvokeOptions{}.timeout_ms),
-                 [&](const QueryScope& s) { return pstate.Select(*s.session, *partition, path); });
+                 [&](const QueryScope& s) { return read(pstate, *s.session, *partition); });
+}
+
+Result<std::vector<Value>> QueryExecutor::SelectMirror(const ModuleRuntime& from,
+                                                       const PStateRef& ref, const Path& path,
+                                                       const QueryScope* scope) {
+  return ReadMirror(from, ref, path, scope, [&](const PState& pstate, Session& session, int p) {
+    return pstate.Select(session, p, path);
+  });
 }
 
 Result<Value> QueryExecutor::SelectOneMirror(const ModuleRuntime& from, const PStateRef& ref,
                                              const Path& path, const QueryScope* scope) {
-  STRATA_ASSIGN_OR_RETURN(std::vector<Value> values, SelectMirror(from, ref, path, scope));
-  if (values.size() == 1) return std::move(values[0]);
-  if (values.empty()) {
-    return Status::NotFound(path.ToString() + " selects nothing in " + ref.module + "/" + ref.name);
-  }
-  return Status::InvalidArgument(path.ToString() + " selects " + std::to_string(values.size()) +
-                                 " values in " + ref.module + "/" + ref.name + ", not one");
+  return ReadMirror(from, ref, path, scope, [&](const PState& pstate, Session& session, int p) {
+    return pstate.SelectOne(session, p, path);
+  });
 }
 
 }  // namespace strata::runtime

@@ -67,6 +67,12 @@ class QueryExecutor {
   template <typename F>
   auto InScope(const QueryScope* outer, std::chrono::milliseconds timeout, F fn)
       -> decltype(fn(std::declval<const QueryScope&>()));
+  // Finds mirror PState `ref` of `from`'s declarations and the partition `path` reads, and
+  // returns read(pstate, session, partition) in `scope`'s snapshot or one of its own.
+  template <typename F>
+  auto ReadMirror(const ModuleRuntime& from, const PStateRef& ref, const Path& path,
+                  const QueryScope* scope, F read)
+      -> decltype(read(std::declval<const PState&>(), std::declval<Session&>(), 0));
 
   EngineImpl& engine_;
 };

@@ -104,6 +104,20 @@ Result<Value> MergeTopN(const Combiner& c, const Value& earlier, const Value& la
 
 }  // namespace
 
+Value CombinerEmpty(const Combiner& c) {
+  switch (c.kind) {
+    case Combiner::Kind::kCount:
+    case Combiner::Kind::kSum:
+      return Value(int64_t{0});
+    case Combiner::Kind::kSetUnion:
+      return Value::EmptySet();
+    case Combiner::Kind::kTopN:
+      return Value(Value::List{});
+    default:
+      return Value();
+  }
+}
+
 Result<Value> CombinerInput(const Combiner& c, Value input) {
   if (!c.value_of) return input;
   return c.value_of(input);

@@ -18,6 +18,10 @@ Result<Value> CombinerInput(const Combiner& combiner, Value input);
 // fails; kInvalidArgument when the value does not fit the combiner (a Sum of a string).
 Result<Value> CombinerPartial(const Combiner& combiner, const Value& input);
 
+// What a fold of nothing gives: a count or sum of no values is 0, a set union the empty
+// set, a top-N the empty list; the others nil.
+Value CombinerEmpty(const Combiner& combiner);
+
 // `earlier` combined with `later` (both partials, or `earlier` the stored value; nil
 // stands for "nothing yet"). Associative: merging partials in any grouping that keeps
 // their order gives the same value. kInvalidArgument when the types do not fit (e.g. a

@@ -8,28 +8,13 @@
 #include "runtime/combiners.h"
 #include "runtime/engine_impl.h"
 #include "runtime/partitioning.h"
+#include "runtime/pooled_session.h"
 #include "strata/schema.h"
 
 namespace strata::runtime {
 namespace {
 
 constexpr int kOrigin = -1;  // the partition of a value at the origin
-
-// What a fold of nothing gives: a count or sum of no values is 0, a set union the empty
-// set, a top-N the empty list; the others nil.
-Value EmptyFold(const Combiner& combiner) {
-  switch (combiner.kind) {
-    case Combiner::Kind::kCount:
-    case Combiner::Kind::kSum:
-      return Value(int64_t{0});
-    case Combiner::Kind::kSetUnion:
-      return Value::EmptySet();
-    case Combiner::Kind::kTopN:
-      return Value(Value::List{});
-    default:
-      return Value();
-  }
-}
 
 std::string QueryName(const ModuleRuntime& m, const QueryDef& query) {
   return "query " + m.name + "/" + query.topology.name;
@@ -86,7 +71,7 @@ class QueryRun {
     for (size_t i = 0; i < ops_.size(); ++i) {
       if (ops_[i].kind != TopologyOp::Kind::kCombine) continue;
       STRATA_RETURN_IF_ERROR(FlushPending(i));
-      Value folded = folds_[i] ? std::move(*folds_[i]) : EmptyFold(ops_[i].combiner);
+      Value folded = folds_[i] ? std::move(*folds_[i]) : CombinerEmpty(ops_[i].combiner);
       folds_[i].reset();
       STRATA_RETURN_IF_ERROR(Feed(i + 1, kOrigin, std::move(folded)));
     }
@@ -225,7 +210,7 @@ class QueryRun {
     Value later = c.kind == Combiner::Kind::kSetUnion ? Value::SetOf(std::move(pending))
                                                       : Value(std::move(pending));
     pending.clear();
-    Result<Value> merged = CombinerMerge(c, folds_[i] ? *folds_[i] : EmptyFold(c), later);
+    Result<Value> merged = CombinerMerge(c, folds_[i] ? *folds_[i] : CombinerEmpty(c), later);
     if (!merged.ok()) return Failed(i, merged.status());
     folds_[i] = std::move(merged).value();
     return Status::Ok();
@@ -344,16 +329,12 @@ auto QueryExecutor::InScope(const QueryScope* outer, std::chrono::milliseconds t
     ++nested.depth;
     return fn(nested);
   }
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.TakeSession());
-  QueryScope scope{session.get(), std::chrono::steady_clock::now() + timeout, 0};
-  if (Status st = session->Begin(/*snapshot=*/true); !st.ok()) {
-    engine_.ReturnSession(std::move(session));
-    return st;
-  }
-  auto result = fn(scope);
-  session->Rollback();  // read-only: nothing to commit
-  engine_.ReturnSession(std::move(session));
-  return result;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, engine_.TakeSession());
+  PooledSession session(std::move(taken), [this](std::unique_ptr<Session> s) {
+    engine_.ReturnSession(std::move(s));
+  });
+  const QueryScope scope{session.get(), std::chrono::steady_clock::now() + timeout, 0};
+  return InSnapshot(*session.get(), [&] { return fn(scope); });
 }
 
 Result<Value> QueryExecutor::Invoke(const std::string& module, const std::string& query,

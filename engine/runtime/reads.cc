@@ -7,38 +7,13 @@
 #include "runtime/meta_tables.h"
 #include "runtime/microbatch_executor.h"
 #include "runtime/partitioning.h"
+#include "runtime/pooled_session.h"
 #include "runtime/query_executor.h"
 #include "strata/key_codec.h"
 #include "strata/value_codec.h"
 
 namespace strata::runtime {
 namespace {
-
-// RAII for a session of the pool: reads on callers' threads (sessions are single-threaded).
-class PooledSession {
- public:
-  PooledSession(std::unique_ptr<Session> session,
-                std::function<void(std::unique_ptr<Session>)> back)
-      : session_(std::move(session)), back_(std::move(back)) {}
-  ~PooledSession() {
-    if (session_) back_(std::move(session_));
-  }
-  Session* get() { return session_.get(); }
-
- private:
-  std::unique_ptr<Session> session_;
-  std::function<void(std::unique_ptr<Session>)> back_;
-};
-
-// Runs fn() (a Status or Result) inside a snapshot transaction of `session`, rolled back
-// afterwards (nothing is written): every record it reads is of one snapshot.
-template <typename F>
-auto InSnapshot(Session& session, F fn) -> decltype(fn()) {
-  STRATA_RETURN_IF_ERROR(session.Begin(/*snapshot=*/true));
-  auto result = fn();
-  session.Rollback();
-  return result;
-}
 
 // Where the next page of SelectPage starts: a partition, and the last key read of it
 // (none: from its first). The token is the value [1, partition, key], or [1, partition]

@@ -330,6 +330,18 @@ Value TransferRecord(const std::string& id, const std::string& from, const std::
   return Value::MapOf({{"id", id}, {"from", from}, {"to", to}, {"amount", amount}});
 }
 
+Result<std::map<Value, int64_t>> WordCountsOfLog(Engine& engine, const std::string& module,
+                                                 const std::string& depot) {
+  STRATA_ASSIGN_OR_RETURN(auto partitions, ReadWholeDepot(engine, module, depot));
+  std::map<Value, int64_t> counts;
+  for (const auto& partition : partitions) {
+    for (const DepotEntry& e : partition) {
+      for (const std::string& word : SplitWords(e.record.as_string())) ++counts[Value(word)];
+    }
+  }
+  return counts;
+}
+
 int64_t DepositedSum(const std::vector<std::vector<DepotEntry>>& deposits) {
   int64_t sum = 0;
   for (const auto& partition : deposits) {

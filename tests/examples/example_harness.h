@@ -179,6 +179,11 @@ Value TimelineWithTexts(const std::vector<Value>& entries, const PostTexts& text
 // of ASCII letters and digits of `text`, lower-cased, in order ("Hi, hi2!" -> {"hi", "hi2"}).
 using strata_examples::SplitWords;
 
+// Word -> occurrences over every record (a sentence) of `module`'s depot `depot`, read back:
+// the oracle of the word-counting examples.
+Result<std::map<Value, int64_t>> WordCountsOfLog(Engine& engine, const std::string& module,
+                                                 const std::string& depot);
+
 // The `n` largest entries of `counts` as agg::TopN stores them: a list of [key, count],
 // count descending, then key ascending.
 Value TopCounts(const std::map<Value, int64_t>& counts, size_t n);

@@ -39,17 +39,9 @@ class LeaderboardTest : public ::testing::Test {
 
   // The oracle: word -> occurrences over every sentence wordcount logged.
   std::map<Value, int64_t> LoggedWordCounts() {
-    std::map<Value, int64_t> counts;
-    Result<std::vector<std::vector<DepotEntry>>> depot =
-        ReadWholeDepot(*engine_, "wordcount", "*sentences");
-    EXPECT_TRUE(depot.ok()) << depot.status().ToString();
-    if (!depot.ok()) return counts;
-    for (const auto& partition : *depot) {
-      for (const DepotEntry& e : partition) {
-        for (const std::string& word : SplitWords(e.record.as_string())) ++counts[Value(word)];
-      }
-    }
-    return counts;
+    auto counts = WordCountsOfLog(*engine_, "wordcount", "*sentences");
+    EXPECT_TRUE(counts.ok()) << counts.status().ToString();
+    return counts.ok() ? std::move(counts).value() : std::map<Value, int64_t>{};
   }
 
   void ExpectViewsEqualOracle() {

@@ -27,16 +27,9 @@ class WordcountTest : public ExampleTest {
 
   // The word counts recomputed from the records of *sentences (read back from the depot).
   std::map<Value, int64_t> CountsFromDepot() {
-    std::map<Value, int64_t> counts;
-    auto depot = ReadWholeDepot(*engine_, "wordcount", "*sentences");
-    EXPECT_TRUE(depot.ok()) << depot.status().ToString();
-    if (!depot.ok()) return counts;
-    for (const auto& partition : *depot) {
-      for (const DepotEntry& e : partition) {
-        for (const std::string& word : SplitWords(e.record.as_string())) ++counts[Value(word)];
-      }
-    }
-    return counts;
+    auto counts = WordCountsOfLog(*engine_, "wordcount", "*sentences");
+    EXPECT_TRUE(counts.ok()) << counts.status().ToString();
+    return counts.ok() ? std::move(counts).value() : std::map<Value, int64_t>{};
   }
 
   // Sentences of words w0..w<vocabulary-1>, drawn with skewed frequencies (many ties too).

@@ -476,24 +476,13 @@ class MicrobatchTopology : public detail::Chain<MicrobatchTopology> {
   // partition, in key order.
   template <typename K, typename P>
   MicrobatchTopology& Aggregate(const PStateRef& pstate, K key_of, P path_of, Combiner combiner) {
-    TopologyOp op;
-    op.kind = TopologyOp::Kind::kAggregate;
-    op.key_fn = detail::WrapKey(std::move(key_of));
+    TopologyOp op = AggregateOp(pstate, std::move(key_of), std::move(combiner));
     op.path_of = detail::WrapPure<Path>(std::move(path_of));
-    op.pstate = pstate.index;
-    op.combiner = std::move(combiner);
-    def_->writes.push_back(pstate.index);
     return Add(std::move(op));
   }
   template <typename K>
   MicrobatchTopology& Aggregate(const PStateRef& pstate, K key_of, Combiner combiner) {
-    TopologyOp op;
-    op.kind = TopologyOp::Kind::kAggregate;
-    op.key_fn = detail::WrapKey(std::move(key_of));
-    op.pstate = pstate.index;
-    op.combiner = std::move(combiner);
-    def_->writes.push_back(pstate.index);
-    return Add(std::move(op));
+    return Add(AggregateOp(pstate, std::move(key_of), std::move(combiner)));
   }
   // Groups the values by key_of(value) on the key's partition; EachGroup must follow.
   template <typename K>
@@ -523,6 +512,19 @@ class MicrobatchTopology : public detail::Chain<MicrobatchTopology> {
       });
     };
     return Add(std::move(op));
+  }
+
+ private:
+  // An Aggregate op into `pstate` (also recorded among the PStates the topology writes).
+  template <typename K>
+  TopologyOp AggregateOp(const PStateRef& pstate, K key_of, Combiner combiner) {
+    TopologyOp op;
+    op.kind = TopologyOp::Kind::kAggregate;
+    op.key_fn = detail::WrapKey(std::move(key_of));
+    op.pstate = pstate.index;
+    op.combiner = std::move(combiner);
+    def_->writes.push_back(pstate.index);
+    return op;
   }
 };
 

@@ -179,6 +179,16 @@ Result<std::vector<Value>> PState::Select(Session& session, int partition, const
   return nav::SelectFrom(*root, path);
 }
 
+bool PState::ReadsOneRecord(const Path& path) const {
+  const Schema& root = schema_.root;
+  if (root.kind() != Schema::Kind::kMap || root.value().has_subindexed()) return false;
+  if (path.navigators().empty()) return false;
+  for (const Navigator& nav : path.navigators()) {
+    if (nav.kind != Navigator::Kind::kKey && nav.kind != Navigator::Kind::kMust) return false;
+  }
+  return true;
+}
+
 Result<Value> PState::SelectOne(Session& session, int partition, const Path& path) const {
   STRATA_ASSIGN_OR_RETURN(TableId table, TableFor(partition));
   pstate_internal::StoreContext ctx{&session, table, location_, ActiveMigration()};

@@ -81,6 +81,11 @@ class PState {
 
   // Every value the path navigates to in `partition`, in navigation order.
   Result<std::vector<Value>> Select(Session& session, int partition, const Path& path) const;
+  // Whether selecting `path` reads a single stored record: it navigates only by key/must
+  // into a root map whose values are stored one blob each (no subindexed part). Such a read
+  // is atomic by itself; any other may read several records, and needs a snapshot
+  // transaction (Session::Begin(true)) to see one commit whole.
+  bool ReadsOneRecord(const Path& path) const;
   // Exactly one value: kNotFound when the path matches none, kInvalidArgument (with the
   // count) when it matches several.
   Result<Value> SelectOne(Session& session, int partition, const Path& path) const;

@@ -441,6 +441,25 @@ TEST_F(PStateTest, ContainerExistsWithOrWithoutItsSizeRecord) {
   EXPECT_EQ(records_under_prefix(), 3);  // entry, size and the member
 }
 
+TEST_F(PStateTest, ReadsOneRecordOnlyForKeysIntoBlobValuesOfTheRootMap) {
+  auto counts =
+      store_.Open("counts", PStateSchema{Schema::Map(Schema::String(), Schema::Int64()), false}, 2);
+  auto follows = store_.Open(
+      "follows",
+      PStateSchema{Schema::Map(Schema::String(), Schema::Set(Schema::String()).Subindexed()),
+                   false},
+      2);
+  auto counter = store_.Open("total", PStateSchema{Schema::Int64(), true}, 1);
+  ASSERT_TRUE(counts && follows && counter);
+  EXPECT_TRUE(counts->ReadsOneRecord(Path().Key("the")));
+  EXPECT_TRUE(counts->ReadsOneRecord(Path().Must("the")));
+  EXPECT_FALSE(counts->ReadsOneRecord(Path()));
+  EXPECT_FALSE(counts->ReadsOneRecord(Path().All()));
+  EXPECT_FALSE(counts->ReadsOneRecord(Path().Key("the").NullTo(0)));
+  EXPECT_FALSE(follows->ReadsOneRecord(Path().Key("alice")));  // a subindexed set: many
+  EXPECT_FALSE(counter->ReadsOneRecord(Path()));
+}
+
 TEST_F(PStateTest, GlobalCounterAndLists) {
   auto counter = store_.Open("counter", PStateSchema{Schema::Int64(), true}, 4);
   ASSERT_NE(counter, nullptr);

@@ -98,6 +98,8 @@ class QueryRun {
   }
 
   const ModuleRuntime& module() const { return *m_; }
+  // The error a step's ctx.Invoke returned: if the step fails with it, it is not named again.
+  void NoteNestedError(const Status& st) { nested_error_ = st.message(); }
   const QueryScope& scope() const { return scope_; }
   QueryExecutor& executor() { return executor_; }
   const std::string& name() const { return query_.topology.name; }
@@ -111,10 +113,9 @@ class QueryRun {
                 st.code() == StatusCode::kCorruption || st.code() == StatusCode::kAborted
             ? st.code()
             : StatusCode::kUserError;
-    // An error of a query this one invoked names that query and op already.
-    if (st.message().starts_with("query ") && st.message().find(", op ") != std::string::npos) {
-      return Status(code, st.message());
-    }
+    // An error of a query this one invoked (passed on by the step) names that query and
+    // op already.
+    if (nested_error_ && st.message() == *nested_error_) return Status(code, st.message());
     return Status(code, QueryName(*m_, query_) + ", op " + std::to_string(i) + ": " + st.message());
   }
   Status CheckDeadline(size_t i) const {
@@ -223,6 +224,7 @@ class QueryRun {
   const QueryScope& scope_;
   std::vector<std::optional<Value>> folds_;  // by op index: a Combine's fold so far
   std::map<size_t, Value::List> pending_;    // by op index: a batched Combine's partials
+  std::optional<std::string> nested_error_;  // the last error of an invoked query
   std::vector<Value> results_;
 };
 
@@ -262,7 +264,10 @@ Result<Value> QueryContext::SelectOne(const PStateRef& ref, const Path& path) {
 }
 
 Result<Value> QueryContext::Invoke(const QueryRef& query, std::vector<Value> args) {
-  return run_.executor().InvokeFrom(run_.module(), query, std::move(args), &run_.scope());
+  Result<Value> result =
+      run_.executor().InvokeFrom(run_.module(), query, std::move(args), &run_.scope());
+  if (!result.ok()) run_.NoteNestedError(result.status());
+  return result;
 }
 
 // Whether `from` declared `module`'s `name` with MirrorPState / MirrorQuery.

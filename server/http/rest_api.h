@@ -24,7 +24,7 @@ namespace strata::server::http {
 class LagHistory;
 
 struct RestOptions {
-  bool admin = false;  // serve deploy, update, recompute and destroy
+  bool admin = false;                // serve deploy, update, recompute and destroy
   std::chrono::seconds timeout{30};  // longest wait for an answer (queries: their own timeout)
 };
 

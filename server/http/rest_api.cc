@@ -83,6 +83,7 @@ void RestApi::Serve(const httplib::Request& request, httplib::Response& response
   counters_.ObserveRequest("http", kind, std::chrono::steady_clock::now() - start);
   response.status = answer.status;
   if (answer.status == 503) response.set_header("Retry-After", "1");
+  if (!answer.allow.empty()) response.set_header("Allow", answer.allow);
   response.set_content(std::move(answer.body), "application/json");
 }
 
@@ -190,7 +191,8 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
   if (allowed != nullptr) {
     *kind = "method_not_allowed";
     return {405, ErrorJson(proto::ErrorCode::kUnsupported,
-                           request.path + " answers " + allowed + ", not " + method)};
+                           request.path + " answers " + allowed + ", not " + method),
+            allowed};
   }
   return {404, ErrorJson(proto::ErrorCode::kNotFound,
                          "no endpoint " + method + " " + request.path +

@@ -200,8 +200,8 @@ TEST(ServerOptionsTest, HttpListenerFlags) {
   ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
   EXPECT_FALSE(std::get<ServerOptions>(parsed).http.enabled);
 
-  parsed = Parse({"--http", "[::1]:8080", "--http-admin", "--http-threads", "4",
-                  "--http-max-body", "1MB", "--http-timeout", "2min", "--console-dir", "/c"});
+  parsed = Parse({"--http", "[::1]:8080", "--http-admin", "--http-threads", "4", "--http-max-body",
+                  "1MB", "--http-timeout", "2min", "--console-dir", "/c"});
   ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
   const HttpSettings& http = std::get<ServerOptions>(parsed).http;
   EXPECT_TRUE(http.enabled);

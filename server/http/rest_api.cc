@@ -190,8 +190,9 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
   }
   if (allowed != nullptr) {
     *kind = "method_not_allowed";
-    return {405, ErrorJson(proto::ErrorCode::kUnsupported,
-                           request.path + " answers " + allowed + ", not " + method),
+    return {405,
+            ErrorJson(proto::ErrorCode::kUnsupported,
+                      request.path + " answers " + allowed + ", not " + method),
             allowed};
   }
   return {404, ErrorJson(proto::ErrorCode::kNotFound,

@@ -159,10 +159,10 @@ void ServerFamilies(const ServerCounters& counters, Exposition& out) {
   out.Sample("strata_requests_total", {{"protocol", "binary"}},
              static_cast<double>(binary_requests));
   out.Sample("strata_requests_total", {{"protocol", "http"}}, static_cast<double>(http_requests));
-  out.Family("strata_connections", "gauge", "Client connections open now, by protocol.");
-  out.Sample("strata_connections", {{"protocol", "binary"}},
+  out.Family("strata_open_connections", "gauge", "Client connections open now, by protocol.");
+  out.Sample("strata_open_connections", {{"protocol", "binary"}},
              static_cast<double>(counters.open_connections.load()));
-  out.Sample("strata_connections", {{"protocol", "http"}},
+  out.Sample("strata_open_connections", {{"protocol", "http"}},
              static_cast<double>(counters.http_open_connections.load()));
   out.Family("strata_connections_total", "counter",
              "Client connections accepted since the server started, by protocol.");

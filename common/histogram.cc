@@ -7,7 +7,8 @@ namespace strata {
 
 void HistogramSnapshot::Add(const HistogramSnapshot& other) {
   assert(other.bounds == bounds);
-  for (size_t i = 0; i < counts.size() && i < other.counts.size(); ++i) counts[i] += other.counts[i];
+  for (size_t i = 0; i < counts.size() && i < other.counts.size(); ++i)
+    counts[i] += other.counts[i];
   sum += other.sum;
 }
 

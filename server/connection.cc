@@ -316,8 +316,8 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
   dispatcher_.Dispatch(std::move(request), peer_,
                        [self = shared_from_this(), kind, started](proto::Response response) {
                          self->PostReply(std::move(response));
-                         self->counters_.ObserveRequest(
-                             "binary", kind, std::chrono::steady_clock::now() - started);
+                         self->counters_.ObserveRequest("binary", kind,
+                                                        std::chrono::steady_clock::now() - started);
                        });
 }
 

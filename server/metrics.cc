@@ -90,11 +90,10 @@ void EngineFamilies(const EngineMetrics& m, Exposition& out) {
              "a microbatch topology (to its commit).");
   for (const ModuleMetrics& module : m.modules) {
     for (const TopologyMetrics& topology : module.topologies) {
-      out.Histogram("strata_step_duration_seconds",
-                    {{"module", module.module},
-                     {"topology", topology.topology},
-                     {"kind", topology.kind}},
-                    topology.steps);
+      out.Histogram(
+          "strata_step_duration_seconds",
+          {{"module", module.module}, {"topology", topology.topology}, {"kind", topology.kind}},
+          topology.steps);
     }
   }
   out.Family("strata_module_failures", "gauge",
@@ -148,13 +147,13 @@ void ServerFamilies(const ServerCounters& counters, Exposition& out) {
              "handing its response to the connection's writer.");
   int64_t binary_requests = 0;
   int64_t http_requests = 0;
-  counters.latencies.ForEach([&](std::string_view protocol, std::string_view kind,
-                                 const HistogramSnapshot& snapshot) {
-    out.Histogram("strata_request_duration_seconds", {{"protocol", protocol}, {"kind", kind}},
-                  snapshot);
-    (protocol == "binary" ? binary_requests : http_requests) +=
-        static_cast<int64_t>(snapshot.count());
-  });
+  counters.latencies.ForEach(
+      [&](std::string_view protocol, std::string_view kind, const HistogramSnapshot& snapshot) {
+        out.Histogram("strata_request_duration_seconds", {{"protocol", protocol}, {"kind", kind}},
+                      snapshot);
+        (protocol == "binary" ? binary_requests : http_requests) +=
+            static_cast<int64_t>(snapshot.count());
+      });
   out.Family("strata_requests_total", "counter", "Requests answered, by protocol.");
   out.Sample("strata_requests_total", {{"protocol", "binary"}},
              static_cast<double>(binary_requests));
@@ -178,8 +177,7 @@ void ServerFamilies(const ServerCounters& counters, Exposition& out) {
   out.Sample("strata_build_info", {{"version", STRATA_VERSION}}, 1);
   out.Family("process_start_time_seconds", "gauge",
              "When the server started, in seconds since the Unix epoch.");
-  out.Sample("process_start_time_seconds", {},
-             Seconds(counters.start_wall.time_since_epoch()));
+  out.Sample("process_start_time_seconds", {}, Seconds(counters.start_wall.time_since_epoch()));
   out.Family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   if (const int64_t rss = ResidentBytes(); rss >= 0) {
     out.Sample("process_resident_memory_bytes", {}, static_cast<double>(rss));

@@ -10,8 +10,7 @@ void RequestLatencies::Observe(std::string_view protocol, std::string_view kind,
   if (p == kRequestProtocols.end()) return;
   // Not found: the last kind, "other".
   const auto k = std::find(kRequestKinds.begin(), kRequestKinds.end() - 1, kind);
-  histograms_[(p - kRequestProtocols.begin()) * kRequestKinds.size() +
-              (k - kRequestKinds.begin())]
+  histograms_[(p - kRequestProtocols.begin()) * kRequestKinds.size() + (k - kRequestKinds.begin())]
       .Observe(elapsed);
 }
 

@@ -17,10 +17,10 @@ namespace {
 
 std::map<std::string, uint64_t> Counts(const RequestLatencies& latencies) {
   std::map<std::string, uint64_t> counts;
-  latencies.ForEach([&](std::string_view protocol, std::string_view kind,
-                        const HistogramSnapshot& snapshot) {
-    counts[std::string(protocol) + "/" + std::string(kind)] = snapshot.count();
-  });
+  latencies.ForEach(
+      [&](std::string_view protocol, std::string_view kind, const HistogramSnapshot& snapshot) {
+        counts[std::string(protocol) + "/" + std::string(kind)] = snapshot.count();
+      });
   return counts;
 }
 
@@ -32,20 +32,28 @@ TEST(RequestLatenciesTest, CountsByProtocolAndKindWithUnknownKindsAsOther) {
   latencies.Observe("http", "select_one", std::chrono::microseconds(10));
   latencies.Observe("http", "no_such_kind", std::chrono::microseconds(10));
   latencies.Observe("carrier-pigeon", "append", std::chrono::microseconds(10));  // not counted
-  EXPECT_EQ(Counts(latencies), (std::map<std::string, uint64_t>{{"binary/append", 2},
-                                                               {"http/other", 1},
-                                                               {"http/select_one", 1}}));
+  EXPECT_EQ(Counts(latencies),
+            (std::map<std::string, uint64_t>{
+                {"binary/append", 2}, {"http/other", 1}, {"http/select_one", 1}}));
 }
 
 TEST(RequestLatenciesTest, EveryBinaryKindIsAKnownKind) {
   protocol::SelectRequest one;
   one.one = true;
-  const protocol::RequestBody bodies[] = {
-      protocol::Hello{},          protocol::DeployRequest{},   protocol::ListModulesRequest{},
-      protocol::DescribeRequest{}, protocol::DestroyRequest{}, protocol::AppendRequest{},
-      protocol::SelectRequest{},  one,                         protocol::ReadDepotRequest{},
-      protocol::StatsRequest{},   protocol::UpdateRequest{},   protocol::RecomputeRequest{},
-      protocol::InvokeRequest{},  protocol::SelectPageRequest{}};
+  const protocol::RequestBody bodies[] = {protocol::Hello{},
+                                          protocol::DeployRequest{},
+                                          protocol::ListModulesRequest{},
+                                          protocol::DescribeRequest{},
+                                          protocol::DestroyRequest{},
+                                          protocol::AppendRequest{},
+                                          protocol::SelectRequest{},
+                                          one,
+                                          protocol::ReadDepotRequest{},
+                                          protocol::StatsRequest{},
+                                          protocol::UpdateRequest{},
+                                          protocol::RecomputeRequest{},
+                                          protocol::InvokeRequest{},
+                                          protocol::SelectPageRequest{}};
   std::set<std::string_view> kinds;
   for (const protocol::RequestBody& body : bodies) {
     const std::string_view kind = RequestKindName(body);

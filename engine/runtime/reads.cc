@@ -1,6 +1,6 @@
 // EngineImpl's reads and waits (docs/runtime.md, "Threads and partitions"): Select,
-// ReadDepot, Stats, Metrics and WaitProcessed run on the caller's thread with a Session borrowed from
-// the pool; Barrier waits for every task thread.
+// ReadDepot, Stats, Metrics and WaitProcessed run on the caller's thread with a Session borrowed
+// from the pool; Barrier waits for every task thread.
 #include <algorithm>
 #include <latch>
 
@@ -404,9 +404,8 @@ EngineMetrics EngineImpl::Metrics() {
           const std::shared_ptr<ProgressTracker>& tracker = trackers[p];
           if (!tracker) continue;
           const int64_t processed = tracker->processed();
-          topology.partitions.push_back(
-              {topology.topology, depots[d].name, static_cast<int>(p), processed,
-               ends[d][p] - processed});
+          topology.partitions.push_back({topology.topology, depots[d].name, static_cast<int>(p),
+                                         processed, ends[d][p] - processed});
         }
       }
     }

@@ -544,7 +544,7 @@ class Storage::Impl {
   // Written under flush_mu_ by the flusher only, so that a waiter is in exactly the flush
   // whose number it did not see.
   std::atomic<uint64_t> flushes_started_{0};
-  WT_SESSION* const flush_session_;  // Flusher thread only.
+  WT_SESSION* const flush_session_;    // Flusher thread only.
   DurationHistogram flush_durations_;  // every Flush, observed by the flusher
   std::thread flusher_;
 };
@@ -1118,8 +1118,9 @@ StorageMetrics Storage::Impl::Metrics() {
   WT_CURSOR* stats = nullptr;
   int ret = schema_session_->open_cursor(schema_session_, "statistics:", nullptr, nullptr, &stats);
   if (ret != 0) {
-    sink_->Report(true, capture.ToStatus(ret, "reading the statistics of '" + options_.path + "'")
-                            .ToString());
+    sink_->Report(
+        true,
+        capture.ToStatus(ret, "reading the statistics of '" + options_.path + "'").ToString());
     return metrics;
   }
   auto read = [&](int key) -> int64_t {
@@ -1127,8 +1128,7 @@ StorageMetrics Storage::Impl::Metrics() {
     char* description = nullptr;
     char* printed = nullptr;
     int64_t value = -1;
-    if (stats->search(stats) != 0 ||
-        stats->get_value(stats, &description, &printed, &value) != 0) {
+    if (stats->search(stats) != 0 || stats->get_value(stats, &description, &printed, &value) != 0) {
       return -1;
     }
     return value;

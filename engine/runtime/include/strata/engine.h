@@ -277,7 +277,7 @@ struct TopologyMetrics {
 };
 struct ModuleMetrics {
   std::string module;
-  std::string load_error;  // as ModuleInfo::load_error; a failed module has nothing else
+  std::string load_error;            // as ModuleInfo::load_error; a failed module has nothing else
   std::vector<DepotMetrics> depots;  // its own depots (not the mirrors of other modules')
   std::vector<TopologyMetrics> topologies;
   int64_t failures = 0;  // as ModuleStats::failures: failures recorded now

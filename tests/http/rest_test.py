@@ -736,8 +736,14 @@ class ErrorTest(RestCase):
         self.error("POST", select, {"path": [["kye", "a"]]}, says="kye")
         self.error("POST", select, {"path": [["key", "a"], ["set", 1]]}, says="terminal")
         self.error("POST", select, {"path": [["all"]]}, says="partition")
-        self.error("POST", "/rest/wordcount/pstate/word_counts/selectOne",
-                   {"path": [["all"]], "partition_key": "a"}, says="not one")
+        # selectOne: two values are an error, and so is none at all (a key that is absent
+        # navigates to one null: {"value": null}, EndpointTest).
+        self.append("social", "*follows", {"batch": [{"from": f"err-{i}", "to": "err-star"}
+                                                     for i in range(2)]})
+        one = "/rest/social/pstate/followers/selectOne"
+        self.error("POST", one, {"path": [["key", "err-star"], ["all"]]}, says="not one")
+        self.error("POST", one, {"path": [["key", "err-nobody"], ["all"]]}, status=404,
+                   code="NOT_FOUND", says="nothing")
         page = "/rest/wordcount/pstate/word_counts/page"
         self.error("POST", page, {"limit": "2"}, says=('"limit"', "integer"))
         self.error("POST", page, {"limit": 2.0}, says=('"limit"', "integer"))
@@ -754,6 +760,30 @@ class ErrorTest(RestCase):
         self.error("POST", invoke, {"args": [1, 2]}, says="not 2")
         self.error("POST", invoke, {"args": ["x"]}, code="SCHEMA_VIOLATION",
                    says=("argument 1", "int64"))
+
+    def raw_exchange(self, request):
+        """Sends `request` (bytes) on a new connection; returns (status, parsed body)."""
+        parsed = urllib.parse.urlsplit(self.server.base)
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        return int(head.split()[1]), loads(body)
+
+    def test_post_without_a_body(self):
+        # `curl -X POST URL` sends neither Content-Length nor a body: an empty body, the
+        # defaults (RFC 9112, 6.3), answered at once (not after --http-timeout, 400).
+        for path, status, answer in [
+                ("/rest/bank/query/total-money/invoke", 200, "result"),
+                ("/rest/bank/pstate/balances/page", 200, "values"),
+                ("/rest/bank/depot/*deposits/append", 400, "error"),
+                ("/rest/bank/depot/*deposits", 405, "error")]:
+            got = self.raw_exchange(f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+                                    f"Connection: close\r\n\r\n".encode())
+            self.assertEqual(got[0], status, got)
+            self.assertIn(answer, got[1])
 
     def test_schema_violation(self):
         self.error("POST", self.APPEND, {"data": 5}, code="SCHEMA_VIOLATION",
@@ -816,8 +846,9 @@ class ErrorTest(RestCase):
                    code="QUERY_FAILED")
         self.error("POST", "/rest/wordcount/query/top-words/invoke", {"args": [0]}, status=500,
                    code="QUERY_FAILED", says="n must be 1 to 10000")
-        self.error("POST", "/rest/qtest/query/slow/invoke", {"args": [3000], "timeout_ms": 200},
-                   status=504, code="TIMEOUT")
+        # Past timeout_ms: 504 once the steps running end (a step is not interrupted).
+        self.error("POST", "/rest/qtest/query/slow/invoke", {"args": [400], "timeout_ms": 50},
+                   status=504, code="TIMEOUT", says="timeout")
         # The server goes on serving.
         self.assertEqual(sorted(self.invoke("qtest", "slow", [1], timeout_ms=30000)),
                          list(range(8)))

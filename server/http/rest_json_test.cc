@@ -6,9 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <ostream>
 #include <string>
 
 #include "strata/json.h"
+
+namespace strata {
+// A failed expectation shows values as JSON.
+void PrintTo(const Value& v, std::ostream* os) { *os << ToJson(v); }
+}  // namespace strata
 
 namespace strata::server::http {
 namespace {

@@ -279,6 +279,13 @@ class EndpointTest(RestCase):
             self.read("profiles", "*registrations", partition=failed["partition"],
                       **{"from": failed["offset"]})["records"][0]["value"], {"username": ""})
 
+    def test_fields_not_listed_are_ignored(self):
+        r = self.append("wordcount", "*sentences",
+                        {"data": "ignored fields", "ack": "appended", "priority": 5})
+        self.assertEqual(set(r), {"partition", "offset", "ack_returns"})
+        self.assertEqual(self.invoke("bank", "total-money", [], comment="x"),
+                         self.invoke("bank", "total-money", []))
+
     def test_select_and_select_one(self):
         self.append("bank", "*deposits", {"batch": [{"account": "sel-a", "amount": 5},
                                                     {"account": "sel-a", "amount": 7}]})

@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import unittest
@@ -107,7 +106,9 @@ _shared = None
 
 
 def shared():
-    """The server most classes use: the example modules, rt_test and qtest."""
+    """The server most classes use: the example modules, rt_test and qtest. 32 HTTP threads:
+    an open keep-alive connection holds one, and ConcurrencyTest's 16 come on top of the
+    classes' own."""
     global _shared
     if _shared is None:
         _shared = harness.Stratad(

@@ -73,14 +73,15 @@ TEST(RestJsonTest, ErrorBodyNamesTheCodeAndTheMessage) {
 TEST(RestJsonTest, ErrorMessageIsAJsonStringEvenWhenItQuotesInvalidUtf8) {
   // A message quoting a client's bytes that are not UTF-8 (e.g. "last read: '\xff'") is
   // still a JSON string, with those bytes as \xNN; valid UTF-8 stays as it is.
-  const std::string text =
-      ErrorJson(proto::ErrorCode::kInvalidArgument, "bad \xff\xc0\x80 \xed\xa0\x80 caf\xc3\xa9 \xf0\x9f\x98\x80");
+  const std::string text = ErrorJson(proto::ErrorCode::kInvalidArgument,
+                                     "bad \xff\xc0\x80 \xed\xa0\x80 caf\xc3\xa9 \xf0\x9f\x98\x80");
   EXPECT_EQ(Json(text), Json(R"({"error": {"code": "INVALID_ARGUMENT",
       "message": "bad \\xff\\xc0\\x80 \\xed\\xa0\\x80 caf\u00e9 \ud83d\ude00"}})"))
       << text;
   // Truncated sequences at the end.
-  EXPECT_EQ(*Json(ErrorJson(proto::ErrorCode::kInternal, "x\xe2\x82")).Find("error")->Find("message"),
-            Value("x\\xe2\\x82"));
+  EXPECT_EQ(
+      *Json(ErrorJson(proto::ErrorCode::kInternal, "x\xe2\x82")).Find("error")->Find("message"),
+      Value("x\\xe2\\x82"));
 }
 
 TEST(RestJsonTest, ModuleShape) {

@@ -67,6 +67,21 @@ void RestApi::Register(httplib::Server& server) {
   server.Delete(kPattern, serve);
   server.Put(kPattern, serve);
   server.Patch(kPattern, serve);
+  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112,
+  // 6.3), e.g. `curl -X POST URL`; httplib 0.11 would read one until the connection closes
+  // (--http-timeout) and then answer 400. Such a request is served here, before httplib
+  // reads, with its empty body.
+  server.set_pre_routing_handler(
+      [serve](const httplib::Request& request, httplib::Response& response) {
+        const bool has_body_method =
+            request.method == "POST" || request.method == "PUT" || request.method == "PATCH";
+        if (!has_body_method || request.path.rfind("/rest/", 0) != 0 ||
+            request.has_header("Content-Length") || request.has_header("Transfer-Encoding")) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        serve(request, response);
+        return httplib::Server::HandlerResponse::Handled;
+      });
 }
 
 void RestApi::Serve(const httplib::Request& request, httplib::Response& response) {

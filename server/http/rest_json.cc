@@ -22,8 +22,59 @@ Value ListOf(const std::vector<T>& items, F&& convert) {
   return Value(std::move(list));
 }
 
+// The length of the well-formed UTF-8 sequence (RFC 3629) at the start of `s`, or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char b0 = byte(0);
+  if (b0 < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 3;
+    if (b0 == 0xE0) lo = 0xA0;  // no overlong forms
+    if (b0 == 0xED) hi = 0x9F;  // no surrogates
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 4;
+    if (b0 == 0xF0) lo = 0x90;  // no overlong forms
+    if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n || byte(1) < lo || byte(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return n;
+}
+
+// `message` with each byte that is not part of well-formed UTF-8 written as "\xNN", so that
+// the message prints as a JSON string (an error quoting a client's invalid bytes, e.g. a
+// body that is not UTF-8, would otherwise print as {"$string": …}).
+std::string ValidUtf8(std::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  while (!message.empty()) {
+    const size_t n = Utf8SequenceLength(message);
+    if (n == 0) {
+      constexpr char kHex[] = "0123456789abcdef";
+      const auto b = static_cast<unsigned char>(message[0]);
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 0xF];
+      message.remove_prefix(1);
+    } else {
+      out.append(message.substr(0, n));
+      message.remove_prefix(n);
+    }
+  }
+  return out;
+}
+
 Value ErrorObject(proto::ErrorCode code, std::string_view message) {
-  return Object({{"code", std::string(proto::ErrorCodeName(code))}, {"message", message}});
+  return Object(
+      {{"code", std::string(proto::ErrorCodeName(code))}, {"message", ValidUtf8(message)}});
 }
 
 }  // namespace

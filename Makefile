@@ -28,6 +28,7 @@ test: build
 # deployed in ./strata-data is kept). Ctrl-C stops it gracefully.
 run: build
 	@echo "stratad: binary protocol on 127.0.0.1:7450 (data in ./strata-data)."
+	@echo "Web console: http://127.0.0.1:7451/ (REST API and /metrics on the same port: docs/http.md)."
 	@echo "Connect from another terminal with the shell: $(BUILD_DIR)/bin/strata (docs/shell.md; the README has a tour)."
 	@echo "Example modules: $(notdir $(filter-out %_v2.so,$(wildcard $(BUILD_DIR)/modules/*.so))) (the *_v2.so builds are their next versions, for 'update'). Ctrl-C stops the server."
 	@echo "To run stratad as a service under systemd (restart on failure): docs/operations.md and scripts/stratad.service."

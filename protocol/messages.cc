@@ -464,13 +464,6 @@ std::string BuilderBytes(const fb::FlatBufferBuilder& b) {
 
 std::string Str(const fb::String* s) { return s == nullptr ? std::string() : s->str(); }
 
-Result<std::string> RequiredName(const fb::String* s, std::string_view field) {
-  if (s == nullptr || s->size() == 0) {
-    return Status::InvalidArgument(std::string(field) + " is missing or empty");
-  }
-  return s->str();
-}
-
 Result<Value> RequiredValue(const fb::Vector<uint8_t>* bytes, std::string_view field) {
   if (bytes == nullptr) return Status::InvalidArgument(std::string(field) + " is missing");
   Result<Value> v = DecodeValue(bytes->data(), bytes->size());
@@ -505,31 +498,14 @@ std::vector<std::string> StringsOf(const fb::Vector<fb::Offset<fb::String>>* lis
   return out;
 }
 
-// A list of names, each non-empty (a list may be absent, which reads as empty).
-Result<std::vector<std::string>> NameList(const fb::Vector<fb::Offset<fb::String>>* list,
-                                          std::string_view field) {
-  std::vector<std::string> out;
-  if (list == nullptr) return out;
-  out.reserve(list->size());
-  for (fb::uoffset_t i = 0; i < list->size(); ++i) {
-    STRATA_ASSIGN_OR_RETURN(std::string name, RequiredName(list->Get(i), Indexed(field, i)));
-    out.push_back(std::move(name));
-  }
-  return out;
-}
-
-// Exactly one of a module file's path and bytes (DeployRequest, UpdateRequest).
-Status ReadModuleSource(const fb::String* path, const fb::Vector<uint8_t>* so_bytes,
-                        std::string_view request, std::string* path_out, std::string* bytes_out) {
+// A module file's path and bytes (DeployRequest, UpdateRequest; Validate checks that exactly
+// one is set).
+void ReadModuleSource(const fb::String* path, const fb::Vector<uint8_t>* so_bytes,
+                      std::string* path_out, std::string* bytes_out) {
   *path_out = Str(path);
   if (so_bytes != nullptr) {
     bytes_out->assign(reinterpret_cast<const char*>(so_bytes->data()), so_bytes->size());
   }
-  if (path_out->empty() == bytes_out->empty()) {
-    return Status::InvalidArgument(std::string(request) + " needs one of path and so_bytes, has " +
-                                   (path_out->empty() ? "neither" : "both"));
-  }
-  return Status::Ok();
 }
 
 Error ErrorOf(const w::Error& e) { return Error{FromWire(e.code()), Str(e.message())}; }
@@ -540,34 +516,24 @@ Result<Hello> ConvertHello(const w::Hello& m) {
 
 Result<DeployRequest> ConvertDeploy(const w::DeployRequest& m) {
   DeployRequest out;
-  STRATA_RETURN_IF_ERROR(
-      ReadModuleSource(m.path(), m.so_bytes(), "DeployRequest", &out.path, &out.so_bytes));
+  ReadModuleSource(m.path(), m.so_bytes(), &out.path, &out.so_bytes);
   out.partitions = m.partitions();
-  if (out.partitions < 1 || out.partitions > kMaxPartitions) {
-    return Status::InvalidArgument("DeployRequest.partitions " + std::to_string(out.partitions) +
-                                   " is outside [1, " + std::to_string(kMaxPartitions) + "]");
-  }
   return out;
 }
 
 Result<DescribeRequest> ConvertDescribe(const w::DescribeRequest& m) {
-  STRATA_ASSIGN_OR_RETURN(std::string module, RequiredName(m.module_(), "DescribeRequest.module"));
-  return DescribeRequest{std::move(module)};
+  return DescribeRequest{Str(m.module_())};
 }
 
 Result<DestroyRequest> ConvertDestroy(const w::DestroyRequest& m) {
   // An absent or wrong `confirm` is the server's CONFIRMATION_REQUIRED, not a decode error.
-  STRATA_ASSIGN_OR_RETURN(std::string module, RequiredName(m.module_(), "DestroyRequest.module"));
-  return DestroyRequest{std::move(module), Str(m.confirm())};
+  return DestroyRequest{Str(m.module_()), Str(m.confirm())};
 }
 
 Result<AppendRequest> ConvertAppend(const w::AppendRequest& m) {
   AppendRequest out;
-  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "AppendRequest.module"));
-  STRATA_ASSIGN_OR_RETURN(out.depot, RequiredName(m.depot(), "AppendRequest.depot"));
-  if (m.records() == nullptr || m.records()->size() == 0) {
-    return Status::InvalidArgument("AppendRequest.records is empty; append at least one record");
-  }
+  out.module = Str(m.module_());
+  out.depot = Str(m.depot());
   STRATA_ASSIGN_OR_RETURN(out.records, ValueListOf(m.records(), "AppendRequest.records"));
   const auto ack = static_cast<uint8_t>(m.ack());
   if (ack > static_cast<uint8_t>(AckLevel::kProcessedStreams)) {
@@ -581,8 +547,8 @@ Result<AppendRequest> ConvertAppend(const w::AppendRequest& m) {
 
 Result<SelectRequest> ConvertSelect(const w::SelectRequest& m) {
   SelectRequest out;
-  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "SelectRequest.module"));
-  STRATA_ASSIGN_OR_RETURN(out.pstate, RequiredName(m.pstate(), "SelectRequest.pstate"));
+  out.module = Str(m.module_());
+  out.pstate = Str(m.pstate());
   STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SelectRequest.path"));
   if (m.partition_key() != nullptr) {
     STRATA_ASSIGN_OR_RETURN(out.partition_key,
@@ -594,92 +560,54 @@ Result<SelectRequest> ConvertSelect(const w::SelectRequest& m) {
 
 Result<ReadDepotRequest> ConvertReadDepot(const w::ReadDepotRequest& m) {
   ReadDepotRequest out;
-  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "ReadDepotRequest.module"));
-  STRATA_ASSIGN_OR_RETURN(out.depot, RequiredName(m.depot(), "ReadDepotRequest.depot"));
+  out.module = Str(m.module_());
+  out.depot = Str(m.depot());
   out.partition = m.partition();
   out.from = m.from();
   out.to = m.to();
   out.limit = m.limit();
-  if (out.partition < 0) {
-    return Status::InvalidArgument("ReadDepotRequest.partition " + std::to_string(out.partition) +
-                                   " is negative");
-  }
-  if (out.from < 0 || out.to < out.from) {
-    return Status::InvalidArgument("ReadDepotRequest range [" + std::to_string(out.from) + ", " +
-                                   std::to_string(out.to) + ") needs 0 <= from <= to");
-  }
-  if (out.limit < 1) {
-    return Status::InvalidArgument("ReadDepotRequest.limit " + std::to_string(out.limit) +
-                                   " is below 1");
-  }
   return out;
 }
 
 Result<StatsRequest> ConvertStats(const w::StatsRequest& m) {
   StatsRequest out{Str(m.module_()), m.failures_from(), m.failures_limit()};
-  if (out.failures_from < 0) {
-    return Status::InvalidArgument("StatsRequest.failures_from " +
-                                   std::to_string(out.failures_from) + " is below 0");
-  }
-  if (out.failures_limit < 0 || out.failures_limit > kMaxStatsFailuresLimit) {
-    return Status::InvalidArgument("StatsRequest.failures_limit " +
-                                   std::to_string(out.failures_limit) + " is not 0 to " +
-                                   std::to_string(kMaxStatsFailuresLimit));
-  }
   return out;
 }
 
 Result<UpdateRequest> ConvertUpdate(const w::UpdateRequest& m) {
   UpdateRequest out;
-  STRATA_RETURN_IF_ERROR(
-      ReadModuleSource(m.path(), m.so_bytes(), "UpdateRequest", &out.path, &out.so_bytes));
-  STRATA_ASSIGN_OR_RETURN(out.drop, NameList(m.drop(), "UpdateRequest.drop"));
+  ReadModuleSource(m.path(), m.so_bytes(), &out.path, &out.so_bytes);
+  out.drop = StringsOf(m.drop());
   out.partitions = m.partitions();
-  if (out.partitions < 0 || out.partitions > kMaxPartitions) {
-    return Status::InvalidArgument("UpdateRequest.partitions " + std::to_string(out.partitions) +
-                                   " is outside [0, " + std::to_string(kMaxPartitions) +
-                                   "] (0 keeps the partition count)");
-  }
   out.new_topologies_from_end = m.new_topologies_from_end();
   return out;
 }
 
 Result<RecomputeRequest> ConvertRecompute(const w::RecomputeRequest& m) {
   RecomputeRequest out;
-  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "RecomputeRequest.module"));
-  STRATA_ASSIGN_OR_RETURN(out.pstates, NameList(m.pstates(), "RecomputeRequest.pstates"));
-  if (out.pstates.empty()) {
-    return Status::InvalidArgument("RecomputeRequest.pstates is empty; name at least one PState");
-  }
+  out.module = Str(m.module_());
+  out.pstates = StringsOf(m.pstates());
   return out;
 }
 
 Result<InvokeRequest> ConvertInvoke(const w::InvokeRequest& m) {
   InvokeRequest out;
-  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "InvokeRequest.module"));
-  STRATA_ASSIGN_OR_RETURN(out.query, RequiredName(m.query(), "InvokeRequest.query"));
+  out.module = Str(m.module_());
+  out.query = Str(m.query());
   STRATA_ASSIGN_OR_RETURN(out.args, ValueListOf(m.args(), "InvokeRequest.args"));
   out.timeout_ms = m.timeout_ms();
-  if (out.timeout_ms < 1 || out.timeout_ms > kMaxInvokeTimeoutMs) {
-    return Status::InvalidArgument("InvokeRequest.timeout_ms " + std::to_string(out.timeout_ms) +
-                                   " is outside [1, " + std::to_string(kMaxInvokeTimeoutMs) + "]");
-  }
   return out;
 }
 
 Result<SelectPageRequest> ConvertSelectPage(const w::SelectPageRequest& m) {
   SelectPageRequest out;
-  STRATA_ASSIGN_OR_RETURN(out.module, RequiredName(m.module_(), "SelectPageRequest.module"));
-  STRATA_ASSIGN_OR_RETURN(out.pstate, RequiredName(m.pstate(), "SelectPageRequest.pstate"));
+  out.module = Str(m.module_());
+  out.pstate = Str(m.pstate());
   STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SelectPageRequest.path"));
   if (m.token() != nullptr) {
     out.token.assign(reinterpret_cast<const char*>(m.token()->data()), m.token()->size());
   }
   out.limit = m.limit();
-  if (out.limit < 1 || out.limit > kMaxPageLimit) {
-    return Status::InvalidArgument("SelectPageRequest.limit " + std::to_string(out.limit) +
-                                   " is outside [1, " + std::to_string(kMaxPageLimit) + "]");
-  }
   return out;
 }
 
@@ -1108,6 +1036,9 @@ std::variant<Request, RequestError> DecodeRequest(const uint8_t* data, size_t si
   }
   Result<RequestBody> body = ConvertRequestBody(r);
   if (!body.ok()) return RequestError{id, {ErrorCode::kInvalidArgument, body.status().message()}};
+  if (Status checked = Validate(*body); !checked.ok()) {
+    return RequestError{id, {ErrorCode::kInvalidArgument, checked.message()}};
+  }
   return Request{id, std::move(body).value()};
 }
 

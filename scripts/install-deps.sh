@@ -12,9 +12,9 @@ set -eu
 PACKAGES="g++ cmake make pkg-config git ca-certificates \
   libwiredtiger-dev wiredtiger libsnappy1v5 \
   libflatbuffers-dev flatbuffers-compiler \
-  libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev \
+  libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev \
-  procps tmux clang-format"
+  procps tmux clang-format python3 python3-prometheus-client chromium"
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES="$PACKAGES clang-14 libfuzzer-14-dev libclang-rt-14-dev"
 fi

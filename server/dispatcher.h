@@ -24,6 +24,10 @@ struct ServerCounters {
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> total_connections{0};
   std::atomic<int64_t> requests{0};  // answered (error responses included)
+  // PLACEHOLDER until the metrics branch lands (h-metrics replaces these).
+  std::atomic<int64_t> http_open_connections{0};
+  std::atomic<int64_t> http_total_connections{0};
+  void ObserveRequest(std::string_view, std::string_view, std::chrono::nanoseconds) {}
 };
 
 // Called exactly once per request with its response, from any thread (the caller's, an

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   }
   // The readiness line on stdout (scripts and tests wait for it); logs go to stderr.
   std::printf("listening on %s\n", (*server)->listen_address().c_str());
+  if (const std::string http = (*server)->http_address(); !http.empty()) {
+    std::printf("HTTP on http://%s/\n", http.c_str());
+  }
   std::fflush(stdout);
   return (*server)->Run();
 }

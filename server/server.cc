@@ -112,6 +112,12 @@ Server::~Server() {
 Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server(options));
   STRATA_RETURN_IF_ERROR(server->Listen());
+  if (options.http.enabled) {
+    Result<std::unique_ptr<http::HttpService>> http =
+        http::HttpService::Bind(options.http, server->counters_);
+    if (!http.ok()) return http.status();
+    server->http_ = std::move(http).value();
+  }
   STRATA_RETURN_IF_ERROR(server->OpenEngine());
   STRATA_RETURN_IF_ERROR(server->DeployAtStart());
   return server;
@@ -289,7 +295,11 @@ int Server::Run() {
   for (auto& context : io_contexts_) {
     io_threads_.emplace_back([&context] { RunIoContext(*context); });
   }
-  LogInfo("serving with " + std::to_string(io_contexts_.size()) + " network thread(s)");
+  if (http_) http_->Start(*engine_, *dispatcher_);
+  LogInfo("serving with " + std::to_string(io_contexts_.size()) + " network thread(s)" +
+          (http_ ? ", HTTP on " + http_->address() +
+                       (options_.http.admin ? " (admin operations on)" : "")
+                 : ""));
 
   size_t open = 0;
   int signal = 0;
@@ -307,6 +317,11 @@ int Server::Run() {
     accept_retry_timer_.cancel();
   });
   ForEachConnection(&Connection::Drain);
+  // HTTP drains beside the binary connections: its requests in progress finish, idle
+  // keep-alive connections close within kKeepAliveSeconds.
+  std::thread http_stop([this] {
+    if (http_) http_->Stop();
+  });
   const auto deadline = std::chrono::steady_clock::now() + limits_.write_timeout + kDrainGrace;
   if (!WaitForConnections(deadline)) {
     LogWarning("connections still open at the shutdown deadline; closing them");
@@ -315,6 +330,7 @@ int Server::Run() {
       LogError("connections did not close; stopping anyway");
     }
   }
+  http_stop.join();
   blocking_pool_->join();
   // The engine drains its queued work and flushes; late completions are posted to the
   // io_contexts, still running, where closed connections ignore them.

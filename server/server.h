@@ -19,6 +19,7 @@
 
 #include "connection.h"
 #include "dispatcher.h"
+#include "http/http_service.h"
 #include "server_options.h"
 #include "strata/engine.h"
 #include "strata/thread_annotations.h"
@@ -37,6 +38,8 @@ class Server {
 
   // "HOST:PORT" actually bound (the real port when the options asked for port 0).
   std::string listen_address() const;
+  // The same for HTTP; empty with --http off.
+  std::string http_address() const { return http_ ? http_->address() : ""; }
 
   // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets
   // every connection finish its in-flight requests and write their responses, closes
@@ -64,6 +67,7 @@ class Server {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<http::HttpService> http_;  // null with --http off
 
   std::vector<std::unique_ptr<asio::io_context>> io_contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_guards_;

@@ -199,6 +199,32 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
   app.add_option("--threads", options.io_threads, "Network threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  std::string http = FormatListenAddress(options.http.listen.host, options.http.listen.port);
+  app.add_option("--http", http,
+                 "Address of the HTTP port (REST API, /metrics, web console): HOST:PORT, "
+                 "[IPV6]:PORT, or off")
+      ->capture_default_str();
+  app.add_flag("--http-admin", options.http.admin,
+               "Also serve deploy, update, recompute and destroy over HTTP (they run module "
+               "code: only behind an authenticating proxy)");
+  app.add_option("--http-threads", options.http.threads,
+                 "HTTP connections served at once (as many more wait in a queue)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--http-max-body", options.http.max_body,
+                 "Largest HTTP request body, e.g. 16MB (larger ones get 413)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 30))
+      ->default_str(SizeText(defaults.http.max_body));
+  app.add_option("--http-timeout", options.http.timeout_s,
+                 "Close an HTTP connection stalled this long mid-request or mid-response, and "
+                 "answer 504 to a request not answered within it, e.g. 30s")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::PositiveNumber)
+      ->default_str(SecondsText(defaults.http.timeout_s));
+  app.add_option("--console-dir", options.http.console_dir,
+                 "Directory of the web console's files (default: share/strata/console next "
+                 "to the bin/ directory of stratad)");
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");
@@ -214,6 +240,16 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
     return 2;
   }
   options.listen = *address;
+  if (http == "off") {
+    options.http.enabled = false;
+  } else {
+    Result<ListenAddress> http_address = ParseListenAddress(http);
+    if (!http_address.ok()) {
+      std::fprintf(stderr, "--http: %s (or off)\n", http_address.status().message().c_str());
+      return 2;
+    }
+    options.http.listen = *http_address;
+  }
   if (options.max_partial_frame_bytes < options.max_frame_size) {
     std::fprintf(stderr,
                  "--max-partial-frame-bytes (%llu) must be at least --max-frame-size (%u): "

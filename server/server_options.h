@@ -19,6 +19,17 @@ struct ListenAddress {
   uint16_t port = 0;  // 0: the kernel chooses; the "listening on" line shows the real one
 };
 
+// The HTTP listener (REST, /metrics, the console; docs/http.md).
+struct HttpSettings {
+  bool enabled = true;  // --http off: false
+  ListenAddress listen{"127.0.0.1", 7451};
+  bool admin = false;               // deploy, update, recompute and destroy over HTTP
+  int threads = 16;                 // connections served at once (as many more queue)
+  uint64_t max_body = 16ull << 20;  // larger request bodies get 413
+  int timeout_s = 30;               // socket stall, and the wait for a request's answer
+  std::string console_dir;          // empty: share/strata/console next to bin/stratad
+};
+
 // stratad's options: the engine's (their defaults are EngineOptions') and the server's own.
 // Every setting is a flag and a config file key (ParseCommandLine, docs/operations.md);
 // the engine's callbacks are set by the server, not by flags.
@@ -41,6 +52,7 @@ struct ServerOptions {
   uint64_t max_partial_frame_bytes = 256ull << 20;
   int io_threads = 0;               // one io_context each; 0: one per core
   std::vector<std::string> deploy;  // module files deployed at start unless already deployed
+  HttpSettings http;
 };
 
 // "HOST:PORT" or "[IPV6]:PORT".

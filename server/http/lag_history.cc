@@ -2,7 +2,7 @@
 
 #include <iterator>
 
-namespace strata::server {
+namespace strata::server::http {
 
 LagHistory::LagHistory(Engine& engine, std::chrono::milliseconds interval, size_t samples)
     : engine_(engine), interval_(interval), samples_(samples < 1 ? 1 : samples) {
@@ -91,4 +91,4 @@ Value LagHistory::Of(const std::string& module) const {
                        {"topologies", Value::MapOfSorted(std::move(topologies))}});
 }
 
-}  // namespace strata::server
+}  // namespace strata::server::http

@@ -17,7 +17,7 @@
 #include "strata/thread_annotations.h"
 #include "strata/value.h"
 
-namespace strata::server {
+namespace strata::server::http {
 
 // Samples every module's topology lag (Engine::Stats, summed over partitions per topology)
 // every `interval` on its own thread and keeps the last `samples` samples per module.
@@ -62,4 +62,4 @@ class LagHistory {
   std::thread thread_;  // started last, joined by the destructor
 };
 
-}  // namespace strata::server
+}  // namespace strata::server::http

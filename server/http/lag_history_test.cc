@@ -19,7 +19,7 @@
 #include "strata/engine.h"
 #include "strata/json.h"
 
-namespace strata::server {
+namespace strata::server::http {
 namespace {
 
 constexpr int kPartitions = 4;
@@ -177,4 +177,4 @@ TEST_F(LagHistoryTest, DestroyedModuleIsDropped) {
 }
 
 }  // namespace
-}  // namespace strata::server
+}  // namespace strata::server::http

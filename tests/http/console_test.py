@@ -105,7 +105,7 @@ def hash_value(value):
 class ConsoleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.chromium = chromium_path()
+        cls.chromium_bin = chromium_path()
         cls.server = Stratad(["wordcount", "social"],
                              extra_args=["--console-dir", os.path.abspath(CONSOLE_DIR)])
         cls.profile = tempfile.mkdtemp(prefix="strata-console-chromium-")
@@ -117,7 +117,7 @@ class ConsoleTest(unittest.TestCase):
 
     def chromium(self, url, *args):
         """Runs headless Chromium on `url` and returns its stdout."""
-        cmd = [self.chromium, "--headless", "--no-sandbox", "--disable-gpu",
+        cmd = [self.chromium_bin, "--headless", "--no-sandbox", "--disable-gpu",
                "--user-data-dir=" + self.profile, "--virtual-time-budget=10000", *args, url]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=180)

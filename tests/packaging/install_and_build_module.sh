@@ -70,7 +70,7 @@ link=$work/build/CMakeFiles/client_check.dir/link.txt
 # Starts the build's stratad on a fresh data directory $1; sets port.
 start_stratad() {
   : > "$1.out"  # exists before the first read below (set -e: a sed of a missing file ends the script)
-  "$build_dir/bin/stratad" --data-dir "$1" --listen 127.0.0.1:0 --cache-size 64MB \
+  "$build_dir/bin/stratad" --data-dir "$1" --listen 127.0.0.1:0 --http off --cache-size 64MB \
     > "$1.out" 2> "$1.log" &
   stratad_pid=$!
   port=

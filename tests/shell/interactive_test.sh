@@ -32,7 +32,7 @@ fail() {
   exit 1
 }
 
-"$stratad" --data-dir "$tmp/data" --listen 127.0.0.1:0 --deploy "$modules/wordcount.so" \
+"$stratad" --data-dir "$tmp/data" --listen 127.0.0.1:0 --http off --deploy "$modules/wordcount.so" \
   > "$tmp/stratad.out" 2> "$tmp/stratad.log" &
 server_pid=$!
 port=""

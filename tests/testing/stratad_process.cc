@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -28,6 +29,12 @@ bool StratadProcess::Start(const std::string& data_dir, const std::string& log_p
   args.push_back(data_dir);
   args.push_back("--listen");
   args.push_back("127.0.0.1:" + std::to_string(port));
+  // No HTTP unless the test asks for it: parallel tests would contend for its default port.
+  if (std::none_of(extra_args.begin(), extra_args.end(),
+                   [](const std::string& a) { return a.rfind("--http", 0) == 0; })) {
+    args.push_back("--http");
+    args.push_back("off");
+  }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

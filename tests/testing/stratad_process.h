@@ -20,7 +20,8 @@ class StratadProcess {
   StratadProcess(const StratadProcess&) = delete;
   StratadProcess& operator=(const StratadProcess&) = delete;
 
-  // Starts stratad --data-dir data_dir --listen 127.0.0.1:PORT plus `extra_args`; stderr
+  // Starts stratad --data-dir data_dir --listen 127.0.0.1:PORT plus `extra_args` (and
+  // --http off unless `extra_args` has an --http… flag); stderr
   // goes to `log_path`. `port` 0 lets the system pick one; a restart passes the port of the
   // previous run so that clients find it again. Returns true once the "listening on" line
   // arrived (port() is then set); false when the process exited or printed nothing within

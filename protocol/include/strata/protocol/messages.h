@@ -374,6 +374,10 @@ struct RequestError {
 };
 
 std::string EncodeRequest(const Request& request);
+// The field checks DecodeRequest applies after conversion, for a request built in another
+// form (the REST API, server/http): names present, counts and limits in range, exactly one
+// module source. kInvalidArgument naming the field ("ReadDepotRequest.limit 0 is below 1").
+Status Validate(const RequestBody& body);
 std::variant<Request, RequestError> DecodeRequest(const uint8_t* data, size_t size,
                                                   const DecodeLimits& limits = {});
 

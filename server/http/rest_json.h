@@ -1,0 +1,33 @@
+// The JSON shapes of the REST API (docs/http.md): protocol responses as Values, which the
+// API prints with ToJson (docs/values.md, "JSON form"), and the HTTP status of each
+// protocol error code. No sockets, no HTTP library: the shapes alone, unit-tested.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "strata/protocol/messages.h"
+#include "strata/value.h"
+
+namespace strata::server::http {
+
+// A map with string keys, from (name, value) pairs (Value::MapOf sorts them).
+Value Object(std::initializer_list<std::pair<Value, Value>> members);
+
+Value ModuleJson(const protocol::ModuleInfo& module);
+Value ModuleListJson(const protocol::ModuleList& list);
+Value AppendResultJson(const protocol::AppendResult& result);
+Value ModuleStatsJson(const protocol::ModuleStats& stats);
+Value StatsJson(const protocol::StatsResult& stats);  // GET /rest/stats
+Value DepotRecordsJson(const protocol::DepotRecords& records, int64_t from);
+Value UpdatedJson(const protocol::Updated& updated);
+
+// {"error": {"code": "NOT_FOUND", "message": "..."}} as compact JSON text.
+std::string ErrorJson(protocol::ErrorCode code, std::string_view message);
+// The HTTP status of a protocol error (docs/http.md, "Errors").
+int HttpStatusFor(protocol::ErrorCode code);
+
+// Ack levels by their REST names: "none", "appended", "processed", "processed_streams".
+bool ParseAckLevel(std::string_view name, protocol::AckLevel* level);
+
+}  // namespace strata::server::http

@@ -575,11 +575,19 @@
               el('div', {class: 'bar', title: `${pct.toFixed(1)}% processed`},
                  el('div', {class: 'bar-fill', style: `width:${pct.toFixed(1)}%`}))];
     });
+    // A long table starts folded; a person's choice to open or fold it survives the refresh.
+    const previous = box.querySelector('details.progress');
+    const open = previous ? previous.open : rows.length <= 16;
+    const lagged = (stats.topologies || []).filter((t) => t.lag > 0).length;
     replaceChildren(box,
-        el('h3', {}, 'Progress per partition'),
-        rows.length ? table(['topology', 'depot', 'partition', 'processed', 'end', 'lag', ''], rows,
-                            {class: 'progress-table'}) :
-                      el('p', {class: 'muted'}, 'No topology progress.'),
+        el('details', {class: 'progress', open},
+           el('summary', {}, el('h3', {}, 'Progress per partition'),
+              el('span', {class: 'muted'},
+                 ` ${rows.length} topology partition${rows.length === 1 ? '' : 's'}, ` +
+                 `${lagged} behind`)),
+           rows.length ? table(['topology', 'depot', 'partition', 'processed', 'end', 'lag', ''],
+                               rows, {class: 'progress-table'}) :
+                         el('p', {class: 'muted'}, 'No topology progress.')),
         (stats.rebuilds || []).length ? [el('h3', {}, 'Rebuilds running'),
             table(['kind', 'names', 'done', 'total'], stats.rebuilds.map((r) => [
               r.kind, (r.names || []).join(', '), String(r.records_done),
@@ -747,7 +755,8 @@
         [values.flatMap((v) => mapEntries(v))] : null;
     replaceChildren(result,
         el('p', {class: 'result-title'}, `Browse all partitions, page ${pageNo}`,
-           el('span', {class: 'muted'}, ` — path ${toJson(path)}, ${limit} entries per page`)),
+           el('span', {class: 'muted'}, ` — path ${toJson(path)}, ${limit} entries per page, ` +
+                                        'in key order within each partition, partition after partition')),
         merged ? entriesTable(merged[0]) : valuesView(values),
         el('div', {class: 'pager'},
            el('button', {type: 'button', disabled: pageNo <= 1,

@@ -28,7 +28,9 @@ from harness import Stratad  # noqa: E402
 
 CONSOLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "server",
                            "console")
-SENTENCES = ["the quick brown fox", "the fox jumps over the lazy dog", "a dog and a cat"]
+# Markup in a record must reach the page as text, never as elements.
+MARKUP = "<b>bold</b> <img src=x onerror=this.title=1>"
+SENTENCES = ["the quick brown fox", "the fox jumps over the lazy dog", "a dog and a cat", MARKUP]
 
 
 def chromium_path():
@@ -207,12 +209,14 @@ class ConsoleTest(unittest.TestCase):
             self.assertEqual(status, 200, body)
             records += [(p, r["offset"], r["value"]) for r in body["records"]]
         self.assertEqual(sorted(r[2] for r in records), sorted(SENTENCES))
-        partition, offset, value = records[0]
+        partition, offset, value = next(r for r in records if r[2] == MARKUP)
         url = f"{s.base}/#module=wordcount&depot=*sentences&partition={partition}&from=0"
         result = parse_dom(self.chromium(url, "--dump-dom")).find(id="depot-result")
         self.assertIsNotNone(result)
         cells = [[td.text() for td in tr.find_all("td")] for tr in result.find_all("tr")]
         self.assertIn([str(offset), json.dumps(value)], cells, result.text())
+        self.assertIsNone(result.find("img"), "a record's markup became an element")
+        self.assertIsNone(result.find("b"), "a record's markup became an element")
 
         # The screenshot of the browse view, for people (docs/console.md describes it).
         shot = os.path.join(os.environ.get("STRATA_BUILD_DIR", "."), "console.png")

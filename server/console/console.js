@@ -269,9 +269,16 @@
   function navigate(params) {
     state.scrollTo = params.pstate ? 'section-pstate-browser' :
                      params.depot ? 'section-depot-viewer' : null;
-    const hash = hashOf(params);
-    if (location.hash === hash) route();
-    else location.hash = hash;
+    // Routed here rather than by the hashchange event: setting a hash equal to the current
+    // one (after the browser's own percent-encoding) fires no event.
+    location.hash = hashOf(params);
+    state.navigatedHash = location.hash;
+    route();
+  }
+  function onHashChange() {
+    const routed = location.hash === state.navigatedHash;
+    state.navigatedHash = null;
+    if (!routed) route();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -286,6 +293,7 @@
     refreshTimer: null,
     pageTokens: [],     // browse: the token of each page shown so far ('' for the first)
     scrollTo: null,     // the id of the section the next route scrolls to (set by navigate)
+    navigatedHash: null,  // the hash navigate() set and routed; its hashchange is skipped
   };
 
   // ---------------------------------------------------------------------------------------
@@ -923,7 +931,7 @@
   }
 
   function start() {
-    window.addEventListener('hashchange', route);
+    window.addEventListener('hashchange', onHashChange);
     route();
     state.refreshTimer = setInterval(async () => {
       if (document.hidden) return;

@@ -28,8 +28,8 @@ namespace strata::server::http {
 // topologies. The engine must outlive this object. Of() may be called from any thread.
 class LagHistory {
  public:
-  LagHistory(Engine& engine, std::chrono::milliseconds interval = std::chrono::seconds(5),
-             size_t samples = 120);
+  explicit LagHistory(Engine& engine, std::chrono::milliseconds interval = std::chrono::seconds(5),
+                      size_t samples = 120);
   // Stops and joins the sampling thread promptly: it does not wait out an interval (a
   // sample in progress finishes first).
   ~LagHistory();

@@ -173,7 +173,8 @@ TEST_F(LagHistoryTest, DestroyedModuleIsDropped) {
   LagHistory history(*engine_, std::chrono::milliseconds(10), 10);
   ASSERT_GT(history.Of("rt_test").Find("topologies")->size(), 0u);
   ASSERT_TRUE(engine_->Destroy("rt_test").ok());
-  WaitForTopologies(history, "rt_test", [](const Value& topologies) { return topologies.size() == 0; });
+  WaitForTopologies(history, "rt_test",
+                    [](const Value& topologies) { return topologies.size() == 0; });
 }
 
 }  // namespace

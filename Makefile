@@ -38,6 +38,14 @@ run: build
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
 
+# The REST API against the binary protocol on one stratad (bench/http.sh, docs/performance.md
+# "HTTP"): point selects and processed appends, 16 connections each. About 1 min.
+.PHONY: bench-http
+bench-http: deps $(BUILD_DIR)/CMakeCache.txt
+	scripts/install-deps.sh --peers
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
+	bench/http.sh
+
 # The module lifecycle over LIFECYCLE_RECORDS sentences of the examples' wordcount: stream
 # rate, Recompute, an update's backfill, the pause of updates under load (bench/lifecycle_bench.cc,
 # docs/performance.md "Module lifecycle"). Data in /tmp, deleted at the end; 10-20 min on 2 cores.

@@ -1,6 +1,6 @@
 # Installation, as the CMake package Strata (find_package(Strata CONFIG)):
-#   - the public headers (strata/*.h: value, status, key_codec, value_codec, json, path
-#     from common/; navigate, schema, module, engine from engine/) — no engine internals,
+#   - the public headers (strata/*.h: value, status, key_codec, value_codec, json, path,
+#     histogram from common/; navigate, schema, module, engine from engine/) — no engine internals,
 #     no wiredtiger.h;
 #   - the static libraries, exported as targets
 #       Strata::common  values, Status, the Path builder: what clients and modules share
@@ -73,6 +73,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/common/include/strata/value_codec.h
     ${PROJECT_SOURCE_DIR}/common/include/strata/json.h
     ${PROJECT_SOURCE_DIR}/common/include/strata/path.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/histogram.h
     ${PROJECT_SOURCE_DIR}/engine/path/include/strata/navigate.h
     ${PROJECT_SOURCE_DIR}/engine/pstate/include/strata/schema.h
     ${PROJECT_SOURCE_DIR}/engine/module/include/strata/module.h

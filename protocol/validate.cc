@@ -88,8 +88,8 @@ Status Check(const ReadDepotRequest& m) {
 
 Status Check(const StatsRequest& m) {
   if (m.failures_from < 0) {
-    return Status::InvalidArgument("StatsRequest.failures_from " +
-                                   std::to_string(m.failures_from) + " is below 0");
+    return Status::InvalidArgument("StatsRequest.failures_from " + std::to_string(m.failures_from) +
+                                   " is below 0");
   }
   if (m.failures_limit < 0 || m.failures_limit > kMaxStatsFailuresLimit) {
     return Status::InvalidArgument("StatsRequest.failures_limit " +

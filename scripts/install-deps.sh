@@ -5,7 +5,7 @@
 #   --fuzz      adds clang-14 and libFuzzer
 #   --analysis  adds clang-14, for clang's -Wthread-safety build (`make thread-safety`)
 #   --peers     adds the peers of `make compare` (bench/peers): PostgreSQL 15 with pgbench,
-#               Redis with redis-benchmark, jq
+#               Redis with redis-benchmark, jq; and wrk for `make bench-http`
 # `make test` needs none of the three.
 set -eu
 
@@ -22,7 +22,7 @@ if [ "${1:-}" = "--analysis" ]; then
   PACKAGES="$PACKAGES clang-14"
 fi
 if [ "${1:-}" = "--peers" ]; then
-  PACKAGES="$PACKAGES postgresql postgresql-contrib redis-server redis-tools jq"
+  PACKAGES="$PACKAGES postgresql postgresql-contrib redis-server redis-tools jq wrk"
 fi
 
 missing=""

@@ -281,6 +281,7 @@ void Connection::ProcessFrames() {
 }
 
 void Connection::HandleFrame(const uint8_t* data, size_t size) {
+  const auto started = std::chrono::steady_clock::now();
   std::variant<proto::Request, proto::RequestError> decoded = proto::DecodeRequest(data, size);
   if (auto* bad = std::get_if<proto::RequestError>(&decoded)) {
     if (bad->id.has_value()) {
@@ -292,22 +293,31 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
     return;
   }
   proto::Request& request = std::get<proto::Request>(decoded);
+  // Each decoded request's latency, up to its response queued for writing (Send) or handed
+  // to this connection by another thread (PostReply).
+  const std::string_view kind = RequestKindName(request.body);
+  auto observe = [this, kind, started] {
+    counters_.ObserveRequest("binary", kind, std::chrono::steady_clock::now() - started);
+  };
   if (const auto* hello = std::get_if<proto::Hello>(&request.body)) {
-    return HandleHello(request.id, *hello);
+    HandleHello(request.id, *hello);
+    return observe();
   }
   if (!handshaken_) {
     Send(ErrorResponse(request.id, proto::ErrorCode::kHandshakeRequired,
                        "the first request on a connection must be Hello"));
-    return;
+    return observe();
   }
   if (std::optional<proto::Response> answer = dispatcher_.AnswerInline(request)) {
     Send(*answer);
-    return;
+    return observe();
   }
   ++in_flight_;
   dispatcher_.Dispatch(std::move(request), peer_,
-                       [self = shared_from_this()](proto::Response response) {
+                       [self = shared_from_this(), kind, started](proto::Response response) {
                          self->PostReply(std::move(response));
+                         self->counters_.ObserveRequest("binary", kind,
+                                                        std::chrono::steady_clock::now() - started);
                        });
 }
 

@@ -15,6 +15,27 @@ namespace strata::server {
 namespace fs = std::filesystem;
 namespace proto = protocol;
 
+std::string_view RequestKindName(const proto::RequestBody& body) {
+  struct Kind {
+    std::string_view operator()(const proto::Hello&) const { return "hello"; }
+    std::string_view operator()(const proto::DeployRequest&) const { return "deploy"; }
+    std::string_view operator()(const proto::ListModulesRequest&) const { return "modules"; }
+    std::string_view operator()(const proto::DescribeRequest&) const { return "describe"; }
+    std::string_view operator()(const proto::DestroyRequest&) const { return "destroy"; }
+    std::string_view operator()(const proto::AppendRequest&) const { return "append"; }
+    std::string_view operator()(const proto::SelectRequest& r) const {
+      return r.one ? "select_one" : "select";
+    }
+    std::string_view operator()(const proto::ReadDepotRequest&) const { return "read_depot"; }
+    std::string_view operator()(const proto::StatsRequest&) const { return "stats"; }
+    std::string_view operator()(const proto::UpdateRequest&) const { return "update"; }
+    std::string_view operator()(const proto::RecomputeRequest&) const { return "recompute"; }
+    std::string_view operator()(const proto::InvokeRequest&) const { return "invoke"; }
+    std::string_view operator()(const proto::SelectPageRequest&) const { return "select_page"; }
+  };
+  return std::visit(Kind{}, body);
+}
+
 proto::Response ErrorResponse(uint64_t id, proto::ErrorCode code, std::string message) {
   proto::Response response;
   response.id = id;

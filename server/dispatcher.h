@@ -9,26 +9,45 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <asio/thread_pool.hpp>
 
+#include "request_latencies.h"
 #include "strata/engine.h"
 #include "strata/protocol/messages.h"
 
 namespace strata::server {
 
-// Server-wide counters for Stats. Updated by io threads; read by any thread.
+// Server-wide counters for Stats and GET /metrics (PrometheusText, metrics.h). Updated by
+// io threads; read by any thread.
 struct ServerCounters {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::chrono::system_clock::time_point start_wall = std::chrono::system_clock::now();
+  // Binary protocol connections open now and accepted since start.
   std::atomic<int64_t> open_connections{0};
   std::atomic<int64_t> total_connections{0};
-  std::atomic<int64_t> requests{0};  // answered (error responses included)
-  // PLACEHOLDER until the metrics branch lands (h-metrics replaces these).
+  std::atomic<int64_t> requests{0};  // binary requests answered (error responses included)
+  // The HTTP listener's connections open now and accepted since start (it updates them).
   std::atomic<int64_t> http_open_connections{0};
   std::atomic<int64_t> http_total_connections{0};
-  void ObserveRequest(std::string_view, std::string_view, std::chrono::nanoseconds) {}
+  RequestLatencies latencies;
+
+  // Counts one answered request of `protocol` ("binary" or "http") and `kind` (one of
+  // kRequestKinds, else counted as "other"; binary kinds come from RequestKindName) that
+  // took `elapsed`, from its decoding to its response handed to the connection's writer.
+  // Lock-free; any thread.
+  void ObserveRequest(std::string_view protocol, std::string_view kind,
+                      std::chrono::nanoseconds elapsed) {
+    latencies.Observe(protocol, kind, elapsed);
+  }
 };
+
+// The kind of a binary request, as ObserveRequest counts it: "hello", "deploy", "modules",
+// "describe", "destroy", "append", "select", "select_one" (a select with one = true),
+// "read_depot", "stats", "update", "recompute", "invoke", "select_page".
+std::string_view RequestKindName(const protocol::RequestBody& body);
 
 // Called exactly once per request with its response, from any thread (the caller's, an
 // engine thread, or a blocking-pool thread); the connection posts it to its own thread.

@@ -1,8 +1,18 @@
-// PLACEHOLDER until the metrics branch lands (h-metrics replaces this file).
+// GET /metrics: the engine's and the server's counters in the Prometheus text format 0.0.4
+// (served with Content-Type: text/plain; version=0.0.4). docs/metrics.md lists every
+// family with its type, labels and meaning.
 #pragma once
+
 #include <string>
+
 #include "dispatcher.h"
 #include "strata/engine.h"
+
 namespace strata::server {
-inline std::string PrometheusText(Engine&, const ServerCounters&) { return ""; }
+
+// The whole exposition. Thread-safe, any thread, any time: it reads Engine::Metrics (no
+// table is read; a few WiredTiger statistics), the counters' atomics and /proc/self/statm.
+// Its size grows with modules × topologies × source partitions (the lag is per partition).
+std::string PrometheusText(Engine& engine, const ServerCounters& counters);
+
 }  // namespace strata::server

@@ -185,5 +185,41 @@ TEST(ServerOptionsTest, OperationsDocListsEveryFlag) {
   EXPECT_GE(flags, static_cast<int>(EngineSettings().size())) << help;
 }
 
+// HTTP is on by default on 127.0.0.1:7451; --http moves it or turns it off, and its limits
+// are flags.
+TEST(ServerOptionsTest, HttpListenerFlags) {
+  std::variant<ServerOptions, int> parsed = Parse({});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  const HttpSettings& defaults = std::get<ServerOptions>(parsed).http;
+  EXPECT_TRUE(defaults.enabled);
+  EXPECT_EQ(defaults.listen.host, "127.0.0.1");
+  EXPECT_EQ(defaults.listen.port, 7451);
+  EXPECT_FALSE(defaults.admin);
+
+  parsed = Parse({"--http", "off"});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  EXPECT_FALSE(std::get<ServerOptions>(parsed).http.enabled);
+
+  parsed = Parse({"--http", "[::1]:8080", "--http-admin", "--http-threads", "4", "--http-max-body",
+                  "1MB", "--http-timeout", "2min", "--console-dir", "/c"});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  const HttpSettings& http = std::get<ServerOptions>(parsed).http;
+  EXPECT_TRUE(http.enabled);
+  EXPECT_EQ(http.listen.host, "::1");
+  EXPECT_EQ(http.listen.port, 8080);
+  EXPECT_TRUE(http.admin);
+  EXPECT_EQ(http.threads, 4);
+  EXPECT_EQ(http.max_body, 1u << 20);
+  EXPECT_EQ(http.timeout_s, 120);
+  EXPECT_EQ(http.console_dir, "/c");
+
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--http", "nowhere"}, {"--http", "127.0.0.1:99999"}, {"--http-threads", "0"}}) {
+    parsed = Parse(args);
+    ASSERT_TRUE(std::holds_alternative<int>(parsed)) << args[0] << " " << args[1];
+    EXPECT_NE(std::get<int>(parsed), 0) << args[0] << " " << args[1];
+  }
+}
+
 }  // namespace
 }  // namespace strata::server

@@ -45,6 +45,11 @@ void InFlightLimit::Acquire(int64_t n, Admitted admitted) {
   admitted(n);
 }
 
+int64_t InFlightLimit::used() const {
+  MutexLock lock(&mu_);
+  return used_;
+}
+
 void InFlightLimit::Release(int64_t n) {
   if (n == 0) return;
   std::vector<Waiter> ready;
@@ -296,6 +301,11 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     ReleaseLiveNodes(*m, static_cast<int64_t>(items.size()));
     return;
   }
+  DepotCounters& counters = *m->depot_counters[depot];
+  counters.appends.fetch_add(static_cast<int64_t>(items.size()), std::memory_order_relaxed);
+  int64_t bytes = 0;
+  for (const AppendItem& item : items) bytes += static_cast<int64_t>(item.bytes.size());
+  counters.append_bytes.fetch_add(bytes, std::memory_order_relaxed);
   // Modules that mirror the depot read the records with cursors of their own; they are
   // only told (the acks never wait for them).
   if (const std::shared_ptr<DepotTaps>& taps = m->taps[depot]) taps->Appended(partition);

@@ -30,6 +30,9 @@ class InFlightLimit {
   void Acquire(int64_t n, Admitted admitted) EXCLUDES(mu_);
   // Returns n permits and runs the waiting batches that now fit (outside the lock).
   void Release(int64_t n) EXCLUDES(mu_);
+  // The permits taken now, and the limit.
+  int64_t used() const EXCLUDES(mu_);
+  int64_t limit() const { return limit_; }
 
  private:
   struct Waiter {
@@ -37,7 +40,7 @@ class InFlightLimit {
     Admitted admitted;
   };
   const int64_t limit_;
-  Mutex mu_;
+  mutable Mutex mu_;
   int64_t used_ GUARDED_BY(mu_) = 0;
   std::deque<Waiter> waiters_ GUARDED_BY(mu_);
 };

@@ -6,10 +6,10 @@
 //   stream_executor.cc  stream topology events (StreamExecutor, a peer of future executors)
 //   ack_tree.cc         completion of events, runs and records; progress trackers
 //   recovery.cc         replay from recorded progress, outbox recovery at Open
-//   reads.cc            select, read depot, stats, WaitProcessed, the session pool
+//   reads.cc            select, read depot, stats, metrics, WaitProcessed, the session pool
 //   mirror.cc           module dependencies: mirror depots, dependency checks
 // and uses the pieces declared beside it: task_thread.h, module_runtime.h, ack_tree.h,
-// append_path.h, outbox.h, meta_tables.h, partitioning.h.
+// append_path.h, outbox.h, meta_tables.h, partitioning.h, metrics_registry.h.
 //
 // Threading: every public method is thread-safe (strata/engine.h). The private methods say
 // which thread runs them; fields say which mutex guards them or which thread owns them.
@@ -74,6 +74,7 @@ class EngineImpl final : public Engine {
                        const InvokeOptions& options) override;
   Status WaitProcessed(const std::string& module) override;
   Result<ModuleStats> Stats(const std::string& module, const StatsOptions& options) override;
+  EngineMetrics Metrics() override;
 
  private:
   friend class StreamExecutor;      // its events append (PostAppend) and complete (CompleteEvent)
@@ -394,6 +395,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<QueryExecutor> queries_;
   std::unique_ptr<Ticker> ticker_;  // started once the deployed modules are loaded
   InFlightLimit limit_;
+  MetricsRegistry metrics_;
   std::atomic<bool> closing_{false};
   bool closed_ = false;  // Close() ran (the destructor's thread or Close's caller only)
 

@@ -34,6 +34,7 @@ using testing::kMaxStepAttempts;
 using testing::kPartitions;
 using testing::KV;
 using testing::Must;
+using testing::SmallEngineOptions;
 
 class EngineTest : public EngineFixture {};
 
@@ -82,6 +83,56 @@ TEST_F(EngineTest, TwoHopTopologyFinishesBeforeProcessedAck) {
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("the"))), Value(3));
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("cat"))), Value(2));
   EXPECT_EQ(Must(engine_->SelectOne("rt_test", "$$word_counts", Path().Key("bird"))), Value(1));
+}
+
+const ModuleMetrics* FindModule(const EngineMetrics& metrics, const std::string& name) {
+  for (const ModuleMetrics& m : metrics.modules) {
+    if (m.module == name) return &m;
+  }
+  return nullptr;
+}
+
+TEST_F(EngineTest, MetricsCountAppendsStepsProgressAndFlushes) {
+  Open();
+  const EngineMetrics before = engine_->Metrics();
+  const ModuleMetrics* idle = FindModule(before, "rt_test");
+  ASSERT_NE(idle, nullptr);
+  EXPECT_TRUE(idle->load_error.empty());
+  EXPECT_GT(before.cache_bytes, 0);
+  EXPECT_GE(before.cache_dirty_bytes, 0);
+  EXPECT_GE(before.checkpoints, 0);
+  EXPECT_EQ(before.max_in_flight_records, SmallEngineOptions(data_dir()).max_in_flight_records);
+
+  const std::vector<Value> sentences = {"the cat", "the dog and the cat", "a bird"};
+  ASSERT_TRUE(engine_->AppendBatch("rt_test", "*sentences", sentences).ok());
+  const EngineMetrics after = engine_->Metrics();
+  const ModuleMetrics* m = FindModule(after, "rt_test");
+  ASSERT_NE(m, nullptr);
+  const auto depot = std::find_if(m->depots.begin(), m->depots.end(),
+                                  [](const DepotMetrics& d) { return d.depot == "*sentences"; });
+  ASSERT_NE(depot, m->depots.end());
+  EXPECT_EQ(depot->appends, 3);
+  EXPECT_EQ(depot->records, 3);
+  // Each record is its encoded value: at least its characters.
+  EXPECT_GE(depot->append_bytes, int64_t{7 + 19 + 6});
+  const auto topology =
+      std::find_if(m->topologies.begin(), m->topologies.end(),
+                   [](const TopologyMetrics& t) { return t.topology == "wordcount"; });
+  ASSERT_NE(topology, m->topologies.end());
+  EXPECT_EQ(topology->kind, "stream");
+  // Three sentence events, then one per word hop (9 words).
+  EXPECT_GE(topology->steps.count(), 3u + 9u);
+  int64_t processed = 0;
+  for (const TopologyPartitionStats& p : topology->partitions) {
+    EXPECT_EQ(p.depot, "*sentences");
+    EXPECT_EQ(p.lag, 0) << p.partition;
+    processed += p.processed_offset;
+  }
+  EXPECT_EQ(processed, 3);
+  EXPECT_EQ(topology->partitions.size(), static_cast<size_t>(kPartitions));
+  EXPECT_EQ(after.in_flight_records, 0);
+  // The processed acks waited for durability: the flusher fsync'd at least once.
+  EXPECT_GT(after.log_flushes.count(), before.log_flushes.count());
 }
 
 TEST_F(EngineTest, ConcurrentProducersKeepPerPartitionOrder) {

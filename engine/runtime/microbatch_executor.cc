@@ -720,7 +720,9 @@ void MicrobatchExecutor::Run(std::weak_ptr<ModuleRuntime> weak, MicrobatchRuntim
       backoff = std::chrono::milliseconds(0);
       continue;
     }
+    const auto started = std::chrono::steady_clock::now();
     st = RunBatch(*m, topology, session, mb, plan);
+    m->topology_counters[mb->topology]->steps.Observe(std::chrono::steady_clock::now() - started);
     if (!st.ok()) {
       {
         MutexLock lock(&mb->mu);

@@ -117,6 +117,12 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
                               OpenPState(m->name, pstate, partitions, m->pstate_generations[i]));
     }
   }
+  for (const DepotDef& depot : def.depots) {
+    m->depot_counters.push_back(metrics_.Depot(m->name, depot.name));
+  }
+  for (const TopologyDef& topology : def.topologies) {
+    m->topology_counters.push_back(metrics_.Topology(m->name, topology.name));
+  }
   m->consumers.assign(def.depots.size(), {});
   m->batch_consumers.assign(def.depots.size(), {});
   m->microbatches.assign(def.topologies.size(), nullptr);
@@ -559,6 +565,7 @@ Status EngineImpl::Destroy(const std::string& module) {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(module);
   }
+  metrics_.Forget(module);
   SetTrackersDropped(*m, true);
   Barrier();  // progress markers queued before `dropped` was set are written by now
   // Rows first, tables second: a crash in between leaves tables without a module, which

@@ -17,6 +17,7 @@
 #include "pstate/pstate.h"
 #include "runtime/ack_tree.h"
 #include "runtime/append_path.h"
+#include "runtime/metrics_registry.h"
 #include "runtime/mirror.h"
 #include "runtime/task_thread.h"
 #include "strata/module.h"
@@ -121,6 +122,10 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   // trackers[topology][depot][partition]; null when the topology does not consume the depot.
   std::vector<std::vector<std::vector<std::shared_ptr<ProgressTracker>>>> trackers;
   std::vector<PartitionRuntime> parts;  // each touched only by its owner thread
+  // By depot and topology index: their counters (MetricsRegistry; a mirror depot's are
+  // unused: its records are appended by the module that owns it).
+  std::vector<std::shared_ptr<DepotCounters>> depot_counters;
+  std::vector<std::shared_ptr<TopologyCounters>> topology_counters;
   // append_queues[depot][partition] (EngineImpl::PostAppend).
   std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
   std::atomic<bool> closed{false};  // set by Destroy: appends are refused

@@ -1,6 +1,7 @@
 // EngineImpl's reads and waits (docs/runtime.md, "Threads and partitions"): Select,
-// ReadDepot, Stats and WaitProcessed run on the caller's thread with a Session borrowed from
-// the pool; Barrier waits for every task thread.
+// ReadDepot, Stats, Metrics and WaitProcessed run on the caller's thread with a Session borrowed
+// from the pool; Barrier waits for every task thread.
+#include <algorithm>
 #include <latch>
 
 #include "runtime/engine_impl.h"
@@ -358,6 +359,72 @@ Result<ModuleStats> EngineImpl::Stats(const std::string& module, const StatsOpti
       }));
   STRATA_RETURN_IF_ERROR(decode_error);
   return stats;
+}
+
+// Everything is in memory: the counters, the trackers, the depots' offsets, the failure
+// count; the storage reads its statistics.
+EngineMetrics EngineImpl::Metrics() {
+  EngineMetrics metrics;
+  std::vector<std::shared_ptr<ModuleRuntime>> modules;
+  {
+    ReaderMutexLock lock(&modules_mu_);
+    for (const auto& [name, m] : modules_) modules.push_back(m);
+    for (const auto& [name, failed] : failed_) {
+      ModuleMetrics& module = metrics.modules.emplace_back();
+      module.module = name;
+      module.load_error = failed.error;
+    }
+  }
+  for (const std::shared_ptr<ModuleRuntime>& m : modules) {
+    ModuleMetrics& module = metrics.modules.emplace_back();
+    module.module = m->name;
+    const std::vector<DepotDef>& depots = m->def->depots;
+    std::vector<std::vector<int64_t>> ends(depots.size());
+    for (size_t d = 0; d < depots.size(); ++d) {
+      int64_t records = 0;
+      for (int p = 0; p < m->partitions; ++p) {
+        Result<int64_t> start = m->depots[d]->StartOffset(p);
+        Result<int64_t> end = m->depots[d]->EndOffset(p);
+        ends[d].push_back(end.ok() ? *end : 0);
+        if (start.ok() && end.ok()) records += *end - *start;
+      }
+      if (IsMirror(*m, static_cast<int>(d))) continue;
+      const DepotCounters& counters = *m->depot_counters[d];
+      module.depots.push_back({depots[d].name, counters.appends.load(std::memory_order_relaxed),
+                               counters.append_bytes.load(std::memory_order_relaxed), records});
+    }
+    for (size_t t = 0; t < m->def->topologies.size(); ++t) {
+      TopologyMetrics& topology = module.topologies.emplace_back();
+      topology.topology = m->def->topologies[t].name;
+      topology.kind = m->microbatches[t] ? "microbatch" : "stream";
+      topology.steps = m->topology_counters[t]->steps.Snapshot();
+      for (size_t d = 0; d < depots.size(); ++d) {
+        const std::vector<std::shared_ptr<ProgressTracker>>& trackers = m->trackers[t][d];
+        for (size_t p = 0; p < trackers.size(); ++p) {  // none: the topology does not consume d
+          const std::shared_ptr<ProgressTracker>& tracker = trackers[p];
+          if (!tracker) continue;
+          const int64_t processed = tracker->processed();
+          topology.partitions.push_back({topology.topology, depots[d].name, static_cast<int>(p),
+                                         processed, ends[d][p] - processed});
+        }
+      }
+    }
+    MutexLock lock(&m->failures_mu);
+    module.failures = m->failure_count;
+  }
+  std::sort(metrics.modules.begin(), metrics.modules.end(),
+            [](const ModuleMetrics& a, const ModuleMetrics& b) { return a.module < b.module; });
+  metrics.in_flight_records = limit_.used();
+  metrics.max_in_flight_records = limit_.limit();
+  const StorageMetrics storage = storage_->Metrics();
+  metrics.cache_bytes = storage.cache_bytes;
+  metrics.cache_dirty_bytes = storage.cache_dirty_bytes;
+  metrics.cache_max_bytes = options_.cache_size_bytes;
+  metrics.checkpoints = storage.checkpoints;
+  metrics.checkpoint_seconds = storage.checkpoint_seconds;
+  metrics.last_checkpoint_seconds = storage.last_checkpoint_seconds;
+  metrics.log_flushes = storage.log_flushes;
+  return metrics;
 }
 
 }  // namespace strata::runtime

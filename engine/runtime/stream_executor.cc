@@ -24,7 +24,7 @@ void StreamExecutor::RunEvent(TaskThread& thread, ModuleRuntime& m, int partitio
                                            /*grouped=*/true);
   const auto started = std::chrono::steady_clock::now();
   Status error = RunOps(*ctx, m, m.def->topologies[run->topology], event.op, event.input);
-  const bool overtime = Overtime(started, &error);
+  const bool overtime = Overtime(m, run->topology, started, &error);
   if (!error.ok()) {
     std::vector<EventGroup::Member> members = std::move(group.members);
     group.members.clear();
@@ -53,17 +53,19 @@ void StreamExecutor::RunEvent(TaskThread& thread, ModuleRuntime& m, int partitio
   }
 }
 
-bool StreamExecutor::Overtime(std::chrono::steady_clock::time_point started, Status* error) const {
-  Status over = StepOverTime(started);
+bool StreamExecutor::Overtime(ModuleRuntime& m, int topology,
+                              std::chrono::steady_clock::time_point started, Status* error) const {
+  const std::chrono::nanoseconds elapsed = std::chrono::steady_clock::now() - started;
+  m.topology_counters[topology]->steps.Observe(elapsed);
+  Status over = StepOverTime(elapsed);
   if (over.ok()) return false;
   if (error->ok()) *error = std::move(over);  // a failing step keeps its own error
   return true;
 }
 
-Status StreamExecutor::StepOverTime(std::chrono::steady_clock::time_point started) const {
+Status StreamExecutor::StepOverTime(std::chrono::nanoseconds ran) const {
   if (engine_.options_.step_timeout_ms <= 0) return Status::Ok();
-  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(ran);
   if (elapsed.count() <= engine_.options_.step_timeout_ms) return Status::Ok();
   return Status::UserError("the step ran for " + std::to_string(elapsed.count()) +
                            " ms, longer than the step timeout of " +
@@ -109,7 +111,7 @@ void StreamExecutor::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int par
     const auto started = std::chrono::steady_clock::now();
     error = RunOps(ctx, m, topology, event.op, event.input);
     ++made;
-    const bool overtime = Overtime(started, &error);
+    const bool overtime = Overtime(m, run->topology, started, &error);
     if (error.ok()) {
       if (ctx.began()) error = session.Commit();
     } else if (session.in_transaction()) {

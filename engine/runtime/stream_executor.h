@@ -191,13 +191,15 @@ class StreamExecutor {
   void RunEventAlone(TaskThread& thread, ModuleRuntime& m, int partition, Event event, int attempts,
                      int made, Status error);
   void RerunAlone(TaskThread& thread, std::vector<EventGroup::Member>& members);
-  // The error of a step that started at `started` and ran longer than step_timeout_ms; such
-  // a step is rolled back and recorded as failed without a retry.
-  Status StepOverTime(std::chrono::steady_clock::time_point started) const;
-  // Whether the step that started at `started` ran over the timeout; if so and `*error` is
-  // OK, sets it to StepOverTime's error (a failing step keeps its own). Either way such a
-  // step is not retried.
-  bool Overtime(std::chrono::steady_clock::time_point started, Status* error) const;
+  // The error of a step that ran for `ran`, longer than step_timeout_ms; such a step is
+  // rolled back and recorded as failed without a retry.
+  Status StepOverTime(std::chrono::nanoseconds ran) const;
+  // Counts the step of `topology` of `m` that started at `started` and just ended in the
+  // topology's step durations (Engine::Metrics), and says whether it ran over the timeout;
+  // if so and `*error` is OK, sets it to StepOverTime's error (a failing step keeps its
+  // own). Either way such a step is not retried.
+  bool Overtime(ModuleRuntime& m, int topology, std::chrono::steady_clock::time_point started,
+                Status* error) const;
   Status RunOps(StepContext& ctx, ModuleRuntime& m, const TopologyDef& topology, int first_op,
                 const Value& input);
   // After the commit: posts the step's hops, queues its depot appends, stores its ack return.

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cassert>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -483,6 +484,7 @@ class Storage::Impl {
   }
 
   uint64_t FlushCount() const { return flushes_started_.load(std::memory_order_acquire); }
+  StorageMetrics Metrics();
 
   // Copies the table's description for a session that opens a cursor on it.
   Result<TableInfo> LookUpTable(TableId id) const {
@@ -542,7 +544,8 @@ class Storage::Impl {
   // Written under flush_mu_ by the flusher only, so that a waiter is in exactly the flush
   // whose number it did not see.
   std::atomic<uint64_t> flushes_started_{0};
-  WT_SESSION* const flush_session_;  // Flusher thread only.
+  WT_SESSION* const flush_session_;    // Flusher thread only.
+  DurationHistogram flush_durations_;  // every Flush, observed by the flusher
   std::thread flusher_;
 };
 
@@ -822,6 +825,8 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
   config += ",checkpoint=(wait=" + std::to_string(options.checkpoint_interval_s) +
             ",log_size=" + std::to_string(options.checkpoint_log_bytes) + ")";
   config += ",extensions=[" + std::string(kSnappyExtension) + "]";
+  // Cache and checkpoint figures for Storage::Metrics; "fast" keeps only the cheap counters.
+  config += ",statistics=(fast)";
 
   auto sink = std::make_unique<EventSink>();
   sink->handler.handle_error = HandleWtError;
@@ -892,6 +897,7 @@ Status Storage::WaitDurable() {
 }
 
 uint64_t Storage::FlushCount() const { return impl_->FlushCount(); }
+StorageMetrics Storage::Metrics() { return impl_->Metrics(); }
 Status Storage::FatalError() const { return impl_->sink_->Fatal(); }
 const StorageOptions& Storage::options() const { return impl_->options_; }
 
@@ -1092,12 +1098,51 @@ void Storage::Impl::FlusherLoop() {
 // always kIOError; the message keeps WiredTiger's error.
 Status Storage::Impl::Flush() {
   ErrorCapture capture;
+  const auto started = std::chrono::steady_clock::now();
   int ret = flush_session_->log_flush(flush_session_, "sync=on");
+  flush_durations_.Observe(std::chrono::steady_clock::now() - started);
   if (ret != 0) {
     return Status::IOError(
         capture.ToStatus(ret, "flushing the log of '" + options_.path + "'").message());
   }
   return Status::Ok();
+}
+
+// The statistics cursor is opened on the schema session: a scrape a second costs no session
+// of its own, and schema operations are rare and short.
+StorageMetrics Storage::Impl::Metrics() {
+  StorageMetrics metrics;
+  metrics.log_flushes = flush_durations_.Snapshot();
+  MutexLock lock(&schema_mu_);
+  ErrorCapture capture;
+  WT_CURSOR* stats = nullptr;
+  int ret = schema_session_->open_cursor(schema_session_, "statistics:", nullptr, nullptr, &stats);
+  if (ret != 0) {
+    sink_->Report(
+        true,
+        capture.ToStatus(ret, "reading the statistics of '" + options_.path + "'").ToString());
+    return metrics;
+  }
+  auto read = [&](int key) -> int64_t {
+    stats->set_key(stats, key);
+    char* description = nullptr;
+    char* printed = nullptr;
+    int64_t value = -1;
+    if (stats->search(stats) != 0 || stats->get_value(stats, &description, &printed, &value) != 0) {
+      return -1;
+    }
+    return value;
+  };
+  metrics.cache_bytes = read(WT_STAT_CONN_CACHE_BYTES_INUSE);
+  metrics.cache_dirty_bytes = read(WT_STAT_CONN_CACHE_BYTES_DIRTY);
+  metrics.checkpoints = read(WT_STAT_CONN_TXN_CHECKPOINT);
+  metrics.checkpoint_seconds =
+      static_cast<double>(std::max<int64_t>(read(WT_STAT_CONN_TXN_CHECKPOINT_TIME_TOTAL), 0)) / 1e3;
+  metrics.last_checkpoint_seconds =
+      static_cast<double>(std::max<int64_t>(read(WT_STAT_CONN_TXN_CHECKPOINT_TIME_RECENT), 0)) /
+      1e3;
+  stats->close(stats);
+  return metrics;
 }
 
 // ---------------------------------------------------------------------------------------

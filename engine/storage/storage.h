@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "strata/histogram.h"
 #include "strata/status.h"
 
 namespace strata {
@@ -73,6 +74,21 @@ using TableId = uint32_t;
 
 class Session;
 
+// What the storage reports for monitoring (Storage::Metrics; docs/metrics.md). The
+// WiredTiger figures come from its statistics (statistics=(fast)); they are -1 when the
+// statistics could not be read (the error goes to on_message).
+struct StorageMetrics {
+  int64_t cache_bytes = -1;        // bytes in the cache
+  int64_t cache_dirty_bytes = -1;  // of which dirty (written, not yet checkpointed or evicted)
+  // Checkpoints WiredTiger completed since Open and their total and most recent durations
+  // (it measures them in whole milliseconds).
+  int64_t checkpoints = -1;
+  double checkpoint_seconds = 0;
+  double last_checkpoint_seconds = 0;
+  // The flusher's log flushes (one fsync each, group commit) since Open.
+  HistogramSnapshot log_flushes;
+};
+
 class Storage {
  public:
   // Opens (creating if needed) the WiredTiger database in options.path, runs recovery,
@@ -109,6 +125,9 @@ class Storage {
   // Number of log flushes the flusher has begun so far (monitoring and tests). While a
   // WhenDurable callback runs it is the number of the flush that completed it.
   uint64_t FlushCount() const;
+  // A snapshot for monitoring: reads a few WiredTiger statistics, no table. Any thread;
+  // waits while a schema operation (OpenTable, DropTable) runs.
+  StorageMetrics Metrics();
 
   const StorageOptions& options() const;
   // The panic's cause once WiredTiger panicked (see StorageOptions::on_fatal_error), else OK.

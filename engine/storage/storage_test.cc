@@ -236,6 +236,41 @@ TEST_F(StorageTest, PutGetRemove) {
   EXPECT_EQ(MustGet(*session_, table_, "a"), "<absent>");
 }
 
+TEST_F(StorageTest, MetricsReportTheCacheAndTimeEveryFlush) {
+  const StorageMetrics before = storage_->Metrics();
+  EXPECT_GT(before.cache_bytes, 0);
+  EXPECT_GE(before.cache_dirty_bytes, 0);
+  EXPECT_GE(before.checkpoints, 0);
+  ASSERT_TRUE(session_->Put(table_, "a", std::string(100'000, 'x')).ok());
+  ASSERT_TRUE(storage_->WaitDurable().ok());
+  const StorageMetrics after = storage_->Metrics();
+  EXPECT_GT(after.cache_dirty_bytes, 0);
+  // Every flush the flusher ran is in the histogram, the one WaitDurable waited for too.
+  EXPECT_GE(after.log_flushes.count(), storage_->FlushCount());
+  EXPECT_GT(after.log_flushes.count(), before.log_flushes.count());
+  EXPECT_GT(after.log_flushes.sum, 0);
+}
+
+TEST(StorageMetricsTest, CheckpointsAreCounted) {
+  TempDir dir;
+  StorageOptions options = SmallStorageOptions(dir.path());
+  options.checkpoint_interval_s = 1;
+  Result<std::unique_ptr<Storage>> storage = Storage::Open(options);
+  ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+  std::unique_ptr<Session> session = MustSession(**storage);
+  Result<TableId> table = (*storage)->OpenTable("t", TableKind::kBytes);
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  ASSERT_TRUE(session->Put(*table, "a", "1").ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int64_t checkpoints = 0;
+  while ((checkpoints = (*storage)->Metrics().checkpoints) < 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(checkpoints, 1) << "no checkpoint within 60 s at checkpoint_interval_s=1";
+  EXPECT_GE((*storage)->Metrics().checkpoint_seconds, 0);
+}
+
 TEST_F(StorageTest, EmptyKeyIsRejected) {
   Status status = session_->Put(table_, "", "v");
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);

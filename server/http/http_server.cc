@@ -1,5 +1,7 @@
 #include "http_server.h"
 
+#include <sys/socket.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -87,6 +89,12 @@ HttpServer::HttpServer(const HttpSettings& limits, std::atomic<int64_t>& open_co
   server_->set_keep_alive_timeout(kKeepAliveSeconds);
   server_->set_keep_alive_max_count(kKeepAliveRequests);
   server_->set_tcp_nodelay(true);
+  // httplib's default sets SO_REUSEPORT, which lets a second stratad bind the same port and
+  // silently share its connections; SO_REUSEADDR alone only allows a quick restart.
+  server_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 }
 
 HttpServer::~HttpServer() { Stop(); }

@@ -31,7 +31,7 @@ HttpService::HttpService(const HttpSettings& settings, ServerCounters& counters)
 HttpService::~HttpService() { Stop(); }
 
 Result<std::unique_ptr<HttpService>> HttpService::Bind(const HttpSettings& settings,
-                                                      ServerCounters& counters) {
+                                                       ServerCounters& counters) {
   std::unique_ptr<HttpService> service(new HttpService(settings, counters));
   STRATA_RETURN_IF_ERROR(service->server_->Bind(settings.listen.host, settings.listen.port));
   return service;
@@ -66,25 +66,25 @@ void HttpService::Start(Engine& engine, Dispatcher& dispatcher) {
   // it cannot parse, 404 for a path nothing serves) get the API's JSON error body too.
   routes.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& request, httplib::Response& response) {
-    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    protocol::ErrorCode code = protocol::ErrorCode::kInvalidArgument;
-    std::string message = "bad request";
-    if (response.status == 404) {
-      code = protocol::ErrorCode::kNotFound;
-      message = "nothing at " + request.method + " " + request.path +
-                " (the REST API is under /rest/, docs/http.md)";
-    } else if (response.status == 413) {
-      code = protocol::ErrorCode::kFrameTooLarge;
-      message = "the request body is larger than --http-max-body";
-    } else if (response.status == 414 || response.status == 431) {
-      message = "the request line or headers are too long (8 KiB each at most)";
-    } else if (response.status >= 500) {
-      code = protocol::ErrorCode::kInternal;
-      message = "internal error";
-    }
-    response.set_content(ErrorJson(code, message), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+        if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        protocol::ErrorCode code = protocol::ErrorCode::kInvalidArgument;
+        std::string message = "bad request";
+        if (response.status == 404) {
+          code = protocol::ErrorCode::kNotFound;
+          message = "nothing at " + request.method + " " + request.path +
+                    " (the REST API is under /rest/, docs/http.md)";
+        } else if (response.status == 413) {
+          code = protocol::ErrorCode::kFrameTooLarge;
+          message = "the request body is larger than --http-max-body";
+        } else if (response.status == 414 || response.status == 431) {
+          message = "the request line or headers are too long (8 KiB each at most)";
+        } else if (response.status >= 500) {
+          code = protocol::ErrorCode::kInternal;
+          message = "internal error";
+        }
+        response.set_content(ErrorJson(code, message), "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   routes.set_exception_handler(
       [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
         std::string what = "unknown exception";

@@ -22,7 +22,7 @@ class HttpService {
  public:
   // Binds settings.listen. `counters` outlives the service.
   static Result<std::unique_ptr<HttpService>> Bind(const HttpSettings& settings,
-                                                  ServerCounters& counters);
+                                                   ServerCounters& counters);
   ~HttpService();
 
   // "HOST:PORT" bound (the real port when port 0 was asked for).

@@ -34,8 +34,8 @@ std::vector<std::string> SegmentsAfterRest(const std::string& path) {
   size_t start = std::string_view("/rest/").size();
   for (;;) {
     const size_t slash = path.find('/', start);
-    out.push_back(path.substr(start, slash == std::string::npos ? std::string::npos
-                                                                : slash - start));
+    out.push_back(
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
     if (slash == std::string::npos) return out;
     start = slash + 1;
   }
@@ -76,12 +76,14 @@ void RestApi::Serve(const httplib::Request& request, httplib::Response& response
   try {
     answer = Route(request, SegmentsAfterRest(request.path), &kind);
   } catch (const std::exception& e) {
-    answer = {500, ErrorJson(proto::ErrorCode::kInternal, std::string("internal error: ") + e.what())};
+    answer = {500,
+              ErrorJson(proto::ErrorCode::kInternal, std::string("internal error: ") + e.what())};
   }
   counters_.requests.fetch_add(1, std::memory_order_relaxed);
   counters_.ObserveRequest("http", kind, std::chrono::steady_clock::now() - start);
   response.status = answer.status;
   if (answer.status == 503) response.set_header("Retry-After", "1");
+  if (!answer.allow.empty()) response.set_header("Allow", answer.allow);
   response.set_content(std::move(answer.body), "application/json");
 }
 
@@ -108,8 +110,9 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
   if (well_formed && n == 1 && path[0] == "modules") {
     if (is("GET", "GET, POST, PUT")) {
       *kind = "modules";
-      return Reply<proto::ModuleList>(Call(proto::ListModulesRequest{}, request, milliseconds(options_.timeout)),
-                                      ModuleListJson);
+      return Reply<proto::ModuleList>(
+          Call(proto::ListModulesRequest{}, request, milliseconds(options_.timeout)),
+          ModuleListJson);
     }
     if (method == "POST") {
       *kind = "deploy";
@@ -149,9 +152,8 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       // Answers NOT_FOUND for an unknown module, as every other endpoint.
       const proto::Response described =
           Call(proto::DescribeRequest{path[0]}, request, milliseconds(options_.timeout));
-      return Reply<proto::ModuleInfo>(described, [&](const proto::ModuleInfo&) {
-        return lag_.Of(path[0]);
-      });
+      return Reply<proto::ModuleInfo>(described,
+                                      [&](const proto::ModuleInfo&) { return lag_.Of(path[0]); });
     }
   } else if (well_formed && n == 2 && path[1] == "recompute") {
     if (is("POST", "POST")) {
@@ -188,8 +190,10 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
   }
   if (allowed != nullptr) {
     *kind = "method_not_allowed";
-    return {405, ErrorJson(proto::ErrorCode::kUnsupported,
-                           request.path + " answers " + allowed + ", not " + method)};
+    return {405,
+            ErrorJson(proto::ErrorCode::kUnsupported,
+                      request.path + " answers " + allowed + ", not " + method),
+            allowed};
   }
   return {404, ErrorJson(proto::ErrorCode::kNotFound,
                          "no endpoint " + method + " " + request.path +
@@ -205,11 +209,9 @@ proto::Response RestApi::Call(proto::RequestBody body, const httplib::Request& r
   if (std::optional<proto::Response> answer = dispatcher_.AnswerInline(call)) return *answer;
   auto promise = std::make_shared<std::promise<proto::Response>>();
   std::future<proto::Response> future = promise->get_future();
-  dispatcher_.Dispatch(std::move(call),
-                       "http " + request.remote_addr + ":" + std::to_string(request.remote_port),
-                       [promise](proto::Response response) {
-                         promise->set_value(std::move(response));
-                       });
+  dispatcher_.Dispatch(
+      std::move(call), "http " + request.remote_addr + ":" + std::to_string(request.remote_port),
+      [promise](proto::Response response) { promise->set_value(std::move(response)); });
   if (future.wait_for(wait) != std::future_status::ready) {
     return ErrorResponse(
         0, proto::ErrorCode::kTimeout,
@@ -257,8 +259,8 @@ RestApi::Answer RestApi::Append(const httplib::Request& request, const std::stri
   } else {
     if (!batch->is_list() || batch->as_list().empty() || batch->as_list().size() > kMaxBatch) {
       return {400, ErrorJson(proto::ErrorCode::kInvalidArgument,
-                             "field \"batch\" must be a list of 1 to " +
-                                 std::to_string(kMaxBatch) + " records")};
+                             "field \"batch\" must be a list of 1 to " + std::to_string(kMaxBatch) +
+                                 " records")};
     }
     append.records = batch->as_list();
   }
@@ -321,10 +323,10 @@ RestApi::Answer RestApi::Invoke(const httplib::Request& request, const std::stri
   Result<int64_t> timeout_ms = body->Int("timeout_ms", 10'000);
   if (!timeout_ms.ok()) return {400, ErrorText(timeout_ms.status())};
   // Wait for the query's own timeout (plus a margin for its answer), at least the usual.
-  const milliseconds wait =
-      std::max<milliseconds>(options_.timeout, milliseconds(std::max<int64_t>(*timeout_ms, 0) + 1000));
-  const proto::Response response =
-      Call(proto::InvokeRequest{module, query, std::move(args).value(), *timeout_ms}, request, wait);
+  const milliseconds wait = std::max<milliseconds>(
+      options_.timeout, milliseconds(std::max<int64_t>(*timeout_ms, 0) + 1000));
+  const proto::Response response = Call(
+      proto::InvokeRequest{module, query, std::move(args).value(), *timeout_ms}, request, wait);
   return Reply<proto::Invoked>(response, [](const proto::Invoked& invoked) {
     return Object({{"result", invoked.result}});
   });
@@ -351,7 +353,8 @@ RestApi::Answer RestApi::ReadDepot(const httplib::Request& request, const std::s
 }
 
 RestApi::Answer RestApi::Stats(const httplib::Request& request, const std::string& module) {
-  Result<int64_t> from = IntParam("failures_from", Param(request, "failures_from"), 0, 0, INT64_MAX);
+  Result<int64_t> from =
+      IntParam("failures_from", Param(request, "failures_from"), 0, 0, INT64_MAX);
   Result<int64_t> limit = IntParam("failures_limit", Param(request, "failures_limit"), 100, 0,
                                    proto::kMaxStatsFailuresLimit);
   for (const Status& s : {from.status(), limit.status()}) {
@@ -439,9 +442,8 @@ RestApi::Answer RestApi::Recompute(const httplib::Request& request, const std::s
   if (!body.ok()) return {400, ErrorText(body.status())};
   Result<std::vector<std::string>> pstates = body->Names("pstates");
   if (!pstates.ok()) return {400, ErrorText(pstates.status())};
-  const proto::Response response =
-      Call(proto::RecomputeRequest{module, *pstates}, request,
-           std::max<milliseconds>(options_.timeout, kAdminWait));
+  const proto::Response response = Call(proto::RecomputeRequest{module, *pstates}, request,
+                                        std::max<milliseconds>(options_.timeout, kAdminWait));
   return Reply<proto::RecomputeStarted>(response, [](const proto::RecomputeStarted& started) {
     Value::List names;
     for (const std::string& p : started.pstates) names.emplace_back(p);
@@ -451,9 +453,8 @@ RestApi::Answer RestApi::Recompute(const httplib::Request& request, const std::s
 
 RestApi::Answer RestApi::Destroy(const httplib::Request& request, const std::string& module) {
   const std::string confirm = Param(request, "confirm").value_or("");
-  const proto::Response response =
-      Call(proto::DestroyRequest{module, confirm}, request,
-           std::max<milliseconds>(options_.timeout, kAdminWait));
+  const proto::Response response = Call(proto::DestroyRequest{module, confirm}, request,
+                                        std::max<milliseconds>(options_.timeout, kAdminWait));
   return Reply<proto::Destroyed>(response, [](const proto::Destroyed& destroyed) {
     return Object({{"module", destroyed.module}});
   });

@@ -24,7 +24,7 @@ namespace strata::server::http {
 class LagHistory;
 
 struct RestOptions {
-  bool admin = false;  // serve deploy, update, recompute and destroy
+  bool admin = false;                // serve deploy, update, recompute and destroy
   std::chrono::seconds timeout{30};  // longest wait for an answer (queries: their own timeout)
 };
 
@@ -40,8 +40,11 @@ class RestApi {
  private:
   // The JSON text and HTTP status of one answer.
   struct Answer {
-    int status = 200;
+    Answer(int status_ = 200, std::string body_ = {}, std::string allow_ = {})
+        : status(status_), body(std::move(body_)), allow(std::move(allow_)) {}
+    int status;
     std::string body;
+    std::string allow;  // the Allow header of a 405
   };
   using Segments = std::vector<std::string>;
 

@@ -48,12 +48,12 @@ Value ModuleJson(const proto::ModuleInfo& m) {
                          [](const proto::PStateInfo& p) {
                            return Object({{"name", p.name}, {"schema", p.schema_text}});
                          })},
-      {"topologies", ListOf(m.topologies,
-                            [](const proto::TopologyInfo& t) {
-                              return Object({{"name", t.name},
-                                             {"kind", t.kind},
-                                             {"sources", Strings(t.sources)}});
-                            })},
+      {"topologies",
+       ListOf(
+           m.topologies,
+           [](const proto::TopologyInfo& t) {
+             return Object({{"name", t.name}, {"kind", t.kind}, {"sources", Strings(t.sources)}});
+           })},
       {"queries", ListOf(m.queries,
                          [](const proto::QueryInfo& q) {
                            return Object(
@@ -117,12 +117,12 @@ Value ModuleStatsJson(const proto::ModuleStats& s) {
                                            {"records_done", r.records_done},
                                            {"records_total", r.records_total}});
                           })},
-      {"microbatches", ListOf(s.microbatches,
-                              [](const proto::MicrobatchStats& m) {
-                                return Object({{"topology", m.topology},
-                                               {"batch", m.batch},
-                                               {"stalled", m.stalled}});
-                              })},
+      {"microbatches",
+       ListOf(
+           s.microbatches,
+           [](const proto::MicrobatchStats& m) {
+             return Object({{"topology", m.topology}, {"batch", m.batch}, {"stalled", m.stalled}});
+           })},
   });
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/histogram.h"
 #include "strata/logger.h"
 #include "strata/path.h"
 #include "strata/schema.h"
@@ -255,6 +256,51 @@ struct StatsOptions {
   int64_t failures_limit = 100;  // 0 to kMaxFailuresLimit
 };
 
+// A snapshot of the engine's counters for monitoring (Engine::Metrics; stratad serves them
+// as Prometheus metrics, docs/metrics.md). "Since Open" counters start at 0 at each Open.
+struct DepotMetrics {
+  std::string depot;
+  int64_t appends = 0;       // records appended since Open (client and topology appends)
+  int64_t append_bytes = 0;  // their encoded size
+  int64_t records = 0;       // records held now: end - start offset, over the partitions
+};
+struct TopologyMetrics {
+  std::string topology;
+  std::string kind;  // "stream" or "microbatch"
+  // The processed offset of every (source depot, partition), with its lag (as in Stats).
+  std::vector<TopologyPartitionStats> partitions;
+  // How long its steps took since Open. A stream topology: one event's ops (a record's
+  // ops up to the next partitioner, or a hop's), each attempt, without the commit of the
+  // event group that holds it. A microbatch topology: one batch, from the start of its
+  // transaction to its commit (retries of failing steps included).
+  HistogramSnapshot steps;
+};
+struct ModuleMetrics {
+  std::string module;
+  std::string load_error;            // as ModuleInfo::load_error; a failed module has nothing else
+  std::vector<DepotMetrics> depots;  // its own depots (not the mirrors of other modules')
+  std::vector<TopologyMetrics> topologies;
+  int64_t failures = 0;  // as ModuleStats::failures: failures recorded now
+};
+struct EngineMetrics {
+  std::vector<ModuleMetrics> modules;  // by name
+  // Client records admitted and not yet fully processed, and the cap on them
+  // (EngineOptions::max_in_flight_records).
+  int64_t in_flight_records = 0;
+  int64_t max_in_flight_records = 0;
+  // WiredTiger's cache (-1 when its statistics could not be read).
+  int64_t cache_bytes = -1;
+  int64_t cache_dirty_bytes = -1;
+  uint64_t cache_max_bytes = 0;  // EngineOptions::cache_size_bytes
+  // Checkpoints completed since Open (-1 when unknown) and their durations (WiredTiger
+  // measures them in whole milliseconds).
+  int64_t checkpoints = -1;
+  double checkpoint_seconds = 0;
+  double last_checkpoint_seconds = 0;
+  // The group commit's log flushes (one fsync each) since Open.
+  HistogramSnapshot log_flushes;
+};
+
 class Engine {
  public:
   // Opens (creating) the data directory, reloads every deployed module and resumes each
@@ -386,6 +432,10 @@ class Engine {
   // of range.
   virtual Result<ModuleStats> Stats(const std::string& module, const StatsOptions& options) = 0;
   Result<ModuleStats> Stats(const std::string& module) { return Stats(module, StatsOptions{}); }
+
+  // Counters of every module, the in-flight records and the storage, for monitoring. Reads
+  // no table: cheap enough to call every second, whatever the data size.
+  virtual EngineMetrics Metrics() = 0;
 };
 
 }  // namespace strata

@@ -4,7 +4,8 @@
 # the binary protocol (strata-bench, CONNECTIONS connections, one request in flight each)
 # and then over REST (wrk, the same number of keep-alive connections: HTTP/1.1 has one
 # request in flight per connection), back to back against the same server and data.
-# Prints one Markdown table with the REST/binary ratios.
+# Prints one Markdown table with the REST/binary ratios, and for reference the binary
+# protocol's pipelined point selects (32 in flight per connection), which HTTP/1.1 cannot do.
 #
 # Usage: bench/http.sh [--duration S] [--warmup S] [--connections N] [--keyspace N]
 # Needs build/bin/{stratad,strata-bench}, build/modules/wordcount.so and wrk
@@ -48,10 +49,11 @@ done
 PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/out")
 URL=$(sed -n 's/^HTTP on \(.*\)$/\1/p' "$TMP/out")
 
-# "units_per_s p50_ms p99_ms" of strata-bench over the binary protocol.
+# "units_per_s p50_ms p99_ms" of strata-bench over the binary protocol: workload $1 with
+# $2 requests in flight per connection.
 binary() {
   "$BUILD/bin/strata-bench" --workload "$1" --port "$PORT" --connections "$CONNECTIONS" \
-    --pipeline 1 --keyspace "$KEYSPACE" --duration "$DURATION" --warmup "$WARMUP" --json \
+    --pipeline "$2" --keyspace "$KEYSPACE" --duration "$DURATION" --warmup "$WARMUP" --json \
     2> "$TMP/bench.err" | jq -r '[.units_per_s, .latency_ms.p50, .latency_ms.p99] | map(tostring) | join(" ")' \
     || { echo "strata-bench $1 failed:" >&2; tail -5 "$TMP/bench.err" >&2; exit 1; }
 }
@@ -73,9 +75,10 @@ rest() {
 
 echo "stratad with wordcount; $CONNECTIONS connections, one request in flight each;" \
      "${WARMUP} s warmup, ${DURATION} s measured; $(nproc) cores shared by server and load" >&2
-read -r b_sel b_sel50 b_sel99 <<<"$(binary W2)"   # W2 loads the words first
+read -r b_sel b_sel50 b_sel99 <<<"$(binary W2 1)"   # W2 loads the words first
+read -r p_sel p_sel50 p_sel99 <<<"$(binary W2 32)"
 read -r r_sel r_sel50 r_sel99 <<<"$(rest select)"
-read -r b_app b_app50 b_app99 <<<"$(binary W1)"
+read -r b_app b_app50 b_app99 <<<"$(binary W1 1)"
 read -r r_app r_app50 r_app99 <<<"$(rest append)"
 
 fmt() { awk -v x="$1" 'BEGIN { printf "%\047.0f", x }'; }
@@ -84,4 +87,5 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
 echo "| workload | binary protocol /s (p50 / p99 ms) | REST /s (p50 / p99 ms) | REST / binary |"
 echo "|---|---|---|---|"
 echo "| point selects (W2) | $(fmt "$b_sel") ($(ms "$b_sel50") / $(ms "$b_sel99")) | $(fmt "$r_sel") ($(ms "$r_sel50") / $(ms "$r_sel99")) | $(ratio "$r_sel" "$b_sel") |"
+echo "| point selects, binary pipelined ($CONNECTIONS × 32 in flight) | $(fmt "$p_sel") ($(ms "$p_sel50") / $(ms "$p_sel99")) | (HTTP/1.1: one in flight per connection) | $(ratio "$r_sel" "$p_sel") |"
 echo "| appends, ack processed (W1) | $(fmt "$b_app") ($(ms "$b_app50") / $(ms "$b_app99")) | $(fmt "$r_app") ($(ms "$r_app50") / $(ms "$r_app99")) | $(ratio "$r_app" "$b_app") |"

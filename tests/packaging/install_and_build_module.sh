@@ -37,6 +37,31 @@ unexpected=$(find "$prefix/include" -type f ! -path "$prefix/include/strata/*.h"
 [[ -z $unexpected ]] || fail "unexpected installed files: $unexpected"
 [[ ! -e $prefix/include/strata/pstate.h ]] || fail "strata/pstate.h (storage) is installed"
 
+# The programs, and the web console where the installed stratad looks for it
+# (share/strata/console beside its bin/): the installed server serves it at /.
+for program in stratad strata; do
+  [[ -x $prefix/bin/$program ]] || fail "bin/$program is not installed"
+done
+for file in index.html console.js console.css; do
+  [[ -f $prefix/share/strata/console/$file ]] || fail "share/strata/console/$file is not installed"
+done
+"$prefix/bin/stratad" --data-dir "$work/console-data" --listen 127.0.0.1:0 --http 127.0.0.1:0 \
+  > "$work/console.out" 2> "$work/console.log" &
+stratad_pid=$!
+http=
+for _ in $(seq 300); do
+  http=$(sed -n 's/^HTTP on \(.*\)$/\1/p' "$work/console.out")
+  [[ -n $http ]] && break
+  sleep 0.1
+done
+[[ -n $http ]] || { cat "$work/console.log" >&2; fail "the installed stratad printed no HTTP line"; }
+page=$(/usr/bin/python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "$http") \
+  || fail "GET $http from the installed stratad failed"
+grep -q 'console.js' <<<"$page" || fail "the installed stratad did not serve the console at /: $page"
+kill "$stratad_pid"
+wait "$stratad_pid" || fail "the installed stratad did not stop cleanly"
+stratad_pid=
+
 cp -R "$project" "$work/src"
 "$cmake" -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_PREFIX_PATH="$prefix" > "$work/configure.log" 2>&1 \

@@ -17,56 +17,13 @@
 
 #include "render.h"
 #include "strata/json.h"
+#include "strata/protocol/documents.h"
 
 namespace strata::shell {
 namespace {
 
 namespace proto = strata::protocol;
 using Outcome = Session::Outcome;
-
-Value StringList(const std::vector<std::string>& items) {
-  Value::List out;
-  for (const std::string& s : items) out.emplace_back(s);
-  return Value(std::move(out));
-}
-
-Value ModuleToValue(const proto::ModuleInfo& m) {
-  Value::List depots, pstates, topologies;
-  for (const auto& d : m.depots) {
-    depots.push_back(Value::MapOf({{"name", d.name},
-                                   {"partitioning", d.partitioning},
-                                   {"record_schema", d.record_schema},
-                                   {"record_schema_text", d.record_schema_text}}));
-  }
-  for (const auto& p : m.pstates) {
-    pstates.push_back(
-        Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
-  }
-  for (const auto& t : m.topologies) {
-    topologies.push_back(
-        Value::MapOf({{"name", t.name}, {"kind", t.kind}, {"sources", StringList(t.sources)}}));
-  }
-  Value::List queries;
-  for (const auto& q : m.queries) {
-    Value::List params;
-    for (const auto& p : q.params) {
-      params.push_back(
-          Value::MapOf({{"name", p.name}, {"schema", p.schema}, {"schema_text", p.schema_text}}));
-    }
-    queries.push_back(Value::MapOf({{"name", q.name}, {"params", Value(std::move(params))}}));
-  }
-  Value doc = Value::MapOf({{"name", m.name},
-                            {"partitions", m.partitions},
-                            {"depots", Value(std::move(depots))},
-                            {"pstates", Value(std::move(pstates))},
-                            {"topologies", Value(std::move(topologies))},
-                            {"queries", Value(std::move(queries))},
-                            {"depends_on", StringList(m.depends_on)},
-                            {"dependents", StringList(m.dependents)}});
-  if (!m.load_error.empty()) doc.Insert("load_error", m.load_error);  // a failed module only
-  doc.Insert("version", m.version);
-  return doc;
-}
 
 // Reads a module file of this machine; the error message otherwise.
 std::optional<std::string> ReadModuleFile(const std::string& path, std::string* error) {
@@ -400,7 +357,7 @@ Outcome Session::Modules() {
   Table t{{"module", "partitions", "depots", "pstates", "topologies"}, {}};
   std::string failed;  // one line per module that failed to load, under the table
   for (const auto& m : *modules) {
-    docs.push_back(ModuleToValue(m));
+    docs.push_back(proto::ModuleDocument(m));
     if (!m.load_error.empty()) {
       t.rows.push_back({m.name, std::to_string(m.partitions), "FAILED (see below)", "", ""});
       failed += FailedLine(m.name, m.load_error);
@@ -423,7 +380,8 @@ Outcome Session::Describe(const Command& c) {
   if (!info.ok()) return ReportClientError(info.error());
   const proto::ModuleInfo& m = *info;
   if (!m.load_error.empty()) {
-    Emit(ModuleToValue(m), "module " + Summary(m) + "\n" + FailedLine(m.name, m.load_error));
+    Emit(proto::ModuleDocument(m),
+         "module " + Summary(m) + "\n" + FailedLine(m.name, m.load_error));
     return Outcome::kOk;
   }
   std::string text = "module " + Summary(m) + "\n";
@@ -450,7 +408,7 @@ Outcome Session::Describe(const Command& c) {
   }
   if (!m.depends_on.empty()) text += "depends on: " + Join(m.depends_on) + "\n";
   if (!m.dependents.empty()) text += "used by: " + Join(m.dependents) + "\n";
-  Emit(ModuleToValue(m), text);
+  Emit(proto::ModuleDocument(m), text);
   return Outcome::kOk;
 }
 
@@ -463,7 +421,7 @@ Outcome Session::Deploy(const Command& c) {
   auto info = client->DeployBytes(std::move(*bytes), c.partitions);
   modules_cache_.reset();
   if (!info.ok()) return ReportClientError(info.error());
-  Emit(ModuleToValue(*info), "deployed " + Summary(*info) + "\n");
+  Emit(proto::ModuleDocument(*info), "deployed " + Summary(*info) + "\n");
   return Outcome::kOk;
 }
 
@@ -494,15 +452,7 @@ Outcome Session::Update(const Command& c) {
   list("migrated", u.migrated);
   list("backfilling", u.backfilling);
   if (c.partitions > 0) text += "  partitions: " + std::to_string(u.module.partitions) + "\n";
-  Emit(Value::MapOf({{"module", ModuleToValue(u.module)},
-                     {"version", u.version},
-                     {"created", StringList(u.created)},
-                     {"dropped", StringList(u.dropped)},
-                     {"widened", StringList(u.widened)},
-                     {"migrated", StringList(u.migrated)},
-                     {"backfilling", StringList(u.backfilling)},
-                     {"pause_us", u.pause_us}}),
-       text);
+  Emit(proto::UpdatedDocument(u), text);
   return Outcome::kOk;
 }
 
@@ -528,9 +478,10 @@ Outcome Session::WatchRecompute(Client& client, const std::string& module,
   int printed_tenth = -1;  // the last 10% step printed (a line per step when not redrawing)
   bool drawn = false;      // a redrawn line is on the screen
   auto result = [&](bool finished) {
-    return Value::MapOf({{"recompute", Value::MapOf({{"module", module},
-                                                     {"pstates", StringList(pstates)},
-                                                     {"finished", finished}})}});
+    return Value::MapOf(
+        {{"recompute", Value::MapOf({{"module", module},
+                                     {"pstates", proto::StringListDocument(pstates)},
+                                     {"finished", finished}})}});
   };
   while (true) {
     if (watch.fired()) {
@@ -595,7 +546,6 @@ Outcome Session::Append(const Command& c) {
     return ReportClientError(
         ClientError{ErrorKind::kServer, result->failure->code, result->failure->message});
   }
-  Value::Map acks;
   std::string text;
   if (result->offset < 0) {
     text = "sent (ack=none: the server does not confirm it)\n";
@@ -606,13 +556,9 @@ Outcome Session::Append(const Command& c) {
            "\n";
   }
   for (const auto& [topology, value] : result->ack_returns) {
-    acks.emplace_back(topology, value);
     if (!value.is_nil()) text += topology + " returned " + ToJson(value) + "\n";
   }
-  Emit(Value::MapOf({{"partition", result->partition},
-                     {"offset", result->offset},
-                     {"ack_returns", Value::MapOf(std::move(acks))}}),
-       text);
+  Emit(proto::AppendResultDocument(*result), text);
   return Outcome::kOk;
 }
 
@@ -748,7 +694,7 @@ Outcome Session::Stats(const Command& c) {
     text += "\nmodule " + m.module + "\n";
     if (!m.load_error.empty()) {
       text += FailedLine(m.module, m.load_error);
-      modules.push_back(Value::MapOf({{"module", m.module}, {"load_error", m.load_error}}));
+      modules.push_back(proto::ModuleStatsDocument(m));
       continue;
     }
     Table depots{{"depot", "records"}, {}};
@@ -757,21 +703,13 @@ Outcome Session::Stats(const Command& c) {
     for (const auto& [key, n] : lag)
       topologies.rows.push_back({key.first, key.second, std::to_string(n)});
     text += RenderTable(depots) + RenderTable(topologies);
-    Value::List rebuild_docs;
     Table rebuilds{{"rebuild", "of", "progress"}, {}};
     for (const auto& r : m.rebuilds) {
-      rebuild_docs.push_back(Value::MapOf({{"kind", r.kind},
-                                           {"names", StringList(r.names)},
-                                           {"records_done", r.records_done},
-                                           {"records_total", r.records_total}}));
       rebuilds.rows.push_back({r.kind, Join(r.names), ProgressBar(r)});
     }
     if (!rebuilds.rows.empty()) text += RenderTable(rebuilds, 80);
-    Value::List microbatch_docs;
     Table microbatches{{"microbatch", "batch", "state"}, {}};
     for (const auto& mb : m.microbatches) {
-      microbatch_docs.push_back(
-          Value::MapOf({{"topology", mb.topology}, {"batch", mb.batch}, {"stalled", mb.stalled}}));
       int64_t behind = 0;  // records of its depots not in a committed batch yet
       for (const auto& t : m.topologies) {
         if (t.topology == mb.topology) behind += t.lag;
@@ -783,45 +721,18 @@ Outcome Session::Stats(const Command& c) {
     }
     if (!microbatches.rows.empty()) text += RenderTable(microbatches, 80);
     text += "failures: " + std::to_string(m.failures) + FailurePageNote(m, c.from, c.limit) + "\n";
-    Value::List depot_docs, topology_docs, failure_docs;
-    for (const auto& d : m.depots) {
-      depot_docs.push_back(Value::MapOf({{"depot", d.depot},
-                                         {"partition", d.partition},
-                                         {"start_offset", d.start_offset},
-                                         {"end_offset", d.end_offset}}));
-    }
-    for (const auto& t : m.topologies) {
-      topology_docs.push_back(Value::MapOf({{"topology", t.topology},
-                                            {"depot", t.depot},
-                                            {"partition", t.partition},
-                                            {"processed_offset", t.processed_offset},
-                                            {"lag", t.lag}}));
-    }
     Table failures{{"topology", "depot", "partition", "offset", "message"}, {}};
     for (const auto& f : m.failure_page) {
-      failure_docs.push_back(Value::MapOf({{"topology", f.topology},
-                                           {"depot", f.depot},
-                                           {"partition", f.partition},
-                                           {"offset", f.offset},
-                                           {"message", f.message}}));
       failures.rows.push_back(
           {f.topology, f.depot, std::to_string(f.partition), std::to_string(f.offset), f.message});
     }
     if (!failures.rows.empty()) text += RenderTable(failures, 80);
-    modules.push_back(Value::MapOf({{"module", m.module},
-                                    {"depots", Value(std::move(depot_docs))},
-                                    {"topologies", Value(std::move(topology_docs))},
-                                    {"failures", m.failures},
-                                    {"failures_from", c.from},
-                                    {"failure_page", Value(std::move(failure_docs))},
-                                    {"rebuilds", Value(std::move(rebuild_docs))},
-                                    {"microbatches", Value(std::move(microbatch_docs))}}));
+    Value doc = proto::ModuleStatsDocument(m);
+    doc.Insert("failures_from", c.from);
+    modules.push_back(std::move(doc));
   }
-  Emit(Value::MapOf({{"server", Value::MapOf({{"uptime_ms", s.uptime_ms},
-                                              {"connections", s.connections},
-                                              {"total_connections", s.total_connections},
-                                              {"requests", s.requests}})},
-                     {"modules", Value(std::move(modules))}}),
+  Emit(Value::MapOf(
+           {{"server", proto::ServerStatsDocument(s)}, {"modules", Value(std::move(modules))}}),
        text);
   return Outcome::kOk;
 }

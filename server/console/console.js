@@ -420,12 +420,12 @@
     return el('div', {class: 'definitions'},
       el('h3', {}, 'Depots'),
       table(['name', 'partitioning', 'schema', ''], (info.depots || []).map((d) => [
-        el('code', {}, d.name), d.partitioning, el('code', {class: 'schema'}, d.schema),
+        el('code', {}, d.name), d.partitioning, el('code', {class: 'schema'}, d.record_schema_text),
         el('button', {type: 'button', onclick: () => navigate({module: info.name, depot: d.name,
                                                               partition: '0'})}, 'view')])),
       el('h3', {}, 'PStates'),
       table(['name', 'schema', ''], (info.pstates || []).map((p) => [
-        el('code', {}, p.name), el('code', {class: 'schema'}, p.schema),
+        el('code', {}, p.name), el('code', {class: 'schema'}, p.schema_text),
         el('button', {type: 'button', onclick: () => navigate({module: info.name, pstate: p.name,
                                                               op: 'page'})}, 'browse')])),
       el('h3', {}, 'Topologies'),
@@ -436,7 +436,7 @@
         table(['name', 'parameters'], info.queries.map((q) => [
           el('code', {}, q.name),
           (q.params || []).map((p, i) => [i ? ', ' : '', el('code', {}, p.name), ': ',
-                                          el('code', {class: 'schema'}, p.schema)])])),
+                                          el('code', {class: 'schema'}, p.schema_text)])])),
       el('h3', {}, 'Dependencies'),
       el('p', {}, 'Depends on: ',
          (info.depends_on || []).length ? info.depends_on.map((n, i) => [i ? ', ' : '', link(n)]) :

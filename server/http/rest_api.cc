@@ -9,6 +9,7 @@
 #include "lag_history.h"
 #include "rest_json.h"
 #include "strata/json.h"
+#include "strata/protocol/documents.h"
 
 namespace strata::server::http {
 namespace proto = strata::protocol;
@@ -149,7 +150,7 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       *kind = "describe";
       return Reply<proto::ModuleInfo>(
           Call(proto::DescribeRequest{path[0]}, request, milliseconds(options_.timeout)),
-          ModuleJson);
+          proto::ModuleDocument);
     }
     if (method == "DELETE") {
       *kind = "destroy";
@@ -282,11 +283,12 @@ RestApi::Answer RestApi::Append(const httplib::Request& request, const std::stri
   const proto::Response response = Call(std::move(append), request, milliseconds(options_.timeout));
   return Reply<proto::Appended>(response, [&](const proto::Appended& appended) {
     if (data != nullptr && appended.results.size() == 1) {
-      return AppendResultJson(appended.results[0]);
+      return proto::AppendResultDocument(appended.results[0]);
     }
     Value::List results;
     results.reserve(appended.results.size());
-    for (const proto::AppendResult& r : appended.results) results.push_back(AppendResultJson(r));
+    for (const proto::AppendResult& r : appended.results)
+      results.push_back(proto::AppendResultDocument(r));
     return Object({{"results", Value(std::move(results))}});
   });
 }
@@ -380,7 +382,7 @@ RestApi::Answer RestApi::Stats(const httplib::Request& request, const std::strin
   return Reply<proto::StatsResult>(response, [&](const proto::StatsResult& stats) {
     if (module.empty()) return StatsJson(stats);
     // One module asked for: the engine answered NOT_FOUND otherwise.
-    return stats.modules.empty() ? Value::EmptyMap() : ModuleStatsJson(stats.modules[0]);
+    return stats.modules.empty() ? Value::EmptyMap() : proto::ModuleStatsDocument(stats.modules[0]);
   });
 }
 
@@ -413,7 +415,7 @@ RestApi::Answer RestApi::Deploy(const httplib::Request& request) {
   }
   const proto::Response response =
       Call(std::move(deploy), request, std::max<milliseconds>(options_.timeout, kAdminWait));
-  return Reply<proto::ModuleInfo>(response, ModuleJson, 201);
+  return Reply<proto::ModuleInfo>(response, proto::ModuleDocument, 201);
 }
 
 RestApi::Answer RestApi::Update(const httplib::Request& request) {
@@ -449,7 +451,7 @@ RestApi::Answer RestApi::Update(const httplib::Request& request) {
   }
   const proto::Response response =
       Call(std::move(update), request, std::max<milliseconds>(options_.timeout, kAdminWait));
-  return Reply<proto::Updated>(response, UpdatedJson);
+  return Reply<proto::Updated>(response, proto::UpdatedDocument);
 }
 
 RestApi::Answer RestApi::Recompute(const httplib::Request& request, const std::string& module) {

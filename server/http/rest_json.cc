@@ -1,212 +1,44 @@
 #include "rest_json.h"
 
 #include "strata/json.h"
+#include "strata/protocol/documents.h"
 
 namespace strata::server::http {
 namespace proto = strata::protocol;
-
-namespace {
-
-Value Strings(const std::vector<std::string>& names) {
-  Value::List list;
-  list.reserve(names.size());
-  for (const std::string& name : names) list.emplace_back(name);
-  return Value(std::move(list));
-}
-
-template <typename T, typename F>
-Value ListOf(const std::vector<T>& items, F&& convert) {
-  Value::List list;
-  list.reserve(items.size());
-  for (const T& item : items) list.push_back(convert(item));
-  return Value(std::move(list));
-}
-
-// The length of the well-formed UTF-8 sequence (RFC 3629) at the start of `s`, or 0.
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char b0 = byte(0);
-  if (b0 < 0x80) return 1;
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // no overlong forms
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;  // no overlong forms
-    if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (s.size() < n || byte(1) < lo || byte(1) > hi) return 0;
-  for (size_t i = 2; i < n; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return n;
-}
-
-// `message` with each byte that is not part of well-formed UTF-8 written as "\xNN", so that
-// the message prints as a JSON string (an error quoting a client's invalid bytes, e.g. a
-// body that is not UTF-8, would otherwise print as {"$string": …}).
-std::string ValidUtf8(std::string_view message) {
-  std::string out;
-  out.reserve(message.size());
-  while (!message.empty()) {
-    const size_t n = Utf8SequenceLength(message);
-    if (n == 0) {
-      constexpr char kHex[] = "0123456789abcdef";
-      const auto b = static_cast<unsigned char>(message[0]);
-      out += "\\x";
-      out += kHex[b >> 4];
-      out += kHex[b & 0xF];
-      message.remove_prefix(1);
-    } else {
-      out.append(message.substr(0, n));
-      message.remove_prefix(n);
-    }
-  }
-  return out;
-}
-
-Value ErrorObject(proto::ErrorCode code, std::string_view message) {
-  return Object(
-      {{"code", std::string(proto::ErrorCodeName(code))}, {"message", ValidUtf8(message)}});
-}
-
-}  // namespace
 
 Value Object(std::initializer_list<std::pair<Value, Value>> members) {
   return Value::MapOf(members);
 }
 
-Value ModuleJson(const proto::ModuleInfo& m) {
-  return Object({
-      {"name", m.name},
-      {"version", m.version},
-      {"partitions", m.partitions},
-      {"load_error", m.load_error},
-      {"depots", ListOf(m.depots,
-                        [](const proto::DepotInfo& d) {
-                          return Object({{"name", d.name},
-                                         {"partitioning", d.partitioning},
-                                         {"schema", d.record_schema_text}});
-                        })},
-      {"pstates", ListOf(m.pstates,
-                         [](const proto::PStateInfo& p) {
-                           return Object({{"name", p.name}, {"schema", p.schema_text}});
-                         })},
-      {"topologies",
-       ListOf(
-           m.topologies,
-           [](const proto::TopologyInfo& t) {
-             return Object({{"name", t.name}, {"kind", t.kind}, {"sources", Strings(t.sources)}});
-           })},
-      {"queries", ListOf(m.queries,
-                         [](const proto::QueryInfo& q) {
-                           return Object(
-                               {{"name", q.name},
-                                {"params", ListOf(q.params, [](const proto::QueryParamInfo& p) {
-                                   return Object({{"name", p.name}, {"schema", p.schema_text}});
-                                 })}});
-                         })},
-      {"depends_on", Strings(m.depends_on)},
-      {"dependents", Strings(m.dependents)},
-  });
-}
-
 Value ModuleListJson(const proto::ModuleList& list) {
-  return Object({{"modules", ListOf(list.modules, ModuleJson)}});
-}
-
-Value AppendResultJson(const proto::AppendResult& r) {
-  Value::Map returns;
-  returns.reserve(r.ack_returns.size());
-  for (const auto& [topology, value] : r.ack_returns) returns.emplace_back(topology, value);
-  Value out = Object({{"partition", r.partition},
-                      {"offset", r.offset},
-                      {"ack_returns", Value::MapOf(std::move(returns))}});
-  if (r.failure) out.Insert("failure", ErrorObject(r.failure->code, r.failure->message));
-  return out;
-}
-
-Value ModuleStatsJson(const proto::ModuleStats& s) {
-  return Object({
-      {"module", s.module},
-      {"load_error", s.load_error},
-      {"depots", ListOf(s.depots,
-                        [](const proto::DepotPartitionStats& d) {
-                          return Object({{"depot", d.depot},
-                                         {"partition", d.partition},
-                                         {"start_offset", d.start_offset},
-                                         {"end_offset", d.end_offset}});
-                        })},
-      {"topologies", ListOf(s.topologies,
-                            [](const proto::TopologyPartitionStats& t) {
-                              return Object({{"topology", t.topology},
-                                             {"depot", t.depot},
-                                             {"partition", t.partition},
-                                             {"processed_offset", t.processed_offset},
-                                             {"lag", t.lag}});
-                            })},
-      {"failures", s.failures},
-      {"failure_page", ListOf(s.failure_page,
-                              [](const proto::TopologyFailure& f) {
-                                return Object({{"topology", f.topology},
-                                               {"depot", f.depot},
-                                               {"partition", f.partition},
-                                               {"offset", f.offset},
-                                               {"message", f.message}});
-                              })},
-      {"rebuilds", ListOf(s.rebuilds,
-                          [](const proto::RebuildProgress& r) {
-                            return Object({{"kind", r.kind},
-                                           {"names", Strings(r.names)},
-                                           {"records_done", r.records_done},
-                                           {"records_total", r.records_total}});
-                          })},
-      {"microbatches",
-       ListOf(
-           s.microbatches,
-           [](const proto::MicrobatchStats& m) {
-             return Object({{"topology", m.topology}, {"batch", m.batch}, {"stalled", m.stalled}});
-           })},
-  });
+  Value::List modules;
+  modules.reserve(list.modules.size());
+  for (const proto::ModuleInfo& m : list.modules) modules.push_back(proto::ModuleDocument(m));
+  return Object({{"modules", Value(std::move(modules))}});
 }
 
 Value StatsJson(const proto::StatsResult& stats) {
-  return Object({{"server", Object({{"uptime_ms", stats.server.uptime_ms},
-                                    {"connections", stats.server.connections},
-                                    {"total_connections", stats.server.total_connections},
-                                    {"requests", stats.server.requests}})},
-                 {"modules", ListOf(stats.modules, ModuleStatsJson)}});
+  Value::List modules;
+  modules.reserve(stats.modules.size());
+  for (const proto::ModuleStats& m : stats.modules) {
+    modules.push_back(proto::ModuleStatsDocument(m));
+  }
+  return Object({{"server", proto::ServerStatsDocument(stats.server)},
+                 {"modules", Value(std::move(modules))}});
 }
 
 Value DepotRecordsJson(const proto::DepotRecords& records, int64_t from) {
   const int64_t next = records.records.empty() ? from : records.records.back().offset + 1;
-  return Object({{"records", ListOf(records.records,
-                                    [](const proto::DepotRecord& r) {
-                                      return Object({{"offset", r.offset}, {"value", r.value}});
-                                    })},
-                 {"next", next}});
-}
-
-Value UpdatedJson(const proto::Updated& u) {
-  return Object({{"module", ModuleJson(u.module)},
-                 {"version", u.version},
-                 {"created", Strings(u.created)},
-                 {"dropped", Strings(u.dropped)},
-                 {"widened", Strings(u.widened)},
-                 {"backfilling", Strings(u.backfilling)},
-                 {"migrated", Strings(u.migrated)},
-                 {"pause_us", u.pause_us}});
+  Value::List list;
+  list.reserve(records.records.size());
+  for (const proto::DepotRecord& r : records.records) {
+    list.push_back(Object({{"offset", r.offset}, {"value", r.value}}));
+  }
+  return Object({{"records", Value(std::move(list))}, {"next", next}});
 }
 
 std::string ErrorJson(proto::ErrorCode code, std::string_view message) {
-  return ToJson(Object({{"error", ErrorObject(code, message)}}));
+  return ToJson(Object({{"error", proto::ErrorDocument(code, EscapeInvalidUtf8(message))}}));
 }
 
 int HttpStatusFor(proto::ErrorCode code) {

@@ -14,13 +14,12 @@ namespace strata::server::http {
 // A map with string keys, from (name, value) pairs (Value::MapOf sorts them).
 Value Object(std::initializer_list<std::pair<Value, Value>> members);
 
-Value ModuleJson(const protocol::ModuleInfo& module);
-Value ModuleListJson(const protocol::ModuleList& list);
-Value AppendResultJson(const protocol::AppendResult& result);
-Value ModuleStatsJson(const protocol::ModuleStats& stats);
-Value StatsJson(const protocol::StatsResult& stats);  // GET /rest/stats
+// The shapes of single modules, stats, append results and updates are those of
+// strata/protocol/documents.h, which the shell's --json output shares; these are the
+// REST API's own.
+Value ModuleListJson(const protocol::ModuleList& list);  // GET /rest/modules
+Value StatsJson(const protocol::StatsResult& stats);     // GET /rest/stats
 Value DepotRecordsJson(const protocol::DepotRecords& records, int64_t from);
-Value UpdatedJson(const protocol::Updated& updated);
 
 // {"error": {"code": "NOT_FOUND", "message": "..."}} as compact JSON text.
 std::string ErrorJson(protocol::ErrorCode code, std::string_view message);

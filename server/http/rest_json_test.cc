@@ -1,6 +1,6 @@
-// The REST API's JSON shapes (docs/http.md): the HTTP status of every protocol error code,
-// the error body, and the shapes of modules, append results, depot reads, stats and
-// updates, checked as parsed JSON documents.
+// The REST API's own JSON shapes (docs/http.md): the HTTP status of every protocol error
+// code, the error body, the module list, depot reads and stats (the shapes it shares with
+// the shell are tested in protocol/documents_test.cc), checked as parsed JSON documents.
 #include "rest_json.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "strata/json.h"
+#include "strata/protocol/documents.h"
 
 namespace strata {
 // A failed expectation shows values as JSON.
@@ -84,50 +85,15 @@ TEST(RestJsonTest, ErrorMessageIsAJsonStringEvenWhenItQuotesInvalidUtf8) {
       Value("x\\xe2\\x82"));
 }
 
-TEST(RestJsonTest, ModuleShape) {
+TEST(RestJsonTest, ModuleListIsTheModulesDocuments) {
   proto::ModuleInfo m;
   m.name = "wordcount";
-  m.version = 2;
   m.partitions = 8;
-  m.depots = {{"*sentences", "random", Value("string"), "string"}};
-  m.pstates = {{"$$word_counts", Value(), "map<string, int64>"}};
-  m.topologies = {{"count", {"*sentences"}, "stream"}};
-  m.queries = {{"top-words", {{"n", Value("int64"), "int64"}}}};
-  m.dependents = {"leaderboard"};
-  const Value expected = Json(R"({
-      "name": "wordcount", "version": 2, "partitions": 8, "load_error": "",
-      "depots": [{"name": "*sentences", "partitioning": "random", "schema": "string"}],
-      "pstates": [{"name": "$$word_counts", "schema": "map<string, int64>"}],
-      "topologies": [{"name": "count", "kind": "stream", "sources": ["*sentences"]}],
-      "queries": [{"name": "top-words", "params": [{"name": "n", "schema": "int64"}]}],
-      "depends_on": [], "dependents": ["leaderboard"]})");
-  EXPECT_EQ(ModuleJson(m), expected);
   proto::ModuleList list;
   list.modules = {m, m};
-  EXPECT_EQ(ModuleListJson(list), Value::MapOf({{"modules", Value::ListOf({expected, expected})}}));
+  const Value doc = proto::ModuleDocument(m);
+  EXPECT_EQ(ModuleListJson(list), Value::MapOf({{"modules", Value::ListOf({doc, doc})}}));
   EXPECT_EQ(ModuleListJson(proto::ModuleList{}), Json(R"({"modules": []})"));
-
-  proto::ModuleInfo failed;
-  failed.name = "broken";
-  failed.load_error = "no such file";
-  EXPECT_EQ(*ModuleJson(failed).Find("load_error"), Value("no such file"));
-}
-
-TEST(RestJsonTest, AppendResultShapeWithAndWithoutAFailure) {
-  proto::AppendResult r;
-  r.partition = 3;
-  r.offset = 17;
-  r.ack_returns = {{"deposit", Value::MapOf({{"status", "ok"}})}, {"count", Value()}};
-  EXPECT_EQ(AppendResultJson(r), Json(R"({"partition": 3, "offset": 17,
-      "ack_returns": {"count": null, "deposit": {"status": "ok"}}})"));
-  r.failure = proto::Error{proto::ErrorCode::kTopologyFailed, "topology count gave up"};
-  EXPECT_EQ(AppendResultJson(r), Json(R"({"partition": 3, "offset": 17,
-      "ack_returns": {"count": null, "deposit": {"status": "ok"}},
-      "failure": {"code": "TOPOLOGY_FAILED", "message": "topology count gave up"}})"));
-  // ack none: no offset, no returns.
-  proto::AppendResult none;
-  none.partition = 5;
-  EXPECT_EQ(AppendResultJson(none), Json(R"({"partition": 5, "offset": -1, "ack_returns": {}})"));
 }
 
 TEST(RestJsonTest, DepotRecordsNextIsTheOffsetAfterTheLastRecordOrFrom) {
@@ -142,52 +108,16 @@ TEST(RestJsonTest, DepotRecordsNextIsTheOffsetAfterTheLastRecordOrFrom) {
             Json(R"({"records": [{"offset": 100, "value": {"$bytes": "AQ=="}}], "next": 101})"));
 }
 
-TEST(RestJsonTest, StatsShapes) {
-  proto::ModuleStats s;
-  s.module = "bank";
-  s.depots = {{"*deposits", 1, 0, 12}};
-  s.topologies = {{"deposit", "*deposits", 1, 11, 1}};
-  s.failures = 7;
-  s.failure_page = {{"deposit", "*deposits", 1, 4, "amount must be > 0"}};
-  s.rebuilds = {{"recompute", {"$$balances"}, 3, 12}};
-  s.microbatches = {{"mb", 9, ""}};
-  const Value module = Json(R"({"module": "bank", "load_error": "",
-      "depots": [{"depot": "*deposits", "partition": 1, "start_offset": 0, "end_offset": 12}],
-      "topologies": [{"topology": "deposit", "depot": "*deposits", "partition": 1,
-                      "processed_offset": 11, "lag": 1}],
-      "failures": 7,
-      "failure_page": [{"topology": "deposit", "depot": "*deposits", "partition": 1,
-                        "offset": 4, "message": "amount must be > 0"}],
-      "rebuilds": [{"kind": "recompute", "names": ["$$balances"], "records_done": 3,
-                    "records_total": 12}],
-      "microbatches": [{"topology": "mb", "batch": 9, "stalled": ""}]})");
-  EXPECT_EQ(ModuleStatsJson(s), module);
+TEST(RestJsonTest, StatsAreTheServerAndModulesDocuments) {
   proto::StatsResult all;
   all.server = {1234, 2, 10, 99};
+  proto::ModuleStats s;
+  s.module = "bank";
   all.modules = {s};
-  EXPECT_EQ(StatsJson(all), Value::MapOf({{"server", Json(R"({"uptime_ms": 1234,
+  EXPECT_EQ(StatsJson(all),
+            Value::MapOf({{"server", Json(R"({"uptime_ms": 1234,
       "connections": 2, "total_connections": 10, "requests": 99})")},
-                                          {"modules", Value::ListOf({module})}}));
-}
-
-TEST(RestJsonTest, UpdatedShape) {
-  proto::Updated u;
-  u.module.name = "wordcount";
-  u.module.version = 2;
-  u.version = 2;
-  u.created = {"$$word_lengths"};
-  u.backfilling = {"lengths"};
-  u.pause_us = 2561;
-  const Value json = UpdatedJson(u);
-  EXPECT_EQ(*json.Find("module"), ModuleJson(u.module));
-  EXPECT_EQ(json, Value::MapOf({{"module", ModuleJson(u.module)},
-                                {"version", 2},
-                                {"created", Value::ListOf({"$$word_lengths"})},
-                                {"dropped", Value(Value::List{})},
-                                {"widened", Value(Value::List{})},
-                                {"backfilling", Value::ListOf({"lengths"})},
-                                {"migrated", Value(Value::List{})},
-                                {"pause_us", 2561}}));
+                          {"modules", Value::ListOf({proto::ModuleStatsDocument(s)})}}));
 }
 
 TEST(RestJsonTest, AckLevelsByName) {

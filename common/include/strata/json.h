@@ -18,4 +18,8 @@ std::string ToJson(const Value& v, int indent = -1);
 // Nesting is limited to kMaxValueDepth.
 Result<Value> ParseJson(std::string_view text);
 
+// `text` with each byte that is not part of well-formed UTF-8 (RFC 3629) written as "\xNN",
+// so that it prints as a JSON string: for messages that quote a client's bytes.
+std::string EscapeInvalidUtf8(std::string_view text);
+
 }  // namespace strata

@@ -57,13 +57,14 @@ binary() {
     2> "$TMP/bench.err" | jq -r '[.units_per_s, .latency_ms.p50, .latency_ms.p99] | map(tostring) | join(" ")' \
     || { echo "strata-bench $1 failed:" >&2; tail -5 "$TMP/bench.err" >&2; exit 1; }
 }
-# The same over REST with wrk and bench/http/wrk_$1.lua (a warmup run first, discarded).
+# The same over REST with wrk and bench/http/wrk_rest.lua, workload $1 (a warmup run first,
+# discarded).
 rest() {
   local threads=$(( $(nproc) < CONNECTIONS ? $(nproc) : CONNECTIONS ))
-  KEYSPACE=$KEYSPACE wrk -t"$threads" -c"$CONNECTIONS" -d"${WARMUP}s" \
-    -s "$ROOT/bench/http/wrk_$1.lua" "$URL" > /dev/null
-  KEYSPACE=$KEYSPACE wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
-    -s "$ROOT/bench/http/wrk_$1.lua" "$URL" > "$TMP/wrk.out"
+  KEYSPACE=$KEYSPACE WORKLOAD=$1 wrk -t"$threads" -c"$CONNECTIONS" -d"${WARMUP}s" \
+    -s "$ROOT/bench/http/wrk_rest.lua" "$URL" > /dev/null
+  KEYSPACE=$KEYSPACE WORKLOAD=$1 wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
+    -s "$ROOT/bench/http/wrk_rest.lua" "$URL" > "$TMP/wrk.out"
   local line
   line=$(grep '^RESULT' "$TMP/wrk.out") || { cat "$TMP/wrk.out" >&2; exit 1; }
   local errors

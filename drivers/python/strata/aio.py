@@ -1,0 +1,347 @@
+"""The asyncio client: ``client = await strata.aio.connect(...)``.
+
+One TCP connection carries every request; each gets its own id and may be answered out of
+order, so any number of coroutines can have requests in flight on one client at once
+(``asyncio.gather`` of 10,000 selects is fine: the server reads them as fast as it serves
+them). Frames queued in one event-loop turn go out in one write.
+
+A lost connection fails the requests waiting on it with :class:`strata.ConnectionLost`
+(never re-sent: they may or may not have run); the next call connects again.
+"""
+
+import asyncio
+import os
+import struct
+
+from . import messages
+from .errors import ConnectionLost, FrameTooLarge, InvalidArgument, ProtocolError, RequestTimeout
+from .path import path_value
+from .types import Ack
+from .values import encode
+from .wire.ResponseBody import ResponseBody
+
+__all__ = ["connect", "Client"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7450
+_CLIENT_NAME = "strata-python/0.1"
+_INT64_MAX = (1 << 63) - 1
+_unpack_u32_from = struct.Struct("<I").unpack_from
+
+
+async def connect(host=DEFAULT_HOST, port=DEFAULT_PORT, timeout=30.0, client_name=_CLIENT_NAME):
+    """A connected :class:`Client`. ``timeout`` (seconds, None: none) bounds connecting and
+    each request. Raises ConnectionLost when the server cannot be reached."""
+    client = Client(host, port, timeout, client_name)
+    await client._connection()
+    return client
+
+
+def _encoded(what, value):
+    try:
+        return encode(value)
+    except ValueError as e:
+        raise InvalidArgument("%s: %s" % (what, e)) from None
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: frames in and out, requests waiting by id."""
+
+    def __init__(self):
+        self.transport = None
+        self.pending = {}  # id -> (future, decode the body, expected body type)
+        self.closed = False
+        self.welcome = None
+        self._in = bytearray()
+        self._out = []
+        self._lost_reason = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def send(self, frame):
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frame)
+
+    def _flush(self):
+        frames, self._out = self._out, []
+        if not self.closed:
+            self.transport.write(b"".join(frames))
+
+    def data_received(self, data):
+        buf = self._in
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= 4:
+            size = _unpack_u32_from(buf, pos)[0]
+            if end - pos - 4 < size:
+                break
+            self._dispatch(bytes(buf[pos + 4:pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+
+    def _dispatch(self, payload):
+        try:
+            request_id, error, body_type, body = messages.read_response(payload)
+        except ProtocolError as e:
+            self._close(e)
+            return
+        entry = self.pending.pop(request_id, None)
+        if entry is None:
+            if request_id == 0 and error is not None:  # about the connection: it closes
+                self._lost_reason = error
+            return  # the answer to a request that timed out
+        future, decode_body, expected = entry
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        elif body_type != expected:
+            future.set_exception(ProtocolError("expected a %s response, got %s" % (
+                messages.body_name(expected), messages.body_name(body_type))))
+        else:
+            try:
+                future.set_result(decode_body(body))
+            except Exception as e:  # a response this driver cannot read
+                future.set_exception(ProtocolError("unreadable %s response: %s" % (
+                    messages.body_name(body_type), e)))
+
+    def expire(self, request_id, timeout):
+        entry = self.pending.pop(request_id, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(RequestTimeout("no answer within %g s" % timeout))
+
+    def _close(self, reason):
+        if self._lost_reason is None:
+            self._lost_reason = reason
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc):
+        self.closed = True
+        reason = self._lost_reason
+        message = "connection lost"
+        if reason is not None:
+            message += " (%s)" % reason
+        elif exc is not None:
+            message += " (%s)" % exc
+        pending, self.pending = self.pending, {}
+        for future, _, _ in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLost(message + "; the request may or may not "
+                                                    "have been executed"))
+
+
+class Client:
+    """A client of one stratad; see the module docstring. Use :func:`connect`."""
+
+    def __init__(self, host=DEFAULT_HOST, port=DEFAULT_PORT, timeout=30.0,
+                 client_name=_CLIENT_NAME):
+        self.host, self.port, self.timeout = host, port, timeout
+        self._client_name = client_name
+        self._conn = None
+        self._connecting = None
+        self._next_id = 1
+        self._closed = False
+
+    # ---- connection ----
+
+    async def _connection(self):
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        if self._closed:
+            raise ConnectionLost("the client is closed")
+        if self._connecting is None:  # one attempt at a time; the others wait for it
+            self._connecting = asyncio.ensure_future(self._open())
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    async def _open(self):
+        loop = asyncio.get_running_loop()
+        where = "%s:%s" % (self.host, self.port)
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(_Connection, self.host, self.port), self.timeout)
+        except asyncio.TimeoutError:
+            raise ConnectionLost("cannot connect to %s: no answer within %g s"
+                                 % (where, self.timeout)) from None
+        except OSError as e:
+            raise ConnectionLost("cannot connect to %s: %s" % (where, e.strerror or e)) from None
+        try:
+            conn.welcome = await self._send(conn, lambda rid: messages.hello(rid, self._client_name),
+                                            messages.welcome, ResponseBody.Welcome, request_id=0)
+        except BaseException:
+            conn.transport.abort()
+            raise
+        self._conn = conn
+        return conn
+
+    @property
+    def server_info(self):
+        """The server's Welcome (version, max_frame_size, max_in_flight); None before the
+        first connection."""
+        return self._conn.welcome if self._conn is not None else None
+
+    async def close(self):
+        """Closes the connection; requests still waiting fail with ConnectionLost."""
+        self._closed = True
+        if self._conn is not None and not self._conn.closed:
+            self._conn.transport.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    # ---- requests ----
+
+    def _send(self, conn, build, decode_body, expected, request_id=None):
+        if request_id is None:
+            request_id = self._next_id
+            self._next_id += 1
+        frame = build(request_id)
+        welcome = conn.welcome
+        if welcome is not None and len(frame) - 4 > welcome.max_frame_size:
+            raise FrameTooLarge("the request is %d bytes, the server takes at most %d "
+                                "(max_frame_size)" % (len(frame) - 4, welcome.max_frame_size))
+        future = asyncio.get_running_loop().create_future()
+        conn.pending[request_id] = (future, decode_body, expected)
+        conn.send(frame)
+        if self.timeout is None:
+            return future
+        return self._with_timeout(conn, request_id, future)
+
+    async def _with_timeout(self, conn, request_id, future):
+        handle = asyncio.get_running_loop().call_later(self.timeout, conn.expire, request_id,
+                                                       self.timeout)
+        try:
+            return await future
+        finally:
+            handle.cancel()
+
+    async def _call(self, build, decode_body, expected):
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = await self._connection()
+        return await self._send(conn, build, decode_body, expected)
+
+    async def modules(self):
+        """Every deployed module: a list of ModuleInfo."""
+        return await self._call(messages.list_modules, messages.module_list,
+                                ResponseBody.ModuleList)
+
+    async def describe(self, module):
+        """One module's ModuleInfo; NotFound if there is none."""
+        return await self._call(lambda rid: messages.describe(rid, module),
+                                messages.module_info, ResponseBody.ModuleInfo)
+
+    async def deploy(self, module, partitions=8):
+        """Deploys a module: ``module`` is the path of a .so on the server's file system
+        (str or os.PathLike) or the .so file's bytes. Answers its ModuleInfo."""
+        path, so_bytes = _module_source(module)
+        return await self._call(lambda rid: messages.deploy(rid, path, so_bytes, partitions),
+                                messages.module_info, ResponseBody.ModuleInfo)
+
+    async def update(self, module, drop=(), partitions=0, new_topologies_from_end=False):
+        """Replaces a deployed module's code with a new build (path or bytes, as for
+        deploy); ``drop`` names what the new build no longer declares (its data is
+        deleted); ``partitions`` > 0 rescales. Answers Updated."""
+        path, so_bytes = _module_source(module)
+        drop = [drop] if isinstance(drop, str) else list(drop)
+        return await self._call(
+            lambda rid: messages.update(rid, path, so_bytes, drop, partitions,
+                                        new_topologies_from_end),
+            messages.updated, ResponseBody.Updated)
+
+    async def recompute(self, module, pstates):
+        """Starts rebuilding PStates of a module from its depots (progress: stats()'s
+        rebuilds). Answers RecomputeStarted."""
+        pstates = [pstates] if isinstance(pstates, str) else list(pstates)
+        return await self._call(lambda rid: messages.recompute(rid, module, pstates),
+                                messages.recompute_started, ResponseBody.RecomputeStarted)
+
+    async def destroy(self, module, *, confirm):
+        """Deletes a module and all its data; ``confirm`` must repeat the module's name
+        (ConfirmationRequired otherwise). Answers the name."""
+        return await self._call(lambda rid: messages.destroy(rid, module, confirm),
+                                messages.destroyed, ResponseBody.Destroyed)
+
+    async def append(self, module, depot, record, ack=Ack.PROCESSED):
+        """Appends one record; answers its AppendResult (partition, offset, ack_returns,
+        failure)."""
+        data = [_encoded("record", record)]
+        results = await self._call(lambda rid: messages.append(rid, module, depot, data, int(ack)),
+                                   messages.appended, ResponseBody.Appended)
+        return results[0]
+
+    async def append_batch(self, module, depot, records, ack=Ack.PROCESSED):
+        """Appends records in one request; answers one AppendResult per record, in order."""
+        data = [_encoded("record %d" % i, r) for i, r in enumerate(records)]
+        if not data:
+            raise InvalidArgument("append_batch needs at least one record")
+        return await self._call(lambda rid: messages.append(rid, module, depot, data, int(ack)),
+                                messages.appended, ResponseBody.Appended)
+
+    def _select(self, module, pstate, path, partition_key, one):
+        encoded_path = _encoded("path", path_value(path))
+        key = None if partition_key is None else _encoded("partition_key", partition_key)
+        return self._call(
+            lambda rid: messages.select(rid, module, pstate, encoded_path, key, one),
+            messages.selected, ResponseBody.Selected)
+
+    async def select(self, module, pstate, path, partition_key=None):
+        """Every value ``path`` (a Path, its wire form or JSON text) selects in the PState
+        partition of ``partition_key`` (None: the path's first key picks it)."""
+        return await self._select(module, pstate, path, partition_key, False)
+
+    async def select_one(self, module, pstate, path, partition_key=None):
+        """The one value ``path`` selects; NotFound if none, InvalidArgument if several."""
+        return (await self._select(module, pstate, path, partition_key, True))[0]
+
+    async def select_page(self, module, pstate, path=(), token=None, limit=100):
+        """A page of a PState over all its partitions, ``limit`` top-level entries in key
+        order; pass the Page's next_token to get the next one (None: it was the last)."""
+        encoded_path = _encoded("path", path_value(path))
+        return await self._call(
+            lambda rid: messages.select_page(rid, module, pstate, encoded_path, token, limit),
+            messages.selected_page, ResponseBody.SelectedPage)
+
+    async def read_depot(self, module, depot, partition=0, from_offset=0, to_offset=None,
+                         limit=1000):
+        """Records of one depot partition from ``from_offset`` up to ``to_offset``
+        (exclusive; None: the end), at most ``limit``: a list of DepotRecord."""
+        to_offset = _INT64_MAX if to_offset is None else to_offset
+        return await self._call(
+            lambda rid: messages.read_depot(rid, module, depot, partition, from_offset,
+                                            to_offset, limit),
+            messages.depot_records, ResponseBody.DepotRecords)
+
+    async def stats(self, module=None, failures_from=0, failures_limit=100):
+        """Progress, lag and failures: of one module, or (None) of the server and every
+        module. Answers Stats."""
+        return await self._call(
+            lambda rid: messages.stats(rid, module, failures_from, failures_limit),
+            messages.stats_result, ResponseBody.StatsResult)
+
+    async def invoke(self, module, query, *args, timeout_ms=10000):
+        """Runs a query of a module with its arguments; answers its result."""
+        data = [_encoded("argument %d" % i, a) for i, a in enumerate(args)]
+        return await self._call(
+            lambda rid: messages.invoke(rid, module, query, data, timeout_ms),
+            messages.invoked, ResponseBody.Invoked)
+
+
+def _module_source(module):
+    if isinstance(module, (bytes, bytearray, memoryview)):
+        return None, bytes(module)
+    if isinstance(module, (str, os.PathLike)):
+        return os.fspath(module), None
+    raise InvalidArgument("a module is a path (str) on the server or the .so bytes, not %s"
+                          % type(module).__name__)

@@ -1,6 +1,7 @@
-"""A real stratad for the HTTP tests: started in a temporary directory on free loopback
-ports (binary protocol and HTTP), ready once it printed both "listening on HOST:PORT" and
-"HTTP on http://HOST:PORT/", stopped (SIGTERM, then SIGKILL) by stop() or at exit.
+"""A real stratad for the HTTP and Python driver tests: started in a temporary directory on
+free loopback ports (binary protocol and, unless http=False, HTTP), ready once it printed
+"listening on HOST:PORT" (and "HTTP on http://HOST:PORT/"), stopped (SIGTERM, then SIGKILL)
+by stop() or at exit.
 
 The tests get the paths of stratad and of the example modules from the environment, which
 tests/http/CMakeLists.txt sets: STRATAD (the binary), STRATA_MODULES (the directory of
@@ -27,23 +28,27 @@ def module_path(name):
 
 
 class Stratad:
-    """stratad with `modules` (names of example modules, e.g. ["wordcount"]) deployed."""
+    """stratad with `modules` (names of example modules, e.g. ["wordcount"]) deployed;
+    `http=False` runs it without its HTTP listener (tests of the binary protocol)."""
 
-    def __init__(self, modules=(), extra_args=(), partitions=None):
+    def __init__(self, modules=(), extra_args=(), http=True):
         self.dir = tempfile.mkdtemp(prefix="strata-http-test-")
         self.log_path = os.path.join(self.dir, "stratad.log")
-        args = [stratad_path(), "--data-dir", os.path.join(self.dir, "data"),
-                "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                "--cache-size", "128MB"]
+        self._http = http
+        self._args = ["--data-dir", os.path.join(self.dir, "data"), "--cache-size", "128MB"]
         for m in modules:
-            args += ["--deploy", module_path(m)]
-        args += list(extra_args)
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
+            self._args += ["--deploy", module_path(m)]
+        self._args += list(extra_args)
+        self._log = open(self.log_path, "ab")
+        self._start("127.0.0.1:0", "127.0.0.1:0")
+
+    def _start(self, listen, http):
+        args = [stratad_path(), "--listen", listen, "--http", http if self._http else "off"]
+        self.proc = subprocess.Popen(args + self._args, stdout=subprocess.PIPE, stderr=self._log)
         self.address = None   # binary protocol "HOST:PORT"
         self.base = None      # "http://HOST:PORT"
         deadline = time.monotonic() + 60
-        while self.address is None or self.base is None:
+        while self.address is None or (self._http and self.base is None):
             line = self.proc.stdout.readline().decode()
             if not line:
                 raise RuntimeError("stratad exited before it was ready:\n" + self.log())
@@ -53,6 +58,21 @@ class Stratad:
                 self.base = line.split()[-1].rstrip("/")
             if time.monotonic() > deadline:
                 raise RuntimeError("stratad not ready within 60 s:\n" + self.log())
+
+    @property
+    def port(self):
+        """The binary protocol's port."""
+        return int(self.address.rsplit(":", 1)[1])
+
+    def restart(self, kill=False):
+        """Stops the server (SIGTERM, or SIGKILL with `kill`) and starts it again on the same
+        data and ports."""
+        listen, base = self.address, self.base
+        if kill:
+            self.proc.kill()
+            self.proc.wait()
+        self._stop_process()
+        self._start(listen, base[len("http://"):] if base else "off")
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -85,7 +105,7 @@ class Stratad:
     def post(self, path, body=None, **kw):
         return self.request("POST", path, body=body, **kw)
 
-    def stop(self):
+    def _stop_process(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -93,8 +113,11 @@ class Stratad:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._log.close()
         self.proc.stdout.close()
+
+    def stop(self):
+        self._stop_process()
+        self._log.close()
 
     def cleanup(self):
         self.stop()

@@ -14,7 +14,8 @@ PACKAGES="g++ cmake make pkg-config git ca-certificates \
   libflatbuffers-dev flatbuffers-compiler \
   libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev \
-  procps tmux clang-format python3 python3-prometheus-client chromium"
+  procps tmux clang-format python3 python3-prometheus-client chromium \
+  python3-flatbuffers python3-pytest python3-pip python3-venv python3-setuptools"
 if [ "${1:-}" = "--fuzz" ]; then
   PACKAGES="$PACKAGES clang-14 libfuzzer-14-dev libclang-rt-14-dev"
 fi

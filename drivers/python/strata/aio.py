@@ -44,6 +44,13 @@ def _encoded(what, value):
         raise InvalidArgument("%s: %s" % (what, e)) from None
 
 
+def _encoded_path(path):
+    try:
+        return encode(path_value(path))
+    except ValueError as e:
+        raise InvalidArgument("path: %s" % e) from None
+
+
 class _Connection(asyncio.Protocol):
     """One TCP connection: frames in and out, requests waiting by id."""
 
@@ -227,6 +234,8 @@ class Client:
             handle.cancel()
 
     async def _call(self, build, decode_body, expected):
+        if self._closed:
+            raise ConnectionLost("the client is closed")
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connection()
@@ -290,7 +299,7 @@ class Client:
                                 messages.appended, ResponseBody.Appended)
 
     def _select(self, module, pstate, path, partition_key, one):
-        encoded_path = _encoded("path", path_value(path))
+        encoded_path = _encoded_path(path)
         key = None if partition_key is None else _encoded("partition_key", partition_key)
         return self._call(
             lambda rid: messages.select(rid, module, pstate, encoded_path, key, one),
@@ -308,7 +317,7 @@ class Client:
     async def select_page(self, module, pstate, path=(), token=None, limit=100):
         """A page of a PState over all its partitions, ``limit`` top-level entries in key
         order; pass the Page's next_token to get the next one (None: it was the last)."""
-        encoded_path = _encoded("path", path_value(path))
+        encoded_path = _encoded_path(path)
         return await self._call(
             lambda rid: messages.select_page(rid, module, pstate, encoded_path, token, limit),
             messages.selected_page, ResponseBody.SelectedPage)

@@ -46,6 +46,12 @@ bench-http: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
 	bench/http.sh
 
+.PHONY: bench-python
+bench-python: deps $(BUILD_DIR)/CMakeCache.txt
+	scripts/install-deps.sh --peers
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
+	bench/python.sh
+
 # The module lifecycle over LIFECYCLE_RECORDS sentences of the examples' wordcount: stream
 # rate, Recompute, an update's backfill, the pause of updates under load (bench/lifecycle_bench.cc,
 # docs/performance.md "Module lifecycle"). Data in /tmp, deleted at the end; 10-20 min on 2 cores.

@@ -29,25 +29,10 @@ done
 command -v wrk >/dev/null || { echo "bench/http.sh: wrk missing: apt-get install wrk" >&2; exit 1; }
 command -v jq >/dev/null || { echo "bench/http.sh: jq missing: apt-get install jq" >&2; exit 1; }
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/strata-http-bench-XXXXXX")
-SERVER=""
-cleanup() {
-  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-"$BUILD/bin/stratad" --data-dir "$TMP/data" --listen 127.0.0.1:0 --http 127.0.0.1:0 \
-  --http-threads $((CONNECTIONS + 4)) --deploy "$BUILD/modules/wordcount.so" \
-  > "$TMP/out" 2> "$TMP/log" &
-SERVER=$!
-for _ in $(seq 600); do
-  grep -q '^HTTP on' "$TMP/out" 2>/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { echo "stratad failed:" >&2; cat "$TMP/log" >&2; exit 1; }
-  sleep 0.1
-done
-PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/out")
-URL=$(sed -n 's/^HTTP on \(.*\)$/\1/p' "$TMP/out")
+SCRIPT=bench/http.sh
+. "$ROOT/bench/stratad.sh"
+start_stratad --http 127.0.0.1:0 --http-threads $((CONNECTIONS + 4)) \
+  --deploy "$BUILD/modules/wordcount.so"
 
 # "units_per_s p50_ms p99_ms" of strata-bench over the binary protocol: workload $1 with
 # $2 requests in flight per connection.

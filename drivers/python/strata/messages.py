@@ -25,7 +25,6 @@ from .wire import (AppendRequest, DeployRequest, DescribeRequest, DestroyRequest
                    InvokeRequest, ListModulesRequest, ReadDepotRequest, RecomputeRequest,
                    Request, SelectPageRequest, SelectRequest, StatsRequest, UpdateRequest,
                    ValueBytes)
-from .wire.AppendResult import AppendResult as _AppendResult
 from .wire.Appended import Appended as _Appended
 from .wire.DepotRecords import DepotRecords as _DepotRecords
 from .wire.Destroyed import Destroyed as _Destroyed
@@ -366,18 +365,10 @@ def _value(tab, slot):
     return decode(data) if data else None
 
 
-def _list(obj, length, item):
-    return [item(obj, i) for i in range(length(obj))]
-
-
 def _init(cls, tab):
     obj = cls()
     obj.Init(tab.Bytes, tab.Pos)
     return obj
-
-
-def _string_list(obj, length, item):
-    return [_str(item(obj, i)) for i in range(length(obj))]
 
 
 def welcome(tab):

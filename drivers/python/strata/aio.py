@@ -156,11 +156,11 @@ class Client:
     # ---- connection ----
 
     async def _connection(self):
+        if self._closed:
+            raise ConnectionLost("the client is closed")
         conn = self._conn
         if conn is not None and not conn.closed:
             return conn
-        if self._closed:
-            raise ConnectionLost("the client is closed")
         if self._connecting is None:  # one attempt at a time; the others wait for it
             self._connecting = asyncio.ensure_future(self._open())
         try:
@@ -183,6 +183,10 @@ class Client:
         try:
             conn.welcome = await self._send(conn, lambda rid: messages.hello(rid, self._client_name),
                                             messages.welcome, ResponseBody.Welcome, request_id=0)
+        except RequestTimeout:  # listening, but not a stratad's binary port (or hung)
+            conn.transport.abort()
+            raise ConnectionLost("cannot connect to %s: no Welcome within %g s"
+                                 % (where, self.timeout)) from None
         except BaseException:
             conn.transport.abort()
             raise
@@ -237,7 +241,7 @@ class Client:
         if self._closed:
             raise ConnectionLost("the client is closed")
         conn = self._conn
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or self._closed:
             conn = await self._connection()
         return await self._send(conn, build, decode_body, expected)
 

@@ -11,6 +11,7 @@ import functools
 import threading
 
 from . import aio
+from .errors import ConnectionLost
 
 __all__ = ["connect", "Client"]
 
@@ -53,7 +54,11 @@ class Client:
 
     def _run(self, coroutine):
         if threading.current_thread() is self._thread:
+            coroutine.close()
             raise RuntimeError("a blocking strata.Client call from its own event loop")
+        if self._loop.is_closed():
+            coroutine.close()
+            raise ConnectionLost("the client is closed")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     @property

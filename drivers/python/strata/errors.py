@@ -54,7 +54,8 @@ def _class_name(code_name):
 
 
 # One subclass per protocol error code: NOT_FOUND -> NotFound, TOPOLOGY_FAILED ->
-# TopologyFailed... (INVALID_ARGUMENT's is also a ValueError, TIMEOUT's a TimeoutError).
+# TopologyFailed... (INVALID_ARGUMENT's and SCHEMA_VIOLATION's are also ValueErrors, TIMEOUT's a
+# TimeoutError).
 _EXTRA_BASES = {"INVALID_ARGUMENT": (ValueError,), "SCHEMA_VIOLATION": (ValueError,),
                 "TIMEOUT": (TimeoutError,)}
 _BY_NUMBER = {}

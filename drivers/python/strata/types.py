@@ -79,7 +79,7 @@ class ModuleInfo:
 
 @dataclass
 class AppendResult:
-    partition: int  # -1 with Ack.NONE
+    partition: int
     offset: int     # -1 with Ack.NONE
     ack_returns: Dict[str, Any] = field(default_factory=dict)  # topology -> value (PROCESSED)
     failure: Optional[Exception] = None  # a strata.TopologyFailed if a topology gave up
@@ -160,7 +160,7 @@ class ServerStats:
 
 @dataclass
 class Stats:
-    server: Optional[ServerStats]  # None when one module's stats were asked for
+    server: Optional[ServerStats]  # the server sends it with one module's stats too
     modules: List[ModuleStats]
 
 

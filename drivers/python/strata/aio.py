@@ -241,7 +241,7 @@ class Client:
         if self._closed:
             raise ConnectionLost("the client is closed")
         conn = self._conn
-        if conn is None or conn.closed or self._closed:
+        if conn is None or conn.closed:
             conn = await self._connection()
         return await self._send(conn, build, decode_body, expected)
 

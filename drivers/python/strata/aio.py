@@ -179,7 +179,8 @@ class Client:
             raise ConnectionLost("cannot connect to %s: no answer within %g s"
                                  % (where, self.timeout)) from None
         except OSError as e:
-            raise ConnectionLost("cannot connect to %s: %s" % (where, e.strerror or e)) from None
+            raise ConnectionLost("cannot connect to %s: %s" % (
+                where, os.strerror(e.errno) if e.errno else e)) from None
         try:
             conn.welcome = await self._send(conn, lambda rid: messages.hello(rid, self._client_name),
                                             messages.welcome, ResponseBody.Welcome, request_id=0)

@@ -106,6 +106,9 @@ class Sink {
   virtual Status Store(const Value& v) = 0;
   // Deletes the root value.
   virtual Status Erase() = 0;
+  // Whether Store and Erase work without a Load first (the sink finds out itself whether a
+  // value was there): a write of the whole root value then skips reading the old one.
+  virtual bool StoresWithoutLoad() const { return false; }
   virtual void AppendLocation(std::string* out) const = 0;
 };
 

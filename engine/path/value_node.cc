@@ -198,8 +198,11 @@ Status ValueNode::Scan(const KeyRange& range, bool reverse, size_t max,
 Status ValueNode::Write(Value v) {
   STRATA_RETURN_IF_ERROR(CheckWritable());
   if (steps_.empty()) {
-    STRATA_RETURN_IF_ERROR(holder_->Load());
+    if (holder_->loaded || !holder_->sink->StoresWithoutLoad()) {
+      STRATA_RETURN_IF_ERROR(holder_->Load());
+    }
     *holder_->value = std::move(v);
+    holder_->loaded = true;
     return MarkWritten();
   }
   STRATA_ASSIGN_OR_RETURN(Value * parent, ResolveParentForWrite());

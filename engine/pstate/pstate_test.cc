@@ -386,6 +386,36 @@ TEST_F(PStateTest, SubindexedSizeIsReadFromItsSizeRecord) {
   EXPECT_EQ(*size, Value(1000));
 }
 
+// A write of a whole element of a subindexed map reads nothing first (one insert finds out
+// whether the element is new): the size counts new elements once, overwrites not at all,
+// also in a caller's transaction and after a removal in it.
+TEST_F(PStateTest, WholeElementWritesKeepTheSizeWithoutReadingFirst) {
+  auto ps = store_.Open("accounts", PStateSchema{AccountsSchema(Layout::kSubindexed)});
+  auto size = [&] {
+    Result<Value> n = ps->SelectOne(s(), 0, Path().Key("alice", "scores").Size());
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? n->as_int() : -1;
+  };
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "art").Set(70)));
+  EXPECT_EQ(size(), 1);
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "art").Set(71)));
+  EXPECT_EQ(size(), 1);
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "bio").Set(80)));
+  EXPECT_EQ(size(), 2);
+  ASSERT_TRUE(s().Begin(true).ok());
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "bio").Remove()));
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "bio").Set(81)));
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "chem").Set(60)));
+  ASSERT_OK(Apply(*ps, s(), Path().Key("alice", "scores", "chem").Set(61)));
+  ASSERT_TRUE(s().Commit().ok());
+  EXPECT_EQ(size(), 3);
+  EXPECT_EQ(*ps->SelectOne(s(), 0, Path().Key("alice", "scores")),
+            ParseOrDie(R"({"art": 71, "bio": 81, "chem": 61})"));
+  // A refused value writes nothing and leaves the size alone.
+  EXPECT_FALSE(Apply(*ps, s(), Path().Key("alice", "scores", "dog").Set("x")).ok());
+  EXPECT_EQ(size(), 3);
+}
+
 // White box: existence is answered by the size record when there is one (it lives only as
 // long as its container), by the entry record otherwise (an empty container that never
 // counted an element). Both kinds of empty container exist; a removed one leaves no record.

@@ -452,12 +452,14 @@ class ElementSink final : public Sink {
         schema_(map_schema),
         record_key_(std::move(record_key)),
         key_(std::move(key)),
-        exists_(exists.value_or(false)),
+        exists_(exists),
         migrate_(migrate) {}
 
   Result<bool> Load(Value* out) override {
-    STRATA_ASSIGN_OR_RETURN(bool found, LoadBlob(ctx_, record_key_, &exists_, out,
-                                                 [this] { return LocationOf(*this); }));
+    bool found = false;
+    STRATA_RETURN_IF_ERROR(
+        LoadBlob(ctx_, record_key_, &found, out, [this] { return LocationOf(*this); }).status());
+    exists_ = found;
     if (found && migrate_) {
       STRATA_ASSIGN_OR_RETURN(*out, Migrate(*ctx_->migration, schema_.value(), *out,
                                             [this] { return LocationOf(*this); }));
@@ -465,24 +467,39 @@ class ElementSink final : public Sink {
     return found;
   }
 
+  // Not for a root map under migration, whose old values Load migrates.
+  bool StoresWithoutLoad() const override { return !migrate_; }
+
   Status Store(const Value& v) override {
-    if (!exists_) STRATA_RETURN_IF_ERROR(map_->CheckNewChild(key_));
+    if (!exists_.value_or(false)) STRATA_RETURN_IF_ERROR(map_->CheckNewChild(key_));
     STRATA_RETURN_IF_ERROR(
         ValidateValueAt(schema_.value(), v, [this] { return LocationOf(*this); }));
+    const std::string bytes = EncodeBlob(v);
     if (!exists_) {
+      // Never loaded: one insert tells whether the element is new (the usual case for a
+      // write of a whole element), and an element that was there is overwritten.
+      STRATA_RETURN_IF_ERROR(map_->EnsureExists());
+      STRATA_ASSIGN_OR_RETURN(bool inserted,
+                              ctx_->session->Insert(ctx_->table, record_key_, bytes));
+      if (inserted) STRATA_RETURN_IF_ERROR(map_->AdjustSize(+1));
+      if (!inserted) STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, bytes));
+      exists_ = true;
+      return Status::Ok();
+    }
+    if (!*exists_) {
       STRATA_RETURN_IF_ERROR(map_->EnsureExists());
       STRATA_RETURN_IF_ERROR(map_->AdjustSize(+1));
     }
-    STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, EncodeBlob(v)));
+    STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, bytes));
     exists_ = true;
     return Status::Ok();
   }
 
   Status Erase() override {
-    if (!exists_) return Status::Ok();
-    STRATA_RETURN_IF_ERROR(ctx_->session->Remove(ctx_->table, record_key_).status());
+    if (exists_.has_value() && !*exists_) return Status::Ok();
+    STRATA_ASSIGN_OR_RETURN(bool removed, ctx_->session->Remove(ctx_->table, record_key_));
     exists_ = false;
-    return map_->AdjustSize(-1);
+    return removed ? map_->AdjustSize(-1) : Status::Ok();
   }
 
   void AppendLocation(std::string* out) const override { map_->AppendChildLocation(key_, out); }
@@ -493,7 +510,7 @@ class ElementSink final : public Sink {
   const Schema& schema_;
   std::string record_key_;
   Value key_;
-  bool exists_;  // unknown counts as absent until Load
+  std::optional<bool> exists_;  // unknown until Load or a write
   bool migrate_;
 };
 

@@ -639,6 +639,7 @@ class Session::Impl {
   struct Slot {
     WT_CURSOR* cursor = nullptr;
     WT_CURSOR* scan_cursor = nullptr;
+    WT_CURSOR* insert_cursor = nullptr;  // byte-keyed tables: overwrite=false, for Insert
     bool scan_busy = false;
     TableKind kind = TableKind::kBytes;
     std::string name;
@@ -650,6 +651,15 @@ class Session::Impl {
       STRATA_ASSIGN_OR_RETURN(slot->cursor, OpenCursor(*slot));
     }
     return CursorRef(slot->cursor, nullptr, false);
+  }
+
+  // A cursor whose inserts fail with WT_DUPLICATE_KEY on a present key (byte-keyed tables).
+  Result<CursorRef> InsertCursor(TableId id) {
+    STRATA_ASSIGN_OR_RETURN(Slot * slot, SlotFor(id, TableKind::kBytes));
+    if (slot->insert_cursor == nullptr) {
+      STRATA_ASSIGN_OR_RETURN(slot->insert_cursor, OpenCursor(*slot, "overwrite=false"));
+    }
+    return CursorRef(slot->insert_cursor, nullptr, false);
   }
 
   Result<CursorRef> ScanCursor(TableId id, TableKind kind) {
@@ -671,6 +681,7 @@ class Session::Impl {
     Slot& slot = slots_[id];
     if (slot.cursor != nullptr) slot.cursor->close(slot.cursor);
     if (slot.scan_cursor != nullptr) slot.scan_cursor->close(slot.scan_cursor);
+    if (slot.insert_cursor != nullptr) slot.insert_cursor->close(slot.insert_cursor);
     slot = Slot();
   }
 
@@ -679,6 +690,7 @@ class Session::Impl {
   void Rollback();
   Result<bool> Get(TableId table, std::string_view key, std::string* value);
   Status Put(TableId table, std::string_view key, std::string_view value);
+  Result<bool> Insert(TableId table, std::string_view key, std::string_view value);
   Result<bool> Remove(TableId table, std::string_view key);
   Status Scan(TableId table, std::string_view begin, std::string_view end, bool reverse,
               const std::function<bool(std::string_view, std::string_view)>& fn);
@@ -711,13 +723,14 @@ class Session::Impl {
         (actual == TableKind::kBytes ? "Get/Put/Remove/Scan" : "record") + " API for it");
   }
 
-  Result<WT_CURSOR*> OpenCursor(const Slot& slot) {
+  // `config` null: the table kind's default. Log records are written once (a depot offset
+  // is never reused), so an insert at an existing key fails with WT_DUPLICATE_KEY instead
+  // of replacing the record.
+  Result<WT_CURSOR*> OpenCursor(const Slot& slot, const char* config = nullptr) {
     ErrorCapture capture;
     WT_CURSOR* cursor = nullptr;
     std::string uri = TableUri(slot.name);
-    // Log records are written once (a depot offset is never reused), so an insert at an
-    // existing key fails with WT_DUPLICATE_KEY instead of replacing the record.
-    const char* config = slot.kind == TableKind::kLog ? "overwrite=false" : nullptr;
+    if (config == nullptr && slot.kind == TableKind::kLog) config = "overwrite=false";
     int ret = session_->open_cursor(session_, uri.c_str(), nullptr, config, &cursor);
     if (ret != 0) return capture.ToStatus(ret, "opening a cursor on table '" + slot.name + "'");
     return cursor;
@@ -1168,6 +1181,9 @@ Result<bool> Session::Get(TableId table, std::string_view key, std::string* valu
 Status Session::Put(TableId table, std::string_view key, std::string_view value) {
   return impl_->Put(table, key, value);
 }
+Result<bool> Session::Insert(TableId table, std::string_view key, std::string_view value) {
+  return impl_->Insert(table, key, value);
+}
 Result<bool> Session::Remove(TableId table, std::string_view key) {
   return impl_->Remove(table, key);
 }
@@ -1272,6 +1288,21 @@ Status Session::Impl::Put(TableId table, std::string_view key, std::string_view 
   int ret = cursor->insert(cursor.get());
   if (ret != 0) return capture.ToStatus(ret, "writing to table '" + slots_[table].name + "'");
   return Status::Ok();
+}
+
+Result<bool> Session::Impl::Insert(TableId table, std::string_view key, std::string_view value) {
+  OpGuard guard(this);
+  STRATA_RETURN_IF_ERROR(CheckKey(key, "Insert"));
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, InsertCursor(table));
+  ErrorCapture capture;
+  WT_ITEM key_item = Item(key);
+  WT_ITEM value_item = Item(value);
+  cursor->set_key(cursor.get(), &key_item);
+  cursor->set_value(cursor.get(), &value_item);
+  int ret = cursor->insert(cursor.get());
+  if (ret == WT_DUPLICATE_KEY) return false;
+  if (ret != 0) return capture.ToStatus(ret, "writing to table '" + slots_[table].name + "'");
+  return true;
 }
 
 Result<bool> Session::Impl::Remove(TableId table, std::string_view key) {

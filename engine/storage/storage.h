@@ -171,6 +171,9 @@ class Session {
   // Returns false when the key is absent.
   Result<bool> Get(TableId table, std::string_view key, std::string* value);
   Status Put(TableId table, std::string_view key, std::string_view value);
+  // Writes the record only when the key is absent; returns whether it wrote (one search,
+  // where Get then Put is two).
+  Result<bool> Insert(TableId table, std::string_view key, std::string_view value);
   // Returns false when the key was absent.
   Result<bool> Remove(TableId table, std::string_view key);
   // Visits keys in [begin, end) in ascending order (descending when `reverse`), calling

@@ -236,6 +236,30 @@ TEST_F(StorageTest, PutGetRemove) {
   EXPECT_EQ(MustGet(*session_, table_, "a"), "<absent>");
 }
 
+TEST_F(StorageTest, InsertWritesOnlyAnAbsentKeyAndLeavesTheTransactionUsable) {
+  auto inserted = session_->Insert(table_, "k", "1");
+  ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
+  EXPECT_TRUE(*inserted);
+  inserted = session_->Insert(table_, "k", "2");
+  ASSERT_TRUE(inserted.ok()) << inserted.status().ToString();
+  EXPECT_FALSE(*inserted);
+  EXPECT_EQ(MustGet(*session_, table_, "k"), "1");
+  // In a transaction: a refused insert is not an error the transaction must roll back for,
+  // and a key written earlier in it counts as present.
+  ASSERT_TRUE(session_->Begin(true).ok());
+  ASSERT_TRUE(session_->Put(table_, "t", "x").ok());
+  inserted = session_->Insert(table_, "t", "y");
+  ASSERT_TRUE(inserted.ok());
+  EXPECT_FALSE(*inserted);
+  inserted = session_->Insert(table_, "u", "z");
+  ASSERT_TRUE(inserted.ok());
+  EXPECT_TRUE(*inserted);
+  ASSERT_TRUE(session_->Commit().ok());
+  EXPECT_EQ(MustGet(*session_, table_, "t"), "x");
+  EXPECT_EQ(MustGet(*session_, table_, "u"), "z");
+  EXPECT_FALSE(session_->Insert(table_, "", "v").ok());
+}
+
 TEST_F(StorageTest, MetricsReportTheCacheAndTimeEveryFlush) {
   const StorageMetrics before = storage_->Metrics();
   EXPECT_GT(before.cache_bytes, 0);

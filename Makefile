@@ -46,6 +46,11 @@ bench-http: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
 	bench/http.sh
 
+.PHONY: bench-latency
+bench-latency: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
+	bench/latency.sh
+
 .PHONY: bench-python
 bench-python: deps $(BUILD_DIR)/CMakeCache.txt
 	scripts/install-deps.sh --peers

@@ -22,5 +22,5 @@ start_stratad() {
     sleep 0.1
   done
   PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/out")
-  URL=$(sed -n 's/^HTTP on \(.*\)$/\1/p' "$TMP/out")
+  URL=$(sed -n 's/^HTTP on \(.*\)\/$/\1/p' "$TMP/out")  # no trailing slash
 }

@@ -139,6 +139,19 @@ void EngineFamilies(const EngineMetrics& m, Exposition& out) {
              "Group-commit log flushes (one fsync of the WiredTiger log each) and their "
              "durations since the server started.");
   out.Histogram("strata_log_flush_duration_seconds", {}, m.log_flushes);
+  out.Family("strata_append_phase_seconds", "histogram",
+             "Where client appends that reached their ack level spent their time, one "
+             "observation per request: queued (admitted to depot append start), appended "
+             "(the depot transaction), flush_wait (commit to durable), processing (durable to "
+             "every topology done; ack processed only).");
+  const std::pair<const char*, const HistogramSnapshot*> phases[] = {
+      {"queued", &m.append_phases.queued},
+      {"appended", &m.append_phases.appended},
+      {"flush_wait", &m.append_phases.flush_wait},
+      {"processing", &m.append_phases.processing}};
+  for (const auto& [phase, histogram] : phases) {
+    out.Histogram("strata_append_phase_seconds", {{"phase", phase}}, *histogram);
+  }
 }
 
 void ServerFamilies(const ServerCounters& counters, Exposition& out) {

@@ -16,6 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 SERIES = [
     ("request (server: decoded to response queued)", "strata_request_duration_seconds",
      {"protocol": "binary", "kind": "append"}),
+    ("append: queued (admitted to depot append start)", "strata_append_phase_seconds",
+     {"phase": "queued"}),
+    ("append: depot transaction", "strata_append_phase_seconds", {"phase": "appended"}),
+    ("append: flush wait (commit to durable)", "strata_append_phase_seconds",
+     {"phase": "flush_wait"}),
+    ("append: processing (durable to processed)", "strata_append_phase_seconds",
+     {"phase": "processing"}),
     ("step (a record's ops, no commit)", "strata_step_duration_seconds", {}),
     ("log flush (one fsync of the log: group commit)", "strata_log_flush_duration_seconds", {}),
 ]

@@ -3,13 +3,42 @@
 // Threading: any thread (task threads, the storage flusher); see ack_tree.h.
 #include "runtime/ack_tree.h"
 
+#include <chrono>
+
 #include "runtime/engine_impl.h"
 
 namespace strata::runtime {
 
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+// Observes the interval between two marks when both were reached.
+void ObserveBetween(DurationHistogram& h, int64_t from, int64_t to) {
+  if (from != 0 && to != 0) h.Observe(std::chrono::nanoseconds(to - from));
+}
+
+}  // namespace
+
 void ClientBatch::RecordReached() {
   if (remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (finished.exchange(true)) return;
+  if (phases != nullptr) {
+    const int64_t durable = times.durable.load(std::memory_order_relaxed);
+    const int64_t committed = times.append_committed.load(std::memory_order_relaxed);
+    ObserveBetween(phases->queued, times.admitted.load(std::memory_order_relaxed),
+                   times.append_started.load(std::memory_order_relaxed));
+    ObserveBetween(phases->appended, times.append_started.load(std::memory_order_relaxed),
+                   committed);
+    ObserveBetween(phases->flush_wait, committed, durable);
+    if (level == AckLevel::kProcessed || level == AckLevel::kProcessedStreams) {
+      ObserveBetween(phases->processing, durable, SteadyNowNs());
+    }
+  }
   done(std::move(results));
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "strata/engine.h"
+#include "strata/histogram.h"
 #include "strata/module.h"
 #include "strata/thread_annotations.h"
 
@@ -24,6 +25,29 @@ namespace strata::runtime {
 
 struct ModuleRuntime;
 struct TopologyRun;
+
+// Where client appends spend their time (EngineMetrics::append_phases), one observation per
+// batch that reached its level: see EngineMetrics.
+struct AppendPhaseHistograms {
+  DurationHistogram queued;
+  DurationHistogram appended;
+  DurationHistogram flush_wait;
+  DurationHistogram processing;
+};
+
+// Steady-clock nanoseconds (0: not yet) at which a client batch got somewhere; each is set
+// once, by the first of its records to get there (MarkOnce).
+struct BatchTimes {
+  std::atomic<int64_t> admitted{0};
+  std::atomic<int64_t> append_started{0};
+  std::atomic<int64_t> append_committed{0};
+  std::atomic<int64_t> durable{0};
+};
+int64_t SteadyNowNs();
+inline void MarkOnce(std::atomic<int64_t>& mark, int64_t now) {
+  int64_t unset = 0;
+  mark.compare_exchange_strong(unset, now, std::memory_order_relaxed);
+}
 
 // The client side of one AppendAsync call: one result per record, completed when each
 // record reaches the requested level.
@@ -35,6 +59,10 @@ struct ClientBatch {
   // The first `permits` records each release one permit when complete. Set when the batch
   // is admitted, before its records are posted.
   int64_t permits = 0;
+
+  // Set at creation; `phases` (may be null) gets the batch's times when it succeeds.
+  BatchTimes times;
+  AppendPhaseHistograms* phases = nullptr;
 
   // Records that record `index` reached the level; calls `done` after the last one.
   void RecordReached();

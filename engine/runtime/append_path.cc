@@ -147,6 +147,8 @@ void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::st
   auto batch = std::make_shared<ClientBatch>();
   batch->level = level;
   batch->done = std::move(done);
+  batch->times.admitted.store(SteadyNowNs(), std::memory_order_relaxed);
+  batch->phases = &append_phases_;
   batch->results.resize(records.size());
   batch->remaining.store(static_cast<int64_t>(records.size()));
   std::vector<std::vector<AppendItem>> by_partition(m->partitions);
@@ -279,7 +281,17 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
         return Status::Ok();
       };
     }
+    const int64_t started = SteadyNowNs();
+    for (const AppendItem& item : items) {
+      if (item.batch) MarkOnce(item.batch->times.append_started, started);
+    }
     first = m->depots[depot]->AppendBatch(thread.session(), partition, views, remove_outbox_rows);
+    if (first.ok()) {
+      const int64_t committed = SteadyNowNs();
+      for (const AppendItem& item : items) {
+        if (item.batch) MarkOnce(item.batch->times.append_committed, committed);
+      }
+    }
   }
   if (!first.ok()) {
     const Status error(first.status().code(), "appending to depot " + m->def->depots[depot].name +
@@ -360,7 +372,9 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
   }
   if (!flushed.empty()) {
     storage_->WhenDurable([this, flushed = std::move(flushed)](Status st) {
+      const int64_t durable = SteadyNowNs();
       for (const std::shared_ptr<AckNode>& node : flushed) {
+        if (node->batch) MarkOnce(node->batch->times.durable, durable);
         if (node->batch) {
           if (!st.ok()) {
             node->batch->Fail(Status(st.code(), "flushing the log failed: " + st.message()));

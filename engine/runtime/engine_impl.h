@@ -395,6 +395,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<QueryExecutor> queries_;
   std::unique_ptr<Ticker> ticker_;  // started once the deployed modules are loaded
   InFlightLimit limit_;
+  AppendPhaseHistograms append_phases_;  // client appends' times (EngineMetrics::append_phases)
   MetricsRegistry metrics_;
   std::atomic<bool> closing_{false};
   bool closed_ = false;  // Close() ran (the destructor's thread or Close's caller only)

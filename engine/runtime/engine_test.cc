@@ -133,6 +133,18 @@ TEST_F(EngineTest, MetricsCountAppendsStepsProgressAndFlushes) {
   EXPECT_EQ(after.in_flight_records, 0);
   // The processed acks waited for durability: the flusher fsync'd at least once.
   EXPECT_GT(after.log_flushes.count(), before.log_flushes.count());
+  // One append call (three records): one observation of each phase, processing included.
+  for (const auto* phase :
+       {&EngineMetrics::AppendPhases::queued, &EngineMetrics::AppendPhases::appended,
+        &EngineMetrics::AppendPhases::flush_wait, &EngineMetrics::AppendPhases::processing}) {
+    EXPECT_EQ((after.append_phases.*phase).count(), (before.append_phases.*phase).count() + 1);
+  }
+  // An append acknowledged when durable has no processing phase.
+  ASSERT_TRUE(
+      engine_->AppendBatch("rt_test", "*sentences", {Value("x")}, AckLevel::kAppended).ok());
+  const EngineMetrics appended = engine_->Metrics();
+  EXPECT_EQ(appended.append_phases.flush_wait.count(), after.append_phases.flush_wait.count() + 1);
+  EXPECT_EQ(appended.append_phases.processing.count(), after.append_phases.processing.count());
 }
 
 TEST_F(EngineTest, ConcurrentProducersKeepPerPartitionOrder) {

@@ -424,6 +424,9 @@ EngineMetrics EngineImpl::Metrics() {
   metrics.checkpoint_seconds = storage.checkpoint_seconds;
   metrics.last_checkpoint_seconds = storage.last_checkpoint_seconds;
   metrics.log_flushes = storage.log_flushes;
+  metrics.append_phases = {append_phases_.queued.Snapshot(), append_phases_.appended.Snapshot(),
+                           append_phases_.flush_wait.Snapshot(),
+                           append_phases_.processing.Snapshot()};
   return metrics;
 }
 

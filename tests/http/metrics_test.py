@@ -36,6 +36,7 @@ FAMILIES = {
     "strata_checkpoint_duration_seconds": "summary",
     "strata_checkpoint_last_duration_seconds": "gauge",
     "strata_log_flush_duration_seconds": "histogram",
+    "strata_append_phase_seconds": "histogram",
     "strata_request_duration_seconds": "histogram",
     "strata_requests_total": "counter",
     "strata_open_connections": "gauge",
@@ -173,6 +174,8 @@ class MetricsTest(unittest.TestCase):
         self.assertGreater(moved("strata_step_duration_seconds_sum", kind="stream", **topology), 0)
         # The processed acks waited for the group commit's fsyncs.
         self.assertGreater(moved("strata_log_flush_duration_seconds_count"), 0)
+        for phase in ("queued", "appended", "flush_wait", "processing"):
+            self.assertGreater(moved("strata_append_phase_seconds_count", phase=phase), 0, phase)
         # Requests, by protocol and kind: the 4 REST appends, the REST point select, the
         # shell's hello, modules and select-one over the binary protocol.
         self.assertEqual(moved("strata_request_duration_seconds_count",

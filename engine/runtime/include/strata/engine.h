@@ -299,6 +299,16 @@ struct EngineMetrics {
   double last_checkpoint_seconds = 0;
   // The group commit's log flushes (one fsync each) since Open.
   HistogramSnapshot log_flushes;
+  // Where client appends that reached their ack level spent their time, one observation per
+  // AppendAsync call (a batch spread over partitions: its first record to get there).
+  struct AppendPhases {
+    HistogramSnapshot queued;      // admitted -> its depot append starts on the owner thread
+    HistogramSnapshot appended;    // the depot append's transaction, start -> commit
+    HistogramSnapshot flush_wait;  // commit -> durable: waiting for the group commit's fsync
+    // durable -> every consuming topology done, its event groups committed and durable
+    // (ack processed only)
+    HistogramSnapshot processing;
+  } append_phases;
 };
 
 class Engine {

@@ -68,10 +68,18 @@ def test_ack_returns_and_failures_of_a_topology(client):
     assert again.ack_returns["register"] == {"id": registered["id"], "status": "taken"}
     assert client.select_one("profiles", "$$profiles", Path().key(registered["id"])) == {
         "username": "py-alice", "display_name": "Alice"}
-    refused = client.append("bank", "*deposits", {"account": "py-a", "amount": -5})
-    assert isinstance(refused.failure, strata.TopologyFailed)
-    assert refused.failure.code == "TOPOLOGY_FAILED"
-    assert "amount" in refused.failure.message
+    # One record: the failure is raised, with the record's result (it is in the depot).
+    with pytest.raises(strata.TopologyFailed) as failed:
+        client.append("bank", "*deposits", {"account": "py-a", "amount": -5})
+    assert failed.value.code == "TOPOLOGY_FAILED" and "amount" in failed.value.message
+    assert failed.value.result.offset >= 0
+    assert client.read_depot("bank", "*deposits", partition=failed.value.result.partition,
+                             from_offset=failed.value.result.offset)[0].value["amount"] == -5
+    # A batch: per record.
+    results = client.append_batch("bank", "*deposits", [{"account": "py-a", "amount": 5},
+                                                        {"account": "py-a", "amount": -6}])
+    assert results[0].failure is None
+    assert isinstance(results[1].failure, strata.TopologyFailed)
 
 
 def test_select_select_one_and_paths(client):
@@ -137,7 +145,7 @@ def test_read_depot(client):
 
 
 def test_stats(client):
-    client.append("bank", "*deposits", {"account": "py-stats", "amount": -1})
+    client.append_batch("bank", "*deposits", [{"account": "py-stats", "amount": -1}])
     everything = client.stats()
     assert everything.server.connections >= 1 and everything.server.requests > 0
     assert {m.module for m in everything.modules} >= {"bank", "wordcount"}

@@ -288,12 +288,18 @@ class Client:
                                 messages.destroyed, ResponseBody.Destroyed)
 
     async def append(self, module, depot, record, ack=Ack.PROCESSED):
-        """Appends one record; answers its AppendResult (partition, offset, ack_returns,
-        failure)."""
+        """Appends one record; answers its AppendResult (partition, offset, ack_returns).
+        A topology that gave up on the record (it is in the depot) raises
+        strata.TopologyFailed, whose ``result`` is the AppendResult (as the C++ driver's
+        Append; append_batch reports failures per record instead)."""
         data = [_encoded("record", record)]
         results = await self._call(lambda rid: messages.append(rid, module, depot, data, int(ack)),
                                    messages.appended, ResponseBody.Appended)
-        return results[0]
+        result = results[0]
+        if result.failure is not None:
+            result.failure.result = result
+            raise result.failure
+        return result
 
     async def append_batch(self, module, depot, records, ack=Ack.PROCESSED):
         """Appends records in one request; answers one AppendResult per record, in order."""

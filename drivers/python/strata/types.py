@@ -82,7 +82,9 @@ class AppendResult:
     partition: int
     offset: int     # -1 with Ack.NONE
     ack_returns: Dict[str, Any] = field(default_factory=dict)  # topology -> value (PROCESSED)
-    failure: Optional[Exception] = None  # a strata.TopologyFailed if a topology gave up
+    # append_batch: a strata.TopologyFailed if a topology gave up on the record (append
+    # raises it instead)
+    failure: Optional[Exception] = None
 
 
 @dataclass

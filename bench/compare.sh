@@ -112,7 +112,7 @@ row() {
   jq -cn --arg variant "$variant" --arg config "$config" --arg unit "$unit/s" --arg ok "$s_ok" \
     --arg strata "$s_units $s_p50 $s_p99 $s_p999" --arg postgres "$p_units $p_p50 $p_p99 $p_p999" \
     --arg redis "$r_units $r_p50 $r_p99 $r_p999" --arg redis_always "$a_units $a_p50 $a_p99 $a_p999" '
-    def num: if . == "-" or . == "" then null else tonumber end;
+    def num: if . == "-" or . == "" or . == "null" then null else tonumber end;
     def figures($f): ($f | split(" ") | map(num)) as $v
       | {rate: $v[0], p50_ms: $v[1], p99_ms: $v[2], p999_ms: $v[3]};
     def ratio($a; $b): if $a.rate == null or $b.rate == null or $b.rate == 0 then empty

@@ -150,8 +150,10 @@ STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 MACHINE="Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), \
 $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, $(uname -sr), ~$(fsync_rate) synchronous 4 KiB writes/s in ${TMPDIR:-/tmp}"
 SETTINGS="Each variant: $CONNECTIONS connections, ${WARMUP} s warmup, ${DURATION} s measured; Strata: a fresh stratad (--spawn), ack processed"
-out "$MACHINE"
-out "$SETTINGS"
+# Ended by a backslash (a Markdown line break), so that the three lines stay three lines
+# once pasted into docs/performance.md.
+out "$MACHINE\\"
+out "$SETTINGS\\"
 out "Commit: $COMMIT, started $STARTED"
 out ""
 out "| variant | configuration | unit | Strata rate / p50 / p99 ms | p99.9 ms | PostgreSQL rate | p50 / p99 ms | Strata ÷ PG | Redis (no durability) rate | p50 / p99 ms | Strata ÷ Redis | Redis (appendfsync always) rate | p50 / p99 ms | Strata ÷ Redis always |"

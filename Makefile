@@ -79,13 +79,17 @@ bench-microbatch: deps $(BUILD_DIR)/CMakeCache.txt
 	$(BUILD_DIR)/bin/bench_microbatch --records=$(MICROBATCH_RECORDS) --rounds=$(MICROBATCH_ROUNDS) \
 	  --rate=$(MICROBATCH_RATE)
 
-# Strata side by side with PostgreSQL and Redis on W1-W5 (bench/compare.sh,
-# docs/performance.md): installs the peers, then COMPARE_SECONDS measured per variant.
+# Strata side by side with PostgreSQL and Redis (without persistence, and with appendfsync
+# always) on W1-W5 (bench/compare.sh, docs/performance.md): installs the peers, then
+# COMPARE_SECONDS measured per variant. The Markdown table goes to stdout and
+# $(BUILD_DIR)/compare.md, its JSON to $(BUILD_DIR)/compare.json (compare with an earlier run:
+# bench/compare-diff.py bench/results/compare-<date>.json $(BUILD_DIR)/compare.json).
 COMPARE_SECONDS ?= 10
 .PHONY: compare
 compare: build
 	scripts/install-deps.sh --peers
-	bench/compare.sh all --duration $(COMPARE_SECONDS)
+	bench/compare.sh all --duration $(COMPARE_SECONDS) --json $(BUILD_DIR)/compare.json \
+	  --markdown $(BUILD_DIR)/compare.md
 
 # The crash harness (tests/crash): ROUNDS kill -9 of stratad during a mixed workload, ROUNDS
 # of each lifecycle operation (update, recompute, rescale) plus the bank migration, and

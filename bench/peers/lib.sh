@@ -4,7 +4,8 @@
 #
 # Every result is printed as one line
 #   RESULT peer=<postgres|redis> variant=<W1-closed|...> units_per_s=<n> p50_ms=<n>
-#          p99_ms=<n> p999_ms=<n> [deliveries_per_s=<n>] [check=<text>]
+#          p99_ms=<n> p999_ms=<n> [deliveries_per_s=<n>] [appendfsync=<no|always>]
+#          [aof_bytes=<n>] [check=<text>]
 # which bench/compare.sh reads.
 
 PEERS_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -71,20 +72,54 @@ pg_stop() {
   PG_PID=""
 }
 
-# redis_start: redis-server on 127.0.0.1 on a free port, no persistence (no RDB, no AOF).
+# redis_start [no|always]: redis-server on 127.0.0.1 on a free port, never RDB snapshots.
+# `no` (the default): no persistence at all. `always`: an append-only file in
+# $PEERS_TMP/redis/appendonlydir with `appendfsync always` (every write command written and
+# fsync'd before its reply, as Strata acks an append once its log is fsync'd), no automatic
+# AOF rewrite (a forked rewrite would fall into some measured intervals and not others).
+# Checks with CONFIG GET that the server runs with that setting. Sets REDIS_PORT.
 redis_start() {
+  local mode=${1:-no} persistence
   command -v redis-server >/dev/null || peers_die "Redis is not installed: run scripts/install-deps.sh --peers"
+  command -v redis-cli >/dev/null || peers_die "redis-cli is not installed: run scripts/install-deps.sh --peers"
   peers_tmpdir
+  mkdir -p "$PEERS_TMP/redis"
+  case "$mode" in
+    no) persistence=(--appendonly no) ;;
+    always) persistence=(--appendonly yes --appendfsync always --auto-aof-rewrite-percentage 0) ;;
+    *) peers_die "redis_start: unknown mode '$mode' (no or always)" ;;
+  esac
   REDIS_PORT=$(peers_free_port)
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$PEERS_TMP" --logfile "$PEERS_TMP/redis.log" &
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" "${persistence[@]}" \
+    --dir "$PEERS_TMP/redis" --logfile "$PEERS_TMP/redis/redis.log" &
   REDIS_PID=$!
   for _ in $(seq 100); do
     redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
     sleep 0.1
   done
-  redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || peers_die "redis-server did not start"
-  peers_log "$(redis-server --version | awk '{print $1, $3}') on 127.0.0.1:$REDIS_PORT (no persistence)"
+  redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG ||
+    peers_die "redis-server did not start: $(tail -5 "$PEERS_TMP/redis/redis.log" 2>/dev/null)"
+  local appendonly appendfsync
+  appendonly=$(redis_config appendonly)
+  appendfsync=$(redis_config appendfsync)
+  if [ "$mode" = always ]; then
+    [ "$appendonly" = yes ] && [ "$appendfsync" = always ] ||
+      peers_die "redis-server runs with appendonly $appendonly, appendfsync $appendfsync (wanted yes, always)"
+    peers_log "$(redis-server --version | awk '{print $1, $3}') on 127.0.0.1:$REDIS_PORT (appendonly $appendonly, appendfsync $appendfsync, AOF in $PEERS_TMP/redis/$(redis_config appenddirname))"
+  else
+    [ "$appendonly" = no ] || peers_die "redis-server runs with appendonly $appendonly (wanted no)"
+    peers_log "$(redis-server --version | awk '{print $1, $3}') on 127.0.0.1:$REDIS_PORT (no persistence)"
+  fi
+}
+
+# redis_config NAME: the running server's value of a configuration parameter.
+redis_config() {
+  redis-cli -p "$REDIS_PORT" config get "$1" | sed -n 2p
+}
+
+# redis_aof_size: bytes of the running server's append-only file (INFO persistence).
+redis_aof_size() {
+  redis-cli -p "$REDIS_PORT" info persistence | tr -d '\r' | sed -n 's/^aof_current_size://p'
 }
 
 redis_stop() {

@@ -134,7 +134,8 @@ TEST_F(EngineTest, MetricsCountAppendsStepsProgressAndFlushes) {
   // The processed acks waited for durability: the flusher fsync'd at least once.
   EXPECT_GT(after.log_flushes.count(), before.log_flushes.count());
   // One append call (three records): one observation of each phase, processing included.
-  for (const auto* phase :
+  using Phase = HistogramSnapshot EngineMetrics::AppendPhases::*;
+  for (Phase phase :
        {&EngineMetrics::AppendPhases::queued, &EngineMetrics::AppendPhases::appended,
         &EngineMetrics::AppendPhases::flush_wait, &EngineMetrics::AppendPhases::processing}) {
     EXPECT_EQ((after.append_phases.*phase).count(), (before.append_phases.*phase).count() + 1);

@@ -471,26 +471,22 @@ class ElementSink final : public Sink {
   bool StoresWithoutLoad() const override { return !migrate_; }
 
   Status Store(const Value& v) override {
-    if (!exists_.value_or(false)) STRATA_RETURN_IF_ERROR(map_->CheckNewChild(key_));
+    const bool maybe_new = !exists_.value_or(false);
+    if (maybe_new) STRATA_RETURN_IF_ERROR(map_->CheckNewChild(key_));
     STRATA_RETURN_IF_ERROR(
         ValidateValueAt(schema_.value(), v, [this] { return LocationOf(*this); }));
     const std::string bytes = EncodeBlob(v);
-    if (!exists_) {
+    if (maybe_new) STRATA_RETURN_IF_ERROR(map_->EnsureExists());
+    bool added = maybe_new;
+    if (exists_) {
+      STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, bytes));
+    } else {
       // Never loaded: one insert tells whether the element is new (the usual case for a
-      // write of a whole element), and an element that was there is overwritten.
-      STRATA_RETURN_IF_ERROR(map_->EnsureExists());
-      STRATA_ASSIGN_OR_RETURN(bool inserted,
-                              ctx_->session->Insert(ctx_->table, record_key_, bytes));
-      if (inserted) STRATA_RETURN_IF_ERROR(map_->AdjustSize(+1));
-      if (!inserted) STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, bytes));
-      exists_ = true;
-      return Status::Ok();
+      // write of a whole element); an element that was there is overwritten.
+      STRATA_ASSIGN_OR_RETURN(added, ctx_->session->Insert(ctx_->table, record_key_, bytes));
+      if (!added) STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, bytes));
     }
-    if (!*exists_) {
-      STRATA_RETURN_IF_ERROR(map_->EnsureExists());
-      STRATA_RETURN_IF_ERROR(map_->AdjustSize(+1));
-    }
-    STRATA_RETURN_IF_ERROR(ctx_->session->Put(ctx_->table, record_key_, bytes));
+    if (added) STRATA_RETURN_IF_ERROR(map_->AdjustSize(+1));
     exists_ = true;
     return Status::Ok();
   }

@@ -28,12 +28,11 @@ void ClientBatch::RecordReached() {
   if (remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (finished.exchange(true)) return;
   if (phases != nullptr) {
-    const int64_t durable = times.durable.load(std::memory_order_relaxed);
+    const int64_t started = times.append_started.load(std::memory_order_relaxed);
     const int64_t committed = times.append_committed.load(std::memory_order_relaxed);
-    ObserveBetween(phases->queued, times.admitted.load(std::memory_order_relaxed),
-                   times.append_started.load(std::memory_order_relaxed));
-    ObserveBetween(phases->appended, times.append_started.load(std::memory_order_relaxed),
-                   committed);
+    const int64_t durable = times.durable.load(std::memory_order_relaxed);
+    ObserveBetween(phases->queued, times.admitted.load(std::memory_order_relaxed), started);
+    ObserveBetween(phases->appended, started, committed);
     ObserveBetween(phases->flush_wait, committed, durable);
     if (level == AckLevel::kProcessed || level == AckLevel::kProcessedStreams) {
       ObserveBetween(phases->processing, durable, SteadyNowNs());

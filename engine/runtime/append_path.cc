@@ -192,9 +192,7 @@ void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::st
 
 Status EngineImpl::DiskRoomForAppends() {
   if (options_.min_free_disk_bytes == 0) return Status::Ok();
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = SteadyNowNs();
   int64_t checked = disk_checked_ns_.load(std::memory_order_relaxed);
   if ((checked == 0 || now - checked >= std::chrono::nanoseconds(kDiskCheckInterval).count()) &&
       disk_checked_ns_.compare_exchange_strong(checked, now)) {  // one caller reads it
@@ -266,9 +264,11 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     std::vector<std::string_view> views;
     views.reserve(items.size());
     bool from_outbox = false;
+    const int64_t started = SteadyNowNs();
     for (const AppendItem& item : items) {
       views.push_back(item.bytes);
       from_outbox = from_outbox || !item.outbox_key.empty();
+      if (item.batch) MarkOnce(item.batch->times.append_started, started);
     }
     // Topology appends leave the outbox in the transaction that appends them.
     std::function<Status(Session&)> remove_outbox_rows;
@@ -280,10 +280,6 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
         }
         return Status::Ok();
       };
-    }
-    const int64_t started = SteadyNowNs();
-    for (const AppendItem& item : items) {
-      if (item.batch) MarkOnce(item.batch->times.append_started, started);
     }
     first = m->depots[depot]->AppendBatch(thread.session(), partition, views, remove_outbox_rows);
     if (first.ok()) {
@@ -374,8 +370,8 @@ void EngineImpl::RunAppend(TaskThread& thread, const std::shared_ptr<ModuleRunti
     storage_->WhenDurable([this, flushed = std::move(flushed)](Status st) {
       const int64_t durable = SteadyNowNs();
       for (const std::shared_ptr<AckNode>& node : flushed) {
-        if (node->batch) MarkOnce(node->batch->times.durable, durable);
         if (node->batch) {
+          MarkOnce(node->batch->times.durable, durable);
           if (!st.ok()) {
             node->batch->Fail(Status(st.code(), "flushing the log failed: " + st.message()));
           } else if (node->batch->level == AckLevel::kAppended) {

@@ -352,6 +352,11 @@ def _str(s):
     return s.decode("utf-8", "replace") if s else ""
 
 
+def _strs(length, item):
+    """A [string] field: its generated Length() and item(i) accessors."""
+    return [_str(item(i)) for i in range(length())]
+
+
 def _bytes(tab, slot):
     o = tab.Offset(slot)
     if not o:
@@ -391,7 +396,7 @@ def _module_info(m):
     for i in range(m.TopologiesLength()):
         t = m.Topologies(i)
         topologies.append(TopologyInfo(_str(t.Name()), _str(t.Kind()) or "stream",
-                                       [_str(t.Sources(j)) for j in range(t.SourcesLength())]))
+                                       _strs(t.SourcesLength, t.Sources)))
     queries = []
     for i in range(m.QueriesLength()):
         q = m.Queries(i)
@@ -403,8 +408,8 @@ def _module_info(m):
     return ModuleInfo(
         name=_str(m.Name()), partitions=m.Partitions(), version=m.Version(), depots=depots,
         pstates=pstates, topologies=topologies, queries=queries,
-        depends_on=[_str(m.DependsOn(i)) for i in range(m.DependsOnLength())],
-        dependents=[_str(m.Dependents(i)) for i in range(m.DependentsLength())],
+        depends_on=_strs(m.DependsOnLength, m.DependsOn),
+        dependents=_strs(m.DependentsLength, m.Dependents),
         load_error=_str(m.LoadError()) or None)
 
 
@@ -437,14 +442,18 @@ def appended(tab):
     return [_append_result(a.Results(i)) for i in range(a.ResultsLength())]
 
 
+def _values(obj):
+    """The decoded values of a Selected or SelectedPage."""
+    return [_value(obj.Values(i)._tab, 4) for i in range(obj.ValuesLength())]
+
+
 def selected(tab):
-    s = _init(_Selected, tab)
-    return [_value(s.Values(i)._tab, 4) for i in range(s.ValuesLength())]
+    return _values(_init(_Selected, tab))
 
 
 def selected_page(tab):
     s = _init(_SelectedPage, tab)
-    return Page([_value(s.Values(i)._tab, 4) for i in range(s.ValuesLength())],
+    return Page(_values(s),
                 _bytes(s._tab, 6) or None)
 
 
@@ -477,7 +486,7 @@ def _module_stats(m):
     for i in range(m.RebuildsLength()):
         r = m.Rebuilds(i)
         rebuilds.append(RebuildProgress(_str(r.Kind()),
-                                        [_str(r.Names(j)) for j in range(r.NamesLength())],
+                                        _strs(r.NamesLength, r.Names),
                                         r.RecordsDone(), r.RecordsTotal()))
     microbatches = []
     for i in range(m.MicrobatchesLength()):
@@ -498,20 +507,16 @@ def stats_result(tab):
 
 def updated(tab):
     u = _init(_Updated, tab)
-
-    def names(length, item):
-        return [_str(item(i)) for i in range(length())]
-
     return Updated(_module_info(u.Module()), u.Version(),
-                   names(u.CreatedLength, u.Created), names(u.DroppedLength, u.Dropped),
-                   names(u.WidenedLength, u.Widened),
-                   names(u.BackfillingLength, u.Backfilling),
-                   names(u.MigratedLength, u.Migrated), u.PauseUs())
+                   _strs(u.CreatedLength, u.Created), _strs(u.DroppedLength, u.Dropped),
+                   _strs(u.WidenedLength, u.Widened),
+                   _strs(u.BackfillingLength, u.Backfilling),
+                   _strs(u.MigratedLength, u.Migrated), u.PauseUs())
 
 
 def recompute_started(tab):
     r = _init(_RecomputeStarted, tab)
-    return RecomputeStarted(_str(r.Module()), [_str(r.Pstates(i)) for i in range(r.PstatesLength())])
+    return RecomputeStarted(_str(r.Module()), _strs(r.PstatesLength, r.Pstates))
 
 
 def invoked(tab):

@@ -126,21 +126,10 @@ def _put(buf, v, depth):
         pos = len(buf)
         buf += data
         return _BLOB, None, pos
-    # Subclasses (an IntEnum, a str subclass, a numpy scalar...) by what they are.
-    if isinstance(v, bool):
-        return _BOOL, _ONE if v else _ZERO, None
-    if isinstance(v, int):
-        return _put(buf, int(v), depth)
-    if isinstance(v, float):
-        return _FLOAT, _f64(float(v)), None
-    if isinstance(v, str):
-        return _put(buf, str(v), depth)
-    if isinstance(v, (list, tuple)):
-        return _vector(buf, v, depth)
-    if isinstance(v, (set, frozenset)):
-        return _tagged(buf, "$set", list(v), depth)
-    if isinstance(v, (bytes, bytearray)):
-        return _put(buf, bytes(v), depth)
+    # Subclasses (an IntEnum, a str subclass...) as the type they derive from.
+    for base in (bool, int, float, str, bytes, bytearray, list, tuple, set, frozenset):
+        if isinstance(v, base):
+            return _put(buf, base(v), depth)
     raise ValueError("a %s has no Strata value form" % cls.__name__)
 
 
@@ -291,21 +280,18 @@ def _read(buf, pos, parent_width, packed, depth, as_key):
         return tuple(items) if as_key else items
     if t == _MAP:
         return _read_map(buf, target, width, depth, as_key)
-    if _VECTOR_INT <= t <= _VECTOR_STRING_DEPRECATED or t == _VECTOR_BOOL:
+    if _VECTOR_INT <= t <= _VECTOR_STRING_DEPRECATED or t == _VECTOR_BOOL:  # typed, sized
         element = _BOOL if t == _VECTOR_BOOL else t - _VECTOR_INT + _INT
         size = _uint(buf, target - width, width)
-        packed_element = (element << 2) | (packed & 3)
-        items = [_read(buf, target + i * width, width, packed_element, depth + 1, as_key)
-                 for i in range(size)]
-        return tuple(items) if as_key else items
-    if _VECTOR_INT2 <= t <= _VECTOR_FLOAT4:
+    elif _VECTOR_INT2 <= t <= _VECTOR_FLOAT4:  # fixed typed: 2, 3 or 4 elements, no size
         element = (t - _VECTOR_INT2) % 3 + _INT
         size = (t - _VECTOR_INT2) // 3 + 2
-        packed_element = (element << 2) | (packed & 3)
-        items = [_read(buf, target + i * width, width, packed_element, depth + 1, as_key)
-                 for i in range(size)]
-        return tuple(items) if as_key else items
-    raise ValueError("unknown FlexBuffers type %d" % t)
+    else:
+        raise ValueError("unknown FlexBuffers type %d" % t)
+    packed_element = (element << 2) | (packed & 3)
+    items = [_read(buf, target + i * width, width, packed_element, depth + 1, as_key)
+             for i in range(size)]
+    return tuple(items) if as_key else items
 
 
 def _checked_uint(u):
@@ -411,6 +397,15 @@ def to_json(value):
     return json.dumps(_jsonable(value), separators=(",", ":"), ensure_ascii=False)
 
 
+def _is_utf8(s):
+    """Whether str `s` is text (no surrogate escapes of undecodable bytes)."""
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _jsonable(v):
     if v is None or type(v) in (bool, int):
         return v
@@ -421,12 +416,10 @@ def _jsonable(v):
             return {"$double": "-Infinity" if v < 0 else "Infinity"}
         return v
     if isinstance(v, str):
-        try:
-            v.encode("utf-8")
+        if _is_utf8(v):
             return v
-        except UnicodeEncodeError:
-            data = v.encode("utf-8", "surrogateescape")
-            return {"$string": base64.b64encode(data).decode()}
+        data = v.encode("utf-8", "surrogateescape")
+        return {"$string": base64.b64encode(data).decode()}
     if isinstance(v, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(v)).decode()}
     if isinstance(v, (list, tuple)):
@@ -434,11 +427,9 @@ def _jsonable(v):
     if isinstance(v, (set, frozenset)):
         return {"$set": [_jsonable(e) for e in v]}
     if isinstance(v, Mapping):
-        if all(isinstance(k, str) for k in v) and not (len(v) == 1 and next(iter(v)) in _TAGS):
-            try:
-                return {k.encode("utf-8") and k: _jsonable(x) for k, x in v.items()}
-            except UnicodeEncodeError:
-                pass
+        if all(isinstance(k, str) and _is_utf8(k) for k in v) and not (
+                len(v) == 1 and next(iter(v)) in _TAGS):
+            return {k: _jsonable(x) for k, x in v.items()}
         return {"$map": [[_jsonable(k), _jsonable(x)] for k, x in v.items()]}
     if isinstance(v, int):
         return int(v)

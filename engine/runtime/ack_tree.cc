@@ -101,8 +101,9 @@ void EngineImpl::CompleteNodePart(const std::shared_ptr<AckNode>& node) {
       result.ack_returns = std::move(node->ack_returns);
       result.failure = node->failure;
     }
-    if (processed) batch.RecordReached();
+    // The permit first: once the batch's `done` has run, its records hold none.
     if (static_cast<int64_t>(node->batch_index) < batch.permits) limit_.Release(1);
+    if (processed) batch.RecordReached();
   }
   if (node->parent) {
     {

@@ -157,8 +157,10 @@ TEST_F(ModuleFailureServerTest, CorruptModuleFileFailsAloneAfterRestart) {
     CallOk<proto::Appended>(client, Deposit("alice", 100));
     CallOk<proto::Appended>(client, Sentence("the cat"));
   }
-  const int killed = server_->Stop(SIGKILL);
-  ASSERT_TRUE(WIFSIGNALED(killed) && WTERMSIG(killed) == SIGKILL) << killed;
+  // A clean stop: after kill -9 a stream topology may replay "the cat" (at-least-once), and
+  // the count checked below must be exact. The damage, not the crash, is under test here.
+  const int stopped = server_->Stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0) << stopped;
   const std::string bank_file = data_dir_ + "/modules/bank.so";
   // The entry function runs whenever the module loads: damaged, it killed the server.
   const std::streamoff entry = CodeOffset(bank_file, "strata_module_entry_v1");

@@ -275,6 +275,19 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
             return {w::RequestBody::SelectPageRequest,
                     w::CreateSelectPageRequest(b, module, pstate, path, token, m.limit).Union()};
           },
+          [&](const SubscribeRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto pstate = OptionalString(b, m.pstate);
+            auto path = ValueField(b, m.path);
+            fb::Offset<fb::Vector<uint8_t>> key;
+            if (m.partition_key) key = ValueField(b, *m.partition_key);
+            return {w::RequestBody::SubscribeRequest,
+                    w::CreateSubscribeRequest(b, module, pstate, path, key, m.one).Union()};
+          },
+          [&](const UnsubscribeRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::UnsubscribeRequest,
+                    w::CreateUnsubscribeRequest(b, m.subscription).Union()};
+          },
       },
       body);
 }
@@ -449,6 +462,32 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
             auto token = OptionalBytes(b, m.next_token);
             return {w::ResponseBody::SelectedPage, w::CreateSelectedPage(b, values, token).Union()};
           },
+          [&](const Subscribed& m) -> Encoded {
+            auto value = ValueField(b, m.value);
+            return {w::ResponseBody::Subscribed,
+                    w::CreateSubscribed(b, m.subscription, m.partition, value).Union()};
+          },
+          [&](const Unsubscribed& m) -> Encoded {
+            return {w::ResponseBody::Unsubscribed,
+                    w::CreateUnsubscribed(b, m.subscription).Union()};
+          },
+          [&](const SubscriptionUpdate& m) -> Encoded {
+            auto diffs = TableList<w::Diff>(b, m.diffs, [](auto& b, const Diff& d) {
+              fb::Offset<fb::Vector<uint8_t>> at, key, value;
+              if (!d.at.empty()) at = ValueField(b, Value(d.at));
+              if (d.op == Diff::Op::kKeySet || d.op == Diff::Op::kKeyRemoved) {
+                key = ValueField(b, d.key);
+              }
+              if (d.op != Diff::Op::kKeyRemoved && d.op != Diff::Op::kSeqRemove) {
+                value = ValueField(b, d.value);
+              }
+              return w::CreateDiff(b, static_cast<w::DiffOp>(d.op), at, key, value, d.index);
+            });
+            fb::Offset<w::Error> ended;
+            if (m.ended) ended = EncodeError(b, *m.ended);
+            return {w::ResponseBody::SubscriptionUpdate,
+                    w::CreateSubscriptionUpdate(b, m.subscription, diffs, ended).Union()};
+          },
       },
       body);
 }
@@ -611,6 +650,19 @@ Result<SelectPageRequest> ConvertSelectPage(const w::SelectPageRequest& m) {
   return out;
 }
 
+Result<SubscribeRequest> ConvertSubscribe(const w::SubscribeRequest& m) {
+  SubscribeRequest out;
+  out.module = Str(m.module_());
+  out.pstate = Str(m.pstate());
+  STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SubscribeRequest.path"));
+  if (m.partition_key() != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(out.partition_key,
+                            RequiredValue(m.partition_key(), "SubscribeRequest.partition_key"));
+  }
+  out.one = m.one();
+  return out;
+}
+
 template <typename T>
 Result<RequestBody> AsBody(Result<T> r) {
   if (!r.ok()) return r.status();
@@ -649,10 +701,37 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return AsBody(ConvertInvoke(*r.body_as_InvokeRequest()));
     case w::RequestBody::SelectPageRequest:
       return AsBody(ConvertSelectPage(*r.body_as_SelectPageRequest()));
+    case w::RequestBody::SubscribeRequest:
+      return AsBody(ConvertSubscribe(*r.body_as_SubscribeRequest()));
+    case w::RequestBody::UnsubscribeRequest:
+      return RequestBody(UnsubscribeRequest{r.body_as_UnsubscribeRequest()->subscription()});
     case w::RequestBody::NONE:
       break;
   }
   return Status::InvalidArgument("Request has no body");
+}
+
+Result<Diff> ConvertDiff(const w::Diff& d, fb::uoffset_t i) {
+  const std::string field = Indexed("SubscriptionUpdate.diffs", i);
+  if (d.op() > w::DiffOp::MAX) {
+    return Status::InvalidArgument(field + ".op " + std::to_string(static_cast<unsigned>(d.op())) +
+                                   " is unknown");
+  }
+  Diff out;
+  out.op = static_cast<Diff::Op>(d.op());
+  if (d.at() != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(Value at, RequiredValue(d.at(), field + ".at"));
+    if (!at.is_list()) return Status::InvalidArgument(field + ".at is not a list");
+    out.at = at.as_list();
+  }
+  if (d.key() != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(out.key, RequiredValue(d.key(), field + ".key"));
+  }
+  if (d.value() != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(out.value, RequiredValue(d.value(), field + ".value"));
+  }
+  out.index = d.index();
+  return out;
 }
 
 Result<ModuleInfo> ConvertModuleInfo(const w::ModuleInfo& m) {
@@ -874,6 +953,26 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
       if (m.next_token() != nullptr) {
         out.next_token.assign(reinterpret_cast<const char*>(m.next_token()->data()),
                               m.next_token()->size());
+      }
+      return ResponseBody(std::move(out));
+    }
+    case w::ResponseBody::Subscribed: {
+      const w::Subscribed& m = *r.body_as_Subscribed();
+      STRATA_ASSIGN_OR_RETURN(Value value, RequiredValue(m.value(), "Subscribed.value"));
+      return ResponseBody(Subscribed{m.subscription(), m.partition(), std::move(value)});
+    }
+    case w::ResponseBody::Unsubscribed:
+      return ResponseBody(Unsubscribed{r.body_as_Unsubscribed()->subscription()});
+    case w::ResponseBody::SubscriptionUpdate: {
+      const w::SubscriptionUpdate& m = *r.body_as_SubscriptionUpdate();
+      SubscriptionUpdate out;
+      out.subscription = m.subscription();
+      if (m.ended() != nullptr) out.ended = ErrorOf(*m.ended());
+      if (m.diffs() != nullptr) {
+        for (fb::uoffset_t i = 0; i < m.diffs()->size(); ++i) {
+          STRATA_ASSIGN_OR_RETURN(Diff d, ConvertDiff(*m.diffs()->Get(i), i));
+          out.diffs.push_back(std::move(d));
+        }
       }
       return ResponseBody(std::move(out));
     }

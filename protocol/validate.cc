@@ -129,6 +129,18 @@ Status Check(const InvokeRequest& m) {
   return Status::Ok();
 }
 
+Status Check(const SubscribeRequest& m) {
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.module, "SubscribeRequest.module"));
+  return NonEmpty(m.pstate, "SubscribeRequest.pstate");
+}
+
+Status Check(const UnsubscribeRequest& m) {
+  if (m.subscription == 0) {
+    return Status::InvalidArgument("UnsubscribeRequest.subscription is 0 (ids start at 1)");
+  }
+  return Status::Ok();
+}
+
 Status Check(const SelectPageRequest& m) {
   STRATA_RETURN_IF_ERROR(NonEmpty(m.module, "SelectPageRequest.module"));
   STRATA_RETURN_IF_ERROR(NonEmpty(m.pstate, "SelectPageRequest.pstate"));

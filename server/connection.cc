@@ -100,6 +100,12 @@ void Connection::Drain() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
   Guarded([&] {
     if (serving) RefuseBufferedRequests();
+    if (outbox_) {
+      dispatcher_.ReleaseSubscriptions(
+          outbox_->EndAll({proto::ErrorCode::kShuttingDown,
+                           "the server is shutting down: subscribe again after reconnecting"}));
+      PushUpdates();
+    }
     CloseWhenDone();
   });
 }
@@ -313,12 +319,40 @@ void Connection::HandleFrame(const uint8_t* data, size_t size) {
     return observe();
   }
   ++in_flight_;
-  dispatcher_.Dispatch(std::move(request), peer_,
-                       [self = shared_from_this(), kind, started](proto::Response response) {
-                         self->PostReply(std::move(response));
-                         self->counters_.ObserveRequest("binary", kind,
-                                                        std::chrono::steady_clock::now() - started);
-                       });
+  Reply reply = [self = shared_from_this(), kind, started](proto::Response response) {
+    self->PostReply(std::move(response));
+    self->counters_.ObserveRequest("binary", kind, std::chrono::steady_clock::now() - started);
+  };
+  if (auto* subscribe = std::get_if<proto::SubscribeRequest>(&request.body)) {
+    return dispatcher_.Subscribe(request.id, std::move(*subscribe), Outbox(), std::move(reply));
+  }
+  if (auto* unsubscribe = std::get_if<proto::UnsubscribeRequest>(&request.body)) {
+    return dispatcher_.Unsubscribe(request.id, *unsubscribe, Outbox(), std::move(reply));
+  }
+  dispatcher_.Dispatch(std::move(request), peer_, std::move(reply));
+}
+
+std::shared_ptr<SubscriptionOutbox> Connection::Outbox() {
+  if (!outbox_) {
+    std::weak_ptr<Connection> weak = weak_from_this();
+    outbox_ = std::make_shared<SubscriptionOutbox>(limits_.subscriptions, [weak] {
+      if (auto self = weak.lock()) {
+        asio::post(self->executor(), [self] { self->Guarded([&] { self->PushUpdates(); }); });
+      }
+    });
+  }
+  return outbox_;
+}
+
+void Connection::PushUpdates() {
+  if (!outbox_ || closed_ || queued_bytes_ >= kPushWindow) return;
+  std::vector<std::string> frames = outbox_->Take(kPushWindow - queued_bytes_);
+  if (frames.empty()) return;
+  for (std::string& frame : frames) {
+    queued_bytes_ += frame.size();
+    queued_.push_back(std::move(frame));
+  }
+  if (!coalescing_) StartWrite();
 }
 
 void Connection::PostReply(proto::Response response) {
@@ -367,7 +401,14 @@ void Connection::OnReplies() {
   in_flight_ -= static_cast<uint32_t>(replies.size());
   if (closed_) return;
   coalescing_ = true;  // one gathered write for the whole batch
-  for (const proto::Response& response : replies) Send(response);
+  for (const proto::Response& response : replies) {
+    Send(response);
+    // Its updates may follow now that the client will see Subscribed first.
+    if (const auto* subscribed = std::get_if<proto::Subscribed>(&response.body)) {
+      outbox_->Announce(subscribed->subscription);
+    }
+  }
+  PushUpdates();
   coalescing_ = false;
   StartWrite();
   if (finishing_) return CloseWhenDone();
@@ -415,6 +456,7 @@ void Connection::OnWrite(const std::error_code& ec, size_t /*bytes*/) {
   for (const std::string& frame : writing_) queued_bytes_ -= frame.size();
   writing_.clear();
   last_activity_ = std::chrono::steady_clock::now();
+  PushUpdates();
   StartWrite();
   if (finishing_) return CloseWhenDone();
   Resume();
@@ -433,12 +475,14 @@ void Connection::FailAndClose(proto::ErrorCode code, std::string message) {
 
 void Connection::CloseWhenDone() {
   if (closed_ || in_flight_ > 0 || write_pending_ || !queued_.empty()) return;
+  if (outbox_ && outbox_->pending_bytes() > 0) return;  // the ended updates of a drain
   Close(LogLevel::kInfo, "");
 }
 
 void Connection::Close(LogLevel level, std::string_view why) {
   if (closed_) return;
   closed_ = true;
+  if (outbox_) dispatcher_.ReleaseSubscriptions(outbox_->Close());
   try {
     if (!why.empty()) Log(level, "connection " + peer_ + ": " + std::string(why) + "; closed");
   } catch (...) {
@@ -469,7 +513,7 @@ void Connection::OnIdleTimer(const std::error_code& ec) {
   const auto now = std::chrono::steady_clock::now();
   // A request being processed or a response being written is not idleness; a stalled
   // write has its own deadline.
-  if (in_flight_ > 0 || write_pending_) last_activity_ = now;
+  if (in_flight_ > 0 || write_pending_ || (outbox_ && outbox_->open() > 0)) last_activity_ = now;
   if (now >= last_activity_ + limits_.idle_timeout) {
     return Close(LogLevel::kInfo, "idle for " + std::to_string(limits_.idle_timeout.count()) + "s");
   }

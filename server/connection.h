@@ -22,6 +22,7 @@
 #include "log.h"
 #include "strata/protocol/messages.h"
 #include "strata/thread_annotations.h"
+#include "subscription_outbox.h"
 
 namespace strata::server {
 
@@ -34,6 +35,7 @@ struct ConnectionLimits {
   // A request frame must be complete this long after its first byte arrived (time the
   // server itself stops reading the connection does not count).
   std::chrono::seconds frame_timeout{30};
+  SubscriptionLimits subscriptions;
   protocol::Welcome welcome;  // the handshake answer
 };
 
@@ -109,6 +111,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleHello(uint64_t id, const protocol::Hello& hello);
   // Answers every complete request frame left in the read buffer SHUTTING_DOWN (Drain).
   void RefuseBufferedRequests();
+  // The connection's subscriptions, made at its first Subscribe.
+  std::shared_ptr<SubscriptionOutbox> Outbox();
+  // Moves subscription updates from the outbox to the write queue while the queue holds
+  // less than kPushWindow bytes: a reader that does not keep up leaves them in the outbox,
+  // which collapses them (SubscriptionOutbox).
+  void PushUpdates();
+  static constexpr uint64_t kPushWindow = 256 << 10;
   // Any thread: queues a response for the connection's thread; one post per batch.
   void PostReply(protocol::Response response);
   void OnReplies();
@@ -163,6 +172,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool finishing_ = false;
   bool closed_ = false;
   uint32_t in_flight_ = 0;
+  std::shared_ptr<SubscriptionOutbox> outbox_;  // null until the first Subscribe
 
   // Frames (length prefix included) waiting for the next write, and those being written.
   std::vector<std::string> queued_;

@@ -32,6 +32,8 @@ std::string_view RequestKindName(const proto::RequestBody& body) {
     std::string_view operator()(const proto::RecomputeRequest&) const { return "recompute"; }
     std::string_view operator()(const proto::InvokeRequest&) const { return "invoke"; }
     std::string_view operator()(const proto::SelectPageRequest&) const { return "select_page"; }
+    std::string_view operator()(const proto::SubscribeRequest&) const { return "subscribe"; }
+    std::string_view operator()(const proto::UnsubscribeRequest&) const { return "unsubscribe"; }
   };
   return std::visit(Kind{}, body);
 }
@@ -276,6 +278,11 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                 return Invoke(id, body);
               } else if constexpr (std::is_same_v<T, proto::SelectPageRequest>) {
                 return SelectPage(id, body);
+              } else if constexpr (std::is_same_v<T, proto::SubscribeRequest> ||
+                                   std::is_same_v<T, proto::UnsubscribeRequest>) {
+                // They need the connection's outbox: Connection routes them to Subscribe.
+                return ErrorResponse(id, proto::ErrorCode::kInternal,
+                                     "subscriptions are handled by the connection");
               } else {
                 static_assert(std::is_same_v<T, proto::StatsRequest>);
                 return Stats(id, body);
@@ -285,6 +292,64 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
         }
       },
       request.body);
+}
+
+void Dispatcher::Subscribe(uint64_t id, proto::SubscribeRequest request,
+                           std::shared_ptr<SubscriptionOutbox> outbox, Reply reply) {
+  Post([this, id, request = std::move(request), outbox = std::move(outbox),
+        reply = std::move(reply)] {
+    ReplyGuarded(id, reply, [&] {
+      Result<Path> path = Path::FromValue(request.path);
+      if (!path.ok()) {
+        return ErrorResponse(
+            id, proto::ErrorCode::kInvalidArgument,
+            "invalid path " + request.path.ToString() + ": " + path.status().message());
+      }
+      if (!outbox->Reserve()) {
+        return ErrorResponse(id, proto::ErrorCode::kOverloaded,
+                             "this connection has as many subscriptions open as the server "
+                             "allows one connection (--max-subscriptions-per-connection)");
+      }
+      SubscribeOptions options;
+      options.partition_key = request.partition_key;
+      options.one = request.one;
+      Result<uint64_t> subscribed =
+          engine_.Subscribe(request.module, WithSigil(request.pstate, "$$"), *path, options,
+                            [outbox](const SubscriptionEvent& e) { outbox->OnEvent(e); });
+      if (!subscribed.ok()) {
+        outbox->Unreserve();
+        return FromStatus(id, subscribed.status());
+      }
+      auto started = outbox->Started(*subscribed);
+      if (!started) {  // the connection closed meanwhile
+        engine_.Unsubscribe(*subscribed);
+        return ErrorResponse(id, proto::ErrorCode::kShuttingDown, "the connection closed");
+      }
+      return Body(id, proto::Subscribed{*subscribed, started->first, *started->second});
+    });
+  });
+}
+
+void Dispatcher::Unsubscribe(uint64_t id, proto::UnsubscribeRequest request,
+                             std::shared_ptr<SubscriptionOutbox> outbox, Reply reply) {
+  Post([this, id, request, outbox = std::move(outbox), reply = std::move(reply)] {
+    ReplyGuarded(id, reply, [&] {
+      if (!outbox->Remove(request.subscription)) {
+        return ErrorResponse(id, proto::ErrorCode::kNotFound,
+                             "no subscription " + std::to_string(request.subscription) +
+                                 " on this connection (it ended, or was never made here)");
+      }
+      engine_.Unsubscribe(request.subscription);
+      return Body(id, proto::Unsubscribed{request.subscription});
+    });
+  });
+}
+
+void Dispatcher::ReleaseSubscriptions(std::vector<uint64_t> ids) {
+  if (ids.empty()) return;
+  Post([this, ids = std::move(ids)] {
+    for (uint64_t id : ids) engine_.Unsubscribe(id);
+  });
 }
 
 Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partitions) {

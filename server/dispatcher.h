@@ -17,6 +17,7 @@
 #include "request_latencies.h"
 #include "strata/engine.h"
 #include "strata/protocol/messages.h"
+#include "subscription_outbox.h"
 
 namespace strata::server {
 
@@ -87,6 +88,18 @@ class Dispatcher {
   std::optional<protocol::Response> AnswerInline(const protocol::Request& request);
   static constexpr int64_t kInlineQueryBudgetMs = 2;
   static constexpr int kInlineQueryBackoff = 1000;
+
+  // A connection's Subscribe and Unsubscribe requests (the connection routes them here
+  // rather than to Dispatch, with the outbox that holds its subscriptions). They run on the
+  // blocking pool and call `reply` once: Subscribe with Subscribed (or an error, OVERLOADED
+  // past the outbox's cap), Unsubscribe with Unsubscribed (NOT_FOUND for an id that is not
+  // the connection's).
+  void Subscribe(uint64_t id, protocol::SubscribeRequest request,
+                 std::shared_ptr<SubscriptionOutbox> outbox, Reply reply);
+  void Unsubscribe(uint64_t id, protocol::UnsubscribeRequest request,
+                   std::shared_ptr<SubscriptionOutbox> outbox, Reply reply);
+  // Ends the engine's side of subscriptions whose connection went away (on the pool).
+  void ReleaseSubscriptions(std::vector<uint64_t> ids);
 
   // Blocking forms used at start (--deploy) and by the pool.
   Result<ModuleInfo> DeployFile(const std::string& path, int partitions);

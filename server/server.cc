@@ -91,6 +91,9 @@ Server::Server(const ServerOptions& options)
   limits_.max_frame_size = options.max_frame_size;
   limits_.max_in_flight = options.max_in_flight;
   limits_.max_queued_bytes = options.max_queued_bytes;
+  limits_.subscriptions.max_per_connection = options.max_subscriptions_per_connection;
+  limits_.subscriptions.max_pending_bytes = options.subscription_buffer_bytes;
+  limits_.subscriptions.max_frame_size = options.max_frame_size;
   limits_.idle_timeout = std::chrono::seconds(options.idle_timeout_s);
   limits_.write_timeout = std::chrono::seconds(options.write_timeout_s);
   limits_.frame_timeout = std::chrono::seconds(options.frame_timeout_s);

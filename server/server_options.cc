@@ -174,6 +174,21 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "Response bytes queued per connection before reading pauses, e.g. 8MB")
       ->transform(CLI::AsSizeValue(false))
       ->default_str(SizeText(defaults.max_queued_bytes));
+  app.add_option("--max-subscriptions", options.engine.max_subscriptions,
+                 "Live subscriptions open at once over the whole server (more are refused "
+                 "with OVERLOADED)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-subscriptions-per-connection", options.max_subscriptions_per_connection,
+                 "Live subscriptions one connection may hold")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--subscription-buffer", options.subscription_buffer_bytes,
+                 "Subscription updates a connection may have waiting for a slow reader, e.g. "
+                 "1MB; past it a subscription's waiting updates collapse into one RESYNC")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 34))
+      ->default_str(SizeText(defaults.subscription_buffer_bytes));
   app.add_option("--idle-timeout", options.idle_timeout_s,
                  "Close a connection idle this long, e.g. 300s, 5min")
       ->transform(CLI::AsNumberWithUnit(seconds_units))

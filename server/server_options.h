@@ -41,6 +41,11 @@ struct ServerOptions {
   // socket. At either cap the server stops reading the connection until it drops below.
   uint32_t max_in_flight = 256;
   uint64_t max_queued_bytes = 8ull << 20;
+  // Live subscriptions (docs/subscriptions.md): per connection at most this many, and this
+  // many bytes of updates waiting for a slow reader before they collapse into a RESYNC.
+  // The server-wide cap is engine.max_subscriptions (--max-subscriptions).
+  size_t max_subscriptions_per_connection = 10'000;
+  uint64_t subscription_buffer_bytes = 1ull << 20;
   int idle_timeout_s = 300;  // a connection with no request and nothing in flight is closed
   int write_timeout_s = 30;  // a response write that makes no progress this long closes
   // A request frame not complete this long after its first byte arrived closes its

@@ -24,9 +24,10 @@ ClientError ArgumentError(std::string message) {
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
   static constexpr const char* kNames[] = {
-      "no body",          "Welcome",  "ModuleInfo",   "ModuleList",  "Destroyed",
-      "Appended",         "Selected", "DepotRecords", "StatsResult", "Updated",
-      "RecomputeStarted", "Invoked",  "SelectedPage"};
+      "no body",      "Welcome",    "ModuleInfo",       "ModuleList",
+      "Destroyed",    "Appended",   "Selected",         "DepotRecords",
+      "StatsResult",  "Updated",    "RecomputeStarted", "Invoked",
+      "SelectedPage", "Subscribed", "Unsubscribed",     "SubscriptionUpdate"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
@@ -385,6 +386,30 @@ ClientResult<Value> Client::SelectOne(const std::string& module, const std::stri
 ClientResult<Value> Client::Invoke(const std::string& module, const std::string& query,
                                    std::vector<Value> args, int64_t timeout_ms) {
   return TakeInvoked(CallSync(*impl_, InvokeBody(module, query, std::move(args), timeout_ms)));
+}
+
+ClientResult<proto::Subscribed> Client::Subscribe(const std::string& module,
+                                                  const std::string& pstate, const Path& path,
+                                                  SubscriptionHandler on_update,
+                                                  const ClientSubscribeOptions& options) {
+  Status valid = path.Validate();
+  if (!valid.ok()) return ArgumentError("Subscribe: invalid path: " + valid.message());
+  if (!on_update) return ArgumentError("Subscribe: on_update is empty");
+  if (impl_->OnIoThread()) {
+    return ArgumentError("a blocking call inside a driver callback would wait for itself");
+  }
+  auto promise = std::make_shared<std::promise<ClientResult<Body>>>();
+  std::future<ClientResult<Body>> future = promise->get_future();
+  impl_->SubmitSubscribe(
+      proto::SubscribeRequest{module, pstate, path.ToValue(), options.partition_key, options.one},
+      std::move(on_update),
+      [promise](ClientResult<Body> result) { promise->set_value(std::move(result)); });
+  return Take<proto::Subscribed>(future.get(), "Subscribed");
+}
+
+ClientResult<proto::Unsubscribed> Client::Unsubscribe(uint64_t subscription) {
+  return Take<proto::Unsubscribed>(CallSync(*impl_, proto::UnsubscribeRequest{subscription}),
+                                   "Unsubscribed");
 }
 
 ClientResult<proto::SelectedPage> Client::SelectPage(const std::string& module,

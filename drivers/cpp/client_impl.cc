@@ -23,9 +23,10 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {
-      "Hello",     "Deploy", "ListModules", "Describe",  "Destroy", "Append",    "Select",
-      "ReadDepot", "Stats",  "Update",      "Recompute", "Invoke",  "SelectPage"};
+  static constexpr const char* kNames[] = {"Hello",      "Deploy",    "ListModules", "Describe",
+                                           "Destroy",    "Append",    "Select",      "ReadDepot",
+                                           "Stats",      "Update",    "Recompute",   "Invoke",
+                                           "SelectPage", "Subscribe", "Unsubscribe"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }
@@ -418,6 +419,9 @@ void Client::Impl::HandleFrame(const uint8_t* data, size_t size) {
     HandleHandshake(std::move(response));
     return;
   }
+  if (auto* update = std::get_if<proto::SubscriptionUpdate>(&response.body)) {
+    return HandlePush(std::move(*update));
+  }
   if (response.id == 0) {
     // A connection-level error (BAD_FRAME, FRAME_TOO_LARGE): the server closes next.
     ClientError error{ErrorKind::kServer, proto::ErrorCode::kInternal,
@@ -436,12 +440,45 @@ void Client::Impl::HandleFrame(const uint8_t* data, size_t size) {
   Callback done = std::move(it->second.done);
   pending_.erase(it);
   --in_flight_;
+  if (const auto* gone = std::get_if<proto::Unsubscribed>(&response.body)) {
+    subscriptions_.erase(gone->subscription);
+  }
   if (!done) return;  // timed out earlier: the caller has its answer
   if (response.error) {
     done(ClientError{ErrorKind::kServer, response.error->code, std::move(response.error->message)});
   } else {
     done(std::move(response.body));
   }
+}
+
+void Client::Impl::SubmitSubscribe(proto::SubscribeRequest request, SubscriptionHandler on_update,
+                                   Callback done) {
+  Submit(std::move(request), [self = shared_from_this(), on_update = std::move(on_update),
+                              done = std::move(done)](ClientResult<proto::ResponseBody> result) {
+    if (result.ok()) {
+      if (const auto* subscribed = std::get_if<proto::Subscribed>(&result.value())) {
+        self->subscriptions_[subscribed->subscription] = on_update;
+      }
+    }
+    done(std::move(result));
+  });
+}
+
+void Client::Impl::HandlePush(proto::SubscriptionUpdate update) {
+  auto it = subscriptions_.find(update.subscription);
+  if (it == subscriptions_.end()) return;  // unsubscribed meanwhile
+  if (update.ended) {
+    SubscriptionHandler handler = std::move(it->second);
+    subscriptions_.erase(it);
+    return handler(std::move(update));
+  }
+  it->second(std::move(update));
+}
+
+void Client::Impl::EndSubscriptions(const ClientError& error) {
+  std::unordered_map<uint64_t, SubscriptionHandler> ended;
+  ended.swap(subscriptions_);
+  for (auto& [id, handler] : ended) handler(error);
 }
 
 void Client::Impl::HandleHandshake(proto::Response response) {
@@ -551,6 +588,8 @@ void Client::Impl::ConnectionLost(ClientError error) {
     it = pending_.erase(it);
   }
   in_flight_ = 0;
+  EndSubscriptions(ClientError{error.kind, error.code,
+                               error.message + " (the subscription ended: subscribe again)"});
   if (error.kind == ErrorKind::kConnection) {
     error.message += " (the request may or may not have been applied)";
   }
@@ -644,6 +683,7 @@ void Client::Impl::Shutdown() {
   on_connect_done_ = nullptr;
   if (connect_done) connect_done(error);
   for (Callback& done : failed) done(error);
+  EndSubscriptions(Error(ErrorKind::kConnection, "the client was closed"));
   for (Submission& s : unsent) {
     s.done(s.refused ? std::move(*s.refused) : error);
   }

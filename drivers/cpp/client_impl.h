@@ -69,6 +69,12 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   // (invalid arguments, client closing). Thread-safe.
   void Submit(protocol::RequestBody request, Callback done);
 
+  // Submit for a SubscribeRequest: when its Subscribed response arrives, `on_update` is
+  // registered (on the I/O thread, before any later frame is handled) for the updates
+  // pushed with its id, then `done` runs.
+  void SubmitSubscribe(protocol::SubscribeRequest request, SubscriptionHandler on_update,
+                       Callback done);
+
   // Fails every request not yet answered with kConnection, closes the socket and cancels
   // the timers; returns when that is done. Must not run on the I/O thread (inside a
   // callback). Requests submitted afterwards fail with kConnection. Idempotent.
@@ -143,7 +149,13 @@ class Client::Impl : public std::enable_shared_from_this<Client::Impl> {
   uint32_t max_frame_size_ = 0;       // from the Welcome (0: none)
   uint32_t max_in_flight_ = 0;        // from the Welcome (0: none)
 
+  // Delivers a pushed SubscriptionUpdate to its handler (dropping it when it ended).
+  void HandlePush(protocol::SubscriptionUpdate update);
+  // Ends every subscription with `error` (the connection is gone).
+  void EndSubscriptions(const ClientError& error);
+
   std::unordered_map<uint64_t, Pending> pending_;  // queued or written, not yet answered
+  std::unordered_map<uint64_t, SubscriptionHandler> subscriptions_;  // by subscription id
   std::deque<uint64_t> send_queue_;  // ids not yet written, in submission order; ids no
                                      // longer in pending_ (timed out) are skipped
   size_t in_flight_ = 0;             // written and not answered (timed-out ones included)

@@ -100,6 +100,7 @@ Status EngineImpl::OpenStorage() {
   executor_ = std::make_unique<StreamExecutor>(*this, threads);
   batcher_ = std::make_unique<MicrobatchExecutor>(*this);
   queries_ = std::make_unique<QueryExecutor>(*this);
+  subscriptions_ = std::make_unique<SubscriptionHub>(options_.max_subscriptions);
   for (int i = 0; i < threads; ++i) {
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
     threads_.push_back(
@@ -144,6 +145,7 @@ Status EngineImpl::Close() {
   }
   for (auto& thread : threads_) thread->Stop();
   threads_.clear();  // joins; closes the task threads' sessions
+  subscriptions_->EndAll(Status::Busy("the engine is closing"));
   Status flushed;
   if (storage_) {
     Status st = storage_->WaitDurable();

@@ -8,6 +8,7 @@
 //   recovery.cc         replay from recorded progress, outbox recovery at Open
 //   reads.cc            select, read depot, stats, metrics, WaitProcessed, the session pool
 //   mirror.cc           module dependencies: mirror depots, dependency checks
+//   subscriptions.cc    live subscriptions (SubscriptionHub; Subscribe is in reads.cc)
 // and uses the pieces declared beside it: task_thread.h, module_runtime.h, ack_tree.h,
 // append_path.h, outbox.h, meta_tables.h, partitioning.h, metrics_registry.h.
 //
@@ -32,6 +33,7 @@
 #include "runtime/meta_tables.h"
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
+#include "runtime/subscriptions.h"
 #include "runtime/task_thread.h"
 #include "runtime/update_plan.h"
 #include "storage/storage.h"
@@ -67,6 +69,10 @@ class EngineImpl final : public Engine {
   Result<std::vector<DepotEntry>> ReadDepot(const std::string& module, const std::string& depot,
                                             int partition, int64_t from, int64_t to,
                                             int64_t limit) override;
+  Result<uint64_t> Subscribe(const std::string& module, const std::string& pstate, const Path& path,
+                             const SubscribeOptions& options,
+                             SubscriptionCallback callback) override;
+  void Unsubscribe(uint64_t id) override;
   Result<SelectPageResult> SelectPage(const std::string& module, const std::string& pstate,
                                       const Path& path, const std::string& token,
                                       int64_t limit) override;
@@ -158,6 +164,12 @@ class EngineImpl final : public Engine {
   void Abandon(const std::shared_ptr<ModuleRuntime>& old, const std::string& error);
   // The row that describes `m` as it runs.
   static ModuleRow RowOf(const ModuleRuntime& m);
+  // Reads the subscriptions of `m`'s PStates named in `pstates` (all when empty) again after
+  // their tables or code changed (a recompute's swap, an update), pushing what changed.
+  void RefreshSubscriptions(const ModuleRuntime& m, const std::set<std::string>& pstates);
+  // Ends the subscriptions an update from `old` to `next` breaks (a PState dropped, the
+  // partition count changed) and refreshes the others.
+  void CarrySubscriptions(const ModuleRuntime& old, const ModuleRuntime& next);
   // Waits until nothing but the caller holds `m` (readers finish quickly), then releases it.
   static void ReleaseWhenUnused(std::shared_ptr<ModuleRuntime>& m);
 
@@ -393,7 +405,8 @@ class EngineImpl final : public Engine {
   std::unique_ptr<StreamExecutor> executor_;  // created before the task threads start
   std::unique_ptr<MicrobatchExecutor> batcher_;
   std::unique_ptr<QueryExecutor> queries_;
-  std::unique_ptr<Ticker> ticker_;  // started once the deployed modules are loaded
+  std::unique_ptr<SubscriptionHub> subscriptions_;  // live subscriptions (subscriptions.h)
+  std::unique_ptr<Ticker> ticker_;                  // started once the deployed modules are loaded
   InFlightLimit limit_;
   AppendPhaseHistograms append_phases_;  // client appends' times (EngineMetrics::append_phases)
   MetricsRegistry metrics_;

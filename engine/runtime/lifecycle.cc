@@ -423,11 +423,30 @@ Status EngineImpl::RemovePrefix(Session& session, TableId table, const std::stri
   return Status::Ok();
 }
 
+void EngineImpl::CarrySubscriptions(const ModuleRuntime& old, const ModuleRuntime& next) {
+  const std::string updated =
+      "module " + next.name + " was updated to version " + std::to_string(next.version);
+  if (old.partitions != next.partitions) {
+    subscriptions_->End(next.name, nullptr,
+                        Status::NotFound(updated + " with " + std::to_string(next.partitions) +
+                                         " partitions instead of " +
+                                         std::to_string(old.partitions) + ": subscribe again"));
+    return;
+  }
+  std::set<std::string> kept;
+  for (const PStateDef& p : next.def->pstates) kept.insert(p.name);
+  subscriptions_->End(
+      next.name, [&](const std::string& p) { return !kept.contains(p); },
+      Status::NotFound(updated + ", which dropped the PState"));
+  RefreshSubscriptions(next, {});
+}
+
 UpdateResult EngineImpl::FinishUpdate(std::shared_ptr<ModuleRuntime> old, const ModuleRuntime& next,
                                       const UpdatePlan& plan, std::chrono::microseconds pause) {
   // The old version's objects must be gone before the tables only it used are dropped; a
   // crash before that leaves strays that Open drops.
   const std::string old_file = old->file;
+  CarrySubscriptions(*old, next);
   ReleaseWhenUnused(old);
   Status cleaned = DropStrayTables(next).status();
   std::error_code ec;

@@ -74,6 +74,17 @@ struct BatchAppend {
   AppendItem item;
 };
 
+// What a batch's transforms wrote, by partition, while subscriptions were open
+// (SubscriptionHub): notified once the batch commits.
+struct BatchTouches {
+  std::map<int, std::vector<Touch>> by_partition;
+  void Record(const ModuleRuntime& m, int partition, int pstate, const Path& path) {
+    if (m.subscriptions != nullptr && m.subscriptions->active()) {
+      by_partition[partition].push_back({pstate, LeadingKey(path)});
+    }
+  }
+};
+
 // The TopologyContext of a microbatch step: PState reads and writes go to the batch's open
 // transaction on the current partition; emits are collected; appends are written to the
 // outbox in the transaction and released after the commit.
@@ -81,13 +92,14 @@ class BatchContext final : public TopologyContext {
  public:
   // `topology`: the microbatch topology's index in the module's declarations.
   BatchContext(ModuleRuntime& module, int topology, Outbox& outbox, Session& session,
-               std::vector<BatchAppend>* appends)
+               std::vector<BatchAppend>* appends, BatchTouches* touches)
       : module_(module),
         topology_index_(topology),
         topology_(module.def->topologies[topology]),
         outbox_(outbox),
         session_(session),
-        appends_(appends) {}
+        appends_(appends),
+        touches_(touches) {}
 
   void Bind(int partition, RecordId source, std::string origin, std::vector<Item>* emitted) {
     partition_ = partition;
@@ -124,6 +136,7 @@ class BatchContext final : public TopologyContext {
                                      "and this step runs on partition " +
                                      std::to_string(partition_) + " (route with Global() first)");
     }
+    touches_->Record(module_, PartitionOf(*pstate), ref.index, path);
     return pstate->Transform(session_, PartitionOf(*pstate), path);
   }
   Status Append(const DepotRef& ref, Value record) override {
@@ -151,6 +164,7 @@ class BatchContext final : public TopologyContext {
   Outbox& outbox_;
   Session& session_;
   std::vector<BatchAppend>* appends_;
+  BatchTouches* touches_;
   int partition_ = 0;
   RecordId source_ = kCombined;
   std::string origin_;
@@ -194,8 +208,10 @@ class BatchRun {
         topology_(m.def->topologies[topology]),
         plan_(plan),
         dropped_(dropped),
-        ctx_(m, topology, *engine.outbox_, session, appends),
+        ctx_(m, topology, *engine.outbox_, session, appends, &touches_),
         session_(session) {}
+
+  const BatchTouches& touches() const { return touches_; }
 
   std::optional<FailurePoint> Run() {
     std::vector<Item> frontier;
@@ -357,6 +373,7 @@ class BatchRun {
       if (!folded.ok()) return Failure(i, at, folded.status(), false);
       Path write = *path;
       write.Set(*folded);
+      touches_.Record(m_, where.first, op.pstate, write);
       Result<int64_t> written = pstate.Transform(session_, where.first, write);
       if (!written.ok()) return Failure(i, at, written.status(), false);
       out->push_back(
@@ -411,6 +428,7 @@ class BatchRun {
   const TopologyDef& topology_;
   const BatchPlan& plan_;
   const Dropped& dropped_;
+  BatchTouches touches_;
   BatchContext ctx_;
   Session& session_;
 };
@@ -837,6 +855,9 @@ Status MicrobatchExecutor::RunBatch(ModuleRuntime& m, const TopologyDef& topolog
     if (!m.is_shadow) {
       mb->rows_written = true;
       mb->rows_backfilling = rows_flag;
+    }
+    for (const auto& [partition, touches] : run.touches().by_partition) {
+      engine_.subscriptions_->Notify(session, m, partition, touches);
     }
     break;
   }

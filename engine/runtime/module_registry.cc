@@ -41,6 +41,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenModuleRuntime(
   const ModuleRuntime* previous = reuse.previous;
   auto m = std::make_shared<ModuleRuntime>();
   m->queries = queries_.get();
+  m->subscriptions = subscriptions_.get();
   m->def = &loaded->def();
   m->loaded = std::move(loaded);
   m->name = m->def->name;
@@ -565,6 +566,7 @@ Status EngineImpl::Destroy(const std::string& module) {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(module);
   }
+  subscriptions_->End(module, nullptr, Status::NotFound("module " + module + " was destroyed"));
   metrics_.Forget(module);
   SetTrackersDropped(*m, true);
   Barrier();  // progress markers queued before `dropped` was set are written by now

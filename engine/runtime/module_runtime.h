@@ -27,6 +27,7 @@ namespace strata::runtime {
 
 struct MicrobatchRuntime;  // microbatch_executor.h
 class QueryExecutor;       // query_executor.h
+class SubscriptionHub;     // subscriptions.h
 
 // State of one module partition, touched only by its owner thread (`owner` and `lane` are
 // set before the module is published and never change; the lane's contents are guarded by
@@ -88,6 +89,9 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   // The engine's: every TopologyContext of the module invokes queries and reads mirror
   // PStates through it.
   QueryExecutor* queries = nullptr;
+  // The engine's live subscriptions: writers record what they touch and notify it after
+  // their commits. Null in a rebuild's shadow (its tables are not the live PStates).
+  SubscriptionHub* subscriptions = nullptr;
   // From the module's meta.modules row (docs/runtime.md, "Deploy, destroy, metadata and
   // on-disk layout"): the version (1 at deploy, +1 per update), the file of its plugin, the
   // generation of its depot tables (+1 per rescale) and of each PState's tables (+1 per

@@ -85,6 +85,41 @@ Result<std::vector<Value>> EngineImpl::Select(const std::string& module, const s
   return InSnapshot(*session.get(), [&] { return ps.Select(*session.get(), partition, path); });
 }
 
+Result<uint64_t> EngineImpl::Subscribe(const std::string& module, const std::string& pstate,
+                                       const Path& path, const SubscribeOptions& options,
+                                       SubscriptionCallback callback) {
+  if (path.terminal().has_value()) {
+    return Status::InvalidArgument(path.ToString() + " is a transform, not a select path");
+  }
+  STRATA_RETURN_IF_ERROR(path.Validate());
+  STRATA_ASSIGN_OR_RETURN(auto m, Find(module));
+  STRATA_ASSIGN_OR_RETURN(int index, FindPState(*m, pstate));
+  STRATA_ASSIGN_OR_RETURN(
+      int partition, SelectPartition(*m, *m->pstates[index], pstate, path, options.partition_key));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+  PooledSession session(std::move(taken),
+                        [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  return subscriptions_->Subscribe(*session.get(), *m, index, partition, path, options,
+                                   std::move(callback));
+}
+
+void EngineImpl::Unsubscribe(uint64_t id) { subscriptions_->Unsubscribe(id); }
+
+void EngineImpl::RefreshSubscriptions(const ModuleRuntime& m,
+                                      const std::set<std::string>& pstates) {
+  if (!subscriptions_->active()) return;
+  Result<std::unique_ptr<Session>> taken = TakeSession();
+  if (!taken.ok()) {
+    subscriptions_->End(
+        m.name, [&](const std::string& p) { return pstates.empty() || pstates.contains(p); },
+        taken.status());
+    return;
+  }
+  PooledSession session(std::move(taken).value(),
+                        [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+  subscriptions_->Refresh(*session.get(), m, pstates);
+}
+
 Result<SelectPageResult> EngineImpl::SelectPage(const std::string& module,
                                                 const std::string& pstate, const Path& path,
                                                 const std::string& token, int64_t limit) {
@@ -416,6 +451,8 @@ EngineMetrics EngineImpl::Metrics() {
             [](const ModuleMetrics& a, const ModuleMetrics& b) { return a.module < b.module; });
   metrics.in_flight_records = limit_.used();
   metrics.max_in_flight_records = limit_.limit();
+  metrics.subscriptions = subscriptions_->open();
+  metrics.subscription_events = subscriptions_->events();
   const StorageMetrics storage = storage_->Metrics();
   metrics.cache_bytes = storage.cache_bytes;
   metrics.cache_dirty_bytes = storage.cache_dirty_bytes;

@@ -40,6 +40,7 @@ Result<std::shared_ptr<ModuleRuntime>> EngineImpl::OpenShadow(const ModuleRuntim
 
 void EngineImpl::MakeShadow(ModuleRuntime& s, std::vector<bool> swap_in) {
   s.is_shadow = true;
+  s.subscriptions = nullptr;  // its writes are not the live PStates' (SwapRecomputed refreshes)
   s.swap_in = std::move(swap_in);
   ForEachTracker(s, [&s](int t, int, int, const std::shared_ptr<ProgressTracker>& tracker) {
     tracker->persistent = false;
@@ -193,6 +194,11 @@ Status EngineImpl::SwapRecomputed(std::shared_ptr<ModuleRuntime> m,
     MutexLock lock(&m->hold_mu);
     m->rebuild.reset();
   }
+  std::set<std::string> swapped;
+  for (size_t p = 0; p < s->swap_in.size(); ++p) {
+    if (s->swap_in[p]) swapped.insert(next->def->pstates[p].name);
+  }
+  RefreshSubscriptions(*next, swapped);
   // The replaced tables go once nothing uses them.
   ReleaseWhenUnused(m);
   Status dropped = DropStrayTables(*next).status();

@@ -2,7 +2,9 @@
 // that owns the event's partition.
 #include "runtime/stream_executor.h"
 
+#include <algorithm>
 #include <span>
+#include <tuple>
 
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
@@ -88,6 +90,25 @@ void StreamExecutor::SettleGroup(TaskThread& thread) {
     ReleaseEffects(*member.ctx, run->record->module, run);
     engine_.CompleteEvent(run);
   }
+  if (engine_.subscriptions_->active()) {
+    // The touches of the group by (module, partition), each notified once.
+    std::vector<std::tuple<const ModuleRuntime*, int, std::vector<Touch>>> touched;
+    for (const EventGroup::Member& member : members) {
+      const StepContext& ctx = *member.ctx;
+      if (ctx.touches().empty()) continue;
+      auto it = std::find_if(touched.begin(), touched.end(), [&](const auto& t) {
+        return std::get<0>(t) == &ctx.module() && std::get<1>(t) == ctx.partition();
+      });
+      if (it == touched.end()) {
+        touched.emplace_back(&ctx.module(), ctx.partition(), std::vector<Touch>{});
+        it = touched.end() - 1;
+      }
+      std::get<2>(*it).insert(std::get<2>(*it).end(), ctx.touches().begin(), ctx.touches().end());
+    }
+    for (const auto& [m, partition, touches] : touched) {
+      engine_.subscriptions_->Notify(session, *m, partition, touches);
+    }
+  }
 }
 
 // Members of a group whose writes were rolled back run again, in order, each alone with
@@ -121,6 +142,7 @@ void StreamExecutor::RunEventAlone(TaskThread& thread, ModuleRuntime& m, int par
     if (error.ok()) {
       ReleaseEffects(ctx, run->record->module, run);
       engine_.CompleteEvent(run);
+      engine_.subscriptions_->Notify(session, m, partition, ctx.touches());
       return;
     }
   }

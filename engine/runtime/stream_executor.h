@@ -21,6 +21,7 @@
 #include "runtime/outbox.h"
 #include "runtime/partitioning.h"
 #include "runtime/query_executor.h"
+#include "runtime/subscriptions.h"
 #include "runtime/topology_append.h"
 #include "strata/module.h"
 #include "strata/value_codec.h"
@@ -93,6 +94,9 @@ class StepContext final : public TopologyContext {
                                      std::to_string(partition_) + " (route with Global() first)");
     }
     STRATA_RETURN_IF_ERROR(BeginOnce());
+    if (module_.subscriptions != nullptr && module_.subscriptions->active()) {
+      touches_.push_back({ref.index, LeadingKey(path)});
+    }
     return pstate->Transform(session_, PartitionOf(*pstate), path);
   }
   Status Append(const DepotRef& ref, Value record) override {
@@ -118,6 +122,8 @@ class StepContext final : public TopologyContext {
   std::vector<Hop>& hops() { return hops_; }
   std::vector<PendingAppend>& appends() { return appends_; }
   std::optional<Value>& ack_return() { return ack_return_; }
+  // What the step's transforms wrote while subscriptions were open (SubscriptionHub).
+  const std::vector<Touch>& touches() const { return touches_; }
   bool began() const { return began_; }
   ModuleRuntime& module() const { return module_; }
 
@@ -143,6 +149,7 @@ class StepContext final : public TopologyContext {
   std::vector<Hop> hops_;
   std::vector<PendingAppend> appends_;
   std::optional<Value> ack_return_;
+  std::vector<Touch> touches_;
   const bool grouped_;
   bool began_ = false;
 };

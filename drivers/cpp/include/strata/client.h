@@ -67,6 +67,12 @@ class ClientIoThread {
 
 // How Client::Update replaces a deployed module (protocol::UpdateRequest; the rules are
 // docs/modules.md, "Changing a deployed module").
+// Client::Subscribe's settings (as a select's: docs/subscriptions.md).
+struct ClientSubscribeOptions {
+  std::optional<Value> partition_key;  // else the path's first key picks the partition
+  bool one = false;  // the value is the one value selected (nil for none), not their list
+};
+
 struct ClientUpdateOptions {
   // Declared names ("*clicks", "$$counts", "count") of depots, PStates and topologies the
   // running version has and the new build does not: their data is deleted. An update that
@@ -201,6 +207,21 @@ class Client {
   ClientResult<protocol::StatsResult> Stats(const std::string& module = "",
                                             int64_t failures_from = 0,
                                             int64_t failures_limit = 100);
+
+  // --- Live subscriptions (docs/subscriptions.md) ---------------------------------------------
+  // Subscribes to what `path` selects in one partition of PState `pstate`: returns its id,
+  // partition and current value (protocol::Subscribed). Then `on_update` runs on the
+  // driver's I/O thread for every change of the value, with diffs to apply to it in order
+  // (strata::ApplyDiff, strata/diff.h; a RESYNC diff replaces it whole), and once at the
+  // end: an update with `ended` set (the module was destroyed, an update dropped the
+  // PState, the server is shutting down), or a kConnection error when the connection is
+  // lost (subscribe again after reconnecting: the next call reconnects). Not called after
+  // Unsubscribe returns. Keep it short and never make a blocking call of this Client in it.
+  using SubscriptionHandler = std::function<void(ClientResult<protocol::SubscriptionUpdate>)>;
+  ClientResult<protocol::Subscribed> Subscribe(const std::string& module, const std::string& pstate,
+                                               const Path& path, SubscriptionHandler on_update,
+                                               const ClientSubscribeOptions& options = {});
+  ClientResult<protocol::Unsubscribed> Unsubscribe(uint64_t subscription);
 
   // --- Asynchronous calls --------------------------------------------------------------------
   // Any request, sent without waiting. The future / callback receives the response body

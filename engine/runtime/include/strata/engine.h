@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/diff.h"
 #include "strata/histogram.h"
 #include "strata/logger.h"
 #include "strata/path.h"
@@ -57,6 +58,9 @@ struct EngineOptions {
   // has a damaged record with valid records after it, which recovery drops (without it,
   // Open fails with kCorruption saying where and how much log follows).
   bool accept_log_loss = false;
+  // Live subscriptions open at once over the whole engine (Engine::Subscribe); more are
+  // refused with kBusy.
+  int64_t max_subscriptions = 100'000;
   // Called once when the storage fails for good (a WiredTiger panic: disk full, out of file
   // descriptors, a page that fails its checksum), with the cause (naming the table when
   // WiredTiger did); every later storage operation fails. It runs on the failing thread,
@@ -288,6 +292,10 @@ struct EngineMetrics {
   // (EngineOptions::max_in_flight_records).
   int64_t in_flight_records = 0;
   int64_t max_in_flight_records = 0;
+  // Live subscriptions open now, and the events (start, change, end) delivered to them
+  // since Open.
+  int64_t subscriptions = 0;
+  int64_t subscription_events = 0;
   // WiredTiger's cache (-1 when its statistics could not be read).
   int64_t cache_bytes = -1;
   int64_t cache_dirty_bytes = -1;
@@ -310,6 +318,36 @@ struct EngineMetrics {
     HistogramSnapshot processing;
   } append_phases;
 };
+
+// Engine::Subscribe's settings.
+struct SubscribeOptions {
+  // As Select's: the partition is the one `partition_key` hashes to when set, else the one
+  // the path's first key(k) navigator names; a global PState has only partition 0.
+  std::optional<Value> partition_key;
+  // As SelectOne: the subscribed value is the one value the path selects (nil while it
+  // selects none; the subscription ends with kInvalidArgument if it selects several).
+  // Otherwise it is the list of every value the path selects, as Select returns them.
+  bool one = false;
+  // A change that would take more diffs than this is pushed as one kResync.
+  size_t max_diffs = 256;
+};
+
+// What a subscription's callback receives (docs/subscriptions.md).
+struct SubscriptionEvent {
+  enum class Kind : uint8_t {
+    kStarted,  // first, once: `value` is the current value
+    kChanged,  // a commit changed the value: `diffs` turn the previous value into `value`
+    kEnded,    // last, once: `ended` says why (the module was destroyed, ...)
+  };
+  Kind kind = Kind::kStarted;
+  uint64_t subscription = 0;  // the id Subscribe returns (kStarted comes before it returns)
+  int partition = 0;          // the PState partition subscribed to
+  std::vector<Diff> diffs;
+  // kStarted, kChanged: the whole value as of this event (shared, never changed).
+  std::shared_ptr<const Value> value;
+  Status ended;
+};
+using SubscriptionCallback = std::function<void(const SubscriptionEvent&)>;
 
 class Engine {
  public:
@@ -425,6 +463,26 @@ class Engine {
                        std::vector<Value> args) {
     return Invoke(module, query, std::move(args), InvokeOptions{});
   }
+
+  // A live subscription to what `path` selects in one partition of a PState: `callback`
+  // gets kStarted with the current value, then kChanged after each commit that changed it
+  // (diffs derived from the locations the commit's transforms touched; several commits may
+  // be folded into one event, never one split), in commit order; kEnded last (after which
+  // it is never called again): when the module is destroyed, when an update drops the
+  // PState or changes its partition count, when the engine closes, or on an error reading
+  // the value. Only committed data is pushed: what a Select would return at that moment.
+  // Returns the subscription's id once kStarted has been delivered. The callback runs on
+  // engine threads (one event at a time per subscription): it must be quick, must not
+  // block, and must not call Subscribe or Unsubscribe. Errors, with no callback: kNotFound
+  // (module, PState), kInvalidArgument (a path with a terminal, no partition),
+  // kBusy (EngineOptions::max_subscriptions reached; OVERLOADED on the wire), and a failing
+  // first read.
+  virtual Result<uint64_t> Subscribe(const std::string& module, const std::string& pstate,
+                                     const Path& path, const SubscribeOptions& options,
+                                     SubscriptionCallback callback) = 0;
+  // Ends a subscription without a kEnded event: once this returns its callback is not
+  // running and is never called again. Unknown or ended ids are ignored.
+  virtual void Unsubscribe(uint64_t id) = 0;
 
   // Records of depot partition `partition` in [from, to), at most `limit`.
   virtual Result<std::vector<DepotEntry>> ReadDepot(const std::string& module,

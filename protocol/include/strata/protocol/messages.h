@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "strata/diff.h"
 #include "strata/status.h"
 #include "strata/value.h"
 
@@ -155,10 +156,25 @@ struct SelectPageRequest {
   bool operator==(const SelectPageRequest&) const = default;
 };
 
-using RequestBody =
-    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
-                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
-                 RecomputeRequest, InvokeRequest, SelectPageRequest>;
+// A live subscription (docs/subscriptions.md): answered Subscribed, then the server pushes
+// SubscriptionUpdate messages (a Response with id 0) until UnsubscribeRequest.
+struct SubscribeRequest {
+  std::string module;
+  std::string pstate;  // "$$" optional
+  Value path;          // Path wire form of a select path
+  std::optional<Value> partition_key;
+  bool one = false;  // the value is the one value selected (nil for none), not their list
+  bool operator==(const SubscribeRequest&) const = default;
+};
+struct UnsubscribeRequest {
+  uint64_t subscription = 0;
+  bool operator==(const UnsubscribeRequest&) const = default;
+};
+
+using RequestBody = std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest,
+                                 DestroyRequest, AppendRequest, SelectRequest, ReadDepotRequest,
+                                 StatsRequest, UpdateRequest, RecomputeRequest, InvokeRequest,
+                                 SelectPageRequest, SubscribeRequest, UnsubscribeRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;
@@ -339,9 +355,29 @@ struct SelectedPage {
   bool operator==(const SelectedPage&) const = default;
 };
 
+struct Subscribed {
+  uint64_t subscription = 0;  // the id its SubscriptionUpdates carry
+  int partition = 0;
+  Value value;  // the current value
+  bool operator==(const Subscribed&) const = default;
+};
+struct Unsubscribed {
+  uint64_t subscription = 0;
+  bool operator==(const Unsubscribed&) const = default;
+};
+// Pushed in a Response with id 0: the diffs of one change of the subscribed value, in
+// order (strata/diff.h), or, with `ended` set, its end.
+struct SubscriptionUpdate {
+  uint64_t subscription = 0;
+  std::vector<Diff> diffs;
+  std::optional<Error> ended;
+  bool operator==(const SubscriptionUpdate&) const = default;
+};
+
 using ResponseBody =
     std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed, Appended, Selected,
-                 DepotRecords, StatsResult, Updated, RecomputeStarted, Invoked, SelectedPage>;
+                 DepotRecords, StatsResult, Updated, RecomputeStarted, Invoked, SelectedPage,
+                 Subscribed, Unsubscribed, SubscriptionUpdate>;
 struct Response {
   uint64_t id = 0;
   std::optional<Error> error;  // set on failure; body is then monostate

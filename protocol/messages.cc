@@ -724,10 +724,13 @@ Result<Diff> ConvertDiff(const w::Diff& d, fb::uoffset_t i) {
     if (!at.is_list()) return Status::InvalidArgument(field + ".at is not a list");
     out.at = at.as_list();
   }
-  if (d.key() != nullptr) {
+  // Only the fields of its op are read (the encoder writes only those).
+  const bool keyed = out.op == Diff::Op::kKeySet || out.op == Diff::Op::kKeyRemoved;
+  const bool valued = out.op != Diff::Op::kKeyRemoved && out.op != Diff::Op::kSeqRemove;
+  if (keyed && d.key() != nullptr) {
     STRATA_ASSIGN_OR_RETURN(out.key, RequiredValue(d.key(), field + ".key"));
   }
-  if (d.value() != nullptr) {
+  if (valued && d.value() != nullptr) {
     STRATA_ASSIGN_OR_RETURN(out.value, RequiredValue(d.value(), field + ".value"));
   }
   out.index = d.index();

@@ -77,6 +77,14 @@ inline std::vector<NamedRequest> SampleRequests() {
                  {22, SelectPageRequest{"wordcount", "word_counts",
                                         Value::ListOf({Value::ListOf({"map_keys"})}),
                                         "\x01\x02\x00\xff"s, 10'000}}});
+  out.push_back(
+      {"subscribe",
+       {23, SubscribeRequest{"wordcount", "$$word_counts",
+                             Value::ListOf({Value::ListOf({"key", "the"})}), std::nullopt, true}}});
+  out.push_back(
+      {"subscribe_partition",
+       {24, SubscribeRequest{"social", "timelines", Value::ListOf({}), Value("alice"), false}}});
+  out.push_back({"unsubscribe", {25, UnsubscribeRequest{7}}});
   return out;
 }
 
@@ -179,6 +187,25 @@ inline std::vector<NamedResponse> SampleResponses() {
                   SelectedPage{{Value::ListOf({"alice", 70}), Value::ListOf({"bob", 130})},
                                std::string("\x01\x02\x00\xff", 4)}}});
   out.push_back({"selected_page_last", {22, {}, SelectedPage{{Value("zebra")}, ""}}});
+  out.push_back({"subscribed", {23, {}, Subscribed{7, 2, Value(3)}}});
+  out.push_back({"unsubscribed", {25, {}, Unsubscribed{7}}});
+  using Op = Diff::Op;
+  out.push_back({"subscription_update",
+                 {0,
+                  {},
+                  SubscriptionUpdate{7,
+                                     {{Op::kReplace, {}, {}, Value(4), 0},
+                                      {Op::kKeySet, {"alice"}, "bio", Value("hi"), 0},
+                                      {Op::kKeyRemoved, {}, "bob", {}, 0},
+                                      {Op::kSetAdded, {"follows"}, {}, Value("carol"), 0},
+                                      {Op::kSetRemoved, {"follows"}, {}, Value("dan"), 0},
+                                      {Op::kSeqInsert, {"posts"}, {}, Value("p9"), 0},
+                                      {Op::kSeqRemove, {"posts", Value(3)}, {}, {}, 20},
+                                      {Op::kResync, {}, {}, Value::MapOf({{"a", 1}}), 0}},
+                                     std::nullopt}}});
+  out.push_back(
+      {"subscription_ended",
+       {0, {}, SubscriptionUpdate{7, {}, Error{ErrorCode::kNotFound, "module x was destroyed"}}}});
   return out;
 }
 

@@ -17,3 +17,5 @@ class RequestBody(object):
     RecomputeRequest = 11
     InvokeRequest = 12
     SelectPageRequest = 13
+    SubscribeRequest = 14
+    UnsubscribeRequest = 15

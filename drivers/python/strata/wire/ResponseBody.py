@@ -16,3 +16,6 @@ class ResponseBody(object):
     RecomputeStarted = 10
     Invoked = 11
     SelectedPage = 12
+    Subscribed = 13
+    Unsubscribed = 14
+    SubscriptionUpdate = 15

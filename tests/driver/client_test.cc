@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <map>
@@ -22,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "strata/client.h"
+#include "strata/diff.h"
 #include "strata/json.h"
 #include "strata/key_codec.h"
 #include "strata/path.h"
@@ -219,6 +221,76 @@ TEST_F(ClientTest, DeployDescribeModulesDestroy) {
               ErrorCode::kInvalidArgument);
   ExpectError(client->Deploy("/nonexistent/module.so"), ErrorKind::kServer, ErrorCode::kNotFound,
               "/nonexistent/module.so");
+}
+
+// Subscribe: the current value, then one update per change, in order, diffs that give the
+// selected value; Unsubscribe stops them; a destroy ends another subscription.
+TEST_F(ClientTest, SubscribeFollowsAWordUntilUnsubscribe) {
+  StartServer();
+  std::unique_ptr<Client> client = Connected();
+  ASSERT_NE(client, nullptr);
+  ASSERT_CALL_OK(deployed, client->Deploy(WORDCOUNT_MODULE, 4));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ClientResult<proto::SubscriptionUpdate>> updates;
+  auto record = [&](ClientResult<proto::SubscriptionUpdate> update) {
+    std::lock_guard lock(mu);
+    updates.push_back(std::move(update));
+    cv.notify_all();
+  };
+  auto wait_for = [&](size_t n) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return updates.size() >= n; });
+  };
+  ASSERT_CALL_OK(the, client->Subscribe("wordcount", "$$word_counts", Path().Key("the"), record,
+                                        {.one = true}));
+  EXPECT_EQ(the.value, Value());
+  ASSERT_CALL_OK(whole, client->Subscribe("wordcount", "word_counts", Path(), record,
+                                          {.partition_key = Value("the")}));
+  EXPECT_NE(whole.subscription, the.subscription);
+  EXPECT_EQ(whole.partition, the.partition);
+  ASSERT_TRUE(client->Append("wordcount", "*sentences", Value("the cat")).ok());
+  ASSERT_TRUE(client->Append("wordcount", "*sentences", Value("the dog")).ok());
+  ASSERT_TRUE(wait_for(3));  // "the" twice; the partition at least once
+  Value one = the.value;
+  Value partition = whole.value;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& update : updates) {
+      ASSERT_TRUE(update.ok()) << update.error().ToString();
+      Value& target = update->subscription == the.subscription ? one : partition;
+      for (const Diff& d : update->diffs) ASSERT_TRUE(ApplyDiff(&target, d).ok());
+    }
+  }
+  EXPECT_EQ(one, Value(2));
+  ASSERT_CALL_OK(now, client->Select("wordcount", "$$word_counts", Path(), Value("the")));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
+    Value applied = whole.value;
+    for (const auto& update : updates) {
+      if (update.ok() && update->subscription == whole.subscription) {
+        for (const Diff& d : update->diffs) (void)ApplyDiff(&applied, d);
+      }
+    }
+    return applied == Value(now);
+  }));
+  lock.unlock();
+
+  ASSERT_TRUE(client->Unsubscribe(the.subscription).ok());
+  ExpectError(client->Unsubscribe(the.subscription), ErrorKind::kServer, ErrorCode::kNotFound);
+  size_t seen;
+  {
+    std::lock_guard relock(mu);
+    seen = updates.size();
+  }
+  ASSERT_TRUE(client->Destroy("wordcount").ok());
+  ASSERT_TRUE(wait_for(seen + 1));
+  std::lock_guard relock(mu);
+  const auto& last = updates.back();
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->subscription, whole.subscription);  // none for the unsubscribed one
+  ASSERT_TRUE(last->ended.has_value());
+  EXPECT_EQ(last->ended->code, ErrorCode::kNotFound);
 }
 
 TEST_F(ClientTest, AppendAtEveryAckLevelThenSelectReadDepotAndStats) {

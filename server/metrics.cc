@@ -109,6 +109,12 @@ void EngineFamilies(const EngineMetrics& m, Exposition& out) {
   out.Family("strata_inflight_records_limit", "gauge",
              "The cap on in-flight records (--max-in-flight-records); appends wait beyond it.");
   out.Sample("strata_inflight_records_limit", {}, static_cast<double>(m.max_in_flight_records));
+  out.Family("strata_subscriptions", "gauge",
+             "Live subscriptions open now, over every connection and HTTP stream.");
+  out.Sample("strata_subscriptions", {}, static_cast<double>(m.subscriptions));
+  out.Family("strata_subscription_events_total", "counter",
+             "Subscription events delivered (first values, changes, ends) since start.");
+  out.Sample("strata_subscription_events_total", {}, static_cast<double>(m.subscription_events));
 
   out.Family("strata_wiredtiger_cache_bytes", "gauge", "Bytes in the WiredTiger cache.");
   if (m.cache_bytes >= 0) {

@@ -74,6 +74,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/common/include/strata/json.h
     ${PROJECT_SOURCE_DIR}/common/include/strata/path.h
     ${PROJECT_SOURCE_DIR}/common/include/strata/histogram.h
+    ${PROJECT_SOURCE_DIR}/common/include/strata/diff.h
     ${PROJECT_SOURCE_DIR}/engine/path/include/strata/navigate.h
     ${PROJECT_SOURCE_DIR}/engine/pstate/include/strata/schema.h
     ${PROJECT_SOURCE_DIR}/engine/module/include/strata/module.h

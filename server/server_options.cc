@@ -103,6 +103,11 @@ void AddEngineOptions(CLI::App& app, EngineOptions& engine,
                  "does not fit waits until records complete")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
+  app.add_option("--max-subscriptions", engine.max_subscriptions,
+                 "Live subscriptions open at once over the whole server (more are refused "
+                 "with OVERLOADED)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
   app.add_option("--min-free-disk", engine.min_free_disk_bytes,
                  "Refuse client appends (IO_ERROR) while the data directory's disk has less "
                  "available than this, e.g. 64MB (0: no check); reads go on")
@@ -144,7 +149,8 @@ std::string EngineSettingsText(const EngineOptions& engine) {
       ", step-timeout-ms " + std::to_string(engine.step_timeout_ms) + ", min-free-disk " +
       SizeText(engine.min_free_disk_bytes) + ", microbatch-max-records " +
       std::to_string(engine.microbatch_max_records) + ", microbatch-max-bytes " +
-      SizeText(engine.microbatch_max_bytes);
+      SizeText(engine.microbatch_max_bytes) + ", max-subscriptions " +
+      std::to_string(engine.max_subscriptions);
   if (engine.accept_log_loss) text += ", accept-log-loss";
   return text;
 }
@@ -174,11 +180,6 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "Response bytes queued per connection before reading pauses, e.g. 8MB")
       ->transform(CLI::AsSizeValue(false))
       ->default_str(SizeText(defaults.max_queued_bytes));
-  app.add_option("--max-subscriptions", options.engine.max_subscriptions,
-                 "Live subscriptions open at once over the whole server (more are refused "
-                 "with OVERLOADED)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
-      ->capture_default_str();
   app.add_option("--max-subscriptions-per-connection", options.max_subscriptions_per_connection,
                  "Live subscriptions one connection may hold")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))

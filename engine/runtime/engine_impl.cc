@@ -145,7 +145,7 @@ Status EngineImpl::Close() {
   }
   for (auto& thread : threads_) thread->Stop();
   threads_.clear();  // joins; closes the task threads' sessions
-  subscriptions_->EndAll(Status::Busy("the engine is closing"));
+  if (subscriptions_) subscriptions_->EndAll(Status::Busy("the engine is closing"));
   Status flushed;
   if (storage_) {
     Status st = storage_->WaitDurable();

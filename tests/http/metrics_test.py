@@ -30,6 +30,8 @@ FAMILIES = {
     "strata_module_failures": "gauge",
     "strata_inflight_records": "gauge",
     "strata_inflight_records_limit": "gauge",
+    "strata_subscriptions": "gauge",
+    "strata_subscription_events_total": "counter",
     "strata_wiredtiger_cache_bytes": "gauge",
     "strata_wiredtiger_cache_dirty_bytes": "gauge",
     "strata_wiredtiger_cache_max_bytes": "gauge",

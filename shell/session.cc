@@ -80,9 +80,9 @@ std::string ProgressBar(const proto::RebuildProgress& r) {
   return line;
 }
 
-// Ctrl-C while a command watches progress or a subscription: the handler only records it, and the
-// previous handling of SIGINT comes back when the watch ends. One watch at a time (the shell's main
-// thread).
+// Ctrl-C while a command watches progress or a subscription: the handler only records it,
+// and the previous handling of SIGINT comes back when the watch ends. One watch at a time
+// (the shell's main thread).
 volatile std::sig_atomic_t interrupted = 0;
 
 class InterruptWatch {

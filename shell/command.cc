@@ -65,6 +65,18 @@ constexpr CommandSpec kCommands[] = {
      "(map_keys: the keys alone); next shows the following page."},
     {"select-one", Command::Kind::kSelectOne, "select-one MODULE PSTATE [partition_key=JSON] PATH",
      "Like select, but PATH must navigate to exactly one value, which is shown alone."},
+    {"watch", Command::Kind::kWatch, "watch MODULE PSTATE [partition_key=JSON] PATH [count=N]",
+     "Subscribes to what PATH selects in the PState, read as select reads it (the same PATH and "
+     "partition_key=), and shows the current value, then each change as it commits: its diffs, "
+     "one per line (e.g. key_set [\"alice\"] \"bio\" = \"hi\": the map at [\"alice\"] "
+     "maps \"bio\" to \"hi\"; docs/subscriptions.md has every kind). It goes on until Ctrl-C, "
+     "or, with count=N (the last word), until N changes were shown; then it unsubscribes. A "
+     "watch the server ends (the module destroyed, the PState dropped by an update, the server "
+     "stopping) shows the reason."},
+    {"watch-one", Command::Kind::kWatchOne,
+     "watch-one MODULE PSTATE [partition_key=JSON] PATH [count=N]",
+     "Like watch, but watches the one value PATH selects (null while it selects none), as "
+     "select-one shows it."},
     {"next", Command::Kind::kNext, "next",
      "Shows the next page of the last select … all-partitions (with its PATH and limit)."},
     {"invoke", Command::Kind::kInvoke, "invoke MODULE QUERY [ARG…] [timeout=MS]",
@@ -98,6 +110,7 @@ constexpr std::string_view kPartitionKey = "partition_key=";
 constexpr std::string_view kAllPartitions = "all-partitions";
 constexpr std::string_view kTimeout = "timeout=";
 constexpr std::string_view kLimit = "limit=";
+constexpr std::string_view kCount = "count=";
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -232,9 +245,12 @@ class CommandParser {
         }
         break;
       case Command::Kind::kSelect:
-      case Command::Kind::kSelectOne: {
+      case Command::Kind::kSelectOne:
+      case Command::Kind::kWatch:
+      case Command::Kind::kWatchOne: {
+        const bool watch = c.kind == Command::Kind::kWatch || c.kind == Command::Kind::kWatchOne;
         if (!Required("MODULE", &c.module) || !Required("PSTATE", &c.target)) return *error_;
-        if (Rest() && IsWordAt(kAllPartitions)) {
+        if (!watch && Rest() && IsWordAt(kAllPartitions)) {
           if (c.kind == Command::Kind::kSelectOne) {
             return TextError{pos_, "select-one reads one partition: use select " + c.module + " " +
                                        c.target + " all-partitions"};
@@ -249,15 +265,21 @@ class CommandParser {
           if (!key.ok()) return key.error();
           c.partition_key = std::move(*key);
         }
-        if (!Rest()) return Missing("PATH (write (root) for the whole PState)");
+        size_t end = text_.size();
+        if (watch) {
+          std::optional<size_t> option = TrailingOption(kCount, 1, INT64_MAX, &c.count);
+          if (!option) return *error_;
+          end = *option;
+        }
+        if (!Rest() || pos_ >= end) return Missing("PATH (write (root) for the whole PState)");
         const size_t start = pos_;
-        Parsed<Path> path = ParsePathText(text_.substr(start));
+        Parsed<Path> path = ParsePathText(text_.substr(start, end - start));
         if (!path.ok()) return TextError{start + path.error().position, path.error().message};
         if (path->terminal()) {
-          return TextError{start,
-                           "select paths are for reading: the shell sends no transforms "
-                           "(this path ends with a terminal: " +
-                               path->ToString() + ")"};
+          return TextError{start, std::string(watch ? "watch" : "select") +
+                                      " paths are for reading: the shell sends no transforms "
+                                      "(this path ends with a terminal: " +
+                                      path->ToString() + ")"};
         }
         c.path = std::move(*path);
         pos_ = text_.size();
@@ -311,20 +333,9 @@ class CommandParser {
   bool PagedSelect(Command* c) {
     c->all_partitions = true;
     c->path = Path().All();
-    size_t end = text_.size();
-    while (end > pos_ && IsSpace(text_[end - 1])) --end;
-    size_t last = end;
-    while (last > pos_ && !IsSpace(text_[last - 1])) --last;
-    if (last < end && text_.substr(last, end - last).starts_with(kLimit)) {
-      const size_t at = last + kLimit.size();
-      int limit = 0;
-      if (!Int(text_.substr(at, end - at), at, 1, static_cast<int>(protocol::kMaxPageLimit),
-               &limit)) {
-        return false;
-      }
-      c->limit = limit;
-      end = last;
-    }
+    std::optional<size_t> option = TrailingOption(kLimit, 1, protocol::kMaxPageLimit, &c->limit);
+    if (!option) return false;
+    const size_t end = *option;
     const std::string_view path_text = text_.substr(pos_, end - pos_);
     if (path_text.find_first_not_of(" \t\r\n") != std::string_view::npos) {
       Parsed<Path> path = ParsePathText(path_text);
@@ -343,6 +354,26 @@ class CommandParser {
     }
     pos_ = text_.size();
     return true;
+  }
+  // An option word NAME=N (min <= N <= max) that is the last word of the text, after
+  // pos_: sets *out and returns where the text before it ends; the end of the text when
+  // there is none; nullopt after recording the error of a bad N.
+  std::optional<size_t> TrailingOption(std::string_view name, int64_t min, int64_t max,
+                                       int64_t* out) {
+    size_t end = text_.size();
+    while (end > pos_ && IsSpace(text_[end - 1])) --end;
+    size_t last = end;
+    while (last > pos_ && !IsSpace(text_[last - 1])) --last;
+    if (last == end || !text_.substr(last, end - last).starts_with(name)) return text_.size();
+    const size_t at = last + name.size();
+    const std::string_view value = text_.substr(at, end - at);
+    if (!Int64(value, at, min, out)) return std::nullopt;
+    if (*out > max) {
+      error_ = TextError{
+          at, "expected an integer <= " + std::to_string(max) + ", found " + std::string(value)};
+      return std::nullopt;
+    }
+    return last;
   }
   // Skips white space; whether anything follows.
   bool Rest() {

@@ -28,6 +28,8 @@ struct Command {
     kSelect,
     kSelectOne,
     kNext,
+    kWatch,
+    kWatchOne,
     kInvoke,
     kScan,
     kStats,
@@ -35,9 +37,11 @@ struct Command {
     kQuit,
   };
   Kind kind = Kind::kHelp;
-  // describe, destroy, append, select, select-one, scan, recompute, invoke, stats ("" = all)
+  // describe, destroy, append, select, select-one, watch, watch-one, scan, recompute, invoke,
+  // stats ("" = all)
   std::string module;
-  // the depot (append, scan), the PState (select, select-one) or the query (invoke)
+  // the depot (append, scan), the PState (select, select-one, watch, watch-one) or the query
+  // (invoke)
   std::string target;
   std::string word;  // help: the command asked about; deploy, update: the file
   // update: the names to drop; recompute: the PStates
@@ -45,8 +49,8 @@ struct Command {
   Value value;                                              // append
   std::vector<Value> args;                                  // invoke
   int64_t timeout_ms = 10'000;                              // invoke
-  Path path;                                                // select, select-one
-  std::optional<Value> partition_key;                       // select, select-one
+  Path path;                                                // select, watch (and -one)
+  std::optional<Value> partition_key;                       // select, watch (and -one)
   bool all_partitions = false;                              // select … all-partitions
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
   int partitions = 8;                                       // deploy; update: 0 = keep
@@ -57,6 +61,7 @@ struct Command {
   int64_t from = 0;                                         // scan; stats: first failure
   // scan; select all-partitions: entries per page; stats: failures listed
   int64_t limit = 100;
+  int64_t count = 0;  // watch: the changes to show before it stops (0: until Ctrl-C)
 };
 
 // Every command name, for help and completion, in the order help lists them.

@@ -142,4 +142,25 @@ std::string RenderValue(const Value& v) {
   return Json(v);
 }
 
+std::string DiffText(const Diff& diff) {
+  std::string out(DiffOpName(diff.op));
+  if (diff.op != Diff::Op::kResync) out += " " + ToJson(Value(Value::List(diff.at)));
+  switch (diff.op) {
+    case Diff::Op::kKeySet:
+      return out + " " + ToJson(diff.key) + " = " + ToJson(diff.value);
+    case Diff::Op::kKeyRemoved:
+      return out + " " + ToJson(diff.key);
+    case Diff::Op::kSeqInsert:
+      return out + " " + std::to_string(diff.index) + " " + ToJson(diff.value);
+    case Diff::Op::kSeqRemove:
+      return out + " " + std::to_string(diff.index);
+    case Diff::Op::kReplace:
+    case Diff::Op::kSetAdded:
+    case Diff::Op::kSetRemoved:
+    case Diff::Op::kResync:
+      break;
+  }
+  return out + " " + ToJson(diff.value);
+}
+
 }  // namespace strata::shell

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/diff.h"
 #include "strata/value.h"
 
 namespace strata::shell {
@@ -34,5 +35,12 @@ bool IsRecord(const Value& v);
 // value is a record); a non-empty list whose elements are all records as a table with one
 // column per field; anything else as JSON (pretty-printed when long). Ends with "\n".
 std::string RenderValue(const Value& v);
+
+// One diff of a watched value on one line, values in their JSON form (docs/values.md):
+// `key_set ["alice"] "bio" = "hi"`, `replace [] 3`, `seq_insert ["posts"] 0 {"id":1}`,
+// `seq_remove ["posts"] 2`, `set_added [] "bob"`, `key_removed [] "alice"`, `resync [1,2]`.
+// The op and its location (the steps from the watched value's root, a JSON list) come
+// first, then the op's operands. No newline.
+std::string DiffText(const Diff& diff);
 
 }  // namespace strata::shell

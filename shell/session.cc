@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -77,9 +80,9 @@ std::string ProgressBar(const proto::RebuildProgress& r) {
   return line;
 }
 
-// Ctrl-C while a command watches progress: the handler only records it, and the previous
-// handling of SIGINT comes back when the watch ends. One watch at a time (the shell's
-// main thread).
+// Ctrl-C while a command watches progress or a subscription: the handler only records it,
+// and the previous handling of SIGINT comes back when the watch ends. One watch at a time
+// (the shell's main thread).
 volatile std::sig_atomic_t interrupted = 0;
 
 class InterruptWatch {
@@ -102,6 +105,56 @@ class InterruptWatch {
   struct sigaction previous_ {};
   bool installed_ = false;
 };
+
+// The updates of one watched subscription, from the driver's I/O thread (Push) to the
+// shell's main thread (Pop). Shared by both: the handler may outlive the watch until the
+// driver drops it.
+class WatchInbox {
+ public:
+  void Push(ClientResult<proto::SubscriptionUpdate> update) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      updates_.push_back(std::move(update));
+    }
+    ready_.notify_one();
+  }
+  // The oldest update not taken yet, waiting at most `wait` for one.
+  std::optional<ClientResult<proto::SubscriptionUpdate>> Pop(std::chrono::milliseconds wait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!ready_.wait_for(lock, wait, [&] { return !updates_.empty(); })) return std::nullopt;
+    ClientResult<proto::SubscriptionUpdate> update = std::move(updates_.front());
+    updates_.pop_front();
+    return update;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<ClientResult<proto::SubscriptionUpdate>> updates_;  // guarded by mu_
+};
+
+// A diff as one --json line of watch: {"update": N, "op", "at", and the op's operands
+// "key", "value", "index"} (a resync has no "at").
+Value DiffDocument(int64_t update, const Diff& diff) {
+  Value::Map doc{{"update", update}, {"op", std::string(DiffOpName(diff.op))}};
+  if (diff.op != Diff::Op::kResync) doc.emplace_back("at", Value(Value::List(diff.at)));
+  switch (diff.op) {
+    case Diff::Op::kKeySet:
+    case Diff::Op::kKeyRemoved:
+      doc.emplace_back("key", diff.key);
+      break;
+    case Diff::Op::kSeqInsert:
+    case Diff::Op::kSeqRemove:
+      doc.emplace_back("index", diff.index);
+      break;
+    default:
+      break;
+  }
+  if (diff.op != Diff::Op::kKeyRemoved && diff.op != Diff::Op::kSeqRemove) {
+    doc.emplace_back("value", diff.value);
+  }
+  return Value::MapOf(std::move(doc));
+}
 
 // The line that reports a module that failed to load (and so serves no requests).
 std::string FailedLine(const std::string& module, const std::string& load_error) {
@@ -226,6 +279,9 @@ Outcome Session::Execute(const Command& c, std::string_view text) {
       return c.all_partitions ? SelectPage(c) : Select(c);
     case Command::Kind::kNext:
       return Next();
+    case Command::Kind::kWatch:
+    case Command::Kind::kWatchOne:
+      return Watch(c);
     case Command::Kind::kInvoke:
       return Invoke(c);
     case Command::Kind::kScan:
@@ -634,6 +690,62 @@ Outcome Session::ShowPage(Client& client) {
   return Outcome::kOk;
 }
 
+Outcome Session::Watch(const Command& c) {
+  constexpr auto kPollInterval = std::chrono::milliseconds(20);
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  // Installed before subscribing: a Ctrl-C while the subscription starts stops it at once.
+  InterruptWatch interrupt;
+  auto inbox = std::make_shared<WatchInbox>();
+  ClientSubscribeOptions options;
+  options.partition_key = c.partition_key;
+  options.one = c.kind == Command::Kind::kWatchOne;
+  auto subscribed = client->Subscribe(
+      c.module, c.target, c.path,
+      [inbox](ClientResult<proto::SubscriptionUpdate> update) { inbox->Push(std::move(update)); },
+      options);
+  if (!subscribed.ok()) return ReportClientError(subscribed.error());
+  if (options_.terminal && !options_.json) {
+    out_ << "watching " << c.target << " " << c.path.ToString() << " of " << c.module
+         << " (partition " << subscribed->partition << "); Ctrl-C stops\n";
+  }
+  // As select and select-one show it: one map (alone in a list) as a table.
+  const Value& value = subscribed->value;
+  const bool one_map =
+      !options.one && value.is_list() && value.as_list().size() == 1 && value.as_list()[0].is_map();
+  Emit(Value::MapOf({{"partition", subscribed->partition}, {"value", value}}),
+       RenderValue(one_map ? value.as_list()[0] : value));
+  out_.flush();
+  int64_t shown = 0;
+  while ((c.count == 0 || shown < c.count) && !interrupt.fired()) {
+    std::optional<ClientResult<proto::SubscriptionUpdate>> next = inbox->Pop(kPollInterval);
+    if (!next) continue;
+    if (!next->ok()) return ReportClientError(next->error());  // the connection broke
+    const proto::SubscriptionUpdate& update = next->value();
+    if (update.ended) {
+      Emit(Value::MapOf(
+               {{"ended",
+                 Value::MapOf({{"code", std::string(proto::ErrorCodeName(update.ended->code))},
+                               {"message", update.ended->message}})}}),
+           "watch ended by the server: " + std::string(proto::ErrorCodeName(update.ended->code)) +
+               ": " + update.ended->message + "\n");
+      return Outcome::kOk;
+    }
+    ++shown;
+    for (const Diff& diff : update.diffs) Emit(DiffDocument(shown, diff), DiffText(diff) + "\n");
+    out_.flush();
+  }
+  if (interrupt.fired() && !options_.json) {
+    out_ << "stopped watching after " << Plural(shown, "change", "changes") << "\n";
+  }
+  auto unsubscribed = client->Unsubscribe(subscribed->subscription);
+  // NOT_FOUND: the server ended the subscription meanwhile (its end update is not shown).
+  if (!unsubscribed.ok() && unsubscribed.error().code != proto::ErrorCode::kNotFound) {
+    return ReportClientError(unsubscribed.error());
+  }
+  return Outcome::kOk;
+}
+
 Outcome Session::Invoke(const Command& c) {
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
@@ -772,15 +884,17 @@ std::vector<std::string> Session::Completions(std::string_view line) {
     const std::string& cmd = words[0];
     const bool module_arg = cmd == "describe" || cmd == "destroy" || cmd == "stats" ||
                             cmd == "append" || cmd == "select" || cmd == "select-one" ||
-                            cmd == "scan" || cmd == "recompute" || cmd == "invoke";
+                            cmd == "scan" || cmd == "recompute" || cmd == "invoke" ||
+                            cmd == "watch" || cmd == "watch-one";
     if (index == 1 && (cmd == "help")) {
       candidates = CommandNames();
     } else if (index == 1 && cmd == "timing") {
       candidates = {"on", "off"};
     } else if (index == 1 && module_arg) {
       for (const auto& m : CachedModules()) candidates.push_back(m.name);
-    } else if (index == 2 && (cmd == "append" || cmd == "scan" || cmd == "select" ||
-                              cmd == "select-one" || cmd == "invoke")) {
+    } else if (index == 2 &&
+               (cmd == "append" || cmd == "scan" || cmd == "select" || cmd == "select-one" ||
+                cmd == "invoke" || cmd == "watch" || cmd == "watch-one")) {
       if (const proto::ModuleInfo* m = FindModule(CachedModules(), words[1])) {
         if (cmd == "invoke") {
           for (const auto& q : m->queries) candidates.push_back(q.name);

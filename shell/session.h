@@ -87,6 +87,10 @@ class Session {
   Outcome Next();
   // Fetches and shows the page of page_ at its token, then moves page_ to the next one.
   Outcome ShowPage(Client& client);
+  // watch, watch-one: subscribes, shows the value, then its changes until Ctrl-C (SIGINT),
+  // count=N changes or the server's end of the subscription; unsubscribes unless the server
+  // ended it or the connection broke.
+  Outcome Watch(const Command& c);
   Outcome Invoke(const Command& c);
   Outcome Scan(const Command& c);
   Outcome Stats(const Command& c);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The interactive strata shell as a person uses it, in a tmux terminal: Tab completion of a
-# command, a module and a PState name, a recompute's progress, multi-line input, and history
-# recalled with the Up arrow after a restart of the shell. Starts its own stratad on a free port with the example
+# command, a module and a PState name, a recompute's progress, multi-line input, a watch
+# stopped by Ctrl-C, and history recalled with the Up arrow after a restart of the shell.
+# Starts its own stratad on a free port with the example
 # modules.
 #
 # usage: interactive_test.sh STRATA STRATAD MODULE_DIR
@@ -98,6 +99,21 @@ keys Enter
 expect_line '^recompute of \$\$word_counts of wordcount finished: the rebuilt PStates serve$' "recompute result"
 expect_line '^strata> $' "prompt after recompute"
 
+# watch shows the value, then each change made by another client; Ctrl-C stops the watch,
+# not the shell, which goes on reading commands.
+keys -l 'watch-one wordcount $$word_counts key("the")'
+keys Enter
+expect_line '^watching \$\$word_counts key\("the"\) of wordcount \(partition [0-7]\); Ctrl-C stops$' "watch banner"
+"$strata" --port "$port" -c 'append wordcount *sentences "the end"' > /dev/null || fail "append during the watch"
+expect_line '^replace \[\] 3$' "watched change"
+keys C-c
+expect_line '^(\^C)?stopped watching after 1 change$' "watch stopped by Ctrl-C"
+expect_line '^strata> $' "prompt after the watch"
+keys -l 'select-one wordcount $$word_counts key("end")'
+keys Enter
+expect_line '^strata> select-one wordcount \$\$word_counts key\("end"\)$' "command after the watch"
+expect_line '^1$' "the shell still runs commands after Ctrl-C"
+
 # Multi-line input: an open parenthesis continues the command on the next line.
 keys -l 'select wordcount $$word_counts key('
 keys Enter
@@ -138,4 +154,4 @@ expect_line '^strata> select wordcount \$\$word_counts key\( "cat"\)$' "history:
 keys Enter
 expect_line '^\[1\]$' "recalled command result"
 keys C-d
-echo "PASS: completion (command, module, PState, candidate list), recompute, multi-line input, destroy confirmation, history across restarts"
+echo "PASS: completion (command, module, PState, candidate list), recompute, multi-line input, watch stopped by Ctrl-C, destroy confirmation, history across restarts"

@@ -337,6 +337,33 @@ TEST(CommandTest, ParsesInvokeAndPagedSelect) {
   EXPECT_EQ(c->kind, Command::Kind::kNext);
 }
 
+TEST(CommandTest, ParsesWatchLikeSelectWithACount) {
+  Parsed<Command> c = ParseCommand(R"(watch wordcount $$word_counts key("the"))");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->kind, Command::Kind::kWatch);
+  EXPECT_EQ(c->module, "wordcount");
+  EXPECT_EQ(c->target, "$$word_counts");
+  EXPECT_EQ(c->path.ToValue(), Path().Key("the").ToValue());
+  EXPECT_EQ(c->count, 0);
+  c = ParseCommand(R"(watch-one wordcount $$word_counts key("the") count=2)");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->kind, Command::Kind::kWatchOne);
+  EXPECT_EQ(c->path.ToValue(), Path().Key("the").ToValue());
+  EXPECT_EQ(c->count, 2);
+  c = ParseCommand("watch bank $$balances partition_key=\"alice\" (root) count=10 ");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->partition_key, Value("alice"));
+  EXPECT_EQ(c->path.ToValue(), Path().ToValue());
+  EXPECT_EQ(c->count, 10);
+  // A key that looks like the option is part of the path.
+  c = ParseCommand(R"(watch bank $$balances key("count=3"))");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->path.ToValue(), Path().Key("count=3").ToValue());
+  EXPECT_EQ(c->count, 0);
+  // all-partitions is select's alone: here it is a path (and not a valid one).
+  EXPECT_FALSE(ParseCommand("watch bank $$balances all-partitions").ok());
+}
+
 TEST(CommandTest, ErrorsPointAtTheOffendingColumn) {
   const ErrorCase cases[] = {
       {"apend bank", 0, "unknown command 'apend'"},
@@ -364,6 +391,12 @@ TEST(CommandTest, ErrorsPointAtTheOffendingColumn) {
       {"select bank $$b all-partitions all.inc", 30, "select paths are for reading"},
       {"select-one bank $$b all-partitions", 20, "select-one reads one partition"},
       {"next page", 5, "unexpected 'page'"},
+      {"watch bank $$b", 14, "missing PATH"},
+      {"watch bank $$b count=2", 22, "missing PATH"},
+      {"watch bank $$b (root) count=0", 28, "expected an integer >= 1"},
+      {"watch bank $$b (root) count=x", 28, "expected an integer >= 1"},
+      {"watch-one bank $$b key(\"a\").inc count=1", 19, "watch paths are for reading"},
+      {"watch bank $$b key(\"a\").kye", 24, "unknown path step \"kye\""},
   };
   for (const ErrorCase& c : cases) {
     SCOPED_TRACE(c.text);
@@ -415,6 +448,26 @@ TEST(RenderTest, OtherValuesAreJsonAndLongCellsAreCut) {
       R"([{"$set": [1, 2, 3]}, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"])"));
   EXPECT_EQ(RenderValue(Json(long_list)), ToJson(Json(long_list), 2) + "\n");
   EXPECT_EQ(CellText(Value("a\nb")), "\"a\\nb\"");
+}
+
+TEST(RenderTest, DiffsAreOneLineWithJsonValues) {
+  auto diff = [](Diff::Op op, std::vector<Value> at, Value key, Value value, int64_t index) {
+    return DiffText(Diff{op, std::move(at), std::move(key), std::move(value), index});
+  };
+  EXPECT_EQ(diff(Diff::Op::kKeySet, {Value("alice")}, Value("bio"), Value("hi"), 0),
+            R"(key_set ["alice"] "bio" = "hi")");
+  EXPECT_EQ(diff(Diff::Op::kKeyRemoved, {}, Value("alice"), Value(), 0),
+            R"(key_removed [] "alice")");
+  EXPECT_EQ(diff(Diff::Op::kReplace, {}, Value(), Value(3), 0), "replace [] 3");
+  EXPECT_EQ(
+      diff(Diff::Op::kSetAdded, {Value("bob"), Value(2)}, Value(), Json(R"({"$set": [1]})"), 0),
+      R"(set_added ["bob",2] {"$set":[1]})");
+  EXPECT_EQ(diff(Diff::Op::kSetRemoved, {}, Value(), Value("x"), 0), R"(set_removed [] "x")");
+  EXPECT_EQ(diff(Diff::Op::kSeqInsert, {Value("posts")}, Value(), Json(R"({"id": 1})"), 0),
+            R"(seq_insert ["posts"] 0 {"id":1})");
+  EXPECT_EQ(diff(Diff::Op::kSeqRemove, {Value("posts")}, Value(), Value(), 2),
+            R"(seq_remove ["posts"] 2)");
+  EXPECT_EQ(diff(Diff::Op::kResync, {}, Value(), Json("[1, 2]"), 0), "resync [1,2]");
 }
 
 }  // namespace

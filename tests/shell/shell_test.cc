@@ -2,6 +2,7 @@
 // real stratad (tests/testing) with the four example modules deployed, checking standard
 // output, standard error and the exit status.
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/diff.h"
 #include "strata/json.h"
 #include "stratad_process.h"
 
@@ -56,8 +58,16 @@ class ShellTest : public ::testing::Test {
 
   // Runs build/bin/strata --port PORT `args` with `input` as standard input.
   ShellRun Run(std::vector<std::string> args, const std::string& input = "") {
-    const std::string in_path = dir_ + "/stdin", out_path = dir_ + "/stdout",
-                      err_path = dir_ + "/stderr";
+    return Finish(Spawn(std::move(args), "", input), "");
+  }
+
+  // Starts build/bin/strata --port PORT `args` with `input` as standard input and its output
+  // in files of the test directory named after `name`, without waiting: Finish waits.
+  // -1 when it cannot start.
+  pid_t Spawn(std::vector<std::string> args, const std::string& name,
+              const std::string& input = "") {
+    const std::string in_path = dir_ + "/stdin" + name, out_path = dir_ + "/stdout" + name,
+                      err_path = dir_ + "/stderr" + name;
     std::ofstream(in_path) << input;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -71,17 +81,31 @@ class ShellTest : public ::testing::Test {
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    ShellRun run;
     int rc = posix_spawn(&pid, STRATA_SHELL, &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     EXPECT_EQ(rc, 0) << "cannot start " << STRATA_SHELL;
-    if (rc != 0) return run;
+    return rc == 0 ? pid : -1;
+  }
+
+  // Waits for the shell `pid` started by Spawn(…, name) to exit; its status and output.
+  ShellRun Finish(pid_t pid, const std::string& name) {
+    ShellRun run;
+    if (pid < 0) return run;
     int status = 0;
     waitpid(pid, &status, 0);
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    run.out = ReadFile(out_path);
-    run.err = ReadFile(err_path);
+    run.out = ReadFile(dir_ + "/stdout" + name);
+    run.err = ReadFile(dir_ + "/stderr" + name);
     return run;
+  }
+
+  // Waits up to 30 s until the standard output of Spawn(…, name) so far holds `text`.
+  bool WaitForOutput(const std::string& name, const std::string& text) {
+    for (int i = 0; i < 3000; ++i) {
+      if (ReadFile(dir_ + "/stdout" + name).find(text) != std::string::npos) return true;
+      usleep(10'000);
+    }
+    return false;
   }
 
   std::string dir_;
@@ -520,6 +544,120 @@ TEST_F(ShellTest, UpdateAndRecomputeArgumentsAreChecked) {
 
 // invoke and select … all-partitions with the test module driver_queries
 // (tests/driver/testdata/query_module.cc), deployed through the shell.
+// A line of `watch --json` that holds a diff, back as the Diff it shows.
+Diff DiffFromDocument(const Value& doc) {
+  Diff diff;
+  std::optional<Diff::Op> op = DiffOpFromName(doc.Find(Value("op"))->as_string());
+  EXPECT_TRUE(op.has_value()) << ToJson(doc);
+  diff.op = op.value_or(Diff::Op::kResync);
+  if (const Value* at = doc.Find(Value("at"))) diff.at = at->as_list();
+  if (const Value* key = doc.Find(Value("key"))) diff.key = *key;
+  if (const Value* value = doc.Find(Value("value"))) diff.value = *value;
+  if (const Value* index = doc.Find(Value("index"))) diff.index = index->as_int();
+  return diff;
+}
+
+TEST_F(ShellTest, WatchShowsTheValueThenEachChangeUntilItsCount) {
+  ShellRun run = Run({"-c", "append wordcount *sentences \"The cat, the hat.\""});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  // watch-one shows the one value, watch (here with --json) the list of values selected.
+  const pid_t text = Spawn({"-c", "watch-one wordcount $$word_counts key(\"the\") count=2"}, "1");
+  const pid_t json =
+      Spawn({"--json", "-c", "watch wordcount $$word_counts key(\"the\") count=2"}, "2");
+  // Subscribed once the current value is shown: each append below is a change they see.
+  ASSERT_TRUE(WaitForOutput("1", "2\n")) << ReadFile(dir_ + "/stderr1");
+  ASSERT_TRUE(WaitForOutput("2", "\n")) << ReadFile(dir_ + "/stderr2");
+  // Commits close together may arrive as one change: the second append waits until both
+  // watches have shown the first.
+  run = Run({"-c", "append wordcount *sentences \"the dog\""});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_TRUE(WaitForOutput("1", "replace [] 3\n")) << ReadFile(dir_ + "/stderr1");
+  ASSERT_TRUE(WaitForOutput("2", "\"update\":1")) << ReadFile(dir_ + "/stderr2");
+  run = Run({"-c", "append wordcount *sentences \"The end\""});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+
+  run = Finish(text, "1");
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(run.out, "2\nreplace [] 3\nreplace [] 4\n");
+
+  run = Finish(json, "2");
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.err, "");
+  std::istringstream lines(run.out);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line));
+  Result<Value> first = ParseJson(line);
+  ASSERT_TRUE(first.ok()) << line;
+  ASSERT_NE(first->Find(Value("partition")), nullptr) << line;
+  ASSERT_NE(first->Find(Value("value")), nullptr) << line;
+  // The diffs of updates 1 and 2, applied in order, turn the first value into the last.
+  Value watched = *first->Find(Value("value"));
+  EXPECT_EQ(ToJson(watched), "[2]");
+  int64_t last_update = 0;
+  while (std::getline(lines, line)) {
+    Result<Value> doc = ParseJson(line);
+    ASSERT_TRUE(doc.ok()) << line;
+    const int64_t update = doc->Find(Value("update"))->as_int();
+    EXPECT_TRUE(update == last_update || update == last_update + 1) << line;
+    last_update = update;
+    Status applied = ApplyDiff(&watched, DiffFromDocument(*doc));
+    EXPECT_TRUE(applied.ok()) << applied.message();
+  }
+  EXPECT_EQ(last_update, 2) << run.out;
+  EXPECT_EQ(ToJson(watched), "[4]");
+}
+
+TEST_F(ShellTest, CtrlCEndsAWatchAndTheScriptGoesOn) {
+  const std::string script =
+      "watch-one wordcount $$word_counts key(\"cat\")\n"
+      "select-one wordcount $$word_counts key(\"cat\")\n";
+  const pid_t watch = Spawn({"-c", script}, "1");
+  ASSERT_TRUE(WaitForOutput("1", "null\n")) << ReadFile(dir_ + "/stderr1");
+  ShellRun run = Run({"-c", "append wordcount *sentences \"a cat\""});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_TRUE(WaitForOutput("1", "replace [] 1\n")) << ReadFile(dir_ + "/stderr1");
+  ASSERT_EQ(kill(watch, SIGINT), 0);
+  run = Finish(watch, "1");
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(run.out, "null\nreplace [] 1\nstopped watching after 1 change\n1\n");
+}
+
+TEST_F(ShellTest, WatchErrorsAndEnds) {
+  ShellRun run = Run({"-c", "watch wordcount $$nope key(\"the\")"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.out, "");
+  EXPECT_EQ(run.err, "error: NOT_FOUND: module wordcount has no PState $$nope\n");
+  run = Run({"-c", "watch wordcount $$word_counts key(\"the\") count=0"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("expected an integer >= 1, found '0'"), std::string::npos) << run.err;
+  run = Run({"-c", "help watch"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_TRUE(run.out.starts_with(
+      "usage: watch MODULE PSTATE [partition_key=JSON] PATH [count=N]\nSubscribes to"))
+      << run.out;
+
+  // The server ends a watch of a destroyed module: the reason, and the script goes on.
+  pid_t watch = Spawn({"-c", "watch-one bank $$balances key(\"alice\")\nmodules"}, "1");
+  ASSERT_TRUE(WaitForOutput("1", "null\n")) << ReadFile(dir_ + "/stderr1");
+  run = Run({"-c", "destroy bank --yes"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  run = Finish(watch, "1");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(run.out.starts_with(
+      "null\nwatch ended by the server: NOT_FOUND: module bank was destroyed\nmodule "))
+      << run.out;
+
+  // A lost connection is an error, with the exit status of an unreachable server.
+  watch = Spawn({"--json", "-c", "watch-one wordcount $$word_counts key(\"the\")"}, "2");
+  ASSERT_TRUE(WaitForOutput("2", "{\"partition\":")) << ReadFile(dir_ + "/stderr2");
+  server_.Stop(SIGKILL);
+  run = Finish(watch, "2");
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_NE(run.out.find("\n{\"error\":{\"kind\":\"connection\""), std::string::npos) << run.out;
+}
+
 class ShellQueryTest : public ShellTest {
  protected:
   void SetUp() override {

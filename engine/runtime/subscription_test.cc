@@ -194,6 +194,75 @@ TEST_F(SubscriptionTest, BadSubscriptionsAreRefused) {
   EXPECT_TRUE(w.events().empty() || selected <= 1);
 }
 
+// An update keeps the subscriptions of the PStates it keeps (the new code's changes are
+// pushed), ends those of a PState it drops, and a rescale ends them all; a recompute's swap
+// pushes the recomputed value.
+TEST_F(SubscriptionTest, UpdatesRecomputesAndRescalesCarryOrEndSubscriptions) {
+  ASSERT_TRUE(engine_->Deploy(STRATA_EVOLVE_V1, {.partitions = kPartitions}).ok());
+  auto event = [&](int64_t n) {
+    ASSERT_TRUE(engine_->Append("evolve", "*events", Value::MapOf({{"k", "k1"}, {"n", n}})).ok());
+  };
+  Watcher& totals = NewWatcher();
+  Watcher& extra = NewWatcher();
+  ASSERT_TRUE(
+      engine_->Subscribe("evolve", "$$totals", Path().Key("k1"), {.one = true}, totals.Callback())
+          .ok());
+  ASSERT_TRUE(
+      engine_->Subscribe("evolve", "$$extra_seen", Path().Key(5), {.one = true}, extra.Callback())
+          .ok());
+  event(1);
+  ASSERT_TRUE(totals.WaitFor(Value(1)));
+  ASSERT_TRUE(engine_->Update(STRATA_EVOLVE_V2, {}).ok());  // "totals" now adds 2n
+  event(1);
+  ASSERT_TRUE(totals.WaitFor(Value(3)));
+  EXPECT_FALSE(extra.ended().has_value());
+  ASSERT_TRUE(
+      engine_->Update(STRATA_EVOLVE_V3, {.drop = {"*extra", "extra", "$$extra_seen"}}).ok());
+  ASSERT_TRUE(extra.WaitEnded());
+  EXPECT_EQ(extra.ended()->code(), StatusCode::kNotFound);
+  EXPECT_NE(extra.ended()->message().find("dropped"), std::string::npos)
+      << extra.ended()->ToString();
+  EXPECT_FALSE(totals.ended().has_value());
+  // Recomputed with the current code, both events add 2n.
+  ASSERT_TRUE(engine_->Recompute("evolve", {"$$totals"}).ok());
+  ASSERT_TRUE(engine_->WaitProcessed("evolve").ok());
+  ASSERT_TRUE(totals.WaitFor(Value(4)));
+  ASSERT_TRUE(engine_->Update(STRATA_EVOLVE_V3, {.partitions = 2}).ok());
+  ASSERT_TRUE(totals.WaitEnded());
+  EXPECT_NE(totals.ended()->message().find("partitions"), std::string::npos)
+      << totals.ended()->ToString();
+  EXPECT_TRUE(totals.errors().empty()) << totals.errors()[0];
+}
+
+// A microbatch topology's batch commits notify too: an Aggregate's count, and a global
+// top-3 list whose changes are list diffs.
+TEST_F(SubscriptionTest, MicrobatchCommitsArePushed) {
+  ASSERT_TRUE(engine_->Deploy(STRATA_MB_TEST_MODULE, {.partitions = kPartitions}).ok());
+  Watcher& apple = NewWatcher();
+  Watcher& top = NewWatcher();
+  ASSERT_TRUE(
+      engine_->Subscribe("mbtest", "$$counts", Path().Key("apple"), {.one = true}, apple.Callback())
+          .ok());
+  ASSERT_TRUE(
+      engine_->Subscribe("mbtest", "$$top", Path().Key("all"), {.one = true}, top.Callback()).ok());
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> words = {"apple", "pear", "fig", "kiwi", "plum"};
+  int64_t apples = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<Value> batch;
+    for (int i = 0; i < 10; ++i) {
+      const std::string& w = words[rng() % words.size()];
+      apples += w == "apple";
+      batch.push_back(Value(w));
+    }
+    ASSERT_TRUE(engine_->AppendBatch("mbtest", "*words", std::move(batch)).ok());
+  }
+  ASSERT_TRUE(apple.WaitFor(Value(apples)));
+  const Value now = Must(engine_->SelectOne("mbtest", "$$top", Path().Key("all")));
+  ASSERT_TRUE(top.WaitFor(now));
+  EXPECT_TRUE(top.errors().empty()) << top.errors()[0];
+}
+
 TEST_F(SubscriptionTest, TheEngineCapsSubscriptions) {
   EngineOptions options = SmallEngineOptions(data_dir());
   options.max_subscriptions = 2;

@@ -8,12 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <deque>
 #include <optional>
 #include <utility>
-#include <vector>
 
 #include <httplib.h>
 
@@ -50,8 +49,7 @@ int PortOf(const sockaddr_storage& address) {
 std::string HostOf(const sockaddr_storage& address) {
   char text[INET6_ADDRSTRLEN] = {};
   if (address.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(address).sin_addr, text,
-              sizeof(text));
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(address).sin_addr, text, sizeof(text));
   } else if (address.ss_family == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(address).sin6_addr, text,
               sizeof(text));
@@ -110,13 +108,81 @@ Result<Value> JsonParam(const httplib::Request& request, const char* name, Value
 
 }  // namespace
 
-// One open event stream. Engine threads queue its events (OnEvent); the HTTP worker thread
-// writes them (Run), woken through an eventfd, which it polls together with the
-// connection's socket to notice a client that went away.
+void EventQueue::Push(const SubscriptionEvent& event) {
+  MutexLock lock(&mu_);
+  if (ended_) return;
+  switch (event.kind) {
+    case SubscriptionEvent::Kind::kStarted:
+      pending_.push_back(Pending{true, event.subscription, event.partition, {}, event.value});
+      break;
+    case SubscriptionEvent::Kind::kChanged:
+      if (!collapsed_ && pending_updates_ < max_pending_) {
+        pending_.push_back(Pending{false, event.subscription, event.partition, event.diffs, {}});
+        ++pending_updates_;
+        break;
+      }
+      if (!collapsed_) {
+        // The resync replaces the waiting updates, not the `subscribed` event.
+        std::erase_if(pending_, [](const Pending& p) { return !p.started; });
+        pending_updates_ = 0;
+        collapsed_ = true;
+      }
+      latest_ = event.value;
+      break;
+    case SubscriptionEvent::Kind::kEnded:
+      ended_ = std::make_pair(proto::ErrorCodeFor(event.ended), event.ended.message());
+      break;
+  }
+}
+
+void EventQueue::End(proto::ErrorCode code, std::string message) {
+  MutexLock lock(&mu_);
+  if (!ended_) ended_ = std::make_pair(code, std::move(message));
+}
+
+std::string EventQueue::Take(bool* ended) {
+  MutexLock lock(&mu_);
+  std::string text;
+  for (const Pending& event : pending_) text += Format(event);
+  pending_.clear();
+  pending_updates_ = 0;
+  if (collapsed_) {
+    const Value diff =
+        proto::DiffDocument(Diff{Diff::Op::kResync, {}, Value(), latest_ ? *latest_ : Value(), 0});
+    text += SseEvent("update", Value::MapOf({{"diffs", Value(Value::List{diff})}}));
+    collapsed_ = false;
+    latest_.reset();
+  }
+  *ended = ended_.has_value();
+  if (ended_ && !ended_taken_) {
+    const auto& [code, message] = *ended_;
+    text += SseEvent(
+        "ended", Value::MapOf({{"error", proto::ErrorDocument(code, EscapeInvalidUtf8(message))}}));
+    ended_taken_ = true;
+  }
+  return text;
+}
+
+std::string EventQueue::Format(const Pending& event) {
+  if (event.started) {
+    return SseEvent("subscribed",
+                    Value::MapOf({{"subscription", static_cast<int64_t>(event.subscription)},
+                                  {"partition", int64_t{event.partition}},
+                                  {"value", event.value ? *event.value : Value()}}));
+  }
+  Value::List diffs;
+  diffs.reserve(event.diffs.size());
+  for (const Diff& diff : event.diffs) diffs.push_back(proto::DiffDocument(diff));
+  return SseEvent("update", Value::MapOf({{"diffs", Value(std::move(diffs))}}));
+}
+
+// One open event stream: its EventQueue, written by the HTTP worker thread (Run), which the
+// engine's threads wake through an eventfd that Run polls together with the connection's
+// socket, to notice a client that went away while nothing was being written.
 class EventStreams::Stream {
  public:
   Stream(size_t max_pending, std::chrono::milliseconds keepalive)
-      : max_pending_(max_pending),
+      : queue_(max_pending),
         keepalive_(keepalive),
         wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
   ~Stream() {
@@ -126,69 +192,32 @@ class EventStreams::Stream {
   Stream& operator=(const Stream&) = delete;
 
   // The engine's callback (any engine thread; quick, never blocks).
-  void OnEvent(const SubscriptionEvent& event) EXCLUDES(mu_) {
-    {
-      MutexLock lock(&mu_);
-      if (ended_) return;
-      switch (event.kind) {
-        case SubscriptionEvent::Kind::kStarted:
-          pending_.push_back(Pending{true, event.subscription, event.partition, {}, event.value});
-          break;
-        case SubscriptionEvent::Kind::kChanged:
-          if (collapsed_ || pending_changes_ >= max_pending_) {
-            if (!collapsed_) DropChanges();
-            collapsed_ = true;
-            latest_ = event.value;
-          } else {
-            pending_.push_back(Pending{false, event.subscription, event.partition, event.diffs, {}});
-            ++pending_changes_;
-          }
-          break;
-        case SubscriptionEvent::Kind::kEnded:
-          ended_ = std::make_pair(proto::ErrorCodeFor(event.ended), event.ended.message());
-          break;
-      }
-    }
+  void OnEvent(const SubscriptionEvent& event) {
+    queue_.Push(event);
     Wake();
   }
-
   // Ends the stream with `code` (Shutdown); the engine subscription is left to the owner.
-  void End(proto::ErrorCode code, std::string message) EXCLUDES(mu_) {
-    {
-      MutexLock lock(&mu_);
-      if (!ended_) ended_ = std::make_pair(code, std::move(message));
-    }
+  void End(proto::ErrorCode code, std::string message) {
+    queue_.End(code, std::move(message));
     Wake();
   }
 
   // Writes the events until the stream ends (true, after its `ended` event and the end of
   // the chunked body) or the client goes away (false: httplib closes the connection).
-  bool Run(httplib::DataSink& sink) EXCLUDES(mu_) {
+  bool Run(httplib::DataSink& sink) {
     auto write = [&](const std::string& text) { return sink.write(text.data(), text.size()); };
     Clock::time_point next_keepalive = Clock::now() + keepalive_;
     for (;;) {
-      Batch batch = Take();
-      for (const Pending& event : batch.events) {
-        if (!write(Format(event))) return false;
+      bool ended = false;
+      const std::string text = queue_.Take(&ended);
+      if (!text.empty()) {
+        if (!write(text)) return false;
+        next_keepalive = Clock::now() + keepalive_;
       }
-      if (batch.resync) {
-        const Value diff =
-            proto::DiffDocument(Diff{Diff::Op::kResync, {}, Value(), *batch.resync, 0});
-        if (!write(SseEvent("update", Value::MapOf({{"diffs", Value(Value::List{diff})}})))) {
-          return false;
-        }
-      }
-      if (batch.ended) {
-        const auto& [code, message] = *batch.ended;
-        if (!write(SseEvent("ended", Value::MapOf({{"error", proto::ErrorDocument(
-                                                                 code, EscapeInvalidUtf8(
-                                                                           message))}})))) {
-          return false;
-        }
+      if (ended) {
         sink.done();
         return true;
       }
-      if (!batch.events.empty() || batch.resync) next_keepalive = Clock::now() + keepalive_;
       if (!WaitForWork(next_keepalive)) return false;
       if (Clock::now() >= next_keepalive) {
         if (!write(": keepalive\n\n")) return false;
@@ -197,6 +226,8 @@ class EventStreams::Stream {
     }
   }
 
+  // False when no eventfd could be made (out of file descriptors).
+  bool ok() const { return wake_fd_ >= 0; }
   void set_subscription(uint64_t id) { subscription_ = id; }
   uint64_t subscription() const { return subscription_; }
   void set_socket(int fd) { socket_ = fd; }
@@ -207,52 +238,6 @@ class EventStreams::Stream {
   }
 
  private:
-  struct Pending {
-    bool started = false;  // the `subscribed` event; else an `update`
-    uint64_t subscription = 0;
-    int partition = 0;
-    std::vector<Diff> diffs;
-    std::shared_ptr<const Value> value;  // started: the first value
-  };
-  struct Batch {
-    std::vector<Pending> events;
-    std::shared_ptr<const Value> resync;  // one `resync` update with this value, after events
-    std::optional<std::pair<proto::ErrorCode, std::string>> ended;  // then this `ended`
-  };
-
-  Batch Take() EXCLUDES(mu_) {
-    MutexLock lock(&mu_);
-    Batch batch;
-    batch.events.assign(std::make_move_iterator(pending_.begin()),
-                        std::make_move_iterator(pending_.end()));
-    pending_.clear();
-    pending_changes_ = 0;
-    if (collapsed_) batch.resync = std::move(latest_);
-    collapsed_ = false;
-    latest_.reset();
-    batch.ended = ended_;
-    return batch;
-  }
-
-  // Drops the queued updates (not the `subscribed` event): a resync replaces them.
-  void DropChanges() REQUIRES(mu_) {
-    std::erase_if(pending_, [](const Pending& p) { return !p.started; });
-    pending_changes_ = 0;
-  }
-
-  static std::string Format(const Pending& event) {
-    if (event.started) {
-      return SseEvent("subscribed",
-                      Value::MapOf({{"subscription", static_cast<int64_t>(event.subscription)},
-                                    {"partition", int64_t{event.partition}},
-                                    {"value", event.value ? *event.value : Value()}}));
-    }
-    Value::List diffs;
-    diffs.reserve(event.diffs.size());
-    for (const Diff& diff : event.diffs) diffs.push_back(proto::DiffDocument(diff));
-    return SseEvent("update", Value::MapOf({{"diffs", Value(std::move(diffs))}}));
-  }
-
   void Wake() {
     const uint64_t one = 1;
     // Never blocks (EFD_NONBLOCK); a full counter means a wake-up is pending anyway.
@@ -277,17 +262,11 @@ class EventStreams::Stream {
     return true;
   }
 
-  const size_t max_pending_;
+  EventQueue queue_;
   const std::chrono::milliseconds keepalive_;
   const int wake_fd_;
   uint64_t subscription_ = 0;  // set before the stream is served
   int socket_ = -1;            // likewise
-  Mutex mu_;
-  std::deque<Pending> pending_ GUARDED_BY(mu_);
-  size_t pending_changes_ GUARDED_BY(mu_) = 0;
-  bool collapsed_ GUARDED_BY(mu_) = false;
-  std::shared_ptr<const Value> latest_ GUARDED_BY(mu_);
-  std::optional<std::pair<proto::ErrorCode, std::string>> ended_ GUARDED_BY(mu_);
 };
 
 EventStreams::EventStreams(Engine& engine, const EventStreamLimits& limits)
@@ -298,8 +277,8 @@ EventStreams::~EventStreams() { Shutdown(); }
 std::optional<std::pair<int, std::string>> EventStreams::Reserve() {
   MutexLock lock(&mu_);
   if (shutting_down_) {
-    return std::make_pair(503, ErrorJson(proto::ErrorCode::kShuttingDown,
-                                         "the server is shutting down"));
+    return std::make_pair(
+        503, ErrorJson(proto::ErrorCode::kShuttingDown, "the server is shutting down"));
   }
   if (reserved_ >= limits_.max_streams) {
     return std::make_pair(
@@ -354,16 +333,21 @@ void EventStreams::Serve(const httplib::Request& request, httplib::Response& res
   }
   const std::string one = Param(request, "one").value_or("false");
   if (one != "true" && one != "false") {
-    return invalid(Status::InvalidArgument("parameter \"one\" is \"" + one +
-                                           "\", not true or false"));
+    return invalid(
+        Status::InvalidArgument("parameter \"one\" is \"" + one + "\", not true or false"));
   }
   options.one = one == "true";
 
   if (auto refused = Reserve()) return fail(refused->first, std::move(refused->second));
   auto stream = std::make_shared<Stream>(limits_.max_pending_events, limits_.keepalive);
-  Result<uint64_t> id = engine_.Subscribe(
-      module, pstate, *path, options,
-      [stream](const SubscriptionEvent& event) { stream->OnEvent(event); });
+  if (!stream->ok()) {
+    Release(nullptr);
+    return fail(500, ErrorJson(proto::ErrorCode::kInternal,
+                               "cannot open a subscription stream: out of file descriptors"));
+  }
+  Result<uint64_t> id =
+      engine_.Subscribe(module, pstate, *path, options,
+                        [stream](const SubscriptionEvent& event) { stream->OnEvent(event); });
   if (!id.ok()) {
     Release(nullptr);
     const proto::ErrorCode code = proto::ErrorCodeFor(id.status());

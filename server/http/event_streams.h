@@ -17,14 +17,18 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include <optional>
 #include <utility>
 
+#include "strata/diff.h"
 #include "strata/engine.h"
+#include "strata/protocol/messages.h"
 #include "strata/thread_annotations.h"
 
 namespace httplib {
@@ -34,9 +38,46 @@ struct Response;
 
 namespace strata::server::http {
 
+// The events of one stream waiting to be written, as SSE text (docs/http.md, "Subscribe").
+// Bounded: once `max_pending` updates wait, they are dropped and one `update` with a single
+// `resync` diff of the latest value takes their place (and absorbs later changes until
+// taken). Thread-safe: the engine's threads Push, the stream's thread Take.
+class EventQueue {
+ public:
+  explicit EventQueue(size_t max_pending) : max_pending_(max_pending) {}
+
+  // A subscription event (the engine's callback: quick, never blocks). Ignored once ended.
+  void Push(const SubscriptionEvent& event) EXCLUDES(mu_);
+  // Ends the stream with `code` unless it ended already (the server shuts down).
+  void End(protocol::ErrorCode code, std::string message) EXCLUDES(mu_);
+  // The SSE text of everything waiting, in order (empty when nothing is), and whether it
+  // ends with the `ended` event (then nothing follows).
+  std::string Take(bool* ended) EXCLUDES(mu_);
+
+ private:
+  struct Pending {
+    bool started = false;  // the `subscribed` event; else an `update`
+    uint64_t subscription = 0;
+    int partition = 0;
+    std::vector<Diff> diffs;
+    std::shared_ptr<const Value> value;  // started: the first value
+  };
+  static std::string Format(const Pending& event);
+
+  const size_t max_pending_;
+  Mutex mu_;
+  std::deque<Pending> pending_ GUARDED_BY(mu_);
+  size_t pending_updates_ GUARDED_BY(mu_) = 0;
+  // Collapsed: the waiting updates were dropped; one resync of `latest_` comes next.
+  bool collapsed_ GUARDED_BY(mu_) = false;
+  std::shared_ptr<const Value> latest_ GUARDED_BY(mu_);
+  std::optional<std::pair<protocol::ErrorCode, std::string>> ended_ GUARDED_BY(mu_);
+  bool ended_taken_ GUARDED_BY(mu_) = false;
+};
+
 struct EventStreamLimits {
-  int max_streams = 4;              // --http-max-streams
-  size_t max_pending_events = 256;  // updates waiting per stream before they collapse
+  int max_streams = 4;                          // --http-max-streams
+  size_t max_pending_events = 256;              // updates waiting per stream before they collapse
   std::chrono::milliseconds keepalive{15'000};  // a `: keepalive` comment when this idle
 };
 

@@ -269,8 +269,9 @@ class EventStreams::Stream {
   int socket_ = -1;            // likewise
 };
 
-EventStreams::EventStreams(Engine& engine, const EventStreamLimits& limits)
-    : engine_(engine), limits_(limits) {}
+EventStreams::EventStreams(Engine& engine, ServerCounters& counters,
+                           const EventStreamLimits& limits)
+    : engine_(engine), counters_(counters), limits_(limits) {}
 
 EventStreams::~EventStreams() { Shutdown(); }
 
@@ -281,6 +282,7 @@ std::optional<std::pair<int, std::string>> EventStreams::Reserve() {
         503, ErrorJson(proto::ErrorCode::kShuttingDown, "the server is shutting down"));
   }
   if (reserved_ >= limits_.max_streams) {
+    counters_.http_refused_streams.fetch_add(1, std::memory_order_relaxed);
     return std::make_pair(
         503, ErrorJson(proto::ErrorCode::kOverloaded,
                        "already " + std::to_string(limits_.max_streams) +
@@ -296,6 +298,7 @@ void EventStreams::Register(Stream* stream) {
   {
     MutexLock lock(&mu_);
     streaming_.insert(stream);
+    counters_.http_open_streams.fetch_add(1, std::memory_order_relaxed);
     shutting_down = shutting_down_;
   }
   if (shutting_down) stream->End(proto::ErrorCode::kShuttingDown, "the server is shutting down");
@@ -303,7 +306,9 @@ void EventStreams::Register(Stream* stream) {
 
 void EventStreams::Release(Stream* stream) {
   MutexLock lock(&mu_);
-  if (stream != nullptr) streaming_.erase(stream);
+  if (stream != nullptr && streaming_.erase(stream) == 1) {
+    counters_.http_open_streams.fetch_sub(1, std::memory_order_relaxed);
+  }
   --reserved_;
   released_.SignalAll();
 }

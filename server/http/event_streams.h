@@ -26,6 +26,7 @@
 #include <optional>
 #include <utility>
 
+#include "../dispatcher.h"
 #include "strata/diff.h"
 #include "strata/engine.h"
 #include "strata/protocol/messages.h"
@@ -83,8 +84,9 @@ struct EventStreamLimits {
 
 class EventStreams {
  public:
-  // `engine` outlives this object.
-  EventStreams(Engine& engine, const EventStreamLimits& limits);
+  // `engine` and `counters` outlive this object, which keeps counters.http_open_streams and
+  // http_refused_streams.
+  EventStreams(Engine& engine, ServerCounters& counters, const EventStreamLimits& limits);
   ~EventStreams();  // Shutdown()
   EventStreams(const EventStreams&) = delete;
   EventStreams& operator=(const EventStreams&) = delete;
@@ -111,6 +113,7 @@ class EventStreams {
   void Register(Stream* stream) EXCLUDES(mu_);
 
   Engine& engine_;
+  ServerCounters& counters_;
   const EventStreamLimits limits_;
   Mutex mu_;
   CondVar released_;

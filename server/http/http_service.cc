@@ -44,7 +44,8 @@ std::string HttpService::address() const {
 
 void HttpService::Start(Engine& engine, Dispatcher& dispatcher) {
   lag_ = std::make_unique<LagHistory>(engine);
-  streams_ = std::make_unique<EventStreams>(engine, EventStreamLimits{settings_.max_streams});
+  streams_ =
+      std::make_unique<EventStreams>(engine, counters_, EventStreamLimits{settings_.max_streams});
   rest_ = std::make_unique<RestApi>(
       dispatcher, counters_, *lag_, *streams_,
       RestOptions{settings_.admin, std::chrono::seconds(settings_.timeout_s)});

@@ -288,6 +288,15 @@ class StreamLimitTest(StreamCase):
     def tearDownClass(cls):
         cls.server.cleanup()
 
+    def metric(self, name):
+        """The value of an unlabelled sample of GET /metrics."""
+        status, _, text = self.server.get("/metrics")
+        self.assertEqual(status, 200, text)
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail("no sample %s in /metrics" % name)
+
     TARGET = url("wordcount", "word_counts", path=[["key", "limited"]], one=True)
 
     def open_when_free(self):
@@ -315,6 +324,8 @@ class StreamLimitTest(StreamCase):
         self.assertIn("--http-max-streams", error["error"]["message"])
         status, _, body = self.server.get("/rest/modules")
         self.assertEqual(status, 200, body)
+        self.assertEqual(self.metric("strata_http_streams"), 2)
+        self.assertGreaterEqual(self.metric("strata_http_streams_refused_total"), 1)
         for s in streams:
             s.close()
         # More streams than the cap, one after another: none keeps its place once closed.
@@ -326,6 +337,7 @@ class StreamLimitTest(StreamCase):
         both = [self.open_when_free() for _ in range(2)]
         for s in both:
             self.subscribed(s)
+        self.assertEqual(self.metric("strata_http_streams"), 2)
 
 
 class StreamEndTest(StreamCase):

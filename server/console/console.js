@@ -829,8 +829,8 @@
       // CLOSED: the server refused the stream (a path a subscription does not take, too many
       // streams); else the browser reconnects by itself and gets a `subscribed` again.
       if (live.source.readyState === EventSource.CLOSED) {
-        setLiveStatus(live, 'off', 'the server did not accept a live subscription of this ' +
-                                   'path (or has too many open): this result is not updated');
+        setLiveStatus(live, 'off', 'the server refused a live subscription of this path (or ' +
+                                   'has too many open): this result is not updated');
       } else {
         setLiveStatus(live, 'reconnecting', 'the connection was lost; reconnecting');
       }

@@ -135,4 +135,15 @@ Value ErrorDocument(ErrorCode code, std::string_view message) {
   return Value::MapOf({{"code", std::string(ErrorCodeName(code))}, {"message", message}});
 }
 
+Value DiffDocument(const Diff& diff) {
+  Value doc = Value::MapOf({{"op", std::string(DiffOpName(diff.op))}, {"at", Value(diff.at)}});
+  const bool keyed = diff.op == Diff::Op::kKeySet || diff.op == Diff::Op::kKeyRemoved;
+  const bool indexed = diff.op == Diff::Op::kSeqInsert || diff.op == Diff::Op::kSeqRemove;
+  const bool valued = diff.op != Diff::Op::kKeyRemoved && diff.op != Diff::Op::kSeqRemove;
+  if (keyed) doc.Insert("key", diff.key);
+  if (valued) doc.Insert("value", diff.value);
+  if (indexed) doc.Insert("index", diff.index);
+  return doc;
+}
+
 }  // namespace strata::protocol

@@ -120,5 +120,20 @@ TEST(DocumentsTest, Error) {
             Json(R"({"code": "NOT_FOUND", "message": "no module x"})"));
 }
 
+TEST(DocumentsTest, DiffHasOnlyTheFieldsOfItsOp) {
+  Diff key_set{Diff::Op::kKeySet, {Value("alice")}, Value("bio"), Value::BytesOf("hi"), 0};
+  EXPECT_EQ(DiffDocument(key_set), Json(R"({"op": "key_set", "at": ["alice"], "key": "bio",
+                     "value": {"$bytes": "aGk="}})"));
+  Diff removed{Diff::Op::kKeyRemoved, {}, Value(int64_t{7}), Value(), 0};
+  EXPECT_EQ(DiffDocument(removed), Json(R"({"op": "key_removed", "at": [], "key": 7})"));
+  Diff insert{Diff::Op::kSeqInsert, {Value(int64_t{0})}, Value(), Value("x"), 2};
+  EXPECT_EQ(DiffDocument(insert),
+            Json(R"({"op": "seq_insert", "at": [0], "value": "x", "index": 2})"));
+  Diff seq_remove{Diff::Op::kSeqRemove, {}, Value(), Value(), 1};
+  EXPECT_EQ(DiffDocument(seq_remove), Json(R"({"op": "seq_remove", "at": [], "index": 1})"));
+  Diff resync{Diff::Op::kResync, {}, Value(), Value::EmptyMap(), 0};
+  EXPECT_EQ(DiffDocument(resync), Json(R"({"op": "resync", "at": [], "value": {}})"));
+}
+
 }  // namespace
 }  // namespace strata::protocol

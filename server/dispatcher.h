@@ -33,6 +33,10 @@ struct ServerCounters {
   // The HTTP listener's connections open now and accepted since start (it updates them).
   std::atomic<int64_t> http_open_connections{0};
   std::atomic<int64_t> http_total_connections{0};
+  // HTTP subscription streams open now, and those refused at --http-max-streams since start
+  // (http/event_streams.h updates them).
+  std::atomic<int64_t> http_open_streams{0};
+  std::atomic<int64_t> http_refused_streams{0};
   RequestLatencies latencies;
 
   // Counts one answered request of `protocol` ("binary" or "http") and `kind` (one of

@@ -189,6 +189,14 @@ void ServerFamilies(const ServerCounters& counters, Exposition& out) {
   out.Sample("strata_connections_total", {{"protocol", "http"}},
              static_cast<double>(counters.http_total_connections.load()));
 
+  out.Family("strata_http_streams", "gauge",
+             "Live subscription streams (Server-Sent Events) open now over HTTP.");
+  out.Sample("strata_http_streams", {}, static_cast<double>(counters.http_open_streams.load()));
+  out.Family("strata_http_streams_refused_total", "counter",
+             "HTTP subscription streams refused because --http-max-streams were open.");
+  out.Sample("strata_http_streams_refused_total", {},
+             static_cast<double>(counters.http_refused_streams.load()));
+
   out.Family("strata_uptime_seconds", "gauge", "Seconds since the server started.");
   out.Sample("strata_uptime_seconds", {},
              Seconds(std::chrono::steady_clock::now() - counters.start));

@@ -1,5 +1,6 @@
 #include "server_options.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <map>
@@ -227,6 +228,13 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "HTTP connections served at once (as many more wait in a queue)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  CLI::Option* max_streams =
+      app.add_option("--http-max-streams", options.http.max_streams,
+                     "Live subscription streams (Server-Sent Events) open at once over HTTP; "
+                     "each holds one of the --http-threads, so it must be below them (more "
+                     "get 503; default 4, at most --http-threads minus one)")
+          ->check(CLI::Range(0, 1023))
+          ->capture_default_str();
   app.add_option("--http-max-body", options.http.max_body,
                  "Largest HTTP request body, e.g. 16MB (larger ones get 413)")
       ->transform(CLI::AsSizeValue(false))
@@ -265,6 +273,15 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
       return 2;
     }
     options.http.listen = *http_address;
+  }
+  if (max_streams->count() == 0) {
+    options.http.max_streams = std::min(options.http.max_streams, options.http.threads - 1);
+  } else if (options.http.enabled && options.http.max_streams >= options.http.threads) {
+    std::fprintf(stderr,
+                 "--http-max-streams (%d) must be below --http-threads (%d): each stream holds "
+                 "a thread, and the REST API needs at least one left\n",
+                 options.http.max_streams, options.http.threads);
+    return 2;
   }
   if (options.max_partial_frame_bytes < options.max_frame_size) {
     std::fprintf(stderr,

@@ -25,6 +25,7 @@ struct HttpSettings {
   ListenAddress listen{"127.0.0.1", 7451};
   bool admin = false;               // deploy, update, recompute and destroy over HTTP
   int threads = 16;                 // connections served at once (as many more queue)
+  int max_streams = 4;              // subscription event streams open at once (< threads)
   uint64_t max_body = 16ull << 20;  // larger request bodies get 413
   int timeout_s = 30;               // socket stall, and the wait for a request's answer
   std::string console_dir;          // empty: share/strata/console next to bin/stratad

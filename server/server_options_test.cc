@@ -198,6 +198,7 @@ TEST(ServerOptionsTest, HttpListenerFlags) {
   EXPECT_EQ(defaults.listen.host, "127.0.0.1");
   EXPECT_EQ(defaults.listen.port, 7451);
   EXPECT_FALSE(defaults.admin);
+  EXPECT_EQ(defaults.max_streams, 4);
 
   parsed = Parse({"--http", "off"});
   ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
@@ -215,9 +216,17 @@ TEST(ServerOptionsTest, HttpListenerFlags) {
   EXPECT_EQ(http.max_body, 1u << 20);
   EXPECT_EQ(http.timeout_s, 120);
   EXPECT_EQ(http.console_dir, "/c");
+  EXPECT_EQ(http.max_streams, 3);  // the default 4, kept below --http-threads
 
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--http", "nowhere"}, {"--http", "127.0.0.1:99999"}, {"--http-threads", "0"}}) {
+  parsed = Parse({"--http-threads", "8", "--http-max-streams", "7"});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  EXPECT_EQ(std::get<ServerOptions>(parsed).http.max_streams, 7);
+
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--http", "nowhere"},
+                                             {"--http", "127.0.0.1:99999"},
+                                             {"--http-threads", "0"},
+                                             {"--http-max-streams", "16"}}) {
     parsed = Parse(args);
     ASSERT_TRUE(std::holds_alternative<int>(parsed)) << args[0] << " " << args[1];
     EXPECT_NE(std::get<int>(parsed), 0) << args[0] << " " << args[1];

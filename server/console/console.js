@@ -294,6 +294,8 @@
     pageTokens: [],     // browse: the token of each page shown so far ('' for the first)
     scrollTo: null,     // the id of the section the next route scrolls to (set by navigate)
     navigatedHash: null,  // the hash navigate() set and routed; its hashchange is skipped
+    live: null,         // the live updates of the select shown: {source, status, value, why}
+    browseSeq: 0,       // runBrowser calls so far: a later one supersedes an earlier
   };
 
   // ---------------------------------------------------------------------------------------
@@ -694,6 +696,8 @@
 
   // Runs the browse the hash asks for: {pstate, op, path, key, limit}.
   async function runBrowser(params) {
+    stopLive();
+    const seq = ++state.browseSeq;
     const result = $('browser-result');
     if (!result) return;
     const pstate = params.pstate;
@@ -726,20 +730,184 @@
     }
     const body = `{"path":${toJson(path)}${key === undefined ? '' : `,"partition_key":${toJson(key)}`}}`;
     replaceChildren(result, el('p', {class: 'muted'}, 'Reading…'));
+    const title = `${op === 'selectOne' ? 'Select one' : 'Select'} ${pstate} ${toJson(path)}`;
     try {
       const answer = await api('POST', `${base}/${op}`, body, true);
-      const title = `${op === 'selectOne' ? 'Select one' : 'Select'} ${pstate} ${toJson(path)}`;
-      if (op === 'selectOne') {
-        replaceChildren(result, el('p', {class: 'result-title'}, title), valueView(answer.get('value')));
-      } else {
-        const values = answer.get('values') || [];
-        replaceChildren(result,
-            el('p', {class: 'result-title'}, title, el('span', {class: 'muted'},
-               ` — ${values.length} value${values.length === 1 ? '' : 's'}`)),
-            valuesView(values));
-      }
+      showSelected(result, op, title, op === 'selectOne' ? answer.get('value') : answer.get('values') || []);
     } catch (e) {
-      replaceChildren(result, errorBox(e));
+      return replaceChildren(result, errorBox(e));
+    }
+    if (state.browseSeq === seq) startLive(result, base, op, title, path, key);
+  }
+
+  // A select's answer: `value` is the one value (selectOne) or the list of values (select).
+  function showSelected(result, op, title, value) {
+    const indicator = liveIndicator();
+    if (op === 'selectOne') {
+      replaceChildren(result, el('p', {class: 'result-title'}, title, indicator), valueView(value));
+    } else {
+      const values = Array.isArray(value) ? value : [];
+      replaceChildren(result,
+          el('p', {class: 'result-title'}, title, el('span', {class: 'muted'},
+             ` — ${values.length} value${values.length === 1 ? '' : 's'}`), indicator),
+          valuesView(values));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Live updates of a select (docs/http.md, "Subscribe"): an EventSource on …/subscribe with
+  // the same path and partition key; each `update` applies its diffs to the value shown and
+  // shows it again. One at a time: browsing elsewhere closes it (stopLive).
+
+  function stopLive() {
+    if (!state.live) return;
+    state.live.source.close();
+    state.live = null;
+    // A result left on the page is no longer updated: it loses its indicator.
+    const indicator = $('browser-live');
+    if (indicator) indicator.remove();
+  }
+
+  // The indicator of the result title, as the live state says.
+  function liveIndicator(live = state.live) {
+    if (!live) return '';
+    const labels = {connecting: 'connecting…', live: '● live', reconnecting: 'reconnecting…',
+                    ended: 'not live', off: 'not live'};
+    return el('span', {id: 'browser-live', class: `live live-${live.status}`,
+                       title: live.why || 'updated as the PState changes'},
+              labels[live.status] || live.status);
+  }
+  function setLiveStatus(live, status, why) {
+    live.status = status;
+    live.why = why;
+    const old = $('browser-live');
+    if (old && state.live === live) old.replaceWith(liveIndicator(live));
+  }
+
+  function startLive(result, base, op, title, path, key) {
+    stopLive();
+    if (typeof EventSource === 'undefined') return;
+    const query = `path=${encodeURIComponent(toJson(path))}` +
+                  (key === undefined ? '' : `&partition_key=${encodeURIComponent(toJson(key))}`) +
+                  `&one=${op === 'selectOne'}`;
+    const live = {source: new EventSource(`${base}/subscribe?${query}`), status: 'connecting',
+                  value: undefined, why: null};
+    state.live = live;
+    const current = () => state.live === live;
+    const show = () => showSelected(result, op, title, live.value);
+    setLiveStatus(live, 'connecting');
+    const titleNode = result.querySelector('.result-title');
+    if (titleNode && !$('browser-live')) titleNode.appendChild(liveIndicator());
+    live.source.addEventListener('subscribed', (e) => {
+      if (!current()) return;
+      // Also after a reconnection: the whole value again.
+      live.value = parseJson(e.data).get('value');
+      live.status = 'live';
+      live.why = null;
+      show();
+    });
+    live.source.addEventListener('update', (e) => {
+      if (!current() || live.value === undefined) return;
+      try {
+        for (const diff of parseJson(e.data).get('diffs')) live.value = applyDiff(live.value, diff);
+      } catch (err) {
+        live.source.close();
+        setLiveStatus(live, 'off', `an update did not apply (${err.message}); select again`);
+        return;
+      }
+      show();
+    });
+    live.source.addEventListener('ended', (e) => {
+      if (!current()) return;
+      const error = parseJson(e.data).get('error');
+      live.source.close();
+      setLiveStatus(live, 'ended', error instanceof JObj ?
+                    `${error.get('code')}: ${error.get('message')}` : 'the subscription ended');
+    });
+    live.source.onerror = () => {
+      if (!current() || live.status === 'ended') return;
+      // CLOSED: the server refused the stream (a path a subscription does not take, too many
+      // streams); else the browser reconnects by itself and gets a `subscribed` again.
+      if (live.source.readyState === EventSource.CLOSED) {
+        setLiveStatus(live, 'off', 'the server refused a live subscription of this path (or ' +
+                                   'has too many open): this result is not updated');
+      } else {
+        setLiveStatus(live, 'reconnecting', 'the connection was lost; reconnecting');
+      }
+    };
+  }
+
+  // Diffs (docs/subscriptions.md) on values of the lossless reader: maps are JObj (plain, or
+  // {"$map": [[k, v], …]}), sets {"$set": […]}, lists arrays. Keys and elements are compared
+  // by their JSON text. Returns the new value; throws when the diff does not fit.
+  function applyDiff(value, diff) {
+    const op = diff.get('op');
+    const at = diff.get('at') || [];
+    if (op === 'resync' || (op === 'replace' && at.length === 0)) return diff.get('value');
+    const same = (a, b) => toJson(a) === toJson(b);
+    const steps = op === 'replace' ? at.slice(0, -1) : at;
+    let node = value;
+    for (const step of steps) node = childOf(node, step);
+    if (op === 'replace') {
+      setChild(node, at[at.length - 1], diff.get('value'));
+    } else if (op === 'key_set') {
+      setChild(node, diff.get('key'), diff.get('value'));
+    } else if (op === 'key_removed') {
+      const entries = mapEntryList(node);
+      const i = entries.findIndex(([k]) => same(k, diff.get('key')));
+      if (i >= 0) entries.splice(i, 1);
+    } else if (op === 'set_added' || op === 'set_removed') {
+      const elements = setElements(node);
+      if (elements === null) throw new Error(`${op} on a value that is no set`);
+      const i = elements.findIndex((x) => same(x, diff.get('value')));
+      if (op === 'set_added' && i < 0) elements.push(diff.get('value'));
+      if (op === 'set_removed' && i >= 0) elements.splice(i, 1);
+    } else if (op === 'seq_insert' || op === 'seq_remove') {
+      if (!Array.isArray(node)) throw new Error(`${op} on a value that is no list`);
+      const index = Number(diff.get('index').text);
+      if (op === 'seq_insert') node.splice(index, 0, diff.get('value'));
+      else node.splice(index, 1);
+    } else {
+      throw new Error(`unknown diff op ${op}`);
+    }
+    return value;
+  }
+  // The [key, value] pairs of a map, as stored in the JObj (changing them changes the map).
+  function mapEntryList(node) {
+    if (!(node instanceof JObj)) throw new Error('a step into a value that is no map');
+    if (node.entries.length === 1 && node.entries[0][0] === '$map') return node.entries[0][1];
+    return node.entries;
+  }
+  function childOf(node, step) {
+    if (Array.isArray(node)) {
+      const child = node[Number(step instanceof JNum ? step.text : step)];
+      if (child === undefined) throw new Error('a list index out of range');
+      return child;
+    }
+    const entry = mapEntryList(node).find(([k]) => toJson(k) === toJson(step));
+    if (!entry) throw new Error(`no key ${toJson(step)}`);
+    return entry[1];
+  }
+  function setChild(node, key, child) {
+    if (Array.isArray(node)) {
+      node[Number(key instanceof JNum ? key.text : key)] = child;
+      return;
+    }
+    const tagged = node instanceof JObj && node.entries.length === 1 && node.entries[0][0] === '$map';
+    if (!tagged && typeof key !== 'string' && node instanceof JObj) {
+      // A key that is not a string: the map takes the tagged form.
+      node.entries = [['$map', node.entries.map(([k, x]) => [k, x])]];
+    }
+    const entries = mapEntryList(node);
+    const entry = entries.find(([k]) => toJson(k) === toJson(key));
+    if (entry) {
+      entry[1] = child;
+    } else if (typeof key === 'string' && !tagged) {
+      // Plain maps are shown in key order, as the server sends them.
+      const i = entries.findIndex(([k]) => k > key);
+      entries.splice(i < 0 ? entries.length : i, 0, [key, child]);
+    } else {
+      entries.push([key, child]);
     }
   }
 
@@ -912,6 +1080,7 @@
   }
   async function routeNow() {
     const params = readHash();
+    if (!params.pstate || params.module !== state.shownModule) stopLive();
     await loadModules();
     renderSidebar(params.module);
     if (!params.module) {

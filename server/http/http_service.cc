@@ -8,6 +8,7 @@
 
 #include "../log.h"
 #include "../metrics.h"
+#include "event_streams.h"
 #include "http_server.h"
 #include "lag_history.h"
 #include "rest_api.h"
@@ -43,8 +44,10 @@ std::string HttpService::address() const {
 
 void HttpService::Start(Engine& engine, Dispatcher& dispatcher) {
   lag_ = std::make_unique<LagHistory>(engine);
+  streams_ =
+      std::make_unique<EventStreams>(engine, counters_, EventStreamLimits{settings_.max_streams});
   rest_ = std::make_unique<RestApi>(
-      dispatcher, counters_, *lag_,
+      dispatcher, counters_, *lag_, *streams_,
       RestOptions{settings_.admin, std::chrono::seconds(settings_.timeout_s)});
   httplib::Server& routes = server_->routes();
   rest_->Register(routes);
@@ -103,8 +106,12 @@ void HttpService::Start(Engine& engine, Dispatcher& dispatcher) {
 }
 
 void HttpService::Stop() {
+  // A stream holds its worker thread until it ends: end them first, or joining the threads
+  // would wait for their clients.
+  if (streams_) streams_->Shutdown();
   server_->Stop();
   rest_.reset();
+  streams_.reset();
   lag_.reset();
 }
 

@@ -17,6 +17,7 @@ namespace strata::server::http {
 class HttpServer;
 class RestApi;
 class LagHistory;
+class EventStreams;
 
 class HttpService {
  public:
@@ -30,7 +31,8 @@ class HttpService {
 
   // Serves until Stop(). `engine` and `dispatcher` outlive the service (or its Stop()).
   void Start(Engine& engine, Dispatcher& dispatcher);
-  // Stops accepting and waits for the requests in progress (idempotent).
+  // Ends the subscription streams (an `ended` event), stops accepting and waits for the
+  // requests in progress (idempotent).
   void Stop();
 
  private:
@@ -40,6 +42,7 @@ class HttpService {
   ServerCounters& counters_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<LagHistory> lag_;
+  std::unique_ptr<EventStreams> streams_;
   std::unique_ptr<RestApi> rest_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include "event_streams.h"
 #include "json_body.h"
 #include "lag_history.h"
 #include "rest_json.h"
@@ -42,6 +43,12 @@ std::vector<std::string> SegmentsAfterRest(const std::string& path) {
   }
 }
 
+// /rest/MODULE/pstate/PSTATE/subscribe
+bool IsSubscribe(const std::vector<std::string>& path) {
+  return path.size() == 4 && !path[0].empty() && path[1] == "pstate" && !path[2].empty() &&
+         path[3] == "subscribe";
+}
+
 std::optional<std::string> Param(const httplib::Request& request, const char* name) {
   if (!request.has_param(name)) return std::nullopt;
   return request.get_param_value(name);
@@ -55,8 +62,12 @@ std::string PStateName(const std::string& name) {
 }  // namespace
 
 RestApi::RestApi(Dispatcher& dispatcher, ServerCounters& counters, const LagHistory& lag,
-                 const RestOptions& options)
-    : dispatcher_(dispatcher), counters_(counters), lag_(lag), options_(options) {}
+                 EventStreams& streams, const RestOptions& options)
+    : dispatcher_(dispatcher),
+      counters_(counters),
+      lag_(lag),
+      streams_(streams),
+      options_(options) {}
 
 void RestApi::Register(httplib::Server& server) {
   auto serve = [this](const httplib::Request& request, httplib::Response& response) {
@@ -87,10 +98,19 @@ void RestApi::Register(httplib::Server& server) {
 
 void RestApi::Serve(const httplib::Request& request, httplib::Response& response) {
   const auto start = std::chrono::steady_clock::now();
+  const Segments path = SegmentsAfterRest(request.path);
+  if (request.method == "GET" && IsSubscribe(path)) {
+    // An event stream: the response is written after this returns, on this thread
+    // (event_streams.h); the latency observed is the subscription's start.
+    streams_.Serve(request, response, path[0], PStateName(path[2]));
+    counters_.requests.fetch_add(1, std::memory_order_relaxed);
+    counters_.ObserveRequest("http", "subscribe", std::chrono::steady_clock::now() - start);
+    return;
+  }
   std::string_view kind = "not_found";
   Answer answer;
   try {
-    answer = Route(request, SegmentsAfterRest(request.path), &kind);
+    answer = Route(request, path, &kind);
   } catch (const std::exception& e) {
     answer = {500,
               ErrorJson(proto::ErrorCode::kInternal, std::string("internal error: ") + e.what())};
@@ -198,6 +218,8 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       *kind = one ? "select_one" : "select";
       return Select(request, path[0], path[2], one);
     }
+  } else if (IsSubscribe(path)) {
+    allowed = "GET";  // served by Serve, before Route
   } else if (well_formed && n == 4 && path[1] == "query" && path[3] == "invoke") {
     if (is("POST", "POST")) {
       *kind = "invoke";

@@ -22,6 +22,7 @@ struct Response;
 namespace strata::server::http {
 
 class LagHistory;
+class EventStreams;
 
 struct RestOptions {
   bool admin = false;                // serve deploy, update, recompute and destroy
@@ -32,7 +33,7 @@ class RestApi {
  public:
   // All references outlive the RestApi and every request in flight.
   RestApi(Dispatcher& dispatcher, ServerCounters& counters, const LagHistory& lag,
-          const RestOptions& options);
+          EventStreams& streams, const RestOptions& options);
 
   // Routes /rest/… of `server` here.
   void Register(httplib::Server& server);
@@ -77,6 +78,7 @@ class RestApi {
   Dispatcher& dispatcher_;
   ServerCounters& counters_;
   const LagHistory& lag_;
+  EventStreams& streams_;  // GET …/pstate/PSTATE/subscribe
   const RestOptions options_;
 };
 

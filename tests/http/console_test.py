@@ -7,14 +7,23 @@ chart (an <svg> with a drawn line) for wordcount's topology "count", and the bro
 word "fox" with its count in the results table). A screenshot of the same view is saved to
 $STRATA_BUILD_DIR/console.png (default: the current directory).
 
+A select's result updates live (an EventSource on …/subscribe): that test drives Chromium
+over the DevTools protocol on a pipe (--dump-dom cannot: its virtual time stops while the
+event stream is open), appends through the REST API and waits for the page to show the new
+value; browsing elsewhere closes the stream (the server, at --http-max-streams 1, then
+accepts another).
+
 Run: STRATAD=… STRATA_MODULES=… /usr/bin/python3 tests/http/console_test.py
 (CHROMIUM names the browser; default `chromium` on PATH. Without one the test exits 77,
 which ctest reports as skipped.)
 """
 
+import fcntl
 import html.parser
+import http.client
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -104,12 +113,112 @@ def hash_value(value):
     return urllib.parse.quote(value, safe="$[],:*{}")
 
 
+class DevTools:
+    """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe:
+    it reads commands on its fd 3 and writes answers and events on its fd 4, each a JSON
+    text ended by a NUL byte), attached to its one page. Standard library only."""
+
+    def __init__(self, chromium, profile):
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        # Above 4, so that placing them at 3 and 4 in the child cannot overwrite each other.
+        child_in = fcntl.fcntl(to_read, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_out = fcntl.fcntl(from_write, fcntl.F_DUPFD_CLOEXEC, 10)
+        for fd in (to_read, from_write):
+            os.close(fd)
+
+        def place_pipes():
+            os.dup2(child_in, 3)
+            os.dup2(child_out, 4)
+
+        self.proc = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+             "--user-data-dir=" + profile, "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=False, preexec_fn=place_pipes)
+        os.close(child_in)
+        os.close(child_out)
+        self._write, self._read = to_write, from_read
+        self._buffer = b""
+        self._id = 0
+        self.session = None
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget",
+                                 {"targetId": page["targetId"], "flatten": True})["sessionId"]
+
+    def _message(self, deadline):
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no answer from chromium's DevTools pipe")
+            if select.select([self._read], [], [], left)[0]:
+                chunk = os.read(self._read, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("chromium closed its DevTools pipe")
+                self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(message)
+
+    def call(self, method, params=None, timeout=60):
+        self._id += 1
+        command = {"id": self._id, "method": method, "params": params or {}}
+        if self.session:
+            command["sessionId"] = self.session
+        data = json.dumps(command).encode() + b"\0"
+        while data:
+            data = data[os.write(self._write, data):]
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self._message(deadline)
+            if message.get("id") == self._id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression, done, what, timeout=60):
+        """Evaluates `expression` until done(its value); returns the value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if done(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: the page shows {value!r}")
+            time.sleep(0.05)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        os.close(self._write)
+        os.close(self._read)
+
+
+# What the PState browser shows: the scalar result and the live indicator.
+SHOWN_JS = """(() => {
+  const result = document.getElementById('browser-result');
+  const scalar = result && result.querySelector('pre.scalar');
+  const live = document.getElementById('browser-live');
+  return {value: scalar ? scalar.textContent : null,
+          live: live ? live.textContent : null,
+          result: result ? result.textContent : null};
+})()"""
+
+
 class ConsoleTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.chromium_bin = chromium_path()
+        # One event stream at most: the live test sees the console give its stream back.
         cls.server = Stratad(["wordcount", "social"],
-                             extra_args=["--console-dir", os.path.abspath(CONSOLE_DIR)])
+                             extra_args=["--console-dir", os.path.abspath(CONSOLE_DIR),
+                                         "--http-max-streams", "1"])
         cls.profile = tempfile.mkdtemp(prefix="strata-console-chromium-")
 
     @classmethod
@@ -186,12 +295,7 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(rows.get('"the"'), "3", rows)
         self.assertEqual(rows.get('"dog"'), "2", rows)
 
-        # A view opened from a hash runs a select of one key too.
-        url = (f"{s.base}/#module=wordcount&pstate={hash_value('$$word_counts')}&op=selectOne"
-               f"&path={hash_value(json.dumps([['key', 'the']]))}")
-        result = parse_dom(self.chromium(url, "--dump-dom")).find(id="browser-result")
-        self.assertIsNotNone(result)
-        self.assertEqual(result.find("pre", cls="scalar").text(), "3", result.text())
+        # A view opened from a hash runs a select of one key too: test_selected_value_updates_live.
 
         # An error of the API is shown with its code and message.
         url = (f"{s.base}/#module=wordcount&pstate={hash_value('$$word_counts')}&op=select"
@@ -228,6 +332,45 @@ class ConsoleTest(unittest.TestCase):
         with open(shot, "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", "the screenshot is no PNG")
         print("screenshot:", os.path.abspath(shot))
+
+    def stream_status(self):
+        """The status of a new event stream (the server serves one at a time)."""
+        parsed = urllib.parse.urlsplit(self.server.base)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+        try:
+            path = urllib.parse.quote(json.dumps([["key", "probe"]]))
+            conn.request("GET", f"/rest/wordcount/pstate/word_counts/subscribe?path={path}")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    def test_selected_value_updates_live(self):
+        s = self.server
+        word = "livefox"
+        profile = tempfile.mkdtemp(prefix="strata-console-devtools-")
+        browser = DevTools(self.chromium_bin, profile)
+        try:
+            url = (f"{s.base}/#module=wordcount&pstate={hash_value('$$word_counts')}"
+                   f"&op=selectOne&path={hash_value(json.dumps([['key', word]]))}")
+            browser.call("Page.navigate", {"url": url})
+            browser.wait_for(SHOWN_JS, lambda v: v["value"] == "null" and v["live"] == "● live",
+                             "the select of an absent key, live")
+            for sentence, count in ((word, "1"), (f"{word} {word}", "3")):
+                status, _, body = s.post("/rest/wordcount/depot/*sentences/append",
+                                         {"data": sentence, "ack": "processed"})
+                self.assertEqual(status, 200, body)
+                browser.wait_for(SHOWN_JS, lambda v, c=count: v["value"] == c and v["live"],
+                                 f"the count {count} after an append")
+            # Browsing elsewhere closes the stream: the server's only place is free again.
+            browser.evaluate("location.hash = '#module=wordcount'; true")
+            browser.wait_for(SHOWN_JS, lambda v: v["live"] is None, "the module page")
+            deadline = time.monotonic() + 60
+            while self.stream_status() != 200:
+                self.assertLess(time.monotonic(), deadline, "the console kept its event stream")
+                time.sleep(0.05)
+        finally:
+            browser.close()
+            shutil.rmtree(profile, ignore_errors=True)
 
 
 if __name__ == "__main__":

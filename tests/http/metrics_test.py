@@ -43,6 +43,8 @@ FAMILIES = {
     "strata_requests_total": "counter",
     "strata_open_connections": "gauge",
     "strata_connections_total": "counter",
+    "strata_http_streams": "gauge",
+    "strata_http_streams_refused_total": "counter",
     "strata_uptime_seconds": "gauge",
     "strata_build_info": "gauge",
     "process_start_time_seconds": "gauge",

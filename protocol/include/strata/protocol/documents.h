@@ -42,4 +42,10 @@ Value UpdatedDocument(const Updated& updated);
 // {"code": "NOT_FOUND", "message": "..."}.
 Value ErrorDocument(ErrorCode code, std::string_view message);
 
+// One diff of a live subscription (docs/subscriptions.md): {"op": "key_set", "at": [...],
+// "key", "value", "index"} with only the fields its op uses ("op" and "at" always; "key" for
+// key_set and key_removed; "value" for replace, key_set, set_added, set_removed,
+// seq_insert and resync; "index" for seq_insert and seq_remove).
+Value DiffDocument(const Diff& diff);
+
 }  // namespace strata::protocol

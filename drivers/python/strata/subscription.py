@@ -88,11 +88,13 @@ class Feed:
         self._wake()
 
     def close(self):
-        """The application is done: queued updates are dropped, iteration stops."""
+        """The application is done (event loop, or any thread once the loop is closed):
+        queued updates are dropped, iteration stops."""
         with self._lock:
             self._queue.clear()
             self._end = _Closed()
             self._changed.notify_all()
+        self._wake()
 
     def _wake(self):
         waiters, self._waiters = self._waiters, []

@@ -8,12 +8,16 @@ failure)."""
 import asyncio
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+import harness
 import strata
+import test_tour
 from strata import Diff, Path, apply_diff, apply_diffs
 
 
@@ -317,3 +321,21 @@ def test_asyncio_subscription_ends_with_the_connection():
         asyncio.run(main())
     finally:
         server.cleanup()
+
+
+# ---- the page -----------------------------------------------------------------------------
+
+def test_the_section_of_the_page_prints_what_it_shows(tmp_path):
+    """docs/drivers/python.md, "Live subscriptions": its blocks form one script, run against
+    a fresh stratad; every line it prints must be the one the page shows."""
+    script, blocks = test_tour.tour_script("## Live subscriptions")
+    assert blocks >= 3
+    shown = test_tour.shown_output(script)
+    path = tmp_path / "subscriptions.py"
+    path.write_text(script, encoding="utf-8")
+    with harness.Stratad(modules=["wordcount", "leaderboard"], http=False) as server:
+        run = subprocess.run([sys.executable, str(path)],
+                             env=dict(os.environ, STRATA_PORT=str(server.port)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert run.returncode == 0, run.stderr.decode("utf-8", "replace")
+    assert run.stdout.decode("utf-8", "replace").splitlines() == shown

@@ -8,6 +8,8 @@ failure)."""
 import asyncio
 import os
 import random
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -15,10 +17,18 @@ import time
 
 import pytest
 
+import flatbuffers
+
 import harness
 import strata
 import test_tour
 from strata import Diff, Path, apply_diff, apply_diffs
+from strata.values import encode
+from strata.wire import (Diff as WireDiff, Request, Response, SubscriptionUpdate, Subscribed,
+                         UnsubscribeRequest, Unsubscribed, Welcome)
+from strata.wire.DiffOp import DiffOp
+from strata.wire.RequestBody import RequestBody
+from strata.wire.ResponseBody import ResponseBody
 
 
 def _seed():
@@ -257,6 +267,135 @@ def test_kill_9_raises_at_the_iterator_and_a_new_subscription_gets_the_current_v
                 assert again.value == count
     finally:
         server.cleanup()
+
+
+# ---- frames the real server cannot be made to send on cue --------------------------------
+
+def _frame(request_id, body_type, build_body):
+    b = flatbuffers.Builder(256)
+    body = build_body(b)
+    Response.Start(b)
+    Response.AddId(b, request_id)
+    Response.AddBodyType(b, body_type)
+    Response.AddBody(b, body)
+    b.Finish(Response.End(b))
+    out = b.Output()
+    return struct.pack("<I", len(out)) + out
+
+
+def _welcome(b):
+    version = b.CreateString("fake")
+    Welcome.Start(b)
+    Welcome.AddProtocolVersion(b, 1)
+    Welcome.AddServerVersion(b, version)
+    Welcome.AddMaxFrameSize(b, 1 << 20)
+    Welcome.AddMaxInFlight(b, 16)
+    return Welcome.End(b)
+
+
+def _subscribed(subscription, partition, value):
+    def build(b):
+        data = b.CreateByteVector(encode(value))
+        Subscribed.Start(b)
+        Subscribed.AddSubscription(b, subscription)
+        Subscribed.AddPartition(b, partition)
+        Subscribed.AddValue(b, data)
+        return Subscribed.End(b)
+    return build
+
+
+def _update(subscription, op, at, key, value):
+    def build(b):
+        at_data, key_data, value_data = (b.CreateByteVector(encode(v)) for v in (at, key, value))
+        WireDiff.Start(b)
+        WireDiff.AddOp(b, op)
+        WireDiff.AddAt(b, at_data)
+        WireDiff.AddKey(b, key_data)
+        WireDiff.AddValue(b, value_data)
+        diff = WireDiff.End(b)
+        SubscriptionUpdate.StartDiffsVector(b, 1)
+        b.PrependUOffsetTRelative(diff)
+        diffs = b.EndVector()
+        SubscriptionUpdate.Start(b)
+        SubscriptionUpdate.AddSubscription(b, subscription)
+        SubscriptionUpdate.AddDiffs(b, diffs)
+        return SubscriptionUpdate.End(b)
+    return build
+
+
+def _unsubscribed(subscription):
+    def build(b):
+        Unsubscribed.Start(b)
+        Unsubscribed.AddSubscription(b, subscription)
+        return Unsubscribed.End(b)
+    return build
+
+
+def _read_request(conn):
+    """(id, body type, body table) of the next request frame."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            assert chunk, "the client closed the connection"
+            data += chunk
+        return data
+    payload = exactly(struct.unpack("<I", exactly(4))[0])
+    request = Request.Request.GetRootAs(payload, 0)
+    return request.Id(), request.BodyType(), request.Body()
+
+
+def test_updates_right_behind_subscribed_are_kept_and_strays_are_unsubscribed():
+    """A server that writes Subscribed and its first updates in one write (stratad may): the
+    first update is not lost; an update of an unknown subscription and one whose diff does
+    not fit the value (which ends its subscription with ProtocolError) make the client
+    unsubscribe them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    unsubscribed = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            hello_id, _, _ = _read_request(conn)
+            conn.sendall(_frame(hello_id, ResponseBody.Welcome, _welcome))
+            subscribe_id, body_type, _ = _read_request(conn)
+            assert body_type == RequestBody.SubscribeRequest
+            conn.sendall(
+                _frame(subscribe_id, ResponseBody.Subscribed, _subscribed(7, 3, {"a": 1})) +
+                _frame(0, ResponseBody.SubscriptionUpdate,
+                       _update(7, DiffOp.KEY_SET, [], "b", 2)) +
+                _frame(0, ResponseBody.SubscriptionUpdate,
+                       _update(99, DiffOp.KEY_SET, [], "c", 3)) +
+                _frame(0, ResponseBody.SubscriptionUpdate,
+                       _update(7, DiffOp.KEY_SET, ["absent"], "c", 3)))
+            for _ in range(2):
+                request_id, body_type, body = _read_request(conn)
+                assert body_type == RequestBody.UnsubscribeRequest
+                u = UnsubscribeRequest.UnsubscribeRequest()
+                u.Init(body.Bytes, body.Pos)
+                unsubscribed.append(u.Subscription())
+                conn.sendall(_frame(request_id, ResponseBody.Unsubscribed,
+                                    _unsubscribed(u.Subscription())))
+            conn.recv(1)  # until the client closes
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        with strata.connect("127.0.0.1", listener.getsockname()[1], timeout=30) as c:
+            sub = c.subscribe("m", "$$p", [], partition_key="k")
+            assert (sub.id, sub.partition) == (7, 3)
+            first = sub.next(timeout=30)
+            assert first.diffs == [Diff("key_set", [], key="b", value=2)]
+            assert first.value == {"a": 1, "b": 2}
+            with pytest.raises(strata.ProtocolError, match="absent"):
+                sub.next(timeout=30)
+            assert sub.value == {"a": 1, "b": 2}
+            _wait(lambda: len(unsubscribed) == 2)
+            assert sorted(unsubscribed) == [7, 99]
+            sub.close()
+    finally:
+        server.join(30)
+        listener.close()
 
 
 # ---- asyncio -----------------------------------------------------------------------------

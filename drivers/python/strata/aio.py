@@ -258,10 +258,14 @@ class Client:
         return self._conn.welcome if self._conn is not None else None
 
     async def close(self):
-        """Closes the connection; requests still waiting fail with ConnectionLost."""
+        """Closes the connection; requests still waiting fail with ConnectionLost, and so
+        does the iteration of its subscriptions."""
         self._closed = True
         if self._conn is not None and not self._conn.closed:
             self._conn._lost_reason = "the client was closed"
+            feeds, self._conn.subscriptions = self._conn.subscriptions, {}
+            for feed in feeds.values():
+                feed.end(ConnectionLost("the client was closed"))
             self._conn.transport.close()
 
     async def __aenter__(self):

@@ -240,6 +240,21 @@ def test_a_full_queue_is_replaced_by_one_resync_and_the_value_stays_right(client
             assert queued[0].diffs == [Diff("resync", value=queued[0].value)]
 
 
+def test_the_queue_is_bounded_by_the_entries_its_values_copied(client, monkeypatch):
+    # Each update of the partition copies its list and map (2 entries or more): over 1.
+    monkeypatch.setattr(strata.subscription, "MAX_QUEUED_COPIES", 1)
+    with client.subscribe("wordcount", "$$word_counts", [], partition_key="sb") as sub:
+        for i in range(5):
+            client.append("wordcount", "*sentences", "sb")
+        whole = client.select("wordcount", "$$word_counts", [], partition_key="sb")
+        _wait(lambda: sub.value == whole)
+        update = sub.next(timeout=0)
+        assert update.diffs == [Diff("resync", value=whole)] and update.value == whole
+        assert sub.overflows >= 1
+        with pytest.raises(strata.RequestTimeout):
+            sub.next(timeout=0)
+
+
 def test_destroying_the_module_ends_the_subscription_with_not_found(client):
     sub = client.subscribe("bank", "$$balances", Path().key("acct"), one=True)
     assert sub.value is None

@@ -105,17 +105,19 @@ _COPY = {"map": dict, "set": set, "list": list}
 
 class _Writer:
     """Applies diffs to copies: ``fresh`` holds the containers this call made (by id), which
-    it may change in place."""
+    it may change in place; ``copied`` counts the entries of the containers it copied."""
 
     def __init__(self, root):
         self.root = root
         self.fresh = {}
+        self.copied = 0
 
     def _own(self, container):
         """``container`` itself if this call made it, else a fresh copy of it."""
         if id(container) in self.fresh:
             return container
         copy = _COPY[_kind(container)](container)
+        self.copied += len(copy)
         self.fresh[id(copy)] = copy
         return copy
 
@@ -186,10 +188,15 @@ def apply_diffs(value, diffs):
     Raises strata.InvalidArgument (naming the diff and the step) when a diff does not fit:
     a step into something that is not a map or list or that is absent, a container of the
     wrong kind, an index out of range."""
+    return applied(value, diffs)[0]
+
+
+def applied(value, diffs):
+    """(the value after ``diffs``, how many entries of containers were copied for it)."""
     writer = _Writer(value)
     for diff in diffs:
         writer.apply(diff)
-    return writer.root
+    return writer.root, writer.copied
 
 
 def apply_diff(value, diff):

@@ -4,11 +4,13 @@ docs/subscriptions.md).
 A subscription's updates are pushed by the server on the client's connection and read by
 the client's event loop, which applies each update's diffs to the subscription's value as
 the frame arrives (so ``value`` is always the latest value the driver has seen) and queues
-the update for the application. The queue is bounded (``max_queued`` updates): when an
-update arrives and the queue is full, the queued updates are dropped and replaced by one
-update whose only diff is a "resync" to the current value (``overflows`` counts how
-often). An application that reads slowly thus skips intermediate states but never sees a
-wrong value, and the driver's memory stays bounded.
+the update for the application. The queue is bounded: at most ``max_queued`` updates, and
+at most MAX_QUEUED_COPIES entries in the containers their values copied (an update's value
+shares what did not change with the value before, but each container on the path to a
+change is a copy). When an update arrives and the queue is full, the queued updates are
+dropped and replaced by one update whose only diff is a "resync" to the current value
+(``overflows`` counts how often). An application that reads slowly thus skips
+intermediate states but never sees a wrong value, and the driver's memory stays bounded.
 """
 
 import asyncio
@@ -16,10 +18,12 @@ import collections
 import copy
 import threading
 
-from .diffs import Diff, apply_diffs
+from .diffs import Diff, applied
 from .errors import ConnectionLost, RequestTimeout
 
-__all__ = ["Update", "Subscription", "AsyncSubscription"]
+__all__ = ["Update", "Subscription", "AsyncSubscription", "MAX_QUEUED_COPIES"]
+
+MAX_QUEUED_COPIES = 1_000_000
 
 
 class Update:
@@ -27,11 +31,12 @@ class Update:
     order to the value before) and ``value`` (the value after them; read-only, it shares
     its unchanged parts with the values before)."""
 
-    __slots__ = ("diffs", "value")
+    __slots__ = ("diffs", "value", "_copies")
 
-    def __init__(self, diffs, value):
+    def __init__(self, diffs, value, copies=0):
         self.diffs = diffs
         self.value = value
+        self._copies = copies  # entries of containers copied for this value (queue bound)
 
     def __repr__(self):
         return "Update(diffs=%r, value=%r)" % (self.diffs, self.value)
@@ -53,6 +58,7 @@ class Feed:
         self.max_queued = max_queued
         self.overflows = 0
         self._queue = collections.deque()
+        self._queued_copies = 0  # the sum of the queued updates' _copies
         self._end = None  # what iteration raises once the queue is empty: an error or _Closed
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -65,16 +71,20 @@ class Feed:
     def push(self, diffs):
         """Applies an update (event loop). Raises strata.InvalidArgument, the value
         unchanged, when the diffs do not fit it."""
-        value = apply_diffs(self.value, diffs)
+        value, copies = applied(self.value, diffs)
         with self._lock:
             if self._end is not None:
                 return
             self.value = value
-            if len(self._queue) >= self.max_queued:
+            if (len(self._queue) >= self.max_queued or
+                    self._queued_copies + copies > MAX_QUEUED_COPIES):
+                # The current value is kept anyway: a resync to it costs no copy.
                 self.overflows += 1
                 self._queue.clear()
+                self._queued_copies = copies = 0
                 diffs = [Diff("resync", value=value)]
-            self._queue.append(Update(diffs, value))
+            self._queue.append(Update(diffs, value, copies))
+            self._queued_copies += copies
             self._changed.notify_all()
         self._wake()
 
@@ -92,6 +102,7 @@ class Feed:
         queued updates are dropped, iteration stops."""
         with self._lock:
             self._queue.clear()
+            self._queued_copies = 0
             self._end = _Closed()
             self._changed.notify_all()
         self._wake()
@@ -104,7 +115,9 @@ class Feed:
 
     def _next_locked(self):
         if self._queue:
-            return self._queue.popleft()
+            update = self._queue.popleft()
+            self._queued_copies -= update._copies
+            return update
         raise copy.copy(self._end)  # a copy: each raise gets its own traceback
 
     def take(self, timeout):

@@ -18,10 +18,12 @@ SECTION = "## A tour from Python"
 MODULES = ["wordcount", "leaderboard", "social", "bank", "profiles"]
 
 
-def tour_script():
+def tour_script(heading=SECTION):
+    """The ```python blocks of the page's section ``heading``, as one script, and how
+    many there are."""
     with open(DOC, encoding="utf-8") as f:
         text = f.read()
-    start = text.index("\n" + SECTION + "\n")
+    start = text.index("\n" + heading + "\n")
     end = text.find("\n## ", start + 1)
     section = text[start:] if end == -1 else text[start:end]
     blocks = re.findall(r"^```python\n(.*?)^```$", section, re.M | re.S)

@@ -6,7 +6,11 @@ order, so any number of coroutines can have requests in flight on one client at 
 them). Frames queued in one event-loop turn go out in one write.
 
 A lost connection fails the requests waiting on it with :class:`strata.ConnectionLost`
-(never re-sent: they may or may not have run); the next call connects again.
+(never re-sent: they may or may not have run), and ends the subscriptions on it with the
+same error; the next call connects again.
+
+Live subscriptions (``await client.subscribe(...)``, strata.subscription) share the
+connection: their updates are pushed by the server between the answers.
 """
 
 import asyncio
@@ -14,13 +18,16 @@ import os
 import struct
 
 from . import messages
-from .errors import ConnectionLost, FrameTooLarge, InvalidArgument, ProtocolError, RequestTimeout
+from .errors import (ConnectionLost, FrameTooLarge, InvalidArgument, NotFound, ProtocolError,
+                     RequestTimeout)
 from .path import path_value
+from .subscription import AsyncSubscription as Subscription
+from .subscription import Feed
 from .types import Ack
 from .values import encode
 from .wire.ResponseBody import ResponseBody
 
-__all__ = ["connect", "Client"]
+__all__ = ["connect", "Client", "Subscription"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7450
@@ -57,6 +64,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self):
         self.transport = None
         self.pending = {}  # id -> (future, decode the body, expected body type)
+        self.subscriptions = {}  # subscription id -> Feed, open on this connection
+        self.releasing = set()  # subscription ids being unsubscribed: their pushes are ignored
+        self.next_id = None  # the client's request id allocator
         self.closed = False
         self.welcome = None
         self._in = bytearray()
@@ -99,6 +109,8 @@ class _Connection(asyncio.Protocol):
         if entry is None:
             if request_id == 0 and error is not None:  # about the connection: it closes
                 self._lost_reason = error
+            elif request_id == 0 and body_type == ResponseBody.SubscriptionUpdate:
+                self._push(body)
             return  # the answer to a request that timed out
         future, decode_body, expected = entry
         if future.done():
@@ -114,6 +126,47 @@ class _Connection(asyncio.Protocol):
             except Exception as e:  # a response this driver cannot read
                 future.set_exception(ProtocolError("unreadable %s response: %s" % (
                     messages.body_name(body_type), e)))
+
+    def _push(self, body):
+        try:
+            subscription, diffs, ended = messages.subscription_update(body)
+        except Exception as e:  # a push this driver cannot read
+            self._close(ProtocolError("unreadable SubscriptionUpdate: %s" % e))
+            return
+        feed = self.subscriptions.get(subscription)
+        if feed is None:
+            # Closed by the application (its pushes until Unsubscribed are ignored), or one
+            # whose Subscribed nobody waited for any more (timed out, cancelled): release it.
+            if subscription not in self.releasing:
+                self.release(subscription)
+            return
+        if ended is not None:
+            del self.subscriptions[subscription]
+            feed.end(ended)
+            return
+        try:
+            feed.push(diffs)
+        except InvalidArgument as e:  # a bug of the server or of this driver
+            del self.subscriptions[subscription]
+            feed.end(ProtocolError("subscription %d: %s" % (subscription, e.message)))
+            self.release(subscription)
+
+    def release(self, subscription):
+        """Sends UnsubscribeRequest; answers a future of its answer. Pushes for the
+        subscription are ignored until then (none follow Unsubscribed)."""
+        self.releasing.add(subscription)
+        request_id = self.next_id()
+        future = asyncio.get_running_loop().create_future()
+
+        def done(f):
+            self.releasing.discard(subscription)
+            if not f.cancelled():
+                f.exception()  # retrieved: a release nobody awaits may fail unseen
+
+        future.add_done_callback(done)
+        self.pending[request_id] = (future, messages.unsubscribed, ResponseBody.Unsubscribed)
+        self.send(messages.unsubscribe(request_id, subscription))
+        return future
 
     def expire(self, request_id, timeout):
         entry = self.pending.pop(request_id, None)
@@ -139,6 +192,9 @@ class _Connection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(ConnectionLost(message + "; the request may or may not "
                                                     "have been executed"))
+        feeds, self.subscriptions = self.subscriptions, {}
+        for feed in feeds.values():
+            feed.end(ConnectionLost(message + "; subscribe again for the current value"))
 
 
 class Client:
@@ -192,6 +248,7 @@ class Client:
             conn.transport.abort()
             raise
         self._conn = conn
+        conn.next_id = self._take_id
         return conn
 
     @property
@@ -201,9 +258,14 @@ class Client:
         return self._conn.welcome if self._conn is not None else None
 
     async def close(self):
-        """Closes the connection; requests still waiting fail with ConnectionLost."""
+        """Closes the connection; requests still waiting fail with ConnectionLost, and so
+        does the iteration of its subscriptions."""
         self._closed = True
         if self._conn is not None and not self._conn.closed:
+            self._conn._lost_reason = "the client was closed"
+            feeds, self._conn.subscriptions = self._conn.subscriptions, {}
+            for feed in feeds.values():
+                feed.end(ConnectionLost("the client was closed"))
             self._conn.transport.close()
 
     async def __aenter__(self):
@@ -214,10 +276,14 @@ class Client:
 
     # ---- requests ----
 
+    def _take_id(self):
+        request_id = self._next_id
+        self._next_id += 1
+        return request_id
+
     def _send(self, conn, build, decode_body, expected, request_id=None):
         if request_id is None:
-            request_id = self._next_id
-            self._next_id += 1
+            request_id = self._take_id()
         frame = build(request_id)
         welcome = conn.welcome
         if welcome is not None and len(frame) - 4 > welcome.max_frame_size:
@@ -238,12 +304,16 @@ class Client:
         finally:
             handle.cancel()
 
-    async def _call(self, build, decode_body, expected):
+    async def _live_connection(self):
         if self._closed:
             raise ConnectionLost("the client is closed")
         conn = self._conn
         if conn is None or conn.closed:
             conn = await self._connection()
+        return conn
+
+    async def _call(self, build, decode_body, expected):
+        conn = await self._live_connection()
         return await self._send(conn, build, decode_body, expected)
 
     async def modules(self):
@@ -349,6 +419,45 @@ class Client:
         return await self._call(
             lambda rid: messages.stats(rid, module, failures_from, failures_limit),
             messages.stats_result, ResponseBody.StatsResult)
+
+    async def subscribe(self, module, pstate, path, partition_key=None, one=False,
+                        max_queued=1000):
+        """Subscribes to what ``path`` selects in the PState partition of
+        ``partition_key`` (None: the path's first key picks it), as select (or select_one
+        with ``one``: the value is the one value selected, None when there is none).
+        Answers a Subscription whose ``value`` is the current value; iterate it for the
+        updates (at most ``max_queued`` are kept for you: see strata.subscription)."""
+        if max_queued < 1:
+            raise InvalidArgument("max_queued must be at least 1, not %r" % (max_queued,))
+        encoded_path = _encoded_path(path)
+        key = None if partition_key is None else _encoded("partition_key", partition_key)
+        conn = await self._live_connection()
+
+        def subscribed(body):
+            # Runs as the Subscribed frame is read, before the frames after it (its first
+            # updates may be next).
+            subscription, partition, value = messages.subscribed(body)
+            feed = conn.subscriptions[subscription] = Feed(subscription, partition, value,
+                                                           max_queued)
+            return feed
+
+        feed = await self._send(
+            conn, lambda rid: messages.subscribe(rid, module, pstate, encoded_path, key, one),
+            subscribed, ResponseBody.Subscribed)
+        return Subscription(self, conn, feed)
+
+    async def _unsubscribe(self, conn, feed):
+        feed.close()
+        if conn.subscriptions.get(feed.id) is not feed:
+            return  # ended by the server or with the connection: nothing to unsubscribe
+        del conn.subscriptions[feed.id]
+        answer = conn.release(feed.id)
+        try:
+            await asyncio.wait_for(asyncio.shield(answer), self.timeout)
+        except (NotFound, ConnectionLost):
+            pass  # it ended meanwhile, or with the connection
+        except asyncio.TimeoutError:
+            raise RequestTimeout("no answer within %g s" % self.timeout) from None
 
     async def invoke(self, module, query, *args, timeout_ms=10000):
         """Runs a query of a module with its arguments; answers its result."""

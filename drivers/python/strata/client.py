@@ -4,6 +4,9 @@ It runs a :class:`strata.aio.Client` on an event loop in a background thread of 
 it is thread-safe: any number of threads may call it at once, their requests share the one
 connection and are answered in any order. Methods, arguments and errors are the asyncio
 client's (see strata.aio), without ``await``.
+
+A live subscription (``client.subscribe(...)``) is read by the client's thread, which keeps
+its value current; the application's threads iterate its updates (strata.subscription).
 """
 
 import asyncio
@@ -12,8 +15,9 @@ import threading
 
 from . import aio
 from .errors import ConnectionLost
+from .subscription import Subscription
 
-__all__ = ["connect", "Client"]
+__all__ = ["connect", "Client", "Subscription"]
 
 
 def connect(host=aio.DEFAULT_HOST, port=aio.DEFAULT_PORT, timeout=30.0,
@@ -95,3 +99,10 @@ class Client:
     read_depot = _blocking("read_depot")
     stats = _blocking("stats")
     invoke = _blocking("invoke")
+
+    def subscribe(self, module, pstate, path, partition_key=None, one=False, max_queued=1000):
+        """A live :class:`strata.Subscription` of what ``path`` selects (see
+        strata.aio.Client.subscribe); close() it when done, or use it as a context
+        manager."""
+        return Subscription(self, self._run(self._aio.subscribe(
+            module, pstate, path, partition_key, one, max_queued)))

@@ -20,11 +20,12 @@ from .types import (AppendResult, DepotInfo, DepotPartitionStats, DepotRecord,
                     QueryInfo, QueryParamInfo, RebuildProgress, RecomputeStarted,
                     ServerStats, Stats, TopologyFailure, TopologyInfo,
                     TopologyPartitionStats, Updated, Welcome)
+from .diffs import OPS, Diff
 from .values import decode
 from .wire import (AppendRequest, DeployRequest, DescribeRequest, DestroyRequest, Hello,
                    InvokeRequest, ListModulesRequest, ReadDepotRequest, RecomputeRequest,
-                   Request, SelectPageRequest, SelectRequest, StatsRequest, UpdateRequest,
-                   ValueBytes)
+                   Request, SelectPageRequest, SelectRequest, StatsRequest, SubscribeRequest,
+                   UnsubscribeRequest, UpdateRequest, ValueBytes)
 from .wire.Appended import Appended as _Appended
 from .wire.DepotRecords import DepotRecords as _DepotRecords
 from .wire.Destroyed import Destroyed as _Destroyed
@@ -38,6 +39,8 @@ from .wire.ResponseBody import ResponseBody
 from .wire.Selected import Selected as _Selected
 from .wire.SelectedPage import SelectedPage as _SelectedPage
 from .wire.StatsResult import StatsResult as _StatsResult
+from .wire.Subscribed import Subscribed as _Subscribed
+from .wire.SubscriptionUpdate import SubscriptionUpdate as _SubscriptionUpdate
 from .wire.Updated import Updated as _Updated
 from .wire.Welcome import Welcome as _Welcome
 
@@ -325,6 +328,29 @@ def invoke(request_id, module, query, args, timeout_ms):
     return template.fill(request_id, args)
 
 
+def subscribe(request_id, module, pstate, path, partition_key, one):
+    """``path`` and ``partition_key`` (None: absent) are encoded values."""
+    b = flatbuffers.Builder(128 + len(path))
+    m, p = b.CreateString(module), b.CreateString(pstate)
+    path_offset = b.CreateByteVector(path)
+    key_offset = b.CreateByteVector(partition_key) if partition_key is not None else None
+    SubscribeRequest.Start(b)
+    SubscribeRequest.AddModule(b, m)
+    SubscribeRequest.AddPstate(b, p)
+    SubscribeRequest.AddPath(b, path_offset)
+    if key_offset is not None:
+        SubscribeRequest.AddPartitionKey(b, key_offset)
+    SubscribeRequest.AddOne(b, one)
+    return _finish(b, RequestBody.SubscribeRequest, SubscribeRequest.End(b), request_id)
+
+
+def unsubscribe(request_id, subscription):
+    b = flatbuffers.Builder(32)
+    UnsubscribeRequest.Start(b)
+    UnsubscribeRequest.AddSubscription(b, subscription)
+    return _finish(b, RequestBody.UnsubscribeRequest, UnsubscribeRequest.End(b), request_id)
+
+
 # ---- responses -----------------------------------------------------------------------------
 
 def read_response(payload):
@@ -521,3 +547,34 @@ def recompute_started(tab):
 
 def invoked(tab):
     return _value(_init(_Invoked, tab)._tab, 4)
+
+
+def subscribed(tab):
+    """(subscription id, partition, current value) of a Subscribed."""
+    s = _init(_Subscribed, tab)
+    return s.Subscription(), s.Partition(), _value(s._tab, 8)
+
+
+def unsubscribed(tab):
+    return None
+
+
+def _diff(d):
+    op = d.Op()
+    if not 0 <= op < len(OPS):
+        raise ValueError("unknown diff op %d" % op)
+    at = _value(d._tab, 6)
+    if not isinstance(at, list):
+        if at is not None:
+            raise ValueError("a diff's at is a list, not %r" % (at,))
+        at = []
+    return Diff(OPS[op], at, _value(d._tab, 8), _value(d._tab, 10), d.Index())
+
+
+def subscription_update(tab):
+    """(subscription id, its diffs, the StrataError that ended it or None) of a pushed
+    SubscriptionUpdate."""
+    u = _init(_SubscriptionUpdate, tab)
+    ended = u.Ended()
+    return (u.Subscription(), [_diff(u.Diffs(i)) for i in range(u.DiffsLength())],
+            error_for_code(ended.Code(), _str(ended.Message())) if ended is not None else None)

@@ -12,11 +12,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <map>
-#include <mutex>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -178,7 +178,8 @@ class Subscribers {
               {.partition_key = std::nullopt, .one = true});
           if (!subscribed.ok()) {
             std::lock_guard lock(mu);
-            if (failed.ok()) failed = Status::IOError("subscribe: " + subscribed.error().ToString());
+            if (failed.ok())
+              failed = Status::IOError("subscribe: " + subscribed.error().ToString());
             return;
           }
         }
@@ -203,10 +204,11 @@ nlohmann::json SignedMs(std::vector<int64_t> ns) {
   if (ns.empty()) return {{"count", 0}};
   std::sort(ns.begin(), ns.end());
   auto at = [&](double q) {
-    const size_t i = std::min(ns.size() - 1, static_cast<size_t>(q * static_cast<double>(ns.size())));
+    const size_t i =
+        std::min(ns.size() - 1, static_cast<size_t>(q * static_cast<double>(ns.size())));
     return static_cast<double>(ns[i]) / 1e6;
   };
-  return {{"count", ns.size()}, {"min", at(0)},     {"p50", at(0.5)},
+  return {{"count", ns.size()}, {"min", at(0)},      {"p50", at(0.5)},
           {"p99", at(0.99)},    {"p999", at(0.999)}, {"max", static_cast<double>(ns.back()) / 1e6}};
 }
 
@@ -249,8 +251,8 @@ int RunSubscriptionLatency(const Flags& flags, uint16_t port) {
         if (!update.ok()) return;
         std::lock_guard lock(mu);
         for (const Diff& diff : update->diffs) {
-          if ((diff.op == Diff::Op::kReplace || diff.op == Diff::Op::kResync) &&
-              diff.at.empty() && diff.value.is_int()) {
+          if ((diff.op == Diff::Op::kReplace || diff.op == Diff::Op::kResync) && diff.at.empty() &&
+              diff.value.is_int()) {
             // Every count up to this one is visible from now on.
             for (int64_t c = latest + 1; c <= diff.value.as_int(); ++c) arrived[c] = now;
             latest = std::max(latest, diff.value.as_int());
@@ -268,7 +270,8 @@ int RunSubscriptionLatency(const Flags& flags, uint16_t port) {
     std::lock_guard lock(mu);
     latest = std::max(latest, c0);
   }
-  std::vector<Clock::time_point> sent(static_cast<size_t>(total)), acked(static_cast<size_t>(total));
+  std::vector<Clock::time_point> sent(static_cast<size_t>(total)),
+      acked(static_cast<size_t>(total));
   for (int64_t i = 0; i < total; ++i) {
     sent[static_cast<size_t>(i)] = Clock::now();
     auto r = appender->Append("wordcount", "*sentences", Value(word));
@@ -287,27 +290,26 @@ int RunSubscriptionLatency(const Flags& flags, uint16_t port) {
   std::vector<int64_t> raw, clamped, from_send;
   for (int64_t i = warmup; i < total; ++i) {
     const auto t_diff = arrived.at(c0 + i + 1);
-    const int64_t d = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          t_diff - acked[static_cast<size_t>(i)])
-                          .count();
+    const int64_t d =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t_diff - acked[static_cast<size_t>(i)])
+            .count();
     raw.push_back(d);
     clamped.push_back(std::max<int64_t>(0, d));
-    from_send.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            t_diff - sent[static_cast<size_t>(i)])
-                            .count());
+    from_send.push_back(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t_diff - sent[static_cast<size_t>(i)])
+            .count());
   }
-  const int64_t before_ack =
-      std::count_if(raw.begin(), raw.end(), [](int64_t d) { return d < 0; });
-  nlohmann::json doc = {{"workload", "sub-latency"},
-                        {"description", "wordcount: closed-loop processed appends of \"" + word +
-                                            "\", one subscriber to key(\"" + word +
-                                            "\") on another connection"},
-                        {"appends", raw.size()},
-                        {"updates_before_ack", before_ack},
-                        {"diff_minus_ack_ms", SignedMs(raw)},
-                        {"diff_minus_ack_clamped_ms", SignedMs(clamped)},
-                        {"diff_minus_send_ms", SignedMs(from_send)},
-                        {"ok", true}};
+  const int64_t before_ack = std::count_if(raw.begin(), raw.end(), [](int64_t d) { return d < 0; });
+  nlohmann::json doc = {
+      {"workload", "sub-latency"},
+      {"description", "wordcount: closed-loop processed appends of \"" + word +
+                          "\", one subscriber to key(\"" + word + "\") on another connection"},
+      {"appends", raw.size()},
+      {"updates_before_ack", before_ack},
+      {"diff_minus_ack_ms", SignedMs(raw)},
+      {"diff_minus_ack_clamped_ms", SignedMs(clamped)},
+      {"diff_minus_send_ms", SignedMs(from_send)},
+      {"ok", true}};
   if (flags.json) {
     std::cout << doc.dump() << "\n";
   } else {
@@ -397,8 +399,8 @@ int Run(const Flags& flags) {
   Subscribers subscribers;
   if (flags.subscribers > 0) {
     const auto start = std::chrono::steady_clock::now();
-    if (Status s = subscribers.Open(flags.host, port, flags.subscribers,
-                                    flags.subscriber_connections);
+    if (Status s =
+            subscribers.Open(flags.host, port, flags.subscribers, flags.subscriber_connections);
         !s.ok()) {
       std::cerr << "strata-bench: opening " << flags.subscribers
                 << " subscriptions: " << s.message() << "\n";

@@ -37,8 +37,7 @@ TestClient& TestClient::operator=(TestClient&& other) noexcept {
 TestClient::TestClient(TestClient&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), next_id_(other.next_id_) {}
 
-Status TestClient::Connect(uint16_t port, std::chrono::milliseconds timeout,
-                           int receive_buffer) {
+Status TestClient::Connect(uint16_t port, std::chrono::milliseconds timeout, int receive_buffer) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return Status::IOError(std::string("socket: ") + std::strerror(errno));
   timeval tv{};

@@ -520,6 +520,11 @@ int Run(const Flags& flags) {
       std::cout << "  others     " << LatencyLine(result.latency[0]) << "\n"
                 << "  " << second_class << ": " << LatencyLine(result.latency[1]) << "\n";
     }
+    if (flags.subscribers > 0) {
+      std::cout << "subscribed   " << flags.subscribers << " subscriptions, "
+                << subscription_updates << " updates (warmup included), " << subscriptions_ended
+                << " ended early\n";
+    }
     if (peak_rss_kib >= 0) std::cout << "server RSS   peak " << peak_rss_kib / 1024 << " MiB\n";
     if (!check.empty()) std::cout << "check        " << check.dump() << "\n";
     std::cout << "errors       " << result.errors

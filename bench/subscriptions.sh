@@ -33,7 +33,8 @@ command -v jq >/dev/null || { echo "bench/subscriptions.sh: jq missing: apt-get 
 SCRIPT=bench/subscriptions.sh
 . "$ROOT/bench/stratad.sh"
 stop_stratad() {
-  kill "$SERVER" && wait "$SERVER" || true
+  kill "$SERVER"
+  wait "$SERVER" || true
   SERVER=""
   rm -rf "$TMP/data"
 }

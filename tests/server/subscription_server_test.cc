@@ -235,12 +235,16 @@ TEST_F(SubscriptionServerTest, EveryDiffKindOfTheExamplesViewsAppliesToTheSelect
   for (View& s : subs) {
     ASSERT_CALL_OK(selected,
                    writer->SelectOne(s.module, s.pstate, s.path, s.options.partition_key));
-    const bool caught_up = s.watch->WaitFor([&](const Watch& w) {
+    // Waits until the diffs applied give the selected value (false after kPatience).
+    s.watch->WaitFor([&](const Watch& w) {
       return w.value_locked() == selected || w.error_locked() || w.ended_locked();
     });
     EXPECT_EQ(s.watch->apply_error(), "") << s.name;
-    EXPECT_TRUE(caught_up) << s.name << ": the diffs applied give " << s.watch->value().ToString()
-                           << ", the select " << selected.ToString();
+    EXPECT_FALSE(s.watch->error()) << s.name << ": " << s.watch->error()->ToString();
+    EXPECT_FALSE(s.watch->ended()) << s.name << ": " << s.watch->ended()->message;
+    EXPECT_EQ(s.watch->value(), selected)
+        << s.name << ": the diffs applied give " << s.watch->value().ToString() << ", the select "
+        << selected.ToString();
     for (const auto& [op, count] : s.watch->ops()) seen[op] += count;
   }
   for (const auto& [op, count] : seen) std::cout << DiffOpName(op) << ": " << count << "\n";

@@ -40,6 +40,13 @@ using proto::ErrorCode;
 
 constexpr auto kPatience = std::chrono::seconds(60);
 
+// "<prefix><i>", built by appending: g++ 12 warns falsely (-Wrestrict) on "u" + to_string(i).
+std::string Named(const char* prefix, int64_t i) {
+  std::string name = prefix;
+  name += std::to_string(i);
+  return name;
+}
+
 // One subscription as a client sees it: the first value with every update's diffs applied
 // in order, the diff ops seen, and how it ended. Updates that arrive before Start (the
 // driver may run the handler before Subscribe returns to its caller) wait for it.
@@ -211,9 +218,9 @@ TEST_F(SubscriptionServerTest, EveryDiffKindOfTheExamplesViewsAppliesToTheSelect
   // u0 follows u1..u5 (their posts reach u0's timeline); u1..u50 follow and unfollow u0.
   ASSERT_NO_FATAL_FAILURE(append("social", "*follows", 1000, [&](int i) {
     if (i < 5) {
-      return Value::MapOf({{"from", "u0"}, {"to", "u" + std::to_string(i + 1)}});
+      return Value::MapOf({{"from", "u0"}, {"to", Named("u", i + 1)}});
     }
-    return Value::MapOf({{"from", "u" + std::to_string(1 + pick(50))},
+    return Value::MapOf({{"from", Named("u", 1 + pick(50))},
                          {"op", pick(3) == 0 ? "unfollow" : "follow"},
                          {"to", "u0"}});
   }));
@@ -222,12 +229,11 @@ TEST_F(SubscriptionServerTest, EveryDiffKindOfTheExamplesViewsAppliesToTheSelect
   ASSERT_NO_FATAL_FAILURE(
       append("topwords", "*sentences", 1800, [&](int) { return words('t', 300); }));
   ASSERT_NO_FATAL_FAILURE(append("bank", "*deposits", 3000, [&](int) {
-    return Value::MapOf({{"account", "a" + std::to_string(pick(10))}, {"amount", 1 + pick(100)}});
+    return Value::MapOf({{"account", Named("a", pick(10))}, {"amount", 1 + pick(100)}});
   }));
   // 1,200 posts of u1..u5: more than the 800 a timeline keeps.
   ASSERT_NO_FATAL_FAILURE(append("social", "*posts", 1200, [&](int i) {
-    return Value::MapOf(
-        {{"author", "u" + std::to_string(1 + pick(5))}, {"id", i + 1}, {"text", "post"}});
+    return Value::MapOf({{"author", Named("u", 1 + pick(5))}, {"id", i + 1}, {"text", "post"}});
   }));
   ASSERT_EQ(appended, 10'000);
 
@@ -280,7 +286,7 @@ TEST_F(SubscriptionServerTest, ASlowReaderGetsAResyncAndTheRightFinalValue) {
   std::vector<RawSubscription> subs;
   for (int i = 0; i < 25; ++i) {
     RawSubscription s;
-    s.partition_key = Value("w" + std::to_string(i % 5));
+    s.partition_key = Value(Named("w", i % 5));
     proto::SubscribeRequest request{"wordcount", "$$word_counts", Path().ToValue(), s.partition_key,
                                     true};
     Result<proto::Response> r = reader.Call(request);
@@ -300,7 +306,10 @@ TEST_F(SubscriptionServerTest, ASlowReaderGetsAResyncAndTheRightFinalValue) {
     std::vector<Value> records;
     for (int i = 0; i < 100; ++i) {
       std::string sentence;
-      for (int n = 0; n < 5; ++n) sentence += "w" + std::to_string(rng() % 1000) + " ";
+      for (int n = 0; n < 5; ++n) {
+        sentence += Named("w", static_cast<int64_t>(rng() % 1000));
+        sentence += ' ';
+      }
       records.push_back(Value(sentence));
     }
     ASSERT_CALL_OK(results, writer->AppendBatch("wordcount", "*sentences", std::move(records)));
@@ -406,9 +415,9 @@ TEST_F(SubscriptionServerTest, DestroyUnknownIdsTheCapAndSigtermAreAnswered) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 3; ++i) {
     watches.push_back(std::make_shared<Watch>());
-    ASSERT_CALL_OK(s, client->Subscribe(
-                          "wordcount", "$$word_counts", Path().Key("w" + std::to_string(i)),
-                          watches.back()->Handler(), {.partition_key = std::nullopt, .one = true}));
+    ASSERT_CALL_OK(s, client->Subscribe("wordcount", "$$word_counts", Path().Key(Named("w", i)),
+                                        watches.back()->Handler(),
+                                        {.partition_key = std::nullopt, .one = true}));
     watches.back()->Start(s);
     ids.push_back(s.subscription);
   }

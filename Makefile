@@ -51,6 +51,14 @@ bench-latency: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
 	bench/latency.sh
 
+# Live subscriptions (bench/subscriptions.sh, docs/performance.md "Live subscriptions"): an
+# update's delay after a processed append's ack, and W1 with 10,000 subscriptions open
+# against W1 without, alternated three times. About 2 min.
+.PHONY: bench-subscriptions
+bench-subscriptions: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
+	bench/subscriptions.sh
+
 .PHONY: bench-python
 bench-python: deps $(BUILD_DIR)/CMakeCache.txt
 	scripts/install-deps.sh --peers

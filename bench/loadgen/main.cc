@@ -2,15 +2,21 @@
 // driver. Runs against a running stratad (--host/--port) or starts its own (--spawn: a
 // build/bin/stratad child on a temporary data directory with the example modules,
 // stopped and removed at the end). Prints the configuration, throughput and latency
-// percentiles, or one JSON document with --json. See docs/performance.md.
+// percentiles, or one JSON document with --json. --subscribers N holds N live
+// subscriptions open during the phase; --workload sub-latency measures a subscription's
+// delay after an append's ack. See docs/performance.md ("Live subscriptions").
 #include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +25,7 @@
 
 #include "runner.h"
 #include "strata/client.h"
+#include "strata/diff.h"
 #include "stratad_process.h"
 #include "workloads.h"
 
@@ -45,6 +52,8 @@ struct Flags {
   bool json = false;
   uint64_t seed = 42;
   bool print_graph = false;
+  int subscribers = 0;  // live subscriptions held open during the measured phase
+  int subscriber_connections = 4;
 };
 
 // The spawned server: a stratad child on a fresh temporary data directory, with its peak
@@ -132,6 +141,183 @@ std::string LatencyLine(const Histogram& h) {
   return out.str();
 }
 
+// --subscribers: `count` subscriptions to $$word_counts key("w<k>") (one value), k = 1..count
+// (distinct keys of W1's keyspace), spread over `connections` connections of their own on
+// one I/O thread of their own. Each handler only counts its updates. The subscriptions end
+// when the clients are destroyed.
+class Subscribers {
+ public:
+  Status Open(const std::string& host, uint16_t port, int count, int connections) {
+    io_thread_ = ClientIoThread::Start();
+    for (int c = 0; c < connections; ++c) {
+      ClientOptions options;
+      options.host = host;
+      options.port = port;
+      options.client_name = "strata-bench-subscriber";
+      options.io_thread = io_thread_;
+      auto client = Client::Connect(options);
+      if (!client.ok()) return Status::IOError("connect: " + client.error().ToString());
+      clients_.push_back(std::move(client).value());
+    }
+    // One thread per connection subscribes its share (a blocking round trip each).
+    std::vector<std::thread> threads;
+    std::mutex mu;
+    Status failed = Status::Ok();
+    for (int c = 0; c < connections; ++c) {
+      threads.emplace_back([&, c] {
+        for (int k = 1 + c; k <= count; k += connections) {
+          auto subscribed = clients_[static_cast<size_t>(c)]->Subscribe(
+              "wordcount", "$$word_counts", Path().Key(std::string("w") + std::to_string(k)),
+              [this](ClientResult<protocol::SubscriptionUpdate> update) {
+                if (update.ok() && !update->ended) {
+                  updates_.fetch_add(1, std::memory_order_relaxed);
+                } else {
+                  ended_.fetch_add(1, std::memory_order_relaxed);
+                }
+              },
+              {.partition_key = std::nullopt, .one = true});
+          if (!subscribed.ok()) {
+            std::lock_guard lock(mu);
+            if (failed.ok())
+              failed = Status::IOError("subscribe: " + subscribed.error().ToString());
+            return;
+          }
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    return failed;
+  }
+  int64_t updates() const { return updates_.load(); }
+  int64_t ended() const { return ended_.load(); }
+  void Close() { clients_.clear(); }
+
+ private:
+  std::shared_ptr<ClientIoThread> io_thread_;
+  std::vector<std::unique_ptr<Client>> clients_;
+  std::atomic<int64_t> updates_{0};
+  std::atomic<int64_t> ended_{0};
+};
+
+// Percentiles (ms) of signed nanosecond samples.
+nlohmann::json SignedMs(std::vector<int64_t> ns) {
+  if (ns.empty()) return {{"count", 0}};
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    const size_t i =
+        std::min(ns.size() - 1, static_cast<size_t>(q * static_cast<double>(ns.size())));
+    return static_cast<double>(ns[i]) / 1e6;
+  };
+  return {{"count", ns.size()}, {"min", at(0)},      {"p50", at(0.5)},
+          {"p99", at(0.99)},    {"p999", at(0.999)}, {"max", static_cast<double>(ns.back()) / 1e6}};
+}
+
+// --workload sub-latency: one subscriber connection holds a subscription to
+// $$word_counts key("sublat") of wordcount; one appender connection (its own I/O thread)
+// appends the sentence "sublat" with ack processed, closed loop, --count times (after
+// --warmup appends). For append i (whose count is c0 + i) the times of its send, its ack
+// and the arrival of the update carrying count c0 + i are kept; prints the percentiles of
+// diff - ack (raw: negative when the update came first), max(0, diff - ack) and
+// diff - send.
+int RunSubscriptionLatency(const Flags& flags, uint16_t port) {
+  using Clock = std::chrono::steady_clock;
+  auto connect = [&]() -> std::unique_ptr<Client> {
+    ClientOptions options;
+    options.host = flags.host;
+    options.port = port;
+    options.client_name = "strata-bench";
+    options.io_thread = ClientIoThread::Start();
+    auto client = Client::Connect(options);
+    if (!client.ok()) {
+      std::cerr << "strata-bench: connect: " << client.error().ToString() << "\n";
+      return nullptr;
+    }
+    return std::move(client).value();
+  };
+  std::unique_ptr<Client> subscriber = connect();
+  std::unique_ptr<Client> appender = connect();
+  if (!subscriber || !appender) return 1;
+  const std::string word = "sublat";
+  const int64_t warmup = static_cast<int64_t>(flags.warmup * 500);  // ~1 s at 2 ms a round
+  const int64_t total = warmup + std::max<int64_t>(flags.count, 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int64_t, Clock::time_point> arrived;  // count -> arrival of the update carrying it
+  int64_t latest = -1;
+  auto subscribed = subscriber->Subscribe(
+      "wordcount", "$$word_counts", Path().Key(word),
+      [&](ClientResult<protocol::SubscriptionUpdate> update) {
+        const auto now = Clock::now();
+        if (!update.ok()) return;
+        std::lock_guard lock(mu);
+        for (const Diff& diff : update->diffs) {
+          if ((diff.op == Diff::Op::kReplace || diff.op == Diff::Op::kResync) && diff.at.empty() &&
+              diff.value.is_int()) {
+            // Every count up to this one is visible from now on.
+            for (int64_t c = latest + 1; c <= diff.value.as_int(); ++c) arrived[c] = now;
+            latest = std::max(latest, diff.value.as_int());
+          }
+        }
+        cv.notify_all();
+      },
+      {.partition_key = std::nullopt, .one = true});
+  if (!subscribed.ok()) {
+    std::cerr << "strata-bench: subscribe: " << subscribed.error().ToString() << "\n";
+    return 1;
+  }
+  const int64_t c0 = subscribed->value.is_int() ? subscribed->value.as_int() : 0;
+  {
+    std::lock_guard lock(mu);
+    latest = std::max(latest, c0);
+  }
+  std::vector<Clock::time_point> sent(static_cast<size_t>(total)),
+      acked(static_cast<size_t>(total));
+  for (int64_t i = 0; i < total; ++i) {
+    sent[static_cast<size_t>(i)] = Clock::now();
+    auto r = appender->Append("wordcount", "*sentences", Value(word));
+    acked[static_cast<size_t>(i)] = Clock::now();
+    if (!r.ok()) {
+      std::cerr << "strata-bench: append: " << r.error().ToString() << "\n";
+      return 1;
+    }
+  }
+  std::unique_lock lock(mu);
+  if (!cv.wait_for(lock, std::chrono::seconds(30), [&] { return latest >= c0 + total; })) {
+    std::cerr << "strata-bench: the update of count " << c0 + total << " never arrived (latest "
+              << latest << ")\n";
+    return 1;
+  }
+  std::vector<int64_t> raw, clamped, from_send;
+  for (int64_t i = warmup; i < total; ++i) {
+    const auto t_diff = arrived.at(c0 + i + 1);
+    const int64_t d =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t_diff - acked[static_cast<size_t>(i)])
+            .count();
+    raw.push_back(d);
+    clamped.push_back(std::max<int64_t>(0, d));
+    from_send.push_back(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t_diff - sent[static_cast<size_t>(i)])
+            .count());
+  }
+  const int64_t before_ack = std::count_if(raw.begin(), raw.end(), [](int64_t d) { return d < 0; });
+  nlohmann::json doc = {
+      {"workload", "sub-latency"},
+      {"description", "wordcount: closed-loop processed appends of \"" + word +
+                          "\", one subscriber to key(\"" + word + "\") on another connection"},
+      {"appends", raw.size()},
+      {"updates_before_ack", before_ack},
+      {"diff_minus_ack_ms", SignedMs(raw)},
+      {"diff_minus_ack_clamped_ms", SignedMs(clamped)},
+      {"diff_minus_send_ms", SignedMs(from_send)},
+      {"ok", true}};
+  if (flags.json) {
+    std::cout << doc.dump() << "\n";
+  } else {
+    std::cout << doc.dump(2) << "\n";
+  }
+  return 0;
+}
+
 int Run(const Flags& flags) {
   if (flags.print_graph) {
     double c = 0;
@@ -139,6 +325,13 @@ int Run(const Flags& flags) {
     for (size_t r = 0; r < counts.size(); ++r)
       std::printf("%zu\t%lld\n", r + 1, static_cast<long long>(counts[r]));
     return 0;
+  }
+  if (flags.workload == "sub-latency") {
+    if (flags.spawn) {
+      std::cerr << "strata-bench: sub-latency runs against a server (--port), not --spawn\n";
+      return 2;
+    }
+    return RunSubscriptionLatency(flags, flags.port);
   }
   const std::optional<protocol::AckLevel> ack = ParseAck(flags.ack);
   if (!ack) {
@@ -203,6 +396,20 @@ int Run(const Flags& flags) {
     std::cerr << "strata-bench: preparing " << flags.workload << ": " << s.message() << "\n";
     return 1;
   }
+  Subscribers subscribers;
+  if (flags.subscribers > 0) {
+    const auto start = std::chrono::steady_clock::now();
+    if (Status s =
+            subscribers.Open(flags.host, port, flags.subscribers, flags.subscriber_connections);
+        !s.ok()) {
+      std::cerr << "strata-bench: opening " << flags.subscribers
+                << " subscriptions: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "  " << flags.subscribers << " subscriptions open in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+              << " s\n";
+  }
   PhaseOptions phase;
   phase.warmup = std::chrono::duration<double>(flags.warmup);
   phase.duration = std::chrono::duration<double>(flags.count > 0 ? 0 : flags.duration);
@@ -215,6 +422,9 @@ int Run(const Flags& flags) {
 
   nlohmann::json check = nlohmann::json::object();
   const Status verified = (*workload)->Verify(clients, &check);
+  const int64_t subscription_updates = subscribers.updates();
+  const int64_t subscriptions_ended = subscribers.ended();
+  subscribers.Close();
   owned.clear();
   int64_t peak_rss_kib = -1;
   Status stopped;
@@ -230,7 +440,8 @@ int Run(const Flags& flags) {
   const std::string unit = (*workload)->UnitName();
   const std::string extra_unit = (*workload)->ExtraUnitName();
   const std::string second_class = (*workload)->SecondLatencyClass();
-  const bool ok = result.errors == 0 && verified.ok() && stopped.ok() && result.ops > 0;
+  const bool ok = result.errors == 0 && verified.ok() && stopped.ok() && result.ops > 0 &&
+                  subscriptions_ended == 0;
 
   if (flags.json) {
     nlohmann::json doc = {
@@ -248,6 +459,7 @@ int Run(const Flags& flags) {
           {"count", flags.count},
           {"keyspace", flags.keyspace},
           {"users", flags.users},
+          {"subscribers", flags.subscribers},
           {"server", flags.spawn ? "spawned" : flags.host + ":" + std::to_string(port)}}},
         {"seconds", result.seconds},
         {"unit", unit},
@@ -267,6 +479,11 @@ int Run(const Flags& flags) {
       doc["latency_ms_class0"] = LatencyJson(result.latency[0]);
       doc["latency_ms_class1"] = LatencyJson(result.latency[1]);
       doc["class1"] = second_class;
+    }
+    if (flags.subscribers > 0) {
+      // Updates over the whole phase, warmup included.
+      doc["subscription_updates"] = subscription_updates;
+      doc["subscriptions_ended"] = subscriptions_ended;
     }
     if (result.errors > 0) doc["first_error"] = result.first_error;
     if (!verified.ok()) doc["check_error"] = verified.message();
@@ -303,6 +520,11 @@ int Run(const Flags& flags) {
       std::cout << "  others     " << LatencyLine(result.latency[0]) << "\n"
                 << "  " << second_class << ": " << LatencyLine(result.latency[1]) << "\n";
     }
+    if (flags.subscribers > 0) {
+      std::cout << "subscribed   " << flags.subscribers << " subscriptions, "
+                << subscription_updates << " updates (warmup included), " << subscriptions_ended
+                << " ended early\n";
+    }
     if (peak_rss_kib >= 0) std::cout << "server RSS   peak " << peak_rss_kib / 1024 << " MiB\n";
     if (!check.empty()) std::cout << "check        " << check.dump() << "\n";
     std::cout << "errors       " << result.errors
@@ -310,6 +532,7 @@ int Run(const Flags& flags) {
   }
   if (!verified.ok()) std::cerr << "strata-bench: check failed: " << verified.message() << "\n";
   if (!stopped.ok()) std::cerr << "strata-bench: " << stopped.message() << "\n";
+  if (subscriptions_ended > 0) std::cerr << "strata-bench: subscriptions ended during the run\n";
   if (result.ops == 0) std::cerr << "strata-bench: no request completed in the measured interval\n";
   return ok ? 0 : 1;
 }
@@ -325,8 +548,19 @@ int main(int argc, char** argv) {
                  "W1 (word count appends), W2 (point reads), "
                  "W3 (timeline fan-out), W4 (microbatch bank transfers), W5-top / W5-total / "
                  "W5-timeline (queries: wordcount top-words(10), bank total-money(), social "
-                 "timeline(user, 10))")
-      ->check(CLI::IsMember({"W1", "W2", "W3", "W4", "W5-top", "W5-total", "W5-timeline"}));
+                 "timeline(user, 10)), sub-latency (a live subscription's delay after a processed "
+                 "append's ack; --count appends)")
+      ->check(CLI::IsMember(
+          {"W1", "W2", "W3", "W4", "W5-top", "W5-total", "W5-timeline", "sub-latency"}));
+  app.add_option("--subscribers", flags.subscribers,
+                 "Hold this many live subscriptions open during the phase: $$word_counts "
+                 "key(\"w<k>\"), k = 1..N, of wordcount (W1's keys)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--subscriber-connections", flags.subscriber_connections,
+                 "Connections the --subscribers are spread over (on one I/O thread of their own)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--connections", flags.connections, "Connections (one client each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));

@@ -37,7 +37,7 @@ TestClient& TestClient::operator=(TestClient&& other) noexcept {
 TestClient::TestClient(TestClient&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), next_id_(other.next_id_) {}
 
-Status TestClient::Connect(uint16_t port, std::chrono::milliseconds timeout) {
+Status TestClient::Connect(uint16_t port, std::chrono::milliseconds timeout, int receive_buffer) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return Status::IOError(std::string("socket: ") + std::strerror(errno));
   timeval tv{};
@@ -47,6 +47,9 @@ Status TestClient::Connect(uint16_t port, std::chrono::milliseconds timeout) {
   setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (receive_buffer > 0) {
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -23,8 +23,11 @@ class TestClient {
   TestClient(const TestClient&) = delete;
   TestClient& operator=(const TestClient&) = delete;
 
-  // Connects to 127.0.0.1:port; `timeout` bounds every later send and receive.
-  Status Connect(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Connects to 127.0.0.1:port; `timeout` bounds every later send and receive. A
+  // `receive_buffer` > 0 sets SO_RCVBUF (bytes) before connecting: a small window makes the
+  // server's writes stall after a few frames (a slow reader).
+  Status Connect(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                 int receive_buffer = 0);
   // Sends Hello and checks the Welcome.
   Status Handshake();
 

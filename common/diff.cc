@@ -116,10 +116,15 @@ class Differ {
       if (info.type == dtl::SES_COMMON) {
         ++pos;
       } else if (info.type == dtl::SES_DELETE) {
-        // A delete right before an add of a container of the same kind: the element changed
-        // in place.
-        if (e + 1 < edits.size() && edits[e + 1].second.type == dtl::SES_ADD &&
-            Into(Value(pos), element, edits[e + 1].first)) {
+        // A delete right before an add: the element changed in place — recursed into when
+        // both are containers of the same kind, else replaced.
+        if (e + 1 < edits.size() && edits[e + 1].second.type == dtl::SES_ADD) {
+          const Value& added = edits[e + 1].first;
+          if (!Into(Value(pos), element, added)) {
+            at_.push_back(Value(pos));
+            Emit(Diff::Op::kReplace, Value(), added, 0);
+            at_.pop_back();
+          }
           ++e;
           ++pos;
           continue;
@@ -236,19 +241,32 @@ Status ApplyDiff(Value* value, const Diff& diff) {
 
 std::string DiffToString(const Diff& diff) {
   std::string out(DiffOpName(diff.op));
-  if (diff.op != Diff::Op::kResync) out += " " + StepsToString(diff.at);
+  // Appended piece by piece: `" " + std::string` trips g++ 12's false -Wrestrict.
+  auto add = [&out](const std::string& piece) {
+    out += ' ';
+    out += piece;
+  };
+  if (diff.op != Diff::Op::kResync) add(StepsToString(diff.at));
   switch (diff.op) {
     case Diff::Op::kKeySet:
-      return out + " " + diff.key.ToString() + " = " + diff.value.ToString();
+      add(diff.key.ToString());
+      add("=");
+      add(diff.value.ToString());
+      break;
     case Diff::Op::kKeyRemoved:
-      return out + " " + diff.key.ToString();
+      add(diff.key.ToString());
+      break;
     case Diff::Op::kSeqInsert:
-      return out + " " + std::to_string(diff.index) + " " + diff.value.ToString();
+      add(std::to_string(diff.index));
+      add(diff.value.ToString());
+      break;
     case Diff::Op::kSeqRemove:
-      return out + " " + std::to_string(diff.index);
+      add(std::to_string(diff.index));
+      break;
     default:
-      return out + " " + diff.value.ToString();
+      add(diff.value.ToString());
   }
+  return out;
 }
 
 }  // namespace strata

@@ -79,6 +79,15 @@ TEST(DiffTest, AListElementChangedInPlaceIsRecursedInto) {
   EXPECT_EQ(DiffsOf(a, b), (std::vector<Diff>{{Op::kKeySet, {Value(0)}, "n", Value(2), 0}}));
 }
 
+TEST(DiffTest, AListElementReplacedInPlaceIsOneReplace) {
+  // A subscription without `one` to an absent key: [nil], then [1].
+  EXPECT_EQ(DiffsOf(Value::ListOf({Value()}), Value::ListOf({1})),
+            (std::vector<Diff>{{Op::kReplace, {Value(0)}, {}, Value(1), 0}}));
+  Value a = Value::ListOf({"a", "b", "c"});
+  Value b = Value::ListOf({"a", "x", "c"});
+  EXPECT_EQ(DiffsOf(a, b), (std::vector<Diff>{{Op::kReplace, {Value(1)}, {}, Value("x"), 0}}));
+}
+
 TEST(DiffTest, TooManyOpsGiveNullopt) {
   Value a = Value::SetOf({1, 2, 3});
   Value b = Value::SetOf({4, 5, 6});

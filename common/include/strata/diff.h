@@ -44,9 +44,9 @@ std::optional<Diff::Op> DiffOpFromName(std::string_view name);
 // The diffs that turn `before` into `after`: none when they are equal. Maps and sets are
 // compared key by key and element by element, recursing into a changed value that is a
 // container of the same kind on both sides; lists by a shortest edit script (inserts and
-// removes; an element that changed in place, a container of the same kind, is recursed
-// into); anything else is a kReplace. nullopt when that takes more than `max_ops` diffs:
-// then the caller sends a kResync.
+// removes; an element that changed in place is recursed into when both are containers of
+// the same kind, else replaced); anything else is a kReplace. nullopt when that takes more than
+// `max_ops` diffs: then the caller sends a kResync.
 std::optional<std::vector<Diff>> DiffValues(const Value& before, const Value& after,
                                             size_t max_ops);
 

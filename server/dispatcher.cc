@@ -325,7 +325,19 @@ void Dispatcher::Subscribe(uint64_t id, proto::SubscribeRequest request,
         engine_.Unsubscribe(*subscribed);
         return ErrorResponse(id, proto::ErrorCode::kShuttingDown, "the connection closed");
       }
-      return Body(id, proto::Subscribed{*subscribed, started->first, *started->second});
+      proto::Response answer =
+          Body(id, proto::Subscribed{*subscribed, started->first, *started->second});
+      const size_t size = proto::EncodeResponse(answer).size();
+      if (size > outbox->max_frame_size()) {  // the connection could not send it
+        outbox->Remove(*subscribed);
+        engine_.Unsubscribe(*subscribed);
+        return ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
+                             "the subscribed value is " + std::to_string(size) +
+                                 " bytes encoded, above the max frame size " +
+                                 std::to_string(outbox->max_frame_size()) +
+                                 ": subscribe to a narrower path");
+      }
+      return answer;
     });
   });
 }

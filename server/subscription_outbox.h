@@ -68,6 +68,7 @@ class SubscriptionOutbox {
   // later events are dropped.
   std::vector<uint64_t> Close() EXCLUDES(mu_);
   size_t open() const EXCLUDES(mu_);
+  uint32_t max_frame_size() const { return limits_.max_frame_size; }
   uint64_t pending_bytes() const EXCLUDES(mu_);
 
  private:

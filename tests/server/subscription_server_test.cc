@@ -384,6 +384,30 @@ TEST_F(SubscriptionServerTest, KillNineEndsSubscriptionsAndARestartServesTheCurr
   EXPECT_GE(selected.as_int(), 2);  // replays after kill -9 may count a sentence again
 }
 
+// A first value that no frame could carry is refused, and the subscription is not left
+// behind (it does not count against the connection's cap).
+TEST_F(SubscriptionServerTest, AFirstValueOverTheMaxFrameSizeIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max-frame-size", "4KB", "--max-subscriptions-per-connection", "1"}));
+  std::unique_ptr<Client> client = Connect();
+  ASSERT_TRUE(client);
+  ASSERT_CALL_OK(info, client->Deploy(WORDCOUNT_MODULE, 1));
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(client->Append("wordcount", "*sentences", Value(Named("longwordpadding", i))).ok());
+  }
+  auto watch = std::make_shared<Watch>();
+  auto whole = client->Subscribe("wordcount", "$$word_counts", Path(), watch->Handler(),
+                                 {.partition_key = Value("any"), .one = false});
+  ASSERT_FALSE(whole.ok());
+  EXPECT_EQ(whole.error().code, ErrorCode::kInvalidArgument) << whole.error().ToString();
+  EXPECT_NE(whole.error().message.find("max frame size"), std::string::npos)
+      << whole.error().ToString();
+  ASSERT_CALL_OK(one,
+                 client->Subscribe("wordcount", "$$word_counts", Path().Key("w1"), watch->Handler(),
+                                   {.partition_key = std::nullopt, .one = true}));
+  EXPECT_EQ(one.value, Value());
+}
+
 TEST_F(SubscriptionServerTest, DestroyUnknownIdsTheCapAndSigtermAreAnswered) {
   ASSERT_NO_FATAL_FAILURE(StartServer({"--max-subscriptions-per-connection", "3"}));
   std::unique_ptr<Client> client = Connect();

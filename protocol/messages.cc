@@ -584,17 +584,23 @@ Result<AppendRequest> ConvertAppend(const w::AppendRequest& m) {
   return out;
 }
 
-Result<SelectRequest> ConvertSelect(const w::SelectRequest& m) {
-  SelectRequest out;
+// SelectRequest and SubscribeRequest: the same fields (`name` is the table's, for errors).
+template <typename Out, typename In>
+Result<Out> ConvertPathRequest(const In& m, const std::string& name) {
+  Out out;
   out.module = Str(m.module_());
   out.pstate = Str(m.pstate());
-  STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SelectRequest.path"));
+  STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), name + ".path"));
   if (m.partition_key() != nullptr) {
     STRATA_ASSIGN_OR_RETURN(out.partition_key,
-                            RequiredValue(m.partition_key(), "SelectRequest.partition_key"));
+                            RequiredValue(m.partition_key(), name + ".partition_key"));
   }
   out.one = m.one();
   return out;
+}
+
+Result<SelectRequest> ConvertSelect(const w::SelectRequest& m) {
+  return ConvertPathRequest<SelectRequest>(m, "SelectRequest");
 }
 
 Result<ReadDepotRequest> ConvertReadDepot(const w::ReadDepotRequest& m) {
@@ -651,16 +657,7 @@ Result<SelectPageRequest> ConvertSelectPage(const w::SelectPageRequest& m) {
 }
 
 Result<SubscribeRequest> ConvertSubscribe(const w::SubscribeRequest& m) {
-  SubscribeRequest out;
-  out.module = Str(m.module_());
-  out.pstate = Str(m.pstate());
-  STRATA_ASSIGN_OR_RETURN(out.path, RequiredValue(m.path(), "SubscribeRequest.path"));
-  if (m.partition_key() != nullptr) {
-    STRATA_ASSIGN_OR_RETURN(out.partition_key,
-                            RequiredValue(m.partition_key(), "SubscribeRequest.partition_key"));
-  }
-  out.one = m.one();
-  return out;
+  return ConvertPathRequest<SubscribeRequest>(m, "SubscribeRequest");
 }
 
 template <typename T>

@@ -243,7 +243,7 @@ TEST_F(ClientTest, SubscribeFollowsAWordUntilUnsubscribe) {
     return cv.wait_for(lock, std::chrono::seconds(10), [&] { return updates.size() >= n; });
   };
   ASSERT_CALL_OK(the, client->Subscribe("wordcount", "$$word_counts", Path().Key("the"), record,
-                                        {.one = true}));
+                                        {.partition_key = std::nullopt, .one = true}));
   EXPECT_EQ(the.value, Value());
   ASSERT_CALL_OK(whole, client->Subscribe("wordcount", "word_counts", Path(), record,
                                           {.partition_key = Value("the")}));

@@ -229,19 +229,26 @@ def append(request_id, module, depot, records, ack):
     return template.fill(request_id, records)
 
 
-def _build_select(request_id, module, pstate, path, partition_key, one):
+def _build_path_request(table, body_type, request_id, module, pstate, path, partition_key,
+                        one):
+    """A SelectRequest or a SubscribeRequest: the two tables have the same fields."""
     b = flatbuffers.Builder(128 + len(path))
     m, p = b.CreateString(module), b.CreateString(pstate)
     path_offset = b.CreateByteVector(path)
     key_offset = b.CreateByteVector(partition_key) if partition_key is not None else None
-    SelectRequest.Start(b)
-    SelectRequest.AddModule(b, m)
-    SelectRequest.AddPstate(b, p)
-    SelectRequest.AddPath(b, path_offset)
+    table.Start(b)
+    table.AddModule(b, m)
+    table.AddPstate(b, p)
+    table.AddPath(b, path_offset)
     if key_offset is not None:
-        SelectRequest.AddPartitionKey(b, key_offset)
-    SelectRequest.AddOne(b, one)
-    return _finish(b, RequestBody.SelectRequest, SelectRequest.End(b), request_id)
+        table.AddPartitionKey(b, key_offset)
+    table.AddOne(b, one)
+    return _finish(b, body_type, table.End(b), request_id)
+
+
+def _build_select(request_id, module, pstate, path, partition_key, one):
+    return _build_path_request(SelectRequest, RequestBody.SelectRequest, request_id, module,
+                               pstate, path, partition_key, one)
 
 
 def select(request_id, module, pstate, path, partition_key, one):
@@ -330,18 +337,8 @@ def invoke(request_id, module, query, args, timeout_ms):
 
 def subscribe(request_id, module, pstate, path, partition_key, one):
     """``path`` and ``partition_key`` (None: absent) are encoded values."""
-    b = flatbuffers.Builder(128 + len(path))
-    m, p = b.CreateString(module), b.CreateString(pstate)
-    path_offset = b.CreateByteVector(path)
-    key_offset = b.CreateByteVector(partition_key) if partition_key is not None else None
-    SubscribeRequest.Start(b)
-    SubscribeRequest.AddModule(b, m)
-    SubscribeRequest.AddPstate(b, p)
-    SubscribeRequest.AddPath(b, path_offset)
-    if key_offset is not None:
-        SubscribeRequest.AddPartitionKey(b, key_offset)
-    SubscribeRequest.AddOne(b, one)
-    return _finish(b, RequestBody.SubscribeRequest, SubscribeRequest.End(b), request_id)
+    return _build_path_request(SubscribeRequest, RequestBody.SubscribeRequest, request_id, module,
+                               pstate, path, partition_key, one)
 
 
 def unsubscribe(request_id, subscription):

@@ -71,14 +71,16 @@ void SubscriptionOutbox::OnEvent(const SubscriptionEvent& event) {
       wake = MarkReady(it->first, entry);
       frame.clear();
     }
-    if (!frame.empty()) {
-      pending_ += frame.size();
-      entry.bytes += frame.size();
-      entry.frames.push_back(std::move(frame));
-      wake = MarkReady(it->first, entry);
-    }
+    if (!frame.empty()) wake = Queue(it->first, entry, std::move(frame));
   }
   if (wake) wake_();
+}
+
+bool SubscriptionOutbox::Queue(uint64_t id, Entry& entry, std::string frame) {
+  pending_ += frame.size();
+  entry.bytes += frame.size();
+  entry.frames.push_back(std::move(frame));
+  return MarkReady(id, entry);
 }
 
 void SubscriptionOutbox::Drop(Entry& entry) {
@@ -192,13 +194,9 @@ std::vector<uint64_t> SubscriptionOutbox::EndAll(const proto::Error& why) {
       proto::SubscriptionUpdate update;
       update.subscription = id;
       update.ended = why;
-      std::string frame = Frame(update);
-      pending_ += frame.size();
-      entry.bytes += frame.size();
-      entry.frames.push_back(std::move(frame));
       entry.ended = true;
       entry.announced = true;
-      wake = MarkReady(id, entry) || wake;
+      wake = Queue(id, entry, Frame(update)) || wake;
     }
   }
   if (wake) wake_();

@@ -87,6 +87,8 @@ class SubscriptionOutbox {
   // Makes `entry` of `id` ready when it has something to send; true when the outbox went
   // from nothing ready to something ready (wake the connection).
   bool MarkReady(uint64_t id, Entry& entry) REQUIRES(mu_);
+  // Appends `frame` to the entry's waiting frames; true as MarkReady.
+  bool Queue(uint64_t id, Entry& entry, std::string frame) REQUIRES(mu_);
   void Drop(Entry& entry) REQUIRES(mu_);
   static std::string Frame(const protocol::SubscriptionUpdate& update);
 

@@ -79,9 +79,7 @@ struct BatchAppend {
 struct BatchTouches {
   std::map<int, std::vector<Touch>> by_partition;
   void Record(const ModuleRuntime& m, int partition, int pstate, const Path& path) {
-    if (m.subscriptions != nullptr && m.subscriptions->active()) {
-      by_partition[partition].push_back({pstate, LeadingKey(path)});
-    }
+    if (Watched(m)) by_partition[partition].push_back({pstate, LeadingKey(path)});
   }
 };
 

@@ -94,9 +94,7 @@ class StepContext final : public TopologyContext {
                                      std::to_string(partition_) + " (route with Global() first)");
     }
     STRATA_RETURN_IF_ERROR(BeginOnce());
-    if (module_.subscriptions != nullptr && module_.subscriptions->active()) {
-      touches_.push_back({ref.index, LeadingKey(path)});
-    }
+    if (Watched(module_)) touches_.push_back({ref.index, LeadingKey(path)});
     return pstate->Transform(session_, PartitionOf(*pstate), path);
   }
   Status Append(const DepotRef& ref, Value record) override {

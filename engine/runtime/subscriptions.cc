@@ -49,8 +49,7 @@ Result<uint64_t> SubscriptionHub::Subscribe(Session& session, const ModuleRuntim
   Result<Value> first = Read(session, *m.pstates[pstate], *sub);
   if (!first.ok()) {
     MutexLock lock(&mu_);
-    Unregister(sub);
-    sub->done = true;
+    Unregister(*sub);
     return first.status();
   }
   sub->last = std::make_shared<const Value>(std::move(first).value());
@@ -68,30 +67,29 @@ void SubscriptionHub::Unsubscribe(uint64_t id) {
     auto it = by_id_.find(id);
     if (it == by_id_.end()) return;
     sub = it->second;
-    Unregister(sub);
+    Unregister(*sub);
   }
   MutexLock hold(&sub->mu);  // waits for a callback that is running
   sub->done = true;
 }
 
-bool SubscriptionHub::Unregister(const Sub& sub) {
-  if (by_id_.erase(sub->id) == 0) return false;
+void SubscriptionHub::Unregister(const Subscription& sub) {
+  if (by_id_.erase(sub.id) == 0) return;
   open_.fetch_sub(1, std::memory_order_release);
-  auto slot = slots_.find({sub->module, sub->pstate, sub->partition});
-  if (slot == slots_.end()) return true;
-  if (sub->lead) {
-    auto [from, to] = slot->second.keyed.equal_range(*sub->lead);
+  auto slot = slots_.find({sub.module, sub.pstate, sub.partition});
+  if (slot == slots_.end()) return;
+  if (sub.lead) {
+    auto [from, to] = slot->second.keyed.equal_range(*sub.lead);
     for (auto it = from; it != to; ++it) {
-      if (it->second == sub) {
+      if (it->second.get() == &sub) {
         slot->second.keyed.erase(it);
         break;
       }
     }
   } else {
-    std::erase(slot->second.unkeyed, sub);
+    std::erase_if(slot->second.unkeyed, [&sub](const Sub& s) { return s.get() == &sub; });
   }
   if (slot->second.keyed.empty() && slot->second.unkeyed.empty()) slots_.erase(slot);
-  return true;
 }
 
 Result<Value> SubscriptionHub::Read(Session& session, const PState& pstate,
@@ -117,15 +115,9 @@ void SubscriptionHub::Push(Session& session, const PState& pstate, Subscription&
   if (!now.ok()) {
     {
       MutexLock lock(&mu_);
-      auto it = by_id_.find(sub.id);
-      if (it != by_id_.end()) Unregister(Sub(it->second));
+      Unregister(sub);
     }
-    sub.done = true;
-    SubscriptionEvent ended = sub.Event(SubscriptionEvent::Kind::kEnded);
-    ended.ended = now.status();
-    sub.callback(ended);
-    events_.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return Deliver(sub, now.status());
   }
   if (*now == *sub.last) return;
   SubscriptionEvent changed = sub.Event(SubscriptionEvent::Kind::kChanged);
@@ -183,9 +175,7 @@ void SubscriptionHub::Refresh(Session& session, const ModuleRuntime& m,
   for (const auto& [pstate, sub] : due) Push(session, *m.pstates[pstate], *sub);
 }
 
-void SubscriptionHub::Finish(Subscription& sub, const Status& why) {
-  MutexLock hold(&sub.mu);
-  if (sub.done) return;
+void SubscriptionHub::Deliver(Subscription& sub, const Status& why) {
   sub.done = true;
   SubscriptionEvent ended = sub.Event(SubscriptionEvent::Kind::kEnded);
   ended.ended = why;
@@ -193,27 +183,33 @@ void SubscriptionHub::Finish(Subscription& sub, const Status& why) {
   events_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void SubscriptionHub::End(const std::string& module,
-                          const std::function<bool(const std::string&)>& which, const Status& why) {
+void SubscriptionHub::EndWhere(const std::function<bool(const Subscription&)>& which,
+                               const Status& why) {
   std::vector<Sub> ending;
   {
     MutexLock lock(&mu_);
     for (const auto& [id, sub] : by_id_) {
-      if (sub->module == module && (!which || which(sub->pstate))) ending.push_back(sub);
+      if (which(*sub)) ending.push_back(sub);
     }
-    for (const Sub& sub : ending) Unregister(sub);
+    for (const Sub& sub : ending) Unregister(*sub);
   }
-  for (const Sub& sub : ending) Finish(*sub, why);
+  for (const Sub& sub : ending) {
+    MutexLock hold(&sub->mu);
+    if (!sub->done) Deliver(*sub, why);
+  }
+}
+
+void SubscriptionHub::End(const std::string& module,
+                          const std::function<bool(const std::string&)>& which, const Status& why) {
+  EndWhere(
+      [&](const Subscription& sub) {
+        return sub.module == module && (!which || which(sub.pstate));
+      },
+      why);
 }
 
 void SubscriptionHub::EndAll(const Status& why) {
-  std::vector<Sub> ending;
-  {
-    MutexLock lock(&mu_);
-    for (const auto& [id, sub] : by_id_) ending.push_back(sub);
-    for (const Sub& sub : ending) Unregister(sub);
-  }
-  for (const Sub& sub : ending) Finish(*sub, why);
+  EndWhere([](const Subscription&) { return true; }, why);
 }
 
 }  // namespace strata::runtime

@@ -46,6 +46,10 @@ struct Touch {
 // The first key `path` navigates by (key or must), if it starts with one.
 std::optional<Value> LeadingKey(const Path& path);
 
+// Whether a writer of `m` records its touches now: `m` is live (not a rebuild's shadow) and
+// a subscription is open. Any thread, cheap (defined below the hub).
+inline bool Watched(const ModuleRuntime& m);
+
 class SubscriptionHub {
  public:
   explicit SubscriptionHub(int64_t max_subscriptions) : max_(max_subscriptions) {}
@@ -115,10 +119,13 @@ class SubscriptionHub {
   static Result<Value> Read(Session& session, const PState& pstate, const Subscription& sub);
   // Reads `sub` again and delivers the change, if any; ends it on a read error.
   void Push(Session& session, const PState& pstate, Subscription& sub);
-  // Delivers kEnded unless it is done; marks it done.
-  void Finish(Subscription& sub, const Status& why);
-  // Removes `sub` from the registry (under mu_); false when it was not there.
-  bool Unregister(const Sub& sub) REQUIRES(mu_);
+  // Marks `sub` done and delivers its kEnded with `why` (the caller holds sub.mu).
+  void Deliver(Subscription& sub, const Status& why);
+  // Unregisters every subscription `which` accepts and ends those not done yet.
+  void EndWhere(const std::function<bool(const Subscription&)>& which, const Status& why)
+      EXCLUDES(mu_);
+  // Removes `sub` from the registry, if it is there.
+  void Unregister(const Subscription& sub) REQUIRES(mu_);
 
   const int64_t max_;
   std::atomic<int64_t> open_{0};
@@ -128,5 +135,9 @@ class SubscriptionHub {
   std::map<SlotKey, Slot> slots_ GUARDED_BY(mu_);
   std::unordered_map<uint64_t, Sub> by_id_ GUARDED_BY(mu_);
 };
+
+inline bool Watched(const ModuleRuntime& m) {
+  return m.subscriptions != nullptr && m.subscriptions->active();
+}
 
 }  // namespace strata::runtime

@@ -255,6 +255,11 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                               "Hello is only valid as a connection's handshake"));
         } else if constexpr (std::is_same_v<T, proto::AppendRequest>) {
           Append(id, std::move(body), std::move(reply));
+        } else if constexpr (std::is_same_v<T, proto::SubscribeRequest> ||
+                             std::is_same_v<T, proto::UnsubscribeRequest>) {
+          // They need the connection's outbox: Connection routes them to Subscribe.
+          reply(ErrorResponse(id, proto::ErrorCode::kInternal,
+                              "subscriptions are handled by the connection"));
         } else {
           Post([this, id, body = std::move(body), peer, reply = std::move(reply)] {
             ReplyGuarded(id, reply, [&] {
@@ -278,11 +283,6 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                 return Invoke(id, body);
               } else if constexpr (std::is_same_v<T, proto::SelectPageRequest>) {
                 return SelectPage(id, body);
-              } else if constexpr (std::is_same_v<T, proto::SubscribeRequest> ||
-                                   std::is_same_v<T, proto::UnsubscribeRequest>) {
-                // They need the connection's outbox: Connection routes them to Subscribe.
-                return ErrorResponse(id, proto::ErrorCode::kInternal,
-                                     "subscriptions are handled by the connection");
               } else {
                 static_assert(std::is_same_v<T, proto::StatsRequest>);
                 return Stats(id, body);

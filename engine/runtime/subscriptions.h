@@ -120,7 +120,7 @@ class SubscriptionHub {
   // Reads `sub` again and delivers the change, if any; ends it on a read error.
   void Push(Session& session, const PState& pstate, Subscription& sub);
   // Marks `sub` done and delivers its kEnded with `why` (the caller holds sub.mu).
-  void Deliver(Subscription& sub, const Status& why);
+  void Deliver(Subscription& sub, const Status& why) REQUIRES(sub.mu);
   // Unregisters every subscription `which` accepts and ends those not done yet.
   void EndWhere(const std::function<bool(const Subscription&)>& which, const Status& why)
       EXCLUDES(mu_);

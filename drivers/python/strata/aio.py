@@ -192,9 +192,13 @@ class _Connection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(ConnectionLost(message + "; the request may or may not "
                                                     "have been executed"))
+        self.end_subscriptions(message + "; subscribe again for the current value")
+
+    def end_subscriptions(self, message):
+        """Ends the iteration of every subscription on this connection with ConnectionLost."""
         feeds, self.subscriptions = self.subscriptions, {}
         for feed in feeds.values():
-            feed.end(ConnectionLost(message + "; subscribe again for the current value"))
+            feed.end(ConnectionLost(message))
 
 
 class Client:
@@ -263,9 +267,7 @@ class Client:
         self._closed = True
         if self._conn is not None and not self._conn.closed:
             self._conn._lost_reason = "the client was closed"
-            feeds, self._conn.subscriptions = self._conn.subscriptions, {}
-            for feed in feeds.values():
-                feed.end(ConnectionLost("the client was closed"))
+            self._conn.end_subscriptions("the client was closed")
             self._conn.transport.close()
 
     async def __aenter__(self):

@@ -306,16 +306,8 @@ class Client:
         finally:
             handle.cancel()
 
-    async def _live_connection(self):
-        if self._closed:
-            raise ConnectionLost("the client is closed")
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._connection()
-        return conn
-
     async def _call(self, build, decode_body, expected):
-        conn = await self._live_connection()
+        conn = await self._connection()
         return await self._send(conn, build, decode_body, expected)
 
     async def modules(self):
@@ -433,7 +425,7 @@ class Client:
             raise InvalidArgument("max_queued must be at least 1, not %r" % (max_queued,))
         encoded_path = _encoded_path(path)
         key = None if partition_key is None else _encoded("partition_key", partition_key)
-        conn = await self._live_connection()
+        conn = await self._connection()
 
         def subscribed(body):
             # Runs as the Subscribed frame is read, before the frames after it (its first

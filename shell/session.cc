@@ -136,24 +136,10 @@ class WatchInbox {
 // A diff as one --json line of watch: {"update": N, "op", "at", and the op's operands
 // "key", "value", "index"} (a resync has no "at").
 Value DiffDocument(int64_t update, const Diff& diff) {
-  Value::Map doc{{"update", update}, {"op", std::string(DiffOpName(diff.op))}};
-  if (diff.op != Diff::Op::kResync) doc.emplace_back("at", Value(Value::List(diff.at)));
-  switch (diff.op) {
-    case Diff::Op::kKeySet:
-    case Diff::Op::kKeyRemoved:
-      doc.emplace_back("key", diff.key);
-      break;
-    case Diff::Op::kSeqInsert:
-    case Diff::Op::kSeqRemove:
-      doc.emplace_back("index", diff.index);
-      break;
-    default:
-      break;
-  }
-  if (diff.op != Diff::Op::kKeyRemoved && diff.op != Diff::Op::kSeqRemove) {
-    doc.emplace_back("value", diff.value);
-  }
-  return Value::MapOf(std::move(doc));
+  Value doc = proto::DiffDocument(diff);
+  doc.Insert("update", update);
+  if (diff.op == Diff::Op::kResync) doc.Erase("at");
+  return doc;
 }
 
 // The line that reports a module that failed to load (and so serves no requests).
@@ -724,9 +710,7 @@ Outcome Session::Watch(const Command& c) {
     const proto::SubscriptionUpdate& update = next->value();
     if (update.ended) {
       Emit(Value::MapOf(
-               {{"ended",
-                 Value::MapOf({{"code", std::string(proto::ErrorCodeName(update.ended->code))},
-                               {"message", update.ended->message}})}}),
+               {{"ended", proto::ErrorDocument(update.ended->code, update.ended->message)}}),
            "watch ended by the server: " + std::string(proto::ErrorCodeName(update.ended->code)) +
                ": " + update.ended->message + "\n");
       return Outcome::kOk;

@@ -36,6 +36,11 @@ std::string SseEvent(std::string_view name, const Value& data) {
   return "event: " + std::string(name) + "\ndata: " + ToJson(data) + "\n\n";
 }
 
+// An `update` event: {"diffs": [DiffDocument...]}.
+std::string UpdateEvent(Value::List diffs) {
+  return SseEvent("update", Value::MapOf({{"diffs", Value(std::move(diffs))}}));
+}
+
 int PortOf(const sockaddr_storage& address) {
   if (address.ss_family == AF_INET) {
     return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
@@ -149,7 +154,7 @@ std::string EventQueue::Take(bool* ended) {
   if (collapsed_) {
     const Value diff =
         proto::DiffDocument(Diff{Diff::Op::kResync, {}, Value(), latest_ ? *latest_ : Value(), 0});
-    text += SseEvent("update", Value::MapOf({{"diffs", Value(Value::List{diff})}}));
+    text += UpdateEvent(Value::List{diff});
     collapsed_ = false;
     latest_.reset();
   }
@@ -173,7 +178,7 @@ std::string EventQueue::Format(const Pending& event) {
   Value::List diffs;
   diffs.reserve(event.diffs.size());
   for (const Diff& diff : event.diffs) diffs.push_back(proto::DiffDocument(diff));
-  return SseEvent("update", Value::MapOf({{"diffs", Value(std::move(diffs))}}));
+  return UpdateEvent(std::move(diffs));
 }
 
 // One open event stream: its EventQueue, written by the HTTP worker thread (Run), which the

@@ -192,9 +192,13 @@ class _Connection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(ConnectionLost(message + "; the request may or may not "
                                                     "have been executed"))
+        self.end_subscriptions(message + "; subscribe again for the current value")
+
+    def end_subscriptions(self, message):
+        """Ends the iteration of every subscription on this connection with ConnectionLost."""
         feeds, self.subscriptions = self.subscriptions, {}
         for feed in feeds.values():
-            feed.end(ConnectionLost(message + "; subscribe again for the current value"))
+            feed.end(ConnectionLost(message))
 
 
 class Client:
@@ -263,9 +267,7 @@ class Client:
         self._closed = True
         if self._conn is not None and not self._conn.closed:
             self._conn._lost_reason = "the client was closed"
-            feeds, self._conn.subscriptions = self._conn.subscriptions, {}
-            for feed in feeds.values():
-                feed.end(ConnectionLost("the client was closed"))
+            self._conn.end_subscriptions("the client was closed")
             self._conn.transport.close()
 
     async def __aenter__(self):
@@ -304,16 +306,8 @@ class Client:
         finally:
             handle.cancel()
 
-    async def _live_connection(self):
-        if self._closed:
-            raise ConnectionLost("the client is closed")
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._connection()
-        return conn
-
     async def _call(self, build, decode_body, expected):
-        conn = await self._live_connection()
+        conn = await self._connection()
         return await self._send(conn, build, decode_body, expected)
 
     async def modules(self):
@@ -431,7 +425,7 @@ class Client:
             raise InvalidArgument("max_queued must be at least 1, not %r" % (max_queued,))
         encoded_path = _encoded_path(path)
         key = None if partition_key is None else _encoded("partition_key", partition_key)
-        conn = await self._live_connection()
+        conn = await self._connection()
 
         def subscribed(body):
             # Runs as the Subscribed frame is read, before the frames after it (its first

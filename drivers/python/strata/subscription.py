@@ -215,10 +215,7 @@ class Subscription:
         return self
 
     def __next__(self):
-        try:
-            return self._feed.take(None)
-        except _Closed:
-            raise StopIteration from None
+        return self.next()
 
     def next(self, timeout=None):
         """The next Update, waiting up to ``timeout`` seconds (None: no limit; then

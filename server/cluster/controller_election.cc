@@ -88,7 +88,14 @@ void ControllerElection::Run() {
     }
     const bool was = IsController();
     bool again = false;
-    const Status evaluated = Evaluate(&again);
+    Status evaluated = Evaluate(&again);
+    if (!evaluated.ok() && client_.expired()) {
+      // The session and the candidacy with it are gone: no longer the controller, and
+      // never again in this session (the owner enters again in a new one).
+      MutexLock lock(&mu_);
+      is_controller_ = false;
+      evaluated = Status::Ok();
+    }
     const bool is = IsController();
     if (evaluated.ok() && (first || is != was)) {
       first = false;
@@ -96,7 +103,7 @@ void ControllerElection::Run() {
     }
     if (again) {
       wakeup_->Notify();
-    } else if (!evaluated.ok() && !client_.expired()) {
+    } else if (!evaluated.ok()) {
       MutexLock lock(&wakeup_->mu);
       wakeup_->cv.WaitFor(&wakeup_->mu, kRetryPause);
       wakeup_->pending = true;
@@ -113,20 +120,18 @@ Status ControllerElection::Evaluate(bool* again) {
     is_controller_ = false;
     return Status::Ok();
   }
-  if (self == candidates.begin()) {
-    MutexLock lock(&mu_);
-    is_controller_ = true;
-    return Status::Ok();
-  }
   {
     MutexLock lock(&mu_);
-    is_controller_ = false;
+    is_controller_ = self == candidates.begin();
   }
+  // The controller watches its own candidate, the others their predecessor's: either
+  // watch also fires when the session expires, which ends the office.
+  const std::string watched = ControllerChild(self == candidates.begin() ? *self : *(self - 1));
   std::shared_ptr<Wakeup> wakeup = wakeup_;
-  STRATA_ASSIGN_OR_RETURN(bool predecessor_exists,
-                          client_.Exists(ControllerChild(*(self - 1)),
-                                         [wakeup](const WatchEvent&) { wakeup->Notify(); }));
-  *again = !predecessor_exists;
+  STRATA_ASSIGN_OR_RETURN(
+      bool watched_exists,
+      client_.Exists(watched, [wakeup](const WatchEvent&) { wakeup->Notify(); }));
+  *again = !watched_exists;
   return Status::Ok();
 }
 

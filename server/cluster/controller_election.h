@@ -51,9 +51,9 @@ class ControllerElection {
   struct Wakeup;
   ControllerElection(ZkClient& client, std::string candidate, OnChange on_change);
   void Run();
-  // One evaluation: decides IsController and sets the watch on the predecessor. Returns
-  // false to evaluate again at once (the predecessor went meanwhile), or on an error
-  // after a short pause.
+  // One evaluation: decides IsController and sets the watch (on the predecessor, or on
+  // its own candidate for the controller). Sets *again when the watched candidate is gone
+  // already (evaluate again at once); an error is retried after a short pause.
   Status Evaluate(bool* again);
 
   ZkClient& client_;

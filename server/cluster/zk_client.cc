@@ -122,18 +122,21 @@ void ZkClient::OnEvent(zhandle_t* /*handle*/, int type, int state, const char* /
 
 void ZkClient::OnSessionEvent(int state) {
   bool newly_expired = false;
+  std::map<uint64_t, Watch> pending;
   {
     MutexLock lock(&mu_);
     state_ = state;
     if (state == ZOO_EXPIRED_SESSION_STATE && !expired_) {
       expired_ = true;
       newly_expired = true;
-      // The ensemble dropped the session's watches with it.
-      watches_.clear();
+      // The ensemble dropped the session's watches with it: they fire now, with the news.
+      pending.swap(watches_);
     }
     cv_.SignalAll();
   }
-  if (newly_expired && options_.on_session_expired) options_.on_session_expired();
+  if (!newly_expired) return;
+  for (auto& [id, watch] : pending) watch(WatchEvent{WatchEvent::Type::kSessionExpired, ""});
+  if (options_.on_session_expired) options_.on_session_expired();
 }
 
 void ZkClient::OnWatch(zhandle_t* handle, int type, int /*state*/, const char* path,

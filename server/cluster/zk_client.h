@@ -42,12 +42,15 @@ struct ZkClientOptions {
 
 // What a watch reports: the znode and what happened to it.
 struct WatchEvent {
-  enum class Type { kCreated, kDeleted, kDataChanged, kChildrenChanged };
+  // kSessionExpired: the session expired before anything happened to the znode; the
+  // watch will not fire otherwise.
+  enum class Type { kCreated, kDeleted, kDataChanged, kChildrenChanged, kSessionExpired };
   Type type;
   std::string path;  // relative to the root, as the operation that set the watch named it
 };
-// A one-shot watch: called at most once, on the event thread (see the file comment).
-// Never called once the client is destroyed, nor for a session that expired.
+// A one-shot watch: called exactly once, on the event thread (see the file comment): on
+// its event, or with kSessionExpired when the session expires first (before
+// on_session_expired). Never called once the client is destroyed.
 using Watch = std::function<void(const WatchEvent&)>;
 
 enum class CreateMode { kPersistent, kEphemeral, kEphemeralSequential };

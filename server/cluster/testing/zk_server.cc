@@ -38,7 +38,8 @@ void OnSessionEvent(zhandle_t*, int type, int state, const char*, void* context)
 void DropLogLine(const char*) {}
 
 // Opens a handle to `hosts` (resuming `session` when given) and waits until it is
-// connected; returns it, or nullptr after `timeout`. The caller closes it.
+// connected, or learns that the session expired. Returns the handle (the caller closes
+// it), or nullptr after `timeout`; connected.state tells which.
 zhandle_t* ConnectHandle(const std::string& hosts, const clientid_t* session, Connected& connected,
                          std::chrono::milliseconds timeout) {
   zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
@@ -46,8 +47,10 @@ zhandle_t* ConnectHandle(const std::string& hosts, const clientid_t* session, Co
       zookeeper_init2(hosts.c_str(), &OnSessionEvent, 10000, session, &connected, 0, &DropLogLine);
   if (handle == nullptr) return nullptr;
   std::unique_lock<std::mutex> lock(connected.mu);
-  if (connected.cv.wait_for(lock, timeout,
-                            [&] { return connected.state == ZOO_CONNECTED_STATE; })) {
+  if (connected.cv.wait_for(lock, timeout, [&] {
+        return connected.state == ZOO_CONNECTED_STATE ||
+               connected.state == ZOO_EXPIRED_SESSION_STATE;
+      })) {
     return handle;
   }
   lock.unlock();
@@ -78,6 +81,15 @@ uint16_t UnusedPort() {
   }
   close(fd);
   return ntohs(address.sin_port);
+}
+
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 Result<std::unique_ptr<ZooKeeperServer>> ZooKeeperServer::Start() {
@@ -149,17 +161,22 @@ ClusterUrl ZooKeeperServer::Url(const std::string& root) const {
 Status ExpireSession(const ClusterUrl& url, const ZkSession& session) {
   clientid_t id{};
   id.client_id = session.id;
-  std::memcpy(id.passwd, session.password.data(), std::min(session.password.size(), sizeof id.passwd));
-  Connected connected;
-  zhandle_t* handle =
-      ConnectHandle(url.ServersText(), &id, connected, std::chrono::milliseconds(10000));
-  if (handle == nullptr) {
-    return Status::Timeout("could not resume session " + std::to_string(session.id) + " at " +
-                           url.ServersText());
+  std::memcpy(id.passwd, session.password.data(),
+              std::min(session.password.size(), sizeof id.passwd));
+  // Resuming a session moves it to the new connection, and the owner's reconnection may
+  // take it back before the close: close until resuming finds the session expired.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    Connected connected;
+    zhandle_t* handle =
+        ConnectHandle(url.ServersText(), &id, connected, std::chrono::milliseconds(5000));
+    if (handle == nullptr) continue;
+    const bool expired = connected.state == ZOO_EXPIRED_SESSION_STATE;
+    zookeeper_close(handle);
+    if (expired) return Status::Ok();
   }
-  const int rc = zookeeper_close(handle);
-  if (rc != ZOK) return ZkStatus(rc, "close session", "/");
-  return Status::Ok();
+  return Status::Timeout("could not end session " + std::to_string(session.id) + " at " +
+                         url.ServersText() + " within 20 s");
 }
 
 }  // namespace strata::cluster::testing

@@ -5,7 +5,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,5 +49,9 @@ Status ExpireSession(const ClusterUrl& url, const ZkSession& session);
 
 // A loopback port that nothing listens on, for "ZooKeeper unreachable".
 uint16_t UnusedPort();
+
+// Polls `condition` every 20 ms until it holds (true) or `timeout` passed (false).
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 }  // namespace strata::cluster::testing

@@ -31,7 +31,9 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterNodeOptions&
   return node;
 }
 
-ClusterNode::~ClusterNode() {
+ClusterNode::~ClusterNode() { Leave(); }
+
+void ClusterNode::Leave() {
   {
     MutexLock lock(&mu_);
     stop_ = true;
@@ -40,6 +42,10 @@ ClusterNode::~ClusterNode() {
   if (thread_.joinable()) thread_.join();
   election_.reset();
   client_.reset();
+  MutexLock lock(&mu_);
+  view_.controller.clear();
+  view_.is_controller = false;
+  view_.nodes.clear();
 }
 
 ClusterView ClusterNode::View() const {

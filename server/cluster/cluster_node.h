@@ -45,10 +45,15 @@ class ClusterNode {
   // registers (kAlreadyExists "node-id X is already registered by HOST:PORT" when a live
   // node has the id) and enters the election; logs "cluster: node X joined, controller is Y".
   static Result<std::unique_ptr<ClusterNode>> Join(const ClusterNodeOptions& options);
-  // Leaves: closes the session, so that the registration and the candidacy go at once.
+  // Leave()s.
   ~ClusterNode();
   ClusterNode(const ClusterNode&) = delete;
   ClusterNode& operator=(const ClusterNode&) = delete;
+
+  // Closes the session, so that the registration and the candidacy go at once (not after
+  // the session timeout). Idempotent; the view is then empty but for the node's id. The
+  // thread that joined, or any one thread.
+  void Leave();
 
   // Any thread.
   ClusterView View() const;

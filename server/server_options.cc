@@ -328,7 +328,8 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
     if (!options.cluster.advertise.empty()) {
       Result<ListenAddress> advertise = ParseListenAddress(options.cluster.advertise);
       if (!advertise.ok() || advertise->port == 0) {
-        std::fprintf(stderr, "--advertise '%s' must look like HOST:PORT with a port from 1 to 65535\n",
+        std::fprintf(stderr,
+                     "--advertise '%s' must look like HOST:PORT with a port from 1 to 65535\n",
                      options.cluster.advertise.c_str());
         return 2;
       }

@@ -240,8 +240,8 @@ TEST(ServerOptionsTest, ClusterFlags) {
   EXPECT_FALSE(std::get<ServerOptions>(parsed).cluster.enabled);
   EXPECT_EQ(std::get<ServerOptions>(parsed).cluster.session_timeout_s, 6);
 
-  parsed = Parse({"--cluster", "zk://zk1:2181,zk2:2181/strata", "--node-id", "n-1",
-                  "--advertise", "10.0.0.1:7450", "--cluster-session-timeout", "2s"});
+  parsed = Parse({"--cluster", "zk://zk1:2181,zk2:2181/strata", "--node-id", "n-1", "--advertise",
+                  "10.0.0.1:7450", "--cluster-session-timeout", "2s"});
   ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
   const ClusterSettings& cluster = std::get<ServerOptions>(parsed).cluster;
   EXPECT_TRUE(cluster.enabled);
@@ -251,14 +251,14 @@ TEST(ServerOptionsTest, ClusterFlags) {
   EXPECT_EQ(cluster.session_timeout_s, 2);
 
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--cluster", "zk://zk1:2181/strata"},                           // no --node-id
-           {"--cluster", "zk://zk1:2181", "--node-id", "n1"},              // no root path
-           {"--cluster", "http://zk1:2181/s", "--node-id", "n1"},          // not zk://
-           {"--cluster", "zk://zk1:2181/s", "--node-id", "n/1"},           // bad node id
+           {"--cluster", "zk://zk1:2181/strata"},                  // no --node-id
+           {"--cluster", "zk://zk1:2181", "--node-id", "n1"},      // no root path
+           {"--cluster", "http://zk1:2181/s", "--node-id", "n1"},  // not zk://
+           {"--cluster", "zk://zk1:2181/s", "--node-id", "n/1"},   // bad node id
            {"--cluster", "zk://zk1:2181/s", "--node-id", std::string(65, 'n')},
            {"--cluster", "zk://zk1:2181/s", "--node-id", "n1", "--advertise", "nowhere"},
            {"--cluster", "zk://zk1:2181/s", "--node-id", "n1", "--advertise", "h:0"},
-           {"--node-id", "n1"},                                              // no --cluster
+           {"--node-id", "n1"},  // no --cluster
            {"--cluster-session-timeout", "0s"}}) {
     testing::internal::CaptureStderr();
     parsed = Parse(args);

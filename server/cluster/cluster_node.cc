@@ -24,8 +24,8 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Join(const ClusterNodeOptions&
   const ClusterView view = node->View();
   if (options.log_info) {
     options.log_info("cluster: node " + options.self.id + " joined " + options.url.ToString() +
-                     " (" + std::to_string(view.nodes.size()) + " node(s): " +
-                     NodeIds(view.nodes) + "), controller is " + view.controller);
+                     " (" + std::to_string(view.nodes.size()) + " node(s): " + NodeIds(view.nodes) +
+                     "), controller is " + view.controller);
   }
   node->thread_ = std::thread([n = node.get()] { n->Run(); });
   return node;
@@ -69,17 +69,16 @@ Status ClusterNode::Connect() {
   // A registration left by a previous run of this node (killed less than a session timeout
   // ago) goes within the session timeout; a live node's stays and refuses this one.
   STRATA_RETURN_IF_ERROR(RegisterNode(*client_, options_.self, client_->session_timeout()));
-  STRATA_ASSIGN_OR_RETURN(
-      election_, ControllerElection::Enter(*client_, options_.self.id,
-                                           [this](bool) { Wake(/*expired=*/false); }));
+  STRATA_ASSIGN_OR_RETURN(election_,
+                          ControllerElection::Enter(*client_, options_.self.id,
+                                                    [this](bool) { Wake(/*expired=*/false); }));
   return Refresh();
 }
 
 Status ClusterNode::Refresh() {
   STRATA_ASSIGN_OR_RETURN(std::vector<NodeInfo> nodes,
                           ListNodes(*client_, [this](const WatchEvent&) { Wake(false); }));
-  STRATA_ASSIGN_OR_RETURN(std::string controller,
-                          ControllerElection::CurrentController(*client_));
+  STRATA_ASSIGN_OR_RETURN(std::string controller, ControllerElection::CurrentController(*client_));
   const bool is_controller = election_->IsController();
   std::vector<std::string> lines;
   {

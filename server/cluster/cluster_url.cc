@@ -73,9 +73,7 @@ std::string ClusterUrl::ServersText() const {
   return text;
 }
 
-std::string ClusterUrl::ToString() const {
-  return std::string(kScheme) + ServersText() + root;
-}
+std::string ClusterUrl::ToString() const { return std::string(kScheme) + ServersText() + root; }
 
 Result<ClusterUrl> ParseClusterUrl(std::string_view text) {
   if (text.substr(0, kScheme.size()) != kScheme) return Bad(text, "does not start with zk://");
@@ -90,9 +88,8 @@ Result<ClusterUrl> ParseClusterUrl(std::string_view text) {
   size_t start = 0;
   for (;;) {
     const size_t comma = servers.find(',', start);
-    const std::string_view server =
-        servers.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                              : comma - start);
+    const std::string_view server = servers.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (server.empty()) return Bad(text, "has an empty server between commas");
     if (std::string why = CheckServer(server); !why.empty()) return Bad(text, why);
     url.servers.emplace_back(server);

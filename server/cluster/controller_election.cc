@@ -20,9 +20,8 @@ std::string ControllerChild(const std::string& name) {
 Result<std::vector<std::string>> Candidates(ZkClient& client) {
   STRATA_ASSIGN_OR_RETURN(std::vector<std::string> children,
                           client.Children(std::string(kControllerPath)));
-  std::erase_if(children, [](const std::string& name) {
-    return name.rfind(kCandidatePrefix, 0) != 0;
-  });
+  std::erase_if(children,
+                [](const std::string& name) { return name.rfind(kCandidatePrefix, 0) != 0; });
   std::sort(children.begin(), children.end());
   return children;
 }
@@ -46,9 +45,9 @@ Result<std::unique_ptr<ControllerElection>> ControllerElection::Enter(ZkClient& 
                                                                       const std::string& node_id,
                                                                       OnChange on_change) {
   STRATA_RETURN_IF_ERROR(client.CreateAll(std::string(kControllerPath)));
-  STRATA_ASSIGN_OR_RETURN(
-      std::string path, client.Create(ControllerChild(std::string(kCandidatePrefix)), node_id,
-                                      CreateMode::kEphemeralSequential));
+  STRATA_ASSIGN_OR_RETURN(std::string path,
+                          client.Create(ControllerChild(std::string(kCandidatePrefix)), node_id,
+                                        CreateMode::kEphemeralSequential));
   std::string name = path.substr(path.rfind('/') + 1);
   std::unique_ptr<ControllerElection> election(
       new ControllerElection(client, std::move(name), std::move(on_change)));
@@ -128,9 +127,9 @@ Status ControllerElection::Evaluate(bool* again) {
   // watch also fires when the session expires, which ends the office.
   const std::string watched = ControllerChild(self == candidates.begin() ? *self : *(self - 1));
   std::shared_ptr<Wakeup> wakeup = wakeup_;
-  STRATA_ASSIGN_OR_RETURN(
-      bool watched_exists,
-      client_.Exists(watched, [wakeup](const WatchEvent&) { wakeup->Notify(); }));
+  STRATA_ASSIGN_OR_RETURN(bool watched_exists, client_.Exists(watched, [wakeup](const WatchEvent&) {
+    wakeup->Notify();
+  }));
   *again = !watched_exists;
   return Status::Ok();
 }

@@ -79,8 +79,8 @@ TEST_F(ControllerElectionTest, TheLowestCandidateControlsAndTheNextTakesOverWhen
 
   // n1's session ends (as when its process dies and the session times out): n2, the next
   // candidate, controls within the session timeout.
-  ASSERT_TRUE(testing::ExpireSession(server_->Url("/test"),
-                                     candidates_[0]->client->session()).ok());
+  ASSERT_TRUE(
+      testing::ExpireSession(server_->Url("/test"), candidates_[0]->client->session()).ok());
   ASSERT_TRUE(Eventually([&] { return candidates_[1]->election->IsController(); },
                          candidates_[1]->client->session_timeout()));
   EXPECT_EQ(*Controller(), "n2");

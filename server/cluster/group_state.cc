@@ -58,7 +58,8 @@ Result<int32_t> GroupStateStore::CompareAndSet(const std::string& module, const 
                                                const GroupState& state, int32_t expected_version) {
   STRATA_ASSIGN_OR_RETURN(std::string path, GroupPath(module, group));
   if (expected_version < 0) {
-    return Status::InvalidArgument("znode " + path + ": CompareAndSet needs the version read, not " +
+    return Status::InvalidArgument("znode " + path +
+                                   ": CompareAndSet needs the version read, not " +
                                    std::to_string(expected_version));
   }
   return client_.Set(path, GroupStateJson(state), expected_version);

@@ -13,8 +13,8 @@ namespace strata::cluster {
 bool ValidNodeId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
 }
 
@@ -92,8 +92,8 @@ Status RegisterNode(ZkClient& client, const NodeInfo& node,
       Result<NodeInfo> other = ParseNodeInfo(node.id, holder->data);
       return Status::AlreadyExists("node-id " + node.id + " is already registered by " +
                                    (other.ok() ? other->advertise : "another process") +
-                                   " (ZooKeeper session " + std::to_string(holder->ephemeral_owner) +
-                                   ")");
+                                   " (ZooKeeper session " +
+                                   std::to_string(holder->ephemeral_owner) + ")");
     }
   }
 }

@@ -91,9 +91,8 @@ TEST_F(MembershipTest, TakesOverTheRegistrationOfASessionThatEnds) {
   ASSERT_TRUE(RegisterNode(*crashed, Node("n1", 7450), 0ms).ok());
   // The restarted node waits for the old registration to go (as a killed process's does
   // when its session times out); here the old session is ended while it waits.
-  std::future<Status> registered = std::async(std::launch::async, [&] {
-    return RegisterNode(*restarted, Node("n1", 7460), 20s);
-  });
+  std::future<Status> registered = std::async(
+      std::launch::async, [&] { return RegisterNode(*restarted, Node("n1", 7460), 20s); });
   ASSERT_TRUE(testing::ExpireSession(server_->Url("/test"), crashed->session()).ok());
   const Status status = registered.get();
   ASSERT_TRUE(status.ok()) << status.ToString();
@@ -108,7 +107,8 @@ TEST_F(MembershipTest, RefusesAnInvalidNodeId) {
   ASSERT_TRUE(client);
   Status refused = RegisterNode(*client, Node("a/b", 7450), 0ms);
   EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(refused.message(), "node-id 'a/b' must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -");
+  EXPECT_EQ(refused.message(),
+            "node-id 'a/b' must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -");
 }
 
 }  // namespace

@@ -108,8 +108,7 @@ Status ZkClient::Open(const std::string& hosts, std::chrono::steady_clock::time_
     }
     if (!cv_.WaitUntil(&mu_, deadline) && state_ != ZOO_CONNECTED_STATE) {
       return Status::Timeout("cannot reach ZooKeeper at " + options_.url.ServersText() +
-                             " within " + std::to_string(options_.connect_timeout.count()) +
-                             " ms");
+                             " within " + std::to_string(options_.connect_timeout.count()) + " ms");
     }
   }
   return Status::Ok();

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "../dispatcher.h"
-#include "cluster_node.h"
 #include "../server_options.h"
+#include "cluster_node.h"
 #include "strata/engine.h"
 #include "strata/status.h"
 

@@ -82,9 +82,14 @@ class StratadClusterTest : public ::testing::Test {
 
   // Starts node `id` with --cluster; false (the log in the failure) when it does not start.
   bool StartNode(const std::string& id, const std::string& session_timeout = "2s") {
-    const std::vector<std::string> args = {"--http",      "127.0.0.1:0",         "--cluster",
-                                           zk_->UrlText(kRoot), "--node-id", id,
-                                           "--cluster-session-timeout", session_timeout};
+    const std::vector<std::string> args = {"--http",
+                                           "127.0.0.1:0",
+                                           "--cluster",
+                                           zk_->UrlText(kRoot),
+                                           "--node-id",
+                                           id,
+                                           "--cluster-session-timeout",
+                                           session_timeout};
     auto process = std::make_unique<StratadProcess>();
     if (!process->Start(dir_ + "/" + id, Log(id), args)) {
       ADD_FAILURE() << "node " << id << " did not start:\n" << ReadFile(Log(id));
@@ -169,9 +174,9 @@ TEST_F(StratadClusterTest, ThreeNodesAgreeAndAKilledControllerIsReplaced) {
   ASSERT_TRUE(Eventually([&] { return Agree(http, &successor); }, 30s));
   EXPECT_NE(successor, controller);
   EXPECT_EQ(Registered().count(controller), 0u);
-  EXPECT_NE(ReadFile(Log(successor)).find("cluster: controller is now " + successor +
-                                          " (this node)"),
-            std::string::npos);
+  EXPECT_NE(
+      ReadFile(Log(successor)).find("cluster: controller is now " + successor + " (this node)"),
+      std::string::npos);
 }
 
 TEST_F(StratadClusterTest, SigtermDeregistersAtOnce) {
@@ -217,9 +222,10 @@ TEST_F(StratadClusterTest, ALiveDuplicateNodeIdIsRefused) {
   const int status = duplicate.Wait();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(ReadFile(Log("dup")).find("node-id n1 is already registered by 127.0.0.1:" +
-                                      std::to_string(first_port)),
-            std::string::npos)
+  EXPECT_NE(
+      ReadFile(Log("dup"))
+          .find("node-id n1 is already registered by 127.0.0.1:" + std::to_string(first_port)),
+      std::string::npos)
       << ReadFile(Log("dup"));
   EXPECT_EQ(Registered().at("n1").pid, nodes_["n1"]->pid());
 }
@@ -227,9 +233,9 @@ TEST_F(StratadClusterTest, ALiveDuplicateNodeIdIsRefused) {
 TEST_F(StratadClusterTest, AnUnreachableZooKeeperFailsTheStart) {
   const std::string servers = "127.0.0.1:" + std::to_string(testing::UnusedPort());
   StratadProcess node;
-  EXPECT_FALSE(node.Start(dir_ + "/n1", Log("n1"),
-                          {"--http", "off", "--cluster", "zk://" + servers + "/s", "--node-id",
-                           "n1"}));
+  EXPECT_FALSE(
+      node.Start(dir_ + "/n1", Log("n1"),
+                 {"--http", "off", "--cluster", "zk://" + servers + "/s", "--node-id", "n1"}));
   const int status = node.Wait();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);
@@ -243,7 +249,8 @@ TEST_F(StratadClusterTest, WithoutClusterRestClusterIsNotFoundAndNoClusterMetric
   // answers 404 and /metrics has no cluster family.
   StratadProcess node;
   ASSERT_TRUE(node.Start(dir_ + "/solo", Log("solo"), {"--http", "127.0.0.1:0"}));
-  ASSERT_TRUE(Eventually([&] { return ReadFile(Log("solo")).find("HTTP on ") != std::string::npos; }));
+  ASSERT_TRUE(
+      Eventually([&] { return ReadFile(Log("solo")).find("HTTP on ") != std::string::npos; }));
   const std::string log = ReadFile(Log("solo"));
   const size_t at = log.find("HTTP on ");
   const std::string http = log.substr(at + 8, log.find_first_of(" \n", at + 8) - at - 8);

@@ -35,8 +35,9 @@ class ControllerElectionTest : public testing::ZooKeeperTest {
       candidate->client = Connect();
       ASSERT_TRUE(candidate->client);
       Candidate* c = candidate.get();
-      Result<std::unique_ptr<ControllerElection>> election = ControllerElection::Enter(
-          *c->client, "n" + std::to_string(i + 1), [c](bool is_controller) {
+      const std::string id = std::string("n").append(std::to_string(i + 1));
+      Result<std::unique_ptr<ControllerElection>> election =
+          ControllerElection::Enter(*c->client, id, [c](bool is_controller) {
             std::lock_guard<std::mutex> lock(c->mu);
             c->changes.push_back(is_controller);
           });

@@ -97,8 +97,11 @@ Status ZkClient::Open(const std::string& hosts, std::chrono::steady_clock::time_
                             static_cast<int>(options_.session_timeout.count()), nullptr, this, 0,
                             &DropLogLine);
   if (handle_ == nullptr) {
-    return Status::InvalidArgument("cannot start a ZooKeeper client for " +
-                                   options_.url.ServersText() + ": " + std::strerror(errno));
+    // zookeeper_init resolves every server at once: this is mostly a name that does not
+    // resolve (errno is then whatever the resolver left).
+    return Status::InvalidArgument("cannot reach ZooKeeper at " + options_.url.ServersText() +
+                                   ": a server name does not resolve, or the list is invalid (" +
+                                   std::strerror(errno) + ")");
   }
   MutexLock lock(&mu_);
   while (state_ != ZOO_CONNECTED_STATE) {

@@ -72,7 +72,8 @@ class ZkClient {
  public:
   // Connects to url.servers, creates url.root (and its parents) when missing, and opens
   // the session chrooted at it. kTimeout "cannot reach ZooKeeper at SERVERS within N ms"
-  // when no server answered within connect_timeout.
+  // when no server answered within connect_timeout; kInvalidArgument "cannot reach
+  // ZooKeeper at SERVERS: a server name does not resolve ..." at once.
   static Result<std::unique_ptr<ZkClient>> Connect(const ZkClientOptions& options);
   // Closes the session: its ephemeral znodes are deleted at once (not after the timeout).
   // Waits for a callback that is running; none is called afterwards.

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,6 +113,8 @@ Status ZooKeeperServer::Launch(uint16_t port) {
   const std::string log = dir_ + "/zookeeper.log";
   pid_ = fork();
   if (pid_ == 0) {
+    // The server dies with the test, even when the test is killed (a ctest timeout).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);

@@ -51,18 +51,22 @@ admin.enableServer=false
 CFG
 }
 
-# True once the server on PORT answers "ruok" with "imok".
+# True once the server on PORT answers "ruok" with "imok". Bounded: a connection accepted
+# while the server is still starting may never be answered.
 answers() {
   local reply
-  reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && cat <&3) 2>/dev/null) || return 1
+  reply=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && cat <&3' \
+    _ "$1" 2>/dev/null) || return 1
   [ "$reply" = imok ]
 }
 
 run() {
   local port=$1
   write_config "$port"
-  # The JVM flags keep the start short (about 0.3 s): class data sharing, the client
-  # compiler only, a small heap and the serial collector.
+  # It answers about 0.3 s after the start. The JVM flags (class data sharing, the client
+  # compiler only, a small heap, the serial collector) keep its CPU time and memory small
+  # (measured: 0.35 s of CPU and 56 MB resident for its first 3 s, against 0.37 s and 63 MB
+  # without them): the tests start one server per test.
   exec "$JAVA" -Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx64m \
     -Dzookeeper.admin.enableServer=false -Dzookeeper.4lw.commands.whitelist=ruok,srvr,stat \
     -cp "$(classpath)" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg"

@@ -195,19 +195,28 @@ TEST_F(StratadClusterTest, AStoppedNodesSessionExpiresAndItRejoinsWhenItResumes)
   ASSERT_TRUE(StartNode("n2"));
   const std::map<std::string, NodeInfo> before = Registered();
   ASSERT_EQ(before.size(), 2u);
-  // SIGSTOP n1 past its session timeout: the ensemble expires the session and deletes n1's
-  // registration.
-  ASSERT_EQ(kill(nodes_["n1"]->pid(), SIGSTOP), 0);
-  const bool expired = Eventually([&] { return Registered().count("n1") == 0; }, 30s);
-  ASSERT_EQ(kill(nodes_["n1"]->pid(), SIGCONT), 0);
-  ASSERT_TRUE(expired);
-  // Resumed, n1 learns of the expiry and registers again, in a new session.
-  ASSERT_TRUE(Eventually([&] { return Registered().count("n1") == 1; }, 30s));
-  EXPECT_NE(Registered()["n1"].session, before.at("n1").session);
   std::map<std::string, std::string> http = {{"n1", before.at("n1").http},
                                              {"n2", before.at("n2").http}};
   std::string controller;
   ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }));
+  ASSERT_EQ(controller, "n1");  // the first candidate
+  // SIGSTOP the controller n1 past its session timeout: the ensemble expires the session,
+  // deletes n1's registration and candidacy, and n2 takes over.
+  ASSERT_EQ(kill(nodes_["n1"]->pid(), SIGSTOP), 0);
+  const bool expired = Eventually(
+      [&] {
+        return Registered().count("n1") == 0 && Agree({{"n2", http["n2"]}}, &controller);
+      },
+      30s);
+  ASSERT_EQ(kill(nodes_["n1"]->pid(), SIGCONT), 0);
+  ASSERT_TRUE(expired);
+  EXPECT_EQ(controller, "n2");
+  // Resumed, n1 learns of the expiry and registers again, in a new session, and enters
+  // the election again at the end of the line: n2 stays the controller.
+  ASSERT_TRUE(Eventually([&] { return Registered().count("n1") == 1; }, 30s));
+  EXPECT_NE(Registered()["n1"].session, before.at("n1").session);
+  ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }));
+  EXPECT_EQ(controller, "n2");
   EXPECT_NE(ReadFile(Log("n1")).find("expired"), std::string::npos);
   EXPECT_NE(ReadFile(Log("n1")).find("cluster: node n1 rejoined"), std::string::npos);
 }

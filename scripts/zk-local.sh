@@ -55,6 +55,7 @@ CFG
 # while the server is still starting may never be answered.
 answers() {
   local reply
+  # shellcheck disable=SC2016  # $1 is the inner shell's argument
   reply=$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && cat <&3' \
     _ "$1" 2>/dev/null) || return 1
   [ "$reply" = imok ]

@@ -12,6 +12,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$script" start "$dir" "$port" | grep -q "ZooKeeper on 127.0.0.1:$port" || fail "start"
 pid=$(cat "$dir/zookeeper.pid")
 kill -0 "$pid" || fail "no process $pid after start"
+# shellcheck disable=SC2016  # $1 is the inner shell's argument
 reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf ruok >&3; cat <&3' _ "$port")
 [ "$reply" = imok ] || fail "ruok answered '$reply'"
 if "$script" start "$dir" "$port" 2>/dev/null; then fail "a second start was not refused"; fi

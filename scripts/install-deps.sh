@@ -7,12 +7,16 @@
 #   --peers     adds the peers of `make compare` (bench/peers): PostgreSQL 15 with pgbench,
 #               Redis with redis-benchmark, jq; and wrk for `make bench-http`
 # `make test` needs none of the three.
+# ZooKeeper (the zookeeper server package, which brings java, and the C client
+# libzookeeper-mt-dev) is a core dependency: the cluster tests of `make test` start a real
+# ZooKeeper server (server/cluster, docs/cluster.md).
 set -eu
 
 PACKAGES="g++ cmake make pkg-config git ca-certificates \
   libwiredtiger-dev wiredtiger libsnappy1v5 \
   libflatbuffers-dev flatbuffers-compiler \
   libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev libcpp-httplib-dev libdtl-dev \
+  libzookeeper-mt-dev zookeeper \
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev \
   procps tmux clang-format python3 python3-prometheus-client chromium \
   python3-flatbuffers python3-pytest python3-pip python3-venv python3-setuptools"

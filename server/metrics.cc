@@ -211,12 +211,23 @@ void ServerFamilies(const ServerCounters& counters, Exposition& out) {
   }
 }
 
+void ClusterFamilies(const cluster::ClusterView& view, Exposition& out) {
+  out.Family("strata_cluster_nodes", "gauge",
+             "Live nodes of the cluster (their ZooKeeper registrations), as this node sees them.");
+  out.Sample("strata_cluster_nodes", {}, static_cast<double>(view.nodes.size()));
+  out.Family("strata_cluster_is_controller", "gauge",
+             "1 while this node is the cluster's controller, else 0.");
+  out.Sample("strata_cluster_is_controller", {}, view.is_controller ? 1 : 0);
+}
+
 }  // namespace
 
-std::string PrometheusText(Engine& engine, const ServerCounters& counters) {
+std::string PrometheusText(Engine& engine, const ServerCounters& counters,
+                           const cluster::ClusterNode* cluster) {
   Exposition out;
   EngineFamilies(engine.Metrics(), out);
   ServerFamilies(counters, out);
+  if (cluster != nullptr) ClusterFamilies(cluster->View(), out);
   return out.Take();
 }
 

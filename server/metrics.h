@@ -5,14 +5,17 @@
 
 #include <string>
 
+#include "cluster_node.h"
 #include "dispatcher.h"
 #include "strata/engine.h"
 
 namespace strata::server {
 
 // The whole exposition. Thread-safe, any thread, any time: it reads Engine::Metrics (no
-// table is read; a few WiredTiger statistics), the counters' atomics and /proc/self/statm.
+// table is read; a few WiredTiger statistics), the counters' atomics, /proc/self/statm and,
+// with --cluster (`cluster` not null), the node's cached view of the cluster.
 // Its size grows with modules × topologies × source partitions (the lag is per partition).
-std::string PrometheusText(Engine& engine, const ServerCounters& counters);
+std::string PrometheusText(Engine& engine, const ServerCounters& counters,
+                           const cluster::ClusterNode* cluster = nullptr);
 
 }  // namespace strata::server

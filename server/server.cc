@@ -123,7 +123,33 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   }
   STRATA_RETURN_IF_ERROR(server->OpenEngine());
   STRATA_RETURN_IF_ERROR(server->DeployAtStart());
+  if (options.cluster.enabled) STRATA_RETURN_IF_ERROR(server->JoinCluster());
   return server;
+}
+
+Status Server::JoinCluster() {
+  const ClusterSettings& settings = options_.cluster;
+  cluster::ClusterNodeOptions node;
+  Result<cluster::ClusterUrl> url = cluster::ParseClusterUrl(settings.url);
+  if (!url.ok()) return url.status();  // checked by ParseCommandLine already
+  node.url = *url;
+  node.self.id = settings.node_id;
+  node.self.advertise = settings.advertise.empty() ? listen_address() : settings.advertise;
+  node.self.http = http_address();
+  node.self.pid = getpid();
+  node.self.started = cluster::IsoTimeNow();
+  node.session_timeout = std::chrono::seconds(settings.session_timeout_s);
+  node.connect_timeout = std::chrono::seconds(10);
+  node.log_info = [](const std::string& line) { LogInfo(line); };
+  node.log_warning = [](const std::string& line) { LogWarning(line); };
+  Result<std::unique_ptr<cluster::ClusterNode>> joined = cluster::ClusterNode::Join(node);
+  if (!joined.ok()) {
+    return Status(joined.status().code(), "cannot join the cluster at " + url->ToString() +
+                                              " as node " + settings.node_id + ": " +
+                                              joined.status().message());
+  }
+  cluster_ = std::move(joined).value();
+  return Status::Ok();
 }
 
 Status Server::OpenEngine() {
@@ -298,7 +324,7 @@ int Server::Run() {
   for (auto& context : io_contexts_) {
     io_threads_.emplace_back([&context] { RunIoContext(*context); });
   }
-  if (http_) http_->Start(*engine_, *dispatcher_);
+  if (http_) http_->Start(*engine_, *dispatcher_, cluster_.get());
   LogInfo("serving with " + std::to_string(io_contexts_.size()) + " network thread(s)" +
           (http_ ? ", HTTP on " + http_->address() +
                        (options_.http.admin ? " (admin operations on)" : "")
@@ -314,6 +340,12 @@ int Server::Run() {
   }
   LogInfo("received " + SignalName(signal) + ": shutting down, draining " + std::to_string(open) +
           " connection(s)");
+  if (cluster_) {
+    // First, so that the other nodes see this one leave at once rather than after its
+    // session timeout. The node object stays for /rest/cluster until HTTP has stopped.
+    cluster_->Leave();
+    LogInfo("cluster: left (ZooKeeper session closed)");
+  }
   asio::post(*io_contexts_[0], [this] {
     std::error_code ignored;
     acceptor_.close(ignored);
@@ -334,6 +366,7 @@ int Server::Run() {
     }
   }
   http_stop.join();
+  cluster_.reset();
   blocking_pool_->join();
   // The engine drains its queued work and flushes; late completions are posted to the
   // io_contexts, still running, where closed connections ignore them.

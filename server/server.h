@@ -17,6 +17,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 
+#include "cluster_node.h"
 #include "connection.h"
 #include "dispatcher.h"
 #include "http/http_service.h"
@@ -31,6 +32,8 @@ class Server {
   // Binds the listening socket, then opens the engine on options.data_dir (kBusy, "another
   // stratad is using DIR", when another process has it) and deploys options.deploy: an
   // address that cannot be bound fails before anything is written to the data directory.
+  // With --cluster it then joins the cluster (ClusterNode::Join: fails when ZooKeeper
+  // cannot be reached within 10 s, or when a live node has this node id).
   static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
   ~Server();
   Server(const Server&) = delete;
@@ -41,7 +44,8 @@ class Server {
   // The same for HTTP; empty with --http off.
   std::string http_address() const { return http_ ? http_->address() : ""; }
 
-  // Serves until SIGINT or SIGTERM, then shuts down gracefully: stops accepting, lets
+  // Serves until SIGINT or SIGTERM, then shuts down gracefully: leaves the cluster (its
+  // ZooKeeper session closes: the node's registration goes at once), stops accepting, lets
   // every connection finish its in-flight requests and write their responses, closes
   // the engine (final flush). Returns the process exit code: 0, or 1 when the final flush
   // failed (logged).
@@ -51,6 +55,7 @@ class Server {
   explicit Server(const ServerOptions& options);
   Status OpenEngine();
   Status DeployAtStart();
+  Status JoinCluster();
   Status Listen();
   void Accept();
   void OnAccepted(const std::error_code& ec, asio::ip::tcp::socket socket);
@@ -68,6 +73,8 @@ class Server {
   std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<http::HttpService> http_;  // null with --http off
+  // Null without --cluster; left by Run() at the signal (main thread only).
+  std::unique_ptr<cluster::ClusterNode> cluster_;
 
   std::vector<std::unique_ptr<asio::io_context>> io_contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_guards_;

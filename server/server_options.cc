@@ -9,6 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cluster_url.h"
+#include "membership.h"
+
 namespace strata::server {
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {
@@ -249,6 +252,22 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
   app.add_option("--console-dir", options.http.console_dir,
                  "Directory of the web console's files (default: share/strata/console next "
                  "to the bin/ directory of stratad)");
+  app.add_option("--cluster", options.cluster.url,
+                 "Join the cluster whose coordination is in ZooKeeper at this URL: "
+                 "zk://HOST:PORT[,HOST:PORT...]/PATH (PATH: the cluster's root znode, created "
+                 "when missing); without it, ZooKeeper is not used");
+  app.add_option("--node-id", options.cluster.node_id,
+                 "This node's id in the cluster (1 to 64 of A-Z a-z 0-9 _ -; required with "
+                 "--cluster)");
+  app.add_option("--advertise", options.cluster.advertise,
+                 "The protocol address other nodes and clients reach this node at, HOST:PORT "
+                 "(default: the address --listen bound)");
+  app.add_option("--cluster-session-timeout", options.cluster.session_timeout_s,
+                 "The ZooKeeper session timeout: a node cut off this long leaves the cluster, "
+                 "e.g. 6s (ZooKeeper bounds it to 2 to 20 of its ticks)")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::Range(1, 600))
+      ->default_str(SecondsText(defaults.cluster.session_timeout_s));
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");
@@ -289,6 +308,35 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "else a frame of the largest size could never be received\n",
                  static_cast<unsigned long long>(options.max_partial_frame_bytes),
                  options.max_frame_size);
+    return 2;
+  }
+  if (!options.cluster.url.empty()) {
+    Result<cluster::ClusterUrl> url = cluster::ParseClusterUrl(options.cluster.url);
+    if (!url.ok()) {
+      std::fprintf(stderr, "--cluster: %s\n", url.status().message().c_str());
+      return 2;
+    }
+    if (options.cluster.node_id.empty()) {
+      std::fprintf(stderr, "--cluster needs --node-id: this node's id in the cluster\n");
+      return 2;
+    }
+    if (!cluster::ValidNodeId(options.cluster.node_id)) {
+      std::fprintf(stderr, "--node-id '%s' must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -\n",
+                   options.cluster.node_id.c_str());
+      return 2;
+    }
+    if (!options.cluster.advertise.empty()) {
+      Result<ListenAddress> advertise = ParseListenAddress(options.cluster.advertise);
+      if (!advertise.ok() || advertise->port == 0) {
+        std::fprintf(stderr,
+                     "--advertise '%s' must look like HOST:PORT with a port from 1 to 65535\n",
+                     options.cluster.advertise.c_str());
+        return 2;
+      }
+    }
+    options.cluster.enabled = true;
+  } else if (!options.cluster.node_id.empty() || !options.cluster.advertise.empty()) {
+    std::fprintf(stderr, "--node-id and --advertise need --cluster\n");
     return 2;
   }
   if (options.max_queued_bytes == 0) {

@@ -31,6 +31,15 @@ struct HttpSettings {
   std::string console_dir;          // empty: share/strata/console next to bin/stratad
 };
 
+// Cluster mode (docs/cluster.md): off unless --cluster is given.
+struct ClusterSettings {
+  bool enabled = false;
+  std::string url;        // --cluster zk://HOST:PORT[,HOST:PORT...]/PATH (checked by the parser)
+  std::string node_id;    // --node-id, [A-Za-z0-9_-]{1,64}; required with --cluster
+  std::string advertise;  // --advertise HOST:PORT; empty: the address --listen bound
+  int session_timeout_s = 6;
+};
+
 // stratad's options: the engine's (their defaults are EngineOptions') and the server's own.
 // Every setting is a flag and a config file key (ParseCommandLine, docs/operations.md);
 // the engine's callbacks are set by the server, not by flags.
@@ -59,6 +68,7 @@ struct ServerOptions {
   int io_threads = 0;               // one io_context each; 0: one per core
   std::vector<std::string> deploy;  // module files deployed at start unless already deployed
   HttpSettings http;
+  ClusterSettings cluster;
 };
 
 // "HOST:PORT" or "[IPV6]:PORT".

@@ -233,5 +233,41 @@ TEST(ServerOptionsTest, HttpListenerFlags) {
   }
 }
 
+// Cluster mode is off without --cluster; --cluster needs a valid URL and --node-id.
+TEST(ServerOptionsTest, ClusterFlags) {
+  std::variant<ServerOptions, int> parsed = Parse({});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  EXPECT_FALSE(std::get<ServerOptions>(parsed).cluster.enabled);
+  EXPECT_EQ(std::get<ServerOptions>(parsed).cluster.session_timeout_s, 6);
+
+  parsed = Parse({"--cluster", "zk://zk1:2181,zk2:2181/strata", "--node-id", "n-1", "--advertise",
+                  "10.0.0.1:7450", "--cluster-session-timeout", "2s"});
+  ASSERT_TRUE(std::holds_alternative<ServerOptions>(parsed));
+  const ClusterSettings& cluster = std::get<ServerOptions>(parsed).cluster;
+  EXPECT_TRUE(cluster.enabled);
+  EXPECT_EQ(cluster.url, "zk://zk1:2181,zk2:2181/strata");
+  EXPECT_EQ(cluster.node_id, "n-1");
+  EXPECT_EQ(cluster.advertise, "10.0.0.1:7450");
+  EXPECT_EQ(cluster.session_timeout_s, 2);
+
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--cluster", "zk://zk1:2181/strata"},                  // no --node-id
+           {"--cluster", "zk://zk1:2181", "--node-id", "n1"},      // no root path
+           {"--cluster", "http://zk1:2181/s", "--node-id", "n1"},  // not zk://
+           {"--cluster", "zk://zk1:2181/s", "--node-id", "n/1"},   // bad node id
+           {"--cluster", "zk://zk1:2181/s", "--node-id", std::string(65, 'n')},
+           {"--cluster", "zk://zk1:2181/s", "--node-id", "n1", "--advertise", "nowhere"},
+           {"--cluster", "zk://zk1:2181/s", "--node-id", "n1", "--advertise", "h:0"},
+           {"--node-id", "n1"},  // no --cluster
+           {"--cluster-session-timeout", "0s"}}) {
+    testing::internal::CaptureStderr();
+    parsed = Parse(args);
+    const std::string error = testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(std::holds_alternative<int>(parsed)) << args[0] << " " << args[1];
+    EXPECT_NE(std::get<int>(parsed), 0) << args[0] << " " << args[1];
+    EXPECT_FALSE(error.empty());
+  }
+}
+
 }  // namespace
 }  // namespace strata::server

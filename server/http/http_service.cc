@@ -42,18 +42,20 @@ std::string HttpService::address() const {
   return FormatListenAddress(settings_.listen.host, server_->port());
 }
 
-void HttpService::Start(Engine& engine, Dispatcher& dispatcher) {
+void HttpService::Start(Engine& engine, Dispatcher& dispatcher,
+                        const cluster::ClusterNode* cluster) {
   lag_ = std::make_unique<LagHistory>(engine);
   streams_ =
       std::make_unique<EventStreams>(engine, counters_, EventStreamLimits{settings_.max_streams});
   rest_ = std::make_unique<RestApi>(
       dispatcher, counters_, *lag_, *streams_,
-      RestOptions{settings_.admin, std::chrono::seconds(settings_.timeout_s)});
+      RestOptions{settings_.admin, std::chrono::seconds(settings_.timeout_s)}, cluster);
   httplib::Server& routes = server_->routes();
   rest_->Register(routes);
-  routes.Get("/metrics", [this, &engine](const httplib::Request&, httplib::Response& response) {
+  routes.Get("/metrics", [this, &engine, cluster](const httplib::Request&,
+                                                  httplib::Response& response) {
     const auto start = std::chrono::steady_clock::now();
-    response.set_content(PrometheusText(engine, counters_), "text/plain; version=0.0.4");
+    response.set_content(PrometheusText(engine, counters_, cluster), "text/plain; version=0.0.4");
     counters_.ObserveRequest("http", "metrics", std::chrono::steady_clock::now() - start);
   });
 

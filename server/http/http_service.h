@@ -9,6 +9,7 @@
 
 #include "../dispatcher.h"
 #include "../server_options.h"
+#include "cluster_node.h"
 #include "strata/engine.h"
 #include "strata/status.h"
 
@@ -29,8 +30,9 @@ class HttpService {
   // "HOST:PORT" bound (the real port when port 0 was asked for).
   std::string address() const;
 
-  // Serves until Stop(). `engine` and `dispatcher` outlive the service (or its Stop()).
-  void Start(Engine& engine, Dispatcher& dispatcher);
+  // Serves until Stop(). `engine`, `dispatcher` and `cluster` (null without --cluster)
+  // outlive the service (or its Stop()).
+  void Start(Engine& engine, Dispatcher& dispatcher, const cluster::ClusterNode* cluster);
   // Ends the subscription streams (an `ended` event), stops accepting and waits for the
   // requests in progress (idempotent).
   void Stop();

@@ -62,12 +62,14 @@ std::string PStateName(const std::string& name) {
 }  // namespace
 
 RestApi::RestApi(Dispatcher& dispatcher, ServerCounters& counters, const LagHistory& lag,
-                 EventStreams& streams, const RestOptions& options)
+                 EventStreams& streams, const RestOptions& options,
+                 const cluster::ClusterNode* cluster)
     : dispatcher_(dispatcher),
       counters_(counters),
       lag_(lag),
       streams_(streams),
-      options_(options) {}
+      options_(options),
+      cluster_(cluster) {}
 
 void RestApi::Register(httplib::Server& server) {
   auto serve = [this](const httplib::Request& request, httplib::Response& response) {
@@ -159,6 +161,16 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       *kind = "update";
       if (auto refused = admin("update")) return *refused;
       return Update(request);
+    }
+  } else if (well_formed && n == 1 && path[0] == "cluster") {
+    if (is("GET", "GET")) {
+      *kind = "cluster";
+      if (cluster_ == nullptr) {
+        return {404, ErrorJson(proto::ErrorCode::kNotFound,
+                               "not in cluster mode: this stratad was started without --cluster "
+                               "(docs/cluster.md)")};
+      }
+      return {200, ToJson(ClusterJson(cluster_->View()))};
     }
   } else if (well_formed && n == 1 && path[0] == "stats") {
     if (is("GET", "GET")) {

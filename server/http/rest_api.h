@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../dispatcher.h"
+#include "cluster_node.h"
 #include "strata/protocol/messages.h"
 #include "strata/value.h"
 
@@ -31,9 +32,11 @@ struct RestOptions {
 
 class RestApi {
  public:
-  // All references outlive the RestApi and every request in flight.
+  // All references, and `cluster` (null without --cluster), outlive the RestApi and every
+  // request in flight.
   RestApi(Dispatcher& dispatcher, ServerCounters& counters, const LagHistory& lag,
-          EventStreams& streams, const RestOptions& options);
+          EventStreams& streams, const RestOptions& options,
+          const cluster::ClusterNode* cluster = nullptr);
 
   // Routes /rest/… of `server` here.
   void Register(httplib::Server& server);
@@ -80,6 +83,7 @@ class RestApi {
   const LagHistory& lag_;
   EventStreams& streams_;  // GET …/pstate/PSTATE/subscribe
   const RestOptions options_;
+  const cluster::ClusterNode* const cluster_;  // GET /rest/cluster
 };
 
 }  // namespace strata::server::http

@@ -27,6 +27,17 @@ Value StatsJson(const proto::StatsResult& stats) {
                  {"modules", Value(std::move(modules))}});
 }
 
+Value ClusterJson(const cluster::ClusterView& view) {
+  Value::List nodes;
+  nodes.reserve(view.nodes.size());
+  for (const cluster::NodeInfo& node : view.nodes) {
+    nodes.push_back(Object({{"id", node.id}, {"advertise", node.advertise}, {"http", node.http}}));
+  }
+  return Object({{"node", view.node},
+                 {"controller", view.controller.empty() ? Value::Nil() : Value(view.controller)},
+                 {"nodes", Value(std::move(nodes))}});
+}
+
 Value DepotRecordsJson(const proto::DepotRecords& records, int64_t from) {
   const int64_t next = records.records.empty() ? from : records.records.back().offset + 1;
   Value::List list;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "cluster_node.h"
 #include "strata/protocol/messages.h"
 #include "strata/value.h"
 
@@ -19,6 +20,9 @@ Value Object(std::initializer_list<std::pair<Value, Value>> members);
 // REST API's own.
 Value ModuleListJson(const protocol::ModuleList& list);  // GET /rest/modules
 Value StatsJson(const protocol::StatsResult& stats);     // GET /rest/stats
+// GET /rest/cluster: {"node", "controller" (null while unknown), "nodes": [{"id",
+// "advertise", "http"}, ...]}.
+Value ClusterJson(const cluster::ClusterView& view);
 Value DepotRecordsJson(const protocol::DepotRecords& records, int64_t from);
 
 // {"error": {"code": "NOT_FOUND", "message": "..."}} as compact JSON text.

@@ -138,5 +138,21 @@ TEST(RestJsonTest, AckLevelsByName) {
   EXPECT_EQ(untouched, proto::AckLevel::kAppended);
 }
 
+// GET /rest/cluster (docs/http.md, "Cluster"): the controller is null while unknown.
+TEST(RestJsonTest, ClusterView) {
+  cluster::ClusterView view;
+  view.node = "n2";
+  view.controller = "n1";
+  view.nodes = {{"n1", "10.0.0.1:7450", "10.0.0.1:7451", 11, "2026-12-07T16:00:00Z", 5},
+                {"n2", "10.0.0.2:7450", "", 12, "2026-12-07T16:00:01Z", 6}};
+  EXPECT_EQ(ToJson(ClusterJson(view)),
+            R"({"controller":"n1","node":"n2","nodes":[)"
+            R"({"advertise":"10.0.0.1:7450","http":"10.0.0.1:7451","id":"n1"},)"
+            R"({"advertise":"10.0.0.2:7450","http":"","id":"n2"}]})");
+  view.controller.clear();
+  view.nodes.clear();
+  EXPECT_EQ(ToJson(ClusterJson(view)), R"({"controller":null,"node":"n2","nodes":[]})");
+}
+
 }  // namespace
 }  // namespace strata::server::http

@@ -1,0 +1,58 @@
+// The state of a replication group: /groups/<module>/<group> holding
+// {"leader":NODE,"epoch":N,"isr":[NODE,...],"min_isr":N} (docs/cluster.md). Every write is a
+// compare-and-set on the znode's version: a writer that read version V can only write
+// over V, so a controller that lost its office (another one wrote since) is fenced off.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/status.h"
+#include "zk_client.h"
+
+namespace strata::cluster {
+
+inline constexpr std::string_view kGroupsPath = "/groups";
+
+struct GroupState {
+  std::string leader;            // the node id of the group's leader
+  int64_t epoch = 0;             // bumped by each change of leader
+  std::vector<std::string> isr;  // the in-sync replicas, node ids
+  int min_isr = 1;               // the fewest in-sync replicas that acknowledge a write
+
+  bool operator==(const GroupState&) const = default;
+};
+
+struct VersionedGroupState {
+  GroupState state;
+  int32_t version = 0;  // the znode's version: what CompareAndSet expects
+};
+
+std::string GroupStateJson(const GroupState& state);
+// kCorruption naming `path` when `json` is not a group state.
+Result<GroupState> ParseGroupState(const std::string& path, std::string_view json);
+
+// Reads and writes group states in `client`'s session (which outlives the store). Module
+// and group names are non-empty and hold no '/' (kInvalidArgument). Any thread but the
+// client's event thread.
+class GroupStateStore {
+ public:
+  explicit GroupStateStore(ZkClient& client) : client_(client) {}
+
+  // kNotFound when the group has no state yet.
+  Result<VersionedGroupState> Read(const std::string& module, const std::string& group);
+  // Creates the group's state (version 0). kAlreadyExists when it has one.
+  Status Create(const std::string& module, const std::string& group, const GroupState& state);
+  // Writes `state` when the znode is still at `expected_version`; returns the new version.
+  // kAborted when the version moved (another writer came first: read again), kNotFound
+  // when the group has no state.
+  Result<int32_t> CompareAndSet(const std::string& module, const std::string& group,
+                                const GroupState& state, int32_t expected_version);
+
+ private:
+  ZkClient& client_;
+};
+
+}  // namespace strata::cluster

@@ -1,0 +1,102 @@
+// The group state store against a real ZooKeeper server (testing/zk_test.h): its
+// compare-and-set is the fencing of the replication design.
+#include "group_state.h"
+
+#include <gtest/gtest.h>
+
+#include <barrier>
+#include <thread>
+
+#include "testing/zk_test.h"
+
+namespace strata::cluster {
+namespace {
+
+using GroupStateTest = testing::ZooKeeperTest;
+
+const GroupState kState{"n1", 1, {"n1", "n2", "n3"}, 2};
+
+TEST(GroupStateJsonTest, RoundTripsAndRefusesOtherJson) {
+  EXPECT_EQ(GroupStateJson(kState),
+            R"({"epoch":1,"isr":["n1","n2","n3"],"leader":"n1","min_isr":2})");
+  EXPECT_EQ(*ParseGroupState("/groups/m/g", GroupStateJson(kState)), kState);
+  Result<GroupState> bad = ParseGroupState("/groups/m/g", R"({"leader":"n1"})");
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.status().message().find("znode /groups/m/g"), std::string::npos);
+  EXPECT_EQ(ParseGroupState("/groups/m/g", "not json").status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(GroupStateTest, CreateReadAndCompareAndSet) {
+  std::unique_ptr<ZkClient> client = Connect();
+  ASSERT_TRUE(client);
+  GroupStateStore store(*client);
+  EXPECT_EQ(store.Read("bank", "g0").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store.Create("bank", "g0", kState).ok());
+  EXPECT_EQ(store.Create("bank", "g0", kState).code(), StatusCode::kAlreadyExists);
+
+  Result<VersionedGroupState> read = store.Read("bank", "g0");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->state, kState);
+  EXPECT_EQ(read->version, 0);
+
+  GroupState next = kState;
+  next.leader = "n2";
+  next.epoch = 2;
+  next.isr = {"n2", "n3"};
+  Result<int32_t> set = store.CompareAndSet("bank", "g0", next, read->version);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(*set, 1);
+  // A writer that read version 0 is fenced off.
+  Result<int32_t> stale = store.CompareAndSet("bank", "g0", kState, 0);
+  EXPECT_EQ(stale.status().code(), StatusCode::kAborted);
+  EXPECT_NE(stale.status().message().find("/groups/bank/g0"), std::string::npos);
+  EXPECT_EQ(store.Read("bank", "g0")->state, next);
+  EXPECT_EQ(store.Read("bank", "g0")->version, 1);
+
+  EXPECT_EQ(store.CompareAndSet("bank", "g9", kState, 0).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store.CompareAndSet("bank", "g0", kState, -1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Read("a/b", "g0").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Create("bank", "", kState).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(GroupStateTest, TwoClientsRacingFromTheSameVersionExactlyOneWins) {
+  std::unique_ptr<ZkClient> a = Connect();
+  std::unique_ptr<ZkClient> b = Connect();
+  ASSERT_TRUE(a && b);
+  GroupStateStore store_a(*a);
+  GroupStateStore store_b(*b);
+  ASSERT_TRUE(store_a.Create("bank", "g0", kState).ok());
+  for (int round = 0; round < 20; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const VersionedGroupState read_a = *store_a.Read("bank", "g0");
+    const VersionedGroupState read_b = *store_b.Read("bank", "g0");
+    ASSERT_EQ(read_a.version, read_b.version);
+    GroupState by_a = read_a.state;
+    by_a.leader = "a";
+    by_a.epoch = read_a.state.epoch + 1;
+    GroupState by_b = read_b.state;
+    by_b.leader = "b";
+    by_b.epoch = read_b.state.epoch + 1;
+    std::barrier start(2);
+    Result<int32_t> result_a = Status::Internal("not run");
+    Result<int32_t> result_b = Status::Internal("not run");
+    std::thread racer([&] {
+      start.arrive_and_wait();
+      result_b = store_b.CompareAndSet("bank", "g0", by_b, read_b.version);
+    });
+    start.arrive_and_wait();
+    result_a = store_a.CompareAndSet("bank", "g0", by_a, read_a.version);
+    racer.join();
+    ASSERT_NE(result_a.ok(), result_b.ok())
+        << result_a.status().ToString() << " / " << result_b.status().ToString();
+    const Result<int32_t>& loser = result_a.ok() ? result_b : result_a;
+    EXPECT_EQ(loser.status().code(), StatusCode::kAborted);
+    const VersionedGroupState after = *store_a.Read("bank", "g0");
+    EXPECT_EQ(after.version, read_a.version + 1);
+    EXPECT_EQ(after.state, result_a.ok() ? by_a : by_b);
+  }
+}
+
+}  // namespace
+}  // namespace strata::cluster

@@ -83,31 +83,29 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
                           storage.OpenTable(StateTableName(id), TableKind::kBytes));
   std::unique_ptr<GroupLog> log(new GroupLog(std::move(id), log_table, state_table));
   log->storage_ = &storage;
-  MutexLock lock(&log->mu_);
   STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table));
-  log->end_ = last + 1;
-  Status bad;
+  std::vector<std::pair<std::string, std::string>> rows;
   STRATA_RETURN_IF_ERROR(
       session.Scan(state_table, "", "", false, [&](std::string_view key, std::string_view value) {
-        Result<int64_t> v = Int64FromValue(value, key);
-        if (!v.ok()) {
-          bad = v.status();
-          return false;
-        }
-        if (key == kAppliedKey) {
-          log->applied_end_ = *v;
-        } else if (key == kLeaderKey) {
-          log->leading_ = true;
-        } else if (key.size() == kEpochPrefix.size() + 8 && key.starts_with(kEpochPrefix)) {
-          uint64_t epoch = 0;
-          for (size_t i = kEpochPrefix.size(); i < key.size(); ++i) {
-            epoch = (epoch << 8) | static_cast<uint8_t>(key[i]);
-          }
-          log->epochs_.push_back({static_cast<int64_t>(epoch), *v});
-        }
+        rows.emplace_back(key, value);
         return true;
       }));
-  STRATA_RETURN_IF_ERROR(bad);
+  MutexLock lock(&log->mu_);
+  log->end_ = last + 1;
+  for (const auto& [key, value] : rows) {
+    STRATA_ASSIGN_OR_RETURN(int64_t v, Int64FromValue(value, key));
+    if (key == kAppliedKey) {
+      log->applied_end_ = v;
+    } else if (key == kLeaderKey) {
+      log->leading_ = true;
+    } else if (key.size() == kEpochPrefix.size() + 8 && key.starts_with(kEpochPrefix)) {
+      uint64_t epoch = 0;
+      for (size_t i = kEpochPrefix.size(); i < key.size(); ++i) {
+        epoch = (epoch << 8) | static_cast<uint8_t>(key[i]);
+      }
+      log->epochs_.push_back({static_cast<int64_t>(epoch), v});
+    }
+  }
   return log;
 }
 

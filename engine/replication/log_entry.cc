@@ -1,17 +1,17 @@
 #include "replication/log_entry.h"
 
+#include <optional>
+
+#include <flatbuffers/flexbuffers.h>
+
 #include "strata/value.h"
 #include "strata/value_codec.h"
 
 namespace strata::replication {
 namespace {
 
-Value OpToValue(const CapturedWrite& w) {
-  Value key = w.kind == TableKind::kLog ? Value(w.record) : Value::BytesOf(w.key);
-  return Value::ListOf({Value(w.table), Value(static_cast<int64_t>(w.kind)),
-                        Value(static_cast<int64_t>(w.op)), std::move(key),
-                        Value::BytesOf(w.value)});
-}
+// Builders keep their buffers between entries; one grown past this is dropped.
+constexpr size_t kMaxRetainedBuilderBytes = 1 << 20;
 
 Status Bad(const std::string& what) { return Status::Corruption("replication log entry: " + what); }
 
@@ -58,15 +58,45 @@ const Value* Field(const Value& map, const char* name) {
 
 }  // namespace
 
+// Builds what EncodeValue (strata/value_codec.h) builds for the Value of docs/cluster.md
+// (a map with string keys is a FlexBuffers map, a list an untyped vector, an int Int, a
+// string String, bytes a Blob), without building the Value: log_entry_test checks that
+// the bytes are the same.
+std::string EncodeEntry(int64_t epoch, std::span<const CapturedWrite* const> ops) {
+  thread_local std::optional<flexbuffers::Builder> slot;
+  if (!slot || slot->GetSize() > kMaxRetainedBuilderBytes) slot.emplace();
+  flexbuffers::Builder& b = *slot;
+  b.Clear();
+  size_t map = b.StartMap();
+  b.Key("epoch");
+  b.Int(epoch);
+  b.Key("ops");
+  size_t list = b.StartVector();
+  for (const CapturedWrite* w : ops) {
+    size_t op = b.StartVector();
+    b.String(w->table.data(), w->table.size());
+    b.Int(static_cast<int64_t>(w->kind));
+    b.Int(static_cast<int64_t>(w->op));
+    if (w->kind == TableKind::kLog) {
+      b.Int(w->record);
+    } else {
+      b.Blob(w->key.data(), w->key.size());
+    }
+    b.Blob(w->value.data(), w->value.size());
+    b.EndVector(op, /*typed=*/false, /*fixed=*/false);
+  }
+  b.EndVector(list, /*typed=*/false, /*fixed=*/false);
+  b.EndMap(map);
+  b.Finish();
+  const std::vector<uint8_t>& buffer = b.GetBuffer();
+  return std::string(reinterpret_cast<const char*>(buffer.data()), buffer.size());
+}
+
 std::string EncodeEntry(const LogEntry& entry) {
-  Value::List ops;
+  std::vector<const CapturedWrite*> ops;
   ops.reserve(entry.ops.size());
-  for (const CapturedWrite& w : entry.ops) ops.push_back(OpToValue(w));
-  std::string out;
-  AppendValue(
-      Value::MapOf({{Value("epoch"), Value(entry.epoch)}, {Value("ops"), Value(std::move(ops))}}),
-      &out);
-  return out;
+  for (const CapturedWrite& w : entry.ops) ops.push_back(&w);
+  return EncodeEntry(entry.epoch, ops);
 }
 
 Result<int64_t> DecodeEntryEpoch(std::string_view bytes) {

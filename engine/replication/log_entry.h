@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,8 @@ struct LogEntry {
 // The FlexBuffers encoding of the Value {"epoch": int, "ops": [[table, kind, op, key,
 // value], …]} (strata/value_codec.h).
 std::string EncodeEntry(const LogEntry& entry);
+// The same bytes from the epoch and the ops in place (the leader's path: no copies).
+std::string EncodeEntry(int64_t epoch, std::span<const CapturedWrite* const> ops);
 // Refuses anything that is not such an encoding with kCorruption (untrusted bytes: they
 // come from another node or from disk).
 Result<LogEntry> DecodeEntry(std::string_view bytes);

@@ -52,11 +52,22 @@ Result<GroupLog*> LogWriter::OpenLocked(Storage& storage, const GroupId& id, boo
 
 Result<std::unique_ptr<CommitHook::Pending>> LogWriter::BeforeCommit(
     Storage& storage, Session& session, std::span<const CapturedWrite> writes) {
-  // The writes of each group, in the order they were made.
-  std::map<GroupId, std::vector<CapturedWrite>> by_group;
+  // The writes of each group, in the order they were made. Consecutive writes are mostly
+  // to one table (a batch of depot records, one PState partition), so the group of the
+  // previous write's table is reused when the table and, for meta tables, the key match.
+  std::map<GroupId, std::vector<const CapturedWrite*>> by_group;
+  const CapturedWrite* previous = nullptr;
+  std::vector<const CapturedWrite*>* previous_group = nullptr;
   for (const CapturedWrite& w : writes) {
+    if (previous != nullptr && previous->table == w.table && !w.table.starts_with("meta.")) {
+      if (previous_group != nullptr) previous_group->push_back(&w);
+      previous = &w;
+      continue;
+    }
     std::optional<GroupId> group = layout_.GroupOf(w.table, w.key);
-    if (group) by_group[std::move(*group)].push_back(w);
+    previous = &w;
+    previous_group = group ? &by_group[std::move(*group)] : nullptr;
+    if (previous_group != nullptr) previous_group->push_back(&w);
   }
   if (by_group.empty()) return std::unique_ptr<Pending>();
   std::vector<GroupLog*> logs;
@@ -75,10 +86,10 @@ Result<std::unique_ptr<CommitHook::Pending>> LogWriter::BeforeCommit(
     held->Add(log);
     if (!log->leading_) {
       return Status::InvalidArgument("a transaction writes to replica group " + id.ToString() +
-                                     " (table " + ops.front().table +
+                                     " (table " + ops.front()->table +
                                      "), which this node follows: only its leader writes");
     }
-    std::string bytes = EncodeEntry(LogEntry{log->epochs_.back().epoch, std::move(ops)});
+    std::string bytes = EncodeEntry(log->epochs_.back().epoch, ops);
     STRATA_RETURN_IF_ERROR(log->AppendLocked(session, bytes));
   }
   return std::unique_ptr<Pending>(std::move(held));

@@ -28,6 +28,12 @@ class RecordingHook final : public CommitHook {
   Result<std::unique_ptr<Pending>> BeforeCommit(Storage& storage, Session& session,
                                                 std::span<const CapturedWrite> writes) override {
     if (!fail_with.ok()) return fail_with;
+    if (misuse) {
+      EXPECT_EQ(session.Begin().code(), StatusCode::kInvalidArgument);
+      EXPECT_EQ(session.Commit().code(), StatusCode::kInvalidArgument);
+      session.Rollback();
+      EXPECT_TRUE(session.in_transaction());
+    }
     calls.push_back({std::vector<CapturedWrite>(writes.begin(), writes.end()), -1});
     STRATA_ASSIGN_OR_RETURN(TableId log, storage.OpenTable("hooklog", TableKind::kLog));
     STRATA_RETURN_IF_ERROR(session.PutRecord(log, next_record++, "x"));
@@ -36,6 +42,7 @@ class RecordingHook final : public CommitHook {
 
   std::vector<Call> calls;
   Status fail_with;
+  bool misuse = false;      // try Begin, Commit and Rollback inside the hook
   int64_t next_record = 0;  // of hooklog: one record per call, also across calls.clear()
 
  private:
@@ -159,6 +166,15 @@ TEST_F(CommitHookTest, AFailingHookRollsTheTransactionBack) {
   hook_->fail_with = Status::Ok();
   EXPECT_FALSE(Has("a"));
   EXPECT_FALSE(Has("b"));
+}
+
+TEST_F(CommitHookTest, AHookCannotEndItsTransaction) {
+  hook_->misuse = true;
+  ASSERT_TRUE(session_->Put(bytes_, "a", "1").ok());
+  ASSERT_EQ(hook_->calls.size(), 1u);
+  EXPECT_EQ(hook_->calls[0].finished, 1);
+  EXPECT_TRUE(Has("a"));
+  EXPECT_EQ(HookLogEnd(), 1);
 }
 
 TEST_F(CommitHookTest, SuspendedCaptureAndReadOnlyTransactionsReachNoHook) {

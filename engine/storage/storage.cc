@@ -774,6 +774,12 @@ class Session::Impl {
   Status CommitTxn();
   void RollbackTxn();
 
+  Status HookCheck(const char* op) const {
+    if (in_hook_)
+      return Status::InvalidArgument(std::string(op) + " is not allowed in a commit hook");
+    return Status::Ok();
+  }
+
   Status ScanDepthCheck(const char* op) const {
     if (scan_depth_ > 0) {
       return Status::InvalidArgument(std::string(op) + " is not allowed inside a scan callback");
@@ -1245,6 +1251,7 @@ void Session::SuspendCapture(bool suspended) { impl_->SuspendCapture(suspended);
 Status Session::Impl::Begin(bool snapshot) {
   OpGuard guard(this);
   STRATA_RETURN_IF_ERROR(ScanDepthCheck("Begin"));
+  STRATA_RETURN_IF_ERROR(HookCheck("Begin"));
   if (in_txn_)
     return Status::InvalidArgument("Begin: a transaction is already open on this session");
   return BeginTxn(snapshot);
@@ -1253,6 +1260,7 @@ Status Session::Impl::Begin(bool snapshot) {
 Status Session::Impl::Commit() {
   OpGuard guard(this);
   STRATA_RETURN_IF_ERROR(ScanDepthCheck("Commit"));
+  STRATA_RETURN_IF_ERROR(HookCheck("Commit"));
   if (!in_txn_) return Status::InvalidArgument("Commit: no transaction is open on this session");
   return CommitTxn();
 }
@@ -1312,6 +1320,8 @@ Status Session::Impl::RunInOwnTxn(const std::function<Status()>& write) {
 
 void Session::Impl::Rollback() {
   OpGuard guard(this);
+  // The hook's failure is how it rolls back: its commit then rolls the transaction back.
+  if (in_hook_) return;
   if (scan_depth_ > 0) {
     // Refused like Begin and Commit. Rollback returns nothing, so the scans report it.
     StopScans(Status::InvalidArgument(

@@ -119,7 +119,8 @@ class CommitHook {
   // Called on the committing thread inside the transaction, after its last write and just
   // before the WiredTiger commit, when the transaction collected at least one write. It may
   // write with `session` (in the same transaction; those writes are not collected) and
-  // open tables of `storage`, but must not begin, commit or roll back. A non-OK result rolls
+  // open tables of `storage`, but not begin or commit (kInvalidArgument) nor roll back (a
+  // Rollback is ignored: to roll back, return an error). A non-OK result rolls
   // the transaction back and is what Commit (or the auto-committed write) returns. The
   // returned Pending, if any, is told how the commit ended.
   virtual Result<std::unique_ptr<Pending>> BeforeCommit(Storage& storage, Session& session,

@@ -68,7 +68,7 @@ struct StorageOptions {
   std::function<void(bool error, const std::string& message)> on_message;
   // Sees every transaction's writes just before it commits (CommitHook below), for the
   // replication log (docs/cluster.md, "Replication log"). Fixed for the life of the
-  // Storage. Null: nothing is collected, and a write costs one pointer test more.
+  // Storage. Null: nothing is collected; a write costs two pointer tests more.
   std::shared_ptr<CommitHook> commit_hook;
 };
 

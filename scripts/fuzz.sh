@@ -21,7 +21,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 BUILD_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
 JOBS="${JOBS:-$(nproc)}"
-TARGETS="${FUZZ_TARGETS:-fuzz_key_decode fuzz_value_decode fuzz_json_parse fuzz_path_decode fuzz_frame_decode fuzz_request_decode fuzz_response_decode fuzz_abi_note}"
+TARGETS="${FUZZ_TARGETS:-fuzz_key_decode fuzz_value_decode fuzz_json_parse fuzz_path_decode fuzz_frame_decode fuzz_request_decode fuzz_response_decode fuzz_abi_note fuzz_replog_entry}"
 
 scripts/install-deps.sh --fuzz
 

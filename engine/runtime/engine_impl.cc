@@ -58,11 +58,17 @@ EngineImpl::EngineImpl(const EngineOptions& options)
       limit_(std::max(1, options.max_in_flight_records)) {}
 
 Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options) {
+  return Open(options, nullptr);
+}
+
+Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options,
+                                                 std::shared_ptr<CommitHook> commit_hook) {
   if (options.max_step_attempts < 1) {
     return Status::InvalidArgument("max_step_attempts must be at least 1, not " +
                                    std::to_string(options.max_step_attempts));
   }
   std::unique_ptr<EngineImpl> engine(new EngineImpl(options));
+  engine->commit_hook_ = std::move(commit_hook);
   // The task threads run from OpenStorage on: replays start while later modules load, and
   // the destructor, which drains through them, works when a later step fails.
   STRATA_RETURN_IF_ERROR(engine->OpenStorage());
@@ -89,7 +95,9 @@ Status EngineImpl::OpenStorage() {
   int threads = options_.task_threads > 0 ? options_.task_threads
                                           : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::max(threads, 1);
-  STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(StorageOptionsFor(options_, threads, logger_)));
+  StorageOptions storage_options = StorageOptionsFor(options_, threads, logger_);
+  storage_options.commit_hook = commit_hook_;
+  STRATA_ASSIGN_OR_RETURN(storage_, Storage::Open(storage_options));
   STRATA_ASSIGN_OR_RETURN(modules_table_, storage_->OpenTable(kModulesTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(progress_table_, storage_->OpenTable(kProgressTable, TableKind::kBytes));
   STRATA_ASSIGN_OR_RETURN(failures_table_, storage_->OpenTable(kFailuresTable, TableKind::kBytes));

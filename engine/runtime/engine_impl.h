@@ -51,7 +51,15 @@ class Ticker;
 class EngineImpl final : public Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  // As Open, with `commit_hook` installed on the engine's Storage from its opening on
+  // (StorageOptions::commit_hook: the replication log, docs/cluster.md).
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options,
+                                              std::shared_ptr<CommitHook> commit_hook);
   ~EngineImpl() override;
+
+  // The engine's Storage, for what runs beside the engine on the same data (the replication
+  // log's shipping, tests). Valid until the engine is destroyed.
+  Storage& storage() { return *storage_; }
   Status Close() override;
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
@@ -395,7 +403,8 @@ class EngineImpl final : public Engine {
   void ReturnSession(std::unique_ptr<Session> session) EXCLUDES(pool_mu_);
 
   const EngineOptions options_;
-  const std::shared_ptr<Logger> logger_;  // options_.logger, or StderrLogger()
+  const std::shared_ptr<Logger> logger_;     // options_.logger, or StderrLogger()
+  std::shared_ptr<CommitHook> commit_hook_;  // installed on storage_ (Open); may be null
   std::unique_ptr<Storage> storage_;
   TableId modules_table_ = 0;
   TableId progress_table_ = 0;

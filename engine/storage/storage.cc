@@ -518,6 +518,8 @@ class Storage::Impl {
   // Declared before conn_: it must outlive the connection, which reports through it.
   std::unique_ptr<EventSink> sink_;
   WT_CONNECTION* const conn_;
+  // The Storage that owns this Impl (set by its constructor), for the commit hook.
+  Storage* owner_ = nullptr;
 
  private:
   void FlusherLoop();
@@ -557,7 +559,10 @@ class Storage::Impl {
 class Session::Impl {
  public:
   Impl(Storage::Impl* storage, WT_SESSION* session)
-      : storage_(storage), session_(session), gate_(std::make_shared<SessionGate>()) {
+      : storage_(storage),
+        session_(session),
+        gate_(std::make_shared<SessionGate>()),
+        hook_(storage->options_.commit_hook.get()) {
     gate_->session = this;
     storage_->Register(gate_);
   }
@@ -696,13 +701,34 @@ class Session::Impl {
               const std::function<bool(std::string_view, std::string_view)>& fn);
   Status PutRecord(TableId table, int64_t key, std::string_view value);
   Result<bool> GetRecord(TableId table, int64_t key, std::string* value);
+  Result<bool> RemoveRecord(TableId table, int64_t key);
   Status ScanRecords(TableId table, int64_t from, int64_t to,
                      const std::function<bool(int64_t, std::string_view)>& fn);
   Result<int64_t> EdgeRecordKey(TableId table, bool last);
 
   bool in_transaction() const { return in_txn_; }
+  void SuspendCapture(bool suspended) { capture_suspended_ = suspended; }
+
+  Session* owner_ = nullptr;  // The public Session, passed to the commit hook.
 
  private:
+  // Whether this session's writes go to the commit hook now.
+  bool Capturing() const { return hook_ != nullptr && !in_hook_ && !capture_suspended_; }
+  // With a commit hook, a write outside a transaction runs in one of its own (see
+  // CommitHook). As for Remove's own transaction, ending it inside a scan callback after a
+  // failure stops the scans in progress.
+  bool NeedsOwnTxn() const { return !in_txn_ && Capturing(); }
+  Status RunInOwnTxn(const std::function<Status()>& write);
+  void Capture(TableId table, WriteOp op, std::string_view key, int64_t record,
+               std::string_view value) {
+    const Slot& slot = slots_[table];
+    captured_.push_back(
+        CapturedWrite{slot.name, slot.kind, op, std::string(key), record, std::string(value)});
+  }
+  Status PutInTxn(TableId table, std::string_view key, std::string_view value);
+  Result<bool> InsertInTxn(TableId table, std::string_view key, std::string_view value);
+  Status PutRecordInTxn(TableId table, int64_t key, std::string_view value);
+
   Result<Slot*> SlotFor(TableId id, TableKind kind) {
     if (id < slots_.size() && !slots_[id].name.empty()) {
       Slot& slot = slots_[id];
@@ -748,6 +774,12 @@ class Session::Impl {
   Status CommitTxn();
   void RollbackTxn();
 
+  Status HookCheck(const char* op) const {
+    if (in_hook_)
+      return Status::InvalidArgument(std::string(op) + " is not allowed in a commit hook");
+    return Status::Ok();
+  }
+
   Status ScanDepthCheck(const char* op) const {
     if (scan_depth_ > 0) {
       return Status::InvalidArgument(std::string(op) + " is not allowed inside a scan callback");
@@ -785,6 +817,12 @@ class Session::Impl {
   int scan_depth_ = 0;  // Owning thread only.
   Status scan_stop_;    // Owning thread only; see StopScans.
   bool in_txn_ = false;
+  // The commit hook (StorageOptions::commit_hook) and this transaction's writes for it.
+  // Owning thread only.
+  CommitHook* const hook_;
+  bool in_hook_ = false;            // BeforeCommit is running: its own writes are not collected
+  bool capture_suspended_ = false;  // SuspendCapture
+  std::vector<CapturedWrite> captured_;
   // Index = TableId. A deque, because growing it (a scan callback touching a new table)
   // must not move the slot of a scan in progress. Guarded by gate_->mu, held through
   // OpGuard (not annotated: the analysis cannot follow OpGuard's depth count).
@@ -884,7 +922,7 @@ Result<std::unique_ptr<Storage>> Storage::Open(const StorageOptions& options) {
   return std::unique_ptr<Storage>(new Storage(std::move(impl)));
 }
 
-Storage::Storage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Storage::Storage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->owner_ = this; }
 Storage::~Storage() = default;
 
 Result<TableId> Storage::OpenTable(std::string_view name, TableKind kind) {
@@ -1168,7 +1206,7 @@ StorageMetrics Storage::Impl::Metrics() {
 // ---------------------------------------------------------------------------------------
 // Session
 
-Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->owner_ = this; }
 Session::~Session() = default;
 
 Status Session::Begin(bool snapshot) { return impl_->Begin(snapshot); }
@@ -1197,6 +1235,9 @@ Status Session::PutRecord(TableId table, int64_t key, std::string_view value) {
 Result<bool> Session::GetRecord(TableId table, int64_t key, std::string* value) {
   return impl_->GetRecord(table, key, value);
 }
+Result<bool> Session::RemoveRecord(TableId table, int64_t key) {
+  return impl_->RemoveRecord(table, key);
+}
 Status Session::ScanRecords(TableId table, int64_t from, int64_t to,
                             const std::function<bool(int64_t, std::string_view)>& fn) {
   return impl_->ScanRecords(table, from, to, fn);
@@ -1205,10 +1246,12 @@ Result<int64_t> Session::LastRecordKey(TableId table) { return impl_->EdgeRecord
 Result<int64_t> Session::FirstRecordKey(TableId table) {
   return impl_->EdgeRecordKey(table, false);
 }
+void Session::SuspendCapture(bool suspended) { impl_->SuspendCapture(suspended); }
 
 Status Session::Impl::Begin(bool snapshot) {
   OpGuard guard(this);
   STRATA_RETURN_IF_ERROR(ScanDepthCheck("Begin"));
+  STRATA_RETURN_IF_ERROR(HookCheck("Begin"));
   if (in_txn_)
     return Status::InvalidArgument("Begin: a transaction is already open on this session");
   return BeginTxn(snapshot);
@@ -1217,6 +1260,7 @@ Status Session::Impl::Begin(bool snapshot) {
 Status Session::Impl::Commit() {
   OpGuard guard(this);
   STRATA_RETURN_IF_ERROR(ScanDepthCheck("Commit"));
+  STRATA_RETURN_IF_ERROR(HookCheck("Commit"));
   if (!in_txn_) return Status::InvalidArgument("Commit: no transaction is open on this session");
   return CommitTxn();
 }
@@ -1226,20 +1270,58 @@ Status Session::Impl::BeginTxn(bool snapshot) {
   int ret = session_->begin_transaction(session_, snapshot ? "isolation=snapshot" : nullptr);
   if (ret != 0) return capture.ToStatus(ret, "beginning a transaction");
   in_txn_ = true;
+  captured_.clear();
   return Status::Ok();
 }
 
 Status Session::Impl::CommitTxn() {
+  std::unique_ptr<CommitHook::Pending> pending;
+  if (!captured_.empty()) {
+    in_hook_ = true;
+    Result<std::unique_ptr<CommitHook::Pending>> hooked =
+        hook_->BeforeCommit(*storage_->owner_, *owner_, captured_);
+    in_hook_ = false;
+    captured_.clear();
+    if (!hooked.ok()) {
+      RollbackTxn();
+      return hooked.status();
+    }
+    pending = std::move(hooked).value();
+  }
   ErrorCapture capture;
   // A failed commit rolls the transaction back, so it is closed either way.
   in_txn_ = false;
   int ret = session_->commit_transaction(session_, nullptr);
+  if (pending != nullptr) pending->Finished(ret == 0);
   if (ret != 0) return capture.ToStatus(ret, "committing a transaction");
   return Status::Ok();
 }
 
+Status Session::Impl::RunInOwnTxn(const std::function<Status()>& write) {
+  STRATA_RETURN_IF_ERROR(BeginTxn(false));
+  Status status = write();
+  if (!status.ok()) {
+    RollbackTxn();
+    StopScans(Status(status.code(),
+                     "scan stopped: a write in its callback failed and rolled "
+                     "back its own transaction (" +
+                         status.ToString() + ")"));
+    return status;
+  }
+  Status committed = CommitTxn();
+  if (!committed.ok()) {
+    StopScans(Status(committed.code(),
+                     "scan stopped: a write in its callback failed to "
+                     "commit its own transaction (" +
+                         committed.ToString() + ")"));
+  }
+  return committed;
+}
+
 void Session::Impl::Rollback() {
   OpGuard guard(this);
+  // The hook's failure is how it rolls back: its commit then rolls the transaction back.
+  if (in_hook_) return;
   if (scan_depth_ > 0) {
     // Refused like Begin and Commit. Rollback returns nothing, so the scans report it.
     StopScans(Status::InvalidArgument(
@@ -1253,6 +1335,7 @@ void Session::Impl::Rollback() {
 void Session::Impl::RollbackTxn() {
   if (!in_txn_) return;
   in_txn_ = false;
+  captured_.clear();
   ErrorCapture capture;
   int ret = session_->rollback_transaction(session_, nullptr);
   if (ret != 0) {
@@ -1278,6 +1361,11 @@ Result<bool> Session::Impl::Get(TableId table, std::string_view key, std::string
 
 Status Session::Impl::Put(TableId table, std::string_view key, std::string_view value) {
   OpGuard guard(this);
+  if (NeedsOwnTxn()) return RunInOwnTxn([&] { return PutInTxn(table, key, value); });
+  return PutInTxn(table, key, value);
+}
+
+Status Session::Impl::PutInTxn(TableId table, std::string_view key, std::string_view value) {
   STRATA_RETURN_IF_ERROR(CheckKey(key, "Put"));
   STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kBytes));
   ErrorCapture capture;
@@ -1287,11 +1375,25 @@ Status Session::Impl::Put(TableId table, std::string_view key, std::string_view 
   cursor->set_value(cursor.get(), &value_item);
   int ret = cursor->insert(cursor.get());
   if (ret != 0) return capture.ToStatus(ret, "writing to table '" + slots_[table].name + "'");
+  if (Capturing()) Capture(table, WriteOp::kPut, key, 0, value);
   return Status::Ok();
 }
 
 Result<bool> Session::Impl::Insert(TableId table, std::string_view key, std::string_view value) {
   OpGuard guard(this);
+  if (NeedsOwnTxn()) {
+    bool wrote = false;
+    STRATA_RETURN_IF_ERROR(RunInOwnTxn([&]() -> Status {
+      STRATA_ASSIGN_OR_RETURN(wrote, InsertInTxn(table, key, value));
+      return Status::Ok();
+    }));
+    return wrote;
+  }
+  return InsertInTxn(table, key, value);
+}
+
+Result<bool> Session::Impl::InsertInTxn(TableId table, std::string_view key,
+                                        std::string_view value) {
   STRATA_RETURN_IF_ERROR(CheckKey(key, "Insert"));
   STRATA_ASSIGN_OR_RETURN(CursorRef cursor, InsertCursor(table));
   ErrorCapture capture;
@@ -1302,6 +1404,7 @@ Result<bool> Session::Impl::Insert(TableId table, std::string_view key, std::str
   int ret = cursor->insert(cursor.get());
   if (ret == WT_DUPLICATE_KEY) return false;
   if (ret != 0) return capture.ToStatus(ret, "writing to table '" + slots_[table].name + "'");
+  if (Capturing()) Capture(table, WriteOp::kPut, key, 0, value);
   return true;
 }
 
@@ -1319,6 +1422,7 @@ Result<bool> Session::Impl::Remove(TableId table, std::string_view key) {
   int ret = cursor->search(cursor.get());
   const bool found = ret == 0;
   if (found) ret = cursor->remove(cursor.get());
+  if (found && ret == 0 && Capturing()) Capture(table, WriteOp::kRemove, key, 0, {});
   if (ret != 0 && ret != WT_NOTFOUND) {
     Status status = capture.ToStatus(ret, "removing from table '" + slots_[table].name + "'");
     if (own_txn) {
@@ -1405,6 +1509,11 @@ Status Session::Impl::Scan(TableId table, std::string_view begin, std::string_vi
 
 Status Session::Impl::PutRecord(TableId table, int64_t key, std::string_view value) {
   OpGuard guard(this);
+  if (NeedsOwnTxn()) return RunInOwnTxn([&] { return PutRecordInTxn(table, key, value); });
+  return PutRecordInTxn(table, key, value);
+}
+
+Status Session::Impl::PutRecordInTxn(TableId table, int64_t key, std::string_view value) {
   if (key < 0) return Status::InvalidArgument("PutRecord: negative key " + std::to_string(key));
   STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kLog));
   ErrorCapture capture;
@@ -1416,6 +1525,7 @@ Status Session::Impl::PutRecord(TableId table, int64_t key, std::string_view val
     return capture.ToStatus(
         ret, "writing record " + std::to_string(key) + " to table '" + slots_[table].name + "'");
   }
+  if (Capturing()) Capture(table, WriteOp::kPutRecord, {}, key, value);
   return Status::Ok();
 }
 
@@ -1433,6 +1543,22 @@ Result<bool> Session::Impl::GetRecord(TableId table, int64_t key, std::string* v
         ret, "reading record " + std::to_string(key) + " from table '" + slots_[table].name + "'");
   }
   value->assign(View(value_item));
+  return true;
+}
+
+Result<bool> Session::Impl::RemoveRecord(TableId table, int64_t key) {
+  OpGuard guard(this);
+  STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kLog));
+  ErrorCapture capture;
+  cursor->set_key(cursor.get(), key);
+  // A log table's cursors do not overwrite, and WiredTiger's remove then fails on an
+  // absent key with WT_NOTFOUND, which is the answer.
+  int ret = cursor->remove(cursor.get());
+  if (ret == WT_NOTFOUND) return false;
+  if (ret != 0) {
+    return capture.ToStatus(
+        ret, "removing record " + std::to_string(key) + " from table '" + slots_[table].name + "'");
+  }
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "strata/status.h"
 
 namespace strata {
+
+class CommitHook;
 
 // The sizes and intervals have no defaults here: the engine fills them from EngineOptions
 // (strata/engine.h, where the server's defaults live; StorageOptionsFor in the runtime),
@@ -63,6 +66,10 @@ struct StorageOptions {
   // session close, a failed rollback, a failed last flush. Any thread, possibly inside a
   // WiredTiger call: it must not use the Storage. Unset: printed to stderr.
   std::function<void(bool error, const std::string& message)> on_message;
+  // Sees every transaction's writes just before it commits (CommitHook below), for the
+  // replication log (docs/cluster.md, "Replication log"). Fixed for the life of the
+  // Storage. Null: nothing is collected; a write costs two pointer tests more.
+  std::shared_ptr<CommitHook> commit_hook;
 };
 
 // Tables hold either byte keys (key_format=u: the order-preserving key encoding of
@@ -73,6 +80,52 @@ enum class TableKind : uint8_t { kBytes, kLog };
 using TableId = uint32_t;
 
 class Session;
+class Storage;
+
+// One write a transaction made, as a commit hook sees it: on the table's name (not its
+// TableId, which is local to this Storage), with the table's kind.
+enum class WriteOp : uint8_t {
+  kPut,        // Put, or an Insert that wrote (byte-keyed table)
+  kRemove,     // a Remove that removed a present key (byte-keyed table)
+  kPutRecord,  // PutRecord (log table; the key is `record`)
+};
+struct CapturedWrite {
+  std::string table;
+  TableKind kind = TableKind::kBytes;
+  WriteOp op = WriteOp::kPut;
+  std::string key;     // byte-keyed tables
+  int64_t record = 0;  // log tables
+  std::string value;   // empty for kRemove
+};
+
+// Installed with StorageOptions::commit_hook. While one is installed, a Session collects the
+// writes of each transaction (Put, an Insert that wrote, a Remove that removed, PutRecord),
+// in the order they were made, and a write outside an explicit transaction runs in a
+// transaction of its own (begin, write, hook, commit) instead of auto-committing, so that
+// what the hook writes commits with it. Writes the hook itself makes, and writes made
+// while the session's capture is suspended (Session::SuspendCapture), are not collected.
+// A rolled-back transaction reaches no hook.
+class CommitHook {
+ public:
+  // What BeforeCommit keeps until the commit is over (locks it holds, say).
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    // Called once, on the committing thread, right after the WiredTiger commit returned:
+    // `committed` says whether the transaction committed (false: it rolled back).
+    virtual void Finished(bool committed) = 0;
+  };
+  virtual ~CommitHook() = default;
+  // Called on the committing thread inside the transaction, after its last write and just
+  // before the WiredTiger commit, when the transaction collected at least one write. It may
+  // write with `session` (in the same transaction; those writes are not collected) and
+  // open tables of `storage`, but not begin or commit (kInvalidArgument) nor roll back (a
+  // Rollback is ignored: to roll back, return an error). A non-OK result rolls
+  // the transaction back and is what Commit (or the auto-committed write) returns. The
+  // returned Pending, if any, is told how the commit ended.
+  virtual Result<std::unique_ptr<Pending>> BeforeCommit(Storage& storage, Session& session,
+                                                        std::span<const CapturedWrite> writes) = 0;
+};
 
 // What the storage reports for monitoring (Storage::Metrics; docs/metrics.md). The
 // WiredTiger figures come from its statistics (statistics=(fast)); they are -1 when the
@@ -185,6 +238,10 @@ class Session {
   // Inserts a record; a record is written once: kAlreadyExists when the key holds one.
   Status PutRecord(TableId table, int64_t key, std::string_view value);
   Result<bool> GetRecord(TableId table, int64_t key, std::string* value);
+  // Deletes the record at `key`; returns false when there was none. Not collected for the
+  // commit hook: records are written once, and only a log's own tail is ever cut (the
+  // replication log truncating a divergent tail, docs/cluster.md).
+  Result<bool> RemoveRecord(TableId table, int64_t key);
   // Visits keys in [from, to) ascending, until fn returns false.
   Status ScanRecords(TableId table, int64_t from, int64_t to,
                      const std::function<bool(int64_t key, std::string_view value)>& fn);
@@ -192,6 +249,11 @@ class Session {
   Result<int64_t> LastRecordKey(TableId table);
   // The smallest key of the table, or -1 when it is empty.
   Result<int64_t> FirstRecordKey(TableId table);
+
+  // While suspended, this session's writes are not collected for the commit hook (nor
+  // wrapped in transactions of their own): a follower applying replicated writes suspends
+  // it so that they are not logged again. Changed only between transactions.
+  void SuspendCapture(bool suspended);
 
   class Impl;
 

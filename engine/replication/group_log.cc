@@ -1,0 +1,355 @@
+#include "replication/group_log.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "replication/log_entry.h"
+
+namespace strata::replication {
+namespace {
+
+// replstate keys (docs/cluster.md): "applied", "leader", "epoch" ‖ 8-byte big-endian epoch.
+constexpr std::string_view kAppliedKey = "applied";
+constexpr std::string_view kLeaderKey = "leader";
+constexpr std::string_view kEpochPrefix = "epoch";
+// Entries applied per transaction by ApplyUpTo.
+constexpr int64_t kApplyBatch = 256;
+
+std::string Int64Value(int64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+  return out;
+}
+
+Result<int64_t> Int64FromValue(std::string_view bytes, std::string_view what) {
+  if (bytes.size() != 8) {
+    return Status::Corruption("replication state: " + std::string(what) + " is not 8 bytes");
+  }
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  return static_cast<int64_t>(v);
+}
+
+std::string EpochKey(int64_t epoch) {
+  std::string key(kEpochPrefix);
+  for (int i = 7; i >= 0; --i)
+    key.push_back(static_cast<char>((static_cast<uint64_t>(epoch) >> (8 * i)) & 0xff));
+  return key;
+}
+
+// A transaction of a GroupLog method: the session's capture is suspended for its span (what
+// a follower applies, and the log's own bookkeeping, are not logged again), and it is rolled
+// back unless committed.
+class Txn {
+ public:
+  explicit Txn(Session& session) : session_(session) { session_.SuspendCapture(true); }
+  ~Txn() {
+    if (open_) session_.Rollback();
+    session_.SuspendCapture(false);
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  Status Begin() {
+    if (session_.in_transaction()) {
+      return Status::InvalidArgument("replication log: the session has a transaction open");
+    }
+    STRATA_RETURN_IF_ERROR(session_.Begin(/*snapshot=*/false));
+    open_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    open_ = false;
+    return session_.Commit();
+  }
+
+ private:
+  Session& session_;
+  bool open_ = false;
+};
+
+}  // namespace
+
+std::string LogTableName(const GroupId& id) {
+  return "replog." + id.module + "." + std::to_string(id.group);
+}
+std::string StateTableName(const GroupId& id) {
+  return "replstate." + id.module + "." + std::to_string(id.group);
+}
+
+Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& session, GroupId id) {
+  STRATA_ASSIGN_OR_RETURN(TableId log_table, storage.OpenTable(LogTableName(id), TableKind::kLog));
+  STRATA_ASSIGN_OR_RETURN(TableId state_table,
+                          storage.OpenTable(StateTableName(id), TableKind::kBytes));
+  std::unique_ptr<GroupLog> log(new GroupLog(std::move(id), log_table, state_table));
+  log->storage_ = &storage;
+  STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table));
+  std::vector<std::pair<std::string, std::string>> rows;
+  STRATA_RETURN_IF_ERROR(
+      session.Scan(state_table, "", "", false, [&](std::string_view key, std::string_view value) {
+        rows.emplace_back(key, value);
+        return true;
+      }));
+  MutexLock lock(&log->mu_);
+  log->end_ = last + 1;
+  for (const auto& [key, value] : rows) {
+    STRATA_ASSIGN_OR_RETURN(int64_t v, Int64FromValue(value, key));
+    if (key == kAppliedKey) {
+      log->applied_end_ = v;
+    } else if (key == kLeaderKey) {
+      log->leading_ = true;
+    } else if (key.size() == kEpochPrefix.size() + 8 && key.starts_with(kEpochPrefix)) {
+      uint64_t epoch = 0;
+      for (size_t i = kEpochPrefix.size(); i < key.size(); ++i) {
+        epoch = (epoch << 8) | static_cast<uint8_t>(key[i]);
+      }
+      log->epochs_.push_back({static_cast<int64_t>(epoch), v});
+    }
+  }
+  return log;
+}
+
+int64_t GroupLog::EndOffset() const {
+  MutexLock lock(&mu_);
+  return end_;
+}
+int64_t GroupLog::LatestEpoch() const {
+  MutexLock lock(&mu_);
+  return epochs_.empty() ? kNoEpoch : epochs_.back().epoch;
+}
+std::vector<EpochStart> GroupLog::Epochs() const {
+  MutexLock lock(&mu_);
+  return epochs_;
+}
+int64_t GroupLog::AppliedEnd() const {
+  MutexLock lock(&mu_);
+  return AppliedEndLocked();
+}
+bool GroupLog::leading() const {
+  MutexLock lock(&mu_);
+  return leading_;
+}
+
+EpochEndOffset GroupLog::EndOffsetFor(int64_t epoch) const {
+  MutexLock lock(&mu_);
+  auto after = std::upper_bound(epochs_.begin(), epochs_.end(), epoch,
+                                [](int64_t e, const EpochStart& s) { return e < s.epoch; });
+  if (after == epochs_.begin()) {
+    return {kNoEpoch, epochs_.empty() ? end_ : epochs_.front().start_offset};
+  }
+  const EpochStart& found = *(after - 1);
+  return {found.epoch, after == epochs_.end() ? end_ : after->start_offset};
+}
+
+Status GroupLog::BecomeLeader(Session& session, int64_t epoch) {
+  MutexLock lock(&mu_);
+  if (leading_ && !epochs_.empty() && epochs_.back().epoch == epoch) return Status::Ok();
+  if (!epochs_.empty() && epoch <= epochs_.back().epoch) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": cannot lead at epoch " +
+                                   std::to_string(epoch) + ", not above its latest epoch " +
+                                   std::to_string(epochs_.back().epoch));
+  }
+  if (!leading_) STRATA_RETURN_IF_ERROR(ApplyUpToLocked(session, end_));
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, EpochKey(epoch), Int64Value(end_)));
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kLeaderKey, Int64Value(epoch)));
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  epochs_.push_back({epoch, end_});
+  leading_ = true;
+  return Status::Ok();
+}
+
+Status GroupLog::BecomeFollower(Session& session) {
+  MutexLock lock(&mu_);
+  if (!leading_) return Status::Ok();
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(end_)));
+  STRATA_RETURN_IF_ERROR(session.Remove(state_table_, kLeaderKey).status());
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  applied_end_ = end_;
+  leading_ = false;
+  return Status::Ok();
+}
+
+Result<std::vector<ShippedEntry>> GroupLog::Read(Session& session, int64_t from,
+                                                 int64_t max_entries) const {
+  if (from < 0 || max_entries < 1) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": bad read of " +
+                                   std::to_string(max_entries) + " entries from " +
+                                   std::to_string(from));
+  }
+  int64_t to = 0;
+  {
+    MutexLock lock(&mu_);
+    to = std::min(end_, from + max_entries);
+  }
+  std::vector<ShippedEntry> entries;
+  STRATA_RETURN_IF_ERROR(
+      session.ScanRecords(log_table_, from, to, [&](int64_t offset, std::string_view bytes) {
+        entries.push_back({offset, std::string(bytes)});
+        return true;
+      }));
+  if (static_cast<int64_t>(entries.size()) != std::max<int64_t>(to - from, 0)) {
+    return Status::Corruption("log " + LogTableName(id_) + " has a hole in [" +
+                              std::to_string(from) + ", " + std::to_string(to) + ")");
+  }
+  return entries;
+}
+
+Status GroupLog::Apply(Session& session, std::span<const ShippedEntry> entries) {
+  MutexLock lock(&mu_);
+  const std::string table = LogTableName(id_);
+  if (leading_) {
+    return Status::InvalidArgument("group " + id_.ToString() +
+                                   ": the leader does not apply entries");
+  }
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  int64_t end = end_;
+  std::vector<EpochStart> epochs = epochs_;
+  for (const ShippedEntry& entry : entries) {
+    if (entry.offset < end) {
+      std::string held;
+      STRATA_ASSIGN_OR_RETURN(bool found, session.GetRecord(log_table_, entry.offset, &held));
+      if (!found || held != entry.bytes) {
+        return Status::Corruption("log " + table + " holds other bytes at offset " +
+                                  std::to_string(entry.offset) +
+                                  " than the entry shipped for it: the logs diverge (truncate "
+                                  "to the truncation point first)");
+      }
+      continue;
+    }
+    if (entry.offset > end) {
+      return Status::InvalidArgument("log " + table + " ends at " + std::to_string(end) +
+                                     ": cannot apply an entry at offset " +
+                                     std::to_string(entry.offset));
+    }
+    STRATA_ASSIGN_OR_RETURN(int64_t epoch, DecodeEntryEpoch(entry.bytes));
+    STRATA_RETURN_IF_ERROR(DecodeEntry(entry.bytes).status());
+    const int64_t latest = epochs.empty() ? kNoEpoch : epochs.back().epoch;
+    if (epoch < latest) {
+      return Status::Corruption(
+          "log " + table + ": the entry at offset " + std::to_string(entry.offset) + " has epoch " +
+          std::to_string(epoch) + ", below the latest epoch " + std::to_string(latest));
+    }
+    if (epoch > latest) {
+      STRATA_RETURN_IF_ERROR(session.Put(state_table_, EpochKey(epoch), Int64Value(entry.offset)));
+      epochs.push_back({epoch, entry.offset});
+    }
+    STRATA_RETURN_IF_ERROR(session.PutRecord(log_table_, entry.offset, entry.bytes));
+    ++end;
+  }
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  end_ = end;
+  epochs_ = std::move(epochs);
+  return Status::Ok();
+}
+
+Status GroupLog::ApplyUpTo(Session& session, int64_t high_watermark) {
+  MutexLock lock(&mu_);
+  if (leading_) return Status::Ok();
+  return ApplyUpToLocked(session, std::min(high_watermark, end_));
+}
+
+Status GroupLog::ApplyUpToLocked(Session& session, int64_t target) {
+  while (applied_end_ < target) {
+    const int64_t batch_end = std::min(target, applied_end_ + kApplyBatch);
+    Txn txn(session);
+    STRATA_RETURN_IF_ERROR(txn.Begin());
+    std::vector<std::string> batch;
+    STRATA_RETURN_IF_ERROR(session.ScanRecords(log_table_, applied_end_, batch_end,
+                                               [&](int64_t, std::string_view bytes) {
+                                                 batch.emplace_back(bytes);
+                                                 return true;
+                                               }));
+    if (static_cast<int64_t>(batch.size()) != batch_end - applied_end_) {
+      return Status::Corruption("log " + LogTableName(id_) + " has a hole in [" +
+                                std::to_string(applied_end_) + ", " + std::to_string(batch_end) +
+                                ")");
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      STRATA_RETURN_IF_ERROR(ApplyOps(session, batch[i], applied_end_ + static_cast<int64_t>(i)));
+    }
+    STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(batch_end)));
+    STRATA_RETURN_IF_ERROR(txn.Commit());
+    applied_end_ = batch_end;
+  }
+  return Status::Ok();
+}
+
+Status GroupLog::ApplyOps(Session& session, const std::string& bytes, int64_t offset) {
+  Result<LogEntry> entry = DecodeEntry(bytes);
+  if (!entry.ok()) {
+    return Status::Corruption("log " + LogTableName(id_) + " at offset " + std::to_string(offset) +
+                              ": " + entry.status().message());
+  }
+  for (const CapturedWrite& op : entry->ops) {
+    auto it = tables_.find(op.table);
+    if (it == tables_.end()) {
+      STRATA_ASSIGN_OR_RETURN(TableId id, storage_->OpenTable(op.table, op.kind));
+      it = tables_.emplace(op.table, id).first;
+    }
+    switch (op.op) {
+      case WriteOp::kPut:
+        STRATA_RETURN_IF_ERROR(session.Put(it->second, op.key, op.value));
+        break;
+      case WriteOp::kRemove:
+        STRATA_RETURN_IF_ERROR(session.Remove(it->second, op.key).status());
+        break;
+      case WriteOp::kPutRecord:
+        STRATA_RETURN_IF_ERROR(session.PutRecord(it->second, op.record, op.value));
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+Status GroupLog::AppendLocked(Session& session, const std::string& bytes) {
+  return session.PutRecord(log_table_, end_, bytes);
+}
+
+Result<Truncation> GroupLog::TruncateTo(Session& session, int64_t offset) {
+  MutexLock lock(&mu_);
+  if (offset < 0) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": cannot truncate to offset " +
+                                   std::to_string(offset));
+  }
+  if (offset >= end_) return Truncation::kTruncated;
+  if (AppliedEndLocked() > offset) return Truncation::kNeedsRebuild;
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  for (int64_t o = offset; o < end_; ++o) {
+    STRATA_RETURN_IF_ERROR(session.RemoveRecord(log_table_, o).status());
+  }
+  std::vector<EpochStart> epochs = epochs_;
+  while (!epochs.empty() && epochs.back().start_offset >= offset) {
+    STRATA_RETURN_IF_ERROR(session.Remove(state_table_, EpochKey(epochs.back().epoch)).status());
+    epochs.pop_back();
+  }
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  end_ = offset;
+  epochs_ = std::move(epochs);
+  return Truncation::kTruncated;
+}
+
+Result<int64_t> TruncationPoint(const GroupLog& follower,
+                                const std::function<Result<EpochEndOffset>(int64_t epoch)>& ask) {
+  const int64_t end = follower.EndOffset();
+  int64_t bound = follower.LatestEpoch();
+  if (bound == kNoEpoch) return end;  // an empty cache: an empty log
+  while (true) {
+    STRATA_ASSIGN_OR_RETURN(EpochEndOffset leader, ask(bound));
+    if (leader.epoch == kNoEpoch) return std::min(leader.end_offset, end);
+    EpochEndOffset mine = follower.EndOffsetFor(leader.epoch);
+    if (mine.epoch == leader.epoch) return std::min(leader.end_offset, mine.end_offset);
+    if (mine.epoch == kNoEpoch) {
+      // Every epoch of the follower is above the leader's answer: none reached the leader.
+      return std::min(leader.end_offset, mine.end_offset);
+    }
+    bound = mine.epoch;  // < leader.epoch <= bound: the loop ends
+  }
+}
+
+}  // namespace strata::replication

@@ -1,0 +1,152 @@
+// The replication log of one replica group on one node, and what a follower does with it
+// (docs/cluster.md, "Replication log").
+//
+// The log of group g of module m is the log table replog.<m>.<g>: offset -> an encoded
+// LogEntry (log_entry.h), offsets dense from 0 in commit order. Beside it, the byte table
+// replstate.<m>.<g> holds the leader-epoch cache (epoch -> the offset of its first entry,
+// Kafka KIP-101), the follower's applied offset and, while this node leads the group, the
+// epoch it leads.
+//
+// A leader's entries are written by LogWriter (log_writer.h) in the transactions whose
+// writes they carry, so the leader's tables always hold the effects of every entry of its
+// log. A follower never runs module code: Apply copies shipped entries into its log at the
+// same offsets, and ApplyUpTo writes the entries' ops into its tables up to the high
+// watermark (the offset below which every entry is committed), recording how far it got in
+// the same transaction. Entries beyond the high watermark are never applied, so a
+// follower's divergent tail is cut by deleting log entries only (TruncateTo).
+//
+// Threading: every method is thread-safe; the group's mutex orders them (and is held by
+// LogWriter from an entry's offset assignment to its commit). A Session argument belongs to
+// the calling thread and must have no transaction open. Durability is the Storage's: a
+// method's writes are committed when it returns and durable after a later WaitDurable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "replication/group.h"
+#include "storage/storage.h"
+#include "strata/status.h"
+#include "strata/thread_annotations.h"
+
+namespace strata::replication {
+
+inline constexpr int64_t kNoEpoch = -1;
+
+std::string LogTableName(const GroupId& id);    // replog.<module>.<group>
+std::string StateTableName(const GroupId& id);  // replstate.<module>.<group>
+
+// An entry of the leader-epoch cache: `epoch` began at log offset `start_offset`.
+struct EpochStart {
+  int64_t epoch = 0;
+  int64_t start_offset = 0;
+  friend bool operator==(const EpochStart&, const EpochStart&) = default;
+};
+// A leader's answer to "where does your log of epoch E end" (KIP-279's OffsetsForLeaderEpoch):
+// the largest epoch of its cache <= E and the offset where that epoch ends (the start of the
+// next epoch, or its log end for its latest). kNoEpoch when every epoch it has is above E:
+// then `end_offset` is where its first epoch starts.
+struct EpochEndOffset {
+  int64_t epoch = kNoEpoch;
+  int64_t end_offset = 0;
+  friend bool operator==(const EpochEndOffset&, const EpochEndOffset&) = default;
+};
+
+// One entry as it is shipped from a leader to a follower.
+struct ShippedEntry {
+  int64_t offset = 0;
+  std::string bytes;
+};
+
+enum class Truncation {
+  kTruncated,  // the log now ends at the truncation point (or already did)
+  // This node's tables hold the effects of entries at or beyond the truncation point (it led
+  // the group and wrote them): cutting the log cannot undo them. Nothing was changed; the
+  // node must be rebuilt from a copy of the leader (a backup, then the log).
+  kNeedsRebuild,
+};
+
+class GroupLog {
+ public:
+  // Opens (creating) the group's two tables and reads its state.
+  static Result<std::unique_ptr<GroupLog>> Open(Storage& storage, Session& session, GroupId id);
+
+  const GroupId& id() const { return id_; }
+  int64_t EndOffset() const;    // the next offset: every offset below it holds an entry
+  int64_t LatestEpoch() const;  // kNoEpoch when the cache is empty
+  std::vector<EpochStart> Epochs() const;
+  // Offsets below it have their effects in this node's tables: the log end while leading.
+  int64_t AppliedEnd() const;
+  bool leading() const;
+
+  // What this node answers, as the group's leader, to a follower whose latest epoch is
+  // `epoch` (see EpochEndOffset).
+  EpochEndOffset EndOffsetFor(int64_t epoch) const;
+
+  // This node becomes the group's leader at `epoch`, which must exceed every epoch of its
+  // cache: it first applies every entry of its log (a leader's log is committed), then
+  // records (epoch, log end) in its cache. Idempotent when it already leads at `epoch`.
+  Status BecomeLeader(Session& session, int64_t epoch);
+  // This node stops leading: the effects of its whole log are recorded as applied.
+  Status BecomeFollower(Session& session);
+
+  // Entries [from, from + max_entries) that the log holds, for shipping.
+  Result<std::vector<ShippedEntry>> Read(Session& session, int64_t from, int64_t max_entries) const;
+  // Follower: writes shipped entries into this log at their offsets, in one transaction,
+  // adding an epoch to the cache where an entry's epoch exceeds the latest. An offset already
+  // present with the same bytes is skipped; with other bytes it is kCorruption (truncate
+  // first); an offset beyond the log end (a gap) is kInvalidArgument; bytes that do not
+  // decode, or an epoch lower than the cache's latest, are kCorruption. All or nothing.
+  // kInvalidArgument while leading.
+  Status Apply(Session& session, std::span<const ShippedEntry> entries);
+  // Follower: applies the ops of the entries below min(high_watermark, log end) that are not
+  // applied yet to this node's tables (creating a table, with the logged kind, at its first
+  // write), with the applied offset, a batch of entries per transaction. Does nothing while
+  // leading (a leader's effects are already there).
+  Status ApplyUpTo(Session& session, int64_t high_watermark);
+  // Cuts the log to end at `offset` (entries at and beyond it deleted, epochs that start at
+  // or beyond it forgotten), in one transaction. kNeedsRebuild, changing nothing, when
+  // AppliedEnd() > offset.
+  Result<Truncation> TruncateTo(Session& session, int64_t offset);
+
+ private:
+  friend class LogWriter;
+  GroupLog(GroupId id, TableId log_table, TableId state_table)
+      : id_(std::move(id)), log_table_(log_table), state_table_(state_table) {}
+
+  int64_t AppliedEndLocked() const REQUIRES(mu_) { return leading_ ? end_ : applied_end_; }
+  Status ApplyUpToLocked(Session& session, int64_t target) REQUIRES(mu_);
+  Status ApplyOps(Session& session, const std::string& bytes, int64_t offset) REQUIRES(mu_);
+  // The leader's append (LogWriter::BeforeCommit): writes the entry at end_ in the caller's
+  // transaction; end_ moves when the commit succeeded (Committed).
+  Status AppendLocked(Session& session, const std::string& bytes) REQUIRES(mu_);
+
+  const GroupId id_;
+  const TableId log_table_;
+  const TableId state_table_;
+  Storage* storage_ = nullptr;  // set by Open; outlives this object
+
+  mutable Mutex mu_;
+  int64_t end_ GUARDED_BY(mu_) = 0;
+  std::vector<EpochStart> epochs_ GUARDED_BY(mu_);  // ascending epochs and start offsets
+  int64_t applied_end_ GUARDED_BY(mu_) = 0;         // meaningful while !leading_
+  bool leading_ GUARDED_BY(mu_) = false;
+  // The tables a follower applies to, by name.
+  std::unordered_map<std::string, TableId> tables_ GUARDED_BY(mu_);
+};
+
+// Where a follower cuts its log before it fetches from a new leader (KIP-101 with KIP-279's
+// fix): it asks the leader for the end of its own latest epoch; when it has the epoch the
+// leader answers with, it cuts at the smaller of the two ends of that epoch; when it does
+// not (its later epochs never reached the leader), it asks again with its largest epoch
+// below the leader's answer. `ask` is the leader's EndOffsetFor (across the network in a
+// cluster). The result never exceeds the follower's log end.
+Result<int64_t> TruncationPoint(const GroupLog& follower,
+                                const std::function<Result<EpochEndOffset>(int64_t epoch)>& ask);
+
+}  // namespace strata::replication

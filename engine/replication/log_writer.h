@@ -1,0 +1,57 @@
+// The leader's side of the replication log: a CommitHook (storage/storage.h) that writes,
+// in each transaction, one entry into the log of every replica group the transaction wrote
+// to (docs/cluster.md, "Replication log").
+//
+// Install it with StorageOptions::commit_hook. A group's log is opened at the group's first
+// write (or by Open); a group with no state yet (a new database, a new module) is led from
+// then on at `first_epoch`, so a single node logs everything it writes. A write to a group
+// this node follows fails the transaction with kInvalidArgument: only the leader writes.
+//
+// Order: the transactions that write one group hold the group's mutex from the assignment
+// of their entry's offset until their WiredTiger commit has returned, so offsets are dense
+// and in commit order (a transaction touching several groups takes their mutexes in GroupId
+// order). Thread-safe; the GroupLogs live as long as the LogWriter, which must not outlive
+// the Storage it is installed on except as an unused object.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "replication/group.h"
+#include "replication/group_log.h"
+#include "storage/storage.h"
+#include "strata/thread_annotations.h"
+
+namespace strata::replication {
+
+class LogWriter final : public CommitHook {
+ public:
+  explicit LogWriter(GroupLayout layout, int64_t first_epoch = 0)
+      : layout_(std::move(layout)), first_epoch_(first_epoch) {}
+
+  const GroupLayout& layout() const { return layout_; }
+
+  // The group's log on `storage`, opened (with a session of its own) if it is not open yet;
+  // it is not led unless its state says so. The pointer lives as long as this LogWriter.
+  Result<GroupLog*> Open(Storage& storage, const GroupId& id);
+  // The open groups, in GroupId order.
+  std::vector<GroupLog*> Groups() const;
+
+  // Leaves the mutexes of the groups written locked, for the returned Pending to release:
+  // the analysis cannot follow that, hence NO_THREAD_SAFETY_ANALYSIS.
+  Result<std::unique_ptr<Pending>> BeforeCommit(Storage& storage, Session& session,
+                                                std::span<const CapturedWrite> writes) override
+      NO_THREAD_SAFETY_ANALYSIS;
+
+ private:
+  class HeldGroups;
+  // Open, under mu_; `lead_new` leads a group without state at first_epoch_.
+  Result<GroupLog*> OpenLocked(Storage& storage, const GroupId& id, bool lead_new) REQUIRES(mu_);
+
+  const GroupLayout layout_;
+  const int64_t first_epoch_;
+  mutable Mutex mu_;
+  std::map<GroupId, std::unique_ptr<GroupLog>> groups_ GUARDED_BY(mu_);
+};
+
+}  // namespace strata::replication

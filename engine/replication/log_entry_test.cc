@@ -118,7 +118,9 @@ TEST(LogEntryTest, DamagedBytesDecodeOrAreRefusedNeverCrash) {
     }
     if (rng() % 8 == 0) damaged.resize(rng() % damaged.size());
     Result<LogEntry> decoded = DecodeEntry(damaged);
-    if (!decoded.ok()) EXPECT_EQ(decoded.status().code(), StatusCode::kCorruption);
+    if (!decoded.ok()) {
+      EXPECT_EQ(decoded.status().code(), StatusCode::kCorruption);
+    }
   }
 }
 

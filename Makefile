@@ -35,6 +35,13 @@ run: build
 	exec $(BUILD_DIR)/bin/stratad --data-dir ./strata-data --listen 127.0.0.1:7450 \
 	  $(addprefix --deploy ,$(filter-out %_v2.so,$(wildcard $(BUILD_DIR)/modules/*.so)))
 
+# A local cluster on loopback (scripts/cluster.sh, docs/cluster.md "A local cluster"): one
+# ZooKeeper and three stratad nodes (node-1..3 on 7450/7460/7470, HTTP +1), data and logs in
+# ./strata-cluster. Ctrl-C stops it.
+.PHONY: cluster
+cluster: build
+	exec scripts/cluster.sh run ./strata-cluster
+
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
 

@@ -1,0 +1,67 @@
+#!/bin/bash
+# scripts/cluster.sh (make cluster) as docs/cluster.md shows it: start returns once the three
+# nodes joined and agree on a controller, a second start is refused, a kill -9 of the
+# controller moves the office to another node within the session timeout, stop ends every
+# process, a bad command is a usage error.
+set -eu
+script=$1
+export STRATA_BIN=$2
+dir=$(mktemp -d /tmp/strata-cluster-test-XXXXXX)
+# A base port whose seven ports (base, +1, +10, +11, +20, +21, +30) are free now.
+STRATA_CLUSTER_PORT=$(/usr/bin/python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 60000)
+    socks = []
+    try:
+        for off in (0, 1, 10, 11, 20, 21, 30):
+            s = socket.socket()
+            s.bind(("127.0.0.1", base + off))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+PY
+)
+export STRATA_CLUSTER_PORT
+export STRATAD_ARGS="--cluster-session-timeout 2s"
+trap '"$script" stop "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+controller_seen_by() {
+  "$script" status "$dir" | grep "^node-$1:" | sed 's/^node-[0-9]: //' |
+    /usr/bin/python3 -c 'import json, sys
+try: print(json.load(sys.stdin)["controller"] or "-")
+except Exception: print("-")'
+}
+
+"$script" start "$dir" | grep -q "3 nodes joined" || fail "start"
+first=$(controller_seen_by 1)
+[ "$first" != - ] || fail "no controller after start"
+for n in 2 3; do [ "$(controller_seen_by $n)" = "$first" ] || fail "node-$n sees another controller"; done
+if "$script" start "$dir" >/dev/null 2>&1; then fail "a second start was not refused"; fi
+
+kill -9 "$(cat "$dir/$first.pid")"
+survivor=node-1
+[ "$first" = node-1 ] && survivor=node-2
+moved=
+for _ in $(seq 150); do  # the 2 s session timeout, then the election: well under 15 s
+  now=$(controller_seen_by "${survivor#node-}")
+  if [ "$now" != - ] && [ "$now" != "$first" ]; then moved=$now; break; fi
+  sleep 0.1
+done
+[ -n "$moved" ] || fail "the controller did not move from $first"
+
+pids=$(cat "$dir"/node-*.pid "$dir/zk/zookeeper.pid")
+"$script" stop "$dir" | grep -q stopped || fail "stop"
+for pid in $pids; do
+  if kill -0 "$pid" 2>/dev/null; then fail "process $pid still runs after stop"; fi
+done
+set +e
+"$script" frobnicate "$dir" 2>/dev/null
+[ $? -eq 2 ] || fail "a bad command is not a usage error (exit code 2)"
+echo "cluster.sh: start, agreement, refused restart, controller failover ($first -> $moved), stop: ok"

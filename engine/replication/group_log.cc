@@ -226,8 +226,8 @@ Status GroupLog::Apply(Session& session, std::span<const ShippedEntry> entries) 
                                      ": cannot apply an entry at offset " +
                                      std::to_string(entry.offset));
     }
-    STRATA_ASSIGN_OR_RETURN(int64_t epoch, DecodeEntryEpoch(entry.bytes));
-    STRATA_RETURN_IF_ERROR(DecodeEntry(entry.bytes).status());
+    STRATA_ASSIGN_OR_RETURN(LogEntry decoded, DecodeEntry(entry.bytes));
+    const int64_t epoch = decoded.epoch;
     const int64_t latest = epochs.empty() ? kNoEpoch : epochs.back().epoch;
     if (epoch < latest) {
       return Status::Corruption(

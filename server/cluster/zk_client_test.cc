@@ -84,7 +84,10 @@ TEST_F(ZkClientTest, GuardedWritesNeedTheGuardAndReportTheirOwnErrors) {
   std::unique_ptr<ZkClient> client = Connect();
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->Create("/guard", "", CreateMode::kEphemeral).ok());
-  ASSERT_TRUE(client->CreateGuarded("/guard", "/k", "v0", CreateMode::kPersistent).ok());
+  Result<std::string> created =
+      client->CreateGuarded("/guard", "/k", "v0", CreateMode::kPersistent);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(*created, "/k");  // relative to the root, as Create answers
   Result<int32_t> set = client->SetGuarded("/guard", "/k", "v1", 0);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(*set, 1);

@@ -337,6 +337,41 @@ TEST(GroupLogTest, EndOffsetForFollowsTheEpochCache) {
   EXPECT_EQ(a.log().BecomeLeader(a.session(), 4).code(), StatusCode::kInvalidArgument);
 }
 
+// replstate is read from disk, so GroupLog::Open checks it: a leader row whose epoch has
+// lost its row would have LogWriter stamp entries from an empty cache, and an applied
+// offset past the log end would have ApplyUpTo skip entries it never applied.
+TEST(GroupLogTest, OpenRefusesAStateNoTransactionOfItsOwnLeaves) {
+  TempDir dir;
+  StorageOptions options = SmallStorageOptions(dir.path());
+  options.commit_hook = std::make_shared<LogWriter>(GroupLayout(1), 0);
+  std::unique_ptr<Storage> storage = std::move(Storage::Open(options)).value();
+  std::unique_ptr<Session> session = std::move(storage->OpenSession()).value();
+  auto writer = static_cast<LogWriter*>(options.commit_hook.get());
+  GroupLog* log = *writer->Open(*storage, kGroup);
+  ASSERT_TRUE(log->BecomeLeader(*session, 3).ok());
+  TableId table = *storage->OpenTable(kTable, TableKind::kBytes);
+  ASSERT_TRUE(session->Put(table, "k", "v").ok());
+  // Each LogWriter below reads the state afresh, as after a restart.
+  ASSERT_TRUE(LogWriter(GroupLayout(1)).Open(*storage, kGroup).ok());
+
+  TableId state = *storage->OpenTable(StateTableName(kGroup), TableKind::kBytes);
+  const std::string epoch3 = std::string("epoch") + std::string(7, '\0') + '\x03';
+  std::string epoch3_start;
+  ASSERT_TRUE(*session->Get(state, epoch3, &epoch3_start));
+  ASSERT_TRUE(*session->Remove(state, epoch3));
+  Result<GroupLog*> leaderless = LogWriter(GroupLayout(1)).Open(*storage, kGroup);
+  EXPECT_EQ(leaderless.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(leaderless.status().message().find("led at epoch 3"), std::string::npos)
+      << leaderless.status().ToString();
+  ASSERT_TRUE(session->Put(state, epoch3, epoch3_start).ok());
+
+  ASSERT_TRUE(session->Put(state, "applied", std::string("\x64") + std::string(7, '\0')).ok());
+  Result<GroupLog*> applied = LogWriter(GroupLayout(1)).Open(*storage, kGroup);
+  EXPECT_EQ(applied.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(applied.status().message().find("applied offset 100"), std::string::npos)
+      << applied.status().ToString();
+}
+
 // Concurrent committers of one group: snapshot transactions of four threads race on the
 // same keys (the losers of a conflict roll back and retry) and auto-committed depot records
 // go in between. Meanwhile a shipper reads the log up to its end again and again: every

@@ -22,6 +22,7 @@
 #include "replication/group_log.h"
 #include "replication/log_entry.h"
 #include "replication/log_writer.h"
+#include "replication/testing/replicated_rows.h"
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
@@ -30,6 +31,7 @@
 namespace strata::replication {
 namespace {
 
+using strata::replication::testing::ReplicatedRows;
 using strata::testing::SmallStorageOptions;
 using strata::testing::TempDir;
 
@@ -494,40 +496,6 @@ std::string PStateTable(int p) { return "pstate.m.s." + std::to_string(p); }
   }
 }
 
-std::map<std::string, std::map<std::string, std::string>> ReplicatedTables(Storage& storage,
-                                                                           Session& session) {
-  std::map<std::string, std::map<std::string, std::string>> tables;
-  for (const std::string prefix : {"depot.", "pstate."}) {
-    const std::vector<std::string> names = std::move(storage.ListTables(prefix)).value();
-    for (const std::string& name : names) {
-      auto& rows = tables[name];
-      if (prefix == "depot.") {
-        TableId t = *storage.OpenTable(name, TableKind::kLog);
-        EXPECT_TRUE(session
-                        .ScanRecords(t, 0, INT64_MAX,
-                                     [&](int64_t k, std::string_view v) {
-                                       rows.emplace(std::to_string(k), v);
-                                       return true;
-                                     })
-                        .ok());
-      } else {
-        TableId t = *storage.OpenTable(name, TableKind::kBytes);
-        EXPECT_TRUE(session
-                        .Scan(t, "", "", false,
-                              [&](std::string_view k, std::string_view v) {
-                                rows.emplace(k, v);
-                                return true;
-                              })
-                        .ok());
-      }
-    }
-  }
-  // A table created but never written is not in a follower (tables are created by their
-  // first applied write).
-  std::erase_if(tables, [](const auto& entry) { return entry.second.empty(); });
-  return tables;
-}
-
 TEST(GroupLogCrashTest, Kill9NeverSeparatesAnEntryFromItsEffects) {
   const uint64_t seed = strata::testing::TestSeed(kDefaultSeed);
   SCOPED_TRACE(strata::testing::SeedTrace(seed));
@@ -578,8 +546,8 @@ TEST(GroupLogCrashTest, Kill9NeverSeparatesAnEntryFromItsEffects) {
     }
     EXPECT_GT(entries, entries_seen) << "round " << round << " logged nothing";
     entries_seen = entries;
-    EXPECT_EQ(ReplicatedTables(*follower, *follower_session),
-              ReplicatedTables(*leader, *leader_session))
+    EXPECT_EQ(ReplicatedRows(*follower, *follower_session),
+              ReplicatedRows(*leader, *leader_session))
         << "round " << round;
     if (HasFailure()) return;
   }

@@ -97,7 +97,12 @@ class GroupLog {
   // This node stops leading: the effects of its whole log are recorded as applied.
   Status BecomeFollower(Session& session);
 
-  // Entries [from, from + max_entries) that the log holds, for shipping.
+  // Entries [from, from + max_entries) that the log holds, for shipping. They are committed
+  // but not necessarily durable: a leader that crashes before its group commit flushed them
+  // comes back without them, and, leading on at the same epoch, writes other entries at
+  // those offsets, which a follower that already holds the lost ones refuses (kCorruption)
+  // with no epoch to truncate by. The shipper must send only entries below the leader's
+  // durable point (Storage::WhenDurable), or a restarted leader must lead at a new epoch.
   Result<std::vector<ShippedEntry>> Read(Session& session, int64_t from, int64_t max_entries) const;
   // Follower: writes shipped entries into this log at their offsets, in one transaction,
   // adding an epoch to the cache where an entry's epoch exceeds the latest. An offset already

@@ -490,6 +490,9 @@ std::string PStateTable(int p) { return "pstate.m.s." + std::to_string(p); }
     }
     if (explicit_txn && !(*session)->Commit().ok()) _exit(14);
     if (n == 20) {
+      // Durable first: a commit is not (group commit flushes it a little later), and the
+      // parent's "each round logged something" must not depend on the flusher's pace.
+      if (!(*storage)->WaitDurable().ok()) _exit(16);
       const char ready = 'r';
       if (write(ready_fd, &ready, 1) != 1) _exit(15);
     }

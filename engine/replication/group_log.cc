@@ -92,12 +92,14 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
       }));
   MutexLock lock(&log->mu_);
   log->end_ = last + 1;
+  int64_t leader_epoch = kNoEpoch;
   for (const auto& [key, value] : rows) {
     STRATA_ASSIGN_OR_RETURN(int64_t v, Int64FromValue(value, key));
     if (key == kAppliedKey) {
       log->applied_end_ = v;
     } else if (key == kLeaderKey) {
       log->leading_ = true;
+      leader_epoch = v;
     } else if (key.size() == kEpochPrefix.size() + 8 && key.starts_with(kEpochPrefix)) {
       uint64_t epoch = 0;
       for (size_t i = kEpochPrefix.size(); i < key.size(); ++i) {
@@ -106,7 +108,35 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
       log->epochs_.push_back({static_cast<int64_t>(epoch), v});
     }
   }
+  STRATA_RETURN_IF_ERROR(log->CheckStateLocked(leader_epoch));
   return log;
+}
+
+Status GroupLog::CheckStateLocked(int64_t leader_epoch) const {
+  auto bad = [&](const std::string& what) {
+    return Status::Corruption("replication state " + StateTableName(id_) + " (log end " +
+                              std::to_string(end_) + "): " + what);
+  };
+  for (size_t i = 0; i < epochs_.size(); ++i) {
+    const EpochStart& e = epochs_[i];
+    // Epoch keys are big-endian, so they are scanned in ascending order while >= 0.
+    if (e.epoch < 0 || (i > 0 && e.epoch <= epochs_[i - 1].epoch)) {
+      return bad("epoch " + std::to_string(e.epoch) + " out of order");
+    }
+    if (e.start_offset < 0 || e.start_offset > end_ ||
+        (i > 0 && e.start_offset < epochs_[i - 1].start_offset)) {
+      return bad("epoch " + std::to_string(e.epoch) + " starts at " +
+                 std::to_string(e.start_offset) + ", out of order or past the log end");
+    }
+  }
+  if (applied_end_ < 0 || applied_end_ > end_) {
+    return bad("applied offset " + std::to_string(applied_end_) + " past the log end");
+  }
+  if (leading_ && (epochs_.empty() || epochs_.back().epoch != leader_epoch)) {
+    return bad("led at epoch " + std::to_string(leader_epoch) +
+               ", which is not the latest epoch of its cache");
+  }
+  return Status::Ok();
 }
 
 int64_t GroupLog::EndOffset() const {
@@ -226,8 +256,8 @@ Status GroupLog::Apply(Session& session, std::span<const ShippedEntry> entries) 
                                      ": cannot apply an entry at offset " +
                                      std::to_string(entry.offset));
     }
-    STRATA_ASSIGN_OR_RETURN(int64_t epoch, DecodeEntryEpoch(entry.bytes));
-    STRATA_RETURN_IF_ERROR(DecodeEntry(entry.bytes).status());
+    STRATA_ASSIGN_OR_RETURN(LogEntry decoded, DecodeEntry(entry.bytes));
+    const int64_t epoch = decoded.epoch;
     const int64_t latest = epochs.empty() ? kNoEpoch : epochs.back().epoch;
     if (epoch < latest) {
       return Status::Corruption(

@@ -73,7 +73,9 @@ enum class Truncation {
 
 class GroupLog {
  public:
-  // Opens (creating) the group's two tables and reads its state.
+  // Opens (creating) the group's two tables and reads its state; kCorruption when the
+  // state is not one this class writes (an epoch cache out of order or past the log end,
+  // an applied offset past it, a leader whose epoch is not the cache's latest).
   static Result<std::unique_ptr<GroupLog>> Open(Storage& storage, Session& session, GroupId id);
 
   const GroupId& id() const { return id_; }
@@ -95,7 +97,12 @@ class GroupLog {
   // This node stops leading: the effects of its whole log are recorded as applied.
   Status BecomeFollower(Session& session);
 
-  // Entries [from, from + max_entries) that the log holds, for shipping.
+  // Entries [from, from + max_entries) that the log holds, for shipping. They are committed
+  // but not necessarily durable: a leader that crashes before its group commit flushed them
+  // comes back without them, and, leading on at the same epoch, writes other entries at
+  // those offsets, which a follower that already holds the lost ones refuses (kCorruption)
+  // with no epoch to truncate by. The shipper must send only entries below the leader's
+  // durable point (Storage::WhenDurable), or a restarted leader must lead at a new epoch.
   Result<std::vector<ShippedEntry>> Read(Session& session, int64_t from, int64_t max_entries) const;
   // Follower: writes shipped entries into this log at their offsets, in one transaction,
   // adding an epoch to the cache where an entry's epoch exceeds the latest. An offset already
@@ -120,6 +127,10 @@ class GroupLog {
       : id_(std::move(id)), log_table_(log_table), state_table_(state_table) {}
 
   int64_t AppliedEndLocked() const REQUIRES(mu_) { return leading_ ? end_ : applied_end_; }
+  // Open's check of the state read from disk (untrusted bytes): kCorruption for what no
+  // sequence of this class's transactions leaves, e.g. a leader without its epoch in the
+  // cache, which LogWriter would otherwise stamp entries from.
+  Status CheckStateLocked(int64_t leader_epoch) const REQUIRES(mu_);
   Status ApplyUpToLocked(Session& session, int64_t target) REQUIRES(mu_);
   Status ApplyOps(Session& session, const std::string& bytes, int64_t offset) REQUIRES(mu_);
   // The leader's append (LogWriter::BeforeCommit): writes the entry at end_ in the caller's

@@ -22,6 +22,7 @@
 #include "replication/group_log.h"
 #include "replication/log_entry.h"
 #include "replication/log_writer.h"
+#include "replication/testing/replicated_rows.h"
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
@@ -30,6 +31,7 @@
 namespace strata::replication {
 namespace {
 
+using strata::replication::testing::ReplicatedRows;
 using strata::testing::SmallStorageOptions;
 using strata::testing::TempDir;
 
@@ -337,6 +339,41 @@ TEST(GroupLogTest, EndOffsetForFollowsTheEpochCache) {
   EXPECT_EQ(a.log().BecomeLeader(a.session(), 4).code(), StatusCode::kInvalidArgument);
 }
 
+// replstate is read from disk, so GroupLog::Open checks it: a leader row whose epoch has
+// lost its row would have LogWriter stamp entries from an empty cache, and an applied
+// offset past the log end would have ApplyUpTo skip entries it never applied.
+TEST(GroupLogTest, OpenRefusesAStateNoTransactionOfItsOwnLeaves) {
+  TempDir dir;
+  StorageOptions options = SmallStorageOptions(dir.path());
+  options.commit_hook = std::make_shared<LogWriter>(GroupLayout(1), 0);
+  std::unique_ptr<Storage> storage = std::move(Storage::Open(options)).value();
+  std::unique_ptr<Session> session = std::move(storage->OpenSession()).value();
+  auto writer = static_cast<LogWriter*>(options.commit_hook.get());
+  GroupLog* log = *writer->Open(*storage, kGroup);
+  ASSERT_TRUE(log->BecomeLeader(*session, 3).ok());
+  TableId table = *storage->OpenTable(kTable, TableKind::kBytes);
+  ASSERT_TRUE(session->Put(table, "k", "v").ok());
+  // Each LogWriter below reads the state afresh, as after a restart.
+  ASSERT_TRUE(LogWriter(GroupLayout(1)).Open(*storage, kGroup).ok());
+
+  TableId state = *storage->OpenTable(StateTableName(kGroup), TableKind::kBytes);
+  const std::string epoch3 = std::string("epoch") + std::string(7, '\0') + '\x03';
+  std::string epoch3_start;
+  ASSERT_TRUE(*session->Get(state, epoch3, &epoch3_start));
+  ASSERT_TRUE(*session->Remove(state, epoch3));
+  Result<GroupLog*> leaderless = LogWriter(GroupLayout(1)).Open(*storage, kGroup);
+  EXPECT_EQ(leaderless.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(leaderless.status().message().find("led at epoch 3"), std::string::npos)
+      << leaderless.status().ToString();
+  ASSERT_TRUE(session->Put(state, epoch3, epoch3_start).ok());
+
+  ASSERT_TRUE(session->Put(state, "applied", std::string("\x64") + std::string(7, '\0')).ok());
+  Result<GroupLog*> applied = LogWriter(GroupLayout(1)).Open(*storage, kGroup);
+  EXPECT_EQ(applied.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(applied.status().message().find("applied offset 100"), std::string::npos)
+      << applied.status().ToString();
+}
+
 // Concurrent committers of one group: snapshot transactions of four threads race on the
 // same keys (the losers of a conflict roll back and retry) and auto-committed depot records
 // go in between. Meanwhile a shipper reads the log up to its end again and again: every
@@ -453,44 +490,13 @@ std::string PStateTable(int p) { return "pstate.m.s." + std::to_string(p); }
     }
     if (explicit_txn && !(*session)->Commit().ok()) _exit(14);
     if (n == 20) {
+      // Durable first: a commit is not (group commit flushes it a little later), and the
+      // parent's "each round logged something" must not depend on the flusher's pace.
+      if (!(*storage)->WaitDurable().ok()) _exit(16);
       const char ready = 'r';
       if (write(ready_fd, &ready, 1) != 1) _exit(15);
     }
   }
-}
-
-std::map<std::string, std::map<std::string, std::string>> ReplicatedTables(Storage& storage,
-                                                                           Session& session) {
-  std::map<std::string, std::map<std::string, std::string>> tables;
-  for (const std::string prefix : {"depot.", "pstate."}) {
-    const std::vector<std::string> names = std::move(storage.ListTables(prefix)).value();
-    for (const std::string& name : names) {
-      auto& rows = tables[name];
-      if (prefix == "depot.") {
-        TableId t = *storage.OpenTable(name, TableKind::kLog);
-        EXPECT_TRUE(session
-                        .ScanRecords(t, 0, INT64_MAX,
-                                     [&](int64_t k, std::string_view v) {
-                                       rows.emplace(std::to_string(k), v);
-                                       return true;
-                                     })
-                        .ok());
-      } else {
-        TableId t = *storage.OpenTable(name, TableKind::kBytes);
-        EXPECT_TRUE(session
-                        .Scan(t, "", "", false,
-                              [&](std::string_view k, std::string_view v) {
-                                rows.emplace(k, v);
-                                return true;
-                              })
-                        .ok());
-      }
-    }
-  }
-  // A table created but never written is not in a follower (tables are created by their
-  // first applied write).
-  std::erase_if(tables, [](const auto& entry) { return entry.second.empty(); });
-  return tables;
 }
 
 TEST(GroupLogCrashTest, Kill9NeverSeparatesAnEntryFromItsEffects) {
@@ -543,8 +549,8 @@ TEST(GroupLogCrashTest, Kill9NeverSeparatesAnEntryFromItsEffects) {
     }
     EXPECT_GT(entries, entries_seen) << "round " << round << " logged nothing";
     entries_seen = entries;
-    EXPECT_EQ(ReplicatedTables(*follower, *follower_session),
-              ReplicatedTables(*leader, *leader_session))
+    EXPECT_EQ(ReplicatedRows(*follower, *follower_session),
+              ReplicatedRows(*leader, *leader_session))
         << "round " << round;
     if (HasFailure()) return;
   }

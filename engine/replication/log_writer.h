@@ -32,7 +32,9 @@ class LogWriter final : public CommitHook {
   const GroupLayout& layout() const { return layout_; }
 
   // The group's log on `storage`, opened (with a session of its own) if it is not open yet;
-  // it is not led unless its state says so. The pointer lives as long as this LogWriter.
+  // it is not led unless its state says so — a group without state opened here is followed,
+  // and a later write to it is refused, not led at first_epoch (a follower's way to open
+  // its groups). The pointer lives as long as this LogWriter.
   Result<GroupLog*> Open(Storage& storage, const GroupId& id);
   // The open groups, in GroupId order.
   std::vector<GroupLog*> Groups() const;

@@ -22,6 +22,7 @@
 #include "replication/group.h"
 #include "replication/group_log.h"
 #include "replication/log_writer.h"
+#include "replication/testing/replicated_rows.h"
 #include "runtime/engine_impl.h"
 #include "storage/storage.h"
 #include "storage/testing/temp_dir.h"
@@ -32,6 +33,8 @@
 namespace strata::replication {
 namespace {
 
+using strata::replication::testing::ReplicatedRows;
+using strata::replication::testing::Rows;
 using strata::testing::SmallStorageOptions;
 using strata::testing::TempDir;
 
@@ -96,42 +99,6 @@ void FetchAll(LogWriter& leader_writer, Session& leader_session, Follower& follo
   for (GroupLog* log : leader_writer.Groups()) {
     ASSERT_NO_FATAL_FAILURE(follower.FetchFrom(*log, leader_session));
   }
-}
-
-// Every replicated row of a storage: table name -> key -> value (log keys as decimal).
-using Rows = std::map<std::string, std::map<std::string, std::string>>;
-Rows ReplicatedRows(Storage& storage, Session& session) {
-  Rows rows;
-  Result<std::vector<std::string>> names = storage.ListTables("");
-  EXPECT_TRUE(names.ok());
-  for (const std::string& name : *names) {
-    const bool meta = name.starts_with("meta.");
-    if (!meta && !OwnerOf(name, "")) continue;
-    auto& table = rows[name];
-    if (name.starts_with("depot.")) {
-      TableId t = *storage.OpenTable(name, TableKind::kLog);
-      EXPECT_TRUE(session
-                      .ScanRecords(t, 0, INT64_MAX,
-                                   [&](int64_t k, std::string_view v) {
-                                     table.emplace(std::to_string(k), v);
-                                     return true;
-                                   })
-                      .ok());
-    } else {
-      TableId t = *storage.OpenTable(name, TableKind::kBytes);
-      EXPECT_TRUE(session
-                      .Scan(t, "", "", false,
-                            [&](std::string_view k, std::string_view v) {
-                              if (!meta || OwnerOf(name, k)) table.emplace(k, v);
-                              return true;
-                            })
-                      .ok());
-    }
-  }
-  // A table created but never written has nothing to replicate (a follower creates a table
-  // at its first applied write).
-  std::erase_if(rows, [](const auto& entry) { return entry.second.empty(); });
-  return rows;
 }
 
 class ReplicationEngineTest : public ::testing::TestWithParam<bool> {};

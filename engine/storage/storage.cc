@@ -715,10 +715,14 @@ class Session::Impl {
   // Whether this session's writes go to the commit hook now.
   bool Capturing() const { return hook_ != nullptr && !in_hook_ && !capture_suspended_; }
   // With a commit hook, a write outside a transaction runs in one of its own (see
-  // CommitHook). As for Remove's own transaction, ending it inside a scan callback after a
-  // failure stops the scans in progress.
+  // CommitHook); Remove always does (its answer is about the key it removed).
   bool NeedsOwnTxn() const { return !in_txn_ && Capturing(); }
-  Status RunInOwnTxn(const std::function<Status()>& write);
+  // Runs `write` in a transaction of its own: begin, write, commit (the hook with it). A
+  // failure rolls it back and, inside a scan callback, stops the scans in progress (their
+  // cursors were reset). A template, not a std::function: an auto-committed Remove takes
+  // this path without a hook too, and must not allocate.
+  template <typename Write>
+  Status RunInOwnTxn(const Write& write);
   void Capture(TableId table, WriteOp op, std::string_view key, int64_t record,
                std::string_view value) {
     const Slot& slot = slots_[table];
@@ -728,6 +732,8 @@ class Session::Impl {
   Status PutInTxn(TableId table, std::string_view key, std::string_view value);
   Result<bool> InsertInTxn(TableId table, std::string_view key, std::string_view value);
   Status PutRecordInTxn(TableId table, int64_t key, std::string_view value);
+  // Remove inside the transaction that is open: searches, then removes a present key.
+  Result<bool> RemoveAt(TableId table, CursorRef& cursor, std::string_view key);
 
   Result<Slot*> SlotFor(TableId id, TableKind kind) {
     if (id < slots_.size() && !slots_[id].name.empty()) {
@@ -1297,7 +1303,8 @@ Status Session::Impl::CommitTxn() {
   return Status::Ok();
 }
 
-Status Session::Impl::RunInOwnTxn(const std::function<Status()>& write) {
+template <typename Write>
+Status Session::Impl::RunInOwnTxn(const Write& write) {
   STRATA_RETURN_IF_ERROR(BeginTxn(false));
   Status status = write();
   if (!status.ok()) {
@@ -1414,38 +1421,25 @@ Result<bool> Session::Impl::Remove(TableId table, std::string_view key) {
   STRATA_ASSIGN_OR_RETURN(CursorRef cursor, PointCursor(table, TableKind::kBytes));
   // WiredTiger's remove succeeds on an absent key, so search first; in one transaction so
   // that the answer is about the key that was removed.
-  const bool own_txn = !in_txn_;
-  if (own_txn) STRATA_RETURN_IF_ERROR(BeginTxn(false));
+  if (in_txn_) return RemoveAt(table, cursor, key);
+  bool removed = false;
+  STRATA_RETURN_IF_ERROR(RunInOwnTxn([&]() -> Status {
+    STRATA_ASSIGN_OR_RETURN(removed, RemoveAt(table, cursor, key));
+    return Status::Ok();
+  }));
+  return removed;
+}
+
+Result<bool> Session::Impl::RemoveAt(TableId table, CursorRef& cursor, std::string_view key) {
   ErrorCapture capture;
   WT_ITEM key_item = Item(key);
   cursor->set_key(cursor.get(), &key_item);
   int ret = cursor->search(cursor.get());
-  const bool found = ret == 0;
-  if (found) ret = cursor->remove(cursor.get());
-  if (found && ret == 0 && Capturing()) Capture(table, WriteOp::kRemove, key, 0, {});
-  if (ret != 0 && ret != WT_NOTFOUND) {
-    Status status = capture.ToStatus(ret, "removing from table '" + slots_[table].name + "'");
-    if (own_txn) {
-      RollbackTxn();
-      StopScans(Status(status.code(),
-                       "scan stopped: a Remove in its callback failed and rolled "
-                       "back its own transaction (" +
-                           status.ToString() + ")"));
-    }
-    return status;
-  }
-  if (own_txn) {
-    Status committed = CommitTxn();
-    if (!committed.ok()) {
-      // A failed commit rolls back, which resets the cursors like RollbackTxn.
-      StopScans(Status(committed.code(),
-                       "scan stopped: a Remove in its callback failed to "
-                       "commit its own transaction (" +
-                           committed.ToString() + ")"));
-      return committed;
-    }
-  }
-  return found;
+  if (ret == WT_NOTFOUND) return false;
+  if (ret == 0) ret = cursor->remove(cursor.get());
+  if (ret != 0) return capture.ToStatus(ret, "removing from table '" + slots_[table].name + "'");
+  if (Capturing()) Capture(table, WriteOp::kRemove, key, 0, {});
+  return true;
 }
 
 Status Session::Impl::Scan(TableId table, std::string_view begin, std::string_view end,

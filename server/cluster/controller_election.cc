@@ -78,6 +78,10 @@ bool ControllerElection::IsController() const {
 
 void ControllerElection::Run() {
   bool first = true;
+  // What on_change_ was last told. Compared with, not the value before this evaluation:
+  // an evaluation that failed after deciding (its watch could not be set) has changed
+  // is_controller_ without telling, and the retry, finding no change, must still tell.
+  bool reported = false;
   for (;;) {
     {
       MutexLock lock(&wakeup_->mu);
@@ -85,7 +89,6 @@ void ControllerElection::Run() {
       if (wakeup_->stop) return;
       wakeup_->pending = false;
     }
-    const bool was = IsController();
     bool again = false;
     Status evaluated = Evaluate(&again);
     if (!evaluated.ok() && client_.expired()) {
@@ -96,8 +99,9 @@ void ControllerElection::Run() {
       evaluated = Status::Ok();
     }
     const bool is = IsController();
-    if (evaluated.ok() && (first || is != was)) {
+    if (evaluated.ok() && (first || is != reported)) {
       first = false;
+      reported = is;
       if (on_change_) on_change_(is);
     }
     if (again) {

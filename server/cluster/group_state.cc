@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "controller_election.h"
+
 namespace strata::cluster {
 namespace {
 
@@ -39,6 +41,9 @@ Result<GroupState> ParseGroupState(const std::string& path, std::string_view jso
   }
 }
 
+GroupStateStore::GroupStateStore(ZkClient& client, std::string candidate)
+    : client_(client), guard_(std::string(kControllerPath) + "/" + std::move(candidate)) {}
+
 Result<VersionedGroupState> GroupStateStore::Read(const std::string& module,
                                                   const std::string& group) {
   STRATA_ASSIGN_OR_RETURN(std::string path, GroupPath(module, group));
@@ -51,7 +56,8 @@ Status GroupStateStore::Create(const std::string& module, const std::string& gro
                                const GroupState& state) {
   STRATA_ASSIGN_OR_RETURN(std::string path, GroupPath(module, group));
   STRATA_RETURN_IF_ERROR(client_.CreateAll(std::string(kGroupsPath) + "/" + module));
-  return client_.Create(path, GroupStateJson(state), CreateMode::kPersistent).status();
+  return client_.CreateGuarded(guard_, path, GroupStateJson(state), CreateMode::kPersistent)
+      .status();
 }
 
 Result<int32_t> GroupStateStore::CompareAndSet(const std::string& module, const std::string& group,
@@ -62,7 +68,7 @@ Result<int32_t> GroupStateStore::CompareAndSet(const std::string& module, const 
                                    ": CompareAndSet needs the version read, not " +
                                    std::to_string(expected_version));
   }
-  return client_.Set(path, GroupStateJson(state), expected_version);
+  return client_.SetGuarded(guard_, path, GroupStateJson(state), expected_version);
 }
 
 }  // namespace strata::cluster

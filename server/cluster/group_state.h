@@ -1,7 +1,10 @@
 // The state of a replication group: /groups/<module>/<group> holding
-// {"leader":NODE,"epoch":N,"isr":[NODE,...],"min_isr":N} (docs/cluster.md). Every write is a
-// compare-and-set on the znode's version: a writer that read version V can only write
-// over V, so a controller that lost its office (another one wrote since) is fenced off.
+// {"leader":NODE,"epoch":N,"isr":[NODE,...],"min_isr":N} (docs/cluster.md). Two fences
+// guard every write. It is a compare-and-set on the znode's version: a writer that read
+// version V can only write over V (another writer came first: read again). And it is made
+// in one ZooKeeper multi with a check that the writer's controller candidacy still exists:
+// a controller whose candidacy ended (its session expired or it withdrew) cannot write,
+// even in a new session and even when nobody wrote the state since it read it.
 #pragma once
 
 #include <cstdint>
@@ -39,20 +42,28 @@ Result<GroupState> ParseGroupState(const std::string& path, std::string_view jso
 // client's event thread.
 class GroupStateStore {
  public:
-  explicit GroupStateStore(ZkClient& client) : client_(client) {}
+  // `candidate` is the writer's candidacy in the controller election
+  // (ControllerElection::candidate(), e.g. "candidate-0000000007"), made by the controller
+  // once its election found it the lowest: a candidacy that was the lowest stays the
+  // lowest while it exists (later ones get higher numbers), so "it still exists" is "the
+  // writer is still the controller". Every write fails with kAborted, writing nothing,
+  // once that znode is gone. Reads are not fenced.
+  GroupStateStore(ZkClient& client, std::string candidate);
 
   // kNotFound when the group has no state yet.
   Result<VersionedGroupState> Read(const std::string& module, const std::string& group);
-  // Creates the group's state (version 0). kAlreadyExists when it has one.
+  // Creates the group's state (version 0). kAlreadyExists when it has one; kAborted when
+  // the candidacy is gone.
   Status Create(const std::string& module, const std::string& group, const GroupState& state);
   // Writes `state` when the znode is still at `expected_version`; returns the new version.
-  // kAborted when the version moved (another writer came first: read again), kNotFound
-  // when the group has no state.
+  // kAborted when the version moved (another writer came first: read again) or the
+  // candidacy is gone (no longer the controller), kNotFound when the group has no state.
   Result<int32_t> CompareAndSet(const std::string& module, const std::string& group,
                                 const GroupState& state, int32_t expected_version);
 
  private:
   ZkClient& client_;
+  const std::string guard_;  // the candidacy's path, /controller/<candidate>
 };
 
 }  // namespace strata::cluster

@@ -7,12 +7,23 @@
 #include <barrier>
 #include <thread>
 
+#include "controller_election.h"
 #include "testing/zk_test.h"
 
 namespace strata::cluster {
 namespace {
 
-using GroupStateTest = testing::ZooKeeperTest;
+class GroupStateTest : public testing::ZooKeeperTest {
+ protected:
+  // Enters `client` in the controller election as `id`; the store of its writes is fenced
+  // by the candidacy. The election must be destroyed before the client.
+  std::unique_ptr<ControllerElection> Enter(ZkClient& client, const std::string& id) {
+    Result<std::unique_ptr<ControllerElection>> election =
+        ControllerElection::Enter(client, id, nullptr);
+    EXPECT_TRUE(election.ok()) << election.status().ToString();
+    return election.ok() ? std::move(election).value() : nullptr;
+  }
+};
 
 const GroupState kState{"n1", 1, {"n1", "n2", "n3"}, 2};
 
@@ -29,7 +40,9 @@ TEST(GroupStateJsonTest, RoundTripsAndRefusesOtherJson) {
 TEST_F(GroupStateTest, CreateReadAndCompareAndSet) {
   std::unique_ptr<ZkClient> client = Connect();
   ASSERT_TRUE(client);
-  GroupStateStore store(*client);
+  std::unique_ptr<ControllerElection> election = Enter(*client, "n1");
+  ASSERT_TRUE(election);
+  GroupStateStore store(*client, election->candidate());
   EXPECT_EQ(store.Read("bank", "g0").status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(store.Create("bank", "g0", kState).ok());
   EXPECT_EQ(store.Create("bank", "g0", kState).code(), StatusCode::kAlreadyExists);
@@ -64,8 +77,12 @@ TEST_F(GroupStateTest, TwoClientsRacingFromTheSameVersionExactlyOneWins) {
   std::unique_ptr<ZkClient> a = Connect();
   std::unique_ptr<ZkClient> b = Connect();
   ASSERT_TRUE(a && b);
-  GroupStateStore store_a(*a);
-  GroupStateStore store_b(*b);
+  // Both candidacies exist, so only the versions decide between the two writers.
+  std::unique_ptr<ControllerElection> election_a = Enter(*a, "a");
+  std::unique_ptr<ControllerElection> election_b = Enter(*b, "b");
+  ASSERT_TRUE(election_a && election_b);
+  GroupStateStore store_a(*a, election_a->candidate());
+  GroupStateStore store_b(*b, election_b->candidate());
   ASSERT_TRUE(store_a.Create("bank", "g0", kState).ok());
   for (int round = 0; round < 20; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -96,6 +113,58 @@ TEST_F(GroupStateTest, TwoClientsRacingFromTheSameVersionExactlyOneWins) {
     EXPECT_EQ(after.version, read_a.version + 1);
     EXPECT_EQ(after.state, result_a.ok() ? by_a : by_b);
   }
+}
+
+// The hole the version alone leaves: a controller that read version V, lost its office,
+// and writes while nobody else has written since. Its write must fail although V is still
+// current — whether it writes in the same live session after withdrawing, or in a new
+// session after its old one expired.
+TEST_F(GroupStateTest, AWriterWhoseCandidacyEndedCannotWriteEvenAtTheCurrentVersion) {
+  std::unique_ptr<ZkClient> client = Connect();
+  ASSERT_TRUE(client);
+  std::unique_ptr<ControllerElection> election = Enter(*client, "n1");
+  ASSERT_TRUE(election);
+  const std::string candidate = election->candidate();
+  GroupStateStore store(*client, candidate);
+  ASSERT_TRUE(store.Create("bank", "g0", kState).ok());
+  const VersionedGroupState read = *store.Read("bank", "g0");
+  GroupState next = kState;
+  next.leader = "n2";
+  next.epoch = 2;
+
+  election.reset();  // withdraws: the candidacy znode is deleted, the session lives on
+  Result<int32_t> withdrawn = store.CompareAndSet("bank", "g0", next, read.version);
+  EXPECT_EQ(withdrawn.status().code(), StatusCode::kAborted) << withdrawn.status().ToString();
+  EXPECT_NE(withdrawn.status().message().find(candidate), std::string::npos)
+      << withdrawn.status().ToString();
+  EXPECT_EQ(store.Create("bank", "g1", kState).code(), StatusCode::kAborted);
+
+  // The same after the session expired, from a new session that kept the old candidacy.
+  std::unique_ptr<ZkClient> second = Connect();
+  ASSERT_TRUE(second);
+  std::unique_ptr<ControllerElection> second_election = Enter(*second, "n1");
+  ASSERT_TRUE(second_election);
+  const std::string lost = second_election->candidate();
+  ASSERT_TRUE(testing::ExpireSession(server_->Url("/test"), second->session()).ok());
+  std::unique_ptr<ZkClient> rejoined = Connect();
+  ASSERT_TRUE(rejoined);
+  GroupStateStore stale(*rejoined, lost);
+  Result<int32_t> expired = stale.CompareAndSet("bank", "g0", next, read.version);
+  EXPECT_EQ(expired.status().code(), StatusCode::kAborted) << expired.status().ToString();
+
+  // Nothing was written: the state is still the one read, at its version.
+  const VersionedGroupState after = *store.Read("bank", "g0");
+  EXPECT_EQ(after.version, read.version);
+  EXPECT_EQ(after.state, kState);
+  EXPECT_EQ(store.Read("bank", "g1").status().code(), StatusCode::kNotFound);
+  // And a live candidacy's write at that version goes through.
+  std::unique_ptr<ControllerElection> current = Enter(*rejoined, "n3");
+  ASSERT_TRUE(current);
+  GroupStateStore live(*rejoined, current->candidate());
+  Result<int32_t> written = live.CompareAndSet("bank", "g0", next, read.version);
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(*written, read.version + 1);
+  second_election.reset();
 }
 
 }  // namespace

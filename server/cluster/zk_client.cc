@@ -241,6 +241,54 @@ Result<int32_t> ZkClient::Set(const std::string& path, const std::string& data,
   return stat.version;
 }
 
+namespace {
+
+// The Status of a multi of [check that `guard` exists, `op` on `path`] that returned `rc`.
+Status GuardedStatus(int rc, const zoo_op_result_t (&results)[2], const std::string& guard,
+                     const std::string& operation, const std::string& path) {
+  if (rc == ZOK) return Status::Ok();
+  if (results[0].err == ZNONODE) {
+    return Status::Aborted("znode " + path + " (" + operation + "): the guard " + guard +
+                           " does not exist (the writer's candidacy ended); nothing written");
+  }
+  // A failed multi reports the failing op's error, and ZRUNTIMEINCONSISTENCY for the
+  // others; a lost connection fills in no results (left ZOK).
+  if (results[1].err != ZOK && results[1].err != ZRUNTIMEINCONSISTENCY) {
+    return ZkStatus(results[1].err, operation, path);
+  }
+  return ZkStatus(rc, operation, path);
+}
+
+}  // namespace
+
+Result<std::string> ZkClient::CreateGuarded(const std::string& guard, const std::string& path,
+                                            const std::string& data, CreateMode mode) {
+  std::string created(path.size() + 16, '\0');
+  zoo_op_t ops[2];
+  zoo_op_result_t results[2] = {};
+  zoo_check_op_init(&ops[0], guard.c_str(), -1);
+  zoo_create_op_init(&ops[1], path.c_str(), data.data(), static_cast<int>(data.size()),
+                     &ZOO_OPEN_ACL_UNSAFE, ModeFlags(mode), created.data(),
+                     static_cast<int>(created.size()));
+  const int rc = zoo_multi(handle_, 2, ops, results);
+  STRATA_RETURN_IF_ERROR(GuardedStatus(rc, results, guard, "create", path));
+  created.resize(std::strlen(created.c_str()));
+  return created;
+}
+
+Result<int32_t> ZkClient::SetGuarded(const std::string& guard, const std::string& path,
+                                     const std::string& data, int32_t expected_version) {
+  struct Stat stat {};
+  zoo_op_t ops[2];
+  zoo_op_result_t results[2] = {};
+  zoo_check_op_init(&ops[0], guard.c_str(), -1);
+  zoo_set_op_init(&ops[1], path.c_str(), data.data(), static_cast<int>(data.size()),
+                  expected_version, &stat);
+  const int rc = zoo_multi(handle_, 2, ops, results);
+  STRATA_RETURN_IF_ERROR(GuardedStatus(rc, results, guard, "set", path));
+  return stat.version;
+}
+
 Status ZkClient::Delete(const std::string& path, int32_t expected_version) {
   return ZkStatus(zoo_delete(handle_, path.c_str(), expected_version), "delete", path);
 }

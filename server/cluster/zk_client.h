@@ -92,6 +92,14 @@ class ZkClient {
   // Replaces the data when the znode's version is `expected_version` (-1: any); returns
   // the new version. kAborted when the version moved (someone else set it first).
   Result<int32_t> Set(const std::string& path, const std::string& data, int32_t expected_version);
+  // Create and Set made atomically with a check that the znode `guard` exists (one
+  // ZooKeeper multi): when it does not, nothing is written and the answer is kAborted
+  // naming `guard`. Otherwise as Create and Set. What fences a controller's writes to the
+  // ephemeral candidacy it was elected with (group_state.h).
+  Result<std::string> CreateGuarded(const std::string& guard, const std::string& path,
+                                    const std::string& data, CreateMode mode);
+  Result<int32_t> SetGuarded(const std::string& guard, const std::string& path,
+                             const std::string& data, int32_t expected_version);
   // kNotFound when missing, kAborted when the version moved, kBusy when it has children.
   Status Delete(const std::string& path, int32_t expected_version = -1);
   // The names (not paths) of the children, in the ensemble's order. `watch` fires when one

@@ -80,6 +80,38 @@ TEST_F(ZkClientTest, OperationsMapErrorsToStatusesNamingTheZnode) {
   EXPECT_FALSE(*client->Exists("/k"));
 }
 
+TEST_F(ZkClientTest, GuardedWritesNeedTheGuardAndReportTheirOwnErrors) {
+  std::unique_ptr<ZkClient> client = Connect();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->Create("/guard", "", CreateMode::kEphemeral).ok());
+  Result<std::string> created =
+      client->CreateGuarded("/guard", "/k", "v0", CreateMode::kPersistent);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(*created, "/k");  // relative to the root, as Create answers
+  Result<int32_t> set = client->SetGuarded("/guard", "/k", "v1", 0);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(*set, 1);
+  // The guard holds; the write itself fails, with the error it would have alone.
+  Result<std::string> exists = client->CreateGuarded("/guard", "/k", "", CreateMode::kPersistent);
+  EXPECT_EQ(exists.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(exists.status().message(), "znode /k (create) exists already");
+  Result<int32_t> stale = client->SetGuarded("/guard", "/k", "v2", 0);
+  EXPECT_EQ(stale.status().code(), StatusCode::kAborted);
+  EXPECT_NE(stale.status().message().find("its version moved"), std::string::npos)
+      << stale.status().ToString();
+  EXPECT_EQ(client->SetGuarded("/guard", "/none", "", -1).status().code(), StatusCode::kNotFound);
+  // Without the guard nothing is written, whatever the write.
+  ASSERT_TRUE(client->Delete("/guard").ok());
+  Result<int32_t> unguarded = client->SetGuarded("/guard", "/k", "v3", 1);
+  EXPECT_EQ(unguarded.status().code(), StatusCode::kAborted);
+  EXPECT_NE(unguarded.status().message().find("the guard /guard does not exist"), std::string::npos)
+      << unguarded.status().ToString();
+  EXPECT_EQ(client->CreateGuarded("/guard", "/new", "", CreateMode::kPersistent).status().code(),
+            StatusCode::kAborted);
+  EXPECT_EQ(client->Get("/k")->data, "v1");
+  EXPECT_FALSE(*client->Exists("/new"));
+}
+
 TEST_F(ZkClientTest, LargeDataReadsWhole) {
   std::unique_ptr<ZkClient> client = Connect();
   ASSERT_TRUE(client);

@@ -141,6 +141,11 @@ Status ZooKeeperServer::Launch(uint16_t port) {
       return Status::Ok();
     }
   }
+  // Still running but not answering: end it before Start launches another, which would
+  // overwrite pid_ and leave this JVM running until the test process exits.
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
   return Status::Timeout("ZooKeeper on port " + std::to_string(port) +
                          " accepted no client within 30 s; its log:\n" + ReadText(log));
 }

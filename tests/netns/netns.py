@@ -46,7 +46,7 @@ import threading
 import time
 
 __all__ = ["Cluster", "Node", "NetnsUnavailable", "cleanup_stale", "pause", "resume",
-           "wait_port", "wait_for", "list_namespaces"]
+           "wait_port", "wait_for", "list_namespaces", "require_netns"]
 
 PREFIX = "strata-"   # every namespace this module makes starts with it
 SUBNET = "10.213"    # node k of cluster S: 10.213.S.k/24
@@ -70,7 +70,9 @@ def _ip(*args):
     return run.stdout
 
 
-def _require_netns():
+def require_netns():
+    """Raises NetnsUnavailable, saying what is missing, unless this process can make network
+    namespaces (root, iproute2's `ip netns`)."""
     if os.geteuid() != 0:
         raise NetnsUnavailable("network namespaces need root: this process runs as uid %d"
                                % os.geteuid())
@@ -248,7 +250,7 @@ class Cluster:
     not be in use. Raises NetnsUnavailable when namespaces cannot be made here."""
 
     def __init__(self, n, prefix=None):
-        _require_netns()
+        require_netns()
         if n < 1 or n > 253:
             raise ValueError("a cluster has 1 to 253 nodes, not %d" % n)
         serial = next(_serials)

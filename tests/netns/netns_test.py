@@ -10,6 +10,7 @@ hide a harness that CI cannot run). Environment (tests/netns/CMakeLists.txt): ST
 STRATA_MODULES, PYTHONPATH with drivers/python.
 """
 
+import concurrent.futures
 import json
 import os
 import select
@@ -70,8 +71,19 @@ class HarnessTestCase(unittest.TestCase):
         self.assertEqual(reply, target.name + ":ping")
 
     def assertCannotReach(self, source, target):
-        with self.assertRaises(OSError, msg="%s reached %s" % (source, target)):
-            exchange(source, target, timeout=FAIL_FAST)
+        self.assertNoneReach([(source, target)])
+
+    def assertNoneReach(self, pairs):
+        """Each (source, target) exchange fails within FAIL_FAST; tried at once."""
+        def attempt(pair):
+            try:
+                return exchange(pair[0], pair[1], timeout=FAIL_FAST)
+            except OSError:
+                return None
+
+        with concurrent.futures.ThreadPoolExecutor(len(pairs)) as pool:
+            replies = list(pool.map(attempt, pairs))
+        self.assertEqual([(a, b, r) for (a, b), r in zip(pairs, replies) if r is not None], [])
 
     def assertAllReachAll(self, nodes):
         for a in nodes:
@@ -89,9 +101,7 @@ class NetworkFaultTest(HarnessTestCase):
             self.assertAllReachAll(cluster.nodes)
 
             cluster.isolate(n1)
-            for other in (n2, n3):
-                self.assertCannotReach(n1, other)
-                self.assertCannotReach(other, n1)
+            self.assertNoneReach([(n1, n2), (n1, n3), (n2, n1), (n3, n1)])
             self.assertReaches(n2, n3)
             self.assertReaches(n3, n2)
             self.assertReaches(n1, n1)  # its own network still works
@@ -124,9 +134,7 @@ class NetworkFaultTest(HarnessTestCase):
             n1, n2, n3 = cluster.nodes
             start_echo_servers(cluster)
             cluster.partition([n1], [n2, n3])
-            for other in (n2, n3):
-                self.assertCannotReach(n1, other)
-                self.assertCannotReach(other, n1)
+            self.assertNoneReach([(n1, n2), (n1, n3), (n2, n1), (n3, n1)])
             self.assertReaches(n2, n3)
             self.assertReaches(n3, n2)
             cluster.heal()
@@ -135,13 +143,11 @@ class NetworkFaultTest(HarnessTestCase):
             # Partitions add up: n1 | n2 | n3.
             cluster.partition([n1], [n2, n3])
             cluster.partition([n2], [n3])
-            self.assertCannotReach(n2, n3)
-            self.assertCannotReach(n3, n1)
+            self.assertNoneReach([(n2, n3), (n3, n2), (n3, n1)])
             cluster.heal(n2)  # n1 stays cut from n3
             self.assertReaches(n1, n2)
             self.assertReaches(n2, n3)
-            self.assertCannotReach(n1, n3)
-            self.assertCannotReach(n3, n1)
+            self.assertNoneReach([(n1, n3), (n3, n1)])
             cluster.heal()
             self.assertAllReachAll(cluster.nodes)
 
@@ -237,6 +243,8 @@ class CleanupTest(HarnessTestCase):
         sleeper = int(sleeper)
         child.kill()  # no cleanup runs
         child.wait()
+        child.stdin.close()
+        child.stdout.close()
         left = netns.list_namespaces(prefix + "-")
         self.assertEqual(len(left), 3)
         with netns.Cluster(1) as live:  # a live run's namespaces are not stale
@@ -325,8 +333,6 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
         self.cluster.isolate(self.server_node)
         during = self.command(client, op="append", sentence="gamma")
         self.assertEqual(during["error"], "RequestTimeout", during)
-        self.assertEqual(self.command(client, op="count", word="alpha")["error"],
-                         "RequestTimeout")
         # A new client cannot connect.
         fresh = self.start_client(port)
         refused = self.command(fresh, op="count", word="alpha")

@@ -40,7 +40,11 @@ def root_links():
 
 
 def setUpModule():
-    netns.require_netns()  # raises (the tests fail) with what is missing
+    try:
+        netns.require_netns()
+    except netns.NetnsUnavailable as e:
+        raise AssertionError("netns_test cannot run here (it fails rather than skips: CI "
+                             "has root and `ip netns`): %s" % e) from None
     netns.cleanup_stale()
 
 
@@ -332,11 +336,11 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
 
         self.cluster.isolate(self.server_node)
         during = self.command(client, op="append", sentence="gamma")
-        self.assertEqual(during["error"], "RequestTimeout", during)
+        self.assertEqual(during.get("error"), "RequestTimeout", during)
         # A new client cannot connect.
         fresh = self.start_client(port)
         refused = self.command(fresh, op="count", word="alpha")
-        self.assertEqual(refused["error"], "ConnectionLost", refused)
+        self.assertEqual(refused.get("error"), "ConnectionLost", refused)
         self.assertIn("cannot connect to %s:%d" % (self.server_node.address, port),
                       refused["message"])
 
@@ -351,5 +355,5 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("netns_test: SIGTERM"))  # cleanups run
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: cleanups run
     unittest.main()

@@ -20,8 +20,10 @@ Faults of the network drop packets silently, as a partition between machines doe
 from node A to node B is an `ip rule` in B's namespace, `from <A's address> blackhole`,
 placed before the lookup of the local routing table (moved from preference 0 to
 _LOCAL_RULE_PREF when the node is made), so B's kernel discards what A sends before
-delivering it. A's packets leave; nothing answers; A's connection attempts and requests end
-by their own timeouts. The processes of both nodes keep running.
+delivering it, ARP requests included. A's packets leave; nothing answers or refuses; A's
+requests end by their own timeouts, and so do its connection attempts (or with EHOSTUNREACH
+after about 3 s when A has no cached ARP entry for B). The processes of both nodes keep
+running.
 
 Cleanup (Cluster.cleanup, run by the context manager, on an exception in its body and at
 interpreter exit) kills every process left in the cluster's namespaces, whoever started it,

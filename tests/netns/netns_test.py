@@ -287,11 +287,14 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
         self.addCleanup(self.cluster.cleanup)
         self.server_node, self.client_node = self.cluster.nodes
 
-    def start_stratad(self):
-        log = open(os.path.join(self.dir, "stratad.log"), "wb")
+    def start_stratad(self, port=0):
+        """Starts stratad on the server node's address (`port` 0: a free one) with the
+        test's data directory; answers its port once it listens. self.stratad is the Popen."""
+        log = open(os.path.join(self.dir, "stratad.log"), "ab")
         self.addCleanup(log.close)
-        proc = self.server_node.run(
-            [os.environ["STRATAD"], "--listen", self.server_node.address + ":0", "--http", "off",
+        proc = self.stratad = self.server_node.run(
+            [os.environ["STRATAD"], "--listen", "%s:%d" % (self.server_node.address, port),
+             "--http", "off",
              "--data-dir", os.path.join(self.dir, "data"), "--cache-size", "128MB",
              "--deploy", os.path.join(os.environ["STRATA_MODULES"], "wordcount.so")],
             stdout=subprocess.PIPE, stderr=log, text=True)
@@ -352,6 +355,18 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
         self.assertEqual(self.command(fresh, op="count", word="alpha"), {"ok": 2})
         # The append that timed out may have run (its bytes were sent): once, if at all.
         self.assertIn(self.command(client, op="count", word="gamma")["ok"], (None, 1))
+
+    def test_kill9_and_restart_on_the_same_address_keep_acknowledged_appends(self):
+        port = self.start_stratad()
+        client = self.start_client(port)
+        self.assertIn("ok", self.command(client, op="append", sentence="epsilon epsilon"))
+        self.assertEqual(self.server_node.kill(signal.SIGKILL), [self.stratad])
+        self.stratad.wait()
+        down = self.command(client, op="count", word="epsilon")
+        self.assertIn(down.get("error"), ("ConnectionLost", "RequestTimeout"), down)
+        self.assertEqual(self.start_stratad(port), port)
+        # The client reconnects at its next request.
+        self.assertEqual(self.command(client, op="count", word="epsilon"), {"ok": 2})
 
 
 if __name__ == "__main__":

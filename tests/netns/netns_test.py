@@ -276,9 +276,13 @@ class CleanupTest(HarnessTestCase):
 
 
 class StratadAcrossNamespacesTest(unittest.TestCase):
-    """A real stratad (wordcount) on node 1, a Python-driver client on node 2."""
+    """A real stratad (wordcount) on node 1, Python-driver clients on node 2."""
 
-    CLIENT_TIMEOUT = 2  # seconds; the driver's bound on connecting and on each request
+    # Seconds: the driver's bound on connecting and on each request, for the requests that
+    # must fail (short, so the test is fast) and for those that must succeed (long, so a
+    # loaded machine does not fail them; it also outlasts TCP's retransmission after heal).
+    IMPATIENT = 2
+    PATIENT = 30
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="strata-netns-test-")
@@ -312,20 +316,19 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
 
     def start_client(self, port):
         client = self.client_node.run(
-            [PYTHON, os.path.join(HERE, "strata_client.py"), self.server_node.address, str(port),
-             str(self.CLIENT_TIMEOUT)],
+            [PYTHON, os.path.join(HERE, "strata_client.py"), self.server_node.address, str(port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.addCleanup(client.stdout.close)
         self.addCleanup(client.stdin.close)
         return client
 
-    def command(self, client, **command):
-        """Sends one command to the client process; answers its JSON answer. The client
-        answers within its own timeout (plus its start); the bound here only keeps a hung
-        client from hanging the test."""
-        client.stdin.write(json.dumps(command) + "\n")
+    def command(self, client, timeout=PATIENT, **command):
+        """Sends one command to the client process, through its driver client of `timeout`
+        seconds; answers its JSON answer. The client answers within that timeout (plus its
+        start); the bound here only keeps a hung client from hanging the test."""
+        client.stdin.write(json.dumps(dict(command, timeout=timeout)) + "\n")
         client.stdin.flush()
-        ready, _, _ = select.select([client.stdout], [], [], self.CLIENT_TIMEOUT * 10 + 30)
+        ready, _, _ = select.select([client.stdout], [], [], timeout * 2 + 30)
         self.assertTrue(ready, "the client did not answer %s" % command)
         line = client.stdout.readline()
         self.assertTrue(line, "the client exited")
@@ -336,23 +339,28 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
         client = self.start_client(port)
         self.assertIn("ok", self.command(client, op="append", sentence="alpha beta alpha"))
         self.assertEqual(self.command(client, op="count", word="alpha"), {"ok": 2})
+        # The impatient client's connection is established before the fault too.
+        self.assertEqual(self.command(client, self.IMPATIENT, op="count", word="beta"),
+                         {"ok": 1})
 
         self.cluster.isolate(self.server_node)
-        during = self.command(client, op="append", sentence="gamma")
+        during = self.command(client, self.IMPATIENT, op="append", sentence="gamma")
         self.assertEqual(during.get("error"), "RequestTimeout", during)
         # A new client cannot connect.
         fresh = self.start_client(port)
-        refused = self.command(fresh, op="count", word="alpha")
+        refused = self.command(fresh, self.IMPATIENT, op="count", word="alpha")
         self.assertEqual(refused.get("error"), "ConnectionLost", refused)
         self.assertIn("cannot connect to %s:%d" % (self.server_node.address, port),
                       refused["message"])
 
         self.cluster.heal()
-        netns.wait_for(lambda: "ok" in self.command(client, op="count", word="alpha"),
-                       SUCCEED_WITHIN, "the client to be answered after heal")
         self.assertIn("ok", self.command(client, op="append", sentence="delta"))
         self.assertEqual(self.command(client, op="count", word="delta"), {"ok": 1})
         self.assertEqual(self.command(fresh, op="count", word="alpha"), {"ok": 2})
+        # The impatient client's connection (not lost by the timeout) works again.
+        netns.wait_for(
+            lambda: self.command(client, self.IMPATIENT, op="count", word="delta") == {"ok": 1},
+            SUCCEED_WITHIN, "the impatient client to be answered after heal")
         # The append that timed out may have run (its bytes were sent): once, if at all.
         self.assertIn(self.command(client, op="count", word="gamma")["ok"], (None, 1))
 
@@ -365,8 +373,9 @@ class StratadAcrossNamespacesTest(unittest.TestCase):
         down = self.command(client, op="count", word="epsilon")
         self.assertIn(down.get("error"), ("ConnectionLost", "RequestTimeout"), down)
         self.assertEqual(self.start_stratad(port), port)
-        # The client reconnects at its next request.
-        self.assertEqual(self.command(client, op="count", word="epsilon"), {"ok": 2})
+        # The client reconnects at its next request. A stream topology is at-least-once
+        # across a crash (docs/modules.md): the sentence counts twice or more.
+        self.assertGreaterEqual(self.command(client, op="count", word="epsilon")["ok"], 2)
 
 
 if __name__ == "__main__":

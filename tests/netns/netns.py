@@ -32,8 +32,9 @@ its cleanup (SIGKILL, a ctest timeout) leaves its namespaces; cleanup_stale() de
 whose creating process is dead.
 
 Everything here needs root and iproute2's `ip`: Cluster() raises NetnsUnavailable,
-with what is missing, otherwise. Python standard library only. Not thread-safe: one thread
-drives a cluster.
+with what is missing, otherwise. Python standard library only. One thread at a time makes
+a cluster, injects its faults and cleans it up; Node.socket() and Node.connect() may be
+called from any thread.
 """
 
 import atexit
@@ -51,7 +52,7 @@ import time
 __all__ = ["Cluster", "Node", "NetnsUnavailable", "cleanup_stale", "pause", "resume",
            "wait_port", "wait_for", "list_namespaces", "require_netns"]
 
-PREFIX = "strata-"   # every namespace this module makes starts with it
+PREFIX = "strata-"   # of the names Cluster gives when it is given no prefix
 SUBNET = "10.213"    # node k of cluster S: 10.213.S.k/24
 _DROP_RULE_PREF = 100
 _LOCAL_RULE_PREF = 1000
@@ -97,18 +98,17 @@ def list_namespaces(prefix=PREFIX):
     return sorted(n for n in names if n.startswith(prefix))
 
 
-def _pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _process_state(pid):
+    """The state letter of /proc/<pid>/stat (R, S, T stopped, Z zombie...)."""
     with open("/proc/%d/stat" % pid) as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def _pid_alive(pid):
+    try:
+        return _process_state(pid) not in ("Z", "X")
+    except FileNotFoundError:
+        return False
 
 
 def wait_for(condition, timeout, what):
@@ -253,7 +253,8 @@ class Node:
 class Cluster:
     """n nodes on one bridge (see the module docstring); a context manager whose exit (and
     the interpreter's) cleans up. `prefix` names the namespaces (`<prefix>-n1`...); it must
-    not be in use. Raises NetnsUnavailable when namespaces cannot be made here."""
+    not be in use, and cleanup_stale() only knows the default `strata-<pid>-<S>` names.
+    Raises NetnsUnavailable when namespaces cannot be made here."""
 
     def __init__(self, n, prefix=None):
         require_netns()

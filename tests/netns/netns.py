@@ -59,8 +59,9 @@ _LOCAL_RULE_PREF = 1000
 _CLONE_NEWNET = 0x40000000
 _serials = itertools.count(1)
 _libc = ctypes.CDLL(None, use_errno=True)
-# root's PATH has /usr/sbin, another user's may not (require_netns then says what is wrong).
-_IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip") if os.path.exists(p)),
+# The `ip` command used: root's PATH has /usr/sbin, another user's may not (require_netns
+# then says what is wrong).
+IP = shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip") if os.path.exists(p)),
                                  "ip")
 
 
@@ -70,7 +71,7 @@ class NetnsUnavailable(RuntimeError):
 
 def _ip(*args):
     """Runs `ip ARGS`; answers its stdout; raises RuntimeError with its stderr on failure."""
-    run = subprocess.run([_IP, *args], capture_output=True, text=True)
+    run = subprocess.run([IP, *args], capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError("ip %s failed (exit %d): %s"
                            % (" ".join(args), run.returncode, run.stderr.strip()))
@@ -84,7 +85,7 @@ def require_netns():
         raise NetnsUnavailable("network namespaces need root: this process runs as uid %d"
                                % os.geteuid())
     try:
-        subprocess.run([_IP, "netns", "list"], capture_output=True, check=True)
+        subprocess.run([IP, "netns", "list"], capture_output=True, check=True)
     except FileNotFoundError:
         raise NetnsUnavailable("`ip` (iproute2) is neither on PATH nor in /usr/sbin, /sbin") from None
     except subprocess.CalledProcessError as e:
@@ -203,7 +204,7 @@ class Node:
 
     def _argv(self, cmd):
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        return [_IP, "netns", "exec", self.name] + argv
+        return [IP, "netns", "exec", self.name] + argv
 
     def run(self, cmd, **popen_kwargs):
         """Starts `cmd` (an argument list, or a string run by /bin/sh -c) in the node's

@@ -35,7 +35,7 @@ SUCCEED_WITHIN = 30  # seconds a connection that must work is retried for
 
 def root_links():
     """The names of the network interfaces of the namespace the test runs in."""
-    out = subprocess.check_output(["ip", "-o", "link", "show"], text=True)
+    out = subprocess.check_output([netns.IP, "-o", "link", "show"], text=True)
     return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
 
 

@@ -129,8 +129,9 @@ def wait_for(condition, timeout, what):
 
 def _delete_namespace(name, timeout=30):
     """Kills every process in namespace `name` (SIGKILL, stopped ones too), waits until none
-    is left, deletes the namespace. A process that cannot die within `timeout` (stuck in
-    the kernel) keeps the namespace's network alive but not its name."""
+    is left, deletes the namespace; answers False when the namespace vanished meanwhile
+    (another process's cleanup_stale deleted it). A process that cannot die within
+    `timeout` (stuck in the kernel) keeps the namespace's network alive but not its name."""
     def empty():
         pids = [int(p) for p in _ip("netns", "pids", name).split()]
         for pid in pids:
@@ -141,22 +142,28 @@ def _delete_namespace(name, timeout=30):
         return not any(_pid_alive(p) for p in pids)
 
     try:
-        wait_for(empty, timeout, "the processes of namespace %s to die" % name)
-    finally:
-        _ip("netns", "delete", name)
+        try:
+            wait_for(empty, timeout, "the processes of namespace %s to die" % name)
+        finally:
+            _ip("netns", "delete", name)
+    except RuntimeError:
+        if os.path.exists("/run/netns/" + name):
+            raise
+        return False
+    return True
 
 
 def cleanup_stale(prefix=PREFIX):
     """Deletes the namespaces left by killed runs: those named `<prefix><pid>-...` whose
     process `pid` is dead (or a zombie), with every process still inside them. Answers the
-    deleted names. Namespaces of live processes (this one's included) are left alone; a
-    recycled pid keeps its dead predecessor's namespaces until the pid dies."""
+    names it deleted (not those another process's cleanup_stale deleted at the same time).
+    Namespaces of live processes (this one's included) are left alone; a recycled pid keeps
+    its dead predecessor's namespaces until the pid dies."""
     pattern = re.compile(re.escape(prefix) + r"(\d+)-")
     deleted = []
     for name in list_namespaces(prefix):
         m = pattern.match(name)
-        if m and not _pid_alive(int(m.group(1))):
-            _delete_namespace(name)
+        if m and not _pid_alive(int(m.group(1))) and _delete_namespace(name):
             deleted.append(name)
     return deleted
 

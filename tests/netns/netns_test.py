@@ -235,10 +235,13 @@ class CleanupTest(HarnessTestCase):
         self.assertEqual(sleeper.returncode, -signal.SIGKILL)
 
     def test_cleanup_stale_deletes_what_a_killed_run_left(self):
+        # The killed run names its namespaces as Cluster does, `<family><pid>-<S>`, in a
+        # family of this test's own, which no other run's cleanup_stale() touches.
+        family = "strata-stale%d-" % os.getpid()
         child = subprocess.Popen(
             [PYTHON, "-c", "\n".join([
-                "import sys; sys.path.insert(0, %r); import netns" % HERE,
-                "cluster = netns.Cluster(2)",
+                "import os, sys; sys.path.insert(0, %r); import netns" % HERE,
+                "cluster = netns.Cluster(2, prefix='%s%%d-1' %% os.getpid())" % family,
                 "sleeper = cluster.nodes[1].run(['sleep', '1000'])",
                 "print(cluster.prefix, sleeper.pid, flush=True)",
                 "sys.stdin.read()"])],
@@ -250,14 +253,13 @@ class CleanupTest(HarnessTestCase):
         child.stdin.close()
         child.stdout.close()
         left = netns.list_namespaces(prefix + "-")
-        self.assertEqual(len(left), 3)
+        self.assertEqual(left, [prefix + "-hub", prefix + "-n1", prefix + "-n2"])
+        self.assertTrue(netns._pid_alive(sleeper))
         with netns.Cluster(1) as live:  # a live run's namespaces are not stale
-            deleted = netns.cleanup_stale()
+            self.assertEqual(netns.cleanup_stale(family), left)
             self.assertEqual(netns.list_namespaces(prefix + "-"), [])
-            # Some of them, or of another killed run's, may be deleted by a netns_test
-            # running at the same time; never a live run's.
-            mine = "%s%d-" % (netns.PREFIX, os.getpid())
-            self.assertEqual([n for n in deleted if n.startswith(mine)], [])
+            deleted = netns.cleanup_stale()  # other runs' leftovers, if any: never a live run's
+            self.assertEqual([n for n in deleted if n.startswith(live.prefix + "-")], [])
             self.assertEqual(len(netns.list_namespaces(live.prefix + "-")), 2)
         netns.wait_for(lambda: not netns._pid_alive(sleeper), SUCCEED_WITHIN,
                        "the killed run's sleep to die")

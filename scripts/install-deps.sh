@@ -9,14 +9,15 @@
 # `make test` needs none of the three.
 # ZooKeeper (the zookeeper server package, which brings java, and the C client
 # libzookeeper-mt-dev) is a core dependency: the cluster tests of `make test` start a real
-# ZooKeeper server (server/cluster, docs/cluster.md).
+# ZooKeeper server (server/cluster, docs/cluster.md). iproute2 gives `ip`, with which
+# tests/netns makes the network namespaces of the fault tests (run as root).
 set -eu
 
 PACKAGES="g++ cmake make pkg-config git ca-certificates \
   libwiredtiger-dev wiredtiger libsnappy1v5 \
   libflatbuffers-dev flatbuffers-compiler \
   libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev libcpp-httplib-dev libdtl-dev \
-  libzookeeper-mt-dev zookeeper \
+  libzookeeper-mt-dev zookeeper iproute2 \
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev \
   procps tmux clang-format python3 python3-prometheus-client chromium \
   python3-flatbuffers python3-pytest python3-pip python3-venv python3-setuptools"

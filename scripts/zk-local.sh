@@ -10,8 +10,10 @@
 #   scripts/zk-local.sh run DIR PORT     run it in the foreground (exec: the process is
 #                                        java; the tests' fixture starts it this way)
 #
-# Sessions may ask for 1 s to 60 s (tickTime 500 ms). Not durable against a power loss
-# (forceSync=no): it is for one machine's tests and experiments, not for production.
+# Sessions may ask for 1 s to 60 s (tickTime 100 ms: a session expires at most a tick
+# after its timeout, so a dead node is noticed within ~1.1 s at 1 s; docs/cluster.md).
+# Not durable against a power loss (forceSync=no): it is for one machine's tests and
+# experiments, not for production.
 set -eu
 
 usage() {
@@ -38,7 +40,7 @@ classpath() {
 write_config() {
   mkdir -p "$dir/data"
   cat >"$dir/zoo.cfg" <<CFG
-tickTime=500
+tickTime=100
 minSessionTimeout=1000
 maxSessionTimeout=60000
 dataDir=$dir/data

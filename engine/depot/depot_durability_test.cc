@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "depot/depot.h"
+#include "storage/testing/kill9_child.h"
 #include "storage/testing/temp_dir.h"
 #include "strata/testing/test_seed.h"
 
@@ -27,6 +28,7 @@ namespace strata {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::Kill9Child;
 using testing::TempDir;
 
 constexpr int kPartitions = 2;
@@ -161,38 +163,26 @@ TEST(DepotDurabilityTest, AcknowledgedAppendsSurviveKill9) {
   int total_acks = 0;
   int rounds_with_acks = 0;
   for (int round = 0; round < kRounds; ++round) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
     const uint64_t child_seed = rng();
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      AppendForever(dir.path(), fds[1], child_seed);
-    }
-    close(fds[1]);
+    Kill9Child child([&](int fd) { AppendForever(dir.path(), fd, child_seed); });
+    const int fd = child.read_fd();
     bool eof = false;
     int acks = 0;
     // Every fourth round is killed at a random moment from its start (possibly while it
     // opens and recovers); the others after their first ack plus a random delay.
     if (round % 4 == 3) {
       auto deadline = Clock::now() + std::chrono::milliseconds(rng() % 60);
-      acks += ReadAcks(fds[0], deadline, false, &acked_end, &eof);
+      acks += ReadAcks(fd, deadline, false, &acked_end, &eof);
     } else {
-      acks += ReadAcks(fds[0], Clock::now() + std::chrono::seconds(10), true, &acked_end, &eof);
+      acks += ReadAcks(fd, Clock::now() + std::chrono::seconds(10), true, &acked_end, &eof);
       ASSERT_EQ(acks, 1) << "round " << round << ": the child acknowledged nothing";
       auto deadline = Clock::now() + std::chrono::milliseconds(5 + rng() % 50);
-      acks += ReadAcks(fds[0], deadline, false, &acked_end, &eof);
+      acks += ReadAcks(fd, deadline, false, &acked_end, &eof);
     }
     ASSERT_FALSE(eof) << "round " << round << ": the child exited before it was killed";
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int wstatus = 0;
-    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
-        << "round " << round << ": child ended with status " << wstatus;
+    ASSERT_TRUE(child.Kill()) << "round " << round;
     // Acks already in the pipe were written after their flush: they count.
-    acks += ReadAcks(fds[0], Clock::now() + std::chrono::seconds(5), false, &acked_end, &eof);
-    close(fds[0]);
+    acks += ReadAcks(fd, Clock::now() + std::chrono::seconds(5), false, &acked_end, &eof);
     total_acks += acks;
     if (acks > 0) ++rounds_with_acks;
     VerifyDepot(dir.path(), acked_end, round);

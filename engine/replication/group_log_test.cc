@@ -24,6 +24,7 @@
 #include "replication/log_writer.h"
 #include "replication/testing/replicated_rows.h"
 #include "storage/storage.h"
+#include "storage/testing/kill9_child.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
 #include "strata/testing/test_seed.h"
@@ -32,6 +33,7 @@ namespace strata::replication {
 namespace {
 
 using strata::replication::testing::ReplicatedRows;
+using strata::testing::Kill9Child;
 using strata::testing::SmallStorageOptions;
 using strata::testing::TempDir;
 
@@ -506,26 +508,11 @@ TEST(GroupLogCrashTest, Kill9NeverSeparatesAnEntryFromItsEffects) {
   TempDir dir;
   int64_t entries_seen = 0;
   for (int round = 0; round < kRounds; ++round) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
     const uint64_t child_seed = rng();
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      WriteForever(dir.path(), fds[1], child_seed);
-    }
-    close(fds[1]);
-    char ready = 0;
-    ASSERT_EQ(read(fds[0], &ready, 1), 1)
-        << "round " << round << ": the child did not start writing";
+    Kill9Child child([&](int fd) { WriteForever(dir.path(), fd, child_seed); });
+    ASSERT_TRUE(child.WaitReady()) << "round " << round << ": the child did not start writing";
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 80));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int wstatus = 0;
-    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
-        << "round " << round << ": child ended with status " << wstatus;
-    close(fds[0]);
+    ASSERT_TRUE(child.Kill()) << "round " << round;
 
     auto leader = std::move(Storage::Open(SmallStorageOptions(dir.path()))).value();
     auto leader_session = std::move(leader->OpenSession()).value();

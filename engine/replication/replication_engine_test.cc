@@ -25,6 +25,7 @@
 #include "replication/testing/replicated_rows.h"
 #include "runtime/engine_impl.h"
 #include "storage/storage.h"
+#include "storage/testing/kill9_child.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
 #include "strata/engine.h"
@@ -35,6 +36,7 @@ namespace {
 
 using strata::replication::testing::ReplicatedRows;
 using strata::replication::testing::Rows;
+using strata::testing::Kill9Child;
 using strata::testing::SmallStorageOptions;
 using strata::testing::TempDir;
 
@@ -247,25 +249,11 @@ TEST(ReplicationEngineCrashTest, Kill9OfTheLeaderEngineNeverSeparatesEntriesFrom
   const std::string leader_dir = dir.Sub("leader");
   int64_t last_entries = 0;
   for (int round = 0; round < 4; ++round) {
-    int fds[2];
-    ASSERT_EQ(pipe(fds), 0);
     const uint64_t child_seed = rng();
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fds[0]);
-      AppendUntilKilled(leader_dir, fds[1], child_seed);
-    }
-    close(fds[1]);
-    char ready = 0;
-    ASSERT_EQ(read(fds[0], &ready, 1), 1) << "round " << round << ": the engine did not start";
+    Kill9Child child([&](int fd) { AppendUntilKilled(leader_dir, fd, child_seed); });
+    ASSERT_TRUE(child.WaitReady()) << "round " << round << ": the engine did not start";
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int wstatus = 0;
-    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-    ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
-        << "round " << round << ": the child ended with status " << wstatus;
-    close(fds[0]);
+    ASSERT_TRUE(child.Kill()) << "round " << round;
 
     auto leader = std::move(Storage::Open(SmallStorageOptions(leader_dir))).value();
     auto leader_session = std::move(leader->OpenSession()).value();

@@ -53,6 +53,20 @@ ClusterView ClusterNode::View() const {
   return view_;
 }
 
+// Cut off from the ensemble, the node cannot know who the controller is, nor stay sure that
+// it is itself (its session may expire meanwhile and another candidate take over): its view
+// says no controller until it is connected again (Refresh) or has rejoined.
+void ClusterNode::OnConnection(bool connected) {
+  if (connected) return Wake(/*expired=*/false);
+  MutexLock lock(&mu_);
+  lost_ = true;  // the node's thread logs it
+  ++disconnects_;
+  lost_controller_ = lost_controller_ || view_.is_controller;
+  view_.controller.clear();
+  view_.is_controller = false;
+  cv_.SignalAll();
+}
+
 void ClusterNode::Wake(bool expired) {
   MutexLock lock(&mu_);
   (expired ? expired_ : refresh_) = true;
@@ -65,6 +79,7 @@ Status ClusterNode::Connect() {
   client_options.session_timeout = options_.session_timeout;
   client_options.connect_timeout = options_.connect_timeout;
   client_options.on_session_expired = [this] { Wake(/*expired=*/true); };
+  client_options.on_connection_change = [this](bool connected) { OnConnection(connected); };
   STRATA_ASSIGN_OR_RETURN(client_, ZkClient::Connect(client_options));
   // A registration left by a previous run of this node (killed less than a session timeout
   // ago) goes within the session timeout; a live node's stays and refuses this one.
@@ -76,6 +91,11 @@ Status ClusterNode::Connect() {
 }
 
 Status ClusterNode::Refresh() {
+  uint64_t disconnects = 0;
+  {
+    MutexLock lock(&mu_);
+    disconnects = disconnects_;
+  }
   STRATA_ASSIGN_OR_RETURN(std::vector<NodeInfo> nodes,
                           ListNodes(*client_, [this](const WatchEvent&) { Wake(false); }));
   STRATA_ASSIGN_OR_RETURN(std::string controller, ControllerElection::CurrentController(*client_));
@@ -83,6 +103,8 @@ Status ClusterNode::Refresh() {
   std::vector<std::string> lines;
   {
     MutexLock lock(&mu_);
+    // Cut off while reading: what it read may be stale; the reconnection refreshes again.
+    if (disconnects != disconnects_) return Status::Ok();
     const bool first = view_.nodes.empty();
     if (!first && NodeIds(nodes) != NodeIds(view_.nodes)) {
       lines.push_back("cluster: live nodes now " + std::to_string(nodes.size()) + ": " +
@@ -105,14 +127,28 @@ Status ClusterNode::Refresh() {
 void ClusterNode::Run() {
   for (;;) {
     bool expired = false;
+    bool refresh = false;
+    bool lost = false;
+    bool lost_controller = false;
     {
       MutexLock lock(&mu_);
-      while (!refresh_ && !expired_ && !stop_) cv_.Wait(&mu_);
+      while (!refresh_ && !expired_ && !lost_ && !stop_) cv_.Wait(&mu_);
       if (stop_) return;
       expired = expired_;
+      refresh = refresh_;
+      lost = lost_;
+      lost_controller = lost_controller_;
       expired_ = false;
       refresh_ = false;
+      lost_ = false;
+      lost_controller_ = false;
     }
+    if (lost && options_.log_warning) {
+      options_.log_warning("cluster: node " + options_.self.id +
+                           " lost its connection to ZooKeeper (reconnecting)" +
+                           (lost_controller ? ": not acting as controller until it is back" : ""));
+    }
+    if (!expired && !refresh) continue;
     Status status;
     if (expired) {
       // Session expiry: the ensemble deleted this node's registration and candidacy with

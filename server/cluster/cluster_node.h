@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,8 +34,10 @@ struct ClusterNodeOptions {
 
 // What the node knows of the cluster, as of its last watch.
 struct ClusterView {
-  std::string node;        // this node's id
-  std::string controller;  // the controller's node id; "" while unknown (between sessions)
+  std::string node;  // this node's id
+  // The controller's node id; "" while unknown: disconnected from ZooKeeper, or between
+  // sessions.
+  std::string controller;
   bool is_controller = false;
   std::vector<NodeInfo> nodes;  // the live nodes, by id
 };
@@ -66,6 +69,8 @@ class ClusterNode {
   // Reads the nodes (setting the next membership watch) and the controller; logs changes.
   Status Refresh();
   void Wake(bool expired);
+  // The client's connection to the ensemble was lost (false) or is back (true).
+  void OnConnection(bool connected);
 
   const ClusterNodeOptions options_;
   // Owned by the node's thread after Join (the joining thread before).
@@ -77,6 +82,9 @@ class ClusterNode {
   bool refresh_ GUARDED_BY(mu_) = false;
   bool expired_ GUARDED_BY(mu_) = false;
   bool stop_ GUARDED_BY(mu_) = false;
+  bool lost_ GUARDED_BY(mu_) = false;             // the connection was lost: log it
+  bool lost_controller_ GUARDED_BY(mu_) = false;  // ... while the view said controller
+  uint64_t disconnects_ GUARDED_BY(mu_) = 0;      // connections lost so far
   ClusterView view_ GUARDED_BY(mu_);
   std::thread thread_;
 };

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 namespace strata::cluster {
 namespace {
@@ -124,9 +125,16 @@ void ZkClient::OnEvent(zhandle_t* /*handle*/, int type, int state, const char* /
 
 void ZkClient::OnSessionEvent(int state) {
   bool newly_expired = false;
+  std::optional<bool> connection_change;
   std::map<uint64_t, Watch> pending;
   {
     MutexLock lock(&mu_);
+    const bool was_connected = state_ == ZOO_CONNECTED_STATE;
+    const bool connected = state == ZOO_CONNECTED_STATE;
+    if (was_connected != connected && ever_connected_) {
+      connection_change = connected;
+    }
+    ever_connected_ = ever_connected_ || connected;
     state_ = state;
     if (state == ZOO_EXPIRED_SESSION_STATE && !expired_) {
       expired_ = true;
@@ -135,6 +143,9 @@ void ZkClient::OnSessionEvent(int state) {
       pending.swap(watches_);
     }
     cv_.SignalAll();
+  }
+  if (connection_change && !newly_expired && options_.on_connection_change) {
+    options_.on_connection_change(*connection_change);
   }
   if (!newly_expired) return;
   for (auto& [id, watch] : pending) watch(WatchEvent{WatchEvent::Type::kSessionExpired, ""});

@@ -38,6 +38,10 @@ struct ZkClientOptions {
   // the session is gone and no operation of this client will succeed again; the owner
   // makes a new client.
   std::function<void()> on_session_expired;
+  // Called on the event thread when the connection to the ensemble is lost (false: the
+  // client is trying the servers again; the session may still live) and when it is back
+  // (true), after the first connection. Must be quick and must not call this client.
+  std::function<void(bool connected)> on_connection_change;
 };
 
 // What a watch reports: the znode and what happened to it.
@@ -134,6 +138,7 @@ class ZkClient {
   mutable Mutex mu_;
   CondVar cv_;
   int state_ GUARDED_BY(mu_) = 0;  // the C client's last session state
+  bool ever_connected_ GUARDED_BY(mu_) = false;
   bool expired_ GUARDED_BY(mu_) = false;
   uint64_t next_watch_ GUARDED_BY(mu_) = 1;
   // Watches set and not fired yet, by the id the C client holds as their context (an id,

@@ -221,6 +221,47 @@ TEST_F(StratadClusterTest, AStoppedNodesSessionExpiresAndItRejoinsWhenItResumes)
   EXPECT_NE(ReadFile(Log("n1")).find("cluster: node n1 rejoined"), std::string::npos);
 }
 
+// Cut off from ZooKeeper (the server paused), a node cannot know that it is still the
+// controller: its session may expire meanwhile and another candidate take over. Every node
+// reports no controller until it is connected again; then one controller again.
+TEST_F(StratadClusterTest, NodesCutOffFromZooKeeperReportNoControllerUntilBack) {
+  ASSERT_TRUE(StartNode("n1"));
+  ASSERT_TRUE(StartNode("n2"));
+  const std::map<std::string, NodeInfo> registered = Registered();
+  ASSERT_EQ(registered.size(), 2u);
+  std::map<std::string, std::string> http = {{"n1", registered.at("n1").http},
+                                             {"n2", registered.at("n2").http}};
+  std::string controller;
+  ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }));
+  ASSERT_EQ(controller, "n1");
+  observer_.reset();  // its own session would only slow the server's return
+  ASSERT_TRUE(zk_->Pause());
+  const bool nobody = Eventually(
+      [&] {
+        for (const auto& [id, address] : http) {
+          const nlohmann::json view = ClusterOf(address);
+          if (view.is_null() || !view["controller"].is_null()) return false;
+          if (Sample(HttpGet(address, "/metrics").body, "strata_cluster_is_controller") != 0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      30s);
+  ASSERT_TRUE(zk_->Resume());
+  ASSERT_TRUE(nobody) << "a node still reports a controller while ZooKeeper is paused";
+  EXPECT_NE(ReadFile(Log("n1")).find("not acting as controller until it is back"),
+            std::string::npos);
+  // Back (with their sessions, or rejoined in new ones if the pause outlasted them): one
+  // controller again, seen by both.
+  ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }, 30s));
+  double controllers = 0;
+  for (const auto& [id, address] : http) {
+    controllers += Sample(HttpGet(address, "/metrics").body, "strata_cluster_is_controller");
+  }
+  EXPECT_EQ(controllers, 1);
+}
+
 TEST_F(StratadClusterTest, ALiveDuplicateNodeIdIsRefused) {
   ASSERT_TRUE(StartNode("n1"));
   const uint16_t first_port = nodes_["n1"]->port();

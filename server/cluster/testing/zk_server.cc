@@ -187,4 +187,8 @@ Status ExpireSession(const ClusterUrl& url, const ZkSession& session) {
                          url.ServersText() + " within 20 s");
 }
 
+bool ZooKeeperServer::Pause() { return pid_ > 0 && kill(pid_, SIGSTOP) == 0; }
+
+bool ZooKeeperServer::Resume() { return pid_ > 0 && kill(pid_, SIGCONT) == 0; }
+
 }  // namespace strata::cluster::testing

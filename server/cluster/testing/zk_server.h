@@ -32,6 +32,10 @@ class ZooKeeperServer {
   ClusterUrl Url(const std::string& root) const;
   // The url as text, for --cluster.
   std::string UrlText(const std::string& root) const { return Url(root).ToString(); }
+  // SIGSTOP / SIGCONT of the server: its clients lose their connections (and, paused past
+  // their session timeout, their sessions when it resumes); false when the signal failed.
+  bool Pause();
+  bool Resume();
 
  private:
   ZooKeeperServer() = default;

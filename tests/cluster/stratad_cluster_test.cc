@@ -250,8 +250,11 @@ TEST_F(StratadClusterTest, NodesCutOffFromZooKeeperReportNoControllerUntilBack) 
       30s);
   ASSERT_TRUE(zk_->Resume());
   ASSERT_TRUE(nobody) << "a node still reports a controller while ZooKeeper is paused";
-  EXPECT_NE(ReadFile(Log("n1")).find("not acting as controller until it is back"),
-            std::string::npos);
+  // The node's own thread logs it, just after the view changed.
+  EXPECT_TRUE(Eventually([&] {
+    return ReadFile(Log("n1")).find("not acting as controller until it is back") !=
+           std::string::npos;
+  }));
   // Back (with their sessions, or rejoined in new ones if the pause outlasted them): one
   // controller again, seen by both.
   ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }, 30s));

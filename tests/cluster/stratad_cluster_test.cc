@@ -80,6 +80,12 @@ class StratadClusterTest : public ::testing::Test {
 
   std::string Log(const std::string& id) const { return dir_ + "/" + id + ".log"; }
 
+  // Whether node `id`'s log comes to hold `text`: a node's thread logs a change just after
+  // its view shows it, so a test that saw the view waits for the line.
+  bool Logs(const std::string& id, const std::string& text) const {
+    return Eventually([&] { return ReadFile(Log(id)).find(text) != std::string::npos; });
+  }
+
   // Starts node `id` with --cluster; false (the log in the failure) when it does not start.
   bool StartNode(const std::string& id, const std::string& session_timeout = "2s") {
     const std::vector<std::string> args = {"--http",
@@ -163,8 +169,7 @@ TEST_F(StratadClusterTest, ThreeNodesAgreeAndAKilledControllerIsReplaced) {
     EXPECT_EQ(Sample(metrics, "strata_cluster_is_controller"), id == controller ? 1 : 0) << id;
   }
   EXPECT_EQ(controllers, 1);
-  EXPECT_NE(ReadFile(Log(controller)).find("cluster: node " + controller + " joined"),
-            std::string::npos);
+  EXPECT_TRUE(Logs(controller, "cluster: node " + controller + " joined"));
 
   // kill -9 of the controller: its session times out (2 s), another node takes over and
   // the dead one leaves every view.
@@ -174,9 +179,7 @@ TEST_F(StratadClusterTest, ThreeNodesAgreeAndAKilledControllerIsReplaced) {
   ASSERT_TRUE(Eventually([&] { return Agree(http, &successor); }, 30s));
   EXPECT_NE(successor, controller);
   EXPECT_EQ(Registered().count(controller), 0u);
-  EXPECT_NE(
-      ReadFile(Log(successor)).find("cluster: controller is now " + successor + " (this node)"),
-      std::string::npos);
+  EXPECT_TRUE(Logs(successor, "cluster: controller is now " + successor + " (this node)"));
 }
 
 TEST_F(StratadClusterTest, SigtermDeregistersAtOnce) {
@@ -217,8 +220,8 @@ TEST_F(StratadClusterTest, AStoppedNodesSessionExpiresAndItRejoinsWhenItResumes)
   EXPECT_NE(Registered()["n1"].session, before.at("n1").session);
   ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }));
   EXPECT_EQ(controller, "n2");
-  EXPECT_NE(ReadFile(Log("n1")).find("expired"), std::string::npos);
-  EXPECT_NE(ReadFile(Log("n1")).find("cluster: node n1 rejoined"), std::string::npos);
+  EXPECT_TRUE(Logs("n1", "expired"));
+  EXPECT_TRUE(Logs("n1", "cluster: node n1 rejoined"));
 }
 
 // Cut off from ZooKeeper (the server paused), a node cannot know that it is still the
@@ -250,11 +253,7 @@ TEST_F(StratadClusterTest, NodesCutOffFromZooKeeperReportNoControllerUntilBack) 
       30s);
   ASSERT_TRUE(zk_->Resume());
   ASSERT_TRUE(nobody) << "a node still reports a controller while ZooKeeper is paused";
-  // The node's own thread logs it, just after the view changed.
-  EXPECT_TRUE(Eventually([&] {
-    return ReadFile(Log("n1")).find("not acting as controller until it is back") !=
-           std::string::npos;
-  }));
+  EXPECT_TRUE(Logs("n1", "not acting as controller until it is back"));
   // Back (with their sessions, or rejoined in new ones if the pause outlasted them): one
   // controller again, seen by both.
   ASSERT_TRUE(Eventually([&] { return Agree(http, &controller); }, 30s));

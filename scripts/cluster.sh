@@ -32,27 +32,29 @@ nodes=(1 2 3)
 port_of() { echo $((base + 10 * ($1 - 1))); }
 http_of() { echo $((base + 10 * ($1 - 1) + 1)); }
 
-# The JSON of GET /rest/cluster on node N, or nothing.
+# The JSON of GET /rest/cluster on node N, or nothing; with `summary`, "COUNT CONTROLLER"
+# instead: how many live nodes it sees and its controller ("-": none known), "0 -" when it
+# does not answer.
 view() {
-  /usr/bin/python3 - "$(http_of "$1")" <<'PY' 2>/dev/null || true
-import sys, urllib.request
+  /usr/bin/python3 - "$(http_of "$1")" "${2:-}" <<'PY' 2>/dev/null || true
+import json, sys, urllib.request
+port, summary = sys.argv[1], sys.argv[2] == "summary"
 try:
-    print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/rest/cluster", timeout=2).read().decode())
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/rest/cluster", timeout=2).read().decode()
 except Exception:
-    pass
+    body = ""
+if not summary:
+    print(body)
+else:
+    try:
+        v = json.loads(body)
+        print(len(v["nodes"]), v["controller"] or "-")
+    except Exception:
+        print("0 -")
 PY
 }
 
-# How many live nodes node N sees, and whether it knows a controller ("3 node-2").
-seen() {
-  view "$1" | /usr/bin/python3 -c '
-import json, sys
-try:
-    v = json.load(sys.stdin)
-    print(len(v["nodes"]), v["controller"] or "-")
-except Exception:
-    print("0 -")'
-}
+seen() { view "$1" summary; }
 
 stop_all() {
   for n in "${nodes[@]}"; do

@@ -245,6 +245,10 @@ std::string_view StatusCodeName(StatusCode code) {
       return "UserError";
     case StatusCode::kTimeout:
       return "Timeout";
+    case StatusCode::kNotLeader:
+      return "NotLeader";
+    case StatusCode::kNotEnoughReplicas:
+      return "NotEnoughReplicas";
   }
   return "Unknown";
 }

@@ -73,6 +73,10 @@ constexpr w::ErrorCode ToWire(ErrorCode code) {
       return w::ErrorCode::TIMEOUT;
     case ErrorCode::kQueryFailed:
       return w::ErrorCode::QUERY_FAILED;
+    case ErrorCode::kNotLeader:
+      return w::ErrorCode::NOT_LEADER;
+    case ErrorCode::kNotEnoughReplicas:
+      return w::ErrorCode::NOT_ENOUGH_REPLICAS;
   }
   // Not an enumerator: a code received from a newer peer, forwarded with its number.
   return static_cast<w::ErrorCode>(code);
@@ -118,6 +122,10 @@ constexpr ErrorCode FromWire(w::ErrorCode code) {
       return ErrorCode::kTimeout;
     case w::ErrorCode::QUERY_FAILED:
       return ErrorCode::kQueryFailed;
+    case w::ErrorCode::NOT_LEADER:
+      return ErrorCode::kNotLeader;
+    case w::ErrorCode::NOT_ENOUGH_REPLICAS:
+      return ErrorCode::kNotEnoughReplicas;
   }
   // A code this build does not know (a newer server): it keeps its number, which
   // ErrorCodeName calls "UNKNOWN" and StatusCodeFor treats as kInternal.
@@ -182,7 +190,8 @@ fb::Offset<fb::Vector<uint8_t>> OptionalBytes(fb::FlatBufferBuilder& b, const st
 }
 
 fb::Offset<w::Error> EncodeError(fb::FlatBufferBuilder& b, const Error& e) {
-  return w::CreateError(b, ToWire(e.code), OptionalString(b, e.message));
+  return w::CreateError(b, ToWire(e.code), OptionalString(b, e.message),
+                        OptionalString(b, e.leader));
 }
 
 std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuilder& b,
@@ -547,7 +556,9 @@ void ReadModuleSource(const fb::String* path, const fb::Vector<uint8_t>* so_byte
   }
 }
 
-Error ErrorOf(const w::Error& e) { return Error{FromWire(e.code()), Str(e.message())}; }
+Error ErrorOf(const w::Error& e) {
+  return Error{FromWire(e.code()), Str(e.message()), Str(e.leader())};
+}
 
 Result<Hello> ConvertHello(const w::Hello& m) {
   return Hello{m.protocol_version(), Str(m.client_name())};
@@ -1054,6 +1065,10 @@ ErrorCode ErrorCodeFor(const Status& status) {
       return ErrorCode::kTopologyFailed;
     case StatusCode::kTimeout:
       return ErrorCode::kTimeout;
+    case StatusCode::kNotLeader:
+      return ErrorCode::kNotLeader;
+    case StatusCode::kNotEnoughReplicas:
+      return ErrorCode::kNotEnoughReplicas;
   }
   return ErrorCode::kInternal;
 }
@@ -1098,6 +1113,10 @@ StatusCode StatusCodeFor(ErrorCode code) {
       return StatusCode::kTimeout;
     case ErrorCode::kQueryFailed:
       return StatusCode::kUserError;
+    case ErrorCode::kNotLeader:
+      return StatusCode::kNotLeader;
+    case ErrorCode::kNotEnoughReplicas:
+      return StatusCode::kNotEnoughReplicas;
   }
   return StatusCode::kInternal;  // a code from a newer server
 }

@@ -174,6 +174,9 @@ Status EngineImpl::Close() {
 }  // namespace runtime
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  if (options.replicated) {
+    return Status::InvalidArgument("a replicated engine is not built yet");
+  }
   return runtime::EngineImpl::Open(options);
 }
 

@@ -61,6 +61,8 @@ class EngineImpl final : public Engine {
   // log's shipping, tests). Valid until the engine is destroyed.
   Storage& storage() { return *storage_; }
   Status Close() override;
+  // Null until the replicated engine lands (EngineOptions::replicated is refused by Open).
+  Replication* replication() override { return nullptr; }
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
   Result<std::vector<ModuleInfo>> Modules() override;

@@ -15,14 +15,16 @@ enum class StatusCode : uint8_t {
   kInvalidArgument,  // the caller's input is malformed or out of range
   kNotFound,         // a named thing (module, depot, PState, key) does not exist
   kAlreadyExists,
-  kSchemaViolation,  // a value does not match the schema at a path
-  kCorruption,       // stored or received bytes do not decode
-  kIOError,          // the storage layer failed
-  kBusy,             // resource in use (e.g. a data directory locked by another process)
-  kAborted,          // a transaction conflict; the operation may be retried
-  kInternal,         // a bug: an invariant did not hold
-  kUserError,        // a module's code failed (threw or returned an error)
-  kTimeout,          // the operation did not finish within its deadline
+  kSchemaViolation,    // a value does not match the schema at a path
+  kCorruption,         // stored or received bytes do not decode
+  kIOError,            // the storage layer failed
+  kBusy,               // resource in use (e.g. a data directory locked by another process)
+  kAborted,            // a transaction conflict; the operation may be retried
+  kInternal,           // a bug: an invariant did not hold
+  kUserError,          // a module's code failed (threw or returned an error)
+  kTimeout,            // the operation did not finish within its deadline
+  kNotLeader,          // cluster: this node does not lead the module's replica group (any more)
+  kNotEnoughReplicas,  // cluster: fewer in-sync replicas than the group's min_isr
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -48,6 +50,10 @@ class [[nodiscard]] Status {
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
   static Status UserError(std::string m) { return {StatusCode::kUserError, std::move(m)}; }
   static Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
+  static Status NotLeader(std::string m) { return {StatusCode::kNotLeader, std::move(m)}; }
+  static Status NotEnoughReplicas(std::string m) {
+    return {StatusCode::kNotEnoughReplicas, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

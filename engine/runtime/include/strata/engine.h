@@ -18,6 +18,7 @@
 #include "strata/histogram.h"
 #include "strata/logger.h"
 #include "strata/path.h"
+#include "strata/replication.h"
 #include "strata/schema.h"
 #include "strata/status.h"
 #include "strata/value.h"
@@ -74,6 +75,19 @@ struct EngineOptions {
   // return, warnings, the storage's messages — and the storage's fatal error and warnings
   // when the two hooks above are unset. Shared: it may outlive the engine. Null: StderrLogger().
   std::shared_ptr<Logger> logger;
+  // Cluster mode (stratad --cluster; strata/replication.h, docs/cluster.md "Replication"):
+  // every transaction also writes an entry of the replication log of each replica group it
+  // writes to; Open starts no module (nor drops tables it finds without a module row: they
+  // may be a follower's copy of a deploy in progress), and a module runs only while this
+  // node leads all of its groups (Replication::Lead). Update, Recompute and the rescale
+  // are refused (kInvalidArgument) on a replicated engine.
+  bool replicated = false;
+  // Set: every append at kAppended or above, once it reached its level on this node, is
+  // passed to the gate before its callback runs; the callback runs when the gate calls
+  // `release` — with the append's results when `release` gets OK, else failed with that
+  // Status. stratad's cluster layer waits there until the in-sync replicas have it.
+  // `release` may be called on any thread, at once or later, exactly once.
+  std::function<void(const std::string& module, std::function<void(Status)> release)> ack_gate;
 };
 
 // How far an append has gone before it is acknowledged (docs/architecture.md, promise 1).
@@ -365,6 +379,10 @@ class Engine {
   // committed since the last successful flush may then be lost. Call it once, from one
   // thread; afterwards only the destructor may be called.
   virtual Status Close() = 0;
+
+  // The engine's replication (strata/replication.h) when opened with
+  // EngineOptions::replicated; null otherwise. Lives as long as the engine.
+  virtual Replication* replication() = 0;
 
   // Loads the plugin at `so_path` (the engine keeps a copy in the data directory and records
   // its checksum), checks its ABI stamp and declarations, creates its tables, starts its

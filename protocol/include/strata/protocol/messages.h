@@ -45,6 +45,8 @@ enum class ErrorCode : uint16_t {
   kConfirmationRequired = 16,
   kTimeout = 17,
   kQueryFailed = 18,
+  kNotLeader = 19,
+  kNotEnoughReplicas = 20,
 };
 std::string_view ErrorCodeName(ErrorCode code);  // "NOT_FOUND", ...
 // The wire code for an engine Status (kOk -> kNone), and back (for drivers).
@@ -54,6 +56,7 @@ StatusCode StatusCodeFor(ErrorCode code);
 struct Error {
   ErrorCode code = ErrorCode::kNone;
   std::string message;
+  std::string leader;  // kNotLeader: the leader's HOST:PORT, when known
   bool operator==(const Error&) const = default;
 };
 

@@ -1,0 +1,138 @@
+// The engine's side of replication by log shipping (docs/cluster.md, "Replication"): what
+// stratad's cluster layer calls to lead a module's replica groups, to ship their logs, and
+// to follow another node's. Engine::Replication() returns it when the engine was opened
+// with EngineOptions::replicated (stratad --cluster), and null otherwise.
+//
+// A replicated engine writes, in each transaction, an entry of the log of every replica
+// group it writes to (a module has one group for now: group 0). It starts no module at
+// Open: a module runs — its topologies, ticks, microbatches, appends accepted — only while
+// this node leads all of its groups (Lead). A node that follows a group applies the
+// leader's shipped entries to its tables and runs no module code.
+//
+// Threading: every method is thread-safe. Callbacks run on engine threads and must be
+// quick. Module names are those of deployed modules; a group is 0 <= group < Groups(module).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "strata/status.h"
+
+namespace strata {
+
+// One entry of a group's log, as shipped from the leader to a follower: the bytes are an
+// encoded entry (docs/cluster.md, "Entry encoding"), untrusted on the follower.
+struct ReplicaEntry {
+  int64_t offset = 0;
+  std::string bytes;
+};
+
+// The leader's answer to "where does your log of epoch E end" (Kafka KIP-279's
+// OffsetsForLeaderEpoch): the largest epoch of its cache <= E (-1 when all are above E) and
+// where that epoch ends.
+struct EpochEnd {
+  int64_t epoch = -1;
+  int64_t end_offset = 0;
+};
+
+// A group's log on this node.
+struct ReplicaGroupStatus {
+  bool leading = false;
+  int64_t epoch = -1;        // the epoch led (leading), else the log's latest epoch (-1: none)
+  int64_t log_end = 0;       // every offset below it holds an entry
+  int64_t applied_end = 0;   // the effects of every entry below it are in the tables
+  int64_t durable_end = 0;   // every entry below it is durable (fsync'd) on this node
+};
+
+class Replication {
+ public:
+  virtual ~Replication() = default;
+
+  // The number of replica groups of a module (1 for now).
+  virtual int Groups(const std::string& module) const = 0;
+
+  // ---- Leading ----
+
+  // This node leads `group` of `module` at `epoch` from now on: it applies its whole log
+  // first (the tables then hold the effects of every entry it has), records that `epoch`
+  // starts at its log end, and stamps the entries it writes with it. `epoch` must be above
+  // every epoch the log has (kInvalidArgument); leading again at the same epoch is a no-op.
+  // Once this node leads every group of a module that is deployed here (its meta.modules
+  // row is in the tables, e.g. replicated from the previous leader), the module starts as
+  // Engine::Open starts modules (recovery, replays, ticks). A module not deployed yet can
+  // be led before Engine::Deploy, which is how a deploy runs in a cluster.
+  virtual Status Lead(const std::string& module, int group, int64_t epoch) = 0;
+
+  // This node stops leading `group` (no-op when it does not lead it): the module stops
+  // first — no module code runs and nothing of the module is written once it returns;
+  // appends waiting for their acknowledgement fail with kAborted — then the log is marked
+  // applied to its end. Its data stays; a later Lead starts it again.
+  virtual Status Follow(const std::string& module, int group) = 0;
+
+  // Entries of the group's log from offset `from`, up to `max_bytes` of entry bytes (at least
+  // one entry when there is one), and only entries below `below` (the leader passes its
+  // durable end: ship only what it has made durable). Empty when from >= min(below, end).
+  virtual Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group,
+                                                 int64_t from, int64_t below,
+                                                 int64_t max_bytes) = 0;
+
+  // The leader's EpochEnd for a follower whose latest epoch is `epoch`.
+  virtual Result<EpochEnd> EndOffsetFor(const std::string& module, int group, int64_t epoch) = 0;
+
+  // Calls `fn` once, on an engine thread, when the group's log end exceeds `end` (at once
+  // when it already does) or the group stops being led here. For a leader's long polls.
+  virtual void WhenLogPasses(const std::string& module, int group, int64_t end,
+                             std::function<void()> fn) = 0;
+
+  // ---- Following ----
+
+  // Writes shipped entries into the group's log at their offsets, in one transaction (all or
+  // nothing); re-sent entries with the same bytes are skipped. kCorruption: an entry
+  // differs from the one at its offset (truncate first), does not decode, or has an epoch
+  // below the log's latest; kInvalidArgument: a gap, or this node leads the group.
+  virtual Status Append(const std::string& module, int group,
+                        std::span<const ReplicaEntry> entries) = 0;
+
+  // Applies the effects of the entries below `high_watermark` not applied yet.
+  virtual Status ApplyUpTo(const std::string& module, int group, int64_t high_watermark) = 0;
+
+  // Where this follower must cut its log before fetching from a new leader (KIP-101 with
+  // KIP-279): `ask` is the leader's EndOffsetFor across the network.
+  virtual Result<int64_t> TruncationPoint(
+      const std::string& module, int group,
+      const std::function<Result<EpochEnd>(int64_t epoch)>& ask) = 0;
+
+  // Cuts the group's log to end at `offset`. Returns false, changing nothing, when this
+  // node's tables hold effects of entries at or beyond `offset` (it led and wrote them):
+  // it must then DropReplica and fetch the log again from 0.
+  virtual Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) = 0;
+
+  // Deletes everything this node holds of `module` — tables, group logs and their state,
+  // its meta rows, its module file — without touching ZooKeeper or other nodes: a follower
+  // of a destroyed module, or a replica that must be rebuilt. The module must not be
+  // running (kInvalidArgument while this node leads any of its groups).
+  virtual Status DropReplica(const std::string& module) = 0;
+
+  // ---- Both ----
+
+  // kNotFound when the group has no log on this node.
+  virtual Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) = 0;
+
+  // Calls `done` once every entry committed before the call is durable on this node (the
+  // storage's group commit; a leader's own durability, a follower's before it reports).
+  virtual void WhenDurable(std::function<void(strata::Status)> done) = 0;
+
+  // The module's plugin file as this node keeps it (bytes, and the checksum its meta.modules
+  // row records), for a follower that lacks it; and its installation on a follower: the
+  // bytes must match the checksum of the module's replicated row (kInvalidArgument).
+  // kNotFound when the module has no row here.
+  virtual Result<std::string> ModuleFile(const std::string& module) = 0;
+  virtual strata::Status InstallModuleFile(const std::string& module, const std::string& bytes) = 0;
+  // True when the module's row is here (replicated) and its file is not, or differs.
+  virtual bool NeedsModuleFile(const std::string& module) = 0;
+};
+
+}  // namespace strata

@@ -391,9 +391,10 @@ void ClusterNode::Run() {
     }
     if (lost) {
       if (options_.log_warning) {
-        options_.log_warning("cluster: node " + options_.self.id +
-                             " lost its connection to ZooKeeper (reconnecting)" +
-                             (lost_controller ? ": not acting as controller until it is back" : ""));
+        options_.log_warning(
+            "cluster: node " + options_.self.id +
+            " lost its connection to ZooKeeper (reconnecting)" +
+            (lost_controller ? ": not acting as controller until it is back" : ""));
       }
       if (options_.on_view_change) options_.on_view_change(View());
     }

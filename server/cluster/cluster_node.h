@@ -41,8 +41,9 @@ struct ClusterNodeOptions {
   std::function<void(const std::string&)> log_warning;
   // Called on the node's thread after every change of its view (below), with the new
   // view: a node, module or group state that changed, the controller, a lost connection
-  // (controller ""). It may call CreateModule, DeleteModule, RequestIsrChange and View,
-  // not WaitForGroup nor Leave (the node's thread is the one that updates the view).
+  // (controller ""); the first call, from Join, is on the joining thread. It may call CreateModule,
+  // DeleteModule, RequestIsrChange and View, not WaitForGroup nor Leave (the node's thread is the
+  // one that updates the view).
   std::function<void(const ClusterView&)> on_view_change;
 };
 

@@ -68,8 +68,7 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
       ASSERT_TRUE(Eventually([&] {
         const ClusterView view = node->View();
         return view.nodes.size() == 3 && view.controller == "n1";
-      }))
-          << id;
+      })) << id;
     }
   }
 

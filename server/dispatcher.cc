@@ -35,6 +35,10 @@ std::string_view RequestKindName(const proto::RequestBody& body) {
     std::string_view operator()(const proto::SelectPageRequest&) const { return "select_page"; }
     std::string_view operator()(const proto::SubscribeRequest&) const { return "subscribe"; }
     std::string_view operator()(const proto::UnsubscribeRequest&) const { return "unsubscribe"; }
+    std::string_view operator()(const proto::PlacementRequest&) const { return "placement"; }
+    std::string_view operator()(const proto::ReplicaFetchRequest&) const { return "replica_fetch"; }
+    std::string_view operator()(const proto::ReplicaEpochRequest&) const { return "replica_epoch"; }
+    std::string_view operator()(const proto::ModuleFileRequest&) const { return "module_file"; }
   };
   return std::visit(Kind{}, body);
 }
@@ -305,6 +309,13 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
           // They need the connection's outbox: Connection routes them to Subscribe.
           reply(ErrorResponse(id, proto::ErrorCode::kInternal,
                               "subscriptions are handled by the connection"));
+        } else if constexpr (std::is_same_v<T, proto::PlacementRequest> ||
+                             std::is_same_v<T, proto::ReplicaFetchRequest> ||
+                             std::is_same_v<T, proto::ReplicaEpochRequest> ||
+                             std::is_same_v<T, proto::ModuleFileRequest>) {
+          reply(ErrorResponse(
+              id, proto::ErrorCode::kUnsupported,
+              std::string(RequestKindName(request.body)) + " is not served by this server yet"));
         } else {
           Post([this, id, body = std::move(body), peer, reply = std::move(reply)] {
             ReplyGuarded(id, reply, [&] {

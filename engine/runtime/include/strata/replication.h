@@ -133,6 +133,14 @@ class Replication {
   virtual strata::Status InstallModuleFile(const std::string& module, const std::string& bytes) = 0;
   // True when the module's row is here (replicated) and its file is not, or differs.
   virtual bool NeedsModuleFile(const std::string& module) = 0;
+
+  // A digest of every replicated row of the group (each table's name, keys and values in
+  // order, the module's meta rows included; docs/cluster.md "Replication log") read at one
+  // snapshot, with the applied end of that snapshot, as JSON:
+  // {"digest":"<SHA-256, 64 hex digits>","applied_end":N}. Replicas whose tables hold the
+  // same rows have the same digest. For tests and operators comparing replicas; it reads
+  // every row of the group. kNotFound when the group has no log here.
+  virtual Result<std::string> Digest(const std::string& module, int group) = 0;
 };
 
 }  // namespace strata

@@ -197,6 +197,30 @@ TEST_F(ClusterNodeTest, DeletedModuleHasItsGroupsDeletedInEveryView) {
   EXPECT_EQ(AllSee("bank", AtEpoch(1)).state.leader, "n1");
 }
 
+TEST_F(ClusterNodeTest, UnreadableModuleSpecKeepsItsGroups) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n1"}).ok());
+  AllSee("bank", AtEpoch(1));
+  std::unique_ptr<ZkClient> client = Connect("/strata");
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->Set(ModulePath("bank"), "not json", -1).ok());
+  // Specs are not watched (a deploy creates one, a destroy deletes it): another module's
+  // creation makes every node read them again.
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"other", 1, 1, 1, "n2"}).ok());
+  AllSee("other", AtEpoch(1));
+  EXPECT_TRUE(logs_.Has("znode /modules/bank does not hold a module spec"));
+  // A request read by a later reconciliation: once it is gone, the one that placed
+  // "other" (and would have deleted bank's groups after) has finished.
+  ASSERT_TRUE(nodes_["n2"]->RequestIsrChange("other", 0, 0, {"n2"}).ok());
+  ASSERT_TRUE(Eventually([&] {
+    Result<std::vector<std::string>> pending = client->Children(std::string(kIsrChangePath));
+    return pending.ok() && pending->empty();
+  }));
+  EXPECT_EQ(*client->Exists(std::string(kGroupsPath) + "/bank/0"), true);
+  ASSERT_NE(nodes_["n3"]->View().FindGroup("bank", 0), nullptr);
+  EXPECT_FALSE(logs_.Has("cluster: module bank was deleted"));
+}
+
 TEST_F(ClusterNodeTest, OnlyReplicaReturningWithANewIncarnationLeadsAtTheNextEpoch) {
   JoinThree();
   ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"solo", 1, 1, 1, "n2"}).ok());

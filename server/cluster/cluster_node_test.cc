@@ -53,7 +53,8 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
     options.log_warning = [this](const std::string& line) { logs_.Add(line); };
     options.on_view_change = [this, id](const ClusterView& view) {
       ++view_changes_[id.back() - '0'];
-      (void)view;
+      MutexLock lock(&views_mu_);
+      last_views_[id] = view;
     };
     Result<std::unique_ptr<ClusterNode>> node = ClusterNode::Join(options);
     EXPECT_TRUE(node.ok()) << node.status().ToString();
@@ -89,10 +90,19 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
   }
 
   Logs logs_;
-  std::map<std::string, std::unique_ptr<ClusterNode>> nodes_;
+  // The view each node last passed to on_view_change.
+  ClusterView LastView(const std::string& id) {
+    MutexLock lock(&views_mu_);
+    return last_views_[id];
+  }
+
+  Mutex views_mu_;
+  std::map<std::string, ClusterView> last_views_ GUARDED_BY(views_mu_);
   // Calls of on_view_change, by node: n0 to n3.
   std::atomic<int> view_changes_[4] = {0, 0, 0, 0};
   int next_port_ = 0;
+  // Last: the nodes' threads call back into the members above until the nodes are gone.
+  std::map<std::string, std::unique_ptr<ClusterNode>> nodes_;
 };
 
 auto AtEpoch(int64_t epoch) {
@@ -146,6 +156,50 @@ TEST_F(ClusterNodeTest, ControllersOwnNodeLeavingIsHandledByTheNextController) {
   EXPECT_EQ(group.state.leader, "n2");
   EXPECT_EQ(group.state.isr, (Nodes{"n2", "n3"}));
   EXPECT_EQ(nodes_["n3"]->View().controller, "n2");
+}
+
+TEST_F(ClusterNodeTest, ControllerAndLeaderLeavingTogetherTheLastNodeTakesOverAndLeads) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
+  AllSee("bank", AtEpoch(1));
+  nodes_["n1"]->Leave();
+  nodes_["n2"]->Leave();
+  nodes_["n1"].reset();
+  nodes_["n2"].reset();
+  const GroupView group = AllSee("bank", AtEpoch(2));
+  EXPECT_EQ(group.state.leader, "n3");
+  EXPECT_EQ(group.state.isr, (Nodes{"n3"}));
+  EXPECT_EQ(nodes_["n3"]->View().controller, "n3");
+}
+
+TEST_F(ClusterNodeTest, DisconnectedNodesReportNoControllerAndKeepTheGroupsTheyKnew) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
+  AllSee("bank", AtEpoch(1));
+  ASSERT_TRUE(server_->Pause());
+  const bool cut_off = Eventually(
+      [&] {
+        for (const char* id : {"n1", "n2", "n3"}) {
+          const ClusterView view = LastView(id);
+          if (!view.controller.empty() || view.FindGroup("bank", 0) == nullptr) return false;
+        }
+        return true;
+      },
+      30s);
+  ASSERT_TRUE(server_->Resume());
+  ASSERT_TRUE(cut_off) << "a node's on_view_change did not report the lost connection";
+  // Back (with their sessions, or rejoined in new ones if the pause outlasted them): one
+  // controller again, and the group led.
+  for (auto& [id, node] : nodes_) {
+    EXPECT_TRUE(Eventually(
+        [&] {
+          const ClusterView view = node->View();
+          const GroupView* group = view.FindGroup("bank", 0);
+          return !view.controller.empty() && group && !group->state.leader.empty();
+        },
+        30s))
+        << id;
+  }
 }
 
 TEST_F(ClusterNodeTest, IsrChangeRequestsAreAppliedAtTheirEpochAndStaleOnesIgnored) {

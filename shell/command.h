@@ -54,6 +54,8 @@ struct Command {
   bool all_partitions = false;                              // select … all-partitions
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
   int partitions = 8;                                       // deploy; update: 0 = keep
+  int replication = 0;  // deploy in a cluster: 0 = the cluster's default
+  int min_isr = 0;      // deploy in a cluster: 0 = the default
   bool from_end = false;                                    // update from=end
   bool yes = false;                                         // destroy --yes
   bool on = false;                                          // timing on|off

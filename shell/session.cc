@@ -460,7 +460,7 @@ Outcome Session::Deploy(const Command& c) {
   if (!bytes) return ReportError(error);
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
-  auto info = client->DeployBytes(std::move(*bytes), c.partitions);
+  auto info = client->DeployBytes(std::move(*bytes), c.partitions, c.replication, c.min_isr);
   modules_cache_.reset();
   if (!info.ok()) return ReportClientError(info.error());
   Emit(proto::ModuleDocument(*info), "deployed " + Summary(*info) + "\n");

@@ -253,6 +253,31 @@ TEST(ClusterClientTest, AnAppendWhoseConnectionBrokeIsNotSentAgainButAReadIs) {
   EXPECT_EQ(leader.Count<proto::SelectRequest>(), 2);
 }
 
+TEST(ClusterClientTest, WhenTheLeaderDiesTheNextRequestFindsTheNewOne) {
+  auto first = std::make_unique<FakeNode>(Lead);
+  FakeNode second(Lead);
+  std::mutex mu;
+  std::string leader = first->address();  // guarded by mu
+  FakeNode follower([&](const proto::Request&) {
+    std::lock_guard lock(mu);
+    return NotLeader(leader);
+  });
+  std::unique_ptr<Client> client = ConnectTo(follower);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SelectOne("bank", "$$balances", Path().Key("a")).ok());
+  EXPECT_EQ(first->Count<proto::SelectRequest>(), 1);
+
+  // The leader dies; the controller promotes `second`.
+  first.reset();
+  {
+    std::lock_guard lock(mu);
+    leader = second.address();
+  }
+  ClientResult<Value> n = client->SelectOne("bank", "$$balances", Path().Key("a"));
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  EXPECT_EQ(second.Count<proto::SelectRequest>(), 1);
+}
+
 TEST(ClusterClientTest, ASeedThatIsDownIsSkipped) {
   FakeNode leader(Lead);
   uint16_t dead_port = 0;

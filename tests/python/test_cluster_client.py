@@ -117,6 +117,7 @@ class FakeNode:
     def __init__(self, handler):
         self.handler = handler
         self.received = []  # body types, in order
+        self.writers = set()  # the open connections
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(started,), daemon=True)
@@ -133,6 +134,7 @@ class FakeNode:
         self.loop.run_forever()
 
     async def _serve(self, reader, writer):
+        self.writers.add(writer)
         try:
             while True:
                 size = _u32.unpack(await reader.readexactly(4))[0]
@@ -159,6 +161,8 @@ class FakeNode:
 
         async def shutdown():
             self.server.close()
+            for writer in self.writers:  # as a dying process's sockets close
+                writer.transport.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for t in tasks:
                 t.cancel()
@@ -257,6 +261,19 @@ def test_an_append_whose_connection_broke_is_not_sent_again_but_a_read_is(nodes)
         assert other.count(RequestBody.AppendRequest) == 0
         assert c.select_one("bank", "$$balances", Path().key("a")) == 42
     assert leader.count(RequestBody.SelectRequest) == 2
+
+
+def test_when_the_leader_dies_the_next_request_finds_the_new_one(nodes):
+    first, second = nodes(lead), nodes(lead)
+    current = {"leader": first.address}
+    follower = nodes(lambda rid, request: not_leader(current["leader"])(rid, request))
+    with strata.connect("127.0.0.1", follower.port) as c:
+        assert c.select_one("bank", "$$balances", Path().key("a")) == 42
+        assert first.count(RequestBody.SelectRequest) == 1
+        first.stop()  # the leader dies; the controller promotes the second
+        current["leader"] = second.address
+        assert c.select_one("bank", "$$balances", Path().key("a")) == 42
+    assert second.count(RequestBody.SelectRequest) == 1
 
 
 def test_a_seed_that_is_down_is_skipped(nodes):

@@ -21,6 +21,7 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
+#include "client_router.h"  // SplitAddress
 #include "strata/client.h"
 #include "strata/protocol/frame.h"
 #include "strata/protocol/messages.h"
@@ -320,6 +321,23 @@ TEST(ClusterClientTest, PlacementAndDeployOptionsTravel) {
   EXPECT_EQ(deployed.replication, 3);
   EXPECT_EQ(deployed.min_isr, 2);
   EXPECT_FALSE(client->Deploy("/m/bank.so", 4, 3, 4).ok());  // min_isr above replication
+}
+
+TEST(ClusterClientTest, LeaderAddressesAreHostPortOrBracketedV6) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitAddress("10.0.0.1:7450", &host, &port));
+  EXPECT_EQ(host, "10.0.0.1");
+  EXPECT_EQ(port, 7450);
+  ASSERT_TRUE(SplitAddress("node-2.example:1", &host, &port));
+  EXPECT_EQ(host, "node-2.example");
+  ASSERT_TRUE(SplitAddress("[::1]:65535", &host, &port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 65535);
+  for (const char* bad :
+       {"", "10.0.0.1", ":7450", "h:", "h:0", "h:65536", "h:12x", "[::1]", "[::1]7450", "::1"}) {
+    EXPECT_FALSE(SplitAddress(bad, &host, &port)) << bad;
+  }
 }
 
 }  // namespace

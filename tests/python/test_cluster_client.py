@@ -341,3 +341,15 @@ def test_placement_and_deploy_options_travel(nodes):
             "bank", 0, "n1", "127.0.0.1:1", 3, ["n1", "n2"], ["n1"], 1)]
         assert c.deploy("/m/bank.so", partitions=4, replication=3, min_isr=2).name == "bank"
     assert deployed == {"replication": 3, "min_isr": 2}
+
+
+def test_seeds_and_leader_addresses_are_host_port_or_bracketed_v6():
+    from strata.aio import _split_address
+    assert _split_address("10.0.0.1:7450") == ("10.0.0.1", 7450)
+    assert _split_address("[::1]:65535") == ("::1", 65535)
+    for bad in ["", "10.0.0.1", ":7450", "h:", "h:0", "h:65536", "h:12x", "[::1]", "::1"]:
+        with pytest.raises(strata.InvalidArgument):
+            _split_address(bad)
+    with pytest.raises(strata.InvalidArgument):
+        strata.connect("127.0.0.1", 1, seeds=["no-port"])
+

@@ -69,6 +69,8 @@ def _split_address(address):
     host, sep, port = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 literal must be bracketed: "::1:7450" has no one meaning
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidArgument("%r is not a HOST:PORT address" % (address,))
     return host, int(port)

@@ -14,7 +14,9 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/outbox.h"
 #include "storage/testing/temp_dir.h"
+#include "storage/testing/test_storage.h"
 #include "strata/engine.h"
 #include "strata/replication.h"
 
@@ -74,7 +76,8 @@ class Node {
   int64_t Count(const std::string& word) {
     Result<Value> count = engine_->SelectOne(kModule, "$$word_counts", Path().Key(word));
     EXPECT_TRUE(count.ok()) << count.status().ToString();
-    return count.ok() && count->is_int() ? count->as_int() : -1;
+    if (!count.ok()) return -1;
+    return count->is_nil() ? 0 : count->as_int();
   }
 
  private:
@@ -266,6 +269,135 @@ TEST(ReplicatedEngineTest, ARestartedNodeStartsNoModuleUntilItLeads) {
   EXPECT_EQ(a.Count("restart"), 10);
   ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 10, "restart"));
   EXPECT_EQ(a.Count("restart"), 20);
+}
+
+// The ex-leader wrote entries the new leader never got (its appends were not acknowledged
+// by the replicas, which never fetched them): cutting its log cannot undo their effects, so
+// it drops its copy and fetches the whole log again.
+TEST(ReplicatedEngineTest, AnExLeaderWithEntriesTheNewLeaderLacksIsRebuiltFromZero) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "kept"));
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "lost"));  // never shipped
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  ASSERT_TRUE(b.rep().Lead(kModule, 0, 2).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 10, "kept"));
+  EXPECT_EQ(b.Count("kept"), 40);
+  EXPECT_EQ(b.Count("lost"), 0);
+
+  Result<int64_t> point = a.rep().TruncationPoint(
+      kModule, 0, [&](int64_t epoch) { return b.rep().EndOffsetFor(kModule, 0, epoch); });
+  ASSERT_TRUE(point.ok()) << point.status().ToString();
+  Result<ReplicaGroupStatus> a_status = a.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(a_status.ok());
+  EXPECT_LT(*point, a_status->log_end);  // epoch 1 ends earlier on b
+  Result<bool> truncated = a.rep().TruncateTo(kModule, 0, *point);
+  ASSERT_TRUE(truncated.ok()) << truncated.status().ToString();
+  EXPECT_FALSE(*truncated);  // kNeedsRebuild: its tables hold the lost entries' effects
+  EXPECT_EQ(a.rep().GroupStatus(kModule, 0)->log_end, a_status->log_end);  // nothing changed
+  ASSERT_TRUE(a.rep().DropReplica(kModule).ok());
+  ASSERT_NO_FATAL_FAILURE(Ship(b, a));
+  EXPECT_EQ(a.Digest(), b.Digest());
+}
+
+TEST(ReplicatedEngineTest, WhenLogPassesWaitsForACommitOrTheEndOfTheLeadership) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  const int64_t end = a.rep().GroupStatus(kModule, 0)->log_end;
+  std::promise<void> at_once;
+  a.rep().WhenLogPasses(kModule, 0, end - 1, [&] { at_once.set_value(); });
+  at_once.get_future().get();
+  std::promise<void> passed;
+  std::future<void> passed_done = passed.get_future();
+  a.rep().WhenLogPasses(kModule, 0, end, [&] { passed.set_value(); });
+  EXPECT_EQ(passed_done.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 1, "poll"));
+  passed_done.get();
+  std::promise<void> moved;
+  std::future<void> moved_done = moved.get_future();
+  a.rep().WhenLogPasses(kModule, 0, a.rep().GroupStatus(kModule, 0)->log_end + 1000,
+                        [&] { moved.set_value(); });
+  EXPECT_EQ(moved_done.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  EXPECT_EQ(moved_done.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+}
+
+// Appends in flight when the leadership moves: each is acknowledged (it completed before
+// Follow stopped the module) or fails with kAborted, never anything else.
+TEST(ReplicatedEngineTest, AppendsWaitingWhenTheLeadershipMovesFailAborted) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  constexpr int kAppends = 200;
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  int aborted = 0;
+  std::vector<std::string> unexpected;
+  for (int i = 0; i < kAppends; ++i) {
+    a.engine().AppendAsync(kModule, "*sentences", {Value("moving " + std::to_string(i))},
+                           AckLevel::kProcessed, [&](Result<std::vector<AppendResult>> r) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             if (!r.ok()) {
+                               if (r.status().code() == StatusCode::kAborted &&
+                                   r.status().message().find("may or may not be kept") !=
+                                       std::string::npos) {
+                                 ++aborted;
+                               } else {
+                                 unexpected.push_back(r.status().ToString());
+                               }
+                             }
+                             ++done;
+                             cv.notify_all();
+                           });
+  }
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done == kAppends; });  // Follow returned: every callback ran
+  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
+  EXPECT_LE(aborted, kAppends);
+}
+
+// Outbox rows a previous leader put reach a follower after its Open: once the module is
+// adopted (at Lead) they are left over, to be appended, and new rows are numbered above them.
+TEST(OutboxAdoptTest, RowsReplicatedAfterOpenAreLeftOverOnceAdopted) {
+  TempDir dir;
+  std::unique_ptr<Storage> storage = strata::testing::OpenSmallStorage(dir.Sub("db"));
+  std::unique_ptr<Session> session = std::move(storage->OpenSession()).value();
+  auto mine = std::move(runtime::Outbox::Open(*storage, *session)).value();
+  auto previous_leader = std::move(runtime::Outbox::Open(*storage, *session)).value();
+  ASSERT_TRUE(session->Begin().ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(previous_leader->Put(*session, "m", "*d", 0, "r" + std::to_string(i)).ok());
+  }
+  ASSERT_TRUE(session->Commit().ok());
+  auto left_over = [&] {
+    std::vector<std::string> records;
+    EXPECT_TRUE(mine->ForEachLeftOver(*session, "m", [&](runtime::Outbox::Entry e) {
+                      records.push_back(e.record);
+                      return Status::Ok();
+                    }).ok());
+    return records;
+  };
+  EXPECT_TRUE(left_over().empty());  // put after this outbox was opened
+  ASSERT_TRUE(mine->Adopt(*session, "m").ok());
+  EXPECT_EQ(left_over(), (std::vector<std::string>{"r0", "r1", "r2"}));
+  ASSERT_TRUE(session->Begin().ok());
+  Result<std::string> key = mine->Put(*session, "m", "*d", 0, "new");
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(session->Commit().ok());
+  EXPECT_EQ(left_over().size(), 3u);  // the new row is not left over, and overwrote none
+  int rows = 0;
+  ASSERT_TRUE(session->Scan(mine->table(), "", "", false, [&](std::string_view, std::string_view) {
+    ++rows;
+    return true;
+  }).ok());
+  EXPECT_EQ(rows, 4);
 }
 
 // The gate holds the acknowledgements of appends at kAppended and above, in a queue the

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/engine_impl.h"
 #include "runtime/outbox.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
@@ -190,6 +191,34 @@ TEST(ReplicatedEngineTest, DigestsAreEqualOnEqualReplicasAndDifferAfterOneMoreWr
   ASSERT_NO_FATAL_FAILURE(Ship(a, b));
   EXPECT_EQ(a.Digest(), b.Digest());
   EXPECT_NE(a.Digest(), equal);
+
+  // One stored value changed behind the log's back on b (same keys): the digests differ.
+  Storage& storage = static_cast<runtime::EngineImpl&>(b.engine()).storage();
+  Result<std::vector<std::string>> tables = storage.ListTables("pstate.wordcount.word_counts.");
+  ASSERT_TRUE(tables.ok() && !tables->empty());
+  std::unique_ptr<Session> session = std::move(storage.OpenSession()).value();
+  session->SuspendCapture(true);  // not logged: b follows the group
+  bool changed = false;
+  for (const std::string& name : *tables) {
+    const TableId table = *storage.OpenTable(name, TableKind::kBytes);
+    std::string key;
+    std::string value;
+    ASSERT_TRUE(session
+                    ->Scan(table, "", "", false,
+                           [&](std::string_view k, std::string_view v) {
+                             key = k;
+                             value = v;
+                             return false;
+                           })
+                    .ok());
+    if (key.empty()) continue;
+    value.back() ^= 1;
+    ASSERT_TRUE(session->Put(table, key, value).ok());
+    changed = true;
+    break;
+  }
+  ASSERT_TRUE(changed);
+  EXPECT_NE(a.Digest(), b.Digest());
 }
 
 TEST(ReplicatedEngineTest, AWriteToAGroupThisNodeDoesNotLeadIsRefused) {

@@ -5,6 +5,7 @@
 // replicated tables and its shipped file, and the old leader follows the new one (truncation
 // by epochs) until both digests are equal. Also: the ack gate, refused writes of a group not
 // led, Follow then Lead on one node, DropReplica and a refetch, a restart.
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <memory>
@@ -60,7 +61,10 @@ class Node {
   // Waits until the group's durable end reaches its log end (the tracking is asynchronous:
   // a flush that completes may be noted after the caller's WhenDurable returns).
   void WaitDurable() {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     for (;;) {
+      ASSERT_LT(std::chrono::steady_clock::now(), give_up)
+          << "the durable end never reached the log end";
       std::promise<Status> flushed;
       rep().WhenDurable([&](Status st) { flushed.set_value(st); });
       ASSERT_TRUE(flushed.get_future().get().ok());

@@ -372,19 +372,19 @@ TEST(ReplicatedEngineTest, AppendsWaitingWhenTheLeadershipMovesFailAborted) {
   int done = 0;
   std::vector<std::string> unexpected;
   for (int i = 0; i < kAppends; ++i) {
-    a.engine().AppendAsync(kModule, "*sentences", {Value("moving " + std::to_string(i))},
-                           AckLevel::kProcessed, [&](Result<std::vector<AppendResult>> r) {
-                             std::lock_guard<std::mutex> lock(mu);
-                             if (!r.ok()) {
-                               if (r.status().code() != StatusCode::kAborted ||
-                                   r.status().message().find("may or may not be kept") ==
-                                       std::string::npos) {
-                                 unexpected.push_back(r.status().ToString());
-                               }
-                             }
-                             ++done;
-                             cv.notify_all();
-                           });
+    a.engine().AppendAsync(
+        kModule, "*sentences", {Value("moving " + std::to_string(i))}, AckLevel::kProcessed,
+        [&](Result<std::vector<AppendResult>> r) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!r.ok()) {
+            if (r.status().code() != StatusCode::kAborted ||
+                r.status().message().find("may or may not be kept") == std::string::npos) {
+              unexpected.push_back(r.status().ToString());
+            }
+          }
+          ++done;
+          cv.notify_all();
+        });
   }
   ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
   std::unique_lock<std::mutex> lock(mu);
@@ -407,10 +407,12 @@ TEST(OutboxAdoptTest, RowsReplicatedAfterOpenAreLeftOverOnceAdopted) {
   ASSERT_TRUE(session->Commit().ok());
   auto left_over = [&] {
     std::vector<std::string> records;
-    EXPECT_TRUE(mine->ForEachLeftOver(*session, "m", [&](runtime::Outbox::Entry e) {
-                      records.push_back(e.record);
-                      return Status::Ok();
-                    }).ok());
+    EXPECT_TRUE(mine->ForEachLeftOver(*session, "m",
+                                      [&](runtime::Outbox::Entry e) {
+                                        records.push_back(e.record);
+                                        return Status::Ok();
+                                      })
+                    .ok());
     return records;
   };
   EXPECT_TRUE(left_over().empty());  // put after this outbox was opened
@@ -422,10 +424,13 @@ TEST(OutboxAdoptTest, RowsReplicatedAfterOpenAreLeftOverOnceAdopted) {
   ASSERT_TRUE(session->Commit().ok());
   EXPECT_EQ(left_over().size(), 3u);  // the new row is not left over, and overwrote none
   int rows = 0;
-  ASSERT_TRUE(session->Scan(mine->table(), "", "", false, [&](std::string_view, std::string_view) {
-    ++rows;
-    return true;
-  }).ok());
+  ASSERT_TRUE(session
+                  ->Scan(mine->table(), "", "", false,
+                         [&](std::string_view, std::string_view) {
+                           ++rows;
+                           return true;
+                         })
+                  .ok());
   EXPECT_EQ(rows, 4);
 }
 

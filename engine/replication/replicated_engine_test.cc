@@ -5,11 +5,13 @@
 // replicated tables and its shipped file, and the old leader follows the new one (truncation
 // by epochs) until both digests are equal. Also: the ack gate, refused writes of a group not
 // led, Follow then Lead on one node, DropReplica and a refetch, a restart.
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,7 +62,7 @@ class Node {
 
   // Waits until the group's durable end reaches its log end (the tracking is asynchronous:
   // a flush that completes may be noted after the caller's WhenDurable returns).
-  void WaitDurable() {
+  void WaitDurable(const std::string& module = kModule) {
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     for (;;) {
       ASSERT_LT(std::chrono::steady_clock::now(), give_up)
@@ -68,13 +70,13 @@ class Node {
       std::promise<Status> flushed;
       rep().WhenDurable([&](Status st) { flushed.set_value(st); });
       ASSERT_TRUE(flushed.get_future().get().ok());
-      Result<ReplicaGroupStatus> status = rep().GroupStatus(kModule, 0);
+      Result<ReplicaGroupStatus> status = rep().GroupStatus(module, 0);
       ASSERT_TRUE(status.ok()) << status.status().ToString();
       if (status->durable_end == status->log_end) return;
     }
   }
-  std::string Digest() {
-    Result<std::string> digest = rep().Digest(kModule, 0);
+  std::string Digest(const std::string& module = kModule) {
+    Result<std::string> digest = rep().Digest(module, 0);
     EXPECT_TRUE(digest.ok()) << digest.status().ToString();
     return digest.ok() ? *digest : "";
   }
@@ -92,25 +94,25 @@ class Node {
 
 // Ships the leader's durable entries that the follower lacks, a bounded read at a time, and
 // applies them all (the leader's durable end is this pair's high watermark).
-void Ship(Node& leader, Node& follower) {
-  ASSERT_NO_FATAL_FAILURE(leader.WaitDurable());
-  Result<ReplicaGroupStatus> led = leader.rep().GroupStatus(kModule, 0);
+void Ship(Node& leader, Node& follower, const std::string& module = kModule) {
+  ASSERT_NO_FATAL_FAILURE(leader.WaitDurable(module));
+  Result<ReplicaGroupStatus> led = leader.rep().GroupStatus(module, 0);
   ASSERT_TRUE(led.ok()) << led.status().ToString();
-  Result<ReplicaGroupStatus> mine = follower.rep().GroupStatus(kModule, 0);
+  Result<ReplicaGroupStatus> mine = follower.rep().GroupStatus(module, 0);
   int64_t from = mine.ok() ? mine->log_end : 0;
   for (;;) {
     Result<std::vector<ReplicaEntry>> entries =
-        leader.rep().Read(kModule, 0, from, led->durable_end, 64 << 10);
+        leader.rep().Read(module, 0, from, led->durable_end, 64 << 10);
     ASSERT_TRUE(entries.ok()) << entries.status().ToString();
     if (entries->empty()) break;
     ASSERT_EQ(entries->front().offset, from);
-    Status appended = follower.rep().Append(kModule, 0, *entries);
+    Status appended = follower.rep().Append(module, 0, *entries);
     ASSERT_TRUE(appended.ok()) << appended.ToString();
     from = entries->back().offset + 1;
   }
   EXPECT_EQ(from, led->durable_end);
-  ASSERT_TRUE(follower.rep().ApplyUpTo(kModule, 0, led->durable_end).ok());
-  Result<ReplicaGroupStatus> applied = follower.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(follower.rep().ApplyUpTo(module, 0, led->durable_end).ok());
+  Result<ReplicaGroupStatus> applied = follower.rep().GroupStatus(module, 0);
   ASSERT_TRUE(applied.ok());
   EXPECT_EQ(applied->applied_end, led->durable_end);
   EXPECT_FALSE(applied->leading);
@@ -302,6 +304,70 @@ TEST(ReplicatedEngineTest, ARestartedNodeStartsNoModuleUntilItLeads) {
   EXPECT_EQ(a.Count("restart"), 10);
   ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 10, "restart"));
   EXPECT_EQ(a.Count("restart"), 20);
+}
+
+// The leader ships a prefix of its log while its topologies are still placing orders (some
+// shipments appended, some only in the outbox, some not started) and is then lost; the
+// follower leads at epoch 2 and recovers from that prefix alone: every order it holds is
+// placed and shipped exactly once. The lost leader rejoins by a rebuild.
+TEST(ReplicatedEngineTest, APromotedFollowerRecoversFromAPrefixShippedMidProcessing) {
+  const std::string orders = "orders";
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_TRUE(a.rep().Lead(orders, 0, 1).ok());
+  ASSERT_TRUE(a.engine().Deploy(ORDERS_MODULE, {.partitions = kPartitions}).ok());
+  const std::vector<std::string> customers = {"ann", "bob", "cy", "dee", "eve"};
+  int id = 0;
+  for (int round = 0; round < 4; ++round) {
+    std::vector<Value> batch;
+    for (int i = 0; i < 50; ++i, ++id) {
+      batch.push_back(Value::MapOf({{"order_id", "o" + std::to_string(id)},
+                                    {"customer", customers[id % customers.size()]},
+                                    {"amount", int64_t{id}}}));
+    }
+    ASSERT_TRUE(a.engine().AppendBatch(orders, "*orders", batch, AckLevel::kAppended).ok());
+    ASSERT_NO_FATAL_FAILURE(Ship(a, b, orders));  // mid-processing
+  }
+  ASSERT_TRUE(a.rep().Follow(orders, 0).ok());  // a is lost: b keeps its prefix
+  ASSERT_TRUE(b.rep().InstallModuleFile(orders, *a.rep().ModuleFile(orders)).ok());
+  Status led = b.rep().Lead(orders, 0, 2);
+  ASSERT_TRUE(led.ok()) << led.ToString();
+  ASSERT_TRUE(b.engine().WaitProcessed(orders).ok());
+
+  std::set<std::string> placed;
+  std::vector<std::string> shipments;
+  for (int p = 0; p < kPartitions; ++p) {
+    Result<std::vector<DepotEntry>> in = b.engine().ReadDepot(orders, "*orders", p, 0, INT64_MAX, 100000);
+    ASSERT_TRUE(in.ok()) << in.status().ToString();
+    for (const DepotEntry& e : *in) placed.insert(e.record.Find(Value("order_id"))->as_string());
+    Result<std::vector<DepotEntry>> out = b.engine().ReadDepot(orders, "*shipments", p, 0, INT64_MAX, 100000);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    for (const DepotEntry& e : *out) {
+      shipments.push_back(e.record.Find(Value("order_id"))->as_string());
+    }
+  }
+  EXPECT_GT(placed.size(), 0u);
+  std::sort(shipments.begin(), shipments.end());
+  EXPECT_EQ(shipments, std::vector<std::string>(placed.begin(), placed.end()));
+  std::set<std::string> shipped;
+  for (const std::string& customer : customers) {
+    Result<Value> ids = b.engine().SelectOne(orders, "$$shipped", Path().Key(customer));
+    ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+    if (ids->is_nil()) continue;
+    for (const Value& v : ids->as_set()) shipped.insert(v.as_string());
+  }
+  EXPECT_EQ(shipped, placed);
+
+  // a rejoins as a follower of b: what it wrote beyond b's prefix forces a rebuild.
+  Result<int64_t> point = a.rep().TruncationPoint(
+      orders, 0, [&](int64_t epoch) { return b.rep().EndOffsetFor(orders, 0, epoch); });
+  ASSERT_TRUE(point.ok()) << point.status().ToString();
+  Result<bool> truncated = a.rep().TruncateTo(orders, 0, *point);
+  ASSERT_TRUE(truncated.ok());
+  if (!*truncated) ASSERT_TRUE(a.rep().DropReplica(orders).ok());
+  ASSERT_NO_FATAL_FAILURE(Ship(b, a, orders));
+  EXPECT_EQ(a.Digest(orders), b.Digest(orders));
 }
 
 // The ex-leader wrote entries the new leader never got (its appends were not acknowledged

@@ -94,10 +94,13 @@ class Node {
 
 // Ships the leader's durable entries that the follower lacks, a bounded read at a time, and
 // applies them all (the leader's durable end is this pair's high watermark).
-void Ship(Node& leader, Node& follower, const std::string& module = kModule) {
+// `up_to` bounds what is shipped (a prefix of the leader's log).
+void Ship(Node& leader, Node& follower, const std::string& module = kModule,
+          int64_t up_to = INT64_MAX) {
   ASSERT_NO_FATAL_FAILURE(leader.WaitDurable(module));
   Result<ReplicaGroupStatus> led = leader.rep().GroupStatus(module, 0);
   ASSERT_TRUE(led.ok()) << led.status().ToString();
+  led->durable_end = std::min(led->durable_end, up_to);
   Result<ReplicaGroupStatus> mine = follower.rep().GroupStatus(module, 0);
   int64_t from = mine.ok() ? mine->log_end : 0;
   for (;;) {
@@ -180,6 +183,25 @@ TEST(ReplicatedEngineTest, LeadershipMovesAndTheOldLeaderFollowsTheNewOne) {
   EXPECT_TRUE(b_status->leading);
   EXPECT_EQ(b_status->epoch, 2);
   EXPECT_EQ(b.rep().Append(kModule, 0, {}).code(), StatusCode::kInvalidArgument);
+}
+
+// A follower creates a depot partition's table at its first replicated write: a module
+// with partitions never appended to still starts there.
+TEST(ReplicatedEngineTest, AModuleWithUnwrittenDepotPartitionsStartsOnAPromotedFollower) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_TRUE(a.rep().Lead(kModule, 0, 1).ok());
+  ASSERT_TRUE(a.engine().Deploy(WORDCOUNT_MODULE, {.partitions = 8}).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 1, "one"));  // one partition of *sentences
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  Status led = b.rep().Lead(kModule, 0, 2);
+  ASSERT_TRUE(led.ok()) << led.ToString();
+  EXPECT_EQ(b.Count("one"), 1);
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 20, "two"));
+  EXPECT_EQ(b.Count("two"), 20);
 }
 
 TEST(ReplicatedEngineTest, DigestsAreEqualOnEqualReplicasAndDifferAfterOneMoreWrite) {
@@ -306,10 +328,11 @@ TEST(ReplicatedEngineTest, ARestartedNodeStartsNoModuleUntilItLeads) {
   EXPECT_EQ(a.Count("restart"), 20);
 }
 
-// The leader ships a prefix of its log while its topologies are still placing orders (some
-// shipments appended, some only in the outbox, some not started) and is then lost; the
-// follower leads at epoch 2 and recovers from that prefix alone: every order it holds is
-// placed and shipped exactly once. The lost leader rejoins by a rebuild.
+// The leader is lost after shipping a prefix of its log that ends while its topologies
+// were still placing orders: some shipments appended, one only in the outbox (the prefix
+// ends with the step that put it), some orders not placed. The follower leads at epoch 2
+// and recovers from that prefix alone: every order it holds is placed and shipped exactly
+// once. The lost leader rejoins by a rebuild.
 TEST(ReplicatedEngineTest, APromotedFollowerRecoversFromAPrefixShippedMidProcessing) {
   const std::string orders = "orders";
   TempDir dir;
@@ -318,17 +341,30 @@ TEST(ReplicatedEngineTest, APromotedFollowerRecoversFromAPrefixShippedMidProcess
   ASSERT_TRUE(a.rep().Lead(orders, 0, 1).ok());
   ASSERT_TRUE(a.engine().Deploy(ORDERS_MODULE, {.partitions = kPartitions}).ok());
   const std::vector<std::string> customers = {"ann", "bob", "cy", "dee", "eve"};
-  int id = 0;
-  for (int round = 0; round < 4; ++round) {
-    std::vector<Value> batch;
-    for (int i = 0; i < 50; ++i, ++id) {
-      batch.push_back(Value::MapOf({{"order_id", "o" + std::to_string(id)},
-                                    {"customer", customers[id % customers.size()]},
-                                    {"amount", int64_t{id}}}));
-    }
-    ASSERT_TRUE(a.engine().AppendBatch(orders, "*orders", batch, AckLevel::kAppended).ok());
-    ASSERT_NO_FATAL_FAILURE(Ship(a, b, orders));  // mid-processing
+  std::vector<Value> batch;
+  for (int id = 0; id < 200; ++id) {
+    batch.push_back(Value::MapOf({{"order_id", "o" + std::to_string(id)},
+                                  {"customer", customers[id % customers.size()]},
+                                  {"amount", int64_t{id}}}));
   }
+  ASSERT_TRUE(a.engine().AppendBatch(orders, "*orders", batch, AckLevel::kAppended).ok());
+  ASSERT_TRUE(a.engine().WaitProcessed(orders).ok());
+  ASSERT_NO_FATAL_FAILURE(a.WaitDurable(orders));
+  // The cut: just after the second transaction of `place` steps (an event group: each step
+  // writes $$orders and an outbox row, which the shipment's append removes later).
+  Result<std::vector<ReplicaEntry>> log = a.rep().Read(orders, 0, 0, INT64_MAX, INT64_MAX);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  int64_t cut = -1;
+  int places = 0;
+  for (const ReplicaEntry& entry : *log) {
+    if (entry.bytes.find("meta.outbox") != std::string::npos &&
+        entry.bytes.find("pstate.orders.orders.") != std::string::npos && ++places == 2) {
+      cut = entry.offset + 1;
+      break;
+    }
+  }
+  ASSERT_GT(cut, 0) << "no step of place in " << log->size() << " entries";
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b, orders, cut));
   ASSERT_TRUE(a.rep().Follow(orders, 0).ok());  // a is lost: b keeps its prefix
   ASSERT_TRUE(b.rep().InstallModuleFile(orders, *a.rep().ModuleFile(orders)).ok());
   Status led = b.rep().Lead(orders, 0, 2);

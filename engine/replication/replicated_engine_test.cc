@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -404,6 +405,67 @@ TEST(ReplicatedEngineTest, APromotedFollowerRecoversFromAPrefixShippedMidProcess
   if (!*truncated) ASSERT_TRUE(a.rep().DropReplica(orders).ok());
   ASSERT_NO_FATAL_FAILURE(Ship(b, a, orders));
   EXPECT_EQ(a.Digest(orders), b.Digest(orders));
+}
+
+// The same with microbatches (mbbank): the follower gets the first half of the leader's log
+// (batches committed, others not started), leads, and its ledger conserves money: the
+// balances add up to the deposits in its depot, and each account's $$deposited sums its
+// deposits.
+TEST(ReplicatedEngineTest, APromotedFollowerRecoversMicrobatchesFromAPrefix) {
+  const std::string bank = "mbbank";
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_TRUE(a.rep().Lead(bank, 0, 1).ok());
+  ASSERT_TRUE(a.engine().Deploy(MBBANK_MODULE, {.partitions = kPartitions}).ok());
+  const std::vector<std::string> accounts = {"ann", "bob", "cy", "dee", "eve"};
+  for (int round = 0; round < 6; ++round) {
+    std::vector<Value> deposits;
+    std::vector<Value> transfers;
+    for (int i = 0; i < 20; ++i) {
+      deposits.push_back(Value::MapOf({{"account", accounts[(round + i) % accounts.size()]},
+                                       {"amount", int64_t{1 + i}}}));
+      transfers.push_back(Value::MapOf({{"id", "t" + std::to_string(round * 100 + i)},
+                                        {"from", accounts[i % accounts.size()]},
+                                        {"to", accounts[(i + 2) % accounts.size()]},
+                                        {"amount", int64_t{1 + (i % 9)}}}));
+    }
+    ASSERT_TRUE(a.engine().AppendBatch(bank, "*deposits", deposits, AckLevel::kAppended).ok());
+    ASSERT_TRUE(a.engine().AppendBatch(bank, "*transfers", transfers, AckLevel::kAppended).ok());
+  }
+  ASSERT_TRUE(a.engine().WaitProcessed(bank).ok());
+  ASSERT_NO_FATAL_FAILURE(a.WaitDurable(bank));
+  const int64_t half = a.rep().GroupStatus(bank, 0)->log_end / 2;
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b, bank, half));
+  ASSERT_TRUE(a.rep().Follow(bank, 0).ok());
+  ASSERT_TRUE(b.rep().InstallModuleFile(bank, *a.rep().ModuleFile(bank)).ok());
+  Status led = b.rep().Lead(bank, 0, 2);
+  ASSERT_TRUE(led.ok()) << led.ToString();
+  ASSERT_TRUE(b.engine().WaitProcessed(bank).ok());
+
+  std::map<std::string, int64_t> deposited;
+  int64_t total_deposits = 0;
+  for (int p = 0; p < kPartitions; ++p) {
+    Result<std::vector<DepotEntry>> in =
+        b.engine().ReadDepot(bank, "*deposits", p, 0, INT64_MAX, 100000);
+    ASSERT_TRUE(in.ok()) << in.status().ToString();
+    for (const DepotEntry& e : *in) {
+      const int64_t amount = e.record.Find(Value("amount"))->as_int();
+      deposited[e.record.Find(Value("account"))->as_string()] += amount;
+      total_deposits += amount;
+    }
+  }
+  EXPECT_GT(total_deposits, 0);
+  int64_t total_balances = 0;
+  for (const std::string& account : accounts) {
+    Result<Value> balance = b.engine().SelectOne(bank, "$$balances", Path().Key(account));
+    ASSERT_TRUE(balance.ok()) << balance.status().ToString();
+    total_balances += balance->is_nil() ? 0 : balance->as_int();
+    Result<Value> sum = b.engine().SelectOne(bank, "$$deposited", Path().Key(account));
+    ASSERT_TRUE(sum.ok()) << sum.status().ToString();
+    EXPECT_EQ(sum->is_nil() ? 0 : sum->as_int(), deposited[account]) << account;
+  }
+  EXPECT_EQ(total_balances, total_deposits);
 }
 
 // The ex-leader wrote entries the new leader never got (its appends were not acknowledged

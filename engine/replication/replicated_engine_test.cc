@@ -267,6 +267,18 @@ TEST(ReplicatedEngineTest, AWriteToAGroupThisNodeDoesNotLeadIsRefused) {
   EXPECT_EQ(a.rep().DropReplica("nothing-here").code(), StatusCode::kOk);
 }
 
+TEST(ReplicatedEngineTest, AModuleThatUsesAnotherModuleIsRefused) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  ASSERT_TRUE(a.rep().Lead("downstream", 0, 1).ok());
+  Result<ModuleInfo> deployed = a.engine().Deploy(DOWNSTREAM_MODULE, {.partitions = kPartitions});
+  ASSERT_FALSE(deployed.ok());
+  EXPECT_EQ(deployed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(deployed.status().message().find("not supported in cluster mode yet"),
+            std::string::npos)
+      << deployed.status().ToString();
+}
+
 TEST(ReplicatedEngineTest, FollowThenLeadAgainRestartsTheModule) {
   TempDir dir;
   Node a(dir.Sub("a"));

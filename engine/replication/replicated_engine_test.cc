@@ -387,10 +387,12 @@ TEST(ReplicatedEngineTest, APromotedFollowerRecoversFromAPrefixShippedMidProcess
   std::set<std::string> placed;
   std::vector<std::string> shipments;
   for (int p = 0; p < kPartitions; ++p) {
-    Result<std::vector<DepotEntry>> in = b.engine().ReadDepot(orders, "*orders", p, 0, INT64_MAX, 100000);
+    Result<std::vector<DepotEntry>> in =
+        b.engine().ReadDepot(orders, "*orders", p, 0, INT64_MAX, 100000);
     ASSERT_TRUE(in.ok()) << in.status().ToString();
     for (const DepotEntry& e : *in) placed.insert(e.record.Find(Value("order_id"))->as_string());
-    Result<std::vector<DepotEntry>> out = b.engine().ReadDepot(orders, "*shipments", p, 0, INT64_MAX, 100000);
+    Result<std::vector<DepotEntry>> out =
+        b.engine().ReadDepot(orders, "*shipments", p, 0, INT64_MAX, 100000);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     for (const DepotEntry& e : *out) {
       shipments.push_back(e.record.Find(Value("order_id"))->as_string());
@@ -435,8 +437,8 @@ TEST(ReplicatedEngineTest, APromotedFollowerRecoversMicrobatchesFromAPrefix) {
     std::vector<Value> deposits;
     std::vector<Value> transfers;
     for (int i = 0; i < 20; ++i) {
-      deposits.push_back(Value::MapOf({{"account", accounts[(round + i) % accounts.size()]},
-                                       {"amount", int64_t{1 + i}}}));
+      deposits.push_back(Value::MapOf(
+          {{"account", accounts[(round + i) % accounts.size()]}, {"amount", int64_t{1 + i}}}));
       transfers.push_back(Value::MapOf({{"id", "t" + std::to_string(round * 100 + i)},
                                         {"from", accounts[i % accounts.size()]},
                                         {"to", accounts[(i + 2) % accounts.size()]},

@@ -454,7 +454,8 @@ Status EngineImpl::CreateUnwrittenPartitions(const ModuleDef& def, const ModuleR
     for (int p = 0; p < row.partitions; ++p) {
       STRATA_RETURN_IF_ERROR(
           storage_
-              ->OpenTable(Depot::TableName(def.name, bare, p, row.depot_generation), TableKind::kLog)
+              ->OpenTable(Depot::TableName(def.name, bare, p, row.depot_generation),
+                          TableKind::kLog)
               .status());
     }
   }

@@ -370,6 +370,19 @@ Result<std::string> ReplicationImpl::ModuleFilePath(const std::string& module,
   return (fs::path(engine_.options().data_dir) / row->file).string();
 }
 
+Result<std::string> ReplicationImpl::ModuleName(const std::string& so_path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(so_path, ec)) {
+    return Status::NotFound("module file " + so_path + " does not exist");
+  }
+  Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(so_path);
+  if (!loaded.ok()) {
+    return Status(loaded.status().code(),
+                  "deploying " + so_path + ": " + loaded.status().message());
+  }
+  return (*loaded)->def().name;
+}
+
 Result<std::string> ReplicationImpl::ModuleFile(const std::string& module) {
   std::string checksum;
   STRATA_ASSIGN_OR_RETURN(std::string path, ModuleFilePath(module, &checksum));

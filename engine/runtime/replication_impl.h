@@ -62,6 +62,7 @@ class ReplicationImpl final : public Replication {
   Status InstallModuleFile(const std::string& module, const std::string& bytes) override;
   bool NeedsModuleFile(const std::string& module) override;
   Result<std::string> Digest(const std::string& module, int group) override;
+  Result<std::string> ModuleName(const std::string& so_path) override;
 
  private:
   using GroupId = replication::GroupId;

@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include "../cluster_service.h"
 #include "event_streams.h"
 #include "json_body.h"
 #include "lag_history.h"
@@ -189,6 +190,21 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       if (auto refused = admin("destroy")) return *refused;
       return Destroy(request, path[0]);
     }
+  } else if (well_formed && n == 2 && path[1] == "replica") {
+    if (is("GET", "GET")) {
+      *kind = "replica";
+      ClusterService* cluster = dispatcher_.cluster();
+      if (cluster == nullptr) {
+        return {404, ErrorJson(proto::ErrorCode::kNotFound,
+                               "not in cluster mode: this stratad was started without --cluster "
+                               "(docs/cluster.md)")};
+      }
+      Result<Value> state = cluster->ReplicaState(path[0]);
+      if (!state.ok()) {
+        return {404, ErrorJson(proto::ErrorCodeFor(state.status()), state.status().message())};
+      }
+      return {200, ToJson(*state)};
+    }
   } else if (well_formed && n == 2 && path[1] == "stats") {
     if (is("GET", "GET")) {
       *kind = "stats";
@@ -275,7 +291,7 @@ template <typename T, typename F>
 RestApi::Answer RestApi::Reply(const proto::Response& response, F&& to_json, int status) {
   if (response.error) {
     return {HttpStatusFor(response.error->code),
-            ErrorJson(response.error->code, response.error->message)};
+            ErrorJson(response.error->code, response.error->message, response.error->leader)};
   }
   const T* body = std::get_if<T>(&response.body);
   if (body == nullptr) {

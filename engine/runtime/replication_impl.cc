@@ -116,6 +116,9 @@ Result<GroupLog*> ReplicationImpl::Group(const std::string& module, int group, b
                                    " replica groups: there is no group " + std::to_string(group));
   }
   const GroupId id{module, group};
+  // The common case answers without the storage's schema lock (a leader's long polls ask
+  // from commit callbacks).
+  if (GroupLog* open = writer_->Find(id)) return open;
   Storage& storage = engine_.storage();
   if (!create) {
     STRATA_ASSIGN_OR_RETURN(bool exists, storage.TableExists(replication::StateTableName(id)));

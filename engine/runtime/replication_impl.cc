@@ -426,7 +426,12 @@ Result<std::string> ReplicationImpl::ModuleFile(const std::string& module) {
 
 Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::string& bytes) {
   std::string checksum;
-  STRATA_ASSIGN_OR_RETURN(std::string path, ModuleFilePath(module, &checksum));
+  Result<std::string> row_path = ModuleFilePath(module, &checksum);
+  if (!row_path.ok() && row_path.status().code() != StatusCode::kNotFound) {
+    return row_path.status();
+  }
+  // No row yet: where Deploy puts the file; checked against the row when the module starts.
+  const std::string path = row_path.ok() ? *row_path : DefaultModuleFilePath(module);
   uint64_t n = 0;
   {
     MutexLock lock(&mu_);
@@ -446,7 +451,7 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
     }
   }
   Result<std::string> got = ModuleFileChecksum(staged.string());
-  if (!got.ok() || *got != checksum) {
+  if (!got.ok() || (row_path.ok() && *got != checksum)) {
     fs::remove(staged, ec);
     if (!got.ok()) return got.status();
     return Status::InvalidArgument("the file sent for module " + module + " has checksum " + *got +
@@ -460,11 +465,18 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
   return Status::Ok();
 }
 
+std::string ReplicationImpl::DefaultModuleFilePath(const std::string& module) const {
+  return (fs::path(engine_.options().data_dir) / "modules" / (module + ".so")).string();
+}
+
 bool ReplicationImpl::NeedsModuleFile(const std::string& module) {
   std::string checksum;
   Result<std::string> path = ModuleFilePath(module, &checksum);
-  if (!path.ok()) return path.status().code() != StatusCode::kNotFound;
   std::error_code ec;
+  if (path.status().code() == StatusCode::kNotFound) {
+    return !fs::is_regular_file(DefaultModuleFilePath(module), ec);
+  }
+  if (!path.ok()) return true;
   if (!fs::is_regular_file(*path, ec)) return true;
   Result<std::string> got = ModuleFileChecksum(*path);
   return !got.ok() || *got != checksum;

@@ -210,7 +210,8 @@ TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToThe
 TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAcknowledgedAppend) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   Result<proto::Response> deployed = Deploy("n1", 3);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
   int acknowledged = 0;
   for (int i = 0; i < 30; ++i) {
     Result<proto::Response> appended = Append("n1", {"alpha beta"}, proto::AckLevel::kAppended);
@@ -279,7 +280,8 @@ TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
   ASSERT_TRUE(Eventually([&] {
     Result<proto::Response> appended = Append("n1", {"one"});
     return appended.ok() && !appended->error;

@@ -311,10 +311,21 @@ TEST(ReplicatedEngineTest, ADroppedReplicaRefetchedFromZeroHasTheSameDigest) {
   ASSERT_TRUE(b.rep().DropReplica(kModule).ok());
   EXPECT_EQ(b.rep().GroupStatus(kModule, 0).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(b.rep().ModuleFile(kModule).status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
+  // Nothing of the module is left, its file included: a follower fetches it again.
+  EXPECT_TRUE(b.rep().NeedsModuleFile(kModule));
   ASSERT_NO_FATAL_FAILURE(Ship(a, b));
   EXPECT_EQ(b.Digest(), digest);
   EXPECT_TRUE(b.rep().NeedsModuleFile(kModule));
+  // Before the row is replicated the file installs unchecked (the module's start checks it);
+  // once the row is here, bytes that differ from its checksum are refused.
+  ASSERT_TRUE(b.rep().DropReplica(kModule).ok());
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
+  EXPECT_EQ(b.rep().InstallModuleFile(kModule, "not a module").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
 }
 
 TEST(ReplicatedEngineTest, ARestartedNodeStartsNoModuleUntilItLeads) {

@@ -528,6 +528,44 @@ TEST(ReplicatedEngineTest, AnExLeaderWithEntriesTheNewLeaderLacksIsRebuiltFromZe
   EXPECT_EQ(a.Digest(), b.Digest());
 }
 
+// The ex-leader of the test above, rebuilt from its own log instead: it keeps every entry
+// below the truncation point (those an in-sync replica acknowledged) while its tables are
+// rebuilt, and ends equal to the new leader — also across a restart in the middle.
+TEST(ReplicatedEngineTest, AnExLeaderRebuildsItsTablesFromTheLogItKeeps) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "kept"));
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "lost"));  // never shipped
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  ASSERT_TRUE(b.rep().Lead(kModule, 0, 2).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 10, "kept"));
+
+  Result<int64_t> point = a.rep().TruncationPoint(
+      kModule, 0, [&](int64_t epoch) { return b.rep().EndOffsetFor(kModule, 0, epoch); });
+  ASSERT_TRUE(point.ok()) << point.status().ToString();
+  ASSERT_FALSE(*a.rep().TruncateTo(kModule, 0, *point));
+  ASSERT_TRUE(a.rep().RebuildFromLog(kModule, 0, *point).ok());
+  Result<ReplicaGroupStatus> cut = a.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->log_end, *point);  // the entries below the point are kept
+  EXPECT_EQ(cut->applied_end, 0);
+  EXPECT_FALSE(a.rep().NeedsModuleFile(kModule));  // its file is kept too
+  // A restart before anything is applied again clears what the tables hold.
+  a.Close();
+  a.Open();
+  ASSERT_NO_FATAL_FAILURE(Ship(b, a));
+  EXPECT_EQ(a.Digest(), b.Digest());
+  // It can lead at once: its tables are rebuilt from its log.
+  ASSERT_TRUE(b.rep().Follow(kModule, 0).ok());
+  ASSERT_TRUE(a.rep().Lead(kModule, 0, 3).ok());
+  EXPECT_EQ(a.Count("lost"), 0);
+  EXPECT_GE(a.Count("kept"), 40);
+}
+
 TEST(ReplicatedEngineTest, WhenLogPassesWaitsForACommitOrTheEndOfTheLeadership) {
   TempDir dir;
   Node a(dir.Sub("a"));

@@ -90,6 +90,11 @@ Status ReplicationImpl::OpenGroups() {
     }
     STRATA_ASSIGN_OR_RETURN(GroupLog * log, writer_->Open(storage, id));
     STRATA_RETURN_IF_ERROR(log->BecomeFollower(*session));
+    if (log->AppliedEnd() == 0 && log->EndOffset() > 0) {
+      // A follower with nothing applied has no effects in its tables: what is there was
+      // left by a RebuildFromLog that a crash interrupted.
+      STRATA_RETURN_IF_ERROR(engine_.DropLocalCopy(id.module, /*keep_files=*/true));
+    }
     MutexLock lock(&mu_);
     tracked_[id].durable_end = log->EndOffset();
   }
@@ -311,6 +316,21 @@ Status ReplicationImpl::DropReplica(const std::string& module) {
     for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage.DropTable(table));
   }
   return engine_.DropLocalCopy(module);
+}
+
+Status ReplicationImpl::RebuildFromLog(const std::string& module, int group, int64_t offset) {
+  MutexLock leadership(&leadership_mu_);
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  if (log->leading() || engine_.Running(module)) {
+    return Status::InvalidArgument("cannot rebuild the tables of module " + module +
+                                   ": this node leads it (follow it first)");
+  }
+  // Nothing applied first, then the tables: a crash in between leaves "nothing applied"
+  // over stale tables, which OpenGroups clears at the next start (a followed group with
+  // nothing applied has no effects in the tables).
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  STRATA_RETURN_IF_ERROR(log->CutAndReapply(*session, offset));
+  return engine_.DropLocalCopy(module, /*keep_files=*/true);
 }
 
 Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& module, int group) {

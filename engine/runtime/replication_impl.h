@@ -56,6 +56,7 @@ class ReplicationImpl final : public Replication {
       const std::function<Result<EpochEnd>(int64_t epoch)>& ask) override;
   Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) override;
   Status DropReplica(const std::string& module) override;
+  Status RebuildFromLog(const std::string& module, int group, int64_t offset) override;
   Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) override;
   void WhenDurable(std::function<void(Status)> done) override;
   Result<std::string> ModuleFile(const std::string& module) override;

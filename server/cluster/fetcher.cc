@@ -112,10 +112,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
       if (log_warning_) {
         log_warning_("replication: " + module_ + "/" + std::to_string(group_) +
                      ": this node's tables hold writes the new leader " + target.leader +
-                     " does not have (it led them before the failover): dropping its copy "
-                     "and fetching the log again from offset 0");
+                     " does not have (it led them before the failover): cutting its log at " +
+                     std::to_string(point) + " and rebuilding its tables from it");
       }
-      STRATA_RETURN_IF_ERROR(replication_.DropReplica(module_));
+      STRATA_RETURN_IF_ERROR(replication_.RebuildFromLog(module_, group_, point));
     }
   }
 

@@ -109,6 +109,13 @@ class Replication {
   // it must then DropReplica and fetch the log again from 0.
   virtual Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) = 0;
 
+  // After TruncateTo returned false: clears this node's tables of `module` (its rows, not
+  // its logs nor its plugin file) and cuts the group's log at `offset`, recording that
+  // nothing is applied; ApplyUpTo (or Lead) then rebuilds the tables from the log this node
+  // keeps. The log below `offset` is never dropped, so a node rebuilding its tables still
+  // holds every entry it acknowledged as an in-sync replica. Not while leading or running.
+  virtual strata::Status RebuildFromLog(const std::string& module, int group, int64_t offset) = 0;
+
   // Deletes everything this node holds of `module` — tables, group logs and their state,
   // its meta rows, its module file — without touching ZooKeeper or other nodes: a follower
   // of a destroyed module, or a replica that must be rebuilt. The module must not be

@@ -50,7 +50,7 @@ def say(*args):
 
 class Prober:
     """Appends to `module` in a loop (ack `appended`) from its own connections and keeps
-    (monotonic time, node id) of every acknowledged append."""
+    (monotonic time sent, time acknowledged, node id) of every acknowledged append."""
 
     def __init__(self, lab, module):
         self.lab = lab
@@ -68,6 +68,7 @@ class Prober:
             while not self._stop.is_set():
                 n += 1
                 record = _probe_record(self.module, n)
+                sent = time.monotonic()
                 try:
                     _, node = router.once(self.module,
                                           lambda c: c.append(self.module, depot, record,
@@ -75,14 +76,16 @@ class Prober:
                 except (strata.StrataError, TimeoutError):
                     self._stop.wait(0.01)
                     continue
-                self.acks.append((time.monotonic(), node.id))
+                self.acks.append((sent, time.monotonic(), node.id))
         finally:
             router.close()
 
     def first_after(self, t, not_node=None):
-        for when, node_id in list(self.acks):
-            if when > t and node_id != not_node:
-                return when
+        """When the first append sent after `t` was acknowledged by a node other than
+        `not_node`; None: none yet."""
+        for sent, acked, node_id in list(self.acks):
+            if sent > t and node_id != not_node:
+                return acked
         return None
 
     def wait_ack(self, t, not_node, timeout, what):
@@ -107,7 +110,7 @@ def run_round(lab, load, fault, round_, module, results):
     """One fault round: load, the fault, recovery, more load; answers the failover ms."""
     load.start()
     try:
-        load.wait_progress(20, what="appends before the fault")
+        load.wait_progress(50, what="appends before the fault")
         leader = lab.leader_of(module) if lab.clustered else lab.nodes[0]
         if leader is None:
             raise AssertionError("no node leads %s before the fault" % module)
@@ -151,7 +154,7 @@ def run_round(lab, load, fault, round_, module, results):
         results.setdefault(fault, []).append(failover_ms)
         for n in lab.nodes:
             n.wait_serving()
-        load.wait_progress(20, what="appends after the recovery")
+        load.wait_progress(50, what="appends after the recovery")
     finally:
         load.stop()
 

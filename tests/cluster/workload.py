@@ -181,17 +181,17 @@ def _params(fn):
 
 # ---- the checks ----
 
-def wait_caught_up(lab, router, timeout=120):
+def wait_caught_up(lab, router, replicas=True, timeout=120):
     """Waits until, for every module, the leader's topologies have no lag and every replica
-    that answers GET /rest/replicas has the leader's log end applied (and there are as
-    many as the module's replication when `expected` is given); answers {module: replicas}."""
+    that answers GET /rest/replicas has the leader's log end applied (with `replicas`);
+    answers {module: {node id: its GET /rest/replicas/<module>}}."""
     states = {}
     for m in MODULES:
         def idle():
             stats = router.call(m, lambda c: c.stats(m))
             return all(t.lag == 0 for s in stats.modules for t in s.topologies)
         netns.wait_for(idle, timeout, "the topologies of %s to catch up" % m)
-        if not lab.clustered:
+        if not lab.clustered or not replicas:
             continue
 
         def equal():
@@ -249,7 +249,7 @@ def check(lab, workload, replicas_served, say=print):
     problems = []
     router = lab_mod.Router(lab, timeout=10)
     try:
-        states = wait_caught_up(lab, router) if replicas_served else {}
+        states = wait_caught_up(lab, router, replicas=replicas_served)
         if lab.clustered and replicas_served:
             for m, replicas in states.items():
                 digests = {node_id: (r.get("applied_end"), r.get("digest"))
@@ -261,8 +261,6 @@ def check(lab, workload, replicas_served, say=print):
                     problems.append("%s: %d replicas answer /rest/replicas, not %d: %s"
                                     % (m, len(replicas), workload.replication,
                                        sorted(replicas)))
-        elif not replicas_served:
-            wait_caught_up(lab, router)
         depots = read_depots(router, workload.partitions)
         missing = []
         with workload._lock:

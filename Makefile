@@ -62,6 +62,14 @@ bench-http: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
 	bench/http.sh
 
+# W1 against a 3-node cluster in network namespaces (bench/cluster-bench.py, docs/cluster.md
+# "Measurements"): replication 3 against 1, and replication 1 spread over 1, 2 and 3 nodes.
+# Needs root. About 2 min.
+.PHONY: bench-cluster
+bench-cluster: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount wordcount_b wordcount_c wordcount_d
+	/usr/bin/python3 bench/cluster-bench.py --build $(BUILD_DIR)
+
 .PHONY: bench-latency
 bench-latency: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount

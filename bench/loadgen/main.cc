@@ -587,9 +587,10 @@ int main(int argc, char** argv) {
                  "Measure this many records/reads/posts/transfers "
                  "instead of a duration")
       ->check(CLI::PositiveNumber);
-  app.add_option("--module", flags.module,
-                 "W1: the module appended to, a build of wordcount under any name (bench/cluster-bench.py "
-                 "deploys several in one cluster)");
+  app.add_option(
+      "--module", flags.module,
+      "W1: the module appended to, a build of wordcount under any name (bench/cluster-bench.py "
+      "deploys several in one cluster)");
   app.add_option("--keyspace", flags.keyspace, "Words (W1, W2, W5-top) or accounts (W4, W5-total)")
       ->capture_default_str();
   app.add_option("--users", flags.users, "Users (W3, W5-timeline)")->capture_default_str();

@@ -18,11 +18,12 @@ namespace strata::bench {
 struct WorkloadConfig {
   std::string name;           // "W1".."W4", "W5-top", "W5-total", "W5-timeline"
   int64_t keyspace = 100000;  // W1/W2 words, W4 accounts
-  std::string w1_module = "wordcount";  // the module W1 appends to: a build of wordcount
   int batch = 1;              // records per append request (W1, W3, W4)
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;
   int users = 10000;          // W3
   double avg_followers = 50;  // W3
+  // The module W1 appends to: a build of wordcount (bench/cluster-bench.py loads several).
+  std::string w1_module = "wordcount";
 };
 
 class Workload {

@@ -243,8 +243,8 @@ class Lab:
         if not live:
             return {}
         with concurrent.futures.ThreadPoolExecutor(len(live)) as pool:
-            answers = pool.map(lambda n: (n.id, http_get(n.http, "/rest/replicas/" + module,
-                                                          timeout)), live)
+            answers = pool.map(lambda n: (n.id, _group0(http_get(
+                n.http, "/rest/replicas/" + module, timeout))), live)
             return {node_id: a for node_id, a in answers if a is not None}
 
     def leader_of(self, module, exclude=()):
@@ -262,6 +262,17 @@ class Lab:
                     (best is None or r.get("epoch", 0) > best[1]):
                 best = (node_id, r.get("epoch", 0))
         return self.node(best[0]) if best else None
+
+
+def _group0(answer):
+    """The replica state of group 0 in a GET /rest/replicas/<module> answer: the object
+    itself, or the element of group 0 of a list (or of its "groups"), once modules have
+    several groups."""
+    if isinstance(answer, dict) and isinstance(answer.get("groups"), list):
+        answer = answer["groups"]
+    if isinstance(answer, list):
+        return next((g for g in answer if isinstance(g, dict) and g.get("group", 0) == 0), None)
+    return answer if isinstance(answer, dict) else None
 
 
 # Errors after which a request may succeed at another node or later: the connection (a

@@ -99,6 +99,8 @@ TEST(ErrorTableTest, CxxNamesAreTheSchemaNames) {
   EXPECT_EQ(ErrorCodeName(ErrorCode::kConfirmationRequired), "CONFIRMATION_REQUIRED");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kTimeout), "TIMEOUT");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kQueryFailed), "QUERY_FAILED");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kNotLeader), "NOT_LEADER");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kNotEnoughReplicas), "NOT_ENOUGH_REPLICAS");
 }
 
 }  // namespace

@@ -255,6 +255,65 @@ TEST(MalformedRequestTest, DeployNeedsExactlyOneSourceAndSanePartitions) {
   }
 }
 
+TEST(MalformedRequestTest, DeployReplicationAndMinIsrAreInRange) {
+  auto deploy = [](uint64_t id, int replication, int min_isr) {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateDeployRequestDirect(b, "/m.so", nullptr, 8, replication, min_isr);
+    return Finish(b, id, w::RequestBody::DeployRequest, body.Union());
+  };
+  ExpectInvalid(deploy(40, -1, 0), 40, "DeployRequest.replication -1");
+  ExpectInvalid(deploy(41, kMaxReplication + 1, 0), 41, "DeployRequest.replication 17");
+  ExpectInvalid(deploy(42, 3, 4), 42, "DeployRequest.min_isr 4");
+  ExpectInvalid(deploy(43, 3, -1), 43, "DeployRequest.min_isr -1");
+  ExpectInvalid(deploy(44, 0, kMaxReplication + 1), 44, "DeployRequest.min_isr 17");
+  // 0 is each one's default; a min_isr above the default replication is the server's to judge.
+  for (const auto& [replication, min_isr] :
+       std::vector<std::pair<int, int>>{{0, 0}, {1, 1}, {3, 2}, {3, 3}, {0, 2}, {16, 0}}) {
+    std::string bytes = deploy(45, replication, min_isr);
+    auto decoded = DecodeRequest(Bytes(bytes), bytes.size());
+    ASSERT_TRUE(std::holds_alternative<Request>(decoded)) << replication << " " << min_isr;
+    const auto& d = std::get<DeployRequest>(std::get<Request>(decoded).body);
+    EXPECT_EQ(d.replication, replication);
+    EXPECT_EQ(d.min_isr, min_isr);
+  }
+}
+
+TEST(MalformedRequestTest, ReplicaRequestsNeedNamesAndNonNegativeNumbers) {
+  auto fetch = [](uint64_t id, const char* module, const char* node, int64_t from,
+                  uint32_t max_bytes, uint32_t wait_ms) {
+    fb::FlatBufferBuilder b;
+    auto body =
+        w::CreateReplicaFetchRequestDirect(b, module, 0, node, 1, from, 0, max_bytes, wait_ms);
+    return Finish(b, id, w::RequestBody::ReplicaFetchRequest, body.Union());
+  };
+  ExpectInvalid(fetch(50, nullptr, "n1", 0, 1, 0), 50, "ReplicaFetchRequest.module");
+  ExpectInvalid(fetch(51, "m", "", 0, 1, 0), 51, "ReplicaFetchRequest.node");
+  ExpectInvalid(fetch(52, "m", "n1", -1, 1, 0), 52, "ReplicaFetchRequest.from -1");
+  ExpectInvalid(fetch(53, "m", "n1", 0, 0, 0), 53, "ReplicaFetchRequest.max_bytes 0");
+  ExpectInvalid(fetch(54, "m", "n1", 0, 1, kMaxReplicaFetchWaitMs + 1), 54,
+                "ReplicaFetchRequest.wait_ms 60001");
+  std::string ok = fetch(55, "m", "n1", 0, 1, kMaxReplicaFetchWaitMs);
+  EXPECT_TRUE(std::holds_alternative<Request>(DecodeRequest(Bytes(ok), ok.size())));
+  {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateReplicaEpochRequestDirect(b, "m", 0, "n1", 2, -1);
+    ExpectInvalid(Finish(b, 56, w::RequestBody::ReplicaEpochRequest, body.Union()), 56,
+                  "ReplicaEpochRequest.log_epoch -1");
+  }
+  {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateReplicaEpochRequestDirect(b, "m", -1, "n1", 2, 1);
+    ExpectInvalid(Finish(b, 57, w::RequestBody::ReplicaEpochRequest, body.Union()), 57,
+                  "ReplicaEpochRequest.group -1");
+  }
+  {
+    fb::FlatBufferBuilder b;
+    auto body = w::CreateModuleFileRequestDirect(b, nullptr);
+    ExpectInvalid(Finish(b, 58, w::RequestBody::ModuleFileRequest, body.Union()), 58,
+                  "ModuleFileRequest.module");
+  }
+}
+
 TEST(MalformedRequestTest, UpdateNeedsExactlyOneSourceNamedDropsAndSanePartitions) {
   auto update = [](uint64_t id, const char* path, const char* so,
                    const std::vector<std::string>& drop, int partitions) {

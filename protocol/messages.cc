@@ -206,8 +206,10 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
           [&](const DeployRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
             auto so_bytes = OptionalBytes(b, m.so_bytes);
             auto path = OptionalString(b, m.path);
-            return {w::RequestBody::DeployRequest,
-                    w::CreateDeployRequest(b, path, so_bytes, m.partitions).Union()};
+            return {
+                w::RequestBody::DeployRequest,
+                w::CreateDeployRequest(b, path, so_bytes, m.partitions, m.replication, m.min_isr)
+                    .Union()};
           },
           [&](const ListModulesRequest&) -> std::pair<w::RequestBody, fb::Offset<void>> {
             return {w::RequestBody::ListModulesRequest, w::CreateListModulesRequest(b).Union()};
@@ -296,6 +298,28 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
           [&](const UnsubscribeRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
             return {w::RequestBody::UnsubscribeRequest,
                     w::CreateUnsubscribeRequest(b, m.subscription).Union()};
+          },
+          [&](const PlacementRequest&) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::PlacementRequest, w::CreatePlacementRequest(b).Union()};
+          },
+          [&](const ReplicaFetchRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto node = OptionalString(b, m.node);
+            return {w::RequestBody::ReplicaFetchRequest,
+                    w::CreateReplicaFetchRequest(b, module, m.group, node, m.epoch, m.from,
+                                                 m.durable_end, m.max_bytes, m.wait_ms)
+                        .Union()};
+          },
+          [&](const ReplicaEpochRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto node = OptionalString(b, m.node);
+            return {w::RequestBody::ReplicaEpochRequest,
+                    w::CreateReplicaEpochRequest(b, module, m.group, node, m.epoch, m.log_epoch)
+                        .Union()};
+          },
+          [&](const ModuleFileRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::ModuleFileRequest,
+                    w::CreateModuleFileRequest(b, OptionalString(b, m.module)).Union()};
           },
       },
       body);
@@ -497,6 +521,47 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
             return {w::ResponseBody::SubscriptionUpdate,
                     w::CreateSubscriptionUpdate(b, m.subscription, diffs, ended).Union()};
           },
+          [&](const Placement& m) -> Encoded {
+            auto node = OptionalString(b, m.node);
+            auto controller = OptionalString(b, m.controller);
+            auto nodes = TableList<w::NodeAddress>(b, m.nodes, [](auto& b, const NodeAddress& n) {
+              auto id = OptionalString(b, n.id);
+              return w::CreateNodeAddress(b, id, OptionalString(b, n.advertise));
+            });
+            auto groups =
+                TableList<w::GroupPlacement>(b, m.groups, [](auto& b, const GroupPlacement& g) {
+                  auto module = OptionalString(b, g.module);
+                  auto leader = OptionalString(b, g.leader);
+                  auto address = OptionalString(b, g.leader_address);
+                  auto replicas = StringList(b, g.replicas);
+                  auto isr = StringList(b, g.isr);
+                  return w::CreateGroupPlacement(b, module, g.group, leader, address, g.epoch,
+                                                 replicas, isr, g.min_isr);
+                });
+            return {w::ResponseBody::Placement,
+                    w::CreatePlacement(b, node, controller, nodes, groups).Union()};
+          },
+          [&](const ReplicaEntries& m) -> Encoded {
+            auto entries =
+                TableList<w::ReplicaLogEntry>(b, m.entries, [](auto& b, const ReplicaLogEntry& e) {
+                  auto bytes = b.CreateVector(reinterpret_cast<const uint8_t*>(e.bytes.data()),
+                                              e.bytes.size());
+                  return w::CreateReplicaLogEntry(b, e.offset, bytes);
+                });
+            return {
+                w::ResponseBody::ReplicaEntries,
+                w::CreateReplicaEntries(b, m.epoch, entries, m.log_end, m.high_watermark).Union()};
+          },
+          [&](const ReplicaEpochEnd& m) -> Encoded {
+            return {w::ResponseBody::ReplicaEpochEnd,
+                    w::CreateReplicaEpochEnd(b, m.epoch, m.end_offset).Union()};
+          },
+          [&](const ModuleFile& m) -> Encoded {
+            auto module = OptionalString(b, m.module);
+            auto bytes =
+                b.CreateVector(reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size());
+            return {w::ResponseBody::ModuleFile, w::CreateModuleFile(b, module, bytes).Union()};
+          },
       },
       body);
 }
@@ -568,6 +633,8 @@ Result<DeployRequest> ConvertDeploy(const w::DeployRequest& m) {
   DeployRequest out;
   ReadModuleSource(m.path(), m.so_bytes(), &out.path, &out.so_bytes);
   out.partitions = m.partitions();
+  out.replication = m.replication();
+  out.min_isr = m.min_isr();
   return out;
 }
 
@@ -671,6 +738,23 @@ Result<SubscribeRequest> ConvertSubscribe(const w::SubscribeRequest& m) {
   return ConvertPathRequest<SubscribeRequest>(m, "SubscribeRequest");
 }
 
+Result<ReplicaFetchRequest> ConvertReplicaFetch(const w::ReplicaFetchRequest& m) {
+  ReplicaFetchRequest out;
+  out.module = Str(m.module_());
+  out.group = m.group();
+  out.node = Str(m.node());
+  out.epoch = m.epoch();
+  out.from = m.from();
+  out.durable_end = m.durable_end();
+  out.max_bytes = m.max_bytes();
+  out.wait_ms = m.wait_ms();
+  return out;
+}
+
+Result<ReplicaEpochRequest> ConvertReplicaEpoch(const w::ReplicaEpochRequest& m) {
+  return ReplicaEpochRequest{Str(m.module_()), m.group(), Str(m.node()), m.epoch(), m.log_epoch()};
+}
+
 template <typename T>
 Result<RequestBody> AsBody(Result<T> r) {
   if (!r.ok()) return r.status();
@@ -713,6 +797,14 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return AsBody(ConvertSubscribe(*r.body_as_SubscribeRequest()));
     case w::RequestBody::UnsubscribeRequest:
       return RequestBody(UnsubscribeRequest{r.body_as_UnsubscribeRequest()->subscription()});
+    case w::RequestBody::PlacementRequest:
+      return RequestBody(PlacementRequest{});
+    case w::RequestBody::ReplicaFetchRequest:
+      return AsBody(ConvertReplicaFetch(*r.body_as_ReplicaFetchRequest()));
+    case w::RequestBody::ReplicaEpochRequest:
+      return AsBody(ConvertReplicaEpoch(*r.body_as_ReplicaEpochRequest()));
+    case w::RequestBody::ModuleFileRequest:
+      return RequestBody(ModuleFileRequest{Str(r.body_as_ModuleFileRequest()->module_())});
     case w::RequestBody::NONE:
       break;
   }
@@ -869,6 +961,47 @@ Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
   return out;
 }
 
+std::string BytesOf(const fb::Vector<uint8_t>* bytes) {
+  if (bytes == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+}
+
+Placement ConvertPlacement(const w::Placement& m) {
+  Placement out;
+  out.node = Str(m.node());
+  out.controller = Str(m.controller());
+  if (m.nodes() != nullptr) {
+    for (const w::NodeAddress* n : *m.nodes()) {
+      out.nodes.push_back(NodeAddress{Str(n->id()), Str(n->advertise())});
+    }
+  }
+  if (m.groups() != nullptr) {
+    for (const w::GroupPlacement* g : *m.groups()) {
+      out.groups.push_back(
+          GroupPlacement{Str(g->module_()), g->group(), Str(g->leader()), Str(g->leader_address()),
+                         g->epoch(), StringsOf(g->replicas()), StringsOf(g->isr()), g->min_isr()});
+    }
+  }
+  return out;
+}
+
+Result<ReplicaEntries> ConvertReplicaEntries(const w::ReplicaEntries& m) {
+  ReplicaEntries out;
+  out.epoch = m.epoch();
+  out.log_end = m.log_end();
+  out.high_watermark = m.high_watermark();
+  if (m.entries() != nullptr) {
+    for (fb::uoffset_t i = 0; i < m.entries()->size(); ++i) {
+      const w::ReplicaLogEntry* e = m.entries()->Get(i);
+      if (e->bytes() == nullptr) {
+        return Status::InvalidArgument(Indexed("ReplicaEntries.entries", i) + ".bytes is missing");
+      }
+      out.entries.push_back(ReplicaLogEntry{e->offset(), BytesOf(e->bytes())});
+    }
+  }
+  return out;
+}
+
 template <typename T>
 Result<ResponseBody> AsResponseBody(Result<T> r) {
   if (!r.ok()) return r.status();
@@ -986,6 +1119,19 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
         }
       }
       return ResponseBody(std::move(out));
+    }
+    case w::ResponseBody::Placement:
+      return ResponseBody(ConvertPlacement(*r.body_as_Placement()));
+    case w::ResponseBody::ReplicaEntries:
+      return AsResponseBody(ConvertReplicaEntries(*r.body_as_ReplicaEntries()));
+    case w::ResponseBody::ReplicaEpochEnd: {
+      const w::ReplicaEpochEnd& m = *r.body_as_ReplicaEpochEnd();
+      return ResponseBody(ReplicaEpochEnd{m.epoch(), m.end_offset()});
+    }
+    case w::ResponseBody::ModuleFile: {
+      const w::ModuleFile& m = *r.body_as_ModuleFile();
+      if (m.bytes() == nullptr) return Status::InvalidArgument("ModuleFile.bytes is missing");
+      return ResponseBody(ModuleFile{Str(m.module_()), BytesOf(m.bytes())});
     }
   }
   return Status::InvalidArgument(

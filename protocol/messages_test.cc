@@ -78,6 +78,7 @@ TEST(MessagesTest, DefaultsRoundTripAlthoughTheyAreNotWritten) {
   ExpectRequestRoundTrip({7, InvokeRequest{"m", "q", {}}}, "invoke defaults");
   ExpectRequestRoundTrip({8, SelectPageRequest{"m", "p", Value::ListOf({}), ""}},
                          "select page defaults");
+  ExpectRequestRoundTrip({9, ReplicaFetchRequest{"m", 0, "n1"}}, "replica fetch defaults");
   ExpectResponseRoundTrip({5, {}, Appended{{AppendResult{}}}}, "append result defaults");
   ExpectResponseRoundTrip({6, Error{ErrorCode::kInternal, ""}, {}}, "error without message");
 }
@@ -202,10 +203,12 @@ TEST(MessagesTest, ErrorCodeNamesMatchTheSchema) {
   EXPECT_EQ(ErrorCodeName(ErrorCode::kConfirmationRequired), "CONFIRMATION_REQUIRED");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kTimeout), "TIMEOUT");
   EXPECT_EQ(ErrorCodeName(ErrorCode::kQueryFailed), "QUERY_FAILED");
-  EXPECT_EQ(ErrorCodeName(static_cast<ErrorCode>(19)), "UNKNOWN");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kNotLeader), "NOT_LEADER");
+  EXPECT_EQ(ErrorCodeName(ErrorCode::kNotEnoughReplicas), "NOT_ENOUGH_REPLICAS");
+  EXPECT_EQ(ErrorCodeName(static_cast<ErrorCode>(21)), "UNKNOWN");
   std::set<std::string_view> names;
-  for (int c = 0; c <= 18; ++c) names.insert(ErrorCodeName(static_cast<ErrorCode>(c)));
-  EXPECT_EQ(names.size(), 19u) << "two codes share a name";
+  for (int c = 0; c <= 20; ++c) names.insert(ErrorCodeName(static_cast<ErrorCode>(c)));
+  EXPECT_EQ(names.size(), 21u) << "two codes share a name";
 }
 
 TEST(MessagesTest, StatusCodesMapToWireCodesAndBack) {
@@ -222,6 +225,8 @@ TEST(MessagesTest, StatusCodesMapToWireCodesAndBack) {
       {StatusCode::kInternal, ErrorCode::kInternal},
       {StatusCode::kUserError, ErrorCode::kTopologyFailed},
       {StatusCode::kTimeout, ErrorCode::kTimeout},
+      {StatusCode::kNotLeader, ErrorCode::kNotLeader},
+      {StatusCode::kNotEnoughReplicas, ErrorCode::kNotEnoughReplicas},
   };
   for (const auto& [status, wire] : table) {
     Status s = status == StatusCode::kOk ? Status::Ok() : Status(status, "m");

@@ -40,6 +40,17 @@ Status Check(const DeployRequest& m) {
     return Status::InvalidArgument("DeployRequest.partitions " + std::to_string(m.partitions) +
                                    " is outside [1, " + std::to_string(kMaxPartitions) + "]");
   }
+  if (m.replication < 0 || m.replication > kMaxReplication) {
+    return Status::InvalidArgument("DeployRequest.replication " + std::to_string(m.replication) +
+                                   " is outside [0, " + std::to_string(kMaxReplication) +
+                                   "] (0: the cluster's default)");
+  }
+  const int most_isr = m.replication == 0 ? kMaxReplication : m.replication;
+  if (m.min_isr < 0 || m.min_isr > most_isr) {
+    return Status::InvalidArgument("DeployRequest.min_isr " + std::to_string(m.min_isr) +
+                                   " is outside [0, " + std::to_string(most_isr) +
+                                   "] (0: the default; at most the replication)");
+  }
   return Status::Ok();
 }
 
@@ -150,6 +161,40 @@ Status Check(const SelectPageRequest& m) {
   }
   return Status::Ok();
 }
+
+Status Check(const PlacementRequest&) { return Status::Ok(); }
+
+Status NotNegative(int64_t value, std::string_view field) {
+  if (value >= 0) return Status::Ok();
+  return Status::InvalidArgument(std::string(field) + " " + std::to_string(value) + " is negative");
+}
+
+Status Check(const ReplicaFetchRequest& m) {
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.module, "ReplicaFetchRequest.module"));
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.node, "ReplicaFetchRequest.node"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.group, "ReplicaFetchRequest.group"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.epoch, "ReplicaFetchRequest.epoch"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.from, "ReplicaFetchRequest.from"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.durable_end, "ReplicaFetchRequest.durable_end"));
+  if (m.max_bytes < 1) {
+    return Status::InvalidArgument("ReplicaFetchRequest.max_bytes 0 is below 1");
+  }
+  if (m.wait_ms > kMaxReplicaFetchWaitMs) {
+    return Status::InvalidArgument("ReplicaFetchRequest.wait_ms " + std::to_string(m.wait_ms) +
+                                   " is above " + std::to_string(kMaxReplicaFetchWaitMs));
+  }
+  return Status::Ok();
+}
+
+Status Check(const ReplicaEpochRequest& m) {
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.module, "ReplicaEpochRequest.module"));
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.node, "ReplicaEpochRequest.node"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.group, "ReplicaEpochRequest.group"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.epoch, "ReplicaEpochRequest.epoch"));
+  return NotNegative(m.log_epoch, "ReplicaEpochRequest.log_epoch");
+}
+
+Status Check(const ModuleFileRequest& m) { return NonEmpty(m.module, "ModuleFileRequest.module"); }
 
 }  // namespace
 

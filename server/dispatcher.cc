@@ -8,6 +8,7 @@
 
 #include <asio/post.hpp>
 
+#include "cluster_service.h"
 #include "log.h"
 
 namespace strata::server {
@@ -34,6 +35,10 @@ std::string_view RequestKindName(const proto::RequestBody& body) {
     std::string_view operator()(const proto::SelectPageRequest&) const { return "select_page"; }
     std::string_view operator()(const proto::SubscribeRequest&) const { return "subscribe"; }
     std::string_view operator()(const proto::UnsubscribeRequest&) const { return "unsubscribe"; }
+    std::string_view operator()(const proto::PlacementRequest&) const { return "placement"; }
+    std::string_view operator()(const proto::ReplicaFetchRequest&) const { return "replica_fetch"; }
+    std::string_view operator()(const proto::ReplicaEpochRequest&) const { return "replica_epoch"; }
+    std::string_view operator()(const proto::ModuleFileRequest&) const { return "module_file"; }
   };
   return std::visit(Kind{}, body);
 }
@@ -216,6 +221,11 @@ Dispatcher::Dispatcher(Engine& engine, ServerCounters& counters, asio::thread_po
 void Dispatcher::Post(std::function<void()> work) { asio::post(blocking_pool_, std::move(work)); }
 
 std::optional<proto::Response> Dispatcher::AnswerInline(const proto::Request& request) {
+  // In a cluster, only the module's leader answers (Dispatch redirects the others).
+  if (ClusterService* cluster = cluster_.load()) {
+    std::optional<std::string> module = ClusterService::LedModuleOf(request.body);
+    if (module && cluster->Refusal(request.id, *module, false)) return std::nullopt;
+  }
   if (const auto* invoke = std::get_if<proto::InvokeRequest>(&request.body)) {
     // Within its own timeout, the budget is the query's answer: its TIMEOUT is final.
     if (invoke->timeout_ms <= kInlineQueryBudgetMs) return std::nullopt;
@@ -245,8 +255,47 @@ std::optional<proto::Response> Dispatcher::AnswerInline(const proto::Request& re
   return ResponseOrInternal(request.id, [&] { return SelectPath(request.id, *select, *path); });
 }
 
+bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
+  ClusterService* cluster = cluster_.load();
+  const uint64_t id = request.id;
+  const proto::RequestBody& body = request.body;
+  const bool for_nodes = std::holds_alternative<proto::PlacementRequest>(body) ||
+                         std::holds_alternative<proto::ReplicaFetchRequest>(body) ||
+                         std::holds_alternative<proto::ReplicaEpochRequest>(body) ||
+                         std::holds_alternative<proto::ModuleFileRequest>(body);
+  if (for_nodes) {
+    if (cluster == nullptr) {
+      reply(ErrorResponse(id, proto::ErrorCode::kNotFound,
+                          "not in cluster mode: this stratad was started without --cluster "
+                          "(docs/cluster.md)"));
+    } else if (std::holds_alternative<proto::PlacementRequest>(body)) {
+      reply(cluster->Placement(id));
+    } else if (const auto* fetch = std::get_if<proto::ReplicaFetchRequest>(&body)) {
+      cluster->Fetch(id, *fetch, std::move(reply));  // a long poll: answered later
+    } else if (const auto* epoch = std::get_if<proto::ReplicaEpochRequest>(&body)) {
+      reply(cluster->EpochEnd(id, *epoch));
+    } else {
+      Post([cluster, id, file = std::get<proto::ModuleFileRequest>(body),
+            reply = std::move(reply)] {
+        ReplyGuarded(id, reply, [&] { return cluster->ModuleFile(id, file); });
+      });
+    }
+    return true;
+  }
+  if (cluster == nullptr) return false;
+  if (std::optional<std::string> module = ClusterService::LedModuleOf(body)) {
+    const bool append = std::holds_alternative<proto::AppendRequest>(body);
+    if (std::optional<proto::Response> refusal = cluster->Refusal(id, *module, append)) {
+      reply(std::move(*refusal));
+      return true;
+    }
+  }
+  return false;
+}
+
 void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply reply) {
   const uint64_t id = request.id;
+  if (DispatchCluster(request, reply)) return;
   std::visit(
       [&](auto& body) {
         using T = std::decay_t<decltype(body)>;
@@ -260,6 +309,13 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
           // They need the connection's outbox: Connection routes them to Subscribe.
           reply(ErrorResponse(id, proto::ErrorCode::kInternal,
                               "subscriptions are handled by the connection"));
+        } else if constexpr (std::is_same_v<T, proto::PlacementRequest> ||
+                             std::is_same_v<T, proto::ReplicaFetchRequest> ||
+                             std::is_same_v<T, proto::ReplicaEpochRequest> ||
+                             std::is_same_v<T, proto::ModuleFileRequest>) {
+          reply(ErrorResponse(
+              id, proto::ErrorCode::kUnsupported,
+              std::string(RequestKindName(request.body)) + " is not served by this server yet"));
         } else {
           Post([this, id, body = std::move(body), peer, reply = std::move(reply)] {
             ReplyGuarded(id, reply, [&] {
@@ -299,6 +355,11 @@ void Dispatcher::Subscribe(uint64_t id, proto::SubscribeRequest request,
   Post([this, id, request = std::move(request), outbox = std::move(outbox),
         reply = std::move(reply)] {
     ReplyGuarded(id, reply, [&] {
+      if (ClusterService* cluster = cluster_.load()) {
+        if (std::optional<proto::Response> refusal = cluster->Refusal(id, request.module, false)) {
+          return std::move(*refusal);
+        }
+      }
       Result<Path> path = Path::FromValue(request.path);
       if (!path.ok()) {
         return ErrorResponse(
@@ -364,7 +425,15 @@ void Dispatcher::ReleaseSubscriptions(std::vector<uint64_t> ids) {
   });
 }
 
-Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partitions) {
+Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partitions,
+                                          int replication, int min_isr) {
+  if (ClusterService* cluster = cluster_.load()) {
+    return cluster->Deploy(path, partitions, replication, min_isr);
+  }
+  if (replication > 1) {
+    return Status::InvalidArgument("replication " + std::to_string(replication) +
+                                   " needs a cluster (stratad --cluster, docs/cluster.md)");
+  }
   DeployOptions options;
   options.partitions = partitions;
   return engine_.Deploy(path, options);
@@ -443,13 +512,15 @@ proto::Response Dispatcher::Deploy(uint64_t id, const proto::DeployRequest& requ
   if (request.path.empty()) {
     Result<std::string> upload = WriteUpload(request.so_bytes);
     if (!upload.ok()) return FromStatus(id, upload.status());
-    Result<ModuleInfo> info = DeployFile(*upload, request.partitions);
+    Result<ModuleInfo> info =
+        DeployFile(*upload, request.partitions, request.replication, request.min_isr);
     std::error_code ignored;
     fs::remove(*upload, ignored);
     if (!info.ok()) return FromUploadStatus(id, info.status(), *upload, request.so_bytes.size());
     return Body(id, ToWire(*info));
   }
-  Result<ModuleInfo> info = DeployFile(request.path, request.partitions);
+  Result<ModuleInfo> info =
+      DeployFile(request.path, request.partitions, request.replication, request.min_isr);
   if (!info.ok()) return FromStatus(id, info.status());
   return Body(id, ToWire(*info));
 }
@@ -537,7 +608,8 @@ proto::Response Dispatcher::Destroy(uint64_t id, const proto::DestroyRequest& re
                              "' deletes its data: set confirm to the module name (got '" +
                              request.confirm + "')");
   }
-  Status status = engine_.Destroy(request.module);
+  ClusterService* cluster = cluster_.load();
+  Status status = cluster != nullptr ? cluster->Destroy(request.module) : engine_.Destroy(request.module);
   if (!status.ok()) return FromStatus(id, status);
   return Body(id, proto::Destroyed{request.module});
 }

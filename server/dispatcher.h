@@ -58,6 +58,8 @@ std::string_view RequestKindName(const protocol::RequestBody& body);
 // engine thread, or a blocking-pool thread); the connection posts it to its own thread.
 using Reply = std::function<void(protocol::Response)>;
 
+class ClusterService;
+
 class Dispatcher {
  public:
   // `engine`, `counters` and `blocking_pool` outlive the dispatcher and every request in
@@ -105,8 +107,19 @@ class Dispatcher {
   // Ends the engine's side of subscriptions whose connection went away (on the pool).
   void ReleaseSubscriptions(std::vector<uint64_t> ids);
 
+  // With --cluster (set once the node joined, cleared at shutdown once no request is in
+  // flight): requests of a module this node does not lead are answered NOT_LEADER with the
+  // leader's address, deploy and destroy act on the cluster, and the cluster requests
+  // (Placement, the replicas' fetches) are served. Null: single-node, and the cluster
+  // requests are answered NOT_FOUND.
+  void SetCluster(ClusterService* cluster) { cluster_.store(cluster); }
+  ClusterService* cluster() const { return cluster_.load(); }
+
   // Blocking forms used at start (--deploy) and by the pool.
-  Result<ModuleInfo> DeployFile(const std::string& path, int partitions);
+  // In a cluster: across it (ClusterService::Deploy; 0 for replication and min_isr: the
+  // defaults); single-node: replication above 1 is refused (kInvalidArgument).
+  Result<ModuleInfo> DeployFile(const std::string& path, int partitions, int replication = 0,
+                                int min_isr = 0);
 
  private:
   void Post(std::function<void()> work);
@@ -139,7 +152,12 @@ class Dispatcher {
   protocol::Response Stats(uint64_t id, const protocol::StatsRequest& request);
   void Append(uint64_t id, protocol::AppendRequest request, Reply reply);
 
+  // Answers the cluster requests (Placement, ReplicaFetch, ReplicaEpoch, ModuleFile) and
+  // the NOT_LEADER refusals: true when `request` was answered here.
+  bool DispatchCluster(const protocol::Request& request, Reply& reply);
+
   Engine& engine_;
+  std::atomic<ClusterService*> cluster_{nullptr};
   ServerCounters& counters_;
   asio::thread_pool& blocking_pool_;
   const std::string data_dir_;

@@ -16,14 +16,12 @@ namespace strata::server {
 
 // The protocols, and the request kinds of both (a kind that is not listed counts as "other").
 inline constexpr std::array<std::string_view, 2> kRequestProtocols = {"binary", "http"};
-inline constexpr std::array<std::string_view, 22> kRequestKinds = {
-    "hello",       "deploy",      "modules",
-    "describe",    "destroy",     "append",
-    "select",      "select_one",  "read_depot",
-    "stats",       "update",      "recompute",
-    "invoke",      "select_page", "subscribe",
-    "unsubscribe", "lag",         "metrics",
-    "console",     "not_found",   "method_not_allowed",
+inline constexpr std::array<std::string_view, 26> kRequestKinds = {
+    "hello",       "deploy",    "modules",       "describe",      "destroy",
+    "append",      "select",    "select_one",    "read_depot",    "stats",
+    "update",      "recompute", "invoke",        "select_page",   "subscribe",
+    "unsubscribe", "placement", "replica_fetch", "replica_epoch", "module_file",
+    "lag",         "metrics",   "console",       "not_found",     "method_not_allowed",
     "other"};
 
 class RequestLatencies {

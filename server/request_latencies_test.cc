@@ -53,7 +53,13 @@ TEST(RequestLatenciesTest, EveryBinaryKindIsAKnownKind) {
                                           protocol::UpdateRequest{},
                                           protocol::RecomputeRequest{},
                                           protocol::InvokeRequest{},
-                                          protocol::SelectPageRequest{}};
+                                          protocol::SelectPageRequest{},
+                                          protocol::SubscribeRequest{},
+                                          protocol::UnsubscribeRequest{},
+                                          protocol::PlacementRequest{},
+                                          protocol::ReplicaFetchRequest{},
+                                          protocol::ReplicaEpochRequest{},
+                                          protocol::ModuleFileRequest{}};
   std::set<std::string_view> kinds;
   for (const protocol::RequestBody& body : bodies) {
     const std::string_view kind = RequestKindName(body);

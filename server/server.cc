@@ -122,8 +122,9 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
     server->http_ = std::move(http).value();
   }
   STRATA_RETURN_IF_ERROR(server->OpenEngine());
-  STRATA_RETURN_IF_ERROR(server->DeployAtStart());
+  // In a cluster, --deploy deploys across it, once joined.
   if (options.cluster.enabled) STRATA_RETURN_IF_ERROR(server->JoinCluster());
+  STRATA_RETURN_IF_ERROR(server->DeployAtStart());
   return server;
 }
 
@@ -142,6 +143,25 @@ Status Server::JoinCluster() {
   node.connect_timeout = std::chrono::seconds(10);
   node.log_info = [](const std::string& line) { LogInfo(line); };
   node.log_warning = [](const std::string& line) { LogWarning(line); };
+  node.on_view_change = [this](const cluster::ClusterView& view) {
+    if (cluster::ReplicaManager* replicas = replicas_ptr_.load()) {
+      replicas->OnAssignments(cluster::AssignmentsOf(view));
+    }
+  };
+  cluster::ReplicaManagerOptions manager;
+  manager.node_id = node.self.id;
+  manager.incarnation = cluster::Incarnation(node.self);
+  manager.replica_lag = std::chrono::seconds(settings.replica_lag_s);
+  manager.request_isr_change = [this](const std::string& module, int group, int64_t epoch,
+                                      const std::vector<std::string>& isr) -> Status {
+    cluster::ClusterNode* joined = cluster_ptr_.load();
+    if (joined == nullptr) return Status::Aborted("not joined yet");
+    return joined->RequestIsrChange(module, group, epoch, isr);
+  };
+  manager.log_info = node.log_info;
+  manager.log_warning = node.log_warning;
+  replicas_ = std::make_unique<cluster::ReplicaManager>(*engine_, std::move(manager));
+  replicas_ptr_.store(replicas_.get());
   Result<std::unique_ptr<cluster::ClusterNode>> joined = cluster::ClusterNode::Join(node);
   if (!joined.ok()) {
     return Status(joined.status().code(), "cannot join the cluster at " + url->ToString() +
@@ -149,6 +169,9 @@ Status Server::JoinCluster() {
                                               joined.status().message());
   }
   cluster_ = std::move(joined).value();
+  cluster_ptr_.store(cluster_.get());
+  cluster_service_ = std::make_unique<ClusterService>(*engine_, *cluster_, *replicas_);
+  dispatcher_->SetCluster(cluster_service_.get());
   return Status::Ok();
 }
 
@@ -157,6 +180,20 @@ Status Server::OpenEngine() {
   engine_options.on_fatal_storage_error = ExitOnStorageFailure;
   engine_options.on_storage_warning = [](const std::string& warning) { LogWarning(warning); };
   engine_options.logger = std::make_shared<ServerLogger>();
+  if (options_.cluster.enabled) {
+    // A cluster node replicates (docs/cluster.md): appends are acknowledged once the
+    // in-sync replicas have them.
+    engine_options.replicated = true;
+    engine_options.ack_gate = [this](const std::string& module,
+                                     std::function<void(Status)> release) {
+      cluster::ReplicaManager* replicas = replicas_ptr_.load();
+      if (replicas == nullptr) {
+        release(Status::Aborted("the node has not joined the cluster yet"));
+        return;
+      }
+      replicas->GateAck(module, std::move(release));
+    };
+  }
   Result<std::unique_ptr<Engine>> engine = Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().code() == StatusCode::kBusy) {
@@ -345,6 +382,8 @@ int Server::Run() {
     // session timeout. The node object stays for /rest/cluster until HTTP has stopped.
     cluster_->Leave();
     LogInfo("cluster: left (ZooKeeper session closed)");
+    // Appends waiting for replicas fail now (ABORTED): another node leads from here on.
+    replicas_->Shutdown();
   }
   asio::post(*io_contexts_[0], [this] {
     std::error_code ignored;
@@ -366,8 +405,13 @@ int Server::Run() {
     }
   }
   http_stop.join();
-  cluster_.reset();
   blocking_pool_->join();
+  dispatcher_->SetCluster(nullptr);
+  cluster_service_.reset();
+  replicas_ptr_.store(nullptr);
+  replicas_.reset();
+  cluster_ptr_.store(nullptr);
+  cluster_.reset();
   // The engine drains its queued work and flushes; late completions are posted to the
   // io_contexts, still running, where closed connections ignore them.
   const Status closed = engine_->Close();

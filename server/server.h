@@ -18,6 +18,8 @@
 #include <asio/thread_pool.hpp>
 
 #include "cluster_node.h"
+#include "cluster_service.h"
+#include "replica_manager.h"
 #include "connection.h"
 #include "dispatcher.h"
 #include "http/http_service.h"
@@ -30,10 +32,11 @@ namespace strata::server {
 class Server {
  public:
   // Binds the listening socket, then opens the engine on options.data_dir (kBusy, "another
-  // stratad is using DIR", when another process has it) and deploys options.deploy: an
-  // address that cannot be bound fails before anything is written to the data directory.
-  // With --cluster it then joins the cluster (ClusterNode::Join: fails when ZooKeeper
-  // cannot be reached within 10 s, or when a live node has this node id).
+  // stratad is using DIR", when another process has it), with --cluster joins the cluster
+  // (ClusterNode::Join: fails when ZooKeeper cannot be reached within 10 s, or when a live
+  // node has this node id), and deploys options.deploy (across the cluster with
+  // --cluster): an address that cannot be bound fails before anything is written to the
+  // data directory.
   static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
   ~Server();
   Server(const Server&) = delete;
@@ -75,6 +78,13 @@ class Server {
   std::unique_ptr<http::HttpService> http_;  // null with --http off
   // Null without --cluster; left by Run() at the signal (main thread only).
   std::unique_ptr<cluster::ClusterNode> cluster_;
+  // With --cluster: this node's replicas (made before joining, so that the first view
+  // reaches it) and the cluster's requests. The engine's ack gate and the view callback
+  // reach the manager through replicas_ptr_, which is null until it exists.
+  std::unique_ptr<cluster::ReplicaManager> replicas_;
+  std::atomic<cluster::ReplicaManager*> replicas_ptr_{nullptr};
+  std::atomic<cluster::ClusterNode*> cluster_ptr_{nullptr};
+  std::unique_ptr<ClusterService> cluster_service_;
 
   std::vector<std::unique_ptr<asio::io_context>> io_contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_guards_;

@@ -268,6 +268,12 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
       ->transform(CLI::AsNumberWithUnit(seconds_units))
       ->check(CLI::Range(1, 600))
       ->default_str(SecondsText(defaults.cluster.session_timeout_s));
+  app.add_option("--replica-lag", options.cluster.replica_lag_s,
+                 "A follower that has not had its leader's whole log for this long leaves the "
+                 "in-sync replicas, so that acknowledgements stop waiting for it, e.g. 10s")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      ->check(CLI::Range(1, 3600))
+      ->default_str(SecondsText(defaults.cluster.replica_lag_s));
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");

@@ -38,6 +38,10 @@ struct ClusterSettings {
   std::string node_id;    // --node-id, [A-Za-z0-9_-]{1,64}; required with --cluster
   std::string advertise;  // --advertise HOST:PORT; empty: the address --listen bound
   int session_timeout_s = 6;
+  // --replica-lag: a follower that has not had its leader's whole log for this long leaves
+  // the in-sync replicas (the leader asks the controller), so that acknowledgements stop
+  // waiting for it.
+  int replica_lag_s = 10;
 };
 
 // stratad's options: the engine's (their defaults are EngineOptions') and the server's own.

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "client_impl.h"
+#include "client_router.h"
 
 namespace strata {
 namespace {
@@ -24,10 +25,11 @@ ClientError ArgumentError(std::string message) {
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
   static constexpr const char* kNames[] = {
-      "no body",      "Welcome",    "ModuleInfo",       "ModuleList",
-      "Destroyed",    "Appended",   "Selected",         "DepotRecords",
-      "StatsResult",  "Updated",    "RecomputeStarted", "Invoked",
-      "SelectedPage", "Subscribed", "Unsubscribed",     "SubscriptionUpdate"};
+      "no body",      "Welcome",        "ModuleInfo",       "ModuleList",
+      "Destroyed",    "Appended",       "Selected",         "DepotRecords",
+      "StatsResult",  "Updated",        "RecomputeStarted", "Invoked",
+      "SelectedPage", "Subscribed",     "Unsubscribed",     "SubscriptionUpdate",
+      "Placement",    "ReplicaEntries", "ReplicaEpochEnd",  "ModuleFile"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
@@ -94,7 +96,7 @@ proto::UpdateRequest UpdateBody(std::string path, std::string so_bytes,
 
 // Sends `body` and waits for its response. On the I/O thread (inside a callback) that wait
 // could never end, so it is refused there.
-ClientResult<Body> CallSync(Client::Impl& impl, proto::RequestBody body) {
+ClientResult<Body> CallSync(ClientRouter& impl, proto::RequestBody body) {
   if (impl.OnIoThread()) {
     return ArgumentError(
         "a blocking call inside a driver callback would wait for itself; use "
@@ -117,7 +119,7 @@ std::future<ClientResult<T>> Ready(ClientError error) {
 // Sends `body` without waiting; the future holds the body of type B (named `expected` in
 // the error when the server sends another).
 template <typename B>
-std::future<ClientResult<B>> SendTyped(Client::Impl& impl, proto::RequestBody body,
+std::future<ClientResult<B>> SendTyped(ClientRouter& impl, proto::RequestBody body,
                                        const char* expected) {
   auto promise = std::make_shared<std::promise<ClientResult<B>>>();
   std::future<ClientResult<B>> future = promise->get_future();
@@ -177,8 +179,8 @@ ClientIoThread::~ClientIoThread() {
   state_->thread.join();
 }
 
-Client::Client(std::shared_ptr<ClientIoThread> io_thread, std::shared_ptr<Impl> impl)
-    : io_thread_(std::move(io_thread)), impl_(std::move(impl)) {}
+Client::Client(std::shared_ptr<ClientIoThread> io_thread, std::shared_ptr<ClientRouter> router)
+    : io_thread_(std::move(io_thread)), impl_(std::move(router)) {}
 
 Client::~Client() { impl_->Close(); }
 
@@ -194,8 +196,8 @@ ClientResult<std::unique_ptr<Client>> Client::Connect(const ClientOptions& optio
         "Connect: called inside a callback on the I/O thread it would use; it "
         "would wait for itself");
   }
-  auto impl = std::make_shared<Impl>(std::move(impl_options), io.io, io.thread.get_id());
-  if (std::optional<ClientError> error = impl->ConnectOnce()) {
+  auto impl = std::make_shared<ClientRouter>(std::move(impl_options), io.io, io.thread.get_id());
+  if (std::optional<ClientError> error = impl->ConnectFirst()) {
     impl->Close();
     return std::move(*error);
   }
@@ -289,16 +291,25 @@ std::future<ClientResult<proto::RecomputeStarted>> Client::RecomputeAsync(
 
 // --- Synchronous ------------------------------------------------------------------------
 
-ClientResult<proto::ModuleInfo> Client::Deploy(const std::string& path, int partitions) {
+ClientResult<proto::ModuleInfo> Client::Deploy(const std::string& path, int partitions,
+                                               int replication, int min_isr) {
   if (path.empty()) return ArgumentError("Deploy: the plugin path is empty");
-  return Take<proto::ModuleInfo>(CallSync(*impl_, proto::DeployRequest{path, "", partitions}),
-                                 "ModuleInfo");
+  return Take<proto::ModuleInfo>(
+      CallSync(*impl_, proto::DeployRequest{path, "", partitions, replication, min_isr}),
+      "ModuleInfo");
 }
 
-ClientResult<proto::ModuleInfo> Client::DeployBytes(std::string so_bytes, int partitions) {
+ClientResult<proto::ModuleInfo> Client::DeployBytes(std::string so_bytes, int partitions,
+                                                    int replication, int min_isr) {
   if (so_bytes.empty()) return ArgumentError("DeployBytes: the plugin's bytes are empty");
   return Take<proto::ModuleInfo>(
-      CallSync(*impl_, proto::DeployRequest{"", std::move(so_bytes), partitions}), "ModuleInfo");
+      CallSync(*impl_,
+               proto::DeployRequest{"", std::move(so_bytes), partitions, replication, min_isr}),
+      "ModuleInfo");
+}
+
+ClientResult<proto::Placement> Client::Placement() {
+  return Take<proto::Placement>(CallSync(*impl_, proto::PlacementRequest{}), "Placement");
 }
 
 ClientResult<proto::Updated> Client::Update(const std::string& path,

@@ -23,10 +23,11 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
-  static constexpr const char* kNames[] = {"Hello",      "Deploy",    "ListModules", "Describe",
-                                           "Destroy",    "Append",    "Select",      "ReadDepot",
-                                           "Stats",      "Update",    "Recompute",   "Invoke",
-                                           "SelectPage", "Subscribe", "Unsubscribe"};
+  static constexpr const char* kNames[] = {
+      "Hello",     "Deploy",       "ListModules",  "Describe",  "Destroy",
+      "Append",    "Select",       "ReadDepot",    "Stats",     "Update",
+      "Recompute", "Invoke",       "SelectPage",   "Subscribe", "Unsubscribe",
+      "Placement", "ReplicaFetch", "ReplicaEpoch", "ModuleFile"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }
@@ -47,6 +48,7 @@ std::optional<std::string> CheckRequest(const proto::RequestBody& body) {
             return "partitions must be 1 to " + std::to_string(proto::kMaxPartitions) + ", got " +
                    std::to_string(r.partitions);
           }
+          if (Status valid = proto::Validate(r); !valid.ok()) return valid.message();
         } else if constexpr (std::is_same_v<T, proto::UpdateRequest>) {
           if (r.path.empty() == r.so_bytes.empty()) {
             return "update needs exactly one of a server path and the plugin's bytes";
@@ -445,7 +447,9 @@ void Client::Impl::HandleFrame(const uint8_t* data, size_t size) {
   }
   if (!done) return;  // timed out earlier: the caller has its answer
   if (response.error) {
-    done(ClientError{ErrorKind::kServer, response.error->code, std::move(response.error->message)});
+    ClientError error(ErrorKind::kServer, response.error->code, std::move(response.error->message));
+    error.leader = std::move(response.error->leader);
+    done(std::move(error));
   } else {
     done(std::move(response.body));
   }
@@ -593,6 +597,7 @@ void Client::Impl::ConnectionLost(ClientError error) {
   if (error.kind == ErrorKind::kConnection) {
     error.message += " (the request may or may not have been applied)";
   }
+  error.maybe_applied = true;
   for (Callback& done : failed) done(error);
   if (state_ == State::kDisconnected && !pending_.empty()) {
     BeginConnect(std::max(1, options_.reconnect_attempts), nullptr);
@@ -646,6 +651,7 @@ void Client::Impl::OnDeadline(const std::error_code& ec) {
         std::string(p.what) + ": no response from " + Where() + " within " +
             std::to_string(options_.request_timeout.count()) + " ms" +
             (p.written ? " (the request may still be applied)" : " (the request was not sent)"));
+    error.maybe_applied = p.written;
     expired.emplace_back(std::move(p.done), std::move(error));
     // A written request keeps its in-flight slot until the server answers it.
     if (!p.written) pending_.erase(it);

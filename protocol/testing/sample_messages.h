@@ -85,6 +85,12 @@ inline std::vector<NamedRequest> SampleRequests() {
       {"subscribe_partition",
        {24, SubscribeRequest{"social", "timelines", Value::ListOf({}), Value("alice"), false}}});
   out.push_back({"unsubscribe", {25, UnsubscribeRequest{7}}});
+  out.push_back({"deploy_replicated", {26, DeployRequest{"/opt/modules/bank.so", "", 8, 3, 2}}});
+  out.push_back({"placement", {27, PlacementRequest{}}});
+  out.push_back(
+      {"replica_fetch", {28, ReplicaFetchRequest{"bank", 0, "n2", 3, 1200, 1180, 65536, 250}}});
+  out.push_back({"replica_epoch", {29, ReplicaEpochRequest{"bank", 0, "n3", 4, 2}}});
+  out.push_back({"module_file", {30, ModuleFileRequest{"bank"}}});
   return out;
 }
 
@@ -126,6 +132,7 @@ inline ModuleInfo BareModuleInfo(std::string name, int partitions, std::string l
 }
 
 inline std::vector<NamedResponse> SampleResponses() {
+  using namespace std::string_literals;
   std::vector<NamedResponse> out;
   out.push_back({"welcome", {0, {}, Welcome{1, "stratad 0.1.0", 16u << 20, 256}}});
   out.push_back({"error", {6, Error{ErrorCode::kNotFound, "module \"nope\" is not deployed"}, {}}});
@@ -206,6 +213,34 @@ inline std::vector<NamedResponse> SampleResponses() {
   out.push_back(
       {"subscription_ended",
        {0, {}, SubscriptionUpdate{7, {}, Error{ErrorCode::kNotFound, "module x was destroyed"}}}});
+  out.push_back(
+      {"not_leader",
+       {7,
+        Error{ErrorCode::kNotLeader, "node n2 does not lead module bank", "10.0.0.1:7450"},
+        {}}});
+  out.push_back(
+      {"placement",
+       {27,
+        {},
+        Placement{"n2",
+                  "n1",
+                  {{"n1", "10.0.0.1:7450"}, {"n2", "10.0.0.2:7450"}},
+                  {{"bank", 0, "n1", "10.0.0.1:7450", 3, {"n1", "n2", "n3"}, {"n1", "n2"}, 2},
+                   {"social", 0, "", "", 1, {"n3"}, {"n3"}, 1}}}}});
+  out.push_back({"placement_empty", {27, {}, Placement{"n1", "", {}, {}}}});
+  out.push_back(
+      {"replica_entries",
+       {28,
+        {},
+        ReplicaEntries{3, {{1200, std::string("\x01\x00\xff", 3)}, {1201, "entry"}}, 1202, 1190}}});
+  out.push_back({"replica_entries_empty", {28, {}, ReplicaEntries{3, {}, 1200, 1200}}});
+  out.push_back({"replica_epoch_end", {29, {}, ReplicaEpochEnd{4, 1150}}});
+  out.push_back({"module_file",
+                 {30,
+                  {},
+                  ModuleFile{"bank",
+                             "\x7f"
+                             "ELF\x02\x01\x01\x00"s}}});
   return out;
 }
 

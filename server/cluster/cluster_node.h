@@ -1,25 +1,34 @@
 // ClusterNode: one stratad's part in the cluster (docs/cluster.md, "Coordination"). Joining
 // connects a ZooKeeper session, registers the node (membership.h) and enters the controller
 // election (controller_election.h); from then on a thread of its own keeps a view of the
-// live nodes and the controller, from watches, and rejoins after a session expiry.
+// live nodes, the controller, the modules (module_spec.h) and the replica groups' states
+// (group_state.h), from watches, and rejoins after a session expiry. While the node is the
+// controller, the same thread runs the controller (controller.h) after every change.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cluster_url.h"
+#include "controller.h"
 #include "controller_election.h"
 #include "membership.h"
+#include "module_spec.h"
+#include "placement.h"
 #include "strata/status.h"
 #include "strata/thread_annotations.h"
 #include "zk_client.h"
 
 namespace strata::cluster {
+
+struct ClusterView;
 
 struct ClusterNodeOptions {
   ClusterUrl url;
@@ -30,6 +39,12 @@ struct ClusterNodeOptions {
   // node's thread, never at once.
   std::function<void(const std::string&)> log_info;
   std::function<void(const std::string&)> log_warning;
+  // Called on the node's thread after every change of its view (below), with the new
+  // view: a node, module or group state that changed, the controller, a lost connection
+  // (controller ""); the first call, from Join, is on the joining thread. It may call CreateModule,
+  // DeleteModule, RequestIsrChange and View, not WaitForGroup nor Leave (the node's thread is the
+  // one that updates the view).
+  std::function<void(const ClusterView&)> on_view_change;
 };
 
 // What the node knows of the cluster, as of its last watch.
@@ -39,7 +54,16 @@ struct ClusterView {
   // sessions.
   std::string controller;
   bool is_controller = false;
-  std::vector<NodeInfo> nodes;  // the live nodes, by id
+  // The live nodes, by id. A node disconnected from ZooKeeper keeps the nodes, modules and
+  // groups it last knew.
+  std::vector<NodeInfo> nodes;
+  std::map<std::string, ModuleSpec> modules;  // /modules, by name
+  std::vector<GroupView> groups;              // /groups, by module then group
+
+  // The state of `module`'s `group`; null when the view has none.
+  const GroupView* FindGroup(const std::string& module, int group) const;
+
+  bool operator==(const ClusterView&) const = default;
 };
 
 class ClusterNode {
@@ -61,21 +85,59 @@ class ClusterNode {
   // Any thread.
   ClusterView View() const;
 
+  // The calls below are made in the node's current session, from any thread but the
+  // ZooKeeper client's event thread, and not after Leave (kAborted "... has left"). While
+  // the node is disconnected they fail with ZooKeeper's connection error.
+
+  // Creates /modules/<spec.name> (kAlreadyExists naming the module when it exists;
+  // kInvalidArgument for an empty name or one holding '/'). The controller then places the
+  // module's group.
+  Status CreateModule(const ModuleSpec& spec);
+  // Deletes /modules/<name> (kNotFound when it does not exist). The controller then
+  // deletes the module's group states.
+  Status DeleteModule(const std::string& name);
+  // Asks the controller to set `module`'s `group`'s ISR to `isr` (a group's leader does,
+  // leading at `epoch`): creates /isr-change/req-<sequence>. The controller applies it when
+  // `epoch` is still the group's and the ISR holds the leader and only replicas.
+  Status RequestIsrChange(const std::string& module, int group, int64_t epoch,
+                          const std::vector<std::string>& isr);
+  // Waits until the view has a state of `module`'s `group` for which `predicate` holds
+  // (called under the view's lock: it must not call the node), and returns it. kTimeout
+  // naming the group and its last state after `timeout`. Not on the node's thread.
+  Result<GroupView> WaitForGroup(const std::string& module, int group,
+                                 const std::function<bool(const GroupView&)>& predicate,
+                                 std::chrono::milliseconds timeout);
+
  private:
   explicit ClusterNode(const ClusterNodeOptions& options);
   // Connects a new session, registers, enters the election and reads the view.
   Status Connect();
   void Run();
-  // Reads the nodes (setting the next membership watch) and the controller; logs changes.
+  // Reads the nodes, the controller, the modules and the groups (setting the watches that
+  // are not set), logs the changes, tells on_view_change, and reconciles when this node is
+  // the controller.
   Status Refresh();
+  Result<std::map<std::string, ModuleSpec>> ReadModules();
+  Result<std::vector<GroupView>> ReadGroups();
+  // A watch for `key` (e.g. "children /groups") that wakes the node's thread; null when one
+  // is set already and has not fired (watches are one-shot: this keeps one per znode
+  // rather than one per refresh). Disarm(key) when the operation that was to set it failed.
+  Watch Arm(const std::string& key);
+  void Disarm(const std::string& key);
+  // Replaces the view (and wakes WaitForGroup); tells on_view_change when it changed.
+  void SetView(const std::function<void(ClusterView&)>& update);
+  // Runs `operation` with the session's client for a caller thread (see CreateModule).
+  Status WithClient(const std::function<Status(ZkClient&)>& operation);
   void Wake(bool expired);
   // The client's connection to the ensemble was lost (false) or is back (true).
   void OnConnection(bool connected);
 
   const ClusterNodeOptions options_;
-  // Owned by the node's thread after Join (the joining thread before).
+  // Owned by the node's thread after Join (the joining thread before), which replaces or
+  // resets client_ only under mu_ while no caller uses it (users_ == 0).
   std::unique_ptr<ZkClient> client_;
   std::unique_ptr<ControllerElection> election_;
+  std::unique_ptr<Controller> controller_;
 
   mutable Mutex mu_;
   CondVar cv_;
@@ -86,6 +148,10 @@ class ClusterNode {
   bool lost_controller_ GUARDED_BY(mu_) = false;  // ... while the view said controller
   uint64_t disconnects_ GUARDED_BY(mu_) = 0;      // connections lost so far
   ClusterView view_ GUARDED_BY(mu_);
+  CondVar view_cv_;                              // view_ changed
+  int users_ GUARDED_BY(mu_) = 0;                // callers inside WithClient
+  bool left_ GUARDED_BY(mu_) = false;            // Leave() was called
+  std::set<std::string> armed_ GUARDED_BY(mu_);  // watches set that have not fired
   std::thread thread_;
 };
 

@@ -20,10 +20,10 @@ Result<std::string> GroupPath(const std::string& module, const std::string& grou
 }  // namespace
 
 std::string GroupStateJson(const GroupState& state) {
-  return nlohmann::json{{"leader", state.leader},
-                        {"epoch", state.epoch},
-                        {"isr", state.isr},
-                        {"min_isr", state.min_isr}}
+  return nlohmann::json{
+      {"leader", state.leader},     {"epoch", state.epoch},
+      {"isr", state.isr},           {"min_isr", state.min_isr},
+      {"replicas", state.replicas}, {"leader_incarnation", state.leader_incarnation}}
       .dump();
 }
 
@@ -35,6 +35,11 @@ Result<GroupState> ParseGroupState(const std::string& path, std::string_view jso
     state.epoch = doc.at("epoch").get<int64_t>();
     state.isr = doc.at("isr").get<std::vector<std::string>>();
     state.min_isr = doc.at("min_isr").get<int>();
+    state.replicas =
+        doc.contains("replicas") ? doc.at("replicas").get<std::vector<std::string>>() : state.isr;
+    if (doc.contains("leader_incarnation")) {
+      state.leader_incarnation = doc.at("leader_incarnation").get<std::string>();
+    }
     return state;
   } catch (const nlohmann::json::exception& e) {
     return Status::Corruption("znode " + path + " does not hold a group state: " + e.what());

@@ -1,5 +1,6 @@
 // The state of a replication group: /groups/<module>/<group> holding
-// {"leader":NODE,"epoch":N,"isr":[NODE,...],"min_isr":N} (docs/cluster.md). Two fences
+// {"leader":NODE,"epoch":N,"isr":[NODE,...],"min_isr":N,"replicas":[NODE,...],
+//  "leader_incarnation":"PID@STARTED"} (docs/cluster.md). Two fences
 // guard every write. It is a compare-and-set on the znode's version: a writer that read
 // version V can only write over V (another writer came first: read again). And it is made
 // in one ZooKeeper multi with a check that the writer's controller candidacy still exists:
@@ -20,10 +21,16 @@ namespace strata::cluster {
 inline constexpr std::string_view kGroupsPath = "/groups";
 
 struct GroupState {
-  std::string leader;            // the node id of the group's leader
+  std::string leader;            // the node id of the group's leader; "" while offline
   int64_t epoch = 0;             // bumped by each change of leader
   std::vector<std::string> isr;  // the in-sync replicas, node ids
   int min_isr = 1;               // the fewest in-sync replicas that acknowledge a write
+  // The nodes holding a copy, in order of preference for leadership (the first live
+  // member of the ISR leads).
+  std::vector<std::string> replicas;
+  // The leader's incarnation (membership.h, Incarnation) when it was made leader: a leader
+  // whose incarnation changed restarted, and the controller bumps the epoch.
+  std::string leader_incarnation;
 
   bool operator==(const GroupState&) const = default;
 };
@@ -34,7 +41,9 @@ struct VersionedGroupState {
 };
 
 std::string GroupStateJson(const GroupState& state);
-// kCorruption naming `path` when `json` is not a group state.
+// kCorruption naming `path` when `json` is not a group state. JSON written before
+// "replicas" and "leader_incarnation" existed parses with replicas = isr and an empty
+// incarnation.
 Result<GroupState> ParseGroupState(const std::string& path, std::string_view json);
 
 // Reads and writes group states in `client`'s session (which outlives the store). Module

@@ -25,12 +25,26 @@ class GroupStateTest : public testing::ZooKeeperTest {
   }
 };
 
-const GroupState kState{"n1", 1, {"n1", "n2", "n3"}, 2};
+const GroupState kState{
+    "n1", 1, {"n1", "n2", "n3"}, 2, {"n1", "n2", "n3"}, "1234@2026-12-07T19:00:00Z"};
 
 TEST(GroupStateJsonTest, RoundTripsAndRefusesOtherJson) {
   EXPECT_EQ(GroupStateJson(kState),
-            R"({"epoch":1,"isr":["n1","n2","n3"],"leader":"n1","min_isr":2})");
+            R"({"epoch":1,"isr":["n1","n2","n3"],"leader":"n1",)"
+            R"("leader_incarnation":"1234@2026-12-07T19:00:00Z","min_isr":2,)"
+            R"("replicas":["n1","n2","n3"]})");
   EXPECT_EQ(*ParseGroupState("/groups/m/g", GroupStateJson(kState)), kState);
+  // Written before replicas and incarnations: replicas = isr, no incarnation.
+  Result<GroupState> older =
+      ParseGroupState("/groups/m/g", R"({"epoch":3,"isr":["n2","n1"],"leader":"n2","min_isr":1})");
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  EXPECT_EQ(older->replicas, (std::vector<std::string>{"n2", "n1"}));
+  EXPECT_EQ(older->leader_incarnation, "");
+  EXPECT_EQ(ParseGroupState("/groups/m/g", R"({"epoch":3,"isr":[],"leader":"","min_isr":1,)"
+                                           R"("replicas":"n1"})")
+                .status()
+                .code(),
+            StatusCode::kCorruption);
   Result<GroupState> bad = ParseGroupState("/groups/m/g", R"({"leader":"n1"})");
   EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
   EXPECT_NE(bad.status().message().find("znode /groups/m/g"), std::string::npos);

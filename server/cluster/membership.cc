@@ -10,6 +10,10 @@
 
 namespace strata::cluster {
 
+std::string Incarnation(const NodeInfo& node) {
+  return std::to_string(node.pid) + "@" + node.started;
+}
+
 bool ValidNodeId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {

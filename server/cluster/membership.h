@@ -28,6 +28,10 @@ struct NodeInfo {
   bool operator==(const NodeInfo&) const = default;
 };
 
+// The node's incarnation, "<pid>@<started>": a restarted node has a new one (docs/cluster.md,
+// "The controller").
+std::string Incarnation(const NodeInfo& node);
+
 // True for a node id of 1 to 64 characters of [A-Za-z0-9_-].
 bool ValidNodeId(std::string_view id);
 

@@ -28,6 +28,8 @@ int ModeFlags(CreateMode mode) {
       return ZOO_EPHEMERAL;
     case CreateMode::kEphemeralSequential:
       return ZOO_EPHEMERAL_SEQUENTIAL;
+    case CreateMode::kPersistentSequential:
+      return ZOO_PERSISTENT_SEQUENTIAL;
   }
   return ZOO_PERSISTENT;
 }

@@ -57,7 +57,7 @@ struct WatchEvent {
 // on_session_expired). Never called once the client is destroyed.
 using Watch = std::function<void(const WatchEvent&)>;
 
-enum class CreateMode { kPersistent, kEphemeral, kEphemeralSequential };
+enum class CreateMode { kPersistent, kEphemeral, kEphemeralSequential, kPersistentSequential };
 
 struct ZnodeData {
   std::string data;
@@ -85,7 +85,7 @@ class ZkClient {
   ZkClient(const ZkClient&) = delete;
   ZkClient& operator=(const ZkClient&) = delete;
 
-  // Creates `path` holding `data`. Returns the znode's path (for kEphemeralSequential,
+  // Creates `path` holding `data`. Returns the znode's path (for the sequential modes,
   // `path` with the ensemble's 10-digit sequence number appended). kAlreadyExists when it
   // exists, kNotFound when its parent does not.
   Result<std::string> Create(const std::string& path, const std::string& data, CreateMode mode);

@@ -8,6 +8,7 @@
 #include "event_streams.h"
 #include "json_body.h"
 #include "lag_history.h"
+#include "cluster_service.h"
 #include "rest_json.h"
 #include "strata/json.h"
 #include "strata/protocol/documents.h"
@@ -188,6 +189,21 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       *kind = "destroy";
       if (auto refused = admin("destroy")) return *refused;
       return Destroy(request, path[0]);
+    }
+  } else if (well_formed && n == 2 && path[1] == "replica") {
+    if (is("GET", "GET")) {
+      *kind = "replica";
+      ClusterService* cluster = dispatcher_.cluster();
+      if (cluster == nullptr) {
+        return {404, ErrorJson(proto::ErrorCode::kNotFound,
+                               "not in cluster mode: this stratad was started without --cluster "
+                               "(docs/cluster.md)")};
+      }
+      Result<Value> state = cluster->ReplicaState(path[0]);
+      if (!state.ok()) {
+        return {404, ErrorJson(proto::ErrorCodeFor(state.status()), state.status().message())};
+      }
+      return {200, ToJson(*state)};
     }
   } else if (well_formed && n == 2 && path[1] == "stats") {
     if (is("GET", "GET")) {

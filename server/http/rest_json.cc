@@ -48,8 +48,10 @@ Value DepotRecordsJson(const proto::DepotRecords& records, int64_t from) {
   return Object({{"records", Value(std::move(list))}, {"next", next}});
 }
 
-std::string ErrorJson(proto::ErrorCode code, std::string_view message) {
-  return ToJson(Object({{"error", proto::ErrorDocument(code, EscapeInvalidUtf8(message))}}));
+std::string ErrorJson(proto::ErrorCode code, std::string_view message, std::string_view leader) {
+  Value error = proto::ErrorDocument(code, EscapeInvalidUtf8(message));
+  if (!leader.empty()) error.Insert("leader", std::string(leader));
+  return ToJson(Object({{"error", std::move(error)}}));
 }
 
 int HttpStatusFor(proto::ErrorCode code) {
@@ -72,6 +74,10 @@ int HttpStatusFor(proto::ErrorCode code) {
       return 409;
     case proto::ErrorCode::kFrameTooLarge:
       return 413;
+    // Misdirected Request: this node cannot serve it, another one can (Error.leader); a
+    // client that retried the same node on a 503 would never reach the leader.
+    case proto::ErrorCode::kNotLeader:
+      return 421;
     case proto::ErrorCode::kTopologyFailed:
     case proto::ErrorCode::kQueryFailed:
     case proto::ErrorCode::kIoError:
@@ -79,6 +85,7 @@ int HttpStatusFor(proto::ErrorCode code) {
       return 500;
     case proto::ErrorCode::kOverloaded:
     case proto::ErrorCode::kShuttingDown:
+    case proto::ErrorCode::kNotEnoughReplicas:
       return 503;
     case proto::ErrorCode::kTimeout:
       return 504;

@@ -25,8 +25,10 @@ Value StatsJson(const protocol::StatsResult& stats);     // GET /rest/stats
 Value ClusterJson(const cluster::ClusterView& view);
 Value DepotRecordsJson(const protocol::DepotRecords& records, int64_t from);
 
-// {"error": {"code": "NOT_FOUND", "message": "..."}} as compact JSON text.
-std::string ErrorJson(protocol::ErrorCode code, std::string_view message);
+// {"error": {"code": "NOT_FOUND", "message": "..."}} as compact JSON text; with a
+// non-empty `leader` (NOT_LEADER: the leader's protocol address), also {"leader": ...}.
+std::string ErrorJson(protocol::ErrorCode code, std::string_view message,
+                      std::string_view leader = {});
 // The HTTP status of a protocol error (docs/http.md, "Errors").
 int HttpStatusFor(protocol::ErrorCode code);
 

@@ -50,9 +50,11 @@ TEST(RestJsonTest, EveryErrorCodeHasTheStatusOfDocsHttpMd) {
       {proto::ErrorCode::kConfirmationRequired, 409},
       {proto::ErrorCode::kTimeout, 504},
       {proto::ErrorCode::kQueryFailed, 500},
+      {proto::ErrorCode::kNotLeader, 421},
+      {proto::ErrorCode::kNotEnoughReplicas, 503},
   };
-  // Every code of the enum is listed: the codes are 0 to kQueryFailed, without gaps.
-  ASSERT_EQ(expected.size(), static_cast<size_t>(proto::ErrorCode::kQueryFailed) + 1);
+  // Every code of the enum is listed: the codes are 0 to kNotEnoughReplicas, without gaps.
+  ASSERT_EQ(expected.size(), static_cast<size_t>(proto::ErrorCode::kNotEnoughReplicas) + 1);
   for (const auto& [code, status] : expected) {
     EXPECT_EQ(HttpStatusFor(code), status) << proto::ErrorCodeName(code);
   }
@@ -64,11 +66,20 @@ TEST(RestJsonTest, ErrorBodyNamesTheCodeAndTheMessage) {
   EXPECT_EQ(Json(ErrorJson(proto::ErrorCode::kNotFound, "no module \"wordcont\" is deployed")),
             Json(R"({"error": {"code": "NOT_FOUND",
                                "message": "no module \"wordcont\" is deployed"}})"));
-  for (int c = 0; c <= static_cast<int>(proto::ErrorCode::kQueryFailed); ++c) {
+  for (int c = 0; c <= static_cast<int>(proto::ErrorCode::kNotEnoughReplicas); ++c) {
     const auto code = static_cast<proto::ErrorCode>(c);
     const Value body = Json(ErrorJson(code, "m"));
     EXPECT_EQ(*body.Find("error")->Find("code"), Value(proto::ErrorCodeName(code)));
   }
+}
+
+TEST(RestJsonTest, NotLeaderErrorNamesTheLeaderWhenKnown) {
+  EXPECT_EQ(
+      Json(ErrorJson(proto::ErrorCode::kNotLeader, "node n2 does not lead bank", "10.0.0.1:7450")),
+      Json(R"({"error": {"code": "NOT_LEADER", "message": "node n2 does not lead bank",
+                               "leader": "10.0.0.1:7450"}})"));
+  EXPECT_EQ(Json(ErrorJson(proto::ErrorCode::kNotLeader, "no leader")),
+            Json(R"({"error": {"code": "NOT_LEADER", "message": "no leader"}})"));
 }
 
 TEST(RestJsonTest, ErrorMessageIsAJsonStringEvenWhenItQuotesInvalidUtf8) {

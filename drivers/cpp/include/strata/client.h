@@ -5,13 +5,23 @@
 //   auto acked = (*client)->Append("wordcount", "*sentences", strata::Value("hello world"));
 //   auto n = (*client)->SelectOne("wordcount", "$$word_counts", strata::Path().Key("hello"));
 //
-// One Client is one TCP connection with any number of requests in flight (pipelining;
-// responses are matched by id). Every method is thread-safe; synchronous calls block the
-// calling thread only. Async forms return a std::future, or call a callback on the
+// One Client is one TCP connection (one per node of a cluster, below) with any number of requests
+// in flight (pipelining; responses are matched by id). Every method is thread-safe; synchronous
+// calls block the calling thread only. Async forms return a std::future, or call a callback on the
 // driver's I/O thread (keep callbacks short; never make a blocking call of the same
 // Client, or of a Client sharing its I/O thread, inside one). When the connection breaks, requests
 // in flight fail with ErrorKind::kConnection and the next request reconnects (bounded attempts with
 // backoff); a request is never re-sent automatically (an append might be applied twice).
+//
+// Clusters (docs/drivers/cpp.md, "Clusters"): a Client may be given several seed addresses.
+// It keeps one connection per node it talks to; a request about a module goes to the node
+// that leads the module's replica group: a NOT_LEADER answer naming the leader is followed
+// (at most 3 redirects per request) and the module -> leader address remembered; a
+// NOT_LEADER without a leader, or a failed connection to a module's leader once the client
+// knows more than one node, forgets it and retries through the seeds with backoff (100 ms
+// doubling to 1 s) until the request's own request_timeout. Only appends (and deploys,
+// destroys, updates, recomputes) that were written on a connection that then broke are never
+// re-sent: they fail with kConnection and ClientError::maybe_applied.
 // Depends on protocol/ and the value/path libraries, never on the engine.
 #pragma once
 
@@ -33,10 +43,14 @@
 namespace strata {
 
 class ClientIoThread;
+class ClientRouter;
 
 struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7450;
+  // More nodes of the same cluster, "HOST:PORT" each ("[v6]:PORT" for IPv6), tried after
+  // host:port to connect and to find a module's leader.
+  std::vector<std::string> seeds;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};  // 0: none
   int reconnect_attempts = 3;                        // per request that finds no connection
@@ -94,9 +108,18 @@ enum class ErrorKind : uint8_t {
 // A typed error: where it came from, the server's wire code (kNone unless kServer) and a
 // message saying what was wrong.
 struct ClientError {
+  ClientError() = default;
+  ClientError(ErrorKind k, protocol::ErrorCode c, std::string m)
+      : kind(k), code(c), message(std::move(m)) {}
   ErrorKind kind = ErrorKind::kServer;
   protocol::ErrorCode code = protocol::ErrorCode::kNone;
   std::string message;
+  // kServer NOT_LEADER: the leader's HOST:PORT when the server knew it (the Client has
+  // already followed it up to 3 times).
+  std::string leader;
+  // kConnection, kTimeout: the request was written before the connection broke or the time
+  // ran out, so the server may have applied it.
+  bool maybe_applied = false;
   // e.g. "NOT_FOUND: unknown module 'x'" or "connection: connection refused"
   std::string ToString() const;
 };
@@ -138,10 +161,15 @@ class Client {
   protocol::Welcome server_info() const;
 
   // --- Synchronous calls -------------------------------------------------------------------
-  // Deploys the plugin at `path` on the SERVER's file system.
-  ClientResult<protocol::ModuleInfo> Deploy(const std::string& path, int partitions = 8);
+  // Deploys the plugin at `path` on the SERVER's file system. In cluster mode
+  // (docs/cluster.md) `replication` nodes keep a replica (0: the cluster's default) and an
+  // append needs `min_isr` in-sync replicas (0: the default); the node that received the
+  // deploy leads the module, and the Client remembers it.
+  ClientResult<protocol::ModuleInfo> Deploy(const std::string& path, int partitions = 8,
+                                            int replication = 0, int min_isr = 0);
   // Deploys a plugin from its bytes (e.g. a local file read by the caller).
-  ClientResult<protocol::ModuleInfo> DeployBytes(std::string so_bytes, int partitions = 8);
+  ClientResult<protocol::ModuleInfo> DeployBytes(std::string so_bytes, int partitions = 8,
+                                                 int replication = 0, int min_isr = 0);
   // Replaces the code of the deployed module that the plugin at `path` on the SERVER's file
   // system names, in place (docs/modules.md, "Changing a deployed module"); returns what
   // changed. A refused update (kServer: INVALID_ARGUMENT naming what is wrong, NOT_FOUND
@@ -207,6 +235,10 @@ class Client {
   ClientResult<protocol::StatsResult> Stats(const std::string& module = "",
                                             int64_t failures_from = 0,
                                             int64_t failures_limit = 100);
+  // Where each module's replica group is led, as the node this Client first connected to
+  // sees the cluster (docs/protocol.md, "Cluster requests"). kServer NOT_FOUND without
+  // --cluster.
+  ClientResult<protocol::Placement> Placement();
 
   // --- Live subscriptions (docs/subscriptions.md) ---------------------------------------------
   // Subscribes to what `path` selects in one partition of PState `pstate`: returns its id,
@@ -257,11 +289,12 @@ class Client {
   class Impl;
 
  private:
-  Client(std::shared_ptr<ClientIoThread> io_thread, std::shared_ptr<Impl> impl);
-  // Declared first, destroyed last: the connection closes before its thread is released.
+  Client(std::shared_ptr<ClientIoThread> io_thread, std::shared_ptr<ClientRouter> router);
+  // Declared first, destroyed last: the connections close before their thread is released.
   std::shared_ptr<ClientIoThread> io_thread_;
-  // Shared with the completion handlers still queued on the I/O thread after it closed.
-  std::shared_ptr<Impl> impl_;
+  // The connections per node (one Impl each); shared with the completion handlers still
+  // queued on the I/O thread after it closed.
+  std::shared_ptr<ClientRouter> impl_;
 };
 
 }  // namespace strata

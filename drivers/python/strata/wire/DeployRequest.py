@@ -65,7 +65,21 @@ class DeployRequest(object):
             return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
         return 8
 
-def DeployRequestStart(builder): builder.StartObject(3)
+    # DeployRequest
+    def Replication(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 0
+
+    # DeployRequest
+    def MinIsr(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
+        return 0
+
+def DeployRequestStart(builder): builder.StartObject(5)
 def Start(builder):
     return DeployRequestStart(builder)
 def DeployRequestAddPath(builder, path): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(path), 0)
@@ -80,6 +94,12 @@ def StartSoBytesVector(builder, numElems):
 def DeployRequestAddPartitions(builder, partitions): builder.PrependInt32Slot(2, partitions, 8)
 def AddPartitions(builder, partitions):
     return DeployRequestAddPartitions(builder, partitions)
+def DeployRequestAddReplication(builder, replication): builder.PrependInt32Slot(3, replication, 0)
+def AddReplication(builder, replication):
+    return DeployRequestAddReplication(builder, replication)
+def DeployRequestAddMinIsr(builder, minIsr): builder.PrependInt32Slot(4, minIsr, 0)
+def AddMinIsr(builder, minIsr):
+    return DeployRequestAddMinIsr(builder, minIsr)
 def DeployRequestEnd(builder): return builder.EndObject()
 def End(builder):
     return DeployRequestEnd(builder)

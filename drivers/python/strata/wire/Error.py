@@ -38,7 +38,14 @@ class Error(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
-def ErrorStart(builder): builder.StartObject(2)
+    # Error
+    def Leader(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
+        if o != 0:
+            return self._tab.String(o + self._tab.Pos)
+        return None
+
+def ErrorStart(builder): builder.StartObject(3)
 def Start(builder):
     return ErrorStart(builder)
 def ErrorAddCode(builder, code): builder.PrependUint16Slot(0, code, 0)
@@ -47,6 +54,9 @@ def AddCode(builder, code):
 def ErrorAddMessage(builder, message): builder.PrependUOffsetTRelativeSlot(1, flatbuffers.number_types.UOffsetTFlags.py_type(message), 0)
 def AddMessage(builder, message):
     return ErrorAddMessage(builder, message)
+def ErrorAddLeader(builder, leader): builder.PrependUOffsetTRelativeSlot(2, flatbuffers.number_types.UOffsetTFlags.py_type(leader), 0)
+def AddLeader(builder, leader):
+    return ErrorAddLeader(builder, leader)
 def ErrorEnd(builder): return builder.EndObject()
 def End(builder):
     return ErrorEnd(builder)

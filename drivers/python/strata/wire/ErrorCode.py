@@ -22,3 +22,5 @@ class ErrorCode(object):
     CONFIRMATION_REQUIRED = 16
     TIMEOUT = 17
     QUERY_FAILED = 18
+    NOT_LEADER = 19
+    NOT_ENOUGH_REPLICAS = 20

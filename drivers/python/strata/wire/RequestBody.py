@@ -19,3 +19,7 @@ class RequestBody(object):
     SelectPageRequest = 13
     SubscribeRequest = 14
     UnsubscribeRequest = 15
+    PlacementRequest = 16
+    ReplicaFetchRequest = 17
+    ReplicaEpochRequest = 18
+    ModuleFileRequest = 19

@@ -19,3 +19,7 @@ class ResponseBody(object):
     Subscribed = 13
     Unsubscribed = 14
     SubscriptionUpdate = 15
+    Placement = 16
+    ReplicaEntries = 17
+    ReplicaEpochEnd = 18
+    ModuleFile = 19

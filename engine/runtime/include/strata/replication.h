@@ -133,6 +133,10 @@ class Replication {
   virtual strata::Status InstallModuleFile(const std::string& module, const std::string& bytes) = 0;
   // True when the module's row is here (replicated) and its file is not, or differs.
   virtual bool NeedsModuleFile(const std::string& module) = 0;
+
+  // The name of the module a plugin file defines (loading it, as Deploy does: an error for
+  // a file that Deploy would refuse to load). A cluster deploy names its spec with it.
+  virtual Result<std::string> ModuleName(const std::string& so_path) = 0;
 };
 
 }  // namespace strata

@@ -54,6 +54,10 @@ ErrorCode ErrorCodeFor(const Status& status);
 StatusCode StatusCodeFor(ErrorCode code);
 
 struct Error {
+  // A constructor rather than an aggregate, so that Error{code, message} stays warning-free.
+  Error() = default;
+  Error(ErrorCode c, std::string m, std::string l = {})
+      : code(c), message(std::move(m)), leader(std::move(l)) {}
   ErrorCode code = ErrorCode::kNone;
   std::string message;
   std::string leader;  // kNotLeader: the leader's HOST:PORT, when known
@@ -73,6 +77,12 @@ struct DeployRequest {
   std::string path;      // a path on the server, or
   std::string so_bytes;  // the plugin's bytes (exactly one of the two is set)
   int partitions = 8;
+  // Cluster mode: the nodes that keep a replica (0: the cluster default, min(3, live
+  // nodes)), and the fewest in-sync replicas an append needs (0: 1 when replication <= 2,
+  // else 2). Validate: replication 0 to kMaxReplication, min_isr 0 to replication (to
+  // kMaxReplication when replication is 0); the server checks them against the cluster.
+  int replication = 0;
+  int min_isr = 0;
   bool operator==(const DeployRequest&) const = default;
 };
 struct ListModulesRequest {
@@ -125,6 +135,8 @@ struct StatsRequest {
 
 // The partition counts a module may have (DeployRequest, UpdateRequest).
 inline constexpr int kMaxPartitions = 1024;
+// The most replicas a module may ask for (DeployRequest.replication).
+inline constexpr int kMaxReplication = 16;
 struct UpdateRequest {
   std::string path;      // a path on the server, or
   std::string so_bytes;  // the plugin's bytes (exactly one of the two is set)
@@ -174,10 +186,47 @@ struct UnsubscribeRequest {
   bool operator==(const UnsubscribeRequest&) const = default;
 };
 
-using RequestBody = std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest,
-                                 DestroyRequest, AppendRequest, SelectRequest, ReadDepotRequest,
-                                 StatsRequest, UpdateRequest, RecomputeRequest, InvokeRequest,
-                                 SelectPageRequest, SubscribeRequest, UnsubscribeRequest>;
+// ---- Cluster requests (docs/protocol.md, "Cluster requests") ----
+// Where each module's replica group is led, from the answering node's view: Placement.
+struct PlacementRequest {
+  bool operator==(const PlacementRequest&) const = default;
+};
+// The three below are sent by nodes to nodes only; clients never send them.
+// The most wait a ReplicaFetchRequest may ask for (ms).
+inline constexpr uint32_t kMaxReplicaFetchWaitMs = 60'000;
+// A follower asks its group's leader for log entries from `from`: ReplicaEntries.
+struct ReplicaFetchRequest {
+  std::string module;
+  int group = 0;
+  std::string node;                // the follower's node id
+  int64_t epoch = 0;               // the leader epoch the follower follows
+  int64_t from = 0;                // the first offset wanted
+  int64_t durable_end = 0;         // the follower's durable log end
+  uint32_t max_bytes = 1'048'576;  // at least 1
+  uint32_t wait_ms = 500;          // 0 to kMaxReplicaFetchWaitMs
+  bool operator==(const ReplicaFetchRequest&) const = default;
+};
+// The end offset of the leader's entries of leader epoch `log_epoch`: ReplicaEpochEnd.
+struct ReplicaEpochRequest {
+  std::string module;
+  int group = 0;
+  std::string node;   // the follower's node id
+  int64_t epoch = 0;  // the leader epoch the follower follows
+  int64_t log_epoch = 0;
+  bool operator==(const ReplicaEpochRequest&) const = default;
+};
+// A module's plugin file: ModuleFile.
+struct ModuleFileRequest {
+  std::string module;
+  bool operator==(const ModuleFileRequest&) const = default;
+};
+
+using RequestBody =
+    std::variant<Hello, DeployRequest, ListModulesRequest, DescribeRequest, DestroyRequest,
+                 AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
+                 RecomputeRequest, InvokeRequest, SelectPageRequest, SubscribeRequest,
+                 UnsubscribeRequest, PlacementRequest, ReplicaFetchRequest, ReplicaEpochRequest,
+                 ModuleFileRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;
@@ -377,10 +426,59 @@ struct SubscriptionUpdate {
   bool operator==(const SubscriptionUpdate&) const = default;
 };
 
+// ---- Cluster answers ----
+struct NodeAddress {
+  std::string id;
+  std::string advertise;  // HOST:PORT of its protocol listener
+  bool operator==(const NodeAddress&) const = default;
+};
+// One replica group of a module, as the controller placed it.
+struct GroupPlacement {
+  std::string module;
+  int group = 0;
+  std::string leader;                 // node id; empty while the group has no live in-sync replica
+  std::string leader_address;         // the leader's HOST:PORT; empty when unknown
+  int64_t epoch = 0;                  // the leader epoch
+  std::vector<std::string> replicas;  // node ids
+  std::vector<std::string> isr;       // the in-sync replicas
+  int min_isr = 0;
+  bool operator==(const GroupPlacement&) const = default;
+};
+struct Placement {
+  std::string node;                // the answering node's id
+  std::string controller;          // the controller's id; empty while none is known
+  std::vector<NodeAddress> nodes;  // the live nodes
+  std::vector<GroupPlacement> groups;
+  bool operator==(const Placement&) const = default;
+};
+struct ReplicaLogEntry {
+  int64_t offset = 0;
+  std::string bytes;  // opaque to the protocol
+  bool operator==(const ReplicaLogEntry&) const = default;
+};
+struct ReplicaEntries {
+  int64_t epoch = 0;                     // the leader's epoch
+  std::vector<ReplicaLogEntry> entries;  // consecutive offsets from the request's `from`
+  int64_t log_end = 0;
+  int64_t high_watermark = 0;
+  bool operator==(const ReplicaEntries&) const = default;
+};
+struct ReplicaEpochEnd {
+  int64_t epoch = 0;       // the leader's epoch
+  int64_t end_offset = 0;  // the end of the entries of the asked log epoch
+  bool operator==(const ReplicaEpochEnd&) const = default;
+};
+struct ModuleFile {
+  std::string module;
+  std::string bytes;  // the plugin .so
+  bool operator==(const ModuleFile&) const = default;
+};
+
 using ResponseBody =
     std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed, Appended, Selected,
                  DepotRecords, StatsResult, Updated, RecomputeStarted, Invoked, SelectedPage,
-                 Subscribed, Unsubscribed, SubscriptionUpdate>;
+                 Subscribed, Unsubscribed, SubscriptionUpdate, Placement, ReplicaEntries,
+                 ReplicaEpochEnd, ModuleFile>;
 struct Response {
   uint64_t id = 0;
   std::optional<Error> error;  // set on failure; body is then monostate

@@ -1,0 +1,244 @@
+// Three ClusterNodes in one process on one real ZooKeeper server (testing/zk_test.h): the
+// controller places modules, promotes followers, applies ISR change requests and deletes
+// the groups of deleted modules, and every node's view follows (docs/cluster.md, "The
+// controller").
+#include "cluster_node.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+
+#include "testing/zk_test.h"
+
+namespace strata::cluster {
+namespace {
+
+using testing::Eventually;
+using namespace std::chrono_literals;
+using Nodes = std::vector<std::string>;
+
+constexpr auto kWait = 20s;
+
+// The lines a node logged, for the assertions on the controller's decisions.
+struct Logs {
+  Mutex mu;
+  std::vector<std::string> lines GUARDED_BY(mu);
+
+  void Add(const std::string& line) {
+    MutexLock lock(&mu);
+    lines.push_back(line);
+  }
+  bool Has(const std::string& text) {
+    MutexLock lock(&mu);
+    for (const std::string& line : lines) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+class ClusterNodeTest : public testing::ZooKeeperTest {
+ protected:
+  // Joins node `id` in its `incarnation`th life (pid and start time differ by it).
+  std::unique_ptr<ClusterNode> Join(const std::string& id, int incarnation = 1) {
+    ClusterNodeOptions options;
+    options.url = server_->Url("/strata");
+    options.self.id = id;
+    options.self.advertise = "127.0.0.1:" + std::to_string(7000 + next_port_++);
+    options.self.pid = 1000 + incarnation;
+    options.self.started = "2026-12-07T19:00:0" + std::to_string(incarnation) + "Z";
+    options.session_timeout = 2s;
+    options.log_info = [this](const std::string& line) { logs_.Add(line); };
+    options.log_warning = [this](const std::string& line) { logs_.Add(line); };
+    options.on_view_change = [this, id](const ClusterView& view) {
+      ++view_changes_[id.back() - '0'];
+      (void)view;
+    };
+    Result<std::unique_ptr<ClusterNode>> node = ClusterNode::Join(options);
+    EXPECT_TRUE(node.ok()) << node.status().ToString();
+    return node.ok() ? std::move(node).value() : nullptr;
+  }
+
+  // n1, n2, n3 joined in this order (n1 is the controller), once each sees all three.
+  void JoinThree() {
+    for (const char* id : {"n1", "n2", "n3"}) nodes_[id] = Join(id);
+    for (auto& [id, node] : nodes_) ASSERT_TRUE(node) << id;
+    for (auto& [id, node] : nodes_) {
+      ASSERT_TRUE(Eventually([&] {
+        const ClusterView view = node->View();
+        return view.nodes.size() == 3 && view.controller == "n1";
+      })) << id;
+    }
+  }
+
+  // Waits on every node still joined until its view of `module`'s group 0 satisfies
+  // `predicate`; returns the first node's.
+  GroupView AllSee(const std::string& module,
+                   const std::function<bool(const GroupView&)>& predicate) {
+    GroupView seen;
+    bool first = true;
+    for (auto& [id, node] : nodes_) {
+      if (!node) continue;
+      Result<GroupView> group = node->WaitForGroup(module, 0, predicate, kWait);
+      EXPECT_TRUE(group.ok()) << id << ": " << group.status().ToString();
+      if (group.ok() && first) seen = *group;
+      first = false;
+    }
+    return seen;
+  }
+
+  Logs logs_;
+  std::map<std::string, std::unique_ptr<ClusterNode>> nodes_;
+  // Calls of on_view_change, by node: n0 to n3.
+  std::atomic<int> view_changes_[4] = {0, 0, 0, 0};
+  int next_port_ = 0;
+};
+
+auto AtEpoch(int64_t epoch) {
+  return [epoch](const GroupView& group) { return group.state.epoch == epoch; };
+}
+
+TEST_F(ClusterNodeTest, CreatedModuleIsPlacedWithItsOriginLeadingAndSeenByEveryNode) {
+  JoinThree();
+  const ModuleSpec spec{"bank", 4, 3, 2, "n2"};
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(spec).ok());
+  EXPECT_EQ(nodes_["n3"]->CreateModule(spec).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(nodes_["n3"]->CreateModule(ModuleSpec{"a/b", 1, 1, 1, "n3"}).code(),
+            StatusCode::kInvalidArgument);
+  const GroupView group = AllSee("bank", AtEpoch(1));
+  EXPECT_EQ(group.state.leader, "n2");
+  EXPECT_EQ(group.state.replicas, (Nodes{"n2", "n1", "n3"}));
+  EXPECT_EQ(group.state.isr, group.state.replicas);
+  EXPECT_EQ(group.state.min_isr, 2);
+  EXPECT_EQ(group.state.leader_incarnation, "1001@2026-12-07T19:00:01Z");
+  for (auto& [id, node] : nodes_) {
+    EXPECT_EQ(node->View().modules.at("bank"), spec) << id;
+    EXPECT_GT(view_changes_[id.back() - '0'].load(), 0) << id;
+  }
+  EXPECT_TRUE(
+      logs_.Has("cluster: module bank group 0: leader n2 epoch 1 (new module, origin n2), isr "
+                "[n2,n1,n3]"));
+}
+
+TEST_F(ClusterNodeTest, LeaderLeavingPromotesTheNextIsrMember) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
+  AllSee("bank", AtEpoch(1));
+  nodes_["n2"]->Leave();  // closes its session: its registration goes at once
+  nodes_["n2"].reset();
+  const GroupView group = AllSee("bank", AtEpoch(2));
+  EXPECT_EQ(group.state.leader, "n1");
+  EXPECT_EQ(group.state.isr, (Nodes{"n1", "n3"}));
+  EXPECT_EQ(group.state.replicas, (Nodes{"n2", "n1", "n3"}));
+  EXPECT_TRUE(logs_.Has(
+      "cluster: module bank group 0: leader n1 epoch 2 (n2's session ended), isr [n1,n3]"));
+}
+
+TEST_F(ClusterNodeTest, ControllersOwnNodeLeavingIsHandledByTheNextController) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n1"}).ok());
+  AllSee("bank", AtEpoch(1));
+  nodes_["n1"]->Leave();
+  nodes_["n1"].reset();
+  // n2 becomes the controller and promotes the next in-sync replica.
+  const GroupView group = AllSee("bank", AtEpoch(2));
+  EXPECT_EQ(group.state.leader, "n2");
+  EXPECT_EQ(group.state.isr, (Nodes{"n2", "n3"}));
+  EXPECT_EQ(nodes_["n3"]->View().controller, "n2");
+}
+
+TEST_F(ClusterNodeTest, IsrChangeRequestsAreAppliedAtTheirEpochAndStaleOnesIgnored) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n1"}).ok());
+  AllSee("bank", AtEpoch(1));
+  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, 1, {"n3", "n1"}).ok());
+  GroupView group = AllSee("bank", [](const GroupView& g) { return g.state.isr.size() == 2; });
+  EXPECT_EQ(group.state.isr, (Nodes{"n1", "n3"}));
+  EXPECT_EQ(group.state.epoch, 1);
+
+  // A valid request, then a stale one (epoch 0) and one without the leader: once the
+  // controller has read and deleted all three, the valid one's ISR stands.
+  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, 1, {"n1", "n2", "n3"}).ok());
+  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, 0, {"n1"}).ok());
+  ASSERT_TRUE(nodes_["n2"]->RequestIsrChange("bank", 0, 1, {"n2", "n3"}).ok());
+  std::unique_ptr<ZkClient> client = Connect("/strata");
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(Eventually([&] {
+    Result<std::vector<std::string>> pending = client->Children(std::string(kIsrChangePath));
+    return pending.ok() && pending->empty();
+  }));
+  group = AllSee("bank", [](const GroupView& g) { return g.state.isr.size() == 3; });
+  EXPECT_EQ(group.state.isr, (Nodes{"n1", "n2", "n3"}));
+  EXPECT_EQ(group.state.epoch, 1);
+  EXPECT_EQ(group.state.leader, "n1");
+  EXPECT_TRUE(logs_.Has("ignored: the group is at epoch 1"));
+  EXPECT_TRUE(logs_.Has("refused: it lacks the leader n1"));
+}
+
+TEST_F(ClusterNodeTest, DeletedModuleHasItsGroupsDeletedInEveryView) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n3"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n3"}).ok());
+  AllSee("bank", AtEpoch(1));
+  ASSERT_TRUE(nodes_["n3"]->DeleteModule("bank").ok());
+  EXPECT_EQ(nodes_["n3"]->DeleteModule("bank").code(), StatusCode::kNotFound);
+  for (auto& [id, node] : nodes_) {
+    EXPECT_TRUE(Eventually([&] {
+      const ClusterView view = node->View();
+      return view.modules.empty() && view.groups.empty();
+    })) << id;
+  }
+  std::unique_ptr<ZkClient> client = Connect("/strata");
+  ASSERT_TRUE(client);
+  EXPECT_EQ(*client->Exists(std::string(kGroupsPath) + "/bank"), false);
+  EXPECT_TRUE(logs_.Has("cluster: module bank was deleted: deleting its group states"));
+  // The name can be deployed again, and is placed anew.
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n1"}).ok());
+  EXPECT_EQ(AllSee("bank", AtEpoch(1)).state.leader, "n1");
+}
+
+TEST_F(ClusterNodeTest, OnlyReplicaReturningWithANewIncarnationLeadsAtTheNextEpoch) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"solo", 1, 1, 1, "n2"}).ok());
+  AllSee("solo", AtEpoch(1));
+  nodes_["n2"]->Leave();
+  nodes_["n2"].reset();
+  // No in-sync replica is live: the group is offline, its ISR kept.
+  GroupView group = AllSee("solo", [](const GroupView& g) { return g.state.leader.empty(); });
+  EXPECT_EQ(group.state.epoch, 1);
+  EXPECT_EQ(group.state.isr, (Nodes{"n2"}));
+  nodes_["n2"] = Join("n2", /*incarnation=*/2);
+  ASSERT_TRUE(nodes_["n2"]);
+  group = AllSee("solo", AtEpoch(2));
+  EXPECT_EQ(group.state.leader, "n2");
+  EXPECT_EQ(group.state.leader_incarnation, "1002@2026-12-07T19:00:02Z");
+}
+
+TEST_F(ClusterNodeTest, LeaderRestartedUnnoticedKeepsLeadingAtTheNextEpoch) {
+  JoinThree();
+  // n0 is registered by hand, so that its restart can replace its registration in place:
+  // the controller never sees it gone, only its new incarnation.
+  std::unique_ptr<ZkClient> n0 = Connect("/strata");
+  ASSERT_TRUE(n0);
+  NodeInfo info{"n0", "127.0.0.1:6999", "", 1001, "2026-12-07T19:00:01Z"};
+  ASSERT_TRUE(RegisterNode(*n0, info, 0ms).ok());
+  ASSERT_TRUE(Eventually([&] { return nodes_["n1"]->View().nodes.size() == 4; }));
+  ASSERT_TRUE(nodes_["n3"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n0"}).ok());
+  GroupView group = AllSee("bank", AtEpoch(1));
+  EXPECT_EQ(group.state.leader, "n0");
+  EXPECT_EQ(group.state.replicas, (Nodes{"n0", "n1", "n2"}));
+
+  info.pid = 2002;
+  info.started = "2026-12-07T19:00:09Z";
+  ASSERT_TRUE(n0->Set(std::string(kNodesPath) + "/n0", NodeInfoJson(info), -1).ok());
+  // A change the controller watches makes it read the nodes again.
+  ASSERT_TRUE(nodes_["n3"]->CreateModule(ModuleSpec{"other", 1, 1, 1, "n3"}).ok());
+  group = AllSee("bank", AtEpoch(2));
+  EXPECT_EQ(group.state.leader, "n0");
+  EXPECT_EQ(group.state.leader_incarnation, "2002@2026-12-07T19:00:09Z");
+  EXPECT_EQ(group.state.isr, (Nodes{"n0", "n1", "n2"}));
+  EXPECT_TRUE(logs_.Has("cluster: module bank group 0: leader n0 epoch 2 (n0 restarted)"));
+}
+
+}  // namespace
+}  // namespace strata::cluster

@@ -1,0 +1,173 @@
+#include "fetcher.h"
+
+#include <algorithm>
+#include <future>
+
+#include "node_channel.h"
+#include "strata/protocol/messages.h"
+
+namespace strata::cluster {
+
+namespace proto = strata::protocol;
+using namespace std::chrono_literals;
+
+namespace {
+
+// How long a call to the leader may take beyond the fetch's own wait.
+constexpr auto kCallSlack = 2000ms;
+constexpr uint32_t kFetchWaitMs = 500;
+
+Status ErrorStatus(const proto::Error& error) {
+  return Status(proto::StatusCodeFor(error.code), error.message);
+}
+
+}  // namespace
+
+Fetcher::Fetcher(Replication& replication, std::string module, int group, std::string node_id,
+                 std::function<void(const std::string&)> log_warning)
+    : replication_(replication),
+      module_(std::move(module)),
+      group_(group),
+      node_id_(std::move(node_id)),
+      log_warning_(std::move(log_warning)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Fetcher::~Fetcher() { Stop(); }
+
+void Fetcher::Follow(const Target& target) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (target == target_) return;
+  target_ = target;
+  ++generation_;
+  cv_.notify_all();
+}
+
+void Fetcher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Fetcher::Run() {
+  auto backoff = 50ms;
+  std::string last_error;
+  while (true) {
+    Target target;
+    uint64_t generation = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !target_.address.empty(); });
+      if (stop_) return;
+      target = target_;
+      generation = generation_;
+    }
+    Status st = FollowLeader(target, generation);
+    if (st.ok()) {
+      backoff = 50ms;
+      last_error.clear();
+      continue;  // the target changed: follow the new one at once
+    }
+    // Log an error once per kind, not once per retry.
+    if (st.message() != last_error && log_warning_) {
+      log_warning_("replication: " + module_ + "/" + std::to_string(group_) + " following " +
+                   target.leader + " at " + target.address + ": " + st.ToString() +
+                   " (retrying)");
+    }
+    last_error = st.message();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, backoff, [&] { return stop_ || generation_ != generation; });
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1000ms);
+  }
+}
+
+Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
+  const auto changed = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_ || generation_ != generation;
+  };
+  NodeChannel channel(target.address, "stratad-node/" + node_id_);
+
+  // 1. Cut what diverges from this leader's log (KIP-101 / KIP-279).
+  const auto ask = [&](int64_t log_epoch) -> Result<EpochEnd> {
+    proto::ReplicaEpochRequest request;
+    request.module = module_;
+    request.group = group_;
+    request.node = node_id_;
+    request.epoch = target.epoch;
+    request.log_epoch = log_epoch;
+    STRATA_ASSIGN_OR_RETURN(proto::Response response, channel.Call(request, kCallSlack));
+    if (response.error) return ErrorStatus(*response.error);
+    const auto* answer = std::get_if<proto::ReplicaEpochEnd>(&response.body);
+    if (answer == nullptr) return Status::Corruption("the leader did not answer ReplicaEpochEnd");
+    return EpochEnd{answer->epoch, answer->end_offset};
+  };
+  Result<ReplicaGroupStatus> status = replication_.GroupStatus(module_, group_);
+  if (status.ok() && status->log_end > 0) {
+    STRATA_ASSIGN_OR_RETURN(int64_t point, replication_.TruncationPoint(module_, group_, ask));
+    STRATA_ASSIGN_OR_RETURN(bool truncated, replication_.TruncateTo(module_, group_, point));
+    if (!truncated) {
+      if (log_warning_) {
+        log_warning_("replication: " + module_ + "/" + std::to_string(group_) +
+                     ": this node's tables hold writes the new leader " + target.leader +
+                     " does not have (it led them before the failover): dropping its copy "
+                     "and fetching the log again from offset 0");
+      }
+      STRATA_RETURN_IF_ERROR(replication_.DropReplica(module_));
+    }
+  }
+
+  // 2. Fetch, append, make durable, report, apply.
+  int64_t durable_end = 0;
+  {
+    Result<ReplicaGroupStatus> now = replication_.GroupStatus(module_, group_);
+    if (now.ok()) durable_end = std::min(now->durable_end, now->log_end);
+  }
+  while (!changed()) {
+    Result<ReplicaGroupStatus> now = replication_.GroupStatus(module_, group_);
+    const int64_t from = now.ok() ? now->log_end : 0;
+    proto::ReplicaFetchRequest request;
+    request.module = module_;
+    request.group = group_;
+    request.node = node_id_;
+    request.epoch = target.epoch;
+    request.from = from;
+    request.durable_end = std::min(durable_end, from);
+    request.wait_ms = kFetchWaitMs;
+    STRATA_ASSIGN_OR_RETURN(proto::Response response,
+                            channel.Call(request, std::chrono::milliseconds(kFetchWaitMs) +
+                                                      kCallSlack));
+    if (response.error) return ErrorStatus(*response.error);
+    auto* answer = std::get_if<proto::ReplicaEntries>(&response.body);
+    if (answer == nullptr) return Status::Corruption("the leader did not answer ReplicaEntries");
+    if (!answer->entries.empty()) {
+      std::vector<ReplicaEntry> entries;
+      entries.reserve(answer->entries.size());
+      for (proto::ReplicaLogEntry& e : answer->entries) {
+        entries.push_back(ReplicaEntry{e.offset, std::move(e.bytes)});
+      }
+      STRATA_RETURN_IF_ERROR(replication_.Append(module_, group_, entries));
+      // Durable before it is reported: the leader acknowledges on what followers report.
+      const int64_t end = entries.back().offset + 1;
+      std::promise<Status> flushed;
+      replication_.WhenDurable([&flushed](Status st) { flushed.set_value(std::move(st)); });
+      STRATA_RETURN_IF_ERROR(flushed.get_future().get());
+      durable_end = end;
+    }
+    STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
+    if (replication_.NeedsModuleFile(module_)) {
+      STRATA_ASSIGN_OR_RETURN(proto::Response file,
+                              channel.Call(proto::ModuleFileRequest{module_}, 30000ms));
+      if (file.error) return ErrorStatus(*file.error);
+      const auto* bytes = std::get_if<proto::ModuleFile>(&file.body);
+      if (bytes == nullptr) return Status::Corruption("the leader did not answer ModuleFile");
+      STRATA_RETURN_IF_ERROR(replication_.InstallModuleFile(module_, bytes->bytes));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace strata::cluster

@@ -1,0 +1,65 @@
+// Fetcher: a follower's copy of one replica group's log, kept by a thread of its own
+// (docs/cluster.md, "Replication between nodes"). For each leader it follows (an address
+// and an epoch, from the controller's group state) it first cuts its log where it diverges
+// from the leader's (KIP-101 with KIP-279, asking the leader ReplicaEpochRequest) — or,
+// when that would cut effects it applied as a past leader, drops its whole copy of the
+// module and fetches the log again from offset 0 — then fetches entries in a loop
+// (ReplicaFetchRequest, long polls): it writes them into its log, makes them durable,
+// reports its durable end in the next fetch (which is what lets the leader acknowledge),
+// and applies the entries below the leader's high watermark to its tables. It also fetches
+// the module's plugin file when the replicated module row names one it lacks, so that it
+// can start the module when it is promoted.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "strata/replication.h"
+
+namespace strata::cluster {
+
+class Fetcher {
+ public:
+  struct Target {
+    std::string leader;   // node id; "" while the group has no leader
+    std::string address;  // HOST:PORT of its binary protocol listener
+    int64_t epoch = 0;
+    bool operator==(const Target&) const = default;
+  };
+
+  Fetcher(Replication& replication, std::string module, int group, std::string node_id,
+          std::function<void(const std::string&)> log_warning);
+  // Stop()s.
+  ~Fetcher();
+
+  // Follows `target` from now on (a new leader or epoch restarts with the truncation).
+  void Follow(const Target& target);
+  // Stops the thread (waiting for the call in flight to end, at most its fetch wait).
+  void Stop();
+
+ private:
+  void Run();
+  // One leader's session: returns when the target changes, on stop, or after an error
+  // (the caller backs off and retries).
+  Status FollowLeader(const Target& target, uint64_t generation);
+
+  Replication& replication_;
+  const std::string module_;
+  const int group_;
+  const std::string node_id_;
+  const std::function<void(const std::string&)> log_warning_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Target target_;
+  uint64_t generation_ = 0;  // bumped by each Follow with another target
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace strata::cluster

@@ -1,0 +1,242 @@
+#include "placement.h"
+
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <utility>
+
+namespace strata::cluster {
+namespace {
+
+bool Contains(const std::vector<std::string>& nodes, const std::string& node) {
+  return std::find(nodes.begin(), nodes.end(), node) != nodes.end();
+}
+
+std::string GroupName(const std::string& module, int group) {
+  return "module " + module + " group " + std::to_string(group);
+}
+
+// The members of `nodes` that are live, in order; `gone` gets the others.
+std::vector<std::string> LiveOnly(const std::vector<std::string>& nodes,
+                                  const std::map<std::string, std::string>& live,
+                                  std::vector<std::string>* gone) {
+  std::vector<std::string> kept;
+  for (const std::string& node : nodes) {
+    if (live.count(node)) {
+      kept.push_back(node);
+    } else if (gone) {
+      gone->push_back(node);
+    }
+  }
+  return kept;
+}
+
+// "n1's session ended", "the sessions of n1, n3 ended".
+std::string SessionsEnded(const std::vector<std::string>& gone) {
+  if (gone.size() == 1) return gone[0] + "'s session ended";
+  std::string ids;
+  for (const std::string& node : gone) ids += (ids.empty() ? "" : ", ") + node;
+  return "the sessions of " + ids + " ended";
+}
+
+// `nodes` in the order of `replicas`, without repeats.
+std::vector<std::string> InReplicaOrder(const std::vector<std::string>& nodes,
+                                        const std::vector<std::string>& replicas) {
+  std::vector<std::string> ordered;
+  for (const std::string& replica : replicas) {
+    if (Contains(nodes, replica)) ordered.push_back(replica);
+  }
+  return ordered;
+}
+
+std::vector<std::string> Place(const ModuleSpec& spec,
+                               const std::map<std::string, std::string>& live,
+                               const std::map<std::string, int>& load) {
+  std::vector<std::string> replicas;
+  if (live.count(spec.origin)) replicas.push_back(spec.origin);
+  std::vector<std::pair<int, std::string>> others;
+  for (const auto& [node, incarnation] : live) {
+    if (node == spec.origin) continue;
+    const auto it = load.find(node);
+    others.emplace_back(it == load.end() ? 0 : it->second, node);
+  }
+  std::sort(others.begin(), others.end());
+  for (const auto& [node_load, node] : others) {
+    if (static_cast<int>(replicas.size()) >= spec.replication) break;
+    replicas.push_back(node);
+  }
+  return replicas;
+}
+
+// Applies the group's requests at its epoch to `isr`; warns of the others.
+void ApplyIsrChanges(const GroupView& group, const std::vector<const IsrChangeRequest*>& requests,
+                     std::vector<std::string>* isr, std::string* requested_by,
+                     std::vector<std::string>* warnings) {
+  const GroupState& state = group.state;
+  for (const IsrChangeRequest* request : requests) {
+    const std::string what =
+        "cluster: ISR change " + request->name + " for " + GroupName(group.module, group.group) +
+        " (isr " + NodeList(request->isr) + " at epoch " + std::to_string(request->epoch) + ")";
+    if (request->epoch != state.epoch) {
+      warnings->push_back(what + " ignored: the group is at epoch " + std::to_string(state.epoch));
+      continue;
+    }
+    if (!Contains(request->isr, state.leader)) {
+      warnings->push_back(what + " refused: it lacks the leader " + state.leader);
+      continue;
+    }
+    const auto stranger =
+        std::find_if(request->isr.begin(), request->isr.end(),
+                     [&](const std::string& node) { return !Contains(state.replicas, node); });
+    if (stranger != request->isr.end()) {
+      warnings->push_back(what + " refused: " + *stranger + " is not a replica (replicas " +
+                          NodeList(state.replicas) + ")");
+      continue;
+    }
+    *isr = InReplicaOrder(request->isr, state.replicas);
+    *requested_by = state.leader;
+  }
+}
+
+// The write that reconciles one existing group, if any.
+std::optional<GroupWrite> ReconcileGroup(const GroupView& group,
+                                         const std::map<std::string, std::string>& live,
+                                         const std::vector<const IsrChangeRequest*>& requests,
+                                         std::vector<std::string>* warnings) {
+  const GroupState& state = group.state;
+  GroupWrite write;
+  write.kind = GroupWrite::Kind::kCompareAndSet;
+  write.module = group.module;
+  write.group = group.group;
+  write.expected_version = group.version;
+  write.state = state;
+  const std::string name = "cluster: " + GroupName(group.module, group.group) + ": ";
+  const auto leader = live.find(state.leader);
+  if (!state.leader.empty() && leader != live.end() && leader->second == state.leader_incarnation) {
+    std::vector<std::string> isr = state.isr;
+    std::string requested_by;
+    ApplyIsrChanges(group, requests, &isr, &requested_by, warnings);
+    std::vector<std::string> gone;
+    isr = LiveOnly(isr, live, &gone);
+    if (isr == state.isr) return std::nullopt;
+    write.state.isr = isr;
+    std::string reason;
+    if (!requested_by.empty()) reason = "requested by the leader " + requested_by;
+    if (!gone.empty()) reason += (reason.empty() ? "" : "; ") + SessionsEnded(gone);
+    write.log = name + "leader " + state.leader + " epoch " + std::to_string(state.epoch) +
+                ", isr " + NodeList(isr) + " (" + reason + ")";
+    return write;
+  }
+  // Requests name an epoch whose leader is gone or changes now: none applies.
+  for (const IsrChangeRequest* request : requests) {
+    warnings->push_back("cluster: ISR change " + request->name + " for " +
+                        GroupName(group.module, group.group) + " at epoch " +
+                        std::to_string(request->epoch) + " ignored: the group's leader changes");
+  }
+  std::string reason;
+  if (state.leader.empty()) {
+    reason = "no leader before";
+  } else if (leader == live.end()) {
+    reason = state.leader + "'s session ended";
+  } else {
+    reason = state.leader + " restarted";
+  }
+  std::string next;
+  for (const std::string& replica : state.replicas) {
+    if (Contains(state.isr, replica) && live.count(replica)) {
+      next = replica;
+      break;
+    }
+  }
+  if (next.empty()) {
+    if (state.leader.empty()) return std::nullopt;  // offline already
+    write.state.leader.clear();
+    write.state.leader_incarnation.clear();
+    write.log = name + "offline: no in-sync replica is live (" + reason + "), isr " +
+                NodeList(state.isr) + " kept";
+    return write;
+  }
+  if (state.leader.empty()) reason = next + " is back";
+  write.state.leader = next;
+  write.state.leader_incarnation = live.at(next);
+  write.state.epoch = state.epoch + 1;
+  write.state.isr = LiveOnly(state.isr, live, nullptr);
+  write.log = name + "leader " + next + " epoch " + std::to_string(write.state.epoch) + " (" +
+              reason + "), isr " + NodeList(write.state.isr);
+  return write;
+}
+
+}  // namespace
+
+std::string NodeList(const std::vector<std::string>& nodes) {
+  std::string text = "[";
+  for (size_t i = 0; i < nodes.size(); ++i) text += (i ? "," : "") + nodes[i];
+  return text + "]";
+}
+
+Reconciliation Reconcile(const PlacementInput& input) {
+  Reconciliation out;
+  std::map<std::string, int> load;
+  std::map<std::pair<std::string, int>, const GroupView*> groups;
+  std::set<std::string> orphans;
+  for (const GroupView& group : input.groups) {
+    if (!input.modules.count(group.module)) {
+      orphans.insert(group.module);
+      continue;
+    }
+    groups[{group.module, group.group}] = &group;
+    for (const std::string& replica : group.state.replicas) ++load[replica];
+  }
+  std::map<std::pair<std::string, int>, std::vector<const IsrChangeRequest*>> requests;
+  for (const IsrChangeRequest& request : input.isr_changes) {
+    if (!groups.count({request.module, request.group})) {
+      out.warnings.push_back("cluster: ISR change " + request.name + " for " +
+                             GroupName(request.module, request.group) +
+                             " ignored: the group has no state");
+      continue;
+    }
+    requests[{request.module, request.group}].push_back(&request);
+  }
+  for (const auto& [module, spec] : input.modules) {
+    for (int g = 0; g < kGroupsPerModule; ++g) {
+      const auto existing = groups.find({module, g});
+      if (existing != groups.end()) {
+        std::optional<GroupWrite> write =
+            ReconcileGroup(*existing->second, input.live, requests[{module, g}], &out.warnings);
+        if (write) out.writes.push_back(std::move(*write));
+        continue;
+      }
+      const std::vector<std::string> replicas = Place(spec, input.live, load);
+      if (replicas.empty()) continue;  // no live node: nothing to place on
+      if (static_cast<int>(replicas.size()) < spec.replication) {
+        out.warnings.push_back("cluster: " + GroupName(module, g) + " asks for " +
+                               std::to_string(spec.replication) + " replicas; placed on the " +
+                               std::to_string(replicas.size()) + " live node(s)");
+      }
+      for (const std::string& replica : replicas) ++load[replica];
+      GroupWrite write;
+      write.kind = GroupWrite::Kind::kCreate;
+      write.module = module;
+      write.group = g;
+      write.state.leader = replicas[0];
+      write.state.epoch = 1;
+      write.state.isr = replicas;
+      write.state.min_isr = spec.min_isr;
+      write.state.replicas = replicas;
+      write.state.leader_incarnation = input.live.at(replicas[0]);
+      write.log = "cluster: " + GroupName(module, g) + ": leader " + replicas[0] +
+                  " epoch 1 (new module, origin " + spec.origin + "), isr " + NodeList(replicas);
+      out.writes.push_back(std::move(write));
+    }
+  }
+  for (const std::string& module : orphans) {
+    GroupWrite write;
+    write.kind = GroupWrite::Kind::kDeleteModule;
+    write.module = module;
+    write.log = "cluster: module " + module + " was deleted: deleting its group states";
+    out.writes.push_back(std::move(write));
+  }
+  return out;
+}
+
+}  // namespace strata::cluster

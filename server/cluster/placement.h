@@ -1,0 +1,82 @@
+// The controller's decisions, as a pure function of what it read (docs/cluster.md, "The
+// controller"): from the live nodes, the module specs, the group states with their
+// versions and the pending ISR change requests, the writes that bring /groups in line.
+// No ZooKeeper here: controller.h reads the input and makes the writes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "group_state.h"
+#include "isr_change.h"
+#include "module_spec.h"
+
+namespace strata::cluster {
+
+// This round every module has one replica group, group 0, holding all its partitions.
+inline constexpr int kGroupsPerModule = 1;
+
+// A group's state as read, with the znode's version (what a compare-and-set expects).
+struct GroupView {
+  std::string module;
+  int group = 0;
+  GroupState state;
+  int32_t version = 0;
+
+  bool operator==(const GroupView&) const = default;
+};
+
+struct PlacementInput {
+  std::map<std::string, std::string> live;    // live node id -> its incarnation
+  std::map<std::string, ModuleSpec> modules;  // /modules, by name
+  std::vector<GroupView> groups;              // every /groups/<module>/<group>
+  std::vector<IsrChangeRequest> isr_changes;  // pending, in the order they were made
+};
+
+struct GroupWrite {
+  enum class Kind {
+    kCreate,         // GroupStateStore::Create(module, group, state)
+    kCompareAndSet,  // GroupStateStore::CompareAndSet(module, group, state, version)
+    kDeleteModule,   // delete /groups/<module> and everything under it
+  };
+  Kind kind = Kind::kCreate;
+  std::string module;
+  int group = 0;                 // not for kDeleteModule
+  GroupState state;              // not for kDeleteModule
+  int32_t expected_version = 0;  // kCompareAndSet
+  // The decision as the log says it, e.g. "cluster: module m group 0: leader n2 epoch 3
+  // (n1's session ended), isr [n2,n3]".
+  std::string log;
+
+  bool operator==(const GroupWrite&) const = default;
+};
+
+struct Reconciliation {
+  std::vector<GroupWrite> writes;  // in module order; deletions last
+  // Placements on fewer nodes than asked, and ISR change requests refused or ignored.
+  std::vector<std::string> warnings;
+};
+
+// The rules:
+// - A module without a state for group g gets one: replicas = its origin when live, then
+//   the least loaded other live nodes (load: replica assignments over all groups, those
+//   placed earlier in this call included; ties by node id), `replication` of them (all
+//   the live ones, and a warning, when fewer are live); leader = replicas[0], epoch 1,
+//   isr = replicas.
+// - Leader live with the recorded incarnation: the ISR loses its members that are not
+//   live, after the ISR change requests for the group's current epoch are applied in
+//   order (a request whose ISR lacks the leader or holds a non-replica is refused).
+// - Leader not live, or live with another incarnation (it restarted), or none (offline):
+//   the new leader is the first of `replicas` in the ISR and live, epoch + 1, isr = isr
+//   minus the members not live. None: leader "" with the epoch and ISR unchanged.
+// - A module with states but no spec: its /groups/<module> is deleted.
+// Requests for another epoch, or a group not read, are ignored (with a warning). An
+// ISR is kept in the order of `replicas`.
+Reconciliation Reconcile(const PlacementInput& input);
+
+// "[n1,n2]".
+std::string NodeList(const std::vector<std::string>& nodes);
+
+}  // namespace strata::cluster

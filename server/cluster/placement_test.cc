@@ -1,0 +1,379 @@
+// The controller's rules (placement.h) without ZooKeeper: each case is an input as the
+// controller reads it and the writes it must make.
+#include "placement.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "membership.h"
+
+namespace strata::cluster {
+namespace {
+
+using Nodes = std::vector<std::string>;
+
+ModuleSpec Spec(const std::string& name, int replication, const std::string& origin,
+                int min_isr = 1) {
+  return ModuleSpec{name, 4, replication, min_isr, origin};
+}
+
+// "<pid>@<started>" of node `id` in its `n`th incarnation.
+std::string Inc(const std::string& id, int n = 1) {
+  return std::to_string(100 + n) + "@" + id + "-start";
+}
+
+std::map<std::string, std::string> Live(const Nodes& ids) {
+  std::map<std::string, std::string> live;
+  for (const std::string& id : ids) live[id] = Inc(id);
+  return live;
+}
+
+GroupView Group(const std::string& module, const std::string& leader, int64_t epoch, Nodes isr,
+                Nodes replicas, int32_t version = 5) {
+  GroupView group;
+  group.module = module;
+  group.group = 0;
+  group.state.leader = leader;
+  group.state.epoch = epoch;
+  group.state.isr = std::move(isr);
+  group.state.min_isr = 2;
+  group.state.replicas = std::move(replicas);
+  group.state.leader_incarnation = leader.empty() ? "" : Inc(leader);
+  group.version = version;
+  return group;
+}
+
+IsrChangeRequest Request(const std::string& module, int64_t epoch, Nodes isr,
+                         const std::string& name = "req-0000000001") {
+  return IsrChangeRequest{name, module, 0, epoch, std::move(isr)};
+}
+
+// The single write of `result` (a test failure when there is not exactly one).
+GroupWrite Only(const Reconciliation& result) {
+  EXPECT_EQ(result.writes.size(), 1u);
+  return result.writes.empty() ? GroupWrite{} : result.writes[0];
+}
+
+TEST(PlacementTest, NewModuleIsPlacedOriginFirstOnTheLeastLoadedNodes) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3", "n4"});
+  input.modules["m"] = Spec("m", 3, "n3", 2);
+  // n1 already holds a copy of another module's group: n2 and n4 are less loaded.
+  input.modules["other"] = Spec("other", 1, "n1");
+  input.groups.push_back(Group("other", "n1", 1, {"n1"}, {"n1"}));
+  const Reconciliation result = Reconcile(input);
+  const GroupWrite write = Only(result);
+  EXPECT_EQ(write.kind, GroupWrite::Kind::kCreate);
+  EXPECT_EQ(write.module, "m");
+  EXPECT_EQ(write.group, 0);
+  EXPECT_EQ(write.state.leader, "n3");
+  EXPECT_EQ(write.state.epoch, 1);
+  EXPECT_EQ(write.state.replicas, (Nodes{"n3", "n2", "n4"}));
+  EXPECT_EQ(write.state.isr, (Nodes{"n3", "n2", "n4"}));
+  EXPECT_EQ(write.state.min_isr, 2);
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n3"));
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n3 epoch 1 (new module, origin n3), isr "
+            "[n3,n2,n4]");
+  EXPECT_TRUE(result.warnings.empty());
+}
+
+TEST(PlacementTest, NewModuleWhoseOriginIsGoneIsLedByTheLeastLoaded) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  input.modules["m"] = Spec("m", 2, "n9");
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.replicas, (Nodes{"n1", "n2"}));
+  EXPECT_EQ(write.state.leader, "n1");
+}
+
+TEST(PlacementTest, FewerLiveNodesThanTheReplicationUsesAllAndWarns) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2"});
+  input.modules["m"] = Spec("m", 3, "n2");
+  const Reconciliation result = Reconcile(input);
+  EXPECT_EQ(Only(result).state.replicas, (Nodes{"n2", "n1"}));
+  ASSERT_EQ(result.warnings.size(), 1u);
+  EXPECT_EQ(result.warnings[0],
+            "cluster: module m group 0 asks for 3 replicas; placed on the 2 live node(s)");
+}
+
+TEST(PlacementTest, LoadIsSpreadOverThreeNodesForSeveralModules) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  // Six modules of one replica, all deployed through n1 while it was down: two each.
+  for (const char* name : {"a", "b", "c", "d", "e", "f"}) input.modules[name] = Spec(name, 1, "n0");
+  std::map<std::string, int> load;
+  for (const GroupWrite& write : Reconcile(input).writes) {
+    ASSERT_EQ(write.state.replicas.size(), 1u);
+    ++load[write.state.replicas[0]];
+  }
+  EXPECT_EQ(load, (std::map<std::string, int>{{"n1", 2}, {"n2", 2}, {"n3", 2}}));
+
+  // Three modules of two replicas deployed through n1: n1 leads all three, and the second
+  // copies alternate over n2 and n3 (3 + 2 + 1: the load of 6 assignments as even as the
+  // origin allows).
+  PlacementInput through_n1;
+  through_n1.live = Live({"n1", "n2", "n3"});
+  for (const char* name : {"a", "b", "c"}) through_n1.modules[name] = Spec(name, 2, "n1");
+  std::map<std::string, int> copies;
+  for (const GroupWrite& write : Reconcile(through_n1).writes) {
+    EXPECT_EQ(write.state.leader, "n1");
+    for (const std::string& replica : write.state.replicas) ++copies[replica];
+  }
+  EXPECT_EQ(copies, (std::map<std::string, int>{{"n1", 3}, {"n2", 2}, {"n3", 1}}));
+
+  // The existing groups count: with n2 and n3 holding a copy each already, the next
+  // two-replica module from n1 goes to n1 and the one of n2, n3 with fewer copies.
+  PlacementInput loaded;
+  loaded.live = Live({"n1", "n2", "n3"});
+  loaded.modules["x"] = Spec("x", 2, "n2");
+  loaded.modules["y"] = Spec("y", 2, "n1");
+  loaded.groups.push_back(Group("x", "n2", 1, {"n2", "n3"}, {"n2", "n3"}));
+  loaded.groups.push_back(Group("y", "n1", 1, {"n1", "n3"}, {"n1", "n3"}));
+  loaded.modules["z"] = Spec("z", 2, "n1");
+  EXPECT_EQ(Only(Reconcile(loaded)).state.replicas, (Nodes{"n1", "n2"}));
+}
+
+TEST(PlacementTest, SteadyStateWritesNothing) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 4, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  const Reconciliation result = Reconcile(input);
+  EXPECT_TRUE(result.writes.empty());
+  EXPECT_TRUE(result.warnings.empty());
+}
+
+TEST(PlacementTest, LeaderDeathPromotesTheFirstLiveIsrMemberInReplicasOrder) {
+  PlacementInput input;
+  input.live = Live({"n2", "n3", "n4"});
+  input.modules["m"] = Spec("m", 4, "n1");
+  // n3 comes before n2 in replicas; n4 is live but not in sync.
+  input.groups.push_back(
+      Group("m", "n1", 2, {"n1", "n3", "n2"}, {"n1", "n3", "n2", "n4"}, /*version=*/7));
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.kind, GroupWrite::Kind::kCompareAndSet);
+  EXPECT_EQ(write.expected_version, 7);
+  EXPECT_EQ(write.state.leader, "n3");
+  EXPECT_EQ(write.state.epoch, 3);
+  EXPECT_EQ(write.state.isr, (Nodes{"n3", "n2"}));
+  EXPECT_EQ(write.state.replicas, (Nodes{"n1", "n3", "n2", "n4"}));
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n3"));
+  EXPECT_EQ(write.state.min_isr, 2);
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n3 epoch 3 (n1's session ended), isr [n3,n2]");
+}
+
+TEST(PlacementTest, LeaderAndAFollowerDeadAtOnce) {
+  PlacementInput input;
+  input.live = Live({"n3"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 1, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n3");
+  EXPECT_EQ(write.state.epoch, 2);
+  EXPECT_EQ(write.state.isr, (Nodes{"n3"}));
+}
+
+TEST(PlacementTest, RestartedLeaderKeepsLeadingWithANewEpoch) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  input.live["n1"] = Inc("n1", 2);
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 5, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n1");
+  EXPECT_EQ(write.state.epoch, 6);
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n1", 2));
+  EXPECT_EQ(write.state.isr, (Nodes{"n1", "n2", "n3"}));
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n1 epoch 6 (n1 restarted), isr [n1,n2,n3]");
+
+  // Restarted, but not first in replicas order among the live ISR: the first one leads.
+  input.groups[0] = Group("m", "n2", 5, {"n1", "n2", "n3"}, {"n1", "n2", "n3"});
+  input.live["n2"] = Inc("n2", 2);
+  const GroupWrite other = Only(Reconcile(input));
+  EXPECT_EQ(other.state.leader, "n1");
+  EXPECT_EQ(other.state.epoch, 6);
+  EXPECT_EQ(other.state.leader_incarnation, Inc("n1", 2));
+}
+
+TEST(PlacementTest, FollowerDeathShrinksTheIsr) {
+  PlacementInput input;
+  input.live = Live({"n1", "n3"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 2, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}, 3));
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.kind, GroupWrite::Kind::kCompareAndSet);
+  EXPECT_EQ(write.expected_version, 3);
+  EXPECT_EQ(write.state.leader, "n1");
+  EXPECT_EQ(write.state.epoch, 2);
+  EXPECT_EQ(write.state.isr, (Nodes{"n1", "n3"}));
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n1"));
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n1 epoch 2, isr [n1,n3] (n2's session ended)");
+}
+
+TEST(PlacementTest, EveryIsrMemberDeadLeavesTheGroupOfflineWithItsIsr) {
+  PlacementInput input;
+  input.live = Live({"n3"});  // n3 is a replica, but not in sync
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 4, {"n1", "n2"}, {"n1", "n2", "n3"}));
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "");
+  EXPECT_EQ(write.state.leader_incarnation, "");
+  EXPECT_EQ(write.state.epoch, 4);
+  EXPECT_EQ(write.state.isr, (Nodes{"n1", "n2"}));
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: offline: no in-sync replica is live (n1's session "
+            "ended), isr [n1,n2] kept");
+
+  // Offline already: nothing more to write while no ISR member is back.
+  input.groups[0] = Group("m", "", 4, {"n1", "n2"}, {"n1", "n2", "n3"});
+  EXPECT_TRUE(Reconcile(input).writes.empty());
+
+  // An ISR member returns (a new incarnation): it leads, epoch + 1.
+  input.live["n2"] = Inc("n2", 2);
+  const GroupWrite back = Only(Reconcile(input));
+  EXPECT_EQ(back.state.leader, "n2");
+  EXPECT_EQ(back.state.epoch, 5);
+  EXPECT_EQ(back.state.isr, (Nodes{"n2"}));
+  EXPECT_EQ(back.state.leader_incarnation, Inc("n2", 2));
+  EXPECT_EQ(back.log, "cluster: module m group 0: leader n2 epoch 5 (n2 is back), isr [n2]");
+}
+
+TEST(PlacementTest, IsrChangeRequestOfTheCurrentEpochIsApplied) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 2, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  input.isr_changes.push_back(Request("m", 2, {"n3", "n1"}));
+  const Reconciliation shrink = Reconcile(input);
+  const GroupWrite write = Only(shrink);
+  EXPECT_EQ(write.state.isr, (Nodes{"n1", "n3"}));  // in replicas order
+  EXPECT_EQ(write.state.epoch, 2);
+  EXPECT_EQ(write.state.leader, "n1");
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n1 epoch 2, isr [n1,n3] (requested by the "
+            "leader n1)");
+  EXPECT_TRUE(shrink.warnings.empty());
+
+  // Growing back, several requests: the last one wins; a member that is not live is left
+  // out all the same.
+  input.groups[0] = Group("m", "n1", 2, {"n1"}, {"n1", "n2", "n3"});
+  input.live.erase("n3");
+  input.isr_changes = {Request("m", 2, {"n1", "n2"}, "req-1"),
+                       Request("m", 2, {"n1", "n2", "n3"}, "req-2")};
+  const GroupWrite grow = Only(Reconcile(input));
+  EXPECT_EQ(grow.state.isr, (Nodes{"n1", "n2"}));
+  EXPECT_EQ(grow.log,
+            "cluster: module m group 0: leader n1 epoch 2, isr [n1,n2] (requested by the "
+            "leader n1; n3's session ended)");
+}
+
+TEST(PlacementTest, IsrChangeRequestsOfAnotherEpochAreIgnoredAndMalformedOnesRefused) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3", "n4"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 3, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  input.isr_changes = {Request("m", 2, {"n1"}, "req-1"), Request("m", 3, {"n2", "n3"}, "req-2"),
+                       Request("m", 3, {"n1", "n4"}, "req-3"), Request("gone", 3, {"n1"}, "req-4")};
+  const Reconciliation result = Reconcile(input);
+  EXPECT_TRUE(result.writes.empty());
+  EXPECT_EQ(result.warnings,
+            (Nodes{"cluster: ISR change req-4 for module gone group 0 ignored: the group has "
+                   "no state",
+                   "cluster: ISR change req-1 for module m group 0 (isr [n1] at epoch 2) "
+                   "ignored: the group is at epoch 3",
+                   "cluster: ISR change req-2 for module m group 0 (isr [n2,n3] at epoch 3) "
+                   "refused: it lacks the leader n1",
+                   "cluster: ISR change req-3 for module m group 0 (isr [n1,n4] at epoch 3) "
+                   "refused: n4 is not a replica (replicas [n1,n2,n3])"}));
+}
+
+TEST(PlacementTest, IsrChangeRequestOfADeadLeaderIsIgnoredByThePromotion) {
+  PlacementInput input;
+  input.live = Live({"n2", "n3"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 3, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  input.isr_changes = {Request("m", 3, {"n1", "n2"})};
+  const Reconciliation result = Reconcile(input);
+  const GroupWrite write = Only(result);
+  EXPECT_EQ(write.state.leader, "n2");
+  EXPECT_EQ(write.state.epoch, 4);
+  EXPECT_EQ(write.state.isr, (Nodes{"n2", "n3"}));
+  EXPECT_EQ(result.warnings.size(), 1u);
+}
+
+TEST(PlacementTest, DeletedModuleHasItsGroupsDeleted) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2"});
+  input.modules["kept"] = Spec("kept", 2, "n1");
+  input.groups.push_back(Group("kept", "n1", 1, {"n1", "n2"}, {"n1", "n2"}));
+  input.groups.push_back(Group("gone", "n2", 1, {"n2", "n1"}, {"n2", "n1"}));
+  GroupView second = Group("gone", "n2", 1, {"n2"}, {"n2"});
+  second.group = 1;
+  input.groups.push_back(second);
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.kind, GroupWrite::Kind::kDeleteModule);
+  EXPECT_EQ(write.module, "gone");
+  EXPECT_EQ(write.log, "cluster: module gone was deleted: deleting its group states");
+
+  // The deleted module's copies do not count in the load of a new placement.
+  input.modules["new"] = Spec("new", 1, "n9");
+  input.groups.push_back(Group("gone2", "n1", 1, {"n1"}, {"n1"}));
+  const Reconciliation result = Reconcile(input);
+  ASSERT_EQ(result.writes.size(), 3u);
+  EXPECT_EQ(result.writes[0].kind, GroupWrite::Kind::kCreate);
+  EXPECT_EQ(result.writes[0].state.replicas, (Nodes{"n1"}));  // 1 copy each: ties by id
+  EXPECT_EQ(result.writes[1].kind, GroupWrite::Kind::kDeleteModule);
+  EXPECT_EQ(result.writes[2].module, "gone2");
+}
+
+TEST(PlacementTest, OlderStateWithoutIncarnationGetsANewEpoch) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2"});
+  input.modules["m"] = Spec("m", 2, "n1");
+  GroupView group = Group("m", "n1", 1, {"n1", "n2"}, {"n1", "n2"});
+  group.state.leader_incarnation.clear();
+  input.groups.push_back(group);
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n1");
+  EXPECT_EQ(write.state.epoch, 2);
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n1"));
+}
+
+TEST(ModuleSpecTest, JsonRoundTripsAndBadSpecsAreCorruption) {
+  const ModuleSpec spec{"bank", 8, 3, 2, "n1"};
+  EXPECT_EQ(ModuleSpecJson(spec), R"({"min_isr":2,"origin":"n1","partitions":8,"replication":3})");
+  EXPECT_EQ(*ParseModuleSpec("bank", ModuleSpecJson(spec)), spec);
+  for (const char* bad : {"not json", R"({"partitions":8})",
+                          R"({"min_isr":4,"origin":"n1","partitions":8,"replication":3})",
+                          R"({"min_isr":1,"origin":"n1","partitions":0,"replication":3})"}) {
+    Result<ModuleSpec> parsed = ParseModuleSpec("bank", bad);
+    EXPECT_EQ(parsed.status().code(), StatusCode::kCorruption) << bad;
+    EXPECT_NE(parsed.status().message().find("znode /modules/bank"), std::string::npos) << bad;
+  }
+}
+
+TEST(IsrChangeTest, JsonRoundTripsAndBadRequestsAreCorruption) {
+  const IsrChangeRequest request{"req-0000000003", "bank", 0, 7, {"n1", "n3"}};
+  EXPECT_EQ(IsrChangeRequestJson(request),
+            R"({"epoch":7,"group":0,"isr":["n1","n3"],"module":"bank"})");
+  EXPECT_EQ(*ParseIsrChangeRequest("req-0000000003", IsrChangeRequestJson(request)), request);
+  Result<IsrChangeRequest> bad = ParseIsrChangeRequest("req-1", R"({"module":"bank"})");
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.status().message().find("znode /isr-change/req-1"), std::string::npos);
+}
+
+TEST(IncarnationTest, IsPidAtStarted) {
+  NodeInfo node;
+  node.pid = 1234;
+  node.started = "2026-12-07T19:00:00Z";
+  EXPECT_EQ(Incarnation(node), "1234@2026-12-07T19:00:00Z");
+}
+
+}  // namespace
+}  // namespace strata::cluster

@@ -1,0 +1,466 @@
+#include "replica_manager.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "fetcher.h"
+
+namespace strata::cluster {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) out += (out.empty() ? "" : ",") + s;
+  return "[" + out + "]";
+}
+
+constexpr auto kTick = 50ms;
+constexpr auto kIsrRequestInterval = 1000ms;
+
+}  // namespace
+
+std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view) {
+  std::vector<GroupAssignment> out;
+  for (const GroupView& g : view.groups) {
+    GroupAssignment a;
+    a.module = g.module;
+    a.group = g.group;
+    a.state = g.state;
+    for (const NodeInfo& n : view.nodes) {
+      if (n.id == g.state.leader) a.leader_address = n.advertise;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+ReplicaManager::ReplicaManager(Engine& engine, ReplicaManagerOptions options)
+    : engine_(engine), replication_(*engine.replication()), options_(std::move(options)) {
+  ticker_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      changed_.wait_for(lock, kTick, [this] { return stop_; });
+      if (stop_) break;
+      lock.unlock();
+      Tick();
+      lock.lock();
+    }
+  });
+}
+
+ReplicaManager::~ReplicaManager() { Shutdown(); }
+
+void ReplicaManager::Shutdown() {
+  std::map<Key, std::unique_ptr<Fetcher>> fetchers;
+  std::map<Key, Led> led;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+    changed_.notify_all();
+    fetchers.swap(fetchers_);
+    led.swap(led_);
+  }
+  if (ticker_.joinable()) ticker_.join();
+  fetchers.clear();  // joins each thread
+  for (auto& [key, l] : led) {
+    l.hw->FailAll(Status::Aborted("the node is shutting down: the append may or may not be kept"));
+  }
+}
+
+void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
+  std::map<Key, GroupAssignment> next;
+  std::map<std::string, int> groups_of;
+  for (const GroupAssignment& a : groups) {
+    next[{a.module, a.group}] = a;
+    groups_of[a.module] = std::max(groups_of[a.module], a.group + 1);
+  }
+  std::vector<Key> lead, follow, drop;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    // Groups this node holds (leads or follows) that the view no longer gives it.
+    for (const auto& [key, led] : led_) {
+      auto it = next.find(key);
+      const bool mine = it != next.end() &&
+                        std::count(it->second.state.replicas.begin(),
+                                   it->second.state.replicas.end(), options_.node_id) != 0;
+      if (!mine) drop.push_back(key);
+    }
+    for (const auto& [key, fetcher] : fetchers_) {
+      auto it = next.find(key);
+      const bool mine = it != next.end() &&
+                        std::count(it->second.state.replicas.begin(),
+                                   it->second.state.replicas.end(), options_.node_id) != 0;
+      if (!mine) drop.push_back(key);
+    }
+    for (const auto& [key, a] : next) {
+      const std::vector<std::string>& replicas = a.state.replicas;
+      if (std::count(replicas.begin(), replicas.end(), options_.node_id) == 0) continue;
+      // Lead only what the controller gave this very process: a node that restarted
+      // waits for the controller's new epoch (its old one may have lost entries).
+      const bool leader = a.state.leader == options_.node_id &&
+                          a.state.leader_incarnation == options_.incarnation;
+      (leader ? lead : follow).push_back(key);
+    }
+    assignments_ = next;
+    groups_of_ = groups_of;
+  }
+  for (const Key& key : drop) {
+    StopLeading(key, "the group is no longer placed on this node");
+    std::unique_ptr<Fetcher> fetcher;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = fetchers_.find(key);
+      if (it != fetchers_.end()) {
+        fetcher = std::move(it->second);
+        fetchers_.erase(it);
+      }
+    }
+    fetcher.reset();
+    Status st = replication_.DropReplica(key.first);
+    if (options_.log_info) {
+      options_.log_info("replication: dropped this node's copy of module " + key.first +
+                        (st.ok() ? "" : " (failed: " + st.ToString() + ")"));
+    }
+  }
+  for (const Key& key : follow) {
+    const GroupAssignment& a = next[key];
+    StopLeading(key, "node " + (a.state.leader.empty() ? std::string("(none)") : a.state.leader) +
+                         " leads it at epoch " + std::to_string(a.state.epoch));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_ptr<Fetcher>& fetcher = fetchers_[key];
+    if (!fetcher) {
+      fetcher = std::make_unique<Fetcher>(replication_, key.first, key.second, options_.node_id,
+                                          options_.log_warning);
+    }
+    // The leader is "" while the group is offline: the fetcher waits.
+    fetcher->Follow(Fetcher::Target{a.state.leader,
+                                    a.state.leader.empty() ? "" : a.leader_address,
+                                    a.state.epoch});
+  }
+  for (const Key& key : lead) LeadGroup(next[key]);
+  changed_.notify_all();
+}
+
+void ReplicaManager::LeadGroup(const GroupAssignment& a) {
+  const Key key{a.module, a.group};
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = led_.find(key);
+    if (it != led_.end() && it->second.epoch == a.state.epoch) {
+      it->second.hw->SetIsr(a.state.isr, a.state.min_isr);
+      it->second.replicas = a.state.replicas;
+      return;
+    }
+  }
+  // A new epoch of a group this node led: the old one's waiters cannot complete.
+  StopLeading(key, "it leads again at epoch " + std::to_string(a.state.epoch));
+  std::unique_ptr<Fetcher> fetcher;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fetchers_.find(key);
+    if (it != fetchers_.end()) {
+      fetcher = std::move(it->second);
+      fetchers_.erase(it);
+    }
+  }
+  fetcher.reset();  // no fetch applies entries once this node leads
+  Status st = replication_.Lead(a.module, a.group, a.state.epoch);
+  if (!st.ok()) {
+    if (options_.log_warning) {
+      options_.log_warning("replication: cannot lead module " + a.module + " group " +
+                           std::to_string(a.group) + " at epoch " +
+                           std::to_string(a.state.epoch) + ": " + st.ToString());
+    }
+    return;
+  }
+  auto hw = std::make_shared<HighWatermark>(options_.node_id, a.state.isr, a.state.min_isr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Led& led = led_[key];
+    led.epoch = a.state.epoch;
+    led.hw = hw;
+    led.replicas = a.state.replicas;
+    changed_.notify_all();
+  }
+  RefreshLeaderDurable(key, hw);
+  if (options_.log_info) {
+    options_.log_info("replication: leading module " + a.module + " group " +
+                      std::to_string(a.group) + " at epoch " + std::to_string(a.state.epoch) +
+                      ", isr " + Join(a.state.isr));
+  }
+}
+
+void ReplicaManager::StopLeading(const Key& key, const std::string& why) {
+  std::shared_ptr<HighWatermark> hw;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = led_.find(key);
+    if (it == led_.end()) return;
+    hw = it->second.hw;
+    led_.erase(it);
+  }
+  Status st = replication_.Follow(key.first, key.second);
+  hw->FailAll(Status::Aborted("the leadership of module " + key.first +
+                              " moved while the append waited for its replicas: it may or may "
+                              "not be kept"));
+  if (options_.log_info) {
+    options_.log_info("replication: stopped leading module " + key.first + " group " +
+                      std::to_string(key.second) + ": " + why +
+                      (st.ok() ? "" : " (stopping failed: " + st.ToString() + ")"));
+  }
+}
+
+std::shared_ptr<HighWatermark> ReplicaManager::FindHw(const Key& key, int64_t epoch) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = led_.find(key);
+  if (it == led_.end() || (epoch >= 0 && it->second.epoch != epoch)) return nullptr;
+  return it->second.hw;
+}
+
+void ReplicaManager::RefreshLeaderDurable(const Key& key,
+                                          const std::shared_ptr<HighWatermark>& hw) {
+  Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+  if (!st.ok()) {
+    hw->LeaderDurable(0);
+    return;
+  }
+  hw->LeaderDurable(st->durable_end);
+  if (st->durable_end < st->log_end) {
+    const int64_t end = st->log_end;
+    replication_.WhenDurable([hw, end](Status flushed) {
+      if (flushed.ok()) hw->LeaderDurable(end);
+    });
+  }
+}
+
+Status ReplicaManager::CheckLeader(const std::string& module, std::string* leader_address) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_) return Status::NotLeader("this node is shutting down");
+  auto groups = groups_of_.find(module);
+  if (groups == groups_of_.end()) {
+    return Status::NotFound("module " + module + " is not deployed in this cluster");
+  }
+  for (int g = 0; g < groups->second; ++g) {
+    if (led_.count({module, g}) != 0) continue;
+    auto a = assignments_.find({module, g});
+    std::string leader;
+    if (a != assignments_.end()) {
+      leader = a->second.state.leader;
+      if (leader_address != nullptr) *leader_address = leader.empty() ? "" : a->second.leader_address;
+    }
+    if (leader.empty()) {
+      return Status::NotLeader("module " + module +
+                               " has no leader right now (no in-sync replica is live): retry later");
+    }
+    if (leader == options_.node_id) {
+      return Status::NotLeader("module " + module + " is becoming led by this node: retry");
+    }
+    return Status::NotLeader("module " + module + " is led by node " + leader + " at " +
+                             (leader_address != nullptr ? *leader_address : std::string()));
+  }
+  return Status::Ok();
+}
+
+Status ReplicaManager::CheckAppend(const std::string& module, std::string* leader_address) const {
+  STRATA_RETURN_IF_ERROR(CheckLeader(module, leader_address));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, led] : led_) {
+    if (key.first != module) continue;
+    const std::vector<std::string> isr = led.hw->isr();
+    const int min_isr = led.hw->min_isr();
+    if (static_cast<int>(isr.size()) < min_isr) {
+      return Status::NotEnoughReplicas("module " + module + " has " + std::to_string(isr.size()) +
+                                       " in-sync replica(s) " + Join(isr) + ", fewer than its min_isr " +
+                                       std::to_string(min_isr) + ": the append was not executed");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReplicaManager::WaitUntilLeading(const std::string& module,
+                                        std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const bool led = changed_.wait_for(lock, timeout, [&] {
+    return stop_ || led_.count({module, 0}) != 0;
+  });
+  if (!led || stop_) {
+    return Status::Timeout("this node was not made leader of module " + module + " within " +
+                           std::to_string(timeout.count()) + " ms");
+  }
+  return Status::Ok();
+}
+
+void ReplicaManager::GateAck(const std::string& module, std::function<void(Status)> release) {
+  std::vector<std::pair<Key, std::shared_ptr<HighWatermark>>> hws;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, led] : led_) {
+      if (key.first == module) hws.emplace_back(key, led.hw);
+    }
+  }
+  if (hws.empty()) {
+    release(Status::Aborted("the leadership of module " + module +
+                            " moved before the append was replicated: it may or may not be kept"));
+    return;
+  }
+  // Release once every group's high watermark passed its log end as of now (the append's
+  // entries are below it: they committed before the gate was called).
+  auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(hws.size()));
+  auto first_error = std::make_shared<std::once_flag>();
+  auto shared_release = std::make_shared<std::function<void(Status)>>(std::move(release));
+  for (auto& [key, hw] : hws) {
+    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+    const int64_t end = st.ok() ? st->log_end : 0;
+    RefreshLeaderDurable(key, hw);
+    hw->Wait(end, [remaining, first_error, shared_release](Status status) {
+      if (!status.ok()) {
+        std::call_once(*first_error, [&] { (*shared_release)(status); });
+        remaining->store(-1000000);
+        return;
+      }
+      if (remaining->fetch_sub(1) == 1) {
+        std::call_once(*first_error, [&] { (*shared_release)(Status::Ok()); });
+      }
+    });
+  }
+}
+
+namespace {
+
+// A long poll: answered once, by whichever comes first — entries, or its deadline.
+struct Poll {
+  FetchAsk ask;
+  std::function<void(Result<FetchAnswer>)> done;
+  std::atomic<bool> answered{false};
+  Clock::time_point deadline;
+};
+
+}  // namespace
+
+void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchAnswer>)> done) {
+  const Key key{ask.module, ask.group};
+  std::shared_ptr<HighWatermark> hw = FindHw(key, ask.epoch);
+  if (!hw) {
+    std::string address;
+    Status st = CheckLeader(ask.module, &address);
+    done(Status::NotLeader("this node does not lead module " + ask.module + " group " +
+                           std::to_string(ask.group) + " at epoch " + std::to_string(ask.epoch) +
+                           (st.ok() ? "" : ": " + st.message())));
+    return;
+  }
+  auto answer = [this, key, hw](const FetchAsk& a, bool force) -> std::optional<Result<FetchAnswer>> {
+    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+    if (!st.ok()) return Result<FetchAnswer>(st.status());
+    if (a.from > st->log_end) {
+      return Result<FetchAnswer>(Status::InvalidArgument(
+          "fetch from offset " + std::to_string(a.from) + " beyond the log end " +
+          std::to_string(st->log_end) + " of module " + key.first));
+    }
+    hw->FollowerFetched(a.node, a.durable_end, a.from >= st->log_end, Clock::now());
+    if (a.from >= st->log_end && !force) return std::nullopt;
+    FetchAnswer out;
+    out.epoch = a.epoch;
+    Result<std::vector<ReplicaEntry>> entries =
+        replication_.Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
+    if (!entries.ok()) return Result<FetchAnswer>(entries.status());
+    out.entries = std::move(entries).value();
+    out.log_end = st->log_end;
+    out.high_watermark = hw->Value();
+    return Result<FetchAnswer>(std::move(out));
+  };
+  std::optional<Result<FetchAnswer>> now = answer(ask, ask.wait.count() == 0);
+  if (now) {
+    done(std::move(*now));
+    return;
+  }
+  auto poll = std::make_shared<Poll>();
+  poll->ask = ask;
+  poll->done = std::move(done);
+  poll->deadline = Clock::now() + ask.wait;
+  auto fire = [poll, answer]() {
+    if (poll->answered.exchange(true)) return;
+    std::optional<Result<FetchAnswer>> result = answer(poll->ask, true);
+    poll->done(std::move(*result));
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    polls_.push_back({poll->deadline, fire});
+  }
+  replication_.WhenLogPasses(key.first, key.second, ask.from, fire);
+}
+
+Result<EpochEnd> ReplicaManager::EpochEndFor(const std::string& module, int group, int64_t epoch,
+                                             int64_t log_epoch) {
+  if (!FindHw({module, group}, epoch)) {
+    return Status::NotLeader("this node does not lead module " + module + " group " +
+                             std::to_string(group) + " at epoch " + std::to_string(epoch));
+  }
+  return replication_.EndOffsetFor(module, group, log_epoch);
+}
+
+void ReplicaManager::Tick() {
+  const auto now = Clock::now();
+  // Long polls past their deadline are answered (empty).
+  std::vector<std::function<void()>> expired;
+  std::vector<std::tuple<Key, int64_t, std::vector<std::string>>> requests;
+  std::vector<std::pair<Key, std::shared_ptr<HighWatermark>>> hws;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = polls_.begin(); it != polls_.end();) {
+      if (it->first <= now) {
+        expired.push_back(std::move(it->second));
+        it = polls_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [key, led] : led_) {
+      hws.emplace_back(key, led.hw);
+      std::vector<std::string> wanted = led.hw->WantedIsr(led.replicas, options_.replica_lag, now);
+      if (wanted.empty()) continue;
+      if (wanted == led.last_isr_asked && now - led.last_isr_request < kIsrRequestInterval) continue;
+      led.last_isr_asked = wanted;
+      led.last_isr_request = now;
+      requests.emplace_back(key, led.epoch, std::move(wanted));
+    }
+  }
+  for (auto& fire : expired) fire();
+  for (auto& [key, hw] : hws) RefreshLeaderDurable(key, hw);
+  for (auto& [key, epoch, isr] : requests) {
+    if (!options_.request_isr_change) continue;
+    Status st = options_.request_isr_change(key.first, key.second, epoch, isr);
+    if (options_.log_info) {
+      options_.log_info("replication: module " + key.first + " group " +
+                        std::to_string(key.second) + " asks the controller for isr " + Join(isr) +
+                        (st.ok() ? "" : " (failed: " + st.ToString() + ")"));
+    }
+  }
+}
+
+std::vector<ReplicaManager::GroupReport> ReplicaManager::Report() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<GroupReport> out;
+  for (const auto& [key, a] : assignments_) {
+    if (std::count(a.state.replicas.begin(), a.state.replicas.end(), options_.node_id) == 0) {
+      continue;
+    }
+    GroupReport r;
+    r.module = key.first;
+    r.group = key.second;
+    auto led = led_.find(key);
+    r.role = led != led_.end() ? "leader" : "follower";
+    r.epoch = a.state.epoch;
+    if (led != led_.end()) r.high_watermark = led->second.hw->Value();
+    r.isr = a.state.isr;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace strata::cluster

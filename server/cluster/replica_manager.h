@@ -1,0 +1,161 @@
+// ReplicaManager: what one stratad does for the replica groups it holds a copy of
+// (docs/cluster.md, "Replication between nodes"). From each change of the cluster's group
+// states (ClusterNode's view) it makes this node lead the groups the controller made it
+// leader of (Replication::Lead, which starts the module), follow the others — a Fetcher
+// thread per followed group pulls the leader's log — and drop its copy of modules that
+// were destroyed or moved away. As a leader it answers its followers' fetches (long
+// polls), keeps each led group's high watermark, holds acknowledgements until the in-sync
+// replicas have the append durably (the engine's ack gate), and asks the controller to
+// shrink the ISR of followers that lag and to grow it when they caught up.
+//
+// Thread-safe. OnView runs on ClusterNode's thread; the rest on any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster_node.h"
+#include "group_state.h"
+#include "high_watermark.h"
+#include "strata/engine.h"
+#include "strata/replication.h"
+
+namespace strata::cluster {
+
+class Fetcher;
+
+// One replica group as the controller placed it, and where its leader listens.
+struct GroupAssignment {
+  std::string module;
+  int group = 0;
+  GroupState state;
+  std::string leader_address;  // the leader's advertise address; "" when unknown
+};
+
+// The groups of a view, with their leaders' addresses.
+std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view);
+
+struct ReplicaManagerOptions {
+  std::string node_id;
+  std::string incarnation;  // this process's (membership.h, Incarnation)
+  // A follower of the ISR that has not had the leader's whole log for this long is
+  // dropped from it (the leader asks the controller).
+  std::chrono::milliseconds replica_lag{10000};
+  // How long a follower's fetch waits at the leader for new entries.
+  std::chrono::milliseconds fetch_wait{500};
+  // Asks the controller for an ISR (ClusterNode::RequestIsrChange).
+  std::function<Status(const std::string& module, int group, int64_t epoch,
+                       const std::vector<std::string>& isr)>
+      request_isr_change;
+  std::function<void(const std::string&)> log_info;
+  std::function<void(const std::string&)> log_warning;
+};
+
+// A follower's fetch, as the leader receives it (the protocol's ReplicaFetchRequest).
+struct FetchAsk {
+  std::string module;
+  int group = 0;
+  std::string node;
+  int64_t epoch = 0;
+  int64_t from = 0;
+  int64_t durable_end = 0;
+  int64_t max_bytes = 1 << 20;
+  std::chrono::milliseconds wait{500};
+};
+struct FetchAnswer {
+  int64_t epoch = 0;
+  std::vector<ReplicaEntry> entries;
+  int64_t log_end = 0;
+  int64_t high_watermark = 0;
+};
+
+class ReplicaManager {
+ public:
+  // `engine` is replicated (engine.replication() != null) and outlives the manager.
+  ReplicaManager(Engine& engine, ReplicaManagerOptions options);
+  // Stops every fetcher and the ticker; leads nothing any more (the engine's modules stop
+  // when the engine closes).
+  ~ReplicaManager();
+  ReplicaManager(const ReplicaManager&) = delete;
+  // Stops the fetchers and the ticker and fails the appends waiting for replicas (kAborted):
+  // at shutdown, once the node left the cluster. Later views are ignored, and CheckLeader
+  // answers kNotLeader. Idempotent.
+  void Shutdown();
+  ReplicaManager& operator=(const ReplicaManager&) = delete;
+
+  // The groups of every module, as the controller placed them (a new view).
+  void OnAssignments(const std::vector<GroupAssignment>& groups);
+
+  // OK when this node leads every group of `module` now. Else kNotLeader with the
+  // leader's address in *leader_address ("" when there is none now), or kNotFound when
+  // the cluster has no such module.
+  Status CheckLeader(const std::string& module, std::string* leader_address) const;
+  // CheckLeader, then kNotEnoughReplicas when a group's ISR is below its min_isr.
+  Status CheckAppend(const std::string& module, std::string* leader_address) const;
+  // Blocks until this node leads `module` (as OnAssignments makes it), or `timeout`.
+  Status WaitUntilLeading(const std::string& module, std::chrono::milliseconds timeout);
+
+  // The engine's ack gate (EngineOptions::ack_gate): releases once the high watermark of
+  // each of the module's groups has passed its log end as of now.
+  void GateAck(const std::string& module, std::function<void(Status)> release);
+
+  // A follower's fetch: answered at once when there are entries from ask.from, else when
+  // the log passes it or after ask.wait (empty). kNotLeader when this node does not lead
+  // the group at exactly ask.epoch.
+  void Fetch(const FetchAsk& ask, std::function<void(Result<FetchAnswer>)> done);
+  // KIP-279's OffsetsForLeaderEpoch, as the group's leader at `epoch`.
+  Result<EpochEnd> EpochEndFor(const std::string& module, int group, int64_t epoch,
+                               int64_t log_epoch);
+
+  // For GET /rest/replicas: this node's state of each group it holds.
+  struct GroupReport {
+    std::string module;
+    int group = 0;
+    std::string role;  // "leader", "follower"
+    int64_t epoch = 0;
+    int64_t high_watermark = -1;  // leader only
+    std::vector<std::string> isr;
+  };
+  std::vector<GroupReport> Report() const;
+
+ private:
+  struct Led {
+    int64_t epoch = 0;
+    std::shared_ptr<HighWatermark> hw;
+    std::vector<std::string> replicas;
+    std::chrono::steady_clock::time_point last_isr_request{};
+    std::vector<std::string> last_isr_asked;
+  };
+  using Key = std::pair<std::string, int>;
+
+  void Tick();
+  void LeadGroup(const GroupAssignment& a);
+  void StopLeading(const Key& key, const std::string& why);
+  std::shared_ptr<HighWatermark> FindHw(const Key& key, int64_t epoch) const;
+  void RefreshLeaderDurable(const Key& key, const std::shared_ptr<HighWatermark>& hw);
+
+  Engine& engine_;
+  Replication& replication_;
+  const ReplicaManagerOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<Key, GroupAssignment> assignments_;   // the last view's
+  std::map<Key, Led> led_;                       // groups this node leads now
+  std::map<Key, std::unique_ptr<Fetcher>> fetchers_;
+  std::map<std::string, int> groups_of_;         // module -> its groups in the view
+  // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
+  bool stop_ = false;
+  std::thread ticker_;
+};
+
+}  // namespace strata::cluster

@@ -1,0 +1,200 @@
+#include "cluster_service.h"
+
+#include <algorithm>
+
+#include "dispatcher.h"
+
+namespace strata::server {
+
+namespace proto = strata::protocol;
+
+proto::Response ClusterErrorResponse(uint64_t id, const Status& status,
+                                     const std::string& leader_address) {
+  proto::Response response =
+      ErrorResponse(id, proto::ErrorCodeFor(status), status.message());
+  if (status.code() == StatusCode::kNotLeader) response.error->leader = leader_address;
+  return response;
+}
+
+std::optional<std::string> ClusterService::LedModuleOf(const proto::RequestBody& body) {
+  return std::visit(
+      [](const auto& m) -> std::optional<std::string> {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, proto::AppendRequest> ||
+                      std::is_same_v<T, proto::SelectRequest> ||
+                      std::is_same_v<T, proto::SelectPageRequest> ||
+                      std::is_same_v<T, proto::ReadDepotRequest> ||
+                      std::is_same_v<T, proto::InvokeRequest> ||
+                      std::is_same_v<T, proto::DescribeRequest> ||
+                      std::is_same_v<T, proto::DestroyRequest> ||
+                      std::is_same_v<T, proto::UpdateRequest> ||
+                      std::is_same_v<T, proto::RecomputeRequest> ||
+                      std::is_same_v<T, proto::SubscribeRequest>) {
+          return m.module;
+        } else if constexpr (std::is_same_v<T, proto::StatsRequest>) {
+          if (m.module.empty()) return std::nullopt;
+          return m.module;
+        } else {
+          return std::nullopt;
+        }
+      },
+      body);
+}
+
+std::optional<proto::Response> ClusterService::Refusal(uint64_t id, const std::string& module,
+                                                       bool append) {
+  std::string leader_address;
+  Status st = append ? replicas_.CheckAppend(module, &leader_address)
+                     : replicas_.CheckLeader(module, &leader_address);
+  if (st.ok()) return std::nullopt;
+  return ClusterErrorResponse(id, st, leader_address);
+}
+
+Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partitions,
+                                          int replication, int min_isr) {
+  const cluster::ClusterView view = node_.View();
+  const int live = static_cast<int>(view.nodes.size());
+  if (replication == 0) replication = std::min(3, std::max(1, live));
+  if (replication > live) {
+    return Status::InvalidArgument("replication " + std::to_string(replication) + " needs " +
+                                   std::to_string(replication) + " live nodes; the cluster has " +
+                                   std::to_string(live));
+  }
+  if (min_isr == 0) min_isr = replication <= 2 ? 1 : 2;
+  if (min_isr < 1 || min_isr > replication) {
+    return Status::InvalidArgument("min_isr " + std::to_string(min_isr) + " is not in 1.." +
+                                   std::to_string(replication));
+  }
+  Replication& replication_api = *engine_.replication();
+  STRATA_ASSIGN_OR_RETURN(std::string name, replication_api.ModuleName(so_path));
+  cluster::ModuleSpec spec;
+  spec.name = name;
+  spec.partitions = partitions;
+  spec.replication = replication;
+  spec.min_isr = min_isr;
+  spec.origin = view.node;
+  Status created = node_.CreateModule(spec);
+  if (created.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists("module " + name +
+                                 " is already deployed in the cluster (destroy it first)");
+  }
+  STRATA_RETURN_IF_ERROR(created);
+  Status led = replicas_.WaitUntilLeading(name, kPlacementTimeout);
+  Result<ModuleInfo> info = led.ok() ? engine_.Deploy(so_path, DeployOptions{partitions})
+                                     : Result<ModuleInfo>(led);
+  if (!info.ok()) {
+    Status deleted = node_.DeleteModule(name);
+    return Status(info.status().code(),
+                  info.status().message() +
+                      (deleted.ok() ? "" : " (and removing its spec failed: " + deleted.message() + ")"));
+  }
+  return info;
+}
+
+Status ClusterService::Destroy(const std::string& module) {
+  STRATA_RETURN_IF_ERROR(engine_.Destroy(module));
+  return node_.DeleteModule(module);
+}
+
+Result<Value> ClusterService::ReplicaState(const std::string& module) {
+  for (const cluster::ReplicaManager::GroupReport& r : replicas_.Report()) {
+    if (r.module != module) continue;
+    Replication& replication = *engine_.replication();
+    STRATA_ASSIGN_OR_RETURN(ReplicaGroupStatus status, replication.GroupStatus(module, r.group));
+    STRATA_ASSIGN_OR_RETURN(std::string digest, replication.Digest(module, r.group));
+    Value::List isr;
+    for (const std::string& node : r.isr) isr.emplace_back(node);
+    return Value::MapOf({{Value("module"), Value(module)},
+                         {Value("group"), Value(int64_t{r.group})},
+                         {Value("role"), Value(r.role)},
+                         {Value("epoch"), Value(r.epoch)},
+                         {Value("log_end"), Value(status.log_end)},
+                         {Value("applied_end"), Value(status.applied_end)},
+                         {Value("durable_end"), Value(status.durable_end)},
+                         {Value("high_watermark"),
+                          r.high_watermark < 0 ? Value::Nil() : Value(r.high_watermark)},
+                         {Value("isr"), Value(std::move(isr))},
+                         {Value("digest"), Value(digest)}});
+  }
+  return Status::NotFound("this node holds no copy of module " + module);
+}
+
+proto::Response ClusterService::Placement(uint64_t id) {
+  const cluster::ClusterView view = node_.View();
+  proto::Placement placement;
+  placement.node = view.node;
+  placement.controller = view.controller;
+  for (const cluster::NodeInfo& n : view.nodes) {
+    placement.nodes.push_back(proto::NodeAddress{n.id, n.advertise});
+  }
+  for (const cluster::GroupView& g : view.groups) {
+    proto::GroupPlacement p;
+    p.module = g.module;
+    p.group = g.group;
+    p.leader = g.state.leader;
+    for (const cluster::NodeInfo& n : view.nodes) {
+      if (n.id == g.state.leader) p.leader_address = n.advertise;
+    }
+    p.epoch = g.state.epoch;
+    p.replicas = g.state.replicas;
+    p.isr = g.state.isr;
+    p.min_isr = g.state.min_isr;
+    placement.groups.push_back(std::move(p));
+  }
+  proto::Response response;
+  response.id = id;
+  response.body = std::move(placement);
+  return response;
+}
+
+void ClusterService::Fetch(uint64_t id, const proto::ReplicaFetchRequest& request,
+                           std::function<void(proto::Response)> reply) {
+  cluster::FetchAsk ask;
+  ask.module = request.module;
+  ask.group = request.group;
+  ask.node = request.node;
+  ask.epoch = request.epoch;
+  ask.from = request.from;
+  ask.durable_end = request.durable_end;
+  ask.max_bytes = request.max_bytes;
+  ask.wait = std::chrono::milliseconds(request.wait_ms);
+  replicas_.Fetch(ask, [id, reply = std::move(reply)](Result<cluster::FetchAnswer> answer) {
+    if (!answer.ok()) {
+      reply(ClusterErrorResponse(id, answer.status(), ""));
+      return;
+    }
+    proto::ReplicaEntries out;
+    out.epoch = answer->epoch;
+    out.entries.reserve(answer->entries.size());
+    for (ReplicaEntry& e : answer->entries) {
+      out.entries.push_back(proto::ReplicaLogEntry{e.offset, std::move(e.bytes)});
+    }
+    out.log_end = answer->log_end;
+    out.high_watermark = answer->high_watermark;
+    proto::Response response;
+    response.id = id;
+    response.body = std::move(out);
+    reply(std::move(response));
+  });
+}
+
+proto::Response ClusterService::EpochEnd(uint64_t id, const proto::ReplicaEpochRequest& request) {
+  Result<strata::EpochEnd> end =
+      replicas_.EpochEndFor(request.module, request.group, request.epoch, request.log_epoch);
+  if (!end.ok()) return ClusterErrorResponse(id, end.status(), "");
+  proto::Response response;
+  response.id = id;
+  response.body = proto::ReplicaEpochEnd{end->epoch, end->end_offset};
+  return response;
+}
+
+proto::Response ClusterService::ModuleFile(uint64_t id, const proto::ModuleFileRequest& request) {
+  Result<std::string> bytes = engine_.replication()->ModuleFile(request.module);
+  if (!bytes.ok()) return ClusterErrorResponse(id, bytes.status(), "");
+  proto::Response response;
+  response.id = id;
+  response.body = proto::ModuleFile{request.module, std::move(bytes).value()};
+  return response;
+}
+
+}  // namespace strata::server

@@ -1,0 +1,73 @@
+// ClusterService: the requests that are different in cluster mode (docs/cluster.md,
+// "Requests in a cluster"), between the Dispatcher and the cluster's parts (ClusterNode's
+// ZooKeeper view, the ReplicaManager): the leader check that redirects a request to its
+// module's leader, deploy and destroy across the cluster, the Placement answer and the
+// requests nodes send each other (fetches, epoch ends, module files). Null in the
+// Dispatcher without --cluster. Thread-safe; the blocking calls run on the blocking pool.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "cluster_node.h"
+#include "replica_manager.h"
+#include "strata/engine.h"
+#include "strata/protocol/messages.h"
+
+namespace strata::server {
+
+class ClusterService {
+ public:
+  // All three outlive the service.
+  ClusterService(Engine& engine, cluster::ClusterNode& node, cluster::ReplicaManager& replicas)
+      : engine_(engine), node_(node), replicas_(replicas) {}
+
+  // The module a request is served by the leader of, or nullopt (requests any node
+  // answers: Hello, ListModules, Stats of every module, Placement, deploy).
+  static std::optional<std::string> LedModuleOf(const protocol::RequestBody& body);
+
+  // nullopt when this node serves `module` now; else the error response to send: NOT_LEADER
+  // with the leader's address in Error.leader, NOT_FOUND for a module the cluster lacks.
+  // `append`: NOT_ENOUGH_REPLICAS too, when the ISR is below min_isr.
+  std::optional<protocol::Response> Refusal(uint64_t id, const std::string& module, bool append);
+
+  // Deploy across the cluster (blocking): refuses a replication above the live nodes,
+  // writes the module's spec (this node its origin), waits until the controller placed
+  // its group with this node as leader and this node leads it, then deploys. On failure
+  // the spec is deleted again.
+  Result<ModuleInfo> Deploy(const std::string& so_path, int partitions, int replication,
+                            int min_isr);
+  // Destroy across the cluster (blocking; at the leader): the engine destroys the module,
+  // then its spec goes, and every follower drops its copy.
+  Status Destroy(const std::string& module);
+
+  // The answers to the cluster requests.
+  protocol::Response Placement(uint64_t id);
+  void Fetch(uint64_t id, const protocol::ReplicaFetchRequest& request,
+             std::function<void(protocol::Response)> reply);
+  protocol::Response EpochEnd(uint64_t id, const protocol::ReplicaEpochRequest& request);
+  protocol::Response ModuleFile(uint64_t id, const protocol::ModuleFileRequest& request);
+
+  // GET /rest/replicas/<module>: this node's copy of the module's group 0 — {"module",
+  // "group", "role" ("leader", "follower"), "epoch", "log_end", "applied_end",
+  // "durable_end", "high_watermark" (leader; else null), "isr", "digest"} — so that the
+  // fault tests can tell that replicas with the same applied end hold the same rows.
+  // kNotFound when this node holds no copy of it.
+  Result<Value> ReplicaState(const std::string& module);
+
+  // How long Deploy waits for the controller's placement.
+  static constexpr std::chrono::milliseconds kPlacementTimeout{15000};
+
+ private:
+  Engine& engine_;
+  cluster::ClusterNode& node_;
+  cluster::ReplicaManager& replicas_;
+};
+
+// An error response carrying the leader's address (NOT_LEADER) when `status` is kNotLeader.
+protocol::Response ClusterErrorResponse(uint64_t id, const Status& status,
+                                        const std::string& leader_address);
+
+}  // namespace strata::server

@@ -1,0 +1,281 @@
+// Replication between stratad nodes (docs/cluster.md, "Replication between nodes"): three
+// real stratad processes on loopback and a real ZooKeeper server per test, the wordcount
+// example module deployed with replication 3. Sessions time out after 2 s here.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "strata/path.h"
+#include "stratad_process.h"
+#include "test_client.h"
+#include "testing/zk_server.h"
+
+namespace strata::cluster {
+namespace {
+
+namespace proto = strata::protocol;
+using server_test::ReadFile;
+using server_test::StratadProcess;
+using server_test::TestClient;
+using testing::Eventually;
+using namespace std::chrono_literals;
+
+constexpr const char* kRoot = "/strata-repl";
+
+nlohmann::json HttpJson(const std::string& address, const std::string& path) {
+  const size_t colon = address.rfind(':');
+  httplib::Client client(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  httplib::Result result = client.Get(path.c_str());
+  if (!result || result->status != 200) return nullptr;
+  return nlohmann::json::parse(result->body);
+}
+
+class StratadReplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = "/tmp/strata-repl-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    dir_ = pattern;
+    Result<std::unique_ptr<testing::ZooKeeperServer>> zk = testing::ZooKeeperServer::Start();
+    ASSERT_TRUE(zk.ok()) << zk.status().ToString();
+    zk_ = std::move(zk).value();
+  }
+
+  void TearDown() override {
+    nodes_.clear();  // SIGKILL what still runs
+    zk_.reset();
+    std::error_code ignored;
+    if (!HasFailure()) std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::string Log(const std::string& id) const { return dir_ + "/" + id + ".log"; }
+
+  // Starts node `id` (again, on the same data directory and port when it ran before).
+  bool StartNode(const std::string& id) {
+    std::vector<std::string> args = {"--http", "127.0.0.1:0", "--cluster", zk_->UrlText(kRoot),
+                                     "--node-id", id, "--cluster-session-timeout", "2s",
+                                     "--replica-lag", "3s"};
+    if (ports_.count(id) != 0) {
+      args.push_back("--listen");
+      args.push_back("127.0.0.1:" + std::to_string(ports_[id]));
+    }
+    auto process = std::make_unique<StratadProcess>();
+    if (!process->Start(dir_ + "/" + id, Log(id), args)) {
+      ADD_FAILURE() << "node " << id << " did not start:\n" << ReadFile(Log(id));
+      return false;
+    }
+    ports_[id] = process->port();
+    nodes_[id] = std::move(process);
+    return true;
+  }
+
+  // The HTTP address node `id` logged ("HTTP on HOST:PORT").
+  std::string Http(const std::string& id) {
+    const std::string log = ReadFile(Log(id));
+    const size_t at = log.rfind("HTTP on ");
+    if (at == std::string::npos) return "";
+    const size_t end = log.find_first_of(" \n", at + 8);
+    return log.substr(at + 8, end - at - 8);
+  }
+
+  TestClient Connect(const std::string& id) {
+    TestClient client;
+    EXPECT_TRUE(client.Connect(ports_[id], 10s).ok());
+    EXPECT_TRUE(client.Handshake().ok());
+    return client;
+  }
+
+  // The placement of group 0 of `module` as node `id` answers it.
+  std::optional<proto::GroupPlacement> PlacementOf(const std::string& id,
+                                                   const std::string& module) {
+    TestClient client = Connect(id);
+    Result<proto::Response> r = client.Call(proto::PlacementRequest{});
+    if (!r.ok() || r->error) return std::nullopt;
+    for (const proto::GroupPlacement& g : std::get<proto::Placement>(r->body).groups) {
+      if (g.module == module && g.group == 0) return g;
+    }
+    return std::nullopt;
+  }
+
+  Result<proto::Response> Deploy(const std::string& id, int replication, int min_isr = 0) {
+    proto::DeployRequest deploy;
+    deploy.path = WORDCOUNT_MODULE;
+    deploy.partitions = 4;
+    deploy.replication = replication;
+    deploy.min_isr = min_isr;
+    TestClient client = Connect(id);
+    return client.Call(deploy);
+  }
+
+  Result<proto::Response> Append(const std::string& id, const std::vector<std::string>& sentences,
+                                 proto::AckLevel ack = proto::AckLevel::kProcessed) {
+    proto::AppendRequest append;
+    append.module = "wordcount";
+    append.depot = "*sentences";
+    for (const std::string& s : sentences) append.records.emplace_back(s);
+    append.ack = ack;
+    TestClient client = Connect(id);
+    return client.Call(append);
+  }
+
+  int64_t CountOf(const std::string& id, const std::string& word) {
+    proto::SelectRequest select;
+    select.module = "wordcount";
+    select.pstate = "$$word_counts";
+    select.path = Path().Key(word).ToValue();
+    TestClient client = Connect(id);
+    Result<proto::Response> r = client.Call(select);
+    if (!r.ok() || r->error) return -1;
+    const auto& values = std::get<proto::Selected>(r->body).values;
+    return values.empty() || !values[0].is_int() ? 0 : values[0].as_int();
+  }
+
+  // Every node of `ids` holds a copy with the same applied end as the leader's log end and
+  // the same digest.
+  bool ReplicasConverged(const std::vector<std::string>& ids) {
+    return Eventually(
+        [&] {
+          std::string digest;
+          int64_t end = -1;
+          for (const std::string& id : ids) {
+            const nlohmann::json state = HttpJson(Http(id), "/rest/wordcount/replica");
+            if (state.is_null()) return false;
+            const int64_t applied = state["applied_end"];
+            if (applied != state["log_end"].get<int64_t>()) return false;
+            if (end >= 0 && applied != end) return false;
+            end = applied;
+            const std::string d = state["digest"];
+            if (!digest.empty() && d != digest) return false;
+            digest = d;
+          }
+          return true;
+        },
+        30s);
+  }
+
+  std::string dir_;
+  std::unique_ptr<testing::ZooKeeperServer> zk_;
+  std::map<std::string, std::unique_ptr<StratadProcess>> nodes_;
+  std::map<std::string, uint16_t> ports_;
+};
+
+TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToTheOthers) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  // Every node tells where it is led.
+  for (const char* id : {"n1", "n2", "n3"}) {
+    std::optional<proto::GroupPlacement> p = PlacementOf(id, "wordcount");
+    ASSERT_TRUE(Eventually([&] { return (p = PlacementOf(id, "wordcount")).has_value(); }));
+    EXPECT_EQ(p->leader, "n1");
+    EXPECT_EQ(p->leader_address, "127.0.0.1:" + std::to_string(ports_["n1"]));
+    EXPECT_EQ(p->replicas.size(), 3u);
+    EXPECT_EQ(p->min_isr, 2);
+  }
+  // A follower redirects appends to the leader, without executing them.
+  Result<proto::Response> refused = Append("n2", {"not here"});
+  ASSERT_TRUE(refused.ok());
+  ASSERT_TRUE(refused->error);
+  EXPECT_EQ(refused->error->code, proto::ErrorCode::kNotLeader) << refused->error->message;
+  EXPECT_EQ(refused->error->leader, "127.0.0.1:" + std::to_string(ports_["n1"]));
+  // The leader acknowledges once the in-sync replicas have the records.
+  for (int i = 0; i < 20; ++i) {
+    Result<proto::Response> appended = Append("n1", {"red green blue", "red"});
+    ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+    ASSERT_FALSE(appended->error) << appended->error->message;
+  }
+  EXPECT_EQ(CountOf("n1", "red"), 40);
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+}
+
+TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAcknowledgedAppend) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  int acknowledged = 0;
+  for (int i = 0; i < 30; ++i) {
+    Result<proto::Response> appended = Append("n1", {"alpha beta"}, proto::AckLevel::kAppended);
+    if (appended.ok() && !appended->error) ++acknowledged;
+  }
+  ASSERT_EQ(acknowledged, 30);
+  nodes_["n1"]->Stop(SIGKILL);
+  // Within the session timeout and a bit: another node leads at epoch 2.
+  std::optional<proto::GroupPlacement> p;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        p = PlacementOf("n2", "wordcount");
+        return p && p->leader != "n1" && !p->leader.empty() && p->epoch == 2;
+      },
+      30s));
+  const std::string leader = p->leader;
+  // The new leader serves: its counts hold every acknowledged append.
+  ASSERT_TRUE(Eventually([&] {
+    Result<proto::Response> appended = Append(leader, {"alpha"});
+    return appended.ok() && !appended->error;
+  }, 30s)) << ReadFile(Log(leader));
+  EXPECT_EQ(CountOf(leader, "beta"), acknowledged);
+  EXPECT_EQ(CountOf(leader, "alpha"), acknowledged + 1);
+  // The old leader comes back as a follower and ends with the same rows.
+  ASSERT_TRUE(StartNode("n1"));
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n1"));
+}
+
+TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  Result<proto::Response> deployed = Deploy("n1", 3, 2);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(Eventually([&] {
+    Result<proto::Response> appended = Append("n1", {"one"});
+    return appended.ok() && !appended->error;
+  }));
+  nodes_["n2"]->Stop(SIGKILL);
+  nodes_["n3"]->Stop(SIGKILL);
+  // Once the controller dropped both from the ISR, the leader refuses to acknowledge.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::optional<proto::GroupPlacement> p = PlacementOf("n1", "wordcount");
+        return p && p->isr == std::vector<std::string>{"n1"};
+      },
+      30s));
+  Result<proto::Response> refused = Append("n1", {"two"});
+  ASSERT_TRUE(refused.ok());
+  ASSERT_TRUE(refused->error);
+  EXPECT_EQ(refused->error->code, proto::ErrorCode::kNotEnoughReplicas) << refused->error->message;
+  // A follower back in the ISR makes appends acknowledged again.
+  ASSERT_TRUE(StartNode("n2"));
+  EXPECT_TRUE(Eventually(
+      [&] {
+        Result<proto::Response> appended = Append("n1", {"three"});
+        return appended.ok() && !appended->error;
+      },
+      30s))
+      << ReadFile(Log("n1"));
+}
+
+TEST_F(StratadReplicationTest, ReplicationAboveTheLiveNodesIsRefused) {
+  ASSERT_TRUE(StartNode("n1"));
+  Result<proto::Response> refused = Deploy("n1", 2);
+  ASSERT_TRUE(refused.ok());
+  ASSERT_TRUE(refused->error);
+  EXPECT_EQ(refused->error->code, proto::ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused->error->message.find("needs 2 live nodes"), std::string::npos)
+      << refused->error->message;
+}
+
+}  // namespace
+}  // namespace strata::cluster

@@ -52,6 +52,7 @@ set(strata_exported_libraries
   strata_depot depot
   strata_pstate pstate
   strata_module module
+  strata_replication replication
   strata_runtime engine)
 set(strata_installed_targets)
 while(strata_exported_libraries)
@@ -80,6 +81,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/engine/module/include/strata/module.h
     ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/engine.h
     ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/logger.h
+    ${PROJECT_SOURCE_DIR}/engine/runtime/include/strata/replication.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/strata)
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/StrataConfig.cmake.in

@@ -17,7 +17,7 @@ PACKAGES="g++ cmake make pkg-config git ca-certificates \
   libwiredtiger-dev wiredtiger libsnappy1v5 \
   libflatbuffers-dev flatbuffers-compiler \
   libasio-dev libcli11-dev libxxhash-dev libedit-dev nlohmann-json3-dev libcpp-httplib-dev libdtl-dev \
-  libzookeeper-mt-dev zookeeper iproute2 \
+  libzookeeper-mt-dev zookeeper iproute2 libssl-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev \
   procps tmux clang-format python3 python3-prometheus-client chromium \
   python3-flatbuffers python3-pytest python3-pip python3-venv python3-setuptools"

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "dispatcher.h"
+#include "strata/json.h"
 
 namespace strata::server {
 
@@ -101,7 +102,14 @@ Result<Value> ClusterService::ReplicaState(const std::string& module) {
     if (r.module != module) continue;
     Replication& replication = *engine_.replication();
     STRATA_ASSIGN_OR_RETURN(ReplicaGroupStatus status, replication.GroupStatus(module, r.group));
-    STRATA_ASSIGN_OR_RETURN(std::string digest, replication.Digest(module, r.group));
+    // {"digest": "…", "applied_end": N}: the digest of the rows, read at one snapshot.
+    STRATA_ASSIGN_OR_RETURN(std::string digest_json, replication.Digest(module, r.group));
+    STRATA_ASSIGN_OR_RETURN(Value digested, ParseJson(digest_json));
+    const Value* digest = digested.Find("digest");
+    const Value* digest_end = digested.Find("applied_end");
+    if (digest == nullptr || digest_end == nullptr) {
+      return Status::Internal("the engine's digest has no digest or applied_end: " + digest_json);
+    }
     Value::List isr;
     for (const std::string& node : r.isr) isr.emplace_back(node);
     return Value::MapOf({{Value("module"), Value(module)},
@@ -109,12 +117,12 @@ Result<Value> ClusterService::ReplicaState(const std::string& module) {
                          {Value("role"), Value(r.role)},
                          {Value("epoch"), Value(r.epoch)},
                          {Value("log_end"), Value(status.log_end)},
-                         {Value("applied_end"), Value(status.applied_end)},
+                         {Value("applied_end"), *digest_end},
                          {Value("durable_end"), Value(status.durable_end)},
                          {Value("high_watermark"),
                           r.high_watermark < 0 ? Value::Nil() : Value(r.high_watermark)},
                          {Value("isr"), Value(std::move(isr))},
-                         {Value("digest"), Value(digest)}});
+                         {Value("digest"), *digest}});
   }
   return Status::NotFound("this node holds no copy of module " + module);
 }

@@ -39,7 +39,8 @@ std::optional<TableOwner> OwnerOfProgressKey(std::string_view key) {
   return TableOwner{(*parts)[0].as_string(), static_cast<int>((*parts)[3].as_int())};
 }
 
-std::optional<TableOwner> OwnerOfOutboxKey(std::string_view key) {
+// meta.outbox keys enc(module) enc(n) and meta.modules keys enc(module).
+std::optional<TableOwner> OwnerOfModuleKey(std::string_view key) {
   Result<Value> module = DecodeKeyPrefix(&key);
   if (!module.ok() || !module->is_string()) return std::nullopt;
   return TableOwner{module->as_string(), kModuleWide};
@@ -49,7 +50,7 @@ std::optional<TableOwner> OwnerOfOutboxKey(std::string_view key) {
 
 std::optional<TableOwner> OwnerOf(std::string_view table, std::string_view key) {
   if (table == "meta.progress" || table == "meta.failures") return OwnerOfProgressKey(key);
-  if (table == "meta.outbox") return OwnerOfOutboxKey(key);
+  if (table == "meta.outbox" || table == "meta.modules") return OwnerOfModuleKey(key);
   std::vector<std::string_view> parts = SplitDots(table);
   if ((parts[0] == "depot" || parts[0] == "pstate") && parts.size() == 4) {
     std::optional<int> partition = ParsePartition(parts[3]);

@@ -24,7 +24,8 @@ inline constexpr int kModuleWide = -1;
 //                                                        -> (m, p); depot "$batch"/"$plan":
 //                                                        module-wide
 //   meta.outbox: key enc(m) enc(n)                      -> (m, module-wide)
-//   meta.modules, replog.*, replstate.*, anything else  -> node-local
+//   meta.modules: key enc(m)                            -> (m, module-wide)
+//   replog.*, replstate.*, anything else                -> node-local
 // A meta key that does not decode is node-local too (it is not a row the runtime writes).
 struct TableOwner {
   std::string module;

@@ -38,10 +38,12 @@ TEST(GroupTest, MetaRowsAreMappedByTheirKeys) {
             (TableOwner{"bank", 1}));
   EXPECT_EQ(OwnerOf("meta.outbox", Key({"social", int64_t{12}})),
             (TableOwner{"social", kModuleWide}));
+  // A module's row travels with its data, so that a promoted follower can start it.
+  EXPECT_EQ(OwnerOf("meta.modules", Key({"bank"})), (TableOwner{"bank", kModuleWide}));
 }
 
 TEST(GroupTest, NodeLocalWritesAreNotReplicated) {
-  EXPECT_FALSE(OwnerOf("meta.modules", Key({"bank"})));
+  EXPECT_FALSE(OwnerOf("meta.modules", "not a key"));
   EXPECT_FALSE(OwnerOf("replog.bank.0", ""));
   EXPECT_FALSE(OwnerOf("replstate.bank.0", "applied"));
   EXPECT_FALSE(OwnerOf("scratch", "k"));
@@ -56,7 +58,7 @@ TEST(GroupTest, PartitionsFormGroupsByModulo) {
   EXPECT_EQ(layout.GroupOf("depot.wordcount.sentences.5", ""), (GroupId{"wordcount", 1}));
   EXPECT_EQ(layout.GroupOf("depot.bank.deposits.5", ""), (GroupId{"bank", 2}));
   EXPECT_EQ(layout.GroupOf("meta.outbox", Key({"bank", int64_t{1}})), (GroupId{"bank", 0}));
-  EXPECT_FALSE(layout.GroupOf("meta.modules", Key({"bank"})));
+  EXPECT_EQ(layout.GroupOf("meta.modules", Key({"bank"})), (GroupId{"bank", 0}));
   EXPECT_EQ((GroupId{"bank", 2}).ToString(), "bank/2");
 }
 

@@ -9,6 +9,7 @@ namespace strata::replication {
 // assignment until the commit has returned; then moves each log's end past its entry.
 class LogWriter::HeldGroups final : public CommitHook::Pending {
  public:
+  explicit HeldGroups(const EndMoved* on_end_moved) : on_end_moved_(on_end_moved) {}
   ~HeldGroups() override { Release(false); }
   // `log` is locked by the caller; released by Finished or the destructor.
   void Add(GroupLog* log) { held_.push_back(log); }
@@ -16,12 +17,20 @@ class LogWriter::HeldGroups final : public CommitHook::Pending {
 
  private:
   void Release(bool committed) NO_THREAD_SAFETY_ANALYSIS {
+    std::vector<std::pair<const GroupId*, int64_t>> moved;
     for (GroupLog* log : held_) {
-      if (committed) ++log->end_;
+      if (committed) {
+        ++log->end_;
+        moved.emplace_back(&log->id(), log->end_);
+      }
       log->mu_.Unlock();
     }
     held_.clear();
+    if (*on_end_moved_) {
+      for (const auto& [id, end] : moved) (*on_end_moved_)(*id, end);
+    }
   }
+  const EndMoved* on_end_moved_;
   std::vector<GroupLog*> held_;
 };
 
@@ -35,6 +44,11 @@ std::vector<GroupLog*> LogWriter::Groups() const {
   std::vector<GroupLog*> out;
   for (const auto& [id, log] : groups_) out.push_back(log.get());
   return out;
+}
+
+void LogWriter::Forget(const std::string& module) {
+  MutexLock lock(&mu_);
+  std::erase_if(groups_, [&](const auto& entry) { return entry.first.module == module; });
 }
 
 Result<GroupLog*> LogWriter::OpenLocked(Storage& storage, const GroupId& id, bool lead_new) {
@@ -74,11 +88,11 @@ Result<std::unique_ptr<CommitHook::Pending>> LogWriter::BeforeCommit(
   {
     MutexLock lock(&mu_);
     for (const auto& [id, ops] : by_group) {
-      STRATA_ASSIGN_OR_RETURN(GroupLog * log, OpenLocked(storage, id, /*lead_new=*/true));
+      STRATA_ASSIGN_OR_RETURN(GroupLog * log, OpenLocked(storage, id, lead_new_groups_));
       logs.push_back(log);
     }
   }
-  auto held = std::make_unique<HeldGroups>();
+  auto held = std::make_unique<HeldGroups>(&on_end_moved_);
   size_t i = 0;
   for (auto& [id, ops] : by_group) {
     GroupLog* log = logs[i++];

@@ -4,8 +4,10 @@
 //
 // Install it with StorageOptions::commit_hook. A group's log is opened at the group's first
 // write (or by Open); a group with no state yet (a new database, a new module) is led from
-// then on at `first_epoch`, so a single node logs everything it writes. A write to a group
-// this node follows fails the transaction with kInvalidArgument: only the leader writes.
+// then on at `first_epoch` when `lead_new_groups` (a single node logs everything it
+// writes), and followed otherwise (a replicated engine: only Lead makes it led). A write to
+// a group this node follows fails the transaction with kInvalidArgument: only the leader
+// writes.
 //
 // Order: the transactions that write one group hold the group's mutex from the assignment
 // of their entry's offset until their WiredTiger commit has returned, so offsets are dense
@@ -14,6 +16,7 @@
 // the Storage it is installed on except as an unused object.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -26,8 +29,15 @@ namespace strata::replication {
 
 class LogWriter final : public CommitHook {
  public:
-  explicit LogWriter(GroupLayout layout, int64_t first_epoch = 0)
-      : layout_(std::move(layout)), first_epoch_(first_epoch) {}
+  explicit LogWriter(GroupLayout layout, int64_t first_epoch = 0, bool lead_new_groups = true)
+      : layout_(std::move(layout)), first_epoch_(first_epoch), lead_new_groups_(lead_new_groups) {}
+
+  // Called after every commit that moved a group's log end, with the group and its new end,
+  // on the committing thread with no lock of the group held (GroupLog::Apply's callers
+  // notify for a follower's log). Set it before the storage commits anything; it must be
+  // quick.
+  using EndMoved = std::function<void(const GroupId&, int64_t end)>;
+  void SetOnEndMoved(EndMoved fn) { on_end_moved_ = std::move(fn); }
 
   const GroupLayout& layout() const { return layout_; }
 
@@ -38,6 +48,9 @@ class LogWriter final : public CommitHook {
   Result<GroupLog*> Open(Storage& storage, const GroupId& id);
   // The open groups, in GroupId order.
   std::vector<GroupLog*> Groups() const;
+  // Forgets the module's open groups (their tables are about to be dropped): pointers to
+  // them become invalid. No transaction may be writing to them, nor any other call use them.
+  void Forget(const std::string& module);
 
   // Leaves the mutexes of the groups written locked, for the returned Pending to release:
   // the analysis cannot follow that, hence NO_THREAD_SAFETY_ANALYSIS.
@@ -52,6 +65,8 @@ class LogWriter final : public CommitHook {
 
   const GroupLayout layout_;
   const int64_t first_epoch_;
+  const bool lead_new_groups_;
+  EndMoved on_end_moved_;  // set before use, then read-only
   mutable Mutex mu_;
   std::map<GroupId, std::unique_ptr<GroupLog>> groups_ GUARDED_BY(mu_);
 };

@@ -70,7 +70,36 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
   if (closing_.load()) return done(Status::Aborted("the engine is closing"));
   Result<std::shared_ptr<ModuleRuntime>> found = Find(module);
   if (!found.ok()) return done(found.status());
+  if (options_.ack_gate && level >= AckLevel::kAppended) {
+    done = GateAcks(module, std::move(done));
+  }
+  if (options_.replicated) done = AbortWhenSteppedDown(**found, std::move(done));
   AppendToRuntime(std::move(found).value(), depot, std::move(records), level, std::move(done));
+}
+
+Engine::AppendCallback EngineImpl::GateAcks(const std::string& module, AppendCallback done) {
+  return [gate = &options_.ack_gate, module, done = std::move(done)](
+             Result<std::vector<AppendResult>> results) mutable {
+    if (!results.ok()) return done(std::move(results));
+    auto shared = std::make_shared<std::pair<AppendCallback, Result<std::vector<AppendResult>>>>(
+        std::move(done), std::move(results));
+    (*gate)(module, [shared](Status released) {
+      if (released.ok()) return shared->first(std::move(shared->second));
+      shared->first(std::move(released));
+    });
+  };
+}
+
+Engine::AppendCallback EngineImpl::AbortWhenSteppedDown(const ModuleRuntime& m, AppendCallback done) {
+  return [stepped_down = m.stepped_down, module = m.name,
+          done = std::move(done)](Result<std::vector<AppendResult>> results) {
+    if (stepped_down->load()) {
+      return done(Status::Aborted("leadership moved while the append to module " + module +
+                                  " waited for its acknowledgement: the append may or may not "
+                                  "be kept"));
+    }
+    done(std::move(results));
+  };
 }
 
 void EngineImpl::AppendToRuntime(std::shared_ptr<ModuleRuntime> m, const std::string& depot,

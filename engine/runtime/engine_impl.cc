@@ -5,11 +5,13 @@
 #include "runtime/engine_impl.h"
 #include "runtime/microbatch_executor.h"
 #include "runtime/query_executor.h"
+#include "runtime/replication_impl.h"
 #include "runtime/ticker.h"
 
 #include <algorithm>
 #include <filesystem>
 
+#include "replication/log_writer.h"
 #include "runtime/meta_tables.h"
 #include "runtime/stream_executor.h"
 
@@ -68,10 +70,21 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const EngineOptions& options,
                                    std::to_string(options.max_step_attempts));
   }
   std::unique_ptr<EngineImpl> engine(new EngineImpl(options));
+  if (options.replicated) {
+    if (commit_hook != nullptr) {
+      return Status::InvalidArgument("a replicated engine installs its own commit hook");
+    }
+    // A group without state is followed, never led at a first epoch: only Lead leads.
+    auto writer = std::make_shared<replication::LogWriter>(replication::GroupLayout(1), 0,
+                                                           /*lead_new_groups=*/false);
+    engine->replication_ = std::make_unique<ReplicationImpl>(*engine, writer);
+    commit_hook = std::move(writer);
+  }
   engine->commit_hook_ = std::move(commit_hook);
   // The task threads run from OpenStorage on: replays start while later modules load, and
   // the destructor, which drains through them, works when a later step fails.
   STRATA_RETURN_IF_ERROR(engine->OpenStorage());
+  if (engine->replication_) STRATA_RETURN_IF_ERROR(engine->replication_->OpenGroups());
   STRATA_RETURN_IF_ERROR(engine->LoadDeployedModules());
   engine->ticker_ = std::make_unique<Ticker>(*engine);
   engine->ticker_->Start();
@@ -119,6 +132,8 @@ Status EngineImpl::OpenStorage() {
   return Status::Ok();
 }
 
+Replication* EngineImpl::replication() { return replication_.get(); }
+
 EngineImpl::~EngineImpl() {
   if (closed_) return;
   Status st = Close();
@@ -154,6 +169,7 @@ Status EngineImpl::Close() {
   for (auto& thread : threads_) thread->Stop();
   threads_.clear();  // joins; closes the task threads' sessions
   if (subscriptions_) subscriptions_->EndAll(Status::Busy("the engine is closing"));
+  if (replication_) replication_->Close();
   Status flushed;
   if (storage_) {
     Status st = storage_->WaitDurable();
@@ -174,9 +190,6 @@ Status EngineImpl::Close() {
 }  // namespace runtime
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
-  if (options.replicated) {
-    return Status::InvalidArgument("a replicated engine is not built yet");
-  }
   return runtime::EngineImpl::Open(options);
 }
 

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -47,6 +48,7 @@ class MicrobatchExecutor;
 class QueryExecutor;
 class BatchRun;
 class Ticker;
+class ReplicationImpl;
 
 class EngineImpl final : public Engine {
  public:
@@ -61,8 +63,25 @@ class EngineImpl final : public Engine {
   // log's shipping, tests). Valid until the engine is destroyed.
   Storage& storage() { return *storage_; }
   Status Close() override;
-  // Null until the replicated engine lands (EngineOptions::replicated is refused by Open).
-  Replication* replication() override { return nullptr; }
+  // The replicated engine's (EngineOptions::replicated), else null.
+  Replication* replication() override;
+
+  // ---- For the replicated engine (replication_impl.h); any thread, no engine lock held.
+  // Starts module `name` from its meta.modules row as Open starts a deployed module
+  // (recovery, replays, ticks), unless it runs already or has no row (OK then). One that
+  // cannot start is kept as failed, with the error returned.
+  Status StartLedModule(const std::string& name);
+  // Stops module `name`'s runtime, if it runs, without touching its data: appends waiting
+  // for their acknowledgement fail with kAborted, what was accepted finishes, and once it
+  // returns no code of the module runs and nothing of it is written. Forgets it as failed.
+  Status StopModule(const std::string& name);
+  bool Running(const std::string& name);
+  // The module's meta.modules row; nullopt when it has none.
+  Result<std::optional<ModuleRow>> ReadModuleRow(const std::string& name);
+  // Deletes the module's meta rows (not logged: this node's copy only), then its tables and
+  // plugin files. It must not run.
+  Status DropLocalCopy(const std::string& name);
+  const EngineOptions& options() const { return options_; }
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
   Result<std::vector<ModuleInfo>> Modules() override;
@@ -356,7 +375,8 @@ class EngineImpl final : public Engine {
   // transaction and returns once that is durable; from then on the module does not exist
   // after a restart. DropModuleData drops its depot and PState tables and its plugin copy;
   // the module must have no runtime. Both hold admin_mu_ or run during Open.
-  Status ForgetModule(const std::string& module);
+  // `logged` false: the deletes are not written to a replication log (DropLocalCopy).
+  Status ForgetModule(const std::string& module, bool logged = true);
   Status DropModuleData(const std::string& module);
   // At Open: drops tables of modules without a row, and removes every file in modules/
   // that no row names. `deployed`: module -> the file its row names.
@@ -365,6 +385,13 @@ class EngineImpl final : public Engine {
   // kIOError while the data directory's file system has less than min_free_disk_bytes
   // available (the figure is read at most every kDiskCheckInterval). Any thread.
   Status DiskRoomForAppends();
+
+  // AppendAsync's wrappers of its callback. GateAcks: a successful result passes
+  // EngineOptions::ack_gate first (which may fail it). AbortWhenSteppedDown (a replicated
+  // engine): a result that arrives once Follow stopped `m` is kAborted. The ack gate lives
+  // as long as the engine; so must the callbacks' runs.
+  AppendCallback GateAcks(const std::string& module, AppendCallback done);
+  static AppendCallback AbortWhenSteppedDown(const ModuleRuntime& m, AppendCallback done);
 
   // AppendAsync after Find: the update gate, then the checks and the queues. Any thread.
   // `bypass_gate`: a held call being released (DrainHeld), admitted although the gate is
@@ -407,6 +434,8 @@ class EngineImpl final : public Engine {
   const EngineOptions options_;
   const std::shared_ptr<Logger> logger_;     // options_.logger, or StderrLogger()
   std::shared_ptr<CommitHook> commit_hook_;  // installed on storage_ (Open); may be null
+  // EngineOptions::replicated: the engine's replication, over the LogWriter in commit_hook_.
+  std::unique_ptr<ReplicationImpl> replication_;
   std::unique_ptr<Storage> storage_;
   TableId modules_table_ = 0;
   TableId progress_table_ = 0;

@@ -279,6 +279,9 @@ Status EngineImpl::LoadDeployedModules() {
       }));
   STRATA_RETURN_IF_ERROR(decode_error);
   session.reset();
+  // A replicated engine starts a module only when it leads it (Replication::Lead), and
+  // tables without a row may be a follower's copy of a deploy in progress.
+  if (options_.replicated) return Status::Ok();
   // A failed module is deployed too: its tables and file are not orphans.
   std::map<std::string, std::string> deployed;  // module -> the file its row names
   for (const auto& [name, info] : rows) {
@@ -400,6 +403,105 @@ Status EngineImpl::StartDeployedModule(const std::string& name, PluginLoad& plug
   return Status::Ok();
 }
 
+Status EngineImpl::StartLedModule(const std::string& name) {
+  if (closing_.load()) return Status::Aborted("the engine is closing");
+  MutexLock admin(&admin_mu_);
+  {
+    WriterMutexLock lock(&modules_mu_);
+    if (modules_.count(name) != 0) return Status::Ok();
+    failed_.erase(name);  // a start that failed before is tried again
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  std::string bytes;
+  STRATA_ASSIGN_OR_RETURN(bool found, session->Get(modules_table_, EncodeKey(Value(name)), &bytes));
+  if (!found) return Status::Ok();  // not deployed yet: Deploy starts it
+  Result<Value> info = DecodeValue(bytes);
+  if (!info.ok() || !info->is_map()) {
+    return Status::Corruption("the row of module " + name + " in meta.modules does not decode");
+  }
+  Status started = [&]() -> Status {
+    STRATA_ASSIGN_OR_RETURN(PluginLoad plugin, LoadDeployedPlugin(name, *info));
+    if (!DependsOn(plugin.loaded->def()).empty()) {
+      return Status::InvalidArgument("module " + name +
+                                     " uses other modules, which is not supported in cluster "
+                                     "mode yet");
+    }
+    // Outbox rows that the previous leader put reached this node after its Open.
+    STRATA_RETURN_IF_ERROR(outbox_->Adopt(*session, name));
+    return StartDeployedModule(name, plugin);
+  }();
+  if (!started.ok()) {
+    FailedModule failed;
+    if (const Value* partitions = info->Find("partitions"); partitions && partitions->is_int()) {
+      failed.partitions = static_cast<int>(partitions->as_int());
+    }
+    failed.error = started.message();
+    WriterMutexLock lock(&modules_mu_);
+    failed_[name] = std::move(failed);
+  }
+  return started;
+}
+
+Status EngineImpl::StopModule(const std::string& name) {
+  MutexLock admin(&admin_mu_);
+  std::shared_ptr<ModuleRuntime> m;
+  {
+    WriterMutexLock lock(&modules_mu_);
+    failed_.erase(name);
+    auto it = modules_.find(name);
+    if (it == modules_.end()) return Status::Ok();
+    m = it->second;
+  }
+  // As Destroy stops a module, its data kept.
+  m->stepped_down->store(true);
+  m->closed.store(true);
+  {
+    MutexLock lock(&m->progress_mu);
+    m->progress_cv.SignalAll();
+  }
+  CancelRebuild(*m);
+  Quiesce(*m);
+  batcher_->Stop(*m);
+  {
+    WriterMutexLock lock(&modules_mu_);
+    modules_.erase(name);
+  }
+  subscriptions_->End(name, nullptr,
+                      Status::Aborted("module " + name + " stopped running here (leadership moved)"));
+  metrics_.Forget(name);
+  SetTrackersDropped(*m, true);
+  Barrier();  // the progress markers queued before `dropped` was set are written by now
+  ReleaseWhenUnused(m);
+  return Status::Ok();
+}
+
+bool EngineImpl::Running(const std::string& name) {
+  ReaderMutexLock lock(&modules_mu_);
+  return modules_.count(name) != 0;
+}
+
+Result<std::optional<ModuleRow>> EngineImpl::ReadModuleRow(const std::string& name) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  std::string bytes;
+  STRATA_ASSIGN_OR_RETURN(bool found, session->Get(modules_table_, EncodeKey(Value(name)), &bytes));
+  if (!found) return std::optional<ModuleRow>();
+  Result<Value> info = DecodeValue(bytes);
+  if (!info.ok() || !info->is_map()) {
+    return Status::Corruption("the row of module " + name + " in meta.modules does not decode");
+  }
+  STRATA_ASSIGN_OR_RETURN(ModuleRow row, ModuleRowFromValue(name, *info));
+  return std::optional<ModuleRow>(std::move(row));
+}
+
+Status EngineImpl::DropLocalCopy(const std::string& name) {
+  MutexLock admin(&admin_mu_);
+  if (Running(name)) {
+    return Status::InvalidArgument("module " + name + " runs here: stop leading it first");
+  }
+  STRATA_RETURN_IF_ERROR(ForgetModule(name, /*logged=*/false));
+  return DropModuleData(name);
+}
+
 Status EngineImpl::WriteModuleRow(const std::string& name, const ModuleRow& row) {
   std::string bytes;
   AppendValue(ModuleRowToValue(row), &bytes);
@@ -501,6 +603,12 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
                                    it->second.error + "): destroy it first");
     }
   }
+  if (options_.replicated && !DependsOn(staged.loaded->def()).empty()) {
+    DiscardStaged(staged);
+    return Status::InvalidArgument("deploying " + so_path + " is refused: module " + name +
+                                   " uses other modules (MirrorDepot, MirrorPState or "
+                                   "MirrorQuery), which is not supported in cluster mode yet");
+  }
   if (Status st = CheckDependencies(staged.loaded->def(), options.partitions); !st.ok()) {
     DiscardStaged(staged);
     return Status(st.code(), "deploying " + so_path + " is refused: " + st.message());
@@ -583,8 +691,9 @@ Status EngineImpl::Destroy(const std::string& module) {
   return DropModuleData(module);
 }
 
-Status EngineImpl::ForgetModule(const std::string& module) {
+Status EngineImpl::ForgetModule(const std::string& module, bool logged) {
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
+  session->SuspendCapture(!logged);
   STRATA_RETURN_IF_ERROR(session->Begin());
   const std::string prefix = EncodeKey(Value(module));
   std::vector<std::string> keys;

@@ -132,7 +132,11 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   std::vector<std::shared_ptr<TopologyCounters>> topology_counters;
   // append_queues[depot][partition] (EngineImpl::PostAppend).
   std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
-  std::atomic<bool> closed{false};  // set by Destroy: appends are refused
+  std::atomic<bool> closed{false};  // set by Destroy (and a replicated engine's Follow): appends are refused
+  // Set by a replicated engine's Follow before it stops the module: the appends whose
+  // callback has not run yet fail with kAborted (leadership moved). Shared with the
+  // callbacks, which outlive the runtime.
+  std::shared_ptr<std::atomic<bool>> stepped_down = std::make_shared<std::atomic<bool>>(false);
 
   // A rebuild (Recompute, rescale) runs the module's topologies in a second runtime, a
   // *shadow*, over the same code: it writes every PState into tables of its own (the next

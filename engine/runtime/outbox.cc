@@ -81,6 +81,11 @@ Status Outbox::ForEachLeftOver(Session& session, std::string_view module,
                                const std::function<Status(Entry)>& fn) {
   std::vector<Entry> entries;  // collected first: `fn` may use the session
   Status error;
+  int64_t below = left_over_below_;
+  {
+    MutexLock lock(&adopted_mu_);
+    if (auto it = adopted_.find(module); it != adopted_.end()) below = it->second;
+  }
   const std::string prefix = EncodeKey(Value(std::string(module)));
   STRATA_RETURN_IF_ERROR(session.Scan(table_, prefix, PrefixEnd(prefix), false,
                                       [&](std::string_view key, std::string_view value) {
@@ -89,12 +94,37 @@ Status Outbox::ForEachLeftOver(Session& session, std::string_view module,
                                           error = entry.status();
                                           return false;
                                         }
-                                        if (entry->number < left_over_below_)
+                                        if (entry->number < below)
                                           entries.push_back(std::move(*entry));
                                         return true;
                                       }));
   STRATA_RETURN_IF_ERROR(error);
   for (Entry& entry : entries) STRATA_RETURN_IF_ERROR(fn(std::move(entry)));
+  return Status::Ok();
+}
+
+Status Outbox::Adopt(Session& session, std::string_view module) {
+  const std::string prefix = EncodeKey(Value(std::string(module)));
+  int64_t highest = -1;
+  Status error;
+  STRATA_RETURN_IF_ERROR(session.Scan(table_, prefix, PrefixEnd(prefix), false,
+                                      [&](std::string_view key, std::string_view) {
+                                        Result<std::vector<Value>> parts = DecodeKeyTuple(key);
+                                        if (!parts.ok() || parts->size() != 2 ||
+                                            !(*parts)[1].is_int()) {
+                                          error = Status::Corruption(
+                                              "a key of table meta.outbox does not decode");
+                                          return false;
+                                        }
+                                        highest = std::max(highest, (*parts)[1].as_int());
+                                        return true;
+                                      }));
+  STRATA_RETURN_IF_ERROR(error);
+  int64_t next = next_.load();
+  while (next <= highest && !next_.compare_exchange_weak(next, highest + 1)) {
+  }
+  MutexLock lock(&adopted_mu_);
+  adopted_[std::string(module)] = std::max(next_.load(), highest + 1);
   return Status::Ok();
 }
 

@@ -13,12 +13,14 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "storage/storage.h"
 #include "strata/status.h"
+#include "strata/thread_annotations.h"
 
 namespace strata::runtime {
 
@@ -43,10 +45,14 @@ class Outbox {
                           int partition, std::string_view record);
   // Deletes the row `key` in `session`'s open transaction.
   Status Remove(Session& session, std::string_view key);
-  // Every row of `module` left by the previous run (put before Open), in the order they were
-  // put.
+  // Every row of `module` left by the previous run (put before Open, or before Adopt), in
+  // the order they were put.
   Status ForEachLeftOver(Session& session, std::string_view module,
                          const std::function<Status(Entry)>& fn);
+  // A replicated engine's module about to start (Replication::Lead): its rows present now —
+  // which a previous leader may have put, replicated here after Open — are all left over,
+  // and later rows are numbered above them. The module must not be running.
+  Status Adopt(Session& session, std::string_view module);
 
   TableId table() const { return table_; }
 
@@ -56,6 +62,9 @@ class Outbox {
   const TableId table_;
   const int64_t left_over_below_;  // rows numbered below it were put before Open
   std::atomic<int64_t> next_;      // the sequence number of the next row
+  Mutex adopted_mu_;
+  // By module (Adopt): rows numbered below it are left over, instead of left_over_below_.
+  std::map<std::string, int64_t, std::less<>> adopted_ GUARDED_BY(adopted_mu_);
 };
 
 }  // namespace strata::runtime

@@ -137,6 +137,13 @@ class Replication {
   // The name of the module a plugin file defines (loading it, as Deploy does: an error for
   // a file that Deploy would refuse to load). A cluster deploy names its spec with it.
   virtual Result<std::string> ModuleName(const std::string& so_path) = 0;
+  // A digest of every replicated row of the group (each table's name, keys and values in
+  // order, the module's meta rows included; docs/cluster.md "Replication log") read at one
+  // snapshot, with the applied end of that snapshot, as JSON:
+  // {"digest":"<SHA-256, 64 hex digits>","applied_end":N}. Replicas whose tables hold the
+  // same rows have the same digest. For tests and operators comparing replicas; it reads
+  // every row of the group. kNotFound when the group has no log here.
+  virtual Result<std::string> Digest(const std::string& module, int group) = 0;
 };
 
 }  // namespace strata

@@ -1,0 +1,523 @@
+#include "runtime/replication_impl.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "module/loader.h"
+#include "runtime/engine_impl.h"
+#include "runtime/meta_tables.h"
+#include "strata/key_codec.h"
+
+namespace strata::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using replication::GroupLog;
+
+// Entries read from a group's log per GroupLog::Read while a Read fills its bytes.
+constexpr int64_t kReadChunk = 64;
+
+// The engine-wide meta tables whose rows are replicated (keys start with enc(module)).
+constexpr const char* kReplicatedMetaTables[] = {"meta.modules", "meta.progress", "meta.failures",
+                                                 "meta.outbox"};
+
+// The digest of one snapshot: every replicated row of a group, framed so that no two
+// different sequences of rows give the same bytes.
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Add(std::string_view bytes) {
+    const uint64_t size = bytes.size();
+    unsigned char length[8];
+    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(size >> (8 * i));
+    EVP_DigestUpdate(ctx_, length, sizeof(length));
+    EVP_DigestUpdate(ctx_, bytes.data(), bytes.size());
+  }
+  std::string Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &size);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+      out.push_back(kHex[digest[i] >> 4]);
+      out.push_back(kHex[digest[i] & 0xf]);
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// A module file as the row names it: "modules/<file>" with no other directory.
+bool IsModuleFileName(const std::string& file) {
+  if (!file.starts_with("modules/")) return false;
+  const std::string name = file.substr(8);
+  return !name.empty() && name.find('/') == std::string::npos && name != "." && name != "..";
+}
+
+}  // namespace
+
+ReplicationImpl::ReplicationImpl(EngineImpl& engine, std::shared_ptr<replication::LogWriter> writer)
+    : engine_(engine), writer_(std::move(writer)) {
+  writer_->SetOnEndMoved([this](const GroupId& id, int64_t end) { OnEndMoved(id, end); });
+}
+
+Status ReplicationImpl::OpenGroups() {
+  Storage& storage = engine_.storage();
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage.ListTables("replstate."));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage.OpenSession());
+  for (const std::string& table : tables) {
+    // replstate.<module>.<group>: module names contain no '.'.
+    const std::string rest = table.substr(std::string_view("replstate.").size());
+    const size_t dot = rest.find('.');
+    if (dot == std::string::npos) continue;
+    GroupId id{rest.substr(0, dot), 0};
+    try {
+      id.group = std::stoi(rest.substr(dot + 1));
+    } catch (const std::exception&) {
+      continue;  // not a table the log writes
+    }
+    STRATA_ASSIGN_OR_RETURN(GroupLog * log, writer_->Open(storage, id));
+    STRATA_RETURN_IF_ERROR(log->BecomeFollower(*session));
+    MutexLock lock(&mu_);
+    tracked_[id].durable_end = log->EndOffset();
+  }
+  return Status::Ok();
+}
+
+void ReplicationImpl::Close() {
+  std::vector<GroupId> groups;
+  {
+    MutexLock lock(&mu_);
+    closed_ = true;
+    for (const auto& [id, tracked] : tracked_) groups.push_back(id);
+  }
+  for (const GroupId& id : groups) ReleaseWaiters(id);
+}
+
+int ReplicationImpl::Groups(const std::string& module) const {
+  return writer_->layout().Groups(module);
+}
+
+Result<GroupLog*> ReplicationImpl::Group(const std::string& module, int group, bool create) {
+  if (group < 0 || group >= Groups(module)) {
+    return Status::InvalidArgument("module " + module + " has " + std::to_string(Groups(module)) +
+                                   " replica groups: there is no group " + std::to_string(group));
+  }
+  const GroupId id{module, group};
+  Storage& storage = engine_.storage();
+  if (!create) {
+    STRATA_ASSIGN_OR_RETURN(bool exists, storage.TableExists(replication::StateTableName(id)));
+    if (!exists) {
+      return Status::NotFound("replica group " + id.ToString() + " has no log on this node");
+    }
+  }
+  return writer_->Open(storage, id);
+}
+
+Status ReplicationImpl::Lead(const std::string& module, int group, int64_t epoch) {
+  MutexLock leadership(&leadership_mu_);
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/true));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  STRATA_RETURN_IF_ERROR(log->BecomeLeader(*session, epoch));
+  for (int g = 0; g < Groups(module); ++g) {
+    Result<GroupLog*> other = Group(module, g, /*create=*/false);
+    if (!other.ok() || !(*other)->leading()) return Status::Ok();  // not all led yet
+  }
+  Status started = engine_.StartLedModule(module);
+  if (!started.ok()) {
+    return Status(started.code(), "module " + module + " leads group " + std::to_string(group) +
+                                      " at epoch " + std::to_string(epoch) +
+                                      " but could not start: " + started.message());
+  }
+  return Status::Ok();
+}
+
+Status ReplicationImpl::Follow(const std::string& module, int group) {
+  MutexLock leadership(&leadership_mu_);
+  Result<GroupLog*> log = Group(module, group, /*create=*/false);
+  if (log.status().code() == StatusCode::kNotFound) return Status::Ok();
+  if (!log.ok()) return log.status();
+  if (!(*log)->leading()) return Status::Ok();
+  STRATA_RETURN_IF_ERROR(engine_.StopModule(module));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  Status followed = (*log)->BecomeFollower(*session);
+  ReleaseWaiters(GroupId{module, group});
+  return followed;
+}
+
+Result<std::vector<ReplicaEntry>> ReplicationImpl::Read(const std::string& module, int group,
+                                                        int64_t from, int64_t below,
+                                                        int64_t max_bytes) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  const int64_t to = std::min(below, log->EndOffset());
+  std::vector<ReplicaEntry> out;
+  if (from >= to) return out;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  int64_t bytes = 0;
+  for (int64_t next = from; next < to;) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<replication::ShippedEntry> chunk,
+                            log->Read(*session, next, std::min(kReadChunk, to - next)));
+    if (chunk.empty()) break;
+    for (replication::ShippedEntry& entry : chunk) {
+      const int64_t size = static_cast<int64_t>(entry.bytes.size());
+      if (!out.empty() && bytes + size > max_bytes) return out;
+      bytes += size;
+      out.push_back({entry.offset, std::move(entry.bytes)});
+    }
+    next = out.back().offset + 1;
+  }
+  return out;
+}
+
+Result<EpochEnd> ReplicationImpl::EndOffsetFor(const std::string& module, int group,
+                                               int64_t epoch) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  const replication::EpochEndOffset end = log->EndOffsetFor(epoch);
+  return EpochEnd{end.epoch, end.end_offset};
+}
+
+void ReplicationImpl::WhenLogPasses(const std::string& module, int group, int64_t end,
+                                    std::function<void()> fn) {
+  Result<GroupLog*> log = Group(module, group, /*create=*/false);
+  {
+    MutexLock lock(&mu_);
+    // Checked under mu_: a commit that moves the end past `end` after this check notifies
+    // (OnEndMoved takes mu_) and finds the waiter.
+    if (!closed_ && log.ok() && (*log)->leading() && (*log)->EndOffset() <= end) {
+      tracked_[GroupId{module, group}].waiters.push_back({end, std::move(fn)});
+      return;
+    }
+  }
+  fn();
+}
+
+Status ReplicationImpl::Append(const std::string& module, int group,
+                               std::span<const ReplicaEntry> entries) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/true));
+  std::vector<replication::ShippedEntry> shipped;
+  shipped.reserve(entries.size());
+  for (const ReplicaEntry& entry : entries) shipped.push_back({entry.offset, entry.bytes});
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  STRATA_RETURN_IF_ERROR(log->Apply(*session, shipped));
+  OnEndMoved(log->id(), log->EndOffset());
+  return Status::Ok();
+}
+
+Status ReplicationImpl::ApplyUpTo(const std::string& module, int group, int64_t high_watermark) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  return log->ApplyUpTo(*session, high_watermark);
+}
+
+Result<int64_t> ReplicationImpl::TruncationPoint(
+    const std::string& module, int group,
+    const std::function<Result<EpochEnd>(int64_t epoch)>& ask) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/true));
+  return replication::TruncationPoint(
+      *log, [&ask](int64_t epoch) -> Result<replication::EpochEndOffset> {
+        STRATA_ASSIGN_OR_RETURN(EpochEnd end, ask(epoch));
+        return replication::EpochEndOffset{end.epoch, end.end_offset};
+      });
+}
+
+Result<bool> ReplicationImpl::TruncateTo(const std::string& module, int group, int64_t offset) {
+  MutexLock leadership(&leadership_mu_);
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/true));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  STRATA_ASSIGN_OR_RETURN(replication::Truncation truncated, log->TruncateTo(*session, offset));
+  if (truncated == replication::Truncation::kNeedsRebuild) return false;
+  MutexLock lock(&mu_);
+  Tracked& tracked = tracked_[log->id()];
+  tracked.durable_end = std::min(tracked.durable_end, log->EndOffset());
+  return true;
+}
+
+Status ReplicationImpl::DropReplica(const std::string& module) {
+  MutexLock leadership(&leadership_mu_);
+  for (int g = 0; g < Groups(module); ++g) {
+    Result<GroupLog*> log = Group(module, g, /*create=*/false);
+    if (log.ok() && (*log)->leading()) {
+      return Status::InvalidArgument("cannot drop the replica of module " + module +
+                                     ": this node leads its group " + std::to_string(g) +
+                                     " (follow it first)");
+    }
+  }
+  if (engine_.Running(module)) {
+    return Status::InvalidArgument("cannot drop the replica of module " + module +
+                                   ": it runs here");
+  }
+  std::vector<GroupId> groups;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, tracked] : tracked_) {
+      if (id.module == module) groups.push_back(id);
+    }
+  }
+  for (const GroupId& id : groups) ReleaseWaiters(id);
+  writer_->Forget(module);
+  {
+    MutexLock lock(&mu_);
+    std::erase_if(tracked_, [&](const auto& entry) { return entry.first.module == module; });
+  }
+  // The logs first: a crash part-way leaves tables without a log, which a repeated
+  // DropReplica removes, never a log whose applied offset claims effects that are gone.
+  Storage& storage = engine_.storage();
+  for (const std::string prefix : {"replstate.", "replog."}) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                            storage.ListTables(prefix + module + "."));
+    for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage.DropTable(table));
+  }
+  return engine_.DropLocalCopy(module);
+}
+
+Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& module, int group) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  ReplicaGroupStatus status;
+  status.leading = log->leading();
+  status.epoch = log->LatestEpoch();
+  status.log_end = log->EndOffset();
+  status.applied_end = log->AppliedEnd();
+  MutexLock lock(&mu_);
+  status.durable_end = std::min(tracked_[log->id()].durable_end, status.log_end);
+  return status;
+}
+
+void ReplicationImpl::WhenDurable(std::function<void(Status)> done) {
+  engine_.storage().WhenDurable(std::move(done));
+}
+
+void ReplicationImpl::OnEndMoved(const GroupId& id, int64_t end) {
+  std::vector<std::function<void()>> ready;
+  {
+    MutexLock lock(&mu_);
+    std::vector<Waiter>& waiters = tracked_[id].waiters;
+    for (auto it = waiters.begin(); it != waiters.end();) {
+      if (end > it->end) {
+        ready.push_back(std::move(it->fn));
+        it = waiters.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& fn : ready) fn();
+  TrackDurable();
+}
+
+void ReplicationImpl::TrackDurable() {
+  {
+    MutexLock lock(&mu_);
+    if (closed_) return;
+    if (durable_requested_) {
+      durable_again_ = true;
+      return;
+    }
+    durable_requested_ = true;
+  }
+  // The ends now: every entry below them committed before the WhenDurable call below.
+  auto ends = std::make_shared<std::map<GroupId, int64_t>>();
+  for (GroupLog* log : writer_->Groups()) (*ends)[log->id()] = log->EndOffset();
+  engine_.storage().WhenDurable([this, ends](Status flushed) {
+    bool again = false;
+    {
+      MutexLock lock(&mu_);
+      if (flushed.ok()) {
+        for (const auto& [id, end] : *ends) {
+          auto it = tracked_.find(id);
+          if (it != tracked_.end()) it->second.durable_end = std::max(it->second.durable_end, end);
+        }
+      }
+      durable_requested_ = false;
+      again = durable_again_ && !closed_ && flushed.ok();
+      durable_again_ = false;
+    }
+    if (again) TrackDurable();
+  });
+}
+
+void ReplicationImpl::ReleaseWaiters(const GroupId& id) {
+  std::vector<Waiter> waiters;
+  {
+    MutexLock lock(&mu_);
+    auto it = tracked_.find(id);
+    if (it == tracked_.end()) return;
+    waiters.swap(it->second.waiters);
+  }
+  for (Waiter& waiter : waiters) waiter.fn();
+}
+
+Result<std::string> ReplicationImpl::ModuleFilePath(const std::string& module,
+                                                    std::string* checksum) {
+  STRATA_ASSIGN_OR_RETURN(std::optional<ModuleRow> row, engine_.ReadModuleRow(module));
+  if (!row) return Status::NotFound("module " + module + " has no row on this node");
+  if (!IsModuleFileName(row->file)) {
+    return Status::Corruption("the row of module " + module + " names the file " + row->file +
+                              ", which is not in the modules directory");
+  }
+  *checksum = row->checksum;
+  return (fs::path(engine_.options().data_dir) / row->file).string();
+}
+
+Result<std::string> ReplicationImpl::ModuleName(const std::string& so_path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(so_path, ec)) {
+    return Status::NotFound("module file " + so_path + " does not exist");
+  }
+  Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(so_path);
+  if (!loaded.ok()) {
+    return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
+  }
+  return (*loaded)->def().name;
+}
+
+Result<std::string> ReplicationImpl::ModuleFile(const std::string& module) {
+  std::string checksum;
+  STRATA_ASSIGN_OR_RETURN(std::string path, ModuleFilePath(module, &checksum));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("module file " + path + " of module " + module + " is missing");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return Status::IOError("reading module file " + path);
+  return bytes;
+}
+
+Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::string& bytes) {
+  std::string checksum;
+  STRATA_ASSIGN_OR_RETURN(std::string path, ModuleFilePath(module, &checksum));
+  uint64_t n = 0;
+  {
+    MutexLock lock(&mu_);
+    n = install_counter_++;
+  }
+  const fs::path staged = fs::path(engine_.options().data_dir) / "modules" /
+                          (".install-" + std::to_string(getpid()) + "-" + std::to_string(n) + ".so");
+  std::error_code ec;
+  {
+    std::ofstream out(staged, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) {
+      fs::remove(staged, ec);
+      return Status::IOError("writing " + staged.string());
+    }
+  }
+  Result<std::string> got = ModuleFileChecksum(staged.string());
+  if (!got.ok() || *got != checksum) {
+    fs::remove(staged, ec);
+    if (!got.ok()) return got.status();
+    return Status::InvalidArgument("the file sent for module " + module + " has checksum " + *got +
+                                   ", not " + checksum + " as its row records");
+  }
+  fs::rename(staged, path, ec);
+  if (ec) {
+    fs::remove(staged, ec);
+    return Status::IOError("installing module file " + path + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+bool ReplicationImpl::NeedsModuleFile(const std::string& module) {
+  std::string checksum;
+  Result<std::string> path = ModuleFilePath(module, &checksum);
+  if (!path.ok()) return path.status().code() != StatusCode::kNotFound;
+  std::error_code ec;
+  if (!fs::is_regular_file(*path, ec)) return true;
+  Result<std::string> got = ModuleFileChecksum(*path);
+  return !got.ok() || *got != checksum;
+}
+
+Result<std::string> ReplicationImpl::Digest(const std::string& module, int group) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  const GroupId id = log->id();
+  Storage& storage = engine_.storage();
+  const replication::GroupLayout& layout = writer_->layout();
+  // Tables listed before the snapshot: one created later has no rows in it.
+  std::vector<std::pair<std::string, TableKind>> tables;
+  for (const std::string kind : kTableKinds) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, storage.ListTables(kind + module + "."));
+    for (const std::string& name : names) {
+      if (layout.GroupOf(name, "") != std::optional<GroupId>(id)) continue;
+      tables.emplace_back(name, kind == std::string("depot.") ? TableKind::kLog : TableKind::kBytes);
+    }
+  }
+  for (const char* meta : kReplicatedMetaTables) tables.emplace_back(meta, TableKind::kBytes);
+  std::sort(tables.begin(), tables.end());
+  STRATA_ASSIGN_OR_RETURN(TableId log_table,
+                          storage.OpenTable(replication::LogTableName(id), TableKind::kLog));
+  STRATA_ASSIGN_OR_RETURN(TableId state_table,
+                          storage.OpenTable(replication::StateTableName(id), TableKind::kBytes));
+  std::vector<TableId> ids;
+  for (const auto& [name, kind] : tables) {
+    STRATA_ASSIGN_OR_RETURN(TableId t, storage.OpenTable(name, kind));
+    ids.push_back(t);
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage.OpenSession());
+  STRATA_RETURN_IF_ERROR(session->Begin(/*snapshot=*/true));
+  Sha256 sha;
+  const std::string prefix = EncodeKey(Value(module));
+  Status st;
+  for (size_t i = 0; st.ok() && i < tables.size(); ++i) {
+    const std::string& name = tables[i].first;
+    bool named = false;  // a table's name is hashed before its first row: empty ones add nothing
+    auto row = [&](std::string_view key, std::string_view value) {
+      if (!named) {
+        sha.Add(name);
+        named = true;
+      }
+      sha.Add(key);
+      sha.Add(value);
+    };
+    if (tables[i].second == TableKind::kLog) {
+      st = session->ScanRecords(ids[i], 0, INT64_MAX, [&](int64_t offset, std::string_view value) {
+        row(std::to_string(offset), value);
+        return true;
+      });
+    } else if (name.starts_with("meta.")) {
+      st = session->Scan(ids[i], prefix, PrefixEnd(prefix), false,
+                         [&](std::string_view key, std::string_view value) {
+                           if (layout.GroupOf(name, key) == std::optional<GroupId>(id)) {
+                             row(key, value);
+                           }
+                           return true;
+                         });
+    } else {
+      st = session->Scan(ids[i], "", "", false, [&](std::string_view key, std::string_view value) {
+        row(key, value);
+        return true;
+      });
+    }
+  }
+  // The applied end in the same snapshot: a leader's tables hold its whole log.
+  int64_t applied_end = 0;
+  if (st.ok()) {
+    std::string value;
+    Result<bool> leading = session->Get(state_table, "leader", &value);
+    Result<int64_t> last = session->LastRecordKey(log_table);
+    Result<bool> applied = session->Get(state_table, "applied", &value);
+    if (!leading.ok() || !last.ok() || !applied.ok()) {
+      st = !leading.ok() ? leading.status() : !last.ok() ? last.status() : applied.status();
+    } else if (*leading) {
+      applied_end = *last + 1;
+    } else if (*applied && value.size() == 8) {
+      for (int b = 7; b >= 0; --b) {
+        applied_end = (applied_end << 8) | static_cast<uint8_t>(value[b]);
+      }
+    }
+  }
+  session->Rollback();
+  STRATA_RETURN_IF_ERROR(st);
+  return "{\"digest\":\"" + sha.Hex() + "\",\"applied_end\":" + std::to_string(applied_end) + "}";
+}
+
+}  // namespace strata::runtime

@@ -1,0 +1,104 @@
+// ReplicationImpl: the replicated engine's Replication (strata/replication.h; docs/cluster.md,
+// "The replicated engine"). It owns the engine's LogWriter (installed as the storage's
+// commit hook by EngineImpl::Open) and drives the groups' logs (replication/group_log.h):
+// Lead and Follow start and stop the module's runtime through EngineImpl, the follower's
+// methods copy and apply shipped entries, and it tracks each group's durable log end and
+// the leader's long polls (WhenLogPasses).
+//
+// Threading: every method is thread-safe. Lead, Follow, TruncateTo and DropReplica are
+// serialized (leadership_mu_); the others run concurrently, each with a session of its own.
+// The LogWriter notifies commits on the committing thread (OnEndMoved), the storage's
+// durability on its flusher thread; both take only mu_ and run callbacks with no lock held.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "replication/group.h"
+#include "replication/group_log.h"
+#include "replication/log_writer.h"
+#include "strata/replication.h"
+#include "strata/thread_annotations.h"
+
+namespace strata::runtime {
+
+class EngineImpl;
+
+class ReplicationImpl final : public Replication {
+ public:
+  // `engine` owns this object and outlives it; `writer` is (to be) its storage's hook.
+  ReplicationImpl(EngineImpl& engine, std::shared_ptr<replication::LogWriter> writer);
+
+  // At Open, once the storage is open: opens every group that has a log here and makes it
+  // followed (a group this node led before a restart is led again only by Lead, at a new
+  // epoch); what is on disk at Open is durable.
+  Status OpenGroups();
+  // At Close, before the storage closes: every WhenLogPasses callback runs, and durability
+  // is no longer tracked.
+  void Close();
+
+  int Groups(const std::string& module) const override;
+  Status Lead(const std::string& module, int group, int64_t epoch) override;
+  Status Follow(const std::string& module, int group) override;
+  Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group, int64_t from,
+                                         int64_t below, int64_t max_bytes) override;
+  Result<EpochEnd> EndOffsetFor(const std::string& module, int group, int64_t epoch) override;
+  void WhenLogPasses(const std::string& module, int group, int64_t end,
+                     std::function<void()> fn) override;
+  Status Append(const std::string& module, int group,
+                std::span<const ReplicaEntry> entries) override;
+  Status ApplyUpTo(const std::string& module, int group, int64_t high_watermark) override;
+  Result<int64_t> TruncationPoint(const std::string& module, int group,
+                                  const std::function<Result<EpochEnd>(int64_t epoch)>& ask) override;
+  Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) override;
+  Status DropReplica(const std::string& module) override;
+  Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) override;
+  void WhenDurable(std::function<void(Status)> done) override;
+  Result<std::string> ModuleFile(const std::string& module) override;
+  Status InstallModuleFile(const std::string& module, const std::string& bytes) override;
+  bool NeedsModuleFile(const std::string& module) override;
+  Result<std::string> Digest(const std::string& module, int group) override;
+  Result<std::string> ModuleName(const std::string& so_path) override;
+
+ private:
+  using GroupId = replication::GroupId;
+  struct Waiter {
+    int64_t end = 0;
+    std::function<void()> fn;
+  };
+  // What this object tracks of a group beside its GroupLog.
+  struct Tracked {
+    int64_t durable_end = 0;
+    std::vector<Waiter> waiters;  // WhenLogPasses callbacks not run yet
+  };
+
+  // The group's log: opened (and created) when `create`, else kNotFound when it has no log
+  // here. kInvalidArgument for a group out of range.
+  Result<replication::GroupLog*> Group(const std::string& module, int group, bool create);
+  // The LogWriter's notification, and a follower's Append: the log of `id` ends at `end`.
+  void OnEndMoved(const GroupId& id, int64_t end) EXCLUDES(mu_);
+  // Asks the storage for the durability of what is committed now, unless a request is out
+  // (then it asks again when that one completes).
+  void TrackDurable() EXCLUDES(mu_);
+  // Runs (with no lock held) every WhenLogPasses callback of the group.
+  void ReleaseWaiters(const GroupId& id) EXCLUDES(mu_);
+  // The module file's path from its row (checked to name a file in modules/).
+  Result<std::string> ModuleFilePath(const std::string& module, std::string* checksum);
+
+  EngineImpl& engine_;
+  const std::shared_ptr<replication::LogWriter> writer_;
+
+  Mutex leadership_mu_;  // serializes Lead, Follow, TruncateTo and DropReplica
+
+  Mutex mu_;
+  std::map<GroupId, Tracked> tracked_ GUARDED_BY(mu_);
+  bool durable_requested_ GUARDED_BY(mu_) = false;  // a WhenDurable of TrackDurable is out
+  bool durable_again_ GUARDED_BY(mu_) = false;      // ends moved since it was asked
+  bool closed_ GUARDED_BY(mu_) = false;
+  uint64_t install_counter_ GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace strata::runtime

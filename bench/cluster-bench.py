@@ -39,18 +39,10 @@ def say(*args):
 
 
 def deploy(lab, node, path, replication):
-    """Deploys the module at `path` through `node` (which then leads it); answers whether
-    the replication could be asked for (the driver's deploy(replication=))."""
+    """Deploys the module at `path` through `node`, which then leads it."""
     router = lab_mod.Router(lab, timeout=60)
     try:
-        client = router.client(node)
-        import inspect
-        kwargs = {"partitions": 8}
-        can = "replication" in inspect.signature(client._aio.deploy).parameters
-        if can:
-            kwargs["replication"] = replication
-        client.deploy(path, **kwargs)
-        return can
+        lab_mod.deploy(router.client(node), path, 8, replication)
     finally:
         router.close()
 
@@ -81,15 +73,12 @@ def body(lab, args):
     if not served:
         lab.fallback_leader = n1
     rows = []
-    can = deploy(lab, n1, lab.module_path("wordcount"), 3)
+    deploy(lab, n1, lab.module_path("wordcount"), 3)
     deploy(lab, n1, os.path.join(args.bench_modules, "wordcount_b.so"), 1)
     deploy(lab, n2, os.path.join(args.bench_modules, "wordcount_c.so"), 1)
     deploy(lab, n3, os.path.join(args.bench_modules, "wordcount_d.so"), 1)
-    if not can:
-        say("cluster-bench: the Python driver's deploy() has no replication: every module "
-            "has the cluster default (min(3, live nodes)); the RF comparison is not measured")
     rf = {3: [], 1: []}
-    if can:
+    if served:
         for i in range(args.repeat):
             for factor, module in ((3, "wordcount"), (1, "wordcount_b")):
                 r = w1(lab, args, [(module, n1)])[0]
@@ -110,7 +99,7 @@ def body(lab, args):
     say("W1 (%s acks, %d connections per strata-bench, %g s each), 3-node cluster"
         % (args.ack, args.connections, args.duration))
     say("%-34s %14s %8s" % ("run", "records/s", "ratio"))
-    if can:
+    if served:
         best = {f: max(v) for f, v in rf.items()}
         say("%-34s %14.0f %8s" % ("RF 1 (wordcount_b, led by n1)", best[1], "1.00"))
         say("%-34s %14.0f %8.2f" % ("RF 3 (wordcount, led by n1)", best[3],

@@ -166,7 +166,7 @@ def body(lab, args):
            lab.zk_ns.address, lab_mod.ZK_PORT, lab.workdir))
     served = lab_mod.serves_replicas(lab.nodes[0].http)
     if not served:
-        say("lab: stratad has no GET /rest/replicas (replication not built?): the module's "
+        say("lab: stratad has no GET /rest/<module>/replica (replication not built?): the module's "
             "leader is taken to be the node it was deployed to, and no digest is compared")
         lab.fallback_leader = lab.nodes[0]
     load = wl.Workload(lab, args.seed, partitions=args.partitions,

@@ -14,9 +14,9 @@ while the test process itself stays in its namespace, so the harness's cleanup (
 every process inside the namespaces) never kills the test.
 
 Leaders: `Router` sends a module's requests to the node that leads the module's replica
-group, found from GET /rest/replicas/<module> on every node (the replica with `leading`
-true and the highest epoch); a node whose stratad does not serve that endpoint counts as
-no answer. With a single node (no --cluster), that node.
+group, found from GET /rest/<module>/replica on every node (the replica whose role is
+"leader" at the highest epoch); a node that holds no copy answers 404 and counts as no
+answer. With a single node (no --cluster), that node.
 
 Needs root and iproute2 (tests/netns/README.md); /usr/bin/python3, standard library plus
 the Python driver (drivers/python).
@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,16 +63,54 @@ def enter_namespace(name):
         os.close(fd)
 
 
+def replica_path(module):
+    """The HTTP path of a node's copy of `module` (docs/http.md): {"module", "group",
+    "role" ("leader" or "follower"), "epoch", "log_end", "applied_end", "durable_end",
+    "high_watermark", "isr", "digest"}."""
+    return "/rest/%s/replica" % urllib.parse.quote(module, safe="")
+
+
 def serves_replicas(host_port, timeout=2.0):
-    """Whether the stratad at host_port has the endpoint GET /rest/replicas/<module>
-    (answers 404 "no endpoint ..." otherwise); None when it does not answer."""
+    """Whether the stratad at host_port has the endpoint GET /rest/<module>/replica (it
+    answers 404 "no endpoint ..." otherwise); None when it does not answer."""
     try:
-        urllib.request.urlopen("http://%s/rest/replicas/-" % host_port, timeout=timeout).read()
+        urllib.request.urlopen("http://%s%s" % (host_port, replica_path("-")),
+                               timeout=timeout).read()
         return True
     except urllib.error.HTTPError as e:
         return "no endpoint" not in e.read().decode(errors="replace")
     except (OSError, ValueError):
         return None
+
+
+def leading(replica):
+    """Whether a GET /rest/<module>/replica answer is the leader's."""
+    return replica.get("role") == "leader" or replica.get("leading") is True
+
+
+def deploy(client, path, partitions, replication=None):
+    """client.deploy(path, partitions, replication); while the Python driver's deploy()
+    has no `replication`, the DeployRequest is built here with the generated wire code
+    (DeployRequest.replication, protocol/strata.fbs). None: the server's default."""
+    import inspect
+    if replication is None:
+        return client.deploy(path, partitions=partitions)
+    if "replication" in inspect.signature(client._aio.deploy).parameters:
+        return client.deploy(path, partitions=partitions, replication=replication)
+    import flatbuffers
+    from strata import messages
+    from strata.wire import DeployRequest, RequestBody, ResponseBody
+
+    def build(request_id):
+        b = flatbuffers.Builder(256)
+        path_offset = b.CreateString(str(path))
+        DeployRequest.Start(b)
+        DeployRequest.AddPath(b, path_offset)
+        DeployRequest.AddPartitions(b, partitions)
+        DeployRequest.AddReplication(b, replication)
+        return messages._finish(b, RequestBody.DeployRequest, DeployRequest.End(b), request_id)
+    return client._run(client._aio._call(build, messages.module_info,
+                                         ResponseBody.ModuleInfo))
 
 
 def http_get(host_port, path, timeout=1.0):
@@ -181,7 +220,7 @@ class Lab:
         self.client_ns = self.zk_ns
         self.nodes = [StrataNode(self, ns, "n%d" % ns.index) for ns in self.cluster.nodes[:-1]]
         self.zk = None
-        # The leader assumed when no node serves GET /rest/replicas (a stratad without
+        # The leader assumed when no node serves GET /rest/<module>/replica (a stratad without
         # replication, where the node a module was deployed to serves it): set by the test.
         self.fallback_leader = None
 
@@ -237,14 +276,14 @@ class Lab:
     # ---- what the nodes say (call from the client namespace) ----
 
     def replicas(self, module, timeout=1.0):
-        """{node id: GET /rest/replicas/<module> of that node} for the nodes that answer it
-        (live, not paused, reachable, a replica of the module)."""
+        """{node id: GET /rest/<module>/replica of that node} for the nodes that answer it
+        (live, not paused, reachable, holding a copy of the module)."""
         live = [n for n in self.nodes if n.alive() and not n.paused]
         if not live:
             return {}
         with concurrent.futures.ThreadPoolExecutor(len(live)) as pool:
             answers = pool.map(lambda n: (n.id, _group0(http_get(
-                n.http, "/rest/replicas/" + module, timeout))), live)
+                n.http, replica_path(module), timeout))), live)
             return {node_id: a for node_id, a in answers if a is not None}
 
     def leader_of(self, module, exclude=()):
@@ -258,14 +297,14 @@ class Lab:
         if not answers and self.fallback_leader is not None:
             return self.fallback_leader if self.fallback_leader.alive() else None
         for node_id, r in answers.items():
-            if r.get("leading") and node_id not in exclude and \
+            if leading(r) and node_id not in exclude and \
                     (best is None or r.get("epoch", 0) > best[1]):
                 best = (node_id, r.get("epoch", 0))
         return self.node(best[0]) if best else None
 
 
 def _group0(answer):
-    """The replica state of group 0 in a GET /rest/replicas/<module> answer: the object
+    """The replica state of group 0 in a GET /rest/<module>/replica answer: the object
     itself, or the element of group 0 of a list (or of its "groups"), once modules have
     several groups."""
     if isinstance(answer, dict) and isinstance(answer.get("groups"), list):

@@ -80,16 +80,13 @@ class Workload:
     # ---- setup ----
 
     def deploy(self, origin):
-        """Deploys the three modules at node `origin` with the workload's replication (the
-        driver's deploy(replication=) when it has it; else the cluster default, min(3, live
-        nodes)), then deposits DEPOSIT to every account."""
+        """Deploys the three modules at node `origin` with the workload's replication (none
+        without --cluster), then deposits DEPOSIT to every account."""
         router = lab_mod.Router(self.lab, timeout=30)
         client = router.client(origin)
         for m in MODULES:
-            kwargs = {"partitions": self.partitions}
-            if self.lab.clustered and "replication" in _params(client._aio.deploy):
-                kwargs["replication"] = self.replication
-            client.deploy(self.lab.module_path(m), **kwargs)
+            lab_mod.deploy(client, self.lab.module_path(m), self.partitions,
+                           self.replication if self.lab.clustered else None)
         for a in range(ACCOUNTS):
             record = {"account": "a%d" % a, "amount": DEPOSIT}
             r = router.call("bank", lambda c: c.append("bank", "*deposits", record,
@@ -174,17 +171,12 @@ class Workload:
                               "text": "post %d of %s" % (self._next_post[author], author)}
 
 
-def _params(fn):
-    import inspect
-    return inspect.signature(fn).parameters
-
-
 # ---- the checks ----
 
 def wait_caught_up(lab, router, replicas=True, timeout=120):
     """Waits until, for every module, the leader's topologies have no lag and every replica
-    that answers GET /rest/replicas has the leader's log end applied (with `replicas`);
-    answers {module: {node id: its GET /rest/replicas/<module>}}."""
+    that answers GET /rest/<module>/replica has the leader's log end applied (with `replicas`);
+    answers {module: {node id: its GET /rest/<module>/replica}}."""
     states = {}
     for m in MODULES:
         def idle():
@@ -196,7 +188,7 @@ def wait_caught_up(lab, router, replicas=True, timeout=120):
 
         def equal():
             replicas = lab.replicas(m)
-            leading = [r for r in replicas.values() if r.get("leading")]
+            leading = [r for r in replicas.values() if lab_mod.leading(r)]
             if len(leading) != 1:
                 return None
             end = leading[0].get("log_end")
@@ -258,7 +250,7 @@ def check(lab, workload, replicas_served, say=print):
                     problems.append("%s: the replicas differ (node: (applied_end, digest)): %s"
                                     % (m, digests))
                 if len(replicas) != workload.replication:
-                    problems.append("%s: %d replicas answer /rest/replicas, not %d: %s"
+                    problems.append("%s: %d replicas answer /rest/<module>/replica, not %d: %s"
                                     % (m, len(replicas), workload.replication,
                                        sorted(replicas)))
         depots = read_depots(router, workload.partitions)

@@ -99,7 +99,9 @@ def deploy(client, path, partitions, replication=None):
         return client.deploy(path, partitions=partitions, replication=replication)
     import flatbuffers
     from strata import messages
-    from strata.wire import DeployRequest, RequestBody, ResponseBody
+    from strata.wire import DeployRequest
+    from strata.wire.RequestBody import RequestBody
+    from strata.wire.ResponseBody import ResponseBody
 
     def build(request_id):
         b = flatbuffers.Builder(256)

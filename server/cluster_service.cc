@@ -11,8 +11,7 @@ namespace proto = strata::protocol;
 
 proto::Response ClusterErrorResponse(uint64_t id, const Status& status,
                                      const std::string& leader_address) {
-  proto::Response response =
-      ErrorResponse(id, proto::ErrorCodeFor(status), status.message());
+  proto::Response response = ErrorResponse(id, proto::ErrorCodeFor(status), status.message());
   if (status.code() == StatusCode::kNotLeader) response.error->leader = leader_address;
   return response;
 }
@@ -28,7 +27,6 @@ std::optional<std::string> ClusterService::LedModuleOf(const proto::RequestBody&
                       std::is_same_v<T, proto::InvokeRequest> ||
                       std::is_same_v<T, proto::DescribeRequest> ||
                       std::is_same_v<T, proto::DestroyRequest> ||
-                      std::is_same_v<T, proto::UpdateRequest> ||
                       std::is_same_v<T, proto::RecomputeRequest> ||
                       std::is_same_v<T, proto::SubscribeRequest>) {
           return m.module;
@@ -81,13 +79,14 @@ Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partit
   }
   STRATA_RETURN_IF_ERROR(created);
   Status led = replicas_.WaitUntilLeading(name, kPlacementTimeout);
-  Result<ModuleInfo> info = led.ok() ? engine_.Deploy(so_path, DeployOptions{partitions})
-                                     : Result<ModuleInfo>(led);
+  Result<ModuleInfo> info =
+      led.ok() ? engine_.Deploy(so_path, DeployOptions{partitions}) : Result<ModuleInfo>(led);
   if (!info.ok()) {
     Status deleted = node_.DeleteModule(name);
-    return Status(info.status().code(),
-                  info.status().message() +
-                      (deleted.ok() ? "" : " (and removing its spec failed: " + deleted.message() + ")"));
+    return Status(
+        info.status().code(),
+        info.status().message() +
+            (deleted.ok() ? "" : " (and removing its spec failed: " + deleted.message() + ")"));
   }
   return info;
 }
@@ -112,17 +111,17 @@ Result<Value> ClusterService::ReplicaState(const std::string& module) {
     }
     Value::List isr;
     for (const std::string& node : r.isr) isr.emplace_back(node);
-    return Value::MapOf({{Value("module"), Value(module)},
-                         {Value("group"), Value(int64_t{r.group})},
-                         {Value("role"), Value(r.role)},
-                         {Value("epoch"), Value(r.epoch)},
-                         {Value("log_end"), Value(status.log_end)},
-                         {Value("applied_end"), *digest_end},
-                         {Value("durable_end"), Value(status.durable_end)},
-                         {Value("high_watermark"),
-                          r.high_watermark < 0 ? Value::Nil() : Value(r.high_watermark)},
-                         {Value("isr"), Value(std::move(isr))},
-                         {Value("digest"), *digest}});
+    return Value::MapOf(
+        {{Value("module"), Value(module)},
+         {Value("group"), Value(int64_t{r.group})},
+         {Value("role"), Value(r.role)},
+         {Value("epoch"), Value(r.epoch)},
+         {Value("log_end"), Value(status.log_end)},
+         {Value("applied_end"), *digest_end},
+         {Value("durable_end"), Value(status.durable_end)},
+         {Value("high_watermark"), r.high_watermark < 0 ? Value::Nil() : Value(r.high_watermark)},
+         {Value("isr"), Value(std::move(isr))},
+         {Value("digest"), *digest}});
   }
   return Status::NotFound("this node holds no copy of module " + module);
 }

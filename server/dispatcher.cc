@@ -275,14 +275,20 @@ bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
     } else if (const auto* epoch = std::get_if<proto::ReplicaEpochRequest>(&body)) {
       reply(cluster->EpochEnd(id, *epoch));
     } else {
-      Post([cluster, id, file = std::get<proto::ModuleFileRequest>(body),
-            reply = std::move(reply)] {
-        ReplyGuarded(id, reply, [&] { return cluster->ModuleFile(id, file); });
-      });
+      Post(
+          [cluster, id, file = std::get<proto::ModuleFileRequest>(body), reply = std::move(reply)] {
+            ReplyGuarded(id, reply, [&] { return cluster->ModuleFile(id, file); });
+          });
     }
     return true;
   }
   if (cluster == nullptr) return false;
+  if (std::holds_alternative<proto::UpdateRequest>(body)) {
+    // The module it updates is named by its file: the leader's engine would refuse it too.
+    reply(ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
+                        "update is not supported in cluster mode yet (docs/cluster.md)"));
+    return true;
+  }
   if (std::optional<std::string> module = ClusterService::LedModuleOf(body)) {
     const bool append = std::holds_alternative<proto::AppendRequest>(body);
     if (std::optional<proto::Response> refusal = cluster->Refusal(id, *module, append)) {
@@ -425,8 +431,8 @@ void Dispatcher::ReleaseSubscriptions(std::vector<uint64_t> ids) {
   });
 }
 
-Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partitions,
-                                          int replication, int min_isr) {
+Result<ModuleInfo> Dispatcher::DeployFile(const std::string& path, int partitions, int replication,
+                                          int min_isr) {
   if (ClusterService* cluster = cluster_.load()) {
     return cluster->Deploy(path, partitions, replication, min_isr);
   }
@@ -609,7 +615,8 @@ proto::Response Dispatcher::Destroy(uint64_t id, const proto::DestroyRequest& re
                              request.confirm + "')");
   }
   ClusterService* cluster = cluster_.load();
-  Status status = cluster != nullptr ? cluster->Destroy(request.module) : engine_.Destroy(request.module);
+  Status status =
+      cluster != nullptr ? cluster->Destroy(request.module) : engine_.Destroy(request.module);
   if (!status.ok()) return FromStatus(id, status);
   return Body(id, proto::Destroyed{request.module});
 }

@@ -19,10 +19,10 @@
 
 #include "cluster_node.h"
 #include "cluster_service.h"
-#include "replica_manager.h"
 #include "connection.h"
 #include "dispatcher.h"
 #include "http/http_service.h"
+#include "replica_manager.h"
 #include "server_options.h"
 #include "strata/engine.h"
 #include "strata/thread_annotations.h"

@@ -78,8 +78,8 @@ void EngineImpl::AppendAsync(const std::string& module, const std::string& depot
 }
 
 Engine::AppendCallback EngineImpl::GateAcks(const std::string& module, AppendCallback done) {
-  return [gate = &options_.ack_gate, module, done = std::move(done)](
-             Result<std::vector<AppendResult>> results) mutable {
+  return [gate = &options_.ack_gate, module,
+          done = std::move(done)](Result<std::vector<AppendResult>> results) mutable {
     if (!results.ok()) return done(std::move(results));
     auto shared = std::make_shared<std::pair<AppendCallback, Result<std::vector<AppendResult>>>>(
         std::move(done), std::move(results));
@@ -90,7 +90,8 @@ Engine::AppendCallback EngineImpl::GateAcks(const std::string& module, AppendCal
   };
 }
 
-Engine::AppendCallback EngineImpl::AbortWhenSteppedDown(const ModuleRuntime& m, AppendCallback done) {
+Engine::AppendCallback EngineImpl::AbortWhenSteppedDown(const ModuleRuntime& m,
+                                                        AppendCallback done) {
   return [stepped_down = m.stepped_down, module = m.name,
           done = std::move(done)](Result<std::vector<AppendResult>> results) {
     if (stepped_down->load()) {

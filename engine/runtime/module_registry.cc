@@ -466,8 +466,9 @@ Status EngineImpl::StopModule(const std::string& name) {
     WriterMutexLock lock(&modules_mu_);
     modules_.erase(name);
   }
-  subscriptions_->End(name, nullptr,
-                      Status::Aborted("module " + name + " stopped running here (leadership moved)"));
+  subscriptions_->End(
+      name, nullptr,
+      Status::Aborted("module " + name + " stopped running here (leadership moved)"));
   metrics_.Forget(name);
   SetTrackersDropped(*m, true);
   Barrier();  // the progress markers queued before `dropped` was set are written by now

@@ -107,18 +107,16 @@ Status Outbox::Adopt(Session& session, std::string_view module) {
   const std::string prefix = EncodeKey(Value(std::string(module)));
   int64_t highest = -1;
   Status error;
-  STRATA_RETURN_IF_ERROR(session.Scan(table_, prefix, PrefixEnd(prefix), false,
-                                      [&](std::string_view key, std::string_view) {
-                                        Result<std::vector<Value>> parts = DecodeKeyTuple(key);
-                                        if (!parts.ok() || parts->size() != 2 ||
-                                            !(*parts)[1].is_int()) {
-                                          error = Status::Corruption(
-                                              "a key of table meta.outbox does not decode");
-                                          return false;
-                                        }
-                                        highest = std::max(highest, (*parts)[1].as_int());
-                                        return true;
-                                      }));
+  STRATA_RETURN_IF_ERROR(session.Scan(
+      table_, prefix, PrefixEnd(prefix), false, [&](std::string_view key, std::string_view) {
+        Result<std::vector<Value>> parts = DecodeKeyTuple(key);
+        if (!parts.ok() || parts->size() != 2 || !(*parts)[1].is_int()) {
+          error = Status::Corruption("a key of table meta.outbox does not decode");
+          return false;
+        }
+        highest = std::max(highest, (*parts)[1].as_int());
+        return true;
+      }));
   STRATA_RETURN_IF_ERROR(error);
   int64_t next = next_.load();
   while (next <= highest && !next_.compare_exchange_weak(next, highest + 1)) {

@@ -377,7 +377,8 @@ Result<std::string> ReplicationImpl::ModuleName(const std::string& so_path) {
   }
   Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(so_path);
   if (!loaded.ok()) {
-    return Status(loaded.status().code(), "deploying " + so_path + ": " + loaded.status().message());
+    return Status(loaded.status().code(),
+                  "deploying " + so_path + ": " + loaded.status().message());
   }
   return (*loaded)->def().name;
 }
@@ -400,8 +401,9 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
     MutexLock lock(&mu_);
     n = install_counter_++;
   }
-  const fs::path staged = fs::path(engine_.options().data_dir) / "modules" /
-                          (".install-" + std::to_string(getpid()) + "-" + std::to_string(n) + ".so");
+  const fs::path staged =
+      fs::path(engine_.options().data_dir) / "modules" /
+      (".install-" + std::to_string(getpid()) + "-" + std::to_string(n) + ".so");
   std::error_code ec;
   {
     std::ofstream out(staged, std::ios::binary | std::ios::trunc);
@@ -445,10 +447,12 @@ Result<std::string> ReplicationImpl::Digest(const std::string& module, int group
   // Tables listed before the snapshot: one created later has no rows in it.
   std::vector<std::pair<std::string, TableKind>> tables;
   for (const std::string kind : kTableKinds) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, storage.ListTables(kind + module + "."));
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                            storage.ListTables(kind + module + "."));
     for (const std::string& name : names) {
       if (layout.GroupOf(name, "") != std::optional<GroupId>(id)) continue;
-      tables.emplace_back(name, kind == std::string("depot.") ? TableKind::kLog : TableKind::kBytes);
+      tables.emplace_back(name,
+                          kind == std::string("depot.") ? TableKind::kLog : TableKind::kBytes);
     }
   }
   for (const char* meta : kReplicatedMetaTables) tables.emplace_back(meta, TableKind::kBytes);

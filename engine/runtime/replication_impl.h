@@ -51,8 +51,9 @@ class ReplicationImpl final : public Replication {
   Status Append(const std::string& module, int group,
                 std::span<const ReplicaEntry> entries) override;
   Status ApplyUpTo(const std::string& module, int group, int64_t high_watermark) override;
-  Result<int64_t> TruncationPoint(const std::string& module, int group,
-                                  const std::function<Result<EpochEnd>(int64_t epoch)>& ask) override;
+  Result<int64_t> TruncationPoint(
+      const std::string& module, int group,
+      const std::function<Result<EpochEnd>(int64_t epoch)>& ask) override;
   Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) override;
   Status DropReplica(const std::string& module) override;
   Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) override;

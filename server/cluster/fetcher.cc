@@ -74,8 +74,7 @@ void Fetcher::Run() {
     // Log an error once per kind, not once per retry.
     if (st.message() != last_error && log_warning_) {
       log_warning_("replication: " + module_ + "/" + std::to_string(group_) + " following " +
-                   target.leader + " at " + target.address + ": " + st.ToString() +
-                   " (retrying)");
+                   target.leader + " at " + target.address + ": " + st.ToString() + " (retrying)");
     }
     last_error = st.message();
     std::unique_lock<std::mutex> lock(mu_);
@@ -137,9 +136,9 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     request.from = from;
     request.durable_end = std::min(durable_end, from);
     request.wait_ms = kFetchWaitMs;
-    STRATA_ASSIGN_OR_RETURN(proto::Response response,
-                            channel.Call(request, std::chrono::milliseconds(kFetchWaitMs) +
-                                                      kCallSlack));
+    STRATA_ASSIGN_OR_RETURN(
+        proto::Response response,
+        channel.Call(request, std::chrono::milliseconds(kFetchWaitMs) + kCallSlack));
     if (response.error) return ErrorStatus(*response.error);
     auto* answer = std::get_if<proto::ReplicaEntries>(&response.body);
     if (answer == nullptr) return Status::Corruption("the leader did not answer ReplicaEntries");

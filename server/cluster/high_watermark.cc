@@ -31,12 +31,12 @@ void HighWatermark::CollectLocked(
   const bool enough = static_cast<int>(isr_.size()) >= min_isr_;
   while (!waiters_.empty() && waiters_.begin()->first <= value) {
     auto it = waiters_.begin();
-    ready->emplace_back(std::move(it->second),
-                        enough ? Status::Ok()
-                               : Status::NotEnoughReplicas(
-                                     "the in-sync replicas (" + std::to_string(isr_.size()) +
-                                     ") fell below min_isr " + std::to_string(min_isr_) +
-                                     " while the append waited: it may or may not be kept"));
+    ready->emplace_back(
+        std::move(it->second),
+        enough ? Status::Ok()
+               : Status::NotEnoughReplicas("the in-sync replicas (" + std::to_string(isr_.size()) +
+                                           ") fell below min_isr " + std::to_string(min_isr_) +
+                                           " while the append waited: it may or may not be kept"));
     waiters_.erase(it);
   }
 }
@@ -62,8 +62,8 @@ void HighWatermark::LeaderDurable(int64_t durable_end) {
   Run(ready);
 }
 
-void HighWatermark::FollowerFetched(const std::string& node, int64_t durable_end,
-                                    bool caught_up, Clock::time_point now) {
+void HighWatermark::FollowerFetched(const std::string& node, int64_t durable_end, bool caught_up,
+                                    Clock::time_point now) {
   std::vector<std::pair<std::function<void(Status)>, Status>> ready;
   {
     MutexLock lock(&mu_);

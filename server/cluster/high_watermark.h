@@ -58,8 +58,8 @@ class HighWatermark {
  private:
   struct Follower {
     int64_t durable_end = 0;
-    bool caught_up = false;               // as of its last fetch
-    Clock::time_point last_caught_up{};   // when it last had the whole log
+    bool caught_up = false;              // as of its last fetch
+    Clock::time_point last_caught_up{};  // when it last had the whole log
     bool ever_fetched = false;
   };
   int64_t ValueLocked() const REQUIRES(mu_);

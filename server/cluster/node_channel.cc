@@ -73,8 +73,8 @@ Status NodeChannel::Connect(Clock::time_point deadline) {
   if (!welcome.ok()) return welcome.status();
   if (welcome->error) {
     socket_.reset();
-    return Status::IOError("node " + address_ + " refused the handshake: " +
-                           welcome->error->message);
+    return Status::IOError("node " + address_ +
+                           " refused the handshake: " + welcome->error->message);
   }
   return Status::Ok();
 }

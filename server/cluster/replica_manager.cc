@@ -86,16 +86,16 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
     // Groups this node holds (leads or follows) that the view no longer gives it.
     for (const auto& [key, led] : led_) {
       auto it = next.find(key);
-      const bool mine = it != next.end() &&
-                        std::count(it->second.state.replicas.begin(),
-                                   it->second.state.replicas.end(), options_.node_id) != 0;
+      const bool mine =
+          it != next.end() && std::count(it->second.state.replicas.begin(),
+                                         it->second.state.replicas.end(), options_.node_id) != 0;
       if (!mine) drop.push_back(key);
     }
     for (const auto& [key, fetcher] : fetchers_) {
       auto it = next.find(key);
-      const bool mine = it != next.end() &&
-                        std::count(it->second.state.replicas.begin(),
-                                   it->second.state.replicas.end(), options_.node_id) != 0;
+      const bool mine =
+          it != next.end() && std::count(it->second.state.replicas.begin(),
+                                         it->second.state.replicas.end(), options_.node_id) != 0;
       if (!mine) drop.push_back(key);
     }
     for (const auto& [key, a] : next) {
@@ -103,8 +103,8 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
       if (std::count(replicas.begin(), replicas.end(), options_.node_id) == 0) continue;
       // Lead only what the controller gave this very process: a node that restarted
       // waits for the controller's new epoch (its old one may have lost entries).
-      const bool leader = a.state.leader == options_.node_id &&
-                          a.state.leader_incarnation == options_.incarnation;
+      const bool leader =
+          a.state.leader == options_.node_id && a.state.leader_incarnation == options_.incarnation;
       (leader ? lead : follow).push_back(key);
     }
     assignments_ = next;
@@ -139,8 +139,7 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
                                           options_.log_warning);
     }
     // The leader is "" while the group is offline: the fetcher waits.
-    fetcher->Follow(Fetcher::Target{a.state.leader,
-                                    a.state.leader.empty() ? "" : a.leader_address,
+    fetcher->Follow(Fetcher::Target{a.state.leader, a.state.leader.empty() ? "" : a.leader_address,
                                     a.state.epoch});
   }
   for (const Key& key : lead) LeadGroup(next[key]);
@@ -174,8 +173,8 @@ void ReplicaManager::LeadGroup(const GroupAssignment& a) {
   if (!st.ok()) {
     if (options_.log_warning) {
       options_.log_warning("replication: cannot lead module " + a.module + " group " +
-                           std::to_string(a.group) + " at epoch " +
-                           std::to_string(a.state.epoch) + ": " + st.ToString());
+                           std::to_string(a.group) + " at epoch " + std::to_string(a.state.epoch) +
+                           ": " + st.ToString());
     }
     return;
   }
@@ -252,11 +251,13 @@ Status ReplicaManager::CheckLeader(const std::string& module, std::string* leade
     std::string leader;
     if (a != assignments_.end()) {
       leader = a->second.state.leader;
-      if (leader_address != nullptr) *leader_address = leader.empty() ? "" : a->second.leader_address;
+      if (leader_address != nullptr)
+        *leader_address = leader.empty() ? "" : a->second.leader_address;
     }
     if (leader.empty()) {
-      return Status::NotLeader("module " + module +
-                               " has no leader right now (no in-sync replica is live): retry later");
+      return Status::NotLeader(
+          "module " + module +
+          " has no leader right now (no in-sync replica is live): retry later");
     }
     if (leader == options_.node_id) {
       return Status::NotLeader("module " + module + " is becoming led by this node: retry");
@@ -276,8 +277,9 @@ Status ReplicaManager::CheckAppend(const std::string& module, std::string* leade
     const int min_isr = led.hw->min_isr();
     if (static_cast<int>(isr.size()) < min_isr) {
       return Status::NotEnoughReplicas("module " + module + " has " + std::to_string(isr.size()) +
-                                       " in-sync replica(s) " + Join(isr) + ", fewer than its min_isr " +
-                                       std::to_string(min_isr) + ": the append was not executed");
+                                       " in-sync replica(s) " + Join(isr) +
+                                       ", fewer than its min_isr " + std::to_string(min_isr) +
+                                       ": the append was not executed");
     }
   }
   return Status::Ok();
@@ -354,7 +356,8 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
                            (st.ok() ? "" : ": " + st.message())));
     return;
   }
-  auto answer = [this, key, hw](const FetchAsk& a, bool force) -> std::optional<Result<FetchAnswer>> {
+  auto answer = [this, key, hw](const FetchAsk& a,
+                                bool force) -> std::optional<Result<FetchAnswer>> {
     Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
     if (!st.ok()) return Result<FetchAnswer>(st.status());
     if (a.from > st->log_end) {
@@ -424,7 +427,8 @@ void ReplicaManager::Tick() {
       hws.emplace_back(key, led.hw);
       std::vector<std::string> wanted = led.hw->WantedIsr(led.replicas, options_.replica_lag, now);
       if (wanted.empty()) continue;
-      if (wanted == led.last_isr_asked && now - led.last_isr_request < kIsrRequestInterval) continue;
+      if (wanted == led.last_isr_asked && now - led.last_isr_request < kIsrRequestInterval)
+        continue;
       led.last_isr_asked = wanted;
       led.last_isr_request = now;
       requests.emplace_back(key, led.epoch, std::move(wanted));

@@ -148,10 +148,10 @@ class ReplicaManager {
 
   mutable std::mutex mu_;
   std::condition_variable changed_;
-  std::map<Key, GroupAssignment> assignments_;   // the last view's
-  std::map<Key, Led> led_;                       // groups this node leads now
+  std::map<Key, GroupAssignment> assignments_;  // the last view's
+  std::map<Key, Led> led_;                      // groups this node leads now
   std::map<Key, std::unique_ptr<Fetcher>> fetchers_;
-  std::map<std::string, int> groups_of_;         // module -> its groups in the view
+  std::map<std::string, int> groups_of_;  // module -> its groups in the view
   // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
   bool stop_ = false;

@@ -5,10 +5,10 @@
 
 #include <httplib.h>
 
+#include "../cluster_service.h"
 #include "event_streams.h"
 #include "json_body.h"
 #include "lag_history.h"
-#include "cluster_service.h"
 #include "rest_json.h"
 #include "strata/json.h"
 #include "strata/protocol/documents.h"

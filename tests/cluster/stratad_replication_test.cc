@@ -66,15 +66,19 @@ class StratadReplicationTest : public ::testing::Test {
 
   // Starts node `id` (again, on the same data directory and port when it ran before).
   bool StartNode(const std::string& id) {
-    std::vector<std::string> args = {"--http", "127.0.0.1:0", "--cluster", zk_->UrlText(kRoot),
-                                     "--node-id", id, "--cluster-session-timeout", "2s",
-                                     "--replica-lag", "3s"};
-    if (ports_.count(id) != 0) {
-      args.push_back("--listen");
-      args.push_back("127.0.0.1:" + std::to_string(ports_[id]));
-    }
+    std::vector<std::string> args = {"--http",
+                                     "127.0.0.1:0",
+                                     "--cluster",
+                                     zk_->UrlText(kRoot),
+                                     "--node-id",
+                                     id,
+                                     "--cluster-session-timeout",
+                                     "2s",
+                                     "--replica-lag",
+                                     "3s"};
+    const uint16_t port = ports_.count(id) != 0 ? ports_[id] : 0;
     auto process = std::make_unique<StratadProcess>();
-    if (!process->Start(dir_ + "/" + id, Log(id), args)) {
+    if (!process->Start(dir_ + "/" + id, Log(id), args, port)) {
       ADD_FAILURE() << "node " << id << " did not start:\n" << ReadFile(Log(id));
       return false;
     }
@@ -224,10 +228,13 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
       30s));
   const std::string leader = p->leader;
   // The new leader serves: its counts hold every acknowledged append.
-  ASSERT_TRUE(Eventually([&] {
-    Result<proto::Response> appended = Append(leader, {"alpha"});
-    return appended.ok() && !appended->error;
-  }, 30s)) << ReadFile(Log(leader));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        Result<proto::Response> appended = Append(leader, {"alpha"});
+        return appended.ok() && !appended->error;
+      },
+      30s))
+      << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "beta"), acknowledged);
   EXPECT_EQ(CountOf(leader, "alpha"), acknowledged + 1);
   // The old leader comes back as a follower and ends with the same rows.

@@ -41,10 +41,10 @@ struct EpochEnd {
 // A group's log on this node.
 struct ReplicaGroupStatus {
   bool leading = false;
-  int64_t epoch = -1;        // the epoch led (leading), else the log's latest epoch (-1: none)
-  int64_t log_end = 0;       // every offset below it holds an entry
-  int64_t applied_end = 0;   // the effects of every entry below it are in the tables
-  int64_t durable_end = 0;   // every entry below it is durable (fsync'd) on this node
+  int64_t epoch = -1;       // the epoch led (leading), else the log's latest epoch (-1: none)
+  int64_t log_end = 0;      // every offset below it holds an entry
+  int64_t applied_end = 0;  // the effects of every entry below it are in the tables
+  int64_t durable_end = 0;  // every entry below it is durable (fsync'd) on this node
 };
 
 class Replication {
@@ -75,9 +75,8 @@ class Replication {
   // Entries of the group's log from offset `from`, up to `max_bytes` of entry bytes (at least
   // one entry when there is one), and only entries below `below` (the leader passes its
   // durable end: ship only what it has made durable). Empty when from >= min(below, end).
-  virtual Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group,
-                                                 int64_t from, int64_t below,
-                                                 int64_t max_bytes) = 0;
+  virtual Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group, int64_t from,
+                                                 int64_t below, int64_t max_bytes) = 0;
 
   // The leader's EpochEnd for a follower whose latest epoch is `epoch`.
   virtual Result<EpochEnd> EndOffsetFor(const std::string& module, int group, int64_t epoch) = 0;

@@ -222,6 +222,9 @@ class Lab:
         self.client_ns = self.zk_ns
         self.nodes = [StrataNode(self, ns, "n%d" % ns.index) for ns in self.cluster.nodes[:-1]]
         self.zk = None
+        # Threads of leader_of's requests; made on first use, on a thread of the client
+        # namespace (their threads inherit it).
+        self._pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="lab-http")
         # The leader assumed when no node serves GET /rest/<module>/replica (a stratad without
         # replication, where the node a module was deployed to serves it): set by the test.
         self.fallback_leader = None
@@ -289,20 +292,35 @@ class Lab:
             return {node_id: a for node_id, a in answers if a is not None}
 
     def leader_of(self, module, exclude=()):
-        """The node that leads `module`'s group by the replicas' own word (leading, highest
-        epoch), or None. Without --cluster: the first live node."""
+        """The node that leads `module`'s group by the replicas' own word (role "leader",
+        highest epoch), or None. It answers once a majority of the nodes answered (a copy's
+        state or 404), so that a paused or cut-off node does not delay it by its timeout.
+        Without --cluster: the first live node."""
         if not self.clustered:
             live = [n for n in self.nodes if n.alive()]
             return live[0] if live else None
-        best = None
-        answers = self.replicas(module)
-        if not answers and self.fallback_leader is not None:
+        live = [n for n in self.nodes if n.alive() and not n.paused]
+        if not live:
+            return None
+        futures = {self._pool.submit(http_get, n.http, replica_path(module), 1.0): n
+                   for n in live}
+        enough = min(len(self.nodes) // 2 + 1, len(live))
+        answered, copies, best = 0, 0, None
+        try:
+            for f in concurrent.futures.as_completed(futures, timeout=1.5):
+                answered += 1
+                r, node = _group0(f.result()), futures[f]
+                copies += r is not None
+                if r is not None and leading(r) and node.id not in exclude and \
+                        (best is None or r.get("epoch", 0) > best[1]):
+                    best = (node, r.get("epoch", 0))
+                if best is not None and answered >= enough:
+                    break
+        except concurrent.futures.TimeoutError:
+            pass
+        if copies == 0 and best is None and self.fallback_leader is not None:
             return self.fallback_leader if self.fallback_leader.alive() else None
-        for node_id, r in answers.items():
-            if leading(r) and node_id not in exclude and \
-                    (best is None or r.get("epoch", 0) > best[1]):
-                best = (node_id, r.get("epoch", 0))
-        return self.node(best[0]) if best else None
+        return best[0] if best else None
 
 
 def _group0(answer):

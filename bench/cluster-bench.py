@@ -73,7 +73,6 @@ def body(lab, args):
     served = lab_mod.serves_replicas(n1.http)
     if not served:
         lab.fallback_leader = n1
-    rows = []
     deploy(lab, n1, lab.module_path("wordcount"), 3)
     deploy(lab, n1, os.path.join(args.bench_modules, "wordcount_b.so"), 1)
     deploy(lab, n2, os.path.join(args.bench_modules, "wordcount_c.so"), 1)
@@ -113,7 +112,6 @@ def body(lab, args):
     if not served:
         say("(stratad without replication: every module is served by the node it was "
             "deployed to)")
-    return rows
 
 
 def main():

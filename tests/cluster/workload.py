@@ -25,7 +25,6 @@ Checks (check()), once every replica has caught up:
 
 import random
 import threading
-import time
 
 import lab as lab_mod
 import netns

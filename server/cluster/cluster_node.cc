@@ -246,7 +246,8 @@ Status ClusterNode::Connect() {
   return Refresh();
 }
 
-Result<std::map<std::string, ModuleSpec>> ClusterNode::ReadModules() {
+Result<std::map<std::string, ModuleSpec>> ClusterNode::ReadModules(
+    std::set<std::string>* unreadable) {
   const std::string path(kModulesPath);
   STRATA_RETURN_IF_ERROR(client_->CreateAll(path));
   const std::string key = "children " + path;
@@ -263,6 +264,7 @@ Result<std::map<std::string, ModuleSpec>> ClusterNode::ReadModules() {
     Result<ModuleSpec> spec = ParseModuleSpec(name, data->data);
     if (!spec.ok()) {
       if (options_.log_warning) options_.log_warning("cluster: " + spec.status().message());
+      unreadable->insert(name);
       continue;
     }
     modules[name] = std::move(spec).value();
@@ -270,7 +272,8 @@ Result<std::map<std::string, ModuleSpec>> ClusterNode::ReadModules() {
   return modules;
 }
 
-Result<std::vector<GroupView>> ClusterNode::ReadGroups() {
+Result<std::vector<GroupView>> ClusterNode::ReadGroups(
+    std::set<std::pair<std::string, int>>* unreadable) {
   const std::string root(kGroupsPath);
   STRATA_RETURN_IF_ERROR(client_->CreateAll(root));
   const std::string root_key = "children " + root;
@@ -302,6 +305,7 @@ Result<std::vector<GroupView>> ClusterNode::ReadGroups() {
       Result<GroupState> state = ParseGroupState(path, data->data);
       if (!state.ok()) {
         if (options_.log_warning) options_.log_warning("cluster: " + state.status().message());
+        unreadable->insert({module, group.group});
         continue;
       }
       group.state = std::move(state).value();
@@ -329,8 +333,10 @@ Status ClusterNode::Refresh() {
   }
   std::vector<NodeInfo> nodes = std::move(listed).value();
   STRATA_ASSIGN_OR_RETURN(std::string controller, ControllerElection::CurrentController(*client_));
-  STRATA_ASSIGN_OR_RETURN(auto modules, ReadModules());
-  STRATA_ASSIGN_OR_RETURN(std::vector<GroupView> groups, ReadGroups());
+  std::set<std::string> unreadable_modules;
+  STRATA_ASSIGN_OR_RETURN(auto modules, ReadModules(&unreadable_modules));
+  std::set<std::pair<std::string, int>> unreadable;
+  STRATA_ASSIGN_OR_RETURN(std::vector<GroupView> groups, ReadGroups(&unreadable));
   const bool is_controller = election_->IsController();
   {
     MutexLock lock(&mu_);
@@ -364,6 +370,8 @@ Status ClusterNode::Refresh() {
   for (const NodeInfo& node : read.nodes) input.live[node.id] = Incarnation(node);
   input.modules = read.modules;
   input.groups = read.groups;
+  input.unreadable = std::move(unreadable);
+  input.unreadable_modules = std::move(unreadable_modules);
   const std::string isr_key = "children " + std::string(kIsrChangePath);
   Status reconciled = controller_->Reconcile(std::move(input), Arm(isr_key));
   if (!reconciled.ok()) Disarm(isr_key);

@@ -117,8 +117,10 @@ class ClusterNode {
   // are not set), logs the changes, tells on_view_change, and reconciles when this node is
   // the controller.
   Status Refresh();
-  Result<std::map<std::string, ModuleSpec>> ReadModules();
-  Result<std::vector<GroupView>> ReadGroups();
+  // The module specs; `unreadable` gets the modules whose znode holds no spec.
+  Result<std::map<std::string, ModuleSpec>> ReadModules(std::set<std::string>* unreadable);
+  // The group states; `unreadable` gets the groups whose znode holds no group state.
+  Result<std::vector<GroupView>> ReadGroups(std::set<std::pair<std::string, int>>* unreadable);
   // A watch for `key` (e.g. "children /groups") that wakes the node's thread; null when one
   // is set already and has not fired (watches are one-shot: this keeps one per znode
   // rather than one per refresh). Disarm(key) when the operation that was to set it failed.

@@ -53,7 +53,8 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
     options.log_warning = [this](const std::string& line) { logs_.Add(line); };
     options.on_view_change = [this, id](const ClusterView& view) {
       ++view_changes_[id.back() - '0'];
-      (void)view;
+      MutexLock lock(&views_mu_);
+      last_views_[id] = view;
     };
     Result<std::unique_ptr<ClusterNode>> node = ClusterNode::Join(options);
     EXPECT_TRUE(node.ok()) << node.status().ToString();
@@ -89,10 +90,19 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
   }
 
   Logs logs_;
-  std::map<std::string, std::unique_ptr<ClusterNode>> nodes_;
+  // The view each node last passed to on_view_change.
+  ClusterView LastView(const std::string& id) {
+    MutexLock lock(&views_mu_);
+    return last_views_[id];
+  }
+
+  Mutex views_mu_;
+  std::map<std::string, ClusterView> last_views_ GUARDED_BY(views_mu_);
   // Calls of on_view_change, by node: n0 to n3.
   std::atomic<int> view_changes_[4] = {0, 0, 0, 0};
   int next_port_ = 0;
+  // Last: the nodes' threads call back into the members above until the nodes are gone.
+  std::map<std::string, std::unique_ptr<ClusterNode>> nodes_;
 };
 
 auto AtEpoch(int64_t epoch) {
@@ -148,6 +158,50 @@ TEST_F(ClusterNodeTest, ControllersOwnNodeLeavingIsHandledByTheNextController) {
   EXPECT_EQ(nodes_["n3"]->View().controller, "n2");
 }
 
+TEST_F(ClusterNodeTest, ControllerAndLeaderLeavingTogetherTheLastNodeTakesOverAndLeads) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
+  AllSee("bank", AtEpoch(1));
+  nodes_["n1"]->Leave();
+  nodes_["n2"]->Leave();
+  nodes_["n1"].reset();
+  nodes_["n2"].reset();
+  const GroupView group = AllSee("bank", AtEpoch(2));
+  EXPECT_EQ(group.state.leader, "n3");
+  EXPECT_EQ(group.state.isr, (Nodes{"n3"}));
+  EXPECT_EQ(nodes_["n3"]->View().controller, "n3");
+}
+
+TEST_F(ClusterNodeTest, DisconnectedNodesReportNoControllerAndKeepTheGroupsTheyKnew) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
+  AllSee("bank", AtEpoch(1));
+  ASSERT_TRUE(server_->Pause());
+  const bool cut_off = Eventually(
+      [&] {
+        for (const char* id : {"n1", "n2", "n3"}) {
+          const ClusterView view = LastView(id);
+          if (!view.controller.empty() || view.FindGroup("bank", 0) == nullptr) return false;
+        }
+        return true;
+      },
+      30s);
+  ASSERT_TRUE(server_->Resume());
+  ASSERT_TRUE(cut_off) << "a node's on_view_change did not report the lost connection";
+  // Back (with their sessions, or rejoined in new ones if the pause outlasted them): one
+  // controller again, and the group led.
+  for (auto& [id, node] : nodes_) {
+    EXPECT_TRUE(Eventually(
+        [&] {
+          const ClusterView view = node->View();
+          const GroupView* group = view.FindGroup("bank", 0);
+          return !view.controller.empty() && group && !group->state.leader.empty();
+        },
+        30s))
+        << id;
+  }
+}
+
 TEST_F(ClusterNodeTest, IsrChangeRequestsAreAppliedAtTheirEpochAndStaleOnesIgnored) {
   JoinThree();
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n1"}).ok());
@@ -195,6 +249,30 @@ TEST_F(ClusterNodeTest, DeletedModuleHasItsGroupsDeletedInEveryView) {
   // The name can be deployed again, and is placed anew.
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n1"}).ok());
   EXPECT_EQ(AllSee("bank", AtEpoch(1)).state.leader, "n1");
+}
+
+TEST_F(ClusterNodeTest, UnreadableModuleSpecKeepsItsGroups) {
+  JoinThree();
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n1"}).ok());
+  AllSee("bank", AtEpoch(1));
+  std::unique_ptr<ZkClient> client = Connect("/strata");
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->Set(ModulePath("bank"), "not json", -1).ok());
+  // Specs are not watched (a deploy creates one, a destroy deletes it): another module's
+  // creation makes every node read them again.
+  ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"other", 1, 1, 1, "n2"}).ok());
+  AllSee("other", AtEpoch(1));
+  EXPECT_TRUE(logs_.Has("znode /modules/bank does not hold a module spec"));
+  // A request read by a later reconciliation: once it is gone, the one that placed
+  // "other" (and would have deleted bank's groups after) has finished.
+  ASSERT_TRUE(nodes_["n2"]->RequestIsrChange("other", 0, 0, {"n2"}).ok());
+  ASSERT_TRUE(Eventually([&] {
+    Result<std::vector<std::string>> pending = client->Children(std::string(kIsrChangePath));
+    return pending.ok() && pending->empty();
+  }));
+  EXPECT_EQ(*client->Exists(std::string(kGroupsPath) + "/bank/0"), true);
+  ASSERT_NE(nodes_["n3"]->View().FindGroup("bank", 0), nullptr);
+  EXPECT_FALSE(logs_.Has("cluster: module bank was deleted"));
 }
 
 TEST_F(ClusterNodeTest, OnlyReplicaReturningWithANewIncarnationLeadsAtTheNextEpoch) {

@@ -180,6 +180,10 @@ Reconciliation Reconcile(const PlacementInput& input) {
   std::map<std::pair<std::string, int>, const GroupView*> groups;
   std::set<std::string> orphans;
   for (const GroupView& group : input.groups) {
+    if (input.unreadable_modules.count(group.module)) {
+      for (const std::string& replica : group.state.replicas) ++load[replica];
+      continue;
+    }
     if (!input.modules.count(group.module)) {
       orphans.insert(group.module);
       continue;
@@ -204,6 +208,11 @@ Reconciliation Reconcile(const PlacementInput& input) {
         std::optional<GroupWrite> write =
             ReconcileGroup(*existing->second, input.live, requests[{module, g}], &out.warnings);
         if (write) out.writes.push_back(std::move(*write));
+        continue;
+      }
+      if (input.unreadable.count({module, g})) {
+        out.warnings.push_back("cluster: " + GroupName(module, g) +
+                               ": its znode does not hold a group state; left alone");
         continue;
       }
       const std::vector<std::string> replicas = Place(spec, input.live, load);

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "group_state.h"
@@ -33,6 +35,12 @@ struct PlacementInput {
   std::map<std::string, ModuleSpec> modules;  // /modules, by name
   std::vector<GroupView> groups;              // every /groups/<module>/<group>
   std::vector<IsrChangeRequest> isr_changes;  // pending, in the order they were made
+  // Groups whose znode exists but does not hold a group state (module, group): left
+  // alone, neither created nor written, until an operator repairs or deletes the znode.
+  std::set<std::pair<std::string, int>> unreadable;
+  // Modules whose /modules znode does not hold a spec: their groups are left alone (not
+  // deleted as a destroyed module's would be).
+  std::set<std::string> unreadable_modules;
 };
 
 struct GroupWrite {
@@ -73,7 +81,7 @@ struct Reconciliation {
 //   minus the members not live. None: leader "" with the epoch and ISR unchanged.
 // - A module with states but no spec: its /groups/<module> is deleted.
 // Requests for another epoch, or a group not read, are ignored (with a warning). An
-// ISR is kept in the order of `replicas`.
+// ISR is kept in the order of `replicas`. An unreadable group gets a warning, no write.
 Reconciliation Reconcile(const PlacementInput& input);
 
 // "[n1,n2]".

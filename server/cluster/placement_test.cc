@@ -332,6 +332,27 @@ TEST(PlacementTest, DeletedModuleHasItsGroupsDeleted) {
   EXPECT_EQ(result.writes[2].module, "gone2");
 }
 
+TEST(PlacementTest, UnreadableGroupIsLeftAlone) {
+  PlacementInput input;
+  input.live = Live({"n1"});
+  input.modules["m"] = Spec("m", 1, "n1");
+  input.unreadable.insert({"m", 0});
+  const Reconciliation result = Reconcile(input);
+  EXPECT_TRUE(result.writes.empty());
+  EXPECT_EQ(result.warnings,
+            (Nodes{"cluster: module m group 0: its znode does not hold a group state; left "
+                   "alone"}));
+
+  // A module whose spec is unreadable keeps its groups (they are not a destroyed
+  // module's), and they count in the load.
+  PlacementInput spec_unreadable;
+  spec_unreadable.live = Live({"n1", "n2"});
+  spec_unreadable.unreadable_modules.insert("m");
+  spec_unreadable.groups.push_back(Group("m", "n9", 1, {"n9", "n1"}, {"n9", "n1"}));
+  spec_unreadable.modules["x"] = Spec("x", 1, "n0");
+  EXPECT_EQ(Only(Reconcile(spec_unreadable)).state.replicas, (Nodes{"n2"}));
+}
+
 TEST(PlacementTest, OlderStateWithoutIncarnationGetsANewEpoch) {
   PlacementInput input;
   input.live = Live({"n1", "n2"});

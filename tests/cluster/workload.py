@@ -23,6 +23,7 @@ Checks (check()), once every replica has caught up:
   - social: $$followers equals its recomputation from *follows, $$posts from *posts.
 """
 
+import json
 import random
 import threading
 
@@ -172,10 +173,12 @@ class Workload:
 
 # ---- the checks ----
 
-def wait_caught_up(lab, router, replicas=True, timeout=120):
-    """Waits until, for every module, the leader's topologies have no lag and every replica
-    that answers GET /rest/<module>/replica has the leader's log end applied (with `replicas`);
-    answers {module: {node id: its GET /rest/<module>/replica}}."""
+def wait_caught_up(lab, router, replicas=True, expected=3, timeout=120):
+    """Waits until, for every module, the leader's topologies have no lag and (with
+    `replicas`, in a cluster) `expected` nodes answer GET /rest/<module>/replica, one of them
+    the leader, each with the leader's log end applied; answers {module: {node id: its
+    answer}}. Raises AssertionError with the replicas' last answers when they do not
+    converge within `timeout` seconds."""
     states = {}
     for m in MODULES:
         def idle():
@@ -184,19 +187,26 @@ def wait_caught_up(lab, router, replicas=True, timeout=120):
         netns.wait_for(idle, timeout, "the topologies of %s to catch up" % m)
         if not lab.clustered or not replicas:
             continue
+        last = {}
 
         def equal():
-            replicas = lab.replicas(m)
-            leading = [r for r in replicas.values() if lab_mod.leading(r)]
-            if len(leading) != 1:
+            last.clear()
+            last.update(lab.replicas(m))
+            leading = [r for r in last.values() if lab_mod.leading(r)]
+            if len(leading) != 1 or len(last) < expected:
                 return None
             end = leading[0].get("log_end")
             if all(r.get("applied_end") == end and r.get("log_end") == end
-                   for r in replicas.values()):
-                return replicas
+                   for r in last.values()):
+                return dict(last)
             return None
-        states[m] = netns.wait_for(equal, timeout,
-                                   "every replica of %s to apply the leader's log" % m)
+        try:
+            states[m] = netns.wait_for(equal, timeout, "replicas of %s" % m)
+        except TimeoutError:
+            raise AssertionError(
+                "%s: the replicas did not converge within %g s (%d expected, one leading, "
+                "each with applied_end = log_end = the leader's log_end); they answered: %s"
+                % (m, timeout, expected, json.dumps(last, sort_keys=True))) from None
     return states
 
 
@@ -240,7 +250,8 @@ def check(lab, workload, replicas_served, say=print):
     problems = []
     router = lab_mod.Router(lab, timeout=10)
     try:
-        states = wait_caught_up(lab, router, replicas=replicas_served)
+        states = wait_caught_up(lab, router, replicas=replicas_served,
+                                expected=workload.replication)
         if lab.clustered and replicas_served:
             for m, replicas in states.items():
                 digests = {node_id: (r.get("applied_end"), r.get("digest"))

@@ -23,9 +23,11 @@ constexpr CommandSpec kCommands[] = {
      "Shows a module's depots (with their partitioning), PStates (with their schemas), "
      "topologies (with the depots they consume), queries (with their parameters) and the "
      "modules it depends on and that depend on it."},
-    {"deploy", Command::Kind::kDeploy, "deploy FILE [partitions=N]",
+    {"deploy", Command::Kind::kDeploy, "deploy FILE [partitions=N] [replication=R] [min_isr=M]",
      "Reads the module plugin FILE (a .so) on this machine and deploys it to the server with N "
-     "partitions (default 8). FILE is one word (no spaces)."},
+     "partitions (default 8). FILE is one word (no spaces). In a cluster (docs/cluster.md), R "
+     "nodes keep a replica (default: min(3, live nodes)) and an append needs M in-sync replicas "
+     "(default: 1 when R <= 2, else 2)."},
     {"update", Command::Kind::kUpdate, "update FILE [drop=NAME,NAME…] [partitions=N] [from=end]",
      "Reads the module plugin FILE (a .so) on this machine and replaces the running code of the "
      "deployed module of the same name with it, keeping its data: same-named depots keep their "
@@ -93,6 +95,10 @@ constexpr CommandSpec kCommands[] = {
      "topology, how many records its topologies gave up on, and those failures from position N "
      "(default 0), at most N of them (default 100, at most 1000, 0 for the count alone), in "
      "topology, depot, partition, offset order."},
+    {"placement", Command::Kind::kPlacement, "placement",
+     "In a cluster (docs/cluster.md): the nodes, the controller, and for each module the node "
+     "that leads it, its leader epoch, its replicas and which of them are in sync, as the node "
+     "the shell is connected to sees it."},
     {"timing", Command::Kind::kTiming, "timing on|off",
      "Shows (or stops showing) how long each command took, measured in the shell."},
     {"quit", Command::Kind::kQuit, "quit", "Leaves the shell (so do exit and Ctrl-D)."},
@@ -144,6 +150,7 @@ class CommandParser {
         }
         break;
       case Command::Kind::kModules:
+      case Command::Kind::kPlacement:
       case Command::Kind::kQuit:
       case Command::Kind::kNext:
         break;
@@ -171,8 +178,15 @@ class CommandParser {
         if (!Required("FILE", &c.word)) return *error_;
         while (std::optional<Word> w = NextWord()) {
           const auto [name, value, at] = SplitOption(*w);
-          if (name != "partitions" || !Int(value, at, 1, 1 << 16, &c.partitions))
-            return Unexpected(*w);
+          bool ok = false;
+          if (name == "partitions") {
+            ok = Int(value, at, 1, 1 << 16, &c.partitions);
+          } else if (name == "replication") {
+            ok = Int(value, at, 1, protocol::kMaxReplication, &c.replication);
+          } else if (name == "min_isr") {
+            ok = Int(value, at, 1, protocol::kMaxReplication, &c.min_isr);
+          }
+          if (!ok) return Unexpected(*w);
         }
         break;
       case Command::Kind::kUpdate:

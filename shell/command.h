@@ -33,6 +33,7 @@ struct Command {
     kInvoke,
     kScan,
     kStats,
+    kPlacement,
     kTiming,
     kQuit,
   };
@@ -54,11 +55,13 @@ struct Command {
   bool all_partitions = false;                              // select … all-partitions
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;  // append
   int partitions = 8;                                       // deploy; update: 0 = keep
-  bool from_end = false;                                    // update from=end
-  bool yes = false;                                         // destroy --yes
-  bool on = false;                                          // timing on|off
-  int partition = -1;                                       // scan: -1 = every partition
-  int64_t from = 0;                                         // scan; stats: first failure
+  int replication = 0;    // deploy in a cluster: 0 = the cluster's default
+  int min_isr = 0;        // deploy in a cluster: 0 = the default
+  bool from_end = false;  // update from=end
+  bool yes = false;       // destroy --yes
+  bool on = false;        // timing on|off
+  int partition = -1;     // scan: -1 = every partition
+  int64_t from = 0;       // scan; stats: first failure
   // scan; select all-partitions: entries per page; stats: failures listed
   int64_t limit = 100;
   int64_t count = 0;  // watch: the changes to show before it stops (0: until Ctrl-C)

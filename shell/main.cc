@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   int port = options.client.port;
   app.add_option("--host", options.client.host, "Server host")->capture_default_str();
   app.add_option("--port", port, "Server port")->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--seed", options.client.seeds,
+                 "Another node of the same cluster, HOST:PORT (repeatable): tried after "
+                 "--host:--port, and requests about a module go to the node that leads it");
   app.add_option("-c,--command", command, "Run COMMAND (or several, one per line) and exit");
   app.add_option("-f,--file", file, "Run the script FILE and exit");
   app.add_flag("--json", options.json, "Print one JSON document per command result, errors too");

@@ -274,6 +274,8 @@ Outcome Session::Execute(const Command& c, std::string_view text) {
       return Scan(c);
     case Command::Kind::kStats:
       return Stats(c);
+    case Command::Kind::kPlacement:
+      return Placement();
     case Command::Kind::kTiming:
       timing_ = c.on;
       Emit(Value::MapOf({{"timing", c.on}}), std::string("timing ") + (c.on ? "on" : "off") + "\n");
@@ -389,6 +391,49 @@ Outcome Session::Help(const Command& c) {
   return Outcome::kOk;
 }
 
+Outcome Session::Placement() {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto placement = client->Placement();
+  if (!placement.ok()) return ReportClientError(placement.error());
+  auto strings = [](const std::vector<std::string>& list) {
+    Value::List out(list.begin(), list.end());
+    return Value(std::move(out));
+  };
+  Value::List nodes, groups;
+  Table node_table{{"node", "address"}, {}};
+  for (const auto& n : placement->nodes) {
+    nodes.push_back(Value::MapOf({{"id", n.id}, {"advertise", n.advertise}}));
+    node_table.rows.push_back(
+        {n.id + (n.id == placement->controller ? " (controller)" : ""), n.advertise});
+  }
+  Table group_table{{"module", "group", "leader", "epoch", "replicas", "in sync", "min_isr"}, {}};
+  for (const auto& g : placement->groups) {
+    groups.push_back(Value::MapOf({{"module", g.module},
+                                   {"group", g.group},
+                                   {"leader", g.leader},
+                                   {"leader_address", g.leader_address},
+                                   {"epoch", g.epoch},
+                                   {"replicas", strings(g.replicas)},
+                                   {"isr", strings(g.isr)},
+                                   {"min_isr", g.min_isr}}));
+    group_table.rows.push_back(
+        {g.module, std::to_string(g.group), g.leader.empty() ? "(none: offline)" : g.leader,
+         std::to_string(g.epoch), Join(g.replicas), Join(g.isr), std::to_string(g.min_isr)});
+  }
+  std::string text = "node " + placement->node + ", controller " +
+                     (placement->controller.empty() ? "(none)" : placement->controller) + "\n\n" +
+                     RenderTable(node_table, 60);
+  text +=
+      placement->groups.empty() ? "no replicated modules\n" : "\n" + RenderTable(group_table, 60);
+  Emit(Value::MapOf({{"node", placement->node},
+                     {"controller", placement->controller},
+                     {"nodes", Value(std::move(nodes))},
+                     {"groups", Value(std::move(groups))}}),
+       text);
+  return Outcome::kOk;
+}
+
 Outcome Session::Modules() {
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
@@ -460,7 +505,7 @@ Outcome Session::Deploy(const Command& c) {
   if (!bytes) return ReportError(error);
   Client* client = EnsureClient();
   if (!client) return Outcome::kUnreachable;
-  auto info = client->DeployBytes(std::move(*bytes), c.partitions);
+  auto info = client->DeployBytes(std::move(*bytes), c.partitions, c.replication, c.min_isr);
   modules_cache_.reset();
   if (!info.ok()) return ReportClientError(info.error());
   Emit(proto::ModuleDocument(*info), "deployed " + Summary(*info) + "\n");

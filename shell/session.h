@@ -71,6 +71,7 @@ class Session {
   Outcome Execute(const Command& c, std::string_view text);
   Outcome Help(const Command& c);
   Outcome Modules();
+  Outcome Placement();
   Outcome Describe(const Command& c);
   Outcome Deploy(const Command& c);
   Outcome Update(const Command& c);

@@ -71,8 +71,11 @@ bool SplitAddress(const std::string& address, std::string* host, uint16_t* port)
     *host = address.substr(1, close - 1);
     colon = close + 1;
   } else {
-    colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0) return false;
+    colon = address.find(':');
+    // An IPv6 literal must be bracketed: "::1:7450" has no one meaning.
+    if (colon == std::string::npos || colon == 0 || address.find(':', colon + 1) != address.npos) {
+      return false;
+    }
     *host = address.substr(0, colon);
   }
   const char* begin = address.data() + colon + 1;

@@ -291,7 +291,7 @@ template <typename T, typename F>
 RestApi::Answer RestApi::Reply(const proto::Response& response, F&& to_json, int status) {
   if (response.error) {
     return {HttpStatusFor(response.error->code),
-            ErrorJson(response.error->code, response.error->message)};
+            ErrorJson(response.error->code, response.error->message, response.error->leader)};
   }
   const T* body = std::get_if<T>(&response.body);
   if (body == nullptr) {

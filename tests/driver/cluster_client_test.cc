@@ -21,6 +21,7 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
+#include "client_router.h"  // SplitAddress
 #include "strata/client.h"
 #include "strata/protocol/frame.h"
 #include "strata/protocol/messages.h"
@@ -253,6 +254,31 @@ TEST(ClusterClientTest, AnAppendWhoseConnectionBrokeIsNotSentAgainButAReadIs) {
   EXPECT_EQ(leader.Count<proto::SelectRequest>(), 2);
 }
 
+TEST(ClusterClientTest, WhenTheLeaderDiesTheNextRequestFindsTheNewOne) {
+  auto first = std::make_unique<FakeNode>(Lead);
+  FakeNode second(Lead);
+  std::mutex mu;
+  std::string leader = first->address();  // guarded by mu
+  FakeNode follower([&](const proto::Request&) {
+    std::lock_guard lock(mu);
+    return NotLeader(leader);
+  });
+  std::unique_ptr<Client> client = ConnectTo(follower);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->SelectOne("bank", "$$balances", Path().Key("a")).ok());
+  EXPECT_EQ(first->Count<proto::SelectRequest>(), 1);
+
+  // The leader dies; the controller promotes `second`.
+  first.reset();
+  {
+    std::lock_guard lock(mu);
+    leader = second.address();
+  }
+  ClientResult<Value> n = client->SelectOne("bank", "$$balances", Path().Key("a"));
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  EXPECT_EQ(second.Count<proto::SelectRequest>(), 1);
+}
+
 TEST(ClusterClientTest, ASeedThatIsDownIsSkipped) {
   FakeNode leader(Lead);
   uint16_t dead_port = 0;
@@ -295,6 +321,23 @@ TEST(ClusterClientTest, PlacementAndDeployOptionsTravel) {
   EXPECT_EQ(deployed.replication, 3);
   EXPECT_EQ(deployed.min_isr, 2);
   EXPECT_FALSE(client->Deploy("/m/bank.so", 4, 3, 4).ok());  // min_isr above replication
+}
+
+TEST(ClusterClientTest, LeaderAddressesAreHostPortOrBracketedV6) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(SplitAddress("10.0.0.1:7450", &host, &port));
+  EXPECT_EQ(host, "10.0.0.1");
+  EXPECT_EQ(port, 7450);
+  ASSERT_TRUE(SplitAddress("node-2.example:1", &host, &port));
+  EXPECT_EQ(host, "node-2.example");
+  ASSERT_TRUE(SplitAddress("[::1]:65535", &host, &port));
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 65535);
+  for (const char* bad :
+       {"", "10.0.0.1", ":7450", "h:", "h:0", "h:65536", "h:12x", "[::1]", "[::1]7450", "::1"}) {
+    EXPECT_FALSE(SplitAddress(bad, &host, &port)) << bad;
+  }
 }
 
 }  // namespace

@@ -534,6 +534,9 @@ TEST_F(ShellTest, UpdateAndRecomputeArgumentsAreChecked) {
       // A directory used to abort the shell (an exception from the stream buffer).
       {"update /tmp", "error: cannot read module file /tmp: it is a directory"},
       {"deploy /tmp", "error: cannot read module file /tmp: it is a directory"},
+      {"deploy m.so replication=0", "error: expected an integer >= 1, found '0'"},
+      {"deploy m.so replication=17", "error: expected an integer <= 16"},
+      {"deploy m.so min_isr=x", "error: expected an integer"},
   };
   for (const auto& [command, message] : refused) {
     run = Run({"-c", command});

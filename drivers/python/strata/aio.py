@@ -11,6 +11,16 @@ same error; the next call connects again.
 
 Live subscriptions (``await client.subscribe(...)``, strata.subscription) share the
 connection: their updates are pushed by the server between the answers.
+
+Clusters (docs/drivers/python.md, "Clusters"): ``seeds`` lists more nodes ("HOST:PORT").
+The client keeps one connection per node it talks to and sends a request about a module to
+the node that leads it: a NotLeader answer naming the leader is followed (at most 3 times
+per request) and remembered for the module; a NotLeader without a leader, or — once the
+client knows more than one node — a connection that fails, forgets it and retries through
+the seeds after 0.1 s, doubling to 1 s, until the request's timeout. A request written on a
+connection that then broke is retried only when running it twice changes nothing (reads,
+queries, describe, stats, placement, subscribe); an append (deploy, destroy, update,
+recompute) fails with ConnectionLost, as on a single server.
 """
 
 import asyncio
@@ -18,8 +28,8 @@ import os
 import struct
 
 from . import messages
-from .errors import (ConnectionLost, FrameTooLarge, InvalidArgument, NotFound, ProtocolError,
-                     RequestTimeout)
+from .errors import (ConnectionLost, FrameTooLarge, InvalidArgument, NotFound, NotLeader,
+                     ProtocolError, RequestTimeout)
 from .path import path_value
 from .subscription import AsyncSubscription as Subscription
 from .subscription import Feed
@@ -34,14 +44,36 @@ DEFAULT_PORT = 7450
 _CLIENT_NAME = "strata-python/0.1"
 _INT64_MAX = (1 << 63) - 1
 _unpack_u32_from = struct.Struct("<I").unpack_from
+_MAX_REDIRECTS = 3
+_FIRST_BACKOFF = 0.1  # seconds
+_MAX_BACKOFF = 1.0
+_RETRY_BUDGET_WITHOUT_TIMEOUT = 30.0  # seconds a request retries when timeout is None
 
 
-async def connect(host=DEFAULT_HOST, port=DEFAULT_PORT, timeout=30.0, client_name=_CLIENT_NAME):
+async def connect(host=DEFAULT_HOST, port=DEFAULT_PORT, timeout=30.0, client_name=_CLIENT_NAME,
+                  seeds=()):
     """A connected :class:`Client`. ``timeout`` (seconds, None: none) bounds connecting and
-    each request. Raises ConnectionLost when the server cannot be reached."""
-    client = Client(host, port, timeout, client_name)
+    each request. ``seeds``: more nodes of the same cluster, "HOST:PORT" each, tried in turn
+    after host:port. Raises ConnectionLost when no node can be reached."""
+    client = Client(host, port, timeout, client_name, seeds)
     await client._connection()
     return client
+
+
+def _address(host, port):
+    return "[%s]:%s" % (host, port) if ":" in host else "%s:%s" % (host, port)
+
+
+def _split_address(address):
+    """(host, port) of "HOST:PORT" or "[v6]:PORT"; InvalidArgument otherwise."""
+    host, sep, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 literal must be bracketed: "::1:7450" has no one meaning
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument("%r is not a HOST:PORT address" % (address,))
+    return host, int(port)
 
 
 def _encoded(what, value):
@@ -67,6 +99,7 @@ class _Connection(asyncio.Protocol):
         self.subscriptions = {}  # subscription id -> Feed, open on this connection
         self.releasing = set()  # subscription ids being unsubscribed: their pushes are ignored
         self.next_id = None  # the client's request id allocator
+        self.address = None  # "HOST:PORT" of the node
         self.closed = False
         self.welcome = None
         self._in = bytearray()
@@ -205,36 +238,138 @@ class Client:
     """A client of one stratad; see the module docstring. Use :func:`connect`."""
 
     def __init__(self, host=DEFAULT_HOST, port=DEFAULT_PORT, timeout=30.0,
-                 client_name=_CLIENT_NAME):
+                 client_name=_CLIENT_NAME, seeds=()):
         self.host, self.port, self.timeout = host, port, timeout
         self._client_name = client_name
-        self._conn = None
-        self._connecting = None
+        self._seeds = [_address(host, port)]
+        for seed in seeds:
+            _split_address(seed)
+            if seed not in self._seeds:
+                self._seeds.append(seed)
+        self._home = None  # the node for requests about no module: the first that answered
+        self._conns = {}  # address -> _Connection
+        self._connecting = {}  # address -> the future of the connection being opened
+        self._leaders = {}  # module -> address of its leader, as last learned
+        self._redirected = False  # a NotLeader named a leader once: the client knows a cluster
+        self._next_seed = 0
         self._next_id = 1
         self._closed = False
 
     # ---- connection ----
 
-    async def _connection(self):
+    @property
+    def _conn(self):
+        """The connection to the home node (None before the first)."""
+        return self._conns.get(self._home)
+
+    async def _connection(self, address=None):
+        """The open connection to ``address`` (None: the home node; the first seed that
+        answers becomes it), connecting once if needed."""
         if self._closed:
             raise ConnectionLost("the client is closed")
-        conn = self._conn
+        if address is None:
+            if self._home is None:
+                return await self._connect_first()
+            address = self._home
+        conn = self._conns.get(address)
         if conn is not None and not conn.closed:
             return conn
-        if self._connecting is None:  # one attempt at a time; the others wait for it
-            self._connecting = asyncio.ensure_future(self._open())
+        if address not in self._connecting:  # one attempt at a time; the others wait for it
+            self._connecting[address] = asyncio.ensure_future(self._open(address))
+        attempt = self._connecting[address]
         try:
-            return await asyncio.shield(self._connecting)
+            return await asyncio.shield(attempt)
         finally:
-            if self._connecting is not None and self._connecting.done():
-                self._connecting = None
+            if attempt.done() and self._connecting.get(address) is attempt:
+                del self._connecting[address]
 
-    async def _open(self):
+    async def _connect_first(self):
+        errors = []
+        for seed in self._seeds:
+            try:
+                conn = await self._connection(seed)
+            except ConnectionLost as e:
+                errors.append(e.message)
+                continue
+            if self._home is None:
+                self._home = seed
+            return conn
+        if len(errors) == 1:
+            raise ConnectionLost(errors[0])
+        raise ConnectionLost("no seed answered: " + "; ".join(errors))
+
+    def _knows_several_nodes(self):
+        return len(self._seeds) > 1 or self._redirected
+
+    def _address_for(self, module, attempt):
+        if module and module in self._leaders:
+            return self._leaders[module]
+        if attempt == 0 and self._home is not None:
+            return self._home
+        candidates = self._seeds + [a for a in self._conns if a not in self._seeds]
+        address = candidates[self._next_seed % len(candidates)]
+        self._next_seed += 1
+        return address
+
+    def _forget(self, module, address):
+        if module and self._leaders.get(module) == address:
+            del self._leaders[module]
+
+    async def _route(self, module, resendable, attempt):
+        """Runs ``await attempt(conn)`` on the connection to the node for ``module`` (None:
+        the home node), following NotLeader and retrying as the module docstring says."""
         loop = asyncio.get_running_loop()
-        where = "%s:%s" % (self.host, self.port)
+        budget = self.timeout if self.timeout is not None else _RETRY_BUDGET_WITHOUT_TIMEOUT
+        deadline = loop.time() + budget
+        redirects, backoff, tries = 0, _FIRST_BACKOFF, 0
+        address = self._address_for(module, 0)
+        while True:
+            sent = False
+            try:
+                conn = await self._connection(address)
+                sent = True
+                result = await attempt(conn)
+                if self._home is None:
+                    self._home = address  # the old one failed: this one answers
+                return result
+            except NotLeader as e:
+                if e.leader and redirects < _MAX_REDIRECTS:
+                    redirects += 1
+                    self._redirected = True
+                    if module:
+                        self._leaders[module] = e.leader
+                    address = e.leader
+                    continue
+                if e.leader:
+                    raise
+                self._forget(module, address)
+                error = e
+            except ConnectionLost as e:
+                if self._closed or not self._knows_several_nodes() or (sent and not resendable):
+                    raise
+                self._forget(module, address)
+                if self._home == address:
+                    self._home = None
+                error = e
+            tries += 1
+            if loop.time() + backoff >= deadline:
+                error.message += " (retried %d times within the request's timeout)" % tries
+                raise error
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            address = self._address_for(module, tries)
+
+    async def _open(self, address):
+        loop = asyncio.get_running_loop()
+        where = address
+        try:
+            host, port = _split_address(address)
+        except InvalidArgument as e:
+            raise ProtocolError("the server named the leader %r: %s" % (address, e.message)) \
+                from None
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port), self.timeout)
+                loop.create_connection(_Connection, host, port), self.timeout)
         except asyncio.TimeoutError:
             raise ConnectionLost("cannot connect to %s: no answer within %g s"
                                  % (where, self.timeout)) from None
@@ -251,7 +386,8 @@ class Client:
         except BaseException:
             conn.transport.abort()
             raise
-        self._conn = conn
+        self._conns[address] = conn
+        conn.address = address
         conn.next_id = self._take_id
         return conn
 
@@ -265,10 +401,11 @@ class Client:
         """Closes the connection; requests still waiting fail with ConnectionLost, and so
         does the iteration of its subscriptions."""
         self._closed = True
-        if self._conn is not None and not self._conn.closed:
-            self._conn._lost_reason = "the client was closed"
-            self._conn.end_subscriptions("the client was closed")
-            self._conn.transport.close()
+        for conn in self._conns.values():
+            if not conn.closed:
+                conn._lost_reason = "the client was closed"
+                conn.end_subscriptions("the client was closed")
+                conn.transport.close()
 
     async def __aenter__(self):
         return self
@@ -306,26 +443,43 @@ class Client:
         finally:
             handle.cancel()
 
-    async def _call(self, build, decode_body, expected):
-        conn = await self._connection()
-        return await self._send(conn, build, decode_body, expected)
+    async def _call(self, build, decode_body, expected, module=None, resendable=False):
+        return await self._route(
+            module, resendable, lambda conn: self._send(conn, build, decode_body, expected))
+
+    async def placement(self):
+        """Where each module's replica group is led, as the home node sees the cluster: a
+        Placement (docs/protocol.md, "Cluster requests"). NotFound without --cluster."""
+        return await self._call(messages.placement, messages.placement_result,
+                                ResponseBody.Placement, resendable=True)
 
     async def modules(self):
         """Every deployed module: a list of ModuleInfo."""
         return await self._call(messages.list_modules, messages.module_list,
-                                ResponseBody.ModuleList)
+                                ResponseBody.ModuleList, resendable=True)
 
     async def describe(self, module):
         """One module's ModuleInfo; NotFound if there is none."""
         return await self._call(lambda rid: messages.describe(rid, module),
-                                messages.module_info, ResponseBody.ModuleInfo)
+                                messages.module_info, ResponseBody.ModuleInfo, module, True)
 
-    async def deploy(self, module, partitions=8):
+    async def deploy(self, module, partitions=8, replication=0, min_isr=0):
         """Deploys a module: ``module`` is the path of a .so on the server's file system
-        (str or os.PathLike) or the .so file's bytes. Answers its ModuleInfo."""
+        (str or os.PathLike) or the .so file's bytes. Answers its ModuleInfo. In a cluster,
+        ``replication`` nodes keep a replica (0: the cluster's default, min(3, live nodes))
+        and an append needs ``min_isr`` in-sync replicas (0: 1 when replication <= 2, else
+        2); the node that received the deploy leads the module."""
         path, so_bytes = _module_source(module)
-        return await self._call(lambda rid: messages.deploy(rid, path, so_bytes, partitions),
-                                messages.module_info, ResponseBody.ModuleInfo)
+
+        async def deploy_on(conn):
+            info = await self._send(
+                conn, lambda rid: messages.deploy(rid, path, so_bytes, partitions, replication,
+                                                  min_isr),
+                messages.module_info, ResponseBody.ModuleInfo)
+            self._leaders[info.name] = conn.address
+            return info
+
+        return await self._route(None, False, deploy_on)
 
     async def update(self, module, drop=(), partitions=0, new_topologies_from_end=False):
         """Replaces a deployed module's code with a new build (path or bytes, as for
@@ -343,13 +497,13 @@ class Client:
         rebuilds). Answers RecomputeStarted."""
         pstates = [pstates] if isinstance(pstates, str) else list(pstates)
         return await self._call(lambda rid: messages.recompute(rid, module, pstates),
-                                messages.recompute_started, ResponseBody.RecomputeStarted)
+                                messages.recompute_started, ResponseBody.RecomputeStarted, module)
 
     async def destroy(self, module, *, confirm):
         """Deletes a module and all its data; ``confirm`` must repeat the module's name
         (ConfirmationRequired otherwise). Answers the name."""
         return await self._call(lambda rid: messages.destroy(rid, module, confirm),
-                                messages.destroyed, ResponseBody.Destroyed)
+                                messages.destroyed, ResponseBody.Destroyed, module)
 
     async def append(self, module, depot, record, ack=Ack.PROCESSED):
         """Appends one record; answers its AppendResult (partition, offset, ack_returns).
@@ -358,7 +512,7 @@ class Client:
         Append; append_batch reports failures per record instead)."""
         data = [_encoded("record", record)]
         results = await self._call(lambda rid: messages.append(rid, module, depot, data, int(ack)),
-                                   messages.appended, ResponseBody.Appended)
+                                   messages.appended, ResponseBody.Appended, module)
         result = results[0]
         if result.failure is not None:
             result.failure.result = result
@@ -371,14 +525,14 @@ class Client:
         if not data:
             raise InvalidArgument("append_batch needs at least one record")
         return await self._call(lambda rid: messages.append(rid, module, depot, data, int(ack)),
-                                messages.appended, ResponseBody.Appended)
+                                messages.appended, ResponseBody.Appended, module)
 
     def _select(self, module, pstate, path, partition_key, one):
         encoded_path = _encoded_path(path)
         key = None if partition_key is None else _encoded("partition_key", partition_key)
         return self._call(
             lambda rid: messages.select(rid, module, pstate, encoded_path, key, one),
-            messages.selected, ResponseBody.Selected)
+            messages.selected, ResponseBody.Selected, module, True)
 
     async def select(self, module, pstate, path, partition_key=None):
         """Every value ``path`` (a Path, its wire form or JSON text) selects in the PState
@@ -395,7 +549,7 @@ class Client:
         encoded_path = _encoded_path(path)
         return await self._call(
             lambda rid: messages.select_page(rid, module, pstate, encoded_path, token, limit),
-            messages.selected_page, ResponseBody.SelectedPage)
+            messages.selected_page, ResponseBody.SelectedPage, module, True)
 
     async def read_depot(self, module, depot, partition=0, from_offset=0, to_offset=None,
                          limit=1000):
@@ -405,14 +559,14 @@ class Client:
         return await self._call(
             lambda rid: messages.read_depot(rid, module, depot, partition, from_offset,
                                             to_offset, limit),
-            messages.depot_records, ResponseBody.DepotRecords)
+            messages.depot_records, ResponseBody.DepotRecords, module, True)
 
     async def stats(self, module=None, failures_from=0, failures_limit=100):
         """Progress, lag and failures: of one module, or (None) of the server and every
         module. Answers Stats."""
         return await self._call(
             lambda rid: messages.stats(rid, module, failures_from, failures_limit),
-            messages.stats_result, ResponseBody.StatsResult)
+            messages.stats_result, ResponseBody.StatsResult, module, True)
 
     async def subscribe(self, module, pstate, path, partition_key=None, one=False,
                         max_queued=1000):
@@ -425,20 +579,22 @@ class Client:
             raise InvalidArgument("max_queued must be at least 1, not %r" % (max_queued,))
         encoded_path = _encoded_path(path)
         key = None if partition_key is None else _encoded("partition_key", partition_key)
-        conn = await self._connection()
 
-        def subscribed(body):
-            # Runs as the Subscribed frame is read, before the frames after it (its first
-            # updates may be next).
-            subscription, partition, value = messages.subscribed(body)
-            feed = conn.subscriptions[subscription] = Feed(subscription, partition, value,
-                                                           max_queued)
-            return feed
+        async def subscribe_on(conn):
+            def subscribed(body):
+                # Runs as the Subscribed frame is read, before the frames after it (its
+                # first updates may be next).
+                subscription, partition, value = messages.subscribed(body)
+                feed = conn.subscriptions[subscription] = Feed(subscription, partition, value,
+                                                               max_queued)
+                return feed
 
-        feed = await self._send(
-            conn, lambda rid: messages.subscribe(rid, module, pstate, encoded_path, key, one),
-            subscribed, ResponseBody.Subscribed)
-        return Subscription(self, conn, feed)
+            feed = await self._send(
+                conn, lambda rid: messages.subscribe(rid, module, pstate, encoded_path, key, one),
+                subscribed, ResponseBody.Subscribed)
+            return Subscription(self, conn, feed)
+
+        return await self._route(module, True, subscribe_on)
 
     async def _unsubscribe(self, conn, feed):
         feed.close()
@@ -458,7 +614,7 @@ class Client:
         data = [_encoded("argument %d" % i, a) for i, a in enumerate(args)]
         return await self._call(
             lambda rid: messages.invoke(rid, module, query, data, timeout_ms),
-            messages.invoked, ResponseBody.Invoked)
+            messages.invoked, ResponseBody.Invoked, module, True)
 
 
 def _module_source(module):

@@ -21,11 +21,11 @@ __all__ = ["connect", "Client", "Subscription"]
 
 
 def connect(host=aio.DEFAULT_HOST, port=aio.DEFAULT_PORT, timeout=30.0,
-            client_name="strata-python/0.1"):
+            client_name="strata-python/0.1", seeds=()):
     """A connected, thread-safe :class:`Client`. ``timeout`` (seconds, None: none) bounds
-    connecting and each request. Raises strata.ConnectionLost when the server cannot be
-    reached."""
-    client = Client(host, port, timeout, client_name)
+    connecting and each request. ``seeds``: more nodes of the same cluster ("HOST:PORT"),
+    see strata.aio. Raises strata.ConnectionLost when no node can be reached."""
+    client = Client(host, port, timeout, client_name, seeds)
     try:
         client._run(client._aio._connection())
     except BaseException:
@@ -45,12 +45,12 @@ def _blocking(name):
 
 
 class Client:
-    """A blocking client of one stratad. Use :func:`connect`; close() when done (or use it
-    as a context manager)."""
+    """A blocking client of one stratad, or of a cluster's nodes. Use :func:`connect`;
+    close() when done (or use it as a context manager)."""
 
     def __init__(self, host=aio.DEFAULT_HOST, port=aio.DEFAULT_PORT, timeout=30.0,
-                 client_name="strata-python/0.1"):
-        self._aio = aio.Client(host, port, timeout, client_name)
+                 client_name="strata-python/0.1", seeds=()):
+        self._aio = aio.Client(host, port, timeout, client_name, seeds)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="strata-client", daemon=True)
@@ -99,6 +99,7 @@ class Client:
     read_depot = _blocking("read_depot")
     stats = _blocking("stats")
     invoke = _blocking("invoke")
+    placement = _blocking("placement")
 
     def subscribe(self, module, pstate, path, partition_key=None, one=False, max_queued=1000):
         """A live :class:`strata.Subscription` of what ``path`` selects (see

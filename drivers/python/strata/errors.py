@@ -5,6 +5,11 @@ and the server's message in ``message``; each code has its own subclass (``NotFo
 ``NOT_FOUND``...), so ``except strata.NotFound`` works. The driver's own failures use the
 codes ``CONNECTION`` (:class:`ConnectionLost`: the connection could not be made or was
 lost) and ``CLIENT_TIMEOUT`` (:class:`RequestTimeout`: no answer in time).
+
+In a cluster (docs/drivers/python.md, "Clusters"), ``NotLeader`` (NOT_LEADER) carries in
+``leader`` the "HOST:PORT" of the node that leads the module (None when none is known; the
+client has already followed it and retried), and ``NotEnoughReplicas``
+(NOT_ENOUGH_REPLICAS) says the append was not executed: too few in-sync replicas.
 """
 
 from .wire.ErrorCode import ErrorCode
@@ -18,6 +23,7 @@ class StrataError(Exception):
     CLIENT_TIMEOUT, PROTOCOL for the driver's own), ``message`` says what happened."""
 
     code = "UNKNOWN"
+    leader = None  # NotLeader: the leader's "HOST:PORT", when the server knew it
 
     def __init__(self, message, code=None):
         super().__init__(message)

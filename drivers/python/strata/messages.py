@@ -19,11 +19,13 @@ from .types import (AppendResult, DepotInfo, DepotPartitionStats, DepotRecord,
                     MicrobatchStats, ModuleInfo, ModuleStats, Page, PStateInfo,
                     QueryInfo, QueryParamInfo, RebuildProgress, RecomputeStarted,
                     ServerStats, Stats, TopologyFailure, TopologyInfo,
-                    TopologyPartitionStats, Updated, Welcome)
+                    TopologyPartitionStats, Updated, Welcome, NodeAddress, GroupPlacement,
+                    Placement)
 from .diffs import OPS, Diff
 from .values import decode
 from .wire import (AppendRequest, DeployRequest, DescribeRequest, DestroyRequest, Hello,
-                   InvokeRequest, ListModulesRequest, ReadDepotRequest, RecomputeRequest,
+                   InvokeRequest, ListModulesRequest, PlacementRequest, ReadDepotRequest,
+                   RecomputeRequest,
                    Request, SelectPageRequest, SelectRequest, StatsRequest, SubscribeRequest,
                    UnsubscribeRequest, UpdateRequest, ValueBytes)
 from .wire.Appended import Appended as _Appended
@@ -32,6 +34,7 @@ from .wire.Destroyed import Destroyed as _Destroyed
 from .wire.Invoked import Invoked as _Invoked
 from .wire.ModuleInfo import ModuleInfo as _ModuleInfo
 from .wire.ModuleList import ModuleList as _ModuleList
+from .wire.Placement import Placement as _Placement
 from .wire.RecomputeStarted import RecomputeStarted as _RecomputeStarted
 from .wire.RequestBody import RequestBody
 from .wire.Response import Response as _Response
@@ -152,7 +155,7 @@ def hello(request_id, client_name):
     return _finish(b, RequestBody.Hello, Hello.End(b), request_id)
 
 
-def deploy(request_id, path, so_bytes, partitions):
+def deploy(request_id, path, so_bytes, partitions, replication=0, min_isr=0):
     b = flatbuffers.Builder(256 + len(so_bytes or b""))
     data = b.CreateByteVector(so_bytes) if so_bytes is not None else None
     path_offset = b.CreateString(path) if path is not None else None
@@ -162,6 +165,8 @@ def deploy(request_id, path, so_bytes, partitions):
     if data is not None:
         DeployRequest.AddSoBytes(b, data)
     DeployRequest.AddPartitions(b, partitions)
+    DeployRequest.AddReplication(b, replication)
+    DeployRequest.AddMinIsr(b, min_isr)
     return _finish(b, RequestBody.DeployRequest, DeployRequest.End(b), request_id)
 
 
@@ -186,6 +191,12 @@ def list_modules(request_id):
     b = flatbuffers.Builder(32)
     ListModulesRequest.Start(b)
     return _finish(b, RequestBody.ListModulesRequest, ListModulesRequest.End(b), request_id)
+
+
+def placement(request_id):
+    b = flatbuffers.Builder(32)
+    PlacementRequest.Start(b)
+    return _finish(b, RequestBody.PlacementRequest, PlacementRequest.End(b), request_id)
 
 
 def describe(request_id, module):
@@ -357,8 +368,9 @@ def read_response(payload):
         error = response.Error()
         if error is not None:
             message = error.Message()
-            return response.Id(), error_for_code(
-                error.Code(), message.decode("utf-8", "replace") if message else ""), 0, None
+            exc = error_for_code(error.Code(), message.decode("utf-8", "replace") if message else "")
+            exc.leader = _str(error.Leader()) or None
+            return response.Id(), exc, 0, None
         return response.Id(), None, response.BodyType(), response.Body()
     except (IndexError, struct.error) as e:
         raise ProtocolError("unreadable response: %s" % e) from None
@@ -443,6 +455,19 @@ def module_info(tab):
 def module_list(tab):
     ml = _init(_ModuleList, tab)
     return [_module_info(ml.Modules(i)) for i in range(ml.ModulesLength())]
+
+
+def placement_result(tab):
+    p = _init(_Placement, tab)
+    nodes = [NodeAddress(_str(p.Nodes(i).Id()), _str(p.Nodes(i).Advertise()))
+             for i in range(p.NodesLength())]
+    groups = []
+    for i in range(p.GroupsLength()):
+        g = p.Groups(i)
+        groups.append(GroupPlacement(
+            _str(g.Module()), g.Group(), _str(g.Leader()), _str(g.LeaderAddress()), g.Epoch(),
+            _strs(g.ReplicasLength, g.Replicas), _strs(g.IsrLength, g.Isr), g.MinIsr()))
+    return Placement(_str(p.Node()), _str(p.Controller()), nodes, groups)
 
 
 def destroyed(tab):

@@ -9,7 +9,7 @@ __all__ = ["Ack", "Welcome", "DepotInfo", "PStateInfo", "TopologyInfo", "QueryPa
            "QueryInfo", "ModuleInfo", "AppendResult", "DepotRecord", "Page",
            "DepotPartitionStats", "TopologyPartitionStats", "TopologyFailure",
            "RebuildProgress", "MicrobatchStats", "ModuleStats", "ServerStats", "Stats",
-           "Updated", "RecomputeStarted"]
+           "Updated", "RecomputeStarted", "NodeAddress", "GroupPlacement", "Placement"]
 
 
 class Ack(enum.IntEnum):
@@ -182,3 +182,31 @@ class Updated:
 class RecomputeStarted:
     module: str
     pstates: List[str]
+
+
+@dataclass
+class NodeAddress:
+    id: str
+    advertise: str  # its protocol address "HOST:PORT"
+
+
+@dataclass
+class GroupPlacement:
+    """One replica group of a module (docs/protocol.md, "Cluster requests")."""
+    module: str
+    group: int
+    leader: str           # node id; "" while the group has no live in-sync replica
+    leader_address: str   # the leader's "HOST:PORT"; "" when unknown
+    epoch: int            # the leader epoch
+    replicas: List[str]   # node ids keeping a copy
+    isr: List[str]        # the in-sync ones
+    min_isr: int
+
+
+@dataclass
+class Placement:
+    """Where each module is led, as the answering node sees the cluster."""
+    node: str         # the answering node's id
+    controller: str   # the controller's node id; "" while none is known
+    nodes: List[NodeAddress]
+    groups: List[GroupPlacement]

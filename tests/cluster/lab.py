@@ -89,30 +89,11 @@ def leading(replica):
 
 
 def deploy(client, path, partitions, replication=None):
-    """client.deploy(path, partitions, replication); while the Python driver's deploy()
-    has no `replication`, the DeployRequest is built here with the generated wire code
-    (DeployRequest.replication, protocol/strata.fbs). None: the server's default."""
-    import inspect
+    """Deploys the module at `path` through `client` (whose node then leads it) with
+    `replication` (None: without, for a stratad not in a cluster)."""
     if replication is None:
         return client.deploy(path, partitions=partitions)
-    if "replication" in inspect.signature(client._aio.deploy).parameters:
-        return client.deploy(path, partitions=partitions, replication=replication)
-    import flatbuffers
-    from strata import messages
-    from strata.wire import DeployRequest
-    from strata.wire.RequestBody import RequestBody
-    from strata.wire.ResponseBody import ResponseBody
-
-    def build(request_id):
-        b = flatbuffers.Builder(256)
-        path_offset = b.CreateString(str(path))
-        DeployRequest.Start(b)
-        DeployRequest.AddPath(b, path_offset)
-        DeployRequest.AddPartitions(b, partitions)
-        DeployRequest.AddReplication(b, replication)
-        return messages._finish(b, RequestBody.DeployRequest, DeployRequest.End(b), request_id)
-    return client._run(client._aio._call(build, messages.module_info,
-                                         ResponseBody.ModuleInfo))
+    return client.deploy(path, partitions=partitions, replication=replication)
 
 
 def http_get(host_port, path, timeout=1.0):

@@ -39,6 +39,12 @@ Result<GroupLog*> LogWriter::Open(Storage& storage, const GroupId& id) {
   return OpenLocked(storage, id, /*lead_new=*/false);
 }
 
+GroupLog* LogWriter::Find(const GroupId& id) const {
+  MutexLock lock(&mu_);
+  auto it = groups_.find(id);
+  return it == groups_.end() ? nullptr : it->second.get();
+}
+
 std::vector<GroupLog*> LogWriter::Groups() const {
   MutexLock lock(&mu_);
   std::vector<GroupLog*> out;

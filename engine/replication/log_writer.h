@@ -46,6 +46,8 @@ class LogWriter final : public CommitHook {
   // and a later write to it is refused, not led at first_epoch (a follower's way to open
   // its groups). The pointer lives as long as this LogWriter.
   Result<GroupLog*> Open(Storage& storage, const GroupId& id);
+  // The group's log when it is open here, else null (no storage call).
+  GroupLog* Find(const GroupId& id) const;
   // The open groups, in GroupId order.
   std::vector<GroupLog*> Groups() const;
   // Forgets the module's open groups (their tables are about to be dropped): pointers to

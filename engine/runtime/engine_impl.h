@@ -146,6 +146,10 @@ class EngineImpl final : public Engine {
   };
   Result<PluginLoad> LoadDeployedPlugin(const std::string& name, const Value& info);
   Status StartDeployedModule(const std::string& name, PluginLoad& plugin);
+  // A replica creates a depot partition's table at its first replicated write: before the
+  // module starts on it (StartLedModule), the tables of the partitions of its depots that
+  // were never written are created (empty), as Depot::Open expects partitions [0, P).
+  Status CreateUnwrittenPartitions(const ModuleDef& def, const ModuleRow& row);
   // What a new runtime of a module shares with the previous one (Update, a rebuild's
   // shadow and swap): the depots, the PStates not named in `fresh_pstates` (nor changed in
   // schema or generation), and with `trackers` the progress trackers of the (topology,

@@ -428,6 +428,7 @@ Status EngineImpl::StartLedModule(const std::string& name) {
     }
     // Outbox rows that the previous leader put reached this node after its Open.
     STRATA_RETURN_IF_ERROR(outbox_->Adopt(*session, name));
+    STRATA_RETURN_IF_ERROR(CreateUnwrittenPartitions(plugin.loaded->def(), plugin.row));
     return StartDeployedModule(name, plugin);
   }();
   if (!started.ok()) {
@@ -440,6 +441,25 @@ Status EngineImpl::StartLedModule(const std::string& name) {
     failed_[name] = std::move(failed);
   }
   return started;
+}
+
+Status EngineImpl::CreateUnwrittenPartitions(const ModuleDef& def, const ModuleRow& row) {
+  for (const DepotDef& depot : def.depots) {
+    if (!depot.mirror_of.empty()) continue;
+    const std::string bare(BareName(depot.name));
+    STRATA_ASSIGN_OR_RETURN(
+        std::vector<std::string> tables,
+        storage_->ListTables(TablePrefix("depot.", def.name, depot.name, row.depot_generation)));
+    if (tables.empty()) continue;  // not replicated yet: Open creates the depot
+    for (int p = 0; p < row.partitions; ++p) {
+      STRATA_RETURN_IF_ERROR(
+          storage_
+              ->OpenTable(Depot::TableName(def.name, bare, p, row.depot_generation),
+                          TableKind::kLog)
+              .status());
+    }
+  }
+  return Status::Ok();
 }
 
 Status EngineImpl::StopModule(const std::string& name) {

@@ -132,8 +132,8 @@ struct ModuleRuntime : std::enable_shared_from_this<ModuleRuntime> {
   std::vector<std::shared_ptr<TopologyCounters>> topology_counters;
   // append_queues[depot][partition] (EngineImpl::PostAppend).
   std::vector<std::vector<std::unique_ptr<AppendQueue>>> append_queues;
-  std::atomic<bool> closed{
-      false};  // set by Destroy (and a replicated engine's Follow): appends are refused
+  // Set by Destroy (and a replicated engine's Follow): appends are refused.
+  std::atomic<bool> closed{false};
   // Set by a replicated engine's Follow before it stops the module: the appends whose
   // callback has not run yet fail with kAborted (leadership moved). Shared with the
   // callbacks, which outlive the runtime.

@@ -116,6 +116,9 @@ Result<GroupLog*> ReplicationImpl::Group(const std::string& module, int group, b
                                    " replica groups: there is no group " + std::to_string(group));
   }
   const GroupId id{module, group};
+  // The common case answers without the storage's schema lock (a leader's long polls ask
+  // from commit callbacks).
+  if (GroupLog* open = writer_->Find(id)) return open;
   Storage& storage = engine_.storage();
   if (!create) {
     STRATA_ASSIGN_OR_RETURN(bool exists, storage.TableExists(replication::StateTableName(id)));
@@ -135,11 +138,39 @@ Status ReplicationImpl::Lead(const std::string& module, int group, int64_t epoch
     Result<GroupLog*> other = Group(module, g, /*create=*/false);
     if (!other.ok() || !(*other)->leading()) return Status::Ok();  // not all led yet
   }
-  Status started = engine_.StartLedModule(module);
+  Status started = CompleteDepotPartitions(module);
+  if (started.ok()) started = engine_.StartLedModule(module);
   if (!started.ok()) {
     return Status(started.code(), "module " + module + " leads group " + std::to_string(group) +
                                       " at epoch " + std::to_string(epoch) +
                                       " but could not start: " + started.message());
+  }
+  return Status::Ok();
+}
+
+Status ReplicationImpl::CompleteDepotPartitions(const std::string& module) {
+  // A follower creates a table at its first replicated write, so its depot partitions on
+  // disk are those written to, e.g. only partition 4 of 8; a depot opens partitions [0, k)
+  // found on disk (a crash may interrupt a creation) and creates the rest, and refuses any
+  // other set. Creating the empty partitions below the highest one makes the set [0, k).
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                          engine_.storage().ListTables("depot." + module + "."));
+  std::map<std::string, int> highest;  // "depot.<m>.<d>[@g]." -> its highest partition
+  for (const std::string& table : tables) {
+    const size_t dot = table.rfind('.');
+    const std::string number = table.substr(dot + 1);
+    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
+        number.size() > 6) {
+      continue;
+    }
+    int& h = highest.try_emplace(table.substr(0, dot + 1), -1).first->second;
+    h = std::max(h, std::stoi(number));
+  }
+  for (const auto& [prefix, top] : highest) {
+    for (int p = 0; p < top; ++p) {
+      STRATA_RETURN_IF_ERROR(
+          engine_.storage().OpenTable(prefix + std::to_string(p), TableKind::kLog).status());
+    }
   }
   return Status::Ok();
 }
@@ -395,7 +426,12 @@ Result<std::string> ReplicationImpl::ModuleFile(const std::string& module) {
 
 Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::string& bytes) {
   std::string checksum;
-  STRATA_ASSIGN_OR_RETURN(std::string path, ModuleFilePath(module, &checksum));
+  Result<std::string> row_path = ModuleFilePath(module, &checksum);
+  if (!row_path.ok() && row_path.status().code() != StatusCode::kNotFound) {
+    return row_path.status();
+  }
+  // No row yet: where Deploy puts the file; checked against the row when the module starts.
+  const std::string path = row_path.ok() ? *row_path : DefaultModuleFilePath(module);
   uint64_t n = 0;
   {
     MutexLock lock(&mu_);
@@ -415,7 +451,7 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
     }
   }
   Result<std::string> got = ModuleFileChecksum(staged.string());
-  if (!got.ok() || *got != checksum) {
+  if (!got.ok() || (row_path.ok() && *got != checksum)) {
     fs::remove(staged, ec);
     if (!got.ok()) return got.status();
     return Status::InvalidArgument("the file sent for module " + module + " has checksum " + *got +
@@ -429,11 +465,18 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
   return Status::Ok();
 }
 
+std::string ReplicationImpl::DefaultModuleFilePath(const std::string& module) const {
+  return (fs::path(engine_.options().data_dir) / "modules" / (module + ".so")).string();
+}
+
 bool ReplicationImpl::NeedsModuleFile(const std::string& module) {
   std::string checksum;
   Result<std::string> path = ModuleFilePath(module, &checksum);
-  if (!path.ok()) return path.status().code() != StatusCode::kNotFound;
   std::error_code ec;
+  if (path.status().code() == StatusCode::kNotFound) {
+    return !fs::is_regular_file(DefaultModuleFilePath(module), ec);
+  }
+  if (!path.ok()) return true;
   if (!fs::is_regular_file(*path, ec)) return true;
   Result<std::string> got = ModuleFileChecksum(*path);
   return !got.ok() || *got != checksum;

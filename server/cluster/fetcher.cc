@@ -126,6 +126,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     if (now.ok()) durable_end = std::min(now->durable_end, now->log_end);
   }
   while (!changed()) {
+    // The module's file first: a follower without it could not start the module if it
+    // were promoted, so it reports no progress (which would let the leader acknowledge)
+    // until it has it. The leader has none until its deploy finished (kNotFound).
+    const bool has_file = !replication_.NeedsModuleFile(module_) || FetchModuleFile(channel).ok();
     Result<ReplicaGroupStatus> now = replication_.GroupStatus(module_, group_);
     const int64_t from = now.ok() ? now->log_end : 0;
     proto::ReplicaFetchRequest request;
@@ -134,7 +138,7 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     request.node = node_id_;
     request.epoch = target.epoch;
     request.from = from;
-    request.durable_end = std::min(durable_end, from);
+    request.durable_end = has_file ? std::min(durable_end, from) : 0;
     request.wait_ms = kFetchWaitMs;
     STRATA_ASSIGN_OR_RETURN(
         proto::Response response,
@@ -157,16 +161,17 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
       durable_end = end;
     }
     STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
-    if (replication_.NeedsModuleFile(module_)) {
-      STRATA_ASSIGN_OR_RETURN(proto::Response file,
-                              channel.Call(proto::ModuleFileRequest{module_}, 30000ms));
-      if (file.error) return ErrorStatus(*file.error);
-      const auto* bytes = std::get_if<proto::ModuleFile>(&file.body);
-      if (bytes == nullptr) return Status::Corruption("the leader did not answer ModuleFile");
-      STRATA_RETURN_IF_ERROR(replication_.InstallModuleFile(module_, bytes->bytes));
-    }
   }
   return Status::Ok();
+}
+
+Status Fetcher::FetchModuleFile(NodeChannel& channel) {
+  STRATA_ASSIGN_OR_RETURN(proto::Response file,
+                          channel.Call(proto::ModuleFileRequest{module_}, 30000ms));
+  if (file.error) return ErrorStatus(*file.error);
+  const auto* bytes = std::get_if<proto::ModuleFile>(&file.body);
+  if (bytes == nullptr) return Status::Corruption("the leader did not answer ModuleFile");
+  return replication_.InstallModuleFile(module_, bytes->bytes);
 }
 
 }  // namespace strata::cluster

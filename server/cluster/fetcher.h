@@ -23,6 +23,8 @@
 
 namespace strata::cluster {
 
+class NodeChannel;
+
 class Fetcher {
  public:
   struct Target {
@@ -47,6 +49,8 @@ class Fetcher {
   // One leader's session: returns when the target changes, on stop, or after an error
   // (the caller backs off and retries).
   Status FollowLeader(const Target& target, uint64_t generation);
+  // Fetches the module's plugin file from the leader and installs it.
+  Status FetchModuleFile(NodeChannel& channel);
 
   Replication& replication_;
   const std::string module_;

@@ -40,15 +40,21 @@ void Fetcher::Follow(const Target& target) {
   if (target == target_) return;
   target_ = target;
   ++generation_;
+  // A fetch waiting on the old leader (stopped, or cut off) would hold the switch for its
+  // whole timeout.
+  if (channel_ != nullptr) channel_->Interrupt();
+  cv_.notify_all();
+}
+
+void Fetcher::RequestStop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stop_ = true;
+  if (channel_ != nullptr) channel_->Interrupt();
   cv_.notify_all();
 }
 
 void Fetcher::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
+  RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -89,6 +95,18 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     return stop_ || generation_ != generation;
   };
   NodeChannel channel(target.address, "stratad-node/" + node_id_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ || generation_ != generation) return Status::Ok();
+    channel_ = &channel;
+  }
+  struct Unpublish {
+    Fetcher* f;
+    ~Unpublish() {
+      std::lock_guard<std::mutex> lock(f->mu_);
+      f->channel_ = nullptr;
+    }
+  } unpublish{this};
 
   // 1. Cut what diverges from this leader's log (KIP-101 / KIP-279).
   const auto ask = [&](int64_t log_epoch) -> Result<EpochEnd> {

@@ -431,6 +431,8 @@ void ReplicaManager::Tick() {
         continue;
       led.last_isr_asked = wanted;
       led.last_isr_request = now;
+      // Before the request leaves: the controller may apply it at once.
+      led.hw->IsrRequested(wanted);
       requests.emplace_back(key, led.epoch, std::move(wanted));
     }
   }

@@ -57,15 +57,21 @@ ReplicaManager::~ReplicaManager() { Shutdown(); }
 void ReplicaManager::Shutdown() {
   std::map<Key, std::unique_ptr<Fetcher>> fetchers;
   std::map<Key, Led> led;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
     stop_ = true;
+    stopping_->store(true);
     changed_.notify_all();
     fetchers.swap(fetchers_);
     led.swap(led_);
+    polls.swap(polls_);
   }
   if (ticker_.joinable()) ticker_.join();
+  // The followers' long polls are answered now (NOT_LEADER): stratad drains its
+  // connections, these among them, before it closes the engine.
+  for (auto& [deadline, fire] : polls) fire();
   fetchers.clear();  // joins each thread
   for (auto& [key, l] : led) {
     l.hw->FailAll(Status::Aborted("the node is shutting down: the append may or may not be kept"));
@@ -356,10 +362,22 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
                            (st.ok() ? "" : ": " + st.message())));
     return;
   }
-  auto answer = [this, key, hw](const FetchAsk& a,
-                                bool force) -> std::optional<Result<FetchAnswer>> {
-    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+  // Runs on whichever thread answers the poll, possibly once the manager is gone (the
+  // engine releases the long polls it holds when it closes): it uses no member.
+  auto answer = [replication = &replication_, stopping = stopping_, key, hw](
+                    const FetchAsk& a, bool force) -> std::optional<Result<FetchAnswer>> {
+    if (stopping->load()) {
+      return Result<FetchAnswer>(Status::NotLeader("this node is shutting down"));
+    }
+    Result<ReplicaGroupStatus> st = replication->GroupStatus(key.first, key.second);
     if (!st.ok()) return Result<FetchAnswer>(st.status());
+    // A poll answered late (its deadline, or released by Follow) must not speak for an
+    // epoch this node no longer leads: its log may hold entries the new leader lacks.
+    if (!st->leading || st->epoch != a.epoch) {
+      return Result<FetchAnswer>(
+          Status::NotLeader("this node no longer leads module " + key.first + " group " +
+                            std::to_string(key.second) + " at epoch " + std::to_string(a.epoch)));
+    }
     if (a.from > st->log_end) {
       return Result<FetchAnswer>(Status::InvalidArgument(
           "fetch from offset " + std::to_string(a.from) + " beyond the log end " +
@@ -370,7 +388,7 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     FetchAnswer out;
     out.epoch = a.epoch;
     Result<std::vector<ReplicaEntry>> entries =
-        replication_.Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
+        replication->Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
     if (!entries.ok()) return Result<FetchAnswer>(entries.status());
     out.entries = std::move(entries).value();
     out.log_end = st->log_end;
@@ -393,8 +411,10 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    polls_.push_back({poll->deadline, fire});
+    // Shutdown answers the polls it finds here; one that comes later is answered now.
+    if (!stop_) polls_.push_back({poll->deadline, fire});
   }
+  if (stopping_->load()) return fire();
   replication_.WhenLogPasses(key.first, key.second, ask.from, fire);
 }
 

@@ -11,6 +11,7 @@
 // Thread-safe. OnView runs on ClusterNode's thread; the rest on any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -155,6 +156,8 @@ class ReplicaManager {
   // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
   bool stop_ = false;
+  // stop_, for the long polls' answers, which may run once the manager is gone.
+  const std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
   std::thread ticker_;
 };
 

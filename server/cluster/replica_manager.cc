@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 
 #include "fetcher.h"
 
@@ -38,8 +39,60 @@ std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view) {
   return out;
 }
 
+namespace {
+
+// A long poll: answered once, by whichever comes first — entries, or its deadline.
+struct Poll {
+  FetchAsk ask;
+  std::function<void(Result<FetchAnswer>)> done;
+  std::atomic<bool> answered{false};
+  Clock::time_point deadline;
+};
+
+}  // namespace
+
+// The long polls waiting for each group's log to pass their `from`, and the groups for which
+// the engine holds a WhenLogPasses callback: one per group at a time, however many polls
+// wait (the engine keeps a callback until the log moves, so one per poll would pile up on
+// an idle leader, a few a second per follower). Shared with that callback, which may run
+// once the manager is gone (when the engine closes).
+struct ReplicaManager::Waiting {
+  struct Waiter {
+    std::shared_ptr<Poll> poll;
+    std::function<void()> fire;
+  };
+  std::mutex mu;
+  std::map<Key, std::vector<Waiter>> polls;
+  std::set<Key> registered;
+
+  // Adds a poll; true when the group has no callback in the engine (the caller registers it).
+  bool Add(const Key& key, Waiter waiter) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<Waiter>& waiting = polls[key];
+    std::erase_if(waiting, [](const Waiter& w) { return w.poll->answered.load(); });
+    waiting.push_back(std::move(waiter));
+    return registered.insert(key).second;
+  }
+  // The engine's callback: the group's log moved (or its leadership ended).
+  void Release(const Key& key) {
+    std::vector<Waiter> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      registered.erase(key);
+      auto it = polls.find(key);
+      if (it == polls.end()) return;
+      ready.swap(it->second);
+      polls.erase(it);
+    }
+    for (Waiter& w : ready) w.fire();
+  }
+};
+
 ReplicaManager::ReplicaManager(Engine& engine, ReplicaManagerOptions options)
-    : engine_(engine), replication_(*engine.replication()), options_(std::move(options)) {
+    : engine_(engine),
+      replication_(*engine.replication()),
+      options_(std::move(options)),
+      waiting_(std::make_shared<Waiting>()) {
   ticker_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
@@ -339,18 +392,6 @@ void ReplicaManager::GateAck(const std::string& module, std::function<void(Statu
   }
 }
 
-namespace {
-
-// A long poll: answered once, by whichever comes first — entries, or its deadline.
-struct Poll {
-  FetchAsk ask;
-  std::function<void(Result<FetchAnswer>)> done;
-  std::atomic<bool> answered{false};
-  Clock::time_point deadline;
-};
-
-}  // namespace
-
 void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchAnswer>)> done) {
   const Key key{ask.module, ask.group};
   std::shared_ptr<HighWatermark> hw = FindHw(key, ask.epoch);
@@ -415,7 +456,12 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     if (!stop_) polls_.push_back({poll->deadline, fire});
   }
   if (stopping_->load()) return fire();
-  replication_.WhenLogPasses(key.first, key.second, ask.from, fire);
+  // A poll that joins a callback registered for a smaller `from` may be answered early,
+  // empty: the follower asks again.
+  if (waiting_->Add(key, Waiting::Waiter{poll, fire})) {
+    replication_.WhenLogPasses(key.first, key.second, ask.from,
+                               [waiting = waiting_, key] { waiting->Release(key); });
+  }
 }
 
 Result<EpochEnd> ReplicaManager::EpochEndFor(const std::string& module, int group, int64_t epoch,

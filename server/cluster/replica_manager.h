@@ -137,6 +137,8 @@ class ReplicaManager {
   };
   using Key = std::pair<std::string, int>;
 
+  struct Waiting;  // the long polls waiting for entries (replica_manager.cc)
+
   void Tick();
   void LeadGroup(const GroupAssignment& a);
   void StopLeading(const Key& key, const std::string& why);
@@ -155,6 +157,7 @@ class ReplicaManager {
   std::map<std::string, int> groups_of_;  // module -> its groups in the view
   // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
+  const std::shared_ptr<Waiting> waiting_;
   bool stop_ = false;
   // stop_, for the long polls' answers, which may run once the manager is gone.
   const std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);

@@ -21,7 +21,7 @@ constexpr const char* kModule = "m";
 GroupAssignment Placed(const std::string& leader, const std::string& incarnation, int64_t epoch,
                        const std::string& address) {
   GroupAssignment a;
-  a.module = kModule;
+  a.module = std::string(kModule);
   a.group = 0;
   a.state.leader = leader;
   a.state.leader_incarnation = incarnation;
@@ -66,7 +66,9 @@ class ReplicaManagerTest : public ::testing::Test {
   }
   void TearDown() override {
     manager_.reset();
-    if (engine_) EXPECT_TRUE(engine_->Close().ok());
+    if (engine_) {
+      EXPECT_TRUE(engine_->Close().ok());
+    }
   }
 
   strata::testing::TempDir dir_;

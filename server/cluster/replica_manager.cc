@@ -131,7 +131,14 @@ void ReplicaManager::Shutdown() {
   }
 }
 
-void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
+std::set<std::string> ModulesOf(const ClusterView& view) {
+  std::set<std::string> out;
+  for (const auto& [name, spec] : view.modules) out.insert(name);
+  return out;
+}
+
+void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
+                                   const std::set<std::string>& modules) {
   std::map<Key, GroupAssignment> next;
   std::map<std::string, int> groups_of;
   for (const GroupAssignment& a : groups) {
@@ -143,19 +150,19 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
     // Groups this node holds (leads or follows) that the view no longer gives it.
-    for (const auto& [key, led] : led_) {
+    // Dropping deletes this node's data: only on a clear sign (the module destroyed, or the
+    // group placed elsewhere), never because a group is missing from one view.
+    const auto gone = [&](const Key& key) {
       auto it = next.find(key);
-      const bool mine =
-          it != next.end() && std::count(it->second.state.replicas.begin(),
-                                         it->second.state.replicas.end(), options_.node_id) != 0;
-      if (!mine) drop.push_back(key);
+      if (it == next.end()) return modules.count(key.first) == 0;
+      const std::vector<std::string>& replicas = it->second.state.replicas;
+      return std::count(replicas.begin(), replicas.end(), options_.node_id) == 0;
+    };
+    for (const auto& [key, led] : led_) {
+      if (gone(key)) drop.push_back(key);
     }
     for (const auto& [key, fetcher] : fetchers_) {
-      auto it = next.find(key);
-      const bool mine =
-          it != next.end() && std::count(it->second.state.replicas.begin(),
-                                         it->second.state.replicas.end(), options_.node_id) != 0;
-      if (!mine) drop.push_back(key);
+      if (gone(key)) drop.push_back(key);
     }
     for (const auto& [key, a] : next) {
       const std::vector<std::string>& replicas = a.state.replicas;

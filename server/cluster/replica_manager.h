@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,6 +44,8 @@ struct GroupAssignment {
 
 // The groups of a view, with their leaders' addresses.
 std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view);
+// The names of a view's modules.
+std::set<std::string> ModulesOf(const ClusterView& view);
 
 struct ReplicaManagerOptions {
   std::string node_id;
@@ -92,8 +95,12 @@ class ReplicaManager {
   void Shutdown();
   ReplicaManager& operator=(const ReplicaManager&) = delete;
 
-  // The groups of every module, as the controller placed them (a new view).
-  void OnAssignments(const std::vector<GroupAssignment>& groups);
+  // The groups of every module, as the controller placed them, and the modules the cluster
+  // has (/modules), from a new view. This node drops its copy of a module that is gone from
+  // `modules` (destroyed) or whose group is placed on other nodes; a group missing from
+  // `groups` while its module exists (its state did not parse) is left as it is.
+  void OnAssignments(const std::vector<GroupAssignment>& groups,
+                     const std::set<std::string>& modules);
 
   // OK when this node leads every group of `module` now. Else kNotLeader with the
   // leader's address in *leader_address ("" when there is none now), or kNotFound when

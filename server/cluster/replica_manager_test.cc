@@ -61,7 +61,7 @@ class ReplicaManagerTest : public ::testing::Test {
     manager.incarnation = "1@t";
     manager_ = std::make_unique<ReplicaManager>(*engine_, manager);
     // This node leads the (not deployed) module's group at epoch 1.
-    manager_->OnAssignments({Placed("n1", "1@t", 1, "127.0.0.1:1")});
+    manager_->OnAssignments({Placed("n1", "1@t", 1, "127.0.0.1:1")}, {kModule});
     ASSERT_TRUE(manager_->WaitUntilLeading(kModule, 30s).ok());
   }
   void TearDown() override {
@@ -94,7 +94,7 @@ TEST_F(ReplicaManagerTest, ALongPollIsRefusedOnceTheLeadershipMoved) {
   manager_->Fetch(LongPoll(1), [&](Result<FetchAnswer> r) { answered.set_value(std::move(r)); });
   // The controller made n2 leader at epoch 2: this node no longer leads at epoch 1, and
   // must not answer a fetch of epoch 1 as if it did.
-  manager_->OnAssignments({Placed("n2", "2@t", 2, "127.0.0.1:1")});
+  manager_->OnAssignments({Placed("n2", "2@t", 2, "127.0.0.1:1")}, {kModule});
   ASSERT_EQ(answer.wait_for(30s), std::future_status::ready);
   Result<FetchAnswer> got = answer.get();
   EXPECT_EQ(got.status().code(), StatusCode::kNotLeader) << got.status().ToString();
@@ -111,6 +111,19 @@ TEST_F(ReplicaManagerTest, ALongPollReleasedWhenTheEngineClosesAfterTheManagerIs
   engine_.reset();
   ASSERT_EQ(answer.wait_for(0s), std::future_status::ready);
   EXPECT_FALSE(answer.get().ok());
+}
+
+TEST_F(ReplicaManagerTest, ACopyIsDroppedOnlyOnceItsModuleIsGoneFromTheCluster) {
+  Replication& replication = *engine_->replication();
+  // The module still exists but its group is missing from the view (its znode did not
+  // parse: ClusterNode leaves such a group out): this node's copy stays, and it still leads.
+  manager_->OnAssignments({}, {kModule});
+  Result<ReplicaGroupStatus> kept = replication.GroupStatus(kModule, 0);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_TRUE(kept->leading);
+  // Destroyed (gone from /modules, then its groups): the copy goes.
+  manager_->OnAssignments({}, {});
+  EXPECT_EQ(replication.GroupStatus(kModule, 0).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

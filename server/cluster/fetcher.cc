@@ -164,6 +164,12 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     if (response.error) return ErrorStatus(*response.error);
     auto* answer = std::get_if<proto::ReplicaEntries>(&response.body);
     if (answer == nullptr) return Status::Corruption("the leader did not answer ReplicaEntries");
+    // Epoch fencing: only the leader of the very epoch followed may feed this log.
+    if (answer->epoch != target.epoch) {
+      return Status::NotLeader("node " + target.leader + " answered a fetch of epoch " +
+                               std::to_string(target.epoch) + " as the leader of epoch " +
+                               std::to_string(answer->epoch));
+    }
     if (!answer->entries.empty()) {
       std::vector<ReplicaEntry> entries;
       entries.reserve(answer->entries.size());

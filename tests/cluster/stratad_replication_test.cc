@@ -115,6 +115,15 @@ class StratadReplicationTest : public ::testing::Test {
     return std::nullopt;
   }
 
+  // Until node `id` sees `n` live nodes (a deploy counts the live nodes it sees).
+  bool SeesNodes(const std::string& id, size_t n) {
+    return Eventually([&] {
+      TestClient client = Connect(id);
+      Result<proto::Response> r = client.Call(proto::PlacementRequest{});
+      return r.ok() && !r->error && std::get<proto::Placement>(r->body).nodes.size() == n;
+    });
+  }
+
   Result<proto::Response> Deploy(const std::string& id, int replication, int min_isr = 0) {
     proto::DeployRequest deploy;
     deploy.path = WORDCOUNT_MODULE;
@@ -179,6 +188,7 @@ class StratadReplicationTest : public ::testing::Test {
 
 TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToTheOthers) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
@@ -209,6 +219,7 @@ TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToThe
 
 TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAcknowledgedAppend) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
@@ -247,6 +258,7 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
 // still start the module when promoted.
 TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesNodes("n1", 3));
   proto::DeployRequest deploy;
   deploy.path = WORDCOUNT_MODULE;
   deploy.partitions = 8;
@@ -279,6 +291,7 @@ TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
 
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;

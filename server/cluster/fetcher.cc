@@ -85,7 +85,12 @@ void Fetcher::Run() {
     last_error = st.message();
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, backoff, [&] { return stop_ || generation_ != generation; });
-    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1000ms);
+    // A leader that does not lead yet is about to (the controller named it; it is starting
+    // the module): ask again soon, as the appends it acknowledges wait for this follower.
+    // Other errors (a node unreachable) back off up to 1 s.
+    backoff = st.code() == StatusCode::kNotLeader
+                  ? 20ms
+                  : std::min<std::chrono::milliseconds>(backoff * 2, 1000ms);
   }
 }
 

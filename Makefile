@@ -42,6 +42,15 @@ run: build
 cluster: build
 	exec scripts/cluster.sh run ./strata-cluster
 
+# The cluster's fault tests (tests/cluster/faults.py, docs/cluster.md "Fault tests"), ROUNDS
+# rounds of each fault (kill -9 of a leader, SIGSTOP, isolation, full restart) with the checks
+# after each and the failover times; needs root (network namespaces). ctest's
+# cluster_faults_test runs one round of each.
+ROUNDS ?= 10
+.PHONY: cluster-test
+cluster-test: build
+	/usr/bin/python3 tests/cluster/faults.py --rounds $(ROUNDS) --build $(BUILD_DIR)
+
 bench: build
 	scripts/run-benchmarks.sh $(BUILD_DIR)
 
@@ -52,6 +61,14 @@ bench-http: deps $(BUILD_DIR)/CMakeCache.txt
 	scripts/install-deps.sh --peers
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount
 	bench/http.sh
+
+# W1 against a 3-node cluster in network namespaces (bench/cluster-bench.py, docs/cluster.md
+# "Measurements"): replication 3 against 1, and replication 1 spread over 1, 2 and 3 nodes.
+# Needs root. About 2 min.
+.PHONY: bench-cluster
+bench-cluster: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target stratad strata-bench wordcount wordcount_b wordcount_c wordcount_d
+	/usr/bin/python3 bench/cluster-bench.py --build $(BUILD_DIR)
 
 .PHONY: bench-latency
 bench-latency: deps $(BUILD_DIR)/CMakeCache.txt

@@ -7,8 +7,11 @@
 #                                        its data, config, log and pid file in DIR; returns
 #                                        once it answers (or fails, showing its log)
 #   scripts/zk-local.sh stop DIR         stop the server started with DIR
-#   scripts/zk-local.sh run DIR PORT     run it in the foreground (exec: the process is
-#                                        java; the tests' fixture starts it this way)
+#   scripts/zk-local.sh run DIR PORT [ADDRESS]
+#                                        run it in the foreground (exec: the process is
+#                                        java; the tests' fixture starts it this way) on
+#                                        ADDRESS:PORT (default 127.0.0.1; the fault tests
+#                                        give a network namespace's address)
 #
 # Sessions may ask for 1 s to 60 s (tickTime 100 ms: a session expires at most a tick
 # after its timeout, so a dead node is noticed within ~1.1 s at 1 s; docs/cluster.md).
@@ -17,7 +20,7 @@
 set -eu
 
 usage() {
-  echo "usage: $0 start DIR PORT | stop DIR | run DIR PORT" >&2
+  echo "usage: $0 start DIR PORT | stop DIR | run DIR PORT [ADDRESS]" >&2
   exit 2
 }
 
@@ -45,7 +48,7 @@ minSessionTimeout=1000
 maxSessionTimeout=60000
 dataDir=$dir/data
 clientPort=$1
-clientPortAddress=127.0.0.1
+clientPortAddress=$2
 maxClientCnxns=0
 forceSync=no
 admin.enableServer=false
@@ -64,8 +67,8 @@ answers() {
 }
 
 run() {
-  local port=$1
-  write_config "$port"
+  local port=$1 address=${2:-127.0.0.1}
+  write_config "$port" "$address"
   # It answers about 0.3 s after the start. The JVM flags (class data sharing, the client
   # compiler only, a small heap, the serial collector) keep its CPU time and memory small
   # (measured: 0.35 s of CPU and 56 MB resident for its first 3 s, against 0.37 s and 63 MB
@@ -77,9 +80,9 @@ run() {
 
 case "$command" in
   run)
-    [ $# -eq 3 ] || usage
+    [ $# -eq 3 ] || [ $# -eq 4 ] || usage
     dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
-    run "$3"
+    run "$3" "${4:-127.0.0.1}"
     ;;
   start)
     [ $# -eq 3 ] || usage

@@ -1,6 +1,8 @@
 #include "cluster_service.h"
 
 #include <algorithm>
+#include <future>
+#include <memory>
 
 #include "dispatcher.h"
 #include "strata/json.h"
@@ -88,6 +90,18 @@ Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partit
         info.status().message() +
             (deleted.ok() ? "" : " (and removing its spec failed: " + deleted.message() + ")"));
   }
+  // Answered once the in-sync replicas have the deploy durably (and the module's file), as
+  // an acknowledged append: a failover right after it finds the module on the new leader.
+  auto replicated = std::make_shared<std::promise<Status>>();
+  std::future<Status> done = replicated->get_future();
+  replicas_.GateAck(name, [replicated](Status st) { replicated->set_value(std::move(st)); });
+  if (done.wait_for(kPlacementTimeout) != std::future_status::ready) {
+    return Status::Timeout("module " + name + " is deployed on this node, but its in-sync " +
+                           "replicas did not confirm their copies within " +
+                           std::to_string(kPlacementTimeout.count()) +
+                           " ms; it is kept and serves here (placement shows its replicas)");
+  }
+  STRATA_RETURN_IF_ERROR(done.get());
   return info;
 }
 

@@ -319,9 +319,9 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                              std::is_same_v<T, proto::ReplicaFetchRequest> ||
                              std::is_same_v<T, proto::ReplicaEpochRequest> ||
                              std::is_same_v<T, proto::ModuleFileRequest>) {
-          reply(ErrorResponse(
-              id, proto::ErrorCode::kUnsupported,
-              std::string(RequestKindName(request.body)) + " is not served by this server yet"));
+          // DispatchCluster answered them above, with or without a cluster.
+          reply(ErrorResponse(id, proto::ErrorCode::kInternal,
+                              "cluster requests are handled by DispatchCluster"));
         } else {
           Post([this, id, body = std::move(body), peer, reply = std::move(reply)] {
             ReplyGuarded(id, reply, [&] {

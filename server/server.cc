@@ -145,7 +145,7 @@ Status Server::JoinCluster() {
   node.log_warning = [](const std::string& line) { LogWarning(line); };
   node.on_view_change = [this](const cluster::ClusterView& view) {
     if (cluster::ReplicaManager* replicas = replicas_ptr_.load()) {
-      replicas->OnAssignments(cluster::AssignmentsOf(view));
+      replicas->OnAssignments(cluster::AssignmentsOf(view), cluster::ModulesOf(view));
     }
   };
   cluster::ReplicaManagerOptions manager;

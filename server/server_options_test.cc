@@ -34,7 +34,8 @@ constexpr size_t FieldCount() {
 
 // EngineOptions' fields that are not settings: the callbacks and the logger stratad sets
 // itself (on_fatal_storage_error, on_storage_warning, logger).
-constexpr size_t kEngineCallbacks = 3;
+// ... and the two cluster settings stratad derives from --cluster (replicated, ack_gate).
+constexpr size_t kEngineCallbacks = 5;
 
 struct EngineSetting {
   std::vector<std::string> args;                     // on the command line

@@ -42,6 +42,7 @@ struct Flags {
   double duration = 10;
   int64_t count = 0;
   int64_t keyspace = 100000;
+  std::string module = "wordcount";
   int users = 10000;
   std::string ack = "processed";
   std::string host = "127.0.0.1";
@@ -350,6 +351,7 @@ int Run(const Flags& flags) {
   WorkloadConfig config;
   config.name = flags.workload;
   config.keyspace = flags.keyspace;
+  config.w1_module = flags.module;
   config.batch = flags.batch;
   config.ack = *ack;
   config.users = flags.users;
@@ -585,6 +587,10 @@ int main(int argc, char** argv) {
                  "Measure this many records/reads/posts/transfers "
                  "instead of a duration")
       ->check(CLI::PositiveNumber);
+  app.add_option(
+      "--module", flags.module,
+      "W1: the module appended to, a build of wordcount under any name (bench/cluster-bench.py "
+      "deploys several in one cluster)");
   app.add_option("--keyspace", flags.keyspace, "Words (W1, W2, W5-top) or accounts (W4, W5-total)")
       ->capture_default_str();
   app.add_option("--users", flags.users, "Users (W3, W5-timeline)")->capture_default_str();

@@ -132,7 +132,7 @@ class WordCountAppends : public Workload {
   explicit WordCountAppends(const WorkloadConfig& config) : config_(config) {
     source_.next = [this](std::mt19937_64& rng) -> std::optional<Op> {
       std::uniform_int_distribution<int64_t> key(1, config_.keyspace);
-      AppendRequest request{"wordcount", "*sentences", {}, config_.ack};
+      AppendRequest request{config_.w1_module, "*sentences", {}, config_.ack};
       request.records.reserve(static_cast<size_t>(config_.batch));
       for (int i = 0; i < config_.batch; ++i) request.records.emplace_back(Numbered('w', key(rng)));
       Op op;
@@ -145,7 +145,7 @@ class WordCountAppends : public Workload {
     };
   }
   std::string Description() const override {
-    return "wordcount: append one-word sentences \"w<k>\", k uniform in 1.." +
+    return config_.w1_module + ": append one-word sentences \"w<k>\", k uniform in 1.." +
            std::to_string(config_.keyspace);
   }
   std::string UnitName() const override { return "records"; }

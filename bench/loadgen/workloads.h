@@ -22,6 +22,8 @@ struct WorkloadConfig {
   protocol::AckLevel ack = protocol::AckLevel::kProcessed;
   int users = 10000;          // W3
   double avg_followers = 50;  // W3
+  // The module W1 appends to: a build of wordcount (bench/cluster-bench.py loads several).
+  std::string w1_module = "wordcount";
 };
 
 class Workload {

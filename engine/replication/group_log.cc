@@ -364,6 +364,35 @@ Result<Truncation> GroupLog::TruncateTo(Session& session, int64_t offset) {
   return Truncation::kTruncated;
 }
 
+Status GroupLog::CutAndReapply(Session& session, int64_t offset) {
+  MutexLock lock(&mu_);
+  if (leading_) {
+    return Status::InvalidArgument("group " + id_.ToString() + " is led here: follow it first");
+  }
+  if (offset < 0) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": cannot truncate to offset " +
+                                   std::to_string(offset));
+  }
+  const int64_t cut = std::min(offset, end_);
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  for (int64_t o = cut; o < end_; ++o) {
+    STRATA_RETURN_IF_ERROR(session.RemoveRecord(log_table_, o).status());
+  }
+  std::vector<EpochStart> epochs = epochs_;
+  while (!epochs.empty() && epochs.back().start_offset >= cut) {
+    STRATA_RETURN_IF_ERROR(session.Remove(state_table_, EpochKey(epochs.back().epoch)).status());
+    epochs.pop_back();
+  }
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(0)));
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  end_ = cut;
+  epochs_ = std::move(epochs);
+  applied_end_ = 0;
+  tables_.clear();  // the tables were dropped: their ids are stale
+  return Status::Ok();
+}
+
 Result<int64_t> TruncationPoint(const GroupLog& follower,
                                 const std::function<Result<EpochEndOffset>(int64_t epoch)>& ask) {
   const int64_t end = follower.EndOffset();

@@ -120,6 +120,13 @@ class GroupLog {
   // or beyond it forgotten), in one transaction. kNeedsRebuild, changing nothing, when
   // AppliedEnd() > offset.
   Result<Truncation> TruncateTo(Session& session, int64_t offset);
+  // After the node's tables of this group were cleared (kNeedsRebuild: they held effects of
+  // entries beyond the truncation point): cuts the log at `offset` as TruncateTo does, and
+  // records that nothing is applied, in one transaction, so that ApplyUpTo (or BecomeLeader)
+  // rebuilds the tables from the log this node keeps. The log below `offset` is never
+  // dropped: the node keeps every entry it acknowledged as an in-sync replica while its
+  // tables are rebuilt. kInvalidArgument while leading.
+  Status CutAndReapply(Session& session, int64_t offset);
 
  private:
   friend class LogWriter;

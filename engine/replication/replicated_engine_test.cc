@@ -322,10 +322,21 @@ TEST(ReplicatedEngineTest, ADroppedReplicaRefetchedFromZeroHasTheSameDigest) {
   ASSERT_TRUE(b.rep().DropReplica(kModule).ok());
   EXPECT_EQ(b.rep().GroupStatus(kModule, 0).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(b.rep().ModuleFile(kModule).status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
+  // Nothing of the module is left, its file included: a follower fetches it again.
+  EXPECT_TRUE(b.rep().NeedsModuleFile(kModule));
   ASSERT_NO_FATAL_FAILURE(Ship(a, b));
   EXPECT_EQ(b.Digest(), digest);
   EXPECT_TRUE(b.rep().NeedsModuleFile(kModule));
+  // Before the row is replicated the file installs unchecked (the module's start checks it);
+  // once the row is here, bytes that differ from its checksum are refused.
+  ASSERT_TRUE(b.rep().DropReplica(kModule).ok());
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
+  EXPECT_EQ(b.rep().InstallModuleFile(kModule, "not a module").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_FALSE(b.rep().NeedsModuleFile(kModule));
 }
 
 TEST(ReplicatedEngineTest, ARestartedNodeStartsNoModuleUntilItLeads) {
@@ -528,6 +539,44 @@ TEST(ReplicatedEngineTest, AnExLeaderWithEntriesTheNewLeaderLacksIsRebuiltFromZe
   ASSERT_NO_FATAL_FAILURE(Ship(b, a));
   ASSERT_NO_FATAL_FAILURE(StopAndShip(b, a));
   EXPECT_EQ(a.Digest(), b.Digest());
+}
+
+// The ex-leader of the test above, rebuilt from its own log instead: it keeps every entry
+// below the truncation point (those an in-sync replica acknowledged) while its tables are
+// rebuilt, and ends equal to the new leader — also across a restart in the middle.
+TEST(ReplicatedEngineTest, AnExLeaderRebuildsItsTablesFromTheLogItKeeps) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "kept"));
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "lost"));  // never shipped
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  ASSERT_TRUE(b.rep().Lead(kModule, 0, 2).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 10, "kept"));
+
+  Result<int64_t> point = a.rep().TruncationPoint(
+      kModule, 0, [&](int64_t epoch) { return b.rep().EndOffsetFor(kModule, 0, epoch); });
+  ASSERT_TRUE(point.ok()) << point.status().ToString();
+  ASSERT_FALSE(*a.rep().TruncateTo(kModule, 0, *point));
+  ASSERT_TRUE(a.rep().RebuildFromLog(kModule, 0, *point).ok());
+  Result<ReplicaGroupStatus> cut = a.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->log_end, *point);  // the entries below the point are kept
+  EXPECT_EQ(cut->applied_end, 0);
+  EXPECT_FALSE(a.rep().NeedsModuleFile(kModule));  // its file is kept too
+  // A restart before anything is applied again clears what the tables hold.
+  a.Close();
+  a.Open();
+  ASSERT_NO_FATAL_FAILURE(Ship(b, a));
+  EXPECT_EQ(a.Digest(), b.Digest());
+  // It can lead at once: its tables are rebuilt from its log.
+  ASSERT_TRUE(b.rep().Follow(kModule, 0).ok());
+  ASSERT_TRUE(a.rep().Lead(kModule, 0, 3).ok());
+  EXPECT_EQ(a.Count("lost"), 0);
+  EXPECT_GE(a.Count("kept"), 40);
 }
 
 TEST(ReplicatedEngineTest, WhenLogPassesWaitsForACommitOrTheEndOfTheLeadership) {

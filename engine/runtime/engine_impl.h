@@ -79,8 +79,8 @@ class EngineImpl final : public Engine {
   // The module's meta.modules row; nullopt when it has none.
   Result<std::optional<ModuleRow>> ReadModuleRow(const std::string& name);
   // Deletes the module's meta rows (not logged: this node's copy only), then its tables and
-  // plugin files. It must not run.
-  Status DropLocalCopy(const std::string& name);
+  // (unless `keep_files`) its plugin files. It must not run.
+  Status DropLocalCopy(const std::string& name, bool keep_files = false);
   const EngineOptions& options() const { return options_; }
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
@@ -381,7 +381,7 @@ class EngineImpl final : public Engine {
   // the module must have no runtime. Both hold admin_mu_ or run during Open.
   // `logged` false: the deletes are not written to a replication log (DropLocalCopy).
   Status ForgetModule(const std::string& module, bool logged = true);
-  Status DropModuleData(const std::string& module);
+  Status DropModuleData(const std::string& module, bool keep_files = false);
   // At Open: drops tables of modules without a row, and removes every file in modules/
   // that no row names. `deployed`: module -> the file its row names.
   Status DropOrphans(const std::map<std::string, std::string>& deployed);

@@ -514,13 +514,13 @@ Result<std::optional<ModuleRow>> EngineImpl::ReadModuleRow(const std::string& na
   return std::optional<ModuleRow>(std::move(row));
 }
 
-Status EngineImpl::DropLocalCopy(const std::string& name) {
+Status EngineImpl::DropLocalCopy(const std::string& name, bool keep_files) {
   MutexLock admin(&admin_mu_);
   if (Running(name)) {
     return Status::InvalidArgument("module " + name + " runs here: stop leading it first");
   }
   STRATA_RETURN_IF_ERROR(ForgetModule(name, /*logged=*/false));
-  return DropModuleData(name);
+  return DropModuleData(name, keep_files);
 }
 
 Status EngineImpl::WriteModuleRow(const std::string& name, const ModuleRow& row) {
@@ -744,13 +744,14 @@ Status EngineImpl::ForgetModule(const std::string& module, bool logged) {
   return storage_->WaitDurable();
 }
 
-Status EngineImpl::DropModuleData(const std::string& module) {
+Status EngineImpl::DropModuleData(const std::string& module, bool keep_files) {
   // Module names cannot contain '.', so these prefixes match this module's tables only.
   for (const std::string kind : kTableKinds) {
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
                             storage_->ListTables(kind + module + "."));
     for (const std::string& table : tables) STRATA_RETURN_IF_ERROR(storage_->DropTable(table));
   }
+  if (keep_files) return Status::Ok();
   // Its plugin copies: "<module>.so" (deployed) and "<module>.v<N>.so" (updated).
   const fs::path dir = fs::path(options_.data_dir) / "modules";
   std::error_code ec;

@@ -89,6 +89,11 @@ Status ReplicationImpl::OpenGroups() {
     }
     STRATA_ASSIGN_OR_RETURN(GroupLog * log, writer_->Open(storage, id));
     STRATA_RETURN_IF_ERROR(log->BecomeFollower(*session));
+    if (log->AppliedEnd() == 0 && log->EndOffset() > 0) {
+      // A follower with nothing applied has no effects in its tables: what is there was
+      // left by a RebuildFromLog that a crash interrupted.
+      STRATA_RETURN_IF_ERROR(engine_.DropLocalCopy(id.module, /*keep_files=*/true));
+    }
     MutexLock lock(&mu_);
     tracked_[id].durable_end = log->EndOffset();
   }
@@ -137,11 +142,39 @@ Status ReplicationImpl::Lead(const std::string& module, int group, int64_t epoch
     Result<GroupLog*> other = Group(module, g, /*create=*/false);
     if (!other.ok() || !(*other)->leading()) return Status::Ok();  // not all led yet
   }
-  Status started = engine_.StartLedModule(module);
+  Status started = CompleteDepotPartitions(module);
+  if (started.ok()) started = engine_.StartLedModule(module);
   if (!started.ok()) {
     return Status(started.code(), "module " + module + " leads group " + std::to_string(group) +
                                       " at epoch " + std::to_string(epoch) +
                                       " but could not start: " + started.message());
+  }
+  return Status::Ok();
+}
+
+Status ReplicationImpl::CompleteDepotPartitions(const std::string& module) {
+  // A follower creates a table at its first replicated write, so its depot partitions on
+  // disk are those written to, e.g. only partition 4 of 8; a depot opens partitions [0, k)
+  // found on disk (a crash may interrupt a creation) and creates the rest, and refuses any
+  // other set. Creating the empty partitions below the highest one makes the set [0, k).
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                          engine_.storage().ListTables("depot." + module + "."));
+  std::map<std::string, int> highest;  // "depot.<m>.<d>[@g]." -> its highest partition
+  for (const std::string& table : tables) {
+    const size_t dot = table.rfind('.');
+    const std::string number = table.substr(dot + 1);
+    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
+        number.size() > 6) {
+      continue;
+    }
+    int& h = highest.try_emplace(table.substr(0, dot + 1), -1).first->second;
+    h = std::max(h, std::stoi(number));
+  }
+  for (const auto& [prefix, top] : highest) {
+    for (int p = 0; p < top; ++p) {
+      STRATA_RETURN_IF_ERROR(
+          engine_.storage().OpenTable(prefix + std::to_string(p), TableKind::kLog).status());
+    }
   }
   return Status::Ok();
 }
@@ -284,6 +317,21 @@ Status ReplicationImpl::DropReplica(const std::string& module) {
   return engine_.DropLocalCopy(module);
 }
 
+Status ReplicationImpl::RebuildFromLog(const std::string& module, int group, int64_t offset) {
+  MutexLock leadership(&leadership_mu_);
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  if (log->leading() || engine_.Running(module)) {
+    return Status::InvalidArgument("cannot rebuild the tables of module " + module +
+                                   ": this node leads it (follow it first)");
+  }
+  // Nothing applied first, then the tables: a crash in between leaves "nothing applied"
+  // over stale tables, which OpenGroups clears at the next start (a followed group with
+  // nothing applied has no effects in the tables).
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  STRATA_RETURN_IF_ERROR(log->CutAndReapply(*session, offset));
+  return engine_.DropLocalCopy(module, /*keep_files=*/true);
+}
+
 Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& module, int group) {
   STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
   ReplicaGroupStatus status;
@@ -397,7 +445,12 @@ Result<std::string> ReplicationImpl::ModuleFile(const std::string& module) {
 
 Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::string& bytes) {
   std::string checksum;
-  STRATA_ASSIGN_OR_RETURN(std::string path, ModuleFilePath(module, &checksum));
+  Result<std::string> row_path = ModuleFilePath(module, &checksum);
+  if (!row_path.ok() && row_path.status().code() != StatusCode::kNotFound) {
+    return row_path.status();
+  }
+  // No row yet: where Deploy puts the file; checked against the row when the module starts.
+  const std::string path = row_path.ok() ? *row_path : DefaultModuleFilePath(module);
   uint64_t n = 0;
   {
     MutexLock lock(&mu_);
@@ -417,7 +470,7 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
     }
   }
   Result<std::string> got = ModuleFileChecksum(staged.string());
-  if (!got.ok() || *got != checksum) {
+  if (!got.ok() || (row_path.ok() && *got != checksum)) {
     fs::remove(staged, ec);
     if (!got.ok()) return got.status();
     return Status::InvalidArgument("the file sent for module " + module + " has checksum " + *got +
@@ -431,11 +484,18 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
   return Status::Ok();
 }
 
+std::string ReplicationImpl::DefaultModuleFilePath(const std::string& module) const {
+  return (fs::path(engine_.options().data_dir) / "modules" / (module + ".so")).string();
+}
+
 bool ReplicationImpl::NeedsModuleFile(const std::string& module) {
   std::string checksum;
   Result<std::string> path = ModuleFilePath(module, &checksum);
-  if (!path.ok()) return path.status().code() != StatusCode::kNotFound;
   std::error_code ec;
+  if (path.status().code() == StatusCode::kNotFound) {
+    return !fs::is_regular_file(DefaultModuleFilePath(module), ec);
+  }
+  if (!path.ok()) return true;
   if (!fs::is_regular_file(*path, ec)) return true;
   Result<std::string> got = ModuleFileChecksum(*path);
   return !got.ok() || *got != checksum;

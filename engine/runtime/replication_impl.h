@@ -56,6 +56,7 @@ class ReplicationImpl final : public Replication {
       const std::function<Result<EpochEnd>(int64_t epoch)>& ask) override;
   Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) override;
   Status DropReplica(const std::string& module) override;
+  Status RebuildFromLog(const std::string& module, int group, int64_t offset) override;
   Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) override;
   void WhenDurable(std::function<void(Status)> done) override;
   Result<std::string> ModuleFile(const std::string& module) override;
@@ -86,6 +87,11 @@ class ReplicationImpl final : public Replication {
   void TrackDurable() EXCLUDES(mu_);
   // Runs (with no lock held) every WhenLogPasses callback of the group.
   void ReleaseWaiters(const GroupId& id) EXCLUDES(mu_);
+  // Before a module starts on a node that followed it: creates the empty depot partition
+  // tables below the highest one a replicated write created.
+  Status CompleteDepotPartitions(const std::string& module);
+  // modules/<module>.so in the data directory: where Deploy installs a module's file.
+  std::string DefaultModuleFilePath(const std::string& module) const;
   // The module file's path from its row (checked to name a file in modules/).
   Result<std::string> ModuleFilePath(const std::string& module, std::string* checksum);
 

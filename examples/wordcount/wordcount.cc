@@ -145,4 +145,11 @@ void Define(strata::ModuleBuilder& m) {
 
 }  // namespace
 
+#ifdef WORDCOUNT_NAME
+// The same module under another name (bench/CMakeLists.txt: several in one cluster). The
+// indirection expands WORDCOUNT_NAME before STRATA_MODULE stringifies it.
+#define WORDCOUNT_MODULE(name) STRATA_MODULE(name, Define)
+WORDCOUNT_MODULE(WORDCOUNT_NAME)
+#else
 STRATA_MODULE(wordcount, Define)
+#endif

@@ -40,15 +40,21 @@ void Fetcher::Follow(const Target& target) {
   if (target == target_) return;
   target_ = target;
   ++generation_;
+  // A fetch waiting on the old leader (stopped, or cut off) would hold the switch for its
+  // whole timeout.
+  if (channel_ != nullptr) channel_->Interrupt();
+  cv_.notify_all();
+}
+
+void Fetcher::RequestStop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stop_ = true;
+  if (channel_ != nullptr) channel_->Interrupt();
   cv_.notify_all();
 }
 
 void Fetcher::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
+  RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -89,6 +95,18 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     return stop_ || generation_ != generation;
   };
   NodeChannel channel(target.address, "stratad-node/" + node_id_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ || generation_ != generation) return Status::Ok();
+    channel_ = &channel;
+  }
+  struct Unpublish {
+    Fetcher* f;
+    ~Unpublish() {
+      std::lock_guard<std::mutex> lock(f->mu_);
+      f->channel_ = nullptr;
+    }
+  } unpublish{this};
 
   // 1. Cut what diverges from this leader's log (KIP-101 / KIP-279).
   const auto ask = [&](int64_t log_epoch) -> Result<EpochEnd> {
@@ -112,10 +130,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
       if (log_warning_) {
         log_warning_("replication: " + module_ + "/" + std::to_string(group_) +
                      ": this node's tables hold writes the new leader " + target.leader +
-                     " does not have (it led them before the failover): dropping its copy "
-                     "and fetching the log again from offset 0");
+                     " does not have (it led them before the failover): cutting its log at " +
+                     std::to_string(point) + " and rebuilding its tables from it");
       }
-      STRATA_RETURN_IF_ERROR(replication_.DropReplica(module_));
+      STRATA_RETURN_IF_ERROR(replication_.RebuildFromLog(module_, group_, point));
     }
   }
 
@@ -126,6 +144,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     if (now.ok()) durable_end = std::min(now->durable_end, now->log_end);
   }
   while (!changed()) {
+    // The module's file first: a follower without it could not start the module if it
+    // were promoted, so it reports no progress (which would let the leader acknowledge)
+    // until it has it. The leader has none until its deploy finished (kNotFound).
+    const bool has_file = !replication_.NeedsModuleFile(module_) || FetchModuleFile(channel).ok();
     Result<ReplicaGroupStatus> now = replication_.GroupStatus(module_, group_);
     const int64_t from = now.ok() ? now->log_end : 0;
     proto::ReplicaFetchRequest request;
@@ -134,7 +156,7 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     request.node = node_id_;
     request.epoch = target.epoch;
     request.from = from;
-    request.durable_end = std::min(durable_end, from);
+    request.durable_end = has_file ? std::min(durable_end, from) : 0;
     request.wait_ms = kFetchWaitMs;
     STRATA_ASSIGN_OR_RETURN(
         proto::Response response,
@@ -142,6 +164,12 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     if (response.error) return ErrorStatus(*response.error);
     auto* answer = std::get_if<proto::ReplicaEntries>(&response.body);
     if (answer == nullptr) return Status::Corruption("the leader did not answer ReplicaEntries");
+    // Epoch fencing: only the leader of the very epoch followed may feed this log.
+    if (answer->epoch != target.epoch) {
+      return Status::NotLeader("node " + target.leader + " answered a fetch of epoch " +
+                               std::to_string(target.epoch) + " as the leader of epoch " +
+                               std::to_string(answer->epoch));
+    }
     if (!answer->entries.empty()) {
       std::vector<ReplicaEntry> entries;
       entries.reserve(answer->entries.size());
@@ -157,16 +185,17 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
       durable_end = end;
     }
     STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
-    if (replication_.NeedsModuleFile(module_)) {
-      STRATA_ASSIGN_OR_RETURN(proto::Response file,
-                              channel.Call(proto::ModuleFileRequest{module_}, 30000ms));
-      if (file.error) return ErrorStatus(*file.error);
-      const auto* bytes = std::get_if<proto::ModuleFile>(&file.body);
-      if (bytes == nullptr) return Status::Corruption("the leader did not answer ModuleFile");
-      STRATA_RETURN_IF_ERROR(replication_.InstallModuleFile(module_, bytes->bytes));
-    }
   }
   return Status::Ok();
+}
+
+Status Fetcher::FetchModuleFile(NodeChannel& channel) {
+  STRATA_ASSIGN_OR_RETURN(proto::Response file,
+                          channel.Call(proto::ModuleFileRequest{module_}, 30000ms));
+  if (file.error) return ErrorStatus(*file.error);
+  const auto* bytes = std::get_if<proto::ModuleFile>(&file.body);
+  if (bytes == nullptr) return Status::Corruption("the leader did not answer ModuleFile");
+  return replication_.InstallModuleFile(module_, bytes->bytes);
 }
 
 }  // namespace strata::cluster

@@ -23,6 +23,8 @@
 
 namespace strata::cluster {
 
+class NodeChannel;
+
 class Fetcher {
  public:
   struct Target {
@@ -37,9 +39,12 @@ class Fetcher {
   // Stop()s.
   ~Fetcher();
 
-  // Follows `target` from now on (a new leader or epoch restarts with the truncation).
+  // Follows `target` from now on (a new leader or epoch restarts with the truncation); a
+  // call in flight to the previous leader is interrupted.
   void Follow(const Target& target);
-  // Stops the thread (waiting for the call in flight to end, at most its fetch wait).
+  // Asks the thread to stop, interrupting its call in flight, without waiting.
+  void RequestStop();
+  // RequestStop, then waits for the thread to end.
   void Stop();
 
  private:
@@ -47,6 +52,8 @@ class Fetcher {
   // One leader's session: returns when the target changes, on stop, or after an error
   // (the caller backs off and retries).
   Status FollowLeader(const Target& target, uint64_t generation);
+  // Fetches the module's plugin file from the leader and installs it.
+  Status FetchModuleFile(NodeChannel& channel);
 
   Replication& replication_;
   const std::string module_;
@@ -59,6 +66,7 @@ class Fetcher {
   Target target_;
   uint64_t generation_ = 0;  // bumped by each Follow with another target
   bool stop_ = false;
+  NodeChannel* channel_ = nullptr;  // the thread's connection to its leader, while it has one
   std::thread thread_;
 };
 

@@ -22,6 +22,10 @@ int64_t HighWatermark::ValueLocked() const {
     auto it = followers_.find(node);
     value = std::min(value, it == followers_.end() ? 0 : it->second.durable_end);
   }
+  for (const std::string& node : joining_) {
+    auto it = followers_.find(node);
+    value = std::min(value, it == followers_.end() ? 0 : it->second.durable_end);
+  }
   return value;
 }
 
@@ -47,6 +51,7 @@ void HighWatermark::SetIsr(std::vector<std::string> isr, int min_isr) {
     MutexLock lock(&mu_);
     isr_ = std::move(isr);
     min_isr_ = min_isr;
+    for (const std::string& node : isr_) joining_.erase(node);
     CollectLocked(&ready);
   }
   Run(ready);
@@ -73,6 +78,7 @@ void HighWatermark::FollowerFetched(const std::string& node, int64_t durable_end
     f.durable_end = durable_end;
     f.caught_up = caught_up;
     f.ever_fetched = true;
+    f.last_fetch = now;
     if (caught_up) f.last_caught_up = now;
     CollectLocked(&ready);
   }
@@ -121,8 +127,13 @@ void HighWatermark::FailAll(const Status& status) {
 
 std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>& replicas,
                                                   std::chrono::milliseconds lag,
-                                                  Clock::time_point now) const {
+                                                  Clock::time_point now) {
   MutexLock lock(&mu_);
+  std::erase_if(joining_, [&](const std::string& node) {
+    auto it = followers_.find(node);
+    return it == followers_.end() || now - it->second.last_fetch > lag;
+  });
+  const int64_t value = ValueLocked();
   std::vector<std::string> wanted;
   for (const std::string& node : replicas) {
     const bool in = std::find(isr_.begin(), isr_.end(), node) != isr_.end();
@@ -144,7 +155,10 @@ std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>
         continue;
       }
       if (now - since <= lag) wanted.push_back(node);
-    } else if (it != followers_.end() && it->second.caught_up) {
+    } else if (it != followers_.end() && it->second.caught_up &&
+               it->second.durable_end >= value && now - it->second.last_fetch <= lag) {
+      // Every entry below the high watermark (which it may have acknowledged) must be
+      // durable on a member: the controller may promote it.
       wanted.push_back(node);
     }
   }
@@ -154,6 +168,15 @@ std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>
   std::sort(sorted_wanted.begin(), sorted_wanted.end());
   if (current == sorted_wanted) return {};
   return wanted;
+}
+
+void HighWatermark::IsrRequested(const std::vector<std::string>& isr) {
+  MutexLock lock(&mu_);
+  for (const std::string& node : isr) {
+    if (node != leader_ && std::find(isr_.begin(), isr_.end(), node) == isr_.end()) {
+      joining_.insert(node);
+    }
+  }
 }
 
 }  // namespace strata::cluster

@@ -5,7 +5,10 @@
 // promotes ISR members only). Appends wait here (Wait) for the log end they left.
 //
 // Each follower's durable end is the one it reported in its last fetch; a member that has
-// not reported yet counts as 0. Thread-safe; callbacks run on the calling thread of the
+// not reported yet counts as 0. A replica this leader asked the controller to add to the ISR
+// (IsrRequested) counts as a member from the request until the controller's answer (SetIsr
+// with it) or until it stops fetching: the controller may add it, and promote it, before this
+// leader hears of the change (Kafka's "maximal ISR"). Thread-safe; callbacks run on the calling thread of the
 // method that completes them, outside the lock.
 #pragma once
 
@@ -13,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,7 +32,8 @@ class HighWatermark {
   // `leader` is this node's id; `isr` includes it.
   HighWatermark(std::string leader, std::vector<std::string> isr, int min_isr);
 
-  // The group state changed (the controller shrank or grew the ISR, or min_isr).
+  // The group state changed (the controller shrank or grew the ISR, or min_isr). Members
+  // asked for that it now holds are members like the others.
   void SetIsr(std::vector<std::string> isr, int min_isr);
   // The leader's own durable log end.
   void LeaderDurable(int64_t durable_end);
@@ -50,10 +55,16 @@ class HighWatermark {
 
   // The ISR this leader should ask the controller for, or an empty vector when the current
   // one is right: members (not the leader) that were not caught up for longer than `lag`
-  // leave it; replicas out of it that are caught up now join it. `replicas` is the group's
-  // assignment, in order.
+  // leave it; replicas out of it that are caught up now, have every entry below the high
+  // watermark durably and fetched within `lag` join it. `replicas` is the group's
+  // assignment, in order. Also forgets the replicas asked for (IsrRequested) that have not
+  // fetched for `lag` (the controller does not add a node whose session ended): the waiters
+  // this unblocks complete at the next LeaderDurable or FollowerFetched.
   std::vector<std::string> WantedIsr(const std::vector<std::string>& replicas,
-                                     std::chrono::milliseconds lag, Clock::time_point now) const;
+                                     std::chrono::milliseconds lag, Clock::time_point now);
+  // This leader is about to ask the controller for `isr`: its members not in the ISR hold
+  // the high watermark from now on (see above). Call it before sending the request.
+  void IsrRequested(const std::vector<std::string>& isr);
 
  private:
   struct Follower {
@@ -61,6 +72,7 @@ class HighWatermark {
     bool caught_up = false;              // as of its last fetch
     Clock::time_point last_caught_up{};  // when it last had the whole log
     bool ever_fetched = false;
+    Clock::time_point last_fetch{};
   };
   int64_t ValueLocked() const REQUIRES(mu_);
   // Removes the satisfied waiters into *ready with the status each gets.
@@ -75,6 +87,7 @@ class HighWatermark {
   int min_isr_ GUARDED_BY(mu_) = 1;
   int64_t leader_durable_ GUARDED_BY(mu_) = 0;
   std::map<std::string, Follower> followers_ GUARDED_BY(mu_);
+  std::set<std::string> joining_ GUARDED_BY(mu_);  // asked for, not in isr_ yet
   std::multimap<int64_t, std::function<void(Status)>> waiters_ GUARDED_BY(mu_);
   Status failed_ GUARDED_BY(mu_);
 };

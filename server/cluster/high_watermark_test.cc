@@ -89,5 +89,60 @@ TEST(HighWatermarkTest, AMemberThatNeverFetchesLeavesAfterTheLag) {
   EXPECT_EQ(hw.WantedIsr({"n1", "n2"}, 1000ms, t0 + 1500ms), (std::vector<std::string>{"n1"}));
 }
 
+TEST(HighWatermarkTest, AReplicaJoinsTheIsrOnlyWithEveryEntryBelowTheHighWatermarkDurably) {
+  const auto t0 = Clock::now();
+  HighWatermark hw("n1", {"n1", "n2"}, 1);
+  hw.LeaderDurable(10);
+  hw.FollowerFetched("n2", 10, true, t0);
+  ASSERT_EQ(hw.Value(), 10);
+  // n3 has the whole log but only 4 entries durably: were it to join and be promoted after
+  // a crash of its own, it could lose acknowledged entries.
+  hw.FollowerFetched("n3", 4, true, t0);
+  EXPECT_TRUE(hw.WantedIsr({"n1", "n2", "n3"}, 1000ms, t0).empty());
+  hw.FollowerFetched("n3", 10, true, t0);
+  EXPECT_EQ(hw.WantedIsr({"n1", "n2", "n3"}, 1000ms, t0),
+            (std::vector<std::string>{"n1", "n2", "n3"}));
+}
+
+TEST(HighWatermarkTest, AMemberTheLeaderAskedToAddHoldsTheHighWatermarkBeforeTheControllerAnswers) {
+  // The controller may add n3 and promote it before this leader hears of the change: from
+  // the request on, what this leader acknowledges must be on n3 too (Kafka's maximal ISR).
+  const auto t0 = Clock::now();
+  HighWatermark hw("n1", {"n1", "n2"}, 1);
+  hw.LeaderDurable(10);
+  hw.FollowerFetched("n2", 10, true, t0);
+  hw.FollowerFetched("n3", 10, true, t0);
+  const std::vector<std::string> wanted = hw.WantedIsr({"n1", "n2", "n3"}, 1000ms, t0);
+  ASSERT_EQ(wanted, (std::vector<std::string>{"n1", "n2", "n3"}));
+  hw.IsrRequested(wanted);
+  std::vector<Status> done;
+  hw.Wait(20, [&](Status st) { done.push_back(st); });
+  hw.LeaderDurable(20);
+  hw.FollowerFetched("n2", 20, true, t0);
+  EXPECT_EQ(hw.Value(), 10);
+  EXPECT_TRUE(done.empty());
+  hw.FollowerFetched("n3", 20, true, t0);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0].ok()) << done[0].ToString();
+  hw.SetIsr({"n1", "n2", "n3"}, 1);  // the controller applied it
+  EXPECT_EQ(hw.Value(), 20);
+}
+
+TEST(HighWatermarkTest, AMemberAskedForThatStopsFetchingNoLongerHoldsTheHighWatermark) {
+  const auto t0 = Clock::now();
+  HighWatermark hw("n1", {"n1", "n2"}, 1);
+  hw.LeaderDurable(10);
+  hw.FollowerFetched("n2", 10, true, t0);
+  hw.FollowerFetched("n3", 10, true, t0);
+  hw.IsrRequested(hw.WantedIsr({"n1", "n2", "n3"}, 1000ms, t0));
+  hw.LeaderDurable(20);
+  hw.FollowerFetched("n2", 20, true, t0 + 1500ms);
+  EXPECT_EQ(hw.Value(), 10);
+  // n3 died before the controller added it (the controller then leaves the ISR as it is):
+  // once it has not fetched for the lag, it is neither wanted nor waited for.
+  EXPECT_TRUE(hw.WantedIsr({"n1", "n2", "n3"}, 1000ms, t0 + 1500ms).empty());
+  EXPECT_EQ(hw.Value(), 20);
+}
+
 }  // namespace
 }  // namespace strata::cluster

@@ -1,6 +1,7 @@
 #include "node_channel.h"
 
 #include <asio/connect.hpp>
+#include <asio/post.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
@@ -42,37 +43,58 @@ NodeChannel::NodeChannel(std::string address, std::string client_name)
 
 NodeChannel::~NodeChannel() = default;
 
-void NodeChannel::Close() { socket_.reset(); }
+void NodeChannel::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  socket_.reset();
+}
+
+void NodeChannel::Interrupt() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!socket_) return;
+  // Run by the owner's io_context loop (RunUntil), which fails the operation in progress.
+  Socket* s = socket_.get();
+  asio::post(s->io, [s] {
+    std::error_code ignored;
+    s->socket.close(ignored);
+  });
+}
 
 Status NodeChannel::Connect(Clock::time_point deadline) {
   const size_t colon = address_.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("node address " + address_ + " is not HOST:PORT");
   }
-  auto socket = std::make_unique<Socket>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    socket_ = std::make_unique<Socket>();  // published first: Interrupt reaches the connect
+  }
+  Socket& socket = *socket_;
+  const auto fail = [this](Status st) {
+    Close();
+    return st;
+  };
   std::error_code ec;
-  asio::ip::tcp::resolver resolver(socket->io);
+  asio::ip::tcp::resolver resolver(socket.io);
   auto endpoints = resolver.resolve(address_.substr(0, colon), address_.substr(colon + 1), ec);
-  if (ec) return Status::IOError("resolving " + address_ + ": " + ec.message());
+  if (ec) return fail(Status::IOError("resolving " + address_ + ": " + ec.message()));
   bool done = false;
-  asio::async_connect(socket->socket, endpoints,
+  asio::async_connect(socket.socket, endpoints,
                       [&](const std::error_code& error, const asio::ip::tcp::endpoint&) {
                         ec = error;
                         done = true;
                       });
-  if (!socket->RunUntil(done, deadline)) {
-    return Status::Timeout("connecting to " + address_ + " timed out");
+  if (!socket.RunUntil(done, deadline)) {
+    return fail(Status::Timeout("connecting to " + address_ + " timed out"));
   }
-  if (ec) return Status::IOError("connecting to " + address_ + ": " + ec.message());
-  socket->socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  socket_ = std::move(socket);
+  if (ec) return fail(Status::IOError("connecting to " + address_ + ": " + ec.message()));
+  socket.socket.set_option(asio::ip::tcp::no_delay(true), ec);
   proto::Request hello;
   hello.id = 0;
   hello.body = proto::Hello{proto::kProtocolVersion, client_name_};
   Result<proto::Response> welcome = RoundTrip(hello, deadline);
   if (!welcome.ok()) return welcome.status();
   if (welcome->error) {
-    socket_.reset();
+    Close();
     return Status::IOError("node " + address_ +
                            " refused the handshake: " + welcome->error->message);
   }
@@ -92,7 +114,7 @@ Result<proto::Response> NodeChannel::RoundTrip(const proto::Request& request,
     done = true;
   });
   const auto fail = [this](Status st) -> Result<proto::Response> {
-    socket_.reset();
+    Close();
     return st;
   };
   if (!s.RunUntil(done, deadline)) return fail(Status::Timeout("sending to " + address_));

@@ -2,11 +2,13 @@
 // for the requests nodes send each other (a follower's fetches from its leader:
 // docs/protocol.md, "Cluster requests"). It does the Hello handshake at connect and sends
 // one request at a time; every call has a deadline and a failed call closes the
-// connection (the next call reconnects). Not thread-safe: one owner thread.
+// connection (the next call reconnects). One owner thread makes the calls; Interrupt()
+// may come from any thread.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "strata/protocol/messages.h"
@@ -33,6 +35,10 @@ class NodeChannel {
   // Closes the connection (the next Call reconnects).
   void Close();
 
+  // Any thread: ends the call in progress, if any, at once (kIOError), e.g. when the leader
+  // it waits on is no longer the one to follow. The next Call reconnects.
+  void Interrupt();
+
  private:
   struct Socket;
   Status Connect(std::chrono::steady_clock::time_point deadline);
@@ -41,6 +47,7 @@ class NodeChannel {
 
   const std::string address_;
   const std::string client_name_;
+  std::mutex mu_;                   // guards socket_'s replacement against Interrupt
   std::unique_ptr<Socket> socket_;  // null while closed
   uint64_t next_id_ = 1;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 
 #include "fetcher.h"
 
@@ -38,8 +39,60 @@ std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view) {
   return out;
 }
 
+namespace {
+
+// A long poll: answered once, by whichever comes first — entries, or its deadline.
+struct Poll {
+  FetchAsk ask;
+  std::function<void(Result<FetchAnswer>)> done;
+  std::atomic<bool> answered{false};
+  Clock::time_point deadline;
+};
+
+}  // namespace
+
+// The long polls waiting for each group's log to pass their `from`, and the groups for which
+// the engine holds a WhenLogPasses callback: one per group at a time, however many polls
+// wait (the engine keeps a callback until the log moves, so one per poll would pile up on
+// an idle leader, a few a second per follower). Shared with that callback, which may run
+// once the manager is gone (when the engine closes).
+struct ReplicaManager::Waiting {
+  struct Waiter {
+    std::shared_ptr<Poll> poll;
+    std::function<void()> fire;
+  };
+  std::mutex mu;
+  std::map<Key, std::vector<Waiter>> polls;
+  std::set<Key> registered;
+
+  // Adds a poll; true when the group has no callback in the engine (the caller registers it).
+  bool Add(const Key& key, Waiter waiter) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<Waiter>& waiting = polls[key];
+    std::erase_if(waiting, [](const Waiter& w) { return w.poll->answered.load(); });
+    waiting.push_back(std::move(waiter));
+    return registered.insert(key).second;
+  }
+  // The engine's callback: the group's log moved (or its leadership ended).
+  void Release(const Key& key) {
+    std::vector<Waiter> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      registered.erase(key);
+      auto it = polls.find(key);
+      if (it == polls.end()) return;
+      ready.swap(it->second);
+      polls.erase(it);
+    }
+    for (Waiter& w : ready) w.fire();
+  }
+};
+
 ReplicaManager::ReplicaManager(Engine& engine, ReplicaManagerOptions options)
-    : engine_(engine), replication_(*engine.replication()), options_(std::move(options)) {
+    : engine_(engine),
+      replication_(*engine.replication()),
+      options_(std::move(options)),
+      waiting_(std::make_shared<Waiting>()) {
   ticker_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
@@ -57,22 +110,35 @@ ReplicaManager::~ReplicaManager() { Shutdown(); }
 void ReplicaManager::Shutdown() {
   std::map<Key, std::unique_ptr<Fetcher>> fetchers;
   std::map<Key, Led> led;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
     stop_ = true;
+    stopping_->store(true);
     changed_.notify_all();
     fetchers.swap(fetchers_);
     led.swap(led_);
+    polls.swap(polls_);
   }
   if (ticker_.joinable()) ticker_.join();
+  // The followers' long polls are answered now (NOT_LEADER): stratad drains its
+  // connections, these among them, before it closes the engine.
+  for (auto& [deadline, fire] : polls) fire();
   fetchers.clear();  // joins each thread
   for (auto& [key, l] : led) {
     l.hw->FailAll(Status::Aborted("the node is shutting down: the append may or may not be kept"));
   }
 }
 
-void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
+std::set<std::string> ModulesOf(const ClusterView& view) {
+  std::set<std::string> out;
+  for (const auto& [name, spec] : view.modules) out.insert(name);
+  return out;
+}
+
+void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
+                                   const std::set<std::string>& modules) {
   std::map<Key, GroupAssignment> next;
   std::map<std::string, int> groups_of;
   for (const GroupAssignment& a : groups) {
@@ -84,19 +150,19 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
     // Groups this node holds (leads or follows) that the view no longer gives it.
-    for (const auto& [key, led] : led_) {
+    // Dropping deletes this node's data: only on a clear sign (the module destroyed, or the
+    // group placed elsewhere), never because a group is missing from one view.
+    const auto gone = [&](const Key& key) {
       auto it = next.find(key);
-      const bool mine =
-          it != next.end() && std::count(it->second.state.replicas.begin(),
-                                         it->second.state.replicas.end(), options_.node_id) != 0;
-      if (!mine) drop.push_back(key);
+      if (it == next.end()) return modules.count(key.first) == 0;
+      const std::vector<std::string>& replicas = it->second.state.replicas;
+      return std::count(replicas.begin(), replicas.end(), options_.node_id) == 0;
+    };
+    for (const auto& [key, led] : led_) {
+      if (gone(key)) drop.push_back(key);
     }
     for (const auto& [key, fetcher] : fetchers_) {
-      auto it = next.find(key);
-      const bool mine =
-          it != next.end() && std::count(it->second.state.replicas.begin(),
-                                         it->second.state.replicas.end(), options_.node_id) != 0;
-      if (!mine) drop.push_back(key);
+      if (gone(key)) drop.push_back(key);
     }
     for (const auto& [key, a] : next) {
       const std::vector<std::string>& replicas = a.state.replicas;
@@ -333,18 +399,6 @@ void ReplicaManager::GateAck(const std::string& module, std::function<void(Statu
   }
 }
 
-namespace {
-
-// A long poll: answered once, by whichever comes first — entries, or its deadline.
-struct Poll {
-  FetchAsk ask;
-  std::function<void(Result<FetchAnswer>)> done;
-  std::atomic<bool> answered{false};
-  Clock::time_point deadline;
-};
-
-}  // namespace
-
 void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchAnswer>)> done) {
   const Key key{ask.module, ask.group};
   std::shared_ptr<HighWatermark> hw = FindHw(key, ask.epoch);
@@ -356,10 +410,22 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
                            (st.ok() ? "" : ": " + st.message())));
     return;
   }
-  auto answer = [this, key, hw](const FetchAsk& a,
-                                bool force) -> std::optional<Result<FetchAnswer>> {
-    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+  // Runs on whichever thread answers the poll, possibly once the manager is gone (the
+  // engine releases the long polls it holds when it closes): it uses no member.
+  auto answer = [replication = &replication_, stopping = stopping_, key, hw](
+                    const FetchAsk& a, bool force) -> std::optional<Result<FetchAnswer>> {
+    if (stopping->load()) {
+      return Result<FetchAnswer>(Status::NotLeader("this node is shutting down"));
+    }
+    Result<ReplicaGroupStatus> st = replication->GroupStatus(key.first, key.second);
     if (!st.ok()) return Result<FetchAnswer>(st.status());
+    // A poll answered late (its deadline, or released by Follow) must not speak for an
+    // epoch this node no longer leads: its log may hold entries the new leader lacks.
+    if (!st->leading || st->epoch != a.epoch) {
+      return Result<FetchAnswer>(
+          Status::NotLeader("this node no longer leads module " + key.first + " group " +
+                            std::to_string(key.second) + " at epoch " + std::to_string(a.epoch)));
+    }
     if (a.from > st->log_end) {
       return Result<FetchAnswer>(Status::InvalidArgument(
           "fetch from offset " + std::to_string(a.from) + " beyond the log end " +
@@ -370,7 +436,7 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     FetchAnswer out;
     out.epoch = a.epoch;
     Result<std::vector<ReplicaEntry>> entries =
-        replication_.Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
+        replication->Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
     if (!entries.ok()) return Result<FetchAnswer>(entries.status());
     out.entries = std::move(entries).value();
     out.log_end = st->log_end;
@@ -393,9 +459,16 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    polls_.push_back({poll->deadline, fire});
+    // Shutdown answers the polls it finds here; one that comes later is answered now.
+    if (!stop_) polls_.push_back({poll->deadline, fire});
   }
-  replication_.WhenLogPasses(key.first, key.second, ask.from, fire);
+  if (stopping_->load()) return fire();
+  // A poll that joins a callback registered for a smaller `from` may be answered early,
+  // empty: the follower asks again.
+  if (waiting_->Add(key, Waiting::Waiter{poll, fire})) {
+    replication_.WhenLogPasses(key.first, key.second, ask.from,
+                               [waiting = waiting_, key] { waiting->Release(key); });
+  }
 }
 
 Result<EpochEnd> ReplicaManager::EpochEndFor(const std::string& module, int group, int64_t epoch,
@@ -431,6 +504,8 @@ void ReplicaManager::Tick() {
         continue;
       led.last_isr_asked = wanted;
       led.last_isr_request = now;
+      // Before the request leaves: the controller may apply it at once.
+      led.hw->IsrRequested(wanted);
       requests.emplace_back(key, led.epoch, std::move(wanted));
     }
   }

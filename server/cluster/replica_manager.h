@@ -11,6 +11,7 @@
 // Thread-safe. OnView runs on ClusterNode's thread; the rest on any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,6 +44,8 @@ struct GroupAssignment {
 
 // The groups of a view, with their leaders' addresses.
 std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view);
+// The names of a view's modules.
+std::set<std::string> ModulesOf(const ClusterView& view);
 
 struct ReplicaManagerOptions {
   std::string node_id;
@@ -91,8 +95,12 @@ class ReplicaManager {
   void Shutdown();
   ReplicaManager& operator=(const ReplicaManager&) = delete;
 
-  // The groups of every module, as the controller placed them (a new view).
-  void OnAssignments(const std::vector<GroupAssignment>& groups);
+  // The groups of every module, as the controller placed them, and the modules the cluster
+  // has (/modules), from a new view. This node drops its copy of a module that is gone from
+  // `modules` (destroyed) or whose group is placed on other nodes; a group missing from
+  // `groups` while its module exists (its state did not parse) is left as it is.
+  void OnAssignments(const std::vector<GroupAssignment>& groups,
+                     const std::set<std::string>& modules);
 
   // OK when this node leads every group of `module` now. Else kNotLeader with the
   // leader's address in *leader_address ("" when there is none now), or kNotFound when
@@ -136,6 +144,8 @@ class ReplicaManager {
   };
   using Key = std::pair<std::string, int>;
 
+  struct Waiting;  // the long polls waiting for entries (replica_manager.cc)
+
   void Tick();
   void LeadGroup(const GroupAssignment& a);
   void StopLeading(const Key& key, const std::string& why);
@@ -154,7 +164,10 @@ class ReplicaManager {
   std::map<std::string, int> groups_of_;  // module -> its groups in the view
   // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
+  const std::shared_ptr<Waiting> waiting_;
   bool stop_ = false;
+  // stop_, for the long polls' answers, which may run once the manager is gone.
+  const std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
   std::thread ticker_;
 };
 

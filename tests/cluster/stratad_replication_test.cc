@@ -210,7 +210,8 @@ TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToThe
 TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAcknowledgedAppend) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   Result<proto::Response> deployed = Deploy("n1", 3);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
   int acknowledged = 0;
   for (int i = 0; i < 30; ++i) {
     Result<proto::Response> appended = Append("n1", {"alpha beta"}, proto::AckLevel::kAppended);
@@ -242,10 +243,45 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
   EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n1"));
 }
 
+// A follower holds only the depot partitions that were written to (here one of 8): it must
+// still start the module when promoted.
+TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  proto::DeployRequest deploy;
+  deploy.path = WORDCOUNT_MODULE;
+  deploy.partitions = 8;
+  deploy.replication = 3;
+  TestClient client = Connect("n1");
+  Result<proto::Response> deployed = client.Call(deploy);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  Result<proto::Response> appended = Append("n1", {"solo"}, proto::AckLevel::kAppended);
+  ASSERT_TRUE(appended.ok() && !appended->error);
+  nodes_["n1"]->Stop(SIGKILL);
+  std::string leader;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::optional<proto::GroupPlacement> p = PlacementOf("n2", "wordcount");
+        if (!p || p->epoch != 2 || p->leader.empty()) return false;
+        leader = p->leader;
+        return true;
+      },
+      30s));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        Result<proto::Response> again = Append(leader, {"solo"});
+        return again.ok() && !again->error;
+      },
+      30s))
+      << ReadFile(Log(leader));
+  EXPECT_EQ(CountOf(leader, "solo"), 2);
+}
+
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
   ASSERT_TRUE(Eventually([&] {
     Result<proto::Response> appended = Append("n1", {"one"});
     return appended.ok() && !appended->error;

@@ -109,6 +109,13 @@ class Replication {
   // it must then DropReplica and fetch the log again from 0.
   virtual Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) = 0;
 
+  // After TruncateTo returned false: clears this node's tables of `module` (its rows, not
+  // its logs nor its plugin file) and cuts the group's log at `offset`, recording that
+  // nothing is applied; ApplyUpTo (or Lead) then rebuilds the tables from the log this node
+  // keeps. The log below `offset` is never dropped, so a node rebuilding its tables still
+  // holds every entry it acknowledged as an in-sync replica. Not while leading or running.
+  virtual strata::Status RebuildFromLog(const std::string& module, int group, int64_t offset) = 0;
+
   // Deletes everything this node holds of `module` — tables, group logs and their state,
   // its meta rows, its module file — without touching ZooKeeper or other nodes: a follower
   // of a destroyed module, or a replica that must be rebuilt. The module must not be
@@ -124,13 +131,17 @@ class Replication {
   // storage's group commit; a leader's own durability, a follower's before it reports).
   virtual void WhenDurable(std::function<void(strata::Status)> done) = 0;
 
-  // The module's plugin file as this node keeps it (bytes, and the checksum its meta.modules
-  // row records), for a follower that lacks it; and its installation on a follower: the
-  // bytes must match the checksum of the module's replicated row (kInvalidArgument).
-  // kNotFound when the module has no row here.
+  // The module's plugin file as this node keeps it, for a follower that lacks it. kNotFound
+  // when the module has no row here (e.g. the leader has not deployed it yet).
   virtual Result<std::string> ModuleFile(const std::string& module) = 0;
+  // A follower's installation of the file, where Deploy keeps it (modules/<module>.so).
+  // When the module's row is here, the bytes must match the checksum it records
+  // (kInvalidArgument); before the row is replicated they are installed as they are, and
+  // the module's start checks them against the row (as every start does).
   virtual strata::Status InstallModuleFile(const std::string& module, const std::string& bytes) = 0;
-  // True when the module's row is here (replicated) and its file is not, or differs.
+  // True when this node has no file for the module, or (its row being here) a file that
+  // differs from the row's checksum. A follower fetches the file before it reports any
+  // progress, so that every in-sync replica can start the module when promoted.
   virtual bool NeedsModuleFile(const std::string& module) = 0;
 
   // The name of the module a plugin file defines (loading it, as Deploy does: an error for

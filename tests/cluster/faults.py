@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""The cluster's fault tests (docs/cluster.md, "Fault tests"; issue 22): ZooKeeper and three
+`stratad --cluster` nodes, each in its own network namespace (tests/cluster/lab.py);
+wordcount, bank and social deployed with replication 3; the mixed workload of
+tests/cluster/workload.py running throughout; and rounds of faults, each followed by the
+checks of workload.check():
+
+  kill      kill -9 of the leader of a module (wordcount, bank, social in turn); once a
+            new leader acknowledged an append, the killed node is started again
+  stop      SIGSTOP of a module's leader until another node leads it (past the 1 s session
+            timeout), then SIGCONT
+  isolate   the leader cut off from every other node, ZooKeeper and the clients
+            (cluster.isolate) until another node leads, then healed
+  restart   kill -9 of every node, then all started again
+
+Failover time: in every round but restart, a prober thread appends to the module (ack
+`appended`) in a loop; the time from the fault to its first append acknowledged by another
+node is printed as a JSON line {"fault", "round", "module", "failover_ms"} (restart: to the
+first append acknowledged after the start), and at the end p50 and max per fault.
+
+  sudo /usr/bin/python3 tests/cluster/faults.py [--rounds N] [--faults kill,stop,...]
+      [--build build] [--seed S] [--keep]
+
+Exit 0 when every check held; 1 with what differs otherwise (the data directories and logs
+are then kept, and their directory printed). Needs root (network namespaces).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import lab as lab_mod  # noqa: E402
+import netns  # noqa: E402
+import strata  # noqa: E402
+import workload as wl  # noqa: E402
+from strata import Ack  # noqa: E402
+
+FAULTS = ("kill", "stop", "isolate", "restart")
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+class Prober:
+    """Appends to `module` in a loop (ack `appended`) from its own connections and keeps
+    (monotonic time sent, time acknowledged, node id) of every acknowledged append."""
+
+    def __init__(self, lab, module):
+        self.lab = lab
+        self.module = module
+        self.acks = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prober")
+        self._thread.start()
+
+    def _run(self):
+        router = lab_mod.Router(self.lab, timeout=1.0)
+        depot, record = wl.DEPOTS[self.module][0], None
+        n = 0
+        try:
+            while not self._stop.is_set():
+                n += 1
+                record = _probe_record(self.module, n)
+                sent = time.monotonic()
+                try:
+                    _, node = router.once(self.module,
+                                          lambda c: c.append(self.module, depot, record,
+                                                             ack=Ack.APPENDED))
+                except (strata.StrataError, TimeoutError):
+                    self._stop.wait(0.01)
+                    continue
+                self.acks.append((sent, time.monotonic(), node.id))
+        finally:
+            router.close()
+
+    def first_after(self, t, not_node=None):
+        """When the first append sent after `t` was acknowledged by a node other than
+        `not_node`; None: none yet."""
+        for sent, acked, node_id in list(self.acks):
+            if sent > t and node_id != not_node:
+                return acked
+        return None
+
+    def wait_ack(self, t, not_node, timeout, what):
+        return netns.wait_for(lambda: self.first_after(t, not_node), timeout, what)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def _probe_record(module, n):
+    # Probes are records of the module like any other, checked as the workload's are not
+    # (they are not recorded as acknowledged: the checks cover the workload's).
+    if module == "wordcount":
+        return "probe %d" % n
+    if module == "bank":
+        return {"account": "probe", "amount": 1}
+    return {"from": "probe", "to": "u0"}
+
+
+def run_round(lab, load, fault, round_, module, results):
+    """One fault round: load, the fault, recovery, more load; answers the failover ms."""
+    load.start()
+    try:
+        load.wait_progress(50, what="appends before the fault")
+        leader = lab.leader_of(module) if lab.clustered else lab.nodes[0]
+        if leader is None:
+            raise AssertionError("no node leads %s before the fault" % module)
+        say("round %d %s: module %s, leader %s" % (round_, fault, module, leader.id))
+        prober = Prober(lab, module)
+        try:
+            prober.wait_ack(0, None, 60, "a probe append before the fault")
+            t0 = time.monotonic()
+            if fault == "kill":
+                leader.kill()
+                t1 = prober.wait_ack(t0, leader.id, 60, "an append acknowledged by a new "
+                                                        "leader of %s after kill -9" % module)
+                leader.start()
+            elif fault == "stop":
+                leader.pause()
+                t1 = prober.wait_ack(t0, leader.id, 60, "an append acknowledged by a new "
+                                                        "leader of %s while %s is stopped"
+                                     % (module, leader.id))
+                leader.resume()
+            elif fault == "isolate":
+                lab.cluster.isolate(leader.ns)
+                t1 = prober.wait_ack(t0, leader.id, 60, "an append acknowledged by a new "
+                                                        "leader of %s while %s is isolated"
+                                     % (module, leader.id))
+                lab.cluster.heal()
+            elif fault == "restart":
+                for n in lab.nodes:
+                    n.kill()
+                for n in lab.nodes:
+                    n.start()
+                t1 = prober.wait_ack(t0, None, 120, "an append acknowledged after a restart "
+                                                    "of every node")
+            else:
+                raise ValueError("unknown fault %s" % fault)
+        finally:
+            prober.stop()
+        failover_ms = round((t1 - t0) * 1000)
+        line = {"fault": fault, "round": round_, "module": module, "old_leader": leader.id,
+                "failover_ms": failover_ms}
+        say(json.dumps(line))
+        results.setdefault(fault, []).append(failover_ms)
+        for n in lab.nodes:
+            n.wait_serving()
+        load.wait_progress(50, what="appends after the recovery")
+    finally:
+        load.stop()
+
+
+def body(lab, args):
+    lab.start()
+    say("lab: %d nodes %s, ZooKeeper at %s:%d, work directory %s"
+        % (len(lab.nodes), ", ".join("%s=%s" % (n.id, n.address) for n in lab.nodes),
+           lab.zk_ns.address, lab_mod.ZK_PORT, lab.workdir))
+    served = lab_mod.serves_replicas(lab.nodes[0].http)
+    if not served:
+        say("lab: stratad has no GET /rest/<module>/replica (replication not built?): the module's "
+            "leader is taken to be the node it was deployed to, and no digest is compared")
+        lab.fallback_leader = lab.nodes[0]
+    load = wl.Workload(lab, args.seed, partitions=args.partitions,
+                       replication=min(3, len(lab.nodes)))
+    load.deploy(lab.nodes[0])
+    results = {}
+    for r in range(1, args.rounds + 1):
+        for i, fault in enumerate(args.faults):
+            module = wl.MODULES[(r - 1 + i) % len(wl.MODULES)]
+            started = time.monotonic()
+            run_round(lab, load, fault, r, module, results)
+            problems = wl.check(lab, load, served, say=say)
+            say("round %d %s: %s (%.1f s)" % (r, fault, "checks hold" if not problems else
+                                               "CHECKS FAILED", time.monotonic() - started))
+            if problems:
+                report(results)
+                raise AssertionError("\n".join("round %d %s: %s" % (r, fault, p)
+                                               for p in problems))
+    return results
+
+
+def report(results):
+    for fault, ms in results.items():
+        say(json.dumps({"fault": fault, "rounds": len(ms), "failover_ms_p50":
+                        round(statistics.median(ms)), "failover_ms_max": max(ms)}))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of each fault")
+    parser.add_argument("--faults", default=",".join(FAULTS),
+                        help="comma-separated, in this order each round: " + ", ".join(FAULTS))
+    parser.add_argument("--build", default=os.path.join(root, "build"),
+                        help="the build directory (bin/stratad, modules/)")
+    parser.add_argument("--stratad", help="the stratad binary (default BUILD/bin/stratad)")
+    parser.add_argument("--modules", help="the example modules (default BUILD/modules)")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seed", default=os.environ.get("STRATA_FAULTS_SEED",
+                                                         str(int(time.time()))))
+    parser.add_argument("--single", action="store_true",
+                        help="nodes without --cluster nor ZooKeeper (checks the workload and "
+                             "its checks; only the restart fault makes sense)")
+    parser.add_argument("--keep", action="store_true", help="keep the data and logs")
+    args = parser.parse_args()
+    args.faults = [f for f in args.faults.split(",") if f]
+    for f in args.faults:
+        if f not in FAULTS:
+            parser.error("unknown fault %r (%s)" % (f, ", ".join(FAULTS)))
+    stratad = args.stratad or os.path.join(args.build, "bin", "stratad")
+    modules = args.modules or os.path.join(args.build, "modules")
+    say("faults: seed %s (STRATA_FAULTS_SEED), %d round(s) of %s"
+        % (args.seed, args.rounds, ", ".join(args.faults)))
+    lab = lab_mod.Lab(args.nodes, stratad, modules, clustered=not args.single, keep=args.keep)
+    started = time.monotonic()
+    try:
+        results = lab.run(lambda l: body(l, args))
+    except Exception as e:
+        say("faults: FAILED (seed %s): %s: %s" % (args.seed, type(e).__name__, e))
+        return 1
+    report(results)
+    say("faults: every check held (%.0f s)" % (time.monotonic() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,9 @@
 #include "node_channel.h"
 
 #include <asio/connect.hpp>
+#include <asio/post.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 

@@ -422,9 +422,9 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     // A poll answered late (its deadline, or released by Follow) must not speak for an
     // epoch this node no longer leads: its log may hold entries the new leader lacks.
     if (!st->leading || st->epoch != a.epoch) {
-      return Result<FetchAnswer>(Status::NotLeader("this node no longer leads module " + key.first +
-                                                   " group " + std::to_string(key.second) +
-                                                   " at epoch " + std::to_string(a.epoch)));
+      return Result<FetchAnswer>(
+          Status::NotLeader("this node no longer leads module " + key.first + " group " +
+                            std::to_string(key.second) + " at epoch " + std::to_string(a.epoch)));
     }
     if (a.from > st->log_end) {
       return Result<FetchAnswer>(Status::InvalidArgument(

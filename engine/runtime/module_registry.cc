@@ -490,8 +490,13 @@ Status EngineImpl::StopModule(const std::string& name) {
       name, nullptr,
       Status::Aborted("module " + name + " stopped running here (leadership moved)"));
   metrics_.Forget(name);
-  SetTrackersDropped(*m, true);
-  Barrier();  // the progress markers queued before `dropped` was set are written by now
+  // Its last progress markers are written (and logged) before it stops, so that a Lead on
+  // this node or on a follower does not replay what was processed. A task thread runs a
+  // barrier before it writes the markers its round made dirty: once a second barrier ran,
+  // the markers of every completion before the first are written.
+  Barrier();
+  Barrier();
+  SetTrackersDropped(*m, true);  // nothing of it is written from here on
   ReleaseWhenUnused(m);
   return Status::Ok();
 }

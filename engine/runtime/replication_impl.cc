@@ -142,39 +142,11 @@ Status ReplicationImpl::Lead(const std::string& module, int group, int64_t epoch
     Result<GroupLog*> other = Group(module, g, /*create=*/false);
     if (!other.ok() || !(*other)->leading()) return Status::Ok();  // not all led yet
   }
-  Status started = CompleteDepotPartitions(module);
-  if (started.ok()) started = engine_.StartLedModule(module);
+  Status started = engine_.StartLedModule(module);
   if (!started.ok()) {
     return Status(started.code(), "module " + module + " leads group " + std::to_string(group) +
                                       " at epoch " + std::to_string(epoch) +
                                       " but could not start: " + started.message());
-  }
-  return Status::Ok();
-}
-
-Status ReplicationImpl::CompleteDepotPartitions(const std::string& module) {
-  // A follower creates a table at its first replicated write, so its depot partitions on
-  // disk are those written to, e.g. only partition 4 of 8; a depot opens partitions [0, k)
-  // found on disk (a crash may interrupt a creation) and creates the rest, and refuses any
-  // other set. Creating the empty partitions below the highest one makes the set [0, k).
-  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
-                          engine_.storage().ListTables("depot." + module + "."));
-  std::map<std::string, int> highest;  // "depot.<m>.<d>[@g]." -> its highest partition
-  for (const std::string& table : tables) {
-    const size_t dot = table.rfind('.');
-    const std::string number = table.substr(dot + 1);
-    if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
-        number.size() > 6) {
-      continue;
-    }
-    int& h = highest.try_emplace(table.substr(0, dot + 1), -1).first->second;
-    h = std::max(h, std::stoi(number));
-  }
-  for (const auto& [prefix, top] : highest) {
-    for (int p = 0; p < top; ++p) {
-      STRATA_RETURN_IF_ERROR(
-          engine_.storage().OpenTable(prefix + std::to_string(p), TableKind::kLog).status());
-    }
   }
   return Status::Ok();
 }

@@ -87,9 +87,6 @@ class ReplicationImpl final : public Replication {
   void TrackDurable() EXCLUDES(mu_);
   // Runs (with no lock held) every WhenLogPasses callback of the group.
   void ReleaseWaiters(const GroupId& id) EXCLUDES(mu_);
-  // Before a module starts on a node that followed it: creates the empty depot partition
-  // tables below the highest one a replicated write created.
-  Status CompleteDepotPartitions(const std::string& module);
   // modules/<module>.so in the data directory: where Deploy installs a module's file.
   std::string DefaultModuleFilePath(const std::string& module) const;
   // The module file's path from its row (checked to name a file in modules/).

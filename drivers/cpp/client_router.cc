@@ -312,6 +312,13 @@ void ClientRouter::OnAnswer(std::shared_ptr<Routed> routed, const std::string& a
       if (home_ == address) home_.clear();
     }
     return RetryLater(std::move(routed), std::move(error));
+  } else if (!closed && error.kind == ErrorKind::kTimeout && KnowsSeveralNodes()) {
+    // A node that does not answer in time may be stopped or cut off: the next request asks
+    // the other nodes, which name the current leader once the cluster moved on (this one's
+    // outcome is unknown: it fails, not re-sent).
+    Forget(routed->module, address);
+    MutexLock lock(&mutex_);
+    if (home_ == address) home_.clear();
   }
   Callback done = std::move(routed->done);
   done(std::move(error));

@@ -49,8 +49,10 @@ def say(*args):
 
 
 class Prober:
-    """Appends to `module` in a loop (ack `appended`) from its own connections and keeps
-    (monotonic time sent, time acknowledged, node id) of every acknowledged append."""
+    """Appends to `module` in a loop (ack `appended`) and keeps (monotonic time sent, time
+    acknowledged) of every acknowledged append. In a cluster it goes through the Python
+    driver given every node as a seed, as an application would: the driver follows
+    NOT_LEADER redirects and retries through the other nodes during a failover."""
 
     def __init__(self, lab, module):
         self.lab = lab
@@ -61,30 +63,52 @@ class Prober:
         self._thread.start()
 
     def _run(self):
-        router = lab_mod.Router(self.lab, timeout=1.0)
-        depot, record = wl.DEPOTS[self.module][0], None
+        if not self.lab.clustered:
+            return self._run_single()
+        seeds = [n.address for n in self.lab.nodes]
+        host, port = seeds[0].rsplit(":", 1)
+        client = strata.Client(host, int(port), 1.0, seeds=seeds[1:])
+        depot = wl.DEPOTS[self.module][0]
         n = 0
         try:
             while not self._stop.is_set():
                 n += 1
-                record = _probe_record(self.module, n)
                 sent = time.monotonic()
                 try:
-                    _, node = router.once(self.module,
-                                          lambda c: c.append(self.module, depot, record,
-                                                             ack=Ack.APPENDED))
+                    client.append(self.module, depot, _probe_record(self.module, n),
+                                  ack=Ack.APPENDED)
                 except (strata.StrataError, TimeoutError):
                     self._stop.wait(0.01)
                     continue
-                self.acks.append((sent, time.monotonic(), node.id))
+                self.acks.append((sent, time.monotonic()))
+        finally:
+            client.close()
+
+    def _run_single(self):
+        router = lab_mod.Router(self.lab, timeout=1.0)
+        depot = wl.DEPOTS[self.module][0]
+        n = 0
+        try:
+            while not self._stop.is_set():
+                n += 1
+                sent = time.monotonic()
+                try:
+                    router.once(self.module, lambda c: c.append(
+                        self.module, depot, _probe_record(self.module, n), ack=Ack.APPENDED))
+                except (strata.StrataError, TimeoutError):
+                    self._stop.wait(0.01)
+                    continue
+                self.acks.append((sent, time.monotonic()))
         finally:
             router.close()
 
     def first_after(self, t, not_node=None):
-        """When the first append sent after `t` was acknowledged by a node other than
-        `not_node`; None: none yet."""
-        for sent, acked, node_id in list(self.acks):
-            if sent > t and node_id != not_node:
+        """When the first append sent after `t` was acknowledged; None: none yet. (After a
+        kill, a stop or an isolation of the old leader, `not_node`, only another node can
+        acknowledge an append sent after the fault: the old one is dead, frozen until the
+        round resumes it, or unreachable.)"""
+        for sent, acked in list(self.acks):
+            if sent > t:
                 return acked
         return None
 

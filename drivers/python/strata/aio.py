@@ -351,6 +351,16 @@ class Client:
                 if self._home == address:
                     self._home = None
                 error = e
+            except RequestTimeout:
+                # A node that does not answer in time may be stopped or cut off: the next
+                # request asks the other nodes, which name the current leader once the
+                # cluster moved on (this one's outcome is unknown: it is not re-sent).
+                if self._knows_several_nodes():
+                    self._forget(module, address)
+                    if self._home == address:
+                        self._home = None
+                        self._next_seed += 1
+                raise
             tries += 1
             if loop.time() + backoff >= deadline:
                 error.message += " (retried %d times within the request's timeout)" % tries

@@ -118,8 +118,11 @@ start_all() {
   done
   read -r _ controller < <(seen 1)
   echo "  controller: $controller   (each node's view: $0 status $dir, or GET /rest/cluster)"
-  echo "  Try a failover of the controller: kill -9 \$(cat $dir/$controller.pid), then status."
-  echo "  Replication is not built yet: a module deployed to a node lives on that node only."
+  local bin_dir shell
+  bin_dir=$(cd "$bin" && pwd)
+  shell="$bin_dir/strata --port $(port_of 1) --seed 127.0.0.1:$(port_of 2) --seed 127.0.0.1:$(port_of 3)"
+  echo "  Deploy a replicated module: $shell -c \"deploy $bin_dir/../modules/wordcount.so replication=3\""
+  echo "  Then: $shell -c placement   (the leader), and kill -9 the leader's pid to see a failover."
 }
 
 case "$command" in

@@ -1,6 +1,8 @@
 #include "cluster_service.h"
 
 #include <algorithm>
+#include <future>
+#include <memory>
 
 #include "dispatcher.h"
 #include "strata/json.h"
@@ -87,6 +89,21 @@ Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partit
         info.status().code(),
         info.status().message() +
             (deleted.ok() ? "" : " (and removing its spec failed: " + deleted.message() + ")"));
+  }
+  // Answered once the in-sync replicas have the deploy (its meta.modules row) durably, as an
+  // append is acknowledged: a follower promoted next must be able to start the module.
+  auto replicated = std::make_shared<std::promise<Status>>();
+  std::future<Status> done = replicated->get_future();
+  replicas_.GateAck(name, [replicated](Status st) { replicated->set_value(std::move(st)); });
+  if (done.wait_for(kPlacementTimeout) != std::future_status::ready) {
+    return Status::Timeout("module " + name + " is deployed on this node, its leader, but its " +
+                           "in-sync replicas did not have it within " +
+                           std::to_string(kPlacementTimeout.count()) +
+                           " ms: it may or may not be kept if this node fails now");
+  }
+  if (Status st = done.get(); !st.ok()) {
+    return Status(st.code(), "module " + name + " is deployed on this node, its leader, but not " +
+                                 "acknowledged by its in-sync replicas: " + st.message());
   }
   return info;
 }

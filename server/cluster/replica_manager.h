@@ -123,7 +123,7 @@ class ReplicaManager {
   Result<EpochEnd> EpochEndFor(const std::string& module, int group, int64_t epoch,
                                int64_t log_epoch);
 
-  // For GET /rest/replicas: this node's state of each group it holds.
+  // For GET /rest/<module>/replica: this node's state of each group it holds.
   struct GroupReport {
     std::string module;
     int group = 0;

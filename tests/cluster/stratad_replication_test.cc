@@ -242,6 +242,38 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
   EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n1"));
 }
 
+TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  // n1 sees the three nodes live (its view follows ZooKeeper's watches).
+  ASSERT_TRUE(Eventually([&] {
+    TestClient client = Connect("n1");
+    Result<proto::Response> r = client.Call(proto::PlacementRequest{});
+    return r.ok() && !r->error && std::get<proto::Placement>(r->body).nodes.size() == 3;
+  }));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  // Killed right after its answer: the deploy must be on the node promoted next, which
+  // then runs the module.
+  nodes_["n1"]->Stop(SIGKILL);
+  std::optional<proto::GroupPlacement> p;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        p = PlacementOf("n2", "wordcount");
+        return p && p->leader != "n1" && !p->leader.empty() && p->epoch == 2;
+      },
+      30s));
+  const std::string leader = p->leader;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        Result<proto::Response> appended = Append(leader, {"after the failover"});
+        return appended.ok() && !appended->error;
+      },
+      30s))
+      << ReadFile(Log(leader));
+  EXPECT_EQ(CountOf(leader, "failover"), 1);
+}
+
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);

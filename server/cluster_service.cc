@@ -109,8 +109,13 @@ Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partit
 }
 
 Status ClusterService::Destroy(const std::string& module) {
-  STRATA_RETURN_IF_ERROR(engine_.Destroy(module));
-  return node_.DeleteModule(module);
+  Status destroyed = engine_.Destroy(module);
+  // kNotFound: destroyed here by a destroy whose removal of the spec failed (or never
+  // deployed here): the spec goes now, or the module could be neither used nor destroyed.
+  if (!destroyed.ok() && destroyed.code() != StatusCode::kNotFound) return destroyed;
+  Status deleted = node_.DeleteModule(module);
+  if (!destroyed.ok() && deleted.code() == StatusCode::kNotFound) return destroyed;
+  return deleted;
 }
 
 Result<Value> ClusterService::ReplicaState(const std::string& module) {

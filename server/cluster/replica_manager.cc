@@ -214,14 +214,19 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
 
 void ReplicaManager::LeadGroup(const GroupAssignment& a) {
   const Key key{a.module, a.group};
+  std::shared_ptr<HighWatermark> same_epoch;
   {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = led_.find(key);
     if (it != led_.end() && it->second.epoch == a.state.epoch) {
-      it->second.hw->SetIsr(a.state.isr, a.state.min_isr);
       it->second.replicas = a.state.replicas;
-      return;
+      same_epoch = it->second.hw;
     }
+  }
+  if (same_epoch) {
+    // Without mu_: SetIsr completes the appends it releases, on this thread.
+    same_epoch->SetIsr(a.state.isr, a.state.min_isr);
+    return;
   }
   // A new epoch of a group this node led: the old one's waiters cannot complete.
   StopLeading(key, "it leads again at epoch " + std::to_string(a.state.epoch));

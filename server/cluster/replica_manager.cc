@@ -431,12 +431,15 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
           Status::NotLeader("this node no longer leads module " + key.first + " group " +
                             std::to_string(key.second) + " at epoch " + std::to_string(a.epoch)));
     }
-    if (a.from > st->log_end) {
+    if (a.from < 0 || a.from > st->log_end) {
       return Result<FetchAnswer>(Status::InvalidArgument(
-          "fetch from offset " + std::to_string(a.from) + " beyond the log end " +
-          std::to_string(st->log_end) + " of module " + key.first));
+          "fetch from offset " + std::to_string(a.from) + ", outside the log [0, " +
+          std::to_string(st->log_end) + "] of module " + key.first));
     }
-    hw->FollowerFetched(a.node, a.durable_end, a.from >= st->log_end, Clock::now());
+    // A follower has durably at most the log it has (`from`): no more counts towards the
+    // high watermark, whatever it reports.
+    hw->FollowerFetched(a.node, std::min(a.durable_end, a.from), a.from >= st->log_end,
+                        Clock::now());
     if (a.from >= st->log_end && !force) return std::nullopt;
     FetchAnswer out;
     out.epoch = a.epoch;

@@ -115,7 +115,18 @@ Status ClusterService::Destroy(const std::string& module) {
   if (!destroyed.ok() && destroyed.code() != StatusCode::kNotFound) return destroyed;
   Status deleted = node_.DeleteModule(module);
   if (!destroyed.ok() && deleted.code() == StatusCode::kNotFound) return destroyed;
-  return deleted;
+  STRATA_RETURN_IF_ERROR(deleted);
+  // Answered once the controller deleted the module's groups and this node dropped its
+  // copy: a deploy of the same name right after must get new groups. Were the old ones
+  // kept (the controller never saw the module missing), the followers would go on
+  // following them with the old module's tables, which the engine's destroy dropped here
+  // without logging it.
+  Status gone = replicas_.WaitUntilGone(module, kPlacementTimeout);
+  if (!gone.ok()) {
+    return Status(gone.code(), "module " + module + " is destroyed, but " + gone.message() +
+                                   ": deploy it again only once they are");
+  }
+  return Status::Ok();
 }
 
 Result<Value> ClusterService::ReplicaState(const std::string& module) {

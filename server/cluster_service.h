@@ -42,8 +42,10 @@ class ClusterService {
   Result<ModuleInfo> Deploy(const std::string& so_path, int partitions, int replication,
                             int min_isr);
   // Destroy across the cluster (blocking; at the leader): the engine destroys the module,
-  // then its spec goes, and every follower drops its copy. Again after a destroy whose
-  // removal of the spec failed: the spec goes.
+  // then its spec goes, and every follower drops its copy; answered once the controller
+  // deleted the module's groups and this node dropped its copy (kTimeout after
+  // kPlacementTimeout). Again after a destroy whose removal of the spec failed: the spec
+  // goes.
   Status Destroy(const std::string& module);
 
   // The answers to the cluster requests.

@@ -175,6 +175,7 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
     }
     assignments_ = next;
     groups_of_ = groups_of;
+    for (const Key& key : drop) dropping_.insert(key.first);
   }
   for (const Key& key : drop) {
     StopLeading(key, "the group is no longer placed on this node");
@@ -193,6 +194,10 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
       options_.log_info("replication: dropped this node's copy of module " + key.first +
                         (st.ok() ? "" : " (failed: " + st.ToString() + ")"));
     }
+  }
+  if (!drop.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Key& key : drop) dropping_.erase(key.first);
   }
   for (const Key& key : follow) {
     const GroupAssignment& a = next[key];
@@ -364,6 +369,19 @@ Status ReplicaManager::WaitUntilLeading(const std::string& module,
   });
   if (!led || stop_) {
     return Status::Timeout("this node was not made leader of module " + module + " within " +
+                           std::to_string(timeout.count()) + " ms");
+  }
+  return Status::Ok();
+}
+
+Status ReplicaManager::WaitUntilGone(const std::string& module,
+                                     std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const bool gone = changed_.wait_for(lock, timeout, [&] {
+    return stop_ || (groups_of_.count(module) == 0 && dropping_.count(module) == 0);
+  });
+  if (!gone) {
+    return Status::Timeout("the groups of module " + module + " were not removed within " +
                            std::to_string(timeout.count()) + " ms");
   }
   return Status::Ok();

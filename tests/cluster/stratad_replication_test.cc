@@ -274,6 +274,35 @@ TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
   EXPECT_EQ(CountOf(leader, "failover"), 1);
 }
 
+TEST_F(StratadReplicationTest, AModuleDeployedAgainRightAfterItsDestroyHasNoneOfTheOldRows) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(Eventually([&] {
+    TestClient client = Connect("n1");
+    Result<proto::Response> r = client.Call(proto::PlacementRequest{});
+    return r.ok() && !r->error && std::get<proto::Placement>(r->body).nodes.size() == 3;
+  }));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  Result<proto::Response> appended = Append("n1", {"old words"});
+  ASSERT_TRUE(appended.ok() && !appended->error);
+  proto::DestroyRequest destroy;
+  destroy.module = "wordcount";
+  destroy.confirm = "wordcount";
+  TestClient client = Connect("n1");
+  Result<proto::Response> destroyed = client.Call(destroy);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status().ToString();
+  ASSERT_FALSE(destroyed->error) << destroyed->error->message;
+  // At once: the new module's groups are new on every node, not the old ones.
+  deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  appended = Append("n1", {"new words"});
+  ASSERT_TRUE(appended.ok() && !appended->error);
+  EXPECT_EQ(CountOf("n1", "old"), 0);
+  EXPECT_EQ(CountOf("n1", "words"), 1);
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+}
+
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);

@@ -155,8 +155,8 @@ std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>
         continue;
       }
       if (now - since <= lag) wanted.push_back(node);
-    } else if (it != followers_.end() && it->second.caught_up &&
-               it->second.durable_end >= value && now - it->second.last_fetch <= lag) {
+    } else if (it != followers_.end() && it->second.caught_up && it->second.durable_end >= value &&
+               now - it->second.last_fetch <= lag) {
       // Every entry below the high watermark (which it may have acknowledged) must be
       // durable on a member: the controller may promote it.
       wanted.push_back(node);

@@ -8,8 +8,8 @@
 // not reported yet counts as 0. A replica this leader asked the controller to add to the ISR
 // (IsrRequested) counts as a member from the request until the controller's answer (SetIsr
 // with it) or until it stops fetching: the controller may add it, and promote it, before this
-// leader hears of the change (Kafka's "maximal ISR"). Thread-safe; callbacks run on the calling thread of the
-// method that completes them, outside the lock.
+// leader hears of the change (Kafka's "maximal ISR"). Thread-safe; callbacks run on the calling
+// thread of the method that completes them, outside the lock.
 #pragma once
 
 #include <chrono>

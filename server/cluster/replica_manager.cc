@@ -374,8 +374,7 @@ Status ReplicaManager::WaitUntilLeading(const std::string& module,
   return Status::Ok();
 }
 
-Status ReplicaManager::WaitUntilGone(const std::string& module,
-                                     std::chrono::milliseconds timeout) {
+Status ReplicaManager::WaitUntilGone(const std::string& module, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   const bool gone = changed_.wait_for(lock, timeout, [&] {
     return stop_ || (groups_of_.count(module) == 0 && dropping_.count(module) == 0);
@@ -445,9 +444,9 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     // A poll answered late (its deadline, or released by Follow) must not speak for an
     // epoch this node no longer leads: its log may hold entries the new leader lacks.
     if (!st->leading || st->epoch != a.epoch) {
-      return Result<FetchAnswer>(
-          Status::NotLeader("this node no longer leads module " + key.first + " group " +
-                            std::to_string(key.second) + " at epoch " + std::to_string(a.epoch)));
+      return Result<FetchAnswer>(Status::NotLeader("this node no longer leads module " + key.first +
+                                                   " group " + std::to_string(key.second) +
+                                                   " at epoch " + std::to_string(a.epoch)));
     }
     if (a.from < 0 || a.from > st->log_end) {
       return Result<FetchAnswer>(Status::InvalidArgument(

@@ -142,8 +142,7 @@ TEST_F(ReplicaManagerTest, WaitUntilGoneReturnsOnceTheGroupsAreGoneAndTheCopyDro
   EXPECT_EQ(manager_->WaitUntilGone(kModule, 0ms).code(), StatusCode::kTimeout);
   manager_->OnAssignments({}, {});  // destroyed: the controller deleted its groups
   EXPECT_TRUE(manager_->WaitUntilGone(kModule, 0ms).ok());
-  EXPECT_EQ(engine_->replication()->GroupStatus(kModule, 0).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(engine_->replication()->GroupStatus(kModule, 0).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

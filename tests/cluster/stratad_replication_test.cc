@@ -115,6 +115,16 @@ class StratadReplicationTest : public ::testing::Test {
     return std::nullopt;
   }
 
+  // Node `id` sees `n` live nodes: a node's view follows ZooKeeper's watches, so a deploy
+  // sent right after the nodes started may find fewer live than its replication.
+  bool SeesLiveNodes(const std::string& id, size_t n) {
+    return Eventually([&] {
+      TestClient client = Connect(id);
+      Result<proto::Response> r = client.Call(proto::PlacementRequest{});
+      return r.ok() && !r->error && std::get<proto::Placement>(r->body).nodes.size() == n;
+    });
+  }
+
   Result<proto::Response> Deploy(const std::string& id, int replication, int min_isr = 0) {
     proto::DeployRequest deploy;
     deploy.path = WORDCOUNT_MODULE;
@@ -179,6 +189,7 @@ class StratadReplicationTest : public ::testing::Test {
 
 TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToTheOthers) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
@@ -209,6 +220,7 @@ TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToThe
 
 TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAcknowledgedAppend) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok() && !deployed->error);
   int acknowledged = 0;
@@ -244,12 +256,7 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
 
 TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  // n1 sees the three nodes live (its view follows ZooKeeper's watches).
-  ASSERT_TRUE(Eventually([&] {
-    TestClient client = Connect("n1");
-    Result<proto::Response> r = client.Call(proto::PlacementRequest{});
-    return r.ok() && !r->error && std::get<proto::Placement>(r->body).nodes.size() == 3;
-  }));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
@@ -276,11 +283,7 @@ TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
 
 TEST_F(StratadReplicationTest, AModuleDeployedAgainRightAfterItsDestroyHasNoneOfTheOldRows) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(Eventually([&] {
-    TestClient client = Connect("n1");
-    Result<proto::Response> r = client.Call(proto::PlacementRequest{});
-    return r.ok() && !r->error && std::get<proto::Placement>(r->body).nodes.size() == 3;
-  }));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok() && !deployed->error);
   Result<proto::Response> appended = Append("n1", {"old words"});
@@ -305,6 +308,7 @@ TEST_F(StratadReplicationTest, AModuleDeployedAgainRightAfterItsDestroyHasNoneOf
 
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);
   ASSERT_TRUE(deployed.ok() && !deployed->error);
   ASSERT_TRUE(Eventually([&] {

@@ -90,24 +90,43 @@ Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partit
         info.status().message() +
             (deleted.ok() ? "" : " (and removing its spec failed: " + deleted.message() + ")"));
   }
-  // Answered once the in-sync replicas have the deploy durably (and the module's file), as
-  // an acknowledged append: a failover right after it finds the module on the new leader.
+  // Answered once the in-sync replicas have the deploy (its meta.modules row) durably, as an
+  // append is acknowledged: a follower promoted next must be able to start the module.
   auto replicated = std::make_shared<std::promise<Status>>();
   std::future<Status> done = replicated->get_future();
   replicas_.GateAck(name, [replicated](Status st) { replicated->set_value(std::move(st)); });
   if (done.wait_for(kPlacementTimeout) != std::future_status::ready) {
-    return Status::Timeout("module " + name + " is deployed on this node, but its in-sync " +
-                           "replicas did not confirm their copies within " +
+    return Status::Timeout("module " + name + " is deployed on this node, its leader, but its " +
+                           "in-sync replicas did not have it within " +
                            std::to_string(kPlacementTimeout.count()) +
-                           " ms; it is kept and serves here (placement shows its replicas)");
+                           " ms: it may or may not be kept if this node fails now");
   }
-  STRATA_RETURN_IF_ERROR(done.get());
+  if (Status st = done.get(); !st.ok()) {
+    return Status(st.code(), "module " + name + " is deployed on this node, its leader, but not " +
+                                 "acknowledged by its in-sync replicas: " + st.message());
+  }
   return info;
 }
 
 Status ClusterService::Destroy(const std::string& module) {
-  STRATA_RETURN_IF_ERROR(engine_.Destroy(module));
-  return node_.DeleteModule(module);
+  Status destroyed = engine_.Destroy(module);
+  // kNotFound: destroyed here by a destroy whose removal of the spec failed (or never
+  // deployed here): the spec goes now, or the module could be neither used nor destroyed.
+  if (!destroyed.ok() && destroyed.code() != StatusCode::kNotFound) return destroyed;
+  Status deleted = node_.DeleteModule(module);
+  if (!destroyed.ok() && deleted.code() == StatusCode::kNotFound) return destroyed;
+  STRATA_RETURN_IF_ERROR(deleted);
+  // Answered once the controller deleted the module's groups and this node dropped its
+  // copy: a deploy of the same name right after must get new groups. Were the old ones
+  // kept (the controller never saw the module missing), the followers would go on
+  // following them with the old module's tables, which the engine's destroy dropped here
+  // without logging it.
+  Status gone = replicas_.WaitUntilGone(module, kPlacementTimeout);
+  if (!gone.ok()) {
+    return Status(gone.code(), "module " + module + " is destroyed, but " + gone.message() +
+                                   ": deploy it again only once they are");
+  }
+  return Status::Ok();
 }
 
 Result<Value> ClusterService::ReplicaState(const std::string& module) {

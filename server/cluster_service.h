@@ -35,12 +35,17 @@ class ClusterService {
 
   // Deploy across the cluster (blocking): refuses a replication above the live nodes,
   // writes the module's spec (this node its origin), waits until the controller placed
-  // its group with this node as leader and this node leads it, then deploys. On failure
-  // the spec is deleted again.
+  // its group with this node as leader and this node leads it, then deploys, and answers
+  // once the in-sync replicas have the deploy durably (kTimeout, kAborted or
+  // kNotEnoughReplicas otherwise: deployed here, it may or may not be kept). When the
+  // engine's deploy fails, the spec is deleted again.
   Result<ModuleInfo> Deploy(const std::string& so_path, int partitions, int replication,
                             int min_isr);
   // Destroy across the cluster (blocking; at the leader): the engine destroys the module,
-  // then its spec goes, and every follower drops its copy.
+  // then its spec goes, and every follower drops its copy; answered once the controller
+  // deleted the module's groups and this node dropped its copy (kTimeout after
+  // kPlacementTimeout). Again after a destroy whose removal of the spec failed: the spec
+  // goes.
   Status Destroy(const std::string& module);
 
   // The answers to the cluster requests.
@@ -50,14 +55,14 @@ class ClusterService {
   protocol::Response EpochEnd(uint64_t id, const protocol::ReplicaEpochRequest& request);
   protocol::Response ModuleFile(uint64_t id, const protocol::ModuleFileRequest& request);
 
-  // GET /rest/replicas/<module>: this node's copy of the module's group 0 — {"module",
+  // GET /rest/<module>/replica: this node's copy of the module's group 0 — {"module",
   // "group", "role" ("leader", "follower"), "epoch", "log_end", "applied_end",
   // "durable_end", "high_watermark" (leader; else null), "isr", "digest"} — so that the
   // fault tests can tell that replicas with the same applied end hold the same rows.
   // kNotFound when this node holds no copy of it.
   Result<Value> ReplicaState(const std::string& module);
 
-  // How long Deploy waits for the controller's placement.
+  // How long Deploy waits for the controller's placement, then for the in-sync replicas.
   static constexpr std::chrono::milliseconds kPlacementTimeout{15000};
 
  private:

@@ -106,6 +106,11 @@ Server::Server(const ServerOptions& options)
 
 Server::~Server() {
   // Run() normally stops everything; this covers a Server that never ran.
+  // Joined but never ran (a --deploy refused at the start): the node's thread reaches the
+  // replicas through on_view_change, and the engine through its ack gate, until they stop.
+  if (cluster_) cluster_->Leave();
+  replicas_ptr_.store(nullptr);
+  replicas_.reset();
   work_guards_.clear();
   for (auto& context : io_contexts_) context->stop();
   for (std::thread& thread : io_threads_) thread.join();

@@ -125,6 +125,7 @@ class Node {
   GroupLog& log() { return *log_; }
   Session& session() { return *session_; }
   Storage& storage() { return *storage_; }
+  LogWriter& writer() { return *writer_; }
 
  private:
   std::string name_;
@@ -163,6 +164,21 @@ TEST(GroupLogTest, ALeaderLogsEachTransactionAtDenseOffsetsWithItsEpoch) {
   EXPECT_EQ(a.log().EndOffset(), 2);
   ASSERT_TRUE(a.Write("k3", "v3").ok());
   EXPECT_EQ(a.log().EndOffset(), 3);
+}
+
+TEST(GroupLogTest, AGroupForgottenByTheWriterStaysValidForThoseWhoHoldIt) {
+  // A replicated engine drops a module's copy (Forget) while other threads may hold its
+  // group's pointer: the durability tracking of another module's commit, a status read.
+  Node a("A");
+  a.Lead(1);
+  ASSERT_TRUE(a.Write("k1", "v1").ok());
+  GroupLog* held = &a.log();
+  ASSERT_EQ(a.writer().Groups(), (std::vector<GroupLog*>{held}));
+  a.writer().Forget(kGroup.module);
+  EXPECT_TRUE(a.writer().Groups().empty());
+  // Freed memory here before (caught by ASan): the object lives as long as the writer.
+  EXPECT_EQ(held->EndOffset(), 1);
+  EXPECT_TRUE(held->leading());
 }
 
 TEST(GroupLogTest, AFollowerRefusesWritesOfItsGroupAndAppliesOnlyUpToTheHighWatermark) {

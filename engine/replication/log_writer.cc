@@ -54,7 +54,14 @@ std::vector<GroupLog*> LogWriter::Groups() const {
 
 void LogWriter::Forget(const std::string& module) {
   MutexLock lock(&mu_);
-  std::erase_if(groups_, [&](const auto& entry) { return entry.first.module == module; });
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    if (it->first.module == module) {
+      forgotten_.push_back(std::move(it->second));
+      it = groups_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 Result<GroupLog*> LogWriter::OpenLocked(Storage& storage, const GroupId& id, bool lead_new) {

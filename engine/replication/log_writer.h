@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "replication/group.h"
 #include "replication/group_log.h"
@@ -50,8 +51,10 @@ class LogWriter final : public CommitHook {
   GroupLog* Find(const GroupId& id) const;
   // The open groups, in GroupId order.
   std::vector<GroupLog*> Groups() const;
-  // Forgets the module's open groups (their tables are about to be dropped): pointers to
-  // them become invalid. No transaction may be writing to them, nor any other call use them.
+  // Forgets the module's open groups (their tables are about to be dropped): Groups() and
+  // Open no longer return them (Open opens them anew). No transaction may be writing to
+  // them; a pointer to one that another thread still holds stays valid (as long as this
+  // LogWriter) and reads its last state.
   void Forget(const std::string& module);
 
   // Leaves the mutexes of the groups written locked, for the returned Pending to release:
@@ -71,6 +74,7 @@ class LogWriter final : public CommitHook {
   EndMoved on_end_moved_;  // set before use, then read-only
   mutable Mutex mu_;
   std::map<GroupId, std::unique_ptr<GroupLog>> groups_ GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<GroupLog>> forgotten_ GUARDED_BY(mu_);  // Forget's, kept alive
 };
 
 }  // namespace strata::replication

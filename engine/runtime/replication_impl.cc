@@ -9,9 +9,11 @@
 #include <iterator>
 
 #include "module/loader.h"
+#include "replication/log_entry.h"
 #include "runtime/engine_impl.h"
 #include "runtime/meta_tables.h"
 #include "strata/key_codec.h"
+#include "strata/value_codec.h"
 
 namespace strata::runtime {
 namespace {
@@ -218,8 +220,30 @@ Status ReplicationImpl::Append(const std::string& module, int group,
   for (const ReplicaEntry& entry : entries) shipped.push_back({entry.offset, entry.bytes});
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
   STRATA_RETURN_IF_ERROR(log->Apply(*session, shipped));
+  NoteModuleRows(module, entries);
   OnEndMoved(log->id(), log->EndOffset());
   return Status::Ok();
+}
+
+void ReplicationImpl::NoteModuleRows(const std::string& module,
+                                     std::span<const ReplicaEntry> entries) {
+  const std::string key = EncodeKey(Value(module));
+  for (const ReplicaEntry& entry : entries) {
+    Result<replication::LogEntry> decoded = replication::DecodeEntry(entry.bytes);
+    if (!decoded.ok()) continue;  // Apply decoded it already
+    for (const CapturedWrite& op : decoded->ops) {
+      if (op.table != "meta.modules" || op.key != key) continue;
+      MutexLock lock(&mu_);
+      if (op.op == WriteOp::kRemove) {
+        logged_rows_.erase(module);
+        continue;
+      }
+      Result<Value> value = DecodeValue(op.value);
+      if (!value.ok()) continue;
+      Result<ModuleRow> row = ModuleRowFromValue(module, *value);
+      if (row.ok()) logged_rows_[module] = std::move(row).value();
+    }
+  }
 }
 
 Status ReplicationImpl::ApplyUpTo(const std::string& module, int group, int64_t high_watermark) {
@@ -248,6 +272,8 @@ Result<bool> ReplicationImpl::TruncateTo(const std::string& module, int group, i
   MutexLock lock(&mu_);
   Tracked& tracked = tracked_[log->id()];
   tracked.durable_end = std::min(tracked.durable_end, log->EndOffset());
+  // The entry that wrote a logged row may be cut: rows are read from the tables again.
+  logged_rows_.erase(module);
   return true;
 }
 
@@ -277,6 +303,7 @@ Status ReplicationImpl::DropReplica(const std::string& module) {
   {
     MutexLock lock(&mu_);
     std::erase_if(tracked_, [&](const auto& entry) { return entry.first.module == module; });
+    logged_rows_.erase(module);
   }
   // The logs first: a crash part-way leaves tables without a log, which a repeated
   // DropReplica removes, never a log whose applied offset claims effects that are gone.
@@ -383,6 +410,11 @@ void ReplicationImpl::ReleaseWaiters(const GroupId& id) {
 Result<std::string> ReplicationImpl::ModuleFilePath(const std::string& module,
                                                     std::string* checksum) {
   STRATA_ASSIGN_OR_RETURN(std::optional<ModuleRow> row, engine_.ReadModuleRow(module));
+  if (!row) {
+    MutexLock lock(&mu_);
+    auto logged = logged_rows_.find(module);
+    if (logged != logged_rows_.end()) row = logged->second;
+  }
   if (!row) return Status::NotFound("module " + module + " has no row on this node");
   if (!IsModuleFileName(row->file)) {
     return Status::Corruption("the row of module " + module + " names the file " + row->file +

@@ -20,6 +20,7 @@
 #include "replication/group.h"
 #include "replication/group_log.h"
 #include "replication/log_writer.h"
+#include "runtime/meta_tables.h"
 #include "strata/replication.h"
 #include "strata/thread_annotations.h"
 
@@ -89,8 +90,12 @@ class ReplicationImpl final : public Replication {
   void ReleaseWaiters(const GroupId& id) EXCLUDES(mu_);
   // modules/<module>.so in the data directory: where Deploy installs a module's file.
   std::string DefaultModuleFilePath(const std::string& module) const;
-  // The module file's path from its row (checked to name a file in modules/).
+  // The module file's path from its row (checked to name a file in modules/): the row in
+  // the tables, else one a follower's Append logged and has not applied yet.
   Result<std::string> ModuleFilePath(const std::string& module, std::string* checksum);
+  // A follower's Append: notes the module rows the entries write (logged_rows_).
+  void NoteModuleRows(const std::string& module, std::span<const ReplicaEntry> entries)
+      EXCLUDES(mu_);
 
   EngineImpl& engine_;
   const std::shared_ptr<replication::LogWriter> writer_;
@@ -103,6 +108,11 @@ class ReplicationImpl final : public Replication {
   bool durable_again_ GUARDED_BY(mu_) = false;      // ends moved since it was asked
   bool closed_ GUARDED_BY(mu_) = false;
   uint64_t install_counter_ GUARDED_BY(mu_) = 0;
+  // The meta.modules rows that shipped entries wrote, by module, while they may not be
+  // applied yet: a follower fetches the file a row names before it reports the entry
+  // durable, so that the leader acknowledges a deploy only once its followers could start
+  // the module (an ISR member is promoted with its whole log applied, file included).
+  std::map<std::string, ModuleRow> logged_rows_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata::runtime

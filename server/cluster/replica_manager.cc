@@ -175,6 +175,7 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
     }
     assignments_ = next;
     groups_of_ = groups_of;
+    for (const Key& key : drop) dropping_.insert(key.first);
   }
   for (const Key& key : drop) {
     StopLeading(key, "the group is no longer placed on this node");
@@ -193,6 +194,10 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
       options_.log_info("replication: dropped this node's copy of module " + key.first +
                         (st.ok() ? "" : " (failed: " + st.ToString() + ")"));
     }
+  }
+  if (!drop.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Key& key : drop) dropping_.erase(key.first);
   }
   for (const Key& key : follow) {
     const GroupAssignment& a = next[key];
@@ -214,14 +219,19 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
 
 void ReplicaManager::LeadGroup(const GroupAssignment& a) {
   const Key key{a.module, a.group};
+  std::shared_ptr<HighWatermark> same_epoch;
   {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = led_.find(key);
     if (it != led_.end() && it->second.epoch == a.state.epoch) {
-      it->second.hw->SetIsr(a.state.isr, a.state.min_isr);
       it->second.replicas = a.state.replicas;
-      return;
+      same_epoch = it->second.hw;
     }
+  }
+  if (same_epoch) {
+    // Without mu_: SetIsr completes the appends it releases, on this thread.
+    same_epoch->SetIsr(a.state.isr, a.state.min_isr);
+    return;
   }
   // A new epoch of a group this node led: the old one's waiters cannot complete.
   StopLeading(key, "it leads again at epoch " + std::to_string(a.state.epoch));
@@ -364,6 +374,18 @@ Status ReplicaManager::WaitUntilLeading(const std::string& module,
   return Status::Ok();
 }
 
+Status ReplicaManager::WaitUntilGone(const std::string& module, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const bool gone = changed_.wait_for(lock, timeout, [&] {
+    return stop_ || (groups_of_.count(module) == 0 && dropping_.count(module) == 0);
+  });
+  if (!gone) {
+    return Status::Timeout("the groups of module " + module + " were not removed within " +
+                           std::to_string(timeout.count()) + " ms");
+  }
+  return Status::Ok();
+}
+
 void ReplicaManager::GateAck(const std::string& module, std::function<void(Status)> release) {
   std::vector<std::pair<Key, std::shared_ptr<HighWatermark>>> hws;
   {
@@ -426,12 +448,15 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
                                                    " group " + std::to_string(key.second) +
                                                    " at epoch " + std::to_string(a.epoch)));
     }
-    if (a.from > st->log_end) {
+    if (a.from < 0 || a.from > st->log_end) {
       return Result<FetchAnswer>(Status::InvalidArgument(
-          "fetch from offset " + std::to_string(a.from) + " beyond the log end " +
-          std::to_string(st->log_end) + " of module " + key.first));
+          "fetch from offset " + std::to_string(a.from) + ", outside the log [0, " +
+          std::to_string(st->log_end) + "] of module " + key.first));
     }
-    hw->FollowerFetched(a.node, a.durable_end, a.from >= st->log_end, Clock::now());
+    // A follower has durably at most the log it has (`from`): no more counts towards the
+    // high watermark, whatever it reports.
+    hw->FollowerFetched(a.node, std::min(a.durable_end, a.from), a.from >= st->log_end,
+                        Clock::now());
     if (a.from >= st->log_end && !force) return std::nullopt;
     FetchAnswer out;
     out.epoch = a.epoch;

@@ -108,6 +108,10 @@ class ReplicaManager {
   Status CheckLeader(const std::string& module, std::string* leader_address) const;
   // CheckLeader, then kNotEnoughReplicas when a group's ISR is below its min_isr.
   Status CheckAppend(const std::string& module, std::string* leader_address) const;
+  // Blocks until the view has no group of `module` (the controller deleted them) and this
+  // node has dropped its copy, or `timeout` (kTimeout). After a destroy: a deploy of the
+  // same name then gets new groups, not the old ones.
+  Status WaitUntilGone(const std::string& module, std::chrono::milliseconds timeout);
   // Blocks until this node leads `module` (as OnAssignments makes it), or `timeout`.
   Status WaitUntilLeading(const std::string& module, std::chrono::milliseconds timeout);
 
@@ -123,7 +127,7 @@ class ReplicaManager {
   Result<EpochEnd> EpochEndFor(const std::string& module, int group, int64_t epoch,
                                int64_t log_epoch);
 
-  // For GET /rest/replicas: this node's state of each group it holds.
+  // For GET /rest/<module>/replica: this node's state of each group it holds.
   struct GroupReport {
     std::string module;
     int group = 0;
@@ -162,6 +166,7 @@ class ReplicaManager {
   std::map<Key, Led> led_;                      // groups this node leads now
   std::map<Key, std::unique_ptr<Fetcher>> fetchers_;
   std::map<std::string, int> groups_of_;  // module -> its groups in the view
+  std::set<std::string> dropping_;        // modules OnAssignments is dropping the copy of
   // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
   const std::shared_ptr<Waiting> waiting_;

@@ -126,5 +126,24 @@ TEST_F(ReplicaManagerTest, ACopyIsDroppedOnlyOnceItsModuleIsGoneFromTheCluster) 
   EXPECT_EQ(replication.GroupStatus(kModule, 0).status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(ReplicaManagerTest, AFetchFromAnOffsetOutsideTheLogIsRefused) {
+  for (int64_t from : {int64_t{-1}, int64_t{5}}) {
+    FetchAsk ask = LongPoll(1);
+    ask.from = from;
+    std::promise<Result<FetchAnswer>> answered;
+    std::future<Result<FetchAnswer>> answer = answered.get_future();
+    manager_->Fetch(ask, [&](Result<FetchAnswer> r) { answered.set_value(std::move(r)); });
+    ASSERT_EQ(answer.wait_for(0s), std::future_status::ready) << from;
+    EXPECT_EQ(answer.get().status().code(), StatusCode::kInvalidArgument) << from;
+  }
+}
+
+TEST_F(ReplicaManagerTest, WaitUntilGoneReturnsOnceTheGroupsAreGoneAndTheCopyDropped) {
+  EXPECT_EQ(manager_->WaitUntilGone(kModule, 0ms).code(), StatusCode::kTimeout);
+  manager_->OnAssignments({}, {});  // destroyed: the controller deleted its groups
+  EXPECT_TRUE(manager_->WaitUntilGone(kModule, 0ms).ok());
+  EXPECT_EQ(engine_->replication()->GroupStatus(kModule, 0).status().code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace strata::cluster

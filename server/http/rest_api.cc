@@ -201,7 +201,9 @@ RestApi::Answer RestApi::Route(const httplib::Request& request, const Segments& 
       }
       Result<Value> state = cluster->ReplicaState(path[0]);
       if (!state.ok()) {
-        return {404, ErrorJson(proto::ErrorCodeFor(state.status()), state.status().message())};
+        // 404 when this node holds no copy; a copy that cannot be read is not "no copy".
+        const proto::ErrorCode code = proto::ErrorCodeFor(state.status());
+        return {HttpStatusFor(code), ErrorJson(code, state.status().message())};
       }
       return {200, ToJson(*state)};
     }

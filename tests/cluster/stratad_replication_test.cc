@@ -115,8 +115,9 @@ class StratadReplicationTest : public ::testing::Test {
     return std::nullopt;
   }
 
-  // Until node `id` sees `n` live nodes (a deploy counts the live nodes it sees).
-  bool SeesNodes(const std::string& id, size_t n) {
+  // Node `id` sees `n` live nodes: a node's view follows ZooKeeper's watches, so a deploy
+  // sent right after the nodes started may find fewer live than its replication.
+  bool SeesLiveNodes(const std::string& id, size_t n) {
     return Eventually([&] {
       TestClient client = Connect(id);
       Result<proto::Response> r = client.Call(proto::PlacementRequest{});
@@ -188,7 +189,7 @@ class StratadReplicationTest : public ::testing::Test {
 
 TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToTheOthers) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(SeesNodes("n1", 3));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
@@ -219,7 +220,7 @@ TEST_F(StratadReplicationTest, AReplicatedModuleIsLedByItsDeployerAndCopiedToThe
 
 TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAcknowledgedAppend) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(SeesNodes("n1", 3));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
@@ -258,7 +259,7 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
 // still start the module when promoted.
 TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(SeesNodes("n1", 3));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   proto::DeployRequest deploy;
   deploy.path = WORDCOUNT_MODULE;
   deploy.partitions = 8;
@@ -287,11 +288,62 @@ TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
       30s))
       << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "solo"), 2);
+
+TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  // Killed right after its answer: the deploy must be on the node promoted next, which
+  // then runs the module.
+  nodes_["n1"]->Stop(SIGKILL);
+  std::optional<proto::GroupPlacement> p;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        p = PlacementOf("n2", "wordcount");
+        return p && p->leader != "n1" && !p->leader.empty() && p->epoch == 2;
+      },
+      30s));
+  const std::string leader = p->leader;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        Result<proto::Response> appended = Append(leader, {"after the failover"});
+        return appended.ok() && !appended->error;
+      },
+      30s))
+      << ReadFile(Log(leader));
+  EXPECT_EQ(CountOf(leader, "failover"), 1);
+}
+
+TEST_F(StratadReplicationTest, AModuleDeployedAgainRightAfterItsDestroyHasNoneOfTheOldRows) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  Result<proto::Response> appended = Append("n1", {"old words"});
+  ASSERT_TRUE(appended.ok() && !appended->error);
+  proto::DestroyRequest destroy;
+  destroy.module = "wordcount";
+  destroy.confirm = "wordcount";
+  TestClient client = Connect("n1");
+  Result<proto::Response> destroyed = client.Call(destroy);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status().ToString();
+  ASSERT_FALSE(destroyed->error) << destroyed->error->message;
+  // At once: the new module's groups are new on every node, not the old ones.
+  deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  appended = Append("n1", {"new words"});
+  ASSERT_TRUE(appended.ok() && !appended->error);
+  EXPECT_EQ(CountOf("n1", "old"), 0);
+  EXPECT_EQ(CountOf("n1", "words"), 1);
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
 }
 
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(SeesNodes("n1", 3));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
   Result<proto::Response> deployed = Deploy("n1", 3, 2);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;

@@ -288,6 +288,7 @@ TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
       30s))
       << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "solo"), 2);
+}
 
 TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));

@@ -73,8 +73,10 @@ class Replication {
   virtual Status Follow(const std::string& module, int group) = 0;
 
   // Entries of the group's log from offset `from`, up to `max_bytes` of entry bytes (at least
-  // one entry when there is one), and only entries below `below` (the leader passes its
-  // durable end: ship only what it has made durable). Empty when from >= min(below, end).
+  // one entry when there is one), and only entries below `below` (INT64_MAX: every committed
+  // entry — safe when a restarted leader always leads at a new epoch and the high watermark
+  // counts the leader's own durable end, as in stratad; a leader's durable end: only what
+  // it made durable). Empty when from >= min(below, end).
   virtual Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group, int64_t from,
                                                  int64_t below, int64_t max_bytes) = 0;
 

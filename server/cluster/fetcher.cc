@@ -59,7 +59,8 @@ void Fetcher::Stop() {
 }
 
 void Fetcher::Run() {
-  auto backoff = 50ms;
+  auto backoff = 50ms;  // for the errors of the current target
+  uint64_t backoff_generation = 0;
   std::string last_error;
   while (true) {
     Target target;
@@ -83,14 +84,20 @@ void Fetcher::Run() {
                    target.leader + " at " + target.address + ": " + st.ToString() + " (retrying)");
     }
     last_error = st.message();
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, backoff, [&] { return stop_ || generation_ != generation; });
     // A leader that does not lead yet is about to (the controller named it; it is starting
     // the module): ask again soon, as the appends it acknowledges wait for this follower.
-    // Other errors (a node unreachable) back off up to 1 s.
-    backoff = st.code() == StatusCode::kNotLeader
-                  ? 20ms
-                  : std::min<std::chrono::milliseconds>(backoff * 2, 1000ms);
+    // Other errors (a node unreachable) back off from 50 ms up to 1 s, for one target: a
+    // new leader starts again at 50 ms (the backoff of a dead one must not delay it).
+    if (generation != backoff_generation) {
+      backoff = 50ms;
+      backoff_generation = generation;
+    }
+    const auto wait = st.code() == StatusCode::kNotLeader ? 20ms : backoff;
+    if (st.code() != StatusCode::kNotLeader) {
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1000ms);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, wait, [&] { return stop_ || generation_ != generation; });
   }
 }
 

@@ -143,6 +143,9 @@ def run_round(lab, load, fault, round_, module, results):
         try:
             prober.wait_ack(0, None, 60, "a probe append before the fault")
             t0 = time.monotonic()
+            # The wall-clock time of the fault, to read the nodes' logs against.
+            say("round %d %s: fault at %s" % (round_, fault, time.strftime(
+                "%H:%M:%S", time.gmtime()) + ".%03dZ" % (time.time() % 1 * 1000)))
             if fault == "kill":
                 leader.kill()
                 t1 = prober.wait_ack(t0, leader.id, 60, "an append acknowledged by a new "

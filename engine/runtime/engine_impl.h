@@ -81,6 +81,10 @@ class EngineImpl final : public Engine {
   // Deletes the module's meta rows (not logged: this node's copy only), then its tables and
   // (unless `keep_files`) its plugin files. It must not run.
   Status DropLocalCopy(const std::string& name, bool keep_files = false);
+  // Makes the file at `from` durable (fsync), renames it to `to` and makes the rename durable
+  // (fsync of the directory): a module row that names `to`, committed after this returned,
+  // never outlives the file after a power loss. kIOError naming the file.
+  static Status InstallFileDurably(const std::string& from, const std::string& to);
   const EngineOptions& options() const { return options_; }
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;
@@ -275,7 +279,8 @@ class EngineImpl final : public Engine {
   // `verb` starts the error message ("deploying", "updating").
   Result<StagedModule> StageModule(const std::string& so_path, const std::string& verb);
   void DiscardStaged(StagedModule& staged);
-  // Renames the staged copy to `file` (relative to the data directory).
+  // Renames the staged copy to `file` (relative to the data directory), durably
+  // (InstallFileDurably).
   Status InstallStaged(StagedModule& staged, const std::string& file);
   // Posts the module's left-over outbox appends, then replays its depot partitions from their
   // recorded progress. Appends to a replaying partition (those included) wait until its

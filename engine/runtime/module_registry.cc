@@ -3,10 +3,13 @@
 // cannot load is kept as failed), dropping orphans, Deploy, Destroy, and describing modules.
 // Threading: Deploy and Destroy serialize on admin_mu_; loading runs during Open; the module
 // tables (modules_, failed_) are read under modules_mu_ by any thread.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -596,15 +599,32 @@ void EngineImpl::DiscardStaged(StagedModule& staged) {
   fs::remove(staged.path, ec);
 }
 
-Status EngineImpl::InstallStaged(StagedModule& staged, const std::string& file) {
+Status EngineImpl::InstallFileDurably(const std::string& from, const std::string& to) {
+  const auto sync = [](const std::string& path, int flags) -> Status {
+    const int fd = open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) return Status::IOError("opening " + path + ": " + std::strerror(errno));
+    const int synced = fsync(fd);
+    const int error = errno;
+    close(fd);
+    if (synced != 0) return Status::IOError("syncing " + path + ": " + std::strerror(error));
+    return Status::Ok();
+  };
+  STRATA_RETURN_IF_ERROR(sync(from, O_RDONLY));
   std::error_code ec;
-  fs::rename(staged.path, fs::path(options_.data_dir) / file, ec);
-  if (!ec) {
-    staged.path = (fs::path(options_.data_dir) / file).string();
+  fs::rename(from, to, ec);
+  if (ec) return Status::IOError("installing module file " + to + ": " + ec.message());
+  return sync(fs::path(to).parent_path().string(), O_RDONLY | O_DIRECTORY);
+}
+
+Status EngineImpl::InstallStaged(StagedModule& staged, const std::string& file) {
+  const std::string path = (fs::path(options_.data_dir) / file).string();
+  Status installed = InstallFileDurably(staged.path, path);
+  if (installed.ok()) {
+    staged.path = path;
     return Status::Ok();
   }
   DiscardStaged(staged);
-  return Status::IOError("installing module file " + file + ": " + ec.message());
+  return installed;
 }
 
 Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOptions& options) {

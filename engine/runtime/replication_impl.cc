@@ -480,12 +480,9 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
     return Status::InvalidArgument("the file sent for module " + module + " has checksum " + *got +
                                    ", not " + checksum + " as its row records");
   }
-  fs::rename(staged, path, ec);
-  if (ec) {
-    fs::remove(staged, ec);
-    return Status::IOError("installing module file " + path + ": " + ec.message());
-  }
-  return Status::Ok();
+  Status installed = EngineImpl::InstallFileDurably(staged.string(), path);
+  if (!installed.ok()) fs::remove(staged, ec);
+  return installed;
 }
 
 std::string ReplicationImpl::DefaultModuleFilePath(const std::string& module) const {

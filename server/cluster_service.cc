@@ -167,14 +167,12 @@ proto::Response ClusterService::Placement(uint64_t id) {
   for (const cluster::NodeInfo& n : view.nodes) {
     placement.nodes.push_back(proto::NodeAddress{n.id, n.advertise});
   }
-  for (const cluster::GroupView& g : view.groups) {
+  for (const cluster::GroupAssignment& g : cluster::AssignmentsOf(view)) {
     proto::GroupPlacement p;
     p.module = g.module;
     p.group = g.group;
     p.leader = g.state.leader;
-    for (const cluster::NodeInfo& n : view.nodes) {
-      if (n.id == g.state.leader) p.leader_address = n.advertise;
-    }
+    p.leader_address = g.leader_address;
     p.epoch = g.state.epoch;
     p.replicas = g.state.replicas;
     p.isr = g.state.isr;

@@ -10,6 +10,8 @@ std::string_view BareName(std::string_view name) {
   return name;
 }
 
+std::string DeployedModuleFile(const std::string& module) { return "modules/" + module + ".so"; }
+
 std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view declared,
                         int generation) {
   std::string prefix =

@@ -37,6 +37,10 @@ inline constexpr const char* kTableKinds[] = {"depot.", "pstate.", "rescale."};
 std::string_view BareName(std::string_view declared);
 // The prefix of the tables of one depot or PState ("depot." or "pstate." as `kind`) in one
 // generation: "<kind><module>.<bare>." or "<kind><module>.<bare>@<generation>.".
+// "modules/<module>.so": where Deploy keeps a module's plugin file, relative to the data
+// directory (an update keeps "modules/<module>.v<N>.so").
+std::string DeployedModuleFile(const std::string& module);
+
 std::string TablePrefix(std::string_view kind, std::string_view module, std::string_view declared,
                         int generation);
 

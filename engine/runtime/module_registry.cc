@@ -670,7 +670,7 @@ Result<ModuleInfo> EngineImpl::Deploy(const std::string& so_path, const DeployOp
   }
   ModuleRow row;
   row.partitions = options.partitions;
-  row.file = "modules/" + name + ".so";
+  row.file = DeployedModuleFile(name);
   row.checksum = staged.checksum;
   STRATA_RETURN_IF_ERROR(InstallStaged(staged, row.file));
   STRATA_ASSIGN_OR_RETURN(auto m, OpenModuleRuntime(std::move(staged.loaded), row, Reuse{}));

@@ -486,7 +486,7 @@ Status ReplicationImpl::InstallModuleFile(const std::string& module, const std::
 }
 
 std::string ReplicationImpl::DefaultModuleFilePath(const std::string& module) const {
-  return (fs::path(engine_.options().data_dir) / "modules" / (module + ".so")).string();
+  return (fs::path(engine_.options().data_dir) / DeployedModuleFile(module)).string();
 }
 
 bool ReplicationImpl::NeedsModuleFile(const std::string& module) {

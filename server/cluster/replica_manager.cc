@@ -179,16 +179,7 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
   }
   for (const Key& key : drop) {
     StopLeading(key, "the group is no longer placed on this node");
-    std::unique_ptr<Fetcher> fetcher;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = fetchers_.find(key);
-      if (it != fetchers_.end()) {
-        fetcher = std::move(it->second);
-        fetchers_.erase(it);
-      }
-    }
-    fetcher.reset();
+    StopFetcher(key);
     Status st = replication_.DropReplica(key.first);
     if (options_.log_info) {
       options_.log_info("replication: dropped this node's copy of module " + key.first +
@@ -217,6 +208,18 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
   changed_.notify_all();
 }
 
+void ReplicaManager::StopFetcher(const Key& key) {
+  std::unique_ptr<Fetcher> fetcher;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fetchers_.find(key);
+    if (it == fetchers_.end()) return;
+    fetcher = std::move(it->second);
+    fetchers_.erase(it);
+  }
+  fetcher.reset();  // joins its thread, outside the lock
+}
+
 void ReplicaManager::LeadGroup(const GroupAssignment& a) {
   const Key key{a.module, a.group};
   std::shared_ptr<HighWatermark> same_epoch;
@@ -235,16 +238,7 @@ void ReplicaManager::LeadGroup(const GroupAssignment& a) {
   }
   // A new epoch of a group this node led: the old one's waiters cannot complete.
   StopLeading(key, "it leads again at epoch " + std::to_string(a.state.epoch));
-  std::unique_ptr<Fetcher> fetcher;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = fetchers_.find(key);
-    if (it != fetchers_.end()) {
-      fetcher = std::move(it->second);
-      fetchers_.erase(it);
-    }
-  }
-  fetcher.reset();  // no fetch applies entries once this node leads
+  StopFetcher(key);  // no fetch applies entries once this node leads
   Status st = replication_.Lead(a.module, a.group, a.state.epoch);
   if (!st.ok()) {
     if (options_.log_warning) {

@@ -153,6 +153,9 @@ class ReplicaManager {
   void Tick();
   void LeadGroup(const GroupAssignment& a);
   void StopLeading(const Key& key, const std::string& why);
+  // Stops the group's fetcher, if any, and waits for its thread (its call in flight is
+  // interrupted).
+  void StopFetcher(const Key& key);
   std::shared_ptr<HighWatermark> FindHw(const Key& key, int64_t epoch) const;
   void RefreshLeaderDurable(const Key& key, const std::shared_ptr<HighWatermark>& hw);
 

@@ -115,6 +115,33 @@ class StratadReplicationTest : public ::testing::Test {
     return std::nullopt;
   }
 
+  // The leader of wordcount at `epoch` as node `asked` tells it (not `excluded`), once there
+  // is one; "" when none came within 30 s.
+  std::string LeaderAtEpoch(const std::string& asked, int64_t epoch,
+                            const std::string& excluded = "") {
+    std::string leader;
+    Eventually(
+        [&] {
+          std::optional<proto::GroupPlacement> p = PlacementOf(asked, "wordcount");
+          if (!p || p->epoch != epoch || p->leader.empty() || p->leader == excluded) return false;
+          leader = p->leader;
+          return true;
+        },
+        30s);
+    return leader;
+  }
+
+  // Whether node `id` acknowledges an append of `sentence` within `timeout` (retried).
+  bool Acknowledges(const std::string& id, const std::string& sentence,
+                    std::chrono::milliseconds timeout = 30s) {
+    return Eventually(
+        [&] {
+          Result<proto::Response> appended = Append(id, {sentence});
+          return appended.ok() && !appended->error;
+        },
+        timeout);
+  }
+
   // Node `id` sees `n` live nodes: a node's view follows ZooKeeper's watches, so a deploy
   // sent right after the nodes started may find fewer live than its replication.
   bool SeesLiveNodes(const std::string& id, size_t n) {
@@ -232,22 +259,10 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
   ASSERT_EQ(acknowledged, 30);
   nodes_["n1"]->Stop(SIGKILL);
   // Within the session timeout and a bit: another node leads at epoch 2.
-  std::optional<proto::GroupPlacement> p;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        p = PlacementOf("n2", "wordcount");
-        return p && p->leader != "n1" && !p->leader.empty() && p->epoch == 2;
-      },
-      30s));
-  const std::string leader = p->leader;
+  const std::string leader = LeaderAtEpoch("n2", 2, "n1");
+  ASSERT_FALSE(leader.empty());
   // The new leader serves: its counts hold every acknowledged append.
-  ASSERT_TRUE(Eventually(
-      [&] {
-        Result<proto::Response> appended = Append(leader, {"alpha"});
-        return appended.ok() && !appended->error;
-      },
-      30s))
-      << ReadFile(Log(leader));
+  ASSERT_TRUE(Acknowledges(leader, "alpha")) << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "beta"), acknowledged);
   EXPECT_EQ(CountOf(leader, "alpha"), acknowledged + 1);
   // The old leader comes back as a follower and ends with the same rows.
@@ -271,22 +286,9 @@ TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
   Result<proto::Response> appended = Append("n1", {"solo"}, proto::AckLevel::kAppended);
   ASSERT_TRUE(appended.ok() && !appended->error);
   nodes_["n1"]->Stop(SIGKILL);
-  std::string leader;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        std::optional<proto::GroupPlacement> p = PlacementOf("n2", "wordcount");
-        if (!p || p->epoch != 2 || p->leader.empty()) return false;
-        leader = p->leader;
-        return true;
-      },
-      30s));
-  ASSERT_TRUE(Eventually(
-      [&] {
-        Result<proto::Response> again = Append(leader, {"solo"});
-        return again.ok() && !again->error;
-      },
-      30s))
-      << ReadFile(Log(leader));
+  const std::string leader = LeaderAtEpoch("n2", 2);
+  ASSERT_FALSE(leader.empty());
+  ASSERT_TRUE(Acknowledges(leader, "solo")) << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "solo"), 2);
 }
 
@@ -299,21 +301,9 @@ TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
   // Killed right after its answer: the deploy must be on the node promoted next, which
   // then runs the module.
   nodes_["n1"]->Stop(SIGKILL);
-  std::optional<proto::GroupPlacement> p;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        p = PlacementOf("n2", "wordcount");
-        return p && p->leader != "n1" && !p->leader.empty() && p->epoch == 2;
-      },
-      30s));
-  const std::string leader = p->leader;
-  EXPECT_TRUE(Eventually(
-      [&] {
-        Result<proto::Response> appended = Append(leader, {"after the failover"});
-        return appended.ok() && !appended->error;
-      },
-      30s))
-      << ReadFile(Log(leader));
+  const std::string leader = LeaderAtEpoch("n2", 2, "n1");
+  ASSERT_FALSE(leader.empty());
+  EXPECT_TRUE(Acknowledges(leader, "after the failover")) << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "failover"), 1);
 }
 
@@ -348,10 +338,7 @@ TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMi
   Result<proto::Response> deployed = Deploy("n1", 3, 2);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
   ASSERT_FALSE(deployed->error) << deployed->error->message;
-  ASSERT_TRUE(Eventually([&] {
-    Result<proto::Response> appended = Append("n1", {"one"});
-    return appended.ok() && !appended->error;
-  }));
+  ASSERT_TRUE(Acknowledges("n1", "one", 20s));
   nodes_["n2"]->Stop(SIGKILL);
   nodes_["n3"]->Stop(SIGKILL);
   // Once the controller dropped both from the ISR, the leader refuses to acknowledge.
@@ -367,13 +354,7 @@ TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMi
   EXPECT_EQ(refused->error->code, proto::ErrorCode::kNotEnoughReplicas) << refused->error->message;
   // A follower back in the ISR makes appends acknowledged again.
   ASSERT_TRUE(StartNode("n2"));
-  EXPECT_TRUE(Eventually(
-      [&] {
-        Result<proto::Response> appended = Append("n1", {"three"});
-        return appended.ok() && !appended->error;
-      },
-      30s))
-      << ReadFile(Log("n1"));
+  EXPECT_TRUE(Acknowledges("n1", "three")) << ReadFile(Log("n1"));
 }
 
 TEST_F(StratadReplicationTest, ReplicationAboveTheLiveNodesIsRefused) {

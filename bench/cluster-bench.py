@@ -16,6 +16,7 @@ connected to the leader of the module it loads.
 
   sudo /usr/bin/python3 bench/cluster-bench.py [--build build] [--duration 10] [--repeat 2]
       [--connections 16] [--ack processed]
+      [--runs both|replication|scaling] [--keep]
 
 Prints one JSON line per run and a table. All nodes and the load generator share this
 machine's cores: on a small machine the scaling measures how the cores are shared, not
@@ -25,8 +26,10 @@ what separate machines would give.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -48,8 +51,20 @@ def deploy(lab, node, path, replication):
         router.close()
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def w1(lab, args, targets):
-    """Runs one strata-bench W1 per (module, node) of `targets` at once; answers their JSON."""
+    """Runs one strata-bench W1 per (module, node) of `targets` at once; answers their JSON,
+    each with "cpu": the cores each node and the load generators used over the run (from
+    warmup to the end: CPU seconds / wall seconds)."""
+    started = time.monotonic()
+    before = {n.id: cpu_seconds(n.proc.pid) for n in lab.nodes}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     procs = []
     for module, node in targets:
         host, port = node.address.rsplit(":", 1)
@@ -64,6 +79,13 @@ def w1(lab, args, targets):
             raise RuntimeError("strata-bench W1 on %s at %s failed (exit %d): %s"
                                % (module, node.id, p.returncode, err.decode()[-2000:]))
         results.append(json.loads(out))
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {n.id: round((cpu_seconds(n.proc.pid) - before[n.id]) / wall, 2) for n in lab.nodes}
+    cpu["strata-bench"] = round((after.ru_utime + after.ru_stime - children.ru_utime -
+                                 children.ru_stime) / wall, 2)
+    for r in results:
+        r["cpu"] = cpu
     return results
 
 
@@ -78,7 +100,7 @@ def body(lab, args):
     deploy(lab, n2, os.path.join(args.bench_modules, "wordcount_c.so"), 1)
     deploy(lab, n3, os.path.join(args.bench_modules, "wordcount_d.so"), 1)
     rf = {3: [], 1: []}
-    if served:
+    if served and args.runs != "scaling":
         for i in range(args.repeat):
             for factor, module in ((3, "wordcount"), (1, "wordcount_b")):
                 r = w1(lab, args, [(module, n1)])[0]
@@ -86,27 +108,27 @@ def body(lab, args):
                 say(json.dumps({"run": "replication", "rf": factor, "module": module,
                                 "records_per_s": r["units_per_s"],
                                 "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
-                                "errors": r["errors"]}))
+                                "cores": r["cpu"], "errors": r["errors"]}))
     scaling = {}
     spread = [("wordcount_b", n1), ("wordcount_c", n2), ("wordcount_d", n3)]
-    for i in range(args.repeat):
+    for i in range(args.repeat if args.runs != "replication" else 0):
         for nodes in (1, 2, 3):
             runs = w1(lab, args, spread[:nodes])
             total = sum(r["units_per_s"] for r in runs)
             scaling[nodes] = max(scaling.get(nodes, 0), total)
             say(json.dumps({"run": "scaling", "nodes": nodes, "records_per_s": total,
                             "per_module": [r["units_per_s"] for r in runs],
-                            "errors": sum(r["errors"] for r in runs)}))
+                            "cores": runs[0]["cpu"], "errors": sum(r["errors"] for r in runs)}))
     say("")
     say("W1 (%s acks, %d connections per strata-bench, %g s each), 3-node cluster"
         % (args.ack, args.connections, args.duration))
     say("%-34s %14s %8s" % ("run", "records/s", "ratio"))
-    if served:
+    if served and args.runs != "scaling":
         best = {f: max(v) for f, v in rf.items()}
         say("%-34s %14.0f %8s" % ("RF 1 (wordcount_b, led by n1)", best[1], "1.00"))
         say("%-34s %14.0f %8.2f" % ("RF 3 (wordcount, led by n1)", best[3],
                                     best[3] / best[1]))
-    for nodes in (1, 2, 3):
+    for nodes in sorted(scaling):
         say("%-34s %14.0f %8.2f" % ("RF 1 on %d node(s), one module each" % nodes,
                                      scaling[nodes], scaling[nodes] / scaling[1]))
     if not served:
@@ -123,12 +145,16 @@ def main():
                         help="RF 3 / RF 1 pairs, and 1, 2, 3-node series, each alternated (the "
                              "best of each is compared)")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--runs", default="both", choices=("both", "replication", "scaling"),
+                        help="which of the two measurements to make")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the nodes' data directories and logs (the path is printed)")
     parser.add_argument("--ack", default="processed", choices=("none", "appended", "processed"))
     args = parser.parse_args()
     args.bench = os.path.join(args.build, "bin", "strata-bench")
     args.bench_modules = os.path.join(args.build, "bench-modules")
     lab = lab_mod.Lab(3, os.path.join(args.build, "bin", "stratad"),
-                      os.path.join(args.build, "modules"))
+                      os.path.join(args.build, "modules"), keep=args.keep)
     lab.run(lambda l: body(l, args))
     return 0
 

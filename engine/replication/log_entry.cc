@@ -4,9 +4,6 @@
 
 #include <flatbuffers/flexbuffers.h>
 
-#include "strata/value.h"
-#include "strata/value_codec.h"
-
 namespace strata::replication {
 namespace {
 
@@ -15,45 +12,57 @@ constexpr size_t kMaxRetainedBuilderBytes = 1 << 20;
 
 Status Bad(const std::string& what) { return Status::Corruption("replication log entry: " + what); }
 
-Result<CapturedWrite> OpFromValue(const Value& v, size_t index) {
+// The entry's root map, checked against the FlexBuffers verifier first (the bytes are
+// untrusted: they come from another node or from disk).
+Result<flexbuffers::Map> RootMap(std::string_view bytes) {
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (bytes.size() < 3 || !flexbuffers::VerifyBuffer(data, bytes.size())) {
+    return Bad("not a FlexBuffers buffer");
+  }
+  flexbuffers::Reference root = flexbuffers::GetRoot(data, bytes.size());
+  if (!root.IsMap()) return Bad("not a map");
+  flexbuffers::Map map = root.AsMap();
+  if (map.size() != 2) return Bad("unknown fields");
+  return map;
+}
+
+Result<int64_t> EpochOf(const flexbuffers::Map& map) {
+  flexbuffers::Reference epoch = map["epoch"];
+  if (!epoch.IsInt() || epoch.AsInt64() < 0) return Bad("bad epoch");
+  return epoch.AsInt64();
+}
+
+std::string BlobString(const flexbuffers::Reference& r) {
+  flexbuffers::Blob blob = r.AsBlob();
+  return std::string(reinterpret_cast<const char*>(blob.data()), blob.size());
+}
+
+Result<CapturedWrite> OpFrom(const flexbuffers::Reference& r, size_t index) {
   const std::string at = "op " + std::to_string(index);
-  if (!v.is_list() || v.as_list().size() != 5) return Bad(at + " is not a list of 5");
-  const Value::List& f = v.as_list();
-  if (!f[0].is_string() || f[0].as_string().empty()) return Bad(at + ": no table name");
-  if (!f[1].is_int() || f[1].as_int() < 0 || f[1].as_int() > 1) return Bad(at + ": bad kind");
-  if (!f[2].is_int() || f[2].as_int() < 0 || f[2].as_int() > 2) return Bad(at + ": bad op");
-  if (!f[4].is_bytes()) return Bad(at + ": the value is not bytes");
+  if (!r.IsUntypedVector()) return Bad(at + " is not a list of 5");
+  flexbuffers::Vector f = r.AsVector();
+  if (f.size() != 5) return Bad(at + " is not a list of 5");
+  if (!f[0].IsString() || f[0].AsString().size() == 0) return Bad(at + ": no table name");
+  if (!f[1].IsInt() || f[1].AsInt64() < 0 || f[1].AsInt64() > 1) return Bad(at + ": bad kind");
+  if (!f[2].IsInt() || f[2].AsInt64() < 0 || f[2].AsInt64() > 2) return Bad(at + ": bad op");
+  if (!f[4].IsBlob()) return Bad(at + ": the value is not bytes");
   CapturedWrite w;
-  w.table = f[0].as_string();
-  w.kind = static_cast<TableKind>(f[1].as_int());
-  w.op = static_cast<WriteOp>(f[2].as_int());
-  w.value = f[4].as_bytes();
+  w.table = f[0].AsString().str();
+  w.kind = static_cast<TableKind>(f[1].AsInt64());
+  w.op = static_cast<WriteOp>(f[2].AsInt64());
+  w.value = BlobString(f[4]);
   const bool log_table = w.kind == TableKind::kLog;
   if (log_table != (w.op == WriteOp::kPutRecord)) {
     return Bad(at + ": op does not fit the table kind");
   }
   if (log_table) {
-    if (!f[3].is_int() || f[3].as_int() < 0) return Bad(at + ": bad record key");
-    w.record = f[3].as_int();
+    if (!f[3].IsInt() || f[3].AsInt64() < 0) return Bad(at + ": bad record key");
+    w.record = f[3].AsInt64();
   } else {
-    if (!f[3].is_bytes() || f[3].as_bytes().empty()) return Bad(at + ": bad key");
-    w.key = f[3].as_bytes();
+    if (!f[3].IsBlob() || f[3].AsBlob().size() == 0) return Bad(at + ": bad key");
+    w.key = BlobString(f[3]);
   }
   return w;
-}
-
-Result<Value> DecodeMap(std::string_view bytes) {
-  Result<Value> v = DecodeValue(bytes);
-  if (!v.ok()) return Bad(v.status().message());
-  if (!v->is_map()) return Bad("not a map");
-  return v;
-}
-
-const Value* Field(const Value& map, const char* name) {
-  for (const auto& [k, value] : map.as_map()) {
-    if (k.is_string() && k.as_string() == name) return &value;
-  }
-  return nullptr;
 }
 
 }  // namespace
@@ -100,24 +109,20 @@ std::string EncodeEntry(const LogEntry& entry) {
 }
 
 Result<int64_t> DecodeEntryEpoch(std::string_view bytes) {
-  STRATA_ASSIGN_OR_RETURN(Value v, DecodeMap(bytes));
-  const Value* epoch = Field(v, "epoch");
-  if (epoch == nullptr || !epoch->is_int() || epoch->as_int() < 0) return Bad("bad epoch");
-  return epoch->as_int();
+  STRATA_ASSIGN_OR_RETURN(flexbuffers::Map map, RootMap(bytes));
+  return EpochOf(map);
 }
 
 Result<LogEntry> DecodeEntry(std::string_view bytes) {
-  STRATA_ASSIGN_OR_RETURN(Value v, DecodeMap(bytes));
-  const Value* epoch = Field(v, "epoch");
-  const Value* ops = Field(v, "ops");
-  if (epoch == nullptr || !epoch->is_int() || epoch->as_int() < 0) return Bad("bad epoch");
-  if (ops == nullptr || !ops->is_list()) return Bad("no list of ops");
-  if (v.as_map().size() != 2) return Bad("unknown fields");
+  STRATA_ASSIGN_OR_RETURN(flexbuffers::Map map, RootMap(bytes));
   LogEntry entry;
-  entry.epoch = epoch->as_int();
-  entry.ops.reserve(ops->as_list().size());
-  for (size_t i = 0; i < ops->as_list().size(); ++i) {
-    STRATA_ASSIGN_OR_RETURN(CapturedWrite w, OpFromValue(ops->as_list()[i], i));
+  STRATA_ASSIGN_OR_RETURN(entry.epoch, EpochOf(map));
+  flexbuffers::Reference ops = map["ops"];
+  if (!ops.IsUntypedVector()) return Bad("no list of ops");
+  flexbuffers::Vector list = ops.AsVector();
+  entry.ops.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(CapturedWrite w, OpFrom(list[i], i));
     entry.ops.push_back(std::move(w));
   }
   return entry;

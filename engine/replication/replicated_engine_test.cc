@@ -61,8 +61,8 @@ class Node {
   Engine& engine() { return *engine_; }
   Replication& rep() { return *engine_->replication(); }
 
-  // Waits until the group's durable end reaches its log end (the tracking is asynchronous:
-  // a flush that completes may be noted after the caller's WhenDurable returns).
+  // Waits until the group's durable end reaches its log end (a running module may commit
+  // between the flush and the check).
   void WaitDurable(const std::string& module = kModule) {
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     for (;;) {
@@ -712,6 +712,28 @@ class HeldAcks {
   std::condition_variable cv_;
   std::vector<std::pair<std::string, std::function<void(Status)>>> held_;
 };
+
+// The durable end follows the storage's flushes: inside any WhenDurable callback (where a
+// leader's acknowledgements are released, and its high watermark counts its own durable
+// end), every entry committed before the WhenDurable call is counted durable already.
+TEST(ReplicatedEngineTest, TheDurableEndIsUpToDateInsideAFlushsCallbacks) {
+  TempDir dir;
+  Node leader(dir.Sub("leader"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(leader, 1));
+  for (int i = 0; i < 50; ++i) {
+    Result<AppendResult> appended = leader.engine().Append(
+        kModule, "*sentences", Value("word" + std::to_string(i)), AckLevel::kAppended);
+    ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+    Result<ReplicaGroupStatus> now = leader.rep().GroupStatus(kModule, 0);
+    ASSERT_TRUE(now.ok());
+    std::promise<int64_t> durable;
+    leader.rep().WhenDurable([&](Status st) {
+      Result<ReplicaGroupStatus> then = leader.rep().GroupStatus(kModule, 0);
+      durable.set_value(st.ok() && then.ok() ? then->durable_end : -1);
+    });
+    EXPECT_GE(durable.get_future().get(), now->log_end) << i;
+  }
+}
 
 TEST(ReplicatedEngineTest, TheAckGateHoldsAcknowledgementsUntilReleased) {
   TempDir dir;

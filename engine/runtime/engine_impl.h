@@ -34,6 +34,7 @@
 #include "runtime/meta_tables.h"
 #include "runtime/module_runtime.h"
 #include "runtime/outbox.h"
+#include "runtime/pooled_session.h"
 #include "runtime/subscriptions.h"
 #include "runtime/task_thread.h"
 #include "runtime/update_plan.h"
@@ -85,6 +86,16 @@ class EngineImpl final : public Engine {
   // (fsync of the directory): a module row that names `to`, committed after this returned,
   // never outlives the file after a power loss. kIOError naming the file.
   static Status InstallFileDurably(const std::string& from, const std::string& to);
+  // fn(Session&) (a Status or Result) with a session of the engine's pool, returned after:
+  // replication's calls come many times a second, and opening a session (and its cursors)
+  // for each was a visible part of a follower's CPU.
+  template <typename F>
+  auto WithPooledSession(F fn) -> decltype(fn(std::declval<Session&>())) {
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> taken, TakeSession());
+    PooledSession session(std::move(taken),
+                          [this](std::unique_ptr<Session> s) { ReturnSession(std::move(s)); });
+    return fn(*session.get());
+  }
   const EngineOptions& options() const { return options_; }
 
   Result<ModuleInfo> Deploy(const std::string& so_path, const DeployOptions& options) override;

@@ -510,9 +510,10 @@ bool EngineImpl::Running(const std::string& name) {
 }
 
 Result<std::optional<ModuleRow>> EngineImpl::ReadModuleRow(const std::string& name) {
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage_->OpenSession());
   std::string bytes;
-  STRATA_ASSIGN_OR_RETURN(bool found, session->Get(modules_table_, EncodeKey(Value(name)), &bytes));
+  STRATA_ASSIGN_OR_RETURN(bool found, WithPooledSession([&](Session& session) {
+                            return session.Get(modules_table_, EncodeKey(Value(name)), &bytes);
+                          }));
   if (!found) return std::optional<ModuleRow>();
   Result<Value> info = DecodeValue(bytes);
   if (!info.ok() || !info->is_map()) {

@@ -28,7 +28,7 @@ namespace strata::runtime {
 
 class EngineImpl;
 
-class ReplicationImpl final : public Replication {
+class ReplicationImpl final : public Replication, public FlushObserver {
  public:
   // `engine` owns this object and outlives it; `writer` is (to be) its storage's hook.
   ReplicationImpl(EngineImpl& engine, std::shared_ptr<replication::LogWriter> writer);
@@ -40,6 +40,12 @@ class ReplicationImpl final : public Replication {
   // At Close, before the storage closes: every WhenLogPasses callback runs, and durability
   // is no longer tracked.
   void Close();
+
+  // The storage's flushes (installed by OpenGroups, removed by Close): the groups' ends at a
+  // flush's start become their durable ends when it is done, before its callbacks run (a
+  // leader's acknowledgements, released from them, find its own durable end up to date).
+  void FlushStarting(uint64_t flush) override EXCLUDES(mu_);
+  void FlushDone(uint64_t flush, const Status& status) override EXCLUDES(mu_);
 
   int Groups(const std::string& module) const override;
   Status Lead(const std::string& module, int group, int64_t epoch) override;
@@ -107,12 +113,20 @@ class ReplicationImpl final : public Replication {
   bool durable_requested_ GUARDED_BY(mu_) = false;  // a WhenDurable of TrackDurable is out
   bool durable_again_ GUARDED_BY(mu_) = false;      // ends moved since it was asked
   bool closed_ GUARDED_BY(mu_) = false;
+  // The flush in progress (FlushStarting's number) and the ends of the open groups at its
+  // start.
+  uint64_t flush_ GUARDED_BY(mu_) = 0;
+  std::map<GroupId, int64_t> flush_ends_ GUARDED_BY(mu_);
   uint64_t install_counter_ GUARDED_BY(mu_) = 0;
   // The meta.modules rows that shipped entries wrote, by module, while they may not be
   // applied yet: a follower fetches the file a row names before it reports the entry
   // durable, so that the leader acknowledges a deploy only once its followers could start
   // the module (an ISR member is promoted with its whole log applied, file included).
   std::map<std::string, ModuleRow> logged_rows_ GUARDED_BY(mu_);
+  // Module files whose checksum NeedsModuleFile computed, by path: a follower asks before
+  // every fetch, and hashing the file each time cost a sixth of its CPU. Files are only
+  // ever replaced by rename (a new row names a new checksum, which misses here).
+  std::map<std::string, std::string> checked_files_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata::runtime

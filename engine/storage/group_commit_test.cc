@@ -104,6 +104,54 @@ TEST_F(GroupCommitTest, WaiterRegisteredDuringAFlushWaitsForTheNextOne) {
   EXPECT_GT(flush_of[1], flush_of[0]);
 }
 
+// A FlushObserver hears Starting(n), then Done(n), for each flush in turn, before the flush's
+// callbacks run (inside which FlushCount() is n).
+TEST_F(GroupCommitTest, AnObserverHearsEachFlushBeforeItsCallbacks) {
+  struct Observer : FlushObserver {
+    std::mutex mu;
+    std::vector<std::pair<char, uint64_t>> heard;
+    void FlushStarting(uint64_t flush) override {
+      std::lock_guard<std::mutex> lock(mu);
+      heard.emplace_back('s', flush);
+    }
+    void FlushDone(uint64_t flush, const Status& status) override {
+      std::lock_guard<std::mutex> lock(mu);
+      heard.emplace_back(status.ok() ? 'd' : 'f', flush);
+    }
+  } observer;
+  storage_->SetFlushObserver(&observer);
+  auto session = storage_->OpenSession();
+  ASSERT_TRUE(session.ok());
+  std::vector<std::pair<uint64_t, std::vector<std::pair<char, uint64_t>>>> seen;  // per callback
+  std::mutex mu;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE((*session)->Put(table_, "k" + std::to_string(i), "v").ok());
+    storage_->WhenDurable([&](Status status) {
+      ASSERT_TRUE(status.ok());
+      std::lock_guard<std::mutex> lock(observer.mu);
+      std::lock_guard<std::mutex> seen_lock(mu);
+      seen.emplace_back(storage_->FlushCount(), observer.heard);
+    });
+    if (i % 4 == 0) ASSERT_TRUE(storage_->WaitDurable().ok());
+  }
+  ASSERT_TRUE(storage_->WaitDurable().ok());
+  storage_->SetFlushObserver(nullptr);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 20u);
+  for (const auto& [flush, heard] : seen) {
+    ASSERT_GE(flush, 1u);
+    // The observer heard this flush start and end last.
+    ASSERT_GE(heard.size(), 2u);
+    EXPECT_EQ(heard[heard.size() - 2], std::make_pair('s', flush));
+    EXPECT_EQ(heard.back(), std::make_pair('d', flush));
+    // And every flush before it in order, since the observer was installed: s n, d n,
+    // s n+1, d n+1, ...
+    for (size_t j = 0; j < heard.size(); ++j) {
+      EXPECT_EQ(heard[j], std::make_pair(j % 2 == 0 ? 's' : 'd', heard[0].second + j / 2)) << j;
+    }
+  }
+}
+
 TEST_F(GroupCommitTest, ShutdownCompletesEveryWaiter) {
   auto session = storage_->OpenSession();
   ASSERT_TRUE(session.ok());

@@ -486,6 +486,10 @@ class Storage::Impl {
   }
 
   uint64_t FlushCount() const { return flushes_started_.load(std::memory_order_acquire); }
+  void SetFlushObserver(FlushObserver* observer) {
+    MutexLock lock(&observer_mu_);
+    observer_ = observer;
+  }
   StorageMetrics Metrics();
 
   // Copies the table's description for a session that opens a cursor on it.
@@ -548,6 +552,10 @@ class Storage::Impl {
   // Written under flush_mu_ by the flusher only, so that a waiter is in exactly the flush
   // whose number it did not see.
   std::atomic<uint64_t> flushes_started_{0};
+  // Held by the flusher from FlushStarting to FlushDone, and by SetFlushObserver: an
+  // observer being removed is not in a call once that returns.
+  Mutex observer_mu_;
+  FlushObserver* observer_ GUARDED_BY(observer_mu_) = nullptr;
   WT_SESSION* const flush_session_;    // Flusher thread only.
   DurationHistogram flush_durations_;  // every Flush, observed by the flusher
   std::thread flusher_;
@@ -961,6 +969,7 @@ Status Storage::WaitDurable() {
 }
 
 uint64_t Storage::FlushCount() const { return impl_->FlushCount(); }
+void Storage::SetFlushObserver(FlushObserver* observer) { impl_->SetFlushObserver(observer); }
 StorageMetrics Storage::Metrics() { return impl_->Metrics(); }
 Status Storage::FatalError() const { return impl_->sink_->Fatal(); }
 const StorageOptions& Storage::options() const { return impl_->options_; }
@@ -1145,9 +1154,15 @@ void Storage::Impl::FlusherLoop() {
     while (!stop_ && waiters_.empty()) flush_cv_.Wait(&flush_mu_);
     if (waiters_.empty()) break;  // stop_ and nothing left to acknowledge.
     batch.swap(waiters_);
-    flushes_started_.fetch_add(1, std::memory_order_release);
+    const uint64_t flush = flushes_started_.fetch_add(1, std::memory_order_release) + 1;
     lock.Unlock();
-    Status status = Flush();
+    Status status;
+    {
+      MutexLock observing(&observer_mu_);
+      if (observer_ != nullptr) observer_->FlushStarting(flush);
+      status = Flush();
+      if (observer_ != nullptr) observer_->FlushDone(flush, status);
+    }
     for (auto& done : batch) done(status);
     batch.clear();
     lock.Lock();

@@ -98,6 +98,18 @@ struct CapturedWrite {
   std::string value;   // empty for kRemove
 };
 
+// Told of each group-commit flush (Storage::SetFlushObserver), on the flusher thread and in
+// this order: FlushStarting(n) before flush n (which covers every transaction that committed
+// before the call), FlushDone(n, status) after it and before its WhenDurable callbacks run,
+// then FlushStarting(n + 1) at the earliest. Both must be quick and must not call back into
+// WhenDurable's waits.
+class FlushObserver {
+ public:
+  virtual ~FlushObserver() = default;
+  virtual void FlushStarting(uint64_t flush) = 0;
+  virtual void FlushDone(uint64_t flush, const Status& status) = 0;
+};
+
 // Installed with StorageOptions::commit_hook. While one is installed, a Session collects the
 // writes of each transaction (Put, an Insert that wrote, a Remove that removed, PutRecord),
 // in the order they were made, and a write outside an explicit transaction runs in a
@@ -178,6 +190,9 @@ class Storage {
   // Number of log flushes the flusher has begun so far (monitoring and tests). While a
   // WhenDurable callback runs it is the number of the flush that completed it.
   uint64_t FlushCount() const;
+  // Tells `observer` of every flush from now on (null: none). It must outlive its
+  // installation (install null before destroying it).
+  void SetFlushObserver(FlushObserver* observer);
   // A snapshot for monitoring: reads a few WiredTiger statistics, no table. Any thread;
   // waits while a schema operation (OpenTable, DropTable) runs.
   StorageMetrics Metrics();

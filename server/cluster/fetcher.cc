@@ -1,7 +1,9 @@
 #include "fetcher.h"
 
 #include <algorithm>
-#include <future>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 
 #include "node_channel.h"
 #include "strata/protocol/messages.h"
@@ -149,12 +151,32 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     }
   }
 
-  // 2. Fetch, append, make durable, report, apply.
-  int64_t durable_end = 0;
+  // 2. Fetch, append, make durable, report, apply — pipelined: the next fetch does not wait
+  // for the flush of the entries just appended. It reports the durable end the completed
+  // flushes reached (durable before reported: the leader acknowledges on what followers
+  // report), and it asks without waiting while a flush is out, so that the end the flush
+  // reaches is reported one round trip after it, not after the next entries or the long
+  // poll's timeout. A fetch that finds nothing new while a flush is out waits for the flush
+  // instead, then reports it (and may wait for entries again).
+  struct Flushes {
+    std::mutex mu;
+    std::condition_variable done;
+    int64_t durable_end = 0;    // reached by completed flushes
+    int64_t requested_end = 0;  // the log end whose flush was asked for last
+    Status error;
+  };
+  auto flushes = std::make_shared<Flushes>();
   {
     Result<ReplicaGroupStatus> now = replication_.GroupStatus(module_, group_);
-    if (now.ok()) durable_end = std::min(now->durable_end, now->log_end);
+    if (now.ok())
+      flushes->durable_end = flushes->requested_end = std::min(now->durable_end, now->log_end);
   }
+  const auto flush_pending = [&](int64_t* durable) -> Result<bool> {
+    std::lock_guard<std::mutex> lock(flushes->mu);
+    if (!flushes->error.ok()) return flushes->error;
+    *durable = flushes->durable_end;
+    return flushes->requested_end > flushes->durable_end;
+  };
   while (!changed()) {
     // The module's file first: a follower without it could not start the module if it
     // were promoted, so it reports no progress (which would let the leader acknowledge)
@@ -162,6 +184,8 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     const bool has_file = !replication_.NeedsModuleFile(module_) || FetchModuleFile(channel).ok();
     Result<ReplicaGroupStatus> now = replication_.GroupStatus(module_, group_);
     const int64_t from = now.ok() ? now->log_end : 0;
+    int64_t durable_end = 0;
+    STRATA_ASSIGN_OR_RETURN(const bool pending, flush_pending(&durable_end));
     proto::ReplicaFetchRequest request;
     request.module = module_;
     request.group = group_;
@@ -169,10 +193,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     request.epoch = target.epoch;
     request.from = from;
     request.durable_end = has_file ? std::min(durable_end, from) : 0;
-    request.wait_ms = kFetchWaitMs;
+    request.wait_ms = pending ? 0 : kFetchWaitMs;
     STRATA_ASSIGN_OR_RETURN(
         proto::Response response,
-        channel.Call(request, std::chrono::milliseconds(kFetchWaitMs) + kCallSlack));
+        channel.Call(request, std::chrono::milliseconds(request.wait_ms) + kCallSlack));
     if (response.error) return ErrorStatus(*response.error);
     auto* answer = std::get_if<proto::ReplicaEntries>(&response.body);
     if (answer == nullptr) return Status::Corruption("the leader did not answer ReplicaEntries");
@@ -182,13 +206,6 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
                                std::to_string(target.epoch) + " as the leader of epoch " +
                                std::to_string(answer->epoch));
     }
-    // The entries the leader says are committed go to the tables first: this fetch already
-    // reported this follower's durable end, so applying here delays no acknowledgement,
-    // where applying after the new entries' fsync would delay the next report.
-    // (No log here yet: nothing to apply; the first entries create it.)
-    if (now.ok()) {
-      STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
-    }
     if (!answer->entries.empty()) {
       std::vector<ReplicaEntry> entries;
       entries.reserve(answer->entries.size());
@@ -196,12 +213,31 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
         entries.push_back(ReplicaEntry{e.offset, std::move(e.bytes)});
       }
       STRATA_RETURN_IF_ERROR(replication_.Append(module_, group_, entries));
-      // Durable before it is reported: the leader acknowledges on what followers report.
       const int64_t end = entries.back().offset + 1;
-      std::promise<Status> flushed;
-      replication_.WhenDurable([&flushed](Status st) { flushed.set_value(std::move(st)); });
-      STRATA_RETURN_IF_ERROR(flushed.get_future().get());
-      durable_end = end;
+      {
+        std::lock_guard<std::mutex> lock(flushes->mu);
+        flushes->requested_end = end;
+      }
+      replication_.WhenDurable([flushes, end](Status st) {
+        std::lock_guard<std::mutex> lock(flushes->mu);
+        if (st.ok()) {
+          flushes->durable_end = std::max(flushes->durable_end, end);
+        } else if (flushes->error.ok()) {
+          flushes->error = std::move(st);
+        }
+        flushes->done.notify_all();
+      });
+    }
+    // The entries the leader says are committed go to the tables while the flush runs.
+    // (No log here yet: nothing to apply; the first entries create it.)
+    if (now.ok()) {
+      STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
+    }
+    if (answer->entries.empty() && pending) {
+      std::unique_lock<std::mutex> lock(flushes->mu);
+      flushes->done.wait_for(lock, std::chrono::seconds(1), [&] {
+        return !flushes->error.ok() || flushes->durable_end >= flushes->requested_end;
+      });
     }
   }
   return Status::Ok();

@@ -4,9 +4,11 @@
 // from the leader's (KIP-101 with KIP-279, asking the leader ReplicaEpochRequest) — or,
 // when that would cut effects it applied as a past leader, drops its whole copy of the
 // module and fetches the log again from offset 0 — then fetches entries in a loop
-// (ReplicaFetchRequest, long polls): it writes them into its log, makes them durable,
-// reports its durable end in the next fetch (which is what lets the leader acknowledge),
-// and applies the entries below the leader's high watermark to its tables. It also fetches
+// (ReplicaFetchRequest, long polls): it writes them into its log and starts their flush,
+// reports in each fetch the durable end its completed flushes reached (which is what lets
+// the leader acknowledge) — asking without waiting while a flush is out, so that the report
+// follows the flush at once — and applies the entries below the leader's high watermark to
+// its tables. It also fetches
 // the module's plugin file when the replicated module row names one it lacks, so that it
 // can start the module when it is promoted.
 #pragma once

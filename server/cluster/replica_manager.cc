@@ -395,14 +395,24 @@ void ReplicaManager::GateAck(const std::string& module, std::function<void(Statu
   }
   // Release once every group's high watermark passed its log end as of now (the append's
   // entries are below it: they committed before the gate was called).
+  std::vector<int64_t> ends;
+  for (auto& [key, hw] : hws) {
+    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+    if (!st.ok()) {
+      release(Status::Aborted("the log of module " + module + " group " +
+                              std::to_string(key.second) + " is gone (" + st.status().message() +
+                              ") before the append was replicated: it may or may not be kept"));
+      return;
+    }
+    ends.push_back(st->log_end);
+  }
   auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(hws.size()));
   auto first_error = std::make_shared<std::once_flag>();
   auto shared_release = std::make_shared<std::function<void(Status)>>(std::move(release));
-  for (auto& [key, hw] : hws) {
-    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
-    const int64_t end = st.ok() ? st->log_end : 0;
+  for (size_t i = 0; i < hws.size(); ++i) {
+    auto& [key, hw] = hws[i];
     RefreshLeaderDurable(key, hw);
-    hw->Wait(end, [remaining, first_error, shared_release](Status status) {
+    hw->Wait(ends[i], [remaining, first_error, shared_release](Status status) {
       if (!status.ok()) {
         std::call_once(*first_error, [&] { (*shared_release)(status); });
         remaining->store(-1000000);
@@ -427,54 +437,76 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     return;
   }
   // Runs on whichever thread answers the poll, possibly once the manager is gone (the
-  // engine releases the long polls it holds when it closes): it uses no member.
-  auto answer = [replication = &replication_, stopping = stopping_, key, hw](
-                    const FetchAsk& a, bool force) -> std::optional<Result<FetchAnswer>> {
+  // engine releases the long polls it holds when it closes): it uses no member. Besides the
+  // answer it gives the follower's report for the high watermark, which the caller makes
+  // after sending the answer: the acknowledgements it releases run on this thread, and the
+  // follower's next report waits for this answer.
+  struct Answered {
+    std::optional<Result<FetchAnswer>> result;
+    std::function<void()> report;  // null when the fetch was refused
+  };
+  auto answer = [replication = &replication_, stopping = stopping_, key, hw](const FetchAsk& a,
+                                                                             bool force) {
+    Answered out;
     if (stopping->load()) {
-      return Result<FetchAnswer>(Status::NotLeader("this node is shutting down"));
+      out.result = Result<FetchAnswer>(Status::NotLeader("this node is shutting down"));
+      return out;
     }
     Result<ReplicaGroupStatus> st = replication->GroupStatus(key.first, key.second);
-    if (!st.ok()) return Result<FetchAnswer>(st.status());
+    if (!st.ok()) {
+      out.result = Result<FetchAnswer>(st.status());
+      return out;
+    }
     // A poll answered late (its deadline, or released by Follow) must not speak for an
     // epoch this node no longer leads: its log may hold entries the new leader lacks.
     if (!st->leading || st->epoch != a.epoch) {
-      return Result<FetchAnswer>(Status::NotLeader("this node no longer leads module " + key.first +
-                                                   " group " + std::to_string(key.second) +
-                                                   " at epoch " + std::to_string(a.epoch)));
+      out.result = Result<FetchAnswer>(
+          Status::NotLeader("this node no longer leads module " + key.first + " group " +
+                            std::to_string(key.second) + " at epoch " + std::to_string(a.epoch)));
+      return out;
     }
     if (a.from < 0 || a.from > st->log_end) {
-      return Result<FetchAnswer>(Status::InvalidArgument(
+      out.result = Result<FetchAnswer>(Status::InvalidArgument(
           "fetch from offset " + std::to_string(a.from) + ", outside the log [0, " +
           std::to_string(st->log_end) + "] of module " + key.first));
+      return out;
     }
     // A follower has durably at most the log it has (`from`): no more counts towards the
     // high watermark, whatever it reports.
-    hw->FollowerFetched(a.node, std::min(a.durable_end, a.from), a.from >= st->log_end,
-                        Clock::now());
-    if (a.from >= st->log_end && !force) return std::nullopt;
-    FetchAnswer out;
-    out.epoch = a.epoch;
+    out.report = [hw, node = a.node, durable = std::min(a.durable_end, a.from),
+                  caught_up = a.from >= st->log_end,
+                  at = Clock::now()] { hw->FollowerFetched(node, durable, caught_up, at); };
+    if (a.from >= st->log_end && !force) return out;
+    FetchAnswer fetched;
+    fetched.epoch = a.epoch;
     Result<std::vector<ReplicaEntry>> entries =
         replication->Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
-    if (!entries.ok()) return Result<FetchAnswer>(entries.status());
-    out.entries = std::move(entries).value();
-    out.log_end = st->log_end;
-    out.high_watermark = hw->Value();
-    return Result<FetchAnswer>(std::move(out));
+    if (!entries.ok()) {
+      out.result = Result<FetchAnswer>(entries.status());
+      return out;
+    }
+    fetched.entries = std::move(entries).value();
+    fetched.log_end = st->log_end;
+    fetched.high_watermark = hw->Value();
+    out.result = Result<FetchAnswer>(std::move(fetched));
+    return out;
   };
-  std::optional<Result<FetchAnswer>> now = answer(ask, ask.wait.count() == 0);
-  if (now) {
-    done(std::move(*now));
+  Answered now = answer(ask, ask.wait.count() == 0);
+  if (now.result) {
+    done(std::move(*now.result));
+    if (now.report) now.report();
     return;
   }
+  now.report();
   auto poll = std::make_shared<Poll>();
   poll->ask = ask;
   poll->done = std::move(done);
   poll->deadline = Clock::now() + ask.wait;
   auto fire = [poll, answer]() {
     if (poll->answered.exchange(true)) return;
-    std::optional<Result<FetchAnswer>> result = answer(poll->ask, true);
-    poll->done(std::move(*result));
+    Answered later = answer(poll->ask, true);
+    poll->done(std::move(*later.result));
+    if (later.report) later.report();
   };
   {
     std::lock_guard<std::mutex> lock(mu_);

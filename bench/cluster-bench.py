@@ -128,6 +128,10 @@ def body(lab, args):
         say("%-34s %14.0f %8s" % ("RF 1 (wordcount_b, led by n1)", best[1], "1.00"))
         say("%-34s %14.0f %8.2f" % ("RF 3 (wordcount, led by n1)", best[3],
                                     best[3] / best[1]))
+        # The machine's speed drifts between runs: the ratio of each back-to-back pair.
+        pairs = sorted(r3 / r1 for r3, r1 in zip(rf[3], rf[1]))
+        say("RF 3 / RF 1 of each back-to-back pair: %s (median %.2f)"
+            % (", ".join("%.2f" % x for x in pairs), pairs[len(pairs) // 2]))
     for nodes in sorted(scaling):
         say("%-34s %14.0f %8.2f" % ("RF 1 on %d node(s), one module each" % nodes,
                                      scaling[nodes], scaling[nodes] / scaling[1]))

@@ -6,7 +6,7 @@
 // (at most kMaxRedirects per request) and remembered for the module. A NOT_LEADER without
 // one, and — once the router knows more than one address (several seeds, or a redirect) — a
 // connection that could not be made or broke, forget the module's address and retry after a
-// backoff (50 ms doubling to 250 ms) through the next known address, until the request's
+// backoff (50 ms, then 100 ms) through the next known address, until the request's
 // deadline (request_timeout after it was submitted). A request that was written on a
 // connection that broke is retried only when it cannot change anything (reads, queries,
 // describe, stats, placement, subscribe); the others fail with the connection error.
@@ -40,7 +40,7 @@ class ClientRouter : public std::enable_shared_from_this<ClientRouter> {
   using Callback = Client::Impl::Callback;
   static constexpr int kMaxRedirects = 3;
   static constexpr std::chrono::milliseconds kFirstBackoff{50};
-  static constexpr std::chrono::milliseconds kMaxBackoff{250};
+  static constexpr std::chrono::milliseconds kMaxBackoff{100};
 
   // `options.host:port` then `options.seeds` are the seed addresses. Nothing is connected.
   ClientRouter(ClientOptions options, asio::io_context& io, std::thread::id io_thread_id);

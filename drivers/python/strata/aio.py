@@ -17,7 +17,7 @@ The client keeps one connection per node it talks to and sends a request about a
 the node that leads it: a NotLeader answer naming the leader is followed (at most 3 times
 per request) and remembered for the module; a NotLeader without a leader, or — once the
 client knows more than one node — a connection that fails, forgets it and retries through
-the seeds after 0.05 s, doubling to 0.25 s, until the request's timeout. A request written on a
+the seeds after 0.05 s, then every 0.1 s, until the request's timeout. A request written on a
 connection that then broke is retried only when running it twice changes nothing (reads,
 queries, describe, stats, placement, subscribe); an append (deploy, destroy, update,
 recompute) fails with ConnectionLost, as on a single server.
@@ -46,7 +46,7 @@ _INT64_MAX = (1 << 63) - 1
 _unpack_u32_from = struct.Struct("<I").unpack_from
 _MAX_REDIRECTS = 3
 _FIRST_BACKOFF = 0.05  # seconds
-_MAX_BACKOFF = 0.25
+_MAX_BACKOFF = 0.1
 _RETRY_BUDGET_WITHOUT_TIMEOUT = 30.0  # seconds a request retries when timeout is None
 
 

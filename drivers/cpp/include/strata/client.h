@@ -19,7 +19,7 @@
 // (at most 3 redirects per request) and the module -> leader address remembered; a
 // NOT_LEADER without a leader, or a failed connection to a module's leader once the client
 // knows more than one node, forgets it and retries through the seeds with backoff (50 ms
-// doubling to 250 ms) until the request's own request_timeout. Only appends (and deploys,
+// then 100 ms) until the request's own request_timeout. Only appends (and deploys,
 // destroys, updates, recomputes) that were written on a connection that then broke are never
 // re-sent: they fail with kConnection and ClientError::maybe_applied.
 // Depends on protocol/ and the value/path libraries, never on the engine.

@@ -360,12 +360,37 @@ void ReplicationImpl::FlushStarting(uint64_t flush) {
 }
 
 void ReplicationImpl::FlushDone(uint64_t flush, const Status& status) {
-  MutexLock lock(&mu_);
-  if (!status.ok() || flush != flush_) return;
-  for (const auto& [id, end] : flush_ends_) {
-    int64_t& durable = tracked_[id].durable_end;
-    durable = std::max(durable, end);
+  std::map<GroupId, int64_t> ends;
+  {
+    MutexLock lock(&mu_);
+    if (!status.ok() || flush != flush_) return;
+    ends.swap(flush_ends_);
   }
+  MarkDurable(ends);
+}
+
+void ReplicationImpl::MarkDurable(const std::map<GroupId, int64_t>& ends) {
+  std::vector<std::pair<GroupId, int64_t>> moved;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, end] : ends) {
+      auto it = tracked_.find(id);
+      if (it == tracked_.end()) continue;  // dropped meanwhile
+      if (end > it->second.durable_end) {
+        it->second.durable_end = end;
+        moved.emplace_back(id, end);
+      }
+    }
+  }
+  if (moved.empty()) return;
+  MutexLock lock(&listener_mu_);
+  if (!listener_) return;
+  for (const auto& [id, end] : moved) listener_(id.module, id.group, end);
+}
+
+void ReplicationImpl::OnDurableEnd(std::function<void(const std::string&, int, int64_t)> fn) {
+  MutexLock lock(&listener_mu_);
+  listener_ = std::move(fn);
 }
 
 void ReplicationImpl::WhenDurable(std::function<void(Status)> done) {
@@ -404,15 +429,10 @@ void ReplicationImpl::TrackDurable() {
   auto ends = std::make_shared<std::map<GroupId, int64_t>>();
   for (GroupLog* log : writer_->Groups()) (*ends)[log->id()] = log->EndOffset();
   engine_.storage().WhenDurable([this, ends](Status flushed) {
+    if (flushed.ok()) MarkDurable(*ends);
     bool again = false;
     {
       MutexLock lock(&mu_);
-      if (flushed.ok()) {
-        for (const auto& [id, end] : *ends) {
-          auto it = tracked_.find(id);
-          if (it != tracked_.end()) it->second.durable_end = std::max(it->second.durable_end, end);
-        }
-      }
       durable_requested_ = false;
       again = durable_again_ && !closed_ && flushed.ok();
       durable_again_ = false;

@@ -65,6 +65,8 @@ class ReplicationImpl final : public Replication, public FlushObserver {
   Status DropReplica(const std::string& module) override;
   Status RebuildFromLog(const std::string& module, int group, int64_t offset) override;
   Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) override;
+  void OnDurableEnd(std::function<void(const std::string&, int, int64_t)> fn) override
+      EXCLUDES(listener_mu_);
   void WhenDurable(std::function<void(Status)> done) override;
   Result<std::string> ModuleFile(const std::string& module) override;
   Status InstallModuleFile(const std::string& module, const std::string& bytes) override;
@@ -113,6 +115,11 @@ class ReplicationImpl final : public Replication, public FlushObserver {
   bool durable_requested_ GUARDED_BY(mu_) = false;  // a WhenDurable of TrackDurable is out
   bool durable_again_ GUARDED_BY(mu_) = false;      // ends moved since it was asked
   bool closed_ GUARDED_BY(mu_) = false;
+  // Raises the groups' durable ends to `ends` and tells the listener of those that moved.
+  void MarkDurable(const std::map<GroupId, int64_t>& ends) EXCLUDES(mu_, listener_mu_);
+  // Held while the listener runs, so that OnDurableEnd can replace it safely.
+  Mutex listener_mu_;
+  std::function<void(const std::string&, int, int64_t)> listener_ GUARDED_BY(listener_mu_);
   // The flush in progress (FlushStarting's number) and the ends of the open groups at its
   // start.
   uint64_t flush_ GUARDED_BY(mu_) = 0;

@@ -125,14 +125,16 @@ TEST_F(GroupCommitTest, AnObserverHearsEachFlushBeforeItsCallbacks) {
   std::vector<std::pair<uint64_t, std::vector<std::pair<char, uint64_t>>>> seen;  // per callback
   std::mutex mu;
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE((*session)->Put(table_, "k" + std::to_string(i), "v").ok());
+    ASSERT_TRUE((*session)->Put(table_, std::to_string(i) + "k", "v").ok());
     storage_->WhenDurable([&](Status status) {
       ASSERT_TRUE(status.ok());
       std::lock_guard<std::mutex> lock(observer.mu);
       std::lock_guard<std::mutex> seen_lock(mu);
       seen.emplace_back(storage_->FlushCount(), observer.heard);
     });
-    if (i % 4 == 0) ASSERT_TRUE(storage_->WaitDurable().ok());
+    if (i % 4 == 0) {
+      ASSERT_TRUE(storage_->WaitDurable().ok());
+    }
   }
   ASSERT_TRUE(storage_->WaitDurable().ok());
   storage_->SetFlushObserver(nullptr);

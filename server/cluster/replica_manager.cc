@@ -93,6 +93,17 @@ ReplicaManager::ReplicaManager(Engine& engine, ReplicaManagerOptions options)
       replication_(*engine.replication()),
       options_(std::move(options)),
       waiting_(std::make_shared<Waiting>()) {
+  // A led group's high watermark counts this node's durable end as soon as a flush moves it.
+  replication_.OnDurableEnd([this](const std::string& module, int group, int64_t end) {
+    std::shared_ptr<HighWatermark> hw;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = led_.find({module, group});
+      if (it == led_.end()) return;
+      hw = it->second.hw;
+    }
+    hw->LeaderDurable(end);
+  });
   ticker_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
@@ -108,6 +119,7 @@ ReplicaManager::ReplicaManager(Engine& engine, ReplicaManagerOptions options)
 ReplicaManager::~ReplicaManager() { Shutdown(); }
 
 void ReplicaManager::Shutdown() {
+  replication_.OnDurableEnd(nullptr);
   std::map<Key, std::unique_ptr<Fetcher>> fetchers;
   std::map<Key, Led> led;
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls;
@@ -299,13 +311,7 @@ void ReplicaManager::RefreshLeaderDurable(const Key& key,
     hw->LeaderDurable(0);
     return;
   }
-  hw->LeaderDurable(st->durable_end);
-  if (st->durable_end < st->log_end) {
-    const int64_t end = st->log_end;
-    replication_.WhenDurable([hw, end](Status flushed) {
-      if (flushed.ok()) hw->LeaderDurable(end);
-    });
-  }
+  hw->LeaderDurable(st->durable_end);  // later flushes tell OnDurableEnd's listener
 }
 
 Status ReplicaManager::CheckLeader(const std::string& module, std::string* leader_address) const {

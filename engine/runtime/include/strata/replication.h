@@ -129,6 +129,13 @@ class Replication {
   // kNotFound when the group has no log on this node.
   virtual Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) = 0;
 
+  // From now on calls `fn(module, group, durable_end)` each time a group's durable end
+  // moves (null: none), on the engine thread that learnt it (the storage's flusher), with no
+  // lock of this object held; `fn` must be quick. Once this returns, a previous `fn` is
+  // not running and is never called again.
+  virtual void OnDurableEnd(
+      std::function<void(const std::string& module, int group, int64_t durable_end)> fn) = 0;
+
   // Calls `done` once every entry committed before the call is durable on this node (the
   // storage's group commit; a leader's own durability, a follower's before it reports).
   virtual void WhenDurable(std::function<void(strata::Status)> done) = 0;

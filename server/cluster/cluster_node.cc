@@ -267,6 +267,7 @@ Result<std::map<std::string, ModuleSpec>> ClusterNode::ReadModules(
       unreadable->insert(name);
       continue;
     }
+    spec->created = data->created_zxid;
     modules[name] = std::move(spec).value();
   }
   return modules;

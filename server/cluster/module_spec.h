@@ -4,6 +4,7 @@
 // deleting it (destroy) makes the controller delete the module's /groups/<module>.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,10 @@ struct ModuleSpec {
   int replication = 1;  // R: the nodes holding a copy of each group
   int min_isr = 1;      // the fewest in-sync replicas that acknowledge a write (1..R)
   std::string origin;   // the node that received the deploy: it leads the first placement
+  // Not in the JSON: the znode's creation zxid, larger for every deploy of the name than
+  // for any earlier one (and than any epoch an earlier deploy's groups reached, each epoch
+  // being set by a write of its own). A new group's first epoch: see placement.h.
+  int64_t created = 0;
 
   bool operator==(const ModuleSpec&) const = default;
 };

@@ -228,13 +228,14 @@ Reconciliation Reconcile(const PlacementInput& input) {
       write.module = module;
       write.group = g;
       write.state.leader = replicas[0];
-      write.state.epoch = 1;
+      write.state.epoch = std::max<int64_t>(1, spec.created);
       write.state.isr = replicas;
       write.state.min_isr = spec.min_isr;
       write.state.replicas = replicas;
       write.state.leader_incarnation = input.live.at(replicas[0]);
-      write.log = "cluster: " + GroupName(module, g) + ": leader " + replicas[0] +
-                  " epoch 1 (new module, origin " + spec.origin + "), isr " + NodeList(replicas);
+      write.log = "cluster: " + GroupName(module, g) + ": leader " + replicas[0] + " epoch " +
+                  std::to_string(write.state.epoch) + " (new module, origin " + spec.origin +
+                  "), isr " + NodeList(replicas);
       out.writes.push_back(std::move(write));
     }
   }

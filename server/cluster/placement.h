@@ -71,8 +71,11 @@ struct Reconciliation {
 // - A module without a state for group g gets one: replicas = its origin when live, then
 //   the least loaded other live nodes (load: replica assignments over all groups, those
 //   placed earlier in this call included; ties by node id), `replication` of them (all
-//   the live ones, and a warning, when fewer are live); leader = replicas[0], epoch 1,
-//   isr = replicas.
+//   the live ones, and a warning, when fewer are live); leader = replicas[0], epoch = the
+//   spec's `created` (1 when 0), isr = replicas. So the epochs of a module deployed again
+//   are above every epoch of its earlier deploys: a node that kept an earlier deploy's log
+//   (it was down when it was destroyed) finds no common epoch with the new leader and cuts
+//   its log to 0 (KIP-279), instead of taking the old entries for the new ones.
 // - Leader live with the recorded incarnation: the ISR loses its members that are not
 //   live, after the ISR change requests for the group's current epoch are applied in
 //   order (a request whose ISR lacks the leader or holds a non-replica is refused).

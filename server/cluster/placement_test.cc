@@ -88,6 +88,21 @@ TEST(PlacementTest, NewModuleWhoseOriginIsGoneIsLedByTheLeastLoaded) {
   EXPECT_EQ(write.state.leader, "n1");
 }
 
+// A module's first epoch is its spec's creation zxid: a deploy of the same name after a
+// destroy starts above every epoch the earlier one reached.
+TEST(PlacementTest, ANewGroupStartsAtTheEpochOfItsSpecsCreation) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2"});
+  input.modules["m"] = Spec("m", 2, "n1");
+  EXPECT_EQ(Only(Reconcile(input)).state.epoch, 1);  // no zxid known: 1
+  input.modules["m"].created = 0x500000012;
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.epoch, 0x500000012);
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n1 epoch 21474836498 (new module, "
+            "origin n1), isr [n1,n2]");
+}
+
 TEST(PlacementTest, FewerLiveNodesThanTheReplicationUsesAllAndWarns) {
   PlacementInput input;
   input.live = Live({"n1", "n2"});

@@ -241,7 +241,7 @@ Result<ZnodeData> ZkClient::Get(const std::string& path, Watch watch) {
       continue;
     }
     buffer.resize(length < 0 ? 0 : static_cast<size_t>(length));
-    return ZnodeData{std::move(buffer), stat.version, stat.ephemeralOwner};
+    return ZnodeData{std::move(buffer), stat.version, stat.ephemeralOwner, stat.czxid};
   }
 }
 

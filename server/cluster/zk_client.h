@@ -63,6 +63,8 @@ struct ZnodeData {
   std::string data;
   int32_t version = 0;          // bumped by every set
   int64_t ephemeral_owner = 0;  // the session that owns an ephemeral znode; 0 otherwise
+  int64_t created_zxid = 0;     // the transaction that created it (czxid): increases with
+                                // every create, so a znode created again has a larger one
 };
 
 // The session's identity, to resume it in another handle (tests close a session through

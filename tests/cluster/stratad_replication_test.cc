@@ -115,6 +115,12 @@ class StratadReplicationTest : public ::testing::Test {
     return std::nullopt;
   }
 
+  // The epoch of wordcount's group as node `asked` tells it; -1 when it tells none.
+  int64_t EpochOf(const std::string& asked) {
+    std::optional<proto::GroupPlacement> p = PlacementOf(asked, "wordcount");
+    return p ? p->epoch : -1;
+  }
+
   // The leader of wordcount at `epoch` as node `asked` tells it (not `excluded`), once there
   // is one; "" when none came within 30 s.
   std::string LeaderAtEpoch(const std::string& asked, int64_t epoch,
@@ -152,10 +158,11 @@ class StratadReplicationTest : public ::testing::Test {
     });
   }
 
-  Result<proto::Response> Deploy(const std::string& id, int replication, int min_isr = 0) {
+  Result<proto::Response> Deploy(const std::string& id, int replication, int min_isr = 0,
+                                 int partitions = 4) {
     proto::DeployRequest deploy;
     deploy.path = WORDCOUNT_MODULE;
-    deploy.partitions = 4;
+    deploy.partitions = partitions;
     deploy.replication = replication;
     deploy.min_isr = min_isr;
     TestClient client = Connect(id);
@@ -257,9 +264,11 @@ TEST_F(StratadReplicationTest, KillingTheLeaderPromotesAFollowerThatHasEveryAckn
     if (appended.ok() && !appended->error) ++acknowledged;
   }
   ASSERT_EQ(acknowledged, 30);
+  const int64_t first = EpochOf("n1");
+  ASSERT_GE(first, 1);
   nodes_["n1"]->Stop(SIGKILL);
-  // Within the session timeout and a bit: another node leads at epoch 2.
-  const std::string leader = LeaderAtEpoch("n2", 2, "n1");
+  // Within the session timeout and a bit: another node leads at the next epoch.
+  const std::string leader = LeaderAtEpoch("n2", first + 1, "n1");
   ASSERT_FALSE(leader.empty());
   // The new leader serves: its counts hold every acknowledged append.
   ASSERT_TRUE(Acknowledges(leader, "alpha")) << ReadFile(Log(leader));
@@ -285,8 +294,10 @@ TEST_F(StratadReplicationTest, AFollowerPromotedAfterASingleAppendServes) {
   ASSERT_FALSE(deployed->error) << deployed->error->message;
   Result<proto::Response> appended = Append("n1", {"solo"}, proto::AckLevel::kAppended);
   ASSERT_TRUE(appended.ok() && !appended->error);
+  const int64_t first = EpochOf("n1");
+  ASSERT_GE(first, 1);
   nodes_["n1"]->Stop(SIGKILL);
-  const std::string leader = LeaderAtEpoch("n2", 2);
+  const std::string leader = LeaderAtEpoch("n2", first + 1);
   ASSERT_FALSE(leader.empty());
   ASSERT_TRUE(Acknowledges(leader, "solo")) << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "solo"), 2);
@@ -300,8 +311,10 @@ TEST_F(StratadReplicationTest, ADeployIsAnsweredOnceTheInSyncReplicasHaveIt) {
   ASSERT_FALSE(deployed->error) << deployed->error->message;
   // Killed right after its answer: the deploy must be on the node promoted next, which
   // then runs the module.
+  const int64_t first = EpochOf("n1");
+  ASSERT_GE(first, 1);
   nodes_["n1"]->Stop(SIGKILL);
-  const std::string leader = LeaderAtEpoch("n2", 2, "n1");
+  const std::string leader = LeaderAtEpoch("n2", first + 1, "n1");
   ASSERT_FALSE(leader.empty());
   EXPECT_TRUE(Acknowledges(leader, "after the failover")) << ReadFile(Log(leader));
   EXPECT_EQ(CountOf(leader, "failover"), 1);
@@ -330,6 +343,41 @@ TEST_F(StratadReplicationTest, AModuleDeployedAgainRightAfterItsDestroyHasNoneOf
   EXPECT_EQ(CountOf("n1", "old"), 0);
   EXPECT_EQ(CountOf("n1", "words"), 1);
   EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+}
+
+// A node down while its module was destroyed keeps that deploy's log and tables; placed in
+// a new deploy of the same name, it must not take them for the new module's: the new
+// deploy's epochs are above the old ones, so it cuts its log to 0 and rebuilds.
+TEST_F(StratadReplicationTest, ANodeThatMissedADestroyFollowsTheNewDeployFromScratch) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  Result<proto::Response> deployed = Deploy("n1", 3);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  for (int i = 0; i < 20; ++i) {
+    Result<proto::Response> appended = Append("n1", {"old words and more old words"});
+    ASSERT_TRUE(appended.ok() && !appended->error);
+  }
+  const int64_t old_epoch = EpochOf("n1");
+  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  nodes_["n3"]->Stop(SIGKILL);
+  proto::DestroyRequest destroy;
+  destroy.module = "wordcount";
+  destroy.confirm = "wordcount";
+  Result<proto::Response> destroyed = Connect("n1").Call(destroy);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status().ToString();
+  ASSERT_FALSE(destroyed->error) << destroyed->error->message;
+  // n3 comes back with the old deploy's log, then the module is deployed again on all 3
+  // (with other partitions: no entry of the new log is the same as the old one's).
+  ASSERT_TRUE(StartNode("n3"));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  deployed = Deploy("n1", 3, 0, 6);
+  ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
+  ASSERT_FALSE(deployed->error) << deployed->error->message;
+  EXPECT_GT(EpochOf("n1"), old_epoch);
+  Result<proto::Response> appended = Append("n1", {"new words"});
+  ASSERT_TRUE(appended.ok() && !appended->error);
+  EXPECT_EQ(CountOf("n1", "old"), 0);
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n3"));
 }
 
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {

@@ -89,6 +89,29 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
     return seen;
   }
 
+  // The creation zxid of `module`'s spec as a joined node sees it (its groups' first
+  // epoch), or 0 while none sees the module.
+  int64_t CreatedSeen(const std::string& module) {
+    for (auto& [id, node] : nodes_) {
+      if (!node) continue;
+      const ClusterView view = node->View();
+      auto it = view.modules.find(module);
+      if (it != view.modules.end() && it->second.created > 0) return it->second.created;
+    }
+    return 0;
+  }
+  // The `k`th epoch of `module`'s groups (1: the first), once a node sees the module.
+  int64_t Epoch(const std::string& module, int64_t k) {
+    EXPECT_TRUE(Eventually([&] { return CreatedSeen(module) > 0; })) << module;
+    return CreatedSeen(module) + k - 1;
+  }
+  // A predicate for AllSee: the group is at `module`'s `k`th epoch. (A predicate runs
+  // inside WaitForGroup and must not ask the node for its view.)
+  std::function<bool(const GroupView&)> AtEpoch(const std::string& module, int64_t k) {
+    const int64_t epoch = Epoch(module, k);
+    return [epoch](const GroupView& group) { return group.state.epoch == epoch; };
+  }
+
   Logs logs_;
   // The view each node last passed to on_view_change.
   ClusterView LastView(const std::string& id) {
@@ -105,10 +128,6 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
   std::map<std::string, std::unique_ptr<ClusterNode>> nodes_;
 };
 
-auto AtEpoch(int64_t epoch) {
-  return [epoch](const GroupView& group) { return group.state.epoch == epoch; };
-}
-
 TEST_F(ClusterNodeTest, CreatedModuleIsPlacedWithItsOriginLeadingAndSeenByEveryNode) {
   JoinThree();
   const ModuleSpec spec{"bank", 4, 3, 2, "n2"};
@@ -116,43 +135,46 @@ TEST_F(ClusterNodeTest, CreatedModuleIsPlacedWithItsOriginLeadingAndSeenByEveryN
   EXPECT_EQ(nodes_["n3"]->CreateModule(spec).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(nodes_["n3"]->CreateModule(ModuleSpec{"a/b", 1, 1, 1, "n3"}).code(),
             StatusCode::kInvalidArgument);
-  const GroupView group = AllSee("bank", AtEpoch(1));
+  const GroupView group = AllSee("bank", AtEpoch("bank", 1));
   EXPECT_EQ(group.state.leader, "n2");
   EXPECT_EQ(group.state.replicas, (Nodes{"n2", "n1", "n3"}));
   EXPECT_EQ(group.state.isr, group.state.replicas);
   EXPECT_EQ(group.state.min_isr, 2);
   EXPECT_EQ(group.state.leader_incarnation, "1001@2026-12-07T19:00:01Z");
   for (auto& [id, node] : nodes_) {
-    EXPECT_EQ(node->View().modules.at("bank"), spec) << id;
+    ModuleSpec seen = node->View().modules.at("bank");
+    EXPECT_EQ(seen.created, group.state.epoch) << id;  // the first epoch is the creation zxid
+    seen.created = 0;
+    EXPECT_EQ(seen, spec) << id;
     EXPECT_GT(view_changes_[id.back() - '0'].load(), 0) << id;
   }
-  EXPECT_TRUE(
-      logs_.Has("cluster: module bank group 0: leader n2 epoch 1 (new module, origin n2), isr "
-                "[n2,n1,n3]"));
+  EXPECT_TRUE(logs_.Has("cluster: module bank group 0: leader n2 epoch " +
+                        std::to_string(Epoch("bank", 1)) +
+                        " (new module, origin n2), isr [n2,n1,n3]"));
 }
 
 TEST_F(ClusterNodeTest, LeaderLeavingPromotesTheNextIsrMember) {
   JoinThree();
   ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
-  AllSee("bank", AtEpoch(1));
+  AllSee("bank", AtEpoch("bank", 1));
   nodes_["n2"]->Leave();  // closes its session: its registration goes at once
   nodes_["n2"].reset();
-  const GroupView group = AllSee("bank", AtEpoch(2));
+  const GroupView group = AllSee("bank", AtEpoch("bank", 2));
   EXPECT_EQ(group.state.leader, "n1");
   EXPECT_EQ(group.state.isr, (Nodes{"n1", "n3"}));
   EXPECT_EQ(group.state.replicas, (Nodes{"n2", "n1", "n3"}));
-  EXPECT_TRUE(logs_.Has(
-      "cluster: module bank group 0: leader n1 epoch 2 (n2's session ended), isr [n1,n3]"));
+  EXPECT_TRUE(logs_.Has("cluster: module bank group 0: leader n1 epoch " +
+                        std::to_string(Epoch("bank", 2)) + " (n2's session ended), isr [n1,n3]"));
 }
 
 TEST_F(ClusterNodeTest, ControllersOwnNodeLeavingIsHandledByTheNextController) {
   JoinThree();
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n1"}).ok());
-  AllSee("bank", AtEpoch(1));
+  AllSee("bank", AtEpoch("bank", 1));
   nodes_["n1"]->Leave();
   nodes_["n1"].reset();
   // n2 becomes the controller and promotes the next in-sync replica.
-  const GroupView group = AllSee("bank", AtEpoch(2));
+  const GroupView group = AllSee("bank", AtEpoch("bank", 2));
   EXPECT_EQ(group.state.leader, "n2");
   EXPECT_EQ(group.state.isr, (Nodes{"n2", "n3"}));
   EXPECT_EQ(nodes_["n3"]->View().controller, "n2");
@@ -161,12 +183,12 @@ TEST_F(ClusterNodeTest, ControllersOwnNodeLeavingIsHandledByTheNextController) {
 TEST_F(ClusterNodeTest, ControllerAndLeaderLeavingTogetherTheLastNodeTakesOverAndLeads) {
   JoinThree();
   ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
-  AllSee("bank", AtEpoch(1));
+  AllSee("bank", AtEpoch("bank", 1));
   nodes_["n1"]->Leave();
   nodes_["n2"]->Leave();
   nodes_["n1"].reset();
   nodes_["n2"].reset();
-  const GroupView group = AllSee("bank", AtEpoch(2));
+  const GroupView group = AllSee("bank", AtEpoch("bank", 2));
   EXPECT_EQ(group.state.leader, "n3");
   EXPECT_EQ(group.state.isr, (Nodes{"n3"}));
   EXPECT_EQ(nodes_["n3"]->View().controller, "n3");
@@ -175,7 +197,7 @@ TEST_F(ClusterNodeTest, ControllerAndLeaderLeavingTogetherTheLastNodeTakesOverAn
 TEST_F(ClusterNodeTest, DisconnectedNodesReportNoControllerAndKeepTheGroupsTheyKnew) {
   JoinThree();
   ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n2"}).ok());
-  AllSee("bank", AtEpoch(1));
+  AllSee("bank", AtEpoch("bank", 1));
   ASSERT_TRUE(server_->Pause());
   const bool cut_off = Eventually(
       [&] {
@@ -205,17 +227,18 @@ TEST_F(ClusterNodeTest, DisconnectedNodesReportNoControllerAndKeepTheGroupsTheyK
 TEST_F(ClusterNodeTest, IsrChangeRequestsAreAppliedAtTheirEpochAndStaleOnesIgnored) {
   JoinThree();
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n1"}).ok());
-  AllSee("bank", AtEpoch(1));
-  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, 1, {"n3", "n1"}).ok());
+  AllSee("bank", AtEpoch("bank", 1));
+  const int64_t first = Epoch("bank", 1);
+  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, first, {"n3", "n1"}).ok());
   GroupView group = AllSee("bank", [](const GroupView& g) { return g.state.isr.size() == 2; });
   EXPECT_EQ(group.state.isr, (Nodes{"n1", "n3"}));
-  EXPECT_EQ(group.state.epoch, 1);
+  EXPECT_EQ(group.state.epoch, first);
 
-  // A valid request, then a stale one (epoch 0) and one without the leader: once the
-  // controller has read and deleted all three, the valid one's ISR stands.
-  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, 1, {"n1", "n2", "n3"}).ok());
-  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, 0, {"n1"}).ok());
-  ASSERT_TRUE(nodes_["n2"]->RequestIsrChange("bank", 0, 1, {"n2", "n3"}).ok());
+  // A valid request, then a stale one (an earlier epoch) and one without the leader: once
+  // the controller has read and deleted all three, the valid one's ISR stands.
+  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, first, {"n1", "n2", "n3"}).ok());
+  ASSERT_TRUE(nodes_["n1"]->RequestIsrChange("bank", 0, first - 1, {"n1"}).ok());
+  ASSERT_TRUE(nodes_["n2"]->RequestIsrChange("bank", 0, first, {"n2", "n3"}).ok());
   std::unique_ptr<ZkClient> client = Connect("/strata");
   ASSERT_TRUE(client);
   ASSERT_TRUE(Eventually([&] {
@@ -224,16 +247,16 @@ TEST_F(ClusterNodeTest, IsrChangeRequestsAreAppliedAtTheirEpochAndStaleOnesIgnor
   }));
   group = AllSee("bank", [](const GroupView& g) { return g.state.isr.size() == 3; });
   EXPECT_EQ(group.state.isr, (Nodes{"n1", "n2", "n3"}));
-  EXPECT_EQ(group.state.epoch, 1);
+  EXPECT_EQ(group.state.epoch, first);
   EXPECT_EQ(group.state.leader, "n1");
-  EXPECT_TRUE(logs_.Has("ignored: the group is at epoch 1"));
+  EXPECT_TRUE(logs_.Has("ignored: the group is at epoch " + std::to_string(first)));
   EXPECT_TRUE(logs_.Has("refused: it lacks the leader n1"));
 }
 
 TEST_F(ClusterNodeTest, DeletedModuleHasItsGroupsDeletedInEveryView) {
   JoinThree();
   ASSERT_TRUE(nodes_["n3"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n3"}).ok());
-  AllSee("bank", AtEpoch(1));
+  const int64_t first_epoch = AllSee("bank", AtEpoch("bank", 1)).state.epoch;
   ASSERT_TRUE(nodes_["n3"]->DeleteModule("bank").ok());
   EXPECT_EQ(nodes_["n3"]->DeleteModule("bank").code(), StatusCode::kNotFound);
   for (auto& [id, node] : nodes_) {
@@ -246,22 +269,24 @@ TEST_F(ClusterNodeTest, DeletedModuleHasItsGroupsDeletedInEveryView) {
   ASSERT_TRUE(client);
   EXPECT_EQ(*client->Exists(std::string(kGroupsPath) + "/bank"), false);
   EXPECT_TRUE(logs_.Has("cluster: module bank was deleted: deleting its group states"));
-  // The name can be deployed again, and is placed anew.
+  // The name can be deployed again, and is placed anew, at epochs above the first deploy's.
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n1"}).ok());
-  EXPECT_EQ(AllSee("bank", AtEpoch(1)).state.leader, "n1");
+  const GroupView again = AllSee("bank", AtEpoch("bank", 1));
+  EXPECT_EQ(again.state.leader, "n1");
+  EXPECT_GT(again.state.epoch, first_epoch);
 }
 
 TEST_F(ClusterNodeTest, UnreadableModuleSpecKeepsItsGroups) {
   JoinThree();
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"bank", 4, 2, 1, "n1"}).ok());
-  AllSee("bank", AtEpoch(1));
+  AllSee("bank", AtEpoch("bank", 1));
   std::unique_ptr<ZkClient> client = Connect("/strata");
   ASSERT_TRUE(client);
   ASSERT_TRUE(client->Set(ModulePath("bank"), "not json", -1).ok());
   // Specs are not watched (a deploy creates one, a destroy deletes it): another module's
   // creation makes every node read them again.
   ASSERT_TRUE(nodes_["n1"]->CreateModule(ModuleSpec{"other", 1, 1, 1, "n2"}).ok());
-  AllSee("other", AtEpoch(1));
+  AllSee("other", AtEpoch("other", 1));
   EXPECT_TRUE(logs_.Has("znode /modules/bank does not hold a module spec"));
   // A request read by a later reconciliation: once it is gone, the one that placed
   // "other" (and would have deleted bank's groups after) has finished.
@@ -278,16 +303,16 @@ TEST_F(ClusterNodeTest, UnreadableModuleSpecKeepsItsGroups) {
 TEST_F(ClusterNodeTest, OnlyReplicaReturningWithANewIncarnationLeadsAtTheNextEpoch) {
   JoinThree();
   ASSERT_TRUE(nodes_["n2"]->CreateModule(ModuleSpec{"solo", 1, 1, 1, "n2"}).ok());
-  AllSee("solo", AtEpoch(1));
+  AllSee("solo", AtEpoch("solo", 1));
   nodes_["n2"]->Leave();
   nodes_["n2"].reset();
   // No in-sync replica is live: the group is offline, its ISR kept.
   GroupView group = AllSee("solo", [](const GroupView& g) { return g.state.leader.empty(); });
-  EXPECT_EQ(group.state.epoch, 1);
+  EXPECT_EQ(group.state.epoch, Epoch("solo", 1));
   EXPECT_EQ(group.state.isr, (Nodes{"n2"}));
   nodes_["n2"] = Join("n2", /*incarnation=*/2);
   ASSERT_TRUE(nodes_["n2"]);
-  group = AllSee("solo", AtEpoch(2));
+  group = AllSee("solo", AtEpoch("solo", 2));
   EXPECT_EQ(group.state.leader, "n2");
   EXPECT_EQ(group.state.leader_incarnation, "1002@2026-12-07T19:00:02Z");
 }
@@ -302,7 +327,7 @@ TEST_F(ClusterNodeTest, LeaderRestartedUnnoticedKeepsLeadingAtTheNextEpoch) {
   ASSERT_TRUE(RegisterNode(*n0, info, 0ms).ok());
   ASSERT_TRUE(Eventually([&] { return nodes_["n1"]->View().nodes.size() == 4; }));
   ASSERT_TRUE(nodes_["n3"]->CreateModule(ModuleSpec{"bank", 4, 3, 2, "n0"}).ok());
-  GroupView group = AllSee("bank", AtEpoch(1));
+  GroupView group = AllSee("bank", AtEpoch("bank", 1));
   EXPECT_EQ(group.state.leader, "n0");
   EXPECT_EQ(group.state.replicas, (Nodes{"n0", "n1", "n2"}));
 
@@ -311,11 +336,12 @@ TEST_F(ClusterNodeTest, LeaderRestartedUnnoticedKeepsLeadingAtTheNextEpoch) {
   ASSERT_TRUE(n0->Set(std::string(kNodesPath) + "/n0", NodeInfoJson(info), -1).ok());
   // A change the controller watches makes it read the nodes again.
   ASSERT_TRUE(nodes_["n3"]->CreateModule(ModuleSpec{"other", 1, 1, 1, "n3"}).ok());
-  group = AllSee("bank", AtEpoch(2));
+  group = AllSee("bank", AtEpoch("bank", 2));
   EXPECT_EQ(group.state.leader, "n0");
   EXPECT_EQ(group.state.leader_incarnation, "2002@2026-12-07T19:00:09Z");
   EXPECT_EQ(group.state.isr, (Nodes{"n0", "n1", "n2"}));
-  EXPECT_TRUE(logs_.Has("cluster: module bank group 0: leader n0 epoch 2 (n0 restarted)"));
+  EXPECT_TRUE(logs_.Has("cluster: module bank group 0: leader n0 epoch " +
+                        std::to_string(Epoch("bank", 2)) + " (n0 restarted)"));
 }
 
 }  // namespace

@@ -145,6 +145,19 @@ void LeadAndDeploy(Node& node, int64_t epoch) {
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
 }
 
+// a leads at epoch 1 and appends "kept" (shipped to b) then "lost" (never shipped); b leads
+// at epoch 2 and appends more "kept": a is an ex-leader with entries b lacks.
+void LeadThenLoseTheLeadership(Node& a, Node& b) {
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "kept"));
+  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "lost"));  // never shipped
+  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
+  ASSERT_TRUE(b.rep().Lead(kModule, 0, 2).ok());
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 10, "kept"));
+}
+
 TEST(ReplicatedEngineTest, LeadershipMovesAndTheOldLeaderFollowsTheNewOne) {
   TempDir dir;
   Node a(dir.Sub("a"));
@@ -521,14 +534,7 @@ TEST(ReplicatedEngineTest, AnExLeaderWithEntriesTheNewLeaderLacksIsRebuiltFromZe
   TempDir dir;
   Node a(dir.Sub("a"));
   Node b(dir.Sub("b"));
-  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
-  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "kept"));
-  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
-  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
-  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "lost"));  // never shipped
-  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
-  ASSERT_TRUE(b.rep().Lead(kModule, 0, 2).ok());
-  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 10, "kept"));
+  ASSERT_NO_FATAL_FAILURE(LeadThenLoseTheLeadership(a, b));
   // At least: b replays from the progress it got, which may lag behind the counts it got
   // (stream topologies recover at-least-once; docs/runtime.md).
   EXPECT_GE(b.Count("kept"), 40);
@@ -557,14 +563,7 @@ TEST(ReplicatedEngineTest, AnExLeaderRebuildsItsTablesFromTheLogItKeeps) {
   TempDir dir;
   Node a(dir.Sub("a"));
   Node b(dir.Sub("b"));
-  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
-  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "kept"));
-  ASSERT_NO_FATAL_FAILURE(Ship(a, b));
-  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
-  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 30, "lost"));  // never shipped
-  ASSERT_TRUE(a.rep().Follow(kModule, 0).ok());
-  ASSERT_TRUE(b.rep().Lead(kModule, 0, 2).ok());
-  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 10, "kept"));
+  ASSERT_NO_FATAL_FAILURE(LeadThenLoseTheLeadership(a, b));
 
   Result<int64_t> point = a.rep().TruncationPoint(
       kModule, 0, [&](int64_t epoch) { return b.rep().EndOffsetFor(kModule, 0, epoch); });

@@ -401,7 +401,7 @@ void ReplicaManager::GateAck(const std::string& module, std::function<void(Statu
   }
   // Release once every group's high watermark passed its log end as of now (the append's
   // entries are below it: they committed before the gate was called).
-  std::vector<int64_t> ends;
+  std::vector<ReplicaGroupStatus> statuses;
   for (auto& [key, hw] : hws) {
     Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
     if (!st.ok()) {
@@ -410,15 +410,15 @@ void ReplicaManager::GateAck(const std::string& module, std::function<void(Statu
                               ") before the append was replicated: it may or may not be kept"));
       return;
     }
-    ends.push_back(st->log_end);
+    statuses.push_back(*st);
   }
   auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(hws.size()));
   auto first_error = std::make_shared<std::once_flag>();
   auto shared_release = std::make_shared<std::function<void(Status)>>(std::move(release));
   for (size_t i = 0; i < hws.size(); ++i) {
-    auto& [key, hw] = hws[i];
-    RefreshLeaderDurable(key, hw);
-    hw->Wait(ends[i], [remaining, first_error, shared_release](Status status) {
+    const std::shared_ptr<HighWatermark>& hw = hws[i].second;
+    hw->LeaderDurable(statuses[i].durable_end);  // later flushes tell OnDurableEnd's listener
+    hw->Wait(statuses[i].log_end, [remaining, first_error, shared_release](Status status) {
       if (!status.ok()) {
         std::call_once(*first_error, [&] { (*shared_release)(status); });
         remaining->store(-1000000);

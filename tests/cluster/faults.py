@@ -63,44 +63,37 @@ class Prober:
         self._thread.start()
 
     def _run(self):
+        depot = wl.DEPOTS[self.module][0]
         if not self.lab.clustered:
-            return self._run_single()
+            router = lab_mod.Router(self.lab, timeout=1.0)
+            try:
+                self._probe(lambda n: router.once(self.module, lambda c: c.append(
+                    self.module, depot, _probe_record(self.module, n), ack=Ack.APPENDED)))
+            finally:
+                router.close()
+            return
         seeds = [n.address for n in self.lab.nodes]
         host, port = seeds[0].rsplit(":", 1)
         client = strata.Client(host, int(port), 1.0, seeds=seeds[1:])
-        depot = wl.DEPOTS[self.module][0]
-        n = 0
         try:
-            while not self._stop.is_set():
-                n += 1
-                sent = time.monotonic()
-                try:
-                    client.append(self.module, depot, _probe_record(self.module, n),
-                                  ack=Ack.APPENDED)
-                except (strata.StrataError, TimeoutError):
-                    self._stop.wait(0.01)
-                    continue
-                self.acks.append((sent, time.monotonic()))
+            self._probe(lambda n: client.append(self.module, depot, _probe_record(self.module, n),
+                                                ack=Ack.APPENDED))
         finally:
             client.close()
 
-    def _run_single(self):
-        router = lab_mod.Router(self.lab, timeout=1.0)
-        depot = wl.DEPOTS[self.module][0]
+    def _probe(self, append):
+        """Calls append(n) for n = 1, 2, ... until stopped, noting (sent, acked) of each
+        acknowledged one."""
         n = 0
-        try:
-            while not self._stop.is_set():
-                n += 1
-                sent = time.monotonic()
-                try:
-                    router.once(self.module, lambda c: c.append(
-                        self.module, depot, _probe_record(self.module, n), ack=Ack.APPENDED))
-                except (strata.StrataError, TimeoutError):
-                    self._stop.wait(0.01)
-                    continue
-                self.acks.append((sent, time.monotonic()))
-        finally:
-            router.close()
+        while not self._stop.is_set():
+            n += 1
+            sent = time.monotonic()
+            try:
+                append(n)
+            except (strata.StrataError, TimeoutError):
+                self._stop.wait(0.01)
+                continue
+            self.acks.append((sent, time.monotonic()))
 
     def first_after(self, t, not_node=None):
         """When the first append sent after `t` was acknowledged; None: none yet. (After a

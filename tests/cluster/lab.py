@@ -23,7 +23,6 @@ the Python driver (drivers/python).
 """
 
 import concurrent.futures
-import ctypes
 import json
 import os
 import signal
@@ -48,19 +47,6 @@ import strata  # noqa: E402
 PROTOCOL_PORT = 7450
 HTTP_PORT = 7451
 ZK_PORT = 2181
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
-
-
-def enter_namespace(name):
-    """Moves the calling thread (only it) into network namespace `name`."""
-    fd = os.open("/run/netns/" + name, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, _CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, "setns into %s: %s" % (name, os.strerror(err)))
-    finally:
-        os.close(fd)
 
 
 def replica_path(module):
@@ -236,7 +222,7 @@ class Lab:
 
         def thread():
             try:
-                enter_namespace(self.client_ns.name)
+                netns.enter_namespace(self.client_ns.name)
                 result["value"] = body(self)
             except BaseException as e:  # handed to the caller
                 result["error"] = e

@@ -168,6 +168,17 @@ def cleanup_stale(prefix=PREFIX):
     return deleted
 
 
+def enter_namespace(name):
+    """Moves the calling thread (only it) into network namespace `name`."""
+    fd = os.open("/run/netns/" + name, os.O_RDONLY)
+    try:
+        if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, "setns into %s: %s" % (name, os.strerror(err)))
+    finally:
+        os.close(fd)
+
+
 def _in_namespace(name, fn):
     """Calls `fn()` on a new thread moved into network namespace `name`; answers its value.
     Sockets it creates belong to that namespace for their whole life, whichever thread uses
@@ -176,13 +187,7 @@ def _in_namespace(name, fn):
 
     def body():
         try:
-            fd = os.open("/run/netns/" + name, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, "setns into %s: %s" % (name, os.strerror(err)))
-            finally:
-                os.close(fd)
+            enter_namespace(name)
             result["value"] = fn()
         except BaseException as e:  # handed to the caller's thread
             result["error"] = e

@@ -321,6 +321,16 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
             return {w::RequestBody::ModuleFileRequest,
                     w::CreateModuleFileRequest(b, OptionalString(b, m.module)).Union()};
           },
+          [&](const ReplicaSnapshotRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            auto module = OptionalString(b, m.module);
+            auto node = OptionalString(b, m.node);
+            auto table = OptionalString(b, m.table);
+            auto key = b.CreateVector(reinterpret_cast<const uint8_t*>(m.key.data()), m.key.size());
+            return {w::RequestBody::ReplicaSnapshotRequest,
+                    w::CreateReplicaSnapshotRequest(b, module, m.group, node, m.epoch, table, key,
+                                                    m.record, m.max_bytes)
+                        .Union()};
+          },
       },
       body);
 }
@@ -548,9 +558,25 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
                                               e.bytes.size());
                   return w::CreateReplicaLogEntry(b, e.offset, bytes);
                 });
-            return {
-                w::ResponseBody::ReplicaEntries,
-                w::CreateReplicaEntries(b, m.epoch, entries, m.log_end, m.high_watermark).Union()};
+            return {w::ResponseBody::ReplicaEntries,
+                    w::CreateReplicaEntries(b, m.epoch, entries, m.log_end, m.high_watermark,
+                                            m.log_start)
+                        .Union()};
+          },
+          [&](const ReplicaSnapshot& m) -> Encoded {
+            auto rows =
+                b.CreateVector(reinterpret_cast<const uint8_t*>(m.rows.data()), m.rows.size());
+            auto table = OptionalString(b, m.next_table);
+            auto key = b.CreateVector(reinterpret_cast<const uint8_t*>(m.next_key.data()),
+                                      m.next_key.size());
+            auto epochs =
+                TableList<w::LogEpochStart>(b, m.epochs, [](auto& b, const LogEpochStart& e) {
+                  return w::CreateLogEpochStart(b, e.epoch, e.start_offset);
+                });
+            return {w::ResponseBody::ReplicaSnapshot,
+                    w::CreateReplicaSnapshot(b, m.epoch, rows, m.row_count, table, key,
+                                             m.next_record, m.done, m.log_end, epochs)
+                        .Union()};
           },
           [&](const ReplicaEpochEnd& m) -> Encoded {
             return {w::ResponseBody::ReplicaEpochEnd,
@@ -751,6 +777,24 @@ Result<ReplicaFetchRequest> ConvertReplicaFetch(const w::ReplicaFetchRequest& m)
   return out;
 }
 
+std::string BytesOf(const fb::Vector<uint8_t>* bytes) {
+  if (bytes == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+}
+
+Result<ReplicaSnapshotRequest> ConvertReplicaSnapshot(const w::ReplicaSnapshotRequest& m) {
+  ReplicaSnapshotRequest out;
+  out.module = Str(m.module_());
+  out.group = m.group();
+  out.node = Str(m.node());
+  out.epoch = m.epoch();
+  out.table = Str(m.table());
+  if (m.key() != nullptr) out.key = BytesOf(m.key());
+  out.record = m.record();
+  out.max_bytes = m.max_bytes();
+  return out;
+}
+
 Result<ReplicaEpochRequest> ConvertReplicaEpoch(const w::ReplicaEpochRequest& m) {
   return ReplicaEpochRequest{Str(m.module_()), m.group(), Str(m.node()), m.epoch(), m.log_epoch()};
 }
@@ -805,6 +849,8 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return AsBody(ConvertReplicaEpoch(*r.body_as_ReplicaEpochRequest()));
     case w::RequestBody::ModuleFileRequest:
       return RequestBody(ModuleFileRequest{Str(r.body_as_ModuleFileRequest()->module_())});
+    case w::RequestBody::ReplicaSnapshotRequest:
+      return AsBody(ConvertReplicaSnapshot(*r.body_as_ReplicaSnapshotRequest()));
     case w::RequestBody::NONE:
       break;
   }
@@ -961,11 +1007,6 @@ Result<StatsResult> ConvertStatsResult(const w::StatsResult& m) {
   return out;
 }
 
-std::string BytesOf(const fb::Vector<uint8_t>* bytes) {
-  if (bytes == nullptr) return {};
-  return std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size());
-}
-
 Placement ConvertPlacement(const w::Placement& m) {
   Placement out;
   out.node = Str(m.node());
@@ -990,6 +1031,7 @@ Result<ReplicaEntries> ConvertReplicaEntries(const w::ReplicaEntries& m) {
   out.epoch = m.epoch();
   out.log_end = m.log_end();
   out.high_watermark = m.high_watermark();
+  out.log_start = m.log_start();
   if (m.entries() != nullptr) {
     for (fb::uoffset_t i = 0; i < m.entries()->size(); ++i) {
       const w::ReplicaLogEntry* e = m.entries()->Get(i);
@@ -997,6 +1039,26 @@ Result<ReplicaEntries> ConvertReplicaEntries(const w::ReplicaEntries& m) {
         return Status::InvalidArgument(Indexed("ReplicaEntries.entries", i) + ".bytes is missing");
       }
       out.entries.push_back(ReplicaLogEntry{e->offset(), BytesOf(e->bytes())});
+    }
+  }
+  return out;
+}
+
+Result<ReplicaSnapshot> ConvertReplicaSnapshotAnswer(const w::ReplicaSnapshot& m) {
+  ReplicaSnapshot out;
+  out.epoch = m.epoch();
+  if (m.rows() == nullptr) return Status::InvalidArgument("ReplicaSnapshot.rows is missing");
+  out.rows = BytesOf(m.rows());
+  out.row_count = m.row_count();
+  out.next_table = Str(m.next_table());
+  if (m.next_key() != nullptr) out.next_key = BytesOf(m.next_key());
+  out.next_record = m.next_record();
+  out.done = m.done();
+  out.log_end = m.log_end();
+  if (m.epochs() != nullptr) {
+    for (fb::uoffset_t i = 0; i < m.epochs()->size(); ++i) {
+      const w::LogEpochStart* e = m.epochs()->Get(i);
+      out.epochs.push_back(LogEpochStart{e->epoch(), e->start_offset()});
     }
   }
   return out;
@@ -1124,6 +1186,8 @@ Result<ResponseBody> ConvertResponseBody(const w::Response& r) {
       return ResponseBody(ConvertPlacement(*r.body_as_Placement()));
     case w::ResponseBody::ReplicaEntries:
       return AsResponseBody(ConvertReplicaEntries(*r.body_as_ReplicaEntries()));
+    case w::ResponseBody::ReplicaSnapshot:
+      return AsResponseBody(ConvertReplicaSnapshotAnswer(*r.body_as_ReplicaSnapshot()));
     case w::ResponseBody::ReplicaEpochEnd: {
       const w::ReplicaEpochEnd& m = *r.body_as_ReplicaEpochEnd();
       return ResponseBody(ReplicaEpochEnd{m.epoch(), m.end_offset()});

@@ -194,6 +194,17 @@ Status Check(const ReplicaEpochRequest& m) {
   return NotNegative(m.log_epoch, "ReplicaEpochRequest.log_epoch");
 }
 
+Status Check(const ReplicaSnapshotRequest& m) {
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.module, "ReplicaSnapshotRequest.module"));
+  STRATA_RETURN_IF_ERROR(NonEmpty(m.node, "ReplicaSnapshotRequest.node"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.group, "ReplicaSnapshotRequest.group"));
+  STRATA_RETURN_IF_ERROR(NotNegative(m.epoch, "ReplicaSnapshotRequest.epoch"));
+  if (m.max_bytes < 1) {
+    return Status::InvalidArgument("ReplicaSnapshotRequest.max_bytes 0 is below 1");
+  }
+  return Status::Ok();
+}
+
 Status Check(const ModuleFileRequest& m) { return NonEmpty(m.module, "ModuleFileRequest.module"); }
 
 }  // namespace

@@ -209,6 +209,7 @@ void ClusterService::Fetch(uint64_t id, const proto::ReplicaFetchRequest& reques
     }
     out.log_end = answer->log_end;
     out.high_watermark = answer->high_watermark;
+    out.log_start = answer->log_start;
     proto::Response response;
     response.id = id;
     response.body = std::move(out);
@@ -232,6 +233,33 @@ proto::Response ClusterService::ModuleFile(uint64_t id, const proto::ModuleFileR
   proto::Response response;
   response.id = id;
   response.body = proto::ModuleFile{request.module, std::move(bytes).value()};
+  return response;
+}
+
+proto::Response ClusterService::Snapshot(uint64_t id,
+                                         const proto::ReplicaSnapshotRequest& request) {
+  cluster::SnapshotAsk ask;
+  ask.module = request.module;
+  ask.group = request.group;
+  ask.node = request.node;
+  ask.epoch = request.epoch;
+  ask.after = SnapshotCursor{request.table, request.key, request.record};
+  ask.max_bytes = request.max_bytes;
+  Result<SnapshotChunk> chunk = replicas_.Snapshot(ask);
+  if (!chunk.ok()) return ClusterErrorResponse(id, chunk.status(), "");
+  proto::ReplicaSnapshot out;
+  out.epoch = request.epoch;
+  out.rows = std::move(chunk->rows);
+  out.row_count = chunk->row_count;
+  out.next_table = std::move(chunk->next.table);
+  out.next_key = std::move(chunk->next.key);
+  out.next_record = chunk->next.record;
+  out.done = chunk->done;
+  out.log_end = chunk->log_end;
+  for (const LogEpoch& e : chunk->epochs) out.epochs.push_back({e.epoch, e.start_offset});
+  proto::Response response;
+  response.id = id;
+  response.body = std::move(out);
   return response;
 }
 

@@ -54,6 +54,7 @@ class ClusterService {
              std::function<void(protocol::Response)> reply);
   protocol::Response EpochEnd(uint64_t id, const protocol::ReplicaEpochRequest& request);
   protocol::Response ModuleFile(uint64_t id, const protocol::ModuleFileRequest& request);
+  protocol::Response Snapshot(uint64_t id, const protocol::ReplicaSnapshotRequest& request);
 
   // GET /rest/<module>/replica: this node's copy of the module's group 0 — {"module",
   // "group", "role" ("leader", "follower"), "epoch", "log_end", "applied_end",

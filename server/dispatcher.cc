@@ -39,6 +39,9 @@ std::string_view RequestKindName(const proto::RequestBody& body) {
     std::string_view operator()(const proto::ReplicaFetchRequest&) const { return "replica_fetch"; }
     std::string_view operator()(const proto::ReplicaEpochRequest&) const { return "replica_epoch"; }
     std::string_view operator()(const proto::ModuleFileRequest&) const { return "module_file"; }
+    std::string_view operator()(const proto::ReplicaSnapshotRequest&) const {
+      return "replica_snapshot";
+    }
   };
   return std::visit(Kind{}, body);
 }
@@ -262,7 +265,8 @@ bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
   const bool for_nodes = std::holds_alternative<proto::PlacementRequest>(body) ||
                          std::holds_alternative<proto::ReplicaFetchRequest>(body) ||
                          std::holds_alternative<proto::ReplicaEpochRequest>(body) ||
-                         std::holds_alternative<proto::ModuleFileRequest>(body);
+                         std::holds_alternative<proto::ModuleFileRequest>(body) ||
+                         std::holds_alternative<proto::ReplicaSnapshotRequest>(body);
   if (for_nodes) {
     if (cluster == nullptr) {
       reply(ErrorResponse(id, proto::ErrorCode::kNotFound,
@@ -274,6 +278,11 @@ bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
       cluster->Fetch(id, *fetch, std::move(reply));  // a long poll: answered later
     } else if (const auto* epoch = std::get_if<proto::ReplicaEpochRequest>(&body)) {
       reply(cluster->EpochEnd(id, *epoch));
+    } else if (const auto* snapshot = std::get_if<proto::ReplicaSnapshotRequest>(&body)) {
+      // Reads up to max_bytes of rows: on a worker, not the connection's thread.
+      Post([cluster, id, ask = *snapshot, reply = std::move(reply)] {
+        ReplyGuarded(id, reply, [&] { return cluster->Snapshot(id, ask); });
+      });
     } else {
       Post(
           [cluster, id, file = std::get<proto::ModuleFileRequest>(body), reply = std::move(reply)] {
@@ -318,7 +327,8 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
         } else if constexpr (std::is_same_v<T, proto::PlacementRequest> ||
                              std::is_same_v<T, proto::ReplicaFetchRequest> ||
                              std::is_same_v<T, proto::ReplicaEpochRequest> ||
-                             std::is_same_v<T, proto::ModuleFileRequest>) {
+                             std::is_same_v<T, proto::ModuleFileRequest> ||
+                             std::is_same_v<T, proto::ReplicaSnapshotRequest>) {
           // DispatchCluster answered them above, with or without a cluster.
           reply(ErrorResponse(id, proto::ErrorCode::kInternal,
                               "cluster requests are handled by DispatchCluster"));

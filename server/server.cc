@@ -157,6 +157,7 @@ Status Server::JoinCluster() {
   manager.node_id = node.self.id;
   manager.incarnation = cluster::Incarnation(node.self);
   manager.replica_lag = std::chrono::seconds(settings.replica_lag_s);
+  manager.log_retention = settings.log_retention;
   manager.request_isr_change = [this](const std::string& module, int group, int64_t epoch,
                                       const std::vector<std::string>& isr) -> Status {
     cluster::ClusterNode* joined = cluster_ptr_.load();

@@ -274,6 +274,12 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
       ->transform(CLI::AsNumberWithUnit(seconds_units))
       ->check(CLI::Range(1, 3600))
       ->default_str(SecondsText(defaults.cluster.replica_lag_s));
+  app.add_option("--replica-log-retention", options.cluster.log_retention,
+                 "Entries each replica group's log keeps behind its end; older ones are "
+                 "deleted, and a replica further behind loads a snapshot of the leader's rows "
+                 "instead (0: keep the whole log)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");

@@ -42,6 +42,10 @@ struct ClusterSettings {
   // the in-sync replicas (the leader asks the controller), so that acknowledgements stop
   // waiting for it.
   int replica_lag_s = 10;
+  // --replica-log-retention: each replica group's log keeps at least this many entries
+  // behind its end; older ones are compacted away (0: never). A replica further behind
+  // loads a snapshot of the leader's rows.
+  int64_t log_retention = 1'000'000;
 };
 
 // stratad's options: the engine's (their defaults are EngineOptions') and the server's own.

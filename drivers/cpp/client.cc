@@ -25,11 +25,12 @@ ClientError ArgumentError(std::string message) {
 // The name of a response body alternative, for messages.
 const char* BodyName(const Body& body) {
   static constexpr const char* kNames[] = {
-      "no body",      "Welcome",        "ModuleInfo",       "ModuleList",
-      "Destroyed",    "Appended",       "Selected",         "DepotRecords",
-      "StatsResult",  "Updated",        "RecomputeStarted", "Invoked",
-      "SelectedPage", "Subscribed",     "Unsubscribed",     "SubscriptionUpdate",
-      "Placement",    "ReplicaEntries", "ReplicaEpochEnd",  "ModuleFile"};
+      "no body",        "Welcome",        "ModuleInfo",       "ModuleList",
+      "Destroyed",      "Appended",       "Selected",         "DepotRecords",
+      "StatsResult",    "Updated",        "RecomputeStarted", "Invoked",
+      "SelectedPage",   "Subscribed",     "Unsubscribed",     "SubscriptionUpdate",
+      "Placement",      "ReplicaEntries", "ReplicaEpochEnd",  "ModuleFile",
+      "ReplicaSnapshot"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }

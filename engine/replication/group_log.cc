@@ -8,12 +8,18 @@
 namespace strata::replication {
 namespace {
 
-// replstate keys (docs/cluster.md): "applied", "leader", "epoch" ‖ 8-byte big-endian epoch.
+// replstate keys (docs/cluster.md): "applied", "leader", "start", "rebuilding", "fuzzy",
+// "epoch" ‖ 8-byte big-endian epoch.
 constexpr std::string_view kAppliedKey = "applied";
 constexpr std::string_view kLeaderKey = "leader";
+constexpr std::string_view kStartKey = "start";
+constexpr std::string_view kRebuildingKey = "rebuilding";
+constexpr std::string_view kFuzzyKey = "fuzzy";
 constexpr std::string_view kEpochPrefix = "epoch";
 // Entries applied per transaction by ApplyUpTo.
 constexpr int64_t kApplyBatch = 256;
+// Log records deleted per transaction by compaction and snapshots.
+constexpr int64_t kDeleteBatch = 1024;
 
 std::string Int64Value(int64_t v) {
   std::string out(8, '\0');
@@ -91,12 +97,17 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
         return true;
       }));
   MutexLock lock(&log->mu_);
-  log->end_ = last + 1;
   int64_t leader_epoch = kNoEpoch;
   for (const auto& [key, value] : rows) {
     STRATA_ASSIGN_OR_RETURN(int64_t v, Int64FromValue(value, key));
     if (key == kAppliedKey) {
       log->applied_end_ = v;
+    } else if (key == kStartKey) {
+      log->start_ = v;
+    } else if (key == kRebuildingKey) {
+      log->rebuilding_ = v != 0;
+    } else if (key == kFuzzyKey) {
+      log->fuzzy_end_ = v;
     } else if (key == kLeaderKey) {
       log->leading_ = true;
       leader_epoch = v;
@@ -108,6 +119,8 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
       log->epochs_.push_back({static_cast<int64_t>(epoch), v});
     }
   }
+  // A compacted log that is empty (a snapshot was just loaded) ends at its start.
+  log->end_ = std::max(last + 1, log->start_);
   STRATA_RETURN_IF_ERROR(log->CheckStateLocked(leader_epoch));
   return log;
 }
@@ -132,6 +145,11 @@ Status GroupLog::CheckStateLocked(int64_t leader_epoch) const {
   if (applied_end_ < 0 || applied_end_ > end_) {
     return bad("applied offset " + std::to_string(applied_end_) + " past the log end");
   }
+  if (start_ < 0 || (!leading_ && applied_end_ < start_)) {
+    return bad("log start " + std::to_string(start_) + " past the applied offset " +
+               std::to_string(applied_end_));
+  }
+  if (leading_ && rebuilding_) return bad("led while a snapshot is being loaded");
   if (leading_ && (epochs_.empty() || epochs_.back().epoch != leader_epoch)) {
     return bad("led at epoch " + std::to_string(leader_epoch) +
                ", which is not the latest epoch of its cache");
@@ -159,6 +177,18 @@ bool GroupLog::leading() const {
   MutexLock lock(&mu_);
   return leading_;
 }
+int64_t GroupLog::StartOffset() const {
+  MutexLock lock(&mu_);
+  return start_;
+}
+bool GroupLog::rebuilding() const {
+  MutexLock lock(&mu_);
+  return rebuilding_;
+}
+int64_t GroupLog::FuzzyEnd() const {
+  MutexLock lock(&mu_);
+  return fuzzy_end_;
+}
 
 EpochEndOffset GroupLog::EndOffsetFor(int64_t epoch) const {
   MutexLock lock(&mu_);
@@ -178,6 +208,16 @@ Status GroupLog::BecomeLeader(Session& session, int64_t epoch) {
     return Status::InvalidArgument("group " + id_.ToString() + ": cannot lead at epoch " +
                                    std::to_string(epoch) + ", not above its latest epoch " +
                                    std::to_string(epochs_.back().epoch));
+  }
+  const auto not_a_state = [&](const std::string& why) {
+    return Status::Aborted("group " + id_.ToString() + ": cannot lead at epoch " +
+                           std::to_string(epoch) + ": " + why);
+  };
+  if (rebuilding_) return not_a_state("a snapshot of the leader's rows is being loaded");
+  if (end_ < fuzzy_end_) {
+    return not_a_state("its log ends at " + std::to_string(end_) +
+                       ", below the end of the snapshot it loaded (" + std::to_string(fuzzy_end_) +
+                       "): its tables are not a state of the group");
   }
   if (!leading_) STRATA_RETURN_IF_ERROR(ApplyUpToLocked(session, end_));
   Txn txn(session);
@@ -211,8 +251,14 @@ Result<std::vector<ShippedEntry>> GroupLog::Read(Session& session, int64_t from,
                                    std::to_string(from));
   }
   int64_t to = 0;
+  const auto compacted = [&](int64_t start) {
+    return Status::NotFound("log " + LogTableName(id_) + ": offset " + std::to_string(from) +
+                            " was compacted away (the log starts at " + std::to_string(start) +
+                            ")");
+  };
   {
     MutexLock lock(&mu_);
+    if (from < start_) return compacted(start_);
     to = std::min(end_, from + max_entries);
   }
   std::vector<ShippedEntry> entries;
@@ -222,6 +268,8 @@ Result<std::vector<ShippedEntry>> GroupLog::Read(Session& session, int64_t from,
         return true;
       }));
   if (static_cast<int64_t>(entries.size()) != std::max<int64_t>(to - from, 0)) {
+    // A compaction deleted them meanwhile.
+    if (const int64_t start = StartOffset(); from < start) return compacted(start);
     return Status::Corruption("log " + LogTableName(id_) + " has a hole in [" +
                               std::to_string(from) + ", " + std::to_string(to) + ")");
   }
@@ -329,6 +377,13 @@ Status GroupLog::ApplyOps(Session& session, const std::string& bytes, int64_t of
         STRATA_RETURN_IF_ERROR(session.Remove(it->second, op.key).status());
         break;
       case WriteOp::kPutRecord:
+        // Inside a snapshot's fuzzy window the copy may hold the record already (a record
+        // is written once: the same one).
+        if (offset < fuzzy_end_) {
+          std::string held;
+          STRATA_ASSIGN_OR_RETURN(bool found, session.GetRecord(it->second, op.record, &held));
+          if (found) break;
+        }
         STRATA_RETURN_IF_ERROR(session.PutRecord(it->second, op.record, op.value));
         break;
     }
@@ -347,7 +402,9 @@ Result<Truncation> GroupLog::TruncateTo(Session& session, int64_t offset) {
                                    std::to_string(offset));
   }
   if (offset >= end_) return Truncation::kTruncated;
-  if (AppliedEndLocked() > offset) return Truncation::kNeedsRebuild;
+  if (AppliedEndLocked() > offset || fuzzy_end_ > offset || rebuilding_) {
+    return Truncation::kNeedsRebuild;
+  }
   Txn txn(session);
   STRATA_RETURN_IF_ERROR(txn.Begin());
   for (int64_t o = offset; o < end_; ++o) {
@@ -373,6 +430,11 @@ Status GroupLog::CutAndReapply(Session& session, int64_t offset) {
     return Status::InvalidArgument("group " + id_.ToString() + ": cannot truncate to offset " +
                                    std::to_string(offset));
   }
+  if (start_ > 0) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": its log starts at " +
+                                   std::to_string(start_) +
+                                   " (compacted): the tables cannot be rebuilt from it");
+  }
   const int64_t cut = std::min(offset, end_);
   Txn txn(session);
   STRATA_RETURN_IF_ERROR(txn.Begin());
@@ -385,11 +447,124 @@ Status GroupLog::CutAndReapply(Session& session, int64_t offset) {
     epochs.pop_back();
   }
   STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(0)));
+  STRATA_RETURN_IF_ERROR(session.Remove(state_table_, kFuzzyKey).status());
   STRATA_RETURN_IF_ERROR(txn.Commit());
   end_ = cut;
   epochs_ = std::move(epochs);
   applied_end_ = 0;
+  fuzzy_end_ = 0;
   tables_.clear();  // the tables were dropped: their ids are stale
+  return Status::Ok();
+}
+
+Status GroupLog::DeleteRecords(Session& session, int64_t from, int64_t to) {
+  for (int64_t batch = from; batch < to; batch += kDeleteBatch) {
+    Txn txn(session);
+    STRATA_RETURN_IF_ERROR(txn.Begin());
+    for (int64_t o = batch; o < std::min(to, batch + kDeleteBatch); ++o) {
+      STRATA_RETURN_IF_ERROR(session.RemoveRecord(log_table_, o).status());
+    }
+    STRATA_RETURN_IF_ERROR(txn.Commit());
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> GroupLog::CompactTo(Session& session, int64_t offset) {
+  int64_t start = 0;
+  {
+    MutexLock lock(&mu_);
+    if (rebuilding_) return start_;
+    start = std::min(offset, AppliedEndLocked());
+    if (start > start_) {
+      Txn txn(session);
+      STRATA_RETURN_IF_ERROR(txn.Begin());
+      STRATA_RETURN_IF_ERROR(session.Put(state_table_, kStartKey, Int64Value(start)));
+      STRATA_RETURN_IF_ERROR(txn.Commit());
+      start_ = start;
+    }
+    start = start_;
+  }
+  // Below the start nothing reads the log any more (Read refuses it), and only this
+  // deletes there. The first record, not the old start: a crash may have left some.
+  STRATA_ASSIGN_OR_RETURN(int64_t first, session.FirstRecordKey(log_table_));
+  if (first >= 0 && first < start) STRATA_RETURN_IF_ERROR(DeleteRecords(session, first, start));
+  return start;
+}
+
+Status GroupLog::BeginSnapshot(Session& session, int64_t offset,
+                               std::span<const EpochStart> epochs) {
+  const auto refuse = [&](const std::string& why) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": cannot load a snapshot: " + why);
+  };
+  if (offset < 0) return refuse("offset " + std::to_string(offset) + " is negative");
+  {
+    MutexLock lock(&mu_);
+    if (leading_) return refuse("this node leads the group");
+    // Rebuilding first: a crash from here until FinishSnapshot leaves a node that knows its
+    // log and tables are not a state of the group, and loads a snapshot again.
+    Txn txn(session);
+    STRATA_RETURN_IF_ERROR(txn.Begin());
+    STRATA_RETURN_IF_ERROR(session.Put(state_table_, kRebuildingKey, Int64Value(1)));
+    STRATA_RETURN_IF_ERROR(txn.Commit());
+    rebuilding_ = true;
+  }
+  STRATA_ASSIGN_OR_RETURN(int64_t first, session.FirstRecordKey(log_table_));
+  STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table_));
+  if (first >= 0) STRATA_RETURN_IF_ERROR(DeleteRecords(session, first, last + 1));
+  MutexLock lock(&mu_);
+  std::vector<EpochStart> kept;
+  for (const EpochStart& e : epochs) {
+    if (e.start_offset > offset) break;
+    if (e.epoch < 0 || (!kept.empty() && (e.epoch <= kept.back().epoch ||
+                                          e.start_offset < kept.back().start_offset))) {
+      return Status::Corruption("group " + id_.ToString() +
+                                ": the snapshot's epoch cache is out of order");
+    }
+    kept.push_back(e);
+  }
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  for (const EpochStart& e : epochs_) {
+    STRATA_RETURN_IF_ERROR(session.Remove(state_table_, EpochKey(e.epoch)).status());
+  }
+  for (const EpochStart& e : kept) {
+    STRATA_RETURN_IF_ERROR(
+        session.Put(state_table_, EpochKey(e.epoch), Int64Value(e.start_offset)));
+  }
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kStartKey, Int64Value(offset)));
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(offset)));
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kFuzzyKey, Int64Value(offset)));
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  start_ = end_ = applied_end_ = fuzzy_end_ = offset;
+  epochs_ = std::move(kept);
+  tables_.clear();  // the caller drops the tables: their ids go stale
+  return Status::Ok();
+}
+
+Status GroupLog::LoadSnapshotRows(Session& session, std::string_view bytes) {
+  MutexLock lock(&mu_);
+  if (!rebuilding_) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": no snapshot is being loaded");
+  }
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  STRATA_RETURN_IF_ERROR(ApplyOps(session, std::string(bytes), start_));
+  return txn.Commit();
+}
+
+Status GroupLog::FinishSnapshot(Session& session, int64_t fuzzy_end) {
+  MutexLock lock(&mu_);
+  if (!rebuilding_) {
+    return Status::InvalidArgument("group " + id_.ToString() + ": no snapshot is being loaded");
+  }
+  const int64_t end = std::max(fuzzy_end, start_);
+  Txn txn(session);
+  STRATA_RETURN_IF_ERROR(txn.Begin());
+  STRATA_RETURN_IF_ERROR(session.Put(state_table_, kFuzzyKey, Int64Value(end)));
+  STRATA_RETURN_IF_ERROR(session.Remove(state_table_, kRebuildingKey).status());
+  STRATA_RETURN_IF_ERROR(txn.Commit());
+  fuzzy_end_ = end;
+  rebuilding_ = false;
   return Status::Ok();
 }
 

@@ -15,6 +15,16 @@
 // the same transaction. Entries beyond the high watermark are never applied, so a
 // follower's divergent tail is cut by deleting log entries only (TruncateTo).
 //
+// Compaction and snapshots (docs/cluster.md, "Log compaction and snapshots"): a log keeps
+// the entries [start, end); CompactTo deletes applied entries below a point, moving the
+// start. A follower that needs entries its leader no longer has loads a copy of the leader's
+// rows instead (BeginSnapshot, LoadSnapshotRows, FinishSnapshot) and fetches the log from
+// the offset the copy began at. The copy is fuzzy — its chunks are read at different times,
+// each holding the effects of at least the entries below that offset — and becomes exact
+// once the entries up to the latest chunk's log end (the fuzzy end) are applied over it:
+// every op is a whole-row put or delete, so applying an entry whose effect a chunk already
+// holds changes nothing. Until then the node must not lead the group.
+//
 // Threading: every method is thread-safe; the group's mutex orders them (and is held by
 // LogWriter from an entry's offset assignment to its commit). A Session argument belongs to
 // the calling thread and must have no transaction open. Durability is the Storage's: a
@@ -26,6 +36,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -79,12 +90,19 @@ class GroupLog {
   static Result<std::unique_ptr<GroupLog>> Open(Storage& storage, Session& session, GroupId id);
 
   const GroupId& id() const { return id_; }
-  int64_t EndOffset() const;    // the next offset: every offset below it holds an entry
+  int64_t EndOffset() const;    // the next offset: every offset in [start, end) holds an entry
+  int64_t StartOffset() const;  // entries below it were compacted away (0: none were)
   int64_t LatestEpoch() const;  // kNoEpoch when the cache is empty
   std::vector<EpochStart> Epochs() const;
   // Offsets below it have their effects in this node's tables: the log end while leading.
   int64_t AppliedEnd() const;
   bool leading() const;
+  // A snapshot's rows are being loaded (BeginSnapshot done, FinishSnapshot not yet): the
+  // tables are incomplete.
+  bool rebuilding() const;
+  // The tables may hold effects of entries below it (a snapshot's fuzzy end): they are
+  // exact once AppliedEnd() reaches it. 0 when no snapshot was loaded.
+  int64_t FuzzyEnd() const;
 
   // What this node answers, as the group's leader, to a follower whose latest epoch is
   // `epoch` (see EpochEndOffset).
@@ -93,11 +111,14 @@ class GroupLog {
   // This node becomes the group's leader at `epoch`, which must exceed every epoch of its
   // cache: it first applies every entry of its log (a leader's log is committed), then
   // records (epoch, log end) in its cache. Idempotent when it already leads at `epoch`.
+  // kAborted, changing nothing, while a snapshot is loaded or its log does not reach the
+  // snapshot's fuzzy end (the tables are not a state of the group).
   Status BecomeLeader(Session& session, int64_t epoch);
   // This node stops leading: the effects of its whole log are recorded as applied.
   Status BecomeFollower(Session& session);
 
-  // Entries [from, from + max_entries) that the log holds, for shipping. They are committed
+  // Entries [from, from + max_entries) that the log holds, for shipping; kNotFound when
+  // `from` is below the start (compacted). They are committed
   // but not necessarily durable: a leader that crashes before its group commit flushed them
   // comes back without them, and, leading on at the same epoch, writes other entries at
   // those offsets, which a follower that already holds the lost ones refuses (kCorruption)
@@ -120,6 +141,24 @@ class GroupLog {
   // or beyond it forgotten), in one transaction. kNeedsRebuild, changing nothing, when
   // AppliedEnd() > offset.
   Result<Truncation> TruncateTo(Session& session, int64_t offset);
+  // Deletes the entries below min(offset, AppliedEnd()) (their effects are in the tables),
+  // moving the start there; returns the start. The start is recorded first and the entries
+  // deleted after it, a batch per transaction, without holding up the leader's appends; a
+  // crash in between leaves entries below the start, which the next compaction deletes.
+  Result<int64_t> CompactTo(Session& session, int64_t offset);
+
+  // ---- Snapshots (a follower; not while leading: kInvalidArgument) ----
+  // Starts loading a copy of the leader's rows read from log offset `offset` on: deletes
+  // the whole log, and records start = end = applied = `offset`, the leader's epoch cache
+  // `epochs` (those starting at or below `offset`) and that the tables are being rebuilt,
+  // in one transaction. The caller then clears the group's tables and loads the rows.
+  Status BeginSnapshot(Session& session, int64_t offset, std::span<const EpochStart> epochs);
+  // Writes rows of the copy: `bytes` is an encoded entry (log_entry.h) whose ops put them.
+  // One transaction. kInvalidArgument unless rebuilding.
+  Status LoadSnapshotRows(Session& session, std::string_view bytes);
+  // The copy is loaded; it holds effects of entries below `fuzzy_end` (the latest chunk's
+  // log end). One transaction.
+  Status FinishSnapshot(Session& session, int64_t fuzzy_end);
   // After the node's tables of this group were cleared (kNeedsRebuild: they held effects of
   // entries beyond the truncation point): cuts the log at `offset` as TruncateTo does, and
   // records that nothing is applied, in one transaction, so that ApplyUpTo (or BecomeLeader)
@@ -134,6 +173,8 @@ class GroupLog {
       : id_(std::move(id)), log_table_(log_table), state_table_(state_table) {}
 
   int64_t AppliedEndLocked() const REQUIRES(mu_) { return leading_ ? end_ : applied_end_; }
+  // Deletes the log's records in [from, to), a bounded batch per transaction.
+  Status DeleteRecords(Session& session, int64_t from, int64_t to) EXCLUDES(mu_);
   // Open's check of the state read from disk (untrusted bytes): kCorruption for what no
   // sequence of this class's transactions leaves, e.g. a leader without its epoch in the
   // cache, which LogWriter would otherwise stamp entries from.
@@ -151,6 +192,9 @@ class GroupLog {
 
   mutable Mutex mu_;
   int64_t end_ GUARDED_BY(mu_) = 0;
+  int64_t start_ GUARDED_BY(mu_) = 0;
+  bool rebuilding_ GUARDED_BY(mu_) = false;
+  int64_t fuzzy_end_ GUARDED_BY(mu_) = 0;
   std::vector<EpochStart> epochs_ GUARDED_BY(mu_);  // ascending epochs and start offsets
   int64_t applied_end_ GUARDED_BY(mu_) = 0;         // meaningful while !leading_
   bool leading_ GUARDED_BY(mu_) = false;

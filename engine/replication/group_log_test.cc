@@ -392,6 +392,140 @@ TEST(GroupLogTest, OpenRefusesAStateNoTransactionOfItsOwnLeaves) {
       << applied.status().ToString();
 }
 
+// The rows of the node's group table with keys in [from, to) as a snapshot chunk: an
+// encoded entry whose ops put them (what ReplicationImpl::ReadSnapshot ships).
+std::string Chunk(Node& node, const std::string& from, const std::string& to,
+                  const std::vector<std::pair<std::string, int64_t>>& records = {}) {
+  LogEntry chunk;
+  for (const auto& [key, value] : node.Table()) {
+    if (key < from || key >= to) continue;
+    chunk.ops.push_back({kTable, TableKind::kBytes, WriteOp::kPut, key, 0, value});
+  }
+  for (const auto& [table, record] : records) {
+    std::string value;
+    TableId id = *node.storage().OpenTable(table, TableKind::kLog);
+    EXPECT_TRUE(*node.session().GetRecord(id, record, &value));
+    chunk.ops.push_back({table, TableKind::kLog, WriteOp::kPutRecord, "", record, value});
+  }
+  return EncodeEntry(chunk);
+}
+
+TEST(GroupLogTest, CompactionDeletesAppliedEntriesOnlyAndReadsBelowTheStartAreRefused) {
+  Node a("A");
+  Node b("B");
+  a.Lead(1);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.Write("k" + std::to_string(i), "v").ok());
+  b.FetchFrom(a, 4);
+  Result<int64_t> start = a.log().CompactTo(a.session(), 6);
+  ASSERT_TRUE(start.ok()) << start.status().ToString();
+  EXPECT_EQ(*start, 6);
+  EXPECT_EQ(a.log().StartOffset(), 6);
+  Result<std::vector<ShippedEntry>> below = a.log().Read(a.session(), 3, 10);
+  EXPECT_EQ(below.status().code(), StatusCode::kNotFound) << below.status().ToString();
+  EXPECT_NE(below.status().message().find("compacted"), std::string::npos);
+  EXPECT_EQ(a.Entries(6).size(), 4u);
+  EXPECT_EQ(a.log().EndOffset(), 10);
+  a.Restart();
+  EXPECT_EQ(a.log().StartOffset(), 6);
+  EXPECT_EQ(a.log().EndOffset(), 10);
+  // Compacting backwards changes nothing.
+  EXPECT_EQ(*a.log().CompactTo(a.session(), 2), 6);
+  // A follower compacts only what it applied: 4 of its 10 entries.
+  EXPECT_EQ(*b.log().CompactTo(b.session(), 8), 4);
+  // Its tables hold effects of entries at and beyond any cut below 4, and it cannot
+  // rebuild them from a compacted log.
+  EXPECT_EQ(*b.log().TruncateTo(b.session(), 3), Truncation::kNeedsRebuild);
+  Status rebuild = b.log().CutAndReapply(b.session(), 3);
+  EXPECT_EQ(rebuild.code(), StatusCode::kInvalidArgument) << rebuild.ToString();
+  // Cutting a tail above the start is fine.
+  EXPECT_EQ(*b.log().TruncateTo(b.session(), 7), Truncation::kTruncated);
+  EXPECT_EQ(b.log().EndOffset(), 7);
+  b.FetchFrom(a, 10);
+  EXPECT_EQ(b.Table(), a.Table());
+}
+
+// The fuzzy snapshot: chunks read at different log ends, then the log from the first
+// chunk's end applied over them, give the leader's rows — overwritten, deleted and new rows,
+// and a record a later chunk already holds when its entry is replayed.
+TEST(GroupLogTest, AFuzzySnapshotThenTheLogFromItsStartEqualsTheLeader) {
+  const std::string kDepot = "depot.m.d.0";
+  Node a("A");
+  Node b("B");
+  a.Lead(1);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a.Write("k" + std::to_string(i), "v0").ok());
+  ASSERT_TRUE(a.Write("k1", "v1").ok());  // an entry B never sees: below the snapshot
+  ASSERT_EQ(*a.log().CompactTo(a.session(), 11), 11);
+  // Chunk 1 at log end 11: k0..k4.
+  const std::string chunk1 = Chunk(a, "k0", "k5");
+  const int64_t first_end = a.log().EndOffset();
+  // Writes between the chunks: one in chunk 1's range, one deletion and one overwrite in
+  // chunk 2's, a new row, and a depot record.
+  ASSERT_TRUE(a.Write("k2", "v2").ok());
+  TableId table = *a.storage().OpenTable(kTable, TableKind::kBytes);
+  ASSERT_TRUE(a.session().Remove(table, "k7").ok());
+  ASSERT_TRUE(a.Write("k8", "v2").ok());
+  ASSERT_TRUE(a.Write("k99", "v2").ok());
+  TableId depot = *a.storage().OpenTable(kDepot, TableKind::kLog);
+  ASSERT_TRUE(a.session().PutRecord(depot, 0, "record").ok());
+  // Chunk 2 at log end 16: k5.. and the record.
+  const std::string chunk2 = Chunk(a, "k5", "l", {{kDepot, 0}});
+  const int64_t last_end = a.log().EndOffset();
+  ASSERT_EQ(last_end, 16);
+  ASSERT_TRUE(a.Write("k3", "v3").ok());  // after the snapshot: fetched as usual
+
+  ASSERT_TRUE(b.log().BeginSnapshot(b.session(), first_end, a.log().Epochs()).ok());
+  EXPECT_TRUE(b.log().rebuilding());
+  EXPECT_EQ(b.log().StartOffset(), first_end);
+  EXPECT_EQ(b.log().EndOffset(), first_end);
+  EXPECT_EQ(b.log().Epochs(), a.log().Epochs());
+  ASSERT_TRUE(b.log().LoadSnapshotRows(b.session(), chunk1).ok());
+  // A crash in the middle: the node knows its copy is incomplete.
+  b.Restart();
+  EXPECT_TRUE(b.log().rebuilding());
+  Status lead = b.log().BecomeLeader(b.session(), 2);
+  EXPECT_EQ(lead.code(), StatusCode::kAborted) << lead.ToString();
+  ASSERT_TRUE(b.log().LoadSnapshotRows(b.session(), chunk2).ok());
+  ASSERT_TRUE(b.log().FinishSnapshot(b.session(), last_end).ok());
+  EXPECT_FALSE(b.log().rebuilding());
+  EXPECT_EQ(b.log().FuzzyEnd(), last_end);
+  // The rows are not a state of the group until the log reaches the fuzzy end: no lead, and
+  // a cut below it needs a rebuild.
+  lead = b.log().BecomeLeader(b.session(), 2);
+  EXPECT_EQ(lead.code(), StatusCode::kAborted) << lead.ToString();
+  EXPECT_EQ(*b.log().TruncateTo(b.session(), last_end - 1), Truncation::kTruncated);  // >= end
+  b.FetchFrom(a, 14);
+  EXPECT_EQ(*b.log().TruncateTo(b.session(), last_end - 1), Truncation::kNeedsRebuild);
+  b.FetchFrom(a, a.log().EndOffset());
+  EXPECT_EQ(b.Table(), a.Table());
+  EXPECT_EQ(b.Entries(first_end).size(), a.Entries(first_end).size());
+  std::string record;
+  TableId b_depot = *b.storage().OpenTable(kDepot, TableKind::kLog);
+  ASSERT_TRUE(*b.session().GetRecord(b_depot, 0, &record));
+  EXPECT_EQ(record, "record");
+  b.Restart();
+  EXPECT_EQ(b.log().StartOffset(), first_end);
+  EXPECT_EQ(b.log().FuzzyEnd(), last_end);
+  // Now it may lead, and its own log serves a follower from its start.
+  a.Follow();
+  b.Lead(2);
+  ASSERT_TRUE(b.Write("k4", "v4").ok());
+  EXPECT_EQ(b.Entries(first_end).size(), static_cast<size_t>(b.log().EndOffset() - first_end));
+}
+
+TEST(GroupLogTest, ASnapshotIsRefusedWhileLeadingAndRowsOnlyWhileOneIsLoaded) {
+  Node a("A");
+  a.Lead(1);
+  ASSERT_TRUE(a.Write("k", "v").ok());
+  EXPECT_EQ(a.log().BeginSnapshot(a.session(), 1, {}).code(), StatusCode::kInvalidArgument);
+  Node b("B");
+  EXPECT_EQ(b.log().LoadSnapshotRows(b.session(), Chunk(a, "", "z")).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.log().FinishSnapshot(b.session(), 1).code(), StatusCode::kInvalidArgument);
+  // An epoch cache out of order is refused.
+  std::vector<EpochStart> bad = {{3, 0}, {2, 1}};
+  EXPECT_EQ(b.log().BeginSnapshot(b.session(), 1, bad).code(), StatusCode::kCorruption);
+}
+
 // Concurrent committers of one group: snapshot transactions of four threads race on the
 // same keys (the losers of a conflict roll back and retry) and auto-committed depot records
 // go in between. Meanwhile a shipper reads the log up to its end again and again: every

@@ -343,6 +343,8 @@ Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& modul
   ReplicaGroupStatus status;
   status.leading = log->leading();
   status.epoch = log->LatestEpoch();
+  status.log_start = log->StartOffset();
+  status.rebuilding = log->rebuilding();
   status.log_end = log->EndOffset();
   status.applied_end = log->AppliedEnd();
   MutexLock lock(&mu_);
@@ -555,68 +557,92 @@ bool ReplicationImpl::NeedsModuleFile(const std::string& module) {
   return false;
 }
 
+Result<std::vector<ReplicationImpl::GroupTable>> ReplicationImpl::GroupTables(const GroupId& id) {
+  Storage& storage = engine_.storage();
+  const replication::GroupLayout& layout = writer_->layout();
+  std::vector<GroupTable> tables;
+  for (const std::string kind : kTableKinds) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                            storage.ListTables(kind + id.module + "."));
+    for (const std::string& name : names) {
+      if (layout.GroupOf(name, "") != std::optional<GroupId>(id)) continue;
+      tables.push_back(
+          {name, kind == std::string("depot.") ? TableKind::kLog : TableKind::kBytes, {}});
+    }
+  }
+  for (const char* meta : kReplicatedMetaTables) tables.push_back({meta, TableKind::kBytes, {}});
+  std::sort(tables.begin(), tables.end(),
+            [](const GroupTable& a, const GroupTable& b) { return a.name < b.name; });
+  for (GroupTable& table : tables) {
+    STRATA_ASSIGN_OR_RETURN(table.id, storage.OpenTable(table.name, table.kind));
+  }
+  return tables;
+}
+
+Status ReplicationImpl::ScanGroupRows(Session& session, const GroupId& id, const GroupTable& table,
+                                      const SnapshotCursor& after,
+                                      const std::function<bool(const CapturedWrite&)>& fn) {
+  const bool resume = after.table == table.name;
+  CapturedWrite row;
+  row.table = table.name;
+  row.kind = table.kind;
+  if (table.kind == TableKind::kLog) {
+    row.op = WriteOp::kPutRecord;
+    const int64_t from = resume ? after.record + 1 : 0;
+    return session.ScanRecords(table.id, from, INT64_MAX,
+                               [&](int64_t record, std::string_view value) {
+                                 row.record = record;
+                                 row.value.assign(value);
+                                 return fn(row);
+                               });
+  }
+  row.op = WriteOp::kPut;
+  // The smallest key after `after.key`: the key with a zero byte appended.
+  std::string begin = resume ? after.key + std::string(1, '\0') : std::string();
+  std::string end;
+  const bool meta = table.name.starts_with("meta.");
+  if (meta) {
+    const std::string prefix = EncodeKey(Value(id.module));
+    begin = std::max(begin, prefix);
+    end = PrefixEnd(prefix);
+  }
+  const replication::GroupLayout& layout = writer_->layout();
+  return session.Scan(table.id, begin, end, false,
+                      [&](std::string_view key, std::string_view value) {
+                        if (meta && layout.GroupOf(table.name, key) != std::optional<GroupId>(id)) {
+                          return true;
+                        }
+                        row.key.assign(key);
+                        row.value.assign(value);
+                        return fn(row);
+                      });
+}
+
 Result<std::string> ReplicationImpl::Digest(const std::string& module, int group) {
   STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
   const GroupId id = log->id();
   Storage& storage = engine_.storage();
-  const replication::GroupLayout& layout = writer_->layout();
   // Tables listed before the snapshot: one created later has no rows in it.
-  std::vector<std::pair<std::string, TableKind>> tables;
-  for (const std::string kind : kTableKinds) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                            storage.ListTables(kind + module + "."));
-    for (const std::string& name : names) {
-      if (layout.GroupOf(name, "") != std::optional<GroupId>(id)) continue;
-      tables.emplace_back(name,
-                          kind == std::string("depot.") ? TableKind::kLog : TableKind::kBytes);
-    }
-  }
-  for (const char* meta : kReplicatedMetaTables) tables.emplace_back(meta, TableKind::kBytes);
-  std::sort(tables.begin(), tables.end());
+  STRATA_ASSIGN_OR_RETURN(std::vector<GroupTable> tables, GroupTables(id));
   STRATA_ASSIGN_OR_RETURN(TableId log_table,
                           storage.OpenTable(replication::LogTableName(id), TableKind::kLog));
   STRATA_ASSIGN_OR_RETURN(TableId state_table,
                           storage.OpenTable(replication::StateTableName(id), TableKind::kBytes));
-  std::vector<TableId> ids;
-  for (const auto& [name, kind] : tables) {
-    STRATA_ASSIGN_OR_RETURN(TableId t, storage.OpenTable(name, kind));
-    ids.push_back(t);
-  }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage.OpenSession());
   STRATA_RETURN_IF_ERROR(session->Begin(/*snapshot=*/true));
   Sha256 sha;
-  const std::string prefix = EncodeKey(Value(module));
   Status st;
   for (size_t i = 0; st.ok() && i < tables.size(); ++i) {
-    const std::string& name = tables[i].first;
     bool named = false;  // a table's name is hashed before its first row: empty ones add nothing
-    auto row = [&](std::string_view key, std::string_view value) {
+    st = ScanGroupRows(*session, id, tables[i], {}, [&](const CapturedWrite& row) {
       if (!named) {
-        sha.Add(name);
+        sha.Add(row.table);
         named = true;
       }
-      sha.Add(key);
-      sha.Add(value);
-    };
-    if (tables[i].second == TableKind::kLog) {
-      st = session->ScanRecords(ids[i], 0, INT64_MAX, [&](int64_t offset, std::string_view value) {
-        row(std::to_string(offset), value);
-        return true;
-      });
-    } else if (name.starts_with("meta.")) {
-      st = session->Scan(ids[i], prefix, PrefixEnd(prefix), false,
-                         [&](std::string_view key, std::string_view value) {
-                           if (layout.GroupOf(name, key) == std::optional<GroupId>(id)) {
-                             row(key, value);
-                           }
-                           return true;
-                         });
-    } else {
-      st = session->Scan(ids[i], "", "", false, [&](std::string_view key, std::string_view value) {
-        row(key, value);
-        return true;
-      });
-    }
+      sha.Add(row.kind == TableKind::kLog ? std::to_string(row.record) : row.key);
+      sha.Add(row.value);
+      return true;
+    });
   }
   // The applied end in the same snapshot: a leader's tables hold its whole log.
   int64_t applied_end = 0;
@@ -638,6 +664,109 @@ Result<std::string> ReplicationImpl::Digest(const std::string& module, int group
   session->Rollback();
   STRATA_RETURN_IF_ERROR(st);
   return "{\"digest\":\"" + sha.Hex() + "\",\"applied_end\":" + std::to_string(applied_end) + "}";
+}
+
+Result<int64_t> ReplicationImpl::Compact(const std::string& module, int group, int64_t below) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  Result<int64_t> start = 0;
+  STRATA_RETURN_IF_ERROR(engine_.WithPooledSession([&](Session& session) {
+    start = log->CompactTo(session, below);
+    return start.status();
+  }));
+  return start;
+}
+
+Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, int group,
+                                                    const SnapshotCursor& after,
+                                                    int64_t max_bytes) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  if (!log->leading()) {
+    return Status::NotLeader("this node does not lead module " + module + " group " +
+                             std::to_string(group));
+  }
+  const GroupId id = log->id();
+  STRATA_ASSIGN_OR_RETURN(std::vector<GroupTable> tables, GroupTables(id));
+  STRATA_ASSIGN_OR_RETURN(TableId log_table, engine_.storage().OpenTable(
+                                                 replication::LogTableName(id), TableKind::kLog));
+  SnapshotChunk chunk;
+  for (const replication::EpochStart& e : log->Epochs()) {
+    chunk.epochs.push_back({e.epoch, e.start_offset});
+  }
+  std::vector<CapturedWrite> rows;
+  int64_t bytes = 0;
+  Status st = engine_.WithPooledSession([&](Session& session) -> Status {
+    STRATA_RETURN_IF_ERROR(session.Begin(/*snapshot=*/true));
+    struct Rollback {
+      Session& s;
+      ~Rollback() { s.Rollback(); }
+    } rollback{session};
+    // The log end in the rows' snapshot: the leader writes each entry in the transaction of
+    // its effects, so the rows hold the effects of exactly the entries below it.
+    STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table));
+    chunk.log_end = std::max(last + 1, log->StartOffset());
+    bool full = false;
+    for (const GroupTable& table : tables) {
+      if (!after.table.empty() && table.name < after.table) continue;
+      STRATA_RETURN_IF_ERROR(
+          ScanGroupRows(session, id, table, after, [&](const CapturedWrite& row) {
+            if (!rows.empty() && bytes >= max_bytes) {
+              full = true;
+              return false;
+            }
+            bytes += static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size());
+            rows.push_back(row);
+            return true;
+          }));
+      if (full) break;
+    }
+    chunk.done = !full;
+    return Status::Ok();
+  });
+  STRATA_RETURN_IF_ERROR(st);
+  if (!rows.empty()) {
+    const CapturedWrite& last = rows.back();
+    chunk.next = {last.table, last.kind == TableKind::kLog ? std::string() : last.key,
+                  last.kind == TableKind::kLog ? last.record : -1};
+  } else {
+    chunk.next = after;
+  }
+  chunk.row_count = static_cast<int64_t>(rows.size());
+  chunk.rows = replication::EncodeEntry(replication::LogEntry{0, std::move(rows)});
+  return chunk;
+}
+
+Status ReplicationImpl::BeginSnapshot(const std::string& module, int group, int64_t offset,
+                                      std::span<const LogEpoch> epochs) {
+  MutexLock leadership(&leadership_mu_);
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/true));
+  if (log->leading() || engine_.Running(module)) {
+    return Status::InvalidArgument("cannot load a snapshot of module " + module +
+                                   ": this node leads it (follow it first)");
+  }
+  std::vector<replication::EpochStart> cache;
+  for (const LogEpoch& e : epochs) cache.push_back({e.epoch, e.start_offset});
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, engine_.storage().OpenSession());
+  STRATA_RETURN_IF_ERROR(log->BeginSnapshot(*session, offset, cache));
+  {
+    MutexLock lock(&mu_);
+    Tracked& tracked = tracked_[log->id()];
+    tracked.durable_end = std::min(tracked.durable_end, offset);
+    logged_rows_.erase(module);
+  }
+  return engine_.DropLocalCopy(module, /*keep_files=*/true);
+}
+
+Status ReplicationImpl::LoadSnapshot(const std::string& module, int group,
+                                     const std::string& rows) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  return engine_.WithPooledSession(
+      [&](Session& session) { return log->LoadSnapshotRows(session, rows); });
+}
+
+Status ReplicationImpl::FinishSnapshot(const std::string& module, int group, int64_t fuzzy_end) {
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
+  return engine_.WithPooledSession(
+      [&](Session& session) { return log->FinishSnapshot(session, fuzzy_end); });
 }
 
 }  // namespace strata::runtime

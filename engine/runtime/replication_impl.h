@@ -72,6 +72,13 @@ class ReplicationImpl final : public Replication, public FlushObserver {
   Status InstallModuleFile(const std::string& module, const std::string& bytes) override;
   bool NeedsModuleFile(const std::string& module) override;
   Result<std::string> Digest(const std::string& module, int group) override;
+  Result<int64_t> Compact(const std::string& module, int group, int64_t below) override;
+  Result<SnapshotChunk> ReadSnapshot(const std::string& module, int group,
+                                     const SnapshotCursor& after, int64_t max_bytes) override;
+  Status BeginSnapshot(const std::string& module, int group, int64_t offset,
+                       std::span<const LogEpoch> epochs) override;
+  Status LoadSnapshot(const std::string& module, int group, const std::string& rows) override;
+  Status FinishSnapshot(const std::string& module, int group, int64_t fuzzy_end) override;
   Result<std::string> ModuleName(const std::string& so_path) override;
 
  private:
@@ -86,6 +93,20 @@ class ReplicationImpl final : public Replication, public FlushObserver {
     std::vector<Waiter> waiters;  // WhenLogPasses callbacks not run yet
   };
 
+  // A table whose rows belong to a group: its module's depots, PStates and rescale tables of
+  // the group, and the shared meta tables (only the module's rows of the group are its).
+  struct GroupTable {
+    std::string name;
+    TableKind kind = TableKind::kBytes;
+    TableId id{};
+  };
+  // The group's tables, opened, ordered by name (the order of digests and snapshots).
+  Result<std::vector<GroupTable>> GroupTables(const GroupId& id);
+  // Visits the group's rows of `table` in order as whole-row writes (a put, or a record's
+  // put), starting after `after` when it names this table, until fn returns false.
+  Status ScanGroupRows(Session& session, const GroupId& id, const GroupTable& table,
+                       const SnapshotCursor& after,
+                       const std::function<bool(const CapturedWrite&)>& fn);
   // The group's log: opened (and created) when `create`, else kNotFound when it has no log
   // here. kInvalidArgument for a group out of range.
   Result<replication::GroupLog*> Group(const std::string& module, int group, bool create);

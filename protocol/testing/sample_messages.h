@@ -91,6 +91,10 @@ inline std::vector<NamedRequest> SampleRequests() {
       {"replica_fetch", {28, ReplicaFetchRequest{"bank", 0, "n2", 3, 1200, 1180, 65536, 250}}});
   out.push_back({"replica_epoch", {29, ReplicaEpochRequest{"bank", 0, "n3", 4, 2}}});
   out.push_back({"module_file", {30, ModuleFileRequest{"bank"}}});
+  out.push_back({"replica_snapshot_start", {31, ReplicaSnapshotRequest{"bank", 0, "n2", 3}}});
+  out.push_back({"replica_snapshot_next",
+                 {32, ReplicaSnapshotRequest{"bank", 0, "n2", 3, "depot.bank.transfers",
+                                             std::string("\x00\x01", 2), 41, 65536}}});
   return out;
 }
 
@@ -234,6 +238,21 @@ inline std::vector<NamedResponse> SampleResponses() {
         {},
         ReplicaEntries{3, {{1200, std::string("\x01\x00\xff", 3)}, {1201, "entry"}}, 1202, 1190}}});
   out.push_back({"replica_entries_empty", {28, {}, ReplicaEntries{3, {}, 1200, 1200}}});
+  out.push_back({"replica_entries_compacted", {28, {}, ReplicaEntries{3, {}, 9000, 8990, 5000}}});
+  out.push_back({"replica_snapshot",
+                 {31,
+                  {},
+                  ReplicaSnapshot{3,
+                                  std::string("\x01\x00\xff", 3),
+                                  2,
+                                  "pstate.bank.balances.0",
+                                  std::string("\x02k", 2),
+                                  -1,
+                                  false,
+                                  9000,
+                                  {{1, 0}, {3, 4200}}}}});
+  out.push_back(
+      {"replica_snapshot_done", {32, {}, ReplicaSnapshot{3, "", 0, "", "", -1, true, 9001, {}}}});
   out.push_back({"replica_epoch_end", {29, {}, ReplicaEpochEnd{4, 1150}}});
   out.push_back({"module_file",
                  {30,

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "node_channel.h"
 #include "strata/protocol/messages.h"
@@ -26,11 +27,13 @@ Status ErrorStatus(const proto::Error& error) {
 }  // namespace
 
 Fetcher::Fetcher(Replication& replication, std::string module, int group, std::string node_id,
+                 std::function<void(const std::string&)> log_info,
                  std::function<void(const std::string&)> log_warning)
     : replication_(replication),
       module_(std::move(module)),
       group_(group),
       node_id_(std::move(node_id)),
+      log_info_(std::move(log_info)),
       log_warning_(std::move(log_warning)) {
   thread_ = std::thread([this] { Run(); });
 }
@@ -137,19 +140,32 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     return EpochEnd{answer->epoch, answer->end_offset};
   };
   Result<ReplicaGroupStatus> status = replication_.GroupStatus(module_, group_);
-  if (status.ok() && status->log_end > 0) {
+  // A snapshot that a crash or a change of leader interrupted is loaded again.
+  bool snapshot = status.ok() && status->rebuilding;
+  if (!snapshot && status.ok() && status->log_end > 0) {
     STRATA_ASSIGN_OR_RETURN(int64_t point, replication_.TruncationPoint(module_, group_, ask));
     STRATA_ASSIGN_OR_RETURN(bool truncated, replication_.TruncateTo(module_, group_, point));
     if (!truncated) {
-      if (log_warning_) {
-        log_warning_("replication: " + module_ + "/" + std::to_string(group_) +
-                     ": this node's tables hold writes the new leader " + target.leader +
-                     " does not have (it led them before the failover): cutting its log at " +
-                     std::to_string(point) + " and rebuilding its tables from it");
+      const std::string why = "replication: " + module_ + "/" + std::to_string(group_) +
+                              ": this node's tables hold writes the new leader " + target.leader +
+                              " does not have (it led them before the failover";
+      if (status->log_start == 0) {
+        if (log_warning_) {
+          log_warning_(why + "): cutting its log at " + std::to_string(point) +
+                       " and rebuilding its tables from it");
+        }
+        STRATA_RETURN_IF_ERROR(replication_.RebuildFromLog(module_, group_, point));
+      } else {
+        if (log_warning_) {
+          log_warning_(why + ", or loaded a snapshot past " + std::to_string(point) +
+                       ") and its log starts at " + std::to_string(status->log_start) +
+                       " (compacted): loading a snapshot of the leader's rows");
+        }
+        snapshot = true;
       }
-      STRATA_RETURN_IF_ERROR(replication_.RebuildFromLog(module_, group_, point));
     }
   }
+  if (snapshot) STRATA_RETURN_IF_ERROR(LoadSnapshot(channel, target, generation));
 
   // 2. Fetch, append, make durable, report, apply — pipelined: the next fetch does not wait
   // for the flush of the entries just appended. It reports the durable end the completed
@@ -206,6 +222,21 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
                                std::to_string(target.epoch) + " as the leader of epoch " +
                                std::to_string(answer->epoch));
     }
+    if (answer->log_start > from) {
+      if (log_info_) {
+        log_info_("replication: " + module_ + "/" + std::to_string(group_) + ": the leader " +
+                  target.leader + " keeps its log from offset " +
+                  std::to_string(answer->log_start) + ", past this node's log end " +
+                  std::to_string(from) + ": loading a snapshot of its rows");
+      }
+      STRATA_RETURN_IF_ERROR(LoadSnapshot(channel, target, generation));
+      Result<ReplicaGroupStatus> loaded = replication_.GroupStatus(module_, group_);
+      if (!loaded.ok()) return loaded.status();
+      std::lock_guard<std::mutex> lock(flushes->mu);
+      // Durable (LoadSnapshot waited for it): what is in flight below was cut.
+      flushes->durable_end = flushes->requested_end = loaded->log_end;
+      continue;
+    }
     if (!answer->entries.empty()) {
       std::vector<ReplicaEntry> entries;
       entries.reserve(answer->entries.size());
@@ -239,6 +270,89 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
         return !flushes->error.ok() || flushes->durable_end >= flushes->requested_end;
       });
     }
+  }
+  return Status::Ok();
+}
+
+Status Fetcher::LoadSnapshot(NodeChannel& channel, const Target& target, uint64_t generation) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string group = module_ + "/" + std::to_string(group_);
+  proto::ReplicaSnapshotRequest request;
+  request.module = module_;
+  request.group = group_;
+  request.node = node_id_;
+  request.epoch = target.epoch;
+  bool begun = false;
+  int64_t first_end = 0, fuzzy_end = 0, rows = 0, bytes = 0, chunks = 0;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_ || generation_ != generation) {
+        return Status::Aborted("snapshot of " + group + " interrupted: the leader changed");
+      }
+    }
+    STRATA_ASSIGN_OR_RETURN(proto::Response response, channel.Call(request, 30000ms));
+    if (response.error) {
+      Status st = ErrorStatus(*response.error);
+      if (st.code() != StatusCode::kAborted || begun) return st;
+      // Still in the ISR: the leader asked the controller to remove this node. Ask again.
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, 200ms, [&] { return stop_ || generation_ != generation; });
+      continue;
+    }
+    auto* chunk = std::get_if<proto::ReplicaSnapshot>(&response.body);
+    if (chunk == nullptr) return Status::Corruption("the leader did not answer ReplicaSnapshot");
+    if (chunk->epoch != target.epoch) {
+      return Status::NotLeader("node " + target.leader + " answered a snapshot of epoch " +
+                               std::to_string(target.epoch) + " as the leader of epoch " +
+                               std::to_string(chunk->epoch));
+    }
+    if (!begun) {
+      std::vector<LogEpoch> epochs;
+      for (const proto::LogEpochStart& e : chunk->epochs) {
+        epochs.push_back({e.epoch, e.start_offset});
+      }
+      STRATA_RETURN_IF_ERROR(replication_.BeginSnapshot(module_, group_, chunk->log_end, epochs));
+      begun = true;
+      first_end = chunk->log_end;
+    }
+    if (chunk->row_count > 0) {
+      STRATA_RETURN_IF_ERROR(replication_.LoadSnapshot(module_, group_, chunk->rows));
+    }
+    rows += chunk->row_count;
+    bytes += static_cast<int64_t>(chunk->rows.size());
+    ++chunks;
+    fuzzy_end = std::max(fuzzy_end, chunk->log_end);
+    if (chunk->done) break;
+    request.table = std::move(chunk->next_table);
+    request.key = std::move(chunk->next_key);
+    request.record = chunk->next_record;
+  }
+  STRATA_RETURN_IF_ERROR(replication_.FinishSnapshot(module_, group_, fuzzy_end));
+  // Durable before the log is fetched on top of it: the durable end this node reports
+  // counts the snapshot's rows too.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::optional<Status> flushed;
+  replication_.WhenDurable([&](Status st) {
+    std::lock_guard<std::mutex> lock(done_mu);
+    flushed = std::move(st);
+    done_cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lock(done_mu);
+    done_cv.wait(lock, [&] { return flushed.has_value(); });
+  }
+  STRATA_RETURN_IF_ERROR(*flushed);
+  if (log_info_) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    log_info_("replication: " + group + ": loaded a snapshot of " + target.leader + "'s rows (" +
+              std::to_string(rows) + " rows, " + std::to_string(bytes) + " bytes, " +
+              std::to_string(chunks) + " chunks, read at log offsets " + std::to_string(first_end) +
+              " to " + std::to_string(fuzzy_end) + ") in " + std::to_string(ms) +
+              " ms; fetching the log from offset " + std::to_string(first_end));
   }
   return Status::Ok();
 }

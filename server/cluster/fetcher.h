@@ -10,7 +10,11 @@
 // follows the flush at once — and applies the entries below the leader's high watermark to
 // its tables. It also fetches
 // the module's plugin file when the replicated module row names one it lacks, so that it
-// can start the module when it is promoted.
+// can start the module when it is promoted. When the leader no longer has the entries it
+// needs (compacted: ReplicaEntries.log_start above its log end), or its tables must be
+// rebuilt and its own log is compacted, it loads a snapshot of the leader's rows
+// (ReplicaSnapshotRequest, chunk by chunk) and fetches the log from where the snapshot
+// began.
 #pragma once
 
 #include <atomic>
@@ -37,6 +41,7 @@ class Fetcher {
   };
 
   Fetcher(Replication& replication, std::string module, int group, std::string node_id,
+          std::function<void(const std::string&)> log_info,
           std::function<void(const std::string&)> log_warning);
   // Stop()s.
   ~Fetcher();
@@ -56,11 +61,17 @@ class Fetcher {
   Status FollowLeader(const Target& target, uint64_t generation);
   // Fetches the module's plugin file from the leader and installs it.
   Status FetchModuleFile(NodeChannel& channel);
+  // Replaces this node's copy of the group with a snapshot of the leader's rows, made
+  // durable; the log then starts and ends where the snapshot began. kAborted when the
+  // target changed meanwhile (the copy stays marked rebuilding: the next leader's session
+  // loads a snapshot again).
+  Status LoadSnapshot(NodeChannel& channel, const Target& target, uint64_t generation);
 
   Replication& replication_;
   const std::string module_;
   const int group_;
   const std::string node_id_;
+  const std::function<void(const std::string&)> log_info_;
   const std::function<void(const std::string&)> log_warning_;
 
   std::mutex mu_;

@@ -20,6 +20,9 @@ std::string Join(const std::vector<std::string>& v) {
 }
 
 constexpr auto kTick = 50ms;
+constexpr auto kCompactionInterval = 1000ms;
+// The most entries one compaction deletes (it holds the engine's leadership lock).
+constexpr int64_t kMaxCompactedEntries = 16384;
 constexpr auto kIsrRequestInterval = 1000ms;
 
 }  // namespace
@@ -210,7 +213,7 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
     std::unique_ptr<Fetcher>& fetcher = fetchers_[key];
     if (!fetcher) {
       fetcher = std::make_unique<Fetcher>(replication_, key.first, key.second, options_.node_id,
-                                          options_.log_warning);
+                                          options_.log_info, options_.log_warning);
     }
     // The leader is "" while the group is offline: the fetcher waits.
     fetcher->Follow(Fetcher::Target{a.state.leader, a.state.leader.empty() ? "" : a.leader_address,
@@ -482,6 +485,15 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     out.report = [hw, node = a.node, durable = std::min(a.durable_end, a.from),
                   caught_up = a.from >= st->log_end,
                   at = Clock::now()] { hw->FollowerFetched(node, durable, caught_up, at); };
+    if (a.from < st->log_start) {  // compacted away: the follower loads a snapshot
+      FetchAnswer compacted;
+      compacted.epoch = a.epoch;
+      compacted.log_end = st->log_end;
+      compacted.high_watermark = hw->Value();
+      compacted.log_start = st->log_start;
+      out.result = Result<FetchAnswer>(std::move(compacted));
+      return out;
+    }
     if (a.from >= st->log_end && !force) return out;
     FetchAnswer fetched;
     fetched.epoch = a.epoch;
@@ -494,6 +506,7 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     fetched.entries = std::move(entries).value();
     fetched.log_end = st->log_end;
     fetched.high_watermark = hw->Value();
+    fetched.log_start = st->log_start;
     out.result = Result<FetchAnswer>(std::move(fetched));
     return out;
   };
@@ -568,6 +581,10 @@ void ReplicaManager::Tick() {
   }
   for (auto& fire : expired) fire();
   for (auto& [key, hw] : hws) RefreshLeaderDurable(key, hw);
+  if (now - last_compaction_ >= kCompactionInterval) {
+    last_compaction_ = now;
+    CompactLogs();
+  }
   for (auto& [key, epoch, isr] : requests) {
     if (!options_.request_isr_change) continue;
     Status st = options_.request_isr_change(key.first, key.second, epoch, isr);
@@ -577,6 +594,76 @@ void ReplicaManager::Tick() {
                         (st.ok() ? "" : " (failed: " + st.ToString() + ")"));
     }
   }
+}
+
+void ReplicaManager::CompactLogs() {
+  const int64_t retention = options_.log_retention;
+  if (retention <= 0) return;
+  // Each group with the bound its compaction may not pass: a leader's high watermark (the
+  // entries above it may still be shipped to in-sync replicas), a follower's none (its
+  // compaction stops at its applied end).
+  std::vector<std::pair<Key, int64_t>> groups;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, led] : led_) groups.emplace_back(key, led.hw->Value());
+    for (const auto& [key, fetcher] : fetchers_) groups.emplace_back(key, INT64_MAX);
+  }
+  for (const auto& [key, bound] : groups) {
+    Result<ReplicaGroupStatus> st = replication_.GroupStatus(key.first, key.second);
+    if (!st.ok() || st->rebuilding) continue;
+    const int64_t target = std::min(bound, st->log_end - retention);
+    // In steps of an eighth of the retention, so that a busy log is not compacted entry by
+    // entry.
+    if (target - st->log_start < std::max<int64_t>(1, retention / 8)) continue;
+    Result<int64_t> start = replication_.Compact(
+        key.first, key.second, std::min(target, st->log_start + kMaxCompactedEntries));
+    if (!start.ok() && options_.log_warning) {
+      options_.log_warning("replication: module " + key.first + " group " +
+                           std::to_string(key.second) +
+                           ": compacting the log failed: " + start.status().ToString());
+    }
+  }
+}
+
+Result<SnapshotChunk> ReplicaManager::Snapshot(const SnapshotAsk& ask) {
+  const Key key{ask.module, ask.group};
+  std::shared_ptr<HighWatermark> hw = FindHw(key, ask.epoch);
+  if (!hw) {
+    return Status::NotLeader("this node does not lead module " + ask.module + " group " +
+                             std::to_string(ask.group) + " at epoch " + std::to_string(ask.epoch));
+  }
+  std::vector<std::string> isr = hw->isr();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = assignments_.find(key);
+    if (it != assignments_.end()) {
+      for (const std::string& n : it->second.state.isr) {
+        if (std::count(isr.begin(), isr.end(), n) == 0) isr.push_back(n);
+      }
+    }
+  }
+  if (std::count(isr.begin(), isr.end(), ask.node) != 0) {
+    // A replica whose tables are replaced may not be promoted meanwhile: out of the ISR
+    // first. The controller keeps the ISR in the order of the replicas.
+    std::vector<std::string> without;
+    for (const std::string& n : hw->isr()) {
+      if (n != ask.node) without.push_back(n);
+    }
+    Status asked = options_.request_isr_change
+                       ? options_.request_isr_change(ask.module, ask.group, ask.epoch, without)
+                       : Status::Aborted("no controller to ask");
+    if (options_.log_info) {
+      options_.log_info("replication: module " + ask.module + " group " +
+                        std::to_string(ask.group) + ": " + ask.node +
+                        " asks for a snapshot; asking the controller for isr " + Join(without) +
+                        " first" + (asked.ok() ? "" : " (failed: " + asked.ToString() + ")"));
+    }
+    return Status::Aborted("node " + ask.node + " is in the in-sync replicas of module " +
+                           ask.module + " group " + std::to_string(ask.group) +
+                           ": the leader asked the controller to remove it before it sends a "
+                           "snapshot; ask again");
+  }
+  return replication_.ReadSnapshot(ask.module, ask.group, ask.after, ask.max_bytes);
 }
 
 std::vector<ReplicaManager::GroupReport> ReplicaManager::Report() const {

@@ -55,6 +55,11 @@ struct ReplicaManagerOptions {
   std::chrono::milliseconds replica_lag{10000};
   // How long a follower's fetch waits at the leader for new entries.
   std::chrono::milliseconds fetch_wait{500};
+  // Log compaction (docs/cluster.md, "Log compaction and snapshots"): each group's log keeps
+  // at least this many entries behind its end (a leader also keeps those above its high
+  // watermark); older ones are deleted. A replica that falls further behind loads a
+  // snapshot of the leader's rows. 0: logs are never compacted.
+  int64_t log_retention = 1'000'000;
   // Asks the controller for an ISR (ClusterNode::RequestIsrChange).
   std::function<Status(const std::string& module, int group, int64_t epoch,
                        const std::vector<std::string>& isr)>
@@ -79,6 +84,17 @@ struct FetchAnswer {
   std::vector<ReplicaEntry> entries;
   int64_t log_end = 0;
   int64_t high_watermark = 0;
+  int64_t log_start = 0;  // above the ask's `from`: the follower needs a snapshot (no entries)
+};
+// A follower's request for a chunk of the leader's rows (the protocol's
+// ReplicaSnapshotRequest).
+struct SnapshotAsk {
+  std::string module;
+  int group = 0;
+  std::string node;
+  int64_t epoch = 0;
+  SnapshotCursor after;
+  int64_t max_bytes = 4 << 20;
 };
 
 class ReplicaManager {
@@ -123,6 +139,12 @@ class ReplicaManager {
   // the log passes it or after ask.wait (empty). kNotLeader when this node does not lead
   // the group at exactly ask.epoch.
   void Fetch(const FetchAsk& ask, std::function<void(Result<FetchAnswer>)> done);
+  // A chunk of the group's rows for a follower that needs entries this leader compacted
+  // away. kNotLeader when this node does not lead the group at exactly ask.epoch; kAborted
+  // while the asking node is in the group's ISR (a replica whose tables are being replaced
+  // must not be promoted): this leader asks the controller to remove it, and the follower
+  // asks again.
+  Result<SnapshotChunk> Snapshot(const SnapshotAsk& ask);
   // KIP-279's OffsetsForLeaderEpoch, as the group's leader at `epoch`.
   Result<EpochEnd> EpochEndFor(const std::string& module, int group, int64_t epoch,
                                int64_t log_epoch);
@@ -151,6 +173,8 @@ class ReplicaManager {
   struct Waiting;  // the long polls waiting for entries (replica_manager.cc)
 
   void Tick();
+  // Compacts the logs of the groups this node holds (log_retention), at most once a second.
+  void CompactLogs();
   void LeadGroup(const GroupAssignment& a);
   void StopLeading(const Key& key, const std::string& why);
   // Stops the group's fetcher, if any, and waits for its thread (its call in flight is
@@ -173,6 +197,7 @@ class ReplicaManager {
   // Long polls waiting for entries, with their deadlines (the ticker answers them empty).
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> polls_;
   const std::shared_ptr<Waiting> waiting_;
+  std::chrono::steady_clock::time_point last_compaction_{};  // the ticker's
   bool stop_ = false;
   // stop_, for the long polls' answers, which may run once the manager is gone.
   const std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);

@@ -70,7 +70,14 @@ class ReplicaEntries(object):
             return self._tab.Get(flatbuffers.number_types.Int64Flags, o + self._tab.Pos)
         return 0
 
-def ReplicaEntriesStart(builder): builder.StartObject(4)
+    # ReplicaEntries
+    def LogStart(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Int64Flags, o + self._tab.Pos)
+        return 0
+
+def ReplicaEntriesStart(builder): builder.StartObject(5)
 def Start(builder):
     return ReplicaEntriesStart(builder)
 def ReplicaEntriesAddEpoch(builder, epoch): builder.PrependInt64Slot(0, epoch, 0)
@@ -88,6 +95,9 @@ def AddLogEnd(builder, logEnd):
 def ReplicaEntriesAddHighWatermark(builder, highWatermark): builder.PrependInt64Slot(3, highWatermark, 0)
 def AddHighWatermark(builder, highWatermark):
     return ReplicaEntriesAddHighWatermark(builder, highWatermark)
+def ReplicaEntriesAddLogStart(builder, logStart): builder.PrependInt64Slot(4, logStart, 0)
+def AddLogStart(builder, logStart):
+    return ReplicaEntriesAddLogStart(builder, logStart)
 def ReplicaEntriesEnd(builder): return builder.EndObject()
 def End(builder):
     return ReplicaEntriesEnd(builder)

@@ -23,3 +23,4 @@ class RequestBody(object):
     ReplicaFetchRequest = 17
     ReplicaEpochRequest = 18
     ModuleFileRequest = 19
+    ReplicaSnapshotRequest = 20

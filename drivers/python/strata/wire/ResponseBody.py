@@ -23,3 +23,4 @@ class ResponseBody(object):
     ReplicaEntries = 17
     ReplicaEpochEnd = 18
     ModuleFile = 19
+    ReplicaSnapshot = 20

@@ -38,11 +38,38 @@ struct EpochEnd {
   int64_t end_offset = 0;
 };
 
+// An epoch of a leader-epoch cache: `epoch` began at log offset `start_offset`.
+struct LogEpoch {
+  int64_t epoch = 0;
+  int64_t start_offset = 0;
+};
+
+// Where a snapshot read goes on: after row `key` (byte-keyed tables) or record `record` (log
+// tables) of `table`; an empty `table` is the beginning.
+struct SnapshotCursor {
+  std::string table;
+  std::string key;
+  int64_t record = -1;
+};
+
+// A chunk of a leader's rows for a follower that needs entries the leader compacted away
+// (docs/cluster.md, "Log compaction and snapshots").
+struct SnapshotChunk {
+  std::string rows;  // an encoded entry (docs/cluster.md, "Entry encoding") whose ops put them
+  int64_t row_count = 0;
+  SnapshotCursor next;           // where the next chunk starts
+  bool done = false;             // no rows after these
+  int64_t log_end = 0;           // the leader's log end in the snapshot the rows were read at
+  std::vector<LogEpoch> epochs;  // the leader's epoch cache at that snapshot
+};
+
 // A group's log on this node.
 struct ReplicaGroupStatus {
   bool leading = false;
   int64_t epoch = -1;       // the epoch led (leading), else the log's latest epoch (-1: none)
-  int64_t log_end = 0;      // every offset below it holds an entry
+  int64_t log_start = 0;    // entries below it were compacted away
+  bool rebuilding = false;  // a snapshot is being loaded: the tables are incomplete
+  int64_t log_end = 0;      // every offset in [log_start, log_end) holds an entry
   int64_t applied_end = 0;  // the effects of every entry below it are in the tables
   int64_t durable_end = 0;  // every entry below it is durable (fsync'd) on this node
 };
@@ -108,7 +135,8 @@ class Replication {
 
   // Cuts the group's log to end at `offset`. Returns false, changing nothing, when this
   // node's tables hold effects of entries at or beyond `offset` (it led and wrote them):
-  // it must then DropReplica and fetch the log again from 0.
+  // it must then rebuild its tables: from its own log (RebuildFromLog) when that starts at
+  // 0, else from a snapshot of the leader's rows.
   virtual Result<bool> TruncateTo(const std::string& module, int group, int64_t offset) = 0;
 
   // After TruncateTo returned false: clears this node's tables of `module` (its rows, not
@@ -123,6 +151,29 @@ class Replication {
   // of a destroyed module, or a replica that must be rebuilt. The module must not be
   // running (kInvalidArgument while this node leads any of its groups).
   virtual Status DropReplica(const std::string& module) = 0;
+
+  // ---- Compaction and snapshots (docs/cluster.md, "Log compaction and snapshots") ----
+  // Deletes the group's entries below min(`below`, the applied end), moving its start;
+  // returns the start.
+  virtual Result<int64_t> Compact(const std::string& module, int group, int64_t below) = 0;
+  // Leader: up to about `max_bytes` of the group's rows after `after` (each table's rows in
+  // order, tables by name, the module's rows of the shared meta tables included), read at
+  // one storage snapshot, with the log end of that snapshot.
+  virtual Result<SnapshotChunk> ReadSnapshot(const std::string& module, int group,
+                                             const SnapshotCursor& after, int64_t max_bytes) = 0;
+  // Follower: starts loading a snapshot whose first chunk was read at log end `offset`:
+  // records that the tables are being rebuilt, empties the log (it starts and ends at
+  // `offset` now, with the leader's epoch cache `epochs`) and clears the module's tables
+  // (not its plugin file). Not while leading or running. A crash until FinishSnapshot
+  // leaves GroupStatus().rebuilding set: the snapshot must be loaded again.
+  virtual Status BeginSnapshot(const std::string& module, int group, int64_t offset,
+                               std::span<const LogEpoch> epochs) = 0;
+  // Writes a chunk's rows (SnapshotChunk::rows), in one transaction.
+  virtual Status LoadSnapshot(const std::string& module, int group, const std::string& rows) = 0;
+  // Every chunk is loaded; `fuzzy_end` is the largest log end of the chunks. The tables
+  // are a state of the group once the entries below it are applied (the follower fetches
+  // them from the offset the snapshot began at); this node cannot lead the group before.
+  virtual Status FinishSnapshot(const std::string& module, int group, int64_t fuzzy_end) = 0;
 
   // ---- Both ----
 

@@ -215,6 +215,18 @@ struct ReplicaEpochRequest {
   int64_t log_epoch = 0;
   bool operator==(const ReplicaEpochRequest&) const = default;
 };
+// A chunk of the leader's rows of a group after a cursor: ReplicaSnapshot.
+struct ReplicaSnapshotRequest {
+  std::string module;
+  int group = 0;
+  std::string node;   // the follower's node id
+  int64_t epoch = 0;  // the leader epoch the follower follows
+  std::string table;  // the cursor: the last row received ("" for none)
+  std::string key;
+  int64_t record = -1;
+  uint32_t max_bytes = 4'194'304;  // at least 1
+  bool operator==(const ReplicaSnapshotRequest&) const = default;
+};
 // A module's plugin file: ModuleFile.
 struct ModuleFileRequest {
   std::string module;
@@ -226,7 +238,7 @@ using RequestBody =
                  AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
                  RecomputeRequest, InvokeRequest, SelectPageRequest, SubscribeRequest,
                  UnsubscribeRequest, PlacementRequest, ReplicaFetchRequest, ReplicaEpochRequest,
-                 ModuleFileRequest>;
+                 ModuleFileRequest, ReplicaSnapshotRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;
@@ -461,7 +473,25 @@ struct ReplicaEntries {
   std::vector<ReplicaLogEntry> entries;  // consecutive offsets from the request's `from`
   int64_t log_end = 0;
   int64_t high_watermark = 0;
+  int64_t log_start = 0;  // entries below it were compacted away
   bool operator==(const ReplicaEntries&) const = default;
+};
+struct LogEpochStart {
+  int64_t epoch = 0;
+  int64_t start_offset = 0;
+  bool operator==(const LogEpochStart&) const = default;
+};
+struct ReplicaSnapshot {
+  int64_t epoch = 0;  // the leader's epoch
+  std::string rows;   // an encoded entry whose ops put the rows (opaque to the protocol)
+  int64_t row_count = 0;
+  std::string next_table;
+  std::string next_key;
+  int64_t next_record = -1;
+  bool done = false;
+  int64_t log_end = 0;
+  std::vector<LogEpochStart> epochs;
+  bool operator==(const ReplicaSnapshot&) const = default;
 };
 struct ReplicaEpochEnd {
   int64_t epoch = 0;       // the leader's epoch
@@ -478,7 +508,7 @@ using ResponseBody =
     std::variant<std::monostate, Welcome, ModuleInfo, ModuleList, Destroyed, Appended, Selected,
                  DepotRecords, StatsResult, Updated, RecomputeStarted, Invoked, SelectedPage,
                  Subscribed, Unsubscribed, SubscriptionUpdate, Placement, ReplicaEntries,
-                 ReplicaEpochEnd, ModuleFile>;
+                 ReplicaEpochEnd, ModuleFile, ReplicaSnapshot>;
 struct Response {
   uint64_t id = 0;
   std::optional<Error> error;  // set on failure; body is then monostate

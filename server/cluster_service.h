@@ -57,7 +57,8 @@ class ClusterService {
   protocol::Response Snapshot(uint64_t id, const protocol::ReplicaSnapshotRequest& request);
 
   // GET /rest/<module>/replica: this node's copy of the module's group 0 — {"module",
-  // "group", "role" ("leader", "follower"), "epoch", "log_end", "applied_end",
+  // "group", "role" ("leader", "follower"), "epoch", "log_start", "log_end", "rebuilding",
+  // "applied_end",
   // "durable_end", "high_watermark" (leader; else null), "isr", "digest"} — so that the
   // fault tests can tell that replicas with the same applied end hold the same rows.
   // kNotFound when this node holds no copy of it.

@@ -227,6 +227,74 @@ TEST(ReplicatedEngineTest, AModuleWithUnwrittenDepotPartitionsStartsOnAPromotedF
   EXPECT_EQ(b.Count("two"), 20);
 }
 
+// Snapshot catch-up across real tables: a follower that starts after the leader compacted
+// its log loads the leader's rows in many small chunks while the leader keeps appending
+// (every chunk read at a later log end: depot records, PState rows and the module's meta
+// rows change between them), fetches the log from the first chunk's end, and ends with the
+// leader's digest; it cannot lead before its log reaches the last chunk's end, and leads
+// with every count once it does.
+TEST(ReplicatedEngineTest, ASnapshotReadInSmallChunksWhileTheLeaderWritesThenTheLogEqualsIt) {
+  TempDir dir;
+  Node a(dir.Sub("a"));
+  Node b(dir.Sub("b"));
+  ASSERT_NO_FATAL_FAILURE(LeadAndDeploy(a, 1));
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 60, "early"));
+  Result<ReplicaGroupStatus> led = a.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(led.ok());
+  Result<int64_t> start = a.rep().Compact(kModule, 0, led->log_end - 1);
+  ASSERT_TRUE(start.ok()) << start.status().ToString();
+  EXPECT_EQ(*start, led->log_end - 1);
+  Result<std::vector<ReplicaEntry>> compacted = a.rep().Read(kModule, 0, 0, INT64_MAX, 1 << 20);
+  EXPECT_EQ(compacted.status().code(), StatusCode::kNotFound) << compacted.status().ToString();
+
+  SnapshotCursor cursor;
+  int64_t first_end = -1, fuzzy_end = 0, chunks = 0;
+  std::set<std::string> tables;
+  for (;;) {
+    Result<SnapshotChunk> chunk = a.rep().ReadSnapshot(kModule, 0, cursor, 128);
+    ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+    if (first_end < 0) {
+      first_end = chunk->log_end;
+      std::vector<LogEpoch> epochs = chunk->epochs;
+      ASSERT_EQ(epochs.size(), 1u);
+      ASSERT_TRUE(b.rep().BeginSnapshot(kModule, 0, first_end, epochs).ok());
+    }
+    ASSERT_TRUE(b.rep().LoadSnapshot(kModule, 0, chunk->rows).ok());
+    fuzzy_end = std::max(fuzzy_end, chunk->log_end);
+    tables.insert(chunk->next.table);
+    ++chunks;
+    if (chunk->done) break;
+    cursor = chunk->next;
+    if (chunks % 4 == 0) {
+      ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 3, "during" + std::to_string(chunks)));
+    }
+  }
+  EXPECT_GT(chunks, 20);
+  EXPECT_GT(tables.size(), 3u);  // chunks ended in depot, PState and meta tables
+  EXPECT_GT(fuzzy_end, first_end);
+  Result<ReplicaGroupStatus> loading = b.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(loading.ok());
+  EXPECT_TRUE(loading->rebuilding);
+  ASSERT_TRUE(b.rep().FinishSnapshot(kModule, 0, fuzzy_end).ok());
+  ASSERT_TRUE(b.rep().InstallModuleFile(kModule, *a.rep().ModuleFile(kModule)).ok());
+  Status early = b.rep().Lead(kModule, 0, 2);
+  EXPECT_EQ(early.code(), StatusCode::kAborted) << early.ToString();
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(a, 10, "after"));
+  ASSERT_NO_FATAL_FAILURE(StopAndShip(a, b));
+  EXPECT_EQ(a.Digest(), b.Digest());
+  Result<ReplicaGroupStatus> caught_up = b.rep().GroupStatus(kModule, 0);
+  ASSERT_TRUE(caught_up.ok());
+  EXPECT_EQ(caught_up->log_start, first_end);
+  EXPECT_FALSE(caught_up->rebuilding);
+  Status led2 = b.rep().Lead(kModule, 0, 2);
+  ASSERT_TRUE(led2.ok()) << led2.ToString();
+  EXPECT_EQ(b.Count("early"), 60);
+  EXPECT_EQ(b.Count("after"), 10);
+  EXPECT_EQ(b.Count("during4"), 3);
+  ASSERT_NO_FATAL_FAILURE(AppendSentences(b, 5, "later"));
+  EXPECT_EQ(b.Count("later"), 5);
+}
+
 TEST(ReplicatedEngineTest, DigestsAreEqualOnEqualReplicasAndDifferAfterOneMoreWrite) {
   TempDir dir;
   Node a(dir.Sub("a"));

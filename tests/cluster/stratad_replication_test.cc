@@ -59,13 +59,13 @@ class StratadReplicationTest : public ::testing::Test {
     nodes_.clear();  // SIGKILL what still runs
     zk_.reset();
     std::error_code ignored;
-    if (!HasFailure()) std::filesystem::remove_all(dir_, ignored);
+    if (!HasFailure() && !getenv("KEEP")) std::filesystem::remove_all(dir_, ignored);
   }
 
   std::string Log(const std::string& id) const { return dir_ + "/" + id + ".log"; }
 
   // Starts node `id` (again, on the same data directory and port when it ran before).
-  bool StartNode(const std::string& id) {
+  bool StartNode(const std::string& id, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {"--http",
                                      "127.0.0.1:0",
                                      "--cluster",
@@ -76,6 +76,7 @@ class StratadReplicationTest : public ::testing::Test {
                                      "2s",
                                      "--replica-lag",
                                      "3s"};
+    args.insert(args.end(), extra.begin(), extra.end());
     const uint16_t port = ports_.count(id) != 0 ? ports_[id] : 0;
     auto process = std::make_unique<StratadProcess>();
     if (!process->Start(dir_ + "/" + id, Log(id), args, port)) {
@@ -378,6 +379,58 @@ TEST_F(StratadReplicationTest, ANodeThatMissedADestroyFollowsTheNewDeployFromScr
   ASSERT_TRUE(appended.ok() && !appended->error);
   EXPECT_EQ(CountOf("n1", "old"), 0);
   EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n3"));
+}
+
+// Log compaction: with a short retention the leader deletes the entries a stopped follower
+// lacks; back, the follower loads a snapshot of the leader's rows and fetches the log from
+// where it began, ends equal to the others, and serves every acknowledged append once it
+// is the last node standing.
+TEST_F(StratadReplicationTest, AFollowerBehindTheLeadersCompactedLogCatchesUpFromASnapshot) {
+  const std::vector<std::string> retention = {"--replica-log-retention", "16"};
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id, retention));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  Result<proto::Response> deployed = Deploy("n1", 3, 1);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(Acknowledges("n1", "early words"));
+  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  const int64_t n3_end = HttpJson(Http("n3"), "/rest/wordcount/replica")["log_end"];
+  nodes_["n3"]->Stop(SIGKILL);
+  // Acknowledged by n1 and n2 once n3 left the ISR.
+  ASSERT_TRUE(Acknowledges("n1", "first while n3 is down"));
+  for (int i = 0; i < 60; ++i) {
+    Result<proto::Response> appended = Append("n1", {"late words " + std::to_string(i % 7)});
+    ASSERT_TRUE(appended.ok() && !appended->error);
+  }
+  // Compacted past what n3 has (compaction runs about once a second).
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const nlohmann::json state = HttpJson(Http("n1"), "/rest/wordcount/replica");
+        return !state.is_null() && state["log_start"].get<int64_t>() > n3_end;
+      },
+      30s))
+      << ReadFile(Log("n1"));
+  ASSERT_TRUE(StartNode("n3", retention));
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n3"));
+  const std::string log = ReadFile(Log("n3"));
+  EXPECT_NE(log.find("loading a snapshot of its rows"), std::string::npos) << log;
+  EXPECT_NE(log.find("loaded a snapshot of n1's rows"), std::string::npos) << log;
+  const nlohmann::json n3 = HttpJson(Http("n3"), "/rest/wordcount/replica");
+  EXPECT_GT(n3["log_start"].get<int64_t>(), n3_end);
+  EXPECT_FALSE(n3["rebuilding"].get<bool>());
+  // n3 back in the ISR, n1 and n2 gone: n3 leads, with every acknowledged word.
+  ASSERT_TRUE(Eventually([&] {
+    std::optional<proto::GroupPlacement> p = PlacementOf("n1", "wordcount");
+    return p && p->isr.size() == 3;
+  }));
+  const int64_t epoch = EpochOf("n1");
+  nodes_["n1"]->Stop(SIGKILL);
+  nodes_["n2"]->Stop(SIGKILL);
+  ASSERT_EQ(LeaderAtEpoch("n3", epoch + 1, "n1"), "n3") << ReadFile(Log("n3"));
+  ASSERT_TRUE(Eventually([&] { return CountOf("n3", "late") == 60; })) << ReadFile(Log("n3"));
+  EXPECT_EQ(CountOf("n3", "early"), 1);
+  EXPECT_EQ(CountOf("n3", "down"), 1);
+  EXPECT_EQ(CountOf("n3", "6"), 8);
+  ASSERT_TRUE(Acknowledges("n3", "alone now"));
 }
 
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {

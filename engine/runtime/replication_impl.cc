@@ -667,6 +667,9 @@ Result<std::string> ReplicationImpl::Digest(const std::string& module, int group
 }
 
 Result<int64_t> ReplicationImpl::Compact(const std::string& module, int group, int64_t below) {
+  // Serialized with the methods that replace or drop the log (a snapshot's start, a drop's
+  // table removal, which a compaction's open cursor would make fail).
+  MutexLock leadership(&leadership_mu_);
   STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
   Result<int64_t> start = 0;
   STRATA_RETURN_IF_ERROR(engine_.WithPooledSession([&](Session& session) {

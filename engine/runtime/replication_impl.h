@@ -5,10 +5,11 @@
 // methods copy and apply shipped entries, and it tracks each group's durable log end and
 // the leader's long polls (WhenLogPasses).
 //
-// Threading: every method is thread-safe. Lead, Follow, TruncateTo and DropReplica are
-// serialized (leadership_mu_); the others run concurrently, each with a session of its own.
-// The LogWriter notifies commits on the committing thread (OnEndMoved), the storage's
-// durability on its flusher thread; both take only mu_ and run callbacks with no lock held.
+// Threading: every method is thread-safe. Lead, Follow, TruncateTo, DropReplica,
+// RebuildFromLog, BeginSnapshot and Compact are serialized (leadership_mu_); the others run
+// concurrently, each with a session of its own. The LogWriter notifies commits on the committing
+// thread (OnEndMoved), the storage's durability on its flusher thread; both take only mu_ and run
+// callbacks with no lock held.
 #pragma once
 
 #include <functional>
@@ -129,7 +130,7 @@ class ReplicationImpl final : public Replication, public FlushObserver {
   EngineImpl& engine_;
   const std::shared_ptr<replication::LogWriter> writer_;
 
-  Mutex leadership_mu_;  // serializes Lead, Follow, TruncateTo and DropReplica
+  Mutex leadership_mu_;  // serializes the methods named in the class comment
 
   Mutex mu_;
   std::map<GroupId, Tracked> tracked_ GUARDED_BY(mu_);

@@ -302,6 +302,9 @@ std::pair<w::RequestBody, fb::Offset<void>> EncodeRequestBody(fb::FlatBufferBuil
           [&](const PlacementRequest&) -> std::pair<w::RequestBody, fb::Offset<void>> {
             return {w::RequestBody::PlacementRequest, w::CreatePlacementRequest(b).Union()};
           },
+          [&](const RebalanceRequest&) -> std::pair<w::RequestBody, fb::Offset<void>> {
+            return {w::RequestBody::RebalanceRequest, w::CreateRebalanceRequest(b).Union()};
+          },
           [&](const ReplicaFetchRequest& m) -> std::pair<w::RequestBody, fb::Offset<void>> {
             auto module = OptionalString(b, m.module);
             auto node = OptionalString(b, m.node);
@@ -545,8 +548,9 @@ std::pair<w::ResponseBody, fb::Offset<void>> EncodeResponseBody(fb::FlatBufferBu
                   auto address = OptionalString(b, g.leader_address);
                   auto replicas = StringList(b, g.replicas);
                   auto isr = StringList(b, g.isr);
+                  auto target = StringList(b, g.target);
                   return w::CreateGroupPlacement(b, module, g.group, leader, address, g.epoch,
-                                                 replicas, isr, g.min_isr);
+                                                 replicas, isr, g.min_isr, target);
                 });
             return {w::ResponseBody::Placement,
                     w::CreatePlacement(b, node, controller, nodes, groups).Union()};
@@ -843,6 +847,8 @@ Result<RequestBody> ConvertRequestBody(const w::Request& r) {
       return RequestBody(UnsubscribeRequest{r.body_as_UnsubscribeRequest()->subscription()});
     case w::RequestBody::PlacementRequest:
       return RequestBody(PlacementRequest{});
+    case w::RequestBody::RebalanceRequest:
+      return RequestBody(RebalanceRequest{});
     case w::RequestBody::ReplicaFetchRequest:
       return AsBody(ConvertReplicaFetch(*r.body_as_ReplicaFetchRequest()));
     case w::RequestBody::ReplicaEpochRequest:
@@ -1018,9 +1024,9 @@ Placement ConvertPlacement(const w::Placement& m) {
   }
   if (m.groups() != nullptr) {
     for (const w::GroupPlacement* g : *m.groups()) {
-      out.groups.push_back(
-          GroupPlacement{Str(g->module_()), g->group(), Str(g->leader()), Str(g->leader_address()),
-                         g->epoch(), StringsOf(g->replicas()), StringsOf(g->isr()), g->min_isr()});
+      out.groups.push_back(GroupPlacement{
+          Str(g->module_()), g->group(), Str(g->leader()), Str(g->leader_address()), g->epoch(),
+          StringsOf(g->replicas()), StringsOf(g->isr()), g->min_isr(), StringsOf(g->target())});
     }
   }
   return out;

@@ -163,6 +163,7 @@ Status Check(const SelectPageRequest& m) {
 }
 
 Status Check(const PlacementRequest&) { return Status::Ok(); }
+Status Check(const RebalanceRequest&) { return Status::Ok(); }
 
 Status NotNegative(int64_t value, std::string_view field) {
   if (value >= 0) return Status::Ok();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <memory>
+#include <thread>
 
 #include "dispatcher.h"
 #include "strata/json.h"
@@ -179,12 +180,22 @@ proto::Response ClusterService::Placement(uint64_t id) {
     p.replicas = g.state.replicas;
     p.isr = g.state.isr;
     p.min_isr = g.state.min_isr;
+    p.target = g.state.target;
     placement.groups.push_back(std::move(p));
   }
   proto::Response response;
   response.id = id;
   response.body = std::move(placement);
   return response;
+}
+
+proto::Response ClusterService::Rebalance(uint64_t id) {
+  Status asked = node_.RequestRebalance(kPlacementTimeout);
+  if (!asked.ok()) return ClusterErrorResponse(id, asked, "");
+  // The controller's writes reach this node's view through its watches, a moment after
+  // they are made: the answer shows the targets as this node then sees them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  return Placement(id);
 }
 
 void ClusterService::Fetch(uint64_t id, const proto::ReplicaFetchRequest& request,

@@ -50,6 +50,9 @@ class ClusterService {
 
   // The answers to the cluster requests.
   protocol::Response Placement(uint64_t id);
+  // Asks the controller for a rebalance and answers the placement once it took it
+  // (TIMEOUT after kPlacementTimeout).
+  protocol::Response Rebalance(uint64_t id);
   void Fetch(uint64_t id, const protocol::ReplicaFetchRequest& request,
              std::function<void(protocol::Response)> reply);
   protocol::Response EpochEnd(uint64_t id, const protocol::ReplicaEpochRequest& request);

@@ -42,6 +42,7 @@ std::string_view RequestKindName(const proto::RequestBody& body) {
     std::string_view operator()(const proto::ReplicaSnapshotRequest&) const {
       return "replica_snapshot";
     }
+    std::string_view operator()(const proto::RebalanceRequest&) const { return "rebalance"; }
   };
   return std::visit(Kind{}, body);
 }
@@ -266,7 +267,8 @@ bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
                          std::holds_alternative<proto::ReplicaFetchRequest>(body) ||
                          std::holds_alternative<proto::ReplicaEpochRequest>(body) ||
                          std::holds_alternative<proto::ModuleFileRequest>(body) ||
-                         std::holds_alternative<proto::ReplicaSnapshotRequest>(body);
+                         std::holds_alternative<proto::ReplicaSnapshotRequest>(body) ||
+                         std::holds_alternative<proto::RebalanceRequest>(body);
   if (for_nodes) {
     if (cluster == nullptr) {
       reply(ErrorResponse(id, proto::ErrorCode::kNotFound,
@@ -278,6 +280,11 @@ bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
       cluster->Fetch(id, *fetch, std::move(reply));  // a long poll: answered later
     } else if (const auto* epoch = std::get_if<proto::ReplicaEpochRequest>(&body)) {
       reply(cluster->EpochEnd(id, *epoch));
+    } else if (std::holds_alternative<proto::RebalanceRequest>(body)) {
+      // Waits for the controller: on a worker.
+      Post([cluster, id, reply = std::move(reply)] {
+        ReplyGuarded(id, reply, [&] { return cluster->Rebalance(id); });
+      });
     } else if (const auto* snapshot = std::get_if<proto::ReplicaSnapshotRequest>(&body)) {
       // Reads up to max_bytes of rows: on a worker, not the connection's thread.
       Post([cluster, id, ask = *snapshot, reply = std::move(reply)] {
@@ -328,7 +335,8 @@ void Dispatcher::Dispatch(proto::Request request, const std::string& peer, Reply
                              std::is_same_v<T, proto::ReplicaFetchRequest> ||
                              std::is_same_v<T, proto::ReplicaEpochRequest> ||
                              std::is_same_v<T, proto::ModuleFileRequest> ||
-                             std::is_same_v<T, proto::ReplicaSnapshotRequest>) {
+                             std::is_same_v<T, proto::ReplicaSnapshotRequest> ||
+                             std::is_same_v<T, proto::RebalanceRequest>) {
           // DispatchCluster answered them above, with or without a cluster.
           reply(ErrorResponse(id, proto::ErrorCode::kInternal,
                               "cluster requests are handled by DispatchCluster"));

@@ -99,6 +99,11 @@ constexpr CommandSpec kCommands[] = {
      "In a cluster (docs/cluster.md): the nodes, the controller, and for each module the node "
      "that leads it, its leader epoch, its replicas and which of them are in sync, as the node "
      "the shell is connected to sees it."},
+    {"rebalance", Command::Kind::kRebalance, "rebalance",
+     "In a cluster (docs/cluster.md, \"Rebalance\"): asks the controller to spread the "
+     "modules' replicas and leaderships evenly over the live nodes (e.g. after adding a node), "
+     "and shows the placement with each group's target. The moves run in the background: a new "
+     "replica copies its leader, then the group switches; placement shows the progress."},
     {"timing", Command::Kind::kTiming, "timing on|off",
      "Shows (or stops showing) how long each command took, measured in the shell."},
     {"quit", Command::Kind::kQuit, "quit", "Leaves the shell (so do exit and Ctrl-D)."},
@@ -151,6 +156,7 @@ class CommandParser {
         break;
       case Command::Kind::kModules:
       case Command::Kind::kPlacement:
+      case Command::Kind::kRebalance:
       case Command::Kind::kQuit:
       case Command::Kind::kNext:
         break;

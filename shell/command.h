@@ -34,6 +34,7 @@ struct Command {
     kScan,
     kStats,
     kPlacement,
+    kRebalance,
     kTiming,
     kQuit,
   };

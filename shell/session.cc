@@ -276,6 +276,8 @@ Outcome Session::Execute(const Command& c, std::string_view text) {
       return Stats(c);
     case Command::Kind::kPlacement:
       return Placement();
+    case Command::Kind::kRebalance:
+      return Rebalance();
     case Command::Kind::kTiming:
       timing_ = c.on;
       Emit(Value::MapOf({{"timing", c.on}}), std::string("timing ") + (c.on ? "on" : "off") + "\n");
@@ -396,6 +398,19 @@ Outcome Session::Placement() {
   if (!client) return Outcome::kUnreachable;
   auto placement = client->Placement();
   if (!placement.ok()) return ReportClientError(placement.error());
+  return ShowPlacement(*placement);
+}
+
+Outcome Session::Rebalance() {
+  Client* client = EnsureClient();
+  if (!client) return Outcome::kUnreachable;
+  auto placement = client->Rebalance();
+  if (!placement.ok()) return ReportClientError(placement.error());
+  return ShowPlacement(*placement);
+}
+
+Outcome Session::ShowPlacement(const protocol::Placement& shown) {
+  const protocol::Placement* placement = &shown;
   auto strings = [](const std::vector<std::string>& list) {
     Value::List out(list.begin(), list.end());
     return Value(std::move(out));
@@ -407,7 +422,8 @@ Outcome Session::Placement() {
     node_table.rows.push_back(
         {n.id + (n.id == placement->controller ? " (controller)" : ""), n.advertise});
   }
-  Table group_table{{"module", "group", "leader", "epoch", "replicas", "in sync", "min_isr"}, {}};
+  Table group_table{
+      {"module", "group", "leader", "epoch", "replicas", "in sync", "min_isr", "moving to"}, {}};
   for (const auto& g : placement->groups) {
     groups.push_back(Value::MapOf({{"module", g.module},
                                    {"group", g.group},
@@ -416,10 +432,12 @@ Outcome Session::Placement() {
                                    {"epoch", g.epoch},
                                    {"replicas", strings(g.replicas)},
                                    {"isr", strings(g.isr)},
-                                   {"min_isr", g.min_isr}}));
+                                   {"min_isr", g.min_isr},
+                                   {"target", strings(g.target)}}));
     group_table.rows.push_back(
         {g.module, std::to_string(g.group), g.leader.empty() ? "(none: offline)" : g.leader,
-         std::to_string(g.epoch), Join(g.replicas), Join(g.isr), std::to_string(g.min_isr)});
+         std::to_string(g.epoch), Join(g.replicas), Join(g.isr), std::to_string(g.min_isr),
+         g.target.empty() ? "-" : Join(g.target)});
   }
   std::string text = "node " + placement->node + ", controller " +
                      (placement->controller.empty() ? "(none)" : placement->controller) + "\n\n" +

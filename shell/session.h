@@ -72,6 +72,9 @@ class Session {
   Outcome Help(const Command& c);
   Outcome Modules();
   Outcome Placement();
+  Outcome Rebalance();
+  // Shows a placement (of placement or rebalance).
+  Outcome ShowPlacement(const protocol::Placement& placement);
   Outcome Describe(const Command& c);
   Outcome Deploy(const Command& c);
   Outcome Update(const Command& c);

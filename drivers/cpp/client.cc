@@ -309,6 +309,10 @@ ClientResult<proto::ModuleInfo> Client::DeployBytes(std::string so_bytes, int pa
       "ModuleInfo");
 }
 
+ClientResult<proto::Placement> Client::Rebalance() {
+  return Take<proto::Placement>(CallSync(*impl_, proto::RebalanceRequest{}), "Placement");
+}
+
 ClientResult<proto::Placement> Client::Placement() {
   return Take<proto::Placement>(CallSync(*impl_, proto::PlacementRequest{}), "Placement");
 }

@@ -24,10 +24,10 @@ constexpr std::chrono::milliseconds kMaxBackoff{2000};
 // The request's name for messages: index = RequestBody alternative.
 const char* RequestName(const proto::RequestBody& body) {
   static constexpr const char* kNames[] = {
-      "Hello",     "Deploy",       "ListModules",  "Describe",   "Destroy",
-      "Append",    "Select",       "ReadDepot",    "Stats",      "Update",
-      "Recompute", "Invoke",       "SelectPage",   "Subscribe",  "Unsubscribe",
-      "Placement", "ReplicaFetch", "ReplicaEpoch", "ModuleFile", "ReplicaSnapshot"};
+      "Hello",      "Deploy",          "ListModules", "Describe",  "Destroy",      "Append",
+      "Select",     "ReadDepot",       "Stats",       "Update",    "Recompute",    "Invoke",
+      "SelectPage", "Subscribe",       "Unsubscribe", "Placement", "ReplicaFetch", "ReplicaEpoch",
+      "ModuleFile", "ReplicaSnapshot", "Rebalance"};
   static_assert(std::size(kNames) == std::variant_size_v<proto::RequestBody>);
   return kNames[body.index()];
 }

@@ -91,6 +91,7 @@ inline std::vector<NamedRequest> SampleRequests() {
       {"replica_fetch", {28, ReplicaFetchRequest{"bank", 0, "n2", 3, 1200, 1180, 65536, 250}}});
   out.push_back({"replica_epoch", {29, ReplicaEpochRequest{"bank", 0, "n3", 4, 2}}});
   out.push_back({"module_file", {30, ModuleFileRequest{"bank"}}});
+  out.push_back({"rebalance", {33, RebalanceRequest{}}});
   out.push_back({"replica_snapshot_start", {31, ReplicaSnapshotRequest{"bank", 0, "n2", 3}}});
   out.push_back({"replica_snapshot_next",
                  {32, ReplicaSnapshotRequest{"bank", 0, "n2", 3, "depot.bank.transfers",
@@ -222,15 +223,22 @@ inline std::vector<NamedResponse> SampleResponses() {
        {7,
         Error{ErrorCode::kNotLeader, "node n2 does not lead module bank", "10.0.0.1:7450"},
         {}}});
-  out.push_back(
-      {"placement",
-       {27,
-        {},
-        Placement{"n2",
-                  "n1",
-                  {{"n1", "10.0.0.1:7450"}, {"n2", "10.0.0.2:7450"}},
-                  {{"bank", 0, "n1", "10.0.0.1:7450", 3, {"n1", "n2", "n3"}, {"n1", "n2"}, 2},
-                   {"social", 0, "", "", 1, {"n3"}, {"n3"}, 1}}}}});
+  out.push_back({"placement",
+                 {27,
+                  {},
+                  Placement{"n2",
+                            "n1",
+                            {{"n1", "10.0.0.1:7450"}, {"n2", "10.0.0.2:7450"}},
+                            {{"bank",
+                              0,
+                              "n1",
+                              "10.0.0.1:7450",
+                              3,
+                              {"n1", "n2", "n3", "n4"},
+                              {"n1", "n2"},
+                              2,
+                              {"n2", "n4", "n3"}},
+                             {"social", 0, "", "", 1, {"n3"}, {"n3"}, 1}}}}});
   out.push_back({"placement_empty", {27, {}, Placement{"n1", "", {}, {}}}});
   out.push_back(
       {"replica_entries",

@@ -1,6 +1,7 @@
 #include "cluster_node.h"
 
 #include <charconv>
+#include <thread>
 
 namespace strata::cluster {
 namespace {
@@ -146,6 +147,29 @@ Status ClusterNode::RequestIsrChange(const std::string& module, int group, int64
                 IsrChangeRequestJson(request), CreateMode::kPersistentSequential)
         .status();
   });
+}
+
+Status ClusterNode::RequestRebalance(std::chrono::milliseconds timeout) {
+  STRATA_RETURN_IF_ERROR(WithClient([&](ZkClient& client) {
+    Result<std::string> created =
+        client.Create(std::string(kRebalancePath), "", CreateMode::kPersistent);
+    return created.ok() || created.status().code() == StatusCode::kAlreadyExists ? Status::Ok()
+                                                                                 : created.status();
+  }));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    bool pending = true;
+    STRATA_RETURN_IF_ERROR(WithClient([&](ZkClient& client) -> Status {
+      STRATA_ASSIGN_OR_RETURN(pending, client.Exists(std::string(kRebalancePath)));
+      return Status::Ok();
+    }));
+    if (!pending) return Status::Ok();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::Timeout("the controller did not take the rebalance within " +
+                             std::to_string(timeout.count()) + " ms (is there a controller?)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 Result<GroupView> ClusterNode::WaitForGroup(const std::string& module, int group,
@@ -374,8 +398,12 @@ Status ClusterNode::Refresh() {
   input.unreadable = std::move(unreadable);
   input.unreadable_modules = std::move(unreadable_modules);
   const std::string isr_key = "children " + std::string(kIsrChangePath);
-  Status reconciled = controller_->Reconcile(std::move(input), Arm(isr_key));
-  if (!reconciled.ok()) Disarm(isr_key);
+  const std::string rebalance_key = "exists " + std::string(kRebalancePath);
+  Status reconciled = controller_->Reconcile(std::move(input), Arm(isr_key), Arm(rebalance_key));
+  if (!reconciled.ok()) {
+    Disarm(isr_key);
+    Disarm(rebalance_key);
+  }
   return reconciled;
 }
 

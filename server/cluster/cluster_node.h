@@ -101,6 +101,10 @@ class ClusterNode {
   // `epoch` is still the group's and the ISR holds the leader and only replicas.
   Status RequestIsrChange(const std::string& module, int group, int64_t epoch,
                           const std::vector<std::string>& isr);
+  // Asks the controller for a rebalance (docs/cluster.md, "Rebalance"): creates /rebalance
+  // (it may exist: one rebalance serves both) and waits until the controller has deleted
+  // it, having given every group its target; kTimeout after `timeout`.
+  Status RequestRebalance(std::chrono::milliseconds timeout);
   // Waits until the view has a state of `module`'s `group` for which `predicate` holds
   // (called under the view's lock: it must not call the node), and returns it. kTimeout
   // naming the group and its last state after `timeout`. Not on the node's thread.

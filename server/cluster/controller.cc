@@ -65,8 +65,10 @@ Status Controller::Write(const GroupWrite& write) {
   return Status::Internal("unknown group write");
 }
 
-Status Controller::Reconcile(PlacementInput input, Watch on_isr_change) {
+Status Controller::Reconcile(PlacementInput input, Watch on_isr_change, Watch on_rebalance) {
   STRATA_ASSIGN_OR_RETURN(input.isr_changes, ReadIsrChanges(std::move(on_isr_change)));
+  STRATA_ASSIGN_OR_RETURN(input.rebalance,
+                          client_.Exists(std::string(kRebalancePath), std::move(on_rebalance)));
   const Reconciliation decided = cluster::Reconcile(input);
   for (const std::string& warning : decided.warnings) {
     if (log_warning_) log_warning_(warning);
@@ -77,6 +79,11 @@ Status Controller::Reconcile(PlacementInput input, Watch on_isr_change) {
   }
   for (const IsrChangeRequest& request : input.isr_changes) {
     Status deleted = client_.Delete(std::string(kIsrChangePath) + "/" + request.name);
+    if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) return deleted;
+  }
+  if (input.rebalance) {
+    if (log_info_) log_info_("cluster: rebalance: every group has its target");
+    Status deleted = client_.Delete(std::string(kRebalancePath));
     if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) return deleted;
   }
   return Status::Ok();

@@ -18,6 +18,11 @@
 
 namespace strata::cluster {
 
+// Exists while a rebalance is asked for (docs/cluster.md, "Rebalance"): created by any node
+// (ClusterNode::RequestRebalance), deleted by the controller once it gave every group its
+// target.
+inline constexpr std::string_view kRebalancePath = "/rebalance";
+
 class Controller {
  public:
   using Log = std::function<void(const std::string&)>;
@@ -28,12 +33,13 @@ class Controller {
 
   // One reconciliation from `input` (the live nodes, modules and groups as just read; its
   // isr_changes are read here, with `on_isr_change` set on /isr-change's children when
-  // given). The writes are made in order; the first that fails stops it: kAborted when a
-  // group state moved since it was read or the candidacy is gone, kAlreadyExists when a
-  // group state was created meanwhile, kNotFound when one was deleted — the caller reads
-  // again and calls again. The ISR change requests are deleted only once every write was
-  // made. Not on the client's event thread.
-  Status Reconcile(PlacementInput input, Watch on_isr_change);
+  // given, and its rebalance, with `on_rebalance` set on /rebalance's existence). The writes are
+  // made in order; the first that fails stops it: kAborted when a group state moved since it was
+  // read or the candidacy is gone, kAlreadyExists when a group state was created meanwhile,
+  // kNotFound when one was deleted — the caller reads again and calls again. The ISR change
+  // requests are deleted only once every write was made, and /rebalance then. Not on the client's
+  // event thread.
+  Status Reconcile(PlacementInput input, Watch on_isr_change, Watch on_rebalance = nullptr);
 
  private:
   // Reads /isr-change's requests, in the order they were made; a request that does not

@@ -20,11 +20,12 @@ Result<std::string> GroupPath(const std::string& module, const std::string& grou
 }  // namespace
 
 std::string GroupStateJson(const GroupState& state) {
-  return nlohmann::json{
+  nlohmann::json doc{
       {"leader", state.leader},     {"epoch", state.epoch},
       {"isr", state.isr},           {"min_isr", state.min_isr},
-      {"replicas", state.replicas}, {"leader_incarnation", state.leader_incarnation}}
-      .dump();
+      {"replicas", state.replicas}, {"leader_incarnation", state.leader_incarnation}};
+  if (!state.target.empty()) doc["target"] = state.target;
+  return doc.dump();
 }
 
 Result<GroupState> ParseGroupState(const std::string& path, std::string_view json) {
@@ -40,6 +41,7 @@ Result<GroupState> ParseGroupState(const std::string& path, std::string_view jso
     if (doc.contains("leader_incarnation")) {
       state.leader_incarnation = doc.at("leader_incarnation").get<std::string>();
     }
+    if (doc.contains("target")) state.target = doc.at("target").get<std::vector<std::string>>();
     return state;
   } catch (const nlohmann::json::exception& e) {
     return Status::Corruption("znode " + path + " does not hold a group state: " + e.what());

@@ -1,6 +1,6 @@
 // The state of a replication group: /groups/<module>/<group> holding
 // {"leader":NODE,"epoch":N,"isr":[NODE,...],"min_isr":N,"replicas":[NODE,...],
-//  "leader_incarnation":"PID@STARTED"} (docs/cluster.md). Two fences
+//  "leader_incarnation":"PID@STARTED"[,"target":[NODE,...]]} (docs/cluster.md). Two fences
 // guard every write. It is a compare-and-set on the znode's version: a writer that read
 // version V can only write over V (another writer came first: read again). And it is made
 // in one ZooKeeper multi with a check that the writer's controller candidacy still exists:
@@ -31,6 +31,10 @@ struct GroupState {
   // The leader's incarnation (membership.h, Incarnation) when it was made leader: a leader
   // whose incarnation changed restarted, and the controller bumps the epoch.
   std::string leader_incarnation;
+  // A move in progress (docs/cluster.md, "Rebalance"): the replicas the group goes to, the
+  // first its leader; empty when none. Its members join `replicas` and catch up; once all
+  // are in the ISR, replicas become `target` (and target[0] leads).
+  std::vector<std::string> target;
 
   bool operator==(const GroupState&) const = default;
 };

@@ -34,6 +34,11 @@ TEST(GroupStateJsonTest, RoundTripsAndRefusesOtherJson) {
             R"("leader_incarnation":"1234@2026-12-07T19:00:00Z","min_isr":2,)"
             R"("replicas":["n1","n2","n3"]})");
   EXPECT_EQ(*ParseGroupState("/groups/m/g", GroupStateJson(kState)), kState);
+  // A move in progress carries its target.
+  GroupState moving = kState;
+  moving.target = {"n2", "n4"};
+  EXPECT_NE(GroupStateJson(moving).find(R"("target":["n2","n4"])"), std::string::npos);
+  EXPECT_EQ(*ParseGroupState("/groups/m/g", GroupStateJson(moving)), moving);
   // Written before replicas and incarnations: replicas = isr, no incarnation.
   Result<GroupState> older =
       ParseGroupState("/groups/m/g", R"({"epoch":3,"isr":["n2","n1"],"leader":"n2","min_isr":1})");

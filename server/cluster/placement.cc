@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 namespace strata::cluster {
@@ -98,8 +99,37 @@ void ApplyIsrChanges(const GroupView& group, const std::vector<const IsrChangeRe
   }
 }
 
-// The write that reconciles one existing group, if any.
-std::optional<GroupWrite> ReconcileGroup(const GroupView& group,
+// A group's move towards its target while its leader is live (see Reconcile): `next` gets
+// the target's members as replicas, and the move is completed once they are all in the
+// ISR. Returns what it did for the log ("" for nothing).
+std::string AdvanceMove(const std::map<std::string, std::string>& live, GroupState* next) {
+  if (next->target.empty()) return "";
+  std::string what;
+  const std::vector<std::string> before = next->replicas;
+  for (const std::string& node : next->target) {
+    if (!Contains(next->replicas, node)) next->replicas.push_back(node);
+  }
+  if (next->replicas != before) what = "replicas " + NodeList(next->replicas) + " while moving";
+  for (const std::string& node : next->target) {
+    if (!Contains(next->isr, node)) return what;
+  }
+  const std::string& leader = next->target[0];
+  if (next->leader != leader) {
+    next->leader = leader;
+    next->leader_incarnation = live.at(leader);  // in the ISR, which holds only live nodes
+    ++next->epoch;
+  }
+  next->isr = InReplicaOrder(next->isr, next->target);
+  next->replicas = next->target;
+  next->target.clear();
+  return "moved to replicas " + NodeList(next->replicas) + " (rebalance)";
+}
+
+// The write that reconciles one existing group, if any. `retargeted`: a rebalance gave the
+// group its target (`group.state.target` is the new one): written even when nothing else
+// changes.
+std::optional<GroupWrite> ReconcileGroup(const GroupView& group, const GroupState& read,
+                                         bool retargeted,
                                          const std::map<std::string, std::string>& live,
                                          const std::vector<const IsrChangeRequest*>& requests,
                                          std::vector<std::string>* warnings) {
@@ -118,13 +148,21 @@ std::optional<GroupWrite> ReconcileGroup(const GroupView& group,
     ApplyIsrChanges(group, requests, &isr, &requested_by, warnings);
     std::vector<std::string> gone;
     isr = LiveOnly(isr, live, &gone);
-    if (isr == state.isr) return std::nullopt;
     write.state.isr = isr;
+    const std::string moved = AdvanceMove(live, &write.state);
+    if (write.state == read && !retargeted) return std::nullopt;
     std::string reason;
     if (!requested_by.empty()) reason = "requested by the leader " + requested_by;
     if (!gone.empty()) reason += (reason.empty() ? "" : "; ") + SessionsEnded(gone);
-    write.log = name + "leader " + state.leader + " epoch " + std::to_string(state.epoch) +
-                ", isr " + NodeList(isr) + " (" + reason + ")";
+    if (retargeted) {
+      reason += (reason.empty() ? "" : "; ") +
+                (state.target.empty() ? std::string("rebalance: stays")
+                                      : "rebalance: target " + NodeList(state.target));
+    }
+    if (!moved.empty()) reason += (reason.empty() ? "" : "; ") + moved;
+    write.log = name + "leader " + write.state.leader + " epoch " +
+                std::to_string(write.state.epoch) + ", isr " + NodeList(write.state.isr) + " (" +
+                reason + ")";
     return write;
   }
   // Requests name an epoch whose leader is gone or changes now: none applies.
@@ -149,7 +187,7 @@ std::optional<GroupWrite> ReconcileGroup(const GroupView& group,
     }
   }
   if (next.empty()) {
-    if (state.leader.empty()) return std::nullopt;  // offline already
+    if (state.leader.empty() && !retargeted) return std::nullopt;  // offline already
     write.state.leader.clear();
     write.state.leader_incarnation.clear();
     write.log = name + "offline: no in-sync replica is live (" + reason + "), isr " +
@@ -172,6 +210,86 @@ std::string NodeList(const std::vector<std::string>& nodes) {
   std::string text = "[";
   for (size_t i = 0; i < nodes.size(); ++i) text += (i ? "," : "") + nodes[i];
   return text + "]";
+}
+
+std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets(
+    const std::map<std::string, std::string>& live,
+    const std::map<std::string, ModuleSpec>& modules, const std::vector<GroupView>& groups) {
+  std::map<std::pair<std::string, int>, std::vector<std::string>> targets;
+  const int n = static_cast<int>(live.size());
+  if (n == 0) return targets;
+  std::vector<const GroupView*> placed;
+  for (const GroupView& g : groups) {
+    if (modules.count(g.module)) placed.push_back(&g);
+  }
+  std::sort(placed.begin(), placed.end(), [](const GroupView* a, const GroupView* b) {
+    return std::tie(a->module, a->group) < std::tie(b->module, b->group);
+  });
+  std::map<std::string, int> load;
+  for (const auto& [node, incarnation] : live) load[node] = 0;
+  // Each group's live replicas (its leader first), as many as it should have, filled with
+  // the least loaded live nodes.
+  std::vector<std::vector<std::string>> kept(placed.size());
+  for (size_t i = 0; i < placed.size(); ++i) {
+    const GroupState& state = placed[i]->state;
+    const int rf = std::min(std::max(modules.at(placed[i]->module).replication, 1), n);
+    std::vector<std::string> candidates = {state.leader};
+    candidates.insert(candidates.end(), state.replicas.begin(), state.replicas.end());
+    for (const std::string& node : candidates) {
+      if (static_cast<int>(kept[i].size()) >= rf) break;
+      if (node.empty() || !live.count(node) || Contains(kept[i], node)) continue;
+      kept[i].push_back(node);
+      ++load[node];
+    }
+    while (static_cast<int>(kept[i].size()) < rf) {
+      std::string best;
+      for (const auto& [node, count] : load) {
+        if (!Contains(kept[i], node) && (best.empty() || count < load[best])) best = node;
+      }
+      kept[i].push_back(best);
+      ++load[best];
+    }
+  }
+  // Then copies move from the most loaded node to the least loaded one until no two nodes
+  // differ by more than one: a group on the first and not on the second always exists
+  // then, and each move lowers the sum of the squared loads.
+  while (true) {
+    auto most = load.begin(), least = load.begin();
+    for (auto it = load.begin(); it != load.end(); ++it) {
+      if (it->second > most->second) most = it;
+      if (it->second < least->second) least = it;
+    }
+    if (most->second - least->second <= 1) break;
+    for (std::vector<std::string>& replicas : kept) {
+      if (!Contains(replicas, most->first) || Contains(replicas, least->first)) continue;
+      *std::find(replicas.begin(), replicas.end(), most->first) = least->first;
+      break;
+    }
+    --most->second;
+    ++least->second;
+  }
+  // Leaders: a group keeps its leader while that node leads fewer than the cap, else the
+  // member leading fewest (the first of them) leads.
+  const int leader_cap = (static_cast<int>(placed.size()) + n - 1) / n;
+  std::map<std::string, int> leads;
+  for (size_t i = 0; i < placed.size(); ++i) {
+    const std::string& leader = placed[i]->state.leader;
+    std::string chosen;
+    if (Contains(kept[i], leader) && leads[leader] < leader_cap) {
+      chosen = leader;
+    } else {
+      for (const std::string& node : kept[i]) {
+        if (chosen.empty() || leads[node] < leads[chosen]) chosen = node;
+      }
+    }
+    ++leads[chosen];
+    std::vector<std::string> target = {chosen};
+    for (const std::string& node : kept[i]) {
+      if (node != chosen) target.push_back(node);
+    }
+    targets[{placed[i]->module, placed[i]->group}] = std::move(target);
+  }
+  return targets;
 }
 
 Reconciliation Reconcile(const PlacementInput& input) {
@@ -201,12 +319,32 @@ Reconciliation Reconcile(const PlacementInput& input) {
     }
     requests[{request.module, request.group}].push_back(&request);
   }
+  std::map<std::pair<std::string, int>, std::vector<std::string>> targets;
+  if (input.rebalance) {
+    std::vector<GroupView> movable;
+    for (const auto& [key, group] : groups) movable.push_back(*group);
+    targets = RebalanceTargets(input.live, input.modules, movable);
+  }
   for (const auto& [module, spec] : input.modules) {
     for (int g = 0; g < kGroupsPerModule; ++g) {
       const auto existing = groups.find({module, g});
       if (existing != groups.end()) {
+        GroupView group = *existing->second;
+        bool retargeted = false;
+        if (auto target = targets.find({module, g}); target != targets.end()) {
+          std::vector<std::string> wanted = target->second;
+          // Already there: no move (a move under way to elsewhere is called off).
+          std::vector<std::string> have = group.state.replicas;
+          std::vector<std::string> want = wanted;
+          std::sort(have.begin(), have.end());
+          std::sort(want.begin(), want.end());
+          if (have == want && group.state.leader == wanted[0]) wanted.clear();
+          retargeted = wanted != group.state.target;
+          group.state.target = std::move(wanted);
+        }
         std::optional<GroupWrite> write =
-            ReconcileGroup(*existing->second, input.live, requests[{module, g}], &out.warnings);
+            ReconcileGroup(group, existing->second->state, retargeted, input.live,
+                           requests[{module, g}], &out.warnings);
         if (write) out.writes.push_back(std::move(*write));
         continue;
       }

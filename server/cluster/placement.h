@@ -41,6 +41,8 @@ struct PlacementInput {
   // Modules whose /modules znode does not hold a spec: their groups are left alone (not
   // deleted as a destroyed module's would be).
   std::set<std::string> unreadable_modules;
+  // A rebalance was asked for (/rebalance exists): every group gets a target (RebalanceTargets).
+  bool rebalance = false;
 };
 
 struct GroupWrite {
@@ -83,9 +85,27 @@ struct Reconciliation {
 //   the new leader is the first of `replicas` in the ISR and live, epoch + 1, isr = isr
 //   minus the members not live. None: leader "" with the epoch and ISR unchanged.
 // - A module with states but no spec: its /groups/<module> is deleted.
+// - Rebalance (input.rebalance): each group whose target from RebalanceTargets differs from
+//   its replicas and leader gets it as `target` (one that does not differ loses its
+//   target). A group with a target and a live leader: the target's members join
+//   `replicas` (they fetch, catch up, and the leader asks for them in the ISR); once every
+//   member of the target is in the ISR, replicas = target, isr = isr ∩ target, and
+//   target[0] leads (epoch + 1 when that changes the leader); the target is cleared.
 // Requests for another epoch, or a group not read, are ignored (with a warning). An
 // ISR is kept in the order of `replicas`. An unreadable group gets a warning, no write.
 Reconciliation Reconcile(const PlacementInput& input);
+
+// Where a rebalance moves each group: min(replication, live nodes) replicas per group, no
+// two live nodes holding copies that differ in number by more than one, and each node
+// leading at most ceil(groups / live nodes) groups. From each group's live replicas (its
+// leader first; filled with the least loaded live nodes, ties by id), copies move from the
+// most loaded node to the least loaded, in (module, group) order, until balanced, so few
+// copies move; a group keeps its leader while that node leads fewer than the cap, else its
+// member leading fewest leads. The first node of each target is its leader. Groups whose
+// module has no spec are not moved.
+std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets(
+    const std::map<std::string, std::string>& live,
+    const std::map<std::string, ModuleSpec>& modules, const std::vector<GroupView>& groups);
 
 // "[n1,n2]".
 std::string NodeList(const std::vector<std::string>& nodes);

@@ -411,5 +411,133 @@ TEST(IncarnationTest, IsPidAtStarted) {
   EXPECT_EQ(Incarnation(node), "1234@2026-12-07T19:00:00Z");
 }
 
+// Rebalance, three modules all led by n1 on 3 nodes with replication 3: every node keeps
+// its copies, and the leaderships spread one per node (a target naming another leader
+// completes at once, the ISR being whole: epoch + 1).
+TEST(PlacementTest, RebalanceSpreadsTheLeadershipsOverTheNodes) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  for (const char* m : {"a", "b", "c"}) {
+    input.modules[m] = Spec(m, 3, "n1");
+    input.groups.push_back(Group(m, "n1", 7, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  }
+  input.rebalance = true;
+  const Reconciliation result = Reconcile(input);
+  ASSERT_EQ(result.writes.size(), 2u);  // a stays on n1
+  std::map<std::string, GroupState> written;
+  for (const GroupWrite& w : result.writes) written[w.module] = w.state;
+  EXPECT_EQ(written["b"].leader, "n2");
+  EXPECT_EQ(written["b"].epoch, 8);
+  EXPECT_EQ(written["b"].leader_incarnation, Inc("n2"));
+  EXPECT_EQ(written["b"].replicas, (Nodes{"n2", "n1", "n3"}));
+  EXPECT_EQ(written["b"].isr, (Nodes{"n2", "n1", "n3"}));
+  EXPECT_TRUE(written["b"].target.empty());
+  EXPECT_EQ(written["c"].leader, "n3");
+  EXPECT_EQ(result.writes[0].log,
+            "cluster: module b group 0: leader n2 epoch 8, isr [n2,n1,n3] (rebalance: target "
+            "[n2,n1,n3]; moved to replicas [n2,n1,n3] (rebalance))");
+  // Balanced already: a second rebalance writes nothing.
+  input.groups.clear();
+  for (const GroupWrite& w : result.writes) input.groups.push_back({w.module, 0, w.state, 6});
+  input.groups.push_back(Group("a", "n1", 7, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  EXPECT_TRUE(Reconcile(input).writes.empty());
+}
+
+// A fourth node joins two groups of replication 2 placed on n1..n3: one copy moves to n4.
+// The target's new member joins the replicas first, then (once the leader asked for it in
+// the ISR) the move completes and the old copy leaves.
+TEST(PlacementTest, RebalanceMovesACopyToANewNodeOnceItIsInSync) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3", "n4"});
+  input.modules["a"] = Spec("a", 2, "n1");
+  input.modules["b"] = Spec("b", 2, "n1");
+  input.groups.push_back(Group("a", "n1", 3, {"n1", "n2"}, {"n1", "n2"}));
+  input.groups.push_back(Group("b", "n1", 3, {"n1", "n3"}, {"n1", "n3"}));
+  const std::map<std::pair<std::string, int>, Nodes> targets =
+      RebalanceTargets(input.live, input.modules, input.groups);
+  // n1's copy of a moves to n4, which leads it (n1 leads b).
+  EXPECT_EQ(targets.at({"a", 0}), (Nodes{"n4", "n2"}));
+  EXPECT_EQ(targets.at({"b", 0}), (Nodes{"n1", "n3"}));
+  input.rebalance = true;
+  Reconciliation result = Reconcile(input);
+  GroupWrite write = Only(result);
+  EXPECT_EQ(write.module, "a");
+  EXPECT_EQ(write.state.target, (Nodes{"n4", "n2"}));
+  EXPECT_EQ(write.state.replicas, (Nodes{"n1", "n2", "n4"}));
+  EXPECT_EQ(write.state.isr, (Nodes{"n1", "n2"}));
+  EXPECT_EQ(write.state.leader, "n1");
+  // Next round, no rebalance asked: the move waits for n4 in the ISR.
+  input.rebalance = false;
+  input.groups[0].state = write.state;
+  input.groups[0].version = 6;
+  EXPECT_TRUE(Reconcile(input).writes.empty());
+  // The leader asks for n4: the move completes in the same write.
+  input.isr_changes.push_back(Request("a", 3, {"n1", "n2", "n4"}));
+  write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n4");
+  EXPECT_EQ(write.state.epoch, 4);
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n4"));
+  EXPECT_EQ(write.state.replicas, (Nodes{"n4", "n2"}));
+  EXPECT_EQ(write.state.isr, (Nodes{"n4", "n2"}));
+  EXPECT_TRUE(write.state.target.empty());
+}
+
+// Three groups of replication 2 on n1 and n2, all led by n1, and a new node n3: two copies
+// move to n3 (two per node), and each node leads one group.
+TEST(PlacementTest, RebalanceTargetsBalanceCopiesAndLeaderships) {
+  std::map<std::string, ModuleSpec> modules;
+  std::vector<GroupView> groups;
+  for (const char* m : {"a", "b", "c"}) {
+    modules[m] = Spec(m, 2, "n1");
+    groups.push_back(Group(m, "n1", 2, {"n1", "n2"}, {"n1", "n2"}));
+  }
+  const auto targets = RebalanceTargets(Live({"n1", "n2", "n3"}), modules, groups);
+  std::map<std::string, int> copies, leads;
+  for (const auto& [key, target] : targets) {
+    ASSERT_EQ(target.size(), 2u);
+    ++leads[target[0]];
+    for (const std::string& node : target) ++copies[node];
+  }
+  EXPECT_EQ(copies, (std::map<std::string, int>{{"n1", 2}, {"n2", 2}, {"n3", 2}}));
+  EXPECT_EQ(leads, (std::map<std::string, int>{{"n1", 1}, {"n2", 1}, {"n3", 1}}));
+  // A group of a module without a spec is not moved; no live node: no targets.
+  groups.push_back(Group("gone", "n1", 2, {"n1", "n2"}, {"n1", "n2"}));
+  EXPECT_EQ(RebalanceTargets(Live({"n1", "n2", "n3"}), modules, groups).count({"gone", 0}), 0u);
+  EXPECT_TRUE(RebalanceTargets({}, modules, groups).empty());
+}
+
+// A target whose member is not live never completes; the leader's failure meanwhile keeps
+// the target, and a later rebalance replaces it.
+TEST(PlacementTest, AMoveWaitsForItsTargetAndSurvivesAFailover) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  input.modules["a"] = Spec("a", 2, "n1");
+  GroupView group = Group("a", "n1", 3, {"n1", "n2"}, {"n1", "n2", "n4"});
+  group.state.target = {"n2", "n4"};  // n4 is gone
+  input.groups.push_back(group);
+  EXPECT_TRUE(Reconcile(input).writes.empty());
+  input.live.erase("n1");
+  GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n2");
+  EXPECT_EQ(write.state.target, (Nodes{"n2", "n4"}));
+  input.live["n1"] = Inc("n1");
+  input.groups[0].state = write.state;
+  input.rebalance = true;
+  write = Only(Reconcile(input));
+  // Two live nodes: the copy on n4 goes once n1 is in sync again.
+  EXPECT_EQ(write.state.target, (Nodes{"n2", "n1"}));
+  EXPECT_EQ(write.state.replicas, (Nodes{"n1", "n2", "n4"}));
+  EXPECT_EQ(write.state.isr, (Nodes{"n2"}));
+  input.rebalance = false;
+  input.groups[0].state = write.state;
+  input.isr_changes.push_back(Request("a", 4, {"n1", "n2"}));
+  write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n2");
+  EXPECT_EQ(write.state.epoch, 4);
+  EXPECT_EQ(write.state.replicas, (Nodes{"n2", "n1"}));
+  EXPECT_EQ(write.state.isr, (Nodes{"n2", "n1"}));
+  EXPECT_TRUE(write.state.target.empty());
+}
+
 }  // namespace
 }  // namespace strata::cluster

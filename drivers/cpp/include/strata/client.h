@@ -239,6 +239,11 @@ class Client {
   // sees the cluster (docs/protocol.md, "Cluster requests"). kServer NOT_FOUND without
   // --cluster.
   ClientResult<protocol::Placement> Placement();
+  // Asks the controller to rebalance the replica groups over the live nodes
+  // (docs/cluster.md, "Rebalance"); returns the placement once every group has its target
+  // (GroupPlacement::target: the move then runs in the background). kServer TIMEOUT when no
+  // controller took it within 15 s; NOT_FOUND without --cluster.
+  ClientResult<protocol::Placement> Rebalance();
 
   // --- Live subscriptions (docs/subscriptions.md) ---------------------------------------------
   // Subscribes to what `path` selects in one partition of PState `pstate`: returns its id,

@@ -106,7 +106,27 @@ class GroupPlacement(object):
             return self._tab.Get(flatbuffers.number_types.Int32Flags, o + self._tab.Pos)
         return 0
 
-def GroupPlacementStart(builder): builder.StartObject(8)
+    # GroupPlacement
+    def Target(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # GroupPlacement
+    def TargetLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # GroupPlacement
+    def TargetIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        return o == 0
+
+def GroupPlacementStart(builder): builder.StartObject(9)
 def Start(builder):
     return GroupPlacementStart(builder)
 def GroupPlacementAddModule(builder, module): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(module), 0)
@@ -139,6 +159,12 @@ def StartIsrVector(builder, numElems):
 def GroupPlacementAddMinIsr(builder, minIsr): builder.PrependInt32Slot(7, minIsr, 0)
 def AddMinIsr(builder, minIsr):
     return GroupPlacementAddMinIsr(builder, minIsr)
+def GroupPlacementAddTarget(builder, target): builder.PrependUOffsetTRelativeSlot(8, flatbuffers.number_types.UOffsetTFlags.py_type(target), 0)
+def AddTarget(builder, target):
+    return GroupPlacementAddTarget(builder, target)
+def GroupPlacementStartTargetVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def StartTargetVector(builder, numElems):
+    return GroupPlacementStartTargetVector(builder, numElems)
 def GroupPlacementEnd(builder): return builder.EndObject()
 def End(builder):
     return GroupPlacementEnd(builder)

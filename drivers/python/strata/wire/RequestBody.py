@@ -24,3 +24,4 @@ class RequestBody(object):
     ReplicaEpochRequest = 18
     ModuleFileRequest = 19
     ReplicaSnapshotRequest = 20
+    RebalanceRequest = 21

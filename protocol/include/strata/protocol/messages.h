@@ -227,6 +227,10 @@ struct ReplicaSnapshotRequest {
   uint32_t max_bytes = 4'194'304;  // at least 1
   bool operator==(const ReplicaSnapshotRequest&) const = default;
 };
+// Asks the controller to rebalance the replica groups: Placement.
+struct RebalanceRequest {
+  bool operator==(const RebalanceRequest&) const = default;
+};
 // A module's plugin file: ModuleFile.
 struct ModuleFileRequest {
   std::string module;
@@ -238,7 +242,7 @@ using RequestBody =
                  AppendRequest, SelectRequest, ReadDepotRequest, StatsRequest, UpdateRequest,
                  RecomputeRequest, InvokeRequest, SelectPageRequest, SubscribeRequest,
                  UnsubscribeRequest, PlacementRequest, ReplicaFetchRequest, ReplicaEpochRequest,
-                 ModuleFileRequest, ReplicaSnapshotRequest>;
+                 ModuleFileRequest, ReplicaSnapshotRequest, RebalanceRequest>;
 struct Request {
   uint64_t id = 0;
   RequestBody body;
@@ -454,6 +458,7 @@ struct GroupPlacement {
   std::vector<std::string> replicas;  // node ids
   std::vector<std::string> isr;       // the in-sync replicas
   int min_isr = 0;
+  std::vector<std::string> target;  // a move in progress: its replicas, the first to lead
   bool operator==(const GroupPlacement&) const = default;
 };
 struct Placement {

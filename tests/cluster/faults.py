@@ -12,6 +12,10 @@ checks of workload.check():
   isolate   the leader cut off from every other node, ZooKeeper and the clients
             (cluster.isolate) until another node leads, then healed
   restart   kill -9 of every node, then all started again
+  rebalance `rebalance` (docs/cluster.md, "Rebalance") under the load: the leaderships spread
+            one per node (the modules are deployed from one node, and the faults before move
+            them), each move a leader change without a failure; the round ends once no
+            group has a target left
 
 The nodes keep only --log-retention entries of each replica log (200 by default, against
 stratad's 1,000,000), so that a node coming back after a fault often finds the entries it
@@ -46,7 +50,7 @@ import strata  # noqa: E402
 import workload as wl  # noqa: E402
 from strata import Ack  # noqa: E402
 
-FAULTS = ("kill", "stop", "isolate", "restart")
+FAULTS = ("kill", "stop", "isolate", "restart", "rebalance")
 
 
 def say(*args):
@@ -161,6 +165,20 @@ def run_round(lab, load, fault, round_, module, results):
                                                         "leader of %s while %s is isolated"
                                      % (module, leader.id))
                 lab.cluster.heal()
+            elif fault == "rebalance":
+                host, port = lab.nodes[-1].address.rsplit(":", 1)
+                with strata.connect(host, int(port), timeout=30.0) as admin:
+                    def leaders():
+                        return ", ".join("%s %s" % (g.module, g.leader or "-")
+                                         for g in admin.placement().groups)
+                    before = leaders()
+                    admin.rebalance()
+                    netns.wait_for(lambda: not any(g.target for g in admin.placement().groups),
+                                   60, "every move of the rebalance done")
+                    say("round %d rebalance: leaders %s before, %s after"
+                        % (round_, before, leaders()))
+                t1 = prober.wait_ack(t0, None, 60, "an append acknowledged after the "
+                                                   "rebalance")
             elif fault == "restart":
                 for n in lab.nodes:
                     n.kill()

@@ -284,11 +284,13 @@ def test_a_seed_that_is_down_is_skipped(nodes):
         assert c.describe("bank").name == "bank"
 
 
-def test_placement_and_deploy_options_travel(nodes):
+def test_placement_rebalance_and_deploy_options_travel(nodes):
     deployed = {}
 
     def answer(rid, request):
-        if request.BodyType() == RequestBody.PlacementRequest:
+        if request.BodyType() in (RequestBody.PlacementRequest, RequestBody.RebalanceRequest):
+            moving = request.BodyType() == RequestBody.RebalanceRequest
+
             def body(b):
                 node_id, advertise = b.CreateString("n1"), b.CreateString("127.0.0.1:1")
                 NodeAddress.Start(b)
@@ -305,6 +307,11 @@ def test_placement_and_deploy_options_travel(nodes):
                 GroupPlacement.StartIsrVector(b, 1)
                 b.PrependUOffsetTRelative(replicas[0])
                 isr_vector = b.EndVector()
+                if moving:  # a rebalance's answer: the group moves to n2, n1
+                    GroupPlacement.StartTargetVector(b, 2)
+                    for r in replicas:
+                        b.PrependUOffsetTRelative(r)
+                    target_vector = b.EndVector()
                 GroupPlacement.Start(b)
                 GroupPlacement.AddModule(b, module)
                 GroupPlacement.AddLeader(b, leader_id)
@@ -313,6 +320,8 @@ def test_placement_and_deploy_options_travel(nodes):
                 GroupPlacement.AddReplicas(b, replica_vector)
                 GroupPlacement.AddIsr(b, isr_vector)
                 GroupPlacement.AddMinIsr(b, 1)
+                if moving:
+                    GroupPlacement.AddTarget(b, target_vector)
                 group = GroupPlacement.End(b)
                 Placement.StartNodesVector(b, 1)
                 b.PrependUOffsetTRelative(node)
@@ -339,6 +348,7 @@ def test_placement_and_deploy_options_travel(nodes):
         assert placement.nodes == [strata.NodeAddress("n1", "127.0.0.1:1")]
         assert placement.groups == [strata.GroupPlacement(
             "bank", 0, "n1", "127.0.0.1:1", 3, ["n1", "n2"], ["n1"], 1)]
+        assert c.rebalance().groups[0].target == ["n2", "n1"]
         assert c.deploy("/m/bank.so", partitions=4, replication=3, min_isr=2).name == "bank"
     assert deployed == {"replication": 3, "min_isr": 2}
 

@@ -463,6 +463,14 @@ class Client:
         return await self._call(messages.placement, messages.placement_result,
                                 ResponseBody.Placement, resendable=True)
 
+    async def rebalance(self):
+        """Asks the controller to spread the replica groups over the live nodes
+        (docs/cluster.md, "Rebalance"); the Placement once it took the request (the moves
+        then run in the background: GroupPlacement.target). Timeout when no controller took
+        it within 15 s; NotFound without --cluster."""
+        return await self._call(messages.rebalance, messages.placement_result,
+                                ResponseBody.Placement)
+
     async def modules(self):
         """Every deployed module: a list of ModuleInfo."""
         return await self._call(messages.list_modules, messages.module_list,

@@ -100,6 +100,7 @@ class Client:
     stats = _blocking("stats")
     invoke = _blocking("invoke")
     placement = _blocking("placement")
+    rebalance = _blocking("rebalance")
 
     def subscribe(self, module, pstate, path, partition_key=None, one=False, max_queued=1000):
         """A live :class:`strata.Subscription` of what ``path`` selects (see

@@ -25,6 +25,7 @@ from .diffs import OPS, Diff
 from .values import decode
 from .wire import (AppendRequest, DeployRequest, DescribeRequest, DestroyRequest, Hello,
                    InvokeRequest, ListModulesRequest, PlacementRequest, ReadDepotRequest,
+                   RebalanceRequest,
                    RecomputeRequest,
                    Request, SelectPageRequest, SelectRequest, StatsRequest, SubscribeRequest,
                    UnsubscribeRequest, UpdateRequest, ValueBytes)
@@ -197,6 +198,12 @@ def placement(request_id):
     b = flatbuffers.Builder(32)
     PlacementRequest.Start(b)
     return _finish(b, RequestBody.PlacementRequest, PlacementRequest.End(b), request_id)
+
+
+def rebalance(request_id):
+    b = flatbuffers.Builder(32)
+    RebalanceRequest.Start(b)
+    return _finish(b, RequestBody.RebalanceRequest, RebalanceRequest.End(b), request_id)
 
 
 def describe(request_id, module):
@@ -466,7 +473,8 @@ def placement_result(tab):
         g = p.Groups(i)
         groups.append(GroupPlacement(
             _str(g.Module()), g.Group(), _str(g.Leader()), _str(g.LeaderAddress()), g.Epoch(),
-            _strs(g.ReplicasLength, g.Replicas), _strs(g.IsrLength, g.Isr), g.MinIsr()))
+            _strs(g.ReplicasLength, g.Replicas), _strs(g.IsrLength, g.Isr), g.MinIsr(),
+            _strs(g.TargetLength, g.Target)))
     return Placement(_str(p.Node()), _str(p.Controller()), nodes, groups)
 
 

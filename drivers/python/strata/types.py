@@ -201,6 +201,9 @@ class GroupPlacement:
     replicas: List[str]   # node ids keeping a copy
     isr: List[str]        # the in-sync ones
     min_isr: int
+    # A move under way after a rebalance: the replicas the group goes to, the first its next
+    # leader; empty when none.
+    target: List[str] = field(default_factory=list)
 
 
 @dataclass

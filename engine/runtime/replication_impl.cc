@@ -338,6 +338,23 @@ Status ReplicationImpl::RebuildFromLog(const std::string& module, int group, int
   return engine_.DropLocalCopy(module, /*keep_files=*/true);
 }
 
+Result<std::vector<std::string>> ReplicationImpl::LocalModules() {
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables,
+                          engine_.storage().ListTables("replstate."));
+  std::vector<std::string> modules;
+  for (const std::string& table : tables) {
+    // replstate.<module>.<group>: module names contain no '.'.
+    const std::string rest = table.substr(std::string_view("replstate.").size());
+    const std::string module = rest.substr(0, rest.find('.'));
+    if (!module.empty() && (modules.empty() || modules.back() != module)) {
+      modules.push_back(module);
+    }
+  }
+  std::sort(modules.begin(), modules.end());
+  modules.erase(std::unique(modules.begin(), modules.end()), modules.end());
+  return modules;
+}
+
 Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& module, int group) {
   STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
   ReplicaGroupStatus status;

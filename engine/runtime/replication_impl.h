@@ -66,6 +66,7 @@ class ReplicationImpl final : public Replication, public FlushObserver {
   Status DropReplica(const std::string& module) override;
   Status RebuildFromLog(const std::string& module, int group, int64_t offset) override;
   Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) override;
+  Result<std::vector<std::string>> LocalModules() override;
   void OnDurableEnd(std::function<void(const std::string&, int, int64_t)> fn) override
       EXCLUDES(listener_mu_);
   void WhenDurable(std::function<void(Status)> done) override;

@@ -384,6 +384,7 @@ Status ClusterNode::Refresh() {
     view.controller = std::move(controller);
     view.is_controller = is_controller;
     view.modules = std::move(modules);
+    view.unreadable_modules = unreadable_modules;
     view.groups = std::move(groups);
     read = view;
   });

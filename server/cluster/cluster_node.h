@@ -58,7 +58,9 @@ struct ClusterView {
   // groups it last knew.
   std::vector<NodeInfo> nodes;
   std::map<std::string, ModuleSpec> modules;  // /modules, by name
-  std::vector<GroupView> groups;              // /groups, by module then group
+  // Modules whose /modules znode does not hold a spec (they exist; their spec is unknown).
+  std::set<std::string> unreadable_modules;
+  std::vector<GroupView> groups;  // /groups, by module then group
 
   // The state of `module`'s `group`; null when the view has none.
   const GroupView* FindGroup(const std::string& module, int group) const;

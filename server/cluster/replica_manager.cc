@@ -147,7 +147,7 @@ void ReplicaManager::Shutdown() {
 }
 
 std::set<std::string> ModulesOf(const ClusterView& view) {
-  std::set<std::string> out;
+  std::set<std::string> out = view.unreadable_modules;
   for (const auto& [name, spec] : view.modules) out.insert(name);
   return out;
 }
@@ -178,6 +178,23 @@ void ReplicaManager::OnAssignments(const std::vector<GroupAssignment>& groups,
     }
     for (const auto& [key, fetcher] : fetchers_) {
       if (gone(key)) drop.push_back(key);
+    }
+    // Copies on disk that this node does not hold (it was down when their module was
+    // destroyed or moved away): dropped on the same signs.
+    Result<std::vector<std::string>> local = replication_.LocalModules();
+    for (const std::string& module : local.ok() ? *local : std::vector<std::string>()) {
+      const Key key{module, 0};
+      if (led_.count(key) || fetchers_.count(key) || dropping_.count(module)) continue;
+      if (std::find(drop.begin(), drop.end(), key) != drop.end()) continue;
+      bool elsewhere = modules.count(module) == 0;
+      if (!elsewhere) {
+        // Every group of the module placed, none on this node.
+        const int groups = replication_.Groups(module);
+        elsewhere = groups > 0;
+        for (int g = 0; g < groups && elsewhere; ++g)
+          elsewhere = next.count({module, g}) && gone({module, g});
+      }
+      if (elsewhere) drop.push_back(key);
     }
     for (const auto& [key, a] : next) {
       const std::vector<std::string>& replicas = a.state.replicas;

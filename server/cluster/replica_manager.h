@@ -44,7 +44,7 @@ struct GroupAssignment {
 
 // The groups of a view, with their leaders' addresses.
 std::vector<GroupAssignment> AssignmentsOf(const ClusterView& view);
-// The names of a view's modules.
+// The names of a view's modules (those whose spec does not parse included: they exist).
 std::set<std::string> ModulesOf(const ClusterView& view);
 
 struct ReplicaManagerOptions {
@@ -113,8 +113,10 @@ class ReplicaManager {
 
   // The groups of every module, as the controller placed them, and the modules the cluster
   // has (/modules), from a new view. This node drops its copy of a module that is gone from
-  // `modules` (destroyed) or whose group is placed on other nodes; a group missing from
-  // `groups` while its module exists (its state did not parse) is left as it is.
+  // `modules` (destroyed) or whose groups are all placed on other nodes — also a copy it
+  // kept on disk without holding it since its start (it was down when the module was
+  // destroyed or moved); a group missing from `groups` while its module exists (not placed
+  // yet, or its state did not parse) is left as it is.
   void OnAssignments(const std::vector<GroupAssignment>& groups,
                      const std::set<std::string>& modules);
 

@@ -541,6 +541,29 @@ TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeader
   EXPECT_EQ(targets, 2u) << log;
 }
 
+// A node down while its module is destroyed finds, back, that the cluster has no such
+// module: it drops the copy it kept on disk.
+TEST_F(StratadReplicationTest, ANodeDownDuringADestroyDropsItsCopyWhenBack) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  Result<proto::Response> deployed = Deploy("n1", 3, 1);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(Acknowledges("n1", "words to drop"));
+  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  nodes_["n3"]->Stop(SIGKILL);
+  proto::DestroyRequest destroy;
+  destroy.module = "wordcount";
+  destroy.confirm = "wordcount";
+  Result<proto::Response> destroyed = Connect("n1").Call(destroy);
+  ASSERT_TRUE(destroyed.ok() && !destroyed->error);
+  ASSERT_TRUE(StartNode("n3"));
+  EXPECT_TRUE(Eventually([&] {
+    return ReadFile(Log("n3")).find("dropped this node's copy of module wordcount") !=
+           std::string::npos;
+  })) << ReadFile(Log("n3"));
+  EXPECT_TRUE(HttpJson(Http("n3"), "/rest/wordcount/replica").is_null());
+}
+
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   ASSERT_TRUE(SeesLiveNodes("n1", 3));

@@ -176,6 +176,8 @@ class Replication {
   virtual Status FinishSnapshot(const std::string& module, int group, int64_t fuzzy_end) = 0;
 
   // ---- Both ----
+  // The modules this node keeps a group log of (led, followed, or left on disk), by name.
+  virtual Result<std::vector<std::string>> LocalModules() = 0;
 
   // kNotFound when the group has no log on this node.
   virtual Result<ReplicaGroupStatus> GroupStatus(const std::string& module, int group) = 0;

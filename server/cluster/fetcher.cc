@@ -19,6 +19,8 @@ namespace {
 // How long a call to the leader may take beyond the fetch's own wait.
 constexpr auto kCallSlack = 2000ms;
 constexpr uint32_t kFetchWaitMs = 500;
+// How often a long snapshot load logs its progress.
+constexpr auto kSnapshotProgressEvery = std::chrono::seconds(5);
 
 Status ErrorStatus(const proto::Error& error) {
   return Status(proto::StatusCodeFor(error.code), error.message);
@@ -284,6 +286,7 @@ Status Fetcher::LoadSnapshot(NodeChannel& channel, const Target& target, uint64_
   request.epoch = target.epoch;
   bool begun = false;
   int64_t first_end = 0, fuzzy_end = 0, rows = 0, bytes = 0, chunks = 0;
+  auto next_progress = start + kSnapshotProgressEvery;
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -324,6 +327,12 @@ Status Fetcher::LoadSnapshot(NodeChannel& channel, const Target& target, uint64_
     ++chunks;
     fuzzy_end = std::max(fuzzy_end, chunk->log_end);
     if (chunk->done) break;
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_progress && log_info_) {
+      next_progress = now + kSnapshotProgressEvery;
+      log_info_("replication: " + group + ": loading a snapshot of " + target.leader +
+                "'s rows: " + std::to_string(rows) + " rows, " + std::to_string(bytes) +
+                " bytes so far, now in table " + chunk->next_table);
+    }
     request.table = std::move(chunk->next_table);
     request.key = std::move(chunk->next_key);
     request.record = chunk->next_record;

@@ -164,6 +164,12 @@ Status Server::JoinCluster() {
     if (joined == nullptr) return Status::Aborted("not joined yet");
     return joined->RequestIsrChange(module, group, epoch, isr);
   };
+  manager.request_resign = [this](const std::string& module, int group, int64_t epoch,
+                                  const std::vector<std::string>& isr) -> Status {
+    cluster::ClusterNode* joined = cluster_ptr_.load();
+    if (joined == nullptr) return Status::Aborted("not joined yet");
+    return joined->RequestIsrChange(module, group, epoch, isr, /*resign=*/true);
+  };
   manager.log_info = node.log_info;
   manager.log_warning = node.log_warning;
   replicas_ = std::make_unique<cluster::ReplicaManager>(*engine_, std::move(manager));

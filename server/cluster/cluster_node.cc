@@ -138,8 +138,8 @@ Status ClusterNode::DeleteModule(const std::string& name) {
 }
 
 Status ClusterNode::RequestIsrChange(const std::string& module, int group, int64_t epoch,
-                                     const std::vector<std::string>& isr) {
-  const IsrChangeRequest request{"", module, group, epoch, isr};
+                                     const std::vector<std::string>& isr, bool resign) {
+  const IsrChangeRequest request{"", module, group, epoch, isr, resign};
   return WithClient([&](ZkClient& client) {
     STRATA_RETURN_IF_ERROR(client.CreateAll(std::string(kIsrChangePath)));
     return client

@@ -101,8 +101,9 @@ class ClusterNode {
   // Asks the controller to set `module`'s `group`'s ISR to `isr` (a group's leader does,
   // leading at `epoch`): creates /isr-change/req-<sequence>. The controller applies it when
   // `epoch` is still the group's and the ISR holds the leader and only replicas.
+  // `resign`: the leader cannot lead; `isr` is the ISR without it (isr_change.h).
   Status RequestIsrChange(const std::string& module, int group, int64_t epoch,
-                          const std::vector<std::string>& isr);
+                          const std::vector<std::string>& isr, bool resign = false);
   // Asks the controller for a rebalance (docs/cluster.md, "Rebalance"): creates /rebalance
   // (it may exist: one rebalance serves both) and waits until the controller has deleted
   // it, having given every group its target; kTimeout after `timeout`.

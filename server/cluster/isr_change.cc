@@ -5,11 +5,12 @@
 namespace strata::cluster {
 
 std::string IsrChangeRequestJson(const IsrChangeRequest& request) {
-  return nlohmann::json{{"module", request.module},
-                        {"group", request.group},
-                        {"epoch", request.epoch},
-                        {"isr", request.isr}}
-      .dump();
+  nlohmann::json doc{{"module", request.module},
+                     {"group", request.group},
+                     {"epoch", request.epoch},
+                     {"isr", request.isr}};
+  if (request.resign) doc["resign"] = true;
+  return doc.dump();
 }
 
 Result<IsrChangeRequest> ParseIsrChangeRequest(const std::string& name, std::string_view json) {
@@ -21,6 +22,7 @@ Result<IsrChangeRequest> ParseIsrChangeRequest(const std::string& name, std::str
     request.group = doc.at("group").get<int>();
     request.epoch = doc.at("epoch").get<int64_t>();
     request.isr = doc.at("isr").get<std::vector<std::string>>();
+    if (doc.contains("resign")) request.resign = doc.at("resign").get<bool>();
     return request;
   } catch (const nlohmann::json::exception& e) {
     return Status::Corruption("znode " + std::string(kIsrChangePath) + "/" + name +

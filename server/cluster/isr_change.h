@@ -1,8 +1,9 @@
 // A request to change a group's in-sync replicas: /isr-change/req-<sequence> (persistent,
 // sequential), written by the group's leader and holding
-// {"module":M,"group":G,"epoch":E,"isr":[NODE,...]} (docs/cluster.md, "The controller").
-// The controller applies it only when E is the group's current epoch, the ISR holds the
-// leader and is a subset of the replicas; it deletes every request it read.
+// {"module":M,"group":G,"epoch":E,"isr":[NODE,...][,"resign":true]} (docs/cluster.md, "The
+// controller"). The controller applies it only when E is the group's current epoch, the ISR
+// holds the leader (without it when the leader resigns: it cannot lead, and another member
+// takes over) and is a subset of the replicas; it deletes every request it read.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,9 @@ struct IsrChangeRequest {
   int group = 0;
   int64_t epoch = 0;  // the leader epoch the requester leads
   std::vector<std::string> isr;
+  // The leader cannot lead (its module does not start): `isr` is the ISR without it, and
+  // its first live member in replica order leads at epoch + 1.
+  bool resign = false;
 
   bool operator==(const IsrChangeRequest&) const = default;
 };

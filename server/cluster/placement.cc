@@ -69,9 +69,10 @@ std::vector<std::string> Place(const ModuleSpec& spec,
   return replicas;
 }
 
-// Applies the group's requests at its epoch to `isr`; warns of the others.
+// Applies the group's requests at its epoch to `isr`; warns of the others. A resignation
+// sets *resigned (and `isr`, without the leader) and ends the requests.
 void ApplyIsrChanges(const GroupView& group, const std::vector<const IsrChangeRequest*>& requests,
-                     std::vector<std::string>* isr, std::string* requested_by,
+                     std::vector<std::string>* isr, std::string* requested_by, bool* resigned,
                      std::vector<std::string>* warnings) {
   const GroupState& state = group.state;
   for (const IsrChangeRequest* request : requests) {
@@ -82,8 +83,11 @@ void ApplyIsrChanges(const GroupView& group, const std::vector<const IsrChangeRe
       warnings->push_back(what + " ignored: the group is at epoch " + std::to_string(state.epoch));
       continue;
     }
-    if (!Contains(request->isr, state.leader)) {
-      warnings->push_back(what + " refused: it lacks the leader " + state.leader);
+    if (request->resign != !Contains(request->isr, state.leader)) {
+      warnings->push_back(what +
+                          (request->resign ? " refused: a resignation holds the leader "
+                                           : " refused: it lacks the leader ") +
+                          state.leader);
       continue;
     }
     const auto stranger =
@@ -96,6 +100,10 @@ void ApplyIsrChanges(const GroupView& group, const std::vector<const IsrChangeRe
     }
     *isr = InReplicaOrder(request->isr, state.replicas);
     *requested_by = state.leader;
+    if (request->resign) {
+      *resigned = true;
+      return;  // the epoch changes: later requests are of the old one
+    }
   }
 }
 
@@ -145,9 +153,24 @@ std::optional<GroupWrite> ReconcileGroup(const GroupView& group, const GroupStat
   if (!state.leader.empty() && leader != live.end() && leader->second == state.leader_incarnation) {
     std::vector<std::string> isr = state.isr;
     std::string requested_by;
-    ApplyIsrChanges(group, requests, &isr, &requested_by, warnings);
+    bool resigned = false;
+    ApplyIsrChanges(group, requests, &isr, &requested_by, &resigned, warnings);
     std::vector<std::string> gone;
     isr = LiveOnly(isr, live, &gone);
+    if (resigned) {
+      if (isr.empty()) {
+        warnings->push_back(name + "the leader " + state.leader +
+                            " resigns, but no other in-sync replica is live: it stays");
+        return std::nullopt;
+      }
+      write.state.leader = isr[0];  // in replica order
+      write.state.leader_incarnation = live.at(isr[0]);
+      write.state.epoch = state.epoch + 1;
+      write.state.isr = isr;
+      write.log = name + "leader " + isr[0] + " epoch " + std::to_string(write.state.epoch) + " (" +
+                  state.leader + " resigned: it cannot lead), isr " + NodeList(isr);
+      return write;
+    }
     write.state.isr = isr;
     const std::string moved = AdvanceMove(live, &write.state);
     if (write.state == read && !retargeted) return std::nullopt;

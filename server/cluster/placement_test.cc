@@ -308,6 +308,50 @@ TEST(PlacementTest, IsrChangeRequestsOfAnotherEpochAreIgnoredAndMalformedOnesRef
                    "refused: n4 is not a replica (replicas [n1,n2,n3])"}));
 }
 
+// A leader that cannot lead (its module does not start) resigns: the first other live member
+// of the ISR, in replica order, leads at epoch + 1. Without one it stays; a resignation that
+// holds the leader is refused.
+TEST(PlacementTest, AResigningLeaderHandsTheGroupToTheNextInSyncReplica) {
+  PlacementInput input;
+  input.live = Live({"n1", "n2", "n3"});
+  input.modules["m"] = Spec("m", 3, "n1");
+  input.groups.push_back(Group("m", "n1", 3, {"n1", "n2", "n3"}, {"n1", "n2", "n3"}));
+  IsrChangeRequest resign = Request("m", 3, {"n3", "n2"});
+  resign.resign = true;
+  input.isr_changes = {resign};
+  const GroupWrite write = Only(Reconcile(input));
+  EXPECT_EQ(write.state.leader, "n2");
+  EXPECT_EQ(write.state.epoch, 4);
+  EXPECT_EQ(write.state.leader_incarnation, Inc("n2"));
+  EXPECT_EQ(write.state.isr, (Nodes{"n2", "n3"}));
+  EXPECT_EQ(write.state.replicas, (Nodes{"n1", "n2", "n3"}));
+  EXPECT_EQ(write.log,
+            "cluster: module m group 0: leader n2 epoch 4 (n1 resigned: it cannot lead), isr "
+            "[n2,n3]");
+  EXPECT_EQ(*ParseIsrChangeRequest(resign.name, IsrChangeRequestJson(resign)), resign);
+  // n2 and n3 gone: n1 stays (nobody to hand over to).
+  input.live = Live({"n1"});
+  input.groups[0].state.isr = {"n1"};
+  input.isr_changes = {Request("m", 3, {}, "req-2")};
+  input.isr_changes[0].resign = true;
+  Reconciliation alone = Reconcile(input);
+  EXPECT_TRUE(alone.writes.empty());
+  ASSERT_EQ(alone.warnings.size(), 1u);
+  EXPECT_EQ(alone.warnings[0],
+            "cluster: module m group 0: the leader n1 resigns, but no other in-sync replica is "
+            "live: it stays");
+  // A resignation that holds the leader is refused.
+  input.live = Live({"n1", "n2", "n3"});
+  input.groups[0].state.isr = {"n1", "n2", "n3"};
+  input.isr_changes = {Request("m", 3, {"n1", "n2"}, "req-3")};
+  input.isr_changes[0].resign = true;
+  Reconciliation refused = Reconcile(input);
+  EXPECT_TRUE(refused.writes.empty());
+  ASSERT_EQ(refused.warnings.size(), 1u);
+  EXPECT_NE(refused.warnings[0].find("refused: a resignation holds the leader n1"),
+            std::string::npos);
+}
+
 TEST(PlacementTest, IsrChangeRequestOfADeadLeaderIsIgnoredByThePromotion) {
   PlacementInput input;
   input.live = Live({"n2", "n3"});

@@ -273,10 +273,21 @@ void ReplicaManager::LeadGroup(const GroupAssignment& a) {
   StopFetcher(key);  // no fetch applies entries once this node leads
   Status st = replication_.Lead(a.module, a.group, a.state.epoch);
   if (!st.ok()) {
+    // It cannot lead: the group would have no leader until this node's session ends. It
+    // resigns, and follows whoever the controller picks.
+    std::vector<std::string> others;
+    for (const std::string& node : a.state.isr) {
+      if (node != options_.node_id) others.push_back(node);
+    }
+    Status resigned = others.empty() || !options_.request_resign
+                          ? Status::Aborted("no other in-sync replica to hand it to")
+                          : options_.request_resign(a.module, a.group, a.state.epoch, others);
     if (options_.log_warning) {
       options_.log_warning("replication: cannot lead module " + a.module + " group " +
                            std::to_string(a.group) + " at epoch " + std::to_string(a.state.epoch) +
-                           ": " + st.ToString());
+                           ": " + st.ToString() + "; resigning" +
+                           (resigned.ok() ? " in favour of isr " + Join(others)
+                                          : " failed: " + resigned.ToString()));
     }
     return;
   }

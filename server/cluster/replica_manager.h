@@ -64,6 +64,11 @@ struct ReplicaManagerOptions {
   std::function<Status(const std::string& module, int group, int64_t epoch,
                        const std::vector<std::string>& isr)>
       request_isr_change;
+  // Asks the controller to hand a group this node cannot lead to another in-sync replica
+  // (ClusterNode::RequestIsrChange with resign): `isr` is the ISR without this node.
+  std::function<Status(const std::string& module, int group, int64_t epoch,
+                       const std::vector<std::string>& isr)>
+      request_resign;
   std::function<void(const std::string&)> log_info;
   std::function<void(const std::string&)> log_warning;
 };

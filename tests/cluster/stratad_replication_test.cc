@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -562,6 +563,35 @@ TEST_F(StratadReplicationTest, ANodeDownDuringADestroyDropsItsCopyWhenBack) {
            std::string::npos;
   })) << ReadFile(Log("n3"));
   EXPECT_TRUE(HttpJson(Http("n3"), "/rest/wordcount/replica").is_null());
+}
+
+// A node made leader that cannot start the module (its plugin file was damaged) resigns:
+// the controller hands the group to the next in-sync replica, which serves.
+TEST_F(StratadReplicationTest, ALeaderThatCannotStartTheModuleResigns) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  Result<proto::Response> deployed = Deploy("n1", 3, 1);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(Acknowledges("n1", "kept words"));
+  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  std::optional<proto::GroupPlacement> placed = PlacementOf("n1", "wordcount");
+  ASSERT_TRUE(placed);
+  ASSERT_EQ(placed->replicas, (std::vector<std::string>{"n1", "n2", "n3"}));
+  // n2, next in line, gets a damaged plugin file (its checksum no longer matches the row).
+  bool damaged = false;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ + "/n2")) {
+    if (entry.path().filename() != "wordcount.so") continue;
+    std::ofstream(entry.path(), std::ios::binary | std::ios::app) << "damage";
+    damaged = true;
+  }
+  ASSERT_TRUE(damaged);
+  nodes_["n1"]->Stop(SIGKILL);
+  ASSERT_EQ(LeaderAtEpoch("n2", placed->epoch + 2), "n3") << ReadFile(Log("n2"));
+  EXPECT_TRUE(Acknowledges("n3", "more words"));
+  EXPECT_EQ(CountOf("n3", "words"), 2);
+  const std::string log = ReadFile(Log("n2"));
+  EXPECT_NE(log.find("cannot lead module wordcount group 0"), std::string::npos) << log;
+  EXPECT_NE(log.find("resigning in favour of isr [n3]"), std::string::npos) << log;
 }
 
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {

@@ -48,6 +48,12 @@ std::optional<proto::Response> ClusterService::Refusal(uint64_t id, const std::s
   std::string leader_address;
   Status st = append ? replicas_.CheckAppend(module, &leader_address)
                      : replicas_.CheckLeader(module, &leader_address);
+  if (st.ok() && !node_.ViewCurrent()) {
+    // Cut off from ZooKeeper, this node may have been replaced as leader already: a read
+    // could be stale and an append lost. The client retries (through another node).
+    st = Status::NotLeader("this node is cut off from ZooKeeper and cannot tell whether it "
+                           "still leads module " + module + ": retry");
+  }
   if (st.ok()) return std::nullopt;
   return ClusterErrorResponse(id, st, leader_address);
 }

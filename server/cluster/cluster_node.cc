@@ -227,6 +227,7 @@ void ClusterNode::SetView(const std::function<void(ClusterView&)>& update) {
 void ClusterNode::OnConnection(bool connected) {
   if (connected) return Wake(/*expired=*/false);
   MutexLock lock(&mu_);
+  current_.store(false, std::memory_order_release);  // under mu_: ordered with Refresh's store
   lost_ = true;  // the node's thread logs it and tells on_view_change
   ++disconnects_;
   lost_controller_ = lost_controller_ || view_.is_controller;
@@ -237,6 +238,7 @@ void ClusterNode::OnConnection(bool connected) {
 }
 
 void ClusterNode::Wake(bool expired) {
+  if (expired) current_.store(false, std::memory_order_release);
   MutexLock lock(&mu_);
   (expired ? expired_ : refresh_) = true;
   cv_.SignalAll();
@@ -385,6 +387,9 @@ Status ClusterNode::Refresh() {
     view.is_controller = is_controller;
     view.modules = std::move(modules);
     view.unreadable_modules = unreadable_modules;
+    // Read in this connection (the disconnect count did not move; SetView holds mu_, under
+    // which a disconnection clears it): current until the connection is lost.
+    if (disconnects == disconnects_) current_.store(true, std::memory_order_release);
     view.groups = std::move(groups);
     read = view;
   });

@@ -6,6 +6,7 @@
 // controller, the same thread runs the controller (controller.h) after every change.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -101,6 +102,10 @@ class ClusterNode {
   // Asks the controller to set `module`'s `group`'s ISR to `isr` (a group's leader does,
   // leading at `epoch`): creates /isr-change/req-<sequence>. The controller applies it when
   // `epoch` is still the group's and the ISR holds the leader and only replicas.
+  // True while the view is current: connected to ZooKeeper, in a session, and read since
+  // the connection was (re)established. A node whose view is not current cannot tell that
+  // it still leads anything: another node may lead its groups by now. Cheap (an atomic).
+  bool ViewCurrent() const { return current_.load(std::memory_order_acquire); }
   // `resign`: the leader cannot lead; `isr` is the ISR without it (isr_change.h).
   Status RequestIsrChange(const std::string& module, int group, int64_t epoch,
                           const std::vector<std::string>& isr, bool resign = false);
@@ -156,6 +161,7 @@ class ClusterNode {
   bool lost_ GUARDED_BY(mu_) = false;             // the connection was lost: log it
   bool lost_controller_ GUARDED_BY(mu_) = false;  // ... while the view said controller
   uint64_t disconnects_ GUARDED_BY(mu_) = 0;      // connections lost so far
+  std::atomic<bool> current_{false};              // ViewCurrent()
   ClusterView view_ GUARDED_BY(mu_);
   CondVar view_cv_;                              // view_ changed
   int users_ GUARDED_BY(mu_) = 0;                // callers inside WithClient

@@ -51,8 +51,10 @@ std::optional<proto::Response> ClusterService::Refusal(uint64_t id, const std::s
   if (st.ok() && !node_.ViewCurrent()) {
     // Cut off from ZooKeeper, this node may have been replaced as leader already: a read
     // could be stale and an append lost. The client retries (through another node).
-    st = Status::NotLeader("this node is cut off from ZooKeeper and cannot tell whether it "
-                           "still leads module " + module + ": retry");
+    st = Status::NotLeader(
+        "this node is cut off from ZooKeeper and cannot tell whether it "
+        "still leads module " +
+        module + ": retry");
   }
   if (st.ok()) return std::nullopt;
   return ClusterErrorResponse(id, st, leader_address);
@@ -267,7 +269,7 @@ proto::Response ClusterService::Snapshot(uint64_t id,
   Result<SnapshotChunk> chunk = replicas_.Snapshot(ask);
   if (!chunk.ok()) return ClusterErrorResponse(id, chunk.status(), "");
   proto::ReplicaSnapshot out;
-  out.epoch = request.epoch;
+  out.epoch = chunk->epoch;
   out.rows = std::move(chunk->rows);
   out.row_count = chunk->row_count;
   out.next_table = std::move(chunk->next.table);

@@ -130,6 +130,12 @@ Status GroupLog::CheckStateLocked(int64_t leader_epoch) const {
     return Status::Corruption("replication state " + StateTableName(id_) + " (log end " +
                               std::to_string(end_) + "): " + what);
   };
+  // A snapshot being loaded: the log and the tables are replaced by the next load (a crash
+  // inside BeginSnapshot may have left any prefix of its deletions).
+  if (rebuilding_) {
+    if (leading_) return bad("led while a snapshot is being loaded");
+    return Status::Ok();
+  }
   for (size_t i = 0; i < epochs_.size(); ++i) {
     const EpochStart& e = epochs_[i];
     // Epoch keys are big-endian, so they are scanned in ascending order while >= 0.
@@ -149,7 +155,6 @@ Status GroupLog::CheckStateLocked(int64_t leader_epoch) const {
     return bad("log start " + std::to_string(start_) + " past the applied offset " +
                std::to_string(applied_end_));
   }
-  if (leading_ && rebuilding_) return bad("led while a snapshot is being loaded");
   if (leading_ && (epochs_.empty() || epochs_.back().epoch != leader_epoch)) {
     return bad("led at epoch " + std::to_string(leader_epoch) +
                ", which is not the latest epoch of its cache");
@@ -401,10 +406,12 @@ Result<Truncation> GroupLog::TruncateTo(Session& session, int64_t offset) {
     return Status::InvalidArgument("group " + id_.ToString() + ": cannot truncate to offset " +
                                    std::to_string(offset));
   }
+  // Inside a snapshot's fuzzy window (the log short of its fuzzy end) the tables may hold
+  // effects of entries this log does not have yet, which a new leader may lack: nothing
+  // proves they are committed, so any truncation against a new leader needs a rebuild.
+  if (rebuilding_ || fuzzy_end_ > end_) return Truncation::kNeedsRebuild;
   if (offset >= end_) return Truncation::kTruncated;
-  if (AppliedEndLocked() > offset || fuzzy_end_ > offset || rebuilding_) {
-    return Truncation::kNeedsRebuild;
-  }
+  if (AppliedEndLocked() > offset || fuzzy_end_ > offset) return Truncation::kNeedsRebuild;
   Txn txn(session);
   STRATA_RETURN_IF_ERROR(txn.Begin());
   for (int64_t o = offset; o < end_; ++o) {

@@ -362,6 +362,7 @@ Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& modul
   status.epoch = log->LatestEpoch();
   status.log_start = log->StartOffset();
   status.rebuilding = log->rebuilding();
+  status.fuzzy_end = log->FuzzyEnd();
   status.log_end = log->EndOffset();
   status.applied_end = log->AppliedEnd();
   MutexLock lock(&mu_);
@@ -705,9 +706,11 @@ Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, i
                              std::to_string(group));
   }
   const GroupId id = log->id();
-  STRATA_ASSIGN_OR_RETURN(std::vector<GroupTable> tables, GroupTables(id));
   STRATA_ASSIGN_OR_RETURN(TableId log_table, engine_.storage().OpenTable(
                                                  replication::LogTableName(id), TableKind::kLog));
+  STRATA_ASSIGN_OR_RETURN(
+      TableId state_table,
+      engine_.storage().OpenTable(replication::StateTableName(id), TableKind::kBytes));
   SnapshotChunk chunk;
   for (const replication::EpochStart& e : log->Epochs()) {
     chunk.epochs.push_back({e.epoch, e.start_offset});
@@ -724,6 +727,18 @@ Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, i
     // its effects, so the rows hold the effects of exactly the entries below it.
     STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table));
     chunk.log_end = std::max(last + 1, log->StartOffset());
+    // The epoch led in the same snapshot: the follower checks it is the one it follows.
+    std::string led;
+    STRATA_ASSIGN_OR_RETURN(bool leading, session.Get(state_table, "leader", &led));
+    if (!leading || led.size() != 8) {
+      return Status::NotLeader("this node does not lead module " + module + " group " +
+                               std::to_string(group));
+    }
+    for (int b = 7; b >= 0; --b) chunk.epoch = (chunk.epoch << 8) | static_cast<uint8_t>(led[b]);
+    // Tables listed once the snapshot is taken (by the read above): a table created before
+    // it, which entries below the log end may have written, is in the list; one created
+    // after it has no rows in it, and the entries that write it are at or above the end.
+    STRATA_ASSIGN_OR_RETURN(std::vector<GroupTable> tables, GroupTables(id));
     bool full = false;
     for (const GroupTable& table : tables) {
       if (!after.table.empty() && table.name < after.table) continue;
@@ -733,7 +748,9 @@ Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, i
               full = true;
               return false;
             }
-            bytes += static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size());
+            // About the row's encoded size (FlexBuffers frames each op and repeats the table).
+            bytes +=
+                static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size() + 32);
             rows.push_back(row);
             return true;
           }));

@@ -144,13 +144,17 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
   Result<ReplicaGroupStatus> status = replication_.GroupStatus(module_, group_);
   // A snapshot that a crash or a change of leader interrupted is loaded again.
   bool snapshot = status.ok() && status->rebuilding;
-  if (!snapshot && status.ok() && status->log_end > 0) {
+  // The leader a snapshot was just loaded from, again (a retry after an error): its log
+  // holds this node's, so nothing diverges.
+  const bool same_source =
+      status.ok() && status->fuzzy_end > status->log_end && target == snapshot_source_;
+  if (!snapshot && !same_source && status.ok() && status->log_end > 0) {
     STRATA_ASSIGN_OR_RETURN(int64_t point, replication_.TruncationPoint(module_, group_, ask));
     STRATA_ASSIGN_OR_RETURN(bool truncated, replication_.TruncateTo(module_, group_, point));
     if (!truncated) {
       const std::string why = "replication: " + module_ + "/" + std::to_string(group_) +
-                              ": this node's tables hold writes the new leader " + target.leader +
-                              " does not have (it led them before the failover";
+                              ": this node's tables may hold writes the new leader " +
+                              target.leader + " does not have (it led them before the failover";
       if (status->log_start == 0) {
         if (log_warning_) {
           log_warning_(why + "): cutting its log at " + std::to_string(point) +
@@ -159,8 +163,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
         STRATA_RETURN_IF_ERROR(replication_.RebuildFromLog(module_, group_, point));
       } else {
         if (log_warning_) {
-          log_warning_(why + ", or loaded a snapshot past " + std::to_string(point) +
-                       ") and its log starts at " + std::to_string(status->log_start) +
+          log_warning_(why +
+                       ", or a snapshot of another leader holds them) and its log "
+                       "starts at " +
+                       std::to_string(status->log_start) +
                        " (compacted): loading a snapshot of the leader's rows");
         }
         snapshot = true;
@@ -338,6 +344,7 @@ Status Fetcher::LoadSnapshot(NodeChannel& channel, const Target& target, uint64_
     request.record = chunk->next_record;
   }
   STRATA_RETURN_IF_ERROR(replication_.FinishSnapshot(module_, group_, fuzzy_end));
+  snapshot_source_ = target;
   // Durable before the log is fetched on top of it: the durable end this node reports
   // counts the snapshot's rows too.
   std::mutex done_mu;

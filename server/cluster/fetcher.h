@@ -61,7 +61,7 @@ class Fetcher {
   Status FollowLeader(const Target& target, uint64_t generation);
   // Fetches the module's plugin file from the leader and installs it.
   Status FetchModuleFile(NodeChannel& channel);
-  // Replaces this node's copy of the group with a snapshot of the leader's rows, made
+  // Replaces this node's copy of the group with a snapshot of `target`'s rows, made
   // durable; the log then starts and ends where the snapshot began. kAborted when the
   // target changed meanwhile (the copy stays marked rebuilding: the next leader's session
   // loads a snapshot again).
@@ -80,6 +80,10 @@ class Fetcher {
   uint64_t generation_ = 0;  // bumped by each Follow with another target
   bool stop_ = false;
   NodeChannel* channel_ = nullptr;  // the thread's connection to its leader, while it has one
+  // The leader and epoch the last snapshot was loaded from (the thread's): following the
+  // same one again inside the snapshot's fuzzy window needs no truncation (this log is a
+  // prefix of its log), where another leader means a new snapshot.
+  Target snapshot_source_;
   std::thread thread_;
 };
 

@@ -79,7 +79,10 @@ void HighWatermark::FollowerFetched(const std::string& node, int64_t durable_end
     f.caught_up = caught_up;
     f.ever_fetched = true;
     f.last_fetch = now;
-    if (caught_up) f.last_caught_up = now;
+    if (caught_up) {
+      f.last_caught_up = now;
+      f.rebuilding = false;
+    }
     CollectLocked(&ready);
   }
   Run(ready);
@@ -142,6 +145,7 @@ std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>
       continue;
     }
     auto it = followers_.find(node);
+    if (it != followers_.end() && it->second.rebuilding) continue;  // out, and stays out
     if (in) {
       // A member that never fetched counts from when this leader started leading.
       const Clock::time_point since =
@@ -168,6 +172,14 @@ std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>
   std::sort(sorted_wanted.begin(), sorted_wanted.end());
   if (current == sorted_wanted) return {};
   return wanted;
+}
+
+void HighWatermark::Rebuilding(const std::string& node) {
+  MutexLock lock(&mu_);
+  Follower& f = followers_[node];
+  f.rebuilding = true;
+  f.caught_up = false;
+  joining_.erase(node);
 }
 
 void HighWatermark::IsrRequested(const std::vector<std::string>& isr) {

@@ -62,6 +62,9 @@ class HighWatermark {
   // this unblocks complete at the next LeaderDurable or FollowerFetched.
   std::vector<std::string> WantedIsr(const std::vector<std::string>& replicas,
                                      std::chrono::milliseconds lag, Clock::time_point now);
+  // `node` asks for a snapshot (its tables are about to be replaced): it leaves the ISR at
+  // the next WantedIsr and joins no more until a fetch finds it caught up again.
+  void Rebuilding(const std::string& node);
   // This leader is about to ask the controller for `isr`: its members not in the ISR hold
   // the high watermark from now on (see above). Call it before sending the request.
   void IsrRequested(const std::vector<std::string>& isr);
@@ -72,6 +75,7 @@ class HighWatermark {
     bool caught_up = false;              // as of its last fetch
     Clock::time_point last_caught_up{};  // when it last had the whole log
     bool ever_fetched = false;
+    bool rebuilding = false;  // Rebuilding() until a fetch finds it caught up
     Clock::time_point last_fetch{};
   };
   int64_t ValueLocked() const REQUIRES(mu_);

@@ -1,6 +1,7 @@
 #include "placement.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -241,15 +242,29 @@ std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets
   std::map<std::pair<std::string, int>, std::vector<std::string>> targets;
   const int n = static_cast<int>(live.size());
   if (n == 0) return targets;
+  std::map<std::string, int> load;
+  for (const auto& [node, incarnation] : live) load[node] = 0;
+  // A group with a copy on a node that is down, or asking for more copies than there are
+  // live nodes, is left as it is (moving it now would drop that copy for good); its copies
+  // on live nodes count in their loads.
   std::vector<const GroupView*> placed;
   for (const GroupView& g : groups) {
-    if (modules.count(g.module)) placed.push_back(&g);
+    const auto spec = modules.find(g.module);
+    if (spec == modules.end()) continue;
+    const bool whole = spec->second.replication <= n &&
+                       std::all_of(g.state.replicas.begin(), g.state.replicas.end(),
+                                   [&](const std::string& node) { return live.count(node) != 0; });
+    if (whole) {
+      placed.push_back(&g);
+    } else {
+      for (const std::string& node : g.state.replicas) {
+        if (live.count(node)) ++load[node];
+      }
+    }
   }
   std::sort(placed.begin(), placed.end(), [](const GroupView* a, const GroupView* b) {
     return std::tie(a->module, a->group) < std::tie(b->module, b->group);
   });
-  std::map<std::string, int> load;
-  for (const auto& [node, incarnation] : live) load[node] = 0;
   // Each group's live replicas (its leader first), as many as it should have, filled with
   // the least loaded live nodes.
   std::vector<std::vector<std::string>> kept(placed.size());
@@ -291,24 +306,58 @@ std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets
     --most->second;
     ++least->second;
   }
-  // Leaders: a group keeps its leader while that node leads fewer than the cap, else the
-  // member leading fewest (the first of them) leads.
+  // Leaders: at most the cap per node. Each group first keeps its leader while that node
+  // is under the cap; the others are placed by augmenting paths (a group takes a member
+  // under the cap, or one whose group can move to another member, recursively), so that
+  // the cap holds whenever the copies allow it; a group that cannot be placed so takes its
+  // member leading fewest.
   const int leader_cap = (static_cast<int>(placed.size()) + n - 1) / n;
-  std::map<std::string, int> leads;
+  std::vector<std::string> chosen(placed.size());
+  std::map<std::string, std::vector<size_t>> led_by;
   for (size_t i = 0; i < placed.size(); ++i) {
     const std::string& leader = placed[i]->state.leader;
-    std::string chosen;
-    if (Contains(kept[i], leader) && leads[leader] < leader_cap) {
-      chosen = leader;
-    } else {
-      for (const std::string& node : kept[i]) {
-        if (chosen.empty() || leads[node] < leads[chosen]) chosen = node;
+    if (Contains(kept[i], leader) && static_cast<int>(led_by[leader].size()) < leader_cap) {
+      chosen[i] = leader;
+      led_by[leader].push_back(i);
+    }
+  }
+  std::function<bool(size_t, std::set<std::string>&)> place = [&](size_t i,
+                                                                  std::set<std::string>& seen) {
+    for (const std::string& node : kept[i]) {  // a member under the cap first
+      if (seen.count(node) || static_cast<int>(led_by[node].size()) >= leader_cap) continue;
+      chosen[i] = node;
+      led_by[node].push_back(i);
+      return true;
+    }
+    for (const std::string& node : kept[i]) {
+      if (!seen.insert(node).second) continue;
+      const std::vector<size_t> groups_led = led_by[node];
+      for (size_t k = 0; k < groups_led.size(); ++k) {
+        const size_t other = groups_led[k];
+        if (!place(other, seen)) continue;
+        // `other` moved to another member: `i` takes its place here.
+        std::vector<size_t>& here = led_by[node];
+        here.erase(std::find(here.begin(), here.end(), other));
+        chosen[i] = node;
+        here.push_back(i);
+        return true;
       }
     }
-    ++leads[chosen];
-    std::vector<std::string> target = {chosen};
+    return false;
+  };
+  for (size_t i = 0; i < placed.size(); ++i) {
+    if (!chosen[i].empty()) continue;
+    std::set<std::string> seen;
+    if (place(i, seen)) continue;
     for (const std::string& node : kept[i]) {
-      if (node != chosen) target.push_back(node);
+      if (chosen[i].empty() || led_by[node].size() < led_by[chosen[i]].size()) chosen[i] = node;
+    }
+    led_by[chosen[i]].push_back(i);
+  }
+  for (size_t i = 0; i < placed.size(); ++i) {
+    std::vector<std::string> target = {chosen[i]};
+    for (const std::string& node : kept[i]) {
+      if (node != chosen[i]) target.push_back(node);
     }
     targets[{placed[i]->module, placed[i]->group}] = std::move(target);
   }

@@ -102,7 +102,8 @@ Reconciliation Reconcile(const PlacementInput& input);
 // most loaded node to the least loaded, in (module, group) order, until balanced, so few
 // copies move; a group keeps its leader while that node leads fewer than the cap, else its
 // member leading fewest leads. The first node of each target is its leader. Groups whose
-// module has no spec are not moved.
+// module has no spec, that have a copy on a node that is not live, or whose replication
+// exceeds the live nodes are not moved (their live copies count in the loads).
 std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets(
     const std::map<std::string, std::string>& live,
     const std::map<std::string, ModuleSpec>& modules, const std::vector<GroupView>& groups);

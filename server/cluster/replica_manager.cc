@@ -527,6 +527,17 @@ void ReplicaManager::Fetch(const FetchAsk& ask, std::function<void(Result<FetchA
     fetched.epoch = a.epoch;
     Result<std::vector<ReplicaEntry>> entries =
         replication->Read(key.first, key.second, a.from, INT64_MAX, a.max_bytes);
+    if (!entries.ok() && entries.status().code() == StatusCode::kNotFound) {
+      // A compaction passed `from` since the status was read: the follower loads a snapshot.
+      Result<ReplicaGroupStatus> now = replication->GroupStatus(key.first, key.second);
+      if (now.ok() && a.from < now->log_start) {
+        fetched.log_end = now->log_end;
+        fetched.high_watermark = hw->Value();
+        fetched.log_start = now->log_start;
+        out.result = Result<FetchAnswer>(std::move(fetched));
+        return out;
+      }
+    }
     if (!entries.ok()) {
       out.result = Result<FetchAnswer>(entries.status());
       return out;
@@ -670,26 +681,16 @@ Result<SnapshotChunk> ReplicaManager::Snapshot(const SnapshotAsk& ask) {
       }
     }
   }
+  // A replica whose tables are replaced may not be promoted meanwhile: it leaves the ISR
+  // first, through the ticker's requests (the only ones this leader makes, in order), and
+  // is not asked back before it caught up again.
+  hw->Rebuilding(ask.node);
   if (std::count(isr.begin(), isr.end(), ask.node) != 0) {
-    // A replica whose tables are replaced may not be promoted meanwhile: out of the ISR
-    // first. The controller keeps the ISR in the order of the replicas.
-    std::vector<std::string> without;
-    for (const std::string& n : hw->isr()) {
-      if (n != ask.node) without.push_back(n);
-    }
-    Status asked = options_.request_isr_change
-                       ? options_.request_isr_change(ask.module, ask.group, ask.epoch, without)
-                       : Status::Aborted("no controller to ask");
-    if (options_.log_info) {
-      options_.log_info("replication: module " + ask.module + " group " +
-                        std::to_string(ask.group) + ": " + ask.node +
-                        " asks for a snapshot; asking the controller for isr " + Join(without) +
-                        " first" + (asked.ok() ? "" : " (failed: " + asked.ToString() + ")"));
-    }
-    return Status::Aborted("node " + ask.node + " is in the in-sync replicas of module " +
-                           ask.module + " group " + std::to_string(ask.group) +
-                           ": the leader asked the controller to remove it before it sends a "
-                           "snapshot; ask again");
+    return Status::Aborted(
+        "node " + ask.node + " is in the in-sync replicas of module " + ask.module + " group " +
+        std::to_string(ask.group) +
+        ": it leaves it (the leader asks the controller) before the leader sends a "
+        "snapshot; ask again");
   }
   return replication_.ReadSnapshot(ask.module, ask.group, ask.after, ask.max_bytes);
 }

@@ -55,7 +55,8 @@ struct SnapshotCursor {
 // A chunk of a leader's rows for a follower that needs entries the leader compacted away
 // (docs/cluster.md, "Log compaction and snapshots").
 struct SnapshotChunk {
-  std::string rows;  // an encoded entry (docs/cluster.md, "Entry encoding") whose ops put them
+  int64_t epoch = 0;  // the epoch the leader led in the snapshot the rows were read at
+  std::string rows;   // an encoded entry (docs/cluster.md, "Entry encoding") whose ops put them
   int64_t row_count = 0;
   SnapshotCursor next;           // where the next chunk starts
   bool done = false;             // no rows after these
@@ -69,6 +70,9 @@ struct ReplicaGroupStatus {
   int64_t epoch = -1;       // the epoch led (leading), else the log's latest epoch (-1: none)
   int64_t log_start = 0;    // entries below it were compacted away
   bool rebuilding = false;  // a snapshot is being loaded: the tables are incomplete
+  // The tables may hold effects of entries below it (the last snapshot's fuzzy end): while
+  // log_end is below it, they are not a state of the group.
+  int64_t fuzzy_end = 0;
   int64_t log_end = 0;      // every offset in [log_start, log_end) holds an entry
   int64_t applied_end = 0;  // the effects of every entry below it are in the tables
   int64_t durable_end = 0;  // every entry below it is durable (fsync'd) on this node

@@ -594,6 +594,38 @@ TEST_F(StratadReplicationTest, ALeaderThatCannotStartTheModuleResigns) {
   EXPECT_NE(log.find("resigning in favour of isr [n3]"), std::string::npos) << log;
 }
 
+// A leader cut off from ZooKeeper cannot tell that it still leads (another node may, by
+// now): it refuses reads and appends with NOT_LEADER until it is connected and has read the
+// cluster again.
+TEST_F(StratadReplicationTest, ALeaderCutOffFromZooKeeperRefusesUntilItIsBack) {
+  ASSERT_TRUE(StartNode("n1"));
+  ASSERT_TRUE(SeesLiveNodes("n1", 1));
+  Result<proto::Response> deployed = Deploy("n1", 1);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  ASSERT_TRUE(Acknowledges("n1", "served words"));
+  ASSERT_EQ(CountOf("n1", "served"), 1);
+  ASSERT_TRUE(zk_->Pause());
+  // The client notices the silence after about two thirds of the 2 s session timeout.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        proto::SelectRequest select;
+        select.module = "wordcount";
+        select.pstate = "$$word_counts";
+        select.path = Path().Key("served").ToValue();
+        Result<proto::Response> r = Connect("n1").Call(select);
+        return r.ok() && r->error && r->error->code == proto::ErrorCode::kNotLeader &&
+               r->error->message.find("cut off from ZooKeeper") != std::string::npos;
+      },
+      10s));
+  Result<proto::Response> refused = Append("n1", {"not now"});
+  ASSERT_TRUE(refused.ok());
+  ASSERT_TRUE(refused->error);
+  EXPECT_EQ(refused->error->code, proto::ErrorCode::kNotLeader);
+  ASSERT_TRUE(zk_->Resume());
+  EXPECT_TRUE(Acknowledges("n1", "served again"));
+  EXPECT_EQ(CountOf("n1", "served"), 2);
+}
+
 TEST_F(StratadReplicationTest, AppendsAreRefusedWhenTheInSyncReplicasFallBelowMinIsr) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   ASSERT_TRUE(SeesLiveNodes("n1", 3));

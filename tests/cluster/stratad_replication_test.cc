@@ -183,6 +183,28 @@ class StratadReplicationTest : public ::testing::Test {
     return client.Call(append);
   }
 
+  // Destroys wordcount through node `id` (the leader).
+  void Destroy(const std::string& id) {
+    proto::DestroyRequest destroy;
+    destroy.module = "wordcount";
+    destroy.confirm = "wordcount";
+    Result<proto::Response> destroyed = Connect(id).Call(destroy);
+    ASSERT_TRUE(destroyed.ok()) << destroyed.status().ToString();
+    ASSERT_FALSE(destroyed->error) << destroyed->error->message;
+  }
+
+  // n1, n2 and n3 (with `extra` flags), wordcount deployed from n1 with replication 3 and
+  // min_isr 1, `sentence` acknowledged, and the three copies equal.
+  void ThreeNodesWithWordcount(const std::string& sentence,
+                               const std::vector<std::string>& extra = {}) {
+    for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id, extra));
+    ASSERT_TRUE(SeesLiveNodes("n1", 3));
+    Result<proto::Response> deployed = Deploy("n1", 3, 1);
+    ASSERT_TRUE(deployed.ok() && !deployed->error);
+    ASSERT_TRUE(Acknowledges("n1", sentence));
+    ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  }
+
   int64_t CountOf(const std::string& id, const std::string& word) {
     proto::SelectRequest select;
     select.module = "wordcount";
@@ -330,13 +352,7 @@ TEST_F(StratadReplicationTest, AModuleDeployedAgainRightAfterItsDestroyHasNoneOf
   ASSERT_TRUE(deployed.ok() && !deployed->error);
   Result<proto::Response> appended = Append("n1", {"old words"});
   ASSERT_TRUE(appended.ok() && !appended->error);
-  proto::DestroyRequest destroy;
-  destroy.module = "wordcount";
-  destroy.confirm = "wordcount";
-  TestClient client = Connect("n1");
-  Result<proto::Response> destroyed = client.Call(destroy);
-  ASSERT_TRUE(destroyed.ok()) << destroyed.status().ToString();
-  ASSERT_FALSE(destroyed->error) << destroyed->error->message;
+  ASSERT_NO_FATAL_FAILURE(Destroy("n1"));
   // At once: the new module's groups are new on every node, not the old ones.
   deployed = Deploy("n1", 3);
   ASSERT_TRUE(deployed.ok()) << deployed.status().ToString();
@@ -363,12 +379,7 @@ TEST_F(StratadReplicationTest, ANodeThatMissedADestroyFollowsTheNewDeployFromScr
   const int64_t old_epoch = EpochOf("n1");
   ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
   nodes_["n3"]->Stop(SIGKILL);
-  proto::DestroyRequest destroy;
-  destroy.module = "wordcount";
-  destroy.confirm = "wordcount";
-  Result<proto::Response> destroyed = Connect("n1").Call(destroy);
-  ASSERT_TRUE(destroyed.ok()) << destroyed.status().ToString();
-  ASSERT_FALSE(destroyed->error) << destroyed->error->message;
+  ASSERT_NO_FATAL_FAILURE(Destroy("n1"));
   // n3 comes back with the old deploy's log, then the module is deployed again on all 3
   // (with other partitions: no entry of the new log is the same as the old one's).
   ASSERT_TRUE(StartNode("n3"));
@@ -389,12 +400,7 @@ TEST_F(StratadReplicationTest, ANodeThatMissedADestroyFollowsTheNewDeployFromScr
 // is the last node standing.
 TEST_F(StratadReplicationTest, AFollowerBehindTheLeadersCompactedLogCatchesUpFromASnapshot) {
   const std::vector<std::string> retention = {"--replica-log-retention", "16"};
-  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id, retention));
-  ASSERT_TRUE(SeesLiveNodes("n1", 3));
-  Result<proto::Response> deployed = Deploy("n1", 3, 1);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
-  ASSERT_TRUE(Acknowledges("n1", "early words"));
-  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  ASSERT_NO_FATAL_FAILURE(ThreeNodesWithWordcount("early words", retention));
   const int64_t n3_end = HttpJson(Http("n3"), "/rest/wordcount/replica")["log_end"];
   nodes_["n3"]->Stop(SIGKILL);
   // Acknowledged by n1 and n2 once n3 left the ISR.
@@ -545,18 +551,9 @@ TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeader
 // A node down while its module is destroyed finds, back, that the cluster has no such
 // module: it drops the copy it kept on disk.
 TEST_F(StratadReplicationTest, ANodeDownDuringADestroyDropsItsCopyWhenBack) {
-  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(SeesLiveNodes("n1", 3));
-  Result<proto::Response> deployed = Deploy("n1", 3, 1);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
-  ASSERT_TRUE(Acknowledges("n1", "words to drop"));
-  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  ASSERT_NO_FATAL_FAILURE(ThreeNodesWithWordcount("words to drop"));
   nodes_["n3"]->Stop(SIGKILL);
-  proto::DestroyRequest destroy;
-  destroy.module = "wordcount";
-  destroy.confirm = "wordcount";
-  Result<proto::Response> destroyed = Connect("n1").Call(destroy);
-  ASSERT_TRUE(destroyed.ok() && !destroyed->error);
+  ASSERT_NO_FATAL_FAILURE(Destroy("n1"));
   ASSERT_TRUE(StartNode("n3"));
   EXPECT_TRUE(Eventually([&] {
     return ReadFile(Log("n3")).find("dropped this node's copy of module wordcount") !=
@@ -568,12 +565,7 @@ TEST_F(StratadReplicationTest, ANodeDownDuringADestroyDropsItsCopyWhenBack) {
 // A node made leader that cannot start the module (its plugin file was damaged) resigns:
 // the controller hands the group to the next in-sync replica, which serves.
 TEST_F(StratadReplicationTest, ALeaderThatCannotStartTheModuleResigns) {
-  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
-  ASSERT_TRUE(SeesLiveNodes("n1", 3));
-  Result<proto::Response> deployed = Deploy("n1", 3, 1);
-  ASSERT_TRUE(deployed.ok() && !deployed->error);
-  ASSERT_TRUE(Acknowledges("n1", "kept words"));
-  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}));
+  ASSERT_NO_FATAL_FAILURE(ThreeNodesWithWordcount("kept words"));
   std::optional<proto::GroupPlacement> placed = PlacementOf("n1", "wordcount");
   ASSERT_TRUE(placed);
   ASSERT_EQ(placed->replicas, (std::vector<std::string>{"n1", "n2", "n3"}));

@@ -1,6 +1,7 @@
 #!/bin/bash
 # scripts/cluster.sh (make cluster) as docs/cluster.md shows it: start returns once the three
-# nodes joined and agree on a controller, a second start is refused, a kill -9 of the
+# nodes joined and agree on a controller, a second start is refused, the shell's rebalance
+# spreads two modules' leaderships, a kill -9 of the
 # controller moves the office to another node within the session timeout, stop ends every
 # process, a bad command is a usage error.
 set -eu
@@ -45,6 +46,28 @@ first=$(controller_seen_by 1)
 for n in 2 3; do [ "$(controller_seen_by $n)" = "$first" ] || fail "node-$n sees another controller"; done
 if "$script" start "$dir" >/dev/null 2>&1; then fail "a second start was not refused"; fi
 
+# The shell: two modules deployed through node-1 are both led by it; `rebalance` spreads
+# the leaderships (docs/cluster.md, "Rebalance"), as `placement` then shows.
+shell() { "$STRATA_BIN/strata" --port "$STRATA_CLUSTER_PORT" --json -c "$1"; }
+leaders() {
+  shell placement | /usr/bin/python3 -c 'import json, sys
+print(" ".join(sorted(g["leader"] for g in json.load(sys.stdin)["groups"])))'
+}
+for m in wordcount bank; do
+  shell "deploy $STRATA_BIN/../modules/$m.so replication=3" >/dev/null || fail "deploy $m"
+done
+[ "$(leaders)" = "node-1 node-1" ] || fail "both modules are not led by node-1: $(leaders)"
+shell rebalance | grep -q '"groups"' || fail "rebalance"
+spread=
+for _ in $(seq 100); do
+  now=$(leaders)
+  if [ "$now" != "node-1 node-1" ] && [ "$(echo "$now" | tr ' ' '\n' | sort -u | wc -l)" = 2 ]; then
+    spread=$now; break
+  fi
+  sleep 0.1
+done
+[ -n "$spread" ] || fail "rebalance did not spread the leaderships: $(leaders)"
+
 kill -9 "$(cat "$dir/$first.pid")"
 survivor=node-1
 [ "$first" = node-1 ] && survivor=node-2
@@ -64,4 +87,4 @@ done
 set +e
 "$script" frobnicate "$dir" 2>/dev/null
 [ $? -eq 2 ] || fail "a bad command is not a usage error (exit code 2)"
-echo "cluster.sh: start, agreement, refused restart, controller failover ($first -> $moved), stop: ok"
+echo "cluster.sh: start, agreement, refused restart, rebalance ($spread), controller failover ($first -> $moved), stop: ok"

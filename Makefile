@@ -43,7 +43,7 @@ cluster: build
 	exec scripts/cluster.sh run ./strata-cluster
 
 # The cluster's fault tests (tests/cluster/faults.py, docs/cluster.md "Fault tests"), ROUNDS
-# rounds of each fault (kill -9 of a leader, SIGSTOP, isolation, full restart) with the checks
+# rounds of each fault (kill -9 of a leader, SIGSTOP, isolation, full restart, rebalance) with the checks
 # after each and the failover times; needs root (network namespaces). ctest's
 # cluster_faults_test runs one round of each.
 ROUNDS ?= 10

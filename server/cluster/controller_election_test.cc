@@ -86,11 +86,15 @@ TEST_F(ControllerElectionTest, TheLowestCandidateControlsAndTheNextTakesOverWhen
       testing::ExpireSession(server_->Url("/test"), candidates_[0]->client->session()).ok());
   ASSERT_TRUE(Eventually([&] { return candidates_[1]->election->IsController(); }));
   EXPECT_EQ(*Controller(), "n2");
+  // The change is reported on the client's event thread, possibly a moment after
+  // IsController() turned: waited for, not read at once (CI saw {false} here).
+  EXPECT_TRUE(Eventually([&] { return candidates_[1]->Changes().size() == 2; }));
   EXPECT_EQ(candidates_[1]->Changes(), (std::vector<bool>{false, true}));
   EXPECT_FALSE(candidates_[2]->election->IsController());
   EXPECT_EQ(candidates_[2]->Changes(), std::vector<bool>{false});
   // n1 learns that it lost the office with its session (its own candidate's watch).
   ASSERT_TRUE(Eventually([&] { return !candidates_[0]->election->IsController(); }));
+  EXPECT_TRUE(Eventually([&] { return candidates_[0]->Changes().size() == 2; }));
   EXPECT_EQ(candidates_[0]->Changes(), (std::vector<bool>{true, false}));
 }
 
@@ -113,6 +117,7 @@ TEST_F(ControllerElectionTest, AMiddleCandidateLeavingChangesNothingButTheWatch)
   candidates_[0]->client.reset();
   ASSERT_TRUE(Eventually([&] { return candidates_[2]->election->IsController(); }));
   EXPECT_EQ(*Controller(), "n3");
+  EXPECT_TRUE(Eventually([&] { return candidates_[2]->Changes().size() == 2; }));
   EXPECT_EQ(candidates_[2]->Changes(), (std::vector<bool>{false, true}));
 }
 

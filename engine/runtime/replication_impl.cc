@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "module/loader.h"
 #include "replication/log_entry.h"
@@ -60,6 +61,28 @@ class Sha256 {
   EVP_MD_CTX* ctx_;
 };
 
+// The group whose state table `table` is (replstate.<module>.<group>; module names contain
+// no '.'), or nullopt for a name the log does not write.
+std::optional<replication::GroupId> GroupOfStateTable(std::string_view table) {
+  const std::string rest(table.substr(std::string_view("replstate.").size()));
+  const size_t dot = rest.find('.');
+  if (dot == std::string::npos || dot == 0) return std::nullopt;
+  replication::GroupId id{rest.substr(0, dot), 0};
+  try {
+    id.group = std::stoi(rest.substr(dot + 1));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+// An 8-byte little-endian replstate value.
+int64_t LittleEndian64(std::string_view bytes) {
+  uint64_t v = 0;
+  for (int b = 7; b >= 0; --b) v = (v << 8) | static_cast<uint8_t>(bytes[b]);
+  return static_cast<int64_t>(v);
+}
+
 // A module file as the row names it: "modules/<file>" with no other directory.
 bool IsModuleFileName(const std::string& file) {
   if (!file.starts_with("modules/")) return false;
@@ -79,16 +102,9 @@ Status ReplicationImpl::OpenGroups() {
   STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tables, storage.ListTables("replstate."));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, storage.OpenSession());
   for (const std::string& table : tables) {
-    // replstate.<module>.<group>: module names contain no '.'.
-    const std::string rest = table.substr(std::string_view("replstate.").size());
-    const size_t dot = rest.find('.');
-    if (dot == std::string::npos) continue;
-    GroupId id{rest.substr(0, dot), 0};
-    try {
-      id.group = std::stoi(rest.substr(dot + 1));
-    } catch (const std::exception&) {
-      continue;  // not a table the log writes
-    }
+    const std::optional<GroupId> group = GroupOfStateTable(table);
+    if (!group) continue;  // not a table the log writes
+    const GroupId& id = *group;
     STRATA_ASSIGN_OR_RETURN(GroupLog * log, writer_->Open(storage, id));
     STRATA_RETURN_IF_ERROR(log->BecomeFollower(*session));
     if (log->AppliedEnd() == 0 && log->EndOffset() > 0) {
@@ -343,11 +359,8 @@ Result<std::vector<std::string>> ReplicationImpl::LocalModules() {
                           engine_.storage().ListTables("replstate."));
   std::vector<std::string> modules;
   for (const std::string& table : tables) {
-    // replstate.<module>.<group>: module names contain no '.'.
-    const std::string rest = table.substr(std::string_view("replstate.").size());
-    const std::string module = rest.substr(0, rest.find('.'));
-    if (!module.empty() && (modules.empty() || modules.back() != module)) {
-      modules.push_back(module);
+    if (const std::optional<GroupId> group = GroupOfStateTable(table)) {
+      modules.push_back(group->module);
     }
   }
   std::sort(modules.begin(), modules.end());
@@ -674,9 +687,7 @@ Result<std::string> ReplicationImpl::Digest(const std::string& module, int group
     } else if (*leading) {
       applied_end = *last + 1;
     } else if (*applied && value.size() == 8) {
-      for (int b = 7; b >= 0; --b) {
-        applied_end = (applied_end << 8) | static_cast<uint8_t>(value[b]);
-      }
+      applied_end = LittleEndian64(value);
     }
   }
   session->Rollback();
@@ -734,7 +745,7 @@ Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, i
       return Status::NotLeader("this node does not lead module " + module + " group " +
                                std::to_string(group));
     }
-    for (int b = 7; b >= 0; --b) chunk.epoch = (chunk.epoch << 8) | static_cast<uint8_t>(led[b]);
+    chunk.epoch = LittleEndian64(led);
     // Tables listed once the snapshot is taken (by the read above): a table created before
     // it, which entries below the log end may have written, is in the list; one created
     // after it has no rows in it, and the entries that write it are at or above the end.

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
-#include <optional>
 
 #include "node_channel.h"
 #include "strata/protocol/messages.h"
@@ -347,19 +347,9 @@ Status Fetcher::LoadSnapshot(NodeChannel& channel, const Target& target, uint64_
   snapshot_source_ = target;
   // Durable before the log is fetched on top of it: the durable end this node reports
   // counts the snapshot's rows too.
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  std::optional<Status> flushed;
-  replication_.WhenDurable([&](Status st) {
-    std::lock_guard<std::mutex> lock(done_mu);
-    flushed = std::move(st);
-    done_cv.notify_all();
-  });
-  {
-    std::unique_lock<std::mutex> lock(done_mu);
-    done_cv.wait(lock, [&] { return flushed.has_value(); });
-  }
-  STRATA_RETURN_IF_ERROR(*flushed);
+  std::promise<Status> flushed;
+  replication_.WhenDurable([&flushed](Status st) { flushed.set_value(std::move(st)); });
+  STRATA_RETURN_IF_ERROR(flushed.get_future().get());
   if (log_info_) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start)

@@ -270,7 +270,8 @@ std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets
   std::vector<std::vector<std::string>> kept(placed.size());
   for (size_t i = 0; i < placed.size(); ++i) {
     const GroupState& state = placed[i]->state;
-    const int rf = std::min(std::max(modules.at(placed[i]->module).replication, 1), n);
+    // (A placed group's replication is at most the live nodes.)
+    const int rf = std::max(modules.at(placed[i]->module).replication, 1);
     std::vector<std::string> candidates = {state.leader};
     candidates.insert(candidates.end(), state.replicas.begin(), state.replicas.end());
     for (const std::string& node : candidates) {

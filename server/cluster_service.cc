@@ -215,11 +215,21 @@ void ClusterService::Fetch(uint64_t id, const proto::ReplicaFetchRequest& reques
   ask.epoch = request.epoch;
   ask.from = request.from;
   ask.durable_end = request.durable_end;
-  ask.max_bytes = request.max_bytes;
+  ask.max_bytes = std::min<int64_t>(request.max_bytes, AnswerBudget());
   ask.wait = std::chrono::milliseconds(request.wait_ms);
-  replicas_.Fetch(ask, [id, reply = std::move(reply)](Result<cluster::FetchAnswer> answer) {
+  replicas_.Fetch(ask, [this, id, module = request.module, group = request.group,
+                        reply = std::move(reply)](Result<cluster::FetchAnswer> answer) {
     if (!answer.ok()) {
       reply(ClusterErrorResponse(id, answer.status(), ""));
+      return;
+    }
+    // Only a lone entry can exceed the budget (ReplicationImpl::Read stops before one).
+    if (answer->entries.size() == 1 && !Fits(answer->entries[0].bytes.size())) {
+      reply(ClusterErrorResponse(id,
+                                 TooLarge("log entry " + std::to_string(answer->entries[0].offset) +
+                                              " of " + module + "/" + std::to_string(group),
+                                          answer->entries[0].bytes.size()),
+                                 ""));
       return;
     }
     proto::ReplicaEntries out;
@@ -265,9 +275,18 @@ proto::Response ClusterService::Snapshot(uint64_t id,
   ask.node = request.node;
   ask.epoch = request.epoch;
   ask.after = SnapshotCursor{request.table, request.key, request.record};
-  ask.max_bytes = request.max_bytes;
+  ask.max_bytes = std::min<int64_t>(request.max_bytes, AnswerBudget());
   Result<SnapshotChunk> chunk = replicas_.Snapshot(ask);
   if (!chunk.ok()) return ClusterErrorResponse(id, chunk.status(), "");
+  // Only a lone row can exceed the budget (ReadSnapshot stops before one).
+  if (!Fits(chunk->rows.size() + chunk->next.key.size())) {
+    return ClusterErrorResponse(
+        id,
+        TooLarge("a row of " + request.module + "/" + std::to_string(request.group) + " (table " +
+                     chunk->next.table + ")",
+                 chunk->rows.size()),
+        "");
+  }
   proto::ReplicaSnapshot out;
   out.epoch = chunk->epoch;
   out.rows = std::move(chunk->rows);
@@ -282,6 +301,23 @@ proto::Response ClusterService::Snapshot(uint64_t id,
   response.id = id;
   response.body = std::move(out);
   return response;
+}
+
+int64_t ClusterService::AnswerBudget() const {
+  // Half the frame: a chunk may pass its budget by one entry or row, and each entry is
+  // framed (offset, vector header) on top of its bytes.
+  return std::max<int64_t>(1, max_frame_size_ / 2);
+}
+
+bool ClusterService::Fits(size_t payload_bytes) const {
+  return payload_bytes + kAnswerOverhead <= max_frame_size_;
+}
+
+Status ClusterService::TooLarge(const std::string& what, size_t bytes) const {
+  return Status::InvalidArgument(what + " is " + std::to_string(bytes) +
+                                 " bytes: it does not fit this node's --max-frame-size of " +
+                                 std::to_string(max_frame_size_) +
+                                 " bytes; start the nodes with a larger --max-frame-size");
 }
 
 }  // namespace strata::server

@@ -20,9 +20,11 @@ namespace strata::server {
 
 class ClusterService {
  public:
-  // All three outlive the service.
-  ClusterService(Engine& engine, cluster::ClusterNode& node, cluster::ReplicaManager& replicas)
-      : engine_(engine), node_(node), replicas_(replicas) {}
+  // All three outlive the service. `max_frame_size` is the server's --max-frame-size: the
+  // answers to fetches and snapshot requests are sized to fit it.
+  ClusterService(Engine& engine, cluster::ClusterNode& node, cluster::ReplicaManager& replicas,
+                 uint32_t max_frame_size)
+      : engine_(engine), node_(node), replicas_(replicas), max_frame_size_(max_frame_size) {}
 
   // The module a request is served by the leader of, or nullopt (requests any node
   // answers: Hello, ListModules, Stats of every module, Placement, deploy).
@@ -71,9 +73,18 @@ class ClusterService {
   static constexpr std::chrono::milliseconds kPlacementTimeout{15000};
 
  private:
+  // Room in a frame for what an answer carries besides its entries' or rows' bytes.
+  static constexpr size_t kAnswerOverhead = 4096;
+  // The entry or row bytes asked of ReplicationImpl for one answer.
+  int64_t AnswerBudget() const;
+  bool Fits(size_t payload_bytes) const;
+  // INVALID_ARGUMENT: `what` (one entry or row) cannot be sent in a frame of this node.
+  Status TooLarge(const std::string& what, size_t bytes) const;
+
   Engine& engine_;
   cluster::ClusterNode& node_;
   cluster::ReplicaManager& replicas_;
+  const uint32_t max_frame_size_;
 };
 
 // An error response carrying the leader's address (NOT_LEADER) when `status` is kNotLeader.

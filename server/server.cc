@@ -182,7 +182,8 @@ Status Server::JoinCluster() {
   }
   cluster_ = std::move(joined).value();
   cluster_ptr_.store(cluster_.get());
-  cluster_service_ = std::make_unique<ClusterService>(*engine_, *cluster_, *replicas_);
+  cluster_service_ =
+      std::make_unique<ClusterService>(*engine_, *cluster_, *replicas_, options_.max_frame_size);
   dispatcher_->SetCluster(cluster_service_.get());
   return Status::Ok();
 }

@@ -755,13 +755,14 @@ Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, i
       if (!after.table.empty() && table.name < after.table) continue;
       STRATA_RETURN_IF_ERROR(
           ScanGroupRows(session, id, table, after, [&](const CapturedWrite& row) {
-            if (!rows.empty() && bytes >= max_bytes) {
+            // About the row's encoded size (FlexBuffers frames each op and repeats the table).
+            const auto size =
+                static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size() + 32);
+            if (!rows.empty() && bytes + size > max_bytes) {
               full = true;
               return false;
             }
-            // About the row's encoded size (FlexBuffers frames each op and repeats the table).
-            bytes +=
-                static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size() + 32);
+            bytes += size;
             rows.push_back(row);
             return true;
           }));

@@ -98,6 +98,9 @@ Status NodeChannel::Connect(Clock::time_point deadline) {
     return Status::IOError("node " + address_ +
                            " refused the handshake: " + welcome->error->message);
   }
+  if (const auto* w = std::get_if<proto::Welcome>(&welcome->body); w && w->max_frame_size > 0) {
+    max_frame_size_ = w->max_frame_size;
+  }
   return Status::Ok();
 }
 
@@ -128,7 +131,7 @@ Result<proto::Response> NodeChannel::RoundTrip(const proto::Request& request,
     std::string error;
     const proto::DecodeState state =
         proto::DecodeFrame(reinterpret_cast<const uint8_t*>(s.buffer.data()), s.buffer.size(),
-                           proto::kDefaultMaxFrameSize, &view, &consumed, &error);
+                           max_frame_size_, &view, &consumed, &error);
     if (state == proto::DecodeState::kBad) {
       return fail(Status::Corruption("a frame from " + address_ + ": " + error));
     }

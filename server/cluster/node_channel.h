@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "strata/protocol/frame.h"
 #include "strata/protocol/messages.h"
 #include "strata/status.h"
 
@@ -50,6 +51,8 @@ class NodeChannel {
   std::mutex mu_;                   // guards socket_'s replacement against Interrupt
   std::unique_ptr<Socket> socket_;  // null while closed
   uint64_t next_id_ = 1;
+  // The largest answer read: the peer's max_frame_size from its Welcome (it sends no more).
+  uint32_t max_frame_size_ = protocol::kDefaultMaxFrameSize;
 };
 
 }  // namespace strata::cluster

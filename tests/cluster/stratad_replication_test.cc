@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -442,6 +443,43 @@ TEST_F(StratadReplicationTest, AFollowerBehindTheLeadersCompactedLogCatchesUpFro
   EXPECT_EQ(CountOf("n3", "down"), 1);
   EXPECT_EQ(CountOf("n3", "6"), 8);
   ASSERT_TRUE(Acknowledges("n3", "alone now"));
+}
+
+// A snapshot larger than a frame: with --max-frame-size 600 KB (the plugin file still fits
+// in one), the leader answers in chunks of at most half a frame, and the follower loads
+// them all.
+TEST_F(StratadReplicationTest, ASnapshotLargerThanAFrameArrivesInChunksThatFitOne) {
+  const std::vector<std::string> flags = {"--replica-log-retention", "16", "--max-frame-size",
+                                          "600KB"};
+  ASSERT_NO_FATAL_FAILURE(ThreeNodesWithWordcount("early words", flags));
+  const int64_t n3_end = HttpJson(Http("n3"), "/rest/wordcount/replica")["log_end"];
+  nodes_["n3"]->Stop(SIGKILL);
+  ASSERT_TRUE(Acknowledges("n1", "first while n3 is down"));
+  // About 900 KB of rows: 6,000 sentences of one new word each, and their counts.
+  for (int batch = 0; batch < 30; ++batch) {
+    std::vector<std::string> sentences;
+    for (int i = 0; i < 200; ++i) sentences.push_back("u" + std::to_string(batch * 200 + i));
+    Result<proto::Response> appended = Append("n1", sentences);
+    ASSERT_TRUE(appended.ok() && !appended->error);
+  }
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const nlohmann::json state = HttpJson(Http("n1"), "/rest/wordcount/replica");
+        return !state.is_null() && state["log_start"].get<int64_t>() > n3_end;
+      },
+      30s))
+      << ReadFile(Log("n1"));
+  ASSERT_TRUE(StartNode("n3", flags));
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n3"));
+  std::smatch loaded;
+  ASSERT_TRUE(Eventually([&] {
+    const std::string log = ReadFile(Log("n3"));
+    return std::regex_search(log, loaded,
+                             std::regex("loaded a snapshot of n1's rows \\((\\d+) rows, (\\d+) "
+                                        "bytes, (\\d+) chunks"));
+  })) << ReadFile(Log("n3"));
+  EXPECT_GT(std::stoll(loaded[2]), 600 * 1024) << loaded[0];
+  EXPECT_GE(std::stoll(loaded[3]), 3) << loaded[0];
 }
 
 // Rebalance: three modules of replication 2 deployed on n1 and n2, all led by n1; a third

@@ -160,9 +160,10 @@ class Replication {
   // Deletes the group's entries below min(`below`, the applied end), moving its start;
   // returns the start.
   virtual Result<int64_t> Compact(const std::string& module, int group, int64_t below) = 0;
-  // Leader: up to about `max_bytes` of the group's rows after `after` (each table's rows in
-  // order, tables by name, the module's rows of the shared meta tables included), read at
-  // one storage snapshot, with the log end of that snapshot.
+  // Leader: the group's rows after `after` (each table's rows in order, tables by name, the
+  // module's rows of the shared meta tables included), read at one storage snapshot, with
+  // the log end of that snapshot: as many as fit in `max_bytes` of encoded rows (about),
+  // and at least one.
   virtual Result<SnapshotChunk> ReadSnapshot(const std::string& module, int group,
                                              const SnapshotCursor& after, int64_t max_bytes) = 0;
   // Follower: starts loading a snapshot whose first chunk was read at log end `offset`:

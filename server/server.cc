@@ -146,6 +146,7 @@ Status Server::JoinCluster() {
   node.self.started = cluster::IsoTimeNow();
   node.session_timeout = std::chrono::seconds(settings.session_timeout_s);
   node.connect_timeout = std::chrono::seconds(10);
+  node.auto_rebalance_after = std::chrono::seconds(settings.auto_rebalance_s);
   node.log_info = [](const std::string& line) { LogInfo(line); };
   node.log_warning = [](const std::string& line) { LogWarning(line); };
   node.on_view_change = [this](const cluster::ClusterView& view) {

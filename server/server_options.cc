@@ -280,6 +280,20 @@ std::variant<ServerOptions, int> ParseCommandLine(int argc, char** argv) {
                  "instead (0: keep the whole log)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
       ->capture_default_str();
+  app.add_option("--auto-rebalance", options.cluster.auto_rebalance_s,
+                 "When the placement has stayed unbalanced this long (a node joined, "
+                 "leaderships piled up after failovers), the controller rebalances it, e.g. "
+                 "60s; 0 or off: only when asked (rebalance)")
+      ->transform(CLI::AsNumberWithUnit(seconds_units))
+      // (CLI11 applies an option's transforms last added first: "off" becomes 0 first.)
+      ->transform(CLI::Validator(
+          [](std::string& value) {
+            if (value == "off") value = "0";
+            return std::string();
+          },
+          ""))
+      ->check(CLI::Range(0, 86400))
+      ->default_str(SecondsText(defaults.cluster.auto_rebalance_s));
   app.add_option("--deploy", options.deploy,
                  "Module files (.so) to deploy at start unless a module of that name is "
                  "deployed");

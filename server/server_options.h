@@ -46,6 +46,9 @@ struct ClusterSettings {
   // behind its end; older ones are compacted away (0: never). A replica further behind
   // loads a snapshot of the leader's rows.
   int64_t log_retention = 1'000'000;
+  // --auto-rebalance: the controller asks for a rebalance itself once the placement has
+  // stayed unbalanced this long (docs/cluster.md, "Automatic rebalance"); 0: never.
+  int auto_rebalance_s = 60;
 };
 
 // stratad's options: the engine's (their defaults are EngineOptions') and the server's own.

@@ -405,12 +405,62 @@ Status ClusterNode::Refresh() {
   input.unreadable_modules = std::move(unreadable_modules);
   const std::string isr_key = "children " + std::string(kIsrChangePath);
   const std::string rebalance_key = "exists " + std::string(kRebalancePath);
-  Status reconciled = controller_->Reconcile(std::move(input), Arm(isr_key), Arm(rebalance_key));
-  if (!reconciled.ok()) {
+  Result<bool> settled = controller_->Reconcile(input, Arm(isr_key), Arm(rebalance_key));
+  if (!settled.ok()) {
     Disarm(isr_key);
     Disarm(rebalance_key);
+    return settled.status();
   }
-  return reconciled;
+  // After writes the groups are not as read: their watches bring the next refresh.
+  if (*settled) AutoRebalance(input);
+  return Status::Ok();
+}
+
+void ClusterNode::AutoRebalance(const PlacementInput& input) {
+  using std::chrono::steady_clock;
+  const auto after = options_.auto_rebalance_after;
+  if (after.count() <= 0) return;
+  const std::vector<std::string> moves =
+      AutoRebalanceMoves(input.live, input.modules, input.groups);
+  std::string unbalanced;
+  if (!moves.empty()) {
+    std::string nodes;
+    for (const auto& [id, incarnation] : input.live) nodes += (nodes.empty() ? "" : ",") + id;
+    unbalanced = "live [" + nodes + "], would move ";
+    for (size_t i = 0; i < moves.size(); ++i) unbalanced += (i ? ", " : "") + moves[i];
+  }
+  const auto now = steady_clock::now();
+  if (unbalanced != unbalanced_) {
+    unbalanced_ = unbalanced;
+    unbalanced_since_ = now;
+    if (!unbalanced.empty() && options_.log_info) {
+      const std::string in = after.count() % 1000 == 0 ? std::to_string(after.count() / 1000) + " s"
+                                                       : std::to_string(after.count()) + " ms";
+      options_.log_info("cluster: placement unbalanced (" + unbalanced + "): rebalancing in " + in +
+                        " unless it changes");
+    }
+  }
+  if (unbalanced.empty()) return;
+  if (now - unbalanced_since_ < after) {
+    MutexLock lock(&mu_);
+    recheck_at_ = unbalanced_since_ + after;
+    return;
+  }
+  Result<std::string> created =
+      client_->Create(std::string(kRebalancePath), "", CreateMode::kPersistent);
+  if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) {
+    if (options_.log_warning) {
+      options_.log_warning("cluster: automatic rebalance: cannot create " +
+                           std::string(kRebalancePath) + ": " + created.status().message() +
+                           " (trying again at the next change)");
+    }
+    return;
+  }
+  if (options_.log_info) {
+    options_.log_info("cluster: automatic rebalance: the placement stayed unbalanced (" +
+                      unbalanced + ")");
+  }
+  unbalanced_.clear();
 }
 
 void ClusterNode::Run() {
@@ -421,7 +471,15 @@ void ClusterNode::Run() {
     bool lost_controller = false;
     {
       MutexLock lock(&mu_);
-      while (!refresh_ && !expired_ && !lost_ && !stop_) cv_.Wait(&mu_);
+      while (!refresh_ && !expired_ && !lost_ && !stop_) {
+        if (!recheck_at_) {
+          cv_.Wait(&mu_);
+        } else if (!cv_.WaitUntil(&mu_, *recheck_at_) ||
+                   std::chrono::steady_clock::now() >= *recheck_at_) {
+          refresh_ = true;  // an automatic rebalance falls due: read and decide again
+          recheck_at_.reset();
+        }
+      }
       if (stop_) return;
       expired = expired_;
       refresh = refresh_;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -36,6 +37,10 @@ struct ClusterNodeOptions {
   NodeInfo self;  // id, advertise, http, pid, started
   std::chrono::milliseconds session_timeout{6000};
   std::chrono::milliseconds connect_timeout{10000};
+  // While this node is the controller: when the placement has stayed unbalanced this long
+  // (AutoRebalanceMoves in placement.h: same live nodes, same groups to move), it asks for
+  // a rebalance itself (docs/cluster.md, "Automatic rebalance"). 0: never.
+  std::chrono::milliseconds auto_rebalance_after{0};
   // Where the node's log lines go ("cluster: ..."); called on the joining thread and on the
   // node's thread, never at once.
   std::function<void(const std::string&)> log_info;
@@ -129,6 +134,10 @@ class ClusterNode {
   // are not set), logs the changes, tells on_view_change, and reconciles when this node is
   // the controller.
   Status Refresh();
+  // The controller's automatic rebalance (node's thread, after a reconciliation of `input`
+  // that changed nothing): notes since when the placement is unbalanced, asks for a rebalance once
+  // it has been for options_.auto_rebalance_after, and sets recheck_at_ until then.
+  void AutoRebalance(const PlacementInput& input);
   // The module specs; `unreadable` gets the modules whose znode holds no spec.
   Result<std::map<std::string, ModuleSpec>> ReadModules(std::set<std::string>* unreadable);
   // The group states; `unreadable` gets the groups whose znode holds no group state.
@@ -167,6 +176,12 @@ class ClusterNode {
   int users_ GUARDED_BY(mu_) = 0;                // callers inside WithClient
   bool left_ GUARDED_BY(mu_) = false;            // Leave() was called
   std::set<std::string> armed_ GUARDED_BY(mu_);  // watches set that have not fired
+  // When the node's thread refreshes again unwoken (an automatic rebalance falls due).
+  std::optional<std::chrono::steady_clock::time_point> recheck_at_ GUARDED_BY(mu_);
+  // Node's thread only: the unbalanced placement seen last (live nodes and groups to move;
+  // "" when balanced) and since when.
+  std::string unbalanced_;
+  std::chrono::steady_clock::time_point unbalanced_since_;
   std::thread thread_;
 };
 

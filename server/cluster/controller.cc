@@ -65,7 +65,7 @@ Status Controller::Write(const GroupWrite& write) {
   return Status::Internal("unknown group write");
 }
 
-Status Controller::Reconcile(PlacementInput input, Watch on_isr_change, Watch on_rebalance) {
+Result<bool> Controller::Reconcile(PlacementInput input, Watch on_isr_change, Watch on_rebalance) {
   STRATA_ASSIGN_OR_RETURN(input.isr_changes, ReadIsrChanges(std::move(on_isr_change)));
   STRATA_ASSIGN_OR_RETURN(input.rebalance,
                           client_.Exists(std::string(kRebalancePath), std::move(on_rebalance)));
@@ -86,7 +86,7 @@ Status Controller::Reconcile(PlacementInput input, Watch on_isr_change, Watch on
     Status deleted = client_.Delete(std::string(kRebalancePath));
     if (!deleted.ok() && deleted.code() != StatusCode::kNotFound) return deleted;
   }
-  return Status::Ok();
+  return decided.writes.empty() && input.isr_changes.empty() && !input.rebalance;
 }
 
 }  // namespace strata::cluster

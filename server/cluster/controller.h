@@ -38,8 +38,9 @@ class Controller {
   // read or the candidacy is gone, kAlreadyExists when a group state was created meanwhile,
   // kNotFound when one was deleted — the caller reads again and calls again. The ISR change
   // requests are deleted only once every write was made, and /rebalance then. Not on the client's
-  // event thread.
-  Status Reconcile(PlacementInput input, Watch on_isr_change, Watch on_rebalance = nullptr);
+  // event thread. True when it changed nothing — no write, no request, no rebalance: the
+  // groups are as `input` has them.
+  Result<bool> Reconcile(PlacementInput input, Watch on_isr_change, Watch on_rebalance = nullptr);
 
  private:
   // Reads /isr-change's requests, in the order they were made; a request that does not

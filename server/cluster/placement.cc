@@ -236,6 +236,33 @@ std::string NodeList(const std::vector<std::string>& nodes) {
   return text + "]";
 }
 
+bool AtTarget(const GroupState& state, const std::vector<std::string>& target) {
+  if (target.empty() || state.leader != target[0]) return false;
+  std::vector<std::string> have = state.replicas;
+  std::vector<std::string> want = target;
+  std::sort(have.begin(), have.end());
+  std::sort(want.begin(), want.end());
+  return have == want;
+}
+
+std::vector<std::string> AutoRebalanceMoves(const std::map<std::string, std::string>& live,
+                                            const std::map<std::string, ModuleSpec>& modules,
+                                            const std::vector<GroupView>& groups) {
+  for (const GroupView& g : groups) {
+    if (!g.state.target.empty() || g.state.isr.size() != g.state.replicas.size()) return {};
+  }
+  std::vector<std::string> moves;
+  for (const auto& [key, target] : RebalanceTargets(live, modules, groups)) {
+    const auto group = std::find_if(groups.begin(), groups.end(), [&](const GroupView& g) {
+      return g.module == key.first && g.group == key.second;
+    });
+    if (group != groups.end() && !AtTarget(group->state, target)) {
+      moves.push_back(GroupName(key.first, key.second));
+    }
+  }
+  return moves;
+}
+
 std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets(
     const std::map<std::string, std::string>& live,
     const std::map<std::string, ModuleSpec>& modules, const std::vector<GroupView>& groups) {
@@ -407,11 +434,7 @@ Reconciliation Reconcile(const PlacementInput& input) {
         if (auto target = targets.find({module, g}); target != targets.end()) {
           std::vector<std::string> wanted = target->second;
           // Already there: no move (a move under way to elsewhere is called off).
-          std::vector<std::string> have = group.state.replicas;
-          std::vector<std::string> want = wanted;
-          std::sort(have.begin(), have.end());
-          std::sort(want.begin(), want.end());
-          if (have == want && group.state.leader == wanted[0]) wanted.clear();
+          if (AtTarget(group.state, wanted)) wanted.clear();
           retargeted = wanted != group.state.target;
           group.state.target = std::move(wanted);
         }

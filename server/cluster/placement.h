@@ -108,6 +108,18 @@ std::map<std::pair<std::string, int>, std::vector<std::string>> RebalanceTargets
     const std::map<std::string, std::string>& live,
     const std::map<std::string, ModuleSpec>& modules, const std::vector<GroupView>& groups);
 
+// Whether `state` is where `target` (a RebalanceTargets entry) puts it: the same copies, in
+// any order, and target[0] leading.
+bool AtTarget(const GroupState& state, const std::vector<std::string>& target);
+
+// The groups an automatic rebalance would move now ("module M group G", in order): none while
+// any group is moving (has a target) or has a copy out of its ISR (down, or catching up),
+// so that a rebalance waits for a settled cluster; else each group with a RebalanceTargets
+// target it is not AtTarget. Applying the targets yields a placement with none.
+std::vector<std::string> AutoRebalanceMoves(const std::map<std::string, std::string>& live,
+                                            const std::map<std::string, ModuleSpec>& modules,
+                                            const std::vector<GroupView>& groups);
+
 // "[n1,n2]".
 std::string NodeList(const std::vector<std::string>& nodes);
 

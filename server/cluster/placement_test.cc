@@ -572,6 +572,66 @@ TEST(PlacementTest, RebalanceLeadershipsHoldTheCapWhenTheCopiesAllowIt) {
 // A target whose member is not live never completes; the leader's failure meanwhile keeps
 // the target, a rebalance leaves the group alone while a copy's node is down, and the move
 // completes once that node is back in sync.
+TEST(PlacementTest, AutoRebalanceMovesNameTheGroupsANewNodeWouldTake) {
+  const auto live = Live({"n1", "n2", "n3"});
+  std::map<std::string, ModuleSpec> modules;
+  std::vector<GroupView> groups;
+  for (const char* m : {"a", "b", "c"}) {
+    modules[m] = Spec(m, 2, "n1");
+    groups.push_back(Group(m, "n1", 7, {"n1", "n2"}, {"n1", "n2"}));
+  }
+  // n3 takes two copies and two groups change leader (one leadership per node): all three.
+  EXPECT_EQ(AutoRebalanceMoves(live, modules, groups),
+            (std::vector<std::string>{"module a group 0", "module b group 0", "module c group 0"}));
+  // On n1 and n2 only the leaderships move: n1 leads all three, two at most is its share.
+  EXPECT_EQ(AutoRebalanceMoves(Live({"n1", "n2"}), modules, groups),
+            (std::vector<std::string>{"module c group 0"}));
+  // A move under way, or a copy out of the ISR: wait.
+  std::vector<GroupView> moving = groups;
+  moving[0].state.target = {"n3", "n1"};
+  EXPECT_TRUE(AutoRebalanceMoves(live, modules, moving).empty());
+  std::vector<GroupView> lagging = groups;
+  lagging[2].state.isr = {"n1"};
+  EXPECT_TRUE(AutoRebalanceMoves(live, modules, lagging).empty());
+}
+
+// The targets are a fixpoint: a placement moved to its targets has nothing more to move, so
+// an automatic rebalance never chases its own tail.
+TEST(PlacementTest, APlacementAtItsRebalanceTargetsHasNoAutoRebalanceMoves) {
+  uint32_t seed = 12345;
+  const auto next = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) % n;
+  };
+  for (int round = 0; round < 300; ++round) {
+    const int nodes = 1 + static_cast<int>(next(5));
+    Nodes ids;
+    for (int i = 1; i <= nodes; ++i) ids.push_back("n" + std::to_string(i));
+    const auto live = Live(ids);
+    std::map<std::string, ModuleSpec> modules;
+    std::vector<GroupView> groups;
+    const int count = 1 + static_cast<int>(next(7));
+    for (int m = 0; m < count; ++m) {
+      const std::string name = "m" + std::to_string(m);
+      const int replication = 1 + static_cast<int>(next(static_cast<uint32_t>(nodes)));
+      modules[name] = Spec(name, replication, ids[0]);
+      Nodes replicas;  // `replication` distinct nodes from a random start
+      const int first = static_cast<int>(next(static_cast<uint32_t>(nodes)));
+      for (int r = 0; r < replication; ++r) replicas.push_back(ids[(first + r) % nodes]);
+      groups.push_back(Group(name, replicas[0], 3, replicas, replicas));
+    }
+    for (const auto& [key, target] : RebalanceTargets(live, modules, groups)) {
+      for (GroupView& g : groups) {
+        if (g.module != key.first) continue;
+        g.state.replicas = target;
+        g.state.isr = target;
+        g.state.leader = target[0];
+      }
+    }
+    EXPECT_TRUE(AutoRebalanceMoves(live, modules, groups).empty()) << "round " << round;
+  }
+}
+
 TEST(PlacementTest, AMoveWaitsForItsTargetAndSurvivesAFailover) {
   PlacementInput input;
   input.live = Live({"n1", "n2", "n3"});

@@ -5,7 +5,7 @@ and the cluster benchmark (bench/cluster-bench.py); docs/cluster.md, "Fault test
     lab.run(body)                                  # and the client: body runs there); cleanup
 
 Node k runs `stratad --cluster zk://<n4>:2181/strata --node-id n<k> --advertise <nk>:7450
---cluster-session-timeout 1s` with its data in the lab's work directory; ZooKeeper
+--cluster-session-timeout 1s --auto-rebalance off` with its data in the lab's work directory; ZooKeeper
 (scripts/zk-local.sh run) and every client of the test run in the last namespace, so
 `cluster.isolate(node)` cuts a node off from ZooKeeper and from the clients alike. `body`
 runs on a thread moved into that namespace (setns applies to one thread, and threads it
@@ -117,7 +117,10 @@ class StrataNode:
         if self.lab.clustered:
             argv += ["--cluster", "zk://%s:%d/strata" % (self.lab.zk_ns.address, ZK_PORT),
                      "--node-id", self.id, "--advertise", self.address,
-                     "--cluster-session-timeout", self.lab.session_timeout]
+                     "--cluster-session-timeout", self.lab.session_timeout,
+                     # Leaders move only when a fault or the test moves them: the failover
+                     # times and the measurements depend on where they are.
+                     "--auto-rebalance", "off"]
         return argv + list(self.lab.stratad_args)
 
     def start(self):

@@ -58,6 +58,8 @@ class StratadReplicationTest : public ::testing::Test {
     zk_ = std::move(zk).value();
   }
 
+  void RebalanceMovesCopiesAndLeaderships(bool automatic);
+
   void TearDown() override {
     nodes_.clear();  // SIGKILL what still runs
     zk_.reset();
@@ -482,16 +484,15 @@ TEST_F(StratadReplicationTest, ASnapshotLargerThanAFrameArrivesInChunksThatFitOn
   EXPECT_GE(std::stoll(loaded[3]), 3) << loaded[0];
 }
 
-// Rebalance: three modules of replication 2 deployed on n1 and n2, all led by n1; a third
-// node joins and `rebalance` moves two copies to it and spreads the leaderships, one per
-// node; every acknowledged append is still there, the replicas of each module are equal, and
-// each module takes appends at its new leader.
-TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeaderships) {
+// The rebalance tests below; `automatic`: the nodes run with --auto-rebalance 2s and nobody
+// asks for the rebalance.
+void StratadReplicationTest::RebalanceMovesCopiesAndLeaderships(bool automatic) {
+  const std::vector<std::string> flags = {"--auto-rebalance", automatic ? "2s" : "off"};
   const std::vector<std::pair<std::string, std::string>> modules = {
       {"wordcount", WORDCOUNT_MODULE},
       {"wordcount_b", WORDCOUNT_B_MODULE},
       {"wordcount_c", WORDCOUNT_C_MODULE}};
-  for (const char* id : {"n1", "n2"}) ASSERT_TRUE(StartNode(id));
+  for (const char* id : {"n1", "n2"}) ASSERT_TRUE(StartNode(id, flags));
   ASSERT_TRUE(SeesLiveNodes("n1", 2));
   for (const auto& [name, path] : modules) {
     proto::DeployRequest deploy;
@@ -510,14 +511,16 @@ TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeader
       ASSERT_TRUE(appended.ok() && !appended->error) << name;
     }
   }
-  ASSERT_TRUE(StartNode("n3"));
+  ASSERT_TRUE(StartNode("n3", flags));
   ASSERT_TRUE(SeesLiveNodes("n2", 3));
-  Result<proto::Response> rebalanced = Connect("n2").Call(proto::RebalanceRequest{});
-  ASSERT_TRUE(rebalanced.ok()) << rebalanced.status().ToString();
-  ASSERT_FALSE(rebalanced->error) << rebalanced->error->message;
-  // Answered with the placement once the controller took it (moves this small may be done
-  // by then: no target is asserted here).
-  EXPECT_EQ(std::get<proto::Placement>(rebalanced->body).groups.size(), 3u);
+  if (!automatic) {
+    Result<proto::Response> rebalanced = Connect("n2").Call(proto::RebalanceRequest{});
+    ASSERT_TRUE(rebalanced.ok()) << rebalanced.status().ToString();
+    ASSERT_FALSE(rebalanced->error) << rebalanced->error->message;
+    // Answered with the placement once the controller took it (moves this small may be
+    // done by then: no target is asserted here).
+    EXPECT_EQ(std::get<proto::Placement>(rebalanced->body).groups.size(), 3u);
+  }
   // The moves complete: two copies per node, one leadership per node, no target left.
   std::map<std::string, std::string> leaders;
   ASSERT_TRUE(Eventually(
@@ -577,6 +580,10 @@ TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeader
   // The controller (n1, the first node) gave two groups a target naming n3.
   const std::string log = ReadFile(Log("n1"));
   EXPECT_NE(log.find("cluster: rebalance: every group has its target"), std::string::npos) << log;
+  EXPECT_EQ(log.find("cluster: automatic rebalance: the placement stayed unbalanced (live "
+                     "[n1,n2,n3], would move ") != std::string::npos,
+            automatic)
+      << log;
   size_t targets = 0;
   for (size_t at = log.find("(rebalance: target ["); at != std::string::npos;
        at = log.find("(rebalance: target [", at + 1)) {
@@ -584,6 +591,20 @@ TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeader
     if (line.find("n3") != std::string::npos) ++targets;
   }
   EXPECT_EQ(targets, 2u) << log;
+}
+
+// Rebalance: three modules of replication 2 deployed on n1 and n2, all led by n1; a third
+// node joins and `rebalance` moves two copies to it and spreads the leaderships, one per
+// node; every acknowledged append is still there, the replicas of each module are equal, and
+// each module takes appends at its new leader.
+TEST_F(StratadReplicationTest, RebalanceMovesCopiesToANewNodeAndSpreadsTheLeaderships) {
+  RebalanceMovesCopiesAndLeaderships(/*automatic=*/false);
+}
+
+// The same with nobody asking: the controller rebalances once the placement has stayed
+// unbalanced for --auto-rebalance.
+TEST_F(StratadReplicationTest, AutoRebalanceMovesCopiesToANewNodeAndSpreadsTheLeaderships) {
+  RebalanceMovesCopiesAndLeaderships(/*automatic=*/true);
 }
 
 // A node down while its module is destroyed finds, back, that the cluster has no such

@@ -101,20 +101,44 @@ Result<ModuleInfo> ClusterService::Deploy(const std::string& so_path, int partit
   }
   // Answered once the in-sync replicas have the deploy (its meta.modules row) durably, as an
   // append is acknowledged: a follower promoted next must be able to start the module.
+  STRATA_RETURN_IF_ERROR(WaitForInSyncReplicas(name, "deployed"));
+  return info;
+}
+
+Result<std::string> ClusterService::ModuleNameOf(const std::string& so_path) {
+  return engine_.replication()->ModuleName(so_path);
+}
+
+Result<UpdateResult> ClusterService::Update(const std::string& so_path,
+                                            const UpdateOptions& options) {
+  STRATA_ASSIGN_OR_RETURN(std::string name, ModuleNameOf(so_path));
+  STRATA_ASSIGN_OR_RETURN(UpdateResult result, engine_.Update(so_path, options));
+  // The new version's row (the switch) durable on the in-sync replicas, as a deploy: a
+  // follower promoted next runs the new version. Each follower then reloads its copy.
+  STRATA_RETURN_IF_ERROR(
+      WaitForInSyncReplicas(name, "updated to version " + std::to_string(result.version)));
+  return result;
+}
+
+Status ClusterService::WaitForInSyncReplicas(const std::string& module,
+                                             const std::string& done_what) {
   auto replicated = std::make_shared<std::promise<Status>>();
   std::future<Status> done = replicated->get_future();
-  replicas_.GateAck(name, [replicated](Status st) { replicated->set_value(std::move(st)); });
+  replicas_.GateAck(module, [replicated](Status st) { replicated->set_value(std::move(st)); });
   if (done.wait_for(kPlacementTimeout) != std::future_status::ready) {
-    return Status::Timeout("module " + name + " is deployed on this node, its leader, but its " +
-                           "in-sync replicas did not have it within " +
+    return Status::Timeout("module " + module + " is " + done_what +
+                           " on this node, its leader, but its in-sync replicas did not have it "
+                           "within " +
                            std::to_string(kPlacementTimeout.count()) +
                            " ms: it may or may not be kept if this node fails now");
   }
   if (Status st = done.get(); !st.ok()) {
-    return Status(st.code(), "module " + name + " is deployed on this node, its leader, but not " +
-                                 "acknowledged by its in-sync replicas: " + st.message());
+    return Status(st.code(), "module " + module + " is " + done_what +
+                                 " on this node, its leader, but not acknowledged by its in-sync "
+                                 "replicas: " +
+                                 st.message());
   }
-  return info;
+  return Status::Ok();
 }
 
 Status ClusterService::Destroy(const std::string& module) {

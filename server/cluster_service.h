@@ -49,6 +49,13 @@ class ClusterService {
   // kPlacementTimeout). Again after a destroy whose removal of the spec failed: the spec
   // goes.
   Status Destroy(const std::string& module);
+  // The name of the module the plugin at `so_path` defines (loads it).
+  Result<std::string> ModuleNameOf(const std::string& so_path);
+  // Update at the leader (blocking; the caller checked the leadership with Refusal): the
+  // engine's update, answered once the in-sync replicas have the new version's row durably
+  // (as Deploy). Every follower then reloads its copy from a snapshot of this node's rows
+  // (docs/cluster.md, "Changing a module in a cluster").
+  Result<UpdateResult> Update(const std::string& so_path, const UpdateOptions& options);
 
   // The answers to the cluster requests.
   protocol::Response Placement(uint64_t id);
@@ -73,6 +80,9 @@ class ClusterService {
   static constexpr std::chrono::milliseconds kPlacementTimeout{15000};
 
  private:
+  // Waits (up to kPlacementTimeout) until the in-sync replicas of `module` have this node's
+  // log durably; the errors say the module is `done_what` here but maybe not kept.
+  Status WaitForInSyncReplicas(const std::string& module, const std::string& done_what);
   // Room in a frame for what an answer carries besides its entries' or rows' bytes.
   static constexpr size_t kAnswerOverhead = 4096;
   // The entry or row bytes asked of ReplicationImpl for one answer.

@@ -299,12 +299,6 @@ bool Dispatcher::DispatchCluster(const proto::Request& request, Reply& reply) {
     return true;
   }
   if (cluster == nullptr) return false;
-  if (std::holds_alternative<proto::UpdateRequest>(body)) {
-    // The module it updates is named by its file: the leader's engine would refuse it too.
-    reply(ErrorResponse(id, proto::ErrorCode::kInvalidArgument,
-                        "update is not supported in cluster mode yet (docs/cluster.md)"));
-    return true;
-  }
   if (std::optional<std::string> module = ClusterService::LedModuleOf(body)) {
     const bool append = std::holds_alternative<proto::AppendRequest>(body);
     if (std::optional<proto::Response> refusal = cluster->Refusal(id, *module, append)) {
@@ -581,7 +575,23 @@ proto::Response Dispatcher::Update(uint64_t id, const proto::UpdateRequest& requ
     if (!upload.ok()) return FromStatus(id, upload.status());
     path = *upload;
   }
-  Result<UpdateResult> result = engine_.Update(path, options);
+  Result<UpdateResult> result = Status::Internal("update: no result");
+  if (ClusterService* cluster = cluster_.load()) {
+    // The module it updates is named by its file: its leader updates it.
+    Result<std::string> name = cluster->ModuleNameOf(path);
+    std::optional<proto::Response> refusal;
+    if (name.ok()) refusal = cluster->Refusal(id, *name, /*append=*/false);
+    if (refusal) {
+      if (request.path.empty()) {
+        std::error_code ignored;
+        fs::remove(path, ignored);
+      }
+      return std::move(*refusal);
+    }
+    result = name.ok() ? cluster->Update(path, options) : Result<UpdateResult>(name.status());
+  } else {
+    result = engine_.Update(path, options);
+  }
   if (request.path.empty()) {
     std::error_code ignored;
     fs::remove(path, ignored);

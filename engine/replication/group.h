@@ -27,6 +27,10 @@ inline constexpr int kModuleWide = -1;
 //   meta.modules: key enc(m)                            -> (m, module-wide)
 //   replog.*, replstate.*, anything else                -> node-local
 // A meta key that does not decode is node-local too (it is not a row the runtime writes).
+// The table of the modules' rows (one per module, key enc(m)): a follower that applies a
+// change of one reloads its copy (GroupLog::ApplyUpTo).
+inline constexpr std::string_view kModulesTable = "meta.modules";
+
 struct TableOwner {
   std::string module;
   int partition = kModuleWide;

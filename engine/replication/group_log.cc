@@ -332,7 +332,7 @@ Status GroupLog::Apply(Session& session, std::span<const ShippedEntry> entries) 
 
 Status GroupLog::ApplyUpTo(Session& session, int64_t high_watermark) {
   MutexLock lock(&mu_);
-  if (leading_) return Status::Ok();
+  if (leading_ || rebuilding_) return Status::Ok();  // a snapshot replaces the tables
   return ApplyUpToLocked(session, std::min(high_watermark, end_));
 }
 
@@ -352,17 +352,29 @@ Status GroupLog::ApplyUpToLocked(Session& session, int64_t target) {
                                 std::to_string(applied_end_) + ", " + std::to_string(batch_end) +
                                 ")");
     }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      STRATA_RETURN_IF_ERROR(ApplyOps(session, batch[i], applied_end_ + static_cast<int64_t>(i)));
+    int64_t applied = applied_end_;
+    bool switched = false;
+    for (const std::string& bytes : batch) {
+      STRATA_RETURN_IF_ERROR(ApplyOps(session, bytes, applied++, &switched));
+      if (switched) break;
     }
-    STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(batch_end)));
+    // A module's row changed (an update, recompute or rescale switched it): the leader has
+    // dropped the tables the old row named, which no entry says. Rebuilding, durably with
+    // the switch: the tables are replaced by a snapshot of the leader's rows.
+    if (switched) STRATA_RETURN_IF_ERROR(session.Put(state_table_, kRebuildingKey, Int64Value(1)));
+    STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(applied)));
     STRATA_RETURN_IF_ERROR(txn.Commit());
-    applied_end_ = batch_end;
+    applied_end_ = applied;
+    if (switched) {
+      rebuilding_ = true;
+      return Status::Ok();
+    }
   }
   return Status::Ok();
 }
 
-Status GroupLog::ApplyOps(Session& session, const std::string& bytes, int64_t offset) {
+Status GroupLog::ApplyOps(Session& session, const std::string& bytes, int64_t offset,
+                          bool* switched) {
   Result<LogEntry> entry = DecodeEntry(bytes);
   if (!entry.ok()) {
     return Status::Corruption("log " + LogTableName(id_) + " at offset " + std::to_string(offset) +
@@ -376,6 +388,13 @@ Status GroupLog::ApplyOps(Session& session, const std::string& bytes, int64_t of
     }
     switch (op.op) {
       case WriteOp::kPut:
+        if (switched != nullptr && op.table == kModulesTable) {
+          std::string held;
+          STRATA_ASSIGN_OR_RETURN(bool found, session.Get(it->second, op.key, &held));
+          // Inside a snapshot's fuzzy window the copy may hold the new row already while
+          // its tables were read before the change: any row written there counts.
+          *switched = *switched || (found && (held != op.value || offset < fuzzy_end_));
+        }
         STRATA_RETURN_IF_ERROR(session.Put(it->second, op.key, op.value));
         break;
       case WriteOp::kRemove:
@@ -555,7 +574,7 @@ Status GroupLog::LoadSnapshotRows(Session& session, std::string_view bytes) {
   }
   Txn txn(session);
   STRATA_RETURN_IF_ERROR(txn.Begin());
-  STRATA_RETURN_IF_ERROR(ApplyOps(session, std::string(bytes), start_));
+  STRATA_RETURN_IF_ERROR(ApplyOps(session, std::string(bytes), start_, /*switched=*/nullptr));
   return txn.Commit();
 }
 

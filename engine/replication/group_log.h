@@ -135,7 +135,11 @@ class GroupLog {
   // Follower: applies the ops of the entries below min(high_watermark, log end) that are not
   // applied yet to this node's tables (creating a table, with the logged kind, at its first
   // write), with the applied offset, a batch of entries per transaction. Does nothing while
-  // leading (a leader's effects are already there).
+  // leading (a leader's effects are already there) or rebuilding. An entry that changes a
+  // module's row (kModulesTable: an update, recompute or rescale switched the module to
+  // other tables, and the leader dropped the old ones, which no entry says) is the last
+  // applied: the group is rebuilding from then on, in the same transaction, and waits for
+  // a snapshot of the leader's rows (BeginSnapshot).
   Status ApplyUpTo(Session& session, int64_t high_watermark);
   // Cuts the log to end at `offset` (entries at and beyond it deleted, epochs that start at
   // or beyond it forgotten), in one transaction. kNeedsRebuild, changing nothing, when
@@ -180,7 +184,10 @@ class GroupLog {
   // cache, which LogWriter would otherwise stamp entries from.
   Status CheckStateLocked(int64_t leader_epoch) const REQUIRES(mu_);
   Status ApplyUpToLocked(Session& session, int64_t target) REQUIRES(mu_);
-  Status ApplyOps(Session& session, const std::string& bytes, int64_t offset) REQUIRES(mu_);
+  // `switched` (null: not watched) is set when an op overwrites a module's row in
+  // meta.modules with other bytes.
+  Status ApplyOps(Session& session, const std::string& bytes, int64_t offset, bool* switched)
+      REQUIRES(mu_);
   // The leader's append (LogWriter::BeforeCommit): writes the entry at end_ in the caller's
   // transaction; end_ moves when the commit succeeded (Committed).
   Status AppendLocked(Session& session, const std::string& bytes) REQUIRES(mu_);

@@ -27,7 +27,9 @@
 #include "storage/testing/kill9_child.h"
 #include "storage/testing/temp_dir.h"
 #include "storage/testing/test_storage.h"
+#include "strata/key_codec.h"
 #include "strata/testing/test_seed.h"
+#include "strata/value.h"
 
 namespace strata::replication {
 namespace {
@@ -513,6 +515,51 @@ TEST(GroupLogTest, AFuzzySnapshotThenTheLogFromItsStartEqualsTheLeader) {
   b.Lead(2);
   ASSERT_TRUE(b.Write("k4", "v4").ok());
   EXPECT_EQ(b.Entries(first_end).size(), static_cast<size_t>(b.log().EndOffset() - first_end));
+}
+
+// A change of the module's row (an update, recompute or rescale switched its tables; the
+// leader drops the old ones, which no entry says) is the last entry a follower applies: it
+// is rebuilding from then on, durably, and waits for a snapshot. The row written first, or
+// again with the same bytes, changes nothing; inside a snapshot's fuzzy window, any write
+// of it does (the copy may hold the new row with tables read before the change).
+TEST(GroupLogTest, AChangedModuleRowIsTheLastEntryAFollowerAppliesBeforeRebuilding) {
+  Node a("A");
+  Node b("B");
+  a.Lead(1);
+  const std::string key = EncodeKey(Value("m"));
+  TableId modules = *a.storage().OpenTable(std::string(kModulesTable), TableKind::kBytes);
+  ASSERT_TRUE(a.session().Put(modules, key, "version 1").ok());
+  ASSERT_TRUE(a.Write("k1", "v1").ok());
+  ASSERT_TRUE(a.session().Put(modules, key, "version 1").ok());
+  b.FetchFrom(a, a.log().EndOffset());
+  EXPECT_FALSE(b.log().rebuilding());
+  EXPECT_EQ(b.log().AppliedEnd(), 3);
+  ASSERT_TRUE(a.session().Put(modules, key, "version 2").ok());  // offset 3
+  ASSERT_TRUE(a.Write("k2", "v2").ok());
+  b.FetchFrom(a, a.log().EndOffset());
+  EXPECT_TRUE(b.log().rebuilding());
+  EXPECT_EQ(b.log().AppliedEnd(), 4);
+  EXPECT_EQ(b.Table(), (std::map<std::string, std::string>{{"k1", "v1"}}));
+  b.FetchFrom(a, a.log().EndOffset());  // nothing more is applied while rebuilding
+  EXPECT_EQ(b.log().AppliedEnd(), 4);
+  b.Restart();
+  EXPECT_TRUE(b.log().rebuilding());
+
+  // A snapshot whose chunk was read after the change: the log from its start writes the
+  // row again with the bytes the copy holds.
+  Node c("C");
+  const int64_t first_end = 3;
+  ASSERT_TRUE(c.log().BeginSnapshot(c.session(), first_end, a.log().Epochs()).ok());
+  LogEntry chunk;
+  chunk.ops.push_back(
+      {std::string(kModulesTable), TableKind::kBytes, WriteOp::kPut, key, 0, "version 2"});
+  chunk.ops.push_back({kTable, TableKind::kBytes, WriteOp::kPut, "k1", 0, "v1"});
+  ASSERT_TRUE(c.log().LoadSnapshotRows(c.session(), EncodeEntry(chunk)).ok());
+  ASSERT_TRUE(c.log().FinishSnapshot(c.session(), a.log().EndOffset()).ok());
+  EXPECT_FALSE(c.log().rebuilding());
+  c.FetchFrom(a, a.log().EndOffset());
+  EXPECT_TRUE(c.log().rebuilding());
+  EXPECT_EQ(c.log().AppliedEnd(), 4);
 }
 
 // A crash inside BeginSnapshot, after some of its deletions: the node opens (rebuilding)

@@ -77,6 +77,14 @@ class EngineImpl final : public Engine {
   // returns no code of the module runs and nothing of it is written. Forgets it as failed.
   Status StopModule(const std::string& name);
   bool Running(const std::string& name);
+  // Runs `fn` while no deploy, update, rescale, recompute swap or destroy runs (they hold
+  // admin_mu_ from before a module's row changes until the tables it no longer names are
+  // dropped): what `fn` reads of a module's row and tables is one version of it
+  // (ReplicationImpl::ReadSnapshot). `fn` must not start or stop a module.
+  Status WithModulesSteady(const std::function<Status()>& fn) {
+    MutexLock admin(&admin_mu_);
+    return fn();
+  }
   // The module's meta.modules row; nullopt when it has none.
   Result<std::optional<ModuleRow>> ReadModuleRow(const std::string& name);
   // Deletes the module's meta rows (not logged: this node's copy only), then its tables and

@@ -156,11 +156,6 @@ void EngineImpl::Abandon(const std::shared_ptr<ModuleRuntime>& old, const std::s
 
 Result<UpdateResult> EngineImpl::Update(const std::string& so_path, const UpdateOptions& options) {
   if (closing_.load()) return Status::Aborted("the engine is closing");
-  if (options_.replicated) {
-    return Status::InvalidArgument(std::string(options.partitions != 0 ? "rescaling" : "updating") +
-                                   " a module (" + so_path +
-                                   ") is not supported in cluster mode yet");
-  }
   if (options.partitions < 0 || options.partitions > Depot::kMaxPartitions) {
     return Status::InvalidArgument("partitions must be 0 (keep) or 1 to " +
                                    std::to_string(Depot::kMaxPartitions) + ", not " +

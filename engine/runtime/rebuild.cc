@@ -71,10 +71,6 @@ std::string EngineImpl::SwapInNames(const ModuleRuntime& s) {
 
 Status EngineImpl::Recompute(const std::string& module, const std::vector<std::string>& pstates) {
   if (closing_.load()) return Status::Aborted("the engine is closing");
-  if (options_.replicated) {
-    return Status::InvalidArgument("recomputing PStates of module " + module +
-                                   " is not supported in cluster mode yet");
-  }
   if (pstates.empty()) return Status::InvalidArgument("name at least one PState to recompute");
   MutexLock admin(&admin_mu_);
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<ModuleRuntime> m, Find(module));

@@ -728,48 +728,53 @@ Result<SnapshotChunk> ReplicationImpl::ReadSnapshot(const std::string& module, i
   }
   std::vector<CapturedWrite> rows;
   int64_t bytes = 0;
-  Status st = engine_.WithPooledSession([&](Session& session) -> Status {
-    STRATA_RETURN_IF_ERROR(session.Begin(/*snapshot=*/true));
-    struct Rollback {
-      Session& s;
-      ~Rollback() { s.Rollback(); }
-    } rollback{session};
-    // The log end in the rows' snapshot: the leader writes each entry in the transaction of
-    // its effects, so the rows hold the effects of exactly the entries below it.
-    STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table));
-    chunk.log_end = std::max(last + 1, log->StartOffset());
-    // The epoch led in the same snapshot: the follower checks it is the one it follows.
-    std::string led;
-    STRATA_ASSIGN_OR_RETURN(bool leading, session.Get(state_table, "leader", &led));
-    if (!leading || led.size() != 8) {
-      return Status::NotLeader("this node does not lead module " + module + " group " +
-                               std::to_string(group));
-    }
-    chunk.epoch = LittleEndian64(led);
-    // Tables listed once the snapshot is taken (by the read above): a table created before
-    // it, which entries below the log end may have written, is in the list; one created
-    // after it has no rows in it, and the entries that write it are at or above the end.
-    STRATA_ASSIGN_OR_RETURN(std::vector<GroupTable> tables, GroupTables(id));
-    bool full = false;
-    for (const GroupTable& table : tables) {
-      if (!after.table.empty() && table.name < after.table) continue;
-      STRATA_RETURN_IF_ERROR(
-          ScanGroupRows(session, id, table, after, [&](const CapturedWrite& row) {
-            // About the row's encoded size (FlexBuffers frames each op and repeats the table).
-            const auto size =
-                static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size() + 32);
-            if (!rows.empty() && bytes + size > max_bytes) {
-              full = true;
-              return false;
-            }
-            bytes += size;
-            rows.push_back(row);
-            return true;
-          }));
-      if (full) break;
-    }
-    chunk.done = !full;
-    return Status::Ok();
+  // Read while no lifecycle change runs: an update, rescale or recompute changes the
+  // module's row and then drops the tables the old row named, which no entry says — a
+  // chunk read in between would copy tables the leader no longer has.
+  Status st = engine_.WithModulesSteady([&] {
+    return engine_.WithPooledSession([&](Session& session) -> Status {
+      STRATA_RETURN_IF_ERROR(session.Begin(/*snapshot=*/true));
+      struct Rollback {
+        Session& s;
+        ~Rollback() { s.Rollback(); }
+      } rollback{session};
+      // The log end in the rows' snapshot: the leader writes each entry in the transaction of
+      // its effects, so the rows hold the effects of exactly the entries below it.
+      STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table));
+      chunk.log_end = std::max(last + 1, log->StartOffset());
+      // The epoch led in the same snapshot: the follower checks it is the one it follows.
+      std::string led;
+      STRATA_ASSIGN_OR_RETURN(bool leading, session.Get(state_table, "leader", &led));
+      if (!leading || led.size() != 8) {
+        return Status::NotLeader("this node does not lead module " + module + " group " +
+                                 std::to_string(group));
+      }
+      chunk.epoch = LittleEndian64(led);
+      // Tables listed once the snapshot is taken (by the read above): a table created before
+      // it, which entries below the log end may have written, is in the list; one created
+      // after it has no rows in it, and the entries that write it are at or above the end.
+      STRATA_ASSIGN_OR_RETURN(std::vector<GroupTable> tables, GroupTables(id));
+      bool full = false;
+      for (const GroupTable& table : tables) {
+        if (!after.table.empty() && table.name < after.table) continue;
+        STRATA_RETURN_IF_ERROR(
+            ScanGroupRows(session, id, table, after, [&](const CapturedWrite& row) {
+              // About the row's encoded size (FlexBuffers frames each op and repeats the table).
+              const auto size =
+                  static_cast<int64_t>(row.key.size() + row.value.size() + row.table.size() + 32);
+              if (!rows.empty() && bytes + size > max_bytes) {
+                full = true;
+                return false;
+              }
+              bytes += size;
+              rows.push_back(row);
+              return true;
+            }));
+        if (full) break;
+      }
+      chunk.done = !full;
+      return Status::Ok();
+    });
   });
   STRATA_RETURN_IF_ERROR(st);
   if (!rows.empty()) {

@@ -230,12 +230,11 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
                                std::to_string(target.epoch) + " as the leader of epoch " +
                                std::to_string(answer->epoch));
     }
-    if (answer->log_start > from) {
+    // Replaces the copy with a snapshot of the leader's rows, saying why.
+    const auto reload = [&](const std::string& why) -> Status {
       if (log_info_) {
-        log_info_("replication: " + module_ + "/" + std::to_string(group_) + ": the leader " +
-                  target.leader + " keeps its log from offset " +
-                  std::to_string(answer->log_start) + ", past this node's log end " +
-                  std::to_string(from) + ": loading a snapshot of its rows");
+        log_info_("replication: " + module_ + "/" + std::to_string(group_) + ": " + why +
+                  ": loading a snapshot of " + target.leader + "'s rows");
       }
       STRATA_RETURN_IF_ERROR(LoadSnapshot(channel, target, generation));
       Result<ReplicaGroupStatus> loaded = replication_.GroupStatus(module_, group_);
@@ -243,6 +242,12 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
       std::lock_guard<std::mutex> lock(flushes->mu);
       // Durable (LoadSnapshot waited for it): what is in flight below was cut.
       flushes->durable_end = flushes->requested_end = loaded->log_end;
+      return Status::Ok();
+    };
+    if (answer->log_start > from) {
+      STRATA_RETURN_IF_ERROR(reload("the leader " + target.leader + " keeps its log from offset " +
+                                    std::to_string(answer->log_start) +
+                                    ", past this node's log end " + std::to_string(from)));
       continue;
     }
     if (!answer->entries.empty()) {
@@ -271,6 +276,13 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     // (No log here yet: nothing to apply; the first entries create it.)
     if (now.ok()) {
       STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
+      Result<ReplicaGroupStatus> applied = replication_.GroupStatus(module_, group_);
+      if (applied.ok() && applied->rebuilding) {
+        STRATA_RETURN_IF_ERROR(reload(
+            "the module's row changed at offset " + std::to_string(applied->applied_end - 1) +
+            " (an update, recompute or rescale on the leader switched its tables)"));
+        continue;
+      }
     }
     if (answer->entries.empty() && pending) {
       std::unique_lock<std::mutex> lock(flushes->mu);

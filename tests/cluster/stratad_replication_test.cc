@@ -222,13 +222,14 @@ class StratadReplicationTest : public ::testing::Test {
 
   // Every node of `ids` holds a copy with the same applied end as the leader's log end and
   // the same digest.
-  bool ReplicasConverged(const std::vector<std::string>& ids) {
+  bool ReplicasConverged(const std::vector<std::string>& ids,
+                         const std::string& module = "wordcount") {
     return Eventually(
         [&] {
           std::string digest;
           int64_t end = -1;
           for (const std::string& id : ids) {
-            const nlohmann::json state = HttpJson(Http(id), "/rest/wordcount/replica");
+            const nlohmann::json state = HttpJson(Http(id), "/rest/" + module + "/replica");
             if (state.is_null()) return false;
             const int64_t applied = state["applied_end"];
             if (applied != state["log_end"].get<int64_t>()) return false;
@@ -427,7 +428,9 @@ TEST_F(StratadReplicationTest, AFollowerBehindTheLeadersCompactedLogCatchesUpFro
     return ReadFile(Log("n3")).find("loaded a snapshot of n1's rows") != std::string::npos;
   })) << ReadFile(Log("n3"));
   const std::string log = ReadFile(Log("n3"));
-  EXPECT_NE(log.find("loading a snapshot of its rows"), std::string::npos) << log;
+  EXPECT_TRUE(std::regex_search(
+      log, std::regex("past this node's log end [0-9]+: loading a snapshot of n1's rows")))
+      << log;
   const nlohmann::json n3 = HttpJson(Http("n3"), "/rest/wordcount/replica");
   EXPECT_GT(n3["log_start"].get<int64_t>(), n3_end);
   EXPECT_FALSE(n3["rebuilding"].get<bool>());
@@ -482,6 +485,138 @@ TEST_F(StratadReplicationTest, ASnapshotLargerThanAFrameArrivesInChunksThatFitOn
   })) << ReadFile(Log("n3"));
   EXPECT_GT(std::stoll(loaded[2]), 600 * 1024) << loaded[0];
   EXPECT_GE(std::stoll(loaded[3]), 3) << loaded[0];
+}
+
+// Changing a module in a cluster: evolve v1 -> v2 (a new topology, backfilled, and a new
+// depot) -> v3 (drops *extra, its topology and $$extra_seen, whose tables the leader drops),
+// then a recompute of $$totals and a rescale to 3 partitions. Each follower reloads its
+// copy once it applies a change of the module's row: the three copies end equal, with no
+// table of the dropped ones left, and a follower promoted after a kill -9 of the leader runs
+// version 4 on 3 partitions with every view.
+TEST_F(StratadReplicationTest, UpdateRecomputeAndRescaleReachEveryReplicaAndSurviveAFailover) {
+  for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
+  ASSERT_TRUE(SeesLiveNodes("n1", 3));
+  proto::DeployRequest deploy;
+  deploy.path = EVOLVE_V1_MODULE;
+  deploy.partitions = 2;
+  deploy.replication = 3;
+  deploy.min_isr = 1;
+  Result<proto::Response> deployed = Connect("n1").Call(deploy);
+  ASSERT_TRUE(deployed.ok() && !deployed->error);
+  const auto append = [&](const std::string& node, const std::string& depot, Value record) {
+    proto::AppendRequest request;
+    request.module = "evolve";
+    request.depot = depot;
+    request.records.push_back(std::move(record));
+    Result<proto::Response> r = Connect(node).Call(request);
+    return r.ok() && !r->error;
+  };
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(append("n1", "*events",
+                       Value::MapOf({{"k", "k" + std::to_string(i % 4)}, {"n", int64_t{1}}})));
+    ASSERT_TRUE(append("n1", "*extra", Value("x" + std::to_string(i))));
+  }
+  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}, "evolve"));
+  const auto update = [&](const std::string& node, const char* path,
+                          std::vector<std::string> drop) {
+    proto::UpdateRequest request;
+    request.path = path;
+    request.drop = std::move(drop);
+    return Connect(node).Call(request);
+  };
+  // A follower redirects the update to the leader.
+  Result<proto::Response> redirected = update("n2", EVOLVE_V2_MODULE, {});
+  ASSERT_TRUE(redirected.ok());
+  ASSERT_TRUE(redirected->error);
+  EXPECT_EQ(redirected->error->code, proto::ErrorCode::kNotLeader) << redirected->error->message;
+  for (const auto& [path, drop] : std::vector<std::pair<const char*, std::vector<std::string>>>{
+           {EVOLVE_V2_MODULE, {}}, {EVOLVE_V3_MODULE, {"*extra", "extra", "$$extra_seen"}}}) {
+    Result<proto::Response> updated = update("n1", path, drop);
+    ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+    ASSERT_FALSE(updated->error) << updated->error->message;
+  }
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(Eventually([&] {
+      return append("n1", "*events",
+                    Value::MapOf({{"k", "k" + std::to_string(i % 4)}, {"n", int64_t{1}}}));
+    }));
+  }
+  // $$totals of k1: 10 x 1 by v1's code, 2 x 2 by v2's; recomputed by v3's code: 12 x 2.
+  const auto total_of_k1 = [&](const std::string& node) -> int64_t {
+    proto::SelectRequest select;
+    select.module = "evolve";
+    select.pstate = "$$totals";
+    select.path = Path().Key("k1").ToValue();
+    Result<proto::Response> r = Connect(node).Call(select);
+    if (!r.ok() || r->error) return -1;
+    const auto& values = std::get<proto::Selected>(r->body).values;
+    return values.size() == 1 && values[0].is_int() ? values[0].as_int() : -1;
+  };
+  ASSERT_TRUE(Eventually([&] { return total_of_k1("n1") == 14; }));
+  proto::RecomputeRequest recompute;
+  recompute.module = "evolve";
+  recompute.pstates = {"$$totals"};
+  Result<proto::Response> recomputing = Connect("n1").Call(recompute);
+  ASSERT_TRUE(recomputing.ok() && !recomputing->error)
+      << (recomputing.ok() ? recomputing->error->message : recomputing.status().ToString());
+  ASSERT_TRUE(Eventually([&] { return total_of_k1("n1") == 24; }, 30s)) << ReadFile(Log("n1"));
+  ASSERT_TRUE(ReplicasConverged({"n1", "n2", "n3"}, "evolve")) << ReadFile(Log("n2"));
+  proto::UpdateRequest rescale;
+  rescale.path = EVOLVE_V3_MODULE;
+  rescale.partitions = 3;
+  Result<proto::Response> rescaled = Connect("n1").Call(rescale);
+  ASSERT_TRUE(rescaled.ok()) << rescaled.status().ToString();
+  ASSERT_FALSE(rescaled->error) << rescaled->error->message;
+  EXPECT_EQ(std::get<proto::Updated>(rescaled->body).module.partitions, 3);
+  EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"}, "evolve")) << ReadFile(Log("n2"));
+  for (const char* id : {"n2", "n3"}) {
+    const std::string log = ReadFile(Log(id));
+    EXPECT_NE(log.find("the module's row changed at offset"), std::string::npos) << log;
+    // No table of the dropped depot or PState is left.
+    for (const auto& file : std::filesystem::directory_iterator(dir_ + "/" + id)) {
+      const std::string name = file.path().filename().string();
+      EXPECT_FALSE(name.starts_with("depot.evolve.extra") ||
+                   name.starts_with("pstate.evolve.extra_seen"))
+          << id << " keeps " << name;
+    }
+  }
+  // Back in the ISR (a follower reloading its copy left it), the leader killed: a follower
+  // leads version 3, with the backfilled counts.
+  ASSERT_TRUE(Eventually([&] {
+    std::optional<proto::GroupPlacement> p = PlacementOf("n1", "evolve");
+    return p && p->isr.size() == 3;
+  }));
+  const int64_t epoch = [&] {
+    std::optional<proto::GroupPlacement> p = PlacementOf("n2", "evolve");
+    return p ? p->epoch : int64_t{-1};
+  }();
+  nodes_["n1"]->Stop(SIGKILL);
+  std::string leader;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::optional<proto::GroupPlacement> p = PlacementOf("n2", "evolve");
+        if (!p || p->epoch <= epoch || p->leader.empty() || p->leader == "n1") return false;
+        leader = p->leader;
+        return true;
+      },
+      30s));
+  proto::SelectRequest counts;
+  counts.module = "evolve";
+  counts.pstate = "$$counts";
+  counts.path = Path().Key("k1").ToValue();
+  ASSERT_TRUE(Eventually([&] {
+    Result<proto::Response> r = Connect(leader).Call(counts);
+    if (!r.ok() || r->error) return false;
+    const auto& values = std::get<proto::Selected>(r->body).values;
+    return values.size() == 1 && values[0] == Value(int64_t{12});  // 10 before, 2 after
+  })) << ReadFile(Log(leader));
+  EXPECT_EQ(total_of_k1(leader), 24);
+  proto::DescribeRequest describe;
+  describe.module = "evolve";
+  Result<proto::Response> described = Connect(leader).Call(describe);
+  ASSERT_TRUE(described.ok() && !described->error);
+  EXPECT_EQ(std::get<proto::ModuleInfo>(described->body).version, 4);
+  EXPECT_EQ(std::get<proto::ModuleInfo>(described->body).partitions, 3);
 }
 
 // The rebalance tests below; `automatic`: the nodes run with --auto-rebalance 2s and nobody

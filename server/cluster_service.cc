@@ -112,19 +112,26 @@ Result<std::string> ClusterService::ModuleNameOf(const std::string& so_path) {
 Result<UpdateResult> ClusterService::Update(const std::string& so_path,
                                             const UpdateOptions& options) {
   STRATA_ASSIGN_OR_RETURN(std::string name, ModuleNameOf(so_path));
+  Replication& replication = *engine_.replication();
+  STRATA_ASSIGN_OR_RETURN(ReplicaGroupStatus before, replication.GroupStatus(name, 0));
   STRATA_ASSIGN_OR_RETURN(UpdateResult result, engine_.Update(so_path, options));
   // The new version's row (the switch) durable on the in-sync replicas, as a deploy: a
-  // follower promoted next runs the new version. Each follower then reloads its copy.
-  STRATA_RETURN_IF_ERROR(
-      WaitForInSyncReplicas(name, "updated to version " + std::to_string(result.version)));
+  // follower promoted next runs the new version. Only through the switch: each follower
+  // reloads its copy once it applies it, leaving the ISR meanwhile, so it may never have
+  // the entries appended after it before it is out.
+  STRATA_ASSIGN_OR_RETURN(int64_t switched,
+                          replication.FindModuleRowEntry(name, 0, before.log_end));
+  STRATA_RETURN_IF_ERROR(WaitForInSyncReplicas(
+      name, "updated to version " + std::to_string(result.version), switched + 1));
   return result;
 }
 
 Status ClusterService::WaitForInSyncReplicas(const std::string& module,
-                                             const std::string& done_what) {
+                                             const std::string& done_what, int64_t through) {
   auto replicated = std::make_shared<std::promise<Status>>();
   std::future<Status> done = replicated->get_future();
-  replicas_.GateAck(module, [replicated](Status st) { replicated->set_value(std::move(st)); });
+  replicas_.GateAck(
+      module, [replicated](Status st) { replicated->set_value(std::move(st)); }, through);
   if (done.wait_for(kPlacementTimeout) != std::future_status::ready) {
     return Status::Timeout("module " + module + " is " + done_what +
                            " on this node, its leader, but its in-sync replicas did not have it "

@@ -81,8 +81,10 @@ class ClusterService {
 
  private:
   // Waits (up to kPlacementTimeout) until the in-sync replicas of `module` have this node's
-  // log durably; the errors say the module is `done_what` here but maybe not kept.
-  Status WaitForInSyncReplicas(const std::string& module, const std::string& done_what);
+  // log durably (through offset `through` when >= 0); the errors say the module is
+  // `done_what` here but maybe not kept.
+  Status WaitForInSyncReplicas(const std::string& module, const std::string& done_what,
+                               int64_t through = -1);
   // Room in a frame for what an answer carries besides its entries' or rows' bytes.
   static constexpr size_t kAnswerOverhead = 4096;
   // The entry or row bytes asked of ReplicationImpl for one answer.

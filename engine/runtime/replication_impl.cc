@@ -245,6 +245,30 @@ Status ReplicationImpl::Append(const std::string& module, int group,
   return Status::Ok();
 }
 
+Result<int64_t> ReplicationImpl::FindModuleRowEntry(const std::string& module, int group,
+                                                    int64_t from) {
+  const std::string key = EncodeKey(Value(module));
+  int64_t found = -1;
+  for (int64_t next = from;;) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<ReplicaEntry> entries,
+                            Read(module, group, next, INT64_MAX, 1 << 20));
+    if (entries.empty()) break;
+    for (const ReplicaEntry& entry : entries) {
+      if (entry.bytes.find(replication::kModulesTable) == std::string::npos) continue;
+      STRATA_ASSIGN_OR_RETURN(replication::LogEntry decoded, replication::DecodeEntry(entry.bytes));
+      for (const CapturedWrite& op : decoded.ops) {
+        if (op.table == replication::kModulesTable && op.key == key) found = entry.offset;
+      }
+    }
+    next = entries.back().offset + 1;
+  }
+  if (found < 0) {
+    return Status::NotFound("no entry of module " + module + " group " + std::to_string(group) +
+                            " from offset " + std::to_string(from) + " writes its row");
+  }
+  return found;
+}
+
 void ReplicationImpl::NoteModuleRows(const std::string& module,
                                      std::span<const ReplicaEntry> entries) {
   const std::string key = EncodeKey(Value(module));

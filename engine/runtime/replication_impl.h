@@ -51,6 +51,7 @@ class ReplicationImpl final : public Replication, public FlushObserver {
   int Groups(const std::string& module) const override;
   Status Lead(const std::string& module, int group, int64_t epoch) override;
   Status Follow(const std::string& module, int group) override;
+  Result<int64_t> FindModuleRowEntry(const std::string& module, int group, int64_t from) override;
   Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group, int64_t from,
                                          int64_t below, int64_t max_bytes) override;
   Result<EpochEnd> EndOffsetFor(const std::string& module, int group, int64_t epoch) override;

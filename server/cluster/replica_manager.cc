@@ -417,7 +417,8 @@ Status ReplicaManager::WaitUntilGone(const std::string& module, std::chrono::mil
   return Status::Ok();
 }
 
-void ReplicaManager::GateAck(const std::string& module, std::function<void(Status)> release) {
+void ReplicaManager::GateAck(const std::string& module, std::function<void(Status)> release,
+                             int64_t through) {
   std::vector<std::pair<Key, std::shared_ptr<HighWatermark>>> hws;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -449,7 +450,8 @@ void ReplicaManager::GateAck(const std::string& module, std::function<void(Statu
   for (size_t i = 0; i < hws.size(); ++i) {
     const std::shared_ptr<HighWatermark>& hw = hws[i].second;
     hw->LeaderDurable(statuses[i].durable_end);  // later flushes tell OnDurableEnd's listener
-    hw->Wait(statuses[i].log_end, [remaining, first_error, shared_release](Status status) {
+    const int64_t end = through >= 0 && hws[i].first.second == 0 ? through : statuses[i].log_end;
+    hw->Wait(end, [remaining, first_error, shared_release](Status status) {
       if (!status.ok()) {
         std::call_once(*first_error, [&] { (*shared_release)(status); });
         remaining->store(-1000000);

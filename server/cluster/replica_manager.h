@@ -140,7 +140,10 @@ class ReplicaManager {
 
   // The engine's ack gate (EngineOptions::ack_gate): releases once the high watermark of
   // each of the module's groups has passed its log end as of now.
-  void GateAck(const std::string& module, std::function<void(Status)> release);
+  // `through` >= 0: once the module's group 0 has the entries below it instead (its log
+  // end as of now otherwise).
+  void GateAck(const std::string& module, std::function<void(Status)> release,
+               int64_t through = -1);
 
   // A follower's fetch: answered at once when there are entries from ask.from, else when
   // the log passes it or after ask.wait (empty). kNotLeader when this node does not lead

@@ -16,6 +16,11 @@ checks of workload.check():
             one per node (the modules are deployed from one node, and the faults before move
             them), each move a leader change without a failure; the round ends once no
             group has a target left
+  update    the module updated under the load to a new version of the same build, sent to
+            a follower (the driver follows NOT_LEADER to the leader); every follower then
+            reloads its copy from a snapshot (docs/cluster.md, "Changing a module in a
+            cluster"); its time is from the update's start to the first append
+            acknowledged after its answer
 
 The nodes keep only --log-retention entries of each replica log (200 by default, against
 stratad's 1,000,000), so that a node coming back after a fault often finds the entries it
@@ -50,7 +55,7 @@ import strata  # noqa: E402
 import workload as wl  # noqa: E402
 from strata import Ack  # noqa: E402
 
-FAULTS = ("kill", "stop", "isolate", "restart", "rebalance")
+FAULTS = ("kill", "stop", "isolate", "restart", "rebalance", "update")
 
 
 def say(*args):
@@ -179,6 +184,18 @@ def run_round(lab, load, fault, round_, module, results):
                         % (round_, before, leaders()))
                 t1 = prober.wait_ack(t0, None, 60, "an append acknowledged after the "
                                                    "rebalance")
+            elif fault == "update":
+                # A new version of the same build, sent to a follower (the driver follows
+                # NOT_LEADER to the leader); every follower then reloads its copy.
+                other = next(n for n in lab.nodes if n.id != leader.id)
+                host, port = other.address.rsplit(":", 1)
+                with strata.connect(host, int(port), timeout=60.0) as admin:
+                    updated = admin.update(lab.module_path(module))
+                answered = time.monotonic()
+                say("round %d update: %s is at version %d, answered after %d ms"
+                    % (round_, module, updated.version, round((answered - t0) * 1000)))
+                t1 = prober.wait_ack(answered, None, 60,
+                                     "an append acknowledged after the update's answer")
             elif fault == "restart":
                 for n in lab.nodes:
                     n.kill()

@@ -111,6 +111,12 @@ class Replication {
   virtual Result<std::vector<ReplicaEntry>> Read(const std::string& module, int group, int64_t from,
                                                  int64_t below, int64_t max_bytes) = 0;
 
+  // Leader: the offset of the last entry at or after `from` that writes the module's row
+  // in meta.modules (a deploy, or the switch of an update, rescale or recompute);
+  // kNotFound when there is none.
+  virtual Result<int64_t> FindModuleRowEntry(const std::string& module, int group,
+                                             int64_t from) = 0;
+
   // The leader's EpochEnd for a follower whose latest epoch is `epoch`.
   virtual Result<EpochEnd> EndOffsetFor(const std::string& module, int group, int64_t epoch) = 0;
 

@@ -60,6 +60,18 @@ class StratadReplicationTest : public ::testing::Test {
 
   void RebalanceMovesCopiesAndLeaderships(bool automatic);
 
+  // Until n1's log of wordcount starts past `end`, what a stopped node has (compaction runs
+  // about once a second).
+  void WaitCompactedPast(int64_t end) {
+    ASSERT_TRUE(Eventually(
+        [&] {
+          const nlohmann::json state = HttpJson(Http("n1"), "/rest/wordcount/replica");
+          return !state.is_null() && state["log_start"].get<int64_t>() > end;
+        },
+        30s))
+        << ReadFile(Log("n1"));
+  }
+
   void TearDown() override {
     nodes_.clear();  // SIGKILL what still runs
     zk_.reset();
@@ -165,9 +177,9 @@ class StratadReplicationTest : public ::testing::Test {
   }
 
   Result<proto::Response> Deploy(const std::string& id, int replication, int min_isr = 0,
-                                 int partitions = 4) {
+                                 int partitions = 4, const char* path = WORDCOUNT_MODULE) {
     proto::DeployRequest deploy;
-    deploy.path = WORDCOUNT_MODULE;
+    deploy.path = path;
     deploy.partitions = partitions;
     deploy.replication = replication;
     deploy.min_isr = min_isr;
@@ -413,14 +425,7 @@ TEST_F(StratadReplicationTest, AFollowerBehindTheLeadersCompactedLogCatchesUpFro
     Result<proto::Response> appended = Append("n1", {"late words " + std::to_string(i % 7)});
     ASSERT_TRUE(appended.ok() && !appended->error);
   }
-  // Compacted past what n3 has (compaction runs about once a second).
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const nlohmann::json state = HttpJson(Http("n1"), "/rest/wordcount/replica");
-        return !state.is_null() && state["log_start"].get<int64_t>() > n3_end;
-      },
-      30s))
-      << ReadFile(Log("n1"));
+  ASSERT_NO_FATAL_FAILURE(WaitCompactedPast(n3_end));
   ASSERT_TRUE(StartNode("n3", retention));
   EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n3"));
   // (The copy may equal the others before its flush completed and it logged so.)
@@ -467,13 +472,7 @@ TEST_F(StratadReplicationTest, ASnapshotLargerThanAFrameArrivesInChunksThatFitOn
     Result<proto::Response> appended = Append("n1", sentences);
     ASSERT_TRUE(appended.ok() && !appended->error);
   }
-  ASSERT_TRUE(Eventually(
-      [&] {
-        const nlohmann::json state = HttpJson(Http("n1"), "/rest/wordcount/replica");
-        return !state.is_null() && state["log_start"].get<int64_t>() > n3_end;
-      },
-      30s))
-      << ReadFile(Log("n1"));
+  ASSERT_NO_FATAL_FAILURE(WaitCompactedPast(n3_end));
   ASSERT_TRUE(StartNode("n3", flags));
   EXPECT_TRUE(ReplicasConverged({"n1", "n2", "n3"})) << ReadFile(Log("n3"));
   std::smatch loaded;
@@ -496,12 +495,7 @@ TEST_F(StratadReplicationTest, ASnapshotLargerThanAFrameArrivesInChunksThatFitOn
 TEST_F(StratadReplicationTest, UpdateRecomputeAndRescaleReachEveryReplicaAndSurviveAFailover) {
   for (const char* id : {"n1", "n2", "n3"}) ASSERT_TRUE(StartNode(id));
   ASSERT_TRUE(SeesLiveNodes("n1", 3));
-  proto::DeployRequest deploy;
-  deploy.path = EVOLVE_V1_MODULE;
-  deploy.partitions = 2;
-  deploy.replication = 3;
-  deploy.min_isr = 1;
-  Result<proto::Response> deployed = Connect("n1").Call(deploy);
+  Result<proto::Response> deployed = Deploy("n1", 3, 1, 2, EVOLVE_V1_MODULE);
   ASSERT_TRUE(deployed.ok() && !deployed->error);
   const auto append = [&](const std::string& node, const std::string& depot, Value record) {
     proto::AppendRequest request;

@@ -119,10 +119,18 @@ Result<UpdateResult> ClusterService::Update(const std::string& so_path,
   // follower promoted next runs the new version. Only through the switch: each follower
   // reloads its copy once it applies it, leaving the ISR meanwhile, so it may never have
   // the entries appended after it before it is out.
-  STRATA_ASSIGN_OR_RETURN(int64_t switched,
-                          replication.FindModuleRowEntry(name, 0, before.log_end));
-  STRATA_RETURN_IF_ERROR(WaitForInSyncReplicas(
-      name, "updated to version " + std::to_string(result.version), switched + 1));
+  Result<int64_t> switched = replication.FindModuleRowEntry(name, 0, before.log_end);
+  int64_t through = 0;
+  if (switched.ok()) {
+    through = *switched + 1;
+  } else {
+    // Compacted away already: a leader compacts only below its high watermark, so the
+    // in-sync replicas have it.
+    STRATA_ASSIGN_OR_RETURN(ReplicaGroupStatus now, replication.GroupStatus(name, 0));
+    through = now.log_start;
+  }
+  STRATA_RETURN_IF_ERROR(
+      WaitForInSyncReplicas(name, "updated to version " + std::to_string(result.version), through));
   return result;
 }
 

@@ -14,6 +14,7 @@ constexpr std::string_view kAppliedKey = "applied";
 constexpr std::string_view kLeaderKey = "leader";
 constexpr std::string_view kStartKey = "start";
 constexpr std::string_view kRebuildingKey = "rebuilding";
+constexpr std::string_view kSwitchedKey = "switched";
 constexpr std::string_view kFuzzyKey = "fuzzy";
 constexpr std::string_view kEpochPrefix = "epoch";
 // Entries applied per transaction by ApplyUpTo.
@@ -106,6 +107,8 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
       log->start_ = v;
     } else if (key == kRebuildingKey) {
       log->rebuilding_ = v != 0;
+    } else if (key == kSwitchedKey) {
+      log->switched_ = v;
     } else if (key == kFuzzyKey) {
       log->fuzzy_end_ = v;
     } else if (key == kLeaderKey) {
@@ -186,6 +189,11 @@ int64_t GroupLog::StartOffset() const {
   MutexLock lock(&mu_);
   return start_;
 }
+int64_t GroupLog::SwitchedAt() const {
+  MutexLock lock(&mu_);
+  return switched_;
+}
+
 bool GroupLog::rebuilding() const {
   MutexLock lock(&mu_);
   return rebuilding_;
@@ -229,9 +237,12 @@ Status GroupLog::BecomeLeader(Session& session, int64_t epoch) {
   STRATA_RETURN_IF_ERROR(txn.Begin());
   STRATA_RETURN_IF_ERROR(session.Put(state_table_, EpochKey(epoch), Int64Value(end_)));
   STRATA_RETURN_IF_ERROR(session.Put(state_table_, kLeaderKey, Int64Value(epoch)));
+  // A switch applied but not reloaded: the module's start drops the tables it orphaned.
+  if (switched_ >= 0) STRATA_RETURN_IF_ERROR(session.Remove(state_table_, kSwitchedKey).status());
   STRATA_RETURN_IF_ERROR(txn.Commit());
   epochs_.push_back({epoch, end_});
   leading_ = true;
+  switched_ = -1;
   return Status::Ok();
 }
 
@@ -352,23 +363,23 @@ Status GroupLog::ApplyUpToLocked(Session& session, int64_t target) {
                                 std::to_string(applied_end_) + ", " + std::to_string(batch_end) +
                                 ")");
     }
-    int64_t applied = applied_end_;
-    bool switched = false;
-    for (const std::string& bytes : batch) {
-      STRATA_RETURN_IF_ERROR(ApplyOps(session, bytes, applied++, &switched));
-      if (switched) break;
+    int64_t switched = -1;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const int64_t offset = applied_end_ + static_cast<int64_t>(i);
+      bool changed = false;
+      STRATA_RETURN_IF_ERROR(ApplyOps(session, batch[i], offset, &changed));
+      if (changed) switched = offset;
     }
     // A module's row changed (an update, recompute or rescale switched it): the leader has
-    // dropped the tables the old row named, which no entry says. Rebuilding, durably with
-    // the switch: the tables are replaced by a snapshot of the leader's rows.
-    if (switched) STRATA_RETURN_IF_ERROR(session.Put(state_table_, kRebuildingKey, Int64Value(1)));
-    STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(applied)));
-    STRATA_RETURN_IF_ERROR(txn.Commit());
-    applied_end_ = applied;
-    if (switched) {
-      rebuilding_ = true;
-      return Status::Ok();
+    // dropped the tables the old row named, which no entry says. Noted durably with the
+    // switch: the copy is reloaded from a snapshot, and until then a promotion drops them.
+    if (switched >= 0) {
+      STRATA_RETURN_IF_ERROR(session.Put(state_table_, kSwitchedKey, Int64Value(switched)));
     }
+    STRATA_RETURN_IF_ERROR(session.Put(state_table_, kAppliedKey, Int64Value(batch_end)));
+    STRATA_RETURN_IF_ERROR(txn.Commit());
+    applied_end_ = batch_end;
+    if (switched >= 0) switched_ = switched;
   }
   return Status::Ok();
 }
@@ -531,8 +542,10 @@ Status GroupLog::BeginSnapshot(Session& session, int64_t offset,
     Txn txn(session);
     STRATA_RETURN_IF_ERROR(txn.Begin());
     STRATA_RETURN_IF_ERROR(session.Put(state_table_, kRebuildingKey, Int64Value(1)));
+    STRATA_RETURN_IF_ERROR(session.Remove(state_table_, kSwitchedKey).status());
     STRATA_RETURN_IF_ERROR(txn.Commit());
     rebuilding_ = true;
+    switched_ = -1;
   }
   STRATA_ASSIGN_OR_RETURN(int64_t first, session.FirstRecordKey(log_table_));
   STRATA_ASSIGN_OR_RETURN(int64_t last, session.LastRecordKey(log_table_));

@@ -100,6 +100,9 @@ class GroupLog {
   // A snapshot's rows are being loaded (BeginSnapshot done, FinishSnapshot not yet): the
   // tables are incomplete.
   bool rebuilding() const;
+  // Follower: the offset of the last entry applied that changed a module's row, whose copy
+  // has not been reloaded since (BeginSnapshot) nor led (BecomeLeader); -1: none.
+  int64_t SwitchedAt() const;
   // The tables may hold effects of entries below it (a snapshot's fuzzy end): they are
   // exact once AppliedEnd() reaches it. 0 when no snapshot was loaded.
   int64_t FuzzyEnd() const;
@@ -137,9 +140,10 @@ class GroupLog {
   // write), with the applied offset, a batch of entries per transaction. Does nothing while
   // leading (a leader's effects are already there) or rebuilding. An entry that changes a
   // module's row (kModulesTable: an update, recompute or rescale switched the module to
-  // other tables, and the leader dropped the old ones, which no entry says) is the last
-  // applied: the group is rebuilding from then on, in the same transaction, and waits for
-  // a snapshot of the leader's rows (BeginSnapshot).
+  // other tables, and the leader dropped the old ones, which no entry says) is noted in the
+  // same transaction (SwitchedAt): the copy still holds those tables, so the follower
+  // reloads it from a snapshot of the leader's rows (BeginSnapshot) — or, promoted first,
+  // the module's start drops them.
   Status ApplyUpTo(Session& session, int64_t high_watermark);
   // Cuts the log to end at `offset` (entries at and beyond it deleted, epochs that start at
   // or beyond it forgotten), in one transaction. kNeedsRebuild, changing nothing, when
@@ -201,6 +205,7 @@ class GroupLog {
   int64_t end_ GUARDED_BY(mu_) = 0;
   int64_t start_ GUARDED_BY(mu_) = 0;
   bool rebuilding_ GUARDED_BY(mu_) = false;
+  int64_t switched_ GUARDED_BY(mu_) = -1;
   int64_t fuzzy_end_ GUARDED_BY(mu_) = 0;
   std::vector<EpochStart> epochs_ GUARDED_BY(mu_);  // ascending epochs and start offsets
   int64_t applied_end_ GUARDED_BY(mu_) = 0;         // meaningful while !leading_

@@ -518,11 +518,13 @@ TEST(GroupLogTest, AFuzzySnapshotThenTheLogFromItsStartEqualsTheLeader) {
 }
 
 // A change of the module's row (an update, recompute or rescale switched its tables; the
-// leader drops the old ones, which no entry says) is the last entry a follower applies: it
-// is rebuilding from then on, durably, and waits for a snapshot. The row written first, or
-// again with the same bytes, changes nothing; inside a snapshot's fuzzy window, any write
-// of it does (the copy may hold the new row with tables read before the change).
-TEST(GroupLogTest, AChangedModuleRowIsTheLastEntryAFollowerAppliesBeforeRebuilding) {
+// leader drops the old ones, which no entry says) is noted durably with its apply
+// (SwitchedAt), until the copy is reloaded (BeginSnapshot) or led (BecomeLeader: the
+// module's start drops those tables); the entries after it are applied as usual, so the
+// copy can be promoted. The row written first, or again with the same bytes, is no change;
+// inside a snapshot's fuzzy window any write of it is (the copy may hold the new row with
+// tables read before the change).
+TEST(GroupLogTest, AChangedModuleRowIsNotedUntilTheCopyIsReloadedOrLed) {
   Node a("A");
   Node b("B");
   a.Lead(1);
@@ -532,34 +534,48 @@ TEST(GroupLogTest, AChangedModuleRowIsTheLastEntryAFollowerAppliesBeforeRebuildi
   ASSERT_TRUE(a.Write("k1", "v1").ok());
   ASSERT_TRUE(a.session().Put(modules, key, "version 1").ok());
   b.FetchFrom(a, a.log().EndOffset());
-  EXPECT_FALSE(b.log().rebuilding());
+  EXPECT_EQ(b.log().SwitchedAt(), -1);
   EXPECT_EQ(b.log().AppliedEnd(), 3);
   ASSERT_TRUE(a.session().Put(modules, key, "version 2").ok());  // offset 3
   ASSERT_TRUE(a.Write("k2", "v2").ok());
   b.FetchFrom(a, a.log().EndOffset());
-  EXPECT_TRUE(b.log().rebuilding());
-  EXPECT_EQ(b.log().AppliedEnd(), 4);
-  EXPECT_EQ(b.Table(), (std::map<std::string, std::string>{{"k1", "v1"}}));
-  b.FetchFrom(a, a.log().EndOffset());  // nothing more is applied while rebuilding
-  EXPECT_EQ(b.log().AppliedEnd(), 4);
+  EXPECT_EQ(b.log().SwitchedAt(), 3);
+  EXPECT_FALSE(b.log().rebuilding());
+  EXPECT_EQ(b.log().AppliedEnd(), 5);
+  EXPECT_EQ(b.Table(), a.Table());
   b.Restart();
-  EXPECT_TRUE(b.log().rebuilding());
+  EXPECT_EQ(b.log().SwitchedAt(), 3);
+  // Promoted (the leader lost): it leads, and the mark is gone.
+  Node d("D");
+  d.FetchFrom(a, 3);  // the switch in its log, not applied
+  ASSERT_TRUE(a.Write("k3", "v3").ok());
+  std::vector<ShippedEntry> rest = a.Entries(d.log().EndOffset());
+  ASSERT_TRUE(d.log().Apply(d.session(), rest).ok());
+  a.Follow();
+  d.Lead(2);  // applies everything below its end, through the switch
+  EXPECT_EQ(d.log().AppliedEnd(), 6);
+  EXPECT_EQ(d.log().SwitchedAt(), -1);
+  EXPECT_EQ(d.Table(), a.Table());
+  d.Restart();
+  EXPECT_TRUE(d.log().leading());
+  // Reloaded: BeginSnapshot clears the mark.
+  ASSERT_TRUE(b.log().BeginSnapshot(b.session(), 5, a.log().Epochs()).ok());
+  EXPECT_EQ(b.log().SwitchedAt(), -1);
+  b.Restart();
+  EXPECT_EQ(b.log().SwitchedAt(), -1);
 
   // A snapshot whose chunk was read after the change: the log from its start writes the
   // row again with the bytes the copy holds.
   Node c("C");
-  const int64_t first_end = 3;
-  ASSERT_TRUE(c.log().BeginSnapshot(c.session(), first_end, a.log().Epochs()).ok());
+  ASSERT_TRUE(c.log().BeginSnapshot(c.session(), 3, a.log().Epochs()).ok());
   LogEntry chunk;
   chunk.ops.push_back(
       {std::string(kModulesTable), TableKind::kBytes, WriteOp::kPut, key, 0, "version 2"});
   chunk.ops.push_back({kTable, TableKind::kBytes, WriteOp::kPut, "k1", 0, "v1"});
   ASSERT_TRUE(c.log().LoadSnapshotRows(c.session(), EncodeEntry(chunk)).ok());
-  ASSERT_TRUE(c.log().FinishSnapshot(c.session(), a.log().EndOffset()).ok());
-  EXPECT_FALSE(c.log().rebuilding());
+  ASSERT_TRUE(c.log().FinishSnapshot(c.session(), 5).ok());
   c.FetchFrom(a, a.log().EndOffset());
-  EXPECT_TRUE(c.log().rebuilding());
-  EXPECT_EQ(c.log().AppliedEnd(), 4);
+  EXPECT_EQ(c.log().SwitchedAt(), 3);
 }
 
 // A crash inside BeginSnapshot, after some of its deletions: the node opens (rebuilding)

@@ -77,13 +77,20 @@ class EngineImpl final : public Engine {
   // returns no code of the module runs and nothing of it is written. Forgets it as failed.
   Status StopModule(const std::string& name);
   bool Running(const std::string& name);
-  // Runs `fn` while no deploy, update, rescale, recompute swap or destroy runs (they hold
-  // admin_mu_ from before a module's row changes until the tables it no longer names are
-  // dropped): what `fn` reads of a module's row and tables is one version of it
-  // (ReplicationImpl::ReadSnapshot). `fn` must not start or stop a module.
+  // Runs `fn` while no deploy, update, rescale, recompute swap or destroy runs on this node
+  // (they hold admin_mu_ from before a module's row changes until the tables it no longer
+  // names are dropped): what `fn` reads of a module's row and tables is one version of it
+  // (ReplicationImpl::ReadSnapshot). kAborted, without waiting, while one runs (a rescale
+  // may take minutes). `fn` must not start or stop a module.
   Status WithModulesSteady(const std::function<Status()>& fn) {
-    MutexLock admin(&admin_mu_);
-    return fn();
+    if (!admin_mu_.TryLock()) {
+      return Status::Aborted(
+          "a deploy, update, rescale, recompute or destroy is running on "
+          "this node: ask again");
+    }
+    Status st = fn();
+    admin_mu_.Unlock();
+    return st;
   }
   // The module's meta.modules row; nullopt when it has none.
   Result<std::optional<ModuleRow>> ReadModuleRow(const std::string& name);

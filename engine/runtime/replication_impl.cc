@@ -248,8 +248,9 @@ Status ReplicationImpl::Append(const std::string& module, int group,
 Result<int64_t> ReplicationImpl::FindModuleRowEntry(const std::string& module, int group,
                                                     int64_t from) {
   const std::string key = EncodeKey(Value(module));
+  STRATA_ASSIGN_OR_RETURN(GroupLog * log, Group(module, group, /*create=*/false));
   int64_t found = -1;
-  for (int64_t next = from;;) {
+  for (int64_t next = std::max(from, log->StartOffset());;) {
     STRATA_ASSIGN_OR_RETURN(std::vector<ReplicaEntry> entries,
                             Read(module, group, next, INT64_MAX, 1 << 20));
     if (entries.empty()) break;
@@ -399,6 +400,7 @@ Result<ReplicaGroupStatus> ReplicationImpl::GroupStatus(const std::string& modul
   status.epoch = log->LatestEpoch();
   status.log_start = log->StartOffset();
   status.rebuilding = log->rebuilding();
+  status.switched_at = log->SwitchedAt();
   status.fuzzy_end = log->FuzzyEnd();
   status.log_end = log->EndOffset();
   status.applied_end = log->AppliedEnd();
@@ -511,11 +513,17 @@ void ReplicationImpl::ReleaseWaiters(const GroupId& id) {
 
 Result<std::string> ReplicationImpl::ModuleFilePath(const std::string& module,
                                                     std::string* checksum) {
+  // The applied row, or the row of the latest entry appended that wrote it when that one
+  // is of a later version: after an update a follower needs the new version's file before
+  // it reports the switch durable (the leader then acknowledges it, and this node may be
+  // promoted), which is before it applies the switch.
   STRATA_ASSIGN_OR_RETURN(std::optional<ModuleRow> row, engine_.ReadModuleRow(module));
-  if (!row) {
+  {
     MutexLock lock(&mu_);
     auto logged = logged_rows_.find(module);
-    if (logged != logged_rows_.end()) row = logged->second;
+    if (logged != logged_rows_.end() && (!row || logged->second.version > row->version)) {
+      row = logged->second;
+    }
   }
   if (!row) return Status::NotFound("module " + module + " has no row on this node");
   if (!IsModuleFileName(row->file)) {
@@ -533,8 +541,7 @@ Result<std::string> ReplicationImpl::ModuleName(const std::string& so_path) {
   }
   Result<std::unique_ptr<LoadedModule>> loaded = LoadedModule::Load(so_path);
   if (!loaded.ok()) {
-    return Status(loaded.status().code(),
-                  "deploying " + so_path + ": " + loaded.status().message());
+    return Status(loaded.status().code(), "loading " + so_path + ": " + loaded.status().message());
   }
   return (*loaded)->def().name;
 }

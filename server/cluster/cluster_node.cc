@@ -396,7 +396,10 @@ Status ClusterNode::Refresh() {
   if (options_.log_info) {
     for (const std::string& line : lines) options_.log_info(line);
   }
-  if (!is_controller) return Status::Ok();
+  if (!is_controller) {
+    unbalanced_.clear();  // a later office starts its own clock
+    return Status::Ok();
+  }
   PlacementInput input;
   for (const NodeInfo& node : read.nodes) input.live[node.id] = Incarnation(node);
   input.modules = read.modules;
@@ -452,8 +455,10 @@ void ClusterNode::AutoRebalance(const PlacementInput& input) {
     if (options_.log_warning) {
       options_.log_warning("cluster: automatic rebalance: cannot create " +
                            std::string(kRebalancePath) + ": " + created.status().message() +
-                           " (trying again at the next change)");
+                           " (trying again in 1 s)");
     }
+    MutexLock lock(&mu_);
+    recheck_at_ = now + std::chrono::seconds(1);
     return;
   }
   if (options_.log_info) {

@@ -142,7 +142,9 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     return EpochEnd{answer->epoch, answer->end_offset};
   };
   Result<ReplicaGroupStatus> status = replication_.GroupStatus(module_, group_);
-  // A snapshot that a crash or a change of leader interrupted is loaded again.
+  // A snapshot that a crash or a change of leader interrupted is loaded again (and a copy
+  // that applied a switch of its module's row and was not reloaded since is reloaded,
+  // below, once its log agrees with the leader's).
   bool snapshot = status.ok() && status->rebuilding;
   // The leader a snapshot was just loaded from, again (a retry after an error): its log
   // holds this node's, so nothing diverges.
@@ -173,7 +175,16 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
       }
     }
   }
-  if (snapshot) STRATA_RETURN_IF_ERROR(LoadSnapshot(channel, target, generation));
+  if (snapshot) {
+    STRATA_RETURN_IF_ERROR(LoadSnapshot(channel, target, generation));
+  } else if (status.ok() && status->switched_at >= 0) {
+    Status loaded = LoadSnapshot(channel, target, generation);
+    // kBusy: another replica is reloading its copy; this one is whole (a switch applied,
+    // no load begun): it fetches meanwhile and asks again below.
+    if (loaded.code() != StatusCode::kBusy) STRATA_RETURN_IF_ERROR(loaded);
+  }
+  auto next_reload = std::chrono::steady_clock::now();
+  std::string reload_logged;
 
   // 2. Fetch, append, make durable, report, apply — pipelined: the next fetch does not wait
   // for the flush of the entries just appended. It reports the durable end the completed
@@ -232,9 +243,10 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     }
     // Replaces the copy with a snapshot of the leader's rows, saying why.
     const auto reload = [&](const std::string& why) -> Status {
-      if (log_info_) {
+      if (log_info_ && why != reload_logged) {
         log_info_("replication: " + module_ + "/" + std::to_string(group_) + ": " + why +
                   ": loading a snapshot of " + target.leader + "'s rows");
+        reload_logged = why;
       }
       STRATA_RETURN_IF_ERROR(LoadSnapshot(channel, target, generation));
       Result<ReplicaGroupStatus> loaded = replication_.GroupStatus(module_, group_);
@@ -277,11 +289,19 @@ Status Fetcher::FollowLeader(const Target& target, uint64_t generation) {
     if (now.ok()) {
       STRATA_RETURN_IF_ERROR(replication_.ApplyUpTo(module_, group_, answer->high_watermark));
       Result<ReplicaGroupStatus> applied = replication_.GroupStatus(module_, group_);
-      if (applied.ok() && applied->rebuilding) {
-        STRATA_RETURN_IF_ERROR(reload(
-            "the module's row changed at offset " + std::to_string(applied->applied_end - 1) +
-            " (an update, recompute or rescale on the leader switched its tables)"));
-        continue;
+      if (applied.ok() && applied->switched_at >= 0 &&
+          std::chrono::steady_clock::now() >= next_reload) {
+        Status reloaded =
+            reload("the module's row changed at offset " + std::to_string(applied->switched_at) +
+                   " (an update, recompute or rescale on the leader switched its tables)");
+        // Another replica is reloading (one in-sync replica leaves at a time): this copy is
+        // whole and promotable; it keeps fetching and asks again in a while.
+        if (reloaded.code() == StatusCode::kBusy) {
+          next_reload = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        } else {
+          STRATA_RETURN_IF_ERROR(reloaded);
+          continue;
+        }
       }
     }
     if (answer->entries.empty() && pending) {

@@ -179,7 +179,18 @@ void HighWatermark::Rebuilding(const std::string& node) {
   Follower& f = followers_[node];
   f.rebuilding = true;
   f.caught_up = false;
+  f.last_snapshot_ask = Clock::now();
   joining_.erase(node);
+}
+
+bool HighWatermark::OtherRebuilding(const std::string& node, std::chrono::milliseconds lag,
+                                    Clock::time_point now) const {
+  MutexLock lock(&mu_);
+  for (const auto& [other, f] : followers_) {
+    if (other == node || !f.rebuilding) continue;
+    if (now - std::max(f.last_fetch, f.last_snapshot_ask) < lag) return true;
+  }
+  return false;
 }
 
 void HighWatermark::IsrRequested(const std::vector<std::string>& isr) {

@@ -65,6 +65,10 @@ class HighWatermark {
   // `node` asks for a snapshot (its tables are about to be replaced): it leaves the ISR at
   // the next WantedIsr and joins no more until a fetch finds it caught up again.
   void Rebuilding(const std::string& node);
+  // Whether a follower other than `node` is rebuilding and asked for a snapshot or fetched
+  // within `lag` (one that went silent counts no more).
+  bool OtherRebuilding(const std::string& node, std::chrono::milliseconds lag,
+                       Clock::time_point now) const;
   // This leader is about to ask the controller for `isr`: its members not in the ISR hold
   // the high watermark from now on (see above). Call it before sending the request.
   void IsrRequested(const std::vector<std::string>& isr);
@@ -77,6 +81,7 @@ class HighWatermark {
     bool ever_fetched = false;
     bool rebuilding = false;  // Rebuilding() until a fetch finds it caught up
     Clock::time_point last_fetch{};
+    Clock::time_point last_snapshot_ask{};  // the last Rebuilding()
   };
   int64_t ValueLocked() const REQUIRES(mu_);
   // Removes the satisfied waiters into *ready with the status each gets.

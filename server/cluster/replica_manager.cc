@@ -683,11 +683,21 @@ Result<SnapshotChunk> ReplicaManager::Snapshot(const SnapshotAsk& ask) {
       }
     }
   }
+  const bool in_isr = std::count(isr.begin(), isr.end(), ask.node) != 0;
+  // One in-sync replica at a time leaves to reload its copy (after an update, each asks
+  // while its copy is still whole and promotable): the others stay in the ISR meanwhile,
+  // so that a failover finds one and appends keep their min_isr.
+  if (in_isr && hw->OtherRebuilding(ask.node, options_.replica_lag, Clock::now())) {
+    return Status::Busy("another replica of module " + ask.module + " group " +
+                        std::to_string(ask.group) +
+                        " is loading a snapshot: one in-sync replica leaves at a time; ask "
+                        "again");
+  }
   // A replica whose tables are replaced may not be promoted meanwhile: it leaves the ISR
   // first, through the ticker's requests (the only ones this leader makes, in order), and
   // is not asked back before it caught up again.
   hw->Rebuilding(ask.node);
-  if (std::count(isr.begin(), isr.end(), ask.node) != 0) {
+  if (in_isr) {
     return Status::Aborted(
         "node " + ask.node + " is in the in-sync replicas of module " + ask.module + " group " +
         std::to_string(ask.group) +

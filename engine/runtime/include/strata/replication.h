@@ -70,6 +70,9 @@ struct ReplicaGroupStatus {
   int64_t epoch = -1;       // the epoch led (leading), else the log's latest epoch (-1: none)
   int64_t log_start = 0;    // entries below it were compacted away
   bool rebuilding = false;  // a snapshot is being loaded: the tables are incomplete
+  // The last entry applied that changed a module's row (an update, recompute or rescale on
+  // the leader), whose tables the copy may still hold until it is reloaded; -1: none.
+  int64_t switched_at = -1;
   // The tables may hold effects of entries below it (the last snapshot's fuzzy end): while
   // log_end is below it, they are not a state of the group.
   int64_t fuzzy_end = 0;

@@ -60,6 +60,21 @@ class StratadReplicationTest : public ::testing::Test {
 
   void RebalanceMovesCopiesAndLeaderships(bool automatic);
 
+  // The leader of `module` at an epoch above `epoch`, other than `gone`, as n2 tells it once
+  // there is one; "" when none came within 30 s.
+  std::string LeaderAfter(const std::string& module, int64_t epoch, const std::string& gone) {
+    std::string leader;
+    Eventually(
+        [&] {
+          std::optional<proto::GroupPlacement> p = PlacementOf("n2", module);
+          if (!p || p->epoch <= epoch || p->leader.empty() || p->leader == gone) return false;
+          leader = p->leader;
+          return true;
+        },
+        30s);
+    return leader;
+  }
+
   // Until n1's log of wordcount starts past `end`, what a stopped node has (compaction runs
   // about once a second).
   void WaitCompactedPast(int64_t end) {
@@ -585,15 +600,8 @@ TEST_F(StratadReplicationTest, UpdateRecomputeAndRescaleReachEveryReplicaAndSurv
     return p ? p->epoch : int64_t{-1};
   }();
   nodes_["n1"]->Stop(SIGKILL);
-  std::string leader;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        std::optional<proto::GroupPlacement> p = PlacementOf("n2", "evolve");
-        if (!p || p->epoch <= epoch || p->leader.empty() || p->leader == "n1") return false;
-        leader = p->leader;
-        return true;
-      },
-      30s));
+  const std::string leader = LeaderAfter("evolve", epoch, "n1");
+  ASSERT_FALSE(leader.empty()) << ReadFile(Log("n2")) << ReadFile(Log("n3"));
   proto::SelectRequest counts;
   counts.module = "evolve";
   counts.pstate = "$$counts";
@@ -637,16 +645,8 @@ TEST_F(StratadReplicationTest, ALeaderLostRightAfterAnUpdateHandsTheNewVersionTo
   ASSERT_TRUE(updated.ok() && !updated->error)
       << (updated.ok() ? updated->error->message : updated.status().ToString());
   nodes_["n1"]->Stop(SIGKILL);
-  std::string leader;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        std::optional<proto::GroupPlacement> p = PlacementOf("n2", "evolve");
-        if (!p || p->epoch <= epoch || p->leader.empty() || p->leader == "n1") return false;
-        leader = p->leader;
-        return true;
-      },
-      30s))
-      << ReadFile(Log("n2")) << ReadFile(Log("n3"));
+  const std::string leader = LeaderAfter("evolve", epoch, "n1");
+  ASSERT_FALSE(leader.empty()) << ReadFile(Log("n2")) << ReadFile(Log("n3"));
   proto::DescribeRequest describe;
   describe.module = "evolve";
   ASSERT_TRUE(Eventually([&] {

@@ -129,9 +129,10 @@ Result<std::unique_ptr<GroupLog>> GroupLog::Open(Storage& storage, Session& sess
 }
 
 Status GroupLog::CheckStateLocked(int64_t leader_epoch) const {
+  const int64_t end = end_;  // (the analysis does not see mu_ held inside a lambda)
   auto bad = [&](const std::string& what) {
     return Status::Corruption("replication state " + StateTableName(id_) + " (log end " +
-                              std::to_string(end_) + "): " + what);
+                              std::to_string(end) + "): " + what);
   };
   // A snapshot being loaded: the log and the tables are replaced by the next load (a crash
   // inside BeginSnapshot may have left any prefix of its deletions).

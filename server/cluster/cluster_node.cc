@@ -389,6 +389,7 @@ Status ClusterNode::Refresh() {
     view.unreadable_modules = unreadable_modules;
     // Read in this connection (the disconnect count did not move; SetView holds mu_, under
     // which a disconnection clears it): current until the connection is lost.
+    mu_.AssertHeld();
     if (disconnects == disconnects_) current_.store(true, std::memory_order_release);
     view.groups = std::move(groups);
     read = view;

@@ -66,8 +66,8 @@ class ClusterNodeTest : public testing::ZooKeeperTest {
     for (const char* id : {"n1", "n2", "n3"}) nodes_[id] = Join(id);
     for (auto& [id, node] : nodes_) ASSERT_TRUE(node) << id;
     for (auto& [id, node] : nodes_) {
-      ASSERT_TRUE(Eventually([&] {
-        const ClusterView view = node->View();
+      ASSERT_TRUE(Eventually([&, this_node = node.get()] {
+        const ClusterView view = this_node->View();
         return view.nodes.size() == 3 && view.controller == "n1";
       })) << id;
     }
@@ -214,8 +214,8 @@ TEST_F(ClusterNodeTest, DisconnectedNodesReportNoControllerAndKeepTheGroupsTheyK
   // controller again, and the group led.
   for (auto& [id, node] : nodes_) {
     EXPECT_TRUE(Eventually(
-        [&] {
-          const ClusterView view = node->View();
+        [&, this_node = node.get()] {
+          const ClusterView view = this_node->View();
           const GroupView* group = view.FindGroup("bank", 0);
           return !view.controller.empty() && group && !group->state.leader.empty();
         },
@@ -260,8 +260,8 @@ TEST_F(ClusterNodeTest, DeletedModuleHasItsGroupsDeletedInEveryView) {
   ASSERT_TRUE(nodes_["n3"]->DeleteModule("bank").ok());
   EXPECT_EQ(nodes_["n3"]->DeleteModule("bank").code(), StatusCode::kNotFound);
   for (auto& [id, node] : nodes_) {
-    EXPECT_TRUE(Eventually([&] {
-      const ClusterView view = node->View();
+    EXPECT_TRUE(Eventually([&, this_node = node.get()] {
+      const ClusterView view = this_node->View();
       return view.modules.empty() && view.groups.empty();
     })) << id;
   }

@@ -133,6 +133,7 @@ std::vector<std::string> HighWatermark::WantedIsr(const std::vector<std::string>
                                                   Clock::time_point now) {
   MutexLock lock(&mu_);
   std::erase_if(joining_, [&](const std::string& node) {
+    mu_.AssertHeld();  // held by the caller (the analysis does not follow it into a lambda)
     auto it = followers_.find(node);
     return it == followers_.end() || now - it->second.last_fetch > lag;
   });

@@ -252,11 +252,12 @@ std::vector<std::string> AutoRebalanceMoves(const std::map<std::string, std::str
     if (!g.state.target.empty() || g.state.isr.size() != g.state.replicas.size()) return {};
   }
   std::vector<std::string> moves;
-  for (const auto& [key, target] : RebalanceTargets(live, modules, groups)) {
+  for (const auto& entry : RebalanceTargets(live, modules, groups)) {
+    const std::pair<std::string, int>& key = entry.first;
     const auto group = std::find_if(groups.begin(), groups.end(), [&](const GroupView& g) {
       return g.module == key.first && g.group == key.second;
     });
-    if (group != groups.end() && !AtTarget(group->state, target)) {
+    if (group != groups.end() && !AtTarget(group->state, entry.second)) {
       moves.push_back(GroupName(key.first, key.second));
     }
   }

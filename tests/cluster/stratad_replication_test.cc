@@ -750,10 +750,10 @@ void StratadReplicationTest::RebalanceMovesCopiesAndLeaderships(bool automatic) 
       if (!HttpJson(Http(id), "/rest/" + name + "/replica").is_null()) holders.push_back(id);
     }
     EXPECT_EQ(holders.size(), 2u) << name;
-    EXPECT_TRUE(Eventually([&] {
+    EXPECT_TRUE(Eventually([&, module = name] {
       std::set<std::string> digests;
       for (const std::string& id : holders) {
-        const nlohmann::json state = HttpJson(Http(id), "/rest/" + name + "/replica");
+        const nlohmann::json state = HttpJson(Http(id), "/rest/" + module + "/replica");
         if (state.is_null() || state["applied_end"] != state["log_end"]) return false;
         digests.insert(state["digest"].get<std::string>());
       }
